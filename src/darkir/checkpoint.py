@@ -1,0 +1,247 @@
+"""One checkpoint format, and loading of every layout people have (official, BasicSR, DDP, ours).
+
+Our checkpoints are ``.pt`` files holding ``{"state_dict", "config", ...training state}`` or
+``.safetensors`` files with the model config in their metadata. Bare state dicts (the official
+DarkIR releases) get their config inferred from key names and tensor shapes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from darkir.errors import CheckpointError, ConfigError
+from darkir.models.darkir import DarkIR
+from darkir.models.zoo import MODEL_KWARGS, build_model, get_spec, has_model, resolve_config
+
+#: Keys under which known training codes nest the model weights, in the order they are tried.
+STATE_DICT_KEYS = ("state_dict", "model_state_dict", "params", "params_ema", "model")
+#: Prefixes added by wrappers (DistributedDataParallel, torch.compile) and stripped on load.
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+SAFETENSORS_CONFIG_KEY = "darkir_config"
+
+StateDict = dict[str, torch.Tensor]
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, Any] | None, dict[str, Any]]:
+    """Read ``path`` and return (model state_dict, model config if stored, the whole payload)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt or non-torch files
+        raise CheckpointError(f"cannot read checkpoint {path}: {_first_line(exc)}") from exc
+    if not isinstance(payload, Mapping):
+        raise CheckpointError(f"checkpoint {path} holds a {type(payload).__name__}, not a state_dict mapping")
+    state_dict = _find_state_dict(payload, path)
+    config = payload.get("config") if isinstance(payload.get("config"), Mapping) else None
+    return state_dict, (dict(config) if config else None), dict(payload)
+
+
+def _read_safetensors(path: Path) -> tuple[StateDict, dict[str, Any] | None, dict[str, Any]]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            state_dict = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a dict
+    except Exception as exc:
+        raise CheckpointError(f"cannot read safetensors file {path}: {_first_line(exc)}") from exc
+    config = json.loads(metadata[SAFETENSORS_CONFIG_KEY]) if SAFETENSORS_CONFIG_KEY in metadata else None
+    return _strip_prefixes(state_dict), config, {"state_dict": state_dict, "metadata": metadata}
+
+
+def _find_state_dict(payload: Mapping[str, Any], path: Path) -> StateDict:
+    for key in STATE_DICT_KEYS:
+        nested = payload.get(key)
+        if isinstance(nested, Mapping) and nested and all(torch.is_tensor(v) for v in nested.values()):
+            return _strip_prefixes(dict(nested))
+    if payload and all(torch.is_tensor(v) for v in payload.values()):
+        return _strip_prefixes(dict(payload))
+    raise CheckpointError(
+        f"checkpoint {path} has no model weights: expected a state_dict or one under "
+        f"{', '.join(map(repr, STATE_DICT_KEYS))}; top-level keys are {', '.join(map(repr, list(payload)[:10]))}"
+    )
+
+
+def _strip_prefixes(state_dict: StateDict) -> StateDict:
+    for prefix in WRAPPER_PREFIXES:
+        if state_dict and all(k.startswith(prefix) for k in state_dict):
+            state_dict = {k[len(prefix) :]: v for k, v in state_dict.items()}
+    return state_dict
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def infer_config(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """Infer DarkIR constructor kwargs from a bare state_dict's key names and shapes.
+
+    Width, channel count, block counts per stage, the extra depth-wise conv and CSF with its
+    reduction are read off the tensors; dilation values cannot be (all kernels are 3x3), so a
+    three-branch checkpoint gets the reference's ``[1, 4, 9]`` and other counts need a config.
+    """
+    if "intro.weight" not in state_dict:
+        raise CheckpointError(
+            "cannot infer a DarkIR config: the state_dict has no 'intro.weight' (not a DarkIR checkpoint?)"
+        )
+    width, img_channel = state_dict["intro.weight"].shape[:2]
+
+    def blocks_per_stage(prefix: str) -> list[int]:
+        pattern = re.compile(rf"^{prefix}\.(\d+)\.modules_list\.(\d+)\.")
+        counts: dict[int, int] = {}
+        for key in state_dict:
+            if match := pattern.match(key):
+                stage, block = int(match[1]), int(match[2])
+                counts[stage] = max(counts.get(stage, 0), block + 1)
+        return [counts.get(i, 0) for i in range(max(counts, default=-1) + 1)]
+
+    def blocks_in(prefix: str) -> int:
+        found = {int(m[1]) for k in state_dict if (m := re.match(rf"^{prefix}\.modules_list\.(\d+)\.", k))}
+        return max(found, default=-1) + 1
+
+    branches = {
+        int(m[1])
+        for k in state_dict
+        if (m := re.match(r"^(?:decoders\.\d+|middle_blks_dec)\.modules_list\.\d+\.branches\.(\d+)\.", k))
+    }
+    n_branches = max(branches, default=-1) + 1
+    if n_branches == len(MODEL_KWARGS["dilations"]):
+        dilations = list(MODEL_KWARGS["dilations"])
+    elif n_branches == 1:
+        dilations = [1]
+    else:
+        raise CheckpointError(
+            f"cannot infer the dilations of a checkpoint with {n_branches} decoder branches; "
+            "pass a config with 'dilations'"
+        )
+    config = {
+        **MODEL_KWARGS,
+        "img_channel": int(img_channel),
+        "width": int(width),
+        "enc_blk_nums": blocks_per_stage("encoders"),
+        "dec_blk_nums": blocks_per_stage("decoders"),
+        "middle_blk_num_enc": blocks_in("middle_blks_enc"),
+        "middle_blk_num_dec": blocks_in("middle_blks_dec"),
+        "dilations": dilations,
+        "extra_depth_wise": any(".extra_conv." in k for k in state_dict),
+        "use_csf": any(k.startswith("csf_blocks.") for k in state_dict),
+    }
+    if config["use_csf"]:
+        hidden, channels = state_dict["csf_blocks.0.gate.1.weight"].shape[:2]
+        config["csf_reduction"] = max(int(channels) // int(hidden), 1)
+    return config
+
+
+def load_state_dict_strict(
+    model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint"
+) -> None:
+    """Load ``state_dict`` into ``model`` only if keys and shapes match exactly; else raise naming them."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    mismatched = [
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state_dict and state_dict[k].shape != expected[k].shape
+    ]
+    if missing or unexpected or mismatched:
+        parts = [f"{source} does not fit the model"]
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
+            if items:
+                shown = ", ".join(items[:8]) + (f", ... ({len(items) - 8} more)" if len(items) > 8 else "")
+                parts.append(f"{len(items)} {label} key(s): {shown}")
+        raise CheckpointError("; ".join(parts))
+    model.load_state_dict(state_dict, strict=True)
+
+
+def packaged_weights_path(filename: str) -> Path:
+    """Path of a weights file shipped inside the package (``darkir/weights/``)."""
+    return Path(str(resources.files("darkir") / "weights" / filename))
+
+
+def resolve_weights(name_or_path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any] | None]:
+    """Map a zoo name with packaged weights, or a file path, to (path, zoo config or None)."""
+    text = str(name_or_path)
+    if has_model(text):
+        spec = get_spec(text)
+        if not spec.weights:
+            raise CheckpointError(f"model {text!r} ships no weights; pass a checkpoint path instead")
+        return packaged_weights_path(spec.weights), spec.config
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"weights not found: {text!r} is neither a file nor a model name with weights")
+    return path, None
+
+
+def load_model(
+    weights: str | os.PathLike[str],
+    config: Mapping[str, Any] | str | None = None,
+    device: str | torch.device = "cpu",
+) -> DarkIR:
+    """Build a DarkIR in eval mode from a checkpoint path or zoo name.
+
+    ``config`` (kwargs or zoo name) wins; otherwise the config stored in the checkpoint, else one
+    inferred from its tensors. Any key or shape mismatch raises :class:`CheckpointError`.
+    """
+    path, zoo_config = resolve_weights(weights)
+    state_dict, stored_config, _ = read_checkpoint(path)
+    try:
+        model_config = resolve_config(
+            config if config is not None else stored_config or zoo_config or infer_config(state_dict)
+        )
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    model = build_model(model_config)
+    load_state_dict_strict(model, state_dict, source=f"checkpoint {path}")
+    return model.to(device).eval()
+
+
+def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, **state: Any) -> Path:
+    """Atomically write a DarkIR's weights and config (and any training ``state``) to ``path``.
+
+    ``.safetensors`` stores the weights only (config in the metadata); other suffixes store a
+    ``torch.save`` dict ``{"state_dict", "config", **state}``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bare = _unwrap(model)
+    config = dict(bare.config)
+    state_dict = {k: v.detach().cpu().contiguous() for k, v in bare.state_dict().items()}
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import save_file
+
+            save_file(state_dict, tmp_name, metadata={SAFETENSORS_CONFIG_KEY: json.dumps(config)})
+        else:
+            torch.save({"state_dict": state_dict, "config": config, **state}, tmp_name)
+        os.replace(tmp_name, path)
+    finally:
+        if os.path.exists(tmp_name):
+            os.remove(tmp_name)
+    return path
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The bare module inside DDP / torch.compile wrappers."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner

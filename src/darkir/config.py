@@ -1,0 +1,258 @@
+"""Typed options files in the seed/official YAML format, validated with clear, keyed errors.
+
+Every key of the official DarkIR and seed option files is accepted (keys they read but we do not
+use are kept so the files load unchanged); keys added by darkir are documented in ``Field``
+descriptions and in the README. Unknown keys, wrong types and bad values raise
+:class:`~darkir.errors.ConfigError` naming the file and the dotted key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from darkir.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DeviceOptions(_Section):
+    """``device:`` (official files; darkir picks devices itself, so these are informational)."""
+
+    cuda: bool = True
+    gpus: int | str | None = None
+    ids: list[int] | None = None
+
+
+class TrainDataOptions(_Section):
+    """``datasets.train:``"""
+
+    train_path: str | None = Field(None, description="root of the training pairs")
+    n_workers: int = Field(4, ge=0, description="data-loading worker processes per GPU/process")
+    batch_size_train: int = Field(4, ge=1, description="batch size per process")
+    cropsize: int = Field(256, ge=8, description="side of the random square training crops")
+    flips: bool = Field(True, description="random horizontal and vertical flips")
+    verbose: bool = True
+    crop_type: str = Field("Random", description="'Random' or 'Center' crops")
+
+
+class ValDataOptions(_Section):
+    """``datasets.val:``"""
+
+    test_path: str | None = Field(None, description="root of the validation/test pairs (or unpaired images)")
+    batch_size_test: int = Field(1, ge=1)
+
+
+class DatasetsOptions(_Section):
+    """``datasets:``"""
+
+    name: str = "LOLBlur"
+    train: TrainDataOptions = Field(default_factory=TrainDataOptions)
+    val: ValDataOptions = Field(default_factory=ValDataOptions)
+
+
+class NetworkOptions(_Section):
+    """``network:``: the model. ``img_channels`` here is the constructor's ``img_channel``."""
+
+    name: str = "DarkIR"
+    resume_training: bool = False
+    img_channels: int = Field(3, ge=1)
+    width: int = Field(32, ge=1)
+    middle_blk_num_enc: int = Field(2, ge=0)
+    middle_blk_num_dec: int = Field(2, ge=0)
+    enc_blk_nums: list[int] = Field(default_factory=lambda: [1, 2, 3])
+    dec_blk_nums: list[int] = Field(default_factory=lambda: [3, 1, 1])
+    dilations: list[int] = Field(default_factory=lambda: [1, 4, 9])
+    extra_depth_wise: bool = True
+    use_csf: bool = Field(False, description="Cross-Scale Fusion gates on the skips (the seed's variant)")
+    csf_reduction: int = Field(4, ge=1, description="CSF gate bottleneck ratio C -> C/r")
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """The DarkIR constructor kwargs described by this section."""
+        return {
+            "img_channel": self.img_channels,
+            "width": self.width,
+            "middle_blk_num_enc": self.middle_blk_num_enc,
+            "middle_blk_num_dec": self.middle_blk_num_dec,
+            "enc_blk_nums": list(self.enc_blk_nums),
+            "dec_blk_nums": list(self.dec_blk_nums),
+            "dilations": list(self.dilations),
+            "extra_depth_wise": self.extra_depth_wise,
+            "use_csf": self.use_csf,
+            "csf_reduction": self.csf_reduction,
+        }
+
+
+class TrainOptions(_Section):
+    """``train:``: optimizer, schedule and losses (seed recipe by default)."""
+
+    lr_initial: float = Field(1e-4, gt=0)
+    lr_scheme: Literal["CosineAnnealing"] = "CosineAnnealing"
+    betas: tuple[float, float] = (0.9, 0.99)
+    epochs: int = Field(100, ge=1)
+    lr_gamma: float = 0.5
+    weight_decay: float = Field(1e-4, ge=0)
+    eta_min: float = Field(1e-6, ge=0)
+    pixel_criterion: Literal["l1", "l2", "charbonnier"] = "charbonnier"
+    pixel_weight: float = 1.0
+    perceptual: bool = False
+    perceptual_criterion: str = "l1"
+    perceptual_weight: float = 0.01
+    perceptual_reduction: str = "mean"
+    edge: bool = False
+    edge_criterion: str = "l2"
+    edge_weight: float = 50.0
+    edge_reduction: str = "mean"
+    frequency: bool = False
+    frequency_criterion: str = "l2"
+    frequency_weight: float = 0.01
+    frequency_reduction: str = "sum"
+    enhance: bool = False
+    enhance_criterion: str = "l1"
+    enhance_weight: float = 0.8
+    enhance_reduction: str = "mean"
+    grad_clip: float = Field(5.0, ge=0, description="max gradient norm (0 disables clipping)")
+
+    @field_validator("pixel_criterion", mode="before")
+    @classmethod
+    def _lowercase_criterion(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+
+class SaveOptions(_Section):
+    """``save:``: checkpoint paths (``path``: weights to load / last checkpoint, ``best``: best-by-PSNR)."""
+
+    path: str | None = None
+    best: str | None = None
+    new: str | None = None
+    results_dir: str = Field("./images/results_test", description="where testing saves example triplets")
+
+
+class WandbOptions(_Section):
+    """``wandb:`` (official files; darkir logs to JSONL/TensorBoard instead, so these are ignored)."""
+
+    init: bool = False
+    project: str | None = None
+    entity: str | None = None
+    name: str | None = None
+    save_code: bool = False
+    resume: str | None = None
+    id: str | None = None
+
+
+class Options(_Section):
+    """A whole options file."""
+
+    device: DeviceOptions = Field(default_factory=DeviceOptions)
+    datasets: DatasetsOptions = Field(default_factory=DatasetsOptions)
+    network: NetworkOptions = Field(default_factory=NetworkOptions)
+    train: TrainOptions = Field(default_factory=TrainOptions)
+    save: SaveOptions = Field(default_factory=SaveOptions)
+    wandb: WandbOptions = Field(default_factory=WandbOptions)
+    Resize: bool = Field(False, description="halve images of 1500 px or more before restoring (official key)")
+
+    _source: str = PrivateAttr("<options>")
+
+    @property
+    def source(self) -> str:
+        """The file these options were read from."""
+        return self._source
+
+    def get(self, dotted_key: str) -> Any:
+        """The value at ``a.b.c``."""
+        value: Any = self
+        for part in dotted_key.split("."):
+            value = getattr(value, part)
+        return value
+
+    def require_path(self, dotted_key: str, kind: Literal["file", "dir", "any"] = "any") -> Path:
+        """The path at ``dotted_key``, which must be set and exist; else a ConfigError naming key and file."""
+        value = self.get(dotted_key)
+        if not value:
+            raise ConfigError(f"{self.source}: {dotted_key} is not set")
+        path = Path(value).expanduser()
+        checks = {"file": path.is_file, "dir": path.is_dir, "any": path.exists}
+        if not checks[kind]():
+            noun = {"file": "file", "dir": "directory", "any": "path"}[kind]
+            raise ConfigError(f"{self.source}: {dotted_key}: {noun} not found: {value}")
+        return path
+
+    def to_yaml(self) -> str:
+        """The resolved options as YAML (saved beside checkpoints)."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
+    """Turn ``["train.epochs=5", "network.use_csf=true"]`` into a nested dict (values parsed as YAML)."""
+    nested: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} is not of the form key.sub=value")
+        node = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r} conflicts with another override of {part!r}")
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    return nested
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_options(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Options:
+    """Read, merge ``key=value`` overrides into, and validate an options YAML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"options file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(raw).__name__}")
+    return options_from_dict(_deep_merge(raw, parse_overrides(overrides)), source=str(path))
+
+
+def options_from_dict(raw: dict[str, Any], source: str = "<options>") -> Options:
+    """Validate a nested dict as :class:`Options`; errors name ``source`` and the dotted key."""
+    try:
+        options = Options.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: " + "; ".join(_describe(err) for err in exc.errors())) from None
+    options._source = source
+    return options
+
+
+def _describe(error: Any) -> str:
+    """One readable line for one pydantic error, with a did-you-mean hint for unknown keys."""
+    loc = [str(p) for p in error["loc"]]
+    key = ".".join(loc)
+    if error["type"] == "extra_forbidden":
+        section: type[BaseModel] = Options
+        for part in loc[:-1]:
+            annotation = section.model_fields[part].annotation
+            if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+                break
+            section = annotation
+        close = difflib.get_close_matches(loc[-1], list(section.model_fields), n=1)
+        hint = f" (did you mean '{'.'.join(loc[:-1] + close)}'?)" if close else ""
+        return f"unknown key '{key}'{hint}"
+    return f"{key}: {error['msg']} (got {error.get('input')!r})"

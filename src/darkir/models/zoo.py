@@ -1,0 +1,90 @@
+"""Named DarkIR variants: one table of name -> constructor kwargs (+ packaged weights), one factory."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from darkir.errors import ConfigError
+from darkir.models.darkir import DarkIR
+
+#: The reference constructor's keys and defaults (cidautai/DarkIR + the CSF fork).
+MODEL_KWARGS: dict[str, Any] = {
+    "img_channel": 3,
+    "width": 32,
+    "middle_blk_num_enc": 2,
+    "middle_blk_num_dec": 2,
+    "enc_blk_nums": [1, 2, 3],
+    "dec_blk_nums": [3, 1, 1],
+    "dilations": [1, 4, 9],
+    "extra_depth_wise": True,
+    "use_csf": False,
+    "csf_reduction": 4,
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One row of the zoo: a name, the kwargs that differ from the defaults, and optional weights."""
+
+    name: str
+    description: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    weights: str | None = None
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Full constructor kwargs of this variant."""
+        return {**MODEL_KWARGS, **self.overrides}
+
+
+_SPECS = [
+    ModelSpec("darkir-w16", "DarkIR, width 16 (small, for CPUs and tests)", {"width": 16}),
+    ModelSpec("darkir-w32", "DarkIR-m, width 32 (3.32M params, 7.25 GMac at 256x256)"),
+    ModelSpec("darkir-w64", "DarkIR-l, width 64 (the official LOLBlur/LOL checkpoints' size)", {"width": 64}),
+    ModelSpec("darkir-csf-w32", "DarkIR + Cross-Scale Fusion skips, width 32 (3.38M, 7.67 GMac)", {"use_csf": True}),
+    ModelSpec("darkir-csf-w64", "DarkIR + Cross-Scale Fusion skips, width 64", {"width": 64, "use_csf": True}),
+]
+_ZOO: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
+
+
+def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
+    """Names of the registered variants matching a glob ``pattern`` (only those with weights if ``pretrained``)."""
+    return [n for n, s in _ZOO.items() if fnmatch.fnmatch(n, pattern) and (s.weights or not pretrained)]
+
+
+def has_model(name: str) -> bool:
+    """Whether ``name`` is a registered variant."""
+    return name in _ZOO
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The zoo row called ``name``; an unknown name raises a ConfigError listing close matches."""
+    try:
+        return _ZOO[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _ZOO, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else f"; known: {', '.join(_ZOO)}"
+        raise ConfigError(f"unknown model name {name!r}{hint}") from None
+
+
+def resolve_config(config: Mapping[str, Any] | str | None = None, **overrides: Any) -> dict[str, Any]:
+    """Full constructor kwargs from a zoo name or a (partial) kwargs mapping, with overrides applied."""
+    base = get_spec(config).config if isinstance(config, str) else {**MODEL_KWARGS, **(config or {})}
+    merged = {**base, **overrides}
+    unknown = [k for k in merged if k not in MODEL_KWARGS]
+    if unknown:
+        raise ConfigError(
+            f"unknown model config key(s) {', '.join(map(repr, unknown))}; known: {', '.join(MODEL_KWARGS)}"
+        )
+    for key in ("enc_blk_nums", "dec_blk_nums", "dilations"):
+        merged[key] = list(merged[key])
+    return merged
+
+
+def build_model(config: Mapping[str, Any] | str | None = None, **overrides: Any) -> DarkIR:
+    """Build a randomly initialized DarkIR from a zoo name or reference constructor kwargs."""
+    return DarkIR(**resolve_config(config, **overrides))

@@ -1,0 +1,56 @@
+"""Shared fixtures: the ../shared folder, tiny model configs, parameter randomization."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+#: The smallest sensible DarkIR for fast tests (every structural feature still present).
+TINY = {
+    "width": 8,
+    "enc_blk_nums": [1, 1, 1],
+    "dec_blk_nums": [1, 1, 1],
+    "middle_blk_num_enc": 1,
+    "middle_blk_num_dec": 1,
+}
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """The read-only ../shared folder; required in CI, skipped elsewhere when absent."""
+    if not SHARED.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"{SHARED} is missing; CI must provide ../shared")
+        pytest.skip(f"{SHARED} not present")
+    return SHARED
+
+
+def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Draw every parameter at random, like the conformance fixtures, so that no block is an identity.
+
+    Weights get the default fan-in scale, norm weights spread around 1, and the residual scales
+    gamma/beta (zero at init) become non-zero.
+    """
+    generator = torch.Generator().manual_seed(seed)
+
+    def uniform(shape: torch.Size, low: float, high: float) -> torch.Tensor:
+        return torch.rand(shape, generator=generator) * (high - low) + low
+
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith(("gamma", "beta")):
+                param.copy_(uniform(param.shape, -0.4, 0.4))
+            elif ".norm" in name and name.endswith("weight"):
+                param.copy_(uniform(param.shape, 0.5, 1.5))
+            elif param.dim() > 1:
+                bound = (param[0].numel()) ** -0.5
+                param.copy_(uniform(param.shape, -bound, bound))
+            else:
+                param.copy_(uniform(param.shape, -0.1, 0.1))
+    return model

@@ -1,0 +1,169 @@
+"""Every checkpoint layout loads strictly; configs are stored or inferred; mismatches are named."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from darkir.checkpoint import infer_config, load_model, read_checkpoint, save_checkpoint
+from darkir.errors import CheckpointError
+from darkir.models import build_model
+from tests.conftest import TINY, randomize
+
+
+@pytest.fixture(scope="module")
+def tiny_csf():
+    return randomize(build_model("darkir-csf-w32", **TINY), seed=5).eval()
+
+
+def _same_output(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    x = torch.rand(1, 3, 20, 28, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        return torch.equal(a(x), b(x))
+
+
+LAYOUTS = {
+    "raw": lambda sd: sd,
+    "params": lambda sd: {"params": sd},
+    "model_state_dict": lambda sd: {"model_state_dict": sd, "optimizer_state_dict": {}, "epoch": 3},
+    "state_dict": lambda sd: {"state_dict": sd},
+    "ddp_raw": lambda sd: {f"module.{k}": v for k, v in sd.items()},
+    "ddp_params": lambda sd: {"params": {f"module.{k}": v for k, v in sd.items()}},
+    "compiled": lambda sd: {f"_orig_mod.{k}": v for k, v in sd.items()},
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("suffix", [".pt", ".pth"])
+def test_torch_layouts_load_with_inferred_config(tmp_path, tiny_csf, layout, suffix):
+    path = tmp_path / f"ckpt{suffix}"
+    torch.save(LAYOUTS[layout](tiny_csf.state_dict()), path)
+    loaded = load_model(path)
+    assert not loaded.training
+    assert loaded.config == tiny_csf.config
+    assert _same_output(loaded, tiny_csf)
+
+
+def test_safetensors_without_metadata_infers_config(tmp_path, tiny_csf):
+    path = tmp_path / "bare.safetensors"
+    save_file({k: v.contiguous() for k, v in tiny_csf.state_dict().items()}, str(path))
+    loaded = load_model(path)
+    assert loaded.config == tiny_csf.config
+    assert _same_output(loaded, tiny_csf)
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_own_checkpoints_carry_their_config(tmp_path, suffix):
+    # dilations [1, 2, 3] cannot be inferred from shapes: only a stored config gets them right.
+    model = randomize(build_model(**TINY, dilations=[1, 2, 3]), seed=2).eval()
+    path = save_checkpoint(tmp_path / "sub" / f"ours{suffix}", model, epoch=7)
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # atomic: no temp file left behind
+    _, config, payload = read_checkpoint(path)
+    assert config == model.config
+    if suffix == ".pt":
+        assert payload["epoch"] == 7
+    loaded = load_model(path)
+    assert loaded.config["dilations"] == [1, 2, 3]
+    assert _same_output(loaded, model)
+
+
+def test_explicit_config_wins(tmp_path, tiny_csf):
+    path = tmp_path / "c.pt"
+    torch.save(tiny_csf.state_dict(), path)
+    with pytest.raises(CheckpointError, match=r"unexpected key\(s\): csf_blocks\.0\.fuse\.0\.weight"):
+        load_model(path, config={**tiny_csf.config, "use_csf": False})
+
+
+@pytest.mark.parametrize("name", ["darkir_w32", "darkir_csf_w32"])
+def test_infer_config_on_reference_state_dicts(shared, name):
+    fixture = torch.load(shared / "conformance" / f"{name}.pt", weights_only=True)
+    assert infer_config(fixture["state_dict"]) == fixture["config"]
+
+
+def test_reference_checkpoint_loads_and_reproduces(shared, tmp_path):
+    fixture = torch.load(shared / "conformance" / "darkir_csf_w32.pt", weights_only=True)
+    path = tmp_path / "official.pth"
+    torch.save({"params": fixture["state_dict"]}, path)
+    model = load_model(path)
+    with torch.no_grad():
+        assert (model(fixture["input"]) - fixture["output"]).abs().max().item() <= 1e-4
+
+
+def test_csf_weights_into_baseline_name_the_keys(shared, tmp_path):
+    fixture = torch.load(shared / "conformance" / "darkir_csf_w32.pt", weights_only=True)
+    path = tmp_path / "csf.pt"
+    torch.save(fixture["state_dict"], path)
+    with pytest.raises(CheckpointError) as info:
+        load_model(path, config="darkir-w32")
+    message = str(info.value)
+    assert "18 unexpected key(s): csf_blocks.0.fuse.0.weight" in message
+    assert "missing" not in message
+
+
+def test_wrong_width_names_shape_mismatches(shared, tmp_path):
+    fixture = torch.load(shared / "conformance" / "darkir_w32.pt", weights_only=True)
+    path = tmp_path / "w32.pt"
+    torch.save(fixture["state_dict"], path)
+    with pytest.raises(
+        CheckpointError,
+        match=r"shape mismatch key\(s\): intro\.weight: checkpoint \(32, 3, 3, 3\) vs model \(64, 3, 3, 3\)",
+    ):
+        load_model(path, config="darkir-w64")
+
+
+def test_missing_keys_are_named(tmp_path, tiny_csf):
+    state = dict(tiny_csf.state_dict())
+    del state["ending.bias"]
+    path = tmp_path / "partial.pt"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match=r"1 missing key\(s\): ending\.bias"):
+        load_model(path, config=tiny_csf.config)
+
+
+@pytest.mark.parametrize(
+    ("content", "pattern"),
+    [
+        (b"not a checkpoint at all", "cannot read checkpoint"),
+        (None, "checkpoint not found"),
+    ],
+)
+def test_unreadable_files(tmp_path, content, pattern):
+    path = tmp_path / "bad.pt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=pattern):
+        read_checkpoint(path)
+
+
+def test_corrupt_safetensors(tmp_path):
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    with pytest.raises(CheckpointError, match="cannot read safetensors file"):
+        read_checkpoint(path)
+
+
+def test_pickled_code_is_refused(tmp_path):
+    """Checkpoints are read with weights_only=True: arbitrary pickled objects never execute."""
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as handle:
+        pickle.dump({"state_dict": {"x": torch.zeros(1)}, "payload": pickle.Pickler}, handle, protocol=2)
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        read_checkpoint(path)
+
+
+def test_non_darkir_weights(tmp_path):
+    path = tmp_path / "resnet.pt"
+    torch.save({"conv1.weight": torch.zeros(4, 3, 3, 3)}, path)
+    with pytest.raises(CheckpointError, match="no 'intro.weight'"):
+        load_model(path)
+    torch.save({"epoch": 3, "optimizer": {"lr": 1}}, path)
+    with pytest.raises(CheckpointError, match="has no model weights"):
+        load_model(path)
+
+
+def test_unknown_weights_name():
+    with pytest.raises(CheckpointError, match="neither a file nor a model name"):
+        load_model("no-such-model-or-file.pt")

@@ -1,0 +1,75 @@
+"""The darkir command: help on every subcommand, complexity figures, readable errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from darkir.cli import build_parser, main
+from tests.conftest import REPO
+
+
+def _subcommands() -> list[str]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return sorted(action.choices)
+
+
+@pytest.mark.parametrize("command", _subcommands())
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert "usage: darkir" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("options", "params", "gmacs"),
+    [("train/LOLBlur.yml", 3.32e6, 7.25), ("train/LOLBlur_csf.yml", 3.38e6, 7.67)],
+)
+def test_complexity_matches_published_figures(options, params, gmacs, capsys):
+    assert main(["complexity", "-p", str(REPO / "options" / options), "--size", "256", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert isinstance(result["params"], int) and isinstance(result["macs"], int)
+    assert result["params"] == pytest.approx(params, rel=0.01)
+    assert result["macs"] / 1e9 == pytest.approx(gmacs, rel=0.01)
+
+
+def test_complexity_by_model_name_scales_with_size(capsys):
+    main(["complexity", "-m", "darkir-w16", "--size", "64", "--json"])
+    small = json.loads(capsys.readouterr().out)
+    main(["complexity", "-m", "darkir-w16", "--size", "128", "--json"])
+    large = json.loads(capsys.readouterr().out)
+    assert large["params"] == small["params"]
+    assert large["macs"] == pytest.approx(4 * small["macs"], rel=0.01)
+
+
+def test_models_lists_the_zoo(capsys):
+    assert main(["models", "darkir-csf-*"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["darkir-csf-w32", "darkir-csf-w64"]
+
+
+def test_bad_options_file_gives_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("network:\n  widht: 32\n")
+    assert main(["complexity", "-p", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("darkir: error: ") and "network.widht" in err and "Traceback" not in err
+
+
+def test_console_script_is_installed():
+    result = subprocess.run(
+        [sys.executable, "-m", "darkir.cli", "complexity", "-m", "darkir-csf-w32", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(result.stdout)["params"] == 3375902
+    script = REPO / ".venv" / "bin" / "darkir"
+    exe = script if script.exists() else "darkir"
+    version = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("darkir ")

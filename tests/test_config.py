@@ -1,0 +1,209 @@
+"""Options files: the shipped and official formats load; bad keys, types and paths are named."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from darkir.config import load_options, options_from_dict, parse_overrides
+from darkir.errors import ConfigError
+from darkir.models import build_model, get_spec
+from tests.conftest import REPO
+
+OPTION_FILES = sorted((REPO / "options").rglob("*.yml"))
+
+# An official cidautai/DarkIR training file (keys the reference train.py reads), verbatim in shape.
+OFFICIAL_TRAIN = """
+device:
+  cuda: True
+  gpus: 0,1
+  ids: [0,1]
+datasets:
+  name: LOLBlur
+  train:
+    train_path: /data/LOLBlur/train
+    n_workers: 4  # per GPU
+    batch_size_train: 2
+    cropsize: 256
+    flips: True
+    verbose: True
+    crop_type: Random
+  val:
+    test_path: /data/LOLBlur/test
+    batch_size_test: 1
+network:
+  name: Network
+  resume_training: True
+  img_channels: 3
+  width: 32
+  middle_blk_num_enc: 8
+  middle_blk_num_dec: 8
+  enc_blk_nums: [1, 1, 1]
+  dec_blk_nums: [1, 1, 1]
+  dilations: [1, 1, 1]
+  extra_depth_wise: True
+train:
+  lr_initial: !!float 5e-4
+  lr_scheme: CosineAnnealing
+  betas: [0.9, 0.9]
+  epochs: 500
+  lr_gamma: 0.5
+  weight_decay: !!float 1e-3
+  eta_min: !!float 1e-6
+  pixel_criterion: l1
+  pixel_weight: 1.0
+  perceptual: False
+  perceptual_criterion: l1
+  perceptual_weight: 0.01
+  perceptual_reduction: mean
+  edge: True
+  edge_criterion: l2
+  edge_weight: 50.0
+  edge_reduction: mean
+  frequency: False
+  frequency_criterion: l2
+  frequency_weight: 0.01
+  frequency_reduction: sum
+  enhance: False
+  enhance_criterion: l1
+  enhance_weight: 0.8
+  enhance_reduction: mean
+save:
+  path: ./models/Network.pt
+  best: ./models/bests
+  new: ./models/Network.pt
+wandb:
+  init: False
+  project: GOPRO_LOLBlur
+  entity: cidautai
+  name: Network_LOLBlur_dilation1
+  save_code: True
+  resume: never
+  id: None
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "opts.yml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.mark.parametrize("path", OPTION_FILES, ids=lambda p: str(p.relative_to(REPO / "options")))
+def test_shipped_options_load_and_build(path):
+    options = load_options(path)
+    model = build_model(options.network.model_kwargs())
+    assert model.config["use_csf"] == ("csf" in path.stem.lower())
+
+
+def test_expected_option_files_exist():
+    names = {str(p.relative_to(REPO / "options")) for p in OPTION_FILES}
+    assert {
+        "train/LOLBlur.yml",
+        "train/LOLBlur_csf.yml",
+        "test/LOLBlur.yml",
+        "test/LOLBlur_CSF.yml",
+        "test/RealBlur_Night.yml",
+        "inference/LOLBlur.yml",
+        "inference_video/Baseline.yml",
+    } <= names
+
+
+@pytest.mark.parametrize("name", ["LOLBlur", "LOLBlur_csf"])
+def test_training_options_follow_the_seed_recipe(name):
+    options = load_options(REPO / "options" / "train" / f"{name}.yml")
+    assert options.network.model_kwargs() == get_spec("darkir-csf-w32" if "csf" in name else "darkir-w32").config
+    data, train = options.datasets.train, options.train
+    assert (data.cropsize, data.batch_size_train, data.flips) == (256, 4, True)
+    assert (train.lr_initial, train.weight_decay, train.betas, train.eta_min) == (1e-4, 1e-4, (0.9, 0.99), 1e-6)
+    assert (train.lr_scheme, train.pixel_criterion, train.grad_clip, train.epochs) == (
+        "CosineAnnealing",
+        "charbonnier",
+        5.0,
+        100,
+    )
+
+
+def test_official_training_file_loads_unchanged(tmp_path):
+    options = load_options(_write(tmp_path, OFFICIAL_TRAIN))
+    assert options.network.middle_blk_num_enc == 8
+    assert options.train.lr_initial == 5e-4
+    assert options.device.gpus == "0,1"
+
+
+def test_unknown_key_names_file_key_and_suggestion(tmp_path):
+    path = _write(tmp_path, "network:\n  widht: 32\n")
+    with pytest.raises(ConfigError) as info:
+        load_options(path)
+    assert str(path) in str(info.value)
+    assert "unknown key 'network.widht' (did you mean 'network.width'?)" in str(info.value)
+
+
+def test_unknown_section_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key 'netwrok' \\(did you mean 'network'\\?\\)"):
+        load_options(_write(tmp_path, "netwrok:\n  width: 32\n"))
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("network:\n  width: wide\n", "network.width"),
+        ("network:\n  use_csf: maybe\n", "network.use_csf"),
+        ("train:\n  betas: [0.9]\n", "train.betas"),
+        ("train:\n  pixel_criterion: huber\n", "train.pixel_criterion"),
+        ("datasets:\n  train:\n    batch_size_train: 0\n", "datasets.train.batch_size_train"),
+    ],
+)
+def test_wrong_types_and_values_name_the_key(tmp_path, text, key):
+    with pytest.raises(ConfigError, match=r"opts\.yml: .*" + re.escape(key)):
+        load_options(_write(tmp_path, text))
+
+
+def test_float_written_without_tag_is_accepted(tmp_path):
+    assert load_options(_write(tmp_path, "train:\n  lr_initial: 2e-4\n")).train.lr_initial == 2e-4
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_options(_write(tmp_path, "network: [unclosed\n"))
+    with pytest.raises(ConfigError, match="options file not found"):
+        load_options(tmp_path / "nope.yml")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_options(_write(tmp_path, "- a\n- b\n"))
+
+
+def test_overrides_win_and_are_validated(tmp_path):
+    path = _write(tmp_path, "network:\n  width: 32\ntrain:\n  epochs: 100\n")
+    options = load_options(path, ["network.width=16", "train.epochs=3", "network.dilations=[1, 2]"])
+    assert (options.network.width, options.train.epochs, options.network.dilations) == (16, 3, [1, 2])
+    with pytest.raises(ConfigError, match="unknown key 'train.epoch' \\(did you mean 'train.epochs'\\?\\)"):
+        load_options(path, ["train.epoch=3"])
+    with pytest.raises(ConfigError, match="not of the form"):
+        parse_overrides(["train.epochs"])
+
+
+def test_require_path_names_key_and_file(tmp_path):
+    path = _write(tmp_path, f"datasets:\n  val:\n    test_path: {tmp_path / 'missing'}\n")
+    options = load_options(path)
+    with pytest.raises(ConfigError, match=rf"{path}: datasets\.val\.test_path: directory not found"):
+        options.require_path("datasets.val.test_path", kind="dir")
+    with pytest.raises(ConfigError, match=r"save\.path is not set"):
+        options.require_path("save.path")
+    (tmp_path / "missing").mkdir()
+    assert options.require_path("datasets.val.test_path", kind="dir") == tmp_path / "missing"
+
+
+def test_resolved_options_round_trip(tmp_path):
+    options = load_options(REPO / "options" / "train" / "LOLBlur_csf.yml", ["train.epochs=7"])
+    again = load_options(_write(tmp_path, options.to_yaml(), "resolved.yml"))
+    assert again.model_dump() == options.model_dump()
+    assert again.train.epochs == 7
+
+
+def test_empty_file_gives_defaults(tmp_path):
+    options = options_from_dict({})
+    assert options.network.model_kwargs() == get_spec("darkir-w32").config
+    assert load_options(_write(tmp_path, "")).train.epochs == 100

@@ -1,0 +1,116 @@
+"""DarkIR and DarkIR+CSF reproduce the reference forward pass and behave for every zoo variant."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from darkir.errors import ConfigError
+from darkir.models import DarkIR, build_model, get_spec, list_models
+from darkir.models.reference import reference_forward
+from tests.conftest import TINY, randomize
+
+FIXTURES = ["darkir_w32", "darkir_csf_w32"]
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_conformance_fixture_reproduced(shared, name):
+    fixture = torch.load(shared / "conformance" / f"{name}.pt", weights_only=True)
+    model = build_model(fixture["config"]).eval()
+    model.load_state_dict(fixture["state_dict"], strict=True)
+    with torch.no_grad():
+        side, out = model(fixture["input"], side_loss=True)
+        plain = model(fixture["input"])
+    assert out.shape == fixture["output"].shape
+    assert (out - fixture["output"]).abs().max().item() <= 1e-4
+    assert (side - fixture["side_output"]).abs().max().item() <= 1e-4
+    assert torch.equal(plain, out)
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_functional_reference_matches_fixture(shared, name):
+    """The functional baseline used by other tests and benchmarks is itself the reference."""
+    fixture = torch.load(shared / "conformance" / f"{name}.pt", weights_only=True)
+    with torch.no_grad():
+        side, out = reference_forward(fixture["state_dict"], fixture["config"], fixture["input"], side_loss=True)
+    assert (out - fixture["output"]).abs().max().item() <= 1e-4
+    assert (side - fixture["side_output"]).abs().max().item() <= 1e-4
+
+
+@pytest.mark.parametrize(
+    ("overrides", "shape"),
+    [
+        ({"width": 16}, (1, 3, 37, 53)),
+        ({"width": 16, "use_csf": True, "csf_reduction": 2}, (3, 3, 29, 40)),
+        ({"width": 24, "use_csf": True, "extra_depth_wise": False}, (2, 3, 64, 33)),
+        ({"width": 8, "enc_blk_nums": [2, 1], "dec_blk_nums": [1, 2], "dilations": [1, 2]}, (2, 1, 21, 19)),
+        ({"width": 40, "img_channel": 1, "middle_blk_num_enc": 1, "middle_blk_num_dec": 3}, (1, 1, 16, 16)),
+    ],
+)
+def test_matches_reference_for_other_configs(overrides, shape):
+    model = randomize(build_model(**overrides), seed=len(overrides)).eval()
+    x = torch.rand(shape[0], model.config["img_channel"], *shape[2:], generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        side, out = model(x, side_loss=True)
+        ref_side, ref_out = reference_forward(model.state_dict(), model.config, x, side_loss=True)
+    assert out.shape == x.shape
+    assert (out - ref_out).abs().max().item() <= 1e-4
+    assert (side - ref_side).abs().max().item() <= 1e-4
+
+
+def test_batch_items_are_independent():
+    model = randomize(build_model("darkir-csf-w32", **TINY)).eval()
+    x = torch.rand(3, 3, 30, 45)
+    with torch.no_grad():
+        batched = model(x)
+        single = torch.cat([model(x[i : i + 1]) for i in range(3)])
+    assert (batched - single).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_zoo_variant_forward_backward(name):
+    model = randomize(build_model(name, **TINY))
+    x = torch.rand(2, 3, 27, 35, requires_grad=True)
+    side, out = model(x, side_loss=True)
+    assert out.shape == x.shape
+    assert side.shape == (2, 3, 32 // 8, 40 // 8)
+    (out.mean() + side.mean()).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_zoo_specs_are_consistent(name):
+    spec = get_spec(name)
+    model = build_model(name)
+    assert model.config == spec.config
+    assert model.use_csf == ("csf" in name)
+    assert model.config["width"] == int(name.rsplit("w", 1)[1])
+
+
+def test_baseline_has_no_csf_parameters_and_csf_has_them():
+    base = build_model("darkir-w32")
+    csf = build_model("darkir-csf-w32")
+    assert not [k for k in base.state_dict() if k.startswith("csf_blocks")]
+    assert {k.split(".")[1] for k in csf.state_dict() if k.startswith("csf_blocks")} == {"0", "1", "2"}
+
+
+def test_new_model_is_identity_plus_residual():
+    """gamma/beta start at zero as in the reference: an untrained model returns ending(intro(x)) + x."""
+    model = build_model("darkir-w16").eval()
+    assert all(torch.count_nonzero(p) == 0 for n, p in model.named_parameters() if n.endswith(("gamma", "beta")))
+
+
+def test_unknown_keys_and_names_are_rejected():
+    with pytest.raises(ConfigError, match="'widht'"):
+        build_model({"widht": 32})
+    with pytest.raises(ConfigError, match="did you mean darkir-w32"):
+        build_model("darkir-w23")
+    with pytest.raises(ValueError, match="same length"):
+        DarkIR(enc_blk_nums=[1, 2], dec_blk_nums=[1, 1, 1])
+
+
+def test_list_models_filters():
+    assert list_models("darkir-csf-*") == ["darkir-csf-w32", "darkir-csf-w64"]
+    assert "darkir-w32" in list_models()
