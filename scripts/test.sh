@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh dev
-.venv/bin/ruff check src tests
+.venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"

@@ -54,3 +54,13 @@ def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
             else:
                 param.copy_(uniform(param.shape, -0.1, 0.1))
     return model
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved, randomized tiny DarkIR+CSF checkpoint (with its config) for end-to-end commands."""
+    from darkir.checkpoint import save_checkpoint
+    from darkir.models import build_model
+
+    model = randomize(build_model("darkir-csf-w32", **TINY), seed=11)
+    return save_checkpoint(tmp_path_factory.mktemp("weights") / "tiny.pt", model)

@@ -6,8 +6,13 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from darkir.errors import DarkIRError
+
+if TYPE_CHECKING:
+    from darkir.infer import Restorer
+    from darkir.models import DarkIR
 
 
 def _add_model_source(parser: argparse.ArgumentParser) -> None:
@@ -17,7 +22,7 @@ def _add_model_source(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--weights", metavar="NAME_OR_PATH", help="checkpoint whose stored or inferred config is used")
 
 
-def _model_from_args(args: argparse.Namespace):
+def _model_from_args(args: argparse.Namespace) -> DarkIR:
     from darkir.checkpoint import load_model
     from darkir.config import load_options
     from darkir.models import build_model
@@ -27,6 +32,106 @@ def _model_from_args(args: argparse.Namespace):
     if args.weights:
         return load_model(args.weights)
     return build_model(args.model or "darkir-w32")
+
+
+def _add_weights_source(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--weights",
+        metavar="NAME_OR_PATH",
+        help="checkpoint file or zoo name with weights (default: the packaged default)",
+    )
+    parser.add_argument(
+        "-p", "--options", metavar="YAML", help="options file: network: builds the model, save.path is the weights"
+    )
+
+
+def _add_runtime(parser: argparse.ArgumentParser) -> None:
+    from darkir.infer import DEFAULT_OVERLAP, DEFAULT_TILE
+
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="compute precision")
+    parser.add_argument(
+        "--tile",
+        type=int,
+        default=DEFAULT_TILE,
+        help=f"tile side for large inputs, 0 = whole image (default {DEFAULT_TILE})",
+    )
+    parser.add_argument(
+        "--overlap", type=int, default=DEFAULT_OVERLAP, help=f"tile overlap (default {DEFAULT_OVERLAP})"
+    )
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (slow start, faster after)")
+
+
+def _restorer_from_args(args: argparse.Namespace) -> Restorer:
+    from darkir.checkpoint import load_model
+    from darkir.config import load_options
+    from darkir.errors import CheckpointError
+    from darkir.infer import Restorer
+    from darkir.models.zoo import DEFAULT_WEIGHTS
+
+    config = None
+    weights = args.weights
+    if args.options:
+        options = load_options(args.options)
+        config = options.network.model_kwargs()
+        weights = weights or options.require_path("save.path", kind="file")
+    weights = weights or DEFAULT_WEIGHTS
+    if weights is None:
+        raise CheckpointError(
+            "this version of darkir ships no default weights yet; pass --weights PATH "
+            "(an official DarkIR checkpoint or one you trained) or -p OPTIONS with save.path"
+        )
+    model = load_model(weights, config=config)
+    return Restorer(
+        model, device=args.device, precision=args.precision, tile=args.tile, overlap=args.overlap, compile=args.compile
+    )
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Restore image files, folders and globs into an output folder."""
+    from pathlib import Path
+
+    from darkir.infer.files import ensure_writable_dir, plan_jobs, restore_files
+
+    output = Path(args.output)
+    suffix = f".{args.format.lower().lstrip('.')}" if args.format else None
+    jobs, problems = plan_jobs(args.inputs, output, suffix)
+    for path, reason in problems:
+        print(f"darkir: {path}: {reason}", file=sys.stderr)
+    if not jobs:
+        print("darkir: error: nothing to restore", file=sys.stderr)
+        return 2
+    ensure_writable_dir(output)
+    restorer = _restorer_from_args(args)
+    report = restore_files(restorer, jobs, overwrite=args.overwrite, progress=not args.quiet)
+    print(
+        f"restored {len(report.done)}, skipped {len(report.skipped)} existing (use --overwrite), "
+        f"failed {len(report.failed) + len(problems)} -> {output}"
+    )
+    return 1 if report.failed or problems else 0
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    """Restore a video frame by frame, keeping timing, resolution and audio."""
+    from pathlib import Path
+
+    from darkir.errors import DarkIRError
+    from darkir.infer.files import ensure_writable_dir
+    from darkir.infer.video import restore_video
+
+    source, target = Path(args.input), Path(args.output)
+    if not source.is_file():
+        raise DarkIRError(f"{source}: no such video file")
+    if target.is_dir() or not target.suffix:
+        target = target / f"{source.stem}.mp4"
+    if target.exists() and not args.overwrite:
+        raise DarkIRError(f"{target} exists; pass --overwrite to replace it")
+    ensure_writable_dir(target.parent)
+    report = restore_video(
+        _restorer_from_args(args), source, target, codec=args.codec, crf=args.crf, progress=not args.quiet
+    )
+    print(f"restored {report.frames} frames, audio {report.audio} -> {report.output}")
+    return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -75,6 +180,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_source(complexity)
     complexity.add_argument("--size", type=int, default=256, help="input side S (default 256)")
     complexity.add_argument("--json", action="store_true", help="print one JSON object with params and macs")
+
+    restore = add("restore", cmd_restore, "Restore images: files, folders (recursive) and globs.")
+    restore.add_argument("inputs", nargs="+", metavar="INPUT", help="image file, folder or glob ('photos/**/*.jpg')")
+    restore.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if needed)")
+    _add_weights_source(restore)
+    _add_runtime(restore)
+    restore.add_argument("--format", metavar="EXT", help="output format (png, jpg, tif, webp, bmp); default: keep")
+    restore.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    restore.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    video = add("video", cmd_video, "Restore a video (streamed; frame count, fps, resolution and audio kept).")
+    video.add_argument("input", metavar="IN", help="input video file")
+    video.add_argument(
+        "-o", "--output", required=True, metavar="OUT", help="output file, or folder for IN's name as .mp4"
+    )
+    _add_weights_source(video)
+    _add_runtime(video)
+    video.add_argument("--codec", default="libx264", help="video encoder (default libx264, i.e. H.264)")
+    video.add_argument("--crf", type=int, default=18, help="x264/x265 quality, lower is better (default 18)")
+    video.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    video.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 
 

@@ -53,7 +53,7 @@ class FreMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
         spectrum = torch.fft.rfft2(x.float(), norm="backward")
-        magnitude = self.process1(spectrum.abs()).float()
+        magnitude = self.process1(spectrum.abs().to(x.dtype)).float()
         phase = spectrum.angle()
         restored = torch.polar(magnitude, phase)
         return torch.fft.irfft2(restored, s=(height, width), norm="backward").to(x.dtype)

@@ -50,6 +50,9 @@ _SPECS = [
 ]
 _ZOO: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
 
+#: The zoo entry used when no weights are given; ``None`` until weights ship with the package.
+DEFAULT_WEIGHTS: str | None = None
+
 
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
     """Names of the registered variants matching a glob ``pattern`` (only those with weights if ``pretrained``)."""

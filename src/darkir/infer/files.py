@@ -1,0 +1,120 @@
+"""Restoring many image files: input discovery, output naming, skip/overwrite, per-file error reports."""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from darkir.errors import DarkIRError
+from darkir.infer.images import IMAGE_SUFFIXES, read_image, write_image
+from darkir.infer.restorer import Restorer
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image to restore: where it comes from and where its result goes."""
+
+    source: Path
+    target: Path
+
+
+@dataclass
+class Report:
+    """What a batch did: restored, skipped (output existed) and failed files with reasons."""
+
+    done: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def plan_jobs(
+    inputs: Sequence[str], output_dir: Path, suffix: str | None = None
+) -> tuple[list[Job], list[tuple[Path, str]]]:
+    """Expand files, folders (recursively, keeping relative paths) and globs into jobs.
+
+    Returns the jobs and the inputs that yielded nothing (missing paths, empty folders, no glob match),
+    each with a reason. ``suffix`` (e.g. ``.png``) changes the output format; by default it is kept.
+    """
+    jobs: list[Job] = []
+    problems: list[tuple[Path, str]] = []
+    resolved_output = output_dir.resolve()
+
+    def outside_output(source: Path) -> bool:
+        return not source.resolve().is_relative_to(resolved_output)
+
+    def add(source: Path, relative: Path) -> None:
+        target = output_dir / relative
+        jobs.append(Job(source, target.with_suffix(suffix) if suffix else target))
+
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if _is_image(p) and outside_output(p))
+            if not found:
+                problems.append((path, f"no images ({', '.join(IMAGE_SUFFIXES)}) found in this folder"))
+            for source in found:
+                add(source, source.relative_to(path))
+        elif path.is_file():
+            add(path, Path(path.name))
+        elif glob.has_magic(item):
+            matches = (Path(p) for p in glob.glob(os.path.expanduser(item), recursive=True))
+            found = sorted(p for p in matches if _is_image(p) and outside_output(p))
+            if not found:
+                problems.append((path, "no image matches this pattern"))
+            for source in found:
+                add(source, Path(source.name))
+        else:
+            problems.append((path, "no such file or folder"))
+    targets: dict[Path, Path] = {}
+    unique: list[Job] = []
+    for job in jobs:
+        if job.target in targets:
+            problems.append((job.source, f"same output name as {targets[job.target]}; restore it separately"))
+        else:
+            targets[job.target] = job.source
+            unique.append(job)
+    return unique, problems
+
+
+def ensure_writable_dir(path: Path) -> None:
+    """Create ``path`` if needed and check that files can be written in it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DarkIRError(f"cannot create output folder {path}: {exc.strerror or exc}") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise DarkIRError(f"output folder {path} is not writable")
+
+
+def restore_files(restorer: Restorer, jobs: Iterable[Job], overwrite: bool = False, progress: bool = True) -> Report:
+    """Restore every job; unreadable files are reported and skipped, existing outputs kept unless ``overwrite``."""
+    report = Report()
+    jobs = list(jobs)
+    bar = tqdm(jobs, desc="restoring", unit="img", disable=not progress)
+    for job in bar:
+        bar.set_postfix_str(job.source.name, refresh=False)
+        if job.target.exists() and not overwrite:
+            report.skipped.append(job.target)
+            continue
+        try:
+            image = read_image(job.source)
+            image.rgb = restorer.restore_array(image.rgb)
+            job.target.parent.mkdir(parents=True, exist_ok=True)
+            write_image(job.target, image)
+        except (DarkIRError, OSError) as exc:
+            reason = str(exc) if isinstance(exc, DarkIRError) else f"{job.target}: {exc.strerror or exc}"
+            report.failed.append((job.source, reason))
+            tqdm.write(f"darkir: skipped: {reason}", file=sys.stderr)
+            continue
+        report.done.append(job.target)
+    return report

@@ -1,0 +1,151 @@
+"""Reading and writing images losslessly: 8/16-bit, gray, RGB, RGBA, EXIF orientation, format kept.
+
+OpenCV reads every bit depth and channel layout (Pillow drops 16-bit colour); Pillow supplies the
+EXIF orientation, which OpenCV's unchanged-mode reader ignores.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from darkir.errors import DarkIRError
+
+#: Suffixes (lower case) that ``darkir restore`` picks up from folders.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
+_EXIF_ORIENTATION = 0x0112
+
+
+class ImageReadError(DarkIRError):
+    """An image file is missing, unreadable or of an unsupported kind."""
+
+
+@dataclass
+class Image:
+    """An image as float32 RGB in [0, 1] (H, W, 3) plus what is needed to write it back alike."""
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None  # float32 (H, W) in [0, 1]
+    bit_depth: int
+    grayscale: bool
+
+
+def _cv2() -> ModuleType:
+    import cv2
+
+    cv2.setNumThreads(1)
+    cv2.utils.logging.setLogLevel(
+        cv2.utils.logging.LOG_LEVEL_SILENT
+    )  # decoding errors are reported by us, once, with the file name
+    return cv2
+
+
+def _orientation(path: Path) -> int:
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(path) as handle:
+            return int(handle.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:
+        return 1
+
+
+def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Rotate/flip an (H, W, ...) array as the EXIF orientation tag (1-8) says, like exif_transpose."""
+    transforms = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: np.swapaxes(a, 0, 1),
+        6: lambda a: np.swapaxes(a, 0, 1)[:, ::-1],
+        7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],
+        8: lambda a: np.swapaxes(a, 0, 1)[::-1],
+    }
+    return np.ascontiguousarray(transforms[orientation](array)) if orientation in transforms else array
+
+
+def read_image(path: str | os.PathLike[str]) -> Image:
+    """Read ``path`` into an :class:`Image`; raise :class:`ImageReadError` naming the file otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no such file")
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ImageReadError(
+            f"{path}: unsupported format {path.suffix or '(no suffix)'}; use {', '.join(IMAGE_SUFFIXES)}"
+        )
+    cv2 = _cv2()
+    data = np.fromfile(path, dtype=np.uint8)
+    array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if array is None:
+        raise ImageReadError(f"{path}: cannot decode image (corrupt or not a {path.suffix.lstrip('.').upper()} file)")
+    if array.dtype == np.uint8:
+        bit_depth, scale = 8, 255.0
+    elif array.dtype == np.uint16:
+        bit_depth, scale = 16, 65535.0
+    elif array.dtype == np.float32:
+        bit_depth, scale = 32, 1.0
+    else:
+        raise ImageReadError(f"{path}: unsupported sample type {array.dtype}")
+    array = _apply_orientation(array, _orientation(path))
+    grayscale = array.ndim == 2 or array.shape[2] == 1
+    alpha = None
+    if grayscale:
+        rgb = np.repeat(array.reshape(*array.shape[:2], 1), 3, axis=2)
+    elif array.shape[2] == 4:
+        rgb = cv2.cvtColor(array, cv2.COLOR_BGRA2RGB)
+        alpha = array[:, :, 3].astype(np.float32) / scale
+    else:
+        rgb = cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
+    rgb = np.clip(rgb.astype(np.float32) / scale, 0.0, 1.0)
+    return Image(rgb=rgb, alpha=alpha, bit_depth=bit_depth, grayscale=grayscale)
+
+
+def to_storage(rgb: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Float RGB in [0, 1] -> rounded integers of ``bit_depth`` (8 or 16); float32 passes through clipped."""
+    rgb = np.clip(rgb, 0.0, 1.0)
+    if bit_depth == 16:
+        return np.rint(rgb * 65535.0).astype(np.uint16)
+    if bit_depth == 32:
+        return rgb.astype(np.float32)
+    return np.rint(rgb * 255.0).astype(np.uint8)
+
+
+def write_image(path: str | os.PathLike[str], image: Image, jpeg_quality: int = 95) -> None:
+    """Write ``image`` to ``path`` (format from the suffix) keeping bit depth, gray and alpha where possible.
+
+    The file is written to a temporary name first and renamed, so a failure never leaves half a file.
+    """
+    path = Path(path)
+    cv2 = _cv2()
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise DarkIRError(f"{path}: cannot encode as {suffix or '(no suffix)'}; use {', '.join(IMAGE_SUFFIXES)}")
+    depth = image.bit_depth if suffix in (".png", ".tif", ".tiff") else 8
+    if depth == 32 and suffix == ".png":
+        depth = 16
+    stored = to_storage(image.rgb, depth)
+    if image.grayscale:
+        array = cv2.cvtColor(stored, cv2.COLOR_RGB2GRAY)
+    else:
+        array = cv2.cvtColor(stored, cv2.COLOR_RGB2BGR)
+        if image.alpha is not None and suffix in (".png", ".tif", ".tiff", ".webp"):
+            array = np.dstack([array, to_storage(image.alpha, depth)])
+    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if suffix in (".jpg", ".jpeg") else []
+    if suffix == ".webp":
+        params = [cv2.IMWRITE_WEBP_QUALITY, 101]  # lossless
+    try:
+        ok, encoded = cv2.imencode(suffix, array, params)
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise DarkIRError(f"{path}: cannot encode as {suffix}")
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        encoded.tofile(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

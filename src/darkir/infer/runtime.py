@@ -1,0 +1,55 @@
+"""Device, precision and CPU-runtime choices for inference."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import sys
+
+import torch
+
+from darkir.errors import DarkIRError
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; an unavailable CUDA request is a clear error."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise DarkIRError("--device cuda was requested but no CUDA device is available; use --device cpu")
+    return resolved
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """Map ``fp32``/``bf16``/``fp16`` to a dtype, refusing fp16 on CPU (no fast kernels there)."""
+    if precision not in PRECISIONS:
+        raise DarkIRError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device.type == "cpu":
+        raise DarkIRError("fp16 is for GPUs; on CPU use --precision bf16 (fast where the CPU has AVX-512 BF16/AMX)")
+    return PRECISIONS[precision]
+
+
+@functools.cache
+def keep_freed_memory_for_reuse() -> bool:
+    """Tell glibc malloc to reuse freed memory instead of returning large blocks to the OS.
+
+    Restoration allocates and frees tensors of hundreds of MB per layer; glibc serves each with a
+    fresh ``mmap``, and the page faults of touching it cost more than the arithmetic (about 3x the
+    whole forward pass at 1120x640 on 2 cores, see ``benchmarks/restore_speed.py``). Serving them from
+    the heap and keeping it makes the process hold its peak memory until exit. Returns whether the
+    setting took effect (glibc only); it is process-wide, so it is applied once, on first use.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4
+    return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 1 << 30))

@@ -1,0 +1,101 @@
+"""Image I/O keeps bit depth, gray, alpha and format, honours EXIF orientation, and names bad files."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from darkir.infer.images import Image, ImageReadError, read_image, write_image
+
+
+def _rgb(height: int = 12, width: int = 17, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((height, width, 3), dtype=np.float32)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".bmp", ".webp"])
+def test_lossless_8bit_round_trip(tmp_path, suffix):
+    rgb = np.round(_rgb() * 255) / 255
+    path = tmp_path / f"a{suffix}"
+    write_image(path, Image(rgb=rgb, alpha=None, bit_depth=8, grayscale=False))
+    back = read_image(path)
+    assert back.bit_depth == 8 and not back.grayscale and back.alpha is None
+    np.testing.assert_allclose(back.rgb, rgb, atol=1e-6)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_16bit_colour_is_kept(tmp_path, suffix):
+    rgb = np.round(_rgb() * 65535) / 65535
+    path = tmp_path / f"deep{suffix}"
+    write_image(path, Image(rgb=rgb, alpha=None, bit_depth=16, grayscale=False))
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert raw.dtype == np.uint16 and raw.shape == (12, 17, 3)
+    back = read_image(path)
+    assert back.bit_depth == 16
+    np.testing.assert_allclose(back.rgb, rgb, atol=1e-7)
+
+
+def test_gray_stays_gray_and_alpha_is_kept(tmp_path):
+    gray_path, rgba_path = tmp_path / "g.png", tmp_path / "rgba.png"
+    cv2.imwrite(str(gray_path), (np.arange(60).reshape(6, 10) * 4).astype(np.uint16) * 257)
+    rgba = np.dstack(
+        [(np.random.default_rng(1).random((6, 10, 3)) * 255).astype(np.uint8), np.full((6, 10), 77, np.uint8)]
+    )
+    cv2.imwrite(str(rgba_path), rgba)
+    gray = read_image(gray_path)
+    assert gray.grayscale and gray.bit_depth == 16 and np.allclose(gray.rgb[..., 0], gray.rgb[..., 2])
+    write_image(tmp_path / "g_out.png", gray)
+    assert cv2.imread(str(tmp_path / "g_out.png"), cv2.IMREAD_UNCHANGED).ndim == 2
+    image = read_image(rgba_path)
+    assert image.alpha is not None and np.allclose(image.alpha, 77 / 255)
+    write_image(tmp_path / "rgba_out.png", image)
+    out = cv2.imread(str(tmp_path / "rgba_out.png"), cv2.IMREAD_UNCHANGED)
+    assert out.shape == (6, 10, 4) and np.array_equal(out, rgba)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    array = np.zeros((10, 20, 3), np.uint8)
+    array[:, :5] = 255  # a white band on the left
+    exif = PILImage.Exif()
+    exif[0x0112] = 6  # the camera was rotated: display rotated 90 degrees clockwise
+    path = tmp_path / "rotated.jpg"
+    PILImage.fromarray(array).save(path, exif=exif, quality=100)
+    image = read_image(path)
+    assert image.rgb.shape == (20, 10, 3)
+    expected = np.asarray(PILImage.open(path).transpose(PILImage.Transpose.ROTATE_270)) / 255
+    assert np.abs(image.rgb - expected).max() < 0.05
+    assert image.rgb[:5].mean() > 0.9 and image.rgb[-5:].mean() < 0.1  # the band is now on top
+
+
+def test_jpeg_output_is_8bit(tmp_path):
+    path = tmp_path / "out.jpg"
+    write_image(path, Image(rgb=_rgb(), alpha=None, bit_depth=16, grayscale=False))
+    assert read_image(path).bit_depth == 8
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("broken.png", b"\x89PNG\r\n\x1a\nnot really", "cannot decode image"),
+        ("empty.jpg", b"", "cannot decode image"),
+        ("notes.txt", b"hello", "unsupported format .txt"),
+    ],
+)
+def test_bad_files_are_named(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ImageReadError, match=message) as info:
+        read_image(path)
+    assert name in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ImageReadError, match="no such file"):
+        read_image(tmp_path / "nope.png")
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    with pytest.raises(Exception, match="cannot encode"):
+        write_image(tmp_path / "x.unknownext", Image(rgb=_rgb(), alpha=None, bit_depth=8, grayscale=False))
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,103 @@
+"""The Restorer: exact fp32 fast path, seamless tiling, bf16, argument checks."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from darkir.errors import DarkIRError
+from darkir.infer import Restorer
+from darkir.infer.restorer import tile_starts
+from darkir.models import build_model
+from darkir.models.reference import reference_forward
+from tests.conftest import TINY, randomize
+
+
+@pytest.mark.parametrize(("length", "tile", "overlap"), [(100, 100, 10), (101, 40, 8), (1000, 256, 32), (300, 64, 0)])
+def test_tiles_cover_everything_with_the_overlap(length, tile, overlap):
+    starts = tile_starts(length, tile, overlap)
+    covered = np.zeros(length, bool)
+    for start in starts:
+        assert 0 <= start <= length - min(tile, length)
+        covered[start : start + tile] = True
+    assert covered.all()
+    assert all(b - a <= tile - overlap for a, b in itertools.pairwise(starts))
+
+
+class _Pointwise(nn.Module):
+    """A model without spatial context: tiling must then reproduce the whole-image output exactly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.conv(x)) * x
+
+
+def test_tiling_blends_without_seams():
+    model = _Pointwise()
+    x = torch.rand(1, 3, 150, 231)
+    whole = Restorer(model, device="cpu", tile=0).restore_tensor(x)
+    tiled = Restorer(model, device="cpu", tile=64, overlap=16).restore_tensor(x)
+    assert (whole - tiled).abs().max().item() < 1e-6
+
+
+def test_fp32_fast_path_matches_reference():
+    model = randomize(build_model("darkir-csf-w32", **TINY), seed=3)
+    x = torch.rand(2, 3, 45, 70)
+    out = Restorer(model, device="cpu", tile=0).restore_tensor(x)
+    with torch.no_grad():
+        reference = reference_forward(model.state_dict(), model.config, x)
+    assert out.dtype == torch.float32 and out.device.type == "cpu"
+    assert (out - reference).abs().max().item() <= 1e-5
+
+
+def test_tiled_darkir_stays_close_to_whole_image():
+    model = randomize(build_model("darkir-w32", **TINY), seed=4)
+    x = torch.rand(1, 3, 96, 160, generator=torch.Generator().manual_seed(0)) * 0.3
+    whole = Restorer(model, device="cpu", tile=0).restore_tensor(x).clamp(0, 1)
+    tiled = Restorer(model, device="cpu", tile=96, overlap=32).restore_tensor(x).clamp(0, 1)
+    assert tiled.shape == whole.shape
+    assert 0 < (whole - tiled).abs().max().item() < 0.5  # the FFT branch sees each tile, not the image
+
+
+def test_bf16_path_is_close_to_fp32():
+    model = randomize(build_model("darkir-w32", **TINY), seed=5)
+    x = torch.rand(1, 3, 64, 64)
+    fp32 = Restorer(model, device="cpu", tile=0).restore_tensor(x)
+    bf16 = Restorer(model, device="cpu", tile=0, precision="bf16").restore_tensor(x)
+    mse = torch.mean((fp32.clamp(0, 1) - bf16.clamp(0, 1)) ** 2).item()
+    assert 10 * np.log10(1 / mse) > 35
+
+
+def test_restore_array_clamps_and_keeps_shape():
+    model = randomize(build_model("darkir-w32", **TINY), seed=6)
+    rgb = np.random.default_rng(0).random((33, 47, 3), dtype=np.float32)
+    out = Restorer(model, device="cpu").restore_array(rgb)
+    assert out.shape == rgb.shape and out.dtype == np.float32
+    assert out.min() >= 0 and out.max() <= 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"tile": 64, "overlap": 32}, "overlap 32 must be"),
+        ({"tile": 16, "overlap": 2}, "too small"),
+        ({"precision": "fp16", "device": "cpu"}, "fp16 is for GPUs"),
+        ({"precision": "int8"}, "unknown precision"),
+    ],
+)
+def test_bad_settings_are_explained(kwargs, message):
+    with pytest.raises(DarkIRError, match=message):
+        Restorer(_Pointwise(), **kwargs)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_cuda_request_without_gpu():
+    with pytest.raises(DarkIRError, match="no CUDA device"):
+        Restorer(_Pointwise(), device="cuda")
