@@ -167,3 +167,14 @@ def test_non_darkir_weights(tmp_path):
 def test_unknown_weights_name():
     with pytest.raises(CheckpointError, match="neither a file nor a model name"):
         load_model("no-such-model-or-file.pt")
+
+
+def test_convert_command_writes_safetensors_with_config(tmp_path, tiny_csf):
+    from darkir.cli import main
+
+    source = tmp_path / "official.pth"
+    torch.save({"params": {f"module.{k}": v for k, v in tiny_csf.state_dict().items()}}, source)
+    assert main(["convert", str(source), "-o", str(tmp_path / "clean.safetensors")]) == 0
+    _, config, _ = read_checkpoint(tmp_path / "clean.safetensors")
+    assert config == tiny_csf.config
+    assert _same_output(load_model(tmp_path / "clean.safetensors"), tiny_csf)

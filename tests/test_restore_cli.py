@@ -145,3 +145,30 @@ def test_seed_inference_script(photos, tmp_path, tiny_checkpoint):
     )
     assert done.returncode == 0, done.stderr
     assert (work / "images" / "results" / "a.png").is_file()
+
+
+@pytest.mark.slow
+def test_4k_restore_stays_under_3gb(tmp_path):
+    """A 3840x2160 image restores with default tiling in bounded memory (width-32 model, CPU)."""
+    from darkir.checkpoint import save_checkpoint
+    from darkir.models import build_model
+    from tests.conftest import randomize
+
+    weights = save_checkpoint(tmp_path / "w32.safetensors", randomize(build_model("darkir-w32"), seed=1))
+    y, x = np.mgrid[0:2160, 0:3840]
+    cv2.imwrite(str(tmp_path / "big.png"), np.stack([x % 200, y % 150, (x + y) % 100], -1).astype(np.uint8) // 3)
+    probe = (
+        "import resource, subprocess, sys; "
+        "subprocess.run(sys.argv[1:], check=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    command = [sys.executable, "-m", "darkir.cli", "restore", str(tmp_path / "big.png"), "-o", str(tmp_path / "out")]
+    result = subprocess.run(
+        [sys.executable, "-c", probe, *command, "--weights", str(weights), "--device", "cpu", "-q"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    peak_gib = int(result.stdout.split()[-1]) / 2**20
+    assert peak_gib < 3.0, f"peak RSS {peak_gib:.2f} GiB"
+    assert cv2.imread(str(tmp_path / "out" / "big.png")).shape == (2160, 3840, 3)

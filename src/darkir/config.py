@@ -41,7 +41,8 @@ class TrainDataOptions(_Section):
     cropsize: int = Field(256, ge=8, description="side of the random square training crops")
     flips: bool = Field(True, description="random horizontal and vertical flips")
     verbose: bool = True
-    crop_type: str = Field("Random", description="'Random' or 'Center' crops")
+    crop_type: Literal["Random", "Center"] = Field("Random", description="'Random' or 'Center' crops")
+    rot90: bool = Field(False, description="random 90-degree rotations (darkir)")
 
 
 class ValDataOptions(_Section):
@@ -120,6 +121,12 @@ class TrainOptions(_Section):
     enhance_weight: float = 0.8
     enhance_reduction: str = "mean"
     grad_clip: float = Field(5.0, ge=0, description="max gradient norm (0 disables clipping)")
+    seed: int = Field(0, description="seed of model init, data order and augmentation")
+    amp: bool = Field(True, description="fp16 mixed precision when training on CUDA (ignored on CPU)")
+    val_every: int = Field(1, ge=1, description="validate every N epochs (and after the last)")
+    val_max_images: int = Field(0, ge=0, description="validate on the first N images only (0 = all)")
+    save_every_steps: int = Field(0, ge=0, description="also save the last checkpoint every N steps (0 = per epoch)")
+    log_dir: str | None = Field(None, description="JSONL + TensorBoard logs (default: beside save.path)")
 
     @field_validator("pixel_criterion", mode="before")
     @classmethod

@@ -1,0 +1,77 @@
+"""Clean photos that anyone can install from a package registry, for synthesizing training pairs.
+
+The ``debian`` corpus is the photographs (not the illustrations) among the wallpapers of three Debian
+packages; their licences are in ``/usr/share/doc/<package>/copyright``:
+
+- ``plasma-workspace-wallpapers`` (GPL-2+): 11 photos, the largest resolution of each;
+- ``mate-backgrounds`` (``nature/``, GPL-2+ / CC-BY-SA-4.0): 12 photos;
+- ``lomiri-wallpapers-16.04`` (CC-BY-4.0, CC-BY-SA-3.0/4.0, CC0-1.0): 14 photos.
+
+Install them with ``apt-get install plasma-workspace-wallpapers mate-backgrounds lomiri-wallpapers-16.04``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from darkir.data.layouts import DatasetError, list_images
+
+DEBIAN_PACKAGES = ("plasma-workspace-wallpapers", "mate-backgrounds", "lomiri-wallpapers-16.04")
+_PLASMA = (
+    "BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf",
+    "Grey", "Kite", "OneStandsOut", "Path", "summer_1am",
+)  # fmt: skip
+_MATE = (
+    "Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow",
+    "LadyBird", "RainDrops", "Storm", "TwoWings", "Wood", "YellowFlower",
+)  # fmt: skip
+_LOMIRI = (
+    "Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Kleiber_by_Lukas_Baubkus", "Picture_0B_by_freespace",
+    "Picture_1A_by_freespace", "Wine_by_Jakkub_Mede", "aitzgorri_by_Aitzol_Berasategi", "free_by_Peter_Nerlich",
+    "friends_by_Aitzol_Berasategi", "greentock_by_Peter_Nerlich", "life_by_Aitzol_Berasategi",
+    "picosdeeuropa_by_Aitzol_Berasategi", "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi",
+)  # fmt: skip
+
+
+def _largest(folder: Path) -> Path | None:
+    files = [p for p in folder.glob("*") if p.is_file()]
+    return max(files, key=lambda p: p.stat().st_size) if files else None
+
+
+def debian_photos(root: Path = Path("/")) -> dict[str, Path]:
+    """Photo name -> file of the ``debian`` corpus; raises naming the packages to install if absent."""
+    photos: dict[str, Path] = {}
+    for name in _PLASMA:
+        if best := _largest(root / "usr/share/wallpapers" / name / "contents/images"):
+            photos[f"plasma-{name}"] = best
+    for name in _MATE:
+        if (path := root / "usr/share/backgrounds/mate/nature" / f"{name}.jpg").is_file():
+            photos[f"mate-{name}"] = path
+    for name in _LOMIRI:
+        if (path := root / "usr/share/backgrounds" / f"{name}.jpg").is_file():
+            photos[f"lomiri-{name}"] = path
+    expected = len(_PLASMA) + len(_MATE) + len(_LOMIRI)
+    if len(photos) < expected:
+        raise DatasetError(
+            f"the debian photo corpus is incomplete ({len(photos)} of {expected} photos found); "
+            f"install it with: apt-get install {' '.join(DEBIAN_PACKAGES)}"
+        )
+    return photos
+
+
+def resolve_sources(sources: list[str]) -> dict[str, Path]:
+    """Photo name -> file for each source: the word ``debian`` or a folder of the user's own photos."""
+    photos: dict[str, Path] = {}
+    for source in sources:
+        if source == "debian":
+            photos.update(debian_photos())
+            continue
+        folder = Path(source).expanduser()
+        if not folder.is_dir():
+            raise DatasetError(f"{folder}: photo folder not found (use a folder of clean photos or 'debian')")
+        found = list_images(folder)
+        if not found:
+            raise DatasetError(f"{folder}: no images found")
+        for path in found:
+            photos[str(path.relative_to(folder).with_suffix("")).replace("/", "_")] = path
+    return photos

@@ -1,0 +1,64 @@
+"""Where the low-light inputs and their references live in each dataset's folder tree.
+
+One table instead of one reader per dataset: a layout names the input and reference folders and
+how an input's relative path maps to its reference's.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from darkir.errors import DarkIRError
+from darkir.infer.images import IMAGE_SUFFIXES
+
+
+class DatasetError(DarkIRError):
+    """A dataset is missing, empty, or has unpaired, unreadable or mismatched files (all are listed)."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Input folder, reference folder and an optional (pattern, replacement) renaming input -> reference."""
+
+    name: str
+    low: str
+    high: str
+    rename: tuple[str, str] | None = None
+
+    def partner(self, relative: Path) -> Path:
+        """The reference's path (relative to the reference folder) for an input's relative path."""
+        if self.rename is None:
+            return relative
+        return relative.with_name(re.sub(self.rename[0], self.rename[1], relative.name))
+
+
+LAYOUTS: dict[str, Layout] = {
+    layout.name: layout
+    for layout in (
+        Layout("lolblur", "low_blur_noise", "high_sharp_scaled"),
+        Layout("paired", "low", "high"),
+        Layout("lol", "low", "high"),  # LOL v1: our485/{low,high}, eval15/{low,high}
+        Layout("lolv2", "Low", "Normal", (r"^low", "normal")),  # LOL v2 Real/Synthetic: Low/low00001.png
+        Layout("input-gt", "input", "gt"),  # LSRW-style folders
+    )
+}
+
+
+def detect_layout(root: Path) -> Layout:
+    """The first layout whose input and reference folders both exist under ``root``."""
+    for layout in LAYOUTS.values():
+        if (root / layout.low).is_dir() and (root / layout.high).is_dir():
+            return layout
+    known = "; ".join(f"{x.name}: {x.low}/ + {x.high}/" for x in LAYOUTS.values())
+    raise DatasetError(f"{root}: no known paired layout found (expected one of {known})")
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files under ``folder``, recursively, sorted, hidden files skipped."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )

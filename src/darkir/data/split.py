@@ -1,0 +1,63 @@
+"""Scene-aware train/val/test splits of a paired tree, written as a manifest that training and testing read."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from darkir.data.layouts import DatasetError
+from darkir.data.pairs import find_pairs
+
+#: The seed's LOLBlur subset: 1620 train, 600 val, 540 test images.
+SEED_COUNTS = {"train": 1620, "val": 600, "test": 540}
+
+
+def scene_of(name: str) -> str:
+    """A pair's scene: its input's parent folder (LOLBlur: ``<scene>/<frame>.png``), else its file stem."""
+    parent = str(Path(name).parent)
+    return parent if parent != "." else Path(name).stem
+
+
+def split_scenes(root: str | Path, counts: dict[str, int], seed: int = 0) -> dict[str, list[tuple[str, str]]]:
+    """Assign whole scenes to splits, in shuffled order, until each split has about its count of pairs.
+
+    Splits are filled in the order given (``test`` first when listed first); a scene never spans two
+    splits, so a split may overshoot by up to one scene. Pairs are returned relative to ``root``.
+    """
+    root = Path(root)
+    pairs = find_pairs(root)
+    scenes: dict[str, list] = defaultdict(list)
+    for pair in pairs:
+        scenes[scene_of(pair.name)].append(pair)
+    wanted = sum(counts.values())
+    if wanted > len(pairs):
+        raise DatasetError(f"{root}: {len(pairs)} pairs cannot fill splits of {wanted} ({counts})")
+    order = sorted(scenes)
+    order = [order[i] for i in np.random.default_rng(seed).permutation(len(order))]
+    splits: dict[str, list[tuple[str, str]]] = {name: [] for name in counts}
+    names = list(counts)
+    current = 0
+    for scene in order:
+        while current < len(names) and len(splits[names[current]]) >= counts[names[current]]:
+            current += 1
+        if current == len(names):
+            break
+        splits[names[current]].extend(
+            (str(p.low.relative_to(root)), str(p.high.relative_to(root))) for p in scenes[scene]
+        )
+    return splits
+
+
+def write_manifest(root: str | Path, output: str | Path, counts: dict[str, int], seed: int = 0) -> dict[str, int]:
+    """Split ``root`` by scene and write the manifest JSON; returns the pairs per split."""
+    root, output = Path(root), Path(output)
+    splits = split_scenes(root, counts, seed)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    relative_root = os.path.relpath(root.resolve(), output.resolve().parent)
+    manifest = {"root": relative_root, "seed": seed, "counts": {k: len(v) for k, v in splits.items()}, "splits": splits}
+    output.write_text(json.dumps(manifest, indent=1))
+    return manifest["counts"]

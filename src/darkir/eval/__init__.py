@@ -1,0 +1,1 @@
+"""Evaluation: image-quality metrics, paired/unpaired testing and variant comparisons."""

@@ -1,0 +1,1 @@
+"""Training: losses, distributed setup, the training loop with exact resume."""

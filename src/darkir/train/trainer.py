@@ -1,0 +1,350 @@
+"""The training loop: seed recipe, validation, best/last checkpoints, exact resume, DDP, clean Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from darkir.checkpoint import load_state_dict_strict, read_checkpoint, save_checkpoint
+from darkir.config import Options
+from darkir.data.dataset import PairedDataset
+from darkir.data.layouts import DatasetError
+from darkir.data.pairs import resolve_pairs
+from darkir.errors import ConfigError
+from darkir.eval.metrics import prepare, psnr, ssim
+from darkir.infer.runtime import keep_freed_memory_for_reuse
+from darkir.models import DarkIR, build_model
+from darkir.train import distributed
+from darkir.train.losses import PIXEL_LOSSES, side_target
+from darkir.train.sampler import GlobalBatchSampler
+
+
+@dataclass
+class TrainResult:
+    """Where a run ended: steps and epochs done, best validation PSNR and the checkpoint paths."""
+
+    steps: int
+    epochs: int
+    best_psnr: float | None
+    last: Path
+    best: Path | None
+    interrupted: bool = False
+
+
+def checkpoint_paths(options: Options) -> tuple[Path, Path]:
+    """(last, best) checkpoint files from ``save.path`` and ``save.best`` (a folder or a file)."""
+    if not options.save.path:
+        raise ConfigError(f"{options.source}: save.path is not set (where the last checkpoint goes)")
+    last = Path(options.save.path)
+    if not options.save.best:
+        return last, last.with_name(f"{last.stem}_best{last.suffix}")
+    best = Path(options.save.best)
+    return last, (best / f"{last.stem}_best.pt" if not best.suffix else best)
+
+
+def check_trainable(options: Options) -> None:
+    """Refuse, before any work, settings darkir cannot train with (each named with its key)."""
+    for key in ("perceptual", "edge", "frequency"):
+        if getattr(options.train, key):
+            why = (
+                "it needs VGG ImageNet weights, which cannot be downloaded here"
+                if key == "perceptual"
+                else "not implemented"
+            )
+            raise ConfigError(f"{options.source}: train.{key}: this loss is not supported ({why}); set it to False")
+    if not options.datasets.train.train_path:
+        raise ConfigError(f"{options.source}: datasets.train.train_path is not set")
+
+
+def _rng_state() -> dict[str, Any]:
+    """Global RNG states in types that ``torch.load(weights_only=True)`` accepts."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    numpy_state = {
+        "kind": kind,
+        "keys": torch.from_numpy(keys.astype(np.int64)),
+        "pos": pos,
+        "has_gauss": has_gauss,
+        "gauss": gauss,
+    }
+    return {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    numpy_state = state["numpy"]
+    keys = numpy_state["keys"].numpy().astype(np.uint32)
+    np.random.set_state((numpy_state["kind"], keys, numpy_state["pos"], numpy_state["has_gauss"], numpy_state["gauss"]))
+    random.setstate(state["python"])
+
+
+class Trainer:
+    """Trains the model an options file describes; see :func:`train`."""
+
+    def __init__(self, options: Options, device: str = "auto", progress: bool = True) -> None:
+        check_trainable(options)
+        self.options, self.progress = options, progress
+        self.context = distributed.setup(device)
+        self.device = self.context.device
+        if self.device.type == "cpu":
+            keep_freed_memory_for_reuse()
+        train_cfg, data_cfg = options.train, options.datasets.train
+        self.last_path, self.best_path = checkpoint_paths(options)
+        train_root = options.require_path("datasets.train.train_path")
+        self.train_set = PairedDataset(
+            resolve_pairs(train_root, "train"),
+            crop=data_cfg.cropsize,
+            flips=data_cfg.flips,
+            rot90=data_cfg.rot90,
+            crop_type=data_cfg.crop_type,
+            seed=train_cfg.seed,
+        )
+        self.val_pairs = []
+        if options.datasets.val.test_path:
+            self.val_pairs = resolve_pairs(options.require_path("datasets.val.test_path"), "val")
+            if train_cfg.val_max_images:
+                self.val_pairs = self.val_pairs[: train_cfg.val_max_images]
+        self.sampler = GlobalBatchSampler(
+            len(self.train_set), data_cfg.batch_size_train, train_cfg.seed, self.context.rank, self.context.world_size
+        )
+        if self.sampler.steps_per_epoch() == 0:
+            raise DatasetError(
+                f"{train_root}: {len(self.train_set)} training pairs are fewer than one global batch "
+                f"({self.sampler.global_batch}); lower datasets.train.batch_size_train"
+            )
+        self.loader = DataLoader(
+            self.train_set,
+            batch_sampler=self.sampler,
+            num_workers=data_cfg.n_workers,
+            persistent_workers=False,
+            pin_memory=self.device.type == "cuda",
+        )
+        torch.manual_seed(train_cfg.seed)
+        self.model: DarkIR = build_model(options.network.model_kwargs()).to(self.device)
+        self.side_loss = options.train.enhance
+        self.model.side_out.requires_grad_(self.side_loss)
+        self.net = (
+            DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            if self.context.distributed
+            else self.model
+        )
+        self.optimizer = torch.optim.AdamW(
+            [p for p in self.model.parameters() if p.requires_grad],
+            lr=train_cfg.lr_initial,
+            betas=train_cfg.betas,
+            weight_decay=train_cfg.weight_decay,
+        )
+        self.total_steps = train_cfg.epochs * self.sampler.steps_per_epoch()
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.optimizer, T_max=self.total_steps, eta_min=train_cfg.eta_min
+        )
+        self.amp = train_cfg.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.pixel_loss = PIXEL_LOSSES[train_cfg.pixel_criterion]
+        self.side_criterion = PIXEL_LOSSES[train_cfg.enhance_criterion.lower()] if self.side_loss else None
+        self.step = self.epoch = self.epoch_step = 0
+        self.best_psnr: float | None = None
+        self.log_dir = (
+            Path(train_cfg.log_dir) if train_cfg.log_dir else self.last_path.parent / f"{self.last_path.stem}_logs"
+        )
+        self._writer = None
+
+    # ----------------------------------------------------------------- state
+    def _state(self) -> dict[str, Any]:
+        return {
+            "options": self.options.model_dump(mode="json"),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": _rng_state(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "epoch_step": self.epoch_step,
+            "best_psnr": self.best_psnr,
+        }
+
+    def save(self, path: Path | None = None) -> Path:
+        """Write the full training state to ``path`` (default: the last checkpoint)."""
+        target = save_checkpoint(path or self.last_path, self.model, **self._state())
+        (target.with_suffix(".yml")).write_text(self.options.to_yaml())
+        return target
+
+    def resume(self, path: Path | None = None) -> bool:
+        """Load the full training state from ``path`` (default: the last checkpoint) if it exists."""
+        path = path or self.last_path
+        if not path.is_file():
+            return False
+        state_dict, _, payload = read_checkpoint(path)
+        missing = [k for k in ("optimizer", "scheduler", "step", "epoch") if k not in payload]
+        if missing:
+            raise ConfigError(
+                f"{path}: not a darkir training checkpoint (no {', '.join(missing)}); cannot resume from it"
+            )
+        load_state_dict_strict(self.model, state_dict, source=f"checkpoint {path}")
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        self.scaler.load_state_dict(payload["scaler"])
+        _set_rng_state(payload["rng"])
+        self.step, self.epoch, self.epoch_step = payload["step"], payload["epoch"], payload["epoch_step"]
+        self.best_psnr = payload["best_psnr"]
+        return True
+
+    # ------------------------------------------------------------------ logs
+    def _log(self, record: dict[str, Any]) -> None:
+        if not self.context.is_main:
+            return
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_dir / "train.jsonl", "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self._writer is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                self._writer = False
+            else:
+                self._writer = SummaryWriter(str(self.log_dir))
+        if self._writer:
+            for key, value in record.items():
+                if key not in ("step", "epoch", "kind") and isinstance(value, (int, float)):
+                    self._writer.add_scalar(f"{record['kind']}/{key}", value, record["step"])
+
+    # ------------------------------------------------------------ the loop
+    def _train_step(self, batch: dict[str, Any]) -> float:
+        low = batch["low"].to(self.device, non_blocking=True)
+        high = batch["high"].to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            if self.side_loss:
+                side, out = self.net(low, side_loss=True)
+                loss = self.options.train.pixel_weight * self.pixel_loss(out.float(), high)
+                target = side_target(high, side.shape[-2:])
+                loss = loss + self.options.train.enhance_weight * self.side_criterion(side.float(), target)
+            else:
+                out = self.net(low)
+                loss = self.options.train.pixel_weight * self.pixel_loss(out.float(), high)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at step {self.step}; lower train.lr_initial")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.options.train.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.options.train.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return loss.item()
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Mean PSNR/SSIM (8-bit convention) of the current model on the validation pairs."""
+        self.model.eval()
+        scores = {"psnr": [], "ssim": []}
+        val_set = PairedDataset(self.val_pairs)
+        for index in range(len(val_set)):
+            sample = val_set[index]
+            low, high = sample["low"][None].to(self.device), sample["high"][None]
+            out = prepare(self.model(low).float().cpu())
+            scores["psnr"].append(psnr(out, high).item())
+            scores["ssim"].append(ssim(out, high).item())
+        self.model.train()
+        return {key: float(np.nanmean(values)) for key, values in scores.items()}
+
+    def fit(self, max_steps: int = 0) -> TrainResult:
+        """Train until ``train.epochs`` (or ``max_steps`` optimizer steps in all) and return where it ended."""
+        epochs = self.options.train.epochs
+        steps_per_epoch = self.sampler.steps_per_epoch()
+        stop = min(self.total_steps, max_steps) if max_steps else self.total_steps
+        self.model.train()
+        interrupted = False
+        bar = tqdm(
+            total=stop,
+            initial=self.step,
+            desc="training",
+            unit="step",
+            disable=not (self.progress and self.context.is_main),
+        )
+        started, first_step = time.perf_counter(), self.step
+        try:
+            while self.epoch < epochs and self.step < stop:
+                self.sampler.set_epoch(self.epoch, self.epoch_step)
+                self.train_set.set_epoch(self.epoch)
+                for batch in self.loader:
+                    loss = self._train_step(batch)
+                    self.step += 1
+                    self.epoch_step += 1
+                    bar.update()
+                    bar.set_postfix(loss=f"{loss:.4f}", epoch=self.epoch + 1, refresh=False)
+                    if self.step % 10 == 0 or self.step == stop:
+                        lr = self.scheduler.get_last_lr()[0]
+                        rate = (self.step - first_step) / max(time.perf_counter() - started, 1e-9)
+                        self._log(
+                            {
+                                "kind": "train",
+                                "step": self.step,
+                                "epoch": self.epoch,
+                                "loss": loss,
+                                "lr": lr,
+                                "steps_per_s": rate,
+                            }
+                        )
+                    every = self.options.train.save_every_steps
+                    if every and self.step % every == 0 and self.context.is_main:
+                        self.save()
+                    if self.step >= stop:
+                        break
+                if self.epoch_step >= steps_per_epoch:
+                    self.epoch, self.epoch_step = self.epoch + 1, 0
+                    self._end_of_epoch(final=self.epoch == epochs)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            bar.close()
+        if self.context.is_main:
+            self.save()
+        distributed.barrier(self.context)
+        if self._writer:
+            self._writer.close()
+        result = TrainResult(
+            self.step,
+            self.epoch,
+            self.best_psnr,
+            self.last_path,
+            self.best_path if self.best_path.is_file() else None,
+            interrupted,
+        )
+        distributed.teardown(self.context)
+        return result
+
+    def _end_of_epoch(self, final: bool) -> None:
+        if not self.val_pairs or not (final or self.epoch % self.options.train.val_every == 0):
+            return
+        if self.context.is_main:
+            scores = self.validate()
+            self._log({"kind": "val", "step": self.step, "epoch": self.epoch, **scores})
+            tqdm.write(f"epoch {self.epoch}: val PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f}")
+            if self.best_psnr is None or (not math.isnan(scores["psnr"]) and scores["psnr"] > self.best_psnr):
+                self.best_psnr = scores["psnr"]
+                self.save(self.best_path)
+            self.save()
+        distributed.barrier(self.context)
+
+
+def train(
+    options: Options, resume: bool = False, device: str = "auto", max_steps: int = 0, progress: bool = True
+) -> TrainResult:
+    """Train (or with ``resume``, continue from ``save.path``) the model described by ``options``."""
+    trainer = Trainer(options, device=device, progress=progress)
+    if resume or options.network.resume_training:
+        resumed = trainer.resume()
+        if resume and not resumed:
+            raise ConfigError(f"{options.source}: save.path: nothing to resume, {trainer.last_path} does not exist")
+    return trainer.fit(max_steps=max_steps)

@@ -1,0 +1,132 @@
+"""Pairs are found in every layout and checked up front; datasets crop and flip deterministically."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from darkir.data.dataset import PairedDataset
+from darkir.data.layouts import DatasetError
+from darkir.data.pairs import find_pairs, find_unpaired, resolve_pairs
+from darkir.data.split import split_scenes, write_manifest
+
+
+def _write(path, height=40, width=48, value=None, seed=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    image = (
+        rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+        if value is None
+        else np.full((height, width, 3), value, np.uint8)
+    )
+    cv2.imwrite(str(path), image)
+    return path
+
+
+def make_lolblur(root, scenes=3, frames=4, size=(40, 48)):
+    for s in range(scenes):
+        for f in range(frames):
+            _write(root / "low_blur_noise" / f"{s:04d}" / f"{f:04d}.png", *size, seed=s * 10 + f)
+            _write(root / "high_sharp_scaled" / f"{s:04d}" / f"{f:04d}.png", *size, seed=100 + s * 10 + f)
+    return root
+
+
+def test_lolblur_layout(tmp_path):
+    pairs = find_pairs(make_lolblur(tmp_path))
+    assert len(pairs) == 12
+    assert pairs[0].name == "0000/0000.png"
+    assert pairs[0].high == tmp_path / "high_sharp_scaled" / "0000" / "0000.png"
+
+
+def test_lolv2_layout_renames_partner(tmp_path):
+    _write(tmp_path / "Low" / "low00001.png")
+    _write(tmp_path / "Normal" / "normal00001.png")
+    (pair,) = find_pairs(tmp_path)
+    assert pair.high.name == "normal00001.png"
+
+
+def test_problems_are_listed_with_paths_before_anything_runs(tmp_path):
+    _write(tmp_path / "low" / "a.png")
+    _write(tmp_path / "high" / "a.png")
+    _write(tmp_path / "low" / "orphan.png")
+    _write(tmp_path / "low" / "big.png", 50, 50)
+    _write(tmp_path / "high" / "big.png", 40, 50)
+    (tmp_path / "low" / "broken.png").write_bytes(b"nope")
+    _write(tmp_path / "high" / "broken.png")
+    with pytest.raises(DatasetError) as info:
+        find_pairs(tmp_path)
+    message = str(info.value)
+    assert "3 problem(s)" in message
+    assert "orphan.png: no reference image at" in message
+    assert "big.png: size 50x50 but reference" in message
+    assert "broken.png: cannot read image" in message
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda root: None, "dataset folder not found"),
+        (lambda root: (root / "low").mkdir(parents=True) or (root / "high").mkdir(), "no images found"),
+        (lambda root: (root / "stuff").mkdir(parents=True), "no known paired layout"),
+    ],
+)
+def test_missing_and_empty_datasets(tmp_path, setup, message):
+    root = tmp_path / "data"
+    setup(root)
+    with pytest.raises(DatasetError, match=message):
+        find_pairs(root)
+
+
+def test_unpaired_folder(tmp_path):
+    _write(tmp_path / "x" / "a.jpg")
+    _write(tmp_path / "x" / "sub" / "b.png")
+    assert [p.name for p in find_unpaired(tmp_path / "x")] == ["a.jpg", "sub/b.png"]
+    with pytest.raises(DatasetError, match="no images"):
+        find_unpaired(_empty(tmp_path))
+
+
+def _empty(tmp_path):
+    (tmp_path / "empty").mkdir()
+    return tmp_path / "empty"
+
+
+def test_crops_and_flips_are_deterministic_and_paired(tmp_path):
+    root = tmp_path / "d"
+    for i in range(3):
+        image = _write(root / "low" / f"{i}.png", seed=i)
+        (root / "high").mkdir(exist_ok=True)
+        cv2.imwrite(str(root / "high" / f"{i}.png"), 255 - cv2.imread(str(image)))
+    dataset = PairedDataset(find_pairs(root), crop=16, flips=True, rot90=True, seed=3)
+    a, b = dataset[1], dataset[1]
+    assert torch.equal(a["low"], b["low"]) and a["low"].shape == (3, 16, 16)
+    assert torch.allclose(a["high"], 1 - a["low"], atol=1e-6)  # same window, same flips
+    dataset.set_epoch(1)
+    assert not torch.equal(dataset[1]["low"], a["low"])
+
+
+def test_crop_larger_than_images_is_named(tmp_path):
+    make_lolblur(tmp_path, scenes=1, frames=1, size=(40, 48))
+    with pytest.raises(DatasetError, match=r"(?s)datasets\.train\.cropsize.*48x40 is smaller than the crop size 64"):
+        PairedDataset(find_pairs(tmp_path), crop=64)
+
+
+def test_scene_split_keeps_scenes_whole(tmp_path):
+    make_lolblur(tmp_path, scenes=10, frames=3)
+    splits = split_scenes(tmp_path, {"train": 18, "val": 6, "test": 6}, seed=1)
+    assert {k: len(v) for k, v in splits.items()} == {"train": 18, "val": 6, "test": 6}
+    scenes = {k: {low.split("/")[1] for low, _ in v} for k, v in splits.items()}
+    assert (
+        not (scenes["train"] & scenes["val"])
+        and not (scenes["train"] & scenes["test"])
+        and not (scenes["val"] & scenes["test"])
+    )
+    manifest = tmp_path.parent / "manifests" / "split.json"
+    write_manifest(tmp_path, manifest, {"train": 18, "val": 6, "test": 6}, seed=1)
+    val = resolve_pairs(manifest, "val")
+    assert len(val) == 6 and all(p.low.is_file() and p.high.is_file() for p in val)
+    with pytest.raises(DatasetError, match="no split 'dev'"):
+        resolve_pairs(manifest, "dev")
+    with pytest.raises(DatasetError, match="cannot fill"):
+        split_scenes(tmp_path, {"train": 100, "val": 1, "test": 1})

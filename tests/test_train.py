@@ -1,0 +1,225 @@
+"""Training end to end on generated data: validate, save, resume bit-exactly, DDP = single process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from darkir.checkpoint import load_model, read_checkpoint
+from darkir.cli import main
+from darkir.config import load_options
+from darkir.data.synth import synthesize
+from darkir.errors import DarkIRError
+from darkir.train.trainer import train
+from tests.conftest import REPO
+
+
+def _photos(folder: Path, count: int = 4) -> dict[str, Path]:
+    """Smooth, colourful procedural 'photos' (no downloads, no ../shared needed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    y, x = np.mgrid[0:160, 0:200] / 40.0
+    photos = {}
+    for i in range(count):
+        image = np.stack([np.sin(x * (i + 1)), np.cos(y * (i + 2)), np.sin(x + y + i)], -1) * 0.45 + 0.5
+        path = folder / f"photo{i}.png"
+        cv2.imwrite(str(path), (image * 255).astype(np.uint8))
+        photos[f"photo{i}"] = path
+    return photos
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    synthesize(
+        _photos(root / "photos"),
+        root / "set",
+        per_photo=4,
+        size=96,
+        val_photos=1,
+        test_photos=1,
+        seed=0,
+        progress=False,
+    )
+    return root / "set"
+
+
+def _options(dataset: Path, out: Path, *extra: str):
+    return load_options(
+        REPO / "options" / "train" / "tiny_csf.yml",
+        [
+            f"datasets.train.train_path={dataset / 'train'}",
+            f"datasets.val.test_path={dataset / 'val'}",
+            f"save.path={out / 'last.pt'}",
+            f"save.best={out / 'best.pt'}",
+            "datasets.train.batch_size_train=2",
+            "train.epochs=2",
+            *extra,
+        ],
+    )
+
+
+def test_synth_is_reproducible_and_split_by_photo(dataset, tmp_path):
+    again = tmp_path / "again"
+    synthesize(
+        _photos(tmp_path / "photos"), again, per_photo=4, size=96, val_photos=1, test_photos=1, seed=0, progress=False
+    )
+    files = sorted(p.relative_to(dataset) for p in dataset.rglob("*.png"))
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*.png"))
+    assert all(np.array_equal(cv2.imread(str(dataset / f)), cv2.imread(str(again / f))) for f in files)
+    photos_per_split = {
+        s: {p.name for p in (dataset / s / "low_blur_noise").iterdir()} for s in ("train", "val", "test")
+    }
+    assert len(photos_per_split["train"]) == 2 and not (photos_per_split["train"] & photos_per_split["test"])
+    low = cv2.imread(str(next((dataset / "train" / "low_blur_noise").rglob("*.png")))) / 255
+    high = cv2.imread(str(next((dataset / "train" / "high_sharp_scaled").rglob("*.png")))) / 255
+    assert low.mean() < high.mean() and 0.25 < high.mean() < 0.5
+
+
+def test_train_validate_save_and_restore(dataset, tmp_path):
+    result = train(_options(dataset, tmp_path / "run"), progress=False)
+    assert (result.steps, result.epochs) == (8, 2)
+    assert result.best is not None and result.best_psnr > 0
+    _, config, payload = read_checkpoint(result.last)
+    assert config["width"] == 8 and payload["step"] == 8 and "optimizer" in payload and "rng" in payload
+    assert (tmp_path / "run" / "last.yml").is_file()
+    lines = (tmp_path / "run" / "last_logs" / "train.jsonl").read_text().splitlines()
+    assert any('"kind": "val"' in line for line in lines)
+    out = tmp_path / "restored"
+    assert (
+        main(["restore", str(dataset / "test" / "low_blur_noise"), "-o", str(out), "--weights", str(result.best), "-q"])
+        == 0
+    )
+    assert len(list(out.rglob("*.png"))) == 4
+
+
+def test_resume_is_bit_exact(dataset, tmp_path):
+    straight = train(_options(dataset, tmp_path / "a"), progress=False)
+    half = train(_options(dataset, tmp_path / "b"), progress=False, max_steps=3)  # stops mid-epoch
+    assert half.steps == 3
+    resumed = train(_options(dataset, tmp_path / "b"), resume=True, progress=False)
+    assert resumed.steps == straight.steps
+    a, _, state_a = read_checkpoint(straight.last)
+    b, _, state_b = read_checkpoint(resumed.last)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    moments_a = [s["exp_avg"] for s in state_a["optimizer"]["state"].values()]
+    moments_b = [s["exp_avg"] for s in state_b["optimizer"]["state"].values()]
+    assert all(torch.equal(x, y) for x, y in zip(moments_a, moments_b, strict=True))
+    assert state_a["best_psnr"] == state_b["best_psnr"]
+
+
+def test_train_cli_and_seed_script_with_overrides(dataset, tmp_path, capsys):
+    args = [
+        f"{k}={v}"
+        for k, v in (
+            ("datasets.train.train_path", dataset / "train"),
+            ("datasets.val.test_path", dataset / "val"),
+            ("save.path", tmp_path / "c" / "last.pt"),
+            ("train.epochs", 1),
+        )
+    ]
+    assert main(["train", "-p", str(REPO / "options" / "train" / "tiny_csf.yml"), *args, "-q"]) == 0
+    assert "stopped at step 2 (epoch 1)" in capsys.readouterr().out
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "-p",
+            str(REPO / "options" / "train" / "tiny_csf.yml"),
+            *args,
+            "--resume",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "stopped at step 2" in done.stdout  # already complete: resuming changes nothing
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["datasets.train.train_path=/no/such/place"], "datasets.train.train_path: path not found"),
+        (["datasets.train.cropsize=128"], "is smaller than the crop size 128"),
+        (["datasets.train.batch_size_train=64"], "fewer than one global batch"),
+        (["train.perceptual=true"], "train.perceptual: this loss is not supported"),
+        (["train.epochz=3"], "unknown key 'train.epochz'"),
+    ],
+)
+def test_bad_configs_fail_before_training(dataset, tmp_path, overrides, message):
+    with pytest.raises(DarkIRError, match=message):
+        train(_options(dataset, tmp_path / "x", *overrides), progress=False)
+    assert not (tmp_path / "x" / "last.pt").exists()
+
+
+def test_empty_dataset_is_named(tmp_path):
+    (tmp_path / "e" / "low").mkdir(parents=True)
+    (tmp_path / "e" / "high").mkdir()
+    with pytest.raises(DarkIRError, match="no images found"):
+        train(_options(tmp_path / "e", tmp_path / "x", f"datasets.train.train_path={tmp_path / 'e'}"), progress=False)
+
+
+def test_resume_without_checkpoint_is_an_error(dataset, tmp_path):
+    with pytest.raises(DarkIRError, match="nothing to resume"):
+        train(_options(dataset, tmp_path / "none"), resume=True, progress=False)
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one_process(dataset, tmp_path):
+    """torchrun with 2 CPU processes of batch 1 ends where one process of batch 2 does."""
+    common = [f"datasets.train.train_path={dataset / 'train'}", "train.epochs=1", "datasets.val.test_path=null"]
+    single = tmp_path / "single" / "last.pt"
+    assert (
+        main(
+            [
+                "train",
+                "-p",
+                str(REPO / "options/train/tiny_csf.yml"),
+                *common,
+                f"save.path={single}",
+                "datasets.train.batch_size_train=2",
+                "-q",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    double = tmp_path / "ddp" / "last.pt"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "darkir.cli",
+            "train",
+            "-p",
+            str(REPO / "options/train/tiny_csf.yml"),
+            *common,
+            f"save.path={double}",
+            "datasets.train.batch_size_train=1",
+            "-q",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    a, b = load_model(single).state_dict(), load_model(double).state_dict()
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+    assert any((a[k] != 0).any() for k in a if k.endswith("gamma"))  # it did train
