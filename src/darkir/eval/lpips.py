@@ -1,0 +1,106 @@
+"""LPIPS (Zhang et al. 2018, AlexNet variant v0.1) without network access.
+
+The network is the published one: torchvision's AlexNet ``features`` (weights
+``alexnet-owt-7be5be79.pth``, normally cached by torchvision under ``torch.hub.get_dir()/checkpoints``)
+and the LPIPS linear heads ``weights/v0.1/alex.pth`` shipped in the ``lpips`` wheel. Neither is
+downloaded: when a file is missing, :class:`LPIPSUnavailableError` says which and how to get it, and
+callers report LPIPS as unavailable while still reporting everything else.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from darkir.errors import DarkIRError
+
+BACKBONE_FILE = "alexnet-owt-7be5be79.pth"
+#: Input normalization of the LPIPS paper's ScalingLayer (for inputs in [-1, 1]).
+_SHIFT = (-0.030, -0.088, -0.188)
+_SCALE = (0.458, 0.448, 0.450)
+#: (in, out, kernel, stride, padding) of AlexNet's five convolutions, at torchvision's ``features`` indices.
+_ALEX_CONVS = {
+    0: (3, 64, 11, 4, 2),
+    3: (64, 192, 5, 1, 2),
+    6: (192, 384, 3, 1, 1),
+    8: (384, 256, 3, 1, 1),
+    10: (256, 256, 3, 1, 1),
+}
+
+
+class LPIPSUnavailableError(DarkIRError):
+    """A weights file LPIPS needs is not on this machine."""
+
+
+def default_backbone_path() -> Path:
+    """Where torchvision caches the AlexNet weights."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / BACKBONE_FILE
+
+
+def default_heads_path() -> Path | None:
+    """The linear heads inside an installed ``lpips`` package (found without importing it)."""
+    spec = importlib.util.find_spec("lpips")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "weights" / "v0.1" / "alex.pth"
+
+
+class LPIPS(nn.Module):
+    """LPIPS distance per image for (N, 3, H, W) inputs in [0, 1]; lower is more similar."""
+
+    def __init__(self, backbone: dict[str, torch.Tensor], heads: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.convs = nn.ModuleDict(
+            {str(i): nn.Conv2d(cin, cout, k, stride=s, padding=p) for i, (cin, cout, k, s, p) in _ALEX_CONVS.items()}
+        )
+        self.heads = nn.ModuleList(nn.Conv2d(c, 1, 1, bias=False) for c in (64, 192, 384, 256, 256))
+        weights = {
+            f"convs.{k.split('.')[1]}.{k.split('.')[2]}": v for k, v in backbone.items() if k.startswith("features.")
+        }
+        weights.update({f"heads.{i}.weight": heads[f"lin{i}.model.1.weight"] for i in range(5)})
+        self.load_state_dict(weights, strict=True)
+        self.register_buffer("shift", torch.tensor(_SHIFT).view(1, 3, 1, 1))
+        self.register_buffer("scale", torch.tensor(_SCALE).view(1, 3, 1, 1))
+        self.eval().requires_grad_(False)
+
+    def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = ((x * 2 - 1) - self.shift) / self.scale
+        taps = []
+        for index in sorted(_ALEX_CONVS):
+            if index in (3, 6):
+                x = F.max_pool2d(x, kernel_size=3, stride=2)
+            x = F.relu(self.convs[str(index)](x))
+            taps.append(x)
+        return taps
+
+    @torch.no_grad()
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        total = torch.zeros(pred.shape[0], device=pred.device)
+        for head, a, b in zip(self.heads, self._features(pred.float()), self._features(target.float()), strict=True):
+            a = a / (a.norm(dim=1, keepdim=True) + 1e-10)
+            b = b / (b.norm(dim=1, keepdim=True) + 1e-10)
+            total = total + head((a - b) ** 2).mean(dim=(1, 2, 3))
+        return total
+
+
+def load_lpips(backbone: str | os.PathLike[str] | None = None, heads: str | os.PathLike[str] | None = None) -> LPIPS:
+    """LPIPS from local files (defaults: torch hub cache and the installed ``lpips`` package)."""
+    backbone_path = Path(backbone) if backbone else default_backbone_path()
+    heads_path = Path(heads) if heads else default_heads_path()
+    if not backbone_path.is_file():
+        raise LPIPSUnavailableError(
+            f"LPIPS unavailable: AlexNet weights {backbone_path} are missing (copy {BACKBONE_FILE} from a machine "
+            "where torchvision.models.alexnet(weights='IMAGENET1K_V1') has run)"
+        )
+    if heads_path is None or not heads_path.is_file():
+        raise LPIPSUnavailableError(
+            f"LPIPS unavailable: linear heads {heads_path or 'lpips/weights/v0.1/alex.pth'} are missing "
+            "(pip install --no-deps lpips ships them)"
+        )
+    load = lambda path: torch.load(path, map_location="cpu", weights_only=True)  # noqa: E731
+    return LPIPS(load(backbone_path), load(heads_path))

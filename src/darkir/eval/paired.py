@@ -1,0 +1,108 @@
+"""Paired evaluation: per-image PSNR/SSIM/LPIPS of one method, example triplets, CSV rows."""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from darkir.data.dataset import PairedDataset
+from darkir.data.pairs import Pair
+from darkir.eval.lpips import LPIPS
+from darkir.eval.methods import Method
+from darkir.eval.metrics import Convention, prepare, psnr, ssim
+from darkir.infer.images import Image, write_image
+
+METRICS = ("psnr", "ssim", "lpips")
+
+
+@dataclass
+class Scores:
+    """Per-image metrics of one method on one set of pairs."""
+
+    method: str
+    names: list[str] = field(default_factory=list)
+    values: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in METRICS})
+    seconds: list[float] = field(default_factory=list)
+
+    def mean(self, metric: str) -> float:
+        """Mean over images (NaN when the metric is unavailable)."""
+        values = [v for v in self.values[metric] if not math.isnan(v)]
+        return float(np.mean(values)) if values else float("nan")
+
+    def array(self, metric: str) -> np.ndarray:
+        return np.asarray(self.values[metric], dtype=np.float64)
+
+
+def _save(path: Path, tensor: torch.Tensor) -> None:
+    rgb = tensor[0].clamp(0, 1).permute(1, 2, 0).numpy()
+    write_image(path, Image(rgb=rgb, alpha=None, bit_depth=8, grayscale=False))
+
+
+def evaluate(
+    method: Method,
+    pairs: Sequence[Pair],
+    convention: Convention = "8bit",
+    lpips: LPIPS | None = None,
+    save_dir: Path | None = None,
+    save_count: int = 0,
+    progress: bool = True,
+    keep_outputs: bool = False,
+) -> tuple[Scores, list[torch.Tensor]]:
+    """Score ``method`` on every pair; save the first ``save_count`` input/output/gt triplets to ``save_dir``.
+
+    Returns the scores and, with ``keep_outputs``, the prepared outputs (for comparison pictures).
+    """
+    scores = Scores(method.name)
+    outputs: list[torch.Tensor] = []
+    dataset = PairedDataset(pairs)
+    for index in tqdm(range(len(dataset)), desc=f"testing {method.name}", unit="img", disable=not progress):
+        sample = dataset[index]
+        low, high = sample["low"][None], sample["high"][None]
+        start = time.perf_counter()
+        with torch.inference_mode():
+            raw = method.run(low).float().cpu()
+        scores.seconds.append(time.perf_counter() - start)
+        out = prepare(raw, convention)
+        scores.names.append(str(sample["name"]))
+        scores.values["psnr"].append(psnr(out, high).item())
+        scores.values["ssim"].append(ssim(out, high).item())
+        scores.values["lpips"].append(lpips(out.clamp(0, 1), high).item() if lpips else float("nan"))
+        if save_dir is not None and index < save_count:
+            save_dir.mkdir(parents=True, exist_ok=True)
+            for suffix, image in (("input", low), ("output", out), ("gt", high)):
+                _save(save_dir / f"{index:05d}_{suffix}.png", image)
+        if keep_outputs:
+            outputs.append(out.clamp(0, 1))
+    return scores, outputs
+
+
+def write_csv(path: Path, all_scores: Sequence[Scores]) -> None:
+    """One row per image and method: name, method, psnr, ssim, lpips, seconds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "method", *METRICS, "seconds"])
+        for scores in all_scores:
+            for i, name in enumerate(scores.names):
+                row = [f"{scores.values[m][i]:.6f}" for m in METRICS]
+                writer.writerow([name, scores.method, *row, f"{scores.seconds[i]:.4f}"])
+
+
+def summary_line(scores: Scores, convention: Convention) -> str:
+    """``method: PSNR .. dB, SSIM .., LPIPS .. (n images, convention)``."""
+    lpips_text = f"{scores.mean('lpips'):.4f}" if not math.isnan(scores.mean("lpips")) else "n/a"
+    label = (
+        "outputs clamped to [0,1] and quantized to 8 bits" if convention == "8bit" else "raw float outputs (reference)"
+    )
+    return (
+        f"{scores.method}: PSNR {scores.mean('psnr'):.2f} dB, SSIM {scores.mean('ssim'):.4f}, LPIPS {lpips_text} "
+        f"({len(scores.names)} images; {label})"
+    )

@@ -1,0 +1,263 @@
+"""Evaluation: metrics agree with scikit-image, LPIPS runs from local files, compare reports are recomputable."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from darkir.checkpoint import save_checkpoint
+from darkir.cli import main
+from darkir.eval.compare import bootstrap_mean, win_rate
+from darkir.eval.lpips import LPIPSUnavailableError, load_lpips
+from darkir.eval.metrics import prepare, psnr, ssim
+from darkir.infer.images import read_image
+from darkir.models import build_model
+from tests.conftest import TINY, randomize
+from tests.test_data import make_lolblur
+
+SANITY = ["lolv2real_00733", "lolv2synth_r13073518t"]
+
+
+def _rows(path) -> list[dict[str, str]]:
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def _tensor(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(rgb).permute(2, 0, 1)[None]
+
+
+@pytest.mark.parametrize("name", SANITY)
+def test_psnr_ssim_match_scikit_image_on_real_pairs(shared, name):
+    low = read_image(shared / "sanity" / f"{name}_low.png").rgb
+    high = read_image(shared / "sanity" / f"{name}_high.png").rgb
+    expected_psnr = peak_signal_noise_ratio(high, low, data_range=1.0)
+    expected_ssim = structural_similarity(
+        high, low, channel_axis=2, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0
+    )
+    assert psnr(_tensor(low), _tensor(high)).item() == pytest.approx(expected_psnr, abs=0.01)
+    assert ssim(_tensor(low), _tensor(high)).item() == pytest.approx(expected_ssim, abs=1e-3)
+
+
+def test_metrics_command_on_real_pairs(shared, tmp_path, capsys):
+    for folder, kind in (("pred", "low"), ("gt", "high")):
+        (tmp_path / folder).mkdir()
+        for name in SANITY:
+            shutil.copy(shared / "sanity" / f"{name}_{kind}.png", tmp_path / folder / f"{name}.png")
+    assert (
+        main(
+            [
+                "metrics",
+                str(tmp_path / "pred"),
+                str(tmp_path / "gt"),
+                "--csv",
+                str(tmp_path / "m.csv"),
+                "--no-lpips",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    rows = _rows(tmp_path / "m.csv")
+    for row in rows:
+        name = row["image"].removesuffix(".png")
+        low = read_image(shared / "sanity" / f"{name}_low.png").rgb
+        high = read_image(shared / "sanity" / f"{name}_high.png").rgb
+        assert float(row["psnr"]) == pytest.approx(peak_signal_noise_ratio(high, low, data_range=1.0), abs=0.01)
+    assert "PSNR" in capsys.readouterr().out
+
+
+def test_metrics_command_names_missing_and_mismatched_files(tmp_path, capsys):
+    make_lolblur(tmp_path / "d", scenes=1, frames=2)
+    (tmp_path / "d" / "high_sharp_scaled" / "0000" / "0001.png").unlink()
+    assert (
+        main(
+            ["metrics", str(tmp_path / "d" / "low_blur_noise"), str(tmp_path / "d" / "high_sharp_scaled"), "--no-lpips"]
+        )
+        == 2
+    )
+    assert "0001.png: no reference image at" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["metrics", str(tmp_path / "empty"), str(tmp_path / "d" / "high_sharp_scaled"), "--no-lpips"]) == 2
+    assert "no images found" in capsys.readouterr().err
+
+
+def test_conventions_differ_only_outside_the_range():
+    target = torch.full((1, 3, 16, 16), 0.5)
+    pred = target.clone()
+    pred[..., :4, :] = 1.3
+    assert psnr(prepare(pred, "8bit"), target) > psnr(prepare(pred, "reference"), target)
+    inside = torch.rand(1, 3, 16, 16)
+    assert (prepare(inside, "8bit") - inside).abs().max() <= 0.5 / 255 + 1e-7
+
+
+def _stand_in_lpips(tmp_path):
+    """LPIPS files of the right shapes with random values (the real ones are not on this machine)."""
+    generator = torch.Generator().manual_seed(0)
+    shapes = {0: (64, 3, 11, 11), 3: (192, 64, 5, 5), 6: (384, 192, 3, 3), 8: (256, 384, 3, 3), 10: (256, 256, 3, 3)}
+    backbone = {}
+    for index, shape in shapes.items():
+        backbone[f"features.{index}.weight"] = torch.randn(shape, generator=generator) * 0.05
+        backbone[f"features.{index}.bias"] = torch.zeros(shape[0])
+    backbone["classifier.1.weight"] = torch.zeros(2, 2)  # ignored, as in torchvision's file
+    heads = {
+        f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1, generator=generator)
+        for i, c in enumerate((64, 192, 384, 256, 256))
+    }
+    torch.save(backbone, tmp_path / "alexnet.pth")
+    torch.save(heads, tmp_path / "alex.pth")
+    return tmp_path / "alexnet.pth", tmp_path / "alex.pth"
+
+
+def test_lpips_from_stand_in_files(tmp_path):
+    model = load_lpips(*_stand_in_lpips(tmp_path))
+    a, b = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    assert torch.allclose(model(a, a), torch.zeros(2), atol=1e-6)
+    d_ab, d_ba = model(a, b), model(b, a)
+    assert (d_ab > 0).all() and torch.allclose(d_ab, d_ba)
+    assert (model(a, a * 0.9 + 0.05) < d_ab).all()
+
+
+def test_lpips_unavailable_names_the_file(tmp_path):
+    with pytest.raises(LPIPSUnavailableError, match="alexnet.pth are missing"):
+        load_lpips(tmp_path / "alexnet.pth", tmp_path / "alex.pth")
+
+
+@pytest.fixture(scope="module")
+def variants(tmp_path_factory):
+    root = tmp_path_factory.mktemp("variants")
+    base = save_checkpoint(root / "base.pt", randomize(build_model("darkir-w32", **TINY), seed=1))
+    csf = save_checkpoint(root / "csf.pt", randomize(build_model("darkir-csf-w32", **TINY), seed=2))
+    data = make_lolblur(root / "data", scenes=3, frames=3, size=(40, 48))
+    return base, csf, data
+
+
+def test_test_command_with_lpips_csv_and_triplets(variants, tmp_path, capsys):
+    base, _, data = variants
+    backbone, heads = _stand_in_lpips(tmp_path)
+    args = [
+        "test",
+        "--weights",
+        str(base),
+        "--data",
+        str(data),
+        "--csv",
+        str(tmp_path / "t.csv"),
+        "--save",
+        "2",
+        "--results-dir",
+        str(tmp_path / "res"),
+        "--lpips-backbone",
+        str(backbone),
+        "--lpips-heads",
+        str(heads),
+        "-q",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "9 images; outputs clamped to [0,1] and quantized to 8 bits" in out and "LPIPS n/a" not in out
+    rows = _rows(tmp_path / "t.csv")
+    assert len(rows) == 9 and rows[0]["image"] == "0000/0000.png" and float(rows[0]["lpips"]) > 0
+    assert sorted(p.name for p in (tmp_path / "res").iterdir())[:3] == [
+        "00000_gt.png",
+        "00000_input.png",
+        "00000_output.png",
+    ]
+
+
+def test_compare_report_is_recomputable_from_its_csv(variants, tmp_path):
+    base, csf, data = variants
+    report = tmp_path / "report"
+    args = [
+        "compare",
+        "--weights",
+        str(base),
+        "--weights",
+        str(csf),
+        "--data",
+        str(data),
+        "-o",
+        str(report),
+        "--size",
+        "64",
+        "--resamples",
+        "300",
+        "--no-lpips",
+        "-q",
+    ]
+    assert main(args) == 0
+    assert {p.name for p in report.iterdir()} >= {
+        "report.md",
+        "per_image.csv",
+        "summary.json",
+        "psnr_diff_hist.png",
+        "grid.png",
+    }
+    summary = json.loads((report / "summary.json").read_text())
+    assert list(summary["methods"]) == ["base", "csf", "input", "auto-exposure 0.4"]
+    rows = _rows(report / "per_image.csv")
+    by_method = {m: np.array([float(r["psnr"]) for r in rows if r["method"] == m]) for m in summary["methods"]}
+    for method, values in by_method.items():
+        assert values.mean() == pytest.approx(summary["methods"][method]["mean"]["psnr"], abs=1e-5)
+    diff = by_method["csf"] - by_method["base"]
+    recomputed = bootstrap_mean(diff, resamples=300, seed=0)
+    stored = summary["methods"]["csf"]["vs_reference"]["psnr"]
+    assert (stored["mean"], stored["low"], stored["high"]) == pytest.approx(
+        (recomputed.mean, recomputed.low, recomputed.high), abs=1e-5
+    )
+    assert stored["win_rate"] == pytest.approx(win_rate(diff, "psnr"))
+    assert summary["methods"]["csf"]["params"] > summary["methods"]["base"]["params"]
+    text = (report / "report.md").read_text()
+    assert "auto-exposure 0.4" in text and "| csf |" in text and "recomputable" in text
+
+
+def test_bootstrap_interval_covers_a_known_mean():
+    values = np.random.default_rng(0).normal(1.0, 0.5, 400)
+    interval = bootstrap_mean(values, resamples=1000)
+    assert interval.low < 1.0 < interval.high and interval.high - interval.low < 0.2
+    assert win_rate(np.array([1.0, -1.0, 0.0, 2.0]), "psnr") == pytest.approx(0.625)
+    assert win_rate(np.array([1.0, -1.0]), "lpips") == pytest.approx(0.5)
+
+
+def test_unpaired_command_and_seed_shim(variants, tmp_path, capsys):
+    base, _, data = variants
+    out = tmp_path / "unpaired"
+    assert (
+        main(["test-unpaired", "--weights", str(base), "--data", str(data / "low_blur_noise"), "-o", str(out), "-q"])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "no NIQE/BRISQUE" in printed and "brightness" in printed
+    rows = _rows(out / "stats.csv")
+    assert len(rows) == 9 and (out / "0000" / "0000.png").is_file()
+    assert float(rows[0]["noise_in"]) > 0
+
+
+def test_seed_testing_script(variants, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    base, _, data = variants
+    options = tmp_path / "test.yml"
+    options.write_text(
+        "network:\n  width: 8\n  middle_blk_num_enc: 1\n  middle_blk_num_dec: 1\n  enc_blk_nums: [1, 1, 1]\n"
+        f"  dec_blk_nums: [1, 1, 1]\ndatasets:\n  val:\n    test_path: {data}\nsave:\n  path: {base}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(REPO / "testing.py"), "-p", str(options), "--no-lpips", "-q"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "PSNR" in done.stdout and (tmp_path / "images" / "results_test" / "00000_output.png").is_file()
