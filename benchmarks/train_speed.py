@@ -1,0 +1,95 @@
+"""Time one training step of the reference formulation against darkir's, in one run.
+
+    python benchmarks/train_speed.py [--batch 4] [--size 256] [--steps 3] [--width 32]
+
+Both start from the same weights and see the same batches (AdamW lr 1e-4, Charbonnier, grad clip 5).
+The reference step runs ``darkir.models.reference`` (explicit-statistics LayerNorm, abs/angle/cos/sin
+FFT branch) under the default allocator, as the official scripts do; darkir's runs the DarkIR module
+after its allocator setting (``keep_freed_memory_for_reuse``), as ``darkir train`` does. A first,
+untimed step warms both up. Prints min/median step time, the speed-up, and the largest relative
+difference between the two loss curves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from darkir.infer.runtime import keep_freed_memory_for_reuse
+from darkir.models import build_model
+from darkir.models.reference import reference_forward
+from darkir.train.losses import charbonnier
+
+
+def run(step, steps: int) -> tuple[list[float], list[float]]:
+    """Warm up once, then time ``steps`` calls of ``step``; returns (seconds, losses)."""
+    step(0)
+    seconds, losses = [], []
+    for index in range(1, steps + 1):
+        start = time.perf_counter()
+        losses.append(step(index))
+        seconds.append(time.perf_counter() - start)
+    return seconds, losses
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--width", type=int, default=32)
+    args = parser.parse_args()
+    generator = torch.Generator().manual_seed(0)
+    batches = [
+        (
+            torch.rand(args.batch, 3, args.size, args.size, generator=generator) * 0.2,
+            torch.rand(args.batch, 3, args.size, args.size, generator=generator),
+        )
+        for _ in range(args.steps + 1)
+    ]
+    torch.manual_seed(0)
+    initial = build_model("darkir-w32", width=args.width).state_dict()
+
+    def trainer(forward):
+        model = build_model("darkir-w32", width=args.width)
+        model.load_state_dict(initial)
+        model.side_out.requires_grad_(False)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.99), weight_decay=1e-4)
+
+        def step(index: int) -> float:
+            low, high = batches[index]
+            loss = charbonnier(forward(model, low), high)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            optimizer.step()
+            return loss.item()
+
+        return step
+
+    def reference_style(model, x):
+        return reference_forward(dict(model.named_parameters()), model.config, x)
+
+    ref_seconds, ref_losses = run(trainer(reference_style), args.steps)
+    keep_freed_memory_for_reuse()
+    ours_seconds, ours_losses = run(trainer(lambda model, x: model(x)), args.steps)
+    threads = torch.get_num_threads()
+    print(f"batch {args.batch} x 3 x {args.size}^2, width {args.width}, torch {torch.__version__}, {threads} threads")
+    print("| step | min s | median s | speed-up (median) |")
+    print("| --- | --- | --- | --- |")
+    base = statistics.median(ref_seconds)
+    rows = (("reference formulation, default allocator", ref_seconds), ("darkir", ours_seconds))
+    for label, seconds in rows:
+        median = statistics.median(seconds)
+        print(f"| {label} | {min(seconds):.3f} | {median:.3f} | {base / median:.2f}x |")
+    worst = max(abs(a - b) / abs(a) for a, b in zip(ref_losses, ours_losses, strict=True))
+    curves = ", ".join(f"{a:.6f}/{b:.6f}" for a, b in zip(ref_losses, ours_losses, strict=True))
+    print(f"losses reference/darkir per step: {curves}; max relative difference {worst:.2e}")
+
+
+if __name__ == "__main__":
+    main()
