@@ -377,6 +377,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    """Export a model to ONNX (dynamic batch/height/width) and check it against PyTorch."""
+    from darkir.checkpoint import load_model
+    from darkir.config import load_options
+    from darkir.export import check_onnx, export_onnx
+
+    config = load_options(args.options).network.model_kwargs() if args.options else None
+    weights = args.weights or (load_options(args.options).require_path("save.path", "file") if args.options else None)
+    if weights is None:
+        raise DarkIRError("pass --weights NAME_OR_PATH or -p OPTIONS with save.path")
+    model = load_model(weights, config=config)
+    path = export_onnx(model, args.output, opset=args.opset)
+    for (height, width), diff in check_onnx(model, path):
+        print(f"checked {height}x{width}: max abs difference to PyTorch {diff:.2e}")
+    print(f"exported -> {path}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     """List the registered variants."""
     from darkir.models import get_spec, list_models
@@ -489,6 +507,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--exposure-target", type=float, default=0.4, help="auto-exposure mean target (default 0.4)")
     _add_runtime(compare)
     _add_eval_options(compare)
+
+    onnx = add("export-onnx", cmd_export_onnx, "Export to ONNX (dynamic batch/height/width), checked on two sizes.")
+    _add_weights_source(onnx)
+    onnx.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    onnx.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
 
     synth = add("synth", cmd_synth, "Make a LOLBlur-style low-light+blur+noise set from clean photos.")
     synth.add_argument(

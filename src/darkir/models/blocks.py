@@ -44,6 +44,8 @@ class FreMLP(nn.Module):
 
     def __init__(self, nc: int, expand: int = 2) -> None:
         super().__init__()
+        #: Use the real (half) spectrum; the full complex one gives the same result and exports to ONNX.
+        self.onesided = True
         self.process1 = nn.Sequential(
             nn.Conv2d(nc, expand * nc, 1, 1, 0),
             nn.LeakyReLU(0.1, inplace=True),
@@ -52,11 +54,12 @@ class FreMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
-        spectrum = torch.fft.rfft2(x.float(), norm="backward")
+        spectrum = torch.fft.rfft2(x.float()) if self.onesided else torch.fft.fft2(x.float())
         magnitude = self.process1(spectrum.abs().to(x.dtype)).float()
-        phase = spectrum.angle()
-        restored = torch.polar(magnitude, phase)
-        return torch.fft.irfft2(restored, s=(height, width), norm="backward").to(x.dtype)
+        restored = torch.polar(magnitude, spectrum.angle())
+        if self.onesided:
+            return torch.fft.irfft2(restored, s=(height, width)).to(x.dtype)
+        return torch.fft.ifft2(restored).real.to(x.dtype)
 
 
 class Branch(nn.Module):

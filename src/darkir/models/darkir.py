@@ -108,8 +108,6 @@ class DarkIR(nn.Module):
 
     def _pad_to_multiple(self, x: torch.Tensor) -> torch.Tensor:
         """Zero-pad bottom/right so that H and W are multiples of ``padder_size``."""
-        pad_h = -x.shape[-2] % self.padder_size
-        pad_w = -x.shape[-1] % self.padder_size
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))
-        return x
+        pad_h = (self.padder_size - x.shape[-2] % self.padder_size) % self.padder_size
+        pad_w = (self.padder_size - x.shape[-1] % self.padder_size) % self.padder_size
+        return F.pad(x, (0, pad_w, 0, pad_h))  # unconditional, so exported graphs pad any size
