@@ -395,6 +395,16 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Serve the gradio demo."""
+    try:
+        from darkir.demo import launch
+    except ImportError as exc:
+        raise DarkIRError("the demo needs gradio: pip install 'darkir[demo]'") from exc
+    launch(weights=args.weights, host=args.host, port=args.port, share=args.share, device=args.device)
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     """List the registered variants."""
     from darkir.models import get_spec, list_models
@@ -512,6 +522,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weights_source(onnx)
     onnx.add_argument("-o", "--output", required=True, help="the .onnx file to write")
     onnx.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+
+    demo = add("demo", cmd_demo, "Serve the web demo (gradio): upload a photo, compare before/after.")
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    demo.add_argument("--weights", metavar="NAME_OR_PATH", help="serve these weights only (default: packaged variants)")
+    demo.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    demo.add_argument("--share", action="store_true", help="also create a public gradio link")
 
     synth = add("synth", cmd_synth, "Make a LOLBlur-style low-light+blur+noise set from clean photos.")
     synth.add_argument(

@@ -1,0 +1,172 @@
+"""The gradio demo: upload or pick a dark photo, choose DarkIR or DarkIR+CSF, compare with a slider."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from darkir.errors import DarkIRError
+from darkir.infer import Restorer
+from darkir.infer.images import Image, read_image, to_storage, write_image
+
+TITLE = "darkir: low-light image restoration"
+#: Uploads with more pixels than this are refused with a message (tiling keeps memory bounded below it).
+MAX_PIXELS = 24_000_000
+MAX_VIDEO_FRAMES = 300
+
+
+def example_images() -> list[Path]:
+    """The small real low-light examples shipped with the package."""
+    folder = Path(str(resources.files("darkir") / "assets" / "examples"))
+    return sorted(folder.glob("*.png"))
+
+
+class DemoEngine:
+    """Loads each variant's model once, on first use, and restores images and short videos with it."""
+
+    def __init__(self, weights: Mapping[str, str], device: str = "auto", tile: int | None = None) -> None:
+        if not weights:
+            raise DarkIRError("the demo needs weights: none ship with this version; pass --weights PATH")
+        self.weights = dict(weights)
+        self.device, self.tile = device, tile
+        self._restorers: dict[str, Restorer] = {}
+
+    @property
+    def variants(self) -> list[str]:
+        return list(self.weights)
+
+    def restorer(self, variant: str) -> Restorer:
+        """The (cached) Restorer of ``variant``."""
+        from darkir.checkpoint import load_model
+        from darkir.infer import DEFAULT_TILE
+
+        if variant not in self.weights:
+            raise DarkIRError(f"unknown variant {variant!r}; choose one of {', '.join(self.weights)}")
+        if variant not in self._restorers:
+            tile = DEFAULT_TILE if self.tile is None else self.tile
+            self._restorers[variant] = Restorer(load_model(self.weights[variant]), device=self.device, tile=tile)
+        return self._restorers[variant]
+
+    def restore_image(self, path: str | None, variant: str) -> tuple[np.ndarray, np.ndarray, Path, str]:
+        """(input, output) as 8-bit RGB, the restored PNG's path, and a timing line."""
+        if not path:
+            raise DarkIRError("Please upload an image or pick an example first.")
+        try:
+            image = read_image(path)
+        except DarkIRError as exc:  # name the upload, not the server's temporary path
+            raise DarkIRError(str(exc).replace(str(path), Path(path).name)) from None
+        height, width = image.rgb.shape[:2]
+        if height * width > MAX_PIXELS:
+            raise DarkIRError(
+                f"That image is {width}x{height}; the demo accepts up to {MAX_PIXELS / 1e6:.0f} megapixels."
+            )
+        before = to_storage(image.rgb, 8)
+        start = time.perf_counter()
+        image.rgb = self.restorer(variant).restore_array(image.rgb)
+        seconds = time.perf_counter() - start
+        target = Path(tempfile.mkdtemp(prefix="darkir-")) / f"{Path(path).stem}_restored.png"
+        write_image(target, Image(rgb=image.rgb, alpha=image.alpha, bit_depth=8, grayscale=image.grayscale))
+        device = self.restorer(variant).device
+        return (
+            before,
+            to_storage(image.rgb, 8),
+            target,
+            f"{variant}: {width}x{height} restored in {seconds:.2f} s on {device}",
+        )
+
+    def restore_video(self, path: str | None, variant: str) -> tuple[Path, str]:
+        """Restore a short clip; refuses clips longer than :data:`MAX_VIDEO_FRAMES`."""
+        import av
+
+        from darkir.infer.video import restore_video
+
+        if not path:
+            raise DarkIRError("Please upload a video first.")
+        try:
+            with av.open(path) as container:
+                frames = container.streams.video[0].frames if container.streams.video else 0
+        except av.FFmpegError as exc:
+            raise DarkIRError(f"That file is not a readable video ({exc}).") from exc
+        if frames > MAX_VIDEO_FRAMES:
+            raise DarkIRError(
+                f"That clip has {frames} frames; the demo restores up to {MAX_VIDEO_FRAMES}. Use `darkir video`."
+            )
+        target = Path(tempfile.mkdtemp(prefix="darkir-")) / f"{Path(path).stem}_restored.mp4"
+        start = time.perf_counter()
+        report = restore_video(self.restorer(variant), path, target, progress=False)
+        return target, f"{variant}: {report.frames} frames in {time.perf_counter() - start:.1f} s, audio {report.audio}"
+
+
+def build_app(engine: DemoEngine) -> Any:
+    """The gradio Blocks app over ``engine``."""
+    import gradio as gr
+
+    def on_image(path: str | None, variant: str) -> tuple[tuple[np.ndarray, np.ndarray], str, str]:
+        try:
+            before, after, target, timing = engine.restore_image(path, variant)
+        except DarkIRError as exc:
+            raise gr.Error(str(exc)) from None
+        return (before, after), str(target), timing
+
+    def on_video(path: str | None, variant: str) -> tuple[str, str]:
+        try:
+            target, timing = engine.restore_video(path, variant)
+        except DarkIRError as exc:
+            raise gr.Error(str(exc)) from None
+        return str(target), timing
+
+    with gr.Blocks(title=TITLE) as app:
+        gr.Markdown(
+            f"# {TITLE}\nRestore dark, noisy, blurry photos with DarkIR (CVPR 2025) or DarkIR + Cross-Scale Fusion."
+        )
+        variant = gr.Radio(engine.variants, value=engine.variants[-1], label="Model")
+        with gr.Tab("Image"):
+            with gr.Row():
+                # A file input: darkir decodes it, so 16-bit, EXIF and bad files are handled (and explained) by us.
+                source = gr.File(label="Low-light photo (PNG, JPEG, TIFF, WebP, BMP)", type="filepath")
+                compare = gr.ImageSlider(label="Before / after", type="numpy")
+            with gr.Row():
+                run = gr.Button("Restore", variant="primary")
+                download = gr.File(label="Restored image (PNG)")
+            timing = gr.Markdown()
+            gr.Examples(
+                [[str(p)] for p in example_images()], inputs=[source], label="Examples (real low-light captures)"
+            )
+            run.click(on_image, inputs=[source, variant], outputs=[compare, download, timing], api_name="restore")
+        with gr.Tab("Video"):
+            with gr.Row():
+                clip = gr.Video(label=f"Short clip (up to {MAX_VIDEO_FRAMES} frames)", sources=["upload"])
+                restored_clip = gr.Video(label="Restored")
+            run_video = gr.Button("Restore video")
+            video_timing = gr.Markdown()
+            run_video.click(
+                on_video, inputs=[clip, variant], outputs=[restored_clip, video_timing], api_name="restore_video"
+            )
+    return app.queue(default_concurrency_limit=1)
+
+
+def default_weights() -> dict[str, str]:
+    """Variant label -> packaged weights name, for the variants that ship weights."""
+    from darkir.models import get_spec, list_models
+
+    labels = {}
+    for name in list_models("*-synth", pretrained=True):
+        labels["DarkIR+CSF" if get_spec(name).config["use_csf"] else "DarkIR"] = name
+    return dict(sorted(labels.items()))
+
+
+def launch(
+    weights: str | None = None, host: str = "127.0.0.1", port: int = 7860, share: bool = False, device: str = "auto"
+) -> None:
+    """Serve the demo (blocks until stopped)."""
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    engine = DemoEngine({Path(weights).stem: weights} if weights else default_weights(), device=device)
+    build_app(engine).launch(server_name=host, server_port=port, share=share, show_error=True)
