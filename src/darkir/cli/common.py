@@ -1,0 +1,126 @@
+"""Argument groups and objects shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from darkir.errors import DarkIRError
+
+if TYPE_CHECKING:
+    from darkir.eval.lpips import LPIPS
+    from darkir.infer import Restorer
+    from darkir.models import DarkIR
+
+#: ``add(name, handler, help)`` -> the new subcommand's parser.
+AddCommand = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
+
+
+def add_model_source(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-p", "--options", metavar="YAML", help="options file whose network: section defines the model")
+    group.add_argument("-m", "--model", metavar="NAME", help="registered variant (see `darkir models`)")
+    group.add_argument("--weights", metavar="NAME_OR_PATH", help="checkpoint whose stored or inferred config is used")
+
+
+def model_from_args(args: argparse.Namespace) -> DarkIR:
+    from darkir.checkpoint import load_model
+    from darkir.config import load_options
+    from darkir.models import build_model
+
+    if args.options:
+        return build_model(load_options(args.options).network.model_kwargs())
+    if args.weights:
+        return load_model(args.weights)
+    return build_model(args.model or "darkir-w32")
+
+
+def add_weights_source(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--weights",
+        metavar="NAME_OR_PATH",
+        help="checkpoint file or zoo name with weights (default: the packaged default)",
+    )
+    parser.add_argument(
+        "-p", "--options", metavar="YAML", help="options file: network: builds the model, save.path is the weights"
+    )
+
+
+def add_runtime(parser: argparse.ArgumentParser) -> None:
+    from darkir.infer import DEFAULT_OVERLAP, DEFAULT_TILE
+
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="compute precision")
+    parser.add_argument(
+        "--tile",
+        type=int,
+        default=DEFAULT_TILE,
+        help=f"tile side for large inputs, 0 = whole image (default {DEFAULT_TILE})",
+    )
+    parser.add_argument(
+        "--overlap", type=int, default=DEFAULT_OVERLAP, help=f"tile overlap (default {DEFAULT_OVERLAP})"
+    )
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (slow start, faster after)")
+
+
+def restorer_from_args(args: argparse.Namespace) -> Restorer:
+    from darkir.checkpoint import load_model
+    from darkir.config import load_options
+    from darkir.errors import CheckpointError
+    from darkir.infer import Restorer
+    from darkir.models.zoo import DEFAULT_WEIGHTS
+
+    config = None
+    weights = args.weights
+    if args.options:
+        options = load_options(args.options)
+        config = options.network.model_kwargs()
+        weights = weights or options.require_path("save.path", kind="file")
+    weights = weights or DEFAULT_WEIGHTS
+    if weights is None:
+        raise CheckpointError(
+            "this version of darkir ships no default weights yet; pass --weights PATH "
+            "(an official DarkIR checkpoint or one you trained) or -p OPTIONS with save.path"
+        )
+    model = load_model(weights, config=config)
+    return Restorer(
+        model, device=args.device, precision=args.precision, tile=args.tile, overlap=args.overlap, compile=args.compile
+    )
+
+
+def add_eval_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--convention",
+        default="8bit",
+        choices=["8bit", "reference"],
+        help="8bit: clamp to [0,1] and quantize before scoring (default); reference: raw float outputs",
+    )
+    parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
+    parser.add_argument("--lpips-backbone", metavar="PTH", help="AlexNet weights (default: torch hub cache)")
+    parser.add_argument("--lpips-heads", metavar="PTH", help="LPIPS v0.1 alex heads (default: from the lpips package)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def load_lpips_or_none(args: argparse.Namespace) -> LPIPS | None:
+    from darkir.eval.lpips import LPIPSUnavailableError, load_lpips
+
+    if args.no_lpips:
+        return None
+    try:
+        return load_lpips(args.lpips_backbone, args.lpips_heads)
+    except LPIPSUnavailableError as exc:
+        print(f"darkir: {exc}; reporting PSNR and SSIM only", file=sys.stderr)
+        return None
+
+
+def test_pairs(args: argparse.Namespace, options_path: str | None) -> list:
+    from darkir.config import load_options
+    from darkir.data.pairs import resolve_pairs
+
+    if args.data:
+        return resolve_pairs(args.data, args.split)
+    if not options_path:
+        raise DarkIRError("pass --data DIR (or a manifest .json) or -p OPTIONS with datasets.val.test_path")
+    return resolve_pairs(load_options(options_path).require_path("datasets.val.test_path"), args.split)

@@ -1,0 +1,82 @@
+"""Model information and conversion: models, complexity, convert, export-onnx."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from darkir.cli.common import AddCommand, add_model_source, add_weights_source, model_from_args
+from darkir.errors import DarkIRError
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """List the registered variants."""
+    from darkir.models import get_spec, list_models
+
+    names = list_models(args.filter, pretrained=args.pretrained)
+    width = max((len(n) for n in names), default=0)
+    for name in names:
+        spec = get_spec(name)
+        weights = "weights" if spec.weights else "-"
+        print(f"{name:<{width}}  {weights:<7}  {spec.description}")
+    return 0
+
+
+def cmd_complexity(args: argparse.Namespace) -> int:
+    """Print parameters and MACs of a model at 3 x size x size."""
+    from darkir.complexity import measure_complexity
+
+    model = model_from_args(args)
+    result = measure_complexity(model, size=args.size, channels=model.config["img_channel"])
+    print(json.dumps(result.as_dict()) if args.json else result.summary())
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """Re-save any checkpoint layout as a darkir checkpoint (weights + config), e.g. .safetensors."""
+    from darkir.checkpoint import load_model, save_checkpoint
+
+    model = load_model(args.weights, config=args.model)
+    path = save_checkpoint(args.output, model)
+    print(f"{model.config['width']}-wide {'DarkIR+CSF' if model.use_csf else 'DarkIR'} -> {path}")
+    return 0
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    """Export a model to ONNX (dynamic batch/height/width) and check it against PyTorch."""
+    from darkir.checkpoint import load_model
+    from darkir.config import load_options
+    from darkir.export import check_onnx, export_onnx
+
+    config = load_options(args.options).network.model_kwargs() if args.options else None
+    weights = args.weights or (load_options(args.options).require_path("save.path", "file") if args.options else None)
+    if weights is None:
+        raise DarkIRError("pass --weights NAME_OR_PATH or -p OPTIONS with save.path")
+    model = load_model(weights, config=config)
+    path = export_onnx(model, args.output, opset=args.opset)
+    for (height, width), diff in check_onnx(model, path):
+        print(f"checked {height}x{width}: max abs difference to PyTorch {diff:.2e}")
+    print(f"exported -> {path}")
+    return 0
+
+
+def register(add: AddCommand) -> None:
+    """Add this module's subcommands."""
+    models = add("models", cmd_models, "List registered model variants and whether they ship weights.")
+    models.add_argument("filter", nargs="?", default="*", help="glob on the names, e.g. 'darkir-csf-*'")
+    models.add_argument("--pretrained", action="store_true", help="only variants that ship weights")
+
+    complexity = add("complexity", cmd_complexity, "Count parameters and multiply-accumulates (ptflops) at 3xSxS.")
+    add_model_source(complexity)
+    complexity.add_argument("--size", type=int, default=256, help="input side S (default 256)")
+    complexity.add_argument("--json", action="store_true", help="print one JSON object with params and macs")
+
+    convert = add("convert", cmd_convert, "Convert a checkpoint (any layout) to a darkir .safetensors/.pt file.")
+    convert.add_argument("weights", metavar="CHECKPOINT", help="checkpoint to read")
+    convert.add_argument("-o", "--output", required=True, help="file to write (.safetensors: weights and config only)")
+    convert.add_argument("-m", "--model", metavar="NAME", help="zoo name whose config to use instead of the stored one")
+
+    onnx = add("export-onnx", cmd_export_onnx, "Export to ONNX (dynamic batch/height/width), checked on two sizes.")
+    add_weights_source(onnx)
+    onnx.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    onnx.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")

@@ -1,0 +1,97 @@
+"""Restoration commands: restore, video, demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from darkir.cli.common import AddCommand, add_runtime, add_weights_source, restorer_from_args
+from darkir.errors import DarkIRError
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Restore image files, folders and globs into an output folder."""
+    from pathlib import Path
+
+    from darkir.infer.files import ensure_writable_dir, plan_jobs, restore_files
+
+    output = Path(args.output)
+    suffix = f".{args.format.lower().lstrip('.')}" if args.format else None
+    jobs, problems = plan_jobs(args.inputs, output, suffix)
+    for path, reason in problems:
+        print(f"darkir: {path}: {reason}", file=sys.stderr)
+    if not jobs:
+        print("darkir: error: nothing to restore", file=sys.stderr)
+        return 2
+    ensure_writable_dir(output)
+    restorer = restorer_from_args(args)
+    report = restore_files(restorer, jobs, overwrite=args.overwrite, progress=not args.quiet)
+    print(
+        f"restored {len(report.done)}, skipped {len(report.skipped)} existing (use --overwrite), "
+        f"failed {len(report.failed) + len(problems)} -> {output}"
+    )
+    return 1 if report.failed or problems else 0
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    """Restore a video frame by frame, keeping timing, resolution and audio."""
+    from pathlib import Path
+
+    from darkir.errors import DarkIRError
+    from darkir.infer.files import ensure_writable_dir
+    from darkir.infer.video import restore_video
+
+    source, target = Path(args.input), Path(args.output)
+    if not source.is_file():
+        raise DarkIRError(f"{source}: no such video file")
+    if target.is_dir() or not target.suffix:
+        target = target / f"{source.stem}.mp4"
+    if target.exists() and not args.overwrite:
+        raise DarkIRError(f"{target} exists; pass --overwrite to replace it")
+    ensure_writable_dir(target.parent)
+    report = restore_video(
+        restorer_from_args(args), source, target, codec=args.codec, crf=args.crf, progress=not args.quiet
+    )
+    print(f"restored {report.frames} frames, audio {report.audio} -> {report.output}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Serve the gradio demo."""
+    try:
+        from darkir.demo import launch
+    except ImportError as exc:
+        raise DarkIRError("the demo needs gradio: pip install 'darkir[demo]'") from exc
+    launch(weights=args.weights, host=args.host, port=args.port, share=args.share, device=args.device)
+    return 0
+
+
+def register(add: AddCommand) -> None:
+    """Add this module's subcommands."""
+    restore = add("restore", cmd_restore, "Restore images: files, folders (recursive) and globs.")
+    restore.add_argument("inputs", nargs="+", metavar="INPUT", help="image file, folder or glob ('photos/**/*.jpg')")
+    restore.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if needed)")
+    add_weights_source(restore)
+    add_runtime(restore)
+    restore.add_argument("--format", metavar="EXT", help="output format (png, jpg, tif, webp, bmp); default: keep")
+    restore.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    restore.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    video = add("video", cmd_video, "Restore a video (streamed; frame count, fps, resolution and audio kept).")
+    video.add_argument("input", metavar="IN", help="input video file")
+    video.add_argument(
+        "-o", "--output", required=True, metavar="OUT", help="output file, or folder for IN's name as .mp4"
+    )
+    add_weights_source(video)
+    add_runtime(video)
+    video.add_argument("--codec", default="libx264", help="video encoder (default libx264, i.e. H.264)")
+    video.add_argument("--crf", type=int, default=18, help="x264/x265 quality, lower is better (default 18)")
+    video.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    video.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    demo = add("demo", cmd_demo, "Serve the web demo (gradio): upload a photo, compare before/after.")
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    demo.add_argument("--weights", metavar="NAME_OR_PATH", help="serve these weights only (default: packaged variants)")
+    demo.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    demo.add_argument("--share", action="store_true", help="also create a public gradio link")

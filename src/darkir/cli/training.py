@@ -1,0 +1,89 @@
+"""Data and training commands: synth, split, train."""
+
+from __future__ import annotations
+
+import argparse
+
+from darkir.cli.common import AddCommand
+from darkir.errors import DarkIRError
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    """Synthesize a LOLBlur-style paired set from clean photos."""
+    from pathlib import Path
+
+    from darkir.data.corpus import resolve_sources
+    from darkir.data.synth import synthesize
+
+    photos = resolve_sources(args.source)
+    counts = synthesize(
+        photos,
+        Path(args.output),
+        per_photo=args.per_photo,
+        size=args.size,
+        val_photos=args.val_photos,
+        test_photos=args.test_photos,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    print(f"{len(photos)} photos -> " + ", ".join(f"{k} {v} pairs" for k, v in counts.items()) + f" in {args.output}")
+    return 0
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    """Write a scene-aware split manifest of a paired tree."""
+    from darkir.data.split import write_manifest
+
+    try:
+        counts = dict(zip(("train", "val", "test"), (int(c) for c in args.counts.split(",")), strict=True))
+    except ValueError:
+        raise DarkIRError(f"--counts {args.counts!r} must be three integers: train,val,test") from None
+    written = write_manifest(args.root, args.output, counts, seed=args.seed)
+    print(", ".join(f"{k} {v} pairs" for k, v in written.items()) + f" -> {args.output}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a model from an options file."""
+    from darkir.config import load_options
+    from darkir.train.trainer import train
+
+    options = load_options(args.options, args.overrides)
+    result = train(options, resume=args.resume, device=args.device, max_steps=args.max_steps, progress=not args.quiet)
+    best = f", best val PSNR {result.best_psnr:.2f} dB -> {result.best}" if result.best_psnr is not None else ""
+    state = "interrupted at" if result.interrupted else "stopped at"
+    print(f"{state} step {result.steps} (epoch {result.epochs}); last checkpoint {result.last}{best}")
+    return 130 if result.interrupted else 0
+
+
+def register(add: AddCommand) -> None:
+    """Add this module's subcommands."""
+    synth = add("synth", cmd_synth, "Make a LOLBlur-style low-light+blur+noise set from clean photos.")
+    synth.add_argument(
+        "--source",
+        action="append",
+        required=True,
+        metavar="DIR|debian",
+        help="folder of clean photos, or 'debian' for the packaged wallpaper photos (repeatable)",
+    )
+    synth.add_argument("-o", "--output", required=True, help="output root (train/, val/, test/ and synth.json)")
+    synth.add_argument("--per-photo", type=int, default=16, help="pairs per source photo (default 16)")
+    synth.add_argument("--size", type=int, default=384, help="side of each square pair (default 384)")
+    synth.add_argument("--val-photos", type=int, default=3, help="photos held out for validation (default 3)")
+    synth.add_argument("--test-photos", type=int, default=6, help="photos held out for testing (default 6)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    split = add("split", cmd_split, "Scene-aware train/val/test split of a paired tree into a manifest JSON.")
+    split.add_argument("root", help="paired dataset root (e.g. LOLBlur/train)")
+    split.add_argument("-o", "--output", required=True, help="manifest file to write (.json)")
+    split.add_argument("--counts", default="1620,600,540", help="pairs per split, train,val,test (default: the seed's)")
+    split.add_argument("--seed", type=int, default=0)
+
+    train = add("train", cmd_train, "Train DarkIR / DarkIR+CSF from an options file (torchrun for several processes).")
+    train.add_argument("-p", "--options", required=True, metavar="YAML", help="training options file")
+    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="option overrides, e.g. train.epochs=5")
+    train.add_argument("--resume", action="store_true", help="continue from save.path exactly where it stopped")
+    train.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    train.add_argument("--max-steps", type=int, default=0, help="stop after this many steps in all (0 = all epochs)")
+    train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
