@@ -223,3 +223,48 @@ def test_two_gloo_processes_match_one_process(dataset, tmp_path):
     a, b = load_model(single).state_dict(), load_model(double).state_dict()
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
     assert any((a[k] != 0).any() for k in a if k.endswith("gamma"))  # it did train
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(dataset, tmp_path):
+    """SIGINT stops after the current step with a checkpoint; resuming it ends where a straight run ends."""
+    import signal
+    import time
+
+    def command(out: Path, *extra: str) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "darkir.cli",
+            "train",
+            "-p",
+            str(REPO / "options/train/tiny_csf.yml"),
+            f"datasets.train.train_path={dataset / 'train'}",
+            "datasets.val.test_path=null",
+            "train.epochs=40",
+            "datasets.train.batch_size_train=2",
+            f"save.path={out / 'last.pt'}",
+            "-q",
+            *extra,
+        ]
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(command(tmp_path / "straight"), check=True, env=env, capture_output=True)
+    process = subprocess.Popen(
+        command(tmp_path / "cut"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    log = tmp_path / "cut" / "last_logs" / "train.jsonl"
+    deadline = time.time() + 120
+    while not (log.is_file() and log.read_text().strip()) and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    stopped = int(out.split("interrupted at step ")[1].split()[0])
+    assert 10 <= stopped < 160
+    assert read_checkpoint(tmp_path / "cut" / "last.pt")[2]["step"] == stopped
+    subprocess.run(command(tmp_path / "cut", "--resume"), check=True, env=env, capture_output=True)
+    a, _, _ = read_checkpoint(tmp_path / "straight" / "last.pt")
+    b, _, state = read_checkpoint(tmp_path / "cut" / "last.pt")
+    assert state["step"] == 160
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import math
 import random
+import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +24,7 @@ from darkir.config import Options
 from darkir.data.dataset import PairedDataset
 from darkir.data.layouts import DatasetError
 from darkir.data.pairs import resolve_pairs
-from darkir.errors import ConfigError
+from darkir.errors import ConfigError, DarkIRError
 from darkir.eval.metrics import prepare, psnr, ssim
 from darkir.infer.runtime import keep_freed_memory_for_reuse
 from darkir.models import DarkIR, build_model
@@ -86,6 +89,39 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     keys = numpy_state["keys"].numpy().astype(np.uint32)
     np.random.set_state((numpy_state["kind"], keys, numpy_state["pos"], numpy_state["has_gauss"], numpy_state["gauss"]))
     random.setstate(state["python"])
+
+
+class _StopOnInterrupt:
+    """Turns the first Ctrl-C (SIGINT) into a request to stop after the current step; a second one aborts.
+
+    With several processes the request is shared (all-reduced each step), so all stop at the same step.
+    """
+
+    def __init__(self, context: distributed.Context) -> None:
+        self.context, self.flag, self.previous = context, False, None
+
+    def __enter__(self) -> _StopOnInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.flag:
+            raise KeyboardInterrupt
+        self.flag = True
+        tqdm.write("darkir: stopping after this step and saving (Ctrl-C again to abort)", file=sys.stderr)
+
+    def requested(self) -> bool:
+        """Whether any process was asked to stop."""
+        if not self.context.distributed:
+            return self.flag
+        flag = torch.tensor([float(self.flag)], device=self.context.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
 
 
 class Trainer:
@@ -232,7 +268,7 @@ class Trainer:
                 out = self.net(low)
                 loss = self.options.train.pixel_weight * self.pixel_loss(out.float(), high)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at step {self.step}; lower train.lr_initial")
+            raise DarkIRError(f"the loss became {loss.item()} at step {self.step}; lower train.lr_initial")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.options.train.grad_clip > 0:
@@ -264,7 +300,6 @@ class Trainer:
         steps_per_epoch = self.sampler.steps_per_epoch()
         stop = min(self.total_steps, max_steps) if max_steps else self.total_steps
         self.model.train()
-        interrupted = False
         bar = tqdm(
             total=stop,
             initial=self.step,
@@ -273,8 +308,8 @@ class Trainer:
             disable=not (self.progress and self.context.is_main),
         )
         started, first_step = time.perf_counter(), self.step
-        try:
-            while self.epoch < epochs and self.step < stop:
+        with _StopOnInterrupt(self.context) as interrupt:
+            while self.epoch < epochs and self.step < stop and not interrupt.requested():
                 self.sampler.set_epoch(self.epoch, self.epoch_step)
                 self.train_set.set_epoch(self.epoch)
                 for batch in self.loader:
@@ -299,15 +334,13 @@ class Trainer:
                     every = self.options.train.save_every_steps
                     if every and self.step % every == 0 and self.context.is_main:
                         self.save()
-                    if self.step >= stop:
+                    if self.step >= stop or interrupt.requested():
                         break
                 if self.epoch_step >= steps_per_epoch:
                     self.epoch, self.epoch_step = self.epoch + 1, 0
                     self._end_of_epoch(final=self.epoch == epochs)
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            bar.close()
+            interrupted = interrupt.requested()
+        bar.close()
         if self.context.is_main:
             self.save()
         distributed.barrier(self.context)
