@@ -35,7 +35,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def peak_rss_of_restore(weights: str, size: tuple[int, int]) -> tuple[float, float]:
-    """(peak RSS in GiB, seconds) of ``darkir restore`` on a smooth synthetic image of ``size`` (H, W)."""
+    """(peak RSS in GB, seconds) of ``darkir restore`` on a smooth synthetic image of ``size`` (H, W)."""
     import time
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -47,7 +47,7 @@ def peak_rss_of_restore(weights: str, size: tuple[int, int]) -> tuple[float, flo
         start = time.perf_counter()
         subprocess.run([*command, "--weights", weights, "--device", "cpu"], check=True)
         elapsed = time.perf_counter() - start
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, elapsed
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / 1e9, elapsed
 
 
 def main() -> None:
@@ -65,7 +65,7 @@ def main() -> None:
     print(f"  input {args.image.name}, weights {args.weights}, torch {torch.__version__}")
     if not args.skip_memory:
         peak, seconds = peak_rss_of_restore(args.weights, (2160, 3840))
-        print(f"darkir restore 3840x2160, defaults: peak RSS {peak:.2f} GiB, {seconds:.1f} s wall")
+        print(f"darkir restore 3840x2160, defaults: peak RSS {peak:.2f} GB, {seconds:.1f} s wall")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -86,7 +88,7 @@ def test_zoo_specs_are_consistent(name):
     model = build_model(name)
     assert model.config == spec.config
     assert model.use_csf == ("csf" in name)
-    assert model.config["width"] == int(name.rsplit("w", 1)[1])
+    assert model.config["width"] == int(re.search(r"-w(\d+)", name)[1])
 
 
 def test_baseline_has_no_csf_parameters_and_csf_has_them():

@@ -43,8 +43,25 @@ def test_tiling_blends_without_seams():
     model = _Pointwise()
     x = torch.rand(1, 3, 150, 231)
     whole = Restorer(model, device="cpu", tile=0).restore_tensor(x)
-    tiled = Restorer(model, device="cpu", tile=64, overlap=16).restore_tensor(x)
+    tiled = Restorer(model, device="cpu", tile=64, overlap=16, guide_scale=None).restore_tensor(x)
     assert (whole - tiled).abs().max().item() < 1e-6
+
+
+class _GlobalTone(nn.Module):
+    """Brightens by the image's own mean, like DarkIR's global branch: tiles alone get different tones."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * (0.4 / x.mean(dim=(1, 2, 3), keepdim=True))
+
+
+def test_whole_image_guide_restores_the_global_tone():
+    y, x = torch.meshgrid(torch.linspace(0, 1, 200), torch.linspace(0, 1, 320), indexing="ij")
+    image = (0.05 + 0.2 * x * y)[None, None].repeat(1, 3, 1, 1)
+    whole = Restorer(_GlobalTone(), device="cpu", tile=0).restore_tensor(image)
+    plain = Restorer(_GlobalTone(), device="cpu", tile=96, overlap=24, guide_scale=None).restore_tensor(image)
+    guided = Restorer(_GlobalTone(), device="cpu", tile=96, overlap=24).restore_tensor(image)
+    error = lambda out: (out - whole).abs().mean().item()  # noqa: E731
+    assert error(guided) < error(plain) / 10
 
 
 def test_fp32_fast_path_matches_reference():

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -222,8 +221,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, **state: Any
     bare = _unwrap(model)
     config = dict(bare.config)
     state_dict = {k: v.detach().cpu().contiguous() for k, v in bare.state_dict().items()}
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp_name = str(path.with_name(f".{path.name}.{os.getpid()}.tmp"))  # created with the usual permissions
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import save_file

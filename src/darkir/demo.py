@@ -136,7 +136,9 @@ def build_app(engine: DemoEngine) -> Any:
                 download = gr.File(label="Restored image (PNG)")
             timing = gr.Markdown()
             gr.Examples(
-                [[str(p)] for p in example_images()], inputs=[source], label="Examples (real low-light captures)"
+                [[str(p)] for p in example_images()],
+                inputs=[source],
+                label="Examples (LOL-v2 real and synthetic, darkir synth test inputs)",
             )
             run.click(on_image, inputs=[source, variant], outputs=[compare, download, timing], api_name="restore")
         with gr.Tab("Video"):

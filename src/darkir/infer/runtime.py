@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
 import sys
+from collections.abc import Iterator
 
 import torch
 
@@ -34,6 +36,20 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
 
 
 @functools.cache
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+_DEFAULT_MMAP_MAX = 65536
+
+
+@functools.cache
 def keep_freed_memory_for_reuse() -> bool:
     """Tell glibc malloc to reuse freed memory instead of returning large blocks to the OS.
 
@@ -43,13 +59,22 @@ def keep_freed_memory_for_reuse() -> bool:
     the heap and keeping it makes the process hold its peak memory until exit. Returns whether the
     setting took effect (glibc only); it is process-wide, so it is applied once, on first use.
     """
-    if not sys.platform.startswith("linux"):
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallopt"):
         return False
-    name = ctypes.util.find_library("c")
+    return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+
+
+@contextlib.contextmanager
+def memory_returned_to_os() -> Iterator[None]:
+    """Within this block, large blocks are mapped and unmapped again (glibc's default), so a pass of
+    one-off shapes leaves no holes in the heap that :func:`keep_freed_memory_for_reuse` keeps."""
+    libc = _libc()
+    if not (keep_freed_memory_for_reuse() and libc is not None):
+        yield
+        return
+    libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
     try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_max = -1, -4
-    return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 1 << 30))
+        yield
+    finally:
+        libc.mallopt(_M_MMAP_MAX, 0)

@@ -47,11 +47,22 @@ _SPECS = [
     ModelSpec("darkir-w64", "DarkIR-l, width 64 (the official LOLBlur/LOL checkpoints' size)", {"width": 64}),
     ModelSpec("darkir-csf-w32", "DarkIR + Cross-Scale Fusion skips, width 32 (3.38M, 7.67 GMac)", {"use_csf": True}),
     ModelSpec("darkir-csf-w64", "DarkIR + Cross-Scale Fusion skips, width 64", {"width": 64, "use_csf": True}),
+    ModelSpec(
+        "darkir-w32-synth",
+        "DarkIR w32 trained by darkir on synthetic low-light+blur+noise pairs (see MODEL_CARD.md)",
+        weights="darkir-w32-synth.safetensors",
+    ),
+    ModelSpec(
+        "darkir-csf-w32-synth",
+        "DarkIR + CSF w32 trained by darkir on synthetic low-light+blur+noise pairs (see MODEL_CARD.md)",
+        {"use_csf": True},
+        weights="darkir-csf-w32-synth.safetensors",
+    ),
 ]
 _ZOO: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
 
-#: The zoo entry used when no weights are given; ``None`` until weights ship with the package.
-DEFAULT_WEIGHTS: str | None = None
+#: The zoo entry used when no weights are given (chosen by the comparison in MODEL_CARD.md).
+DEFAULT_WEIGHTS: str | None = "darkir-csf-w32-synth"
 
 
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
