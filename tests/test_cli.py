@@ -50,7 +50,8 @@ def test_complexity_by_model_name_scales_with_size(capsys):
 def test_models_lists_the_zoo(capsys):
     assert main(["models", "darkir-csf-*"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == ["darkir-csf-w32", "darkir-csf-w64"]
+    assert [line.split()[0] for line in lines] == ["darkir-csf-w32", "darkir-csf-w64", "darkir-csf-w32-synth"]
+    assert lines[-1].split()[1] == "weights"
 
 
 def test_bad_options_file_gives_one_line_error(tmp_path, capsys):

@@ -114,5 +114,15 @@ def test_unknown_keys_and_names_are_rejected():
 
 
 def test_list_models_filters():
-    assert list_models("darkir-csf-*") == ["darkir-csf-w32", "darkir-csf-w64"]
+    assert list_models("darkir-csf-*") == ["darkir-csf-w32", "darkir-csf-w64", "darkir-csf-w32-synth"]
+    assert list_models(pretrained=True) == ["darkir-w32-synth", "darkir-csf-w32-synth"]
     assert "darkir-w32" in list_models()
+
+
+@pytest.mark.parametrize("name", ["darkir-w32-synth", "darkir-csf-w32-synth"])
+def test_packaged_weights_load_by_name(name):
+    from darkir.checkpoint import load_model
+
+    model = load_model(name)
+    assert model.config == get_spec(name).config
+    assert any(torch.count_nonzero(p) > 0 for n, p in model.named_parameters() if n.endswith("gamma"))
