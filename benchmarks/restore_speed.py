@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--weights", help="checkpoint or zoo name (default: darkir-w32 with seeded random weights)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (compiles for a minute)")
+    parser.add_argument("--onnx", action="store_true", help="also time ONNX Runtime (CPU) on the exported model")
     parser.add_argument("--pairs", help="paired folder: also report fp32 vs bf16 PSNR against ground truth on it")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
@@ -85,6 +86,18 @@ def main() -> None:
         compiled = Restorer(model, device="cpu", tile=0, compile=True)
         record("darkir fp32 + compile", lambda: compiled.restore_tensor(x))
 
+    if args.onnx:
+        import tempfile
+
+        import onnxruntime
+
+        from darkir.export import export_onnx
+
+        with tempfile.TemporaryDirectory() as tmp:
+            session = onnxruntime.InferenceSession(
+                str(export_onnx(model, f"{tmp}/model.onnx")), providers=["CPUExecutionProvider"]
+            )
+            record("onnxruntime fp32", lambda: torch.from_numpy(session.run(None, {"input": x.numpy()})[0]))
     base = rows[0]["median_s"]
     print(f"\ninput 1x3x{height}x{width}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("| path | min s | median s | speed-up (median) | max abs diff | PSNR vs reference fp32 (dB) |")

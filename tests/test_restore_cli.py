@@ -119,27 +119,16 @@ def test_seed_inference_script(photos, tmp_path, tiny_checkpoint):
     work.mkdir()
     shutil.copy(photos / "a.png", work / "a.png")
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    command = [sys.executable, str(REPO / "inference.py"), "-p", str(options), "-i", str(work)]
     # the options describe a width-64 network, so loading the tiny checkpoint must fail by name ...
-    failed = subprocess.run(
-        [sys.executable, str(REPO / "inference.py"), "-p", str(options), "-i", str(work)],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    failed = subprocess.run(command, cwd=work, capture_output=True, text=True, env=env)
     assert failed.returncode == 2 and "does not fit the model" in failed.stderr
     # ... and with the matching network section it restores into ./images/results.
     options.write_text(
         "network:\n  width: 8\n  middle_blk_num_enc: 1\n  middle_blk_num_dec: 1\n  enc_blk_nums: [1, 1, 1]\n"
         f"  dec_blk_nums: [1, 1, 1]\n  use_csf: true\nsave:\n  path: {tiny_checkpoint}\n"
     )
-    done = subprocess.run(
-        [sys.executable, str(REPO / "inference.py"), "-p", str(options), "-i", str(work)],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    done = subprocess.run(command, cwd=work, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert (work / "images" / "results" / "a.png").is_file()
 
