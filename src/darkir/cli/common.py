@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from darkir.errors import DarkIRError
 
 if TYPE_CHECKING:
+    from darkir.config import Options
     from darkir.eval.lpips import LPIPS
     from darkir.infer import Restorer
     from darkir.models import DarkIR
@@ -65,7 +66,8 @@ def add_runtime(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (slow start, faster after)")
 
 
-def restorer_from_args(args: argparse.Namespace) -> Restorer:
+def restorer_from_args(args: argparse.Namespace, options: Options | None = None) -> Restorer:
+    """The Restorer that ``--weights``/``-p`` and the runtime flags describe (``options``: ``-p`` already read)."""
     from darkir.checkpoint import load_model
     from darkir.config import load_options
     from darkir.errors import CheckpointError
@@ -75,7 +77,7 @@ def restorer_from_args(args: argparse.Namespace) -> Restorer:
     config = None
     weights = args.weights
     if args.options:
-        options = load_options(args.options)
+        options = options or load_options(args.options)
         config = options.network.model_kwargs()
         weights = weights or options.require_path("save.path", kind="file")
     weights = weights or DEFAULT_WEIGHTS
@@ -115,12 +117,12 @@ def load_lpips_or_none(args: argparse.Namespace) -> LPIPS | None:
         return None
 
 
-def test_pairs(args: argparse.Namespace, options_path: str | None) -> list:
-    from darkir.config import load_options
+def evaluation_pairs(args: argparse.Namespace, options: Options | None) -> list:
+    """The pairs of ``--data`` (folder or manifest split), else of the options' ``datasets.val.test_path``."""
     from darkir.data.pairs import resolve_pairs
 
     if args.data:
         return resolve_pairs(args.data, args.split)
-    if not options_path:
+    if options is None:
         raise DarkIRError("pass --data DIR (or a manifest .json) or -p OPTIONS with datasets.val.test_path")
-    return resolve_pairs(load_options(options_path).require_path("datasets.val.test_path"), args.split)
+    return resolve_pairs(options.require_path("datasets.val.test_path"), args.split)

@@ -10,9 +10,9 @@ from darkir.cli.common import (
     add_eval_options,
     add_runtime,
     add_weights_source,
+    evaluation_pairs,
     load_lpips_or_none,
     restorer_from_args,
-    test_pairs,
 )
 from darkir.errors import DarkIRError
 
@@ -25,11 +25,10 @@ def cmd_test(args: argparse.Namespace) -> int:
     from darkir.eval.methods import model_method
     from darkir.eval.paired import evaluate, summary_line, write_csv
 
-    pairs = test_pairs(args, args.options)
-    results_dir = Path(
-        args.results_dir or (load_options(args.options).save.results_dir if args.options else "images/results_test")
-    )
-    restorer = restorer_from_args(args)
+    options = load_options(args.options) if args.options else None
+    pairs = evaluation_pairs(args, options)
+    results_dir = Path(args.results_dir or (options.save.results_dir if options else "images/results_test"))
+    restorer = restorer_from_args(args, options)
     scores, _ = evaluate(
         model_method(Path(str(args.weights or args.options)).stem, restorer),
         pairs,
@@ -144,7 +143,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             overlap=args.overlap,
         )
         variants.append(model_method(name, restorer))
-    pairs = test_pairs(args, None)
+    pairs = evaluation_pairs(args, None)
     if args.max_images:
         pairs = pairs[: args.max_images]
     summary = compare(
