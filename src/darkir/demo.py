@@ -67,17 +67,17 @@ class DemoEngine:
                 f"That image is {width}x{height}; the demo accepts up to {MAX_PIXELS / 1e6:.0f} megapixels."
             )
         before = to_storage(image.rgb, 8)
+        restorer = self.restorer(variant)
         start = time.perf_counter()
-        image.rgb = self.restorer(variant).restore_array(image.rgb)
+        image.rgb = restorer.restore_array(image.rgb)
         seconds = time.perf_counter() - start
         target = Path(tempfile.mkdtemp(prefix="darkir-")) / f"{Path(path).stem}_restored.png"
         write_image(target, Image(rgb=image.rgb, alpha=image.alpha, bit_depth=8, grayscale=image.grayscale))
-        device = self.restorer(variant).device
         return (
             before,
             to_storage(image.rgb, 8),
             target,
-            f"{variant}: {width}x{height} restored in {seconds:.2f} s on {device}",
+            f"{variant}: {width}x{height} restored in {seconds:.2f} s on {restorer.device}",
         )
 
     def restore_video(self, path: str | None, variant: str) -> tuple[Path, str]:

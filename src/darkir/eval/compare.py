@@ -162,12 +162,9 @@ def compare(
                 device=str(method.restorer.device),
             )
         if scores is not reference:
+            diffs = {m: scores.array(m) - reference.array(m) for m in METRICS}
             entry["vs_reference"] = {
-                m: {
-                    **vars(bootstrap_mean(scores.array(m) - reference.array(m), resamples)),
-                    "win_rate": win_rate(scores.array(m) - reference.array(m), m),
-                }
-                for m in METRICS
+                m: {**vars(bootstrap_mean(diffs[m], resamples)), "win_rate": win_rate(diffs[m], m)} for m in METRICS
             }
         summary["methods"][method.name] = entry
     (output / "summary.json").write_text(json.dumps(summary, indent=2))

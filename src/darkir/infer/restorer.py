@@ -35,9 +35,9 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     return [*starts, length - tile]
 
 
-def _ramp(length: int, start: int, tile: int, overlap: int, full: int) -> torch.Tensor:
+def _ramp(start: int, tile: int, overlap: int, full: int) -> torch.Tensor:
     """1-D blending weights of one tile: linear ramps over ``overlap`` pixels where it meets a neighbour."""
-    weights = torch.ones(length)
+    weights = torch.ones(tile)
     if overlap == 0:
         return weights
     ramp = torch.linspace(0, 1, overlap + 2)[1:-1]
@@ -129,9 +129,9 @@ class Restorer:
         tile_h, tile_w = min(self.tile, height), min(self.tile, width)
         guide = self._preview(x, (tile_h, tile_w)) if self.guide_scale else None
         for top in tile_starts(height, tile_h, self.overlap):
-            rows = _ramp(tile_h, top, tile_h, self.overlap, height)
+            rows = _ramp(top, tile_h, self.overlap, height)
             for left in tile_starts(width, tile_w, self.overlap):
-                cols = _ramp(tile_w, left, tile_w, self.overlap, width)
+                cols = _ramp(left, tile_w, self.overlap, width)
                 window = (rows[:, None] * cols[None, :])[None, None]
                 window_slice = (slice(None), slice(None), slice(top, top + tile_h), slice(left, left + tile_w))
                 restored = self._run(x[window_slice])
