@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from collections.abc import Mapping
@@ -14,11 +15,16 @@ import numpy as np
 from darkir.errors import DarkIRError
 from darkir.infer import Restorer
 from darkir.infer.images import Image, read_image, to_storage, write_image
+from darkir.infer.runtime import memory_returned_to_os
 
 TITLE = "darkir: low-light image restoration"
 #: Uploads with more pixels than this are refused with a message (tiling keeps memory bounded below it).
 MAX_PIXELS = 24_000_000
 MAX_VIDEO_FRAMES = 300
+#: Results older than this (seconds) are deleted from the demo's folder and from gradio's cache.
+KEEP_RESULTS_S = 900
+#: Images with more pixels than this run with memory given back to the OS afterwards.
+LARGE_PIXELS = 4_000_000
 
 
 def example_images() -> list[Path]:
@@ -36,6 +42,22 @@ class DemoEngine:
         self.weights = dict(weights)
         self.device, self.tile = device, tile
         self._restorers: dict[str, Restorer] = {}
+        self._workdir = tempfile.TemporaryDirectory(prefix="darkir-demo-")
+        self.workdir = Path(self._workdir.name)
+
+    def close(self) -> None:
+        """Delete every result this engine wrote (called at shutdown)."""
+        self._workdir.cleanup()
+
+    def _new_result(self, name: str) -> Path:
+        """A fresh path for a result, after deleting results older than :data:`KEEP_RESULTS_S`."""
+        now = time.time()
+        for old in self.workdir.glob("*/*"):
+            if now - old.stat().st_mtime > KEEP_RESULTS_S:
+                old.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    old.parent.rmdir()
+        return Path(tempfile.mkdtemp(dir=self.workdir)) / name
 
     @property
     def variants(self) -> list[str]:
@@ -69,9 +91,11 @@ class DemoEngine:
         before = to_storage(image.rgb, 8)
         restorer = self.restorer(variant)
         start = time.perf_counter()
-        image.rgb = restorer.restore_array(image.rgb)
+        large = height * width > LARGE_PIXELS and restorer.device.type == "cpu"
+        with memory_returned_to_os() if large else contextlib.nullcontext():
+            image.rgb = restorer.restore_array(image.rgb)
         seconds = time.perf_counter() - start
-        target = Path(tempfile.mkdtemp(prefix="darkir-")) / f"{Path(path).stem}_restored.png"
+        target = self._new_result(f"{Path(path).stem}_restored.png")
         write_image(target, Image(rgb=image.rgb, alpha=image.alpha, bit_depth=8, grayscale=image.grayscale))
         return (
             before,
@@ -97,7 +121,7 @@ class DemoEngine:
             raise DarkIRError(
                 f"That clip has {frames} frames; the demo restores up to {MAX_VIDEO_FRAMES}. Use `darkir video`."
             )
-        target = Path(tempfile.mkdtemp(prefix="darkir-")) / f"{Path(path).stem}_restored.mp4"
+        target = self._new_result(f"{Path(path).stem}_restored.mp4")
         start = time.perf_counter()
         report = restore_video(self.restorer(variant), path, target, progress=False)
         return target, f"{variant}: {report.frames} frames in {time.perf_counter() - start:.1f} s, audio {report.audio}"
@@ -121,7 +145,7 @@ def build_app(engine: DemoEngine) -> Any:
             raise gr.Error(str(exc)) from None
         return str(target), timing
 
-    with gr.Blocks(title=TITLE) as app:
+    with gr.Blocks(title=TITLE, delete_cache=(KEEP_RESULTS_S, KEEP_RESULTS_S)) as app:
         gr.Markdown(
             f"# {TITLE}\nRestore dark, noisy, blurry photos with DarkIR (CVPR 2025) or DarkIR + Cross-Scale Fusion."
         )
@@ -171,4 +195,7 @@ def launch(
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     engine = DemoEngine({Path(weights).stem: weights} if weights else default_weights(), device=device)
-    build_app(engine).launch(server_name=host, server_port=port, share=share, show_error=True)
+    try:
+        build_app(engine).launch(server_name=host, server_port=port, share=share, show_error=True)
+    finally:
+        engine.close()

@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="darkir", description="Low-light image restoration with DarkIR and DarkIR+CSF."
     )
     parser.add_argument("--version", action="version", version=f"darkir {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
@@ -36,8 +37,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except DarkIRError as exc:
+        if args.debug:
+            raise
         print(f"darkir: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("darkir: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # an unexpected error: one line for users, the traceback with --debug
+        if args.debug:
+            raise
+        lines = str(exc).strip().splitlines()
+        print(
+            f"darkir: error: {type(exc).__name__}: {lines[0] if lines else 'unexpected error'} "
+            "(run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1

@@ -61,7 +61,10 @@ def add_runtime(parser: argparse.ArgumentParser) -> None:
         help=f"tile side for large inputs, 0 = whole image (default {DEFAULT_TILE})",
     )
     parser.add_argument(
-        "--overlap", type=int, default=DEFAULT_OVERLAP, help=f"tile overlap (default {DEFAULT_OVERLAP})"
+        "--overlap",
+        type=int,
+        default=None,
+        help=f"tile overlap (default {DEFAULT_OVERLAP}, or a quarter of a smaller --tile)",
     )
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (slow start, faster after)")
 
@@ -86,10 +89,23 @@ def restorer_from_args(args: argparse.Namespace, options: Options | None = None)
             "this version of darkir ships no default weights yet; pass --weights PATH "
             "(an official DarkIR checkpoint or one you trained) or -p OPTIONS with save.path"
         )
+    tile, overlap = tiling_from_args(args)
     model = load_model(weights, config=config)
     return Restorer(
-        model, device=args.device, precision=args.precision, tile=args.tile, overlap=args.overlap, compile=args.compile
+        model, device=args.device, precision=args.precision, tile=tile, overlap=overlap, compile=args.compile
     )
+
+
+def tiling_from_args(args: argparse.Namespace) -> tuple[int, int]:
+    """(tile, overlap) from ``--tile``/``--overlap``, checked before anything is loaded or created."""
+    from darkir.infer import DEFAULT_OVERLAP
+
+    if args.tile and args.tile < 32:
+        raise DarkIRError(f"--tile {args.tile} is too small; use 0 (whole images) or at least 32")
+    overlap = args.overlap if args.overlap is not None else min(DEFAULT_OVERLAP, args.tile // 4)
+    if args.tile and not 0 <= overlap < args.tile // 2:
+        raise DarkIRError(f"--overlap {overlap} must be >= 0 and less than half of --tile {args.tile}")
+    return args.tile, overlap
 
 
 def add_eval_options(parser: argparse.ArgumentParser) -> None:

@@ -23,11 +23,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if not jobs:
         print("darkir: error: nothing to restore", file=sys.stderr)
         return 2
-    ensure_writable_dir(output)
     restorer = restorer_from_args(args)
+    ensure_writable_dir(output)
     report = restore_files(restorer, jobs, overwrite=args.overwrite, progress=not args.quiet)
+    busy = f", skipped {len(report.busy)} another run is writing" if report.busy else ""
     print(
-        f"restored {len(report.done)}, skipped {len(report.skipped)} existing (use --overwrite), "
+        f"restored {len(report.done)}, skipped {len(report.skipped)} existing (use --overwrite){busy}, "
         f"failed {len(report.failed) + len(problems)} -> {output}"
     )
     return 1 if report.failed or problems else 0
@@ -40,17 +41,21 @@ def cmd_video(args: argparse.Namespace) -> int:
     from darkir.errors import DarkIRError
     from darkir.infer.files import ensure_writable_dir
     from darkir.infer.video import restore_video
+    from darkir.outputs import is_same_file
 
     source, target = Path(args.input), Path(args.output)
     if not source.is_file():
         raise DarkIRError(f"{source}: no such video file")
     if target.is_dir() or not target.suffix:
         target = target / f"{source.stem}.mp4"
+    if is_same_file(source, target):
+        raise DarkIRError(f"{target} is the input video; choose another output")
     if target.exists() and not args.overwrite:
         raise DarkIRError(f"{target} exists; pass --overwrite to replace it")
+    restorer = restorer_from_args(args)
     ensure_writable_dir(target.parent)
     report = restore_video(
-        restorer_from_args(args), source, target, codec=args.codec, crf=args.crf, progress=not args.quiet
+        restorer, source, target, codec=args.codec, crf=args.crf, progress=not args.quiet, overwrite=args.overwrite
     )
     print(f"restored {report.frames} frames, audio {report.audio} -> {report.output}")
     return 0

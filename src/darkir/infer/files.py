@@ -14,6 +14,7 @@ from tqdm import tqdm
 from darkir.errors import DarkIRError
 from darkir.infer.images import IMAGE_SUFFIXES, read_image, write_image
 from darkir.infer.restorer import Restorer
+from darkir.outputs import OutputBusyError, OutputExistsError, claim, is_same_file
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Report:
 
     done: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
+    busy: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
 
 
@@ -59,8 +61,11 @@ def plan_jobs(
     for item in inputs:
         path = Path(item).expanduser()
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if _is_image(p) and outside_output(p))
-            if not found:
+            images = [p for p in path.rglob("*") if _is_image(p)]
+            found = sorted(p for p in images if outside_output(p))
+            if images and not found:
+                problems.append((path, f"its images are inside the output folder {output_dir}; choose another -o"))
+            elif not found:
                 problems.append((path, f"no images ({', '.join(IMAGE_SUFFIXES)}) found in this folder"))
             for source in found:
                 add(source, source.relative_to(path))
@@ -75,10 +80,14 @@ def plan_jobs(
                 add(source, Path(source.name))
         else:
             problems.append((path, "no such file or folder"))
+    sources = [job.source for job in jobs]
     targets: dict[Path, Path] = {}
     unique: list[Job] = []
     for job in jobs:
-        if job.target in targets:
+        clash = next((source for source in sources if is_same_file(job.target, source)), None)
+        if clash is not None:
+            problems.append((job.source, f"its output {job.target} would replace the input {clash}; choose another -o"))
+        elif job.target in targets:
             problems.append((job.source, f"same output name as {targets[job.target]}; restore it separately"))
         else:
             targets[job.target] = job.source
@@ -96,8 +105,35 @@ def ensure_writable_dir(path: Path) -> None:
         raise DarkIRError(f"output folder {path} is not writable")
 
 
+def _restore_one(restorer: Restorer, job: Job, overwrite: bool) -> bool:
+    """Restore one job under a claim on its output; False if the output exists and is kept."""
+    job.target.parent.mkdir(parents=True, exist_ok=True)
+    with claim(job.target):
+        if job.target.exists() and not overwrite:
+            return False
+        image = read_image(job.source)
+        image.rgb = restorer.restore_array(image.rgb)
+        write_image(job.target, image, overwrite=overwrite)
+    return True
+
+
+def _reason(job: Job, exc: BaseException) -> str:
+    """One line saying why a job failed."""
+    if isinstance(exc, DarkIRError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"{job.target}: {exc.strerror or exc}"
+    if isinstance(exc, MemoryError):
+        return f"{job.source}: out of memory; try a smaller --tile or --max-memory"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"{job.source}: {type(exc).__name__}: {first}"
+
+
 def restore_files(restorer: Restorer, jobs: Iterable[Job], overwrite: bool = False, progress: bool = True) -> Report:
-    """Restore every job; unreadable files are reported and skipped, existing outputs kept unless ``overwrite``."""
+    """Restore every job; one file's failure is reported and the batch goes on.
+
+    Existing outputs are kept unless ``overwrite``; outputs another darkir run is writing are skipped.
+    """
     report = Report()
     jobs = list(jobs)
     bar = tqdm(jobs, desc="restoring", unit="img", disable=not progress)
@@ -107,14 +143,17 @@ def restore_files(restorer: Restorer, jobs: Iterable[Job], overwrite: bool = Fal
             report.skipped.append(job.target)
             continue
         try:
-            image = read_image(job.source)
-            image.rgb = restorer.restore_array(image.rgb)
-            job.target.parent.mkdir(parents=True, exist_ok=True)
-            write_image(job.target, image)
-        except (DarkIRError, OSError) as exc:
-            reason = str(exc) if isinstance(exc, DarkIRError) else f"{job.target}: {exc.strerror or exc}"
-            report.failed.append((job.source, reason))
-            tqdm.write(f"darkir: skipped: {reason}", file=sys.stderr)
+            written = _restore_one(restorer, job, overwrite)
+        except OutputBusyError as exc:
+            report.busy.append(job.target)
+            tqdm.write(f"darkir: {exc}", file=sys.stderr)
             continue
-        report.done.append(job.target)
+        except OutputExistsError:
+            written = False
+        except (DarkIRError, OSError, RuntimeError, ValueError, MemoryError) as exc:
+            reason = _reason(job, exc)
+            report.failed.append((job.source, reason))
+            tqdm.write(f"darkir: failed: {reason}", file=sys.stderr)
+            continue
+        (report.done if written else report.skipped).append(job.target)
     return report

@@ -14,6 +14,7 @@ from types import ModuleType
 import numpy as np
 
 from darkir.errors import DarkIRError
+from darkir.outputs import write_atomic
 
 #: Suffixes (lower case) that ``darkir restore`` picks up from folders.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
@@ -114,16 +115,12 @@ def to_storage(rgb: np.ndarray, bit_depth: int) -> np.ndarray:
     return np.rint(rgb * 255.0).astype(np.uint8)
 
 
-def write_image(path: str | os.PathLike[str], image: Image, jpeg_quality: int = 95) -> None:
-    """Write ``image`` to ``path`` (format from the suffix) keeping bit depth, gray and alpha where possible.
-
-    The file is written to a temporary name first and renamed, so a failure never leaves half a file.
-    """
-    path = Path(path)
+def encode_image(suffix: str, image: Image, jpeg_quality: int = 95) -> bytes:
+    """The file bytes of ``image`` in the format of ``suffix``, keeping bit depth, gray and alpha where possible."""
     cv2 = _cv2()
-    suffix = path.suffix.lower()
+    suffix = suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
-        raise DarkIRError(f"{path}: cannot encode as {suffix or '(no suffix)'}; use {', '.join(IMAGE_SUFFIXES)}")
+        raise DarkIRError(f"cannot encode as {suffix or '(no suffix)'}; use {', '.join(IMAGE_SUFFIXES)}")
     depth = image.bit_depth if suffix in (".png", ".tif", ".tiff") else 8
     if depth == 32 and suffix == ".png":
         depth = 16
@@ -142,10 +139,29 @@ def write_image(path: str | os.PathLike[str], image: Image, jpeg_quality: int = 
     except cv2.error:
         ok = False
     if not ok:
-        raise DarkIRError(f"{path}: cannot encode as {suffix}")
-    tmp = path.with_name(f".{path.name}.tmp")
+        raise DarkIRError(f"cannot encode a {image.rgb.shape[1]}x{image.rgb.shape[0]} image as {suffix}")
+    return encoded.tobytes()
+
+
+def decodes(path: Path) -> bool:
+    """Whether ``path`` holds an image OpenCV can decode."""
+    cv2 = _cv2()
     try:
-        encoded.tofile(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        return cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED) is not None
+    except (cv2.error, OSError, ValueError):
+        return False
+
+
+def write_image(path: str | os.PathLike[str], image: Image, jpeg_quality: int = 95, overwrite: bool = True) -> None:
+    """Write ``image`` to ``path`` (format from the suffix) keeping bit depth, gray and alpha where possible.
+
+    The bytes go to a temporary file that is fsynced and decoded back before one atomic rename, so a
+    failure (full disk, I/O error) never leaves half a file nor touches an existing one. Without
+    ``overwrite`` an existing file is never replaced (:class:`~darkir.outputs.OutputExists`).
+    """
+    path = Path(path)
+    try:
+        data = encode_image(path.suffix, image, jpeg_quality)
+    except DarkIRError as exc:
+        raise DarkIRError(f"{path}: {exc}") from None
+    write_atomic(path, data, overwrite=overwrite, verify=decodes)

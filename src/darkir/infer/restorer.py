@@ -50,7 +50,8 @@ def _ramp(start: int, tile: int, overlap: int, full: int) -> torch.Tensor:
 
 def _lowpass(x: torch.Tensor, scale: int) -> torch.Tensor:
     """Structures larger than ``scale`` pixels: box-average by ``scale`` and interpolate back."""
-    coarse = F.avg_pool2d(x, scale, ceil_mode=True, count_include_pad=False)
+    kernel = (min(scale, x.shape[-2]), min(scale, x.shape[-1]))
+    coarse = F.avg_pool2d(x, kernel, ceil_mode=True, count_include_pad=False)
     return F.interpolate(coarse, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
@@ -150,7 +151,8 @@ class Restorer:
         that goes back to the OS when freed, rather than left as holes in the heap the tiles reuse.
         """
         scale = min(tile_shape[0] / x.shape[-2], tile_shape[1] / x.shape[-1])
-        small = F.interpolate(x, scale_factor=scale, mode="area")
+        size = (max(1, round(x.shape[-2] * scale)), max(1, round(x.shape[-1] * scale)))
+        small = F.interpolate(x, size=size, mode="area")
         with memory_returned_to_os() if self.device.type == "cpu" else contextlib.nullcontext():
             return self._run(small).clone()
 

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from darkir.errors import DarkIRError
 from darkir.infer.restorer import Restorer
+from darkir.outputs import OutputError, OutputExistsError, claim, commit, is_same_file, temporary_path
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ def restore_video(
     codec: str = "libx264",
     crf: int = 18,
     progress: bool = True,
+    overwrite: bool = True,
 ) -> VideoReport:
     """Restore every frame of ``source`` into ``target`` (H.264 by default).
 
@@ -46,17 +48,30 @@ def restore_video(
     video's length. Each output frame keeps its input timestamp (so frame count, frame rate and
     duration are kept), the resolution is kept, and the first audio stream is copied packet by
     packet when the output container can hold its codec, else re-encoded to the container's default.
-    The result is written to a temporary file and renamed at the end: a failure leaves no partial output.
+    The output is claimed (another run writing it makes this one stop), written to a temporary file,
+    fsynced and renamed at the end: a failure leaves no partial output and never touches an existing
+    one, which is only replaced with ``overwrite``. The input itself is never an output.
     """
-    av = _av()
     source, target = Path(source), Path(target)
     if not source.is_file():
         raise DarkIRError(f"{source}: no such video file")
+    if is_same_file(source, target):
+        raise DarkIRError(f"{target} is the input video; choose another output")
+    if target.exists() and not overwrite:
+        raise OutputExistsError(f"{target} exists; pass --overwrite to replace it")
+    with claim(target):
+        return _restore_video(restorer, source, target, codec, crf, progress, overwrite)
+
+
+def _restore_video(
+    restorer: Restorer, source: Path, target: Path, codec: str, crf: int, progress: bool, overwrite: bool
+) -> VideoReport:
+    av = _av()
     try:
         container = av.open(str(source))
     except av.FFmpegError as exc:
         raise DarkIRError(f"{source}: cannot open as a video ({exc})") from exc
-    tmp = target.with_name(f".{target.stem}.tmp{target.suffix}")
+    tmp = temporary_path(target)
     try:
         with container, av.open(str(tmp), "w", format=_format_for(target)) as output:
             if not container.streams.video:
@@ -72,9 +87,13 @@ def restore_video(
                 video_out.options = {"crf": str(crf)}
             audio_out, audio_mode = _audio_stream(output, audio_in)
             frames = _transcode(av, container, output, restorer, video_in, video_out, audio_in, audio_out, progress)
-        os.replace(tmp, target)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        commit(tmp, target, overwrite)
     except av.FFmpegError as exc:
         raise DarkIRError(f"{source}: video processing failed: {exc}") from exc
+    except OSError as exc:
+        raise OutputError(f"{target}: {exc.strerror or exc}; nothing replaced") from None
     finally:
         tmp.unlink(missing_ok=True)
     return VideoReport(frames=frames, audio=audio_mode, output=target)

@@ -54,3 +54,8 @@ def barrier(context: Context) -> None:
     """Wait for every process (no-op when alone)."""
     if context.distributed:
         dist.barrier()
+
+
+def is_main_process() -> bool:
+    """Whether this process is rank 0 of its torchrun job (or runs alone), before any process group exists."""
+    return int(os.environ.get("RANK", "0")) == 0

@@ -1,0 +1,7 @@
+"""``python -m darkir``: the same as the ``darkir`` command."""
+
+import sys
+
+from darkir.cli import main
+
+sys.exit(main())

@@ -1,0 +1,134 @@
+"""Writing result files without ever losing data: claims, temporary files, verification, atomic renames.
+
+Every output darkir writes goes through :func:`claim` and :func:`write_atomic`:
+
+- the output is **claimed** first with an exclusive lock on ``.<name>.darkir-lock`` beside it. A second
+  run (another process, another terminal) that wants the same file finds it claimed and skips it;
+  a claim dies with its process, so a killed run never blocks later ones;
+- the bytes go to a temporary file in the target folder, are flushed and fsynced, checked (size, and
+  optionally that they decode), and only then renamed onto the target in one atomic step. Without
+  ``overwrite`` the rename refuses to replace a file that appeared meanwhile;
+- on any error the temporary file is removed and an existing output is left untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from darkir.errors import DarkIRError
+
+
+class OutputError(DarkIRError):
+    """An output could not be written; nothing was replaced."""
+
+
+class OutputBusyError(OutputError):
+    """Another running darkir process is writing this output."""
+
+
+class OutputExistsError(OutputError):
+    """The output exists and replacing it was not asked for."""
+
+
+def lock_path(target: Path) -> Path:
+    """The lock file that claims ``target``."""
+    return target.with_name(f".{target.name}.darkir-lock")
+
+
+def temporary_path(target: Path) -> Path:
+    """The temporary file a result is written to before it is renamed onto ``target`` (same suffix)."""
+    return target.with_name(f".{target.stem}.{os.getpid()}.darkir-part{target.suffix}")
+
+
+@contextlib.contextmanager
+def claim(target: Path) -> Iterator[None]:
+    """Hold an exclusive claim on ``target`` for this process; raises :class:`OutputBusyError` if another holds it."""
+    lock = lock_path(target)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise OutputBusyError(f"{target}: another darkir run is writing this file; skipped") from None
+            raise
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the holder finished and removed the lock between our open and flock: take a fresh one
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+        os.close(fd)
+
+
+def is_same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name the same file (symlinks and hard links resolved); False if either is missing."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(os.path.realpath(a)) == Path(os.path.realpath(b))
+
+
+def write_atomic(
+    target: Path,
+    data: bytes,
+    overwrite: bool = False,
+    verify: Callable[[Path], bool] | None = None,
+) -> Path:
+    """Write ``data`` to ``target`` through a verified, fsynced temporary file and one atomic rename.
+
+    Raises :class:`OutputExistsError` if ``target`` exists and not ``overwrite``, and :class:`OutputError` if
+    writing, syncing or ``verify`` fails; either way ``target`` is left as it was.
+    """
+    tmp = temporary_path(target)
+    try:
+        with open(tmp, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if os.path.getsize(tmp) != len(data):
+            raise OutputError(f"{target}: short write ({os.path.getsize(tmp)} of {len(data)} bytes); nothing replaced")
+        if verify is not None and not verify(tmp):
+            raise OutputError(f"{target}: the written file does not read back; nothing replaced")
+        commit(tmp, target, overwrite)
+    except OSError as exc:
+        raise OutputError(f"{target}: {exc.strerror or exc}; nothing replaced") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return target
+
+
+def commit(tmp: Path, target: Path, overwrite: bool) -> None:
+    """Move a finished temporary file onto ``target`` atomically (never replacing it unless ``overwrite``)."""
+    if overwrite:
+        os.replace(tmp, target)
+    else:
+        try:
+            os.link(tmp, target)  # fails if target exists: no window in which another file is replaced
+        except FileExistsError:
+            raise OutputExistsError(f"{target} exists; pass --overwrite to replace it") from None
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                raise
+            if target.exists():
+                raise OutputExistsError(f"{target} exists; pass --overwrite to replace it") from None
+            os.replace(tmp, target)
+    with contextlib.suppress(OSError):
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
