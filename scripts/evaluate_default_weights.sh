@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
-# Reproduce the figures of MODEL_CARD.md: compare the packaged DarkIR and DarkIR+CSF weights, beside the
-# input and auto-exposure baselines, on the held-out synthetic test split and on the real pairs of ../shared/sanity.
+# Reproduce the comparison of MODEL_CARD.md: the packaged DarkIR and DarkIR+CSF weights beside the input,
+# auto-exposure, CLAHE and the official Zero-DCE weights, on real images (fetched for evaluation only by
+# scripts/fetch_real_eval.sh into data/real/) and on the held-out synthetic night test split.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 darkir=.venv/bin/darkir
-mkdir -p data/sanity/low data/sanity/high
-for name in lolv2real_00733 lolv2synth_r13073518t; do
-    cp ../shared/sanity/${name}_low.png data/sanity/low/$name.png
-    cp ../shared/sanity/${name}_high.png data/sanity/high/$name.png
+python=.venv/bin/python
+[ -d data/real/pairs ] || bash scripts/fetch_real_eval.sh
+if [ ! -f data/synth-night/synth.json ]; then
+    "$darkir" synth --source debian -o data/synth-night --per-photo 24 --size 320 --val-photos 3 --test-photos 6 --seed 0 -q
+fi
+models=(--weights darkir-w32-synth --weights darkir-csf-w32-synth)
+peers=(--zero-dce data/real/zerodce/Epoch99.pth)
+"$darkir" compare "${models[@]}" "${peers[@]}" --data data/real/pairs -o reports/real_pairs --tile 0 --no-lpips -q
+"$darkir" compare "${models[@]}" "${peers[@]}" --data data/real/lolblur_official -o reports/real_lolblur_official \
+    --tile 0 --no-lpips -q
+"$darkir" compare "${models[@]}" "${peers[@]}" --data data/synth-night/test -o reports/synth_test --no-lpips -q
+mkdir -p reports/real_unpaired
+for set in lednet_real dicm lime; do
+    "$python" scripts/side_by_side.py "data/real/$set" "reports/real_unpaired/$set.jpg" --images 6 \
+        --weights darkir-w32-synth --weights darkir-csf-w32-synth --zero-dce data/real/zerodce/Epoch99.pth \
+        > "reports/real_unpaired/$set.txt"
 done
-"$darkir" compare --weights darkir-w32-synth --weights darkir-csf-w32-synth --data data/synth/test \
-    -o reports/synth_test --device cpu --no-lpips -q
-"$darkir" compare --weights darkir-w32-synth --weights darkir-csf-w32-synth --data data/sanity \
-    -o reports/sanity --device cpu --no-lpips -q
-.venv/bin/python scripts/synth_grid.py data/synth/test docs/synth_examples.jpg
+"$python" scripts/synth_grid.py data/synth-night/test docs/synth_examples.jpg

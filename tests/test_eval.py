@@ -200,7 +200,7 @@ def test_compare_report_is_recomputable_from_its_csv(variants, tmp_path):
         "grid.png",
     }
     summary = json.loads((report / "summary.json").read_text())
-    assert list(summary["methods"]) == ["base", "csf", "input", "auto-exposure 0.4"]
+    assert list(summary["methods"]) == ["base", "csf", "input", "auto-exposure 0.4", "CLAHE"]
     rows = _rows(report / "per_image.csv")
     by_method = {m: np.array([float(r["psnr"]) for r in rows if r["method"] == m]) for m in summary["methods"]}
     for method, values in by_method.items():
@@ -261,3 +261,30 @@ def test_seed_testing_script(variants, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "PSNR" in done.stdout and (tmp_path / "images" / "results_test" / "00000_output.png").is_file()
+
+
+def test_clahe_brightens_dark_images_and_keeps_their_size():
+    from darkir.eval.methods import clahe
+
+    rng = np.random.default_rng(0)
+    dark = torch.from_numpy(rng.random((1, 3, 37, 53), dtype=np.float32) * 0.1)
+    out = clahe().run(dark)
+    assert out.shape == dark.shape and out.mean() > dark.mean() and out.min() >= 0 and out.max() <= 1
+
+
+def test_zero_dce_peer_loads_its_checkpoint_layout_and_rejects_others(tmp_path):
+    from darkir.checkpoint import CheckpointError
+    from darkir.eval.methods import zero_dce
+    from darkir.eval.zerodce import ZeroDCE
+
+    model = ZeroDCE()
+    torch.save({f"module.{k}": v for k, v in model.state_dict().items()}, tmp_path / "Epoch99.pth")  # DataParallel
+    x = torch.rand(1, 3, 20, 30) * 0.2
+    out = zero_dce(str(tmp_path / "Epoch99.pth")).run(x)
+    with torch.no_grad():
+        assert torch.allclose(out, model(x).clamp(0, 1), atol=1e-6)
+    torch.save({"e_conv1.weight": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(CheckpointError, match="not a Zero-DCE checkpoint"):
+        zero_dce(str(tmp_path / "other.pth"))
+    with pytest.raises(CheckpointError):
+        zero_dce(str(tmp_path / "missing.pth"))

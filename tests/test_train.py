@@ -121,6 +121,7 @@ def test_train_cli_and_seed_script_with_overrides(dataset, tmp_path, capsys):
             ("datasets.train.train_path", dataset / "train"),
             ("datasets.val.test_path", dataset / "val"),
             ("save.path", tmp_path / "c" / "last.pt"),
+            ("save.best", tmp_path / "c" / "best.pt"),
             ("train.epochs", 1),
         )
     ]

@@ -58,7 +58,18 @@ def _read_safetensors(path: Path) -> tuple[StateDict, dict[str, Any] | None, dic
             state_dict = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a dict
     except Exception as exc:
         raise CheckpointError(f"cannot read safetensors file {path}: {_first_line(exc)}") from exc
-    config = json.loads(metadata[SAFETENSORS_CONFIG_KEY]) if SAFETENSORS_CONFIG_KEY in metadata else None
+    config = None
+    if SAFETENSORS_CONFIG_KEY in metadata:
+        try:
+            config = json.loads(metadata[SAFETENSORS_CONFIG_KEY])
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(
+                f"{path}: its '{SAFETENSORS_CONFIG_KEY}' metadata is not valid JSON ({exc})"
+            ) from None
+        if not isinstance(config, dict):
+            raise CheckpointError(
+                f"{path}: its '{SAFETENSORS_CONFIG_KEY}' metadata is a JSON {type(config).__name__}, not an object"
+            )
     return _strip_prefixes(state_dict), config, {"state_dict": state_dict, "metadata": metadata}
 
 
@@ -200,12 +211,11 @@ def load_model(
     path, zoo_config = resolve_weights(weights)
     state_dict, stored_config, _ = read_checkpoint(path)
     try:
-        model_config = resolve_config(
-            config if config is not None else stored_config or zoo_config or infer_config(state_dict)
+        model = build_model(
+            resolve_config(config if config is not None else stored_config or zoo_config or infer_config(state_dict))
         )
-    except ConfigError as exc:
-        raise CheckpointError(f"{path}: {exc}") from exc
-    model = build_model(model_config)
+    except (ConfigError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: unusable model config: {_first_line(exc)}") from None
     load_state_dict_strict(model, state_dict, source=f"checkpoint {path}")
     return model.to(device).eval()
 
@@ -229,7 +239,12 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, **state: Any
             save_file(state_dict, tmp_name, metadata={SAFETENSORS_CONFIG_KEY: json.dumps(config)})
         else:
             torch.save({"state_dict": state_dict, "config": config, **state}, tmp_name)
+        with open(tmp_name, "rb+") as handle:  # on the disk before it replaces the previous checkpoint
+            os.fsync(handle.fileno())
         os.replace(tmp_name, path)
+    except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as a RuntimeError
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _first_line(exc)
+        raise CheckpointError(f"cannot write checkpoint {path}: {reason}; the previous one is kept") from None
     finally:
         if os.path.exists(tmp_name):
             os.remove(tmp_name)

@@ -12,7 +12,7 @@ import difflib
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
@@ -32,6 +32,41 @@ class DeviceOptions(_Section):
     ids: list[int] | None = None
 
 
+class SynthDataOptions(_Section):
+    """``datasets.train.synth:`` (darkir): degrade clean photos on the fly instead of reading ``train_path``.
+
+    Whole photos are held out for validation and testing (as ``darkir synth`` does); every training
+    sample is a fresh degradation drawn from (``train.seed``, epoch, index). Validation uses a fixed
+    synthetic set of the held-out photos unless ``datasets.val.test_path`` is set.
+    """
+
+    sources: list[str] = Field(default_factory=lambda: ["debian"], description="photo folders or 'debian'")
+    pairs_per_epoch: int = Field(800, ge=1, description="training samples per epoch")
+    val_photos: int = Field(3, ge=0, description="photos held out for validation")
+    test_photos: int = Field(6, ge=0, description="photos held out for testing (never seen)")
+    split_seed: int = Field(0, description="seed of the photo split (same as darkir synth --seed)")
+    val_pairs: int = Field(24, ge=1, description="fixed validation pairs made from the validation photos")
+    val_cropsize: int = Field(256, ge=8, description="side of the validation pairs")
+    max_zoom_out: float = Field(4.0, ge=1.0, description="a crop sees 1x to this many times its side of the photo")
+    max_short_side: int = Field(1024, ge=64, description="photos are first downscaled to this short side")
+    degradation: dict[str, Any] = Field(
+        default_factory=dict, description="overrides of darkir.data.synth.SynthParams, e.g. target_mean_range"
+    )
+
+    @field_validator("degradation")
+    @classmethod
+    def _known_degradation_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from darkir.data.synth import SynthParams
+
+        known = set(SynthParams.__dataclass_fields__)
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown degradation parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        return value
+
+
 class TrainDataOptions(_Section):
     """``datasets.train:``"""
 
@@ -43,6 +78,7 @@ class TrainDataOptions(_Section):
     verbose: bool = True
     crop_type: Literal["Random", "Center"] = Field("Random", description="'Random' or 'Center' crops")
     rot90: bool = Field(False, description="random 90-degree rotations (darkir)")
+    synth: SynthDataOptions | None = Field(None, description="pairs made on the fly from clean photos (darkir)")
 
 
 class ValDataOptions(_Section):
@@ -126,6 +162,9 @@ class TrainOptions(_Section):
     val_every: int = Field(1, ge=1, description="validate every N epochs (and after the last)")
     val_max_images: int = Field(0, ge=0, description="validate on the first N images only (0 = all)")
     save_every_steps: int = Field(0, ge=0, description="also save the last checkpoint every N steps (0 = per epoch)")
+    keep_every_steps: int = Field(
+        0, ge=0, description="also keep a copy of the checkpoint every N steps as <save.path stem>_stepN (0 = never)"
+    )
     log_dir: str | None = Field(None, description="JSONL + TensorBoard logs (default: beside save.path)")
 
     @field_validator("pixel_criterion", mode="before")
@@ -230,9 +269,11 @@ def load_options(path: str | os.PathLike[str], overrides: Iterable[str] = ()) ->
     if not path.is_file():
         raise ConfigError(f"options file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {exc.start}); save the options file as UTF-8") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(raw).__name__}")
     return options_from_dict(_deep_merge(raw, parse_overrides(overrides)), source=str(path))
@@ -256,6 +297,8 @@ def _describe(error: Any) -> str:
         section: type[BaseModel] = Options
         for part in loc[:-1]:
             annotation = section.model_fields[part].annotation
+            models = [a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+            annotation = models[0] if models else annotation
             if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
                 break
             section = annotation

@@ -13,6 +13,7 @@ from darkir.cli.common import (
     evaluation_pairs,
     load_lpips_or_none,
     restorer_from_args,
+    tiling_from_args,
 )
 from darkir.errors import DarkIRError
 
@@ -117,7 +118,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from darkir.checkpoint import load_model
     from darkir.config import load_options
     from darkir.eval.compare import compare
-    from darkir.eval.methods import auto_exposure, identity, model_method
+    from darkir.eval.methods import auto_exposure, clahe, identity, model_method, zero_dce
     from darkir.infer import Restorer
 
     sources = args.weights or []
@@ -135,12 +136,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
             weights = weights or opts.require_path("save.path", "file")
         name = name or Path(str(weights)).stem
         name = _unique(name, {v.name for v in variants})
+        tile, overlap = tiling_from_args(args)
         restorer = Restorer(
             load_model(weights, config=config),
             device=args.device,
             precision=args.precision,
-            tile=args.tile,
-            overlap=args.overlap,
+            tile=tile,
+            overlap=overlap,
         )
         variants.append(model_method(name, restorer))
     pairs = evaluation_pairs(args, None)
@@ -148,7 +150,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         pairs = pairs[: args.max_images]
     summary = compare(
         variants,
-        [identity(), auto_exposure(args.exposure_target)],
+        [identity(), auto_exposure(args.exposure_target), clahe()]
+        + ([zero_dce(args.zero_dce)] if args.zero_dce else []),
         pairs,
         Path(args.output),
         args.convention,
@@ -191,7 +194,9 @@ def register(add: AddCommand) -> None:
     unpaired.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     compare = add(
-        "compare", cmd_compare, "Compare variants (plus input and auto-exposure baselines) with CIs and pictures."
+        "compare",
+        cmd_compare,
+        "Compare variants (plus input, auto-exposure, CLAHE and optionally Zero-DCE) with CIs and pictures.",
     )
     compare.add_argument("-p", "--options", action="append", metavar="YAML", help="a variant's options (repeat)")
     compare.add_argument("--weights", action="append", metavar="NAME_OR_PATH", help="a variant's weights (repeat)")
@@ -202,5 +207,8 @@ def register(add: AddCommand) -> None:
     compare.add_argument("--max-images", type=int, default=0, help="use the first N images only")
     compare.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
     compare.add_argument("--exposure-target", type=float, default=0.4, help="auto-exposure mean target (default 0.4)")
+    compare.add_argument(
+        "--zero-dce", metavar="PTH", help="also compare the official Zero-DCE weights (its Epoch99.pth, by path)"
+    )
     add_runtime(compare)
     add_eval_options(compare)

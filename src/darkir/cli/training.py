@@ -49,7 +49,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from darkir.train.trainer import train
 
     options = load_options(args.options, args.overrides)
-    result = train(options, resume=args.resume, device=args.device, max_steps=args.max_steps, progress=not args.quiet)
+    result = train(
+        options,
+        resume=args.resume,
+        device=args.device,
+        max_steps=args.max_steps,
+        progress=not args.quiet,
+        init_from=args.init_from,
+        restart=args.restart,
+    )
     best = f", best val PSNR {result.best_psnr:.2f} dB -> {result.best}" if result.best_psnr is not None else ""
     state = "interrupted at" if result.interrupted else "stopped at"
     print(f"{state} step {result.steps} (epoch {result.epochs}); last checkpoint {result.last}{best}")
@@ -84,6 +92,16 @@ def register(add: AddCommand) -> None:
     train.add_argument("-p", "--options", required=True, metavar="YAML", help="training options file")
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="option overrides, e.g. train.epochs=5")
     train.add_argument("--resume", action="store_true", help="continue from save.path exactly where it stopped")
+    train.add_argument(
+        "--restart",
+        action="store_true",
+        help="start over although save.path holds a run (its checkpoints are moved to a backup folder first)",
+    )
+    train.add_argument(
+        "--init-from",
+        metavar="WEIGHTS",
+        help="start a new schedule from these weights (checkpoint path or zoo name); --resume continues a run instead",
+    )
     train.add_argument("--device", default="auto", help="auto, cpu or cuda")
     train.add_argument("--max-steps", type=int, default=0, help="stop after this many steps in all (0 = all epochs)")
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -1,13 +1,17 @@
 """Clean photos that anyone can install from a package registry, for synthesizing training pairs.
 
-The ``debian`` corpus is the photographs (not the illustrations) among the wallpapers of three Debian
-packages; their licences are in ``/usr/share/doc/<package>/copyright``:
+The ``debian`` corpus is the photographs (not the illustrations, logos, renders or calibration
+charts) among the images of five Debian packages; their licences are in
+``/usr/share/doc/<package>/copyright``:
 
 - ``plasma-workspace-wallpapers`` (GPL-2+): 11 photos, the largest resolution of each;
 - ``mate-backgrounds`` (``nature/``, GPL-2+ / CC-BY-SA-4.0): 12 photos;
-- ``lomiri-wallpapers-16.04`` (CC-BY-4.0, CC-BY-SA-3.0/4.0, CC0-1.0): 14 photos.
+- ``lomiri-wallpapers-16.04`` (CC-BY-4.0, CC-BY-SA-3.0/4.0, CC0-1.0): 13 photos;
+- ``lomiri-wallpapers-20.04`` (CC-BY-SA-3.0): 2 photos;
+- ``opencv-doc`` (``examples/data/``, Apache-2.0 AND BSD-3-Clause): 17 small classic test photos
+  (street facades, indoor scenes, objects), 256-1282 px.
 
-Install them with ``apt-get install plasma-workspace-wallpapers mate-backgrounds lomiri-wallpapers-16.04``.
+Install them with ``apt-get install`` and the packages of :data:`DEBIAN_PACKAGES`.
 """
 
 from __future__ import annotations
@@ -16,7 +20,13 @@ from pathlib import Path
 
 from darkir.data.layouts import DatasetError, list_images
 
-DEBIAN_PACKAGES = ("plasma-workspace-wallpapers", "mate-backgrounds", "lomiri-wallpapers-16.04")
+DEBIAN_PACKAGES = (
+    "plasma-workspace-wallpapers",
+    "mate-backgrounds",
+    "lomiri-wallpapers-16.04",
+    "lomiri-wallpapers-20.04",
+    "opencv-doc",
+)
 _PLASMA = (
     "BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf",
     "Grey", "Kite", "OneStandsOut", "Path", "summer_1am",
@@ -26,11 +36,18 @@ _MATE = (
     "LadyBird", "RainDrops", "Storm", "TwoWings", "Wood", "YellowFlower",
 )  # fmt: skip
 _LOMIRI = (
-    "Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Kleiber_by_Lukas_Baubkus", "Picture_0B_by_freespace",
+    "Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Picture_0B_by_freespace",
     "Picture_1A_by_freespace", "Wine_by_Jakkub_Mede", "aitzgorri_by_Aitzol_Berasategi", "free_by_Peter_Nerlich",
     "friends_by_Aitzol_Berasategi", "greentock_by_Peter_Nerlich", "life_by_Aitzol_Berasategi",
     "picosdeeuropa_by_Aitzol_Berasategi", "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi",
 )  # fmt: skip
+_LOMIRI_2004 = ("Infinite-Sea_by_Aury88", "Kleiber_by_Lukas_Baubkus")
+_OPENCV = (
+    "aero1.jpg", "aloeL.jpg", "apple.jpg", "baboon.jpg", "basketball1.png", "box_in_scene.png", "building.jpg",
+    "butterfly.jpg", "fruits.jpg", "graf1.png", "home.jpg", "leuvenA.jpg", "leuvenB.jpg", "messi5.jpg",
+    "orange.jpg", "squirrel_cls.jpg", "stuff.jpg",
+)  # fmt: skip
+_OPENCV_DIR = "usr/share/doc/opencv-doc/examples/data"
 
 
 def _largest(folder: Path) -> Path | None:
@@ -47,10 +64,13 @@ def debian_photos(root: Path = Path("/")) -> dict[str, Path]:
     for name in _MATE:
         if (path := root / "usr/share/backgrounds/mate/nature" / f"{name}.jpg").is_file():
             photos[f"mate-{name}"] = path
-    for name in _LOMIRI:
+    for name in _LOMIRI + _LOMIRI_2004:
         if (path := root / "usr/share/backgrounds" / f"{name}.jpg").is_file():
             photos[f"lomiri-{name}"] = path
-    expected = len(_PLASMA) + len(_MATE) + len(_LOMIRI)
+    for name in _OPENCV:
+        if (path := root / _OPENCV_DIR / name).is_file():
+            photos[f"opencv-{Path(name).stem}"] = path
+    expected = len(_PLASMA) + len(_MATE) + len(_LOMIRI) + len(_LOMIRI_2004) + len(_OPENCV)
     if len(photos) < expected:
         raise DatasetError(
             f"the debian photo corpus is incomplete ({len(photos)} of {expected} photos found); "

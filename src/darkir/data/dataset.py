@@ -13,7 +13,7 @@ from darkir.data.pairs import Pair, _raise_if, _size
 from darkir.infer.images import read_image
 
 
-def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).contiguous()
 
 
@@ -80,7 +80,7 @@ class PairedDataset(Dataset):
         for op in ops:
             low = op(low)
             high = op(high) if high is not None else None
-        sample: dict[str, object] = {"low": _to_tensor(low), "name": pair.name}
+        sample: dict[str, object] = {"low": to_tensor(low), "name": pair.name}
         if high is not None:
-            sample["high"] = _to_tensor(high)
+            sample["high"] = to_tensor(high)
         return sample

@@ -1,32 +1,39 @@
-"""Synthesis of low-light + blur + noise pairs from clean photos (a LOLBlur-style degradation model).
+"""Synthesis of night captures from clean photos: low light, lamps, uneven light, camera noise and shake.
 
-Per pair, in linear light (after inverting the sRGB curve), following the LEDNet/LOLBlur recipe:
+Per pair, in linear light (after inverting the sRGB curve):
 
-1. **Reference exposure.** The clean crop is scaled so that its sRGB mean is ``target_mean`` (uniform
-   in ``target_mean_range``, default 0.30-0.45, the brightness of LOL/LOLBlur references). A model
-   learns the brightness of its targets, so this convention is explicit; the reference is this image.
-2. **Camera shake.** With probability ``blur_prob`` the linear image is convolved with a random
-   camera-shake kernel: a random-walk trajectory with inertia, ``kernel_size_range`` pixels wide.
-3. **Darkening.** The exposure is scaled down so that the sRGB mean is ``low_mean``, drawn
-   log-uniformly in ``low_mean_range`` (default 0.02-0.20: near-black to dim, as real captures).
-4. **Sensor noise.** Poisson shot noise at ``photons`` (log-uniform) electrons for a linear value of 1,
-   plus Gaussian read noise of ``read_noise`` (log-uniform), per channel.
-5. **Clipping, sRGB curve, 8-bit quantization**, and JPEG compression with probability ``jpeg_prob``.
+1. **Reference exposure.** The clean crop is scaled so that its sRGB mean is ``target_mean`` (uniform in
+   ``target_mean_range``, default 0.28-0.40, the brightness of real street-scene references). A model learns
+   the brightness of its targets, so this convention is explicit.
+2. **Lamps.** With probability ``light_prob``, 1-6 light sources (Gaussian cores in lamp colours, bright
+   enough to stay saturated in the dark capture, with wide dim glows) are added to the scene; the reference
+   shows them clipped, as a normal exposure does.
+3. **Capture.** The scene is blurred by a random camera-shake kernel (probability ``blur_prob``; lamps leave
+   trails), shaded by a smooth uneven illumination with falloff (probability ``falloff_prob``), darkened so
+   that its sRGB mean is ``low_mean`` (log-uniform in ``low_mean_range``: near-black to dim), and colour-cast
+   (probability ``cast_prob``: lamp colour and white-balance error).
+4. **Camera pipeline.** White balance is undone to raw, the raw image is Bayer-sampled (probability
+   ``bayer_prob``), shot noise (``photons`` electrons for a linear value of 1) and read noise are added,
+   and it is demosaiced and white-balanced again.
+5. **Output.** Clipping, the sRGB curve, 8-bit quantization, and JPEG with probability ``jpeg_prob``.
 
-Everything is drawn from ``numpy.random.default_rng([seed, photo index, crop index])``, so a set is
-reproducible from its seed and its photo list.
+:func:`synthesize` writes a fixed set (draws from ``numpy.random.default_rng([seed, photo, crop])``);
+:class:`SynthDataset` makes a fresh pair for every sample and epoch (``[seed, epoch, index]``).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from darkir.data.dataset import to_tensor
 from darkir.data.layouts import LAYOUTS, DatasetError
 from darkir.infer.images import Image, read_image, write_image
 
@@ -84,42 +91,144 @@ def shake_kernel(rng: np.random.Generator, size: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SynthParams:
-    """Ranges of the degradation model (see the module docstring)."""
+    """Ranges of the degradation model (see the module docstring); every draw is uniform or log-uniform."""
 
-    target_mean_range: tuple[float, float] = (0.30, 0.45)
-    low_mean_range: tuple[float, float] = (0.02, 0.20)
+    target_mean_range: tuple[float, float] = (0.28, 0.40)
+    low_mean_range: tuple[float, float] = (0.015, 0.20)
     blur_prob: float = 0.85
-    kernel_size_range: tuple[int, int] = (7, 31)
-    photons_range: tuple[float, float] = (300.0, 6000.0)
-    read_noise_range: tuple[float, float] = (2e-4, 4e-3)
+    kernel_size_range: tuple[int, int] = (5, 25)
+    light_prob: float = 0.4
+    lights_range: tuple[int, int] = (1, 6)
+    light_radius_range: tuple[float, float] = (0.8, 6.0)
+    glow_range: tuple[float, float] = (0.02, 0.4)
+    falloff_prob: float = 0.6
+    falloff_strength_range: tuple[float, float] = (0.2, 1.2)
+    cast_prob: float = 0.5
+    cast_sigma: float = 0.15
+    red_gain_range: tuple[float, float] = (1.5, 2.4)
+    blue_gain_range: tuple[float, float] = (1.3, 2.2)
+    bayer_prob: float = 0.7
+    photons_range: tuple[float, float] = (400.0, 10000.0)
+    read_noise_range: tuple[float, float] = (1e-4, 4e-3)
     jpeg_prob: float = 0.3
     jpeg_quality_range: tuple[int, int] = (70, 95)
+
+
+#: Linear RGB colours of common night light sources: sodium, warm white, neutral, cool LED, red, green, blue neon.
+LAMP_COLOURS = np.array(
+    [
+        [1.0, 0.45, 0.12],
+        [1.0, 0.72, 0.45],
+        [1.0, 0.95, 0.9],
+        [0.8, 0.9, 1.0],
+        [1.0, 0.15, 0.1],
+        [0.2, 1.0, 0.35],
+        [0.25, 0.4, 1.0],
+    ],
+    np.float32,
+)
 
 
 def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
     return float(np.exp(rng.uniform(np.log(bounds[0]), np.log(bounds[1]))))
 
 
+def _gaussian_spot(shape: tuple[int, int], center: np.ndarray, radius: float) -> np.ndarray:
+    ys, xs = np.ogrid[: shape[0], : shape[1]]
+    return np.exp(-(((ys - center[0]) ** 2 + (xs - center[1]) ** 2) / (2 * radius**2))).astype(np.float32)
+
+
+def light_sources(
+    shape: tuple[int, int], rng: np.random.Generator, params: SynthParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """(cores, glows): lamps as saturating Gaussian cores and their wide, dim halos, in linear RGB."""
+    cores = np.zeros((*shape, 3), np.float32)
+    glows = np.zeros((*shape, 3), np.float32)
+    for _ in range(int(rng.integers(params.lights_range[0], params.lights_range[1] + 1))):
+        center = rng.uniform(0, 1, 2) * np.array(shape)
+        radius = _log_uniform(rng, params.light_radius_range)
+        colour = LAMP_COLOURS[rng.integers(len(LAMP_COLOURS))]
+        cores += _gaussian_spot(shape, center, radius)[..., None] * colour
+        glow = _gaussian_spot(shape, center, radius * rng.uniform(4, 12))
+        glows += _log_uniform(rng, params.glow_range) * glow[..., None] * colour
+    return cores, glows
+
+
+def illumination_field(shape: tuple[int, int], rng: np.random.Generator, strength: float) -> np.ndarray:
+    """A smooth positive gain map of mean 1: random low-frequency shading times a vignette-like falloff."""
+    coarse = rng.normal(size=(3, 3)).astype(np.float32)
+    smooth = cv2.resize(coarse, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
+    ys, xs = np.ogrid[: shape[0], : shape[1]]
+    center = rng.uniform(0, 1, 2) * np.array(shape)
+    radial = ((ys - center[0]) ** 2 + (xs - center[1]) ** 2) / float(max(shape) ** 2)
+    field = np.exp(strength * (0.5 * smooth - 2.0 * radial)).astype(np.float32)
+    return field / field.mean()
+
+
+def sensor_noise(linear: np.ndarray, rng: np.random.Generator, params: SynthParams, record: dict) -> np.ndarray:
+    """Camera-pipeline noise: undo white balance to raw, Bayer-sample, add shot + read noise, demosaic, rebalance."""
+    gains = np.array([_log_uniform(rng, params.red_gain_range), 1.0, _log_uniform(rng, params.blue_gain_range)])
+    raw = linear / gains.astype(np.float32)
+    photons = _log_uniform(rng, params.photons_range)
+    read_noise = _log_uniform(rng, params.read_noise_range)
+    bayer = rng.random() < params.bayer_prob
+    if bayer:
+        height, width = raw.shape[:2]
+        mosaic = np.empty((height, width), np.float32)
+        mosaic[0::2, 0::2] = raw[0::2, 0::2, 0]
+        mosaic[0::2, 1::2] = raw[0::2, 1::2, 1]
+        mosaic[1::2, 0::2] = raw[1::2, 0::2, 1]
+        mosaic[1::2, 1::2] = raw[1::2, 1::2, 2]
+        raw = mosaic
+    noisy = rng.poisson(np.clip(raw, 0, None) * photons) / photons + rng.normal(0, read_noise, raw.shape)
+    if bayer:
+        black = 1 / 16
+        coded = np.rint(np.clip((noisy + black) / (1 + black), 0, 1) * 65535).astype(np.uint16)
+        rgb = cv2.cvtColor(coded, cv2.COLOR_BayerBG2RGB).astype(np.float32) / 65535
+        noisy = rgb * (1 + black) - black
+    record.update(photons=round(photons, 1), read_noise=round(read_noise, 6), bayer=bool(bayer))
+    return (noisy * gains).astype(np.float32)
+
+
 def degrade(
     clean_srgb: np.ndarray, rng: np.random.Generator, params: SynthParams
 ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(low, high, drawn values) from a clean sRGB float image in [0, 1]."""
+    """(low, high, drawn values) from a clean sRGB float image in [0, 1]: a night capture and its reference."""
+    shape = clean_srgb.shape[:2]
     linear = srgb_to_linear(clean_srgb)
     target_mean = rng.uniform(*params.target_mean_range)
-    linear = np.clip(linear * exposure_for_mean(linear, target_mean), 0, 1)
-    high = linear_to_srgb(linear)
+    scene = linear * exposure_for_mean(linear, target_mean)
     record: dict[str, object] = {"target_mean": round(float(target_mean), 4)}
+    low_mean = _log_uniform(rng, params.low_mean_range)
+    kernel = None
     if rng.random() < params.blur_prob:
         size = int(rng.integers(params.kernel_size_range[0] // 2, params.kernel_size_range[1] // 2 + 1)) * 2 + 1
-        linear = cv2.filter2D(linear, -1, shake_kernel(rng, size), borderType=cv2.BORDER_REFLECT)
+        kernel = shake_kernel(rng, size)
         record["kernel_size"] = size
-    low_mean = _log_uniform(rng, params.low_mean_range)
-    dark = linear * exposure_for_mean(linear, low_mean)
-    photons = _log_uniform(rng, params.photons_range)
-    read_noise = _log_uniform(rng, params.read_noise_range)
-    noisy = rng.poisson(np.clip(dark, 0, None) * photons) / photons + rng.normal(0, read_noise, dark.shape)
-    low = linear_to_srgb(noisy.astype(np.float32))
-    record.update(low_mean=round(low_mean, 4), photons=round(photons, 1), read_noise=round(read_noise, 6))
+    field = None
+    if rng.random() < params.falloff_prob:
+        strength = rng.uniform(*params.falloff_strength_range)
+        field = illumination_field(shape, rng, strength)[..., None]
+        record["falloff"] = round(float(strength), 3)
+
+    def capture(radiance: np.ndarray) -> np.ndarray:
+        blurred = cv2.filter2D(radiance, -1, kernel, borderType=cv2.BORDER_REFLECT) if kernel is not None else radiance
+        return blurred * field if field is not None else blurred
+
+    gain = exposure_for_mean(np.clip(capture(scene), 0, None), low_mean)
+    if rng.random() < params.light_prob:
+        cores, glows = light_sources(shape, rng, params)
+        scene = scene + glows + cores * rng.uniform(1.5, 4.0) / gain
+        record["lights"] = True
+    high = linear_to_srgb(scene)
+    dark = capture(scene) * gain
+    if rng.random() < params.cast_prob:
+        cast = np.exp(rng.normal(0, params.cast_sigma, 3)).astype(np.float32)
+        dark = dark * (cast / cast[1])
+        record["cast"] = [round(float(c), 3) for c in cast / cast[1]]
+    low = linear_to_srgb(sensor_noise(dark, rng, params, record))
+    low = np.rint(low * 255).astype(np.float32) / 255
+    record["low_mean"] = round(low_mean, 4)
     if rng.random() < params.jpeg_prob:
         quality = int(rng.integers(params.jpeg_quality_range[0], params.jpeg_quality_range[1] + 1))
         _, data = cv2.imencode(
@@ -193,3 +302,71 @@ def synthesize(
     summary = {"seed": seed, "size": size, "per_photo": per_photo, "params": asdict(params), "counts": counts}
     (output / "synth.json").write_text(json.dumps({**summary, "pairs": records}, indent=1))
     return counts
+
+
+def load_photos(paths: Sequence[Path], max_short_side: int = 1024) -> list[np.ndarray]:
+    """Decode clean photos to uint8 RGB, downscaled (area filter) so their short side is at most ``max_short_side``."""
+    photos = []
+    for path in paths:
+        rgb = np.rint(read_image(path).rgb * 255).astype(np.uint8)
+        scale = max_short_side / min(rgb.shape[:2])
+        if scale < 1:
+            size = (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        photos.append(rgb)
+    return photos
+
+
+def sample_crop(photo: np.ndarray, size: int, rng: np.random.Generator, max_zoom_out: float) -> np.ndarray:
+    """A random ``size`` square seeing ``size``-``size * max_zoom_out`` source pixels (log-uniform), maybe mirrored."""
+    short = min(photo.shape[:2])
+    if short < size:
+        raise DatasetError(f"a {photo.shape[1]}x{photo.shape[0]} photo is smaller than the crop size {size}")
+    window = min(short, round(size * _log_uniform(rng, (1.0, max(max_zoom_out, 1.0 + 1e-6)))))
+    top = int(rng.integers(0, photo.shape[0] - window + 1))
+    left = int(rng.integers(0, photo.shape[1] - window + 1))
+    crop = photo[top : top + window, left : left + window]
+    if window != size:
+        crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    crop = crop[:, ::-1] if rng.random() < 0.5 else crop
+    return crop.astype(np.float32) / 255
+
+
+class SynthDataset(Dataset):
+    """Pairs degraded on the fly from clean photos: a fresh degradation per sample and epoch.
+
+    Sample ``index`` of epoch ``e`` is drawn from ``numpy.random.default_rng([seed, e, index])``, so it is
+    the same whichever worker or process makes it (exact resume, multi-process runs). With
+    ``fixed=True`` every epoch gives the same samples (a validation set).
+    """
+
+    def __init__(
+        self,
+        photos: Sequence[np.ndarray],
+        names: Sequence[str],
+        length: int,
+        crop: int,
+        seed: int = 0,
+        params: SynthParams | None = None,
+        max_zoom_out: float = 4.0,
+        fixed: bool = False,
+    ) -> None:
+        if not photos:
+            raise DatasetError("no clean photos to synthesize pairs from")
+        self.photos, self.names, self.length, self.crop = list(photos), list(names), length, crop
+        self.seed, self.params, self.max_zoom_out, self.fixed = seed, params or SynthParams(), max_zoom_out, fixed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the draws of ``epoch`` (ignored for a fixed set)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, object]:
+        rng = np.random.default_rng([self.seed, 0 if self.fixed else self.epoch, index])
+        which = int(rng.integers(len(self.photos)))
+        clean = sample_crop(self.photos[which], self.crop, rng, self.max_zoom_out)
+        low, high, _ = degrade(clean, rng, self.params)
+        return {"low": to_tensor(low), "high": to_tensor(high), "name": f"{self.names[which]}/{index:06d}"}

@@ -1,10 +1,13 @@
-"""What can be evaluated: a restoration model, or one of two trivial baselines every model must beat."""
+"""What can be evaluated: a restoration model, or a baseline every model must beat (input, auto-exposure,
+CLAHE, and, given its weights, Zero-DCE)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
+import numpy as np
 import torch
 
 from darkir.infer.restorer import Restorer
@@ -42,3 +45,33 @@ def auto_exposure(target: float = AUTO_EXPOSURE_TARGET) -> Method:
 def model_method(name: str, restorer: Restorer) -> Method:
     """A model run through a Restorer (same tiling/precision as ``darkir restore``)."""
     return Method(name, restorer.restore_tensor, restorer)
+
+
+def clahe(clip_limit: float = 2.0, tiles: int = 8) -> Method:
+    """Contrast-limited adaptive histogram equalization of the L channel (CIE Lab), as OpenCV does it."""
+    equalizer = cv2.createCLAHE(clipLimit=clip_limit, tileGridSize=(tiles, tiles))
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        outputs = []
+        for image in x:
+            rgb = np.rint(image.clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+            lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
+            lab[..., 0] = equalizer.apply(lab[..., 0])
+            out = cv2.cvtColor(lab, cv2.COLOR_LAB2RGB).astype(np.float32) / 255
+            outputs.append(torch.from_numpy(out).permute(2, 0, 1))
+        return torch.stack(outputs)
+
+    return Method("CLAHE", run)
+
+
+def zero_dce(weights: str) -> Method:
+    """The official Zero-DCE weights (``Epoch99.pth``, given by path; never shipped)."""
+    from darkir.eval.zerodce import load_zero_dce
+
+    model = load_zero_dce(weights)
+
+    @torch.no_grad()
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return model(x).clamp(0, 1)
+
+    return Method("Zero-DCE", run)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import signal
 import sys
@@ -19,11 +20,13 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from darkir.checkpoint import load_state_dict_strict, read_checkpoint, save_checkpoint
+from darkir.checkpoint import load_state_dict_strict, read_checkpoint, resolve_weights, save_checkpoint
 from darkir.config import Options
+from darkir.data.corpus import resolve_sources
 from darkir.data.dataset import PairedDataset
 from darkir.data.layouts import DatasetError
 from darkir.data.pairs import resolve_pairs
+from darkir.data.synth import SynthDataset, SynthParams, assign_splits, load_photos
 from darkir.errors import ConfigError, DarkIRError
 from darkir.eval.metrics import prepare, psnr, ssim
 from darkir.infer.runtime import keep_freed_memory_for_reuse
@@ -66,8 +69,56 @@ def check_trainable(options: Options) -> None:
                 else "not implemented"
             )
             raise ConfigError(f"{options.source}: train.{key}: this loss is not supported ({why}); set it to False")
-    if not options.datasets.train.train_path:
-        raise ConfigError(f"{options.source}: datasets.train.train_path is not set")
+    if not options.datasets.train.train_path and options.datasets.train.synth is None:
+        raise ConfigError(f"{options.source}: datasets.train.train_path is not set (nor datasets.train.synth)")
+
+
+def _synthetic_sets(options: Options) -> tuple[SynthDataset, SynthDataset | None]:
+    """(training set, validation set or None) degraded on the fly from ``datasets.train.synth``'s photos."""
+    synth, data_cfg = options.datasets.train.synth, options.datasets.train
+    assert synth is not None
+    try:
+        params = SynthParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in synth.degradation.items()})
+        sources = resolve_sources(synth.sources)
+    except (TypeError, DatasetError) as exc:
+        raise ConfigError(f"{options.source}: datasets.train.synth: {exc}") from None
+    names = sorted(sources)
+    splits = assign_splits(names, synth.val_photos, synth.test_photos, synth.split_seed)
+
+    def subset(split: str) -> tuple[list, list[str]]:
+        chosen = [name for name in names if splits[name] == split]
+        return load_photos([sources[name] for name in chosen], synth.max_short_side), chosen
+
+    photos, chosen = subset("train")
+    train_set = SynthDataset(
+        photos, chosen, synth.pairs_per_epoch, data_cfg.cropsize, options.train.seed, params, synth.max_zoom_out
+    )
+    if options.datasets.val.test_path or not synth.val_photos:
+        return train_set, None
+    photos, chosen = subset("val")
+    val_set = SynthDataset(
+        photos,
+        chosen,
+        synth.val_pairs,
+        synth.val_cropsize,
+        synth.split_seed + 1,
+        params,
+        synth.max_zoom_out,
+        fixed=True,
+    )
+    return train_set, val_set
+
+
+def back_up_run(options: Options) -> Path:
+    """Move a run's last/best checkpoints, their options files and logs into ``<folder>/backup-<time>/``."""
+    last, best = checkpoint_paths(options)
+    backup = last.parent / f"backup-{time.strftime('%Y%m%d-%H%M%S')}"
+    backup.mkdir(parents=True, exist_ok=False)
+    logs = Path(options.train.log_dir) if options.train.log_dir else last.parent / f"{last.stem}_logs"
+    for path in (last, last.with_suffix(".yml"), best, best.with_suffix(".yml"), logs):
+        if path.exists():
+            os.replace(path, backup / path.name)
+    return backup
 
 
 def _rng_state() -> dict[str, Any]:
@@ -136,20 +187,25 @@ class Trainer:
             keep_freed_memory_for_reuse()
         train_cfg, data_cfg = options.train, options.datasets.train
         self.last_path, self.best_path = checkpoint_paths(options)
-        train_root = options.require_path("datasets.train.train_path")
-        self.train_set = PairedDataset(
-            resolve_pairs(train_root, "train"),
-            crop=data_cfg.cropsize,
-            flips=data_cfg.flips,
-            rot90=data_cfg.rot90,
-            crop_type=data_cfg.crop_type,
-            seed=train_cfg.seed,
-        )
-        self.val_pairs = []
+        self.val_set: PairedDataset | SynthDataset | None = None
+        if data_cfg.synth is not None:
+            self.train_set, self.val_set = _synthetic_sets(options)
+            train_root = "datasets.train.synth"
+        else:
+            train_root = options.require_path("datasets.train.train_path")
+            self.train_set = PairedDataset(
+                resolve_pairs(train_root, "train"),
+                crop=data_cfg.cropsize,
+                flips=data_cfg.flips,
+                rot90=data_cfg.rot90,
+                crop_type=data_cfg.crop_type,
+                seed=train_cfg.seed,
+            )
         if options.datasets.val.test_path:
-            self.val_pairs = resolve_pairs(options.require_path("datasets.val.test_path"), "val")
+            val_pairs = resolve_pairs(options.require_path("datasets.val.test_path"), "val")
             if train_cfg.val_max_images:
-                self.val_pairs = self.val_pairs[: train_cfg.val_max_images]
+                val_pairs = val_pairs[: train_cfg.val_max_images]
+            self.val_set = PairedDataset(val_pairs)
         self.sampler = GlobalBatchSampler(
             len(self.train_set), data_cfg.batch_size_train, train_cfg.seed, self.context.rank, self.context.world_size
         )
@@ -209,11 +265,23 @@ class Trainer:
             "best_psnr": self.best_psnr,
         }
 
+    def snapshot_path(self, step: int) -> Path:
+        """Where the kept copy of step ``step`` goes (``train.keep_every_steps``)."""
+        return self.last_path.with_name(f"{self.last_path.stem}_step{step:06d}{self.last_path.suffix}")
+
     def save(self, path: Path | None = None) -> Path:
         """Write the full training state to ``path`` (default: the last checkpoint)."""
         target = save_checkpoint(path or self.last_path, self.model, **self._state())
         (target.with_suffix(".yml")).write_text(self.options.to_yaml())
         return target
+
+    def init_from(self, weights: str | Path) -> Path:
+        """Start this (new) schedule from the model weights of a checkpoint or zoo name; returns their file."""
+        path, _ = resolve_weights(weights)
+        state_dict, _, _ = read_checkpoint(path)
+        load_state_dict_strict(self.model, state_dict, source=f"--init-from {path}")
+        self._log({"kind": "init", "step": self.step, "epoch": self.epoch, "init_from": str(path)})
+        return path
 
     def resume(self, path: Path | None = None) -> bool:
         """Load the full training state from ``path`` (default: the last checkpoint) if it exists."""
@@ -284,9 +352,8 @@ class Trainer:
         """Mean PSNR/SSIM (8-bit convention) of the current model on the validation pairs."""
         self.model.eval()
         scores = {"psnr": [], "ssim": []}
-        val_set = PairedDataset(self.val_pairs)
-        for index in range(len(val_set)):
-            sample = val_set[index]
+        for index in range(len(self.val_set)):
+            sample = self.val_set[index]
             low, high = sample["low"][None].to(self.device), sample["high"][None]
             out = prepare(self.model(low).float().cpu())
             scores["psnr"].append(psnr(out, high).item())
@@ -334,6 +401,9 @@ class Trainer:
                     every = self.options.train.save_every_steps
                     if every and self.step % every == 0 and self.context.is_main:
                         self.save()
+                    keep = self.options.train.keep_every_steps
+                    if keep and self.step % keep == 0 and self.context.is_main:
+                        self.save(self.snapshot_path(self.step))
                     if self.step >= stop or interrupt.requested():
                         break
                 if self.epoch_step >= steps_per_epoch:
@@ -358,7 +428,7 @@ class Trainer:
         return result
 
     def _end_of_epoch(self, final: bool) -> None:
-        if not self.val_pairs or not (final or self.epoch % self.options.train.val_every == 0):
+        if self.val_set is None or not (final or self.epoch % self.options.train.val_every == 0):
             return
         if self.context.is_main:
             scores = self.validate()
@@ -372,11 +442,43 @@ class Trainer:
 
 
 def train(
-    options: Options, resume: bool = False, device: str = "auto", max_steps: int = 0, progress: bool = True
+    options: Options,
+    resume: bool = False,
+    device: str = "auto",
+    max_steps: int = 0,
+    progress: bool = True,
+    init_from: str | Path | None = None,
+    restart: bool = False,
 ) -> TrainResult:
-    """Train (or with ``resume``, continue from ``save.path``) the model described by ``options``."""
+    """Train the model described by ``options``.
+
+    With ``resume``, continue exactly from ``save.path``; with ``init_from`` (a checkpoint or zoo name),
+    start a new schedule (optimizer, learning rate, step 0) from those weights. A new run never
+    replaces an earlier run's checkpoints: it stops with an error unless ``restart``, which first
+    moves them (and their logs) into a time-stamped backup folder beside them.
+    """
+    if resume and init_from is not None:
+        raise ConfigError("--resume continues a run, --init-from starts a new one from given weights: pass one")
+    if resume and restart:
+        raise ConfigError("--resume continues the run in save.path, --restart starts it over: pass one")
+    continuing = resume or options.network.resume_training
+    if not continuing:
+        last, best = checkpoint_paths(options)
+        synth = options.datasets.train.synth
+        validates = bool(options.datasets.val.test_path or (synth is not None and synth.val_photos))
+        existing = [path for path in (last, best) if path.exists() and (path == last or validates)]
+        if existing and not restart:
+            raise ConfigError(
+                f"{options.source}: save.path: {existing[0]} holds an earlier run; pass --resume to continue it, "
+                "or --restart to start over (its checkpoints are moved to a backup folder first)"
+            )
+        if existing and distributed.is_main_process():
+            backup = back_up_run(options)
+            print(f"darkir: the earlier run's checkpoints were moved to {backup}", file=sys.stderr)
     trainer = Trainer(options, device=device, progress=progress)
-    if resume or options.network.resume_training:
+    if init_from is not None:
+        trainer.init_from(init_from)
+    elif resume or options.network.resume_training:
         resumed = trainer.resume()
         if resume and not resumed:
             raise ConfigError(f"{options.source}: save.path: nothing to resume, {trainer.last_path} does not exist")

@@ -1,0 +1,69 @@
+"""Side-by-side pictures of unpaired real photos: input | auto-exposure | CLAHE | [Zero-DCE] | each model.
+
+    python scripts/side_by_side.py data/real/dicm reports/real/dicm.jpg --weights darkir-w32-synth \\
+        --weights darkir-csf-w32-synth --zero-dce data/real/zerodce/Epoch99.pth --images 8
+
+Whole images are restored (no tiling) and shown downscaled; the mean brightness of each column is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from darkir.checkpoint import load_model
+from darkir.data.layouts import list_images
+from darkir.eval.methods import Method, auto_exposure, clahe, identity, model_method, zero_dce
+from darkir.infer import Restorer
+from darkir.infer.images import read_image
+
+PANEL = 300
+
+
+def _label(panel: np.ndarray, text: str) -> np.ndarray:
+    out = panel.copy()
+    cv2.rectangle(out, (0, 0), (len(text) * 8 + 8, 18), (0, 0, 0), -1)
+    cv2.putText(out, text, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--weights", action="append", default=[], help="model weights (repeat)")
+    parser.add_argument("--zero-dce", help="the official Zero-DCE Epoch99.pth")
+    parser.add_argument("--images", type=int, default=8, help="the first N images (default 8)")
+    args = parser.parse_args()
+    methods: list[Method] = [identity(), auto_exposure(), clahe()]
+    if args.zero_dce:
+        methods.append(zero_dce(args.zero_dce))
+    for weights in args.weights:
+        methods.append(model_method(Path(weights).stem, Restorer(load_model(weights), device="cpu", tile=0)))
+    rows, means = [], {m.name: [] for m in methods}
+    for path in list_images(args.folder)[: args.images]:
+        rgb = read_image(path).rgb
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+        panels = []
+        for method in methods:
+            out = method.run(x)[0].clamp(0, 1).permute(1, 2, 0).numpy()
+            means[method.name].append(float(out.mean()))
+            height = round(PANEL * out.shape[0] / out.shape[1])
+            small = cv2.resize(out, (PANEL, height), interpolation=cv2.INTER_AREA)
+            bgr = cv2.cvtColor(np.rint(small * 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+            panels.append(_label(bgr, method.name))
+        height = max(p.shape[0] for p in panels)
+        rows.append(np.hstack([np.pad(p, ((0, height - p.shape[0]), (0, 0), (0, 0))) for p in panels]))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(args.output), np.vstack(rows), [cv2.IMWRITE_JPEG_QUALITY, 88])
+    for name, values in means.items():
+        print(f"{name}: mean brightness {np.mean(values):.3f}")
+    print(f"-> {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Pairs degraded on the fly, the night degradation model, continued training (--init-from) and the photo corpus."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from darkir.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from darkir.config import load_options
+from darkir.data import corpus
+from darkir.data.synth import SynthDataset, SynthParams, degrade, load_photos, sample_crop
+from darkir.errors import ConfigError
+from darkir.models import build_model
+from darkir.train.trainer import Trainer, train
+from tests.conftest import REPO, TINY, randomize
+from tests.test_train import _photos
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    _photos(folder, count=6)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def photos(photo_dir):
+    paths = sorted(photo_dir.glob("*.png"))
+    return load_photos(paths), [p.stem for p in paths]
+
+
+def test_samples_are_reproducible_per_epoch_and_index(photos):
+    arrays, names = photos
+    a = SynthDataset(arrays, names, length=4, crop=48, seed=3)
+    b = SynthDataset(arrays, names, length=4, crop=48, seed=3)
+    first = a[2]
+    assert torch.equal(first["low"], b[2]["low"]) and torch.equal(first["high"], b[2]["high"])
+    a.set_epoch(1)
+    assert not torch.equal(first["low"], a[2]["low"])  # a fresh degradation every epoch
+    assert first["low"].shape == first["high"].shape == (3, 48, 48)
+    fixed = SynthDataset(arrays, names, length=4, crop=48, seed=3, fixed=True)
+    before = fixed[1]["low"]
+    fixed.set_epoch(5)
+    assert torch.equal(before, fixed[1]["low"])
+
+
+def test_night_degradation_is_dark_noisy_and_keeps_the_reference_convention():
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:96, 0:96] / 96.0
+    clean = np.stack([x, y, 0.5 * (x + y)], -1).astype(np.float32)
+    params = SynthParams(light_prob=0.0, jpeg_prob=0.0)
+    highs, lows = [], []
+    for _ in range(12):
+        low, high, record = degrade(clean, rng, params)
+        assert low.shape == high.shape == clean.shape and low.dtype == np.float32
+        assert 0.28 - 0.02 <= high.mean() <= 0.40 + 0.02
+        assert record["low_mean"] < high.mean()
+        highs.append(high.mean())
+        lows.append(low.mean())
+    assert np.mean(lows) < 0.15 and np.std(highs) > 0.01
+
+
+def test_lamps_stay_saturated_in_the_dark_capture():
+    rng = np.random.default_rng(4)
+    clean = np.full((96, 96, 3), 0.4, np.float32)
+    params = SynthParams(light_prob=1.0, lights_range=(3, 3), light_radius_range=(4.0, 4.0), blur_prob=0.0)
+    low, high, record = degrade(clean, rng, params)
+    assert record["lights"] and high.max() >= 0.999
+    assert low.max() > 0.9 and np.median(low) < 0.3  # bright lamps in a dark frame
+
+
+def test_crops_zoom_out_within_bounds(photos):
+    arrays, _ = photos
+    rng = np.random.default_rng(0)
+    crop = sample_crop(arrays[0], 32, rng, max_zoom_out=3.0)
+    assert crop.shape == (32, 32, 3) and crop.min() >= 0 and crop.max() <= 1
+
+
+def _synth_options(photo_dir, run, *extra):
+    return load_options(
+        REPO / "options" / "train" / "tiny_csf.yml",
+        [
+            "datasets.train.train_path=null",
+            "datasets.val.test_path=null",
+            f"datasets.train.synth={{sources: ['{photo_dir}'], pairs_per_epoch: 4, val_photos: 1, test_photos: 1,"
+            " val_pairs: 2, val_cropsize: 48}",
+            "datasets.train.cropsize=32",
+            "datasets.train.batch_size_train=2",
+            "train.epochs=2",
+            f"save.path={run / 'last.pt'}",
+            f"save.best={run / 'best.pt'}",
+            *extra,
+        ],
+    )
+
+
+def test_training_on_the_fly_validates_and_resumes_exactly(photo_dir, tmp_path):
+    straight = train(_synth_options(photo_dir, tmp_path / "a", "train.keep_every_steps=2"), progress=False)
+    assert straight.steps == 4 and straight.best_psnr is not None
+    kept = sorted(p.name for p in (tmp_path / "a").glob("last_step*.pt"))
+    assert kept == ["last_step000002.pt", "last_step000004.pt"]
+    assert read_checkpoint(tmp_path / "a" / "last_step000002.pt")[2]["step"] == 2
+    half = train(_synth_options(photo_dir, tmp_path / "b"), progress=False, max_steps=1)
+    resumed = train(_synth_options(photo_dir, tmp_path / "b"), resume=True, progress=False)
+    assert half.steps == 1 and resumed.steps == 4
+    a, _, _ = read_checkpoint(straight.last)
+    b, _, _ = read_checkpoint(resumed.last)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_init_from_loads_weights_and_starts_a_new_schedule(photo_dir, tmp_path):
+    source = randomize(build_model("darkir-csf-w32", **TINY), seed=5)
+    weights = save_checkpoint(tmp_path / "start.pt", source)
+    trainer = Trainer(_synth_options(photo_dir, tmp_path / "run"), progress=False)
+    trainer.init_from(weights)
+    loaded, expected = trainer.model.state_dict(), source.state_dict()
+    assert all(torch.equal(loaded[key], expected[key]) for key in expected)
+    assert trainer.step == 0 and trainer.scheduler.last_epoch == 0
+    result = train(_synth_options(photo_dir, tmp_path / "run2"), progress=False, init_from=weights, max_steps=1)
+    assert result.steps == 1
+    with pytest.raises(CheckpointError):  # a width-32 model does not fit the tiny network
+        train(_synth_options(photo_dir, tmp_path / "run3"), progress=False, init_from="darkir-csf-w32-synth")
+    with pytest.raises(ConfigError, match="pass one"):
+        train(_synth_options(photo_dir, tmp_path / "run4"), resume=True, init_from=weights)
+
+
+def test_unknown_degradation_parameter_is_named(photo_dir, tmp_path):
+    with pytest.raises(ConfigError, match="target_mean_rnage"):
+        _synth_options(photo_dir, tmp_path, "datasets.train.synth.degradation={target_mean_rnage: [0.3, 0.4]}")
+
+
+def test_shipped_stage_two_recipes_load():
+    for name in ("night_w32.yml", "night_csf_w32.yml"):
+        options = load_options(REPO / "options" / "train" / name)
+        assert options.datasets.train.synth is not None and options.datasets.train.synth.sources == ["debian"]
+
+
+def test_readme_names_exactly_the_corpus_packages():
+    readme = (REPO / "README.md").read_text()
+    commands = re.findall(r"apt-get install ([a-z0-9. -]+)\n", readme)
+    assert any(set(command.split()) == set(corpus.DEBIAN_PACKAGES) for command in commands)
+
+
+def _installed(package: str) -> bool:
+    done = subprocess.run(["dpkg", "-s", package], capture_output=True, text=True)
+    return done.returncode == 0 and "Status: install ok installed" in done.stdout
+
+
+def test_corpus_is_exactly_what_the_documented_packages_install():
+    if shutil.which("dpkg") is None or not all(_installed(p) for p in corpus.DEBIAN_PACKAGES):
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must install the photo corpus: apt-get install {' '.join(corpus.DEBIAN_PACKAGES)}")
+        pytest.skip("the Debian photo corpus is not installed")
+    files = set()
+    for package in corpus.DEBIAN_PACKAGES:
+        listing = subprocess.run(["dpkg", "-L", package], capture_output=True, text=True, check=True).stdout
+        files |= {line for line in listing.splitlines() if line}
+    photos = corpus.debian_photos()
+    assert len(photos) == 55
+    assert all(str(path) in files for path in photos.values())
