@@ -127,6 +127,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise DarkIRError("give at least one variant: -p OPTIONS (its save.path) and/or --weights NAME_OR_PATH")
     if options and sources and len(options) != len(sources):
         raise DarkIRError("pass either one --weights per -p OPTIONS, or --weights alone")
+    tile, overlap = tiling_from_args(args)
     variants = []
     for index in range(max(len(options), len(sources))):
         config, weights, name = None, sources[index] if sources else None, None
@@ -136,7 +137,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
             weights = weights or opts.require_path("save.path", "file")
         name = name or Path(str(weights)).stem
         name = _unique(name, {v.name for v in variants})
-        tile, overlap = tiling_from_args(args)
         restorer = Restorer(
             load_model(weights, config=config),
             device=args.device,

@@ -38,20 +38,13 @@ def cmd_video(args: argparse.Namespace) -> int:
     """Restore a video frame by frame, keeping timing, resolution and audio."""
     from pathlib import Path
 
-    from darkir.errors import DarkIRError
     from darkir.infer.files import ensure_writable_dir
-    from darkir.infer.video import restore_video
-    from darkir.outputs import is_same_file
+    from darkir.infer.video import check_video_paths, restore_video
 
     source, target = Path(args.input), Path(args.output)
-    if not source.is_file():
-        raise DarkIRError(f"{source}: no such video file")
     if target.is_dir() or not target.suffix:
         target = target / f"{source.stem}.mp4"
-    if is_same_file(source, target):
-        raise DarkIRError(f"{target} is the input video; choose another output")
-    if target.exists() and not args.overwrite:
-        raise DarkIRError(f"{target} exists; pass --overwrite to replace it")
+    check_video_paths(source, target, args.overwrite)  # before the weights load
     restorer = restorer_from_args(args)
     ensure_writable_dir(target.parent)
     report = restore_video(

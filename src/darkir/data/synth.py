@@ -215,13 +215,15 @@ def degrade(
         blurred = cv2.filter2D(radiance, -1, kernel, borderType=cv2.BORDER_REFLECT) if kernel is not None else radiance
         return blurred * field if field is not None else blurred
 
-    gain = exposure_for_mean(np.clip(capture(scene), 0, None), low_mean)
+    captured = capture(scene)
+    gain = exposure_for_mean(captured, low_mean)
     if rng.random() < params.light_prob:
         cores, glows = light_sources(shape, rng, params)
         scene = scene + glows + cores * rng.uniform(1.5, 4.0) / gain
+        captured = capture(scene)
         record["lights"] = True
     high = linear_to_srgb(scene)
-    dark = capture(scene) * gain
+    dark = captured * gain
     if rng.random() < params.cast_prob:
         cast = np.exp(rng.normal(0, params.cast_sigma, 3)).astype(np.float32)
         dark = dark * (cast / cast[1])

@@ -53,14 +53,19 @@ def restore_video(
     one, which is only replaced with ``overwrite``. The input itself is never an output.
     """
     source, target = Path(source), Path(target)
+    check_video_paths(source, target, overwrite)
+    with claim(target):
+        return _restore_video(restorer, source, target, codec, crf, progress, overwrite)
+
+
+def check_video_paths(source: Path, target: Path, overwrite: bool) -> None:
+    """Refuse a missing input, an output that is the input, and an existing output without ``overwrite``."""
     if not source.is_file():
         raise DarkIRError(f"{source}: no such video file")
     if is_same_file(source, target):
         raise DarkIRError(f"{target} is the input video; choose another output")
     if target.exists() and not overwrite:
         raise OutputExistsError(f"{target} exists; pass --overwrite to replace it")
-    with claim(target):
-        return _restore_video(restorer, source, target, codec, crf, progress, overwrite)
 
 
 def _restore_video(

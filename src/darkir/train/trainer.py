@@ -93,7 +93,7 @@ def _synthetic_sets(options: Options) -> tuple[SynthDataset, SynthDataset | None
     train_set = SynthDataset(
         photos, chosen, synth.pairs_per_epoch, data_cfg.cropsize, options.train.seed, params, synth.max_zoom_out
     )
-    if options.datasets.val.test_path or not synth.val_photos:
+    if not _synthetic_validation(options):
         return train_set, None
     photos, chosen = subset("val")
     val_set = SynthDataset(
@@ -107,6 +107,12 @@ def _synthetic_sets(options: Options) -> tuple[SynthDataset, SynthDataset | None
         fixed=True,
     )
     return train_set, val_set
+
+
+def _synthetic_validation(options: Options) -> bool:
+    """Whether validation runs on a fixed synthetic set of held-out photos (no ``datasets.val.test_path``)."""
+    synth = options.datasets.train.synth
+    return synth is not None and synth.val_photos > 0 and not options.datasets.val.test_path
 
 
 def back_up_run(options: Options) -> Path:
@@ -464,8 +470,7 @@ def train(
     continuing = resume or options.network.resume_training
     if not continuing:
         last, best = checkpoint_paths(options)
-        synth = options.datasets.train.synth
-        validates = bool(options.datasets.val.test_path or (synth is not None and synth.val_photos))
+        validates = bool(options.datasets.val.test_path) or _synthetic_validation(options)
         existing = [path for path in (last, best) if path.exists() and (path == last or validates)]
         if existing and not restart:
             raise ConfigError(
@@ -478,7 +483,7 @@ def train(
     trainer = Trainer(options, device=device, progress=progress)
     if init_from is not None:
         trainer.init_from(init_from)
-    elif resume or options.network.resume_training:
+    elif continuing:
         resumed = trainer.resume()
         if resume and not resumed:
             raise ConfigError(f"{options.source}: save.path: nothing to resume, {trainer.last_path} does not exist")
