@@ -126,3 +126,19 @@ def test_packaged_weights_load_by_name(name):
     model = load_model(name)
     assert model.config == get_spec(name).config
     assert any(torch.count_nonzero(p) > 0 for n, p in model.named_parameters() if n.endswith("gamma"))
+
+
+@pytest.mark.parametrize("name", ["darkir-w32-synth", "darkir-csf-w32-synth"])
+def test_float16_autocast_stays_finite_and_close(name):
+    """Mixed-precision training and --precision fp16 run under float16 autocast; the FFT magnitude's DC term
+    (a sum over the whole image) overflowed float16 and turned every output into NaN at 256x256."""
+    from darkir.checkpoint import load_model
+
+    model = load_model(name).eval()
+    x = torch.rand(1, 3, 256, 192, generator=torch.Generator().manual_seed(0)) * 0.3
+    with torch.no_grad():
+        expected = model(x)
+        with torch.autocast("cpu", dtype=torch.float16):
+            half = model(x)
+    assert torch.isfinite(half).all()
+    assert (half.float() - expected).abs().max() < 5e-3

@@ -39,6 +39,14 @@ class SimpleGate(nn.Module):
         return a * b
 
 
+def _in_float16(x: torch.Tensor) -> bool:
+    """Whether ops on ``x`` run in float16 (its dtype, or float16 autocast on its device)."""
+    device = x.device.type
+    return x.dtype == torch.float16 or (
+        torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == torch.float16
+    )
+
+
 class FreMLP(nn.Module):
     """Pointwise MLP on the FFT magnitude, phase kept: a global receptive field at 1x1 cost."""
 
@@ -55,7 +63,12 @@ class FreMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
         spectrum = torch.fft.rfft2(x.float()) if self.onesided else torch.fft.fft2(x.float())
-        magnitude = self.process1(spectrum.abs().to(x.dtype)).float()
+        if _in_float16(x):
+            # The DC term is a sum over the whole image and overflows float16 (max 65504): keep the MLP in float32.
+            with torch.autocast(x.device.type, enabled=False):
+                magnitude = self.process1(spectrum.abs())
+        else:
+            magnitude = self.process1(spectrum.abs().to(x.dtype)).float()
         restored = torch.polar(magnitude, spectrum.angle())
         if self.onesided:
             return torch.fft.irfft2(restored, s=(height, width)).to(x.dtype)
