@@ -22,9 +22,9 @@ from darkir.infer import Restorer
 from darkir.infer.images import read_image
 
 
-def score(weights: str, folder: Path) -> dict[str, float]:
-    """Mean PSNR and SSIM of ``weights`` on the pairs of ``folder`` (whole images, fp32)."""
-    restorer = Restorer(load_model(weights), device="cpu", tile=0)
+def score(weights: str, folder: Path, device: str = "cpu") -> dict[str, float]:
+    """Mean PSNR and SSIM of ``weights`` on the pairs of ``folder`` (whole images, fp32), and the image count ``n``."""
+    restorer = Restorer(load_model(weights), device=device, tile=0)
     values: dict[str, list[float]] = {"psnr": [], "ssim": []}
     for pair in resolve_pairs(folder, "test"):
         low, high = read_image(pair.low).rgb, read_image(pair.high).rgb
@@ -32,7 +32,7 @@ def score(weights: str, folder: Path) -> dict[str, float]:
         target = torch.from_numpy(high).permute(2, 0, 1)[None]
         values["psnr"].append(psnr(out, target).item())
         values["ssim"].append(ssim(out, target).item())
-    return {key: float(np.mean(v)) for key, v in values.items()}
+    return {**{key: float(np.mean(v)) for key, v in values.items()}, "n": len(values["psnr"])}
 
 
 def main() -> None:
@@ -40,11 +40,12 @@ def main() -> None:
     parser.add_argument("checkpoints", nargs="+", help="checkpoint paths or zoo names")
     parser.add_argument("--data", action="append", required=True, help="paired folder (repeat)")
     parser.add_argument("--json", help="also write the rows here")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     rows = []
     for weights in args.checkpoints:
         for folder in args.data:
-            row = {"weights": weights, "data": folder, **score(weights, Path(folder))}
+            row = {"weights": weights, "data": folder, **score(weights, Path(folder), args.device)}
             rows.append(row)
             print(f"{weights}\t{folder}\tPSNR {row['psnr']:.2f}\tSSIM {row['ssim']:.4f}", flush=True)
     if args.json:

@@ -4,8 +4,11 @@
 # Stage 1 (darkir 0.1): 1344 steps each on a fixed `darkir synth` set; its weights are the files shipped at commit
 #   cb20106 (reproduce them with that commit's scripts/train_default_weights.sh). They are taken from git history.
 # Stage 2 (this recipe): 1600 steps each continuing stage 1 on night pairs degraded on the fly from the Debian photo
-#   corpus (options/train/night_w32.yml, night_csf_w32.yml), side by side with one CPU thread each. The checkpoint
-#   shipped is chosen on real pairs (scripts/score_checkpoints.py), never trained on them; see MODEL_CARD.md.
+#   corpus (options/train/night_w32.yml, night_csf_w32.yml), side by side with one CPU thread each. The step-600
+#   snapshots, chosen on real pairs (scripts/score_checkpoints.py, never trained on them), start stage 3.
+# Stage 3 (needs a CUDA GPU): 1648 steps each at 256x256, both side by side (scripts/train_gpu_weights.py, options/
+#   train/night_gpu_*.yml); the shipped weights are its step-329 snapshots, chosen on real pairs. This script prints
+#   the command; see reports/training/checkpoint_selection.md and MODEL_CARD.md.
 # Needs: apt-get install plasma-workspace-wallpapers mate-backgrounds lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 \
 #   opencv-doc
 # Resumes from runs/ if interrupted (Ctrl-C saves).
@@ -31,4 +34,8 @@ done
 wait "${pids[@]}"
 echo "choose the checkpoint on real pairs, e.g.:"
 echo "  .venv/bin/python scripts/score_checkpoints.py --data data/real/pairs --data data/real/lolblur_official runs/*-night/*.pt"
-echo "then: $darkir convert CHECKPOINT -o src/darkir/weights/<name>.safetensors"
+echo "stage 3, on a machine with a CUDA GPU (the stage-2 step-600 snapshots as --init-*):"
+echo "  .venv/bin/python scripts/train_gpu_weights.py --steps 1648 --minutes 30 \\"
+echo "      --init-w32 runs/darkir-w32-night/last_step000600.pt --init-csf-w32 runs/darkir-csf-w32-night/last_step000600.pt \\"
+echo "      --real data/real/pairs --real data/real/lolblur_official --out runs/gpu/out"
+echo "then copy the chosen runs/gpu/out/*-gpu-best-real.safetensors to src/darkir/weights/<name>.safetensors"
