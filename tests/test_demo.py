@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
+from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
-from darkir.demo import TITLE, DemoEngine, example_images
+from darkir.checkpoint import load_model
+from darkir.demo import DemoEngine, example_images
 from darkir.errors import DarkIRError
+from darkir.infer import Restorer
+from darkir.infer.images import Image, read_image, to_storage, write_image
 
 pytest.importorskip("gradio")
 
@@ -27,9 +28,10 @@ def test_examples_ship_with_the_package():
 def test_engine_restores_and_explains(tiny_checkpoint, tmp_path, monkeypatch):
     engine = DemoEngine({"tiny": str(tiny_checkpoint)}, device="cpu")
     example = example_images()[0]
-    before, after, saved, timing = engine.restore_image(str(example), "tiny")
-    assert before.shape == after.shape == cv2.imread(str(example)).shape
-    assert saved.is_file() and "restored in" in timing
+    result = engine.restore_image(str(example), "tiny")
+    assert result.before.shape == result.after.shape == cv2.imread(str(example)).shape
+    assert result.path.is_file() and "restored in" in result.summary and "whole image" in result.summary
+    assert not result.tiled
     with pytest.raises(DarkIRError, match="upload an image"):
         engine.restore_image(None, "tiny")
     junk = tmp_path / "junk.png"
@@ -43,49 +45,20 @@ def test_engine_restores_and_explains(tiny_checkpoint, tmp_path, monkeypatch):
         engine.restore_image(str(example), "tiny")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _demo_driver():
+    """scripts/demo_screenshot.py, which also makes the README's demo picture."""
+    path = Path(__file__).resolve().parent.parent / "scripts" / "demo_screenshot.py"
+    spec = importlib.util.spec_from_file_location("demo_screenshot", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
 def server(tiny_checkpoint):
-    port = _free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "darkir.cli",
-            "demo",
-            "--weights",
-            str(tiny_checkpoint),
-            "--port",
-            str(port),
-            "--device",
-            "cpu",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if process.poll() is not None:
-                pytest.fail(process.stdout.read().decode())
-            time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("the demo did not start within 120 s")
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+    with _demo_driver().serve_demo("--weights", str(tiny_checkpoint), "--device", "cpu") as url:
+        yield url
 
 
 @pytest.mark.slow
@@ -106,28 +79,38 @@ def test_served_demo_restores_examples_and_survives_bad_uploads(server, tmp_path
 
 
 @pytest.mark.slow
-def test_page_loads_in_headless_chromium(server, tmp_path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
+def test_browser_clicks_an_example_and_downloads_the_result(server, tiny_checkpoint, tmp_path):
+    """A first visit in headless Chromium: click a thumbnail, see the slider and timing, download the result."""
+    driver = _demo_driver()
+    if driver.find_chromium() is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is missing; .ci/run installs it")
         pytest.skip("chromium not installed (apt-get install chromium)")
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--virtual-time-budget=15000",
-        "--window-size=1280,900",
-    ]
-    dom = subprocess.run([chromium, *flags, "--dump-dom", server], capture_output=True, text=True, timeout=180)
-    assert f"<title>{TITLE}</title>" in dom.stdout
-    assert "Before / after" in dom.stdout and "Restore" in dom.stdout
+    pytest.importorskip("playwright")
     shot = tmp_path / "demo.png"
-    subprocess.run([chromium, *flags, f"--screenshot={shot}", server], capture_output=True, timeout=180)
-    assert shot.is_file() and cv2.imread(str(shot)).shape[:2] == (900, 1280)
+    visit = driver.click_example(server, tmp_path / "downloads", shot, example=1)
+    example = example_images()[1]
+    assert visit.slider_images == 2
+    assert "tiny" in visit.timing and "whole image" in visit.timing and "restored in" in visit.timing
+    assert visit.download.name == f"{example.stem}_restored{example.suffix}"
+    restorer = Restorer(load_model(str(tiny_checkpoint)), device="cpu")
+    expected = to_storage(restorer.restore_array(read_image(example).rgb), 8)
+    downloaded = cv2.cvtColor(cv2.imread(str(visit.download)), cv2.COLOR_BGR2RGB)
+    assert np.abs(downloaded.astype(int) - expected.astype(int)).max() <= 1
+    assert cv2.imread(str(shot)).shape[1] == 1280
+
+
+def test_engine_download_keeps_format_and_bit_depth_and_says_when_tiled(tiny_checkpoint, tmp_path):
+    engine = DemoEngine({"tiny": str(tiny_checkpoint)}, device="cpu", tile=64)
+    rng = np.random.default_rng(0)
+    deep = tmp_path / "deep.png"
+    write_image(deep, Image(rgb=rng.random((150, 70, 3), dtype=np.float32) * 0.2, alpha=None, bit_depth=16,
+                            grayscale=False))  # fmt: skip
+    result = engine.restore_image(str(deep), "tiny")
+    assert result.path.name == "deep_restored.png" and read_image(result.path).bit_depth == 16
+    assert result.tiled and "tiled: 6 windows of 64 px" in result.summary
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), (rng.random((40, 50, 3)) * 60).astype(np.uint8))
+    result = engine.restore_image(str(photo), "tiny")
+    assert result.path.suffix == ".jpg" and cv2.imread(str(result.path)).shape == (40, 50, 3)
+    assert not result.tiled

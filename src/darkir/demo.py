@@ -6,6 +6,7 @@ import contextlib
 import tempfile
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import numpy as np
 
 from darkir.errors import DarkIRError
 from darkir.infer import Restorer
-from darkir.infer.images import Image, read_image, to_storage, write_image
+from darkir.infer.images import read_image, to_storage, write_image
 from darkir.infer.runtime import memory_returned_to_os
 
 TITLE = "darkir: low-light image restoration"
@@ -31,6 +32,18 @@ def example_images() -> list[Path]:
     """The small real low-light examples shipped with the package."""
     folder = Path(str(resources.files("darkir") / "assets" / "examples"))
     return sorted(folder.glob("*.png"))
+
+
+@dataclass
+class DemoResult:
+    """One restored image: 8-bit RGB before/after for the slider, the full-resolution file, and what happened."""
+
+    before: np.ndarray
+    after: np.ndarray
+    path: Path
+    summary: str
+    seconds: float
+    tiled: bool
 
 
 class DemoEngine:
@@ -66,45 +79,50 @@ class DemoEngine:
     def restorer(self, variant: str) -> Restorer:
         """The (cached) Restorer of ``variant``."""
         from darkir.checkpoint import load_model
-        from darkir.infer import DEFAULT_TILE
+        from darkir.infer import DEFAULT_OVERLAP, DEFAULT_TILE
 
         if variant not in self.weights:
             raise DarkIRError(f"unknown variant {variant!r}; choose one of {', '.join(self.weights)}")
         if variant not in self._restorers:
             tile = DEFAULT_TILE if self.tile is None else self.tile
-            self._restorers[variant] = Restorer(load_model(self.weights[variant]), device=self.device, tile=tile)
+            self._restorers[variant] = Restorer(
+                load_model(self.weights[variant]),
+                device=self.device,
+                tile=tile,
+                overlap=min(DEFAULT_OVERLAP, tile // 4),
+            )
         return self._restorers[variant]
 
-    def restore_image(self, path: str | None, variant: str) -> tuple[np.ndarray, np.ndarray, Path, str]:
-        """(input, output) as 8-bit RGB, the restored PNG's path, and a timing line."""
+    def restore_image(self, path: str | None, variant: str) -> DemoResult:
+        """Restore an uploaded or example image; the download keeps its format and bit depth."""
         if not path:
             raise DarkIRError("Please upload an image or pick an example first.")
+        name = Path(path).name
         try:
             image = read_image(path)
         except DarkIRError as exc:  # name the upload, not the server's temporary path
-            raise DarkIRError(str(exc).replace(str(path), Path(path).name)) from None
+            raise DarkIRError(str(exc).replace(str(path), name)) from None
         height, width = image.rgb.shape[:2]
         if height * width > MAX_PIXELS:
             raise DarkIRError(
-                f"That image is {width}x{height}; the demo accepts up to {MAX_PIXELS / 1e6:.0f} megapixels."
+                f"{name} is {width}x{height}; the demo accepts up to {MAX_PIXELS / 1e6:.0f} megapixels "
+                "(use `darkir restore` for larger images)."
             )
         before = to_storage(image.rgb, 8)
         restorer = self.restorer(variant)
+        tiles = restorer.tiles_for(height, width)
         start = time.perf_counter()
         large = height * width > LARGE_PIXELS and restorer.device.type == "cpu"
         with memory_returned_to_os() if large else contextlib.nullcontext():
             image.rgb = restorer.restore_array(image.rgb)
         seconds = time.perf_counter() - start
-        target = self._new_result(f"{Path(path).stem}_restored.png")
-        write_image(target, Image(rgb=image.rgb, alpha=image.alpha, bit_depth=8, grayscale=image.grayscale))
-        return (
-            before,
-            to_storage(image.rgb, 8),
-            target,
-            f"{variant}: {width}x{height} restored in {seconds:.2f} s on {restorer.device}",
-        )
+        target = self._new_result(f"{Path(path).stem}_restored{Path(path).suffix.lower()}")
+        write_image(target, image)
+        how = "whole image" if tiles == 1 else f"tiled: {tiles} windows of {restorer.tile} px"
+        summary = f"**{variant}** · {width}x{height} · {how} · restored in {seconds:.2f} s on {restorer.device}"
+        return DemoResult(before, to_storage(image.rgb, 8), target, summary, seconds, tiles > 1)
 
-    def restore_video(self, path: str | None, variant: str) -> tuple[Path, str]:
+    def restore_video(self, path: str | None, variant: str, progress: bool = False) -> tuple[Path, str]:
         """Restore a short clip; refuses clips longer than :data:`MAX_VIDEO_FRAMES`."""
         import av
 
@@ -123,7 +141,7 @@ class DemoEngine:
             )
         target = self._new_result(f"{Path(path).stem}_restored.mp4")
         start = time.perf_counter()
-        report = restore_video(self.restorer(variant), path, target, progress=False)
+        report = restore_video(self.restorer(variant), path, target, progress=progress)
         return target, f"{variant}: {report.frames} frames in {time.perf_counter() - start:.1f} s, audio {report.audio}"
 
 
@@ -131,40 +149,59 @@ def build_app(engine: DemoEngine) -> Any:
     """The gradio Blocks app over ``engine``."""
     import gradio as gr
 
+    examples = example_images()
+
     def on_image(path: str | None, variant: str) -> tuple[tuple[np.ndarray, np.ndarray], str, str]:
         try:
-            before, after, target, timing = engine.restore_image(path, variant)
+            result = engine.restore_image(path, variant)
         except DarkIRError as exc:
             raise gr.Error(str(exc)) from None
-        return (before, after), str(target), timing
+        return (result.before, result.after), str(result.path), result.summary
 
-    def on_video(path: str | None, variant: str) -> tuple[str, str]:
+    def on_example(variant: str, event: Any) -> tuple[str, tuple[np.ndarray, np.ndarray], str, str]:
+        path = str(examples[event.index])
+        return (path, *on_image(path, variant))
+
+    # gradio passes the clicked thumbnail to a parameter annotated SelectData, resolved at run time (gradio is an
+    # optional import, so the annotation cannot be written in the signature under postponed evaluation).
+    on_example.__annotations__["event"] = gr.SelectData
+
+    video_progress = gr.Progress(track_tqdm=True)  # gradio shows restore_video's progress bar in the page
+
+    def on_video(path: str | None, variant: str, progress: Any = video_progress) -> tuple[str, str]:
         try:
-            target, timing = engine.restore_video(path, variant)
+            target, timing = engine.restore_video(path, variant, progress=True)
         except DarkIRError as exc:
             raise gr.Error(str(exc)) from None
         return str(target), timing
 
     with gr.Blocks(title=TITLE, delete_cache=(KEEP_RESULTS_S, KEEP_RESULTS_S)) as app:
         gr.Markdown(
-            f"# {TITLE}\nRestore dark, noisy, blurry photos with DarkIR (CVPR 2025) or DarkIR + Cross-Scale Fusion."
+            f"# {TITLE}\nRestore dark, noisy, blurry photos with DarkIR (CVPR 2025) or DarkIR + Cross-Scale Fusion. "
+            "Click an example, or upload a photo and press Restore."
         )
         variant = gr.Radio(engine.variants, value=engine.variants[-1], label="Model")
         with gr.Tab("Image"):
-            with gr.Row():
-                # A file input: darkir decodes it, so 16-bit, EXIF and bad files are handled (and explained) by us.
-                source = gr.File(label="Low-light photo (PNG, JPEG, TIFF, WebP, BMP)", type="filepath")
-                compare = gr.ImageSlider(label="Before / after", type="numpy")
-            with gr.Row():
-                run = gr.Button("Restore", variant="primary")
-                download = gr.File(label="Restored image (PNG)")
-            timing = gr.Markdown()
-            gr.Examples(
-                [[str(p)] for p in example_images()],
-                inputs=[source],
-                label="Examples (LOL-v2 real and synthetic, darkir synth test inputs)",
+            gallery = gr.Gallery(
+                [(str(p), p.stem) for p in examples],
+                label="Examples: click one to restore it",
+                columns=len(examples),
+                height=170,
+                object_fit="cover",
+                allow_preview=False,
+                elem_id="examples",
             )
+            with gr.Row():
+                with gr.Column(scale=2):
+                    # A file input: darkir decodes it, so 16-bit, EXIF and bad files are handled (and explained).
+                    source = gr.File(label="Low-light photo (PNG, JPEG, TIFF, WebP, BMP)", type="filepath")
+                    run = gr.Button("Restore", variant="primary")
+                with gr.Column(scale=3):
+                    compare = gr.ImageSlider(label="Before / after", type="numpy", elem_id="slider")
+                    timing = gr.Markdown(elem_id="timing")
+                    download = gr.File(label="Restored image (full resolution, the input's format)", elem_id="download")
             run.click(on_image, inputs=[source, variant], outputs=[compare, download, timing], api_name="restore")
+            gallery.select(on_example, inputs=[variant], outputs=[source, compare, download, timing])
         with gr.Tab("Video"):
             with gr.Row():
                 clip = gr.Video(label=f"Short clip (up to {MAX_VIDEO_FRAMES} frames)", sources=["upload"])

@@ -117,6 +117,13 @@ class Restorer:
             out = self._forward(x)
         return out.float().cpu()
 
+    def tiles_for(self, height: int, width: int) -> int:
+        """How many windows an image of ``height`` x ``width`` is restored in (1: the whole image at once)."""
+        if not self.tile or (height <= self.tile and width <= self.tile):
+            return 1
+        rows = tile_starts(height, min(self.tile, height), self.overlap)
+        return len(rows) * len(tile_starts(width, min(self.tile, width), self.overlap))
+
     @torch.inference_mode()
     def restore_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Restore a (N, C, H, W) float batch in [0, 1]; returns float32 on the CPU, not clamped."""
