@@ -305,11 +305,11 @@ def test_demo_deletes_its_results(tmp_path, tiny_checkpoint, monkeypatch):
 
     engine = demo.DemoEngine({"tiny": str(tiny_checkpoint)}, device="cpu")
     photo = _photo(tmp_path / "p.png")
-    _, _, first, _ = engine.restore_image(str(photo), "tiny")
+    first = engine.restore_image(str(photo), "tiny").path
     assert first.is_file() and first.is_relative_to(engine.workdir)
     old = time.time() - demo.KEEP_RESULTS_S - 10
     os.utime(first, (old, old))
-    _, _, second, _ = engine.restore_image(str(photo), "tiny")
+    second = engine.restore_image(str(photo), "tiny").path
     assert not first.exists() and second.is_file()  # older results go when new ones come
     engine.close()
     assert not engine.workdir.exists()
