@@ -18,6 +18,8 @@ peers=(--zero-dce data/real/zerodce/Epoch99.pth)
 "$darkir" compare "${models[@]}" "${peers[@]}" --data data/synth-night/test -o reports/synth_test --no-lpips -q
 mkdir -p reports/real_unpaired
 for set in lednet_real dicm lime; do
+    "$darkir" compare "${models[@]}" "${peers[@]}" --data "data/real/$set" --unpaired -o "reports/real_unpaired/$set" \
+        --tile 0 -q
     "$python" scripts/side_by_side.py "data/real/$set" "reports/real_unpaired/$set.jpg" --images 6 \
         --weights darkir-w32-synth --weights darkir-csf-w32-synth --zero-dce data/real/zerodce/Epoch99.pth \
         > "reports/real_unpaired/$set.txt"

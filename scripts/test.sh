@@ -22,5 +22,11 @@ if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
             || echo "warning: could not install$missing; the corpus test will fail in CI" >&2
     fi
 fi
+# The spandrel integration is tested in a second environment (spandrel's torchvision needs its own torch build).
+if spandrel_python=$(bash scripts/setup_spandrel_env.sh); then
+    export DARKIR_SPANDREL_PYTHON=$spandrel_python
+else
+    echo "warning: could not set up the spandrel environment; its test will be skipped" >&2
+fi
 .venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"

@@ -47,8 +47,26 @@ def cmd_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_no_reference(args: argparse.Namespace) -> int:
+    """No-reference scores (NIQE, brightness, noise) of every image of ``args.pred``, per image and mean."""
+    from pathlib import Path
+
+    from darkir.data.pairs import find_unpaired
+    from darkir.eval.unpaired import NO_REFERENCE_NOTE, mean_line, score_folder, write_scores_csv
+
+    rows = score_folder(find_unpaired(args.pred), progress=not args.quiet)
+    print(NO_REFERENCE_NOTE)
+    for name, scores in rows:
+        print(f"{name}: NIQE {scores.niqe:.3f}, brightness {scores.brightness:.3f}, noise sigma {scores.noise:.4f}")
+    print(mean_line(f"mean of {len(rows)} images", [scores for _, scores in rows]))
+    if args.csv:
+        write_scores_csv(Path(args.csv), [(name, vars(scores)) for name, scores in rows])
+        print(f"per image -> {args.csv}")
+    return 0
+
+
 def cmd_metrics(args: argparse.Namespace) -> int:
-    """PSNR/SSIM/LPIPS of a folder of outputs against a folder of references, matched by name."""
+    """PSNR/SSIM/LPIPS of a folder of outputs against references matched by name; NIQE etc. without references."""
     from pathlib import Path
 
     from darkir.data.layouts import Layout
@@ -56,6 +74,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     from darkir.eval.methods import identity
     from darkir.eval.paired import evaluate, summary_line, write_csv
 
+    if args.gt is None:
+        return _print_no_reference(args)
     pred, gt = Path(args.pred), Path(args.gt)
     common = Path(os.path.commonpath([pred.resolve(), gt.resolve()]))
     layout = Layout("folders", str(pred.resolve().relative_to(common)), str(gt.resolve().relative_to(common)))
@@ -71,12 +91,17 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 def cmd_test_unpaired(args: argparse.Namespace) -> int:
     """Restore an unpaired set and report no-reference statistics."""
-    import csv
     from pathlib import Path
 
     from darkir.config import load_options
     from darkir.data.pairs import find_unpaired
-    from darkir.eval.unpaired import NO_REFERENCE_NOTE, restore_unpaired
+    from darkir.eval.unpaired import (
+        NO_REFERENCE_NOTE,
+        mean_line,
+        restore_unpaired,
+        unpaired_csv_rows,
+        write_scores_csv,
+    )
 
     folder = args.data or (
         load_options(args.options).require_path("datasets.val.test_path", "dir") if args.options else None
@@ -86,20 +111,16 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     pairs = find_unpaired(folder)
     output = Path(args.output)
     rows = restore_unpaired(restorer_from_args(args), pairs, output, progress=not args.quiet)
-    with open(output / "stats.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["image", "brightness_in", "brightness_out", "noise_in", "noise_out"])
-        writer.writerows(
-            [r.name, f"{r.brightness_in:.5f}", f"{r.brightness_out:.5f}", f"{r.noise_in:.5f}", f"{r.noise_out:.5f}"]
-            for r in rows
-        )
-    mean = lambda values: sum(values) / len(values)  # noqa: E731
+    write_scores_csv(output / "stats.csv", unpaired_csv_rows(rows))
     print(NO_REFERENCE_NOTE)
-    print(
-        f"{len(rows)} images -> {output}: brightness {mean([r.brightness_in for r in rows]):.3f} -> "
-        f"{mean([r.brightness_out for r in rows]):.3f}, noise sigma {mean([r.noise_in for r in rows]):.4f} -> "
-        f"{mean([r.noise_out for r in rows]):.4f} (per image: {output / 'stats.csv'})"
-    )
+    for row in rows:
+        print(
+            f"{row.name}: NIQE {row.before.niqe:.3f} -> {row.after.niqe:.3f}, brightness {row.before.brightness:.3f}"
+            f" -> {row.after.brightness:.3f}, noise sigma {row.before.noise:.4f} -> {row.after.noise:.4f}"
+        )
+    print(mean_line(f"input ({len(rows)} images)", [r.before for r in rows]))
+    print(mean_line("output", [r.after for r in rows]))
+    print(f"restored images -> {output}; per image: {output / 'stats.csv'}")
     return 0
 
 
@@ -109,6 +130,26 @@ def _unique(name: str, taken: set[str]) -> str:
     while candidate in taken:
         candidate, index = f"{name} ({index})", index + 1
     return candidate
+
+
+def _compare_unpaired(args: argparse.Namespace, methods: list) -> int:
+    """``darkir compare --unpaired``: NIQE, brightness and noise of every method on a folder of inputs."""
+    from pathlib import Path
+
+    from darkir.data.pairs import find_unpaired
+    from darkir.eval.unpaired import NO_REFERENCE_NOTE, compare_unpaired
+
+    pairs = find_unpaired(args.data)
+    if args.max_images:
+        pairs = pairs[: args.max_images]
+    summary = compare_unpaired(methods, pairs, Path(args.output), args.resamples, progress=not args.quiet)
+    print(NO_REFERENCE_NOTE)
+    for name, entry in summary["methods"].items():
+        ci = entry["niqe"]
+        niqe = f"NIQE {ci['mean']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]"
+        print(f"{name}: {niqe}, brightness {entry['brightness']:.3f}")
+    print(f"report -> {Path(args.output) / 'report.md'}")
+    return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -145,13 +186,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
             overlap=overlap,
         )
         variants.append(model_method(name, restorer))
+    baselines = [identity(), auto_exposure(args.exposure_target), clahe()]
+    baselines += [zero_dce(args.zero_dce)] if args.zero_dce else []
+    if args.unpaired:
+        return _compare_unpaired(args, variants + baselines)
     pairs = evaluation_pairs(args, None)
     if args.max_images:
         pairs = pairs[: args.max_images]
     summary = compare(
         variants,
-        [identity(), auto_exposure(args.exposure_target), clahe()]
-        + ([zero_dce(args.zero_dce)] if args.zero_dce else []),
+        baselines,
         pairs,
         Path(args.output),
         args.convention,
@@ -179,14 +223,20 @@ def register(add: AddCommand) -> None:
     add_eval_options(test)
 
     metrics = add(
-        "metrics", cmd_metrics, "Metrics of a folder of outputs against a folder of references (matched by name)."
+        "metrics",
+        cmd_metrics,
+        "Metrics of a folder of outputs against references (matched by name), or NIQE etc. without references.",
     )
     metrics.add_argument("pred", help="folder of restored images")
-    metrics.add_argument("gt", help="folder of references with the same relative names")
+    metrics.add_argument(
+        "gt", nargs="?", help="folder of references with the same relative names (without: no-reference NIQE etc.)"
+    )
     metrics.add_argument("--csv", help="write per-image metrics to this CSV")
     add_eval_options(metrics)
 
-    unpaired = add("test-unpaired", cmd_test_unpaired, "Restore an unpaired set and report no-reference statistics.")
+    unpaired = add(
+        "test-unpaired", cmd_test_unpaired, "Restore an unpaired set and report NIQE, brightness and noise, in and out."
+    )
     add_weights_source(unpaired)
     unpaired.add_argument("--data", help="folder of low-light images (default: datasets.val.test_path)")
     unpaired.add_argument("-o", "--output", default="images/results_unpaired", help="output folder")
@@ -200,7 +250,12 @@ def register(add: AddCommand) -> None:
     )
     compare.add_argument("-p", "--options", action="append", metavar="YAML", help="a variant's options (repeat)")
     compare.add_argument("--weights", action="append", metavar="NAME_OR_PATH", help="a variant's weights (repeat)")
-    compare.add_argument("--data", required=True, help="paired folder or split manifest")
+    compare.add_argument(
+        "--data", required=True, help="paired folder or split manifest (with --unpaired: a folder of inputs)"
+    )
+    compare.add_argument(
+        "--unpaired", action="store_true", help="--data holds inputs only: compare NIQE, brightness and noise"
+    )
     compare.add_argument("--split", default="test", help="split of a manifest (default test)")
     compare.add_argument("-o", "--output", required=True, help="report folder")
     compare.add_argument("--size", type=int, default=256, help="input side for MACs and latency (default 256)")

@@ -1,27 +1,35 @@
-"""Unpaired sets: restore, save, and report the no-reference statistics that can run offline.
+"""Unpaired sets: restore, save, and report no-reference scores that run offline.
 
-No no-reference quality model (NIQE, BRISQUE, ...) works offline as installed (their parameters are
-downloaded), so darkir reports what needs none and says so: mean brightness (sRGB, 0-1) and the noise
-standard deviation estimated with Immerkaer's fast method (1996), before and after restoration.
+Per image: NIQE (:mod:`darkir.eval.niqe`, lower is better), the mean brightness (sRGB, 0-1) and the noise standard
+deviation estimated with Immerkaer's fast method (1996), before and after restoration. BRISQUE, MUSIQ and NRQM are
+not reported: no installable package ships their models for offline use.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from darkir.data.pairs import Pair
+from darkir.eval.compare import Interval, bootstrap_mean
+from darkir.eval.methods import Method
+from darkir.eval.niqe import niqe
 from darkir.infer.images import read_image, write_image
 from darkir.infer.restorer import Restorer
 
 NO_REFERENCE_NOTE = (
-    "no-reference statistics (no NIQE/BRISQUE model can run offline): mean brightness in sRGB [0,1] "
-    "and Immerkaer noise sigma in sRGB [0,1]"
+    "no-reference scores: NIQE (lower is better; MATLAB-matching, official natural-scene model; nan under 96x96 "
+    "pixels), mean brightness in sRGB [0,1], Immerkaer noise sigma in sRGB [0,1]; BRISQUE/MUSIQ/NRQM: not "
+    "available offline"
 )
 _KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
 
@@ -37,18 +45,30 @@ def noise_sigma(rgb: np.ndarray) -> float:
 
 
 @dataclass
+class NoReferenceScores:
+    """No-reference scores of one image."""
+
+    niqe: float
+    brightness: float
+    noise: float
+
+
+def no_reference_scores(rgb: np.ndarray) -> NoReferenceScores:
+    """NIQE (NaN below 96x96 pixels), mean brightness and noise sigma of an RGB image in [0, 1]."""
+    return NoReferenceScores(niqe(rgb), float(rgb.mean()), noise_sigma(rgb))
+
+
+@dataclass
 class UnpairedRow:
-    """Statistics of one image before and after restoration."""
+    """Scores of one image before and after restoration."""
 
     name: str
-    brightness_in: float
-    brightness_out: float
-    noise_in: float
-    noise_out: float
+    before: NoReferenceScores
+    after: NoReferenceScores
 
 
 def restore_unpaired(restorer: Restorer, pairs: list[Pair], output: Path, progress: bool = True) -> list[UnpairedRow]:
-    """Restore every input into ``output`` (relative names kept) and collect the statistics."""
+    """Restore every input into ``output`` (relative names kept) and score both."""
     rows = []
     for pair in tqdm(pairs, desc="restoring", unit="img", disable=not progress):
         image = read_image(pair.low)
@@ -57,9 +77,123 @@ def restore_unpaired(restorer: Restorer, pairs: list[Pair], output: Path, progre
         target = output / pair.name
         target.parent.mkdir(parents=True, exist_ok=True)
         write_image(target, image)
-        rows.append(
-            UnpairedRow(
-                pair.name, float(before.mean()), float(image.rgb.mean()), noise_sigma(before), noise_sigma(image.rgb)
-            )
-        )
+        rows.append(UnpairedRow(pair.name, no_reference_scores(before), no_reference_scores(image.rgb)))
     return rows
+
+
+def score_folder(pairs: Sequence[Pair], progress: bool = True) -> list[tuple[str, NoReferenceScores]]:
+    """No-reference scores of every image of a folder (as listed by :func:`darkir.data.pairs.find_unpaired`)."""
+    return [
+        (pair.name, no_reference_scores(read_image(pair.low).rgb))
+        for pair in tqdm(pairs, desc="scoring", unit="img", disable=not progress)
+    ]
+
+
+def write_scores_csv(path: Path, rows: Sequence[tuple[str, dict[str, float]]]) -> None:
+    """One row per image: its name, then each score (column names from the first row)."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", *rows[0][1]])
+        writer.writerows([name, *(f"{v:.5f}" for v in values.values())] for name, values in rows)
+
+
+def unpaired_csv_rows(rows: Sequence[UnpairedRow]) -> list[tuple[str, dict[str, float]]]:
+    """Rows for :func:`write_scores_csv`: each score before (``_in``) and after (``_out``) restoration."""
+    return [
+        (
+            row.name,
+            {f"{key}_{side}": value for key in asdict(row.before) for side, value in
+             (("in", getattr(row.before, key)), ("out", getattr(row.after, key)))},
+        )
+        for row in rows
+    ]  # fmt: skip
+
+
+def mean_line(label: str, scores: Sequence[NoReferenceScores]) -> str:
+    """``label: NIQE m [lo, hi], brightness b, noise n`` over images (95% bootstrap interval for NIQE)."""
+    interval = bootstrap_mean(np.array([s.niqe for s in scores]))
+    brightness = float(np.mean([s.brightness for s in scores]))
+    noise = float(np.nanmean([s.noise for s in scores]))
+    return (
+        f"{label}: NIQE {interval.mean:.3f} [{interval.low:.3f}, {interval.high:.3f}], "
+        f"brightness {brightness:.3f}, noise sigma {noise:.4f}"
+    )
+
+
+def _format(value: float, digits: int) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def compare_unpaired(
+    methods: Sequence[Method], pairs: Sequence[Pair], output: Path, resamples: int = 2000, progress: bool = True
+) -> dict:
+    """No-reference scores of every method on unpaired inputs (each output scored, then dropped; nothing is
+    kept in memory but the scores), with bootstrap intervals and paired differences against ``methods[0]``.
+
+    Writes ``report.md``, ``per_image.csv`` and ``summary.json`` into ``output``; returns the summary.
+    """
+    output.mkdir(parents=True, exist_ok=True)
+    scores: dict[str, list[NoReferenceScores]] = {method.name: [] for method in methods}
+    for pair in tqdm(pairs, desc="comparing", unit="img", disable=not progress):
+        x = torch.from_numpy(np.ascontiguousarray(read_image(pair.low).rgb)).permute(2, 0, 1)[None]
+        for method in methods:
+            out = method.run(x)[0].clamp(0, 1)
+            scores[method.name].append(no_reference_scores(np.rint(out.permute(1, 2, 0).numpy() * 255) / 255))
+    write_scores_csv(
+        output / "per_image.csv",
+        [
+            (pair.name, {f"{key}:{name}": getattr(values[i], key) for name, values in scores.items()
+                         for key in ("niqe", "brightness", "noise")})
+            for i, pair in enumerate(pairs)
+        ],
+    )  # fmt: skip
+    reference = methods[0].name
+    summary: dict = {"images": len(pairs), "resamples": resamples, "bootstrap_seed": 0, "methods": {}}
+    for name, values in scores.items():
+        niqe_values = np.array([s.niqe for s in values])
+        entry = {
+            "niqe": vars(bootstrap_mean(niqe_values, resamples)),
+            "brightness": float(np.mean([s.brightness for s in values])),
+            "noise": float(np.nanmean([s.noise for s in values])),
+        }
+        if name != reference:
+            diff = niqe_values - np.array([s.niqe for s in scores[reference]])
+            valid = diff[~np.isnan(diff)]
+            entry["niqe_vs_reference"] = {
+                **vars(bootstrap_mean(diff, resamples)),
+                "win_rate": float(((valid < 0).sum() + 0.5 * (valid == 0).sum()) / max(valid.size, 1)),
+            }
+        summary["methods"][name] = entry
+    (output / "summary.json").write_text(json.dumps(summary, indent=2))
+    (output / "report.md").write_text(_render_unpaired(summary, reference))
+    return summary
+
+
+def _render_unpaired(summary: dict, reference: str) -> str:
+    lines = [
+        "# Comparison on unpaired images",
+        "",
+        f"{summary['images']} images; outputs clamped to [0,1] and quantized to 8 bits; NIQE: lower is better "
+        f"(images under 96x96 have none); 95% intervals from a bootstrap over images ({summary['resamples']} "
+        "resamples, seed 0). Per-image values are in `per_image.csv`.",
+        "",
+        "| method | NIQE ↓ [95% CI] | mean brightness | noise sigma |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, entry in summary["methods"].items():
+        ci = entry["niqe"]
+        niqe_cell = f"{_format(ci['mean'], 3)} [{_format(ci['low'], 3)}, {_format(ci['high'], 3)}]"
+        lines.append(f"| {name} | {niqe_cell} | {entry['brightness']:.3f} | {_format(entry['noise'], 4)} |")
+    lines += [
+        "",
+        f"## NIQE differences against {reference} (per image, paired; negative is better)",
+        "",
+        "| method | ΔNIQE [95% CI] | better on |",
+        "| --- | --- | --- |",
+    ]
+    for name, entry in summary["methods"].items():
+        if "niqe_vs_reference" in entry:
+            d = entry["niqe_vs_reference"]
+            interval = Interval(d["mean"], d["low"], d["high"]).as_text(3) if not math.isnan(d["mean"]) else "n/a"
+            lines.append(f"| {name} | {interval} | {d['win_rate']:.0%} |")
+    return "\n".join([*lines, ""])
