@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from darkir.checkpoint import load_model
+from darkir.imageio import read_image
 from darkir.infer import DEFAULT_OVERLAP, DEFAULT_TILE, Restorer
-from darkir.infer.images import read_image
 
 SANITY = Path(__file__).resolve().parents[2] / "shared" / "sanity" / "lolv2real_00733_low.png"
 

@@ -23,9 +23,9 @@ import torch
 
 from darkir.checkpoint import load_model
 from darkir.infer import Restorer
-from darkir.infer.runtime import keep_freed_memory_for_reuse
 from darkir.models import build_model
 from darkir.models.reference import reference_forward
+from darkir.runtime import keep_freed_memory_for_reuse
 
 
 def timed(run: Callable[[], torch.Tensor], repeats: int) -> tuple[list[float], torch.Tensor]:
@@ -117,8 +117,8 @@ def main() -> None:
         from darkir.eval.paired import evaluate
 
         pairs = find_pairs(args.pairs)
-        fp32_scores, _ = evaluate(model_method("fp32", fast), pairs, progress=False)
-        bf16_scores, _ = evaluate(model_method("bf16", bf16), pairs, progress=False)
+        fp32_scores = evaluate(model_method("fp32", fast), pairs, progress=False)
+        bf16_scores = evaluate(model_method("bf16", bf16), pairs, progress=False)
         change = bf16_scores.mean("psnr") - fp32_scores.mean("psnr")
         print(
             f"\nPSNR against ground truth on {len(pairs)} pairs of {args.pairs} (8-bit convention): "

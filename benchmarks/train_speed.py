@@ -18,9 +18,9 @@ import time
 
 import torch
 
-from darkir.infer.runtime import keep_freed_memory_for_reuse
 from darkir.models import build_model
 from darkir.models.reference import reference_forward
+from darkir.runtime import keep_freed_memory_for_reuse
 from darkir.train.losses import charbonnier
 
 

@@ -18,8 +18,8 @@ import torch
 from darkir.checkpoint import load_model
 from darkir.data.pairs import resolve_pairs
 from darkir.eval.metrics import prepare, psnr, ssim
+from darkir.imageio import read_image
 from darkir.infer import Restorer
-from darkir.infer.images import read_image
 
 
 def score(weights: str, folder: Path, device: str = "cpu") -> dict[str, float]:

@@ -21,8 +21,8 @@ import torch
 from darkir.checkpoint import load_model
 from darkir.data.layouts import list_images
 from darkir.eval.methods import Method, auto_exposure, clahe, identity, model_method, zero_dce
+from darkir.imageio import read_image
 from darkir.infer import Restorer
-from darkir.infer.images import read_image
 
 
 def _label(panel: np.ndarray, text: str) -> np.ndarray:

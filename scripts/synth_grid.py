@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from darkir.data.pairs import find_pairs
-from darkir.infer.images import Image, read_image, write_image
+from darkir.imageio import Image, read_image, write_image
 
 
 def main(root: str, output: str, per_row: int = 2, side: int = 256) -> None:

@@ -14,8 +14,8 @@ import pytest
 from darkir.checkpoint import load_model
 from darkir.demo import DemoEngine, example_images
 from darkir.errors import DarkIRError
+from darkir.imageio import Image, read_image, to_storage, write_image
 from darkir.infer import Restorer
-from darkir.infer.images import Image, read_image, to_storage, write_image
 
 pytest.importorskip("gradio")
 

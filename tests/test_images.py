@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from darkir.infer.images import Image, ImageReadError, read_image, write_image
+from darkir.imageio import Image, ImageReadError, read_image, write_image
 
 
 def _rgb(height: int = 12, width: int = 17, seed: int = 0) -> np.ndarray:

@@ -142,3 +142,17 @@ def test_float16_autocast_stays_finite_and_close(name):
             half = model(x)
     assert torch.isfinite(half).all()
     assert (half.float() - expected).abs().max() < 5e-3
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_every_zoo_variant_round_trips_at_its_real_width(name, suffix, tmp_path):
+    from darkir.checkpoint import load_model, save_checkpoint
+
+    model = randomize(build_model(name), seed=5).eval()
+    assert model.config == get_spec(name).config
+    loaded = load_model(save_checkpoint(tmp_path / f"m{suffix}", model))
+    assert loaded.config == model.config
+    x = torch.rand(1, 3, 24, 40, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))

@@ -103,7 +103,7 @@ def test_unwritable_output_is_one_message(photos, tmp_path, tiny_checkpoint, cap
 def test_missing_default_weights_are_explained(photos, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("darkir.models.zoo.DEFAULT_WEIGHTS", None)
     assert main(["restore", str(photos / "a.png"), "-o", str(tmp_path / "o")]) == 2
-    assert "ships no default weights" in capsys.readouterr().err
+    assert "no weights given: pass --weights" in capsys.readouterr().err
 
 
 def test_bad_weights_path(photos, tmp_path, capsys):
@@ -122,7 +122,7 @@ def test_seed_inference_script(photos, tmp_path, tiny_checkpoint):
     command = [sys.executable, str(REPO / "inference.py"), "-p", str(options), "-i", str(work)]
     # the options describe a width-64 network, so loading the tiny checkpoint must fail by name ...
     failed = subprocess.run(command, cwd=work, capture_output=True, text=True, env=env)
-    assert failed.returncode == 2 and "does not fit the model" in failed.stderr
+    assert failed.returncode == 2 and "contradicts the one stored with these weights" in failed.stderr
     # ... and with the matching network section it restores into ./images/results.
     options.write_text(
         "network:\n  width: 8\n  middle_blk_num_enc: 1\n  middle_blk_num_dec: 1\n  enc_blk_nums: [1, 1, 1]\n"
@@ -168,7 +168,7 @@ def test_default_weights_restore_real_pairs_better_than_auto_exposure(shared, tm
 
     from darkir.eval.methods import auto_exposure
     from darkir.eval.metrics import prepare, psnr, ssim
-    from darkir.infer.images import read_image
+    from darkir.imageio import read_image
 
     inputs = tmp_path / "in"
     inputs.mkdir()

@@ -269,3 +269,12 @@ def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(dataset, tmp_path)
     b, _, state = read_checkpoint(tmp_path / "cut" / "last.pt")
     assert state["step"] == 160
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_validation_subset_spans_the_set():
+    from darkir.train.trainer import spread
+
+    frames = [f"scene{s}/{f:03d}" for s in range(5) for f in range(40)]  # sorted by scene, as layouts list them
+    chosen = spread(frames, 10)
+    assert len(chosen) == 10 and {c.split("/")[0] for c in chosen} == {f"scene{s}" for s in range(5)}
+    assert spread(frames[:3], 10) == frames[:3]

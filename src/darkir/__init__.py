@@ -2,6 +2,10 @@
 
 The public API (imported lazily, so ``import darkir`` and ``darkir --help`` stay fast)::
 
+    from darkir import Restorer
+    restorer = Restorer.from_pretrained("darkir-csf-w32-synth")   # the default weights
+    restored = restorer("night.png")                              # or a PIL image, a numpy array, an NCHW tensor
+
     import darkir
     model = darkir.build_model("darkir-csf-w32")      # random init, from a zoo name or kwargs
     model = darkir.load_model("DarkIR_lolblur.pt")    # any checkpoint layout, eval mode
@@ -20,6 +24,7 @@ _EXPORTS = {
     "list_models": "darkir.models",
     "DarkIR": "darkir.models",
     "CSFBlock": "darkir.models",
+    "Restorer": "darkir.infer",
     "load_model": "darkir.checkpoint",
     "read_checkpoint": "darkir.checkpoint",
     "save_checkpoint": "darkir.checkpoint",

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -21,6 +21,9 @@ from torch import nn
 from darkir.errors import CheckpointError, ConfigError
 from darkir.models.darkir import DarkIR
 from darkir.models.zoo import MODEL_KWARGS, build_model, get_spec, has_model, resolve_config
+
+if TYPE_CHECKING:
+    from darkir.config import Options
 
 #: Keys under which known training codes nest the model weights, in the order they are tried.
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "params", "params_ema", "model")
@@ -198,6 +201,31 @@ def resolve_weights(name_or_path: str | os.PathLike[str]) -> tuple[Path, dict[st
     return path, None
 
 
+def load_model_from(
+    weights: str | os.PathLike[str] | None = None, options: Options | None = None, default: str | None = None
+) -> DarkIR:
+    """The one way arguments become a loaded model: ``weights`` (a zoo name or a checkpoint in any layout), else
+    the options' ``save.path``, else ``default``; the options' ``network:`` section, when given, is the config
+    (and must agree with a config stored in the checkpoint)."""
+    config = options.network.model_kwargs() if options is not None else None
+    if weights is None and options is not None:
+        weights = options.require_path("save.path", kind="file")
+    weights = weights or default
+    if weights is None:
+        raise CheckpointError("no weights given: pass --weights NAME_OR_PATH or -p OPTIONS with save.path")
+    return load_model(weights, config=config)
+
+
+def _check_agrees(explicit: Mapping[str, Any], stored: Mapping[str, Any], path: Path) -> None:
+    """Refuse an explicit config that contradicts the one saved with the weights (a silently wrong model)."""
+    differences = [f"{k} {explicit[k]} vs {stored[k]}" for k in stored if explicit.get(k) != stored[k]]
+    if differences:
+        raise CheckpointError(
+            f"{path}: the given network config contradicts the one stored with these weights "
+            f"({'; '.join(differences)}: given vs stored); drop the network settings or fix them"
+        )
+
+
 def load_model(
     weights: str | os.PathLike[str],
     config: Mapping[str, Any] | str | None = None,
@@ -211,11 +239,14 @@ def load_model(
     path, zoo_config = resolve_weights(weights)
     state_dict, stored_config, _ = read_checkpoint(path)
     try:
-        model = build_model(
-            resolve_config(config if config is not None else stored_config or zoo_config or infer_config(state_dict))
-        )
+        given = config if config is not None else stored_config or zoo_config or infer_config(state_dict)
+        chosen = resolve_config(given)
+        stored = resolve_config(stored_config) if config is not None and stored_config else None
+        model = build_model(chosen)
     except (ConfigError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: unusable model config: {_first_line(exc)}") from None
+    if stored is not None:
+        _check_agrees(chosen, stored, path)
     load_state_dict_strict(model, state_dict, source=f"checkpoint {path}")
     return model.to(device).eval()
 
@@ -227,6 +258,11 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, **state: Any
     ``torch.save`` dict ``{"state_dict", "config", **state}``.
     """
     path = Path(path)
+    if state and path.suffix == ".safetensors":
+        raise CheckpointError(
+            f"{path}: .safetensors holds weights and config only; {', '.join(sorted(state))} would be lost "
+            "(save training state to a .pt file)"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     bare = _unwrap(model)
     config = dict(bare.config)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -17,7 +18,8 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from darkir.errors import ConfigError
+from darkir.errors import ConfigError, DarkIRWarning
+from darkir.models.config import DEFAULTS, ModelConfig
 
 
 class _Section(BaseModel):
@@ -101,31 +103,21 @@ class NetworkOptions(_Section):
 
     name: str = "DarkIR"
     resume_training: bool = False
-    img_channels: int = Field(3, ge=1)
-    width: int = Field(32, ge=1)
-    middle_blk_num_enc: int = Field(2, ge=0)
-    middle_blk_num_dec: int = Field(2, ge=0)
-    enc_blk_nums: list[int] = Field(default_factory=lambda: [1, 2, 3])
-    dec_blk_nums: list[int] = Field(default_factory=lambda: [3, 1, 1])
-    dilations: list[int] = Field(default_factory=lambda: [1, 4, 9])
-    extra_depth_wise: bool = True
-    use_csf: bool = Field(False, description="Cross-Scale Fusion gates on the skips (the seed's variant)")
-    csf_reduction: int = Field(4, ge=1, description="CSF gate bottleneck ratio C -> C/r")
+    img_channels: int = Field(DEFAULTS.img_channel, ge=1)
+    width: int = Field(DEFAULTS.width, ge=1)
+    middle_blk_num_enc: int = Field(DEFAULTS.middle_blk_num_enc, ge=0)
+    middle_blk_num_dec: int = Field(DEFAULTS.middle_blk_num_dec, ge=0)
+    enc_blk_nums: list[int] = Field(default_factory=lambda: list(DEFAULTS.enc_blk_nums))
+    dec_blk_nums: list[int] = Field(default_factory=lambda: list(DEFAULTS.dec_blk_nums))
+    dilations: list[int] = Field(default_factory=lambda: list(DEFAULTS.dilations))
+    extra_depth_wise: bool = DEFAULTS.extra_depth_wise
+    use_csf: bool = Field(DEFAULTS.use_csf, description="Cross-Scale Fusion gates on the skips (the seed's variant)")
+    csf_reduction: int = Field(DEFAULTS.csf_reduction, ge=1, description="CSF gate bottleneck ratio C -> C/r")
 
     def model_kwargs(self) -> dict[str, Any]:
         """The DarkIR constructor kwargs described by this section."""
-        return {
-            "img_channel": self.img_channels,
-            "width": self.width,
-            "middle_blk_num_enc": self.middle_blk_num_enc,
-            "middle_blk_num_dec": self.middle_blk_num_dec,
-            "enc_blk_nums": list(self.enc_blk_nums),
-            "dec_blk_nums": list(self.dec_blk_nums),
-            "dilations": list(self.dilations),
-            "extra_depth_wise": self.extra_depth_wise,
-            "use_csf": self.use_csf,
-            "csf_reduction": self.csf_reduction,
-        }
+        settings = self.model_dump(exclude={"name", "resume_training", "img_channels"})
+        return ModelConfig.from_kwargs({"img_channel": self.img_channels, **settings}).as_kwargs()
 
 
 class TrainOptions(_Section):
@@ -160,7 +152,9 @@ class TrainOptions(_Section):
     seed: int = Field(0, description="seed of model init, data order and augmentation")
     amp: bool = Field(True, description="fp16 mixed precision when training on CUDA (ignored on CPU)")
     val_every: int = Field(1, ge=1, description="validate every N epochs (and after the last)")
-    val_max_images: int = Field(0, ge=0, description="validate on the first N images only (0 = all)")
+    val_max_images: int = Field(
+        0, ge=0, description="validate on N images spread evenly over the set (whole scenes differ; 0 = all)"
+    )
     save_every_steps: int = Field(0, ge=0, description="also save the last checkpoint every N steps (0 = per epoch)")
     keep_every_steps: int = Field(
         0, ge=0, description="also keep a copy of the checkpoint every N steps as <save.path stem>_stepN (0 = never)"
@@ -203,7 +197,7 @@ class Options(_Section):
     train: TrainOptions = Field(default_factory=TrainOptions)
     save: SaveOptions = Field(default_factory=SaveOptions)
     wandb: WandbOptions = Field(default_factory=WandbOptions)
-    Resize: bool = Field(False, description="halve images of 1500 px or more before restoring (official key)")
+    Resize: bool = Field(False, description="official key, no effect: darkir tiles large images instead of halving")
 
     _source: str = PrivateAttr("<options>")
 
@@ -286,7 +280,40 @@ def options_from_dict(raw: dict[str, Any], source: str = "<options>") -> Options
     except ValidationError as exc:
         raise ConfigError(f"{source}: " + "; ".join(_describe(err) for err in exc.errors())) from None
     options._source = source
+    _warn_ignored(options)
     return options
+
+
+#: Keys of the official/seed files that load but change nothing in darkir (with why).
+IGNORED_KEYS = {
+    "Resize": "darkir tiles large images instead of halving them",
+    "train.lr_gamma": "only the CosineAnnealing schedule exists",
+    "save.new": "darkir does not use it",
+    "datasets.train.verbose": "darkir shows a progress bar (-q hides it)",
+    "datasets.val.batch_size_test": "validation runs one image at a time",
+    "device.cuda": "darkir picks the device itself (--device)",
+    "device.gpus": "darkir picks the device itself (--device; torchrun for several GPUs)",
+    "device.ids": "darkir picks the device itself (--device, CUDA_VISIBLE_DEVICES)",
+    "wandb.init": "darkir logs to JSONL and TensorBoard",
+}
+_warned: set[str] = set()
+
+
+def _warn_ignored(options: Options) -> None:
+    """Warn once per key about official keys set to a non-default value that have no effect in darkir."""
+    set_keys = []
+    for dotted, why in IGNORED_KEYS.items():
+        *sections, name = dotted.split(".")
+        section: BaseModel = options
+        for part in sections:
+            section = getattr(section, part)
+        default = type(section).model_fields[name].default
+        if name in section.model_fields_set and getattr(section, name) != default and dotted not in _warned:
+            set_keys.append(f"{dotted} ({why})")
+            _warned.add(dotted)
+    if set_keys:
+        message = f"{options.source}: these options have no effect in darkir: {'; '.join(set_keys)}"
+        warnings.warn(message, DarkIRWarning, stacklevel=3)
 
 
 def _describe(error: Any) -> str:

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from darkir.errors import DarkIRError
+from darkir.imageio import read_image, to_storage, write_image
 from darkir.infer import Restorer
-from darkir.infer.images import read_image, to_storage, write_image
-from darkir.infer.runtime import memory_returned_to_os
+from darkir.runtime import memory_returned_to_os
 
 TITLE = "darkir: low-light image restoration"
 #: Uploads with more pixels than this are refused with a message (tiling keeps memory bounded below it).
@@ -79,18 +79,13 @@ class DemoEngine:
     def restorer(self, variant: str) -> Restorer:
         """The (cached) Restorer of ``variant``."""
         from darkir.checkpoint import load_model
-        from darkir.infer import DEFAULT_OVERLAP, DEFAULT_TILE
+        from darkir.infer import DEFAULT_TILE
 
         if variant not in self.weights:
             raise DarkIRError(f"unknown variant {variant!r}; choose one of {', '.join(self.weights)}")
         if variant not in self._restorers:
             tile = DEFAULT_TILE if self.tile is None else self.tile
-            self._restorers[variant] = Restorer(
-                load_model(self.weights[variant]),
-                device=self.device,
-                tile=tile,
-                overlap=min(DEFAULT_OVERLAP, tile // 4),
-            )
+            self._restorers[variant] = Restorer(load_model(self.weights[variant]), device=self.device, tile=tile)
         return self._restorers[variant]
 
     def restore_image(self, path: str | None, variant: str) -> DemoResult:
@@ -228,7 +223,11 @@ def launch(
     weights: str | None = None, host: str = "127.0.0.1", port: int = 7860, share: bool = False, device: str = "auto"
 ) -> None:
     """Serve the demo (blocks until stopped)."""
+    import importlib.util
     import os
+
+    if importlib.util.find_spec("gradio") is None:
+        raise DarkIRError("the demo needs gradio, which is not installed: pip install 'darkir[demo]'")
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     engine = DemoEngine({Path(weights).stem: weights} if weights else default_weights(), device=device)

@@ -11,3 +11,7 @@ class ConfigError(DarkIRError, ValueError):
 
 class CheckpointError(DarkIRError, RuntimeError):
     """A checkpoint cannot be read or does not fit the model it is loaded into."""
+
+
+class DarkIRWarning(UserWarning):
+    """A setting that is accepted but silently changes nothing; the CLI prints it as one line."""

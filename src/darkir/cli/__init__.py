@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 from darkir.cli import evaluate, models, restore, training
-from darkir.errors import DarkIRError
+from darkir.errors import DarkIRError, DarkIRWarning
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,11 +32,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    """darkir's own warnings as one line (``darkir: warning: ...``); others as Python shows them."""
+    if issubclass(category, DarkIRWarning):
+        print(f"darkir: warning: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line).rstrip(), file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``darkir`` console script."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except DarkIRError as exc:
         if args.debug:
             raise

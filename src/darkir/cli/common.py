@@ -71,26 +71,15 @@ def add_runtime(parser: argparse.ArgumentParser) -> None:
 
 def restorer_from_args(args: argparse.Namespace, options: Options | None = None) -> Restorer:
     """The Restorer that ``--weights``/``-p`` and the runtime flags describe (``options``: ``-p`` already read)."""
-    from darkir.checkpoint import load_model
+    from darkir.checkpoint import load_model_from
     from darkir.config import load_options
-    from darkir.errors import CheckpointError
     from darkir.infer import Restorer
     from darkir.models.zoo import DEFAULT_WEIGHTS
 
-    config = None
-    weights = args.weights
     if args.options:
         options = options or load_options(args.options)
-        config = options.network.model_kwargs()
-        weights = weights or options.require_path("save.path", kind="file")
-    weights = weights or DEFAULT_WEIGHTS
-    if weights is None:
-        raise CheckpointError(
-            "this version of darkir ships no default weights yet; pass --weights PATH "
-            "(an official DarkIR checkpoint or one you trained) or -p OPTIONS with save.path"
-        )
     tile, overlap = tiling_from_args(args)
-    model = load_model(weights, config=config)
+    model = load_model_from(args.weights, options, default=DEFAULT_WEIGHTS)
     return Restorer(
         model, device=args.device, precision=args.precision, tile=tile, overlap=overlap, compile=args.compile
     )
@@ -108,13 +97,15 @@ def tiling_from_args(args: argparse.Namespace) -> tuple[int, int]:
     return args.tile, overlap
 
 
-def add_eval_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--convention",
-        default="8bit",
-        choices=["8bit", "reference"],
-        help="8bit: clamp to [0,1] and quantize before scoring (default); reference: raw float outputs",
-    )
+def add_eval_options(parser: argparse.ArgumentParser, convention: bool = True) -> None:
+    """Metric options; ``convention=False`` where outputs are files already (their values are what they are)."""
+    if convention:
+        parser.add_argument(
+            "--convention",
+            default="8bit",
+            choices=["8bit", "reference"],
+            help="8bit: clamp to [0,1] and quantize before scoring (default); reference: raw float outputs",
+        )
     parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
     parser.add_argument("--lpips-backbone", metavar="PTH", help="AlexNet weights (default: torch hub cache)")
     parser.add_argument("--lpips-heads", metavar="PTH", help="LPIPS v0.1 alex heads (default: from the lpips package)")

@@ -18,6 +18,16 @@ from darkir.cli.common import (
 from darkir.errors import DarkIRError
 
 
+def _method_name(args: argparse.Namespace) -> str:
+    """How reports name the evaluated model: its weights' name, else the options file's, else the default's."""
+    from pathlib import Path
+
+    from darkir.models.zoo import DEFAULT_WEIGHTS
+
+    source = args.weights or args.options
+    return Path(str(source)).stem if source else str(DEFAULT_WEIGHTS)
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     """Paired evaluation of one model: PSNR/SSIM/LPIPS, mean and per image."""
     from pathlib import Path
@@ -30,8 +40,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     pairs = evaluation_pairs(args, options)
     results_dir = Path(args.results_dir or (options.save.results_dir if options else "images/results_test"))
     restorer = restorer_from_args(args, options)
-    scores, _ = evaluate(
-        model_method(Path(str(args.weights or args.options)).stem, restorer),
+    scores = evaluate(
+        model_method(_method_name(args), restorer),
         pairs,
         args.convention,
         load_lpips_or_none(args),
@@ -82,7 +92,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     pairs = find_pairs(common, layout)
     method = identity()
     method.name = pred.name
-    scores, _ = evaluate(method, pairs, "8bit", load_lpips_or_none(args), progress=not args.quiet)
+    scores = evaluate(method, pairs, "8bit", load_lpips_or_none(args), progress=not args.quiet)
     if args.csv:
         write_csv(Path(args.csv), [scores])
     print(summary_line(scores, "8bit"))
@@ -156,7 +166,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Compare variants beside the input and auto-exposure baselines, with bootstrap CIs and pictures."""
     from pathlib import Path
 
-    from darkir.checkpoint import load_model
+    from darkir.checkpoint import load_model_from
     from darkir.config import load_options
     from darkir.eval.compare import compare
     from darkir.eval.methods import auto_exposure, clahe, identity, model_method, zero_dce
@@ -171,15 +181,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     tile, overlap = tiling_from_args(args)
     variants = []
     for index in range(max(len(options), len(sources))):
-        config, weights, name = None, sources[index] if sources else None, None
-        if options:
-            opts = load_options(options[index])
-            config, name = opts.network.model_kwargs(), opts.network.name
-            weights = weights or opts.require_path("save.path", "file")
-        name = name or Path(str(weights)).stem
+        weights = sources[index] if sources else None
+        opts = load_options(options[index]) if options else None
+        name = opts.network.name if opts else Path(str(weights)).stem
         name = _unique(name, {v.name for v in variants})
         restorer = Restorer(
-            load_model(weights, config=config),
+            load_model_from(weights, opts),
             device=args.device,
             precision=args.precision,
             tile=tile,
@@ -232,7 +239,7 @@ def register(add: AddCommand) -> None:
         "gt", nargs="?", help="folder of references with the same relative names (without: no-reference NIQE etc.)"
     )
     metrics.add_argument("--csv", help="write per-image metrics to this CSV")
-    add_eval_options(metrics)
+    add_eval_options(metrics, convention=False)
 
     unpaired = add(
         "test-unpaired", cmd_test_unpaired, "Restore an unpaired set and report NIQE, brightness and noise, in and out."

@@ -6,7 +6,6 @@ import argparse
 import json
 
 from darkir.cli.common import AddCommand, add_model_source, add_weights_source, model_from_args
-from darkir.errors import DarkIRError
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -44,15 +43,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
     """Export a model to ONNX (dynamic batch/height/width) and check it against PyTorch."""
-    from darkir.checkpoint import load_model
+    from darkir.checkpoint import load_model_from
     from darkir.config import load_options
     from darkir.export import check_onnx, export_onnx
 
-    config = load_options(args.options).network.model_kwargs() if args.options else None
-    weights = args.weights or (load_options(args.options).require_path("save.path", "file") if args.options else None)
-    if weights is None:
-        raise DarkIRError("pass --weights NAME_OR_PATH or -p OPTIONS with save.path")
-    model = load_model(weights, config=config)
+    model = load_model_from(args.weights, load_options(args.options) if args.options else None)
     path = export_onnx(model, args.output, opset=args.opset)
     for (height, width), diff in check_onnx(model, path):
         print(f"checked {height}x{width}: max abs difference to PyTorch {diff:.2e}")

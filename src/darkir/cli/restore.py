@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from darkir.cli.common import AddCommand, add_runtime, add_weights_source, restorer_from_args
-from darkir.errors import DarkIRError
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
@@ -56,10 +55,8 @@ def cmd_video(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Serve the gradio demo."""
-    try:
-        from darkir.demo import launch
-    except ImportError as exc:
-        raise DarkIRError("the demo needs gradio: pip install 'darkir[demo]'") from exc
+    from darkir.demo import launch
+
     launch(weights=args.weights, host=args.host, port=args.port, share=args.share, device=args.device)
     return 0
 

@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from darkir.data.layouts import DatasetError
 from darkir.data.pairs import Pair, _raise_if, _size
-from darkir.infer.images import read_image
+from darkir.imageio import read_image
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:

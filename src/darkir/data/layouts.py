@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from darkir.errors import DarkIRError
-from darkir.infer.images import IMAGE_SUFFIXES
+from darkir.imageio import IMAGE_SUFFIXES
 
 
 class DatasetError(DarkIRError):

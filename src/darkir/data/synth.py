@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from darkir.data.dataset import to_tensor
 from darkir.data.layouts import LAYOUTS, DatasetError
-from darkir.infer.images import Image, read_image, write_image
+from darkir.imageio import Image, read_image, write_image
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:

@@ -24,9 +24,9 @@ from darkir.complexity import measure_complexity
 from darkir.data.pairs import Pair
 from darkir.eval.lpips import LPIPS
 from darkir.eval.methods import Method
-from darkir.eval.metrics import Convention
+from darkir.eval.metrics import Convention, prepare
 from darkir.eval.paired import METRICS, Scores, evaluate, write_csv
-from darkir.infer.images import Image, read_image, write_image
+from darkir.imageio import Image, read_image, write_image
 
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False}
 
@@ -100,14 +100,17 @@ def _histogram(path: Path, reference: Scores, others: Sequence[Scores]) -> None:
 
 
 def _grid(
-    path: Path, pairs: Sequence[Pair], outputs: dict[str, list[torch.Tensor]], order: list[int], names: list[str]
+    path: Path, pairs: Sequence[Pair], variants: Sequence[Method], order: list[int], convention: Convention
 ) -> None:
-    """Rows of input | each variant | ground truth for the images at ``order``."""
+    """Rows of input | each variant | ground truth for the images at ``order`` (restored again: only these)."""
     rows = []
     for index in order:
         low = read_image(pairs[index].low).rgb
         gt = read_image(pairs[index].high).rgb
-        tiles = [low] + [outputs[n][index][0].permute(1, 2, 0).numpy() for n in names] + [gt]
+        x = torch.from_numpy(np.ascontiguousarray(low)).permute(2, 0, 1)[None]
+        with torch.inference_mode():
+            outputs = [prepare(v.run(x).float().cpu(), convention)[0].clamp(0, 1) for v in variants]
+        tiles = [low] + [out.permute(1, 2, 0).numpy() for out in outputs] + [gt]
         height = 192
         resized = [
             cv2.resize(t, (max(1, round(t.shape[1] * height / t.shape[0])), height), interpolation=cv2.INTER_AREA)
@@ -135,12 +138,7 @@ def compare(
     ``psnr_diff_hist.png`` and ``grid.png`` into ``output``; returns the summary."""
     output.mkdir(parents=True, exist_ok=True)
     methods = [*variants, *baselines]
-    all_scores, outputs = [], {}
-    for method in methods:
-        scores, kept = evaluate(method, pairs, convention, lpips, progress=progress, keep_outputs=method in variants)
-        all_scores.append(scores)
-        if kept:
-            outputs[method.name] = kept
+    all_scores = [evaluate(method, pairs, convention, lpips, progress=progress) for method in methods]
     write_csv(output / "per_image.csv", all_scores)
     reference = all_scores[0]
     summary: dict = {
@@ -174,7 +172,7 @@ def compare(
         order = [int(i) for i in np.argsort(-gap)[:grid_images]]
     else:
         order = list(range(min(grid_images, len(pairs))))
-    _grid(output / "grid.png", pairs, outputs, order, [v.name for v in variants])
+    _grid(output / "grid.png", pairs, variants, order, convention)
     (output / "report.md").write_text(
         render_report(summary, reference.method, [v.name for v in variants], latency_size, order, pairs)
     )

@@ -18,7 +18,7 @@ from darkir.data.pairs import Pair
 from darkir.eval.lpips import LPIPS
 from darkir.eval.methods import Method
 from darkir.eval.metrics import Convention, prepare, psnr, ssim
-from darkir.infer.images import Image, write_image
+from darkir.imageio import Image, write_image
 
 METRICS = ("psnr", "ssim", "lpips")
 
@@ -54,14 +54,12 @@ def evaluate(
     save_dir: Path | None = None,
     save_count: int = 0,
     progress: bool = True,
-    keep_outputs: bool = False,
-) -> tuple[Scores, list[torch.Tensor]]:
+) -> Scores:
     """Score ``method`` on every pair; save the first ``save_count`` input/output/gt triplets to ``save_dir``.
 
-    Returns the scores and, with ``keep_outputs``, the prepared outputs (for comparison pictures).
+    Each output is scored and dropped, so memory does not grow with the number of pairs.
     """
     scores = Scores(method.name)
-    outputs: list[torch.Tensor] = []
     dataset = PairedDataset(pairs)
     for index in tqdm(range(len(dataset)), desc=f"testing {method.name}", unit="img", disable=not progress):
         sample = dataset[index]
@@ -79,9 +77,7 @@ def evaluate(
             save_dir.mkdir(parents=True, exist_ok=True)
             for suffix, image in (("input", low), ("output", out), ("gt", high)):
                 _save(save_dir / f"{index:05d}_{suffix}.png", image)
-        if keep_outputs:
-            outputs.append(out.clamp(0, 1))
-    return scores, outputs
+    return scores
 
 
 def write_csv(path: Path, all_scores: Sequence[Scores]) -> None:

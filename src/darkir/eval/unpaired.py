@@ -23,7 +23,7 @@ from darkir.data.pairs import Pair
 from darkir.eval.compare import Interval, bootstrap_mean
 from darkir.eval.methods import Method
 from darkir.eval.niqe import niqe
-from darkir.infer.images import read_image, write_image
+from darkir.imageio import read_image, write_image
 from darkir.infer.restorer import Restorer
 
 NO_REFERENCE_NOTE = (

@@ -12,7 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from darkir.errors import DarkIRError
-from darkir.infer.images import IMAGE_SUFFIXES, read_image, write_image
+from darkir.imageio import IMAGE_SUFFIXES, read_image, write_image
 from darkir.infer.restorer import Restorer
 from darkir.outputs import OutputBusyError, OutputExistsError, claim, is_same_file
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -11,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from darkir.errors import DarkIRError
-from darkir.infer.runtime import (
+from darkir.runtime import (
     keep_freed_memory_for_reuse,
     memory_returned_to_os,
     resolve_device,
@@ -78,6 +81,8 @@ class Restorer:
     ``precision``: ``fp32`` (default, exact), ``bf16`` (CPU with AVX-512 BF16/AMX, or GPU) or
     ``fp16`` (GPU), applied with autocast so that normalizations and FFTs stay in fp32.
     ``compile``: wrap the model in ``torch.compile`` (slow first call, faster afterwards).
+
+    Calling a Restorer restores what users have and returns the same kind of thing: see :meth:`__call__`.
     """
 
     def __init__(
@@ -86,10 +91,12 @@ class Restorer:
         device: str | torch.device = "auto",
         precision: str = "fp32",
         tile: int = DEFAULT_TILE,
-        overlap: int = DEFAULT_OVERLAP,
+        overlap: int | None = None,
         compile: bool = False,
         guide_scale: int | None = GUIDE_SCALE,
     ) -> None:
+        if overlap is None:
+            overlap = min(DEFAULT_OVERLAP, tile // 4)
         if tile and not 0 <= overlap < tile // 2:
             raise DarkIRError(f"overlap {overlap} must be >= 0 and less than half the tile size {tile}")
         if tile and tile < 32:
@@ -101,6 +108,76 @@ class Restorer:
             keep_freed_memory_for_reuse()
         self.model = model.eval().to(self.device, memory_format=torch.channels_last)
         self._forward = torch.compile(self.model, dynamic=True) if compile else self.model
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike[str] = "darkir-csf-w32-synth",
+        *,
+        device: str | torch.device = "auto",
+        precision: str = "fp32",
+        tile: int = DEFAULT_TILE,
+        overlap: int | None = None,
+        compile: bool = False,
+    ) -> Restorer:
+        """A Restorer over a packaged model name (default: the default weights) or a checkpoint in any layout."""
+        from darkir.checkpoint import load_model
+
+        return cls(load_model(name_or_path), device=device, precision=precision, tile=tile, overlap=overlap,
+                   compile=compile)  # fmt: skip
+
+    def __call__(self, image: Any) -> Any:
+        """Restore ``image`` and return the same kind of thing, as ``darkir restore`` would restore it.
+
+        - a file path (str or PathLike): the decoded file restored, as a numpy array of its bit depth (uint8,
+          uint16 or float32), gray (H, W), RGB (H, W, 3) or RGBA (H, W, 4), EXIF orientation applied;
+        - a PIL image (mode L, I;16, RGB or RGBA): a PIL image of the same mode and size;
+        - a numpy array (uint8, uint16, or float32/float64 in [0, 1]; (H, W), (H, W, 3) or (H, W, 4)): an array
+          of the same dtype and shape;
+        - a torch tensor (N, 3, H, W), float in [0, 1]: a tensor of the same dtype and device, clamped to [0, 1].
+
+        Alpha is passed through unchanged and gray images come back gray. Anything else is a :class:`DarkIRError`
+        naming what was wrong.
+        """
+        from darkir.imageio import image_from_array, image_to_array, read_image
+
+        if isinstance(image, torch.Tensor):
+            return self._call_tensor(image)
+        if isinstance(image, (str, os.PathLike)):
+            decoded = read_image(Path(image))
+            decoded.rgb = self.restore_array(decoded.rgb)
+            return image_to_array(decoded, {8: np.uint8, 16: np.uint16}.get(decoded.bit_depth, np.float32))
+        if isinstance(image, np.ndarray):
+            restored = image_from_array(image)
+            restored.rgb = self.restore_array(restored.rgb)
+            return image_to_array(restored, image.dtype)
+        if type(image).__module__.startswith("PIL."):
+            return self._call_pil(image)
+        raise DarkIRError(
+            f"cannot restore a {type(image).__name__}: pass a file path, a PIL image, a numpy array or an NCHW tensor"
+        )
+
+    def _call_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise DarkIRError(f"expected a (N, 3, H, W) tensor, got shape {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise DarkIRError(f"expected a float tensor with values in [0, 1], got {x.dtype}")
+        low, high = float(x.min()), float(x.max())
+        if low < 0 or high > 1:
+            raise DarkIRError(f"tensor values must be in [0, 1]; this one spans [{low:.4g}, {high:.4g}]")
+        return self.restore_tensor(x.float()).clamp(0, 1).to(dtype=x.dtype, device=x.device)
+
+    def _call_pil(self, image: Any) -> Any:
+        from PIL import Image as PILImage
+
+        modes = {"L": np.uint8, "I;16": np.uint16, "RGB": np.uint8, "RGBA": np.uint8}
+        if image.mode not in modes:
+            raise DarkIRError(
+                f"PIL images of mode {image.mode!r} are not supported; convert first, e.g. image.convert('RGB')"
+            )
+        array = np.asarray(image, dtype=modes[image.mode])
+        restored = self(array)
+        return PILImage.fromarray(restored)  # uint8 (H, W) / (H, W, 3) / (H, W, 4) -> L / RGB / RGBA; uint16 -> I;16
 
     @contextlib.contextmanager
     def _precision(self) -> Iterator[None]:

@@ -1,17 +1,34 @@
-"""DarkIR networks, their building blocks and the table of named variants."""
+"""DarkIR networks, their building blocks, their settings and the table of named variants.
 
-from darkir.models.darkir import DarkIR
-from darkir.models.fusion import AddMerge, CSFBlock
-from darkir.models.zoo import MODEL_KWARGS, ModelSpec, build_model, get_spec, has_model, list_models
+Exports load lazily, so that reading settings (:class:`ModelConfig`, options files) does not import torch.
+"""
 
-__all__ = [
-    "MODEL_KWARGS",
-    "AddMerge",
-    "CSFBlock",
-    "DarkIR",
-    "ModelSpec",
-    "build_model",
-    "get_spec",
-    "has_model",
-    "list_models",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DarkIR": "darkir.models.darkir",
+    "AddMerge": "darkir.models.fusion",
+    "CSFBlock": "darkir.models.fusion",
+    "ModelConfig": "darkir.models.config",
+    "MODEL_KWARGS": "darkir.models.zoo",
+    "ModelSpec": "darkir.models.zoo",
+    "build_model": "darkir.models.zoo",
+    "get_spec": "darkir.models.zoo",
+    "has_model": "darkir.models.zoo",
+    "list_models": "darkir.models.zoo",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'darkir.models' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from darkir.models.blocks import BlockStack, DBlock, EBlock
+from darkir.models.config import DEFAULTS, ModelConfig
 from darkir.models.fusion import AddMerge, CSFBlock
 
 
@@ -21,16 +22,16 @@ class DarkIR(nn.Module):
 
     def __init__(
         self,
-        img_channel: int = 3,
-        width: int = 32,
-        middle_blk_num_enc: int = 2,
-        middle_blk_num_dec: int = 2,
-        enc_blk_nums: Sequence[int] = (1, 2, 3),
-        dec_blk_nums: Sequence[int] = (3, 1, 1),
-        dilations: Sequence[int] = (1, 4, 9),
-        extra_depth_wise: bool = True,
-        use_csf: bool = False,
-        csf_reduction: int = 4,
+        img_channel: int = DEFAULTS.img_channel,
+        width: int = DEFAULTS.width,
+        middle_blk_num_enc: int = DEFAULTS.middle_blk_num_enc,
+        middle_blk_num_dec: int = DEFAULTS.middle_blk_num_dec,
+        enc_blk_nums: Sequence[int] = DEFAULTS.enc_blk_nums,
+        dec_blk_nums: Sequence[int] = DEFAULTS.dec_blk_nums,
+        dilations: Sequence[int] = DEFAULTS.dilations,
+        extra_depth_wise: bool = DEFAULTS.extra_depth_wise,
+        use_csf: bool = DEFAULTS.use_csf,
+        csf_reduction: int = DEFAULTS.csf_reduction,
     ) -> None:
         super().__init__()
         if len(enc_blk_nums) != len(dec_blk_nums):
@@ -38,18 +39,10 @@ class DarkIR(nn.Module):
                 f"enc_blk_nums {list(enc_blk_nums)} and dec_blk_nums {list(dec_blk_nums)} must have the same length"
             )
         #: Constructor kwargs, saved with checkpoints so that they load without a config.
-        self.config = {
-            "img_channel": img_channel,
-            "width": width,
-            "middle_blk_num_enc": middle_blk_num_enc,
-            "middle_blk_num_dec": middle_blk_num_dec,
-            "enc_blk_nums": list(enc_blk_nums),
-            "dec_blk_nums": list(dec_blk_nums),
-            "dilations": list(dilations),
-            "extra_depth_wise": extra_depth_wise,
-            "use_csf": use_csf,
-            "csf_reduction": csf_reduction,
-        }
+        self.config = ModelConfig(
+            img_channel, width, middle_blk_num_enc, middle_blk_num_dec, tuple(enc_blk_nums), tuple(dec_blk_nums),
+            tuple(dilations), extra_depth_wise, use_csf, csf_reduction,
+        ).as_kwargs()  # fmt: skip
         self.use_csf = use_csf
         self.intro = nn.Conv2d(img_channel, width, kernel_size=3, padding=1)
         self.ending = nn.Conv2d(width, img_channel, kernel_size=3, padding=1)

@@ -9,21 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from darkir.errors import ConfigError
+from darkir.models.config import DEFAULTS, ModelConfig
 from darkir.models.darkir import DarkIR
 
-#: The reference constructor's keys and defaults (cidautai/DarkIR + the CSF fork).
-MODEL_KWARGS: dict[str, Any] = {
-    "img_channel": 3,
-    "width": 32,
-    "middle_blk_num_enc": 2,
-    "middle_blk_num_dec": 2,
-    "enc_blk_nums": [1, 2, 3],
-    "dec_blk_nums": [3, 1, 1],
-    "dilations": [1, 4, 9],
-    "extra_depth_wise": True,
-    "use_csf": False,
-    "csf_reduction": 4,
-}
+#: The default constructor kwargs (:class:`ModelConfig`'s defaults as a dict).
+MODEL_KWARGS: dict[str, Any] = DEFAULTS.as_kwargs()
 
 
 @dataclass(frozen=True)
@@ -87,16 +77,8 @@ def get_spec(name: str) -> ModelSpec:
 
 def resolve_config(config: Mapping[str, Any] | str | None = None, **overrides: Any) -> dict[str, Any]:
     """Full constructor kwargs from a zoo name or a (partial) kwargs mapping, with overrides applied."""
-    base = get_spec(config).config if isinstance(config, str) else {**MODEL_KWARGS, **(config or {})}
-    merged = {**base, **overrides}
-    unknown = [k for k in merged if k not in MODEL_KWARGS]
-    if unknown:
-        raise ConfigError(
-            f"unknown model config key(s) {', '.join(map(repr, unknown))}; known: {', '.join(MODEL_KWARGS)}"
-        )
-    for key in ("enc_blk_nums", "dec_blk_nums", "dilations"):
-        merged[key] = list(merged[key])
-    return merged
+    base = get_spec(config).config if isinstance(config, str) else dict(config or {})
+    return ModelConfig.from_kwargs({**base, **overrides}).as_kwargs()
 
 
 def build_model(config: Mapping[str, Any] | str | None = None, **overrides: Any) -> DarkIR:

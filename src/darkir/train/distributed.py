@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from darkir.infer.runtime import resolve_device
+from darkir.runtime import resolve_device
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ from darkir.data.pairs import resolve_pairs
 from darkir.data.synth import SynthDataset, SynthParams, assign_splits, load_photos
 from darkir.errors import ConfigError, DarkIRError
 from darkir.eval.metrics import prepare, psnr, ssim
-from darkir.infer.runtime import keep_freed_memory_for_reuse
 from darkir.models import DarkIR, build_model
+from darkir.runtime import keep_freed_memory_for_reuse
 from darkir.train import distributed
 from darkir.train.losses import PIXEL_LOSSES, side_target
 from darkir.train.sampler import GlobalBatchSampler
@@ -59,6 +59,14 @@ def checkpoint_paths(options: Options) -> tuple[Path, Path]:
     return last, (best / f"{last.stem}_best.pt" if not best.suffix else best)
 
 
+def spread(items: list, count: int) -> list:
+    """``count`` items evenly spaced over ``items`` (all if fewer): a validation subset that spans the scenes
+    of a set sorted by scene, instead of the first scene's frames."""
+    if count >= len(items):
+        return list(items)
+    return [items[i * len(items) // count] for i in range(count)]
+
+
 def check_trainable(options: Options) -> None:
     """Refuse, before any work, settings darkir cannot train with (each named with its key)."""
     for key in ("perceptual", "edge", "frequency"):
@@ -71,6 +79,12 @@ def check_trainable(options: Options) -> None:
             raise ConfigError(f"{options.source}: train.{key}: this loss is not supported ({why}); set it to False")
     if not options.datasets.train.train_path and options.datasets.train.synth is None:
         raise ConfigError(f"{options.source}: datasets.train.train_path is not set (nor datasets.train.synth)")
+    for key in ("path", "best"):
+        if str(getattr(options.save, key) or "").endswith(".safetensors"):
+            raise ConfigError(
+                f"{options.source}: save.{key}: training checkpoints hold the optimizer and schedule, which "
+                ".safetensors cannot store; use a .pt path (darkir convert makes a .safetensors from it)"
+            )
 
 
 def _synthetic_sets(options: Options) -> tuple[SynthDataset, SynthDataset | None]:
@@ -210,7 +224,7 @@ class Trainer:
         if options.datasets.val.test_path:
             val_pairs = resolve_pairs(options.require_path("datasets.val.test_path"), "val")
             if train_cfg.val_max_images:
-                val_pairs = val_pairs[: train_cfg.val_max_images]
+                val_pairs = spread(val_pairs, train_cfg.val_max_images)
             self.val_set = PairedDataset(val_pairs)
         self.sampler = GlobalBatchSampler(
             len(self.train_set), data_cfg.batch_size_train, train_cfg.seed, self.context.rank, self.context.world_size

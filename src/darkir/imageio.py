@@ -92,17 +92,69 @@ def read_image(path: str | os.PathLike[str]) -> Image:
     else:
         raise ImageReadError(f"{path}: unsupported sample type {array.dtype}")
     array = _apply_orientation(array, _orientation(path))
-    grayscale = array.ndim == 2 or array.shape[2] == 1
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    elif array.ndim == 3:  # OpenCV's BGR(A) -> RGB(A)
+        array = array[:, :, [2, 1, 0, 3][: array.shape[2]]]
+    return _image(array, bit_depth, scale)
+
+
+def _image(array: np.ndarray, bit_depth: int, scale: float) -> Image:
+    grayscale = array.ndim == 2
     alpha = None
     if grayscale:
-        rgb = np.repeat(array.reshape(*array.shape[:2], 1), 3, axis=2)
-    elif array.shape[2] == 4:
-        rgb = cv2.cvtColor(array, cv2.COLOR_BGRA2RGB)
-        alpha = array[:, :, 3].astype(np.float32) / scale
+        rgb = np.repeat(array[:, :, None], 3, axis=2)
     else:
-        rgb = cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
+        rgb = array[:, :, :3]
+        if array.shape[2] == 4:
+            alpha = array[:, :, 3].astype(np.float32) / scale
     rgb = np.clip(rgb.astype(np.float32) / scale, 0.0, 1.0)
-    return Image(rgb=rgb, alpha=alpha, bit_depth=bit_depth, grayscale=grayscale)
+    return Image(rgb=np.ascontiguousarray(rgb), alpha=alpha, bit_depth=bit_depth, grayscale=grayscale)
+
+
+#: Sample types of arrays darkir takes, and the bit depth each keeps.
+ARRAY_DEPTHS = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16, np.dtype(np.float32): 32, np.dtype(np.float64): 32}
+
+
+def image_from_array(array: np.ndarray) -> Image:
+    """An :class:`Image` from an (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA array (uint8, uint16, float in [0, 1])."""
+    if not isinstance(array, np.ndarray):
+        raise DarkIRError(f"expected a numpy array, got {type(array).__name__}")
+    if array.dtype not in ARRAY_DEPTHS:
+        raise DarkIRError(
+            f"unsupported array dtype {array.dtype}; use uint8, uint16, or float32/float64 with values in [0, 1]"
+        )
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))) or 0 in array.shape[:2]:
+        raise DarkIRError(f"unsupported array shape {array.shape}; use (H, W), (H, W, 3) RGB or (H, W, 4) RGBA")
+    if array.dtype.kind == "f":
+        if not np.isfinite(array).all():
+            raise DarkIRError("the float array has NaN or infinite values")
+        low, high = float(array.min()), float(array.max())
+        if low < 0 or high > 1:
+            raise DarkIRError(
+                f"float arrays must hold values in [0, 1]; this one spans [{low:.4g}, {high:.4g}] "
+                "(divide 8-bit data by 255, or pass it as uint8)"
+            )
+    scale = {8: 255.0, 16: 65535.0, 32: 1.0}[ARRAY_DEPTHS[array.dtype]]
+    return _image(array, ARRAY_DEPTHS[array.dtype], scale)
+
+
+def image_to_array(image: Image, dtype: np.dtype | type = np.uint8) -> np.ndarray:
+    """The inverse of :func:`image_from_array`: gray (H, W), RGB (H, W, 3) or RGBA (H, W, 4) of ``dtype``.
+
+    Values are rounded as ``darkir restore`` rounds them when it writes a file of that bit depth.
+    """
+    dtype = np.dtype(dtype)
+    depth = ARRAY_DEPTHS[dtype]
+    stored = to_storage(image.rgb, depth)
+    if image.grayscale:
+        cv2 = _cv2()
+        array = cv2.cvtColor(stored, cv2.COLOR_RGB2GRAY)
+    elif image.alpha is not None:
+        array = np.dstack([stored, to_storage(image.alpha, depth)])
+    else:
+        array = stored
+    return array.astype(dtype, copy=False)
 
 
 def to_storage(rgb: np.ndarray, bit_depth: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Device, precision and CPU-runtime choices for inference."""
+"""Device, precision and CPU-runtime choices, for inference and training."""
 
 from __future__ import annotations
 

@@ -1,0 +1,108 @@
+"""The Python API: ``from darkir import Restorer``; restoring what users have gives what ``darkir restore`` gives."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image as PILImage
+
+from darkir import Restorer
+from darkir.cli import main
+from darkir.errors import DarkIRError
+from darkir.imageio import ImageReadError
+
+
+@pytest.fixture(scope="module")
+def default_restorer() -> Restorer:
+    return Restorer.from_pretrained("darkir-csf-w32-synth", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny_restorer(tiny_checkpoint) -> Restorer:
+    return Restorer.from_pretrained(str(tiny_checkpoint), device="cpu", tile=64)
+
+
+def _dark(shape, dtype=np.uint8, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    top = {np.uint8: 70, np.uint16: 18000}[dtype]
+    return rng.integers(0, top, shape).astype(dtype)
+
+
+def test_api_equals_darkir_restore_for_a_path_a_pil_image_and_a_uint8_array(default_restorer, tmp_path):
+    rgb = _dark((48, 760, 3))  # wider than the default tile: restored in tiles, as darkir restore does
+    photo = tmp_path / "in" / "night.png"
+    photo.parent.mkdir()
+    cv2.imwrite(str(photo), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert main(["restore", str(photo), "-o", str(tmp_path / "out"), "--device", "cpu", "-q"]) == 0
+    expected = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / "night.png")), cv2.COLOR_BGR2RGB)
+    from_path = default_restorer(str(photo))
+    from_array = default_restorer(rgb)
+    from_pil = default_restorer(PILImage.fromarray(rgb))
+    assert from_path.dtype == from_array.dtype == np.uint8 and from_path.shape == rgb.shape
+    assert np.array_equal(from_path, expected)
+    assert np.array_equal(from_array, expected)
+    assert isinstance(from_pil, PILImage.Image) and from_pil.mode == "RGB"
+    assert np.array_equal(np.asarray(from_pil), expected)
+
+
+def test_every_input_kind_comes_back_alike(tiny_restorer, tmp_path):
+    rgb16 = _dark((30, 70, 3), np.uint16)
+    out16 = tiny_restorer(rgb16)
+    assert out16.dtype == np.uint16 and out16.shape == rgb16.shape and out16.max() > 255  # 16 bits kept
+    gray = _dark((30, 70)).astype(np.float32) / 255
+    out_gray = tiny_restorer(gray)
+    assert out_gray.dtype == np.float32 and out_gray.shape == gray.shape and 0 <= out_gray.min() <= out_gray.max() <= 1
+    rgba = np.dstack([_dark((30, 70, 3)), np.linspace(0, 255, 70, dtype=np.uint8)[None].repeat(30, 0)])
+    out_rgba = tiny_restorer(rgba.astype(np.float64) / 255)
+    assert out_rgba.dtype == np.float64 and out_rgba.shape == (30, 70, 4)
+    assert np.allclose(out_rgba[..., 3], rgba[..., 3] / 255, atol=1e-6)  # alpha passes through
+    for mode, array in (("L", _dark((30, 70))), ("RGBA", rgba), ("I;16", _dark((30, 70), np.uint16))):
+        restored = tiny_restorer(PILImage.fromarray(array))
+        assert restored.mode == mode and restored.size == (70, 30)
+    assert np.array_equal(np.asarray(tiny_restorer(PILImage.fromarray(rgba)))[..., 3], rgba[..., 3])
+    batch = torch.from_numpy(_dark((2, 3, 30, 70)).astype(np.float32) / 255).to(torch.float64)
+    out = tiny_restorer(batch)
+    assert out.shape == batch.shape and out.dtype == torch.float64
+    single = tiny_restorer(batch[1:2])
+    assert torch.allclose(out[1:2], single, atol=1e-6)  # items are independent
+    path = tmp_path / "gray16.png"
+    cv2.imwrite(str(path), _dark((30, 70), np.uint16))
+    from_file = tiny_restorer(path)
+    assert from_file.dtype == np.uint16 and from_file.shape == (30, 70)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (np.zeros((8, 8, 3), np.int32), "unsupported array dtype int32"),
+        (np.full((8, 8, 3), 2.0, np.float32), r"values in \[0, 1\]; this one spans \[2, 2\]"),
+        (np.zeros((8, 8, 2), np.uint8), r"unsupported array shape \(8, 8, 2\)"),
+        (np.full((8, 8), np.nan, np.float32), "NaN or infinite"),
+        (torch.zeros(3, 8, 8), r"expected a \(N, 3, H, W\) tensor"),
+        (torch.zeros(1, 3, 8, 8, dtype=torch.uint8), "expected a float tensor"),
+        (torch.full((1, 3, 8, 8), -0.5), r"tensor values must be in \[0, 1\]"),
+        (PILImage.new("P", (8, 8)), "mode 'P' are not supported"),
+        ([[0.1, 0.2]], "cannot restore a list"),
+    ],
+)
+def test_wrong_inputs_are_named(tiny_restorer, bad, message):
+    with pytest.raises(DarkIRError, match=message):
+        tiny_restorer(bad)
+
+
+def test_bad_paths_and_names(tiny_restorer, tmp_path):
+    with pytest.raises(ImageReadError, match="no such file"):
+        tiny_restorer(tmp_path / "missing.png")
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"not a jpeg")
+    with pytest.raises(ImageReadError, match="cannot decode"):
+        tiny_restorer(str(junk))
+    with pytest.raises(DarkIRError, match="neither a file nor a model name"):
+        Restorer.from_pretrained("darkir-nonexistent")
+
+
+def test_from_pretrained_settings_reach_the_restorer(tiny_checkpoint):
+    restorer = Restorer.from_pretrained(str(tiny_checkpoint), device="cpu", tile=96)
+    assert (restorer.tile, restorer.overlap, restorer.dtype) == (96, 24, torch.float32)
