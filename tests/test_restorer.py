@@ -118,3 +118,23 @@ def test_bad_settings_are_explained(kwargs, message):
 def test_cuda_request_without_gpu():
     with pytest.raises(DarkIRError, match="no CUDA device"):
         Restorer(_Pointwise(), device="cuda")
+
+
+def test_memory_returned_to_os_nests(monkeypatch):
+    """The tile preview opens such a block inside the demo's own: the inner exit must not end the outer block."""
+    from darkir import runtime
+
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, option, value):
+            calls.append((option, value))
+            return 1
+
+    monkeypatch.setattr(runtime, "_libc", lambda: FakeLibc())
+    monkeypatch.setattr(runtime, "keep_freed_memory_for_reuse", lambda: True)
+    with runtime.memory_returned_to_os():
+        with runtime.memory_returned_to_os():
+            pass
+        assert calls == [(runtime._M_MMAP_MAX, runtime._DEFAULT_MMAP_MAX)]  # still mapping after the inner exit
+    assert calls[-1] == (runtime._M_MMAP_MAX, 0) and len(calls) == 2

@@ -68,13 +68,22 @@ def keep_freed_memory_for_reuse() -> bool:
 @contextlib.contextmanager
 def memory_returned_to_os() -> Iterator[None]:
     """Within this block, large blocks are mapped and unmapped again (glibc's default), so a pass of
-    one-off shapes leaves no holes in the heap that :func:`keep_freed_memory_for_reuse` keeps."""
+    one-off shapes leaves no holes in the heap that :func:`keep_freed_memory_for_reuse` keeps. Blocks nest:
+    only the outermost one switches the setting back."""
     libc = _libc()
     if not (keep_freed_memory_for_reuse() and libc is not None):
         yield
         return
-    libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+    _returned_depth[0] += 1
+    if _returned_depth[0] == 1:
+        libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
     try:
         yield
     finally:
-        libc.mallopt(_M_MMAP_MAX, 0)
+        _returned_depth[0] -= 1
+        if _returned_depth[0] == 0:
+            libc.mallopt(_M_MMAP_MAX, 0)
+
+
+#: How many :func:`memory_returned_to_os` blocks are open (in this process).
+_returned_depth = [0]
