@@ -7,7 +7,7 @@ EXIF orientation, which OpenCV's unchanged-mode reader ignores.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 
@@ -114,6 +114,8 @@ def _image(array: np.ndarray, bit_depth: int, scale: float) -> Image:
 
 #: Sample types of arrays darkir takes, and the bit depth each keeps.
 ARRAY_DEPTHS = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16, np.dtype(np.float32): 32, np.dtype(np.float64): 32}
+#: The array type an image of each bit depth is stored as.
+DEPTH_DTYPES = {8: np.uint8, 16: np.uint16, 32: np.float32}
 
 
 def image_from_array(array: np.ndarray) -> Image:
@@ -176,13 +178,10 @@ def encode_image(suffix: str, image: Image, jpeg_quality: int = 95) -> bytes:
     depth = image.bit_depth if suffix in (".png", ".tif", ".tiff") else 8
     if depth == 32 and suffix == ".png":
         depth = 16
-    stored = to_storage(image.rgb, depth)
-    if image.grayscale:
-        array = cv2.cvtColor(stored, cv2.COLOR_RGB2GRAY)
-    else:
-        array = cv2.cvtColor(stored, cv2.COLOR_RGB2BGR)
-        if image.alpha is not None and suffix in (".png", ".tif", ".tiff", ".webp"):
-            array = np.dstack([array, to_storage(image.alpha, depth)])
+    keeps_alpha = suffix in (".png", ".tif", ".tiff", ".webp")
+    array = image_to_array(image if keeps_alpha else replace(image, alpha=None), DEPTH_DTYPES[depth])
+    if array.ndim == 3:  # RGB(A) -> OpenCV's BGR(A)
+        array = array[:, :, [2, 1, 0, 3][: array.shape[2]]]
     params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if suffix in (".jpg", ".jpeg") else []
     if suffix == ".webp":
         params = [cv2.IMWRITE_WEBP_QUALITY, 101]  # lossless

@@ -28,7 +28,7 @@ from darkir.eval.metrics import Convention, prepare
 from darkir.eval.paired import METRICS, Scores, evaluate, write_csv
 from darkir.imageio import Image, read_image, write_image
 
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False}
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "niqe": False}
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,9 @@ import torch
 from tqdm import tqdm
 
 from darkir.data.pairs import Pair
-from darkir.eval.compare import Interval, bootstrap_mean
+from darkir.eval.compare import Interval, bootstrap_mean, win_rate
 from darkir.eval.methods import Method
+from darkir.eval.metrics import prepare
 from darkir.eval.niqe import niqe
 from darkir.imageio import read_image, write_image
 from darkir.infer.restorer import Restorer
@@ -137,13 +138,13 @@ def compare_unpaired(
     for pair in tqdm(pairs, desc="comparing", unit="img", disable=not progress):
         x = torch.from_numpy(np.ascontiguousarray(read_image(pair.low).rgb)).permute(2, 0, 1)[None]
         for method in methods:
-            out = method.run(x)[0].clamp(0, 1)
-            scores[method.name].append(no_reference_scores(np.rint(out.permute(1, 2, 0).numpy() * 255) / 255))
+            out = prepare(method.run(x), "8bit")[0]
+            scores[method.name].append(no_reference_scores(out.permute(1, 2, 0).numpy()))
     write_scores_csv(
         output / "per_image.csv",
         [
-            (pair.name, {f"{key}:{name}": getattr(values[i], key) for name, values in scores.items()
-                         for key in ("niqe", "brightness", "noise")})
+            (pair.name, {f"{key}:{name}": value for name, values in scores.items()
+                         for key, value in asdict(values[i]).items()})
             for i, pair in enumerate(pairs)
         ],
     )  # fmt: skip
@@ -158,11 +159,7 @@ def compare_unpaired(
         }
         if name != reference:
             diff = niqe_values - np.array([s.niqe for s in scores[reference]])
-            valid = diff[~np.isnan(diff)]
-            entry["niqe_vs_reference"] = {
-                **vars(bootstrap_mean(diff, resamples)),
-                "win_rate": float(((valid < 0).sum() + 0.5 * (valid == 0).sum()) / max(valid.size, 1)),
-            }
+            entry["niqe_vs_reference"] = {**vars(bootstrap_mean(diff, resamples)), "win_rate": win_rate(diff, "niqe")}
         summary["methods"][name] = entry
     (output / "summary.json").write_text(json.dumps(summary, indent=2))
     (output / "report.md").write_text(_render_unpaired(summary, reference))
@@ -195,5 +192,6 @@ def _render_unpaired(summary: dict, reference: str) -> str:
         if "niqe_vs_reference" in entry:
             d = entry["niqe_vs_reference"]
             interval = Interval(d["mean"], d["low"], d["high"]).as_text(3) if not math.isnan(d["mean"]) else "n/a"
-            lines.append(f"| {name} | {interval} | {d['win_rate']:.0%} |")
+            wins = "n/a" if math.isnan(d["win_rate"]) else f"{d['win_rate']:.0%}"
+            lines.append(f"| {name} | {interval} | {wins} |")
     return "\n".join([*lines, ""])

@@ -139,14 +139,14 @@ class Restorer:
         Alpha is passed through unchanged and gray images come back gray. Anything else is a :class:`DarkIRError`
         naming what was wrong.
         """
-        from darkir.imageio import image_from_array, image_to_array, read_image
+        from darkir.imageio import DEPTH_DTYPES, image_from_array, image_to_array, read_image
 
         if isinstance(image, torch.Tensor):
             return self._call_tensor(image)
         if isinstance(image, (str, os.PathLike)):
             decoded = read_image(Path(image))
             decoded.rgb = self.restore_array(decoded.rgb)
-            return image_to_array(decoded, {8: np.uint8, 16: np.uint16}.get(decoded.bit_depth, np.float32))
+            return image_to_array(decoded, DEPTH_DTYPES[decoded.bit_depth])
         if isinstance(image, np.ndarray):
             restored = image_from_array(image)
             restored.rgb = self.restore_array(restored.rgb)
