@@ -87,11 +87,11 @@ def restorer_from_args(args: argparse.Namespace, options: Options | None = None)
 
 def tiling_from_args(args: argparse.Namespace) -> tuple[int, int]:
     """(tile, overlap) from ``--tile``/``--overlap``, checked before anything is loaded or created."""
-    from darkir.infer import DEFAULT_OVERLAP
+    from darkir.infer.restorer import default_overlap
 
     if args.tile and args.tile < 32:
         raise DarkIRError(f"--tile {args.tile} is too small; use 0 (whole images) or at least 32")
-    overlap = args.overlap if args.overlap is not None else min(DEFAULT_OVERLAP, args.tile // 4)
+    overlap = args.overlap if args.overlap is not None else default_overlap(args.tile)
     if args.tile and not 0 <= overlap < args.tile // 2:
         raise DarkIRError(f"--overlap {overlap} must be >= 0 and less than half of --tile {args.tile}")
     return args.tile, overlap

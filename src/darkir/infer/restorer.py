@@ -29,6 +29,11 @@ DEFAULT_OVERLAP = 128
 GUIDE_SCALE = 64
 
 
+def default_overlap(tile: int) -> int:
+    """The overlap used when none is given: :data:`DEFAULT_OVERLAP`, or a quarter of a smaller tile."""
+    return min(DEFAULT_OVERLAP, tile // 4)
+
+
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Start offsets of tiles of size ``tile`` overlapping by at least ``overlap`` that cover ``length``."""
     if length <= tile:
@@ -96,7 +101,7 @@ class Restorer:
         guide_scale: int | None = GUIDE_SCALE,
     ) -> None:
         if overlap is None:
-            overlap = min(DEFAULT_OVERLAP, tile // 4)
+            overlap = default_overlap(tile)
         if tile and not 0 <= overlap < tile // 2:
             raise DarkIRError(f"overlap {overlap} must be >= 0 and less than half the tile size {tile}")
         if tile and tile < 32:
