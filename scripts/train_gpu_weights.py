@@ -1,7 +1,7 @@
 """Train both default models side by side on one CUDA GPU within a wall-clock budget, then choose on real pairs.
 
     python scripts/train_gpu_weights.py --minutes 8 --real data/real/pairs --real data/real/lolblur_official \
-        [--photos DIR] [--out DIR] [--init-w32 W] [--init-csf-w32 W] [KEY=VALUE ...]
+        [--photos DIR] [--out DIR] [--init-w32 W] [--init-csf-w32 W] [--recipe 'LABEL:KEY=VALUE ...'] [KEY=VALUE ...]
 
 1. probe: both variants (options/train/night_gpu_*.yml) train side by side for ``--probe-steps`` steps, which
    measures the speed they get while sharing the GPU;
@@ -17,6 +17,9 @@
 them): ``--export-photos DIR`` writes that folder where the packages are installed, as the shipped run used it
 (short side 1024 px, JPEG quality 93, named as ``darkir.data.corpus`` names them; 14 MB), and exits.
 Trailing ``KEY=VALUE`` options override both option files (e.g. ``datasets.train.cropsize=64`` for a quick CPU check).
+``--recipe`` (repeatable) trains both models once per recipe, all side by side, each recipe adding its own overrides
+(e.g. ``--recipe 'mild:datasets.train.synth.params.photons_range=[2000,60000]'``): a degradation change is judged
+on real images within the same GPU slot, both models on equal terms. Runs are named ``<model>_<recipe>``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -48,15 +52,41 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def launch(
-    name: str, run_dir: Path, init: str, overrides: list[str], device: str, max_steps: int = 0
-) -> subprocess.Popen:
-    """Start one `darkir train` process for variant ``name`` writing into ``run_dir``."""
-    options, _ = VARIANTS[name]
+@dataclass(frozen=True)
+class Run:
+    """One training process: a model variant, the weights it starts from and its recipe's overrides."""
+
+    model: str
+    init: str
+    overrides: tuple[str, ...] = ()
+
+
+def plan_runs(args: argparse.Namespace) -> dict[str, Run]:
+    """``<model>_<recipe>`` -> Run for both models and every ``--recipe`` (one unnamed recipe by default)."""
+    inits = {"darkir-w32": args.init_w32, "darkir-csf-w32": args.init_csf_w32}
+    recipes: dict[str, tuple[str, ...]] = {}
+    for recipe in args.recipe or [""]:
+        label, _, overrides = recipe.partition(":")
+        if recipe and not label.replace("-", "").isalnum():
+            raise SystemExit(f"--recipe {recipe!r}: the label before ':' must be letters, digits and '-'")
+        recipes[label] = tuple(overrides.split())
+    workers = max(2, ((os.cpu_count() or 4) - 2) // (len(inits) * len(recipes))) if len(recipes) > 1 else None
+    return {
+        f"{model}_{label}" if label else model: Run(
+            model, init, (*overrides, *([f"datasets.train.n_workers={workers}"] if workers else []))
+        )
+        for label, overrides in recipes.items()
+        for model, init in inits.items()
+    }
+
+
+def launch(run: Run, run_dir: Path, overrides: list[str], device: str, max_steps: int = 0) -> subprocess.Popen:
+    """Start one `darkir train` process for ``run`` writing into ``run_dir``."""
+    options, _ = VARIANTS[run.model]
     run_dir.mkdir(parents=True, exist_ok=True)
     command = [
-        sys.executable, "-m", "darkir", "train", "-p", options, "--init-from", init, "--device", device, "-q",
-        f"save.path={run_dir}/last.pt", f"save.best={run_dir}/best.pt", *overrides,
+        sys.executable, "-m", "darkir", "train", "-p", options, "--init-from", run.init, "--device", device,
+        "-q", f"save.path={run_dir}/last.pt", f"save.best={run_dir}/best.pt", *overrides, *run.overrides,
     ]  # fmt: skip
     if max_steps:
         command += ["--max-steps", str(max_steps)]
@@ -94,15 +124,14 @@ def marginal_rate(log_file: Path) -> float:
 
 
 def plan_steps(
-    args: argparse.Namespace, inits: dict[str, str], common: list[str], work: Path, started: float, deadline: float
+    args: argparse.Namespace, runs: dict[str, Run], common: list[str], work: Path, started: float, deadline: float
 ) -> tuple[int, float, float]:
-    """Probe both runs side by side; return (steps each can take before the deadline, steps/s, start-up s)."""
-    log(f"probe: {args.probe_steps} steps of each model side by side")
+    """Probe all runs side by side; return (steps each can take before the deadline, steps/s, start-up s)."""
+    log(f"probe: {args.probe_steps} steps of each of {len(runs)} runs side by side")
     probe = {
-        name: launch(name, work / "probe" / name, init, [*common, "train.keep_every_steps=0"], args.device,
-                     args.probe_steps)
-        for name, init in inits.items()
-    }  # fmt: skip
+        name: launch(run, work / "probe" / name, [*common, "train.keep_every_steps=0"], args.device, args.probe_steps)
+        for name, run in runs.items()
+    }
     codes = wait_all(probe, deadline)
     if any(codes.values()):
         for name in probe:
@@ -144,6 +173,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--snapshots", type=int, default=5, help="snapshots kept per run")
     parser.add_argument("--init-w32", default="darkir-w32-synth")
     parser.add_argument("--init-csf-w32", default="darkir-csf-w32-synth")
+    parser.add_argument(
+        "--recipe",
+        action="append",
+        default=[],
+        metavar="'LABEL:KEY=VALUE ...'",
+        help="train both models once per recipe, side by side (repeat)",
+    )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     return parser.parse_args()
 
@@ -159,7 +195,7 @@ def main() -> None:
     deadline = started + 60 * args.minutes
     work, out = Path(args.work).resolve(), Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    inits = {"darkir-w32": args.init_w32, "darkir-csf-w32": args.init_csf_w32}
+    planned = plan_runs(args)
     common = list(args.overrides)
     if args.photos:
         common.append(f"datasets.train.synth.sources=[{Path(args.photos).resolve()}]")
@@ -172,7 +208,7 @@ def main() -> None:
         steps = args.steps
     else:
         steps, summary["probe_steps_per_s"], summary["startup_s"] = plan_steps(
-            args, inits, common, work, started, deadline
+            args, planned, common, work, started, deadline
         )
     per_epoch = math.ceil(steps / epochs)
     keep = max(10, per_epoch * epochs // args.snapshots)
@@ -186,7 +222,8 @@ def main() -> None:
         f"train.keep_every_steps={keep}",
         f"train.save_every_steps={keep}",
     ]
-    runs = {name: launch(name, work / name, init, [*common, *schedule], args.device) for name, init in inits.items()}
+    runs = {name: launch(run, work / name, [*common, *schedule], args.device) for name, run in planned.items()}
+    summary["runs"] = {name: asdict(run) for name, run in planned.items()}
     codes = wait_all(runs, deadline - args.reserve)
     summary["train_exit_codes"] = codes
     summary["train_wall_s"] = time.time() - started
@@ -209,9 +246,8 @@ def main() -> None:
             continue
         best = max(rows, key=lambda k: rows[k]["mean_psnr"])
         summary["chosen"][name] = best
-        for label, checkpoint in (("best-real", best), ("last", "last.pt")):
-            if label == "last" and best == "last.pt":
-                continue
+        exports = [("best-real", best)] + ([("last", "last.pt")] if len(runs) <= 3 and best != "last.pt" else [])
+        for label, checkpoint in exports:
             subprocess.run(
                 [sys.executable, "-m", "darkir", "convert", str(work / name / checkpoint),
                  "-o", str(out / f"{name}-gpu-{label}.safetensors")],

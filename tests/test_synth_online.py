@@ -135,6 +135,14 @@ def test_unknown_degradation_parameter_is_named(photo_dir, tmp_path):
         _synth_options(photo_dir, tmp_path, "datasets.train.synth.degradation={target_mean_rnage: [0.3, 0.4]}")
 
 
+def test_degradation_values_get_their_types(photo_dir, tmp_path):
+    """YAML 1.1 reads ``1e-4`` as a string: it must become a float, and a wrong type must be named."""
+    options = _synth_options(photo_dir, tmp_path, "datasets.train.synth.degradation.read_noise_range=[1e-4, 2e-3]")
+    assert options.datasets.train.synth.degradation["read_noise_range"] == (1e-4, 2e-3)
+    with pytest.raises(ConfigError, match="blur_prob"):
+        _synth_options(photo_dir, tmp_path, "datasets.train.synth.degradation.blur_prob=often")
+
+
 def test_shipped_stage_two_recipes_load():
     for name in ("night_w32.yml", "night_csf_w32.yml"):
         options = load_options(REPO / "options" / "train" / name)

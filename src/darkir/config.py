@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError, field_validator
 
 from darkir.errors import ConfigError, DarkIRWarning
 from darkir.models.config import DEFAULTS, ModelConfig
@@ -57,7 +57,8 @@ class SynthDataOptions(_Section):
 
     @field_validator("degradation")
     @classmethod
-    def _known_degradation_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _valid_degradation(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Known SynthParams fields only, with their types (so ``1e-4``, a string to YAML 1.1, is a float)."""
         from darkir.data.synth import SynthParams
 
         known = set(SynthParams.__dataclass_fields__)
@@ -66,7 +67,14 @@ class SynthDataOptions(_Section):
             raise ValueError(
                 f"unknown degradation parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
-        return value
+        try:
+            params = TypeAdapter(SynthParams).validate_python(value)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e['input']!r})" for e in error.errors()
+            )
+            raise ValueError(f"bad degradation parameter(s): {problems}") from None
+        return {key: getattr(params, key) for key in value}
 
 
 class TrainDataOptions(_Section):
