@@ -95,7 +95,7 @@ class _GatedConvBlock(nn.Module):
     def _spatial_step(self, inp: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         z = self.branches[0](x)
         for branch in self.branches[1:]:
-            z = z + branch(x)
+            z += branch(x)  # in place: one full-size buffer fewer (a convolution's output is not saved for backward)
         z = self.sg1(z)
         x = self.conv3(self.sca(z) * z)
         return inp + self.beta * x

@@ -92,8 +92,8 @@ class DarkIR(nn.Module):
             x = down(x)
         x_light = self.middle_blks_enc(x)
         x = self.middle_blks_dec(x_light) + x_light
-        for decoder, up, merge, skip in zip(self.decoders, self.ups, self.csf_blocks, reversed(skips), strict=True):
-            x = decoder(merge(skip, up(x)))
+        for decoder, up, merge in zip(self.decoders, self.ups, self.csf_blocks, strict=True):
+            x = decoder(merge(skips.pop(), up(x)))  # pop: each skip is freed once merged
         out = (self.ending(x) + padded)[:, :, :height, :width]
         if side_loss:
             return self.side_out(x_light), out
