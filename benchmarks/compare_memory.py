@@ -1,10 +1,10 @@
 """Peak memory of ``darkir compare`` on many full-size pairs: it must not grow with the number of images.
 
-    python benchmarks/compare_memory.py [--pairs 200] [--size 1120x640] [--weights A --weights B]
+    python benchmarks/compare_memory.py [--pairs 200] [--size 1120x640] [--weights A --weights B] [--max-memory 2GB]
 
 Makes ``--pairs`` LOLBlur-sized pairs from the bundled examples (resized; darkened and noised inputs), runs
-``darkir compare`` on them in a child process (default settings, no LPIPS) and prints the child's peak resident
-memory.
+``darkir compare`` on them in a child process (default settings, or ``--max-memory``; no LPIPS) and prints the
+child's peak resident memory.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--size", default="1120x640", help="WIDTHxHEIGHT")
     parser.add_argument("--weights", action="append", help="variants (default: the two shipped models)")
+    parser.add_argument("--max-memory", help="passed to darkir compare (default: its default budget)")
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
     weights = args.weights or ["darkir-w32-synth", "darkir-csf-w32-synth"]
@@ -51,11 +52,14 @@ def main() -> None:
                    "--no-lpips", "-q", "--device", "cpu"]  # fmt: skip
         for name in weights:
             command += ["--weights", name]
+        if args.max_memory:
+            command += ["--max-memory", args.max_memory]
         start = time.perf_counter()
         subprocess.run(command, check=True)
         seconds = time.perf_counter() - start
     peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / 1e9
-    print(f"darkir compare, {args.pairs} pairs of {width}x{height}, variants {', '.join(weights)}, default settings: "
+    settings = f"--max-memory {args.max_memory}" if args.max_memory else "default settings"
+    print(f"darkir compare, {args.pairs} pairs of {width}x{height}, variants {', '.join(weights)}, {settings}: "
           f"peak resident memory {peak_gb:.2f} GB, {seconds / 60:.1f} min")  # fmt: skip
 
 

@@ -48,6 +48,23 @@ def test_folder_is_restored_recursively(photos, tmp_path, tiny_checkpoint, capsy
     assert not np.array_equal(cv2.imread(str(out / "a.png")), original)
 
 
+def test_verbose_says_how_each_image_was_restored_and_budget_flags_are_checked(
+    photos, tmp_path, tiny_checkpoint, capsys
+):
+    out = tmp_path / "out"
+    weights = ["--weights", str(tiny_checkpoint), "-q"]
+    assert main(["restore", str(photos / "a.png"), "-o", str(out), *weights, "-v", "--max-memory", "20GB"]) == 0
+    assert "a.png: whole image: needs ~" in capsys.readouterr().err
+    assert (
+        main(["restore", str(photos / "a.png"), "-o", str(out), *weights, "--tile", "256", "--max-memory", "2GB"]) == 2
+    )
+    assert "--max-memory applies to --tile auto" in capsys.readouterr().err
+    assert main(["restore", str(photos / "a.png"), "-o", str(out), *weights, "--max-memory", "lots"]) == 2
+    assert "cannot read memory size 'lots'" in capsys.readouterr().err
+    assert main(["restore", str(photos / "a.png"), "-o", str(out), *weights, "--max-memory", "10MB"]) == 2
+    assert "--max-memory 10 MB is less than the process already holds" in capsys.readouterr().err
+
+
 def test_existing_outputs_are_kept_unless_overwrite(photos, tmp_path, tiny_checkpoint, capsys):
     out = tmp_path / "out"
     out.mkdir()
@@ -134,8 +151,10 @@ def test_seed_inference_script(photos, tmp_path, tiny_checkpoint):
 
 
 @pytest.mark.slow
-def test_4k_restore_stays_under_3gb(tmp_path):
-    """A 3840x2160 image restores with default tiling in bounded memory (width-32 model, CPU)."""
+@pytest.mark.parametrize(("flags", "limit_gb"), [([], 3.0), (["--max-memory", "2GB"], 2.2)])
+def test_4k_restore_stays_within_the_memory_budget(tmp_path, flags, limit_gb):
+    """A 3840x2160 image restores in bounded memory (width-32 model, CPU): under 3 GB with the defaults, and
+    within 10% of --max-memory."""
     from darkir.checkpoint import save_checkpoint
     from darkir.models import build_model
     from tests.conftest import randomize
@@ -150,14 +169,29 @@ def test_4k_restore_stays_under_3gb(tmp_path):
     )
     command = [sys.executable, "-m", "darkir.cli", "restore", str(tmp_path / "big.png"), "-o", str(tmp_path / "out")]
     result = subprocess.run(
-        [sys.executable, "-c", probe, *command, "--weights", str(weights), "--device", "cpu", "-q"],
+        [sys.executable, "-c", probe, *command, "--weights", str(weights), "--device", "cpu", "-q", "-v", *flags],
         capture_output=True,
         text=True,
         check=True,
     )
     peak_gb = int(result.stdout.split()[-1]) * 1024 / 1e9  # ru_maxrss is in KiB
-    assert peak_gb < 3.0, f"peak RSS {peak_gb:.2f} GB"
+    assert peak_gb < limit_gb, f"peak RSS {peak_gb:.2f} GB"
+    assert "tiled in" in result.stderr
     assert cv2.imread(str(tmp_path / "out" / "big.png")).shape == (2160, 3840, 3)
+
+
+def test_lolblur_frames_restore_whole_by_default():
+    """With no flags a 1120x640 frame gets the model's own output (no tiles) in a fresh process with the default
+    weights, on a machine with a few GB free (the default budget is half the free memory, at most 2.75 GB)."""
+    import torch
+
+    from darkir.infer.memory import available_memory
+
+    if available_memory(torch.device("cpu")) < 5.5e9:
+        pytest.skip("this machine has too little free memory for the default budget to hold a whole frame")
+    code = "from darkir import Restorer; print(Restorer.from_pretrained(device='cpu').plan_for(640, 1120))"
+    plan = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "tile=0, lean=False" in plan, plan
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ from torch import nn
 
 from darkir.errors import DarkIRError
 from darkir.infer import Restorer
+from darkir.infer.memory import MemoryPlanner, Plan, parse_memory
 from darkir.infer.restorer import tile_starts
 from darkir.models import build_model
 from darkir.models.reference import reference_forward
@@ -138,3 +139,67 @@ def test_memory_returned_to_os_nests(monkeypatch):
             pass
         assert calls == [(runtime._M_MMAP_MAX, runtime._DEFAULT_MMAP_MAX)]  # still mapping after the inner exit
     assert calls[-1] == (runtime._M_MMAP_MAX, 0) and len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "size"), [("3GB", 3e9), ("2.5G", 2.5e9), ("800MB", 8e8), ("1GiB", 2**30), ("4096", 4096), (1e9, 1e9)]
+)
+def test_memory_sizes_are_read(text, size):
+    assert parse_memory(text) == int(size)
+
+
+@pytest.mark.parametrize("text", ["lots", "3 TB", "-1GB", "0", "GB"])
+def test_bad_memory_sizes_are_named(text):
+    with pytest.raises(DarkIRError, match="memory size"):
+        parse_memory(text)
+
+
+def _planner(budget: float) -> MemoryPlanner:
+    planner = MemoryPlanner(torch.device("cpu"), "fp32", 32, int(budget))
+    planner.base = 300_000_000
+    return planner
+
+
+def test_auto_plan_prefers_the_whole_image_then_lean_then_the_largest_fitting_tiles():
+    height, width, pixels = 640, 1120, 640 * 1120
+    probe = _planner(1e12)
+    whole, lean = probe.estimate(pixels, pixels), probe.estimate(pixels, pixels, "lean")
+    assert lean < whole
+    assert _planner(whole).plan(height, width) == Plan(0, False, whole, _planner(whole).plan(height, width).reason)
+    plan = _planner(whole - 1).plan(height, width)
+    assert plan.tile == 0 and plan.lean and plan.estimate <= whole - 1
+    budget = lean - 1
+    plan = _planner(budget).plan(height, width)
+    assert plan.tile and plan.tile % 32 == 0 and not plan.lean
+    assert probe.estimate(pixels, plan.tile**2) <= budget < probe.estimate(pixels, (plan.tile + 32) ** 2)
+    assert "tiled in" in plan.reason and "over" in plan.reason
+    with pytest.raises(DarkIRError, match="raise --max-memory"):
+        _planner(probe.estimate(pixels, 100**2)).plan(height, width)
+
+
+def test_auto_tiling_restores_whole_images_exactly_and_tiles_within_a_small_budget():
+    model = randomize(build_model(TINY))
+    x = torch.rand(1, 3, 160, 288)
+    whole = Restorer(model, device="cpu", tile=0).restore_tensor(x)
+    auto = Restorer(model, device="cpu")
+    assert torch.equal(auto.restore_tensor(x), whole)
+    assert auto.last_plan.tile == 0 and "whole image" in auto.last_plan.reason
+    small = Restorer(model, device="cpu", max_memory="100GB")
+    small.planner.budget = small.planner.estimate(160 * 288, 128 * 128)
+    tiled = small.restore_tensor(x)
+    assert small.last_plan.tile == 128 and small.tiles_for(160, 288) > 1
+    assert (tiled - whole).abs().mean().item() < 0.05
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"tile": 256, "max_memory": "2GB"}, "applies to tile='auto'"),
+        ({"tile": "big"}, "'auto' or a number"),
+        ({"max_memory": "lots"}, "memory size"),
+        ({"overlap": -1}, "must be >= 0"),
+    ],
+)
+def test_bad_auto_settings_are_explained(kwargs, message):
+    with pytest.raises(DarkIRError, match=message):
+        Restorer(_Pointwise(), device="cpu", **kwargs)

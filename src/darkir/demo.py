@@ -49,7 +49,7 @@ class DemoResult:
 class DemoEngine:
     """Loads each variant's model once, on first use, and restores images and short videos with it."""
 
-    def __init__(self, weights: Mapping[str, str], device: str = "auto", tile: int | None = None) -> None:
+    def __init__(self, weights: Mapping[str, str], device: str = "auto", tile: int | str | None = None) -> None:
         if not weights:
             raise DarkIRError("the demo needs weights: none ship with this version; pass --weights PATH")
         self.weights = dict(weights)
@@ -113,7 +113,7 @@ class DemoEngine:
         seconds = time.perf_counter() - start
         target = self._new_result(f"{Path(path).stem}_restored{Path(path).suffix.lower()}")
         write_image(target, image)
-        how = "whole image" if tiles == 1 else f"tiled: {tiles} windows of {restorer.tile} px"
+        how = "whole image" if tiles == 1 else f"tiled: {tiles} windows of {restorer.plan_for(height, width).tile} px"
         summary = f"**{variant}** · {width}x{height} · {how} · restored in {seconds:.2f} s on {restorer.device}"
         return DemoResult(before, to_storage(image.rgb, 8), target, summary, seconds, tiles > 1)
 

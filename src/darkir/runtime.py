@@ -85,5 +85,13 @@ def memory_returned_to_os() -> Iterator[None]:
             libc.mallopt(_M_MMAP_MAX, 0)
 
 
+def release_free_memory() -> None:
+    """Give the free memory that :func:`keep_freed_memory_for_reuse` keeps back to the OS (glibc ``malloc_trim``),
+    before a pass that will not reuse it (one in :func:`memory_returned_to_os`)."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
 #: How many :func:`memory_returned_to_os` blocks are open (in this process).
 _returned_depth = [0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from darkir.errors import DarkIRError
 
@@ -56,15 +56,22 @@ def add_runtime(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="compute precision")
     parser.add_argument(
         "--tile",
-        type=int,
+        type=_tile,
         default=DEFAULT_TILE,
-        help=f"tile side for large inputs, 0 = whole image (default {DEFAULT_TILE})",
+        help="auto (default): whole images when they fit --max-memory, else the largest tiles that fit; "
+        "N: tiles of N px for images larger than that; 0: always whole images",
+    )
+    parser.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory budget of --tile auto, e.g. 3GB (default: half the free RAM, at most 2.75 GB; "
+        "80%% of the free GPU memory on CUDA)",
     )
     parser.add_argument(
         "--overlap",
         type=int,
         default=None,
-        help=f"tile overlap (default {DEFAULT_OVERLAP}, or a quarter of a smaller --tile)",
+        help=f"tile overlap (default {DEFAULT_OVERLAP}, or a quarter of a smaller tile)",
     )
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (slow start, faster after)")
 
@@ -78,23 +85,37 @@ def restorer_from_args(args: argparse.Namespace, options: Options | None = None)
 
     if args.options:
         options = options or load_options(args.options)
-    tile, overlap = tiling_from_args(args)
+    tiling = tiling_from_args(args)
     model = load_model_from(args.weights, options, default=DEFAULT_WEIGHTS)
-    return Restorer(
-        model, device=args.device, precision=args.precision, tile=tile, overlap=overlap, compile=args.compile
-    )
+    return Restorer(model, device=args.device, precision=args.precision, compile=args.compile, **tiling)
 
 
-def tiling_from_args(args: argparse.Namespace) -> tuple[int, int]:
-    """(tile, overlap) from ``--tile``/``--overlap``, checked before anything is loaded or created."""
-    from darkir.infer.restorer import default_overlap
+def _tile(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a number of pixels, got {text!r}") from None
 
-    if args.tile and args.tile < 32:
-        raise DarkIRError(f"--tile {args.tile} is too small; use 0 (whole images) or at least 32")
-    overlap = args.overlap if args.overlap is not None else default_overlap(args.tile)
-    if args.tile and not 0 <= overlap < args.tile // 2:
-        raise DarkIRError(f"--overlap {overlap} must be >= 0 and less than half of --tile {args.tile}")
-    return args.tile, overlap
+
+def tiling_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Restorer keywords from ``--tile``/``--overlap``/``--max-memory``, checked before anything is loaded."""
+    from darkir.infer.memory import parse_memory
+
+    tile, overlap, max_memory = args.tile, args.overlap, getattr(args, "max_memory", None)
+    if max_memory is not None:
+        if tile != "auto":
+            raise DarkIRError(f"--max-memory applies to --tile auto; --tile {tile} sets the tile size itself")
+        max_memory = parse_memory(max_memory)
+    if overlap is not None and overlap < 0:
+        raise DarkIRError(f"--overlap {overlap} must be >= 0")
+    if tile != "auto":
+        if tile < 0 or 0 < tile < 32:
+            raise DarkIRError(f"--tile {tile} is too small; use 0 (whole images), auto, or at least 32")
+        if tile and overlap is not None and overlap >= tile // 2:
+            raise DarkIRError(f"--overlap {overlap} must be less than half of --tile {tile}")
+    return {"tile": tile, "overlap": overlap, "max_memory": max_memory}
 
 
 def add_eval_options(parser: argparse.ArgumentParser, convention: bool = True) -> None:

@@ -178,20 +178,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise DarkIRError("give at least one variant: -p OPTIONS (its save.path) and/or --weights NAME_OR_PATH")
     if options and sources and len(options) != len(sources):
         raise DarkIRError("pass either one --weights per -p OPTIONS, or --weights alone")
-    tile, overlap = tiling_from_args(args)
+    tiling = tiling_from_args(args)
     variants = []
     for index in range(max(len(options), len(sources))):
         weights = sources[index] if sources else None
         opts = load_options(options[index]) if options else None
         name = opts.network.name if opts else Path(str(weights)).stem
         name = _unique(name, {v.name for v in variants})
-        restorer = Restorer(
-            load_model_from(weights, opts),
-            device=args.device,
-            precision=args.precision,
-            tile=tile,
-            overlap=overlap,
-        )
+        restorer = Restorer(load_model_from(weights, opts), device=args.device, precision=args.precision, **tiling)
         variants.append(model_method(name, restorer))
     baselines = [identity(), auto_exposure(args.exposure_target), clahe()]
     baselines += [zero_dce(args.zero_dce)] if args.zero_dce else []

@@ -24,10 +24,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
         return 2
     restorer = restorer_from_args(args)
     ensure_writable_dir(output)
-    report = restore_files(restorer, jobs, overwrite=args.overwrite, progress=not args.quiet)
+    report = restore_files(restorer, jobs, overwrite=args.overwrite, progress=not args.quiet, verbose=args.verbose)
     busy = f", skipped {len(report.busy)} another run is writing" if report.busy else ""
+    tiled = (
+        f" ({len(report.tiled)} tiled to fit memory; --verbose says why)" if report.tiled and not args.verbose else ""
+    )
     print(
-        f"restored {len(report.done)}, skipped {len(report.skipped)} existing (use --overwrite){busy}, "
+        f"restored {len(report.done)}{tiled}, skipped {len(report.skipped)} existing (use --overwrite){busy}, "
         f"failed {len(report.failed) + len(problems)} -> {output}"
     )
     return 1 if report.failed or problems else 0
@@ -71,6 +74,12 @@ def register(add: AddCommand) -> None:
     restore.add_argument("--format", metavar="EXT", help="output format (png, jpg, tif, webp, bmp); default: keep")
     restore.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     restore.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    restore.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="say for each image whether it was restored whole or tiled, and why",
+    )
 
     video = add("video", cmd_video, "Restore a video (streamed; frame count, fps, resolution and audio kept).")
     video.add_argument("input", metavar="IN", help="input video file")

@@ -27,9 +27,10 @@ class Job:
 
 @dataclass
 class Report:
-    """What a batch did: restored, skipped (output existed) and failed files with reasons."""
+    """What a batch did: restored, skipped (output existed) and failed files with reasons; which were tiled."""
 
     done: list[Path] = field(default_factory=list)
+    tiled: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     busy: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
@@ -129,10 +130,13 @@ def _reason(job: Job, exc: BaseException) -> str:
     return f"{job.source}: {type(exc).__name__}: {first}"
 
 
-def restore_files(restorer: Restorer, jobs: Iterable[Job], overwrite: bool = False, progress: bool = True) -> Report:
+def restore_files(
+    restorer: Restorer, jobs: Iterable[Job], overwrite: bool = False, progress: bool = True, verbose: bool = False
+) -> Report:
     """Restore every job; one file's failure is reported and the batch goes on.
 
     Existing outputs are kept unless ``overwrite``; outputs another darkir run is writing are skipped.
+    ``verbose``: say for each image whether it was restored whole or tiled, and why.
     """
     report = Report()
     jobs = list(jobs)
@@ -156,4 +160,10 @@ def restore_files(restorer: Restorer, jobs: Iterable[Job], overwrite: bool = Fal
             tqdm.write(f"darkir: failed: {reason}", file=sys.stderr)
             continue
         (report.done if written else report.skipped).append(job.target)
+        plan = restorer.last_plan
+        if written and plan is not None:
+            if plan.tile:
+                report.tiled.append(job.source)
+            if verbose:
+                tqdm.write(f"darkir: {job.source}: {plan.reason}", file=sys.stderr)
     return report

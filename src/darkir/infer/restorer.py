@@ -14,16 +14,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from darkir.errors import DarkIRError
+from darkir.infer.memory import MemoryPlanner, Plan
 from darkir.runtime import (
     keep_freed_memory_for_reuse,
     memory_returned_to_os,
+    release_free_memory,
     resolve_device,
     resolve_precision,
 )
 
-#: Default tile side: larger images are restored in overlapping tiles of this size, which bounds
-#: memory (a 704x704 tile peaks near 1.8 GB on CPU at width 32) at a small cost in fidelity.
-DEFAULT_TILE = 704
+#: Default tiling: the whole image when it fits the memory budget, else the largest tiles that do
+#: (:mod:`darkir.infer.memory`).
+DEFAULT_TILE = "auto"
 DEFAULT_OVERLAP = 128
 #: Scale (pixels) above which a tiled result takes its content from the whole-image preview.
 GUIDE_SCALE = 64
@@ -77,8 +79,11 @@ def _resample_window(
 class Restorer:
     """Runs a DarkIR model on images of any size, fast and in bounded memory.
 
-    ``tile``: images with a side longer than this are restored in ``tile`` x ``tile`` windows that
-    overlap by ``overlap`` pixels and are blended with linear ramps (0 disables tiling). DarkIR's
+    ``tile``: ``"auto"`` (default) restores each image whole when its estimated peak memory fits
+    ``max_memory`` (bytes or a size like ``"3GB"``; default: from the device, see :class:`MemoryPlanner`) and
+    otherwise in the largest tiles that fit. A number: images with a side longer than this are restored in
+    ``tile`` x ``tile`` windows; 0: always whole. Windows overlap by ``overlap`` pixels and are blended with
+    linear ramps. DarkIR's
     frequency branch sees a whole image at once, so a tile alone restores with the tone of its own
     content; each tile therefore takes its coarse content (scales above :data:`GUIDE_SCALE` pixels)
     from a preview of the whole image restored at tile size, and keeps its own detail
@@ -95,17 +100,23 @@ class Restorer:
         model: nn.Module,
         device: str | torch.device = "auto",
         precision: str = "fp32",
-        tile: int = DEFAULT_TILE,
+        tile: int | str = DEFAULT_TILE,
         overlap: int | None = None,
         compile: bool = False,
         guide_scale: int | None = GUIDE_SCALE,
+        max_memory: int | str | None = None,
     ) -> None:
-        if overlap is None:
-            overlap = default_overlap(tile)
-        if tile and not 0 <= overlap < tile // 2:
-            raise DarkIRError(f"overlap {overlap} must be >= 0 and less than half the tile size {tile}")
-        if tile and tile < 32:
-            raise DarkIRError(f"tile {tile} is too small; use 0 (no tiling) or at least 32")
+        if tile != "auto":
+            if not isinstance(tile, int) or isinstance(tile, bool):
+                raise DarkIRError(f"tile must be 'auto' or a number of pixels, got {tile!r}")
+            if tile and tile < 32:
+                raise DarkIRError(f"tile {tile} is too small; use 0 (no tiling) or at least 32")
+            if tile and overlap is not None and not 0 <= overlap < tile // 2:
+                raise DarkIRError(f"overlap {overlap} must be >= 0 and less than half the tile size {tile}")
+            if max_memory is not None:
+                raise DarkIRError("a memory budget applies to tile='auto'; a fixed tile size sets memory itself")
+        elif overlap is not None and overlap < 0:
+            raise DarkIRError(f"overlap {overlap} must be >= 0")
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         self.tile, self.overlap, self.guide_scale = tile, overlap, guide_scale
@@ -113,6 +124,12 @@ class Restorer:
             keep_freed_memory_for_reuse()
         self.model = model.eval().to(self.device, memory_format=torch.channels_last)
         self._forward = torch.compile(self.model, dynamic=True) if compile else self.model
+        self.planner = None
+        if tile == "auto":
+            width = int(getattr(model, "config", {}).get("width", 32))
+            self.planner = MemoryPlanner(self.device, precision, width, max_memory)
+        #: The plan of the last image restored (whole or tiled, and why).
+        self.last_plan: Plan | None = None
 
     @classmethod
     def from_pretrained(
@@ -121,15 +138,16 @@ class Restorer:
         *,
         device: str | torch.device = "auto",
         precision: str = "fp32",
-        tile: int = DEFAULT_TILE,
+        tile: int | str = DEFAULT_TILE,
         overlap: int | None = None,
         compile: bool = False,
+        max_memory: int | str | None = None,
     ) -> Restorer:
         """A Restorer over a packaged model name (default: the default weights) or a checkpoint in any layout."""
         from darkir.checkpoint import load_model
 
         return cls(load_model(name_or_path), device=device, precision=precision, tile=tile, overlap=overlap,
-                   compile=compile)  # fmt: skip
+                   compile=compile, max_memory=max_memory)  # fmt: skip
 
     def __call__(self, image: Any) -> Any:
         """Restore ``image`` and return the same kind of thing, as ``darkir restore`` would restore it.
@@ -199,12 +217,28 @@ class Restorer:
             out = self._forward(x)
         return out.float().cpu()
 
+    def plan_for(self, height: int, width: int, batch: int = 1) -> Plan:
+        """How an image of ``height`` x ``width`` (``batch`` of them) is restored: whole or tiled, and why."""
+        if self.planner is not None:
+            return self.planner.plan(height, width, batch)
+        if not self.tile or (height <= self.tile and width <= self.tile):
+            reason = f"whole image: within --tile {self.tile}" if self.tile else "whole image (--tile 0)"
+            return Plan(0, False, 0, reason)
+        return Plan(self.tile, False, 0, f"tiled in {self.tile} px windows (--tile {self.tile})")
+
+    def _overlap(self, tile: int) -> int:
+        """The overlap of ``tile`` px windows: the one given if it is less than half a tile, else the default."""
+        if self.overlap is not None and self.overlap < tile // 2:
+            return self.overlap
+        return default_overlap(tile)
+
     def tiles_for(self, height: int, width: int) -> int:
         """How many windows an image of ``height`` x ``width`` is restored in (1: the whole image at once)."""
-        if not self.tile or (height <= self.tile and width <= self.tile):
+        tile = self.plan_for(height, width).tile
+        if not tile or (height <= tile and width <= tile):
             return 1
-        rows = tile_starts(height, min(self.tile, height), self.overlap)
-        return len(rows) * len(tile_starts(width, min(self.tile, width), self.overlap))
+        overlap = self._overlap(tile)
+        return len(tile_starts(height, min(tile, height), overlap)) * len(tile_starts(width, min(tile, width), overlap))
 
     @torch.inference_mode()
     def restore_tensor(self, x: torch.Tensor) -> torch.Tensor:
@@ -212,16 +246,21 @@ class Restorer:
         if x.dim() != 4:
             raise DarkIRError(f"expected a (N, C, H, W) tensor, got shape {tuple(x.shape)}")
         height, width = x.shape[-2:]
-        if not self.tile or (height <= self.tile and width <= self.tile):
-            return self._run(x)
+        plan = self.last_plan = self.plan_for(height, width, x.shape[0])
+        if not plan.tile or (height <= plan.tile and width <= plan.tile):
+            if not (plan.lean and self.device.type == "cpu"):
+                return self._run(x)
+            release_free_memory()
+            with memory_returned_to_os():
+                return self._run(x)
         out = torch.zeros(x.shape, dtype=torch.float32)
         weight = torch.zeros(1, 1, height, width)
-        tile_h, tile_w = min(self.tile, height), min(self.tile, width)
+        tile_h, tile_w, overlap = min(plan.tile, height), min(plan.tile, width), self._overlap(plan.tile)
         guide = self._preview(x, (tile_h, tile_w)) if self.guide_scale else None
-        for top in tile_starts(height, tile_h, self.overlap):
-            rows = _ramp(top, tile_h, self.overlap, height)
-            for left in tile_starts(width, tile_w, self.overlap):
-                cols = _ramp(left, tile_w, self.overlap, width)
+        for top in tile_starts(height, tile_h, overlap):
+            rows = _ramp(top, tile_h, overlap, height)
+            for left in tile_starts(width, tile_w, overlap):
+                cols = _ramp(left, tile_w, overlap, width)
                 window = (rows[:, None] * cols[None, :])[None, None]
                 window_slice = (slice(None), slice(None), slice(top, top + tile_h), slice(left, left + tile_w))
                 restored = self._run(x[window_slice])

@@ -1,0 +1,168 @@
+"""How much memory restoring an image takes, and the plan that keeps a run within a budget (``--tile auto``).
+
+The rule, the same for the CLI, the Python API, the demo and videos: restore the whole image (the model's own
+output) when its estimated peak fits the budget; on the CPU, when only the slower allocation mode that returns
+freed memory to the OS fits (:func:`darkir.runtime.memory_returned_to_os`), use it for that image; otherwise use
+the largest square tiles that fit. Estimates are per input pixel and model width, from the calibration table
+below, plus what the process already holds when the :class:`MemoryPlanner` is made.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+
+import torch
+
+from darkir.errors import DarkIRError
+
+#: Peak bytes per input pixel per unit of model width on the CPU (channels_last), by precision and allocation
+#: mode: ``heap`` keeps freed memory for reuse (fast, the default; glibc's heap grows to 2-3x the live peak) and
+#: ``lean`` returns freed blocks to the OS (the live peak; about 1.8x slower at 1120x640). From
+#: ``python benchmarks/memory_calibration.py`` (widths 16, 32 and 64, with and without CSF, 384x384 and 768x512,
+#: three calls per process; 2-core AMD EPYC, torch 2.13): the lean figures are the largest measured; the heap ones
+#: vary by +-15% from run to run (allocation order), so they are the typical value at 0.4-0.7 megapixels and a
+#: run's peak can exceed its estimate by that much.
+CPU_BYTES_PER_PIXEL_WIDTH = {
+    ("fp32", "heap"): 100.0,
+    ("fp32", "lean"): 43.0,
+    ("bf16", "heap"): 71.0,
+    ("bf16", "lean"): 34.0,
+}
+#: On CUDA the caching allocator holds little beyond the live peak: the CPU's lean figure times this margin.
+CUDA_MARGIN = 1.25
+#: Bytes per pixel of the whole image held outside the forward pass while it is restored: the decoded file, its
+#: float32 copy, the output and its encoding, and the tiling accumulators (measured with the table above).
+IMAGE_BYTES_PER_PIXEL = 64.0
+#: Default budget on the CPU: this share of the memory available when the planner is made, at most
+#: :data:`DEFAULT_CAP` (so that a 4K photo on a large machine stays within a few GB instead of taking what is free).
+DEFAULT_SHARE = 0.5
+DEFAULT_CAP = 2.75e9
+#: Default budget on CUDA: this share of the free device memory.
+CUDA_DEFAULT_SHARE = 0.8
+#: Smallest tile the planner uses; a budget that cannot hold it is an error.
+MIN_TILE = 128
+
+_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30}  # fmt: skip
+
+
+def parse_memory(text: str | int | float) -> int:
+    """Bytes from ``3GB``, ``2.5G``, ``800MB``, ``1GiB`` or a plain number of bytes."""
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+        unit = match.group(2).lower() if match else ""
+        if not match or unit not in _UNITS:
+            raise DarkIRError(f"cannot read memory size {text!r}; write e.g. 3GB, 2.5G, 800MB or 1GiB")
+        value = float(match.group(1)) * _UNITS[unit]
+    if value <= 0:
+        raise DarkIRError(f"memory size {text!r} must be positive")
+    return int(value)
+
+
+def format_memory(size: float) -> str:
+    """``2.75 GB`` / ``640 MB``."""
+    return f"{size / 1e9:.2f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB"
+
+
+def resident_memory() -> int:
+    """This process's resident memory in bytes (0 where /proc is not available)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def available_memory(device: torch.device) -> int:
+    """Memory free for this process to use: MemAvailable on the CPU, the free device memory on CUDA."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one image is restored: whole (``tile == 0``) or in ``tile`` x ``tile`` windows, and why."""
+
+    tile: int
+    lean: bool
+    estimate: int
+    reason: str
+
+
+class MemoryPlanner:
+    """Plans each image of a run within ``max_memory`` bytes of peak memory (the process on the CPU, the
+    device on CUDA); ``None``: on the CPU :data:`DEFAULT_SHARE` of the available memory, at most
+    :data:`DEFAULT_CAP`; on CUDA :data:`CUDA_DEFAULT_SHARE` of the free device memory."""
+
+    def __init__(
+        self, device: torch.device, precision: str, model_width: int, max_memory: int | str | None = None
+    ) -> None:
+        self.device, self.model_width = device, model_width
+        if max_memory is None:
+            if device.type == "cuda":
+                self.budget = int(CUDA_DEFAULT_SHARE * available_memory(device))
+            else:
+                self.budget = int(min(DEFAULT_CAP, DEFAULT_SHARE * available_memory(device)))
+            self.budget_source = "the default budget"
+        else:
+            self.budget, self.budget_source = parse_memory(max_memory), "--max-memory"
+        if device.type == "cuda":
+            self.base = torch.cuda.memory_allocated(device)
+            key = "bf16" if precision != "fp32" else "fp32"
+            self.per_pixel = {"heap": CPU_BYTES_PER_PIXEL_WIDTH[(key, "lean")] * model_width * CUDA_MARGIN}
+            self.image_per_pixel = 0.0
+        else:
+            self.base = resident_memory()
+            key = "bf16" if precision == "bf16" else "fp32"
+            self.per_pixel = {mode: CPU_BYTES_PER_PIXEL_WIDTH[(key, mode)] * model_width for mode in ("heap", "lean")}
+            self.image_per_pixel = IMAGE_BYTES_PER_PIXEL
+        if self.budget <= self.base:
+            raise DarkIRError(
+                f"{self.budget_source} {format_memory(self.budget)} is less than the "
+                f"{'device' if device.type == 'cuda' else 'process'} already holds with the model loaded "
+                f"(~{format_memory(self.base)})"
+            )
+
+    def estimate(self, pixels: int, forward_pixels: int, mode: str = "heap") -> int:
+        """Estimated peak bytes for an image of ``pixels`` whose forward passes see ``forward_pixels`` at once."""
+        return int(self.base + self.image_per_pixel * pixels + self.per_pixel[mode] * forward_pixels)
+
+    def plan(self, height: int, width: int, batch: int = 1) -> Plan:
+        """The whole image if it fits, else (CPU) the whole image in lean mode, else the largest fitting tiles."""
+        pixels = batch * height * width
+        budget = format_memory(self.budget)
+        whole = self.estimate(pixels, pixels)
+        if whole <= self.budget:
+            return Plan(0, False, whole, f"whole image: needs ~{format_memory(whole)} of {budget}")
+        if "lean" in self.per_pixel:
+            lean = self.estimate(pixels, pixels, "lean")
+            if lean <= self.budget:
+                return Plan(
+                    0, True, lean, f"whole image, freed memory returned to the OS: ~{format_memory(lean)} of {budget}"
+                )
+        room = self.budget - self.estimate(pixels, 0)
+        side = math.isqrt(max(0, int(room / (batch * self.per_pixel["heap"])))) // 32 * 32
+        if side < MIN_TILE:
+            raise DarkIRError(
+                f"a {width}x{height} image does not fit {self.budget_source} {budget}: even {MIN_TILE} px tiles "
+                f"would need ~{format_memory(self.estimate(pixels, batch * MIN_TILE**2))}; raise --max-memory"
+            )
+        tiled = self.estimate(pixels, batch * side * side)
+        return Plan(
+            side, False, tiled,
+            f"tiled in {side} px windows: the whole image would need ~{format_memory(whole)}, over {budget}",
+        )  # fmt: skip
