@@ -112,24 +112,22 @@ class MemoryPlanner:
         self, device: torch.device, precision: str, model_width: int, max_memory: int | str | None = None
     ) -> None:
         self.device, self.model_width = device, model_width
-        if max_memory is None:
-            if device.type == "cuda":
-                self.budget = int(CUDA_DEFAULT_SHARE * available_memory(device))
-            else:
-                self.budget = int(min(DEFAULT_CAP, DEFAULT_SHARE * available_memory(device)))
-            self.budget_source = "the default budget"
-        else:
-            self.budget, self.budget_source = parse_memory(max_memory), "--max-memory"
-        if device.type == "cuda":
+        if device.type == "cuda":  # one allocation mode, keyed "heap"; host memory is not planned
             self.base = torch.cuda.memory_allocated(device)
             key = "bf16" if precision != "fp32" else "fp32"
             self.per_pixel = {"heap": CPU_BYTES_PER_PIXEL_WIDTH[(key, "lean")] * model_width * CUDA_MARGIN}
             self.image_per_pixel = 0.0
+            default = self.base + CUDA_DEFAULT_SHARE * available_memory(device)
         else:
             self.base = resident_memory()
             key = "bf16" if precision == "bf16" else "fp32"
             self.per_pixel = {mode: CPU_BYTES_PER_PIXEL_WIDTH[(key, mode)] * model_width for mode in ("heap", "lean")}
             self.image_per_pixel = IMAGE_BYTES_PER_PIXEL
+            default = min(DEFAULT_CAP, DEFAULT_SHARE * available_memory(device))
+        if max_memory is None:
+            self.budget, self.budget_source = int(default), "the default budget"
+        else:
+            self.budget, self.budget_source = parse_memory(max_memory), "--max-memory"
         if self.budget <= self.base:
             raise DarkIRError(
                 f"{self.budget_source} {format_memory(self.budget)} is less than the "
