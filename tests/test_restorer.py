@@ -43,8 +43,8 @@ class _Pointwise(nn.Module):
 def test_tiling_blends_without_seams():
     model = _Pointwise()
     x = torch.rand(1, 3, 150, 231)
-    whole = Restorer(model, device="cpu", tile=0).restore_tensor(x)
-    tiled = Restorer(model, device="cpu", tile=64, overlap=16, guide_scale=None).restore_tensor(x)
+    whole = Restorer(model, device="cpu", precision="fp32", tile=0).restore_tensor(x)
+    tiled = Restorer(model, device="cpu", precision="fp32", tile=64, overlap=16, guide_scale=None).restore_tensor(x)
     assert (whole - tiled).abs().max().item() < 1e-6
 
 
@@ -58,9 +58,11 @@ class _GlobalTone(nn.Module):
 def test_whole_image_guide_restores_the_global_tone():
     y, x = torch.meshgrid(torch.linspace(0, 1, 200), torch.linspace(0, 1, 320), indexing="ij")
     image = (0.05 + 0.2 * x * y)[None, None].repeat(1, 3, 1, 1)
-    whole = Restorer(_GlobalTone(), device="cpu", tile=0).restore_tensor(image)
-    plain = Restorer(_GlobalTone(), device="cpu", tile=96, overlap=24, guide_scale=None).restore_tensor(image)
-    guided = Restorer(_GlobalTone(), device="cpu", tile=96, overlap=24).restore_tensor(image)
+    whole = Restorer(_GlobalTone(), device="cpu", precision="fp32", tile=0).restore_tensor(image)
+    plain = Restorer(
+        _GlobalTone(), device="cpu", precision="fp32", tile=96, overlap=24, guide_scale=None
+    ).restore_tensor(image)
+    guided = Restorer(_GlobalTone(), device="cpu", precision="fp32", tile=96, overlap=24).restore_tensor(image)
     error = lambda out: (out - whole).abs().mean().item()  # noqa: E731
     assert error(guided) < error(plain) / 10
 
@@ -68,7 +70,7 @@ def test_whole_image_guide_restores_the_global_tone():
 def test_fp32_fast_path_matches_reference():
     model = randomize(build_model("darkir-csf-w32", **TINY), seed=3)
     x = torch.rand(2, 3, 45, 70)
-    out = Restorer(model, device="cpu", tile=0).restore_tensor(x)
+    out = Restorer(model, device="cpu", precision="fp32", tile=0).restore_tensor(x)
     with torch.no_grad():
         reference = reference_forward(model.state_dict(), model.config, x)
     assert out.dtype == torch.float32 and out.device.type == "cpu"
@@ -78,8 +80,8 @@ def test_fp32_fast_path_matches_reference():
 def test_tiled_darkir_stays_close_to_whole_image():
     model = randomize(build_model("darkir-w32", **TINY), seed=4)
     x = torch.rand(1, 3, 96, 160, generator=torch.Generator().manual_seed(0)) * 0.3
-    whole = Restorer(model, device="cpu", tile=0).restore_tensor(x).clamp(0, 1)
-    tiled = Restorer(model, device="cpu", tile=96, overlap=32).restore_tensor(x).clamp(0, 1)
+    whole = Restorer(model, device="cpu", precision="fp32", tile=0).restore_tensor(x).clamp(0, 1)
+    tiled = Restorer(model, device="cpu", precision="fp32", tile=96, overlap=32).restore_tensor(x).clamp(0, 1)
     assert tiled.shape == whole.shape
     assert 0 < (whole - tiled).abs().max().item() < 0.5  # the FFT branch sees each tile, not the image
 
@@ -87,7 +89,7 @@ def test_tiled_darkir_stays_close_to_whole_image():
 def test_bf16_path_is_close_to_fp32():
     model = randomize(build_model("darkir-w32", **TINY), seed=5)
     x = torch.rand(1, 3, 64, 64)
-    fp32 = Restorer(model, device="cpu", tile=0).restore_tensor(x)
+    fp32 = Restorer(model, device="cpu", precision="fp32", tile=0).restore_tensor(x)
     bf16 = Restorer(model, device="cpu", tile=0, precision="bf16").restore_tensor(x)
     mse = torch.mean((fp32.clamp(0, 1) - bf16.clamp(0, 1)) ** 2).item()
     assert 10 * np.log10(1 / mse) > 35
@@ -96,7 +98,7 @@ def test_bf16_path_is_close_to_fp32():
 def test_restore_array_clamps_and_keeps_shape():
     model = randomize(build_model("darkir-w32", **TINY), seed=6)
     rgb = np.random.default_rng(0).random((33, 47, 3), dtype=np.float32)
-    out = Restorer(model, device="cpu").restore_array(rgb)
+    out = Restorer(model, device="cpu", precision="fp32").restore_array(rgb)
     assert out.shape == rgb.shape and out.dtype == np.float32
     assert out.min() >= 0 and out.max() <= 1
 
@@ -180,11 +182,11 @@ def test_auto_plan_prefers_the_whole_image_then_lean_then_the_largest_fitting_ti
 def test_auto_tiling_restores_whole_images_exactly_and_tiles_within_a_small_budget():
     model = randomize(build_model(TINY))
     x = torch.rand(1, 3, 160, 288)
-    whole = Restorer(model, device="cpu", tile=0).restore_tensor(x)
-    auto = Restorer(model, device="cpu")
+    whole = Restorer(model, device="cpu", precision="fp32", tile=0).restore_tensor(x)
+    auto = Restorer(model, device="cpu", precision="fp32")
     assert torch.equal(auto.restore_tensor(x), whole)
     assert auto.last_plan.tile == 0 and "whole image" in auto.last_plan.reason
-    small = Restorer(model, device="cpu", max_memory="100GB")
+    small = Restorer(model, device="cpu", precision="fp32", max_memory="100GB")
     small.planner.budget = small.planner.estimate(160 * 288, 128 * 128)
     tiled = small.restore_tensor(x)
     assert small.last_plan.tile == 128 and small.tiles_for(160, 288) > 1
@@ -202,4 +204,15 @@ def test_auto_tiling_restores_whole_images_exactly_and_tiles_within_a_small_budg
 )
 def test_bad_auto_settings_are_explained(kwargs, message):
     with pytest.raises(DarkIRError, match=message):
-        Restorer(_Pointwise(), device="cpu", **kwargs)
+        Restorer(_Pointwise(), device="cpu", precision="fp32", **kwargs)
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_computes_it_natively(monkeypatch):
+    from darkir import runtime
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(runtime, "native_bf16_cpu", lambda: True)
+    assert runtime.resolve_precision("auto", cpu) == torch.bfloat16
+    monkeypatch.setattr(runtime, "native_bf16_cpu", lambda: False)
+    assert runtime.resolve_precision("auto", cpu) == torch.float32
+    assert Restorer(_Pointwise(), device="cpu").dtype == torch.float32

@@ -26,10 +26,27 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
+@functools.cache
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX), where bf16 inference is fast."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """Map ``fp32``/``bf16``/``fp16`` to a dtype, refusing fp16 on CPU (no fast kernels there)."""
+    """Map ``auto``/``fp32``/``bf16``/``fp16`` to a dtype, refusing fp16 on CPU (no fast kernels there).
+
+    ``auto``: bf16 on a CPU with native bf16 (:func:`native_bf16_cpu`; at 1120x640 it is 1.35x faster than fp32,
+    within 0.03 dB of it on the real pairs and more than 99.9% of 8-bit values within one level), fp32 otherwise.
+    """
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cpu" and native_bf16_cpu() else torch.float32
     if precision not in PRECISIONS:
-        raise DarkIRError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+        raise DarkIRError(f"unknown precision {precision!r}; choose from auto, {', '.join(PRECISIONS)}")
     if precision == "fp16" and device.type == "cpu":
         raise DarkIRError("fp16 is for GPUs; on CPU use --precision bf16 (fast where the CPU has AVX-512 BF16/AMX)")
     return PRECISIONS[precision]

@@ -49,11 +49,17 @@ def add_weights_source(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_runtime(parser: argparse.ArgumentParser) -> None:
+def add_runtime(parser: argparse.ArgumentParser, precision: str = "auto") -> None:
+    """Device, precision, tiling and compile flags (``precision``: the command's default)."""
     from darkir.infer import DEFAULT_OVERLAP, DEFAULT_TILE
 
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="compute precision")
+    parser.add_argument(
+        "--precision",
+        default=precision,
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help=f"compute precision (default {precision}; auto: bf16 on CPUs with native bf16, else fp32)",
+    )
     parser.add_argument(
         "--tile",
         type=_tile,

@@ -220,7 +220,7 @@ def register(add: AddCommand) -> None:
     test.add_argument("--csv", help="write per-image metrics to this CSV")
     test.add_argument("--save", type=int, default=8, help="save the first N input/output/gt triplets (default 8)")
     test.add_argument("--results-dir", help="where triplets go (default save.results_dir or ./images/results_test)")
-    add_runtime(test)
+    add_runtime(test, precision="fp32")  # scores are computed exactly by default
     add_eval_options(test)
 
     metrics = add(
@@ -241,7 +241,7 @@ def register(add: AddCommand) -> None:
     add_weights_source(unpaired)
     unpaired.add_argument("--data", help="folder of low-light images (default: datasets.val.test_path)")
     unpaired.add_argument("-o", "--output", default="images/results_unpaired", help="output folder")
-    add_runtime(unpaired)
+    add_runtime(unpaired, precision="fp32")  # scores are computed exactly by default
     unpaired.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     compare = add(
@@ -266,5 +266,5 @@ def register(add: AddCommand) -> None:
     compare.add_argument(
         "--zero-dce", metavar="PTH", help="also compare the official Zero-DCE weights (its Epoch99.pth, by path)"
     )
-    add_runtime(compare)
+    add_runtime(compare, precision="fp32")  # scores are computed exactly by default
     add_eval_options(compare)

@@ -16,6 +16,7 @@ from torch import nn
 from darkir.errors import DarkIRError
 from darkir.infer.memory import MemoryPlanner, Plan
 from darkir.runtime import (
+    PRECISIONS,
     keep_freed_memory_for_reuse,
     memory_returned_to_os,
     release_free_memory,
@@ -88,7 +89,8 @@ class Restorer:
     content; each tile therefore takes its coarse content (scales above :data:`GUIDE_SCALE` pixels)
     from a preview of the whole image restored at tile size, and keeps its own detail
     (``guide_scale=None`` blends plain tiles).
-    ``precision``: ``fp32`` (default, exact), ``bf16`` (CPU with AVX-512 BF16/AMX, or GPU) or
+    ``precision``: ``auto`` (default: bf16 on CPUs with native bf16, else fp32), ``fp32`` (exact), ``bf16`` (CPU
+    with AVX-512 BF16/AMX, or GPU) or
     ``fp16`` (GPU), applied with autocast so that normalizations and FFTs stay in fp32.
     ``compile``: wrap the model in ``torch.compile`` (slow first call, faster afterwards).
 
@@ -99,7 +101,7 @@ class Restorer:
         self,
         model: nn.Module,
         device: str | torch.device = "auto",
-        precision: str = "fp32",
+        precision: str = "auto",
         tile: int | str = DEFAULT_TILE,
         overlap: int | None = None,
         compile: bool = False,
@@ -127,7 +129,8 @@ class Restorer:
         self.planner = None
         if tile == "auto":
             width = int(getattr(model, "config", {}).get("width", 32))
-            self.planner = MemoryPlanner(self.device, precision, width, max_memory)
+            name = next(key for key, dtype in PRECISIONS.items() if dtype == self.dtype)
+            self.planner = MemoryPlanner(self.device, name, width, max_memory)
         #: The plan of the last image restored (whole or tiled, and why).
         self.last_plan: Plan | None = None
 
@@ -137,7 +140,7 @@ class Restorer:
         name_or_path: str | os.PathLike[str] = "darkir-csf-w32-synth",
         *,
         device: str | torch.device = "auto",
-        precision: str = "fp32",
+        precision: str = "auto",
         tile: int | str = DEFAULT_TILE,
         overlap: int | None = None,
         compile: bool = False,
