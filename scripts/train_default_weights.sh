@@ -7,8 +7,12 @@
 #   corpus (options/train/night_w32.yml, night_csf_w32.yml), side by side with one CPU thread each. The step-600
 #   snapshots, chosen on real pairs (scripts/score_checkpoints.py, never trained on them), start stage 3.
 # Stage 3 (needs a CUDA GPU): 1648 steps each at 256x256, both side by side (scripts/train_gpu_weights.py, options/
-#   train/night_gpu_*.yml); the shipped weights are its step-329 snapshots, chosen on real pairs. This script prints
-#   the command; see reports/training/checkpoint_selection.md and MODEL_CARD.md.
+#   train/night_gpu_*.yml); its step-329 snapshots, chosen on real pairs, are the shipped DarkIR and start stage 4.
+# Stage 4 (a CUDA GPU): 632 steps each from stage 3 under two milder camera-noise recipes, all four runs side by side;
+#   the shipped DarkIR+CSF is the "mild" run's best-by-synthetic-validation checkpoint (step 237), the best of all
+#   snapshots on real pairs. No DarkIR snapshot beat stage 3 there, so DarkIR keeps stage 3.
+# This script runs stage 2 and prints the commands of stages 3 and 4; see reports/training/checkpoint_selection.md
+#   and MODEL_CARD.md.
 # Needs: apt-get install plasma-workspace-wallpapers mate-backgrounds lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 \
 #   opencv-doc
 # Resumes from runs/ if interrupted (Ctrl-C saves).
@@ -38,4 +42,11 @@ echo "stage 3, on a machine with a CUDA GPU (the stage-2 step-600 snapshots as -
 echo "  .venv/bin/python scripts/train_gpu_weights.py --steps 1648 --minutes 30 \\"
 echo "      --init-w32 runs/darkir-w32-night/last_step000600.pt --init-csf-w32 runs/darkir-csf-w32-night/last_step000600.pt \\"
 echo "      --real data/real/pairs --real data/real/lolblur_official --out runs/gpu/out"
-echo "then copy the chosen runs/gpu/out/*-gpu-best-real.safetensors to src/darkir/weights/<name>.safetensors"
+echo "stage 4, on the same GPU machine (the chosen stage-3 weights as --init-*):"
+echo "  .venv/bin/python scripts/train_gpu_weights.py --steps 632 --minutes 30 --work runs/gpu4 --out runs/gpu4/out \\"
+echo "      --init-w32 runs/gpu/out/darkir-w32-gpu-best-real.safetensors \\"
+echo "      --init-csf-w32 runs/gpu/out/darkir-csf-w32-gpu-best-real.safetensors \\"
+echo "      --recipe 'mild:datasets.train.synth.degradation.photons_range=[2000,60000] datasets.train.synth.degradation.read_noise_range=[1e-4,2e-3]' \\"
+echo "      --recipe 'wide:datasets.train.synth.degradation.photons_range=[400,60000]' \\"
+echo "      --real data/real/pairs --real data/real/lolblur_official"
+echo "then copy the chosen runs/gpu*/out/*-gpu-best-real.safetensors to src/darkir/weights/<name>.safetensors"
