@@ -1,6 +1,7 @@
 """Peak memory of ``darkir compare`` on many full-size pairs: it must not grow with the number of images.
 
-    python benchmarks/compare_memory.py [--pairs 200] [--size 1120x640] [--weights A --weights B] [--max-memory 2GB]
+    python benchmarks/compare_memory.py [--pairs 200] [--size 1120x640] [--weights A --weights B]
+        [--max-memory 2GB] [--precision auto]
 
 Makes ``--pairs`` LOLBlur-sized pairs from the bundled examples (resized; darkened and noised inputs), runs
 ``darkir compare`` on them in a child process (default settings, or ``--max-memory``; no LPIPS) and prints the
@@ -42,6 +43,7 @@ def main() -> None:
     parser.add_argument("--size", default="1120x640", help="WIDTHxHEIGHT")
     parser.add_argument("--weights", action="append", help="variants (default: the two shipped models)")
     parser.add_argument("--max-memory", help="passed to darkir compare (default: its default budget)")
+    parser.add_argument("--precision", help="passed to darkir compare (default: its default, fp32)")
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
     weights = args.weights or ["darkir-w32-synth", "darkir-csf-w32-synth"]
@@ -54,11 +56,14 @@ def main() -> None:
             command += ["--weights", name]
         if args.max_memory:
             command += ["--max-memory", args.max_memory]
+        if args.precision:
+            command += ["--precision", args.precision]
         start = time.perf_counter()
         subprocess.run(command, check=True)
         seconds = time.perf_counter() - start
     peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / 1e9
-    settings = f"--max-memory {args.max_memory}" if args.max_memory else "default settings"
+    flags = {"--max-memory": args.max_memory, "--precision": args.precision}
+    settings = " ".join(f"{flag} {value}" for flag, value in flags.items() if value) or "default settings"
     print(f"darkir compare, {args.pairs} pairs of {width}x{height}, variants {', '.join(weights)}, {settings}: "
           f"peak resident memory {peak_gb:.2f} GB, {seconds / 60:.1f} min")  # fmt: skip
 

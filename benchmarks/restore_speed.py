@@ -4,8 +4,9 @@
 
 Runs, in this order and in the same process: the reference formulation (``darkir.models.reference``,
 NCHW, default allocator, as the official scripts run it); the same after darkir's allocator setting
-(to show how much of the gain is that setting alone); darkir fp32 (``Restorer``: channels_last, native
-LayerNorm, allocator); darkir bf16 (autocast); optionally darkir fp32 + torch.compile. Each is warmed up
+(to show how much of the gain is that setting alone); darkir with its defaults (``Restorer(model)``: ``--tile
+auto``, ``--precision auto``, what ``darkir restore`` runs); darkir fp32 (channels_last, native LayerNorm,
+allocator); darkir bf16 (autocast); optionally darkir fp32 + torch.compile. Each is warmed up
 once, then timed ``--repeats`` times; min and median are printed with the speed-up of the median
 against the reference, the max abs difference of outputs and the PSNR of each output against the
 fp32 reference output (outputs clamped to [0, 1]).
@@ -45,6 +46,12 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1.0 / mse)).item()
 
 
+def within_one_level(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Share of values of two images in [0, 1] that are within one level of each other in 8 bits."""
+    levels = [torch.round(t.clamp(0, 1) * 255) for t in (a, b)]
+    return (levels[0] - levels[1]).abs().le(1).float().mean().item()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="640x1120", help="HxW of the input (default 640x1120)")
@@ -78,12 +85,14 @@ def main() -> None:
     reference = record("reference eager fp32", lambda: reference_forward(params, model.config, x))
     keep_freed_memory_for_reuse()
     record("reference eager fp32 + allocator", lambda: reference_forward(params, model.config, x))
-    fast = Restorer(model, device="cpu", tile=0)
+    default = Restorer(model, device="cpu")
+    record(f"darkir defaults ({str(default.dtype).removeprefix('torch.')})", lambda: default.restore_tensor(x))
+    fast = Restorer(model, device="cpu", tile=0, precision="fp32")
     record("darkir fp32", lambda: fast.restore_tensor(x))
     bf16 = Restorer(model, device="cpu", tile=0, precision="bf16")
     record("darkir bf16", lambda: bf16.restore_tensor(x))
     if args.compile:
-        compiled = Restorer(model, device="cpu", tile=0, compile=True)
+        compiled = Restorer(model, device="cpu", tile=0, precision="fp32", compile=True)
         record("darkir fp32 + compile", lambda: compiled.restore_tensor(x))
 
     if args.onnx:
@@ -100,16 +109,17 @@ def main() -> None:
             record("onnxruntime fp32", lambda: torch.from_numpy(session.run(None, {"input": x.numpy()})[0]))
     base = rows[0]["median_s"]
     print(f"\ninput 1x3x{height}x{width}, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print("| path | min s | median s | speed-up (median) | max abs diff | PSNR vs reference fp32 (dB) |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| path | min s | median s | speed-up (median) | max abs diff | PSNR vs reference (dB) | within 1 level |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         out = row.pop("out")
         row["speedup"] = base / row["median_s"]
         row["max_abs_diff"] = (out - reference).abs().max().item()
         row["psnr_vs_reference"] = psnr(out, reference)
+        row["within_one_level"] = within_one_level(out, reference)
         print(
             f"| {row['path']} | {row['min_s']:.3f} | {row['median_s']:.3f} | {row['speedup']:.2f}x "
-            f"| {row['max_abs_diff']:.2e} | {row['psnr_vs_reference']:.2f} |"
+            f"| {row['max_abs_diff']:.2e} | {row['psnr_vs_reference']:.2f} | {row['within_one_level']:.4%} |"
         )
     if args.pairs:
         from darkir.data.pairs import find_pairs
