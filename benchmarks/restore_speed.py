@@ -59,7 +59,9 @@ def main() -> None:
     parser.add_argument("--weights", help="checkpoint or zoo name (default: darkir-w32 with seeded random weights)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (compiles for a minute)")
     parser.add_argument("--onnx", action="store_true", help="also time ONNX Runtime (CPU) on the exported model")
-    parser.add_argument("--pairs", help="paired folder: also report fp32 vs bf16 PSNR against ground truth on it")
+    parser.add_argument(
+        "--pairs", action="append", default=[], help="paired folder (repeat): fp32 vs bf16 PSNR against ground truth"
+    )
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
     height, width = (int(v) for v in args.size.lower().split("x"))
@@ -121,17 +123,17 @@ def main() -> None:
             f"| {row['path']} | {row['min_s']:.3f} | {row['median_s']:.3f} | {row['speedup']:.2f}x "
             f"| {row['max_abs_diff']:.2e} | {row['psnr_vs_reference']:.2f} | {row['within_one_level']:.4%} |"
         )
-    if args.pairs:
+    for folder in args.pairs:
         from darkir.data.pairs import find_pairs
         from darkir.eval.methods import model_method
         from darkir.eval.paired import evaluate
 
-        pairs = find_pairs(args.pairs)
+        pairs = find_pairs(folder)
         fp32_scores = evaluate(model_method("fp32", fast), pairs, progress=False)
         bf16_scores = evaluate(model_method("bf16", bf16), pairs, progress=False)
         change = bf16_scores.mean("psnr") - fp32_scores.mean("psnr")
         print(
-            f"\nPSNR against ground truth on {len(pairs)} pairs of {args.pairs} (8-bit convention): "
+            f"PSNR against ground truth on {len(pairs)} pairs of {folder} (8-bit convention): "
             f"fp32 {fp32_scores.mean('psnr'):.3f} dB, bf16 {bf16_scores.mean('psnr'):.3f} dB, change {change:+.3f} dB"
         )
     if args.json:
