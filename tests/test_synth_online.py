@@ -66,6 +66,18 @@ def test_night_degradation_is_dark_noisy_and_keeps_the_reference_convention():
     assert np.mean(lows) < 0.15 and np.std(highs) > 0.01
 
 
+def test_bright_captures_keep_a_brighter_reference_with_a_margin():
+    y, x = np.mgrid[0:64, 0:64] / 64.0
+    clean = np.stack([x, y, 0.5 * (x + y)], -1).astype(np.float32)
+    plain = SynthParams(light_prob=0.0, jpeg_prob=0.0, blur_prob=0.0, low_mean_range=(0.3, 0.35))
+    with_margin = SynthParams(**{**plain.__dict__, "target_margin": 0.1})
+    low, high, record = degrade(clean, np.random.default_rng(1), with_margin)
+    assert record["target_mean"] >= record["low_mean"] + 0.1 - 1e-4 and high.mean() > low.mean() + 0.05
+    # the margin draws nothing: the same seed gives the same capture brightness with and without it
+    _, _, plain_record = degrade(clean, np.random.default_rng(1), plain)
+    assert plain_record["low_mean"] == record["low_mean"]
+
+
 def test_lamps_stay_saturated_in_the_dark_capture():
     rng = np.random.default_rng(4)
     clean = np.full((96, 96, 3), 0.4, np.float32)

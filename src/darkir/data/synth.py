@@ -3,8 +3,9 @@
 Per pair, in linear light (after inverting the sRGB curve):
 
 1. **Reference exposure.** The clean crop is scaled so that its sRGB mean is ``target_mean`` (uniform in
-   ``target_mean_range``, default 0.28-0.40, the brightness of real street-scene references). A model learns
-   the brightness of its targets, so this convention is explicit.
+   ``target_mean_range``, default 0.28-0.40, the brightness of real street-scene references; with
+   ``target_margin``, at least the capture's mean plus that margin). A model learns the brightness of its
+   targets, so this convention is explicit.
 2. **Lamps.** With probability ``light_prob``, 1-6 light sources (Gaussian cores in lamp colours, bright
    enough to stay saturated in the dark capture, with wide dim glows) are added to the scene; the reference
    shows them clipped, as a normal exposure does.
@@ -95,6 +96,9 @@ class SynthParams:
 
     target_mean_range: tuple[float, float] = (0.28, 0.40)
     low_mean_range: tuple[float, float] = (0.015, 0.20)
+    #: With a capture brighter than usual (``low_mean_range`` reaching into dim-but-visible), the reference is made at
+    #: least this much brighter than the capture's mean (sRGB); ``None`` leaves ``target_mean`` as drawn.
+    target_margin: float | None = None
     blur_prob: float = 0.85
     kernel_size_range: tuple[int, int] = (5, 25)
     light_prob: float = 0.4
@@ -197,9 +201,11 @@ def degrade(
     shape = clean_srgb.shape[:2]
     linear = srgb_to_linear(clean_srgb)
     target_mean = rng.uniform(*params.target_mean_range)
+    low_mean = _log_uniform(rng, params.low_mean_range)
+    if params.target_margin is not None:
+        target_mean = max(target_mean, low_mean + params.target_margin)
     scene = linear * exposure_for_mean(linear, target_mean)
     record: dict[str, object] = {"target_mean": round(float(target_mean), 4)}
-    low_mean = _log_uniform(rng, params.low_mean_range)
     kernel = None
     if rng.random() < params.blur_prob:
         size = int(rng.integers(params.kernel_size_range[0] // 2, params.kernel_size_range[1] // 2 + 1)) * 2 + 1
