@@ -157,8 +157,9 @@ def test_bad_memory_sizes_are_named(text):
 
 
 def _planner(budget: float) -> MemoryPlanner:
-    planner = MemoryPlanner(torch.device("cpu"), "fp32", 32, int(budget))
-    planner.base = 300_000_000
+    """A planner with a fixed baseline (not this test process's memory) and ``budget``."""
+    planner = MemoryPlanner(torch.device("cpu"), "fp32", 32, "1000GB")
+    planner.base, planner.budget = 300_000_000, int(budget)
     return planner
 
 
@@ -216,3 +217,14 @@ def test_auto_precision_is_bf16_only_where_the_cpu_computes_it_natively(monkeypa
     monkeypatch.setattr(runtime, "native_bf16_cpu", lambda: False)
     assert runtime.resolve_precision("auto", cpu) == torch.float32
     assert Restorer(_Pointwise(), device="cpu").dtype == torch.float32
+
+
+def test_default_budget_adds_to_what_a_large_process_already_holds(monkeypatch):
+    """A notebook that already holds more than the cap still gets a usable default budget, not an error."""
+    from darkir.infer import memory
+
+    monkeypatch.setattr(memory, "resident_memory", lambda: 5_000_000_000)
+    monkeypatch.setattr(memory, "available_memory", lambda device: 10_000_000_000)
+    planner = MemoryPlanner(torch.device("cpu"), "fp32", 32)
+    assert planner.budget == 5_000_000_000 + memory.DEFAULT_CAP
+    assert planner.plan(640, 1120).tile == 0

@@ -70,8 +70,8 @@ def add_runtime(parser: argparse.ArgumentParser, precision: str = "auto") -> Non
     parser.add_argument(
         "--max-memory",
         metavar="SIZE",
-        help="memory budget of --tile auto, e.g. 3GB (default: half the free RAM, at most 2.75 GB; "
-        "80%% of the free GPU memory on CUDA)",
+        help="peak memory budget of --tile auto, e.g. 3GB (default: what the process holds with the model loaded "
+        "plus half the free RAM, at most 2.4 GB more; 80%% of the free GPU memory on CUDA)",
     )
     parser.add_argument(
         "--overlap",
