@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from pydantic import TypeAdapter
 
-from darkir.data.synth import SynthDataset, SynthParams, exposure_for_mean, linear_to_srgb, srgb_to_linear
+from darkir.data.synth import SynthDataset, exposure_for_mean, linear_to_srgb, srgb_to_linear, synth_params
 from darkir.eval.unpaired import noise_sigma
 from darkir.imageio import IMAGE_SUFFIXES, read_image
 
@@ -50,7 +49,7 @@ def main() -> None:
         from darkir.data.synth import load_photos
 
         overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.degradation)}
-        params = TypeAdapter(SynthParams).validate_python(overrides)
+        params = synth_params(overrides)
         photos = debian_photos()
         names = sorted(photos)
         dataset = SynthDataset(load_photos([photos[n] for n in names]), names, args.synth, 256, seed=3, params=params)

@@ -158,7 +158,7 @@ def test_bad_memory_sizes_are_named(text):
 
 def _planner(budget: float) -> MemoryPlanner:
     """A planner with a fixed baseline (not this test process's memory) and ``budget``."""
-    planner = MemoryPlanner(torch.device("cpu"), "fp32", 32, "1000GB")
+    planner = MemoryPlanner(torch.device("cpu"), torch.float32, 32, "1000GB")
     planner.base, planner.budget = 300_000_000, int(budget)
     return planner
 
@@ -225,6 +225,6 @@ def test_default_budget_adds_to_what_a_large_process_already_holds(monkeypatch):
 
     monkeypatch.setattr(memory, "resident_memory", lambda: 5_000_000_000)
     monkeypatch.setattr(memory, "available_memory", lambda device: 10_000_000_000)
-    planner = MemoryPlanner(torch.device("cpu"), "fp32", 32)
+    planner = MemoryPlanner(torch.device("cpu"), torch.float32, 32)
     assert planner.budget == 5_000_000_000 + memory.DEFAULT_CAP
     assert planner.plan(640, 1120).tile == 0

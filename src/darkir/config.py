@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from darkir.errors import ConfigError, DarkIRWarning
 from darkir.models.config import DEFAULTS, ModelConfig
@@ -59,21 +59,9 @@ class SynthDataOptions(_Section):
     @classmethod
     def _valid_degradation(cls, value: dict[str, Any]) -> dict[str, Any]:
         """Known SynthParams fields only, with their types (so ``1e-4``, a string to YAML 1.1, is a float)."""
-        from darkir.data.synth import SynthParams
+        from darkir.data.synth import synth_params
 
-        known = set(SynthParams.__dataclass_fields__)
-        unknown = sorted(set(value) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown degradation parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        try:
-            params = TypeAdapter(SynthParams).validate_python(value)
-        except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e['input']!r})" for e in error.errors()
-            )
-            raise ValueError(f"bad degradation parameter(s): {problems}") from None
+        params = synth_params(value)
         return {key: getattr(params, key) for key in value}
 
 

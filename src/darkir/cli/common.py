@@ -107,21 +107,10 @@ def _tile(text: str) -> int | str:
 
 def tiling_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Restorer keywords from ``--tile``/``--overlap``/``--max-memory``, checked before anything is loaded."""
-    from darkir.infer.memory import parse_memory
+    from darkir.infer.restorer import check_tiling
 
-    tile, overlap, max_memory = args.tile, args.overlap, getattr(args, "max_memory", None)
-    if max_memory is not None:
-        if tile != "auto":
-            raise DarkIRError(f"--max-memory applies to --tile auto; --tile {tile} sets the tile size itself")
-        max_memory = parse_memory(max_memory)
-    if overlap is not None and overlap < 0:
-        raise DarkIRError(f"--overlap {overlap} must be >= 0")
-    if tile != "auto":
-        if tile < 0 or 0 < tile < 32:
-            raise DarkIRError(f"--tile {tile} is too small; use 0 (whole images), auto, or at least 32")
-        if tile and overlap is not None and overlap >= tile // 2:
-            raise DarkIRError(f"--overlap {overlap} must be less than half of --tile {tile}")
-    return {"tile": tile, "overlap": overlap, "max_memory": max_memory}
+    max_memory = check_tiling(args.tile, args.overlap, getattr(args, "max_memory", None), flags=True)
+    return {"tile": args.tile, "overlap": args.overlap, "max_memory": max_memory}
 
 
 def add_eval_options(parser: argparse.ArgumentParser, convention: bool = True) -> None:

@@ -25,12 +25,14 @@ Per pair, in linear light (after inverting the sRGB curve):
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
+from pydantic import TypeAdapter, ValidationError
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
@@ -116,6 +118,20 @@ class SynthParams:
     read_noise_range: tuple[float, float] = (1e-4, 4e-3)
     jpeg_prob: float = 0.3
     jpeg_quality_range: tuple[int, int] = (70, 95)
+
+
+def synth_params(overrides: Mapping[str, Any]) -> SynthParams:
+    """:class:`SynthParams` with ``overrides`` of some fields. Values get their fields' types (``1e-4``, a string to
+    YAML 1.1, is a float); unknown names and wrong types raise a ValueError that names them."""
+    known = set(SynthParams.__dataclass_fields__)
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown degradation parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    try:
+        return TypeAdapter(SynthParams).validate_python(dict(overrides))
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e['input']!r})" for e in error.errors())
+        raise ValueError(f"bad degradation parameter(s): {problems}") from None
 
 
 #: Linear RGB colours of common night light sources: sodium, warm white, neutral, cool LED, red, green, blue neon.

@@ -111,18 +111,16 @@ class MemoryPlanner:
     :data:`CUDA_DEFAULT_SHARE` of the free device memory."""
 
     def __init__(
-        self, device: torch.device, precision: str, model_width: int, max_memory: int | str | None = None
+        self, device: torch.device, dtype: torch.dtype, model_width: int, max_memory: int | str | None = None
     ) -> None:
-        self.device, self.model_width = device, model_width
+        key = "fp32" if dtype == torch.float32 else "bf16"  # bf16 and fp16 (CUDA) hold 16-bit activations
         if device.type == "cuda":  # one allocation mode, keyed "heap"; host memory is not planned
             self.base = torch.cuda.memory_allocated(device)
-            key = "bf16" if precision != "fp32" else "fp32"
             self.per_pixel = {"heap": CPU_BYTES_PER_PIXEL_WIDTH[(key, "lean")] * model_width * CUDA_MARGIN}
             self.image_per_pixel = 0.0
             default = self.base + CUDA_DEFAULT_SHARE * available_memory(device)
         else:
             self.base = resident_memory()
-            key = "bf16" if precision == "bf16" else "fp32"
             self.per_pixel = {mode: CPU_BYTES_PER_PIXEL_WIDTH[(key, mode)] * model_width for mode in ("heap", "lean")}
             self.image_per_pixel = IMAGE_BYTES_PER_PIXEL
             default = self.base + min(DEFAULT_CAP, DEFAULT_SHARE * available_memory(device))

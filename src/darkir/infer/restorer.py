@@ -14,9 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from darkir.errors import DarkIRError
-from darkir.infer.memory import MemoryPlanner, Plan
+from darkir.infer.memory import MemoryPlanner, Plan, parse_memory
 from darkir.runtime import (
-    PRECISIONS,
     keep_freed_memory_for_reuse,
     memory_returned_to_os,
     release_free_memory,
@@ -35,6 +34,31 @@ GUIDE_SCALE = 64
 def default_overlap(tile: int) -> int:
     """The overlap used when none is given: :data:`DEFAULT_OVERLAP`, or a quarter of a smaller tile."""
     return min(DEFAULT_OVERLAP, tile // 4)
+
+
+def check_tiling(tile: int | str, overlap: int | None, max_memory: int | str | None, flags: bool = False) -> int | None:
+    """Check tiling settings before anything is loaded; returns ``max_memory`` in bytes (or None).
+
+    ``flags``: name them as the command line's ``--tile``/``--overlap``/``--max-memory`` in errors.
+    """
+    name_tile, name_overlap, name_memory = (
+        ("--tile", "--overlap", "--max-memory") if flags else ("tile", "overlap", "max_memory")
+    )
+    if tile != "auto" and (not isinstance(tile, int) or isinstance(tile, bool)):
+        raise DarkIRError(f"{name_tile} must be 'auto' or a number of pixels, got {tile!r}")
+    if max_memory is not None:
+        if tile != "auto":
+            auto = "--tile auto" if flags else "tile='auto'"
+            raise DarkIRError(f"{name_memory} applies to {auto}; {name_tile} {tile} sets the tile size itself")
+        max_memory = parse_memory(max_memory)
+    if overlap is not None and overlap < 0:
+        raise DarkIRError(f"{name_overlap} {overlap} must be >= 0")
+    if tile != "auto":
+        if tile < 0 or 0 < tile < 32:
+            raise DarkIRError(f"{name_tile} {tile} is too small; use 0 (whole images), auto, or at least 32")
+        if tile and overlap is not None and overlap >= tile // 2:
+            raise DarkIRError(f"{name_overlap} {overlap} must be less than half of {name_tile} {tile}")
+    return max_memory
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -108,17 +132,7 @@ class Restorer:
         guide_scale: int | None = GUIDE_SCALE,
         max_memory: int | str | None = None,
     ) -> None:
-        if tile != "auto":
-            if not isinstance(tile, int) or isinstance(tile, bool):
-                raise DarkIRError(f"tile must be 'auto' or a number of pixels, got {tile!r}")
-            if tile and tile < 32:
-                raise DarkIRError(f"tile {tile} is too small; use 0 (no tiling) or at least 32")
-            if tile and overlap is not None and not 0 <= overlap < tile // 2:
-                raise DarkIRError(f"overlap {overlap} must be >= 0 and less than half the tile size {tile}")
-            if max_memory is not None:
-                raise DarkIRError("a memory budget applies to tile='auto'; a fixed tile size sets memory itself")
-        elif overlap is not None and overlap < 0:
-            raise DarkIRError(f"overlap {overlap} must be >= 0")
+        max_memory = check_tiling(tile, overlap, max_memory)
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         self.tile, self.overlap, self.guide_scale = tile, overlap, guide_scale
@@ -129,8 +143,7 @@ class Restorer:
         self.planner = None
         if tile == "auto":
             width = int(getattr(model, "config", {}).get("width", 32))
-            name = next(key for key, dtype in PRECISIONS.items() if dtype == self.dtype)
-            self.planner = MemoryPlanner(self.device, name, width, max_memory)
+            self.planner = MemoryPlanner(self.device, self.dtype, width, max_memory)
         #: The plan of the last image restored (whole or tiled, and why).
         self.last_plan: Plan | None = None
 
@@ -251,7 +264,7 @@ class Restorer:
         height, width = x.shape[-2:]
         plan = self.last_plan = self.plan_for(height, width, x.shape[0])
         if not plan.tile or (height <= plan.tile and width <= plan.tile):
-            if not (plan.lean and self.device.type == "cpu"):
+            if not plan.lean:
                 return self._run(x)
             release_free_memory()
             with memory_returned_to_os():

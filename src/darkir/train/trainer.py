@@ -26,7 +26,7 @@ from darkir.data.corpus import resolve_sources
 from darkir.data.dataset import PairedDataset
 from darkir.data.layouts import DatasetError
 from darkir.data.pairs import resolve_pairs
-from darkir.data.synth import SynthDataset, SynthParams, assign_splits, load_photos
+from darkir.data.synth import SynthDataset, assign_splits, load_photos, synth_params
 from darkir.errors import ConfigError, DarkIRError
 from darkir.eval.metrics import prepare, psnr, ssim
 from darkir.models import DarkIR, build_model
@@ -92,9 +92,9 @@ def _synthetic_sets(options: Options) -> tuple[SynthDataset, SynthDataset | None
     synth, data_cfg = options.datasets.train.synth, options.datasets.train
     assert synth is not None
     try:
-        params = SynthParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in synth.degradation.items()})
+        params = synth_params(synth.degradation)
         sources = resolve_sources(synth.sources)
-    except (TypeError, DatasetError) as exc:
+    except (ValueError, DatasetError) as exc:
         raise ConfigError(f"{options.source}: datasets.train.synth: {exc}") from None
     names = sorted(sources)
     splits = assign_splits(names, synth.val_photos, synth.test_photos, synth.split_seed)
