@@ -78,6 +78,28 @@ def test_bright_captures_keep_a_brighter_reference_with_a_margin():
     assert plain_record["low_mean"] == record["low_mean"]
 
 
+def test_reference_keeps_the_chosen_share_of_uneven_light():
+    clean = np.full((64, 64, 3), 0.5, np.float32)
+    flat = SynthParams(
+        light_prob=0.0,
+        jpeg_prob=0.0,
+        blur_prob=0.0,
+        cast_prob=0.0,
+        falloff_prob=1.0,
+        bayer_prob=0.0,
+        photons_range=(1e9, 1e9),
+        read_noise_range=(1e-9, 1e-9),
+    )
+    shaded = SynthParams(**{**flat.__dict__, "reference_shading_range": (1.0, 1.0)})
+    low_flat, high_flat, record_flat = degrade(clean, np.random.default_rng(3), flat)
+    low, high, record = degrade(clean, np.random.default_rng(3), shaded)
+    assert "reference_shading" not in record_flat and record["reference_shading"] == 1.0
+    assert np.abs(low - low_flat).max() < 1.5 / 255  # the capture does not change (noise-free here)
+    assert high_flat.std() < 1e-3 < high.std()  # a flat grey scene stays flat unless the shading is kept
+    # fully kept, the reference is shaded as the capture is: their brightness patterns agree
+    assert np.corrcoef(high[..., 1].ravel(), low[..., 1].ravel())[0, 1] > 0.9
+
+
 def test_lamps_stay_saturated_in_the_dark_capture():
     rng = np.random.default_rng(4)
     clean = np.full((96, 96, 3), 0.4, np.float32)

@@ -12,7 +12,9 @@ Per pair, in linear light (after inverting the sRGB curve):
 3. **Capture.** The scene is blurred by a random camera-shake kernel (probability ``blur_prob``; lamps leave
    trails), shaded by a smooth uneven illumination with falloff (probability ``falloff_prob``), darkened so
    that its sRGB mean is ``low_mean`` (log-uniform in ``low_mean_range``: near-black to dim), and colour-cast
-   (probability ``cast_prob``: lamp colour and white-balance error).
+   (probability ``cast_prob``: lamp colour and white-balance error). The reference keeps the fraction
+   ``reference_shading`` (uniform in ``reference_shading_range``; default none) of the uneven illumination in log
+   terms: a real reference is lit by the same lamps, and a model taught to flatten all shading washes scenes out.
 4. **Camera pipeline.** White balance is undone to raw, the raw image is Bayer-sampled (probability
    ``bayer_prob``), shot noise (``photons`` electrons for a linear value of 1) and read noise are added,
    and it is demosaiced and white-balanced again.
@@ -109,6 +111,9 @@ class SynthParams:
     glow_range: tuple[float, float] = (0.02, 0.4)
     falloff_prob: float = 0.6
     falloff_strength_range: tuple[float, float] = (0.2, 1.2)
+    #: Exponent of the illumination field kept in the reference (0: flat, the capture's shading is undone; 1: the
+    #: reference is shaded as the capture). Drawn only when the upper bound is above 0, so the default draws nothing.
+    reference_shading_range: tuple[float, float] = (0.0, 0.0)
     cast_prob: float = 0.5
     cast_sigma: float = 0.15
     red_gain_range: tuple[float, float] = (1.5, 2.4)
@@ -244,7 +249,13 @@ def degrade(
         scene = scene + glows + cores * rng.uniform(1.5, 4.0) / gain
         captured = capture(scene)
         record["lights"] = True
-    high = linear_to_srgb(scene)
+    if field is not None and params.reference_shading_range[1] > 0:
+        kept = rng.uniform(*params.reference_shading_range)
+        shading = field**kept
+        high = linear_to_srgb(scene * (shading / shading.mean()))
+        record["reference_shading"] = round(float(kept), 3)
+    else:
+        high = linear_to_srgb(scene)
     dark = captured * gain
     if rng.random() < params.cast_prob:
         cast = np.exp(rng.normal(0, params.cast_sigma, 3)).astype(np.float32)
