@@ -80,19 +80,42 @@ def add_runtime(parser: argparse.ArgumentParser, precision: str = "auto") -> Non
         help=f"tile overlap (default {DEFAULT_OVERLAP}, or a quarter of a smaller tile)",
     )
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (slow start, faster after)")
+    parser.add_argument(
+        "--threads", type=_positive, metavar="N", help="CPU threads for the model (default: torch's, one per core)"
+    )
 
 
-def restorer_from_args(args: argparse.Namespace, options: Options | None = None) -> Restorer:
-    """The Restorer that ``--weights``/``-p`` and the runtime flags describe (``options``: ``-p`` already read)."""
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def model_for_restoring(args: argparse.Namespace, options: Options | None = None) -> DarkIR:
+    """The model that ``--weights``/``-p`` name (default: the packaged default weights)."""
     from darkir.checkpoint import load_model_from
     from darkir.config import load_options
-    from darkir.infer import Restorer
     from darkir.models.zoo import DEFAULT_WEIGHTS
 
     if args.options:
         options = options or load_options(args.options)
+    return load_model_from(args.weights, options, default=DEFAULT_WEIGHTS)
+
+
+def restorer_from_args(args: argparse.Namespace, options: Options | None = None) -> Restorer:
+    """The Restorer that ``--weights``/``-p`` and the runtime flags describe (``options``: ``-p`` already read)."""
+    import torch
+
+    from darkir.infer import Restorer
+
     tiling = tiling_from_args(args)
-    model = load_model_from(args.weights, options, default=DEFAULT_WEIGHTS)
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    model = model_for_restoring(args, options)
     return Restorer(model, device=args.device, precision=args.precision, compile=args.compile, **tiling)
 
 

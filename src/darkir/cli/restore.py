@@ -4,27 +4,47 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from darkir.cli.common import AddCommand, add_runtime, add_weights_source, restorer_from_args
+from darkir.cli.common import (
+    AddCommand,
+    add_runtime,
+    add_weights_source,
+    model_for_restoring,
+    restorer_from_args,
+    tiling_from_args,
+)
+
+if TYPE_CHECKING:
+    from darkir.infer.files import Report
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    """Restore image files, folders and globs into an output folder."""
+    """Restore image and video files, folders and globs into an output folder, here or on a Ray cluster."""
     from pathlib import Path
 
     from darkir.infer.files import ensure_writable_dir, plan_jobs, restore_files
 
+    ray_flags = [flag for flag, value in _RAY_FLAGS.items() if getattr(args, value) is not None]
+    if args.engine == "local" and ray_flags:
+        print(f"darkir: error: {', '.join(ray_flags)} need --engine ray", file=sys.stderr)
+        return 2
     output = Path(args.output)
     suffix = f".{args.format.lower().lstrip('.')}" if args.format else None
-    jobs, problems = plan_jobs(args.inputs, output, suffix)
+    jobs, problems = plan_jobs(args.inputs, output, suffix, videos=True)
     for path, reason in problems:
         print(f"darkir: {path}: {reason}", file=sys.stderr)
     if not jobs:
         print("darkir: error: nothing to restore", file=sys.stderr)
         return 2
-    restorer = restorer_from_args(args)
-    ensure_writable_dir(output)
-    report = restore_files(restorer, jobs, overwrite=args.overwrite, progress=not args.quiet, verbose=args.verbose)
+    if args.engine == "ray":
+        report = _restore_on_ray(args, jobs)
+    else:
+        restorer = restorer_from_args(args)
+        ensure_writable_dir(output)
+        report = restore_files(
+            restorer, jobs, args.overwrite, not args.quiet, args.verbose, codec=args.codec, crf=args.crf
+        )
     busy = f", skipped {len(report.busy)} another run is writing" if report.busy else ""
     tiled = (
         f" ({len(report.tiled)} tiled to fit memory; --verbose says why)" if report.tiled and not args.verbose else ""
@@ -34,6 +54,49 @@ def cmd_restore(args: argparse.Namespace) -> int:
         f"failed {len(report.failed) + len(problems)} -> {output}"
     )
     return 1 if report.failed or problems else 0
+
+
+#: Flags of the Ray engine -> their argparse names.
+_RAY_FLAGS = {
+    "--address": "address",
+    "--workers": "workers",
+    "--cpus-per-worker": "cpus_per_worker",
+    "--gpus-per-worker": "gpus_per_worker",
+}
+
+
+def _restore_on_ray(args: argparse.Namespace, jobs: list) -> Report:
+    """``restore --engine ray``: the same jobs on a pool of Ray workers (darkir.distributed)."""
+    from pathlib import Path
+
+    from darkir.distributed import WorkerSettings, restore_jobs
+    from darkir.infer.files import ensure_writable_dir
+
+    tiling = tiling_from_args(args)
+    model = model_for_restoring(args)
+    ensure_writable_dir(Path(args.output))
+    cpus = args.cpus_per_worker or 1.0
+    settings = WorkerSettings(
+        args.device,
+        args.precision,
+        compile=args.compile,
+        threads=args.threads or max(1, round(cpus)),
+        overwrite=args.overwrite,
+        codec=args.codec,
+        crf=args.crf,
+        **tiling,
+    )
+    return restore_jobs(
+        model,
+        jobs,
+        settings,
+        address=args.address,
+        workers=args.workers,
+        cpus_per_worker=cpus,
+        gpus_per_worker=args.gpus_per_worker or 0.0,
+        progress=not args.quiet,
+        verbose=args.verbose,
+    )
 
 
 def cmd_video(args: argparse.Namespace) -> int:
@@ -66,13 +129,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def register(add: AddCommand) -> None:
     """Add this module's subcommands."""
-    restore = add("restore", cmd_restore, "Restore images: files, folders (recursive) and globs.")
-    restore.add_argument("inputs", nargs="+", metavar="INPUT", help="image file, folder or glob ('photos/**/*.jpg')")
+    restore = add(
+        "restore", cmd_restore, "Restore images and videos: files, folders (recursive) and globs, here or on Ray."
+    )
+    restore.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="image or video file, folder or glob ('photos/**/*.jpg')"
+    )
     restore.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if needed)")
     add_weights_source(restore)
     add_runtime(restore)
     restore.add_argument("--format", metavar="EXT", help="output format (png, jpg, tif, webp, bmp); default: keep")
     restore.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    restore.add_argument("--codec", default="libx264", help="encoder of restored videos (default libx264)")
+    restore.add_argument("--crf", type=int, default=18, help="x264/x265 quality of videos (default 18)")
     restore.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     restore.add_argument(
         "-v",
@@ -80,6 +149,17 @@ def register(add: AddCommand) -> None:
         action="store_true",
         help="say for each image whether it was restored whole or tiled, and why",
     )
+    engine = restore.add_argument_group("engine")
+    engine.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local (default): this process; ray: a pool of Ray Data workers (pip install 'darkir[ray]')",
+    )
+    engine.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else a new local cluster)")
+    engine.add_argument("--workers", type=int, help="Ray workers (default: the cluster's CPUs, or GPUs)")
+    engine.add_argument("--cpus-per-worker", type=float, help="CPUs each Ray worker reserves (default 1)")
+    engine.add_argument("--gpus-per-worker", type=float, help="GPUs each Ray worker reserves (default 0)")
 
     video = add("video", cmd_video, "Restore a video (streamed; frame count, fps, resolution and audio kept).")
     video.add_argument("input", metavar="IN", help="input video file")

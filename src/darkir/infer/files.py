@@ -1,4 +1,8 @@
-"""Restoring many image files: input discovery, output naming, skip/overwrite, per-file error reports."""
+"""Restoring many files: input discovery, output naming, skip/overwrite, per-file outcomes and error reports.
+
+The local engine (:func:`restore_files`) and the Ray engine (:mod:`darkir.distributed`) plan the same jobs
+(:func:`plan_jobs`), restore each with :func:`restore_job` and collect the same :class:`Report`.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +20,30 @@ from darkir.imageio import IMAGE_SUFFIXES, read_image, write_image
 from darkir.infer.restorer import Restorer
 from darkir.outputs import OutputBusyError, OutputExistsError, claim, is_same_file
 
+#: Video files that ``darkir restore`` restores as ``darkir video`` does, each into ``<name>.mp4``.
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm")
+
 
 @dataclass(frozen=True)
 class Job:
-    """One image to restore: where it comes from and where its result goes."""
+    """One image or video to restore: where it comes from and where its result goes."""
 
     source: Path
     target: Path
+
+    @property
+    def is_video(self) -> bool:
+        return self.source.suffix.lower() in VIDEO_SUFFIXES
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one job: ``done``, ``skipped`` (output kept), ``busy`` (another run writes it) or
+    ``failed``; ``message`` is the failure or busy reason, or for ``done`` how the image was planned."""
+
+    status: str
+    message: str = ""
+    tiled: bool = False
 
 
 @dataclass
@@ -35,19 +56,39 @@ class Report:
     busy: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
 
+    def record(self, job: Job, outcome: Outcome, verbose: bool = False) -> None:
+        """Add one job's outcome; failures and busy outputs are said on stderr as they happen."""
+        if outcome.status == "failed":
+            self.failed.append((job.source, outcome.message))
+            tqdm.write(f"darkir: failed: {outcome.message}", file=sys.stderr)
+        elif outcome.status == "busy":
+            self.busy.append(job.target)
+            tqdm.write(f"darkir: {outcome.message}", file=sys.stderr)
+        elif outcome.status == "skipped":
+            self.skipped.append(job.target)
+        else:
+            self.done.append(job.target)
+            if outcome.tiled:
+                self.tiled.append(job.source)
+            if verbose and outcome.message:
+                tqdm.write(f"darkir: {job.source}: {outcome.message}", file=sys.stderr)
 
-def _is_image(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+def _is_input(path: Path, suffixes: tuple[str, ...]) -> bool:
+    return path.is_file() and path.suffix.lower() in suffixes and not path.name.startswith(".")
 
 
 def plan_jobs(
-    inputs: Sequence[str], output_dir: Path, suffix: str | None = None
+    inputs: Sequence[str], output_dir: Path, suffix: str | None = None, videos: bool = False
 ) -> tuple[list[Job], list[tuple[Path, str]]]:
     """Expand files, folders (recursively, keeping relative paths) and globs into jobs.
 
     Returns the jobs and the inputs that yielded nothing (missing paths, empty folders, no glob match),
-    each with a reason. ``suffix`` (e.g. ``.png``) changes the output format; by default it is kept.
+    each with a reason. ``suffix`` (e.g. ``.png``) changes the output format of images; by default it is kept.
+    ``videos``: also take video files (:data:`VIDEO_SUFFIXES`), each restored into ``<name>.mp4``.
     """
+    suffixes = IMAGE_SUFFIXES + (VIDEO_SUFFIXES if videos else ())
+    kinds = f"{', '.join(IMAGE_SUFFIXES)}{' or videos' if videos else ''}"
     jobs: list[Job] = []
     problems: list[tuple[Path, str]] = []
     resolved_output = output_dir.resolve()
@@ -57,24 +98,28 @@ def plan_jobs(
 
     def add(source: Path, relative: Path) -> None:
         target = output_dir / relative
-        jobs.append(Job(source, target.with_suffix(suffix) if suffix else target))
+        if source.suffix.lower() in VIDEO_SUFFIXES and videos:
+            target = target.with_suffix(".mp4")
+        elif suffix:
+            target = target.with_suffix(suffix)
+        jobs.append(Job(source, target))
 
     for item in inputs:
         path = Path(item).expanduser()
         if path.is_dir():
-            images = [p for p in path.rglob("*") if _is_image(p)]
+            images = [p for p in path.rglob("*") if _is_input(p, suffixes)]
             found = sorted(p for p in images if outside_output(p))
             if images and not found:
                 problems.append((path, f"its images are inside the output folder {output_dir}; choose another -o"))
             elif not found:
-                problems.append((path, f"no images ({', '.join(IMAGE_SUFFIXES)}) found in this folder"))
+                problems.append((path, f"no images ({kinds}) found in this folder"))
             for source in found:
                 add(source, source.relative_to(path))
         elif path.is_file():
             add(path, Path(path.name))
         elif glob.has_magic(item):
             matches = (Path(p) for p in glob.glob(os.path.expanduser(item), recursive=True))
-            found = sorted(p for p in matches if _is_image(p) and outside_output(p))
+            found = sorted(p for p in matches if _is_input(p, suffixes) and outside_output(p))
             if not found:
                 problems.append((path, "no image matches this pattern"))
             for source in found:
@@ -107,7 +152,7 @@ def ensure_writable_dir(path: Path) -> None:
 
 
 def _restore_one(restorer: Restorer, job: Job, overwrite: bool) -> bool:
-    """Restore one job under a claim on its output; False if the output exists and is kept."""
+    """Restore one image under a claim on its output; False if the output exists and is kept."""
     job.target.parent.mkdir(parents=True, exist_ok=True)
     with claim(job.target):
         if job.target.exists() and not overwrite:
@@ -130,40 +175,52 @@ def _reason(job: Job, exc: BaseException) -> str:
     return f"{job.source}: {type(exc).__name__}: {first}"
 
 
+def restore_job(
+    restorer: Restorer, job: Job, overwrite: bool = False, codec: str = "libx264", crf: int = 18
+) -> Outcome:
+    """Restore one job (an image, or a video as ``darkir video`` does with ``codec``/``crf``); never raises for
+    a bad input or a failed write: the :class:`Outcome` says what happened."""
+    if job.target.exists() and not overwrite:
+        return Outcome("skipped")
+    try:
+        if job.is_video:
+            from darkir.infer.video import restore_video
+
+            job.target.parent.mkdir(parents=True, exist_ok=True)
+            restore_video(restorer, job.source, job.target, codec=codec, crf=crf, progress=False, overwrite=overwrite)
+            written = True
+        else:
+            written = _restore_one(restorer, job, overwrite)
+    except OutputBusyError as exc:
+        return Outcome("busy", str(exc))
+    except OutputExistsError:
+        return Outcome("skipped")
+    except (DarkIRError, OSError, RuntimeError, ValueError, MemoryError) as exc:
+        return Outcome("failed", _reason(job, exc))
+    if not written:
+        return Outcome("skipped")
+    plan = restorer.last_plan
+    return Outcome("done", plan.reason if plan is not None else "", bool(plan is not None and plan.tile))
+
+
 def restore_files(
-    restorer: Restorer, jobs: Iterable[Job], overwrite: bool = False, progress: bool = True, verbose: bool = False
+    restorer: Restorer,
+    jobs: Iterable[Job],
+    overwrite: bool = False,
+    progress: bool = True,
+    verbose: bool = False,
+    codec: str = "libx264",
+    crf: int = 18,
 ) -> Report:
-    """Restore every job; one file's failure is reported and the batch goes on.
+    """Restore every job in this process; one file's failure is reported and the batch goes on.
 
     Existing outputs are kept unless ``overwrite``; outputs another darkir run is writing are skipped.
     ``verbose``: say for each image whether it was restored whole or tiled, and why.
     """
     report = Report()
     jobs = list(jobs)
-    bar = tqdm(jobs, desc="restoring", unit="img", disable=not progress)
+    bar = tqdm(jobs, desc="restoring", unit="file", disable=not progress)
     for job in bar:
         bar.set_postfix_str(job.source.name, refresh=False)
-        if job.target.exists() and not overwrite:
-            report.skipped.append(job.target)
-            continue
-        try:
-            written = _restore_one(restorer, job, overwrite)
-        except OutputBusyError as exc:
-            report.busy.append(job.target)
-            tqdm.write(f"darkir: {exc}", file=sys.stderr)
-            continue
-        except OutputExistsError:
-            written = False
-        except (DarkIRError, OSError, RuntimeError, ValueError, MemoryError) as exc:
-            reason = _reason(job, exc)
-            report.failed.append((job.source, reason))
-            tqdm.write(f"darkir: failed: {reason}", file=sys.stderr)
-            continue
-        (report.done if written else report.skipped).append(job.target)
-        plan = restorer.last_plan
-        if written and plan is not None:
-            if plan.tile:
-                report.tiled.append(job.source)
-            if verbose:
-                tqdm.write(f"darkir: {job.source}: {plan.reason}", file=sys.stderr)
+        report.record(job, restore_job(restorer, job, overwrite, codec, crf), verbose)
     return report

@@ -1,0 +1,248 @@
+"""Batch restoration on a Ray cluster: ``darkir restore --engine ray`` and :func:`restore_dataset`.
+
+The driver plans the jobs exactly as the local engine does (:func:`darkir.infer.files.plan_jobs`), drops those
+whose output exists (so a killed job resumes where it stopped), and hands Ray Data one small row per file
+(source and target paths, never pixels). A fixed pool of actors each builds the model once and restores its
+rows with :func:`darkir.infer.files.restore_job`, the local engine's own per-file step: files are read and
+written by the workers themselves, through the same claims and atomic writes, images are tiled by the same
+memory rule (``max_memory`` is per worker), and a failed file is reported and the others go on. A video is one
+row: its frames are restored in order by one worker.
+
+Outputs equal the local engine's bit for bit when each worker runs as many threads as the local run
+(``threads``; floating-point sums depend on the thread count, about one value in 10^5 by one 8-bit level).
+The workers need darkir installed on every node and the input and output folders on a filesystem they share.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from torch import nn
+from tqdm import tqdm
+
+from darkir.errors import DarkIRError
+from darkir.infer.files import Job, Outcome, Report, ensure_writable_dir, plan_jobs, restore_job
+from darkir.infer.restorer import check_tiling
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """How every worker restores: the Restorer's settings, its thread count and the video encoder."""
+
+    device: str = "auto"
+    precision: str = "auto"
+    tile: int | str = "auto"
+    overlap: int | None = None
+    max_memory: int | str | None = None
+    compile: bool = False
+    threads: int = 1
+    overwrite: bool = False
+    codec: str = "libx264"
+    crf: int = 18
+
+
+class RestoreWorker:
+    """A Ray Data actor: builds the Restorer once, then restores one batch of job rows per call."""
+
+    def __init__(self, model: Any, settings: WorkerSettings) -> None:
+        import ray
+        import torch
+
+        from darkir.infer.restorer import Restorer
+
+        torch.set_num_threads(settings.threads)
+        model = ray.get(model)  # the driver's one copy in the object store
+        self.settings = settings
+        self.restorer = Restorer(
+            model,
+            device=settings.device,
+            precision=settings.precision,
+            tile=settings.tile,
+            overlap=settings.overlap,
+            compile=settings.compile,
+            max_memory=settings.max_memory,
+        )
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outcomes = [
+            restore_job(
+                self.restorer,
+                Job(Path(source), Path(target)),
+                self.settings.overwrite,
+                self.settings.codec,
+                self.settings.crf,
+            )
+            for source, target in zip(batch["source"], batch["target"], strict=True)
+        ]
+        return {
+            "index": np.asarray(batch["index"]),
+            "status": np.array([o.status for o in outcomes]),
+            "message": np.array([o.message for o in outcomes]),
+            "tiled": np.array([o.tiled for o in outcomes]),
+        }
+
+
+def _ray() -> ModuleType:
+    try:
+        import ray
+        import ray.data
+    except ImportError as exc:
+        raise DarkIRError("--engine ray needs Ray Data: pip install 'darkir[ray]'") from exc
+    return ray
+
+
+def _connect(ray: ModuleType, address: str | None) -> bool:
+    """Join the cluster at ``address`` (None: ``RAY_ADDRESS`` or a new local one); True if this call started it."""
+    if ray.is_initialized():
+        return False
+    local = address is None and not os.environ.get("RAY_ADDRESS")
+    kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": True}
+    if local:
+        kwargs["include_dashboard"] = False
+    try:
+        ray.init(address=address, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise DarkIRError(f"cannot reach the Ray cluster at {address or os.environ.get('RAY_ADDRESS')}: {exc}") from exc
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    return True
+
+
+def _pool_size(ray: ModuleType, workers: int | None, cpus: float, gpus: float, jobs: int) -> int:
+    """``workers``, or as many as the cluster's CPUs (GPUs, with ``gpus``) hold, never more than the jobs."""
+    if workers is None:
+        resources = ray.cluster_resources()
+        workers = int(resources.get("GPU", 0) // gpus) if gpus else int(resources.get("CPU", 1) // cpus)
+        if workers < 1:
+            need = f"{gpus} GPU" if gpus else f"{cpus} CPU"
+            raise DarkIRError(f"the Ray cluster has no room for one worker of {need}: {resources}")
+    if workers < 1:
+        raise DarkIRError(f"--workers {workers} must be at least 1")
+    return max(1, min(workers, jobs))
+
+
+def restore_jobs(
+    model: nn.Module,
+    jobs: Sequence[Job],
+    settings: WorkerSettings = WorkerSettings(),
+    address: str | None = None,
+    workers: int | None = None,
+    cpus_per_worker: float = 1.0,
+    gpus_per_worker: float = 0.0,
+    progress: bool = True,
+    verbose: bool = False,
+) -> Report:
+    """Restore planned ``jobs`` on Ray with a pool of ``workers`` actors; the same :class:`Report` as the local
+    engine. Outputs that exist (and are not to be overwritten) are skipped before Ray is even started."""
+    report = Report()
+    pending = []
+    for job in jobs:
+        if job.target.exists() and not settings.overwrite:
+            report.record(job, Outcome("skipped"))
+        else:
+            pending.append(job)
+    if not pending:
+        return report
+    ray = _ray()
+    if cpus_per_worker <= 0 or gpus_per_worker < 0:
+        raise DarkIRError("--cpus-per-worker must be above 0 and --gpus-per-worker at least 0")
+    started = _connect(ray, address)
+    try:
+        pending.sort(key=lambda job: not job.is_video)  # long videos first, images fill in around them
+        size = _pool_size(ray, workers, cpus_per_worker, gpus_per_worker, len(pending))
+        rows = [{"index": i, "source": str(job.source), "target": str(job.target)} for i, job in enumerate(pending)]
+        dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+            RestoreWorker,
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=size),
+            num_cpus=cpus_per_worker,
+            num_gpus=gpus_per_worker or None,
+            fn_constructor_kwargs={"model": ray.put(copy.deepcopy(model).cpu().eval()), "settings": settings},
+        )
+        for row in _results(dataset, len(rows), progress, size):
+            job = pending[int(row["index"])]
+            report.record(job, Outcome(str(row["status"]), str(row["message"]), bool(row["tiled"])), verbose)
+    finally:
+        if started:
+            ray.shutdown()
+    return report
+
+
+def _results(dataset: Any, total: int, progress: bool, size: int) -> Iterator[dict[str, Any]]:
+    with tqdm(total=total, desc=f"restoring on {size} Ray workers", unit="file", disable=not progress) as bar:
+        try:
+            for row in dataset.iter_rows():
+                bar.update()
+                yield row
+        except Exception as exc:  # a worker process died (killed, out of memory): the finished outputs are kept
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DarkIRError(
+                f"the Ray job stopped: {first}. Finished outputs are kept; run the same command again to go on"
+            ) from exc
+
+
+def restore_dataset(
+    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    weights: str | os.PathLike[str] | nn.Module | None = None,
+    *,
+    address: str | None = None,
+    workers: int | None = None,
+    cpus_per_worker: float = 1.0,
+    gpus_per_worker: float = 0.0,
+    suffix: str | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    tile: int | str = "auto",
+    overlap: int | None = None,
+    max_memory: int | str | None = None,
+    threads: int | None = None,
+    overwrite: bool = False,
+    codec: str = "libx264",
+    crf: int = 18,
+    progress: bool = True,
+) -> Report:
+    """Restore image and video files, folders (recursive; relative paths kept) and globs into ``output`` on Ray.
+
+    ``weights``: a packaged name, a checkpoint path or a loaded model (default: the default weights).
+    ``address``: the cluster to join (default: ``RAY_ADDRESS``, else a new local cluster). ``workers`` actors
+    (default: as many as the cluster's CPUs, or GPUs with ``gpus_per_worker``) each reserve ``cpus_per_worker``
+    CPUs and run ``threads`` (default ``cpus_per_worker``) torch threads. The other settings are
+    :class:`~darkir.infer.Restorer`'s and ``darkir restore``'s. Inputs that yield nothing are reported in
+    ``Report.failed`` beside the files that failed.
+    """
+    from darkir.checkpoint import load_model_from
+    from darkir.models.zoo import DEFAULT_WEIGHTS
+
+    sources = [os.fspath(inputs)] if isinstance(inputs, (str, os.PathLike)) else [os.fspath(i) for i in inputs]
+    output = Path(output)
+    check_tiling(tile, overlap, max_memory)
+    jobs, problems = plan_jobs(sources, output, suffix, videos=True)
+    model = weights if isinstance(weights, nn.Module) else load_model_from(weights, default=DEFAULT_WEIGHTS)
+    if jobs:
+        ensure_writable_dir(output)
+    settings = WorkerSettings(
+        device,
+        precision,
+        tile,
+        overlap,
+        max_memory,
+        False,
+        threads or max(1, round(cpus_per_worker)),
+        overwrite,
+        codec,
+        crf,
+    )
+    report = restore_jobs(model, jobs, settings, address, workers, cpus_per_worker, gpus_per_worker, progress)
+    report.failed.extend((path, f"{path}: {reason}") for path, reason in problems)
+    return report

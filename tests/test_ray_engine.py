@@ -1,0 +1,89 @@
+"""``darkir restore --engine ray`` on a local 2-CPU Ray cluster: same outputs as the local engine, resumable."""
+
+from __future__ import annotations
+
+import filecmp
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from darkir.cli import main
+from tests.test_video import make_video
+
+pytest.importorskip("ray.data")
+
+
+def _mixed_folder(root: Path) -> Path:
+    """Images of several kinds in nested folders, one video, and one corrupt file."""
+    rng = np.random.default_rng(0)
+    (root / "sub" / "deeper").mkdir(parents=True)
+    Image.fromarray((rng.random((48, 64, 3)) * 60).astype(np.uint8)).save(root / "rgb.png")
+    Image.fromarray((rng.random((40, 56)) * 60).astype(np.uint8)).save(root / "sub" / "gray.png")
+    Image.fromarray((rng.random((64, 48, 3)) * 60).astype(np.uint8)).save(root / "sub" / "photo.jpg")
+    rgba = (rng.random((36, 52, 4)) * 80).astype(np.uint8)
+    Image.fromarray(rgba, "RGBA").save(root / "sub" / "deeper" / "alpha.png")
+    Image.fromarray((rng.random((33, 47)) * 9000).astype(np.uint16)).save(root / "deep16.png")
+    make_video(root / "sub" / "clip.mp4", frames=6, size=(48, 64), audio=False)
+    (root / "sub" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    return root
+
+
+@pytest.fixture
+def one_thread():
+    """The local engine in one thread, as each Ray worker of 1 CPU runs (sums depend on the thread count)."""
+    before = torch.get_num_threads()
+    yield ["--threads", "1"]
+    torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+def test_ray_engine_matches_local_skips_done_work_and_reports_bad_files(tmp_path, tiny_checkpoint, capsys, one_thread):
+    source = _mixed_folder(tmp_path / "in")
+    common = ["restore", str(source), "--weights", str(tiny_checkpoint), "--precision", "fp32", "-q"]
+
+    assert main([*common, "-o", str(tmp_path / "local"), *one_thread]) == 1
+    local = capsys.readouterr()
+    assert "restored 6," in local.out and "failed 1" in local.out
+
+    ray_args = ["--engine", "ray", "--workers", "2"]
+    assert main([*common, "-o", str(tmp_path / "ray"), *ray_args]) == 1
+    first = capsys.readouterr()
+    assert "restored 6, skipped 0 existing" in first.out and "failed 1" in first.out
+    assert "broken.png" in first.err and "cannot decode" in first.err
+
+    produced = sorted(p.relative_to(tmp_path / "ray") for p in (tmp_path / "ray").rglob("*") if p.is_file())
+    expected = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*") if p.is_file())
+    assert produced == expected and Path("sub/clip.mp4") in produced and Path("sub/deeper/alpha.png") in produced
+    for relative in produced:
+        assert filecmp.cmp(tmp_path / "local" / relative, tmp_path / "ray" / relative, shallow=False), relative
+
+    # a second run finds every good output in place and only retries the broken file
+    assert main([*common, "-o", str(tmp_path / "ray"), *ray_args]) == 1
+    second = capsys.readouterr()
+    assert "restored 0, skipped 6 existing" in second.out and "failed 1" in second.out
+
+
+def test_ray_flags_need_the_ray_engine(tmp_path, tiny_checkpoint, capsys):
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    code = main(["restore", str(image), "-o", str(tmp_path / "out"), "--workers", "2"])
+    assert code == 2 and "--workers need --engine ray" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_nothing_left_to_do_does_not_start_ray(tmp_path, tiny_checkpoint, capsys, monkeypatch):
+    import darkir.distributed
+
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.png").write_bytes(b"kept")
+    monkeypatch.setattr(darkir.distributed, "_ray", lambda: pytest.fail("Ray was started with nothing to do"))
+    code = main(
+        ["restore", str(image), "-o", str(tmp_path / "out"), "--engine", "ray", "--weights", str(tiny_checkpoint)]
+    )
+    assert code == 0 and "restored 0, skipped 1 existing" in capsys.readouterr().out
+    assert (tmp_path / "out" / "a.png").read_bytes() == b"kept"
