@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,7 +18,8 @@ from darkir.cli import main
 from darkir.config import load_options
 from darkir.data.synth import synthesize
 from darkir.errors import DarkIRError
-from darkir.train.trainer import train
+from darkir.train.distributed import Context
+from darkir.train.trainer import Trainer, train
 from tests.conftest import REPO
 
 
@@ -224,6 +226,90 @@ def test_two_gloo_processes_match_one_process(dataset, tmp_path):
     a, b = load_model(single).state_dict(), load_model(double).state_dict()
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
     assert any((a[k] != 0).any() for k in a if k.endswith("gamma"))  # it did train
+
+
+def _losses(log: Path) -> dict[int, float]:
+    """Step -> logged training loss; a step trained again after a resume counts with its last value."""
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in records if r["kind"] == "train"}
+
+
+@pytest.mark.slow
+def test_killed_two_process_run_resumes_on_one_process_with_the_same_loss_curve(dataset, tmp_path):
+    """torchrun with 2 processes is killed outright (SIGKILL to every process) after a periodic save; the run
+    resumes on 1 process, which keeps the run's global batch, and its loss curve and weights match a run that
+    was never interrupted."""
+    import signal
+    import time
+
+    def command(out: Path, processes: int, *extra: str) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            str(processes),
+            "-m",
+            "darkir.cli",
+            "train",
+            "-p",
+            str(REPO / "options/train/tiny_csf.yml"),
+            f"datasets.train.train_path={dataset / 'train'}",
+            "datasets.val.test_path=null",
+            "datasets.train.batch_size_train=1",
+            "train.epochs=20",
+            "train.save_every_steps=20",
+            f"save.path={out / 'last.pt'}",
+            "-q",
+            "--device",
+            "cpu",
+            *extra,
+        ]
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(command(tmp_path / "straight", 2), check=True, env=env, capture_output=True, timeout=600)
+    cut = tmp_path / "cut"
+    process = subprocess.Popen(
+        command(cut, 2), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    log = cut / "last_logs" / "train.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if log.is_file() and max(_losses(log), default=0) >= 50:
+            break
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    saved = read_checkpoint(cut / "last.pt")[2]
+    assert saved["global_batch"] == 2 and 20 <= saved["step"] < 80, saved["step"]
+
+    resumed = subprocess.run(command(cut, 1, "--resume"), env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "2 samples per step on 1 process(es): 2 per process" in resumed.stderr + resumed.stdout
+
+    straight, again = _losses(tmp_path / "straight" / "last_logs" / "train.jsonl"), _losses(log)
+    assert sorted(again) == sorted(straight) == list(range(10, 81, 10))
+    assert all(abs(again[step] - straight[step]) <= 1e-4 * abs(straight[step]) for step in straight), (
+        straight,
+        again,
+    )
+    a, _, _ = read_checkpoint(tmp_path / "straight" / "last.pt")
+    b, _, state = read_checkpoint(cut / "last.pt")
+    assert state["step"] == 80
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
+
+
+def test_resume_refuses_a_process_count_that_cannot_share_the_global_batch(dataset, tmp_path):
+    options = _options(dataset, tmp_path, "train.epochs=1")
+    train(options, device="cpu", max_steps=1, progress=False)
+    state = read_checkpoint(tmp_path / "last.pt")[2]
+    assert state["global_batch"] == 2
+    trainer = Trainer(options, device="cpu", progress=False)
+    trainer.context = Context(0, 4, torch.device("cpu"))  # as if torchrun had started 4 processes of batch 2
+    trainer._batches(2)
+    with pytest.raises(DarkIRError, match="2 samples per step, which 4 processes cannot share evenly; resume on 1, 2"):
+        trainer.resume()
 
 
 @pytest.mark.slow

@@ -59,3 +59,12 @@ def barrier(context: Context) -> None:
 def is_main_process() -> bool:
     """Whether this process is rank 0 of its torchrun job (or runs alone), before any process group exists."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def mean(context: Context, value: float) -> float:
+    """The mean of ``value`` over all processes (itself when alone): e.g. the loss of the whole global batch."""
+    if not context.distributed:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=context.device)
+    dist.all_reduce(tensor)
+    return float(tensor.item()) / context.world_size

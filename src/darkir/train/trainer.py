@@ -226,21 +226,12 @@ class Trainer:
             if train_cfg.val_max_images:
                 val_pairs = spread(val_pairs, train_cfg.val_max_images)
             self.val_set = PairedDataset(val_pairs)
-        self.sampler = GlobalBatchSampler(
-            len(self.train_set), data_cfg.batch_size_train, train_cfg.seed, self.context.rank, self.context.world_size
-        )
+        self._batches(data_cfg.batch_size_train)
         if self.sampler.steps_per_epoch() == 0:
             raise DatasetError(
                 f"{train_root}: {len(self.train_set)} training pairs are fewer than one global batch "
                 f"({self.sampler.global_batch}); lower datasets.train.batch_size_train"
             )
-        self.loader = DataLoader(
-            self.train_set,
-            batch_sampler=self.sampler,
-            num_workers=data_cfg.n_workers,
-            persistent_workers=False,
-            pin_memory=self.device.type == "cuda",
-        )
         torch.manual_seed(train_cfg.seed)
         self.model: DarkIR = build_model(options.network.model_kwargs()).to(self.device)
         self.side_loss = options.train.enhance
@@ -271,6 +262,39 @@ class Trainer:
         )
         self._writer = None
 
+    def _batches(self, per_process: int) -> None:
+        """(Re)build the sampler and loader for ``per_process`` samples per process and step."""
+        self.sampler = GlobalBatchSampler(
+            len(self.train_set), per_process, self.options.train.seed, self.context.rank, self.context.world_size
+        )
+        self.loader = DataLoader(
+            self.train_set,
+            batch_sampler=self.sampler,
+            num_workers=self.options.datasets.train.n_workers,
+            persistent_workers=False,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    def _keep_global_batch(self, global_batch: int, path: Path) -> None:
+        """Resume a run of ``global_batch`` samples per step on this many processes: the same samples per step,
+        split evenly, so the run continues as it would have (any process count that divides the global batch)."""
+        if global_batch == self.sampler.global_batch:
+            return
+        world = self.context.world_size
+        if global_batch % world:
+            divisors = [n for n in range(1, global_batch + 1) if global_batch % n == 0]
+            raise ConfigError(
+                f"{path}: this run trains on {global_batch} samples per step, which {world} processes cannot share "
+                f"evenly; resume on {', '.join(map(str, divisors))} processes"
+            )
+        self._batches(global_batch // world)
+        if self.context.is_main:
+            tqdm.write(
+                f"resuming a run of {global_batch} samples per step on {world} process(es): "
+                f"{global_batch // world} per process (datasets.train.batch_size_train is "
+                f"{self.options.datasets.train.batch_size_train})"
+            )
+
     # ----------------------------------------------------------------- state
     def _state(self) -> dict[str, Any]:
         return {
@@ -283,6 +307,7 @@ class Trainer:
             "epoch": self.epoch,
             "epoch_step": self.epoch_step,
             "best_psnr": self.best_psnr,
+            "global_batch": self.sampler.global_batch,
         }
 
     def snapshot_path(self, step: int) -> Path:
@@ -321,6 +346,7 @@ class Trainer:
         _set_rng_state(payload["rng"])
         self.step, self.epoch, self.epoch_step = payload["step"], payload["epoch"], payload["epoch_step"]
         self.best_psnr = payload["best_psnr"]
+        self._keep_global_batch(int(payload.get("global_batch", self.sampler.global_batch)), path)
         return True
 
     # ------------------------------------------------------------------ logs
@@ -406,6 +432,7 @@ class Trainer:
                     bar.update()
                     bar.set_postfix(loss=f"{loss:.4f}", epoch=self.epoch + 1, refresh=False)
                     if self.step % 10 == 0 or self.step == stop:
+                        loss = distributed.mean(self.context, loss)
                         lr = self.scheduler.get_last_lr()[0]
                         rate = (self.step - first_step) / max(time.perf_counter() - started, 1e-9)
                         self._log(
