@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -238,16 +239,16 @@ def _losses(log: Path) -> dict[int, float]:
 def test_killed_two_process_run_resumes_on_one_process_with_the_same_loss_curve(dataset, tmp_path):
     """torchrun with 2 processes is killed outright (SIGKILL to every process) after a periodic save; the run
     resumes on 1 process, which keeps the run's global batch, and its loss curve and weights match a run that
-    was never interrupted."""
+    was never interrupted (made by two torchrun agents meeting at a c10d rendezvous, as on two nodes)."""
     import signal
     import time
 
-    def command(out: Path, processes: int, *extra: str) -> list[str]:
+    def command(out: Path, processes: int, *extra: str, launch: tuple[str, ...] = ("--standalone",)) -> list[str]:
         return [
             sys.executable,
             "-m",
             "torch.distributed.run",
-            "--standalone",
+            *launch,
             "--nproc_per_node",
             str(processes),
             "-m",
@@ -268,7 +269,24 @@ def test_killed_two_process_run_resumes_on_one_process_with_the_same_loss_curve(
         ]
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(command(tmp_path / "straight", 2), check=True, env=env, capture_output=True, timeout=600)
+    # the uninterrupted run as on a cluster: two "nodes" (two torchrun agents) meet at a c10d rendezvous
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    rendezvous = ("--nnodes", "2", "--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}", "--rdzv_id", "t")
+    nodes = [
+        subprocess.Popen(
+            command(tmp_path / "straight", 1, launch=rendezvous),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for node in nodes:
+        _, err = node.communicate(timeout=600)
+        assert node.returncode == 0, err[-3000:]
     cut = tmp_path / "cut"
     process = subprocess.Popen(
         command(cut, 2), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
@@ -364,3 +382,44 @@ def test_validation_subset_spans_the_set():
     chosen = spread(frames, 10)
     assert len(chosen) == 10 and {c.split("/")[0] for c in chosen} == {f"scene{s}" for s in range(5)}
     assert spread(frames[:3], 10) == frames[:3]
+
+
+def test_slurm_script_launches_torchrun_per_node_and_resumes_when_a_checkpoint_exists(tmp_path):
+    """scripts/slurm/train_multinode.sbatch with stand-ins for srun, scontrol and nvidia-smi."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "srun.txt"
+    for name, body in {
+        "srun": f'printf "%s\\n" "$@" > {calls}',
+        "scontrol": 'printf "gpu-a\\ngpu-b\\n"',
+        "nvidia-smi": "exit 1",
+    }.items():
+        (bin_dir / name).write_text(f"#!/usr/bin/env bash\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    save = tmp_path / "run" / "last.pt"
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "SLURM_JOB_NODELIST": "gpu-[a-b]",
+        "SLURM_NNODES": "2",
+        "SLURM_JOB_ID": "42",
+        "SLURM_GPUS_ON_NODE": "4",
+        "SLURM_CPUS_PER_TASK": "32",
+    }
+    script = REPO / "scripts" / "slurm" / "train_multinode.sbatch"
+    options = str(REPO / "options/train/tiny_csf.yml")
+
+    def launched() -> list[str]:
+        subprocess.run(["bash", str(script), options, f"save.path={save}"], check=True, env=env, cwd=tmp_path)
+        return calls.read_text().split("\n")[:-1]
+
+    first = launched()
+    torchrun = first[first.index("torchrun") :]
+    assert torchrun[:11] == [
+        "torchrun", "--nnodes", "2", "--nproc_per_node", "4", "--rdzv_backend", "c10d",
+        "--rdzv_endpoint", "gpu-a:29500", "--rdzv_id", "42",
+    ]  # fmt: skip
+    assert torchrun[11:] == ["-m", "darkir.cli", "train", "-p", options, f"save.path={save}", "-q"]
+    save.parent.mkdir()
+    save.write_bytes(b"checkpoint")
+    assert launched()[-2:] == ["--resume", "-q"]
