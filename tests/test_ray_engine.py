@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import filecmp
+import socket
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -87,3 +89,23 @@ def test_nothing_left_to_do_does_not_start_ray(tmp_path, tiny_checkpoint, capsys
     )
     assert code == 0 and "restored 0, skipped 1 existing" in capsys.readouterr().out
     assert (tmp_path / "out" / "a.png").read_bytes() == b"kept"
+
+
+def test_missing_ray_unreachable_cluster_and_bad_flags_are_named(tmp_path, tiny_checkpoint, capsys, monkeypatch):
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    command = ["restore", str(image), "-o", str(tmp_path / "out"), "--weights", str(tiny_checkpoint), "--engine", "ray"]
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "ray", None)  # as if darkir[ray] were not installed
+        assert main(command) == 2
+        assert "pip install 'darkir[ray]'" in capsys.readouterr().err
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    assert main([*command, "--address", address]) == 2
+    assert f"cannot reach the Ray cluster at {address}" in capsys.readouterr().err
+    for flag, value in (("--workers", "0"), ("--cpus-per-worker", "0"), ("--gpus-per-worker", "-1")):
+        with pytest.raises(SystemExit):
+            main([*command, flag, value])
+        assert f"argument {flag}: expected" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "a.png").exists()

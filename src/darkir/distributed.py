@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,10 +100,27 @@ def _ray() -> ModuleType:
     return ray
 
 
+def _check_reachable(address: str) -> None:
+    """Fail at once, naming the address, when a ``host:port`` cluster address does not answer (Ray itself would
+    retry for minutes)."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return  # "auto", "local", "ray://...": Ray resolves those
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise DarkIRError(
+            f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}; start one there with "
+            "`ray start --head`, or leave out --address for a local cluster"
+        ) from None
+
+
 def _connect(ray: ModuleType, address: str | None) -> bool:
     """Join the cluster at ``address`` (None: ``RAY_ADDRESS`` or a new local one); True if this call started it."""
     if ray.is_initialized():
         return False
+    if address:
+        _check_reachable(address)
     local = address is None and not os.environ.get("RAY_ADDRESS")
     kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": True}
     if local:
@@ -126,8 +144,6 @@ def _pool_size(ray: ModuleType, workers: int | None, cpus: float, gpus: float, j
         if workers < 1:
             need = f"{gpus} GPU" if gpus else f"{cpus} CPU"
             raise DarkIRError(f"the Ray cluster has no room for one worker of {need}: {resources}")
-    if workers < 1:
-        raise DarkIRError(f"--workers {workers} must be at least 1")
     return max(1, min(workers, jobs))
 
 
@@ -151,11 +167,11 @@ def restore_jobs(
             report.record(job, Outcome("skipped"))
         else:
             pending.append(job)
+    if cpus_per_worker <= 0 or gpus_per_worker < 0 or (workers is not None and workers < 1):
+        raise DarkIRError("--workers must be at least 1, --cpus-per-worker above 0 and --gpus-per-worker at least 0")
     if not pending:
         return report
     ray = _ray()
-    if cpus_per_worker <= 0 or gpus_per_worker < 0:
-        raise DarkIRError("--cpus-per-worker must be above 0 and --gpus-per-worker at least 0")
     started = _connect(ray, address)
     try:
         pending.sort(key=lambda job: not job.is_video)  # long videos first, images fill in around them

@@ -81,17 +81,41 @@ def add_runtime(parser: argparse.ArgumentParser, precision: str = "auto") -> Non
     )
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (slow start, faster after)")
     parser.add_argument(
-        "--threads", type=_positive, metavar="N", help="CPU threads for the model (default: torch's, one per core)"
+        "--threads", type=positive_int, metavar="N", help="CPU threads for the model (default: torch's, one per core)"
     )
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def non_negative(text: str) -> float:
+    """argparse type: a number of at least 0."""
+    return _number(text, 0.0, "at least 0")
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number above 0."""
+    value = _number(text, 0.0, "above 0")
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+    return value
+
+
+def _number(text: str, minimum: float, wanted: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= minimum or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number {wanted}, got {text!r}")
     return value
 
 

@@ -11,6 +11,9 @@ from darkir.cli.common import (
     add_runtime,
     add_weights_source,
     model_for_restoring,
+    non_negative,
+    positive_float,
+    positive_int,
     restorer_from_args,
     tiling_from_args,
 )
@@ -157,9 +160,9 @@ def register(add: AddCommand) -> None:
         help="local (default): this process; ray: a pool of Ray Data workers (pip install 'darkir[ray]')",
     )
     engine.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else a new local cluster)")
-    engine.add_argument("--workers", type=int, help="Ray workers (default: the cluster's CPUs, or GPUs)")
-    engine.add_argument("--cpus-per-worker", type=float, help="CPUs each Ray worker reserves (default 1)")
-    engine.add_argument("--gpus-per-worker", type=float, help="GPUs each Ray worker reserves (default 0)")
+    engine.add_argument("--workers", type=positive_int, help="Ray workers (default: the cluster's CPUs, or GPUs)")
+    engine.add_argument("--cpus-per-worker", type=positive_float, help="CPUs each Ray worker reserves (default 1)")
+    engine.add_argument("--gpus-per-worker", type=non_negative, help="GPUs each Ray worker reserves (default 0)")
 
     video = add("video", cmd_video, "Restore a video (streamed; frame count, fps, resolution and audio kept).")
     video.add_argument("input", metavar="IN", help="input video file")
