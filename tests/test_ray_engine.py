@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from darkir.cli import main
+from darkir.distributed import restore_dataset
 from tests.test_video import make_video
 
 pytest.importorskip("ray.data")
@@ -62,10 +63,10 @@ def test_ray_engine_matches_local_skips_done_work_and_reports_bad_files(tmp_path
     for relative in produced:
         assert filecmp.cmp(tmp_path / "local" / relative, tmp_path / "ray" / relative, shallow=False), relative
 
-    # a second run finds every good output in place and only retries the broken file
-    assert main([*common, "-o", str(tmp_path / "ray"), *ray_args]) == 1
-    second = capsys.readouterr()
-    assert "restored 0, skipped 6 existing" in second.out and "failed 1" in second.out
+    # a second run, from Python, finds every good output in place and only retries the broken file
+    report = restore_dataset(source, tmp_path / "ray", tiny_checkpoint, workers=2, precision="fp32", progress=False)
+    assert (len(report.done), len(report.skipped)) == (0, 6)
+    assert [(path.name, "cannot decode" in reason) for path, reason in report.failed] == [("broken.png", True)]
 
 
 def test_ray_flags_need_the_ray_engine(tmp_path, tiny_checkpoint, capsys):

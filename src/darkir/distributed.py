@@ -177,7 +177,9 @@ def restore_jobs(
         pending.sort(key=lambda job: not job.is_video)  # long videos first, images fill in around them
         size = _pool_size(ray, workers, cpus_per_worker, gpus_per_worker, len(pending))
         rows = [{"index": i, "source": str(job.source), "target": str(job.target)} for i, job in enumerate(pending)]
-        dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+        # small blocks balance the load and bound what a dying worker's block redoes; 32 per worker bounds overhead
+        blocks = min(len(rows), 32 * size)
+        dataset = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
             RestoreWorker,
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=size),

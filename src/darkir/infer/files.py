@@ -18,7 +18,7 @@ from tqdm import tqdm
 from darkir.errors import DarkIRError
 from darkir.imageio import IMAGE_SUFFIXES, read_image, write_image
 from darkir.infer.restorer import Restorer
-from darkir.outputs import OutputBusyError, OutputExistsError, claim, is_same_file
+from darkir.outputs import OutputBusyError, OutputExistsError, claim
 
 #: Video files that ``darkir restore`` restores as ``darkir video`` does, each into ``<name>.mp4``.
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm")
@@ -126,11 +126,12 @@ def plan_jobs(
                 add(source, Path(source.name))
         else:
             problems.append((path, "no such file or folder"))
-    sources = [job.source for job in jobs]
+    sources = {file_id: job.source for job in jobs if (file_id := _file_id(job.source)) is not None}
     targets: dict[Path, Path] = {}
     unique: list[Job] = []
     for job in jobs:
-        clash = next((source for source in sources if is_same_file(job.target, source)), None)
+        target_id = _file_id(job.target)  # an output that does not exist yet cannot be an input
+        clash = sources.get(target_id) if target_id is not None else None
         if clash is not None:
             problems.append((job.source, f"its output {job.target} would replace the input {clash}; choose another -o"))
         elif job.target in targets:
@@ -139,6 +140,15 @@ def plan_jobs(
             targets[job.target] = job.source
             unique.append(job)
     return unique, problems
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of an existing file, links followed: equal for two names of one file; None if missing."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 def ensure_writable_dir(path: Path) -> None:
