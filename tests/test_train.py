@@ -229,6 +229,21 @@ def test_two_gloo_processes_match_one_process(dataset, tmp_path):
     assert any((a[k] != 0).any() for k in a if k.endswith("gamma"))  # it did train
 
 
+def _train_args(dataset: Path, out: Path, *extra: str) -> list[str]:
+    """``darkir.cli train`` on the tiny config and ``dataset``'s train split, no validation, checkpoints in ``out``."""
+    return [
+        "darkir.cli",
+        "train",
+        "-p",
+        str(REPO / "options/train/tiny_csf.yml"),
+        f"datasets.train.train_path={dataset / 'train'}",
+        "datasets.val.test_path=null",
+        f"save.path={out / 'last.pt'}",
+        "-q",
+        *extra,
+    ]
+
+
 def _losses(log: Path) -> dict[int, float]:
     """Step -> logged training loss; a step trained again after a resume counts with its last value."""
     records = [json.loads(line) for line in log.read_text().splitlines()]
@@ -244,28 +259,10 @@ def test_killed_two_process_run_resumes_on_one_process_with_the_same_loss_curve(
     import time
 
     def command(out: Path, processes: int, *extra: str, launch: tuple[str, ...] = ("--standalone",)) -> list[str]:
+        settings = ["datasets.train.batch_size_train=1", "train.epochs=20", "train.save_every_steps=20"]
         return [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            *launch,
-            "--nproc_per_node",
-            str(processes),
-            "-m",
-            "darkir.cli",
-            "train",
-            "-p",
-            str(REPO / "options/train/tiny_csf.yml"),
-            f"datasets.train.train_path={dataset / 'train'}",
-            "datasets.val.test_path=null",
-            "datasets.train.batch_size_train=1",
-            "train.epochs=20",
-            "train.save_every_steps=20",
-            f"save.path={out / 'last.pt'}",
-            "-q",
-            "--device",
-            "cpu",
-            *extra,
+            *(sys.executable, "-m", "torch.distributed.run", *launch, "--nproc_per_node", str(processes), "-m"),
+            *_train_args(dataset, out, *settings, "--device", "cpu", *extra),
         ]
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -340,17 +337,7 @@ def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(dataset, tmp_path)
         return [
             sys.executable,
             "-m",
-            "darkir.cli",
-            "train",
-            "-p",
-            str(REPO / "options/train/tiny_csf.yml"),
-            f"datasets.train.train_path={dataset / 'train'}",
-            "datasets.val.test_path=null",
-            "train.epochs=40",
-            "datasets.train.batch_size_train=2",
-            f"save.path={out / 'last.pt'}",
-            "-q",
-            *extra,
+            *_train_args(dataset, out, "train.epochs=40", "datasets.train.batch_size_train=2", *extra),
         ]
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
