@@ -230,7 +230,8 @@ def test_two_gloo_processes_match_one_process(dataset, tmp_path):
 
 
 def _train_args(dataset: Path, out: Path, *extra: str) -> list[str]:
-    """``darkir.cli train`` on the tiny config and ``dataset``'s train split, no validation, checkpoints in ``out``."""
+    """``darkir.cli train`` on the tiny config and ``dataset``'s train split, no validation, checkpoints in ``out``;
+    ``extra``: overrides first, then flags."""
     return [
         "darkir.cli",
         "train",
@@ -239,8 +240,8 @@ def _train_args(dataset: Path, out: Path, *extra: str) -> list[str]:
         f"datasets.train.train_path={dataset / 'train'}",
         "datasets.val.test_path=null",
         f"save.path={out / 'last.pt'}",
-        "-q",
         *extra,
+        "-q",
     ]
 
 
