@@ -52,13 +52,19 @@ def main() -> None:
             "darkir restore (local engine, default threads)": [*darkir, *common, "-o", f"{tmp}/local"],
             "darkir restore --threads 1": [*darkir, *common, "-o", f"{tmp}/local1", "--threads", "1"],
             f"darkir restore --engine ray --workers {args.workers}": [
-                *darkir, *common, "-o", f"{tmp}/ray", "--engine", "ray", "--workers", str(args.workers),
+                *darkir,
+                *common,
+                "-o",
+                f"{tmp}/ray",
+                "--engine",
+                "ray",
+                "--workers",
+                str(args.workers),
             ],
         }
         seconds = {name: timed(command) for name, command in runs.items()}
         same = all(
-            filecmp.cmp(Path(tmp, "local1", p.name), Path(tmp, "ray", p.name), shallow=False)
-            for p in folder.iterdir()
+            filecmp.cmp(Path(tmp, "local1", p.name), Path(tmp, "ray", p.name), shallow=False) for p in folder.iterdir()
         )
     print(f"{args.frames} frames of {width}x{height}, {args.weights}, {os.cpu_count()} CPUs, process start included")
     print("| run | wall s | frames/s | ratio to the local engine |")

@@ -14,6 +14,7 @@ from PIL import Image
 
 from darkir.cli import main
 from darkir.distributed import restore_dataset
+from darkir.errors import DarkIRError
 from tests.test_video import make_video
 
 pytest.importorskip("ray.data")
@@ -84,7 +85,7 @@ def test_nothing_left_to_do_does_not_start_ray(tmp_path, tiny_checkpoint, capsys
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "a.png").write_bytes(b"kept")
-    monkeypatch.setattr(darkir.distributed, "_ray", lambda: pytest.fail("Ray was started with nothing to do"))
+    monkeypatch.setattr(darkir.distributed, "_connect", lambda *_: pytest.fail("Ray was started with nothing to do"))
     code = main(
         ["restore", str(image), "-o", str(tmp_path / "out"), "--engine", "ray", "--weights", str(tiny_checkpoint)]
     )
@@ -110,3 +111,13 @@ def test_missing_ray_unreachable_cluster_and_bad_flags_are_named(tmp_path, tiny_
             main([*command, flag, value])
         assert f"argument {flag}: expected" in capsys.readouterr().err
     assert not (tmp_path / "out" / "a.png").exists()
+
+
+def test_workers_without_a_gpu_run_on_the_cpu_with_their_cpus_as_threads():
+    from darkir.distributed import WorkerSettings, _for_pool
+
+    assert _for_pool(WorkerSettings(), cpus=3, gpus=0) == WorkerSettings(device="cpu", threads=3)
+    assert _for_pool(WorkerSettings(threads=2), cpus=0.5, gpus=1).device == "auto"
+    assert _for_pool(WorkerSettings(), cpus=0.5, gpus=1).threads == 1
+    with pytest.raises(DarkIRError, match="--device cuda:1 with --engine ray needs --gpus-per-worker"):
+        _for_pool(WorkerSettings(device="cuda:1"), cpus=1, gpus=0)

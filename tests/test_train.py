@@ -316,6 +316,19 @@ def test_killed_two_process_run_resumes_on_one_process_with_the_same_loss_curve(
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
 
 
+def test_resume_on_more_processes_keeps_the_global_batch_and_the_schedule(dataset, tmp_path):
+    options = _options(dataset, tmp_path, "train.epochs=3")
+    train(options, device="cpu", max_steps=2, progress=False)
+    alone = Trainer(options, device="cpu", progress=False)
+    trainer = Trainer(options, device="cpu", progress=False)
+    trainer.context = Context(0, 2, torch.device("cpu"))  # as if torchrun had started 2 processes of batch 2
+    trainer._batches(2)
+    trainer.total_steps = 0  # what batch 2 on 2 processes would plan; the resume must restore the run's plan
+    assert trainer.resume() and trainer.step == 2
+    assert (trainer.sampler.batch_size, trainer.sampler.global_batch) == (1, 2)
+    assert trainer.total_steps == alone.total_steps == 3 * alone.sampler.steps_per_epoch() > 2
+
+
 def test_resume_refuses_a_process_count_that_cannot_share_the_global_batch(dataset, tmp_path):
     options = _options(dataset, tmp_path, "train.epochs=1")
     train(options, device="cpu", max_steps=1, progress=False)
@@ -402,10 +415,11 @@ def test_slurm_script_launches_torchrun_per_node_and_resumes_when_a_checkpoint_e
         return calls.read_text().split("\n")[:-1]
 
     first = launched()
+    assert first[: first.index("torchrun")] == ["--kill-on-bad-exit=1", "--cpus-per-task=32"]
     torchrun = first[first.index("torchrun") :]
     assert torchrun[:11] == [
         "torchrun", "--nnodes", "2", "--nproc_per_node", "4", "--rdzv_backend", "c10d",
-        "--rdzv_endpoint", "gpu-a:29500", "--rdzv_id", "42",
+        "--rdzv_endpoint", "gpu-a:20042", "--rdzv_id", "42",
     ]  # fmt: skip
     assert torchrun[11:] == ["-m", "darkir.cli", "train", "-p", options, f"save.path={save}", "-q"]
     save.parent.mkdir()

@@ -9,13 +9,16 @@ memory rule (``max_memory`` is per worker), and a failed file is reported and th
 row: its frames are restored in order by one worker.
 
 Outputs equal the local engine's bit for bit when each worker runs as many threads as the local run
-(``threads``; floating-point sums depend on the thread count, about one value in 10^5 by one 8-bit level).
-The workers need darkir installed on every node and the input and output folders on a filesystem they share.
+(``threads``; floating-point sums depend on the thread count, about one value in 10^5 by one 8-bit level) at the
+same precision (``precision="auto"`` is decided per node: name one on a cluster of mixed CPUs). Workers that
+reserve no GPU run on the CPU. The workers need darkir installed on every node and the input and output folders on
+a filesystem they share, with working file locks (NFS, or Lustre mounted with ``flock``).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
 import socket
@@ -32,11 +35,13 @@ from tqdm import tqdm
 from darkir.errors import DarkIRError
 from darkir.infer.files import Job, Outcome, Report, ensure_writable_dir, plan_jobs, restore_job
 from darkir.infer.restorer import check_tiling
+from darkir.runtime import PRECISIONS
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    """How every worker restores: the Restorer's settings, its thread count and the video encoder."""
+    """How every worker restores: the Restorer's settings, its thread count (None: the CPUs it reserves) and the
+    video encoder."""
 
     device: str = "auto"
     precision: str = "auto"
@@ -44,7 +49,7 @@ class WorkerSettings:
     overlap: int | None = None
     max_memory: int | str | None = None
     compile: bool = False
-    threads: int = 1
+    threads: int | None = None
     overwrite: bool = False
     codec: str = "libx264"
     crf: int = 18
@@ -115,6 +120,13 @@ def _check_reachable(address: str) -> None:
         ) from None
 
 
+def preflight(address: str | None) -> None:
+    """Fail before any work when Ray Data is missing or ``address`` does not answer."""
+    _ray()
+    if address:
+        _check_reachable(address)
+
+
 def _connect(ray: ModuleType, address: str | None) -> bool:
     """Join the cluster at ``address`` (None: ``RAY_ADDRESS`` or a new local one); True if this call started it."""
     if ray.is_initialized():
@@ -169,6 +181,7 @@ def restore_jobs(
             pending.append(job)
     if cpus_per_worker <= 0 or gpus_per_worker < 0 or (workers is not None and workers < 1):
         raise DarkIRError("--workers must be at least 1, --cpus-per-worker above 0 and --gpus-per-worker at least 0")
+    settings = _for_pool(settings, cpus_per_worker, gpus_per_worker)
     if not pending:
         return report
     ray = _ray()
@@ -196,17 +209,27 @@ def restore_jobs(
     return report
 
 
+def _for_pool(settings: WorkerSettings, cpus: float, gpus: float) -> WorkerSettings:
+    """Settings as each worker applies them: a worker without a GPU runs on the CPU (Ray no longer hides a node's
+    GPUs from such workers), and runs as many threads as the CPUs it reserves unless told otherwise."""
+    device = settings.device
+    if not gpus:
+        if device.startswith("cuda"):
+            raise DarkIRError(f"--device {device} with --engine ray needs --gpus-per-worker (e.g. 1)")
+        device = "cpu"
+    return dataclasses.replace(settings, device=device, threads=settings.threads or max(1, round(cpus)))
+
+
 def _results(dataset: Any, total: int, progress: bool, size: int) -> Iterator[dict[str, Any]]:
     with tqdm(total=total, desc=f"restoring on {size} Ray workers", unit="file", disable=not progress) as bar:
         try:
             for row in dataset.iter_rows():
                 bar.update()
                 yield row
-        except Exception as exc:  # a worker process died (killed, out of memory): the finished outputs are kept
+        except Exception as exc:  # the job could not go on: say why; finished outputs are kept
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DarkIRError(
-                f"the Ray job stopped: {first}. Finished outputs are kept; run the same command again to go on"
-            ) from exc
+            message = f"the Ray job stopped: {first}. Finished outputs are kept and a rerun skips them"
+            raise DarkIRError(message) from exc
 
 
 def restore_dataset(
@@ -245,22 +268,15 @@ def restore_dataset(
     sources = [os.fspath(inputs)] if isinstance(inputs, (str, os.PathLike)) else [os.fspath(i) for i in inputs]
     output = Path(output)
     check_tiling(tile, overlap, max_memory)
+    if precision != "auto" and precision not in PRECISIONS:
+        raise DarkIRError(f"unknown precision {precision!r}; choose from auto, {', '.join(PRECISIONS)}")
+    preflight(address)
+    suffix = f".{suffix.lower().lstrip('.')}" if suffix else None
     jobs, problems = plan_jobs(sources, output, suffix, videos=True)
     model = weights if isinstance(weights, nn.Module) else load_model_from(weights, default=DEFAULT_WEIGHTS)
     if jobs:
         ensure_writable_dir(output)
-    settings = WorkerSettings(
-        device,
-        precision,
-        tile,
-        overlap,
-        max_memory,
-        False,
-        threads or max(1, round(cpus_per_worker)),
-        overwrite,
-        codec,
-        crf,
-    )
+    settings = WorkerSettings(device, precision, tile, overlap, max_memory, False, threads, overwrite, codec, crf)
     report = restore_jobs(model, jobs, settings, address, workers, cpus_per_worker, gpus_per_worker, progress)
     report.failed.extend((path, f"{path}: {reason}") for path, reason in problems)
     return report

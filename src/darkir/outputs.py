@@ -17,6 +17,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -41,8 +42,9 @@ def lock_path(target: Path) -> Path:
 
 
 def temporary_path(target: Path) -> Path:
-    """The temporary file a result is written to before it is renamed onto ``target`` (same suffix)."""
-    return target.with_name(f".{target.stem}.{os.getpid()}.darkir-part{target.suffix}")
+    """The temporary file a result is written to before it is renamed onto ``target`` (same suffix; named by host and
+    process, so that processes on several machines writing one shared folder never share one)."""
+    return target.with_name(f".{target.stem}.{socket.gethostname()}-{os.getpid()}.darkir-part{target.suffix}")
 
 
 @contextlib.contextmanager

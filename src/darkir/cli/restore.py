@@ -72,10 +72,11 @@ def _restore_on_ray(args: argparse.Namespace, jobs: list) -> Report:
     """``restore --engine ray``: the same jobs on a pool of Ray workers (darkir.distributed)."""
     from pathlib import Path
 
-    from darkir.distributed import WorkerSettings, restore_jobs
+    from darkir.distributed import WorkerSettings, preflight, restore_jobs
     from darkir.infer.files import ensure_writable_dir
 
     tiling = tiling_from_args(args)
+    preflight(args.address)
     model = model_for_restoring(args)
     ensure_writable_dir(Path(args.output))
     cpus = args.cpus_per_worker or 1.0
@@ -83,7 +84,7 @@ def _restore_on_ray(args: argparse.Namespace, jobs: list) -> Report:
         args.device,
         args.precision,
         compile=args.compile,
-        threads=args.threads or max(1, round(cpus)),
+        threads=args.threads,
         overwrite=args.overwrite,
         codec=args.codec,
         crf=args.crf,

@@ -48,7 +48,8 @@ class Outcome:
 
 @dataclass
 class Report:
-    """What a batch did: restored, skipped (output existed) and failed files with reasons; which were tiled."""
+    """What a batch did: restored, skipped (output existed), busy (another run was writing the output) and failed
+    files with reasons; which were tiled."""
 
     done: list[Path] = field(default_factory=list)
     tiled: list[Path] = field(default_factory=list)

@@ -288,6 +288,7 @@ class Trainer:
                 f"evenly; resume on {', '.join(map(str, divisors))} processes"
             )
         self._batches(global_batch // world)
+        self.total_steps = self.options.train.epochs * self.sampler.steps_per_epoch()
         if self.context.is_main:
             tqdm.write(
                 f"resuming a run of {global_batch} samples per step on {world} process(es): "
