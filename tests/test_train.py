@@ -322,8 +322,7 @@ def test_resume_on_more_processes_keeps_the_global_batch_and_the_schedule(datase
     alone = Trainer(options, device="cpu", progress=False)
     trainer = Trainer(options, device="cpu", progress=False)
     trainer.context = Context(0, 2, torch.device("cpu"))  # as if torchrun had started 2 processes of batch 2
-    trainer._batches(2)
-    trainer.total_steps = 0  # what batch 2 on 2 processes would plan; the resume must restore the run's plan
+    trainer._batches(2)  # batch 2 on 2 processes would plan half the steps; the resume must restore the run's plan
     assert trainer.resume() and trainer.step == 2
     assert (trainer.sampler.batch_size, trainer.sampler.global_batch) == (1, 2)
     assert trainer.total_steps == alone.total_steps == 3 * alone.sampler.steps_per_epoch() > 2

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from darkir.errors import DarkIRError
 from darkir.infer.files import Job, Outcome, Report, ensure_writable_dir, plan_jobs, restore_job
 from darkir.infer.restorer import check_tiling
-from darkir.runtime import PRECISIONS
+from darkir.runtime import check_precision
 
 
 @dataclass(frozen=True)
@@ -268,8 +268,7 @@ def restore_dataset(
     sources = [os.fspath(inputs)] if isinstance(inputs, (str, os.PathLike)) else [os.fspath(i) for i in inputs]
     output = Path(output)
     check_tiling(tile, overlap, max_memory)
-    if precision != "auto" and precision not in PRECISIONS:
-        raise DarkIRError(f"unknown precision {precision!r}; choose from auto, {', '.join(PRECISIONS)}")
+    check_precision(precision)
     preflight(address)
     suffix = f".{suffix.lower().lstrip('.')}" if suffix else None
     jobs, problems = plan_jobs(sources, output, suffix, videos=True)

@@ -247,7 +247,6 @@ class Trainer:
             betas=train_cfg.betas,
             weight_decay=train_cfg.weight_decay,
         )
-        self.total_steps = train_cfg.epochs * self.sampler.steps_per_epoch()
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             self.optimizer, T_max=self.total_steps, eta_min=train_cfg.eta_min
         )
@@ -261,6 +260,11 @@ class Trainer:
             Path(train_cfg.log_dir) if train_cfg.log_dir else self.last_path.parent / f"{self.last_path.stem}_logs"
         )
         self._writer = None
+
+    @property
+    def total_steps(self) -> int:
+        """Optimizer steps of the whole schedule: ``train.epochs`` of the sampler's global batches."""
+        return self.options.train.epochs * self.sampler.steps_per_epoch()
 
     def _batches(self, per_process: int) -> None:
         """(Re)build the sampler and loader for ``per_process`` samples per process and step."""
@@ -288,7 +292,6 @@ class Trainer:
                 f"evenly; resume on {', '.join(map(str, divisors))} processes"
             )
         self._batches(global_batch // world)
-        self.total_steps = self.options.train.epochs * self.sampler.steps_per_epoch()
         if self.context.is_main:
             tqdm.write(
                 f"resuming a run of {global_batch} samples per step on {world} process(es): "
