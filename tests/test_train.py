@@ -391,7 +391,8 @@ def test_slurm_script_launches_torchrun_per_node_and_resumes_when_a_checkpoint_e
     calls = tmp_path / "srun.txt"
     for name, body in {
         "srun": f'printf "%s\\n" "$@" > {calls}',
-        "scontrol": 'printf "gpu-a\\ngpu-b\\n"',
+        # A long node list: the script must read it whole (an early-closed pipe fails under pipefail with SIGPIPE).
+        "scontrol": 'printf "gpu-a\\ngpu-b\\n"; seq -f "gpu-%g" 3 200000',
         "nvidia-smi": "exit 1",
     }.items():
         (bin_dir / name).write_text(f"#!/usr/bin/env bash\n{body}\n")
