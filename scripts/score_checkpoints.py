@@ -23,15 +23,21 @@ from darkir.infer import Restorer
 
 
 def score(weights: str, folder: Path, device: str = "cpu") -> dict[str, float]:
-    """Mean PSNR and SSIM of ``weights`` on the pairs of ``folder`` (whole images, fp32), and the image count ``n``."""
+    """Mean PSNR and SSIM of ``weights`` on the pairs of ``folder`` (whole images, fp32), the image count ``n``, and
+    the tone of outputs and references: mean sRGB brightness (``out_mean``, ``ref_mean``) and standard deviation
+    (``out_std``, ``ref_std``), each averaged over images."""
     restorer = Restorer(load_model(weights), device=device, tile=0)
-    values: dict[str, list[float]] = {"psnr": [], "ssim": []}
+    keys = ("psnr", "ssim", "out_mean", "out_std", "ref_mean", "ref_std")
+    values: dict[str, list[float]] = {key: [] for key in keys}
     for pair in resolve_pairs(folder, "test"):
         low, high = read_image(pair.low).rgb, read_image(pair.high).rgb
         out = prepare(torch.from_numpy(restorer.restore_array(low)).permute(2, 0, 1)[None])
         target = torch.from_numpy(high).permute(2, 0, 1)[None]
         values["psnr"].append(psnr(out, target).item())
         values["ssim"].append(ssim(out, target).item())
+        for name, image in (("out", out), ("ref", target)):
+            values[f"{name}_mean"].append(image.mean().item())
+            values[f"{name}_std"].append(image.std().item())
     return {**{key: float(np.mean(v)) for key, v in values.items()}, "n": len(values["psnr"])}
 
 
@@ -47,7 +53,11 @@ def main() -> None:
         for folder in args.data:
             row = {"weights": weights, "data": folder, **score(weights, Path(folder), args.device)}
             rows.append(row)
-            print(f"{weights}\t{folder}\tPSNR {row['psnr']:.2f}\tSSIM {row['ssim']:.4f}", flush=True)
+            tone = f"mean {row['out_mean']:.3f}/{row['ref_mean']:.3f}\tstd {row['out_std']:.3f}/{row['ref_std']:.3f}"
+            print(
+                f"{weights}\t{folder}\tPSNR {row['psnr']:.2f}\tSSIM {row['ssim']:.4f}\t{tone} (output/reference)",
+                flush=True,
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 
