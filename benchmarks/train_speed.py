@@ -2,12 +2,13 @@
 
     python benchmarks/train_speed.py [--batch 4] [--size 256] [--steps 3] [--width 32]
 
-Both start from the same weights and see the same batches (AdamW lr 1e-4, Charbonnier, grad clip 5).
+All start from the same weights and see the same batches (AdamW lr 1e-4, Charbonnier, grad clip 5).
 The reference step runs ``darkir.models.reference`` (explicit-statistics LayerNorm, abs/angle/cos/sin
 FFT branch) under the default allocator, as the official scripts do; darkir's runs the DarkIR module
-after its allocator setting (``keep_freed_memory_for_reuse``), as ``darkir train`` does. A first,
+after its allocator setting (``keep_freed_memory_for_reuse``), as ``darkir train`` does, with weights and batches
+contiguous and then channels_last (``train.memory_format``; ``auto`` picks channels_last on the CPU). A first,
 untimed step warms both up. Prints min/median step time, the speed-up, and the largest relative
-difference between the two loss curves.
+difference between the loss curves.
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ def main() -> None:
     torch.manual_seed(0)
     initial = build_model("darkir-w32", width=args.width).state_dict()
 
-    def trainer(forward):
-        model = build_model("darkir-w32", width=args.width)
+    def trainer(forward, memory_format=torch.contiguous_format):
+        model = build_model("darkir-w32", width=args.width).to(memory_format=memory_format)
         model.load_state_dict(initial)
         model.side_out.requires_grad_(False)
         params = [p for p in model.parameters() if p.requires_grad]
@@ -62,6 +63,7 @@ def main() -> None:
 
         def step(index: int) -> float:
             low, high = batches[index]
+            low = low.contiguous(memory_format=memory_format)
             loss = charbonnier(forward(model, low), high)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -77,18 +79,24 @@ def main() -> None:
     ref_seconds, ref_losses = run(trainer(reference_style), args.steps)
     keep_freed_memory_for_reuse()
     ours_seconds, ours_losses = run(trainer(lambda model, x: model(x)), args.steps)
+    last_seconds, last_losses = run(trainer(lambda model, x: model(x), torch.channels_last), args.steps)
     threads = torch.get_num_threads()
     print(f"batch {args.batch} x 3 x {args.size}^2, width {args.width}, torch {torch.__version__}, {threads} threads")
     print("| step | min s | median s | speed-up (median) |")
     print("| --- | --- | --- | --- |")
     base = statistics.median(ref_seconds)
-    rows = (("reference formulation, default allocator", ref_seconds), ("darkir", ours_seconds))
+    rows = (
+        ("reference formulation, default allocator", ref_seconds),
+        ("darkir, contiguous (train.memory_format=contiguous)", ours_seconds),
+        ("darkir, channels_last (train.memory_format=auto on the CPU)", last_seconds),
+    )
     for label, seconds in rows:
         median = statistics.median(seconds)
         print(f"| {label} | {min(seconds):.3f} | {median:.3f} | {base / median:.2f}x |")
-    worst = max(abs(a - b) / abs(a) for a, b in zip(ref_losses, ours_losses, strict=True))
-    curves = ", ".join(f"{a:.6f}/{b:.6f}" for a, b in zip(ref_losses, ours_losses, strict=True))
-    print(f"losses reference/darkir per step: {curves}; max relative difference {worst:.2e}")
+    curves = list(zip(ref_losses, ours_losses, last_losses, strict=True))
+    worst = max(abs(a - b) / abs(a) for a, *others in curves for b in others)
+    shown = ", ".join("/".join(f"{loss:.6f}" for loss in step) for step in curves)
+    print(f"losses reference/contiguous/channels_last per step: {shown}; max relative difference {worst:.2e}")
 
 
 if __name__ == "__main__":

@@ -117,6 +117,27 @@ def test_resume_is_bit_exact(dataset, tmp_path):
     assert state_a["best_psnr"] == state_b["best_psnr"]
 
 
+def test_channels_last_training_matches_contiguous_and_saves_plain_weights(dataset, tmp_path):
+    """train.memory_format: 'auto' trains channels_last on the CPU; losses and weights agree with contiguous."""
+    fast = Trainer(_options(dataset, tmp_path / "fast"), progress=False)
+    conv_weights = [m.weight for m in fast.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in conv_weights)
+    assert any(not w.is_contiguous() for w in conv_weights)  # full 3x3 convolutions: the two layouts differ
+    fast_result = fast.fit()
+    plain = train(_options(dataset, tmp_path / "plain", "train.memory_format=contiguous"), progress=False)
+
+    def losses(run: str) -> list[float]:
+        lines = (tmp_path / run / "last_logs" / "train.jsonl").read_text().splitlines()
+        return [r["loss"] for r in map(json.loads, lines) if r["kind"] == "train"]
+
+    assert losses("fast") == pytest.approx(losses("plain"), rel=1e-4) and losses("plain")
+    a, _, _ = read_checkpoint(fast_result.last)
+    b, _, _ = read_checkpoint(plain.last)
+    assert all(a[k].is_contiguous() for k in a)
+    assert all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6) for k in a)
+    assert not all(torch.equal(a[k], b[k]) for k in a)  # two layouts really ran (sums in another order)
+
+
 def test_train_cli_and_seed_script_with_overrides(dataset, tmp_path, capsys):
     args = [
         f"{k}={v}"

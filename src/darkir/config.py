@@ -147,6 +147,11 @@ class TrainOptions(_Section):
     grad_clip: float = Field(5.0, ge=0, description="max gradient norm (0 disables clipping)")
     seed: int = Field(0, description="seed of model init, data order and augmentation")
     amp: bool = Field(True, description="fp16 mixed precision when training on CUDA (ignored on CPU)")
+    memory_format: Literal["auto", "channels_last", "contiguous"] = Field(
+        "auto",
+        description="layout of the model's weights and batches: 'auto' is channels_last on the CPU (its depth-wise "
+        "and 1x1 convolutions run faster so; benchmarks/train_speed.py) and contiguous on CUDA; the losses agree",
+    )
     val_every: int = Field(1, ge=1, description="validate every N epochs (and after the last)")
     val_max_images: int = Field(
         0, ge=0, description="validate on N images spread evenly over the set (whole scenes differ; 0 = all)"

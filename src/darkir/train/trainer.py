@@ -195,6 +195,13 @@ class _StopOnInterrupt:
         return bool(flag.item())
 
 
+def training_memory_format(setting: str, device: torch.device) -> torch.memory_format:
+    """The memory format ``train.memory_format`` asks for on ``device`` ('auto': channels_last on the CPU only)."""
+    if setting == "channels_last" or (setting == "auto" and device.type == "cpu"):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 class Trainer:
     """Trains the model an options file describes; see :func:`train`."""
 
@@ -233,7 +240,10 @@ class Trainer:
                 f"({self.sampler.global_batch}); lower datasets.train.batch_size_train"
             )
         torch.manual_seed(train_cfg.seed)
-        self.model: DarkIR = build_model(options.network.model_kwargs()).to(self.device)
+        self.memory_format = training_memory_format(train_cfg.memory_format, self.device)
+        self.model: DarkIR = build_model(options.network.model_kwargs()).to(
+            self.device, memory_format=self.memory_format
+        )
         self.side_loss = options.train.enhance
         self.model.side_out.requires_grad_(self.side_loss)
         self.net = (
@@ -374,7 +384,7 @@ class Trainer:
 
     # ------------------------------------------------------------ the loop
     def _train_step(self, batch: dict[str, Any]) -> float:
-        low = batch["low"].to(self.device, non_blocking=True)
+        low = batch["low"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         high = batch["high"].to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
             if self.side_loss:
