@@ -1,8 +1,14 @@
-"""Score checkpoints on paired folders (mean PSNR/SSIM, 8-bit convention), to choose among training snapshots.
+"""Score checkpoints on real paired folders, detail apart from tone, to choose among training snapshots.
 
-    python scripts/score_checkpoints.py --data REAL_PAIRS [--data MORE] CKPT [CKPT ...]
+    python scripts/score_checkpoints.py --data data/real/pairs --data data/real/lolblur_official CKPT [CKPT ...]
 
-Prints one row per checkpoint and folder; with ``--json`` also writes them. Real pairs are for decisions only,
+Per checkpoint and folder: mean PSNR/SSIM (8-bit convention), detail PSNR/SSIM (each output's global gain and gamma
+fitted to its reference, :mod:`darkir.eval.tone`) and tone (output/reference brightness ratio and correlation across
+images). Then one line per checkpoint over all folders: PSNR and detail as the mean of the folders' means (each real
+set weighs the same, whatever its size), and tone pooled over every image. ``--json`` also writes the rows.
+
+The rule (:func:`choose`): among checkpoints whose pooled tone is right (correlation >= 0.7, ratio within 5% of 1),
+the best mean detail PSNR; without such a checkpoint, the best by tone distance. Real pairs are for decisions only,
 never for training.
 """
 
@@ -13,32 +19,78 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from darkir.checkpoint import load_model
 from darkir.data.pairs import resolve_pairs
-from darkir.eval.metrics import prepare, psnr, ssim
-from darkir.imageio import read_image
+from darkir.eval.methods import model_method
+from darkir.eval.paired import Scores, evaluate
+from darkir.eval.tone import tone
 from darkir.infer import Restorer
 
+#: A checkpoint's pooled tone is right when its brightness correlates at least this much with the references'...
+MIN_CORRELATION = 0.7
+#: ...and its mean brightness is within this share of theirs.
+MAX_RATIO_ERROR = 0.05
 
-def score(weights: str, folder: Path, device: str = "cpu") -> dict[str, float]:
-    """Mean PSNR and SSIM of ``weights`` on the pairs of ``folder`` (whole images, fp32), the image count ``n``, and
-    the tone of outputs and references: mean sRGB brightness (``out_mean``, ``ref_mean``) and standard deviation
-    (``out_std``, ``ref_std``), each averaged over images."""
+
+def _row(scores: Scores) -> dict[str, float]:
+    shade = scores.tone()
+    return {
+        **{key: scores.mean(key) for key in ("psnr", "ssim", "psnr_detail", "ssim_detail")},
+        "correlation": shade.correlation,
+        "ratio": shade.ratio,
+        "out_mean": shade.output_mean,
+        "ref_mean": shade.reference_mean,
+        "out_std": float(np.std(scores.values["brightness"])),
+        "n": len(scores.names),
+        "brightness": scores.values["brightness"],
+        "ref_brightness": scores.values["ref_brightness"],
+    }
+
+
+def score(weights: str, folder: Path, device: str = "cpu") -> dict:
+    """Scores of ``weights`` on the pairs of ``folder`` (whole images, fp32): means of PSNR/SSIM and detail PSNR/SSIM,
+    tone (``correlation``, ``ratio``, ``out_mean``, ``ref_mean``), image count ``n`` and per-image brightness."""
     restorer = Restorer(load_model(weights), device=device, tile=0)
-    keys = ("psnr", "ssim", "out_mean", "out_std", "ref_mean", "ref_std")
-    values: dict[str, list[float]] = {key: [] for key in keys}
-    for pair in resolve_pairs(folder, "test"):
-        low, high = read_image(pair.low).rgb, read_image(pair.high).rgb
-        out = prepare(torch.from_numpy(restorer.restore_array(low)).permute(2, 0, 1)[None])
-        target = torch.from_numpy(high).permute(2, 0, 1)[None]
-        values["psnr"].append(psnr(out, target).item())
-        values["ssim"].append(ssim(out, target).item())
-        for name, image in (("out", out), ("ref", target)):
-            values[f"{name}_mean"].append(image.mean().item())
-            values[f"{name}_std"].append(image.std().item())
-    return {**{key: float(np.mean(v)) for key, v in values.items()}, "n": len(values["psnr"])}
+    return _row(evaluate(model_method(Path(weights).stem, restorer), resolve_pairs(folder, "test"), progress=False))
+
+
+def pooled(per_folder: dict[str, dict]) -> dict[str, float]:
+    """Over several folders: PSNR/SSIM/detail as the mean of the folders' means, tone pooled over every image."""
+    rows = list(per_folder.values())
+    shade = tone(
+        [b for r in rows for b in r["brightness"]],
+        [b for r in rows for b in r["ref_brightness"]],
+    )
+    means = {key: float(np.mean([r[key] for r in rows])) for key in ("psnr", "ssim", "psnr_detail", "ssim_detail")}
+    return {**means, "correlation": shade.correlation, "ratio": shade.ratio, "n": sum(r["n"] for r in rows)}
+
+
+def tone_ok(row: dict[str, float]) -> bool:
+    """Whether a pooled row's tone follows the scene at the right level."""
+    return row["correlation"] >= MIN_CORRELATION and abs(row["ratio"] - 1) <= MAX_RATIO_ERROR
+
+
+def choose(rows: dict[str, dict[str, float]]) -> str:
+    """The checkpoint to keep among ``name -> pooled row`` (the rule in the module docstring)."""
+    good = [name for name, row in rows.items() if tone_ok(row)]
+    if good:
+        return max(good, key=lambda name: rows[name]["psnr_detail"])
+
+    def distance(name: str) -> float:
+        row = rows[name]
+        return max(MIN_CORRELATION - row["correlation"], 0) + abs(row["ratio"] - 1)
+
+    return min(rows, key=distance)
+
+
+def line(label: str, row: dict[str, float]) -> str:
+    """One printed row."""
+    return (
+        f"{label}\tPSNR {row['psnr']:.2f}\tSSIM {row['ssim']:.4f}\tdetail {row['psnr_detail']:.2f} / "
+        f"{row['ssim_detail']:.4f}\tbrightness ratio {row['ratio']:.3f}\tcorrelation {row['correlation']:.2f}"
+        f"\t({row['n']} images)"
+    )
 
 
 def main() -> None:
@@ -48,16 +100,18 @@ def main() -> None:
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
-    rows = []
+    rows, summary = [], {}
     for weights in args.checkpoints:
+        per_folder = {}
         for folder in args.data:
-            row = {"weights": weights, "data": folder, **score(weights, Path(folder), args.device)}
-            rows.append(row)
-            tone = f"mean {row['out_mean']:.3f}/{row['ref_mean']:.3f}\tstd {row['out_std']:.3f}/{row['ref_std']:.3f}"
-            print(
-                f"{weights}\t{folder}\tPSNR {row['psnr']:.2f}\tSSIM {row['ssim']:.4f}\t{tone} (output/reference)",
-                flush=True,
-            )
+            per_folder[folder] = score(weights, Path(folder), args.device)
+            rows.append({"weights": weights, "data": folder, **per_folder[folder]})
+            print(line(f"{weights}\t{folder}", per_folder[folder]), flush=True)
+        summary[weights] = pooled(per_folder)
+        rows.append({"weights": weights, "data": "pooled", **summary[weights]})
+        print(line(f"{weights}\tpooled", summary[weights]), flush=True)
+    if len(summary) > 1:
+        print(f"chosen: {choose(summary)}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 

@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from score_checkpoints import score
+from score_checkpoints import choose, pooled, score
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = {
@@ -237,14 +237,16 @@ def main() -> None:
         rows = {}
         for candidate in candidates:
             per_folder = {folder: score(str(candidate), Path(folder), args.device) for folder in args.real}
-            images = sum(r["n"] for r in per_folder.values())
-            mean = sum(r["psnr"] * r["n"] for r in per_folder.values()) / images
-            rows[candidate.name] = {"mean_psnr": mean, **per_folder}
-            log(f"{name} {candidate.name}: mean PSNR {mean:.2f} over {images} real images")
+            rows[candidate.name] = {**pooled(per_folder), "folders": per_folder}
+            row = rows[candidate.name]
+            log(
+                f"{name} {candidate.name}: PSNR {row['psnr']:.2f}, detail {row['psnr_detail']:.2f} (mean over sets), "
+                f"brightness ratio {row['ratio']:.3f}, correlation {row['correlation']:.2f} ({row['n']} real images)"
+            )
         summary["scores"][name] = rows
         if not rows:
             continue
-        best = max(rows, key=lambda k: rows[k]["mean_psnr"])
+        best = choose(rows)
         summary["chosen"][name] = best
         exports = [("best-real", best)] + ([("last", "last.pt")] if len(runs) <= 3 and best != "last.pt" else [])
         for label, checkpoint in exports:

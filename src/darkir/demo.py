@@ -16,6 +16,7 @@ import numpy as np
 from darkir.errors import DarkIRError
 from darkir.imageio import read_image, to_storage, write_image
 from darkir.infer import Restorer
+from darkir.infer.exposure import MAX_EV
 from darkir.runtime import memory_returned_to_os
 
 TITLE = "darkir: low-light image restoration"
@@ -88,8 +89,9 @@ class DemoEngine:
             self._restorers[variant] = Restorer(load_model(self.weights[variant]), device=self.device, tile=tile)
         return self._restorers[variant]
 
-    def restore_image(self, path: str | None, variant: str) -> DemoResult:
-        """Restore an uploaded or example image; the download keeps its format and bit depth."""
+    def restore_image(self, path: str | None, variant: str, exposure: float = 0.0) -> DemoResult:
+        """Restore an uploaded or example image, ``exposure`` EV brighter or darker than the model's output; the
+        download keeps its format and bit depth."""
         if not path:
             raise DarkIRError("Please upload an image or pick an example first.")
         name = Path(path).name
@@ -104,7 +106,7 @@ class DemoEngine:
                 "(use `darkir restore` for larger images)."
             )
         before = to_storage(image.rgb, 8)
-        restorer = self.restorer(variant)
+        restorer = self.restorer(variant).with_exposure(exposure)
         tiles = restorer.tiles_for(height, width)
         start = time.perf_counter()
         large = height * width > LARGE_PIXELS and restorer.device.type == "cpu"
@@ -114,11 +116,14 @@ class DemoEngine:
         target = self._new_result(f"{Path(path).stem}_restored{Path(path).suffix.lower()}")
         write_image(target, image)
         how = "whole image" if tiles == 1 else f"tiled: {tiles} windows of {restorer.plan_for(height, width).tile} px"
-        summary = f"**{variant}** · {width}x{height} · {how} · restored in {seconds:.2f} s on {restorer.device}"
+        ev = f" · exposure {exposure:+g} EV" if exposure else ""
+        summary = f"**{variant}** · {width}x{height} · {how}{ev} · restored in {seconds:.2f} s on {restorer.device}"
         return DemoResult(before, to_storage(image.rgb, 8), target, summary, seconds, tiles > 1)
 
-    def restore_video(self, path: str | None, variant: str, progress: bool = False) -> tuple[Path, str]:
-        """Restore a short clip; refuses clips longer than :data:`MAX_VIDEO_FRAMES`."""
+    def restore_video(
+        self, path: str | None, variant: str, progress: bool = False, exposure: float = 0.0
+    ) -> tuple[Path, str]:
+        """Restore a short clip (``exposure`` as for images); refuses clips longer than :data:`MAX_VIDEO_FRAMES`."""
         import av
 
         from darkir.infer.video import restore_video
@@ -136,7 +141,7 @@ class DemoEngine:
             )
         target = self._new_result(f"{Path(path).stem}_restored.mp4")
         start = time.perf_counter()
-        report = restore_video(self.restorer(variant), path, target, progress=progress)
+        report = restore_video(self.restorer(variant).with_exposure(exposure), path, target, progress=progress)
         return target, f"{variant}: {report.frames} frames in {time.perf_counter() - start:.1f} s, audio {report.audio}"
 
 
@@ -146,16 +151,18 @@ def build_app(engine: DemoEngine) -> Any:
 
     examples = example_images()
 
-    def on_image(path: str | None, variant: str) -> tuple[tuple[np.ndarray, np.ndarray], str, str]:
+    def on_image(
+        path: str | None, variant: str, exposure: float = 0.0
+    ) -> tuple[tuple[np.ndarray, np.ndarray], str, str]:
         try:
-            result = engine.restore_image(path, variant)
+            result = engine.restore_image(path, variant, exposure)
         except DarkIRError as exc:
             raise gr.Error(str(exc)) from None
         return (result.before, result.after), str(result.path), result.summary
 
-    def on_example(variant: str, event: Any) -> tuple[str, tuple[np.ndarray, np.ndarray], str, str]:
+    def on_example(variant: str, exposure: float, event: Any) -> tuple[str, tuple[np.ndarray, np.ndarray], str, str]:
         path = str(examples[event.index])
-        return (path, *on_image(path, variant))
+        return (path, *on_image(path, variant, exposure))
 
     # gradio passes the clicked thumbnail to a parameter annotated SelectData, resolved at run time (gradio is an
     # optional import, so the annotation cannot be written in the signature under postponed evaluation).
@@ -163,9 +170,11 @@ def build_app(engine: DemoEngine) -> Any:
 
     video_progress = gr.Progress(track_tqdm=True)  # gradio shows restore_video's progress bar in the page
 
-    def on_video(path: str | None, variant: str, progress: Any = video_progress) -> tuple[str, str]:
+    def on_video(
+        path: str | None, variant: str, exposure: float = 0.0, progress: Any = video_progress
+    ) -> tuple[str, str]:
         try:
-            target, timing = engine.restore_video(path, variant, progress=True)
+            target, timing = engine.restore_video(path, variant, progress=True, exposure=exposure)
         except DarkIRError as exc:
             raise gr.Error(str(exc)) from None
         return str(target), timing
@@ -175,7 +184,16 @@ def build_app(engine: DemoEngine) -> Any:
             f"# {TITLE}\nRestore dark, noisy, blurry photos with DarkIR (CVPR 2025) or DarkIR + Cross-Scale Fusion. "
             "Click an example, or upload a photo and press Restore."
         )
-        variant = gr.Radio(engine.variants, value=engine.variants[-1], label="Model")
+        with gr.Row():
+            variant = gr.Radio(engine.variants, value=engine.variants[-1], label="Model")
+            exposure = gr.Slider(
+                -MAX_EV,
+                MAX_EV,
+                value=0,
+                step=0.25,
+                label="Exposure (EV): 0 is the model's choice, -1 half as bright, +1 about twice",
+                elem_id="exposure",
+            )
         with gr.Tab("Image"):
             gallery = gr.Gallery(
                 [(str(p), p.stem) for p in examples],
@@ -195,8 +213,9 @@ def build_app(engine: DemoEngine) -> Any:
                     compare = gr.ImageSlider(label="Before / after", type="numpy", elem_id="slider")
                     timing = gr.Markdown(elem_id="timing")
                     download = gr.File(label="Restored image (full resolution, the input's format)", elem_id="download")
-            run.click(on_image, inputs=[source, variant], outputs=[compare, download, timing], api_name="restore")
-            gallery.select(on_example, inputs=[variant], outputs=[source, compare, download, timing])
+            run.click(on_image, inputs=[source, variant, exposure], outputs=[compare, download, timing],
+                      api_name="restore")  # fmt: skip
+            gallery.select(on_example, inputs=[variant, exposure], outputs=[source, compare, download, timing])
         with gr.Tab("Video"):
             with gr.Row():
                 clip = gr.Video(label=f"Short clip (up to {MAX_VIDEO_FRAMES} frames)", sources=["upload"])
@@ -204,7 +223,10 @@ def build_app(engine: DemoEngine) -> Any:
             run_video = gr.Button("Restore video")
             video_timing = gr.Markdown()
             run_video.click(
-                on_video, inputs=[clip, variant], outputs=[restored_clip, video_timing], api_name="restore_video"
+                on_video,
+                inputs=[clip, variant, exposure],
+                outputs=[restored_clip, video_timing],
+                api_name="restore_video",
             )
     return app.queue(default_concurrency_limit=1)
 

@@ -33,6 +33,7 @@ from torch import nn
 from tqdm import tqdm
 
 from darkir.errors import DarkIRError
+from darkir.infer.exposure import check_exposure
 from darkir.infer.files import Job, Outcome, Report, ensure_writable_dir, plan_jobs, restore_job
 from darkir.infer.restorer import check_tiling
 from darkir.runtime import check_precision
@@ -53,6 +54,7 @@ class WorkerSettings:
     overwrite: bool = False
     codec: str = "libx264"
     crf: int = 18
+    exposure: float = 0.0
 
 
 class RestoreWorker:
@@ -75,6 +77,7 @@ class RestoreWorker:
             overlap=settings.overlap,
             compile=settings.compile,
             max_memory=settings.max_memory,
+            exposure=settings.exposure,
         )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -251,6 +254,7 @@ def restore_dataset(
     overwrite: bool = False,
     codec: str = "libx264",
     crf: int = 18,
+    exposure: float = 0.0,
     progress: bool = True,
 ) -> Report:
     """Restore image and video files, folders (recursive; relative paths kept) and globs into ``output`` on Ray.
@@ -269,13 +273,16 @@ def restore_dataset(
     output = Path(output)
     check_tiling(tile, overlap, max_memory)
     check_precision(precision)
+    exposure = check_exposure(exposure)
     preflight(address)
     suffix = f".{suffix.lower().lstrip('.')}" if suffix else None
     jobs, problems = plan_jobs(sources, output, suffix, videos=True)
     model = weights if isinstance(weights, nn.Module) else load_model_from(weights, default=DEFAULT_WEIGHTS)
     if jobs:
         ensure_writable_dir(output)
-    settings = WorkerSettings(device, precision, tile, overlap, max_memory, False, threads, overwrite, codec, crf)
+    settings = WorkerSettings(
+        device, precision, tile, overlap, max_memory, False, threads, overwrite, codec, crf, exposure
+    )
     report = restore_jobs(model, jobs, settings, address, workers, cpus_per_worker, gpus_per_worker, progress)
     report.failed.extend((path, f"{path}: {reason}") for path, reason in problems)
     return report

@@ -96,6 +96,29 @@ def positive_int(text: str) -> int:
     return value
 
 
+def exposure_ev(text: str) -> float:
+    """argparse type: an exposure compensation in EV (a finite number within the dial's range)."""
+    from darkir.errors import DarkIRError
+    from darkir.infer.exposure import check_exposure
+
+    try:
+        return check_exposure(float(text))
+    except (ValueError, DarkIRError):
+        raise argparse.ArgumentTypeError(f"expected a number of EV between -4 and 4, got {text!r}") from None
+
+
+def add_exposure(parser: argparse.ArgumentParser) -> None:
+    """``--exposure EV``: exposure compensation of the restored output."""
+    parser.add_argument(
+        "--exposure",
+        type=exposure_ev,
+        default=0.0,
+        metavar="EV",
+        help="exposure compensation of the result in stops, e.g. -1 (half as bright) or +0.5; applied in linear "
+        "light with highlights rolled off (default 0: the model's output as it is)",
+    )
+
+
 def non_negative(text: str) -> float:
     """argparse type: a number of at least 0."""
     return _number(text, 0.0, "at least 0")
@@ -140,7 +163,10 @@ def restorer_from_args(args: argparse.Namespace, options: Options | None = None)
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     model = model_for_restoring(args, options)
-    return Restorer(model, device=args.device, precision=args.precision, compile=args.compile, **tiling)
+    exposure = getattr(args, "exposure", 0.0)
+    return Restorer(
+        model, device=args.device, precision=args.precision, compile=args.compile, exposure=exposure, **tiling
+    )
 
 
 def _tile(text: str) -> int | str:

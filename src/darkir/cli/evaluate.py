@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 
 from darkir.cli.common import (
@@ -206,7 +207,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     for name, entry in summary["methods"].items():
-        print(f"{name}: PSNR {entry['mean']['psnr']:.2f} dB, SSIM {entry['mean']['ssim']:.4f}")
+        mean, shade = entry["mean"], entry["tone"]
+        corr = "n/a" if math.isnan(shade["correlation"]) else f"{shade['correlation']:.2f}"
+        print(
+            f"{name}: PSNR {mean['psnr']:.2f} dB, SSIM {mean['ssim']:.4f}; detail {mean['psnr_detail']:.2f} dB, "
+            f"{mean['ssim_detail']:.4f}; brightness ratio {shade['ratio']:.3f}, correlation {corr}"
+        )
     print(f"report -> {Path(args.output) / 'report.md'}")
     return 0
 

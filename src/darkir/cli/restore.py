@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from darkir.cli.common import (
     AddCommand,
+    add_exposure,
     add_runtime,
     add_weights_source,
     model_for_restoring,
@@ -85,6 +86,7 @@ def _restore_on_ray(args: argparse.Namespace, jobs: list) -> Report:
         args.precision,
         compile=args.compile,
         threads=args.threads,
+        exposure=args.exposure,
         overwrite=args.overwrite,
         codec=args.codec,
         crf=args.crf,
@@ -142,6 +144,7 @@ def register(add: AddCommand) -> None:
     restore.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if needed)")
     add_weights_source(restore)
     add_runtime(restore)
+    add_exposure(restore)
     restore.add_argument("--format", metavar="EXT", help="output format (png, jpg, tif, webp, bmp); default: keep")
     restore.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     restore.add_argument("--codec", default="libx264", help="encoder of restored videos (default libx264)")
@@ -172,6 +175,7 @@ def register(add: AddCommand) -> None:
     )
     add_weights_source(video)
     add_runtime(video)
+    add_exposure(video)
     video.add_argument("--codec", default="libx264", help="video encoder (default libx264, i.e. H.264)")
     video.add_argument("--crf", type=int, default=18, help="x264/x265 quality, lower is better (default 18)")
     video.add_argument("--overwrite", action="store_true", help="replace an existing output")

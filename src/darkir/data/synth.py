@@ -2,10 +2,13 @@
 
 Per pair, in linear light (after inverting the sRGB curve):
 
-1. **Reference exposure.** The clean crop is scaled so that its sRGB mean is ``target_mean`` (uniform in
-   ``target_mean_range``, default 0.28-0.40, the brightness of real street-scene references; with
-   ``target_margin``, at least the capture's mean plus that margin). A model learns the brightness of its
-   targets, so this convention is explicit.
+1. **Reference exposure.** The clean crop is scaled so that its sRGB mean is ``target_mean``. A model learns the
+   brightness of its targets, so this convention is explicit. By default ``target_mean`` is uniform in
+   ``target_mean_range`` (0.28-0.40, the brightness of real street-scene references), drawn apart from the
+   capture's darkness (with ``target_margin``, at least the capture's mean plus that margin). With ``target_tone``
+   ``(level, slope)`` the reference follows the scene as real pairs do: a darker capture has a darker reference,
+   ``target_mean = level * (low_mean / 0.1) ** slope * exp(N(0, target_jitter))``, clipped to
+   ``target_mean_range``.
 2. **Lamps.** With probability ``light_prob``, 1-6 light sources (Gaussian cores in lamp colours, bright
    enough to stay saturated in the dark capture, with wide dim glows) are added to the scene; the reference
    shows them clipped, as a normal exposure does.
@@ -103,6 +106,11 @@ class SynthParams:
     #: With a capture brighter than usual (``low_mean_range`` reaching into dim-but-visible), the reference is made at
     #: least this much brighter than the capture's mean (sRGB); ``None`` leaves ``target_mean`` as drawn.
     target_margin: float | None = None
+    #: ``(level, slope)``: the reference's sRGB mean is ``level`` for a capture of sRGB mean 0.1 and scales as the
+    #: capture's mean to the power ``slope`` (clipped to ``target_mean_range``); ``None``: drawn apart from it.
+    target_tone: tuple[float, float] | None = None
+    #: Standard deviation of a log-normal factor on the ``target_tone`` brightness (drawn only when above 0).
+    target_jitter: float = 0.0
     blur_prob: float = 0.85
     kernel_size_range: tuple[int, int] = (5, 25)
     light_prob: float = 0.4
@@ -223,6 +231,10 @@ def degrade(
     linear = srgb_to_linear(clean_srgb)
     target_mean = rng.uniform(*params.target_mean_range)
     low_mean = _log_uniform(rng, params.low_mean_range)
+    if params.target_tone is not None:
+        level, slope = params.target_tone
+        jitter = np.exp(rng.normal(0, params.target_jitter)) if params.target_jitter > 0 else 1.0
+        target_mean = float(np.clip(level * (low_mean / 0.1) ** slope * jitter, *params.target_mean_range))
     if params.target_margin is not None:
         target_mean = max(target_mean, low_mean + params.target_margin)
     scene = linear * exposure_for_mean(linear, target_mean)

@@ -28,7 +28,7 @@ from darkir.eval.metrics import Convention, prepare
 from darkir.eval.paired import METRICS, Scores, evaluate, write_csv
 from darkir.imageio import Image, read_image, write_image
 
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "niqe": False}
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "psnr_detail": True, "ssim_detail": True, "niqe": False}
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,17 @@ class Interval:
 
     def as_text(self, digits: int) -> str:
         return f"{self.mean:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
+
+
+def json_numbers(value: object) -> object:
+    """``value`` with every NaN or infinite float replaced by ``None`` (JSON ``null``: strict JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_numbers(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_numbers(item) for item in value]
+    return value
 
 
 def bootstrap_mean(values: np.ndarray, resamples: int = 2000, seed: int = 0) -> Interval:
@@ -151,6 +162,7 @@ def compare(
     for method, scores in zip(methods, all_scores, strict=True):
         entry: dict = {"mean": {m: scores.mean(m) for m in METRICS}}
         entry["ci"] = {m: vars(bootstrap_mean(scores.array(m), resamples)) for m in METRICS}
+        entry["tone"] = vars(scores.tone())
         if method.restorer is not None:
             cost = measure_complexity(method.restorer.model, size=latency_size)
             entry.update(
@@ -165,7 +177,7 @@ def compare(
                 m: {**vars(bootstrap_mean(diffs[m], resamples)), "win_rate": win_rate(diffs[m], m)} for m in METRICS
             }
         summary["methods"][method.name] = entry
-    (output / "summary.json").write_text(json.dumps(summary, indent=2))
+    (output / "summary.json").write_text(json.dumps(json_numbers(summary), indent=2, allow_nan=False))
     _histogram(output / "psnr_diff_hist.png", reference, all_scores[1 : len(variants)] or all_scores[1:])
     if len(variants) >= 2:
         gap = np.abs(all_scores[1].array("psnr") - reference.array("psnr"))
@@ -228,6 +240,24 @@ def render_report(
             else:
                 cells += [Interval(d["mean"], d["low"], d["high"]).as_text(digits), f"{d['win_rate']:.0%}"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Detail and tone",
+        "",
+        "Detail: PSNR/SSIM after fitting each output's global gain and gamma to its reference (no choice of global "
+        "brightness changes them). Tone: mean brightness of the outputs against the references', their ratio, and "
+        "their correlation across images (does the output follow the scene?).",
+        "",
+        "| method | detail PSNR (dB) | detail SSIM | brightness / reference | ratio | correlation |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, entry in methods.items():
+        mean, shade = entry["mean"], entry["tone"]
+        corr = "n/a" if math.isnan(shade["correlation"]) else f"{shade['correlation']:.2f}"
+        lines.append(
+            f"| {name} | {mean['psnr_detail']:.2f} | {mean['ssim_detail']:.4f} | "
+            f"{shade['output_mean']:.3f} / {shade['reference_mean']:.3f} | {shade['ratio']:.3f} | {corr} |"
+        )
     lines += ["", "## Reading", ""]
     for name in variants[1:]:
         d = methods[name]["vs_reference"]["psnr"]

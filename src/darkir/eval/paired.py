@@ -1,4 +1,5 @@
-"""Paired evaluation: per-image PSNR/SSIM/LPIPS of one method, example triplets, CSV rows."""
+"""Paired evaluation: per-image PSNR/SSIM/LPIPS, detail scores and brightness of one method, example triplets, CSV
+rows (see :mod:`darkir.eval.tone` for detail and tone)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,13 @@ from darkir.data.pairs import Pair
 from darkir.eval.lpips import LPIPS
 from darkir.eval.methods import Method
 from darkir.eval.metrics import Convention, prepare, psnr, ssim
+from darkir.eval.tone import Tone, brightness, tone, tone_fitted
 from darkir.imageio import Image, write_image
 from darkir.runtime import memory_returned_to_os
 
-METRICS = ("psnr", "ssim", "lpips")
+METRICS = ("psnr", "ssim", "lpips", "psnr_detail", "ssim_detail")
+#: Per-image brightness columns: the output's and the reference's mean value.
+BRIGHTNESS = ("brightness", "ref_brightness")
 
 
 @dataclass
@@ -30,7 +34,7 @@ class Scores:
 
     method: str
     names: list[str] = field(default_factory=list)
-    values: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in METRICS})
+    values: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in (*METRICS, *BRIGHTNESS)})
     seconds: list[float] = field(default_factory=list)
 
     def mean(self, metric: str) -> float:
@@ -40,6 +44,10 @@ class Scores:
 
     def array(self, metric: str) -> np.ndarray:
         return np.asarray(self.values[metric], dtype=np.float64)
+
+    def tone(self) -> Tone:
+        """How the outputs' brightness follows the references' across the images."""
+        return tone(self.values["brightness"], self.values["ref_brightness"])
 
 
 def _save(path: Path, tensor: torch.Tensor) -> None:
@@ -77,6 +85,11 @@ def evaluate(
             scores.values["psnr"].append(psnr(out, high).item())
             scores.values["ssim"].append(ssim(out, high).item())
             scores.values["lpips"].append(lpips(out.clamp(0, 1), high).item() if lpips else float("nan"))
+            detail = tone_fitted(out, high)
+            scores.values["psnr_detail"].append(psnr(detail, high).item())
+            scores.values["ssim_detail"].append(ssim(detail, high).item())
+            scores.values["brightness"].append(brightness(out.clamp(0, 1)).item())
+            scores.values["ref_brightness"].append(brightness(high).item())
             if save_dir is not None and index < save_count:
                 save_dir.mkdir(parents=True, exist_ok=True)
                 for suffix, image in (("input", low), ("output", out), ("gt", high)):
@@ -86,14 +99,14 @@ def evaluate(
 
 
 def write_csv(path: Path, all_scores: Sequence[Scores]) -> None:
-    """One row per image and method: name, method, psnr, ssim, lpips, seconds."""
+    """One row per image and method: name, method, the metrics, brightness of output and reference, seconds."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["image", "method", *METRICS, "seconds"])
+        writer.writerow(["image", "method", *METRICS, *BRIGHTNESS, "seconds"])
         for scores in all_scores:
             for i, name in enumerate(scores.names):
-                row = [f"{scores.values[m][i]:.6f}" for m in METRICS]
+                row = [f"{scores.values[m][i]:.6f}" for m in (*METRICS, *BRIGHTNESS)]
                 writer.writerow([name, scores.method, *row, f"{scores.seconds[i]:.4f}"])
 
 
@@ -105,5 +118,7 @@ def summary_line(scores: Scores, convention: Convention) -> str:
     )
     return (
         f"{scores.method}: PSNR {scores.mean('psnr'):.2f} dB, SSIM {scores.mean('ssim'):.4f}, LPIPS {lpips_text} "
-        f"({len(scores.names)} images; {label})"
+        f"({len(scores.names)} images; {label})\n"
+        f"  detail (tone fitted per image): PSNR {scores.mean('psnr_detail'):.2f} dB, "
+        f"SSIM {scores.mean('ssim_detail'):.4f}; tone: {scores.tone().as_text()}"
     )

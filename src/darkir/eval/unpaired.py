@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from darkir.data.pairs import Pair
-from darkir.eval.compare import Interval, bootstrap_mean, win_rate
+from darkir.eval.compare import Interval, bootstrap_mean, json_numbers, win_rate
 from darkir.eval.methods import Method
 from darkir.eval.metrics import prepare
 from darkir.eval.niqe import niqe
@@ -161,7 +161,7 @@ def compare_unpaired(
             diff = niqe_values - np.array([s.niqe for s in scores[reference]])
             entry["niqe_vs_reference"] = {**vars(bootstrap_mean(diff, resamples)), "win_rate": win_rate(diff, "niqe")}
         summary["methods"][name] = entry
-    (output / "summary.json").write_text(json.dumps(summary, indent=2))
+    (output / "summary.json").write_text(json.dumps(json_numbers(summary), indent=2, allow_nan=False))
     (output / "report.md").write_text(_render_unpaired(summary, reference))
     return summary
 

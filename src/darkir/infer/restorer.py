@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from darkir.errors import DarkIRError
+from darkir.infer.exposure import apply_exposure, check_exposure
 from darkir.infer.memory import MemoryPlanner, Plan, parse_memory
 from darkir.runtime import (
     keep_freed_memory_for_reuse,
@@ -117,6 +119,8 @@ class Restorer:
     with AVX-512 BF16/AMX, or GPU) or
     ``fp16`` (GPU), applied with autocast so that normalizations and FFTs stay in fp32.
     ``compile``: wrap the model in ``torch.compile`` (slow first call, faster afterwards).
+    ``exposure``: exposure compensation of the output in EV (stops), applied in linear light with highlights rolled
+    off (:mod:`darkir.infer.exposure`); 0 (default) is the model's output exactly.
 
     Calling a Restorer restores what users have and returns the same kind of thing: see :meth:`__call__`.
     """
@@ -131,8 +135,10 @@ class Restorer:
         compile: bool = False,
         guide_scale: int | None = GUIDE_SCALE,
         max_memory: int | str | None = None,
+        exposure: float = 0.0,
     ) -> None:
         max_memory = check_tiling(tile, overlap, max_memory)
+        self.exposure = check_exposure(exposure)
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         self.tile, self.overlap, self.guide_scale = tile, overlap, guide_scale
@@ -158,12 +164,19 @@ class Restorer:
         overlap: int | None = None,
         compile: bool = False,
         max_memory: int | str | None = None,
+        exposure: float = 0.0,
     ) -> Restorer:
         """A Restorer over a packaged model name (default: the default weights) or a checkpoint in any layout."""
         from darkir.checkpoint import load_model
 
         return cls(load_model(name_or_path), device=device, precision=precision, tile=tile, overlap=overlap,
-                   compile=compile, max_memory=max_memory)  # fmt: skip
+                   compile=compile, max_memory=max_memory, exposure=exposure)  # fmt: skip
+
+    def with_exposure(self, exposure: float) -> Restorer:
+        """This Restorer (same model, settings and memory plan) with another ``exposure`` in EV."""
+        other = copy.copy(self)
+        other.exposure = check_exposure(exposure)
+        return other
 
     def __call__(self, image: Any) -> Any:
         """Restore ``image`` and return the same kind of thing, as ``darkir restore`` would restore it.
@@ -258,9 +271,13 @@ class Restorer:
 
     @torch.inference_mode()
     def restore_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """Restore a (N, C, H, W) float batch in [0, 1]; returns float32 on the CPU, not clamped."""
+        """Restore a (N, C, H, W) float batch in [0, 1]; returns float32 on the CPU, not clamped (clamped to [0, 1]
+        when ``exposure`` is not 0)."""
         if x.dim() != 4:
             raise DarkIRError(f"expected a (N, C, H, W) tensor, got shape {tuple(x.shape)}")
+        return apply_exposure(self._restore(x), self.exposure)
+
+    def _restore(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
         plan = self.last_plan = self.plan_for(height, width, x.shape[0])
         if not plan.tile or (height <= plan.tile and width <= plan.tile):
