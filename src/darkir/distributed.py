@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from darkir.errors import DarkIRError
 from darkir.infer.exposure import check_exposure
-from darkir.infer.files import Job, Outcome, Report, ensure_writable_dir, plan_jobs, restore_job
+from darkir.infer.files import Job, Outcome, Report, clean_stale_outputs, ensure_writable_dir, plan_jobs, restore_job
 from darkir.infer.restorer import check_tiling
 from darkir.runtime import check_precision
 
@@ -176,6 +176,7 @@ def restore_jobs(
     """Restore planned ``jobs`` on Ray with a pool of ``workers`` actors; the same :class:`Report` as the local
     engine. Outputs that exist (and are not to be overwritten) are skipped before Ray is even started."""
     report = Report()
+    clean_stale_outputs(jobs)
     pending = []
     for job in jobs:
         if job.target.exists() and not settings.overwrite:

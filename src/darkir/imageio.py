@@ -7,6 +7,7 @@ EXIF orientation, which OpenCV's unchanged-mode reader ignores.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +20,10 @@ from darkir.outputs import write_atomic
 #: Suffixes (lower case) that ``darkir restore`` picks up from folders.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 _EXIF_ORIENTATION = 0x0112
+#: Images whose header claims more pixels than this are refused before decoding (a few bytes can claim a
+#: gigapixel: a decompression bomb). OpenCV's own limit, 2**30 (e.g. 32768 x 32768).
+MAX_IMAGE_PIXELS = 1 << 30
+_PIL_LIMIT = threading.Lock()
 
 
 class ImageReadError(DarkIRError):
@@ -45,14 +50,59 @@ def _cv2() -> ModuleType:
     return cv2
 
 
-def _orientation(path: Path) -> int:
+@dataclass(frozen=True)
+class Header:
+    """What an image file's header says, read without decoding its pixels."""
+
+    width: int
+    height: int
+    frames: int
+    orientation: int
+
+
+def read_header(path: Path) -> Header | None:
+    """The header of ``path`` as Pillow reads it (None where Pillow cannot read it; OpenCV may still decode it)."""
     from PIL import Image as PILImage
 
+    with _PIL_LIMIT:  # darkir applies its own pixel limit; Pillow's would refuse large photos we restore in tiles
+        limit, PILImage.MAX_IMAGE_PIXELS = PILImage.MAX_IMAGE_PIXELS, None
+        try:
+            with PILImage.open(path) as handle:
+                width, height = handle.size
+                frames = int(getattr(handle, "n_frames", 1))
+                orientation = 1 if width * height > MAX_IMAGE_PIXELS else _orientation(handle)
+        except Exception:
+            return None
+        finally:
+            PILImage.MAX_IMAGE_PIXELS = limit
+    return Header(width, height, frames, orientation)
+
+
+def _orientation(handle: object) -> int:
+    """The EXIF orientation tag (1-8) of an open Pillow image, 1 where it has none or it cannot be read."""
+    if getattr(handle, "format", None) == "PNG" and "exif" not in getattr(handle, "info", {}):
+        return 1  # no eXIf chunk before the pixels: Pillow would decode the whole image to look for one after them
     try:
-        with PILImage.open(path) as handle:
-            return int(handle.getexif().get(_EXIF_ORIENTATION, 1))
+        return int(handle.getexif().get(_EXIF_ORIENTATION, 1))  # type: ignore[attr-defined]
     except Exception:
         return 1
+
+
+def _check_header(path: Path, header: Header | None) -> None:
+    """Refuse decompression bombs and animations (which would be cut to one frame) before decoding."""
+    if header is None:
+        return
+    pixels = header.width * header.height
+    if pixels > MAX_IMAGE_PIXELS:
+        raise ImageReadError(
+            f"{path}: its header claims {header.width}x{header.height} pixels ({pixels / 1e6:.0f} megapixels), above "
+            f"the limit of {MAX_IMAGE_PIXELS / 1e6:.0f}; not decoded"
+        )
+    if header.frames > 1:
+        raise ImageReadError(
+            f"{path}: an animated or multi-page image ({header.frames} frames); darkir restores still images, so "
+            "restoring only the first frame would lose the others: convert it to a video or to single frames"
+        )
 
 
 def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
@@ -78,9 +128,14 @@ def read_image(path: str | os.PathLike[str]) -> Image:
         raise ImageReadError(
             f"{path}: unsupported format {path.suffix or '(no suffix)'}; use {', '.join(IMAGE_SUFFIXES)}"
         )
+    header = read_header(path)
+    _check_header(path, header)
     cv2 = _cv2()
     data = np.fromfile(path, dtype=np.uint8)
-    array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    try:
+        array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error as exc:
+        raise ImageReadError(f"{path}: cannot decode image ({_first_line(exc)})") from None
     if array is None:
         raise ImageReadError(f"{path}: cannot decode image (corrupt or not a {path.suffix.lstrip('.').upper()} file)")
     if array.dtype == np.uint8:
@@ -91,12 +146,19 @@ def read_image(path: str | os.PathLike[str]) -> Image:
         bit_depth, scale = 32, 1.0
     else:
         raise ImageReadError(f"{path}: unsupported sample type {array.dtype}")
-    array = _apply_orientation(array, _orientation(path))
+    array = _apply_orientation(array, header.orientation if header else 1)
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     elif array.ndim == 3:  # OpenCV's BGR(A) -> RGB(A)
         array = array[:, :, [2, 1, 0, 3][: array.shape[2]]]
     return _image(array, bit_depth, scale)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The gist of an OpenCV error: its message without the source location OpenCV prefixes."""
+    text = str(exc).strip()
+    gist = next((line for line in text.splitlines() if "error:" in line), text.splitlines()[0] if text else "")
+    return gist.split("error:", 1)[-1].strip(" ()") or type(exc).__name__
 
 
 def _image(array: np.ndarray, bit_depth: int, scale: float) -> Image:

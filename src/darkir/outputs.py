@@ -8,7 +8,9 @@ Every output darkir writes goes through :func:`claim` and :func:`write_atomic`:
 - the bytes go to a temporary file in the target folder, are flushed and fsynced, checked (size, and
   optionally that they decode), and only then renamed onto the target in one atomic step. Without
   ``overwrite`` the rename refuses to replace a file that appeared meanwhile;
-- on any error the temporary file is removed and an existing output is left untouched.
+- on any error the temporary file is removed and an existing output is left untouched;
+- a run killed outright (SIGKILL, power loss) can leave its temporary files and lock files behind:
+  :func:`clean_stale` removes those whose owner is gone when a later run writes into the same folder.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -73,6 +76,59 @@ def claim(target: Path) -> Iterator[None]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(lock)
         os.close(fd)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_unheld_lock(lock: Path) -> bool:
+    """Remove ``lock`` if nobody holds it, while holding it ourselves (so that no claim is taken in between)."""
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.unlink(lock)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def clean_stale(folder: Path) -> list[Path]:
+    """Remove the leftovers of killed runs from ``folder``: temporary files written by a process of this machine that
+    is gone, and lock files nobody holds. Files of live runs and of other machines are kept. Returns what went.
+
+    A run that opens a lock file just as it is removed notices and takes a fresh one (:func:`claim`).
+    """
+    mine = re.compile(rf"\.{re.escape(socket.gethostname())}-(\d+)\.darkir-part")
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        name, path = entry.name, Path(entry.path)
+        if not name.startswith(".") or not entry.is_file(follow_symlinks=False):
+            continue
+        owner = mine.search(name)
+        if owner is not None and not pid_alive(int(owner.group(1))):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+        elif name.endswith(".darkir-lock") and _remove_unheld_lock(path):
+            removed.append(path)
+    return removed
 
 
 def is_same_file(a: Path, b: Path) -> bool:

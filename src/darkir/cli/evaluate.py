@@ -88,6 +88,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     if args.gt is None:
         return _print_no_reference(args)
     pred, gt = Path(args.pred), Path(args.gt)
+    for role, folder in (("output", pred), ("reference", gt)):
+        if not folder.is_dir():
+            raise DarkIRError(f"{role} folder {folder} does not exist or is not a folder")
     common = Path(os.path.commonpath([pred.resolve(), gt.resolve()]))
     layout = Layout("folders", str(pred.resolve().relative_to(common)), str(gt.resolve().relative_to(common)))
     pairs = find_pairs(common, layout)

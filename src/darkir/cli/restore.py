@@ -33,8 +33,14 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if args.engine == "local" and ray_flags:
         print(f"darkir: error: {', '.join(ray_flags)} need --engine ray", file=sys.stderr)
         return 2
+    from darkir.imageio import IMAGE_SUFFIXES
+
     output = Path(args.output)
     suffix = f".{args.format.lower().lstrip('.')}" if args.format else None
+    if suffix is not None and suffix not in IMAGE_SUFFIXES:
+        formats = ", ".join(s.lstrip(".") for s in IMAGE_SUFFIXES)
+        print(f"darkir: error: --format {args.format}: darkir writes {formats}", file=sys.stderr)
+        return 2
     jobs, problems = plan_jobs(args.inputs, output, suffix, videos=True)
     for path, reason in problems:
         print(f"darkir: {path}: {reason}", file=sys.stderr)
@@ -50,9 +56,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
             restorer, jobs, args.overwrite, not args.quiet, args.verbose, codec=args.codec, crf=args.crf
         )
     busy = f", skipped {len(report.busy)} another run is writing" if report.busy else ""
-    tiled = (
-        f" ({len(report.tiled)} tiled to fit memory; --verbose says why)" if report.tiled and not args.verbose else ""
-    )
+    how = "to fit memory; --verbose says why" if args.tile == "auto" else f"in {args.tile} px windows (--tile)"
+    tiled = f" ({len(report.tiled)} tiled {how})" if report.tiled and not args.verbose else ""
     print(
         f"restored {len(report.done)}{tiled}, skipped {len(report.skipped)} existing (use --overwrite){busy}, "
         f"failed {len(report.failed) + len(problems)} -> {output}"
@@ -133,6 +138,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def crf(text: str) -> int:
+    """argparse type: an x264/x265 constant rate factor, 0 (lossless) to 51."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 51:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 51, got {text!r}")
+    return value
+
+
 def register(add: AddCommand) -> None:
     """Add this module's subcommands."""
     restore = add(
@@ -148,7 +164,7 @@ def register(add: AddCommand) -> None:
     restore.add_argument("--format", metavar="EXT", help="output format (png, jpg, tif, webp, bmp); default: keep")
     restore.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     restore.add_argument("--codec", default="libx264", help="encoder of restored videos (default libx264)")
-    restore.add_argument("--crf", type=int, default=18, help="x264/x265 quality of videos (default 18)")
+    restore.add_argument("--crf", type=crf, default=18, help="x264/x265 quality of videos, 0-51 (default 18)")
     restore.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     restore.add_argument(
         "-v",
@@ -177,7 +193,7 @@ def register(add: AddCommand) -> None:
     add_runtime(video)
     add_exposure(video)
     video.add_argument("--codec", default="libx264", help="video encoder (default libx264, i.e. H.264)")
-    video.add_argument("--crf", type=int, default=18, help="x264/x265 quality, lower is better (default 18)")
+    video.add_argument("--crf", type=crf, default=18, help="x264/x265 quality, 0-51, lower is better (default 18)")
     video.add_argument("--overwrite", action="store_true", help="replace an existing output")
     video.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 

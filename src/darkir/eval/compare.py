@@ -24,7 +24,7 @@ from darkir.complexity import measure_complexity
 from darkir.data.pairs import Pair
 from darkir.eval.lpips import LPIPS
 from darkir.eval.methods import Method
-from darkir.eval.metrics import Convention, prepare
+from darkir.eval.metrics import PSNR_CAP, Convention, prepare
 from darkir.eval.paired import METRICS, Scores, evaluate, write_csv
 from darkir.imageio import Image, read_image, write_image
 
@@ -157,6 +157,7 @@ def compare(
         "images": len(pairs),
         "resamples": resamples,
         "bootstrap_seed": 0,
+        "psnr_cap_db": PSNR_CAP,
         "methods": {},
     }
     for method, scores in zip(methods, all_scores, strict=True):
@@ -202,7 +203,8 @@ def render_report(
         "# Variant comparison",
         "",
         f"{summary['images']} images; metrics on outputs {outputs}; 95% intervals from a paired bootstrap over "
-        f"images ({resampling}). Per-image values are in `per_image.csv`; every number below is recomputable from it.",
+        f"images ({resampling}). Per-image values are in `per_image.csv`; every number below is recomputable from it. "
+        f"PSNR of an output identical to its reference counts as {summary['psnr_cap_db']:g} dB.",
         "",
         f"| method | params | GMac @{size} | latency @{size} (s) | PSNR (dB) | SSIM | LPIPS |",
         "| --- | --- | --- | --- | --- | --- | --- |",

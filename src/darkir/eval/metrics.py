@@ -13,6 +13,10 @@ import torch
 
 Convention = Literal["8bit", "reference"]
 
+#: PSNR of identical images (instead of infinity, which would make every mean over a set infinite): the score of
+#: an error of 1e-10 of the data range squared.
+PSNR_CAP = 100.0
+
 
 def prepare(pred: torch.Tensor, convention: Convention = "8bit") -> torch.Tensor:
     """Apply the scoring convention to a (N, C, H, W) prediction."""
@@ -24,9 +28,9 @@ def prepare(pred: torch.Tensor, convention: Convention = "8bit") -> torch.Tensor
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """PSNR in dB of each image of a (N, C, H, W) batch (inf for identical images)."""
+    """PSNR in dB of each image of a (N, C, H, W) batch, at most :data:`PSNR_CAP` (identical images)."""
     mse = torch.mean((pred.double() - target.double()) ** 2, dim=(1, 2, 3))
-    return (10 * torch.log10(data_range**2 / mse)).float()
+    return (10 * torch.log10(data_range**2 / mse)).clamp(max=PSNR_CAP).float()
 
 
 def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:

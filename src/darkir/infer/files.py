@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from tqdm import tqdm
 from darkir.errors import DarkIRError
 from darkir.imageio import IMAGE_SUFFIXES, read_image, write_image
 from darkir.infer.restorer import Restorer
-from darkir.outputs import OutputBusyError, OutputExistsError, claim
+from darkir.outputs import OutputBusyError, OutputExistsError, claim, clean_stale
 
 #: Video files that ``darkir restore`` restores as ``darkir video`` does, each into ``<name>.mp4``.
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm")
@@ -79,6 +80,64 @@ def _is_input(path: Path, suffixes: tuple[str, ...]) -> bool:
     return path.is_file() and path.suffix.lower() in suffixes and not path.name.startswith(".")
 
 
+def walk_files(root: Path) -> Iterator[Path]:
+    """Every file under ``root``, symlinked folders followed, each real folder entered once: loops of links end."""
+    seen: set[tuple[int, int]] = set()
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        status = os.stat(folder)
+        if (status.st_dev, status.st_ino) in seen:
+            subfolders.clear()
+            continue
+        seen.add((status.st_dev, status.st_ino))
+        subfolders.sort()
+        for name in sorted(files):
+            yield Path(folder) / name
+
+
+def _part_regex(part: str) -> str:
+    """A regex for one path part of a glob: ``*`` and ``?`` never cross a ``/``; ``[...]`` as in glob."""
+    out, i = "", 0
+    while i < len(part):
+        char = part[i]
+        close = part.find("]", i + 2) if char == "[" else -1
+        if char == "*":
+            out += "[^/]*"
+        elif char == "?":
+            out += "[^/]"
+        elif close != -1:
+            body = part[i + 1 : close]
+            out += "[" + ("^" + body[1:] if body.startswith("!") else body).replace("\\", "\\\\") + "]"
+            i = close
+        else:
+            out += re.escape(char)
+        i += 1
+    return out
+
+
+def _pattern_regex(parts: Sequence[str]) -> re.Pattern[str]:
+    """A regex for the relative path parts of a glob; ``**`` spans any number of folders."""
+    regex = ""
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        if part == "**":
+            regex += ".*" if last else "(?:[^/]+/)*"
+        else:
+            regex += _part_regex(part) + ("" if last else "/")
+    return re.compile(regex + r"\Z", re.DOTALL)
+
+
+def glob_files(pattern: str) -> list[Path]:
+    """Files matching a glob (``**`` recursive), walking each real folder once: symlink loops end."""
+    pattern = os.path.expanduser(pattern)
+    if "**" not in pattern:
+        return [Path(p) for p in glob.glob(pattern)]
+    parts = Path(pattern).parts
+    fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    root = Path(*parts[:fixed]) if fixed else Path(".")
+    regex = _pattern_regex(parts[fixed:])
+    return [path for path in walk_files(root) if regex.match(path.relative_to(root).as_posix())]
+
+
 def plan_jobs(
     inputs: Sequence[str], output_dir: Path, suffix: str | None = None, videos: bool = False
 ) -> tuple[list[Job], list[tuple[Path, str]]]:
@@ -108,7 +167,7 @@ def plan_jobs(
     for item in inputs:
         path = Path(item).expanduser()
         if path.is_dir():
-            images = [p for p in path.rglob("*") if _is_input(p, suffixes)]
+            images = [p for p in walk_files(path) if _is_input(p, suffixes)]
             found = sorted(p for p in images if outside_output(p))
             if images and not found:
                 problems.append((path, f"its images are inside the output folder {output_dir}; choose another -o"))
@@ -119,8 +178,7 @@ def plan_jobs(
         elif path.is_file():
             add(path, Path(path.name))
         elif glob.has_magic(item):
-            matches = (Path(p) for p in glob.glob(os.path.expanduser(item), recursive=True))
-            found = sorted(p for p in matches if _is_input(p, suffixes) and outside_output(p))
+            found = sorted(p for p in glob_files(item) if _is_input(p, suffixes) and outside_output(p))
             if not found:
                 problems.append((path, "no image matches this pattern"))
             for source in found:
@@ -130,7 +188,13 @@ def plan_jobs(
     sources = {file_id: job.source for job in jobs if (file_id := _file_id(job.source)) is not None}
     targets: dict[Path, Path] = {}
     unique: list[Job] = []
+    planned: set[tuple[int, int]] = set()
     for job in jobs:
+        source_id = _file_id(job.source)
+        if source_id in planned:
+            continue  # the same file given or reached twice (a repeated argument, a link): restored once
+        if source_id is not None:
+            planned.add(source_id)
         target_id = _file_id(job.target)  # an output that does not exist yet cannot be an input
         clash = sources.get(target_id) if target_id is not None else None
         if clash is not None:
@@ -191,6 +255,10 @@ def restore_job(
 ) -> Outcome:
     """Restore one job (an image, or a video as ``darkir video`` does with ``codec``/``crf``); never raises for
     a bad input or a failed write: the :class:`Outcome` says what happened."""
+    if job.target.is_dir():
+        return Outcome("failed", f"{job.target}: the output is a folder; move it or choose another -o")
+    if job.target.is_symlink() and not job.target.exists():
+        return Outcome("failed", f"{job.target}: the output is a link to nothing; remove it or choose another -o")
     if job.target.exists() and not overwrite:
         return Outcome("skipped")
     try:
@@ -206,12 +274,18 @@ def restore_job(
         return Outcome("busy", str(exc))
     except OutputExistsError:
         return Outcome("skipped")
-    except (DarkIRError, OSError, RuntimeError, ValueError, MemoryError) as exc:
+    except Exception as exc:  # whatever a decoder, codec or size limit raised: this file's failure, not the batch's
         return Outcome("failed", _reason(job, exc))
     if not written:
         return Outcome("skipped")
     plan = restorer.last_plan
     return Outcome("done", plan.reason if plan is not None else "", bool(plan is not None and plan.tile))
+
+
+def clean_stale_outputs(jobs: Iterable[Job]) -> None:
+    """Remove what killed runs left in the jobs' output folders (:func:`darkir.outputs.clean_stale`)."""
+    for folder in sorted({job.target.parent for job in jobs}):
+        clean_stale(folder)
 
 
 def restore_files(
@@ -230,6 +304,7 @@ def restore_files(
     """
     report = Report()
     jobs = list(jobs)
+    clean_stale_outputs(jobs)
     bar = tqdm(jobs, desc="restoring", unit="file", disable=not progress)
     for job in bar:
         bar.set_postfix_str(job.source.name, refresh=False)

@@ -214,6 +214,8 @@ class Restorer:
             raise DarkIRError(f"expected a (N, 3, H, W) tensor, got shape {tuple(x.shape)}")
         if not x.is_floating_point():
             raise DarkIRError(f"expected a float tensor with values in [0, 1], got {x.dtype}")
+        if not bool(torch.isfinite(x).all()):
+            raise DarkIRError("the tensor has NaN or infinite values")
         low, high = float(x.min()), float(x.max())
         if low < 0 or high > 1:
             raise DarkIRError(f"tensor values must be in [0, 1]; this one spans [{low:.4g}, {high:.4g}]")
@@ -273,8 +275,8 @@ class Restorer:
     def restore_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Restore a (N, C, H, W) float batch in [0, 1]; returns float32 on the CPU, not clamped (clamped to [0, 1]
         when ``exposure`` is not 0)."""
-        if x.dim() != 4:
-            raise DarkIRError(f"expected a (N, C, H, W) tensor, got shape {tuple(x.shape)}")
+        if x.dim() != 4 or 0 in x.shape:
+            raise DarkIRError(f"expected a non-empty (N, C, H, W) tensor, got shape {tuple(x.shape)}")
         return apply_exposure(self._restore(x), self.exposure)
 
     def _restore(self, x: torch.Tensor) -> torch.Tensor:
@@ -320,6 +322,11 @@ class Restorer:
     @torch.inference_mode()
     def restore_array(self, rgb: np.ndarray) -> np.ndarray:
         """Restore one (H, W, 3) float32 RGB image in [0, 1]; the result is clamped to [0, 1]."""
+        if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or 0 in rgb.shape:
+            shape = rgb.shape if isinstance(rgb, np.ndarray) else type(rgb).__name__
+            raise DarkIRError(f"restore_array takes one (H, W, 3) RGB array, got {shape}")
+        if not np.isfinite(rgb).all():
+            raise DarkIRError("restore_array: the array has NaN or infinite values")
         x = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
         out = self.restore_tensor(x)[0].clamp(0, 1)
         return out.permute(1, 2, 0).numpy()

@@ -1,0 +1,223 @@
+"""Nothing lost, round two, for batches: hostile files, link loops, killed runs' leftovers, numbers that are not
+numbers, and user mistakes that are one line with exit 2 (issue 25, items 3, 7, 8, 9 and 10)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image as PILImage
+
+from darkir.checkpoint import load_model
+from darkir.cli import main
+from darkir.errors import DarkIRError
+from darkir.imageio import ImageReadError, read_image
+from darkir.infer import Restorer
+from darkir.infer.files import plan_jobs
+from darkir.outputs import lock_path
+from tests.test_reliability import _photo
+
+
+def _restore(*args: str, weights: Path) -> int:
+    return main(["restore", *args, "--weights", str(weights), "-q"])
+
+
+def _png_bomb(path: Path, width: int = 40000, height: int = 40000) -> Path:
+    """A ~70-byte PNG whose header claims ``width`` x ``height`` pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    data = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + data)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_restorer(tiny_checkpoint):
+    return Restorer(load_model(tiny_checkpoint), device="cpu", tile=0, precision="fp32")
+
+
+# 3. A decompression bomb is refused from its header, named, and the rest of the batch is restored.
+def test_a_hostile_file_is_that_files_failure_only(tmp_path, tiny_checkpoint, capsys):
+    _photo(tmp_path / "in" / "a.png")
+    _png_bomb(tmp_path / "in" / "b.png")
+    _photo(tmp_path / "in" / "c.png", seed=1)
+    out = tmp_path / "out"
+    assert _restore(str(tmp_path / "in"), "-o", str(out), weights=tiny_checkpoint) == 1
+    err = capsys.readouterr().err
+    assert "b.png" in err and "40000x40000" in err and "OpenCV" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png"]
+    with pytest.raises(ImageReadError, match="megapixels"):
+        read_image(tmp_path / "in" / "b.png")
+
+
+def test_the_api_and_demo_name_the_hostile_file_without_opencv_words(tmp_path, tiny_checkpoint, tiny_restorer):
+    from darkir.demo import DemoEngine
+
+    bomb = _png_bomb(tmp_path / "bomb.png")
+    with pytest.raises(DarkIRError, match=r"bomb\.png: its header claims"):
+        tiny_restorer(str(bomb))
+    engine = DemoEngine({"tiny": str(tiny_checkpoint)}, device="cpu")
+    try:
+        with pytest.raises(DarkIRError, match=r"^bomb\.png: its header claims") as caught:
+            engine.restore_image(str(bomb), "tiny")
+        assert "cv2" not in str(caught.value) and "OpenCV" not in str(caught.value)
+    finally:
+        engine.close()
+
+
+# 7. An animated image is refused, never cut to its first frame without a word.
+def test_an_animated_webp_is_refused_whole(tmp_path, tiny_checkpoint, capsys):
+    frames = [PILImage.fromarray(np.full((24, 32, 3), 40 * i, np.uint8)) for i in range(3)]
+    frames[0].save(tmp_path / "anim.webp", save_all=True, append_images=frames[1:])
+    assert _restore(str(tmp_path / "anim.webp"), "-o", str(tmp_path / "out"), weights=tiny_checkpoint) == 1
+    assert "animated" in capsys.readouterr().err and not (tmp_path / "out" / "anim.webp").exists()
+
+
+# 7. Folder walks and recursive globs visit each real file once and end, whatever links they meet.
+@pytest.mark.timeout(60)
+def test_link_loops_end_and_each_file_is_planned_once(tmp_path):
+    tree = tmp_path / "photos"
+    _photo(tree / "a.png")
+    _photo(tree / "sub" / "b.png")
+    (tree / "sub" / "up").symlink_to(tree)  # two loops: back to the top and to itself
+    (tree / "sub" / "self").symlink_to(tree / "sub")
+    out = tmp_path / "out"
+    for inputs in ([str(tree)], [f"{tree}/**/*.png"], [f"{tree}/**"]):
+        jobs, problems = plan_jobs(inputs, out)
+        assert sorted(os.path.realpath(job.source) for job in jobs) == sorted(
+            os.path.realpath(p) for p in (tree / "a.png", tree / "sub" / "b.png")
+        ), inputs
+        assert problems == []
+    jobs, _ = plan_jobs([f"{tree}/*/b.png", f"{tree}/s?b/[ab].png"], out)
+    assert [job.source.name for job in jobs] == ["b.png"]
+
+
+def test_a_file_given_twice_is_restored_once_not_failed(tmp_path, tiny_checkpoint, capsys):
+    photo = _photo(tmp_path / "in" / "a.png")
+    assert _restore(str(photo), str(photo), "-o", str(tmp_path / "out"), weights=tiny_checkpoint) == 0
+    assert "restored 1," in capsys.readouterr().out
+
+
+# 8. Temporary and lock files of a killed run are cleaned by the next run into the same folder.
+def test_a_killed_runs_leftovers_are_cleaned_by_the_next_run(tmp_path, tiny_checkpoint):
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    stale_part = out / f".a.{socket.gethostname()}-{pid}.darkir-part.png"
+    stale_lock = lock_path(out / "a.png")
+    live_part = out / f".a.{socket.gethostname()}-{os.getppid()}.darkir-part.png"
+    other_host = out / f".a.elsewhere-{pid}.darkir-part.png"
+    for path in (stale_part, stale_lock, live_part, other_host):
+        path.write_bytes(b"x")
+    _photo(tmp_path / "in" / "a.png")
+    assert _restore(str(tmp_path / "in"), "-o", str(out), weights=tiny_checkpoint) == 0
+    assert not stale_part.exists() and not stale_lock.exists()
+    assert live_part.exists() and other_host.exists()  # a live process's file and another machine's are kept
+
+
+def test_a_held_lock_is_not_cleaned(tmp_path):
+    import fcntl
+
+    from darkir.outputs import clean_stale
+
+    lock = lock_path(tmp_path / "a.png")
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        assert clean_stale(tmp_path) == [] and lock.exists()
+
+
+# 9. Reports hold only valid JSON numbers; identical images have a stated, finite PSNR; NaN input is an error.
+def test_reports_are_strict_json_with_a_finite_psnr_for_identical_images(tmp_path, tiny_checkpoint):
+    for folder in ("low", "high"):
+        (tmp_path / "set" / folder).mkdir(parents=True)
+    for index in range(3):
+        image = (np.random.default_rng(index).random((32, 40, 3)) * 255).astype(np.uint8)
+        for folder in ("low", "high"):
+            cv2.imwrite(str(tmp_path / "set" / folder / f"{index}.png"), image)  # the input is its own reference
+    out = tmp_path / "report"
+    command = ["compare", "--weights", str(tiny_checkpoint), "--data", str(tmp_path / "set"), "-o", str(out)]
+    assert main([*command, "--no-lpips", "-q", "--tile", "0"]) == 0
+    summary = json.loads((out / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} written"))
+    assert summary["methods"]["input"]["mean"]["psnr"] == summary["psnr_cap_db"] == 100
+    assert summary["methods"]["tiny"]["mean"]["lpips"] is None
+    assert "counts as 100 dB" in (out / "report.md").read_text()
+
+
+def test_nan_input_is_an_error(tiny_restorer):
+    x = torch.rand(1, 3, 16, 16)
+    x[0, 0, 0, 0] = float("nan")
+    with pytest.raises(DarkIRError, match="NaN"):
+        tiny_restorer(x)
+    with pytest.raises(DarkIRError, match="NaN"):
+        tiny_restorer.restore_array(np.full((8, 8, 3), np.nan, np.float32))
+
+
+# 10. User mistakes: one line and exit 2, before any work.
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--format", "gif"], "--format gif"),
+        (["--crf", "999"], "--crf"),
+        (["--device", "gpu"], "unknown device 'gpu'"),
+    ],
+)
+def test_restore_mistakes_are_one_line_and_exit_2(tmp_path, tiny_checkpoint, capsys, flags, message):
+    photo = _photo(tmp_path / "in" / "a.png")
+    try:
+        code = _restore(str(photo), "-o", str(tmp_path / "out"), *flags, weights=tiny_checkpoint)
+    except SystemExit as stop:  # argparse
+        code = stop.code
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]  # argparse shows the usage above its one-line error
+    assert code == 2 and message in last and "Traceback" not in err and "Error:" not in err
+    assert not (tmp_path / "out" / "a.png").exists()
+
+
+def test_api_mistakes_are_darkir_errors(tiny_checkpoint, tiny_restorer):
+    with pytest.raises(DarkIRError, match="unknown device"):
+        Restorer(load_model(tiny_checkpoint), device="gpu")
+    for bad in (np.zeros((0, 8, 3), np.float32), np.zeros((8, 8), np.float32), np.zeros((8, 8, 4), np.float32)):
+        with pytest.raises(DarkIRError, match=r"\(H, W, 3\)"):
+            tiny_restorer.restore_array(bad)
+    with pytest.raises(DarkIRError, match="non-empty"):
+        tiny_restorer.restore_tensor(torch.zeros(0, 3, 8, 8))
+
+
+def test_an_output_that_is_a_folder_or_a_dead_link_is_a_failure_not_skipped(tmp_path, tiny_checkpoint, capsys):
+    _photo(tmp_path / "in" / "a.png")
+    _photo(tmp_path / "in" / "b.png", seed=1)
+    out = tmp_path / "out"
+    (out / "a.png").mkdir(parents=True)
+    (out / "b.png").symlink_to(tmp_path / "nowhere.png")
+    assert _restore(str(tmp_path / "in"), "-o", str(out), weights=tiny_checkpoint) == 1
+    captured = capsys.readouterr()
+    assert "is a folder" in captured.err and "link to nothing" in captured.err
+    assert "skipped 0 existing" in captured.out
+
+
+def test_explicit_tiles_are_not_called_tiled_to_fit_memory(tmp_path, tiny_checkpoint, capsys):
+    _photo(tmp_path / "in" / "a.png", height=80, width=96)
+    assert _restore(str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--tile", "48", weights=tiny_checkpoint) == 0
+    out = capsys.readouterr().out
+    assert "in 48 px windows" in out and "fit memory" not in out
+
+
+def test_metrics_with_a_missing_reference_folder_is_one_line(tmp_path, capsys):
+    _photo(tmp_path / "pred" / "a.png")
+    assert main(["metrics", str(tmp_path / "pred"), str(tmp_path / "nope"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "reference folder" in err and "no reference image" not in err
