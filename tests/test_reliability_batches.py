@@ -221,3 +221,56 @@ def test_metrics_with_a_missing_reference_folder_is_one_line(tmp_path, capsys):
     assert main(["metrics", str(tmp_path / "pred"), str(tmp_path / "nope"), "-q"]) == 2
     err = capsys.readouterr().err
     assert "reference folder" in err and "no reference image" not in err
+
+
+# 8. The demo's results go when it is stopped with SIGTERM, and a killed demo's folder goes when the next one starts.
+def test_a_killed_demos_results_are_removed_by_the_next_one(tmp_path, monkeypatch, tiny_checkpoint):
+    from darkir import demo
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f"darkir-demo-{int(dead.stdout)}-abc"
+    (stale / "x").mkdir(parents=True)
+    alive = tmp_path / f"darkir-demo-{os.getppid()}-def"
+    alive.mkdir()
+    engine = demo.DemoEngine({"tiny": str(tiny_checkpoint)}, device="cpu")
+    try:
+        assert not stale.exists() and alive.exists() and engine.workdir.name.startswith(f"darkir-demo-{os.getpid()}-")
+    finally:
+        engine.close()
+
+
+@pytest.mark.slow
+def test_demo_deletes_its_results_on_sigterm(tmp_path, tiny_checkpoint):
+    import signal
+    import time
+    import urllib.request
+
+    from gradio_client import Client, handle_file
+
+    from tests.test_demo import _demo_driver
+
+    port = _demo_driver()._free_port()
+    env = {**os.environ, "TMPDIR": str(tmp_path), "GRADIO_ANALYTICS_ENABLED": "False"}
+    command = [sys.executable, "-m", "darkir", "demo", "--port", str(port), "--weights", str(tiny_checkpoint)]
+    process = subprocess.Popen(
+        [*command, "--device", "cpu"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        url, deadline = f"http://127.0.0.1:{port}/", time.time() + 180
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                assert process.poll() is None and time.time() < deadline
+                time.sleep(0.5)
+        Client(url, verbose=False).predict(handle_file(str(_photo(tmp_path / "p.png"))), "tiny", api_name="/restore")
+        workdirs = list(tmp_path.glob(f"darkir-demo-{process.pid}-*"))
+        assert len(workdirs) == 1 and any(workdirs[0].rglob("*.png"))
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        assert not workdirs[0].exists()
+    finally:
+        process.kill()
+        process.wait()

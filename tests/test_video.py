@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from darkir.cli import main
+from darkir.errors import DarkIRError
 from tests.conftest import REPO
 
 av = pytest.importorskip("av")
@@ -119,3 +121,167 @@ def test_seed_inference_video_script(clip, tmp_path, tiny_checkpoint):
     )
     assert done.returncode == 0, done.stderr
     assert describe(tmp_path / "videos" / "results" / "night.mp4")["frames"] == 24
+
+
+# Issue 25, "Nothing lost": timing, rotation, the demo's limit and the encoder settings.
+MS = Fraction(1, 1000)
+
+
+@pytest.fixture(scope="module")
+def tiny_restorer(tiny_checkpoint):
+    from darkir.checkpoint import load_model
+    from darkir.infer import Restorer
+
+    return Restorer(load_model(tiny_checkpoint), device="cpu", tile=0)
+
+
+def make_timed_video(path: Path, times_ms: list[int], rotation: tuple[int, bool] | None = None) -> Path:
+    """Write 64x48 H.264 frames at ``times_ms`` (time base 1/1000); ``rotation`` (degrees, hflip) sets the display
+    matrix phones write."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.time_base = video.codec_context.time_base = MS
+        if rotation is not None:
+            video.set_display_rotation(rotation[0], hflip=rotation[1])
+        for index, pts in enumerate(times_ms):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 + index, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = pts, MS
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+    return path
+
+
+def frame_times(path: Path) -> list[Fraction]:
+    with av.open(str(path)) as container:
+        return [frame.pts * frame.time_base for frame in container.decode(video=0)]
+
+
+def display_matrix(path: Path) -> list[int] | None:
+    with av.open(str(path)) as container:
+        matrix = next(container.decode(video=0)).side_data.get("DISPLAYMATRIX")
+    return None if matrix is None else np.frombuffer(bytes(matrix), dtype=np.int32).tolist()
+
+
+@pytest.mark.parametrize(("source", "output"), [("mp4", "mp4"), ("mkv", "mkv"), ("mkv", "mov")])
+def test_variable_frame_rate_keeps_every_timestamp(tmp_path, tiny_restorer, source, output):
+    from darkir.infer.video import restore_video
+
+    times = [0, 100, 150, 250]
+    clip = make_timed_video(tmp_path / f"vfr.{source}", times)
+    assert frame_times(clip) == [t * MS for t in times]
+    restore_video(tiny_restorer, clip, tmp_path / f"out.{output}", progress=False)
+    assert frame_times(tmp_path / f"out.{output}") == [t * MS for t in times]  # was 0, .08, .16, .24
+
+
+def test_unevenly_spaced_frames_are_restored_with_their_times(tmp_path, tiny_restorer):
+    from darkir.infer.video import restore_video
+
+    times = [0, 10, 20, 30, 1000]  # a burst, then a second of nothing: failed, naming a temporary file
+    report = restore_video(tiny_restorer, make_timed_video(tmp_path / "burst.mp4", times), tmp_path / "o.mp4")
+    assert report.frames == 5 and frame_times(tmp_path / "o.mp4") == [t * MS for t in times]
+
+
+def test_a_video_failure_names_the_users_file_not_a_temporary_one(tmp_path, tiny_restorer):
+    from darkir.infer.video import restore_video
+
+    clip = tmp_path / "backwards.mkv"  # frame 3 is timed before frame 2: its timing cannot be kept
+    with av.open(str(clip), "w") as container:
+        video = container.add_stream("mjpeg", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuvj420p"
+        video.time_base = video.codec_context.time_base = MS
+        for index, pts in enumerate([0, 200, 100, 300]):
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+            frame.pts, frame.time_base = index, MS
+            for packet in video.encode(frame):
+                packet.pts, packet.dts = pts, index
+                container.mux(packet)
+    with pytest.raises(DarkIRError) as failure:
+        restore_video(tiny_restorer, clip, tmp_path / "out.mp4", progress=False)
+    message = str(failure.value)
+    assert message.startswith(str(clip)) and "frame 3 is timed at 0.100 s" in message
+    assert "darkir-part" not in message and "\n" not in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backwards.mkv"]
+
+
+@pytest.mark.parametrize("failing", ["output", "input"])
+def test_an_ffmpeg_failure_names_the_users_file(clip, tmp_path, tiny_restorer, monkeypatch, failing):
+    from darkir.infer import video
+
+    def fail(av, container, output, *rest):
+        raise av.error.ArgumentError(22, "Invalid argument", (output if failing == "output" else container).name)
+
+    monkeypatch.setattr(video, "_transcode", fail)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(DarkIRError) as failure:
+        video.restore_video(tiny_restorer, clip, out, progress=False)
+    named = out if failing == "output" else clip
+    assert str(failure.value) == f"{named}: video processing failed: Invalid argument"
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("suffix", "rotation"), [("mp4", (90, False)), ("mov", (270, True)), ("mkv", (180, False))])
+def test_rotation_is_kept(tmp_path, tiny_restorer, suffix, rotation):
+    from darkir.infer.video import restore_video
+
+    clip = make_timed_video(tmp_path / f"phone.{suffix}", [0, 33, 67], rotation)
+    matrix = display_matrix(clip)
+    assert matrix is not None and matrix != [65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30]  # not the identity
+    restore_video(tiny_restorer, clip, tmp_path / f"out.{suffix}", progress=False)
+    assert display_matrix(tmp_path / f"out.{suffix}") == matrix  # players turn (and flip) it as they do the input
+
+
+def test_demo_frame_limit_holds_for_mkv(tmp_path, tiny_checkpoint, monkeypatch):
+    from darkir import demo
+
+    monkeypatch.setattr("darkir.demo.MAX_VIDEO_FRAMES", 5)
+    long_clip = make_timed_video(tmp_path / "long.mkv", [100 * i for i in range(8)])
+    with av.open(str(long_clip)) as container:
+        assert container.streams.video[0].frames == 0  # MKV headers give no count
+    engine = demo.DemoEngine({"tiny": str(tiny_checkpoint)}, device="cpu")
+    try:
+        with pytest.raises(
+            DarkIRError, match=r"^That clip has 8 frames; the demo restores up to 5\. Use `darkir video`"
+        ):
+            engine.restore_video(str(long_clip), "tiny")
+        assert not engine._restorers  # refused before the model was even loaded
+        target, timing = engine.restore_video(
+            str(make_timed_video(tmp_path / "short.mkv", [0, 40, 80, 120, 160])), "tiny"
+        )
+        assert len(frame_times(target)) == 5 and "5 frames" in timing
+    finally:
+        engine.close()
+
+
+def test_unsupported_output_format_is_refused_before_the_weights_load(clip, tmp_path, capsys):
+    out = tmp_path / "restored.webm"
+    assert main(["video", str(clip), "-o", str(out), "--weights", str(tmp_path / "missing.pt")]) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: cannot write .webm videos; use .mp4, .m4v, .mov, .mkv" in err and "missing.pt" not in err
+    assert err.count("\n") == 1 and not out.exists()
+
+
+class NoWork:
+    """A restorer that must never be asked to restore anything."""
+
+    def restore_array(self, rgb: np.ndarray) -> np.ndarray:
+        raise AssertionError("the model did work before the settings were checked")
+
+
+@pytest.mark.parametrize(
+    ("codec", "crf", "message"),
+    [
+        ("libvpx", 18, "unknown video codec 'libvpx'; use libx264 or libx265"),
+        ("nonsense", 18, "unknown video codec 'nonsense'; use libx264 or libx265"),
+        ("libx264", 999, "crf 999 is out of range for libx264; use 0 (lossless) to 51"),
+        ("libx265", -1, "crf -1 is out of range for libx265; use 0 (lossless) to 51"),
+    ],
+)
+def test_unknown_codec_and_bad_crf_are_refused_before_any_work(clip, tmp_path, codec, crf, message):
+    from darkir.infer.video import check_video_encoding, restore_video
+
+    with pytest.raises(DarkIRError, match=f"^{re.escape(message)}$"):
+        check_video_encoding(codec, crf)
+    with pytest.raises(DarkIRError, match=f"^{re.escape(message)}$"):
+        restore_video(NoWork(), clip, tmp_path / "out.mp4", codec=codec, crf=crf, progress=False)
+    assert not list(tmp_path.iterdir())

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +21,7 @@ from darkir.errors import DarkIRError
 from darkir.imageio import read_image, to_storage, write_image
 from darkir.infer import Restorer
 from darkir.infer.exposure import MAX_EV
+from darkir.outputs import pid_alive
 from darkir.runtime import memory_returned_to_os
 
 TITLE = "darkir: low-light image restoration"
@@ -33,6 +38,31 @@ def example_images() -> list[Path]:
     """The small real low-light examples shipped with the package."""
     folder = Path(str(resources.files("darkir") / "assets" / "examples"))
     return sorted(folder.glob("*.png"))
+
+
+#: The demo's result folders are ``<temp>/darkir-demo-<pid>-<random>``: the pid says whether their owner still runs.
+WORKDIR_PREFIX = "darkir-demo-"
+
+
+def remove_stale_workdirs() -> list[Path]:
+    """Delete the result folders of demos that were killed (their process is gone); returns what went."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*-*"):
+        pid = folder.name.removeprefix(WORKDIR_PREFIX).split("-", 1)[0]
+        if folder.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _stop_on_sigterm() -> None:
+    """Make SIGTERM stop the demo as Ctrl-C does, so that its results are deleted on the way out."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
 
 
 @dataclass
@@ -56,7 +86,8 @@ class DemoEngine:
         self.weights = dict(weights)
         self.device, self.tile = device, tile
         self._restorers: dict[str, Restorer] = {}
-        self._workdir = tempfile.TemporaryDirectory(prefix="darkir-demo-")
+        remove_stale_workdirs()
+        self._workdir = tempfile.TemporaryDirectory(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
         self.workdir = Path(self._workdir.name)
 
     def close(self) -> None:
@@ -123,25 +154,23 @@ class DemoEngine:
     def restore_video(
         self, path: str | None, variant: str, progress: bool = False, exposure: float = 0.0
     ) -> tuple[Path, str]:
-        """Restore a short clip (``exposure`` as for images); refuses clips longer than :data:`MAX_VIDEO_FRAMES`."""
-        import av
-
-        from darkir.infer.video import restore_video
+        """Restore a short clip (``exposure`` as for images); refuses clips longer than :data:`MAX_VIDEO_FRAMES`,
+        counted before any work in every container (MKV and WebM headers have no count)."""
+        from darkir.infer.video import count_frames, restore_video
 
         if not path:
             raise DarkIRError("Please upload a video first.")
         try:
-            with av.open(path) as container:
-                frames = container.streams.video[0].frames if container.streams.video else 0
-        except av.FFmpegError as exc:
-            raise DarkIRError(f"That file is not a readable video ({exc}).") from exc
-        if frames > MAX_VIDEO_FRAMES:
-            raise DarkIRError(
-                f"That clip has {frames} frames; the demo restores up to {MAX_VIDEO_FRAMES}. Use `darkir video`."
-            )
-        target = self._new_result(f"{Path(path).stem}_restored.mp4")
-        start = time.perf_counter()
-        report = restore_video(self.restorer(variant).with_exposure(exposure), path, target, progress=progress)
+            frames = count_frames(path)
+            if frames > MAX_VIDEO_FRAMES:
+                raise DarkIRError(
+                    f"That clip has {frames} frames; the demo restores up to {MAX_VIDEO_FRAMES}. Use `darkir video`."
+                )
+            target = self._new_result(f"{Path(path).stem}_restored.mp4")
+            start = time.perf_counter()
+            report = restore_video(self.restorer(variant).with_exposure(exposure), path, target, progress=progress)
+        except DarkIRError as exc:  # name the upload, not the server's temporary path
+            raise DarkIRError(str(exc).replace(str(path), Path(path).name)) from None
         return target, f"{variant}: {report.frames} frames in {time.perf_counter() - start:.1f} s, audio {report.audio}"
 
 
@@ -244,15 +273,15 @@ def default_weights() -> dict[str, str]:
 def launch(
     weights: str | None = None, host: str = "127.0.0.1", port: int = 7860, share: bool = False, device: str = "auto"
 ) -> None:
-    """Serve the demo (blocks until stopped)."""
+    """Serve the demo (blocks until stopped; Ctrl-C or SIGTERM stop it and delete its results)."""
     import importlib.util
-    import os
 
     if importlib.util.find_spec("gradio") is None:
         raise DarkIRError("the demo needs gradio, which is not installed: pip install 'darkir[demo]'")
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     engine = DemoEngine({Path(weights).stem: weights} if weights else default_weights(), device=device)
+    _stop_on_sigterm()
     try:
         build_app(engine).launch(server_name=host, server_port=port, share=share, show_error=True)
     finally:

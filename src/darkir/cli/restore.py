@@ -47,6 +47,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if not jobs:
         print("darkir: error: nothing to restore", file=sys.stderr)
         return 2
+    if any(job.is_video for job in jobs):
+        from darkir.infer.video import check_video_encoding
+
+        check_video_encoding(args.codec, args.crf)  # before the weights load
     if args.engine == "ray":
         report = _restore_on_ray(args, jobs)
     else:
@@ -115,12 +119,13 @@ def cmd_video(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from darkir.infer.files import ensure_writable_dir
-    from darkir.infer.video import check_video_paths, restore_video
+    from darkir.infer.video import check_video_encoding, check_video_paths, restore_video
 
     source, target = Path(args.input), Path(args.output)
     if target.is_dir() or not target.suffix:
         target = target / f"{source.stem}.mp4"
     check_video_paths(source, target, args.overwrite)  # before the weights load
+    check_video_encoding(args.codec, args.crf)
     restorer = restorer_from_args(args)
     ensure_writable_dir(target.parent)
     report = restore_video(

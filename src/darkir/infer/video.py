@@ -1,4 +1,4 @@
-"""Restoring videos frame by frame with PyAV: streamed, same frame count, timing and resolution, audio kept."""
+"""Restoring videos frame by frame with PyAV: streamed; frame count, timestamps, rotation, resolution and audio kept."""
 
 from __future__ import annotations
 
@@ -14,6 +14,11 @@ from tqdm import tqdm
 from darkir.errors import DarkIRError
 from darkir.infer.restorer import Restorer
 from darkir.outputs import OutputError, OutputExistsError, claim, commit, is_same_file, temporary_path
+
+#: Encoders a restored video is written with -> the largest ``crf`` each takes (0 is lossless).
+VIDEO_CODECS = {"libx264": 51, "libx265": 51}
+#: Output suffixes -> the container formats that hold those encoders with every frame's timestamp and the rotation.
+VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
 
 @dataclass(frozen=True)
@@ -45,58 +50,100 @@ def restore_video(
     """Restore every frame of ``source`` into ``target`` (H.264 by default).
 
     Frames are decoded, restored and encoded one at a time, so memory does not grow with the
-    video's length. Each output frame keeps its input timestamp (so frame count, frame rate and
-    duration are kept), the resolution is kept, and the first audio stream is copied packet by
-    packet when the output container can hold its codec, else re-encoded to the container's default.
+    video's length. Each output frame keeps its input timestamp in the input's time base (so frame
+    count, variable frame rates and duration are kept), the resolution and the display matrix
+    (rotation, flips) are kept, and the first audio stream is copied packet by packet when the output
+    container can hold its codec, else re-encoded to the container's default.
     The output is claimed (another run writing it makes this one stop), written to a temporary file,
     fsynced and renamed at the end: a failure leaves no partial output and never touches an existing
     one, which is only replaced with ``overwrite``. The input itself is never an output.
     """
     source, target = Path(source), Path(target)
     check_video_paths(source, target, overwrite)
+    check_video_encoding(codec, crf)
     with claim(target):
         return _restore_video(restorer, source, target, codec, crf, progress, overwrite)
 
 
 def check_video_paths(source: Path, target: Path, overwrite: bool) -> None:
-    """Refuse a missing input, an output that is the input, and an existing output without ``overwrite``."""
+    """Refuse a missing input, an output format not in :data:`VIDEO_FORMATS`, an output that is the input, and an
+    existing output without ``overwrite``."""
     if not source.is_file():
         raise DarkIRError(f"{source}: no such video file")
+    if target.suffix.lower() not in VIDEO_FORMATS:
+        raise DarkIRError(
+            f"{target}: cannot write {target.suffix or 'suffix-less'} videos; use {', '.join(VIDEO_FORMATS)}"
+        )
     if is_same_file(source, target):
         raise DarkIRError(f"{target} is the input video; choose another output")
     if target.exists() and not overwrite:
         raise OutputExistsError(f"{target} exists; pass --overwrite to replace it")
 
 
+def check_video_encoding(codec: str, crf: int) -> None:
+    """Refuse an encoder not in :data:`VIDEO_CODECS` and a ``crf`` outside its range."""
+    if codec not in VIDEO_CODECS:
+        raise DarkIRError(f"unknown video codec {codec!r}; use {' or '.join(VIDEO_CODECS)}")
+    if not 0 <= crf <= VIDEO_CODECS[codec]:
+        raise DarkIRError(f"crf {crf} is out of range for {codec}; use 0 (lossless) to {VIDEO_CODECS[codec]}")
+
+
+def count_frames(source: str | os.PathLike[str]) -> int:
+    """The number of frames of the first video stream of ``source``: its header's count, else (MKV and WebM have
+    none) its packets, demuxed without decoding."""
+    av, source = _av(), Path(source)
+    try:
+        with _open_input(av, source) as container:
+            video = _video_stream(container, source)
+            return video.frames or sum(1 for packet in container.demux(video) if packet.size)
+    except av.FFmpegError as exc:
+        raise DarkIRError(f"{source}: cannot read as a video ({exc.strerror or exc})") from exc
+
+
+def _open_input(av: ModuleType, source: Path) -> Any:
+    try:
+        return av.open(str(source))
+    except av.FFmpegError as exc:
+        raise DarkIRError(f"{source}: cannot open as a video ({exc.strerror or exc})") from exc
+
+
+def _video_stream(container: Any, source: Path) -> Any:
+    if not container.streams.video:
+        raise DarkIRError(f"{source}: has no video stream")
+    return container.streams.video[0]
+
+
+def _display_matrix(av: ModuleType, source: Path) -> list[int] | None:
+    """The display matrix players turn and flip ``source``'s frames with (from its first frame), None without one."""
+    with _open_input(av, source) as container:
+        for frame in container.decode(_video_stream(container, source)):
+            matrix = frame.side_data.get("DISPLAYMATRIX")
+            return None if matrix is None else np.frombuffer(bytes(matrix), dtype=np.int32).tolist()
+    return None
+
+
 def _restore_video(
     restorer: Restorer, source: Path, target: Path, codec: str, crf: int, progress: bool, overwrite: bool
 ) -> VideoReport:
     av = _av()
-    try:
-        container = av.open(str(source))
-    except av.FFmpegError as exc:
-        raise DarkIRError(f"{source}: cannot open as a video ({exc})") from exc
     tmp = temporary_path(target)
     try:
-        with container, av.open(str(tmp), "w", format=_format_for(target)) as output:
-            if not container.streams.video:
-                raise DarkIRError(f"{source}: has no video stream")
-            video_in = container.streams.video[0]
+        matrix = _display_matrix(av, source)
+        with (
+            _open_input(av, source) as container,
+            av.open(str(tmp), "w", format=VIDEO_FORMATS[target.suffix.lower()]) as output,
+        ):
+            video_in = _video_stream(container, source)
             audio_in = container.streams.audio[0] if container.streams.audio else None
-            width, height = video_in.codec_context.width, video_in.codec_context.height
-            video_out = output.add_stream(codec, rate=video_in.average_rate or video_in.guessed_rate or 25)
-            video_out.width, video_out.height = width, height
-            video_out.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
-            video_out.time_base = video_in.time_base
-            if codec in ("libx264", "libx265"):
-                video_out.options = {"crf": str(crf)}
+            video_out = _video_output(output, video_in, codec, crf, matrix)
             audio_out, audio_mode = _audio_stream(output, audio_in)
             frames = _transcode(av, container, output, restorer, video_in, video_out, audio_in, audio_out, progress)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         commit(tmp, target, overwrite)
     except av.FFmpegError as exc:
-        raise DarkIRError(f"{source}: video processing failed: {exc}") from exc
+        failed = target if exc.filename == str(tmp) else source  # name the user's file, never the temporary one
+        raise DarkIRError(f"{failed}: video processing failed: {exc.strerror or type(exc).__name__}") from exc
     except OSError as exc:
         raise OutputError(f"{target}: {exc.strerror or exc}; nothing replaced") from None
     finally:
@@ -104,11 +151,18 @@ def _restore_video(
     return VideoReport(frames=frames, audio=audio_mode, output=target)
 
 
-def _format_for(target: Path) -> str | None:
-    """Container format from the output suffix (a temporary name must not change it)."""
-    return {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi", ".webm": "webm"}.get(
-        target.suffix.lower()
-    )
+def _video_output(output: Any, video_in: Any, codec: str, crf: int, matrix: list[int] | None) -> Any:
+    """The output video stream: the input's size, time base (every frame keeps its exact timestamp, variable frame
+    rates included) and display matrix (players show it turned as they show the input)."""
+    width, height = video_in.codec_context.width, video_in.codec_context.height
+    stream = output.add_stream(codec, rate=video_in.average_rate or video_in.guessed_rate or 25)
+    stream.width, stream.height = width, height
+    stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+    stream.time_base = stream.codec_context.time_base = video_in.time_base
+    stream.options = {"crf": str(crf)}
+    if matrix is not None:
+        stream.set_display_matrix(matrix)
+    return stream
 
 
 def _audio_stream(output: Any, audio_in: Any) -> tuple[Any, str]:
@@ -134,7 +188,7 @@ def _transcode(
 ) -> int:
     streams = [s for s in (video_in, audio_in) if s is not None]
     total = video_in.frames or None
-    frames = 0
+    frames, last_pts = 0, None
     copy_audio = audio_out is not None and audio_out.codec_context.name == audio_in.codec_context.name
     with tqdm(total=total, desc="restoring video", unit="frame", disable=not progress) as bar:
         for packet in container.demux(*streams):
@@ -149,14 +203,30 @@ def _transcode(
                         output.mux(audio_out.encode(frame))
                 continue
             for frame in packet.decode():
-                rgb = frame.to_ndarray(format="rgb24").astype(np.float32) / 255.0
-                restored = np.rint(restorer.restore_array(rgb) * 255.0).astype(np.uint8)
-                out_frame = av.VideoFrame.from_ndarray(restored, format="rgb24")
-                out_frame.pts, out_frame.time_base = frame.pts, frame.time_base
-                output.mux(video_out.encode(out_frame))
-                frames += 1
+                _check_order(container.name, frame, last_pts, frames)
+                output.mux(video_out.encode(_restored_frame(av, restorer, frame)))
+                frames, last_pts = frames + 1, frame.pts
                 bar.update()
         output.mux(video_out.encode())
         if audio_out is not None and not copy_audio:
             output.mux(audio_out.encode())
     return frames
+
+
+def _check_order(source: str, frame: Any, last_pts: int | None, index: int) -> None:
+    """Refuse a frame timed before the one decoded ahead of it: no output container can keep that timing."""
+    if frame.pts is not None and last_pts is not None and frame.pts < last_pts:
+        at, before = float(frame.pts * frame.time_base), float(last_pts * frame.time_base)
+        raise DarkIRError(
+            f"{source}: frame {index + 1} is timed at {at:.3f} s, before the frame ahead of it ({before:.3f} s); "
+            "its timing cannot be kept"
+        )
+
+
+def _restored_frame(av: ModuleType, restorer: Restorer, frame: Any) -> Any:
+    """``frame`` restored, with its own timestamp."""
+    rgb = frame.to_ndarray(format="rgb24").astype(np.float32) / 255.0
+    restored = np.rint(restorer.restore_array(rgb) * 255.0).astype(np.uint8)
+    out = av.VideoFrame.from_ndarray(restored, format="rgb24")
+    out.pts, out.time_base = frame.pts, frame.time_base
+    return out
