@@ -7,9 +7,11 @@ DarkIR releases) get their config inferred from key names and tensor shapes.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import shutil
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -267,7 +269,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, **state: Any
     bare = _unwrap(model)
     config = dict(bare.config)
     state_dict = {k: v.detach().cpu().contiguous() for k, v in bare.state_dict().items()}
-    tmp_name = str(path.with_name(f".{path.name}.{os.getpid()}.tmp"))  # created with the usual permissions
+    tmp_name = str(temporary_path(path))  # created with the usual permissions
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import save_file
@@ -279,12 +281,51 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, **state: Any
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
     except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as a RuntimeError
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _first_line(exc)
-        raise CheckpointError(f"cannot write checkpoint {path}: {reason}; the previous one is kept") from None
+        raise CheckpointError(_write_failure(path, exc)) from None
     finally:
         if os.path.exists(tmp_name):
             os.remove(tmp_name)
     return path
+
+
+def save_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Atomically write ``text`` to ``path`` (e.g. the options beside a checkpoint): a failed write never leaves it
+    empty or cut short, and the previous file stays as it was."""
+    path = Path(path)
+    tmp = temporary_path(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise CheckpointError(_write_failure(path, exc)) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def temporary_path(path: Path) -> Path:
+    """The file ``path`` is written to before it replaces ``path``: ``.<name>.<pid>.tmp`` beside it."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+#: Free bytes below which a failed write is taken for a full disk (torch.save does not report the errno).
+_FULL_DISK_BYTES = 1 << 20
+
+
+def _write_failure(path: Path, exc: BaseException) -> str:
+    """One line on why writing ``path`` failed (called while its temporary file still holds the space it took)."""
+    kept = "; the previous one is kept" if path.exists() else ""
+    if isinstance(exc, OSError):
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    else:
+        full = shutil.disk_usage(path.parent).free < _FULL_DISK_BYTES
+    if full:
+        return f"no space left on device writing {path}{kept}"
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _first_line(exc)
+    return f"cannot write {path}: {reason}{kept}"
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

@@ -47,9 +47,21 @@ def _show_warning(
         print(warnings.formatwarning(message, category, filename, lineno, line).rstrip(), file=sys.stderr)
 
 
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The parsed command line; ``KEY=VALUE`` overrides may come anywhere among the flags (argparse takes only the
+    first run of them)."""
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras and isinstance(getattr(args, "overrides", None), list) and not any(x.startswith("-") for x in extras):
+        args.overrides.extend(extras)
+    elif extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``darkir`` console script."""
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning

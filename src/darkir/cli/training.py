@@ -90,12 +90,18 @@ def register(add: AddCommand) -> None:
 
     train = add("train", cmd_train, "Train DarkIR / DarkIR+CSF from an options file (torchrun for several processes).")
     train.add_argument("-p", "--options", required=True, metavar="YAML", help="training options file")
-    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="option overrides, e.g. train.epochs=5")
+    train.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="option overrides, e.g. train.epochs=5 (anywhere among the flags)",
+    )
     train.add_argument("--resume", action="store_true", help="continue from save.path exactly where it stopped")
     train.add_argument(
         "--restart",
         action="store_true",
-        help="start over although save.path holds a run (its checkpoints are moved to a backup folder first)",
+        help="start over although save.path holds a run (once the new options and data pass every check, its files "
+        "are moved into backup folders beside them)",
     )
     train.add_argument(
         "--init-from",

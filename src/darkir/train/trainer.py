@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import math
-import os
 import random
 import signal
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,19 +22,20 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from darkir.checkpoint import load_state_dict_strict, read_checkpoint, resolve_weights, save_checkpoint
+from darkir.checkpoint import load_state_dict_strict, read_checkpoint, resolve_weights, save_checkpoint, save_text
 from darkir.config import Options
 from darkir.data.corpus import resolve_sources
 from darkir.data.dataset import PairedDataset
 from darkir.data.layouts import DatasetError
 from darkir.data.pairs import resolve_pairs
 from darkir.data.synth import SynthDataset, assign_splits, load_photos, synth_params
-from darkir.errors import ConfigError, DarkIRError
+from darkir.errors import ConfigError, DarkIRError, DarkIRWarning
 from darkir.eval.metrics import prepare, psnr, ssim
 from darkir.models import DarkIR, build_model
 from darkir.runtime import keep_freed_memory_for_reuse
 from darkir.train import distributed
 from darkir.train.losses import PIXEL_LOSSES, side_target
+from darkir.train.runfiles import append_line, back_up, hold_run, remove_stale_temporaries
 from darkir.train.sampler import GlobalBatchSampler
 
 
@@ -129,16 +132,26 @@ def _synthetic_validation(options: Options) -> bool:
     return synth is not None and synth.val_photos > 0 and not options.datasets.val.test_path
 
 
-def back_up_run(options: Options) -> Path:
-    """Move a run's last/best checkpoints, their options files and logs into ``<folder>/backup-<time>/``."""
+def log_folder(options: Options) -> Path:
+    """Where the JSONL and TensorBoard logs go: ``train.log_dir``, else ``<save.path stem>_logs`` beside it."""
+    last, _ = checkpoint_paths(options)
+    return Path(options.train.log_dir) if options.train.log_dir else last.parent / f"{last.stem}_logs"
+
+
+def run_files(options: Options) -> list[Path]:
+    """The files of the run in ``save.path`` that exist: last and best checkpoints, step snapshots, their options
+    files, and the log folder."""
     last, best = checkpoint_paths(options)
-    backup = last.parent / f"backup-{time.strftime('%Y%m%d-%H%M%S')}"
-    backup.mkdir(parents=True, exist_ok=False)
-    logs = Path(options.train.log_dir) if options.train.log_dir else last.parent / f"{last.stem}_logs"
-    for path in (last, last.with_suffix(".yml"), best, best.with_suffix(".yml"), logs):
-        if path.exists():
-            os.replace(path, backup / path.name)
-    return backup
+    snapshots = sorted(last.parent.glob(f"{glob.escape(last.stem)}_step[0-9]*{glob.escape(last.suffix)}"))
+    checkpoints = list(dict.fromkeys([last, *snapshots, best]))
+    paths = [path for checkpoint in checkpoints for path in (checkpoint, checkpoint.with_suffix(".yml"))]
+    return [path for path in [*paths, log_folder(options)] if path.exists()]
+
+
+def back_up_run(options: Options) -> list[Path]:
+    """Move the earlier run's files (see :func:`run_files`) into ``backup-<time>/`` folders beside them, all or none;
+    returns the folders."""
+    return back_up(run_files(options))
 
 
 def _rng_state() -> dict[str, Any]:
@@ -266,10 +279,9 @@ class Trainer:
         self.side_criterion = PIXEL_LOSSES[train_cfg.enhance_criterion.lower()] if self.side_loss else None
         self.step = self.epoch = self.epoch_step = 0
         self.best_psnr: float | None = None
-        self.log_dir = (
-            Path(train_cfg.log_dir) if train_cfg.log_dir else self.last_path.parent / f"{self.last_path.stem}_logs"
-        )
+        self.log_dir = log_folder(options)
         self._writer = None
+        self._log_failed = False
 
     @property
     def total_steps(self) -> int:
@@ -331,7 +343,7 @@ class Trainer:
     def save(self, path: Path | None = None) -> Path:
         """Write the full training state to ``path`` (default: the last checkpoint)."""
         target = save_checkpoint(path or self.last_path, self.model, **self._state())
-        (target.with_suffix(".yml")).write_text(self.options.to_yaml())
+        save_text(target.with_suffix(".yml"), self.options.to_yaml())
         return target
 
     def init_from(self, weights: str | Path) -> Path:
@@ -339,7 +351,6 @@ class Trainer:
         path, _ = resolve_weights(weights)
         state_dict, _, _ = read_checkpoint(path)
         load_state_dict_strict(self.model, state_dict, source=f"--init-from {path}")
-        self._log({"kind": "init", "step": self.step, "epoch": self.epoch, "init_from": str(path)})
         return path
 
     def resume(self, path: Path | None = None) -> bool:
@@ -364,12 +375,20 @@ class Trainer:
         return True
 
     # ------------------------------------------------------------------ logs
-    def _log(self, record: dict[str, Any]) -> None:
+    def log(self, record: dict[str, Any]) -> None:
+        """Append ``record`` to ``train.jsonl`` and TensorBoard (main process only); a failed write warns once and
+        training goes on."""
         if not self.context.is_main:
             return
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_dir / "train.jsonl", "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        try:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            append_line(self.log_dir / "train.jsonl", json.dumps(record))
+            self._add_scalars(record)
+        except OSError as exc:
+            self._warn_log_failed(exc)
+
+    def _add_scalars(self, record: dict[str, Any]) -> None:
+        """The record's numbers to TensorBoard, if it is installed."""
         if self._writer is None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -381,6 +400,26 @@ class Trainer:
             for key, value in record.items():
                 if key not in ("step", "epoch", "kind") and isinstance(value, (int, float)):
                     self._writer.add_scalar(f"{record['kind']}/{key}", value, record["step"])
+
+    def _close_log(self) -> None:
+        """Flush and close TensorBoard's writer (a failure warns, as in :meth:`log`)."""
+        if self._writer:
+            try:
+                self._writer.close()
+            except OSError as exc:
+                self._warn_log_failed(exc)
+
+    def _warn_log_failed(self, exc: OSError) -> None:
+        """Say once that the log cannot be written."""
+        if not self._log_failed:
+            self._log_failed = True
+            reason = exc.strerror or str(exc)
+            warnings.warn(
+                f"cannot write the training log in {self.log_dir}: {reason}; training goes on and checkpoints are "
+                "still saved (later log errors are not shown)",
+                DarkIRWarning,
+                stacklevel=2,
+            )
 
     # ------------------------------------------------------------ the loop
     def _train_step(self, batch: dict[str, Any]) -> float:
@@ -449,7 +488,7 @@ class Trainer:
                         loss = distributed.mean(self.context, loss)
                         lr = self.scheduler.get_last_lr()[0]
                         rate = (self.step - first_step) / max(time.perf_counter() - started, 1e-9)
-                        self._log(
+                        self.log(
                             {
                                 "kind": "train",
                                 "step": self.step,
@@ -475,8 +514,7 @@ class Trainer:
         if self.context.is_main:
             self.save()
         distributed.barrier(self.context)
-        if self._writer:
-            self._writer.close()
+        self._close_log()
         result = TrainResult(
             self.step,
             self.epoch,
@@ -493,7 +531,7 @@ class Trainer:
             return
         if self.context.is_main:
             scores = self.validate()
-            self._log({"kind": "val", "step": self.step, "epoch": self.epoch, **scores})
+            self.log({"kind": "val", "step": self.step, "epoch": self.epoch, **scores})
             tqdm.write(f"epoch {self.epoch}: val PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f}")
             if self.best_psnr is None or (not math.isnan(scores["psnr"]) and scores["psnr"] > self.best_psnr):
                 self.best_psnr = scores["psnr"]
@@ -515,31 +553,51 @@ def train(
 
     With ``resume``, continue exactly from ``save.path``; with ``init_from`` (a checkpoint or zoo name),
     start a new schedule (optimizer, learning rate, step 0) from those weights. A new run never
-    replaces an earlier run's checkpoints: it stops with an error unless ``restart``, which first
-    moves them (and their logs) into a time-stamped backup folder beside them.
+    replaces an earlier run's checkpoints: it stops with an error unless ``restart``, which moves
+    them (and their logs) into time-stamped backup folders beside them once the options, the data
+    and the weights to start from have passed every check. The main process holds a lock on
+    ``save.path`` for the whole run, so a second run on it stops at once (:class:`RunBusyError`).
     """
     if resume and init_from is not None:
         raise ConfigError("--resume continues a run, --init-from starts a new one from given weights: pass one")
     if resume and restart:
         raise ConfigError("--resume continues the run in save.path, --restart starts it over: pass one")
-    continuing = resume or options.network.resume_training
-    if not continuing:
-        last, best = checkpoint_paths(options)
-        validates = bool(options.datasets.val.test_path) or _synthetic_validation(options)
-        existing = [path for path in (last, best) if path.exists() and (path == last or validates)]
-        if existing and not restart:
+    last, best = checkpoint_paths(options)
+    is_main = distributed.is_main_process()
+    with hold_run(last) if is_main else contextlib.nullcontext():
+        if is_main:
+            _clean_up_after_killed_runs([last, best])
+        continuing = resume or options.network.resume_training
+        earlier = None if continuing else _earlier_checkpoint(options)
+        if earlier and not restart:
             raise ConfigError(
-                f"{options.source}: save.path: {existing[0]} holds an earlier run; pass --resume to continue it, "
+                f"{options.source}: save.path: {earlier} holds an earlier run; pass --resume to continue it, "
                 "or --restart to start over (its checkpoints are moved to a backup folder first)"
             )
-        if existing and distributed.is_main_process():
-            backup = back_up_run(options)
-            print(f"darkir: the earlier run's checkpoints were moved to {backup}", file=sys.stderr)
-    trainer = Trainer(options, device=device, progress=progress)
-    if init_from is not None:
-        trainer.init_from(init_from)
-    elif continuing:
-        resumed = trainer.resume()
-        if resume and not resumed:
-            raise ConfigError(f"{options.source}: save.path: nothing to resume, {trainer.last_path} does not exist")
-    return trainer.fit(max_steps=max_steps)
+        trainer = Trainer(options, device=device, progress=progress)
+        weights = trainer.init_from(init_from) if init_from is not None else None
+        if earlier and is_main:
+            folders = back_up_run(options)
+            print(f"darkir: the earlier run's files were moved to {', '.join(map(str, folders))}", file=sys.stderr)
+        if weights is not None:
+            trainer.log({"kind": "init", "step": trainer.step, "epoch": trainer.epoch, "init_from": str(weights)})
+        elif continuing:
+            resumed = trainer.resume()
+            if resume and not resumed:
+                raise ConfigError(f"{options.source}: save.path: nothing to resume, {last} does not exist")
+        return trainer.fit(max_steps=max_steps)
+
+
+def _earlier_checkpoint(options: Options) -> Path | None:
+    """A checkpoint of an earlier run that a new run would replace: the last one, or a best one if it validates."""
+    last, best = checkpoint_paths(options)
+    validates = bool(options.datasets.val.test_path) or _synthetic_validation(options)
+    return next((path for path in (last, best) if path.exists() and (path == last or validates)), None)
+
+
+def _clean_up_after_killed_runs(targets: list[Path]) -> None:
+    """Remove the temporary checkpoint files that killed runs left beside ``targets``, and say so."""
+    removed = remove_stale_temporaries(targets)
+    if removed:
+        names = ", ".join(str(path) for path in removed)
+        print(f"darkir: removed {len(removed)} temporary file(s) that a killed run left: {names}", file=sys.stderr)

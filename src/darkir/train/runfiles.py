@@ -1,0 +1,158 @@
+"""A training run's files on disk: the lock that gives a ``save.path`` to one run, backups of an earlier run,
+temporary files a killed run left, and log lines that are written whole or not at all."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import re
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from darkir.errors import DarkIRError
+
+
+class RunBusyError(DarkIRError):
+    """Another training run holds this ``save.path``."""
+
+
+def lock_path(last: Path) -> Path:
+    """The lock file of the run whose last checkpoint is ``last``."""
+    return last.with_name(f".{last.name}.darkir-run")
+
+
+@contextlib.contextmanager
+def hold_run(last: Path) -> Iterator[None]:
+    """Hold the run lock of ``last`` while the block runs; raises :class:`RunBusyError` naming the process holding it.
+
+    The lock is an ``flock`` on :func:`lock_path`: it dies with its process, so a killed run's lock file is stale
+    and simply taken over.
+    """
+    last.parent.mkdir(parents=True, exist_ok=True)
+    fd = _acquire(lock_path(last), last)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock_path(last))
+        os.close(fd)
+
+
+def _acquire(lock: Path, last: Path) -> int:
+    """An open descriptor of ``lock`` holding its exclusive flock (retried if the holder removed the file meanwhile)."""
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "a process that just started"
+            os.close(fd)
+            raise RunBusyError(
+                f"{last}: another training run ({holder}) is using this save.path; wait for it to end or set another "
+                "save.path"
+            ) from None
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(lock)):
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+#: A temporary checkpoint or options file (``.<name>.<pid>.tmp``, see :func:`darkir.checkpoint.temporary_path`).
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.tmp")
+
+
+def remove_stale_temporaries(targets: list[Path]) -> list[Path]:
+    """Remove the temporary files of ``targets`` and of their step snapshots and options files whose writer, a process
+    of this machine, is gone (left by a killed run); returns them."""
+    removed = []
+    for target in targets:
+        names = re.compile(rf"{re.escape(target.stem)}(_step\d+)?({re.escape(target.suffix)}|\.yml)")
+        for path in target.parent.glob(".*.tmp"):
+            match = _TEMPORARY.fullmatch(path.name)
+            if match and names.fullmatch(match["name"]) and not _alive(int(match["pid"])):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
+def back_up(paths: list[Path]) -> list[Path]:
+    """Move ``paths`` into a new ``backup-<date>-<time>/`` folder beside each; returns the folders.
+
+    Every move is a rename within one folder: nothing is copied, no two files share a name (each folder's files had
+    distinct names already) and no move crosses file systems. It is all or nothing: if one move fails, those done
+    are undone and :class:`DarkIRError` says which failed.
+    """
+    folders = _new_folders(sorted({path.parent for path in paths}))
+    moved: list[tuple[Path, Path]] = []
+    try:
+        for path in paths:
+            target = folders[path.parent] / path.name
+            os.rename(path, target)
+            moved.append((path, target))
+    except OSError as exc:
+        for path, target in reversed(moved):
+            os.rename(target, path)
+        for folder in folders.values():
+            folder.rmdir()
+        raise DarkIRError(
+            f"cannot move {path} to {target}: {exc.strerror or exc}; the earlier run was left as it was"
+        ) from None
+    return list(folders.values())
+
+
+def _new_folders(parents: list[Path]) -> dict[Path, Path]:
+    """A new, empty ``backup-<stamp>`` folder in each of ``parents`` (one stamp, made unique in all of them)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name, count = f"backup-{stamp}", 1
+    while any((parent / name).exists() for parent in parents):
+        count += 1
+        name = f"backup-{stamp}-{count}"
+    made: dict[Path, Path] = {}
+    try:
+        for parent in parents:
+            (parent / name).mkdir()
+            made[parent] = parent / name
+    except OSError as exc:
+        for folder in made.values():
+            folder.rmdir()
+        raise DarkIRError(
+            f"cannot make the backup folder {parent / name}: {exc.strerror or exc}; the earlier run was left as it was"
+        ) from None
+    return made
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append ``line`` to ``path`` in one write; a failed or short write is cut off again, so that the file never ends
+    in a partial line, and raises :class:`OSError`."""
+    data = f"{line}\n".encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)

@@ -1,0 +1,307 @@
+"""Nothing lost in training: --restart backups, one run per save.path, full disks, killed runs, overrides anywhere.
+
+Each test is a case of the "Nothing lost" issue found by outside testing; they run ``darkir train`` through
+``darkir.cli.main`` on a tiny model and a tiny synthetic set (two steps per epoch) so that they stay fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from darkir.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from darkir.cli import main
+from darkir.config import load_options
+from darkir.data.synth import synthesize
+from darkir.models import build_model
+from darkir.train.trainer import Trainer
+from tests.conftest import REPO, TINY, randomize
+from tests.test_train import _photos
+
+OPTIONS = REPO / "options" / "train" / "tiny_csf.yml"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    synthesize(
+        _photos(root / "photos"), root / "set", per_photo=2, size=64, val_photos=1, test_photos=1, progress=False
+    )
+    return root / "set"
+
+
+def _overrides(data: Path, last: Path, best: Path, *extra: str) -> list[str]:
+    return [
+        f"datasets.train.train_path={data / 'train'}",
+        f"datasets.val.test_path={data / 'val'}",
+        f"save.path={last}",
+        f"save.best={best}",
+        "datasets.train.batch_size_train=2",
+        "datasets.train.cropsize=32",
+        "train.epochs=1",
+        *extra,
+    ]
+
+
+def _args(data: Path, last: Path, best: Path, *extra: str) -> list[str]:
+    """``darkir train`` on the tiny set: two steps, one validation, ``last`` and ``best`` saved."""
+    return ["train", "-p", str(OPTIONS), *_overrides(data, last, best, *extra), "-q"]
+
+
+@contextlib.contextmanager
+def _tmpfs(mount: Path, size: str) -> Iterator[Path | None]:
+    """A tmpfs of ``size`` at ``mount`` (another file system), or None where mounting is not allowed."""
+    mount.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        yield None
+        return
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(disk: Path) -> None:
+    """Take every free byte of ``disk``."""
+    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        with contextlib.suppress(OSError):  # the write that finds the disk full
+            while os.write(fd, bytes(65536)):
+                pass
+    finally:
+        os.close(fd)
+
+
+def _backups(root: Path) -> dict[str, bytes]:
+    """The files in the backup folders under ``root``, by their path relative to it with ``backup-<time>`` written
+    ``backup``."""
+    found = {}
+    for path in root.rglob("backup-*/*"):
+        if path.is_file():
+            relative = path.relative_to(root)
+            found[str(relative.parent.parent / "backup" / relative.name)] = path.read_bytes()
+    return found
+
+
+# 1. --restart keeps every file, also when save.path and save.best share a name in two folders.
+def test_restart_keeps_last_and_best_that_share_a_file_name(data, tmp_path, capsys):
+    run = tmp_path / "models"
+    args = _args(data, run / "tiny.pt", run / "bests" / "tiny.pt")  # the shipped LOLBlur.yml layout
+    assert main(args) == 0
+    before = {name: (run / name).read_bytes() for name in ("tiny.pt", "tiny.yml", "bests/tiny.pt", "bests/tiny.yml")}
+    assert main([*args, "--restart"]) == 0
+    kept = _backups(run)
+    assert {name: kept.get(str(Path(name).parent / "backup" / Path(name).name)) for name in before} == before
+    assert (next(run.glob("backup-*")) / "tiny_logs" / "train.jsonl").is_file()
+    assert "the earlier run's files were moved to" in capsys.readouterr().err
+
+
+# 2. One run per save.path: a second one stops in one line naming the first; a killed run's lock is taken over.
+_HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from darkir.train.runfiles import hold_run
+    with hold_run(Path(sys.argv[1])):
+        print("holding", flush=True)
+        time.sleep(120)
+    """
+)
+
+
+@contextlib.contextmanager
+def _held(last: Path) -> Iterator[subprocess.Popen]:
+    """Another process holding the run lock of ``last`` (killed with SIGKILL at the end, as a crash would)."""
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(last)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+
+
+def test_a_second_run_on_the_same_save_path_is_refused(data, tmp_path, capsys):
+    last = tmp_path / "run" / "last.pt"
+    args = _args(data, last, tmp_path / "run" / "best.pt")
+    with _held(last) as holder:
+        assert main(args) == 2
+        assert main([*args, "--restart"]) == 2
+        err = capsys.readouterr().err
+        assert err.count(f"another training run (pid {holder.pid} on ") == 2 and len(err.strip().splitlines()) == 2
+        assert not last.exists() and not (tmp_path / "run" / "last_logs").exists()
+
+
+def test_a_killed_runs_lock_is_stale_and_taken_over(data, tmp_path):
+    last = tmp_path / "run" / "last.pt"
+    with _held(last):
+        pass  # SIGKILLed: its lock file stays behind
+    assert (tmp_path / "run" / ".last.pt.darkir-run").is_file()
+    assert main(_args(data, last, tmp_path / "run" / "best.pt")) == 0
+    assert last.is_file() and not (tmp_path / "run" / ".last.pt.darkir-run").exists()
+
+
+def test_only_the_main_process_of_torchrun_takes_the_lock(data, tmp_path, monkeypatch):
+    last = tmp_path / "run" / "last.pt"
+    monkeypatch.setenv("RANK", "1")
+    with _held(last):
+        assert main(_args(data, last, tmp_path / "run" / "best.pt")) == 0
+
+
+# 4. Full disks: a log that cannot be written never stops training; option files and checkpoints are written
+# atomically and a full disk is named as such.
+def test_a_failing_training_log_warns_once_and_the_checkpoint_is_saved(data, tmp_path, monkeypatch, capsys):
+    with _tmpfs(tmp_path / "logs", "64k") as disk:
+        if disk is None:  # no mounting here: the JSONL writer reports the full disk
+            monkeypatch.setattr("darkir.train.trainer.append_line", _no_space)
+        else:
+            _fill(disk)
+        last = tmp_path / "run" / "last.pt"
+        code = main(_args(data, last, tmp_path / "run" / "best.pt", f"train.log_dir={tmp_path / 'logs'}"))
+    err = capsys.readouterr().err
+    assert code == 0 and err.count("cannot write the training log") == 1 and "No space left on device" in err
+    assert read_checkpoint(last)[2]["step"] == 2 and (tmp_path / "run" / "last.yml").stat().st_size > 0
+
+
+def _no_space(*args: object) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_options_file_is_replaced_atomically(tmp_path, monkeypatch):
+    from darkir.checkpoint import save_text
+
+    target = tmp_path / "last.yml"
+    target.write_text("previous: options\n")
+    monkeypatch.setattr(os, "fsync", _no_space)
+    with pytest.raises(
+        CheckpointError, match=re.escape(f"no space left on device writing {target}; the previous one is kept")
+    ):
+        save_text(target, "new: options\n")
+    assert target.read_text() == "previous: options\n" and [p.name for p in tmp_path.iterdir()] == ["last.yml"]
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_named_and_keeps_the_previous_one(tmp_path, monkeypatch):
+    model = randomize(build_model("darkir-csf-w32", **TINY), seed=1)
+    with _tmpfs(tmp_path / "disk", "2m") as disk:
+        folder = disk if disk is not None else tmp_path
+        path = save_checkpoint(folder / "last.pt", model, step=1, optimizer=torch.zeros(200_000))
+        before = path.read_bytes()
+        if disk is None:  # torch.save's own report of a full disk, on a disk left with no free space
+
+            def failing_save(obj: object, name: str) -> None:
+                Path(name).write_bytes(b"partial")
+                raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+
+            monkeypatch.setattr(torch, "save", failing_save)
+            monkeypatch.setattr("shutil.disk_usage", lambda folder: SimpleNamespace(total=1 << 30, free=0))
+        else:
+            _fill(disk)
+        with pytest.raises(CheckpointError) as caught:
+            save_checkpoint(path, model, step=2, optimizer=torch.zeros(200_000))
+        assert str(caught.value) == f"no space left on device writing {path}; the previous one is kept"
+        assert path.read_bytes() == before
+        assert {p.name for p in folder.iterdir()} - {"filler"} == {"last.pt"}
+
+
+def test_a_nearly_full_disk_never_leaves_an_empty_options_file(data, tmp_path):
+    with _tmpfs(tmp_path / "disk", "4m") as disk:
+        if disk is None:
+            pytest.skip("cannot mount a tmpfs here (atomic option files are tested above)")
+        trainer = Trainer(load_options(OPTIONS, _overrides(data, disk / "last.pt", disk / "best.pt")), progress=False)
+        size = trainer.save(tmp_path / "probe" / "last.pt").stat().st_size
+        (disk / "filler").write_bytes(b"\0" * (shutil.disk_usage(disk).free - -(-size // 4096) * 4096))
+        with pytest.raises(CheckpointError, match=re.escape(f"no space left on device writing {disk / 'last.yml'}")):
+            trainer.save()  # room for the checkpoint, not for its options file
+        assert read_checkpoint(disk / "last.pt")[2]["step"] == 0
+        assert {p.name for p in disk.iterdir()} == {"filler", "last.pt"}
+
+
+# 5. --restart moves nothing until everything is checked, and moves all or nothing.
+def test_restart_with_a_config_mistake_leaves_the_run_resumable(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = _args(data, run / "last.pt", run / "best.pt", "train.epochs=2")
+    assert main([*args, "--max-steps", "1"]) == 0
+    before = (run / "last.pt").read_bytes()
+    mistake = _args(data, run / "last.pt", run / "best.pt", "train.epochs=2", "datasets.train.train_path=./nope")
+    assert main([*mistake, "--restart"]) == 2
+    assert "datasets.train.train_path: path not found" in capsys.readouterr().err
+    assert (run / "last.pt").read_bytes() == before and not list(run.glob("backup-*"))
+    assert main([*args, "--resume"]) == 0
+    assert read_checkpoint(run / "last.pt")[2]["step"] == 4
+
+
+def test_restart_with_best_on_another_file_system(data, tmp_path, capsys):
+    with _tmpfs(tmp_path / "other", "8m") as other:
+        if other is None:
+            pytest.skip("cannot mount a tmpfs here (the all-or-nothing move is tested below)")
+        args = _args(data, tmp_path / "run" / "last.pt", other / "best.pt")
+        assert main(args) == 0
+        before = {path: path.read_bytes() for path in (tmp_path / "run" / "last.pt", other / "best.pt")}
+        assert main([*args, "--restart"]) == 0, capsys.readouterr().err
+        kept = {**_backups(tmp_path / "run"), **_backups(other)}
+        assert kept["backup/last.pt"] == before[tmp_path / "run" / "last.pt"]
+        assert kept["backup/best.pt"] == before[other / "best.pt"]
+
+
+def test_a_move_that_fails_half_way_undoes_the_others(data, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    args = _args(data, run / "last.pt", run / "bests" / "best.pt")
+    assert main(args) == 0
+    files = sorted(p for p in run.rglob("*") if p.is_file() and "last_logs" not in p.parts)
+    before = {path: path.read_bytes() for path in files}
+    rename = os.rename
+
+    def cross_device(src: str | Path, dst: str | Path) -> None:
+        if Path(src).name == "best.pt":
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+        rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", cross_device)
+    monkeypatch.setattr(os, "replace", cross_device)
+    assert main([*args, "--restart"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Invalid cross-device link; the earlier run was left as it was" in err and len(err.splitlines()) == 1
+    assert {path: path.read_bytes() for path in files} == before
+    assert (run / "last_logs" / "train.jsonl").is_file() and not list(run.rglob("backup-*"))
+
+
+# 8. Temporary files a killed run left are recognised by their dead writer and removed; others are kept.
+def test_temporary_files_of_a_killed_run_are_removed(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "bests").mkdir(parents=True)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    living = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        stale = [run / f".last.pt.{gone.pid}.tmp", run / f".last_step000010.yml.{gone.pid}.tmp"]
+        stale.append(run / "bests" / f".best.pt.{gone.pid}.tmp")
+        kept = [run / f".last.pt.{living.pid}.tmp", run / f".other.pt.{gone.pid}.tmp"]
+        for path in stale + kept:
+            path.write_bytes(b"partial checkpoint")
+        assert main(_args(data, run / "last.pt", run / "bests" / "best.pt")) == 0
+    finally:
+        living.kill()
+        living.wait()
+    assert "removed 3 temporary file(s) that a killed run left" in capsys.readouterr().err
+    assert not any(path.exists() for path in stale) and all(path.exists() for path in kept)
+
+
+# Overrides may follow any flag.
+def test_overrides_are_accepted_after_flags(data, tmp_path, capsys):
+    overrides = _overrides(data, tmp_path / "run" / "last.pt", tmp_path / "run" / "best.pt")
+    assert main(["train", "-p", str(OPTIONS), *overrides[:3], "-q", *overrides[3:], "--max-steps", "1"]) == 0
+    assert "stopped at step 1" in capsys.readouterr().out and (tmp_path / "run" / "last.pt").is_file()
