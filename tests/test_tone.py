@@ -187,3 +187,17 @@ def test_reference_brightness_follows_the_capture_with_target_tone():
     assert plain_record["target_mean"] == round(np.random.default_rng(3).uniform(0.28, 0.40), 4)
     with pytest.raises(ValueError, match="target_tone"):
         synth_params({"target_tone": "bright"})
+
+
+def test_reference_brightness_can_follow_the_captures_bright_parts():
+    y, x = np.mgrid[0:64, 0:64] / 64.0
+    clean = np.stack([x, y, 0.5 * (x + y)], -1).astype(np.float32)
+    params = {"target_tone": [0.33, 0.231], "target_statistic": "p90", "target_mean_range": [0.22, 0.47]}
+    coupled = synth_params({**params, "light_prob": 0.0, "jpeg_prob": 0.0})
+    for seed in range(6):
+        low, high, record = degrade(clean, np.random.default_rng(seed), coupled)
+        expected = np.clip(0.33 * (np.percentile(low, 90) / 0.1) ** 0.231, 0.22, 0.47)
+        assert record["target_mean"] == pytest.approx(expected, abs=1e-4)
+        assert high[::4, ::4].mean() == pytest.approx(expected, abs=0.005)  # re-exposed to it (on the sampled pixels)
+    with pytest.raises(ValueError, match="target_statistic"):
+        synth_params({"target_statistic": "median"})

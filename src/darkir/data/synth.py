@@ -7,8 +7,10 @@ Per pair, in linear light (after inverting the sRGB curve):
    ``target_mean_range`` (0.28-0.40, the brightness of real street-scene references), drawn apart from the
    capture's darkness (with ``target_margin``, at least the capture's mean plus that margin). With ``target_tone``
    ``(level, slope)`` the reference follows the scene as real pairs do: a darker capture has a darker reference,
-   ``target_mean = level * (low_mean / 0.1) ** slope * exp(N(0, target_jitter))``, clipped to
-   ``target_mean_range``.
+   ``target_mean = level * (s / 0.1) ** slope * exp(N(0, target_jitter))``, clipped to ``target_mean_range``, where
+   ``s`` is the capture's ``target_statistic``: its drawn sRGB mean ``low_mean`` (``"mean"``), or the 90th
+   percentile of the finished capture's sRGB values (``"p90"``: the reference is re-exposed to ``target_mean`` at
+   the end). Real references follow their captures' bright parts more closely than their means.
 2. **Lamps.** With probability ``light_prob``, 1-6 light sources (Gaussian cores in lamp colours, bright
    enough to stay saturated in the dark capture, with wide dim glows) are added to the scene; the reference
    shows them clipped, as a normal exposure does.
@@ -33,7 +35,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -58,7 +60,8 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
 
 
 def exposure_for_mean(linear: np.ndarray, target: float) -> float:
-    """The gain ``k`` such that ``mean(srgb(clip(k * linear)))`` equals ``target`` (bisection)."""
+    """The gain ``k`` such that ``mean(srgb(clip(k * linear)))`` equals ``target`` (bisection on every fourth pixel of
+    each axis)."""
     sample = linear[::4, ::4]
     low, high = 1e-4, 1e3
     for _ in range(40):
@@ -111,6 +114,9 @@ class SynthParams:
     target_tone: tuple[float, float] | None = None
     #: Standard deviation of a log-normal factor on the ``target_tone`` brightness (drawn only when above 0).
     target_jitter: float = 0.0
+    #: What of the capture ``target_tone`` follows: ``"mean"`` (its drawn sRGB mean) or ``"p90"`` (the 90th percentile
+    #: of the finished capture's sRGB values).
+    target_statistic: Literal["mean", "p90"] = "mean"
     blur_prob: float = 0.85
     kernel_size_range: tuple[int, int] = (5, 25)
     light_prob: float = 0.4
@@ -231,10 +237,8 @@ def degrade(
     linear = srgb_to_linear(clean_srgb)
     target_mean = rng.uniform(*params.target_mean_range)
     low_mean = _log_uniform(rng, params.low_mean_range)
-    if params.target_tone is not None:
-        level, slope = params.target_tone
-        jitter = np.exp(rng.normal(0, params.target_jitter)) if params.target_jitter > 0 else 1.0
-        target_mean = float(np.clip(level * (low_mean / 0.1) ** slope * jitter, *params.target_mean_range))
+    if params.target_tone is not None and params.target_statistic == "mean":
+        target_mean = _toned_mean(low_mean, rng, params)
     if params.target_margin is not None:
         target_mean = max(target_mean, low_mean + params.target_margin)
     scene = linear * exposure_for_mean(linear, target_mean)
@@ -285,7 +289,20 @@ def degrade(
         )
         low = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB).astype(np.float32) / 255
         record["jpeg_quality"] = quality
+    if params.target_tone is not None and params.target_statistic == "p90":
+        target_mean = _toned_mean(float(np.percentile(low, 90)), rng, params)
+        reference = srgb_to_linear(high)
+        high = linear_to_srgb(reference * exposure_for_mean(reference, target_mean))
+        record["target_mean"] = round(target_mean, 4)
     return low, high, record
+
+
+def _toned_mean(statistic: float, rng: np.random.Generator, params: SynthParams) -> float:
+    """The reference's sRGB mean under ``target_tone`` for a capture whose ``target_statistic`` is ``statistic``."""
+    assert params.target_tone is not None
+    level, slope = params.target_tone
+    jitter = np.exp(rng.normal(0, params.target_jitter)) if params.target_jitter > 0 else 1.0
+    return float(np.clip(level * (statistic / 0.1) ** slope * jitter, *params.target_mean_range))
 
 
 def random_crop(photo: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
