@@ -6,7 +6,7 @@ Makes ``--frames`` dark frames from the bundled examples (resized, darkened, noi
 process and in this order on the same folder:
 
 1. the reference: a script like the official ``inference.py``: import torch, load the weights, and for each file
-   read it, run ``darkir.models.reference`` (the official formulation, eager NCHW fp32, default allocator) and
+   read it, run ``tests/reference.py`` (the official formulation, eager NCHW fp32, default allocator) and
    write a PNG;
 2. ``darkir restore FOLDER -o OUT`` with the default settings (``--tile auto``, ``--precision auto``);
 3. the same with ``--precision fp32``.
@@ -29,14 +29,17 @@ import numpy as np
 
 from darkir.demo import example_images
 
+#: The repository root, where the reference formulation (a test oracle, ``tests/reference.py``) is imported from.
+ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = r"""
 import sys
 from pathlib import Path
 import cv2, numpy as np, torch
-from darkir.checkpoint import load_model
-from darkir.models.reference import reference_forward
-weights, source, target = sys.argv[1:4]
-model = load_model(weights)
+weights, source, target, root = sys.argv[1:5]
+sys.path.insert(0, root)
+from darkir.models import create_model
+from tests.reference import reference_forward
+model = create_model(weights)
 params, config = model.state_dict(), model.config
 Path(target).mkdir(parents=True, exist_ok=True)
 for path in sorted(Path(source).glob("*.png")):
@@ -89,7 +92,7 @@ def main() -> None:
         darkir = [sys.executable, "-m", "darkir", "restore", str(root / "in"), "--weights", args.weights, "-q"]
         runs = {
             "reference (official formulation, eager fp32)": (
-                [sys.executable, "-c", REFERENCE, args.weights, str(root / "in"), str(root / "reference")],
+                [sys.executable, "-c", REFERENCE, args.weights, str(root / "in"), str(root / "reference"), str(ROOT)],
                 root / "reference",
             ),
             "darkir restore, defaults": ([*darkir, "-o", str(root / "default")], root / "default"),

@@ -22,11 +22,11 @@ CHILD = r"""
 import json, resource, sys
 import numpy as np, torch
 from darkir.infer.restorer import Restorer
-from darkir.models import build_model
+from darkir.models import create_model
 from darkir.infer.memory import resident_memory
 from darkir.runtime import memory_returned_to_os
 name, precision, width, height, calls, mode = sys.argv[1:7]
-restorer = Restorer(build_model(name), device="cpu", precision=precision, tile=0)
+restorer = Restorer(create_model(name), device="cpu", precision=precision, tile=0)
 image = np.random.default_rng(0).random((int(height), int(width), 3), dtype=np.float32)
 base = resident_memory()
 for _ in range(int(calls)):

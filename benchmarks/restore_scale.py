@@ -22,10 +22,10 @@ import cv2
 import numpy as np
 import torch
 
-from darkir.checkpoint import load_model
 from darkir.imageio import read_image
 from darkir.infer import Restorer
 from darkir.infer.restorer import default_overlap
+from darkir.models import create_model
 
 SANITY = Path(__file__).resolve().parents[2] / "shared" / "sanity" / "lolv2real_00733_low.png"
 
@@ -70,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
 
     rgb = cv2.resize(read_image(args.image).rgb, (1120, 640), interpolation=cv2.INTER_AREA)
-    model = load_model(args.weights)
+    model = create_model(args.weights)
     whole = Restorer(model, device="cpu", tile=0).restore_array(rgb)
     tiled = Restorer(model, device="cpu", tile=args.tile).restore_array(rgb)
     overlap = default_overlap(args.tile)

@@ -2,7 +2,7 @@
 
     python benchmarks/restore_speed.py [--size 640x1120] [--repeats 3] [--weights NAME_OR_PATH] [--compile]
 
-Runs, in this order and in the same process: the reference formulation (``darkir.models.reference``,
+Runs, in this order and in the same process: the reference formulation (``tests/reference.py``,
 NCHW, default allocator, as the official scripts run it); the same after darkir's allocator setting
 (to show how much of the gain is that setting alone); darkir with its defaults (``Restorer(model)``: ``--tile
 auto``, ``--precision auto``, what ``darkir restore`` runs); darkir fp32 (channels_last, native LayerNorm,
@@ -17,15 +17,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
-from darkir.checkpoint import load_model
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test oracle: tests/reference.py
+
+from tests.reference import reference_forward
+
 from darkir.infer import Restorer
-from darkir.models import build_model
-from darkir.models.reference import reference_forward
+from darkir.models import create_model
 from darkir.runtime import keep_freed_memory_for_reuse
 
 
@@ -67,7 +71,7 @@ def main() -> None:
     height, width = (int(v) for v in args.size.lower().split("x"))
 
     torch.manual_seed(0)
-    model = load_model(args.weights) if args.weights else build_model("darkir-w32").eval()
+    model = create_model(args.weights or "darkir-w32")
     if not args.weights:
         with torch.no_grad():
             for name, param in model.named_parameters():

@@ -3,7 +3,7 @@
     python benchmarks/train_speed.py [--batch 4] [--size 256] [--steps 3] [--width 32]
 
 All start from the same weights and see the same batches (AdamW lr 1e-4, Charbonnier, grad clip 5).
-The reference step runs ``darkir.models.reference`` (explicit-statistics LayerNorm, abs/angle/cos/sin
+The reference step runs ``tests/reference.py`` (explicit-statistics LayerNorm, abs/angle/cos/sin
 FFT branch) under the default allocator, as the official scripts do; darkir's runs the DarkIR module
 after its allocator setting (``keep_freed_memory_for_reuse``), as ``darkir train`` does, with weights and batches
 contiguous and then channels_last (``train.memory_format``; ``auto`` picks channels_last on the CPU). A first,
@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from darkir.models import build_model
-from darkir.models.reference import reference_forward
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test oracle: tests/reference.py
+
+from tests.reference import reference_forward
+
+from darkir.models import create_model
 from darkir.runtime import keep_freed_memory_for_reuse
 from darkir.train.losses import charbonnier
 
@@ -52,10 +57,10 @@ def main() -> None:
         for _ in range(args.steps + 1)
     ]
     torch.manual_seed(0)
-    initial = build_model("darkir-w32", width=args.width).state_dict()
+    initial = create_model("darkir-w32", width=args.width).state_dict()
 
     def trainer(forward, memory_format=torch.contiguous_format):
-        model = build_model("darkir-w32", width=args.width).to(memory_format=memory_format)
+        model = create_model("darkir-w32", width=args.width).to(memory_format=memory_format)
         model.load_state_dict(initial)
         model.side_out.requires_grad_(False)
         params = [p for p in model.parameters() if p.requires_grad]

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from darkir.checkpoint import load_model
 from darkir.data.pairs import resolve_pairs
 from darkir.eval.methods import model_method
 from darkir.eval.paired import Scores, evaluate
 from darkir.eval.tone import tone
 from darkir.infer import Restorer
+from darkir.models import create_model
 
 #: A checkpoint's pooled tone is right when its brightness correlates at least this much with the references'...
 MIN_CORRELATION = 0.7
@@ -51,7 +51,7 @@ def _row(scores: Scores) -> dict[str, float]:
 def score(weights: str, folder: Path, device: str = "cpu") -> dict:
     """Scores of ``weights`` on the pairs of ``folder`` (whole images, fp32): means of PSNR/SSIM and detail PSNR/SSIM,
     tone (``correlation``, ``ratio``, ``out_mean``, ``ref_mean``), image count ``n`` and per-image brightness."""
-    restorer = Restorer(load_model(weights), device=device, tile=0)
+    restorer = Restorer(create_model(weights), device=device, tile=0)
     return _row(evaluate(model_method(Path(weights).stem, restorer), resolve_pairs(folder, "test"), progress=False))
 
 

@@ -18,11 +18,11 @@ import cv2
 import numpy as np
 import torch
 
-from darkir.checkpoint import load_model
 from darkir.data.layouts import list_images
 from darkir.eval.methods import Method, auto_exposure, clahe, identity, model_method, zero_dce
 from darkir.imageio import read_image
 from darkir.infer import Restorer
+from darkir.models import create_model
 
 
 def _label(panel: np.ndarray, text: str) -> np.ndarray:
@@ -46,7 +46,7 @@ def main() -> None:
     if args.zero_dce:
         methods.append(zero_dce(args.zero_dce))
     for weights in args.weights:
-        methods.append(model_method(Path(weights).stem, Restorer(load_model(weights), device="cpu", tile=0)))
+        methods.append(model_method(Path(weights).stem, Restorer(create_model(weights), device="cpu", tile=0)))
     rows, means = [], {m.name: [] for m in methods}
     paths = [p for item in args.inputs for p in (list_images(item)[: args.images] if item.is_dir() else [item])]
     for path in paths:

@@ -60,7 +60,7 @@ def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved, randomized tiny DarkIR+CSF checkpoint (with its config) for end-to-end commands."""
     from darkir.checkpoint import save_checkpoint
-    from darkir.models import build_model
+    from darkir.models.factory import build_model
 
     model = randomize(build_model("darkir-csf-w32", **TINY), seed=11)
     return save_checkpoint(tmp_path_factory.mktemp("weights") / "tiny.pt", model)

@@ -16,7 +16,7 @@ import sys
 import torch
 
 import darkir.integrations.spandrel  # noqa: F401  (registers DarkIR)
-from darkir.checkpoint import load_model
+from darkir.models.factory import load_model
 
 
 def main() -> None:

@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from darkir.checkpoint import infer_config, load_model, read_checkpoint, save_checkpoint
+from darkir.checkpoint import infer_config, read_checkpoint, save_checkpoint
 from darkir.errors import CheckpointError
-from darkir.models import build_model
+from darkir.models.factory import build_model, load_model
 from tests.conftest import TINY, randomize
 
 

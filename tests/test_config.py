@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from darkir.config import load_options, options_from_dict, parse_overrides
 from darkir.errors import ConfigError
-from darkir.models import build_model, get_spec
+from darkir.models import get_spec
+from darkir.models.factory import build_model
+from darkir.options import load_options, options_from_dict, parse_overrides
 from tests.conftest import REPO
 
 OPTION_FILES = sorted((REPO / "options").rglob("*.yml"))

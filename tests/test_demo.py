@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from darkir.checkpoint import load_model
 from darkir.demo import DemoEngine, example_images
 from darkir.errors import DarkIRError
 from darkir.imageio import Image, read_image, to_storage, write_image
 from darkir.infer import Restorer
+from darkir.models.factory import load_model
 
 pytest.importorskip("gradio")
 

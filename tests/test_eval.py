@@ -17,7 +17,7 @@ from darkir.eval.compare import bootstrap_mean, win_rate
 from darkir.eval.lpips import LPIPSUnavailableError, load_lpips
 from darkir.eval.metrics import prepare, psnr, ssim
 from darkir.imageio import read_image
-from darkir.models import build_model
+from darkir.models.factory import build_model
 from tests.conftest import TINY, randomize
 from tests.test_data import make_lolblur
 

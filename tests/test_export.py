@@ -8,8 +8,8 @@ import torch
 
 from darkir.checkpoint import save_checkpoint
 from darkir.cli import main
-from darkir.models import build_model
 from darkir.models.blocks import FreMLP
+from darkir.models.factory import build_model
 from tests.conftest import TINY, randomize
 
 onnxruntime = pytest.importorskip("onnxruntime")

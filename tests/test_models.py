@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from darkir.errors import ConfigError
-from darkir.models import DarkIR, build_model, get_spec, list_models
-from darkir.models.reference import reference_forward
+from darkir.models import DarkIR, get_spec, list_models
+from darkir.models.factory import build_model
 from tests.conftest import TINY, randomize
+from tests.reference import reference_forward
 
 FIXTURES = ["darkir_w32", "darkir_csf_w32"]
 
@@ -121,7 +122,7 @@ def test_list_models_filters():
 
 @pytest.mark.parametrize("name", ["darkir-w32-synth", "darkir-csf-w32-synth"])
 def test_packaged_weights_load_by_name(name):
-    from darkir.checkpoint import load_model
+    from darkir.models.factory import load_model
 
     model = load_model(name)
     assert model.config == get_spec(name).config
@@ -132,7 +133,7 @@ def test_packaged_weights_load_by_name(name):
 def test_float16_autocast_stays_finite_and_close(name):
     """Mixed-precision training and --precision fp16 run under float16 autocast; the FFT magnitude's DC term
     (a sum over the whole image) overflowed float16 and turned every output into NaN at 256x256."""
-    from darkir.checkpoint import load_model
+    from darkir.models.factory import load_model
 
     model = load_model(name).eval()
     x = torch.rand(1, 3, 256, 192, generator=torch.Generator().manual_seed(0)) * 0.3
@@ -147,7 +148,8 @@ def test_float16_autocast_stays_finite_and_close(name):
 @pytest.mark.parametrize("name", list_models())
 @pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
 def test_every_zoo_variant_round_trips_at_its_real_width(name, suffix, tmp_path):
-    from darkir.checkpoint import load_model, save_checkpoint
+    from darkir.checkpoint import save_checkpoint
+    from darkir.models.factory import load_model
 
     model = randomize(build_model(name), seed=5).eval()
     assert model.config == get_spec(name).config

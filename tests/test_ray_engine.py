@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from darkir.cli import main
-from darkir.distributed import restore_dataset
+from darkir.cluster import restore_dataset
 from darkir.errors import DarkIRError
 from tests.test_video import make_video
 
@@ -79,13 +79,13 @@ def test_ray_flags_need_the_ray_engine(tmp_path, tiny_checkpoint, capsys):
 
 
 def test_nothing_left_to_do_does_not_start_ray(tmp_path, tiny_checkpoint, capsys, monkeypatch):
-    import darkir.distributed
+    import darkir.cluster
 
     image = tmp_path / "a.png"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "a.png").write_bytes(b"kept")
-    monkeypatch.setattr(darkir.distributed, "_connect", lambda *_: pytest.fail("Ray was started with nothing to do"))
+    monkeypatch.setattr(darkir.cluster, "_connect", lambda *_: pytest.fail("Ray was started with nothing to do"))
     code = main(
         ["restore", str(image), "-o", str(tmp_path / "out"), "--engine", "ray", "--weights", str(tiny_checkpoint)]
     )
@@ -114,7 +114,7 @@ def test_missing_ray_unreachable_cluster_and_bad_flags_are_named(tmp_path, tiny_
 
 
 def test_workers_without_a_gpu_run_on_the_cpu_with_their_cpus_as_threads():
-    from darkir.distributed import WorkerSettings, _for_pool
+    from darkir.cluster import WorkerSettings, _for_pool
 
     assert _for_pool(WorkerSettings(), cpus=3, gpus=0) == WorkerSettings(device="cpu", threads=3)
     assert _for_pool(WorkerSettings(threads=2), cpus=0.5, gpus=1).device == "auto"

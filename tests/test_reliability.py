@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from darkir.cli import main
 from darkir.infer import Restorer
-from darkir.models import build_model
+from darkir.models.factory import build_model
 from darkir.outputs import OutputBusyError, OutputExistsError, claim, lock_path, write_atomic
 from tests.conftest import REPO, TINY, randomize
 

@@ -18,12 +18,12 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-from darkir.checkpoint import load_model
 from darkir.cli import main
 from darkir.errors import DarkIRError
 from darkir.imageio import ImageReadError, read_image
 from darkir.infer import Restorer
 from darkir.infer.files import plan_jobs
+from darkir.models.factory import load_model
 from darkir.outputs import lock_path
 from tests.test_reliability import _photo
 

@@ -156,7 +156,7 @@ def test_4k_restore_stays_within_the_memory_budget(tmp_path, flags, limit_gb):
     """A 3840x2160 image restores in bounded memory (width-32 model, CPU): under 3 GB with the defaults, and
     within 10% of --max-memory."""
     from darkir.checkpoint import save_checkpoint
-    from darkir.models import build_model
+    from darkir.models.factory import build_model
     from tests.conftest import randomize
 
     weights = save_checkpoint(tmp_path / "w32.safetensors", randomize(build_model("darkir-w32"), seed=1))

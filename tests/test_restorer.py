@@ -13,9 +13,9 @@ from darkir.errors import DarkIRError
 from darkir.infer import Restorer
 from darkir.infer.memory import MemoryPlanner, Plan, parse_memory
 from darkir.infer.restorer import tile_starts
-from darkir.models import build_model
-from darkir.models.reference import reference_forward
+from darkir.models.factory import build_model
 from tests.conftest import TINY, randomize
+from tests.reference import reference_forward
 
 
 @pytest.mark.parametrize(("length", "tile", "overlap"), [(100, 100, 10), (101, 40, 8), (1000, 256, 32), (300, 64, 0)])

@@ -7,12 +7,12 @@ import warnings
 
 import pytest
 
-from darkir.checkpoint import load_model, save_checkpoint
+from darkir.checkpoint import save_checkpoint
 from darkir.cli import main
-from darkir.config import load_options, options_from_dict
 from darkir.errors import CheckpointError, ConfigError, DarkIRWarning
-from darkir.models import build_model
+from darkir.models.factory import build_model, load_model
 from darkir.models.zoo import DEFAULT_WEIGHTS
+from darkir.options import load_options, options_from_dict
 from tests.conftest import REPO, TINY
 
 

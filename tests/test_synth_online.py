@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from darkir.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
-from darkir.config import load_options
 from darkir.data import corpus
 from darkir.data.synth import SynthDataset, SynthParams, degrade, load_photos, sample_crop
 from darkir.errors import ConfigError
-from darkir.models import build_model
+from darkir.models.factory import build_model
+from darkir.options import load_options
 from darkir.train.trainer import Trainer, train
 from tests.conftest import REPO, TINY, randomize
 from tests.test_train import _photos

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from darkir.checkpoint import load_model
 from darkir.cli import main
 from darkir.data.synth import SynthParams, degrade, synth_params
 from darkir.errors import DarkIRError
@@ -18,6 +17,7 @@ from darkir.eval.metrics import psnr
 from darkir.eval.tone import fit_tone, tone, tone_fitted
 from darkir.infer import Restorer
 from darkir.infer.exposure import apply_exposure, srgb_to_linear
+from darkir.models.factory import load_model
 
 
 def _night_photo(path, seed=0, size=(48, 64), peak=60):

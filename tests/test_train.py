@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from darkir.checkpoint import load_model, read_checkpoint
+from darkir.checkpoint import read_checkpoint
 from darkir.cli import main
-from darkir.config import load_options
 from darkir.data.synth import synthesize
 from darkir.errors import DarkIRError
-from darkir.train.distributed import Context
+from darkir.models.factory import load_model
+from darkir.options import load_options
+from darkir.train.ddp import Context
 from darkir.train.trainer import Trainer, train
 from tests.conftest import REPO
 

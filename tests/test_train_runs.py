@@ -23,9 +23,9 @@ import torch
 
 from darkir.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from darkir.cli import main
-from darkir.config import load_options
 from darkir.data.synth import synthesize
-from darkir.models import build_model
+from darkir.models.factory import build_model
+from darkir.options import load_options
 from darkir.train.trainer import Trainer
 from tests.conftest import REPO, TINY, randomize
 from tests.test_train import _photos

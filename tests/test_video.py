@@ -129,8 +129,8 @@ MS = Fraction(1, 1000)
 
 @pytest.fixture(scope="module")
 def tiny_restorer(tiny_checkpoint):
-    from darkir.checkpoint import load_model
     from darkir.infer import Restorer
+    from darkir.models.factory import load_model
 
     return Restorer(load_model(tiny_checkpoint), device="cpu", tile=0)
 

@@ -3,12 +3,14 @@
 The public API (imported lazily, so ``import darkir`` and ``darkir --help`` stay fast)::
 
     from darkir import Restorer
-    restorer = Restorer.from_pretrained("darkir-csf-w32-synth")   # the default weights
-    restored = restorer("night.png")                              # or a PIL image, a numpy array, an NCHW tensor
+    restorer = Restorer.from_pretrained()     # the default weights; or a zoo name or checkpoint path
+    restored = restorer("night.png")          # or a PIL image, a numpy array, an NCHW tensor
 
     import darkir
-    model = darkir.build_model("darkir-csf-w32")      # random init, from a zoo name or kwargs
-    model = darkir.load_model("DarkIR_lolblur.pt")    # any checkpoint layout, eval mode
+    model = darkir.create_model()                                  # the default weights
+    model = darkir.create_model("DarkIR_lolblur.pt")               # any checkpoint layout
+    model = darkir.create_model("darkir-csf-w32", width=16)        # random init of a zoo config, a field changed
+    model = darkir.create_model(darkir.ModelConfig(use_csf=True))  # random init of a config
     darkir.list_models()
 """
 
@@ -20,18 +22,18 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "build_model": "darkir.models",
+    "create_model": "darkir.models",
     "list_models": "darkir.models",
+    "ModelConfig": "darkir.models",
     "DarkIR": "darkir.models",
     "CSFBlock": "darkir.models",
     "Restorer": "darkir.infer",
-    "load_model": "darkir.checkpoint",
     "read_checkpoint": "darkir.checkpoint",
     "save_checkpoint": "darkir.checkpoint",
     "infer_config": "darkir.checkpoint",
     "measure_complexity": "darkir.complexity",
-    "Options": "darkir.config",
-    "load_options": "darkir.config",
+    "Options": "darkir.options",
+    "load_options": "darkir.options",
     "DarkIRError": "darkir.errors",
     "ConfigError": "darkir.errors",
     "CheckpointError": "darkir.errors",

@@ -1,4 +1,5 @@
-"""One checkpoint format, and loading of every layout people have (official, BasicSR, DDP, ours).
+"""One checkpoint format, and reading of every layout people have (official, BasicSR, DDP, ours); models are
+built from what it reads by :mod:`darkir.models.factory`.
 
 Our checkpoints are ``.pt`` files holding ``{"state_dict", "config", ...training state}`` or
 ``.safetensors`` files with the model config in their metadata. Bare state dicts (the official
@@ -12,20 +13,18 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
 from darkir.errors import CheckpointError, ConfigError
-from darkir.models.darkir import DarkIR
-from darkir.models.zoo import MODEL_KWARGS, build_model, get_spec, has_model, resolve_config
-
-if TYPE_CHECKING:
-    from darkir.config import Options
+from darkir.models.config import DEFAULTS, ModelConfig
+from darkir.models.zoo import get_spec, has_model, resolve_config
 
 #: Keys under which known training codes nest the model weights, in the order they are tried.
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "params", "params_ema", "model")
@@ -103,63 +102,67 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def infer_config(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+def infer_config(state_dict: Mapping[str, torch.Tensor], dilations: Sequence[int] | None = None) -> dict[str, Any]:
     """Infer DarkIR constructor kwargs from a bare state_dict's key names and shapes.
 
     Width, channel count, block counts per stage, the extra depth-wise conv and CSF with its
     reduction are read off the tensors; dilation values cannot be (all kernels are 3x3), so a
-    three-branch checkpoint gets the reference's ``[1, 4, 9]`` and other counts need a config.
+    three-branch checkpoint gets the reference's ``[1, 4, 9]`` and other counts need ``dilations``.
     """
     if "intro.weight" not in state_dict:
         raise CheckpointError(
             "cannot infer a DarkIR config: the state_dict has no 'intro.weight' (not a DarkIR checkpoint?)"
         )
     width, img_channel = state_dict["intro.weight"].shape[:2]
+    config = DEFAULTS.replace(
+        img_channel=int(img_channel),
+        width=int(width),
+        enc_blk_nums=_blocks_per_stage(state_dict, "encoders"),
+        dec_blk_nums=_blocks_per_stage(state_dict, "decoders"),
+        middle_blk_num_enc=_blocks_in(state_dict, "middle_blks_enc"),
+        middle_blk_num_dec=_blocks_in(state_dict, "middle_blks_dec"),
+        dilations=_dilations(state_dict) if dilations is None else dilations,
+        extra_depth_wise=any(".extra_conv." in k for k in state_dict),
+        use_csf=any(k.startswith("csf_blocks.") for k in state_dict),
+    )
+    if config.use_csf:
+        hidden, channels = state_dict["csf_blocks.0.gate.1.weight"].shape[:2]
+        config = config.replace(csf_reduction=max(int(channels) // int(hidden), 1))
+    return config.as_kwargs()
 
-    def blocks_per_stage(prefix: str) -> list[int]:
-        pattern = re.compile(rf"^{prefix}\.(\d+)\.modules_list\.(\d+)\.")
-        counts: dict[int, int] = {}
-        for key in state_dict:
-            if match := pattern.match(key):
-                stage, block = int(match[1]), int(match[2])
-                counts[stage] = max(counts.get(stage, 0), block + 1)
-        return [counts.get(i, 0) for i in range(max(counts, default=-1) + 1)]
 
-    def blocks_in(prefix: str) -> int:
-        found = {int(m[1]) for k in state_dict if (m := re.match(rf"^{prefix}\.modules_list\.(\d+)\.", k))}
-        return max(found, default=-1) + 1
+def _blocks_per_stage(state_dict: Mapping[str, torch.Tensor], prefix: str) -> list[int]:
+    """Blocks in each stage of ``prefix`` (``encoders``/``decoders``), from the highest block index per stage."""
+    pattern = re.compile(rf"^{prefix}\.(\d+)\.modules_list\.(\d+)\.")
+    counts: dict[int, int] = {}
+    for key in state_dict:
+        if match := pattern.match(key):
+            stage, block = int(match[1]), int(match[2])
+            counts[stage] = max(counts.get(stage, 0), block + 1)
+    return [counts.get(i, 0) for i in range(max(counts, default=-1) + 1)]
 
+
+def _blocks_in(state_dict: Mapping[str, torch.Tensor], prefix: str) -> int:
+    """Blocks in the single stack ``prefix`` (``middle_blks_enc``/``middle_blks_dec``)."""
+    found = {int(m[1]) for k in state_dict if (m := re.match(rf"^{prefix}\.modules_list\.(\d+)\.", k))}
+    return max(found, default=-1) + 1
+
+
+def _dilations(state_dict: Mapping[str, torch.Tensor]) -> tuple[int, ...]:
+    """The decoder blocks' dilations, as far as their branch count tells them."""
     branches = {
         int(m[1])
         for k in state_dict
         if (m := re.match(r"^(?:decoders\.\d+|middle_blks_dec)\.modules_list\.\d+\.branches\.(\d+)\.", k))
     }
     n_branches = max(branches, default=-1) + 1
-    if n_branches == len(MODEL_KWARGS["dilations"]):
-        dilations = list(MODEL_KWARGS["dilations"])
-    elif n_branches == 1:
-        dilations = [1]
-    else:
-        raise CheckpointError(
-            f"cannot infer the dilations of a checkpoint with {n_branches} decoder branches; "
-            "pass a config with 'dilations'"
-        )
-    config = {
-        **MODEL_KWARGS,
-        "img_channel": int(img_channel),
-        "width": int(width),
-        "enc_blk_nums": blocks_per_stage("encoders"),
-        "dec_blk_nums": blocks_per_stage("decoders"),
-        "middle_blk_num_enc": blocks_in("middle_blks_enc"),
-        "middle_blk_num_dec": blocks_in("middle_blks_dec"),
-        "dilations": dilations,
-        "extra_depth_wise": any(".extra_conv." in k for k in state_dict),
-        "use_csf": any(k.startswith("csf_blocks.") for k in state_dict),
-    }
-    if config["use_csf"]:
-        hidden, channels = state_dict["csf_blocks.0.gate.1.weight"].shape[:2]
-        config["csf_reduction"] = max(int(channels) // int(hidden), 1)
-    return config
+    if n_branches == len(DEFAULTS.dilations):
+        return DEFAULTS.dilations
+    if n_branches == 1:
+        return (1,)
+    raise CheckpointError(
+        f"cannot infer the dilations of a checkpoint with {n_branches} decoder branches; give them ('dilations')"
+    )
 
 
 def load_state_dict_strict(
@@ -203,54 +206,51 @@ def resolve_weights(name_or_path: str | os.PathLike[str]) -> tuple[Path, dict[st
     return path, None
 
 
-def load_model_from(
-    weights: str | os.PathLike[str] | None = None, options: Options | None = None, default: str | None = None
-) -> DarkIR:
-    """The one way arguments become a loaded model: ``weights`` (a zoo name or a checkpoint in any layout), else
-    the options' ``save.path``, else ``default``; the options' ``network:`` section, when given, is the config
-    (and must agree with a config stored in the checkpoint)."""
-    config = options.network.model_kwargs() if options is not None else None
-    if weights is None and options is not None:
-        weights = options.require_path("save.path", kind="file")
-    weights = weights or default
-    if weights is None:
-        raise CheckpointError("no weights given: pass --weights NAME_OR_PATH or -p OPTIONS with save.path")
-    return load_model(weights, config=config)
-
-
-def _check_agrees(explicit: Mapping[str, Any], stored: Mapping[str, Any], path: Path) -> None:
-    """Refuse an explicit config that contradicts the one saved with the weights (a silently wrong model)."""
-    differences = [f"{k} {explicit[k]} vs {stored[k]}" for k in stored if explicit.get(k) != stored[k]]
+def _check_agrees(asked: ModelConfig, stored: ModelConfig, path: Path) -> None:
+    """Refuse a config asked for that contradicts the one saved with the weights (a silently wrong model)."""
+    differences = asked.differences(stored)
     if differences:
         raise CheckpointError(
-            f"{path}: the given network config contradicts the one stored with these weights "
-            f"({'; '.join(differences)}: given vs stored); drop the network settings or fix them"
+            f"{path}: the network config asked for contradicts the one stored with these weights "
+            f"({'; '.join(differences)}: asked vs stored); change those settings or choose other weights"
         )
 
 
-def load_model(
-    weights: str | os.PathLike[str],
-    config: Mapping[str, Any] | str | None = None,
-    device: str | torch.device = "cpu",
-) -> DarkIR:
-    """Build a DarkIR in eval mode from a checkpoint path or zoo name.
+def read_weights(
+    weights: str | os.PathLike[str], config: ModelConfig | Mapping[str, Any] | str | None = None
+) -> tuple[ModelConfig, StateDict, Path]:
+    """The config to build for the weights of a checkpoint (any layout) or zoo name, those weights, and their file.
 
-    ``config`` (kwargs or zoo name) wins; otherwise the config stored in the checkpoint, else one
-    inferred from its tensors. Any key or shape mismatch raises :class:`CheckpointError`.
+    The config is the checkpoint's own (stored in it, else its zoo entry's, else inferred from its tensors) with
+    the fields ``config`` gives replaced (a ModelConfig or zoo name gives them all, a mapping those it names); it
+    must agree with a stored one.
     """
     path, zoo_config = resolve_weights(weights)
     state_dict, stored_config, _ = read_checkpoint(path)
     try:
-        given = config if config is not None else stored_config or zoo_config or infer_config(state_dict)
-        chosen = resolve_config(given)
+        chosen = _config_to_build(state_dict, stored_config or zoo_config, config)
         stored = resolve_config(stored_config) if config is not None and stored_config else None
-        model = build_model(chosen)
     except (ConfigError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: unusable model config: {_first_line(exc)}") from None
     if stored is not None:
         _check_agrees(chosen, stored, path)
-    load_state_dict_strict(model, state_dict, source=f"checkpoint {path}")
-    return model.to(device).eval()
+    return chosen, state_dict, path
+
+
+def _config_to_build(
+    state_dict: Mapping[str, torch.Tensor],
+    own: Mapping[str, Any] | None,
+    config: ModelConfig | Mapping[str, Any] | str | None,
+) -> ModelConfig:
+    """``own`` (else one inferred from ``state_dict``) with the fields of ``config`` replaced; a whole config (a
+    ModelConfig, a zoo name or a mapping of every field) is used as it is, and nothing is inferred for it."""
+    if isinstance(config, (ModelConfig, str)):
+        return resolve_config(config)
+    changes = dict(config or {})
+    whole = {f.name for f in fields(ModelConfig)} <= changes.keys()
+    if own is None and not whole:
+        own = infer_config(state_dict, changes.get("dilations"))
+    return resolve_config(own, **changes)
 
 
 def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, **state: Any) -> Path:

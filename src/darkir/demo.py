@@ -82,7 +82,7 @@ class DemoEngine:
 
     def __init__(self, weights: Mapping[str, str], device: str = "auto", tile: int | str | None = None) -> None:
         if not weights:
-            raise DarkIRError("the demo needs weights: none ship with this version; pass --weights PATH")
+            raise DarkIRError("the demo needs weights: none ship with this version; give it a checkpoint")
         self.weights = dict(weights)
         self.device, self.tile = device, tile
         self._restorers: dict[str, Restorer] = {}
@@ -108,16 +108,26 @@ class DemoEngine:
     def variants(self) -> list[str]:
         return list(self.weights)
 
+    @property
+    def default_variant(self) -> str:
+        """The variant chosen at first: the one serving the default weights, else the last."""
+        from darkir.models import zoo
+
+        return next(
+            (name for name, weights in self.weights.items() if weights == zoo.DEFAULT_WEIGHTS), self.variants[-1]
+        )
+
     def restorer(self, variant: str) -> Restorer:
         """The (cached) Restorer of ``variant``."""
-        from darkir.checkpoint import load_model
         from darkir.infer import DEFAULT_TILE
+        from darkir.models import create_model
 
         if variant not in self.weights:
             raise DarkIRError(f"unknown variant {variant!r}; choose one of {', '.join(self.weights)}")
         if variant not in self._restorers:
             tile = DEFAULT_TILE if self.tile is None else self.tile
-            self._restorers[variant] = Restorer(load_model(self.weights[variant]), device=self.device, tile=tile)
+            model = create_model(self.weights[variant], require_weights=True)
+            self._restorers[variant] = Restorer(model, device=self.device, tile=tile)
         return self._restorers[variant]
 
     def restore_image(self, path: str | None, variant: str, exposure: float = 0.0) -> DemoResult:
@@ -178,6 +188,32 @@ def build_app(engine: DemoEngine) -> Any:
     """The gradio Blocks app over ``engine``."""
     import gradio as gr
 
+    with gr.Blocks(title=TITLE, delete_cache=(KEEP_RESULTS_S, KEEP_RESULTS_S)) as app:
+        gr.Markdown(
+            f"# {TITLE}\nRestore dark, noisy, blurry photos with DarkIR (CVPR 2025) or DarkIR + Cross-Scale Fusion. "
+            "Click an example, or upload a photo and press Restore."
+        )
+        with gr.Row():
+            variant = gr.Radio(engine.variants, value=engine.default_variant, label="Model")
+            exposure = gr.Slider(
+                -MAX_EV,
+                MAX_EV,
+                value=0,
+                step=0.25,
+                label="Exposure (EV): 0 is the model's choice, -1 half as bright, +1 about twice",
+                elem_id="exposure",
+            )
+        with gr.Tab("Image"):
+            _image_tab(engine, variant, exposure)
+        with gr.Tab("Video"):
+            _video_tab(engine, variant, exposure)
+    return app.queue(default_concurrency_limit=1)
+
+
+def _image_tab(engine: DemoEngine, variant: Any, exposure: Any) -> None:
+    """The examples, the upload, the before/after slider, the timing and the full-resolution download."""
+    import gradio as gr
+
     examples = example_images()
 
     def on_image(
@@ -197,6 +233,32 @@ def build_app(engine: DemoEngine) -> Any:
     # optional import, so the annotation cannot be written in the signature under postponed evaluation).
     on_example.__annotations__["event"] = gr.SelectData
 
+    gallery = gr.Gallery(
+        [(str(p), p.stem) for p in examples],
+        label="Examples: click one to restore it",
+        columns=len(examples),
+        height=170,
+        object_fit="cover",
+        allow_preview=False,
+        elem_id="examples",
+    )
+    with gr.Row():
+        with gr.Column(scale=2):
+            # A file input: darkir decodes it, so 16-bit, EXIF and bad files are handled (and explained).
+            source = gr.File(label="Low-light photo (PNG, JPEG, TIFF, WebP, BMP)", type="filepath")
+            run = gr.Button("Restore", variant="primary")
+        with gr.Column(scale=3):
+            compare = gr.ImageSlider(label="Before / after", type="numpy", elem_id="slider")
+            timing = gr.Markdown(elem_id="timing")
+            download = gr.File(label="Restored image (full resolution, the input's format)", elem_id="download")
+    run.click(on_image, inputs=[source, variant, exposure], outputs=[compare, download, timing], api_name="restore")
+    gallery.select(on_example, inputs=[variant, exposure], outputs=[source, compare, download, timing])
+
+
+def _video_tab(engine: DemoEngine, variant: Any, exposure: Any) -> None:
+    """A short clip in, the restored clip and its timing out."""
+    import gradio as gr
+
     video_progress = gr.Progress(track_tqdm=True)  # gradio shows restore_video's progress bar in the page
 
     def on_video(
@@ -208,56 +270,17 @@ def build_app(engine: DemoEngine) -> Any:
             raise gr.Error(str(exc)) from None
         return str(target), timing
 
-    with gr.Blocks(title=TITLE, delete_cache=(KEEP_RESULTS_S, KEEP_RESULTS_S)) as app:
-        gr.Markdown(
-            f"# {TITLE}\nRestore dark, noisy, blurry photos with DarkIR (CVPR 2025) or DarkIR + Cross-Scale Fusion. "
-            "Click an example, or upload a photo and press Restore."
-        )
-        with gr.Row():
-            variant = gr.Radio(engine.variants, value=engine.variants[-1], label="Model")
-            exposure = gr.Slider(
-                -MAX_EV,
-                MAX_EV,
-                value=0,
-                step=0.25,
-                label="Exposure (EV): 0 is the model's choice, -1 half as bright, +1 about twice",
-                elem_id="exposure",
-            )
-        with gr.Tab("Image"):
-            gallery = gr.Gallery(
-                [(str(p), p.stem) for p in examples],
-                label="Examples: click one to restore it",
-                columns=len(examples),
-                height=170,
-                object_fit="cover",
-                allow_preview=False,
-                elem_id="examples",
-            )
-            with gr.Row():
-                with gr.Column(scale=2):
-                    # A file input: darkir decodes it, so 16-bit, EXIF and bad files are handled (and explained).
-                    source = gr.File(label="Low-light photo (PNG, JPEG, TIFF, WebP, BMP)", type="filepath")
-                    run = gr.Button("Restore", variant="primary")
-                with gr.Column(scale=3):
-                    compare = gr.ImageSlider(label="Before / after", type="numpy", elem_id="slider")
-                    timing = gr.Markdown(elem_id="timing")
-                    download = gr.File(label="Restored image (full resolution, the input's format)", elem_id="download")
-            run.click(on_image, inputs=[source, variant, exposure], outputs=[compare, download, timing],
-                      api_name="restore")  # fmt: skip
-            gallery.select(on_example, inputs=[variant, exposure], outputs=[source, compare, download, timing])
-        with gr.Tab("Video"):
-            with gr.Row():
-                clip = gr.Video(label=f"Short clip (up to {MAX_VIDEO_FRAMES} frames)", sources=["upload"])
-                restored_clip = gr.Video(label="Restored")
-            run_video = gr.Button("Restore video")
-            video_timing = gr.Markdown()
-            run_video.click(
-                on_video,
-                inputs=[clip, variant, exposure],
-                outputs=[restored_clip, video_timing],
-                api_name="restore_video",
-            )
-    return app.queue(default_concurrency_limit=1)
+    with gr.Row():
+        clip = gr.Video(label=f"Short clip (up to {MAX_VIDEO_FRAMES} frames)", sources=["upload"])
+        restored_clip = gr.Video(label="Restored")
+    run_video = gr.Button("Restore video")
+    video_timing = gr.Markdown()
+    run_video.click(
+        on_video,
+        inputs=[clip, variant, exposure],
+        outputs=[restored_clip, video_timing],
+        api_name="restore_video",
+    )
 
 
 def default_weights() -> dict[str, str]:

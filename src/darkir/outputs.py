@@ -177,12 +177,12 @@ def commit(tmp: Path, target: Path, overwrite: bool) -> None:
         try:
             os.link(tmp, target)  # fails if target exists: no window in which another file is replaced
         except FileExistsError:
-            raise OutputExistsError(f"{target} exists; pass --overwrite to replace it") from None
+            raise OutputExistsError(f"{target} exists; pass overwrite=True to replace it") from None
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
                 raise
             if target.exists():
-                raise OutputExistsError(f"{target} exists; pass --overwrite to replace it") from None
+                raise OutputExistsError(f"{target} exists; pass overwrite=True to replace it") from None
             os.replace(tmp, target)
     with contextlib.suppress(OSError):
         directory = os.open(target.parent, os.O_RDONLY)

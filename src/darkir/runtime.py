@@ -25,7 +25,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     except (RuntimeError, TypeError, ValueError):
         raise DarkIRError(f"unknown device {str(device)!r}; use auto, cpu, cuda or cuda:N") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise DarkIRError("--device cuda was requested but no CUDA device is available; use --device cpu")
+        raise DarkIRError(f"device {str(device)!r} was requested but no CUDA device is available; use 'cpu'")
     return resolved
 
 
@@ -56,7 +56,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     if precision == "auto":
         return torch.bfloat16 if device.type == "cpu" and native_bf16_cpu() else torch.float32
     if precision == "fp16" and device.type == "cpu":
-        raise DarkIRError("fp16 is for GPUs; on CPU use --precision bf16 (fast where the CPU has AVX-512 BF16/AMX)")
+        raise DarkIRError("fp16 is for GPUs; on CPU use bf16 precision (fast where the CPU has AVX-512 BF16/AMX)")
     return PRECISIONS[precision]
 
 

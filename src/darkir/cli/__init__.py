@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 
-from darkir.cli import evaluate, models, restore, training
+from darkir.cli import evaluate, restore, training, variants
 from darkir.errors import DarkIRError, DarkIRWarning
 
 
@@ -27,9 +28,27 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(func=func)
         return command
 
-    for module in (restore, evaluate, training, models):
+    for module in (restore, evaluate, training, variants):
         module.register(add)
     return parser
+
+
+#: How library messages name the settings that flags set -> the flags (the command line speaks in flags).
+FLAGS = {
+    "max_memory": "--max-memory",
+    "overwrite=True": "--overwrite",
+    "resume=True": "--resume",
+    "restart=True": "--restart",
+    "init_from": "--init-from",
+}
+
+
+def in_flags(message: str) -> str:
+    """A library message as the command line says it: :data:`FLAGS`' settings named by their flags (not inside
+    paths or longer names)."""
+    for setting, flag in FLAGS.items():
+        message = re.sub(rf"(?<![\w/.-]){re.escape(setting)}(?![\w/.-])", flag, message)
+    return message
 
 
 def _show_warning(
@@ -42,7 +61,7 @@ def _show_warning(
 ) -> None:
     """darkir's own warnings as one line (``darkir: warning: ...``); others as Python shows them."""
     if issubclass(category, DarkIRWarning):
-        print(f"darkir: warning: {message}", file=sys.stderr)
+        print(f"darkir: warning: {in_flags(str(message))}", file=sys.stderr)
     else:
         print(warnings.formatwarning(message, category, filename, lineno, line).rstrip(), file=sys.stderr)
 
@@ -69,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DarkIRError as exc:
         if args.debug:
             raise
-        print(f"darkir: error: {exc}", file=sys.stderr)
+        print(f"darkir: error: {in_flags(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("darkir: interrupted", file=sys.stderr)

@@ -10,32 +10,13 @@ from typing import TYPE_CHECKING, Any
 from darkir.errors import DarkIRError
 
 if TYPE_CHECKING:
-    from darkir.config import Options
     from darkir.eval.lpips import LPIPS
     from darkir.infer import Restorer
     from darkir.models import DarkIR
+    from darkir.options import Options
 
 #: ``add(name, handler, help)`` -> the new subcommand's parser.
 AddCommand = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
-
-
-def add_model_source(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("-p", "--options", metavar="YAML", help="options file whose network: section defines the model")
-    group.add_argument("-m", "--model", metavar="NAME", help="registered variant (see `darkir models`)")
-    group.add_argument("--weights", metavar="NAME_OR_PATH", help="checkpoint whose stored or inferred config is used")
-
-
-def model_from_args(args: argparse.Namespace) -> DarkIR:
-    from darkir.checkpoint import load_model
-    from darkir.config import load_options
-    from darkir.models import build_model
-
-    if args.options:
-        return build_model(load_options(args.options).network.model_kwargs())
-    if args.weights:
-        return load_model(args.weights)
-    return build_model(args.model or "darkir-w32")
 
 
 def add_weights_source(parser: argparse.ArgumentParser) -> None:
@@ -142,27 +123,47 @@ def _number(text: str, minimum: float, wanted: str) -> float:
     return value
 
 
-def model_for_restoring(args: argparse.Namespace, options: Options | None = None) -> DarkIR:
-    """The model that ``--weights``/``-p`` name (default: the packaged default weights)."""
-    from darkir.checkpoint import load_model_from
-    from darkir.config import load_options
-    from darkir.models.zoo import DEFAULT_WEIGHTS
+def model_from_args(args: argparse.Namespace, options: Options | None = None) -> DarkIR:
+    """The model that ``--weights``/``-p`` name (``options``: ``-p`` already read); see :func:`trained_model`."""
+    from darkir.options import load_options
 
     if args.options:
         options = options or load_options(args.options)
-    return load_model_from(args.weights, options, default=DEFAULT_WEIGHTS)
+    return trained_model(args.weights, options)
+
+
+def trained_model(weights: str | None, options: Options | None = None) -> DarkIR:
+    """The model of ``weights`` (a zoo name or checkpoint), else of the options' ``save.path``, else the default
+    weights; the options' ``network:`` section must agree with the config stored with the weights."""
+    from darkir.models import create_model, zoo
+
+    if weights is None and options is not None:
+        weights = str(options.require_path("save.path", kind="file"))
+    if weights is None and zoo.DEFAULT_WEIGHTS is None:
+        raise DarkIRError("no weights given: pass --weights NAME_OR_PATH or -p OPTIONS with save.path")
+    network = options.network.model_kwargs() if options is not None else {}
+    return create_model(weights, require_weights=True, **network)
 
 
 def restorer_from_args(args: argparse.Namespace, options: Options | None = None) -> Restorer:
     """The Restorer that ``--weights``/``-p`` and the runtime flags describe (``options``: ``-p`` already read)."""
+    tiling = tiling_from_args(args)
+    use_threads(args)
+    return restorer_of(model_from_args(args, options), args, tiling)
+
+
+def use_threads(args: argparse.Namespace) -> None:
+    """Apply ``--threads`` (where the command has it) to torch."""
     import torch
 
-    from darkir.infer import Restorer
-
-    tiling = tiling_from_args(args)
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
-    model = model_for_restoring(args, options)
+
+
+def restorer_of(model: DarkIR, args: argparse.Namespace, tiling: dict[str, Any]) -> Restorer:
+    """A Restorer of ``model`` with the runtime flags (device, precision, compile, exposure) and ``tiling``."""
+    from darkir.infer import Restorer
+
     exposure = getattr(args, "exposure", 0.0)
     return Restorer(
         model, device=args.device, precision=args.precision, compile=args.compile, exposure=exposure, **tiling
@@ -178,11 +179,15 @@ def _tile(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected auto or a number of pixels, got {text!r}") from None
 
 
+#: The flags of the tiling settings, for :func:`darkir.infer.restorer.check_tiling`'s errors.
+TILING_FLAGS = {"tile": "--tile", "overlap": "--overlap", "max_memory": "--max-memory", "auto": "--tile auto"}
+
+
 def tiling_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Restorer keywords from ``--tile``/``--overlap``/``--max-memory``, checked before anything is loaded."""
     from darkir.infer.restorer import check_tiling
 
-    max_memory = check_tiling(args.tile, args.overlap, getattr(args, "max_memory", None), flags=True)
+    max_memory = check_tiling(args.tile, args.overlap, getattr(args, "max_memory", None), names=TILING_FLAGS)
     return {"tile": args.tile, "overlap": args.overlap, "max_memory": max_memory}
 
 

@@ -14,7 +14,10 @@ from darkir.cli.common import (
     evaluation_pairs,
     load_lpips_or_none,
     restorer_from_args,
+    restorer_of,
     tiling_from_args,
+    trained_model,
+    use_threads,
 )
 from darkir.errors import DarkIRError
 
@@ -33,9 +36,9 @@ def cmd_test(args: argparse.Namespace) -> int:
     """Paired evaluation of one model: PSNR/SSIM/LPIPS, mean and per image."""
     from pathlib import Path
 
-    from darkir.config import load_options
     from darkir.eval.methods import model_method
     from darkir.eval.paired import evaluate, summary_line, write_csv
+    from darkir.options import load_options
 
     options = load_options(args.options) if args.options else None
     pairs = evaluation_pairs(args, options)
@@ -107,7 +110,6 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     """Restore an unpaired set and report no-reference statistics."""
     from pathlib import Path
 
-    from darkir.config import load_options
     from darkir.data.pairs import find_unpaired
     from darkir.eval.unpaired import (
         NO_REFERENCE_NOTE,
@@ -116,6 +118,7 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
         unpaired_csv_rows,
         write_scores_csv,
     )
+    from darkir.options import load_options
 
     folder = args.data or (
         load_options(args.options).require_path("datasets.val.test_path", "dir") if args.options else None
@@ -166,15 +169,12 @@ def _compare_unpaired(args: argparse.Namespace, methods: list) -> int:
     return 0
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    """Compare variants beside the input and auto-exposure baselines, with bootstrap CIs and pictures."""
+def _compared_variants(args: argparse.Namespace) -> list:
+    """The methods of the variants that ``-p``/``--weights`` name, restored with the runtime flags."""
     from pathlib import Path
 
-    from darkir.checkpoint import load_model_from
-    from darkir.config import load_options
-    from darkir.eval.compare import compare
-    from darkir.eval.methods import auto_exposure, clahe, identity, model_method, zero_dce
-    from darkir.infer import Restorer
+    from darkir.eval.methods import model_method
+    from darkir.options import load_options
 
     sources = args.weights or []
     options = args.options or []
@@ -183,14 +183,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if options and sources and len(options) != len(sources):
         raise DarkIRError("pass either one --weights per -p OPTIONS, or --weights alone")
     tiling = tiling_from_args(args)
+    use_threads(args)
     variants = []
     for index in range(max(len(options), len(sources))):
         weights = sources[index] if sources else None
         opts = load_options(options[index]) if options else None
         name = opts.network.name if opts else Path(str(weights)).stem
         name = _unique(name, {v.name for v in variants})
-        restorer = Restorer(load_model_from(weights, opts), device=args.device, precision=args.precision, **tiling)
-        variants.append(model_method(name, restorer))
+        variants.append(model_method(name, restorer_of(trained_model(weights, opts), args, tiling)))
+    return variants
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Compare variants beside the input and auto-exposure baselines, with bootstrap CIs and pictures."""
+    from pathlib import Path
+
+    from darkir.eval.compare import compare
+    from darkir.eval.methods import auto_exposure, clahe, identity, zero_dce
+
+    variants = _compared_variants(args)
     baselines = [identity(), auto_exposure(args.exposure_target), clahe()]
     baselines += [zero_dce(args.zero_dce)] if args.zero_dce else []
     if args.unpaired:

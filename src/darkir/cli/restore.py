@@ -11,7 +11,7 @@ from darkir.cli.common import (
     add_exposure,
     add_runtime,
     add_weights_source,
-    model_for_restoring,
+    model_from_args,
     non_negative,
     positive_float,
     positive_int,
@@ -79,15 +79,15 @@ _RAY_FLAGS = {
 
 
 def _restore_on_ray(args: argparse.Namespace, jobs: list) -> Report:
-    """``restore --engine ray``: the same jobs on a pool of Ray workers (darkir.distributed)."""
+    """``restore --engine ray``: the same jobs on a pool of Ray workers (:mod:`darkir.cluster`)."""
     from pathlib import Path
 
-    from darkir.distributed import WorkerSettings, preflight, restore_jobs
+    from darkir.cluster import WorkerSettings, preflight, restore_jobs
     from darkir.infer.files import ensure_writable_dir
 
     tiling = tiling_from_args(args)
     preflight(args.address)
-    model = model_for_restoring(args)
+    model = model_from_args(args)
     ensure_writable_dir(Path(args.output))
     cpus = args.cpus_per_worker or 1.0
     settings = WorkerSettings(

@@ -45,7 +45,7 @@ def cmd_split(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a model from an options file."""
-    from darkir.config import load_options
+    from darkir.options import load_options
     from darkir.train.trainer import train
 
     options = load_options(args.options, args.overrides)

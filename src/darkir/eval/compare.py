@@ -197,6 +197,25 @@ def render_report(
 ) -> str:
     """The markdown report: tables of cost and metrics, differences with CIs, and the pictures."""
     methods = summary["methods"]
+    lines = [
+        *_overview(summary, size),
+        *_differences(methods, reference),
+        *_detail_and_tone(methods),
+        *_reading(methods, reference, variants),
+        "",
+        "![PSNR differences](psnr_diff_hist.png)",
+        "",
+        f"Rows: {', '.join(pairs[i].name for i in order)} (the images where the first two variants differ most). "
+        f"Columns: input | {' | '.join(variants)} | ground truth.",
+        "",
+        "![grid](grid.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _overview(summary: dict, size: int) -> list[str]:
+    """The report's title, how it was computed, and the table of cost and metrics with CIs."""
     outputs = "clamped to [0,1] and quantized to 8 bits" if summary["convention"] == "8bit" else "as raw floats"
     resampling = f"{summary['resamples']} resamples, seed {summary['bootstrap_seed']}"
     lines = [
@@ -209,7 +228,7 @@ def render_report(
         f"| method | params | GMac @{size} | latency @{size} (s) | PSNR (dB) | SSIM | LPIPS |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name, entry in methods.items():
+    for name, entry in summary["methods"].items():
         cost = (
             f"{entry['params'] / 1e6:.2f} M | {entry['macs'] / 1e9:.2f} | {entry['latency_s']:.3f} ({entry['device']})"
             if "params" in entry
@@ -224,7 +243,12 @@ def render_report(
             else f"{ci['lpips']['mean']:.4f} [{ci['lpips']['low']:.4f}, {ci['lpips']['high']:.4f}]",
         ]
         lines.append(f"| {name} | {cost} | " + " | ".join(cells) + " |")
-    lines += [
+    return lines
+
+
+def _differences(methods: dict, reference: str) -> list[str]:
+    """The table of paired differences against ``reference``, with CIs and win rates."""
+    lines = [
         "",
         f"## Differences against {reference} (per image, paired)",
         "",
@@ -242,7 +266,12 @@ def render_report(
             else:
                 cells += [Interval(d["mean"], d["low"], d["high"]).as_text(digits), f"{d['win_rate']:.0%}"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += [
+    return lines
+
+
+def _detail_and_tone(methods: dict) -> list[str]:
+    """The table of detail scores (gain and gamma fitted away) and tone (brightness against the references)."""
+    lines = [
         "",
         "## Detail and tone",
         "",
@@ -260,7 +289,12 @@ def render_report(
             f"| {name} | {mean['psnr_detail']:.2f} | {mean['ssim_detail']:.4f} | "
             f"{shade['output_mean']:.3f} / {shade['reference_mean']:.3f} | {shade['ratio']:.3f} | {corr} |"
         )
-    lines += ["", "## Reading", ""]
+    return lines
+
+
+def _reading(methods: dict, reference: str, variants: list[str]) -> list[str]:
+    """What the numbers say: each variant against ``reference``, and against the auto-exposure baseline."""
+    lines = ["", "## Reading", ""]
     for name in variants[1:]:
         d = methods[name]["vs_reference"]["psnr"]
         verdict = (
@@ -273,14 +307,4 @@ def render_report(
     for name in variants if exposure else []:
         gap = methods[name]["mean"]["psnr"] - methods[exposure]["mean"]["psnr"]
         lines.append(f"- {name} is {gap:+.2f} dB PSNR against the {exposure} baseline.")
-    lines += [
-        "",
-        "![PSNR differences](psnr_diff_hist.png)",
-        "",
-        f"Rows: {', '.join(pairs[i].name for i in order)} (the images where the first two variants differ most). "
-        f"Columns: input | {' | '.join(variants)} | ground truth.",
-        "",
-        "![grid](grid.png)",
-        "",
-    ]
-    return "\n".join(lines)
+    return lines

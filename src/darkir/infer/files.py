@@ -1,6 +1,6 @@
 """Restoring many files: input discovery, output naming, skip/overwrite, per-file outcomes and error reports.
 
-The local engine (:func:`restore_files`) and the Ray engine (:mod:`darkir.distributed`) plan the same jobs
+The local engine (:func:`restore_files`) and the Ray engine (:mod:`darkir.cluster`) plan the same jobs
 (:func:`plan_jobs`), restore each with :func:`restore_job` and collect the same :class:`Report`.
 """
 
@@ -147,6 +147,15 @@ def plan_jobs(
     each with a reason. ``suffix`` (e.g. ``.png``) changes the output format of images; by default it is kept.
     ``videos``: also take video files (:data:`VIDEO_SUFFIXES`), each restored into ``<name>.mp4``.
     """
+    jobs, problems = _expand_inputs(inputs, output_dir, suffix, videos)
+    unique, clashes = _without_clashes(jobs)
+    return unique, problems + clashes
+
+
+def _expand_inputs(
+    inputs: Sequence[str], output_dir: Path, suffix: str | None, videos: bool
+) -> tuple[list[Job], list[tuple[Path, str]]]:
+    """A job for each file the inputs name, in order, and the inputs that yielded none, each with a reason."""
     suffixes = IMAGE_SUFFIXES + (VIDEO_SUFFIXES if videos else ())
     kinds = f"{', '.join(IMAGE_SUFFIXES)}{' or videos' if videos else ''}"
     jobs: list[Job] = []
@@ -170,7 +179,9 @@ def plan_jobs(
             images = [p for p in walk_files(path) if _is_input(p, suffixes)]
             found = sorted(p for p in images if outside_output(p))
             if images and not found:
-                problems.append((path, f"its images are inside the output folder {output_dir}; choose another -o"))
+                problems.append(
+                    (path, f"its images are inside the output folder {output_dir}; choose another output folder")
+                )
             elif not found:
                 problems.append((path, f"no images ({kinds}) found in this folder"))
             for source in found:
@@ -185,9 +196,16 @@ def plan_jobs(
                 add(source, Path(source.name))
         else:
             problems.append((path, "no such file or folder"))
+    return jobs, problems
+
+
+def _without_clashes(jobs: list[Job]) -> tuple[list[Job], list[tuple[Path, str]]]:
+    """``jobs`` without repeats of a file, and without those whose output would replace an input or another job's
+    output (returned as problems, with reasons)."""
     sources = {file_id: job.source for job in jobs if (file_id := _file_id(job.source)) is not None}
     targets: dict[Path, Path] = {}
     unique: list[Job] = []
+    problems: list[tuple[Path, str]] = []
     planned: set[tuple[int, int]] = set()
     for job in jobs:
         source_id = _file_id(job.source)
@@ -198,7 +216,9 @@ def plan_jobs(
         target_id = _file_id(job.target)  # an output that does not exist yet cannot be an input
         clash = sources.get(target_id) if target_id is not None else None
         if clash is not None:
-            problems.append((job.source, f"its output {job.target} would replace the input {clash}; choose another -o"))
+            problems.append(
+                (job.source, f"its output {job.target} would replace the input {clash}; choose another output folder")
+            )
         elif job.target in targets:
             problems.append((job.source, f"same output name as {targets[job.target]}; restore it separately"))
         else:
@@ -245,7 +265,7 @@ def _reason(job: Job, exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return f"{job.target}: {exc.strerror or exc}"
     if isinstance(exc, MemoryError):
-        return f"{job.source}: out of memory; try a smaller --tile or --max-memory"
+        return f"{job.source}: out of memory; try a smaller tile or max_memory"
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return f"{job.source}: {type(exc).__name__}: {first}"
 
@@ -256,9 +276,11 @@ def restore_job(
     """Restore one job (an image, or a video as ``darkir video`` does with ``codec``/``crf``); never raises for
     a bad input or a failed write: the :class:`Outcome` says what happened."""
     if job.target.is_dir():
-        return Outcome("failed", f"{job.target}: the output is a folder; move it or choose another -o")
+        return Outcome("failed", f"{job.target}: the output is a folder; move it or choose another output folder")
     if job.target.is_symlink() and not job.target.exists():
-        return Outcome("failed", f"{job.target}: the output is a link to nothing; remove it or choose another -o")
+        return Outcome(
+            "failed", f"{job.target}: the output is a link to nothing; remove it or choose another output folder"
+        )
     if job.target.exists() and not overwrite:
         return Outcome("skipped")
     try:

@@ -1,4 +1,4 @@
-"""How much memory restoring an image takes, and the plan that keeps a run within a budget (``--tile auto``).
+"""How much memory restoring an image takes, and the plan that keeps a run within a budget (``tile="auto"``).
 
 The rule, the same for the CLI, the Python API, the demo and videos: restore the whole image (the model's own
 output) when its estimated peak fits the budget; on the CPU, when only the slower allocation mode that returns
@@ -127,7 +127,7 @@ class MemoryPlanner:
         if max_memory is None:
             self.budget, self.budget_source = int(default), "the default budget"
         else:
-            self.budget, self.budget_source = parse_memory(max_memory), "--max-memory"
+            self.budget, self.budget_source = parse_memory(max_memory), "max_memory"
         if self.budget <= self.base:
             raise DarkIRError(
                 f"{self.budget_source} {format_memory(self.budget)} is less than the "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,28 +38,32 @@ def default_overlap(tile: int) -> int:
     return min(DEFAULT_OVERLAP, tile // 4)
 
 
-def check_tiling(tile: int | str, overlap: int | None, max_memory: int | str | None, flags: bool = False) -> int | None:
+#: How :func:`check_tiling` names the settings in its errors: the parameters, and ``tile="auto"`` as ``auto``.
+TILING_NAMES = {"tile": "tile", "overlap": "overlap", "max_memory": "max_memory", "auto": "tile='auto'"}
+
+
+def check_tiling(
+    tile: int | str, overlap: int | None, max_memory: int | str | None, names: Mapping[str, str] = TILING_NAMES
+) -> int | None:
     """Check tiling settings before anything is loaded; returns ``max_memory`` in bytes (or None).
 
-    ``flags``: name them as the command line's ``--tile``/``--overlap``/``--max-memory`` in errors.
+    ``names``: how errors call the settings (:data:`TILING_NAMES`' keys; the command line passes its flags).
     """
-    name_tile, name_overlap, name_memory = (
-        ("--tile", "--overlap", "--max-memory") if flags else ("tile", "overlap", "max_memory")
-    )
     if tile != "auto" and (not isinstance(tile, int) or isinstance(tile, bool)):
-        raise DarkIRError(f"{name_tile} must be 'auto' or a number of pixels, got {tile!r}")
+        raise DarkIRError(f"{names['tile']} must be 'auto' or a number of pixels, got {tile!r}")
     if max_memory is not None:
         if tile != "auto":
-            auto = "--tile auto" if flags else "tile='auto'"
-            raise DarkIRError(f"{name_memory} applies to {auto}; {name_tile} {tile} sets the tile size itself")
+            raise DarkIRError(
+                f"{names['max_memory']} applies to {names['auto']}; {names['tile']} {tile} sets the tile size itself"
+            )
         max_memory = parse_memory(max_memory)
     if overlap is not None and overlap < 0:
-        raise DarkIRError(f"{name_overlap} {overlap} must be >= 0")
+        raise DarkIRError(f"{names['overlap']} {overlap} must be >= 0")
     if tile != "auto":
         if tile < 0 or 0 < tile < 32:
-            raise DarkIRError(f"{name_tile} {tile} is too small; use 0 (whole images), auto, or at least 32")
+            raise DarkIRError(f"{names['tile']} {tile} is too small; use 0 (whole images), auto, or at least 32")
         if tile and overlap is not None and overlap >= tile // 2:
-            raise DarkIRError(f"{name_overlap} {overlap} must be less than half of {name_tile} {tile}")
+            raise DarkIRError(f"{names['overlap']} {overlap} must be less than half of {names['tile']} {tile}")
     return max_memory
 
 
@@ -156,7 +160,7 @@ class Restorer:
     @classmethod
     def from_pretrained(
         cls,
-        name_or_path: str | os.PathLike[str] = "darkir-csf-w32-synth",
+        name_or_path: str | os.PathLike[str] | None = None,
         *,
         device: str | torch.device = "auto",
         precision: str = "auto",
@@ -167,10 +171,11 @@ class Restorer:
         exposure: float = 0.0,
     ) -> Restorer:
         """A Restorer over a packaged model name (default: the default weights) or a checkpoint in any layout."""
-        from darkir.checkpoint import load_model
+        from darkir.models import create_model
 
-        return cls(load_model(name_or_path), device=device, precision=precision, tile=tile, overlap=overlap,
-                   compile=compile, max_memory=max_memory, exposure=exposure)  # fmt: skip
+        model = create_model(name_or_path, require_weights=True)
+        return cls(model, device=device, precision=precision, tile=tile, overlap=overlap, compile=compile,
+                   max_memory=max_memory, exposure=exposure)  # fmt: skip
 
     def with_exposure(self, exposure: float) -> Restorer:
         """This Restorer (same model, settings and memory plan) with another ``exposure`` in EV."""
@@ -253,9 +258,9 @@ class Restorer:
         if self.planner is not None:
             return self.planner.plan(height, width, batch)
         if not self.tile or (height <= self.tile and width <= self.tile):
-            reason = f"whole image: within --tile {self.tile}" if self.tile else "whole image (--tile 0)"
+            reason = f"whole image: within tile={self.tile}" if self.tile else "whole image (tile=0)"
             return Plan(0, False, 0, reason)
-        return Plan(self.tile, False, 0, f"tiled in {self.tile} px windows (--tile {self.tile})")
+        return Plan(self.tile, False, 0, f"tiled in {self.tile} px windows (tile={self.tile})")
 
     def _overlap(self, tile: int) -> int:
         """The overlap of ``tile`` px windows: the one given if it is less than half a tile, else the default."""

@@ -77,7 +77,7 @@ def check_video_paths(source: Path, target: Path, overwrite: bool) -> None:
     if is_same_file(source, target):
         raise DarkIRError(f"{target} is the input video; choose another output")
     if target.exists() and not overwrite:
-        raise OutputExistsError(f"{target} exists; pass --overwrite to replace it")
+        raise OutputExistsError(f"{target} exists; pass overwrite=True to replace it")
 
 
 def check_video_encoding(codec: str, crf: int) -> None:

@@ -16,8 +16,6 @@ ecosystem's plugins expect; :func:`install` does the same explicitly and is idem
 
 from __future__ import annotations
 
-from typing import Any
-
 try:
     from spandrel import (
         MAIN_REGISTRY,
@@ -36,7 +34,7 @@ except ImportError as exc:  # spandrel itself, or its torchvision built for anot
     ) from exc
 
 from darkir.checkpoint import infer_config, load_state_dict_strict
-from darkir.models import DarkIR, build_model
+from darkir.models import DarkIR, ModelConfig, create_model
 
 ARCH_ID = "DarkIR"
 
@@ -62,16 +60,16 @@ class DarkIRArch(Architecture[DarkIR]):
         )
 
     def load(self, state_dict: StateDict) -> ImageModelDescriptor[DarkIR]:
-        config: dict[str, Any] = infer_config(state_dict)
-        model = build_model(config)
+        config = ModelConfig.from_kwargs(infer_config(state_dict))
+        model = create_model(config)
         load_state_dict_strict(model, state_dict, source="spandrel state_dict")
-        channels = int(config["img_channel"])
+        channels = config.img_channel
         return ImageModelDescriptor(
             model,
             state_dict,
             architecture=self,
             purpose="Restoration",
-            tags=[f"{config['width']}nf", *(["CSF"] if config["use_csf"] else [])],
+            tags=[f"{config.width}nf", *(["CSF"] if config.use_csf else [])],
             # fp16 weights overflow in the frequency MLP (a sum over the whole image); bfloat16 has the range.
             supports_half=False,
             supports_bfloat16=True,

@@ -1,4 +1,4 @@
-"""DarkIR networks, their building blocks, their settings and the table of named variants.
+"""DarkIR networks, their building blocks, their settings, the table of named variants and :func:`create_model`.
 
 Exports load lazily, so that reading settings (:class:`ModelConfig`, options files) does not import torch.
 """
@@ -13,9 +13,8 @@ _EXPORTS = {
     "AddMerge": "darkir.models.fusion",
     "CSFBlock": "darkir.models.fusion",
     "ModelConfig": "darkir.models.config",
-    "MODEL_KWARGS": "darkir.models.zoo",
+    "create_model": "darkir.models.factory",
     "ModelSpec": "darkir.models.zoo",
-    "build_model": "darkir.models.zoo",
     "get_spec": "darkir.models.zoo",
     "has_model": "darkir.models.zoo",
     "list_models": "darkir.models.zoo",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -16,36 +16,20 @@ from darkir.models.fusion import AddMerge, CSFBlock
 class DarkIR(nn.Module):
     """Encoder-decoder for joint low-light enhancement, denoising and deblurring.
 
-    Arguments and parameter names are the reference's (cidautai/DarkIR; CSF from
+    Built from a :class:`ModelConfig` (``DarkIR(config=...)``; :func:`darkir.create_model` makes one from a name,
+    checkpoint or config). Keywords and parameter names are the reference's (cidautai/DarkIR; CSF from
     lutfiozark/darkir-csf-lowlight-restoration), so their checkpoints load strictly.
     """
 
-    def __init__(
-        self,
-        img_channel: int = DEFAULTS.img_channel,
-        width: int = DEFAULTS.width,
-        middle_blk_num_enc: int = DEFAULTS.middle_blk_num_enc,
-        middle_blk_num_dec: int = DEFAULTS.middle_blk_num_dec,
-        enc_blk_nums: Sequence[int] = DEFAULTS.enc_blk_nums,
-        dec_blk_nums: Sequence[int] = DEFAULTS.dec_blk_nums,
-        dilations: Sequence[int] = DEFAULTS.dilations,
-        extra_depth_wise: bool = DEFAULTS.extra_depth_wise,
-        use_csf: bool = DEFAULTS.use_csf,
-        csf_reduction: int = DEFAULTS.csf_reduction,
-    ) -> None:
+    def __init__(self, *, config: ModelConfig = DEFAULTS, **fields: Any) -> None:
+        """The network ``config`` describes; ``fields`` (the reference constructor's keywords) replace some of it."""
         super().__init__()
-        if len(enc_blk_nums) != len(dec_blk_nums):
-            raise ValueError(
-                f"enc_blk_nums {list(enc_blk_nums)} and dec_blk_nums {list(dec_blk_nums)} must have the same length"
-            )
-        #: Constructor kwargs, saved with checkpoints so that they load without a config.
-        self.config = ModelConfig(
-            img_channel, width, middle_blk_num_enc, middle_blk_num_dec, tuple(enc_blk_nums), tuple(dec_blk_nums),
-            tuple(dilations), extra_depth_wise, use_csf, csf_reduction,
-        ).as_kwargs()  # fmt: skip
-        self.use_csf = use_csf
-        self.intro = nn.Conv2d(img_channel, width, kernel_size=3, padding=1)
-        self.ending = nn.Conv2d(width, img_channel, kernel_size=3, padding=1)
+        config = config.replace(**fields)
+        #: The config in its stored form (:meth:`ModelConfig.as_kwargs`), saved with checkpoints.
+        self.config = config.as_kwargs()
+        self.use_csf = config.use_csf
+        self.intro = nn.Conv2d(config.img_channel, config.width, kernel_size=3, padding=1)
+        self.ending = nn.Conv2d(config.width, config.img_channel, kernel_size=3, padding=1)
         self.encoders = nn.ModuleList()
         self.downs = nn.ModuleList()
         self.decoders = nn.ModuleList()
@@ -54,27 +38,27 @@ class DarkIR(nn.Module):
         # (the parameter-free AddMerge contributes no keys, as in the baseline checkpoints).
         self.csf_blocks = nn.ModuleList()
 
-        chan = width
-        for num in enc_blk_nums:
-            self.encoders.append(BlockStack([EBlock(chan, extra_depth_wise=extra_depth_wise) for _ in range(num)]))
+        chan, extra, dilations = config.width, config.extra_depth_wise, config.dilations
+        for num in config.enc_blk_nums:
+            self.encoders.append(BlockStack([EBlock(chan, extra_depth_wise=extra) for _ in range(num)]))
             self.downs.append(nn.Conv2d(chan, 2 * chan, kernel_size=2, stride=2))
             chan *= 2
         self.middle_blks_enc = BlockStack(
-            [EBlock(chan, extra_depth_wise=extra_depth_wise) for _ in range(middle_blk_num_enc)]
+            [EBlock(chan, extra_depth_wise=extra) for _ in range(config.middle_blk_num_enc)]
         )
         self.middle_blks_dec = BlockStack(
-            [DBlock(chan, dilations=dilations, extra_depth_wise=extra_depth_wise) for _ in range(middle_blk_num_dec)]
+            [DBlock(chan, dilations=dilations, extra_depth_wise=extra) for _ in range(config.middle_blk_num_dec)]
         )
-        for num in dec_blk_nums:
+        for num in config.dec_blk_nums:
             self.ups.append(nn.Sequential(nn.Conv2d(chan, chan * 2, kernel_size=1, bias=False), nn.PixelShuffle(2)))
             chan //= 2
-            self.csf_blocks.append(CSFBlock(chan, reduction=csf_reduction) if use_csf else AddMerge())
+            self.csf_blocks.append(CSFBlock(chan, reduction=config.csf_reduction) if config.use_csf else AddMerge())
             self.decoders.append(
-                BlockStack([DBlock(chan, dilations=dilations, extra_depth_wise=extra_depth_wise) for _ in range(num)])
+                BlockStack([DBlock(chan, dilations=dilations, extra_depth_wise=extra) for _ in range(num)])
             )
         self.padder_size = 2 ** len(self.encoders)
         # Only used for the side (middle) loss during training.
-        self.side_out = nn.Conv2d(width * 2 ** len(self.encoders), img_channel, kernel_size=3, padding=1)
+        self.side_out = nn.Conv2d(config.width * 2 ** len(self.encoders), config.img_channel, kernel_size=3, padding=1)
 
     def forward(
         self,

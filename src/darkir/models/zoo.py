@@ -1,4 +1,4 @@
-"""Named DarkIR variants: one table of name -> constructor kwargs (+ packaged weights), one factory."""
+"""Named DarkIR variants: one table of name -> config (+ packaged weights), and the default weights."""
 
 from __future__ import annotations
 
@@ -10,10 +10,6 @@ from typing import Any
 
 from darkir.errors import ConfigError
 from darkir.models.config import DEFAULTS, ModelConfig
-from darkir.models.darkir import DarkIR
-
-#: The default constructor kwargs (:class:`ModelConfig`'s defaults as a dict).
-MODEL_KWARGS: dict[str, Any] = DEFAULTS.as_kwargs()
 
 
 @dataclass(frozen=True)
@@ -27,8 +23,8 @@ class ModelSpec:
 
     @property
     def config(self) -> dict[str, Any]:
-        """Full constructor kwargs of this variant."""
-        return {**MODEL_KWARGS, **self.overrides}
+        """Full constructor kwargs of this variant (the form stored with checkpoints)."""
+        return DEFAULTS.replace(**self.overrides).as_kwargs()
 
 
 _SPECS = [
@@ -51,7 +47,8 @@ _SPECS = [
 ]
 _ZOO: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
 
-#: The zoo entry used when no weights are given (chosen by the comparison in MODEL_CARD.md).
+#: The zoo entry used when no weights are given: by :func:`darkir.create_model`, and so by the command line, the demo
+#: and :meth:`darkir.Restorer.from_pretrained` (chosen by the comparison in MODEL_CARD.md).
 DEFAULT_WEIGHTS: str | None = "darkir-csf-w32-synth"
 
 
@@ -75,12 +72,10 @@ def get_spec(name: str) -> ModelSpec:
         raise ConfigError(f"unknown model name {name!r}{hint}") from None
 
 
-def resolve_config(config: Mapping[str, Any] | str | None = None, **overrides: Any) -> dict[str, Any]:
-    """Full constructor kwargs from a zoo name or a (partial) kwargs mapping, with overrides applied."""
-    base = get_spec(config).config if isinstance(config, str) else dict(config or {})
-    return ModelConfig.from_kwargs({**base, **overrides}).as_kwargs()
-
-
-def build_model(config: Mapping[str, Any] | str | None = None, **overrides: Any) -> DarkIR:
-    """Build a randomly initialized DarkIR from a zoo name or reference constructor kwargs."""
-    return DarkIR(**resolve_config(config, **overrides))
+def resolve_config(config: ModelConfig | Mapping[str, Any] | str | None = None, **overrides: Any) -> ModelConfig:
+    """A whole config from a zoo name, a ModelConfig or a mapping of fields (missing ones take the defaults), with
+    ``overrides`` applied."""
+    if isinstance(config, str):
+        config = get_spec(config).config
+    base = config if isinstance(config, ModelConfig) else ModelConfig.from_kwargs(config or {})
+    return base.replace(**overrides)

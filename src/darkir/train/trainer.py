@@ -23,7 +23,6 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from darkir.checkpoint import load_state_dict_strict, read_checkpoint, resolve_weights, save_checkpoint, save_text
-from darkir.config import Options
 from darkir.data.corpus import resolve_sources
 from darkir.data.dataset import PairedDataset
 from darkir.data.layouts import DatasetError
@@ -31,9 +30,11 @@ from darkir.data.pairs import resolve_pairs
 from darkir.data.synth import SynthDataset, assign_splits, load_photos, synth_params
 from darkir.errors import ConfigError, DarkIRError, DarkIRWarning
 from darkir.eval.metrics import prepare, psnr, ssim
-from darkir.models import DarkIR, build_model
+from darkir.models.darkir import DarkIR
+from darkir.models.factory import create_model
+from darkir.options import Options
 from darkir.runtime import keep_freed_memory_for_reuse
-from darkir.train import distributed
+from darkir.train import ddp
 from darkir.train.losses import PIXEL_LOSSES, side_target
 from darkir.train.runfiles import append_line, back_up, hold_run, remove_stale_temporaries
 from darkir.train.sampler import GlobalBatchSampler
@@ -181,7 +182,7 @@ class _StopOnInterrupt:
     With several processes the request is shared (all-reduced each step), so all stop at the same step.
     """
 
-    def __init__(self, context: distributed.Context) -> None:
+    def __init__(self, context: ddp.Context) -> None:
         self.context, self.flag, self.previous = context, False, None
 
     def __enter__(self) -> _StopOnInterrupt:
@@ -221,12 +222,24 @@ class Trainer:
     def __init__(self, options: Options, device: str = "auto", progress: bool = True) -> None:
         check_trainable(options)
         self.options, self.progress = options, progress
-        self.context = distributed.setup(device)
+        self.context = ddp.setup(device)
         self.device = self.context.device
         if self.device.type == "cpu":
             keep_freed_memory_for_reuse()
-        train_cfg, data_cfg = options.train, options.datasets.train
         self.last_path, self.best_path = checkpoint_paths(options)
+        self._load_datasets()
+        torch.manual_seed(options.train.seed)
+        self._make_model()
+        self._make_optimizer()
+        self.step = self.epoch = self.epoch_step = 0
+        self.best_psnr: float | None = None
+        self.log_dir = log_folder(options)
+        self._writer = None
+        self._log_failed = False
+
+    def _load_datasets(self) -> None:
+        """The training set (with its sampler and loader) and the validation set, if any."""
+        options, data_cfg = self.options, self.options.datasets.train
         self.val_set: PairedDataset | SynthDataset | None = None
         if data_cfg.synth is not None:
             self.train_set, self.val_set = _synthetic_sets(options)
@@ -239,12 +252,12 @@ class Trainer:
                 flips=data_cfg.flips,
                 rot90=data_cfg.rot90,
                 crop_type=data_cfg.crop_type,
-                seed=train_cfg.seed,
+                seed=options.train.seed,
             )
         if options.datasets.val.test_path:
             val_pairs = resolve_pairs(options.require_path("datasets.val.test_path"), "val")
-            if train_cfg.val_max_images:
-                val_pairs = spread(val_pairs, train_cfg.val_max_images)
+            if options.train.val_max_images:
+                val_pairs = spread(val_pairs, options.train.val_max_images)
             self.val_set = PairedDataset(val_pairs)
         self._batches(data_cfg.batch_size_train)
         if self.sampler.steps_per_epoch() == 0:
@@ -252,18 +265,24 @@ class Trainer:
                 f"{train_root}: {len(self.train_set)} training pairs are fewer than one global batch "
                 f"({self.sampler.global_batch}); lower datasets.train.batch_size_train"
             )
-        torch.manual_seed(train_cfg.seed)
-        self.memory_format = training_memory_format(train_cfg.memory_format, self.device)
-        self.model: DarkIR = build_model(options.network.model_kwargs()).to(
+
+    def _make_model(self) -> None:
+        """The network of ``network:`` (random init from the seed), on the device, wrapped in DDP when distributed."""
+        self.memory_format = training_memory_format(self.options.train.memory_format, self.device)
+        self.model: DarkIR = create_model(self.options.network.settings()).to(
             self.device, memory_format=self.memory_format
         )
-        self.side_loss = options.train.enhance
+        self.side_loss = self.options.train.enhance
         self.model.side_out.requires_grad_(self.side_loss)
         self.net = (
             DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
             if self.context.distributed
             else self.model
         )
+
+    def _make_optimizer(self) -> None:
+        """AdamW with a cosine schedule over the whole run, the fp16 grad scaler, and the losses."""
+        train_cfg = self.options.train
         self.optimizer = torch.optim.AdamW(
             [p for p in self.model.parameters() if p.requires_grad],
             lr=train_cfg.lr_initial,
@@ -277,11 +296,6 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.pixel_loss = PIXEL_LOSSES[train_cfg.pixel_criterion]
         self.side_criterion = PIXEL_LOSSES[train_cfg.enhance_criterion.lower()] if self.side_loss else None
-        self.step = self.epoch = self.epoch_step = 0
-        self.best_psnr: float | None = None
-        self.log_dir = log_folder(options)
-        self._writer = None
-        self._log_failed = False
 
     @property
     def total_steps(self) -> int:
@@ -347,10 +361,12 @@ class Trainer:
         return target
 
     def init_from(self, weights: str | Path) -> Path:
-        """Start this (new) schedule from the model weights of a checkpoint or zoo name; returns their file."""
+        """Start this (new) schedule from the weights of a checkpoint or zoo name; returns their file. Weights that
+        store their config must be of the run's network (a field that differs is named), others must fit it."""
         path, _ = resolve_weights(weights)
-        state_dict, _, _ = read_checkpoint(path)
-        load_state_dict_strict(self.model, state_dict, source=f"--init-from {path}")
+        with torch.random.fork_rng(devices=[]):  # making the weights' model leaves the run's random state as seeded
+            source = create_model(weights, require_weights=True, **self.model.config)
+        self.model.load_state_dict(source.state_dict())
         return path
 
     def resume(self, path: Path | None = None) -> bool:
@@ -473,7 +489,7 @@ class Trainer:
             unit="step",
             disable=not (self.progress and self.context.is_main),
         )
-        started, first_step = time.perf_counter(), self.step
+        start = (time.perf_counter(), self.step)
         with _StopOnInterrupt(self.context) as interrupt:
             while self.epoch < epochs and self.step < stop and not interrupt.requested():
                 self.sampler.set_epoch(self.epoch, self.epoch_step)
@@ -484,26 +500,7 @@ class Trainer:
                     self.epoch_step += 1
                     bar.update()
                     bar.set_postfix(loss=f"{loss:.4f}", epoch=self.epoch + 1, refresh=False)
-                    if self.step % 10 == 0 or self.step == stop:
-                        loss = distributed.mean(self.context, loss)
-                        lr = self.scheduler.get_last_lr()[0]
-                        rate = (self.step - first_step) / max(time.perf_counter() - started, 1e-9)
-                        self.log(
-                            {
-                                "kind": "train",
-                                "step": self.step,
-                                "epoch": self.epoch,
-                                "loss": loss,
-                                "lr": lr,
-                                "steps_per_s": rate,
-                            }
-                        )
-                    every = self.options.train.save_every_steps
-                    if every and self.step % every == 0 and self.context.is_main:
-                        self.save()
-                    keep = self.options.train.keep_every_steps
-                    if keep and self.step % keep == 0 and self.context.is_main:
-                        self.save(self.snapshot_path(self.step))
+                    self._after_step(loss, stop, start)
                     if self.step >= stop or interrupt.requested():
                         break
                 if self.epoch_step >= steps_per_epoch:
@@ -511,9 +508,30 @@ class Trainer:
                     self._end_of_epoch(final=self.epoch == epochs)
             interrupted = interrupt.requested()
         bar.close()
+        return self._finish(interrupted)
+
+    def _after_step(self, loss: float, stop: int, start: tuple[float, int]) -> None:
+        """Log every 10 steps (and the last), and save the checkpoints ``train.save_every_steps`` and
+        ``train.keep_every_steps`` ask for; ``start``: the time and step this fit began at."""
+        if self.step % 10 == 0 or self.step == stop:
+            loss = ddp.mean(self.context, loss)
+            lr = self.scheduler.get_last_lr()[0]
+            rate = (self.step - start[1]) / max(time.perf_counter() - start[0], 1e-9)
+            self.log(
+                {"kind": "train", "step": self.step, "epoch": self.epoch, "loss": loss, "lr": lr, "steps_per_s": rate}
+            )
+        every = self.options.train.save_every_steps
+        if every and self.step % every == 0 and self.context.is_main:
+            self.save()
+        keep = self.options.train.keep_every_steps
+        if keep and self.step % keep == 0 and self.context.is_main:
+            self.save(self.snapshot_path(self.step))
+
+    def _finish(self, interrupted: bool) -> TrainResult:
+        """Save the last checkpoint, close the log and leave the process group; where the run ended."""
         if self.context.is_main:
             self.save()
-        distributed.barrier(self.context)
+        ddp.barrier(self.context)
         self._close_log()
         result = TrainResult(
             self.step,
@@ -523,7 +541,7 @@ class Trainer:
             self.best_path if self.best_path.is_file() else None,
             interrupted,
         )
-        distributed.teardown(self.context)
+        ddp.teardown(self.context)
         return result
 
     def _end_of_epoch(self, final: bool) -> None:
@@ -537,7 +555,7 @@ class Trainer:
                 self.best_psnr = scores["psnr"]
                 self.save(self.best_path)
             self.save()
-        distributed.barrier(self.context)
+        ddp.barrier(self.context)
 
 
 def train(
@@ -559,11 +577,11 @@ def train(
     ``save.path`` for the whole run, so a second run on it stops at once (:class:`RunBusyError`).
     """
     if resume and init_from is not None:
-        raise ConfigError("--resume continues a run, --init-from starts a new one from given weights: pass one")
+        raise ConfigError("resume=True continues a run, init_from starts a new one from given weights: pass one")
     if resume and restart:
-        raise ConfigError("--resume continues the run in save.path, --restart starts it over: pass one")
+        raise ConfigError("resume=True continues the run in save.path, restart=True starts it over: pass one")
     last, best = checkpoint_paths(options)
-    is_main = distributed.is_main_process()
+    is_main = ddp.is_main_process()
     with hold_run(last) if is_main else contextlib.nullcontext():
         if is_main:
             _clean_up_after_killed_runs([last, best])
@@ -571,8 +589,8 @@ def train(
         earlier = None if continuing else _earlier_checkpoint(options)
         if earlier and not restart:
             raise ConfigError(
-                f"{options.source}: save.path: {earlier} holds an earlier run; pass --resume to continue it, "
-                "or --restart to start over (its checkpoints are moved to a backup folder first)"
+                f"{options.source}: save.path: {earlier} holds an earlier run; pass resume=True to continue it, "
+                "or restart=True to start over (its checkpoints are moved to a backup folder first)"
             )
         trainer = Trainer(options, device=device, progress=progress)
         weights = trainer.init_from(init_from) if init_from is not None else None

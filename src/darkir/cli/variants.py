@@ -1,11 +1,15 @@
-"""Model information and conversion: models, complexity, convert, export-onnx."""
+"""Commands on model variants and their weights: models, complexity, convert, export-onnx."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
-from darkir.cli.common import AddCommand, add_model_source, add_weights_source, model_from_args
+from darkir.cli.common import AddCommand, add_weights_source, model_from_args
+
+if TYPE_CHECKING:
+    from darkir.models import DarkIR
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -25,17 +29,29 @@ def cmd_complexity(args: argparse.Namespace) -> int:
     """Print parameters and MACs of a model at 3 x size x size."""
     from darkir.complexity import measure_complexity
 
-    model = model_from_args(args)
+    model = _architecture(args)
     result = measure_complexity(model, size=args.size, channels=model.config["img_channel"])
     print(json.dumps(result.as_dict()) if args.json else result.summary())
     return 0
 
 
+def _architecture(args: argparse.Namespace) -> DarkIR:
+    """The network ``complexity`` measures: the options' ``network:`` section, a zoo variant or a checkpoint's."""
+    from darkir.models import create_model
+    from darkir.options import load_options
+
+    if args.options:
+        return create_model(load_options(args.options).network.settings())
+    return create_model(args.weights or args.model or "darkir-w32")
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     """Re-save any checkpoint layout as a darkir checkpoint (weights + config), e.g. .safetensors."""
-    from darkir.checkpoint import load_model, save_checkpoint
+    from darkir.checkpoint import save_checkpoint
+    from darkir.models import create_model, get_spec
 
-    model = load_model(args.weights, config=args.model)
+    config = get_spec(args.model).config if args.model else {}
+    model = create_model(args.weights, require_weights=True, **config)
     path = save_checkpoint(args.output, model)
     print(f"{model.config['width']}-wide {'DarkIR+CSF' if model.use_csf else 'DarkIR'} -> {path}")
     return 0
@@ -43,11 +59,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
     """Export a model to ONNX (dynamic batch/height/width) and check it against PyTorch."""
-    from darkir.checkpoint import load_model_from
-    from darkir.config import load_options
     from darkir.export import check_onnx, export_onnx
 
-    model = load_model_from(args.weights, load_options(args.options) if args.options else None)
+    model = model_from_args(args)
     path = export_onnx(model, args.output, opset=args.opset)
     for (height, width), diff in check_onnx(model, path):
         print(f"checked {height}x{width}: max abs difference to PyTorch {diff:.2e}")
@@ -62,7 +76,10 @@ def register(add: AddCommand) -> None:
     models.add_argument("--pretrained", action="store_true", help="only variants that ship weights")
 
     complexity = add("complexity", cmd_complexity, "Count parameters and multiply-accumulates (ptflops) at 3xSxS.")
-    add_model_source(complexity)
+    source = complexity.add_mutually_exclusive_group()
+    source.add_argument("-p", "--options", metavar="YAML", help="options file whose network: section defines the model")
+    source.add_argument("-m", "--model", metavar="NAME", help="registered variant (see `darkir models`)")
+    source.add_argument("--weights", metavar="NAME_OR_PATH", help="checkpoint whose stored or inferred config is used")
     complexity.add_argument("--size", type=int, default=256, help="input side S (default 256)")
     complexity.add_argument("--json", action="store_true", help="print one JSON object with params and macs")
 

@@ -2,8 +2,9 @@
 
 It runs on a state_dict (reference key names) with plain ``torch.nn.functional`` calls, computing
 LayerNorm from explicit mean/variance and the frequency MLP through ``abs``/``angle``/``cos``/``sin``
-exactly as cidautai/DarkIR does. It is the independent baseline that conformance tests compare
-:class:`~darkir.models.DarkIR` against and that benchmarks time ours against; it is not used to restore.
+exactly as cidautai/DarkIR does. It is the independent baseline (a test oracle, so it lives in ``tests/`` and does
+not ship) that conformance tests compare :class:`~darkir.models.DarkIR` against and that benchmarks time ours
+against (they import it as ``tests.reference`` from the repository root); it is not used to restore.
 """
 
 from __future__ import annotations

@@ -104,7 +104,7 @@ def _ray() -> ModuleType:
         import ray
         import ray.data
     except ImportError as exc:
-        raise DarkIRError("--engine ray needs Ray Data: pip install 'darkir[ray]'") from exc
+        raise DarkIRError("the Ray engine needs Ray Data: pip install 'darkir[ray]'") from exc
     return ray
 
 
@@ -119,7 +119,7 @@ def _check_reachable(address: str) -> None:
     except OSError as exc:
         raise DarkIRError(
             f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}; start one there with "
-            "`ray start --head`, or leave out --address for a local cluster"
+            "`ray start --head`, or leave out the address for a local cluster"
         ) from None
 
 
@@ -184,7 +184,7 @@ def restore_jobs(
         else:
             pending.append(job)
     if cpus_per_worker <= 0 or gpus_per_worker < 0 or (workers is not None and workers < 1):
-        raise DarkIRError("--workers must be at least 1, --cpus-per-worker above 0 and --gpus-per-worker at least 0")
+        raise DarkIRError("workers must be at least 1, cpus_per_worker above 0 and gpus_per_worker at least 0")
     settings = _for_pool(settings, cpus_per_worker, gpus_per_worker)
     if not pending:
         return report
@@ -267,8 +267,7 @@ def restore_dataset(
     :class:`~darkir.infer.Restorer`'s and ``darkir restore``'s. Inputs that yield nothing are reported in
     ``Report.failed`` beside the files that failed.
     """
-    from darkir.checkpoint import load_model_from
-    from darkir.models.zoo import DEFAULT_WEIGHTS
+    from darkir.models import create_model
 
     sources = [os.fspath(inputs)] if isinstance(inputs, (str, os.PathLike)) else [os.fspath(i) for i in inputs]
     output = Path(output)
@@ -278,7 +277,7 @@ def restore_dataset(
     preflight(address)
     suffix = f".{suffix.lower().lstrip('.')}" if suffix else None
     jobs, problems = plan_jobs(sources, output, suffix, videos=True)
-    model = weights if isinstance(weights, nn.Module) else load_model_from(weights, default=DEFAULT_WEIGHTS)
+    model = weights if isinstance(weights, nn.Module) else create_model(weights, require_weights=True)
     if jobs:
         ensure_writable_dir(output)
     settings = WorkerSettings(

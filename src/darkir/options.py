@@ -8,18 +8,20 @@ descriptions and in the README. Unknown keys, wrong types and bad values raise
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import functools
 import os
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, get_type_hints
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, field_validator
 
 from darkir.errors import ConfigError, DarkIRWarning
-from darkir.models.config import DEFAULTS, ModelConfig
+from darkir.models.config import SEQUENCE_FIELDS, ModelConfig
 
 
 class _Section(BaseModel):
@@ -46,7 +48,7 @@ class SynthDataOptions(_Section):
     pairs_per_epoch: int = Field(800, ge=1, description="training samples per epoch")
     val_photos: int = Field(3, ge=0, description="photos held out for validation")
     test_photos: int = Field(6, ge=0, description="photos held out for testing (never seen)")
-    split_seed: int = Field(0, description="seed of the photo split (same as darkir synth --seed)")
+    split_seed: int = Field(0, description="seed of the photo split (darkir synth's seed gives the same split)")
     val_pairs: int = Field(24, ge=1, description="fixed validation pairs made from the validation photos")
     val_cropsize: int = Field(256, ge=8, description="side of the validation pairs")
     max_zoom_out: float = Field(4.0, ge=1.0, description="a crop sees 1x to this many times its side of the photo")
@@ -94,26 +96,39 @@ class DatasetsOptions(_Section):
     val: ValDataOptions = Field(default_factory=ValDataOptions)
 
 
-class NetworkOptions(_Section):
-    """``network:``: the model. ``img_channels`` here is the constructor's ``img_channel``."""
+class _NetworkBase(_Section):
+    """What ``network:`` holds besides the :class:`ModelConfig` fields that :func:`_network_options` adds."""
 
     name: str = "DarkIR"
     resume_training: bool = False
-    img_channels: int = Field(DEFAULTS.img_channel, ge=1)
-    width: int = Field(DEFAULTS.width, ge=1)
-    middle_blk_num_enc: int = Field(DEFAULTS.middle_blk_num_enc, ge=0)
-    middle_blk_num_dec: int = Field(DEFAULTS.middle_blk_num_dec, ge=0)
-    enc_blk_nums: list[int] = Field(default_factory=lambda: list(DEFAULTS.enc_blk_nums))
-    dec_blk_nums: list[int] = Field(default_factory=lambda: list(DEFAULTS.dec_blk_nums))
-    dilations: list[int] = Field(default_factory=lambda: list(DEFAULTS.dilations))
-    extra_depth_wise: bool = DEFAULTS.extra_depth_wise
-    use_csf: bool = Field(DEFAULTS.use_csf, description="Cross-Scale Fusion gates on the skips (the seed's variant)")
-    csf_reduction: int = Field(DEFAULTS.csf_reduction, ge=1, description="CSF gate bottleneck ratio C -> C/r")
+
+    def settings(self) -> ModelConfig:
+        """The network this section describes."""
+        values = self.model_dump(exclude={"name", "resume_training"})
+        values["img_channel"] = values.pop("img_channels")
+        return ModelConfig.from_kwargs(values)
 
     def model_kwargs(self) -> dict[str, Any]:
-        """The DarkIR constructor kwargs described by this section."""
-        settings = self.model_dump(exclude={"name", "resume_training", "img_channels"})
-        return ModelConfig.from_kwargs({"img_channel": self.img_channels, **settings}).as_kwargs()
+        """:meth:`settings` as DarkIR constructor kwargs (the form checkpoints store)."""
+        return self.settings().as_kwargs()
+
+
+def _network_options() -> type[_NetworkBase]:
+    """The ``network:`` section: :class:`ModelConfig`'s fields with their defaults, bounds and descriptions (its
+    ``img_channel`` is the files' ``img_channels``)."""
+    hints = get_type_hints(ModelConfig)
+    keys: dict[str, Any] = {}
+    for item in dataclasses.fields(ModelConfig):
+        key = "img_channels" if item.name == "img_channel" else item.name
+        if item.name in SEQUENCE_FIELDS:
+            keys[key] = (list[int], Field(default_factory=functools.partial(list, item.default), **item.metadata))
+        else:
+            keys[key] = (hints[item.name], Field(item.default, **item.metadata))
+    doc = "``network:``: the model (:class:`ModelConfig`'s fields; ``img_channels`` is its ``img_channel``)."
+    return create_model("NetworkOptions", __base__=_NetworkBase, __module__=__name__, __doc__=doc, **keys)
+
+
+NetworkOptions = _network_options()
 
 
 class TrainOptions(_Section):
@@ -290,11 +305,11 @@ IGNORED_KEYS = {
     "Resize": "darkir tiles large images instead of halving them",
     "train.lr_gamma": "only the CosineAnnealing schedule exists",
     "save.new": "darkir does not use it",
-    "datasets.train.verbose": "darkir shows a progress bar (-q hides it)",
+    "datasets.train.verbose": "darkir shows a progress bar unless told to be quiet",
     "datasets.val.batch_size_test": "validation runs one image at a time",
-    "device.cuda": "darkir picks the device itself (--device)",
-    "device.gpus": "darkir picks the device itself (--device; torchrun for several GPUs)",
-    "device.ids": "darkir picks the device itself (--device, CUDA_VISIBLE_DEVICES)",
+    "device.cuda": "darkir picks the device itself, or takes the one it is given",
+    "device.gpus": "darkir picks the device itself (torchrun for several GPUs)",
+    "device.ids": "darkir picks the device itself (CUDA_VISIBLE_DEVICES selects GPUs)",
     "wandb.init": "darkir logs to JSONL and TensorBoard",
 }
 _warned: set[str] = set()

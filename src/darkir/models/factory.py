@@ -1,0 +1,74 @@
+"""The one way to make a model: :func:`create_model`, from a zoo name, a checkpoint or a :class:`ModelConfig`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from darkir.checkpoint import load_state_dict_strict, read_weights
+from darkir.errors import CheckpointError
+from darkir.models import zoo
+from darkir.models.config import ModelConfig, check_fields
+from darkir.models.darkir import DarkIR
+
+
+def create_model(
+    source: str | os.PathLike[str] | ModelConfig | None = None, *, require_weights: bool = False, **overrides: Any
+) -> DarkIR:
+    """A DarkIR in eval mode, made from ``source``:
+
+    - ``None``: the default weights (:data:`darkir.models.zoo.DEFAULT_WEIGHTS`);
+    - a zoo name (``darkir.list_models()``): its packaged weights where it ships them, else a random init;
+    - a checkpoint path, in any layout darkir reads (ours, official, BasicSR, DDP): its weights, with the config
+      stored in it, else the one inferred from its tensors;
+    - a :class:`ModelConfig`: that network, randomly initialized.
+
+    ``overrides`` replace fields of the config (an unknown field is a :class:`~darkir.errors.ConfigError` naming it);
+    with weights that store a config they must agree with it (else a :class:`CheckpointError` names the fields).
+    ``require_weights``: refuse a source without trained weights (where a random init would restore nonsense).
+    """
+    check_fields(overrides)
+    source = _default_weights() if source is None else source
+    if _carries_weights(source):
+        return load_model(source, config=overrides or None)
+    if require_weights:
+        name = f"model {source!r}" if isinstance(source, str) else "a ModelConfig"
+        raise CheckpointError(f"{name} ships no weights; pass a checkpoint path instead")
+    return build_model(source, **overrides).eval()
+
+
+def build_model(config: ModelConfig | Mapping[str, Any] | str | None = None, **overrides: Any) -> DarkIR:
+    """A randomly initialized DarkIR (in training mode) from a zoo name or config: the random init of
+    :func:`create_model`, and the one place a DarkIR is made."""
+    return DarkIR(config=zoo.resolve_config(config, **overrides))
+
+
+def load_model(
+    weights: str | os.PathLike[str],
+    config: ModelConfig | Mapping[str, Any] | str | None = None,
+    device: str | torch.device = "cpu",
+) -> DarkIR:
+    """A DarkIR in eval mode with the weights of a checkpoint (any layout) or zoo name: the loader of
+    :func:`create_model`. ``config`` replaces fields of the checkpoint's own (see
+    :func:`~darkir.checkpoint.read_weights`); any key or shape mismatch raises :class:`CheckpointError`."""
+    settings, state_dict, path = read_weights(weights, config)
+    model = build_model(settings)
+    load_state_dict_strict(model, state_dict, source=f"checkpoint {path}")
+    return model.to(device).eval()
+
+
+def _carries_weights(source: str | os.PathLike[str] | ModelConfig) -> bool:
+    """Whether ``source`` names weights: a checkpoint path or a zoo name that ships them (not a bare config)."""
+    if isinstance(source, ModelConfig):
+        return False
+    return not (isinstance(source, str) and zoo.has_model(source) and zoo.get_spec(source).weights is None)
+
+
+def _default_weights() -> str:
+    """The name of the default weights; a :class:`CheckpointError` when this version ships none."""
+    if zoo.DEFAULT_WEIGHTS is None:
+        raise CheckpointError("no weights given, and this version ships no default weights: name a checkpoint")
+    return zoo.DEFAULT_WEIGHTS
