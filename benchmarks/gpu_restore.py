@@ -1,0 +1,262 @@
+"""darkir's restore paths on a GPU against the official formulation, in one run: speed, memory, exactness, planner.
+
+    python benchmarks/gpu_restore.py [--weights NAME_OR_PATH] [--sizes 1120x640,1920x1080,3840x2160]
+        [--repeats 3] [--frames 48] [--out reports/gpu_restore.json] [--device cuda]
+
+For each size (width x height), in this order and in one process: the official formulation (the test oracle
+``tests/reference.py`` run eagerly in fp32, NCHW, TF32 off, as the official ``inference.py`` runs it), then darkir's
+``Restorer`` with its defaults (what ``darkir restore`` runs), fp32 with TF32, fp16 and bf16 autocast (the frequency
+branch's FFT stays in fp32), and fp16 with ``torch.compile``. Each path is warmed up once, then timed ``--repeats``
+times; a row gives images per second (median), the speed-up against the official path at that size, the peak GPU
+memory, and the share of 8-bit output values within one level of the official fp32 output. A path that runs out of
+memory is recorded with ``"error"``. Then the memory planner's estimate against the measured peak of a whole-image
+restore at each size, and ``darkir video`` against the official per-frame loop (decode, fp32 forward, encode) on a
+synthetic clip of ``--frames`` frames at the middle size.
+
+Writes ``--out`` (JSON: device, torch and CUDA versions, rows, planner, video) and prints the README table. With
+``--device cpu`` it runs the same code on the CPU (for testing the script; tiny sizes advised).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.reference import reference_forward  # noqa: E402
+
+from darkir import create_model  # noqa: E402
+from darkir.infer import Restorer  # noqa: E402
+
+Run = Callable[[torch.Tensor], torch.Tensor]
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_gb(device: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None
+
+
+def timed(run: Run, x: torch.Tensor, repeats: int, device: torch.device) -> tuple[float, torch.Tensor]:
+    """Median seconds of ``repeats`` calls after one warm-up, and the last output (on the CPU, float32)."""
+    out = run(x)
+    durations = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        out = run(x)
+        synchronize(device)
+        durations.append(time.perf_counter() - start)
+    return statistics.median(durations), out.float().cpu()
+
+
+def within_one_level(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Share of values of two [0, 1] images within one level of each other in 8 bits."""
+    levels = [torch.round(t.clamp(0, 1) * 255) for t in (a, b)]
+    return (levels[0] - levels[1]).abs().le(1).float().mean().item()
+
+
+def official(params: dict[str, torch.Tensor], config: dict, device: torch.device) -> Run:
+    """The official formulation: eager fp32, NCHW, TF32 off."""
+    on_device = {name: value.to(device) for name, value in params.items()}
+
+    @torch.inference_mode()
+    def run(x: torch.Tensor) -> torch.Tensor:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        return reference_forward(on_device, config, x.to(device))
+
+    return run
+
+
+def darkir_paths(model: torch.nn.Module, device: torch.device) -> dict[str, Callable[[], Run]]:
+    """Path name -> a factory of its run (made lazily, so that a failing path fails alone)."""
+
+    def restorer(precision: str, tf32: bool = False, compile: bool = False) -> Run:
+        restorer = Restorer(model, device=str(device), precision=precision, tile=0, compile=compile)
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+            return restorer.restore_tensor(x)
+
+        return run
+
+    paths = {
+        "darkir default": lambda: restorer("auto", tf32=torch.backends.cudnn.allow_tf32),
+        "darkir fp32/TF32": lambda: restorer("fp32", tf32=True),
+        "darkir bf16": lambda: restorer("bf16", tf32=True),
+    }
+    if device.type == "cuda":
+        paths["darkir fp16"] = lambda: restorer("fp16", tf32=True)
+        paths["darkir fp16 + compile"] = lambda: restorer("fp16", tf32=True, compile=True)
+    return paths
+
+
+def size_rows(model: torch.nn.Module, size: str, args: argparse.Namespace, device: torch.device) -> list[dict]:
+    """Every path at one size (width x height)."""
+    width, height = (int(v) for v in size.lower().split("x"))
+    x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
+    params = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    rows, base_s, base_out = [], None, None
+    paths: dict[str, Callable[[], Run]] = {"official fp32": lambda: official(params, model.config, device)}
+    paths.update(darkir_paths(model, device))
+    for name, make in paths.items():
+        reset_peak(device)
+        try:
+            seconds, out = timed(make(), x, args.repeats, device)
+        except torch.OutOfMemoryError as error:
+            rows.append({"size": size, "path": name, "error": f"out of memory: {str(error).splitlines()[0]}"})
+            continue
+        if base_out is None:
+            base_s, base_out = seconds, out
+        rows.append(
+            {
+                "size": size,
+                "path": name,
+                "images_per_s": 1 / seconds,
+                "speedup": base_s / seconds,
+                "peak_gb": peak_gb(device),
+                "within_1_level": within_one_level(out, base_out),
+            }
+        )
+        print(f"{size}\t{name}\t{1 / seconds:.2f} img/s\tx{base_s / seconds:.2f}\t{rows[-1]['peak_gb']}", flush=True)
+    return rows
+
+
+def planner_rows(model: torch.nn.Module, sizes: list[str], device: torch.device) -> list[dict]:
+    """The default Restorer's estimate of a whole-image restore against its measured peak, at each size."""
+    restorer = Restorer(model, device=str(device), tile="auto", max_memory="1000GB")
+    rows = []
+    for size in sizes:
+        width, height = (int(v) for v in size.lower().split("x"))
+        plan = restorer.plan_for(height, width)
+        reset_peak(device)
+        restorer.restore_tensor(torch.rand(1, 3, height, width))
+        synchronize(device)
+        measured = peak_gb(device)
+        rows.append({"size": size, "estimated_gb": plan.estimate / 1e9, "measured_gb": measured})
+    return rows
+
+
+def _clip(path: Path, width: int, height: int, frames: int) -> None:
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        rng = np.random.default_rng(0)
+        for _ in range(frames):
+            frame = (rng.random((height, width, 3)) * 60).astype(np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def _official_video(run: Run, source: Path, target: Path) -> int:
+    """The official per-frame loop: decode a frame, run the fp32 forward, encode it."""
+    import av
+
+    count = 0
+    with av.open(str(source)) as inp, av.open(str(target), "w") as out:
+        video = inp.streams.video[0]
+        stream = out.add_stream("libx264", rate=video.average_rate)
+        stream.width, stream.height, stream.pix_fmt = video.width, video.height, "yuv420p"
+        for frame in inp.decode(video):
+            x = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)[None].float() / 255
+            rgb = (run(x)[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                out.mux(packet)
+            count += 1
+        for packet in stream.encode():
+            out.mux(packet)
+    return count
+
+
+def video_row(model: torch.nn.Module, size: str, frames: int, device: torch.device) -> dict:
+    """Frames per second of ``darkir video`` (defaults) and of the official loop on the same clip."""
+    from darkir.infer.video import restore_video
+
+    width, height = (int(v) for v in size.lower().split("x"))
+    params = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    with tempfile.TemporaryDirectory() as work:
+        source = Path(work) / "clip.mp4"
+        _clip(source, width, height, frames)
+        restorer = Restorer(model, device=str(device))
+        start = time.perf_counter()
+        report = restore_video(restorer, source, Path(work) / "darkir.mp4", progress=False)
+        ours = report.frames / (time.perf_counter() - start)
+        start = time.perf_counter()
+        count = _official_video(official(params, model.config, device), source, Path(work) / "official.mp4")
+        theirs = count / (time.perf_counter() - start)
+    return {"size": size, "frames": frames, "frames_per_s": ours, "official_frames_per_s": theirs}
+
+
+def table(report: dict) -> str:
+    """The README's table (markdown)."""
+    lines = [
+        "| size | path | images/s | speed-up | peak GPU GB | within 1 level |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in report["rows"]:
+        if "error" in row:
+            lines.append(f"| {row['size']} | {row['path']} | {row['error']} | | | |")
+            continue
+        peak = "-" if row["peak_gb"] is None else f"{row['peak_gb']:.2f}"
+        lines.append(
+            f"| {row['size']} | {row['path']} | {row['images_per_s']:.2f} | {row['speedup']:.2f}x | {peak} | "
+            f"{row['within_1_level']:.4%} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", default="darkir-csf-w32-synth", help="packaged name or checkpoint")
+    parser.add_argument("--sizes", default="1120x640,1920x1080,3840x2160", help="WxH sizes, comma-separated")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--frames", type=int, default=48, help="frames of the video test (0: skip it)")
+    parser.add_argument("--out", default="reports/gpu_restore.json")
+    parser.add_argument("--device", default="cuda")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("no CUDA device: this benchmark is for a GPU (--device cpu runs it on the CPU, for tests)")
+    model = create_model(args.weights, require_weights=True)
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    report: dict = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "weights": args.weights,
+        "rows": [row for size in sizes for row in size_rows(model, size, args, device)],
+        "planner": planner_rows(model, sizes, device),
+        "video": video_row(model, sizes[len(sizes) // 2], args.frames, device) if args.frames else None,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1))
+    print(table(report))
+    print(f"report -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""GPU paths (skipped without CUDA; run on a lent GPU machine): CPU agreement, the planner, a video round trip, and
+the GPU benchmark script (which also runs on the CPU with tiny sizes, so that it is tested everywhere)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from darkir import create_model
+from darkir.infer import Restorer
+from tests.conftest import REPO
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(scope="module")
+def model(tiny_checkpoint):
+    return create_model(tiny_checkpoint)
+
+
+@cuda
+@pytest.mark.parametrize("tile", [0, 64])
+def test_gpu_restore_matches_the_cpu(model, tile):
+    x = torch.rand(1, 3, 120, 200, generator=torch.Generator().manual_seed(0))
+    cpu = Restorer(model, device="cpu", precision="fp32", tile=tile).restore_tensor(x)
+    exact = Restorer(model, device="cuda", precision="fp32", tile=tile).restore_tensor(x)
+    default = Restorer(model, device="cuda", tile=tile).restore_tensor(x)
+    assert (exact - cpu).abs().max() < 1e-3
+    levels = [torch.round(t.clamp(0, 1) * 255) for t in (default, cpu)]
+    assert (levels[0] - levels[1]).abs().le(1).float().mean() >= 0.999
+
+
+@cuda
+def test_gpu_planner_estimate_holds(model):
+    restorer = Restorer(model, device="cuda", max_memory="1000GB")
+    for height, width in ((256, 256), (512, 768), (1024, 1024)):
+        plan = restorer.plan_for(height, width)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        restorer.restore_tensor(torch.rand(1, 3, height, width))
+        torch.cuda.synchronize()
+        assert torch.cuda.max_memory_allocated() <= plan.estimate * 1.2
+
+
+@cuda
+def test_gpu_video_round_trip(model, tmp_path):
+    av = pytest.importorskip("av")
+    from darkir.infer.video import restore_video
+
+    source = tmp_path / "clip.mp4"
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        for index in range(5):
+            frame = np.full((64, 96, 3), 10 * index, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    report = restore_video(Restorer(model, device="cuda"), source, tmp_path / "out.mp4", progress=False)
+    assert report.frames == 5 and (tmp_path / "out.mp4").stat().st_size > 0
+
+
+def test_gpu_benchmark_script_writes_its_report(tiny_checkpoint, tmp_path):
+    pytest.importorskip("av")
+    out = tmp_path / "gpu.json"
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    command = [sys.executable, str(REPO / "benchmarks" / "gpu_restore.py"), "--weights", str(tiny_checkpoint)]
+    command += ["--sizes", "64x48,96x64", "--repeats", "1", "--frames", "3", "--out", str(out), "--device", device]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert {"device", "torch", "cuda", "rows", "planner", "video"} <= set(report)
+    official = [row for row in report["rows"] if row["path"] == "official fp32"]
+    assert len(official) == 2 and all(row["speedup"] == 1 and row["within_1_level"] == 1 for row in official)
+    exact = [row for row in report["rows"] if row["path"] == "darkir fp32/TF32"]
+    assert all(row["within_1_level"] > 0.999 for row in exact)
+    assert report["video"]["frames"] == 3 and report["video"]["frames_per_s"] > 0
+    assert "| official fp32 |" in done.stdout
