@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Reproduce the comparison of MODEL_CARD.md: the packaged DarkIR and DarkIR+CSF weights beside the input,
-# auto-exposure, CLAHE and the official Zero-DCE weights, on real images (fetched for evaluation only by
-# scripts/fetch_real_eval.sh into data/real/) and on the held-out synthetic night test split.
+# Reproduce the results of MODEL_CARD.md: detail and tone of the packaged DarkIR and DarkIR+CSF weights on the real
+# pairs (reports/real_tone.txt), then both beside the input, auto-exposure, CLAHE and the official Zero-DCE weights, on
+# real images (fetched for evaluation only by scripts/fetch_real_eval.sh into data/real/) and on the held-out synthetic
+# night test split.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 darkir=.venv/bin/darkir
@@ -12,6 +13,9 @@ if [ ! -f data/synth-night/synth.json ]; then
 fi
 models=(--weights darkir-w32-synth --weights darkir-csf-w32-synth)
 peers=(--zero-dce data/real/zerodce/Epoch99.pth)
+# detail and tone of both models pooled over the 8 real pairs (each set's mean weighed equally; tone over all images)
+"$python" scripts/score_checkpoints.py --data data/real/pairs --data data/real/lolblur_official \
+    darkir-w32-synth darkir-csf-w32-synth --json reports/real_tone.json > reports/real_tone.txt
 "$darkir" compare "${models[@]}" "${peers[@]}" --data data/real/pairs -o reports/real_pairs --tile 0 --no-lpips -q
 "$darkir" compare "${models[@]}" "${peers[@]}" --data data/real/lolblur_official -o reports/real_lolblur_official \
     --tile 0 --no-lpips -q
