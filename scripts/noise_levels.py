@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from darkir.data.synth import SynthDataset, exposure_for_mean, linear_to_srgb, srgb_to_linear, synth_params
+from darkir.data.degradation import exposure_for_mean, linear_to_srgb, srgb_to_linear, synth_params
+from darkir.data.synth import SynthDataset
 from darkir.eval.unpaired import noise_sigma
 from darkir.imageio import IMAGE_SUFFIXES, read_image
 

@@ -13,7 +13,8 @@ import torch
 
 from darkir.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from darkir.data import corpus
-from darkir.data.synth import SynthDataset, SynthParams, degrade, load_photos, sample_crop
+from darkir.data.degradation import SynthParams, degrade
+from darkir.data.synth import SynthDataset, load_photos, sample_crop
 from darkir.errors import ConfigError
 from darkir.models.factory import build_model
 from darkir.options import load_options

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from darkir.cli import main
-from darkir.data.synth import SynthParams, degrade, synth_params
+from darkir.data.degradation import SynthParams, degrade, synth_params
 from darkir.errors import DarkIRError
 from darkir.eval.metrics import psnr
 from darkir.eval.tone import fit_tone, tone, tone_fitted

@@ -54,14 +54,14 @@ class SynthDataOptions(_Section):
     max_zoom_out: float = Field(4.0, ge=1.0, description="a crop sees 1x to this many times its side of the photo")
     max_short_side: int = Field(1024, ge=64, description="photos are first downscaled to this short side")
     degradation: dict[str, Any] = Field(
-        default_factory=dict, description="overrides of darkir.data.synth.SynthParams, e.g. target_mean_range"
+        default_factory=dict, description="overrides of darkir.data.degradation.SynthParams, e.g. target_mean_range"
     )
 
     @field_validator("degradation")
     @classmethod
     def _valid_degradation(cls, value: dict[str, Any]) -> dict[str, Any]:
         """Known SynthParams fields only, with their types (so ``1e-4``, a string to YAML 1.1, is a float)."""
-        from darkir.data.synth import synth_params
+        from darkir.data.degradation import synth_params
 
         params = synth_params(value)
         return {key: getattr(params, key) for key in value}

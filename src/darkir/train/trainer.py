@@ -25,9 +25,10 @@ from tqdm import tqdm
 from darkir.checkpoint import load_state_dict_strict, read_checkpoint, resolve_weights, save_checkpoint, save_text
 from darkir.data.corpus import resolve_sources
 from darkir.data.dataset import PairedDataset
+from darkir.data.degradation import synth_params
 from darkir.data.layouts import DatasetError
 from darkir.data.pairs import resolve_pairs
-from darkir.data.synth import SynthDataset, assign_splits, load_photos, synth_params
+from darkir.data.synth import SynthDataset, assign_splits, load_photos
 from darkir.errors import ConfigError, DarkIRError, DarkIRWarning
 from darkir.eval.metrics import prepare, psnr, ssim
 from darkir.models.darkir import DarkIR
