@@ -35,26 +35,19 @@ from tqdm import tqdm
 from darkir.errors import DarkIRError
 from darkir.infer.exposure import check_exposure
 from darkir.infer.files import Job, Outcome, Report, clean_stale_outputs, ensure_writable_dir, plan_jobs, restore_job
-from darkir.infer.restorer import check_tiling
+from darkir.infer.restorer import RestoreSettings, check_tiling
 from darkir.runtime import check_precision
 
 
 @dataclass(frozen=True)
-class WorkerSettings:
-    """How every worker restores: the Restorer's settings, its thread count (None: the CPUs it reserves) and the
-    video encoder."""
+class WorkerSettings(RestoreSettings):
+    """How every worker restores: the Restorer's settings (:class:`RestoreSettings`), its thread count (None: the
+    CPUs it reserves), whether outputs are replaced, and the video encoder."""
 
-    device: str = "auto"
-    precision: str = "auto"
-    tile: int | str = "auto"
-    overlap: int | None = None
-    max_memory: int | str | None = None
-    compile: bool = False
     threads: int | None = None
     overwrite: bool = False
     codec: str = "libx264"
     crf: int = 18
-    exposure: float = 0.0
 
 
 class RestoreWorker:
@@ -64,21 +57,10 @@ class RestoreWorker:
         import ray
         import torch
 
-        from darkir.infer.restorer import Restorer
-
         torch.set_num_threads(settings.threads)
         model = ray.get(model)  # the driver's one copy in the object store
         self.settings = settings
-        self.restorer = Restorer(
-            model,
-            device=settings.device,
-            precision=settings.precision,
-            tile=settings.tile,
-            overlap=settings.overlap,
-            compile=settings.compile,
-            max_memory=settings.max_memory,
-            exposure=settings.exposure,
-        )
+        self.restorer = settings.restorer(model)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outcomes = [
@@ -280,9 +262,8 @@ def restore_dataset(
     model = weights if isinstance(weights, nn.Module) else create_model(weights, require_weights=True)
     if jobs:
         ensure_writable_dir(output)
-    settings = WorkerSettings(
-        device, precision, tile, overlap, max_memory, False, threads, overwrite, codec, crf, exposure
-    )
+    restore = RestoreSettings(device, precision, tile, overlap, max_memory, exposure=exposure)
+    settings = WorkerSettings(**vars(restore), threads=threads, overwrite=overwrite, codec=codec, crf=crf)
     report = restore_jobs(model, jobs, settings, address, workers, cpus_per_worker, gpus_per_worker, progress)
     report.failed.extend((path, f"{path}: {reason}") for path, reason in problems)
     return report

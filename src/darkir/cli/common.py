@@ -12,6 +12,7 @@ from darkir.errors import DarkIRError
 if TYPE_CHECKING:
     from darkir.eval.lpips import LPIPS
     from darkir.infer import Restorer
+    from darkir.infer.restorer import RestoreSettings
     from darkir.models import DarkIR
     from darkir.options import Options
 
@@ -147,9 +148,9 @@ def trained_model(weights: str | None, options: Options | None = None) -> DarkIR
 
 def restorer_from_args(args: argparse.Namespace, options: Options | None = None) -> Restorer:
     """The Restorer that ``--weights``/``-p`` and the runtime flags describe (``options``: ``-p`` already read)."""
-    tiling = tiling_from_args(args)
+    settings = settings_from_args(args)
     use_threads(args)
-    return restorer_of(model_from_args(args, options), args, tiling)
+    return settings.restorer(model_from_args(args, options))
 
 
 def use_threads(args: argparse.Namespace) -> None:
@@ -160,13 +161,14 @@ def use_threads(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
 
 
-def restorer_of(model: DarkIR, args: argparse.Namespace, tiling: dict[str, Any]) -> Restorer:
-    """A Restorer of ``model`` with the runtime flags (device, precision, compile, exposure) and ``tiling``."""
-    from darkir.infer import Restorer
+def settings_from_args(args: argparse.Namespace) -> RestoreSettings:
+    """The Restorer's settings from the runtime flags (device, precision, tiling, compile, exposure), checked before
+    anything is loaded."""
+    from darkir.infer.restorer import RestoreSettings
 
     exposure = getattr(args, "exposure", 0.0)
-    return Restorer(
-        model, device=args.device, precision=args.precision, compile=args.compile, exposure=exposure, **tiling
+    return RestoreSettings(
+        args.device, args.precision, compile=args.compile, exposure=exposure, **tiling_from_args(args)
     )
 
 

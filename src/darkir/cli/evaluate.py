@@ -14,8 +14,7 @@ from darkir.cli.common import (
     evaluation_pairs,
     load_lpips_or_none,
     restorer_from_args,
-    restorer_of,
-    tiling_from_args,
+    settings_from_args,
     trained_model,
     use_threads,
 )
@@ -182,7 +181,7 @@ def _compared_variants(args: argparse.Namespace) -> list:
         raise DarkIRError("give at least one variant: -p OPTIONS (its save.path) and/or --weights NAME_OR_PATH")
     if options and sources and len(options) != len(sources):
         raise DarkIRError("pass either one --weights per -p OPTIONS, or --weights alone")
-    tiling = tiling_from_args(args)
+    settings = settings_from_args(args)
     use_threads(args)
     variants = []
     for index in range(max(len(options), len(sources))):
@@ -190,7 +189,7 @@ def _compared_variants(args: argparse.Namespace) -> list:
         opts = load_options(options[index]) if options else None
         name = opts.network.name if opts else Path(str(weights)).stem
         name = _unique(name, {v.name for v in variants})
-        variants.append(model_method(name, restorer_of(trained_model(weights, opts), args, tiling)))
+        variants.append(model_method(name, settings.restorer(trained_model(weights, opts))))
     return variants
 
 

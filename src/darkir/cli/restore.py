@@ -16,7 +16,7 @@ from darkir.cli.common import (
     positive_float,
     positive_int,
     restorer_from_args,
-    tiling_from_args,
+    settings_from_args,
 )
 
 if TYPE_CHECKING:
@@ -85,21 +85,13 @@ def _restore_on_ray(args: argparse.Namespace, jobs: list) -> Report:
     from darkir.cluster import WorkerSettings, preflight, restore_jobs
     from darkir.infer.files import ensure_writable_dir
 
-    tiling = tiling_from_args(args)
+    restore = settings_from_args(args)
     preflight(args.address)
     model = model_from_args(args)
     ensure_writable_dir(Path(args.output))
     cpus = args.cpus_per_worker or 1.0
     settings = WorkerSettings(
-        args.device,
-        args.precision,
-        compile=args.compile,
-        threads=args.threads,
-        exposure=args.exposure,
-        overwrite=args.overwrite,
-        codec=args.codec,
-        crf=args.crf,
-        **tiling,
+        **vars(restore), threads=args.threads, overwrite=args.overwrite, codec=args.codec, crf=args.crf
     )
     return restore_jobs(
         model,

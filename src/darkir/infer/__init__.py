@@ -3,6 +3,6 @@
 Image files are read and written by :mod:`darkir.imageio`; devices, precision and memory by :mod:`darkir.runtime`.
 """
 
-from darkir.infer.restorer import DEFAULT_OVERLAP, DEFAULT_TILE, Restorer
+from darkir.infer.restorer import DEFAULT_OVERLAP, DEFAULT_TILE, Restorer, RestoreSettings
 
-__all__ = ["DEFAULT_OVERLAP", "DEFAULT_TILE", "Restorer"]
+__all__ = ["DEFAULT_OVERLAP", "DEFAULT_TILE", "RestoreSettings", "Restorer"]

@@ -6,6 +6,7 @@ import contextlib
 import copy
 import os
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,24 @@ def _resample_window(
     xs = (torch.arange(left, left + window[1]) + 0.5) * 2 / width - 1
     grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None].expand(small.shape[0], -1, -1, -1)
     return F.grid_sample(small, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+@dataclass(frozen=True)
+class RestoreSettings:
+    """How a :class:`Restorer` runs (the meaning of each field is in its docstring): the one list of its settings,
+    which the command line builds once and the local and Ray engines both use."""
+
+    device: str = "auto"
+    precision: str = "auto"
+    tile: int | str = DEFAULT_TILE
+    overlap: int | None = None
+    max_memory: int | str | None = None
+    compile: bool = False
+    exposure: float = 0.0
+
+    def restorer(self, model: nn.Module) -> Restorer:
+        """A Restorer of ``model`` with these settings."""
+        return Restorer(model, **{field.name: getattr(self, field.name) for field in fields(RestoreSettings)})
 
 
 class Restorer:
