@@ -50,10 +50,9 @@ def temporary_path(target: Path) -> Path:
     return target.with_name(f".{target.stem}.{socket.gethostname()}-{os.getpid()}.darkir-part{target.suffix}")
 
 
-@contextlib.contextmanager
-def claim(target: Path) -> Iterator[None]:
-    """Hold an exclusive claim on ``target`` for this process; raises :class:`OutputBusyError` if another holds it."""
-    lock = lock_path(target)
+def take_lock(lock: Path) -> int | None:
+    """An open descriptor holding the exclusive ``flock`` of the file ``lock`` (made if missing), or None if another
+    process holds it. The lock dies with its process; release it with :func:`release_lock`."""
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -61,21 +60,34 @@ def claim(target: Path) -> Iterator[None]:
         except OSError as exc:
             os.close(fd)
             if exc.errno in (errno.EAGAIN, errno.EACCES):
-                raise OutputBusyError(f"{target}: another darkir run is writing this file; skipped") from None
+                return None
             raise
         try:
-            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+            if os.path.samestat(os.fstat(fd), os.stat(lock)):
+                return fd
         except FileNotFoundError:
-            same = False
-        if same:
-            break
+            pass
         os.close(fd)  # the holder finished and removed the lock between our open and flock: take a fresh one
+
+
+def release_lock(lock: Path, fd: int) -> None:
+    """Remove the lock file and let go of the lock that :func:`take_lock` gave."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(lock)
+    os.close(fd)
+
+
+@contextlib.contextmanager
+def claim(target: Path) -> Iterator[None]:
+    """Hold an exclusive claim on ``target`` for this process; raises :class:`OutputBusyError` if another holds it."""
+    lock = lock_path(target)
+    fd = take_lock(lock)
+    if fd is None:
+        raise OutputBusyError(f"{target}: another darkir run is writing this file; skipped")
     try:
         yield
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(lock)
-        os.close(fd)
+        release_lock(lock, fd)
 
 
 def pid_alive(pid: int) -> bool:

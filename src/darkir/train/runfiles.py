@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import re
 import socket
@@ -14,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from darkir.errors import DarkIRError
+from darkir.outputs import pid_alive, release_lock, take_lock
 
 
 class RunBusyError(DarkIRError):
@@ -33,36 +33,22 @@ def hold_run(last: Path) -> Iterator[None]:
     and simply taken over.
     """
     last.parent.mkdir(parents=True, exist_ok=True)
-    fd = _acquire(lock_path(last), last)
+    lock = lock_path(last)
+    fd = take_lock(lock)
+    if fd is None:
+        holder = ""
+        with contextlib.suppress(OSError):
+            holder = lock.read_text(errors="replace").strip()
+        raise RunBusyError(
+            f"{last}: another training run ({holder or 'a process that just started'}) is using this save.path; wait "
+            "for it to end or set another save.path"
+        )
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
         yield
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(lock_path(last))
-        os.close(fd)
-
-
-def _acquire(lock: Path, last: Path) -> int:
-    """An open descriptor of ``lock`` holding its exclusive flock (retried if the holder removed the file meanwhile)."""
-    while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "a process that just started"
-            os.close(fd)
-            raise RunBusyError(
-                f"{last}: another training run ({holder}) is using this save.path; wait for it to end or set another "
-                "save.path"
-            ) from None
-        try:
-            if os.path.samestat(os.fstat(fd), os.stat(lock)):
-                return fd
-        except FileNotFoundError:
-            pass
-        os.close(fd)
+        release_lock(lock, fd)
 
 
 #: A temporary checkpoint or options file (``.<name>.<pid>.tmp``, see :func:`darkir.checkpoint.temporary_path`).
@@ -77,21 +63,10 @@ def remove_stale_temporaries(targets: list[Path]) -> list[Path]:
         names = re.compile(rf"{re.escape(target.stem)}(_step\d+)?({re.escape(target.suffix)}|\.yml)")
         for path in target.parent.glob(".*.tmp"):
             match = _TEMPORARY.fullmatch(path.name)
-            if match and names.fullmatch(match["name"]) and not _alive(int(match["pid"])):
+            if match and names.fullmatch(match["name"]) and not pid_alive(int(match["pid"])):
                 path.unlink(missing_ok=True)
                 removed.append(path)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's
-        return True
-    return True
 
 
 def back_up(paths: list[Path]) -> list[Path]:
