@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from darkir.errors import CheckpointError, ConfigError
+from darkir.errors import CheckpointError, ConfigError, first_line
 from darkir.models.config import DEFAULTS, ModelConfig
 from darkir.models.zoo import get_spec, has_model, resolve_config
 
@@ -45,7 +45,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, 
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or non-torch files
-        raise CheckpointError(f"cannot read checkpoint {path}: {_first_line(exc)}") from exc
+        raise CheckpointError(f"cannot read checkpoint {path}: {first_line(exc)}") from exc
     if not isinstance(payload, Mapping):
         raise CheckpointError(f"checkpoint {path} holds a {type(payload).__name__}, not a state_dict mapping")
     state_dict = _find_state_dict(payload, path)
@@ -61,7 +61,7 @@ def _read_safetensors(path: Path) -> tuple[StateDict, dict[str, Any] | None, dic
             metadata = handle.metadata() or {}
             state_dict = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a dict
     except Exception as exc:
-        raise CheckpointError(f"cannot read safetensors file {path}: {_first_line(exc)}") from exc
+        raise CheckpointError(f"cannot read safetensors file {path}: {first_line(exc)}") from exc
     config = None
     if SAFETENSORS_CONFIG_KEY in metadata:
         try:
@@ -95,11 +95,6 @@ def _strip_prefixes(state_dict: StateDict) -> StateDict:
         if state_dict and all(k.startswith(prefix) for k in state_dict):
             state_dict = {k[len(prefix) :]: v for k, v in state_dict.items()}
     return state_dict
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def infer_config(state_dict: Mapping[str, torch.Tensor], dilations: Sequence[int] | None = None) -> dict[str, Any]:
@@ -231,7 +226,7 @@ def read_weights(
         chosen = _config_to_build(state_dict, stored_config or zoo_config, config)
         stored = resolve_config(stored_config) if config is not None and stored_config else None
     except (ConfigError, TypeError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: unusable model config: {_first_line(exc)}") from None
+        raise CheckpointError(f"{path}: unusable model config: {first_line(exc)}") from None
     if stored is not None:
         _check_agrees(chosen, stored, path)
     return chosen, state_dict, path
@@ -324,7 +319,7 @@ def _write_failure(path: Path, exc: BaseException) -> str:
         full = shutil.disk_usage(path.parent).free < _FULL_DISK_BYTES
     if full:
         return f"no space left on device writing {path}{kept}"
-    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _first_line(exc)
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
     return f"cannot write {path}: {reason}{kept}"
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from torch import nn
 from tqdm import tqdm
 
-from darkir.errors import DarkIRError
+from darkir.errors import DarkIRError, first_line
 from darkir.infer.exposure import check_exposure
 from darkir.infer.files import Job, Outcome, Report, clean_stale_outputs, ensure_writable_dir, plan_jobs, restore_job
 from darkir.infer.restorer import RestoreSettings, check_tiling
@@ -213,8 +213,7 @@ def _results(dataset: Any, total: int, progress: bool, size: int) -> Iterator[di
                 bar.update()
                 yield row
         except Exception as exc:  # the job could not go on: say why; finished outputs are kept
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            message = f"the Ray job stopped: {first}. Finished outputs are kept and a rerun skips them"
+            message = f"the Ray job stopped: {first_line(exc)}. Finished outputs are kept and a rerun skips them"
             raise DarkIRError(message) from exc
 
 

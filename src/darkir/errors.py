@@ -15,3 +15,9 @@ class CheckpointError(DarkIRError, RuntimeError):
 
 class DarkIRWarning(UserWarning):
     """A setting that is accepted but silently changes nothing; the CLI prints it as one line."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name if it has none): the gist for a one-line report."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -14,7 +14,7 @@ from types import ModuleType
 
 import numpy as np
 
-from darkir.errors import DarkIRError
+from darkir.errors import DarkIRError, first_line
 from darkir.outputs import write_atomic
 
 #: Suffixes (lower case) that ``darkir restore`` picks up from folders.
@@ -135,7 +135,7 @@ def read_image(path: str | os.PathLike[str]) -> Image:
     try:
         array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     except cv2.error as exc:
-        raise ImageReadError(f"{path}: cannot decode image ({_first_line(exc)})") from None
+        raise ImageReadError(f"{path}: cannot decode image ({_opencv_gist(exc)})") from None
     if array is None:
         raise ImageReadError(f"{path}: cannot decode image (corrupt or not a {path.suffix.lstrip('.').upper()} file)")
     if array.dtype == np.uint8:
@@ -154,10 +154,9 @@ def read_image(path: str | os.PathLike[str]) -> Image:
     return _image(array, bit_depth, scale)
 
 
-def _first_line(exc: BaseException) -> str:
+def _opencv_gist(exc: BaseException) -> str:
     """The gist of an OpenCV error: its message without the source location OpenCV prefixes."""
-    text = str(exc).strip()
-    gist = next((line for line in text.splitlines() if "error:" in line), text.splitlines()[0] if text else "")
+    gist = next((line for line in str(exc).splitlines() if "error:" in line), first_line(exc))
     return gist.split("error:", 1)[-1].strip(" ()") or type(exc).__name__
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from darkir.errors import DarkIRError
+from darkir.errors import DarkIRError, first_line
 from darkir.imageio import IMAGE_SUFFIXES, read_image, write_image
 from darkir.infer.restorer import Restorer
 from darkir.outputs import OutputBusyError, OutputExistsError, claim, clean_stale
@@ -266,8 +266,7 @@ def _reason(job: Job, exc: BaseException) -> str:
         return f"{job.target}: {exc.strerror or exc}"
     if isinstance(exc, MemoryError):
         return f"{job.source}: out of memory; try a smaller tile or max_memory"
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"{job.source}: {type(exc).__name__}: {first}"
+    return f"{job.source}: {type(exc).__name__}: {first_line(exc)}"
 
 
 def restore_job(
