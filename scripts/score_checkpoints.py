@@ -41,7 +41,6 @@ def _row(scores: Scores) -> dict[str, float]:
         "ratio": shade.ratio,
         "out_mean": shade.output_mean,
         "ref_mean": shade.reference_mean,
-        "out_std": float(np.std(scores.values["brightness"])),
         "n": len(scores.names),
         "brightness": scores.values["brightness"],
         "ref_brightness": scores.values["ref_brightness"],
