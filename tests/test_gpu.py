@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 
@@ -49,19 +48,11 @@ def test_gpu_planner_estimate_holds(model):
 
 @cuda
 def test_gpu_video_round_trip(model, tmp_path):
-    av = pytest.importorskip("av")
+    pytest.importorskip("av")
     from darkir.infer.video import restore_video
+    from tests.test_video import make_video
 
-    source = tmp_path / "clip.mp4"
-    with av.open(str(source), "w") as container:
-        stream = container.add_stream("libx264", rate=12)
-        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
-        for index in range(5):
-            frame = np.full((64, 96, 3), 10 * index, np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    source = make_video(tmp_path / "clip.mp4", frames=5, size=(64, 96), audio=False)
     report = restore_video(Restorer(model, device="cuda"), source, tmp_path / "out.mp4", progress=False)
     assert report.frames == 5 and (tmp_path / "out.mp4").stat().st_size > 0
 

@@ -25,7 +25,7 @@ from darkir.cli import main
 from darkir.infer import Restorer
 from darkir.models.factory import build_model
 from darkir.outputs import OutputBusyError, OutputExistsError, claim, lock_path, write_atomic
-from tests.conftest import REPO, TINY, randomize
+from tests.conftest import REPO, TINY, randomize, tmpfs
 
 
 def _photo(path: Path, height: int = 40, width: int = 48, seed: int = 0) -> Path:
@@ -71,16 +71,8 @@ def test_video_onto_itself_is_refused(tmp_path, tiny_checkpoint, capsys):
 @pytest.fixture
 def small_disk(tmp_path):
     """A 256 KiB tmpfs where mounting is possible, else None (the tests then inject the write error)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        yield None
-        return
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+    with tmpfs(tmp_path / "disk", "256k") as disk:
+        yield disk
 
 
 @contextlib.contextmanager

@@ -100,16 +100,9 @@ def test_restore_cli_exposure(tiny_checkpoint, tmp_path):
 
 def test_video_takes_exposure(tiny_checkpoint, tmp_path):
     av = pytest.importorskip("av")
-    source = tmp_path / "clip.mp4"
-    with av.open(str(source), "w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for index in range(3):
-            frame = np.full((48, 64, 3), 20 + 10 * index, np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    from tests.test_video import make_video
+
+    source = make_video(tmp_path / "clip.mp4", frames=3, size=(48, 64), audio=False)
     means = []
     for ev in ("-1", "1"):
         target = tmp_path / f"out{ev}.mp4"

@@ -27,7 +27,7 @@ from darkir.data.synth import synthesize
 from darkir.models.factory import build_model
 from darkir.options import load_options
 from darkir.train.trainer import Trainer
-from tests.conftest import REPO, TINY, randomize
+from tests.conftest import REPO, TINY, randomize, tmpfs
 from tests.test_train import _photos
 
 OPTIONS = REPO / "options" / "train" / "tiny_csf.yml"
@@ -58,20 +58,6 @@ def _overrides(data: Path, last: Path, best: Path, *extra: str) -> list[str]:
 def _args(data: Path, last: Path, best: Path, *extra: str) -> list[str]:
     """``darkir train`` on the tiny set: two steps, one validation, ``last`` and ``best`` saved."""
     return ["train", "-p", str(OPTIONS), *_overrides(data, last, best, *extra), "-q"]
-
-
-@contextlib.contextmanager
-def _tmpfs(mount: Path, size: str) -> Iterator[Path | None]:
-    """A tmpfs of ``size`` at ``mount`` (another file system), or None where mounting is not allowed."""
-    mount.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        yield None
-        return
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def _fill(disk: Path) -> None:
@@ -165,7 +151,7 @@ def test_only_the_main_process_of_torchrun_takes_the_lock(data, tmp_path, monkey
 # 4. Full disks: a log that cannot be written never stops training; option files and checkpoints are written
 # atomically and a full disk is named as such.
 def test_a_failing_training_log_warns_once_and_the_checkpoint_is_saved(data, tmp_path, monkeypatch, capsys):
-    with _tmpfs(tmp_path / "logs", "64k") as disk:
+    with tmpfs(tmp_path / "logs", "64k") as disk:
         if disk is None:  # no mounting here: the JSONL writer reports the full disk
             monkeypatch.setattr("darkir.train.trainer.append_line", _no_space)
         else:
@@ -196,7 +182,7 @@ def test_options_file_is_replaced_atomically(tmp_path, monkeypatch):
 
 def test_a_full_disk_while_saving_a_checkpoint_is_named_and_keeps_the_previous_one(tmp_path, monkeypatch):
     model = randomize(build_model("darkir-csf-w32", **TINY), seed=1)
-    with _tmpfs(tmp_path / "disk", "2m") as disk:
+    with tmpfs(tmp_path / "disk", "2m") as disk:
         folder = disk if disk is not None else tmp_path
         path = save_checkpoint(folder / "last.pt", model, step=1, optimizer=torch.zeros(200_000))
         before = path.read_bytes()
@@ -218,7 +204,7 @@ def test_a_full_disk_while_saving_a_checkpoint_is_named_and_keeps_the_previous_o
 
 
 def test_a_nearly_full_disk_never_leaves_an_empty_options_file(data, tmp_path):
-    with _tmpfs(tmp_path / "disk", "4m") as disk:
+    with tmpfs(tmp_path / "disk", "4m") as disk:
         if disk is None:
             pytest.skip("cannot mount a tmpfs here (atomic option files are tested above)")
         trainer = Trainer(load_options(OPTIONS, _overrides(data, disk / "last.pt", disk / "best.pt")), progress=False)
@@ -245,7 +231,7 @@ def test_restart_with_a_config_mistake_leaves_the_run_resumable(data, tmp_path, 
 
 
 def test_restart_with_best_on_another_file_system(data, tmp_path, capsys):
-    with _tmpfs(tmp_path / "other", "8m") as other:
+    with tmpfs(tmp_path / "other", "8m") as other:
         if other is None:
             pytest.skip("cannot mount a tmpfs here (the all-or-nothing move is tested below)")
         args = _args(data, tmp_path / "run" / "last.pt", other / "best.pt")
