@@ -81,12 +81,14 @@ def positive_int(text: str) -> int:
 def exposure_ev(text: str) -> float:
     """argparse type: an exposure compensation in EV (a finite number within the dial's range)."""
     from darkir.errors import DarkIRError
-    from darkir.infer.exposure import check_exposure
+    from darkir.infer.exposure import MAX_EV, check_exposure
 
     try:
         return check_exposure(float(text))
     except (ValueError, DarkIRError):
-        raise argparse.ArgumentTypeError(f"expected a number of EV between -4 and 4, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a number of EV between -{MAX_EV:g} and {MAX_EV:g}, got {text!r}"
+        ) from None
 
 
 def add_exposure(parser: argparse.ArgumentParser) -> None:

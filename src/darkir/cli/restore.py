@@ -136,13 +136,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def crf(text: str) -> int:
-    """argparse type: an x264/x265 constant rate factor, 0 (lossless) to 51."""
+    """argparse type: a constant rate factor within the range of the video encoders (0, lossless, to 51)."""
+    from darkir.infer.video import VIDEO_CODECS
+
+    highest = max(VIDEO_CODECS.values())
     try:
         value = int(text)
     except ValueError:
         value = -1
-    if not 0 <= value <= 51:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 51, got {text!r}")
+    if not 0 <= value <= highest:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {highest}, got {text!r}")
     return value
 
 
