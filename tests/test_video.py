@@ -285,3 +285,133 @@ def test_unknown_codec_and_bad_crf_are_refused_before_any_work(clip, tmp_path, c
     with pytest.raises(DarkIRError, match=f"^{re.escape(message)}$"):
         restore_video(NoWork(), clip, tmp_path / "out.mp4", codec=codec, crf=crf, progress=False)
     assert not list(tmp_path.iterdir())
+
+
+# Issue 27: frames restored in batches, with decoding and encoding in their own threads.
+
+
+def encoded_frames(monkeypatch) -> list[np.ndarray]:
+    """The RGB arrays handed to the encoder from now on (recorded as av.VideoFrame.from_ndarray is called)."""
+    seen: list[np.ndarray] = []
+    make = av.VideoFrame.from_ndarray
+
+    def record(array, *args, **kwargs):
+        seen.append(array.copy())
+        return make(array, *args, **kwargs)
+
+    monkeypatch.setattr(av.VideoFrame, "from_ndarray", record)
+    return seen
+
+
+def stage_threads() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name in ("darkir-decode", "darkir-encode")]
+
+
+@pytest.fixture(scope="module")
+def exact_restorer(tiny_checkpoint):
+    from darkir.infer import Restorer
+    from darkir.models.factory import load_model
+
+    return Restorer(load_model(tiny_checkpoint), device="cpu", precision="fp32", tile=0)
+
+
+def test_video_frames_are_each_restored_as_an_image_is(clip, tmp_path, exact_restorer, monkeypatch):
+    from darkir.infer.video import restore_video
+
+    with av.open(str(clip)) as container:
+        inputs = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    seen = encoded_frames(monkeypatch)
+    report = restore_video(exact_restorer, clip, tmp_path / "out.mp4", progress=False, batch=1)
+    assert report.frames == len(inputs) == len(seen) and report.audio == "copied"
+    for rgb, encoded in zip(inputs, seen, strict=True):
+        expected = np.rint(exact_restorer.restore_array(rgb.astype(np.float32) / 255.0) * 255.0).astype(np.uint8)
+        assert np.array_equal(encoded, expected)
+
+
+@pytest.mark.parametrize("batch", [2, 5])
+def test_batched_video_matches_frame_by_frame(clip, tmp_path, exact_restorer, monkeypatch, batch):
+    from darkir.infer.video import restore_video
+
+    batched = encoded_frames(monkeypatch)
+    restore_video(exact_restorer, clip, tmp_path / "one.mp4", progress=False, batch=1)
+    one_by_one = batched.copy()
+    batched.clear()
+    report = restore_video(exact_restorer, clip, tmp_path / "batched.mp4", progress=False, batch=batch)
+    assert report.frames == len(batched) == len(one_by_one) == 24  # 24 frames: a last, partial batch with 5
+    diff = np.abs(np.stack(batched).astype(int) - np.stack(one_by_one))
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.999
+    assert describe(tmp_path / "batched.mp4") == describe(tmp_path / "one.mp4")
+
+
+def test_an_encoder_failure_stops_every_stage_and_leaves_nothing(clip, tmp_path, tiny_restorer, monkeypatch):
+    from darkir.infer.video import restore_video
+    from darkir.outputs import OutputError
+
+    make, calls = av.VideoFrame.from_ndarray, []
+
+    def full_disk(array, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return make(array, *args, **kwargs)
+
+    monkeypatch.setattr(av.VideoFrame, "from_ndarray", full_disk)
+    with pytest.raises(OutputError, match=r"out\.mp4: No space left on device; nothing replaced"):
+        restore_video(tiny_restorer, clip, tmp_path / "out.mp4", progress=False, batch=2)
+    assert len(calls) == 3 and not list(tmp_path.iterdir()) and not stage_threads()
+
+
+def test_an_interrupt_while_restoring_stops_every_stage_and_leaves_nothing(clip, tmp_path, tiny_restorer, monkeypatch):
+    from darkir.infer import video
+
+    restore, batches = video._restore_frames, []
+
+    def interrupted(restorer, frames):
+        batches.append(len(frames))
+        if len(batches) == 2:
+            raise KeyboardInterrupt
+        return restore(restorer, frames)
+
+    monkeypatch.setattr(video, "_restore_frames", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        video.restore_video(tiny_restorer, clip, tmp_path / "out.mp4", progress=False, batch=3)
+    assert batches == [3, 3] and not list(tmp_path.iterdir()) and not stage_threads()
+
+
+def test_video_batch_is_one_on_the_cpu_and_what_the_planner_fits_on_cuda(tiny_checkpoint):
+    import copy
+
+    import torch
+
+    from darkir.infer import Restorer
+    from darkir.infer.video import MAX_BATCH, video_batch
+    from darkir.models.factory import load_model
+
+    model = load_model(tiny_checkpoint)
+    planned = Restorer(model, device="cpu", max_memory="1000GB")
+    assert video_batch(planned, 1080, 1920) == 1  # batches are no faster on the CPU
+    on_cuda = copy.copy(planned)
+    on_cuda.device = torch.device("cuda")
+    assert video_batch(on_cuda, 1080, 1920) == MAX_BATCH
+    two = planned.planner.estimate(2 * 1080 * 1920, 2 * 1080 * 1920)
+    on_cuda.planner = copy.copy(planned.planner)
+    on_cuda.planner.budget = two
+    assert video_batch(on_cuda, 1080, 1920) == 2
+    on_cuda.planner.budget = two // 2
+    assert video_batch(on_cuda, 1080, 1920) == 1
+    whole = Restorer(model, device="cpu", tile=0)
+    whole.device = torch.device("cuda")
+    assert video_batch(whole, 1080, 1920) == 1  # no planner: no memory known to fit a batch in
+
+
+def test_a_bad_batch_is_refused(clip, tmp_path, tiny_restorer, capsys):
+    from darkir.infer.video import restore_video
+
+    with pytest.raises(DarkIRError, match="batch must be at least 1 frame, got 0"):
+        restore_video(tiny_restorer, clip, tmp_path / "out.mp4", batch=0)
+    with pytest.raises(SystemExit) as exit_:
+        main(["video", str(clip), "-o", str(tmp_path / "out.mp4"), "--batch", "0"])
+    assert exit_.value.code == 2 and "--batch" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

@@ -120,3 +120,19 @@ def release_free_memory() -> None:
 
 #: How many :func:`memory_returned_to_os` blocks are open (in this process).
 _returned_depth = [0]
+
+
+@contextlib.contextmanager
+def fixed_size_kernels(device: torch.device) -> Iterator[None]:
+    """Within this block on CUDA, cuDNN times its convolution kernels for each input shape on first use and keeps
+    the fastest (``cudnn.benchmark``): worth it for many inputs of one size, such as a video's frames. Elsewhere,
+    and for other settings, nothing changes."""
+    if device.type != "cuda":
+        yield
+        return
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before

@@ -121,7 +121,14 @@ def cmd_video(args: argparse.Namespace) -> int:
     restorer = restorer_from_args(args)
     ensure_writable_dir(target.parent)
     report = restore_video(
-        restorer, source, target, codec=args.codec, crf=args.crf, progress=not args.quiet, overwrite=args.overwrite
+        restorer,
+        source,
+        target,
+        codec=args.codec,
+        crf=args.crf,
+        progress=not args.quiet,
+        overwrite=args.overwrite,
+        batch=args.batch,
     )
     print(f"restored {report.frames} frames, audio {report.audio} -> {report.output}")
     return 0
@@ -194,6 +201,12 @@ def register(add: AddCommand) -> None:
     add_exposure(video)
     video.add_argument("--codec", default="libx264", help="video encoder (default libx264, i.e. H.264)")
     video.add_argument("--crf", type=crf, default=18, help="x264/x265 quality, 0-51, lower is better (default 18)")
+    video.add_argument(
+        "--batch",
+        type=positive_int,
+        metavar="N",
+        help="frames restored at once (default: 1 on the CPU; on CUDA as many as fit --max-memory, at most 4)",
+    )
     video.add_argument("--overwrite", action="store_true", help="replace an existing output")
     video.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 

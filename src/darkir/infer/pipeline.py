@@ -1,0 +1,141 @@
+"""Overlapping the stages of a stream: a producer and a consumer, each in its own thread, joined by bounded queues.
+
+A video is decoded in one thread, restored in the caller's and encoded in a third, so that a GPU restoring frames is
+not kept waiting by the CPU work around it. A failure in any stage stops all of them and is raised in the caller.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+_POLL_S = 0.1
+
+
+class _Done:
+    """The end of a stream."""
+
+
+class _Failed:
+    """A stage's exception, passed to the caller to raise."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _put(channel: queue.Queue, item: object, stop: threading.Event) -> bool:
+    """Put ``item`` once there is room, unless ``stop`` is set first; whether it was put."""
+    while not stop.is_set():
+        try:
+            channel.put(item, timeout=_POLL_S)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+class Prefetch(Generic[T]):
+    """Iterate ``items`` in a background thread, at most ``depth`` items ahead of the caller.
+
+    Use it as a context manager: leaving the block (at the end, on an error or early) stops the thread and waits
+    for it. An exception raised by ``items`` is raised by the iteration here, where the item would have come.
+    """
+
+    def __init__(self, items: Iterable[T], depth: int, name: str = "darkir-prefetch") -> None:
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, got {depth}")
+        self._items = items
+        self._queue: queue.Queue = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name=name, daemon=True)
+
+    def _produce(self) -> None:
+        try:
+            for item in self._items:
+                if not _put(self._queue, item, self._stop):
+                    return
+            _put(self._queue, _Done(), self._stop)
+        except BaseException as error:
+            _put(self._queue, _Failed(error), self._stop)
+
+    def __enter__(self) -> Prefetch[T]:
+        self._thread.start()
+        return self
+
+    def __iter__(self) -> Iterator[T]:
+        while True:
+            item = self._queue.get()
+            if isinstance(item, _Done):
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class Drain(Generic[T]):
+    """Hand items to ``consume``, called in a background thread in the order given, at most ``depth`` waiting.
+
+    Use it as a context manager. :meth:`put` raises the consumer's exception as soon as it is known (and stops
+    taking items); :meth:`finish` waits until every item is consumed and raises it too. Leaving the block without
+    :meth:`finish` (on an error in the caller) drops what is still waiting and waits for the item being consumed.
+    """
+
+    def __init__(self, consume: Callable[[T], None], depth: int, name: str = "darkir-drain") -> None:
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, got {depth}")
+        self._consume = consume
+        self._queue: queue.Queue = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item = self._queue.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+            if isinstance(item, _Done):
+                return
+            try:
+                self._consume(item)
+            except BaseException as error:
+                self._error = error
+                self._stop.set()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self) -> Drain[T]:
+        self._thread.start()
+        return self
+
+    def put(self, item: T) -> None:
+        """Queue ``item`` for the consumer (waiting while ``depth`` items wait); raise the consumer's failure."""
+        self._raise()
+        _put(self._queue, item, self._stop)
+        self._raise()
+
+    def finish(self) -> None:
+        """Wait until every queued item is consumed; raise the consumer's failure."""
+        _put(self._queue, _Done(), self._stop)
+        self._thread.join()
+        self._raise()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
