@@ -219,6 +219,17 @@ def test_auto_precision_is_bf16_only_where_the_cpu_computes_it_natively(monkeypa
     assert Restorer(_Pointwise(), device="cpu").dtype == torch.float32
 
 
+@pytest.mark.parametrize(("capability", "expected"), [((9, 0), torch.float16), ((7, 0), torch.float16),
+                                                       ((6, 1), torch.float32)])  # fmt: skip
+def test_auto_precision_on_cuda_is_fp16_where_the_gpu_has_tensor_cores(monkeypatch, capability, expected):
+    from darkir import runtime
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(runtime, "native_bf16_cpu", lambda: True)  # a CPU's bf16 has no say on a GPU
+    assert runtime.resolve_precision("auto", torch.device("cuda")) == expected
+    assert runtime.resolve_precision("fp32", torch.device("cuda")) == torch.float32
+
+
 def test_default_budget_adds_to_what_a_large_process_already_holds(monkeypatch):
     """A notebook that already holds more than the cap still gets a usable default budget, not an error."""
     from darkir.infer import memory

@@ -40,6 +40,11 @@ def native_bf16_cpu() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def tensor_cores(device: torch.device) -> bool:
+    """Whether a CUDA ``device`` has tensor cores (compute capability 7.0, Volta, or later), where fp16 is fast."""
+    return torch.cuda.get_device_capability(device) >= (7, 0)
+
+
 def check_precision(precision: str) -> None:
     """Refuse a precision name other than ``auto``/``fp32``/``bf16``/``fp16``."""
     if precision != "auto" and precision not in PRECISIONS:
@@ -50,10 +55,14 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """Map ``auto``/``fp32``/``bf16``/``fp16`` to a dtype, refusing fp16 on CPU (no fast kernels there).
 
     ``auto``: bf16 on a CPU with native bf16 (:func:`native_bf16_cpu`; at 1120x640 it is 1.35x faster than fp32,
-    within 0.03 dB of it on the real pairs and more than 99.9% of 8-bit values within one level), fp32 otherwise.
+    within 0.03 dB of it on the real pairs and more than 99.9% of 8-bit values within one level); fp16 on a CUDA GPU
+    with tensor cores (:func:`tensor_cores`; outside the frequency branch, which keeps fp32, activations on the real
+    images peak 500x below fp16's range, see ``benchmarks/fp16_range.py``); fp32 otherwise.
     """
     check_precision(precision)
     if precision == "auto":
+        if device.type == "cuda":
+            return torch.float16 if tensor_cores(device) else torch.float32
         return torch.bfloat16 if device.type == "cpu" and native_bf16_cpu() else torch.float32
     if precision == "fp16" and device.type == "cpu":
         raise DarkIRError("fp16 is for GPUs; on CPU use bf16 precision (fast where the CPU has AVX-512 BF16/AMX)")

@@ -40,7 +40,8 @@ def add_runtime(parser: argparse.ArgumentParser, precision: str = "auto") -> Non
         "--precision",
         default=precision,
         choices=["auto", "fp32", "bf16", "fp16"],
-        help=f"compute precision (default {precision}; auto: bf16 on CPUs with native bf16, else fp32)",
+        help=f"compute precision (default {precision}; auto: bf16 on CPUs with native bf16, fp16 on CUDA GPUs with "
+        "tensor cores, else fp32)",
     )
     parser.add_argument(
         "--tile",

@@ -138,8 +138,8 @@ class Restorer:
     content; each tile therefore takes its coarse content (scales above :data:`GUIDE_SCALE` pixels)
     from a preview of the whole image restored at tile size, and keeps its own detail
     (``guide_scale=None`` blends plain tiles).
-    ``precision``: ``auto`` (default: bf16 on CPUs with native bf16, else fp32), ``fp32`` (exact), ``bf16`` (CPU
-    with AVX-512 BF16/AMX, or GPU) or
+    ``precision``: ``auto`` (default: bf16 on CPUs with native bf16, fp16 on CUDA GPUs with tensor cores, else
+    fp32), ``fp32`` (exact), ``bf16`` (CPU with AVX-512 BF16/AMX, or GPU) or
     ``fp16`` (GPU), applied with autocast so that normalizations and FFTs stay in fp32.
     ``compile``: wrap the model in ``torch.compile`` (slow first call, faster afterwards).
     ``exposure``: exposure compensation of the output in EV (stops), applied in linear light with highlights rolled
