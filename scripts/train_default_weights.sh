@@ -11,7 +11,7 @@
 #   follows the capture's.
 #   6a: options/train/tone_cpu_*.yml from the stage-5 weights, stopped at its step-200 snapshot;
 #   6b: options/train/tone90_cpu_*.yml from that snapshot, 700 steps; the shipped weights are the snapshots chosen by
-#       scripts/score_checkpoints.py's rule (DarkIR+CSF step 400, DarkIR step 400), converted to .safetensors.
+#       scripts/score_checkpoints.py's rule (DarkIR+CSF step 700, DarkIR step 600), converted to .safetensors.
 # Needs the Debian photo corpus: apt-get install plasma-workspace-wallpapers mate-backgrounds lomiri-wallpapers-16.04 \
 #   lomiri-wallpapers-20.04 opencv-doc; and, to choose snapshots, the real evaluation images (scripts/fetch_real_eval.sh).
 # Resumes from runs/ if interrupted (Ctrl-C saves).

@@ -291,11 +291,15 @@ def test_unknown_codec_and_bad_crf_are_refused_before_any_work(clip, tmp_path, c
 
 
 def encoded_frames(monkeypatch) -> list[np.ndarray]:
-    """The RGB arrays handed to the encoder from now on (recorded as av.VideoFrame.from_ndarray is called)."""
+    """The RGB arrays handed to the encoder from now on (recorded as av.VideoFrame.from_ndarray is called, which
+    must be in the encoding thread)."""
+    import threading
+
     seen: list[np.ndarray] = []
     make = av.VideoFrame.from_ndarray
 
     def record(array, *args, **kwargs):
+        assert threading.current_thread().name == "darkir-encode"
         seen.append(array.copy())
         return make(array, *args, **kwargs)
 
