@@ -270,7 +270,7 @@ def _transcode(
     with (
         tqdm(total=video_in.frames or None, desc="restoring video", unit="frame", disable=not progress) as bar,
         Prefetch(decoded, depth=2 * batch, name="darkir-decode") as reader,
-        Drain(write, depth=2, name="darkir-encode") as writer,
+        Drain(write, depth=1, name="darkir-encode") as writer,
     ):
         pending: list[_Frame] = []
         for item in reader:
