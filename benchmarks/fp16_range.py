@@ -110,8 +110,7 @@ def main() -> None:
     parser.add_argument(
         "--images",
         nargs="+",
-        default=["data/real/pairs/low", "data/real/lolblur_official/low", "data/real/dicm", "data/real/lime",
-                 "data/real/lednet_real"],
+        default=["data/real/pairs/low", "data/real/lolblur_official/low", "data/real/lime", "data/real/lednet_real"],
     )  # fmt: skip
     parser.add_argument("--exact-images", type=int, default=3, help="images of the fp16/bf16 agreement (slow on CPU)")
     parser.add_argument("--crop", type=int, default=384)

@@ -178,7 +178,11 @@ def planner_rows(model: torch.nn.Module, sizes: list[str], device: torch.device)
         restorer.restore_tensor(torch.rand(1, 3, height, width))
         synchronize(device)
         measured = peak_gb(device)
-        rows.append({"size": size, "estimated_gb": plan.estimate / 1e9, "measured_gb": measured})
+        row = {"size": size, "estimated_gb": plan.estimate / 1e9, "measured_gb": measured}
+        if measured is not None:  # the planner's bytes per pixel against what this restore took above the model
+            row["bytes_per_pixel"] = restorer.planner.per_pixel["heap"]
+            row["measured_bytes_per_pixel"] = (measured * 1e9 - restorer.planner.base) / (height * width)
+        rows.append(row)
     return rows
 
 
@@ -282,6 +286,13 @@ def verdict(report: dict) -> list[str]:
             lines.append(
                 f"{row['size']}: planner estimate {ratio:.2f}x the measured peak ({'within' if ok else 'outside'} 20%)"
             )
+    fitted = [row["measured_bytes_per_pixel"] for row in report["planner"] if "measured_bytes_per_pixel" in row]
+    if fitted:
+        assumed = report["planner"][0]["bytes_per_pixel"]
+        lines.append(
+            f"planner: {assumed:.0f} bytes per pixel assumed, {statistics.median(fitted):.0f} measured (median); "
+            f"darkir.infer.memory.CUDA_MARGIN times {statistics.median(fitted) / assumed:.2f} would match"
+        )
     video = report.get("video")
     if video:
         ratio = video["frames_per_s"] / video["official_frames_per_s"]
