@@ -104,3 +104,28 @@ def test_drain_stops_when_the_caller_fails():
 def test_depth_must_be_positive(stage):
     with pytest.raises(ValueError, match="depth must be at least 1"):
         stage([] if stage is Prefetch else print, 0)
+
+
+def test_a_second_interrupt_while_stopping_still_waits_for_the_stage(monkeypatch):
+    """Ctrl-C twice: the second one lands in the wait for the stage to stop; the stage must still have ended (the
+    caller closes the files it reads) before the interrupt goes on."""
+
+    def slow():
+        for i in itertools.count():
+            time.sleep(0.05)
+            yield i
+
+    join, interrupts = threading.Thread.join, []
+
+    def interrupted_join(self, timeout=None):
+        if not interrupts:
+            interrupts.append(self.name)
+            raise KeyboardInterrupt
+        return join(self, timeout)
+
+    stage = Prefetch(slow(), depth=1, name="test-stage-in")
+    with pytest.raises(KeyboardInterrupt), stage:
+        next(iter(stage))
+        monkeypatch.setattr(threading.Thread, "join", interrupted_join)
+    monkeypatch.undo()
+    assert interrupts == ["test-stage-in"] and not pipeline_threads()

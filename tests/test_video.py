@@ -419,3 +419,99 @@ def test_a_bad_batch_is_refused(clip, tmp_path, tiny_restorer, capsys):
         main(["video", str(clip), "-o", str(tmp_path / "out.mp4"), "--batch", "0"])
     assert exit_.value.code == 2 and "--batch" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+# Audio that an output format cannot hold as it is: re-encoded to AAC, not a failure blamed on the input.
+
+
+def make_clip_with_audio(path: Path, codec: str, rate: int, layout: str, seconds: float = 0.5) -> Path:
+    """A 64x48 clip at 24 fps with a 440 Hz tone in ``codec`` (AVI keeps only the channel count, not the order)."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("mpeg4", rate=24)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = container.add_stream(codec, rate=rate)
+        sound.layout = layout
+        form, channels = sound.codec_context.format, 1 if layout == "mono" else 2
+        step, total = sound.codec_context.frame_size or 1024, int(seconds * rate)
+        for start in range(0, total, step):
+            tone = 0.2 * np.sin(2 * np.pi * 440 * np.arange(start, min(start + step, total)) / rate)
+            scale, dtype = {"s16": (32767, np.int16), "s32": (2**31 - 1, np.int32)}.get(form.name[:3], (1, np.float32))
+            samples = (np.stack([tone] * channels) * scale).astype(dtype)
+            if not form.is_planar:
+                samples = samples.T.reshape(1, -1)
+            chunk = av.AudioFrame.from_ndarray(samples, format=form.name, layout=layout)
+            chunk.sample_rate, chunk.pts = rate, start
+            for packet in sound.encode(chunk):
+                container.mux(packet)
+        for packet in sound.encode():
+            container.mux(packet)
+        for index in range(int(seconds * 24)):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 + index, np.uint8), format="rgb24")
+            frame.pts = index
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+    return path
+
+
+def audio_seconds(path: Path) -> tuple[str, float]:
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        samples = sum(frame.samples for frame in container.decode(stream))
+        return stream.codec_context.name, samples / stream.codec_context.sample_rate
+
+
+@pytest.mark.parametrize(
+    ("source", "codec", "rate", "layout"),
+    [
+        ("avi", "pcm_mulaw", 8000, "mono"),  # "1 channels": no channel order, which the AAC encoder refused
+        ("avi", "pcm_s16le", 22050, "stereo"),
+        ("mkv", "flac", 44100, "stereo"),
+        ("mkv", "libopus", 48000, "stereo"),
+        ("mkv", "aac", 44100, "stereo"),
+    ],
+)
+@pytest.mark.parametrize("output", ["mp4", "mov", "mkv"])
+def test_audio_is_copied_where_the_output_holds_it_else_re_encoded(
+    tmp_path, tiny_restorer, source, codec, rate, layout, output
+):
+    from darkir.infer.video import AUDIO_COPIED, VIDEO_FORMATS, restore_video
+
+    clip = make_clip_with_audio(tmp_path / f"in.{source}", codec, rate, layout)
+    before = audio_seconds(clip)
+    report = restore_video(tiny_restorer, clip, tmp_path / f"out.{output}", progress=False)
+    name, seconds = audio_seconds(tmp_path / f"out.{output}")
+    copied = AUDIO_COPIED.get(VIDEO_FORMATS[f".{output}"])
+    if copied is not None:
+        assert report.audio == ("copied" if before[0] in copied else "re-encoded")
+    assert name == (before[0] if report.audio == "copied" else "aac")
+    padding = 0 if report.audio == "copied" else 2 * 1024 / rate  # AAC's priming and last frame, at most two frames
+    assert before[1] - 0.01 <= seconds <= before[1] + padding + 0.01
+
+
+def test_a_video_stream_without_frames_is_an_error_not_an_audio_file(tmp_path, tiny_restorer):
+    from darkir.infer.video import restore_video
+
+    clip = tmp_path / "empty.mkv"
+    with av.open(str(clip), "w") as container:
+        video = container.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = container.add_stream("aac", rate=44100)
+        sound.layout = "stereo"
+        chunk = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp", layout="stereo")
+        chunk.sample_rate, chunk.pts = 44100, 0
+        for packet in [*sound.encode(chunk), *sound.encode()]:
+            container.mux(packet)
+    with pytest.raises(DarkIRError, match="empty.mkv: its video stream has no frames; nothing written"):
+        restore_video(tiny_restorer, clip, tmp_path / "out.mp4", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.mkv"]
+
+
+def test_an_output_folder_that_cannot_be_written_is_named_through_the_python_api(clip, tmp_path, tiny_restorer):
+    from darkir.infer.video import restore_video
+    from darkir.outputs import OutputError
+
+    with pytest.raises(OutputError, match=r"out\.mp4: cannot write in .*missing \(No such file or directory\)"):
+        restore_video(tiny_restorer, clip, tmp_path / "missing" / "out.mp4", progress=False)  # was a bare OSError
+    assert not list(tmp_path.iterdir())

@@ -81,7 +81,10 @@ def release_lock(lock: Path, fd: int) -> None:
 def claim(target: Path) -> Iterator[None]:
     """Hold an exclusive claim on ``target`` for this process; raises :class:`OutputBusyError` if another holds it."""
     lock = lock_path(target)
-    fd = take_lock(lock)
+    try:
+        fd = take_lock(lock)
+    except OSError as exc:  # a folder that is missing, read-only or full
+        raise OutputError(f"{target}: cannot write in {target.parent} ({exc.strerror or exc})") from None
     if fd is None:
         raise OutputBusyError(f"{target}: another darkir run is writing this file; skipped")
     try:

@@ -28,6 +28,19 @@ class _Failed:
         self.error = error
 
 
+def _join(thread: threading.Thread) -> None:
+    """Wait for ``thread`` to end, also through a second Ctrl-C (re-raised once it has ended): a stage must not run
+    on after its caller has closed the files it reads or writes."""
+    interrupted = None
+    while thread.is_alive():
+        try:
+            thread.join()
+        except KeyboardInterrupt as exc:
+            interrupted = exc
+    if interrupted is not None:
+        raise interrupted
+
+
 def _put(channel: queue.Queue, item: object, stop: threading.Event) -> bool:
     """Put ``item`` once there is room, unless ``stop`` is set first; whether it was put."""
     while not stop.is_set():
@@ -80,7 +93,7 @@ class Prefetch(Generic[T]):
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self._stop.set()
-        self._thread.join()
+        _join(self._thread)
 
 
 class Drain(Generic[T]):
@@ -131,11 +144,11 @@ class Drain(Generic[T]):
     def finish(self) -> None:
         """Wait until every queued item is consumed; raise the consumer's failure."""
         _put(self._queue, _Done(), self._stop)
-        self._thread.join()
+        _join(self._thread)
         self._raise()
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self._stop.set()
-        self._thread.join()
+        _join(self._thread)

@@ -25,6 +25,12 @@ VIDEO_CODECS = {"libx264": 51, "libx265": 51}
 VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
 
+#: Output container -> the audio codecs copied into it as they are (FFmpeg lists more, but refuses to write them);
+#: other audio is re-encoded to AAC. Matroska takes every codec FFmpeg lists for it.
+AUDIO_COPIED = {
+    "mp4": {"aac", "mp3", "ac3", "eac3", "alac"},
+    "mov": {"aac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s24be"},
+}
 #: The most frames :func:`video_batch` restores at once.
 MAX_BATCH = 4
 
@@ -156,12 +162,14 @@ def _restore_video(
             video_in = _video_stream(container, source)
             audio_in = container.streams.audio[0] if container.streams.audio else None
             video_out = _video_output(output, video_in, settings.codec, settings.crf, matrix)
-            audio_out, audio_mode = _audio_stream(output, audio_in)
+            audio_out, audio_mode = _audio_stream(output, audio_in, VIDEO_FORMATS[target.suffix.lower()])
             height, width = video_in.codec_context.height, video_in.codec_context.width
             batch = settings.batch or video_batch(restorer, height, width)
             with fixed_size_kernels(restorer.device):
                 streams = (video_in, video_out, audio_in, audio_out)
                 frames = _transcode(av, container, output, restorer, streams, batch, progress)
+            if not frames:
+                raise DarkIRError(f"{source}: its video stream has no frames; nothing written")
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         commit(tmp, target, overwrite)
@@ -189,13 +197,21 @@ def _video_output(output: Any, video_in: Any, codec: str, crf: int, matrix: list
     return stream
 
 
-def _audio_stream(output: Any, audio_in: Any) -> tuple[Any, str]:
+def _audio_stream(output: Any, audio_in: Any, container: str) -> tuple[Any, str]:
+    """The output audio stream: the input's packets copied where :data:`AUDIO_COPIED` says ``container`` holds them,
+    else AAC (which every output format holds) at the input's channels and the nearest sample rate AAC takes."""
     if audio_in is None:
         return None, "none"
-    if audio_in.codec_context.name in output.supported_codecs:
+    context = audio_in.codec_context
+    copied = AUDIO_COPIED.get(container, output.supported_codecs)
+    if context.name in copied and context.name in output.supported_codecs:
         return output.add_stream_from_template(audio_in), "copied"
-    stream = output.add_stream(output.default_audio_codec, rate=audio_in.codec_context.sample_rate)
-    stream.layout = audio_in.codec_context.layout
+    rates = _av().codec.Codec("aac", "w").audio_rates
+    stream = output.add_stream("aac", rate=min(rates, key=lambda rate: abs(rate - context.sample_rate)))
+    layout = context.layout.name
+    if layout.endswith("channels"):  # a channel count without an order ("2 channels"), which encoders refuse
+        layout = "mono" if len(context.layout.channels) == 1 else "stereo"
+    stream.layout = layout
     return stream, "re-encoded"
 
 
