@@ -515,3 +515,21 @@ def test_an_output_folder_that_cannot_be_written_is_named_through_the_python_api
     with pytest.raises(OutputError, match=r"out\.mp4: cannot write in .*missing \(No such file or directory\)"):
         restore_video(tiny_restorer, clip, tmp_path / "missing" / "out.mp4", progress=False)  # was a bare OSError
     assert not list(tmp_path.iterdir())
+
+
+def test_an_encoder_that_refuses_the_frames_names_the_output_and_the_encoder(tmp_path, tiny_restorer):
+    from darkir.infer.video import restore_video
+
+    clip = tmp_path / "tiny.mkv"
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("ffv1", rate=10)
+        stream.width = stream.height = 9  # x265 refuses frames this small
+        stream.pix_fmt = "yuv444p"
+        for _ in range(2):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((9, 9, 3), np.uint8), format="rgb24")))
+        container.mux(stream.encode())
+    out = tmp_path / "out.mkv"
+    with pytest.raises(DarkIRError) as failure:
+        restore_video(tiny_restorer, clip, out, codec="libx265", progress=False)
+    assert str(failure.value) == f"{out} (libx265): video processing failed: Invalid argument"  # named the input
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.mkv"]

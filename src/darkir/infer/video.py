@@ -174,13 +174,24 @@ def _restore_video(
             os.fsync(handle.fileno())
         commit(tmp, target, overwrite)
     except av.FFmpegError as exc:
-        failed = target if exc.filename == str(tmp) else source  # name the user's file, never the temporary one
+        failed = _failed_file(exc.filename, source, target, tmp, settings.codec)
         raise DarkIRError(f"{failed}: video processing failed: {exc.strerror or type(exc).__name__}") from exc
     except OSError as exc:
         raise OutputError(f"{target}: {exc.strerror or exc}; nothing replaced") from None
     finally:
         tmp.unlink(missing_ok=True)
     return VideoReport(frames=frames, audio=audio_mode, output=target)
+
+
+def _failed_file(filename: str | None, source: Path, target: Path, tmp: Path, encoder: str) -> str:
+    """The user's file an FFmpeg error is about, never the temporary one; where a codec failed to open, with its
+    name (the encoder's failure is the output's, a decoder's the input's)."""
+    if filename == str(tmp):
+        return str(target)
+    if filename and filename.startswith("avcodec_open2("):
+        codec = filename.split('"')[1] if filename.count('"') >= 2 else filename
+        return f"{target if codec in (encoder, 'aac') else source} ({codec})"
+    return str(source)
 
 
 def _video_output(output: Any, video_in: Any, codec: str, crf: int, matrix: list[int] | None) -> Any:
