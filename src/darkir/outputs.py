@@ -77,20 +77,37 @@ def release_lock(lock: Path, fd: int) -> None:
     os.close(fd)
 
 
+class Claim:
+    """An exclusive claim on one output file for this process, held until :meth:`release` (which may be called
+    from any thread, and more than once)."""
+
+    def __init__(self, target: Path) -> None:
+        """Claim ``target``; raises :class:`OutputBusyError` if another process holds it, :class:`OutputError` if
+        its folder cannot be written."""
+        self.lock = lock_path(target)
+        try:
+            fd = take_lock(self.lock)
+        except OSError as exc:  # a folder that is missing, read-only or full
+            raise OutputError(f"{target}: cannot write in {target.parent} ({exc.strerror or exc})") from None
+        if fd is None:
+            raise OutputBusyError(f"{target}: another darkir run is writing this file; skipped")
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        """Let go of the claim (nothing if it is already released)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            release_lock(self.lock, fd)
+
+
 @contextlib.contextmanager
 def claim(target: Path) -> Iterator[None]:
-    """Hold an exclusive claim on ``target`` for this process; raises :class:`OutputBusyError` if another holds it."""
-    lock = lock_path(target)
-    try:
-        fd = take_lock(lock)
-    except OSError as exc:  # a folder that is missing, read-only or full
-        raise OutputError(f"{target}: cannot write in {target.parent} ({exc.strerror or exc})") from None
-    if fd is None:
-        raise OutputBusyError(f"{target}: another darkir run is writing this file; skipped")
+    """Hold an exclusive :class:`Claim` on ``target`` within the block."""
+    held = Claim(target)
     try:
         yield
     finally:
-        release_lock(lock, fd)
+        held.release()
 
 
 def pid_alive(pid: int) -> bool:

@@ -17,9 +17,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from darkir.errors import DarkIRError, first_line
-from darkir.imageio import IMAGE_SUFFIXES, read_image, write_image
+from darkir.imageio import IMAGE_SUFFIXES, Image, read_image, write_image
+from darkir.infer.pipeline import Drain, Prefetch
 from darkir.infer.restorer import Restorer
-from darkir.outputs import OutputBusyError, OutputExistsError, claim, clean_stale
+from darkir.outputs import Claim, OutputBusyError, OutputExistsError, clean_stale
 
 #: Video files that ``darkir restore`` restores as ``darkir video`` does, each into ``<name>.mp4``.
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm")
@@ -246,18 +247,6 @@ def ensure_writable_dir(path: Path) -> None:
         raise DarkIRError(f"output folder {path} is not writable")
 
 
-def _restore_one(restorer: Restorer, job: Job, overwrite: bool) -> bool:
-    """Restore one image under a claim on its output; False if the output exists and is kept."""
-    job.target.parent.mkdir(parents=True, exist_ok=True)
-    with claim(job.target):
-        if job.target.exists() and not overwrite:
-            return False
-        image = read_image(job.source)
-        image.rgb = restorer.restore_array(image.rgb)
-        write_image(job.target, image, overwrite=overwrite)
-    return True
-
-
 def _reason(job: Job, exc: BaseException) -> str:
     """One line saying why a job failed."""
     if isinstance(exc, DarkIRError):
@@ -269,11 +258,8 @@ def _reason(job: Job, exc: BaseException) -> str:
     return f"{job.source}: {type(exc).__name__}: {first_line(exc)}"
 
 
-def restore_job(
-    restorer: Restorer, job: Job, overwrite: bool = False, codec: str = "libx264", crf: int = 18
-) -> Outcome:
-    """Restore one job (an image, or a video as ``darkir video`` does with ``codec``/``crf``); never raises for
-    a bad input or a failed write: the :class:`Outcome` says what happened."""
+def _check_output(job: Job, overwrite: bool) -> Outcome | None:
+    """The job's outcome if its output rules it out before any work (a folder, a broken link, a kept file)."""
     if job.target.is_dir():
         return Outcome("failed", f"{job.target}: the output is a folder; move it or choose another output folder")
     if job.target.is_symlink() and not job.target.exists():
@@ -282,25 +268,117 @@ def restore_job(
         )
     if job.target.exists() and not overwrite:
         return Outcome("skipped")
-    try:
-        if job.is_video:
-            from darkir.infer.video import restore_video
+    return None
 
-            job.target.parent.mkdir(parents=True, exist_ok=True)
-            restore_video(restorer, job.source, job.target, codec=codec, crf=crf, progress=False, overwrite=overwrite)
-            written = True
+
+@dataclass
+class _Work:
+    """One image job on its way: its output claimed and its image decoded (:func:`_open`), restored
+    (:func:`_restore`), written (:func:`_finish`); ``outcome`` once it is known early (skipped, busy, failed)."""
+
+    job: Job
+    outcome: Outcome | None = None
+    image: Image | None = None
+    held: Claim | None = None
+    restored: Outcome | None = None
+
+    def drop(self) -> None:
+        """Let go of the output's claim (the job is finished or abandoned)."""
+        if self.held is not None:
+            self.held.release()
+
+
+def _open(job: Job, overwrite: bool) -> _Work:
+    """Check and claim the job's output and decode its image (a video is left to :func:`restore_job`)."""
+    work = _Work(job, outcome=None if job.is_video else _check_output(job, overwrite))
+    if job.is_video or work.outcome is not None:
+        return work
+    try:
+        job.target.parent.mkdir(parents=True, exist_ok=True)
+        work.held = Claim(job.target)
+        if job.target.exists() and not overwrite:  # written since the check, by a run that has finished
+            work.outcome = Outcome("skipped")
         else:
-            written = _restore_one(restorer, job, overwrite)
+            work.image = read_image(job.source)
+    except OutputBusyError as exc:
+        work.outcome = Outcome("busy", str(exc))
+    except Exception as exc:  # whatever a decoder or size limit raised: this file's failure, not the batch's
+        work.outcome = Outcome("failed", _reason(job, exc))
+    except BaseException:  # an interrupt: the claim let go
+        work.drop()
+        raise
+    if work.outcome is not None:
+        work.drop()
+    return work
+
+
+def _restore(restorer: Restorer, work: _Work, overwrite: bool, codec: str, crf: int) -> None:
+    """Restore an opened job's image (a video: the whole of it, with ``codec``/``crf``)."""
+    if work.outcome is not None:
+        return
+    if work.job.is_video:
+        work.outcome = restore_job(restorer, work.job, overwrite, codec, crf)
+        return
+    assert work.image is not None
+    try:
+        work.image.rgb = restorer.restore_array(work.image.rgb)
+    except Exception as exc:  # out of memory, a size the model cannot take: this file's failure
+        work.outcome, work.image = Outcome("failed", _reason(work.job, exc)), None
+        work.drop()
+        return
+    work.restored = _done(restorer)
+
+
+def _done(restorer: Restorer) -> Outcome:
+    """A job restored, with how its (last) image was planned."""
+    plan = restorer.last_plan
+    return Outcome("done", plan.reason if plan is not None else "", bool(plan is not None and plan.tile))
+
+
+def _finish(work: _Work, overwrite: bool) -> Outcome:
+    """Write a restored image and let go of its claim; the job's outcome."""
+    try:
+        if work.outcome is not None:
+            return work.outcome
+        assert work.image is not None and work.restored is not None
+        write_image(work.job.target, work.image, overwrite=overwrite)
+        return work.restored
+    except OutputExistsError:
+        return Outcome("skipped")
+    except Exception as exc:  # a full disk, a write error: this file's failure
+        return Outcome("failed", _reason(work.job, exc))
+    finally:
+        work.drop()
+
+
+def restore_job(
+    restorer: Restorer, job: Job, overwrite: bool = False, codec: str = "libx264", crf: int = 18
+) -> Outcome:
+    """Restore one job (an image, or a video as ``darkir video`` does with ``codec``/``crf``); never raises for
+    a bad input or a failed write: the :class:`Outcome` says what happened."""
+    if not job.is_video:
+        work = _open(job, overwrite)
+        try:
+            _restore(restorer, work, overwrite, codec, crf)
+        except BaseException:  # an interrupt: nothing written, the claim let go
+            work.drop()
+            raise
+        return _finish(work, overwrite)
+    early = _check_output(job, overwrite)
+    if early is not None:
+        return early
+    try:
+        from darkir.infer.video import restore_video
+
+        job.target.parent.mkdir(parents=True, exist_ok=True)
+        restore_video(restorer, job.source, job.target, codec=codec, crf=crf, progress=False, overwrite=overwrite)
     except OutputBusyError as exc:
         return Outcome("busy", str(exc))
     except OutputExistsError:
         return Outcome("skipped")
     except Exception as exc:  # whatever a decoder, codec or size limit raised: this file's failure, not the batch's
         return Outcome("failed", _reason(job, exc))
-    if not written:
-        return Outcome("skipped")
-    plan = restorer.last_plan
-    return Outcome("done", plan.reason if plan is not None else "", bool(plan is not None and plan.tile))
+    return _done(restorer)
 
 
 def clean_stale_outputs(jobs: Iterable[Job]) -> None:
@@ -317,17 +395,45 @@ def restore_files(
     verbose: bool = False,
     codec: str = "libx264",
     crf: int = 18,
+    overlap: bool | None = None,
 ) -> Report:
     """Restore every job in this process; one file's failure is reported and the batch goes on.
 
     Existing outputs are kept unless ``overwrite``; outputs another darkir run is writing are skipped.
     ``verbose``: say for each image whether it was restored whole or tiled, and why.
+    ``overlap``: read the next image and write the last one in their own threads while one is restored (default:
+    on CUDA, where reading and writing would otherwise take longer than restoring; on the CPU the restore takes
+    nearly all the time, and an image read ahead would add to the memory that ``max_memory`` plans).
     """
     report = Report()
     jobs = list(jobs)
     clean_stale_outputs(jobs)
-    bar = tqdm(jobs, desc="restoring", unit="file", disable=not progress)
-    for job in bar:
-        bar.set_postfix_str(job.source.name, refresh=False)
-        report.record(job, restore_job(restorer, job, overwrite, codec, crf), verbose)
+    overlap = restorer.device.type == "cuda" if overlap is None else overlap
+    with tqdm(total=len(jobs), desc="restoring", unit="file", disable=not progress) as bar:
+
+        def finish(work: _Work) -> None:
+            report.record(work.job, _finish(work, overwrite), verbose)
+            bar.update()
+
+        def restore(work: _Work) -> _Work:
+            bar.set_postfix_str(work.job.source.name, refresh=False)
+            try:
+                _restore(restorer, work, overwrite, codec, crf)
+            except BaseException:  # an interrupt: nothing written, the claim let go
+                work.drop()
+                raise
+            return work
+
+        opened = (_open(job, overwrite) for job in jobs)
+        if not overlap:
+            for work in opened:
+                finish(restore(work))
+            return report
+        with (
+            Prefetch(opened, depth=1, name="darkir-read", discard=_Work.drop) as reader,
+            Drain(finish, depth=1, name="darkir-write", discard=_Work.drop) as writer,
+        ):
+            for work in reader:
+                writer.put(restore(work))
+            writer.finish()
     return report

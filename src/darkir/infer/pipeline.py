@@ -10,7 +10,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -41,6 +41,21 @@ def _join(thread: threading.Thread) -> None:
         raise interrupted
 
 
+def _ignore(item: object) -> None:
+    """Drop an item that holds nothing."""
+
+
+def _drop_waiting(channel: queue.Queue, discard: Callable[[Any], None]) -> None:
+    """Hand every item still waiting in ``channel`` to ``discard``."""
+    while True:
+        try:
+            item = channel.get_nowait()
+        except queue.Empty:
+            return
+        if not isinstance(item, (_Done, _Failed)):
+            discard(item)
+
+
 def _put(channel: queue.Queue, item: object, stop: threading.Event) -> bool:
     """Put ``item`` once there is room, unless ``stop`` is set first; whether it was put."""
     while not stop.is_set():
@@ -56,13 +71,16 @@ class Prefetch(Generic[T]):
     """Iterate ``items`` in a background thread, at most ``depth`` items ahead of the caller.
 
     Use it as a context manager: leaving the block (at the end, on an error or early) stops the thread and waits
-    for it. An exception raised by ``items`` is raised by the iteration here, where the item would have come.
+    for it; items made but never taken are handed to ``discard`` (to release what they hold). An exception raised
+    by ``items`` is raised by the iteration here, where the item would have come.
     """
 
-    def __init__(self, items: Iterable[T], depth: int, name: str = "darkir-prefetch") -> None:
+    def __init__(
+        self, items: Iterable[T], depth: int, name: str = "darkir-prefetch", discard: Callable[[T], None] = _ignore
+    ) -> None:
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}")
-        self._items = items
+        self._items, self._discard = items, discard
         self._queue: queue.Queue = queue.Queue(depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, name=name, daemon=True)
@@ -71,6 +89,7 @@ class Prefetch(Generic[T]):
         try:
             for item in self._items:
                 if not _put(self._queue, item, self._stop):
+                    self._discard(item)
                     return
             _put(self._queue, _Done(), self._stop)
         except BaseException as error:
@@ -94,6 +113,7 @@ class Prefetch(Generic[T]):
     ) -> None:
         self._stop.set()
         _join(self._thread)
+        _drop_waiting(self._queue, self._discard)
 
 
 class Drain(Generic[T]):
@@ -101,13 +121,20 @@ class Drain(Generic[T]):
 
     Use it as a context manager. :meth:`put` raises the consumer's exception as soon as it is known (and stops
     taking items); :meth:`finish` waits until every item is consumed and raises it too. Leaving the block without
-    :meth:`finish` (on an error in the caller) drops what is still waiting and waits for the item being consumed.
+    :meth:`finish` (on an error in the caller) waits for the item being consumed and hands those still waiting, as
+    any item not taken, to ``discard``.
     """
 
-    def __init__(self, consume: Callable[[T], None], depth: int, name: str = "darkir-drain") -> None:
+    def __init__(
+        self,
+        consume: Callable[[T], None],
+        depth: int,
+        name: str = "darkir-drain",
+        discard: Callable[[T], None] = _ignore,
+    ) -> None:
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}")
-        self._consume = consume
+        self._consume, self._discard = consume, discard
         self._queue: queue.Queue = queue.Queue(depth)
         self._stop = threading.Event()
         self._error: BaseException | None = None
@@ -137,8 +164,8 @@ class Drain(Generic[T]):
 
     def put(self, item: T) -> None:
         """Queue ``item`` for the consumer (waiting while ``depth`` items wait); raise the consumer's failure."""
-        self._raise()
-        _put(self._queue, item, self._stop)
+        if self._error is not None or not _put(self._queue, item, self._stop):
+            self._discard(item)
         self._raise()
 
     def finish(self) -> None:
@@ -152,3 +179,4 @@ class Drain(Generic[T]):
     ) -> None:
         self._stop.set()
         _join(self._thread)
+        _drop_waiting(self._queue, self._discard)
