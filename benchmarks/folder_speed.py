@@ -1,6 +1,6 @@
 """Whole-folder restoration time, process start included: ``darkir restore`` against the reference formulation.
 
-    python benchmarks/folder_speed.py [--frames 8] [--size 1120x640] [--weights NAME_OR_PATH]
+    python benchmarks/folder_speed.py [--frames 8] [--size 1120x640] [--weights NAME_OR_PATH] [--device cpu]
 
 Makes ``--frames`` dark frames from the bundled examples (resized, darkened, noised), then times, each in a fresh
 process and in this order on the same folder:
@@ -35,18 +35,18 @@ REFERENCE = r"""
 import sys
 from pathlib import Path
 import cv2, numpy as np, torch
-weights, source, target, root = sys.argv[1:5]
+weights, source, target, root, device = sys.argv[1:6]
 sys.path.insert(0, root)
 from darkir.models import create_model
 from tests.reference import reference_forward
 model = create_model(weights)
-params, config = model.state_dict(), model.config
+params, config = {k: v.to(device) for k, v in model.state_dict().items()}, model.config
 Path(target).mkdir(parents=True, exist_ok=True)
 for path in sorted(Path(source).glob("*.png")):
     rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-    x = torch.from_numpy(rgb.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    x = torch.from_numpy(rgb.astype(np.float32) / 255).permute(2, 0, 1)[None].to(device)
     with torch.no_grad():
-        y = reference_forward(params, config, x)[0].clamp(0, 1).permute(1, 2, 0).numpy()
+        y = reference_forward(params, config, x)[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
     cv2.imwrite(str(Path(target) / path.name), cv2.cvtColor(np.rint(y * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
 """
 
@@ -84,15 +84,26 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", default="1120x640", help="WIDTHxHEIGHT")
     parser.add_argument("--weights", default="darkir-csf-w32-synth")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: where both run")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make_frames(root / "in", args.frames, width, height)
         darkir = [sys.executable, "-m", "darkir", "restore", str(root / "in"), "--weights", args.weights, "-q"]
+        darkir += ["--device", args.device]
         runs = {
             "reference (official formulation, eager fp32)": (
-                [sys.executable, "-c", REFERENCE, args.weights, str(root / "in"), str(root / "reference"), str(ROOT)],
+                [
+                    sys.executable,
+                    "-c",
+                    REFERENCE,
+                    args.weights,
+                    str(root / "in"),
+                    str(root / "reference"),
+                    str(ROOT),
+                    args.device,
+                ],
                 root / "reference",
             ),
             "darkir restore, defaults": ([*darkir, "-o", str(root / "default")], root / "default"),
@@ -103,7 +114,7 @@ def main() -> None:
         }
         rows = [(name, timed(command), out) for name, (command, out) in runs.items()]
         base = rows[0][1]
-        print(f"{args.frames} frames of {width}x{height}, weights {args.weights}, process start included")
+        print(f"{args.frames} frames of {width}x{height}, {args.weights} on {args.device}, process start included")
         print("| run | wall s | s per frame | speed-up | 8-bit values within one level of the reference |")
         print("| --- | --- | --- | --- | --- |")
         for name, seconds, out in rows:
