@@ -10,7 +10,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 T = TypeVar("T")
 
@@ -67,7 +67,31 @@ def _put(channel: queue.Queue, item: object, stop: threading.Event) -> bool:
     return False
 
 
-class Prefetch(Generic[T]):
+class _Stage(Generic[T]):
+    """A background thread and the bounded queue between it and the caller; a context manager that starts the
+    thread, and on leaving stops it, waits for it and hands the items left in the queue to ``discard``."""
+
+    def __init__(self, run: Callable[[], None], depth: int, name: str, discard: Callable[[T], None]) -> None:
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, got {depth}")
+        self._discard = discard
+        self._queue: queue.Queue = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=run, name=name, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        _join(self._thread)
+        _drop_waiting(self._queue, self._discard)
+
+
+class Prefetch(_Stage[T]):
     """Iterate ``items`` in a background thread, at most ``depth`` items ahead of the caller.
 
     Use it as a context manager: leaving the block (at the end, on an error or early) stops the thread and waits
@@ -78,12 +102,8 @@ class Prefetch(Generic[T]):
     def __init__(
         self, items: Iterable[T], depth: int, name: str = "darkir-prefetch", discard: Callable[[T], None] = _ignore
     ) -> None:
-        if depth < 1:
-            raise ValueError(f"depth must be at least 1, got {depth}")
-        self._items, self._discard = items, discard
-        self._queue: queue.Queue = queue.Queue(depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._produce, name=name, daemon=True)
+        super().__init__(self._produce, depth, name, discard)
+        self._items = items
 
     def _produce(self) -> None:
         try:
@@ -95,10 +115,6 @@ class Prefetch(Generic[T]):
         except BaseException as error:
             _put(self._queue, _Failed(error), self._stop)
 
-    def __enter__(self) -> Prefetch[T]:
-        self._thread.start()
-        return self
-
     def __iter__(self) -> Iterator[T]:
         while True:
             item = self._queue.get()
@@ -108,15 +124,8 @@ class Prefetch(Generic[T]):
                 raise item.error
             yield item
 
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self._stop.set()
-        _join(self._thread)
-        _drop_waiting(self._queue, self._discard)
 
-
-class Drain(Generic[T]):
+class Drain(_Stage[T]):
     """Hand items to ``consume``, called in a background thread in the order given, at most ``depth`` waiting.
 
     Use it as a context manager. :meth:`put` raises the consumer's exception as soon as it is known (and stops
@@ -132,13 +141,9 @@ class Drain(Generic[T]):
         name: str = "darkir-drain",
         discard: Callable[[T], None] = _ignore,
     ) -> None:
-        if depth < 1:
-            raise ValueError(f"depth must be at least 1, got {depth}")
-        self._consume, self._discard = consume, discard
-        self._queue: queue.Queue = queue.Queue(depth)
-        self._stop = threading.Event()
+        super().__init__(self._run, depth, name, discard)
+        self._consume = consume
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -158,10 +163,6 @@ class Drain(Generic[T]):
         if self._error is not None:
             raise self._error
 
-    def __enter__(self) -> Drain[T]:
-        self._thread.start()
-        return self
-
     def put(self, item: T) -> None:
         """Queue ``item`` for the consumer (waiting while ``depth`` items wait); raise the consumer's failure."""
         if self._error is not None or not _put(self._queue, item, self._stop):
@@ -173,10 +174,3 @@ class Drain(Generic[T]):
         _put(self._queue, _Done(), self._stop)
         _join(self._thread)
         self._raise()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self._stop.set()
-        _join(self._thread)
-        _drop_waiting(self._queue, self._discard)
