@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import signal
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -106,26 +108,71 @@ def test_depth_must_be_positive(stage):
         stage([] if stage is Prefetch else print, 0)
 
 
-def test_a_second_interrupt_while_stopping_still_waits_for_the_stage(monkeypatch):
-    """Ctrl-C twice: the second one lands in the wait for the stage to stop; the stage must still have ended (the
-    caller closes the files it reads) before the interrupt goes on."""
+def interrupt_main_thread(after: float, then: Callable[[], None], later: float) -> threading.Thread:
+    """A Ctrl-C to the main thread ``after`` seconds from now, and ``then`` called ``later`` seconds after it."""
+    main_thread = threading.main_thread().ident
+
+    def run() -> None:
+        time.sleep(after)
+        signal.pthread_kill(main_thread, signal.SIGINT)
+        time.sleep(later)
+        then()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_an_interrupt_while_stopping_still_waits_for_the_producer():
+    """A Ctrl-C that lands while the stage is being stopped must not return before the stage has ended: the caller
+    then closes the files it reads (an interrupted Thread.join calls a running thread ended before Python 3.13)."""
+    busy, ended = threading.Event(), []
 
     def slow():
-        for i in itertools.count():
-            time.sleep(0.05)
-            yield i
+        yield 0
+        busy.wait(10)  # decoding, say, when the caller stops
+        ended.append(time.monotonic())
+        yield 1
 
-    join, interrupts = threading.Thread.join, []
+    discarded = []
+    with pytest.raises(KeyboardInterrupt), Prefetch(slow(), 1, "test-stage-in", discarded.append) as stage:
+        assert next(iter(stage)) == 0
+        helper = interrupt_main_thread(0.2, busy.set, 0.3)
+    returned = time.monotonic()
+    helper.join()
+    assert ended and ended[0] <= returned and discarded == [1] and not pipeline_threads()
 
-    def interrupted_join(self, timeout=None):
-        if not interrupts:
-            interrupts.append(self.name)
-            raise KeyboardInterrupt
-        return join(self, timeout)
 
-    stage = Prefetch(slow(), depth=1, name="test-stage-in")
-    with pytest.raises(KeyboardInterrupt), stage:
-        next(iter(stage))
-        monkeypatch.setattr(threading.Thread, "join", interrupted_join)
-    monkeypatch.undo()
-    assert interrupts == ["test-stage-in"] and not pipeline_threads()
+def test_an_interrupt_while_finishing_still_waits_for_the_consumer():
+    busy, consumed = threading.Event(), []
+
+    def slow(item):
+        busy.wait(10)  # encoding, say
+        consumed.append((item, time.monotonic()))
+
+    with pytest.raises(KeyboardInterrupt), Drain(slow, 1, "test-stage-out") as out:
+        out.put("a")
+        helper = interrupt_main_thread(0.2, busy.set, 0.3)
+        out.finish()
+    returned = time.monotonic()
+    helper.join()
+    assert [item for item, _ in consumed] == ["a"] and consumed[0][1] <= returned and not pipeline_threads()
+
+
+def test_an_interrupt_while_waiting_for_room_hands_the_item_to_discard():
+    busy, consumed, discarded = threading.Event(), [], []
+
+    def slow(item):
+        busy.wait(10)
+        consumed.append(item)
+
+    with pytest.raises(KeyboardInterrupt), Drain(slow, 1, "test-stage-out", discarded.append) as out:
+        out.put("a")  # being consumed
+        deadline = time.monotonic() + 10
+        while out._queue.qsize() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        out.put("b")  # waiting in the queue
+        helper = interrupt_main_thread(0.2, busy.set, 0.3)
+        out.put("c")  # waits for room, and is interrupted
+    helper.join()
+    assert consumed == ["a"] and discarded == ["c", "b"] and not pipeline_threads()

@@ -21,6 +21,7 @@ import fcntl
 import os
 import re
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -92,10 +93,12 @@ class Claim:
         if fd is None:
             raise OutputBusyError(f"{target}: another darkir run is writing this file; skipped")
         self._fd: int | None = fd
+        self._releasing = threading.Lock()
 
     def release(self) -> None:
         """Let go of the claim (nothing if it is already released)."""
-        fd, self._fd = self._fd, None
+        with self._releasing:
+            fd, self._fd = self._fd, None
         if fd is not None:
             release_lock(self.lock, fd)
 

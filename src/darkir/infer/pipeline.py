@@ -28,19 +28,6 @@ class _Failed:
         self.error = error
 
 
-def _join(thread: threading.Thread) -> None:
-    """Wait for ``thread`` to end, also through a second Ctrl-C (re-raised once it has ended): a stage must not run
-    on after its caller has closed the files it reads or writes."""
-    interrupted = None
-    while thread.is_alive():
-        try:
-            thread.join()
-        except KeyboardInterrupt as exc:
-            interrupted = exc
-    if interrupted is not None:
-        raise interrupted
-
-
 def _ignore(item: object) -> None:
     """Drop an item that holds nothing."""
 
@@ -76,19 +63,42 @@ class _Stage(Generic[T]):
             raise ValueError(f"depth must be at least 1, got {depth}")
         self._discard = discard
         self._queue: queue.Queue = queue.Queue(depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=run, name=name, daemon=True)
+        self._stop, self._ended = threading.Event(), threading.Event()
+
+        def body() -> None:
+            try:
+                run()
+            finally:
+                self._ended.set()
+
+        self._thread = threading.Thread(target=body, name=name, daemon=True)
 
     def __enter__(self) -> Self:
         self._thread.start()
         return self
 
+    def _join(self) -> None:
+        """Wait for the thread to end, also through further Ctrl-Cs (the last re-raised once it has ended): a stage
+        must not run on after its caller has closed the files it reads or writes. (An interrupted ``Thread.join``
+        marks the thread ended while it runs on, in Python before 3.13, so the wait is on an event the thread sets.)"""
+        interrupted = None
+        while not self._ended.is_set():
+            try:
+                self._ended.wait()
+            except KeyboardInterrupt as exc:
+                interrupted = exc
+        self._thread.join()
+        if interrupted is not None:
+            raise interrupted
+
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self._stop.set()
-        _join(self._thread)
-        _drop_waiting(self._queue, self._discard)
+        try:
+            self._join()
+        finally:
+            _drop_waiting(self._queue, self._discard)
 
 
 class Prefetch(_Stage[T]):
@@ -165,12 +175,17 @@ class Drain(_Stage[T]):
 
     def put(self, item: T) -> None:
         """Queue ``item`` for the consumer (waiting while ``depth`` items wait); raise the consumer's failure."""
-        if self._error is not None or not _put(self._queue, item, self._stop):
+        try:
+            queued = self._error is None and _put(self._queue, item, self._stop)
+        except BaseException:  # an interrupt while waiting for room: the item is the caller's no more
+            self._discard(item)
+            raise
+        if not queued:
             self._discard(item)
         self._raise()
 
     def finish(self) -> None:
         """Wait until every queued item is consumed; raise the consumer's failure."""
         _put(self._queue, _Done(), self._stop)
-        _join(self._thread)
+        self._join()
         self._raise()

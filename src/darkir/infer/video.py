@@ -210,7 +210,8 @@ def _video_output(output: Any, video_in: Any, codec: str, crf: int, matrix: list
 
 def _audio_stream(output: Any, audio_in: Any, container: str) -> tuple[Any, str]:
     """The output audio stream: the input's packets copied where :data:`AUDIO_COPIED` says ``container`` holds them,
-    else AAC (which every output format holds) at the input's channels and the nearest sample rate AAC takes."""
+    else AAC (which every output format holds) at the input's channel layout (mono or stereo where it has no
+    channel order) and the nearest sample rate AAC takes."""
     if audio_in is None:
         return None, "none"
     context = audio_in.codec_context
@@ -256,7 +257,10 @@ def video_batch(restorer: Restorer, height: int, width: int, limit: int = MAX_BA
     if restorer.device.type != "cuda" or restorer.planner is None:
         return 1
     for batch in range(limit, 1, -1):
-        plan = restorer.plan_for(height, width, batch)
+        try:
+            plan = restorer.plan_for(height, width, batch)
+        except DarkIRError:  # not even in tiles: fewer frames
+            continue
         if plan.tile == 0 and not plan.lean:
             return batch
     return 1
