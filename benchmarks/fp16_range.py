@@ -7,7 +7,8 @@ fp16 keeps 10 mantissa bits (bf16 keeps 7) but ends at 65504. The frequency bran
 (the FFT's DC term is a sum over the whole image); every other activation runs in fp16 under autocast. For each
 model this measures, in fp32 on the CPU over every image of ``--images`` (whole, up to 1.4 megapixels):
 
-- the largest magnitude of any activation outside the frequency branch, and its margin below 65504;
+- the largest magnitude of any activation (a module's input or output) outside the frequency branch, and its
+  margin below 65504;
 - on the first ``--exact-images`` images (a centre crop of ``--crop`` px, CPU autocast), the share of 8-bit output
   values within one level of fp32 for fp16 and for bf16, and the largest difference in levels.
 
@@ -43,13 +44,15 @@ def as_tensor(path: Path) -> torch.Tensor:
 
 
 def peak_activation(model: torch.nn.Module, x: torch.Tensor) -> tuple[float, str]:
-    """The largest |activation| of any module outside the frequency branch, and that module's name."""
+    """The largest |activation| going into or out of any module outside the frequency branch (products computed
+    between modules are the next module's input), and where."""
     peak = [0.0, ""]
 
     def record(name: str):
         def hook(module, inputs, output) -> None:
-            if isinstance(output, torch.Tensor) and float(output.abs().max()) > peak[0]:
-                peak[:] = [float(output.abs().max()), name]
+            for role, value in [*(("input of", t) for t in inputs), ("output of", output)]:
+                if isinstance(value, torch.Tensor) and float(value.abs().max()) > peak[0]:
+                    peak[:] = [float(value.abs().max()), f"{role} {name}"]
 
         return hook
 

@@ -3,18 +3,17 @@
     python benchmarks/gpu_restore.py [--weights NAME_OR_PATH] [--sizes 1120x640,1920x1080,3840x2160]
         [--repeats 3] [--frames 48] [--out reports/gpu_restore.json] [--device cuda]
 
-For each size (width x height), in one process, on a real dark capture shipped with the package resized to that
-size: the official formulation (the test oracle ``tests/reference.py`` run eagerly in fp32, NCHW, with torch's
-default TF32 settings, as the official ``inference.py`` runs), then darkir's ``Restorer`` with its defaults (what
-``darkir restore`` runs: precision ``auto``, tile ``auto``), fp32 with TF32, bf16 and fp16 autocast (the frequency
-branch keeps fp32), and, at the middle size only (they take minutes to compile), fp16 with ``torch.compile`` and
-with CUDA graphs (``mode="reduce-overhead"``). Each path is warmed up once, then timed ``--repeats`` times; a row
-gives images per second (median), the speed-up against the official path at that size, the peak GPU memory, and the
-share of 8-bit output values within one level of the exact fp32 output (the official forward with TF32 off). A path
-that fails (out of memory, a compiler error) is recorded with ``"error"``. Then the memory planner's estimate
-against the measured peak of a whole-image restore at each size, and ``darkir video`` (its default batch, then one
-frame at a time) against the official per-frame loop (decode, fp32 forward, encode) on a synthetic clip of
-``--frames`` frames at the middle size.
+For each size (width x height), in one process, on a real dark capture shipped with the package resized to that size:
+the official formulation (the test oracle ``tests/reference.py`` run eagerly in fp32, NCHW, with torch's default TF32
+settings, as the official ``inference.py`` runs), then darkir's ``Restorer`` with its defaults (what ``darkir restore``
+runs: precision ``auto``, tile ``auto``), fp32 with TF32, bf16 and fp16 autocast (the frequency branch keeps fp32), and,
+last and at the middle size only (they take minutes to compile), fp16 with ``torch.compile`` and with CUDA graphs
+(``mode="reduce-overhead"``). Each path is warmed up once, then timed ``--repeats`` times; a row gives images per second
+(median), the speed-up against the official path at that size, the peak GPU memory, and the share of 8-bit output values
+within one level of the exact fp32 output (the official forward with TF32 off). A path that fails (out of memory, a
+compiler error) is recorded with ``"error"``. Then the memory planner's estimate against the measured peak of a
+whole-image restore at each size, and ``darkir video`` (its default batch, then one frame at a time) against the
+official per-frame loop (decode, fp32 forward, encode) on a synthetic clip of ``--frames`` frames at the middle size.
 
 Writes ``--out`` (JSON: device, torch and CUDA versions, rows, planner, video, and the issue's bars checked in
 ``verdict``; rewritten after each stage, so a run cut short keeps what it measured) and prints the README table and
@@ -100,9 +99,9 @@ def official(
     return run
 
 
-def darkir_paths(model: torch.nn.Module, device: torch.device, slow: bool) -> dict[str, Callable[[], Run]]:
-    """Path name -> a factory of its run (made lazily, so that a failing path fails alone); ``slow``: with the
-    compiled paths (minutes to warm up, so measured at one size)."""
+def darkir_paths(model: torch.nn.Module, device: torch.device, compiled: bool) -> dict[str, Callable[[], Run]]:
+    """Path name -> a factory of its run (made lazily, so that a failing path fails alone): the eager paths, or
+    with ``compiled`` the compiled ones (CUDA only; minutes to warm up, so measured last and at one size)."""
 
     def restorer(precision: str, tf32: tuple[bool, bool] = (True, True), tile: int | str = 0, mode: str = "") -> Run:
         restorer = Restorer(model, device=str(device), precision=precision, tile=tile)
@@ -115,6 +114,13 @@ def darkir_paths(model: torch.nn.Module, device: torch.device, slow: bool) -> di
 
         return run
 
+    if compiled:
+        if device.type != "cuda":
+            return {}
+        return {
+            "darkir fp16 + compile": lambda: restorer("fp16", mode="default"),
+            "darkir fp16 + CUDA graphs": lambda: restorer("fp16", mode="reduce-overhead"),
+        }
     paths = {
         "darkir default": lambda: restorer("auto", tf32=TORCH_TF32, tile="auto"),
         "darkir fp32/TF32": lambda: restorer("fp32"),
@@ -122,9 +128,6 @@ def darkir_paths(model: torch.nn.Module, device: torch.device, slow: bool) -> di
     }
     if device.type == "cuda":
         paths["darkir fp16"] = lambda: restorer("fp16")
-        if slow:
-            paths["darkir fp16 + compile"] = lambda: restorer("fp16", mode="default")
-            paths["darkir fp16 + CUDA graphs"] = lambda: restorer("fp16", mode="reduce-overhead")
     return paths
 
 
@@ -135,15 +138,20 @@ def test_image(height: int, width: int) -> torch.Tensor:
     return F.interpolate(x, size=(height, width), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
-def size_rows(model: torch.nn.Module, size: str, args: argparse.Namespace, device: torch.device) -> list[dict]:
-    """Every path at one size (width x height)."""
+def size_rows(
+    model: torch.nn.Module, size: str, args: argparse.Namespace, device: torch.device, base_s: float | None = None
+) -> list[dict]:
+    """The official path and darkir's eager paths at one size (width x height); given the official path's
+    ``base_s`` seconds there, darkir's compiled paths instead."""
     width, height = (int(v) for v in size.lower().split("x"))
     x = test_image(height, width)
     params = {k: v.detach().clone() for k, v in model.state_dict().items()}
     exact = official(params, model.config, device, tf32=(False, False))(x).float().cpu()
-    rows, base_s = [], None
-    paths: dict[str, Callable[[], Run]] = {"official fp32": lambda: official(params, model.config, device)}
-    paths.update(darkir_paths(model, device, slow=size == args.sizes[len(args.sizes) // 2]))
+    rows: list[dict] = []
+    paths: dict[str, Callable[[], Run]] = {}
+    if base_s is None:
+        paths["official fp32"] = lambda: official(params, model.config, device)
+    paths.update(darkir_paths(model, device, compiled=base_s is not None))
     for name, make in paths.items():
         reset_peak(device)
         try:
@@ -331,8 +339,13 @@ def main() -> None:
         out.write_text(json.dumps(report, indent=1))
     report["planner"] = planner_rows(model, args.sizes, device)
     out.write_text(json.dumps(report, indent=1))
+    middle = args.sizes[len(args.sizes) // 2]
     if args.frames:
-        report["video"] = video_row(model, args.sizes[len(args.sizes) // 2], args.frames, device)
+        report["video"] = video_row(model, middle, args.frames, device)
+        out.write_text(json.dumps(report, indent=1))
+    official_row = next((r for r in report["rows"] if r["size"] == middle and r["path"] == "official fp32"), None)
+    if official_row is not None and "error" not in official_row:
+        report["rows"] += size_rows(model, middle, args, device, base_s=1 / official_row["images_per_s"])
     report["verdict"] = verdict(report)
     out.write_text(json.dumps(report, indent=1))
     print(table(report))

@@ -34,7 +34,8 @@ prepare() {
 
 check() {
     : "${OUT:?run this through the device tool, where OUT is set}"
-    mkdir -p /tmp/site && tar -xJf .gpu/site.tar.xz -C /tmp/site
+    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="tar")' \
+        .gpu/site.tar.xz /tmp/site  # Python's lzma, in case the image has no xz
     export PYTHONPATH="/tmp/site:$PWD/src:$PWD" PYTHONUNBUFFERED=1
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
     local status=0
