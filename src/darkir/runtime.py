@@ -57,7 +57,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     ``auto``: bf16 on a CPU with native bf16 (:func:`native_bf16_cpu`; at 1120x640 it is 1.35x faster than fp32,
     within 0.03 dB of it on the real pairs and more than 99.9% of 8-bit values within one level); fp16 on a CUDA GPU
     with tensor cores (:func:`tensor_cores`; outside the frequency branch, which keeps fp32, activations on the real
-    images peak 500x below fp16's range, see ``benchmarks/fp16_range.py``); fp32 otherwise.
+    images stay at least 61x below fp16's largest value, see ``benchmarks/fp16_range.py``); fp32 otherwise.
     """
     check_precision(precision)
     if precision == "auto":
