@@ -416,7 +416,7 @@ def restore_files(
             bar.update()
 
         def restore(work: _Work) -> _Work:
-            bar.set_postfix_str(work.job.source.name, refresh=False)
+            bar.set_postfix_str(work.job.source.name)  # the file being restored
             try:
                 _restore(restorer, work, overwrite, codec, crf)
             except BaseException:  # an interrupt: nothing written, the claim let go
