@@ -10,9 +10,10 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+S = TypeVar("S", bound="_Stage")  # typing.Self needs Python 3.11; the package takes 3.10
 
 _POLL_S = 0.1
 
@@ -73,7 +74,7 @@ class _Stage(Generic[T]):
 
         self._thread = threading.Thread(target=body, name=name, daemon=True)
 
-    def __enter__(self) -> Self:
+    def __enter__(self: S) -> S:
         self._thread.start()
         return self
 
