@@ -274,13 +274,13 @@ def _check_output(job: Job, overwrite: bool) -> Outcome | None:
 @dataclass
 class _Work:
     """One image job on its way: its output claimed and its image decoded (:func:`_open`), restored
-    (:func:`_restore`), written (:func:`_finish`); ``outcome`` once it is known early (skipped, busy, failed)."""
+    (:func:`_restore`), written (:func:`_finish`). ``outcome``: the job's, once known; while ``image`` is set,
+    what it will be once the image is written."""
 
     job: Job
     outcome: Outcome | None = None
     image: Image | None = None
     held: Claim | None = None
-    restored: Outcome | None = None
 
     def drop(self) -> None:
         """Let go of the output's claim (the job is finished or abandoned)."""
@@ -326,7 +326,7 @@ def _restore(restorer: Restorer, work: _Work, overwrite: bool, codec: str, crf: 
         work.outcome, work.image = Outcome("failed", _reason(work.job, exc)), None
         work.drop()
         return
-    work.restored = _done(restorer)
+    work.outcome = _done(restorer)
 
 
 def _done(restorer: Restorer) -> Outcome:
@@ -337,12 +337,11 @@ def _done(restorer: Restorer) -> Outcome:
 
 def _finish(work: _Work, overwrite: bool) -> Outcome:
     """Write a restored image and let go of its claim; the job's outcome."""
+    assert work.outcome is not None
     try:
-        if work.outcome is not None:
-            return work.outcome
-        assert work.image is not None and work.restored is not None
-        write_image(work.job.target, work.image, overwrite=overwrite)
-        return work.restored
+        if work.image is not None:
+            write_image(work.job.target, work.image, overwrite=overwrite)
+        return work.outcome
     except OutputExistsError:
         return Outcome("skipped")
     except Exception as exc:  # a full disk, a write error: this file's failure

@@ -77,7 +77,7 @@ def restore_video(
     own thread so that they overlap; memory does not grow with the video's length. Each output frame keeps its
     input timestamp in the input's time base (so frame count, variable frame rates and duration are kept), the
     resolution and the display matrix (rotation, flips) are kept, and the first audio stream is copied packet by
-    packet when the output container can hold its codec, else re-encoded to the container's default.
+    packet when the output container holds its codec, else re-encoded to AAC (:func:`_audio_stream`).
     The output is claimed (another run writing it makes this one stop), written to a temporary file,
     fsynced and renamed at the end: a failure leaves no partial output and never touches an existing
     one, which is only replaced with ``overwrite``. The input itself is never an output.
