@@ -447,3 +447,25 @@ def test_slurm_script_launches_torchrun_per_node_and_resumes_when_a_checkpoint_e
     save.parent.mkdir()
     save.write_bytes(b"checkpoint")
     assert launched()[-2:] == ["--resume", "-q"]
+
+
+def test_sigterm_stops_training_after_a_step_and_saves(dataset, tmp_path):
+    """A batch system's time limit (SIGTERM) loses nothing: the run stops after the current step with a checkpoint,
+    as Ctrl-C does, instead of dying with up to an epoch unsaved."""
+    import signal
+    import time
+
+    out = tmp_path / "cut"
+    command = [sys.executable, "-m", *_train_args(dataset, out, "train.epochs=400", "datasets.train.batch_size_train=2")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = out / "last_logs" / "train.jsonl"
+    deadline = time.time() + 120
+    while not (log.is_file() and log.read_text().strip()) and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    stdout, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "SIGTERM: stopping after this step and saving" in err
+    stopped = int(stdout.split("interrupted at step ")[1].split()[0])
+    assert stopped >= 1 and read_checkpoint(out / "last.pt")[2]["step"] == stopped

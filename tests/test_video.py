@@ -533,3 +533,24 @@ def test_an_encoder_that_refuses_the_frames_names_the_output_and_the_encoder(tmp
         restore_video(tiny_restorer, clip, out, codec="libx265", progress=False)
     assert str(failure.value) == f"{out} (libx265): video processing failed: Invalid argument"  # named the input
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.mkv"]
+
+
+def test_sigterm_stops_a_video_as_ctrl_c_does_and_leaves_nothing(tmp_path, tiny_checkpoint):
+    """``kill`` (a batch system's time limit, ``docker stop``) removes the part file and the lock, exit status 143."""
+    import signal
+    import time
+
+    source = make_video(tmp_path / "long.mp4", frames=400, size=(160, 120), audio=False)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "darkir.cli", "video", str(source), "-o", str(out), "--weights", str(tiny_checkpoint)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(out.glob(".*darkir-part*")) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert process.poll() is None, "the video finished before it could be stopped"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert "darkir: terminated" in err
+    assert sorted(p.name for p in out.iterdir()) == []  # no output, no part file, no lock

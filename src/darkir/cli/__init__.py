@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import re
+import signal
 import sys
+import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from darkir.cli import evaluate, restore, training, variants
 from darkir.errors import DarkIRError, DarkIRWarning
@@ -78,11 +81,33 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be, so that a killed command cleans up as an interrupted one does."""
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM raises :class:`Terminated` in the main thread (part files and locks are removed on the way
+    out); the previous handler comes back after. ``darkir train`` installs its own: it stops after a step and saves."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``darkir`` console script."""
     args = _parse(argv)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _terminate_as_interrupt():
             warnings.showwarning = _show_warning
             return args.func(args)
     except DarkIRError as exc:
@@ -90,6 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"darkir: error: {in_flags(str(exc))}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("darkir: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("darkir: interrupted", file=sys.stderr)
         return 130

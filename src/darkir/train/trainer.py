@@ -178,28 +178,33 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 class _StopOnInterrupt:
-    """Turns the first Ctrl-C (SIGINT) into a request to stop after the current step; a second one aborts.
+    """Turns the first Ctrl-C (SIGINT) or SIGTERM (``kill``, a batch system's time limit, ``docker stop``) into a
+    request to stop after the current step and save; a second one aborts.
 
     With several processes the request is shared (all-reduced each step), so all stop at the same step.
     """
 
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
     def __init__(self, context: ddp.Context) -> None:
-        self.context, self.flag, self.previous = context, False, None
+        self.context, self.flag, self.previous = context, False, {}
 
     def __enter__(self) -> _StopOnInterrupt:
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            self.previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
 
     def _handle(self, signum: int, frame: object) -> None:
         if self.flag:
             raise KeyboardInterrupt
         self.flag = True
-        tqdm.write("darkir: stopping after this step and saving (Ctrl-C again to abort)", file=sys.stderr)
+        again = "Ctrl-C" if signum == signal.SIGINT else "the signal"
+        name = signal.Signals(signum).name
+        tqdm.write(f"darkir: {name}: stopping after this step and saving ({again} again to abort)", file=sys.stderr)
 
     def requested(self) -> bool:
         """Whether any process was asked to stop."""
