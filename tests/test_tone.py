@@ -194,3 +194,22 @@ def test_reference_brightness_can_follow_the_captures_bright_parts():
         assert high[::4, ::4].mean() == pytest.approx(expected, abs=0.005)  # re-exposed to it (on the sampled pixels)
     with pytest.raises(ValueError, match="target_statistic"):
         synth_params({"target_statistic": "median"})
+
+
+def test_reference_keeps_part_of_the_scenes_own_brightness_with_target_scene_slope():
+    y, x = np.mgrid[0:64, 0:64] / 64.0
+    ramp = np.stack([x, y, 0.5 * (x + y)], -1).astype(np.float32)
+    base = {"target_tone": [0.33, 0.231], "target_statistic": "p90", "target_mean_range": [0.05, 0.95]}
+    base |= {"light_prob": 0.0, "jpeg_prob": 0.0}
+    follows_capture, keeps_scene = synth_params(base), synth_params({**base, "target_scene_slope": 0.5})
+    for clean in (0.4 * ramp, 0.9 * ramp):
+        for seed in range(3):
+            _, _, plain = degrade(clean, np.random.default_rng(seed), follows_capture)
+            low, _, scened = degrade(clean, np.random.default_rng(seed), keeps_scene)
+            expected = 0.33 * (np.percentile(low, 90) / 0.1) ** 0.231 * (clean.mean() / 0.4) ** 0.5
+            assert scened["target_mean"] == pytest.approx(expected, abs=1e-4)
+            assert scened["low_mean"] == plain["low_mean"]  # the capture is drawn as before
+    # slope 0 (the default) is the p90 convention exactly
+    a = degrade(ramp, np.random.default_rng(5), follows_capture)
+    b = degrade(ramp, np.random.default_rng(5), synth_params({**base, "target_scene_slope": 0.0}))
+    assert np.array_equal(a[1], b[1]) and a[2] == b[2]

@@ -11,7 +11,11 @@ Per pair, in linear light (after inverting the sRGB curve):
    ``target_mean = level * (s / 0.1) ** slope * exp(N(0, target_jitter))``, clipped to ``target_mean_range``, where
    ``s`` is the capture's ``target_statistic``: its drawn sRGB mean ``low_mean`` (``"mean"``), or the 90th
    percentile of the finished capture's sRGB values (``"p90"``: the reference is re-exposed to ``target_mean`` at
-   the end). Real references follow their captures' bright parts more closely than their means.
+   the end). Real references follow their captures' bright parts more closely than their means. With
+   ``target_scene_slope`` above 0 the reference also keeps some of the clean photo's own brightness, a property of
+   the scene rather than of the capture: ``target_mean`` is multiplied by ``(clean mean / 0.4) ** target_scene_slope``
+   (the clean crop's sRGB mean; 0.4 is about the photo corpus's average), so a night or shaded scene stays darker
+   than a sunny one whatever its capture's exposure.
 2. **Lamps.** With probability ``light_prob``, 1-6 light sources (Gaussian cores in lamp colours, bright
    enough to stay saturated in the dark capture, with wide dim glows) are added to the scene; the reference
    shows them clipped, as a normal exposure does.
@@ -93,6 +97,10 @@ def shake_kernel(rng: np.random.Generator, size: int) -> np.ndarray:
     return kernel / kernel.sum()
 
 
+#: The clean-photo sRGB mean at which ``target_scene_slope`` leaves the reference's brightness unchanged.
+SCENE_PIVOT = 0.4
+
+
 @dataclass(frozen=True)
 class SynthParams:
     """Ranges of the degradation model (see the module docstring); every draw is uniform or log-uniform."""
@@ -110,6 +118,9 @@ class SynthParams:
     #: What of the capture ``target_tone`` follows: ``"mean"`` (its drawn sRGB mean) or ``"p90"`` (the 90th percentile
     #: of the finished capture's sRGB values).
     target_statistic: Literal["mean", "p90"] = "mean"
+    #: How much of the clean photo's own brightness the ``target_tone`` reference keeps: the exponent of
+    #: ``clean mean / 0.4`` in ``target_mean`` (0: none, the reference follows the capture alone).
+    target_scene_slope: float = 0.0
     blur_prob: float = 0.85
     kernel_size_range: tuple[int, int] = (5, 25)
     light_prob: float = 0.4
@@ -227,7 +238,8 @@ def degrade(
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """(low, high, drawn values) from a clean sRGB float image in [0, 1]: a night capture and its reference."""
     linear = srgb_to_linear(clean_srgb)
-    target_mean, low_mean = _brightness(rng, params)
+    scene_mean = float(clean_srgb.mean())
+    target_mean, low_mean = _brightness(rng, params, scene_mean)
     scene = linear * exposure_for_mean(linear, target_mean)
     record: dict[str, object] = {"target_mean": round(float(target_mean), 4)}
     camera = _camera(clean_srgb.shape[:2], rng, params, record)
@@ -242,19 +254,20 @@ def degrade(
     low = _low_light_capture(captured * gain, rng, params, record)
     record["low_mean"] = round(low_mean, 4)
     if params.target_tone is not None and params.target_statistic == "p90":
-        target_mean = _toned_mean(float(np.percentile(low, 90)), rng, params)
+        target_mean = _toned_mean(float(np.percentile(low, 90)), scene_mean, rng, params)
         reference = srgb_to_linear(high)
         high = linear_to_srgb(reference * exposure_for_mean(reference, target_mean))
         record["target_mean"] = round(target_mean, 4)
     return low, high, record
 
 
-def _brightness(rng: np.random.Generator, params: SynthParams) -> tuple[float, float]:
-    """(the reference's sRGB mean, the capture's drawn sRGB mean) under the tone convention (step 1)."""
+def _brightness(rng: np.random.Generator, params: SynthParams, scene_mean: float) -> tuple[float, float]:
+    """(the reference's sRGB mean, the capture's drawn sRGB mean) under the tone convention (step 1), for a clean
+    crop of sRGB mean ``scene_mean``."""
     target_mean = rng.uniform(*params.target_mean_range)
     low_mean = log_uniform(rng, params.low_mean_range)
     if params.target_tone is not None and params.target_statistic == "mean":
-        target_mean = _toned_mean(low_mean, rng, params)
+        target_mean = _toned_mean(low_mean, scene_mean, rng, params)
     if params.target_margin is not None:
         target_mean = max(target_mean, low_mean + params.target_margin)
     return target_mean, low_mean
@@ -321,9 +334,11 @@ def _low_light_capture(dark: np.ndarray, rng: np.random.Generator, params: Synth
     return low
 
 
-def _toned_mean(statistic: float, rng: np.random.Generator, params: SynthParams) -> float:
-    """The reference's sRGB mean under ``target_tone`` for a capture whose ``target_statistic`` is ``statistic``."""
+def _toned_mean(statistic: float, scene_mean: float, rng: np.random.Generator, params: SynthParams) -> float:
+    """The reference's sRGB mean under ``target_tone`` for a capture whose ``target_statistic`` is ``statistic``, of a
+    clean crop whose sRGB mean is ``scene_mean``."""
     assert params.target_tone is not None
     level, slope = params.target_tone
     jitter = np.exp(rng.normal(0, params.target_jitter)) if params.target_jitter > 0 else 1.0
-    return float(np.clip(level * (statistic / 0.1) ** slope * jitter, *params.target_mean_range))
+    scene = (max(scene_mean, 1e-3) / SCENE_PIVOT) ** params.target_scene_slope
+    return float(np.clip(level * (statistic / 0.1) ** slope * scene * jitter, *params.target_mean_range))
