@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from darkir.errors import DarkIRError
@@ -125,6 +126,26 @@ def _number(text: str, minimum: float, wanted: str) -> float:
     if not value >= minimum or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a number {wanted}, got {text!r}")
     return value
+
+
+def writable_folder(path: str | Path) -> Path:
+    """``path`` as an output folder, created now and checked writable, so that a bad one fails before any work."""
+    from darkir.infer.files import ensure_writable_dir
+
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise DarkIRError(f"output folder {folder} is a file; choose a folder")
+    ensure_writable_dir(folder)
+    return folder
+
+
+def writable_file(path: str | Path) -> Path:
+    """``path`` as an output file whose folder is created now and checked writable (before any work)."""
+    target = Path(path)
+    if target.is_dir():
+        raise DarkIRError(f"output file {target} is a folder; give a file name")
+    writable_folder(target.parent)
+    return target
 
 
 def model_from_args(args: argparse.Namespace, options: Options | None = None) -> DarkIR:

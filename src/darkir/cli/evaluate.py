@@ -17,6 +17,8 @@ from darkir.cli.common import (
     settings_from_args,
     trained_model,
     use_threads,
+    writable_file,
+    writable_folder,
 )
 from darkir.errors import DarkIRError
 
@@ -42,6 +44,9 @@ def cmd_test(args: argparse.Namespace) -> int:
     options = load_options(args.options) if args.options else None
     pairs = evaluation_pairs(args, options)
     results_dir = Path(args.results_dir or (options.save.results_dir if options else "images/results_test"))
+    csv = writable_file(args.csv) if args.csv else None
+    if args.save:
+        writable_folder(results_dir)
     restorer = restorer_from_args(args, options)
     scores = evaluate(
         model_method(_method_name(args), restorer),
@@ -52,9 +57,9 @@ def cmd_test(args: argparse.Namespace) -> int:
         save_count=args.save,
         progress=not args.quiet,
     )
-    if args.csv:
-        write_csv(Path(args.csv), [scores])
     print(summary_line(scores, args.convention))
+    if csv:
+        write_csv(csv, [scores])
     if args.save:
         print(f"first {min(args.save, len(pairs))} input/output/gt triplets -> {results_dir}")
     return 0
@@ -62,19 +67,19 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 def _print_no_reference(args: argparse.Namespace) -> int:
     """No-reference scores (NIQE, brightness, noise) of every image of ``args.pred``, per image and mean."""
-    from pathlib import Path
 
     from darkir.data.pairs import find_unpaired
     from darkir.eval.unpaired import NO_REFERENCE_NOTE, mean_line, score_folder, write_scores_csv
 
+    csv = writable_file(args.csv) if args.csv else None
     rows = score_folder(find_unpaired(args.pred), progress=not args.quiet)
     print(NO_REFERENCE_NOTE)
     for name, scores in rows:
         print(f"{name}: NIQE {scores.niqe:.3f}, brightness {scores.brightness:.3f}, noise sigma {scores.noise:.4f}")
     print(mean_line(f"mean of {len(rows)} images", [scores for _, scores in rows]))
-    if args.csv:
-        write_scores_csv(Path(args.csv), [(name, vars(scores)) for name, scores in rows])
-        print(f"per image -> {args.csv}")
+    if csv:
+        write_scores_csv(csv, [(name, vars(scores)) for name, scores in rows])
+        print(f"per image -> {csv}")
     return 0
 
 
@@ -96,12 +101,13 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     common = Path(os.path.commonpath([pred.resolve(), gt.resolve()]))
     layout = Layout("folders", str(pred.resolve().relative_to(common)), str(gt.resolve().relative_to(common)))
     pairs = find_pairs(common, layout)
+    csv = writable_file(args.csv) if args.csv else None
     method = identity()
-    method.name = pred.name
+    method.name = pred.resolve().name
     scores = evaluate(method, pairs, "8bit", load_lpips_or_none(args), progress=not args.quiet)
-    if args.csv:
-        write_csv(Path(args.csv), [scores])
     print(summary_line(scores, "8bit"))
+    if csv:
+        write_csv(csv, [scores])
     return 0
 
 
@@ -113,19 +119,20 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     from darkir.eval.unpaired import (
         NO_REFERENCE_NOTE,
         mean_line,
+        outside_output,
         restore_unpaired,
         unpaired_csv_rows,
         write_scores_csv,
     )
     from darkir.options import load_options
 
-    folder = args.data or (
-        load_options(args.options).require_path("datasets.val.test_path", "dir") if args.options else None
-    )
+    options = load_options(args.options) if args.options else None
+    folder = args.data or (options.require_path("datasets.val.test_path", "dir") if options else None)
     if folder is None:
         raise DarkIRError("pass --data DIR or -p OPTIONS with datasets.val.test_path")
-    pairs = find_unpaired(folder)
-    output = Path(args.output)
+    output = Path(args.output or _unpaired_results(options))
+    pairs = outside_output(find_unpaired(folder), output, Path(folder))
+    writable_folder(output)
     rows = restore_unpaired(restorer_from_args(args), pairs, output, progress=not args.quiet)
     write_scores_csv(output / "stats.csv", unpaired_csv_rows(rows))
     print(NO_REFERENCE_NOTE)
@@ -138,6 +145,14 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     print(mean_line("output", [r.after for r in rows]))
     print(f"restored images -> {output}; per image: {output / 'stats.csv'}")
     return 0
+
+
+def _unpaired_results(options: object) -> str:
+    """test-unpaired's output folder without ``-o``: the options file's ``save.results_dir`` where it sets one."""
+    save = getattr(options, "save", None)
+    if save is not None and "results_dir" in save.model_fields_set:
+        return save.results_dir
+    return "images/results_unpaired"
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -200,6 +215,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from darkir.eval.compare import compare
     from darkir.eval.methods import auto_exposure, clahe, identity, zero_dce
 
+    writable_folder(args.output)
     variants = _compared_variants(args)
     baselines = [identity(), auto_exposure(args.exposure_target), clahe()]
     baselines += [zero_dce(args.zero_dce)] if args.zero_dce else []
@@ -259,7 +275,12 @@ def register(add: AddCommand) -> None:
     )
     add_weights_source(unpaired)
     unpaired.add_argument("--data", help="folder of low-light images (default: datasets.val.test_path)")
-    unpaired.add_argument("-o", "--output", default="images/results_unpaired", help="output folder")
+    unpaired.add_argument(
+        "-o",
+        "--output",
+        help="output folder, never the data folder (default: the options file's save.results_dir, else "
+        "images/results_unpaired); earlier results there are replaced",
+    )
     add_runtime(unpaired, precision="fp32")  # scores are computed exactly by default
     unpaired.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 

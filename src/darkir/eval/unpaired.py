@@ -20,12 +20,14 @@ import torch
 from tqdm import tqdm
 
 from darkir.data.pairs import Pair
+from darkir.errors import DarkIRError
 from darkir.eval.compare import Interval, bootstrap_mean, json_numbers, win_rate
 from darkir.eval.methods import Method
 from darkir.eval.metrics import prepare
 from darkir.eval.niqe import niqe
 from darkir.imageio import read_image, write_image
 from darkir.infer.restorer import Restorer
+from darkir.outputs import is_same_file
 
 NO_REFERENCE_NOTE = (
     "no-reference scores: NIQE (lower is better; MATLAB-matching, official natural-scene model; nan under 96x96 "
@@ -68,8 +70,23 @@ class UnpairedRow:
     after: NoReferenceScores
 
 
+def outside_output(pairs: list[Pair], output: Path, folder: Path) -> list[Pair]:
+    """The inputs of ``folder`` that are not inside ``output`` (an output folder within the data folder holds earlier
+    results, not inputs). Raises when none is left, or when an output would land on an input, so that restoring can
+    never replace the user's images."""
+    resolved = output.resolve()
+    kept = [pair for pair in pairs if not pair.low.resolve().is_relative_to(resolved)]
+    if not kept:
+        raise DarkIRError(f"{folder}: its images are inside the output folder {output}; choose another output folder")
+    for pair in kept:
+        if is_same_file(pair.low, output / pair.name):
+            target = output / pair.name
+            raise DarkIRError(f"{pair.low}: the output {target} is this input; choose another output folder")
+    return kept
+
+
 def restore_unpaired(restorer: Restorer, pairs: list[Pair], output: Path, progress: bool = True) -> list[UnpairedRow]:
-    """Restore every input into ``output`` (relative names kept) and score both."""
+    """Restore every input into ``output`` (relative names kept; earlier results there are replaced) and score both."""
     rows = []
     for pair in tqdm(pairs, desc="restoring", unit="img", disable=not progress):
         image = read_image(pair.low)
@@ -77,7 +94,7 @@ def restore_unpaired(restorer: Restorer, pairs: list[Pair], output: Path, progre
         image.rgb = restorer.restore_array(before)
         target = output / pair.name
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_image(target, image)
+        write_image(target, image, overwrite=True)
         rows.append(UnpairedRow(pair.name, no_reference_scores(before), no_reference_scores(image.rgb)))
     return rows
 

@@ -1,0 +1,94 @@
+"""Evaluation commands never touch their inputs and check where they write before any work."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from darkir.cli import main
+from tests.conftest import TINY
+
+
+def _images(folder: Path, count: int = 2, size: tuple[int, int] = (40, 56)) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        cv2.imwrite(str(folder / f"img{i}.png"), (rng.random((*size, 3)) * 60).astype(np.uint8))
+    return folder
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_test_unpaired_refuses_to_write_into_its_data_folder(tmp_path, tiny_checkpoint, capsys):
+    data = _images(tmp_path / "dark")
+    before = _digests(data)
+    assert main(["test-unpaired", "--weights", str(tiny_checkpoint), "--data", str(data), "-o", str(data), "-q"]) == 2
+    assert "inside the output folder" in capsys.readouterr().err
+    assert _digests(data) == before  # the user's images are untouched, nothing added
+
+
+def test_test_unpaired_output_inside_the_data_folder_is_not_read_back_as_input(tmp_path, tiny_checkpoint, capsys):
+    data = _images(tmp_path / "dark")
+    out = data / "restored"
+    for _ in range(2):
+        assert (
+            main(["test-unpaired", "--weights", str(tiny_checkpoint), "--data", str(data), "-o", str(out), "-q"]) == 0
+        )
+    assert "input (2 images)" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["img0.png", "img1.png", "stats.csv"]
+
+
+def test_test_unpaired_writes_to_the_options_results_dir(tmp_path, tiny_checkpoint, monkeypatch):
+    data = _images(tmp_path / "dark")
+    options = tmp_path / "test.yml"
+    network = {"name": "darkir-csf-w32", "use_csf": True, **TINY}
+    options.write_text(
+        yaml.safe_dump(
+            {"datasets": {"val": {"test_path": str(data)}}, "network": network, "save": {"results_dir": "mine"}}
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["test-unpaired", "--weights", str(tiny_checkpoint), "-p", str(options), "-q"]) == 0
+    assert (tmp_path / "mine" / "img0.png").is_file() and not (tmp_path / "images").exists()
+
+
+@pytest.mark.parametrize(
+    "command, message",
+    [
+        (["test", "--csv", "{out}"], "is a folder"),
+        (["test", "--csv", "{file}/x.csv"], "is a file"),
+        (["compare", "-o", "{file}", "--no-lpips"], "is a file"),
+        (["test-unpaired", "-o", "{file}"], "is a file"),
+    ],
+)
+def test_a_bad_output_path_fails_in_one_line_before_any_work(
+    tmp_path, tiny_checkpoint, monkeypatch, capsys, command, message
+):
+    data = tmp_path / "set"
+    _images(data / "low")
+    _images(data / "high")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "afile").write_text("keep me")
+    monkeypatch.setattr("darkir.cli.common.restorer_from_args", lambda *a, **k: pytest.fail("work began"))
+    monkeypatch.setattr("darkir.cli.evaluate.restorer_from_args", lambda *a, **k: pytest.fail("work began"))
+    argv = [part.format(out=tmp_path / "out", file=tmp_path / "afile") for part in command]
+    data_arg = str(data / "low") if command[0] == "test-unpaired" else str(data)
+    assert main([*argv, "--weights", str(tiny_checkpoint), "--data", data_arg, "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("darkir: error:") and message in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "afile").read_text() == "keep me"
+
+
+def test_metrics_names_the_outputs_folder_given_as_dot(tmp_path, monkeypatch, capsys):
+    pred, gt = _images(tmp_path / "restored"), _images(tmp_path / "gt")
+    monkeypatch.chdir(pred)
+    assert main(["metrics", ".", str(gt), "--csv", str(tmp_path / "m.csv"), "-q"]) == 0
+    assert capsys.readouterr().out.startswith("restored:")
+    assert (tmp_path / "m.csv").read_text().splitlines()[1].split(",")[1] == "restored"
