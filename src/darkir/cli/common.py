@@ -233,13 +233,22 @@ def add_eval_options(parser: argparse.ArgumentParser, convention: bool = True) -
 
 
 def load_lpips_or_none(args: argparse.Namespace) -> LPIPS | None:
+    """LPIPS from ``--lpips-backbone``/``--lpips-heads`` or the default files; None with ``--no-lpips``, or with a
+    warning when a default file is missing. A file the user named that is missing, or any file that holds something
+    else, is an error."""
     from darkir.eval.lpips import LPIPSUnavailableError, load_lpips
 
     if args.no_lpips:
         return None
+    for flag, path in (("--lpips-backbone", args.lpips_backbone), ("--lpips-heads", args.lpips_heads)):
+        if path and not Path(path).is_file():
+            found = "not a file" if Path(path).exists() else "no such file"
+            raise DarkIRError(f"{flag} {path}: {found} (pass --no-lpips to score without LPIPS)")
     try:
         return load_lpips(args.lpips_backbone, args.lpips_heads)
     except LPIPSUnavailableError as exc:
+        if args.lpips_backbone or args.lpips_heads:  # LPIPS was asked for: the default file it still needs is missing
+            raise
         print(f"darkir: {exc}; reporting PSNR and SSIM only", file=sys.stderr)
         return None
 

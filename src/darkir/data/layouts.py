@@ -56,9 +56,12 @@ def detect_layout(root: Path) -> Layout:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files under ``folder``, recursively, sorted, hidden files skipped."""
+    """Image files under ``folder``, recursively, sorted; hidden files and files in hidden folders (below
+    ``folder``: a hidden ``folder`` itself is read) skipped."""
     return sorted(
         p
         for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and p.is_file()
     )

@@ -6,9 +6,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image as PILImage
-
 from darkir.data.layouts import DatasetError, Layout, detect_layout, list_images
+from darkir.imageio import read_header
 
 MAX_LISTED = 10
 
@@ -22,13 +21,19 @@ class Pair:
     name: str  # relative path of the input, used for outputs and reports
 
 
+#: EXIF orientations that turn the stored image a quarter turn (its displayed width is the stored height).
+_TRANSPOSED = (5, 6, 7, 8)
+
+
 def _size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from the file header, or None if it cannot be read."""
-    try:
-        with PILImage.open(path) as handle:
-            return handle.size
-    except Exception:
+    """(width, height) as displayed, EXIF orientation applied as :func:`~darkir.imageio.read_image` applies it,
+    from the file header; None if it cannot be read."""
+    header = read_header(path)
+    if header is None:
         return None
+    if header.orientation in _TRANSPOSED:
+        return header.height, header.width
+    return header.width, header.height
 
 
 def _raise_if(problems: list[str], what: str) -> None:
@@ -95,25 +100,57 @@ def find_unpaired(root: str | Path) -> list[Pair]:
 
 
 def read_manifest(path: str | Path, split: str) -> list[Pair]:
-    """Pairs of one split of a manifest written by ``darkir split`` (paths relative to the manifest)."""
+    """Pairs of one split of a manifest written by ``darkir split`` (paths relative to the manifest), checked as
+    :func:`find_pairs` checks a folder's: missing, unreadable and mismatched files are raised together."""
     path = Path(path)
     try:
         manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DatasetError(f"{path}: cannot read manifest: {exc}") from exc
-    if split not in manifest.get("splits", {}):
-        raise DatasetError(f"{path}: no split {split!r} (has {', '.join(manifest.get('splits', {}))})")
-    base = path.parent / manifest.get("root", ".")
-    pairs = [Pair(base / low, base / high, low) for low, high in manifest["splits"][split]]
-    missing = [
-        f"{p.low if not p.low.is_file() else p.high}: listed in {path} but missing"
-        for p in pairs
-        if not (p.low.is_file() and p.high.is_file())
-    ]
-    _raise_if(missing, f"manifest {path} split {split}")
-    if not pairs:
+    entries = _split_entries(path, manifest, split)
+    if not entries:
         raise DatasetError(f"{path}: split {split!r} is empty")
+    base = path.parent / manifest.get("root", ".")
+    pairs = [Pair(base / low, base / high, low) for low, high in entries]
+    present, problems = [], []
+    for pair in pairs:
+        absent = next((file for file in (pair.low, pair.high) if not file.is_file()), None)
+        if absent is None:
+            present.append(pair)
+        else:
+            problems.append(f"{absent}: listed in {path} but missing")
+    problems.extend(check_pairs(present))
+    _raise_if(problems, f"manifest {path} split {split}")
     return pairs
+
+
+def _split_entries(path: Path, manifest: object, split: str) -> list[list[str]]:
+    """The ``[low, high]`` entries of ``split``, the manifest's structure checked (as ``darkir split`` writes it:
+    ``{"root": "...", "splits": {"name": [["low", "high"], ...]}}``)."""
+    splits = manifest.get("splits") if isinstance(manifest, dict) else None
+    if not isinstance(splits, dict):
+        raise DatasetError(
+            f'{path}: not a split manifest (expected a JSON object with "splits": {{"name": [["low", "high"], ...]}}, '
+            "as darkir split writes)"
+        )
+    if not isinstance(manifest.get("root", "."), str):
+        raise DatasetError(f'{path}: "root" is {json.dumps(manifest["root"])[:80]}, not a folder path')
+    if split not in splits:
+        raise DatasetError(f"{path}: no split {split!r} (has {', '.join(splits) or 'none'})")
+    entries = splits[split]
+    if not isinstance(entries, list):
+        raise DatasetError(f"{path}: split {split!r} is {json.dumps(entries)[:80]}, not a list of [low, high] pairs")
+    bad = [
+        index
+        for index, entry in enumerate(entries)
+        if not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(x, str) and x for x in entry))
+    ]
+    if bad:
+        raise DatasetError(
+            f"{path}: split {split!r} entry {bad[0]} is {json.dumps(entries[bad[0]])[:80]}, not a [low, high] pair "
+            f"of paths{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''}"
+        )
+    return entries
 
 
 def resolve_pairs(location: str | Path, split: str) -> list[Pair]:

@@ -4,7 +4,8 @@ The network is the published one: torchvision's AlexNet ``features`` (weights
 ``alexnet-owt-7be5be79.pth``, normally cached by torchvision under ``torch.hub.get_dir()/checkpoints``)
 and the LPIPS linear heads ``weights/v0.1/alex.pth`` shipped in the ``lpips`` wheel. Neither is
 downloaded: when a file is missing, :class:`LPIPSUnavailableError` says which and how to get it, and
-callers report LPIPS as unavailable while still reporting everything else.
+callers report LPIPS as unavailable while still reporting everything else. A file that is there but holds
+something else is a :class:`~darkir.errors.CheckpointError` naming it and what it should hold.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from darkir.errors import DarkIRError
+from darkir.errors import CheckpointError, DarkIRError
 
 BACKBONE_FILE = "alexnet-owt-7be5be79.pth"
+#: Images smaller than this on either side get NaN: AlexNet's third pooling would have no pixel left
+#: (31 px -> 7 after conv1 (11, stride 4) -> 3 after the first pooling -> 1 after the second).
+MIN_SIZE = 31
 #: Input normalization of the LPIPS paper's ScalingLayer (for inputs in [-1, 1]).
 _SHIFT = (-0.030, -0.088, -0.188)
 _SCALE = (0.458, 0.448, 0.450)
@@ -30,6 +34,20 @@ _ALEX_CONVS = {
     6: (192, 384, 3, 1, 1),
     8: (384, 256, 3, 1, 1),
     10: (256, 256, 3, 1, 1),
+}
+
+
+#: The tensors LPIPS takes from each file, with their shapes.
+BACKBONE_SHAPES = {
+    f"features.{i}.{part}": shape
+    for i, (cin, cout, k, _, _) in _ALEX_CONVS.items()
+    for part, shape in (("weight", (cout, cin, k, k)), ("bias", (cout,)))
+}
+HEADS_SHAPES = {f"lin{i}.model.1.weight": (1, c, 1, 1) for i, c in enumerate((64, 192, 384, 256, 256))}
+#: Each LPIPS file: the tensors it holds and how errors name it.
+_FILES = {
+    "backbone": (BACKBONE_SHAPES, f"torchvision's AlexNet weights ({BACKBONE_FILE})"),
+    "heads": (HEADS_SHAPES, "the LPIPS v0.1 alex linear heads (weights/v0.1/alex.pth of the lpips package)"),
 }
 
 
@@ -59,9 +77,7 @@ class LPIPS(nn.Module):
             {str(i): nn.Conv2d(cin, cout, k, stride=s, padding=p) for i, (cin, cout, k, s, p) in _ALEX_CONVS.items()}
         )
         self.heads = nn.ModuleList(nn.Conv2d(c, 1, 1, bias=False) for c in (64, 192, 384, 256, 256))
-        weights = {
-            f"convs.{k.split('.')[1]}.{k.split('.')[2]}": v for k, v in backbone.items() if k.startswith("features.")
-        }
+        weights = {f"convs.{key.removeprefix('features.')}": backbone[key] for key in BACKBONE_SHAPES}
         weights.update({f"heads.{i}.weight": heads[f"lin{i}.model.1.weight"] for i in range(5)})
         self.load_state_dict(weights, strict=True)
         self.register_buffer("shift", torch.tensor(_SHIFT).view(1, 3, 1, 1))
@@ -80,6 +96,9 @@ class LPIPS(nn.Module):
 
     @torch.no_grad()
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The distance of each pair of images; NaN for images under :data:`MIN_SIZE` px on a side."""
+        if min(pred.shape[-2:]) < MIN_SIZE:
+            return torch.full((pred.shape[0],), float("nan"), device=pred.device)
         total = torch.zeros(pred.shape[0], device=pred.device)
         for head, a, b in zip(self.heads, self._features(pred.float()), self._features(target.float()), strict=True):
             a = a / (a.norm(dim=1, keepdim=True) + 1e-10)
@@ -102,5 +121,36 @@ def load_lpips(backbone: str | os.PathLike[str] | None = None, heads: str | os.P
             f"LPIPS unavailable: linear heads {heads_path or 'lpips/weights/v0.1/alex.pth'} are missing "
             "(pip install --no-deps lpips ships them)"
         )
-    load = lambda path: torch.load(path, map_location="cpu", weights_only=True)  # noqa: E731
-    return LPIPS(load(backbone_path), load(heads_path))
+    return LPIPS(_read_weights(backbone_path, "backbone"), _read_weights(heads_path, "heads"))
+
+
+def _read_weights(path: Path, kind: str) -> dict[str, torch.Tensor]:
+    """The tensors of the LPIPS file ``kind`` (``backbone`` or ``heads``) at ``path``; a CheckpointError naming
+    the file and what it should hold otherwise (and saying so when it holds the other file: the two swapped)."""
+    shapes, what = _FILES[kind]
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read it ({exc.strerror or exc}); expected {what}") from None
+    except Exception:  # torch raises several types for files it cannot unpickle
+        raise CheckpointError(f"{path}: not a PyTorch weights file; expected {what}") from None
+    problem = _mismatch(state, shapes)
+    if problem is None:
+        return state
+    other = next(name for name in _FILES if name != kind)
+    if _mismatch(state, _FILES[other][0]) is None:
+        problem = f"it holds the LPIPS {other} instead (were the backbone and heads files swapped?)"
+    raise CheckpointError(f"{path}: not {what}: {problem}")
+
+
+def _mismatch(state: object, shapes: dict[str, tuple[int, ...]]) -> str | None:
+    """What keeps ``state`` from holding tensors of ``shapes`` (the first such thing), None if nothing does."""
+    if not isinstance(state, dict):
+        return f"it holds a {type(state).__name__}, not a state_dict"
+    for key, shape in shapes.items():
+        value = state.get(key)
+        if not isinstance(value, torch.Tensor):
+            return f"{key} is missing"
+        if tuple(value.shape) != shape:
+            return f"{key} has shape {tuple(value.shape)}, not {shape}"
+    return None

@@ -82,7 +82,8 @@ def _is_input(path: Path, suffixes: tuple[str, ...]) -> bool:
 
 
 def walk_files(root: Path) -> Iterator[Path]:
-    """Every file under ``root``, symlinked folders followed, each real folder entered once: loops of links end."""
+    """Every file under ``root`` outside hidden folders (``root`` itself may be one), symlinked folders followed,
+    each real folder entered once: loops of links end."""
     seen: set[tuple[int, int]] = set()
     for folder, subfolders, files in os.walk(root, followlinks=True):
         status = os.stat(folder)
@@ -90,7 +91,7 @@ def walk_files(root: Path) -> Iterator[Path]:
             subfolders.clear()
             continue
         seen.add((status.st_dev, status.st_ino))
-        subfolders.sort()
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
         for name in sorted(files):
             yield Path(folder) / name
 

@@ -1,0 +1,203 @@
+"""Evaluation inputs are checked before any work: oriented sizes, manifests, hidden folders, LPIPS and Zero-DCE
+weight files; LPIPS of tiny images and PSNR of identical 16-bit images are what the docs say."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image as PILImage
+
+from darkir.checkpoint import CheckpointError
+from darkir.cli import main
+from darkir.cli.common import load_lpips_or_none
+from darkir.data.layouts import DatasetError, list_images
+from darkir.data.pairs import find_pairs, read_manifest
+from darkir.errors import DarkIRError
+from darkir.eval import lpips as lpips_module
+from darkir.eval.lpips import LPIPSUnavailableError, load_lpips
+from darkir.eval.metrics import PSNR_CAP, prepare, psnr
+from darkir.eval.zerodce import load_zero_dce
+from darkir.imageio import read_image
+from darkir.infer.files import plan_jobs
+from tests.test_eval import _stand_in_lpips
+
+_ROTATED = 6  # EXIF orientation: displayed a quarter turn from how it is stored
+
+
+def _png(path: Path, height: int = 40, width: int = 56, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rgb = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    PILImage.fromarray(rgb).save(path)
+    return path
+
+
+def _jpeg(path: Path, height: int, width: int, orientation: int | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    exif = PILImage.Exif()
+    if orientation is not None:
+        exif[0x0112] = orientation
+    PILImage.fromarray(np.full((height, width, 3), 90, np.uint8)).save(path, exif=exif.tobytes())
+    return path
+
+
+def _lpips_args(backbone: Path | None = None, heads: Path | None = None) -> argparse.Namespace:
+    return argparse.Namespace(no_lpips=False, lpips_backbone=backbone, lpips_heads=heads)
+
+
+# 1. EXIF orientation
+
+
+def test_pair_sizes_are_the_displayed_ones(tmp_path):
+    low = _jpeg(tmp_path / "a" / "low" / "x.jpg", 40, 56, _ROTATED)  # stored 56x40, displayed 40x56
+    _jpeg(tmp_path / "a" / "high" / "x.jpg", 56, 40)
+    assert read_image(low).rgb.shape[:2] == (56, 40)
+    assert len(find_pairs(tmp_path / "a")) == 1  # no false mismatch
+    _jpeg(tmp_path / "b" / "low" / "x.jpg", 40, 56, _ROTATED)
+    _jpeg(tmp_path / "b" / "high" / "x.jpg", 40, 56)  # same stored size, different displayed one
+    with pytest.raises(DatasetError, match=r"low/x.jpg: size 40x56 but reference .*high/x.jpg is 56x40"):
+        find_pairs(tmp_path / "b")
+
+
+# 2. Manifests
+
+
+def test_manifest_pairs_are_size_checked_before_any_work(tmp_path, tiny_checkpoint, capsys):
+    _png(tmp_path / "low" / "a.png")
+    _png(tmp_path / "high" / "a.png", 48, 64)
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps({"splits": {"test": [["low/a.png", "high/a.png"]]}}))
+    with pytest.raises(DatasetError, match=r"low/a.png: size 56x40 but reference .*high/a.png is 64x48"):
+        read_manifest(manifest, "test")
+    code = main(["test", "--weights", str(tiny_checkpoint), "--data", str(manifest), "--no-lpips", "-q", "--save", "0"])
+    assert code == 2
+    assert "size 56x40 but reference" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ([1, 2], "not a split manifest"),
+        ({"splits": {"test": [["low/a.png"]]}}, r"entry 0 is \[\"low/a.png\"\], not a \[low, high\] pair"),
+        ({"splits": {"test": [["low/a.png", "high/a.png"], [1, 2]]}}, r"entry 1 is \[1, 2\]"),
+        ({"splits": {"test": "low/a.png"}}, "not a list of"),
+        ({"root": 3, "splits": {"test": [["low/a.png", "high/a.png"]]}}, '"root" is 3'),
+    ],
+)
+def test_malformed_manifest_is_one_clear_error(tmp_path, content, message):
+    _png(tmp_path / "low" / "a.png")
+    _png(tmp_path / "high" / "a.png")
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps(content))
+    with pytest.raises(DatasetError, match=message) as error:
+        read_manifest(manifest, "test")
+    assert str(error.value).startswith(str(manifest))
+
+
+# 3. Hidden folders
+
+
+def test_files_in_hidden_folders_are_skipped_below_the_root_only(tmp_path):
+    root = tmp_path / ".cache" / "set"  # the dataset itself lives under a hidden folder
+    for side in ("low", "high"):
+        _png(root / side / "a.png")
+    _png(root / "low" / ".thumbs" / "t.png", 8, 8)
+    _png(root / "low" / "scene" / ".thumbs" / "u.png", 8, 8)
+    assert list_images(root / "low") == [root / "low" / "a.png"]
+    assert [p.name for p in find_pairs(root)] == ["a.png"]
+    jobs, problems = plan_jobs([str(root / "low")], tmp_path / "out")
+    assert [job.source for job in jobs] == [root / "low" / "a.png"] and not problems
+    jobs, _ = plan_jobs([str(root / "low" / "**" / "*.png")], tmp_path / "out")
+    assert [job.source for job in jobs] == [root / "low" / "a.png"]
+
+
+# 4. LPIPS of tiny images
+
+
+def test_lpips_of_images_under_31_px_is_nan(tmp_path):
+    model = load_lpips(*_stand_in_lpips(tmp_path))
+    for height, width in ((30, 64), (64, 30), (1, 1)):
+        a, b = torch.rand(2, 3, height, width), torch.rand(2, 3, height, width)
+        assert torch.isnan(model(a, b)).all()
+    a, b = torch.rand(2, 3, 31, 31), torch.rand(2, 3, 31, 31)
+    assert torch.isfinite(model(a, b)).all()
+
+
+def test_metrics_command_scores_tiny_images_without_lpips(tmp_path, capsys):
+    for name, size in (("small.png", (20, 40)), ("large.png", (40, 56))):
+        _png(tmp_path / "pred" / name, *size, seed=1)
+        _png(tmp_path / "gt" / name, *size, seed=2)
+    backbone, heads = _stand_in_lpips(tmp_path)
+    args = ["metrics", str(tmp_path / "pred"), str(tmp_path / "gt"), "--csv", str(tmp_path / "m.csv"), "-q"]
+    assert main([*args, "--lpips-backbone", str(backbone), "--lpips-heads", str(heads)]) == 0
+    with open(tmp_path / "m.csv") as handle:
+        rows = {row["image"]: row for row in csv.DictReader(handle)}
+    assert rows["small.png"]["lpips"] == "nan" and float(rows["large.png"]["lpips"]) > 0
+
+
+# 5. LPIPS and Zero-DCE weight files
+
+
+def test_bad_lpips_files_are_one_line_naming_the_file(tmp_path, tiny_checkpoint):
+    backbone, heads = _stand_in_lpips(tmp_path)
+    text = tmp_path / "notes.pth"
+    text.write_text("junk\n")
+    with pytest.raises(CheckpointError, match=r"notes.pth: not a PyTorch weights file; expected torchvision's AlexNet"):
+        load_lpips(text, heads)
+    with pytest.raises(CheckpointError, match=r"alex.pth: not torchvision's AlexNet weights .*swapped"):
+        load_lpips(heads, backbone)
+    with pytest.raises(CheckpointError, match=r"tiny.pt: not torchvision's AlexNet weights .*features.0.weight"):
+        load_lpips(tiny_checkpoint, heads)
+    with pytest.raises(
+        CheckpointError, match=r"notes.pth: not a PyTorch weights file; expected the LPIPS v0.1 alex linear heads"
+    ):
+        load_lpips(backbone, text)
+
+
+def test_lpips_file_named_by_the_user_must_exist(tmp_path, monkeypatch, capsys):
+    backbone, heads = _stand_in_lpips(tmp_path)
+    missing = tmp_path / "nope.pth"
+    with pytest.raises(DarkIRError, match=r"--lpips-heads .*nope.pth: no such file"):
+        load_lpips_or_none(_lpips_args(backbone, missing))
+    _png(tmp_path / "pred" / "a.png")
+    _png(tmp_path / "gt" / "a.png")
+    args = ["metrics", str(tmp_path / "pred"), str(tmp_path / "gt"), "-q", "--lpips-heads", str(heads)]
+    assert main([*args, "--lpips-backbone", str(missing)]) == 2
+    assert "--lpips-backbone " + str(missing) + ": no such file" in capsys.readouterr().err
+    monkeypatch.setattr(lpips_module, "default_heads_path", lambda: None)
+    with pytest.raises(LPIPSUnavailableError, match="linear heads"):  # asked for LPIPS: its missing default too
+        load_lpips_or_none(_lpips_args(backbone))
+    monkeypatch.setattr(lpips_module, "default_backbone_path", lambda: missing)
+    assert load_lpips_or_none(_lpips_args()) is None  # nothing asked: a warning
+    assert "reporting PSNR and SSIM only" in capsys.readouterr().err
+
+
+def test_bad_zero_dce_files_are_one_line_naming_the_file(tmp_path, tiny_checkpoint):
+    text = tmp_path / "Epoch99.pth"
+    text.write_text("junk\n")
+    with pytest.raises(CheckpointError, match=r"Epoch99.pth: not a PyTorch weights file; expected the official"):
+        load_zero_dce(text)
+    with pytest.raises(CheckpointError, match=r"tiny.pt: not a Zero-DCE checkpoint \(e_conv1.weight is missing\)"):
+        load_zero_dce(tiny_checkpoint)
+
+
+# 6. 16-bit PSNR
+
+
+def test_identical_16_bit_images_score_the_cap_and_8_bit_scores_are_unchanged(tmp_path):
+    stored = np.random.default_rng(0).integers(0, 65536, (24, 32, 3), dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / "a.png"), stored)
+    image = read_image(tmp_path / "a.png")
+    assert image.bit_depth == 16
+    target = torch.from_numpy(image.rgb).permute(2, 0, 1)[None]
+    assert psnr(prepare(target.clone(), "8bit", bit_depth=16), target).item() == PSNR_CAP
+    pred = torch.rand(1, 3, 24, 32) * 1.4 - 0.2
+    old = torch.round(pred.clamp(0, 1) * 255) / 255
+    assert torch.equal(prepare(pred, "8bit"), old) and torch.equal(prepare(pred, "8bit", bit_depth=8), old)
+    assert torch.equal(prepare(pred, "8bit", bit_depth=32), pred.clamp(0, 1))
