@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 
 from darkir.cli.common import (
@@ -13,6 +12,8 @@ from darkir.cli.common import (
     add_weights_source,
     evaluation_pairs,
     load_lpips_or_none,
+    positive_float,
+    positive_int,
     restorer_from_args,
     settings_from_args,
     trained_model,
@@ -168,7 +169,7 @@ def _compare_unpaired(args: argparse.Namespace, methods: list) -> int:
     from pathlib import Path
 
     from darkir.data.pairs import find_unpaired
-    from darkir.eval.unpaired import NO_REFERENCE_NOTE, compare_unpaired
+    from darkir.eval.unpaired import NO_REFERENCE_NOTE, compare_unpaired, unpaired_line
 
     pairs = find_unpaired(args.data)
     if args.max_images:
@@ -176,15 +177,14 @@ def _compare_unpaired(args: argparse.Namespace, methods: list) -> int:
     summary = compare_unpaired(methods, pairs, Path(args.output), args.resamples, progress=not args.quiet)
     print(NO_REFERENCE_NOTE)
     for name, entry in summary["methods"].items():
-        ci = entry["niqe"]
-        niqe = f"NIQE {ci['mean']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]"
-        print(f"{name}: {niqe}, brightness {entry['brightness']:.3f}")
+        print(unpaired_line(name, entry, summary["images"]))
     print(f"report -> {Path(args.output) / 'report.md'}")
     return 0
 
 
-def _compared_variants(args: argparse.Namespace) -> list:
-    """The methods of the variants that ``-p``/``--weights`` name, restored with the runtime flags."""
+def _compared_variants(args: argparse.Namespace, reserved: set[str]) -> list:
+    """The methods of the variants that ``-p``/``--weights`` name, restored with the runtime flags; each named apart
+    from the others and from the ``reserved`` names (the baselines'), ``input (2)`` for a variant called ``input``."""
     from pathlib import Path
 
     from darkir.eval.methods import model_method
@@ -203,7 +203,7 @@ def _compared_variants(args: argparse.Namespace) -> list:
         weights = sources[index] if sources else None
         opts = load_options(options[index]) if options else None
         name = opts.network.name if opts else Path(str(weights)).stem
-        name = _unique(name, {v.name for v in variants})
+        name = _unique(name, reserved | {v.name for v in variants})
         variants.append(model_method(name, settings.restorer(trained_model(weights, opts))))
     return variants
 
@@ -212,13 +212,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Compare variants beside the input and auto-exposure baselines, with bootstrap CIs and pictures."""
     from pathlib import Path
 
-    from darkir.eval.compare import compare
+    from darkir.eval.compare import compare, method_line
     from darkir.eval.methods import auto_exposure, clahe, identity, zero_dce
 
+    if args.exposure_target > 1:
+        raise DarkIRError(f"--exposure-target is a mean brightness in (0, 1], got {args.exposure_target:g}")
     writable_folder(args.output)
-    variants = _compared_variants(args)
     baselines = [identity(), auto_exposure(args.exposure_target), clahe()]
     baselines += [zero_dce(args.zero_dce)] if args.zero_dce else []
+    variants = _compared_variants(args, {baseline.name for baseline in baselines})
     if args.unpaired:
         return _compare_unpaired(args, variants + baselines)
     pairs = evaluation_pairs(args, None)
@@ -236,12 +238,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     for name, entry in summary["methods"].items():
-        mean, shade = entry["mean"], entry["tone"]
-        corr = "n/a" if math.isnan(shade["correlation"]) else f"{shade['correlation']:.2f}"
-        print(
-            f"{name}: PSNR {mean['psnr']:.2f} dB, SSIM {mean['ssim']:.4f}; detail {mean['psnr_detail']:.2f} dB, "
-            f"{mean['ssim_detail']:.4f}; brightness ratio {shade['ratio']:.3f}, correlation {corr}"
-        )
+        print(method_line(name, entry, summary["images"]))
     print(f"report -> {Path(args.output) / 'report.md'}")
     return 0
 
@@ -284,6 +281,11 @@ def register(add: AddCommand) -> None:
     add_runtime(unpaired, precision="fp32")  # scores are computed exactly by default
     unpaired.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
+    _register_compare(add)
+
+
+def _register_compare(add: AddCommand) -> None:
+    """Add ``darkir compare`` (its numeric options are checked as they are parsed, before any work)."""
     compare = add(
         "compare",
         cmd_compare,
@@ -299,10 +301,12 @@ def register(add: AddCommand) -> None:
     )
     compare.add_argument("--split", default="test", help="split of a manifest (default test)")
     compare.add_argument("-o", "--output", required=True, help="report folder")
-    compare.add_argument("--size", type=int, default=256, help="input side for MACs and latency (default 256)")
-    compare.add_argument("--max-images", type=int, default=0, help="use the first N images only")
-    compare.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
-    compare.add_argument("--exposure-target", type=float, default=0.4, help="auto-exposure mean target (default 0.4)")
+    compare.add_argument("--size", type=positive_int, default=256, help="input side for MACs and latency (default 256)")
+    compare.add_argument("--max-images", type=positive_int, metavar="N", help="use the first N images (default all)")
+    compare.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples (default 2000)")
+    compare.add_argument(
+        "--exposure-target", type=positive_float, default=0.4, help="auto-exposure mean target in (0, 1] (default 0.4)"
+    )
     compare.add_argument(
         "--zero-dce", metavar="PTH", help="also compare the official Zero-DCE weights (its Epoch99.pth, by path)"
     )

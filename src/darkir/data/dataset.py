@@ -58,7 +58,8 @@ class PairedDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, object]:
         pair = self.pairs[index]
-        low = read_image(pair.low).rgb
+        image = read_image(pair.low)
+        low = image.rgb
         high = read_image(pair.high).rgb if pair.high is not None else None
         rng = np.random.default_rng([self.seed, self.epoch, index])
         if self.crop:
@@ -80,7 +81,7 @@ class PairedDataset(Dataset):
         for op in ops:
             low = op(low)
             high = op(high) if high is not None else None
-        sample: dict[str, object] = {"low": to_tensor(low), "name": pair.name}
+        sample: dict[str, object] = {"low": to_tensor(low), "name": pair.name, "bit_depth": image.bit_depth}
         if high is not None:
             sample["high"] = to_tensor(high)
         return sample

@@ -1,9 +1,11 @@
 """Honest variant comparison: cost, latency, metrics with paired bootstrap CIs, win rates, pictures.
 
-Every variant is scored on the same images beside two baselines (the input as it is and a global
-auto-exposure). Differences are taken per image against the first variant and summarized with a
-paired bootstrap (resampling images), so a difference whose 95% interval contains 0 is reported as
-no evidence of a difference.
+Every variant is scored on the same images beside baselines (the input as it is, a global auto-exposure, CLAHE).
+Differences are taken per image against the first variant and summarized with a paired bootstrap (resampling
+images), so a difference whose 95% interval contains 0 is reported as no evidence of a difference. Images without a
+value (SSIM under 11 pixels a side, NIQE under 96x96) are left out of a mean, which then says how many images it
+covers, and out of every paired difference that involves them; fewer than :data:`MIN_INTERVAL_IMAGES` images give a
+mean without interval, win rate or verdict.
 """
 
 from __future__ import annotations
@@ -22,25 +24,51 @@ import torch
 
 from darkir.complexity import measure_complexity
 from darkir.data.pairs import Pair
+from darkir.errors import DarkIRError
 from darkir.eval.lpips import LPIPS
 from darkir.eval.methods import Method
 from darkir.eval.metrics import PSNR_CAP, Convention, prepare
-from darkir.eval.paired import METRICS, Scores, evaluate, write_csv
+from darkir.eval.paired import METRICS, Scores, count_note, evaluate, write_csv
 from darkir.imageio import Image, read_image, write_image
 
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "psnr_detail": True, "ssim_detail": True, "niqe": False}
+#: The fewest images with a value that get a bootstrap interval, a win rate and a verdict (one image has no spread).
+MIN_INTERVAL_IMAGES = 2
+#: What a report says where some mean or difference has a value but no interval.
+TOO_FEW_NOTE = (
+    f"Too few images for an interval: intervals, win rates and verdicts need at least {MIN_INTERVAL_IMAGES} images "
+    "with a value; below that they read n/a."
+)
 
 
 @dataclass(frozen=True)
 class Interval:
-    """A bootstrap estimate: the observed mean and its 95% percentile interval."""
+    """A bootstrap estimate over ``images`` values: the observed mean and its 95% percentile interval (NaN bounds
+    below :data:`MIN_INTERVAL_IMAGES` values, NaN mean without any)."""
 
     mean: float
     low: float
     high: float
+    images: int
 
-    def as_text(self, digits: int) -> str:
-        return f"{self.mean:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
+    @classmethod
+    def of(cls, entry: dict) -> Interval:
+        """The interval stored in a summary entry (its ``mean``, ``low``, ``high`` and ``images``)."""
+        return cls(entry["mean"], entry["low"], entry["high"], entry["images"])
+
+    def as_text(self, digits: int, signed: bool = True) -> str:
+        """``mean [low, high]``; ``mean [n/a]`` without an interval; ``n/a`` without a mean."""
+        sign = "+" if signed else ""
+        if math.isnan(self.mean):
+            return "n/a"
+        if math.isnan(self.low):
+            return f"{self.mean:{sign}.{digits}f} [n/a]"
+        return f"{self.mean:{sign}.{digits}f} [{self.low:{sign}.{digits}f}, {self.high:{sign}.{digits}f}]"
+
+
+def plural(images: int) -> str:
+    """``1 image``, ``2 images``."""
+    return f"{images} image" if images == 1 else f"{images} images"
 
 
 def json_numbers(value: object) -> object:
@@ -54,23 +82,41 @@ def json_numbers(value: object) -> object:
     return value
 
 
+def unique_names(methods: Sequence[Method]) -> None:
+    """Raise unless every method has its own name (results, columns and report rows are keyed by it)."""
+    names = [method.name for method in methods]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DarkIRError(f"methods to compare share a name ({', '.join(repeated)}); give each its own")
+
+
 def bootstrap_mean(values: np.ndarray, resamples: int = 2000, seed: int = 0) -> Interval:
-    """Mean of ``values`` with a 95% percentile bootstrap interval (images resampled with replacement)."""
+    """Mean of ``values`` (NaN left out) with a 95% percentile bootstrap interval (images resampled with
+    replacement); no interval below :data:`MIN_INTERVAL_IMAGES` values."""
     values = values[~np.isnan(values)]
-    if values.size == 0:
-        return Interval(math.nan, math.nan, math.nan)
+    if values.size < MIN_INTERVAL_IMAGES:
+        mean = float(values.mean()) if values.size else math.nan
+        return Interval(mean, math.nan, math.nan, int(values.size))
     rng = np.random.default_rng(seed)
     means = values[rng.integers(0, values.size, (resamples, values.size))].mean(axis=1)
-    return Interval(float(values.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
+    low, high = np.percentile(means, [2.5, 97.5])
+    return Interval(float(values.mean()), float(low), float(high), int(values.size))
 
 
 def win_rate(diff: np.ndarray, metric: str) -> float:
-    """Share of images on which the compared method is strictly better (ties count half)."""
+    """Share of images on which the compared method is strictly better (ties count half); NaN below
+    :data:`MIN_INTERVAL_IMAGES` differences."""
     diff = diff[~np.isnan(diff)]
-    if diff.size == 0:
+    if diff.size < MIN_INTERVAL_IMAGES:
         return math.nan
     better = diff > 0 if HIGHER_IS_BETTER[metric] else diff < 0
     return float((better.sum() + 0.5 * (diff == 0).sum()) / diff.size)
+
+
+def paired(diff: np.ndarray, metric: str, resamples: int) -> dict:
+    """Per-image differences (NaN where either method has no value, so left out) summarized: the bootstrap
+    interval of their mean, their count (``images``) and the win rate."""
+    return {**vars(bootstrap_mean(diff, resamples)), "win_rate": win_rate(diff, metric)}
 
 
 def latency(method: Method, size: int, repeats: int = 3) -> float:
@@ -88,23 +134,28 @@ def latency(method: Method, size: int, repeats: int = 3) -> float:
 
 
 def _histogram(path: Path, reference: Scores, others: Sequence[Scores]) -> None:
+    """Histograms of the per-image PSNR differences of ``others`` against ``reference`` (images without a
+    difference left out; a method without any is not drawn)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6, 3.5), dpi=120)
+    drawn = 0
     for scores in others:
-        axis.hist(
-            scores.array("psnr") - reference.array("psnr"),
-            bins=30,
-            alpha=0.6,
-            label=f"{scores.method} - {reference.method}",
-        )
+        diff = scores.array("psnr") - reference.array("psnr")
+        diff = diff[np.isfinite(diff)]
+        if diff.size:
+            axis.hist(diff, bins=30, alpha=0.6, label=f"{scores.method} - {reference.method}")
+            drawn += 1
     axis.axvline(0, color="black", linewidth=1)
     axis.set_xlabel("PSNR difference per image (dB)")
     axis.set_ylabel("images")
-    axis.legend(fontsize=8)
+    if drawn:
+        axis.legend(fontsize=8)
+    else:
+        axis.text(0.5, 0.5, "no image has a PSNR difference", transform=axis.transAxes, ha="center")
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
@@ -146,36 +197,29 @@ def compare(
     progress: bool = True,
 ) -> dict:
     """Score all methods on ``pairs`` and write ``report.md``, ``per_image.csv``, ``summary.json``,
-    ``psnr_diff_hist.png`` and ``grid.png`` into ``output``; returns the summary."""
+    ``psnr_diff_hist.png`` and ``grid.png`` into ``output``; returns the summary. Every method needs its own name."""
+    unique_names([*variants, *baselines])
     output.mkdir(parents=True, exist_ok=True)
     methods = [*variants, *baselines]
     all_scores = [evaluate(method, pairs, convention, lpips, progress=progress) for method in methods]
     write_csv(output / "per_image.csv", all_scores)
-    reference = all_scores[0]
+    reference, baseline_scores = all_scores[0], all_scores[len(variants) :]
     summary: dict = {
         "convention": convention,
         "images": len(pairs),
         "resamples": resamples,
         "bootstrap_seed": 0,
+        "min_interval_images": MIN_INTERVAL_IMAGES,
         "psnr_cap_db": PSNR_CAP,
         "methods": {},
     }
-    for method, scores in zip(methods, all_scores, strict=True):
-        entry: dict = {"mean": {m: scores.mean(m) for m in METRICS}}
-        entry["ci"] = {m: vars(bootstrap_mean(scores.array(m), resamples)) for m in METRICS}
-        entry["tone"] = vars(scores.tone())
-        if method.restorer is not None:
-            cost = measure_complexity(method.restorer.model, size=latency_size)
-            entry.update(
-                params=cost.params,
-                macs=cost.macs,
-                latency_s=latency(method, latency_size),
-                device=str(method.restorer.device),
-            )
-        if scores is not reference:
-            diffs = {m: scores.array(m) - reference.array(m) for m in METRICS}
-            entry["vs_reference"] = {
-                m: {**vars(bootstrap_mean(diffs[m], resamples)), "win_rate": win_rate(diffs[m], m)} for m in METRICS
+    for index, (method, scores) in enumerate(zip(methods, all_scores, strict=True)):
+        entry = _entry(method, scores, resamples, latency_size)
+        if index > 0:
+            entry["vs_reference"] = {m: paired(scores.array(m) - reference.array(m), m, resamples) for m in METRICS}
+        if index < len(variants):
+            entry["psnr_vs_baselines"] = {
+                b.method: paired(scores.array("psnr") - b.array("psnr"), "psnr", resamples) for b in baseline_scores
             }
         summary["methods"][method.name] = entry
     (output / "summary.json").write_text(json.dumps(json_numbers(summary), indent=2, allow_nan=False))
@@ -192,21 +236,59 @@ def compare(
     return summary
 
 
+def _entry(method: Method, scores: Scores, resamples: int, latency_size: int) -> dict:
+    """A method's summary entry: means, intervals (with the count of images that have a value), tone, and for a
+    model its cost."""
+    entry: dict = {"mean": {m: scores.mean(m) for m in METRICS}}
+    entry["ci"] = {m: vars(bootstrap_mean(scores.array(m), resamples)) for m in METRICS}
+    entry["tone"] = vars(scores.tone())
+    if method.restorer is not None:
+        cost = measure_complexity(method.restorer.model, size=latency_size)
+        entry.update(
+            params=cost.params,
+            macs=cost.macs,
+            latency_s=latency(method, latency_size),
+            device=str(method.restorer.device),
+        )
+    return entry
+
+
+def method_line(name: str, entry: dict, total: int) -> str:
+    """One line of a method's means (with how many of ``total`` images have a value where not all have one)."""
+    ci, shade = entry["ci"], entry["tone"]
+
+    def mean(metric: str, digits: int) -> str:
+        value = ci[metric]["mean"]
+        text = "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+        return text + count_note(ci[metric]["images"], total)
+
+    corr = "n/a" if math.isnan(shade["correlation"]) else f"{shade['correlation']:.2f}"
+    return (
+        f"{name}: PSNR {mean('psnr', 2)} dB, SSIM {mean('ssim', 4)}; detail {mean('psnr_detail', 2)} dB, "
+        f"{mean('ssim_detail', 4)}; brightness ratio {shade['ratio']:.3f}, correlation {corr}"
+    )
+
+
 def render_report(
     summary: dict, reference: str, variants: list[str], size: int, order: list[int], pairs: Sequence[Pair]
 ) -> str:
     """The markdown report: tables of cost and metrics, differences with CIs, and the pictures."""
-    methods = summary["methods"]
+    methods, total = summary["methods"], summary["images"]
+    rows = ", ".join(pairs[i].name for i in order)
+    chosen = (
+        f"the images where {variants[0]} and {variants[1]} differ most in PSNR"
+        if len(variants) >= 2
+        else f"the first {len(order)} images"
+    )
     lines = [
         *_overview(summary, size),
-        *_differences(methods, reference),
-        *_detail_and_tone(methods),
-        *_reading(methods, reference, variants),
+        *_differences(methods, reference, total),
+        *_detail_and_tone(methods, total),
+        *_reading(methods, reference, variants, total),
         "",
         "![PSNR differences](psnr_diff_hist.png)",
         "",
-        f"Rows: {', '.join(pairs[i].name for i in order)} (the images where the first two variants differ most). "
-        f"Columns: input | {' | '.join(variants)} | ground truth.",
+        f"Rows: {rows} ({chosen}). Columns: input | {' | '.join(variants)} | ground truth.",
         "",
         "![grid](grid.png)",
         "",
@@ -214,16 +296,34 @@ def render_report(
     return "\n".join(lines)
 
 
+def _too_few(methods: dict) -> bool:
+    """Whether some mean or difference of the report has a value but too few images for an interval."""
+    intervals = [
+        interval
+        for entry in methods.values()
+        for group in (entry["ci"], entry.get("vs_reference", {}), entry.get("psnr_vs_baselines", {}))
+        for interval in group.values()
+    ]
+    return any(0 < interval["images"] < MIN_INTERVAL_IMAGES for interval in intervals)
+
+
 def _overview(summary: dict, size: int) -> list[str]:
     """The report's title, how it was computed, and the table of cost and metrics with CIs."""
-    outputs = "clamped to [0,1] and quantized to 8 bits" if summary["convention"] == "8bit" else "as raw floats"
+    outputs = (
+        "clamped to [0,1] and quantized to 8 bits (16 for 16-bit inputs)"
+        if summary["convention"] == "8bit"
+        else "as raw floats"
+    )
     resampling = f"{summary['resamples']} resamples, seed {summary['bootstrap_seed']}"
+    total = summary["images"]
     lines = [
         "# Variant comparison",
         "",
-        f"{summary['images']} images; metrics on outputs {outputs}; 95% intervals from a paired bootstrap over "
+        f"{plural(total)}; metrics on outputs {outputs}; 95% intervals from a paired bootstrap over "
         f"images ({resampling}). Per-image values are in `per_image.csv`; every number below is recomputable from it. "
-        f"PSNR of an output identical to its reference counts as {summary['psnr_cap_db']:g} dB.",
+        f"PSNR of an output identical to its reference counts as {summary['psnr_cap_db']:g} dB. A mean or difference "
+        "over only some of the images (the others have no value) says how many it covers.",
+        *_too_few_note(summary["methods"]),
         "",
         f"| method | params | GMac @{size} | latency @{size} (s) | PSNR (dB) | SSIM | LPIPS |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -234,19 +334,23 @@ def _overview(summary: dict, size: int) -> list[str]:
             if "params" in entry
             else "- | - | -"
         )
-        ci = entry["ci"]
         cells = [
-            f"{ci['psnr']['mean']:.2f} [{ci['psnr']['low']:.2f}, {ci['psnr']['high']:.2f}]",
-            f"{ci['ssim']['mean']:.4f} [{ci['ssim']['low']:.4f}, {ci['ssim']['high']:.4f}]",
-            "n/a"
-            if math.isnan(ci["lpips"]["mean"])
-            else f"{ci['lpips']['mean']:.4f} [{ci['lpips']['low']:.4f}, {ci['lpips']['high']:.4f}]",
+            Interval.of(entry["ci"][metric]).as_text(digits, signed=False)
+            + count_note(entry["ci"][metric]["images"], total)
+            for metric, digits in (("psnr", 2), ("ssim", 4), ("lpips", 4))
         ]
         lines.append(f"| {name} | {cost} | " + " | ".join(cells) + " |")
     return lines
 
 
-def _differences(methods: dict, reference: str) -> list[str]:
+def _too_few_note(methods: dict) -> list[str]:
+    """The report's line on missing intervals, where some are."""
+    if not _too_few(methods):
+        return []
+    return ["", TOO_FEW_NOTE]
+
+
+def _differences(methods: dict, reference: str, total: int) -> list[str]:
     """The table of paired differences against ``reference``, with CIs and win rates."""
     lines = [
         "",
@@ -261,15 +365,13 @@ def _differences(methods: dict, reference: str) -> list[str]:
         cells = []
         for metric, digits in (("psnr", 2), ("ssim", 4), ("lpips", 4)):
             d = entry["vs_reference"][metric]
-            if math.isnan(d["mean"]):
-                cells += ["n/a", "n/a"]
-            else:
-                cells += [Interval(d["mean"], d["low"], d["high"]).as_text(digits), f"{d['win_rate']:.0%}"]
+            wins = "n/a" if math.isnan(d["win_rate"]) else f"{d['win_rate']:.0%}"
+            cells += [Interval.of(d).as_text(digits) + count_note(d["images"], total), wins]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 
 
-def _detail_and_tone(methods: dict) -> list[str]:
+def _detail_and_tone(methods: dict, total: int) -> list[str]:
     """The table of detail scores (gain and gamma fitted away) and tone (brightness against the references)."""
     lines = [
         "",
@@ -283,28 +385,47 @@ def _detail_and_tone(methods: dict) -> list[str]:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, entry in methods.items():
-        mean, shade = entry["mean"], entry["tone"]
+        ci, shade = entry["ci"], entry["tone"]
+        detail = [
+            ("n/a" if math.isnan(ci[m]["mean"]) else f"{ci[m]['mean']:.{digits}f}") + count_note(ci[m]["images"], total)
+            for m, digits in (("psnr_detail", 2), ("ssim_detail", 4))
+        ]
         corr = "n/a" if math.isnan(shade["correlation"]) else f"{shade['correlation']:.2f}"
         lines.append(
-            f"| {name} | {mean['psnr_detail']:.2f} | {mean['ssim_detail']:.4f} | "
+            f"| {name} | {detail[0]} | {detail[1]} | "
             f"{shade['output_mean']:.3f} / {shade['reference_mean']:.3f} | {shade['ratio']:.3f} | {corr} |"
         )
     return lines
 
 
-def _reading(methods: dict, reference: str, variants: list[str]) -> list[str]:
+def _verdict(d: dict, total: int) -> str:
+    """What a paired PSNR difference says: better, worse or no evidence, and the win rate; or why it says nothing."""
+    if d["images"] == 0:
+        return "no image has a PSNR difference, so no verdict"
+    if d["images"] < MIN_INTERVAL_IMAGES:
+        return (
+            f"too few images for an interval ({d['images']} with a PSNR difference, at least {MIN_INTERVAL_IMAGES} "
+            "needed), so no verdict"
+        )
+    verdict = (
+        "no evidence of a PSNR difference (the interval contains 0)"
+        if d["low"] <= 0 <= d["high"]
+        else ("better" if d["mean"] > 0 else "worse") + " in PSNR (the interval excludes 0)"
+    )
+    scope = "images" if d["images"] >= total else f"the {d['images']} of {total} images with a PSNR difference"
+    return f"{verdict}; it wins on {d['win_rate']:.0%} of {scope}"
+
+
+def _reading(methods: dict, reference: str, variants: list[str], total: int) -> list[str]:
     """What the numbers say: each variant against ``reference``, and against the auto-exposure baseline."""
     lines = ["", "## Reading", ""]
     for name in variants[1:]:
-        d = methods[name]["vs_reference"]["psnr"]
-        verdict = (
-            "no evidence of a PSNR difference (the interval contains 0)"
-            if d["low"] <= 0 <= d["high"]
-            else ("better" if d["mean"] > 0 else "worse") + " in PSNR (the interval excludes 0)"
-        )
-        lines.append(f"- {name} vs {reference}: {verdict}; it wins on {d['win_rate']:.0%} of images.")
-    exposure = next((n for n in methods if n.startswith("auto-exposure")), None)
+        lines.append(f"- {name} vs {reference}: {_verdict(methods[name]['vs_reference']['psnr'], total)}.")
+    baselines = [name for name in methods if name not in variants]
+    exposure = next((name for name in baselines if name.startswith("auto-exposure")), None)
     for name in variants if exposure else []:
-        gap = methods[name]["mean"]["psnr"] - methods[exposure]["mean"]["psnr"]
-        lines.append(f"- {name} is {gap:+.2f} dB PSNR against the {exposure} baseline.")
+        d = methods[name]["psnr_vs_baselines"][exposure]
+        lines.append(
+            f"- {name} vs the {exposure} baseline: {Interval.of(d).as_text(2)} dB PSNR per image; {_verdict(d, total)}."
+        )
     return lines

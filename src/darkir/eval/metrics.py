@@ -1,8 +1,9 @@
 """Full-reference image metrics, per image: PSNR and SSIM (LPIPS lives in :mod:`darkir.eval.lpips`).
 
-Convention (the default everywhere in darkir): outputs are clamped to [0, 1] and quantized to 8 bits,
-as when they are saved, before scoring. ``reference`` scores raw float outputs as the official
-DarkIR testing code does.
+Convention (the default everywhere in darkir, named ``8bit``): outputs are clamped to [0, 1] and quantized as when
+they are saved, before scoring: at their input's bit depth, which callers pass to :func:`prepare` (8 bits, or 16 for
+16-bit inputs: ``darkir restore`` saves an output at its input's bit depth). ``reference`` scores raw float outputs
+as the official DarkIR testing code does.
 """
 
 from __future__ import annotations
@@ -18,10 +19,20 @@ Convention = Literal["8bit", "reference"]
 PSNR_CAP = 100.0
 
 
-def prepare(pred: torch.Tensor, convention: Convention = "8bit") -> torch.Tensor:
-    """Apply the scoring convention to a (N, C, H, W) prediction."""
+#: The largest sample value of each bit depth an output is saved at (32: float samples, clamped but not rounded).
+MAX_VALUES = {8: 255, 16: 65535}
+
+
+def prepare(pred: torch.Tensor, convention: Convention = "8bit", bit_depth: int = 8) -> torch.Tensor:
+    """Apply the scoring convention to a (N, C, H, W) prediction; ``bit_depth``: that of its input (8, 16 or 32),
+    at which ``darkir restore`` would save it, and at which the ``8bit`` convention rounds it."""
+    if bit_depth not in (*MAX_VALUES, 32):
+        raise ValueError(f"unknown bit depth {bit_depth!r}; use 8, 16 or 32")
     if convention == "8bit":
-        return torch.round(pred.clamp(0, 1) * 255) / 255
+        clamped = pred.clamp(0, 1)
+        if bit_depth == 32:
+            return clamped
+        return torch.round(clamped * MAX_VALUES[bit_depth]) / MAX_VALUES[bit_depth]
     if convention == "reference":
         return pred
     raise ValueError(f"unknown convention {convention!r}; use '8bit' or 'reference'")

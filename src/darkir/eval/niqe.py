@@ -125,6 +125,8 @@ def niqe_y(y: np.ndarray) -> float:
         if scale == 1:
             image = imresize_half(image / 255.0) * 255.0
     distortion = np.concatenate([np.array(f) for f in features], axis=1)
+    if np.isnan(distortion).all(axis=0).any():  # a feature no block has (a flat image): no score
+        return math.nan
     mu_distorted = np.nanmean(distortion, axis=0)
     complete = distortion[~np.isnan(distortion).any(axis=1)]
     cov_distorted = np.cov(complete, rowvar=False) if len(complete) > 1 else np.zeros_like(cov_pristine)

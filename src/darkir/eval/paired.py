@@ -28,6 +28,11 @@ METRICS = ("psnr", "ssim", "lpips", "psnr_detail", "ssim_detail")
 BRIGHTNESS = ("brightness", "ref_brightness")
 
 
+def count_note(images: int, total: int) -> str:
+    """`` (k of n images)`` where only some of the ``total`` images have a value; empty where all or none have."""
+    return f" ({images} of {total} images)" if 0 < images < total else ""
+
+
 @dataclass
 class Scores:
     """Per-image metrics of one method on one set of pairs."""
@@ -41,6 +46,10 @@ class Scores:
         """Mean over images (NaN when the metric is unavailable)."""
         values = [v for v in self.values[metric] if not math.isnan(v)]
         return float(np.mean(values)) if values else float("nan")
+
+    def count(self, metric: str) -> int:
+        """How many images have a value of ``metric`` (SSIM, for one, has none under 11 pixels a side)."""
+        return sum(not math.isnan(v) for v in self.values[metric])
 
     def array(self, metric: str) -> np.ndarray:
         return np.asarray(self.values[metric], dtype=np.float64)
@@ -80,12 +89,13 @@ def evaluate(
             raw = method.run(low).float().cpu()
         scores.seconds.append(time.perf_counter() - start)
         with memory_returned_to_os():
-            out = prepare(raw, convention)
+            bit_depth = int(sample["bit_depth"])
+            out = prepare(raw, convention, bit_depth)
             scores.names.append(str(sample["name"]))
             scores.values["psnr"].append(psnr(out, high).item())
             scores.values["ssim"].append(ssim(out, high).item())
             scores.values["lpips"].append(lpips(out.clamp(0, 1), high).item() if lpips else float("nan"))
-            detail = tone_fitted(out, high)
+            detail = tone_fitted(out, high, bit_depth)
             scores.values["psnr_detail"].append(psnr(detail, high).item())
             scores.values["ssim_detail"].append(ssim(detail, high).item())
             scores.values["brightness"].append(brightness(out.clamp(0, 1)).item())
@@ -111,14 +121,23 @@ def write_csv(path: Path, all_scores: Sequence[Scores]) -> None:
 
 
 def summary_line(scores: Scores, convention: Convention) -> str:
-    """``method: PSNR .. dB, SSIM .., LPIPS .. (n images, convention)``."""
-    lpips_text = f"{scores.mean('lpips'):.4f}" if not math.isnan(scores.mean("lpips")) else "n/a"
+    """``method: PSNR .. dB, SSIM .., LPIPS .. (n images, convention)``; a mean over only some of the images says
+    how many (``SSIM 0.17 (1 of 5 images)``)."""
+    total = len(scores.names)
+
+    def mean(metric: str, digits: int) -> str:
+        value = scores.mean(metric)
+        text = "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+        return text + count_note(scores.count(metric), total)
+
     label = (
-        "outputs clamped to [0,1] and quantized to 8 bits" if convention == "8bit" else "raw float outputs (reference)"
+        "outputs clamped to [0,1] and quantized to 8 bits (16 for 16-bit inputs)"
+        if convention == "8bit"
+        else "raw float outputs (reference)"
     )
     return (
-        f"{scores.method}: PSNR {scores.mean('psnr'):.2f} dB, SSIM {scores.mean('ssim'):.4f}, LPIPS {lpips_text} "
-        f"({len(scores.names)} images; {label})\n"
-        f"  detail (tone fitted per image): PSNR {scores.mean('psnr_detail'):.2f} dB, "
-        f"SSIM {scores.mean('ssim_detail'):.4f}; tone: {scores.tone().as_text()}"
+        f"{scores.method}: PSNR {mean('psnr', 2)} dB, SSIM {mean('ssim', 4)}, LPIPS {mean('lpips', 4)} "
+        f"({total} images; {label})\n"
+        f"  detail (tone fitted per image): PSNR {mean('psnr_detail', 2)} dB, "
+        f"SSIM {mean('ssim_detail', 4)}; tone: {scores.tone().as_text()}"
     )

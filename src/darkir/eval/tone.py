@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from darkir.eval.metrics import prepare
+
 #: Gammas tried by :func:`fit_tone` before its refinement (log-spaced, 1/4 to 4).
 _GAMMAS = np.exp(np.linspace(np.log(0.25), np.log(4.0), 49))
 
@@ -54,14 +56,14 @@ def fit_tone(pred: torch.Tensor, target: torch.Tensor) -> tuple[float, float]:
     return _fit_error(p, t, gamma)[1], gamma
 
 
-def tone_fitted(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def tone_fitted(pred: torch.Tensor, target: torch.Tensor, bit_depth: int = 8) -> torch.Tensor:
     """``pred`` (N, C, H, W) with each image's global gain and gamma fitted to ``target``, clamped to [0, 1] and
-    quantized to 8 bits as a saved output is."""
+    quantized as a saved output is (:func:`darkir.eval.metrics.prepare`, ``bit_depth`` that of the input)."""
     fitted = []
     for p, t in zip(pred, target, strict=True):
         gain, gamma = fit_tone(p, t)
         fitted.append((gain * p.double().clamp(0, 1) ** gamma).float())
-    return torch.round(torch.stack(fitted).clamp(0, 1) * 255) / 255
+    return prepare(torch.stack(fitted), "8bit", bit_depth)
 
 
 def brightness(images: torch.Tensor) -> torch.Tensor:

@@ -21,10 +21,20 @@ from tqdm import tqdm
 
 from darkir.data.pairs import Pair
 from darkir.errors import DarkIRError
-from darkir.eval.compare import Interval, bootstrap_mean, json_numbers, win_rate
+from darkir.eval.compare import (
+    MIN_INTERVAL_IMAGES,
+    TOO_FEW_NOTE,
+    Interval,
+    bootstrap_mean,
+    json_numbers,
+    paired,
+    plural,
+    unique_names,
+)
 from darkir.eval.methods import Method
 from darkir.eval.metrics import prepare
 from darkir.eval.niqe import niqe
+from darkir.eval.paired import count_note
 from darkir.imageio import read_image, write_image
 from darkir.infer.restorer import Restorer
 from darkir.outputs import is_same_file
@@ -127,19 +137,36 @@ def unpaired_csv_rows(rows: Sequence[UnpairedRow]) -> list[tuple[str, dict[str, 
     ]  # fmt: skip
 
 
+def _mean(values: Sequence[float]) -> tuple[float, int]:
+    """The mean of the values that are not NaN (NaN without any), and their count."""
+    kept = [value for value in values if not math.isnan(value)]
+    return (float(np.mean(kept)) if kept else math.nan), len(kept)
+
+
+def _scores_text(niqe: Interval, brightness: float, noise: tuple[float, int], total: int) -> str:
+    """``NIQE m [lo, hi], brightness b, noise sigma n``, each mean saying how many of ``total`` images it covers
+    where not all have a value."""
+    return (
+        f"NIQE {niqe.as_text(3, signed=False)}{count_note(niqe.images, total)}, brightness {brightness:.3f}, "
+        f"noise sigma {_format(noise[0], 4)}{count_note(noise[1], total)}"
+    )
+
+
 def mean_line(label: str, scores: Sequence[NoReferenceScores]) -> str:
     """``label: NIQE m [lo, hi], brightness b, noise n`` over images (95% bootstrap interval for NIQE)."""
-    interval = bootstrap_mean(np.array([s.niqe for s in scores]))
-    brightness = float(np.mean([s.brightness for s in scores]))
-    noise = float(np.nanmean([s.noise for s in scores]))
-    return (
-        f"{label}: NIQE {interval.mean:.3f} [{interval.low:.3f}, {interval.high:.3f}], "
-        f"brightness {brightness:.3f}, noise sigma {noise:.4f}"
-    )
+    niqe_interval = bootstrap_mean(np.array([s.niqe for s in scores], dtype=np.float64))
+    brightness = _mean([s.brightness for s in scores])[0]
+    return f"{label}: {_scores_text(niqe_interval, brightness, _mean([s.noise for s in scores]), len(scores))}"
 
 
 def _format(value: float, digits: int) -> str:
     return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def unpaired_line(name: str, entry: dict, total: int) -> str:
+    """One line of a method's means in a :func:`compare_unpaired` summary."""
+    noise = (entry["noise"], entry["noise_images"])
+    return f"{name}: {_scores_text(Interval.of(entry['niqe']), entry['brightness'], noise, total)}"
 
 
 def compare_unpaired(
@@ -150,6 +177,7 @@ def compare_unpaired(
 
     Writes ``report.md``, ``per_image.csv`` and ``summary.json`` into ``output``; returns the summary.
     """
+    unique_names(methods)
     output.mkdir(parents=True, exist_ok=True)
     scores: dict[str, list[NoReferenceScores]] = {method.name: [] for method in methods}
     for pair in tqdm(pairs, desc="comparing", unit="img", disable=not progress):
@@ -166,17 +194,25 @@ def compare_unpaired(
         ],
     )  # fmt: skip
     reference = methods[0].name
-    summary: dict = {"images": len(pairs), "resamples": resamples, "bootstrap_seed": 0, "methods": {}}
+    summary: dict = {
+        "images": len(pairs),
+        "resamples": resamples,
+        "bootstrap_seed": 0,
+        "min_interval_images": MIN_INTERVAL_IMAGES,
+        "methods": {},
+    }
+    reference_niqe = np.array([s.niqe for s in scores[reference]], dtype=np.float64)
     for name, values in scores.items():
-        niqe_values = np.array([s.niqe for s in values])
+        niqe_values = np.array([s.niqe for s in values], dtype=np.float64)
+        noise, noise_images = _mean([s.noise for s in values])
         entry = {
             "niqe": vars(bootstrap_mean(niqe_values, resamples)),
-            "brightness": float(np.mean([s.brightness for s in values])),
-            "noise": float(np.nanmean([s.noise for s in values])),
+            "brightness": _mean([s.brightness for s in values])[0],
+            "noise": noise,
+            "noise_images": noise_images,
         }
         if name != reference:
-            diff = niqe_values - np.array([s.niqe for s in scores[reference]])
-            entry["niqe_vs_reference"] = {**vars(bootstrap_mean(diff, resamples)), "win_rate": win_rate(diff, "niqe")}
+            entry["niqe_vs_reference"] = paired(niqe_values - reference_niqe, "niqe", resamples)
         summary["methods"][name] = entry
     (output / "summary.json").write_text(json.dumps(json_numbers(summary), indent=2, allow_nan=False))
     (output / "report.md").write_text(_render_unpaired(summary, reference))
@@ -184,20 +220,27 @@ def compare_unpaired(
 
 
 def _render_unpaired(summary: dict, reference: str) -> str:
+    """The markdown report of :func:`compare_unpaired`: means with intervals, and paired NIQE differences."""
+    total = summary["images"]
+    intervals = [entry["niqe"] for entry in summary["methods"].values()]
+    intervals += [entry["niqe_vs_reference"] for entry in summary["methods"].values() if "niqe_vs_reference" in entry]
+    too_few = any(0 < interval["images"] < MIN_INTERVAL_IMAGES for interval in intervals)
     lines = [
         "# Comparison on unpaired images",
         "",
-        f"{summary['images']} images; outputs clamped to [0,1] and quantized to 8 bits; NIQE: lower is better "
+        f"{plural(total)}; outputs clamped to [0,1] and quantized to 8 bits; NIQE: lower is better "
         f"(images under 96x96 have none); 95% intervals from a bootstrap over images ({summary['resamples']} "
-        "resamples, seed 0). Per-image values are in `per_image.csv`.",
+        "resamples, seed 0). Per-image values are in `per_image.csv`. A mean or difference over only some of the "
+        "images (the others have no value) says how many it covers.",
+        *(["", TOO_FEW_NOTE] if too_few else []),
         "",
         "| method | NIQE ↓ [95% CI] | mean brightness | noise sigma |",
         "| --- | --- | --- | --- |",
     ]
     for name, entry in summary["methods"].items():
-        ci = entry["niqe"]
-        niqe_cell = f"{_format(ci['mean'], 3)} [{_format(ci['low'], 3)}, {_format(ci['high'], 3)}]"
-        lines.append(f"| {name} | {niqe_cell} | {entry['brightness']:.3f} | {_format(entry['noise'], 4)} |")
+        niqe_cell = Interval.of(entry["niqe"]).as_text(3, signed=False) + count_note(entry["niqe"]["images"], total)
+        noise_cell = _format(entry["noise"], 4) + count_note(entry["noise_images"], total)
+        lines.append(f"| {name} | {niqe_cell} | {entry['brightness']:.3f} | {noise_cell} |")
     lines += [
         "",
         f"## NIQE differences against {reference} (per image, paired; negative is better)",
@@ -208,7 +251,6 @@ def _render_unpaired(summary: dict, reference: str) -> str:
     for name, entry in summary["methods"].items():
         if "niqe_vs_reference" in entry:
             d = entry["niqe_vs_reference"]
-            interval = Interval(d["mean"], d["low"], d["high"]).as_text(3) if not math.isnan(d["mean"]) else "n/a"
             wins = "n/a" if math.isnan(d["win_rate"]) else f"{d['win_rate']:.0%}"
-            lines.append(f"| {name} | {interval} | {wins} |")
+            lines.append(f"| {name} | {Interval.of(d).as_text(3)}{count_note(d['images'], total)} | {wins} |")
     return "\n".join([*lines, ""])

@@ -1,0 +1,222 @@
+"""darkir compare / metrics: unique method names, no interval from one image, honest counts, options checked first."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import shutil
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from darkir.cli import main
+from darkir.data.pairs import Pair
+from darkir.errors import DarkIRError
+from darkir.eval.compare import Interval, _histogram, bootstrap_mean, compare, win_rate
+from darkir.eval.methods import Method, identity
+from darkir.eval.paired import Scores
+from darkir.eval.unpaired import NoReferenceScores, compare_unpaired, mean_line
+
+
+def _write(path: Path, height: int, width: int, seed: int, scale: int = 255) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    cv2.imwrite(str(path), (rng.random((height, width, 3)) * scale).astype(np.uint8))
+    return path
+
+
+def _paired(root: Path, sizes: list[tuple[int, int]]) -> Path:
+    """A low/high folder pair with one random pair of each size."""
+    for index, (height, width) in enumerate(sizes):
+        _write(root / "low" / f"img{index}.png", height, width, seed=index, scale=60)
+        _write(root / "high" / f"img{index}.png", height, width, seed=100 + index)
+    return root
+
+
+def _compare(weights: Path, data: Path, output: Path, *extra: str) -> int:
+    args = ["compare", "--weights", str(weights), "--data", str(data), "-o", str(output), "--no-lpips", "-q"]
+    return main([*args, "--size", "32", "--resamples", "50", *extra])
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+# 1. every method of one comparison has its own name
+
+
+def test_a_variant_named_like_a_baseline_keeps_its_own_row(tiny_checkpoint, tmp_path, capsys):
+    weights = shutil.copy(tiny_checkpoint, tmp_path / "input.pt")
+    data = _paired(tmp_path / "data", [(40, 48)] * 3)
+    assert _compare(weights, data, tmp_path / "report") == 0
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert list(summary["methods"]) == ["input (2)", "input", "auto-exposure 0.4", "CLAHE"]
+    assert "params" in summary["methods"]["input (2)"] and "params" not in summary["methods"]["input"]
+    assert {row["method"] for row in _rows(tmp_path / "report" / "per_image.csv")} == set(summary["methods"])
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "| input (2) | 0." in text and "## Differences against input (2)" in text
+    assert "input (2): PSNR" in capsys.readouterr().out
+
+
+def test_a_variant_named_like_a_baseline_compares_unpaired(tiny_checkpoint, tmp_path):
+    weights = shutil.copy(tiny_checkpoint, tmp_path / "CLAHE.pt")
+    for index in range(2):
+        _write(tmp_path / "dark" / f"u{index}.png", 40, 48, seed=index, scale=60)
+    assert _compare(weights, tmp_path / "dark", tmp_path / "report", "--unpaired") == 0
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert list(summary["methods"]) == ["CLAHE (2)", "input", "auto-exposure 0.4", "CLAHE"]
+    assert "niqe:CLAHE (2)" in _rows(tmp_path / "report" / "per_image.csv")[0]
+
+
+def test_methods_sharing_a_name_are_refused_before_any_work(tmp_path):
+    pairs = [Pair(tmp_path / "missing_low.png", tmp_path / "missing_high.png", "a.png")]
+    with pytest.raises(DarkIRError, match="share a name"):
+        compare([identity()], [identity()], pairs, tmp_path / "report")
+    with pytest.raises(DarkIRError, match="share a name"):
+        compare_unpaired([identity(), identity()], pairs, tmp_path / "unpaired")
+    assert not (tmp_path / "report").exists() and not (tmp_path / "unpaired").exists()
+
+
+# 2. one image gives a mean, never an interval or a verdict
+
+
+def test_one_value_has_no_interval_nor_win_rate():
+    interval = bootstrap_mean(np.array([6.27, math.nan]))
+    assert interval.mean == pytest.approx(6.27) and interval.images == 1
+    assert math.isnan(interval.low) and math.isnan(interval.high)
+    assert interval.as_text(2, signed=False) == "6.27 [n/a]"
+    assert Interval(math.nan, math.nan, math.nan, 0).as_text(2) == "n/a"
+    assert math.isnan(win_rate(np.array([1.0]), "psnr")) and math.isnan(win_rate(np.array([1.0, math.nan]), "psnr"))
+
+
+def test_compare_on_one_image_states_no_verdict(tiny_checkpoint, tmp_path):
+    data = _paired(tmp_path / "data", [(40, 48)])
+    second = shutil.copy(tiny_checkpoint, tmp_path / "other.pt")
+    assert _compare(tiny_checkpoint, data, tmp_path / "report", "--weights", str(second)) == 0
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    difference = summary["methods"]["other"]["vs_reference"]["psnr"]
+    assert difference["low"] is None and difference["win_rate"] is None and difference["images"] == 1
+    assert summary["methods"]["input"]["ci"]["psnr"]["high"] is None
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "excludes 0" not in text and "contains 0" not in text and "wins on" not in text and "% |" not in text
+    assert "Too few images for an interval" in text and "so no verdict" in text
+    assert "[n/a] |" in text and "1 image;" in text
+
+
+def test_compare_unpaired_on_one_image_states_no_interval(tmp_path):
+    image = _write(tmp_path / "dark" / "u.png", 128, 128, seed=0)
+    brighter = Method("brighter", lambda x: (x * 1.5).clamp(0, 1))
+    summary = compare_unpaired([identity(), brighter], [Pair(image, None, "u.png")], tmp_path / "report", 50, False)
+    assert summary["methods"]["input"]["niqe"]["images"] == 1 and math.isnan(summary["methods"]["input"]["niqe"]["low"])
+    assert math.isnan(summary["methods"]["brighter"]["niqe_vs_reference"]["win_rate"])
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "Too few images for an interval" in text and "[n/a] |" in text and "% |" not in text
+
+
+# 3. a mean over only some images says so; differences are over images where both have a value
+
+
+def test_metrics_folder_counts_the_images_with_a_niqe(tmp_path, capsys):
+    _write(tmp_path / "photos" / "big.png", 128, 128, seed=0)
+    _write(tmp_path / "photos" / "small1.png", 40, 40, seed=1)
+    _write(tmp_path / "photos" / "small2.png", 40, 40, seed=2)
+    assert main(["metrics", str(tmp_path / "photos"), "-q"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("mean of 3 images: NIQE ") and "[n/a] (1 of 3 images)" in line
+
+
+def test_metrics_pairs_count_the_images_with_an_ssim(tmp_path, capsys):
+    data = _paired(tmp_path, [(16, 16), (8, 8)])
+    assert main(["metrics", str(data / "low"), str(data / "high"), "--no-lpips", "-q"]) == 0
+    summary, detail = capsys.readouterr().out.splitlines()
+    assert re.search(r"PSNR [\d.]+ dB, SSIM [\d.-]+ \(1 of 2 images\), LPIPS n/a \(2 images;", summary)
+    assert re.search(r"PSNR [\d.]+ dB, SSIM [\d.-]+ \(1 of 2 images\); tone", detail)
+
+
+def test_compare_unpaired_counts_and_pairs_niqe(tmp_path):
+    images = [_write(tmp_path / "dark" / f"u{i}.png", 128, 128, seed=i) for i in range(3)]
+    pairs = [Pair(path, None, path.name) for path in images]
+
+    seen: list[torch.Tensor] = []
+
+    def flat_first(x: torch.Tensor) -> torch.Tensor:
+        """Flattens the first image (no NIQE there), keeps the others."""
+        seen.append(x)
+        return torch.full_like(x, 0.5) if len(seen) == 1 else x.clone()
+
+    summary = compare_unpaired([Method("flat", flat_first), identity()], pairs, tmp_path / "report", 50, False)
+    flat, plain = summary["methods"]["flat"], summary["methods"]["input"]
+    assert flat["niqe"]["images"] == 2 and plain["niqe"]["images"] == 3
+    rows = _rows(tmp_path / "report" / "per_image.csv")
+    both = [float(r["niqe:input"]) - float(r["niqe:flat"]) for r in rows if r["niqe:flat"] != "nan"]
+    assert plain["niqe_vs_reference"]["images"] == 2
+    assert plain["niqe_vs_reference"]["mean"] == pytest.approx(np.mean(both), abs=1e-4)
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "| flat | " in text and "(2 of 3 images) |" in text
+
+
+# 4. options are checked before any work; the histogram draws what it has
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--resamples", "0"),
+        ("--resamples", "-5"),
+        ("--size", "0"),
+        ("--exposure-target", "nan"),
+        ("--exposure-target", "0"),
+        ("--max-images", "-1"),
+        ("--max-images", "-3"),
+    ],
+)
+def test_compare_options_are_checked_before_any_work(tiny_checkpoint, tmp_path, capsys, option, value):
+    data = _paired(tmp_path / "data", [(40, 48)] * 2)
+    with pytest.raises(SystemExit) as exited:
+        _compare(tiny_checkpoint, data, tmp_path / "report", f"{option}={value}")
+    assert exited.value.code == 2 and f"error: argument {option}" in capsys.readouterr().err
+    assert not (tmp_path / "report").exists()
+
+
+def test_an_exposure_target_above_one_is_refused_before_any_work(tiny_checkpoint, tmp_path, capsys):
+    data = _paired(tmp_path / "data", [(40, 48)] * 2)
+    assert _compare(tiny_checkpoint, data, tmp_path / "report", "--exposure-target", "1.5") == 2
+    assert capsys.readouterr().err.startswith("darkir: error: --exposure-target")
+    assert not (tmp_path / "report").exists()
+
+
+def test_histogram_skips_a_method_without_psnr_differences(tmp_path):
+    reference, broken, fine = Scores("a"), Scores("b"), Scores("c")
+    reference.values["psnr"] = [10.0, 11.0]
+    broken.values["psnr"] = [math.nan, math.nan]
+    fine.values["psnr"] = [12.0, 10.5]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _histogram(tmp_path / "hist.png", reference, [broken, fine])
+        _histogram(tmp_path / "none.png", reference, [broken])
+    assert (tmp_path / "hist.png").stat().st_size > 0 and (tmp_path / "none.png").stat().st_size > 0
+
+
+# 5. the report describes what it shows; no numpy warning from a mean without values
+
+
+def test_report_with_one_variant_does_not_speak_of_two(tiny_checkpoint, tmp_path):
+    data = _paired(tmp_path / "data", [(40, 48)] * 2)
+    assert _compare(tiny_checkpoint, data, tmp_path / "report") == 0
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "first two variants" not in text and "(the first 2 images)" in text
+
+
+def test_mean_line_without_values_warns_nothing():
+    scores = [NoReferenceScores(math.nan, 0.5, math.nan), NoReferenceScores(math.nan, 0.25, math.nan)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        line = mean_line("mean of 2 images", scores)
+    assert line == "mean of 2 images: NIQE n/a, brightness 0.375, noise sigma n/a"
