@@ -456,7 +456,11 @@ def test_sigterm_stops_training_after_a_step_and_saves(dataset, tmp_path):
     import time
 
     out = tmp_path / "cut"
-    command = [sys.executable, "-m", *_train_args(dataset, out, "train.epochs=400", "datasets.train.batch_size_train=2")]
+    command = [
+        sys.executable,
+        "-m",
+        *_train_args(dataset, out, "train.epochs=400", "datasets.train.batch_size_train=2"),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = out / "last_logs" / "train.jsonl"

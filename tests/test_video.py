@@ -542,7 +542,17 @@ def test_sigterm_stops_a_video_as_ctrl_c_does_and_leaves_nothing(tmp_path, tiny_
 
     source = make_video(tmp_path / "long.mp4", frames=400, size=(160, 120), audio=False)
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "darkir.cli", "video", str(source), "-o", str(out), "--weights", str(tiny_checkpoint)]
+    command = [
+        sys.executable,
+        "-m",
+        "darkir.cli",
+        "video",
+        str(source),
+        "-o",
+        str(out),
+        "--weights",
+        str(tiny_checkpoint),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
