@@ -201,3 +201,15 @@ def test_identical_16_bit_images_score_the_cap_and_8_bit_scores_are_unchanged(tm
     old = torch.round(pred.clamp(0, 1) * 255) / 255
     assert torch.equal(prepare(pred, "8bit"), old) and torch.equal(prepare(pred, "8bit", bit_depth=8), old)
     assert torch.equal(prepare(pred, "8bit", bit_depth=32), pred.clamp(0, 1))
+
+
+def test_metrics_of_identical_16_bit_images_is_the_cap(tmp_path, capsys):
+    from darkir.cli import main
+
+    rng = np.random.default_rng(1)
+    image = (rng.random((40, 56, 3)) * 65535).astype(np.uint16)
+    for side in ("pred", "gt"):
+        (tmp_path / side).mkdir()
+        cv2.imwrite(str(tmp_path / side / "a.png"), image)
+    assert main(["metrics", str(tmp_path / "pred"), str(tmp_path / "gt"), "--no-lpips", "-q"]) == 0
+    assert "PSNR 100.00" in capsys.readouterr().out
