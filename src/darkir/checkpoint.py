@@ -53,6 +53,30 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, 
     return state_dict, (dict(config) if config else None), dict(payload)
 
 
+def load_weights_file(path: str | os.PathLike[str], expected: str) -> object:
+    """What a weights file of another project holds (``torch.load``, weights only, on the CPU); a CheckpointError
+    naming ``path`` and ``expected`` (what it should hold) when it cannot be read or unpickled."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read it ({exc.strerror or exc}); {expected}") from None
+    except Exception:  # torch raises several types for files it cannot unpickle
+        raise CheckpointError(f"{path}: not a PyTorch weights file; {expected}") from None
+
+
+def state_mismatch(state: object, shapes: Mapping[str, tuple[int, ...]]) -> str | None:
+    """What keeps ``state`` from holding a tensor of each of ``shapes`` (the first such thing); None if nothing."""
+    if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
+        return f"it holds a {type(state).__name__}, not a state_dict"
+    for key, shape in shapes.items():
+        value = state.get(key)
+        if not isinstance(value, torch.Tensor):
+            return f"{key} is missing"
+        if tuple(value.shape) != tuple(shape):
+            return f"{key} has shape {tuple(value.shape)}, not {tuple(shape)}"
+    return None
+
+
 def _read_safetensors(path: Path) -> tuple[StateDict, dict[str, Any] | None, dict[str, Any]]:
     from safetensors import safe_open
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from darkir.checkpoint import load_weights_file, state_mismatch
 from darkir.errors import CheckpointError, DarkIRError
 
 BACKBONE_FILE = "alexnet-owt-7be5be79.pth"
@@ -128,29 +129,11 @@ def _read_weights(path: Path, kind: str) -> dict[str, torch.Tensor]:
     """The tensors of the LPIPS file ``kind`` (``backbone`` or ``heads``) at ``path``; a CheckpointError naming
     the file and what it should hold otherwise (and saying so when it holds the other file: the two swapped)."""
     shapes, what = _FILES[kind]
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read it ({exc.strerror or exc}); expected {what}") from None
-    except Exception:  # torch raises several types for files it cannot unpickle
-        raise CheckpointError(f"{path}: not a PyTorch weights file; expected {what}") from None
-    problem = _mismatch(state, shapes)
+    state = load_weights_file(path, f"expected {what}")
+    problem = state_mismatch(state, shapes)
     if problem is None:
         return state
     other = next(name for name in _FILES if name != kind)
-    if _mismatch(state, _FILES[other][0]) is None:
+    if state_mismatch(state, _FILES[other][0]) is None:
         problem = f"it holds the LPIPS {other} instead (were the backbone and heads files swapped?)"
     raise CheckpointError(f"{path}: not {what}: {problem}")
-
-
-def _mismatch(state: object, shapes: dict[str, tuple[int, ...]]) -> str | None:
-    """What keeps ``state`` from holding tensors of ``shapes`` (the first such thing), None if nothing does."""
-    if not isinstance(state, dict):
-        return f"it holds a {type(state).__name__}, not a state_dict"
-    for key, shape in shapes.items():
-        value = state.get(key)
-        if not isinstance(value, torch.Tensor):
-            return f"{key} is missing"
-        if tuple(value.shape) != shape:
-            return f"{key} has shape {tuple(value.shape)}, not {shape}"
-    return None

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from darkir.checkpoint import CheckpointError
+from darkir.checkpoint import CheckpointError, load_weights_file, state_mismatch
 
 
 class ZeroDCE(nn.Module):
@@ -48,29 +48,13 @@ def load_zero_dce(path: str | os.PathLike[str]) -> ZeroDCE:
     CheckpointError naming the file and what it should hold when it cannot be read or holds something else."""
     model = ZeroDCE()
     expected = "expected the official Zero-DCE Epoch99.pth"
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read it ({exc.strerror or exc}); {expected}") from None
-    except Exception:  # torch raises several types for files it cannot unpickle
-        raise CheckpointError(f"{path}: not a PyTorch weights file; {expected}") from None
-    problem = _mismatch(state, model.state_dict())
-    if problem is not None:
-        raise CheckpointError(f"{path}: not a Zero-DCE checkpoint ({problem}); {expected}")
-    model.load_state_dict({key.removeprefix("module."): value for key, value in state.items()}, strict=True)
+    state = load_weights_file(path, expected)
+    if isinstance(state, dict):  # saved from a DataParallel model
+        state = {key.removeprefix("module.") if isinstance(key, str) else key: value for key, value in state.items()}
+    wanted = {key: tuple(tensor.shape) for key, tensor in model.state_dict().items()}
+    problem = state_mismatch(state, wanted)
+    extra = sorted(set(state) - set(wanted)) if problem is None else []
+    if problem is not None or extra:
+        raise CheckpointError(f"{path}: not a Zero-DCE checkpoint ({problem or f'unexpected {extra[0]}'}); {expected}")
+    model.load_state_dict(state, strict=True)
     return model.eval()
-
-
-def _mismatch(state: object, wanted: dict[str, torch.Tensor]) -> str | None:
-    """What keeps ``state`` (keys possibly prefixed ``module.``) from loading as ``wanted``; None if nothing."""
-    if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
-        return f"it holds a {type(state).__name__}, not a state_dict"
-    state = {key.removeprefix("module."): value for key, value in state.items()}
-    for key, tensor in wanted.items():
-        value = state.get(key)
-        if not isinstance(value, torch.Tensor):
-            return f"{key} is missing"
-        if value.shape != tensor.shape:
-            return f"{key} has shape {tuple(value.shape)}, not {tuple(tensor.shape)}"
-    extra = sorted(set(state) - set(wanted))
-    return f"unexpected {extra[0]}" if extra else None
