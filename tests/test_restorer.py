@@ -180,6 +180,13 @@ def test_auto_plan_prefers_the_whole_image_then_lean_then_the_largest_fitting_ti
         _planner(probe.estimate(pixels, 100**2)).plan(height, width)
 
 
+def test_a_batch_that_does_not_fit_says_to_lower_the_batch():
+    budget = _planner(1e12).estimate(2 * 640 * 1120, 100**2)
+    _planner(budget).plan(640, 1120)  # one frame fits in tiles
+    with pytest.raises(DarkIRError, match=r"a batch of 8 1120x640 frames does not fit .*lower --batch"):
+        _planner(budget).plan(640, 1120, batch=8)
+
+
 def test_auto_tiling_restores_whole_images_exactly_and_tiles_within_a_small_budget():
     model = randomize(build_model(TINY))
     x = torch.rand(1, 3, 160, 288)

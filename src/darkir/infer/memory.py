@@ -155,9 +155,14 @@ class MemoryPlanner:
         room = self.budget - self.estimate(pixels, 0)
         side = math.isqrt(max(0, int(room / (batch * self.per_pixel["heap"])))) // 32 * 32
         if side < MIN_TILE:
+            what, fix = (
+                (f"a batch of {batch} {width}x{height} frames", "lower --batch or raise --max-memory")
+                if batch > 1
+                else (f"a {width}x{height} image", "raise --max-memory")
+            )
             raise DarkIRError(
-                f"a {width}x{height} image does not fit {self.budget_source} {budget}: even {MIN_TILE} px tiles "
-                f"would need ~{format_memory(self.estimate(pixels, batch * MIN_TILE**2))}; raise --max-memory"
+                f"{what} does not fit {self.budget_source} {budget}: even {MIN_TILE} px tiles "
+                f"would need ~{format_memory(self.estimate(pixels, batch * MIN_TILE**2))}; {fix}"
             )
         tiled = self.estimate(pixels, batch * side * side)
         return Plan(
