@@ -128,23 +128,14 @@ def _number(text: str, minimum: float, wanted: str) -> float:
     return value
 
 
-def writable_folder(path: str | Path) -> Path:
-    """``path`` as an output folder, created now and checked writable, so that a bad one fails before any work."""
-    from darkir.infer.files import ensure_writable_dir
-
-    folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise DarkIRError(f"output folder {folder} is a file; choose a folder")
-    ensure_writable_dir(folder)
-    return folder
-
-
 def writable_file(path: str | Path) -> Path:
     """``path`` as an output file whose folder is created now and checked writable (before any work)."""
+    from darkir.infer.files import ensure_writable_dir
+
     target = Path(path)
     if target.is_dir():
         raise DarkIRError(f"output file {target} is a folder; give a file name")
-    writable_folder(target.parent)
+    ensure_writable_dir(target.parent)
     return target
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 
 from darkir.cli.common import (
     AddCommand,
@@ -19,9 +20,11 @@ from darkir.cli.common import (
     trained_model,
     use_threads,
     writable_file,
-    writable_folder,
 )
 from darkir.errors import DarkIRError
+
+if TYPE_CHECKING:
+    from darkir.options import Options
 
 
 def _method_name(args: argparse.Namespace) -> str:
@@ -40,6 +43,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
     from darkir.eval.methods import model_method
     from darkir.eval.paired import evaluate, summary_line, write_csv
+    from darkir.infer.files import ensure_writable_dir
     from darkir.options import load_options
 
     options = load_options(args.options) if args.options else None
@@ -47,7 +51,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     results_dir = Path(args.results_dir or (options.save.results_dir if options else "images/results_test"))
     csv = writable_file(args.csv) if args.csv else None
     if args.save:
-        writable_folder(results_dir)
+        ensure_writable_dir(results_dir)
     restorer = restorer_from_args(args, options)
     scores = evaluate(
         model_method(_method_name(args), restorer),
@@ -125,6 +129,7 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
         unpaired_csv_rows,
         write_scores_csv,
     )
+    from darkir.infer.files import ensure_writable_dir
     from darkir.options import load_options
 
     options = load_options(args.options) if args.options else None
@@ -133,7 +138,7 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
         raise DarkIRError("pass --data DIR or -p OPTIONS with datasets.val.test_path")
     output = Path(args.output or _unpaired_results(options))
     pairs = outside_output(find_unpaired(folder), output, Path(folder))
-    writable_folder(output)
+    ensure_writable_dir(output)
     rows = restore_unpaired(restorer_from_args(args), pairs, output, progress=not args.quiet)
     write_scores_csv(output / "stats.csv", unpaired_csv_rows(rows))
     print(NO_REFERENCE_NOTE)
@@ -148,11 +153,10 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     return 0
 
 
-def _unpaired_results(options: object) -> str:
+def _unpaired_results(options: Options | None) -> str:
     """test-unpaired's output folder without ``-o``: the options file's ``save.results_dir`` where it sets one."""
-    save = getattr(options, "save", None)
-    if save is not None and "results_dir" in save.model_fields_set:
-        return save.results_dir
+    if options is not None and "results_dir" in options.save.model_fields_set:
+        return options.save.results_dir
     return "images/results_unpaired"
 
 
@@ -214,10 +218,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from darkir.eval.compare import compare, method_line
     from darkir.eval.methods import auto_exposure, clahe, identity, zero_dce
+    from darkir.infer.files import ensure_writable_dir
 
     if args.exposure_target > 1:
         raise DarkIRError(f"--exposure-target is a mean brightness in (0, 1], got {args.exposure_target:g}")
-    writable_folder(args.output)
+    ensure_writable_dir(Path(args.output))
     baselines = [identity(), auto_exposure(args.exposure_target), clahe()]
     baselines += [zero_dce(args.zero_dce)] if args.zero_dce else []
     variants = _compared_variants(args, {baseline.name for baseline in baselines})

@@ -240,6 +240,8 @@ def _file_id(path: Path) -> tuple[int, int] | None:
 
 def ensure_writable_dir(path: Path) -> None:
     """Create ``path`` if needed and check that files can be written in it."""
+    if path.exists() and not path.is_dir():
+        raise DarkIRError(f"output folder {path} is a file; choose a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
