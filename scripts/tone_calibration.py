@@ -39,10 +39,12 @@ def figures(low: np.ndarray, high: np.ndarray, clean: np.ndarray | None = None) 
 
 
 def capture_stats(low: np.ndarray) -> tuple[float, float]:
+    """A capture's sRGB mean and 90th percentile."""
     return float(low.mean()), float(np.percentile(low, 90))
 
 
 def real(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair of ``folder``: the capture's (mean, p90) and the reference's mean."""
     lows, highs = [], []
     for pair in resolve_pairs(folder, "test"):
         lows.append(capture_stats(read_image(pair.low).rgb))
@@ -51,6 +53,8 @@ def real(folder: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def synthetic(options: Path, slope: float, count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``count`` training pairs under the options' degradation with ``target_scene_slope`` ``slope``: each capture's
+    (mean, p90), reference mean and clean crop mean."""
     synth = yaml.safe_load(options.read_text())["datasets"]["train"]["synth"]
     params = synth_params({**synth.get("degradation", {}), "target_scene_slope": slope})
     paths = resolve_sources(synth["sources"])
@@ -75,10 +79,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args()
     if args.data:
-        sets = [real(folder) for folder in args.data]
-        print(f"real {'+'.join(map(str, args.data))}:", figures(*(np.concatenate(x) for x in zip(*sets))))
+        lows, highs = zip(*(real(folder) for folder in args.data), strict=True)
+        print(f"real {'+'.join(map(str, args.data))}:", figures(np.concatenate(lows), np.concatenate(highs)))
     for slope in args.scene_slope:
-        print(f"synthetic, target_scene_slope {slope}:", figures(*synthetic(args.options, slope, args.pairs, args.seed)))
+        pairs = synthetic(args.options, slope, args.pairs, args.seed)
+        print(f"synthetic, target_scene_slope {slope}:", figures(*pairs))
 
 
 if __name__ == "__main__":
