@@ -27,7 +27,7 @@ from darkir.data.pairs import Pair
 from darkir.errors import DarkIRError
 from darkir.eval.lpips import LPIPS
 from darkir.eval.methods import Method
-from darkir.eval.metrics import PSNR_CAP, Convention, prepare
+from darkir.eval.metrics import PSNR_CAP, Convention, format_number, prepare
 from darkir.eval.paired import METRICS, Scores, count_note, evaluate, write_csv
 from darkir.imageio import Image, read_image, write_image
 
@@ -259,10 +259,9 @@ def method_line(name: str, entry: dict, total: int) -> str:
 
     def mean(metric: str, digits: int) -> str:
         value = ci[metric]["mean"]
-        text = "n/a" if math.isnan(value) else f"{value:.{digits}f}"
-        return text + count_note(ci[metric]["images"], total)
+        return format_number(value, f".{digits}f") + count_note(ci[metric]["images"], total)
 
-    corr = "n/a" if math.isnan(shade["correlation"]) else f"{shade['correlation']:.2f}"
+    corr = format_number(shade["correlation"], ".2f")
     return (
         f"{name}: PSNR {mean('psnr', 2)} dB, SSIM {mean('ssim', 4)}; detail {mean('psnr_detail', 2)} dB, "
         f"{mean('ssim_detail', 4)}; brightness ratio {shade['ratio']:.3f}, correlation {corr}"
@@ -365,7 +364,7 @@ def _differences(methods: dict, reference: str, total: int) -> list[str]:
         cells = []
         for metric, digits in (("psnr", 2), ("ssim", 4), ("lpips", 4)):
             d = entry["vs_reference"][metric]
-            wins = "n/a" if math.isnan(d["win_rate"]) else f"{d['win_rate']:.0%}"
+            wins = format_number(d["win_rate"], ".0%")
             cells += [Interval.of(d).as_text(digits) + count_note(d["images"], total), wins]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
@@ -387,10 +386,10 @@ def _detail_and_tone(methods: dict, total: int) -> list[str]:
     for name, entry in methods.items():
         ci, shade = entry["ci"], entry["tone"]
         detail = [
-            ("n/a" if math.isnan(ci[m]["mean"]) else f"{ci[m]['mean']:.{digits}f}") + count_note(ci[m]["images"], total)
+            format_number(ci[m]["mean"], f".{digits}f") + count_note(ci[m]["images"], total)
             for m, digits in (("psnr_detail", 2), ("ssim_detail", 4))
         ]
-        corr = "n/a" if math.isnan(shade["correlation"]) else f"{shade['correlation']:.2f}"
+        corr = format_number(shade["correlation"], ".2f")
         lines.append(
             f"| {name} | {detail[0]} | {detail[1]} | "
             f"{shade['output_mean']:.3f} / {shade['reference_mean']:.3f} | {shade['ratio']:.3f} | {corr} |"

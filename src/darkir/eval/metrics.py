@@ -8,6 +8,7 @@ as the official DarkIR testing code does.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -21,6 +22,11 @@ PSNR_CAP = 100.0
 
 #: The largest sample value of each bit depth an output is saved at (32: float samples, clamped but not rounded).
 MAX_VALUES = {8: 255, 16: 65535}
+
+
+def format_number(value: float, spec: str) -> str:
+    """``value`` formatted with ``spec`` (``".2f"``, ``".0%"``), or ``n/a`` where it is NaN (no value)."""
+    return "n/a" if math.isnan(value) else format(value, spec)
 
 
 def prepare(pred: torch.Tensor, convention: Convention = "8bit", bit_depth: int = 8) -> torch.Tensor:

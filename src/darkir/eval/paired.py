@@ -18,7 +18,7 @@ from darkir.data.dataset import PairedDataset
 from darkir.data.pairs import Pair
 from darkir.eval.lpips import LPIPS
 from darkir.eval.methods import Method
-from darkir.eval.metrics import Convention, prepare, psnr, ssim
+from darkir.eval.metrics import Convention, format_number, prepare, psnr, ssim
 from darkir.eval.tone import Tone, brightness, tone, tone_fitted
 from darkir.imageio import Image, write_image
 from darkir.runtime import memory_returned_to_os
@@ -127,8 +127,7 @@ def summary_line(scores: Scores, convention: Convention) -> str:
 
     def mean(metric: str, digits: int) -> str:
         value = scores.mean(metric)
-        text = "n/a" if math.isnan(value) else f"{value:.{digits}f}"
-        return text + count_note(scores.count(metric), total)
+        return format_number(value, f".{digits}f") + count_note(scores.count(metric), total)
 
     label = (
         "outputs clamped to [0,1] and quantized to 8 bits (16 for 16-bit inputs)"

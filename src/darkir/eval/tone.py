@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from darkir.eval.metrics import prepare
+from darkir.eval.metrics import format_number, prepare
 
 #: Gammas tried by :func:`fit_tone` before its refinement (log-spaced, 1/4 to 4).
 _GAMMAS = np.exp(np.linspace(np.log(0.25), np.log(4.0), 49))
@@ -81,7 +81,7 @@ class Tone:
     reference_mean: float
 
     def as_text(self) -> str:
-        corr = "n/a" if math.isnan(self.correlation) else f"{self.correlation:.2f}"
+        corr = format_number(self.correlation, ".2f")
         return (
             f"brightness {self.output_mean:.3f} vs reference {self.reference_mean:.3f} (ratio {self.ratio:.3f}), "
             f"correlation across images {corr}"

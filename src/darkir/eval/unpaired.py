@@ -32,7 +32,7 @@ from darkir.eval.compare import (
     unique_names,
 )
 from darkir.eval.methods import Method
-from darkir.eval.metrics import prepare
+from darkir.eval.metrics import format_number, prepare
 from darkir.eval.niqe import niqe
 from darkir.eval.paired import count_note
 from darkir.imageio import read_image, write_image
@@ -148,7 +148,7 @@ def _scores_text(niqe: Interval, brightness: float, noise: tuple[float, int], to
     where not all have a value."""
     return (
         f"NIQE {niqe.as_text(3, signed=False)}{count_note(niqe.images, total)}, brightness {brightness:.3f}, "
-        f"noise sigma {_format(noise[0], 4)}{count_note(noise[1], total)}"
+        f"noise sigma {format_number(noise[0], '.4f')}{count_note(noise[1], total)}"
     )
 
 
@@ -157,10 +157,6 @@ def mean_line(label: str, scores: Sequence[NoReferenceScores]) -> str:
     niqe_interval = bootstrap_mean(np.array([s.niqe for s in scores], dtype=np.float64))
     brightness = _mean([s.brightness for s in scores])[0]
     return f"{label}: {_scores_text(niqe_interval, brightness, _mean([s.noise for s in scores]), len(scores))}"
-
-
-def _format(value: float, digits: int) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
 
 
 def unpaired_line(name: str, entry: dict, total: int) -> str:
@@ -239,7 +235,7 @@ def _render_unpaired(summary: dict, reference: str) -> str:
     ]
     for name, entry in summary["methods"].items():
         niqe_cell = Interval.of(entry["niqe"]).as_text(3, signed=False) + count_note(entry["niqe"]["images"], total)
-        noise_cell = _format(entry["noise"], 4) + count_note(entry["noise_images"], total)
+        noise_cell = format_number(entry["noise"], ".4f") + count_note(entry["noise_images"], total)
         lines.append(f"| {name} | {niqe_cell} | {entry['brightness']:.3f} | {noise_cell} |")
     lines += [
         "",
@@ -251,6 +247,6 @@ def _render_unpaired(summary: dict, reference: str) -> str:
     for name, entry in summary["methods"].items():
         if "niqe_vs_reference" in entry:
             d = entry["niqe_vs_reference"]
-            wins = "n/a" if math.isnan(d["win_rate"]) else f"{d['win_rate']:.0%}"
+            wins = format_number(d["win_rate"], ".0%")
             lines.append(f"| {name} | {Interval.of(d).as_text(3)}{count_note(d['images'], total)} | {wins} |")
     return "\n".join([*lines, ""])
