@@ -362,11 +362,27 @@ def test_resume_refuses_a_process_count_that_cannot_share_the_global_batch(datas
         trainer.resume()
 
 
+def _signal_once_logging(
+    command: list[str], out: Path, signum: int, env: dict[str, str]
+) -> tuple[subprocess.Popen, str, str]:
+    """Start a training ``command`` that saves into ``out``, send ``signum`` once its log has a line, and wait for
+    it: the process (its return code set), its stdout and its stderr."""
+    import time
+
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = out / "last_logs" / "train.jsonl"
+    deadline = time.time() + 120
+    while not (log.is_file() and log.read_text().strip()) and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=120)
+    return process, stdout, stderr
+
+
 @pytest.mark.slow
 def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(dataset, tmp_path):
     """SIGINT stops after the current step with a checkpoint; resuming it ends where a straight run ends."""
     import signal
-    import time
 
     def command(out: Path, *extra: str) -> list[str]:
         return [
@@ -377,15 +393,7 @@ def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(dataset, tmp_path)
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run(command(tmp_path / "straight"), check=True, env=env, capture_output=True)
-    process = subprocess.Popen(
-        command(tmp_path / "cut"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    log = tmp_path / "cut" / "last_logs" / "train.jsonl"
-    deadline = time.time() + 120
-    while not (log.is_file() and log.read_text().strip()) and time.time() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=120)
+    process, out, err = _signal_once_logging(command(tmp_path / "cut"), tmp_path / "cut", signal.SIGINT, env)
     assert process.returncode == 130, err
     stopped = int(out.split("interrupted at step ")[1].split()[0])
     assert 10 <= stopped < 160
@@ -453,7 +461,6 @@ def test_sigterm_stops_training_after_a_step_and_saves(dataset, tmp_path):
     """A batch system's time limit (SIGTERM) loses nothing: the run stops after the current step with a checkpoint,
     as Ctrl-C does, instead of dying with up to an epoch unsaved."""
     import signal
-    import time
 
     out = tmp_path / "cut"
     command = [
@@ -462,13 +469,7 @@ def test_sigterm_stops_training_after_a_step_and_saves(dataset, tmp_path):
         *_train_args(dataset, out, "train.epochs=400", "datasets.train.batch_size_train=2"),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    log = out / "last_logs" / "train.jsonl"
-    deadline = time.time() + 120
-    while not (log.is_file() and log.read_text().strip()) and time.time() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    stdout, err = process.communicate(timeout=120)
+    process, stdout, err = _signal_once_logging(command, out, signal.SIGTERM, env)
     assert process.returncode == 130, err
     assert "SIGTERM: stopping after this step and saving" in err
     stopped = int(stdout.split("interrupted at step ")[1].split()[0])
