@@ -8,6 +8,7 @@ import torch
 
 from darkir.checkpoint import save_checkpoint
 from darkir.cli import main
+from darkir.errors import DarkIRError
 from darkir.models.blocks import FreMLP
 from darkir.models.factory import build_model
 from tests.conftest import TINY, randomize
@@ -39,3 +40,56 @@ def test_export_onnx_command(tmp_path, name, capsys):
     session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     out = session.run(None, {"input": np.random.default_rng(0).random((3, 3, 30, 41), dtype=np.float32)})[0]
     assert out.shape == (3, 3, 30, 41)
+
+
+def test_export_onnx_refuses_its_inputs_and_existing_files_before_loading(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    weights = tmp_path / "w.onnx"
+    weights.write_bytes(b"weights")  # not a checkpoint: every case is refused before it is read
+    options = tmp_path / "o.yml"
+    options.write_text(f"save:\n  path: {tmp_path / 'saved.onnx'}\n")
+    (tmp_path / "saved.onnx").write_bytes(b"saved")
+    (tmp_path / "folder.onnx").mkdir()
+    (tmp_path / "old.onnx").write_bytes(b"old")
+    cases = [
+        (["--weights", "w.onnx", "-o", str(weights), "--overwrite"], f"-o {weights} is the input w.onnx"),
+        (["-p", str(options), "-o", "saved.onnx", "--overwrite"], f"-o saved.onnx is the input {tmp_path}/saved.onnx"),
+        (["--weights", "w.onnx", "-o", "folder.onnx"], "-o folder.onnx is a folder"),
+        (["--weights", "w.onnx", "-o", "old.onnx"], "-o old.onnx exists; pass --overwrite to replace it"),
+        (["--weights", "w.onnx", "-o", "m.pt"], "-o m.pt: an ONNX model is written to a .onnx file"),
+        (["--weights", "w.onnx", "-o", "new.onnx", "--opset", "99"], "opset 99: the installed onnx"),
+    ]
+    for argv, message in cases:
+        assert main(["export-onnx", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("darkir: error: ") and message in err, err
+    assert weights.read_bytes() == b"weights" and (tmp_path / "saved.onnx").read_bytes() == b"saved"
+    assert (tmp_path / "old.onnx").read_bytes() == b"old" and not (tmp_path / "new.onnx").exists()
+    with pytest.raises(SystemExit):
+        main(["export-onnx", "--weights", "w.onnx", "-o", "new.onnx", "--opset", "0"])
+
+
+@pytest.mark.slow
+def test_export_onnx_honours_the_opset_and_never_leaves_a_broken_file(tmp_path, capsys, monkeypatch):
+    import onnx
+
+    from darkir import export
+
+    model = randomize(build_model("darkir-w32", **TINY), seed=5)
+    weights = save_checkpoint(tmp_path / "w.pt", model)
+    target = tmp_path / "m.onnx"
+    target.write_bytes(b"previous export")
+    assert main(["export-onnx", "--weights", str(weights), "-o", str(target), "--opset", "20", "--overwrite"]) == 0
+    assert [(o.domain, o.version) for o in onnx.load(target).opset_import if o.domain in ("", "ai.onnx")] == [("", 20)]
+    exported = target.read_bytes()
+    capsys.readouterr()
+    # an opset the exporter cannot write: it falls back to its own; that is refused and nothing is written
+    assert main(["export-onnx", "--weights", str(weights), "-o", str(target), "--opset", "17", "--overwrite"]) == 2
+    assert "opset 17: the ONNX exporter" in capsys.readouterr().err
+    assert target.read_bytes() == exported
+    # an export that fails its check (here: ONNX Runtime cannot read it) leaves the previous file as it was
+    monkeypatch.setattr(export, "onnx_bytes", lambda model, opset: b"not an onnx model")
+    with pytest.raises(DarkIRError, match="fails its check"):
+        export.export_onnx(model, target, overwrite=True, check=lambda path: export.check_onnx(model, path))
+    assert target.read_bytes() == exported
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "w.pt"]

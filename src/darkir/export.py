@@ -4,42 +4,80 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from darkir.errors import DarkIRError
+from darkir.errors import DarkIRError, first_line
 from darkir.models import DarkIR
 from darkir.models.blocks import FreMLP
+from darkir.outputs import write_atomic
 
 #: Sizes the exported graph is checked on: one multiple of 8 and one that needs padding.
 CHECK_SIZES = ((64, 96), (57, 83))
 
 
-def export_onnx(model: DarkIR, path: str | os.PathLike[str], opset: int = 18) -> Path:
-    """Write ``model`` as ONNX with dynamic (batch, height, width) input ``input`` and output ``output``.
+def export_onnx(
+    model: DarkIR,
+    path: str | os.PathLike[str],
+    opset: int = 18,
+    overwrite: bool = False,
+    check: Callable[[Path], object] | None = None,
+) -> Path:
+    """Write ``model`` as one ONNX file with dynamic (batch, height, width) input ``input`` and output ``output``.
 
     The frequency branch is exported on the full complex spectrum (``FreMLP.onesided = False``):
-    the same result as the real spectrum, in DFT ops that ONNX Runtime runs for any size.
+    the same result as the real spectrum, in DFT ops that ONNX Runtime runs for any size. The file is written
+    atomically: ``check`` (e.g. :func:`check_onnx`) runs on the finished temporary file first, and an error there or
+    anywhere before leaves ``path`` as it was. An existing ``path`` is replaced only with ``overwrite``.
     """
+    path = Path(path)
+    if path.suffix != ".onnx":
+        raise DarkIRError(f"{path}: an ONNX export is written to a .onnx file")
+    data = onnx_bytes(model, opset)
+
+    def verify(written: Path) -> bool:
+        try:
+            if check is not None:
+                check(written)
+        except Exception as exc:  # ONNX Runtime raises several types for a graph it cannot run
+            reason = first_line(exc)
+            raise DarkIRError(f"{path}: the exported model fails its check ({reason}); nothing written") from None
+        return True
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomic(path, data, overwrite=overwrite, verify=verify)
+
+
+def check_opset(opset: int) -> None:
+    """Refuse an opset that the installed ``onnx`` does not know, or a missing ``onnx`` extra (before any export)."""
     try:
+        import onnx
         import onnxscript  # noqa: F401 - required by the exporter
     except ImportError as exc:
         raise DarkIRError("ONNX export needs the onnx extra: pip install 'darkir[onnx]'") from exc
+    newest = onnx.defs.onnx_opset_version()
+    if not 1 <= opset <= newest:
+        raise DarkIRError(f"opset {opset}: the installed onnx {onnx.__version__} knows opsets 1 to {newest}")
+
+
+def onnx_bytes(model: DarkIR, opset: int = 18) -> bytes:
+    """The serialized ONNX model of ``model`` in ``opset`` (see :func:`export_onnx`); a DarkIRError if the exporter
+    cannot write that opset (it falls back to its own silently)."""
+    check_opset(opset)
     exported = copy.deepcopy(model).cpu().eval()
     for module in exported.modules():
         if isinstance(module, FreMLP):
             module.onesided = False
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.rand(2, model.config["img_channel"], 64, 96)
     batch = torch.export.Dim("batch", min=1, max=1024)
     height, width = torch.export.Dim("height", min=8, max=16384), torch.export.Dim("width", min=8, max=16384)
-    torch.onnx.export(
+    program = torch.onnx.export(
         exported,
         (example,),
-        str(path),
+        None,
         dynamo=True,
         opset_version=opset,
         input_names=["input"],
@@ -47,7 +85,14 @@ def export_onnx(model: DarkIR, path: str | os.PathLike[str], opset: int = 18) ->
         dynamic_shapes={"input": {0: batch, 2: height, 3: width}},
         verbose=False,
     )
-    return path
+    proto = program.model_proto
+    written = next((entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx")), None)
+    if written != opset:
+        raise DarkIRError(
+            f"opset {opset}: the ONNX exporter of torch {torch.__version__} cannot write this model in it (it fell "
+            f"back to opset {written}); choose another opset, e.g. {written}"
+        )
+    return proto.SerializeToString()
 
 
 def check_onnx(model: DarkIR, path: str | os.PathLike[str]) -> list[tuple[tuple[int, int], float]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +80,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number of at least 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, got {text!r}")
+    return value
+
+
 def exposure_ev(text: str) -> float:
     """argparse type: an exposure compensation in EV (a finite number within the dial's range)."""
     from darkir.errors import DarkIRError
@@ -139,6 +150,28 @@ def writable_file(path: str | Path) -> Path:
     return target
 
 
+def output_file(
+    path: str, suffixes: Sequence[str], inputs: Iterable[str | Path | None], overwrite: bool, what: str
+) -> Path:
+    """``-o PATH``, a single output file, checked before any work: one of ``suffixes``, never one of the command's
+    ``inputs`` (not even with ``--overwrite``), an existing file replaced only with ``overwrite``, its folder made and
+    writable. ``what``: the kind of file, for the messages."""
+    from darkir.outputs import is_same_file
+
+    target = Path(path).expanduser()
+    if target.suffix not in suffixes:
+        expected = " or ".join([", ".join(suffixes[:-1]), suffixes[-1]] if len(suffixes) > 1 else suffixes)
+        raise DarkIRError(f"-o {target}: {what} is written to a {expected} file; name it so")
+    for source in inputs:
+        if source is not None and is_same_file(target, Path(source).expanduser()):
+            raise DarkIRError(f"-o {target} is the input {source}; write to another file")
+    if target.is_dir():
+        raise DarkIRError(f"-o {target} is a folder; give a file name")
+    if (target.exists() or target.is_symlink()) and not overwrite:
+        raise DarkIRError(f"-o {target} exists; pass --overwrite to replace it, or choose another file")
+    return writable_file(target)
+
+
 def model_from_args(args: argparse.Namespace, options: Options | None = None) -> DarkIR:
     """The model that ``--weights``/``-p`` name (``options``: ``-p`` already read); see :func:`trained_model`."""
     from darkir.options import load_options
@@ -180,7 +213,9 @@ def settings_from_args(args: argparse.Namespace) -> RestoreSettings:
     """The Restorer's settings from the runtime flags (device, precision, tiling, compile, exposure), checked before
     anything is loaded."""
     from darkir.infer.restorer import RestoreSettings
+    from darkir.runtime import resolve_device
 
+    resolve_device(args.device)
     exposure = getattr(args, "exposure", 0.0)
     return RestoreSettings(
         args.device, args.precision, compile=args.compile, exposure=exposure, **tiling_from_args(args)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from darkir.cli.common import AddCommand
-from darkir.errors import DarkIRError
+from darkir.cli.common import AddCommand, non_negative_int, output_file, positive_int
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -13,12 +12,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from darkir.data.corpus import resolve_sources
-    from darkir.data.synth import synthesize
+    from darkir.data.synth import check_output, synthesize
 
+    output = Path(args.output).expanduser()
+    check_output(output, [Path(source).expanduser() for source in args.source if source != "debian"])
     photos = resolve_sources(args.source)
     counts = synthesize(
         photos,
-        Path(args.output),
+        output,
         per_photo=args.per_photo,
         size=args.size,
         val_photos=args.val_photos,
@@ -26,20 +27,28 @@ def cmd_synth(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.quiet,
     )
-    print(f"{len(photos)} photos -> " + ", ".join(f"{k} {v} pairs" for k, v in counts.items()) + f" in {args.output}")
+    print(f"{len(photos)} photos -> " + ", ".join(f"{k} {v} pairs" for k, v in counts.items()) + f" in {output}")
     return 0
+
+
+def split_counts(text: str) -> dict[str, int]:
+    """argparse type of ``--counts``: three whole numbers of at least 1, ``train,val,test``."""
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 3 or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected three whole numbers of at least 1, train,val,test; got {text!r}")
+    return dict(zip(("train", "val", "test"), values, strict=True))
 
 
 def cmd_split(args: argparse.Namespace) -> int:
     """Write a scene-aware split manifest of a paired tree."""
     from darkir.data.split import write_manifest
 
-    try:
-        counts = dict(zip(("train", "val", "test"), (int(c) for c in args.counts.split(",")), strict=True))
-    except ValueError:
-        raise DarkIRError(f"--counts {args.counts!r} must be three integers: train,val,test") from None
-    written = write_manifest(args.root, args.output, counts, seed=args.seed)
-    print(", ".join(f"{k} {v} pairs" for k, v in written.items()) + f" -> {args.output}")
+    output = output_file(args.output, (".json",), [args.root], args.overwrite, "a split manifest")
+    written = write_manifest(args.root, output, args.counts, seed=args.seed, overwrite=args.overwrite)
+    print(", ".join(f"{k} {v} pairs" for k, v in written.items()) + f" -> {output}")
     return 0
 
 
@@ -64,8 +73,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 130 if result.interrupted else 0
 
 
-def register(add: AddCommand) -> None:
-    """Add this module's subcommands."""
+def _register_synth(add: AddCommand) -> None:
     synth = add("synth", cmd_synth, "Make a LOLBlur-style low-light+blur+noise set from clean photos.")
     synth.add_argument(
         "--source",
@@ -74,20 +82,42 @@ def register(add: AddCommand) -> None:
         metavar="DIR|debian",
         help="folder of clean photos, or 'debian' for the packaged wallpaper photos (repeatable)",
     )
-    synth.add_argument("-o", "--output", required=True, help="output root (train/, val/, test/ and synth.json)")
-    synth.add_argument("--per-photo", type=int, default=16, help="pairs per source photo (default 16)")
-    synth.add_argument("--size", type=int, default=384, help="side of each square pair (default 384)")
-    synth.add_argument("--val-photos", type=int, default=3, help="photos held out for validation (default 3)")
-    synth.add_argument("--test-photos", type=int, default=6, help="photos held out for testing (default 6)")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output root (train/, val/, test/ and synth.json): a new or empty folder, not inside a --source folder",
+    )
+    synth.add_argument("--per-photo", type=positive_int, default=16, help="pairs per source photo (default 16)")
+    synth.add_argument("--size", type=positive_int, default=384, help="side of each square pair (default 384)")
+    synth.add_argument(
+        "--val-photos", type=non_negative_int, default=3, help="photos held out for validation (default 3)"
+    )
+    synth.add_argument(
+        "--test-photos", type=non_negative_int, default=6, help="photos held out for testing (default 6)"
+    )
+    synth.add_argument("--seed", type=non_negative_int, default=0)
     synth.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
+
+def _register_split(add: AddCommand) -> None:
     split = add("split", cmd_split, "Scene-aware train/val/test split of a paired tree into a manifest JSON.")
     split.add_argument("root", help="paired dataset root (e.g. LOLBlur/train)")
     split.add_argument("-o", "--output", required=True, help="manifest file to write (.json)")
-    split.add_argument("--counts", default="1620,600,540", help="pairs per split, train,val,test (default: the seed's)")
-    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--overwrite", action="store_true", help="replace an existing manifest file")
+    split.add_argument(
+        "--counts",
+        type=split_counts,
+        default="1620,600,540",
+        help="pairs per split, train,val,test (default: the seed's); scenes are kept whole",
+    )
+    split.add_argument("--seed", type=non_negative_int, default=0)
 
+
+def register(add: AddCommand) -> None:
+    """Add this module's subcommands."""
+    _register_synth(add)
+    _register_split(add)
     train = add("train", cmd_train, "Train DarkIR / DarkIR+CSF from an options file (torchrun for several processes).")
     train.add_argument("-p", "--options", required=True, metavar="YAML", help="training options file")
     train.add_argument(
@@ -109,5 +139,7 @@ def register(add: AddCommand) -> None:
         help="start a new schedule from these weights (checkpoint path or zoo name); --resume continues a run instead",
     )
     train.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    train.add_argument("--max-steps", type=int, default=0, help="stop after this many steps in all (0 = all epochs)")
+    train.add_argument(
+        "--max-steps", type=non_negative_int, default=0, help="stop after this many steps in all (0 = all epochs)"
+    )
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from darkir.cli.common import AddCommand, add_weights_source, model_from_args
+from darkir.cli.common import AddCommand, add_weights_source, model_from_args, output_file, positive_int
 
 if TYPE_CHECKING:
     from darkir.models import DarkIR
@@ -45,25 +46,41 @@ def _architecture(args: argparse.Namespace) -> DarkIR:
     return create_model(args.weights or args.model or "darkir-w32")
 
 
+#: The checkpoint suffixes ``convert`` writes: safetensors (weights and config), else a torch.save dict.
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth")
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     """Re-save any checkpoint layout as a darkir checkpoint (weights + config), e.g. .safetensors."""
-    from darkir.checkpoint import save_checkpoint
+    from darkir.checkpoint import resolve_weights, save_checkpoint
     from darkir.models import create_model, get_spec
 
+    source, _ = resolve_weights(args.weights)
+    output = output_file(args.output, CHECKPOINT_SUFFIXES, [source], args.overwrite, "a checkpoint")
     config = get_spec(args.model).config if args.model else {}
     model = create_model(args.weights, require_weights=True, **config)
-    path = save_checkpoint(args.output, model)
+    path = save_checkpoint(output, model)
     print(f"{model.config['width']}-wide {'DarkIR+CSF' if model.use_csf else 'DarkIR'} -> {path}")
     return 0
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
-    """Export a model to ONNX (dynamic batch/height/width) and check it against PyTorch."""
-    from darkir.export import check_onnx, export_onnx
+    """Export a model to ONNX (dynamic batch/height/width) and check it against PyTorch before it is written."""
+    from darkir.export import check_onnx, check_opset, export_onnx
+    from darkir.options import load_options
 
-    model = model_from_args(args)
-    path = export_onnx(model, args.output, opset=args.opset)
-    for (height, width), diff in check_onnx(model, path):
+    options = load_options(args.options) if args.options else None
+    inputs = [args.weights, args.options, options.get("save.path") if options is not None else None]
+    output = output_file(args.output, (".onnx",), inputs, args.overwrite, "an ONNX model")
+    check_opset(args.opset)
+    model = model_from_args(args, options)
+    checks: list[tuple[tuple[int, int], float]] = []
+
+    def check(written: Path) -> None:
+        checks.extend(check_onnx(model, written))
+
+    path = export_onnx(model, output, opset=args.opset, overwrite=args.overwrite, check=check)
+    for (height, width), diff in checks:
         print(f"checked {height}x{width}: max abs difference to PyTorch {diff:.2e}")
     print(f"exported -> {path}")
     return 0
@@ -85,10 +102,22 @@ def register(add: AddCommand) -> None:
 
     convert = add("convert", cmd_convert, "Convert a checkpoint (any layout) to a darkir .safetensors/.pt file.")
     convert.add_argument("weights", metavar="CHECKPOINT", help="checkpoint to read")
-    convert.add_argument("-o", "--output", required=True, help="file to write (.safetensors: weights and config only)")
+    convert.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="file to write: .safetensors (weights and config only), .pt or .pth; never the CHECKPOINT read",
+    )
     convert.add_argument("-m", "--model", metavar="NAME", help="zoo name whose config to use instead of the stored one")
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
     onnx = add("export-onnx", cmd_export_onnx, "Export to ONNX (dynamic batch/height/width), checked on two sizes.")
     add_weights_source(onnx)
-    onnx.add_argument("-o", "--output", required=True, help="the .onnx file to write")
-    onnx.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    onnx.add_argument("-o", "--output", required=True, help="the .onnx file to write (one file, weights included)")
+    onnx.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    onnx.add_argument(
+        "--opset",
+        type=positive_int,
+        default=18,
+        help="ONNX opset (default 18); one the exporter cannot write this model in is an error",
+    )

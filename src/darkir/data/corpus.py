@@ -16,6 +16,7 @@ Install them with ``apt-get install`` and the packages of :data:`DEBIAN_PACKAGES
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from darkir.data.layouts import DatasetError, list_images
@@ -80,18 +81,38 @@ def debian_photos(root: Path = Path("/")) -> dict[str, Path]:
 
 
 def resolve_sources(sources: list[str]) -> dict[str, Path]:
-    """Photo name -> file for each source: the word ``debian`` or a folder of the user's own photos."""
-    photos: dict[str, Path] = {}
+    """Photo name -> file for each source: the word ``debian`` or a folder of the user's own photos (named by their
+    path in it, ``/`` as ``_``, without the suffix). Every photo is kept: see :func:`unique_names`."""
+    found: list[tuple[str, Path]] = []
     for source in sources:
         if source == "debian":
-            photos.update(debian_photos())
+            found.extend(debian_photos().items())
             continue
         folder = Path(source).expanduser()
         if not folder.is_dir():
             raise DatasetError(f"{folder}: photo folder not found (use a folder of clean photos or 'debian')")
-        found = list_images(folder)
-        if not found:
+        images = list_images(folder)
+        if not images:
             raise DatasetError(f"{folder}: no images found")
-        for path in found:
-            photos[str(path.relative_to(folder).with_suffix("")).replace("/", "_")] = path
+        found.extend((str(path.relative_to(folder).with_suffix("")).replace("/", "_"), path) for path in images)
+    return unique_names(found)
+
+
+def unique_names(found: list[tuple[str, Path]]) -> dict[str, Path]:
+    """Name -> file for ``(name, file)`` pairs in order, each file once (one given twice is read once). Files that
+    would share a name (``x.jpg`` and ``x.png``, ``a/x.png`` and ``a_x.png``, one name in two sources) are all
+    kept: the first keeps the name, the next get ``<name>-2``, ``<name>-3``, ... (skipping names in use)."""
+    bases = {name for name, _ in found}
+    photos: dict[str, Path] = {}
+    files: set[str] = set()
+    for name, path in found:
+        real = os.path.realpath(path)
+        if real in files:
+            continue
+        files.add(real)
+        unique, number = name, 1
+        while unique in photos or (number > 1 and unique in bases):
+            number += 1
+            unique = f"{name}-{number}"
+        photos[unique] = path
     return photos

@@ -11,6 +11,7 @@ import numpy as np
 
 from darkir.data.layouts import DatasetError
 from darkir.data.pairs import find_pairs
+from darkir.outputs import write_atomic
 
 #: The seed's LOLBlur subset: 1620 train, 600 val, 540 test images.
 SEED_COUNTS = {"train": 1620, "val": 600, "test": 540}
@@ -26,9 +27,13 @@ def split_scenes(root: str | Path, counts: dict[str, int], seed: int = 0) -> dic
     """Assign whole scenes to splits, in shuffled order, until each split has about its count of pairs.
 
     Splits are filled in the order given (``test`` first when listed first); a scene never spans two
-    splits, so a split may overshoot by up to one scene. Pairs are returned relative to ``root``.
+    splits, so a split may overshoot by up to one scene. A split left with fewer pairs than its count (the scenes ran
+    out) is an error naming it. Pairs are returned relative to ``root``.
     """
     root = Path(root)
+    small = [f"{name} {count}" for name, count in counts.items() if count < 1]
+    if small:
+        raise DatasetError(f"every split needs at least 1 pair (asked for {', '.join(small)})")
     pairs = find_pairs(root)
     scenes: dict[str, list] = defaultdict(list)
     for pair in pairs:
@@ -49,15 +54,24 @@ def split_scenes(root: str | Path, counts: dict[str, int], seed: int = 0) -> dic
         splits[names[current]].extend(
             (str(p.low.relative_to(root)), str(p.high.relative_to(root))) for p in scenes[scene]
         )
+    short = [f"{name} {len(splits[name])} of {count}" for name, count in counts.items() if len(splits[name]) < count]
+    if short:
+        raise DatasetError(
+            f"{root}: {len(pairs)} pairs in {len(scenes)} scenes leave too few pairs for {', '.join(short)} (scenes "
+            "are kept whole, so an earlier split can take more than its count); ask for fewer pairs"
+        )
     return splits
 
 
-def write_manifest(root: str | Path, output: str | Path, counts: dict[str, int], seed: int = 0) -> dict[str, int]:
-    """Split ``root`` by scene and write the manifest JSON; returns the pairs per split."""
+def write_manifest(
+    root: str | Path, output: str | Path, counts: dict[str, int], seed: int = 0, overwrite: bool = False
+) -> dict[str, int]:
+    """Split ``root`` by scene and write the manifest JSON atomically (an existing ``output`` is replaced only with
+    ``overwrite``, and a failed write leaves it as it was); returns the pairs per split."""
     root, output = Path(root), Path(output)
     splits = split_scenes(root, counts, seed)
     output.parent.mkdir(parents=True, exist_ok=True)
     relative_root = os.path.relpath(root.resolve(), output.resolve().parent)
     manifest = {"root": relative_root, "seed": seed, "counts": {k: len(v) for k, v in splits.items()}, "splits": splits}
-    output.write_text(json.dumps(manifest, indent=1))
+    write_atomic(output, json.dumps(manifest, indent=1).encode(), overwrite=overwrite)
     return manifest["counts"]

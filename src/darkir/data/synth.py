@@ -6,7 +6,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -45,6 +48,27 @@ def assign_splits(names: list[str], val: int, test: int, seed: int) -> dict[str,
     return {name: "test" if i < test else "val" if i < test + val else "train" for i, name in enumerate(order)}
 
 
+def check_output(output: Path, sources: Sequence[Path] = ()) -> None:
+    """Refuse an output folder that is a file or holds anything (a new set never mixes with what is there), or that
+    lies in or around one of the ``sources`` photo folders (a later run would read the pairs as photos)."""
+    if output.exists() and not output.is_dir():
+        raise DatasetError(f"output folder {output} is a file; choose a new folder")
+    where = Path(os.path.realpath(output))
+    for source in sources:
+        folder = Path(os.path.realpath(source))
+        if where == folder or folder in where.parents:
+            raise DatasetError(f"output folder {output} is inside the photo folder {source}; choose a folder outside")
+        if where in folder.parents:
+            raise DatasetError(f"photo folder {source} is inside the output folder {output}; choose another folder")
+    if output.is_dir():
+        entries = sorted(entry.name for entry in os.scandir(output))
+        if entries:
+            raise DatasetError(
+                f"output folder {output} is not empty (it holds {entries[0]!r}"
+                f"{f' and {len(entries) - 1} more' if len(entries) > 1 else ''}); choose a new folder"
+            )
+
+
 def synthesize(
     photos: dict[str, Path],
     output: Path,
@@ -56,16 +80,53 @@ def synthesize(
     params: SynthParams | None = None,
     progress: bool = True,
 ) -> dict[str, int]:
-    """Write a LOLBlur-layout set ``output/{train,val,test}/{low_blur_noise,high_sharp_scaled}/<photo>/<k>.png``.
+    """Write a LOLBlur-layout set ``output/{train,val,test}/{low_blur_noise,high_sharp_scaled}/<photo>/<k>.png``
+    into a new or empty folder ``output`` (see :func:`check_output`).
 
-    Returns the number of pairs per split; the drawn parameters of every pair go to ``output/synth.json``.
+    Returns the number of pairs per split; the drawn parameters of every pair go to ``output/synth.json``. The set
+    is written into a hidden folder inside ``output`` and moved into place once complete: a run that fails or is
+    interrupted leaves ``output`` as it found it.
     """
+    if per_photo < 1 or size < 1:
+        raise DatasetError(f"per_photo and size must be at least 1 (got {per_photo} and {size})")
     params = params or SynthParams()
+    splits = assign_splits(sorted(photos), val_photos, test_photos, seed)
+    check_output(output)
+    created = not output.exists()
+    stage = output / f".darkir-part-{os.getpid()}"
+    try:
+        stage.mkdir(parents=True)
+        records, counts = _write_pairs(photos, splits, stage, per_photo, size, seed, params, progress)
+        summary = {"seed": seed, "size": size, "per_photo": per_photo, "params": asdict(params), "counts": counts}
+        (stage / "synth.json").write_text(json.dumps({**summary, "pairs": records}, indent=1))
+        for entry in [*sorted(p for p in stage.iterdir() if p.is_dir()), stage / "synth.json"]:
+            entry.rename(output / entry.name)
+        stage.rmdir()
+    except BaseException as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created:
+            with contextlib.suppress(OSError):
+                output.rmdir()
+        if isinstance(exc, OSError):
+            raise DatasetError(f"cannot write the set in {output}: {exc.strerror or exc}; nothing was kept") from None
+        raise
+    return counts
+
+
+def _write_pairs(
+    photos: dict[str, Path],
+    splits: dict[str, str],
+    root: Path,
+    per_photo: int,
+    size: int,
+    seed: int,
+    params: SynthParams,
+    progress: bool,
+) -> tuple[list[dict], dict[str, int]]:
+    """Degrade and write every photo's pairs under ``root``; (the record of every pair, pairs per split)."""
     layout = LAYOUTS["lolblur"]
-    names = sorted(photos)
-    splits = assign_splits(names, val_photos, test_photos, seed)
     records, counts = [], {"train": 0, "val": 0, "test": 0}
-    for photo_index, name in enumerate(tqdm(names, desc="synthesizing", unit="photo", disable=not progress)):
+    for photo_index, name in enumerate(tqdm(sorted(photos), desc="synthesizing", unit="photo", disable=not progress)):
         clean = read_image(photos[name]).rgb
         if min(clean.shape[:2]) < size:
             raise DatasetError(f"{photos[name]}: {clean.shape[1]}x{clean.shape[0]} is smaller than --size {size}")
@@ -75,14 +136,12 @@ def synthesize(
             low, high, record = degrade(random_crop(clean, size, rng), rng, params)
             relative = Path(name) / f"{k:03d}.png"
             for folder, image in ((layout.low, low), (layout.high, high)):
-                target = output / split / folder / relative
+                target = root / split / folder / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
                 write_image(target, Image(rgb=image, alpha=None, bit_depth=8, grayscale=False))
             records.append({"split": split, "pair": str(relative), "source": str(photos[name]), **record})
             counts[split] += 1
-    summary = {"seed": seed, "size": size, "per_photo": per_photo, "params": asdict(params), "counts": counts}
-    (output / "synth.json").write_text(json.dumps({**summary, "pairs": records}, indent=1))
-    return counts
+    return records, counts
 
 
 def load_photos(paths: Sequence[Path], max_short_side: int = 1024) -> list[np.ndarray]:

@@ -1,0 +1,249 @@
+"""The tool commands (convert, split, synth) never write over data: an existing output, the command's own input or a
+folder of photos is refused with one line and exit 2 before any work, writes are atomic, and bad flag values are
+refused by argparse. (export-onnx: tests/test_export.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from darkir.checkpoint import read_checkpoint
+from darkir.cli import main
+from darkir.data.corpus import resolve_sources
+from tests.test_data import make_lolblur
+
+
+def _photo(path: Path, seed: int = 0, size: tuple[int, int] = (48, 56)) -> Path:
+    """A small smooth colour 'photo' (distinct per seed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    y, x = np.mgrid[0 : size[0], 0 : size[1]] / 12.0
+    image = np.stack([np.sin(x * (seed + 1)), np.cos(y * (seed + 2)), np.sin(x + y + seed)], -1) * 0.45 + 0.5
+    cv2.imwrite(str(path), (image * 255).astype(np.uint8))
+    return path
+
+
+def _error(capsys: pytest.CaptureFixture[str]) -> str:
+    """The one error line the command printed (checked to be one ``darkir: error:`` line, no traceback)."""
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("darkir: error: ") and "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+def _argparse_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """argparse's message for a refused flag value (exit 2)."""
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    return capsys.readouterr().err
+
+
+def _listing(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (hidden ones too) -> its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# convert
+
+
+@pytest.fixture
+def weights(tmp_path: Path, tiny_checkpoint: Path) -> Path:
+    return Path(shutil.copy(tiny_checkpoint, tmp_path / "w.pt"))
+
+
+def test_convert_never_writes_over_its_input(weights, tmp_path, capsys, monkeypatch):
+    before = weights.read_bytes()
+    os.link(weights, tmp_path / "hard.pt")
+    (tmp_path / "soft.pt").symlink_to(weights)
+    monkeypatch.chdir(tmp_path)
+    for output in ("w.pt", str(weights), "hard.pt", "soft.pt"):
+        assert main(["convert", str(weights), "-o", output, "--overwrite"]) == 2
+        assert f"-o {output} is the input {weights}; write to another file" in _error(capsys)
+    assert weights.read_bytes() == before
+
+
+def test_convert_refuses_an_existing_file_unless_overwrite(weights, tmp_path, capsys):
+    other = tmp_path / "other.pt"
+    other.write_bytes(b"someone's checkpoint")
+    assert main(["convert", str(weights), "-o", str(other)]) == 2
+    assert f"-o {other} exists; pass --overwrite" in _error(capsys)
+    assert other.read_bytes() == b"someone's checkpoint"
+    assert main(["convert", str(weights), "-o", str(other), "--overwrite"]) == 0
+    assert read_checkpoint(other)[1] == read_checkpoint(weights)[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.pt", "w.pt"]  # no temporary file left
+
+
+def test_convert_checks_the_suffix_and_folder_before_reading_weights(tmp_path, capsys):
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")  # the output is refused before this is read
+    photo = _photo(tmp_path / "photo.png")
+    before = photo.read_bytes()
+    for output in (photo, tmp_path / "new.bin"):
+        assert main(["convert", str(broken), "-o", str(output), "--overwrite"]) == 2
+        assert f"-o {output}: a checkpoint is written to a .safetensors, .pt or .pth file" in _error(capsys)
+    assert photo.read_bytes() == before and not (tmp_path / "new.bin").exists()
+    (tmp_path / "folder.pt").mkdir()
+    assert main(["convert", str(broken), "-o", str(tmp_path / "folder.pt")]) == 2
+    assert f"-o {tmp_path / 'folder.pt'} is a folder" in _error(capsys)
+
+
+# split
+
+
+def test_split_refuses_a_dataset_image_and_an_existing_manifest(tmp_path, capsys):
+    root = make_lolblur(tmp_path / "set", scenes=5, frames=2)
+    image = root / "low_blur_noise" / "0000" / "0000.png"
+    before = image.read_bytes()
+    assert main(["split", str(root), "-o", str(image), "--counts", "4,2,2", "--overwrite"]) == 2
+    assert f"-o {image}: a split manifest is written to a .json file" in _error(capsys)
+    assert image.read_bytes() == before
+    manifest = tmp_path / "split.json"
+    manifest.write_text("{}")
+    assert main(["split", str(root), "-o", str(manifest), "--counts", "4,2,2"]) == 2
+    assert f"-o {manifest} exists; pass --overwrite" in _error(capsys)
+    assert manifest.read_text() == "{}"
+    assert main(["split", str(root), "-o", str(manifest), "--counts", "4,2,2", "--overwrite"]) == 0
+    assert json.loads(manifest.read_text())["counts"] == {"train": 4, "val": 2, "test": 2}
+    folder = tmp_path / "folder.json"
+    folder.mkdir()
+    assert main(["split", str(root), "-o", str(folder)]) == 2
+    assert f"-o {folder} is a folder" in _error(capsys)
+
+
+def test_split_reports_a_split_the_scenes_cannot_fill(tmp_path, capsys):
+    root = make_lolblur(tmp_path / "set", scenes=5, frames=2)
+    manifest = tmp_path / "split.json"
+    assert main(["split", str(root), "-o", str(manifest), "--counts", "3,3,4"]) == 2  # train and val take 4 each
+    assert "too few pairs for test 2 of 4" in _error(capsys)
+    assert not manifest.exists()
+
+
+@pytest.mark.parametrize("counts", ["0,0,0", "4,0,2", "4,2", "4,2,2,1", "a,b,c", "-1,2,2"])
+def test_split_counts_must_be_three_whole_numbers_of_at_least_1(tmp_path, counts, capsys):
+    err = _argparse_error(["split", str(tmp_path), "-o", str(tmp_path / "s.json"), f"--counts={counts}"], capsys)
+    assert f"argument --counts: expected three whole numbers of at least 1, train,val,test; got {counts!r}" in err
+
+
+def test_split_write_is_atomic(tmp_path, capsys, monkeypatch):
+    root = make_lolblur(tmp_path / "set", scenes=5, frames=2)
+    manifest = tmp_path / "split.json"
+    manifest.write_text("previous")
+
+    def fail(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("darkir.outputs.os.fsync", fail)
+    assert main(["split", str(root), "-o", str(manifest), "--counts", "4,2,2", "--overwrite"]) == 2
+    assert "No space left on device" in _error(capsys)
+    assert manifest.read_text() == "previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set", "split.json"]
+
+
+# synth
+
+SMALL = ["--per-photo", "1", "--size", "32", "--val-photos", "1", "--test-photos", "1", "-q"]
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    for index in range(4):
+        _photo(folder / f"p{index}.png", seed=index)
+    return folder
+
+
+def test_synth_refuses_a_non_empty_folder(photos, tmp_path, capsys):
+    output = tmp_path / "set"
+    _photo(output / "mine.png")
+    before = _listing(output)
+    assert main(["synth", "--source", str(photos), "-o", str(output), *SMALL]) == 2
+    assert f"output folder {output} is not empty (it holds 'mine.png'); choose a new folder" in _error(capsys)
+    assert _listing(output) == before
+    (tmp_path / "afile").write_bytes(b"x")
+    assert main(["synth", "--source", str(photos), "-o", str(tmp_path / "afile"), *SMALL]) == 2
+    assert f"output folder {tmp_path / 'afile'} is a file" in _error(capsys)
+    assert (tmp_path / "afile").read_bytes() == b"x"
+
+
+def test_synth_refuses_an_output_in_or_around_a_photo_folder(photos, tmp_path, capsys):
+    before = _listing(photos)
+    for output in (photos, photos / "synth"):
+        assert main(["synth", "--source", str(photos), "-o", str(output), *SMALL]) == 2
+        assert f"output folder {output} is inside the photo folder {photos}" in _error(capsys)
+    assert main(["synth", "--source", str(photos), "-o", str(tmp_path), *SMALL]) == 2
+    assert f"photo folder {photos} is inside the output folder {tmp_path}" in _error(capsys)
+    assert _listing(photos) == before
+
+
+def test_synth_writes_a_new_or_empty_folder_and_a_failed_run_leaves_nothing(photos, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["synth", "--source", str(photos), "-o", str(empty), *SMALL]) == 0
+    assert sorted(p.name for p in empty.iterdir()) == ["synth.json", "test", "train", "val"]
+    assert len(list(empty.rglob("*.png"))) == 8
+    _photo(photos / "tiny.png", seed=9, size=(20, 24))  # smaller than --size: fails after other photos are written
+    for output in (tmp_path / "new", tmp_path / "empty2"):
+        if output.name == "empty2":
+            output.mkdir()
+        assert main(["synth", "--source", str(photos), "-o", str(output), *SMALL]) == 2
+        assert "tiny.png: 24x20 is smaller than --size 32" in _error(capsys)
+    assert not (tmp_path / "new").exists() and list((tmp_path / "empty2").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "wanted"),
+    [
+        ("--per-photo", "0", "at least 1"),
+        ("--size", "0", "at least 1"),
+        ("--val-photos", "-1", "at least 0"),
+        ("--test-photos", "-2", "at least 0"),
+        ("--seed", "-1", "at least 0"),
+    ],
+)
+def test_synth_flag_values_are_checked(photos, tmp_path, flag, value, wanted, capsys):
+    err = _argparse_error(["synth", "--source", str(photos), "-o", str(tmp_path / "set"), f"{flag}={value}"], capsys)
+    assert f"argument {flag}: expected a whole number of {wanted}, got {value!r}" in err
+    assert not (tmp_path / "set").exists()
+
+
+def test_synth_keeps_every_photo_whose_names_collide(tmp_path, capsys):
+    one, two = tmp_path / "one", tmp_path / "two"
+    files = [
+        _photo(one / "a" / "x.png", 0),
+        _photo(one / "a_x.png", 1),  # same name as a/x.png
+        _photo(one / "y.jpg", 2),
+        _photo(one / "y.png", 3),  # same stem
+        _photo(one / "y-2.png", 4),  # the name the second y would get
+        _photo(two / "y.png", 5),  # same name in another source
+        _photo(two / "z.png", 6),
+    ]
+    names = resolve_sources([str(one), str(two), str(one)])  # a folder given twice is read once
+    assert names == {
+        "a_x": files[0],
+        "a_x-2": files[1],
+        "y": files[2],
+        "y-3": files[3],
+        "y-2": files[4],
+        "y-4": files[5],
+        "z": files[6],
+    }
+    assert resolve_sources([str(one), str(two)]) == names  # deterministic
+    output = tmp_path / "set"
+    assert main(["synth", "--source", str(one), "--source", str(two), "-o", str(output), *SMALL]) == 0
+    assert capsys.readouterr().out.startswith("7 photos -> ")
+    record = json.loads((output / "synth.json").read_text())
+    assert sorted(pair["source"] for pair in record["pairs"]) == sorted(str(f) for f in files)
+    assert len(list(output.rglob("*.png"))) == 14
+
+
+# train
+
+
+def test_train_max_steps_must_not_be_negative(tmp_path, capsys):
+    err = _argparse_error(["train", "-p", str(tmp_path / "x.yml"), "--max-steps=-1"], capsys)
+    assert "argument --max-steps: expected a whole number of at least 0, got '-1'" in err
