@@ -1,5 +1,6 @@
-"""A training run's files on disk: the lock that gives a ``save.path`` to one run, backups of an earlier run,
-temporary files a killed run left, and log lines that are written whole or not at all."""
+"""A training run's files on disk: the lock that gives a ``save.path`` to one run, checks that its save paths can be
+written, backups of an earlier run, temporary files a killed run left, and log lines that are written whole or not at
+all."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import errno
 import os
 import re
 import socket
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,9 +34,14 @@ def hold_run(last: Path) -> Iterator[None]:
     The lock is an ``flock`` on :func:`lock_path`: it dies with its process, so a killed run's lock file is stale
     and simply taken over.
     """
-    last.parent.mkdir(parents=True, exist_ok=True)
     lock = lock_path(last)
-    fd = take_lock(lock)
+    try:
+        last.parent.mkdir(parents=True, exist_ok=True)
+        fd = take_lock(lock)
+    except OSError as exc:
+        raise DarkIRError(
+            f"{last}: cannot take this save.path for the run ({lock}: {exc.strerror or exc}); nothing was written"
+        ) from None
     if fd is None:
         holder = ""
         with contextlib.suppress(OSError):
@@ -49,6 +56,25 @@ def hold_run(last: Path) -> Iterator[None]:
         yield
     finally:
         release_lock(lock, fd)
+
+
+def save_problem(path: Path, folder: bool = False) -> str | None:
+    """Why ``path`` (a file, or a folder with ``folder``) cannot be written, or None if it can: a file path that is a
+    folder, a folder path that is not one, something not a folder in the way, or a place where nothing can be made
+    (tried with an empty temporary file, removed at once). Makes no folder."""
+    place = path if folder else path.parent
+    try:
+        if path.is_dir() != folder and (path.exists() or path.is_symlink()):
+            return f"{path} is a folder, not a file" if path.is_dir() else f"{path} is a file, not a folder"
+        existing = next((p for p in (place, *place.parents) if p.exists() or p.is_symlink()), place)
+        if not existing.is_dir():
+            return f"{existing} is a file, not a folder"
+        fd, name = tempfile.mkstemp(prefix=".darkir-check-", dir=existing)
+    except OSError as exc:
+        return f"cannot write in {place}: {exc.strerror or exc}"
+    os.close(fd)
+    os.unlink(name)
+    return None
 
 
 #: A temporary checkpoint or options file (``.<name>.<pid>.tmp``, see :func:`darkir.checkpoint.temporary_path`).

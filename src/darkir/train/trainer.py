@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import glob
+import itertools
 import json
 import math
 import random
@@ -12,9 +12,10 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -29,15 +30,25 @@ from darkir.data.degradation import synth_params
 from darkir.data.layouts import DatasetError
 from darkir.data.pairs import resolve_pairs
 from darkir.data.synth import SynthDataset, assign_splits, load_photos
-from darkir.errors import ConfigError, DarkIRError, DarkIRWarning
+from darkir.errors import CheckpointError, ConfigError, DarkIRError, DarkIRWarning, first_line
 from darkir.eval.metrics import prepare, psnr, ssim
+from darkir.models.config import ModelConfig
 from darkir.models.darkir import DarkIR
 from darkir.models.factory import create_model
 from darkir.options import Options
-from darkir.runtime import keep_freed_memory_for_reuse
+from darkir.runtime import keep_freed_memory_for_reuse, resolve_device
 from darkir.train import ddp
 from darkir.train.losses import PIXEL_LOSSES, side_target
-from darkir.train.runfiles import append_line, back_up, hold_run, remove_stale_temporaries
+from darkir.train.runfiles import append_line, hold_run
+from darkir.train.runpaths import (
+    back_up_run,
+    check_save_paths,
+    checkpoint_paths,
+    clean_up_after_killed_runs,
+    continue_or_start,
+    log_folder,
+    synthetic_validation,
+)
 from darkir.train.sampler import GlobalBatchSampler
 
 
@@ -51,17 +62,6 @@ class TrainResult:
     last: Path
     best: Path | None
     interrupted: bool = False
-
-
-def checkpoint_paths(options: Options) -> tuple[Path, Path]:
-    """(last, best) checkpoint files from ``save.path`` and ``save.best`` (a folder or a file)."""
-    if not options.save.path:
-        raise ConfigError(f"{options.source}: save.path is not set (where the last checkpoint goes)")
-    last = Path(options.save.path)
-    if not options.save.best:
-        return last, last.with_name(f"{last.stem}_best{last.suffix}")
-    best = Path(options.save.best)
-    return last, (best / f"{last.stem}_best.pt" if not best.suffix else best)
 
 
 def spread(items: list, count: int) -> list:
@@ -82,6 +82,11 @@ def check_trainable(options: Options) -> None:
                 else "not implemented"
             )
             raise ConfigError(f"{options.source}: train.{key}: this loss is not supported ({why}); set it to False")
+    if options.train.enhance and options.train.enhance_reduction != "mean":
+        raise ConfigError(
+            f"{options.source}: train.enhance_reduction: {options.train.enhance_reduction!r} is not supported (the "
+            "side-output loss is averaged over its pixels); set it to mean"
+        )
     if not options.datasets.train.train_path and options.datasets.train.synth is None:
         raise ConfigError(f"{options.source}: datasets.train.train_path is not set (nor datasets.train.synth)")
     for key in ("path", "best"):
@@ -112,7 +117,7 @@ def _synthetic_sets(options: Options) -> tuple[SynthDataset, SynthDataset | None
     train_set = SynthDataset(
         photos, chosen, synth.pairs_per_epoch, data_cfg.cropsize, options.train.seed, params, synth.max_zoom_out
     )
-    if not _synthetic_validation(options):
+    if not synthetic_validation(options):
         return train_set, None
     photos, chosen = subset("val")
     val_set = SynthDataset(
@@ -126,34 +131,6 @@ def _synthetic_sets(options: Options) -> tuple[SynthDataset, SynthDataset | None
         fixed=True,
     )
     return train_set, val_set
-
-
-def _synthetic_validation(options: Options) -> bool:
-    """Whether validation runs on a fixed synthetic set of held-out photos (no ``datasets.val.test_path``)."""
-    synth = options.datasets.train.synth
-    return synth is not None and synth.val_photos > 0 and not options.datasets.val.test_path
-
-
-def log_folder(options: Options) -> Path:
-    """Where the JSONL and TensorBoard logs go: ``train.log_dir``, else ``<save.path stem>_logs`` beside it."""
-    last, _ = checkpoint_paths(options)
-    return Path(options.train.log_dir) if options.train.log_dir else last.parent / f"{last.stem}_logs"
-
-
-def run_files(options: Options) -> list[Path]:
-    """The files of the run in ``save.path`` that exist: last and best checkpoints, step snapshots, their options
-    files, and the log folder."""
-    last, best = checkpoint_paths(options)
-    snapshots = sorted(last.parent.glob(f"{glob.escape(last.stem)}_step[0-9]*{glob.escape(last.suffix)}"))
-    checkpoints = list(dict.fromkeys([last, *snapshots, best]))
-    paths = [path for checkpoint in checkpoints for path in (checkpoint, checkpoint.with_suffix(".yml"))]
-    return [path for path in [*paths, log_folder(options)] if path.exists()]
-
-
-def back_up_run(options: Options) -> list[Path]:
-    """Move the earlier run's files (see :func:`run_files`) into ``backup-<time>/`` folders beside them, all or none;
-    returns the folders."""
-    return back_up(run_files(options))
 
 
 def _rng_state() -> dict[str, Any]:
@@ -213,6 +190,27 @@ class _StopOnInterrupt:
         flag = torch.tensor([float(self.flag)], device=self.context.device)
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
         return bool(flag.item())
+
+
+class _ResumableError(Exception):
+    """An error after which the training state is still that of the last completed step (reading the data,
+    validating), so the last checkpoint is saved before it is reported. Its message says what was being done, its
+    cause is the error, ``inputs`` the files being read if known."""
+
+    def __init__(self, doing: str, inputs: list[str] | None = None) -> None:
+        super().__init__(doing)
+        self.inputs = inputs or []
+
+
+def _error_gist(exc: BaseException) -> str:
+    """One line for ``exc``: its message (for an error re-raised from a DataLoader worker, the last line of the
+    traceback it carries), after its type's name unless it is one of darkir's errors, which name their file."""
+    text = str(exc).strip()
+    if "Original Traceback" in text:
+        kind, _, message = text.splitlines()[-1].partition(": ")
+    else:
+        kind, message = type(exc).__name__, first_line(exc)
+    return message if isinstance(exc, DarkIRError) else f"{kind}: {message}"
 
 
 def training_memory_format(setting: str, device: torch.device) -> torch.memory_format:
@@ -380,12 +378,13 @@ class Trainer:
         path = path or self.last_path
         if not path.is_file():
             return False
-        state_dict, _, payload = read_checkpoint(path)
+        state_dict, config, payload = read_checkpoint(path)
         missing = [k for k in ("optimizer", "scheduler", "step", "epoch") if k not in payload]
         if missing:
             raise ConfigError(
                 f"{path}: not a darkir training checkpoint (no {', '.join(missing)}); cannot resume from it"
             )
+        self._check_same_network(path, config, payload.get("options"))
         load_state_dict_strict(self.model, state_dict, source=f"checkpoint {path}")
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
@@ -394,7 +393,53 @@ class Trainer:
         self.step, self.epoch, self.epoch_step = payload["step"], payload["epoch"], payload["epoch_step"]
         self.best_psnr = payload["best_psnr"]
         self._keep_global_batch(int(payload.get("global_batch", self.sampler.global_batch)), path)
+        self._follow_new_length(payload.get("options"))
         return True
+
+    def _check_same_network(self, path: Path, config: dict[str, Any] | None, stored: dict[str, Any] | None) -> None:
+        """Refuse to resume a run as another network (or with the side-output loss switched, which trains other
+        parameters), naming each key that differs with the checkpoint's value and the options' one."""
+        theirs = ModelConfig.from_kwargs(config).as_kwargs() if config else self.model.config
+        differing = [
+            (f"network.{'img_channels' if key == 'img_channel' else key}", value, self.model.config[key])
+            for key, value in theirs.items()
+            if value != self.model.config[key]
+        ]
+        enhance = (stored or {}).get("train", {}).get("enhance", self.side_loss)
+        if enhance != self.side_loss:
+            differing.append(("train.enhance", enhance, self.side_loss))
+        if differing:
+            shown = "; ".join(f"{key}: {old} in the checkpoint, {new} in the options" for key, old, new in differing)
+            raise ConfigError(
+                f"{path}: cannot resume this run with other settings than it was trained with ({shown}); set them "
+                "back to continue it, or start a new run under another save.path; the checkpoint was left as it was"
+            )
+
+    def _follow_new_length(self, stored: dict[str, Any] | None) -> None:
+        """When the run's length in steps changed (``train.epochs``, or the training set's size), continue on the
+        cosine schedule of the new length: the learning rate moves to that schedule's value at this step, and says
+        so. Nothing changes when the length is the same (an exact resume)."""
+        before, after = self.scheduler.T_max, self.total_steps
+        if before == after:
+            return
+        epochs = (stored or {}).get("train", {}).get("epochs", self.options.train.epochs)
+        was = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.T_max = after
+        progress = (1 + math.cos(math.pi * self.scheduler.last_epoch / after)) / 2
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
+            group["lr"] = self.scheduler.eta_min + (base - self.scheduler.eta_min) * progress
+        new_epochs = self.options.train.epochs
+        why = (
+            f"train.epochs {epochs} -> {new_epochs}"
+            if epochs != new_epochs
+            else f"the training set now makes {self.sampler.steps_per_epoch()} steps per epoch"
+        )
+        if self.context.is_main:
+            tqdm.write(
+                f"darkir: {why}: the cosine schedule now runs {after} steps (was {before}); at step {self.step} the "
+                f"learning rate is {self.optimizer.param_groups[0]['lr']:.3g} (was {was:.3g})",
+                file=sys.stderr,
+            )
 
     # ------------------------------------------------------------------ logs
     def log(self, record: dict[str, Any]) -> None:
@@ -483,9 +528,8 @@ class Trainer:
         return {key: float(np.nanmean(values)) for key, values in scores.items()}
 
     def fit(self, max_steps: int = 0) -> TrainResult:
-        """Train until ``train.epochs`` (or ``max_steps`` optimizer steps in all) and return where it ended."""
-        epochs = self.options.train.epochs
-        steps_per_epoch = self.sampler.steps_per_epoch()
+        """Train until ``train.epochs`` (or ``max_steps`` optimizer steps in all) and return where it ended. An error
+        reading the data or validating saves the last checkpoint first (see :meth:`_stop_after_failure`)."""
         stop = min(self.total_steps, max_steps) if max_steps else self.total_steps
         self.model.train()
         bar = tqdm(
@@ -495,26 +539,76 @@ class Trainer:
             unit="step",
             disable=not (self.progress and self.context.is_main),
         )
-        start = (time.perf_counter(), self.step)
         with _StopOnInterrupt(self.context) as interrupt:
-            while self.epoch < epochs and self.step < stop and not interrupt.requested():
-                self.sampler.set_epoch(self.epoch, self.epoch_step)
-                self.train_set.set_epoch(self.epoch)
-                for batch in self.loader:
-                    loss = self._train_step(batch)
-                    self.step += 1
-                    self.epoch_step += 1
-                    bar.update()
-                    bar.set_postfix(loss=f"{loss:.4f}", epoch=self.epoch + 1, refresh=False)
-                    self._after_step(loss, stop, start)
-                    if self.step >= stop or interrupt.requested():
-                        break
-                if self.epoch_step >= steps_per_epoch:
-                    self.epoch, self.epoch_step = self.epoch + 1, 0
-                    self._end_of_epoch(final=self.epoch == epochs)
+            try:
+                self._epochs(stop, bar, interrupt)
+            except _ResumableError as failure:
+                bar.close()
+                self._stop_after_failure(failure)
             interrupted = interrupt.requested()
         bar.close()
         return self._finish(interrupted)
+
+    def _epochs(self, stop: int, bar: tqdm, interrupt: _StopOnInterrupt) -> None:
+        """Train epoch after epoch until step ``stop``, the last epoch or a request to stop."""
+        epochs, steps_per_epoch = self.options.train.epochs, self.sampler.steps_per_epoch()
+        start = (time.perf_counter(), self.step)
+        while self.epoch < epochs and self.step < stop and not interrupt.requested():
+            self.sampler.set_epoch(self.epoch, self.epoch_step)
+            self.train_set.set_epoch(self.epoch)
+            for batch in self._epoch_batches():
+                loss = self._train_step(batch)
+                self.step += 1
+                self.epoch_step += 1
+                bar.update()
+                bar.set_postfix(loss=f"{loss:.4f}", epoch=self.epoch + 1, refresh=False)
+                self._after_step(loss, stop, start)
+                if self.step >= stop or interrupt.requested():
+                    break
+            if self.epoch_step >= steps_per_epoch:
+                self.epoch, self.epoch_step = self.epoch + 1, 0
+                self._end_of_epoch(final=self.epoch == epochs)
+
+    def _epoch_batches(self) -> Iterator[dict[str, Any]]:
+        """The loader's batches of this epoch; an error making one becomes a :class:`_ResumableError` (the state is
+        still that of the last completed step)."""
+        batches = iter(self.loader)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except Exception as exc:
+                doing = f"loading the training batch of step {self.step + 1}"
+                raise _ResumableError(doing, self._batch_inputs()) from exc
+            yield batch
+
+    def _batch_inputs(self) -> list[str]:
+        """The input files of the batch the loader is making (the next step's), where the training set has files."""
+        pairs = getattr(self.train_set, "pairs", None)
+        if pairs is None:
+            return []
+        batch = next(itertools.islice(iter(self.sampler), self.epoch_step - self.sampler.start_step, None), [])
+        return [str(pairs[index].low) for index in batch]
+
+    def _stop_after_failure(self, failure: _ResumableError) -> NoReturn:
+        """Save the last checkpoint (the last completed step, resumable exactly) and raise one error that says what
+        failed: the file at fault where the data names it, else the inputs of the batch being made."""
+        cause = failure.__cause__
+        gist = _error_gist(cause) if cause is not None else "failed"
+        if failure.inputs and not isinstance(cause, DarkIRError):
+            gist += f" (the batch's inputs: {', '.join(failure.inputs)})"
+        if not self.context.is_main:
+            raise DarkIRError(f"{failure}: {gist}") from cause
+        self._close_log()
+        try:
+            self.save()
+        except DarkIRError as exc:
+            raise DarkIRError(f"{failure}: {gist}; and the last checkpoint could not be saved: {exc}") from cause
+        raise DarkIRError(
+            f"{failure}: {gist}; training stopped and the last checkpoint {self.last_path} holds step {self.step}: "
+            "repair or replace what failed, then pass resume=True to continue from there"
+        ) from cause
 
     def _after_step(self, loss: float, stop: int, start: tuple[float, int]) -> None:
         """Log every 10 steps (and the last), and save the checkpoints ``train.save_every_steps`` and
@@ -554,14 +648,33 @@ class Trainer:
         if self.val_set is None or not (final or self.epoch % self.options.train.val_every == 0):
             return
         if self.context.is_main:
-            scores = self.validate()
+            try:
+                scores = self.validate()
+            except Exception as exc:
+                raise _ResumableError(f"validating after epoch {self.epoch}") from exc
             self.log({"kind": "val", "step": self.step, "epoch": self.epoch, **scores})
             tqdm.write(f"epoch {self.epoch}: val PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f}")
-            if self.best_psnr is None or (not math.isnan(scores["psnr"]) and scores["psnr"] > self.best_psnr):
+            previous = self.best_psnr
+            better = previous is None or (not math.isnan(scores["psnr"]) and scores["psnr"] > previous)
+            if better:
                 self.best_psnr = scores["psnr"]
-                self.save(self.best_path)
-            self.save()
+            self.save()  # first: a failure to write the best checkpoint loses no training
+            if better:
+                self._save_best(previous)
         ddp.barrier(self.context)
+
+    def _save_best(self, previous: float | None) -> None:
+        """Write the best checkpoint. If that fails, the last checkpoint is saved again with the ``previous`` best
+        score (so that a resumed run saves its next validation as best) and the error says where to continue."""
+        try:
+            self.save(self.best_path)
+        except DarkIRError as exc:
+            self.best_psnr = previous
+            self.save()
+            raise CheckpointError(
+                f"save.best: {exc}; the last checkpoint {self.last_path} holds step {self.step}, pass resume=True to "
+                "continue from there"
+            ) from None
 
 
 def train(
@@ -575,29 +688,28 @@ def train(
 ) -> TrainResult:
     """Train the model described by ``options``.
 
-    With ``resume``, continue exactly from ``save.path``; with ``init_from`` (a checkpoint or zoo name),
-    start a new schedule (optimizer, learning rate, step 0) from those weights. A new run never
-    replaces an earlier run's checkpoints: it stops with an error unless ``restart``, which moves
-    them (and their logs) into time-stamped backup folders beside them once the options, the data
-    and the weights to start from have passed every check. The main process holds a lock on
-    ``save.path`` for the whole run, so a second run on it stops at once (:class:`RunBusyError`).
+    With ``resume`` (or ``network.resume_training`` when ``save.path`` holds a last checkpoint and neither
+    ``restart`` nor ``init_from`` is given), continue exactly from ``save.path``; with ``init_from`` (a checkpoint or
+    zoo name), start a new schedule (optimizer, learning rate, step 0) from those weights. The save paths are checked
+    first. A new run never replaces an earlier run's checkpoints: it stops with an error unless ``restart``, which
+    moves them (and their logs) into time-stamped backup folders beside them once the options, the data and the
+    weights to start from have passed every check. The main process holds a lock on ``save.path`` for the whole run,
+    so a second run on it stops at once (:class:`RunBusyError`).
     """
     if resume and init_from is not None:
         raise ConfigError("resume=True continues a run, init_from starts a new one from given weights: pass one")
     if resume and restart:
         raise ConfigError("resume=True continues the run in save.path, restart=True starts it over: pass one")
+    check_trainable(options)
+    resolve_device(device)
     last, best = checkpoint_paths(options)
     is_main = ddp.is_main_process()
+    if is_main:
+        check_save_paths(options)
     with hold_run(last) if is_main else contextlib.nullcontext():
         if is_main:
-            _clean_up_after_killed_runs([last, best])
-        continuing = resume or options.network.resume_training
-        earlier = None if continuing else _earlier_checkpoint(options)
-        if earlier and not restart:
-            raise ConfigError(
-                f"{options.source}: save.path: {earlier} holds an earlier run; pass resume=True to continue it, "
-                "or restart=True to start over (its checkpoints are moved to a backup folder first)"
-            )
+            clean_up_after_killed_runs([last, best])
+        continuing, earlier = continue_or_start(options, resume, restart, init_from)
         trainer = Trainer(options, device=device, progress=progress)
         weights = trainer.init_from(init_from) if init_from is not None else None
         if earlier and is_main:
@@ -605,23 +717,6 @@ def train(
             print(f"darkir: the earlier run's files were moved to {', '.join(map(str, folders))}", file=sys.stderr)
         if weights is not None:
             trainer.log({"kind": "init", "step": trainer.step, "epoch": trainer.epoch, "init_from": str(weights)})
-        elif continuing:
-            resumed = trainer.resume()
-            if resume and not resumed:
-                raise ConfigError(f"{options.source}: save.path: nothing to resume, {last} does not exist")
+        elif continuing and not trainer.resume():
+            raise ConfigError(f"{options.source}: save.path: nothing to resume, {last} does not exist")
         return trainer.fit(max_steps=max_steps)
-
-
-def _earlier_checkpoint(options: Options) -> Path | None:
-    """A checkpoint of an earlier run that a new run would replace: the last one, or a best one if it validates."""
-    last, best = checkpoint_paths(options)
-    validates = bool(options.datasets.val.test_path) or _synthetic_validation(options)
-    return next((path for path in (last, best) if path.exists() and (path == last or validates)), None)
-
-
-def _clean_up_after_killed_runs(targets: list[Path]) -> None:
-    """Remove the temporary checkpoint files that killed runs left beside ``targets``, and say so."""
-    removed = remove_stale_temporaries(targets)
-    if removed:
-        names = ", ".join(str(path) for path in removed)
-        print(f"darkir: removed {len(removed)} temporary file(s) that a killed run left: {names}", file=sys.stderr)

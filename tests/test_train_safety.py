@@ -1,0 +1,300 @@
+"""Training safety: the earlier-run guard with ``network.resume_training``, save paths checked before any step, the
+last checkpoint saved before the best one and before reporting a data error, and resumes that refuse another network
+or follow a new length honestly.
+
+Each test trains a tiny model on a tiny synthetic set (four training pairs, two validation pairs) through
+``darkir.cli.main`` or :class:`Trainer`, so that it stays fast.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from darkir.checkpoint import CheckpointError, read_checkpoint
+from darkir.cli import main
+from darkir.data.synth import synthesize
+from darkir.errors import DarkIRError
+from darkir.options import load_options
+from darkir.train.runfiles import hold_run
+from darkir.train.trainer import Trainer
+from tests.conftest import REPO
+from tests.test_train import _photos
+
+OPTIONS = REPO / "options" / "train" / "tiny_csf.yml"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("safety")
+    synthesize(
+        _photos(root / "photos"), root / "set", per_photo=2, size=64, val_photos=1, test_photos=1, progress=False
+    )
+    return root / "set"
+
+
+def _overrides(data: Path, run: Path, *extra: str, validate: bool = True) -> list[str]:
+    """The tiny run in ``run`` (``last.pt``, ``best.pt``): batch 2, so two steps an epoch, one epoch."""
+    return [
+        f"datasets.train.train_path={data / 'train'}",
+        f"datasets.val.test_path={data / 'val'}" if validate else "datasets.val.test_path=null",
+        f"save.path={run / 'last.pt'}",
+        f"save.best={run / 'best.pt'}",
+        "datasets.train.batch_size_train=2",
+        "datasets.train.cropsize=32",
+        "train.epochs=1",
+        *extra,
+    ]
+
+
+def _train(data: Path, run: Path, *extra: str, validate: bool = True) -> int:
+    """``darkir train`` on the tiny run; ``extra``: more overrides and flags (overrides may follow flags)."""
+    return main(["train", "-p", str(OPTIONS), *_overrides(data, run, validate=validate), "-q", *extra])
+
+
+def _contents(run: Path) -> dict[str, bytes]:
+    """Every file under ``run`` but the logs, by its path relative to ``run``."""
+    return {
+        str(path.relative_to(run)): path.read_bytes()
+        for path in sorted(run.rglob("*"))
+        if path.is_file() and "last_logs" not in path.parts
+    }
+
+
+def _one_error(err: str) -> str:
+    """The single ``darkir: error:`` line of ``err``."""
+    lines = [line for line in err.strip().splitlines() if line.startswith("darkir: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+# 1. network.resume_training: continues only from a last checkpoint; otherwise the earlier-run guard applies.
+def test_resume_training_with_restart_backs_the_earlier_run_up(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _train(data, run) == 0
+    before = _contents(run)
+    assert _train(data, run, "network.resume_training=true", "--restart") == 0
+    assert "the earlier run's files were moved to" in capsys.readouterr().err
+    (backup,) = run.glob("backup-*")
+    assert {name: (backup / name).read_bytes() for name in before} == before
+    assert read_checkpoint(run / "last.pt")[2]["step"] == 2 and (run / "best.pt").is_file()
+
+
+def test_resume_training_continues_from_the_last_checkpoint(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _train(data, run, "train.epochs=2", "network.resume_training=true", "--max-steps", "1") == 0
+    assert "continuing" not in capsys.readouterr().err  # nothing to continue: a new run
+    assert read_checkpoint(run / "last.pt")[2]["step"] == 1 and not (run / "best.pt").exists()
+    assert _train(data, run, "train.epochs=2", "network.resume_training=true") == 0
+    assert f"network.resume_training: continuing the run in {run / 'last.pt'}" in capsys.readouterr().err
+    assert read_checkpoint(run / "last.pt")[2]["step"] == 4 and not list(run.glob("backup-*"))
+    assert read_checkpoint(run / "best.pt")[2]["step"] in (2, 4)
+
+
+def test_resume_training_without_a_last_checkpoint_keeps_the_earlier_best(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _train(data, run) == 0
+    (run / "last.pt").unlink()
+    before = _contents(run)
+    capsys.readouterr()
+    assert _train(data, run, "network.resume_training=true") == 2
+    error = _one_error(capsys.readouterr().err)
+    assert f"{run / 'best.pt'} holds an earlier run" in error and "--restart to start over" in error
+    assert "network.resume_training continues only from save.path's last checkpoint" in error
+    assert _contents(run) == before and not (run / "last.pt").exists()
+
+
+def test_resume_training_with_init_from_is_a_new_run_under_the_guard(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _train(data, run) == 0
+    weights = shutil.copy(run / "last.pt", tmp_path / "weights.pt")
+    before = _contents(run)
+    capsys.readouterr()
+    assert _train(data, run, "network.resume_training=true", "--init-from", str(weights)) == 2
+    error = _one_error(capsys.readouterr().err)
+    assert "holds an earlier run" in error and "does not apply with --init-from" in error
+    assert _contents(run) == before
+    assert _train(data, run, "network.resume_training=true", "--init-from", str(weights), "--restart") == 0
+    (backup,) = run.glob("backup-*")
+    assert {name: (backup / name).read_bytes() for name in before} == before
+
+
+# 2 and 4. Every save path is checked before any work: one line naming the key, exit 2, nothing written.
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("save.best={file}/best.pt", "save.best: {file} is a file, not a folder"),
+        ("save.path={file}/sub/last.pt", "save.path: {file} is a file, not a folder"),
+        ("save.path=/proc/darkir-no-such/last.pt", "save.path: cannot write in /proc/darkir-no-such"),
+        ("save.path={run}", "save.path: {run} is a folder, not a file"),
+        ("train.log_dir={file}", "train.log_dir: {file} is a file, not a folder"),
+        ("save.best={run}/last.pt", "save.best: {run}/last.pt is save.path's file too"),
+    ],
+)
+def test_bad_save_paths_are_refused_before_any_step(data, tmp_path, capsys, where, message):
+    run, file = tmp_path / "run", tmp_path / "a_file"
+    (run / "keep").mkdir(parents=True)
+    (run / "keep" / "precious.pt").write_bytes(b"an earlier run's file")
+    file.write_bytes(b"not a folder")
+    setting = where.format(run=run, file=file)
+    assert _train(data, run, setting, "--restart") == 2
+    error = _one_error(capsys.readouterr().err)
+    assert message.format(run=run, file=file) in error and "nothing was trained or written" in error
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == [
+        Path("a_file"),
+        Path("run"),
+        Path("run/keep"),
+        Path("run/keep/precious.pt"),
+    ]
+    assert file.read_bytes() == b"not a folder"
+
+
+# 2. At the end of an epoch the last checkpoint comes first: a failure to write the best one loses no training.
+def test_a_failing_best_checkpoint_keeps_the_epoch_in_the_last_one(data, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    save = Trainer.save
+
+    def best_fails(self: Trainer, path: Path | None = None) -> Path:
+        if path == self.best_path:
+            raise CheckpointError(f"no space left on device writing {path}; the previous one is kept")
+        return save(self, path)
+
+    monkeypatch.setattr(Trainer, "save", best_fails)
+    assert _train(data, run, "train.epochs=2") == 2
+    error = _one_error(capsys.readouterr().err)
+    assert error.startswith(f"darkir: error: save.best: no space left on device writing {run / 'best.pt'}")
+    assert f"the last checkpoint {run / 'last.pt'} holds step 2, pass --resume" in error
+    state = read_checkpoint(run / "last.pt")[2]
+    assert (state["step"], state["epoch"], state["epoch_step"]) == (2, 1, 0) and not (run / "best.pt").exists()
+    assert state["best_psnr"] is None  # no best recorded that no file holds: the resumed run saves its next one
+    monkeypatch.undo()
+    assert _train(data, run, "train.epochs=2", "--resume") == 0
+    assert read_checkpoint(run / "last.pt")[2]["step"] == 4 and (run / "best.pt").is_file()
+
+
+# 3. An unreadable training image part-way through an epoch: the last checkpoint is saved at the last completed
+# step, the error names the file, and once the file is repaired the run resumes exactly.
+def _truncate(path: Path) -> bytes:
+    """Cut ``path`` to half its size (its header stays readable); returns its bytes before."""
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    return whole
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_corrupt_image_mid_epoch_saves_the_last_checkpoint_and_names_it(data, tmp_path, capsys, workers):
+    settings = ("train.epochs=2", "datasets.train.batch_size_train=1", f"datasets.train.n_workers={workers}")
+    assert _train(data, tmp_path / "straight", *settings, validate=False) == 0
+    copy = tmp_path / "copy"
+    shutil.copytree(data, copy)
+    trainer = Trainer(load_options(OPTIONS, _overrides(copy, tmp_path / "probe", *settings, validate=False)))
+    trainer.sampler.set_epoch(0)
+    third = trainer.train_set.pairs[list(trainer.sampler)[2][0]].low  # read by step 3
+    whole = _truncate(third)
+    run = tmp_path / "run"
+    capsys.readouterr()
+    assert _train(copy, run, *settings, validate=False) == 2
+    error = _one_error(capsys.readouterr().err)
+    assert error.startswith(f"darkir: error: loading the training batch of step 3: {third}: cannot decode image")
+    assert f"the last checkpoint {run / 'last.pt'} holds step 2" in error and "--resume" in error
+    state = read_checkpoint(run / "last.pt")[2]
+    assert (state["step"], state["epoch"], state["epoch_step"]) == (2, 0, 2)
+    third.write_bytes(whole)
+    assert _train(copy, run, *settings, "--resume", validate=False) == 0
+    a, _, _ = read_checkpoint(tmp_path / "straight" / "last.pt")
+    b, _, resumed = read_checkpoint(run / "last.pt")
+    assert resumed["step"] == 8 and all(torch.equal(a[key], b[key]) for key in a)
+
+
+def test_a_loader_error_that_names_no_file_names_the_batch(data, tmp_path, monkeypatch):
+    trainer = Trainer(load_options(OPTIONS, _overrides(data, tmp_path, "datasets.train.batch_size_train=1")))
+    trainer.sampler.set_epoch(0)
+    second = list(trainer.sampler)[1][0]
+    getitem = type(trainer.train_set).__getitem__
+
+    def fails_once(self: object, index: int) -> dict:
+        if index == second:
+            raise RuntimeError("stack expects each tensor to be equal size")
+        return getitem(self, index)
+
+    monkeypatch.setattr(type(trainer.train_set), "__getitem__", fails_once)
+    with pytest.raises(DarkIRError) as caught:
+        trainer.fit()
+    message = str(caught.value)
+    assert message.startswith("loading the training batch of step 2: RuntimeError: stack expects each tensor")
+    assert f"(the batch's inputs: {trainer.train_set.pairs[second].low})" in message
+    assert read_checkpoint(tmp_path / "last.pt")[2]["step"] == 1
+
+
+def test_an_unreadable_validation_image_keeps_the_epoch(data, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(data, copy)
+    bad = sorted((copy / "val").rglob("*.png"))[0]
+    _truncate(bad)
+    run = tmp_path / "run"
+    assert _train(copy, run) == 2
+    error = _one_error(capsys.readouterr().err)
+    assert error.startswith(f"darkir: error: validating after epoch 1: {bad}: cannot decode image")
+    assert read_checkpoint(run / "last.pt")[2]["step"] == 2 and not (run / "best.pt").exists()
+
+
+# 5. --resume refuses another network, naming each key that differs.
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (["network.width=16"], ["network.width: 8 in the checkpoint, 16 in the options"]),
+        (
+            ["network.dilations=[1,2,3]", "network.use_csf=false"],
+            [
+                "network.dilations: [1, 4, 9] in the checkpoint, [1, 2, 3] in the options",
+                "network.use_csf: True in the checkpoint, False in the options",
+            ],
+        ),
+        (["train.enhance=true"], ["train.enhance: False in the checkpoint, True in the options"]),
+    ],
+)
+def test_resume_refuses_another_network(data, tmp_path, capsys, change, named):
+    run = tmp_path / "run"
+    assert _train(data, run, "train.epochs=2", "--max-steps", "1", validate=False) == 0
+    before = _contents(run)
+    capsys.readouterr()
+    assert _train(data, run, "train.epochs=2", *change, "--resume", validate=False) == 2
+    error = _one_error(capsys.readouterr().err)
+    assert "cannot resume this run with other settings than it was trained with" in error
+    assert all(item in error for item in named) and "the checkpoint was left as it was" in error
+    assert _contents(run) == before
+
+
+# 6. A new train.epochs on --resume: the cosine schedule of the new length from this step on, said in one line.
+def test_more_epochs_on_resume_follow_the_new_cosine_schedule(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _train(data, run, validate=False) == 0
+    capsys.readouterr()
+    options = load_options(OPTIONS, _overrides(data, run, "train.epochs=3", validate=False))
+    trainer = Trainer(options, progress=False)
+    assert trainer.resume() and trainer.step == 2
+    assert "train.epochs 1 -> 3: the cosine schedule now runs 6 steps (was 2)" in capsys.readouterr().err
+    lr0, eta_min = options.train.lr_initial, options.train.eta_min
+
+    def cosine(step: int) -> float:
+        return eta_min + (lr0 - eta_min) * (1 + math.cos(math.pi * step / 6)) / 2
+
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(cosine(2), rel=1e-12)
+    result = trainer.fit(max_steps=5)
+    assert result.steps == 5 and trainer.scheduler.T_max == 6
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(cosine(5), rel=1e-9)
+    assert read_checkpoint(run / "last.pt")[2]["scheduler"]["T_max"] == 6
+
+
+def test_the_run_lock_under_a_file_is_one_clear_error(tmp_path):
+    (tmp_path / "a_file").write_bytes(b"not a folder")
+    with (
+        pytest.raises(DarkIRError, match="cannot take this save.path for the run .*; nothing was written"),
+        hold_run(tmp_path / "a_file" / "last.pt"),
+    ):
+        pass
+    assert (tmp_path / "a_file").read_bytes() == b"not a folder"
