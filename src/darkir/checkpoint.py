@@ -11,9 +11,11 @@ from __future__ import annotations
 import errno
 import json
 import os
+import pickle
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from importlib import resources
 from pathlib import Path
@@ -42,10 +44,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, 
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.suffix == ".safetensors":
         return _read_safetensors(path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt or non-torch files
-        raise CheckpointError(f"cannot read checkpoint {path}: {first_line(exc)}") from exc
+    payload = _torch_load(path, lambda why: f"cannot read checkpoint {path}: {why}")
     if not isinstance(payload, Mapping):
         raise CheckpointError(f"checkpoint {path} holds a {type(payload).__name__}, not a state_dict mapping")
     state_dict = _find_state_dict(payload, path)
@@ -56,12 +55,59 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, 
 def load_weights_file(path: str | os.PathLike[str], expected: str) -> object:
     """What a weights file of another project holds (``torch.load``, weights only, on the CPU); a CheckpointError
     naming ``path`` and ``expected`` (what it should hold) when it cannot be read or unpickled."""
+    return _torch_load(Path(path), lambda why: f"{path}: {why}; {expected}")
+
+
+def _torch_load(path: Path, message: Callable[[str], str]) -> object:
+    """``torch.load`` of ``path``, weights only, on the CPU; a CheckpointError with ``message(why it failed)``."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read it ({exc.strerror or exc}); {expected}") from None
-    except Exception:  # torch raises several types for files it cannot unpickle
-        raise CheckpointError(f"{path}: not a PyTorch weights file; {expected}") from None
+    except Exception as exc:  # torch raises several types for corrupt, cut-short or non-torch files
+        unsafe = _unsafe_global(exc)
+        if unsafe is not None:
+            why = (
+                f"it holds pickled Python objects ({unsafe}), not only tensors and plain data, so darkir does not "
+                "load it, for safety (unpickling such objects can run code)"
+            )
+            raise CheckpointError(message(why)) from None
+        raise CheckpointError(message(_torch_file_problem(path, exc))) from exc
+
+
+def _unsafe_global(exc: BaseException) -> str | None:
+    """The Python object a weights-only ``torch.load`` refused (``'an object'`` when torch does not name it), or None
+    when ``exc`` is another failure."""
+    text = str(exc)
+    if not (isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in text):
+        return None
+    match = re.search(r"GLOBAL ([\w.]+)", text)
+    return match[1] if match else "an object"
+
+
+#: How files start: a zip archive (torch.save's format) and a pickle (torch's legacy format).
+_ZIP_MAGIC, _PICKLE_MAGIC = b"PK\x03\x04", b"\x80"
+
+
+def _torch_file_problem(path: Path, exc: BaseException) -> str:
+    """Why torch could not read ``path``: empty, cut short, not a PyTorch file, or else torch's own words."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(len(_ZIP_MAGIC))
+    except OSError as error:
+        return f"cannot read it ({error.strerror or error})"
+    if size == 0 or (head.startswith(_ZIP_MAGIC) and not zipfile.is_zipfile(path)):
+        return _cut_short(size)
+    if head.startswith(_PICKLE_MAGIC):
+        ends_early = isinstance(exc, EOFError) or any(word in str(exc) for word in ("EOF", "truncated"))
+        return _cut_short(size) if ends_early else first_line(exc)
+    return first_line(exc) if head.startswith(_ZIP_MAGIC) else "not a PyTorch weights file"
+
+
+def _cut_short(size: int) -> str:
+    """Why a file of ``size`` bytes that ends before its format says it does cannot be read."""
+    if size == 0:
+        return "the file is empty"
+    return f"it is truncated ({size} bytes; a cut-off download or copy?) or damaged"
 
 
 def state_mismatch(state: object, shapes: Mapping[str, tuple[int, ...]]) -> str | None:
@@ -85,7 +131,8 @@ def _read_safetensors(path: Path) -> tuple[StateDict, dict[str, Any] | None, dic
             metadata = handle.metadata() or {}
             state_dict = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a dict
     except Exception as exc:
-        raise CheckpointError(f"cannot read safetensors file {path}: {first_line(exc)}") from exc
+        why = _safetensors_problem(path) or first_line(exc)
+        raise CheckpointError(f"cannot read safetensors file {path}: {why}") from exc
     config = None
     if SAFETENSORS_CONFIG_KEY in metadata:
         try:
@@ -99,6 +146,30 @@ def _read_safetensors(path: Path) -> tuple[StateDict, dict[str, Any] | None, dic
                 f"{path}: its '{SAFETENSORS_CONFIG_KEY}' metadata is a JSON {type(config).__name__}, not an object"
             )
     return _strip_prefixes(state_dict), config, {"state_dict": state_dict, "metadata": metadata}
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """What is wrong with the layout of the .safetensors file ``path`` (8-byte header length, JSON header, tensor
+    data): cut short, or not a safetensors file; None when it looks whole."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            header = handle.read(min(length, size))
+    except OSError as error:
+        return f"cannot read it ({error.strerror or error})"
+    if size < 8 or length > size - 8:
+        if size < 8 or header[:1] == b"{":
+            return _cut_short(size)
+        return "not a safetensors file (its first 8 bytes are not the length of a header)"
+    try:
+        entries = json.loads(header).values()
+        end = max((int(entry["data_offsets"][1]) for entry in entries if "data_offsets" in entry), default=0)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None
+    if 8 + length + end > size:
+        return f"it is truncated: {size} bytes, but its header describes {8 + length + end} (a cut-off download?)"
+    return None
 
 
 def _find_state_dict(payload: Mapping[str, Any], path: Path) -> StateDict:

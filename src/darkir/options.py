@@ -15,13 +15,21 @@ import os
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal, get_args, get_type_hints
+from typing import Annotated, Any, Literal, get_args, get_type_hints
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 
 from darkir.errors import ConfigError, DarkIRWarning
-from darkir.models.config import SEQUENCE_FIELDS, ModelConfig
+from darkir.models.config import SEQUENCE_FIELDS, ModelConfig, config_problems
 
 
 class _Section(BaseModel):
@@ -104,9 +112,13 @@ class _NetworkBase(_Section):
 
     def settings(self) -> ModelConfig:
         """The network this section describes."""
+        return ModelConfig.from_kwargs(self.config_values())
+
+    def config_values(self) -> dict[str, Any]:
+        """This section's :class:`ModelConfig` fields, by their names there (``img_channels`` is ``img_channel``)."""
         values = self.model_dump(exclude={"name", "resume_training"})
         values["img_channel"] = values.pop("img_channels")
-        return ModelConfig.from_kwargs(values)
+        return values
 
     def model_kwargs(self) -> dict[str, Any]:
         """:meth:`settings` as DarkIR constructor kwargs (the form checkpoints store)."""
@@ -121,7 +133,10 @@ def _network_options() -> type[_NetworkBase]:
     for item in dataclasses.fields(ModelConfig):
         key = "img_channels" if item.name == "img_channel" else item.name
         if item.name in SEQUENCE_FIELDS:
-            keys[key] = (list[int], Field(default_factory=functools.partial(list, item.default), **item.metadata))
+            bounds = dict(item.metadata)
+            entry = Annotated[int, Field(ge=bounds.pop("item_ge", None))]
+            default = functools.partial(list, item.default)
+            keys[key] = (list[entry], Field(default_factory=default, **bounds))
         else:
             keys[key] = (hints[item.name], Field(item.default, **item.metadata))
     doc = "``network:``: the model (:class:`ModelConfig`'s fields; ``img_channels`` is its ``img_channel``)."
@@ -131,34 +146,57 @@ def _network_options() -> type[_NetworkBase]:
 NetworkOptions = _network_options()
 
 
+#: The criteria of the pixel-wise losses (``train.pixel_criterion``, ``enhance_criterion``, and the official files'
+#: ``edge_criterion`` and ``frequency_criterion``): the names of :data:`darkir.train.losses.PIXEL_LOSSES`.
+PixelCriterion = Literal["l1", "l2", "charbonnier"]
+#: The official code's criteria of its perceptual loss (darkir refuses to train with it, but the key is checked).
+PerceptualCriterion = Literal["l1", "l2", "fro"]
+#: The official code's loss reductions.
+Reduction = Literal["none", "mean", "sum"]
+#: An Adam/AdamW moment decay: in [0, 1).
+Beta = Annotated[float, Field(ge=0, lt=1)]
+#: The ``train:`` keys that name a loss criterion or reduction (read in any case).
+LOSS_NAME_KEYS = (
+    "pixel_criterion",
+    "perceptual_criterion",
+    "perceptual_reduction",
+    "edge_criterion",
+    "edge_reduction",
+    "frequency_criterion",
+    "frequency_reduction",
+    "enhance_criterion",
+    "enhance_reduction",
+)
+
+
 class TrainOptions(_Section):
     """``train:``: optimizer, schedule and losses (seed recipe by default)."""
 
     lr_initial: float = Field(1e-4, gt=0)
     lr_scheme: Literal["CosineAnnealing"] = "CosineAnnealing"
-    betas: tuple[float, float] = (0.9, 0.99)
+    betas: tuple[Beta, Beta] = Field((0.9, 0.99), description="AdamW's [beta1, beta2], each in [0, 1)")
     epochs: int = Field(100, ge=1)
     lr_gamma: float = 0.5
     weight_decay: float = Field(1e-4, ge=0)
     eta_min: float = Field(1e-6, ge=0)
-    pixel_criterion: Literal["l1", "l2", "charbonnier"] = "charbonnier"
+    pixel_criterion: PixelCriterion = "charbonnier"
     pixel_weight: float = 1.0
     perceptual: bool = False
-    perceptual_criterion: str = "l1"
+    perceptual_criterion: PerceptualCriterion = "l1"
     perceptual_weight: float = 0.01
-    perceptual_reduction: str = "mean"
+    perceptual_reduction: Reduction = "mean"
     edge: bool = False
-    edge_criterion: str = "l2"
+    edge_criterion: PixelCriterion = "l2"
     edge_weight: float = 50.0
-    edge_reduction: str = "mean"
+    edge_reduction: Reduction = "mean"
     frequency: bool = False
-    frequency_criterion: str = "l2"
+    frequency_criterion: PixelCriterion = "l2"
     frequency_weight: float = 0.01
-    frequency_reduction: str = "sum"
+    frequency_reduction: Reduction = "sum"
     enhance: bool = False
-    enhance_criterion: str = "l1"
+    enhance_criterion: PixelCriterion = "l1"
     enhance_weight: float = 0.8
-    enhance_reduction: str = "mean"
+    enhance_reduction: Reduction = "mean"
     grad_clip: float = Field(5.0, ge=0, description="max gradient norm (0 disables clipping)")
     seed: int = Field(0, description="seed of model init, data order and augmentation")
     amp: bool = Field(True, description="fp16 mixed precision when training on CUDA (ignored on CPU)")
@@ -177,9 +215,18 @@ class TrainOptions(_Section):
     )
     log_dir: str | None = Field(None, description="JSONL + TensorBoard logs (default: beside save.path)")
 
-    @field_validator("pixel_criterion", mode="before")
+    @field_validator("betas", mode="before")
     @classmethod
-    def _lowercase_criterion(cls, value: Any) -> Any:
+    def _two_betas(cls, value: Any) -> Any:
+        """A list of other than two betas, named as such (not as a missing or extra tuple item)."""
+        if isinstance(value, (list, tuple)) and len(value) != 2:
+            raise ValueError("expected two numbers [beta1, beta2], each in [0, 1)")
+        return value
+
+    @field_validator(*LOSS_NAME_KEYS, mode="before")
+    @classmethod
+    def _lowercase_names(cls, value: Any) -> Any:
+        """Criteria and reductions in any case (the official files write ``Charbonnier``)."""
         return value.lower() if isinstance(value, str) else value
 
 
@@ -276,6 +323,10 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 def load_options(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Options:
     """Read, merge ``key=value`` overrides into, and validate an options YAML file."""
     path = Path(path)
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.y*ml"))[:5]
+        hint = f" (it holds {', '.join(found)})" if found else ""
+        raise ConfigError(f"{path} is a folder, not an options file: give a YAML file{hint}")
     if not path.is_file():
         raise ConfigError(f"options file not found: {path}")
     try:
@@ -295,9 +346,32 @@ def options_from_dict(raw: dict[str, Any], source: str = "<options>") -> Options
         options = Options.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{source}: " + "; ".join(_describe(err) for err in exc.errors())) from None
+    problems = _network_problems(options.network)
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
     options._source = source
     _warn_ignored(options)
     return options
+
+
+#: The channels of the images darkir reads and writes (RGB).
+IMAGE_CHANNELS = 3
+
+
+def _network_problems(network: _NetworkBase) -> list[str]:
+    """``network.key: why`` for each setting that passes its own check but cannot make a model darkir runs: block
+    lists of different lengths, and channels other than the images' (checked before any work)."""
+    values = network.config_values()
+    values.update({name: tuple(values[name]) for name in SEQUENCE_FIELDS})
+    problems = [
+        f"network.{'img_channels' if name == 'img_channel' else name}: {why}" for name, why in config_problems(values)
+    ]
+    if values["img_channel"] != IMAGE_CHANNELS:
+        problems.append(
+            f"network.img_channels: must be {IMAGE_CHANNELS}, got {values['img_channel']} (darkir reads, trains on and "
+            "writes RGB images)"
+        )
+    return problems
 
 
 #: Keys of the official/seed files that load but change nothing in darkir (with why).
@@ -348,4 +422,5 @@ def _describe(error: Any) -> str:
         close = difflib.get_close_matches(loc[-1], list(section.model_fields), n=1)
         hint = f" (did you mean '{'.'.join(loc[:-1] + close)}'?)" if close else ""
         return f"unknown key '{key}'{hint}"
-    return f"{key}: {error['msg']} (got {error.get('input')!r})"
+    message = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
+    return f"{key}: {message} (got {error.get('input')!r})"

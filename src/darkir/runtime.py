@@ -17,16 +17,41 @@ PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; an unavailable CUDA request is a clear error."""
+    """``auto`` -> CUDA when available, else CPU; ``cpu``, ``cuda`` and ``cuda:N`` as asked. The one check of every
+    ``--device``: anything else, or a device this machine lacks, is a :class:`DarkIRError` naming it and the devices
+    there are."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
-        raise DarkIRError(f"unknown device {str(device)!r}; use auto, cpu, cuda or cuda:N") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise DarkIRError(f"device {str(device)!r} was requested but no CUDA device is available; use 'cpu'")
+        resolved = None
+    problem = _device_problem(str(device), resolved)
+    if resolved is None or problem:
+        raise DarkIRError(f"{problem}; available here: {', '.join(available_devices())}")
     return resolved
+
+
+def available_devices() -> list[str]:
+    """The device names :func:`resolve_device` accepts on this machine."""
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return ["auto", "cpu", *(["cuda"] if count else []), *(f"cuda:{index}" for index in range(count))]
+
+
+def _device_problem(name: str, device: torch.device | None) -> str | None:
+    """Why darkir cannot run on the device ``name`` (``device``: what torch makes of it, None if nothing), or None."""
+    if device is None:
+        return f"unknown device {name!r}"
+    if device.type == "cpu":
+        return None if device.index in (None, 0) else f"device {name!r} does not exist (the CPU is 'cpu')"
+    if device.type != "cuda":
+        return f"unsupported device {name!r}: darkir runs on the CPU or on CUDA GPUs"
+    if not torch.cuda.is_available():
+        return f"device {name!r} was requested but no CUDA device is available"
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        return f"device {name!r} does not exist: this machine has {count} CUDA device{'s' if count != 1 else ''}"
+    return None
 
 
 @functools.cache

@@ -37,8 +37,20 @@ def _method_name(args: argparse.Namespace) -> str:
     return Path(str(source)).stem if source else str(DEFAULT_WEIGHTS)
 
 
+def _unreadable_status(scored: int, unreadable: list[str]) -> int:
+    """Print which images were skipped as unreadable, if any, and return the exit status: 1 if some were (as
+    ``darkir restore`` does for files that failed), else 0."""
+    from darkir.eval.paired import unreadable_note
+
+    if not unreadable:
+        return 0
+    print(unreadable_note(scored, unreadable))
+    return 1
+
+
 def cmd_test(args: argparse.Namespace) -> int:
-    """Paired evaluation of one model: PSNR/SSIM/LPIPS, mean and per image."""
+    """Paired evaluation of one model: PSNR/SSIM/LPIPS, mean and per image (unreadable images are skipped and named;
+    then the exit status is 1)."""
     from pathlib import Path
 
     from darkir.eval.methods import model_method
@@ -61,13 +73,14 @@ def cmd_test(args: argparse.Namespace) -> int:
         save_dir=results_dir if args.save else None,
         save_count=args.save,
         progress=not args.quiet,
+        skip_unreadable=True,
     )
     print(summary_line(scores, args.convention))
     if csv:
         write_csv(csv, [scores])
     if args.save:
         print(f"first {min(args.save, len(pairs))} input/output/gt triplets -> {results_dir}")
-    return 0
+    return 1 if scores.unreadable else 0
 
 
 def _print_no_reference(args: argparse.Namespace) -> int:
@@ -77,7 +90,8 @@ def _print_no_reference(args: argparse.Namespace) -> int:
     from darkir.eval.unpaired import NO_REFERENCE_NOTE, mean_line, score_folder, write_scores_csv
 
     csv = writable_file(args.csv) if args.csv else None
-    rows = score_folder(find_unpaired(args.pred), progress=not args.quiet)
+    unreadable: list[str] = []
+    rows = score_folder(find_unpaired(args.pred), progress=not args.quiet, unreadable=unreadable)
     print(NO_REFERENCE_NOTE)
     for name, scores in rows:
         print(f"{name}: NIQE {scores.niqe:.3f}, brightness {scores.brightness:.3f}, noise sigma {scores.noise:.4f}")
@@ -85,7 +99,7 @@ def _print_no_reference(args: argparse.Namespace) -> int:
     if csv:
         write_scores_csv(csv, [(name, vars(scores)) for name, scores in rows])
         print(f"per image -> {csv}")
-    return 0
+    return _unreadable_status(len(rows), unreadable)
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
@@ -109,11 +123,11 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     csv = writable_file(args.csv) if args.csv else None
     method = identity()
     method.name = pred.resolve().name
-    scores = evaluate(method, pairs, "8bit", load_lpips_or_none(args), progress=not args.quiet)
+    scores = evaluate(method, pairs, "8bit", load_lpips_or_none(args), progress=not args.quiet, skip_unreadable=True)
     print(summary_line(scores, "8bit"))
     if csv:
         write_csv(csv, [scores])
-    return 0
+    return 1 if scores.unreadable else 0
 
 
 def cmd_test_unpaired(args: argparse.Namespace) -> int:
@@ -139,7 +153,8 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     output = Path(args.output or _unpaired_results(options))
     pairs = outside_output(find_unpaired(folder), output, Path(folder))
     ensure_writable_dir(output)
-    rows = restore_unpaired(restorer_from_args(args), pairs, output, progress=not args.quiet)
+    unreadable: list[str] = []
+    rows = restore_unpaired(restorer_from_args(args), pairs, output, progress=not args.quiet, unreadable=unreadable)
     write_scores_csv(output / "stats.csv", unpaired_csv_rows(rows))
     print(NO_REFERENCE_NOTE)
     for row in rows:
@@ -150,7 +165,7 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     print(mean_line(f"input ({len(rows)} images)", [r.before for r in rows]))
     print(mean_line("output", [r.after for r in rows]))
     print(f"restored images -> {output}; per image: {output / 'stats.csv'}")
-    return 0
+    return _unreadable_status(len(rows), unreadable)
 
 
 def _unpaired_results(options: Options | None) -> str:

@@ -137,7 +137,9 @@ def cmd_video(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Serve the gradio demo."""
     from darkir.demo import launch
+    from darkir.runtime import resolve_device
 
+    resolve_device(args.device)
     launch(weights=args.weights, host=args.host, port=args.port, share=args.share, device=args.device)
     return 0
 

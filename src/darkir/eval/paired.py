@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,16 +17,37 @@ from tqdm import tqdm
 
 from darkir.data.dataset import PairedDataset
 from darkir.data.pairs import Pair
+from darkir.errors import first_line
 from darkir.eval.lpips import LPIPS
 from darkir.eval.methods import Method
 from darkir.eval.metrics import Convention, format_number, prepare, psnr, ssim
 from darkir.eval.tone import Tone, brightness, tone, tone_fitted
-from darkir.imageio import Image, write_image
+from darkir.imageio import Image, ImageReadError, write_image
 from darkir.runtime import memory_returned_to_os
 
 METRICS = ("psnr", "ssim", "lpips", "psnr_detail", "ssim_detail")
 #: Per-image brightness columns: the output's and the reference's mean value.
 BRIGHTNESS = ("brightness", "ref_brightness")
+
+
+#: Unreadable images a summary names (the others are counted).
+MAX_NAMED = 5
+
+
+def skip_unreadable_image(exc: Exception, unreadable: list[str]) -> None:
+    """Record an image that could not be read (``exc`` names it) in ``unreadable`` and say so in one line on stderr,
+    without breaking a progress bar."""
+    unreadable.append(first_line(exc))
+    tqdm.write(f"darkir: skipped unreadable image: {unreadable[-1]}", file=sys.stderr)
+
+
+def unreadable_note(scored: int, unreadable: Sequence[str]) -> str:
+    """``scored 9 of 10 images; 1 unreadable, skipped: <path: why>`` (empty when every image was read)."""
+    if not unreadable:
+        return ""
+    more = len(unreadable) - MAX_NAMED
+    named = "; ".join(unreadable[:MAX_NAMED]) + (f"; and {more} more" if more > 0 else "")
+    return f"scored {scored} of {scored + len(unreadable)} images; {len(unreadable)} unreadable, skipped: {named}"
 
 
 def count_note(images: int, total: int) -> str:
@@ -41,6 +63,8 @@ class Scores:
     names: list[str] = field(default_factory=list)
     values: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in (*METRICS, *BRIGHTNESS)})
     seconds: list[float] = field(default_factory=list)
+    #: ``path: why`` of each pair left out because an image of it could not be read (see :func:`evaluate`).
+    unreadable: list[str] = field(default_factory=list)
 
     def mean(self, metric: str) -> float:
         """Mean over images (NaN when the metric is unavailable)."""
@@ -72,17 +96,26 @@ def evaluate(
     save_dir: Path | None = None,
     save_count: int = 0,
     progress: bool = True,
+    skip_unreadable: bool = False,
 ) -> Scores:
     """Score ``method`` on every pair; save the first ``save_count`` input/output/gt triplets to ``save_dir``.
 
     Each output is scored and dropped, so memory does not grow with the number of pairs; decoding and scoring
     run with memory returned to the OS, so their one-off shapes leave no holes in the heap the model reuses.
+    A pair with an image that cannot be decoded raises :class:`~darkir.imageio.ImageReadError`, or with
+    ``skip_unreadable`` is left out, said in one line on stderr and listed in :attr:`Scores.unreadable`.
     """
     scores = Scores(method.name)
     dataset = PairedDataset(pairs)
     for index in tqdm(range(len(dataset)), desc=f"testing {method.name}", unit="img", disable=not progress):
-        with memory_returned_to_os():
-            sample = dataset[index]
+        try:
+            with memory_returned_to_os():
+                sample = dataset[index]
+        except (ImageReadError, OSError) as exc:
+            if not skip_unreadable:
+                raise
+            skip_unreadable_image(exc, scores.unreadable)
+            continue
         low, high = sample["low"][None], sample["high"][None]
         start = time.perf_counter()
         with torch.inference_mode():
@@ -122,7 +155,7 @@ def write_csv(path: Path, all_scores: Sequence[Scores]) -> None:
 
 def summary_line(scores: Scores, convention: Convention) -> str:
     """``method: PSNR .. dB, SSIM .., LPIPS .. (n images, convention)``; a mean over only some of the images says
-    how many (``SSIM 0.17 (1 of 5 images)``)."""
+    how many (``SSIM 0.17 (1 of 5 images)``); a last line names the images skipped as unreadable, if any."""
     total = len(scores.names)
 
     def mean(metric: str, digits: int) -> str:
@@ -139,4 +172,5 @@ def summary_line(scores: Scores, convention: Convention) -> str:
         f"({total} images; {label})\n"
         f"  detail (tone fitted per image): PSNR {mean('psnr_detail', 2)} dB, "
         f"SSIM {mean('ssim_detail', 4)}; tone: {scores.tone().as_text()}"
+        + (f"\n  {unreadable_note(total, scores.unreadable)}" if scores.unreadable else "")
     )

@@ -34,8 +34,8 @@ from darkir.eval.compare import (
 from darkir.eval.methods import Method
 from darkir.eval.metrics import format_number, prepare
 from darkir.eval.niqe import niqe
-from darkir.eval.paired import count_note
-from darkir.imageio import read_image, write_image
+from darkir.eval.paired import count_note, skip_unreadable_image
+from darkir.imageio import Image, ImageReadError, read_image, write_image
 from darkir.infer.restorer import Restorer
 from darkir.outputs import is_same_file
 
@@ -95,11 +95,32 @@ def outside_output(pairs: list[Pair], output: Path, folder: Path) -> list[Pair]:
     return kept
 
 
-def restore_unpaired(restorer: Restorer, pairs: list[Pair], output: Path, progress: bool = True) -> list[UnpairedRow]:
-    """Restore every input into ``output`` (relative names kept; earlier results there are replaced) and score both."""
+def _read(path: Path, unreadable: list[str] | None) -> Image | None:
+    """The image at ``path``; when it cannot be read, None if ``unreadable`` collects such images (the failure is
+    added to it and said on stderr), else the :class:`~darkir.imageio.ImageReadError`."""
+    try:
+        return read_image(path)
+    except (ImageReadError, OSError) as exc:
+        if unreadable is None:
+            raise
+        skip_unreadable_image(exc, unreadable)
+        return None
+
+
+def restore_unpaired(
+    restorer: Restorer,
+    pairs: list[Pair],
+    output: Path,
+    progress: bool = True,
+    unreadable: list[str] | None = None,
+) -> list[UnpairedRow]:
+    """Restore every input into ``output`` (relative names kept; earlier results there are replaced) and score both.
+    An input that cannot be read raises, or is skipped and added to ``unreadable`` (``path: why``) when given."""
     rows = []
     for pair in tqdm(pairs, desc="restoring", unit="img", disable=not progress):
-        image = read_image(pair.low)
+        image = _read(pair.low, unreadable)
+        if image is None:
+            continue
         before = image.rgb
         image.rgb = restorer.restore_array(before)
         target = output / pair.name
@@ -109,19 +130,23 @@ def restore_unpaired(restorer: Restorer, pairs: list[Pair], output: Path, progre
     return rows
 
 
-def score_folder(pairs: Sequence[Pair], progress: bool = True) -> list[tuple[str, NoReferenceScores]]:
-    """No-reference scores of every image of a folder (as listed by :func:`darkir.data.pairs.find_unpaired`)."""
-    return [
-        (pair.name, no_reference_scores(read_image(pair.low).rgb))
+def score_folder(
+    pairs: Sequence[Pair], progress: bool = True, unreadable: list[str] | None = None
+) -> list[tuple[str, NoReferenceScores]]:
+    """No-reference scores of every image of a folder (as listed by :func:`darkir.data.pairs.find_unpaired`). An image
+    that cannot be read raises, or is skipped and added to ``unreadable`` (``path: why``) when given."""
+    images = (
+        (pair.name, _read(pair.low, unreadable))
         for pair in tqdm(pairs, desc="scoring", unit="img", disable=not progress)
-    ]
+    )
+    return [(name, no_reference_scores(image.rgb)) for name, image in images if image is not None]
 
 
 def write_scores_csv(path: Path, rows: Sequence[tuple[str, dict[str, float]]]) -> None:
-    """One row per image: its name, then each score (column names from the first row)."""
+    """One row per image: its name, then each score (column names from the first row; none without rows)."""
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["image", *rows[0][1]])
+        writer.writerow(["image", *(rows[0][1] if rows else ())])
         writer.writerows([name, *(f"{v:.5f}" for v in values.values())] for name, values in rows)
 
 

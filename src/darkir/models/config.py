@@ -17,16 +17,25 @@ SEQUENCE_FIELDS = ("enc_blk_nums", "dec_blk_nums", "dilations")
 class ModelConfig:
     """The reference constructor's keys and defaults (cidautai/DarkIR, plus ``use_csf``/``csf_reduction`` of the
     CSF variant). Checkpoints store :meth:`as_kwargs`; options files write ``img_channel`` as
-    ``network.img_channels``. Each field's metadata holds its bound (``ge``: the least value), checked here and by
-    options files, and the description that options files show."""
+    ``network.img_channels``. Each field's metadata holds its bounds (``ge``: the least value of a number;
+    ``item_ge`` and ``min_length``: the least entry and length of a sequence), checked here (:func:`config_problems`)
+    and by options files, and the description that options files show."""
 
     img_channel: int = field(default=3, metadata={"ge": 1})
     width: int = field(default=32, metadata={"ge": 1})
     middle_blk_num_enc: int = field(default=2, metadata={"ge": 0})
     middle_blk_num_dec: int = field(default=2, metadata={"ge": 0})
-    enc_blk_nums: tuple[int, ...] = (1, 2, 3)
-    dec_blk_nums: tuple[int, ...] = (3, 1, 1)
-    dilations: tuple[int, ...] = (1, 4, 9)
+    enc_blk_nums: tuple[int, ...] = field(
+        default=(1, 2, 3), metadata={"item_ge": 0, "description": "blocks per encoder stage (one stage per entry)"}
+    )
+    dec_blk_nums: tuple[int, ...] = field(
+        default=(3, 1, 1),
+        metadata={"item_ge": 0, "description": "blocks per decoder stage (as many entries as enc_blk_nums)"},
+    )
+    dilations: tuple[int, ...] = field(
+        default=(1, 4, 9),
+        metadata={"item_ge": 1, "min_length": 1, "description": "dilation of each branch of the decoder blocks"},
+    )
     extra_depth_wise: bool = True
     use_csf: bool = field(
         default=False, metadata={"description": "Cross-Scale Fusion gates on the skips (the seed's variant)"}
@@ -35,15 +44,12 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         for name in SEQUENCE_FIELDS:
-            object.__setattr__(self, name, tuple(getattr(self, name)))
-        for item in fields(self):
-            if "ge" in item.metadata and getattr(self, item.name) < item.metadata["ge"]:
-                raise ValueError(f"{item.name} {getattr(self, item.name)} must be at least {item.metadata['ge']}")
-        if len(self.enc_blk_nums) != len(self.dec_blk_nums):
-            raise ValueError(
-                f"enc_blk_nums {list(self.enc_blk_nums)} and dec_blk_nums {list(self.dec_blk_nums)} must have the "
-                "same length"
-            )
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):
+                object.__setattr__(self, name, tuple(value))
+        found = config_problems({item.name: getattr(self, item.name) for item in fields(self)})
+        if found:
+            raise ConfigError("invalid model config: " + "; ".join(f"{name}: {why}" for name, why in found))
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> ModelConfig:
@@ -63,6 +69,40 @@ class ModelConfig:
         """``field mine vs other`` for each field in which ``other`` differs from this config."""
         mine, theirs = self.as_kwargs(), other.as_kwargs()
         return [f"{key} {mine[key]} vs {theirs[key]}" for key in mine if mine[key] != theirs[key]]
+
+
+def config_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, what is wrong) for each value of ``values`` (every :class:`ModelConfig` field) outside its bounds: the
+    ``ge`` of a number, the ``item_ge`` and ``min_length`` of a sequence, and one decoder stage per encoder stage."""
+    found = []
+    for item in fields(ModelConfig):
+        value, bounds = values[item.name], item.metadata
+        if "ge" in bounds and not _is_int(value):
+            found.append((item.name, f"must be a whole number, got {value!r}"))
+        elif "ge" in bounds and value < bounds["ge"]:
+            found.append((item.name, f"must be at least {bounds['ge']}, got {value}"))
+        elif item.name in SEQUENCE_FIELDS:
+            found.extend((item.name, why) for why in _sequence_problems(value, bounds))
+    enc, dec = values["enc_blk_nums"], values["dec_blk_nums"]
+    if isinstance(enc, tuple) and isinstance(dec, tuple) and len(enc) != len(dec):
+        why = f"{list(enc)} and dec_blk_nums {list(dec)} must have the same length (one decoder stage per encoder one)"
+        found.append(("enc_blk_nums", why))
+    return found
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _sequence_problems(value: Any, bounds: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a sequence field's ``value`` under its ``item_ge``/``min_length`` bounds."""
+    if not isinstance(value, tuple) or not all(_is_int(entry) for entry in value):
+        return [f"must be a list of whole numbers, got {value!r}"]
+    least, shortest = bounds.get("item_ge", 0), bounds.get("min_length", 0)
+    problems = [f"must hold at least {shortest} value(s), got {list(value)}"] if len(value) < shortest else []
+    if any(entry < least for entry in value):
+        problems.append(f"each entry must be at least {least}, got {list(value)}")
+    return problems
 
 
 def check_fields(changes: Mapping[str, Any]) -> None:

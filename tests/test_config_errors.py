@@ -1,0 +1,451 @@
+"""Mistakes in options, devices and files are one line naming what is wrong (exit 2, before any work); images that
+turn out unreadable mid-evaluation are skipped, named and counted (exit 1) without losing the other scores."""
+
+from __future__ import annotations
+
+import csv
+import pickle
+import textwrap
+from pathlib import Path
+from typing import get_args
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image as PILImage
+
+from darkir.checkpoint import load_weights_file, read_checkpoint, save_checkpoint
+from darkir.cli import main
+from darkir.errors import CheckpointError, ConfigError, DarkIRError
+from darkir.eval.methods import identity
+from darkir.eval.paired import evaluate
+from darkir.imageio import ImageReadError
+from darkir.models import DarkIR
+from darkir.models.config import ModelConfig
+from darkir.models.factory import build_model
+from darkir.options import PixelCriterion, load_options, options_from_dict
+from darkir.runtime import available_devices, resolve_device
+from darkir.train.losses import PIXEL_LOSSES
+from tests.conftest import REPO
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``darkir argv``: (exit status, stdout, stderr)."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_line_error(code: int, err: str) -> str:
+    """The single ``darkir: error:`` line of a mistake (exit 2, no traceback)."""
+    lines = [line for line in err.strip().splitlines() if line.startswith("darkir: error:")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def _options_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "opts.yml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+# 1-5. Options: every bad value is named with its key and what is allowed, as the file loads.
+
+BAD_OPTIONS = [
+    ("network:\n  enc_blk_nums: [1, 2]\n", ["network.enc_blk_nums", "[1, 2]", "dec_blk_nums [3, 1, 1]", "same length"]),
+    ("network:\n  dec_blk_nums: [1, 1]\n", ["network.enc_blk_nums", "dec_blk_nums [1, 1]", "same length"]),
+    ("network:\n  enc_blk_nums: [-1, 2, 3]\n", ["network.enc_blk_nums.0", "greater than or equal to 0", "-1"]),
+    ("network:\n  dec_blk_nums: [3, -2, 1]\n", ["network.dec_blk_nums.1", "greater than or equal to 0"]),
+    ("network:\n  middle_blk_num_dec: -1\n", ["network.middle_blk_num_dec", "greater than or equal to 0"]),
+    ("network:\n  dilations: []\n", ["network.dilations", "at least 1 item"]),
+    ("network:\n  dilations: [0]\n", ["network.dilations.0", "greater than or equal to 1"]),
+    ("network:\n  dilations: [1, -4, 9]\n", ["network.dilations.1", "greater than or equal to 1"]),
+    ("network:\n  img_channels: 4\n", ["network.img_channels", "must be 3, got 4", "RGB"]),
+    ("network:\n  img_channels: 1\n", ["network.img_channels", "must be 3, got 1"]),
+    ("train:\n  betas: [1.5, 0.9]\n", ["train.betas.0", "less than 1", "1.5"]),
+    ("train:\n  betas: [0.9, 1.0]\n", ["train.betas.1", "less than 1"]),
+    ("train:\n  betas: [-0.1, 0.9]\n", ["train.betas.0", "greater than or equal to 0"]),
+    ("train:\n  betas: [0.9]\n", ["train.betas", "two numbers [beta1, beta2], each in [0, 1)"]),
+    ("train:\n  betas: [0.9, 0.9, 0.9]\n", ["train.betas", "two numbers [beta1, beta2], each in [0, 1)"]),
+    ("train:\n  enhance_criterion: foo\n", ["train.enhance_criterion", "'l1', 'l2' or 'charbonnier'", "'foo'"]),
+    ("train:\n  pixel_criterion: huber\n", ["train.pixel_criterion", "'l1', 'l2' or 'charbonnier'"]),
+    ("train:\n  edge_criterion: l3\n", ["train.edge_criterion", "'l1', 'l2' or 'charbonnier'"]),
+    ("train:\n  frequency_criterion: x\n", ["train.frequency_criterion", "'l1', 'l2' or 'charbonnier'"]),
+    ("train:\n  perceptual_criterion: cosine\n", ["train.perceptual_criterion", "'l1', 'l2' or 'fro'"]),
+    ("train:\n  enhance_reduction: avg\n", ["train.enhance_reduction", "'none', 'mean' or 'sum'"]),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD_OPTIONS, ids=[text.split()[1] for text, _ in BAD_OPTIONS])
+def test_bad_option_values_are_named_as_the_file_loads(tmp_path, text, expected):
+    path = _options_file(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_options(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ")
+    for part in expected:
+        assert part in message
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD_OPTIONS[:3] + BAD_OPTIONS[5:7] + [BAD_OPTIONS[8], BAD_OPTIONS[10]])
+def test_complexity_reports_bad_network_as_one_line(tmp_path, capsys, text, expected):
+    code, _, err = _run(capsys, "complexity", "-p", str(_options_file(tmp_path, text)), "--size", "16")
+    line = _one_line_error(code, err)
+    assert all(part in line for part in expected)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("network.enc_blk_nums=[1,2]", "network.enc_blk_nums"),
+        ("network.dilations=[]", "network.dilations"),
+        ("network.img_channels=4", "network.img_channels"),
+        ("train.betas=[1.5,0.9]", "train.betas.0"),
+        ("train.enhance_criterion=foo", "train.enhance_criterion"),
+    ],
+)
+def test_train_refuses_bad_overrides_before_any_work(tmp_path, capsys, override, key):
+    """The options are refused before the data, the device or the save folder are touched."""
+    run = tmp_path / "run"
+    code, _, err = _run(
+        capsys,
+        "train",
+        "-p",
+        str(REPO / "options" / "train" / "tiny_csf.yml"),
+        f"save.path={run / 'last.pt'}",
+        f"save.best={run / 'best.pt'}",
+        override,
+        "--max-steps",
+        "1",
+    )
+    assert key in _one_line_error(code, err)
+    assert not run.exists()
+
+
+def test_train_refuses_a_side_loss_reduction_it_does_not_apply(tmp_path, capsys):
+    run = tmp_path / "run"
+    options = str(REPO / "options" / "train" / "tiny_csf.yml")
+    overrides = [f"save.path={run / 'last.pt'}", "train.enhance=true", "train.enhance_reduction=Sum"]
+    code, _, err = _run(capsys, "train", "-p", options, *overrides, "--max-steps", "1")
+    assert "train.enhance_reduction: 'sum' is not supported" in _one_line_error(code, err)
+    assert not run.exists()
+
+
+def test_names_are_case_insensitive_and_official_values_load(tmp_path):
+    options = load_options(
+        _options_file(
+            tmp_path,
+            """
+            train:
+              pixel_criterion: Charbonnier
+              enhance_criterion: L2
+              perceptual_criterion: FRO
+              edge_reduction: Mean
+              betas: [0, 0.999]
+            """,
+        )
+    )
+    train = options.train
+    assert (train.pixel_criterion, train.enhance_criterion, train.perceptual_criterion) == ("charbonnier", "l2", "fro")
+    assert train.edge_reduction == "mean" and train.betas == (0.0, 0.999)
+    empty_stages = options_from_dict({"network": {"enc_blk_nums": [], "dec_blk_nums": [], "width": 8}})
+    assert build_model(empty_stages.network.model_kwargs())(torch.rand(1, 3, 8, 8)).shape == (1, 3, 8, 8)
+
+
+def test_option_criteria_are_the_losses_training_has():
+    assert set(get_args(PixelCriterion)) == set(PIXEL_LOSSES)
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"enc_blk_nums": [1, 2], "dec_blk_nums": [1, 1, 1]}, "enc_blk_nums: [1, 2] and dec_blk_nums [1, 1, 1]"),
+        ({"enc_blk_nums": [1, -2, 3]}, "enc_blk_nums: each entry must be at least 0, got [1, -2, 3]"),
+        ({"dilations": []}, "dilations: must hold at least 1 value(s), got []"),
+        ({"dilations": [0, 1]}, "dilations: each entry must be at least 1, got [0, 1]"),
+        ({"dilations": [1.5]}, "dilations: must be a list of whole numbers"),
+        ({"width": 0}, "width: must be at least 1, got 0"),
+        ({"width": "wide"}, "width: must be a whole number, got 'wide'"),
+    ],
+)
+def test_model_config_raises_config_errors_naming_the_field(fields, expected):
+    """A ConfigError (reported as one line), which is still the ValueError callers catch."""
+    with pytest.raises(ConfigError) as info:
+        ModelConfig.from_kwargs(fields)
+    assert isinstance(info.value, ValueError)
+    assert expected in str(info.value)
+    with pytest.raises(ConfigError, match="invalid model config"):
+        DarkIR(**fields)
+
+
+# 6. Devices: one check for every --device, naming the value and what is available.
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("mps", "unsupported device 'mps': darkir runs on the CPU or on CUDA GPUs"),
+        ("meta", "unsupported device 'meta'"),
+        ("tpu", "unknown device 'tpu'"),
+        ("cuda:x", "unknown device 'cuda:x'"),
+        ("", "unknown device ''"),
+        ("cpu:1", "device 'cpu:1' does not exist"),
+    ],
+)
+def test_unusable_devices_are_named_with_the_available_ones(name, expected):
+    with pytest.raises(DarkIRError) as info:
+        resolve_device(name)
+    assert expected in str(info.value)
+    assert str(info.value).endswith(f"available here: {', '.join(available_devices())}")
+
+
+def test_cuda_devices_are_checked_against_the_machine(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(
+        DarkIRError, match=r"device 'cuda:7' was requested but no CUDA device is available; .*: auto, cpu$"
+    ):
+        resolve_device("cuda:7")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(
+        DarkIRError, match=r"'cuda:7' does not exist: this machine has 2 CUDA devices; .*cuda:0, cuda:1$"
+    ):
+        resolve_device("cuda:7")
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert available_devices() == ["auto", "cpu", "cuda", "cuda:0", "cuda:1"]
+
+
+def _png(path: Path, height: int = 40, width: int = 56, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rgb = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    PILImage.fromarray(rgb).save(path)
+    return path
+
+
+def _truncate(path: Path, keep: float = 0.5) -> Path:
+    """Cut ``path`` to a fraction of its bytes (an image keeps its header, so listing still accepts it)."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def _paired(root: Path, names: tuple[str, ...] = ("a", "b", "c")) -> Path:
+    for seed, name in enumerate(names):
+        _png(root / "low" / f"{name}.png", seed=seed)
+        _png(root / "high" / f"{name}.png", seed=seed + 10)
+    return root
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["restore", "{data}/low", "-o", "{tmp}/out"],
+        ["test", "--data", "{data}", "--no-lpips", "--save", "0"],
+        ["test-unpaired", "--data", "{data}/low", "-o", "{tmp}/unpaired"],
+        ["compare", "--data", "{data}", "-o", "{tmp}/report", "--no-lpips"],
+    ],
+    ids=lambda command: command[0],
+)
+def test_every_command_refuses_an_unusable_device(tmp_path, capsys, tiny_checkpoint, command):
+    data = _paired(tmp_path / "set")
+    argv = [part.format(data=data, tmp=tmp_path) for part in command]
+    code, _, err = _run(capsys, *argv, "--weights", str(tiny_checkpoint), "--device", "mps", "-q")
+    line = _one_line_error(code, err)
+    assert "unsupported device 'mps'" in line and "available here: auto, cpu" in line
+
+
+def test_train_refuses_an_unusable_device(tmp_path, capsys):
+    code, _, err = _run(
+        capsys,
+        "train",
+        "-p",
+        str(REPO / "options" / "train" / "tiny_csf.yml"),
+        f"save.path={tmp_path / 'run' / 'last.pt'}",
+        "--device",
+        "tpu",
+        "--max-steps",
+        "1",
+    )
+    assert "unknown device 'tpu'; available here: auto, cpu" in _one_line_error(code, err)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["restore", "{data}/low", "-o", "{tmp}/out"],
+        ["test", "--data", "{data}", "--no-lpips", "--save", "0"],
+        ["compare", "--data", "{data}", "-o", "{tmp}/report", "--no-lpips"],
+        ["demo"],
+    ],
+    ids=lambda command: command[0],
+)
+def test_the_device_is_checked_before_the_weights_are_read(tmp_path, capsys, command):
+    data = _paired(tmp_path / "set")
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    argv = [part.format(data=data, tmp=tmp_path) for part in command]
+    code, _, err = _run(capsys, *argv, "--weights", str(broken), "--device", "cuda:9")
+    assert "device 'cuda:9'" in _one_line_error(code, err)
+    assert not [*(tmp_path / "out").glob("*"), *(tmp_path / "report").glob("*")]
+
+
+# 7-8. Checkpoints: unsafe, truncated and foreign files are named with what is wrong with them.
+
+
+class _Custom:
+    """An object torch's weights-only loader refuses."""
+
+
+def test_unsafe_pickles_are_refused_without_unsafe_advice(tmp_path, tiny_checkpoint, capsys):
+    path = tmp_path / "unsafe.pt"
+    torch.save({"state_dict": build_model({"width": 8}).state_dict(), "extra": _Custom()}, path)
+    with pytest.raises(CheckpointError) as info:
+        read_checkpoint(path)
+    message = str(info.value)
+    assert message.startswith(f"cannot read checkpoint {path}: it holds pickled Python objects")
+    assert "_Custom" in message and "does not load it, for safety" in message
+    assert "weights_only" not in message and "will likely succeed" not in message and "\n" not in message
+    assert info.value.__cause__ is None  # torch's advice is not chained into --debug tracebacks either
+    with pytest.raises(CheckpointError, match=r"unsafe.pt: it holds pickled Python objects .*; expected X$"):
+        load_weights_file(path, "expected X")
+    legacy = tmp_path / "legacy.pt"
+    with open(legacy, "wb") as handle:
+        pickle.dump({"state_dict": {"x": torch.zeros(1)}}, handle, protocol=2)
+    with pytest.raises(CheckpointError, match="it holds pickled Python objects"):
+        read_checkpoint(legacy)
+    code, _, err = _run(
+        capsys, "restore", str(_png(tmp_path / "a.png")), "-o", str(tmp_path / "out"), "--weights", str(path)
+    )
+    assert "does not load it, for safety" in _one_line_error(code, err)
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+@pytest.mark.parametrize("keep", [0.5, 0.99, 0.002])
+def test_truncated_checkpoints_say_so(tmp_path, capsys, suffix, keep):
+    path = save_checkpoint(tmp_path / f"whole{suffix}", build_model({"width": 8}))
+    cut = _truncate(path, keep)
+    with pytest.raises(CheckpointError) as info:
+        read_checkpoint(cut)
+    message = str(info.value)  # (the test's folder is named "...truncated...": look after the file's name)
+    assert f"{cut}: it is truncated" in message and "Errno" not in message
+    code, _, err = _run(
+        capsys, "restore", str(_png(tmp_path / "a.png")), "-o", str(tmp_path / "out"), "--weights", str(cut)
+    )
+    assert f"{cut}: it is truncated" in _one_line_error(code, err)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("empty.pt", b"", "the file is empty"),
+        ("notes.pt", b"some notes, not weights\n", "not a PyTorch weights file"),
+        ("empty.safetensors", b"", "the file is empty"),
+        ("notes.safetensors", b"some notes, not weights\n", "not a safetensors file"),
+    ],
+)
+def test_files_that_are_no_checkpoint_say_so(tmp_path, name, content, expected):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=expected) as info:
+        read_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+def test_truncated_weights_of_other_projects_say_so(tmp_path):
+    path = tmp_path / "alex.pth"
+    torch.save({"features.0.weight": torch.zeros(64, 3, 11, 11)}, path)
+    with pytest.raises(CheckpointError, match=r"alex.pth: it is truncated \(\d+ bytes.*; expected AlexNet$"):
+        load_weights_file(_truncate(path), "expected AlexNet")
+
+
+# 9. An options path that is a folder.
+
+
+@pytest.mark.parametrize("command", ["complexity", "test"])
+def test_options_folder_is_named_as_a_folder(tmp_path, capsys, command):
+    (tmp_path / "train.yml").write_text("train:\n  epochs: 1\n")
+    code, _, err = _run(capsys, command, "-p", str(tmp_path))
+    line = _one_line_error(code, err)
+    assert f"{tmp_path} is a folder, not an options file" in line and "train.yml" in line
+    assert "not found" not in line
+    with pytest.raises(ConfigError, match="options file not found"):
+        load_options(tmp_path / "missing.yml")
+
+
+# 10. Evaluation: an unreadable image is skipped, named and counted; the other scores are kept.
+
+
+def _csv_rows(path: Path) -> dict[str, dict[str, str]]:
+    with open(path, newline="") as handle:
+        return {row["image"]: row for row in csv.DictReader(handle)}
+
+
+@pytest.mark.parametrize("side", ["low", "high"])
+def test_test_skips_an_unreadable_image_and_keeps_the_other_scores(tmp_path, capsys, tiny_checkpoint, side):
+    data = _paired(tmp_path / "set")
+    args = ["test", "--weights", str(tiny_checkpoint), "--data", str(data), "--no-lpips", "--save", "0", "-q"]
+    code, _, _ = _run(capsys, *args, "--csv", str(tmp_path / "whole.csv"))
+    assert code == 0
+    broken = _truncate(data / side / "b.png")
+    code, out, err = _run(capsys, *args, "--csv", str(tmp_path / "scores.csv"))
+    assert code == 1
+    assert f"darkir: skipped unreadable image: {broken}: cannot decode image" in err
+    assert f"scored 2 of 3 images; 1 unreadable, skipped: {broken}" in out
+    assert "(2 images;" in out
+    whole, rows = _csv_rows(tmp_path / "whole.csv"), _csv_rows(tmp_path / "scores.csv")
+    assert list(rows) == ["a.png", "c.png"]
+    assert all(rows[name]["psnr"] == whole[name]["psnr"] for name in rows)
+
+
+def test_metrics_skip_unreadable_outputs(tmp_path, capsys):
+    data = _paired(tmp_path / "set")
+    broken = _truncate(data / "low" / "c.png")
+    csv_path = tmp_path / "m.csv"
+    code, out, err = _run(
+        capsys, "metrics", str(data / "low"), str(data / "high"), "--no-lpips", "-q", "--csv", str(csv_path)
+    )
+    assert code == 1 and str(broken) in err
+    assert f"scored 2 of 3 images; 1 unreadable, skipped: {broken}" in out
+    assert list(_csv_rows(csv_path)) == ["a.png", "b.png"]
+    code, out, _ = _run(capsys, "metrics", str(data / "low"), "-q", "--csv", str(csv_path))
+    assert code == 1 and f"scored 2 of 3 images; 1 unreadable, skipped: {broken}" in out
+    assert list(_csv_rows(csv_path)) == ["a.png", "b.png"]
+
+
+def test_test_unpaired_skips_an_unreadable_input(tmp_path, capsys, tiny_checkpoint):
+    data = _paired(tmp_path / "set") / "low"
+    broken = _truncate(data / "a.png")
+    output = tmp_path / "out"
+    code, out, err = _run(
+        capsys, "test-unpaired", "--weights", str(tiny_checkpoint), "--data", str(data), "-o", str(output), "-q"
+    )
+    assert code == 1 and f"darkir: skipped unreadable image: {broken}" in err
+    assert f"scored 2 of 3 images; 1 unreadable, skipped: {broken}" in out
+    assert "input (2 images)" in out
+    assert list(_csv_rows(output / "stats.csv")) == ["b.png", "c.png"]
+    assert sorted(p.name for p in output.glob("*.png")) == ["b.png", "c.png"]
+
+
+def test_all_images_unreadable_still_reports(tmp_path, capsys, tiny_checkpoint):
+    data = _paired(tmp_path / "set", ("a",))
+    _truncate(data / "low" / "a.png")
+    code, out, _ = _run(
+        capsys, "test", "--weights", str(tiny_checkpoint), "--data", str(data), "--no-lpips", "-q", "--save", "0"
+    )
+    assert code == 1 and "scored 0 of 1 images; 1 unreadable" in out
+
+
+def test_evaluate_raises_unless_asked_to_skip(tmp_path):
+    """``darkir compare`` needs every method scored on every image, so it still stops, naming the file."""
+    from darkir.data.pairs import find_pairs
+
+    data = _paired(tmp_path / "set")
+    broken = _truncate(data / "low" / "b.png")
+    pairs = find_pairs(data)
+    with pytest.raises(ImageReadError, match=str(broken)):
+        evaluate(identity(), pairs, progress=False)
+    scores = evaluate(identity(), pairs, progress=False, skip_unreadable=True)
+    assert scores.names == ["a.png", "c.png"] and len(scores.values["psnr"]) == len(scores.seconds) == 2
+    assert scores.unreadable == [f"{broken}: cannot decode image (corrupt or not a PNG file)"]
