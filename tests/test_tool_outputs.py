@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -193,6 +195,21 @@ def test_synth_writes_a_new_or_empty_folder_and_a_failed_run_leaves_nothing(phot
         assert main(["synth", "--source", str(photos), "-o", str(output), *SMALL]) == 2
         assert "tiny.png: 24x20 is smaller than --size 32" in _error(capsys)
     assert not (tmp_path / "new").exists() and list((tmp_path / "empty2").iterdir()) == []
+
+
+def test_synth_clears_what_a_killed_run_left_but_not_a_live_runs_folder(photos, tmp_path, capsys):
+    output = tmp_path / "set"
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()
+    (output / f".darkir-part-{killed.pid}" / "train").mkdir(parents=True)
+    assert main(["synth", "--source", str(photos), "-o", str(output), *SMALL]) == 0
+    assert f"removed {output / f'.darkir-part-{killed.pid}'}" in capsys.readouterr().err
+    assert sorted(p.name for p in output.iterdir()) == ["synth.json", "test", "train", "val"]
+    live = tmp_path / "busy"
+    (live / f".darkir-part-{os.getpid()}").mkdir(parents=True)
+    assert main(["synth", "--source", str(photos), "-o", str(live), *SMALL]) == 2
+    assert f"is not empty (it holds '.darkir-part-{os.getpid()}')" in _error(capsys)
+    assert (live / f".darkir-part-{os.getpid()}").is_dir()
 
 
 @pytest.mark.parametrize(

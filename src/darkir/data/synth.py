@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -23,6 +25,7 @@ from darkir.data.dataset import to_tensor
 from darkir.data.degradation import SynthParams, degrade, log_uniform
 from darkir.data.layouts import LAYOUTS, DatasetError
 from darkir.imageio import Image, read_image, write_image
+from darkir.outputs import pid_alive
 
 
 def random_crop(photo: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -50,7 +53,8 @@ def assign_splits(names: list[str], val: int, test: int, seed: int) -> dict[str,
 
 def check_output(output: Path, sources: Sequence[Path] = ()) -> None:
     """Refuse an output folder that is a file or holds anything (a new set never mixes with what is there), or that
-    lies in or around one of the ``sources`` photo folders (a later run would read the pairs as photos)."""
+    lies in or around one of the ``sources`` photo folders (a later run would read the pairs as photos). What killed
+    runs left in it is removed first (:func:`remove_killed_stages`)."""
     if output.exists() and not output.is_dir():
         raise DatasetError(f"output folder {output} is a file; choose a new folder")
     where = Path(os.path.realpath(output))
@@ -61,12 +65,26 @@ def check_output(output: Path, sources: Sequence[Path] = ()) -> None:
         if where in folder.parents:
             raise DatasetError(f"photo folder {source} is inside the output folder {output}; choose another folder")
     if output.is_dir():
+        remove_killed_stages(output)
         entries = sorted(entry.name for entry in os.scandir(output))
         if entries:
             raise DatasetError(
                 f"output folder {output} is not empty (it holds {entries[0]!r}"
                 f"{f' and {len(entries) - 1} more' if len(entries) > 1 else ''}); choose a new folder"
             )
+
+
+#: The hidden folder a run writes its set into before moving it into place (``.darkir-part-<pid>``).
+_STAGE = re.compile(r"\.darkir-part-(?P<pid>\d+)")
+
+
+def remove_killed_stages(output: Path) -> None:
+    """Remove the hidden folders that killed runs left in ``output`` (their process is gone), and say so."""
+    for entry in os.scandir(output):
+        match = _STAGE.fullmatch(entry.name)
+        if match and entry.is_dir(follow_symlinks=False) and not pid_alive(int(match["pid"])):
+            shutil.rmtree(entry.path)
+            print(f"darkir: removed {entry.path}, the unfinished set of a killed run", file=sys.stderr)
 
 
 def synthesize(
