@@ -406,7 +406,7 @@ def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(dataset, tmp_path)
 
 
 def test_validation_subset_spans_the_set():
-    from darkir.train.trainer import spread
+    from darkir.train.sets import spread
 
     frames = [f"scene{s}/{f:03d}" for s in range(5) for f in range(40)]  # sorted by scene, as layouts list them
     chosen = spread(frames, 10)

@@ -153,7 +153,7 @@ def test_only_the_main_process_of_torchrun_takes_the_lock(data, tmp_path, monkey
 def test_a_failing_training_log_warns_once_and_the_checkpoint_is_saved(data, tmp_path, monkeypatch, capsys):
     with tmpfs(tmp_path / "logs", "64k") as disk:
         if disk is None:  # no mounting here: the JSONL writer reports the full disk
-            monkeypatch.setattr("darkir.train.trainer.append_line", _no_space)
+            monkeypatch.setattr("darkir.train.runlog.append_line", _no_space)
         else:
             _fill(disk)
         last = tmp_path / "run" / "last.pt"

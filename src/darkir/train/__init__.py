@@ -1,1 +1,11 @@
-"""Training: losses, distributed setup, the training loop with exact resume."""
+"""Training: :func:`darkir.train.trainer.train` runs a :class:`~darkir.train.trainer.Trainer` (the loop, checkpoints,
+exact resume) on the modules around it:
+
+- ``sets``: the training and validation sets the options describe (paired folders or on-the-fly synthesis);
+- ``sampler``: the global batches, the same for any number of processes; ``ddp``: the process group;
+- ``losses``: the pixel and side-output losses;
+- ``runpaths``: where a run's files go, checked before any work, and whether a run continues or starts;
+- ``runfiles``: the lock on ``save.path``, backups, stale temporaries, whole log lines; ``runlog``: JSONL and
+  TensorBoard;
+- ``stopping``: stopping after a step on Ctrl-C or SIGTERM, or after an error with the last checkpoint saved.
+"""

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import math
 import random
-import signal
 import sys
-import threading
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +20,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from darkir.checkpoint import load_state_dict_strict, read_checkpoint, resolve_weights, save_checkpoint, save_text
-from darkir.data.corpus import resolve_sources
-from darkir.data.dataset import PairedDataset
-from darkir.data.degradation import synth_params
 from darkir.data.layouts import DatasetError
-from darkir.data.pairs import resolve_pairs
-from darkir.data.synth import SynthDataset, assign_splits, load_photos
-from darkir.errors import CheckpointError, ConfigError, DarkIRError, DarkIRWarning, first_line
+from darkir.errors import CheckpointError, ConfigError, DarkIRError
 from darkir.eval.metrics import prepare, psnr, ssim
 from darkir.models.config import ModelConfig
 from darkir.models.darkir import DarkIR
@@ -39,7 +30,8 @@ from darkir.options import Options
 from darkir.runtime import keep_freed_memory_for_reuse, resolve_device
 from darkir.train import ddp
 from darkir.train.losses import PIXEL_LOSSES, side_target
-from darkir.train.runfiles import append_line, hold_run
+from darkir.train.runfiles import hold_run
+from darkir.train.runlog import RunLog
 from darkir.train.runpaths import (
     back_up_run,
     check_save_paths,
@@ -47,9 +39,10 @@ from darkir.train.runpaths import (
     clean_up_after_killed_runs,
     continue_or_start,
     log_folder,
-    synthetic_validation,
 )
 from darkir.train.sampler import GlobalBatchSampler
+from darkir.train.sets import run_sets
+from darkir.train.stopping import ResumableError, StopOnInterrupt, error_gist
 
 
 @dataclass
@@ -62,14 +55,6 @@ class TrainResult:
     last: Path
     best: Path | None
     interrupted: bool = False
-
-
-def spread(items: list, count: int) -> list:
-    """``count`` items evenly spaced over ``items`` (all if fewer): a validation subset that spans the scenes
-    of a set sorted by scene, instead of the first scene's frames."""
-    if count >= len(items):
-        return list(items)
-    return [items[i * len(items) // count] for i in range(count)]
 
 
 def check_trainable(options: Options) -> None:
@@ -97,42 +82,6 @@ def check_trainable(options: Options) -> None:
             )
 
 
-def _synthetic_sets(options: Options) -> tuple[SynthDataset, SynthDataset | None]:
-    """(training set, validation set or None) degraded on the fly from ``datasets.train.synth``'s photos."""
-    synth, data_cfg = options.datasets.train.synth, options.datasets.train
-    assert synth is not None
-    try:
-        params = synth_params(synth.degradation)
-        sources = resolve_sources(synth.sources)
-    except (ValueError, DatasetError) as exc:
-        raise ConfigError(f"{options.source}: datasets.train.synth: {exc}") from None
-    names = sorted(sources)
-    splits = assign_splits(names, synth.val_photos, synth.test_photos, synth.split_seed)
-
-    def subset(split: str) -> tuple[list, list[str]]:
-        chosen = [name for name in names if splits[name] == split]
-        return load_photos([sources[name] for name in chosen], synth.max_short_side), chosen
-
-    photos, chosen = subset("train")
-    train_set = SynthDataset(
-        photos, chosen, synth.pairs_per_epoch, data_cfg.cropsize, options.train.seed, params, synth.max_zoom_out
-    )
-    if not synthetic_validation(options):
-        return train_set, None
-    photos, chosen = subset("val")
-    val_set = SynthDataset(
-        photos,
-        chosen,
-        synth.val_pairs,
-        synth.val_cropsize,
-        synth.split_seed + 1,
-        params,
-        synth.max_zoom_out,
-        fixed=True,
-    )
-    return train_set, val_set
-
-
 def _rng_state() -> dict[str, Any]:
     """Global RNG states in types that ``torch.load(weights_only=True)`` accepts."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
@@ -152,65 +101,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     keys = numpy_state["keys"].numpy().astype(np.uint32)
     np.random.set_state((numpy_state["kind"], keys, numpy_state["pos"], numpy_state["has_gauss"], numpy_state["gauss"]))
     random.setstate(state["python"])
-
-
-class _StopOnInterrupt:
-    """Turns the first Ctrl-C (SIGINT) or SIGTERM (``kill``, a batch system's time limit, ``docker stop``) into a
-    request to stop after the current step and save; a second one aborts.
-
-    With several processes the request is shared (all-reduced each step), so all stop at the same step.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self, context: ddp.Context) -> None:
-        self.context, self.flag, self.previous = context, False, {}
-
-    def __enter__(self) -> _StopOnInterrupt:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.flag:
-            raise KeyboardInterrupt
-        self.flag = True
-        again = "Ctrl-C" if signum == signal.SIGINT else "the signal"
-        name = signal.Signals(signum).name
-        tqdm.write(f"darkir: {name}: stopping after this step and saving ({again} again to abort)", file=sys.stderr)
-
-    def requested(self) -> bool:
-        """Whether any process was asked to stop."""
-        if not self.context.distributed:
-            return self.flag
-        flag = torch.tensor([float(self.flag)], device=self.context.device)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-        return bool(flag.item())
-
-
-class _ResumableError(Exception):
-    """An error after which the training state is still that of the last completed step (reading the data,
-    validating), so the last checkpoint is saved before it is reported. Its message says what was being done, its
-    cause is the error, ``inputs`` the files being read if known."""
-
-    def __init__(self, doing: str, inputs: list[str] | None = None) -> None:
-        super().__init__(doing)
-        self.inputs = inputs or []
-
-
-def _error_gist(exc: BaseException) -> str:
-    """One line for ``exc``: its message (for an error re-raised from a DataLoader worker, the last line of the
-    traceback it carries), after its type's name unless it is one of darkir's errors, which name their file."""
-    text = str(exc).strip()
-    if "Original Traceback" in text:
-        kind, _, message = text.splitlines()[-1].partition(": ")
-    else:
-        kind, message = type(exc).__name__, first_line(exc)
-    return message if isinstance(exc, DarkIRError) else f"{kind}: {message}"
 
 
 def training_memory_format(setting: str, device: torch.device) -> torch.memory_format:
@@ -237,33 +127,12 @@ class Trainer:
         self._make_optimizer()
         self.step = self.epoch = self.epoch_step = 0
         self.best_psnr: float | None = None
-        self.log_dir = log_folder(options)
-        self._writer = None
-        self._log_failed = False
+        self.run_log = RunLog(log_folder(options), enabled=self.context.is_main)
 
     def _load_datasets(self) -> None:
         """The training set (with its sampler and loader) and the validation set, if any."""
-        options, data_cfg = self.options, self.options.datasets.train
-        self.val_set: PairedDataset | SynthDataset | None = None
-        if data_cfg.synth is not None:
-            self.train_set, self.val_set = _synthetic_sets(options)
-            train_root = "datasets.train.synth"
-        else:
-            train_root = options.require_path("datasets.train.train_path")
-            self.train_set = PairedDataset(
-                resolve_pairs(train_root, "train"),
-                crop=data_cfg.cropsize,
-                flips=data_cfg.flips,
-                rot90=data_cfg.rot90,
-                crop_type=data_cfg.crop_type,
-                seed=options.train.seed,
-            )
-        if options.datasets.val.test_path:
-            val_pairs = resolve_pairs(options.require_path("datasets.val.test_path"), "val")
-            if options.train.val_max_images:
-                val_pairs = spread(val_pairs, options.train.val_max_images)
-            self.val_set = PairedDataset(val_pairs)
-        self._batches(data_cfg.batch_size_train)
+        self.train_set, self.val_set, train_root = run_sets(self.options)
+        self._batches(self.options.datasets.train.batch_size_train)
         if self.sampler.steps_per_epoch() == 0:
             raise DatasetError(
                 f"{train_root}: {len(self.train_set)} training pairs are fewer than one global batch "
@@ -443,50 +312,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ logs
     def log(self, record: dict[str, Any]) -> None:
-        """Append ``record`` to ``train.jsonl`` and TensorBoard (main process only); a failed write warns once and
-        training goes on."""
-        if not self.context.is_main:
-            return
-        try:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            append_line(self.log_dir / "train.jsonl", json.dumps(record))
-            self._add_scalars(record)
-        except OSError as exc:
-            self._warn_log_failed(exc)
-
-    def _add_scalars(self, record: dict[str, Any]) -> None:
-        """The record's numbers to TensorBoard, if it is installed."""
-        if self._writer is None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                self._writer = False
-            else:
-                self._writer = SummaryWriter(str(self.log_dir))
-        if self._writer:
-            for key, value in record.items():
-                if key not in ("step", "epoch", "kind") and isinstance(value, (int, float)):
-                    self._writer.add_scalar(f"{record['kind']}/{key}", value, record["step"])
-
-    def _close_log(self) -> None:
-        """Flush and close TensorBoard's writer (a failure warns, as in :meth:`log`)."""
-        if self._writer:
-            try:
-                self._writer.close()
-            except OSError as exc:
-                self._warn_log_failed(exc)
-
-    def _warn_log_failed(self, exc: OSError) -> None:
-        """Say once that the log cannot be written."""
-        if not self._log_failed:
-            self._log_failed = True
-            reason = exc.strerror or str(exc)
-            warnings.warn(
-                f"cannot write the training log in {self.log_dir}: {reason}; training goes on and checkpoints are "
-                "still saved (later log errors are not shown)",
-                DarkIRWarning,
-                stacklevel=2,
-            )
+        """Append ``record`` to the run's log (see :class:`RunLog`)."""
+        self.run_log.write(record)
 
     # ------------------------------------------------------------ the loop
     def _train_step(self, batch: dict[str, Any]) -> float:
@@ -539,17 +366,17 @@ class Trainer:
             unit="step",
             disable=not (self.progress and self.context.is_main),
         )
-        with _StopOnInterrupt(self.context) as interrupt:
+        with StopOnInterrupt(self.context) as interrupt:
             try:
                 self._epochs(stop, bar, interrupt)
-            except _ResumableError as failure:
+            except ResumableError as failure:
                 bar.close()
                 self._stop_after_failure(failure)
             interrupted = interrupt.requested()
         bar.close()
         return self._finish(interrupted)
 
-    def _epochs(self, stop: int, bar: tqdm, interrupt: _StopOnInterrupt) -> None:
+    def _epochs(self, stop: int, bar: tqdm, interrupt: StopOnInterrupt) -> None:
         """Train epoch after epoch until step ``stop``, the last epoch or a request to stop."""
         epochs, steps_per_epoch = self.options.train.epochs, self.sampler.steps_per_epoch()
         start = (time.perf_counter(), self.step)
@@ -570,7 +397,7 @@ class Trainer:
                 self._end_of_epoch(final=self.epoch == epochs)
 
     def _epoch_batches(self) -> Iterator[dict[str, Any]]:
-        """The loader's batches of this epoch; an error making one becomes a :class:`_ResumableError` (the state is
+        """The loader's batches of this epoch; an error making one becomes a :class:`ResumableError` (the state is
         still that of the last completed step)."""
         batches = iter(self.loader)
         while True:
@@ -580,7 +407,7 @@ class Trainer:
                 return
             except Exception as exc:
                 doing = f"loading the training batch of step {self.step + 1}"
-                raise _ResumableError(doing, self._batch_inputs()) from exc
+                raise ResumableError(doing, self._batch_inputs()) from exc
             yield batch
 
     def _batch_inputs(self) -> list[str]:
@@ -591,16 +418,16 @@ class Trainer:
         batch = next(itertools.islice(iter(self.sampler), self.epoch_step - self.sampler.start_step, None), [])
         return [str(pairs[index].low) for index in batch]
 
-    def _stop_after_failure(self, failure: _ResumableError) -> NoReturn:
+    def _stop_after_failure(self, failure: ResumableError) -> NoReturn:
         """Save the last checkpoint (the last completed step, resumable exactly) and raise one error that says what
         failed: the file at fault where the data names it, else the inputs of the batch being made."""
         cause = failure.__cause__
-        gist = _error_gist(cause) if cause is not None else "failed"
+        gist = error_gist(cause) if cause is not None else "failed"
         if failure.inputs and not isinstance(cause, DarkIRError):
             gist += f" (the batch's inputs: {', '.join(failure.inputs)})"
         if not self.context.is_main:
             raise DarkIRError(f"{failure}: {gist}") from cause
-        self._close_log()
+        self.run_log.close()
         try:
             self.save()
         except DarkIRError as exc:
@@ -632,7 +459,7 @@ class Trainer:
         if self.context.is_main:
             self.save()
         ddp.barrier(self.context)
-        self._close_log()
+        self.run_log.close()
         result = TrainResult(
             self.step,
             self.epoch,
@@ -651,7 +478,7 @@ class Trainer:
             try:
                 scores = self.validate()
             except Exception as exc:
-                raise _ResumableError(f"validating after epoch {self.epoch}") from exc
+                raise ResumableError(f"validating after epoch {self.epoch}") from exc
             self.log({"kind": "val", "step": self.step, "epoch": self.epoch, **scores})
             tqdm.write(f"epoch {self.epoch}: val PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f}")
             previous = self.best_psnr

@@ -1,0 +1,66 @@
+"""A training run's log: one JSON line per record (``train.jsonl``) and TensorBoard scalars, written by the main
+process only; a failed write warns once and the run goes on."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+from darkir.errors import DarkIRWarning
+from darkir.train.runfiles import append_line
+
+
+class RunLog:
+    """The log in ``folder``; ``enabled`` False (the other processes of a distributed run) writes nothing."""
+
+    def __init__(self, folder: Path, enabled: bool = True) -> None:
+        self.folder, self.enabled = folder, enabled
+        self._writer: Any = None
+        self._failed = False
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append ``record`` (with ``kind`` and ``step``) to ``train.jsonl`` and its numbers to TensorBoard."""
+        if not self.enabled:
+            return
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            append_line(self.folder / "train.jsonl", json.dumps(record))
+            self._add_scalars(record)
+        except OSError as exc:
+            self._warn_failed(exc)
+
+    def close(self) -> None:
+        """Flush and close TensorBoard's writer (a failure warns, as in :meth:`write`)."""
+        if self._writer:
+            try:
+                self._writer.close()
+            except OSError as exc:
+                self._warn_failed(exc)
+
+    def _add_scalars(self, record: dict[str, Any]) -> None:
+        """The record's numbers to TensorBoard, if it is installed."""
+        if self._writer is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                self._writer = False
+            else:
+                self._writer = SummaryWriter(str(self.folder))
+        if self._writer:
+            for key, value in record.items():
+                if key not in ("step", "epoch", "kind") and isinstance(value, (int, float)):
+                    self._writer.add_scalar(f"{record['kind']}/{key}", value, record["step"])
+
+    def _warn_failed(self, exc: OSError) -> None:
+        """Say once that the log cannot be written."""
+        if not self._failed:
+            self._failed = True
+            reason = exc.strerror or str(exc)
+            warnings.warn(
+                f"cannot write the training log in {self.folder}: {reason}; training goes on and checkpoints are "
+                "still saved (later log errors are not shown)",
+                DarkIRWarning,
+                stacklevel=3,
+            )

@@ -1,0 +1,83 @@
+"""The training and validation sets a run's options describe: paired folders (``datasets.train.train_path``,
+``datasets.val.test_path``) or pairs degraded on the fly from clean photos (``datasets.train.synth``)."""
+
+from __future__ import annotations
+
+from darkir.data.corpus import resolve_sources
+from darkir.data.dataset import PairedDataset
+from darkir.data.degradation import synth_params
+from darkir.data.layouts import DatasetError
+from darkir.data.pairs import resolve_pairs
+from darkir.data.synth import SynthDataset, assign_splits, load_photos
+from darkir.errors import ConfigError
+from darkir.options import Options
+from darkir.train.runpaths import synthetic_validation
+
+
+def spread(items: list, count: int) -> list:
+    """``count`` items evenly spaced over ``items`` (all if fewer): a validation subset that spans the scenes
+    of a set sorted by scene, instead of the first scene's frames."""
+    if count >= len(items):
+        return list(items)
+    return [items[i * len(items) // count] for i in range(count)]
+
+
+def run_sets(options: Options) -> tuple[PairedDataset | SynthDataset, PairedDataset | SynthDataset | None, str]:
+    """(training set, validation set or None, the key the training data comes from, for messages)."""
+    data_cfg = options.datasets.train
+    val_set: PairedDataset | SynthDataset | None = None
+    if data_cfg.synth is not None:
+        train_set, val_set = _synthetic_sets(options)
+        train_root = "datasets.train.synth"
+    else:
+        train_root = options.require_path("datasets.train.train_path")
+        train_set = PairedDataset(
+            resolve_pairs(train_root, "train"),
+            crop=data_cfg.cropsize,
+            flips=data_cfg.flips,
+            rot90=data_cfg.rot90,
+            crop_type=data_cfg.crop_type,
+            seed=options.train.seed,
+        )
+    if options.datasets.val.test_path:
+        val_pairs = resolve_pairs(options.require_path("datasets.val.test_path"), "val")
+        if options.train.val_max_images:
+            val_pairs = spread(val_pairs, options.train.val_max_images)
+        val_set = PairedDataset(val_pairs)
+    return train_set, val_set, str(train_root)
+
+
+def _synthetic_sets(options: Options) -> tuple[SynthDataset, SynthDataset | None]:
+    """(training set, validation set or None) degraded on the fly from ``datasets.train.synth``'s photos."""
+    synth, data_cfg = options.datasets.train.synth, options.datasets.train
+    assert synth is not None
+    try:
+        params = synth_params(synth.degradation)
+        sources = resolve_sources(synth.sources)
+    except (ValueError, DatasetError) as exc:
+        raise ConfigError(f"{options.source}: datasets.train.synth: {exc}") from None
+    names = sorted(sources)
+    splits = assign_splits(names, synth.val_photos, synth.test_photos, synth.split_seed)
+
+    def subset(split: str) -> tuple[list, list[str]]:
+        chosen = [name for name in names if splits[name] == split]
+        return load_photos([sources[name] for name in chosen], synth.max_short_side), chosen
+
+    photos, chosen = subset("train")
+    train_set = SynthDataset(
+        photos, chosen, synth.pairs_per_epoch, data_cfg.cropsize, options.train.seed, params, synth.max_zoom_out
+    )
+    if not synthetic_validation(options):
+        return train_set, None
+    photos, chosen = subset("val")
+    val_set = SynthDataset(
+        photos,
+        chosen,
+        synth.val_pairs,
+        synth.val_cropsize,
+        synth.split_seed + 1,
+        params,
+        synth.max_zoom_out,
+        fixed=True,
+    )
+    return train_set, val_set

@@ -1,0 +1,73 @@
+"""How a training run stops early: on Ctrl-C or SIGTERM after the current step, or on an error after which the
+state is still that of the last completed step (so the last checkpoint is saved before the error is reported)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+import torch
+from tqdm import tqdm
+
+from darkir.errors import DarkIRError, first_line
+from darkir.train import ddp
+
+
+class StopOnInterrupt:
+    """Turns the first Ctrl-C (SIGINT) or SIGTERM (``kill``, a batch system's time limit, ``docker stop``) into a
+    request to stop after the current step and save; a second one aborts.
+
+    With several processes the request is shared (all-reduced each step), so all stop at the same step.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, context: ddp.Context) -> None:
+        self.context, self.flag, self.previous = context, False, {}
+
+    def __enter__(self) -> StopOnInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.flag:
+            raise KeyboardInterrupt
+        self.flag = True
+        again = "Ctrl-C" if signum == signal.SIGINT else "the signal"
+        name = signal.Signals(signum).name
+        tqdm.write(f"darkir: {name}: stopping after this step and saving ({again} again to abort)", file=sys.stderr)
+
+    def requested(self) -> bool:
+        """Whether any process was asked to stop."""
+        if not self.context.distributed:
+            return self.flag
+        flag = torch.tensor([float(self.flag)], device=self.context.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
+
+
+class ResumableError(Exception):
+    """An error after which the training state is still that of the last completed step (reading the data,
+    validating), so the last checkpoint is saved before it is reported. Its message says what was being done, its
+    cause is the error, ``inputs`` the files being read if known."""
+
+    def __init__(self, doing: str, inputs: list[str] | None = None) -> None:
+        super().__init__(doing)
+        self.inputs = inputs or []
+
+
+def error_gist(exc: BaseException) -> str:
+    """One line for ``exc``: its message (for an error re-raised from a DataLoader worker, the last line of the
+    traceback it carries), after its type's name unless it is one of darkir's errors, which name their file."""
+    text = str(exc).strip()
+    if "Original Traceback" in text:
+        kind, _, message = text.splitlines()[-1].partition(": ")
+    else:
+        kind, message = type(exc).__name__, first_line(exc)
+    return message if isinstance(exc, DarkIRError) else f"{kind}: {message}"
