@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
 import os
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -74,17 +78,8 @@ def onnx_bytes(model: DarkIR, opset: int = 18) -> bytes:
     example = torch.rand(2, model.config["img_channel"], 64, 96)
     batch = torch.export.Dim("batch", min=1, max=1024)
     height, width = torch.export.Dim("height", min=8, max=16384), torch.export.Dim("width", min=8, max=16384)
-    program = torch.onnx.export(
-        exported,
-        (example,),
-        None,
-        dynamo=True,
-        opset_version=opset,
-        input_names=["input"],
-        output_names=["output"],
-        dynamic_shapes={"input": {0: batch, 2: height, 3: width}},
-        verbose=False,
-    )
+    with _quiet_exporter():
+        program = _export(exported, example, opset, {"input": {0: batch, 2: height, 3: width}})
     proto = program.model_proto
     written = next((entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx")), None)
     if written != opset:
@@ -93,6 +88,42 @@ def onnx_bytes(model: DarkIR, opset: int = 18) -> bytes:
             f"back to opset {written}); choose another opset, e.g. {written}"
         )
     return proto.SerializeToString()
+
+
+def _export(model: DarkIR, example: torch.Tensor, opset: int, dynamic_shapes: dict) -> Any:
+    """torch's dynamo ONNX export of ``model`` (an ``ONNXProgram``)."""
+    return torch.onnx.export(
+        model,
+        (example,),
+        None,
+        dynamo=True,
+        opset_version=opset,
+        input_names=["input"],
+        output_names=["output"],
+        dynamic_shapes=dynamic_shapes,
+        verbose=False,
+    )
+
+
+#: Loggers of the ONNX exporter, which report every step and fallback (an opset it cannot write is ours to report).
+_EXPORTER_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir")
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence the exporter's log lines and warnings (missing torchvision ops, version-conversion tracebacks) while
+    it runs; its errors still raise."""
+    loggers = [logging.getLogger(name) for name in _EXPORTER_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    try:
+        for logger in loggers:
+            logger.setLevel(logging.CRITICAL)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def check_onnx(model: DarkIR, path: str | os.PathLike[str]) -> list[tuple[tuple[int, int], float]]:
