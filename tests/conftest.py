@@ -59,6 +59,34 @@ def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return model
 
 
+def make_photos(folder: Path, count: int = 4) -> dict[str, Path]:
+    """Smooth, colourful procedural 'photos' (no downloads, no ../shared needed), name -> file."""
+    import cv2
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    y, x = np.mgrid[0:160, 0:200] / 40.0
+    made = {}
+    for i in range(count):
+        image = np.stack([np.sin(x * (i + 1)), np.cos(y * (i + 2)), np.sin(x + y + i)], -1) * 0.45 + 0.5
+        path = folder / f"photo{i}.png"
+        cv2.imwrite(str(path), (image * 255).astype(np.uint8))
+        made[f"photo{i}"] = path
+    return made
+
+
+@pytest.fixture(scope="session")
+def tiny_synth_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic paired set (``train``, ``val``, ``test``; 64-px pairs) that tests read, never write."""
+    from darkir.data.synth import synthesize
+
+    root = tmp_path_factory.mktemp("tiny-synth")
+    synthesize(
+        make_photos(root / "photos"), root / "set", per_photo=2, size=64, val_photos=1, test_photos=1, progress=False
+    )
+    return root / "set"
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved, randomized tiny DarkIR+CSF checkpoint (with its config) for end-to-end commands."""

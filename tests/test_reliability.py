@@ -139,10 +139,12 @@ def test_write_atomic_never_replaces_without_overwrite(tmp_path):
 # 3. A new training run never replaces an earlier run's checkpoints.
 def test_training_refuses_to_replace_a_run_unless_told(tmp_path, capsys):
     from darkir.data.synth import synthesize
-    from tests.test_train import _photos
+    from tests.conftest import make_photos
 
     data = tmp_path / "set"
-    synthesize(_photos(tmp_path / "photos"), data, per_photo=2, size=64, val_photos=1, test_photos=1, progress=False)
+    synthesize(
+        make_photos(tmp_path / "photos"), data, per_photo=2, size=64, val_photos=1, test_photos=1, progress=False
+    )
     run = tmp_path / "run"
     args = [
         "train",

@@ -19,14 +19,13 @@ from darkir.errors import ConfigError
 from darkir.models.factory import build_model
 from darkir.options import load_options
 from darkir.train.trainer import Trainer, train
-from tests.conftest import REPO, TINY, randomize
-from tests.test_train import _photos
+from tests.conftest import REPO, TINY, make_photos, randomize
 
 
 @pytest.fixture(scope="module")
 def photo_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("photos")
-    _photos(folder, count=6)
+    make_photos(folder, count=6)
     return folder
 
 

@@ -22,35 +22,16 @@ from darkir.models.factory import load_model
 from darkir.options import load_options
 from darkir.train.ddp import Context
 from darkir.train.trainer import Trainer, train
-from tests.conftest import REPO
+from tests.conftest import REPO, make_photos
 
-
-def _photos(folder: Path, count: int = 4) -> dict[str, Path]:
-    """Smooth, colourful procedural 'photos' (no downloads, no ../shared needed)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    y, x = np.mgrid[0:160, 0:200] / 40.0
-    photos = {}
-    for i in range(count):
-        image = np.stack([np.sin(x * (i + 1)), np.cos(y * (i + 2)), np.sin(x + y + i)], -1) * 0.45 + 0.5
-        path = folder / f"photo{i}.png"
-        cv2.imwrite(str(path), (image * 255).astype(np.uint8))
-        photos[f"photo{i}"] = path
-    return photos
+#: The synthetic set of these tests: 4 pairs of 96 px per photo, 1 photo each for validation and testing.
+SET = {"per_photo": 4, "size": 96, "val_photos": 1, "test_photos": 1, "seed": 0, "progress": False}
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
-    synthesize(
-        _photos(root / "photos"),
-        root / "set",
-        per_photo=4,
-        size=96,
-        val_photos=1,
-        test_photos=1,
-        seed=0,
-        progress=False,
-    )
+    synthesize(make_photos(root / "photos"), root / "set", **SET)
     return root / "set"
 
 
@@ -71,9 +52,7 @@ def _options(dataset: Path, out: Path, *extra: str):
 
 def test_synth_is_reproducible_and_split_by_photo(dataset, tmp_path):
     again = tmp_path / "again"
-    synthesize(
-        _photos(tmp_path / "photos"), again, per_photo=4, size=96, val_photos=1, test_photos=1, seed=0, progress=False
-    )
+    synthesize(make_photos(tmp_path / "photos"), again, **SET)
     files = sorted(p.relative_to(dataset) for p in dataset.rglob("*.png"))
     assert files == sorted(p.relative_to(again) for p in again.rglob("*.png"))
     assert all(np.array_equal(cv2.imread(str(dataset / f)), cv2.imread(str(again / f))) for f in files)

@@ -23,23 +23,17 @@ import torch
 
 from darkir.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from darkir.cli import main
-from darkir.data.synth import synthesize
 from darkir.models.factory import build_model
 from darkir.options import load_options
 from darkir.train.trainer import Trainer
 from tests.conftest import REPO, TINY, randomize, tmpfs
-from tests.test_train import _photos
 
 OPTIONS = REPO / "options" / "train" / "tiny_csf.yml"
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("runs")
-    synthesize(
-        _photos(root / "photos"), root / "set", per_photo=2, size=64, val_photos=1, test_photos=1, progress=False
-    )
-    return root / "set"
+def data(tiny_synth_set: Path) -> Path:
+    return tiny_synth_set
 
 
 def _overrides(data: Path, last: Path, best: Path, *extra: str) -> list[str]:
