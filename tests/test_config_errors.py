@@ -409,7 +409,7 @@ def test_metrics_skip_unreadable_outputs(tmp_path, capsys):
     assert code == 1 and str(broken) in err
     assert f"scored 2 of 3 images; 1 unreadable, skipped: {broken}" in out
     assert list(_csv_rows(csv_path)) == ["a.png", "b.png"]
-    code, out, _ = _run(capsys, "metrics", str(data / "low"), "-q", "--csv", str(csv_path))
+    code, out, _ = _run(capsys, "metrics", str(data / "low"), "-q", "--csv", str(csv_path), "--overwrite")
     assert code == 1 and f"scored 2 of 3 images; 1 unreadable, skipped: {broken}" in out
     assert list(_csv_rows(csv_path)) == ["a.png", "b.png"]
 

@@ -150,6 +150,33 @@ def writable_file(path: str | Path) -> Path:
     return target
 
 
+def csv_file(path: str | Path, inputs: Iterable[str | Path | None], overwrite: bool, flag: str = "--csv") -> Path:
+    """``--csv PATH``, checked before any work: a ``.csv`` name, never one of the command's ``inputs`` nor inside an
+    input folder (not even with ``--overwrite``), an existing file replaced only with ``overwrite``, its folder made
+    and writable."""
+    import os
+
+    from darkir.outputs import is_same_file
+
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise DarkIRError(f"{flag} {target} is a folder; give a file name")
+    if target.suffix.lower() != ".csv":
+        raise DarkIRError(f"{flag} {target}: per-image scores are written to a .csv file; name it so")
+    real = Path(os.path.realpath(target))
+    for source in inputs:
+        if source is None:
+            continue
+        source = Path(source).expanduser()
+        if source.is_dir() and real.is_relative_to(os.path.realpath(source)):
+            raise DarkIRError(f"{flag} {target} is inside the input folder {source}; write it outside the inputs")
+        if is_same_file(target, source):
+            raise DarkIRError(f"{flag} {target} is the input {source}; write to another file")
+    if (target.exists() or target.is_symlink()) and not overwrite:
+        raise DarkIRError(f"{flag} {target} exists; pass --overwrite to replace it, or choose another file")
+    return writable_file(target)
+
+
 def output_file(
     path: str, suffixes: Sequence[str], inputs: Iterable[str | Path | None], overwrite: bool, what: str
 ) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from darkir.cli.common import (
@@ -11,6 +12,7 @@ from darkir.cli.common import (
     add_eval_options,
     add_runtime,
     add_weights_source,
+    csv_file,
     evaluation_pairs,
     load_lpips_or_none,
     positive_float,
@@ -19,11 +21,13 @@ from darkir.cli.common import (
     settings_from_args,
     trained_model,
     use_threads,
-    writable_file,
 )
 from darkir.errors import DarkIRError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from darkir.data.pairs import Pair
     from darkir.options import Options
 
 
@@ -35,6 +39,16 @@ def _method_name(args: argparse.Namespace) -> str:
 
     source = args.weights or args.options
     return Path(str(source)).stem if source else str(DEFAULT_WEIGHTS)
+
+
+def _input_folders(location: str | Path | None, pairs: Sequence[Pair]) -> list[Path]:
+    """The folders a command reads its images from: the data folder ``location`` (where it is one) and the folder of
+    every input and reference (those of a manifest's pairs), so that nothing is written among them."""
+    from pathlib import Path
+
+    folders = {pair.low.parent for pair in pairs} | {pair.high.parent for pair in pairs if pair.high is not None}
+    data = [Path(location)] if location is not None and Path(location).is_dir() else []
+    return data + sorted(folders)
 
 
 def _unreadable_status(scored: int, unreadable: list[str]) -> int:
@@ -61,7 +75,9 @@ def cmd_test(args: argparse.Namespace) -> int:
     options = load_options(args.options) if args.options else None
     pairs = evaluation_pairs(args, options)
     results_dir = Path(args.results_dir or (options.save.results_dir if options else "images/results_test"))
-    csv = writable_file(args.csv) if args.csv else None
+    location = args.data or (options.require_path("datasets.val.test_path") if options else None)
+    inputs = [*_input_folders(location, pairs), location, args.weights, args.options]
+    csv = csv_file(args.csv, inputs, args.overwrite) if args.csv else None
     if args.save:
         ensure_writable_dir(results_dir)
     restorer = restorer_from_args(args, options)
@@ -77,7 +93,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     )
     print(summary_line(scores, args.convention))
     if csv:
-        write_csv(csv, [scores])
+        write_csv(csv, [scores], overwrite=args.overwrite)
     if args.save:
         print(f"first {min(args.save, len(pairs))} input/output/gt triplets -> {results_dir}")
     return 1 if scores.unreadable else 0
@@ -89,7 +105,7 @@ def _print_no_reference(args: argparse.Namespace) -> int:
     from darkir.data.pairs import find_unpaired
     from darkir.eval.unpaired import NO_REFERENCE_NOTE, mean_line, score_folder, write_scores_csv
 
-    csv = writable_file(args.csv) if args.csv else None
+    csv = csv_file(args.csv, [args.pred], args.overwrite) if args.csv else None
     unreadable: list[str] = []
     rows = score_folder(find_unpaired(args.pred), progress=not args.quiet, unreadable=unreadable)
     print(NO_REFERENCE_NOTE)
@@ -97,7 +113,7 @@ def _print_no_reference(args: argparse.Namespace) -> int:
         print(f"{name}: NIQE {scores.niqe:.3f}, brightness {scores.brightness:.3f}, noise sigma {scores.noise:.4f}")
     print(mean_line(f"mean of {len(rows)} images", [scores for _, scores in rows]))
     if csv:
-        write_scores_csv(csv, [(name, vars(scores)) for name, scores in rows])
+        write_scores_csv(csv, [(name, vars(scores)) for name, scores in rows], overwrite=args.overwrite)
         print(f"per image -> {csv}")
     return _unreadable_status(len(rows), unreadable)
 
@@ -117,16 +133,16 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     for role, folder in (("output", pred), ("reference", gt)):
         if not folder.is_dir():
             raise DarkIRError(f"{role} folder {folder} does not exist or is not a folder")
+    csv = csv_file(args.csv, [pred, gt], args.overwrite) if args.csv else None
     common = Path(os.path.commonpath([pred.resolve(), gt.resolve()]))
     layout = Layout("folders", str(pred.resolve().relative_to(common)), str(gt.resolve().relative_to(common)))
     pairs = find_pairs(common, layout)
-    csv = writable_file(args.csv) if args.csv else None
     method = identity()
     method.name = pred.resolve().name
     scores = evaluate(method, pairs, "8bit", load_lpips_or_none(args), progress=not args.quiet, skip_unreadable=True)
     print(summary_line(scores, "8bit"))
     if csv:
-        write_csv(csv, [scores])
+        write_csv(csv, [scores], overwrite=args.overwrite)
     return 1 if scores.unreadable else 0
 
 
@@ -183,16 +199,12 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def _compare_unpaired(args: argparse.Namespace, methods: list) -> int:
+def _compare_unpaired(args: argparse.Namespace, methods: list, pairs: list[Pair]) -> int:
     """``darkir compare --unpaired``: NIQE, brightness and noise of every method on a folder of inputs."""
     from pathlib import Path
 
-    from darkir.data.pairs import find_unpaired
     from darkir.eval.unpaired import NO_REFERENCE_NOTE, compare_unpaired, unpaired_line
 
-    pairs = find_unpaired(args.data)
-    if args.max_images:
-        pairs = pairs[: args.max_images]
     summary = compare_unpaired(methods, pairs, Path(args.output), args.resamples, progress=not args.quiet)
     print(NO_REFERENCE_NOTE)
     for name, entry in summary["methods"].items():
@@ -231,21 +243,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Compare variants beside the input and auto-exposure baselines, with bootstrap CIs and pictures."""
     from pathlib import Path
 
-    from darkir.eval.compare import compare, method_line
+    from darkir.data.pairs import find_unpaired
+    from darkir.eval.compare import check_report_folder, compare, method_line
     from darkir.eval.methods import auto_exposure, clahe, identity, zero_dce
     from darkir.infer.files import ensure_writable_dir
 
     if args.exposure_target > 1:
         raise DarkIRError(f"--exposure-target is a mean brightness in (0, 1], got {args.exposure_target:g}")
+    pairs = find_unpaired(args.data) if args.unpaired else evaluation_pairs(args, None)
+    check_report_folder(Path(args.output), _input_folders(args.data, pairs))
     ensure_writable_dir(Path(args.output))
+    if args.max_images:
+        pairs = pairs[: args.max_images]
     baselines = [identity(), auto_exposure(args.exposure_target), clahe()]
     baselines += [zero_dce(args.zero_dce)] if args.zero_dce else []
     variants = _compared_variants(args, {baseline.name for baseline in baselines})
     if args.unpaired:
-        return _compare_unpaired(args, variants + baselines)
-    pairs = evaluation_pairs(args, None)
-    if args.max_images:
-        pairs = pairs[: args.max_images]
+        return _compare_unpaired(args, variants + baselines, pairs)
     summary = compare(
         variants,
         baselines,
@@ -269,7 +283,11 @@ def register(add: AddCommand) -> None:
     add_weights_source(test)
     test.add_argument("--data", help="paired folder or split manifest (default: datasets.val.test_path)")
     test.add_argument("--split", default="test", help="split of a manifest (default test)")
-    test.add_argument("--csv", help="write per-image metrics to this CSV")
+    test.add_argument(
+        "--csv",
+        help="write per-image metrics to this .csv file (never inside the data; not over a file without --overwrite)",
+    )
+    test.add_argument("--overwrite", action="store_true", help="replace an existing --csv file")
     test.add_argument("--save", type=int, default=8, help="save the first N input/output/gt triplets (default 8)")
     test.add_argument("--results-dir", help="where triplets go (default save.results_dir or ./images/results_test)")
     add_runtime(test, precision="fp32")  # scores are computed exactly by default
@@ -284,7 +302,11 @@ def register(add: AddCommand) -> None:
     metrics.add_argument(
         "gt", nargs="?", help="folder of references with the same relative names (without: no-reference NIQE etc.)"
     )
-    metrics.add_argument("--csv", help="write per-image metrics to this CSV")
+    metrics.add_argument(
+        "--csv",
+        help="write per-image metrics to this .csv file (never inside PRED or GT; not over a file without --overwrite)",
+    )
+    metrics.add_argument("--overwrite", action="store_true", help="replace an existing --csv file")
     add_eval_options(metrics, convention=False)
 
     unpaired = add(
@@ -295,8 +317,9 @@ def register(add: AddCommand) -> None:
     unpaired.add_argument(
         "-o",
         "--output",
-        help="output folder, never the data folder (default: the options file's save.results_dir, else "
-        "images/results_unpaired); earlier results there are replaced",
+        help="output folder, never the data folder; inside it only a new one or an earlier run's (with its stats.csv) "
+        "(default: the options file's save.results_dir, else images/results_unpaired); earlier results there are "
+        "replaced",
     )
     add_runtime(unpaired, precision="fp32")  # scores are computed exactly by default
     unpaired.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -320,7 +343,13 @@ def _register_compare(add: AddCommand) -> None:
         "--unpaired", action="store_true", help="--data holds inputs only: compare NIQE, brightness and noise"
     )
     compare.add_argument("--split", default="test", help="split of a manifest (default test)")
-    compare.add_argument("-o", "--output", required=True, help="report folder")
+    compare.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="report folder, outside the data: new, empty, or an earlier report (replaced); never over other files "
+        "named like its report files",
+    )
     compare.add_argument("--size", type=positive_int, default=256, help="input side for MACs and latency (default 256)")
     compare.add_argument("--max-images", type=positive_int, metavar="N", help="use the first N images (default all)")
     compare.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples (default 2000)")

@@ -10,11 +10,13 @@ mean without interval, win rate or verdict.
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +32,10 @@ from darkir.eval.methods import Method
 from darkir.eval.metrics import PSNR_CAP, Convention, format_number, prepare
 from darkir.eval.paired import METRICS, Scores, count_note, evaluate, write_csv
 from darkir.imageio import Image, read_image, write_image
+from darkir.outputs import write_atomic
 
+#: The files of a report (``psnr_diff_hist.png`` and ``grid.png`` only with references), each replaced by a new report.
+REPORT_FILES = ("summary.json", "per_image.csv", "report.md", "psnr_diff_hist.png", "grid.png")
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "psnr_detail": True, "ssim_detail": True, "niqe": False}
 #: The fewest images with a value that get a bootstrap interval, a win rate and a verdict (one image has no spread).
 MIN_INTERVAL_IMAGES = 2
@@ -80,6 +85,42 @@ def json_numbers(value: object) -> object:
     if isinstance(value, list | tuple):
         return [json_numbers(item) for item in value]
     return value
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a report file through a temporary file and one atomic rename (a failure leaves the old one)."""
+    write_atomic(path, text.encode(), overwrite=True)
+
+
+def is_report(folder: Path) -> bool:
+    """Whether ``folder`` holds the ``summary.json`` of an earlier ``darkir compare`` report."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    keys = {"methods", "resamples", "bootstrap_seed"}
+    return isinstance(summary, dict) and keys <= summary.keys() and isinstance(summary["methods"], dict)
+
+
+def check_report_folder(output: Path, inputs: Iterable[Path]) -> None:
+    """Refuse, before any work, a report folder where the report could replace the user's files: ``output`` equal to
+    or inside one of the input folders ``inputs``, or holding a file named like a report file (:data:`REPORT_FILES`)
+    without being an earlier report (its ``summary.json``); an earlier report is replaced by the new one."""
+    real = Path(os.path.realpath(output))
+    for folder in inputs:
+        if real.is_relative_to(os.path.realpath(folder)):
+            raise DarkIRError(
+                f"-o {output} is inside the input folder {folder}; the report would go among the inputs: "
+                "choose a report folder outside the data"
+            )
+    if not output.is_dir():
+        return
+    taken = [name for name in REPORT_FILES if (output / name).exists() or (output / name).is_symlink()]
+    if taken and not is_report(output):
+        raise DarkIRError(
+            f"-o {output} holds {', '.join(taken)} but no earlier darkir compare report (its summary.json), so they "
+            "would be replaced; choose a new or empty report folder"
+        )
 
 
 def unique_names(methods: Sequence[Method]) -> None:
@@ -157,8 +198,10 @@ def _histogram(path: Path, reference: Scores, others: Sequence[Scores]) -> None:
     else:
         axis.text(0.5, 0.5, "no image has a PSNR difference", transform=axis.transAxes, ha="center")
     figure.tight_layout()
-    figure.savefig(path)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
     plt.close(figure)
+    write_atomic(path, buffer.getvalue(), overwrite=True)
 
 
 def _grid(
@@ -196,13 +239,13 @@ def compare(
     grid_images: int = 4,
     progress: bool = True,
 ) -> dict:
-    """Score all methods on ``pairs`` and write ``report.md``, ``per_image.csv``, ``summary.json``,
-    ``psnr_diff_hist.png`` and ``grid.png`` into ``output``; returns the summary. Every method needs its own name."""
+    """Score all methods on ``pairs`` and write ``summary.json`` (first: it marks the folder as a report, see
+    :func:`check_report_folder`), ``per_image.csv``, ``psnr_diff_hist.png``, ``grid.png`` and ``report.md`` into
+    ``output``, each atomically; returns the summary. Every method needs its own name."""
     unique_names([*variants, *baselines])
     output.mkdir(parents=True, exist_ok=True)
     methods = [*variants, *baselines]
     all_scores = [evaluate(method, pairs, convention, lpips, progress=progress) for method in methods]
-    write_csv(output / "per_image.csv", all_scores)
     reference, baseline_scores = all_scores[0], all_scores[len(variants) :]
     summary: dict = {
         "convention": convention,
@@ -222,7 +265,8 @@ def compare(
                 b.method: paired(scores.array("psnr") - b.array("psnr"), "psnr", resamples) for b in baseline_scores
             }
         summary["methods"][method.name] = entry
-    (output / "summary.json").write_text(json.dumps(json_numbers(summary), indent=2, allow_nan=False))
+    write_text(output / "summary.json", json.dumps(json_numbers(summary), indent=2, allow_nan=False))
+    write_csv(output / "per_image.csv", all_scores)
     _histogram(output / "psnr_diff_hist.png", reference, all_scores[1 : len(variants)] or all_scores[1:])
     if len(variants) >= 2:
         gap = np.abs(all_scores[1].array("psnr") - reference.array("psnr"))
@@ -230,8 +274,9 @@ def compare(
     else:
         order = list(range(min(grid_images, len(pairs))))
     _grid(output / "grid.png", pairs, variants, order, convention)
-    (output / "report.md").write_text(
-        render_report(summary, reference.method, [v.name for v in variants], latency_size, order, pairs)
+    write_text(
+        output / "report.md",
+        render_report(summary, reference.method, [v.name for v in variants], latency_size, order, pairs),
     )
     return summary
 

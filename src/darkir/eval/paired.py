@@ -4,6 +4,7 @@ rows (see :mod:`darkir.eval.tone` for detail and tone)."""
 from __future__ import annotations
 
 import csv
+import io
 import math
 import sys
 import time
@@ -23,6 +24,7 @@ from darkir.eval.methods import Method
 from darkir.eval.metrics import Convention, format_number, prepare, psnr, ssim
 from darkir.eval.tone import Tone, brightness, tone, tone_fitted
 from darkir.imageio import Image, ImageReadError, write_image
+from darkir.outputs import write_atomic
 from darkir.runtime import memory_returned_to_os
 
 METRICS = ("psnr", "ssim", "lpips", "psnr_detail", "ssim_detail")
@@ -141,16 +143,24 @@ def evaluate(
     return scores
 
 
-def write_csv(path: Path, all_scores: Sequence[Scores]) -> None:
-    """One row per image and method: name, method, the metrics, brightness of output and reference, seconds."""
+def write_csv(path: Path, all_scores: Sequence[Scores], overwrite: bool = True) -> None:
+    """One row per image and method: name, method, the metrics, brightness of output and reference, seconds. Written
+    atomically (a failure leaves an existing file as it was); an existing file is replaced only with ``overwrite``."""
+    rows = [["image", "method", *METRICS, *BRIGHTNESS, "seconds"]]
+    for scores in all_scores:
+        for i, name in enumerate(scores.names):
+            row = [f"{scores.values[m][i]:.6f}" for m in (*METRICS, *BRIGHTNESS)]
+            rows.append([name, scores.method, *row, f"{scores.seconds[i]:.4f}"])
+    write_csv_rows(path, rows, overwrite)
+
+
+def write_csv_rows(path: Path, rows: Sequence[Sequence[object]], overwrite: bool = True) -> None:
+    """Write ``rows`` to the CSV file ``path`` through a temporary file and one atomic rename (its folder is made);
+    an existing file is replaced only with ``overwrite``, and never half-written."""
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer).writerows(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["image", "method", *METRICS, *BRIGHTNESS, "seconds"])
-        for scores in all_scores:
-            for i, name in enumerate(scores.names):
-                row = [f"{scores.values[m][i]:.6f}" for m in (*METRICS, *BRIGHTNESS)]
-                writer.writerow([name, scores.method, *row, f"{scores.seconds[i]:.4f}"])
+    write_atomic(path, buffer.getvalue().encode(), overwrite=overwrite)
 
 
 def summary_line(scores: Scores, convention: Convention) -> str:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import cv2
@@ -30,11 +31,12 @@ from darkir.eval.compare import (
     paired,
     plural,
     unique_names,
+    write_text,
 )
 from darkir.eval.methods import Method
 from darkir.eval.metrics import format_number, prepare
 from darkir.eval.niqe import niqe
-from darkir.eval.paired import count_note, skip_unreadable_image
+from darkir.eval.paired import MAX_NAMED, count_note, skip_unreadable_image, write_csv_rows
 from darkir.imageio import Image, ImageReadError, read_image, write_image
 from darkir.infer.restorer import Restorer
 from darkir.outputs import is_same_file
@@ -44,6 +46,8 @@ NO_REFERENCE_NOTE = (
     "pixels), mean brightness in sRGB [0,1], Immerkaer noise sigma in sRGB [0,1]; BRISQUE/MUSIQ/NRQM: not "
     "available offline"
 )
+#: The per-image scores test-unpaired writes beside its outputs; a folder holding one is an earlier run's results.
+STATS_FILE = "stats.csv"
 _KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
 
 
@@ -80,18 +84,58 @@ class UnpairedRow:
     after: NoReferenceScores
 
 
+def _stats_columns() -> list[str]:
+    """The columns of ``stats.csv`` after ``image``: each score before (``_in``) and after (``_out``) restoring."""
+    return [f"{field.name}_{side}" for field in fields(NoReferenceScores) for side in ("in", "out")]
+
+
+def earlier_results(output: Path) -> bool:
+    """Whether ``output`` holds the ``stats.csv`` that an earlier ``darkir test-unpaired`` wrote there (its images are
+    then that run's results)."""
+    try:
+        with open(output / STATS_FILE, newline="") as handle:
+            header = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return header[:1] == ["image"] and set(header[1:]) <= set(_stats_columns())
+
+
+def _named(pairs: Sequence[Pair]) -> str:
+    """``a.png, b.png`` (at most :data:`MAX_NAMED` names, then ``and N more``)."""
+    more = len(pairs) - MAX_NAMED
+    return ", ".join(pair.name for pair in pairs[:MAX_NAMED]) + (f" and {more} more" if more > 0 else "")
+
+
 def outside_output(pairs: list[Pair], output: Path, folder: Path) -> list[Pair]:
-    """The inputs of ``folder`` that are not inside ``output`` (an output folder within the data folder holds earlier
-    results, not inputs). Raises when none is left, or when an output would land on an input, so that restoring can
-    never replace the user's images."""
+    """The inputs of ``folder`` that are not inside ``output``, checked before any work so that restoring never
+    replaces nor silently drops the user's images: raises when none is left, when an output would land on an input,
+    when ``output`` lies in ``folder`` and holds images without the ``stats.csv`` of an earlier run (they would be
+    replaced), or when it holds a ``stats.csv`` that test-unpaired did not write. The images of an earlier run inside
+    the data folder are left out of the inputs and named on stderr in one line."""
     resolved = output.resolve()
     kept = [pair for pair in pairs if not pair.low.resolve().is_relative_to(resolved)]
     if not kept:
         raise DarkIRError(f"{folder}: its images are inside the output folder {output}; choose another output folder")
+    inside = [pair for pair in pairs if pair.low.resolve().is_relative_to(resolved)]
+    stats = output / STATS_FILE
+    if (stats.exists() or stats.is_symlink()) and not earlier_results(output):
+        raise DarkIRError(f"{stats} was not written by darkir test-unpaired; move it away or choose another -o folder")
+    if inside and not earlier_results(output):
+        raise DarkIRError(
+            f"-o {output} is inside the data folder {folder} and holds {plural(len(inside))} ({_named(inside)}) "
+            f"that are not an earlier run's results (it has no {STATS_FILE} of darkir test-unpaired): they would be "
+            f"replaced or left out; write to a new folder, or to one outside {folder}"
+        )
     for pair in kept:
         if is_same_file(pair.low, output / pair.name):
             target = output / pair.name
             raise DarkIRError(f"{pair.low}: the output {target} is this input; choose another output folder")
+    if inside:
+        tqdm.write(
+            f"darkir: warning: left out {plural(len(inside))} inside the output folder {output} (results of an "
+            f"earlier run, not inputs): {_named(inside)}",
+            file=sys.stderr,
+        )
     return kept
 
 
@@ -142,12 +186,12 @@ def score_folder(
     return [(name, no_reference_scores(image.rgb)) for name, image in images if image is not None]
 
 
-def write_scores_csv(path: Path, rows: Sequence[tuple[str, dict[str, float]]]) -> None:
-    """One row per image: its name, then each score (column names from the first row; none without rows)."""
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["image", *(rows[0][1] if rows else ())])
-        writer.writerows([name, *(f"{v:.5f}" for v in values.values())] for name, values in rows)
+def write_scores_csv(path: Path, rows: Sequence[tuple[str, dict[str, float]]], overwrite: bool = True) -> None:
+    """One row per image: its name, then each score (column names from the first row; none without rows). Written
+    atomically; an existing file is replaced only with ``overwrite``."""
+    lines = [["image", *(rows[0][1] if rows else ())]]
+    lines += [[name, *(f"{v:.5f}" for v in values.values())] for name, values in rows]
+    write_csv_rows(path, lines, overwrite)
 
 
 def unpaired_csv_rows(rows: Sequence[UnpairedRow]) -> list[tuple[str, dict[str, float]]]:
@@ -196,7 +240,9 @@ def compare_unpaired(
     """No-reference scores of every method on unpaired inputs (each output scored, then dropped; nothing is
     kept in memory but the scores), with bootstrap intervals and paired differences against ``methods[0]``.
 
-    Writes ``report.md``, ``per_image.csv`` and ``summary.json`` into ``output``; returns the summary.
+    Writes ``summary.json`` (first: it marks the folder as a report, see
+    :func:`~darkir.eval.compare.check_report_folder`), ``per_image.csv`` and ``report.md`` into ``output``, each
+    atomically; returns the summary.
     """
     unique_names(methods)
     output.mkdir(parents=True, exist_ok=True)
@@ -206,14 +252,6 @@ def compare_unpaired(
         for method in methods:
             out = prepare(method.run(x), "8bit")[0]
             scores[method.name].append(no_reference_scores(out.permute(1, 2, 0).numpy()))
-    write_scores_csv(
-        output / "per_image.csv",
-        [
-            (pair.name, {f"{key}:{name}": value for name, values in scores.items()
-                         for key, value in asdict(values[i]).items()})
-            for i, pair in enumerate(pairs)
-        ],
-    )  # fmt: skip
     reference = methods[0].name
     summary: dict = {
         "images": len(pairs),
@@ -235,8 +273,16 @@ def compare_unpaired(
         if name != reference:
             entry["niqe_vs_reference"] = paired(niqe_values - reference_niqe, "niqe", resamples)
         summary["methods"][name] = entry
-    (output / "summary.json").write_text(json.dumps(json_numbers(summary), indent=2, allow_nan=False))
-    (output / "report.md").write_text(_render_unpaired(summary, reference))
+    write_text(output / "summary.json", json.dumps(json_numbers(summary), indent=2, allow_nan=False))
+    write_scores_csv(
+        output / "per_image.csv",
+        [
+            (pair.name, {f"{key}:{name}": value for name, values in scores.items()
+                         for key, value in asdict(values[i]).items()})
+            for i, pair in enumerate(pairs)
+        ],
+    )  # fmt: skip
+    write_text(output / "report.md", _render_unpaired(summary, reference))
     return summary
 
 

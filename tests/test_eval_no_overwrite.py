@@ -1,0 +1,262 @@
+"""Evaluation commands never write over or among their inputs: --csv files, test-unpaired's -o, compare's reports."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from darkir.cli import main
+
+
+def _png(path: Path, seed: int, shape: tuple[int, int] = (48, 64), scale: float = 255) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), (np.random.default_rng(seed).random((*shape, 3)) * scale).astype(np.uint8))
+    return path
+
+
+def _paired(root: Path, names: tuple[str, ...] = ("a", "b")) -> Path:
+    for seed, name in enumerate(names):
+        _png(root / "low" / f"{name}.png", seed, scale=40)
+        _png(root / "high" / f"{name}.png", seed + 10)
+    return root
+
+
+def _digests(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (relative name -> sha256): a change, an addition or a removal shows."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()
+    }
+
+
+def _error(capsys: pytest.CaptureFixture[str]) -> str:
+    """The one line of error the last command printed."""
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("darkir: error: "), err
+    return lines[0]
+
+
+@pytest.fixture
+def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if a command loads weights or scores an image."""
+
+    def fail(*args: object, **kwargs: object) -> None:
+        pytest.fail("work began before the output was checked")
+
+    for target in (
+        "darkir.cli.evaluate.restorer_from_args",
+        "darkir.cli.evaluate.trained_model",
+        "darkir.eval.paired.evaluate",
+        "darkir.eval.unpaired.score_folder",
+    ):
+        monkeypatch.setattr(target, fail)
+
+
+# 1. --csv of metrics and test: a .csv, never among the inputs, an existing file only with --overwrite, atomic.
+
+
+def test_metrics_csv_keeps_an_existing_file_unless_overwrite(tmp_path, capsys):
+    data = _paired(tmp_path / "set")
+    results = tmp_path / "results.csv"
+    results.write_text("keep me\n")
+    args = ["metrics", str(data / "low"), str(data / "high"), "--no-lpips", "-q", "--csv", str(results)]
+    assert main(args) == 2
+    assert f"--csv {results} exists; pass --overwrite" in _error(capsys)
+    assert results.read_text() == "keep me\n"
+    assert main([*args, "--overwrite"]) == 0
+    assert results.read_text().startswith("image,method,psnr")
+
+
+def test_no_reference_metrics_csv_keeps_an_existing_file_unless_overwrite(tmp_path, capsys):
+    data = _paired(tmp_path / "set")
+    results = tmp_path / "niqe.csv"
+    results.write_text("keep me\n")
+    args = ["metrics", str(data / "low"), "-q", "--csv", str(results)]
+    assert main(args) == 2
+    assert "exists; pass --overwrite" in _error(capsys)
+    assert results.read_text() == "keep me\n"
+    assert main([*args, "--overwrite"]) == 0
+    assert results.read_text().startswith("image,niqe,brightness,noise")
+
+
+def test_test_csv_keeps_an_existing_file_unless_overwrite(tmp_path, capsys, tiny_checkpoint, monkeypatch):
+    data = _paired(tmp_path / "set")
+    results = tmp_path / "t.csv"
+    results.write_text("keep me\n")
+    args = ["test", "--weights", str(tiny_checkpoint), "--data", str(data), "--no-lpips", "--save", "0", "-q"]
+    with monkeypatch.context() as patch:
+        patch.setattr("darkir.cli.evaluate.restorer_from_args", lambda *a, **k: pytest.fail("weights loaded"))
+        assert main([*args, "--csv", str(results)]) == 2
+    assert "exists; pass --overwrite" in _error(capsys)
+    assert results.read_text() == "keep me\n"
+    assert main([*args, "--csv", str(results), "--overwrite"]) == 0
+    assert results.read_text().startswith("image,method,psnr")
+
+
+@pytest.mark.parametrize(
+    "command, csv, message",
+    [
+        (["metrics", "{low}", "{high}"], "{high}/a.png", "written to a .csv file"),
+        (["metrics", "{low}", "{high}"], "{high}/scores.csv", "is inside the input folder"),
+        (["metrics", "{low}", "{high}"], "{low}/sub/scores.csv", "is inside the input folder"),
+        (["metrics", "{low}"], "{low}/a.png", "written to a .csv file"),
+        (["metrics", "{low}"], "{low}/niqe.csv", "is inside the input folder"),
+        (["test", "--data", "{set}"], "{set}/low/a.png", "written to a .csv file"),
+        (["test", "--data", "{set}"], "{set}/scores.csv", "is inside the input folder"),
+        (["test", "--data", "{set}/manifest.json"], "{set}/high/scores.csv", "is inside the input folder"),
+        (["test", "--data", "{set}"], "{weights}", "written to a .csv file"),
+    ],
+)
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]], ids=["plain", "overwrite"])
+def test_csv_is_never_written_over_or_among_the_inputs(
+    tmp_path, capsys, tiny_checkpoint, no_work, command, csv, message, overwrite
+):
+    data = _paired(tmp_path / "set")
+    manifest = {"root": ".", "splits": {"test": [["low/a.png", "high/a.png"], ["low/b.png", "high/b.png"]]}}
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    names = {"set": data, "low": data / "low", "high": data / "high", "weights": tiny_checkpoint}
+    argv = [part.format(**names) for part in command]
+    if argv[0] == "test":
+        argv += ["--weights", str(tiny_checkpoint), "--save", "0"]
+    before, weights = _digests(data), tiny_checkpoint.read_bytes()
+    assert main([*argv, "--no-lpips", "-q", "--csv", csv.format(**names), *overwrite]) == 2
+    assert message in _error(capsys)
+    assert _digests(data) == before and tiny_checkpoint.read_bytes() == weights
+
+
+def test_a_failed_csv_write_leaves_the_old_file(tmp_path, capsys, monkeypatch):
+    data = _paired(tmp_path / "set")
+    results = tmp_path / "results.csv"
+    results.write_text("the old scores\n")
+
+    def full_disk(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    args = ["metrics", str(data / "low"), str(data / "high"), "--no-lpips", "-q", "--csv", str(results), "--overwrite"]
+    assert main(args) == 2
+    assert "No space left on device; nothing replaced" in capsys.readouterr().err
+    assert results.read_text() == "the old scores\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv", "set"]  # no temporary file left
+
+
+# 2. test-unpaired: an -o inside the data folder never replaces nor silently drops the user's photos.
+
+
+def _photos(root: Path) -> Path:
+    _png(root / "a.png", 0, scale=60)
+    _png(root / "night" / "a.png", 1, shape=(64, 96), scale=60)  # the user's own photo, not an earlier result
+    _png(root / "night" / "b.png", 2, shape=(64, 96), scale=60)
+    return root
+
+
+def test_test_unpaired_refuses_an_output_folder_inside_the_data_holding_photos(
+    tmp_path, capsys, tiny_checkpoint, no_work
+):
+    photos = _photos(tmp_path / "photos")
+    before = _digests(photos)
+    args = ["test-unpaired", "--weights", str(tiny_checkpoint), "--data", str(photos), "-q"]
+    assert main([*args, "-o", str(photos / "night")]) == 2
+    line = _error(capsys)
+    assert f"-o {photos / 'night'} is inside the data folder {photos}" in line
+    assert "night/a.png, night/b.png" in line and "would be replaced" in line
+    assert _digests(photos) == before  # nothing replaced, nothing added
+
+
+def test_test_unpaired_reruns_into_its_results_inside_the_data_and_names_what_it_leaves_out(
+    tmp_path, capsys, tiny_checkpoint
+):
+    photos = tmp_path / "photos"
+    _png(photos / "a.png", 0, scale=60)
+    _png(photos / "b.png", 1, scale=60)
+    args = ["test-unpaired", "--weights", str(tiny_checkpoint), "--data", str(photos), "-o", str(photos / "out"), "-q"]
+    assert main(args) == 0
+    assert "warning" not in capsys.readouterr().err  # a new output folder: nothing left out
+    inputs = {name: (photos / name).read_bytes() for name in ("a.png", "b.png")}
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if "warning" in line]
+    assert warnings == [
+        f"darkir: warning: left out 2 images inside the output folder {photos / 'out'} (results of an earlier run, "
+        "not inputs): out/a.png, out/b.png"
+    ]
+    assert "input (2 images)" in captured.out
+    assert all((photos / name).read_bytes() == data for name, data in inputs.items())
+    assert sorted(p.name for p in (photos / "out").iterdir()) == ["a.png", "b.png", "stats.csv"]
+
+
+def test_test_unpaired_keeps_a_stats_csv_it_did_not_write(tmp_path, capsys, tiny_checkpoint, no_work):
+    photos = tmp_path / "photos"
+    _png(photos / "a.png", 0, scale=60)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "stats.csv").write_text("my own notes\n")
+    args = ["test-unpaired", "--weights", str(tiny_checkpoint), "--data", str(photos), "-o", str(out), "-q"]
+    assert main(args) == 2
+    assert "was not written by darkir test-unpaired" in _error(capsys)
+    assert (out / "stats.csv").read_text() == "my own notes\n" and sorted(p.name for p in out.iterdir()) == [
+        "stats.csv"
+    ]
+
+
+# 3. compare: the report goes outside the data, and replaces only an earlier report.
+
+
+def _compare(weights: Path, data: Path, output: Path, *extra: str) -> list[str]:
+    return [
+        "compare", "--weights", str(weights), "--data", str(data), "-o", str(output), "--no-lpips", "-q",
+        "--resamples", "20", "--size", "32", *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("where", ["low", "high", "", "low/report"])
+def test_compare_refuses_a_report_folder_in_the_data(tmp_path, capsys, tiny_checkpoint, no_work, where):
+    data = _paired(tmp_path / "set", ("grid", "street"))
+    before = _digests(data)
+    output = data / where if where else data
+    assert main(_compare(tiny_checkpoint, data, output)) == 2
+    assert f"-o {output} is inside the input folder" in _error(capsys)
+    assert _digests(data) == before
+
+
+def test_compare_unpaired_refuses_a_report_folder_in_the_data(tmp_path, capsys, tiny_checkpoint, no_work):
+    dark = tmp_path / "dark"
+    _png(dark / "report.png", 0, scale=40)
+    _png(dark / "grid.png", 1, scale=40)
+    before = _digests(dark)
+    assert main(_compare(tiny_checkpoint, dark, dark, "--unpaired")) == 2
+    assert "is inside the input folder" in _error(capsys)
+    assert _digests(dark) == before
+
+
+def test_compare_keeps_files_named_like_its_report_in_another_folder(tmp_path, capsys, tiny_checkpoint, no_work):
+    data = _paired(tmp_path / "set")
+    folder = tmp_path / "album"
+    _png(folder / "grid.png", 5)
+    (folder / "report.md").write_text("# my report\n")
+    before = _digests(folder)
+    assert main(_compare(tiny_checkpoint, data, folder)) == 2
+    line = _error(capsys)
+    assert f"-o {folder} holds report.md, grid.png but no earlier darkir compare report" in line
+    assert _digests(folder) == before
+
+
+def test_compare_reruns_into_its_own_report_and_keeps_other_files(tmp_path, tiny_checkpoint):
+    data = _paired(tmp_path / "set")
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "notes.txt").write_text("mine\n")
+    assert main(_compare(tiny_checkpoint, data, report)) == 0
+    first = json.loads((report / "summary.json").read_text())
+    assert main(_compare(tiny_checkpoint, data, report)) == 0
+    assert json.loads((report / "summary.json").read_text())["methods"].keys() == first["methods"].keys()
+    assert (report / "notes.txt").read_text() == "mine\n"
+    names = {"grid.png", "notes.txt", "per_image.csv", "psnr_diff_hist.png", "report.md", "summary.json"}
+    assert {p.name for p in report.iterdir()} == names  # no temporary or lock file left
