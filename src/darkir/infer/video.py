@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -13,7 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from darkir.errors import DarkIRError
+from darkir.errors import DarkIRError, DarkIRWarning
 from darkir.infer.pipeline import Drain, Prefetch
 from darkir.infer.restorer import Restorer
 from darkir.outputs import OutputError, OutputExistsError, claim, commit, is_same_file, temporary_path
@@ -33,6 +35,11 @@ AUDIO_COPIED = {
 }
 #: The most frames :func:`video_batch` restores at once.
 MAX_BATCH = 4
+#: The frame rate a video without timestamps that states no frame rate is written at (FFmpeg's own guess for such
+#: raw streams).
+DEFAULT_RATE = Fraction(25)
+#: Frame rates above this that a stream states are taken as not stated.
+MAX_RATE = 1000
 
 
 @dataclass(frozen=True)
@@ -75,9 +82,11 @@ def restore_video(
 
     Frames are decoded, restored ``batch`` at a time (default :func:`video_batch`) and encoded, each stage in its
     own thread so that they overlap; memory does not grow with the video's length. Each output frame keeps its
-    input timestamp in the input's time base (so frame count, variable frame rates and duration are kept), the
-    resolution and the display matrix (rotation, flips) are kept, and the first audio stream is copied packet by
-    packet when the output container holds its codec, else re-encoded to AAC (:func:`_audio_stream`).
+    input timestamp in the input's time base (so frame count, variable frame rates and duration are kept); an input
+    without timestamps (a raw H.264 or HEVC stream) is timed at the frame rate its stream states (:class:`_Timeline`).
+    The resolution and the display matrix (rotation, flips) are kept (a resolution that changes midway is an error),
+    and the first audio stream is copied packet by packet when the output container holds its codec, else re-encoded
+    to AAC (:func:`_audio_stream`). Fewer frames than the input states (a truncated file) are warned about.
     The output is claimed (another run writing it makes this one stop), written to a temporary file,
     fsynced and renamed at the end: a failure leaves no partial output and never touches an existing
     one, which is only replaced with ``overwrite``. The input itself is never an output.
@@ -92,8 +101,8 @@ def restore_video(
 
 
 def check_video_paths(source: Path, target: Path, overwrite: bool) -> None:
-    """Refuse a missing input, an output format not in :data:`VIDEO_FORMATS`, an output that is the input, and an
-    existing output without ``overwrite``."""
+    """Refuse a missing input, an output format not in :data:`VIDEO_FORMATS`, an output that is the input or a
+    folder, and an existing output without ``overwrite``."""
     if not source.is_file():
         raise DarkIRError(f"{source}: no such video file")
     if target.suffix.lower() not in VIDEO_FORMATS:
@@ -102,6 +111,8 @@ def check_video_paths(source: Path, target: Path, overwrite: bool) -> None:
         )
     if is_same_file(source, target):
         raise DarkIRError(f"{target} is the input video; choose another output")
+    if target.is_dir():
+        raise OutputError(f"{target}: the output is a folder; move it or choose another output")
     if target.exists() and not overwrite:
         raise OutputExistsError(f"{target} exists; pass overwrite=True to replace it")
 
@@ -139,13 +150,24 @@ def _video_stream(container: Any, source: Path) -> Any:
     return container.streams.video[0]
 
 
-def _display_matrix(av: ModuleType, source: Path) -> list[int] | None:
-    """The display matrix players turn and flip ``source``'s frames with (from its first frame), None without one."""
+@dataclass(frozen=True)
+class _First:
+    """What ``source``'s first frame tells: its size (height, width), the display matrix players turn and flip the
+    frames with, and whether it has a timestamp."""
+
+    size: tuple[int, int] | None
+    matrix: list[int] | None
+    timed: bool
+
+
+def _first_frame(av: ModuleType, source: Path) -> _First:
+    """Decode ``source``'s first frame (None for its size and matrix where it has no frames)."""
     with _open_input(av, source) as container:
         for frame in container.decode(_video_stream(container, source)):
             matrix = frame.side_data.get("DISPLAYMATRIX")
-            return None if matrix is None else np.frombuffer(bytes(matrix), dtype=np.int32).tolist()
-    return None
+            matrix = None if matrix is None else np.frombuffer(bytes(matrix), dtype=np.int32).tolist()
+            return _First((frame.height, frame.width), matrix, frame.pts is not None)
+    return _First(None, None, True)
 
 
 def _restore_video(
@@ -154,25 +176,26 @@ def _restore_video(
     av = _av()
     tmp = temporary_path(target)
     try:
-        matrix = _display_matrix(av, source)
+        first = _first_frame(av, source)
         with (
             _open_input(av, source) as container,
             av.open(str(tmp), "w", format=VIDEO_FORMATS[target.suffix.lower()]) as output,
         ):
             video_in = _video_stream(container, source)
             audio_in = container.streams.audio[0] if container.streams.audio else None
-            video_out = _video_output(output, video_in, settings.codec, settings.crf, matrix)
+            timeline = _Timeline(source, video_in, first)
+            video_out = _video_output(output, timeline, settings, first.matrix, quiet=not progress)
             audio_out, audio_mode = _audio_stream(output, audio_in, VIDEO_FORMATS[target.suffix.lower()])
-            height, width = video_in.codec_context.height, video_in.codec_context.width
-            batch = settings.batch or video_batch(restorer, height, width)
+            batch = settings.batch or video_batch(restorer, *timeline.size)
             with fixed_size_kernels(restorer.device):
                 streams = (video_in, video_out, audio_in, audio_out)
-                frames = _transcode(av, container, output, restorer, streams, batch, progress)
+                frames = _transcode(av, container, output, restorer, streams, batch, progress, timeline)
             if not frames:
                 raise DarkIRError(f"{source}: its video stream has no frames; nothing written")
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         commit(tmp, target, overwrite)
+        _check_complete(source, video_in, timeline)
     except av.FFmpegError as exc:
         failed = _failed_file(exc.filename, source, target, tmp, settings.codec)
         raise DarkIRError(f"{failed}: video processing failed: {exc.strerror or type(exc).__name__}") from exc
@@ -194,15 +217,21 @@ def _failed_file(filename: str | None, source: Path, target: Path, tmp: Path, en
     return str(source)
 
 
-def _video_output(output: Any, video_in: Any, codec: str, crf: int, matrix: list[int] | None) -> Any:
-    """The output video stream: the input's size, time base (every frame keeps its exact timestamp, variable frame
-    rates included) and display matrix (players show it turned as they show the input)."""
-    width, height = video_in.codec_context.width, video_in.codec_context.height
-    stream = output.add_stream(codec, rate=video_in.average_rate or video_in.guessed_rate or 25)
+def _video_output(
+    output: Any, timeline: _Timeline, settings: VideoSettings, matrix: list[int] | None, quiet: bool
+) -> Any:
+    """The output video stream: the input's size, the time base and rate of ``timeline`` (where the input has
+    timestamps, its own: every frame keeps its exact timestamp, variable frame rates included) and display matrix
+    (players show it turned as they show the input). ``quiet``: x265 prints only its errors."""
+    height, width = timeline.size
+    stream = output.add_stream(settings.codec, rate=timeline.rate)
     stream.width, stream.height = width, height
     stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
-    stream.time_base = stream.codec_context.time_base = video_in.time_base
-    stream.options = {"crf": str(crf)}
+    stream.time_base = stream.codec_context.time_base = timeline.time_base
+    options = {"crf": str(settings.crf)}
+    if quiet and settings.codec == "libx265":  # x265 prints its settings and totals itself, not through FFmpeg's log
+        options["x265-params"] = "log-level=error"
+    stream.options = options
     if matrix is not None:
         stream.set_display_matrix(matrix)
     return stream
@@ -274,6 +303,7 @@ def _transcode(
     streams: tuple[Any, Any, Any, Any],
     batch: int,
     progress: bool,
+    timeline: _Timeline,
 ) -> int:
     """Decode (a thread), restore ``batch`` frames at a time (here) and encode (another thread), overlapped."""
     video_in, video_out, audio_in, audio_out = streams
@@ -297,7 +327,7 @@ def _transcode(
             written += 1
             bar.update()
 
-    decoded = _decoded(container, video_in, audio_in, copy_audio)
+    decoded = _decoded(container, video_in, audio_in, copy_audio, timeline)
     with (
         tqdm(total=video_in.frames or None, desc="restoring video", unit="frame", disable=not progress) as bar,
         Prefetch(decoded, depth=2 * batch, name="darkir-decode") as reader,
@@ -308,9 +338,6 @@ def _transcode(
             if isinstance(item, _Audio):
                 writer.put(item)
                 continue
-            if pending and pending[0].rgb.shape != item.rgb.shape:
-                writer.put(_restore_frames(restorer, pending))
-                pending = []
             pending.append(item)
             if len(pending) == batch:
                 writer.put(_restore_frames(restorer, pending))
@@ -324,10 +351,12 @@ def _transcode(
     return written
 
 
-def _decoded(container: Any, video_in: Any, audio_in: Any, copy_audio: bool) -> Iterator[_Frame | _Audio]:
-    """The input's video frames (8-bit RGB, in order) and audio (packets to copy, else frames), as demuxed."""
+def _decoded(
+    container: Any, video_in: Any, audio_in: Any, copy_audio: bool, timeline: _Timeline
+) -> Iterator[_Frame | _Audio]:
+    """The input's video frames (8-bit RGB, in order, timed by ``timeline``) and audio (packets to copy, else
+    frames), as demuxed."""
     streams = [s for s in (video_in, audio_in) if s is not None]
-    count, last_pts = 0, None
     for packet in container.demux(*streams):
         if packet.stream is audio_in:
             if not copy_audio:
@@ -338,9 +367,99 @@ def _decoded(container: Any, video_in: Any, audio_in: Any, copy_audio: bool) -> 
                 yield _Audio(packet)
             continue
         for frame in packet.decode():
-            _check_order(container.name, frame, last_pts, count)
-            yield _Frame(frame.to_ndarray(format="rgb24"), frame.pts, frame.time_base)
-            count, last_pts = count + 1, frame.pts
+            yield timeline.admit(frame)
+
+
+class _Timeline:
+    """Admits the decoded frames one by one, in order: times each (see below), refuses one of another size than the
+    first's (an output keeps one resolution) and counts them and where the last ends, for :func:`_check_complete`.
+
+    Where the first frame has a timestamp, each frame keeps its own in the input's time base (a later one without
+    one is put one frame after the one before it). Otherwise (a raw H.264 or HEVC stream, which holds none) frame
+    ``i`` is at ``i / rate`` at the rate the stream states (:func:`_stated_rate`): the container's own guess is no
+    use there (FFmpeg's raw demuxers give 25 fps and a time base of 1/1200000 whatever the stream says).
+    """
+
+    def __init__(self, source: Path, video_in: Any, first: _First) -> None:
+        self.source = source
+        self.size = first.size or (video_in.codec_context.height, video_in.codec_context.width)
+        self.timed = first.timed
+        if first.timed:
+            self.rate = Fraction(video_in.average_rate or video_in.guessed_rate or DEFAULT_RATE)
+            self.time_base = video_in.time_base
+        else:
+            self.rate = _stated_rate(source, video_in)
+            self.time_base = 1 / self.rate
+        self.frames, self.end = 0, 0.0  # frames admitted; where the last one ends, in seconds
+        self._last: int | None = None
+
+    def admit(self, frame: Any) -> _Frame:
+        """``frame`` in 8-bit RGB with its output timestamp; DarkIRError for one out of order or of another size."""
+        if not self.timed:
+            pts, time_base, duration = self.frames, self.time_base, 1
+        else:
+            time_base = frame.time_base or self.time_base
+            duration = frame.duration or max(1, round(1 / (self.rate * time_base)))
+            if frame.pts is None:
+                pts = 0 if self._last is None else self._last + duration
+            else:
+                _check_order(str(self.source), frame, self._last, self.frames)
+                pts = frame.pts
+        if (frame.height, frame.width) != self.size:
+            raise DarkIRError(
+                f"{self.source}: frame {self.frames + 1} (at {float(pts * time_base):.3f} s) is "
+                f"{frame.width}x{frame.height}, but the frames before it are {self.size[1]}x{self.size[0]}; a video "
+                "whose resolution changes cannot be restored as one: cut it where its size changes, restore each part"
+            )
+        self.frames, self._last, self.end = self.frames + 1, pts, float((pts + duration) * time_base)
+        return _Frame(frame.to_ndarray(format="rgb24"), pts, time_base)
+
+
+def _stated_rate(source: Path, video_in: Any) -> Fraction:
+    """The frame rate to time frames without timestamps at: the one the video stream states (an H.264 or HEVC
+    stream's timing information), else, with a warning, FFmpeg's guess or :data:`DEFAULT_RATE`."""
+    stated = video_in.codec_context.framerate
+    if stated and 0 < stated <= MAX_RATE:
+        return Fraction(stated)
+    guess = video_in.guessed_rate
+    rate = Fraction(guess) if guess and 0 < guess <= MAX_RATE else DEFAULT_RATE
+    warnings.warn(
+        f"{source}: has no timestamps and states no frame rate; restored at {float(rate):g} fps (for another rate, "
+        f"remux it first: ffmpeg -framerate FPS -i {source.name} -c copy {source.stem}.mkv)",
+        DarkIRWarning,
+        stacklevel=2,
+    )
+    return rate
+
+
+def _stated_seconds(video_in: Any) -> float | None:
+    """Where the video stream ends by the input's header (its duration, or Matroska's per-stream DURATION tag such
+    as ``00:00:02.000000000``), None where it does not say."""
+    if video_in.duration:
+        return float(video_in.duration * video_in.time_base)
+    try:
+        hours, minutes, seconds = video_in.metadata["DURATION"].split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except (KeyError, ValueError):
+        return None
+
+
+def _check_complete(source: Path, video_in: Any, timeline: _Timeline) -> None:
+    """Warn (one line) where fewer frames were decoded than the input's header states (its frame count, else by
+    its duration, more than half a second or two frames longer): a truncated or damaged file restored in part."""
+    expected, about = video_in.frames, ""
+    if not expected:
+        missing = (_stated_seconds(video_in) or 0.0) - timeline.end
+        if missing <= max(0.5, 2 / timeline.rate):
+            return
+        expected, about = timeline.frames + round(missing * timeline.rate), "about "
+    if timeline.frames < expected:
+        warnings.warn(
+            f"{source}: restored {timeline.frames} frames, but its header states {about}{expected}; "
+            "the file may be truncated or damaged",
+            DarkIRWarning,
+            stacklevel=2,
+        )
 
 
 def _check_order(source: str, frame: Any, last_pts: int | None, index: int) -> None:
