@@ -23,12 +23,37 @@ if TYPE_CHECKING:
     from darkir.infer.files import Report
 
 
+def check_not_empty(args: argparse.Namespace, paths: dict[str, str]) -> None:
+    """Refuse an empty path argument (usually an unset shell variable), which would otherwise mean the current
+    folder. ``paths``: argparse name -> how the error names an empty one."""
+    from darkir.errors import DarkIRError
+
+    for name, empty in paths.items():
+        value = getattr(args, name, None)
+        values = value if isinstance(value, list) else [value]
+        for index, item in enumerate(values):
+            if item == "":
+                where = f" (argument {index + 1} of {len(values)})" if len(values) > 1 else ""
+                raise DarkIRError(f"{empty}{where}: an unset variable? An empty path is not the current folder")
+
+
+#: The path arguments of ``restore``, ``video`` and ``demo`` -> how an empty one is named.
+_PATHS = {
+    "inputs": "empty input path",
+    "input": "empty input path",
+    "output": "-o is empty",
+    "weights": "--weights is empty",
+    "options": "-p is empty",
+}
+
+
 def cmd_restore(args: argparse.Namespace) -> int:
     """Restore image and video files, folders and globs into an output folder, here or on a Ray cluster."""
     from pathlib import Path
 
     from darkir.infer.files import ensure_writable_dir, plan_jobs, restore_files
 
+    check_not_empty(args, _PATHS)
     ray_flags = [flag for flag, value in _RAY_FLAGS.items() if getattr(args, value) is not None]
     if args.engine == "local" and ray_flags:
         print(f"darkir: error: {', '.join(ray_flags)} need --engine ray", file=sys.stderr)
@@ -113,6 +138,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     from darkir.infer.files import ensure_writable_dir
     from darkir.infer.video import check_video_encoding, check_video_paths, restore_video
 
+    check_not_empty(args, _PATHS)
     source, target = Path(args.input), Path(args.output)
     if target.is_dir() or not target.suffix:
         target = target / f"{source.stem}.mp4"
@@ -139,6 +165,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from darkir.demo import launch
     from darkir.runtime import resolve_device
 
+    check_not_empty(args, _PATHS)
     resolve_device(args.device)
     launch(weights=args.weights, host=args.host, port=args.port, share=args.share, device=args.device)
     return 0
@@ -192,7 +219,12 @@ def register(add: AddCommand) -> None:
     engine.add_argument("--workers", type=positive_int, help="Ray workers (default: the cluster's CPUs, or GPUs)")
     engine.add_argument("--cpus-per-worker", type=positive_float, help="CPUs each Ray worker reserves (default 1)")
     engine.add_argument("--gpus-per-worker", type=non_negative, help="GPUs each Ray worker reserves (default 0)")
+    _register_video(add)
+    _register_demo(add)
 
+
+def _register_video(add: AddCommand) -> None:
+    """Add ``darkir video``."""
     video = add("video", cmd_video, "Restore a video (streamed; frame count, fps, resolution and audio kept).")
     video.add_argument("input", metavar="IN", help="input video file")
     video.add_argument(
@@ -213,6 +245,9 @@ def register(add: AddCommand) -> None:
     video.add_argument("--overwrite", action="store_true", help="replace an existing output")
     video.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
+
+def _register_demo(add: AddCommand) -> None:
+    """Add ``darkir demo``."""
     demo = add("demo", cmd_demo, "Serve the web demo (gradio): upload a photo, compare before/after.")
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     demo.add_argument("--port", type=int, default=7860, help="port (default 7860)")

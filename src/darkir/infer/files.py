@@ -10,13 +10,14 @@ import glob
 import os
 import re
 import sys
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
-from darkir.errors import DarkIRError, first_line
+from darkir.errors import DarkIRError, DarkIRWarning, first_line
 from darkir.imageio import IMAGE_SUFFIXES, Image, read_image, write_image
 from darkir.infer.pipeline import Drain, Prefetch
 from darkir.infer.restorer import Restorer
@@ -148,7 +149,15 @@ def plan_jobs(
     Returns the jobs and the inputs that yielded nothing (missing paths, empty folders, no glob match),
     each with a reason. ``suffix`` (e.g. ``.png``) changes the output format of images; by default it is kept.
     ``videos``: also take video files (:data:`VIDEO_SUFFIXES`), each restored into ``<name>.mp4``.
+    Files inside ``output_dir`` are left out (they are outputs), said in one :class:`DarkIRWarning`; an empty input
+    (an unset shell variable, which would mean every image under the current folder) is a :class:`DarkIRError`.
     """
+    for index, item in enumerate(inputs):
+        if not str(item):
+            raise DarkIRError(
+                f"empty input path (input {index + 1} of {len(inputs)}); name a file, folder or glob ('.' for the "
+                "current folder)"
+            )
     jobs, problems = _expand_inputs(inputs, output_dir, suffix, videos)
     unique, clashes = _without_clashes(jobs)
     return unique, problems + clashes
@@ -162,10 +171,18 @@ def _expand_inputs(
     kinds = f"{', '.join(IMAGE_SUFFIXES)}{' or videos' if videos else ''}"
     jobs: list[Job] = []
     problems: list[tuple[Path, str]] = []
+    inside: list[Path] = []  # inputs found inside the output folder, left out
     resolved_output = output_dir.resolve()
 
-    def outside_output(source: Path) -> bool:
-        return not source.resolve().is_relative_to(resolved_output)
+    def outside_output(candidates: Iterable[Path]) -> list[Path]:
+        """The candidates outside the output folder, sorted; those inside are noted where some are kept (where
+        none are, the input's problem says why)."""
+        found = sorted(candidates)
+        outside = [not source.resolve().is_relative_to(resolved_output) for source in found]
+        kept = [source for source, keep in zip(found, outside, strict=True) if keep]
+        if kept:
+            inside.extend(source for source, keep in zip(found, outside, strict=True) if not keep)
+        return kept
 
     def add(source: Path, relative: Path) -> None:
         target = output_dir / relative
@@ -176,10 +193,12 @@ def _expand_inputs(
         jobs.append(Job(source, target))
 
     for item in inputs:
-        path = Path(item).expanduser()
-        if path.is_dir():
+        path = _expand_user(item)
+        if path is None:
+            problems.append((Path(item), f"cannot expand {item.split('/')[0]}: no such user"))
+        elif path.is_dir():
             images = [p for p in walk_files(path) if _is_input(p, suffixes)]
-            found = sorted(p for p in images if outside_output(p))
+            found = outside_output(images)
             if images and not found:
                 problems.append(
                     (path, f"its images are inside the output folder {output_dir}; choose another output folder")
@@ -191,14 +210,45 @@ def _expand_inputs(
         elif path.is_file():
             add(path, Path(path.name))
         elif glob.has_magic(item):
-            found = sorted(p for p in glob_files(item) if _is_input(p, suffixes) and outside_output(p))
-            if not found:
+            matches = [p for p in glob_files(item) if _is_input(p, suffixes)]
+            found = outside_output(matches)
+            if matches and not found:
+                problems.append((path, f"its matches are inside the output folder {output_dir}; choose another"))
+            elif not found:
                 problems.append((path, "no image matches this pattern"))
             for source in found:
                 add(source, Path(source.name))
         else:
             problems.append((path, "no such file or folder"))
+    _warn_left_out(inside, output_dir)
     return jobs, problems
+
+
+def _expand_user(item: str) -> Path | None:
+    """``item`` with a leading ``~`` or ``~user`` expanded; None where that user has no home folder."""
+    try:
+        return Path(item).expanduser()
+    except RuntimeError:  # "Could not determine home directory"
+        return None
+
+
+#: How many of the files left out :func:`_warn_left_out` names.
+LEFT_OUT_NAMED = 3
+
+
+def _warn_left_out(inside: list[Path], output_dir: Path) -> None:
+    """One warning naming the inputs left out for being inside ``output_dir``."""
+    if not inside:
+        return
+    named = ", ".join(str(path) for path in inside[:LEFT_OUT_NAMED])
+    more = f" and {len(inside) - LEFT_OUT_NAMED} more" if len(inside) > LEFT_OUT_NAMED else ""
+    files = "file" if len(inside) == 1 else "files"
+    warnings.warn(
+        f"left out {len(inside)} {files} inside the output folder {output_dir} ({named}{more}): files there are "
+        "taken for outputs; choose an output folder outside the inputs to restore them",
+        DarkIRWarning,
+        stacklevel=4,
+    )
 
 
 def _without_clashes(jobs: list[Job]) -> tuple[list[Job], list[tuple[Path, str]]]:

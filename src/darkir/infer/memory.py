@@ -48,26 +48,37 @@ MIN_TILE = 128
 
 _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9,
           "kib": 2**10, "mib": 2**20, "gib": 2**30}  # fmt: skip
+#: A size: a number (``2.5``, ``.5``, ``1e9``) and a unit of :data:`_UNITS` (none: bytes).
+_SIZE = re.compile(r"\s*((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*")
 
 
-def parse_memory(text: str | int | float) -> int:
-    """Bytes from ``3GB``, ``2.5G``, ``800MB``, ``1GiB`` or a plain number of bytes."""
-    if isinstance(text, (int, float)):
-        value = float(text)
-    else:
-        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+def parse_memory(text: str | int | float, name: str = "max_memory") -> int:
+    """Bytes from ``3GB``, ``2.5G``, ``800MB``, ``1GiB``, ``1e9`` or a plain number of bytes; ``name``: how errors
+    call the setting."""
+    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+        raise DarkIRError(f"{name} must be a number of bytes or a memory size like '3GB', got {text!r}")
+    if isinstance(text, str):
+        match = _SIZE.fullmatch(text)
         unit = match.group(2).lower() if match else ""
         if not match or unit not in _UNITS:
-            raise DarkIRError(f"cannot read memory size {text!r}; write e.g. 3GB, 2.5G, 800MB or 1GiB")
+            raise DarkIRError(f"{name}: cannot read memory size {text!r}; write e.g. 3GB, 2.5G, 800MB, 1GiB or 1e9")
         value = float(match.group(1)) * _UNITS[unit]
-    if value <= 0:
-        raise DarkIRError(f"memory size {text!r} must be positive")
+    else:
+        value = float(text)
+    if not math.isfinite(value) or value < 1:
+        raise DarkIRError(f"{name}: memory size {text!r} must be a finite number of bytes of at least 1")
     return int(value)
 
 
 def format_memory(size: float) -> str:
-    """``2.75 GB`` / ``640 MB``."""
-    return f"{size / 1e9:.2f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB"
+    """``2.75 GB`` / ``640 MB`` / ``12 KB`` / ``512 bytes``."""
+    if size >= 1e9:
+        return f"{size / 1e9:.2f} GB"
+    if size >= 1e6:
+        return f"{size / 1e6:.0f} MB"
+    if size >= 1e3:
+        return f"{size / 1e3:.0f} KB"
+    return "1 byte" if round(size) == 1 else f"{size:.0f} bytes"
 
 
 def resident_memory() -> int:

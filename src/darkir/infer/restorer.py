@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import numbers
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
@@ -32,6 +33,9 @@ DEFAULT_TILE = "auto"
 DEFAULT_OVERLAP = 128
 #: Scale (pixels) above which a tiled result takes its content from the whole-image preview.
 GUIDE_SCALE = 64
+#: How far beyond [0, 1] :meth:`Restorer.restore_array` takes float values (half an 8-bit step: rounding noise);
+#: they are passed to the model as they are.
+RANGE_TOLERANCE = 0.5 / 255
 
 
 def default_overlap(tile: int) -> int:
@@ -57,7 +61,9 @@ def check_tiling(
             raise DarkIRError(
                 f"{names['max_memory']} applies to {names['auto']}; {names['tile']} {tile} sets the tile size itself"
             )
-        max_memory = parse_memory(max_memory)
+        max_memory = parse_memory(max_memory, names["max_memory"])
+    if overlap is not None and (not isinstance(overlap, numbers.Integral) or isinstance(overlap, bool)):
+        raise DarkIRError(f"{names['overlap']} must be a whole number of pixels or None, got {overlap!r}")
     if overlap is not None and overlap < 0:
         raise DarkIRError(f"{names['overlap']} {overlap} must be >= 0")
     if tile != "auto":
@@ -66,6 +72,35 @@ def check_tiling(
         if tile and overlap is not None and overlap >= tile // 2:
             raise DarkIRError(f"{names['overlap']} {overlap} must be less than half of {names['tile']} {tile}")
     return max_memory
+
+
+def _check_batch(x: torch.Tensor, channels: int | None) -> None:
+    """Refuse what the model cannot take: not a non-empty (N, ``channels``, H, W) float tensor (None: any C)."""
+    c = "C" if channels is None else channels
+    if not isinstance(x, torch.Tensor):
+        raise DarkIRError(f"expected a (N, {c}, H, W) torch tensor, got {type(x).__name__}")
+    if x.dim() != 4 or 0 in x.shape or (channels is not None and x.shape[1] != channels):
+        raise DarkIRError(f"expected a (N, {c}, H, W) tensor, non-empty, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise DarkIRError(f"expected a float tensor with values in [0, 1], got {x.dtype}")
+
+
+def _check_array(rgb: np.ndarray) -> None:
+    """Refuse what :meth:`Restorer.restore_array` does not take, naming the shape, dtype or range found."""
+    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or 0 in rgb.shape:
+        shape = rgb.shape if isinstance(rgb, np.ndarray) else type(rgb).__name__
+        raise DarkIRError(f"restore_array takes one (H, W, 3) RGB array, got {shape}")
+    if rgb.dtype.kind != "f":
+        hint = "; pass it to restorer(array), which converts by bit depth" if rgb.dtype.kind in "ui" else ""
+        raise DarkIRError(f"restore_array takes a float array with values in [0, 1], got dtype {rgb.dtype}{hint}")
+    if not np.isfinite(rgb).all():
+        raise DarkIRError("restore_array: the array has NaN or infinite values")
+    low, high = float(rgb.min()), float(rgb.max())
+    if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+        raise DarkIRError(
+            f"restore_array takes values in [0, 1]; this array spans [{low:.4g}, {high:.4g}] "
+            "(divide 8-bit data by 255, 16-bit by 65535)"
+        )
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -160,6 +195,11 @@ class Restorer:
         max_memory: int | str | None = None,
         exposure: float = 0.0,
     ) -> None:
+        if not isinstance(model, nn.Module):
+            raise DarkIRError(
+                f"model must be a torch.nn.Module (e.g. darkir.create_model(...)), got {type(model).__name__}; "
+                "Restorer.from_pretrained loads one by name or path"
+            )
         max_memory = check_tiling(tile, overlap, max_memory)
         self.exposure = check_exposure(exposure)
         self.device = resolve_device(device)
@@ -234,10 +274,7 @@ class Restorer:
         )
 
     def _call_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise DarkIRError(f"expected a (N, 3, H, W) tensor, got shape {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise DarkIRError(f"expected a float tensor with values in [0, 1], got {x.dtype}")
+        _check_batch(x, 3)
         if not bool(torch.isfinite(x).all()):
             raise DarkIRError("the tensor has NaN or infinite values")
         low, high = float(x.min()), float(x.max())
@@ -297,11 +334,12 @@ class Restorer:
 
     @torch.inference_mode()
     def restore_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """Restore a (N, C, H, W) float batch in [0, 1]; returns float32 on the CPU, not clamped (clamped to [0, 1]
-        when ``exposure`` is not 0)."""
-        if x.dim() != 4 or 0 in x.shape:
-            raise DarkIRError(f"expected a non-empty (N, C, H, W) tensor, got shape {tuple(x.shape)}")
-        return apply_exposure(self._restore(x), self.exposure)
+        """Restore a (N, C, H, W) float batch in [0, 1] (C: the model's ``img_channel``, 3 for the packaged models;
+        any float dtype, computed as float32); returns float32 on the CPU, not clamped (clamped to [0, 1] when
+        ``exposure`` is not 0)."""
+        config = getattr(self.model, "config", None)  # DarkIR models: their ModelConfig as a dict
+        _check_batch(x, config.get("img_channel") if isinstance(config, dict) else None)
+        return apply_exposure(self._restore(x.float()), self.exposure)
 
     def _restore(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
@@ -345,12 +383,9 @@ class Restorer:
 
     @torch.inference_mode()
     def restore_array(self, rgb: np.ndarray) -> np.ndarray:
-        """Restore one (H, W, 3) float32 RGB image in [0, 1]; the result is clamped to [0, 1]."""
-        if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or 0 in rgb.shape:
-            shape = rgb.shape if isinstance(rgb, np.ndarray) else type(rgb).__name__
-            raise DarkIRError(f"restore_array takes one (H, W, 3) RGB array, got {shape}")
-        if not np.isfinite(rgb).all():
-            raise DarkIRError("restore_array: the array has NaN or infinite values")
+        """Restore one (H, W, 3) float RGB image in [0, 1] (float32 as :func:`darkir.imageio.read_image` gives it, or
+        any float dtype); the result is float32, clamped to [0, 1]. Integer images go through ``restorer(array)``."""
+        _check_array(rgb)
         x = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
         out = self.restore_tensor(x)[0].clamp(0, 1)
         return out.permute(1, 2, 0).numpy()

@@ -1,0 +1,196 @@
+"""Wrong inputs to the Python API and the input listing: DarkIRErrors that name them, never a raw torch/numpy error,
+and no silent guesses (an empty path, inputs inside the output folder, bytes taken as [0, 1] floats)."""
+
+from __future__ import annotations
+
+import re
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from darkir import Restorer, create_model
+from darkir.cli import main
+from darkir.errors import DarkIRError
+from darkir.infer.files import plan_jobs
+from darkir.infer.memory import format_memory, parse_memory
+from tests.conftest import TINY, randomize
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    return randomize(create_model("darkir-w32", **TINY), seed=5)
+
+
+@pytest.fixture(scope="module")
+def restorer(model) -> Restorer:
+    return Restorer(model, device="cpu", precision="fp32", tile=0)
+
+
+def _photo(path, seed=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), (np.random.default_rng(seed).random((16, 16, 3)) * 60).astype(np.uint8))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (torch.rand(0, 3, 8, 8), r"\(N, 3, H, W\) tensor, non-empty, got shape \(0, 3, 8, 8\)"),
+        (torch.rand(1, 3, 0, 8), r"non-empty, got shape \(1, 3, 0, 8\)"),
+    ],
+)
+def test_empty_tensors_are_named_before_their_values_are_read(restorer, bad, message):
+    with pytest.raises(DarkIRError, match=message):
+        restorer(bad)
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_restore_tensor_names_a_wrong_channel_count(restorer, channels):
+    with pytest.raises(DarkIRError, match=rf"\(N, 3, H, W\) tensor, non-empty, got shape \(1, {channels}, 8, 8\)"):
+        restorer.restore_tensor(torch.rand(1, channels, 8, 8))
+    with pytest.raises(DarkIRError, match="float tensor"):
+        restorer.restore_tensor(torch.zeros(1, 3, 8, 8, dtype=torch.int64))
+
+
+def test_float64_tensors_are_computed_in_float32(restorer):
+    x = torch.rand(1, 3, 16, 16, dtype=torch.float64)
+    out = restorer.restore_tensor(x)
+    assert out.dtype == torch.float32 and torch.equal(out, restorer.restore_tensor(x.float()))
+    called = restorer(x)
+    assert called.dtype == torch.float64 and torch.equal(called, restorer(x.float()).double())
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (np.zeros((8, 8, 3), object), "float array with values in \\[0, 1\\], got dtype object"),
+        (np.zeros((8, 8, 3), np.uint8), "got dtype uint8; pass it to restorer\\(array\\)"),
+        (np.zeros((8, 8, 3), np.uint16), "got dtype uint16"),
+        (np.full((8, 8, 3), 7.0, np.float32), r"values in \[0, 1\]; this array spans \[7, 7\]"),
+        (np.full((8, 8, 3), -0.1, np.float64), r"spans \[-0.1, -0.1\]"),
+    ],
+)
+def test_restore_array_refuses_what_is_not_float_in_0_1(restorer, bad, message):
+    with pytest.raises(DarkIRError, match=message):
+        restorer.restore_array(bad)
+
+
+def test_restore_array_takes_any_float_in_range_and_rounding_noise(restorer):
+    rgb = np.random.default_rng(1).random((16, 16, 3)).astype(np.float32)
+    expected = restorer.restore_array(rgb)
+    assert np.array_equal(restorer.restore_array(rgb.astype(np.float64)), restorer.restore_array(rgb))
+    noisy = rgb.copy()
+    noisy[0, 0] = [1.001, -0.001, 0.5]  # within half an 8-bit step: rounding noise, taken as it is
+    assert restorer.restore_array(noisy).shape == expected.shape
+
+
+def test_integer_arrays_through_the_call_still_convert_by_bit_depth(restorer):
+    rgb = (np.random.default_rng(2).random((16, 16, 3)) * 60).astype(np.uint8)
+    out = restorer(rgb)
+    assert out.dtype == np.uint8 and out.shape == rgb.shape
+    deep = restorer(rgb.astype(np.uint16) * 257)
+    assert deep.dtype == np.uint16 and deep.shape == rgb.shape
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"max_memory": float("nan")}, "max_memory: memory size nan must be a finite number"),
+        ({"max_memory": float("inf")}, "max_memory: memory size inf must be a finite number"),
+        ({"max_memory": True}, "max_memory must be a number of bytes or a memory size"),
+        ({"max_memory": [1]}, "max_memory must be a number of bytes"),
+        ({"tile": 64, "overlap": "8"}, "overlap must be a whole number of pixels or None, got '8'"),
+        ({"tile": 64, "overlap": 8.0}, "overlap must be a whole number of pixels"),
+    ],
+)
+def test_restorer_settings_of_the_wrong_kind_are_named(model, settings, message):
+    with pytest.raises(DarkIRError, match=message):
+        Restorer(model, device="cpu", **settings)
+
+
+def test_a_numpy_integer_overlap_is_taken(model):
+    assert Restorer(model, device="cpu", tile=64, overlap=np.int64(8)).overlap == 8
+
+
+def test_restorer_without_a_model_is_named():
+    with pytest.raises(DarkIRError, match=r"model must be a torch.nn.Module .*got NoneType"):
+        Restorer(None)
+
+
+@pytest.mark.parametrize(("text", "size"), [("1e9", 1e9), ("2.5e3MB", 2.5e9), (".5GB", 5e8), ("3.", 3), (1e9, 1e9)])
+def test_memory_sizes_in_scientific_notation(text, size):
+    assert parse_memory(text) == int(size)
+
+
+@pytest.mark.parametrize(("size", "text"), [(1, "1 byte"), (512, "512 bytes"), (2600, "3 KB"), (6.4e8, "640 MB")])
+def test_small_memory_sizes_are_shown_in_bytes_or_kb(size, text):
+    assert format_memory(size) == text
+    assert format_memory(2.75e9) == "2.75 GB"
+
+
+def test_max_memory_of_one_byte_is_reported_as_one_byte(tmp_path, tiny_checkpoint, capsys):
+    photo = _photo(tmp_path / "a.png")
+    command = ["restore", str(photo), "-o", str(tmp_path / "out"), "--weights", str(tiny_checkpoint), "-q"]
+    assert main([*command, "--max-memory", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--max-memory 1 byte is less than" in err and "0 MB" not in err
+    assert main([*command, "--max-memory", "1e12"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["restore", "", "-o", "out"], "empty input path: an unset variable?"),
+        (["restore", "a.png", "", "-o", "out"], r"empty input path \(argument 2 of 2\)"),
+        (["restore", "a.png", "-o", ""], "-o is empty"),
+        (["restore", "a.png", "-o", "out", "-p", ""], "-p is empty"),
+        (["video", "", "-o", "out.mp4"], "empty input path"),
+        (["video", "clip.mp4", "-o", ""], "-o is empty"),
+    ],
+)
+def test_an_empty_path_is_an_error_not_the_current_folder(tmp_path, monkeypatch, capsys, arguments, message):
+    monkeypatch.chdir(tmp_path)
+    _photo(tmp_path / "a.png")
+    _photo(tmp_path / "sub" / "b.png")
+    assert main([*arguments, "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("darkir: error:") and len(err.splitlines()) == 1
+    assert re.search(message, err)
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == ["a.png", "sub/b.png"]
+
+
+def test_an_empty_weights_path_is_named(tmp_path, capsys):
+    photo = _photo(tmp_path / "a.png")
+    assert main(["restore", str(photo), "-o", str(tmp_path / "out"), "--weights", "", "-q"]) == 2
+    assert "--weights is empty" in capsys.readouterr().err
+
+
+def test_plan_jobs_refuses_an_empty_input(tmp_path):
+    with pytest.raises(DarkIRError, match=r"empty input path \(input 1 of 1\)"):
+        plan_jobs([""], tmp_path / "out")
+
+
+def test_inputs_left_out_inside_the_output_folder_are_said(tmp_path, tiny_checkpoint, capsys):
+    root = tmp_path / "r" / "in"
+    _photo(root / "1.png")
+    for index in range(2, 7):
+        _photo(root / "sub" / f"{index}.png", seed=index)
+    command = ["--weights", str(tiny_checkpoint), "-q", "--tile", "0"]
+    assert main(["restore", str(root), "-o", str(root / "sub"), *command]) == 0
+    captured = capsys.readouterr()
+    warning = [line for line in captured.err.splitlines() if line.startswith("darkir: warning:")]
+    assert len(warning) == 1 and "left out 5 files inside the output folder" in warning[0]
+    assert f"{root / 'sub' / '2.png'}" in warning[0] and "and 2 more" in warning[0]
+    assert "restored 1," in captured.out
+    assert main(["restore", str(root / "**" / "*.png"), "-o", str(root / "sub"), *command, "--overwrite"]) == 0
+    assert "left out 6 files" in capsys.readouterr().err  # 1.png restored into sub/ by the first run
+
+
+def test_an_unknown_users_home_is_named(tmp_path, capsys):
+    missing = "~darkir-no-such-user-4711/x.png"
+    assert main(["restore", missing, "-o", str(tmp_path / "out"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"{missing}: cannot expand ~darkir-no-such-user-4711: no such user" in err
+    assert "RuntimeError" not in err
