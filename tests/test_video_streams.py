@@ -80,6 +80,15 @@ def test_a_raw_stream_is_timed_at_the_rate_it_states(tmp_path, tiny_checkpoint, 
         assert after["duration"] == pytest.approx(10 / rate, abs=1e-3)  # was 0.04 s
 
 
+def test_restore_takes_raw_streams_in_folders(tmp_path, tiny_checkpoint, capsys):
+    folder = tmp_path / "camera"
+    folder.mkdir()
+    encode(folder / "clip.h264", form="h264")
+    out = tmp_path / "out"
+    assert main(["restore", str(folder), "-o", str(out), "--weights", str(tiny_checkpoint), "-q"]) == 0
+    assert [float(time) for time in timing(out / "clip.mp4")["times"]] == pytest.approx([i / 10 for i in range(10)])
+
+
 def test_a_stream_without_a_stated_rate_is_timed_at_the_default_with_a_warning():
     from darkir.infer.video import DEFAULT_RATE, _stated_rate
 

@@ -23,8 +23,9 @@ from darkir.infer.pipeline import Drain, Prefetch
 from darkir.infer.restorer import Restorer
 from darkir.outputs import Claim, OutputBusyError, OutputExistsError, clean_stale
 
-#: Video files that ``darkir restore`` restores as ``darkir video`` does, each into ``<name>.mp4``.
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm")
+#: Video files that ``darkir restore`` restores as ``darkir video`` does, each into ``<name>.mp4`` (``.h264`` and
+#: ``.hevc``: raw camera streams).
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".h264", ".hevc")
 
 
 @dataclass(frozen=True)
