@@ -1,16 +1,22 @@
-"""Reading and writing images losslessly: 8/16-bit, gray, RGB, RGBA, EXIF orientation, format kept.
+"""Reading and writing images losslessly: 8/16-bit, gray, gray + alpha, RGB, RGBA, EXIF orientation, format kept.
 
 OpenCV reads every bit depth and channel layout (Pillow drops 16-bit colour); Pillow supplies the
-EXIF orientation, which OpenCV's unchanged-mode reader ignores.
+EXIF orientation, which OpenCV's unchanged-mode reader ignores except in TIFF files (whose decoder
+applies the TIFF orientation tag itself). Gray + alpha, which OpenCV widens to BGRA (PNG) or cuts to
+gray (TIFF) and cannot write, is read and written here (PNG) or by Pillow (8-bit TIFF); Pillow also reads
+8-bit RGBA TIFFs, whose colour OpenCV premultiplies by the alpha.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 import threading
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -20,6 +26,11 @@ from darkir.outputs import write_atomic
 #: Suffixes (lower case) that ``darkir restore`` picks up from folders.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 _EXIF_ORIENTATION = 0x0112
+#: The first bytes of a TIFF (classic and BigTIFF, either byte order) and of a PNG.
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: Largest IDAT chunk darkir writes (PNG allows 2**31 - 1 bytes).
+_PNG_CHUNK = 1 << 24
 #: Images whose header claims more pixels than this are refused before decoding (a few bytes can claim a
 #: gigapixel: a decompression bomb). OpenCV's own limit, 2**30 (e.g. 32768 x 32768).
 MAX_IMAGE_PIXELS = 1 << 30
@@ -32,7 +43,10 @@ class ImageReadError(DarkIRError):
 
 @dataclass
 class Image:
-    """An image as float32 RGB in [0, 1] (H, W, 3) plus what is needed to write it back alike."""
+    """An image as float32 RGB in [0, 1] (H, W, 3) plus what is needed to write it back alike.
+
+    A gray + alpha image has ``grayscale`` set and an ``alpha``.
+    """
 
     rgb: np.ndarray
     alpha: np.ndarray | None  # float32 (H, W) in [0, 1]
@@ -52,7 +66,11 @@ def _cv2() -> ModuleType:
 
 @dataclass(frozen=True)
 class Header:
-    """What an image file's header says, read without decoding its pixels."""
+    """What an image file's header says, read without decoding its pixels.
+
+    ``width`` and ``height`` are as stored; :func:`read_image` applies ``orientation`` (1-8), so the image it
+    returns is ``height`` wide and ``width`` high for orientations 5-8.
+    """
 
     width: int
     height: int
@@ -60,21 +78,30 @@ class Header:
     orientation: int
 
 
-def read_header(path: Path) -> Header | None:
-    """The header of ``path`` as Pillow reads it (None where Pillow cannot read it; OpenCV may still decode it)."""
+def _pil_open(path: Path | BinaryIO) -> Any:
+    """``PIL.Image.open(path)`` (a path or a binary file) without Pillow's pixel limit (darkir applies its own;
+    Pillow's would refuse large photos that darkir restores in tiles). Pillow checks it only when it opens a file."""
     from PIL import Image as PILImage
 
-    with _PIL_LIMIT:  # darkir applies its own pixel limit; Pillow's would refuse large photos we restore in tiles
+    with _PIL_LIMIT:
         limit, PILImage.MAX_IMAGE_PIXELS = PILImage.MAX_IMAGE_PIXELS, None
         try:
-            with PILImage.open(path) as handle:
-                width, height = handle.size
-                frames = int(getattr(handle, "n_frames", 1))
-                orientation = 1 if width * height > MAX_IMAGE_PIXELS else _orientation(handle)
-        except Exception:
-            return None
+            return PILImage.open(path)
         finally:
             PILImage.MAX_IMAGE_PIXELS = limit
+
+
+def read_header(path: Path) -> Header | None:
+    """The header of ``path`` as Pillow reads it (None where Pillow cannot read it; OpenCV may still decode it)."""
+    try:
+        with _pil_open(path) as handle:
+            width, height = handle.size
+            if handle.format == "TIFF":  # Pillow >= 12 gives a TIFF's size as displayed: use the stored one
+                width, height = int(handle.tag_v2[256]), int(handle.tag_v2[257])
+            frames = int(getattr(handle, "n_frames", 1))
+            orientation = 1 if width * height > MAX_IMAGE_PIXELS else _orientation(handle)
+    except Exception:
+        return None
     return Header(width, height, frames, orientation)
 
 
@@ -130,14 +157,7 @@ def read_image(path: str | os.PathLike[str]) -> Image:
         )
     header = read_header(path)
     _check_header(path, header)
-    cv2 = _cv2()
-    data = np.fromfile(path, dtype=np.uint8)
-    try:
-        array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    except cv2.error as exc:
-        raise ImageReadError(f"{path}: cannot decode image ({_opencv_gist(exc)})") from None
-    if array is None:
-        raise ImageReadError(f"{path}: cannot decode image (corrupt or not a {path.suffix.lstrip('.').upper()} file)")
+    array, oriented = _decode(path, np.fromfile(path, dtype=np.uint8))
     if array.dtype == np.uint8:
         bit_depth, scale = 8, 255.0
     elif array.dtype == np.uint16:
@@ -146,12 +166,136 @@ def read_image(path: str | os.PathLike[str]) -> Image:
         bit_depth, scale = 32, 1.0
     else:
         raise ImageReadError(f"{path}: unsupported sample type {array.dtype}")
-    array = _apply_orientation(array, header.orientation if header else 1)
+    if not oriented:
+        array = _apply_orientation(array, header.orientation if header else 1)
+    return _image(array, bit_depth, scale)
+
+
+def _decode(path: Path, data: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The pixels of file bytes ``data``: gray (H, W), gray + alpha (H, W, 2), RGB or RGBA; and whether the
+    decoder applied the orientation already (OpenCV's TIFF decoder does, its others do not)."""
+    tiff = data[:4].tobytes() in _TIFF_MAGIC
+    mode = _tiff_pillow_mode(path) if tiff else None
+    if mode:
+        return _decode_tiff_pillow(path, data, mode), False
+    png = _png_info(path, data)
+    cv2 = _cv2()
+    try:
+        array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error as exc:
+        raise ImageReadError(f"{path}: cannot decode image ({_opencv_gist(exc)})") from None
+    if array is None:
+        raise ImageReadError(f"{path}: cannot decode image (corrupt or not a {path.suffix.lstrip('.').upper()} file)")
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
-    elif array.ndim == 3:  # OpenCV's BGR(A) -> RGB(A)
+    elif array.ndim == 3 and array.shape[2] in (3, 4):  # OpenCV's BGR(A) -> RGB(A)
         array = array[:, :, [2, 1, 0, 3][: array.shape[2]]]
-    return _image(array, bit_depth, scale)
+    return (array if png is None else _png_gray_alpha(array, png)), tiff
+
+
+def _tiff_pillow_mode(path: Path) -> str | None:
+    """The Pillow mode in which to decode a TIFF whose alpha OpenCV would lose or spoil: "LA" for gray with an
+    extra sample (OpenCV drops it), "RGBA" for 8-bit RGB with unassociated alpha (libtiff's RGBA reader, which
+    OpenCV uses for 8-bit colour, premultiplies the colour by it); None for other TIFFs, which OpenCV decodes."""
+    from PIL import TiffImagePlugin
+
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(16)
+            ifd = TiffImagePlugin.ImageFileDirectory_v2(start if start[2:4] in (b"+\x00", b"\x00+") else start[:8])
+            handle.seek(ifd.next)
+            ifd.load(handle)
+            photometric, samples, extra, bits = ifd.get(262), ifd.get(277), ifd.get(338), ifd.get(258)
+    except Exception:
+        return None  # left to OpenCV, which reports what is wrong
+    if photometric in (0, 1) and samples == 2:  # min-is-white/black
+        return "LA"
+    if photometric == 2 and samples == 4 and extra == (2,) and bits == (8, 8, 8, 8):
+        return "RGBA"
+    return None
+
+
+def _decode_tiff_pillow(path: Path, data: np.ndarray, mode: str) -> np.ndarray:
+    """The stored pixels of TIFF bytes ``data`` in Pillow ``mode`` (see :func:`_tiff_pillow_mode`); refused where
+    Pillow reads them otherwise (e.g. 16-bit gray + alpha, which OpenCV would cut to 8-bit gray)."""
+    import io
+
+    try:
+        handle = _pil_open(io.BytesIO(_without_orientation(data)))
+    except Exception:
+        handle = None
+    if handle is not None and handle.mode == mode:
+        with handle:
+            try:
+                return np.array(handle)
+            except Exception as exc:
+                raise ImageReadError(f"{path}: cannot decode image ({first_line(exc)})") from None
+    if handle is not None:
+        handle.close()
+    kind, supported = ("gray + alpha", "8-bit gray") if mode == "LA" else ("RGBA", "8-bit RGB")
+    raise ImageReadError(
+        f"{path}: a {kind} TIFF of a kind darkir cannot read without losing or changing its alpha or bit depth (it "
+        f"reads {supported} with unassociated alpha); save it as a PNG, which keeps 16-bit {kind}"
+    )
+
+
+def _without_orientation(data: np.ndarray) -> bytes:
+    """TIFF bytes with the orientation tag of the first image set to 1, for Pillow to decode them as stored: from
+    version 12 Pillow turns a TIFF as it loads it, and (12.3) wrongly so for some modes, e.g. L and I;16."""
+    raw = bytearray(data)
+    order, big = ("<" if raw[:2] == b"II" else ">"), raw[2:4] in (b"+\x00", b"\x00+")
+    (offset,) = struct.unpack_from(order + ("Q" if big else "I"), raw, 8 if big else 4)
+    (count,) = struct.unpack_from(order + ("Q" if big else "H"), raw, offset)
+    first, size = offset + (8 if big else 2), (20 if big else 12)
+    for entry in range(first, first + min(count, 4096) * size, size):
+        tag, kind = struct.unpack_from(order + "HH", raw, entry)
+        if tag == _EXIF_ORIENTATION and kind in (3, 4):  # SHORT (as the standard says) or LONG
+            struct.pack_into(order + ("H" if kind == 3 else "I"), raw, entry + (12 if big else 8), 1)
+    return bytes(raw)
+
+
+@dataclass(frozen=True)
+class _PngInfo:
+    """What OpenCV loses of a PNG: its colour type and bit depth, and the gray value its tRNS makes transparent."""
+
+    color_type: int
+    bits: int
+    gray_key: int | None
+
+
+def _png_info(path: Path, data: np.ndarray) -> _PngInfo | None:
+    """The :class:`_PngInfo` of PNG bytes ``data`` (None for other formats), after checking the CRC of each
+    critical chunk: libpng would print its own error about a bad one to stderr, beside darkir's."""
+    if data[:8].tobytes() != _PNG_SIGNATURE:
+        return None
+    buffer, position, color_type, bits, key = memoryview(data), 8, -1, 8, None
+    while position + 12 <= len(buffer):
+        length, kind = struct.unpack_from(">I4s", buffer, position)
+        end = position + 12 + length
+        if end > len(buffer) or kind == b"IEND":
+            break  # a truncated file is left to OpenCV
+        body, (crc,) = buffer[position + 8 : end - 4], struct.unpack_from(">I", buffer, end - 4)
+        critical = not kind[0] & 0x20  # a lower-case first letter marks an ancillary chunk, which libpng skips
+        if critical and zlib.crc32(buffer[position + 4 : end - 4]) != crc:
+            name = kind.decode("latin-1")
+            raise ImageReadError(f"{path}: cannot decode image (corrupt PNG: CRC error in its {name} chunk)")
+        if kind == b"IHDR" and length >= 10:
+            bits, color_type = body[8], body[9]
+        elif kind == b"tRNS" and color_type == 0 and length >= 2:
+            key = struct.unpack_from(">H", body)[0]
+        position = end
+    return _PngInfo(color_type, bits, key)
+
+
+def _png_gray_alpha(array: np.ndarray, png: _PngInfo) -> np.ndarray:
+    """Gray + alpha PNG pixels as (H, W, 2): OpenCV widens them to RGBA, and drops a gray PNG's tRNS transparency."""
+    if png.color_type == 4 and array.ndim == 3 and array.shape[2] == 4:
+        return np.ascontiguousarray(array[:, :, [0, 3]])
+    if png.color_type == 0 and png.gray_key is not None and array.ndim == 2:
+        key = png.gray_key * (255 // (2**png.bits - 1)) if png.bits <= 8 else png.gray_key  # as OpenCV widens 1-4 bits
+        opaque = np.iinfo(array.dtype).max
+        return np.dstack([array, np.where(array == key, 0, opaque).astype(array.dtype)])
+    return array
 
 
 def _opencv_gist(exc: BaseException) -> str:
@@ -161,14 +305,13 @@ def _opencv_gist(exc: BaseException) -> str:
 
 
 def _image(array: np.ndarray, bit_depth: int, scale: float) -> Image:
-    grayscale = array.ndim == 2
-    alpha = None
-    if grayscale:
-        rgb = np.repeat(array[:, :, None], 3, axis=2)
-    else:
-        rgb = array[:, :, :3]
-        if array.shape[2] == 4:
-            alpha = array[:, :, 3].astype(np.float32) / scale
+    """An :class:`Image` of gray (H, W), gray + alpha (H, W, 2), RGB (H, W, 3) or RGBA (H, W, 4) samples."""
+    if array.ndim == 2:
+        array = array[:, :, None]
+    channels = array.shape[2]
+    grayscale = channels <= 2
+    rgb = np.repeat(array[:, :, :1], 3, axis=2) if grayscale else array[:, :, :3]
+    alpha = array[:, :, -1].astype(np.float32) / scale if channels in (2, 4) else None
     rgb = np.clip(rgb.astype(np.float32) / scale, 0.0, 1.0)
     return Image(rgb=np.ascontiguousarray(rgb), alpha=alpha, bit_depth=bit_depth, grayscale=grayscale)
 
@@ -180,9 +323,12 @@ DEPTH_DTYPES = {8: np.uint8, 16: np.uint16, 32: np.float32}
 
 
 def image_from_array(array: np.ndarray) -> Image:
-    """An :class:`Image` from an (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA array (uint8, uint16, float in [0, 1])."""
+    """An :class:`Image` from an (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA array (uint8, uint16, float in
+    [0, 1]; either byte order)."""
     if not isinstance(array, np.ndarray):
         raise DarkIRError(f"expected a numpy array, got {type(array).__name__}")
+    if not array.dtype.isnative:  # e.g. big-endian '>u2' from a file: the same values in this machine's order
+        array = array.astype(array.dtype.newbyteorder("="))
     if array.dtype not in ARRAY_DEPTHS:
         raise DarkIRError(
             f"unsupported array dtype {array.dtype}; use uint8, uint16, or float32/float64 with values in [0, 1]"
@@ -203,16 +349,19 @@ def image_from_array(array: np.ndarray) -> Image:
 
 
 def image_to_array(image: Image, dtype: np.dtype | type = np.uint8) -> np.ndarray:
-    """The inverse of :func:`image_from_array`: gray (H, W), RGB (H, W, 3) or RGBA (H, W, 4) of ``dtype``.
+    """The inverse of :func:`image_from_array`: gray (H, W), RGB (H, W, 3) or RGBA (H, W, 4) of ``dtype``; a
+    gray + alpha image gives RGBA with R = G = B.
 
     Values are rounded as ``darkir restore`` rounds them when it writes a file of that bit depth.
     """
     dtype = np.dtype(dtype)
-    depth = ARRAY_DEPTHS[dtype]
+    depth = ARRAY_DEPTHS[dtype.newbyteorder("=")]
     stored = to_storage(image.rgb, depth)
     if image.grayscale:
         cv2 = _cv2()
         array = cv2.cvtColor(stored, cv2.COLOR_RGB2GRAY)
+        if image.alpha is not None:
+            array = np.dstack([array, array, array, to_storage(image.alpha, depth)])
     elif image.alpha is not None:
         array = np.dstack([stored, to_storage(image.alpha, depth)])
     else:
@@ -240,6 +389,11 @@ def encode_image(suffix: str, image: Image, jpeg_quality: int = 95) -> bytes:
     if depth == 32 and suffix == ".png":
         depth = 16
     keeps_alpha = suffix in (".png", ".tif", ".tiff", ".webp")
+    # Gray + alpha: as such in PNG and 8-bit TIFF; as RGBA with R = G = B in WebP (which has no gray) and in
+    # 16-bit/float TIFF (which neither OpenCV nor Pillow reads as gray + alpha).
+    gray_alpha = image.grayscale and image.alpha is not None
+    if gray_alpha and (suffix == ".png" or (suffix in (".tif", ".tiff") and depth == 8)):
+        return _encode_gray_alpha(suffix, image_to_array(image, DEPTH_DTYPES[depth])[:, :, [0, 3]])
     array = image_to_array(image if keeps_alpha else replace(image, alpha=None), DEPTH_DTYPES[depth])
     if array.ndim == 3:  # RGB(A) -> OpenCV's BGR(A)
         array = array[:, :, [2, 1, 0, 3][: array.shape[2]]]
@@ -253,6 +407,39 @@ def encode_image(suffix: str, image: Image, jpeg_quality: int = 95) -> bytes:
     if not ok:
         raise DarkIRError(f"cannot encode a {image.rgb.shape[1]}x{image.rgb.shape[0]} image as {suffix}")
     return encoded.tobytes()
+
+
+def _encode_gray_alpha(suffix: str, array: np.ndarray) -> bytes:
+    """The bytes of a gray + alpha PNG (8 or 16 bits) or 8-bit TIFF of an (H, W, 2) array (OpenCV writes neither)."""
+    if suffix == ".png":
+        return _gray_alpha_png(array)
+    import io
+
+    from PIL import Image as PILImage
+
+    buffer = io.BytesIO()
+    try:
+        PILImage.fromarray(array).save(buffer, "TIFF", compression="tiff_lzw")
+    except Exception as exc:
+        raise DarkIRError(f"cannot encode a gray + alpha TIFF ({first_line(exc)})") from None
+    return buffer.getvalue()
+
+
+def _gray_alpha_png(array: np.ndarray) -> bytes:
+    """A PNG of colour type 4 (gray + alpha) of an (H, W, 2) uint8 or uint16 array; Pillow has no 16-bit one."""
+    height, width = array.shape[:2]
+    rows = np.ascontiguousarray(array, array.dtype.newbyteorder(">")).view(np.uint8).reshape(height, -1)
+    filtered = np.empty((height, rows.shape[1] + 1), np.uint8)
+    filtered[:, 0] = 2  # the Up filter, each byte minus the one above it, makes photos compress better
+    filtered[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
+    compressed = zlib.compress(filtered.tobytes(), 6)
+    chunks = [(b"IHDR", struct.pack(">IIBBBBB", width, height, 8 * array.dtype.itemsize, 4, 0, 0, 0))]
+    chunks += [(b"IDAT", compressed[i : i + _PNG_CHUNK]) for i in range(0, len(compressed), _PNG_CHUNK)]
+    chunks.append((b"IEND", b""))
+    return _PNG_SIGNATURE + b"".join(
+        struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body)) for kind, body in chunks
+    )
 
 
 def decodes(path: Path) -> bool:
