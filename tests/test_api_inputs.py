@@ -135,7 +135,7 @@ def test_max_memory_of_one_byte_is_reported_as_one_byte(tmp_path, tiny_checkpoin
     command = ["restore", str(photo), "-o", str(tmp_path / "out"), "--weights", str(tiny_checkpoint), "-q"]
     assert main([*command, "--max-memory", "1"]) == 2
     err = capsys.readouterr().err
-    assert "--max-memory 1 byte is less than" in err and "0 MB" not in err
+    assert "--max-memory 1 byte is less than" in err and "--max-memory 0 MB" not in err
     assert main([*command, "--max-memory", "1e12"]) == 0
 
 

@@ -8,12 +8,14 @@ DarkIR releases) get their config inferred from key names and tensor shapes.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import pickle
 import re
 import shutil
+import stat
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
@@ -39,7 +41,11 @@ StateDict = dict[str, torch.Tensor]
 
 def read_checkpoint(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, Any] | None, dict[str, Any]]:
     """Read ``path`` and return (model state_dict, model config if stored, the whole payload)."""
+    if not str(path).strip():
+        raise CheckpointError("the checkpoint path is empty (an unset variable?); an empty path is not a file")
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.suffix == ".safetensors":
@@ -63,14 +69,15 @@ def _torch_load(path: Path, message: Callable[[str], str]) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt, cut-short or non-torch files
-        unsafe = _unsafe_global(exc)
-        if unsafe is not None:
+        refused = _unsafe_global(exc)
+        if refused is not None and _file_kind(path) == "torch":  # a real pickle: not another kind of file
             why = (
-                f"it holds pickled Python objects ({unsafe}), not only tensors and plain data, so darkir does not "
+                f"it holds pickled Python objects ({refused}), not only tensors and plain data, so darkir does not "
                 "load it, for safety (unpickling such objects can run code)"
             )
             raise CheckpointError(message(why)) from None
-        raise CheckpointError(message(_torch_file_problem(path, exc))) from exc
+        cause = None if refused is not None else exc  # torch's weights_only advice does not fit a non-pickle
+        raise CheckpointError(message(_torch_file_problem(path, exc))) from cause
 
 
 def _unsafe_global(exc: BaseException) -> str | None:
@@ -85,6 +92,32 @@ def _unsafe_global(exc: BaseException) -> str | None:
 
 #: How files start: a zip archive (torch.save's format) and a pickle (torch's legacy format).
 _ZIP_MAGIC, _PICKLE_MAGIC = b"PK\x03\x04", b"\x80"
+#: How files that people mistake for weights start -> what they are.
+_OTHER_MAGIC = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"II*\x00": "a TIFF image",
+    b"MM\x00*": "a TIFF image",
+    b"GIF8": "a GIF image",
+    b"BM": "a BMP image",
+}
+
+
+def _file_kind(path: Path) -> str | None:
+    """What ``path`` holds by its first bytes: ``"torch"`` (a zip archive or a pickle, torch's formats),
+    ``"safetensors"`` (an 8-byte header length, then a JSON header), an image named as in :data:`_OTHER_MAGIC`,
+    or None (something else, or unreadable)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+    except OSError:
+        return None
+    if head.startswith((_ZIP_MAGIC, _PICKLE_MAGIC)):
+        return "torch"
+    if len(head) == 9 and head[8:] == b"{" and int.from_bytes(head[:8], "little") <= size - 8:
+        return "safetensors"
+    return next((kind for magic, kind in _OTHER_MAGIC.items() if head.startswith(magic)), None)
 
 
 def _torch_file_problem(path: Path, exc: BaseException) -> str:
@@ -100,7 +133,12 @@ def _torch_file_problem(path: Path, exc: BaseException) -> str:
     if head.startswith(_PICKLE_MAGIC):
         ends_early = isinstance(exc, EOFError) or any(word in str(exc) for word in ("EOF", "truncated"))
         return _cut_short(size) if ends_early else first_line(exc)
-    return first_line(exc) if head.startswith(_ZIP_MAGIC) else "not a PyTorch weights file"
+    if head.startswith(_ZIP_MAGIC):
+        return first_line(exc)
+    kind = _file_kind(path)
+    if kind == "safetensors":
+        return "not a PyTorch weights file (it is a safetensors file: give it the .safetensors suffix)"
+    return f"not a PyTorch weights file (it is {kind})" if kind else "not a PyTorch weights file"
 
 
 def _cut_short(size: int) -> str:
@@ -285,6 +323,8 @@ def packaged_weights_path(filename: str) -> Path:
 def resolve_weights(name_or_path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any] | None]:
     """Map a zoo name with packaged weights, or a file path, to (path, zoo config or None)."""
     text = str(name_or_path)
+    if not text.strip():
+        raise CheckpointError("the weights name is empty (an unset variable?): give a model name or a checkpoint path")
     if has_model(text):
         spec = get_spec(text)
         if not spec.weights:
@@ -359,14 +399,16 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, **state: Any
     bare = _unwrap(model)
     config = dict(bare.config)
     state_dict = {k: v.detach().cpu().contiguous() for k, v in bare.state_dict().items()}
-    tmp_name = str(temporary_path(path))  # created with the usual permissions
+    tmp_name = str(temporary_path(path))
     try:
+        mode = _new_file_mode(path, Path(tmp_name))
         if path.suffix == ".safetensors":
             from safetensors.torch import save_file
 
             save_file(state_dict, tmp_name, metadata={SAFETENSORS_CONFIG_KEY: json.dumps(config)})
         else:
             torch.save({"state_dict": state_dict, "config": config, **state}, tmp_name)
+        _set_mode(tmp_name, mode)  # safetensors writes its files readable by their owner only
         with open(tmp_name, "rb+") as handle:  # on the disk before it replaces the previous checkpoint
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
@@ -384,16 +426,35 @@ def save_text(path: str | os.PathLike[str], text: str) -> Path:
     path = Path(path)
     tmp = temporary_path(path)
     try:
+        mode = _new_file_mode(path, tmp)
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        _set_mode(tmp, mode)
         os.replace(tmp, path)
     except OSError as exc:
         raise CheckpointError(_write_failure(path, exc)) from None
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _new_file_mode(path: Path, tmp: Path) -> int:
+    """The permissions ``path`` is written with: those of the file it replaces, else those of a new file under the
+    current umask (read off ``tmp``, created here afresh, where ``path`` is written first)."""
+    tmp.unlink(missing_ok=True)
+    tmp.touch(mode=0o666, exist_ok=False)  # the umask applies, as to any file open() creates
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return stat.S_IMODE(tmp.stat().st_mode)
+
+
+def _set_mode(tmp: str | os.PathLike[str], mode: int) -> None:
+    """Give ``tmp`` the permissions ``mode`` (kept as they are where the file system has no permissions)."""
+    with contextlib.suppress(OSError):
+        os.chmod(tmp, mode)
 
 
 def temporary_path(path: Path) -> Path:

@@ -78,7 +78,8 @@ class DemoResult:
 
 
 class DemoEngine:
-    """Loads each variant's model once, on first use, and restores images and short videos with it."""
+    """Loads each variant's model once (all of them with :meth:`load_all`, else each on first use), and restores
+    images and short videos with it."""
 
     def __init__(self, weights: Mapping[str, str], device: str = "auto", tile: int | str | None = None) -> None:
         if not weights:
@@ -129,6 +130,11 @@ class DemoEngine:
             model = create_model(self.weights[variant], require_weights=True)
             self._restorers[variant] = Restorer(model, device=self.device, tile=tile)
         return self._restorers[variant]
+
+    def load_all(self) -> None:
+        """Load every variant's model now: weights that are missing or no DarkIR checkpoint raise here."""
+        for variant in self.variants:
+            self.restorer(variant)
 
     def restore_image(self, path: str | None, variant: str, exposure: float = 0.0) -> DemoResult:
         """Restore an uploaded or example image, ``exposure`` EV brighter or darker than the model's output; the
@@ -296,7 +302,8 @@ def default_weights() -> dict[str, str]:
 def launch(
     weights: str | None = None, host: str = "127.0.0.1", port: int = 7860, share: bool = False, device: str = "auto"
 ) -> None:
-    """Serve the demo (blocks until stopped; Ctrl-C or SIGTERM stop it and delete its results)."""
+    """Serve the demo (blocks until stopped; Ctrl-C or SIGTERM stop it and delete its results). The models are
+    loaded first, so that weights that are missing or no DarkIR checkpoint raise before anything is served."""
     import importlib.util
 
     if importlib.util.find_spec("gradio") is None:
@@ -306,6 +313,7 @@ def launch(
     engine = DemoEngine({Path(weights).stem: weights} if weights else default_weights(), device=device)
     _stop_on_sigterm()
     try:
+        engine.load_all()
         build_app(engine).launch(server_name=host, server_port=port, share=share, show_error=True)
     finally:
         engine.close()

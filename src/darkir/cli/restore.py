@@ -185,6 +185,17 @@ def crf(text: str) -> int:
     return value
 
 
+def port_number(text: str) -> int:
+    """argparse type: a TCP port to serve on, 1 to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 1 to 65535, got {text!r}")
+    return value
+
+
 def register(add: AddCommand) -> None:
     """Add this module's subcommands."""
     restore = add(
@@ -250,7 +261,7 @@ def _register_demo(add: AddCommand) -> None:
     """Add ``darkir demo``."""
     demo = add("demo", cmd_demo, "Serve the web demo (gradio): upload a photo, compare before/after.")
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    demo.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    demo.add_argument("--port", type=port_number, default=7860, help="port (default 7860)")
     demo.add_argument("--weights", metavar="NAME_OR_PATH", help="serve these weights only (default: packaged variants)")
     demo.add_argument("--device", default="auto", help="auto, cpu or cuda")
     demo.add_argument("--share", action="store_true", help="also create a public gradio link")

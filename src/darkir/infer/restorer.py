@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from darkir.errors import DarkIRError
+from darkir.errors import CheckpointError, DarkIRError
 from darkir.infer.exposure import apply_exposure, check_exposure
 from darkir.infer.memory import MemoryPlanner, Plan, parse_memory
 from darkir.runtime import (
@@ -232,6 +232,11 @@ class Restorer:
         """A Restorer over a packaged model name (default: the default weights) or a checkpoint in any layout."""
         from darkir.models import create_model
 
+        if isinstance(name_or_path, (str, os.PathLike)) and not str(name_or_path).strip():
+            raise CheckpointError(
+                "Restorer.from_pretrained: the model name or checkpoint path is empty (an unset variable?); "
+                "pass None for the default weights"
+            )
         model = create_model(name_or_path, require_weights=True)
         return cls(model, device=device, precision=precision, tile=tile, overlap=overlap, compile=compile,
                    max_memory=max_memory, exposure=exposure)  # fmt: skip
@@ -255,11 +260,18 @@ class Restorer:
         Alpha is passed through unchanged and gray images come back gray. Anything else is a :class:`DarkIRError`
         naming what was wrong.
         """
-        from darkir.imageio import DEPTH_DTYPES, image_from_array, image_to_array, read_image
+        from darkir.imageio import DEPTH_DTYPES, ImageReadError, image_from_array, image_to_array, read_image
 
         if isinstance(image, torch.Tensor):
             return self._call_tensor(image)
         if isinstance(image, (str, os.PathLike)):
+            if not str(image).strip():
+                raise ImageReadError("the image path is empty (an unset variable?); an empty path is not a file")
+            if Path(image).is_dir():
+                raise ImageReadError(
+                    f"{image} is a folder; a Restorer restores one image (`darkir restore {image} -o OUT` restores "
+                    "a folder)"
+                )
             decoded = read_image(Path(image))
             decoded.rgb = self.restore_array(decoded.rgb)
             return image_to_array(decoded, DEPTH_DTYPES[decoded.bit_depth])

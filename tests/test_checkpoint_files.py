@@ -1,0 +1,207 @@
+"""Checkpoint files: the permissions they are written with, files that are no checkpoint, empty and folder paths,
+and the demo refusing bad weights (and ports) before it serves anything."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pickle
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from darkir.checkpoint import load_weights_file, read_checkpoint, read_weights, save_checkpoint, save_text
+from darkir.cli import main
+from darkir.errors import CheckpointError, DarkIRError
+from darkir.imageio import ImageReadError
+from darkir.infer import Restorer
+from darkir.models.factory import build_model
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """Run with the usual umask 022, whatever the test runner's is."""
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """The single ``darkir: error:`` line of ``darkir argv`` (exit 2, no traceback)."""
+    code = main(list(argv))
+    err = capsys.readouterr().err
+    lines = [line for line in err.strip().splitlines() if line.startswith("darkir: error:")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+# 8. Checkpoints are written with the permissions of any new file (or those of the file they replace).
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_checkpoints_get_the_umask_permissions(tmp_path, umask_022, suffix):
+    path = save_checkpoint(tmp_path / f"model{suffix}", build_model({"width": 8}))
+    assert _mode(path) == 0o644
+    os.umask(0o027)
+    again = save_checkpoint(tmp_path / f"other{suffix}", build_model({"width": 8}))
+    assert _mode(again) == 0o640
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_a_replaced_checkpoint_keeps_its_permissions(tmp_path, umask_022, suffix):
+    path = save_checkpoint(tmp_path / f"model{suffix}", build_model({"width": 8}))
+    path.chmod(0o600)
+    save_checkpoint(path, build_model({"width": 8}))
+    assert _mode(path) == 0o600
+    read_checkpoint(path)
+
+
+def test_text_beside_a_checkpoint_gets_the_umask_permissions(tmp_path, umask_022):
+    path = save_text(tmp_path / "options.yml", "a: 1\n")
+    assert _mode(path) == 0o644
+    path.chmod(0o640)
+    save_text(path, "a: 2\n")
+    assert _mode(path) == 0o640 and path.read_text() == "a: 2\n"
+
+
+def test_convert_to_safetensors_is_readable_by_others(tmp_path, umask_022, tiny_checkpoint, capsys):
+    assert main(["convert", str(tiny_checkpoint), "-o", str(tmp_path / "a.safetensors")]) == 0
+    assert _mode(tmp_path / "a.safetensors") == 0o644
+
+
+# 10. Files that are no pickle are not said to hold pickled Python objects.
+
+
+def _png(path: Path) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["png", "yaml"])
+def test_images_and_yaml_are_not_pytorch_weights(tmp_path, capsys, monkeypatch, kind):
+    path = _png(tmp_path / "photo.png") if kind == "png" else REPO / "options" / "train" / "tiny_csf.yml"
+    with pytest.raises(CheckpointError) as info:
+        read_checkpoint(path)
+    message = str(info.value)
+    assert message.startswith(f"cannot read checkpoint {path}: not a PyTorch weights file")
+    assert "pickled" not in message and "\n" not in message
+    assert ("PNG image" in message) == (kind == "png")
+    assert info.value.__cause__ is None  # not torch's weights_only advice either
+    with pytest.raises(CheckpointError, match=r": not a PyTorch weights file.*; expected X$"):
+        load_weights_file(path, "expected X")
+    with pytest.raises(CheckpointError, match="not a PyTorch weights file"):
+        Restorer.from_pretrained(str(path), device="cpu")
+    commands = [["convert", str(path), "-o", str(tmp_path / "out.pt")]]
+    if importlib.util.find_spec("gradio") is not None:
+        monkeypatch.setattr("darkir.demo.build_app", lambda engine: pytest.fail("the demo was served"))
+        commands.append(["demo", "--weights", str(path), "--device", "cpu"])
+    for argv in commands:
+        line = _one_line_error(capsys, *argv)
+        assert f"{path}: not a PyTorch weights file" in line and "pickled" not in line
+
+
+def test_a_safetensors_file_named_pt_is_said_to_be_safetensors(tmp_path):
+    stored = save_checkpoint(tmp_path / "model.safetensors", build_model({"width": 8}))
+    misnamed = stored.rename(tmp_path / "model.pt")
+    with pytest.raises(CheckpointError, match=r"model.pt: not a PyTorch weights file \(it is a safetensors file"):
+        read_checkpoint(misnamed)
+
+
+def test_real_pickles_with_objects_are_still_refused(tmp_path):
+    legacy = tmp_path / "legacy.pt"
+    with open(legacy, "wb") as handle:
+        pickle.dump({"state_dict": {"x": torch.zeros(1)}, "when": range(3)}, handle, protocol=2)
+    with pytest.raises(CheckpointError, match="it holds pickled Python objects"):
+        read_checkpoint(legacy)
+
+
+# 11. Empty names and folders are called so.
+
+
+@pytest.mark.parametrize("empty", ["", "  "])
+def test_empty_checkpoint_names_say_they_are_empty(empty):
+    with pytest.raises(CheckpointError, match="empty") as info:
+        Restorer.from_pretrained(empty)
+    assert "not found" not in str(info.value)
+    for read in (read_checkpoint, read_weights):
+        with pytest.raises(CheckpointError, match="empty") as info:
+            read(empty)
+        assert "not found: ." not in str(info.value)
+
+
+def test_a_folder_is_no_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match=rf"^checkpoint {tmp_path} is a folder, not a checkpoint file$"):
+        read_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match="is a folder"):
+        Restorer.from_pretrained(tmp_path)
+
+
+def test_restoring_a_folder_or_an_empty_path_says_what_it_is(tmp_path, tiny_checkpoint):
+    restorer = Restorer.from_pretrained(tiny_checkpoint, device="cpu")
+    with pytest.raises(ImageReadError, match=rf"^{tmp_path} is a folder; .*darkir restore") as info:
+        restorer(tmp_path)
+    assert "no such file" not in str(info.value)
+    with pytest.raises(ImageReadError, match="the image path is empty"):
+        restorer("")
+
+
+# 9. The demo checks its weights, and --port, before it serves.
+
+
+def test_demo_refuses_bad_weights_before_serving(tmp_path, monkeypatch):
+    pytest.importorskip("gradio")
+    from darkir import demo
+
+    def served(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the demo was served")
+
+    monkeypatch.setattr(demo, "build_app", served)
+    with pytest.raises(CheckpointError, match="weights not found: '/nonexistent/nope.pt'"):
+        demo.launch(weights="/nonexistent/nope.pt", device="cpu")
+    notes = tmp_path / "notes.pt"
+    notes.write_text("not weights")
+    with pytest.raises(CheckpointError, match=r"notes.pt: not a PyTorch weights file$"):
+        demo.launch(weights=str(notes), device="cpu")
+
+
+def test_demo_command_refuses_missing_weights_with_one_line(capsys, monkeypatch):
+    pytest.importorskip("gradio")
+    monkeypatch.setattr("darkir.demo.build_app", lambda engine: pytest.fail("the demo was served"))
+    line = _one_line_error(capsys, "demo", "--weights", "/nonexistent/nope.pt", "--device", "cpu")
+    assert "weights not found: '/nonexistent/nope.pt'" in line
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "0", "http"])
+def test_demo_port_is_checked_by_the_parser(capsys, monkeypatch, port):
+    monkeypatch.setattr("darkir.demo.launch", lambda **kwargs: pytest.fail("the demo was started"))
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--port", port])
+    assert info.value.code == 2
+    assert f"argument --port: expected a port number from 1 to 65535, got {port!r}" in capsys.readouterr().err
+
+
+def test_demo_engine_load_all_loads_every_variant(tiny_checkpoint):
+    pytest.importorskip("gradio")
+    from darkir.demo import DemoEngine
+
+    engine = DemoEngine({"tiny": str(tiny_checkpoint)}, device="cpu")
+    try:
+        engine.load_all()
+        assert isinstance(engine._restorers["tiny"], Restorer)
+    finally:
+        engine.close()
+    with pytest.raises(DarkIRError):
+        DemoEngine({})
