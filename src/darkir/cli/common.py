@@ -91,6 +91,43 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+#: The path and name arguments of the evaluation and tool commands -> how their errors name them.
+PATH_FLAGS = {
+    "pred": "PRED",
+    "gt": "GT",
+    "weights": "--weights",
+    "options": "-p",
+    "data": "--data",
+    "split": "--split",
+    "csv": "--csv",
+    "results_dir": "--results-dir",
+    "output": "-o",
+    "model": "-m",
+    "zero_dce": "--zero-dce",
+    "lpips_backbone": "--lpips-backbone",
+    "lpips_heads": "--lpips-heads",
+}
+
+
+def refuse_empty(args: argparse.Namespace, flags: dict[str, str] = PATH_FLAGS) -> None:
+    """Refuse an empty or blank path or name argument (usually an unset shell variable), which would otherwise mean
+    the current folder or "not given". ``flags``: argparse name -> how the error names it (absent ones are skipped)."""
+    for name, flag in flags.items():
+        value = getattr(args, name, None)
+        values = value if isinstance(value, list) else [value]
+        for index, item in enumerate(values):
+            if isinstance(item, str) and not item.strip():
+                where = f" (the {_ordinal(index + 1)} of {len(values)})" if len(values) > 1 else ""
+                raise DarkIRError(
+                    f"{flag} is empty{where}: an unset variable? Give a path or name; an empty one is not the current "
+                    "folder nor the default"
+                )
+
+
+def _ordinal(number: int) -> str:
+    return f"{number}{'th' if 10 <= number % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(number % 10, 'th')}"
+
+
 def exposure_ev(text: str) -> float:
     """argparse type: an exposure compensation in EV (a finite number within the dial's range)."""
     from darkir.errors import DarkIRError

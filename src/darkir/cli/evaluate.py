@@ -15,8 +15,10 @@ from darkir.cli.common import (
     csv_file,
     evaluation_pairs,
     load_lpips_or_none,
+    non_negative_int,
     positive_float,
     positive_int,
+    refuse_empty,
     restorer_from_args,
     settings_from_args,
     trained_model,
@@ -62,31 +64,55 @@ def _unreadable_status(scored: int, unreadable: list[str]) -> int:
     return 1
 
 
+def _triplet_folder(args: argparse.Namespace, options: Options | None, inputs: Sequence[Path]) -> Path | None:
+    """Where ``test --save N`` writes its triplets, checked before any work (None with ``--save 0``): never an input
+    folder nor inside one, and never over files there that are not triplets of an earlier run without --overwrite."""
+    from pathlib import Path
+
+    from darkir.eval.paired import check_triplet_folder
+    from darkir.infer.files import ensure_writable_dir
+
+    if not args.save:
+        return None
+    results_dir = Path(args.results_dir or (options.save.results_dir if options else "images/results_test"))
+    results_dir = results_dir.expanduser()
+    real = Path(os.path.realpath(results_dir))
+    for folder in inputs:
+        if real.is_relative_to(os.path.realpath(folder)):
+            where = "is" if real == Path(os.path.realpath(folder)) else "is inside"
+            raise DarkIRError(
+                f"--results-dir {results_dir} {where} the input folder {folder}; write the triplets outside the "
+                "inputs (or pass --save 0)"
+            )
+    ensure_writable_dir(results_dir)
+    check_triplet_folder(results_dir, args.save, args.overwrite)
+    return results_dir
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     """Paired evaluation of one model: PSNR/SSIM/LPIPS, mean and per image (unreadable images are skipped and named;
     then the exit status is 1)."""
-    from pathlib import Path
-
     from darkir.eval.methods import model_method
-    from darkir.eval.paired import evaluate, summary_line, write_csv
-    from darkir.infer.files import ensure_writable_dir
+    from darkir.eval.paired import evaluate, summary_line, write_csv, write_triplet_note
     from darkir.options import load_options
 
+    refuse_empty(args)
     options = load_options(args.options) if args.options else None
     pairs = evaluation_pairs(args, options)
-    results_dir = Path(args.results_dir or (options.save.results_dir if options else "images/results_test"))
     location = args.data or (options.require_path("datasets.val.test_path") if options else None)
-    inputs = [*_input_folders(location, pairs), location, args.weights, args.options]
-    csv = csv_file(args.csv, inputs, args.overwrite) if args.csv else None
-    if args.save:
-        ensure_writable_dir(results_dir)
-    restorer = restorer_from_args(args, options)
+    folders = _input_folders(location, pairs)
+    csv = csv_file(args.csv, [*folders, location, args.weights, args.options], args.overwrite) if args.csv else None
+    results_dir = _triplet_folder(args, options, folders)
+    method = model_method(_method_name(args), restorer_from_args(args, options))
+    lpips = load_lpips_or_none(args)
+    if results_dir is not None:
+        write_triplet_note(results_dir, method.name, pairs, args.save)
     scores = evaluate(
-        model_method(_method_name(args), restorer),
+        method,
         pairs,
         args.convention,
-        load_lpips_or_none(args),
-        save_dir=results_dir if args.save else None,
+        lpips,
+        save_dir=results_dir,
         save_count=args.save,
         progress=not args.quiet,
         skip_unreadable=True,
@@ -94,7 +120,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     print(summary_line(scores, args.convention))
     if csv:
         write_csv(csv, [scores], overwrite=args.overwrite)
-    if args.save:
+    if results_dir is not None:
         print(f"first {min(args.save, len(pairs))} input/output/gt triplets -> {results_dir}")
     return 1 if scores.unreadable else 0
 
@@ -127,6 +153,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     from darkir.eval.methods import identity
     from darkir.eval.paired import evaluate, summary_line, write_csv
 
+    refuse_empty(args)
     if args.gt is None:
         return _print_no_reference(args)
     pred, gt = Path(args.pred), Path(args.gt)
@@ -162,6 +189,7 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     from darkir.infer.files import ensure_writable_dir
     from darkir.options import load_options
 
+    refuse_empty(args)
     options = load_options(args.options) if args.options else None
     folder = args.data or (options.require_path("datasets.val.test_path", "dir") if options else None)
     if folder is None:
@@ -248,6 +276,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from darkir.eval.methods import auto_exposure, clahe, identity, zero_dce
     from darkir.infer.files import ensure_writable_dir
 
+    refuse_empty(args)
     if args.exposure_target > 1:
         raise DarkIRError(f"--exposure-target is a mean brightness in (0, 1], got {args.exposure_target:g}")
     pairs = find_unpaired(args.data) if args.unpaired else evaluation_pairs(args, None)
@@ -287,9 +316,24 @@ def register(add: AddCommand) -> None:
         "--csv",
         help="write per-image metrics to this .csv file (never inside the data; not over a file without --overwrite)",
     )
-    test.add_argument("--overwrite", action="store_true", help="replace an existing --csv file")
-    test.add_argument("--save", type=int, default=8, help="save the first N input/output/gt triplets (default 8)")
-    test.add_argument("--results-dir", help="where triplets go (default save.results_dir or ./images/results_test)")
+    test.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --csv file, and files in --results-dir named like triplets that an earlier run did "
+        "not write",
+    )
+    test.add_argument(
+        "--save",
+        type=non_negative_int,
+        default=8,
+        metavar="N",
+        help="save the first N input/output/gt triplets (default 8; 0: none)",
+    )
+    test.add_argument(
+        "--results-dir",
+        help="where triplets go, outside the data (default save.results_dir or ./images/results_test); an earlier "
+        "run's triplets there are replaced, other files of their names only with --overwrite",
+    )
     add_runtime(test, precision="fp32")  # scores are computed exactly by default
     add_eval_options(test)
 

@@ -7,7 +7,15 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from darkir.cli.common import AddCommand, add_weights_source, model_from_args, output_file, positive_int
+from darkir.cli.common import (
+    PATH_FLAGS,
+    AddCommand,
+    add_weights_source,
+    model_from_args,
+    output_file,
+    positive_int,
+    refuse_empty,
+)
 
 if TYPE_CHECKING:
     from darkir.models import DarkIR
@@ -30,6 +38,7 @@ def cmd_complexity(args: argparse.Namespace) -> int:
     """Print parameters and MACs of a model at 3 x size x size."""
     from darkir.complexity import measure_complexity
 
+    refuse_empty(args)
     model = _architecture(args)
     result = measure_complexity(model, size=args.size, channels=model.config["img_channel"])
     print(json.dumps(result.as_dict()) if args.json else result.summary())
@@ -38,11 +47,17 @@ def cmd_complexity(args: argparse.Namespace) -> int:
 
 def _architecture(args: argparse.Namespace) -> DarkIR:
     """The network ``complexity`` measures: the options' ``network:`` section, a zoo variant or a checkpoint's."""
-    from darkir.models import create_model
+    from darkir.errors import DarkIRError
+    from darkir.models import create_model, has_model, list_models
     from darkir.options import load_options
 
     if args.options:
         return create_model(load_options(args.options).network.settings())
+    if args.model and not has_model(args.model) and not Path(args.model).expanduser().exists():
+        raise DarkIRError(
+            f"-m {args.model}: no model of that name (known: {', '.join(list_models())}) nor a checkpoint file; "
+            "see darkir models"
+        )
     return create_model(args.weights or args.model or "darkir-w32")
 
 
@@ -55,6 +70,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from darkir.checkpoint import resolve_weights, save_checkpoint
     from darkir.models import create_model, get_spec
 
+    refuse_empty(args, {**PATH_FLAGS, "weights": "CHECKPOINT"})
     source, _ = resolve_weights(args.weights)
     output = output_file(args.output, CHECKPOINT_SUFFIXES, [source], args.overwrite, "a checkpoint")
     config = get_spec(args.model).config if args.model else {}
@@ -69,6 +85,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     from darkir.export import check_onnx, check_opset, export_onnx
     from darkir.options import load_options
 
+    refuse_empty(args)
     options = load_options(args.options) if args.options else None
     inputs = [args.weights, args.options, options.get("save.path") if options is not None else None]
     output = output_file(args.output, (".onnx",), inputs, args.overwrite, "an ONNX model")
@@ -97,7 +114,7 @@ def register(add: AddCommand) -> None:
     source.add_argument("-p", "--options", metavar="YAML", help="options file whose network: section defines the model")
     source.add_argument("-m", "--model", metavar="NAME", help="registered variant (see `darkir models`)")
     source.add_argument("--weights", metavar="NAME_OR_PATH", help="checkpoint whose stored or inferred config is used")
-    complexity.add_argument("--size", type=int, default=256, help="input side S (default 256)")
+    complexity.add_argument("--size", type=positive_int, default=256, help="input side S (default 256)")
     complexity.add_argument("--json", action="store_true", help="print one JSON object with params and macs")
 
     convert = add("convert", cmd_convert, "Convert a checkpoint (any layout) to a darkir .safetensors/.pt file.")

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from darkir.data.dataset import PairedDataset
 from darkir.data.pairs import Pair
-from darkir.errors import first_line
+from darkir.errors import DarkIRError, first_line
 from darkir.eval.lpips import LPIPS
 from darkir.eval.methods import Method
 from darkir.eval.metrics import Convention, format_number, prepare, psnr, ssim
@@ -141,6 +141,54 @@ def evaluate(
                     _save(save_dir / f"{index:05d}_{suffix}.png", image)
         del sample, low, high, raw, out
     return scores
+
+
+#: The note ``darkir test`` writes beside its triplets: it marks the folder as one of its results (see
+#: :func:`check_triplet_folder`) and says which pair each triplet is.
+TRIPLET_NOTE = "triplets.txt"
+_NOTE_HEADER = "darkir test: input/output/gt triplets"
+TRIPLET_SUFFIXES = ("input", "output", "gt")
+
+
+def triplet_names(count: int) -> list[str]:
+    """The files of the first ``count`` triplets: ``00000_input.png``, ``00000_output.png``, ``00000_gt.png``..."""
+    return [f"{index:05d}_{suffix}.png" for index in range(count) for suffix in TRIPLET_SUFFIXES]
+
+
+def is_triplet_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds the triplets of an earlier ``darkir test`` (its :data:`TRIPLET_NOTE`)."""
+    try:
+        with open(folder / TRIPLET_NOTE, encoding="utf-8") as note:
+            return note.readline().startswith(_NOTE_HEADER)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def check_triplet_folder(folder: Path, count: int, overwrite: bool, flag: str = "--results-dir") -> None:
+    """Refuse to write ``count`` triplets into ``folder`` over files that are not an earlier run's triplets: where it
+    holds files named like them (or like the note) and no note of an earlier ``darkir test``, unless ``overwrite``."""
+    if overwrite or is_triplet_folder(folder):
+        return
+    taken = [
+        name
+        for name in [*triplet_names(count), TRIPLET_NOTE]
+        if (folder / name).exists() or (folder / name).is_symlink()
+    ]
+    if taken:
+        more = f" and {len(taken) - 3} more" if len(taken) > 3 else ""
+        raise DarkIRError(
+            f"{flag} {folder} holds {', '.join(taken[:3])}{more}, not triplets of an earlier darkir test (no "
+            f"{TRIPLET_NOTE} of one); pass --overwrite to replace them, or choose another {flag}"
+        )
+
+
+def write_triplet_note(folder: Path, method: str, pairs: Sequence[Pair], count: int) -> None:
+    """Mark ``folder`` as ``darkir test``'s: :data:`TRIPLET_NOTE` names the pair of each of the first ``count``
+    triplets."""
+    lines = [f"{_NOTE_HEADER} of {method}, the first {min(count, len(pairs))} pairs (input, reference):"]
+    lines += [f"{index:05d} {pair.low} {pair.high}" for index, pair in enumerate(pairs[:count])]
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(folder / TRIPLET_NOTE, ("\n".join(lines) + "\n").encode(), overwrite=True)
 
 
 def write_csv(path: Path, all_scores: Sequence[Scores], overwrite: bool = True) -> None:

@@ -1,0 +1,161 @@
+"""Paths of the evaluation and tool commands: test's triplets never land among the inputs nor over the user's files,
+empty paths and names are errors, bounded whole numbers, unknown model names."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from darkir.cli import main
+
+
+def _png(path: Path, seed: int, bits: int = 8) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    if bits == 16:
+        Image.fromarray(rng.integers(0, 65535, (48, 64), dtype=np.uint16)).save(path)
+    else:
+        Image.fromarray(rng.integers(0, 60, (48, 64, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def _data(root: Path) -> Path:
+    """A paired folder whose images are named like test's triplets (16-bit references)."""
+    for seed, name in enumerate(("00000_output.png", "00001_output.png")):
+        _png(root / "input" / name, seed)
+        _png(root / "gt" / name, seed + 10, bits=16)
+    return root
+
+
+def _digests(root: Path) -> dict[str, str]:
+    files = [p for p in root.rglob("*") if p.is_file()]
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def _error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def _test(weights: Path, data: Path, *extra: str) -> list[str]:
+    return ["test", "--weights", str(weights), "--data", str(data), "--no-lpips", "-q", *extra]
+
+
+@pytest.mark.parametrize("where", ["gt", "input", ".", "gt/sub"])
+def test_results_dir_among_the_inputs_is_refused(tmp_path, tiny_checkpoint, capsys, where):
+    data = _data(tmp_path / "data")
+    before = _digests(tmp_path)
+    results = data / where
+    assert main(_test(tiny_checkpoint, data, "--results-dir", str(results), "--overwrite")) == 2
+    err = _error(capsys)
+    assert f"--results-dir {results}" in err and "input folder" in err and "outside the inputs" in err
+    assert _digests(tmp_path) == before and not (data / "gt" / "sub").exists()
+
+
+def test_results_dir_keeps_files_an_earlier_run_did_not_write(tmp_path, tiny_checkpoint, capsys):
+    data = _data(tmp_path / "data")
+    mine = _png(tmp_path / "mine" / "00000_output.png", 3, bits=16)
+    digest = hashlib.sha256(mine.read_bytes()).hexdigest()
+    assert main(_test(tiny_checkpoint, data, "--results-dir", str(mine.parent))) == 2
+    err = _error(capsys)
+    assert "00000_output.png" in err and "--overwrite" in err
+    assert hashlib.sha256(mine.read_bytes()).hexdigest() == digest
+    assert sorted(p.name for p in mine.parent.iterdir()) == ["00000_output.png"]
+    # --save 0 writes no triplets, so nothing there is at stake
+    assert main(_test(tiny_checkpoint, data, "--results-dir", str(mine.parent), "--save", "0")) == 0
+    assert hashlib.sha256(mine.read_bytes()).hexdigest() == digest
+    # --overwrite replaces them
+    assert main(_test(tiny_checkpoint, data, "--results-dir", str(mine.parent), "--overwrite")) == 0
+    assert hashlib.sha256(mine.read_bytes()).hexdigest() != digest
+
+
+def test_results_dir_of_an_earlier_run_is_reused(tmp_path, tiny_checkpoint, capsys):
+    data = _data(tmp_path / "data")
+    before = _digests(data)
+    results = tmp_path / "results"
+    for _ in range(2):
+        assert main(_test(tiny_checkpoint, data, "--results-dir", str(results))) == 0
+        assert "2 input/output/gt triplets" in capsys.readouterr().out
+    names = sorted(p.name for p in results.iterdir())
+    assert names == [f"0000{i}_{s}.png" for i in range(2) for s in ("gt", "input", "output")] + ["triplets.txt"]
+    note = (results / "triplets.txt").read_text().splitlines()
+    assert note[0].startswith("darkir test:") and note[1].startswith("00000 ") and len(note) == 3
+    assert _digests(data) == before
+
+
+def test_a_foreign_triplets_note_is_not_taken_for_an_earlier_run(tmp_path, tiny_checkpoint, capsys):
+    data = _data(tmp_path / "data")
+    (tmp_path / "res").mkdir()
+    (tmp_path / "res" / "triplets.txt").write_text("my notes\n")
+    assert main(_test(tiny_checkpoint, data, "--results-dir", str(tmp_path / "res"))) == 2
+    assert "triplets.txt" in _error(capsys)
+    assert (tmp_path / "res" / "triplets.txt").read_text() == "my notes\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["test", "--save", "-1"], "--save"),
+        (["complexity", "--size", "0"], "--size"),
+        (["complexity", "--size", "-5"], "--size"),
+        (["compare", "--data", "d", "-o", "r", "--resamples", "0"], "--resamples"),
+    ],
+)
+def test_whole_number_flags_are_bounded(capsys, argv, flag):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert flag in capsys.readouterr().err
+
+
+def _empty_cases(weights: str, data: str, pred: str) -> list[tuple[list[str], str]]:
+    test = ["test", "--weights", weights, "--data", data, "--no-lpips", "-q"]
+    compare = ["compare", "--weights", weights, "--data", data, "-o", "report", "--no-lpips", "-q"]
+    return [
+        (["metrics", "", "", "--no-lpips", "-q"], "PRED is empty"),
+        (["metrics", pred, "", "--no-lpips", "-q"], "GT is empty"),
+        (["metrics", pred, "--csv", "", "-q"], "--csv is empty"),
+        (["metrics", pred, pred, "--lpips-backbone", "", "-q"], "--lpips-backbone is empty"),
+        (["test", "-p", "", "--data", data, "--no-lpips", "-q"], "-p is empty"),
+        ([*test[:2], "  ", *test[3:]], "--weights is empty"),
+        ([*test, "--csv", ""], "--csv is empty"),
+        ([*test, "--results-dir", ""], "--results-dir is empty"),
+        ([*test, "--split", ""], "--split is empty"),
+        (["test", "--weights", weights, "--data", "", "-q"], "--data is empty"),
+        (["test-unpaired", "--weights", weights, "--data", data, "-o", "", "-q"], "-o is empty"),
+        ([*compare[:6], "", *compare[7:]], "-o is empty"),
+        ([*compare, "--zero-dce", ""], "--zero-dce is empty"),
+        ([*compare, "--weights", ""], "--weights is empty (the 2nd of 2)"),
+        (["complexity", "-m", ""], "-m is empty"),
+        (["complexity", "--weights", ""], "--weights is empty"),
+        (["convert", "", "-o", "x.pt"], "CHECKPOINT is empty"),
+        (["convert", weights, "-o", ""], "-o is empty"),
+        (["export-onnx", "--weights", weights, "-o", ""], "-o is empty"),
+    ]
+
+
+def test_empty_paths_are_errors(tmp_path, tiny_checkpoint, capsys, monkeypatch):
+    data = _data(tmp_path / "data")
+    pred = tmp_path / "pred"
+    _png(pred / "00000_output.png", 5)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    before = _digests(tmp_path)
+    for argv, message in _empty_cases(str(tiny_checkpoint), str(data), str(pred)):
+        assert main(argv) == 2, argv
+        err = _error(capsys)
+        assert err.startswith(f"darkir: error: {message}"), (argv, err)
+        assert "unset variable" in err
+    assert _digests(tmp_path) == before and not any(work.iterdir())
+
+
+def test_complexity_names_an_unknown_model(capsys):
+    assert main(["complexity", "-m", "nope"]) == 2
+    err = _error(capsys)
+    assert "-m nope: no model of that name" in err and "darkir-w32" in err and "weights not found" not in err
