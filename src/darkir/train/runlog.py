@@ -11,6 +11,11 @@ from typing import Any
 from darkir.errors import DarkIRWarning
 from darkir.train.runfiles import append_line
 
+#: The JSONL log file in the log folder.
+LOG_FILE = "train.jsonl"
+#: How the names of TensorBoard's event files (written by ``SummaryWriter``) begin.
+EVENTS_PREFIX = "events.out.tfevents."
+
 
 class RunLog:
     """The log in ``folder``; ``enabled`` False (the other processes of a distributed run) writes nothing."""
@@ -26,7 +31,7 @@ class RunLog:
             return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            append_line(self.folder / "train.jsonl", json.dumps(record))
+            append_line(self.folder / LOG_FILE, json.dumps(record))
             self._add_scalars(record)
         except OSError as exc:
             self._warn_failed(exc)

@@ -4,13 +4,17 @@ them: it continues the run there, or starts a new one, which refuses an earlier 
 from __future__ import annotations
 
 import glob
+import os
+import re
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from darkir.errors import ConfigError
 from darkir.options import Options
 from darkir.train import ddp
 from darkir.train.runfiles import back_up, remove_stale_temporaries, save_problem
+from darkir.train.runlog import EVENTS_PREFIX, LOG_FILE
 
 
 def checkpoint_paths(options: Options) -> tuple[Path, Path]:
@@ -37,7 +41,8 @@ def validates(options: Options) -> bool:
 
 def check_save_paths(options: Options) -> None:
     """Refuse, before any work, a ``save.path``, ``save.best`` (when the run validates) or log folder that cannot be
-    written, naming its key: a failure to save there would come only after training."""
+    written, naming its key: a failure to save there would come only after training. Also refuse files of the run
+    that would replace one another or the options file given, and a ``train.log_dir`` that is or holds data."""
     last, best = checkpoint_paths(options)
     logs = "train.log_dir" if options.train.log_dir else "save.path (its log folder)"
     targets = [("save.path", last, False), (logs, log_folder(options), True)]
@@ -48,7 +53,147 @@ def check_save_paths(options: Options) -> None:
         problem = f"{path} is save.path's file too; give the best checkpoint its own name" if same else None
         problem = problem or save_problem(path, folder)
         if problem:
-            raise ConfigError(f"{options.source}: {key}: {problem}; nothing was trained or written")
+            _refuse(options, key, problem)
+    for check in (_clashing_files, _clashing_options_file, _log_folder_in_data):
+        found = check(options)
+        if found:
+            _refuse(options, *found)
+
+
+def _refuse(options: Options, key: str, problem: str) -> NoReturn:
+    """The one-line error refusing the save path ``key`` for ``problem``."""
+    raise ConfigError(f"{options.source}: {key}: {problem}; nothing was trained or written")
+
+
+def _same(one: Path, other: Path) -> bool:
+    """Whether two paths name one file (existing or not, through links)."""
+    if one.exists() and other.exists():
+        return os.path.samefile(one, other)
+    return one.resolve() == other.resolve()
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies in it (through links)."""
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents
+
+
+def _written_files(options: Options) -> list[tuple[str, Path, str]]:
+    """(key, file, what it is) for each checkpoint the run writes and the options file beside it."""
+    last, best = checkpoint_paths(options)
+    keyed = (
+        [("save.path", last, "last"), ("save.best", best, "best")]
+        if validates(options)
+        else [("save.path", last, "last")]
+    )
+    return [
+        (key, path, f"the {kind} checkpoint{suffix}")
+        for key, checkpoint, kind in keyed
+        for path, suffix in ((checkpoint, ""), (checkpoint.with_suffix(".yml"), "'s options file"))
+    ]
+
+
+def _snapshot_named(options: Options, path: Path) -> bool:
+    """Whether ``path`` has the name of a step snapshot of ``save.path`` (``train.keep_every_steps``) or of its
+    options file."""
+    last, _ = checkpoint_paths(options)
+    names = re.compile(rf"{re.escape(last.stem)}_step\d+({re.escape(last.suffix)}|\.yml)")
+    return bool(names.fullmatch(path.name)) and path.parent.resolve() == last.parent.resolve()
+
+
+def _in_log_folder(options: Options, path: Path) -> bool:
+    """Whether ``path`` is the log folder, lies in the default one (``--restart`` moves it whole) or has the name of
+    a log file in a ``train.log_dir``."""
+    folder = log_folder(options)
+    if _inside(path, folder) and not options.train.log_dir:
+        return True
+    return _same(path, folder) or (path.parent.resolve() == folder.resolve() and _is_log_file_name(path.name))
+
+
+def _is_log_file_name(name: str) -> bool:
+    """Whether a file of the run's log folder has the name ``name`` (JSONL log, TensorBoard events)."""
+    return name == LOG_FILE or name.startswith(EVENTS_PREFIX)
+
+
+def _clashing_files(options: Options) -> tuple[str, str] | None:
+    """(key, problem) when a file the run writes would replace another one: a checkpoint ending in .yml (its own
+    options file), two files of one name, a best checkpoint named like a step snapshot, one in the log folder."""
+    files = _written_files(options)
+    for key, path, what in files:
+        if what.endswith("checkpoint") and path.suffix.lower() in (".yml", ".yaml"):
+            return (
+                key,
+                f"{path} ends in {path.suffix}, like the options file saved beside each checkpoint; use a .pt path",
+            )
+    for index, (key, path, what) in enumerate(files):
+        other = next((other for _, file, other in files[:index] if _same(path, file)), None)
+        if other is not None:
+            return key, f"{path} would be both {what} and {other}; give the best checkpoint another name (or stem)"
+        if key == "save.best" and _snapshot_named(options, path):
+            return (
+                key,
+                f"{path} is named like a step snapshot of save.path, which would replace it; give it another name",
+            )
+        if _in_log_folder(options, path):
+            return (
+                key,
+                f"{path} ({what}) is in the log folder {log_folder(options)}, whose files would replace or move it; "
+                "put it elsewhere",
+            )
+    return None
+
+
+def _options_file(options: Options) -> Path | None:
+    """The options file the run was loaded from, if it is a file."""
+    source = Path(options.source)
+    return source if source.is_file() else None
+
+
+def _clashing_options_file(options: Options) -> tuple[str, str] | None:
+    """(key, problem) when a file the run writes (an options file beside a checkpoint, or a step snapshot's) would
+    replace the options file the run was loaded from."""
+    source = _options_file(options)
+    if source is None:
+        return None
+    last, _ = checkpoint_paths(options)
+    key, what = next(((key, what) for key, path, what in _written_files(options) if _same(path, source)), (None, None))
+    if key is None and _snapshot_named(options, source):
+        key, what = "save.path", "a step snapshot's options file"
+    if key is None:
+        return None
+    other = f" (e.g. {last.with_name(f'{last.stem}_run{last.suffix}')})" if key == "save.path" else ""
+    return key, (
+        f"the run would write {what} over {source}, the options file it was given; set {key} to another name{other} "
+        "or keep the options file elsewhere"
+    )
+
+
+def _log_folder_in_data(options: Options) -> tuple[str, str] | None:
+    """(key, problem) when ``train.log_dir`` is, holds or lies in a data folder of the run (``--restart`` backs up
+    the log folder's files)."""
+    if not options.train.log_dir:
+        return None
+    folder = Path(options.train.log_dir)
+    for key, data in _data_folders(options):
+        if _inside(folder, data) or _inside(data, folder):
+            how = (
+                "is"
+                if _inside(data, folder) and _inside(folder, data)
+                else "lies in"
+                if _inside(folder, data)
+                else "holds"
+            )
+            return "train.log_dir", f"{folder} {how} {key} ({data}); give the logs a folder of their own"
+    return None
+
+
+def _data_folders(options: Options) -> list[tuple[str, Path]]:
+    """(key, folder) for each folder the run reads data from."""
+    train, val = options.datasets.train, options.datasets.val
+    folders = [("datasets.train.train_path", train.train_path), ("datasets.val.test_path", val.test_path)]
+    if train.synth is not None:
+        folders += [("datasets.train.synth.sources", source) for source in train.synth.sources if source != "debian"]
+    return [(key, Path(folder)) for key, folder in folders if folder]
 
 
 def log_folder(options: Options) -> Path:
@@ -59,12 +204,27 @@ def log_folder(options: Options) -> Path:
 
 def run_files(options: Options) -> list[Path]:
     """The files of the run in ``save.path`` that exist: last and best checkpoints, step snapshots, their options
-    files, and the log folder."""
+    files, and its logs (the default log folder whole, a ``train.log_dir``'s JSONL and TensorBoard files only); never
+    the options file the run was loaded from."""
     last, best = checkpoint_paths(options)
     snapshots = sorted(last.parent.glob(f"{glob.escape(last.stem)}_step[0-9]*{glob.escape(last.suffix)}"))
     checkpoints = list(dict.fromkeys([last, *snapshots, best]))
     paths = [path for checkpoint in checkpoints for path in (checkpoint, checkpoint.with_suffix(".yml"))]
-    return [path for path in [*paths, log_folder(options)] if path.exists()]
+    source = _options_file(options)
+    return [
+        path
+        for path in [*paths, *_log_files(options)]
+        if path.exists() and not (source is not None and _same(path, source))
+    ]
+
+
+def _log_files(options: Options) -> list[Path]:
+    """What a backup of the run moves of its logs: the default log folder whole, only the run's log files in a
+    ``train.log_dir`` (which may hold other files) or in a default one holding the options file given."""
+    folder, source = log_folder(options), _options_file(options)
+    if not options.train.log_dir and not (source is not None and _inside(source, folder)):
+        return [folder]
+    return [folder / LOG_FILE, *sorted(p for p in folder.glob(f"{EVENTS_PREFIX}*") if p.is_file())]
 
 
 def back_up_run(options: Options) -> list[Path]:

@@ -262,7 +262,7 @@ class Trainer:
         self.step, self.epoch, self.epoch_step = payload["step"], payload["epoch"], payload["epoch_step"]
         self.best_psnr = payload["best_psnr"]
         self._keep_global_batch(int(payload.get("global_batch", self.sampler.global_batch)), path)
-        self._follow_new_length(payload.get("options"))
+        self._follow_new_length(path, payload.get("options"))
         return True
 
     def _check_same_network(self, path: Path, config: dict[str, Any] | None, stored: dict[str, Any] | None) -> None:
@@ -284,13 +284,15 @@ class Trainer:
                 "back to continue it, or start a new run under another save.path; the checkpoint was left as it was"
             )
 
-    def _follow_new_length(self, stored: dict[str, Any] | None) -> None:
+    def _follow_new_length(self, path: Path, stored: dict[str, Any] | None) -> None:
         """When the run's length in steps changed (``train.epochs``, or the training set's size), continue on the
         cosine schedule of the new length: the learning rate moves to that schedule's value at this step, and says
-        so. Nothing changes when the length is the same (an exact resume)."""
+        so. Nothing changes when the length is the same (an exact resume). A new length the run has already reached
+        is refused (see :meth:`_check_new_length`)."""
         before, after = self.scheduler.T_max, self.total_steps
         if before == after:
             return
+        self._check_new_length(path, after)
         epochs = (stored or {}).get("train", {}).get("epochs", self.options.train.epochs)
         was = self.optimizer.param_groups[0]["lr"]
         self.scheduler.T_max = after
@@ -309,6 +311,18 @@ class Trainer:
                 f"learning rate is {self.optimizer.param_groups[0]['lr']:.3g} (was {was:.3g})",
                 file=sys.stderr,
             )
+
+    def _check_new_length(self, path: Path, after: int) -> None:
+        """Refuse a new length of ``after`` steps (or of ``train.epochs`` epochs) that the run in ``path`` has already
+        reached: it would train nothing and only rewrite the checkpoint (on a wrapped-around schedule)."""
+        epochs, per_epoch = self.options.train.epochs, self.sampler.steps_per_epoch()
+        if self.step < after and self.epoch < epochs:
+            return
+        raise ConfigError(
+            f"{self.options.source}: train.epochs: the run in {path} has done {self.step} steps ({self.epoch} epochs), "
+            f"and {epochs} epochs of {per_epoch} steps make {after}, so nothing is left to train; set train.epochs to "
+            f"{max(self.step // per_epoch, self.epoch) + 1} or more to continue it; the checkpoint was left as it was"
+        )
 
     # ------------------------------------------------------------------ logs
     def log(self, record: dict[str, Any]) -> None:

@@ -1,0 +1,174 @@
+"""A run's files never replace one another, the options file given, or data: save paths that would are refused
+before any work, ``--restart`` backs up only the run's own files, and a resume to a length already reached is refused
+with the checkpoint left as it was.
+
+Each test trains a tiny model on a tiny synthetic set through ``darkir.cli.main``, a few steps at most.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from darkir.checkpoint import read_checkpoint
+from darkir.cli import main
+from tests.conftest import REPO
+
+OPTIONS = REPO / "options" / "train" / "tiny_csf.yml"
+
+
+@pytest.fixture(scope="module")
+def data(tiny_synth_set: Path) -> Path:
+    return tiny_synth_set
+
+
+def _overrides(data: Path, run: Path, *extra: str) -> list[str]:
+    """The tiny run in ``run`` (``last.pt``, ``best.pt``): batch 2, so two steps an epoch, one epoch."""
+    return [
+        f"datasets.train.train_path={data / 'train'}",
+        f"datasets.val.test_path={data / 'val'}",
+        f"save.path={run / 'last.pt'}",
+        f"save.best={run / 'best.pt'}",
+        "datasets.train.batch_size_train=2",
+        "datasets.train.cropsize=32",
+        "train.epochs=1",
+        *extra,
+    ]
+
+
+def _train(data: Path, run: Path, *extra: str, options: Path = OPTIONS) -> int:
+    """``darkir train`` on the tiny run; ``extra``: more overrides and flags."""
+    return main(["train", "-p", str(options), *_overrides(data, run), "-q", *extra])
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    """Every file under ``root``, by its path relative to it."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _one_error(err: str) -> str:
+    """The single ``darkir: error:`` line of ``err``."""
+    lines = [line for line in err.strip().splitlines() if line.startswith("darkir: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+# 2 and 2b. A checkpoint that another file of the run would replace is refused before any work.
+@pytest.mark.parametrize(
+    ("setting", "key", "words"),
+    [
+        ("save.best={run}/last.yml", "save.best", "ends in .yml"),
+        ("save.path={run}/model.yml", "save.path", "ends in .yml"),
+        ("save.path={run}/model.YAML", "save.path", "ends in .YAML"),
+        ("save.best={run}/last.pth", "save.best", "would be both the best checkpoint's options file and the last"),
+        ("save.best={run}/last_logs/train.jsonl", "save.best", "is in the log folder"),
+        ("save.best={run}/last_logs/best.pt", "save.best", "is in the log folder"),
+        ("save.best={run}/last_step000001.pt", "save.best", "is named like a step snapshot of save.path"),
+        ("save.best={run}/last_step000002.yml", "save.best", "ends in .yml"),
+        ("save.best={run}/last_step000002.pth", "save.best", "is named like a step snapshot of save.path"),
+    ],
+)
+def test_files_of_the_run_that_would_replace_one_another_are_refused(data, tmp_path, capsys, setting, key, words):
+    run = tmp_path / "run"
+    run.mkdir()
+    assert _train(data, run, setting.format(run=run), "train.keep_every_steps=1", "--max-steps", "2") == 2
+    error = _one_error(capsys.readouterr().err)
+    assert f": {key}: " in error and words in error and "nothing was trained or written" in error
+    assert not any(run.iterdir())
+
+
+def test_a_log_file_name_in_a_given_log_dir_is_refused(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _train(data, run, f"train.log_dir={run}", f"save.best={run}/train.jsonl") == 2
+    error = _one_error(capsys.readouterr().err)
+    assert f"save.best: {run}/train.jsonl (the best checkpoint) is in the log folder {run}" in error
+    assert not run.exists() or not any(run.iterdir())
+
+
+# 3. The options file given is never written over nor moved into a backup.
+def _own_options(folder: Path) -> Path:
+    """A copy of the tiny options with a comment of the user's, as ``folder/model.yml``."""
+    folder.mkdir(parents=True)
+    options = folder / "model.yml"
+    options.write_text(OPTIONS.read_text() + "# MY NOTES: keep this file!\n")
+    return options
+
+
+def test_an_options_file_beside_a_checkpoint_of_its_name_is_refused(data, tmp_path, capsys):
+    exp = tmp_path / "exp"
+    options = _own_options(exp)
+    before = options.read_bytes()
+    code = main(["train", "-p", str(options), *_overrides(data, exp), f"save.path={exp / 'model.pt'}", "-q"])
+    error = _one_error(capsys.readouterr().err)
+    assert code == 2 and f"save.path: the run would write the last checkpoint's options file over {options}" in error
+    assert f"e.g. {exp / 'model_run.pt'}" in error and "nothing was trained or written" in error
+    assert options.read_bytes() == before and sorted(p.name for p in exp.iterdir()) == ["model.yml"]
+
+
+def test_restart_never_moves_the_options_file_given(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    options = _own_options(run / "last_logs")  # the options file in the run's default log folder
+    before = options.read_bytes()
+    args = ["train", "-p", str(options), *_overrides(data, run), "-q"]
+    assert main(args) == 0 and main([*args, "--restart"]) == 0
+    assert options.read_bytes() == before
+    (backup,) = (run / "last_logs").glob("backup-*")
+    assert (backup / "train.jsonl").is_file() and not (backup / "model.yml").exists()
+    assert len((run / "last_logs" / "train.jsonl").read_text().splitlines()) >= 1
+
+
+# 4. train.log_dir: never a data folder; --restart backs up only the run's own log files there.
+@pytest.mark.parametrize(
+    ("where", "key"),
+    [
+        ("{data}/train", "is datasets.train.train_path"),
+        ("{data}", "holds datasets.train.train_path"),
+        ("{data}/val/x", "lies in datasets.val.test_path"),
+    ],
+)
+def test_a_log_dir_that_is_holds_or_lies_in_data_is_refused(data, tmp_path, capsys, where, key):
+    before = _files(data)
+    assert _train(data, tmp_path / "run", f"train.log_dir={where.format(data=data)}", "--restart") == 2
+    error = _one_error(capsys.readouterr().err)
+    assert "train.log_dir: " in error and key in error and "give the logs a folder of their own" in error
+    assert _files(data) == before and not (tmp_path / "run").exists()
+
+
+def test_restart_backs_up_only_the_runs_log_files_in_a_given_log_dir(data, tmp_path, capsys):
+    run, logs = tmp_path / "run", tmp_path / "logs"
+    logs.mkdir()
+    (logs / "notes.txt").write_text("another run's notes")
+    (logs / "other").mkdir()
+    assert _train(data, run, f"train.log_dir={logs}") == 0
+    first = (logs / "train.jsonl").read_bytes()
+    events = sorted(p.name for p in logs.glob("events.out.tfevents.*"))
+    assert _train(data, run, f"train.log_dir={logs}", "--restart") == 0
+    (backup,) = logs.glob("backup-*")
+    assert sorted(p.name for p in backup.iterdir()) == sorted(["train.jsonl", *events])
+    assert (backup / "train.jsonl").read_bytes() == first
+    assert (logs / "notes.txt").read_text() == "another run's notes" and (logs / "other").is_dir()
+
+
+# 6. A resume to a length the run has already reached: refused, the checkpoint left byte for byte.
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_a_resume_shorter_than_the_steps_done_is_refused(data, tmp_path, capsys, epochs):
+    run = tmp_path / "run"
+    assert _train(data, run, "train.epochs=3", "--max-steps", "4") == 0
+    before = _files(run)
+    capsys.readouterr()
+    assert _train(data, run, f"train.epochs={epochs}", "--resume") == 2
+    error = _one_error(capsys.readouterr().err)
+    assert f"train.epochs: the run in {run / 'last.pt'} has done 4 steps (2 epochs)" in error
+    assert f"{epochs} epochs of 2 steps make {2 * epochs}" in error and "set train.epochs to 3 or more" in error
+    assert _files(run) == before
+    assert read_checkpoint(run / "last.pt")[2]["step"] == 4
+
+
+def test_a_longer_resume_still_continues(data, tmp_path):
+    run = tmp_path / "run"
+    assert _train(data, run, "train.epochs=3", "--max-steps", "2") == 0
+    assert _train(data, run, "train.epochs=2", "--resume") == 0
+    assert read_checkpoint(run / "last.pt")[2]["step"] == 4
+    shutil.rmtree(run)
