@@ -308,6 +308,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def register(add: AddCommand) -> None:
     """Add this module's subcommands."""
+    _register_test(add)
+    _register_metrics(add)
+    _register_unpaired(add)
+    _register_compare(add)
+
+
+def _register_test(add: AddCommand) -> None:
     test = add("test", cmd_test, "Evaluate a model on paired images: PSNR, SSIM, LPIPS (mean and per image).")
     add_weights_source(test)
     test.add_argument("--data", help="paired folder or split manifest (default: datasets.val.test_path)")
@@ -337,6 +344,8 @@ def register(add: AddCommand) -> None:
     add_runtime(test, precision="fp32")  # scores are computed exactly by default
     add_eval_options(test)
 
+
+def _register_metrics(add: AddCommand) -> None:
     metrics = add(
         "metrics",
         cmd_metrics,
@@ -353,6 +362,8 @@ def register(add: AddCommand) -> None:
     metrics.add_argument("--overwrite", action="store_true", help="replace an existing --csv file")
     add_eval_options(metrics, convention=False)
 
+
+def _register_unpaired(add: AddCommand) -> None:
     unpaired = add(
         "test-unpaired", cmd_test_unpaired, "Restore an unpaired set and report NIQE, brightness and noise, in and out."
     )
@@ -367,8 +378,6 @@ def register(add: AddCommand) -> None:
     )
     add_runtime(unpaired, precision="fp32")  # scores are computed exactly by default
     unpaired.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-
-    _register_compare(add)
 
 
 def _register_compare(add: AddCommand) -> None:
