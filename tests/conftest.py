@@ -87,6 +87,21 @@ def tiny_synth_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "set"
 
 
+def tiny_run_overrides(data: Path, run: Path, *extra: str, validate: bool = True) -> list[str]:
+    """Overrides of ``options/train/tiny_csf.yml`` for a tiny run on the set ``data`` (``train``, ``val``) into
+    ``run`` (``last.pt``, ``best.pt``): batch 2 of 32-px crops, one epoch; ``validate=False``: no validation set."""
+    return [
+        f"datasets.train.train_path={data / 'train'}",
+        f"datasets.val.test_path={data / 'val'}" if validate else "datasets.val.test_path=null",
+        f"save.path={run / 'last.pt'}",
+        f"save.best={run / 'best.pt'}",
+        "datasets.train.batch_size_train=2",
+        "datasets.train.cropsize=32",
+        "train.epochs=1",
+        *extra,
+    ]
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved, randomized tiny DarkIR+CSF checkpoint (with its config) for end-to-end commands."""

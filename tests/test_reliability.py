@@ -139,7 +139,7 @@ def test_write_atomic_never_replaces_without_overwrite(tmp_path):
 # 3. A new training run never replaces an earlier run's checkpoints.
 def test_training_refuses_to_replace_a_run_unless_told(tmp_path, capsys):
     from darkir.data.synth import synthesize
-    from tests.conftest import make_photos
+    from tests.conftest import make_photos, tiny_run_overrides
 
     data = tmp_path / "set"
     synthesize(
@@ -150,13 +150,7 @@ def test_training_refuses_to_replace_a_run_unless_told(tmp_path, capsys):
         "train",
         "-p",
         str(REPO / "options" / "train" / "tiny_csf.yml"),
-        f"datasets.train.train_path={data / 'train'}",
-        f"datasets.val.test_path={data / 'val'}",
-        f"save.path={run / 'last.pt'}",
-        f"save.best={run / 'best.pt'}",
-        "datasets.train.batch_size_train=2",
-        "datasets.train.cropsize=32",
-        "train.epochs=1",
+        *tiny_run_overrides(data, run),
         "-q",
     ]
     assert main(args) == 0

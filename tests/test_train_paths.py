@@ -14,7 +14,7 @@ import pytest
 
 from darkir.checkpoint import read_checkpoint
 from darkir.cli import main
-from tests.conftest import REPO
+from tests.conftest import REPO, tiny_run_overrides
 
 OPTIONS = REPO / "options" / "train" / "tiny_csf.yml"
 
@@ -24,23 +24,9 @@ def data(tiny_synth_set: Path) -> Path:
     return tiny_synth_set
 
 
-def _overrides(data: Path, run: Path, *extra: str) -> list[str]:
-    """The tiny run in ``run`` (``last.pt``, ``best.pt``): batch 2, so two steps an epoch, one epoch."""
-    return [
-        f"datasets.train.train_path={data / 'train'}",
-        f"datasets.val.test_path={data / 'val'}",
-        f"save.path={run / 'last.pt'}",
-        f"save.best={run / 'best.pt'}",
-        "datasets.train.batch_size_train=2",
-        "datasets.train.cropsize=32",
-        "train.epochs=1",
-        *extra,
-    ]
-
-
 def _train(data: Path, run: Path, *extra: str, options: Path = OPTIONS) -> int:
     """``darkir train`` on the tiny run; ``extra``: more overrides and flags."""
-    return main(["train", "-p", str(options), *_overrides(data, run), "-q", *extra])
+    return main(["train", "-p", str(options), *tiny_run_overrides(data, run), "-q", *extra])
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -100,7 +86,7 @@ def test_an_options_file_beside_a_checkpoint_of_its_name_is_refused(data, tmp_pa
     exp = tmp_path / "exp"
     options = _own_options(exp)
     before = options.read_bytes()
-    code = main(["train", "-p", str(options), *_overrides(data, exp), f"save.path={exp / 'model.pt'}", "-q"])
+    code = main(["train", "-p", str(options), *tiny_run_overrides(data, exp), f"save.path={exp / 'model.pt'}", "-q"])
     error = _one_error(capsys.readouterr().err)
     assert code == 2 and f"save.path: the run would write the last checkpoint's options file over {options}" in error
     assert f"e.g. {exp / 'model_run.pt'}" in error and "nothing was trained or written" in error
@@ -111,7 +97,7 @@ def test_restart_never_moves_the_options_file_given(data, tmp_path, capsys):
     run = tmp_path / "run"
     options = _own_options(run / "last_logs")  # the options file in the run's default log folder
     before = options.read_bytes()
-    args = ["train", "-p", str(options), *_overrides(data, run), "-q"]
+    args = ["train", "-p", str(options), *tiny_run_overrides(data, run), "-q"]
     assert main(args) == 0 and main([*args, "--restart"]) == 0
     assert options.read_bytes() == before
     (backup,) = (run / "last_logs").glob("backup-*")

@@ -21,7 +21,7 @@ from darkir.errors import DarkIRError
 from darkir.options import load_options
 from darkir.train.runfiles import hold_run
 from darkir.train.trainer import Trainer
-from tests.conftest import REPO
+from tests.conftest import REPO, tiny_run_overrides
 
 OPTIONS = REPO / "options" / "train" / "tiny_csf.yml"
 
@@ -31,23 +31,9 @@ def data(tiny_synth_set: Path) -> Path:
     return tiny_synth_set
 
 
-def _overrides(data: Path, run: Path, *extra: str, validate: bool = True) -> list[str]:
-    """The tiny run in ``run`` (``last.pt``, ``best.pt``): batch 2, so two steps an epoch, one epoch."""
-    return [
-        f"datasets.train.train_path={data / 'train'}",
-        f"datasets.val.test_path={data / 'val'}" if validate else "datasets.val.test_path=null",
-        f"save.path={run / 'last.pt'}",
-        f"save.best={run / 'best.pt'}",
-        "datasets.train.batch_size_train=2",
-        "datasets.train.cropsize=32",
-        "train.epochs=1",
-        *extra,
-    ]
-
-
 def _train(data: Path, run: Path, *extra: str, validate: bool = True) -> int:
     """``darkir train`` on the tiny run; ``extra``: more overrides and flags (overrides may follow flags)."""
-    return main(["train", "-p", str(OPTIONS), *_overrides(data, run, validate=validate), "-q", *extra])
+    return main(["train", "-p", str(OPTIONS), *tiny_run_overrides(data, run, validate=validate), "-q", *extra])
 
 
 def _contents(run: Path) -> dict[str, bytes]:
@@ -185,7 +171,7 @@ def test_a_corrupt_image_mid_epoch_saves_the_last_checkpoint_and_names_it(data, 
     assert _train(data, tmp_path / "straight", *settings, validate=False) == 0
     copy = tmp_path / "copy"
     shutil.copytree(data, copy)
-    trainer = Trainer(load_options(OPTIONS, _overrides(copy, tmp_path / "probe", *settings, validate=False)))
+    trainer = Trainer(load_options(OPTIONS, tiny_run_overrides(copy, tmp_path / "probe", *settings, validate=False)))
     trainer.sampler.set_epoch(0)
     third = trainer.train_set.pairs[list(trainer.sampler)[2][0]].low  # read by step 3
     whole = _truncate(third)
@@ -205,7 +191,7 @@ def test_a_corrupt_image_mid_epoch_saves_the_last_checkpoint_and_names_it(data, 
 
 
 def test_a_loader_error_that_names_no_file_names_the_batch(data, tmp_path, monkeypatch):
-    trainer = Trainer(load_options(OPTIONS, _overrides(data, tmp_path, "datasets.train.batch_size_train=1")))
+    trainer = Trainer(load_options(OPTIONS, tiny_run_overrides(data, tmp_path, "datasets.train.batch_size_train=1")))
     trainer.sampler.set_epoch(0)
     second = list(trainer.sampler)[1][0]
     getitem = type(trainer.train_set).__getitem__
@@ -268,7 +254,7 @@ def test_more_epochs_on_resume_follow_the_new_cosine_schedule(data, tmp_path, ca
     run = tmp_path / "run"
     assert _train(data, run, validate=False) == 0
     capsys.readouterr()
-    options = load_options(OPTIONS, _overrides(data, run, "train.epochs=3", validate=False))
+    options = load_options(OPTIONS, tiny_run_overrides(data, run, "train.epochs=3", validate=False))
     trainer = Trainer(options, progress=False)
     assert trainer.resume() and trainer.step == 2
     assert "train.epochs 1 -> 3: the cosine schedule now runs 6 steps (was 2)" in capsys.readouterr().err
