@@ -74,3 +74,17 @@ def test_console_script_is_installed():
     exe = script if script.exists() else "darkir"
     version = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True)
     assert version.stdout.startswith("darkir ")
+
+
+def test_help_does_not_load_torch():
+    """Help is instant: no subcommand's flags import torch (it takes over a second to load)."""
+    script = (
+        "import sys, contextlib, io\nfrom darkir.cli import main\n"
+        "for command in [[]] + [[name] for name in sys.argv[1:]]:\n"
+        "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "        main([*command, '--help'])\n"
+        "    if 'torch' in sys.modules:\n"
+        "        sys.exit(f'darkir {\" \".join(command)} --help imported torch')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, *_subcommands()], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

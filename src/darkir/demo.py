@@ -120,7 +120,7 @@ class DemoEngine:
 
     def restorer(self, variant: str) -> Restorer:
         """The (cached) Restorer of ``variant``."""
-        from darkir.infer import DEFAULT_TILE
+        from darkir.infer.defaults import DEFAULT_TILE
         from darkir.models import create_model
 
         if variant not in self.weights:

@@ -34,7 +34,7 @@ def add_weights_source(parser: argparse.ArgumentParser) -> None:
 
 def add_runtime(parser: argparse.ArgumentParser, precision: str = "auto") -> None:
     """Device, precision, tiling and compile flags (``precision``: the command's default)."""
-    from darkir.infer import DEFAULT_OVERLAP, DEFAULT_TILE
+    from darkir.infer.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     parser.add_argument(

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from darkir.errors import CheckpointError, DarkIRError
+from darkir.infer.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 from darkir.infer.exposure import apply_exposure, check_exposure
 from darkir.infer.memory import MemoryPlanner, Plan, parse_memory
 from darkir.runtime import (
@@ -27,10 +28,6 @@ from darkir.runtime import (
     resolve_precision,
 )
 
-#: Default tiling: the whole image when it fits the memory budget, else the largest tiles that do
-#: (:mod:`darkir.infer.memory`).
-DEFAULT_TILE = "auto"
-DEFAULT_OVERLAP = 128
 #: Scale (pixels) above which a tiled result takes its content from the whole-image preview.
 GUIDE_SCALE = 64
 #: How far beyond [0, 1] :meth:`Restorer.restore_array` takes float values (half an 8-bit step: rounding noise);
