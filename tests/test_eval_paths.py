@@ -88,6 +88,17 @@ def test_results_dir_of_an_earlier_run_is_reused(tmp_path, tiny_checkpoint, caps
     assert _digests(data) == before
 
 
+def test_a_note_unlocks_only_the_triplets_it_lists(tmp_path, tiny_checkpoint, capsys):
+    data = _data(tmp_path / "data")
+    results = tmp_path / "results"
+    assert main(_test(tiny_checkpoint, data, "--results-dir", str(results), "--save", "1")) == 0
+    mine = _png(results / "00001_output.png", 4)  # the user's file, beside a note that lists triplet 0 only
+    digest = hashlib.sha256(mine.read_bytes()).hexdigest()
+    capsys.readouterr()
+    assert main(_test(tiny_checkpoint, data, "--results-dir", str(results), "--save", "2")) == 2
+    assert "00001_output.png" in _error(capsys) and hashlib.sha256(mine.read_bytes()).hexdigest() == digest
+
+
 def test_a_foreign_triplets_note_is_not_taken_for_an_earlier_run(tmp_path, tiny_checkpoint, capsys):
     data = _data(tmp_path / "data")
     (tmp_path / "res").mkdir()

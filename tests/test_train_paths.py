@@ -158,3 +158,34 @@ def test_a_longer_resume_still_continues(data, tmp_path):
     assert _train(data, run, "train.epochs=2", "--resume") == 0
     assert read_checkpoint(run / "last.pt")[2]["step"] == 4
     shutil.rmtree(run)
+
+
+def test_restart_leaves_other_runs_whose_names_start_like_a_snapshot(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    other = run / "last_step2_finetune.pt"  # another run's checkpoint, not a step snapshot of last.pt
+    other.parent.mkdir()
+    other.write_bytes(b"another run")
+    assert _train(data, run, "train.keep_every_steps=1") == 0
+    assert (run / "last_step000001.pt").is_file()
+    assert _train(data, run, "--restart") == 0
+    assert other.read_bytes() == b"another run"
+    backups = [p.name for p in run.glob("backup-*/*")]
+    assert "last_step000001.pt" in backups and "last_step2_finetune.pt" not in backups
+
+
+def test_a_best_checkpoint_alone_is_named_as_save_best(data, tmp_path, capsys):
+    shared = tmp_path / "shared_best.pt"
+    assert _train(data, tmp_path / "a", f"save.best={shared}") == 0
+    before = shared.read_bytes()
+    capsys.readouterr()
+    assert _train(data, tmp_path / "b", f"save.best={shared}") == 2
+    error = _one_error(capsys.readouterr().err)
+    assert f"save.best: {shared} holds an earlier run's best checkpoint" in error and "is gone" not in error
+    assert "give this run its own save.best" in error and shared.read_bytes() == before
+
+
+def test_an_existing_folder_with_a_dot_is_a_save_best_folder(data, tmp_path):
+    folder = tmp_path / "best.d"
+    folder.mkdir()
+    assert _train(data, tmp_path / "run", f"save.best={folder}") == 0
+    assert (folder / "last_best.pt").is_file()

@@ -150,35 +150,38 @@ _NOTE_HEADER = "darkir test: input/output/gt triplets"
 TRIPLET_SUFFIXES = ("input", "output", "gt")
 
 
-def triplet_names(count: int) -> list[str]:
-    """The files of the first ``count`` triplets: ``00000_input.png``, ``00000_output.png``, ``00000_gt.png``..."""
-    return [f"{index:05d}_{suffix}.png" for index in range(count) for suffix in TRIPLET_SUFFIXES]
+def triplet_names(count: int, skip: frozenset[int] = frozenset()) -> list[str]:
+    """The files of the first ``count`` triplets (``00000_input.png``, ``00000_output.png``, ``00000_gt.png``, ...),
+    but those of the indices in ``skip``."""
+    return [f"{index:05d}_{suffix}.png" for index in range(count) if index not in skip for suffix in TRIPLET_SUFFIXES]
 
 
-def is_triplet_folder(folder: Path) -> bool:
-    """Whether ``folder`` holds the triplets of an earlier ``darkir test`` (its :data:`TRIPLET_NOTE`)."""
+def noted_triplets(folder: Path) -> frozenset[int] | None:
+    """The indices of the triplets an earlier ``darkir test`` wrote in ``folder`` (listed in its
+    :data:`TRIPLET_NOTE`), or None if it holds no such note."""
     try:
         with open(folder / TRIPLET_NOTE, encoding="utf-8") as note:
-            return note.readline().startswith(_NOTE_HEADER)
+            if not note.readline().startswith(_NOTE_HEADER):
+                return None
+            return frozenset(int(line[:5]) for line in note if line[:5].isdigit())
     except (OSError, UnicodeDecodeError):
-        return False
+        return None
 
 
 def check_triplet_folder(folder: Path, count: int, overwrite: bool, flag: str = "--results-dir") -> None:
-    """Refuse to write ``count`` triplets into ``folder`` over files that are not an earlier run's triplets: where it
-    holds files named like them (or like the note) and no note of an earlier ``darkir test``, unless ``overwrite``."""
-    if overwrite or is_triplet_folder(folder):
+    """Refuse to write ``count`` triplets into ``folder`` over files that are not an earlier run's triplets (those
+    its :data:`TRIPLET_NOTE` lists): files named like them, or like the note without being one, unless
+    ``overwrite``."""
+    if overwrite:
         return
-    taken = [
-        name
-        for name in [*triplet_names(count), TRIPLET_NOTE]
-        if (folder / name).exists() or (folder / name).is_symlink()
-    ]
+    noted = noted_triplets(folder)
+    names = triplet_names(count, noted or frozenset()) + ([TRIPLET_NOTE] if noted is None else [])
+    taken = [name for name in names if (folder / name).exists() or (folder / name).is_symlink()]
     if taken:
         more = f" and {len(taken) - 3} more" if len(taken) > 3 else ""
         raise DarkIRError(
-            f"{flag} {folder} holds {', '.join(taken[:3])}{more}, not triplets of an earlier darkir test (no "
-            f"{TRIPLET_NOTE} of one); pass --overwrite to replace them, or choose another {flag}"
+            f"{flag} {folder} holds {', '.join(taken[:3])}{more}, not triplets of an earlier darkir test (not listed "
+            f"in a {TRIPLET_NOTE} of one); pass --overwrite to replace them, or choose another {flag}"
         )
 
 

@@ -18,14 +18,15 @@ from darkir.train.runlog import EVENTS_PREFIX, LOG_FILE
 
 
 def checkpoint_paths(options: Options) -> tuple[Path, Path]:
-    """(last, best) checkpoint files from ``save.path`` and ``save.best`` (a folder or a file)."""
+    """(last, best) checkpoint files from ``save.path`` and ``save.best`` (a folder: a name without a suffix or an
+    existing folder; else a file)."""
     if not options.save.path:
         raise ConfigError(f"{options.source}: save.path is not set (where the last checkpoint goes)")
     last = Path(options.save.path)
     if not options.save.best:
         return last, last.with_name(f"{last.stem}_best{last.suffix}")
     best = Path(options.save.best)
-    return last, (best / f"{last.stem}_best.pt" if not best.suffix else best)
+    return last, (best / f"{last.stem}_best.pt" if not best.suffix or best.is_dir() else best)
 
 
 def synthetic_validation(options: Options) -> bool:
@@ -207,7 +208,8 @@ def run_files(options: Options) -> list[Path]:
     files, and its logs (the default log folder whole, a ``train.log_dir``'s JSONL and TensorBoard files only); never
     the options file the run was loaded from."""
     last, best = checkpoint_paths(options)
-    snapshots = sorted(last.parent.glob(f"{glob.escape(last.stem)}_step[0-9]*{glob.escape(last.suffix)}"))
+    found = last.parent.glob(f"{glob.escape(last.stem)}_step[0-9]*{glob.escape(last.suffix)}")
+    snapshots = sorted(path for path in found if _snapshot_named(options, path))  # not model_step2_finetune.pt
     checkpoints = list(dict.fromkeys([last, *snapshots, best]))
     paths = [path for checkpoint in checkpoints for path in (checkpoint, checkpoint.with_suffix(".yml"))]
     source = _options_file(options)
@@ -248,11 +250,18 @@ def continue_or_start(
             print(f"darkir: network.resume_training: continuing the run in {last}", file=sys.stderr)
         return True, None
     earlier = _earlier_checkpoint(options)
-    if earlier and not restart:
-        choices = "pass resume=True to continue it, or" if earlier == last else f"{last} is gone, so pass"
+    if earlier and not restart and earlier == last:
         raise ConfigError(
             f"{options.source}: save.path: {earlier} holds an earlier run{_why_not_resumed(options, init_from)}; "
-            f"{choices} restart=True to start over (its checkpoints are moved to a backup folder first)"
+            "pass resume=True to continue it, or restart=True to start over (its checkpoints are moved to a backup "
+            "folder first)"
+        )
+    if earlier and not restart:
+        why = "its run lost its last checkpoint, or another run shares this save.best"
+        raise ConfigError(
+            f"{options.source}: save.best: {earlier} holds an earlier run's best checkpoint, and save.path {last} "
+            f"does not exist ({why}){_why_not_resumed(options, init_from)}; give this run its own save.best, or pass "
+            "restart=True to start over (the best checkpoint is moved to a backup folder first)"
         )
     return False, earlier
 
