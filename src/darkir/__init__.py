@@ -16,8 +16,7 @@ The public API (imported lazily, so ``import darkir`` and ``darkir --help`` stay
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from darkir.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -41,12 +40,4 @@ _EXPORTS = {
 
 __all__ = ["__version__", *_EXPORTS]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'darkir' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, also=("__version__",))

@@ -7,8 +7,7 @@ torch before it is needed.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from darkir.lazy import lazy_exports
 
 _EXPORTS = {
     "DEFAULT_OVERLAP": "darkir.infer.defaults",
@@ -19,12 +18,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'darkir.infer' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
