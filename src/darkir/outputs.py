@@ -166,6 +166,11 @@ def clean_stale(folder: Path) -> list[Path]:
     return removed
 
 
+def is_inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies in it (links resolved; either may be missing)."""
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
+
+
 def is_same_file(a: Path, b: Path) -> bool:
     """Whether two paths name the same file (symlinks and hard links resolved); False if either is missing."""
     try:

@@ -91,36 +91,38 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-#: The path and name arguments of the evaluation and tool commands -> how their errors name them.
+#: The path and name arguments of the evaluation and tool commands -> what an empty one is called.
 PATH_FLAGS = {
-    "pred": "PRED",
-    "gt": "GT",
-    "weights": "--weights",
-    "options": "-p",
-    "data": "--data",
-    "split": "--split",
-    "csv": "--csv",
-    "results_dir": "--results-dir",
-    "output": "-o",
-    "model": "-m",
-    "zero_dce": "--zero-dce",
-    "lpips_backbone": "--lpips-backbone",
-    "lpips_heads": "--lpips-heads",
+    "pred": "PRED is empty",
+    "gt": "GT is empty",
+    "weights": "--weights is empty",
+    "options": "-p is empty",
+    "data": "--data is empty",
+    "split": "--split is empty",
+    "csv": "--csv is empty",
+    "results_dir": "--results-dir is empty",
+    "output": "-o is empty",
+    "model": "-m is empty",
+    "zero_dce": "--zero-dce is empty",
+    "lpips_backbone": "--lpips-backbone is empty",
+    "lpips_heads": "--lpips-heads is empty",
 }
 
 
 def refuse_empty(args: argparse.Namespace, flags: dict[str, str] = PATH_FLAGS) -> None:
     """Refuse an empty or blank path or name argument (usually an unset shell variable), which would otherwise mean
-    the current folder or "not given". ``flags``: argparse name -> how the error names it (absent ones are skipped)."""
-    for name, flag in flags.items():
+    the current folder or "not given". ``flags``: argparse name -> what an empty one is called (absent ones are
+    skipped); of a repeated flag the error says which (``the 2nd of 2``), of positional ones ``argument 2 of 2``."""
+    for name, empty in flags.items():
         value = getattr(args, name, None)
         values = value if isinstance(value, list) else [value]
         for index, item in enumerate(values):
             if isinstance(item, str) and not item.strip():
-                where = f" (the {_ordinal(index + 1)} of {len(values)})" if len(values) > 1 else ""
+                which = f"the {_ordinal(index + 1)}" if empty.startswith("-") else f"argument {index + 1}"
+                where = f" ({which} of {len(values)})" if len(values) > 1 else ""
                 raise DarkIRError(
-                    f"{flag} is empty{where}: an unset variable? Give a path or name; an empty one is not the current "
-                    "folder nor the default"
+                    f"{empty}{where}: an unset variable? Give a path or name; an empty one is not the current folder "
+                    "nor the default"
                 )
 
 
@@ -191,21 +193,18 @@ def csv_file(path: str | Path, inputs: Iterable[str | Path | None], overwrite: b
     """``--csv PATH``, checked before any work: a ``.csv`` name, never one of the command's ``inputs`` nor inside an
     input folder (not even with ``--overwrite``), an existing file replaced only with ``overwrite``, its folder made
     and writable."""
-    import os
-
-    from darkir.outputs import is_same_file
+    from darkir.outputs import is_inside, is_same_file
 
     target = Path(path).expanduser()
     if target.is_dir():
         raise DarkIRError(f"{flag} {target} is a folder; give a file name")
     if target.suffix.lower() != ".csv":
         raise DarkIRError(f"{flag} {target}: per-image scores are written to a .csv file; name it so")
-    real = Path(os.path.realpath(target))
     for source in inputs:
         if source is None:
             continue
         source = Path(source).expanduser()
-        if source.is_dir() and real.is_relative_to(os.path.realpath(source)):
+        if source.is_dir() and is_inside(target, source):
             raise DarkIRError(f"{flag} {target} is inside the input folder {source}; write it outside the inputs")
         if is_same_file(target, source):
             raise DarkIRError(f"{flag} {target} is the input {source}; write to another file")

@@ -71,15 +71,15 @@ def _triplet_folder(args: argparse.Namespace, options: Options | None, inputs: S
 
     from darkir.eval.paired import check_triplet_folder
     from darkir.infer.files import ensure_writable_dir
+    from darkir.outputs import is_inside, is_same_file
 
     if not args.save:
         return None
     results_dir = Path(args.results_dir or (options.save.results_dir if options else "images/results_test"))
     results_dir = results_dir.expanduser()
-    real = Path(os.path.realpath(results_dir))
     for folder in inputs:
-        if real.is_relative_to(os.path.realpath(folder)):
-            where = "is" if real == Path(os.path.realpath(folder)) else "is inside"
+        if is_inside(results_dir, folder):
+            where = "is" if is_same_file(results_dir, folder) else "is inside"
             raise DarkIRError(
                 f"--results-dir {results_dir} {where} the input folder {folder}; write the triplets outside the "
                 "inputs (or pass --save 0)"

@@ -15,26 +15,13 @@ from darkir.cli.common import (
     non_negative,
     positive_float,
     positive_int,
+    refuse_empty,
     restorer_from_args,
     settings_from_args,
 )
 
 if TYPE_CHECKING:
     from darkir.infer.files import Report
-
-
-def check_not_empty(args: argparse.Namespace, paths: dict[str, str]) -> None:
-    """Refuse an empty path argument (usually an unset shell variable), which would otherwise mean the current
-    folder. ``paths``: argparse name -> how the error names an empty one."""
-    from darkir.errors import DarkIRError
-
-    for name, empty in paths.items():
-        value = getattr(args, name, None)
-        values = value if isinstance(value, list) else [value]
-        for index, item in enumerate(values):
-            if item == "":
-                where = f" (argument {index + 1} of {len(values)})" if len(values) > 1 else ""
-                raise DarkIRError(f"{empty}{where}: an unset variable? An empty path is not the current folder")
 
 
 #: The path arguments of ``restore``, ``video`` and ``demo`` -> how an empty one is named.
@@ -53,7 +40,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     from darkir.infer.files import ensure_writable_dir, plan_jobs, restore_files
 
-    check_not_empty(args, _PATHS)
+    refuse_empty(args, _PATHS)
     ray_flags = [flag for flag, value in _RAY_FLAGS.items() if getattr(args, value) is not None]
     if args.engine == "local" and ray_flags:
         print(f"darkir: error: {', '.join(ray_flags)} need --engine ray", file=sys.stderr)
@@ -138,7 +125,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     from darkir.infer.files import ensure_writable_dir
     from darkir.infer.video import check_video_encoding, check_video_paths, restore_video
 
-    check_not_empty(args, _PATHS)
+    refuse_empty(args, _PATHS)
     source, target = Path(args.input), Path(args.output)
     if target.is_dir() or not target.suffix:
         target = target / f"{source.stem}.mp4"
@@ -165,7 +152,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from darkir.demo import launch
     from darkir.runtime import resolve_device
 
-    check_not_empty(args, _PATHS)
+    refuse_empty(args, _PATHS)
     resolve_device(args.device)
     launch(weights=args.weights, host=args.host, port=args.port, share=args.share, device=args.device)
     return 0

@@ -70,7 +70,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from darkir.checkpoint import resolve_weights, save_checkpoint
     from darkir.models import create_model, get_spec
 
-    refuse_empty(args, {**PATH_FLAGS, "weights": "CHECKPOINT"})
+    refuse_empty(args, {**PATH_FLAGS, "weights": "CHECKPOINT is empty"})
     source, _ = resolve_weights(args.weights)
     output = output_file(args.output, CHECKPOINT_SUFFIXES, [source], args.overwrite, "a checkpoint")
     config = get_spec(args.model).config if args.model else {}

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import statistics
 import time
 from collections.abc import Iterable, Sequence
@@ -32,7 +31,7 @@ from darkir.eval.methods import Method
 from darkir.eval.metrics import PSNR_CAP, Convention, format_number, prepare
 from darkir.eval.paired import METRICS, Scores, count_note, evaluate, write_csv
 from darkir.imageio import Image, read_image, write_image
-from darkir.outputs import write_atomic
+from darkir.outputs import is_inside, write_atomic
 
 #: The files of a report (``psnr_diff_hist.png`` and ``grid.png`` only with references), each replaced by a new report.
 REPORT_FILES = ("summary.json", "per_image.csv", "report.md", "psnr_diff_hist.png", "grid.png")
@@ -106,9 +105,8 @@ def check_report_folder(output: Path, inputs: Iterable[Path]) -> None:
     """Refuse, before any work, a report folder where the report could replace the user's files: ``output`` equal to
     or inside one of the input folders ``inputs``, or holding a file named like a report file (:data:`REPORT_FILES`)
     without being an earlier report (its ``summary.json``); an earlier report is replaced by the new one."""
-    real = Path(os.path.realpath(output))
     for folder in inputs:
-        if real.is_relative_to(os.path.realpath(folder)):
+        if is_inside(output, folder):
             raise DarkIRError(
                 f"-o {output} is inside the input folder {folder}; the report would go among the inputs: "
                 "choose a report folder outside the data"

@@ -39,7 +39,7 @@ from darkir.eval.niqe import niqe
 from darkir.eval.paired import MAX_NAMED, count_note, skip_unreadable_image, write_csv_rows
 from darkir.imageio import Image, ImageReadError, read_image, write_image
 from darkir.infer.restorer import Restorer
-from darkir.outputs import is_same_file
+from darkir.outputs import is_inside, is_same_file
 
 NO_REFERENCE_NOTE = (
     "no-reference scores: NIQE (lower is better; MATLAB-matching, official natural-scene model; nan under 96x96 "
@@ -112,11 +112,11 @@ def outside_output(pairs: list[Pair], output: Path, folder: Path) -> list[Pair]:
     when ``output`` lies in ``folder`` and holds images without the ``stats.csv`` of an earlier run (they would be
     replaced), or when it holds a ``stats.csv`` that test-unpaired did not write. The images of an earlier run inside
     the data folder are left out of the inputs and named on stderr in one line."""
-    resolved = output.resolve()
-    kept = [pair for pair in pairs if not pair.low.resolve().is_relative_to(resolved)]
+    within = [is_inside(pair.low, output) for pair in pairs]
+    inside = [pair for pair, is_in in zip(pairs, within, strict=True) if is_in]
+    kept = [pair for pair, is_in in zip(pairs, within, strict=True) if not is_in]
     if not kept:
         raise DarkIRError(f"{folder}: its images are inside the output folder {output}; choose another output folder")
-    inside = [pair for pair in pairs if pair.low.resolve().is_relative_to(resolved)]
     stats = output / STATS_FILE
     if (stats.exists() or stats.is_symlink()) and not earlier_results(output):
         raise DarkIRError(f"{stats} was not written by darkir test-unpaired; move it away or choose another -o folder")

@@ -4,7 +4,6 @@ them: it continues the run there, or starts a new one, which refuses an earlier 
 from __future__ import annotations
 
 import glob
-import os
 import re
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import NoReturn
 
 from darkir.errors import ConfigError
 from darkir.options import Options
+from darkir.outputs import is_inside, is_same_file
 from darkir.train import ddp
 from darkir.train.runfiles import back_up, remove_stale_temporaries, save_problem
 from darkir.train.runlog import EVENTS_PREFIX, LOG_FILE
@@ -66,19 +66,6 @@ def _refuse(options: Options, key: str, problem: str) -> NoReturn:
     raise ConfigError(f"{options.source}: {key}: {problem}; nothing was trained or written")
 
 
-def _same(one: Path, other: Path) -> bool:
-    """Whether two paths name one file (existing or not, through links)."""
-    if one.exists() and other.exists():
-        return os.path.samefile(one, other)
-    return one.resolve() == other.resolve()
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    """Whether ``path`` is ``folder`` or lies in it (through links)."""
-    path, folder = path.resolve(), folder.resolve()
-    return path == folder or folder in path.parents
-
-
 def _written_files(options: Options) -> list[tuple[str, Path, str]]:
     """(key, file, what it is) for each checkpoint the run writes and the options file beside it."""
     last, best = checkpoint_paths(options)
@@ -106,9 +93,9 @@ def _in_log_folder(options: Options, path: Path) -> bool:
     """Whether ``path`` is the log folder, lies in the default one (``--restart`` moves it whole) or has the name of
     a log file in a ``train.log_dir``."""
     folder = log_folder(options)
-    if _inside(path, folder) and not options.train.log_dir:
+    if is_inside(path, folder) and not options.train.log_dir:
         return True
-    return _same(path, folder) or (path.parent.resolve() == folder.resolve() and _is_log_file_name(path.name))
+    return is_same_file(path, folder) or (path.parent.resolve() == folder.resolve() and _is_log_file_name(path.name))
 
 
 def _is_log_file_name(name: str) -> bool:
@@ -127,7 +114,7 @@ def _clashing_files(options: Options) -> tuple[str, str] | None:
                 f"{path} ends in {path.suffix}, like the options file saved beside each checkpoint; use a .pt path",
             )
     for index, (key, path, what) in enumerate(files):
-        other = next((other for _, file, other in files[:index] if _same(path, file)), None)
+        other = next((other for _, file, other in files[:index] if is_same_file(path, file)), None)
         if other is not None:
             return key, f"{path} would be both {what} and {other}; give the best checkpoint another name (or stem)"
         if key == "save.best" and _snapshot_named(options, path):
@@ -157,7 +144,9 @@ def _clashing_options_file(options: Options) -> tuple[str, str] | None:
     if source is None:
         return None
     last, _ = checkpoint_paths(options)
-    key, what = next(((key, what) for key, path, what in _written_files(options) if _same(path, source)), (None, None))
+    key, what = next(
+        ((key, what) for key, path, what in _written_files(options) if is_same_file(path, source)), (None, None)
+    )
     if key is None and _snapshot_named(options, source):
         key, what = "save.path", "a step snapshot's options file"
     if key is None:
@@ -176,12 +165,12 @@ def _log_folder_in_data(options: Options) -> tuple[str, str] | None:
         return None
     folder = Path(options.train.log_dir)
     for key, data in _data_folders(options):
-        if _inside(folder, data) or _inside(data, folder):
+        if is_inside(folder, data) or is_inside(data, folder):
             how = (
                 "is"
-                if _inside(data, folder) and _inside(folder, data)
+                if is_inside(data, folder) and is_inside(folder, data)
                 else "lies in"
-                if _inside(folder, data)
+                if is_inside(folder, data)
                 else "holds"
             )
             return "train.log_dir", f"{folder} {how} {key} ({data}); give the logs a folder of their own"
@@ -216,7 +205,7 @@ def run_files(options: Options) -> list[Path]:
     return [
         path
         for path in [*paths, *_log_files(options)]
-        if path.exists() and not (source is not None and _same(path, source))
+        if path.exists() and not (source is not None and is_same_file(path, source))
     ]
 
 
@@ -224,7 +213,7 @@ def _log_files(options: Options) -> list[Path]:
     """What a backup of the run moves of its logs: the default log folder whole, only the run's log files in a
     ``train.log_dir`` (which may hold other files) or in a default one holding the options file given."""
     folder, source = log_folder(options), _options_file(options)
-    if not options.train.log_dir and not (source is not None and _inside(source, folder)):
+    if not options.train.log_dir and not (source is not None and is_inside(source, folder)):
         return [folder]
     return [folder / LOG_FILE, *sorted(p for p in folder.glob(f"{EVENTS_PREFIX}*") if p.is_file())]
 
