@@ -1,5 +1,9 @@
 """Exceptions with messages meant for users: each names the file, key or path at fault."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 
 class DarkIRError(Exception):
     """Base class for errors the CLI reports as one clear line instead of a traceback."""
@@ -15,6 +19,13 @@ class CheckpointError(DarkIRError, RuntimeError):
 
 class DarkIRWarning(UserWarning):
     """A setting that is accepted but silently changes nothing; the CLI prints it as one line."""
+
+
+def some_of(names: Sequence[str], limit: int, sep: str = ", ") -> str:
+    """The first ``limit`` of ``names`` joined by ``sep``, then ``and N more`` if there are others: a list in a
+    one-line message that stays one line."""
+    more = len(names) - limit
+    return sep.join(names[:limit]) + (f" and {more} more" if more > 0 else "")
 
 
 def first_line(exc: BaseException) -> str:

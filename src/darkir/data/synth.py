@@ -24,8 +24,9 @@ from tqdm import tqdm
 from darkir.data.dataset import to_tensor
 from darkir.data.degradation import SynthParams, degrade, log_uniform
 from darkir.data.layouts import LAYOUTS, DatasetError
+from darkir.errors import some_of
 from darkir.imageio import Image, read_image, write_image
-from darkir.outputs import pid_alive
+from darkir.outputs import is_inside, pid_alive
 
 
 def random_crop(photo: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -57,20 +58,18 @@ def check_output(output: Path, sources: Sequence[Path] = ()) -> None:
     runs left in it is removed first (:func:`remove_killed_stages`)."""
     if output.exists() and not output.is_dir():
         raise DatasetError(f"output folder {output} is a file; choose a new folder")
-    where = Path(os.path.realpath(output))
     for source in sources:
-        folder = Path(os.path.realpath(source))
-        if where == folder or folder in where.parents:
+        if is_inside(output, source):
             raise DatasetError(f"output folder {output} is inside the photo folder {source}; choose a folder outside")
-        if where in folder.parents:
+        if is_inside(source, output):
             raise DatasetError(f"photo folder {source} is inside the output folder {output}; choose another folder")
     if output.is_dir():
         remove_killed_stages(output)
         entries = sorted(entry.name for entry in os.scandir(output))
         if entries:
             raise DatasetError(
-                f"output folder {output} is not empty (it holds {entries[0]!r}"
-                f"{f' and {len(entries) - 1} more' if len(entries) > 1 else ''}); choose a new folder"
+                f"output folder {output} is not empty (it holds {some_of([repr(name) for name in entries], 1)}); "
+                "choose a new folder"
             )
 
 

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from darkir.data.dataset import PairedDataset
 from darkir.data.pairs import Pair
-from darkir.errors import DarkIRError, first_line
+from darkir.errors import DarkIRError, first_line, some_of
 from darkir.eval.lpips import LPIPS
 from darkir.eval.methods import Method
 from darkir.eval.metrics import Convention, format_number, prepare, psnr, ssim
@@ -47,8 +47,7 @@ def unreadable_note(scored: int, unreadable: Sequence[str]) -> str:
     """``scored 9 of 10 images; 1 unreadable, skipped: <path: why>`` (empty when every image was read)."""
     if not unreadable:
         return ""
-    more = len(unreadable) - MAX_NAMED
-    named = "; ".join(unreadable[:MAX_NAMED]) + (f"; and {more} more" if more > 0 else "")
+    named = some_of(unreadable, MAX_NAMED, sep="; ")
     return f"scored {scored} of {scored + len(unreadable)} images; {len(unreadable)} unreadable, skipped: {named}"
 
 
@@ -178,9 +177,8 @@ def check_triplet_folder(folder: Path, count: int, overwrite: bool, flag: str = 
     names = triplet_names(count, noted or frozenset()) + ([TRIPLET_NOTE] if noted is None else [])
     taken = [name for name in names if (folder / name).exists() or (folder / name).is_symlink()]
     if taken:
-        more = f" and {len(taken) - 3} more" if len(taken) > 3 else ""
         raise DarkIRError(
-            f"{flag} {folder} holds {', '.join(taken[:3])}{more}, not triplets of an earlier darkir test (not listed "
+            f"{flag} {folder} holds {some_of(taken, 3)}, not triplets of an earlier darkir test (not listed "
             f"in a {TRIPLET_NOTE} of one); pass --overwrite to replace them, or choose another {flag}"
         )
 

@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from darkir.data.pairs import Pair
-from darkir.errors import DarkIRError
+from darkir.errors import DarkIRError, some_of
 from darkir.eval.compare import (
     MIN_INTERVAL_IMAGES,
     TOO_FEW_NOTE,
@@ -102,8 +102,7 @@ def earlier_results(output: Path) -> bool:
 
 def _named(pairs: Sequence[Pair]) -> str:
     """``a.png, b.png`` (at most :data:`MAX_NAMED` names, then ``and N more``)."""
-    more = len(pairs) - MAX_NAMED
-    return ", ".join(pair.name for pair in pairs[:MAX_NAMED]) + (f" and {more} more" if more > 0 else "")
+    return some_of([pair.name for pair in pairs], MAX_NAMED)
 
 
 def outside_output(pairs: list[Pair], output: Path, folder: Path) -> list[Pair]:

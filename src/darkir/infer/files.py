@@ -17,11 +17,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from darkir.errors import DarkIRError, DarkIRWarning, first_line
+from darkir.errors import DarkIRError, DarkIRWarning, first_line, some_of
 from darkir.imageio import IMAGE_SUFFIXES, Image, read_image, write_image
 from darkir.infer.pipeline import Drain, Prefetch
 from darkir.infer.restorer import Restorer
-from darkir.outputs import Claim, OutputBusyError, OutputExistsError, clean_stale
+from darkir.outputs import Claim, OutputBusyError, OutputExistsError, clean_stale, is_inside
 
 #: Video files that ``darkir restore`` restores as ``darkir video`` does, each into ``<name>.mp4`` (``.h264`` and
 #: ``.hevc``: raw camera streams).
@@ -173,13 +173,12 @@ def _expand_inputs(
     jobs: list[Job] = []
     problems: list[tuple[Path, str]] = []
     inside: list[Path] = []  # inputs found inside the output folder, left out
-    resolved_output = output_dir.resolve()
 
     def outside_output(candidates: Iterable[Path]) -> list[Path]:
         """The candidates outside the output folder, sorted; those inside are noted where some are kept (where
         none are, the input's problem says why)."""
         found = sorted(candidates)
-        outside = [not source.resolve().is_relative_to(resolved_output) for source in found]
+        outside = [not is_inside(source, output_dir) for source in found]
         kept = [source for source, keep in zip(found, outside, strict=True) if keep]
         if kept:
             inside.extend(source for source, keep in zip(found, outside, strict=True) if not keep)
@@ -241,11 +240,10 @@ def _warn_left_out(inside: list[Path], output_dir: Path) -> None:
     """One warning naming the inputs left out for being inside ``output_dir``."""
     if not inside:
         return
-    named = ", ".join(str(path) for path in inside[:LEFT_OUT_NAMED])
-    more = f" and {len(inside) - LEFT_OUT_NAMED} more" if len(inside) > LEFT_OUT_NAMED else ""
+    named = some_of([str(path) for path in inside], LEFT_OUT_NAMED)
     files = "file" if len(inside) == 1 else "files"
     warnings.warn(
-        f"left out {len(inside)} {files} inside the output folder {output_dir} ({named}{more}): files there are "
+        f"left out {len(inside)} {files} inside the output folder {output_dir} ({named}): files there are "
         "taken for outputs; choose an output folder outside the inputs to restore them",
         DarkIRWarning,
         stacklevel=4,
