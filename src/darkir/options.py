@@ -125,13 +125,18 @@ class _NetworkBase(_Section):
         return self.settings().as_kwargs()
 
 
+def network_key(field: str) -> str:
+    """The ``network:`` key of the :class:`ModelConfig` field ``field`` (the files write ``img_channels``)."""
+    return "img_channels" if field == "img_channel" else field
+
+
 def _network_options() -> type[_NetworkBase]:
     """The ``network:`` section: :class:`ModelConfig`'s fields with their defaults, bounds and descriptions (its
     ``img_channel`` is the files' ``img_channels``)."""
     hints = get_type_hints(ModelConfig)
     keys: dict[str, Any] = {}
     for item in dataclasses.fields(ModelConfig):
-        key = "img_channels" if item.name == "img_channel" else item.name
+        key = network_key(item.name)
         if item.name in SEQUENCE_FIELDS:
             bounds = dict(item.metadata)
             entry = Annotated[int, Field(ge=bounds.pop("item_ge", None))]
@@ -363,9 +368,7 @@ def _network_problems(network: _NetworkBase) -> list[str]:
     lists of different lengths, and channels other than the images' (checked before any work)."""
     values = network.config_values()
     values.update({name: tuple(values[name]) for name in SEQUENCE_FIELDS})
-    problems = [
-        f"network.{'img_channels' if name == 'img_channel' else name}: {why}" for name, why in config_problems(values)
-    ]
+    problems = [f"network.{network_key(name)}: {why}" for name, why in config_problems(values)]
     if values["img_channel"] != IMAGE_CHANNELS:
         problems.append(
             f"network.img_channels: must be {IMAGE_CHANNELS}, got {values['img_channel']} (darkir reads, trains on and "

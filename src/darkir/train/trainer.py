@@ -26,7 +26,7 @@ from darkir.eval.metrics import prepare, psnr, ssim
 from darkir.models.config import ModelConfig
 from darkir.models.darkir import DarkIR
 from darkir.models.factory import create_model
-from darkir.options import Options
+from darkir.options import Options, network_key
 from darkir.runtime import keep_freed_memory_for_reuse, resolve_device
 from darkir.train import ddp
 from darkir.train.losses import PIXEL_LOSSES, side_target
@@ -270,7 +270,7 @@ class Trainer:
         parameters), naming each key that differs with the checkpoint's value and the options' one."""
         theirs = ModelConfig.from_kwargs(config).as_kwargs() if config else self.model.config
         differing = [
-            (f"network.{'img_channels' if key == 'img_channel' else key}", value, self.model.config[key])
+            (f"network.{network_key(key)}", value, self.model.config[key])
             for key, value in theirs.items()
             if value != self.model.config[key]
         ]
