@@ -8,9 +8,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from darkir.checkpoint import infer_config, read_checkpoint, save_checkpoint
+from darkir.checkpoint import read_checkpoint, save_checkpoint
 from darkir.errors import CheckpointError
 from darkir.models.factory import build_model, load_model
+from darkir.models.state_dict import infer_config
 from tests.conftest import TINY, randomize
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-from darkir.checkpoint import load_weights_file, read_checkpoint, save_checkpoint
+from darkir.checkpoint import read_checkpoint, save_checkpoint
 from darkir.cli import main
 from darkir.errors import CheckpointError, ConfigError, DarkIRError
 from darkir.eval.methods import identity
@@ -26,6 +26,7 @@ from darkir.models.factory import build_model
 from darkir.options import PixelCriterion, load_options, options_from_dict
 from darkir.runtime import available_devices, resolve_device
 from darkir.train.losses import PIXEL_LOSSES
+from darkir.weightfiles import load_weights_file
 from tests.conftest import REPO
 
 

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 import torch
 
-from darkir.checkpoint import packaged_weights_path
+from darkir.models.weights import packaged_weights_path
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow

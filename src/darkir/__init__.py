@@ -29,7 +29,7 @@ _EXPORTS = {
     "Restorer": "darkir.infer",
     "read_checkpoint": "darkir.checkpoint",
     "save_checkpoint": "darkir.checkpoint",
-    "infer_config": "darkir.checkpoint",
+    "infer_config": "darkir.models.state_dict",
     "measure_complexity": "darkir.complexity",
     "Options": "darkir.options",
     "load_options": "darkir.options",

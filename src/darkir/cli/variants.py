@@ -67,8 +67,9 @@ CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth")
 
 def cmd_convert(args: argparse.Namespace) -> int:
     """Re-save any checkpoint layout as a darkir checkpoint (weights + config), e.g. .safetensors."""
-    from darkir.checkpoint import resolve_weights, save_checkpoint
+    from darkir.checkpoint import save_checkpoint
     from darkir.models import create_model, get_spec
+    from darkir.models.weights import resolve_weights
 
     refuse_empty(args, {**PATH_FLAGS, "weights": "CHECKPOINT is empty"})
     source, _ = resolve_weights(args.weights)

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from darkir.checkpoint import load_weights_file, state_mismatch
 from darkir.errors import CheckpointError, DarkIRError
+from darkir.weightfiles import load_weights_file, state_mismatch
 
 BACKBONE_FILE = "alexnet-owt-7be5be79.pth"
 #: Images smaller than this on either side get NaN: AlexNet's third pooling would have no pixel left

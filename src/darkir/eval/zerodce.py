@@ -12,7 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from darkir.checkpoint import CheckpointError, load_weights_file, state_mismatch
+from darkir.errors import CheckpointError
+from darkir.weightfiles import load_weights_file, state_mismatch
 
 
 class ZeroDCE(nn.Module):

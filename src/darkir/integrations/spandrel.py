@@ -33,8 +33,8 @@ except ImportError as exc:  # spandrel itself, or its torchvision built for anot
         "environment where torchvision matches torch (see scripts/setup_spandrel_env.sh)"
     ) from exc
 
-from darkir.checkpoint import infer_config, load_state_dict_strict
 from darkir.models import DarkIR, ModelConfig, create_model
+from darkir.models.state_dict import infer_config, load_state_dict_strict
 
 ARCH_ID = "DarkIR"
 

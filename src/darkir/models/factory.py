@@ -8,11 +8,12 @@ from typing import Any
 
 import torch
 
-from darkir.checkpoint import load_state_dict_strict, read_weights
 from darkir.errors import CheckpointError
 from darkir.models import zoo
 from darkir.models.config import ModelConfig, check_fields
 from darkir.models.darkir import DarkIR
+from darkir.models.state_dict import load_state_dict_strict
+from darkir.models.weights import read_weights
 
 
 def create_model(
@@ -53,7 +54,7 @@ def load_model(
 ) -> DarkIR:
     """A DarkIR in eval mode with the weights of a checkpoint (any layout) or zoo name: the loader of
     :func:`create_model`. ``config`` replaces fields of the checkpoint's own (see
-    :func:`~darkir.checkpoint.read_weights`); any key or shape mismatch raises :class:`CheckpointError`."""
+    :func:`~darkir.models.weights.read_weights`); any key or shape mismatch raises :class:`CheckpointError`."""
     settings, state_dict, path = read_weights(weights, config)
     model = build_model(settings)
     load_state_dict_strict(model, state_dict, source=f"checkpoint {path}")

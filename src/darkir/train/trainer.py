@@ -19,13 +19,15 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from darkir.checkpoint import load_state_dict_strict, read_checkpoint, resolve_weights, save_checkpoint, save_text
+from darkir.checkpoint import read_checkpoint, save_checkpoint, save_text
 from darkir.data.layouts import DatasetError
 from darkir.errors import CheckpointError, ConfigError, DarkIRError
 from darkir.eval.metrics import prepare, psnr, ssim
 from darkir.models.config import ModelConfig
 from darkir.models.darkir import DarkIR
 from darkir.models.factory import create_model
+from darkir.models.state_dict import load_state_dict_strict
+from darkir.models.weights import resolve_weights
 from darkir.options import Options, network_key
 from darkir.runtime import keep_freed_memory_for_reuse, resolve_device
 from darkir.train import ddp

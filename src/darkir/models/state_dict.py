@@ -1,0 +1,99 @@
+"""What a DarkIR's state_dict says about its network: the config read off key names and tensor shapes
+(:func:`infer_config`, for bare official checkpoints) and a strict load that names every mismatch."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from darkir.errors import CheckpointError
+from darkir.models.config import DEFAULTS
+
+
+def infer_config(state_dict: Mapping[str, torch.Tensor], dilations: Sequence[int] | None = None) -> dict[str, Any]:
+    """Infer DarkIR constructor kwargs from a bare state_dict's key names and shapes.
+
+    Width, channel count, block counts per stage, the extra depth-wise conv and CSF with its
+    reduction are read off the tensors; dilation values cannot be (all kernels are 3x3), so a
+    three-branch checkpoint gets the reference's ``[1, 4, 9]`` and other counts need ``dilations``.
+    """
+    if "intro.weight" not in state_dict:
+        raise CheckpointError(
+            "cannot infer a DarkIR config: the state_dict has no 'intro.weight' (not a DarkIR checkpoint?)"
+        )
+    width, img_channel = state_dict["intro.weight"].shape[:2]
+    config = DEFAULTS.replace(
+        img_channel=int(img_channel),
+        width=int(width),
+        enc_blk_nums=_blocks_per_stage(state_dict, "encoders"),
+        dec_blk_nums=_blocks_per_stage(state_dict, "decoders"),
+        middle_blk_num_enc=_blocks_in(state_dict, "middle_blks_enc"),
+        middle_blk_num_dec=_blocks_in(state_dict, "middle_blks_dec"),
+        dilations=_dilations(state_dict) if dilations is None else dilations,
+        extra_depth_wise=any(".extra_conv." in k for k in state_dict),
+        use_csf=any(k.startswith("csf_blocks.") for k in state_dict),
+    )
+    if config.use_csf:
+        hidden, channels = state_dict["csf_blocks.0.gate.1.weight"].shape[:2]
+        config = config.replace(csf_reduction=max(int(channels) // int(hidden), 1))
+    return config.as_kwargs()
+
+
+def _blocks_per_stage(state_dict: Mapping[str, torch.Tensor], prefix: str) -> list[int]:
+    """Blocks in each stage of ``prefix`` (``encoders``/``decoders``), from the highest block index per stage."""
+    pattern = re.compile(rf"^{prefix}\.(\d+)\.modules_list\.(\d+)\.")
+    counts: dict[int, int] = {}
+    for key in state_dict:
+        if match := pattern.match(key):
+            stage, block = int(match[1]), int(match[2])
+            counts[stage] = max(counts.get(stage, 0), block + 1)
+    return [counts.get(i, 0) for i in range(max(counts, default=-1) + 1)]
+
+
+def _blocks_in(state_dict: Mapping[str, torch.Tensor], prefix: str) -> int:
+    """Blocks in the single stack ``prefix`` (``middle_blks_enc``/``middle_blks_dec``)."""
+    found = {int(m[1]) for k in state_dict if (m := re.match(rf"^{prefix}\.modules_list\.(\d+)\.", k))}
+    return max(found, default=-1) + 1
+
+
+def _dilations(state_dict: Mapping[str, torch.Tensor]) -> tuple[int, ...]:
+    """The decoder blocks' dilations, as far as their branch count tells them."""
+    branches = {
+        int(m[1])
+        for k in state_dict
+        if (m := re.match(r"^(?:decoders\.\d+|middle_blks_dec)\.modules_list\.\d+\.branches\.(\d+)\.", k))
+    }
+    n_branches = max(branches, default=-1) + 1
+    if n_branches == len(DEFAULTS.dilations):
+        return DEFAULTS.dilations
+    if n_branches == 1:
+        return (1,)
+    raise CheckpointError(
+        f"cannot infer the dilations of a checkpoint with {n_branches} decoder branches; give them ('dilations')"
+    )
+
+
+def load_state_dict_strict(
+    model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint"
+) -> None:
+    """Load ``state_dict`` into ``model`` only if keys and shapes match exactly; else raise naming them."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    mismatched = [
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state_dict and state_dict[k].shape != expected[k].shape
+    ]
+    if missing or unexpected or mismatched:
+        parts = [f"{source} does not fit the model"]
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
+            if items:
+                shown = ", ".join(items[:8]) + (f", ... ({len(items) - 8} more)" if len(items) > 8 else "")
+                parts.append(f"{len(items)} {label} key(s): {shown}")
+        raise CheckpointError("; ".join(parts))
+    model.load_state_dict(state_dict, strict=True)

@@ -1,0 +1,147 @@
+"""Opening weight files safely (``torch.load`` weights only) and saying why one cannot be read: empty, cut short,
+a pickle of arbitrary objects, or another kind of file (an image, a safetensors file under a .pt name).
+
+:mod:`darkir.checkpoint` reads DarkIR checkpoints through it; :func:`load_weights_file` and :func:`state_mismatch`
+serve the weights of other projects (LPIPS, Zero-DCE).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import zipfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+
+from darkir.errors import CheckpointError, first_line
+
+
+def load_weights_file(path: str | os.PathLike[str], expected: str) -> object:
+    """What a weights file of another project holds (``torch.load``, weights only, on the CPU); a CheckpointError
+    naming ``path`` and ``expected`` (what it should hold) when it cannot be read or unpickled."""
+    return torch_load(Path(path), lambda why: f"{path}: {why}; {expected}")
+
+
+def torch_load(path: Path, message: Callable[[str], str]) -> object:
+    """``torch.load`` of ``path``, weights only, on the CPU; a CheckpointError with ``message(why it failed)``."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt, cut-short or non-torch files
+        refused = _unsafe_global(exc)
+        if refused is not None and _file_kind(path) == "torch":  # a real pickle: not another kind of file
+            why = (
+                f"it holds pickled Python objects ({refused}), not only tensors and plain data, so darkir does not "
+                "load it, for safety (unpickling such objects can run code)"
+            )
+            raise CheckpointError(message(why)) from None
+        cause = None if refused is not None else exc  # torch's weights_only advice does not fit a non-pickle
+        raise CheckpointError(message(_torch_file_problem(path, exc))) from cause
+
+
+def _unsafe_global(exc: BaseException) -> str | None:
+    """The Python object a weights-only ``torch.load`` refused (``'an object'`` when torch does not name it), or None
+    when ``exc`` is another failure."""
+    text = str(exc)
+    if not (isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in text):
+        return None
+    match = re.search(r"GLOBAL ([\w.]+)", text)
+    return match[1] if match else "an object"
+
+
+#: How files start: a zip archive (torch.save's format) and a pickle (torch's legacy format).
+_ZIP_MAGIC, _PICKLE_MAGIC = b"PK\x03\x04", b"\x80"
+#: How files that people mistake for weights start -> what they are.
+_OTHER_MAGIC = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"II*\x00": "a TIFF image",
+    b"MM\x00*": "a TIFF image",
+    b"GIF8": "a GIF image",
+    b"BM": "a BMP image",
+}
+
+
+def _file_kind(path: Path) -> str | None:
+    """What ``path`` holds by its first bytes: ``"torch"`` (a zip archive or a pickle, torch's formats),
+    ``"safetensors"`` (an 8-byte header length, then a JSON header), an image named as in :data:`_OTHER_MAGIC`,
+    or None (something else, or unreadable)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+    except OSError:
+        return None
+    if head.startswith((_ZIP_MAGIC, _PICKLE_MAGIC)):
+        return "torch"
+    if len(head) == 9 and head[8:] == b"{" and int.from_bytes(head[:8], "little") <= size - 8:
+        return "safetensors"
+    return next((kind for magic, kind in _OTHER_MAGIC.items() if head.startswith(magic)), None)
+
+
+def _torch_file_problem(path: Path, exc: BaseException) -> str:
+    """Why torch could not read ``path``: empty, cut short, not a PyTorch file, or else torch's own words."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(len(_ZIP_MAGIC))
+    except OSError as error:
+        return f"cannot read it ({error.strerror or error})"
+    if size == 0 or (head.startswith(_ZIP_MAGIC) and not zipfile.is_zipfile(path)):
+        return _cut_short(size)
+    if head.startswith(_PICKLE_MAGIC):
+        ends_early = isinstance(exc, EOFError) or any(word in str(exc) for word in ("EOF", "truncated"))
+        return _cut_short(size) if ends_early else first_line(exc)
+    if head.startswith(_ZIP_MAGIC):
+        return first_line(exc)
+    kind = _file_kind(path)
+    if kind == "safetensors":
+        return "not a PyTorch weights file (it is a safetensors file: give it the .safetensors suffix)"
+    return f"not a PyTorch weights file (it is {kind})" if kind else "not a PyTorch weights file"
+
+
+def _cut_short(size: int) -> str:
+    """Why a file of ``size`` bytes that ends before its format says it does cannot be read."""
+    if size == 0:
+        return "the file is empty"
+    return f"it is truncated ({size} bytes; a cut-off download or copy?) or damaged"
+
+
+def state_mismatch(state: object, shapes: Mapping[str, tuple[int, ...]]) -> str | None:
+    """What keeps ``state`` from holding a tensor of each of ``shapes`` (the first such thing); None if nothing."""
+    if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
+        return f"it holds a {type(state).__name__}, not a state_dict"
+    for key, shape in shapes.items():
+        value = state.get(key)
+        if not isinstance(value, torch.Tensor):
+            return f"{key} is missing"
+        if tuple(value.shape) != tuple(shape):
+            return f"{key} has shape {tuple(value.shape)}, not {tuple(shape)}"
+    return None
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """What is wrong with the layout of the .safetensors file ``path`` (8-byte header length, JSON header, tensor
+    data): cut short, or not a safetensors file; None when it looks whole."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            header = handle.read(min(length, size))
+    except OSError as error:
+        return f"cannot read it ({error.strerror or error})"
+    if size < 8 or length > size - 8:
+        if size < 8 or header[:1] == b"{":
+            return _cut_short(size)
+        return "not a safetensors file (its first 8 bytes are not the length of a header)"
+    try:
+        entries = json.loads(header).values()
+        end = max((int(entry["data_offsets"][1]) for entry in entries if "data_offsets" in entry), default=0)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None
+    if 8 + length + end > size:
+        return f"it is truncated: {size} bytes, but its header describes {8 + length + end} (a cut-off download?)"
+    return None
