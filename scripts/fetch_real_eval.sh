@@ -5,6 +5,8 @@
 #                              cidautai/DarkIR assets/), LOL v1 eval15 778 (wyf0912/LLFlow @acabea1, img/)
 #   lolblur_official/{low,high} 5 real LOLBlur test inputs (1120x640, low light + blur) and, as reference, the official
 #                              GPU-trained DarkIR's outputs on them (cidautai/DarkIR assets/): a proxy, not ground truth
+#   lol_eval15/{low,high}      3 more LOL v1 eval15 pairs (600x400: 1, 748, 780; 778 is in pairs/), the untouched LOL
+#                              files a course project committed (its 497 and 776 are training pairs, left out)
 #   dicm/, lime/               64 DICM and 9 LIME photos, unpaired (Li-Chongyi/Zero-DCE, Zero-DCE_code/data/test_data)
 #   lednet_real/               10 real night photos with blur, unpaired (sczhou/LEDNet inputs/real)
 #   zerodce/Epoch99.pth        the official Zero-DCE weights, a comparison peer (Li-Chongyi/Zero-DCE snapshots/)
@@ -29,6 +31,7 @@ clone Li-Chongyi/Zero-DCE
 clone wyf0912/LLFlow
 clone cidautai/DarkIR
 clone sczhou/LEDNet
+clone arnoliudaxia/SI290E-Digital-image-processing-practice
 
 mkdir -p "$out/pairs/low" "$out/pairs/high" "$out/dicm" "$out/lime" "$out/lednet_real"
 take DarkIR HEAD assets/lolv2real/low00733_low.png "$out/pairs/low/lolv2real_00733.png"
@@ -40,6 +43,13 @@ take LLFlow acabea1edec6ab46c856bda261b99a59fe73dc68 img/778.png "$out/pairs/hig
 for frame in 0010 0075 0087 0088; do
     take DarkIR HEAD "assets/qualis/inputs/$frame.png" "$out/lolblur_official/low/$frame.png"
     take DarkIR HEAD "assets/qualis/results/$frame.png" "$out/lolblur_official/high/$frame.png"
+done
+mkdir -p "$out/lol_eval15/low" "$out/lol_eval15/high"
+for n in 1 748 780; do
+    take SI290E-Digital-image-processing-practice 04684403852405c7512c560a0358dda4b9a38517 \
+        "Project-1/images/$n.png" "$out/lol_eval15/low/$n.png"
+    take SI290E-Digital-image-processing-practice 04684403852405c7512c560a0358dda4b9a38517 \
+        "Project-1/gt/$n.png" "$out/lol_eval15/high/$n.png"
 done
 take DarkIR HEAD assets/teaser/0085_low.png "$out/lolblur_official/low/0085.png"
 take DarkIR HEAD assets/teaser/0085_darkir.png "$out/lolblur_official/high/0085.png"
