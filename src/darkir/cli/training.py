@@ -108,7 +108,7 @@ def _register_split(add: AddCommand) -> None:
     split.add_argument(
         "--counts",
         type=split_counts,
-        default="1620,600,540",
+        default="1620,600,540",  # the seed's LOLBlur subset
         help="pairs per split, train,val,test (default: the seed's); scenes are kept whole",
     )
     split.add_argument("--seed", type=non_negative_int, default=0)

@@ -13,9 +13,6 @@ from darkir.data.layouts import DatasetError
 from darkir.data.pairs import find_pairs
 from darkir.outputs import write_atomic
 
-#: The seed's LOLBlur subset: 1620 train, 600 val, 540 test images.
-SEED_COUNTS = {"train": 1620, "val": 600, "test": 540}
-
 
 def scene_of(name: str) -> str:
     """A pair's scene: its input's parent folder (LOLBlur: ``<scene>/<frame>.png``), else its file stem."""
