@@ -18,9 +18,10 @@ import torch
 from darkir.cli import main
 from darkir.data.pairs import Pair
 from darkir.errors import DarkIRError
-from darkir.eval.compare import Interval, _histogram, bootstrap_mean, compare, win_rate
+from darkir.eval.compare import _histogram, compare
 from darkir.eval.methods import Method, identity
 from darkir.eval.paired import Scores
+from darkir.eval.stats import Interval, bootstrap_mean, win_rate
 from darkir.eval.unpaired import NoReferenceScores, compare_unpaired, mean_line
 
 

@@ -13,9 +13,9 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from darkir.checkpoint import save_checkpoint
 from darkir.cli import main
-from darkir.eval.compare import bootstrap_mean, win_rate
 from darkir.eval.lpips import LPIPSUnavailableError, load_lpips
 from darkir.eval.metrics import prepare, psnr, ssim
+from darkir.eval.stats import bootstrap_mean, win_rate
 from darkir.imageio import read_image
 from darkir.models.factory import build_model
 from tests.conftest import TINY, randomize

@@ -56,7 +56,7 @@ def _input_folders(location: str | Path | None, pairs: Sequence[Pair]) -> list[P
 def _unreadable_status(scored: int, unreadable: list[str]) -> int:
     """Print which images were skipped as unreadable, if any, and return the exit status: 1 if some were (as
     ``darkir restore`` does for files that failed), else 0."""
-    from darkir.eval.paired import unreadable_note
+    from darkir.eval.reports import unreadable_note
 
     if not unreadable:
         return 0
@@ -272,8 +272,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from darkir.data.pairs import find_unpaired
-    from darkir.eval.compare import check_report_folder, compare, method_line
+    from darkir.eval.compare import compare, method_line
     from darkir.eval.methods import auto_exposure, clahe, identity, zero_dce
+    from darkir.eval.reports import check_report_folder
     from darkir.infer.files import ensure_writable_dir
 
     refuse_empty(args)

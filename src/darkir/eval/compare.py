@@ -4,19 +4,18 @@ Every variant is scored on the same images beside baselines (the input as it is,
 Differences are taken per image against the first variant and summarized with a paired bootstrap (resampling
 images), so a difference whose 95% interval contains 0 is reported as no evidence of a difference. Images without a
 value (SSIM under 11 pixels a side, NIQE under 96x96) are left out of a mean, which then says how many images it
-covers, and out of every paired difference that involves them; fewer than :data:`MIN_INTERVAL_IMAGES` images give a
-mean without interval, win rate or verdict.
+covers, and out of every paired difference that involves them; fewer than
+:data:`~darkir.eval.stats.MIN_INTERVAL_IMAGES` images give a mean without interval, win rate or verdict
+(:mod:`darkir.eval.stats`); the report files are written as :mod:`darkir.eval.reports` says.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import math
 import statistics
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -25,137 +24,21 @@ import torch
 
 from darkir.complexity import measure_complexity
 from darkir.data.pairs import Pair
-from darkir.errors import DarkIRError
 from darkir.eval.lpips import LPIPS
 from darkir.eval.methods import Method
 from darkir.eval.metrics import PSNR_CAP, Convention, format_number, prepare
-from darkir.eval.paired import METRICS, Scores, count_note, evaluate, write_csv
-from darkir.imageio import Image, read_image, write_image
-from darkir.outputs import is_inside, write_atomic
-
-#: The files of a report (``psnr_diff_hist.png`` and ``grid.png`` only with references), each replaced by a new report.
-REPORT_FILES = ("summary.json", "per_image.csv", "report.md", "psnr_diff_hist.png", "grid.png")
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "psnr_detail": True, "ssim_detail": True, "niqe": False}
-#: The fewest images with a value that get a bootstrap interval, a win rate and a verdict (one image has no spread).
-MIN_INTERVAL_IMAGES = 2
-#: What a report says where some mean or difference has a value but no interval.
-TOO_FEW_NOTE = (
-    f"Too few images for an interval: intervals, win rates and verdicts need at least {MIN_INTERVAL_IMAGES} images "
-    "with a value; below that they read n/a."
+from darkir.eval.paired import METRICS, Scores, evaluate, write_csv
+from darkir.eval.reports import (
+    TOO_FEW_NOTE,
+    count_note,
+    json_numbers,
+    plural,
+    unique_names,
+    write_text,
 )
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A bootstrap estimate over ``images`` values: the observed mean and its 95% percentile interval (NaN bounds
-    below :data:`MIN_INTERVAL_IMAGES` values, NaN mean without any)."""
-
-    mean: float
-    low: float
-    high: float
-    images: int
-
-    @classmethod
-    def of(cls, entry: dict) -> Interval:
-        """The interval stored in a summary entry (its ``mean``, ``low``, ``high`` and ``images``)."""
-        return cls(entry["mean"], entry["low"], entry["high"], entry["images"])
-
-    def as_text(self, digits: int, signed: bool = True) -> str:
-        """``mean [low, high]``; ``mean [n/a]`` without an interval; ``n/a`` without a mean."""
-        sign = "+" if signed else ""
-        if math.isnan(self.mean):
-            return "n/a"
-        if math.isnan(self.low):
-            return f"{self.mean:{sign}.{digits}f} [n/a]"
-        return f"{self.mean:{sign}.{digits}f} [{self.low:{sign}.{digits}f}, {self.high:{sign}.{digits}f}]"
-
-
-def plural(images: int) -> str:
-    """``1 image``, ``2 images``."""
-    return f"{images} image" if images == 1 else f"{images} images"
-
-
-def json_numbers(value: object) -> object:
-    """``value`` with every NaN or infinite float replaced by ``None`` (JSON ``null``: strict JSON has no NaN)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: json_numbers(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_numbers(item) for item in value]
-    return value
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write a report file through a temporary file and one atomic rename (a failure leaves the old one)."""
-    write_atomic(path, text.encode(), overwrite=True)
-
-
-def is_report(folder: Path) -> bool:
-    """Whether ``folder`` holds the ``summary.json`` of an earlier ``darkir compare`` report."""
-    try:
-        summary = json.loads((folder / "summary.json").read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    keys = {"methods", "resamples", "bootstrap_seed"}
-    return isinstance(summary, dict) and keys <= summary.keys() and isinstance(summary["methods"], dict)
-
-
-def check_report_folder(output: Path, inputs: Iterable[Path]) -> None:
-    """Refuse, before any work, a report folder where the report could replace the user's files: ``output`` equal to
-    or inside one of the input folders ``inputs``, or holding a file named like a report file (:data:`REPORT_FILES`)
-    without being an earlier report (its ``summary.json``); an earlier report is replaced by the new one."""
-    for folder in inputs:
-        if is_inside(output, folder):
-            raise DarkIRError(
-                f"-o {output} is inside the input folder {folder}; the report would go among the inputs: "
-                "choose a report folder outside the data"
-            )
-    if not output.is_dir():
-        return
-    taken = [name for name in REPORT_FILES if (output / name).exists() or (output / name).is_symlink()]
-    if taken and not is_report(output):
-        raise DarkIRError(
-            f"-o {output} holds {', '.join(taken)} but no earlier darkir compare report (its summary.json), so they "
-            "would be replaced; choose a new or empty report folder"
-        )
-
-
-def unique_names(methods: Sequence[Method]) -> None:
-    """Raise unless every method has its own name (results, columns and report rows are keyed by it)."""
-    names = [method.name for method in methods]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise DarkIRError(f"methods to compare share a name ({', '.join(repeated)}); give each its own")
-
-
-def bootstrap_mean(values: np.ndarray, resamples: int = 2000, seed: int = 0) -> Interval:
-    """Mean of ``values`` (NaN left out) with a 95% percentile bootstrap interval (images resampled with
-    replacement); no interval below :data:`MIN_INTERVAL_IMAGES` values."""
-    values = values[~np.isnan(values)]
-    if values.size < MIN_INTERVAL_IMAGES:
-        mean = float(values.mean()) if values.size else math.nan
-        return Interval(mean, math.nan, math.nan, int(values.size))
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, values.size, (resamples, values.size))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return Interval(float(values.mean()), float(low), float(high), int(values.size))
-
-
-def win_rate(diff: np.ndarray, metric: str) -> float:
-    """Share of images on which the compared method is strictly better (ties count half); NaN below
-    :data:`MIN_INTERVAL_IMAGES` differences."""
-    diff = diff[~np.isnan(diff)]
-    if diff.size < MIN_INTERVAL_IMAGES:
-        return math.nan
-    better = diff > 0 if HIGHER_IS_BETTER[metric] else diff < 0
-    return float((better.sum() + 0.5 * (diff == 0).sum()) / diff.size)
-
-
-def paired(diff: np.ndarray, metric: str, resamples: int) -> dict:
-    """Per-image differences (NaN where either method has no value, so left out) summarized: the bootstrap
-    interval of their mean, their count (``images``) and the win rate."""
-    return {**vars(bootstrap_mean(diff, resamples)), "win_rate": win_rate(diff, metric)}
+from darkir.eval.stats import MIN_INTERVAL_IMAGES, Interval, bootstrap_mean, paired
+from darkir.imageio import Image, read_image, write_image
+from darkir.outputs import write_atomic
 
 
 def latency(method: Method, size: int, repeats: int = 3) -> float:

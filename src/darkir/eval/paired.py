@@ -3,10 +3,7 @@ rows (see :mod:`darkir.eval.tone` for detail and tone)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,10 +15,11 @@ from tqdm import tqdm
 
 from darkir.data.dataset import PairedDataset
 from darkir.data.pairs import Pair
-from darkir.errors import DarkIRError, first_line, some_of
+from darkir.errors import DarkIRError, some_of
 from darkir.eval.lpips import LPIPS
 from darkir.eval.methods import Method
 from darkir.eval.metrics import Convention, format_number, prepare, psnr, ssim
+from darkir.eval.reports import count_note, skip_unreadable_image, unreadable_note, write_csv_rows
 from darkir.eval.tone import Tone, brightness, tone, tone_fitted
 from darkir.imageio import Image, ImageReadError, write_image
 from darkir.outputs import write_atomic
@@ -30,30 +28,6 @@ from darkir.runtime import memory_returned_to_os
 METRICS = ("psnr", "ssim", "lpips", "psnr_detail", "ssim_detail")
 #: Per-image brightness columns: the output's and the reference's mean value.
 BRIGHTNESS = ("brightness", "ref_brightness")
-
-
-#: Unreadable images a summary names (the others are counted).
-MAX_NAMED = 5
-
-
-def skip_unreadable_image(exc: Exception, unreadable: list[str]) -> None:
-    """Record an image that could not be read (``exc`` names it) in ``unreadable`` and say so in one line on stderr,
-    without breaking a progress bar."""
-    unreadable.append(first_line(exc))
-    tqdm.write(f"darkir: skipped unreadable image: {unreadable[-1]}", file=sys.stderr)
-
-
-def unreadable_note(scored: int, unreadable: Sequence[str]) -> str:
-    """``scored 9 of 10 images; 1 unreadable, skipped: <path: why>`` (empty when every image was read)."""
-    if not unreadable:
-        return ""
-    named = some_of(unreadable, MAX_NAMED, sep="; ")
-    return f"scored {scored} of {scored + len(unreadable)} images; {len(unreadable)} unreadable, skipped: {named}"
-
-
-def count_note(images: int, total: int) -> str:
-    """`` (k of n images)`` where only some of the ``total`` images have a value; empty where all or none have."""
-    return f" ({images} of {total} images)" if 0 < images < total else ""
 
 
 @dataclass
@@ -201,15 +175,6 @@ def write_csv(path: Path, all_scores: Sequence[Scores], overwrite: bool = True) 
             row = [f"{scores.values[m][i]:.6f}" for m in (*METRICS, *BRIGHTNESS)]
             rows.append([name, scores.method, *row, f"{scores.seconds[i]:.4f}"])
     write_csv_rows(path, rows, overwrite)
-
-
-def write_csv_rows(path: Path, rows: Sequence[Sequence[object]], overwrite: bool = True) -> None:
-    """Write ``rows`` to the CSV file ``path`` through a temporary file and one atomic rename (its folder is made);
-    an existing file is replaced only with ``overwrite``, and never half-written."""
-    buffer = io.StringIO(newline="")
-    csv.writer(buffer).writerows(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, buffer.getvalue().encode(), overwrite=overwrite)
 
 
 def summary_line(scores: Scores, convention: Convention) -> str:

@@ -22,21 +22,21 @@ from tqdm import tqdm
 
 from darkir.data.pairs import Pair
 from darkir.errors import DarkIRError, some_of
-from darkir.eval.compare import (
-    MIN_INTERVAL_IMAGES,
-    TOO_FEW_NOTE,
-    Interval,
-    bootstrap_mean,
-    json_numbers,
-    paired,
-    plural,
-    unique_names,
-    write_text,
-)
 from darkir.eval.methods import Method
 from darkir.eval.metrics import format_number, prepare
 from darkir.eval.niqe import niqe
-from darkir.eval.paired import MAX_NAMED, count_note, skip_unreadable_image, write_csv_rows
+from darkir.eval.reports import (
+    MAX_NAMED,
+    TOO_FEW_NOTE,
+    count_note,
+    json_numbers,
+    plural,
+    skip_unreadable_image,
+    unique_names,
+    write_csv_rows,
+    write_text,
+)
+from darkir.eval.stats import MIN_INTERVAL_IMAGES, Interval, bootstrap_mean, paired
 from darkir.imageio import Image, ImageReadError, read_image, write_image
 from darkir.infer.restorer import Restorer
 from darkir.outputs import is_inside, is_same_file
@@ -240,7 +240,7 @@ def compare_unpaired(
     kept in memory but the scores), with bootstrap intervals and paired differences against ``methods[0]``.
 
     Writes ``summary.json`` (first: it marks the folder as a report, see
-    :func:`~darkir.eval.compare.check_report_folder`), ``per_image.csv`` and ``report.md`` into ``output``, each
+    :func:`~darkir.eval.reports.check_report_folder`), ``per_image.csv`` and ``report.md`` into ``output``, each
     atomically; returns the summary.
     """
     unique_names(methods)

@@ -1,0 +1,119 @@
+"""The report files of ``darkir compare`` and ``darkir test-unpaired``: where they may go, how they are written
+(atomically, strict JSON, CSV), and the notes they share (images skipped as unreadable, means over some images)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from darkir.errors import DarkIRError, first_line, some_of
+from darkir.eval.methods import Method
+from darkir.eval.stats import MIN_INTERVAL_IMAGES
+from darkir.outputs import is_inside, write_atomic
+
+#: The files of a report (``psnr_diff_hist.png`` and ``grid.png`` only with references), each replaced by a new report.
+REPORT_FILES = ("summary.json", "per_image.csv", "report.md", "psnr_diff_hist.png", "grid.png")
+#: What a report says where some mean or difference has a value but no interval.
+TOO_FEW_NOTE = (
+    f"Too few images for an interval: intervals, win rates and verdicts need at least {MIN_INTERVAL_IMAGES} images "
+    "with a value; below that they read n/a."
+)
+
+
+#: Unreadable images a summary names (the others are counted).
+MAX_NAMED = 5
+
+
+def skip_unreadable_image(exc: Exception, unreadable: list[str]) -> None:
+    """Record an image that could not be read (``exc`` names it) in ``unreadable`` and say so in one line on stderr,
+    without breaking a progress bar."""
+    unreadable.append(first_line(exc))
+    tqdm.write(f"darkir: skipped unreadable image: {unreadable[-1]}", file=sys.stderr)
+
+
+def unreadable_note(scored: int, unreadable: Sequence[str]) -> str:
+    """``scored 9 of 10 images; 1 unreadable, skipped: <path: why>`` (empty when every image was read)."""
+    if not unreadable:
+        return ""
+    named = some_of(unreadable, MAX_NAMED, sep="; ")
+    return f"scored {scored} of {scored + len(unreadable)} images; {len(unreadable)} unreadable, skipped: {named}"
+
+
+def count_note(images: int, total: int) -> str:
+    """`` (k of n images)`` where only some of the ``total`` images have a value; empty where all or none have."""
+    return f" ({images} of {total} images)" if 0 < images < total else ""
+
+
+def plural(images: int) -> str:
+    """``1 image``, ``2 images``."""
+    return f"{images} image" if images == 1 else f"{images} images"
+
+
+def json_numbers(value: object) -> object:
+    """``value`` with every NaN or infinite float replaced by ``None`` (JSON ``null``: strict JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_numbers(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_numbers(item) for item in value]
+    return value
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a report file through a temporary file and one atomic rename (a failure leaves the old one)."""
+    write_atomic(path, text.encode(), overwrite=True)
+
+
+def is_report(folder: Path) -> bool:
+    """Whether ``folder`` holds the ``summary.json`` of an earlier ``darkir compare`` report."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    keys = {"methods", "resamples", "bootstrap_seed"}
+    return isinstance(summary, dict) and keys <= summary.keys() and isinstance(summary["methods"], dict)
+
+
+def check_report_folder(output: Path, inputs: Iterable[Path]) -> None:
+    """Refuse, before any work, a report folder where the report could replace the user's files: ``output`` equal to
+    or inside one of the input folders ``inputs``, or holding a file named like a report file (:data:`REPORT_FILES`)
+    without being an earlier report (its ``summary.json``); an earlier report is replaced by the new one."""
+    for folder in inputs:
+        if is_inside(output, folder):
+            raise DarkIRError(
+                f"-o {output} is inside the input folder {folder}; the report would go among the inputs: "
+                "choose a report folder outside the data"
+            )
+    if not output.is_dir():
+        return
+    taken = [name for name in REPORT_FILES if (output / name).exists() or (output / name).is_symlink()]
+    if taken and not is_report(output):
+        raise DarkIRError(
+            f"-o {output} holds {', '.join(taken)} but no earlier darkir compare report (its summary.json), so they "
+            "would be replaced; choose a new or empty report folder"
+        )
+
+
+def unique_names(methods: Sequence[Method]) -> None:
+    """Raise unless every method has its own name (results, columns and report rows are keyed by it)."""
+    names = [method.name for method in methods]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DarkIRError(f"methods to compare share a name ({', '.join(repeated)}); give each its own")
+
+
+def write_csv_rows(path: Path, rows: Sequence[Sequence[object]], overwrite: bool = True) -> None:
+    """Write ``rows`` to the CSV file ``path`` through a temporary file and one atomic rename (its folder is made);
+    an existing file is replaced only with ``overwrite``, and never half-written."""
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer).writerows(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, buffer.getvalue().encode(), overwrite=overwrite)

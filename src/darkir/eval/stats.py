@@ -1,0 +1,67 @@
+"""Per-image scores summarized honestly: bootstrap means with 95% intervals and win rates of paired differences
+(``darkir compare`` and ``darkir test-unpaired``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "psnr_detail": True, "ssim_detail": True, "niqe": False}
+#: The fewest images with a value that get a bootstrap interval, a win rate and a verdict (one image has no spread).
+MIN_INTERVAL_IMAGES = 2
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A bootstrap estimate over ``images`` values: the observed mean and its 95% percentile interval (NaN bounds
+    below :data:`MIN_INTERVAL_IMAGES` values, NaN mean without any)."""
+
+    mean: float
+    low: float
+    high: float
+    images: int
+
+    @classmethod
+    def of(cls, entry: dict) -> Interval:
+        """The interval stored in a summary entry (its ``mean``, ``low``, ``high`` and ``images``)."""
+        return cls(entry["mean"], entry["low"], entry["high"], entry["images"])
+
+    def as_text(self, digits: int, signed: bool = True) -> str:
+        """``mean [low, high]``; ``mean [n/a]`` without an interval; ``n/a`` without a mean."""
+        sign = "+" if signed else ""
+        if math.isnan(self.mean):
+            return "n/a"
+        if math.isnan(self.low):
+            return f"{self.mean:{sign}.{digits}f} [n/a]"
+        return f"{self.mean:{sign}.{digits}f} [{self.low:{sign}.{digits}f}, {self.high:{sign}.{digits}f}]"
+
+
+def bootstrap_mean(values: np.ndarray, resamples: int = 2000, seed: int = 0) -> Interval:
+    """Mean of ``values`` (NaN left out) with a 95% percentile bootstrap interval (images resampled with
+    replacement); no interval below :data:`MIN_INTERVAL_IMAGES` values."""
+    values = values[~np.isnan(values)]
+    if values.size < MIN_INTERVAL_IMAGES:
+        mean = float(values.mean()) if values.size else math.nan
+        return Interval(mean, math.nan, math.nan, int(values.size))
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, (resamples, values.size))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return Interval(float(values.mean()), float(low), float(high), int(values.size))
+
+
+def win_rate(diff: np.ndarray, metric: str) -> float:
+    """Share of images on which the compared method is strictly better (ties count half); NaN below
+    :data:`MIN_INTERVAL_IMAGES` differences."""
+    diff = diff[~np.isnan(diff)]
+    if diff.size < MIN_INTERVAL_IMAGES:
+        return math.nan
+    better = diff > 0 if HIGHER_IS_BETTER[metric] else diff < 0
+    return float((better.sum() + 0.5 * (diff == 0).sum()) / diff.size)
+
+
+def paired(diff: np.ndarray, metric: str, resamples: int) -> dict:
+    """Per-image differences (NaN where either method has no value, so left out) summarized: the bootstrap
+    interval of their mean, their count (``images``) and the win rate."""
+    return {**vars(bootstrap_mean(diff, resamples)), "win_rate": win_rate(diff, metric)}
