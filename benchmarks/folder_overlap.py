@@ -24,7 +24,8 @@ from torch import nn
 
 from darkir.demo import example_images
 from darkir.infer import Restorer
-from darkir.infer.files import plan_jobs, restore_files
+from darkir.infer.files import restore_files
+from darkir.infer.jobs import plan_jobs
 
 
 class StandIn(nn.Module):

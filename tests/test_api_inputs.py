@@ -13,7 +13,7 @@ import torch
 from darkir import Restorer, create_model
 from darkir.cli import main
 from darkir.errors import DarkIRError
-from darkir.infer.files import plan_jobs
+from darkir.infer.jobs import plan_jobs
 from darkir.infer.memory import format_memory, parse_memory
 from tests.conftest import TINY, randomize
 

@@ -25,7 +25,7 @@ from darkir.eval.lpips import LPIPSUnavailableError, load_lpips
 from darkir.eval.metrics import PSNR_CAP, prepare, psnr
 from darkir.eval.zerodce import load_zero_dce
 from darkir.imageio import read_image
-from darkir.infer.files import plan_jobs
+from darkir.infer.jobs import plan_jobs
 from tests.test_eval import _stand_in_lpips
 
 _ROTATED = 6  # EXIF orientation: displayed a quarter turn from how it is stored

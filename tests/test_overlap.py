@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from darkir.infer import Restorer
-from darkir.infer.files import plan_jobs, restore_files
+from darkir.infer.files import restore_files
+from darkir.infer.jobs import plan_jobs
 from darkir.models.factory import load_model
 from darkir.outputs import Claim
 from tests.test_reliability import _photo

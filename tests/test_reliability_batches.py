@@ -22,7 +22,7 @@ from darkir.cli import main
 from darkir.errors import DarkIRError
 from darkir.imageio import ImageReadError, read_image
 from darkir.infer import Restorer
-from darkir.infer.files import plan_jobs
+from darkir.infer.jobs import plan_jobs
 from darkir.models.factory import load_model
 from darkir.outputs import lock_path
 from tests.test_reliability import _photo

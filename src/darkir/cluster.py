@@ -1,6 +1,6 @@
 """Batch restoration on a Ray cluster: ``darkir restore --engine ray`` and :func:`restore_dataset`.
 
-The driver plans the jobs exactly as the local engine does (:func:`darkir.infer.files.plan_jobs`), drops those
+The driver plans the jobs exactly as the local engine does (:func:`darkir.infer.jobs.plan_jobs`), drops those
 whose output exists (so a killed job resumes where it stopped), and hands Ray Data one small row per file
 (source and target paths, never pixels). A fixed pool of actors each builds the model once and restores its
 rows with :func:`darkir.infer.files.restore_job`, the local engine's own per-file step: files are read and
@@ -34,8 +34,10 @@ from tqdm import tqdm
 
 from darkir.errors import DarkIRError, first_line
 from darkir.infer.exposure import check_exposure
-from darkir.infer.files import Job, Outcome, Report, clean_stale_outputs, ensure_writable_dir, plan_jobs, restore_job
+from darkir.infer.files import Outcome, Report, clean_stale_outputs, restore_job
+from darkir.infer.jobs import Job, plan_jobs
 from darkir.infer.restorer import RestoreSettings, check_tiling
+from darkir.outputs import ensure_writable_dir
 from darkir.runtime import check_precision
 
 

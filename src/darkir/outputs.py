@@ -179,6 +179,18 @@ def is_same_file(a: Path, b: Path) -> bool:
         return Path(os.path.realpath(a)) == Path(os.path.realpath(b))
 
 
+def ensure_writable_dir(path: Path) -> None:
+    """Create ``path`` if needed and check that files can be written in it."""
+    if path.exists() and not path.is_dir():
+        raise DarkIRError(f"output folder {path} is a file; choose a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DarkIRError(f"cannot create output folder {path}: {exc.strerror or exc}") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise DarkIRError(f"output folder {path} is not writable")
+
+
 def write_atomic(
     target: Path,
     data: bytes,

@@ -180,7 +180,7 @@ def _number(text: str, minimum: float, wanted: str) -> float:
 
 def writable_file(path: str | Path) -> Path:
     """``path`` as an output file whose folder is created now and checked writable (before any work)."""
-    from darkir.infer.files import ensure_writable_dir
+    from darkir.outputs import ensure_writable_dir
 
     target = Path(path)
     if target.is_dir():

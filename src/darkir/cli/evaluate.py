@@ -70,8 +70,7 @@ def _triplet_folder(args: argparse.Namespace, options: Options | None, inputs: S
     from pathlib import Path
 
     from darkir.eval.paired import check_triplet_folder
-    from darkir.infer.files import ensure_writable_dir
-    from darkir.outputs import is_inside, is_same_file
+    from darkir.outputs import ensure_writable_dir, is_inside, is_same_file
 
     if not args.save:
         return None
@@ -186,8 +185,8 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
         unpaired_csv_rows,
         write_scores_csv,
     )
-    from darkir.infer.files import ensure_writable_dir
     from darkir.options import load_options
+    from darkir.outputs import ensure_writable_dir
 
     refuse_empty(args)
     options = load_options(args.options) if args.options else None
@@ -275,7 +274,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from darkir.eval.compare import compare, method_line
     from darkir.eval.methods import auto_exposure, clahe, identity, zero_dce
     from darkir.eval.reports import check_report_folder
-    from darkir.infer.files import ensure_writable_dir
+    from darkir.outputs import ensure_writable_dir
 
     refuse_empty(args)
     if args.exposure_target > 1:

@@ -38,7 +38,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     """Restore image and video files, folders and globs into an output folder, here or on a Ray cluster."""
     from pathlib import Path
 
-    from darkir.infer.files import ensure_writable_dir, plan_jobs, restore_files
+    from darkir.infer.files import restore_files
+    from darkir.infer.jobs import plan_jobs
+    from darkir.outputs import ensure_writable_dir
 
     refuse_empty(args, _PATHS)
     ray_flags = [flag for flag, value in _RAY_FLAGS.items() if getattr(args, value) is not None]
@@ -95,7 +97,7 @@ def _restore_on_ray(args: argparse.Namespace, jobs: list) -> Report:
     from pathlib import Path
 
     from darkir.cluster import WorkerSettings, preflight, restore_jobs
-    from darkir.infer.files import ensure_writable_dir
+    from darkir.outputs import ensure_writable_dir
 
     restore = settings_from_args(args)
     preflight(args.address)
@@ -122,8 +124,8 @@ def cmd_video(args: argparse.Namespace) -> int:
     """Restore a video frame by frame, keeping timing, resolution and audio."""
     from pathlib import Path
 
-    from darkir.infer.files import ensure_writable_dir
     from darkir.infer.video import check_video_encoding, check_video_paths, restore_video
+    from darkir.outputs import ensure_writable_dir
 
     refuse_empty(args, _PATHS)
     source, target = Path(args.input), Path(args.output)

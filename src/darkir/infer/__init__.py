@@ -1,5 +1,11 @@
 """Inference: the Restorer engine, image files and folders, and videos.
 
+- ``restorer``: :class:`Restorer`, whole or tiled, at a precision, within a memory budget (``memory``: the planner;
+  ``defaults``: tile and overlap sizes; ``exposure``: the EV dial applied to restored images);
+- ``jobs``: what to restore (inputs expanded into jobs with their output paths); ``files``: restoring them, with
+  per-file outcomes, reading and writing overlapped with compute (``pipeline``);
+- ``video``: videos, streamed frame by frame with their timing and audio.
+
 Image files are read and written by :mod:`darkir.imageio`; devices, precision and memory by :mod:`darkir.runtime`.
 The names below are imported when first used, so that importing a submodule (or ``darkir --help``) does not load
 torch before it is needed.

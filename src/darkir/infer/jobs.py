@@ -1,0 +1,243 @@
+"""What to restore: files, folders (recursive, relative paths kept) and globs expanded into jobs, each with its
+output path; repeats, clashing outputs and inputs inside the output folder are left out and named.
+
+Both engines plan with :func:`plan_jobs`: the local one (:mod:`darkir.infer.files`) and Ray (:mod:`darkir.cluster`).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from darkir.errors import DarkIRError, DarkIRWarning, some_of
+from darkir.imageio import IMAGE_SUFFIXES
+from darkir.outputs import is_inside
+
+#: Video files that ``darkir restore`` restores as ``darkir video`` does, each into ``<name>.mp4`` (``.h264`` and
+#: ``.hevc``: raw camera streams).
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".h264", ".hevc")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image or video to restore: where it comes from and where its result goes."""
+
+    source: Path
+    target: Path
+
+    @property
+    def is_video(self) -> bool:
+        return self.source.suffix.lower() in VIDEO_SUFFIXES
+
+
+def _is_input(path: Path, suffixes: tuple[str, ...]) -> bool:
+    return path.is_file() and path.suffix.lower() in suffixes and not path.name.startswith(".")
+
+
+def walk_files(root: Path) -> Iterator[Path]:
+    """Every file under ``root`` outside hidden folders (``root`` itself may be one), symlinked folders followed,
+    each real folder entered once: loops of links end."""
+    seen: set[tuple[int, int]] = set()
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        status = os.stat(folder)
+        if (status.st_dev, status.st_ino) in seen:
+            subfolders.clear()
+            continue
+        seen.add((status.st_dev, status.st_ino))
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        for name in sorted(files):
+            yield Path(folder) / name
+
+
+def _part_regex(part: str) -> str:
+    """A regex for one path part of a glob: ``*`` and ``?`` never cross a ``/``; ``[...]`` as in glob."""
+    out, i = "", 0
+    while i < len(part):
+        char = part[i]
+        close = part.find("]", i + 2) if char == "[" else -1
+        if char == "*":
+            out += "[^/]*"
+        elif char == "?":
+            out += "[^/]"
+        elif close != -1:
+            body = part[i + 1 : close]
+            out += "[" + ("^" + body[1:] if body.startswith("!") else body).replace("\\", "\\\\") + "]"
+            i = close
+        else:
+            out += re.escape(char)
+        i += 1
+    return out
+
+
+def _pattern_regex(parts: Sequence[str]) -> re.Pattern[str]:
+    """A regex for the relative path parts of a glob; ``**`` spans any number of folders."""
+    regex = ""
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        if part == "**":
+            regex += ".*" if last else "(?:[^/]+/)*"
+        else:
+            regex += _part_regex(part) + ("" if last else "/")
+    return re.compile(regex + r"\Z", re.DOTALL)
+
+
+def glob_files(pattern: str) -> list[Path]:
+    """Files matching a glob (``**`` recursive), walking each real folder once: symlink loops end."""
+    pattern = os.path.expanduser(pattern)
+    if "**" not in pattern:
+        return [Path(p) for p in glob.glob(pattern)]
+    parts = Path(pattern).parts
+    fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    root = Path(*parts[:fixed]) if fixed else Path(".")
+    regex = _pattern_regex(parts[fixed:])
+    return [path for path in walk_files(root) if regex.match(path.relative_to(root).as_posix())]
+
+
+def plan_jobs(
+    inputs: Sequence[str], output_dir: Path, suffix: str | None = None, videos: bool = False
+) -> tuple[list[Job], list[tuple[Path, str]]]:
+    """Expand files, folders (recursively, keeping relative paths) and globs into jobs.
+
+    Returns the jobs and the inputs that yielded nothing (missing paths, empty folders, no glob match),
+    each with a reason. ``suffix`` (e.g. ``.png``) changes the output format of images; by default it is kept.
+    ``videos``: also take video files (:data:`VIDEO_SUFFIXES`), each restored into ``<name>.mp4``.
+    Files inside ``output_dir`` are left out (they are outputs), said in one :class:`DarkIRWarning`; an empty input
+    (an unset shell variable, which would mean every image under the current folder) is a :class:`DarkIRError`.
+    """
+    for index, item in enumerate(inputs):
+        if not str(item):
+            raise DarkIRError(
+                f"empty input path (input {index + 1} of {len(inputs)}); name a file, folder or glob ('.' for the "
+                "current folder)"
+            )
+    jobs, problems = _expand_inputs(inputs, output_dir, suffix, videos)
+    unique, clashes = _without_clashes(jobs)
+    return unique, problems + clashes
+
+
+def _expand_inputs(
+    inputs: Sequence[str], output_dir: Path, suffix: str | None, videos: bool
+) -> tuple[list[Job], list[tuple[Path, str]]]:
+    """A job for each file the inputs name, in order, and the inputs that yielded none, each with a reason."""
+    suffixes = IMAGE_SUFFIXES + (VIDEO_SUFFIXES if videos else ())
+    kinds = f"{', '.join(IMAGE_SUFFIXES)}{' or videos' if videos else ''}"
+    jobs: list[Job] = []
+    problems: list[tuple[Path, str]] = []
+    inside: list[Path] = []  # inputs found inside the output folder, left out
+
+    def outside_output(candidates: Iterable[Path]) -> list[Path]:
+        """The candidates outside the output folder, sorted; those inside are noted where some are kept (where
+        none are, the input's problem says why)."""
+        found = sorted(candidates)
+        outside = [not is_inside(source, output_dir) for source in found]
+        kept = [source for source, keep in zip(found, outside, strict=True) if keep]
+        if kept:
+            inside.extend(source for source, keep in zip(found, outside, strict=True) if not keep)
+        return kept
+
+    def add(source: Path, relative: Path) -> None:
+        target = output_dir / relative
+        if source.suffix.lower() in VIDEO_SUFFIXES and videos:
+            target = target.with_suffix(".mp4")
+        elif suffix:
+            target = target.with_suffix(suffix)
+        jobs.append(Job(source, target))
+
+    for item in inputs:
+        path = _expand_user(item)
+        if path is None:
+            problems.append((Path(item), f"cannot expand {item.split('/')[0]}: no such user"))
+        elif path.is_dir():
+            images = [p for p in walk_files(path) if _is_input(p, suffixes)]
+            found = outside_output(images)
+            if images and not found:
+                problems.append(
+                    (path, f"its images are inside the output folder {output_dir}; choose another output folder")
+                )
+            elif not found:
+                problems.append((path, f"no images ({kinds}) found in this folder"))
+            for source in found:
+                add(source, source.relative_to(path))
+        elif path.is_file():
+            add(path, Path(path.name))
+        elif glob.has_magic(item):
+            matches = [p for p in glob_files(item) if _is_input(p, suffixes)]
+            found = outside_output(matches)
+            if matches and not found:
+                problems.append((path, f"its matches are inside the output folder {output_dir}; choose another"))
+            elif not found:
+                problems.append((path, "no image matches this pattern"))
+            for source in found:
+                add(source, Path(source.name))
+        else:
+            problems.append((path, "no such file or folder"))
+    _warn_left_out(inside, output_dir)
+    return jobs, problems
+
+
+def _expand_user(item: str) -> Path | None:
+    """``item`` with a leading ``~`` or ``~user`` expanded; None where that user has no home folder."""
+    try:
+        return Path(item).expanduser()
+    except RuntimeError:  # "Could not determine home directory"
+        return None
+
+
+#: How many of the files left out :func:`_warn_left_out` names.
+LEFT_OUT_NAMED = 3
+
+
+def _warn_left_out(inside: list[Path], output_dir: Path) -> None:
+    """One warning naming the inputs left out for being inside ``output_dir``."""
+    if not inside:
+        return
+    named = some_of([str(path) for path in inside], LEFT_OUT_NAMED)
+    files = "file" if len(inside) == 1 else "files"
+    warnings.warn(
+        f"left out {len(inside)} {files} inside the output folder {output_dir} ({named}): files there are "
+        "taken for outputs; choose an output folder outside the inputs to restore them",
+        DarkIRWarning,
+        stacklevel=4,
+    )
+
+
+def _without_clashes(jobs: list[Job]) -> tuple[list[Job], list[tuple[Path, str]]]:
+    """``jobs`` without repeats of a file, and without those whose output would replace an input or another job's
+    output (returned as problems, with reasons)."""
+    sources = {file_id: job.source for job in jobs if (file_id := _file_id(job.source)) is not None}
+    targets: dict[Path, Path] = {}
+    unique: list[Job] = []
+    problems: list[tuple[Path, str]] = []
+    planned: set[tuple[int, int]] = set()
+    for job in jobs:
+        source_id = _file_id(job.source)
+        if source_id in planned:
+            continue  # the same file given or reached twice (a repeated argument, a link): restored once
+        if source_id is not None:
+            planned.add(source_id)
+        target_id = _file_id(job.target)  # an output that does not exist yet cannot be an input
+        clash = sources.get(target_id) if target_id is not None else None
+        if clash is not None:
+            problems.append(
+                (job.source, f"its output {job.target} would replace the input {clash}; choose another output folder")
+            )
+        elif job.target in targets:
+            problems.append((job.source, f"same output name as {targets[job.target]}; restore it separately"))
+        else:
+            targets[job.target] = job.source
+            unique.append(job)
+    return unique, problems
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of an existing file, links followed: equal for two names of one file; None if missing."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
