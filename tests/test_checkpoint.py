@@ -180,3 +180,55 @@ def test_convert_command_writes_safetensors_with_config(tmp_path, tiny_csf):
     _, config, _ = read_checkpoint(tmp_path / "clean.safetensors")
     assert config == tiny_csf.config
     assert _same_output(load_model(tmp_path / "clean.safetensors"), tiny_csf)
+
+
+def _as_numpy1_pickle(path, target):
+    """``path`` rewritten as numpy 1 pickles it (``numpy.core.multiarray``, not numpy 2's ``numpy._core``)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as out:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename.endswith("data.pkl"):
+                data = data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+            out.writestr(info, data)
+    return target
+
+
+@pytest.mark.parametrize("numpy_version", [2, 1])
+def test_official_training_checkpoints_with_numpy_numbers_load(tmp_path, tiny_csf, numpy_version):
+    # The official save_checkpoint stores the epoch's mean loss as a numpy float (np.mean of a list), with the
+    # optimizer and scheduler states and DDP's module. prefix.
+    import numpy as np
+
+    model = {f"module.{k}": v for k, v in tiny_csf.state_dict().items()}
+    optimizer = torch.optim.AdamW(tiny_csf.parameters(), lr=5e-4)
+    payload = {
+        "epoch": 3,
+        "model_state_dict": model,
+        "optimizer_state_dict": optimizer.state_dict(),
+        "loss": np.mean([0.1, 0.2]),
+        "scheduler_state_dict": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, 10).state_dict(),
+        "history": np.array([0.3, 0.2], dtype=np.float32),
+    }
+    path = tmp_path / "official_train.pt"
+    torch.save(payload, path)
+    if numpy_version == 1:
+        path = _as_numpy1_pickle(path, tmp_path / "official_train_numpy1.pt")
+        assert b"numpy.core.multiarray" in path.read_bytes()
+    _, _, loaded_payload = read_checkpoint(path)
+    assert loaded_payload["loss"] == pytest.approx(0.15) and loaded_payload["history"].tolist() == pytest.approx(
+        [0.3, 0.2]
+    )
+    loaded = load_model(path)
+    assert loaded.config == tiny_csf.config
+    assert _same_output(loaded, tiny_csf)
+
+
+def test_numpy_objects_are_still_refused(tmp_path, tiny_csf):
+    import numpy as np
+
+    path = tmp_path / "objects.pt"
+    torch.save({"state_dict": tiny_csf.state_dict(), "extra": np.array([{"a": 1}], dtype=object)}, path)
+    with pytest.raises(CheckpointError, match="it holds pickled Python objects"):
+        read_checkpoint(path)

@@ -103,6 +103,33 @@ def test_resume_training_with_init_from_is_a_new_run_under_the_guard(data, tmp_p
     assert {name: (backup / name).read_bytes() for name in before} == before
 
 
+def test_an_official_training_checkpoint_is_not_resumed_but_starts_a_new_schedule(data, tmp_path, capsys):
+    # The official save_checkpoint layout: DDP-prefixed weights, optimizer and scheduler states darkir cannot continue,
+    # and the epoch's loss as a numpy float.
+    import numpy as np
+
+    assert _train(data, tmp_path / "ours") == 0
+    weights = read_checkpoint(tmp_path / "ours" / "last.pt")[0]
+    run = tmp_path / "official"
+    run.mkdir()
+    official = {
+        "epoch": 4,
+        "model_state_dict": {f"module.{k}": v for k, v in weights.items()},
+        "optimizer_state_dict": {"state": {}, "param_groups": []},
+        "loss": np.mean([0.1, 0.2]),
+        "scheduler_state_dict": {"last_epoch": 4},
+    }
+    torch.save(official, run / "last.pt")
+    before = (run / "last.pt").read_bytes()
+    capsys.readouterr()
+    assert _train(data, run, "network.resume_training=true") == 2
+    error = _one_error(capsys.readouterr().err)
+    assert "an official DarkIR training checkpoint" in error and f"--init-from {run / 'last.pt'}" in error
+    assert (run / "last.pt").read_bytes() == before
+    assert _train(data, tmp_path / "new", "--init-from", str(run / "last.pt")) == 0
+    assert read_checkpoint(tmp_path / "new" / "last.pt")[2]["step"] == 2
+
+
 # 2 and 4. Every save path is checked before any work: one line naming the key, exit 2, nothing written.
 @pytest.mark.parametrize(
     ("where", "message"),

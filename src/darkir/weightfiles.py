@@ -7,6 +7,7 @@ serve the weights of other projects (LPIPS, Zero-DCE).
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import pickle
@@ -15,6 +16,7 @@ import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from darkir.errors import CheckpointError, first_line
@@ -27,9 +29,11 @@ def load_weights_file(path: str | os.PathLike[str], expected: str) -> object:
 
 
 def torch_load(path: Path, message: Callable[[str], str]) -> object:
-    """``torch.load`` of ``path``, weights only, on the CPU; a CheckpointError with ``message(why it failed)``."""
+    """``torch.load`` of ``path``, weights only (and numpy numbers, :func:`numpy_globals`), on the CPU; a
+    CheckpointError with ``message(why it failed)``."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(numpy_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt, cut-short or non-torch files
         refused = _unsafe_global(exc)
         if refused is not None and _file_kind(path) == "torch":  # a real pickle: not another kind of file
@@ -40,6 +44,23 @@ def torch_load(path: Path, message: Callable[[str], str]) -> object:
             raise CheckpointError(message(why)) from None
         cause = None if refused is not None else exc  # torch's weights_only advice does not fit a non-pickle
         raise CheckpointError(message(_torch_file_problem(path, exc))) from cause
+
+
+#: Numeric dtype codes whose numpy scalars and arrays a weights file may hold: bool, signed and unsigned integers,
+#: floats and complex numbers (no objects, strings or records).
+_NUMERIC_DTYPES = "?bBhHiIlLqQefdgFDG"
+#: numpy's core package, as numpy 2 (``numpy._core``) and numpy 1 (``numpy.core``) name it in pickles.
+_CORES = ("_core", "core")
+
+
+def numpy_globals() -> list[Callable[..., object] | tuple[Callable[..., object], str]]:
+    """What a weights-only load may rebuild besides tensors: numpy scalars and arrays of numeric dtypes (the official
+    training code stores the epoch's loss as a numpy float), under numpy 2's module names and numpy 1's (files saved
+    with either). Rebuilding them runs no code of the file's choosing."""
+    multiarray = importlib.import_module("numpy._core.multiarray" if hasattr(np, "_core") else "numpy.core.multiarray")
+    builders = [multiarray.scalar, multiarray._reconstruct]
+    spelled = [(builder, f"numpy.{core}.multiarray.{builder.__name__}") for builder in builders for core in _CORES]
+    return [np.dtype, np.ndarray, *(type(np.dtype(code)) for code in _NUMERIC_DTYPES), *builders, *spelled]
 
 
 def _unsafe_global(exc: BaseException) -> str | None:

@@ -252,8 +252,11 @@ class Trainer:
         state_dict, config, payload = read_checkpoint(path)
         missing = [k for k in ("optimizer", "scheduler", "step", "epoch") if k not in payload]
         if missing:
+            official = "optimizer_state_dict" in payload
+            kind = "an official DarkIR training checkpoint" if official else "not a darkir training checkpoint"
             raise ConfigError(
-                f"{path}: not a darkir training checkpoint (no {', '.join(missing)}); cannot resume from it"
+                f"{path}: {kind} (no {', '.join(missing)}), so darkir cannot resume its schedule; start a new one "
+                f"from its weights with --init-from {path} (and a new save.path)"
             )
         self._check_same_network(path, config, payload.get("options"))
         load_state_dict_strict(self.model, state_dict, source=f"checkpoint {path}")
