@@ -232,3 +232,29 @@ def test_numpy_objects_are_still_refused(tmp_path, tiny_csf):
     torch.save({"state_dict": tiny_csf.state_dict(), "extra": np.array([{"a": 1}], dtype=object)}, path)
     with pytest.raises(CheckpointError, match="it holds pickled Python objects"):
         read_checkpoint(path)
+
+
+def test_a_config_that_does_not_fit_is_refused_before_its_model_is_built(tmp_path, tiny_csf):
+    # A typo'd width of 100000 would need some 80 GB for the model alone: under a 6 GB address-space limit the
+    # shapes are compared on the meta device first, so the error names the mismatch instead of failing to allocate.
+    import subprocess
+    import sys
+    import textwrap
+
+    path = tmp_path / "bare.pt"
+    torch.save(tiny_csf.state_dict(), path)
+    script = textwrap.dedent(
+        f"""
+        import resource, sys
+        resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+        from darkir.errors import CheckpointError
+        from darkir.models.factory import load_model
+        try:
+            load_model({str(path)!r}, config={{"width": 100000}})
+        except CheckpointError as exc:
+            print(exc)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "shape mismatch key(s): intro.weight: checkpoint (8, 3, 3, 3) vs model (100000, 3, 3, 3)" in result.stdout

@@ -67,3 +67,39 @@ def test_demo_without_gradio_is_one_clear_line(monkeypatch, capsys):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gradio" else real(name, *a))
     assert main(["demo"]) == 2
     assert "the demo needs gradio" in capsys.readouterr().err
+
+
+def test_official_unpaired_test_files_with_quali_load_and_run(tmp_path, tiny_checkpoint, capsys):
+    # The official DICM/LIME/MEF/NPE/VV test files list testing_unpaired.py's metrics under `quali`.
+    from tests.conftest import make_photos
+
+    photos = tmp_path / "DICM"
+    make_photos(photos, count=2)
+    options = tmp_path / "DICM.yml"
+    options.write_text(
+        f"datasets:\n  name: DICM\n  val:\n    test_path: {photos}\n    batch_size_test: 1\n"
+        f"save:\n  path: {tiny_checkpoint}\nResize: False\nquali: ['musiq', 'niqe', 'nrqm', 'brisque']\n"
+    )
+    with pytest.warns(DarkIRWarning, match=r"quali \(test-unpaired reports NIQE, brightness and noise"):
+        assert load_options(options).quali == ["musiq", "niqe", "nrqm", "brisque"]
+    out = tmp_path / "out"
+    assert main(["test-unpaired", "-p", str(options), "--weights", str(tiny_checkpoint), "-o", str(out), "-q"]) == 0
+    assert (out / "stats.csv").is_file() and len(list(out.glob("*.png"))) == 2
+
+
+def test_network_settings_left_out_of_an_options_file_come_from_the_weights(tmp_path, tiny_checkpoint):
+    # No network: section asks for nothing: a bare (official-layout) checkpoint gets its inferred config and one of ours
+    # its stored config; a setting the file does write must still agree with the weights.
+    import torch
+
+    from darkir.cli.common import trained_model
+
+    bare = tmp_path / "official.pth"
+    torch.save({"params": load_model(tiny_checkpoint).state_dict()}, bare)
+    for weights in (bare, tiny_checkpoint):
+        options = tmp_path / f"{weights.stem}.yml"
+        options.write_text(f"save:\n  path: {weights}\n")
+        assert trained_model(None, load_options(options)).config == load_model(tiny_checkpoint).config
+    options.write_text(f"network:\n  width: 16\nsave:\n  path: {tiny_checkpoint}\n")
+    with pytest.raises(CheckpointError, match=r"contradicts.*\(width 16 vs 8: asked vs stored\)"):
+        trained_model(None, load_options(options))

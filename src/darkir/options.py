@@ -124,6 +124,13 @@ class _NetworkBase(_Section):
         """:meth:`settings` as DarkIR constructor kwargs (the form checkpoints store)."""
         return self.settings().as_kwargs()
 
+    def written_kwargs(self) -> dict[str, Any]:
+        """The :meth:`model_kwargs` that this section sets (in the file or by an override): what weights loaded under
+        these options must agree with; the settings it leaves out come from the weights."""
+        return {
+            name: value for name, value in self.model_kwargs().items() if network_key(name) in self.model_fields_set
+        }
+
 
 def network_key(field: str) -> str:
     """The ``network:`` key of the :class:`ModelConfig` field ``field`` (the files write ``img_channels``)."""
@@ -266,6 +273,7 @@ class Options(_Section):
     save: SaveOptions = Field(default_factory=SaveOptions)
     wandb: WandbOptions = Field(default_factory=WandbOptions)
     Resize: bool = Field(False, description="official key, no effect: darkir tiles large images instead of halving")
+    quali: list[str] | None = Field(None, description="official key (testing_unpaired.py's metrics), no effect")
 
     _source: str = PrivateAttr("<options>")
 
@@ -380,6 +388,7 @@ def _network_problems(network: _NetworkBase) -> list[str]:
 #: Keys of the official/seed files that load but change nothing in darkir (with why).
 IGNORED_KEYS = {
     "Resize": "darkir tiles large images instead of halving them",
+    "quali": "test-unpaired reports NIQE, brightness and noise; MUSIQ, NRQM and BRISQUE have no offline models",
     "train.lr_gamma": "only the CosineAnnealing schedule exists",
     "save.new": "darkir does not use it",
     "datasets.train.verbose": "darkir shows a progress bar unless told to be quiet",

@@ -246,14 +246,15 @@ def model_from_args(args: argparse.Namespace, options: Options | None = None) ->
 
 def trained_model(weights: str | None, options: Options | None = None) -> DarkIR:
     """The model of ``weights`` (a zoo name or checkpoint), else of the options' ``save.path``, else the default
-    weights; the options' ``network:`` section must agree with the config stored with the weights."""
+    weights; the settings the options' ``network:`` section writes must agree with the config stored with the weights
+    (those it leaves out come from the weights)."""
     from darkir.models import create_model, zoo
 
     if weights is None and options is not None:
         weights = str(options.require_path("save.path", kind="file"))
     if weights is None and zoo.DEFAULT_WEIGHTS is None:
         raise DarkIRError("no weights given: pass --weights NAME_OR_PATH or -p OPTIONS with save.path")
-    network = options.network.model_kwargs() if options is not None else {}
+    network = options.network.written_kwargs() if options is not None else {}
     return create_model(weights, require_weights=True, **network)
 
 

@@ -12,7 +12,7 @@ from darkir.errors import CheckpointError
 from darkir.models import zoo
 from darkir.models.config import ModelConfig, check_fields
 from darkir.models.darkir import DarkIR
-from darkir.models.state_dict import load_state_dict_strict
+from darkir.models.state_dict import check_fits, load_state_dict_strict
 from darkir.models.weights import read_weights
 
 
@@ -56,6 +56,8 @@ def load_model(
     :func:`create_model`. ``config`` replaces fields of the checkpoint's own (see
     :func:`~darkir.models.weights.read_weights`); any key or shape mismatch raises :class:`CheckpointError`."""
     settings, state_dict, path = read_weights(weights, config)
+    with torch.device("meta"):  # shapes only: a config that does not fit is refused before any memory is taken
+        check_fits(build_model(settings), state_dict, source=f"checkpoint {path}")
     model = build_model(settings)
     load_state_dict_strict(model, state_dict, source=f"checkpoint {path}")
     return model.to(device).eval()

@@ -81,6 +81,13 @@ def load_state_dict_strict(
     model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint"
 ) -> None:
     """Load ``state_dict`` into ``model`` only if keys and shapes match exactly; else raise naming them."""
+    check_fits(model, state_dict, source)
+    model.load_state_dict(state_dict, strict=True)
+
+
+def check_fits(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Raise a CheckpointError naming the missing, unexpected and mis-shaped keys unless ``state_dict`` has exactly
+    ``model``'s keys and shapes (``model`` may live on the meta device: only its shapes are read)."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
@@ -96,4 +103,3 @@ def load_state_dict_strict(
                 shown = ", ".join(items[:8]) + (f", ... ({len(items) - 8} more)" if len(items) > 8 else "")
                 parts.append(f"{len(items)} {label} key(s): {shown}")
         raise CheckpointError("; ".join(parts))
-    model.load_state_dict(state_dict, strict=True)
