@@ -88,6 +88,27 @@ def test_bad_option_values_are_named_as_the_file_loads(tmp_path, text, expected)
         assert part in message
 
 
+@pytest.mark.parametrize(
+    ("text", "key", "first", "line"),
+    [
+        ("train:\n  lr_initial: !!float 5e-4\n  epochs: 3\nsave:\n  path: x.pt\ntrain:\n  epochs: 1\n", "train", 1, 6),
+        ("train:\n  lr_initial: 1.0e-4\n  lr_initial: 5.0e-4\n", "lr_initial", 2, 3),
+        ("network:\n  width: 32\n  dilations: [1, 4, 9]\n  width: 64\n", "width", 2, 4),
+    ],
+    ids=["section", "key", "network"],
+)
+def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path, capsys, text, key, first, line):
+    # YAML itself keeps the last of two equal keys: a second train: section silently dropped the first one's settings.
+    path = _options_file(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_options(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ")
+    assert f"key '{key}' appears twice (first on line {first})" in message and f'"{path}", line {line}' in message
+    assert main(["complexity", "-p", str(path)]) == 2
+    assert f"key '{key}' appears twice" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("text", "expected"), BAD_OPTIONS[:3] + BAD_OPTIONS[5:7] + [BAD_OPTIONS[8], BAD_OPTIONS[10]])
 def test_complexity_reports_bad_network_as_one_line(tmp_path, capsys, text, expected):
     code, _, err = _run(capsys, "complexity", "-p", str(_options_file(tmp_path, text)), "--size", "16")

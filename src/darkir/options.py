@@ -8,6 +8,7 @@ descriptions and in the README. Unknown keys, wrong types and bad values raise
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import functools
@@ -333,6 +334,32 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+class _OptionsLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key repeated in one mapping (YAML would keep the last silently: a second
+    ``train:`` section would drop every key of the first)."""
+
+
+def _unique_keys(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    """A mapping whose keys each appear once; else a YAML error at the repeat, naming the first line."""
+    first_lines: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        with contextlib.suppress(TypeError):  # an unhashable key is refused by the mapping below
+            if key in first_lines:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} appears twice (first on line {first_lines[key]}): the second would replace the "
+                    "first; keep one",
+                    key_node.start_mark,
+                )
+            first_lines[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=True)
+
+
+_OptionsLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_keys)
+
+
 def load_options(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Options:
     """Read, merge ``key=value`` overrides into, and validate an options YAML file."""
     path = Path(path)
@@ -343,7 +370,8 @@ def load_options(path: str | os.PathLike[str], overrides: Iterable[str] = ()) ->
     if not path.is_file():
         raise ConfigError(f"options file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        with open(path, encoding="utf-8") as handle:  # YAML's errors name the file
+            raw = yaml.load(handle, Loader=_OptionsLoader) or {}
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not a UTF-8 text file (byte {exc.start}); save the options file as UTF-8") from None
     except yaml.YAMLError as exc:
