@@ -1,8 +1,12 @@
-"""Seed-compatible: ``python testing.py -p options/test/LOLBlur.yml`` (flags of ``darkir test`` pass through)."""
+"""Seed-compatible: ``python testing.py -p options/test/LOLBlur.yml`` runs ``darkir test`` (its flags pass through).
+
+As the official script: ``-p``/``--config``, by default ``./options/test/LOLBlur.yml`` (unless ``--data`` names the
+data).
+"""
 
 import sys
 
-from darkir.cli import main
+from darkir.cli.seed import run_with_options
 
 if __name__ == "__main__":
-    sys.exit(main(["test", *sys.argv[1:]]))
+    sys.exit(run_with_options("test", "./options/test/LOLBlur.yml"))

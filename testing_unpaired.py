@@ -1,8 +1,12 @@
-"""Seed-compatible: ``python testing_unpaired.py -p OPTIONS`` (runs ``darkir test-unpaired``)."""
+"""Seed-compatible: ``python testing_unpaired.py -p OPTIONS`` runs ``darkir test-unpaired`` (its flags pass through).
+
+As the official script: ``-p``/``--config``, by default ``./options/test/RealBlur_Night.yml`` (unless ``--data``
+names the data).
+"""
 
 import sys
 
-from darkir.cli import main
+from darkir.cli.seed import run_with_options
 
 if __name__ == "__main__":
-    sys.exit(main(["test-unpaired", *sys.argv[1:]]))
+    sys.exit(run_with_options("test-unpaired", "./options/test/RealBlur_Night.yml"))

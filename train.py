@@ -1,8 +1,9 @@
-"""Seed-compatible: ``python train.py -p options/train/LOLBlur.yml`` (flags of ``darkir train`` pass through)."""
+"""Seed-compatible: ``python train.py -p options/train/LOLBlur.yml`` runs ``darkir train`` (its flags pass through;
+``--config`` is ``-p``)."""
 
 import sys
 
-from darkir.cli import main
+from darkir.cli.seed import run_with_options
 
 if __name__ == "__main__":
-    sys.exit(main(["train", *sys.argv[1:]]))
+    sys.exit(run_with_options("train", None))

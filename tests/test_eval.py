@@ -263,6 +263,35 @@ def test_seed_testing_script(variants, tmp_path):
     assert "PSNR" in done.stdout and (tmp_path / "images" / "results_test" / "00000_output.png").is_file()
 
 
+def test_seed_testing_scripts_take_the_official_flag_and_default_options(variants, tmp_path, monkeypatch, capsys):
+    # As the official testing.py and testing_unpaired.py: -p/--config, by default ./options/test/LOLBlur.yml and
+    # ./options/test/RealBlur_Night.yml; --data without options uses no options file.
+    from darkir.cli.seed import run_with_options
+
+    base, _, data = variants
+    network = (
+        "network:\n  width: 8\n  middle_blk_num_enc: 1\n  middle_blk_num_dec: 1\n  enc_blk_nums: [1, 1, 1]\n"
+        "  dec_blk_nums: [1, 1, 1]\n"
+    )
+    (tmp_path / "options" / "test").mkdir(parents=True)
+    for name, test_path in (("LOLBlur.yml", data), ("RealBlur_Night.yml", data / "low_blur_noise")):
+        text = f"{network}datasets:\n  val:\n    test_path: {test_path}\nsave:\n  path: {base}\n"
+        (tmp_path / "options" / "test" / name).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    assert run_with_options("test", "./options/test/LOLBlur.yml", ["--no-lpips", "-q"]) == 0
+    assert "PSNR" in capsys.readouterr().out
+    unpaired = ["-o", str(tmp_path / "unpaired"), "-q"]
+    assert run_with_options("test-unpaired", "./options/test/RealBlur_Night.yml", unpaired) == 0
+    assert (tmp_path / "unpaired" / "stats.csv").is_file()
+    elsewhere = tmp_path / "mine.yml"
+    elsewhere.write_text((tmp_path / "options" / "test" / "LOLBlur.yml").read_text())
+    (tmp_path / "options" / "test" / "LOLBlur.yml").unlink()
+    assert run_with_options("test", "./options/test/LOLBlur.yml", ["--config", str(elsewhere), "--no-lpips"]) == 0
+    assert run_with_options("test", "./options/test/LOLBlur.yml", ["--data", str(data), "--weights", str(base)]) == 0
+    assert run_with_options("test", "./options/test/LOLBlur.yml", ["--no-lpips"]) == 2  # the default file is gone
+    assert "options file not found: options/test/LOLBlur.yml" in capsys.readouterr().err
+
+
 def test_clahe_brightens_dark_images_and_keeps_their_size():
     from darkir.eval.methods import clahe
 

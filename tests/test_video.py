@@ -123,6 +123,25 @@ def test_seed_inference_video_script(clip, tmp_path, tiny_checkpoint):
     assert describe(tmp_path / "videos" / "results" / "night.mp4")["frames"] == 24
 
 
+def test_seed_inference_video_keeps_results_of_inputs_with_one_name_apart(clip, tmp_path, tiny_checkpoint, monkeypatch):
+    # night.mp4 and night.avi both used to become videos/results/night.mp4, the second replacing the first's result.
+    import importlib.util
+    import shutil
+
+    spec = importlib.util.spec_from_file_location("seed_inference_video", REPO / "inference_video.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.chdir(tmp_path)
+    other = shutil.copy(clip, tmp_path / "night.avi")
+    flags = ["--weights", str(tiny_checkpoint), "-q"]
+    assert script.run(["-i", str(clip), *flags]) == 0
+    first = (tmp_path / "videos" / "results" / "night.mp4").read_bytes()
+    assert script.run(["-i", str(other), *flags]) == 0
+    assert (tmp_path / "videos" / "results" / "night.mp4").read_bytes() == first
+    assert describe(tmp_path / "videos" / "results" / "night.avi.mp4")["frames"] == 24
+    assert script.run(["-i", str(clip), *flags]) == 0  # a rerun replaces its own result
+
+
 # Issue 25, "Nothing lost": timing, rotation, the demo's limit and the encoder settings.
 MS = Fraction(1, 1000)
 
