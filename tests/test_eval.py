@@ -292,6 +292,55 @@ def test_seed_testing_scripts_take_the_official_flag_and_default_options(variant
     assert "options file not found: options/test/LOLBlur.yml" in capsys.readouterr().err
 
 
+def test_official_collections_evaluate_each_of_their_test_sets(variants, tmp_path, capsys):
+    # The official AllLOL.yml and v2real_lsrw.yml name datasets All_LOL / real_LSRW with test_path the root that holds
+    # LOLBlur, LOL-v2 (and LSRW) test sets: each is evaluated and reported by its name, as the official testing.py does.
+    import shutil
+
+    from tests.test_data import _write
+
+    base, _, data = variants
+    root = tmp_path / "datasets"
+    shutil.copytree(data, root / "LOLBlur" / "test")
+    for kind in ("Real_captured", "Synthetic"):
+        for index in range(2):
+            _write(root / "LOL-v2" / kind / "test" / "Low" / f"low0000{index}.png", seed=index)
+            _write(root / "LOL-v2" / kind / "test" / "Normal" / f"normal0000{index}.png", seed=9 + index)
+    for camera in ("Huawei", "Nikon"):
+        for side in ("low", "high"):
+            _write(root / "Low_Light_Enhancement_Datasets" / "LSRW_" / "Eval" / camera / side / "1.jpg", seed=3)
+    network = (
+        "network:\n  width: 8\n  middle_blk_num_enc: 1\n  middle_blk_num_dec: 1\n  enc_blk_nums: [1, 1, 1]\n"
+        "  dec_blk_nums: [1, 1, 1]\n"
+    )
+    expected = {
+        "All_LOL": {"lolblur": 9, "lolv2": 2, "lolv2_synth": 2},
+        "real_LSRW": {"lolv2": 2, "lsrw": 2, "lolblur": 9},
+    }
+    for name, sets in expected.items():
+        options = tmp_path / f"{name}.yml"
+        options.write_text(
+            f"datasets:\n  name: {name}\n  val:\n    test_path: {root}\n{network}save:\n  path: {base}\n"
+        )
+        table = tmp_path / f"{name}.csv"
+        results = tmp_path / f"{name}-results"
+        args = ["test", "-p", str(options), "--no-lpips", "-q", "--csv", str(table), "--save", "1"]
+        assert main([*args, "--results-dir", str(results)]) == 0
+        printed = capsys.readouterr().out
+        for label, count in sets.items():
+            assert f"{name} on {label}: PSNR" in printed and f"({count} images;" in printed
+            assert (results / label / "00000_output.png").is_file()
+        with open(table, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert {row["method"] for row in rows} == {f"{name} on {label}" for label in sets}
+        assert len(rows) == sum(sets.values())
+    assert {row["image"] for row in rows if row["method"] == "real_LSRW on lsrw"} == {"Huawei/1.jpg", "Nikon/1.jpg"}
+    shutil.rmtree(root / "LOL-v2" / "Synthetic")
+    assert main(["test", "-p", str(tmp_path / "All_LOL.yml"), "--no-lpips", "-q"]) == 2
+    error = capsys.readouterr().err
+    assert "datasets.name All_LOL reads 3 test sets" in error and "LOL-v2/Synthetic/test" in error
+
+
 def test_clahe_brightens_dark_images_and_keeps_their_size():
     from darkir.eval.methods import clahe
 

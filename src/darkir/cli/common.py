@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from darkir.errors import DarkIRError
 
 if TYPE_CHECKING:
+    from darkir.data.pairs import Pair
     from darkir.eval.lpips import LPIPS
     from darkir.infer import Restorer
     from darkir.infer.restorer import RestoreSettings
@@ -343,12 +344,18 @@ def load_lpips_or_none(args: argparse.Namespace) -> LPIPS | None:
         return None
 
 
-def evaluation_pairs(args: argparse.Namespace, options: Options | None) -> list:
-    """The pairs of ``--data`` (folder or manifest split), else of the options' ``datasets.val.test_path``."""
-    from darkir.data.pairs import resolve_pairs
+def evaluation_sets(args: argparse.Namespace, options: Options | None) -> dict[str, list[Pair]]:
+    """The pairs to evaluate by set: those of ``--data`` (folder or manifest split), else of the options'
+    ``datasets.val.test_path``, as one set named ``""``; or, where the options' ``datasets.name`` is an official one
+    that gathers several test sets under that path (``All_LOL``, ``real_LSRW``), each set by its name."""
+    from darkir.data.layouts import COLLECTIONS
+    from darkir.data.pairs import collection_pairs, resolve_pairs
 
     if args.data:
-        return resolve_pairs(args.data, args.split)
+        return {"": resolve_pairs(args.data, args.split)}
     if options is None:
         raise DarkIRError("pass --data DIR (or a manifest .json) or -p OPTIONS with datasets.val.test_path")
-    return resolve_pairs(options.require_path("datasets.val.test_path"), args.split)
+    root = options.require_path("datasets.val.test_path")
+    if options.datasets.name in COLLECTIONS:
+        return collection_pairs(root, options.datasets.name)
+    return {"": resolve_pairs(root, args.split)}

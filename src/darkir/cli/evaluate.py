@@ -13,7 +13,7 @@ from darkir.cli.common import (
     add_runtime,
     add_weights_source,
     csv_file,
-    evaluation_pairs,
+    evaluation_sets,
     load_lpips_or_none,
     non_negative_int,
     positive_float,
@@ -64,9 +64,12 @@ def _unreadable_status(scored: int, unreadable: list[str]) -> int:
     return 1
 
 
-def _triplet_folder(args: argparse.Namespace, options: Options | None, inputs: Sequence[Path]) -> Path | None:
-    """Where ``test --save N`` writes its triplets, checked before any work (None with ``--save 0``): never an input
-    folder nor inside one, and never over files there that are not triplets of an earlier run without --overwrite."""
+def _triplet_folder(
+    args: argparse.Namespace, options: Options | None, inputs: Sequence[Path], label: str = ""
+) -> Path | None:
+    """Where ``test --save N`` writes its triplets (of the set ``label``, in a sub-folder of that name where there are
+    several), checked before any work (None with ``--save 0``): never an input folder nor inside one, and never over
+    files there that are not triplets of an earlier run without --overwrite."""
     from pathlib import Path
 
     from darkir.eval.paired import check_triplet_folder
@@ -75,7 +78,7 @@ def _triplet_folder(args: argparse.Namespace, options: Options | None, inputs: S
     if not args.save:
         return None
     results_dir = Path(args.results_dir or (options.save.results_dir if options else "images/results_test"))
-    results_dir = results_dir.expanduser()
+    results_dir = results_dir.expanduser() / label
     for folder in inputs:
         if is_inside(results_dir, folder):
             where = "is" if is_same_file(results_dir, folder) else "is inside"
@@ -89,39 +92,44 @@ def _triplet_folder(args: argparse.Namespace, options: Options | None, inputs: S
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    """Paired evaluation of one model: PSNR/SSIM/LPIPS, mean and per image (unreadable images are skipped and named;
-    then the exit status is 1)."""
+    """Paired evaluation of one model: PSNR/SSIM/LPIPS, mean and per image, of one set or of each set an official
+    ``datasets.name`` gathers (unreadable images are skipped and named; then the exit status is 1)."""
     from darkir.eval.methods import model_method
     from darkir.eval.paired import evaluate, summary_line, write_csv, write_triplet_note
     from darkir.options import load_options
 
     refuse_empty(args)
     options = load_options(args.options) if args.options else None
-    pairs = evaluation_pairs(args, options)
+    sets = evaluation_sets(args, options)
     location = args.data or (options.require_path("datasets.val.test_path") if options else None)
-    folders = _input_folders(location, pairs)
+    folders = _input_folders(location, [pair for pairs in sets.values() for pair in pairs])
     csv = csv_file(args.csv, [*folders, location, args.weights, args.options], args.overwrite) if args.csv else None
-    results_dir = _triplet_folder(args, options, folders)
-    method = model_method(_method_name(args), restorer_from_args(args, options))
+    results_dirs = {label: _triplet_folder(args, options, folders, label) for label in sets}
+    restorer = restorer_from_args(args, options)
     lpips = load_lpips_or_none(args)
-    if results_dir is not None:
-        write_triplet_note(results_dir, method.name, pairs, args.save)
-    scores = evaluate(
-        method,
-        pairs,
-        args.convention,
-        lpips,
-        save_dir=results_dir,
-        save_count=args.save,
-        progress=not args.quiet,
-        skip_unreadable=True,
-    )
-    print(summary_line(scores, args.convention))
+    all_scores = []
+    for label, pairs in sets.items():
+        method = model_method(f"{_method_name(args)} on {label}" if label else _method_name(args), restorer)
+        results_dir = results_dirs[label]
+        if results_dir is not None:
+            write_triplet_note(results_dir, method.name, pairs, args.save)
+        scores = evaluate(
+            method,
+            pairs,
+            args.convention,
+            lpips,
+            save_dir=results_dir,
+            save_count=args.save,
+            progress=not args.quiet,
+            skip_unreadable=True,
+        )
+        print(summary_line(scores, args.convention))
+        if results_dir is not None:
+            print(f"first {min(args.save, len(pairs))} input/output/gt triplets -> {results_dir}")
+        all_scores.append(scores)
     if csv:
-        write_csv(csv, [scores], overwrite=args.overwrite)
-    if results_dir is not None:
-        print(f"first {min(args.save, len(pairs))} input/output/gt triplets -> {results_dir}")
-    return 1 if scores.unreadable else 0
+        write_csv(csv, all_scores, overwrite=args.overwrite)
+    return 1 if any(scores.unreadable for scores in all_scores) else 0
 
 
 def _print_no_reference(args: argparse.Namespace) -> int:
@@ -279,7 +287,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     refuse_empty(args)
     if args.exposure_target > 1:
         raise DarkIRError(f"--exposure-target is a mean brightness in (0, 1], got {args.exposure_target:g}")
-    pairs = find_unpaired(args.data) if args.unpaired else evaluation_pairs(args, None)
+    pairs = find_unpaired(args.data) if args.unpaired else evaluation_sets(args, None)[""]
     check_report_folder(Path(args.output), _input_folders(args.data, pairs))
     ensure_writable_dir(Path(args.output))
     if args.max_images:

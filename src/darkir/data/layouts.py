@@ -46,6 +46,25 @@ LAYOUTS: dict[str, Layout] = {
 }
 
 
+#: The official ``datasets.name`` values whose ``datasets.val.test_path`` is a root holding several test sets (as the
+#: official testing.py reads them): set name -> its folders under the root (a set of two folders is read as one).
+COLLECTIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "All_LOL": {
+        "lolblur": ("LOLBlur/test",),
+        "lolv2": ("LOL-v2/Real_captured/test",),
+        "lolv2_synth": ("LOL-v2/Synthetic/test",),
+    },
+    "real_LSRW": {
+        "lolv2": ("LOL-v2/Real_captured/test",),
+        "lsrw": (
+            "Low_Light_Enhancement_Datasets/LSRW_/Eval/Huawei",
+            "Low_Light_Enhancement_Datasets/LSRW_/Eval/Nikon",
+        ),
+        "lolblur": ("LOLBlur/test",),
+    },
+}
+
+
 def detect_layout(root: Path) -> Layout:
     """The first layout whose input and reference folders both exist under ``root``."""
     for layout in LAYOUTS.values():

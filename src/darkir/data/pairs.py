@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from darkir.data.layouts import DatasetError, Layout, detect_layout, list_images
+from darkir.data.layouts import COLLECTIONS, DatasetError, Layout, detect_layout, list_images
 from darkir.imageio import read_header
 
 MAX_LISTED = 10
@@ -159,3 +160,29 @@ def resolve_pairs(location: str | Path, split: str) -> list[Pair]:
     if location.suffix == ".json":
         return read_manifest(location, split)
     return find_pairs(location)
+
+
+def collection_pairs(root: str | Path, name: str) -> dict[str, list[Pair]]:
+    """The pairs of each test set that the official ``datasets.name`` ``name`` gathers under ``root``
+    (:data:`~darkir.data.layouts.COLLECTIONS`), by set name; a DatasetError names every folder that is missing."""
+    root = Path(root)
+    sets = COLLECTIONS[name]
+    missing = [str(root / folder) for folders in sets.values() for folder in folders if not (root / folder).is_dir()]
+    if missing:
+        raise DatasetError(
+            f"datasets.name {name} reads {len(sets)} test sets under {root}, but {len(missing)} folder(s) are missing: "
+            f"{', '.join(missing)} (or evaluate one set with --data FOLDER)"
+        )
+    return {
+        label: [pair for folder in folders for pair in _named(root, folder, len(folders))]
+        for label, folders in sets.items()
+    }
+
+
+def _named(root: Path, folder: str, folders: int) -> list[Pair]:
+    """The pairs of ``root / folder``; in a set of several ``folders``, named with their folder's name first
+    (LSRW's Huawei and Nikon number their images alike)."""
+    pairs = find_pairs(root / folder)
+    if folders == 1:
+        return pairs
+    return [dataclasses.replace(pair, name=f"{Path(folder).name}/{pair.name}") for pair in pairs]
