@@ -182,6 +182,21 @@ def test_convert_command_writes_safetensors_with_config(tmp_path, tiny_csf):
     assert _same_output(load_model(tmp_path / "clean.safetensors"), tiny_csf)
 
 
+def test_convert_official_writes_what_the_official_scripts_read(tmp_path, tiny_csf, capsys):
+    # The official testing.py/inference.py read ckpt["params"] (keys without a module. prefix, which they add).
+    from darkir.cli import main
+
+    ours = save_checkpoint(tmp_path / "ours.pt", tiny_csf, step=3)
+    assert main(["convert", str(ours), "-o", str(tmp_path / "official.pth"), "--official"]) == 0
+    assert "in the official layout" in capsys.readouterr().out
+    payload = torch.load(tmp_path / "official.pth", weights_only=True)
+    assert list(payload) == ["params"] and list(payload["params"]) == list(tiny_csf.state_dict())
+    assert all(torch.equal(payload["params"][k], v) for k, v in tiny_csf.state_dict().items())
+    assert _same_output(load_model(tmp_path / "official.pth"), tiny_csf)
+    assert main(["convert", str(ours), "-o", str(tmp_path / "official.safetensors"), "--official"]) == 2
+    assert "an official checkpoint is written to a .pt or .pth file" in capsys.readouterr().err
+
+
 def _as_numpy1_pickle(path, target):
     """``path`` rewritten as numpy 1 pickles it (``numpy.core.multiarray``, not numpy 2's ``numpy._core``)."""
     import zipfile

@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -111,19 +111,38 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, **state: Any
             f"{path}: .safetensors holds weights and config only; {', '.join(sorted(state))} would be lost "
             "(save training state to a .pt file)"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
     bare = _unwrap(model)
     config = dict(bare.config)
-    state_dict = {k: v.detach().cpu().contiguous() for k, v in bare.state_dict().items()}
+    state_dict = _weights(bare)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        return _write_atomically(
+            path, lambda tmp: save_file(state_dict, tmp, metadata={SAFETENSORS_CONFIG_KEY: json.dumps(config)})
+        )
+    return _write_atomically(path, lambda tmp: torch.save({"state_dict": state_dict, "config": config, **state}, tmp))
+
+
+def save_official_checkpoint(path: str | os.PathLike[str], model: nn.Module) -> Path:
+    """Atomically write a DarkIR's weights in the official repository's layout, ``{"params": state_dict}`` (what its
+    testing.py and inference.py read); no config is stored: their options' ``network:`` section must describe it."""
+    state_dict = _weights(_unwrap(model))
+    return _write_atomically(Path(path), lambda tmp: torch.save({"params": state_dict}, tmp))
+
+
+def _weights(model: nn.Module) -> StateDict:
+    """``model``'s state_dict on the CPU, each tensor contiguous (as files store them)."""
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def _write_atomically(path: Path, write: Callable[[str], object]) -> Path:
+    """``write(temporary file)``, then the file synced to disk and renamed onto ``path`` (its folder is made); a
+    failure leaves ``path`` as it was and raises a CheckpointError saying why (a full disk by name)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp_name = str(temporary_path(path))
     try:
         mode = _new_file_mode(path, Path(tmp_name))
-        if path.suffix == ".safetensors":
-            from safetensors.torch import save_file
-
-            save_file(state_dict, tmp_name, metadata={SAFETENSORS_CONFIG_KEY: json.dumps(config)})
-        else:
-            torch.save({"state_dict": state_dict, "config": config, **state}, tmp_name)
+        write(tmp_name)
         _set_mode(tmp_name, mode)  # safetensors writes its files readable by their owner only
         with open(tmp_name, "rb+") as handle:  # on the disk before it replaces the previous checkpoint
             os.fsync(handle.fileno())

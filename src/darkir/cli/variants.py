@@ -67,17 +67,21 @@ CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth")
 
 def cmd_convert(args: argparse.Namespace) -> int:
     """Re-save any checkpoint layout as a darkir checkpoint (weights + config), e.g. .safetensors."""
-    from darkir.checkpoint import save_checkpoint
+    from darkir.checkpoint import save_checkpoint, save_official_checkpoint
     from darkir.models import create_model, get_spec
     from darkir.models.weights import resolve_weights
 
     refuse_empty(args, {**PATH_FLAGS, "weights": "CHECKPOINT is empty"})
     source, _ = resolve_weights(args.weights)
-    output = output_file(args.output, CHECKPOINT_SUFFIXES, [source], args.overwrite, "a checkpoint")
+    suffixes = CHECKPOINT_SUFFIXES[1:] if args.official else CHECKPOINT_SUFFIXES
+    output = output_file(
+        args.output, suffixes, [source], args.overwrite, "an official checkpoint" if args.official else "a checkpoint"
+    )
     config = get_spec(args.model).config if args.model else {}
     model = create_model(args.weights, require_weights=True, **config)
-    path = save_checkpoint(output, model)
-    print(f"{model.config['width']}-wide {'DarkIR+CSF' if model.use_csf else 'DarkIR'} -> {path}")
+    path = (save_official_checkpoint if args.official else save_checkpoint)(output, model)
+    layout = " in the official layout ({'params': state_dict})" if args.official else ""
+    print(f"{model.config['width']}-wide {'DarkIR+CSF' if model.use_csf else 'DarkIR'} -> {path}{layout}")
     return 0
 
 
@@ -127,6 +131,11 @@ def register(add: AddCommand) -> None:
         help="file to write: .safetensors (weights and config only), .pt or .pth; never the CHECKPOINT read",
     )
     convert.add_argument("-m", "--model", metavar="NAME", help="zoo name whose config to use instead of the stored one")
+    convert.add_argument(
+        "--official",
+        action="store_true",
+        help="write the official repository's layout, {'params': state_dict} (.pt/.pth; no config stored)",
+    )
     convert.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
     onnx = add("export-onnx", cmd_export_onnx, "Export to ONNX (dynamic batch/height/width), checked on two sizes.")
