@@ -7,6 +7,10 @@ fitted to its reference, :mod:`darkir.eval.tone`) and tone (output/reference bri
 images). Then one line per checkpoint over all folders: PSNR and detail as the mean of the folders' means (each real
 set weighs the same, whatever its size), and tone pooled over every image. ``--json`` also writes the rows.
 
+``--unpaired FOLDER`` (repeatable) adds, per checkpoint, how it treats photos that are not dark: over the images of
+those folders whose sRGB mean is at least :data:`WELL_EXPOSED` (scored at a long side of :data:`UNPAIRED_SIDE`), the
+mean ratio of output to input brightness (1: kept as it was; real unpaired sets such as DICM hold many).
+
 The rule (:func:`choose`): among checkpoints whose pooled tone is right (correlation >= 0.7, ratio within 5% of 1),
 the best mean detail PSNR; without such a checkpoint, the best by tone distance. Real pairs are for decisions only,
 never for training.
@@ -18,12 +22,14 @@ import argparse
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from darkir.data.pairs import resolve_pairs
+from darkir.data.pairs import find_unpaired, resolve_pairs
 from darkir.eval.methods import model_method
 from darkir.eval.paired import Scores, evaluate
 from darkir.eval.tone import tone
+from darkir.imageio import read_image
 from darkir.infer import Restorer
 from darkir.models import create_model
 
@@ -52,6 +58,36 @@ def score(weights: str, folder: Path, device: str = "cpu") -> dict:
     tone (``correlation``, ``ratio``, ``out_mean``, ``ref_mean``), image count ``n`` and per-image brightness."""
     restorer = Restorer(create_model(weights), device=device, tile=0)
     return _row(evaluate(model_method(Path(weights).stem, restorer), resolve_pairs(folder, "test"), progress=False))
+
+
+#: Inputs at least this bright (sRGB mean) count as well exposed: restoring them should keep their brightness.
+WELL_EXPOSED = 0.3
+#: The long side unpaired photos are scored at (their brightness is measured, not their detail).
+UNPAIRED_SIDE = 512
+
+
+def well_exposed_photos(folders: list[str]) -> list[np.ndarray]:
+    """The images of ``folders`` whose sRGB mean is at least :data:`WELL_EXPOSED`, downscaled to a long side of at
+    most :data:`UNPAIRED_SIDE`."""
+    photos = []
+    for folder in folders:
+        for pair in find_unpaired(folder):
+            rgb = read_image(pair.low).rgb
+            scale = UNPAIRED_SIDE / max(rgb.shape[:2])
+            if scale < 1:
+                size = (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))
+                rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+            if rgb.mean() >= WELL_EXPOSED:
+                photos.append(rgb.astype(np.float32))
+    return photos
+
+
+def brightness_kept(weights: str, photos: list[np.ndarray], device: str = "cpu") -> dict[str, float]:
+    """How ``weights`` changes the brightness of well-exposed ``photos``: the mean and largest output/input ratio of
+    their sRGB means, and their count."""
+    restorer = Restorer(create_model(weights), device=device, tile=0)
+    ratios = [float(restorer.restore_array(rgb).mean() / rgb.mean()) for rgb in photos]
+    return {"kept_ratio": float(np.mean(ratios)), "kept_max": float(np.max(ratios)), "kept_n": len(ratios)}
 
 
 def pooled(per_folder: dict[str, dict]) -> dict[str, float]:
@@ -96,10 +132,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoints", nargs="+", help="checkpoint paths or zoo names")
     parser.add_argument("--data", action="append", required=True, help="paired folder (repeat)")
+    parser.add_argument("--unpaired", action="append", default=[], help="unpaired folder of photos (repeat)")
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     rows, summary = [], {}
+    photos = well_exposed_photos(args.unpaired)
     for weights in args.checkpoints:
         per_folder = {}
         for folder in args.data:
@@ -109,6 +147,14 @@ def main() -> None:
         summary[weights] = pooled(per_folder)
         rows.append({"weights": weights, "data": "pooled", **summary[weights]})
         print(line(f"{weights}\tpooled", summary[weights]), flush=True)
+        if photos:
+            kept = brightness_kept(weights, photos, args.device)
+            rows.append({"weights": weights, "data": "well-exposed", **kept})
+            print(
+                f"{weights}\twell-exposed\tbrightness out/in {kept['kept_ratio']:.3f} (largest {kept['kept_max']:.3f}, "
+                f"{kept['kept_n']} photos)",
+                flush=True,
+            )
     if len(summary) > 1:
         print(f"chosen: {choose(summary)}")
     if args.json:

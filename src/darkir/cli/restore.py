@@ -76,8 +76,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     busy = f", skipped {len(report.busy)} another run is writing" if report.busy else ""
     how = "to fit memory; --verbose says why" if args.tile == "auto" else f"in {args.tile} px windows (--tile)"
     tiled = f" ({len(report.tiled)} tiled {how})" if report.tiled and not args.verbose else ""
+    hint = " (use --overwrite)" if report.skipped else ""
     print(
-        f"restored {len(report.done)}{tiled}, skipped {len(report.skipped)} existing (use --overwrite){busy}, "
+        f"restored {len(report.done)}{tiled}, skipped {len(report.skipped)} existing{hint}{busy}, "
         f"failed {len(report.failed) + len(problems)} -> {output}"
     )
     return 1 if report.failed or problems else 0
