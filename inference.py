@@ -4,8 +4,7 @@
 import argparse
 import sys
 
-from darkir.cli import main
-from darkir.cli.seed import options_or_default
+from darkir.cli.seed import run_seed
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -17,9 +16,8 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("-i", "--inp_path", default="./images/inputs", help="folder of input images")
     parser.add_argument("-o", "--out_path", default="./images/results", help="output folder")
     args, extra = parser.parse_known_args(argv)
-    options = options_or_default(args.config, extra, "./options/inference/LOLBlur.yml", instead="--weights")
-    flags = ["-p", options] if options is not None else []
-    return main(["restore", args.inp_path, "-o", args.out_path, *flags, "--overwrite", *extra])
+    command = [args.inp_path, "-o", args.out_path, "--overwrite", *extra]
+    return run_seed("restore", command, args.config, "./options/inference/LOLBlur.yml", instead="--weights")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from darkir.cli import main
-from darkir.cli.seed import options_or_default
+from darkir.cli.seed import run_seed
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -19,14 +18,13 @@ def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Restore a video (seed-compatible wrapper of `darkir video`).")
     parser.add_argument("-p", "--config", help="options file (default ./options/inference_video/Baseline.yml)")
     parser.add_argument("-i", "--inp_path", required=True, help="input video file")
-    parser.add_argument("-o", "--out_path", default="./videos/results", help="output folder")
+    parser.add_argument("-o", "--out_path", default="./videos/results", help="output folder (or .mp4 file)")
     args, extra = parser.parse_known_args(argv)
-    options = options_or_default(args.config, extra, "./options/inference_video/Baseline.yml", instead="--weights")
-    source = Path(args.inp_path)
-    name = f"{source.stem}.mp4" if source.suffix.lower() == ".mp4" else f"{source.name}.mp4"
-    target = str(Path(args.out_path) / name) if args.out_path else args.out_path
-    flags = ["-p", options] if options is not None else []
-    return main(["video", args.inp_path, "-o", target, *flags, "--overwrite", *extra])
+    source, target = Path(args.inp_path), Path(args.out_path)
+    if args.out_path and (target.is_dir() or not target.suffix):  # a folder: the result is named after the input
+        target /= f"{source.stem}.mp4" if source.suffix.lower() == ".mp4" else f"{source.name}.mp4"
+    command = [args.inp_path, "-o", str(target) if args.out_path else "", "--overwrite", *extra]
+    return run_seed("video", command, args.config, "./options/inference_video/Baseline.yml", instead="--weights")
 
 
 if __name__ == "__main__":

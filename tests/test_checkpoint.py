@@ -245,8 +245,12 @@ def test_numpy_objects_are_still_refused(tmp_path, tiny_csf):
 
     path = tmp_path / "objects.pt"
     torch.save({"state_dict": tiny_csf.state_dict(), "extra": np.array([{"a": 1}], dtype=object)}, path)
-    with pytest.raises(CheckpointError, match="it holds pickled Python objects"):
+    with pytest.raises(CheckpointError, match=r"it holds pickled Python objects \(numpy data of dtype '\|O'\)"):
         read_checkpoint(path)
+    for extra, kind in ((np.array(["text"]), "'<U4'"), (np.zeros(2, dtype=[("x", "f4")]), "'|V4'")):
+        torch.save({"state_dict": tiny_csf.state_dict(), "extra": extra}, path)
+        with pytest.raises(CheckpointError, match=rf"pickled Python objects \(numpy data of dtype {kind}\)"):
+            read_checkpoint(path)
 
 
 def test_a_config_that_does_not_fit_is_refused_before_its_model_is_built(tmp_path, tiny_csf):

@@ -109,6 +109,22 @@ def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path, capsys, text, 
     assert f"key '{key}' appears twice" in capsys.readouterr().err
 
 
+def test_merge_keys_still_load_and_may_be_overridden(tmp_path):
+    # YAML merge keys (`<<:`) are not repeats: a key they merge may be set again beside them.
+    text = "network:\n  <<: [{width: 16, use_csf: true}, {csf_reduction: 2}]\n  width: 8\n"
+    options = load_options(_options_file(tmp_path, text))
+    assert (options.network.width, options.network.use_csf, options.network.csf_reduction) == (8, True, 2)
+    with pytest.raises(ConfigError, match="key 'width' appears twice"):
+        load_options(_options_file(tmp_path, text + "  width: 4\n"))
+
+
+def test_a_non_utf8_options_file_names_the_byte_in_the_file(tmp_path):
+    path = tmp_path / "opts.yml"
+    path.write_bytes(b"# " + b"x" * 20000 + b"\n" + b"\xff\n")
+    with pytest.raises(ConfigError, match=r"not a UTF-8 text file \(byte 20003\)"):
+        load_options(path)
+
+
 @pytest.mark.parametrize(("text", "expected"), BAD_OPTIONS[:3] + BAD_OPTIONS[5:7] + [BAD_OPTIONS[8], BAD_OPTIONS[10]])
 def test_complexity_reports_bad_network_as_one_line(tmp_path, capsys, text, expected):
     code, _, err = _run(capsys, "complexity", "-p", str(_options_file(tmp_path, text)), "--size", "16")

@@ -289,7 +289,9 @@ def test_seed_testing_scripts_take_the_official_flag_and_default_options(variant
     assert run_with_options("test", "./options/test/LOLBlur.yml", ["--config", str(elsewhere), "--no-lpips"]) == 0
     assert run_with_options("test", "./options/test/LOLBlur.yml", ["--data", str(data), "--weights", str(base)]) == 0
     assert run_with_options("test", "./options/test/LOLBlur.yml", ["--no-lpips"]) == 2  # the default file is gone
-    assert "options file not found: options/test/LOLBlur.yml" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "no -p OPTIONS given, and the default options file ./options/test/LOLBlur.yml is not here" in error
+    assert "pass -p OPTIONS or --data" in error
 
 
 def test_official_collections_evaluate_each_of_their_test_sets(variants, tmp_path, capsys):
@@ -335,6 +337,9 @@ def test_official_collections_evaluate_each_of_their_test_sets(variants, tmp_pat
         assert {row["method"] for row in rows} == {f"{name} on {label}" for label in sets}
         assert len(rows) == sum(sets.values())
     assert {row["image"] for row in rows if row["method"] == "real_LSRW on lsrw"} == {"Huawei/1.jpg", "Nikon/1.jpg"}
+    shutil.rmtree(root / "LOL-v2" / "Synthetic" / "test" / "Normal")
+    assert main(["test", "-p", str(tmp_path / "All_LOL.yml"), "--no-lpips", "-q"]) == 2
+    assert "datasets.name All_LOL, test set lolv2_synth: " in capsys.readouterr().err
     shutil.rmtree(root / "LOL-v2" / "Synthetic")
     assert main(["test", "-p", str(tmp_path / "All_LOL.yml"), "--no-lpips", "-q"]) == 2
     error = capsys.readouterr().err

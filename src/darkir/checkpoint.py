@@ -158,21 +158,7 @@ def _write_atomically(path: Path, write: Callable[[str], object]) -> Path:
 def save_text(path: str | os.PathLike[str], text: str) -> Path:
     """Atomically write ``text`` to ``path`` (e.g. the options beside a checkpoint): a failed write never leaves it
     empty or cut short, and the previous file stays as it was."""
-    path = Path(path)
-    tmp = temporary_path(path)
-    try:
-        mode = _new_file_mode(path, tmp)
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        _set_mode(tmp, mode)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise CheckpointError(_write_failure(path, exc)) from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return _write_atomically(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def _new_file_mode(path: Path, tmp: Path) -> int:

@@ -343,6 +343,8 @@ def _unique_keys(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, A
     """A mapping whose keys each appear once; else a YAML error at the repeat, naming the first line."""
     first_lines: dict[Any, int] = {}
     for key_node, _ in node.value:
+        if key_node.tag == _MERGE_TAG:  # `<<: *anchor` merges a mapping; its keys may be overridden here
+            continue
         key = loader.construct_object(key_node, deep=True)
         with contextlib.suppress(TypeError):  # an unhashable key is refused by the mapping below
             if key in first_lines:
@@ -357,7 +359,18 @@ def _unique_keys(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, A
     return loader.construct_mapping(node, deep=True)
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 _OptionsLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_keys)
+
+
+def _read_yaml(path: Path) -> Any:
+    """The YAML document in ``path`` (UTF-8), read with :class:`_OptionsLoader`; its errors name the file."""
+    loader = _OptionsLoader(path.read_text(encoding="utf-8"))
+    loader.name = str(path)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def load_options(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Options:
@@ -370,8 +383,7 @@ def load_options(path: str | os.PathLike[str], overrides: Iterable[str] = ()) ->
     if not path.is_file():
         raise ConfigError(f"options file not found: {path}")
     try:
-        with open(path, encoding="utf-8") as handle:  # YAML's errors name the file
-            raw = yaml.load(handle, Loader=_OptionsLoader) or {}
+        raw = _read_yaml(path) or {}
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not a UTF-8 text file (byte {exc.start}); save the options file as UTF-8") from None
     except yaml.YAMLError as exc:

@@ -60,7 +60,16 @@ def numpy_globals() -> list[Callable[..., object] | tuple[Callable[..., object],
     multiarray = importlib.import_module("numpy._core.multiarray" if hasattr(np, "_core") else "numpy.core.multiarray")
     builders = [multiarray.scalar, multiarray._reconstruct]
     spelled = [(builder, f"numpy.{core}.multiarray.{builder.__name__}") for builder in builders for core in _CORES]
-    return [np.dtype, np.ndarray, *(type(np.dtype(code)) for code in _NUMERIC_DTYPES), *builders, *spelled]
+    kinds = [type(np.dtype(code)) for code in _NUMERIC_DTYPES]
+    return [(_numeric_dtype, "numpy.dtype"), np.ndarray, *kinds, *builders, *spelled]
+
+
+def _numeric_dtype(*args: object) -> np.dtype:
+    """``numpy.dtype(*args)`` as a pickle rebuilds it, refused unless numeric (no objects, strings or records)."""
+    dtype = np.dtype(*args)  # type: ignore[call-overload]
+    if dtype.char not in _NUMERIC_DTYPES or dtype.fields is not None:
+        raise pickle.UnpicklingError(f"Weights only load failed: numpy data of dtype {dtype.str!r} are not numbers")
+    return dtype
 
 
 def _unsafe_global(exc: BaseException) -> str | None:
@@ -69,7 +78,8 @@ def _unsafe_global(exc: BaseException) -> str | None:
     text = str(exc)
     if not (isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in text):
         return None
-    match = re.search(r"GLOBAL ([\w.]+)", text)
+    patterns = (r"GLOBAL ([\w.]+)", r"but got <class '([\w.]+)'>", r"(numpy data of dtype \S+)")
+    match = next((found for pattern in patterns if (found := re.search(pattern, text))), None)
     return match[1] if match else "an object"
 
 

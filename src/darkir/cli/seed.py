@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from darkir.cli import main
 
@@ -17,14 +18,21 @@ def run_with_options(command: str, default: str | None, argv: Sequence[str] | No
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)  # -h: the darkir command's own help
     parser.add_argument("-p", "--config", "--options", dest="options")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else list(argv))
-    options = options_or_default(args.options, rest, default, instead="--data")
-    return main([command, *(["-p", options] if options is not None else []), *rest])
+    return run_seed(command, rest, args.options, default, instead="--data")
 
 
-def options_or_default(given: str | None, rest: Sequence[str], default: str | None, instead: str) -> str | None:
-    """The options file to use: the one given, else ``default`` unless the flag ``instead`` (which makes the
-    options file unneeded, e.g. ``--data`` or ``--weights``) is among the other arguments ``rest``."""
-    if given is not None:
-        return given
-    named = any(arg == instead or arg.startswith(f"{instead}=") for arg in rest)
-    return None if named else default
+def run_seed(command: str, argv: Sequence[str], options: str | None, default: str | None, instead: str) -> int:
+    """Run ``darkir <command> <argv>`` with the options file ``options``; where none is given, with ``default``
+    unless the flag ``instead`` (which makes an options file unneeded: ``--data``, ``--weights``) is in ``argv``. A
+    default that is not there is one error line naming it and the two ways on (exit 2)."""
+    named = any(arg == instead or arg.startswith(f"{instead}=") for arg in argv)
+    if options is None and default is not None and not named:
+        if not Path(default).is_file():
+            print(
+                f"darkir: error: no -p OPTIONS given, and the default options file {default} is not here (run from "
+                f"the folder that holds it, or pass -p OPTIONS or {instead})",
+                file=sys.stderr,
+            )
+            return 2
+        options = default
+    return main([command, *(["-p", options] if options is not None else []), *argv])

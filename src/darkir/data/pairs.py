@@ -173,10 +173,13 @@ def collection_pairs(root: str | Path, name: str) -> dict[str, list[Pair]]:
             f"datasets.name {name} reads {len(sets)} test sets under {root}, but {len(missing)} folder(s) are missing: "
             f"{', '.join(missing)} (or evaluate one set with --data FOLDER)"
         )
-    return {
-        label: [pair for folder in folders for pair in _named(root, folder, len(folders))]
-        for label, folders in sets.items()
-    }
+    found = {}
+    for label, folders in sets.items():
+        try:
+            found[label] = [pair for folder in folders for pair in _named(root, folder, len(folders))]
+        except DatasetError as exc:
+            raise DatasetError(f"datasets.name {name}, test set {label}: {exc}") from None
+    return found
 
 
 def _named(root: Path, folder: str, folders: int) -> list[Pair]:
