@@ -213,3 +213,34 @@ def test_reference_keeps_part_of_the_scenes_own_brightness_with_target_scene_slo
     a = degrade(ramp, np.random.default_rng(5), follows_capture)
     b = degrade(ramp, np.random.default_rng(5), synth_params({**base, "target_scene_slope": 0.0}))
     assert np.array_equal(a[1], b[1]) and a[2] == b[2]
+
+
+def test_a_capture_that_is_not_dark_keeps_its_brightness_with_target_keep_range():
+    y, x = np.mgrid[0:64, 0:64] / 64.0
+    ramp = np.stack([x, y, 0.5 * (x + y)], -1).astype(np.float32)
+    base = {"target_tone": [0.33, 0.231], "target_statistic": "p90", "target_mean_range": [0.22, 0.55]}
+    base |= {"light_prob": 0.0, "jpeg_prob": 0.0, "falloff_prob": 0.0}
+    law, keeps = synth_params(base), synth_params({**base, "target_keep_range": [0.2, 0.45]})
+    seen = set()
+    for low_mean in (0.05, 0.3, 0.6):
+        for seed in range(3):
+            params = {"low_mean_range": [low_mean, low_mean]}
+            _, _, toned = degrade(ramp, np.random.default_rng(seed), synth_params({**base, **params}))
+            low, high, kept = degrade(
+                ramp, np.random.default_rng(seed), synth_params({**base, **params, "target_keep_range": [0.2, 0.45]})
+            )
+            capture = float(low.mean())
+            if capture <= 0.2:  # dark: the tone's brightness, as without the option
+                assert kept["target_mean"] == toned["target_mean"]
+                seen.add("dark")
+            elif capture >= 0.45:  # well exposed: its own
+                assert kept["target_mean"] == pytest.approx(capture, abs=1e-4)
+                assert high[::4, ::4].mean() == pytest.approx(capture, abs=0.01)
+                seen.add("bright")
+            else:  # between the two, log-linearly
+                assert min(capture, toned["target_mean"]) < kept["target_mean"] < max(capture, toned["target_mean"])
+                seen.add("between")
+    assert seen == {"dark", "between", "bright"} and law.target_keep_range is None and keeps.target_keep_range
+    for bad in ([0.45, 0.2], [0.0, 0.3], [0.2, 1.5]):
+        with pytest.raises(ValueError, match="target_keep_range"):
+            synth_params({"target_keep_range": bad})

@@ -11,7 +11,8 @@ Per pair, in linear light (after inverting the sRGB curve):
    ``target_mean = level * (s / 0.1) ** slope * exp(N(0, target_jitter))``, clipped to ``target_mean_range``, where
    ``s`` is the capture's ``target_statistic``: its drawn sRGB mean ``low_mean`` (``"mean"``), or the 90th
    percentile of the finished capture's sRGB values (``"p90"``: the reference is re-exposed to ``target_mean`` at
-   the end). Real references follow their captures' bright parts more closely than their means. With
+   the end; with ``target_keep_range`` a capture that is not dark keeps its own brightness instead). Real
+   references follow their captures' bright parts more closely than their means. With
    ``target_scene_slope`` above 0 the reference also keeps some of the clean photo's own brightness, a property of
    the scene rather than of the capture: ``target_mean`` is multiplied by ``(clean mean / 0.4) ** target_scene_slope``
    (the clean crop's sRGB mean; 0.4 is about the photo corpus's average), so a night or shaded scene stays darker
@@ -121,6 +122,17 @@ class SynthParams:
     #: How much of the clean photo's own brightness the ``target_tone`` reference keeps: the exponent of
     #: ``clean mean / 0.4`` in ``target_mean`` (0: none, the reference follows the capture alone).
     target_scene_slope: float = 0.0
+    #: ``(low, high)`` sRGB means of the finished capture over which a ``target_tone`` (p90) reference gives way to the
+    #: capture's own brightness: the tone's below ``low``, the capture's above ``high`` (a photo that is not dark
+    #: keeps its exposure), log-linear in between; ``None``: the tone's for every capture.
+    target_keep_range: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.target_keep_range is not None and not 0 < self.target_keep_range[0] < self.target_keep_range[1] <= 1:
+            raise ValueError(
+                f"target_keep_range must be (low, high) with 0 < low < high <= 1, got {self.target_keep_range}"
+            )
+
     blur_prob: float = 0.85
     kernel_size_range: tuple[int, int] = (5, 25)
     light_prob: float = 0.4
@@ -255,6 +267,7 @@ def degrade(
     record["low_mean"] = round(low_mean, 4)
     if params.target_tone is not None and params.target_statistic == "p90":
         target_mean = _toned_mean(float(np.percentile(low, 90)), scene_mean, rng, params)
+        target_mean = _kept(target_mean, float(low.mean()), params)
         reference = srgb_to_linear(high)
         high = linear_to_srgb(reference * exposure_for_mean(reference, target_mean))
         record["target_mean"] = round(target_mean, 4)
@@ -332,6 +345,15 @@ def _low_light_capture(dark: np.ndarray, rng: np.random.Generator, params: Synth
         low = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB).astype(np.float32) / 255
         record["jpeg_quality"] = quality
     return low
+
+
+def _kept(target_mean: float, capture_mean: float, params: SynthParams) -> float:
+    """``target_mean`` giving way to the capture's own sRGB mean ``capture_mean`` across ``target_keep_range``."""
+    if params.target_keep_range is None:
+        return target_mean
+    low, high = np.log(params.target_keep_range)
+    weight = float(np.clip((np.log(max(capture_mean, 1e-4)) - low) / (high - low), 0.0, 1.0))
+    return float(np.exp((1 - weight) * np.log(target_mean) + weight * np.log(max(capture_mean, 1e-4))))
 
 
 def _toned_mean(statistic: float, scene_mean: float, rng: np.random.Generator, params: SynthParams) -> float:
