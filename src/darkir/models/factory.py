@@ -12,7 +12,7 @@ from darkir.errors import CheckpointError
 from darkir.models import zoo
 from darkir.models.config import ModelConfig, check_fields
 from darkir.models.darkir import DarkIR
-from darkir.models.state_dict import check_fits, load_state_dict_strict
+from darkir.models.state_dict import check_fits
 from darkir.models.weights import read_weights
 
 
@@ -59,7 +59,7 @@ def load_model(
     with torch.device("meta"):  # shapes only: a config that does not fit is refused before any memory is taken
         check_fits(build_model(settings), state_dict, source=f"checkpoint {path}")
     model = build_model(settings)
-    load_state_dict_strict(model, state_dict, source=f"checkpoint {path}")
+    model.load_state_dict(state_dict, strict=True)
     return model.to(device).eval()
 
 
