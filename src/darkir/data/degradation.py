@@ -126,13 +126,6 @@ class SynthParams:
     #: capture's own brightness: the tone's below ``low``, the capture's above ``high`` (a photo that is not dark
     #: keeps its exposure), log-linear in between; ``None``: the tone's for every capture.
     target_keep_range: tuple[float, float] | None = None
-
-    def __post_init__(self) -> None:
-        if self.target_keep_range is not None and not 0 < self.target_keep_range[0] < self.target_keep_range[1] <= 1:
-            raise ValueError(
-                f"target_keep_range must be (low, high) with 0 < low < high <= 1, got {self.target_keep_range}"
-            )
-
     blur_prob: float = 0.85
     kernel_size_range: tuple[int, int] = (5, 25)
     light_prob: float = 0.4
@@ -153,6 +146,12 @@ class SynthParams:
     read_noise_range: tuple[float, float] = (1e-4, 4e-3)
     jpeg_prob: float = 0.3
     jpeg_quality_range: tuple[int, int] = (70, 95)
+
+    def __post_init__(self) -> None:
+        if self.target_keep_range is not None and not 0 < self.target_keep_range[0] < self.target_keep_range[1] <= 1:
+            raise ValueError(
+                f"target_keep_range must be (low, high) with 0 < low < high <= 1, got {self.target_keep_range}"
+            )
 
 
 def synth_params(overrides: Mapping[str, Any]) -> SynthParams:
@@ -352,8 +351,9 @@ def _kept(target_mean: float, capture_mean: float, params: SynthParams) -> float
     if params.target_keep_range is None:
         return target_mean
     low, high = np.log(params.target_keep_range)
-    weight = float(np.clip((np.log(max(capture_mean, 1e-4)) - low) / (high - low), 0.0, 1.0))
-    return float(np.exp((1 - weight) * np.log(target_mean) + weight * np.log(max(capture_mean, 1e-4))))
+    capture = np.log(max(capture_mean, 1e-4))
+    weight = float(np.clip((capture - low) / (high - low), 0.0, 1.0))
+    return float(np.exp((1 - weight) * np.log(target_mean) + weight * capture))
 
 
 def _toned_mean(statistic: float, scene_mean: float, rng: np.random.Generator, params: SynthParams) -> float:

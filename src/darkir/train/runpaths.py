@@ -165,14 +165,9 @@ def _log_folder_in_data(options: Options) -> tuple[str, str] | None:
         return None
     folder = Path(options.train.log_dir)
     for key, data in _data_folders(options):
-        if is_inside(folder, data) or is_inside(data, folder):
-            how = (
-                "is"
-                if is_inside(data, folder) and is_inside(folder, data)
-                else "lies in"
-                if is_inside(folder, data)
-                else "holds"
-            )
+        lies_in, holds = is_inside(folder, data), is_inside(data, folder)
+        if lies_in or holds:
+            how = "is" if lies_in and holds else "lies in" if lies_in else "holds"
             return "train.log_dir", f"{folder} {how} {key} ({data}); give the logs a folder of their own"
     return None
 
