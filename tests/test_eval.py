@@ -13,6 +13,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from darkir.checkpoint import save_checkpoint
 from darkir.cli import main
+from darkir.data.layouts import DatasetError
 from darkir.eval.lpips import LPIPSUnavailableError, load_lpips
 from darkir.eval.metrics import prepare, psnr, ssim
 from darkir.eval.stats import bootstrap_mean, win_rate
@@ -292,6 +293,30 @@ def test_seed_testing_scripts_take_the_official_flag_and_default_options(variant
     error = capsys.readouterr().err
     assert "no -p OPTIONS given, and the default options file ./options/test/LOLBlur.yml is not here" in error
     assert "pass -p OPTIONS or --data" in error
+
+
+def test_official_collections_find_lol_v2_as_downloaded(tmp_path):
+    # LOL-v2's archive names its folders Real_captured/Test and Synthetic/Test; the official readers ask for "test".
+    from darkir.data.pairs import collection_pairs
+    from tests.test_data import _write
+
+    root = tmp_path / "datasets"
+    for kind in ("Real_captured", "Synthetic"):
+        for index in range(2):
+            _write(root / "LOL-v2" / kind / "Test" / "Low" / f"low0000{index}.png", seed=index)
+            _write(root / "LOL-v2" / kind / "Test" / "Normal" / f"normal0000{index}.png", seed=9 + index)
+    for side in ("low_blur_noise", "high_sharp_scaled"):
+        _write(root / "LOLBlur" / "test" / side / "0001" / "0001.png", seed=4)
+    found = collection_pairs(root, "All_LOL")
+    assert {label: len(pairs) for label, pairs in found.items()} == {"lolblur": 1, "lolv2": 2, "lolv2_synth": 2}
+    assert all("Test" in pair.low.parts for pair in found["lolv2"])
+    shutil.copytree(root / "LOL-v2" / "Synthetic" / "Test", root / "LOL-v2" / "Synthetic" / "test")
+    assert all("test" in pair.low.parts for pair in collection_pairs(root, "All_LOL")["lolv2_synth"])
+    shutil.rmtree(root / "LOL-v2" / "Synthetic" / "test")
+    shutil.move(root / "LOL-v2" / "Synthetic" / "Test", root / "LOL-v2" / "Synthetic" / "TEST")
+    (root / "LOL-v2" / "Synthetic" / "tEST").mkdir()  # two candidates: neither is guessed
+    with pytest.raises(DatasetError, match="LOL-v2/Synthetic/test"):
+        collection_pairs(root, "All_LOL")
 
 
 def test_official_collections_evaluate_each_of_their_test_sets(variants, tmp_path, capsys):

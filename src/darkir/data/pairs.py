@@ -167,7 +167,7 @@ def collection_pairs(root: str | Path, name: str) -> dict[str, list[Pair]]:
     (:data:`~darkir.data.layouts.COLLECTIONS`), by set name; a DatasetError names every folder that is missing."""
     root = Path(root)
     sets = COLLECTIONS[name]
-    missing = [str(root / folder) for folders in sets.values() for folder in folders if not (root / folder).is_dir()]
+    missing = [str(root / folder) for folders in sets.values() for folder in folders if _folder(root, folder) is None]
     if missing:
         raise DatasetError(
             f"datasets.name {name} reads {len(sets)} test sets under {root}, but {len(missing)} folder(s) are missing: "
@@ -182,10 +182,29 @@ def collection_pairs(root: str | Path, name: str) -> dict[str, list[Pair]]:
     return found
 
 
+def _folder(root: Path, relative: str) -> Path | None:
+    """``root / relative`` if it is a folder; else the one folder whose path differs from it only in the case of its
+    names (LOL-v2 as downloaded has ``Test``, the official readers ask for ``test``); else None."""
+    if not root.is_dir():
+        return None
+    folder = root
+    for part in Path(relative).parts:
+        if (folder / part).is_dir():
+            folder = folder / part
+            continue
+        alike = [p for p in folder.iterdir() if p.name.lower() == part.lower() and p.is_dir()]
+        if len(alike) != 1:
+            return None
+        folder = alike[0]
+    return folder
+
+
 def _named(root: Path, folder: str, folders: int) -> list[Pair]:
     """The pairs of ``root / folder``; in a set of several ``folders``, named with their folder's name first
     (LSRW's Huawei and Nikon number their images alike)."""
-    pairs = find_pairs(root / folder)
+    found = _folder(root, folder)
+    assert found is not None  # collection_pairs checked it
+    pairs = find_pairs(found)
     if folders == 1:
         return pairs
     return [dataclasses.replace(pair, name=f"{Path(folder).name}/{pair.name}") for pair in pairs]
