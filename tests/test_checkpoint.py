@@ -197,6 +197,22 @@ def test_convert_official_writes_what_the_official_scripts_read(tmp_path, tiny_c
     assert "an official checkpoint is written to a .pt or .pth file" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("dilations", [(1, 2, 3), (1, 2)])
+def test_convert_official_names_the_settings_the_weights_do_not_tell(tmp_path, dilations, capsys):
+    # Dilations leave no trace in the tensors (every kernel is 3x3): an official file of a model with other dilations
+    # loads as the reference's [1, 4, 9] (or not at all) unless its options say them, so convert says so.
+    from darkir.cli import main
+
+    model = randomize(build_model("darkir-w16", **TINY, dilations=dilations))
+    ours = save_checkpoint(tmp_path / "ours.pt", model)
+    assert main(["convert", str(ours), "-o", str(tmp_path / "official.pth"), "--official"]) == 0
+    error = capsys.readouterr().err
+    assert f"the network: section that loads this file must state dilations: {list(dilations)}" in error
+    reference = save_checkpoint(tmp_path / "reference.pt", randomize(build_model("darkir-w16", **TINY)))
+    assert main(["convert", str(reference), "-o", str(tmp_path / "reference.pth"), "--official"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def _as_numpy1_pickle(path, target):
     """``path`` rewritten as numpy 1 pickles it (``numpy.core.multiarray``, not numpy 2's ``numpy._core``)."""
     import zipfile

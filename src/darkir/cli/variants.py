@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,7 +83,23 @@ def cmd_convert(args: argparse.Namespace) -> int:
     path = (save_official_checkpoint if args.official else save_checkpoint)(output, model)
     layout = " in the official layout ({'params': state_dict})" if args.official else ""
     print(f"{model.config['width']}-wide {'DarkIR+CSF' if model.use_csf else 'DarkIR'} -> {path}{layout}")
+    if args.official:
+        _warn_unstated(model)
     return 0
+
+
+def _warn_unstated(model: DarkIR) -> None:
+    """Warn of the network settings an official checkpoint (weights only) cannot carry, which its options must state."""
+    from darkir.models.state_dict import settings_not_in_weights
+
+    unstated = settings_not_in_weights(model.config, model.state_dict())
+    if unstated:
+        needed = ", ".join(f"{key}: {list(v) if isinstance(v, tuple) else v}" for key, v in unstated.items())
+        print(
+            f"warning: the official layout stores no config, and the weights do not tell {', '.join(unstated)}: "
+            f"the network: section that loads this file must state {needed}",
+            file=sys.stderr,
+        )
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:

@@ -43,6 +43,21 @@ def infer_config(state_dict: Mapping[str, torch.Tensor], dilations: Sequence[int
     return config.as_kwargs()
 
 
+def settings_not_in_weights(config: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """The entries of ``config`` that a bare ``state_dict`` does not tell (:func:`infer_config` would read them
+    otherwise: in practice ``dilations`` other than the reference's): what an options file must state to rebuild it."""
+    try:
+        read = infer_config(state_dict)
+    except CheckpointError:  # a branch count other than the reference's: the dilations cannot be guessed
+        read = {**infer_config(state_dict, dilations=config["dilations"]), "dilations": None}
+    return {key: value for key, value in config.items() if _plain(read.get(key)) != _plain(value)}
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with tuples as lists (configs hold either)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
 def _blocks_per_stage(state_dict: Mapping[str, torch.Tensor], prefix: str) -> list[int]:
     """Blocks in each stage of ``prefix`` (``encoders``/``decoders``), from the highest block index per stage."""
     pattern = re.compile(rf"^{prefix}\.(\d+)\.modules_list\.(\d+)\.")
