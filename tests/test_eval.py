@@ -89,6 +89,21 @@ def test_metrics_command_names_missing_and_mismatched_files(tmp_path, capsys):
     assert "no images found" in capsys.readouterr().err
 
 
+def test_metrics_refuses_a_reference_folder_that_is_or_lies_in_the_outputs(tmp_path, capsys):
+    make_lolblur(tmp_path / "d", scenes=1, frames=2)
+    outputs, references = tmp_path / "d" / "low_blur_noise", tmp_path / "d" / "high_sharp_scaled"
+    for pred, gt in ((outputs, outputs), (outputs, outputs / "." / ".." / "low_blur_noise")):
+        assert main(["metrics", str(pred), str(gt), "--no-lpips", "-q"]) == 2
+        assert "PRED and GT are the same folder" in capsys.readouterr().err
+    shutil.copytree(references, outputs / "gt")
+    assert main(["metrics", str(outputs), str(outputs / "gt"), "--no-lpips", "-q"]) == 2
+    assert f"the reference folder {outputs / 'gt'} is inside the output folder {outputs}" in capsys.readouterr().err
+    shutil.rmtree(outputs / "gt")
+    shutil.copytree(outputs, references / "outputs")  # outputs kept below their references: scored as usual
+    assert main(["metrics", str(references / "outputs"), str(references), "--no-lpips", "-q"]) == 0
+    assert "(2 images;" in capsys.readouterr().out
+
+
 def test_conventions_differ_only_outside_the_range():
     target = torch.full((1, 3, 16, 16), 0.5)
     pred = target.clone()

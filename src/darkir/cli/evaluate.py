@@ -167,6 +167,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     for role, folder in (("output", pred), ("reference", gt)):
         if not folder.is_dir():
             raise DarkIRError(f"{role} folder {folder} does not exist or is not a folder")
+    _refuse_overlap(pred, gt)
     csv = csv_file(args.csv, [pred, gt], args.overwrite) if args.csv else None
     common = Path(os.path.commonpath([pred.resolve(), gt.resolve()]))
     layout = Layout("folders", str(pred.resolve().relative_to(common)), str(gt.resolve().relative_to(common)))
@@ -178,6 +179,20 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     if csv:
         write_csv(csv, [scores], overwrite=args.overwrite)
     return 1 if scores.unreadable else 0
+
+
+def _refuse_overlap(pred: Path, gt: Path) -> None:
+    """Refuse an output folder that is the reference folder (each image scored against itself) or holds it (its
+    references would be read as outputs); outputs in a folder below the references are fine."""
+    from darkir.outputs import is_inside
+
+    if is_inside(pred, gt) and is_inside(gt, pred):
+        raise DarkIRError(f"PRED and GT are the same folder ({pred}): each image would be scored against itself")
+    if is_inside(gt, pred):
+        raise DarkIRError(
+            f"the reference folder {gt} is inside the output folder {pred}: its images would be read as outputs "
+            "(move the references or the outputs to a folder of their own)"
+        )
 
 
 def cmd_test_unpaired(args: argparse.Namespace) -> int:
