@@ -34,6 +34,22 @@ def test_test_unpaired_refuses_to_write_into_its_data_folder(tmp_path, tiny_chec
     assert _digests(data) == before  # the user's images are untouched, nothing added
 
 
+def test_test_unpaired_refuses_a_paired_set_whose_references_it_would_restore(tmp_path, tiny_checkpoint, capsys):
+    data = tmp_path / "lol"
+    _images(data / "low")
+    _images(data / "high")
+    weights = ["--weights", str(tiny_checkpoint)]
+    assert main(["test-unpaired", *weights, "--data", str(data), "-o", str(tmp_path / "out"), "-q"]) == 2
+    assert f"pass --data {data / 'low'}, or score the pairs with darkir test" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    options = tmp_path / "All_LOL.yml"
+    options.write_text(yaml.safe_dump({"datasets": {"name": "All_LOL", "val": {"test_path": str(tmp_path)}}}))
+    assert main(["test-unpaired", *weights, "-p", str(options), "-o", str(tmp_path / "out"), "-q"]) == 2
+    assert "datasets.name All_LOL names paired test sets" in capsys.readouterr().err
+    assert main(["test-unpaired", *weights, "--data", str(data / "low"), "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert "input (2 images)" in capsys.readouterr().out
+
+
 def test_test_unpaired_output_inside_the_data_folder_is_not_read_back_as_input(tmp_path, tiny_checkpoint, capsys):
     data = _images(tmp_path / "dark")
     out = data / "restored"

@@ -216,6 +216,7 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     folder = args.data or (options.require_path("datasets.val.test_path", "dir") if options else None)
     if folder is None:
         raise DarkIRError("pass --data DIR or -p OPTIONS with datasets.val.test_path")
+    _refuse_paired(Path(folder), None if args.data else options)
     output = Path(args.output or _unpaired_results(options))
     pairs = outside_output(find_unpaired(folder), output, Path(folder))
     ensure_writable_dir(output)
@@ -232,6 +233,25 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     print(mean_line("output", [r.after for r in rows]))
     print(f"restored images -> {output}; per image: {output / 'stats.csv'}")
     return _unreadable_status(len(rows), unreadable)
+
+
+def _refuse_paired(folder: Path, options: Options | None) -> None:
+    """Refuse a paired set for test-unpaired: its references would be restored and scored as low-light inputs."""
+    from darkir.data.layouts import COLLECTIONS, DatasetError, detect_layout
+
+    if options is not None and options.datasets.name in COLLECTIONS:
+        raise DarkIRError(
+            f"datasets.name {options.datasets.name} names paired test sets under {folder}: score them with "
+            "darkir test -p OPTIONS (test-unpaired restores a folder of low-light images: --data FOLDER)"
+        )
+    try:
+        layout = detect_layout(folder)
+    except DatasetError:
+        return
+    raise DarkIRError(
+        f"{folder} is a paired set ({layout.low}/ + {layout.high}/): test-unpaired would restore its references as "
+        f"inputs; pass --data {folder / layout.low}, or score the pairs with darkir test --data {folder}"
+    )
 
 
 def _unpaired_results(options: Options | None) -> str:
