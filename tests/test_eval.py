@@ -308,6 +308,10 @@ def test_seed_testing_scripts_take_the_official_flag_and_default_options(variant
     error = capsys.readouterr().err
     assert "no -p OPTIONS given, and the default options file ./options/test/LOLBlur.yml is not here" in error
     assert "pass -p OPTIONS or --data" in error
+    for flag in ("-h", "--help"):  # help needs no options file
+        with pytest.raises(SystemExit) as exited:
+            run_with_options("test-unpaired", "./options/test/Missing.yml", [flag])
+        assert exited.value.code == 0 and "usage: darkir test-unpaired" in capsys.readouterr().out
 
 
 def test_official_collections_find_lol_v2_as_downloaded(tmp_path):

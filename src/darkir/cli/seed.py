@@ -23,9 +23,9 @@ def run_with_options(command: str, default: str | None, argv: Sequence[str] | No
 
 def run_seed(command: str, argv: Sequence[str], options: str | None, default: str | None, instead: str) -> int:
     """Run ``darkir <command> <argv>`` with the options file ``options``; where none is given, with ``default``
-    unless the flag ``instead`` (which makes an options file unneeded: ``--data``, ``--weights``) is in ``argv``. A
-    default that is not there is one error line naming it and the two ways on (exit 2)."""
-    named = any(arg == instead or arg.startswith(f"{instead}=") for arg in argv)
+    unless the flag ``instead`` (which makes an options file unneeded: ``--data``, ``--weights``) or a help flag is in
+    ``argv``. A default that is not there is one error line naming it and the two ways on (exit 2)."""
+    named = any(arg in (instead, "-h", "--help") or arg.startswith(f"{instead}=") for arg in argv)
     if options is None and default is not None and not named:
         if not Path(default).is_file():
             print(
