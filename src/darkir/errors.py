@@ -17,6 +17,15 @@ class CheckpointError(DarkIRError, RuntimeError):
     """A checkpoint cannot be read or does not fit the model it is loaded into."""
 
 
+class ConfigMismatchError(CheckpointError):
+    """The network config asked for contradicts the one stored with the weights; ``differences`` holds
+    ``field: (asked, stored)`` for each field in which they differ."""
+
+    def __init__(self, message: str, differences: dict[str, tuple[object, object]]) -> None:
+        super().__init__(message)
+        self.differences = differences
+
+
 class DarkIRWarning(UserWarning):
     """A setting that is accepted but silently changes nothing; the CLI prints it as one line."""
 

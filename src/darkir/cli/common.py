@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from darkir.errors import DarkIRError
+from darkir.errors import CheckpointError, ConfigMismatchError, DarkIRError
 
 if TYPE_CHECKING:
     from darkir.data.pairs import Pair
@@ -256,7 +256,31 @@ def trained_model(weights: str | None, options: Options | None = None) -> DarkIR
     if weights is None and zoo.DEFAULT_WEIGHTS is None:
         raise DarkIRError("no weights given: pass --weights NAME_OR_PATH or -p OPTIONS with save.path")
     network = options.network.written_kwargs() if options is not None else {}
-    return create_model(weights, require_weights=True, **network)
+    try:
+        return create_model(weights, require_weights=True, **network)
+    except ConfigMismatchError as exc:
+        if options is None:
+            raise
+        message = _network_mismatch(options.source, weights or zoo.DEFAULT_WEIGHTS, exc.differences)
+        raise CheckpointError(message) from None
+
+
+def _network_mismatch(source: str, weights: str, differences: dict[str, tuple[object, object]]) -> str:
+    """Where an options file's ``network:`` settings contradict the config stored with ``weights``: by key."""
+    names = {"img_channel": "img_channels"}  # the options files' name for it
+    asked = ", ".join(f"{names.get(key, key)}: {_yaml(a)}" for key, (a, _) in differences.items())
+    stored = ", ".join(f"{names.get(key, key)}: {_yaml(b)}" for key, (_, b) in differences.items())
+    return (
+        f"{source}: network: {asked} contradicts the one stored with these weights ({weights}: "
+        f"{stored}); change or remove those network: settings (left out, they come from the weights)"
+    )
+
+
+def _yaml(value: object) -> str:
+    """``value`` as an options file writes it."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(list(value)) if isinstance(value, tuple) else str(value)
 
 
 def restorer_from_args(args: argparse.Namespace, options: Options | None = None) -> Restorer:

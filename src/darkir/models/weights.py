@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from darkir.checkpoint import StateDict, read_checkpoint
-from darkir.errors import CheckpointError, ConfigError, first_line
+from darkir.errors import CheckpointError, ConfigError, ConfigMismatchError, first_line
 from darkir.models.config import ModelConfig
 from darkir.models.state_dict import infer_config
 from darkir.models.zoo import get_spec, has_model, resolve_config
@@ -44,9 +44,11 @@ def _check_agrees(asked: ModelConfig, stored: ModelConfig, path: Path) -> None:
     """Refuse a config asked for that contradicts the one saved with the weights (a silently wrong model)."""
     differences = asked.differences(stored)
     if differences:
-        raise CheckpointError(
+        mine, theirs = asked.as_kwargs(), stored.as_kwargs()
+        raise ConfigMismatchError(
             f"{path}: the network config asked for contradicts the one stored with these weights "
-            f"({'; '.join(differences)}: asked vs stored); change those settings or choose other weights"
+            f"({'; '.join(differences)}: asked vs stored); change those settings or choose other weights",
+            {key: (mine[key], theirs[key]) for key in mine if mine[key] != theirs[key]},
         )
 
 
