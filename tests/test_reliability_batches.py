@@ -111,6 +111,23 @@ def test_a_file_given_twice_is_restored_once_not_failed(tmp_path, tiny_checkpoin
     assert "restored 1," in capsys.readouterr().out
 
 
+def test_a_file_also_inside_a_given_folder_gets_the_folders_name_whatever_the_order(tmp_path):
+    # colB/sub/y.png given alone and through colB: named sub/y.png either way, so colB/y.png keeps its own y.png.
+    tree = tmp_path / "colB"
+    _photo(tree / "y.png")
+    _photo(tree / "sub" / "y.png")
+    out = tmp_path / "out"
+    for inputs in ([str(tree / "sub" / "y.png"), str(tree)], [str(tree), str(tree / "sub" / "y.png")]):
+        jobs, problems = plan_jobs(inputs, out)
+        assert problems == [], inputs
+        assert sorted((job.source, job.target) for job in jobs) == [
+            (tree / "sub" / "y.png", out / "sub" / "y.png"),
+            (tree / "y.png", out / "y.png"),
+        ], inputs
+    jobs, problems = plan_jobs([str(tree / "sub"), str(tree)], out)  # a folder inside another given folder
+    assert problems == [] and sorted(job.target for job in jobs) == [out / "sub" / "y.png", out / "y.png"]
+
+
 # 8. Temporary and lock files of a killed run are cleaned by the next run into the same folder.
 def test_a_killed_runs_leftovers_are_cleaned_by_the_next_run(tmp_path, tiny_checkpoint):
     out = tmp_path / "out"

@@ -208,18 +208,25 @@ def _warn_left_out(inside: list[Path], output_dir: Path) -> None:
 
 def _without_clashes(jobs: list[Job]) -> tuple[list[Job], list[tuple[Path, str]]]:
     """``jobs`` without repeats of a file, and without those whose output would replace an input or another job's
-    output (returned as problems, with reasons)."""
-    sources = {file_id: job.source for job in jobs if (file_id := _file_id(job.source)) is not None}
+    output (returned as problems, with reasons). A file given or reached several ways (a repeated argument, a link,
+    a file inside a folder also given) is restored once, under its longest output name, the one its outermost folder
+    gives it: so the result does not depend on the order of the arguments."""
+    ids = [_file_id(job.source) for job in jobs]
+    sources = {file_id: job.source for job, file_id in zip(jobs, ids, strict=True) if file_id is not None}
+    longest: dict[tuple[int, int], Job] = {}
+    for job, file_id in zip(jobs, ids, strict=True):
+        if file_id is not None and len(job.target.parts) > len(longest.setdefault(file_id, job).target.parts):
+            longest[file_id] = job
     targets: dict[Path, Path] = {}
     unique: list[Job] = []
     problems: list[tuple[Path, str]] = []
     planned: set[tuple[int, int]] = set()
-    for job in jobs:
-        source_id = _file_id(job.source)
+    for job, source_id in zip(jobs, ids, strict=True):
         if source_id in planned:
-            continue  # the same file given or reached twice (a repeated argument, a link): restored once
+            continue
         if source_id is not None:
             planned.add(source_id)
+            job = longest[source_id]
         target_id = _file_id(job.target)  # an output that does not exist yet cannot be an input
         clash = sources.get(target_id) if target_id is not None else None
         if clash is not None:
