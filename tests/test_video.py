@@ -142,6 +142,10 @@ def test_seed_inference_video_keeps_results_of_inputs_with_one_name_apart(clip, 
     assert script.run(["-i", str(clip), *flags]) == 0  # a rerun replaces its own result
     assert script.run(["-i", str(other), "-o", str(tmp_path / "out" / "result.mp4"), *flags]) == 0  # a file named
     assert describe(tmp_path / "out" / "result.mp4")["frames"] == 24
+    assert script.run(["-i", str(other), "-o", str(tmp_path / "v1.2"), *flags]) == 0  # a folder, as the official -o
+    assert describe(tmp_path / "v1.2" / "night.avi.mp4")["frames"] == 24
+    assert main(["video", str(clip), "-o", f"{tmp_path / 'v2.0'}/", "--weights", str(tiny_checkpoint), "-q"]) == 0
+    assert describe(tmp_path / "v2.0" / "night.mp4")["frames"] == 24
 
 
 # Issue 25, "Nothing lost": timing, rotation, the demo's limit and the encoder settings.

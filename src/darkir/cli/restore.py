@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -130,7 +131,7 @@ def cmd_video(args: argparse.Namespace) -> int:
 
     refuse_empty(args, _PATHS)
     source, target = Path(args.input), Path(args.output)
-    if target.is_dir() or not target.suffix:
+    if target.is_dir() or not target.suffix or args.output.endswith(("/", os.sep)):  # a folder
         target = target / f"{source.stem}.mp4"
     check_video_paths(source, target, args.overwrite)  # before the weights load
     check_video_encoding(args.codec, args.crf)

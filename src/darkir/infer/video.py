@@ -107,7 +107,8 @@ def check_video_paths(source: Path, target: Path, overwrite: bool) -> None:
         raise DarkIRError(f"{source}: no such video file")
     if target.suffix.lower() not in VIDEO_FORMATS:
         raise DarkIRError(
-            f"{target}: cannot write {target.suffix or 'suffix-less'} videos; use {', '.join(VIDEO_FORMATS)}"
+            f"{target}: cannot write {target.suffix or 'suffix-less'} videos; use {', '.join(VIDEO_FORMATS)} (or end "
+            "a folder's name with /)"
         )
     if is_same_file(source, target):
         raise DarkIRError(f"{target} is the input video; choose another output")
