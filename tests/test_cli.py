@@ -8,8 +8,10 @@ import sys
 
 import pytest
 
+from darkir.checkpoint import save_checkpoint
 from darkir.cli import build_parser, main
-from tests.conftest import REPO
+from darkir.models.factory import build_model
+from tests.conftest import REPO, TINY
 
 
 def _subcommands() -> list[str]:
@@ -36,6 +38,19 @@ def test_complexity_matches_published_figures(options, params, gmacs, capsys):
     assert isinstance(result["params"], int) and isinstance(result["macs"], int)
     assert result["params"] == pytest.approx(params, rel=0.01)
     assert result["macs"] / 1e9 == pytest.approx(gmacs, rel=0.01)
+
+
+def test_complexity_takes_what_a_partial_network_section_leaves_out_from_its_weights(tmp_path, capsys):
+    # as test and restore do: an 8-wide checkpoint under network: {use_csf: true} is counted 8 wide, not 32
+    tiny = save_checkpoint(tmp_path / "tiny.pt", build_model("darkir-csf-w32", **TINY))
+    options = tmp_path / "partial.yml"
+    options.write_text(f"network:\n  use_csf: true\nsave:\n  path: {tiny}\n")
+    assert main(["complexity", "-p", str(options), "--size", "32", "--json"]) == 0
+    counted = json.loads(capsys.readouterr().out)["params"]
+    assert counted == sum(p.numel() for p in build_model("darkir-csf-w32", **TINY).parameters())
+    options.write_text("network:\n  use_csf: true\n")  # no weights: the defaults
+    assert main(["complexity", "-p", str(options), "--size", "32", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["params"] == pytest.approx(3.38e6, rel=0.01)
 
 
 def test_complexity_by_model_name_scales_with_size(capsys):

@@ -16,6 +16,7 @@ from darkir.cli.common import (
     output_file,
     positive_int,
     refuse_empty,
+    trained_model,
 )
 
 if TYPE_CHECKING:
@@ -47,13 +48,20 @@ def cmd_complexity(args: argparse.Namespace) -> int:
 
 
 def _architecture(args: argparse.Namespace) -> DarkIR:
-    """The network ``complexity`` measures: the options' ``network:`` section, a zoo variant or a checkpoint's."""
+    """The network ``complexity`` measures: the options' ``network:`` section (the settings it leaves out taken from
+    its ``save.path`` weights where that file exists, as ``test`` and ``restore`` take them), a zoo variant or a
+    checkpoint's."""
     from darkir.errors import DarkIRError
     from darkir.models import create_model, has_model, list_models
     from darkir.options import load_options
 
     if args.options:
-        return create_model(load_options(args.options).network.settings())
+        options = load_options(args.options)
+        network = options.network
+        whole = network.written_kwargs().keys() == network.model_kwargs().keys()
+        if not whole and options.save.path and Path(options.save.path).expanduser().is_file():
+            return trained_model(None, options)
+        return create_model(network.settings())
     if args.model and not has_model(args.model) and not Path(args.model).expanduser().exists():
         raise DarkIRError(
             f"-m {args.model}: no model of that name (known: {', '.join(list_models())}) nor a checkpoint file; "
