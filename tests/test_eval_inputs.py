@@ -17,7 +17,7 @@ from PIL import Image as PILImage
 from darkir.checkpoint import CheckpointError
 from darkir.cli import main
 from darkir.cli.common import load_lpips_or_none
-from darkir.data.layouts import DatasetError, list_images
+from darkir.data.layouts import DatasetError, Layout, list_images
 from darkir.data.pairs import find_pairs, read_manifest
 from darkir.errors import DarkIRError
 from darkir.eval import lpips as lpips_module
@@ -213,3 +213,18 @@ def test_metrics_of_identical_16_bit_images_is_the_cap(tmp_path, capsys):
         cv2.imwrite(str(tmp_path / side / "a.png"), image)
     assert main(["metrics", str(tmp_path / "pred"), str(tmp_path / "gt"), "--no-lpips", "-q"]) == 0
     assert "PSNR 100.00" in capsys.readouterr().out
+
+
+def test_float_tiffs_restore_writes_are_scored_like_any_image(tmp_path, capsys):
+    # Pillow cannot open a float32 RGB TIFF, OpenCV can: restore reads and writes them, so metrics and test must too.
+    rng = np.random.default_rng(2)
+    image = rng.random((24, 36, 3)).astype(np.float32)
+    for side, gain in (("pred", 1.0), ("gt", 0.9)):
+        (tmp_path / side).mkdir()
+        cv2.imwrite(str(tmp_path / side / "f.tif"), image * gain)
+    assert read_image(tmp_path / "pred" / "f.tif").rgb.shape == (24, 36, 3)
+    assert main(["metrics", str(tmp_path / "pred"), str(tmp_path / "gt"), "--no-lpips", "-q"]) == 0
+    assert "(1 images;" in capsys.readouterr().out
+    cv2.imwrite(str(tmp_path / "gt" / "f.tif"), np.zeros((20, 36, 3), np.float32))
+    with pytest.raises(DatasetError, match="size 36x24 but reference .* is 36x20"):
+        find_pairs(tmp_path, Layout("folders", "pred", "gt"))

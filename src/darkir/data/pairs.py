@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from darkir.data.layouts import COLLECTIONS, DatasetError, Layout, detect_layout, list_images
-from darkir.imageio import read_header
+from darkir.imageio import ImageReadError, read_header, read_image
 
 MAX_LISTED = 10
 
@@ -28,10 +28,15 @@ _TRANSPOSED = (5, 6, 7, 8)
 
 def _size(path: Path) -> tuple[int, int] | None:
     """(width, height) as displayed, EXIF orientation applied as :func:`~darkir.imageio.read_image` applies it,
-    from the file header; None if it cannot be read."""
+    from the file header (decoded where Pillow cannot read it but OpenCV can: a float TIFF); None if it cannot be
+    read."""
     header = read_header(path)
     if header is None:
-        return None
+        try:
+            pixels = read_image(path).rgb
+        except ImageReadError:
+            return None
+        return pixels.shape[1], pixels.shape[0]
     if header.orientation in _TRANSPOSED:
         return header.height, header.width
     return header.width, header.height
