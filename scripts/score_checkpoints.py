@@ -9,7 +9,9 @@ set weighs the same, whatever its size), and tone pooled over every image. ``--j
 
 ``--unpaired FOLDER`` (repeatable) adds, per checkpoint, how it treats photos that are not dark: over the images of
 those folders whose sRGB mean is at least :data:`WELL_EXPOSED` (scored at a long side of :data:`UNPAIRED_SIDE`), the
-mean ratio of output to input brightness (1: kept as it was; real unpaired sets such as DICM hold many).
+mean ratio of output to input brightness (1: kept as it was; real unpaired sets such as DICM hold many) and the mean
+colour shift (0: channel balance kept); and the output of a flat grey of :data:`FLAT_GREY` (its channel means, and its
+ripple: a pattern the flat input does not have).
 
 The rule (:func:`choose`): among checkpoints whose pooled tone is right (correlation >= 0.7, ratio within 5% of 1),
 the best mean detail PSNR; without such a checkpoint, the best by tone distance. Real pairs are for decisions only,
@@ -82,12 +84,36 @@ def well_exposed_photos(folders: list[str]) -> list[np.ndarray]:
     return photos
 
 
+#: The flat grey that :func:`brightness_kept` restores: a bright, featureless area (a white wall, an overcast sky).
+FLAT_GREY = 0.9
+
+
+def colour_shift(before: np.ndarray, after: np.ndarray) -> float:
+    """How far restoring moved an image's channel balance: the largest change, over R, G and B, of a channel's share of
+    the image's mean brightness (0.05: one channel 5% stronger or weaker relative to the others)."""
+    share_before = before.reshape(-1, 3).mean(0) / before.mean()
+    share_after = after.reshape(-1, 3).mean(0) / after.mean()
+    return float(np.abs(share_after / share_before - 1).max())
+
+
 def brightness_kept(weights: str, photos: list[np.ndarray], device: str = "cpu") -> dict[str, float]:
-    """How ``weights`` changes the brightness of well-exposed ``photos``: the mean and largest output/input ratio of
-    their sRGB means, and their count."""
+    """How ``weights`` treats well-exposed ``photos``: the mean and largest output/input ratio of their sRGB means,
+    their count, the mean and largest :func:`colour_shift`; and on a flat grey of :data:`FLAT_GREY` (256 x 256) the
+    output's channel means and its ripple (standard deviation over pixels and channels: a pattern the input lacks)."""
     restorer = Restorer(create_model(weights), device=device, tile=0)
-    ratios = [float(restorer.restore_array(rgb).mean() / rgb.mean()) for rgb in photos]
-    return {"kept_ratio": float(np.mean(ratios)), "kept_max": float(np.max(ratios)), "kept_n": len(ratios)}
+    outputs = [restorer.restore_array(rgb) for rgb in photos]
+    ratios = [float(out.mean() / rgb.mean()) for rgb, out in zip(photos, outputs, strict=True)]
+    shifts = [colour_shift(rgb, out) for rgb, out in zip(photos, outputs, strict=True)]
+    flat = restorer.restore_array(np.full((256, 256, 3), FLAT_GREY, np.float32))
+    return {
+        "kept_ratio": float(np.mean(ratios)),
+        "kept_max": float(np.max(ratios)),
+        "kept_n": len(ratios),
+        "colour_shift": float(np.mean(shifts)),
+        "colour_shift_max": float(np.max(shifts)),
+        "flat_rgb": [float(c) for c in flat.reshape(-1, 3).mean(0)],
+        "flat_ripple": float(flat.std()),
+    }
 
 
 def pooled(per_folder: dict[str, dict]) -> dict[str, float]:
@@ -152,7 +178,9 @@ def main() -> None:
             rows.append({"weights": weights, "data": "well-exposed", **kept})
             print(
                 f"{weights}\twell-exposed\tbrightness out/in {kept['kept_ratio']:.3f} (largest {kept['kept_max']:.3f}, "
-                f"{kept['kept_n']} photos)",
+                f"{kept['kept_n']} photos)\tcolour shift {kept['colour_shift']:.3f} (largest "
+                f"{kept['colour_shift_max']:.3f})\tflat grey {FLAT_GREY} -> "
+                f"{'/'.join(f'{c:.3f}' for c in kept['flat_rgb'])}, ripple {kept['flat_ripple']:.4f}",
                 flush=True,
             )
     if len(summary) > 1:

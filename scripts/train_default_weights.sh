@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Reproduce the packaged default weights: DarkIR and DarkIR+CSF (width 32), same data, recipe, budget and seed.
 #
-#   bash scripts/train_default_weights.sh [stage6 | stage2]      (default: stage6, the last stage)
+#   bash scripts/train_default_weights.sh [stage8 | stage6 | stage2]      (default: stage8, the last stage)
 #
-# The weights went through six stages (MODEL_CARD.md; every snapshot's scores in reports/training/
+# The weights went through eight stages (MODEL_CARD.md; every snapshot's scores in reports/training/
 # checkpoint_selection.md). Each stage starts from the weights the previous one shipped, which git history keeps:
 #   stage 1 (CPU)  shipped at cb20106        stage 2 (CPU, `stage2` below) and stages 3-5 (a CUDA GPU,
 #   stage 5 (GPU)  shipped at 5be6c1a        scripts/train_gpu_weights.py; commands in checkpoint_selection.md)
@@ -12,6 +12,11 @@
 #   6a: options/train/tone_cpu_*.yml from the stage-5 weights, stopped at its step-200 snapshot;
 #   6b: options/train/tone90_cpu_*.yml from that snapshot, 700 steps; the shipped weights are the snapshots chosen by
 #       scripts/score_checkpoints.py's rule (DarkIR+CSF step 700, DarkIR step 600), converted to .safetensors.
+# stage8 (CPU, about 80 minutes per model, both side by side): a photo that is not dark keeps its exposure.
+#   DarkIR: 8 (options/train/bright_cpu_w32.yml, 600 steps) from its stage-6b weights, then 8b (bright2_cpu_w32.yml,
+#       500 steps) from 8's step 600; ships 8b's step 500.
+#   DarkIR+CSF: 8c (bright3_cpu_csf_w32.yml) from its stage-6b weights, stopped at step 200, then 8d
+#       (bright4_cpu_csf_w32.yml, 300 steps: captures up to well exposed and clipped); ships 8d's step 300.
 # Needs the Debian photo corpus: apt-get install plasma-workspace-wallpapers mate-backgrounds lomiri-wallpapers-16.04 \
 #   lomiri-wallpapers-20.04 opencv-doc; and, to choose snapshots, the real evaluation images (scripts/fetch_real_eval.sh).
 # Resumes from runs/ if interrupted (Ctrl-C saves).
@@ -59,6 +64,20 @@ stage6() {
     echo "then: darkir convert <chosen snapshot> -o src/darkir/weights/<model>-synth.safetensors"
 }
 
+stage8() {
+    train options/train/bright_cpu_w32.yml darkir-w32-bright "$(weights darkir-w32-synth 8b2f0a7)" &
+    train options/train/bright3_cpu_csf_w32.yml darkir-csf-w32-bright3 "$(weights darkir-csf-w32-synth 80fe5f0)" 200 &
+    wait
+    train options/train/bright2_cpu_w32.yml darkir-w32-bright2 runs/darkir-w32-bright/last_step000600.pt &
+    train options/train/bright4_cpu_csf_w32.yml darkir-csf-w32-bright4 runs/darkir-csf-w32-bright3/last_step000200.pt &
+    wait
+    .venv/bin/python scripts/score_checkpoints.py --data data/real/lol_eval15 --data data/real/pairs \
+        --data data/real/lolblur_official --unpaired data/real/dicm --unpaired data/real/lime \
+        runs/darkir-w32-bright2/last_step000{100,200,300,400,500}.pt runs/darkir-csf-w32-bright4/last_step000{100,200,300}.pt
+    echo "then: darkir convert <chosen snapshot> -o src/darkir/weights/<model>-synth.safetensors" \
+        "(shipped: darkir-w32-bright2 step 500, darkir-csf-w32-bright4 step 300)"
+}
+
 stage2() {
     for variant in w32 csf_w32; do
         model=darkir-${variant//_/-}
@@ -69,4 +88,4 @@ stage2() {
         "--data data/real/lolblur_official runs/*-night/*.pt; stages 3-5: reports/training/checkpoint_selection.md"
 }
 
-"${1:-stage6}"
+"${1:-stage8}"
