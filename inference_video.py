@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from darkir.cli.seed import run_seed
+from darkir.infer.jobs import VIDEO_SUFFIXES
 from darkir.infer.video import VIDEO_FORMATS
 
 
@@ -19,12 +20,11 @@ def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Restore a video (seed-compatible wrapper of `darkir video`).")
     parser.add_argument("-p", "--config", help="options file (default ./options/inference_video/Baseline.yml)")
     parser.add_argument("-i", "--inp_path", required=True, help="input video file")
-    parser.add_argument(
-        "-o", "--out_path", default="./videos/results", help="output folder (or a .mp4, .m4v, .mov or .mkv file)"
-    )
+    files = ", ".join(VIDEO_FORMATS)
+    parser.add_argument("-o", "--out_path", default="./videos/results", help=f"output folder (or a {files} file)")
     args, extra = parser.parse_known_args(argv)
     source, target = Path(args.inp_path), Path(args.out_path)
-    if args.out_path and (target.is_dir() or target.suffix.lower() not in VIDEO_FORMATS):  # a folder, as the official
+    if args.out_path and (target.is_dir() or target.suffix.lower() not in VIDEO_SUFFIXES):  # a folder, as the official
         target /= f"{source.stem}.mp4" if source.suffix.lower() == ".mp4" else f"{source.name}.mp4"
     command = [args.inp_path, "-o", str(target) if args.out_path else "", "--overwrite", *extra]
     return run_seed("video", command, args.config, "./options/inference_video/Baseline.yml", instead="--weights")

@@ -99,7 +99,8 @@ def colour_shift(before: np.ndarray, after: np.ndarray) -> float:
 def brightness_kept(weights: str, photos: list[np.ndarray], device: str = "cpu") -> dict[str, float]:
     """How ``weights`` treats well-exposed ``photos``: the mean and largest output/input ratio of their sRGB means,
     their count, the mean and largest :func:`colour_shift`; and on a flat grey of :data:`FLAT_GREY` (256 x 256) the
-    output's channel means and its ripple (standard deviation over pixels and channels: a pattern the input lacks)."""
+    output's channel means and its ripple (the largest of the channels' standard deviations over pixels: a pattern the
+    input lacks)."""
     restorer = Restorer(create_model(weights), device=device, tile=0)
     outputs = [restorer.restore_array(rgb) for rgb in photos]
     ratios = [float(out.mean() / rgb.mean()) for rgb, out in zip(photos, outputs, strict=True)]
@@ -112,7 +113,7 @@ def brightness_kept(weights: str, photos: list[np.ndarray], device: str = "cpu")
         "colour_shift": float(np.mean(shifts)),
         "colour_shift_max": float(np.max(shifts)),
         "flat_rgb": [float(c) for c in flat.reshape(-1, 3).mean(0)],
-        "flat_ripple": float(flat.std()),
+        "flat_ripple": float(flat.std(axis=(0, 1)).max()),
     }
 
 

@@ -39,10 +39,15 @@ def test_other_architectures_and_bad_shares_are_refused(tmp_path):
     a = save_checkpoint(tmp_path / "a.pt", build_model("darkir-csf-w32", **TINY))
     b = save_checkpoint(tmp_path / "b.pt", build_model("darkir-w16", **TINY))
     refused = _run(str(a), str(b), "-t", "0.5", "-o", str(tmp_path / "x.safetensors"))
-    assert refused.returncode != 0 and "the checkpoints hold different keys" in refused.stderr
+    assert refused.returncode == 2 and "different networks (use_csf True vs False)" in refused.stderr
     wide = save_checkpoint(tmp_path / "wide.pt", build_model("darkir-csf-w32", **{**TINY, "width": 16}))
     refused = _run(str(a), str(wide), "-t", "0.5", "-o", str(tmp_path / "x.safetensors"))
-    assert refused.returncode != 0 and "intro.weight: shapes (8, 3, 3, 3) and (16, 3, 3, 3) differ" in refused.stderr
+    assert refused.returncode == 2 and "different networks (width 8 vs 16)" in refused.stderr
     refused = _run(str(a), str(a), "-t", "1.5", "-o", str(tmp_path / "x.safetensors"))
     assert refused.returncode == 2 and "-t must lie in [0, 1]" in refused.stderr
+    dilated = save_checkpoint(tmp_path / "dilated.pt", build_model("darkir-csf-w32", **TINY, dilations=[1, 2, 3]))
+    refused = _run(str(a), str(dilated), "-t", "0.5", "-o", str(tmp_path / "x.safetensors"))
+    assert refused.returncode == 2 and "different networks (dilations [1, 4, 9] vs [1, 2, 3])" in refused.stderr
+    refused = _run(str(a), str(a), "-t", "0.12", "0.121", "-o", str(tmp_path / "x"))
+    assert refused.returncode == 2 and "two shares round to one file name" in refused.stderr
     assert not (tmp_path / "x.safetensors").exists()

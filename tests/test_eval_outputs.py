@@ -48,6 +48,9 @@ def test_test_unpaired_refuses_a_paired_set_whose_references_it_would_restore(tm
     assert "datasets.name All_LOL names paired test sets" in capsys.readouterr().err
     assert main(["test-unpaired", *weights, "--data", str(data / "low"), "-o", str(tmp_path / "out"), "-q"]) == 0
     assert "input (2 images)" in capsys.readouterr().out
+    (data / "high" / "img1.png").rename(data / "high" / "other.png")  # low/ and high/ that do not pair: restored
+    assert main(["test-unpaired", *weights, "--data", str(data), "-o", str(tmp_path / "out2"), "-q"]) == 0
+    assert "input (4 images)" in capsys.readouterr().out
 
 
 def test_test_unpaired_output_inside_the_data_folder_is_not_read_back_as_input(tmp_path, tiny_checkpoint, capsys):

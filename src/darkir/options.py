@@ -138,6 +138,13 @@ def network_key(field: str) -> str:
     return "img_channels" if field == "img_channel" else field
 
 
+def yaml_value(value: object) -> str:
+    """``value`` as an options file writes it (``true``, ``[1, 4, 9]``)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(list(value)) if isinstance(value, tuple) else str(value)
+
+
 def _network_options() -> type[_NetworkBase]:
     """The ``network:`` section: :class:`ModelConfig`'s fields with their defaults, bounds and descriptions (its
     ``img_channel`` is the files' ``img_channels``)."""

@@ -261,26 +261,20 @@ def trained_model(weights: str | None, options: Options | None = None) -> DarkIR
     except ConfigMismatchError as exc:
         if options is None:
             raise
-        message = _network_mismatch(options.source, weights or zoo.DEFAULT_WEIGHTS, exc.differences)
-        raise CheckpointError(message) from None
+        assert weights is not None  # options given: save.path filled it
+        raise CheckpointError(_network_mismatch(options.source, weights, exc.differences)) from None
 
 
 def _network_mismatch(source: str, weights: str, differences: dict[str, tuple[object, object]]) -> str:
     """Where an options file's ``network:`` settings contradict the config stored with ``weights``: by key."""
-    names = {"img_channel": "img_channels"}  # the options files' name for it
-    asked = ", ".join(f"{names.get(key, key)}: {_yaml(a)}" for key, (a, _) in differences.items())
-    stored = ", ".join(f"{names.get(key, key)}: {_yaml(b)}" for key, (_, b) in differences.items())
+    from darkir.options import network_key, yaml_value
+
+    asked = ", ".join(f"{network_key(key)}: {yaml_value(a)}" for key, (a, _) in differences.items())
+    stored = ", ".join(f"{network_key(key)}: {yaml_value(b)}" for key, (_, b) in differences.items())
     return (
-        f"{source}: network: {asked} contradicts the one stored with these weights ({weights}: "
-        f"{stored}); change or remove those network: settings (left out, they come from the weights)"
+        f"{source}: network: {asked} contradicts the one stored with these weights ({weights}: {stored}); change or "
+        "remove those network: settings (left out, they come from the weights)"
     )
-
-
-def _yaml(value: object) -> str:
-    """``value`` as an options file writes it."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(list(value)) if isinstance(value, tuple) else str(value)
 
 
 def restorer_from_args(args: argparse.Namespace, options: Options | None = None) -> Restorer:

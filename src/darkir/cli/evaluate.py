@@ -236,8 +236,11 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
 
 
 def _refuse_paired(folder: Path, options: Options | None) -> None:
-    """Refuse a paired set for test-unpaired: its references would be restored and scored as low-light inputs."""
+    """Refuse a paired set for test-unpaired: its references would be restored and scored as low-light inputs. A folder
+    counts as one where a known layout's folders are there and every input has its reference (a folder that merely has,
+    say, ``low/`` and ``high/`` sub-folders of unrelated photos is restored as it is)."""
     from darkir.data.layouts import COLLECTIONS, DatasetError, detect_layout
+    from darkir.data.pairs import find_pairs
 
     if options is not None and options.datasets.name in COLLECTIONS:
         raise DarkIRError(
@@ -246,6 +249,7 @@ def _refuse_paired(folder: Path, options: Options | None) -> None:
         )
     try:
         layout = detect_layout(folder)
+        find_pairs(folder, layout, check_sizes=False)
     except DatasetError:
         return
     raise DarkIRError(

@@ -99,10 +99,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def _warn_unstated(model: DarkIR) -> None:
     """Warn of the network settings an official checkpoint (weights only) cannot carry, which its options must state."""
     from darkir.models.state_dict import settings_not_in_weights
+    from darkir.options import network_key, yaml_value
 
     unstated = settings_not_in_weights(model.config, model.state_dict())
     if unstated:
-        needed = ", ".join(f"{key}: {list(v) if isinstance(v, tuple) else v}" for key, v in unstated.items())
+        needed = ", ".join(f"{network_key(key)}: {yaml_value(v)}" for key, v in unstated.items())
         print(
             f"warning: the official layout stores no config, and the weights do not tell {', '.join(unstated)}: "
             f"the network: section that loads this file must state {needed}",

@@ -172,16 +172,18 @@ def collection_pairs(root: str | Path, name: str) -> dict[str, list[Pair]]:
     (:data:`~darkir.data.layouts.COLLECTIONS`), by set name; a DatasetError names every folder that is missing."""
     root = Path(root)
     sets = COLLECTIONS[name]
-    missing = [str(root / folder) for folders in sets.values() for folder in folders if _folder(root, folder) is None]
+    looked_up = {folder: _folder(root, folder) for folders in sets.values() for folder in folders}
+    missing = [str(root / folder) for folder, path in looked_up.items() if path is None]
     if missing:
         raise DatasetError(
             f"datasets.name {name} reads {len(sets)} test sets under {root}, but {len(missing)} folder(s) are missing: "
             f"{', '.join(missing)} (or evaluate one set with --data FOLDER)"
         )
+    resolved = {folder: path for folder, path in looked_up.items() if path is not None}
     found = {}
     for label, folders in sets.items():
         try:
-            found[label] = [pair for folder in folders for pair in _named(root, folder, len(folders))]
+            found[label] = [pair for folder in folders for pair in _named(resolved[folder], len(folders))]
         except DatasetError as exc:
             raise DatasetError(f"datasets.name {name}, test set {label}: {exc}") from None
     return found
@@ -197,19 +199,20 @@ def _folder(root: Path, relative: str) -> Path | None:
         if (folder / part).is_dir():
             folder = folder / part
             continue
-        alike = [p for p in folder.iterdir() if p.name.lower() == part.lower() and p.is_dir()]
+        try:
+            alike = [p for p in folder.iterdir() if p.name.lower() == part.lower() and p.is_dir()]
+        except OSError:  # unreadable: as good as missing
+            return None
         if len(alike) != 1:
             return None
         folder = alike[0]
     return folder
 
 
-def _named(root: Path, folder: str, folders: int) -> list[Pair]:
-    """The pairs of ``root / folder``; in a set of several ``folders``, named with their folder's name first
-    (LSRW's Huawei and Nikon number their images alike)."""
-    found = _folder(root, folder)
-    assert found is not None  # collection_pairs checked it
-    pairs = find_pairs(found)
+def _named(folder: Path, folders: int) -> list[Pair]:
+    """The pairs of ``folder``; in a set of several ``folders``, named with their folder's name first (LSRW's Huawei
+    and Nikon number their images alike)."""
+    pairs = find_pairs(folder)
     if folders == 1:
         return pairs
-    return [dataclasses.replace(pair, name=f"{Path(folder).name}/{pair.name}") for pair in pairs]
+    return [dataclasses.replace(pair, name=f"{folder.name}/{pair.name}") for pair in pairs]
