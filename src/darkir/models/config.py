@@ -65,10 +65,11 @@ class ModelConfig:
         """Constructor kwargs, sequences as lists (the JSON/YAML form stored with checkpoints)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
-    def differences(self, other: ModelConfig) -> list[str]:
-        """``field mine vs other`` for each field in which ``other`` differs from this config."""
+    def differences(self, other: ModelConfig) -> dict[str, tuple[Any, Any]]:
+        """``field: (mine, other's)`` for each field in which ``other`` differs from this config (as :meth:`as_kwargs`
+        writes them)."""
         mine, theirs = self.as_kwargs(), other.as_kwargs()
-        return [f"{key} {mine[key]} vs {theirs[key]}" for key in mine if mine[key] != theirs[key]]
+        return {key: (mine[key], theirs[key]) for key in mine if mine[key] != theirs[key]}
 
 
 def config_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -44,11 +44,11 @@ def _check_agrees(asked: ModelConfig, stored: ModelConfig, path: Path) -> None:
     """Refuse a config asked for that contradicts the one saved with the weights (a silently wrong model)."""
     differences = asked.differences(stored)
     if differences:
-        mine, theirs = asked.as_kwargs(), stored.as_kwargs()
+        listed = "; ".join(f"{key} {mine} vs {theirs}" for key, (mine, theirs) in differences.items())
         raise ConfigMismatchError(
             f"{path}: the network config asked for contradicts the one stored with these weights "
-            f"({'; '.join(differences)}: asked vs stored); change those settings or choose other weights",
-            {key: (mine[key], theirs[key]) for key in mine if mine[key] != theirs[key]},
+            f"({listed}: asked vs stored); change those settings or choose other weights",
+            differences,
         )
 
 
