@@ -74,6 +74,29 @@ BAD_OPTIONS = [
     ("train:\n  frequency_criterion: x\n", ["train.frequency_criterion", "'l1', 'l2' or 'charbonnier'"]),
     ("train:\n  perceptual_criterion: cosine\n", ["train.perceptual_criterion", "'l1', 'l2' or 'fro'"]),
     ("train:\n  enhance_reduction: avg\n", ["train.enhance_reduction", "'none', 'mean' or 'sum'"]),
+    ("train:\n  seed: -5\n", ["train.seed", "greater than or equal to 0"]),
+    ("train:\n  seed: 1000000000000000\n", ["train.seed", "less than 4294967296"]),
+    ("train:\n  pixel_weight: -1\n", ["train.pixel_weight", "greater than or equal to 0"]),
+    ("train:\n  enhance_weight: -0.5\n", ["train.enhance_weight", "greater than or equal to 0"]),
+    ("train:\n  weight_decay: .inf\n", ["train.weight_decay", "finite number"]),
+    ("train:\n  lr_initial: .nan\n", ["train.lr_initial", "finite number"]),
+    ("train:\n  lr_initial: 1.0e-3\n  eta_min: 1.0\n", ["train.eta_min", "eta_min 1 is above lr_initial 0.001"]),
+    (
+        "datasets:\n  train:\n    cropsize: 200\n    synth:\n      max_short_side: 64\n",
+        ["datasets.train.synth", "cropsize 200 is larger than synth.max_short_side 64"],
+    ),
+    (
+        "datasets:\n  train:\n    synth:\n      degradation: {low_mean_range: [0.5, 0.1]}\n",
+        ["datasets.train.synth.degradation", "low_mean_range (0.5, 0.1): its low end is above its high end"],
+    ),
+    (
+        "datasets:\n  train:\n    synth:\n      degradation: {photons_range: [-5, -1], blur_prob: 7}\n",
+        ["photons_range (-5.0, -1.0): must not be negative", "blur_prob 7.0: a probability is in [0, 1]"],
+    ),
+    (
+        "datasets:\n  train:\n    synth:\n      degradation: {jpeg_quality_range: [500, 900]}\n",
+        ["jpeg_quality_range (500, 900): JPEG qualities are in [1, 100]"],
+    ),
 ]
 
 
@@ -140,6 +163,9 @@ def test_complexity_reports_bad_network_as_one_line(tmp_path, capsys, text, expe
         ("network.img_channels=4", "network.img_channels"),
         ("train.betas=[1.5,0.9]", "train.betas.0"),
         ("train.enhance_criterion=foo", "train.enhance_criterion"),
+        ("train.seed=-5", "train.seed"),
+        ("train.eta_min=1.0", "train.eta_min"),
+        ("train.weight_decay=.inf", "train.weight_decay"),
     ],
 )
 def test_train_refuses_bad_overrides_before_any_work(tmp_path, capsys, override, key):

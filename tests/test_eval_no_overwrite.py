@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+import darkir.eval.unpaired
 from darkir.cli import main
 
 
@@ -204,6 +205,49 @@ def test_test_unpaired_keeps_a_stats_csv_it_did_not_write(tmp_path, capsys, tiny
     assert (out / "stats.csv").read_text() == "my own notes\n" and sorted(p.name for p in out.iterdir()) == [
         "stats.csv"
     ]
+
+
+def test_test_unpaired_refuses_an_outside_folder_holding_files_of_the_outputs_names(
+    tmp_path, capsys, tiny_checkpoint, no_work
+):
+    photos = tmp_path / "photos"
+    _png(photos / "a.png", 0, scale=60)
+    _png(photos / "b.png", 1, scale=60)
+    mine = tmp_path / "mywork"
+    _png(mine / "a.png", 5, shape=(10, 10))  # the user's own image, of an output's name
+    before = _digests(mine)
+    args = ["test-unpaired", "--weights", str(tiny_checkpoint), "--data", str(photos), "-o", str(mine), "-q"]
+    assert main(args) == 2
+    line = _error(capsys)
+    assert f"-o {mine} holds 1 image of the outputs' names (a.png)" in line and "would be replaced" in line
+    assert _digests(mine) == before  # nothing replaced, nothing added
+
+
+def test_test_unpaired_reruns_into_the_folder_of_an_interrupted_run(tmp_path, capsys, tiny_checkpoint, monkeypatch):
+    photos = tmp_path / "photos"
+    for seed, name in enumerate("abc"):
+        _png(photos / f"{name}.png", seed, scale=60)
+    out = photos / "res"
+    args = ["test-unpaired", "--weights", str(tiny_checkpoint), "--data", str(photos), "-o", str(out), "-q"]
+    write = darkir.eval.unpaired.write_image
+    written: list[Path] = []
+
+    def interrupted_after_one(path: Path, *rest: object, **kwargs: object) -> None:
+        if written:
+            raise KeyboardInterrupt
+        written.append(path)
+        write(path, *rest, **kwargs)
+
+    monkeypatch.setattr("darkir.eval.unpaired.write_image", interrupted_after_one)
+    assert main(args) == 130  # Ctrl-C
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "stats.csv"]  # one result, marked as the run's
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "input (3 images)" in captured.out and "left out 1 image" in captured.err
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png", "stats.csv"]
+    assert (out / "stats.csv").read_text().count("\n") == 4  # the header and three images
 
 
 # 3. compare: the report goes outside the data, and replaces only an earlier report.

@@ -14,6 +14,7 @@ import torch
 from darkir.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from darkir.data import corpus
 from darkir.data.degradation import SynthParams, degrade
+from darkir.data.layouts import DatasetError
 from darkir.data.synth import SynthDataset, load_photos, sample_crop
 from darkir.errors import ConfigError
 from darkir.models.factory import build_model
@@ -48,6 +49,12 @@ def test_samples_are_reproducible_per_epoch_and_index(photos):
     before = fixed[1]["low"]
     fixed.set_epoch(5)
     assert torch.equal(before, fixed[1]["low"])
+
+
+def test_photos_smaller_than_the_crop_are_named_before_any_sample():
+    small, large = np.zeros((40, 90, 3), np.uint8), np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(DatasetError, match=r"photos smaller than the crop size 48: tiny \(90x40\); lower the crop"):
+        SynthDataset([large, small], ["big", "tiny"], length=4, crop=48)
 
 
 def test_night_degradation_is_dark_noisy_and_keeps_the_reference_convention():

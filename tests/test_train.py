@@ -97,6 +97,22 @@ def test_resume_is_bit_exact(dataset, tmp_path):
     assert state_a["best_psnr"] == state_b["best_psnr"]
 
 
+def test_resume_keeps_the_runs_schedule_settings_and_says_so(dataset, tmp_path, capsys):
+    """A new lr_initial or betas on --resume cannot act (the optimizer and scheduler state hold the run's): the run
+    goes on with its own, a warning names what was ignored, and the options saved with the run keep its values."""
+    half = train(_options(dataset, tmp_path / "b"), progress=False, max_steps=3)
+    capsys.readouterr()
+    changed = _options(dataset, tmp_path / "b", "train.lr_initial=0.5", "train.betas=[0.8,0.9]")
+    resumed = train(changed, resume=True, progress=False)
+    err = capsys.readouterr().err
+    assert f"--resume continues the schedule of {half.last}; ignored train.lr_initial 0.5 (the run keeps 0.001)" in err
+    assert "train.betas (0.8, 0.9) (the run keeps (0.9, 0.99))" in err
+    _, _, payload = read_checkpoint(resumed.last)
+    assert payload["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.99)
+    for saved in (payload["options"]["train"], load_options(tmp_path / "b" / "last.yml").train.model_dump()):
+        assert (saved["lr_initial"], tuple(saved["betas"])) == (0.001, (0.9, 0.99))
+
+
 def test_channels_last_training_matches_contiguous_and_saves_plain_weights(dataset, tmp_path):
     """train.memory_format: 'auto' trains channels_last on the CPU; losses and weights agree with contiguous."""
     fast = Trainer(_options(dataset, tmp_path / "fast"), progress=False)

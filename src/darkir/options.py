@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     create_model,
     field_validator,
 )
@@ -34,7 +35,7 @@ from darkir.models.config import SEQUENCE_FIELDS, ModelConfig, config_problems
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DeviceOptions(_Section):
@@ -88,6 +89,17 @@ class TrainDataOptions(_Section):
     crop_type: Literal["Random", "Center"] = Field("Random", description="'Random' or 'Center' crops")
     rot90: bool = Field(False, description="random 90-degree rotations (darkir)")
     synth: SynthDataOptions | None = Field(None, description="pairs made on the fly from clean photos (darkir)")
+
+    @field_validator("synth")
+    @classmethod
+    def _crop_fits_photos(cls, value: SynthDataOptions | None, info: ValidationInfo) -> SynthDataOptions | None:
+        """Crops no larger than the photos' short side (``synth.max_short_side``)."""
+        crop = info.data.get("cropsize")
+        if value is not None and crop is not None and crop > value.max_short_side:
+            raise ValueError(
+                f"cropsize {crop} is larger than synth.max_short_side {value.max_short_side}, the photos' short side"
+            )
+        return value
 
 
 class ValDataOptions(_Section):
@@ -196,29 +208,29 @@ class TrainOptions(_Section):
     lr_scheme: Literal["CosineAnnealing"] = "CosineAnnealing"
     betas: tuple[Beta, Beta] = Field((0.9, 0.99), description="AdamW's [beta1, beta2], each in [0, 1)")
     epochs: int = Field(100, ge=1)
-    lr_gamma: float = 0.5
+    lr_gamma: float = Field(0.5, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
-    eta_min: float = Field(1e-6, ge=0)
+    eta_min: float = Field(1e-6, ge=0, description="the cosine schedule's last learning rate, at most lr_initial")
     pixel_criterion: PixelCriterion = "charbonnier"
-    pixel_weight: float = 1.0
+    pixel_weight: float = Field(1.0, ge=0)
     perceptual: bool = False
     perceptual_criterion: PerceptualCriterion = "l1"
-    perceptual_weight: float = 0.01
+    perceptual_weight: float = Field(0.01, ge=0)
     perceptual_reduction: Reduction = "mean"
     edge: bool = False
     edge_criterion: PixelCriterion = "l2"
-    edge_weight: float = 50.0
+    edge_weight: float = Field(50.0, ge=0)
     edge_reduction: Reduction = "mean"
     frequency: bool = False
     frequency_criterion: PixelCriterion = "l2"
-    frequency_weight: float = 0.01
+    frequency_weight: float = Field(0.01, ge=0)
     frequency_reduction: Reduction = "sum"
     enhance: bool = False
     enhance_criterion: PixelCriterion = "l1"
-    enhance_weight: float = 0.8
+    enhance_weight: float = Field(0.8, ge=0)
     enhance_reduction: Reduction = "mean"
     grad_clip: float = Field(5.0, ge=0, description="max gradient norm (0 disables clipping)")
-    seed: int = Field(0, description="seed of model init, data order and augmentation")
+    seed: int = Field(0, ge=0, lt=2**32, description="seed of model init, data order and augmentation")
     amp: bool = Field(True, description="fp16 mixed precision when training on CUDA (ignored on CPU)")
     memory_format: Literal["auto", "channels_last", "contiguous"] = Field(
         "auto",
@@ -241,6 +253,15 @@ class TrainOptions(_Section):
         """A list of other than two betas, named as such (not as a missing or extra tuple item)."""
         if isinstance(value, (list, tuple)) and len(value) != 2:
             raise ValueError("expected two numbers [beta1, beta2], each in [0, 1)")
+        return value
+
+    @field_validator("eta_min")
+    @classmethod
+    def _eta_min_below_lr(cls, value: float, info: ValidationInfo) -> float:
+        """A schedule that decays (or stays): ``eta_min`` at most ``lr_initial``."""
+        initial = info.data.get("lr_initial")
+        if initial is not None and value > initial:
+            raise ValueError(f"eta_min {value:g} is above lr_initial {initial:g}; the cosine schedule decays to it")
         return value
 
     @field_validator(*LOSS_NAME_KEYS, mode="before")

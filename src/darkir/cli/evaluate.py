@@ -202,6 +202,7 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     from darkir.data.pairs import find_unpaired
     from darkir.eval.unpaired import (
         NO_REFERENCE_NOTE,
+        mark_results,
         mean_line,
         outside_output,
         restore_unpaired,
@@ -220,6 +221,7 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     output = Path(args.output or _unpaired_results(options))
     pairs = outside_output(find_unpaired(folder), output, Path(folder))
     ensure_writable_dir(output)
+    mark_results(output)
     unreadable: list[str] = []
     rows = restore_unpaired(restorer_from_args(args), pairs, output, progress=not args.quiet, unreadable=unreadable)
     write_scores_csv(output / "stats.csv", unpaired_csv_rows(rows))

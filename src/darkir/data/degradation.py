@@ -152,6 +152,38 @@ class SynthParams:
             raise ValueError(
                 f"target_keep_range must be (low, high) with 0 < low < high <= 1, got {self.target_keep_range}"
             )
+        problems = [f"{name} {value}: {why}" for name, value, why in _out_of_bounds(self)]
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+#: Fields of :class:`SynthParams` whose values lie in (0, 1], [0, 1] and [1, 100]; every other range is at least 0.
+_IN_UNIT = {"target_mean_range", "low_mean_range"}
+_QUALITY = {"jpeg_quality_range"}
+
+
+def _out_of_bounds(params: SynthParams) -> list[tuple[str, object, str]]:
+    """``(field, value, why)`` for each probability outside [0, 1], range whose low end is above its high end, range
+    outside its bounds, and scale that is not above 0."""
+    found = []
+    for name in params.__dataclass_fields__:
+        value = getattr(params, name)
+        if name.endswith("_prob") and not 0 <= value <= 1:
+            found.append((name, value, "a probability is in [0, 1]"))
+        if not name.endswith("_range") or value is None:
+            continue
+        low, high = value
+        if low > high:
+            found.append((name, value, "its low end is above its high end"))
+        elif name in _IN_UNIT and not 0 < low <= high <= 1:
+            found.append((name, value, "sRGB means are in (0, 1]"))
+        elif name in _QUALITY and not 1 <= low <= high <= 100:
+            found.append((name, value, "JPEG qualities are in [1, 100]"))
+        elif low < 0 or (name in {"photons_range", "read_noise_range", "kernel_size_range"} and low <= 0):
+            found.append((name, value, "must be above 0" if low >= 0 else "must not be negative"))
+    if params.cast_sigma < 0:
+        found.append(("cast_sigma", params.cast_sigma, "must not be negative"))
+    return found
 
 
 def synth_params(overrides: Mapping[str, Any]) -> SynthParams:
@@ -164,8 +196,15 @@ def synth_params(overrides: Mapping[str, Any]) -> SynthParams:
     try:
         return TypeAdapter(SynthParams).validate_python(dict(overrides))
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e['input']!r})" for e in error.errors())
+        problems = "; ".join(_problem(e) for e in error.errors())
         raise ValueError(f"bad degradation parameter(s): {problems}") from None
+
+
+def _problem(error: Mapping[str, Any]) -> str:
+    """One validation error: ``field: why (got value)``, or the message of a check across fields."""
+    if error["loc"]:
+        return f"{'.'.join(map(str, error['loc']))}: {error['msg']} (got {error['input']!r})"
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 #: Linear RGB colours of common night light sources: sodium, warm white, neutral, cool LED, red, green, blue neon.

@@ -210,6 +210,13 @@ class SynthDataset(Dataset):
     ) -> None:
         if not photos:
             raise DatasetError("no clean photos to synthesize pairs from")
+        small = [
+            f"{name} ({photo.shape[1]}x{photo.shape[0]})"
+            for name, photo in zip(names, photos, strict=True)
+            if min(photo.shape[:2]) < crop
+        ]
+        if small:
+            raise DatasetError(f"photos smaller than the crop size {crop}: {some_of(small, 5)}; lower the crop size")
         self.photos, self.names, self.length, self.crop = list(photos), list(names), length, crop
         self.seed, self.params, self.max_zoom_out, self.fixed = seed, params or SynthParams(), max_zoom_out, fixed
         self.epoch = 0

@@ -129,6 +129,7 @@ def outside_output(pairs: list[Pair], output: Path, folder: Path) -> list[Pair]:
         if is_same_file(pair.low, output / pair.name):
             target = output / pair.name
             raise DarkIRError(f"{pair.low}: the output {target} is this input; choose another output folder")
+    _refuse_taken_names(kept, output)
     if inside:
         tqdm.write(
             f"darkir: warning: left out {plural(len(inside))} inside the output folder {output} (results of an "
@@ -136,6 +137,26 @@ def outside_output(pairs: list[Pair], output: Path, folder: Path) -> list[Pair]:
             file=sys.stderr,
         )
     return kept
+
+
+def _refuse_taken_names(pairs: list[Pair], output: Path) -> None:
+    """Raise when ``output`` is not an earlier run's folder and holds files of the names the outputs would take: they
+    are the user's own, which restoring would replace."""
+    if earlier_results(output):
+        return
+    taken = [pair for pair in pairs if (output / pair.name).exists() or (output / pair.name).is_symlink()]
+    if taken:
+        raise DarkIRError(
+            f"-o {output} holds {plural(len(taken))} of the outputs' names ({_named(taken)}) and no {STATS_FILE} of "
+            "an earlier darkir test-unpaired run: they would be replaced; write to a new folder or move them away"
+        )
+
+
+def mark_results(output: Path) -> None:
+    """Write a header-only ``stats.csv`` into ``output`` before the first image (unless it holds one), so that the
+    folder of an interrupted run is known as test-unpaired's when the run is repeated; the last step replaces it."""
+    if not ((output / STATS_FILE).exists() or (output / STATS_FILE).is_symlink()):
+        write_scores_csv(output / STATS_FILE, [], overwrite=False)
 
 
 def _read(path: Path, unreadable: list[str] | None) -> Image | None:

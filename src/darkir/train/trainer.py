@@ -46,6 +46,9 @@ from darkir.train.sampler import GlobalBatchSampler
 from darkir.train.sets import run_sets
 from darkir.train.stopping import ResumableError, StopOnInterrupt, error_gist
 
+#: ``train:`` settings that a resumed run takes from its checkpoint (its optimizer and scheduler state hold them).
+SCHEDULE_KEYS = ("lr_initial", "betas", "weight_decay", "eta_min")
+
 
 @dataclass
 class TrainResult:
@@ -267,8 +270,30 @@ class Trainer:
         self.step, self.epoch, self.epoch_step = payload["step"], payload["epoch"], payload["epoch_step"]
         self.best_psnr = payload["best_psnr"]
         self._keep_global_batch(int(payload.get("global_batch", self.sampler.global_batch)), path)
+        self._keep_schedule_settings(path, payload.get("options"))
         self._follow_new_length(path, payload.get("options"))
         return True
+
+    def _keep_schedule_settings(self, path: Path, stored: dict[str, Any] | None) -> None:
+        """A resumed run keeps its optimizer and schedule settings (its optimizer and scheduler state hold them): an
+        options value that differs is set back to the checkpoint's, so that the options saved with the run say what
+        it trains with, and a warning names each one."""
+        theirs = (stored or {}).get("train", {})
+        ignored = []
+        for key in SCHEDULE_KEYS:
+            if key not in theirs:
+                continue
+            old, new = theirs[key], getattr(self.options.train, key)
+            old = tuple(old) if isinstance(old, list) else old
+            if old != new:
+                ignored.append(f"train.{key} {new} (the run keeps {old})")
+                setattr(self.options.train, key, old)
+        if ignored and self.context.is_main:
+            tqdm.write(
+                f"darkir: warning: --resume continues the schedule of {path}; ignored {'; '.join(ignored)}; start a "
+                "new schedule from its weights with --init-from to change them",
+                file=sys.stderr,
+            )
 
     def _check_same_network(self, path: Path, config: dict[str, Any] | None, stored: dict[str, Any] | None) -> None:
         """Refuse to resume a run as another network (or with the side-output loss switched, which trains other
