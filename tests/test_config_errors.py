@@ -91,11 +91,24 @@ BAD_OPTIONS = [
     ),
     (
         "datasets:\n  train:\n    synth:\n      degradation: {photons_range: [-5, -1], blur_prob: 7}\n",
-        ["photons_range (-5.0, -1.0): must not be negative", "blur_prob 7.0: a probability is in [0, 1]"],
+        ["photons_range (-5.0, -1.0): must be above 0", "blur_prob 7.0: a probability is in [0, 1]"],
     ),
     (
         "datasets:\n  train:\n    synth:\n      degradation: {jpeg_quality_range: [500, 900]}\n",
         ["jpeg_quality_range (500, 900): JPEG qualities are in [1, 100]"],
+    ),
+    (
+        "datasets:\n  train:\n    synth:\n      degradation: {photons_range: [400, .inf], glow_range: [0, 0.4]}\n",
+        ["photons_range.1: Input should be a finite number"],
+    ),
+    (
+        "datasets:\n  train:\n    synth:\n      degradation: {glow_range: [0, 0.4], target_keep_range: [0.5, 0.2]}\n",
+        ["glow_range (0.0, 0.4): must be above 0", "target_keep_range (0.5, 0.2): must be (low, high) with 0 < low"],
+    ),
+    ("train:\n  lr_initial: 1.0e-7\n", ["train.eta_min", "eta_min 1e-06 is above lr_initial 1e-07"]),
+    (
+        "datasets:\n  train:\n    cropsize: 128\n    synth:\n      max_short_side: 128\n",
+        ["datasets.train.synth", "synth.val_cropsize 256 is larger than synth.max_short_side 128"],
     ),
 ]
 

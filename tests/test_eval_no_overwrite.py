@@ -223,6 +223,18 @@ def test_test_unpaired_refuses_an_outside_folder_holding_files_of_the_outputs_na
     assert _digests(mine) == before  # nothing replaced, nothing added
 
 
+def test_test_unpaired_that_fails_before_restoring_leaves_no_mark(tmp_path, capsys):
+    """A run that stops before its first image (here: weights that do not exist) leaves the folder as it was: no
+    stats.csv that would make it pass for an earlier run's, whose files of the outputs' names may be replaced."""
+    photos = tmp_path / "photos"
+    _png(photos / "a.png", 0, scale=60)
+    out = tmp_path / "out"
+    args = ["test-unpaired", "--weights", str(tmp_path / "missing.pt"), "--data", str(photos), "-o", str(out), "-q"]
+    assert main(args) == 2
+    assert "missing.pt" in _error(capsys)
+    assert not out.exists()
+
+
 def test_test_unpaired_reruns_into_the_folder_of_an_interrupted_run(tmp_path, capsys, tiny_checkpoint, monkeypatch):
     photos = tmp_path / "photos"
     for seed, name in enumerate("abc"):

@@ -10,8 +10,10 @@ import subprocess
 import numpy as np
 import pytest
 import torch
+from PIL import Image as PILImage
 
 from darkir.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from darkir.cli import build_parser
 from darkir.data import corpus
 from darkir.data.degradation import SynthParams, degrade
 from darkir.data.layouts import DatasetError
@@ -213,3 +215,6 @@ def test_corpus_is_exactly_what_the_documented_packages_install():
     photos = corpus.debian_photos()
     assert len(photos) == 55
     assert all(str(path) in files for path in photos.values())
+    smallest = min(min(PILImage.open(path).size) for path in photos.values())
+    default = build_parser().parse_args(["synth", "--source", "debian", "-o", "out"]).size
+    assert default <= smallest  # darkir synth's documented command runs with its default --size

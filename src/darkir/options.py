@@ -95,10 +95,11 @@ class TrainDataOptions(_Section):
     def _crop_fits_photos(cls, value: SynthDataOptions | None, info: ValidationInfo) -> SynthDataOptions | None:
         """Crops no larger than the photos' short side (``synth.max_short_side``)."""
         crop = info.data.get("cropsize")
-        if value is not None and crop is not None and crop > value.max_short_side:
-            raise ValueError(
-                f"cropsize {crop} is larger than synth.max_short_side {value.max_short_side}, the photos' short side"
-            )
+        for name, side in (("cropsize", crop), ("synth.val_cropsize", value and value.val_cropsize)):
+            if value is not None and side is not None and side > value.max_short_side:
+                raise ValueError(
+                    f"{name} {side} is larger than synth.max_short_side {value.max_short_side}, the photos' short side"
+                )
         return value
 
 
@@ -210,7 +211,9 @@ class TrainOptions(_Section):
     epochs: int = Field(100, ge=1)
     lr_gamma: float = Field(0.5, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
-    eta_min: float = Field(1e-6, ge=0, description="the cosine schedule's last learning rate, at most lr_initial")
+    eta_min: float = Field(
+        1e-6, ge=0, validate_default=True, description="the cosine schedule's last learning rate, at most lr_initial"
+    )
     pixel_criterion: PixelCriterion = "charbonnier"
     pixel_weight: float = Field(1.0, ge=0)
     perceptual: bool = False

@@ -89,7 +89,7 @@ def _register_synth(add: AddCommand) -> None:
         help="output root (train/, val/, test/ and synth.json): a new or empty folder, not inside a --source folder",
     )
     synth.add_argument("--per-photo", type=positive_int, default=16, help="pairs per source photo (default 16)")
-    synth.add_argument("--size", type=positive_int, default=384, help="side of each square pair (default 384)")
+    synth.add_argument("--size", type=positive_int, default=320, help="side of each square pair (default 320)")
     synth.add_argument(
         "--val-photos", type=non_negative_int, default=3, help="photos held out for validation (default 3)"
     )

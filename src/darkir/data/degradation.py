@@ -43,7 +43,7 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
@@ -147,19 +147,23 @@ class SynthParams:
     jpeg_prob: float = 0.3
     jpeg_quality_range: tuple[int, int] = (70, 95)
 
+    #: Numbers are finite (read by pydantic in :func:`synth_params`).
+    __pydantic_config__ = ConfigDict(allow_inf_nan=False)
+
     def __post_init__(self) -> None:
-        if self.target_keep_range is not None and not 0 < self.target_keep_range[0] < self.target_keep_range[1] <= 1:
-            raise ValueError(
-                f"target_keep_range must be (low, high) with 0 < low < high <= 1, got {self.target_keep_range}"
-            )
         problems = [f"{name} {value}: {why}" for name, value, why in _out_of_bounds(self)]
         if problems:
             raise ValueError("; ".join(problems))
 
 
-#: Fields of :class:`SynthParams` whose values lie in (0, 1], [0, 1] and [1, 100]; every other range is at least 0.
+#: Fields of :class:`SynthParams` whose values lie in (0, 1] and [1, 100], and ranges drawn log-uniformly (above 0);
+#: every other range is at least 0.
 _IN_UNIT = {"target_mean_range", "low_mean_range"}
 _QUALITY = {"jpeg_quality_range"}
+_POSITIVE = {
+    "light_radius_range", "glow_range", "red_gain_range", "blue_gain_range", "photons_range", "read_noise_range",
+    "kernel_size_range",
+}  # fmt: skip
 
 
 def _out_of_bounds(params: SynthParams) -> list[tuple[str, object, str]]:
@@ -173,14 +177,17 @@ def _out_of_bounds(params: SynthParams) -> list[tuple[str, object, str]]:
         if not name.endswith("_range") or value is None:
             continue
         low, high = value
-        if low > high:
+        if name == "target_keep_range":
+            if not 0 < low < high <= 1:
+                found.append((name, value, "must be (low, high) with 0 < low < high <= 1"))
+        elif low > high:
             found.append((name, value, "its low end is above its high end"))
         elif name in _IN_UNIT and not 0 < low <= high <= 1:
             found.append((name, value, "sRGB means are in (0, 1]"))
         elif name in _QUALITY and not 1 <= low <= high <= 100:
             found.append((name, value, "JPEG qualities are in [1, 100]"))
-        elif low < 0 or (name in {"photons_range", "read_noise_range", "kernel_size_range"} and low <= 0):
-            found.append((name, value, "must be above 0" if low >= 0 else "must not be negative"))
+        elif low < 0 or (name in _POSITIVE and low <= 0):
+            found.append((name, value, "must be above 0" if name in _POSITIVE else "must not be negative"))
     if params.cast_sigma < 0:
         found.append(("cast_sigma", params.cast_sigma, "must not be negative"))
     return found

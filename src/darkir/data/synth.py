@@ -90,7 +90,7 @@ def synthesize(
     photos: dict[str, Path],
     output: Path,
     per_photo: int = 16,
-    size: int = 384,
+    size: int = 320,
     val_photos: int = 3,
     test_photos: int = 6,
     seed: int = 0,

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from darkir.data.corpus import resolve_sources
 from darkir.data.dataset import PairedDataset
 from darkir.data.degradation import synth_params
@@ -64,20 +67,25 @@ def _synthetic_sets(options: Options) -> tuple[SynthDataset, SynthDataset | None
         return load_photos([sources[name] for name in chosen], synth.max_short_side), chosen
 
     photos, chosen = subset("train")
-    train_set = SynthDataset(
-        photos, chosen, synth.pairs_per_epoch, data_cfg.cropsize, options.train.seed, params, synth.max_zoom_out
-    )
+    with _naming(options, "datasets.train.cropsize"):
+        train_set = SynthDataset(
+            photos, chosen, synth.pairs_per_epoch, data_cfg.cropsize, options.train.seed, params, synth.max_zoom_out
+        )
     if not synthetic_validation(options):
         return train_set, None
     photos, chosen = subset("val")
-    val_set = SynthDataset(
-        photos,
-        chosen,
-        synth.val_pairs,
-        synth.val_cropsize,
-        synth.split_seed + 1,
-        params,
-        synth.max_zoom_out,
-        fixed=True,
-    )
+    with _naming(options, "datasets.train.synth.val_cropsize"):
+        val_set = SynthDataset(
+            photos, chosen, synth.val_pairs, synth.val_cropsize, synth.split_seed + 1, params, synth.max_zoom_out,
+            fixed=True,
+        )  # fmt: skip
     return train_set, val_set
+
+
+@contextlib.contextmanager
+def _naming(options: Options, key: str) -> Iterator[None]:
+    """Turn a :class:`DatasetError` (photos smaller than the crop) into a ConfigError naming the file and ``key``."""
+    try:
+        yield
+    except DatasetError as exc:
+        raise ConfigError(f"{options.source}: {key}: {exc}") from None

@@ -279,7 +279,7 @@ class Trainer:
         options value that differs is set back to the checkpoint's, so that the options saved with the run say what
         it trains with, and a warning names each one."""
         theirs = (stored or {}).get("train", {})
-        ignored = []
+        ignored, kept = [], {}
         for key in SCHEDULE_KEYS:
             if key not in theirs:
                 continue
@@ -287,7 +287,8 @@ class Trainer:
             old = tuple(old) if isinstance(old, list) else old
             if old != new:
                 ignored.append(f"train.{key} {new} (the run keeps {old})")
-                setattr(self.options.train, key, old)
+                kept[key] = old
+        self.options.train = self.options.train.model_copy(update=kept)  # the run's values, as they were checked
         if ignored and self.context.is_main:
             tqdm.write(
                 f"darkir: warning: --resume continues the schedule of {path}; ignored {'; '.join(ignored)}; start a "
