@@ -14,7 +14,7 @@
 #       scripts/score_checkpoints.py's rule (DarkIR+CSF step 700, DarkIR step 600), converted to .safetensors.
 # stage8 (CPU, about 80 minutes per model, both side by side): a photo that is not dark keeps its exposure.
 #   DarkIR: 8 (options/train/bright_cpu_w32.yml, 600 steps) from its stage-6b weights, then 8b (bright2_cpu_w32.yml,
-#       500 steps) from 8's step 600; ships 8b's step 500.
+#       500 steps) from 8's step 600; shipped 8b's step 500.
 #   DarkIR+CSF: 8c (bright3_cpu_csf_w32.yml) from its stage-6b weights, stopped at step 200, then 8d
 #       (bright4_cpu_csf_w32.yml, 300 steps: captures up to well exposed and clipped); shipped 8d's step 300.
 # stage8e (CPU, about 25-55 minutes for both side by side): a capture of mean 0.35 or more keeps its brightness.
@@ -80,6 +80,7 @@ stage8() {
     echo "then: darkir convert <chosen snapshot> -o src/darkir/weights/<model>-synth.safetensors" \
         "(shipped: darkir-w32-bright2 step 500, darkir-csf-w32-bright4 step 300)"
 }
+
 stage8e() {
     train options/train/bright5_cpu_w32.yml darkir-w32-bright5 "$(weights darkir-w32-synth 49c007c)" &
     train options/train/bright5_cpu_csf_w32.yml darkir-csf-w32-bright5 "$(weights darkir-csf-w32-synth 49c007c)" &

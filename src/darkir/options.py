@@ -94,9 +94,10 @@ class TrainDataOptions(_Section):
     @classmethod
     def _crop_fits_photos(cls, value: SynthDataOptions | None, info: ValidationInfo) -> SynthDataOptions | None:
         """Crops no larger than the photos' short side (``synth.max_short_side``)."""
-        crop = info.data.get("cropsize")
-        for name, side in (("cropsize", crop), ("synth.val_cropsize", value and value.val_cropsize)):
-            if value is not None and side is not None and side > value.max_short_side:
+        if value is None:
+            return value
+        for name, side in (("cropsize", info.data.get("cropsize")), ("synth.val_cropsize", value.val_cropsize)):
+            if side is not None and side > value.max_short_side:
                 raise ValueError(
                     f"{name} {side} is larger than synth.max_short_side {value.max_short_side}, the photos' short side"
                 )

@@ -109,17 +109,18 @@ def outside_output(pairs: list[Pair], output: Path, folder: Path) -> list[Pair]:
     """The inputs of ``folder`` that are not inside ``output``, checked before any work so that restoring never
     replaces nor silently drops the user's images: raises when none is left, when an output would land on an input,
     when ``output`` lies in ``folder`` and holds images without the ``stats.csv`` of an earlier run (they would be
-    replaced), or when it holds a ``stats.csv`` that test-unpaired did not write. The images of an earlier run inside
-    the data folder are left out of the inputs and named on stderr in one line."""
+    replaced), when it holds a ``stats.csv`` that test-unpaired did not write, or when it is not an earlier run's
+    folder and holds files of the outputs' names. The images of an earlier run inside the data folder are left out of
+    the inputs and named on stderr in one line."""
     within = [is_inside(pair.low, output) for pair in pairs]
     inside = [pair for pair, is_in in zip(pairs, within, strict=True) if is_in]
     kept = [pair for pair, is_in in zip(pairs, within, strict=True) if not is_in]
     if not kept:
         raise DarkIRError(f"{folder}: its images are inside the output folder {output}; choose another output folder")
-    stats = output / STATS_FILE
-    if (stats.exists() or stats.is_symlink()) and not earlier_results(output):
+    stats, earlier = output / STATS_FILE, earlier_results(output)
+    if (stats.exists() or stats.is_symlink()) and not earlier:
         raise DarkIRError(f"{stats} was not written by darkir test-unpaired; move it away or choose another -o folder")
-    if inside and not earlier_results(output):
+    if inside and not earlier:
         raise DarkIRError(
             f"-o {output} is inside the data folder {folder} and holds {plural(len(inside))} ({_named(inside)}) "
             f"that are not an earlier run's results (it has no {STATS_FILE} of darkir test-unpaired): they would be "
@@ -129,7 +130,8 @@ def outside_output(pairs: list[Pair], output: Path, folder: Path) -> list[Pair]:
         if is_same_file(pair.low, output / pair.name):
             target = output / pair.name
             raise DarkIRError(f"{pair.low}: the output {target} is this input; choose another output folder")
-    _refuse_taken_names(kept, output)
+    if not earlier:
+        _refuse_taken_names(kept, output)
     if inside:
         tqdm.write(
             f"darkir: warning: left out {plural(len(inside))} inside the output folder {output} (results of an "
@@ -140,10 +142,8 @@ def outside_output(pairs: list[Pair], output: Path, folder: Path) -> list[Pair]:
 
 
 def _refuse_taken_names(pairs: list[Pair], output: Path) -> None:
-    """Raise when ``output`` is not an earlier run's folder and holds files of the names the outputs would take: they
-    are the user's own, which restoring would replace."""
-    if earlier_results(output):
-        return
+    """Raise when ``output`` (not an earlier run's folder) holds files of the names the outputs would take: they are
+    the user's own, which restoring would replace."""
     taken = [pair for pair in pairs if (output / pair.name).exists() or (output / pair.name).is_symlink()]
     if taken:
         raise DarkIRError(
