@@ -48,6 +48,8 @@ def _error(capsys: pytest.CaptureFixture[str]) -> str:
 def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fail the test if a command loads weights or scores an image."""
 
+    import darkir.eval.compare  # noqa: F401  (it binds evaluate as it loads: loaded later, it would keep `fail`)
+
     def fail(*args: object, **kwargs: object) -> None:
         pytest.fail("work began before the output was checked")
 
