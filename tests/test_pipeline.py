@@ -6,7 +6,7 @@ import itertools
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -108,6 +108,15 @@ def test_depth_must_be_positive(stage):
         stage([] if stage is Prefetch else print, 0)
 
 
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt during the test, also where the test runner was started with SIGINT ignored (a
+    background job inherits that, and Python then installs no handler of its own)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def interrupt_main_thread(after: float, then: Callable[[], None], later: float) -> threading.Thread:
     """A Ctrl-C to the main thread ``after`` seconds from now, and ``then`` called ``later`` seconds after it."""
     main_thread = threading.main_thread().ident
@@ -123,7 +132,7 @@ def interrupt_main_thread(after: float, then: Callable[[], None], later: float) 
     return thread
 
 
-def test_an_interrupt_while_stopping_still_waits_for_the_producer():
+def test_an_interrupt_while_stopping_still_waits_for_the_producer(ctrl_c_raises):
     """A Ctrl-C that lands while the stage is being stopped must not return before the stage has ended: the caller
     then closes the files it reads (an interrupted Thread.join calls a running thread ended before Python 3.13)."""
     busy, ended = threading.Event(), []
@@ -143,7 +152,7 @@ def test_an_interrupt_while_stopping_still_waits_for_the_producer():
     assert ended and ended[0] <= returned and discarded == [1] and not pipeline_threads()
 
 
-def test_an_interrupt_while_finishing_still_waits_for_the_consumer():
+def test_an_interrupt_while_finishing_still_waits_for_the_consumer(ctrl_c_raises):
     busy, consumed = threading.Event(), []
 
     def slow(item):
@@ -159,7 +168,7 @@ def test_an_interrupt_while_finishing_still_waits_for_the_consumer():
     assert [item for item, _ in consumed] == ["a"] and consumed[0][1] <= returned and not pipeline_threads()
 
 
-def test_an_interrupt_while_waiting_for_room_hands_the_item_to_discard():
+def test_an_interrupt_while_waiting_for_room_hands_the_item_to_discard(ctrl_c_raises):
     busy, consumed, discarded = threading.Event(), [], []
 
     def slow(item):
