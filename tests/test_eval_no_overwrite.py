@@ -318,3 +318,57 @@ def test_compare_reruns_into_its_own_report_and_keeps_other_files(tmp_path, tiny
     assert (report / "notes.txt").read_text() == "mine\n"
     names = {"grid.png", "notes.txt", "per_image.csv", "psnr_diff_hist.png", "report.md", "summary.json"}
     assert {p.name for p in report.iterdir()} == names  # no temporary or lock file left
+
+
+def test_compare_unpaired_over_a_paired_report_leaves_none_of_its_pictures(tmp_path, tiny_checkpoint):
+    """An unpaired report replacing a paired one removes the paired report's pictures, which it does not write (they
+    would be read as the new report's), and nothing else."""
+    data = _paired(tmp_path / "set")
+    report = tmp_path / "report"
+    assert main(_compare(tiny_checkpoint, data, report)) == 0
+    assert (report / "grid.png").is_file() and (report / "psnr_diff_hist.png").is_file()
+    (report / "notes.txt").write_text("mine\n")
+    assert main(_compare(tiny_checkpoint, data / "low", report, "--unpaired")) == 0
+    assert {p.name for p in report.iterdir()} == {"notes.txt", "per_image.csv", "report.md", "summary.json"}
+    assert (report / "notes.txt").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("command", ["compare", "compare --unpaired", "test-unpaired"])
+def test_a_start_that_fails_on_the_weights_makes_no_output_folder(tmp_path, capsys, command):
+    data = _paired(tmp_path / "set")
+    output = tmp_path / "new" / "out"
+    missing = tmp_path / "missing.pt"
+    if command == "test-unpaired":
+        args = ["test-unpaired", "--weights", str(missing), "--data", str(data / "low"), "-o", str(output), "-q"]
+    else:
+        args = _compare(missing, data / "low" if "unpaired" in command else data, output, *command.split()[1:])
+    assert main(args) == 2
+    assert "missing.pt" in _error(capsys)
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("command", ["compare", "test-unpaired", "restore", "video"])
+@pytest.mark.parametrize("blocker", ["link to nothing", "file above"])
+def test_an_unusable_output_folder_is_named_before_the_weights_load(
+    tmp_path, capsys, monkeypatch, tiny_checkpoint, no_work, command, blocker
+):
+    data = _paired(tmp_path / "set")
+    if blocker == "file above":
+        (tmp_path / "afile").write_text("x")
+        output, message = tmp_path / "afile" / "out", f"cannot create output folder {tmp_path / 'afile' / 'out'}"
+    else:
+        output = tmp_path / "out"
+        output.symlink_to(tmp_path / "gone")
+        message = f"output folder {output} is a link to {tmp_path / 'gone'}, which does not exist"
+    args = {
+        "compare": _compare(tiny_checkpoint, data, output),
+        "test-unpaired": ["test-unpaired", "--weights", str(tiny_checkpoint), "--data", str(data / "low"), "-o",
+                          str(output), "-q"],
+        "restore": ["restore", str(data / "low"), "-o", str(output), "--weights", str(tiny_checkpoint), "-q"],
+        "video": ["video", str(data / "low" / "a.png"), "-o", str(output / "v.mp4"), "--weights",
+                  str(tiny_checkpoint), "-q"],
+    }[command]  # fmt: skip
+    monkeypatch.setattr("darkir.cli.restore.restorer_from_args", lambda *a, **k: pytest.fail("weights loaded"))
+    assert main(args) == 2
+    assert message in _error(capsys)
+    assert not (tmp_path / "gone").exists()

@@ -179,10 +179,32 @@ def is_same_file(a: Path, b: Path) -> bool:
         return Path(os.path.realpath(a)) == Path(os.path.realpath(b))
 
 
+def check_writable_dir(path: Path) -> None:
+    """Check, creating nothing, that ``path`` is a folder files can be written in, or that it can be created.
+
+    Commands call it before loading a model, and :func:`ensure_writable_dir` once the work can start, so that a
+    failed start neither costs the load nor leaves an empty folder behind.
+    """
+    if path.is_symlink() and not path.exists():
+        raise DarkIRError(f"output folder {path} is a link to {os.readlink(path)}, which does not exist")
+    if path.exists():
+        if not path.is_dir():
+            raise DarkIRError(f"output folder {path} is a file; choose a folder")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise DarkIRError(f"output folder {path} is not writable")
+        return
+    parent = path.absolute().parent
+    while not parent.exists() and not parent.is_symlink():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DarkIRError(f"cannot create output folder {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DarkIRError(f"cannot create output folder {path}: {parent} is not writable")
+
+
 def ensure_writable_dir(path: Path) -> None:
-    """Create ``path`` if needed and check that files can be written in it."""
-    if path.exists() and not path.is_dir():
-        raise DarkIRError(f"output folder {path} is a file; choose a folder")
+    """Create ``path`` if needed and check that files can be written in it (see :func:`check_writable_dir`)."""
+    check_writable_dir(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

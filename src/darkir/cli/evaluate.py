@@ -210,7 +210,7 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
         write_scores_csv,
     )
     from darkir.options import load_options
-    from darkir.outputs import ensure_writable_dir
+    from darkir.outputs import check_writable_dir, ensure_writable_dir
 
     refuse_empty(args)
     options = load_options(args.options) if args.options else None
@@ -220,8 +220,9 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     _refuse_paired(Path(folder), None if args.data else options)
     output = Path(args.output or _unpaired_results(options))
     pairs = outside_output(find_unpaired(folder), output, Path(folder))
-    ensure_writable_dir(output)
+    check_writable_dir(output)
     restorer = restorer_from_args(args)
+    ensure_writable_dir(output)
     mark_results(output)  # once the model has loaded: a failed start leaves no mark of a run
     unreadable: list[str] = []
     rows = restore_unpaired(restorer, pairs, output, progress=not args.quiet, unreadable=unreadable)
@@ -324,19 +325,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from darkir.eval.compare import compare, method_line
     from darkir.eval.methods import auto_exposure, clahe, identity, zero_dce
     from darkir.eval.reports import check_report_folder
-    from darkir.outputs import ensure_writable_dir
+    from darkir.outputs import check_writable_dir, ensure_writable_dir
 
     refuse_empty(args)
     if args.exposure_target > 1:
         raise DarkIRError(f"--exposure-target is a mean brightness in (0, 1], got {args.exposure_target:g}")
     pairs = find_unpaired(args.data) if args.unpaired else evaluation_sets(args, None)[""]
     check_report_folder(Path(args.output), _input_folders(args.data, pairs))
-    ensure_writable_dir(Path(args.output))
+    check_writable_dir(Path(args.output))
     if args.max_images:
         pairs = pairs[: args.max_images]
     baselines = [identity(), auto_exposure(args.exposure_target), clahe()]
     baselines += [zero_dce(args.zero_dce)] if args.zero_dce else []
     variants = _compared_variants(args, {baseline.name for baseline in baselines})
+    ensure_writable_dir(Path(args.output))
     if args.unpaired:
         return _compare_unpaired(args, variants + baselines, pairs)
     summary = compare(

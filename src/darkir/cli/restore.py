@@ -41,7 +41,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     from darkir.infer.files import restore_files
     from darkir.infer.jobs import plan_jobs
-    from darkir.outputs import ensure_writable_dir
+    from darkir.outputs import check_writable_dir, ensure_writable_dir
 
     refuse_empty(args, _PATHS)
     ray_flags = [flag for flag, value in _RAY_FLAGS.items() if getattr(args, value) is not None]
@@ -69,6 +69,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         report = _restore_on_ray(args, jobs)
     else:
+        check_writable_dir(output)
         restorer = restorer_from_args(args)
         ensure_writable_dir(output)
         report = restore_files(
@@ -99,10 +100,11 @@ def _restore_on_ray(args: argparse.Namespace, jobs: list) -> Report:
     from pathlib import Path
 
     from darkir.cluster import WorkerSettings, preflight, restore_jobs
-    from darkir.outputs import ensure_writable_dir
+    from darkir.outputs import check_writable_dir, ensure_writable_dir
 
     restore = settings_from_args(args)
     preflight(args.address)
+    check_writable_dir(Path(args.output))
     model = model_from_args(args)
     ensure_writable_dir(Path(args.output))
     cpus = args.cpus_per_worker or 1.0
@@ -127,7 +129,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from darkir.infer.video import check_video_encoding, check_video_paths, restore_video
-    from darkir.outputs import ensure_writable_dir
+    from darkir.outputs import check_writable_dir, ensure_writable_dir
 
     refuse_empty(args, _PATHS)
     source, target = Path(args.input), Path(args.output)
@@ -135,6 +137,7 @@ def cmd_video(args: argparse.Namespace) -> int:
         target = target / f"{source.stem}.mp4"
     check_video_paths(source, target, args.overwrite)  # before the weights load
     check_video_encoding(args.codec, args.crf)
+    check_writable_dir(target.parent)
     restorer = restorer_from_args(args)
     ensure_writable_dir(target.parent)
     report = restore_video(

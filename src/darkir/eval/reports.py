@@ -18,8 +18,10 @@ from darkir.eval.methods import Method
 from darkir.eval.stats import MIN_INTERVAL_IMAGES
 from darkir.outputs import is_inside, write_atomic
 
-#: The files of a report (``psnr_diff_hist.png`` and ``grid.png`` only with references), each replaced by a new report.
-REPORT_FILES = ("summary.json", "per_image.csv", "report.md", "psnr_diff_hist.png", "grid.png")
+#: The pictures of a report with references, which a report without them, written over it, removes.
+PAIRED_PICTURES = ("psnr_diff_hist.png", "grid.png")
+#: The files of a report, each replaced by a new report.
+REPORT_FILES = ("summary.json", "per_image.csv", "report.md", *PAIRED_PICTURES)
 #: What a report says where some mean or difference has a value but no interval.
 TOO_FEW_NOTE = (
     f"Too few images for an interval: intervals, win rates and verdicts need at least {MIN_INTERVAL_IMAGES} images "

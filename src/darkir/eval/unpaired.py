@@ -27,8 +27,10 @@ from darkir.eval.metrics import format_number, prepare
 from darkir.eval.niqe import niqe
 from darkir.eval.reports import (
     MAX_NAMED,
+    PAIRED_PICTURES,
     TOO_FEW_NOTE,
     count_note,
+    is_report,
     json_numbers,
     plural,
     skip_unreadable_image,
@@ -262,10 +264,11 @@ def compare_unpaired(
 
     Writes ``summary.json`` (first: it marks the folder as a report, see
     :func:`~darkir.eval.reports.check_report_folder`), ``per_image.csv`` and ``report.md`` into ``output``, each
-    atomically; returns the summary.
+    atomically, and removes the pictures of an earlier report with references that it replaces; returns the summary.
     """
     unique_names(methods)
     output.mkdir(parents=True, exist_ok=True)
+    replaces_report = is_report(output)
     scores: dict[str, list[NoReferenceScores]] = {method.name: [] for method in methods}
     for pair in tqdm(pairs, desc="comparing", unit="img", disable=not progress):
         x = torch.from_numpy(np.ascontiguousarray(read_image(pair.low).rgb)).permute(2, 0, 1)[None]
@@ -303,6 +306,9 @@ def compare_unpaired(
         ],
     )  # fmt: skip
     write_text(output / "report.md", _render_unpaired(summary, reference))
+    if replaces_report:
+        for name in PAIRED_PICTURES:
+            (output / name).unlink(missing_ok=True)
     return summary
 
 
