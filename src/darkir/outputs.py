@@ -179,6 +179,11 @@ def is_same_file(a: Path, b: Path) -> bool:
         return Path(os.path.realpath(a)) == Path(os.path.realpath(b))
 
 
+def nearest_existing(path: Path) -> Path:
+    """``path`` if it exists, else its nearest folder above that does (a link counts, even a link to nothing)."""
+    return next((p for p in (path, *path.parents) if p.exists() or p.is_symlink()), path)
+
+
 def check_writable_dir(path: Path) -> None:
     """Check, creating nothing, that ``path`` is a folder files can be written in, or that it can be created.
 
@@ -193,9 +198,7 @@ def check_writable_dir(path: Path) -> None:
         if not os.access(path, os.W_OK | os.X_OK):
             raise DarkIRError(f"output folder {path} is not writable")
         return
-    parent = path.absolute().parent
-    while not parent.exists() and not parent.is_symlink():
-        parent = parent.parent
+    parent = nearest_existing(path.absolute())
     if not parent.is_dir():
         raise DarkIRError(f"cannot create output folder {path}: {parent} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):

@@ -331,21 +331,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.exposure_target > 1:
         raise DarkIRError(f"--exposure-target is a mean brightness in (0, 1], got {args.exposure_target:g}")
     pairs = find_unpaired(args.data) if args.unpaired else evaluation_sets(args, None)[""]
-    check_report_folder(Path(args.output), _input_folders(args.data, pairs))
-    check_writable_dir(Path(args.output))
+    output = Path(args.output)
+    check_report_folder(output, _input_folders(args.data, pairs))
+    check_writable_dir(output)
     if args.max_images:
         pairs = pairs[: args.max_images]
     baselines = [identity(), auto_exposure(args.exposure_target), clahe()]
     baselines += [zero_dce(args.zero_dce)] if args.zero_dce else []
     variants = _compared_variants(args, {baseline.name for baseline in baselines})
-    ensure_writable_dir(Path(args.output))
+    ensure_writable_dir(output)
     if args.unpaired:
         return _compare_unpaired(args, variants + baselines, pairs)
     summary = compare(
         variants,
         baselines,
         pairs,
-        Path(args.output),
+        output,
         args.convention,
         load_lpips_or_none(args),
         latency_size=args.size,
@@ -354,7 +355,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     )
     for name, entry in summary["methods"].items():
         print(method_line(name, entry, summary["images"]))
-    print(f"report -> {Path(args.output) / 'report.md'}")
+    print(f"report -> {output / 'report.md'}")
     return 0
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from darkir.errors import DarkIRError
-from darkir.outputs import pid_alive, release_lock, take_lock
+from darkir.outputs import nearest_existing, pid_alive, release_lock, take_lock
 
 
 class RunBusyError(DarkIRError):
@@ -66,7 +66,7 @@ def save_problem(path: Path, folder: bool = False) -> str | None:
     try:
         if path.is_dir() != folder and (path.exists() or path.is_symlink()):
             return f"{path} is a folder, not a file" if path.is_dir() else f"{path} is a file, not a folder"
-        existing = next((p for p in (place, *place.parents) if p.exists() or p.is_symlink()), place)
+        existing = nearest_existing(place)
         if not existing.is_dir():
             return f"{existing} is a file, not a folder"
         fd, name = tempfile.mkstemp(prefix=".darkir-check-", dir=existing)
