@@ -61,7 +61,7 @@ def test_problems_are_listed_with_paths_before_anything_runs(tmp_path):
     assert "3 problem(s)" in message
     assert "orphan.png: no reference image at" in message
     assert "big.png: size 50x50 but reference" in message
-    assert "broken.png: cannot read image" in message
+    assert "broken.png: cannot decode image (corrupt or not a PNG file)" in message
 
 
 @pytest.mark.parametrize(

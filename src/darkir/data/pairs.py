@@ -26,16 +26,13 @@ class Pair:
 _TRANSPOSED = (5, 6, 7, 8)
 
 
-def _size(path: Path) -> tuple[int, int] | None:
+def _size(path: Path) -> tuple[int, int]:
     """(width, height) as displayed, EXIF orientation applied as :func:`~darkir.imageio.read_image` applies it,
-    from the file header (decoded where Pillow cannot read it but OpenCV can: a float TIFF); None if it cannot be
-    read."""
+    from the file header (decoded where Pillow cannot read it but OpenCV can: a float TIFF). Raises
+    :class:`~darkir.imageio.ImageReadError`, saying why, if it cannot be read."""
     header = read_header(path)
     if header is None:
-        try:
-            pixels = read_image(path).rgb
-        except ImageReadError:
-            return None
+        pixels = read_image(path).rgb
         return pixels.shape[1], pixels.shape[0]
     if header.orientation in _TRANSPOSED:
         return header.height, header.width
@@ -78,16 +75,13 @@ def check_pairs(pairs: list[Pair]) -> list[str]:
     """Problems (unreadable files, input/reference size mismatches), one line per path."""
     problems = []
     for pair in pairs:
-        low_size = _size(pair.low)
-        if low_size is None:
-            problems.append(f"{pair.low}: cannot read image")
+        try:
+            low_size = _size(pair.low)
+            high_size = None if pair.high is None else _size(pair.high)
+        except ImageReadError as exc:
+            problems.append(str(exc))
             continue
-        if pair.high is None:
-            continue
-        high_size = _size(pair.high)
-        if high_size is None:
-            problems.append(f"{pair.high}: cannot read image")
-        elif high_size != low_size:
+        if high_size is not None and high_size != low_size:
             low_text, high_text = "x".join(map(str, low_size)), "x".join(map(str, high_size))
             problems.append(f"{pair.low}: size {low_text} but reference {pair.high} is {high_text}")
     return problems
