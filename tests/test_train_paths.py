@@ -137,6 +137,42 @@ def test_restart_backs_up_only_the_runs_log_files_in_a_given_log_dir(data, tmp_p
     assert (logs / "notes.txt").read_text() == "another run's notes" and (logs / "other").is_dir()
 
 
+# 5. No checkpoint of the run in a data folder (--restart would move an image named like it and write over it), and
+# no options file of the user's silently replaced by a checkpoint's.
+@pytest.mark.parametrize(
+    ("setting", "key", "where"),
+    [
+        ("save.path={data}/train/low_blur_noise/ck.pt", "save.path", "lies in datasets.train.train_path"),
+        ("save.best={data}/val/high_sharp_scaled/{name}", "save.best", "lies in datasets.val.test_path"),
+        ("save.path={data}/val/last.pt", "save.path", "lies in datasets.val.test_path"),
+    ],
+)
+def test_a_checkpoint_in_a_data_folder_is_refused(data, tmp_path, capsys, setting, key, where):
+    own = tmp_path / "data"
+    shutil.copytree(data, own)
+    name = next((own / "val" / "high_sharp_scaled").iterdir()).name  # an image, as a --restart would find it
+    before = _files(own)
+    assert _train(own, tmp_path / "run", setting.format(data=own, name=name), "--restart") == 2
+    error = _one_error(capsys.readouterr().err)
+    assert f": {key}: " in error and where in error and "give the checkpoints a folder of their own" in error
+    assert _files(own) == before and not (tmp_path / "run").exists()
+
+
+def test_an_options_file_of_the_users_beside_a_new_checkpoint_is_refused(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    mine = run / "best.yml"
+    mine.write_text("my: precious\n")
+    assert _train(data, run) == 2
+    error = _one_error(capsys.readouterr().err)
+    assert f"save.best: {mine} exists, but not the checkpoint {run / 'best.pt'}" in error
+    assert sorted(p.name for p in run.iterdir()) == ["best.yml"] and mine.read_text() == "my: precious\n"
+    assert _train(data, run, "--restart") == 0
+    (backup,) = run.glob("backup-*")
+    assert (backup / "best.yml").read_text() == "my: precious\n"
+    assert (run / "last.pt").is_file() and (run / "best.yml").read_text() != "my: precious\n"
+
+
 # 6. A resume to a length the run has already reached: refused, the checkpoint left byte for byte.
 @pytest.mark.parametrize("epochs", [1, 2])
 def test_a_resume_shorter_than_the_steps_done_is_refused(data, tmp_path, capsys, epochs):

@@ -55,7 +55,7 @@ def check_save_paths(options: Options) -> None:
         problem = problem or save_problem(path, folder)
         if problem:
             _refuse(options, key, problem)
-    for check in (_clashing_files, _clashing_options_file, _log_folder_in_data):
+    for check in (_clashing_files, _clashing_options_file, _run_files_in_data):
         found = check(options)
         if found:
             _refuse(options, *found)
@@ -158,17 +158,19 @@ def _clashing_options_file(options: Options) -> tuple[str, str] | None:
     )
 
 
-def _log_folder_in_data(options: Options) -> tuple[str, str] | None:
-    """(key, problem) when ``train.log_dir`` is, holds or lies in a data folder of the run (``--restart`` backs up
-    the log folder's files)."""
-    if not options.train.log_dir:
-        return None
-    folder = Path(options.train.log_dir)
-    for key, data in _data_folders(options):
-        lies_in, holds = is_inside(folder, data), is_inside(data, folder)
-        if lies_in or holds:
-            how = "is" if lies_in and holds else "lies in" if lies_in else "holds"
-            return "train.log_dir", f"{folder} {how} {key} ({data}); give the logs a folder of their own"
+def _run_files_in_data(options: Options) -> tuple[str, str] | None:
+    """(key, problem) when a checkpoint of the run lies in a data folder of the run, or its log folder is, holds or
+    lies in one (``--restart`` moves the files of an earlier run, so data there would be moved and replaced)."""
+    last, best = checkpoint_paths(options)
+    logs = "train.log_dir" if options.train.log_dir else "save.path (its log folder)"
+    places = [("save.path", last, False), ("save.best", best, False), (logs, log_folder(options), True)]
+    for key, path, folder in places if validates(options) else [places[0], places[2]]:
+        for data_key, data in _data_folders(options):
+            lies_in, holds = is_inside(path, data), folder and is_inside(data, path)
+            if lies_in or holds:
+                how = "is" if lies_in and holds else "lies in" if lies_in else "holds"
+                what = "logs" if folder else "checkpoints"
+                return key, f"{path} {how} {data_key} ({data}); give the {what} a folder of their own"
     return None
 
 
@@ -240,6 +242,14 @@ def continue_or_start(
             "pass resume=True to continue it, or restart=True to start over (its checkpoints are moved to a backup "
             "folder first)"
         )
+    stray = _stray_options_file(options)
+    if stray and not earlier and not restart:
+        key, path, checkpoint = stray
+        raise ConfigError(
+            f"{options.source}: {key}: {path} exists, but not the checkpoint {checkpoint} whose options file the run "
+            f"writes there; move it, give {key} another name, or pass restart=True (it is moved to a backup folder "
+            "first)"
+        )
     if earlier and not restart:
         why = "its run lost its last checkpoint, or another run shares this save.best"
         raise ConfigError(
@@ -247,7 +257,19 @@ def continue_or_start(
             f"does not exist ({why}){_why_not_resumed(options, init_from)}; give this run its own save.best, or pass "
             "restart=True to start over (the best checkpoint is moved to a backup folder first)"
         )
-    return False, earlier
+    return False, earlier or (stray[1] if stray else None)
+
+
+def _stray_options_file(options: Options) -> tuple[str, Path, Path] | None:
+    """(key, options file, checkpoint) for an existing options file that the run would write beside a checkpoint of
+    its own, where that checkpoint does not exist: a file of the user's, or of a run whose checkpoint was removed."""
+    last, best = checkpoint_paths(options)
+    checkpoints = [("save.path", last), ("save.best", best)] if validates(options) else [("save.path", last)]
+    for key, checkpoint in checkpoints:
+        path = checkpoint.with_suffix(".yml")
+        if path.is_file() and not checkpoint.exists():
+            return key, path, checkpoint
+    return None
 
 
 def _why_not_resumed(options: Options, init_from: str | Path | None) -> str:
