@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from darkir.errors import DarkIRError
-from darkir.imageio import read_image, to_storage, write_image
+from darkir.imageio import read_header, read_image, to_storage, write_image
 from darkir.infer import Restorer
 from darkir.infer.exposure import MAX_EV
 from darkir.outputs import pid_alive
@@ -63,6 +63,15 @@ def _stop_on_sigterm() -> None:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop)
+
+
+def _check_size(name: str, width: int, height: int) -> None:
+    """Refuse an image over :data:`MAX_PIXELS`, naming it as uploaded."""
+    if width * height > MAX_PIXELS:
+        raise DarkIRError(
+            f"{name} is {width}x{height}; the demo accepts up to {MAX_PIXELS / 1e6:.0f} megapixels "
+            "(use `darkir restore` for larger images)."
+        )
 
 
 @dataclass
@@ -142,16 +151,15 @@ class DemoEngine:
         if not path:
             raise DarkIRError("Please upload an image or pick an example first.")
         name = Path(path).name
+        header = read_header(Path(path))
+        if header is not None:  # before decoding: a small file may hold a huge image
+            _check_size(name, header.width, header.height)
         try:
             image = read_image(path)
         except DarkIRError as exc:  # name the upload, not the server's temporary path
             raise DarkIRError(str(exc).replace(str(path), name)) from None
         height, width = image.rgb.shape[:2]
-        if height * width > MAX_PIXELS:
-            raise DarkIRError(
-                f"{name} is {width}x{height}; the demo accepts up to {MAX_PIXELS / 1e6:.0f} megapixels "
-                "(use `darkir restore` for larger images)."
-            )
+        _check_size(name, width, height)
         before = to_storage(image.rgb, 8)
         restorer = self.restorer(variant).with_exposure(exposure)
         tiles = restorer.tiles_for(height, width)
