@@ -45,7 +45,6 @@ def test_engine_restores_and_explains(tiny_checkpoint, tmp_path, monkeypatch):
         engine.restore_image(str(example), "tiny")
 
 
-
 def test_an_upload_over_the_pixel_limit_is_refused_before_it_is_decoded(tiny_checkpoint, tmp_path, monkeypatch):
     engine = DemoEngine({"tiny": str(tiny_checkpoint)}, device="cpu")
     upload = tmp_path / "huge.png"
@@ -58,6 +57,7 @@ def test_an_upload_over_the_pixel_limit_is_refused_before_it_is_decoded(tiny_che
     monkeypatch.setattr("darkir.demo.read_image", decode)
     with pytest.raises(DarkIRError, match=r"^huge\.png is 50x60; the demo accepts up to"):
         engine.restore_image(str(upload), "tiny")
+
 
 def _demo_driver():
     """scripts/demo_screenshot.py, which also makes the README's demo picture."""
