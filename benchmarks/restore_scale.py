@@ -4,7 +4,8 @@
 
 1. Tiled vs whole-image restoration of a 1120x640 image (``--image`` resized, default the LOL-v2 real
    sanity input from ../shared) in ``--tile`` px tiles (default 704, the size the planner picks near a 2 GB
-   budget): PSNR between the two outputs.
+   budget; several sizes may be given): PSNR between the two outputs, and the tiled output's mean brightness over
+   the whole one's.
 2. Peak resident memory and wall time of ``darkir restore -v`` on a generated 1120x640 and 3840x2160 image, with
    the default settings and with ``--max-memory 2GB``, each in a child process; with how each image was restored.
 """
@@ -65,16 +66,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", required=True, help="checkpoint path or zoo name with weights")
     parser.add_argument("--image", type=Path, default=SANITY, help="image resized to 1120x640 for the tiling check")
-    parser.add_argument("--tile", type=int, default=704, help="tile size of the fidelity check")
+    parser.add_argument("--tile", type=int, nargs="+", default=[704], help="tile sizes of the fidelity check")
     parser.add_argument("--skip-memory", action="store_true", help="only the tiling check")
     args = parser.parse_args()
 
     rgb = cv2.resize(read_image(args.image).rgb, (1120, 640), interpolation=cv2.INTER_AREA)
     model = create_model(args.weights)
     whole = Restorer(model, device="cpu", tile=0).restore_array(rgb)
-    tiled = Restorer(model, device="cpu", tile=args.tile).restore_array(rgb)
-    overlap = default_overlap(args.tile)
-    print(f"tiled (tile {args.tile}, overlap {overlap}) vs whole at 1120x640: {psnr(whole, tiled):.2f} dB")
+    for tile in args.tile:
+        tiled = Restorer(model, device="cpu", tile=tile).restore_array(rgb)
+        brightness = np.clip(tiled, 0, 1).mean() / np.clip(whole, 0, 1).mean()
+        print(
+            f"tiled (tile {tile}, overlap {default_overlap(tile)}) vs whole at 1120x640: {psnr(whole, tiled):.2f} dB, "
+            f"brightness {brightness:.3f}x"
+        )
     print(f"  input {args.image.name}, weights {args.weights}, torch {torch.__version__}")
     if args.skip_memory:
         return

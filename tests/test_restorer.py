@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from darkir.errors import DarkIRError
+from darkir.errors import DarkIRError, DarkIRWarning
 from darkir.infer import Restorer
 from darkir.infer.memory import MemoryPlanner, Plan, parse_memory
 from darkir.infer.restorer import tile_starts
@@ -46,6 +47,16 @@ def test_tiling_blends_without_seams():
     whole = Restorer(model, device="cpu", precision="fp32", tile=0).restore_tensor(x)
     tiled = Restorer(model, device="cpu", precision="fp32", tile=64, overlap=16, guide_scale=None).restore_tensor(x)
     assert (whole - tiled).abs().max().item() < 1e-6
+
+
+def test_small_tiles_warn_that_they_change_the_tone():
+    model, x = _Pointwise(), torch.rand(1, 3, 150, 231)
+    with pytest.warns(DarkIRWarning, match=r"restoring in 64 px tiles: tiles under 384 px brighten the result"):
+        Restorer(model, device="cpu", precision="fp32", tile=64).restore_tensor(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Restorer(model, device="cpu", precision="fp32", tile=384).restore_tensor(torch.rand(1, 3, 400, 500))
+        Restorer(model, device="cpu", precision="fp32", tile=256).restore_tensor(x)  # whole: within one tile
 
 
 class _GlobalTone(nn.Module):
