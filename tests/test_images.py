@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import cv2
 import numpy as np
 import pytest
 from PIL import Image as PILImage
 
+from darkir.errors import DarkIRWarning
 from darkir.imageio import Image, ImageReadError, read_image, write_image
 
 
@@ -99,3 +102,17 @@ def test_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(Exception, match="cannot encode"):
         write_image(tmp_path / "x.unknownext", Image(rgb=_rgb(), alpha=None, bit_depth=8, grayscale=False))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".bmp"])
+def test_a_format_without_alpha_warns_that_the_alpha_is_dropped(tmp_path, suffix):
+    rgba = Image(
+        rgb=np.full((4, 5, 3), 0.5, np.float32), alpha=np.full((4, 5), 0.25, np.float32), bit_depth=8, grayscale=False
+    )
+    with pytest.warns(DarkIRWarning, match=rf"^{suffix[1:].upper()} keeps no alpha channel: images that have one"):
+        write_image(tmp_path / f"a{suffix}", rgba)
+    assert cv2.imread(str(tmp_path / f"a{suffix}"), cv2.IMREAD_UNCHANGED).shape == (4, 5, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_image(tmp_path / "a.png", rgba)
+        write_image(tmp_path / f"b{suffix}", Image(rgb=rgba.rgb, alpha=None, bit_depth=8, grayscale=False))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
+import warnings
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from darkir.errors import DarkIRError, first_line
+from darkir.errors import DarkIRError, DarkIRWarning, first_line
 from darkir.outputs import write_atomic
 
 #: Suffixes (lower case) that ``darkir restore`` picks up from folders.
@@ -394,6 +395,13 @@ def encode_image(suffix: str, image: Image, jpeg_quality: int = 95) -> bytes:
     gray_alpha = image.grayscale and image.alpha is not None
     if gray_alpha and (suffix == ".png" or (suffix in (".tif", ".tiff") and depth == 8)):
         return _encode_gray_alpha(suffix, image_to_array(image, DEPTH_DTYPES[depth])[:, :, [0, 3]])
+    if image.alpha is not None and not keeps_alpha:
+        warnings.warn(
+            f"{suffix.lstrip('.').upper()} keeps no alpha channel: images that have one lose it "
+            "(PNG, TIFF and WebP keep it)",
+            DarkIRWarning,
+            stacklevel=2,
+        )
     array = image_to_array(image if keeps_alpha else replace(image, alpha=None), DEPTH_DTYPES[depth])
     if array.ndim == 3:  # RGB(A) -> OpenCV's BGR(A)
         array = array[:, :, [2, 1, 0, 3][: array.shape[2]]]
