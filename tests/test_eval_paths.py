@@ -88,6 +88,17 @@ def test_results_dir_of_an_earlier_run_is_reused(tmp_path, tiny_checkpoint, caps
     assert _digests(data) == before
 
 
+def test_fewer_triplets_than_an_earlier_run_leave_none_of_its_own(tmp_path, tiny_checkpoint, capsys):
+    data = _data(tmp_path / "data")
+    results = tmp_path / "results"
+    assert main(_test(tiny_checkpoint, data, "--results-dir", str(results), "--save", "2")) == 0
+    mine = _png(results / "00002_output.png", 4)  # the user's file: no note lists it
+    assert main(_test(tiny_checkpoint, data, "--results-dir", str(results), "--save", "1")) == 0
+    names = sorted(p.name for p in results.iterdir())
+    assert names == ["00000_gt.png", "00000_input.png", "00000_output.png", "00002_output.png", "triplets.txt"]
+    assert mine.is_file() and len((results / "triplets.txt").read_text().splitlines()) == 2
+
+
 def test_a_note_unlocks_only_the_triplets_it_lists(tmp_path, tiny_checkpoint, capsys):
     data = _data(tmp_path / "data")
     results = tmp_path / "results"

@@ -159,8 +159,13 @@ def check_triplet_folder(folder: Path, count: int, overwrite: bool, flag: str = 
 
 def write_triplet_note(folder: Path, method: str, pairs: Sequence[Pair], count: int) -> None:
     """Mark ``folder`` as ``darkir test``'s: :data:`TRIPLET_NOTE` names the pair of each of the first ``count``
-    triplets."""
-    lines = [f"{_NOTE_HEADER} of {method}, the first {min(count, len(pairs))} pairs (input, reference):"]
+    triplets. The triplets an earlier run's note lists beyond those are removed, so that none of another run is left
+    among them."""
+    count = min(count, len(pairs))
+    for index in sorted(index for index in noted_triplets(folder) or () if index >= count):
+        for suffix in TRIPLET_SUFFIXES:
+            (folder / f"{index:05d}_{suffix}.png").unlink(missing_ok=True)
+    lines = [f"{_NOTE_HEADER} of {method}, the first {count} pairs (input, reference):"]
     lines += [f"{index:05d} {pair.low} {pair.high}" for index, pair in enumerate(pairs[:count])]
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(folder / TRIPLET_NOTE, ("\n".join(lines) + "\n").encode(), overwrite=True)
