@@ -128,3 +128,18 @@ def test_engine_download_keeps_format_and_bit_depth_and_says_when_tiled(tiny_che
     result = engine.restore_image(str(photo), "tiny")
     assert result.path.suffix == ".jpg" and cv2.imread(str(result.path)).shape == (40, 50, 3)
     assert not result.tiled
+
+
+def test_an_address_that_cannot_be_served_is_named_before_models_load(capsys):
+    import socket
+
+    from darkir.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["demo", "--port", str(port), "--weights", "no-such-weights.pt"]) == 2
+        assert f"cannot serve the demo on 127.0.0.1:{port}: Address already in use" in capsys.readouterr().err
+    assert main(["demo", "--host", "256.1.1.1", "--weights", "no-such-weights.pt"]) == 2
+    assert "cannot serve the demo on host '256.1.1.1'" in capsys.readouterr().err

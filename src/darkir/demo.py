@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 import time
@@ -307,6 +308,23 @@ def default_weights() -> dict[str, str]:
     return dict(sorted(labels.items()))
 
 
+def check_address(host: str, port: int) -> None:
+    """Refuse, before any model loads, a ``host`` that does not resolve or a ``port`` that cannot be served on (in
+    use, or reserved), naming the reason (gradio's own errors name neither)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise DarkIRError(f"cannot serve the demo on host {host!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise DarkIRError(
+                f"cannot serve the demo on {host}:{port}: {exc.strerror or exc}; choose another port or host"
+            ) from None
+
+
 def launch(
     weights: str | None = None, host: str = "127.0.0.1", port: int = 7860, share: bool = False, device: str = "auto"
 ) -> None:
@@ -317,6 +335,7 @@ def launch(
     if importlib.util.find_spec("gradio") is None:
         raise DarkIRError("the demo needs gradio, which is not installed: pip install 'darkir[demo]'")
 
+    check_address(host, port)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     engine = DemoEngine({Path(weights).stem: weights} if weights else default_weights(), device=device)
     _stop_on_sigterm()
