@@ -23,7 +23,8 @@
 # stage8f (CPU, about 45 minutes for both side by side): a capture of mean 0.3 or more keeps its brightness.
 #   Both models: bright6_cpu_*.yml, 300 steps from the weights stage 8e shipped (git 811df5e). DarkIR ships step 300;
 #   DarkIR+CSF's step 300 failed the tone rule, so DarkIR+CSF stays stage 8e's blend.
-#   Stage 8g (bright7_cpu_csf_w32.yml, DarkIR+CSF only, a 3% brighter night convention) failed too: not shipped.
+#   Stages 8g and 8h (bright7/bright8_cpu_csf_w32.yml, DarkIR+CSF only: a 3% brighter night convention, then also
+#   a lower learning rate) failed too: not shipped.
 # Needs the Debian photo corpus: apt-get install plasma-workspace-wallpapers mate-backgrounds lomiri-wallpapers-16.04 \
 #   lomiri-wallpapers-20.04 opencv-doc; and, to choose snapshots, the real evaluation images (scripts/fetch_real_eval.sh).
 # Resumes from runs/ if interrupted (Ctrl-C saves).
