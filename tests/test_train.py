@@ -21,6 +21,7 @@ from darkir.errors import DarkIRError
 from darkir.models.factory import load_model
 from darkir.options import load_options
 from darkir.train.ddp import Context
+from darkir.train.losses import DetailAnchor, charbonnier, log_detail
 from darkir.train.trainer import Trainer, train
 from tests.conftest import REPO, make_photos
 
@@ -82,11 +83,13 @@ def test_train_validate_save_and_restore(dataset, tmp_path):
     assert len(list(out.rglob("*.png"))) == 4
 
 
-def test_resume_is_bit_exact(dataset, tmp_path):
-    straight = train(_options(dataset, tmp_path / "a"), progress=False)
-    half = train(_options(dataset, tmp_path / "b"), progress=False, max_steps=3)  # stops mid-epoch
+@pytest.mark.parametrize("anchored", [False, True])
+def test_resume_is_bit_exact(dataset, tmp_path, tiny_checkpoint, anchored):
+    extra = [f"train.anchor={tiny_checkpoint}"] if anchored else []
+    straight = train(_options(dataset, tmp_path / "a", *extra), progress=False)
+    half = train(_options(dataset, tmp_path / "b", *extra), progress=False, max_steps=3)  # stops mid-epoch
     assert half.steps == 3
-    resumed = train(_options(dataset, tmp_path / "b"), resume=True, progress=False)
+    resumed = train(_options(dataset, tmp_path / "b", *extra), resume=True, progress=False)
     assert resumed.steps == straight.steps
     a, _, state_a = read_checkpoint(straight.last)
     b, _, state_b = read_checkpoint(resumed.last)
@@ -111,6 +114,35 @@ def test_resume_keeps_the_runs_schedule_settings_and_says_so(dataset, tmp_path, 
     assert payload["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.99)
     for saved in (payload["options"]["train"], load_options(tmp_path / "b" / "last.yml").train.model_dump()):
         assert (saved["lr_initial"], tuple(saved["betas"])) == (0.001, (0.9, 0.99))
+
+
+def test_log_detail_ignores_smooth_tone_changes_but_not_blur():
+    """The anchor's measure of detail: a global gain or gamma moves it far less than losing detail (a blur) does."""
+    image = 0.2 + 0.6 * torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    detail = log_detail(image)
+    blurred = torch.nn.functional.avg_pool2d(image, 3, stride=1, padding=1, count_include_pad=False)
+    blur_change = charbonnier(log_detail(blurred), detail).item()
+    assert blur_change > 0.2
+    assert charbonnier(log_detail(image * 1.3), detail).item() < blur_change / 50
+    assert charbonnier(log_detail(image**0.8), detail).item() < blur_change / 4
+
+
+def test_anchor_keeps_a_fine_tunes_detail_near_the_anchors(dataset, tmp_path, tiny_checkpoint):
+    """train.anchor: fine-tuned from the anchor's weights, the output's detail stays nearer the anchor's output than
+    without the anchor term; the term is nil where the model is the anchor."""
+    low = torch.stack(
+        [Trainer(_options(dataset, tmp_path / "probe"), progress=False).train_set[i]["low"] for i in (0, 1)]
+    )
+    anchor = DetailAnchor(tiny_checkpoint, torch.device("cpu"), torch.contiguous_format)
+    with torch.no_grad():
+        assert anchor(low, anchor.model(low)).item() == pytest.approx(1e-6)  # Charbonnier's floor, sqrt(eps)
+    drift = {}
+    for weight in ("0", "100"):
+        extra = (f"train.anchor={tiny_checkpoint}", f"train.anchor_weight={weight}")
+        result = train(_options(dataset, tmp_path / weight, *extra), progress=False, init_from=tiny_checkpoint)
+        with torch.no_grad():
+            drift[weight] = anchor(low, load_model(result.last)(low)).item()
+    assert 0 < drift["100"] < drift["0"] / 2
 
 
 def test_channels_last_training_matches_contiguous_and_saves_plain_weights(dataset, tmp_path):
@@ -173,6 +205,7 @@ def test_train_cli_and_seed_script_with_overrides(dataset, tmp_path, capsys):
         (["datasets.train.batch_size_train=64"], "fewer than one global batch"),
         (["train.perceptual=true"], "train.perceptual: this loss is not supported"),
         (["train.epochz=3"], "unknown key 'train.epochz'"),
+        (["train.anchor=/no/such/weights.pt"], "train.anchor: weights not found"),
     ],
 )
 def test_bad_configs_fail_before_training(dataset, tmp_path, overrides, message):

@@ -233,6 +233,13 @@ class TrainOptions(_Section):
     enhance_criterion: PixelCriterion = "l1"
     enhance_weight: float = Field(0.8, ge=0)
     enhance_reduction: Reduction = "mean"
+    anchor: str | None = Field(
+        None,
+        description="weights (a model name or checkpoint) whose detail a fine-tune keeps: adds anchor_weight x the "
+        "Charbonnier distance between the local contrast (log minus its 9x9 mean) of the model's output and theirs, "
+        "which leaves smooth tone changes free",
+    )
+    anchor_weight: float = Field(1.0, ge=0, description="the weight of the train.anchor term")
     grad_clip: float = Field(5.0, ge=0, description="max gradient norm (0 disables clipping)")
     seed: int = Field(0, ge=0, lt=2**32, description="seed of model init, data order and augmentation")
     amp: bool = Field(True, description="fp16 mixed precision when training on CUDA (ignored on CPU)")

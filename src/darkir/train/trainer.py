@@ -31,7 +31,7 @@ from darkir.models.weights import resolve_weights
 from darkir.options import Options, network_key
 from darkir.runtime import keep_freed_memory_for_reuse, resolve_device
 from darkir.train import ddp
-from darkir.train.losses import PIXEL_LOSSES, side_target
+from darkir.train.losses import PIXEL_LOSSES, DetailAnchor, side_target
 from darkir.train.runfiles import hold_run
 from darkir.train.runlog import RunLog
 from darkir.train.runpaths import (
@@ -174,6 +174,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.pixel_loss = PIXEL_LOSSES[train_cfg.pixel_criterion]
         self.side_criterion = PIXEL_LOSSES[train_cfg.enhance_criterion.lower()] if self.side_loss else None
+        self.anchor = DetailAnchor(train_cfg.anchor, self.device, self.memory_format) if train_cfg.anchor else None
 
     @property
     def total_steps(self) -> int:
@@ -373,6 +374,8 @@ class Trainer:
             else:
                 out = self.net(low)
                 loss = self.options.train.pixel_weight * self.pixel_loss(out.float(), high)
+            if self.anchor is not None:
+                loss = loss + self.options.train.anchor_weight * self.anchor(low, out)
         if not torch.isfinite(loss):
             raise DarkIRError(f"the loss became {loss.item()} at step {self.step}; lower train.lr_initial")
         self.optimizer.zero_grad(set_to_none=True)
