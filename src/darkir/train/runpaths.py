@@ -44,12 +44,8 @@ def check_save_paths(options: Options) -> None:
     """Refuse, before any work, a ``save.path``, ``save.best`` (when the run validates) or log folder that cannot be
     written, naming its key: a failure to save there would come only after training. Also refuse files of the run
     that would replace one another or the options file given, and a ``train.log_dir`` that is or holds data."""
-    last, best = checkpoint_paths(options)
-    logs = "train.log_dir" if options.train.log_dir else "save.path (its log folder)"
-    targets = [("save.path", last, False), (logs, log_folder(options), True)]
-    if validates(options):
-        targets.insert(1, ("save.best", best, False))
-    for key, path, folder in targets:
+    last, _ = checkpoint_paths(options)
+    for key, path, folder in _save_targets(options):
         same = key == "save.best" and path == last
         problem = f"{path} is save.path's file too; give the best checkpoint its own name" if same else None
         problem = problem or save_problem(path, folder)
@@ -61,6 +57,22 @@ def check_save_paths(options: Options) -> None:
             _refuse(options, *found)
 
 
+def _save_targets(options: Options) -> list[tuple[str, Path, bool]]:
+    """(key, path, whether a folder) for each place the run writes to: ``save.path``, ``save.best`` when the run
+    validates, and the log folder."""
+    last, best = checkpoint_paths(options)
+    logs = "train.log_dir" if options.train.log_dir else "save.path (its log folder)"
+    checkpoints = (
+        [("save.path", last, False), ("save.best", best, False)] if validates(options) else [("save.path", last, False)]
+    )
+    return [*checkpoints, (logs, log_folder(options), True)]
+
+
+def _checkpoints(options: Options) -> list[tuple[str, Path]]:
+    """(key, file) for each checkpoint the run writes: the last one, and the best one when the run validates."""
+    return [(key, path) for key, path, folder in _save_targets(options) if not folder]
+
+
 def _refuse(options: Options, key: str, problem: str) -> NoReturn:
     """The one-line error refusing the save path ``key`` for ``problem``."""
     raise ConfigError(f"{options.source}: {key}: {problem}; nothing was trained or written")
@@ -68,15 +80,10 @@ def _refuse(options: Options, key: str, problem: str) -> NoReturn:
 
 def _written_files(options: Options) -> list[tuple[str, Path, str]]:
     """(key, file, what it is) for each checkpoint the run writes and the options file beside it."""
-    last, best = checkpoint_paths(options)
-    keyed = (
-        [("save.path", last, "last"), ("save.best", best, "best")]
-        if validates(options)
-        else [("save.path", last, "last")]
-    )
+    kinds = {"save.path": "last", "save.best": "best"}
     return [
-        (key, path, f"the {kind} checkpoint{suffix}")
-        for key, checkpoint, kind in keyed
+        (key, path, f"the {kinds[key]} checkpoint{suffix}")
+        for key, checkpoint in _checkpoints(options)
         for path, suffix in ((checkpoint, ""), (checkpoint.with_suffix(".yml"), "'s options file"))
     ]
 
@@ -161,10 +168,7 @@ def _clashing_options_file(options: Options) -> tuple[str, str] | None:
 def _run_files_in_data(options: Options) -> tuple[str, str] | None:
     """(key, problem) when a checkpoint of the run lies in a data folder of the run, or its log folder is, holds or
     lies in one (``--restart`` moves the files of an earlier run, so data there would be moved and replaced)."""
-    last, best = checkpoint_paths(options)
-    logs = "train.log_dir" if options.train.log_dir else "save.path (its log folder)"
-    places = [("save.path", last, False), ("save.best", best, False), (logs, log_folder(options), True)]
-    for key, path, folder in places if validates(options) else [places[0], places[2]]:
+    for key, path, folder in _save_targets(options):
         for data_key, data in _data_folders(options):
             lies_in, holds = is_inside(path, data), folder and is_inside(data, path)
             if lies_in or holds:
@@ -263,9 +267,7 @@ def continue_or_start(
 def _stray_options_file(options: Options) -> tuple[str, Path, Path] | None:
     """(key, options file, checkpoint) for an existing options file that the run would write beside a checkpoint of
     its own, where that checkpoint does not exist: a file of the user's, or of a run whose checkpoint was removed."""
-    last, best = checkpoint_paths(options)
-    checkpoints = [("save.path", last), ("save.best", best)] if validates(options) else [("save.path", last)]
-    for key, checkpoint in checkpoints:
+    for key, checkpoint in _checkpoints(options):
         path = checkpoint.with_suffix(".yml")
         if path.is_file() and not checkpoint.exists():
             return key, path, checkpoint
@@ -283,8 +285,7 @@ def _why_not_resumed(options: Options, init_from: str | Path | None) -> str:
 
 def _earlier_checkpoint(options: Options) -> Path | None:
     """A checkpoint of an earlier run that a new run would replace: the last one, or a best one if it validates."""
-    last, best = checkpoint_paths(options)
-    return next((path for path in (last, best) if path.exists() and (path == last or validates(options))), None)
+    return next((path for _, path in _checkpoints(options) if path.exists()), None)
 
 
 def clean_up_after_killed_runs(targets: list[Path]) -> None:
