@@ -113,6 +113,20 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextlib.contextmanager
+def bind_mount(source: Path, mount: Path) -> Iterator[Path | None]:
+    """``source`` bind-mounted at ``mount`` (the same folder under another name that no link resolves), or None where
+    mounting is not allowed."""
+    mount.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["mount", "--bind", str(source), str(mount)], capture_output=True).returncode != 0:
+        yield None
+        return
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@contextlib.contextmanager
 def tmpfs(mount: Path, size: str) -> Iterator[Path | None]:
     """A tmpfs of ``size`` at ``mount`` (another file system), or None where mounting is not allowed."""
     mount.mkdir(parents=True, exist_ok=True)

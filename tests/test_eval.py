@@ -20,7 +20,8 @@ from darkir.eval.metrics import prepare, psnr, ssim
 from darkir.eval.stats import bootstrap_mean, win_rate
 from darkir.imageio import read_image
 from darkir.models.factory import build_model
-from tests.conftest import TINY, randomize
+from darkir.outputs import is_inside
+from tests.conftest import TINY, bind_mount, randomize
 from tests.test_data import make_lolblur
 
 SANITY = ["lolv2real_00733", "lolv2synth_r13073518t"]
@@ -103,6 +104,20 @@ def test_metrics_refuses_a_reference_folder_that_is_or_lies_in_the_outputs(tmp_p
     shutil.copytree(outputs, references / "outputs")  # outputs kept below their references: scored as usual
     assert main(["metrics", str(references / "outputs"), str(references), "--no-lpips", "-q"]) == 0
     assert "(2 images;" in capsys.readouterr().out
+
+
+def test_metrics_knows_a_folder_under_another_name_that_no_link_resolves(tmp_path, capsys):
+    """A bind mount of the references (or of a folder holding them) given as PRED is refused like the folder itself;
+    likewise on case-insensitive file systems, which realpath does not fold."""
+    make_lolblur(tmp_path / "d", scenes=1, frames=2)
+    references = tmp_path / "d" / "high_sharp_scaled"
+    for source, message in ((references, "PRED and GT are the same folder"), (tmp_path / "d", "is inside the output")):
+        with bind_mount(source, tmp_path / "mounted") as mounted:
+            if mounted is None:
+                pytest.skip("mounting is not allowed here")
+            assert main(["metrics", str(mounted), str(references), "--no-lpips", "-q"]) == 2
+            assert message in capsys.readouterr().err
+            assert is_inside(mounted / "sub" / "x.png", source) and not is_inside(tmp_path, mounted)
 
 
 def test_conventions_differ_only_outside_the_range():

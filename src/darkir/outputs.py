@@ -167,8 +167,22 @@ def clean_stale(folder: Path) -> list[Path]:
 
 
 def is_inside(path: Path, folder: Path) -> bool:
-    """Whether ``path`` is ``folder`` or lies in it (links resolved; either may be missing)."""
-    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
+    """Whether ``path`` is ``folder`` or lies in it (links resolved; either may be missing). Where the names differ,
+    the folders above ``path`` that exist are compared with ``folder`` by identity, so that a folder reached through
+    a bind mount, or in another letter case on a case-insensitive file system, counts as the same."""
+    real, top = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
+    if real.is_relative_to(top):
+        return True
+    try:
+        wanted = os.stat(top)
+    except OSError:
+        return False
+    for above in (real, *real.parents):
+        with contextlib.suppress(OSError):
+            found = os.stat(above)
+            if (found.st_dev, found.st_ino) == (wanted.st_dev, wanted.st_ino):
+                return True
+    return False
 
 
 def is_same_file(a: Path, b: Path) -> bool:
