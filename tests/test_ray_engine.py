@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import os
 import socket
 import sys
 from pathlib import Path
@@ -121,3 +122,51 @@ def test_workers_without_a_gpu_run_on_the_cpu_with_their_cpus_as_threads():
     assert _for_pool(WorkerSettings(), cpus=0.5, gpus=1).threads == 1
     with pytest.raises(DarkIRError, match="--device cuda:1 with --engine ray needs --gpus-per-worker"):
         _for_pool(WorkerSettings(device="cuda:1"), cpus=1, gpus=0)
+
+
+def _ray_processes() -> set[int]:
+    """Pids of Ray's processes on this machine (workers, raylet, GCS, agents)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if entry.name.isdigit() and any(name in command for name in ("ray::", "raylet", "gcs_server", "dashboard")):
+            found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_ray_run_as_ctrl_c_does_and_leaves_nothing_behind(tmp_path):
+    """``kill`` during a Ray run: status 143 and one line (Ray's own handler exited 15 amid stack dumps), finished
+    outputs kept, no part or lock file, and the local cluster's processes gone."""
+    import signal
+    import subprocess
+    import time
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "in").mkdir()
+    for index in range(40):
+        Image.fromarray((rng.random((256, 256, 3)) * 60).astype(np.uint8)).save(tmp_path / "in" / f"{index:02d}.png")
+    out = tmp_path / "out"
+    before = _ray_processes()
+    command = [sys.executable, "-m", "darkir.cli", "restore", str(tmp_path / "in"), "-o", str(out), "-q"]
+    command += ["--engine", "ray", "--workers", "1", "--weights", "darkir-w32-synth"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while not list(out.glob("*.png")) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.1)
+    assert process.poll() is None, "the run ended before it could be stopped"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=90)
+    assert process.returncode == 143, err
+    assert "darkir: terminated" in err and "Traceback" not in err and "SIGTERM received" not in err, err
+    kept = sorted(out.iterdir())
+    assert kept and all(path.suffix == ".png" and not path.name.startswith(".") for path in kept)
+    assert all(np.asarray(Image.open(path)).shape == (256, 256, 3) for path in kept)
+    deadline = time.time() + 30
+    while _ray_processes() - before and time.time() < deadline:
+        time.sleep(0.5)
+    assert not _ray_processes() - before

@@ -21,8 +21,11 @@ import copy
 import dataclasses
 import logging
 import os
+import signal
 import socket
+import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -135,6 +138,33 @@ def _connect(ray: ModuleType, address: str | None) -> bool:
     return True
 
 
+@contextmanager
+def _session(ray: ModuleType, address: str | None) -> Iterator[None]:
+    """Connected to the cluster for the block (a local one started here is shut down after). A SIGTERM handler of
+    the caller's (``darkir restore``'s stops as on Ctrl-C, status 143) stays in place: ``ray.init`` puts in one that
+    exits with status 15 amid stack dumps."""
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM)
+    started = _connect(ray, address)
+    if main and callable(handler):
+        signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        if started:
+            _shut_down(ray, main)
+
+
+def _shut_down(ray: ModuleType, main: bool) -> None:
+    """``ray.shutdown()``, which a second SIGTERM cannot cut short (that would leave Ray's processes running)."""
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN) if main else None
+    try:
+        ray.shutdown()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def _pool_size(ray: ModuleType, workers: int | None, cpus: float, gpus: float, jobs: int) -> int:
     """``workers``, or as many as the cluster's CPUs (GPUs, with ``gpus``) hold, never more than the jobs."""
     if workers is None:
@@ -173,27 +203,26 @@ def restore_jobs(
     if not pending:
         return report
     ray = _ray()
-    started = _connect(ray, address)
     try:
-        pending.sort(key=lambda job: not job.is_video)  # long videos first, images fill in around them
-        size = _pool_size(ray, workers, cpus_per_worker, gpus_per_worker, len(pending))
-        rows = [{"index": i, "source": str(job.source), "target": str(job.target)} for i, job in enumerate(pending)]
-        # small blocks balance the load and bound what a dying worker's block redoes; 32 per worker bounds overhead
-        blocks = min(len(rows), 32 * size)
-        dataset = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
-            RestoreWorker,
-            batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=size),
-            num_cpus=cpus_per_worker,
-            num_gpus=gpus_per_worker or None,
-            fn_constructor_kwargs={"model": ray.put(copy.deepcopy(model).cpu().eval()), "settings": settings},
-        )
-        for row in _results(dataset, len(rows), progress, size):
-            job = pending[int(row["index"])]
-            report.record(job, Outcome(str(row["status"]), str(row["message"]), bool(row["tiled"])), verbose)
-    finally:
-        if started:
-            ray.shutdown()
+        with _session(ray, address):
+            pending.sort(key=lambda job: not job.is_video)  # long videos first, images fill in around them
+            size = _pool_size(ray, workers, cpus_per_worker, gpus_per_worker, len(pending))
+            rows = [{"index": i, "source": str(job.source), "target": str(job.target)} for i, job in enumerate(pending)]
+            # small blocks balance the load and bound what a dying worker's block redoes; 32 per worker bounds overhead
+            blocks = min(len(rows), 32 * size)
+            dataset = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
+                RestoreWorker,
+                batch_size=1,
+                compute=ray.data.ActorPoolStrategy(size=size),
+                num_cpus=cpus_per_worker,
+                num_gpus=gpus_per_worker or None,
+                fn_constructor_kwargs={"model": ray.put(copy.deepcopy(model).cpu().eval()), "settings": settings},
+            )
+            for row in _results(dataset, len(rows), progress, size):
+                job = pending[int(row["index"])]
+                report.record(job, Outcome(str(row["status"]), str(row["message"]), bool(row["tiled"])), verbose)
+    finally:  # a stopped run's workers are gone now: their part and lock files go too
+        clean_stale_outputs(pending)
     return report
 
 
