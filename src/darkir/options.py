@@ -275,6 +275,14 @@ class TrainOptions(_Section):
             raise ValueError(f"eta_min {value:g} is above lr_initial {initial:g}; the cosine schedule decays to it")
         return value
 
+    @field_validator("anchor_weight")
+    @classmethod
+    def _weight_with_anchor(cls, value: float, info: ValidationInfo) -> float:
+        """A weight other than the default for the anchor term needs the anchor (else it would do nothing)."""
+        if value != cls.model_fields["anchor_weight"].default and "anchor" in info.data and info.data["anchor"] is None:
+            raise ValueError("is set but train.anchor is not: give the weights whose detail to keep")
+        return value
+
     @field_validator(*LOSS_NAME_KEYS, mode="before")
     @classmethod
     def _lowercase_names(cls, value: Any) -> Any:
