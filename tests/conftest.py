@@ -113,28 +113,24 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextlib.contextmanager
-def bind_mount(source: Path, mount: Path) -> Iterator[Path | None]:
+def _mounted(mount: Path, *how: str) -> Iterator[Path | None]:
+    """``mount HOW... MOUNT`` for the block (unmounted after), or None where mounting is not allowed."""
+    mount.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["mount", *how, str(mount)], capture_output=True).returncode != 0:
+        yield None
+        return
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def bind_mount(source: Path, mount: Path) -> contextlib.AbstractContextManager[Path | None]:
     """``source`` bind-mounted at ``mount`` (the same folder under another name that no link resolves), or None where
     mounting is not allowed."""
-    mount.mkdir(parents=True, exist_ok=True)
-    if subprocess.run(["mount", "--bind", str(source), str(mount)], capture_output=True).returncode != 0:
-        yield None
-        return
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+    return _mounted(mount, "--bind", str(source))
 
 
-@contextlib.contextmanager
-def tmpfs(mount: Path, size: str) -> Iterator[Path | None]:
+def tmpfs(mount: Path, size: str) -> contextlib.AbstractContextManager[Path | None]:
     """A tmpfs of ``size`` at ``mount`` (another file system), or None where mounting is not allowed."""
-    mount.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        yield None
-        return
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+    return _mounted(mount, "-t", "tmpfs", "-o", f"size={size}", "tmpfs")
