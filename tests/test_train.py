@@ -206,6 +206,7 @@ def test_train_cli_and_seed_script_with_overrides(dataset, tmp_path, capsys):
         (["train.perceptual=true"], "train.perceptual: this loss is not supported"),
         (["train.epochz=3"], "unknown key 'train.epochz'"),
         (["train.anchor=/no/such/weights.pt"], "train.anchor: weights not found"),
+        (["train.anchor=''"], "train.anchor: the weights name is empty"),
         (["train.anchor_weight=2"], "train.anchor_weight: is set but train.anchor is not"),
     ],
 )

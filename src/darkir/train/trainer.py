@@ -174,7 +174,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.pixel_loss = PIXEL_LOSSES[train_cfg.pixel_criterion]
         self.side_criterion = PIXEL_LOSSES[train_cfg.enhance_criterion.lower()] if self.side_loss else None
-        self.anchor = DetailAnchor(train_cfg.anchor, self.device, self.memory_format) if train_cfg.anchor else None
+        self.anchor = (
+            DetailAnchor(train_cfg.anchor, self.device, self.memory_format) if train_cfg.anchor is not None else None
+        )
 
     @property
     def total_steps(self) -> int:
