@@ -116,6 +116,28 @@ def test_resume_keeps_the_runs_schedule_settings_and_says_so(dataset, tmp_path, 
         assert (saved["lr_initial"], tuple(saved["betas"])) == (0.001, (0.9, 0.99))
 
 
+def test_resume_notes_a_changed_loss(dataset, tmp_path, tiny_checkpoint, capsys):
+    """A resumed run trains with the options' loss: a setting that differs from the run's (an anchor dropped, a
+    weight changed) is named with the step it applies from; an unchanged resume says nothing of the loss."""
+    run = tmp_path / "b"
+    train(
+        _options(dataset, run, f"train.anchor={tiny_checkpoint}", "train.anchor_weight=3"), progress=False, max_steps=2
+    )
+    train(
+        _options(dataset, run, f"train.anchor={tiny_checkpoint}", "train.anchor_weight=3"),
+        resume=True,
+        progress=False,
+        max_steps=3,
+    )
+    assert "loss settings" not in capsys.readouterr().err
+    train(_options(dataset, run, "train.pixel_weight=0.5"), resume=True, progress=False, max_steps=4)
+    err = capsys.readouterr().err
+    assert f"--resume continues {run / 'last.pt'} with other loss settings from step 3 on: " in err
+    assert (
+        f"train.pixel_weight 1.0 -> 0.5; train.anchor {tiny_checkpoint} -> None; train.anchor_weight 3.0 -> 1.0" in err
+    )
+
+
 def test_log_detail_ignores_smooth_tone_changes_but_not_blur():
     """The anchor's measure of detail: a global gain or gamma moves it far less than losing detail (a blur) does."""
     image = 0.2 + 0.6 * torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))

@@ -28,7 +28,7 @@ from darkir.models.darkir import DarkIR
 from darkir.models.factory import create_model
 from darkir.models.state_dict import load_state_dict_strict
 from darkir.models.weights import resolve_weights
-from darkir.options import Options, network_key
+from darkir.options import LOSS_NAME_KEYS, Options, network_key
 from darkir.runtime import keep_freed_memory_for_reuse, resolve_device
 from darkir.train import ddp
 from darkir.train.losses import PIXEL_LOSSES, DetailAnchor, side_target
@@ -48,6 +48,12 @@ from darkir.train.stopping import ResumableError, StopOnInterrupt, error_gist
 
 #: ``train:`` settings that a resumed run takes from its checkpoint (its optimizer and scheduler state hold them).
 SCHEDULE_KEYS = ("lr_initial", "betas", "weight_decay", "eta_min")
+#: ``train:`` settings of the loss, which a resumed run takes from the options (a change is noted, not refused).
+LOSS_KEYS = (
+    *LOSS_NAME_KEYS,
+    *("pixel_weight", "perceptual", "perceptual_weight", "edge", "edge_weight", "frequency", "frequency_weight"),
+    *("enhance_weight", "anchor", "anchor_weight"),
+)
 
 
 @dataclass
@@ -274,6 +280,7 @@ class Trainer:
         self.best_psnr = payload["best_psnr"]
         self._keep_global_batch(int(payload.get("global_batch", self.sampler.global_batch)), path)
         self._keep_schedule_settings(path, payload.get("options"))
+        self._note_loss_changes(path, payload.get("options"))
         self._follow_new_length(path, payload.get("options"))
         return True
 
@@ -296,6 +303,22 @@ class Trainer:
             tqdm.write(
                 f"darkir: warning: --resume continues the schedule of {path}; ignored {'; '.join(ignored)}; start a "
                 "new schedule from its weights with --init-from to change them",
+                file=sys.stderr,
+            )
+
+    def _note_loss_changes(self, path: Path, stored: dict[str, Any] | None) -> None:
+        """A resumed run trains with the options' loss: a loss setting that differs from the run's own is noted, with
+        the step from which it applies, so that a changed or forgotten setting is not taken silently."""
+        theirs = (stored or {}).get("train", {})
+        changed = [
+            f"train.{key} {theirs[key]} -> {getattr(self.options.train, key)}"
+            for key in LOSS_KEYS
+            if key in theirs and theirs[key] != getattr(self.options.train, key)
+        ]
+        if changed and self.context.is_main:
+            tqdm.write(
+                f"darkir: note: --resume continues {path} with other loss settings from step {self.step} on: "
+                f"{'; '.join(changed)}",
                 file=sys.stderr,
             )
 
