@@ -1,4 +1,5 @@
-"""Restoring videos frame by frame with PyAV: streamed; frame count, timestamps, rotation, resolution and audio kept."""
+"""Restoring videos frame by frame with PyAV: streamed; frame count, timestamps, rotation, resolution, colour (see
+:mod:`darkir.infer.video_colour`) and audio kept."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tqdm import tqdm
 from darkir.errors import DarkIRError, DarkIRWarning
 from darkir.infer.pipeline import Drain, Prefetch
 from darkir.infer.restorer import Restorer
+from darkir.infer.video_colour import UNTAGGED, VideoColour, video_colour
 from darkir.outputs import OutputError, OutputExistsError, claim, commit, is_same_file, temporary_path
 from darkir.runtime import fixed_size_kernels
 
@@ -154,11 +156,12 @@ def _video_stream(container: Any, source: Path) -> Any:
 @dataclass(frozen=True)
 class _First:
     """What ``source``'s first frame tells: its size (height, width), the display matrix players turn and flip the
-    frames with, and whether it has a timestamp."""
+    frames with, whether it has a timestamp, and how its colour is coded."""
 
     size: tuple[int, int] | None
     matrix: list[int] | None
     timed: bool
+    colour: VideoColour
 
 
 def _first_frame(av: ModuleType, source: Path) -> _First:
@@ -167,8 +170,8 @@ def _first_frame(av: ModuleType, source: Path) -> _First:
         for frame in container.decode(_video_stream(container, source)):
             matrix = frame.side_data.get("DISPLAYMATRIX")
             matrix = None if matrix is None else np.frombuffer(bytes(matrix), dtype=np.int32).tolist()
-            return _First((frame.height, frame.width), matrix, frame.pts is not None)
-    return _First(None, None, True)
+            return _First((frame.height, frame.width), matrix, frame.pts is not None, video_colour(frame, source))
+    return _First(None, None, True, UNTAGGED)
 
 
 def _restore_video(
@@ -185,7 +188,7 @@ def _restore_video(
             video_in = _video_stream(container, source)
             audio_in = container.streams.audio[0] if container.streams.audio else None
             timeline = _Timeline(source, video_in, first)
-            video_out = _video_output(output, timeline, settings, first.matrix, quiet=not progress)
+            video_out = _video_output(output, timeline, settings, first, quiet=not progress)
             audio_out, audio_mode = _audio_stream(output, audio_in, VIDEO_FORMATS[target.suffix.lower()])
             batch = settings.batch or video_batch(restorer, *timeline.size)
             with fixed_size_kernels(restorer.device):
@@ -218,23 +221,29 @@ def _failed_file(filename: str | None, source: Path, target: Path, tmp: Path, en
     return str(source)
 
 
-def _video_output(
-    output: Any, timeline: _Timeline, settings: VideoSettings, matrix: list[int] | None, quiet: bool
-) -> Any:
+def _video_output(output: Any, timeline: _Timeline, settings: VideoSettings, first: _First, quiet: bool) -> Any:
     """The output video stream: the input's size, the time base and rate of ``timeline`` (where the input has
-    timestamps, its own: every frame keeps its exact timestamp, variable frame rates included) and display matrix
-    (players show it turned as they show the input). ``quiet``: x265 prints only its errors."""
+    timestamps, its own: every frame keeps its exact timestamp, variable frame rates included), display matrix
+    (players show it turned as they show the input) and colour tags. ``quiet``: x265 prints only its errors."""
     height, width = timeline.size
     stream = output.add_stream(settings.codec, rate=timeline.rate)
     stream.width, stream.height = width, height
-    stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+    stream.pix_fmt = first.colour.output_format(width, height)
+    first.colour.tag_stream(stream)
+    if stream.pix_fmt.startswith("yuv444p"):
+        warnings.warn(
+            f"{timeline.source}: {width}x{height} has an odd side, so the output's colour is not subsampled (4:4:4), "
+            "which browsers and many phones cannot play; crop it to even sides first for a 4:2:0 output",
+            DarkIRWarning,
+            stacklevel=2,
+        )
     stream.time_base = stream.codec_context.time_base = timeline.time_base
     options = {"crf": str(settings.crf)}
     if quiet and settings.codec == "libx265":  # x265 prints its settings and totals itself, not through FFmpeg's log
         options["x265-params"] = "log-level=error"
     stream.options = options
-    if matrix is not None:
-        stream.set_display_matrix(matrix)
+    if first.matrix is not None:
+        stream.set_display_matrix(first.matrix)
     return stream
 
 
@@ -259,7 +268,7 @@ def _audio_stream(output: Any, audio_in: Any, container: str) -> tuple[Any, str]
 
 @dataclass
 class _Frame:
-    """A decoded video frame: 8-bit RGB (H, W, 3) and its timestamp."""
+    """A decoded video frame: RGB (H, W, 3), 8-bit or, from a deeper video, 16-bit, and its timestamp."""
 
     rgb: np.ndarray
     pts: int | None
@@ -309,7 +318,7 @@ def _transcode(
     """Decode (a thread), restore ``batch`` frames at a time (here) and encode (another thread), overlapped."""
     video_in, video_out, audio_in, audio_out = streams
     copy_audio = audio_out is not None and audio_out.codec_context.name == audio_in.codec_context.name
-    written = 0
+    written, colour = 0, timeline.colour
 
     def write(item: _Restored | _Audio) -> None:
         nonlocal written
@@ -321,8 +330,8 @@ def _transcode(
                 output.mux(audio_out.encode(item.payload))
             return
         for frame, image in zip(item.frames, item.images, strict=True):
-            rgb = np.rint(image.permute(1, 2, 0).numpy() * 255.0).astype(np.uint8)
-            out = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            rgb = np.rint(image.permute(1, 2, 0).numpy() * colour.peak).astype(frame.rgb.dtype)
+            out = colour.from_rgb(av, rgb, video_out.pix_fmt)
             out.pts, out.time_base = frame.pts, frame.time_base
             output.mux(video_out.encode(out))
             written += 1
@@ -355,7 +364,7 @@ def _transcode(
 def _decoded(
     container: Any, video_in: Any, audio_in: Any, copy_audio: bool, timeline: _Timeline
 ) -> Iterator[_Frame | _Audio]:
-    """The input's video frames (8-bit RGB, in order, timed by ``timeline``) and audio (packets to copy, else
+    """The input's video frames (RGB, in order, timed by ``timeline``) and audio (packets to copy, else
     frames), as demuxed."""
     streams = [s for s in (video_in, audio_in) if s is not None]
     for packet in container.demux(*streams):
@@ -385,6 +394,7 @@ class _Timeline:
         self.source = source
         self.size = first.size or (video_in.codec_context.height, video_in.codec_context.width)
         self.timed = first.timed
+        self.colour = first.colour
         if first.timed:
             self.rate = Fraction(video_in.average_rate or video_in.guessed_rate or DEFAULT_RATE)
             self.time_base = video_in.time_base
@@ -395,7 +405,8 @@ class _Timeline:
         self._last: int | None = None
 
     def admit(self, frame: Any) -> _Frame:
-        """``frame`` in 8-bit RGB with its output timestamp; DarkIRError for one out of order or of another size."""
+        """``frame`` in RGB (see :class:`VideoColour`) with its output timestamp; DarkIRError for one out of order
+        or of another size."""
         if not self.timed:
             pts, time_base, duration = self.frames, self.time_base, 1
         else:
@@ -413,7 +424,7 @@ class _Timeline:
                 "whose resolution changes cannot be restored as one: cut it where its size changes, restore each part"
             )
         self.frames, self._last, self.end = self.frames + 1, pts, float((pts + duration) * time_base)
-        return _Frame(frame.to_ndarray(format="rgb24"), pts, time_base)
+        return _Frame(self.colour.to_rgb(frame), pts, time_base)
 
 
 def _stated_rate(source: Path, video_in: Any) -> Fraction:
@@ -475,5 +486,6 @@ def _check_order(source: str, frame: Any, last_pts: int | None, index: int) -> N
 
 def _restore_frames(restorer: Restorer, frames: list[_Frame]) -> _Restored:
     """``frames`` (one size) restored in one batch, clamped to [0, 1]."""
-    x = torch.from_numpy(np.stack([frame.rgb for frame in frames])).permute(0, 3, 1, 2).float() / 255
+    rgb = np.stack([frame.rgb for frame in frames])
+    x = torch.from_numpy(rgb.astype(np.float32) / np.float32(np.iinfo(rgb.dtype).max)).permute(0, 3, 1, 2)
     return _Restored(frames, restorer.restore_tensor(x).clamp(0, 1))
