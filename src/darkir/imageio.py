@@ -14,7 +14,7 @@ import struct
 import threading
 import warnings
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any, BinaryIO
@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from darkir.errors import DarkIRError, DarkIRWarning, first_line
+from darkir.image_metadata import Metadata, add_metadata, read_metadata
 from darkir.outputs import write_atomic
 
 #: Suffixes (lower case) that ``darkir restore`` picks up from folders.
@@ -53,6 +54,7 @@ class Image:
     alpha: np.ndarray | None  # float32 (H, W) in [0, 1]
     bit_depth: int
     grayscale: bool
+    metadata: Metadata | None = None  # ICC profile, EXIF, resolution: written back into JPEG and PNG files
 
 
 def _cv2() -> ModuleType:
@@ -77,6 +79,7 @@ class Header:
     height: int
     frames: int
     orientation: int
+    metadata: Metadata | None = field(default=None, compare=False)  # carried along, not part of what it says
 
 
 def _pil_open(path: Path | BinaryIO) -> Any:
@@ -101,9 +104,10 @@ def read_header(path: Path) -> Header | None:
                 width, height = int(handle.tag_v2[256]), int(handle.tag_v2[257])
             frames = int(getattr(handle, "n_frames", 1))
             orientation = 1 if width * height > MAX_IMAGE_PIXELS else _orientation(handle)
+            metadata = read_metadata(handle)
     except Exception:
         return None
-    return Header(width, height, frames, orientation)
+    return Header(width, height, frames, orientation, metadata)
 
 
 def _orientation(handle: object) -> int:
@@ -169,7 +173,7 @@ def read_image(path: str | os.PathLike[str]) -> Image:
         raise ImageReadError(f"{path}: unsupported sample type {array.dtype}")
     if not oriented:
         array = _apply_orientation(array, header.orientation if header else 1)
-    return _image(array, bit_depth, scale)
+    return replace(_image(array, bit_depth, scale), metadata=header.metadata if header else None)
 
 
 def _decode(path: Path, data: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -394,7 +398,8 @@ def encode_image(suffix: str, image: Image, jpeg_quality: int = 95) -> bytes:
     # 16-bit/float TIFF (which neither OpenCV nor Pillow reads as gray + alpha).
     gray_alpha = image.grayscale and image.alpha is not None
     if gray_alpha and (suffix == ".png" or (suffix in (".tif", ".tiff") and depth == 8)):
-        return _encode_gray_alpha(suffix, image_to_array(image, DEPTH_DTYPES[depth])[:, :, [0, 3]])
+        encoded = _encode_gray_alpha(suffix, image_to_array(image, DEPTH_DTYPES[depth])[:, :, [0, 3]])
+        return add_metadata(suffix, encoded, image.metadata)
     if image.alpha is not None and not keeps_alpha:
         warnings.warn(
             f"{suffix.lstrip('.').upper()} keeps no alpha channel: images that have one lose it "
@@ -414,7 +419,7 @@ def encode_image(suffix: str, image: Image, jpeg_quality: int = 95) -> bytes:
         ok = False
     if not ok:
         raise DarkIRError(f"cannot encode a {image.rgb.shape[1]}x{image.rgb.shape[0]} image as {suffix}")
-    return encoded.tobytes()
+    return add_metadata(suffix, encoded.tobytes(), image.metadata)
 
 
 def _encode_gray_alpha(suffix: str, array: np.ndarray) -> bytes:

@@ -1,0 +1,101 @@
+"""A photo's ICC profile, EXIF block and resolution survive restoration into JPEG and PNG outputs (the EXIF
+orientation set to 1, as the pixels are turned upright); TIFF and WebP outputs, which drop them, say so."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from PIL import ImageCms
+
+from darkir.cli import main
+from darkir.errors import DarkIRWarning
+from darkir.image_metadata import _for_restored
+from darkir.imageio import read_image, write_image
+
+ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+MAKE, DATE, ORIENTATION = 0x010F, 0x0132, 0x0112
+
+
+def make_photo(path, orientation: int = 6, dpi: int = 300) -> np.ndarray:
+    """A camera-like photo at ``path``: an ICC profile, EXIF (camera, date, ``orientation``) and ``dpi``."""
+    exif = PILImage.Exif()
+    exif[ORIENTATION], exif[MAKE], exif[DATE] = orientation, "NightCam", "2026:01:02 03:04:05"
+    pixels = (np.random.default_rng(0).random((30, 40, 3)) * 60).astype(np.uint8)
+    PILImage.fromarray(pixels).save(path, icc_profile=ICC, dpi=(dpi, dpi), exif=exif.tobytes())
+    return pixels
+
+
+def metadata_of(path) -> tuple[bytes | None, dict[int, object], tuple[float, float] | None]:
+    with PILImage.open(path) as image:
+        exif = image.getexif()
+        return (
+            image.info.get("icc_profile"),
+            {tag: exif.get(tag) for tag in (MAKE, DATE, ORIENTATION)},
+            image.info.get("dpi"),
+        )
+
+
+@pytest.mark.parametrize(
+    ("source", "target"), [("a.jpg", "a.jpg"), ("a.png", "a.png"), ("a.jpg", "a.png"), ("a.png", "a.jpg")]
+)
+def test_profile_exif_and_resolution_are_kept(tmp_path, source, target):
+    make_photo(tmp_path / source)
+    image = read_image(tmp_path / source)
+    assert image.rgb.shape[:2] == (40, 30)  # turned upright
+    write_image(tmp_path / f"out-{target}", image)
+    icc, exif, dpi = metadata_of(tmp_path / f"out-{target}")
+    assert icc == ICC
+    assert exif == {MAKE: "NightCam", DATE: "2026:01:02 03:04:05", ORIENTATION: 1}
+    assert dpi is not None and np.allclose(dpi, (300, 300), atol=0.05)
+    assert read_image(tmp_path / f"out-{target}").rgb.shape[:2] == (40, 30)  # not turned a second time
+
+
+def test_darkir_restore_keeps_them(tmp_path, tiny_checkpoint):
+    make_photo(tmp_path / "in.jpg")
+    assert (
+        main(
+            ["restore", str(tmp_path / "in.jpg"), "-o", str(tmp_path / "out"), "--weights", str(tiny_checkpoint), "-q"]
+        )
+        == 0
+    )
+    icc, exif, _ = metadata_of(tmp_path / "out" / "in.jpg")
+    assert icc == ICC and exif[MAKE] == "NightCam" and exif[ORIENTATION] == 1
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_only_the_orientation_and_the_thumbnail_link_change_in_either_byte_order(order):
+    """A TIFF-structured EXIF block of either byte order: the orientation entry becomes 1 and the link to the second
+    IFD (the input's thumbnail) 0; every other byte stays."""
+    magic = b"II*\x00" if order == "<" else b"MM\x00*"
+    entries = [(MAKE, 2, 4, b"Cam\x00"), (ORIENTATION, 3, 1, struct.pack(order + "HH", 8, 0))]
+    block = magic + struct.pack(order + "IH", 8, len(entries))
+    block += b"".join(struct.pack(order + "HHI", tag, kind, count) + value for tag, kind, count, value in entries)
+    block += struct.pack(order + "IH", len(block) + 4, 0)  # a (here empty) second IFD right after the first
+    restored = _for_restored(block)
+    assert restored is not None and len(restored) == len(block)
+    orientation, link = 10 + 12 + 8, 10 + 2 * 12
+    assert struct.unpack_from(order + "H", restored, orientation)[0] == 1
+    assert struct.unpack_from(order + "I", restored, link)[0] == 0
+    changed = {i for i, (a, b) in enumerate(zip(block, restored, strict=True)) if a != b}
+    assert changed and changed <= {orientation, orientation + 1, *range(link, link + 4)}
+    assert _for_restored(b"not a tiff block") is None
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".webp"])
+def test_formats_that_drop_them_say_so(tmp_path, suffix):
+    make_photo(tmp_path / "a.jpg")
+    with pytest.warns(DarkIRWarning, match="outputs keep no ICC profile or EXIF"):
+        write_image(tmp_path / f"a{suffix}", read_image(tmp_path / "a.jpg"))
+
+
+def test_an_image_without_them_is_written_as_before(tmp_path):
+    pixels = (np.random.default_rng(1).random((8, 9, 3)) * 255).astype(np.uint8)
+    PILImage.fromarray(pixels).save(tmp_path / "plain.png")
+    image = read_image(tmp_path / "plain.png")
+    assert image.metadata is None
+    write_image(tmp_path / "out.png", image)
+    icc, exif, dpi = metadata_of(tmp_path / "out.png")
+    assert icc is None and exif == {MAKE: None, DATE: None, ORIENTATION: None} and dpi is None
