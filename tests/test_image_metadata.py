@@ -99,3 +99,19 @@ def test_an_image_without_them_is_written_as_before(tmp_path):
     write_image(tmp_path / "out.png", image)
     icc, exif, dpi = metadata_of(tmp_path / "out.png")
     assert icc is None and exif == {MAKE: None, DATE: None, ORIENTATION: None} and dpi is None
+
+
+def test_a_pil_image_restored_through_the_api_keeps_its_info(tmp_path, tiny_checkpoint):
+    """A PIL image comes back of the same size, unturned (Pillow applies no orientation), with its profile, EXIF and
+    dpi, so that saving it as Pillow users do (``exif=image.info["exif"]``, ...) keeps them."""
+    from darkir.infer import Restorer
+    from darkir.models.factory import load_model
+
+    make_photo(tmp_path / "a.jpg")
+    with PILImage.open(tmp_path / "a.jpg") as photo:
+        restored = Restorer(load_model(tiny_checkpoint), device="cpu", tile=0)(photo)
+        assert restored.size == photo.size and restored.info["exif"] == photo.info["exif"]
+    restored.save(tmp_path / "b.jpg", **{key: restored.info[key] for key in ("icc_profile", "exif", "dpi")})
+    icc, exif, dpi = metadata_of(tmp_path / "b.jpg")
+    assert icc == ICC and exif[MAKE] == "NightCam" and exif[ORIENTATION] == 6
+    assert dpi is not None and np.allclose(dpi, (300, 300), atol=0.05)

@@ -37,6 +37,8 @@ TONE_SAFE_TILE = 384
 #: How far beyond [0, 1] :meth:`Restorer.restore_array` takes float values (half an 8-bit step: rounding noise);
 #: they are passed to the model as they are.
 RANGE_TOLERANCE = 0.5 / 255
+#: What a PIL image restored by :meth:`Restorer.__call__` keeps of its ``info``: colour profile, EXIF, resolution.
+PIL_INFO_KEPT = ("icc_profile", "exif", "dpi")
 
 
 def default_overlap(tile: int) -> int:
@@ -253,7 +255,8 @@ class Restorer:
 
         - a file path (str or PathLike): the decoded file restored, as a numpy array of its bit depth (uint8,
           uint16 or float32), gray (H, W), RGB (H, W, 3) or RGBA (H, W, 4), EXIF orientation applied;
-        - a PIL image (mode L, I;16, RGB or RGBA): a PIL image of the same mode and size;
+        - a PIL image (mode L, I;16, RGB or RGBA): a PIL image of the same mode and size, with its ICC profile, EXIF
+          and dpi (``info``); as in Pillow, the EXIF orientation is not applied (``ImageOps.exif_transpose``);
         - a numpy array (uint8, uint16, or float32/float64 in [0, 1]; (H, W), (H, W, 3) or (H, W, 4)): an array
           of the same dtype and shape;
         - a torch tensor (N, 3, H, W), float in [0, 1]: a tensor of the same dtype and device, clamped to [0, 1].
@@ -304,8 +307,11 @@ class Restorer:
                 f"PIL images of mode {image.mode!r} are not supported; convert first, e.g. image.convert('RGB')"
             )
         array = np.asarray(image, dtype=modes[image.mode])
-        restored = self(array)
-        return PILImage.fromarray(restored)  # uint8 (H, W) / (H, W, 3) / (H, W, 4) -> L / RGB / RGBA; uint16 -> I;16
+        restored = PILImage.fromarray(
+            self(array)
+        )  # uint8 (H, W) / (H, W, 3) / (H, W, 4) -> L / RGB / RGBA; uint16 -> I;16
+        restored.info.update({key: image.info[key] for key in PIL_INFO_KEPT if key in image.info})
+        return restored
 
     @contextlib.contextmanager
     def _precision(self) -> Iterator[None]:
