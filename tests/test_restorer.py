@@ -51,7 +51,7 @@ def test_tiling_blends_without_seams():
 
 def test_small_tiles_warn_that_they_change_the_tone():
     model, x = _Pointwise(), torch.rand(1, 3, 150, 231)
-    with pytest.warns(DarkIRWarning, match=r"restoring in 64 px tiles: tiles under 384 px brighten the result"):
+    with pytest.warns(DarkIRWarning, match=r"restoring in 64 px tiles: tiles under 384 px change the result's tone"):
         Restorer(model, device="cpu", precision="fp32", tile=64).restore_tensor(x)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
