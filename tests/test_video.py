@@ -209,15 +209,22 @@ def test_unevenly_spaced_frames_are_restored_with_their_times(tmp_path, tiny_res
     assert report.frames == 5 and frame_times(tmp_path / "o.mp4") == [t * MS for t in times]
 
 
-def test_a_video_failure_names_the_users_file_not_a_temporary_one(tmp_path, tiny_restorer):
+@pytest.mark.parametrize(
+    ("times", "expected"),
+    [
+        ([0, 200, 100, 300], "frame 3 is timed at 0.100 s, before"),
+        ([0, 200, 200, 300], "frame 3 is timed at 0.200 s, at the same time as"),
+    ],
+)
+def test_a_video_failure_names_the_users_file_not_a_temporary_one(tmp_path, tiny_restorer, times, expected):
     from darkir.infer.video import restore_video
 
-    clip = tmp_path / "backwards.mkv"  # frame 3 is timed before frame 2: its timing cannot be kept
+    clip = tmp_path / "backwards.mkv"  # frame 3 is timed before (or with) frame 2: its timing cannot be kept
     with av.open(str(clip), "w") as container:
         video = container.add_stream("mjpeg", rate=10)
         video.width, video.height, video.pix_fmt = 64, 48, "yuvj420p"
         video.time_base = video.codec_context.time_base = MS
-        for index, pts in enumerate([0, 200, 100, 300]):
+        for index, pts in enumerate(times):
             frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
             frame.pts, frame.time_base = index, MS
             for packet in video.encode(frame):
@@ -226,7 +233,7 @@ def test_a_video_failure_names_the_users_file_not_a_temporary_one(tmp_path, tiny
     with pytest.raises(DarkIRError) as failure:
         restore_video(tiny_restorer, clip, tmp_path / "out.mp4", progress=False)
     message = str(failure.value)
-    assert message.startswith(str(clip)) and "frame 3 is timed at 0.100 s" in message
+    assert message.startswith(str(clip)) and expected in message
     assert "darkir-part" not in message and "\n" not in message
     assert sorted(p.name for p in tmp_path.iterdir()) == ["backwards.mkv"]
 

@@ -475,12 +475,13 @@ def _check_complete(source: Path, video_in: Any, timeline: _Timeline) -> None:
 
 
 def _check_order(source: str, frame: Any, last_pts: int | None, index: int) -> None:
-    """Refuse a frame timed before the one decoded ahead of it: no output container can keep that timing."""
-    if frame.pts is not None and last_pts is not None and frame.pts < last_pts:
+    """Refuse a frame timed at or before the one decoded ahead of it: no output container can keep that timing."""
+    if frame.pts is not None and last_pts is not None and frame.pts <= last_pts:
         at, before = float(frame.pts * frame.time_base), float(last_pts * frame.time_base)
+        where = "at the same time as" if frame.pts == last_pts else "before"
         raise DarkIRError(
-            f"{source}: frame {index + 1} is timed at {at:.3f} s, before the frame ahead of it ({before:.3f} s); "
-            "its timing cannot be kept"
+            f"{source}: frame {index + 1} is timed at {at:.3f} s, {where} the frame ahead of it ({before:.3f} s); "
+            "its timing cannot be kept (remux it with new timestamps first, e.g. ffmpeg -i IN -fps_mode cfr OUT)"
         )
 
 
