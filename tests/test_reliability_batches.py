@@ -240,6 +240,17 @@ def test_metrics_with_a_missing_reference_folder_is_one_line(tmp_path, capsys):
     assert "reference folder" in err and "no reference image" not in err
 
 
+def test_metrics_given_files_says_it_compares_folders(tmp_path, capsys):
+    _photo(tmp_path / "pred" / "a.png")
+    _photo(tmp_path / "gt" / "a.png")
+    assert main(["metrics", str(tmp_path / "pred" / "a.png"), str(tmp_path / "gt"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"PRED (the folder of outputs) {tmp_path / 'pred' / 'a.png'} is a file; darkir metrics compares two folders"
+        in err
+    )
+
+
 # 8. The demo's results go when it is stopped with SIGTERM, and a killed demo's folder goes when the next one starts.
 def test_a_killed_demos_results_are_removed_by_the_next_one(tmp_path, monkeypatch, tiny_checkpoint):
     from darkir import demo

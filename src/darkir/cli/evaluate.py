@@ -164,9 +164,13 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     if args.gt is None:
         return _print_no_reference(args)
     pred, gt = Path(args.pred), Path(args.gt)
-    for role, folder in (("output", pred), ("reference", gt)):
+    for role, folder in (("PRED (the folder of outputs)", pred), ("GT (the reference folder)", gt)):
+        if folder.is_file():
+            raise DarkIRError(
+                f"{role} {folder} is a file; darkir metrics compares two folders, matching images by name"
+            )
         if not folder.is_dir():
-            raise DarkIRError(f"{role} folder {folder} does not exist or is not a folder")
+            raise DarkIRError(f"{role} {folder} does not exist")
     _refuse_overlap(pred, gt)
     csv = csv_file(args.csv, [pred, gt], args.overwrite) if args.csv else None
     common = Path(os.path.commonpath([pred.resolve(), gt.resolve()]))
