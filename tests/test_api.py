@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import cv2
 import numpy as np
 import pytest
@@ -66,6 +68,10 @@ def test_every_input_kind_comes_back_alike(tiny_restorer, tmp_path):
     batch = torch.from_numpy(_dark((2, 3, 30, 70)).astype(np.float32) / 255).to(torch.float64)
     out = tiny_restorer(batch)
     assert out.shape == batch.shape and out.dtype == torch.float64
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert not tiny_restorer(batch.clone().requires_grad_(True)).requires_grad
+    assert not [w for w in caught if "detach" in str(w.message)]  # no "Consider using tensor.detach()" from inside
     single = tiny_restorer(batch[1:2])
     assert torch.allclose(out[1:2], single, atol=1e-6)  # items are independent
     path = tmp_path / "gray16.png"

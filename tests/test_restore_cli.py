@@ -86,6 +86,15 @@ def test_globs_and_format_conversion(photos, tmp_path, tiny_checkpoint):
     assert [p.name for p in out.iterdir()] == ["b.png"]
 
 
+@pytest.mark.parametrize(("value", "shown"), [("", "''"), ("gif", "gif")])
+def test_a_format_darkir_does_not_write_is_refused(photos, tmp_path, tiny_checkpoint, capsys, value, shown):
+    """An empty --format (an unset variable) is an error like an unknown one, not the input's format."""
+    args = ["restore", str(photos / "a.png"), "-o", str(tmp_path / "out"), "--weights", str(tiny_checkpoint)]
+    assert main([*args, "--format", value, "-q"]) == 2
+    assert f"--format {shown}: darkir writes png, jpg" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_output_inside_input_is_not_re_read(photos, tiny_checkpoint):
     out = photos / "restored"
     assert main(["restore", str(photos / "a.png"), "-o", str(out), "--weights", str(tiny_checkpoint), "-q"]) == 0

@@ -51,10 +51,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from darkir.imageio import IMAGE_SUFFIXES
 
     output = Path(args.output)
-    suffix = f".{args.format.lower().lstrip('.')}" if args.format else None
+    suffix = None if args.format is None else f".{args.format.lower().lstrip('.')}"
     if suffix is not None and suffix not in IMAGE_SUFFIXES:
         formats = ", ".join(s.lstrip(".") for s in IMAGE_SUFFIXES)
-        print(f"darkir: error: --format {args.format}: darkir writes {formats}", file=sys.stderr)
+        print(f"darkir: error: --format {args.format or repr('')}: darkir writes {formats}", file=sys.stderr)
         return 2
     jobs, problems = plan_jobs(args.inputs, output, suffix, videos=True)
     for path, reason in problems:

@@ -290,6 +290,7 @@ class Restorer:
         )
 
     def _call_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.detach()  # restored values, never a graph back to the input
         _check_batch(x, 3)
         if not bool(torch.isfinite(x).all()):
             raise DarkIRError("the tensor has NaN or infinite values")
