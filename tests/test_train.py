@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import torch
 from darkir.checkpoint import read_checkpoint
 from darkir.cli import main
 from darkir.data.synth import synthesize
-from darkir.errors import DarkIRError
+from darkir.errors import ConfigError, DarkIRError
 from darkir.models.factory import load_model
 from darkir.options import load_options
 from darkir.train.ddp import Context
@@ -136,6 +137,47 @@ def test_resume_notes_a_changed_loss(dataset, tmp_path, tiny_checkpoint, capsys)
     assert (
         f"train.pixel_weight 1.0 -> 0.5; train.anchor {tiny_checkpoint} -> None; train.anchor_weight 3.0 -> 1.0" in err
     )
+
+
+def test_trainable_trains_only_the_parts_named(dataset, tmp_path, tiny_checkpoint):
+    """train.trainable: the parameters under the prefixes change, every other one stays as loaded, bit for bit."""
+    start, _, _ = read_checkpoint(tiny_checkpoint)
+    result = train(
+        _options(dataset, tmp_path / "r", "train.trainable=[middle_blks_enc, decoders.0]"),
+        init_from=tiny_checkpoint,
+        progress=False,
+        max_steps=2,
+    )
+    end, _, payload = read_checkpoint(result.last)
+    changed = {key for key in start if not torch.equal(start[key], end[key])}
+    assert changed and all(key.startswith(("middle_blks_enc.", "decoders.0.")) for key in changed)
+    assert any(key.startswith("middle_blks_enc.") for key in changed) and any(
+        key.startswith("decoders.0.") for key in changed
+    )
+    trained = sum(
+        1 for key in start if key.startswith(("middle_blks_enc.", "decoders.0.")) and start[key].is_floating_point()
+    )
+    assert len(payload["optimizer"]["state"]) <= trained
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("[encoder]", "train.trainable: 'encoder' names no parameter of this network; its parts are "),
+        ("[]", "train.trainable is empty, so nothing would train"),
+    ],
+)
+def test_trainable_that_names_nothing_is_refused(dataset, tmp_path, value, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        train(_options(dataset, tmp_path / "r", f"train.trainable={value}"), progress=False, max_steps=1)
+
+
+def test_resume_with_other_trainable_parts_is_refused(dataset, tmp_path):
+    train(_options(dataset, tmp_path / "r", "train.trainable=[ending]"), progress=False, max_steps=1)
+    with pytest.raises(
+        ConfigError, match=re.escape("train.trainable: ['ending'] in the checkpoint, None in the options")
+    ):
+        train(_options(dataset, tmp_path / "r"), resume=True, progress=False)
 
 
 def test_log_detail_ignores_smooth_tone_changes_but_not_blur():

@@ -240,6 +240,11 @@ class TrainOptions(_Section):
         "which leaves smooth tone changes free",
     )
     anchor_weight: float = Field(1.0, ge=0, description="the weight of the train.anchor term")
+    trainable: list[str] | None = Field(
+        None,
+        description="the parts of the network a fine-tune trains, as parameter-name prefixes (e.g. middle_blks_enc, "
+        "encoders.2); the others stay as loaded (default: all)",
+    )
     grad_clip: float = Field(5.0, ge=0, description="max gradient norm (0 disables clipping)")
     seed: int = Field(0, ge=0, lt=2**32, description="seed of model init, data order and augmentation")
     amp: bool = Field(True, description="fp16 mixed precision when training on CUDA (ignored on CPU)")

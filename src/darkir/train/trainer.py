@@ -158,11 +158,30 @@ class Trainer:
         )
         self.side_loss = self.options.train.enhance
         self.model.side_out.requires_grad_(self.side_loss)
+        if self.options.train.trainable is not None:
+            self._train_only(self.options.train.trainable)
         self.net = (
             DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
             if self.context.distributed
             else self.model
         )
+
+    def _train_only(self, prefixes: list[str]) -> None:
+        """Freeze every parameter whose name does not start with one of ``prefixes`` (module paths); a prefix that
+        names no parameter is an error listing the network's top-level parts."""
+        if not prefixes:
+            raise ConfigError(f"{self.options.source}: train.trainable is empty, so nothing would train; leave it unset")
+        names = [name for name, _ in self.model.named_parameters()]
+        for prefix in prefixes:
+            if not any(name == prefix or name.startswith(f"{prefix}.") for name in names):
+                parts = sorted({name.split(".")[0] for name in names})
+                raise ConfigError(
+                    f"{self.options.source}: train.trainable: {prefix!r} names no parameter of this network; its "
+                    f"parts are {', '.join(parts)} (a part's blocks are numbered, e.g. encoders.2)"
+                )
+        for name, parameter in self.model.named_parameters():
+            if not any(name == prefix or name.startswith(f"{prefix}.") for prefix in prefixes):
+                parameter.requires_grad_(False)
 
     def _make_optimizer(self) -> None:
         """AdamW with a cosine schedule over the whole run, the fp16 grad scaler, and the losses."""
@@ -323,8 +342,8 @@ class Trainer:
             )
 
     def _check_same_network(self, path: Path, config: dict[str, Any] | None, stored: dict[str, Any] | None) -> None:
-        """Refuse to resume a run as another network (or with the side-output loss switched, which trains other
-        parameters), naming each key that differs with the checkpoint's value and the options' one."""
+        """Refuse to resume a run as another network (or with the side-output loss or ``train.trainable`` changed,
+        which train other parameters), naming each key that differs with the checkpoint's value and the options' one."""
         theirs = ModelConfig.from_kwargs(config).as_kwargs() if config else self.model.config
         differing = [
             (f"network.{network_key(key)}", value, self.model.config[key])
@@ -334,6 +353,9 @@ class Trainer:
         enhance = (stored or {}).get("train", {}).get("enhance", self.side_loss)
         if enhance != self.side_loss:
             differing.append(("train.enhance", enhance, self.side_loss))
+        trainable = (stored or {}).get("train", {}).get("trainable")
+        if trainable != self.options.train.trainable:
+            differing.append(("train.trainable", trainable, self.options.train.trainable))
         if differing:
             shown = "; ".join(f"{key}: {old} in the checkpoint, {new} in the options" for key, old, new in differing)
             raise ConfigError(
