@@ -57,6 +57,27 @@ def test_gray_stays_gray_and_alpha_is_kept(tmp_path):
     assert out.shape == (6, 10, 4) and np.array_equal(out, rgba)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_an_rgba_tiff_marks_its_fourth_sample_as_alpha(tmp_path, dtype):
+    """An RGBA TIFF says its fourth sample is unassociated alpha (ExtraSamples 2; OpenCV leaves the tag out) and
+    reads back as written, colour and alpha."""
+    peak = np.iinfo(dtype).max
+    pixels = (np.random.default_rng(2).random((6, 10, 4)) * peak).astype(dtype)
+    image = Image(
+        rgb=pixels[..., :3] / np.float32(peak),
+        alpha=pixels[..., 3] / np.float32(peak),
+        bit_depth=8 * pixels.itemsize,
+        grayscale=False,
+    )
+    write_image(tmp_path / "a.tif", image)
+    with PILImage.open(tmp_path / "a.tif") as written:
+        assert written.tag_v2.get(338) == (2,) and written.tag_v2.get(277) == 4
+    back = read_image(tmp_path / "a.tif")
+    assert np.array_equal(np.rint(back.alpha * peak), pixels[..., 3]) and np.array_equal(
+        np.rint(back.rgb * peak), pixels[..., :3]
+    )
+
+
 def test_exif_orientation_is_applied(tmp_path):
     array = np.zeros((10, 20, 3), np.uint8)
     array[:, :5] = 255  # a white band on the left

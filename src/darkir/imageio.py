@@ -30,6 +30,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 _EXIF_ORIENTATION = 0x0112
 #: The first bytes of a TIFF (classic and BigTIFF, either byte order) and of a PNG.
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+#: The TIFF tag saying what samples beyond the colour ones are (2: unassociated alpha).
+_TIFF_EXTRA_SAMPLES = 338
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: Largest IDAT chunk darkir writes (PNG allows 2**31 - 1 bytes).
 _PNG_CHUNK = 1 << 24
@@ -419,7 +421,33 @@ def encode_image(suffix: str, image: Image, jpeg_quality: int = 95) -> bytes:
         ok = False
     if not ok:
         raise DarkIRError(f"cannot encode a {image.rgb.shape[1]}x{image.rgb.shape[0]} image as {suffix}")
-    return add_metadata(suffix, encoded.tobytes(), image.metadata)
+    data = encoded.tobytes()
+    if suffix in (".tif", ".tiff") and array.ndim == 3 and array.shape[2] == 4:
+        data = _tiff_alpha_marked(data)
+    return add_metadata(suffix, data, image.metadata)
+
+
+def _tiff_alpha_marked(data: bytes) -> bytes:
+    """OpenCV's RGBA TIFF ``data`` with its fourth sample marked as unassociated alpha (ExtraSamples 2), which
+    OpenCV leaves out (readers then warn, or ask what the sample is): the first IFD, with the tag added, is written
+    again at the end of the file and the header points to it; every value it points to stays where it was."""
+    if data[:4] not in _TIFF_MAGIC[:2]:
+        return data
+    order = "<" if data[:2] == b"II" else ">"
+    (ifd,) = struct.unpack_from(order + "I", data, 4)
+    (count,) = struct.unpack_from(order + "H", data, ifd)
+    entries = {
+        struct.unpack_from(order + "H", data, at)[0]: data[at : at + 12]
+        for at in range(ifd + 2, ifd + 2 + 12 * count, 12)
+    }
+    short = {tag: struct.unpack_from(order + "H", entry, 8)[0] for tag, entry in entries.items() if tag in (262, 277)}
+    if _TIFF_EXTRA_SAMPLES in entries or short.get(262) != 2 or short.get(277) != 4:
+        return data
+    entries[_TIFF_EXTRA_SAMPLES] = struct.pack(order + "HHIHH", _TIFF_EXTRA_SAMPLES, 3, 1, 2, 0)
+    (after,) = struct.unpack_from(order + "I", data, ifd + 2 + 12 * count)
+    body = data + b"\0" * (len(data) % 2)  # an IFD starts on a word boundary
+    table = struct.pack(order + "H", len(entries)) + b"".join(entries[tag] for tag in sorted(entries))
+    return body[:4] + struct.pack(order + "I", len(body)) + body[8:] + table + struct.pack(order + "I", after)
 
 
 def _encode_gray_alpha(suffix: str, array: np.ndarray) -> bytes:
