@@ -78,6 +78,15 @@ def test_an_rgba_tiff_marks_its_fourth_sample_as_alpha(tmp_path, dtype):
     )
 
 
+def test_a_cmyk_tiff_reads_as_rgb_without_an_alpha_it_does_not_have(tmp_path):
+    cmyk = (np.random.default_rng(3).random((6, 10, 4)) * 255).astype(np.uint8)
+    PILImage.fromarray(cmyk, "CMYK").save(tmp_path / "c.tif")
+    image = read_image(tmp_path / "c.tif")
+    assert image.alpha is None and image.rgb.shape == (6, 10, 3)
+    expected = np.asarray(PILImage.fromarray(cmyk, "CMYK").convert("RGB"), np.float32) / 255
+    assert np.abs(image.rgb - expected).max() <= 1.5 / 255
+
+
 def test_exif_orientation_is_applied(tmp_path):
     array = np.zeros((10, 20, 3), np.uint8)
     array[:, :5] = 255  # a white band on the left

@@ -182,7 +182,8 @@ def _decode(path: Path, data: np.ndarray) -> tuple[np.ndarray, bool]:
     """The pixels of file bytes ``data``: gray (H, W), gray + alpha (H, W, 2), RGB or RGBA; and whether the
     decoder applied the orientation already (OpenCV's TIFF decoder does, its others do not)."""
     tiff = data[:4].tobytes() in _TIFF_MAGIC
-    mode = _tiff_pillow_mode(path) if tiff else None
+    layout = _tiff_layout(path) if tiff else None
+    mode = _tiff_pillow_mode(layout)
     if mode:
         return _decode_tiff_pillow(path, data, mode), False
     png = _png_info(path, data)
@@ -197,13 +198,14 @@ def _decode(path: Path, data: np.ndarray) -> tuple[np.ndarray, bool]:
         array = array[:, :, 0]
     elif array.ndim == 3 and array.shape[2] in (3, 4):  # OpenCV's BGR(A) -> RGB(A)
         array = array[:, :, [2, 1, 0, 3][: array.shape[2]]]
+    if layout is not None and layout[:3] == (5, 4, None) and array.ndim == 3 and array.shape[2] == 4:
+        array = array[:, :, :3]  # CMYK, which OpenCV gives as RGB with an opaque alpha it does not have
     return (array if png is None else _png_gray_alpha(array, png)), tiff
 
 
-def _tiff_pillow_mode(path: Path) -> str | None:
-    """The Pillow mode in which to decode a TIFF whose alpha OpenCV would lose or spoil: "LA" for gray with an
-    extra sample (OpenCV drops it), "RGBA" for 8-bit RGB with unassociated alpha (libtiff's RGBA reader, which
-    OpenCV uses for 8-bit colour, premultiplies the colour by it); None for other TIFFs, which OpenCV decodes."""
+def _tiff_layout(path: Path) -> tuple[Any, Any, Any, Any] | None:
+    """The first image's (photometric, samples per pixel, extra samples, bits per sample) tags of the TIFF at
+    ``path``; None where they cannot be read (OpenCV then reports what is wrong)."""
     from PIL import TiffImagePlugin
 
     try:
@@ -212,9 +214,19 @@ def _tiff_pillow_mode(path: Path) -> str | None:
             ifd = TiffImagePlugin.ImageFileDirectory_v2(start if start[2:4] in (b"+\x00", b"\x00+") else start[:8])
             handle.seek(ifd.next)
             ifd.load(handle)
-            photometric, samples, extra, bits = ifd.get(262), ifd.get(277), ifd.get(338), ifd.get(258)
+            return ifd.get(262), ifd.get(277), ifd.get(338), ifd.get(258)
     except Exception:
-        return None  # left to OpenCV, which reports what is wrong
+        return None
+
+
+def _tiff_pillow_mode(layout: tuple[Any, Any, Any, Any] | None) -> str | None:
+    """The Pillow mode in which to decode a TIFF of ``layout`` (:func:`_tiff_layout`) whose alpha OpenCV would lose
+    or spoil: "LA" for gray with an extra sample (OpenCV drops it), "RGBA" for 8-bit RGB with unassociated alpha
+    (libtiff's RGBA reader, which OpenCV uses for 8-bit colour, premultiplies the colour by it); None for other
+    TIFFs, which OpenCV decodes."""
+    if layout is None:
+        return None
+    photometric, samples, extra, bits = layout
     if photometric in (0, 1) and samples == 2:  # min-is-white/black
         return "LA"
     if photometric == 2 and samples == 4 and extra == (2,) and bits == (8, 8, 8, 8):
