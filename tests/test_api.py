@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-from darkir import Restorer
+from darkir import Restorer, create_model
 from darkir.cli import main
 from darkir.errors import DarkIRError
 from darkir.imageio import ImageReadError
@@ -108,6 +108,8 @@ def test_bad_paths_and_names(tiny_restorer, tmp_path):
         tiny_restorer(str(junk))
     with pytest.raises(DarkIRError, match="neither a file nor a model name"):
         Restorer.from_pretrained("darkir-nonexistent")
+    with pytest.raises(DarkIRError, match=r"source: a model name, a checkpoint path or a ModelConfig, not a int \(5\)"):
+        create_model(5)
 
 
 def test_from_pretrained_settings_reach_the_restorer(tiny_checkpoint):

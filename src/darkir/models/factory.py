@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from darkir.errors import CheckpointError
+from darkir.errors import CheckpointError, DarkIRError
 from darkir.models import zoo
 from darkir.models.config import ModelConfig, check_fields
 from darkir.models.darkir import DarkIR
@@ -32,6 +32,10 @@ def create_model(
     ``require_weights``: refuse a source without trained weights (where a random init would restore nonsense).
     """
     check_fields(overrides)
+    if source is not None and not isinstance(source, (str, os.PathLike, ModelConfig)):
+        raise DarkIRError(
+            f"source: a model name, a checkpoint path or a ModelConfig, not a {type(source).__name__} ({source!r})"
+        )
     source = _default_weights() if source is None else source
     if _carries_weights(source):
         return load_model(source, config=overrides or None)
