@@ -12,8 +12,8 @@ from PIL import ImageCms
 
 from darkir.cli import main
 from darkir.errors import DarkIRWarning
-from darkir.image_metadata import _for_restored
-from darkir.imageio import read_image, write_image
+from darkir.image_metadata import Metadata, _for_restored
+from darkir.imageio import Image, read_image, write_image
 
 ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 MAKE, DATE, ORIENTATION = 0x010F, 0x0132, 0x0112
@@ -115,3 +115,44 @@ def test_a_pil_image_restored_through_the_api_keeps_its_info(tmp_path, tiny_chec
     icc, exif, dpi = metadata_of(tmp_path / "b.jpg")
     assert icc == ICC and exif[MAKE] == "NightCam" and exif[ORIENTATION] == 6
     assert dpi is not None and np.allclose(dpi, (300, 300), atol=0.05)
+
+
+def test_an_orientation_of_any_type_becomes_one_short_1(tmp_path):
+    """An orientation stored as a LONG (Pillow turns the pixels by it all the same) must not be left at 6: viewers
+    would turn the upright output a second time."""
+    long_six = b"Exif\x00\x00II*\x00" + struct.pack("<IHHHII", 8, 1, ORIENTATION, 4, 1, 6) + struct.pack("<I", 0)
+    PILImage.fromarray(np.zeros((8, 12, 3), np.uint8)).save(tmp_path / "a.jpg", exif=long_six)
+    image = read_image(tmp_path / "a.jpg")
+    assert image.rgb.shape[:2] == (12, 8)
+    write_image(tmp_path / "b.jpg", image)
+    assert metadata_of(tmp_path / "b.jpg")[1][ORIENTATION] == 1
+
+
+def test_a_resolution_the_file_does_not_state_is_not_written(tmp_path):
+    """Pillow makes up 1 dpi for a TIFF and 72 for a JPEG that state none: the outputs state none either."""
+    pixels = np.zeros((8, 12, 3), np.uint8)
+    PILImage.fromarray(pixels).save(tmp_path / "a.tif")
+    PILImage.fromarray(pixels).save(tmp_path / "b.jpg", exif=PILImage.Exif().tobytes())
+    for name in ("a.tif", "b.jpg"):
+        write_image(tmp_path / f"out-{name}.png", read_image(tmp_path / name))
+        assert metadata_of(tmp_path / f"out-{name}.png")[2] is None
+
+
+def test_a_cmyk_profile_is_not_put_on_the_rgb_image_read_from_it(tmp_path):
+    cmyk_icc = (struct.pack(">I", 256) + b"none\x02\x10\x00\x00mntrCMYKXYZ " + bytes(12) + b"acsp").ljust(256, b"\x00")
+    PILImage.fromarray(np.zeros((8, 12, 4), np.uint8), "CMYK").save(tmp_path / "c.jpg", icc_profile=cmyk_icc)
+    with pytest.warns(DarkIRWarning, match=r"c\.jpg: its ICC profile is for CMYK, the image darkir reads is RGB"):
+        image = read_image(tmp_path / "c.jpg")
+    write_image(tmp_path / "c.png", image)
+    assert metadata_of(tmp_path / "c.png")[0] is None
+
+
+def test_metadata_a_jpeg_cannot_hold_is_dropped_with_a_warning(tmp_path):
+    exif = b"II*\x00" + struct.pack("<IH", 8, 0) + bytes(4) + b"x" * 70000
+    pixels = np.zeros((8, 12, 3), np.float32)
+    image = Image(rgb=pixels, alpha=None, bit_depth=8, grayscale=False, metadata=Metadata(exif=exif))
+    with pytest.warns(DarkIRWarning, match=r"JPEG cannot hold an EXIF block of 70014 bytes"):
+        write_image(tmp_path / "a.jpg", image)
+    write_image(tmp_path / "a.png", image)
+    with PILImage.open(tmp_path / "a.png") as written:
+        assert len(written.getexif()) == 0 and written.info.get("exif", b"").endswith(b"x" * 100)

@@ -18,6 +18,8 @@ from darkir.errors import DarkIRWarning
 _EXIF_PREFIX = b"Exif\x00\x00"
 #: The EXIF tag of the orientation, and the TIFF type of its value (SHORT).
 _ORIENTATION, _SHORT = 0x0112, 3
+#: The TIFF/EXIF tag of the horizontal resolution.
+_RESOLUTION = 282
 #: The most bytes one JPEG segment holds after its marker and length.
 _JPEG_SEGMENT = 65533
 #: The identifier of an ICC profile's APP2 segments, and the profile bytes one of them holds.
@@ -46,13 +48,28 @@ def read_metadata(handle: Any) -> Metadata | None:
     exif = info.get("exif") or None
     if exif is not None:
         exif = _for_restored(exif.removeprefix(_EXIF_PREFIX))
-    dpi = info.get("dpi")
-    try:
-        dpi = (float(dpi[0]), float(dpi[1])) if dpi and min(float(dpi[0]), float(dpi[1])) > 0 else None
-    except (TypeError, ValueError, IndexError):
-        dpi = None
-    metadata = Metadata(icc if isinstance(icc, bytes) else None, exif, dpi)
+    metadata = Metadata(icc if isinstance(icc, bytes) else None, exif, _stated_dpi(handle))
     return metadata or None
+
+
+def _stated_dpi(handle: Any) -> tuple[float, float] | None:
+    """The resolution the file states, None where Pillow made one up (1 for a TIFF without one, 72 for a JPEG
+    without one in its JFIF or EXIF header)."""
+    dpi = handle.info.get("dpi")
+    if handle.format == "TIFF" and _RESOLUTION not in handle.tag_v2:
+        return None
+    if handle.format == "JPEG" and handle.info.get("jfif_unit") not in (1, 2) and _RESOLUTION not in handle.getexif():
+        return None
+    try:
+        x, y = float(dpi[0]), float(dpi[1])
+    except (TypeError, ValueError, IndexError):
+        return None
+    return (x, y) if min(x, y) > 0 else None
+
+
+def icc_space(icc: bytes) -> str:
+    """The colour space an ICC profile is for, as its header names it ("RGB", "GRAY", "CMYK", "Lab", ...)."""
+    return icc[16:20].decode("latin-1").strip()
 
 
 def _for_restored(exif: bytes) -> bytes | None:
@@ -69,9 +86,8 @@ def _for_restored(exif: bytes) -> bytes | None:
     block = bytearray(exif)
     end = ifd + 2 + 12 * entries
     for entry in range(ifd + 2, min(end, len(exif) - 11), 12):
-        tag, kind, count = struct.unpack_from(order + "HHI", exif, entry)
-        if tag == _ORIENTATION and kind == _SHORT and count == 1:
-            struct.pack_into(order + "H", block, entry + 8, 1)
+        if struct.unpack_from(order + "H", exif, entry)[0] == _ORIENTATION:  # of any type: one SHORT 1
+            struct.pack_into(order + "HIHH", block, entry + 2, _SHORT, 1, 1, 0)
     if end + 4 <= len(exif):
         struct.pack_into(order + "I", block, end, 0)
     return bytes(block)
@@ -102,13 +118,19 @@ def _jpeg_with(data: bytes, metadata: Metadata) -> bytes:
     if metadata.dpi is not None and app0[2:7] == b"JFIF\x00" and len(app0) >= 14:
         app0[9] = 1  # units: dots per inch
         struct.pack_into(">HH", app0, 10, *(min(65535, max(1, round(d))) for d in metadata.dpi))
-    segments = []
+    segments, dropped = [], []
     if metadata.exif is not None and len(_EXIF_PREFIX) + len(metadata.exif) <= _JPEG_SEGMENT:
         segments.append(_segment(0xE1, _EXIF_PREFIX + metadata.exif))
+    elif metadata.exif is not None:
+        dropped.append(f"an EXIF block of {len(metadata.exif)} bytes (at most {_JPEG_SEGMENT - len(_EXIF_PREFIX)})")
     if metadata.icc is not None:
         chunks = [metadata.icc[i : i + _ICC_CHUNK] for i in range(0, len(metadata.icc), _ICC_CHUNK)]
         if len(chunks) <= 255:
             segments += [_segment(0xE2, _ICC_ID + bytes([n, len(chunks)]) + c) for n, c in enumerate(chunks, 1)]
+        else:
+            dropped.append(f"an ICC profile of {len(metadata.icc)} bytes (at most {255 * _ICC_CHUNK})")
+    if dropped:
+        warnings.warn(f"JPEG cannot hold {' or '.join(dropped)}: not kept (PNG keeps it)", DarkIRWarning, stacklevel=4)
     return data[:4] + bytes(app0) + b"".join(segments) + data[app0_end:]
 
 

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from darkir.errors import DarkIRError, DarkIRWarning, first_line
-from darkir.image_metadata import Metadata, add_metadata, read_metadata
+from darkir.image_metadata import Metadata, add_metadata, icc_space, read_metadata
 from darkir.outputs import write_atomic
 
 #: Suffixes (lower case) that ``darkir restore`` picks up from folders.
@@ -100,7 +100,8 @@ def _pil_open(path: Path | BinaryIO) -> Any:
 def read_header(path: Path) -> Header | None:
     """The header of ``path`` as Pillow reads it (None where Pillow cannot read it; OpenCV may still decode it)."""
     try:
-        with _pil_open(path) as handle:
+        with warnings.catch_warnings(), _pil_open(path) as handle:
+            warnings.simplefilter("ignore")  # Pillow's about a corrupt EXIF block: darkir drops what it cannot read
             width, height = handle.size
             if handle.format == "TIFF":  # Pillow >= 12 gives a TIFF's size as displayed: use the stored one
                 width, height = int(handle.tag_v2[256]), int(handle.tag_v2[257])
@@ -175,7 +176,25 @@ def read_image(path: str | os.PathLike[str]) -> Image:
         raise ImageReadError(f"{path}: unsupported sample type {array.dtype}")
     if not oriented:
         array = _apply_orientation(array, header.orientation if header else 1)
-    return replace(_image(array, bit_depth, scale), metadata=header.metadata if header else None)
+    image = _image(array, bit_depth, scale)
+    return replace(image, metadata=_fitting(path, header.metadata if header else None, image.grayscale))
+
+
+def _fitting(path: Path, metadata: Metadata | None, grayscale: bool) -> Metadata | None:
+    """``metadata`` without an ICC profile for another colour space than the image's (a CMYK photo's, which darkir
+    reads as RGB), with a warning: a viewer would misread the output with it."""
+    if metadata is None or metadata.icc is None:
+        return metadata
+    space, wanted = icc_space(metadata.icc), "GRAY" if grayscale else "RGB"
+    if space == wanted:
+        return metadata
+    warnings.warn(
+        f"{path}: its ICC profile is for {space or 'an unknown colour space'}, the image darkir reads is "
+        f"{'gray' if grayscale else 'RGB'}: the profile is not kept",
+        DarkIRWarning,
+        stacklevel=3,
+    )
+    return replace(metadata, icc=None) or None
 
 
 def _decode(path: Path, data: np.ndarray) -> tuple[np.ndarray, bool]:
