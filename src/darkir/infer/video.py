@@ -402,7 +402,29 @@ class _Timeline:
             self.rate = _stated_rate(source, video_in)
             self.time_base = 1 / self.rate
         self.frames, self.end = 0, 0.0  # frames admitted; where the last one ends, in seconds
-        self._last: int | None = None
+        self._last: int | None = None  # the last frame's output timestamp
+        self._stated: int | None = None  # the last timestamp the input stated
+        self._moved = False  # whether a frame was moved off the time of the one ahead of it (warned once)
+
+    def _timed(self, frame: Any, duration: int) -> int:
+        """The output timestamp of a frame of a timed input: its own; one ``duration`` after the last where it has
+        none; one tick after the last where it is timed with it (warned once: no output can hold two frames at
+        one time). A frame timed before the last is an error."""
+        if frame.pts is None:
+            return 0 if self._last is None else self._last + duration
+        _check_order(str(self.source), frame, self._stated, self.frames)
+        self._stated = frame.pts
+        if self._last is None or frame.pts > self._last:
+            return frame.pts
+        if frame.pts == self._last and not self._moved:
+            self._moved = True
+            warnings.warn(
+                f"{self.source}: frame {self.frames + 1} is timed at {float(frame.pts * frame.time_base):.3f} s, as "
+                f"the frame ahead of it; such frames are written {frame.time_base} s after the one ahead of them",
+                DarkIRWarning,
+                stacklevel=2,
+            )
+        return self._last + 1
 
     def admit(self, frame: Any) -> _Frame:
         """``frame`` in RGB (see :class:`VideoColour`) with its output timestamp; DarkIRError for one out of order
@@ -412,11 +434,7 @@ class _Timeline:
         else:
             time_base = frame.time_base or self.time_base
             duration = frame.duration or max(1, round(1 / (self.rate * time_base)))
-            if frame.pts is None:
-                pts = 0 if self._last is None else self._last + duration
-            else:
-                _check_order(str(self.source), frame, self._last, self.frames)
-                pts = frame.pts
+            pts = self._timed(frame, duration)
         if (frame.height, frame.width) != self.size:
             raise DarkIRError(
                 f"{self.source}: frame {self.frames + 1} (at {float(pts * time_base):.3f} s) is "
@@ -475,13 +493,12 @@ def _check_complete(source: Path, video_in: Any, timeline: _Timeline) -> None:
 
 
 def _check_order(source: str, frame: Any, last_pts: int | None, index: int) -> None:
-    """Refuse a frame timed at or before the one decoded ahead of it: no output container can keep that timing."""
-    if frame.pts is not None and last_pts is not None and frame.pts <= last_pts:
+    """Refuse a frame timed before the one decoded ahead of it: no output container can keep that timing."""
+    if frame.pts is not None and last_pts is not None and frame.pts < last_pts:
         at, before = float(frame.pts * frame.time_base), float(last_pts * frame.time_base)
-        where = "at the same time as" if frame.pts == last_pts else "before"
         raise DarkIRError(
-            f"{source}: frame {index + 1} is timed at {at:.3f} s, {where} the frame ahead of it ({before:.3f} s); "
-            "its timing cannot be kept (remux it with new timestamps first, e.g. ffmpeg -i IN -fps_mode cfr OUT)"
+            f"{source}: frame {index + 1} is timed at {at:.3f} s, before the frame ahead of it ({before:.3f} s); "
+            "its timing cannot be kept"
         )
 
 

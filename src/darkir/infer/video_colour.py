@@ -52,14 +52,25 @@ class VideoColour:
         chroma = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
         return f"{chroma}10le" if self.deep else chroma
 
+    @property
+    def _scaling(self) -> Any:
+        """swscale's flags for 8-bit frames: accurate rounding and full chroma interpolation, without which a
+        round trip through RGB darkens by about one level; 10-bit frames round trip within half a level as they are
+        (and the flags would spoil them)."""
+        from av.video.reformatter import Interpolation
+
+        return None if self.deep else Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+
     def to_rgb(self, frame: Any) -> np.ndarray:
         """``frame`` as an (H, W, 3) RGB array of :attr:`rgb_format`, through this matrix and the frame's range."""
-        return frame.to_ndarray(format=self.rgb_format, src_colorspace=self.matrix)
+        return frame.to_ndarray(format=self.rgb_format, src_colorspace=self.matrix, interpolation=self._scaling)
 
     def from_rgb(self, av: Any, rgb: np.ndarray, pix_fmt: str) -> Any:
         """The RGB array ``rgb`` (of :attr:`rgb_format`) as a ``pix_fmt`` frame, through this matrix, limited range."""
         frame = av.VideoFrame.from_ndarray(rgb, format=self.rgb_format)
-        return frame.reformat(format=pix_fmt, dst_colorspace=self.matrix, dst_color_range="MPEG")
+        return frame.reformat(
+            format=pix_fmt, dst_colorspace=self.matrix, dst_color_range="MPEG", interpolation=self._scaling
+        )
 
     def tag_stream(self, stream: Any) -> None:
         """Tag the output ``stream`` with this matrix, the input's primaries and transfer, and limited range."""

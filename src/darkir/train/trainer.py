@@ -170,7 +170,9 @@ class Trainer:
         """Freeze every parameter whose name does not start with one of ``prefixes`` (module paths); a prefix that
         names no parameter is an error listing the network's top-level parts."""
         if not prefixes:
-            raise ConfigError(f"{self.options.source}: train.trainable is empty, so nothing would train; leave it unset")
+            raise ConfigError(
+                f"{self.options.source}: train.trainable is empty, so nothing would train; leave it unset"
+            )
         names = [name for name, _ in self.model.named_parameters()]
         for prefix in prefixes:
             if not any(name == prefix or name.startswith(f"{prefix}.") for name in names):
