@@ -209,23 +209,28 @@ def test_unevenly_spaced_frames_are_restored_with_their_times(tmp_path, tiny_res
     assert report.frames == 5 and frame_times(tmp_path / "o.mp4") == [t * MS for t in times]
 
 
+def make_mjpeg_with_times(path: Path, times_ms: list[int]) -> Path:
+    """An MJPEG clip whose packets carry ``times_ms`` as they are (decode order kept), as a broken file does."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("mjpeg", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuvj420p"
+        video.time_base = video.codec_context.time_base = MS
+        for index, pts in enumerate(times_ms):
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+            frame.pts, frame.time_base = index, MS
+            for packet in video.encode(frame):
+                packet.pts, packet.dts = pts, index
+                container.mux(packet)
+    return path
+
+
 def test_frames_timed_together_are_kept_one_tick_apart_with_one_warning(tmp_path, tiny_restorer):
     """Frames that a broken file times at one moment (no output can hold two frames at one time; the muxer failed
     with 'Invalid argument') are all restored, each later one a tick after the one ahead of it, with one warning."""
     from darkir.errors import DarkIRWarning
     from darkir.infer.video import restore_video
 
-    clip = tmp_path / "twice.mkv"
-    with av.open(str(clip), "w") as container:
-        video = container.add_stream("mjpeg", rate=10)
-        video.width, video.height, video.pix_fmt = 64, 48, "yuvj420p"
-        video.time_base = video.codec_context.time_base = MS
-        for index, pts in enumerate([0, 200, 200, 200, 300]):
-            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
-            frame.pts, frame.time_base = index, MS
-            for packet in video.encode(frame):
-                packet.pts, packet.dts = pts, index
-                container.mux(packet)
+    clip = make_mjpeg_with_times(tmp_path / "twice.mkv", [0, 200, 200, 200, 300])
     with pytest.warns(
         DarkIRWarning, match=r"twice\.mkv: frame 3 is timed at 0\.200 s, as the frame ahead of it"
     ) as caught:
@@ -237,17 +242,7 @@ def test_frames_timed_together_are_kept_one_tick_apart_with_one_warning(tmp_path
 def test_a_video_failure_names_the_users_file_not_a_temporary_one(tmp_path, tiny_restorer):
     from darkir.infer.video import restore_video
 
-    clip = tmp_path / "backwards.mkv"  # frame 3 is timed before frame 2: its timing cannot be kept
-    with av.open(str(clip), "w") as container:
-        video = container.add_stream("mjpeg", rate=10)
-        video.width, video.height, video.pix_fmt = 64, 48, "yuvj420p"
-        video.time_base = video.codec_context.time_base = MS
-        for index, pts in enumerate([0, 200, 100, 300]):
-            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
-            frame.pts, frame.time_base = index, MS
-            for packet in video.encode(frame):
-                packet.pts, packet.dts = pts, index
-                container.mux(packet)
+    clip = make_mjpeg_with_times(tmp_path / "backwards.mkv", [0, 200, 100, 300])  # frame 3 before frame 2
     with pytest.raises(DarkIRError) as failure:
         restore_video(tiny_restorer, clip, tmp_path / "out.mp4", progress=False)
     message = str(failure.value)
