@@ -6,6 +6,7 @@ look as what went in, to a player that follows the tags."""
 from __future__ import annotations
 
 import warnings
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +114,7 @@ def test_an_odd_sized_video_is_restored_with_a_warning_that_few_players_take_its
         stream = container.add_stream("libx264", rate=10)
         stream.width, stream.height, stream.pix_fmt = 63, 47, "yuv444p"
         for index, frame in enumerate(frames):
-            frame.pts = index
+            frame.pts, frame.time_base = index, Fraction(1, 10)
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     with pytest.warns(
