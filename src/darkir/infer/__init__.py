@@ -4,9 +4,11 @@
   ``defaults``: tile and overlap sizes; ``exposure``: the EV dial applied to restored images);
 - ``jobs``: what to restore (inputs expanded into jobs with their output paths); ``files``: restoring them, with
   per-file outcomes, reading and writing overlapped with compute (``pipeline``);
-- ``video``: videos, streamed frame by frame with their timing and audio.
+- ``video``: videos, streamed frame by frame with their timing and audio (``video_colour``: their YUV matrix,
+  range, bit depth and colour tags, kept).
 
-Image files are read and written by :mod:`darkir.imageio`; devices, precision and memory by :mod:`darkir.runtime`.
+Image files are read and written by :mod:`darkir.imageio` (their ICC profile, EXIF and dpi kept by
+:mod:`darkir.image_metadata`); devices, precision and memory by :mod:`darkir.runtime`.
 The names below are imported when first used, so that importing a submodule (or ``darkir --help``) does not load
 torch before it is needed.
 """
