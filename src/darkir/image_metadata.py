@@ -142,12 +142,12 @@ def _png_with(data: bytes, metadata: Metadata) -> bytes:
     """A PNG with iCCP, eXIf and pHYs chunks right after its IHDR (replacing any it has)."""
     chunks = []
     if metadata.icc is not None:
-        chunks.append(_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(metadata.icc)))
+        chunks.append(png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(metadata.icc)))
     if metadata.exif is not None:
-        chunks.append(_chunk(b"eXIf", metadata.exif))
+        chunks.append(png_chunk(b"eXIf", metadata.exif))
     if metadata.dpi is not None:
         per_metre = (min(2**31 - 1, round(d / _INCH)) for d in metadata.dpi)
-        chunks.append(_chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1)))
+        chunks.append(png_chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1)))
     replaced = {chunk[4:8] for chunk in chunks} | ({b"sRGB"} if metadata.icc is not None else set())
     kept, position = [], 8
     while position + 8 <= len(data):
@@ -159,5 +159,6 @@ def _png_with(data: bytes, metadata: Metadata) -> bytes:
     return data[:8] + kept[0] + b"".join(chunks) + b"".join(kept[1:])
 
 
-def _chunk(kind: bytes, body: bytes) -> bytes:
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    """A PNG chunk: length, ``kind``, ``body`` and the CRC of kind and body."""
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))

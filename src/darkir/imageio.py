@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from darkir.errors import DarkIRError, DarkIRWarning, first_line
-from darkir.image_metadata import Metadata, add_metadata, icc_space, read_metadata
+from darkir.image_metadata import Metadata, add_metadata, icc_space, png_chunk, read_metadata
 from darkir.outputs import write_atomic
 
 #: Suffixes (lower case) that ``darkir restore`` picks up from folders.
@@ -509,9 +509,7 @@ def _gray_alpha_png(array: np.ndarray) -> bytes:
     chunks = [(b"IHDR", struct.pack(">IIBBBBB", width, height, 8 * array.dtype.itemsize, 4, 0, 0, 0))]
     chunks += [(b"IDAT", compressed[i : i + _PNG_CHUNK]) for i in range(0, len(compressed), _PNG_CHUNK)]
     chunks.append((b"IEND", b""))
-    return _PNG_SIGNATURE + b"".join(
-        struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body)) for kind, body in chunks
-    )
+    return _PNG_SIGNATURE + b"".join(png_chunk(kind, body) for kind, body in chunks)
 
 
 def decodes(path: Path) -> bool:

@@ -308,9 +308,8 @@ class Restorer:
                 f"PIL images of mode {image.mode!r} are not supported; convert first, e.g. image.convert('RGB')"
             )
         array = np.asarray(image, dtype=modes[image.mode])
-        restored = PILImage.fromarray(
-            self(array)
-        )  # uint8 (H, W) / (H, W, 3) / (H, W, 4) -> L / RGB / RGBA; uint16 -> I;16
+        # uint8 (H, W) / (H, W, 3) / (H, W, 4) -> L / RGB / RGBA; uint16 -> I;16
+        restored = PILImage.fromarray(self(array))
         restored.info.update({key: image.info[key] for key in PIL_INFO_KEPT if key in image.info})
         return restored
 
