@@ -72,24 +72,47 @@ def icc_space(icc: bytes) -> str:
     return icc[16:20].decode("latin-1").strip()
 
 
+@dataclass(frozen=True)
+class Ifd:
+    """The first IFD of a classic TIFF structure: its byte ``order`` (a struct prefix), ``offset``, the ``count`` of
+    entries it declares and the offsets of those (12 bytes each) that the data holds whole."""
+
+    order: str
+    offset: int
+    count: int
+    entries: list[int]
+
+    @property
+    def end(self) -> int:
+        """Where the link to the next IFD is (after the declared entries)."""
+        return self.offset + 2 + 12 * self.count
+
+
+def first_ifd(data: bytes) -> Ifd | None:
+    """The first IFD of the classic TIFF structure ``data`` (a TIFF file or an EXIF block); None where it is not one."""
+    if data[:4] not in (b"II*\x00", b"MM\x00*") or len(data) < 8:
+        return None
+    order = "<" if data[:2] == b"II" else ">"
+    (offset,) = struct.unpack_from(order + "I", data, 4)
+    if offset + 2 > len(data):
+        return None
+    (count,) = struct.unpack_from(order + "H", data, offset)
+    return Ifd(order, offset, count, list(range(offset + 2, min(offset + 2 + 12 * count, len(data) - 11), 12)))
+
+
 def _for_restored(exif: bytes) -> bytes | None:
     """The TIFF-structured EXIF block ``exif`` for the restored image: its orientation (in the first IFD) set to 1
     and its thumbnail (the second IFD, a small copy of the dark input) no longer linked; None where it is not a TIFF
     structure (it is then dropped rather than written malformed)."""
-    if exif[:4] not in (b"II*\x00", b"MM\x00*") or len(exif) < 8:
+    ifd = first_ifd(exif)
+    if ifd is None:
         return None
-    order = "<" if exif[:2] == b"II" else ">"
-    (ifd,) = struct.unpack_from(order + "I", exif, 4)
-    if ifd + 2 > len(exif):
-        return None
-    (entries,) = struct.unpack_from(order + "H", exif, ifd)
     block = bytearray(exif)
-    end = ifd + 2 + 12 * entries
-    for entry in range(ifd + 2, min(end, len(exif) - 11), 12):
-        if struct.unpack_from(order + "H", exif, entry)[0] == _ORIENTATION:  # of any type: one SHORT 1
-            struct.pack_into(order + "HIHH", block, entry + 2, _SHORT, 1, 1, 0)
-    if end + 4 <= len(exif):
-        struct.pack_into(order + "I", block, end, 0)
+    for entry in ifd.entries:
+        if struct.unpack_from(ifd.order + "H", exif, entry)[0] == _ORIENTATION:  # of any type: one SHORT 1
+            struct.pack_into(ifd.order + "HIHH", block, entry + 2, _SHORT, 1, 1, 0)
+    if ifd.end + 4 <= len(exif):
+        struct.pack_into(ifd.order + "I", block, ifd.end, 0)
     return bytes(block)
 
 

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from darkir.errors import DarkIRError, DarkIRWarning, first_line
-from darkir.image_metadata import Metadata, add_metadata, icc_space, png_chunk, read_metadata
+from darkir.image_metadata import Metadata, add_metadata, first_ifd, icc_space, png_chunk, read_metadata
 from darkir.outputs import write_atomic
 
 #: Suffixes (lower case) that ``darkir restore`` picks up from folders.
@@ -462,20 +462,16 @@ def _tiff_alpha_marked(data: bytes) -> bytes:
     """OpenCV's RGBA TIFF ``data`` with its fourth sample marked as unassociated alpha (ExtraSamples 2), which
     OpenCV leaves out (readers then warn, or ask what the sample is): the first IFD, with the tag added, is written
     again at the end of the file and the header points to it; every value it points to stays where it was."""
-    if data[:4] not in _TIFF_MAGIC[:2]:
+    ifd = first_ifd(data)
+    if ifd is None:
         return data
-    order = "<" if data[:2] == b"II" else ">"
-    (ifd,) = struct.unpack_from(order + "I", data, 4)
-    (count,) = struct.unpack_from(order + "H", data, ifd)
-    entries = {
-        struct.unpack_from(order + "H", data, at)[0]: data[at : at + 12]
-        for at in range(ifd + 2, ifd + 2 + 12 * count, 12)
-    }
+    order = ifd.order
+    entries = {struct.unpack_from(order + "H", data, at)[0]: data[at : at + 12] for at in ifd.entries}
     short = {tag: struct.unpack_from(order + "H", entry, 8)[0] for tag, entry in entries.items() if tag in (262, 277)}
     if _TIFF_EXTRA_SAMPLES in entries or short.get(262) != 2 or short.get(277) != 4:
         return data
     entries[_TIFF_EXTRA_SAMPLES] = struct.pack(order + "HHIHH", _TIFF_EXTRA_SAMPLES, 3, 1, 2, 0)
-    (after,) = struct.unpack_from(order + "I", data, ifd + 2 + 12 * count)
+    (after,) = struct.unpack_from(order + "I", data, ifd.end)
     body = data + b"\0" * (len(data) % 2)  # an IFD starts on a word boundary
     table = struct.pack(order + "H", len(entries)) + b"".join(entries[tag] for tag in sorted(entries))
     return body[:4] + struct.pack(order + "I", len(body)) + body[8:] + table + struct.pack(order + "I", after)
