@@ -22,7 +22,7 @@ from darkir.errors import ConfigError, DarkIRError
 from darkir.models.factory import load_model
 from darkir.options import load_options
 from darkir.train.ddp import Context
-from darkir.train.losses import DetailAnchor, charbonnier, log_detail
+from darkir.train.losses import DetailAnchor, charbonnier, global_tone, log_detail, tone_matched
 from darkir.train.trainer import Trainer, train
 from tests.conftest import REPO, make_photos
 
@@ -84,9 +84,11 @@ def test_train_validate_save_and_restore(dataset, tmp_path):
     assert len(list(out.rglob("*.png"))) == 4
 
 
-@pytest.mark.parametrize("anchored", [False, True])
-def test_resume_is_bit_exact(dataset, tmp_path, tiny_checkpoint, anchored):
-    extra = [f"train.anchor={tiny_checkpoint}"] if anchored else []
+@pytest.mark.parametrize("loss", ["plain", "anchored", "tone_split"])
+def test_resume_is_bit_exact(dataset, tmp_path, tiny_checkpoint, loss):
+    extra = {"plain": [], "anchored": [f"train.anchor={tiny_checkpoint}"], "tone_split": ["train.tone_split=true"]}[
+        loss
+    ]
     straight = train(_options(dataset, tmp_path / "a", *extra), progress=False)
     half = train(_options(dataset, tmp_path / "b", *extra), progress=False, max_steps=3)  # stops mid-epoch
     assert half.steps == 3
@@ -209,6 +211,37 @@ def test_anchor_keeps_a_fine_tunes_detail_near_the_anchors(dataset, tmp_path, ti
     assert 0 < drift["100"] < drift["0"] / 2
 
 
+def test_tone_split_scores_detail_apart_from_global_tone():
+    """train.tone_split: the detail term is blind to a global gain and gamma but not to a blur, and passes gradients
+    to the output; the tone term sees the gain and gamma far more than the blur."""
+    noise = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    scene = torch.linspace(0, 1, 64).view(1, 1, 1, 64) * torch.linspace(0.2, 1, 64).view(1, 1, 64, 1)
+    reference = 0.05 + 0.6 * scene + 0.2 * noise
+    toned = (0.6 * (reference + 0.01) ** 1.3 - 0.01).requires_grad_(True)
+    blurred = torch.nn.functional.avg_pool2d(reference, 3, stride=1, padding=1, count_include_pad=False)
+    detail = charbonnier(tone_matched(toned, reference), reference)
+    assert detail.item() < 1e-4 < 0.03 < charbonnier(tone_matched(blurred, reference), reference).item()
+    detail.backward()
+    assert toned.grad is not None and toned.grad.abs().sum() > 0
+    assert global_tone(reference, reference).item() == 0
+    assert global_tone(toned, reference).item() > 100 * global_tone(blurred, reference).item() > 0
+    gray = torch.full((1, 1, 16, 16), 0.4)
+    assert global_tone(gray * 0.5, gray).item() == pytest.approx(np.log(0.41 / 0.21), abs=1e-5)
+
+
+def test_tone_split_tone_term_trains_the_global_tone(dataset, tmp_path, tiny_checkpoint):
+    """With only the tone term (pixel_weight 0), a fine-tune brings the outputs' global tone nearer the references'."""
+    probe = Trainer(_options(dataset, tmp_path / "probe"), progress=False).train_set
+    low = torch.stack([probe[i]["low"] for i in range(4)])
+    high = torch.stack([probe[i]["high"] for i in range(4)])
+    extra = ("train.tone_split=true", "train.pixel_weight=0", "train.tone_weight=1")
+    result = train(_options(dataset, tmp_path / "t", *extra), progress=False, init_from=tiny_checkpoint)
+    with torch.no_grad():
+        before = global_tone(load_model(tiny_checkpoint)(low), high).item()
+        after = global_tone(load_model(result.last)(low), high).item()
+    assert after < before * 0.8
+
+
 def test_channels_last_training_matches_contiguous_and_saves_plain_weights(dataset, tmp_path):
     """train.memory_format: 'auto' trains channels_last on the CPU; losses and weights agree with contiguous."""
     fast = Trainer(_options(dataset, tmp_path / "fast"), progress=False)
@@ -272,6 +305,7 @@ def test_train_cli_and_seed_script_with_overrides(dataset, tmp_path, capsys):
         (["train.anchor=/no/such/weights.pt"], "train.anchor: weights not found"),
         (["train.anchor=''"], "train.anchor: the weights name is empty"),
         (["train.anchor_weight=2"], "train.anchor_weight: is set but train.anchor is not"),
+        (["train.tone_weight=2"], "train.tone_weight: is set but train.tone_split is not"),
     ],
 )
 def test_bad_configs_fail_before_training(dataset, tmp_path, overrides, message):

@@ -240,6 +240,13 @@ class TrainOptions(_Section):
         "which leaves smooth tone changes free",
     )
     anchor_weight: float = Field(1.0, ge=0, description="the weight of the train.anchor term")
+    tone_split: bool = Field(
+        False,
+        description="split the pixel loss into detail and tone: it compares the output after fitting its global gain "
+        "and gamma to the reference (so it scores detail and colour only), and tone_weight x the distance between "
+        "their means and spreads of log luminance trains the tone",
+    )
+    tone_weight: float = Field(0.25, ge=0, description="the weight of the train.tone_split tone term")
     trainable: list[str] | None = Field(
         None,
         description="the parts of the network a fine-tune trains, as parameter-name prefixes (e.g. middle_blks_enc, "
@@ -286,6 +293,14 @@ class TrainOptions(_Section):
         """A weight other than the default for the anchor term needs the anchor (else it would do nothing)."""
         if value != cls.model_fields["anchor_weight"].default and "anchor" in info.data and info.data["anchor"] is None:
             raise ValueError("is set but train.anchor is not: give the weights whose detail to keep")
+        return value
+
+    @field_validator("tone_weight")
+    @classmethod
+    def _weight_with_split(cls, value: float, info: ValidationInfo) -> float:
+        """A weight other than the default for the tone term needs train.tone_split (else it would do nothing)."""
+        if value != cls.model_fields["tone_weight"].default and not info.data.get("tone_split", True):
+            raise ValueError("is set but train.tone_split is not: set train.tone_split to true")
         return value
 
     @field_validator(*LOSS_NAME_KEYS, mode="before")

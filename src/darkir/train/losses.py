@@ -1,4 +1,5 @@
-"""Pixel losses of the training recipe, the side-output (enhance) loss, and the detail anchor of fine-tunes."""
+"""Pixel losses of the training recipe, the side-output (enhance) loss, and the detail anchor and tone split of
+fine-tunes."""
 
 from __future__ import annotations
 
@@ -24,13 +25,52 @@ def side_target(target: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.adaptive_avg_pool2d(target, size)
 
 
+def _log(image: torch.Tensor, eps: float) -> torch.Tensor:
+    return torch.log(image.float().clamp_min(0) + eps)
+
+
 def log_detail(image: torch.Tensor, size: int = 9, eps: float = 1e-2) -> torch.Tensor:
     """The local contrast of ``image``: its log minus the log's ``size`` x ``size`` box mean. A brightness or tone
     change that is smooth over ``size`` pixels leaves it (nearly) as it is."""
-    logged = torch.log(image.float().clamp_min(0) + eps)
+    logged = _log(image, eps)
     pad = size // 2
     local = F.avg_pool2d(F.pad(logged, (pad, pad, pad, pad), mode="reflect"), size, stride=1)
     return logged - local
+
+
+def tone_matched(out: torch.Tensor, reference: torch.Tensor, eps: float = 1e-2) -> torch.Tensor:
+    """``out`` through the global gain and gamma that bring it nearest ``reference`` (one pair per image, fitted by
+    least squares between their logs and held constant for the gradient): the pixel loss on it scores detail and
+    colour, not the global tone."""
+    logged = _log(out, eps)
+    with torch.no_grad():
+        x, y = logged.flatten(1), _log(reference, eps).flatten(1)
+        x_centred = x - x.mean(1, keepdim=True)
+        gamma = (x_centred * (y - y.mean(1, keepdim=True))).mean(1) / x_centred.pow(2).mean(1).clamp_min(1e-8)
+        gamma = gamma.clamp(0.25, 4.0)
+        offset = y.mean(1) - gamma * x.mean(1)
+    shape = (-1,) + (1,) * (out.dim() - 1)
+    return torch.exp(offset.view(shape) + gamma.view(shape) * logged) - eps
+
+
+_REC709 = torch.tensor((0.2126, 0.7152, 0.0722))
+
+
+def log_luminance_stats(image: torch.Tensor, eps: float = 1e-2, block: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image's global tone: the mean and standard deviation of the log of its luminance (Rec. 709 weights; a
+    gray image's own values) averaged over ``block`` x ``block`` blocks, so that fine detail and noise barely move
+    the spread."""
+    luminance = image.float().mean(1) if image.shape[1] != 3 else torch.einsum("nchw,c->nhw", image.float(), _REC709)
+    block = max(1, min(block, *luminance.shape[-2:]))
+    logged = _log(F.avg_pool2d(luminance.unsqueeze(1), block), eps).flatten(1)
+    return logged.mean(1), logged.std(1)
+
+
+def global_tone(out: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """The ``train.tone_split`` tone term: the distance between the global tones (:func:`log_luminance_stats`) of
+    ``out`` and ``reference``, averaged over the batch."""
+    (out_mean, out_spread), (ref_mean, ref_spread) = log_luminance_stats(out), log_luminance_stats(reference)
+    return ((out_mean - ref_mean).abs() + (out_spread - ref_spread).abs()).mean()
 
 
 class DetailAnchor:

@@ -31,7 +31,7 @@ from darkir.models.weights import resolve_weights
 from darkir.options import LOSS_NAME_KEYS, Options, network_key
 from darkir.runtime import keep_freed_memory_for_reuse, resolve_device
 from darkir.train import ddp
-from darkir.train.losses import PIXEL_LOSSES, DetailAnchor, side_target
+from darkir.train.losses import PIXEL_LOSSES, DetailAnchor, global_tone, side_target, tone_matched
 from darkir.train.runfiles import hold_run
 from darkir.train.runlog import RunLog
 from darkir.train.runpaths import (
@@ -52,7 +52,7 @@ SCHEDULE_KEYS = ("lr_initial", "betas", "weight_decay", "eta_min")
 LOSS_KEYS = (
     *LOSS_NAME_KEYS,
     *("pixel_weight", "perceptual", "perceptual_weight", "edge", "edge_weight", "frequency", "frequency_weight"),
-    *("enhance_weight", "anchor", "anchor_weight"),
+    *("enhance_weight", "anchor", "anchor_weight", "tone_split", "tone_weight"),
 )
 
 
@@ -411,18 +411,26 @@ class Trainer:
         self.run_log.write(record)
 
     # ------------------------------------------------------------ the loop
+    def _pixel_terms(self, out: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        """The weighted pixel loss; with ``train.tone_split``, on the tone-matched output plus the global-tone term."""
+        train_cfg, out = self.options.train, out.float()
+        if not train_cfg.tone_split:
+            return train_cfg.pixel_weight * self.pixel_loss(out, high)
+        detail = self.pixel_loss(tone_matched(out, high), high)
+        return train_cfg.pixel_weight * detail + train_cfg.tone_weight * global_tone(out, high)
+
     def _train_step(self, batch: dict[str, Any]) -> float:
         low = batch["low"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         high = batch["high"].to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
             if self.side_loss:
                 side, out = self.net(low, side_loss=True)
-                loss = self.options.train.pixel_weight * self.pixel_loss(out.float(), high)
+                loss = self._pixel_terms(out, high)
                 target = side_target(high, side.shape[-2:])
                 loss = loss + self.options.train.enhance_weight * self.side_criterion(side.float(), target)
             else:
                 out = self.net(low)
-                loss = self.options.train.pixel_weight * self.pixel_loss(out.float(), high)
+                loss = self._pixel_terms(out, high)
             if self.anchor is not None:
                 loss = loss + self.options.train.anchor_weight * self.anchor(low, out)
         if not torch.isfinite(loss):
