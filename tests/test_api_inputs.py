@@ -12,7 +12,7 @@ import torch
 
 from darkir import Restorer, create_model
 from darkir.cli import main
-from darkir.errors import DarkIRError
+from darkir.errors import DarkIRError, DarkIRWarning
 from darkir.infer.jobs import plan_jobs
 from darkir.infer.memory import format_memory, parse_memory
 from tests.conftest import TINY, randomize
@@ -186,6 +186,23 @@ def test_inputs_left_out_inside_the_output_folder_are_said(tmp_path, tiny_checkp
     assert "restored 1," in captured.out
     assert main(["restore", str(root / "**" / "*.png"), "-o", str(root / "sub"), *command, "--overwrite"]) == 0
     assert "left out 6 files" in capsys.readouterr().err  # 1.png restored into sub/ by the first run
+
+
+def test_images_in_formats_darkir_does_not_read_are_named(tmp_path):
+    """A GIF or HEIC in a folder (or matched by a glob) is left out with one warning naming it, not silently; other
+    files (notes, sidecars) are left out silently as before."""
+    _photo(tmp_path / "in" / "a.png")
+    for name in ("b.gif", "sub/c.HEIC", "notes.txt", "a.png.xmp"):
+        (tmp_path / "in" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "in" / name).write_bytes(b"x")
+    for inputs in ([str(tmp_path / "in")], [str(tmp_path / "in" / "**" / "*")]):
+        with pytest.warns(DarkIRWarning) as caught:
+            jobs, problems = plan_jobs(inputs, tmp_path / "out")
+        assert [job.source.name for job in jobs] == ["a.png"] and not problems
+        assert len(caught) == 1
+        message = str(caught[0].message)
+        assert "left out 2 files in formats darkir does not read (.gif, .heic: " in message
+        assert str(tmp_path / "in" / "b.gif") in message and "c.HEIC" in message and "notes" not in message
 
 
 def test_an_unknown_users_home_is_named(tmp_path, capsys):

@@ -27,6 +27,11 @@ from darkir.outputs import write_atomic
 
 #: Suffixes (lower case) that ``darkir restore`` picks up from folders.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
+#: Suffixes (lower case) of image formats darkir does not read: such files in a folder are named in a warning.
+UNREAD_IMAGE_SUFFIXES = (
+    *(".gif", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".psd", ".exr", ".hdr", ".tga", ".ico"),
+    *(".ppm", ".pgm", ".pnm", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf"),
+)
 _EXIF_ORIENTATION = 0x0112
 #: The first bytes of a TIFF (classic and BigTIFF, either byte order) and of a PNG.
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")

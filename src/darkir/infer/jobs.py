@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from darkir.errors import DarkIRError, DarkIRWarning, some_of
-from darkir.imageio import IMAGE_SUFFIXES
+from darkir.imageio import IMAGE_SUFFIXES, UNREAD_IMAGE_SUFFIXES
 from darkir.outputs import is_inside
 
 #: Video files that ``darkir restore`` restores as ``darkir video`` does, each into ``<name>.mp4`` (``.h264`` and
@@ -129,6 +129,7 @@ def _expand_inputs(
     jobs: list[Job] = []
     problems: list[tuple[Path, str]] = []
     inside: list[Path] = []  # inputs found inside the output folder, left out
+    unread: list[Path] = []  # images in formats darkir does not read, found in folders or by globs
 
     def outside_output(candidates: Iterable[Path]) -> list[Path]:
         """The candidates outside the output folder, sorted; those inside are noted where some are kept (where
@@ -153,7 +154,9 @@ def _expand_inputs(
         if path is None:
             problems.append((Path(item), f"cannot expand {item.split('/')[0]}: no such user"))
         elif path.is_dir():
-            images = [p for p in walk_files(path) if _is_input(p, suffixes)]
+            files = list(walk_files(path))
+            images = [p for p in files if _is_input(p, suffixes)]
+            unread.extend(p for p in files if _is_input(p, UNREAD_IMAGE_SUFFIXES))
             found = outside_output(images)
             if images and not found:
                 problems.append(
@@ -166,7 +169,9 @@ def _expand_inputs(
         elif path.is_file():
             add(path, Path(path.name))
         elif glob.has_magic(item):
-            matches = [p for p in glob_files(item) if _is_input(p, suffixes)]
+            files = glob_files(item)
+            matches = [p for p in files if _is_input(p, suffixes)]
+            unread.extend(p for p in files if _is_input(p, UNREAD_IMAGE_SUFFIXES))
             found = outside_output(matches)
             if matches and not found:
                 problems.append((path, f"its matches are inside the output folder {output_dir}; choose another"))
@@ -177,6 +182,7 @@ def _expand_inputs(
         else:
             problems.append((path, "no such file or folder"))
     _warn_left_out(inside, output_dir)
+    _warn_unread(unread)
     return jobs, problems
 
 
@@ -201,6 +207,21 @@ def _warn_left_out(inside: list[Path], output_dir: Path) -> None:
     warnings.warn(
         f"left out {len(inside)} {files} inside the output folder {output_dir} ({named}): files there are "
         "taken for outputs; choose an output folder outside the inputs to restore them",
+        DarkIRWarning,
+        stacklevel=4,
+    )
+
+
+def _warn_unread(unread: list[Path]) -> None:
+    """One warning naming the files in folders or glob matches that are images darkir cannot read (a GIF, HEIC...)."""
+    if not unread:
+        return
+    named = some_of([str(path) for path in unread], LEFT_OUT_NAMED)
+    kinds = ", ".join(sorted({path.suffix.lower() for path in unread}))
+    files = "file" if len(unread) == 1 else "files"
+    warnings.warn(
+        f"left out {len(unread)} {files} in formats darkir does not read ({kinds}: {named}); convert them to "
+        f"{', '.join(IMAGE_SUFFIXES)} to restore them",
         DarkIRWarning,
         stacklevel=4,
     )
