@@ -182,6 +182,17 @@ def test_convert_command_writes_safetensors_with_config(tmp_path, tiny_csf):
     assert _same_output(load_model(tmp_path / "clean.safetensors"), tiny_csf)
 
 
+def test_checkpoint_suffixes_are_read_in_any_case(tmp_path, tiny_csf):
+    """``-o X.SAFETENSORS`` (a Windows habit) writes and reads back a safetensors file, as ``.safetensors`` does."""
+    from darkir.cli import main
+
+    source = tmp_path / "a.pt"
+    save_checkpoint(source, tiny_csf)
+    assert main(["convert", str(source), "-o", str(tmp_path / "B.SafeTensors")]) == 0
+    assert (tmp_path / "B.SafeTensors").read_bytes()[8:9] == b"{"  # a safetensors header, not a torch zip
+    assert _same_output(load_model(tmp_path / "B.SafeTensors"), tiny_csf)
+
+
 def test_convert_official_writes_what_the_official_scripts_read(tmp_path, tiny_csf, capsys):
     # The official testing.py/inference.py read ckpt["params"] (keys without a module. prefix, which they add).
     from darkir.cli import main

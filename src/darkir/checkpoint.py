@@ -44,7 +44,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, 
         raise CheckpointError(f"checkpoint {path} is a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    if path.suffix == ".safetensors":
+    if path.suffix.lower() == ".safetensors":
         return _read_safetensors(path)
     payload = torch_load(path, lambda why: f"cannot read checkpoint {path}: {why}")
     if not isinstance(payload, Mapping):
@@ -106,7 +106,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, **state: Any
     ``torch.save`` dict ``{"state_dict", "config", **state}``.
     """
     path = Path(path)
-    if state and path.suffix == ".safetensors":
+    if state and path.suffix.lower() == ".safetensors":
         raise CheckpointError(
             f"{path}: .safetensors holds weights and config only; {', '.join(sorted(state))} would be lost "
             "(save training state to a .pt file)"
@@ -114,7 +114,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, **state: Any
     bare = _unwrap(model)
     config = dict(bare.config)
     state_dict = _weights(bare)
-    if path.suffix == ".safetensors":
+    if path.suffix.lower() == ".safetensors":
         from safetensors.torch import save_file
 
         return _write_atomically(

@@ -38,7 +38,7 @@ def export_onnx(
     anywhere before leaves ``path`` as it was. An existing ``path`` is replaced only with ``overwrite``.
     """
     path = Path(path)
-    if path.suffix != ".onnx":
+    if path.suffix.lower() != ".onnx":
         raise DarkIRError(f"{path}: an ONNX export is written to a .onnx file")
     data = onnx_bytes(model, opset)
 

@@ -223,7 +223,7 @@ def output_file(
     from darkir.outputs import is_same_file
 
     target = Path(path).expanduser()
-    if target.suffix not in suffixes:
+    if target.suffix.lower() not in suffixes:
         expected = " or ".join([", ".join(suffixes[:-1]), suffixes[-1]] if len(suffixes) > 1 else suffixes)
         raise DarkIRError(f"-o {target}: {what} is written to a {expected} file; name it so")
     for source in inputs:

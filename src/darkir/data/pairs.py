@@ -156,7 +156,7 @@ def _split_entries(path: Path, manifest: object, split: str) -> list[list[str]]:
 def resolve_pairs(location: str | Path, split: str) -> list[Pair]:
     """Pairs from a dataset folder or from a manifest JSON's ``split``."""
     location = Path(location)
-    if location.suffix == ".json":
+    if location.suffix.lower() == ".json":
         return read_manifest(location, split)
     return find_pairs(location)
 
