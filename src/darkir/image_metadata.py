@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from darkir.errors import DarkIRWarning
+from darkir.image_formats import EXIF_ORIENTATION, first_ifd, png_chunk
 
 #: The prefix of an EXIF block in a JPEG APP1 segment (and in what Pillow reads from PNG and WebP).
 _EXIF_PREFIX = b"Exif\x00\x00"
-#: The EXIF tag of the orientation, and the TIFF type of its value (SHORT).
-_ORIENTATION, _SHORT = 0x0112, 3
+#: The TIFF type of the orientation's value (SHORT).
+_SHORT = 3
 #: The TIFF/EXIF tag of the horizontal resolution.
 _RESOLUTION = 282
 #: The most bytes one JPEG segment holds after its marker and length.
@@ -72,34 +73,6 @@ def icc_space(icc: bytes) -> str:
     return icc[16:20].decode("latin-1").strip()
 
 
-@dataclass(frozen=True)
-class Ifd:
-    """The first IFD of a classic TIFF structure: its byte ``order`` (a struct prefix), ``offset``, the ``count`` of
-    entries it declares and the offsets of those (12 bytes each) that the data holds whole."""
-
-    order: str
-    offset: int
-    count: int
-    entries: list[int]
-
-    @property
-    def end(self) -> int:
-        """Where the link to the next IFD is (after the declared entries)."""
-        return self.offset + 2 + 12 * self.count
-
-
-def first_ifd(data: bytes) -> Ifd | None:
-    """The first IFD of the classic TIFF structure ``data`` (a TIFF file or an EXIF block); None where it is not one."""
-    if data[:4] not in (b"II*\x00", b"MM\x00*") or len(data) < 8:
-        return None
-    order = "<" if data[:2] == b"II" else ">"
-    (offset,) = struct.unpack_from(order + "I", data, 4)
-    if offset + 2 > len(data):
-        return None
-    (count,) = struct.unpack_from(order + "H", data, offset)
-    return Ifd(order, offset, count, list(range(offset + 2, min(offset + 2 + 12 * count, len(data) - 11), 12)))
-
-
 def _for_restored(exif: bytes) -> bytes | None:
     """The TIFF-structured EXIF block ``exif`` for the restored image: its orientation (in the first IFD) set to 1
     and its thumbnail (the second IFD, a small copy of the dark input) no longer linked; None where it is not a TIFF
@@ -109,7 +82,7 @@ def _for_restored(exif: bytes) -> bytes | None:
         return None
     block = bytearray(exif)
     for entry in ifd.entries:
-        if struct.unpack_from(ifd.order + "H", exif, entry)[0] == _ORIENTATION:  # of any type: one SHORT 1
+        if struct.unpack_from(ifd.order + "H", exif, entry)[0] == EXIF_ORIENTATION:  # of any type: one SHORT 1
             struct.pack_into(ifd.order + "HIHH", block, entry + 2, _SHORT, 1, 1, 0)
     if ifd.end + 4 <= len(exif):
         struct.pack_into(ifd.order + "I", block, ifd.end, 0)
@@ -180,8 +153,3 @@ def _png_with(data: bytes, metadata: Metadata) -> bytes:
             kept.append(data[position:end])
         position = end
     return data[:8] + kept[0] + b"".join(chunks) + b"".join(kept[1:])
-
-
-def png_chunk(kind: bytes, body: bytes) -> bytes:
-    """A PNG chunk: length, ``kind``, ``body`` and the CRC of kind and body."""
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))

@@ -3,17 +3,15 @@
 OpenCV reads every bit depth and channel layout (Pillow drops 16-bit colour); Pillow supplies the
 EXIF orientation, which OpenCV's unchanged-mode reader ignores except in TIFF files (whose decoder
 applies the TIFF orientation tag itself). Gray + alpha, which OpenCV widens to BGRA (PNG) or cuts to
-gray (TIFF) and cannot write, is read and written here (PNG) or by Pillow (8-bit TIFF); Pillow also reads
-8-bit RGBA TIFFs, whose colour OpenCV premultiplies by the alpha.
+gray (TIFF) and cannot write, is read and written by darkir (PNG: :mod:`darkir.image_formats`) or by Pillow
+(8-bit TIFF); Pillow also reads 8-bit RGBA TIFFs, whose colour OpenCV premultiplies by the alpha.
 """
 
 from __future__ import annotations
 
 import os
-import struct
 import threading
 import warnings
-import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
@@ -22,7 +20,18 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from darkir.errors import DarkIRError, DarkIRWarning, first_line
-from darkir.image_metadata import Metadata, add_metadata, first_ifd, icc_space, png_chunk, read_metadata
+from darkir.image_formats import (
+    EXIF_ORIENTATION,
+    TIFF_MAGIC,
+    gray_alpha_png,
+    png_gray_alpha,
+    png_info,
+    tiff_alpha_marked,
+    tiff_layout,
+    tiff_pillow_mode,
+    without_orientation,
+)
+from darkir.image_metadata import Metadata, add_metadata, icc_space, read_metadata
 from darkir.outputs import write_atomic
 
 #: Suffixes (lower case) that ``darkir restore`` picks up from folders.
@@ -32,14 +41,6 @@ UNREAD_IMAGE_SUFFIXES = (
     *(".gif", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".psd", ".exr", ".hdr", ".tga", ".ico"),
     *(".ppm", ".pgm", ".pnm", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf"),
 )
-_EXIF_ORIENTATION = 0x0112
-#: The first bytes of a TIFF (classic and BigTIFF, either byte order) and of a PNG.
-_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-#: The TIFF tag saying what samples beyond the colour ones are (2: unassociated alpha).
-_TIFF_EXTRA_SAMPLES = 338
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-#: Largest IDAT chunk darkir writes (PNG allows 2**31 - 1 bytes).
-_PNG_CHUNK = 1 << 24
 #: Images whose header claims more pixels than this are refused before decoding (a few bytes can claim a
 #: gigapixel: a decompression bomb). OpenCV's own limit, 2**30 (e.g. 32768 x 32768).
 MAX_IMAGE_PIXELS = 1 << 30
@@ -123,7 +124,7 @@ def _orientation(handle: object) -> int:
     if getattr(handle, "format", None) == "PNG" and "exif" not in getattr(handle, "info", {}):
         return 1  # no eXIf chunk before the pixels: Pillow would decode the whole image to look for one after them
     try:
-        return int(handle.getexif().get(_EXIF_ORIENTATION, 1))  # type: ignore[attr-defined]
+        return int(handle.getexif().get(EXIF_ORIENTATION, 1))  # type: ignore[attr-defined]
     except Exception:
         return 1
 
@@ -205,12 +206,15 @@ def _fitting(path: Path, metadata: Metadata | None, grayscale: bool) -> Metadata
 def _decode(path: Path, data: np.ndarray) -> tuple[np.ndarray, bool]:
     """The pixels of file bytes ``data``: gray (H, W), gray + alpha (H, W, 2), RGB or RGBA; and whether the
     decoder applied the orientation already (OpenCV's TIFF decoder does, its others do not)."""
-    tiff = data[:4].tobytes() in _TIFF_MAGIC
-    layout = _tiff_layout(path) if tiff else None
-    mode = _tiff_pillow_mode(layout)
+    tiff = data[:4].tobytes() in TIFF_MAGIC
+    layout = tiff_layout(path) if tiff else None
+    mode = tiff_pillow_mode(layout)
     if mode:
         return _decode_tiff_pillow(path, data, mode), False
-    png = _png_info(path, data)
+    try:
+        png = png_info(data)
+    except ValueError as exc:
+        raise ImageReadError(f"{path}: cannot decode image ({exc})") from None
     cv2 = _cv2()
     try:
         array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
@@ -224,47 +228,16 @@ def _decode(path: Path, data: np.ndarray) -> tuple[np.ndarray, bool]:
         array = array[:, :, [2, 1, 0, 3][: array.shape[2]]]
     if layout is not None and layout[:3] == (5, 4, None) and array.ndim == 3 and array.shape[2] == 4:
         array = array[:, :, :3]  # CMYK, which OpenCV gives as RGB with an opaque alpha it does not have
-    return (array if png is None else _png_gray_alpha(array, png)), tiff
-
-
-def _tiff_layout(path: Path) -> tuple[Any, Any, Any, Any] | None:
-    """The first image's (photometric, samples per pixel, extra samples, bits per sample) tags of the TIFF at
-    ``path``; None where they cannot be read (OpenCV then reports what is wrong)."""
-    from PIL import TiffImagePlugin
-
-    try:
-        with open(path, "rb") as handle:
-            start = handle.read(16)
-            ifd = TiffImagePlugin.ImageFileDirectory_v2(start if start[2:4] in (b"+\x00", b"\x00+") else start[:8])
-            handle.seek(ifd.next)
-            ifd.load(handle)
-            return ifd.get(262), ifd.get(277), ifd.get(338), ifd.get(258)
-    except Exception:
-        return None
-
-
-def _tiff_pillow_mode(layout: tuple[Any, Any, Any, Any] | None) -> str | None:
-    """The Pillow mode in which to decode a TIFF of ``layout`` (:func:`_tiff_layout`) whose alpha OpenCV would lose
-    or spoil: "LA" for gray with an extra sample (OpenCV drops it), "RGBA" for 8-bit RGB with unassociated alpha
-    (libtiff's RGBA reader, which OpenCV uses for 8-bit colour, premultiplies the colour by it); None for other
-    TIFFs, which OpenCV decodes."""
-    if layout is None:
-        return None
-    photometric, samples, extra, bits = layout
-    if photometric in (0, 1) and samples == 2:  # min-is-white/black
-        return "LA"
-    if photometric == 2 and samples == 4 and extra == (2,) and bits == (8, 8, 8, 8):
-        return "RGBA"
-    return None
+    return (array if png is None else png_gray_alpha(array, png)), tiff
 
 
 def _decode_tiff_pillow(path: Path, data: np.ndarray, mode: str) -> np.ndarray:
-    """The stored pixels of TIFF bytes ``data`` in Pillow ``mode`` (see :func:`_tiff_pillow_mode`); refused where
+    """The stored pixels of TIFF bytes ``data`` in Pillow ``mode`` (see :func:`tiff_pillow_mode`); refused where
     Pillow reads them otherwise (e.g. 16-bit gray + alpha, which OpenCV would cut to 8-bit gray)."""
     import io
 
     try:
-        handle = _pil_open(io.BytesIO(_without_orientation(data)))
+        handle = _pil_open(io.BytesIO(without_orientation(data)))
     except Exception:
         handle = None
     if handle is not None and handle.mode == mode:
@@ -280,65 +253,6 @@ def _decode_tiff_pillow(path: Path, data: np.ndarray, mode: str) -> np.ndarray:
         f"{path}: a {kind} TIFF of a kind darkir cannot read without losing or changing its alpha or bit depth (it "
         f"reads {supported} with unassociated alpha); save it as a PNG, which keeps 16-bit {kind}"
     )
-
-
-def _without_orientation(data: np.ndarray) -> bytes:
-    """TIFF bytes with the orientation tag of the first image set to 1, for Pillow to decode them as stored: from
-    version 12 Pillow turns a TIFF as it loads it, and (12.3) wrongly so for some modes, e.g. L and I;16."""
-    raw = bytearray(data)
-    order, big = ("<" if raw[:2] == b"II" else ">"), raw[2:4] in (b"+\x00", b"\x00+")
-    (offset,) = struct.unpack_from(order + ("Q" if big else "I"), raw, 8 if big else 4)
-    (count,) = struct.unpack_from(order + ("Q" if big else "H"), raw, offset)
-    first, size = offset + (8 if big else 2), (20 if big else 12)
-    for entry in range(first, first + min(count, 4096) * size, size):
-        tag, kind = struct.unpack_from(order + "HH", raw, entry)
-        if tag == _EXIF_ORIENTATION and kind in (3, 4):  # SHORT (as the standard says) or LONG
-            struct.pack_into(order + ("H" if kind == 3 else "I"), raw, entry + (12 if big else 8), 1)
-    return bytes(raw)
-
-
-@dataclass(frozen=True)
-class _PngInfo:
-    """What OpenCV loses of a PNG: its colour type and bit depth, and the gray value its tRNS makes transparent."""
-
-    color_type: int
-    bits: int
-    gray_key: int | None
-
-
-def _png_info(path: Path, data: np.ndarray) -> _PngInfo | None:
-    """The :class:`_PngInfo` of PNG bytes ``data`` (None for other formats), after checking the CRC of each
-    critical chunk: libpng would print its own error about a bad one to stderr, beside darkir's."""
-    if data[:8].tobytes() != _PNG_SIGNATURE:
-        return None
-    buffer, position, color_type, bits, key = memoryview(data), 8, -1, 8, None
-    while position + 12 <= len(buffer):
-        length, kind = struct.unpack_from(">I4s", buffer, position)
-        end = position + 12 + length
-        if end > len(buffer) or kind == b"IEND":
-            break  # a truncated file is left to OpenCV
-        body, (crc,) = buffer[position + 8 : end - 4], struct.unpack_from(">I", buffer, end - 4)
-        critical = not kind[0] & 0x20  # a lower-case first letter marks an ancillary chunk, which libpng skips
-        if critical and zlib.crc32(buffer[position + 4 : end - 4]) != crc:
-            name = kind.decode("latin-1")
-            raise ImageReadError(f"{path}: cannot decode image (corrupt PNG: CRC error in its {name} chunk)")
-        if kind == b"IHDR" and length >= 10:
-            bits, color_type = body[8], body[9]
-        elif kind == b"tRNS" and color_type == 0 and length >= 2:
-            key = struct.unpack_from(">H", body)[0]
-        position = end
-    return _PngInfo(color_type, bits, key)
-
-
-def _png_gray_alpha(array: np.ndarray, png: _PngInfo) -> np.ndarray:
-    """Gray + alpha PNG pixels as (H, W, 2): OpenCV widens them to RGBA, and drops a gray PNG's tRNS transparency."""
-    if png.color_type == 4 and array.ndim == 3 and array.shape[2] == 4:
-        return np.ascontiguousarray(array[:, :, [0, 3]])
-    if png.color_type == 0 and png.gray_key is not None and array.ndim == 2:
-        key = png.gray_key * (255 // (2**png.bits - 1)) if png.bits <= 8 else png.gray_key  # as OpenCV widens 1-4 bits
-        opaque = np.iinfo(array.dtype).max
-        return np.dstack([array, np.where(array == key, 0, opaque).astype(array.dtype)])
-    return array
 
 
 def _opencv_gist(exc: BaseException) -> str:
@@ -459,33 +373,14 @@ def encode_image(suffix: str, image: Image, jpeg_quality: int = 95) -> bytes:
         raise DarkIRError(f"cannot encode a {image.rgb.shape[1]}x{image.rgb.shape[0]} image as {suffix}")
     data = encoded.tobytes()
     if suffix in (".tif", ".tiff") and array.ndim == 3 and array.shape[2] == 4:
-        data = _tiff_alpha_marked(data)
+        data = tiff_alpha_marked(data)
     return add_metadata(suffix, data, image.metadata)
-
-
-def _tiff_alpha_marked(data: bytes) -> bytes:
-    """OpenCV's RGBA TIFF ``data`` with its fourth sample marked as unassociated alpha (ExtraSamples 2), which
-    OpenCV leaves out (readers then warn, or ask what the sample is): the first IFD, with the tag added, is written
-    again at the end of the file and the header points to it; every value it points to stays where it was."""
-    ifd = first_ifd(data)
-    if ifd is None:
-        return data
-    order = ifd.order
-    entries = {struct.unpack_from(order + "H", data, at)[0]: data[at : at + 12] for at in ifd.entries}
-    short = {tag: struct.unpack_from(order + "H", entry, 8)[0] for tag, entry in entries.items() if tag in (262, 277)}
-    if _TIFF_EXTRA_SAMPLES in entries or short.get(262) != 2 or short.get(277) != 4:
-        return data
-    entries[_TIFF_EXTRA_SAMPLES] = struct.pack(order + "HHIHH", _TIFF_EXTRA_SAMPLES, 3, 1, 2, 0)
-    (after,) = struct.unpack_from(order + "I", data, ifd.end)
-    body = data + b"\0" * (len(data) % 2)  # an IFD starts on a word boundary
-    table = struct.pack(order + "H", len(entries)) + b"".join(entries[tag] for tag in sorted(entries))
-    return body[:4] + struct.pack(order + "I", len(body)) + body[8:] + table + struct.pack(order + "I", after)
 
 
 def _encode_gray_alpha(suffix: str, array: np.ndarray) -> bytes:
     """The bytes of a gray + alpha PNG (8 or 16 bits) or 8-bit TIFF of an (H, W, 2) array (OpenCV writes neither)."""
     if suffix == ".png":
-        return _gray_alpha_png(array)
+        return gray_alpha_png(array)
     import io
 
     from PIL import Image as PILImage
@@ -496,21 +391,6 @@ def _encode_gray_alpha(suffix: str, array: np.ndarray) -> bytes:
     except Exception as exc:
         raise DarkIRError(f"cannot encode a gray + alpha TIFF ({first_line(exc)})") from None
     return buffer.getvalue()
-
-
-def _gray_alpha_png(array: np.ndarray) -> bytes:
-    """A PNG of colour type 4 (gray + alpha) of an (H, W, 2) uint8 or uint16 array; Pillow has no 16-bit one."""
-    height, width = array.shape[:2]
-    rows = np.ascontiguousarray(array, array.dtype.newbyteorder(">")).view(np.uint8).reshape(height, -1)
-    filtered = np.empty((height, rows.shape[1] + 1), np.uint8)
-    filtered[:, 0] = 2  # the Up filter, each byte minus the one above it, makes photos compress better
-    filtered[0, 1:] = rows[0]
-    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
-    compressed = zlib.compress(filtered.tobytes(), 6)
-    chunks = [(b"IHDR", struct.pack(">IIBBBBB", width, height, 8 * array.dtype.itemsize, 4, 0, 0, 0))]
-    chunks += [(b"IDAT", compressed[i : i + _PNG_CHUNK]) for i in range(0, len(compressed), _PNG_CHUNK)]
-    chunks.append((b"IEND", b""))
-    return _PNG_SIGNATURE + b"".join(png_chunk(kind, body) for kind, body in chunks)
 
 
 def decodes(path: Path) -> bool:

@@ -8,7 +8,8 @@
   range, bit depth and colour tags, kept).
 
 Image files are read and written by :mod:`darkir.imageio` (their ICC profile, EXIF and dpi kept by
-:mod:`darkir.image_metadata`); devices, precision and memory by :mod:`darkir.runtime`.
+:mod:`darkir.image_metadata`; PNG and TIFF mended where OpenCV gets them wrong by :mod:`darkir.image_formats`);
+devices, precision and memory by :mod:`darkir.runtime`.
 The names below are imported when first used, so that importing a submodule (or ``darkir --help``) does not load
 torch before it is needed.
 """
