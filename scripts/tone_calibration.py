@@ -1,6 +1,6 @@
 """How a synthetic tone convention's references relate to their captures, beside the same figures on real pairs.
 
-    python scripts/tone_calibration.py -p options/train/tone_scene_cpu_csf_w32.yml \
+    python scripts/tone_calibration.py -p options/train/default_weights/tone_scene_cpu_csf_w32.yml \
         --data data/real/pairs --data data/real/lolblur_official --scene-slope 0 0.3 0.5
 
 For the real pairs and for 240 training pairs synthesized under the options file's degradation (its

@@ -9,11 +9,11 @@
 #   stage 5 (GPU)  shipped at 5be6c1a        scripts/train_gpu_weights.py; commands in checkpoint_selection.md)
 # stage6 (CPU, about 70 minutes for both models side by side on 2 cores, one thread each): the reference's brightness
 #   follows the capture's.
-#   6a: options/train/tone_cpu_*.yml from the stage-5 weights, stopped at its step-200 snapshot;
-#   6b: options/train/tone90_cpu_*.yml from that snapshot, 700 steps; the shipped weights are the snapshots chosen by
+#   6a: options/train/default_weights/tone_cpu_*.yml from the stage-5 weights, stopped at its step-200 snapshot;
+#   6b: options/train/default_weights/tone90_cpu_*.yml from that snapshot, 700 steps; the shipped weights are the snapshots chosen by
 #       scripts/score_checkpoints.py's rule (DarkIR+CSF step 700, DarkIR step 600), converted to .safetensors.
 # stage8 (CPU, about 80 minutes per model, both side by side): a photo that is not dark keeps its exposure.
-#   DarkIR: 8 (options/train/bright_cpu_w32.yml, 600 steps) from its stage-6b weights, then 8b (bright2_cpu_w32.yml,
+#   DarkIR: 8 (options/train/default_weights/bright_cpu_w32.yml, 600 steps) from its stage-6b weights, then 8b (bright2_cpu_w32.yml,
 #       500 steps) from 8's step 600; shipped 8b's step 500.
 #   DarkIR+CSF: 8c (bright3_cpu_csf_w32.yml) from its stage-6b weights, stopped at step 200, then 8d
 #       (bright4_cpu_csf_w32.yml, 300 steps: captures up to well exposed and clipped); shipped 8d's step 300.
@@ -57,12 +57,12 @@ train() {
 stage6() {
     for variant in w32 csf_w32; do
         model=darkir-${variant//_/-}
-        train "options/train/tone_cpu_$variant.yml" "$model-tone" "$(weights "$model-synth" 5be6c1a)" 200 &
+        train "options/train/default_weights/tone_cpu_$variant.yml" "$model-tone" "$(weights "$model-synth" 5be6c1a)" 200 &
     done
     wait
     for variant in w32 csf_w32; do
         model=darkir-${variant//_/-}
-        train "options/train/tone90_cpu_$variant.yml" "$model-tone90" "runs/$model-tone/last_step000200.pt" &
+        train "options/train/default_weights/tone90_cpu_$variant.yml" "$model-tone90" "runs/$model-tone/last_step000200.pt" &
     done
     wait
     .venv/bin/python scripts/score_checkpoints.py --data data/real/pairs --data data/real/lolblur_official \
@@ -73,11 +73,11 @@ stage6() {
 }
 
 stage8() {
-    train options/train/bright_cpu_w32.yml darkir-w32-bright "$(weights darkir-w32-synth 8b2f0a7)" &
-    train options/train/bright3_cpu_csf_w32.yml darkir-csf-w32-bright3 "$(weights darkir-csf-w32-synth 80fe5f0)" 200 &
+    train options/train/default_weights/bright_cpu_w32.yml darkir-w32-bright "$(weights darkir-w32-synth 8b2f0a7)" &
+    train options/train/default_weights/bright3_cpu_csf_w32.yml darkir-csf-w32-bright3 "$(weights darkir-csf-w32-synth 80fe5f0)" 200 &
     wait
-    train options/train/bright2_cpu_w32.yml darkir-w32-bright2 runs/darkir-w32-bright/last_step000600.pt &
-    train options/train/bright4_cpu_csf_w32.yml darkir-csf-w32-bright4 runs/darkir-csf-w32-bright3/last_step000200.pt &
+    train options/train/default_weights/bright2_cpu_w32.yml darkir-w32-bright2 runs/darkir-w32-bright/last_step000600.pt &
+    train options/train/default_weights/bright4_cpu_csf_w32.yml darkir-csf-w32-bright4 runs/darkir-csf-w32-bright3/last_step000200.pt &
     wait
     .venv/bin/python scripts/score_checkpoints.py --data data/real/lol_eval15 --data data/real/pairs \
         --data data/real/lolblur_official --unpaired data/real/dicm --unpaired data/real/lime \
@@ -87,8 +87,8 @@ stage8() {
 }
 
 stage8e() {
-    train options/train/bright5_cpu_w32.yml darkir-w32-bright5 "$(weights darkir-w32-synth 49c007c)" &
-    train options/train/bright5_cpu_csf_w32.yml darkir-csf-w32-bright5 "$(weights darkir-csf-w32-synth 49c007c)" &
+    train options/train/default_weights/bright5_cpu_w32.yml darkir-w32-bright5 "$(weights darkir-w32-synth 49c007c)" &
+    train options/train/default_weights/bright5_cpu_csf_w32.yml darkir-csf-w32-bright5 "$(weights darkir-csf-w32-synth 49c007c)" &
     wait
     .venv/bin/python scripts/blend_weights.py "$(weights darkir-csf-w32-synth 49c007c)" \
         runs/darkir-csf-w32-bright5/last_step000300.pt -t 0.5 0.7 -o runs/blend8e
@@ -100,8 +100,8 @@ stage8e() {
 }
 
 stage8f() {
-    train options/train/bright6_cpu_w32.yml darkir-w32-bright6 "$(weights darkir-w32-synth 811df5e)" &
-    train options/train/bright6_cpu_csf_w32.yml darkir-csf-w32-bright6 "$(weights darkir-csf-w32-synth 811df5e)" &
+    train options/train/default_weights/bright6_cpu_w32.yml darkir-w32-bright6 "$(weights darkir-w32-synth 811df5e)" &
+    train options/train/default_weights/bright6_cpu_csf_w32.yml darkir-csf-w32-bright6 "$(weights darkir-csf-w32-synth 811df5e)" &
     wait
     .venv/bin/python scripts/score_checkpoints.py --data data/real/lol_eval15 --data data/real/pairs \
         --data data/real/lolblur_official --unpaired data/real/dicm --unpaired data/real/lime \
@@ -113,7 +113,7 @@ stage8f() {
 stage2() {
     for variant in w32 csf_w32; do
         model=darkir-${variant//_/-}
-        train "options/train/night_$variant.yml" "$model-night" "$(weights "$model-synth" cb20106)" &
+        train "options/train/default_weights/night_$variant.yml" "$model-night" "$(weights "$model-synth" cb20106)" &
     done
     wait
     echo "choose on real pairs: .venv/bin/python scripts/score_checkpoints.py --data data/real/pairs" \

@@ -3,8 +3,8 @@
     python scripts/train_gpu_weights.py --minutes 8 --real data/real/pairs --real data/real/lolblur_official \
         [--photos DIR] [--out DIR] [--init-w32 W] [--init-csf-w32 W] [--recipe 'LABEL:KEY=VALUE ...'] [KEY=VALUE ...]
 
-1. probe: both variants (options/train/night_gpu_*.yml) train side by side for ``--probe-steps`` steps, which
-   measures the speed they get while sharing the GPU;
+1. probe: both variants (options/train/default_weights/night_gpu_*.yml) train side by side for ``--probe-steps``
+   steps, which measures the speed they get while sharing the GPU;
 2. train: both side by side from ``--init-*`` (default: the shipped weights), with the cosine schedule sized so that
    the whole script ends within ``--minutes`` (or ``--steps`` each, without the probe); a run still going at the
    deadline is stopped with SIGINT (it saves);
@@ -43,8 +43,8 @@ from score_checkpoints import choose, pooled, score
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = {
-    "darkir-w32": ("options/train/night_gpu_w32.yml", "darkir-w32-synth"),
-    "darkir-csf-w32": ("options/train/night_gpu_csf_w32.yml", "darkir-csf-w32-synth"),
+    "darkir-w32": ("options/train/default_weights/night_gpu_w32.yml", "darkir-w32-synth"),
+    "darkir-csf-w32": ("options/train/default_weights/night_gpu_csf_w32.yml", "darkir-csf-w32-synth"),
 }
 
 

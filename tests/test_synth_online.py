@@ -188,7 +188,7 @@ def test_degradation_values_get_their_types(photo_dir, tmp_path):
 
 def test_shipped_stage_two_recipes_load():
     for name in ("night_w32.yml", "night_csf_w32.yml"):
-        options = load_options(REPO / "options" / "train" / name)
+        options = load_options(REPO / "options" / "train" / "default_weights" / name)
         assert options.datasets.train.synth is not None and options.datasets.train.synth.sources == ["debian"]
 
 
