@@ -327,9 +327,12 @@ def test_resume_without_checkpoint_is_an_error(dataset, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_process(dataset, tmp_path):
-    """torchrun with 2 CPU processes of batch 1 ends where one process of batch 2 does."""
+@pytest.mark.parametrize("trainable", [None, "[middle_blks_enc, decoders.0]"])
+def test_two_gloo_processes_match_one_process(dataset, tmp_path, trainable):
+    """torchrun with 2 CPU processes of batch 1 ends where one process of batch 2 does (also with train.trainable,
+    whose frozen parameters DDP leaves out)."""
     common = [f"datasets.train.train_path={dataset / 'train'}", "train.epochs=1", "datasets.val.test_path=null"]
+    common += [f"train.trainable={trainable}"] if trainable else []
     single = tmp_path / "single" / "last.pt"
     assert (
         main(
@@ -377,6 +380,10 @@ def test_two_gloo_processes_match_one_process(dataset, tmp_path):
     a, b = load_model(single).state_dict(), load_model(double).state_dict()
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
     assert any((a[k] != 0).any() for k in a if k.endswith("gamma"))  # it did train
+    if trainable:
+        frozen = [k for k in a if not k.startswith(("middle_blks_enc.", "decoders.0."))]
+        assert frozen and all(torch.equal(a[k], b[k]) for k in frozen)
+        assert all((a[k] == 0).all() for k in frozen if k.endswith("gamma"))  # left at their initial zeros
 
 
 def _train_args(dataset: Path, out: Path, *extra: str) -> list[str]:
