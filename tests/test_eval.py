@@ -91,6 +91,25 @@ def test_metrics_command_names_missing_and_mismatched_files(tmp_path, capsys):
     assert "no images found" in capsys.readouterr().err
 
 
+def test_metrics_notes_gray_outputs_scored_against_colour_references(tmp_path, capsys):
+    """An output saved in gray against a colour reference gets one warning naming it; colour outputs and gray pairs
+    get none."""
+    import cv2
+
+    colour = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
+    gray = cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
+    for name, pred, gt in (("a.png", gray, colour), ("b.png", colour, colour), ("c.png", gray, gray)):
+        for folder, image in (("pred", pred), ("gt", gt)):
+            (tmp_path / folder).mkdir(exist_ok=True)
+            cv2.imwrite(str(tmp_path / folder / name), image)
+    assert main(["metrics", str(tmp_path / "pred"), str(tmp_path / "gt"), "--no-lpips", "-q"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("darkir: warning:")]
+    assert warnings == [
+        "darkir: warning: 1 image is grayscale where the reference is in colour (a.png): the missing colour counts in "
+        "PSNR, SSIM and LPIPS"
+    ]
+
+
 def test_metrics_refuses_a_reference_folder_that_is_or_lies_in_the_outputs(tmp_path, capsys):
     make_lolblur(tmp_path / "d", scenes=1, frames=2)
     outputs, references = tmp_path / "d" / "low_blur_noise", tmp_path / "d" / "high_sharp_scaled"

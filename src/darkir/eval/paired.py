@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from tqdm import tqdm
 
 from darkir.data.dataset import PairedDataset
 from darkir.data.pairs import Pair
-from darkir.errors import DarkIRError, some_of
+from darkir.errors import DarkIRError, DarkIRWarning, some_of
 from darkir.eval.lpips import LPIPS
 from darkir.eval.methods import Method
 from darkir.eval.metrics import Convention, format_number, prepare, psnr, ssim
@@ -82,6 +83,7 @@ def evaluate(
     """
     scores = Scores(method.name)
     dataset = PairedDataset(pairs)
+    gray: list[str] = []  # pairs whose input is gray and whose reference is in colour
     for index in tqdm(range(len(dataset)), desc=f"testing {method.name}", unit="img", disable=not progress):
         try:
             with memory_returned_to_os():
@@ -92,6 +94,8 @@ def evaluate(
             skip_unreadable_image(exc, scores.unreadable)
             continue
         low, high = sample["low"][None], sample["high"][None]
+        if _is_gray(low) and not _is_gray(high):
+            gray.append(str(sample["name"]))
         start = time.perf_counter()
         with torch.inference_mode():
             raw = method.run(low).float().cpu()
@@ -113,7 +117,26 @@ def evaluate(
                 for suffix, image in (("input", low), ("output", out), ("gt", high)):
                     _save(save_dir / f"{index:05d}_{suffix}.png", image)
         del sample, low, high, raw, out
+    _warn_gray(gray)
     return scores
+
+
+def _is_gray(image: torch.Tensor) -> bool:
+    """Whether an (N, 3, H, W) image's three channels are one."""
+    return bool(torch.equal(image[:, 0], image[:, 1]) and torch.equal(image[:, 1], image[:, 2]))
+
+
+def _warn_gray(names: list[str]) -> None:
+    """One warning naming the pairs whose input is grayscale and whose reference is in colour (often an output
+    saved in gray by mistake, or a gray capture): the missing colour counts in every score."""
+    if names:
+        what = "image is" if len(names) == 1 else "images are"
+        warnings.warn(
+            f"{len(names)} {what} grayscale where the reference is in colour ({some_of(names, 3)}): the missing "
+            "colour counts in PSNR, SSIM and LPIPS",
+            DarkIRWarning,
+            stacklevel=3,
+        )
 
 
 #: The note ``darkir test`` writes beside its triplets: it marks the folder as one of its results (see
