@@ -91,6 +91,29 @@ def test_metrics_command_names_missing_and_mismatched_files(tmp_path, capsys):
     assert "no images found" in capsys.readouterr().err
 
 
+def test_metrics_pairs_an_output_with_the_one_reference_of_its_name_in_another_format(tmp_path, capsys):
+    """Outputs saved as PNG for JPEG references pair by name; two references of that name, or one differing in
+    case, are named in the error instead."""
+    import cv2
+
+    image = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
+    for name in ("pred/a.png", "gt/a.jpg", "pred/b.png", "gt/b.png"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(tmp_path / name), image)
+    csv_file = tmp_path / "m.csv"
+    assert (
+        main(["metrics", str(tmp_path / "pred"), str(tmp_path / "gt"), "--no-lpips", "-q", "--csv", str(csv_file)]) == 0
+    )
+    rows = _rows(csv_file)
+    assert [row["image"] for row in rows] == ["a.png", "b.png"] and float(rows[1]["psnr"]) > 90 > float(rows[0]["psnr"])
+    for name in ("pred/c.png", "gt/c.jpg", "gt/c.tif", "pred/D.png", "gt/d.png"):
+        cv2.imwrite(str(tmp_path / name), image)
+    assert main(["metrics", str(tmp_path / "pred"), str(tmp_path / "gt"), "--no-lpips", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"no reference image at {tmp_path / 'gt' / 'c.png'} (c.jpg, c.tif share its name in other formats" in err
+    assert f"no reference image at {tmp_path / 'gt' / 'D.png'} (d.png differs in case" in err
+
+
 def test_metrics_notes_gray_outputs_scored_against_colour_references(tmp_path, capsys):
     """An output saved in gray against a colour reference gets one warning naming it; colour outputs and gray pairs
     get none."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from darkir.data.layouts import COLLECTIONS, DatasetError, Layout, detect_layout, list_images
-from darkir.imageio import ImageReadError, read_header, read_image
+from darkir.imageio import IMAGE_SUFFIXES, ImageReadError, read_header, read_image
 
 MAX_LISTED = 10
 
@@ -58,17 +58,37 @@ def find_pairs(root: str | Path, layout: Layout | None = None, check_sizes: bool
     if not lows:
         raise DatasetError(f"{low_dir}: no images found (empty dataset)")
     pairs, problems = [], []
+    folders: dict[Path, list[Path]] = {}
     for low in lows:
         relative = low.relative_to(low_dir)
-        high = high_dir / layout.partner(relative)
-        if not high.is_file():
-            problems.append(f"{low}: no reference image at {high}")
+        high = _reference(high_dir / layout.partner(relative), folders)
+        if isinstance(high, str):
+            problems.append(f"{low}: {high}")
             continue
         pairs.append(Pair(low, high, str(relative)))
     if check_sizes:
         problems.extend(check_pairs(pairs))
     _raise_if(problems, f"dataset {root} ({layout.name} layout)")
     return pairs
+
+
+def _reference(expected: Path, folders: dict[Path, list[Path]]) -> Path | str:
+    """The reference image at ``expected``; else the only image beside it of the same name in another format (an
+    output saved as PNG for a JPEG reference); else why there is none, naming near misses (``folders``: the images
+    of each folder looked in, listed once)."""
+    if expected.is_file():
+        return expected
+    if expected.parent not in folders:
+        beside = sorted(expected.parent.iterdir()) if expected.parent.is_dir() else []
+        folders[expected.parent] = [path for path in beside if path.suffix.lower() in IMAGE_SUFFIXES]
+    same = [path for path in folders[expected.parent] if path.stem == expected.stem and path.is_file()]
+    if len(same) == 1:
+        return same[0]
+    why = f"no reference image at {expected}"
+    if same:
+        return f"{why} ({', '.join(path.name for path in same)} share its name in other formats: rename one)"
+    near = [path.name for path in folders[expected.parent] if path.stem.lower() == expected.stem.lower()]
+    return f"{why} ({', '.join(near)} differs in case; names are matched exactly)" if near else why
 
 
 def check_pairs(pairs: list[Pair]) -> list[str]:
