@@ -128,5 +128,5 @@ def test_scene_split_keeps_scenes_whole(tmp_path):
     assert len(val) == 6 and all(p.low.is_file() and p.high.is_file() for p in val)
     with pytest.raises(DatasetError, match="no split 'dev'"):
         resolve_pairs(manifest, "dev")
-    with pytest.raises(DatasetError, match="cannot fill"):
+    with pytest.raises(DatasetError, match=r"cannot fill splits of 102 \(train 100, val 1, test 1\); ask for fewer"):
         split_scenes(tmp_path, {"train": 100, "val": 1, "test": 1})

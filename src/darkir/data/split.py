@@ -37,7 +37,11 @@ def split_scenes(root: str | Path, counts: dict[str, int], seed: int = 0) -> dic
         scenes[scene_of(pair.name)].append(pair)
     wanted = sum(counts.values())
     if wanted > len(pairs):
-        raise DatasetError(f"{root}: {len(pairs)} pairs cannot fill splits of {wanted} ({counts})")
+        asked = ", ".join(f"{name} {count}" for name, count in counts.items())
+        raise DatasetError(
+            f"{root}: {len(pairs)} pairs cannot fill splits of {wanted} ({asked}); ask for fewer (--counts "
+            "TRAIN,VAL,TEST)"
+        )
     order = sorted(scenes)
     order = [order[i] for i in np.random.default_rng(seed).permutation(len(order))]
     splits: dict[str, list[tuple[str, str]]] = {name: [] for name in counts}
