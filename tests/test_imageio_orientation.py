@@ -205,6 +205,18 @@ def test_compressed_alpha_tiff_orientation(tmp_path, mode, orientation):
     np.testing.assert_array_equal(_samples(image), _displayed(stored, orientation))
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("mode", ["LA", "RGBA"])
+def test_bigtiff_alpha_orientation(tmp_path, mode, orientation):
+    """A BigTIFF (8-byte offsets, 20-byte IFD entries) decoded by Pillow is turned once, as a classic TIFF is."""
+    path, stored = tmp_path / "big.tif", _marked(mode)
+    _save_pil(path, stored, orientation, big_tiff=True)
+    assert path.read_bytes()[:4] == b"II+\x00"
+    image = read_image(path)
+    assert _corner(image.rgb[:, :, 0]) == SEEN[orientation]
+    np.testing.assert_array_equal(_samples(image), _displayed(stored, orientation))
+
+
 def test_header_sizes_agree_with_decoded_sizes(tmp_path):
     """The size check of pairs reads headers only; it must see the size that read_image returns."""
     low, low16 = tmp_path / "low.tif", tmp_path / "low16.tif"

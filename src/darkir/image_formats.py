@@ -27,30 +27,36 @@ _PNG_CHUNK = 1 << 24
 
 @dataclass(frozen=True)
 class Ifd:
-    """The first IFD of a classic TIFF structure: its byte ``order`` (a struct prefix), ``offset``, the ``count`` of
-    entries it declares and the offsets of those (12 bytes each) that the data holds whole."""
+    """The first IFD of a TIFF structure: its byte ``order`` (a struct prefix), ``offset``, the ``count`` of entries
+    it declares, the offsets of those that the data holds whole, and whether it is a BigTIFF's (entries of 20 bytes
+    and 8-byte counts and offsets, where a classic TIFF has 12 bytes and 2- and 4-byte ones)."""
 
     order: str
     offset: int
     count: int
     entries: list[int]
+    big: bool = False
 
     @property
     def end(self) -> int:
         """Where the link to the next IFD is (after the declared entries)."""
-        return self.offset + 2 + 12 * self.count
+        return self.offset + (8 + 20 * self.count if self.big else 2 + 12 * self.count)
 
 
-def first_ifd(data: bytes) -> Ifd | None:
-    """The first IFD of the classic TIFF structure ``data`` (a TIFF file or an EXIF block); None where it is not one."""
-    if data[:4] not in (b"II*\x00", b"MM\x00*") or len(data) < 8:
+def first_ifd(data: bytes, bigtiff: bool = False) -> Ifd | None:
+    """The first IFD of the classic TIFF structure ``data`` (a TIFF file or an EXIF block), or with ``bigtiff`` of a
+    BigTIFF too; None where it is not one."""
+    big = bigtiff and data[:4] in (b"II+\x00", b"MM\x00+")
+    if (data[:4] not in (b"II*\x00", b"MM\x00*") and not big) or len(data) < (16 if big else 8):
         return None
     order = "<" if data[:2] == b"II" else ">"
-    (offset,) = struct.unpack_from(order + "I", data, 4)
-    if offset + 2 > len(data):
+    (offset,) = struct.unpack_from(order + ("Q" if big else "I"), data, 8 if big else 4)
+    head, size = (8, 20) if big else (2, 12)
+    if offset + head > len(data):
         return None
-    (count,) = struct.unpack_from(order + "H", data, offset)
-    return Ifd(order, offset, count, list(range(offset + 2, min(offset + 2 + 12 * count, len(data) - 11), 12)))
+    (count,) = struct.unpack_from(order + ("Q" if big else "H"), data, offset)
+    first = offset + head
+    return Ifd(order, offset, count, list(range(first, min(first + size * count, len(data) - size + 1), size)), big)
 
 
 def tiff_layout(path: Path) -> tuple[Any, Any, Any, Any] | None:
@@ -88,14 +94,11 @@ def without_orientation(data: np.ndarray) -> bytes:
     """TIFF bytes with the orientation tag of the first image set to 1, for Pillow to decode them as stored: from
     version 12 Pillow turns a TIFF as it loads it, and (12.3) wrongly so for some modes, e.g. L and I;16."""
     raw = bytearray(data)
-    order, big = ("<" if raw[:2] == b"II" else ">"), raw[2:4] in (b"+\x00", b"\x00+")
-    (offset,) = struct.unpack_from(order + ("Q" if big else "I"), raw, 8 if big else 4)
-    (count,) = struct.unpack_from(order + ("Q" if big else "H"), raw, offset)
-    first, size = offset + (8 if big else 2), (20 if big else 12)
-    for entry in range(first, first + min(count, 4096) * size, size):
-        tag, kind = struct.unpack_from(order + "HH", raw, entry)
+    ifd = first_ifd(raw, bigtiff=True)
+    for entry in ifd.entries if ifd is not None else []:
+        tag, kind = struct.unpack_from(ifd.order + "HH", raw, entry)
         if tag == EXIF_ORIENTATION and kind in (3, 4):  # SHORT (as the standard says) or LONG
-            struct.pack_into(order + ("H" if kind == 3 else "I"), raw, entry + (12 if big else 8), 1)
+            struct.pack_into(ifd.order + ("H" if kind == 3 else "I"), raw, entry + (12 if ifd.big else 8), 1)
     return bytes(raw)
 
 
