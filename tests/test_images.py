@@ -146,3 +146,46 @@ def test_a_format_without_alpha_warns_that_the_alpha_is_dropped(tmp_path, suffix
         warnings.simplefilter("error")
         write_image(tmp_path / "a.png", rgba)
         write_image(tmp_path / f"b{suffix}", Image(rgb=rgba.rgb, alpha=None, bit_depth=8, grayscale=False))
+
+
+def test_header_reads_in_two_threads_leave_the_warning_filters_as_they_were(tmp_path, monkeypatch):
+    """Pillow's warnings are silenced around a header read; two threads' reads whose windows would overlap (the
+    second starting before the first ends, ending after it) must not leave every warning of the process silenced."""
+    import threading
+
+    import darkir.imageio as imageio
+
+    path = tmp_path / "a.png"
+    PILImage.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
+    first_in, second_in, first_done = threading.Event(), threading.Event(), threading.Event()
+    read_metadata = imageio.read_metadata
+
+    def paced(handle):  # called inside the window, after the warnings were silenced
+        if threading.current_thread().name == "first":
+            first_in.set()
+            second_in.wait(1)  # where the windows may overlap, the second read is inside the first's
+        else:
+            second_in.set()
+            first_done.wait(1)  # and leaves it after the first has left
+        return read_metadata(handle)
+
+    monkeypatch.setattr(imageio, "read_metadata", paced)
+    saved = list(warnings.filters)
+
+    def first() -> None:
+        imageio.read_header(path)
+        first_done.set()
+
+    def second() -> None:
+        first_in.wait(1)
+        imageio.read_header(path)
+
+    try:
+        threads = [threading.Thread(target=first, name="first"), threading.Thread(target=second, name="second")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert warnings.filters == saved
+    finally:
+        warnings.filters[:] = saved

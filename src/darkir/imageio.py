@@ -45,6 +45,9 @@ UNREAD_IMAGE_SUFFIXES = (
 #: gigapixel: a decompression bomb). OpenCV's own limit, 2**30 (e.g. 32768 x 32768).
 MAX_IMAGE_PIXELS = 1 << 30
 _PIL_LIMIT = threading.Lock()
+#: Held while Pillow's warnings are silenced: ``catch_warnings`` swaps the process's filter list, and two threads
+#: whose windows overlap would leave every warning of the process silenced when they leave in the wrong order.
+_QUIET_PILLOW = threading.Lock()
 
 
 class ImageReadError(DarkIRError):
@@ -106,7 +109,7 @@ def _pil_open(path: Path | BinaryIO) -> Any:
 def read_header(path: Path) -> Header | None:
     """The header of ``path`` as Pillow reads it (None where Pillow cannot read it; OpenCV may still decode it)."""
     try:
-        with warnings.catch_warnings(), _pil_open(path) as handle:
+        with _QUIET_PILLOW, warnings.catch_warnings(), _pil_open(path) as handle:
             warnings.simplefilter("ignore")  # Pillow's about a corrupt EXIF block: darkir drops what it cannot read
             width, height = handle.size
             if handle.format == "TIFF":  # Pillow >= 12 gives a TIFF's size as displayed: use the stored one
