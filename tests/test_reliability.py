@@ -384,3 +384,35 @@ def test_checkpoint_write_failure_keeps_the_previous_checkpoint(tmp_path, monkey
         save_checkpoint(path, model, step=2)
     assert path.read_bytes() == before and read_checkpoint(path)[2]["step"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+@pytest.fixture(scope="module")
+def nan_checkpoint(tmp_path_factory) -> Path:
+    """A tiny checkpoint one of whose last convolution's weights is NaN: every output is NaN in one channel."""
+    import torch
+
+    from darkir.checkpoint import save_checkpoint
+
+    model = randomize(build_model("darkir-csf-w32", **TINY), seed=11)
+    with torch.no_grad():
+        model.ending.weight[0, 0, 0, 0] = float("nan")
+    return save_checkpoint(tmp_path_factory.mktemp("nan") / "nan.pt", model)
+
+
+def test_broken_weights_are_named_not_written_or_scored(tmp_path, nan_checkpoint, capsys):
+    """Weights whose output is NaN: restore writes nothing and names each file; test and test-unpaired stop with an
+    error naming the image, instead of writing NaN cast to pixels or reporting "PSNR n/a" with exit 0."""
+    low = [_photo(tmp_path / "set" / sub / f"{i}.png", seed=i) for sub in ("low", "high") for i in range(2)][:2]
+    assert (
+        main(["restore", str(low[0].parent), "-o", str(tmp_path / "out"), "--weights", str(nan_checkpoint), "-q"]) == 1
+    )
+    err = capsys.readouterr().err
+    assert f"darkir: failed: {low[0]}: the model's output has NaN or infinite values: its weights may be broken" in err
+    assert not (tmp_path / "out" / "0.png").exists() and not (tmp_path / "out" / "1.png").exists()
+    for command in (
+        ["test", "--data", str(tmp_path / "set"), "--no-lpips"],
+        ["test-unpaired", "--data", str(low[0].parent), "-o", str(tmp_path / "u")],
+    ):
+        assert main([*command, "--weights", str(nan_checkpoint), "-q"]) == 2
+        assert f"darkir: error: {low[0]}: the model's output has NaN or infinite values" in capsys.readouterr().err
+    assert not (tmp_path / "u" / "0.png").exists()

@@ -98,7 +98,10 @@ def evaluate(
             gray.append(str(sample["name"]))
         start = time.perf_counter()
         with torch.inference_mode():
-            raw = method.run(low).float().cpu()
+            try:
+                raw = method.run(low).float().cpu()
+            except DarkIRError as exc:  # e.g. broken weights' NaN output: named with the image
+                raise DarkIRError(f"{pairs[index].low}: {exc}") from None
         scores.seconds.append(time.perf_counter() - start)
         with memory_returned_to_os():
             bit_depth = int(sample["bit_depth"])

@@ -188,7 +188,10 @@ def restore_unpaired(
         if image is None:
             continue
         before = image.rgb
-        image.rgb = restorer.restore_array(before)
+        try:
+            image.rgb = restorer.restore_array(before)
+        except DarkIRError as exc:  # e.g. broken weights' NaN output: named with the image
+            raise DarkIRError(f"{pair.low}: {exc}") from None
         target = output / pair.name
         target.parent.mkdir(parents=True, exist_ok=True)
         write_image(target, image, overwrite=True)

@@ -136,7 +136,8 @@ def _restore(restorer: Restorer, work: _Work, overwrite: bool, codec: str, crf: 
     try:
         work.image.rgb = restorer.restore_array(work.image.rgb)
     except Exception as exc:  # out of memory, a size the model cannot take: this file's failure
-        work.outcome, work.image = Outcome("failed", _reason(work.job, exc)), None
+        reason = f"{work.job.source}: {exc}" if isinstance(exc, DarkIRError) else _reason(work.job, exc)
+        work.outcome, work.image = Outcome("failed", reason), None
         work.drop()
         return
     work.outcome = _done(restorer)

@@ -154,9 +154,7 @@ def _expand_inputs(
         if path is None:
             problems.append((Path(item), f"cannot expand {item.split('/')[0]}: no such user"))
         elif path.is_dir():
-            files = list(walk_files(path))
-            images = [p for p in files if _is_input(p, suffixes)]
-            unread.extend(p for p in files if _is_input(p, UNREAD_IMAGE_SUFFIXES))
+            images = _images(walk_files(path), suffixes, unread)
             found = outside_output(images)
             if images and not found:
                 problems.append(
@@ -169,9 +167,7 @@ def _expand_inputs(
         elif path.is_file():
             add(path, Path(path.name))
         elif glob.has_magic(item):
-            files = glob_files(item)
-            matches = [p for p in files if _is_input(p, suffixes)]
-            unread.extend(p for p in files if _is_input(p, UNREAD_IMAGE_SUFFIXES))
+            matches = _images(glob_files(item), suffixes, unread)
             found = outside_output(matches)
             if matches and not found:
                 problems.append((path, f"its matches are inside the output folder {output_dir}; choose another"))
@@ -184,6 +180,13 @@ def _expand_inputs(
     _warn_left_out(inside, output_dir)
     _warn_unread(unread)
     return jobs, problems
+
+
+def _images(files: Iterable[Path], suffixes: tuple[str, ...], unread: list[Path]) -> list[Path]:
+    """The inputs (of ``suffixes``) among ``files``; images in formats darkir does not read are added to ``unread``."""
+    files = list(files)
+    unread.extend(path for path in files if _is_input(path, UNREAD_IMAGE_SUFFIXES))
+    return [path for path in files if _is_input(path, suffixes)]
 
 
 def _expand_user(item: str) -> Path | None:

@@ -355,10 +355,15 @@ class Restorer:
     def restore_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Restore a (N, C, H, W) float batch in [0, 1] (C: the model's ``img_channel``, 3 for the packaged models;
         any float dtype, computed as float32); returns float32 on the CPU, not clamped (clamped to [0, 1] when
-        ``exposure`` is not 0)."""
+        ``exposure`` is not 0). An output with NaN or infinite values (broken weights) raises a DarkIRError."""
         config = getattr(self.model, "config", None)  # DarkIR models: their ModelConfig as a dict
         _check_batch(x, config.get("img_channel") if isinstance(config, dict) else None)
-        return apply_exposure(self._restore(x.float()), self.exposure)
+        restored = self._restore(x.float())
+        if not bool(torch.isfinite(restored).all()):
+            half = "fp16" if self.dtype == torch.float16 else "bf16"
+            overflow = "" if self.dtype == torch.float32 else f", or {half} overflowed (try precision fp32)"
+            raise DarkIRError(f"the model's output has NaN or infinite values: its weights may be broken{overflow}")
+        return apply_exposure(restored, self.exposure)
 
     def _restore(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
