@@ -225,6 +225,12 @@ def test_tone_split_scores_detail_apart_from_global_tone():
     assert toned.grad is not None and toned.grad.abs().sum() > 0
     assert global_tone(reference, reference).item() == 0
     assert global_tone(toned, reference).item() > 100 * global_tone(blurred, reference).item() > 0
+    small = torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
+    flat = torch.full((1, 3, 32, 32), 0.5, requires_grad=True)
+    for image in (small, flat):  # one 8x8 block, or no spread at all: a finite term and gradient
+        term = global_tone(image, image.detach() * 0.5)
+        term.backward()
+        assert torch.isfinite(term) and torch.isfinite(image.grad).all()
     gray = torch.full((1, 1, 16, 16), 0.4)
     assert global_tone(gray * 0.5, gray).item() == pytest.approx(np.log(0.41 / 0.21), abs=1e-5)
 
@@ -306,6 +312,7 @@ def test_train_cli_and_seed_script_with_overrides(dataset, tmp_path, capsys):
         (["train.anchor=''"], "train.anchor: the weights name is empty"),
         (["train.anchor_weight=2"], "train.anchor_weight: is set but train.anchor is not"),
         (["train.tone_weight=2"], "train.tone_weight: is set but train.tone_split is not"),
+        (["save.path=/nonexistent/run/LAST.SAFETENSORS"], "save.path: training checkpoints hold the optimizer"),
     ],
 )
 def test_bad_configs_fail_before_training(dataset, tmp_path, overrides, message):

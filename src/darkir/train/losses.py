@@ -53,17 +53,18 @@ def tone_matched(out: torch.Tensor, reference: torch.Tensor, eps: float = 1e-2) 
     return torch.exp(offset.view(shape) + gamma.view(shape) * logged) - eps
 
 
-_REC709 = torch.tensor((0.2126, 0.7152, 0.0722))
+_REC709 = (0.2126, 0.7152, 0.0722)
 
 
 def log_luminance_stats(image: torch.Tensor, eps: float = 1e-2, block: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     """Each image's global tone: the mean and standard deviation of the log of its luminance (Rec. 709 weights; a
     gray image's own values) averaged over ``block`` x ``block`` blocks, so that fine detail and noise barely move
     the spread."""
-    luminance = image.float().mean(1) if image.shape[1] != 3 else torch.einsum("nchw,c->nhw", image.float(), _REC709)
+    weights = image.new_tensor(_REC709, dtype=torch.float32).view(1, 3, 1, 1)
+    luminance = image.float().mean(1) if image.shape[1] != 3 else (image.float() * weights).sum(1)
     block = max(1, min(block, *luminance.shape[-2:]))
     logged = _log(F.avg_pool2d(luminance.unsqueeze(1), block), eps).flatten(1)
-    return logged.mean(1), logged.std(1)
+    return logged.mean(1), logged.var(1, correction=0).clamp_min(1e-12).sqrt()
 
 
 def global_tone(out: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:

@@ -86,7 +86,7 @@ def check_trainable(options: Options) -> None:
     if not options.datasets.train.train_path and options.datasets.train.synth is None:
         raise ConfigError(f"{options.source}: datasets.train.train_path is not set (nor datasets.train.synth)")
     for key in ("path", "best"):
-        if str(getattr(options.save, key) or "").endswith(".safetensors"):
+        if str(getattr(options.save, key) or "").lower().endswith(".safetensors"):
             raise ConfigError(
                 f"{options.source}: save.{key}: training checkpoints hold the optimizer and schedule, which "
                 ".safetensors cannot store; use a .pt path (darkir convert makes a .safetensors from it)"
