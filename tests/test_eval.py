@@ -112,6 +112,13 @@ def test_metrics_pairs_an_output_with_the_one_reference_of_its_name_in_another_f
     err = capsys.readouterr().err
     assert f"no reference image at {tmp_path / 'gt' / 'c.png'} (c.jpg, c.tif share its name in other formats" in err
     assert f"no reference image at {tmp_path / 'gt' / 'D.png'} (d.png differs in case" in err
+    for name in ("gt/c.tif", "pred/D.png"):
+        (tmp_path / name).unlink()
+    cv2.imwrite(str(tmp_path / "pred" / "c.jpg"), image)  # c.png and c.jpg against one c.jpg: not scored twice
+    assert main(["metrics", str(tmp_path / "pred"), str(tmp_path / "gt"), "--no-lpips", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'pred' / 'c.png'}: its reference {tmp_path / 'gt' / 'c.jpg'} (the same name in another " in err
+    assert f"is also that of {tmp_path / 'pred' / 'c.jpg'}; rename one of the inputs" in err
 
 
 def test_metrics_notes_gray_outputs_scored_against_colour_references(tmp_path, capsys):

@@ -47,8 +47,9 @@ def _raise_if(problems: list[str], what: str) -> None:
 
 
 def find_pairs(root: str | Path, layout: Layout | None = None, check_sizes: bool = True) -> list[Pair]:
-    """All pairs under ``root`` (layout auto-detected); missing partners, unreadable files and size
-    mismatches are collected and raised together, naming each path."""
+    """All pairs under ``root`` (layout auto-detected): each input's reference is at its partner path
+    (:meth:`Layout.partner`), or else is the only image there of the same name in another format. Missing or shared
+    partners, unreadable files and size mismatches are collected and raised together, naming each path."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset folder not found")
@@ -57,38 +58,63 @@ def find_pairs(root: str | Path, layout: Layout | None = None, check_sizes: bool
     lows = list_images(low_dir)
     if not lows:
         raise DatasetError(f"{low_dir}: no images found (empty dataset)")
-    pairs, problems = [], []
-    folders: dict[Path, list[Path]] = {}
+    pairs, problems, matched = [], [], set()
+    folders: dict[Path, dict[str, list[Path]]] = {}
     for low in lows:
         relative = low.relative_to(low_dir)
-        high = _reference(high_dir / layout.partner(relative), folders)
+        expected = high_dir / layout.partner(relative)
+        high = _reference(expected, folders)
         if isinstance(high, str):
             problems.append(f"{low}: {high}")
             continue
+        if high != expected:
+            matched.add(low)
         pairs.append(Pair(low, high, str(relative)))
+    problems.extend(_shared_references(pairs, matched))
     if check_sizes:
         problems.extend(check_pairs(pairs))
     _raise_if(problems, f"dataset {root} ({layout.name} layout)")
     return pairs
 
 
-def _reference(expected: Path, folders: dict[Path, list[Path]]) -> Path | str:
+def _reference(expected: Path, folders: dict[Path, dict[str, list[Path]]]) -> Path | str:
     """The reference image at ``expected``; else the only image beside it of the same name in another format (an
     output saved as PNG for a JPEG reference); else why there is none, naming near misses (``folders``: the images
-    of each folder looked in, listed once)."""
+    of each folder looked in by lower-case name without suffix, listed once)."""
     if expected.is_file():
         return expected
     if expected.parent not in folders:
-        beside = sorted(expected.parent.iterdir()) if expected.parent.is_dir() else []
-        folders[expected.parent] = [path for path in beside if path.suffix.lower() in IMAGE_SUFFIXES]
-    same = [path for path in folders[expected.parent] if path.stem == expected.stem and path.is_file()]
+        folders[expected.parent] = by_stem = {}
+        for path in sorted(expected.parent.iterdir()) if expected.parent.is_dir() else []:
+            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+                by_stem.setdefault(path.stem.lower(), []).append(path)
+    named = folders[expected.parent].get(expected.stem.lower(), [])
+    same = [path for path in named if path.stem == expected.stem]
     if len(same) == 1:
         return same[0]
     why = f"no reference image at {expected}"
     if same:
         return f"{why} ({', '.join(path.name for path in same)} share its name in other formats: rename one)"
-    near = [path.name for path in folders[expected.parent] if path.stem.lower() == expected.stem.lower()]
-    return f"{why} ({', '.join(near)} differs in case; names are matched exactly)" if near else why
+    near = ", ".join(path.name for path in named)
+    return (
+        f"{why} ({near} {'differs' if len(named) == 1 else 'differ'} in case; names are matched exactly)"
+        if near
+        else why
+    )
+
+
+def _shared_references(pairs: list[Pair], matched: set[Path]) -> list[str]:
+    """Inputs paired by name alone (``matched``: their inputs) with a reference another input also has: a.png and
+    a.jpg beside each other against one a.jpg would be scored, or trained on, twice."""
+    owners: dict[Path | None, list[Path]] = {}
+    for pair in pairs:
+        owners.setdefault(pair.high, []).append(pair.low)
+    return [
+        f"{pair.low}: its reference {pair.high} (the same name in another format) is also that of "
+        f"{', '.join(str(low) for low in owners[pair.high] if low != pair.low)}; rename one of the inputs"
+        for pair in pairs
+        if pair.low in matched and len(owners[pair.high]) > 1
+    ]
 
 
 def check_pairs(pairs: list[Pair]) -> list[str]:

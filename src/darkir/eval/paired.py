@@ -83,7 +83,7 @@ def evaluate(
     """
     scores = Scores(method.name)
     dataset = PairedDataset(pairs)
-    gray: list[str] = []  # pairs whose input is gray and whose reference is in colour
+    gray: list[str] = []  # pairs whose scored image is gray and whose reference is in colour
     for index in tqdm(range(len(dataset)), desc=f"testing {method.name}", unit="img", disable=not progress):
         try:
             with memory_returned_to_os():
@@ -94,8 +94,6 @@ def evaluate(
             skip_unreadable_image(exc, scores.unreadable)
             continue
         low, high = sample["low"][None], sample["high"][None]
-        if _is_gray(low) and not _is_gray(high):
-            gray.append(str(sample["name"]))
         start = time.perf_counter()
         with torch.inference_mode():
             try:
@@ -106,6 +104,8 @@ def evaluate(
         with memory_returned_to_os():
             bit_depth = int(sample["bit_depth"])
             out = prepare(raw, convention, bit_depth)
+            if _is_gray(out) and not _is_gray(high):
+                gray.append(str(sample["name"]))
             scores.names.append(str(sample["name"]))
             scores.values["psnr"].append(psnr(out, high).item())
             scores.values["ssim"].append(ssim(out, high).item())
@@ -125,13 +125,14 @@ def evaluate(
 
 
 def _is_gray(image: torch.Tensor) -> bool:
-    """Whether an (N, 3, H, W) image's three channels are one."""
-    return bool(torch.equal(image[:, 0], image[:, 1]) and torch.equal(image[:, 1], image[:, 2]))
+    """Whether an (N, 3, H, W) image's three channels are one (and not all of one value)."""
+    same = torch.equal(image[:, 0], image[:, 1]) and torch.equal(image[:, 1], image[:, 2])
+    return bool(same and image.amax() > image.amin())
 
 
 def _warn_gray(names: list[str]) -> None:
-    """One warning naming the pairs whose input is grayscale and whose reference is in colour (often an output
-    saved in gray by mistake, or a gray capture): the missing colour counts in every score."""
+    """One warning naming the pairs whose scored image is grayscale and whose reference is in colour (often an
+    output saved in gray by mistake): the missing colour counts in every score."""
     if names:
         what = "image is" if len(names) == 1 else "images are"
         warnings.warn(
