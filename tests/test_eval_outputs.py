@@ -111,3 +111,42 @@ def test_metrics_names_the_outputs_folder_given_as_dot(tmp_path, monkeypatch, ca
     assert main(["metrics", ".", str(gt), "--csv", str(tmp_path / "m.csv"), "-q"]) == 0
     assert capsys.readouterr().out.startswith("restored:")
     assert (tmp_path / "m.csv").read_text().splitlines()[1].split(",")[1] == "restored"
+
+
+def test_test_unpaired_leaves_out_the_results_of_runs_into_other_folders_of_the_data(tmp_path, tiny_checkpoint, capsys):
+    """Results written by an earlier run into another folder inside the data (-o dark/r1, then -o dark/r2) are
+    restored images, not inputs: they are left out, named in one warning, not scored as new inputs."""
+    data = _images(tmp_path / "dark")
+    weights = ["--weights", str(tiny_checkpoint), "--data", str(data), "-q"]
+    assert main(["test-unpaired", *weights, "-o", str(data / "r1")]) == 0
+    capsys.readouterr()
+    assert main(["test-unpaired", *weights, "-o", str(data / "r2")]) == 0
+    captured = capsys.readouterr()
+    assert "input (2 images)" in captured.out
+    assert (
+        f"darkir: warning: left out 2 images in results folders of earlier runs inside the data ({data / 'r1'}), "
+        "not inputs: r1/img0.png, r1/img1.png" in captured.err
+    )
+    assert sorted(p.name for p in (data / "r2").iterdir()) == ["img0.png", "img1.png", "stats.csv"]
+
+
+def test_test_unpaired_into_an_earlier_runs_folder_removes_that_runs_other_outputs(tmp_path, tiny_checkpoint):
+    """Rerun into the folder of a run over more images, the earlier outputs this run does not write again (another
+    model's, of other inputs) are removed: the folder holds this run's results only; files of the user's stay."""
+    out = tmp_path / "out"
+    weights = ["--weights", str(tiny_checkpoint), "-o", str(out), "-q"]
+    assert main(["test-unpaired", "--data", str(_images(tmp_path / "three", count=3)), *weights]) == 0
+    (out / "notes.txt").write_text("mine")
+    assert main(["test-unpaired", "--data", str(_images(tmp_path / "one", count=1)), *weights]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["img0.png", "notes.txt", "stats.csv"]
+
+
+def test_compare_unpaired_refuses_a_paired_set_whose_references_it_would_restore(tmp_path, tiny_checkpoint, capsys):
+    data = tmp_path / "lol"
+    _images(data / "low")
+    _images(data / "high")
+    args = ["compare", "--weights", str(tiny_checkpoint), "--data", str(data), "--unpaired", "-o", str(tmp_path / "c")]
+    assert main([*args, "--no-lpips", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"{data} is a paired set (low/ + high/): compare --unpaired would restore its references as inputs" in err
+    assert not (tmp_path / "c").exists()

@@ -206,9 +206,11 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     from darkir.data.pairs import find_unpaired
     from darkir.eval.unpaired import (
         NO_REFERENCE_NOTE,
+        earlier_outputs,
         mark_results,
         mean_line,
         outside_output,
+        remove_stale,
         restore_unpaired,
         unpaired_csv_rows,
         write_scores_csv,
@@ -227,9 +229,11 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     check_writable_dir(output)
     restorer = restorer_from_args(args)
     ensure_writable_dir(output)
+    earlier = earlier_outputs(output)
     mark_results(output)  # once the model has loaded: a failed start leaves no mark of a run
     unreadable: list[str] = []
     rows = restore_unpaired(restorer, pairs, output, progress=not args.quiet, unreadable=unreadable)
+    remove_stale(output, earlier, {row.name for row in rows})
     write_scores_csv(output / "stats.csv", unpaired_csv_rows(rows))
     print(NO_REFERENCE_NOTE)
     for row in rows:
@@ -243,8 +247,9 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     return _unreadable_status(len(rows), unreadable)
 
 
-def _refuse_paired(folder: Path, options: Options | None) -> None:
-    """Refuse a paired set for test-unpaired: its references would be restored and scored as low-light inputs. A folder
+def _refuse_paired(folder: Path, options: Options | None, command: str = "test-unpaired") -> None:
+    """Refuse a paired set for ``command`` (test-unpaired, or compare --unpaired): its references would be restored
+    and scored as low-light inputs. A folder
     counts as one where a known layout's folders are there and every input has its reference (a folder that merely has,
     say, ``low/`` and ``high/`` sub-folders of unrelated photos is restored as it is)."""
     from darkir.data.layouts import COLLECTIONS, DatasetError, detect_layout
@@ -260,9 +265,10 @@ def _refuse_paired(folder: Path, options: Options | None) -> None:
         find_pairs(folder, layout, check_sizes=False)
     except DatasetError:
         return
+    paired = f"darkir test --data {folder}" if command == "test-unpaired" else "darkir compare without --unpaired"
     raise DarkIRError(
-        f"{folder} is a paired set ({layout.low}/ + {layout.high}/): test-unpaired would restore its references as "
-        f"inputs; pass --data {folder / layout.low}, or score the pairs with darkir test --data {folder}"
+        f"{folder} is a paired set ({layout.low}/ + {layout.high}/): {command} would restore its references as "
+        f"inputs; pass --data {folder / layout.low}, or score the pairs with {paired}"
     )
 
 
@@ -334,6 +340,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     refuse_empty(args)
     if args.exposure_target > 1:
         raise DarkIRError(f"--exposure-target is a mean brightness in (0, 1], got {args.exposure_target:g}")
+    if args.unpaired:
+        _refuse_paired(Path(args.data), None, "compare --unpaired")
     pairs = find_unpaired(args.data) if args.unpaired else evaluation_sets(args, None)[""]
     output = Path(args.output)
     check_report_folder(output, _input_folders(args.data, pairs))

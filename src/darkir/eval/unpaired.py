@@ -39,7 +39,7 @@ from darkir.eval.reports import (
     write_text,
 )
 from darkir.eval.stats import MIN_INTERVAL_IMAGES, Interval, bootstrap_mean, paired
-from darkir.imageio import Image, ImageReadError, read_image, write_image
+from darkir.imageio import IMAGE_SUFFIXES, Image, ImageReadError, read_image, write_image
 from darkir.infer.restorer import Restorer
 from darkir.outputs import is_inside, is_same_file
 
@@ -119,6 +119,7 @@ def outside_output(pairs: list[Pair], output: Path, folder: Path) -> list[Pair]:
     kept = [pair for pair, is_in in zip(pairs, within, strict=True) if not is_in]
     if not kept:
         raise DarkIRError(f"{folder}: its images are inside the output folder {output}; choose another output folder")
+    kept = _outside_earlier_runs(kept, folder)
     stats, earlier = output / STATS_FILE, earlier_results(output)
     if (stats.exists() or stats.is_symlink()) and not earlier:
         raise DarkIRError(f"{stats} was not written by darkir test-unpaired; move it away or choose another -o folder")
@@ -141,6 +142,49 @@ def outside_output(pairs: list[Pair], output: Path, folder: Path) -> list[Pair]:
             file=sys.stderr,
         )
     return kept
+
+
+def _outside_earlier_runs(pairs: list[Pair], folder: Path) -> list[Pair]:
+    """``pairs`` without the images in folders under ``folder`` that hold an earlier test-unpaired run's results
+    (another ``-o``): they are restored images, not inputs. Those left out are named on stderr in one line."""
+    results: dict[Path, bool] = {}
+    left: list[Pair] = []
+    for pair in pairs:
+        for parent in [folder / part for part in Path(pair.name).parents][:-1]:  # not ``folder`` itself
+            if parent not in results:
+                results[parent] = earlier_results(parent)
+            if results[parent]:
+                left.append(pair)
+                break
+    if len(left) == len(pairs):
+        raise DarkIRError(f"{folder}: every image is in an earlier darkir test-unpaired run's results folder")
+    if left:
+        runs = sorted({str(path) for path, is_run in results.items() if is_run})
+        tqdm.write(
+            f"darkir: warning: left out {plural(len(left))} in results folders of earlier runs inside the data "
+            f"({', '.join(runs)}), not inputs: {_named(left)}",
+            file=sys.stderr,
+        )
+    left_out = set(left)
+    return [pair for pair in pairs if pair not in left_out]
+
+
+def earlier_outputs(output: Path) -> set[str]:
+    """The images that an earlier test-unpaired run listed in ``output``'s ``stats.csv`` (none where it holds none, or
+    one that run did not finish)."""
+    if not earlier_results(output):
+        return set()
+    with open(output / STATS_FILE, newline="") as handle:
+        return {row[0] for row in list(csv.reader(handle))[1:] if row}
+
+
+def remove_stale(output: Path, earlier: set[str], written: set[str]) -> None:
+    """Remove the earlier run's outputs (``earlier``) that this run did not write again, so that no image of another
+    model or input set is left among this run's results."""
+    for name in sorted(earlier - written):
+        target = output / name
+        if target.suffix.lower() in IMAGE_SUFFIXES and is_inside(target, output) and target.is_file():
+            target.unlink()
 
 
 def _refuse_taken_names(pairs: list[Pair], output: Path) -> None:
