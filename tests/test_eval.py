@@ -481,3 +481,28 @@ def test_zero_dce_peer_loads_its_checkpoint_layout_and_rejects_others(tmp_path):
         zero_dce(str(tmp_path / "other.pth"))
     with pytest.raises(CheckpointError):
         zero_dce(str(tmp_path / "missing.pth"))
+
+
+def test_names_that_are_not_utf8_are_written_as_they_are(tmp_path, tiny_checkpoint, capsys):
+    """A file name with bytes that are not UTF-8 (Linux allows them) reaches the CSV and the triplet note as its own
+    bytes, instead of a UnicodeEncodeError after every image was scored."""
+    import os
+
+    import cv2
+
+    name = os.fsdecode(b"a\xff.png")
+    png = cv2.imencode(".png", (np.random.default_rng(0).random((32, 32, 3)) * 60).astype(np.uint8))[1].tobytes()
+    for folder in ("low", "high"):
+        (tmp_path / "set" / folder).mkdir(parents=True)
+        try:
+            (tmp_path / "set" / folder / name).write_bytes(png)  # cv2.imwrite crashes on such a name
+        except (UnicodeEncodeError, OSError):
+            pytest.skip("this file system takes UTF-8 names only")
+    csv_file = tmp_path / "m.csv"
+    assert main(["metrics", *(str(tmp_path / "set" / f) for f in ("low", "high")), "--csv", str(csv_file), "-q"]) == 0
+    assert csv_file.read_bytes().splitlines()[1].startswith(b"a\xff.png,")
+    results = tmp_path / "results"
+    weights = ["--weights", str(tiny_checkpoint), "--no-lpips", "-q"]
+    assert main(["test", "--data", str(tmp_path / "set"), *weights, "--results-dir", str(results), "--save", "1"]) == 0
+    assert b"a\xff.png" in (results / "triplets.txt").read_bytes()
+    assert main(["test", "--data", str(tmp_path / "set"), *weights, "--results-dir", str(results), "--save", "1"]) == 0

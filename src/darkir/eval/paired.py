@@ -160,7 +160,7 @@ def noted_triplets(folder: Path) -> frozenset[int] | None:
     """The indices of the triplets an earlier ``darkir test`` wrote in ``folder`` (listed in its
     :data:`TRIPLET_NOTE`), or None if it holds no such note."""
     try:
-        with open(folder / TRIPLET_NOTE, encoding="utf-8") as note:
+        with open(folder / TRIPLET_NOTE, encoding="utf-8", errors="surrogateescape") as note:
             if not note.readline().startswith(_NOTE_HEADER):
                 return None
             return frozenset(int(line[:5]) for line in note if line[:5].isdigit())
@@ -195,7 +195,7 @@ def write_triplet_note(folder: Path, method: str, pairs: Sequence[Pair], count: 
     lines = [f"{_NOTE_HEADER} of {method}, the first {count} pairs (input, reference):"]
     lines += [f"{index:05d} {pair.low} {pair.high}" for index, pair in enumerate(pairs[:count])]
     folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(folder / TRIPLET_NOTE, ("\n".join(lines) + "\n").encode(), overwrite=True)
+    write_atomic(folder / TRIPLET_NOTE, ("\n".join(lines) + "\n").encode(errors="surrogateescape"), overwrite=True)
 
 
 def write_csv(path: Path, all_scores: Sequence[Scores], overwrite: bool = True) -> None:

@@ -71,7 +71,7 @@ def json_numbers(value: object) -> object:
 
 def write_text(path: Path, text: str) -> None:
     """Write a report file through a temporary file and one atomic rename (a failure leaves the old one)."""
-    write_atomic(path, text.encode(), overwrite=True)
+    write_atomic(path, text.encode(errors="surrogateescape"), overwrite=True)
 
 
 def is_report(folder: Path) -> bool:
@@ -118,4 +118,4 @@ def write_csv_rows(path: Path, rows: Sequence[Sequence[object]], overwrite: bool
     buffer = io.StringIO(newline="")
     csv.writer(buffer).writerows(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, buffer.getvalue().encode(), overwrite=overwrite)
+    write_atomic(path, buffer.getvalue().encode(errors="surrogateescape"), overwrite=overwrite)
