@@ -99,6 +99,24 @@ def test_fewer_triplets_than_an_earlier_run_leave_none_of_its_own(tmp_path, tiny
     assert mine.is_file() and len((results / "triplets.txt").read_text().splitlines()) == 2
 
 
+def test_a_pair_that_cannot_be_read_leaves_no_earlier_triplet_in_its_place(tmp_path, tiny_checkpoint, capsys):
+    """Rerun on a set whose second input cannot be decoded (its header still reads), triplet 1 of the earlier run is
+    removed and the note lists only the triplets written: none of the earlier run's is taken for this one's."""
+    results = tmp_path / "results"
+    assert main(_test(tiny_checkpoint, _data(tmp_path / "data"), "--results-dir", str(results), "--save", "2")) == 0
+    second = _data(tmp_path / "second")
+    broken = second / "input" / "00001_output.png"
+    broken.write_bytes(broken.read_bytes()[:120])
+    capsys.readouterr()
+    assert main(_test(tiny_checkpoint, second, "--results-dir", str(results), "--save", "2")) == 1
+    assert "1 input/output/gt triplets of the first 2 pairs" in capsys.readouterr().out
+    assert sorted(p.name for p in results.iterdir()) == [f"00000_{s}.png" for s in ("gt", "input", "output")] + [
+        "triplets.txt"
+    ]
+    note = (results / "triplets.txt").read_text().splitlines()
+    assert len(note) == 2 and note[1].startswith("00000 ") and str(second) in note[1]
+
+
 def test_a_note_unlocks_only_the_triplets_it_lists(tmp_path, tiny_checkpoint, capsys):
     data = _data(tmp_path / "data")
     results = tmp_path / "results"

@@ -125,7 +125,9 @@ def cmd_test(args: argparse.Namespace) -> int:
         )
         print(summary_line(scores, args.convention))
         if results_dir is not None:
-            print(f"first {min(args.save, len(pairs))} input/output/gt triplets -> {results_dir}")
+            write_triplet_note(results_dir, method.name, pairs, args.save, scores.saved)
+            first = min(args.save, len(pairs))
+            print(f"{len(scores.saved)} input/output/gt triplets of the first {first} pairs -> {results_dir}")
         all_scores.append(scores)
     if csv:
         write_csv(csv, all_scores, overwrite=args.overwrite)

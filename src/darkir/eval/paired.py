@@ -41,6 +41,8 @@ class Scores:
     seconds: list[float] = field(default_factory=list)
     #: ``path: why`` of each pair left out because an image of it could not be read (see :func:`evaluate`).
     unreadable: list[str] = field(default_factory=list)
+    #: The indices of the input/output/gt triplets :func:`evaluate` saved.
+    saved: list[int] = field(default_factory=list)
 
     def mean(self, metric: str) -> float:
         """Mean over images (NaN when the metric is unavailable)."""
@@ -119,6 +121,7 @@ def evaluate(
                 save_dir.mkdir(parents=True, exist_ok=True)
                 for suffix, image in (("input", low), ("output", out), ("gt", high)):
                     _save(save_dir / f"{index:05d}_{suffix}.png", image)
+                scores.saved.append(index)
         del sample, low, high, raw, out
     _warn_gray(gray)
     return scores
@@ -184,16 +187,19 @@ def check_triplet_folder(folder: Path, count: int, overwrite: bool, flag: str = 
         )
 
 
-def write_triplet_note(folder: Path, method: str, pairs: Sequence[Pair], count: int) -> None:
+def write_triplet_note(
+    folder: Path, method: str, pairs: Sequence[Pair], count: int, saved: Sequence[int] | None = None
+) -> None:
     """Mark ``folder`` as ``darkir test``'s: :data:`TRIPLET_NOTE` names the pair of each of the first ``count``
-    triplets. The triplets an earlier run's note lists beyond those are removed, so that none of another run is left
-    among them."""
+    triplets (of those ``saved`` once they are written: a pair that could not be read has none). The triplets an
+    earlier run's note lists besides those are removed, so that none of another run is left among them."""
     count = min(count, len(pairs))
-    for index in sorted(index for index in noted_triplets(folder) or () if index >= count):
+    listed = [index for index in range(count) if saved is None or index in saved]
+    for index in sorted(set(noted_triplets(folder) or ()) - set(listed)):
         for suffix in TRIPLET_SUFFIXES:
             (folder / f"{index:05d}_{suffix}.png").unlink(missing_ok=True)
     lines = [f"{_NOTE_HEADER} of {method}, the first {count} pairs (input, reference):"]
-    lines += [f"{index:05d} {pair.low} {pair.high}" for index, pair in enumerate(pairs[:count])]
+    lines += [f"{index:05d} {pairs[index].low} {pairs[index].high}" for index in listed]
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(folder / TRIPLET_NOTE, ("\n".join(lines) + "\n").encode(errors="surrogateescape"), overwrite=True)
 
