@@ -130,3 +130,19 @@ def test_scene_split_keeps_scenes_whole(tmp_path):
         resolve_pairs(manifest, "dev")
     with pytest.raises(DatasetError, match=r"cannot fill splits of 102 \(train 100, val 1, test 1\); ask for fewer"):
         split_scenes(tmp_path, {"train": 100, "val": 1, "test": 1})
+
+
+def test_a_manifest_written_over_a_link_finds_its_data(tmp_path):
+    """-o a link to a manifest elsewhere, with overwrite: the link is replaced by the manifest, whose root is
+    relative to where it now is (it was relative to the link target's folder, and every pair went missing)."""
+    data = tmp_path / "data"
+    make_lolblur(data, scenes=10, frames=3)
+    far = tmp_path / "far" / "deep" / "er"
+    far.mkdir(parents=True)
+    (far / "real.json").write_text("{}")
+    (tmp_path / "out").mkdir()
+    link = tmp_path / "out" / "link.json"
+    link.symlink_to(far / "real.json")
+    write_manifest(data, link, {"train": 18, "val": 6, "test": 6}, seed=1, overwrite=True)
+    assert not link.is_symlink() and (far / "real.json").read_text() == "{}"
+    assert len(resolve_pairs(link, "val")) == 6

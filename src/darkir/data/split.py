@@ -72,7 +72,8 @@ def write_manifest(
     root, output = Path(root), Path(output)
     splits = split_scenes(root, counts, seed)
     output.parent.mkdir(parents=True, exist_ok=True)
-    relative_root = os.path.relpath(root.resolve(), output.resolve().parent)
+    # relative to the folder the file is written in (an -o that is a link is replaced, not written through)
+    relative_root = os.path.relpath(root.resolve(), output.parent.resolve())
     manifest = {"root": relative_root, "seed": seed, "counts": {k: len(v) for k, v in splits.items()}, "splits": splits}
     write_atomic(output, json.dumps(manifest, indent=1).encode(), overwrite=overwrite)
     return manifest["counts"]
