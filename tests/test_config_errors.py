@@ -4,6 +4,7 @@ turn out unreadable mid-evaluation are skipped, named and counted (exit 1) witho
 from __future__ import annotations
 
 import csv
+import os
 import pickle
 import textwrap
 from pathlib import Path
@@ -449,6 +450,9 @@ def test_options_folder_is_named_as_a_folder(tmp_path, capsys, command):
     assert "not found" not in line
     with pytest.raises(ConfigError, match="options file not found"):
         load_options(tmp_path / "missing.yml")
+    os.mkfifo(tmp_path / "pipe.yml")  # read, it would block until something writes to it
+    with pytest.raises(ConfigError, match=r"pipe\.yml is not a regular file \(a pipe or device\?\)"):
+        load_options(tmp_path / "pipe.yml")
 
 
 # 10. Evaluation: an unreadable image is skipped, named and counted; the other scores are kept.

@@ -70,6 +70,7 @@ def test_problems_are_listed_with_paths_before_anything_runs(tmp_path):
         (lambda root: None, "dataset folder not found"),
         (lambda root: (root / "low").mkdir(parents=True) or (root / "high").mkdir(), "no images found"),
         (lambda root: (root / "stuff").mkdir(parents=True), "no known paired layout"),
+        (lambda root: root.write_bytes(b"x"), "data: a file, not a dataset folder"),
     ],
 )
 def test_missing_and_empty_datasets(tmp_path, setup, message):
@@ -77,6 +78,14 @@ def test_missing_and_empty_datasets(tmp_path, setup, message):
     setup(root)
     with pytest.raises(DatasetError, match=message):
         find_pairs(root)
+
+
+def test_a_file_given_for_a_folder_is_named_as_a_file(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"x")
+    with pytest.raises(DatasetError, match=r"a\.png: a file, not a folder$"):
+        find_unpaired(tmp_path / "a.png")
+    with pytest.raises(DatasetError, match=r"b\.png: folder not found$"):
+        find_unpaired(tmp_path / "b.png")
 
 
 def test_unpaired_folder(tmp_path):

@@ -447,6 +447,8 @@ def load_options(path: str | os.PathLike[str], overrides: Iterable[str] = ()) ->
         found = sorted(p.name for p in path.glob("*.y*ml"))[:5]
         hint = f" (it holds {', '.join(found)})" if found else ""
         raise ConfigError(f"{path} is a folder, not an options file: give a YAML file{hint}")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path} is not a regular file (a pipe or device?); give a YAML options file")
     if not path.is_file():
         raise ConfigError(f"options file not found: {path}")
     try:

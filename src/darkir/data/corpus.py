@@ -90,7 +90,8 @@ def resolve_sources(sources: list[str]) -> dict[str, Path]:
             continue
         folder = Path(source).expanduser()
         if not folder.is_dir():
-            raise DatasetError(f"{folder}: photo folder not found (use a folder of clean photos or 'debian')")
+            what = "a file, not a photo folder" if folder.exists() else "photo folder not found"
+            raise DatasetError(f"{folder}: {what} (use a folder of clean photos or 'debian')")
         images = list_images(folder)
         if not images:
             raise DatasetError(f"{folder}: no images found")
