@@ -103,3 +103,16 @@ def test_help_does_not_load_torch():
     )
     done = subprocess.run([sys.executable, "-c", script, *_subcommands()], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_models_filter_that_matches_nothing_lists_the_models(capsys):
+    assert main(["models", "darkir-w16*", "--pretrained"]) == 2
+    err = capsys.readouterr().err
+    assert "no model with packaged weights matches 'darkir-w16*'; the models are darkir-w16, darkir-w32," in err
+    assert main(["models", "darkir-csf-*"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("darkir-csf-w32 ")
+
+
+def test_complexity_at_a_size_that_cannot_be_allocated_is_one_line(capsys):
+    assert main(["complexity", "-m", "darkir-w16", "--size", "99999999"]) == 2
+    assert capsys.readouterr().err.startswith("darkir: error: --size 99999999: cannot measure at this size (")

@@ -18,6 +18,7 @@ from darkir.cli.common import (
     refuse_empty,
     trained_model,
 )
+from darkir.errors import DarkIRError, first_line
 
 if TYPE_CHECKING:
     from darkir.models import DarkIR
@@ -28,7 +29,10 @@ def cmd_models(args: argparse.Namespace) -> int:
     from darkir.models import get_spec, list_models
 
     names = list_models(args.filter, pretrained=args.pretrained)
-    width = max((len(n) for n in names), default=0)
+    if not names:
+        kind = "model with packaged weights" if args.pretrained else "model"
+        raise DarkIRError(f"no {kind} matches {args.filter!r}; the models are {', '.join(list_models())}")
+    width = max(len(n) for n in names)
     for name in names:
         spec = get_spec(name)
         weights = "weights" if spec.weights else "-"
@@ -42,7 +46,10 @@ def cmd_complexity(args: argparse.Namespace) -> int:
 
     refuse_empty(args)
     model = _architecture(args)
-    result = measure_complexity(model, size=args.size, channels=model.config["img_channel"])
+    try:
+        result = measure_complexity(model, size=args.size, channels=model.config["img_channel"])
+    except (RuntimeError, MemoryError) as exc:  # an input too large to allocate
+        raise DarkIRError(f"--size {args.size}: cannot measure at this size ({first_line(exc)})") from None
     print(json.dumps(result.as_dict()) if args.json else result.summary())
     return 0
 
@@ -51,7 +58,6 @@ def _architecture(args: argparse.Namespace) -> DarkIR:
     """The network ``complexity`` measures: the options' ``network:`` section (the settings it leaves out taken from
     its ``save.path`` weights where that file exists, as ``test`` and ``restore`` take them), a zoo variant or a
     checkpoint's."""
-    from darkir.errors import DarkIRError
     from darkir.models import create_model, has_model, list_models
     from darkir.options import load_options
 
