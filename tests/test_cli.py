@@ -116,3 +116,15 @@ def test_models_filter_that_matches_nothing_lists_the_models(capsys):
 def test_complexity_at_a_size_that_cannot_be_allocated_is_one_line(capsys):
     assert main(["complexity", "-m", "darkir-w16", "--size", "99999999"]) == 2
     assert capsys.readouterr().err.startswith("darkir: error: --size 99999999: cannot measure at this size (")
+
+
+def test_a_closed_output_pipe_ends_quietly(monkeypatch, capsys):
+    """``darkir ... | head -1``: the reader going away is not an error to report (exit 141, as for cat)."""
+    import darkir.cli.variants
+
+    def closed(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(darkir.cli.variants, "cmd_models", closed)
+    assert main(["models"]) == 141
+    assert capsys.readouterr().err == ""

@@ -199,3 +199,10 @@ def test_complexity_names_an_unknown_model(capsys):
     assert main(["complexity", "-m", "nope"]) == 2
     err = _error(capsys)
     assert "-m nope: no model of that name" in err and "darkir-w32" in err and "weights not found" not in err
+
+
+def test_split_with_a_folder_is_refused_not_ignored(tmp_path, tiny_checkpoint, capsys):
+    data = _data(tmp_path / "data")
+    assert main(_test(tiny_checkpoint, data, "--split", "val")) == 2
+    assert _error(capsys) == f"darkir: error: --split val picks a split of a .json manifest, and {data} is not one"
+    assert main(_test(tiny_checkpoint, data)) == 0

@@ -370,10 +370,13 @@ def evaluation_sets(args: argparse.Namespace, options: Options | None) -> dict[s
     from darkir.data.pairs import collection_pairs, resolve_pairs
 
     if args.data:
-        return {"": resolve_pairs(args.data, args.split)}
-    if options is None:
+        location = args.data
+    elif options is not None:
+        location = options.require_path("datasets.val.test_path")
+    else:
         raise DarkIRError("pass --data DIR (or a manifest .json) or -p OPTIONS with datasets.val.test_path")
-    root = options.require_path("datasets.val.test_path")
-    if options.datasets.name in COLLECTIONS:
-        return collection_pairs(root, options.datasets.name)
-    return {"": resolve_pairs(root, args.split)}
+    if args.split is not None and Path(location).suffix.lower() != ".json":
+        raise DarkIRError(f"--split {args.split} picks a split of a .json manifest, and {location} is not one")
+    if not args.data and options is not None and options.datasets.name in COLLECTIONS:
+        return collection_pairs(location, options.datasets.name)
+    return {"": resolve_pairs(location, args.split or "test")}

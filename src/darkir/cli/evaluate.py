@@ -385,7 +385,7 @@ def _register_test(add: AddCommand) -> None:
     test = add("test", cmd_test, "Evaluate a model on paired images: PSNR, SSIM, LPIPS (mean and per image).")
     add_weights_source(test)
     test.add_argument("--data", help="paired folder or split manifest (default: datasets.val.test_path)")
-    test.add_argument("--split", default="test", help="split of a manifest (default test)")
+    test.add_argument("--split", help="split of a .json manifest (default test)")
     test.add_argument(
         "--csv",
         help="write per-image metrics to this .csv file (never inside the data; not over a file without --overwrite)",
@@ -462,7 +462,7 @@ def _register_compare(add: AddCommand) -> None:
     compare.add_argument(
         "--unpaired", action="store_true", help="--data holds inputs only: compare NIQE, brightness and noise"
     )
-    compare.add_argument("--split", default="test", help="split of a manifest (default test)")
+    compare.add_argument("--split", help="split of a .json manifest (default test)")
     compare.add_argument(
         "-o",
         "--output",
