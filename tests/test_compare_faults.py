@@ -221,3 +221,20 @@ def test_mean_line_without_values_warns_nothing():
         warnings.simplefilter("error")
         line = mean_line("mean of 2 images", scores)
     assert line == "mean of 2 images: NIQE n/a, brightness 0.375, noise sigma n/a"
+
+
+def test_compare_stopped_by_an_unreadable_image_leaves_no_empty_report_folder(tmp_path, tiny_checkpoint, capsys):
+    for index in range(2):
+        for folder in ("low", "high"):
+            (tmp_path / "data" / folder).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(tmp_path / "data" / folder / f"{index}.png"), np.full((40, 48, 3), 30 + index, np.uint8))
+    broken = tmp_path / "data" / "low" / "1.png"
+    broken.write_bytes(broken.read_bytes()[:-30])  # its header reads: the pair is found, then fails to decode
+    report = tmp_path / "report"
+    args = ["compare", "--weights", str(tiny_checkpoint), "--data", str(tmp_path / "data"), "-o", str(report)]
+    assert main([*args, "--no-lpips", "--size", "32", "-q"]) == 2
+    assert "1.png: cannot decode image" in capsys.readouterr().err
+    assert not report.exists()
+    report.mkdir()  # a folder of the user's stays, if empty
+    assert main([*args, "--no-lpips", "--size", "32", "-q"]) == 2
+    assert report.is_dir()

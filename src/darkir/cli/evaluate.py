@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from darkir.cli.common import (
@@ -27,16 +29,12 @@ from darkir.cli.common import (
 from darkir.errors import DarkIRError
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from darkir.data.pairs import Pair
     from darkir.options import Options
 
 
 def _method_name(args: argparse.Namespace) -> str:
     """How reports name the evaluated model: its weights' name, else the options file's, else the default's."""
-    from pathlib import Path
-
     from darkir.models.zoo import DEFAULT_WEIGHTS
 
     source = args.weights or args.options
@@ -46,8 +44,6 @@ def _method_name(args: argparse.Namespace) -> str:
 def _input_folders(location: str | Path | None, pairs: Sequence[Pair]) -> list[Path]:
     """The folders a command reads its images from: the data folder ``location`` (where it is one) and the folder of
     every input and reference (those of a manifest's pairs), so that nothing is written among them."""
-    from pathlib import Path
-
     folders = {pair.low.parent for pair in pairs} | {pair.high.parent for pair in pairs if pair.high is not None}
     data = [Path(location)] if location is not None and Path(location).is_dir() else []
     return data + sorted(folders)
@@ -70,8 +66,6 @@ def _triplet_folder(
     """Where ``test --save N`` writes its triplets (of the set ``label``, in a sub-folder of that name where there are
     several), checked before any work (None with ``--save 0``): never an input folder nor inside one, and never over
     files there that are not triplets of an earlier run without --overwrite."""
-    from pathlib import Path
-
     from darkir.eval.paired import check_triplet_folder
     from darkir.outputs import ensure_writable_dir, is_inside, is_same_file
 
@@ -155,8 +149,6 @@ def _print_no_reference(args: argparse.Namespace) -> int:
 
 def cmd_metrics(args: argparse.Namespace) -> int:
     """PSNR/SSIM/LPIPS of a folder of outputs against references matched by name; NIQE etc. without references."""
-    from pathlib import Path
-
     from darkir.data.layouts import Layout
     from darkir.data.pairs import find_pairs
     from darkir.eval.methods import identity
@@ -203,8 +195,6 @@ def _refuse_overlap(pred: Path, gt: Path) -> None:
 
 def cmd_test_unpaired(args: argparse.Namespace) -> int:
     """Restore an unpaired set and report no-reference statistics."""
-    from pathlib import Path
-
     from darkir.data.pairs import find_unpaired
     from darkir.eval.unpaired import (
         NO_REFERENCE_NOTE,
@@ -291,8 +281,6 @@ def _unique(name: str, taken: set[str]) -> str:
 
 def _compare_unpaired(args: argparse.Namespace, methods: list, pairs: list[Pair]) -> int:
     """``darkir compare --unpaired``: NIQE, brightness and noise of every method on a folder of inputs."""
-    from pathlib import Path
-
     from darkir.eval.unpaired import NO_REFERENCE_NOTE, compare_unpaired, unpaired_line
 
     summary = compare_unpaired(methods, pairs, Path(args.output), args.resamples, progress=not args.quiet)
@@ -306,8 +294,6 @@ def _compare_unpaired(args: argparse.Namespace, methods: list, pairs: list[Pair]
 def _compared_variants(args: argparse.Namespace, reserved: set[str]) -> list:
     """The methods of the variants that ``-p``/``--weights`` name, restored with the runtime flags; each named apart
     from the others and from the ``reserved`` names (the baselines'), ``input (2)`` for a variant called ``input``."""
-    from pathlib import Path
-
     from darkir.eval.methods import model_method
     from darkir.options import load_options
 
@@ -329,15 +315,30 @@ def _compared_variants(args: argparse.Namespace, reserved: set[str]) -> list:
     return variants
 
 
+@contextlib.contextmanager
+def _left_out_if_empty(folder: Path) -> Iterator[None]:
+    """Make the output ``folder`` for the block; where the block fails and the folder it made is still empty (an
+    unreadable image or broken weights stopped the work before any report), remove it again."""
+    from darkir.outputs import ensure_writable_dir
+
+    made = not folder.exists()
+    ensure_writable_dir(folder)
+    try:
+        yield
+    except BaseException:
+        if made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only an empty folder
+        raise
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     """Compare variants beside the input and auto-exposure baselines, with bootstrap CIs and pictures."""
-    from pathlib import Path
-
     from darkir.data.pairs import find_unpaired
     from darkir.eval.compare import compare, method_line
     from darkir.eval.methods import auto_exposure, clahe, identity, zero_dce
     from darkir.eval.reports import check_report_folder
-    from darkir.outputs import check_writable_dir, ensure_writable_dir
+    from darkir.outputs import check_writable_dir
 
     refuse_empty(args)
     if args.exposure_target > 1:
@@ -353,20 +354,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     baselines = [identity(), auto_exposure(args.exposure_target), clahe()]
     baselines += [zero_dce(args.zero_dce)] if args.zero_dce else []
     variants = _compared_variants(args, {baseline.name for baseline in baselines})
-    ensure_writable_dir(output)
-    if args.unpaired:
-        return _compare_unpaired(args, variants + baselines, pairs)
-    summary = compare(
-        variants,
-        baselines,
-        pairs,
-        output,
-        args.convention,
-        load_lpips_or_none(args),
-        latency_size=args.size,
-        resamples=args.resamples,
-        progress=not args.quiet,
-    )
+    with _left_out_if_empty(output):
+        if args.unpaired:
+            return _compare_unpaired(args, variants + baselines, pairs)
+        summary = compare(
+            variants,
+            baselines,
+            pairs,
+            output,
+            args.convention,
+            load_lpips_or_none(args),
+            latency_size=args.size,
+            resamples=args.resamples,
+            progress=not args.quiet,
+        )
     for name, entry in summary["methods"].items():
         print(method_line(name, entry, summary["images"]))
     print(f"report -> {output / 'report.md'}")
