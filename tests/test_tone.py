@@ -244,3 +244,10 @@ def test_a_capture_that_is_not_dark_keeps_its_brightness_with_target_keep_range(
     for bad in ([0.45, 0.2], [0.0, 0.3], [0.2, 1.5]):
         with pytest.raises(ValueError, match="target_keep_range"):
             synth_params({"target_keep_range": bad})
+
+
+def test_tone_of_no_images_reads_n_a_like_the_other_scores():
+    from darkir.eval.tone import tone
+
+    assert tone([], []).as_text() == "brightness n/a vs reference n/a (ratio n/a), correlation across images n/a"
+    assert tone([float("nan")], [0.5]).as_text().startswith("brightness n/a vs reference n/a")

@@ -82,10 +82,8 @@ class Tone:
 
     def as_text(self) -> str:
         corr = format_number(self.correlation, ".2f")
-        return (
-            f"brightness {self.output_mean:.3f} vs reference {self.reference_mean:.3f} (ratio {self.ratio:.3f}), "
-            f"correlation across images {corr}"
-        )
+        out, ref, ratio = (format_number(value, ".3f") for value in (self.output_mean, self.reference_mean, self.ratio))
+        return f"brightness {out} vs reference {ref} (ratio {ratio}), correlation across images {corr}"
 
 
 def tone(outputs: Sequence[float], references: Sequence[float]) -> Tone:
