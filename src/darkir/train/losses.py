@@ -26,6 +26,7 @@ def side_target(target: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def _log(image: torch.Tensor, eps: float) -> torch.Tensor:
+    """log(image + eps) in float32, negative values taken as 0."""
     return torch.log(image.float().clamp_min(0) + eps)
 
 
@@ -53,6 +54,7 @@ def tone_matched(out: torch.Tensor, reference: torch.Tensor, eps: float = 1e-2) 
     return torch.exp(offset.view(shape) + gamma.view(shape) * logged) - eps
 
 
+#: The Rec. 709 luminance weights of red, green and blue.
 _REC709 = (0.2126, 0.7152, 0.0722)
 
 
