@@ -155,3 +155,16 @@ def test_a_manifest_written_over_a_link_finds_its_data(tmp_path):
     write_manifest(data, link, {"train": 18, "val": 6, "test": 6}, seed=1, overwrite=True)
     assert not link.is_symlink() and (far / "real.json").read_text() == "{}"
     assert len(resolve_pairs(link, "val")) == 6
+
+
+def test_linked_subfolders_of_a_dataset_are_read_once_and_loops_end(tmp_path):
+    """A scene folder that is a link (data kept on another disk) is part of the set, as restore reads it; a link
+    back to an enclosing folder does not loop."""
+    make_lolblur(tmp_path / "elsewhere", scenes=1, frames=2)
+    make_lolblur(tmp_path / "data", scenes=1, frames=2)
+    for side in ("low_blur_noise", "high_sharp_scaled"):
+        (tmp_path / "data" / side / "0001").symlink_to(tmp_path / "elsewhere" / side / "0000")
+    (tmp_path / "data" / "low_blur_noise" / "0000" / "loop").symlink_to(tmp_path / "data" / "low_blur_noise")
+    pairs = find_pairs(tmp_path / "data")
+    assert sorted(pair.name for pair in pairs) == ["0000/0000.png", "0000/0001.png", "0001/0000.png", "0001/0001.png"]
+    assert len(find_unpaired(tmp_path / "data" / "low_blur_noise")) == 4

@@ -6,7 +6,9 @@ how an input's relative path maps to its reference's.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,12 +76,27 @@ def detect_layout(root: Path) -> Layout:
     raise DatasetError(f"{root}: no known paired layout found (expected one of {known})")
 
 
+def walk_files(root: Path) -> Iterator[Path]:
+    """Every file under ``root`` outside hidden folders (``root`` itself may be one), symlinked folders followed,
+    each real folder entered once: loops of links end."""
+    seen: set[tuple[int, int]] = set()
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        status = os.stat(folder)
+        if (status.st_dev, status.st_ino) in seen:
+            subfolders.clear()
+            continue
+        seen.add((status.st_dev, status.st_ino))
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        for name in sorted(files):
+            yield Path(folder) / name
+
+
 def list_images(folder: Path) -> list[Path]:
-    """Image files under ``folder``, recursively, sorted; hidden files and files in hidden folders (below
-    ``folder``: a hidden ``folder`` itself is read) skipped."""
+    """Image files under ``folder``, recursively (linked folders too, as :func:`walk_files` walks), sorted; hidden
+    files and files in hidden folders (below ``folder``: a hidden ``folder`` itself is read) skipped."""
     return sorted(
         p
-        for p in folder.rglob("*")
+        for p in walk_files(folder)
         if p.suffix.lower() in IMAGE_SUFFIXES
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
         and p.is_file()

@@ -10,10 +10,11 @@ import glob
 import os
 import re
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from darkir.data.layouts import walk_files
 from darkir.errors import DarkIRError, DarkIRWarning, some_of
 from darkir.imageio import IMAGE_SUFFIXES, UNREAD_IMAGE_SUFFIXES
 from darkir.outputs import is_inside
@@ -37,21 +38,6 @@ class Job:
 
 def _is_input(path: Path, suffixes: tuple[str, ...]) -> bool:
     return path.is_file() and path.suffix.lower() in suffixes and not path.name.startswith(".")
-
-
-def walk_files(root: Path) -> Iterator[Path]:
-    """Every file under ``root`` outside hidden folders (``root`` itself may be one), symlinked folders followed,
-    each real folder entered once: loops of links end."""
-    seen: set[tuple[int, int]] = set()
-    for folder, subfolders, files in os.walk(root, followlinks=True):
-        status = os.stat(folder)
-        if (status.st_dev, status.st_ino) in seen:
-            subfolders.clear()
-            continue
-        seen.add((status.st_dev, status.st_ino))
-        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
-        for name in sorted(files):
-            yield Path(folder) / name
 
 
 def _part_regex(part: str) -> str:
