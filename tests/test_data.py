@@ -80,6 +80,14 @@ def test_missing_and_empty_datasets(tmp_path, setup, message):
         find_pairs(root)
 
 
+def test_a_manifest_that_is_a_pipe_is_refused_not_waited_on(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "split.json")
+    with pytest.raises(DatasetError, match=r"split\.json: not a manifest file \(a folder, pipe or device\)"):
+        resolve_pairs(tmp_path / "split.json", "test")
+
+
 def test_a_file_given_for_a_folder_is_named_as_a_file(tmp_path):
     (tmp_path / "a.png").write_bytes(b"x")
     with pytest.raises(DatasetError, match=r"a\.png: a file, not a folder$"):

@@ -154,6 +154,8 @@ def read_manifest(path: str | Path, split: str) -> list[Pair]:
     """Pairs of one split of a manifest written by ``darkir split`` (paths relative to the manifest), checked as
     :func:`find_pairs` checks a folder's: missing, unreadable and mismatched files are raised together."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # a folder, or a pipe that reading would wait on
+        raise DatasetError(f"{path}: not a manifest file (a folder, pipe or device)")
     try:
         manifest = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
