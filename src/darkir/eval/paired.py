@@ -20,10 +20,9 @@ from darkir.errors import DarkIRError, DarkIRWarning, some_of
 from darkir.eval.lpips import LPIPS
 from darkir.eval.methods import Method
 from darkir.eval.metrics import Convention, format_number, prepare, psnr, ssim
-from darkir.eval.reports import count_note, skip_unreadable_image, unreadable_note, write_csv_rows
+from darkir.eval.reports import count_note, skip_unreadable_image, unreadable_note, write_csv_rows, write_text
 from darkir.eval.tone import Tone, brightness, tone, tone_fitted
 from darkir.imageio import Image, ImageReadError, write_image
-from darkir.outputs import write_atomic
 from darkir.runtime import memory_returned_to_os
 
 METRICS = ("psnr", "ssim", "lpips", "psnr_detail", "ssim_detail")
@@ -201,7 +200,7 @@ def write_triplet_note(
     lines = [f"{_NOTE_HEADER} of {method}, the first {count} pairs (input, reference):"]
     lines += [f"{index:05d} {pairs[index].low} {pairs[index].high}" for index in listed]
     folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(folder / TRIPLET_NOTE, ("\n".join(lines) + "\n").encode(errors="surrogateescape"), overwrite=True)
+    write_text(folder / TRIPLET_NOTE, "\n".join(lines) + "\n")
 
 
 def write_csv(path: Path, all_scores: Sequence[Scores], overwrite: bool = True) -> None:
