@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from darkir.data.layouts import DatasetError, list_images
+from darkir.data.layouts import DatasetError, list_images, no_folder
 
 DEBIAN_PACKAGES = (
     "plasma-workspace-wallpapers",
@@ -90,8 +90,9 @@ def resolve_sources(sources: list[str]) -> dict[str, Path]:
             continue
         folder = Path(source).expanduser()
         if not folder.is_dir():
-            what = "a file, not a photo folder" if folder.exists() else "photo folder not found"
-            raise DatasetError(f"{folder}: {what} (use a folder of clean photos or 'debian')")
+            raise DatasetError(
+                f"{folder}: {no_folder(folder, 'photo folder')} (use a folder of clean photos or 'debian')"
+            )
         images = list_images(folder)
         if not images:
             raise DatasetError(f"{folder}: no images found")

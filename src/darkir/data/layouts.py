@@ -76,6 +76,11 @@ def detect_layout(root: Path) -> Layout:
     raise DatasetError(f"{root}: no known paired layout found (expected one of {known})")
 
 
+def no_folder(path: Path, what: str) -> str:
+    """Why ``path`` is no ``what`` (a kind of folder): it is a file, or it is not there."""
+    return f"a file, not a {what}" if path.exists() else f"{what} not found"
+
+
 def walk_files(root: Path) -> Iterator[Path]:
     """Every file under ``root`` outside hidden folders (``root`` itself may be one), symlinked folders followed,
     each real folder entered once: loops of links end."""

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from darkir.data.layouts import COLLECTIONS, DatasetError, Layout, detect_layout, list_images
+from darkir.data.layouts import COLLECTIONS, DatasetError, Layout, detect_layout, list_images, no_folder
 from darkir.imageio import IMAGE_SUFFIXES, ImageReadError, read_header, read_image
 
 MAX_LISTED = 10
@@ -46,18 +46,13 @@ def _raise_if(problems: list[str], what: str) -> None:
         raise DatasetError(f"{what}: {len(problems)} problem(s):\n  {shown}{more}")
 
 
-def _no_folder(path: Path, what: str) -> str:
-    """Why ``path`` is no ``what`` (a folder): it is a file, or it is not there."""
-    return f"a file, not a {what}" if path.exists() else f"{what} not found"
-
-
 def find_pairs(root: str | Path, layout: Layout | None = None, check_sizes: bool = True) -> list[Pair]:
     """All pairs under ``root`` (layout auto-detected): each input's reference is at its partner path
     (:meth:`Layout.partner`), or else is the only image there of the same name in another format. Missing or shared
     partners, unreadable files and size mismatches are collected and raised together, naming each path."""
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError(f"{root}: {_no_folder(root, 'dataset folder')}")
+        raise DatasetError(f"{root}: {no_folder(root, 'dataset folder')}")
     layout = layout or detect_layout(root)
     low_dir, high_dir = root / layout.low, root / layout.high
     lows = list_images(low_dir)
@@ -142,7 +137,7 @@ def find_unpaired(root: str | Path) -> list[Pair]:
     """All images under ``root`` as input-only pairs (unreadable ones are raised, naming each)."""
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError(f"{root}: {_no_folder(root, 'folder')}")
+        raise DatasetError(f"{root}: {no_folder(root, 'folder')}")
     pairs = [Pair(p, None, str(p.relative_to(root))) for p in list_images(root)]
     if not pairs:
         raise DatasetError(f"{root}: no images found (empty folder)")
