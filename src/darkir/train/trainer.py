@@ -114,6 +114,11 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
 
 
+def _in_part(name: str, prefixes: list[str]) -> bool:
+    """Whether the parameter ``name`` lies in one of the parts ``prefixes`` name (a module path, whole components)."""
+    return any(name == prefix or name.startswith(f"{prefix}.") for prefix in prefixes)
+
+
 def training_memory_format(setting: str, device: torch.device) -> torch.memory_format:
     """The memory format ``train.memory_format`` asks for on ``device`` ('auto': channels_last on the CPU only)."""
     if setting == "channels_last" or (setting == "auto" and device.type == "cpu"):
@@ -175,14 +180,14 @@ class Trainer:
             )
         names = [name for name, _ in self.model.named_parameters()]
         for prefix in prefixes:
-            if not any(name == prefix or name.startswith(f"{prefix}.") for name in names):
+            if not any(_in_part(name, [prefix]) for name in names):
                 parts = sorted({name.split(".")[0] for name in names})
                 raise ConfigError(
                     f"{self.options.source}: train.trainable: {prefix!r} names no parameter of this network; its "
                     f"parts are {', '.join(parts)} (a part's blocks are numbered, e.g. encoders.2)"
                 )
         for name, parameter in self.model.named_parameters():
-            if not any(name == prefix or name.startswith(f"{prefix}.") for prefix in prefixes):
+            if not _in_part(name, prefixes):
                 parameter.requires_grad_(False)
 
     def _make_optimizer(self) -> None:
