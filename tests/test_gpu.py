@@ -58,6 +58,29 @@ def test_gpu_video_round_trip(model, tmp_path):
 
 
 @cuda
+def test_gpu_training_with_amp_saves_and_resumes(tmp_path):
+    """``darkir train`` on CUDA (fp16 autocast and the grad scaler): a finite run whose checkpoints load on the CPU,
+    and a run stopped after 3 steps and resumed ends where the uninterrupted one does."""
+    from darkir.checkpoint import read_checkpoint
+    from darkir.data.synth import synthesize
+    from darkir.train.trainer import train
+    from tests.conftest import make_photos
+    from tests.test_train import SET, _options
+
+    dataset = tmp_path / "set"
+    synthesize(make_photos(tmp_path / "photos"), dataset, **SET)
+    straight = train(_options(dataset, tmp_path / "a"), device="cuda", progress=False)
+    half = train(_options(dataset, tmp_path / "b"), device="cuda", progress=False, max_steps=3)
+    resumed = train(_options(dataset, tmp_path / "b"), resume=True, device="cuda", progress=False)
+    assert (straight.steps, half.steps, resumed.steps) == (8, 3, 8) and straight.best_psnr > 0
+    a, _, payload = read_checkpoint(straight.last)
+    b, _, _ = read_checkpoint(resumed.last)
+    assert payload["scaler"]["scale"] > 0
+    assert all(v.device.type == "cpu" and torch.isfinite(v).all() for v in a.values())
+    assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) < 1e-4
+
+
+@cuda
 def test_tone_split_loss_runs_on_the_gpu_as_on_the_cpu():
     """train.tone_split's terms on CUDA tensors (and under fp16 autocast) agree with the CPU's."""
     from darkir.train.losses import charbonnier, global_tone, tone_matched
