@@ -196,10 +196,11 @@ def _restore_video(
                 frames = _transcode(av, container, output, restorer, streams, batch, progress, timeline)
             if not frames:
                 raise DarkIRError(f"{source}: its video stream has no frames; nothing written")
+            stated = _Stated(video_in.frames, _stated_seconds(video_in))  # read while the input is open (PyAV 19)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         commit(tmp, target, overwrite)
-        _check_complete(source, video_in, timeline)
+        _check_complete(source, stated, timeline)
     except av.FFmpegError as exc:
         failed = _failed_file(exc.filename, source, target, tmp, settings.codec)
         raise DarkIRError(f"{failed}: video processing failed: {exc.strerror or type(exc).__name__}") from exc
@@ -474,12 +475,20 @@ def _stated_seconds(video_in: Any) -> float | None:
         return None
 
 
-def _check_complete(source: Path, video_in: Any, timeline: _Timeline) -> None:
+@dataclass(frozen=True)
+class _Stated:
+    """What the input's header states of its video stream: its frame count (0: none) and length in seconds."""
+
+    frames: int
+    seconds: float | None
+
+
+def _check_complete(source: Path, stated: _Stated, timeline: _Timeline) -> None:
     """Warn (one line) where fewer frames were decoded than the input's header states (its frame count, else by
     its duration, more than half a second or two frames longer): a truncated or damaged file restored in part."""
-    expected, about = video_in.frames, ""
+    expected, about = stated.frames, ""
     if not expected:
-        missing = (_stated_seconds(video_in) or 0.0) - timeline.end
+        missing = (stated.seconds or 0.0) - timeline.end
         if missing <= max(0.5, 2 / timeline.rate):
             return
         expected, about = timeline.frames + round(missing * timeline.rate), "about "
