@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from darkir.models.cuda_convs import depthwise, grouped
+
 
 class LayerNorm2d(nn.Module):
     """Layer normalization over the channel dimension of an NCHW tensor.
@@ -86,7 +88,7 @@ class Branch(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.branch(x)
+        return depthwise(self.branch[0], x)
 
 
 class _GatedConvBlock(nn.Module):
@@ -163,7 +165,7 @@ class DBlock(_GatedConvBlock):
         self.beta = nn.Parameter(torch.zeros((1, c, 1, 1)))
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
-        y = self._spatial_step(inp, self.extra_conv(self.conv1(self.norm1(inp))))
+        y = self._spatial_step(inp, grouped(self.extra_conv, self.conv1(self.norm1(inp))))
         x = self.conv5(self.sg2(self.conv4(self.norm2(y))))
         return y + x * self.gamma
 
