@@ -31,8 +31,10 @@ CPU_BYTES_PER_PIXEL_WIDTH = {
     ("bf16", "heap"): 71.0,
     ("bf16", "lean"): 34.0,
 }
-#: On CUDA the caching allocator holds little beyond the live peak: the CPU's lean figure times this margin.
-CUDA_MARGIN = 1.25
+#: On CUDA the caching allocator holds little beyond the live peak: the CPU's lean figure times this margin. On an
+#: H200 (``benchmarks/gpu_restore.py``, fp16, cuDNN's own convolutions) the peak was 1050 bytes per pixel at width 32,
+#: 0.97x the lean figure; the margin leaves room for the copies of :mod:`darkir.models.cuda_convs`.
+CUDA_MARGIN = 1.15
 #: Bytes per pixel of the whole image held outside the forward pass while it is restored: the decoded file, its
 #: float32 copy, the output and its encoding, and the tiling accumulators (measured with the table above).
 IMAGE_BYTES_PER_PIXEL = 64.0
