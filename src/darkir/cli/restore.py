@@ -244,8 +244,7 @@ def _register_video(add: AddCommand) -> None:
         "--batch",
         type=positive_int,
         metavar="N",
-        help="frames restored at once; memory grows with N (default: 1 on the CPU; on CUDA as many as fit "
-        "--max-memory, at most 4)",
+        help="frames restored at once; memory grows with N (default 1, the fastest measured on CPU and GPU)",
     )
     video.add_argument("--overwrite", action="store_true", help="replace an existing output")
     video.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
