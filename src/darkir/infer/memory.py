@@ -31,9 +31,12 @@ CPU_BYTES_PER_PIXEL_WIDTH = {
     ("bf16", "heap"): 71.0,
     ("bf16", "lean"): 34.0,
 }
-#: On CUDA the caching allocator holds little beyond the live peak: the CPU's lean figure times this margin. On an
-#: H200 (``benchmarks/gpu_restore.py``, fp16, cuDNN's own convolutions) the peak was 1050 bytes per pixel at width 32,
-#: 0.97x the lean figure; the margin leaves room for the copies of :mod:`darkir.models.cuda_convs`.
+#: Peak bytes per input pixel per unit of model width on CUDA (the caching allocator holds little beyond the live
+#: peak), by precision (bf16 stands for fp16 too): from ``python benchmarks/gpu_restore.py`` on an H200 (width 32,
+#: 1120x640 to 3840x2160, torch 2.11, CUDA 13), where the peak was 32.9 in fp16 and bf16 (the CPU's lean figure, 34,
+#: is kept) and 55.9 in fp32 (which copies the dilated branches' inputs in fp32, :mod:`darkir.models.cuda_convs`).
+CUDA_BYTES_PER_PIXEL_WIDTH = {"fp32": 56.0, "bf16": 34.0}
+#: What the CUDA planner assumes above those figures (other GPUs, cuDNN versions and kernels).
 CUDA_MARGIN = 1.15
 #: Bytes per pixel of the whole image held outside the forward pass while it is restored: the decoded file, its
 #: float32 copy, the output and its encoding, and the tiling accumulators (measured with the table above).
@@ -129,7 +132,7 @@ class MemoryPlanner:
         key = "fp32" if dtype == torch.float32 else "bf16"  # bf16 and fp16 (CUDA) hold 16-bit activations
         if device.type == "cuda":  # one allocation mode, keyed "heap"; host memory is not planned
             self.base = torch.cuda.memory_allocated(device)
-            self.per_pixel = {"heap": CPU_BYTES_PER_PIXEL_WIDTH[(key, "lean")] * model_width * CUDA_MARGIN}
+            self.per_pixel = {"heap": CUDA_BYTES_PER_PIXEL_WIDTH[key] * model_width * CUDA_MARGIN}
             self.image_per_pixel = 0.0
             default = self.base + CUDA_DEFAULT_SHARE * available_memory(device)
         else:
