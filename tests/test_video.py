@@ -537,6 +537,66 @@ def test_audio_is_copied_where_the_output_holds_it_else_re_encoded(
     assert before[1] - 0.01 <= seconds <= before[1] + padding + 0.01
 
 
+def test_re_encoded_audio_that_starts_late_or_has_a_gap_stays_in_sync(tmp_path, tiny_restorer):
+    """Opus in Matroska becomes AAC in MP4: audio from 1 s on, and a 1 s gap, keep their times (they used to move
+    to the start and close up, so that the sound ran ahead of the picture)."""
+    from darkir.infer.video import restore_video
+
+    def first_and_last(path: Path) -> tuple[float, float]:
+        with av.open(str(path)) as container:
+            stream = container.streams.audio[0]
+            times = [float(p.pts * p.time_base) for p in container.demux(stream) if p.pts is not None]
+        return times[0], times[-1]
+
+    for name, starts in (
+        ("late", [48000 + 960 * i for i in range(100)]),
+        ("gap", [*range(0, 48000, 960), *range(96000, 144000, 960)]),
+    ):
+        clip = tmp_path / f"{name}.mkv"
+        with av.open(str(clip), "w") as container:
+            video = container.add_stream("libx264", rate=10)
+            video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+            sound = container.add_stream("libopus", rate=48000)
+            sound.layout = "stereo"
+            for index in range(30):
+                frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20, np.uint8), format="rgb24")
+                frame.pts = index
+                for packet in video.encode(frame):
+                    container.mux(packet)
+            for packet in video.encode():
+                container.mux(packet)
+            for start in starts:
+                chunk = av.AudioFrame.from_ndarray(np.zeros((2, 960), np.float32), format="fltp", layout="stereo")
+                chunk.sample_rate, chunk.pts = 48000, start
+                for packet in sound.encode(chunk):
+                    container.mux(packet)
+            for packet in sound.encode():
+                container.mux(packet)
+        report = restore_video(tiny_restorer, clip, tmp_path / f"{name}.mp4", progress=False)
+        (first_in, last_in), (first_out, last_out) = first_and_last(clip), first_and_last(tmp_path / f"{name}.mp4")
+        priming = 1024 / 48000  # AAC starts one frame early
+        assert report.audio == "re-encoded"
+        assert first_in - priming - 0.01 <= first_out <= first_in + 0.01, name
+        assert abs(last_out - last_in) < 0.03, name
+
+
+def test_audio_frames_keep_their_times_unless_they_overlap_the_frame_ahead():
+    from types import SimpleNamespace
+
+    from darkir.infer.video import _keep_audio_time
+
+    def frame(pts):
+        return SimpleNamespace(pts=pts, samples=960, sample_rate=48000)
+
+    base = Fraction(1, 1000)  # Matroska's: a 960-sample frame lasts 20
+    first, gap, overlap, untimed = frame(1000), frame(2000), frame(2010), frame(None)
+    assert _keep_audio_time(frame(None), None, base) is None
+    assert _keep_audio_time(first, None, base) == 1020 and first.pts == 1000  # a late start is kept
+    assert _keep_audio_time(gap, 1020, base) == 2020 and gap.pts == 2000  # and a gap
+    assert _keep_audio_time(overlap, 2020, base) == 2040 and overlap.pts == 2020  # an overlap is moved on
+    assert _keep_audio_time(untimed, 2040, base) == 2060 and untimed.pts == 2040
+
+
 def test_a_video_stream_without_frames_is_an_error_not_an_audio_file(tmp_path, tiny_restorer):
     from darkir.infer.video import restore_video
 

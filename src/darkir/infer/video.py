@@ -352,17 +352,30 @@ def _decoded(
     """The input's video frames (RGB, in order, timed by ``timeline``) and audio (packets to copy, else
     frames), as demuxed."""
     streams = [s for s in (video_in, audio_in) if s is not None]
+    audio_end: int | None = None  # where the last audio frame to re-encode ends, in its time base
     for packet in container.demux(*streams):
         if packet.stream is audio_in:
             if not copy_audio:
                 for frame in packet.decode():
-                    frame.pts = None
+                    audio_end = _keep_audio_time(frame, audio_end, audio_in.time_base)
                     yield _Audio(frame)
             elif packet.dts is not None:
                 yield _Audio(packet)
             continue
         for frame in packet.decode():
             yield timeline.admit(frame)
+
+
+def _keep_audio_time(frame: Any, end: int | None, time_base: Fraction) -> int | None:
+    """Keep a decoded audio frame's timestamp for the encoder (so that audio starting late or with a gap stays in
+    sync with the picture), moved to where the frame ahead of it ends where it would start before that (a broken
+    file's overlap, which the encoder refuses); a frame without one follows the frame ahead. Times are in
+    ``time_base``, the stream's; returns where the frame ends."""
+    if frame.pts is None and end is None:
+        return None
+    if frame.pts is None or (end is not None and frame.pts < end):
+        frame.pts = end
+    return frame.pts + int(frame.samples / (frame.sample_rate * time_base))
 
 
 class _Timeline:
