@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(av pydantic pydantic-core annotated-types typing-inspection typing-extensions ptflops pytorch-msssim)
+PACKAGES=('av<19' pydantic pydantic-core annotated-types typing-inspection typing-extensions ptflops pytorch-msssim)
 
 prepare() {
     grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
