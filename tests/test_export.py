@@ -97,3 +97,33 @@ def test_export_onnx_honours_the_opset_and_never_leaves_a_broken_file(tmp_path, 
         export.export_onnx(model, target, overwrite=True, check=lambda path: export.check_onnx(model, path))
     assert target.read_bytes() == exported
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "w.pt"]
+
+
+def test_an_export_that_gives_nan_or_differs_from_pytorch_is_refused(tmp_path, capsys):
+    """Broken weights (NaN output) fail the export with nothing written, as does an ONNX graph that computes
+    something else (the check used to print the difference and write the file whatever it was)."""
+    from darkir import export
+
+    model = randomize(build_model("darkir-w32", **TINY), seed=5)
+    broken = {key: value.clone() for key, value in model.state_dict().items()}
+    broken["intro.weight"][0, 0, 0, 0] = float("nan")
+    model.load_state_dict(broken)
+    weights = save_checkpoint(tmp_path / "nan.pt", model)
+    assert main(["export-onnx", "--weights", str(weights), "-o", str(tmp_path / "nan.onnx")]) != 0
+    assert "NaN or infinite values" in capsys.readouterr().err and not (tmp_path / "nan.onnx").exists()
+
+    model = randomize(build_model("darkir-w32", **TINY), seed=5).eval()
+    with pytest.raises(DarkIRError, match=r"differs from PyTorch by .*nothing written"):
+        export.export_onnx(model, tmp_path / "off.onnx", check=lambda path: export.check_onnx(_Scaled(model), path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nan.pt"]
+
+
+class _Scaled(torch.nn.Module):
+    """A model whose output is twice the wrapped one's (what the ONNX graph is checked against)."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner, self.config = inner, inner.config
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * self.inner(x)

@@ -21,6 +21,8 @@ from darkir.outputs import write_atomic
 
 #: Sizes the exported graph is checked on: one multiple of 8 and one that needs padding.
 CHECK_SIZES = ((64, 96), (57, 83))
+#: Largest max abs difference to PyTorch an exported graph may show (a correct export shows about 1e-6).
+CHECK_TOLERANCE = 1e-3
 
 
 def export_onnx(
@@ -127,7 +129,8 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 def check_onnx(model: DarkIR, path: str | os.PathLike[str]) -> list[tuple[tuple[int, int], float]]:
-    """Max abs difference between ONNX Runtime and PyTorch outputs at :data:`CHECK_SIZES`."""
+    """Max abs difference between ONNX Runtime and PyTorch outputs at :data:`CHECK_SIZES`; a ValueError where the
+    model's output is not finite (broken weights) or the difference exceeds :data:`CHECK_TOLERANCE`."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -137,6 +140,11 @@ def check_onnx(model: DarkIR, path: str | os.PathLike[str]) -> list[tuple[tuple[
         x = torch.rand(1, model.config["img_channel"], *size, generator=generator)
         with torch.no_grad():
             expected = model.cpu().eval()(x).numpy()
+        if not np.isfinite(expected).all():
+            raise ValueError("the model's output has NaN or infinite values: its weights may be broken")
         got = session.run(None, {"input": x.numpy()})[0]
-        results.append((size, float(np.abs(got - expected).max())))
+        diff = float(np.abs(got - expected).max())
+        if not diff <= CHECK_TOLERANCE:  # also NaN
+            raise ValueError(f"at {size[0]}x{size[1]} it differs from PyTorch by {diff:.2e}, over {CHECK_TOLERANCE:g}")
+        results.append((size, diff))
     return results
