@@ -189,3 +189,18 @@ def test_header_reads_in_two_threads_leave_the_warning_filters_as_they_were(tmp_
         assert warnings.filters == saved
     finally:
         warnings.filters[:] = saved
+
+
+def test_a_float_tiff_with_values_outside_0_1_is_read_clipped_with_a_warning(tmp_path):
+    """An HDR or linear float TIFF (values above 1) is clipped to what the model takes, with a warning naming the
+    range (it was clipped silently); one within [0, 1] reads as it is, without a word."""
+    array = np.zeros((16, 16, 3), np.float32)
+    array[:, :8], array[:, 8:] = 0.05, 4.0
+    cv2.imwrite(str(tmp_path / "hdr.tif"), array)
+    with pytest.warns(DarkIRWarning, match=r"hdr\.tif: its float samples span \[0\.05, 4\]; darkir reads \[0, 1\]"):
+        image = read_image(tmp_path / "hdr.tif")
+    assert image.rgb.max() == 1.0 and image.bit_depth == 32
+    cv2.imwrite(str(tmp_path / "plain.tif"), array / 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_image(tmp_path / "plain.tif").rgb.max() == 1.0

@@ -181,12 +181,25 @@ def read_image(path: str | os.PathLike[str]) -> Image:
         bit_depth, scale = 16, 65535.0
     elif array.dtype == np.float32:
         bit_depth, scale = 32, 1.0
+        _warn_out_of_range(path, array)
     else:
         raise ImageReadError(f"{path}: unsupported sample type {array.dtype}")
     if not oriented:
         array = _apply_orientation(array, header.orientation if header else 1)
     image = _image(array, bit_depth, scale)
     return replace(image, metadata=_fitting(path, header.metadata if header else None, image.grayscale))
+
+
+def _warn_out_of_range(path: Path, array: np.ndarray) -> None:
+    """Warn where a float image holds finite values outside [0, 1] (an HDR or linear render), which are clipped."""
+    finite = array[np.isfinite(array)]
+    if finite.size and (finite.min() < 0 or finite.max() > 1):
+        warnings.warn(
+            f"{path}: its float samples span [{finite.min():g}, {finite.max():g}]; darkir reads [0, 1], so the values "
+            "outside are clipped (scale the image into [0, 1] first to keep them)",
+            DarkIRWarning,
+            stacklevel=3,
+        )
 
 
 def _fitting(path: Path, metadata: Metadata | None, grayscale: bool) -> Metadata | None:
