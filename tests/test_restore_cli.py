@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -124,6 +125,25 @@ def test_unwritable_output_is_one_message(photos, tmp_path, tiny_checkpoint, cap
     assert main(["restore", str(photos), "-o", str(blocker / "out"), "--weights", str(tiny_checkpoint)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot create output folder" in err
+
+
+def test_an_input_that_cannot_be_read_is_named_not_its_output(photos, tmp_path, tiny_checkpoint, capsys, monkeypatch):
+    """A permission error reading an input names that input (it named the output, which was never touched)."""
+    from darkir.infer import files
+
+    unreadable = photos / "a.png"
+    read = files.read_image
+
+    def refuse(path):
+        if Path(path) == unreadable:
+            raise PermissionError(13, "Permission denied", str(path))
+        return read(path)
+
+    monkeypatch.setattr(files, "read_image", refuse)
+    out = tmp_path / "out"
+    assert main(["restore", str(unreadable), "-o", str(out), "--weights", str(tiny_checkpoint), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"{unreadable}: Permission denied" in err and str(out / "a.png") not in err
 
 
 def test_missing_default_weights_are_explained(photos, tmp_path, capsys, monkeypatch):

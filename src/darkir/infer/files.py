@@ -6,6 +6,7 @@ The local engine (:func:`restore_files`) and the Ray engine (:mod:`darkir.cluste
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -64,8 +65,9 @@ def _reason(job: Job, exc: BaseException) -> str:
     """One line saying why a job failed."""
     if isinstance(exc, DarkIRError):
         return str(exc)
-    if isinstance(exc, OSError):
-        return f"{job.target}: {exc.strerror or exc}"
+    if isinstance(exc, OSError):  # reading the input (named as such by the error) or writing the output
+        read = exc.filename is not None and Path(os.fsdecode(exc.filename)) == Path(job.source)
+        return f"{job.source if read else job.target}: {exc.strerror or exc}"
     if isinstance(exc, MemoryError):
         return f"{job.source}: out of memory; try a smaller tile or max_memory"
     return f"{job.source}: {type(exc).__name__}: {first_line(exc)}"
