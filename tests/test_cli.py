@@ -128,3 +128,25 @@ def test_a_closed_output_pipe_ends_quietly(monkeypatch, capsys):
     monkeypatch.setattr(darkir.cli.variants, "cmd_models", closed)
     assert main(["models"]) == 141
     assert capsys.readouterr().err == ""
+
+
+def test_a_quoted_tilde_in_any_path_argument_is_the_home_folder(tmp_path, tiny_checkpoint, monkeypatch):
+    """'~' reaches darkir unexpanded when quoted: inputs were expanded, -o was not, so restore wrote into a folder
+    named '~' in the current one."""
+    import cv2
+    import numpy as np
+
+    from darkir.cli import _parse
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    (home / "in").mkdir(parents=True)
+    work.mkdir()
+    cv2.imwrite(str(home / "in" / "a.png"), np.full((24, 32, 3), 20, np.uint8))
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    assert main(["restore", "~/in", "-o", "~/out", "--weights", str(tiny_checkpoint), "-q"]) == 0
+    assert (home / "out" / "a.png").is_file() and not list(work.iterdir())
+    args = _parse(["video", "~/clip.mp4", "-o", "~/v.mp4"])
+    assert (args.input, args.output) == (str(home / "clip.mp4"), str(home / "v.mp4"))
+    args = _parse(["test", "--data", "~/set", "--csv", "~/s.csv"])
+    assert (args.data, args.csv) == (str(home / "set"), str(home / "s.csv"))

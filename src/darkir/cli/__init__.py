@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from darkir.cli import evaluate, restore, training, variants
+from darkir.cli.common import expand_home
 from darkir.errors import DarkIRError, DarkIRWarning
 
 
@@ -80,6 +81,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         args.overrides.extend(extras)
     elif extras:
         parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    expand_home(args)
     return args
 
 

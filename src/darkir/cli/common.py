@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -108,6 +109,17 @@ PATH_FLAGS = {
     "lpips_backbone": "--lpips-backbone is empty",
     "lpips_heads": "--lpips-heads is empty",
 }
+
+
+def expand_home(args: argparse.Namespace, names: Iterable[str] = (*PATH_FLAGS, "inputs", "input")) -> None:
+    """Expand a leading ``~`` or ``~user`` in the path arguments ``names``, as a shell does (a quoted one reaches
+    darkir as it is, and would otherwise name a folder ``~`` in the current one); one of an unknown user is kept."""
+    for name in names:
+        value = getattr(args, name, None)
+        if isinstance(value, str):
+            setattr(args, name, os.path.expanduser(value))
+        elif isinstance(value, list):
+            setattr(args, name, [os.path.expanduser(item) if isinstance(item, str) else item for item in value])
 
 
 def refuse_empty(args: argparse.Namespace, flags: dict[str, str] = PATH_FLAGS) -> None:
