@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-import random
 import sys
 import time
 from collections.abc import Iterator
@@ -23,15 +22,25 @@ from darkir.checkpoint import read_checkpoint, save_checkpoint, save_text
 from darkir.data.layouts import DatasetError
 from darkir.errors import CheckpointError, ConfigError, DarkIRError
 from darkir.eval.metrics import prepare, psnr, ssim
-from darkir.models.config import ModelConfig
 from darkir.models.darkir import DarkIR
 from darkir.models.factory import create_model
 from darkir.models.state_dict import load_state_dict_strict
 from darkir.models.weights import resolve_weights
-from darkir.options import LOSS_NAME_KEYS, Options, network_key
+from darkir.options import Options
 from darkir.runtime import keep_freed_memory_for_reuse, resolve_device
 from darkir.train import ddp
 from darkir.train.losses import PIXEL_LOSSES, DetailAnchor, global_tone, side_target, tone_matched
+from darkir.train.resume import (
+    check_new_length,
+    check_same_network,
+    check_training_checkpoint,
+    kept_schedule_settings,
+    loss_changes,
+    per_process_batch,
+    rng_state,
+    set_rng_state,
+    stretch_schedule,
+)
 from darkir.train.runfiles import hold_run
 from darkir.train.runlog import RunLog
 from darkir.train.runpaths import (
@@ -45,15 +54,6 @@ from darkir.train.runpaths import (
 from darkir.train.sampler import GlobalBatchSampler
 from darkir.train.sets import run_sets
 from darkir.train.stopping import ResumableError, StopOnInterrupt, error_gist
-
-#: ``train:`` settings that a resumed run takes from its checkpoint (its optimizer and scheduler state hold them).
-SCHEDULE_KEYS = ("lr_initial", "betas", "weight_decay", "eta_min")
-#: ``train:`` settings of the loss, which a resumed run takes from the options (a change is noted, not refused).
-LOSS_KEYS = (
-    *LOSS_NAME_KEYS,
-    *("pixel_weight", "perceptual", "perceptual_weight", "edge", "edge_weight", "frequency", "frequency_weight"),
-    *("enhance_weight", "anchor", "anchor_weight", "tone_split", "tone_weight"),
-)
 
 
 @dataclass
@@ -91,27 +91,6 @@ def check_trainable(options: Options) -> None:
                 f"{options.source}: save.{key}: training checkpoints hold the optimizer and schedule, which "
                 ".safetensors cannot store; use a .pt path (darkir convert makes a .safetensors from it)"
             )
-
-
-def _rng_state() -> dict[str, Any]:
-    """Global RNG states in types that ``torch.load(weights_only=True)`` accepts."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    numpy_state = {
-        "kind": kind,
-        "keys": torch.from_numpy(keys.astype(np.int64)),
-        "pos": pos,
-        "has_gauss": has_gauss,
-        "gauss": gauss,
-    }
-    return {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    numpy_state = state["numpy"]
-    keys = numpy_state["keys"].numpy().astype(np.uint32)
-    np.random.set_state((numpy_state["kind"], keys, numpy_state["pos"], numpy_state["has_gauss"], numpy_state["gauss"]))
-    random.setstate(state["python"])
 
 
 def _in_part(name: str, prefixes: list[str]) -> bool:
@@ -234,19 +213,13 @@ class Trainer:
         if global_batch == self.sampler.global_batch:
             return
         world = self.context.world_size
-        if global_batch % world:
-            divisors = [n for n in range(1, global_batch + 1) if global_batch % n == 0]
-            raise ConfigError(
-                f"{path}: this run trains on {global_batch} samples per step, which {world} processes cannot share "
-                f"evenly; resume on {', '.join(map(str, divisors))} processes"
-            )
-        self._batches(global_batch // world)
-        if self.context.is_main:
-            tqdm.write(
-                f"resuming a run of {global_batch} samples per step on {world} process(es): "
-                f"{global_batch // world} per process (datasets.train.batch_size_train is "
-                f"{self.options.datasets.train.batch_size_train})"
-            )
+        self._batches(per_process_batch(path, global_batch, world))
+        self._tell(
+            f"resuming a run of {global_batch} samples per step on {world} process(es): "
+            f"{global_batch // world} per process (datasets.train.batch_size_train is "
+            f"{self.options.datasets.train.batch_size_train})",
+            stderr=False,
+        )
 
     # ----------------------------------------------------------------- state
     def _state(self) -> dict[str, Any]:
@@ -255,7 +228,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "rng": _rng_state(),
+            "rng": rng_state(),
             "step": self.step,
             "epoch": self.epoch,
             "epoch_step": self.epoch_step,
@@ -283,131 +256,55 @@ class Trainer:
         return path
 
     def resume(self, path: Path | None = None) -> bool:
-        """Load the full training state from ``path`` (default: the last checkpoint) if it exists."""
+        """Load the full training state from ``path`` (default: the last checkpoint) if it exists, checked and
+        reconciled with the options as :mod:`darkir.train.resume` says."""
         path = path or self.last_path
         if not path.is_file():
             return False
         state_dict, config, payload = read_checkpoint(path)
-        missing = [k for k in ("optimizer", "scheduler", "step", "epoch") if k not in payload]
-        if missing:
-            official = "optimizer_state_dict" in payload
-            kind = "an official DarkIR training checkpoint" if official else "not a darkir training checkpoint"
-            raise ConfigError(
-                f"{path}: {kind} (no {', '.join(missing)}), so darkir cannot resume its schedule; start a new one "
-                f"from its weights with --init-from {path} (and a new save.path)"
-            )
-        self._check_same_network(path, config, payload.get("options"))
+        check_training_checkpoint(path, payload)
+        stored = payload.get("options")
+        train = self.options.train
+        check_same_network(path, config, stored, self.model.config, self.side_loss, train.trainable)
         load_state_dict_strict(self.model, state_dict, source=f"checkpoint {path}")
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         self.scaler.load_state_dict(payload["scaler"])
-        _set_rng_state(payload["rng"])
+        set_rng_state(payload["rng"])
         self.step, self.epoch, self.epoch_step = payload["step"], payload["epoch"], payload["epoch_step"]
         self.best_psnr = payload["best_psnr"]
         self._keep_global_batch(int(payload.get("global_batch", self.sampler.global_batch)), path)
-        self._keep_schedule_settings(path, payload.get("options"))
-        self._note_loss_changes(path, payload.get("options"))
-        self._follow_new_length(path, payload.get("options"))
+        self.options.train, warning = kept_schedule_settings(path, train, stored)  # as they were checked
+        self._tell(warning)
+        self._tell(loss_changes(path, self.options.train, stored, self.step))
+        self._follow_new_length(path, stored)
         return True
 
-    def _keep_schedule_settings(self, path: Path, stored: dict[str, Any] | None) -> None:
-        """A resumed run keeps its optimizer and schedule settings (its optimizer and scheduler state hold them): an
-        options value that differs is set back to the checkpoint's, so that the options saved with the run say what
-        it trains with, and a warning names each one."""
-        theirs = (stored or {}).get("train", {})
-        ignored, kept = [], {}
-        for key in SCHEDULE_KEYS:
-            if key not in theirs:
-                continue
-            old, new = theirs[key], getattr(self.options.train, key)
-            old = tuple(old) if isinstance(old, list) else old
-            if old != new:
-                ignored.append(f"train.{key} {new} (the run keeps {old})")
-                kept[key] = old
-        self.options.train = self.options.train.model_copy(update=kept)  # the run's values, as they were checked
-        if ignored and self.context.is_main:
-            tqdm.write(
-                f"darkir: warning: --resume continues the schedule of {path}; ignored {'; '.join(ignored)}; start a "
-                "new schedule from its weights with --init-from to change them",
-                file=sys.stderr,
-            )
-
-    def _note_loss_changes(self, path: Path, stored: dict[str, Any] | None) -> None:
-        """A resumed run trains with the options' loss: a loss setting that differs from the run's own is noted, with
-        the step from which it applies, so that a changed or forgotten setting is not taken silently."""
-        theirs = (stored or {}).get("train", {})
-        changed = [
-            f"train.{key} {theirs[key]} -> {getattr(self.options.train, key)}"
-            for key in LOSS_KEYS
-            if key in theirs and theirs[key] != getattr(self.options.train, key)
-        ]
-        if changed and self.context.is_main:
-            tqdm.write(
-                f"darkir: note: --resume continues {path} with other loss settings from step {self.step} on: "
-                f"{'; '.join(changed)}",
-                file=sys.stderr,
-            )
-
-    def _check_same_network(self, path: Path, config: dict[str, Any] | None, stored: dict[str, Any] | None) -> None:
-        """Refuse to resume a run as another network (or with the side-output loss or ``train.trainable`` changed,
-        which train other parameters), naming each key that differs with the checkpoint's value and the options' one."""
-        theirs = ModelConfig.from_kwargs(config).as_kwargs() if config else self.model.config
-        differing = [
-            (f"network.{network_key(key)}", value, self.model.config[key])
-            for key, value in theirs.items()
-            if value != self.model.config[key]
-        ]
-        enhance = (stored or {}).get("train", {}).get("enhance", self.side_loss)
-        if enhance != self.side_loss:
-            differing.append(("train.enhance", enhance, self.side_loss))
-        trainable = (stored or {}).get("train", {}).get("trainable")
-        if trainable != self.options.train.trainable:
-            differing.append(("train.trainable", trainable, self.options.train.trainable))
-        if differing:
-            shown = "; ".join(f"{key}: {old} in the checkpoint, {new} in the options" for key, old, new in differing)
-            raise ConfigError(
-                f"{path}: cannot resume this run with other settings than it was trained with ({shown}); set them "
-                "back to continue it, or start a new run under another save.path; the checkpoint was left as it was"
-            )
+    def _tell(self, message: str | None, stderr: bool = True) -> None:
+        """Print ``message`` (if any) once, from the main process, beside the progress bar."""
+        if message and self.context.is_main:
+            tqdm.write(message, file=sys.stderr if stderr else None)
 
     def _follow_new_length(self, path: Path, stored: dict[str, Any] | None) -> None:
         """When the run's length in steps changed (``train.epochs``, or the training set's size), continue on the
-        cosine schedule of the new length: the learning rate moves to that schedule's value at this step, and says
-        so. Nothing changes when the length is the same (an exact resume). A new length the run has already reached
-        is refused (see :meth:`_check_new_length`)."""
+        cosine schedule of the new length (:func:`stretch_schedule`), and say so. Nothing changes when the length is
+        the same (an exact resume). A new length the run has already reached is refused (:func:`check_new_length`)."""
         before, after = self.scheduler.T_max, self.total_steps
         if before == after:
             return
-        self._check_new_length(path, after)
-        epochs = (stored or {}).get("train", {}).get("epochs", self.options.train.epochs)
-        was = self.optimizer.param_groups[0]["lr"]
-        self.scheduler.T_max = after
-        progress = (1 + math.cos(math.pi * self.scheduler.last_epoch / after)) / 2
-        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
-            group["lr"] = self.scheduler.eta_min + (base - self.scheduler.eta_min) * progress
-        new_epochs = self.options.train.epochs
-        why = (
-            f"train.epochs {epochs} -> {new_epochs}"
-            if epochs != new_epochs
-            else f"the training set now makes {self.sampler.steps_per_epoch()} steps per epoch"
-        )
-        if self.context.is_main:
-            tqdm.write(
-                f"darkir: {why}: the cosine schedule now runs {after} steps (was {before}); at step {self.step} the "
-                f"learning rate is {self.optimizer.param_groups[0]['lr']:.3g} (was {was:.3g})",
-                file=sys.stderr,
-            )
-
-    def _check_new_length(self, path: Path, after: int) -> None:
-        """Refuse a new length of ``after`` steps (or of ``train.epochs`` epochs) that the run in ``path`` has already
-        reached: it would train nothing and only rewrite the checkpoint (on a wrapped-around schedule)."""
         epochs, per_epoch = self.options.train.epochs, self.sampler.steps_per_epoch()
-        if self.step < after and self.epoch < epochs:
-            return
-        raise ConfigError(
-            f"{self.options.source}: train.epochs: the run in {path} has done {self.step} steps ({self.epoch} epochs), "
-            f"and {epochs} epochs of {per_epoch} steps make {after}, so nothing is left to train; set train.epochs to "
-            f"{max(self.step // per_epoch, self.epoch) + 1} or more to continue it; the checkpoint was left as it was"
+        check_new_length(self.options.source, path, (self.step, self.epoch), epochs, per_epoch, after)
+        was = self.optimizer.param_groups[0]["lr"]
+        stretch_schedule(self.optimizer, self.scheduler, after)
+        stored_epochs = (stored or {}).get("train", {}).get("epochs", epochs)
+        why = (
+            f"train.epochs {stored_epochs} -> {epochs}"
+            if stored_epochs != epochs
+            else f"the training set now makes {per_epoch} steps per epoch"
+        )
+        self._tell(
+            f"darkir: {why}: the cosine schedule now runs {after} steps (was {before}); at step {self.step} the "
+            f"learning rate is {self.optimizer.param_groups[0]['lr']:.3g} (was {was:.3g})"
         )
 
     # ------------------------------------------------------------------ logs

@@ -1,0 +1,168 @@
+"""What resuming a run takes from its checkpoint and what it checks against it (:meth:`Trainer.resume`).
+
+A resumed run must be a darkir training checkpoint of the same network, trained parts and side-output loss; it keeps
+its own schedule settings over the options' (its optimizer and scheduler state hold them) and its global batch on any
+process count that divides it; it takes the options' loss settings (a change is noted) and a new length in steps (its
+cosine schedule then runs to the new end). Functions here decide; the trainer applies and prints.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from darkir.errors import ConfigError
+from darkir.models.config import ModelConfig
+from darkir.options import LOSS_NAME_KEYS, TrainOptions, network_key
+
+#: ``train:`` settings that a resumed run takes from its checkpoint (its optimizer and scheduler state hold them).
+SCHEDULE_KEYS = ("lr_initial", "betas", "weight_decay", "eta_min")
+#: ``train:`` settings of the loss, which a resumed run takes from the options (a change is noted, not refused).
+LOSS_KEYS = (
+    *LOSS_NAME_KEYS,
+    *("pixel_weight", "perceptual", "perceptual_weight", "edge", "edge_weight", "frequency", "frequency_weight"),
+    *("enhance_weight", "anchor", "anchor_weight", "tone_split", "tone_weight"),
+)
+
+
+def rng_state() -> dict[str, Any]:
+    """Global RNG states in types that ``torch.load(weights_only=True)`` accepts."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    numpy_state = {
+        "kind": kind,
+        "keys": torch.from_numpy(keys.astype(np.int64)),
+        "pos": pos,
+        "has_gauss": has_gauss,
+        "gauss": gauss,
+    }
+    return {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the global RNG states :func:`rng_state` gave."""
+    torch.set_rng_state(state["torch"])
+    numpy_state = state["numpy"]
+    keys = numpy_state["keys"].numpy().astype(np.uint32)
+    np.random.set_state((numpy_state["kind"], keys, numpy_state["pos"], numpy_state["has_gauss"], numpy_state["gauss"]))
+    random.setstate(state["python"])
+
+
+def check_training_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Refuse a checkpoint without the schedule's state (weights only, or an official training checkpoint)."""
+    missing = [k for k in ("optimizer", "scheduler", "step", "epoch") if k not in payload]
+    if missing:
+        official = "optimizer_state_dict" in payload
+        kind = "an official DarkIR training checkpoint" if official else "not a darkir training checkpoint"
+        raise ConfigError(
+            f"{path}: {kind} (no {', '.join(missing)}), so darkir cannot resume its schedule; start a new one "
+            f"from its weights with --init-from {path} (and a new save.path)"
+        )
+
+
+def check_same_network(
+    path: Path,
+    config: dict[str, Any] | None,
+    stored: dict[str, Any] | None,
+    network: dict[str, Any],
+    side_loss: bool,
+    trainable: list[str] | None,
+) -> None:
+    """Refuse to resume a run as another ``network`` (or with the side-output loss or ``train.trainable`` changed,
+    which train other parameters), naming each key that differs with the checkpoint's value and the options' one.
+    ``config``: the checkpoint's model config; ``stored``: the options saved with it."""
+    theirs = ModelConfig.from_kwargs(config).as_kwargs() if config else network
+    differing = [
+        (f"network.{network_key(key)}", value, network[key]) for key, value in theirs.items() if value != network[key]
+    ]
+    enhance = (stored or {}).get("train", {}).get("enhance", side_loss)
+    if enhance != side_loss:
+        differing.append(("train.enhance", enhance, side_loss))
+    stored_trainable = (stored or {}).get("train", {}).get("trainable")
+    if stored_trainable != trainable:
+        differing.append(("train.trainable", stored_trainable, trainable))
+    if differing:
+        shown = "; ".join(f"{key}: {old} in the checkpoint, {new} in the options" for key, old, new in differing)
+        raise ConfigError(
+            f"{path}: cannot resume this run with other settings than it was trained with ({shown}); set them "
+            "back to continue it, or start a new run under another save.path; the checkpoint was left as it was"
+        )
+
+
+def kept_schedule_settings(
+    path: Path, train: TrainOptions, stored: dict[str, Any] | None
+) -> tuple[TrainOptions, str | None]:
+    """``train`` with the run's own schedule settings where the options differ (so that the options saved with the
+    run say what it trains with), and a warning naming each one (None: none differ)."""
+    theirs = (stored or {}).get("train", {})
+    ignored, kept = [], {}
+    for key in SCHEDULE_KEYS:
+        if key not in theirs:
+            continue
+        old, new = theirs[key], getattr(train, key)
+        old = tuple(old) if isinstance(old, list) else old
+        if old != new:
+            ignored.append(f"train.{key} {new} (the run keeps {old})")
+            kept[key] = old
+    warning = None
+    if ignored:
+        warning = (
+            f"darkir: warning: --resume continues the schedule of {path}; ignored {'; '.join(ignored)}; start a "
+            "new schedule from its weights with --init-from to change them"
+        )
+    return train.model_copy(update=kept), warning
+
+
+def loss_changes(path: Path, train: TrainOptions, stored: dict[str, Any] | None, step: int) -> str | None:
+    """A note naming each loss setting of ``train`` that differs from the run's own, from ``step`` on (None: none)."""
+    theirs = (stored or {}).get("train", {})
+    changed = [
+        f"train.{key} {theirs[key]} -> {getattr(train, key)}"
+        for key in LOSS_KEYS
+        if key in theirs and theirs[key] != getattr(train, key)
+    ]
+    if not changed:
+        return None
+    return f"darkir: note: --resume continues {path} with other loss settings from step {step} on: {'; '.join(changed)}"
+
+
+def per_process_batch(path: Path, global_batch: int, world: int) -> int:
+    """The samples per process that keep a run's ``global_batch`` samples per step on ``world`` processes; a
+    ConfigError where they cannot share it evenly."""
+    if global_batch % world:
+        divisors = [n for n in range(1, global_batch + 1) if global_batch % n == 0]
+        raise ConfigError(
+            f"{path}: this run trains on {global_batch} samples per step, which {world} processes cannot share "
+            f"evenly; resume on {', '.join(map(str, divisors))} processes"
+        )
+    return global_batch // world
+
+
+def check_new_length(
+    source: Path | str, path: Path, done: tuple[int, int], epochs: int, per_epoch: int, after: int
+) -> None:
+    """Refuse a new length of ``after`` steps (``epochs`` epochs of ``per_epoch``) that the run in ``path`` has
+    already reached (``done``: its steps and epochs): it would train nothing and only rewrite the checkpoint (on a
+    wrapped-around schedule). ``source``: the options file, which the error names."""
+    step, epoch = done
+    if step < after and epoch < epochs:
+        return
+    raise ConfigError(
+        f"{source}: train.epochs: the run in {path} has done {step} steps ({epoch} epochs), "
+        f"and {epochs} epochs of {per_epoch} steps make {after}, so nothing is left to train; set train.epochs to "
+        f"{max(step // per_epoch, epoch) + 1} or more to continue it; the checkpoint was left as it was"
+    )
+
+
+def stretch_schedule(
+    optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.CosineAnnealingLR, after: int
+) -> None:
+    """Continue on the cosine schedule of ``after`` steps: the learning rates move to its value at this step."""
+    scheduler.T_max = after
+    progress = (1 + math.cos(math.pi * scheduler.last_epoch / after)) / 2
+    for group, base in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
+        group["lr"] = scheduler.eta_min + (base - scheduler.eta_min) * progress
