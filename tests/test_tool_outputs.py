@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -198,18 +199,25 @@ def test_synth_writes_a_new_or_empty_folder_and_a_failed_run_leaves_nothing(phot
 
 
 def test_synth_clears_what_a_killed_run_left_but_not_a_live_runs_folder(photos, tmp_path, capsys):
+    host = socket.gethostname()
     output = tmp_path / "set"
     killed = subprocess.Popen([sys.executable, "-c", "pass"])
     killed.wait()
-    (output / f".darkir-part-{killed.pid}" / "train").mkdir(parents=True)
+    (output / f".darkir-part-{host}-{killed.pid}" / "train").mkdir(parents=True)
     assert main(["synth", "--source", str(photos), "-o", str(output), *SMALL]) == 0
-    assert f"removed {output / f'.darkir-part-{killed.pid}'}" in capsys.readouterr().err
+    assert f"removed {output / f'.darkir-part-{host}-{killed.pid}'}" in capsys.readouterr().err
     assert sorted(p.name for p in output.iterdir()) == ["synth.json", "test", "train", "val"]
     live = tmp_path / "busy"
-    (live / f".darkir-part-{os.getpid()}").mkdir(parents=True)
+    (live / f".darkir-part-{host}-{os.getpid()}").mkdir(parents=True)
     assert main(["synth", "--source", str(photos), "-o", str(live), *SMALL]) == 2
-    assert f"is not empty (it holds '.darkir-part-{os.getpid()}')" in _error(capsys)
-    assert (live / f".darkir-part-{os.getpid()}").is_dir()
+    assert f"is not empty (it holds '.darkir-part-{host}-{os.getpid()}')" in _error(capsys)
+    assert (live / f".darkir-part-{host}-{os.getpid()}").is_dir()
+    # a shared folder: another machine's run, whose process this one cannot see, is left alone
+    shared = tmp_path / "shared"
+    (shared / f".darkir-part-elsewhere-{killed.pid}" / "train").mkdir(parents=True)
+    assert main(["synth", "--source", str(photos), "-o", str(shared), *SMALL]) == 2
+    assert "is not empty (it holds '.darkir-part-elsewhere-" in _error(capsys)
+    assert (shared / f".darkir-part-elsewhere-{killed.pid}" / "train").is_dir()
 
 
 @pytest.mark.parametrize(

@@ -45,10 +45,15 @@ def lock_path(target: Path) -> Path:
     return target.with_name(f".{target.name}.darkir-lock")
 
 
+def process_tag() -> str:
+    """This process's name among the machines that may write one shared folder: ``<host>-<pid>``."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
 def temporary_path(target: Path) -> Path:
-    """The temporary file a result is written to before it is renamed onto ``target`` (same suffix; named by host and
-    process, so that processes on several machines writing one shared folder never share one)."""
-    return target.with_name(f".{target.stem}.{socket.gethostname()}-{os.getpid()}.darkir-part{target.suffix}")
+    """The temporary file a result is written to before it is renamed onto ``target`` (same suffix; named by
+    :func:`process_tag`, so that processes on several machines writing one shared folder never share one)."""
+    return target.with_name(f".{target.stem}.{process_tag()}.darkir-part{target.suffix}")
 
 
 def take_lock(lock: Path) -> int | None:

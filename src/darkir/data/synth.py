@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -26,7 +27,7 @@ from darkir.data.degradation import SynthParams, degrade, log_uniform
 from darkir.data.layouts import LAYOUTS, DatasetError
 from darkir.errors import some_of
 from darkir.imageio import Image, read_image, write_image
-from darkir.outputs import is_inside, pid_alive
+from darkir.outputs import is_inside, pid_alive, process_tag
 
 
 def random_crop(photo: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -73,14 +74,17 @@ def check_output(output: Path, sources: Sequence[Path] = ()) -> None:
             )
 
 
-#: The hidden folder a run writes its set into before moving it into place (``.darkir-part-<pid>``).
-_STAGE = re.compile(r"\.darkir-part-(?P<pid>\d+)")
+#: The hidden folder a run writes its set into before moving it into place: this prefix and its process's
+#: ``<host>-<pid>`` (:func:`darkir.outputs.process_tag`).
+STAGE_PREFIX = ".darkir-part-"
 
 
 def remove_killed_stages(output: Path) -> None:
-    """Remove the hidden folders that killed runs left in ``output`` (their process is gone), and say so."""
+    """Remove the hidden folders that killed runs of this machine left in ``output`` (their process is gone), and say
+    so; another machine's, in a shared folder, may be a live run's and are kept."""
+    mine = re.compile(rf"{re.escape(STAGE_PREFIX + socket.gethostname())}-(?P<pid>\d+)")
     for entry in os.scandir(output):
-        match = _STAGE.fullmatch(entry.name)
+        match = mine.fullmatch(entry.name)
         if match and entry.is_dir(follow_symlinks=False) and not pid_alive(int(match["pid"])):
             shutil.rmtree(entry.path)
             print(f"darkir: removed {entry.path}, the unfinished set of a killed run", file=sys.stderr)
@@ -110,7 +114,7 @@ def synthesize(
     splits = assign_splits(sorted(photos), val_photos, test_photos, seed)
     check_output(output)
     created = not output.exists()
-    stage = output / f".darkir-part-{os.getpid()}"
+    stage = output / f"{STAGE_PREFIX}{process_tag()}"
     try:
         stage.mkdir(parents=True)
         records, counts = _write_pairs(photos, splits, stage, per_photo, size, seed, params, progress)
