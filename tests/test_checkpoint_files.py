@@ -207,3 +207,23 @@ def test_demo_engine_load_all_loads_every_variant(tiny_checkpoint):
         engine.close()
     with pytest.raises(DarkIRError):
         DemoEngine({})
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"width": 10**9}, r"no model can be made of its config \(Storage size calculation overflowed"),
+        ({"use_csf": "no"}, "use_csf: must be true or false, got 'no'"),
+    ],
+)
+def test_a_checkpoint_whose_stored_config_cannot_be_built_is_a_checkpoint_error(tmp_path, change, expected):
+    """A config past what torch can allocate raised a bare RuntimeError; a switch stored as text built the wrong
+    model (any text is truthy)."""
+    from darkir.errors import CheckpointError
+    from darkir.models.factory import build_model, load_model
+
+    model = build_model("darkir-w16")
+    path = tmp_path / "odd.pt"
+    torch.save({"state_dict": model.state_dict(), "config": {**model.config, **change}}, path)
+    with pytest.raises(CheckpointError, match=expected):
+        load_model(path)

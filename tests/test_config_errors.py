@@ -244,6 +244,8 @@ def test_option_criteria_are_the_losses_training_has():
         ({"dilations": [1.5]}, "dilations: must be a list of whole numbers"),
         ({"width": 0}, "width: must be at least 1, got 0"),
         ({"width": "wide"}, "width: must be a whole number, got 'wide'"),
+        ({"use_csf": "false"}, "use_csf: must be true or false, got 'false'"),  # a string is truthy: it made CSF
+        ({"extra_depth_wise": 0}, "extra_depth_wise: must be true or false, got 0"),
     ],
 )
 def test_model_config_raises_config_errors_naming_the_field(fields, expected):

@@ -74,7 +74,8 @@ class ModelConfig:
 
 def config_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(field, what is wrong) for each value of ``values`` (every :class:`ModelConfig` field) outside its bounds: the
-    ``ge`` of a number, the ``item_ge`` and ``min_length`` of a sequence, and one decoder stage per encoder stage."""
+    ``ge`` of a number, the ``item_ge`` and ``min_length`` of a sequence, true or false for a switch, and one decoder
+    stage per encoder stage."""
     found = []
     for item in fields(ModelConfig):
         value, bounds = values[item.name], item.metadata
@@ -84,6 +85,8 @@ def config_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
             found.append((item.name, f"must be at least {bounds['ge']}, got {value}"))
         elif item.name in SEQUENCE_FIELDS:
             found.extend((item.name, why) for why in _sequence_problems(value, bounds))
+        elif item.type in (bool, "bool") and not isinstance(value, bool):
+            found.append((item.name, f"must be true or false, got {value!r}"))
     enc, dec = values["enc_blk_nums"], values["dec_blk_nums"]
     if isinstance(enc, tuple) and isinstance(dec, tuple) and len(enc) != len(dec):
         why = f"{list(enc)} and dec_blk_nums {list(dec)} must have the same length (one decoder stage per encoder one)"

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from darkir.errors import CheckpointError, DarkIRError
+from darkir.errors import CheckpointError, DarkIRError, first_line
 from darkir.models import zoo
 from darkir.models.config import ModelConfig, check_fields
 from darkir.models.darkir import DarkIR
@@ -61,7 +61,12 @@ def load_model(
     :func:`~darkir.models.weights.read_weights`); any key or shape mismatch raises :class:`CheckpointError`."""
     settings, state_dict, path = read_weights(weights, config)
     with torch.device("meta"):  # shapes only: a config that does not fit is refused before any memory is taken
-        check_fits(build_model(settings), state_dict, source=f"checkpoint {path}")
+        try:
+            shapes = build_model(settings)
+        except RuntimeError as exc:  # sizes past what torch can index (a width of 10**9, say)
+            reason = first_line(exc)
+            raise CheckpointError(f"checkpoint {path}: no model can be made of its config ({reason})") from None
+        check_fits(shapes, state_dict, source=f"checkpoint {path}")
     model = build_model(settings)
     model.load_state_dict(state_dict, strict=True)
     return model.to(device).eval()
