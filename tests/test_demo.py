@@ -143,3 +143,40 @@ def test_an_address_that_cannot_be_served_is_named_before_models_load(capsys):
         assert f"cannot serve the demo on 127.0.0.1:{port}: Address already in use" in capsys.readouterr().err
     assert main(["demo", "--host", "256.1.1.1", "--weights", "no-such-weights.pt"]) == 2
     assert "cannot serve the demo on host '256.1.1.1'" in capsys.readouterr().err
+
+
+def test_results_are_cleaned_up_by_one_request_at_a_time(tiny_checkpoint):
+    """The app's listeners (restore, example, video) run at once: two requests deleting the same old results used
+    to crash the later one (FileNotFoundError), losing a finished restore."""
+    import os
+    import tempfile
+    import threading
+    import time
+    from pathlib import Path
+
+    engine = DemoEngine({"tiny": str(tiny_checkpoint)}, device="cpu")
+    errors = []
+
+    def request(barrier: threading.Barrier) -> None:
+        barrier.wait()
+        try:
+            engine._new_result("out.png")
+        except Exception as error:  # what a request would have shown
+            errors.append(error)
+
+    try:
+        for _ in range(3):
+            old = time.time() - 3600
+            for _ in range(1500):
+                result = Path(tempfile.mkdtemp(dir=engine.workdir)) / "r.png"
+                result.write_bytes(b"x")
+                os.utime(result, (old, old))
+            barrier = threading.Barrier(3)
+            threads = [threading.Thread(target=request, args=(barrier,)) for _ in range(3)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        assert not errors and len(list(engine.workdir.iterdir())) == 9  # only the new results' folders remain
+    finally:
+        engine.close()

@@ -97,6 +97,7 @@ class DemoEngine:
         self.weights = dict(weights)
         self.device, self.tile = device, tile
         self._restorers: dict[str, Restorer] = {}
+        self._results_lock = threading.Lock()  # the app's event listeners run at once: one cleanup at a time
         remove_stale_workdirs()
         self._workdir = tempfile.TemporaryDirectory(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
         self.workdir = Path(self._workdir.name)
@@ -108,12 +109,14 @@ class DemoEngine:
     def _new_result(self, name: str) -> Path:
         """A fresh path for a result, after deleting results older than :data:`KEEP_RESULTS_S`."""
         now = time.time()
-        for old in self.workdir.glob("*/*"):
-            if now - old.stat().st_mtime > KEEP_RESULTS_S:
-                old.unlink(missing_ok=True)
-                with contextlib.suppress(OSError):
-                    old.parent.rmdir()
-        return Path(tempfile.mkdtemp(dir=self.workdir)) / name
+        with self._results_lock:
+            for old in self.workdir.glob("*/*"):
+                with contextlib.suppress(FileNotFoundError):  # gone meanwhile (a temp cleaner)
+                    if now - old.stat().st_mtime > KEEP_RESULTS_S:
+                        old.unlink()
+                        with contextlib.suppress(OSError):
+                            old.parent.rmdir()
+            return Path(tempfile.mkdtemp(dir=self.workdir)) / name
 
     @property
     def variants(self) -> list[str]:
