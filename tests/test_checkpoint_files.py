@@ -227,3 +227,26 @@ def test_a_checkpoint_whose_stored_config_cannot_be_built_is_a_checkpoint_error(
     torch.save({"state_dict": model.state_dict(), "config": {**model.config, **change}}, path)
     with pytest.raises(CheckpointError, match=expected):
         load_model(path)
+
+
+def test_a_checkpoint_whose_bytes_were_altered_is_refused_as_damaged(tmp_path):
+    """torch.load does not check the archive's checksums: a damaged copy loaded altered weights without a word."""
+    import struct
+    import zipfile
+
+    from darkir.errors import CheckpointError
+    from darkir.models.factory import build_model, load_model
+
+    state = build_model("darkir-w16").state_dict()
+    path = tmp_path / "copy.pth"
+    torch.save({"params": state}, path)
+    target = state["intro.weight"].numpy().tobytes()
+    with zipfile.ZipFile(path) as archive:
+        member = next(info for info in archive.infolist() if archive.read(info) == target)
+    data = bytearray(path.read_bytes())
+    name_length, extra_length = struct.unpack_from("<HH", data, member.header_offset + 26)  # its local header's
+    start = member.header_offset + 30 + name_length + extra_length  # the member's data (stored uncompressed)
+    data[start : start + 8] = struct.pack("<2f", 0.5, 0.5)
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"copy\.pth.*it is damaged: .* fails its checksum"):
+        load_model(path)

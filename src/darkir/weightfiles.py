@@ -30,7 +30,11 @@ def load_weights_file(path: str | os.PathLike[str], expected: str) -> object:
 
 def torch_load(path: Path, message: Callable[[str], str]) -> object:
     """``torch.load`` of ``path``, weights only (and numpy numbers, :func:`numpy_globals`), on the CPU; a
-    CheckpointError with ``message(why it failed)``."""
+    CheckpointError with ``message(why it failed)``, also for an archive whose checksums fail (torch does not check
+    them, so a damaged copy would load altered weights)."""
+    damaged = _failed_checksum(path)
+    if damaged is not None:
+        raise CheckpointError(message(f"it is damaged: {damaged} fails its checksum (a bad download or copy?)"))
     try:
         with torch.serialization.safe_globals(numpy_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -94,6 +98,16 @@ _OTHER_MAGIC = {
     b"GIF8": "a GIF image",
     b"BM": "a BMP image",
 }
+
+
+def _failed_checksum(path: Path) -> str | None:
+    """The first member of the zip archive ``path`` (torch.save's format) whose CRC does not match its data; None
+    where all match, or where ``path`` is not a readable zip archive (torch says what it is)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip()
+    except (OSError, EOFError, ValueError, NotImplementedError, zipfile.BadZipFile, zipfile.LargeZipFile):
+        return None
 
 
 def _file_kind(path: Path) -> str | None:
