@@ -86,6 +86,21 @@ def test_restore_array_takes_any_float_in_range_and_rounding_noise(restorer):
     assert restorer.restore_array(noisy).shape == expected.shape
 
 
+def test_arrays_and_tensors_take_the_same_rounding_noise_as_restore_array(restorer):
+    """A float a hair above 1 (rounding) is taken by every input path, as restore_array takes it; the call paths
+    refused it with a message showing a range that looked within [0, 1] ('spans [0.5, 1]')."""
+    rgb = np.full((8, 8, 3), 0.5, np.float32)
+    rgb[0, 0, 0] = np.nextafter(np.float32(1), np.float32(2))
+    assert restorer(rgb).shape == rgb.shape and restorer.restore_array(rgb).shape == rgb.shape
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+    assert restorer(x).shape == x.shape
+    rgb[0, 0, 0] = 1.01
+    with pytest.raises(DarkIRError, match=r"this one spans \[0\.5, 1\.01\]"):
+        restorer(rgb)
+    with pytest.raises(DarkIRError, match=r"this one spans \[0\.5, 1\.01\]"):
+        restorer(torch.from_numpy(rgb).permute(2, 0, 1)[None])
+
+
 def test_integer_arrays_through_the_call_still_convert_by_bit_depth(restorer):
     rgb = (np.random.default_rng(2).random((16, 16, 3)) * 60).astype(np.uint8)
     out = restorer(rgb)

@@ -289,6 +289,9 @@ def _image(array: np.ndarray, bit_depth: int, scale: float) -> Image:
     return Image(rgb=np.ascontiguousarray(rgb), alpha=alpha, bit_depth=bit_depth, grayscale=grayscale)
 
 
+#: How far beyond [0, 1] float input may go (half an 8-bit step: rounding noise), in arrays, tensors and
+#: ``Restorer.restore_array``; such values are clipped (arrays) or passed to the model as they are.
+RANGE_TOLERANCE = 0.5 / 255
 #: Sample types of arrays darkir takes, and the bit depth each keeps.
 ARRAY_DEPTHS = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16, np.dtype(np.float32): 32, np.dtype(np.float64): 32}
 #: The array type an image of each bit depth is stored as.
@@ -312,7 +315,7 @@ def image_from_array(array: np.ndarray) -> Image:
         if not np.isfinite(array).all():
             raise DarkIRError("the float array has NaN or infinite values")
         low, high = float(array.min()), float(array.max())
-        if low < 0 or high > 1:
+        if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
             raise DarkIRError(
                 f"float arrays must hold values in [0, 1]; this one spans [{low:.4g}, {high:.4g}] "
                 "(divide 8-bit data by 255, or pass it as uint8)"

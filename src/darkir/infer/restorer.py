@@ -34,9 +34,6 @@ GUIDE_SCALE = 64
 #: Tiles smaller than this change the result's tone noticeably (a 1120x640 photo, against the whole image: 512 px
 #: tiles 1% brighter, 384 px 2%, 256 px 4%, 128 px 12%); :meth:`Restorer.restore_tensor` warns below it.
 TONE_SAFE_TILE = 384
-#: How far beyond [0, 1] :meth:`Restorer.restore_array` takes float values (half an 8-bit step: rounding noise);
-#: they are passed to the model as they are.
-RANGE_TOLERANCE = 0.5 / 255
 #: What a PIL image restored by :meth:`Restorer.__call__` keeps of its ``info``: colour profile, EXIF, resolution.
 PIL_INFO_KEPT = ("icc_profile", "exif", "dpi")
 
@@ -98,6 +95,8 @@ def _check_array(rgb: np.ndarray) -> None:
         raise DarkIRError(f"restore_array takes a float array with values in [0, 1], got dtype {rgb.dtype}{hint}")
     if not np.isfinite(rgb).all():
         raise DarkIRError("restore_array: the array has NaN or infinite values")
+    from darkir.imageio import RANGE_TOLERANCE  # (imageio, and OpenCV with it, load on first use)
+
     low, high = float(rgb.min()), float(rgb.max())
     if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
         raise DarkIRError(
@@ -294,8 +293,10 @@ class Restorer:
         _check_batch(x, 3)
         if not bool(torch.isfinite(x).all()):
             raise DarkIRError("the tensor has NaN or infinite values")
+        from darkir.imageio import RANGE_TOLERANCE
+
         low, high = float(x.min()), float(x.max())
-        if low < 0 or high > 1:
+        if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
             raise DarkIRError(f"tensor values must be in [0, 1]; this one spans [{low:.4g}, {high:.4g}]")
         return self.restore_tensor(x.float()).clamp(0, 1).to(dtype=x.dtype, device=x.device)
 
