@@ -226,3 +226,14 @@ def test_an_unknown_users_home_is_named(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{missing}: cannot expand ~darkir-no-such-user-4711: no such user" in err
     assert "RuntimeError" not in err
+
+
+def test_a_truncated_pil_image_is_named_not_a_raw_os_error(restorer, tmp_path):
+    """Image.open decodes lazily: a cut-off file failed inside restorer(image) with Pillow's bare OSError."""
+    from PIL import Image
+
+    cv2.imwrite(str(tmp_path / "whole.png"), (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8))
+    data = (tmp_path / "whole.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with Image.open(tmp_path / "cut.png") as image, pytest.raises(DarkIRError, match=r"cut\.png: cannot decode it"):
+        restorer(image)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from darkir.errors import CheckpointError, DarkIRError, DarkIRWarning
+from darkir.errors import CheckpointError, DarkIRError, DarkIRWarning, first_line
 from darkir.infer.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 from darkir.infer.exposure import apply_exposure, check_exposure
 from darkir.infer.memory import MemoryPlanner, Plan, parse_memory
@@ -308,7 +308,11 @@ class Restorer:
             raise DarkIRError(
                 f"PIL images of mode {image.mode!r} are not supported; convert first, e.g. image.convert('RGB')"
             )
-        array = np.asarray(image, dtype=modes[image.mode])
+        try:
+            array = np.asarray(image, dtype=modes[image.mode])  # a lazily opened image is decoded here
+        except (OSError, SyntaxError) as exc:  # Pillow's errors for a truncated or corrupt file
+            name = getattr(image, "filename", "") or "the PIL image"
+            raise DarkIRError(f"{name}: cannot decode it ({first_line(exc)})") from None
         # uint8 (H, W) / (H, W, 3) / (H, W, 4) -> L / RGB / RGBA; uint16 -> I;16
         restored = PILImage.fromarray(self(array))
         restored.info.update({key: image.info[key] for key in PIL_INFO_KEPT if key in image.info})
