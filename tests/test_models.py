@@ -120,6 +120,11 @@ def test_list_models_filters():
     assert "darkir-w32" in list_models()
 
 
+def test_list_models_filters_ignore_case():
+    """The paper spells it DarkIR: 'DarkIR-CSF*' lists the CSF variants (it listed nothing)."""
+    assert list_models("DarkIR-CSF*") == list_models("darkir-csf-*") != []
+
+
 @pytest.mark.parametrize("name", ["darkir-w32-synth", "darkir-csf-w32-synth"])
 def test_packaged_weights_load_by_name(name):
     from darkir.models.factory import load_model

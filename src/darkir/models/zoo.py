@@ -54,7 +54,8 @@ DEFAULT_WEIGHTS: str | None = "darkir-csf-w32-synth"
 
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
     """Names of the registered variants matching a glob ``pattern`` (only those with weights if ``pretrained``)."""
-    return [n for n, s in _ZOO.items() if fnmatch.fnmatch(n, pattern) and (s.weights or not pretrained)]
+    pattern = pattern.lower()  # the names are lower case: 'DarkIR-CSF*' finds them as a user spells the model
+    return [n for n, s in _ZOO.items() if fnmatch.fnmatchcase(n, pattern) and (s.weights or not pretrained)]
 
 
 def has_model(name: str) -> bool:
