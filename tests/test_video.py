@@ -597,6 +597,29 @@ def test_audio_frames_keep_their_times_unless_they_overlap_the_frame_ahead():
     assert _keep_audio_time(untimed, 2040, base) == 2060 and untimed.pts == 2040
 
 
+def test_an_empty_audio_stream_is_reported_as_no_audio(tmp_path, tiny_restorer):
+    """A video whose audio stream holds no packets gets no audio; the report said "audio re-encoded"."""
+    from darkir.infer.video import restore_video
+
+    clip = tmp_path / "silent.mkv"
+    with av.open(str(clip), "w") as container:
+        video = container.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = container.add_stream("libopus", rate=48000)
+        sound.layout = "stereo"
+        for index in range(5):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20, np.uint8), format="rgb24")
+            frame.pts = index
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+    report = restore_video(tiny_restorer, clip, tmp_path / "out.mp4", progress=False)
+    assert report.frames == 5 and report.audio == "none (the input's audio stream is empty)"
+    with av.open(str(tmp_path / "out.mp4")) as output:
+        assert not output.streams.audio
+
+
 def test_a_video_stream_without_frames_is_an_error_not_an_audio_file(tmp_path, tiny_restorer):
     from darkir.infer.video import restore_video
 

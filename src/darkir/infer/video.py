@@ -192,7 +192,9 @@ def _restore_video(
             batch = settings.batch or 1
             with fixed_size_kernels(restorer.device):
                 streams = (video_in, video_out, audio_in, audio_out)
-                frames = _transcode(av, container, output, restorer, streams, batch, progress, timeline)
+                frames, sounds = _transcode(av, container, output, restorer, streams, batch, progress, timeline)
+            if audio_in is not None and not sounds:  # an audio stream without packets: the output has none
+                audio_mode = "none (the input's audio stream is empty)"
             if not frames:
                 raise DarkIRError(f"{source}: its video stream has no frames; nothing written")
             stated = _Stated(video_in.frames, _stated_seconds(video_in))  # read while the input is open (PyAV 19)
@@ -299,15 +301,17 @@ def _transcode(
     batch: int,
     progress: bool,
     timeline: _Timeline,
-) -> int:
-    """Decode (a thread), restore ``batch`` frames at a time (here) and encode (another thread), overlapped."""
+) -> tuple[int, int]:
+    """Decode (a thread), restore ``batch`` frames at a time (here) and encode (another thread), overlapped; returns
+    the video frames and the audio packets or frames written."""
     video_in, video_out, audio_in, audio_out = streams
     copy_audio = audio_out is not None and audio_out.codec_context.name == audio_in.codec_context.name
-    written, colour = 0, timeline.colour
+    written, sounds, colour = 0, 0, timeline.colour
 
     def write(item: _Restored | _Audio) -> None:
-        nonlocal written
+        nonlocal written, sounds
         if isinstance(item, _Audio):
+            sounds += 1
             if copy_audio:
                 item.payload.stream = audio_out
                 output.mux(item.payload)
@@ -343,7 +347,7 @@ def _transcode(
     output.mux(video_out.encode())
     if audio_out is not None and not copy_audio:
         output.mux(audio_out.encode())
-    return written
+    return written, sounds
 
 
 def _decoded(
