@@ -503,8 +503,8 @@ def _check_complete(source: Path, stated: _Stated, timeline: _Timeline) -> None:
 
 
 def _check_order(source: str, frame: Any, last_pts: int | None, index: int) -> None:
-    """Refuse a frame timed before the one decoded ahead of it: no output container can keep that timing."""
-    if frame.pts is not None and last_pts is not None and frame.pts < last_pts:
+    """Refuse a (timed) frame timed before the one decoded ahead of it: no output container can keep that timing."""
+    if last_pts is not None and frame.pts < last_pts:
         at, before = float(frame.pts * frame.time_base), float(last_pts * frame.time_base)
         raise DarkIRError(
             f"{source}: frame {index + 1} is timed at {at:.3f} s, before the frame ahead of it ({before:.3f} s); "
