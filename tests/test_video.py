@@ -537,6 +537,32 @@ def test_audio_is_copied_where_the_output_holds_it_else_re_encoded(
     assert before[1] - 0.01 <= seconds <= before[1] + padding + 0.01
 
 
+def make_opus_clip(path: Path, frames: int, audio_starts: list[int]) -> Path:
+    """A Matroska clip: ``frames`` 64x48 H.264 frames at 10 fps and 960-sample Opus frames (48 kHz) starting at
+    ``audio_starts`` (in samples; none: an audio stream without packets)."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = container.add_stream("libopus", rate=48000)
+        sound.layout = "stereo"
+        for index in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20, np.uint8), format="rgb24")
+            frame.pts = index
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        for start in audio_starts:
+            chunk = av.AudioFrame.from_ndarray(np.zeros((2, 960), np.float32), format="fltp", layout="stereo")
+            chunk.sample_rate, chunk.pts = 48000, start
+            for packet in sound.encode(chunk):
+                container.mux(packet)
+        if audio_starts:
+            for packet in sound.encode():
+                container.mux(packet)
+    return path
+
+
 def test_re_encoded_audio_that_starts_late_or_has_a_gap_stays_in_sync(tmp_path, tiny_restorer):
     """Opus in Matroska becomes AAC in MP4: audio from 1 s on, and a 1 s gap, keep their times (they used to move
     to the start and close up, so that the sound ran ahead of the picture)."""
@@ -552,26 +578,7 @@ def test_re_encoded_audio_that_starts_late_or_has_a_gap_stays_in_sync(tmp_path, 
         ("late", [48000 + 960 * i for i in range(100)]),
         ("gap", [*range(0, 48000, 960), *range(96000, 144000, 960)]),
     ):
-        clip = tmp_path / f"{name}.mkv"
-        with av.open(str(clip), "w") as container:
-            video = container.add_stream("libx264", rate=10)
-            video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-            sound = container.add_stream("libopus", rate=48000)
-            sound.layout = "stereo"
-            for index in range(30):
-                frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20, np.uint8), format="rgb24")
-                frame.pts = index
-                for packet in video.encode(frame):
-                    container.mux(packet)
-            for packet in video.encode():
-                container.mux(packet)
-            for start in starts:
-                chunk = av.AudioFrame.from_ndarray(np.zeros((2, 960), np.float32), format="fltp", layout="stereo")
-                chunk.sample_rate, chunk.pts = 48000, start
-                for packet in sound.encode(chunk):
-                    container.mux(packet)
-            for packet in sound.encode():
-                container.mux(packet)
+        clip = make_opus_clip(tmp_path / f"{name}.mkv", 30, starts)
         report = restore_video(tiny_restorer, clip, tmp_path / f"{name}.mp4", progress=False)
         (first_in, last_in), (first_out, last_out) = first_and_last(clip), first_and_last(tmp_path / f"{name}.mp4")
         priming = 1024 / 48000  # AAC starts one frame early
@@ -601,19 +608,7 @@ def test_an_empty_audio_stream_is_reported_as_no_audio(tmp_path, tiny_restorer):
     """A video whose audio stream holds no packets gets no audio; the report said "audio re-encoded"."""
     from darkir.infer.video import restore_video
 
-    clip = tmp_path / "silent.mkv"
-    with av.open(str(clip), "w") as container:
-        video = container.add_stream("libx264", rate=10)
-        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        sound = container.add_stream("libopus", rate=48000)
-        sound.layout = "stereo"
-        for index in range(5):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20, np.uint8), format="rgb24")
-            frame.pts = index
-            for packet in video.encode(frame):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
+    clip = make_opus_clip(tmp_path / "silent.mkv", 5, [])
     report = restore_video(tiny_restorer, clip, tmp_path / "out.mp4", progress=False)
     assert report.frames == 5 and report.audio == "none (the input's audio stream is empty)"
     with av.open(str(tmp_path / "out.mp4")) as output:
