@@ -250,3 +250,18 @@ def test_a_checkpoint_whose_bytes_were_altered_is_refused_as_damaged(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match=r"copy\.pth.*it is damaged: .* fails its checksum"):
         load_model(path)
+
+
+def test_a_checkpoint_saved_without_checksums_still_loads(tmp_path):
+    """torch can save archives with no CRCs (recorded as 0): not damage."""
+    from darkir.models.factory import build_model, load_model
+
+    model = build_model("darkir-w16")
+    path = tmp_path / "nocrc.pth"
+    torch.serialization.set_crc32_options(False)
+    try:
+        torch.save({"params": model.state_dict()}, path)
+    finally:
+        torch.serialization.set_crc32_options(True)
+    loaded = load_model(path)
+    assert all(torch.equal(loaded.state_dict()[key], value) for key, value in model.state_dict().items())

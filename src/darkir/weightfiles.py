@@ -101,13 +101,24 @@ _OTHER_MAGIC = {
 
 
 def _failed_checksum(path: Path) -> str | None:
-    """The first member of the zip archive ``path`` (torch.save's format) whose CRC does not match its data; None
-    where all match, or where ``path`` is not a readable zip archive (torch says what it is)."""
+    """The first member of the zip archive ``path`` (torch.save's format) whose data does not match its recorded
+    CRC; None where all match, or where ``path`` is not a readable zip archive (torch says what it is). Members with
+    data and a CRC of 0 are skipped: torch writes that when saving without checksums
+    (``torch.serialization.set_crc32_options(False)``)."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return archive.testzip()
+            for info in archive.infolist():
+                if info.CRC == 0 and info.file_size > 0:
+                    continue
+                try:
+                    with archive.open(info) as member:  # checks the CRC when the member is read to its end
+                        while member.read(1 << 24):
+                            pass
+                except zipfile.BadZipFile:
+                    return info.filename
     except (OSError, EOFError, ValueError, NotImplementedError, zipfile.BadZipFile, zipfile.LargeZipFile):
         return None
+    return None
 
 
 def _file_kind(path: Path) -> str | None:
