@@ -1,5 +1,6 @@
-"""The CUDA formulations of DarkIR's depth-wise convolutions compute the same sums as the convolutions they replace
-(checked on the CPU in float64, values and gradients; on a GPU, tests/test_gpu.py compares whole models)."""
+"""The CUDA formulations of DarkIR's dilated depth-wise and grouped convolutions compute the same sums as the
+convolutions they replace (checked on the CPU in float64, values and gradients; on a GPU, tests/test_gpu.py compares
+whole models)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from darkir.models.cuda_convs import dense_grouped, depthwise, dilated_depthwise, grouped, in_half
+from darkir.models.cuda_convs import compute_dtype, dense_grouped, depthwise, dilated_depthwise, grouped
 
 
 def _close_with_gradients(formulation, conv: nn.Conv2d, x: torch.Tensor) -> None:
@@ -51,5 +52,5 @@ def test_on_the_cpu_the_modules_run_as_they_are():
     x = torch.rand(1, 4, 16, 16)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.equal(depthwise(dilated, x), dilated(x)) and torch.equal(grouped(split, x), split(x))
-        assert in_half(x)
-    assert len(calls) == 4 and not in_half(x)
+        assert compute_dtype(x) == torch.bfloat16
+    assert len(calls) == 4 and compute_dtype(x) == torch.float32

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from darkir.models.cuda_convs import depthwise, grouped
+from darkir.models.cuda_convs import compute_dtype, depthwise, grouped
 
 
 class LayerNorm2d(nn.Module):
@@ -41,14 +41,6 @@ class SimpleGate(nn.Module):
         return a * b
 
 
-def _in_float16(x: torch.Tensor) -> bool:
-    """Whether ops on ``x`` run in float16 (its dtype, or float16 autocast on its device)."""
-    device = x.device.type
-    return x.dtype == torch.float16 or (
-        torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == torch.float16
-    )
-
-
 class FreMLP(nn.Module):
     """Pointwise MLP on the FFT magnitude, phase kept: a global receptive field at 1x1 cost."""
 
@@ -65,7 +57,7 @@ class FreMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
         spectrum = torch.fft.rfft2(x.float()) if self.onesided else torch.fft.fft2(x.float())
-        if _in_float16(x):
+        if compute_dtype(x) == torch.float16:
             # The DC term is a sum over the whole image and overflows float16 (max 65504): keep the MLP in float32.
             with torch.autocast(x.device.type, enabled=False):
                 magnitude = self.process1(spectrum.abs())
