@@ -148,5 +148,6 @@ def test_a_quoted_tilde_in_any_path_argument_is_the_home_folder(tmp_path, tiny_c
     assert (home / "out" / "a.png").is_file() and not list(work.iterdir())
     args = _parse(["video", "~/clip.mp4", "-o", "~/v.mp4"])
     assert (args.input, args.output) == (str(home / "clip.mp4"), str(home / "v.mp4"))
+    assert _parse(["split", "~/set", "-o", "~/m.json"]).root == str(home / "set")
     args = _parse(["test", "--data", "~/set", "--csv", "~/s.csv"])
     assert (args.data, args.csv) == (str(home / "set"), str(home / "s.csv"))

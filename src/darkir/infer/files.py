@@ -66,7 +66,8 @@ def _reason(job: Job, exc: BaseException) -> str:
     if isinstance(exc, DarkIRError):
         return str(exc)
     if isinstance(exc, OSError):  # reading the input (named as such by the error) or writing the output
-        read = exc.filename is not None and Path(os.fsdecode(exc.filename)) == Path(job.source)
+        named = exc.filename if isinstance(exc.filename, (str, bytes, os.PathLike)) else None  # not a descriptor
+        read = named is not None and Path(os.fsdecode(named)) == Path(job.source)
         return f"{job.source if read else job.target}: {exc.strerror or exc}"
     if isinstance(exc, MemoryError):
         return f"{job.source}: out of memory; try a smaller tile or max_memory"
