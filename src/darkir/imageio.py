@@ -191,11 +191,14 @@ def read_image(path: str | os.PathLike[str]) -> Image:
 
 
 def _warn_out_of_range(path: Path, array: np.ndarray) -> None:
-    """Warn where a float image holds finite values outside [0, 1] (an HDR or linear render), which are clipped."""
-    finite = array[np.isfinite(array)]
-    if finite.size and (finite.min() < 0 or finite.max() > 1):
+    """Warn where a float image holds finite values outside [0, 1] (an HDR or linear render) by more than rounding
+    (:data:`RANGE_TOLERANCE`), which are clipped."""
+    finite = np.isfinite(array)
+    low = float(np.min(array, where=finite, initial=np.inf))
+    high = float(np.max(array, where=finite, initial=-np.inf))
+    if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
         warnings.warn(
-            f"{path}: its float samples span [{finite.min():g}, {finite.max():g}]; darkir reads [0, 1], so the values "
+            f"{path}: its float samples span [{low:g}, {high:g}]; darkir reads [0, 1], so the values "
             "outside are clipped (scale the image into [0, 1] first to keep them)",
             DarkIRWarning,
             stacklevel=3,
