@@ -84,6 +84,13 @@ def within_one_level(a: torch.Tensor, b: torch.Tensor) -> float:
     return (levels[0] - levels[1]).abs().le(1).float().mean().item()
 
 
+def official_params(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's weights for the official formulation, in NCHW memory (a Restorer turns the model it is given to
+    channels_last, and cuDNN follows the weights' layout)."""
+    state = model.state_dict()
+    return {k: v.detach().contiguous(memory_format=torch.contiguous_format).clone() for k, v in state.items()}
+
+
 def official(
     params: dict[str, torch.Tensor], config: dict, device: torch.device, tf32: tuple[bool, bool] = TORCH_TF32
 ) -> Run:
@@ -145,7 +152,7 @@ def size_rows(
     ``base_s`` seconds there, darkir's compiled paths instead."""
     width, height = (int(v) for v in size.lower().split("x"))
     x = test_image(height, width)
-    params = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    params = official_params(model)
     exact = official(params, model.config, device, tf32=(False, False))(x).float().cpu()
     rows: list[dict] = []
     paths: dict[str, Callable[[], Run]] = {}
@@ -235,7 +242,7 @@ def video_row(model: torch.nn.Module, size: str, frames: int, device: torch.devi
     from darkir.infer.video import restore_video
 
     width, height = (int(v) for v in size.lower().split("x"))
-    params = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    params = official_params(model)
     with tempfile.TemporaryDirectory() as work:
         source = Path(work) / "clip.mp4"
         _clip(source, width, height, frames)
@@ -249,6 +256,7 @@ def video_row(model: torch.nn.Module, size: str, frames: int, device: torch.devi
         if device.type == "cuda":  # ``darkir video --compile``: its first run (which compiles), then a second
             compiled = Restorer(model, device=str(device), compile=True)
             for run in ("compiled_first", "compiled"):
+                torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = TORCH_TF32
                 start = time.perf_counter()
                 report = restore_video(compiled, source, Path(work) / f"{run}.mp4", progress=False)
                 speeds[run] = report.frames / (time.perf_counter() - start)
@@ -310,7 +318,8 @@ def verdict(report: dict) -> list[str]:
         lines.append(f"video {video['size']}: x{ratio:.2f} the official per-frame loop ({bar} 3x)")
         if "frames_per_s_compiled" in video:
             ratio = video["frames_per_s_compiled"] / video["official_frames_per_s"]
-            lines.append(f"video {video['size']} --compile, compiled: x{ratio:.2f} the official per-frame loop")
+            bar = "meets" if ratio >= 3 else "misses"
+            lines.append(f"video {video['size']} --compile: x{ratio:.2f} the official per-frame loop ({bar} 3x)")
     return lines
 
 
