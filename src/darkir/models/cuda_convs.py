@@ -29,7 +29,8 @@ def compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 def dilated_depthwise(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """``conv(x)`` for a depth-wise 3x3 of dilation d and padding d, as a dilation-1 convolution of the d x d
-    sub-images ``x[..., i::d, j::d]`` (the input is zero-padded to a multiple of d, as the convolution pads it)."""
+    sub-images ``x[..., i::d, j::d]`` (the input is zero-padded to a multiple of d, as the convolution pads it). In
+    training it keeps one more activation per dilated branch for the backward pass: the re-laid-out input."""
     d = conv.dilation[0]
     n, c, h, w = x.shape
     rows, cols = -(-h // d), -(-w // d)
