@@ -107,6 +107,10 @@ def test_missing_ray_unreachable_cluster_and_bad_flags_are_named(tmp_path, tiny_
         address = f"127.0.0.1:{probe.getsockname()[1]}"
     assert main([*command, "--address", address]) == 2
     assert f"cannot reach the Ray cluster at {address}" in capsys.readouterr().err
+    monkeypatch.setenv("RAY_ADDRESS", address)  # the default address: checked as --address is (Ray retried for minutes)
+    assert main(command) == 2
+    assert f"cannot reach the Ray cluster at {address}" in capsys.readouterr().err
+    monkeypatch.delenv("RAY_ADDRESS")
     for flag, value in (("--workers", "0"), ("--cpus-per-worker", "0"), ("--gpus-per-worker", "-1")):
         with pytest.raises(SystemExit):
             main([*command, flag, value])
@@ -170,3 +174,86 @@ def test_sigterm_stops_a_ray_run_as_ctrl_c_does_and_leaves_nothing_behind(tmp_pa
     while _ray_processes() - before and time.time() < deadline:
         time.sleep(0.5)
     assert not _ray_processes() - before
+
+
+class _FakeRay:
+    """The few calls of Ray that darkir.cluster makes before any work, recorded (no cluster is started)."""
+
+    def __init__(self, resources: dict[str, float], init_error: type[BaseException] | None = None) -> None:
+        from types import SimpleNamespace
+
+        self.resources, self.init_error, self.calls, self.rows = resources, init_error, [], None
+        self.data = self  # ray.data's calls too
+        self.DataContext = SimpleNamespace(get_current=SimpleNamespace)
+
+    def is_initialized(self) -> bool:
+        return False
+
+    def init(self, **kwargs):
+        self.calls.append("init")
+        if self.init_error is not None:
+            raise self.init_error
+
+    def shutdown(self) -> None:
+        self.calls.append("shutdown")
+
+    def cluster_resources(self) -> dict[str, float]:
+        return self.resources
+
+    def put(self, value):
+        return value
+
+    def from_items(self, rows, **kwargs):
+        self.rows = rows
+        raise InterruptedError("stop here: the rows are what the workers would get")
+
+
+def _jobs(tmp_path: Path, monkeypatch) -> list:
+    from darkir.infer.jobs import Job
+
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    return [Job(Path("a.png"), Path("out") / "a.png")]
+
+
+def test_workers_get_absolute_paths(tmp_path, monkeypatch):
+    """Workers of a cluster started elsewhere run in its working folder: relative paths named other files there."""
+    import darkir.cluster
+
+    fake = _FakeRay({"CPU": 2})
+    monkeypatch.setattr(darkir.cluster, "_ray", lambda: fake)
+    with pytest.raises(InterruptedError):
+        darkir.cluster.restore_jobs(torch.nn.Identity(), _jobs(tmp_path, monkeypatch), workers=1)
+    assert fake.rows == [{"index": 0, "source": str(tmp_path / "a.png"), "target": str(tmp_path / "out" / "a.png")}]
+
+
+@pytest.mark.parametrize(
+    ("resources", "cpus", "gpus", "message"),
+    [({"CPU": 2}, 3.0, 0.0, "no room for one worker of 3.0 CPU"), ({"CPU": 2}, 1.0, 1.0, "of 1.0 CPU and 1.0 GPU")],
+)
+def test_workers_the_cluster_cannot_hold_are_refused_not_waited_for(
+    tmp_path, monkeypatch, resources, cpus, gpus, message
+):
+    """--workers given with more per worker than the cluster has: Ray waited for ever (it was only checked without)."""
+    import darkir.cluster
+
+    fake = _FakeRay(resources)
+    monkeypatch.setattr(darkir.cluster, "_ray", lambda: fake)
+    jobs = _jobs(tmp_path, monkeypatch)
+    with pytest.raises(DarkIRError, match=message):
+        darkir.cluster.restore_jobs(torch.nn.Identity(), jobs, workers=1, cpus_per_worker=cpus, gpus_per_worker=gpus)
+    assert fake.calls == ["init", "shutdown"] and fake.rows is None
+
+
+def test_an_interrupt_while_ray_starts_shuts_down_what_it_started(tmp_path, monkeypatch):
+    """Ctrl-C amid ray.init left Ray's processes running (the shutdown was only set up once init returned)."""
+    import signal
+
+    import darkir.cluster
+
+    fake = _FakeRay({"CPU": 2}, init_error=KeyboardInterrupt)
+    monkeypatch.setattr(darkir.cluster, "_ray", lambda: fake)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        darkir.cluster.restore_jobs(torch.nn.Identity(), _jobs(tmp_path, monkeypatch), workers=1)
+    assert fake.calls == ["init", "shutdown"] and signal.getsignal(signal.SIGTERM) == before

@@ -111,18 +111,18 @@ def _check_reachable(address: str) -> None:
 
 
 def preflight(address: str | None) -> None:
-    """Fail before any work when Ray Data is missing or ``address`` does not answer."""
+    """Fail before any work when Ray Data is missing or ``address`` (None: ``RAY_ADDRESS``) does not answer."""
     _ray()
-    if address:
-        _check_reachable(address)
+    if address or os.environ.get("RAY_ADDRESS"):
+        _check_reachable(address or os.environ["RAY_ADDRESS"])
 
 
 def _connect(ray: ModuleType, address: str | None) -> bool:
     """Join the cluster at ``address`` (None: ``RAY_ADDRESS`` or a new local one); True if this call started it."""
     if ray.is_initialized():
         return False
-    if address:
-        _check_reachable(address)
+    if address or os.environ.get("RAY_ADDRESS"):
+        _check_reachable(address or os.environ["RAY_ADDRESS"])
     local = address is None and not os.environ.get("RAY_ADDRESS")
     kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": True}
     if local:
@@ -145,9 +145,14 @@ def _session(ray: ModuleType, address: str | None) -> Iterator[None]:
     exits with status 15 amid stack dumps."""
     main = threading.current_thread() is threading.main_thread()
     handler = signal.getsignal(signal.SIGTERM)
-    started = _connect(ray, address)
-    if main and callable(handler):
-        signal.signal(signal.SIGTERM, handler)
+    try:
+        started = _connect(ray, address)
+    except BaseException:  # Ctrl-C or SIGTERM amid ray.init: the processes it had started go too
+        _shut_down(ray, main)
+        raise
+    finally:
+        if main and callable(handler):
+            signal.signal(signal.SIGTERM, handler)
     try:
         yield
     finally:
@@ -166,14 +171,16 @@ def _shut_down(ray: ModuleType, main: bool) -> None:
 
 
 def _pool_size(ray: ModuleType, workers: int | None, cpus: float, gpus: float, jobs: int) -> int:
-    """``workers``, or as many as the cluster's CPUs (GPUs, with ``gpus``) hold, never more than the jobs."""
-    if workers is None:
-        resources = ray.cluster_resources()
-        workers = int(resources.get("GPU", 0) // gpus) if gpus else int(resources.get("CPU", 1) // cpus)
-        if workers < 1:
-            need = f"{gpus} GPU" if gpus else f"{cpus} CPU"
-            raise DarkIRError(f"the Ray cluster has no room for one worker of {need}: {resources}")
-    return max(1, min(workers, jobs))
+    """``workers``, or as many as the cluster's CPUs (and GPUs, with ``gpus``) hold, never more than the jobs; an
+    error where the cluster has no room for one worker (Ray would wait for it for ever), also with ``workers``."""
+    resources = ray.cluster_resources()
+    room = int(resources.get("CPU", 1) // cpus)
+    if gpus:
+        room = min(room, int(resources.get("GPU", 0) // gpus))
+    if room < 1:
+        need = f"{cpus} CPU and {gpus} GPU" if gpus else f"{cpus} CPU"
+        raise DarkIRError(f"the Ray cluster has no room for one worker of {need}: {resources}")
+    return max(1, min(room if workers is None else workers, jobs))
 
 
 def restore_jobs(
@@ -207,7 +214,11 @@ def restore_jobs(
         with _session(ray, address):
             pending.sort(key=lambda job: not job.is_video)  # long videos first, images fill in around them
             size = _pool_size(ray, workers, cpus_per_worker, gpus_per_worker, len(pending))
-            rows = [{"index": i, "source": str(job.source), "target": str(job.target)} for i, job in enumerate(pending)]
+            # absolute: workers of a cluster started elsewhere run in its working folder, not the caller's
+            rows = [
+                {"index": i, "source": str(job.source.absolute()), "target": str(job.target.absolute())}
+                for i, job in enumerate(pending)
+            ]
             # small blocks balance the load and bound what a dying worker's block redoes; 32 per worker bounds overhead
             blocks = min(len(rows), 32 * size)
             dataset = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
