@@ -107,6 +107,8 @@ def test_missing_ray_unreachable_cluster_and_bad_flags_are_named(tmp_path, tiny_
         address = f"127.0.0.1:{probe.getsockname()[1]}"
     assert main([*command, "--address", address]) == 2
     assert f"cannot reach the Ray cluster at {address}" in capsys.readouterr().err
+    assert main([*command, "--address", f"[::1]:{address.rsplit(':', 1)[1]}"]) == 2  # IPv6: refused, not unknown
+    assert "cannot reach the Ray cluster at [::1]" in (err := capsys.readouterr().err) and "not known" not in err
     monkeypatch.setenv("RAY_ADDRESS", address)  # the default address: checked as --address is (Ray retried for minutes)
     assert main(command) == 2
     assert f"cannot reach the Ray cluster at {address}" in capsys.readouterr().err

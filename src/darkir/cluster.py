@@ -102,7 +102,7 @@ def _check_reachable(address: str) -> None:
     if "://" in address or not host or not port.isdigit():
         return  # "auto", "local", "ray://...": Ray resolves those
     try:
-        socket.create_connection((host, int(port)), timeout=5).close()
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()  # "[::1]:6379": IPv6 in brackets
     except OSError as exc:
         raise DarkIRError(
             f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}; start one there with "
