@@ -110,19 +110,27 @@ def _check_reachable(address: str) -> None:
         ) from None
 
 
+def _cluster_address(address: str | None) -> str | None:
+    """The cluster to join: ``address``, else ``RAY_ADDRESS``; None for a new local one."""
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
 def preflight(address: str | None) -> None:
-    """Fail before any work when Ray Data is missing or ``address`` (None: ``RAY_ADDRESS``) does not answer."""
+    """Fail before any work when Ray Data is missing or the cluster to join (:func:`_cluster_address`) does not
+    answer."""
     _ray()
-    if address or os.environ.get("RAY_ADDRESS"):
-        _check_reachable(address or os.environ["RAY_ADDRESS"])
+    joined = _cluster_address(address)
+    if joined:
+        _check_reachable(joined)
 
 
 def _connect(ray: ModuleType, address: str | None) -> bool:
     """Join the cluster at ``address`` (None: ``RAY_ADDRESS`` or a new local one); True if this call started it."""
     if ray.is_initialized():
         return False
-    if address or os.environ.get("RAY_ADDRESS"):
-        _check_reachable(address or os.environ["RAY_ADDRESS"])
+    joined = _cluster_address(address)
+    if joined:
+        _check_reachable(joined)
     local = address is None and not os.environ.get("RAY_ADDRESS")
     kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": True}
     if local:
@@ -130,7 +138,7 @@ def _connect(ray: ModuleType, address: str | None) -> bool:
     try:
         ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise DarkIRError(f"cannot reach the Ray cluster at {address or os.environ.get('RAY_ADDRESS')}: {exc}") from exc
+        raise DarkIRError(f"cannot reach the Ray cluster at {joined}: {exc}") from exc
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
