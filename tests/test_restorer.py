@@ -257,3 +257,17 @@ def test_default_budget_adds_to_what_a_large_process_already_holds(monkeypatch):
     planner = MemoryPlanner(torch.device("cpu"), torch.float32, 32)
     assert planner.budget == 5_000_000_000 + memory.DEFAULT_CAP
     assert planner.plan(640, 1120).tile == 0
+
+
+@pytest.mark.parametrize(("dtype", "exposure"), [(np.uint8, 0.0), (np.uint16, 0.0), (np.uint8, 1.0)])
+def test_restore_levels_is_restore_tensor_of_the_levels_rounded(dtype, exposure):
+    model = randomize(build_model(TINY))
+    peak = np.iinfo(dtype).max
+    rgb = (np.random.default_rng(0).random((2, 40, 56, 3)) * 0.4 * peak).astype(dtype)
+    restorer = Restorer(model, device="cpu", precision="fp32", tile=0, exposure=exposure)
+    levels = restorer.restore_levels(rgb)
+    assert levels.dtype == dtype and levels.shape == rgb.shape
+    x = torch.from_numpy(rgb.astype(np.float32) / peak).permute(0, 3, 1, 2)
+    expected = restorer.restore_tensor(x).clamp(0, 1).permute(0, 2, 3, 1).numpy() * peak
+    assert np.array_equal(levels, np.rint(expected).astype(dtype))
+    assert levels.std() > 0  # not a constant image

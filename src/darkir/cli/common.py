@@ -65,7 +65,13 @@ def add_runtime(parser: argparse.ArgumentParser, precision: str = "auto") -> Non
         default=None,
         help=f"tile overlap (default {DEFAULT_OVERLAP}, or a quarter of a smaller tile)",
     )
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model (slow start, faster after)")
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="torch.compile the model for every image size (slow start for each, faster after); --no-compile: never "
+        "(default: on a CUDA GPU, for an image size a job restores often enough to earn the compile back)",
+    )
     parser.add_argument(
         "--threads", type=positive_int, metavar="N", help="CPU threads for the model (default: torch's, one per core)"
     )
@@ -313,7 +319,11 @@ def settings_from_args(args: argparse.Namespace) -> RestoreSettings:
     resolve_device(args.device)
     exposure = getattr(args, "exposure", 0.0)
     return RestoreSettings(
-        args.device, args.precision, compile=args.compile, exposure=exposure, **tiling_from_args(args)
+        args.device,
+        args.precision,
+        compile="auto" if args.compile is None else args.compile,
+        exposure=exposure,
+        **tiling_from_args(args),
     )
 
 

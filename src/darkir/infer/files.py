@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from darkir.errors import DarkIRError, first_line
-from darkir.imageio import Image, read_image, write_image
+from darkir.imageio import Image, read_header, read_image, write_image
+from darkir.infer.compiling import compiling_note
 from darkir.infer.jobs import Job
 from darkir.infer.pipeline import Drain, Prefetch
 from darkir.infer.restorer import Restorer
@@ -205,6 +207,24 @@ def clean_stale_outputs(jobs: Iterable[Job]) -> None:
         clean_stale(folder)
 
 
+def _expect_sizes(restorer: Restorer, jobs: list[Job], overwrite: bool, progress: bool) -> None:
+    """Tell the Restorer how many images of each size the batch will restore (from the files' headers), so that
+    under ``compile="auto"`` on a GPU it compiles for a size with images enough; say so when it does."""
+    if not restorer.compiles_on_demand:
+        return
+    sizes: Counter[tuple[int, int, int]] = Counter()
+    for job in jobs:
+        if job.is_video or (job.target.exists() and not overwrite):
+            continue
+        header = read_header(job.source)
+        if header is not None:  # orientations 5-8 turn the image a quarter
+            turned = header.orientation >= 5
+            sizes[(1, *((header.width, header.height) if turned else (header.height, header.width)))] += 1
+    chosen = restorer.expect(sizes)
+    if chosen and progress:
+        tqdm.write(compiling_note(chosen), file=sys.stderr)
+
+
 def restore_files(
     restorer: Restorer,
     jobs: Iterable[Job],
@@ -227,6 +247,7 @@ def restore_files(
     jobs = list(jobs)
     clean_stale_outputs(jobs)
     overlap = restorer.device.type == "cuda" if overlap is None else overlap
+    _expect_sizes(restorer, jobs, overwrite, progress)
     with tqdm(total=len(jobs), desc="restoring", unit="file", disable=not progress) as bar:
 
         def finish(work: _Work) -> None:

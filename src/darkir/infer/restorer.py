@@ -7,7 +7,7 @@ import copy
 import numbers
 import os
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from darkir.errors import CheckpointError, DarkIRError, DarkIRWarning, first_line
+from darkir.infer.compiling import can_compile, images_to_earn
 from darkir.infer.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 from darkir.infer.exposure import apply_exposure, check_exposure
 from darkir.infer.memory import MemoryPlanner, Plan, parse_memory
@@ -72,6 +73,18 @@ def check_tiling(
         if tile and overlap is not None and overlap >= tile // 2:
             raise DarkIRError(f"{names['overlap']} {overlap} must be less than half of {names['tile']} {tile}")
     return max_memory
+
+
+def check_compile(compile: bool | str) -> bool | str:
+    """Refuse a ``compile`` setting other than True, False or ``"auto"``."""
+    if compile is True or compile is False or (isinstance(compile, str) and compile == "auto"):
+        return compile
+    raise DarkIRError(f"compile must be True, False or 'auto', got {compile!r}")
+
+
+def _whole(plan: Plan, height: int, width: int) -> bool:
+    """Whether ``plan`` restores a ``height`` x ``width`` image whole (in one window)."""
+    return not plan.tile or (height <= plan.tile and width <= plan.tile)
 
 
 def _check_batch(x: torch.Tensor, channels: int | None) -> None:
@@ -155,7 +168,7 @@ class RestoreSettings:
     tile: int | str = DEFAULT_TILE
     overlap: int | None = None
     max_memory: int | str | None = None
-    compile: bool = False
+    compile: bool | str = "auto"
     exposure: float = 0.0
 
     def restorer(self, model: nn.Module) -> Restorer:
@@ -178,7 +191,10 @@ class Restorer:
     ``precision``: ``auto`` (default: bf16 on CPUs with native bf16, fp16 on CUDA GPUs with tensor cores, else
     fp32), ``fp32`` (exact), ``bf16`` (CPU with AVX-512 BF16/AMX, or GPU) or
     ``fp16`` (GPU), applied with autocast so that normalizations and FFTs stay in fp32.
-    ``compile``: wrap the model in ``torch.compile`` (slow first call, faster afterwards).
+    ``compile``: ``"auto"`` (default) compiles the model with ``torch.compile`` on a CUDA GPU for the input shapes
+    that a job says (:meth:`expect`) it will restore often enough to earn the compile back
+    (:mod:`darkir.infer.compiling`; ``darkir restore`` and ``darkir video`` say so); True compiles for every shape
+    (slow first call of each, faster afterwards); False never.
     ``exposure``: exposure compensation of the output in EV (stops), applied in linear light with highlights rolled
     off (:mod:`darkir.infer.exposure`); 0 (default) is the model's output exactly.
 
@@ -192,7 +208,7 @@ class Restorer:
         precision: str = "auto",
         tile: int | str = DEFAULT_TILE,
         overlap: int | None = None,
-        compile: bool = False,
+        compile: bool | str = "auto",
         guide_scale: int | None = GUIDE_SCALE,
         max_memory: int | str | None = None,
         exposure: float = 0.0,
@@ -203,6 +219,7 @@ class Restorer:
                 "Restorer.from_pretrained loads one by name or path"
             )
         max_memory = check_tiling(tile, overlap, max_memory)
+        self.compile = check_compile(compile)
         self.exposure = check_exposure(exposure)
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
@@ -210,7 +227,9 @@ class Restorer:
         if self.device.type == "cpu":
             keep_freed_memory_for_reuse()
         self.model = model.eval().to(self.device, memory_format=torch.channels_last)
-        self._forward = torch.compile(self.model, dynamic=True) if compile else self.model
+        self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
+        #: The input shapes (batch, height, width) that ``compile="auto"`` runs compiled (:meth:`expect`).
+        self.compiled_shapes: set[tuple[int, int, int]] = set()
         self.planner = None
         if tile == "auto":
             width = int(getattr(model, "config", {}).get("width", 32))
@@ -227,7 +246,7 @@ class Restorer:
         precision: str = "auto",
         tile: int | str = DEFAULT_TILE,
         overlap: int | None = None,
-        compile: bool = False,
+        compile: bool | str = "auto",
         max_memory: int | str | None = None,
         exposure: float = 0.0,
     ) -> Restorer:
@@ -326,12 +345,60 @@ class Restorer:
             with torch.autocast(self.device.type, dtype=self.dtype):
                 yield
 
+    @property
+    def compiles_on_demand(self) -> bool:
+        """Whether :meth:`expect` may compile: ``compile="auto"`` on a GPU that can compile."""
+        return self.compile == "auto" and can_compile(self.device)
+
+    def expect(self, counts: Mapping[tuple[int, int, int], int]) -> list[tuple[int, int, int]]:
+        """Say how many inputs of each shape (batch, height, width) a job is about to restore. With
+        ``compile="auto"`` on a GPU that can compile, the model is then compiled for the shapes restored whole and
+        often enough to earn the compile back (:func:`darkir.infer.compiling.images_to_earn`); returns the shapes
+        newly chosen (so that the job can say it compiles), else an empty list."""
+        if not self.compiles_on_demand:
+            return []
+        chosen = [
+            (batch, height, width)
+            for (batch, height, width), count in sorted(counts.items())
+            if (batch, height, width) not in self.compiled_shapes
+            and batch * count >= images_to_earn(height, width)
+            and _whole(self.plan_for(height, width, batch), height, width)
+        ]
+        self.compiled_shapes.update(chosen)
+        return chosen
+
+    def _model(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's output for ``x``, compiled where :attr:`compile` says so. Under ``"auto"`` a compiler that
+        fails costs speed, not the job: a warning, and the model runs uncompiled from then on."""
+        if self.compile is not True and (x.shape[0], *x.shape[-2:]) not in self.compiled_shapes:
+            return self.model(x)
+        if self._compiled is None:  # "auto" compiles few shapes, each static; True may see many: dynamic after one
+            self._compiled = torch.compile(self.model, dynamic=False if self.compile == "auto" else None)
+        if self.compile is True:
+            return self._compiled(x)
+        try:
+            return self._compiled(x)
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except Exception as exc:
+            self.compile, self.compiled_shapes = False, set()
+            warnings.warn(
+                f"torch.compile failed ({type(exc).__name__}: {first_line(exc)}); restoring without it",
+                DarkIRWarning,
+                stacklevel=2,
+            )
+            return self.model(x)
+
     @torch.inference_mode()
     def _run(self, x: torch.Tensor) -> torch.Tensor:
+        return self._on_device(x).float().cpu()
+
+    def _on_device(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's output for ``x``, run on the device in channels_last memory and the chosen precision (and
+        left there)."""
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         with self._precision():
-            out = self._forward(x)
-        return out.float().cpu()
+            return self._model(x)
 
     def plan_for(self, height: int, width: int, batch: int = 1) -> Plan:
         """How an image of ``height`` x ``width`` (``batch`` of them) is restored: whole or tiled, and why."""
@@ -350,9 +417,10 @@ class Restorer:
 
     def tiles_for(self, height: int, width: int) -> int:
         """How many windows an image of ``height`` x ``width`` is restored in (1: the whole image at once)."""
-        tile = self.plan_for(height, width).tile
-        if not tile or (height <= tile and width <= tile):
+        plan = self.plan_for(height, width)
+        if _whole(plan, height, width):
             return 1
+        tile = plan.tile
         overlap = self._overlap(tile)
         return len(tile_starts(height, min(tile, height), overlap)) * len(tile_starts(width, min(tile, width), overlap))
 
@@ -363,17 +431,37 @@ class Restorer:
         ``exposure`` is not 0). An output with NaN or infinite values (broken weights) raises a DarkIRError."""
         config = getattr(self.model, "config", None)  # DarkIR models: their ModelConfig as a dict
         _check_batch(x, config.get("img_channel") if isinstance(config, dict) else None)
-        restored = self._restore(x.float())
+        return self._finish(self._restore(x.float()))
+
+    def _finish(self, restored: torch.Tensor) -> torch.Tensor:
+        """The model's output checked (NaN or infinite values raise a DarkIRError) and exposed by ``exposure``."""
         if not bool(torch.isfinite(restored).all()):
             half = "fp16" if self.dtype == torch.float16 else "bf16"
             overflow = "" if self.dtype == torch.float32 else f", or {half} overflowed (try precision fp32)"
             raise DarkIRError(f"the model's output has NaN or infinite values: its weights may be broken{overflow}")
         return apply_exposure(restored, self.exposure)
 
+    @torch.inference_mode()
+    def restore_levels(self, rgb: np.ndarray) -> np.ndarray:
+        """Restore (N, H, W, 3) uint8 or uint16 RGB images of one size (video frames) into levels of the same dtype,
+        clamped and rounded: ``restore_tensor`` of ``rgb / peak``. On a GPU, 8-bit images restored whole travel as
+        8-bit levels and are converted there: a quarter of the bytes of float32 each way, and no CPU time."""
+        peak = np.iinfo(rgb.dtype).max
+        count, height, width = rgb.shape[:3]
+        plan = self.plan_for(height, width, count)
+        if self.device.type == "cuda" and rgb.dtype == np.uint8 and _whole(plan, height, width) and not plan.lean:
+            self.last_plan = plan
+            x = torch.from_numpy(rgb).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(peak)
+            restored = self._finish(self._on_device(x).float()).clamp_(0, 1).mul_(peak).round_()
+            return restored.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+        x = torch.from_numpy(rgb.astype(np.float32) / np.float32(peak)).permute(0, 3, 1, 2)
+        restored = self.restore_tensor(x).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+        return np.rint(restored * peak).astype(rgb.dtype)
+
     def _restore(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
         plan = self.last_plan = self.plan_for(height, width, x.shape[0])
-        if not plan.tile or (height <= plan.tile and width <= plan.tile):
+        if _whole(plan, height, width):
             if not plan.lean:
                 return self._run(x)
             release_free_memory()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,10 +14,10 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from darkir.errors import DarkIRError, DarkIRWarning
+from darkir.infer.compiling import compiling_note
 from darkir.infer.pipeline import Drain, Prefetch
 from darkir.infer.restorer import Restorer
 from darkir.infer.video_colour import UNTAGGED, VideoColour, video_colour
@@ -190,6 +191,7 @@ def _restore_video(
             video_out = _video_output(output, timeline, settings, first, quiet=not progress)
             audio_out, audio_mode = _audio_stream(output, audio_in, VIDEO_FORMATS[target.suffix.lower()])
             batch = settings.batch or 1
+            _expect_frames(restorer, video_in, timeline, batch, progress)
             with fixed_size_kernels(restorer.device):
                 streams = (video_in, video_out, audio_in, audio_out)
                 frames, sounds = _transcode(av, container, output, restorer, streams, batch, progress, timeline)
@@ -210,6 +212,17 @@ def _restore_video(
     finally:
         tmp.unlink(missing_ok=True)
     return VideoReport(frames=frames, audio=audio_mode, output=target)
+
+
+def _expect_frames(restorer: Restorer, video_in: Any, timeline: _Timeline, batch: int, progress: bool) -> None:
+    """Tell the Restorer how many frames of this size follow (the header's count, else its duration times the frame
+    rate), so that under ``compile="auto"`` on a GPU it compiles for a video long enough; say so when it does."""
+    if not restorer.compiles_on_demand:
+        return
+    frames = video_in.frames or round((_stated_seconds(video_in) or 0.0) * timeline.rate)
+    chosen = restorer.expect({(batch, *timeline.size): frames // batch})
+    if chosen and progress:
+        tqdm.write(compiling_note(chosen), file=sys.stderr)
 
 
 def _failed_file(filename: str | None, source: Path, target: Path, tmp: Path, encoder: str) -> str:
@@ -279,10 +292,10 @@ class _Frame:
 
 @dataclass
 class _Restored:
-    """Frames of one size restored together: (N, 3, H, W) float32 in [0, 1]."""
+    """Frames of one size restored together: (N, H, W, 3) RGB levels of the frames' dtype."""
 
     frames: list[_Frame]
-    images: torch.Tensor
+    images: np.ndarray
 
 
 @dataclass
@@ -318,8 +331,7 @@ def _transcode(
             else:
                 output.mux(audio_out.encode(item.payload))
             return
-        for frame, image in zip(item.frames, item.images, strict=True):
-            rgb = np.rint(image.permute(1, 2, 0).numpy() * colour.peak).astype(frame.rgb.dtype)
+        for frame, rgb in zip(item.frames, item.images, strict=True):
             out = colour.from_rgb(av, rgb, video_out.pix_fmt)
             out.pts, out.time_base = frame.pts, frame.time_base
             output.mux(video_out.encode(out))
@@ -513,7 +525,5 @@ def _check_order(source: str, frame: Any, last_pts: int | None, index: int) -> N
 
 
 def _restore_frames(restorer: Restorer, frames: list[_Frame]) -> _Restored:
-    """``frames`` (one size) restored in one batch, clamped to [0, 1]."""
-    rgb = np.stack([frame.rgb for frame in frames])
-    x = torch.from_numpy(rgb.astype(np.float32) / np.float32(np.iinfo(rgb.dtype).max)).permute(0, 3, 1, 2)
-    return _Restored(frames, restorer.restore_tensor(x).clamp(0, 1))
+    """``frames`` (one size) restored in one batch."""
+    return _Restored(frames, restorer.restore_levels(np.stack([frame.rgb for frame in frames])))
