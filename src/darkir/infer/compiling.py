@@ -2,8 +2,8 @@
 that a job will restore often enough to earn the compile back.
 
 ``torch.compile`` fuses DarkIR's element-wise steps (normalizations, gates, the frequency branch) into fewer kernels:
-on one H200 at 1920x1080 in fp16 it restored an image in 37 ms against 85 ms eager, after a compile of about a
-minute for each new shape (``reports/gpu_restore.json``, ``benchmarks/gpu_restore.py``). A job of a few images would
+on one H200 at 1920x1080 in fp16 it restored an image in 43 ms against 88 ms eager, after a compile of 45 s for
+each new shape (``reports/gpu_restore.json``, ``benchmarks/gpu_restore.py``). A job of a few images would
 wait longer for the compile than it saves, so compiling is left to jobs that know how many images of one shape they
 will restore (a video's frames, a folder's images of one size) and restore enough of them. The two figures are one
 GPU's; a slower GPU saves more per image and compiles in about the same time, so they err towards not compiling.
@@ -16,9 +16,9 @@ import functools
 import torch
 
 #: Seconds ``torch.compile`` takes for a new input shape (first compile in a process, empty compiler cache).
-COMPILE_SECONDS = 60.0
+COMPILE_SECONDS = 45.0
 #: Seconds the compiled model saves per megapixel restored (eager fp16 against compiled fp16, at 1920x1080).
-SAVED_SECONDS_PER_MEGAPIXEL = 0.023
+SAVED_SECONDS_PER_MEGAPIXEL = 0.0217
 
 
 @functools.cache
