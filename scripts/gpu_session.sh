@@ -4,11 +4,11 @@
 #   bash scripts/gpu_session.sh prepare     here: the Python 3.12 packages the GPU image lacks (PyAV, pydantic,
 #                                           ptflops, pytorch-msssim) unpacked and packed into .gpu/site.tar.xz
 #                                           (about 27 MB; the working tree and it must stay under 64 MiB)
-#   bash scripts/gpu_session.sh check       there (device tool: carry [".gpu"], timeout_s 420): unpacks them,
-#                                           runs benchmarks/gpu_restore.py (at most 5 min), folder_speed.py on
-#                                           24 1080p frames (darkir restore against the official loop) and the
-#                                           GPU tests;
-#                                           the report and the logs land in $OUT
+#   bash scripts/gpu_session.sh check       there (device tool: carry [".gpu"], timeout_s 560): unpacks them,
+#                                           runs benchmarks/gpu_restore.py (at most 5 min), video_stages.py on a
+#                                           1080p clip (the video pipeline's stages alone) and the GPU tests;
+#                                           the report and the logs land in $OUT (about 6 min on an H200, plus
+#                                           about 45 s to start the machine)
 #
 # The GPU image holds python3 3.12 with CUDA PyTorch, numpy, pillow, pyyaml, safetensors, tqdm, opencv, matplotlib
 # and pytest (../.library/device/KINDS.md); darkir runs from src/ on PYTHONPATH, uninstalled.
@@ -41,8 +41,8 @@ check() {
     local status=0
     timeout 300 python3 benchmarks/gpu_restore.py --out "$OUT/gpu_restore.json" 2>&1 | tee "$OUT/benchmark.log" \
         || status=1
-    timeout 45 python3 benchmarks/folder_speed.py --frames 24 --size 1920x1080 --device cuda 2>&1 \
-        | tee "$OUT/folder_speed.txt" || status=1
+    timeout 60 python3 benchmarks/video_stages.py --size 1920x1080 --frames 48 --device cuda \
+        --out "$OUT/video_stages.json" 2>&1 | tee "$OUT/video_stages.txt" || status=1
     # the GPU tests first (the benchmark script's own compiles, about a minute), then the CPU-side ones
     timeout 150 python3 -m pytest -q -p no:cacheprovider --durations=8 tests/test_gpu.py tests/test_video.py \
         tests/test_overlap.py tests/test_compiling.py tests/test_cuda_convs.py -k "gpu or batch or overlap or convs or compil" \

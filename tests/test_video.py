@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import subprocess
@@ -689,3 +690,15 @@ def test_sigterm_stops_a_video_as_ctrl_c_does_and_leaves_nothing(tmp_path, tiny_
     assert process.returncode == 143, err
     assert "darkir: terminated" in err
     assert sorted(p.name for p in out.iterdir()) == []  # no output, no part file, no lock
+
+
+def test_the_video_stage_benchmark_times_each_stage(tmp_path):
+    out = tmp_path / "stages.json"
+    command = [sys.executable, str(REPO / "benchmarks" / "video_stages.py"), "--size", "96x64", "--frames", "6"]
+    done = subprocess.run([*command, "--device", "cpu", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    stages = report["ms_per_frame"]
+    assert {"decode", "to_rgb", "from_rgb", "encode", "pipeline (a model that returns its input)"} <= set(stages)
+    assert all(ms > 0 for ms in stages.values()) and report["frames"] == 6
+    assert "96x64\tencode\t" in done.stdout
