@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -16,7 +17,13 @@ import darkir.infer.restorer as restorer_module
 from darkir import create_model
 from darkir.errors import DarkIRError, DarkIRWarning
 from darkir.infer import Restorer
-from darkir.infer.compiling import COMPILE_SECONDS, SAVED_SECONDS_PER_MEGAPIXEL, can_compile, images_to_earn
+from darkir.infer.compiling import (
+    COMPILE_SECONDS,
+    MAX_COMPILED_SHAPES,
+    SAVED_SECONDS_PER_MEGAPIXEL,
+    can_compile,
+    images_to_earn,
+)
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +195,91 @@ def test_the_compile_flags(flags, setting):
     parser = argparse.ArgumentParser()
     add_runtime(parser)
     assert settings_from_args(parser.parse_args(flags)).compile == setting
+
+
+def test_where_the_model_itself_fails_its_error_is_raised_and_compiling_goes_on(model, compiles):
+    compiles.fail()
+
+    class Refusing(torch.nn.Module):
+        config = model.config
+
+        def forward(self, x):
+            raise RuntimeError("the model's own fault")
+
+    restorer = Restorer(Refusing(), device="cpu", precision="fp32", tile=0)
+    restorer.expect({(1, 48, 64): 10**9})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "torch.compile failed" warning either
+        with pytest.raises(RuntimeError, match="the model's own fault"):
+            restorer.restore_tensor(torch.rand(1, 3, 48, 64))
+    assert restorer.compile == "auto" and restorer.compiled_shapes == {(1, 48, 64)}
+
+
+def test_expect_takes_empty_shapes_and_counts_and_compiles_at_most_eight_shapes(model, compiles):
+    restorer = Restorer(model, device="cpu", precision="fp32", tile=0)
+    assert restorer.expect({(1, 0, 0): 0, (1, 48, 64): 0, (1, 0, 64): 10**9}) == []
+    counts = {(1, 32 + height, 48): 10**9 + height for height in range(10)}
+    chosen = restorer.expect(counts)
+    assert len(chosen) == MAX_COMPILED_SHAPES == 8
+    assert set(chosen) == {(1, 32 + height, 48) for height in range(2, 10)}  # the most time saved
+    assert restorer.expect({(1, 200, 200): 10**9}) == []  # no room left
+
+
+def test_the_sizes_of_a_large_batch_come_from_a_sample_of_headers(tmp_path, monkeypatch):
+    from darkir.infer import files
+    from darkir.infer.jobs import Job
+
+    monkeypatch.setattr(files, "SIZE_SAMPLE", 6)
+    jobs = []
+    for index in range(10):
+        path = tmp_path / f"{index}.png"
+        Image.fromarray(np.zeros((40, 56) if index % 2 else (32, 48), np.uint8)).save(path)
+        jobs.append(Job(path, tmp_path / "out" / path.name))
+    animated = tmp_path / "animated.gif"
+    frames = [Image.fromarray(np.full((32, 48), value, np.uint8)) for value in (0, 255)]
+    frames[0].save(animated, save_all=True, append_images=frames[1:])
+    (tmp_path / "broken.png").write_bytes(b"no image")
+    jobs += [Job(animated, tmp_path / "out" / "a.gif"), Job(tmp_path / "broken.png", tmp_path / "out" / "b.png")]
+    read = []
+    header = files.read_header
+    monkeypatch.setattr(files, "read_header", lambda path: read.append(path) or header(path))
+    sizes = files.count_sizes(jobs)
+    assert read == [job.source for job in jobs[::2]]  # every other of the 12
+    assert sizes == {(1, 32, 48): 10}  # 5 of the 6 read are 32x48, the 6th is animated (refused): 5 x 12/6
+    assert files.count_sizes([]) == {}
+
+
+@pytest.mark.parametrize(
+    ("rgb", "message"),
+    [
+        (
+            np.zeros((1, 8, 8, 4), np.uint8),
+            r"\(N, H, W, 3\) uint8 or uint16 images, non-empty, got \(1, 8, 8, 4\) uint8",
+        ),
+        (np.zeros((1, 8, 8, 3), np.float32), "got \\(1, 8, 8, 3\\) float32"),
+        (np.zeros((8, 8, 3), np.uint8), "got \\(8, 8, 3\\) uint8"),
+        (np.zeros((0, 8, 8, 3), np.uint8), "non-empty"),
+        ([[1, 2, 3]], "got list"),
+    ],
+)
+def test_restore_levels_refuses_what_it_cannot_take(model, rgb, message):
+    with pytest.raises(DarkIRError, match=message):
+        Restorer(model, device="cpu").restore_levels(rgb)
+
+
+def test_restore_levels_takes_a_reversed_channel_view(model):
+    bgr = (np.random.default_rng(0).random((1, 40, 56, 3)) * 100).astype(np.uint8)
+    restorer = Restorer(model, device="cpu", precision="fp32", tile=0)
+    assert np.array_equal(restorer.restore_levels(bgr[..., ::-1]), restorer.restore_levels(bgr[..., ::-1].copy()))
+
+
+def test_a_ray_worker_expects_its_share_of_the_images(model, compiles, monkeypatch):
+    import sys
+    import types
+
+    from darkir.cluster import RestoreWorker, WorkerSettings
+
+    monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(get=lambda reference: reference))
+    settings = WorkerSettings(device="cpu", tile=0, threads=1, expected=(((1, 48, 64), 10**9), ((1, 40, 56), 1)))
+    worker = RestoreWorker(model, settings)
+    assert worker.restorer.compiled_shapes == {(1, 48, 64)}

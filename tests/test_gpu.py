@@ -38,7 +38,7 @@ def test_gpu_restore_matches_the_cpu(model, tile):
 def test_gpu_restore_levels_matches_the_cpu(model):
     import numpy as np
 
-    rgb = (np.random.default_rng(0).random((2, 120, 200, 3)) * 120).astype(np.uint8)
+    rgb = (np.random.default_rng(0).random((2, 120, 200, 3)) * 120).astype(np.uint8)[..., ::-1]  # as from BGR
     cpu = Restorer(model, device="cpu", precision="fp32", tile=0).restore_levels(rgb)
     gpu = Restorer(model, device="cuda", tile=0).restore_levels(rgb)  # 8-bit levels converted on the GPU
     assert gpu.dtype == np.uint8 and gpu.shape == rgb.shape

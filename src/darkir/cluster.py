@@ -37,9 +37,9 @@ from tqdm import tqdm
 
 from darkir.errors import DarkIRError, first_line
 from darkir.infer.exposure import check_exposure
-from darkir.infer.files import Outcome, Report, clean_stale_outputs, restore_job
+from darkir.infer.files import Outcome, Report, clean_stale_outputs, count_sizes, restore_job
 from darkir.infer.jobs import Job, plan_jobs
-from darkir.infer.restorer import RestoreSettings, check_tiling
+from darkir.infer.restorer import RestoreSettings, check_compile, check_tiling
 from darkir.outputs import ensure_writable_dir
 from darkir.runtime import check_precision
 
@@ -47,12 +47,14 @@ from darkir.runtime import check_precision
 @dataclass(frozen=True)
 class WorkerSettings(RestoreSettings):
     """How every worker restores: the Restorer's settings (:class:`RestoreSettings`), its thread count (None: the
-    CPUs it reserves), whether outputs are replaced, and the video encoder."""
+    CPUs it reserves), whether outputs are replaced, the video encoder, and the images of each shape (batch, height,
+    width) it can expect (its share of the run's, for ``compile="auto"``: :meth:`Restorer.expect`)."""
 
     threads: int | None = None
     overwrite: bool = False
     codec: str = "libx264"
     crf: int = 18
+    expected: tuple[tuple[tuple[int, int, int], int], ...] = ()
 
 
 class RestoreWorker:
@@ -66,6 +68,7 @@ class RestoreWorker:
         model = ray.get(model)  # the driver's one copy in the object store
         self.settings = settings
         self.restorer = settings.restorer(model)
+        self.restorer.expect(dict(settings.expected))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outcomes = [
@@ -222,6 +225,9 @@ def restore_jobs(
         with _session(ray, address):
             pending.sort(key=lambda job: not job.is_video)  # long videos first, images fill in around them
             size = _pool_size(ray, workers, cpus_per_worker, gpus_per_worker, len(pending))
+            if settings.compile == "auto" and gpus_per_worker:  # each worker's share of the images of each size
+                shares = ((shape, -(-count // size)) for shape, count in count_sizes(pending).items())
+                settings = dataclasses.replace(settings, expected=tuple(shares))
             # absolute: workers of a cluster started elsewhere run in its working folder, not the caller's
             rows = [
                 {"index": i, "source": str(job.source.absolute()), "target": str(job.target.absolute())}
@@ -287,6 +293,7 @@ def restore_dataset(
     codec: str = "libx264",
     crf: int = 18,
     exposure: float = 0.0,
+    compile: bool | str = "auto",
     progress: bool = True,
 ) -> Report:
     """Restore image and video files, folders (recursive; relative paths kept) and globs into ``output`` on Ray.
@@ -305,13 +312,14 @@ def restore_dataset(
     check_tiling(tile, overlap, max_memory)
     check_precision(precision)
     exposure = check_exposure(exposure)
+    check_compile(compile)
     preflight(address)
     suffix = f".{suffix.lower().lstrip('.')}" if suffix else None
     jobs, problems = plan_jobs(sources, output, suffix, videos=True)
     model = weights if isinstance(weights, nn.Module) else create_model(weights, require_weights=True)
     if jobs:
         ensure_writable_dir(output)
-    restore = RestoreSettings(device, precision, tile, overlap, max_memory, exposure=exposure)
+    restore = RestoreSettings(device, precision, tile, overlap, max_memory, compile=compile, exposure=exposure)
     settings = WorkerSettings(**vars(restore), threads=threads, overwrite=overwrite, codec=codec, crf=crf)
     report = restore_jobs(model, jobs, settings, address, workers, cpus_per_worker, gpus_per_worker, progress)
     report.failed.extend((path, f"{path}: {reason}") for path, reason in problems)

@@ -19,6 +19,8 @@ import torch
 COMPILE_SECONDS = 45.0
 #: Seconds the compiled model saves per megapixel restored (eager fp16 against compiled fp16, at 1920x1080).
 SAVED_SECONDS_PER_MEGAPIXEL = 0.0217
+#: Input shapes compiled at most (torch's ``recompile_limit``: beyond it, torch runs the model uncompiled).
+MAX_COMPILED_SHAPES = 8
 
 
 @functools.cache

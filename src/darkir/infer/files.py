@@ -9,14 +9,14 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
 from darkir.errors import DarkIRError, first_line
-from darkir.imageio import Image, read_header, read_image, write_image
+from darkir.imageio import MAX_IMAGE_PIXELS, Image, read_header, read_image, write_image
 from darkir.infer.compiling import compiling_note
 from darkir.infer.jobs import Job
 from darkir.infer.pipeline import Drain, Prefetch
@@ -207,20 +207,33 @@ def clean_stale_outputs(jobs: Iterable[Job]) -> None:
         clean_stale(folder)
 
 
+#: Image headers read at most to count a batch's image sizes (evenly spread; the counts scaled to the whole batch).
+SIZE_SAMPLE = 1000
+
+
+def count_sizes(jobs: Sequence[Job]) -> Counter[tuple[int, int, int]]:
+    """How many images of each shape (1, height, width), as restored (EXIF orientation applied), the image jobs
+    hold, from their headers: of up to :data:`SIZE_SAMPLE` of them, evenly spread, scaled to all. Files that
+    :func:`read_image` refuses (unreadable, animated, over its pixel limit) are not counted."""
+    images = [job for job in jobs if not job.is_video]
+    sample = images[:: max(1, -(-len(images) // SIZE_SAMPLE))]  # every k-th: at most SIZE_SAMPLE
+    sizes: Counter[tuple[int, int, int]] = Counter()
+    for job in sample:
+        header = read_header(job.source)
+        if header is None or header.frames > 1 or header.width * header.height > MAX_IMAGE_PIXELS:
+            continue
+        turned = header.orientation >= 5  # orientations 5-8 turn the image a quarter
+        sizes[(1, *((header.width, header.height) if turned else (header.height, header.width)))] += 1
+    scale = len(images) / max(1, len(sample))
+    return Counter({shape: round(count * scale) for shape, count in sizes.items()})
+
+
 def _expect_sizes(restorer: Restorer, jobs: list[Job], overwrite: bool, progress: bool) -> None:
-    """Tell the Restorer how many images of each size the batch will restore (from the files' headers), so that
-    under ``compile="auto"`` on a GPU it compiles for a size with images enough; say so when it does."""
+    """Tell the Restorer how many images of each size the batch will restore (:func:`count_sizes`), so that under
+    ``compile="auto"`` on a GPU it compiles for a size with images enough; say so when it does."""
     if not restorer.compiles_on_demand:
         return
-    sizes: Counter[tuple[int, int, int]] = Counter()
-    for job in jobs:
-        if job.is_video or (job.target.exists() and not overwrite):
-            continue
-        header = read_header(job.source)
-        if header is not None:  # orientations 5-8 turn the image a quarter
-            turned = header.orientation >= 5
-            sizes[(1, *((header.width, header.height) if turned else (header.height, header.width)))] += 1
-    chosen = restorer.expect(sizes)
+    chosen = restorer.expect(count_sizes([job for job in jobs if overwrite or not job.target.exists()]))
     if chosen and progress:
         tqdm.write(compiling_note(chosen), file=sys.stderr)
 

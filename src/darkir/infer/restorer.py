@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from darkir.errors import CheckpointError, DarkIRError, DarkIRWarning, first_line
-from darkir.infer.compiling import can_compile, images_to_earn
+from darkir.infer.compiling import MAX_COMPILED_SHAPES, can_compile, images_to_earn
 from darkir.infer.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 from darkir.infer.exposure import apply_exposure, check_exposure
 from darkir.infer.memory import MemoryPlanner, Plan, parse_memory
@@ -357,19 +357,24 @@ class Restorer:
         newly chosen (so that the job can say it compiles), else an empty list."""
         if not self.compiles_on_demand:
             return []
-        chosen = [
+        earning = [
             (batch, height, width)
-            for (batch, height, width), count in sorted(counts.items())
-            if (batch, height, width) not in self.compiled_shapes
+            for (batch, height, width), count in counts.items()
+            if count > 0
+            and height * width > 0
+            and (batch, height, width) not in self.compiled_shapes
             and batch * count >= images_to_earn(height, width)
             and _whole(self.plan_for(height, width, batch), height, width)
         ]
+        earning.sort(key=lambda shape: -counts[shape] * shape[0] * shape[1] * shape[2])  # most time saved first
+        chosen = earning[: max(0, MAX_COMPILED_SHAPES - len(self.compiled_shapes))]
         self.compiled_shapes.update(chosen)
         return chosen
 
     def _model(self, x: torch.Tensor) -> torch.Tensor:
         """The model's output for ``x``, compiled where :attr:`compile` says so. Under ``"auto"`` a compiler that
-        fails costs speed, not the job: a warning, and the model runs uncompiled from then on."""
+        fails costs speed, not the job: where the compiled model fails and the model itself does not, a warning, and
+        the model runs uncompiled from then on (where the model fails too, its error is raised, as uncompiled)."""
         if self.compile is not True and (x.shape[0], *x.shape[-2:]) not in self.compiled_shapes:
             return self.model(x)
         if self._compiled is None:  # "auto" compiles few shapes, each static; True may see many: dynamic after one
@@ -381,13 +386,15 @@ class Restorer:
         except torch.cuda.OutOfMemoryError:
             raise
         except Exception as exc:
-            self.compile, self.compiled_shapes = False, set()
+            out = self.model(x)  # a fault of the input or of the model raises here, as it does uncompiled
+            self.compile = False
+            self.compiled_shapes.clear()  # shared with this Restorer's with_exposure copies
             warnings.warn(
                 f"torch.compile failed ({type(exc).__name__}: {first_line(exc)}); restoring without it",
                 DarkIRWarning,
                 stacklevel=2,
             )
-            return self.model(x)
+            return out
 
     @torch.inference_mode()
     def _run(self, x: torch.Tensor) -> torch.Tensor:
@@ -429,9 +436,13 @@ class Restorer:
         """Restore a (N, C, H, W) float batch in [0, 1] (C: the model's ``img_channel``, 3 for the packaged models;
         any float dtype, computed as float32); returns float32 on the CPU, not clamped (clamped to [0, 1] when
         ``exposure`` is not 0). An output with NaN or infinite values (broken weights) raises a DarkIRError."""
-        config = getattr(self.model, "config", None)  # DarkIR models: their ModelConfig as a dict
-        _check_batch(x, config.get("img_channel") if isinstance(config, dict) else None)
+        _check_batch(x, self._channels())
         return self._finish(self._restore(x.float()))
+
+    def _channels(self) -> int | None:
+        """The channels the model takes (its config's ``img_channel``; None for a model without a DarkIR config)."""
+        config = getattr(self.model, "config", None)  # DarkIR models: their ModelConfig as a dict
+        return config.get("img_channel") if isinstance(config, dict) else None
 
     def _finish(self, restored: torch.Tensor) -> torch.Tensor:
         """The model's output checked (NaN or infinite values raise a DarkIRError) and exposed by ``exposure``."""
@@ -446,6 +457,20 @@ class Restorer:
         """Restore (N, H, W, 3) uint8 or uint16 RGB images of one size (video frames) into levels of the same dtype,
         clamped and rounded: ``restore_tensor`` of ``rgb / peak``. On a GPU, 8-bit images restored whole travel as
         8-bit levels and are converted there: a quarter of the bytes of float32 each way, and no CPU time."""
+        channels = self._channels()
+        if (
+            not isinstance(rgb, np.ndarray)
+            or rgb.ndim != 4
+            or 0 in rgb.shape
+            or rgb.dtype not in (np.uint8, np.uint16)
+            or rgb.shape[3] != (channels or rgb.shape[3])
+        ):
+            shape, dtype = (rgb.shape, rgb.dtype) if isinstance(rgb, np.ndarray) else (type(rgb).__name__, "")
+            raise DarkIRError(
+                f"restore_levels takes (N, H, W, {channels or 'C'}) uint8 or uint16 images, non-empty, got {shape} "
+                f"{dtype}".rstrip()
+            )
+        rgb = np.ascontiguousarray(rgb)  # torch takes no negative strides (an OpenCV frame[..., ::-1])
         peak = np.iinfo(rgb.dtype).max
         count, height, width = rgb.shape[:3]
         plan = self.plan_for(height, width, count)

@@ -220,6 +220,8 @@ def _expect_frames(restorer: Restorer, video_in: Any, timeline: _Timeline, batch
     if not restorer.compiles_on_demand:
         return
     frames = video_in.frames or round((_stated_seconds(video_in) or 0.0) * timeline.rate)
+    if frames < batch or 0 in timeline.size:
+        return
     chosen = restorer.expect({(batch, *timeline.size): frames // batch})
     if chosen and progress:
         tqdm.write(compiling_note(chosen), file=sys.stderr)
