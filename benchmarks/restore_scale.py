@@ -25,7 +25,7 @@ import torch
 
 from darkir.imageio import read_image
 from darkir.infer import Restorer
-from darkir.infer.restorer import default_overlap
+from darkir.infer.tiling import default_overlap
 from darkir.models import create_model
 
 SANITY = Path(__file__).resolve().parents[2] / "shared" / "sanity" / "lolv2real_00733_low.png"

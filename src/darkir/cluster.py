@@ -39,7 +39,8 @@ from darkir.errors import DarkIRError, first_line
 from darkir.infer.exposure import check_exposure
 from darkir.infer.files import Outcome, Report, clean_stale_outputs, count_sizes, restore_job
 from darkir.infer.jobs import Job, plan_jobs
-from darkir.infer.restorer import RestoreSettings, check_compile, check_tiling
+from darkir.infer.restorer import RestoreSettings, check_compile
+from darkir.infer.tiling import check_tiling
 from darkir.outputs import ensure_writable_dir
 from darkir.runtime import check_precision
 

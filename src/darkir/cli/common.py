@@ -336,13 +336,13 @@ def _tile(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected auto or a number of pixels, got {text!r}") from None
 
 
-#: The flags of the tiling settings, for :func:`darkir.infer.restorer.check_tiling`'s errors.
+#: The flags of the tiling settings, for :func:`darkir.infer.tiling.check_tiling`'s errors.
 TILING_FLAGS = {"tile": "--tile", "overlap": "--overlap", "max_memory": "--max-memory", "auto": "--tile auto"}
 
 
 def tiling_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Restorer keywords from ``--tile``/``--overlap``/``--max-memory``, checked before anything is loaded."""
-    from darkir.infer.restorer import check_tiling
+    from darkir.infer.tiling import check_tiling
 
     max_memory = check_tiling(args.tile, args.overlap, getattr(args, "max_memory", None), names=TILING_FLAGS)
     return {"tile": args.tile, "overlap": args.overlap, "max_memory": max_memory}

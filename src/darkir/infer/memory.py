@@ -119,6 +119,10 @@ class Plan:
     estimate: int
     reason: str
 
+    def whole(self, height: int, width: int) -> bool:
+        """Whether a ``height`` x ``width`` image is restored whole (in one window) under this plan."""
+        return not self.tile or (height <= self.tile and width <= self.tile)
+
 
 class MemoryPlanner:
     """Plans each image of a run within ``max_memory`` bytes of peak memory (the process on the CPU, the

@@ -1,10 +1,10 @@
-"""The restoration engine: a loaded model plus the fast path (channels_last, bf16, compile) and tiling."""
+"""The restoration engine: a loaded model, its fast path (channels_last, fp16/bf16, compile), the memory plan and the
+inputs it takes (paths, PIL images, arrays, tensors); tiles are :mod:`darkir.infer.tiling`'s."""
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import numbers
 import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -19,9 +19,17 @@ from torch import nn
 
 from darkir.errors import CheckpointError, DarkIRError, DarkIRWarning, first_line
 from darkir.infer.compiling import MAX_COMPILED_SHAPES, can_compile, images_to_earn
-from darkir.infer.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
+from darkir.infer.defaults import DEFAULT_TILE
 from darkir.infer.exposure import apply_exposure, check_exposure
-from darkir.infer.memory import MemoryPlanner, Plan, parse_memory
+from darkir.infer.memory import MemoryPlanner, Plan
+from darkir.infer.tiling import (
+    GUIDE_SCALE,
+    TONE_SAFE_TILE,
+    check_tiling,
+    default_overlap,
+    restore_in_tiles,
+    tile_starts,
+)
 from darkir.runtime import (
     keep_freed_memory_for_reuse,
     memory_returned_to_os,
@@ -30,49 +38,8 @@ from darkir.runtime import (
     resolve_precision,
 )
 
-#: Scale (pixels) above which a tiled result takes its content from the whole-image preview.
-GUIDE_SCALE = 64
-#: Tiles smaller than this change the result's tone noticeably (a 1120x640 photo, against the whole image: 512 px
-#: tiles 1% brighter, 384 px 2%, 256 px 4%, 128 px 12%); :meth:`Restorer.restore_tensor` warns below it.
-TONE_SAFE_TILE = 384
 #: What a PIL image restored by :meth:`Restorer.__call__` keeps of its ``info``: colour profile, EXIF, resolution.
 PIL_INFO_KEPT = ("icc_profile", "exif", "dpi")
-
-
-def default_overlap(tile: int) -> int:
-    """The overlap used when none is given: :data:`DEFAULT_OVERLAP`, or a quarter of a smaller tile."""
-    return min(DEFAULT_OVERLAP, tile // 4)
-
-
-#: How :func:`check_tiling` names the settings in its errors: the parameters, and ``tile="auto"`` as ``auto``.
-TILING_NAMES = {"tile": "tile", "overlap": "overlap", "max_memory": "max_memory", "auto": "tile='auto'"}
-
-
-def check_tiling(
-    tile: int | str, overlap: int | None, max_memory: int | str | None, names: Mapping[str, str] = TILING_NAMES
-) -> int | None:
-    """Check tiling settings before anything is loaded; returns ``max_memory`` in bytes (or None).
-
-    ``names``: how errors call the settings (:data:`TILING_NAMES`' keys; the command line passes its flags).
-    """
-    if tile != "auto" and (not isinstance(tile, int) or isinstance(tile, bool)):
-        raise DarkIRError(f"{names['tile']} must be 'auto' or a number of pixels, got {tile!r}")
-    if max_memory is not None:
-        if tile != "auto":
-            raise DarkIRError(
-                f"{names['max_memory']} applies to {names['auto']}; {names['tile']} {tile} sets the tile size itself"
-            )
-        max_memory = parse_memory(max_memory, names["max_memory"])
-    if overlap is not None and (not isinstance(overlap, numbers.Integral) or isinstance(overlap, bool)):
-        raise DarkIRError(f"{names['overlap']} must be a whole number of pixels or None, got {overlap!r}")
-    if overlap is not None and overlap < 0:
-        raise DarkIRError(f"{names['overlap']} {overlap} must be >= 0")
-    if tile != "auto":
-        if tile < 0 or 0 < tile < 32:
-            raise DarkIRError(f"{names['tile']} {tile} is too small; use 0 (whole images), auto, or at least 32")
-        if tile and overlap is not None and overlap >= tile // 2:
-            raise DarkIRError(f"{names['overlap']} {overlap} must be less than half of {names['tile']} {tile}")
-    return max_memory
 
 
 def check_compile(compile: bool | str) -> bool | str:
@@ -80,11 +47,6 @@ def check_compile(compile: bool | str) -> bool | str:
     if compile is True or compile is False or (isinstance(compile, str) and compile == "auto"):
         return compile
     raise DarkIRError(f"compile must be True, False or 'auto', got {compile!r}")
-
-
-def _whole(plan: Plan, height: int, width: int) -> bool:
-    """Whether ``plan`` restores a ``height`` x ``width`` image whole (in one window)."""
-    return not plan.tile or (height <= plan.tile and width <= plan.tile)
 
 
 def _check_batch(x: torch.Tensor, channels: int | None) -> None:
@@ -116,46 +78,6 @@ def _check_array(rgb: np.ndarray) -> None:
             f"restore_array takes values in [0, 1]; this array spans [{low:.4g}, {high:.4g}] "
             "(divide 8-bit data by 255, 16-bit by 65535)"
         )
-
-
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of size ``tile`` overlapping by at least ``overlap`` that cover ``length``."""
-    if length <= tile:
-        return [0]
-    stride = tile - overlap
-    starts = list(range(0, length - tile, stride))
-    return [*starts, length - tile]
-
-
-def _ramp(start: int, tile: int, overlap: int, full: int) -> torch.Tensor:
-    """1-D blending weights of one tile: linear ramps over ``overlap`` pixels where it meets a neighbour."""
-    weights = torch.ones(tile)
-    if overlap == 0:
-        return weights
-    ramp = torch.linspace(0, 1, overlap + 2)[1:-1]
-    if start > 0:
-        weights[:overlap] = ramp
-    if start + tile < full:
-        weights[-overlap:] = torch.minimum(weights[-overlap:], ramp.flip(0))
-    return weights
-
-
-def _lowpass(x: torch.Tensor, scale: int) -> torch.Tensor:
-    """Structures larger than ``scale`` pixels: box-average by ``scale`` and interpolate back."""
-    kernel = (min(scale, x.shape[-2]), min(scale, x.shape[-1]))
-    coarse = F.avg_pool2d(x, kernel, ceil_mode=True, count_include_pad=False)
-    return F.interpolate(coarse, size=x.shape[-2:], mode="bilinear", align_corners=False)
-
-
-def _resample_window(
-    small: torch.Tensor, size: tuple[int, int], top: int, left: int, window: tuple[int, int]
-) -> torch.Tensor:
-    """The ``window`` at (top, left) of ``small`` bilinearly resized to ``size``, computed for that window only."""
-    height, width = size
-    ys = (torch.arange(top, top + window[0]) + 0.5) * 2 / height - 1
-    xs = (torch.arange(left, left + window[1]) + 0.5) * 2 / width - 1
-    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None].expand(small.shape[0], -1, -1, -1)
-    return F.grid_sample(small, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 @dataclass(frozen=True)
@@ -364,7 +286,7 @@ class Restorer:
             and height * width > 0
             and (batch, height, width) not in self.compiled_shapes
             and batch * count >= images_to_earn(height, width)
-            and _whole(self.plan_for(height, width, batch), height, width)
+            and self.plan_for(height, width, batch).whole(height, width)
         ]
         earning.sort(key=lambda shape: -counts[shape] * shape[0] * shape[1] * shape[2])  # most time saved first
         chosen = earning[: max(0, MAX_COMPILED_SHAPES - len(self.compiled_shapes))]
@@ -425,7 +347,7 @@ class Restorer:
     def tiles_for(self, height: int, width: int) -> int:
         """How many windows an image of ``height`` x ``width`` is restored in (1: the whole image at once)."""
         plan = self.plan_for(height, width)
-        if _whole(plan, height, width):
+        if plan.whole(height, width):
             return 1
         tile = plan.tile
         overlap = self._overlap(tile)
@@ -474,7 +396,7 @@ class Restorer:
         peak = np.iinfo(rgb.dtype).max
         count, height, width = rgb.shape[:3]
         plan = self.plan_for(height, width, count)
-        if self.device.type == "cuda" and rgb.dtype == np.uint8 and _whole(plan, height, width) and not plan.lean:
+        if self.device.type == "cuda" and rgb.dtype == np.uint8 and plan.whole(height, width) and not plan.lean:
             self.last_plan = plan
             x = torch.from_numpy(rgb).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(peak)
             restored = self._finish(self._on_device(x).float()).clamp_(0, 1).mul_(peak).round_()
@@ -486,7 +408,7 @@ class Restorer:
     def _restore(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
         plan = self.last_plan = self.plan_for(height, width, x.shape[0])
-        if _whole(plan, height, width):
+        if plan.whole(height, width):
             if not plan.lean:
                 return self._run(x)
             release_free_memory()
@@ -500,27 +422,11 @@ class Restorer:
                 DarkIRWarning,
                 stacklevel=3,
             )
-        out = torch.zeros(x.shape, dtype=torch.float32)
-        weight = torch.zeros(1, 1, height, width)
-        tile_h, tile_w, overlap = min(plan.tile, height), min(plan.tile, width), self._overlap(plan.tile)
-        guide = self._preview(x, (tile_h, tile_w)) if self.guide_scale else None
-        for top in tile_starts(height, tile_h, overlap):
-            rows = _ramp(top, tile_h, overlap, height)
-            for left in tile_starts(width, tile_w, overlap):
-                cols = _ramp(left, tile_w, overlap, width)
-                window = (rows[:, None] * cols[None, :])[None, None]
-                window_slice = (slice(None), slice(None), slice(top, top + tile_h), slice(left, left + tile_w))
-                restored = self._run(x[window_slice])
-                if guide is not None:
-                    coarse = _resample_window(guide, (height, width), top, left, (tile_h, tile_w))
-                    restored += _lowpass(coarse - restored, self.guide_scale)
-                out[window_slice] += restored * window
-                weight[window_slice] += window
-        return out / weight
+        return restore_in_tiles(self._run, x, plan.tile, self._overlap(plan.tile), self._preview, self.guide_scale)
 
     def _preview(self, x: torch.Tensor, tile_shape: tuple[int, int]) -> torch.Tensor:
         """The whole image, area-downscaled to fit a tile, restored; tiles read it through
-        :func:`_resample_window`, so it is never held at full size.
+        :func:`darkir.infer.tiling.resample_window`, so it is never held at full size.
 
         Its activations have other shapes than the tiles', so on the CPU they are allocated as memory
         that goes back to the OS when freed, rather than left as holes in the heap the tiles reuse.
