@@ -305,3 +305,89 @@ def test_the_run_lock_under_a_file_is_one_clear_error(tmp_path):
     ):
         pass
     assert (tmp_path / "a_file").read_bytes() == b"not a folder"
+
+
+# 6. A run's checkpoints are its own: a resumed run, a second run and a new run never replace another run's.
+def test_resuming_into_a_save_best_of_another_run_is_refused(data, tmp_path, capsys):
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert _train(data, first) == 0
+    assert _train(data, second) == 0
+    theirs = (first / "last.pt").read_bytes()
+    capsys.readouterr()
+    assert _train(data, second, f"save.best={first / 'last.pt'}", "train.epochs=2", "--resume") == 2
+    error = _one_error(capsys.readouterr().err)
+    assert f"save.best: {first / 'last.pt'} holds a checkpoint of another run (save.path {first / 'last.pt'})" in error
+    assert (first / "last.pt").read_bytes() == theirs
+    assert read_checkpoint(second / "last.pt")[2]["step"] == 2  # not continued either
+    assert _train(data, second, "train.epochs=2", "--resume") == 0  # its own save.best: continues
+
+
+def test_a_second_run_on_a_save_best_in_use_stops_at_once(data, tmp_path, capsys):
+    shared = tmp_path / "bests" / "best.pt"
+    with hold_run(shared, "save.best"):
+        assert _train(data, tmp_path / "run", f"save.best={shared}") == 2
+    error = _one_error(capsys.readouterr().err)
+    assert f"{shared}: another training run (pid " in error and "is using this save.best" in error
+    assert not (tmp_path / "run" / "last.pt").exists() and not shared.exists()
+
+
+def test_a_new_run_does_not_replace_the_step_snapshots_of_a_killed_one(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _train(data, run, "train.keep_every_steps=1", validate=False) == 0
+    (run / "last.pt").unlink()  # killed before its first last checkpoint: only snapshots are left
+    (run / "last.yml").unlink()
+    kept = {path.name: path.read_bytes() for path in run.glob("last_step*")}
+    assert set(kept) == {"last_step000001.pt", "last_step000001.yml", "last_step000002.pt", "last_step000002.yml"}
+    capsys.readouterr()
+    assert _train(data, run, "train.seed=7", validate=False) == 2
+    error = _one_error(capsys.readouterr().err)
+    assert f"save.path: {run / 'last.pt'} does not exist, but 2 step snapshot(s) of an earlier run do" in error
+    assert f"copy that one to {run / 'last.pt'} and pass --resume" in error
+    assert {path.name: path.read_bytes() for path in run.glob("last_step*")} == kept
+    assert _train(data, run, "train.seed=7", "--restart", validate=False) == 0  # backed up first
+    backups = list(tmp_path.rglob("backup-*/last_step000002.pt"))
+    assert len(backups) == 1 and backups[0].read_bytes() == kept["last_step000002.pt"]
+
+
+def test_without_validation_the_last_checkpoint_is_saved_every_epoch(data, tmp_path, monkeypatch):
+    saved = []
+    save = Trainer.save
+    monkeypatch.setattr(Trainer, "save", lambda self, path=None: saved.append((self.epoch, path)) or save(self, path))
+    assert _train(data, tmp_path / "run", "train.epochs=3", validate=False) == 0
+    assert saved == [(1, None), (2, None), (3, None)]  # after epochs 1 and 2, and at the end
+
+
+def test_a_validation_that_failed_runs_first_when_the_run_resumes(data, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(data, copy)
+    bad = sorted((copy / "val").rglob("*.png"))[0]
+    whole = _truncate(bad)
+    run = tmp_path / "run"
+    assert _train(copy, run, "train.epochs=2") == 2
+    assert read_checkpoint(run / "last.pt")[2]["validation_due"] is True
+    bad.write_bytes(whole)
+    assert _train(copy, run, "train.epochs=2", "--resume") == 0
+    log = (run / "last_logs" / "train.jsonl").read_text()
+    validated = [line for line in log.splitlines() if '"kind": "val"' in line]
+    assert len(validated) == 2 and '"epoch": 1' in validated[0] and '"epoch": 2' in validated[1]
+    assert (run / "best.pt").is_file()
+
+
+def test_a_full_disk_at_the_best_checkpoint_names_it_and_keeps_the_best_score_before(
+    data, tmp_path, monkeypatch, capsys
+):
+    run = tmp_path / "run"
+    save = Trainer.save
+    full = []
+
+    def disk_fills_at_best(self: Trainer, path: Path | None = None) -> Path:
+        if path == self.best_path or full:
+            full.append(path)
+            raise CheckpointError(f"no space left on device writing {path or self.last_path}; the previous one is kept")
+        return save(self, path)
+
+    monkeypatch.setattr(Trainer, "save", disk_fills_at_best)
+    assert _train(data, run) == 2
+    error = _one_error(capsys.readouterr().err)
+    assert error.startswith(f"darkir: error: save.best: no space left on device writing {run / 'best.pt'}")
+    assert read_checkpoint(run / "last.pt")[2]["best_psnr"] is None  # so a resumed run saves its next best

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from darkir.errors import ConfigError
+from darkir.errors import ConfigError, first_line
 from darkir.models.config import ModelConfig
 from darkir.options import LOSS_NAME_KEYS, TrainOptions, network_key
 
@@ -61,6 +61,31 @@ def check_training_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         raise ConfigError(
             f"{path}: {kind} (no {', '.join(missing)}), so darkir cannot resume its schedule; start a new one "
             f"from its weights with --init-from {path} (and a new save.path)"
+        )
+
+
+def check_own_best(best: Path, run_id: str | None) -> None:
+    """Refuse to continue a run (``run_id``: the one its last checkpoint names; None for checkpoints from before run
+    ids) into a ``save.best`` that holds something else than its own best checkpoint: another run's checkpoint (a
+    save.best changed since the run began, or shared), or a file that is no checkpoint. A best checkpoint written
+    before run ids existed is taken as the run's own."""
+    from darkir.checkpoint import read_checkpoint
+
+    if not best.is_file():
+        return
+    try:
+        _, _, payload = read_checkpoint(best)
+    except Exception as exc:
+        raise ConfigError(
+            f"save.best: {best} is not a checkpoint this run can replace ({first_line(exc)}); move it, or give the run "
+            "its own save.best"
+        ) from None
+    theirs = payload.get("run_id")
+    if theirs is not None and theirs != run_id:
+        other = (payload.get("options") or {}).get("save", {}).get("path")
+        raise ConfigError(
+            f"save.best: {best} holds a checkpoint of another run{f' (save.path {other})' if other else ''}, which "
+            "continuing this one would replace; give this run its own save.best (the one it had, or a new name)"
         )
 
 

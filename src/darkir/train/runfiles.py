@@ -28,8 +28,9 @@ def lock_path(last: Path) -> Path:
 
 
 @contextlib.contextmanager
-def hold_run(last: Path) -> Iterator[None]:
-    """Hold the run lock of ``last`` while the block runs; raises :class:`RunBusyError` naming the process holding it.
+def hold_run(last: Path, key: str = "save.path") -> Iterator[None]:
+    """Hold the run lock of ``last`` (a run's ``key``: its last checkpoint, or its best one) while the block runs;
+    raises :class:`RunBusyError` naming the process holding it.
 
     The lock is an ``flock`` on :func:`lock_path`: it dies with its process, so a killed run's lock file is stale
     and simply taken over.
@@ -40,15 +41,15 @@ def hold_run(last: Path) -> Iterator[None]:
         fd = take_lock(lock)
     except OSError as exc:
         raise DarkIRError(
-            f"{last}: cannot take this save.path for the run ({lock}: {exc.strerror or exc}); nothing was written"
+            f"{last}: cannot take this {key} for the run ({lock}: {exc.strerror or exc}); nothing was written"
         ) from None
     if fd is None:
         holder = ""
         with contextlib.suppress(OSError):
             holder = lock.read_text(errors="replace").strip()
         raise RunBusyError(
-            f"{last}: another training run ({holder or 'a process that just started'}) is using this save.path; wait "
-            "for it to end or set another save.path"
+            f"{last}: another training run ({holder or 'a process that just started'}) is using this {key}; wait for "
+            f"it to end or set another {key}"
         )
     try:
         os.ftruncate(fd, 0)

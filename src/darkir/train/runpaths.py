@@ -198,9 +198,7 @@ def run_files(options: Options) -> list[Path]:
     files, and its logs (the default log folder whole, a ``train.log_dir``'s JSONL and TensorBoard files only); never
     the options file the run was loaded from."""
     last, best = checkpoint_paths(options)
-    found = last.parent.glob(f"{glob.escape(last.stem)}_step[0-9]*{glob.escape(last.suffix)}")
-    snapshots = sorted(path for path in found if _snapshot_named(options, path))  # not model_step2_finetune.pt
-    checkpoints = list(dict.fromkeys([last, *snapshots, best]))
+    checkpoints = list(dict.fromkeys([last, *snapshots(options), best]))
     paths = [path for checkpoint in checkpoints for path in (checkpoint, checkpoint.with_suffix(".yml"))]
     source = _options_file(options)
     return [
@@ -208,6 +206,13 @@ def run_files(options: Options) -> list[Path]:
         for path in [*paths, *_log_files(options)]
         if path.exists() and not (source is not None and is_same_file(path, source))
     ]
+
+
+def snapshots(options: Options) -> list[Path]:
+    """The step snapshots of ``save.path`` that exist (``train.keep_every_steps``), oldest first."""
+    last, _ = checkpoint_paths(options)
+    found = last.parent.glob(f"{glob.escape(last.stem)}_step[0-9]*{glob.escape(last.suffix)}")
+    return sorted(path for path in found if _snapshot_named(options, path))  # not model_step2_finetune.pt
 
 
 def _log_files(options: Options) -> list[Path]:
@@ -254,6 +259,14 @@ def continue_or_start(
             f"writes there; move it, give {key} another name, or pass restart=True (it is moved to a backup folder "
             "first)"
         )
+    kept = snapshots(options)
+    if kept and not earlier and not restart:
+        raise ConfigError(
+            f"{options.source}: save.path: {last} does not exist, but {len(kept)} step snapshot(s) of an earlier run "
+            f"do (the newest {kept[-1]}; a run killed before its first last checkpoint?); to continue from there, "
+            f"copy that one to {last} and pass resume=True, or pass restart=True to start over (they are moved to a "
+            "backup folder first)"
+        )
     if earlier and not restart:
         why = "its run lost its last checkpoint, or another run shares this save.best"
         raise ConfigError(
@@ -261,7 +274,7 @@ def continue_or_start(
             f"does not exist ({why}){_why_not_resumed(options, init_from)}; give this run its own save.best, or pass "
             "restart=True to start over (the best checkpoint is moved to a backup folder first)"
         )
-    return False, earlier or (stray[1] if stray else None)
+    return False, earlier or (stray[1] if stray else None) or (kept[-1] if kept else None)
 
 
 def _stray_options_file(options: Options) -> tuple[str, Path, Path] | None:

@@ -7,6 +7,7 @@ import itertools
 import math
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from darkir.train import ddp
 from darkir.train.losses import PIXEL_LOSSES, DetailAnchor, global_tone, side_target, tone_matched
 from darkir.train.resume import (
     check_new_length,
+    check_own_best,
     check_same_network,
     check_training_checkpoint,
     kept_schedule_settings,
@@ -50,6 +52,7 @@ from darkir.train.runpaths import (
     clean_up_after_killed_runs,
     continue_or_start,
     log_folder,
+    validates,
 )
 from darkir.train.sampler import GlobalBatchSampler
 from darkir.train.sets import run_sets
@@ -122,6 +125,10 @@ class Trainer:
         self._make_optimizer()
         self.step = self.epoch = self.epoch_step = 0
         self.best_psnr: float | None = None
+        #: Names this run in each of its checkpoints, so that continuing it never replaces another run's best one.
+        self.run_id: str | None = uuid.uuid4().hex
+        #: An epoch's validation is due and not done (a failure stopped it: the resumed run validates first).
+        self.validation_due = False
         self.run_log = RunLog(log_folder(options), enabled=self.context.is_main)
 
     def _load_datasets(self) -> None:
@@ -234,6 +241,8 @@ class Trainer:
             "epoch_step": self.epoch_step,
             "best_psnr": self.best_psnr,
             "global_batch": self.sampler.global_batch,
+            "run_id": self.run_id,
+            "validation_due": self.validation_due,
         }
 
     def snapshot_path(self, step: int) -> Path:
@@ -263,6 +272,10 @@ class Trainer:
             return False
         state_dict, config, payload = read_checkpoint(path)
         check_training_checkpoint(path, payload)
+        stored_id = payload.get("run_id")  # None in checkpoints from before run ids
+        if self.context.is_main and validates(self.options):
+            check_own_best(self.best_path, stored_id)
+        self.run_id = stored_id or self.run_id
         stored = payload.get("options")
         train = self.options.train
         check_same_network(path, config, stored, self.model.config, self.side_loss, train.trainable)
@@ -273,6 +286,7 @@ class Trainer:
         set_rng_state(payload["rng"])
         self.step, self.epoch, self.epoch_step = payload["step"], payload["epoch"], payload["epoch_step"]
         self.best_psnr = payload["best_psnr"]
+        self.validation_due = bool(payload.get("validation_due", False))
         self._keep_global_batch(int(payload.get("global_batch", self.sampler.global_batch)), path)
         self.options.train, warning = kept_schedule_settings(path, train, stored)  # as they were checked
         self._tell(warning)
@@ -387,6 +401,8 @@ class Trainer:
         """Train epoch after epoch until step ``stop``, the last epoch or a request to stop."""
         epochs, steps_per_epoch = self.options.train.epochs, self.sampler.steps_per_epoch()
         start = (time.perf_counter(), self.step)
+        if self.validation_due:  # the validation that a failure stopped, before the run goes on
+            self._end_of_epoch(final=self.epoch == epochs)
         while self.epoch < epochs and self.step < stop and not interrupt.requested():
             self.sampler.set_epoch(self.epoch, self.epoch_step)
             self.train_set.set_epoch(self.epoch)
@@ -479,36 +495,43 @@ class Trainer:
         return result
 
     def _end_of_epoch(self, final: bool) -> None:
+        """Validate where due (every ``train.val_every`` epochs, and after the last) and save the last checkpoint,
+        and the best one where it improved; without validation, save the last checkpoint once an epoch where
+        ``train.save_every_steps`` is 0 (the end of the run saves it anyway)."""
         if self.val_set is None or not (final or self.epoch % self.options.train.val_every == 0):
+            if self.context.is_main and not final and not self.options.train.save_every_steps:
+                self.save()
             return
+        self.validation_due = True  # until done: a failure saves the run so, and the resumed run validates first
         if self.context.is_main:
             try:
                 scores = self.validate()
             except Exception as exc:
                 raise ResumableError(f"validating after epoch {self.epoch}") from exc
+            self.validation_due = False
             self.log({"kind": "val", "step": self.step, "epoch": self.epoch, **scores})
             tqdm.write(f"epoch {self.epoch}: val PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f}")
             previous = self.best_psnr
-            better = previous is None or (not math.isnan(scores["psnr"]) and scores["psnr"] > previous)
-            if better:
-                self.best_psnr = scores["psnr"]
-            self.save()  # first: a failure to write the best checkpoint loses no training
-            if better:
-                self._save_best(previous)
+            self.save()  # first, with the best score so far: a failure to write the best checkpoint loses no training
+            if previous is None or (not math.isnan(scores["psnr"]) and scores["psnr"] > previous):
+                self._save_best(scores["psnr"], previous)
+        self.validation_due = False
         ddp.barrier(self.context)
 
-    def _save_best(self, previous: float | None) -> None:
-        """Write the best checkpoint. If that fails, the last checkpoint is saved again with the ``previous`` best
-        score (so that a resumed run saves its next validation as best) and the error says where to continue."""
+    def _save_best(self, score: float, previous: float | None) -> None:
+        """Write the best checkpoint (validated at ``score``), then the last one again with that score. The last
+        checkpoint already holds the ``previous`` best score, so if the best one cannot be written, a resumed run
+        saves its next better validation as best; the error names save.best and says where to continue."""
+        self.best_psnr = score
         try:
             self.save(self.best_path)
         except DarkIRError as exc:
             self.best_psnr = previous
-            self.save()
             raise CheckpointError(
                 f"save.best: {exc}; the last checkpoint {self.last_path} holds step {self.step}, pass resume=True to "
                 "continue from there"
             ) from None
+        self.save()
 
 
 def train(
@@ -540,8 +563,11 @@ def train(
     is_main = ddp.is_main_process()
     if is_main:
         check_save_paths(options)
-    with hold_run(last) if is_main else contextlib.nullcontext():
-        if is_main:
+    with contextlib.ExitStack() as held:
+        if is_main:  # the run's checkpoints are its own while it runs: a second run on either stops at once
+            held.enter_context(hold_run(last))
+            if validates(options):
+                held.enter_context(hold_run(best, "save.best"))
             clean_up_after_killed_runs([last, best])
         continuing, earlier = continue_or_start(options, resume, restart, init_from)
         trainer = Trainer(options, device=device, progress=progress)
