@@ -283,3 +283,12 @@ def test_a_ray_worker_expects_its_share_of_the_images(model, compiles, monkeypat
     settings = WorkerSettings(device="cpu", tile=0, threads=1, expected=(((1, 48, 64), 10**9), ((1, 40, 56), 1)))
     worker = RestoreWorker(model, settings)
     assert worker.restorer.compiled_shapes == {(1, 48, 64)}
+
+
+@pytest.mark.parametrize(("command", "default"), [("restore", "earn the compile back"), ("test", "not compiled")])
+def test_the_compile_help_says_what_the_command_does_by_default(command, default, capsys):
+    from darkir.cli import main
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert default in " ".join(capsys.readouterr().out.split())

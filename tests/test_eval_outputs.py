@@ -150,3 +150,19 @@ def test_compare_unpaired_refuses_a_paired_set_whose_references_it_would_restore
     err = capsys.readouterr().err
     assert f"{data} is a paired set (low/ + high/): compare --unpaired would restore its references as inputs" in err
     assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("results", ["scores.csv", "scores.csv/sets"])
+def test_test_refuses_a_csv_where_its_triplets_go_before_any_work(
+    tmp_path, tiny_checkpoint, monkeypatch, capsys, results
+):
+    data = tmp_path / "set"
+    _images(data / "low")
+    _images(data / "high")
+    monkeypatch.setattr("darkir.cli.evaluate.restorer_from_args", lambda *a, **k: pytest.fail("work began"))
+    csv, triplets = tmp_path / "scores.csv", tmp_path / results
+    argv = ["test", "--data", str(data), "--csv", str(csv), "--results-dir", str(triplets), "--save", "2"]
+    assert main([*argv, "--weights", str(tiny_checkpoint), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"darkir: error: --csv {csv} is where the triplets go (--results-dir {triplets}) or a folder above" in err
+    assert not csv.exists()

@@ -271,3 +271,23 @@ def test_restore_levels_is_restore_tensor_of_the_levels_rounded(dtype, exposure)
     expected = restorer.restore_tensor(x).clamp(0, 1).permute(0, 2, 3, 1).numpy() * peak
     assert np.array_equal(levels, np.rint(expected).astype(dtype))
     assert levels.std() > 0  # not a constant image
+
+
+@pytest.mark.parametrize(("tile", "advice"), [("auto", "raise max_memory"), (64, "set a larger tile, or tile auto")])
+def test_the_small_tile_warning_advises_what_the_tiling_setting_allows(tile, advice):
+    model = randomize(build_model(TINY))
+    restorer = Restorer(model, device="cpu", precision="fp32", tile=tile)
+    if tile == "auto":  # a budget that leaves room for small tiles only
+        restorer.planner.plan = lambda height, width, batch=1: Plan(64, False, 0, "tiled in 64 px windows")
+    with pytest.warns(DarkIRWarning, match=rf"change the result's tone .*; {advice}$"):
+        restorer.restore_tensor(torch.rand(1, 3, 100, 120))
+
+
+def test_an_image_that_fits_no_plan_is_told_the_least_it_needs():
+    planner = MemoryPlanner(torch.device("cpu"), torch.float32, 32, max_memory="10GB")
+    pixels = 128 * 128
+    lean = planner.estimate(pixels, pixels, "lean")
+    assert lean < planner.estimate(pixels, pixels) and lean < planner.estimate(pixels, 128 * 128)
+    planner.budget = lean - 1
+    with pytest.raises(DarkIRError, match=r"a 128x128 image does not fit .*: it needs at least ~.* \(whole, freed"):
+        planner.plan(128, 128)

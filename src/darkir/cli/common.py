@@ -34,8 +34,9 @@ def add_weights_source(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_runtime(parser: argparse.ArgumentParser, precision: str = "auto") -> None:
-    """Device, precision, tiling and compile flags (``precision``: the command's default)."""
+def add_runtime(parser: argparse.ArgumentParser, precision: str = "auto", job_compiles: bool = True) -> None:
+    """Device, precision, tiling and compile flags (``precision``: the command's default; ``job_compiles``: whether
+    the command tells the Restorer its job, so that on a GPU it compiles by itself where that pays)."""
     from darkir.infer.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
@@ -70,7 +71,11 @@ def add_runtime(parser: argparse.ArgumentParser, precision: str = "auto") -> Non
         action=argparse.BooleanOptionalAction,
         default=None,
         help="torch.compile the model for every image size (slow start for each, faster after); --no-compile: never "
-        "(default: on a CUDA GPU, for an image size a job restores often enough to earn the compile back)",
+        + (
+            "(default: on a CUDA GPU, for an image size a job restores often enough to earn the compile back)"
+            if job_compiles
+            else "(default: not compiled)"
+        ),
     )
     parser.add_argument(
         "--threads", type=positive_int, metavar="N", help="CPU threads for the model (default: torch's, one per core)"

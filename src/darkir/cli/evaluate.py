@@ -60,6 +60,23 @@ def _unreadable_status(scored: int, unreadable: list[str]) -> int:
     return 1
 
 
+def _triplet_root(args: argparse.Namespace, options: Options | None) -> Path:
+    """The folder ``test --save N`` writes its triplets under (``--results-dir``, else the options' or the default)."""
+    return Path(args.results_dir or (options.save.results_dir if options else "images/results_test")).expanduser()
+
+
+def _check_csv_beside_triplets(args: argparse.Namespace, options: Options | None) -> None:
+    """Refuse a ``--csv`` that is the triplets' folder or a folder above it (made before any image, it would leave
+    the CSV nowhere to go after every image was scored)."""
+    from darkir.outputs import is_inside
+
+    if args.csv and args.save and is_inside(_triplet_root(args, options), Path(args.csv).expanduser()):
+        raise DarkIRError(
+            f"--csv {args.csv} is where the triplets go (--results-dir {_triplet_root(args, options)}) or a folder "
+            "above it; give the CSV file another name"
+        )
+
+
 def _triplet_folder(
     args: argparse.Namespace, options: Options | None, inputs: Sequence[Path], label: str = ""
 ) -> Path | None:
@@ -71,8 +88,7 @@ def _triplet_folder(
 
     if not args.save:
         return None
-    results_dir = Path(args.results_dir or (options.save.results_dir if options else "images/results_test"))
-    results_dir = results_dir.expanduser() / label
+    results_dir = _triplet_root(args, options) / label
     for folder in inputs:
         if is_inside(results_dir, folder):
             where = "is" if is_same_file(results_dir, folder) else "is inside"
@@ -97,6 +113,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     sets = evaluation_sets(args, options)
     location = args.data or (options.require_path("datasets.val.test_path") if options else None)
     folders = _input_folders(location, [pair for pairs in sets.values() for pair in pairs])
+    _check_csv_beside_triplets(args, options)
     csv = csv_file(args.csv, [*folders, location, args.weights, args.options], args.overwrite) if args.csv else None
     results_dirs = {label: _triplet_folder(args, options, folders, label) for label in sets}
     restorer = restorer_from_args(args, options)
@@ -409,7 +426,7 @@ def _register_test(add: AddCommand) -> None:
         help="where triplets go, outside the data (default save.results_dir or ./images/results_test); an earlier "
         "run's triplets there are replaced, other files of their names only with --overwrite",
     )
-    add_runtime(test, precision="fp32")  # scores are computed exactly by default
+    add_runtime(test, precision="fp32", job_compiles=False)  # scores are computed exactly by default
     add_eval_options(test)
 
 
@@ -444,7 +461,7 @@ def _register_unpaired(add: AddCommand) -> None:
         "(default: the options file's save.results_dir, else images/results_unpaired); earlier results there are "
         "replaced",
     )
-    add_runtime(unpaired, precision="fp32")  # scores are computed exactly by default
+    add_runtime(unpaired, precision="fp32", job_compiles=False)  # scores are computed exactly by default
     unpaired.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -480,5 +497,5 @@ def _register_compare(add: AddCommand) -> None:
     compare.add_argument(
         "--zero-dce", metavar="PTH", help="also compare the official Zero-DCE weights (its Epoch99.pth, by path)"
     )
-    add_runtime(compare, precision="fp32")  # scores are computed exactly by default
+    add_runtime(compare, precision="fp32", job_compiles=False)  # scores are computed exactly by default
     add_eval_options(compare)

@@ -159,6 +159,24 @@ class MemoryPlanner:
         """Estimated peak bytes for an image of ``pixels`` whose forward passes see ``forward_pixels`` at once."""
         return int(self.base + self.image_per_pixel * pixels + self.per_pixel[mode] * forward_pixels)
 
+    def _too_large(self, batch: int, height: int, width: int) -> str:
+        """Why an image (a batch) fits no plan: the least memory one would need (whole, lean, or the smallest
+        tiles, where the image is larger than they are), and what to change."""
+        pixels = batch * height * width
+        needs = [(self.estimate(pixels, pixels), "whole")]
+        if "lean" in self.per_pixel:
+            needs.append((self.estimate(pixels, pixels, "lean"), "whole, freed memory returned to the OS"))
+        if max(height, width) > MIN_TILE:
+            needs.append((self.estimate(pixels, batch * MIN_TILE**2), f"in {MIN_TILE} px tiles"))
+        need, how = min(needs)
+        what, fix = (
+            (f"a batch of {batch} {width}x{height} frames", "lower --batch or raise --max-memory")
+            if batch > 1
+            else (f"a {width}x{height} image", "raise --max-memory")
+        )
+        budget = f"{self.budget_source} {format_memory(self.budget)}"
+        return f"{what} does not fit {budget}: it needs at least ~{format_memory(need)} ({how}); {fix}"
+
     def plan(self, height: int, width: int, batch: int = 1) -> Plan:
         """The whole image if it fits, else (CPU) the whole image in lean mode, else the largest fitting tiles."""
         pixels = batch * height * width
@@ -175,15 +193,7 @@ class MemoryPlanner:
         room = self.budget - self.estimate(pixels, 0)
         side = math.isqrt(max(0, int(room / (batch * self.per_pixel["heap"])))) // 32 * 32
         if side < MIN_TILE:
-            what, fix = (
-                (f"a batch of {batch} {width}x{height} frames", "lower --batch or raise --max-memory")
-                if batch > 1
-                else (f"a {width}x{height} image", "raise --max-memory")
-            )
-            raise DarkIRError(
-                f"{what} does not fit {self.budget_source} {budget}: even {MIN_TILE} px tiles "
-                f"would need ~{format_memory(self.estimate(pixels, batch * MIN_TILE**2))}; {fix}"
-            )
+            raise DarkIRError(self._too_large(batch, height, width))
         tiled = self.estimate(pixels, batch * side * side)
         return Plan(
             side, False, tiled,

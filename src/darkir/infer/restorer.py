@@ -418,7 +418,7 @@ class Restorer:
             warnings.warn(
                 f"restoring in {plan.tile} px tiles: tiles under {TONE_SAFE_TILE} px change the result's tone (a "
                 "1120x640 photo came out 4% brighter at 256 px, 12% at 128 px, than whole; other images may come "
-                "out darker); raise max_memory, or set a larger tile",
+                f"out darker); {'raise max_memory' if self.tile == 'auto' else 'set a larger tile, or tile auto'}",
                 DarkIRWarning,
                 stacklevel=3,
             )
