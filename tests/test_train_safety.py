@@ -8,6 +8,7 @@ Each test trains a tiny model on a tiny synthetic set (four training pairs, two 
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from pathlib import Path
@@ -391,3 +392,53 @@ def test_a_full_disk_at_the_best_checkpoint_names_it_and_keeps_the_best_score_be
     error = _one_error(capsys.readouterr().err)
     assert error.startswith(f"darkir: error: save.best: no space left on device writing {run / 'best.pt'}")
     assert read_checkpoint(run / "last.pt")[2]["best_psnr"] is None  # so a resumed run saves its next best
+
+
+def test_a_due_validation_is_dropped_when_the_resumed_run_no_longer_validates(data, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(data, copy)
+    bad = sorted((copy / "val").rglob("*.png"))[0]
+    whole = _truncate(bad)
+    run = tmp_path / "run"
+    assert _train(copy, run, "train.epochs=3") == 2
+    assert _train(copy, run, "train.epochs=3", "datasets.val.test_path=null", "--resume", "--max-steps", "3") == 0
+    assert read_checkpoint(run / "last.pt")[2]["validation_due"] is False
+    bad.write_bytes(whole)
+    assert _train(copy, run, "train.epochs=3", "--resume") == 0
+    records = [json.loads(line) for line in (run / "last_logs" / "train.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "val"] == [4, 6]  # at the ends of epochs 2 and 3, not at 3
+
+
+def test_another_run_named_like_a_step_snapshot_is_not_one(data, tmp_path):
+    run = tmp_path / "run"
+    assert _train(data, run, f"save.path={run / 'last_step2.pt'}", f"save.best={run / 'best2.pt'}") == 0
+    theirs = (run / "last_step2.pt").read_bytes()
+    assert _train(data, run) == 0  # last.pt: a new run beside it, not refused
+    assert (run / "last_step2.pt").read_bytes() == theirs
+
+
+def test_resume_takes_the_higher_best_score_of_its_best_checkpoint(data, tmp_path):
+    from darkir.checkpoint import save_checkpoint
+    from darkir.models.config import ModelConfig
+    from darkir.models.factory import create_model
+
+    run = tmp_path / "run"
+    assert _train(data, run) == 0
+    best = read_checkpoint(run / "best.pt")[2]["best_psnr"]
+    state_dict, config, payload = read_checkpoint(run / "last.pt")
+    model = create_model(ModelConfig(**config))
+    model.load_state_dict(state_dict)
+    save_checkpoint(run / "last.pt", model, **{**payload, "best_psnr": None})  # stopped before the last save
+    trainer = Trainer(load_options(OPTIONS, tiny_run_overrides(data, run, "train.epochs=2")))
+    assert trainer.resume() and trainer.best_psnr == best
+
+
+def test_resume_with_only_step_snapshots_names_the_newest(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _train(data, run, "train.keep_every_steps=1", validate=False) == 0
+    (run / "last.pt").unlink()
+    capsys.readouterr()
+    assert _train(data, run, "--resume", validate=False) == 2
+    error = _one_error(capsys.readouterr().err)
+    newest = run / "last_step000002.pt"
+    assert f"nothing to resume, {run / 'last.pt'} does not exist (its newest step snapshot is {newest}" in error

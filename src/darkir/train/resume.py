@@ -64,15 +64,16 @@ def check_training_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         )
 
 
-def check_own_best(best: Path, run_id: str | None) -> None:
+def check_own_best(best: Path, run_id: str | None) -> float | None:
     """Refuse to continue a run (``run_id``: the one its last checkpoint names; None for checkpoints from before run
     ids) into a ``save.best`` that holds something else than its own best checkpoint: another run's checkpoint (a
     save.best changed since the run began, or shared), or a file that is no checkpoint. A best checkpoint written
-    before run ids existed is taken as the run's own."""
+    before run ids existed is taken as the run's own. Returns the best score the run's own best checkpoint holds
+    (None where there is none)."""
     from darkir.checkpoint import read_checkpoint
 
     if not best.is_file():
-        return
+        return None
     try:
         _, _, payload = read_checkpoint(best)
     except Exception as exc:
@@ -82,11 +83,14 @@ def check_own_best(best: Path, run_id: str | None) -> None:
         ) from None
     theirs = payload.get("run_id")
     if theirs is not None and theirs != run_id:
-        other = (payload.get("options") or {}).get("save", {}).get("path")
+        options = payload.get("options")
+        other = options.get("save", {}).get("path") if isinstance(options, dict) else None
         raise ConfigError(
             f"save.best: {best} holds a checkpoint of another run{f' (save.path {other})' if other else ''}, which "
             "continuing this one would replace; give this run its own save.best (the one it had, or a new name)"
         )
+    score = payload.get("best_psnr")
+    return float(score) if isinstance(score, (int, float)) and theirs is not None else None
 
 
 def check_same_network(

@@ -90,9 +90,10 @@ def _written_files(options: Options) -> list[tuple[str, Path, str]]:
 
 def _snapshot_named(options: Options, path: Path) -> bool:
     """Whether ``path`` has the name of a step snapshot of ``save.path`` (``train.keep_every_steps``) or of its
-    options file."""
+    options file: ``<stem>_step`` and six digits or more, as the trainer names them (not another run's
+    ``model_step2.pt``)."""
     last, _ = checkpoint_paths(options)
-    names = re.compile(rf"{re.escape(last.stem)}_step\d+({re.escape(last.suffix)}|\.yml)")
+    names = re.compile(rf"{re.escape(last.stem)}_step\d{{6,}}({re.escape(last.suffix)}|\.yml)")
     return bool(names.fullmatch(path.name)) and path.parent.resolve() == last.parent.resolve()
 
 
@@ -212,7 +213,7 @@ def snapshots(options: Options) -> list[Path]:
     """The step snapshots of ``save.path`` that exist (``train.keep_every_steps``), oldest first."""
     last, _ = checkpoint_paths(options)
     found = last.parent.glob(f"{glob.escape(last.stem)}_step[0-9]*{glob.escape(last.suffix)}")
-    return sorted(path for path in found if _snapshot_named(options, path))  # not model_step2_finetune.pt
+    return sorted(path for path in found if _snapshot_named(options, path))  # not model_step2.pt, another run's
 
 
 def _log_files(options: Options) -> list[Path]:

@@ -52,6 +52,7 @@ from darkir.train.runpaths import (
     clean_up_after_killed_runs,
     continue_or_start,
     log_folder,
+    snapshots,
     validates,
 )
 from darkir.train.sampler import GlobalBatchSampler
@@ -273,8 +274,7 @@ class Trainer:
         state_dict, config, payload = read_checkpoint(path)
         check_training_checkpoint(path, payload)
         stored_id = payload.get("run_id")  # None in checkpoints from before run ids
-        if self.context.is_main and validates(self.options):
-            check_own_best(self.best_path, stored_id)
+        best_score = check_own_best(self.best_path, stored_id) if validates(self.options) else None
         self.run_id = stored_id or self.run_id
         stored = payload.get("options")
         train = self.options.train
@@ -286,6 +286,8 @@ class Trainer:
         set_rng_state(payload["rng"])
         self.step, self.epoch, self.epoch_step = payload["step"], payload["epoch"], payload["epoch_step"]
         self.best_psnr = payload["best_psnr"]
+        if best_score is not None and (self.best_psnr is None or best_score > self.best_psnr):
+            self.best_psnr = best_score  # a run stopped between writing its best checkpoint and its last one
         self.validation_due = bool(payload.get("validation_due", False))
         self._keep_global_batch(int(payload.get("global_batch", self.sampler.global_batch)), path)
         self.options.train, warning = kept_schedule_settings(path, train, stored)  # as they were checked
@@ -499,6 +501,7 @@ class Trainer:
         and the best one where it improved; without validation, save the last checkpoint once an epoch where
         ``train.save_every_steps`` is 0 (the end of the run saves it anyway)."""
         if self.val_set is None or not (final or self.epoch % self.options.train.val_every == 0):
+            self.validation_due = False  # none is (a resumed run whose validation set was taken away)
             if self.context.is_main and not final and not self.options.train.save_every_steps:
                 self.save()
             return
@@ -578,5 +581,7 @@ def train(
         if weights is not None:
             trainer.log({"kind": "init", "step": trainer.step, "epoch": trainer.epoch, "init_from": str(weights)})
         elif continuing and not trainer.resume():
-            raise ConfigError(f"{options.source}: save.path: nothing to resume, {last} does not exist")
+            kept = snapshots(options)
+            hint = f" (its newest step snapshot is {kept[-1]}: copy it there to continue from it)" if kept else ""
+            raise ConfigError(f"{options.source}: save.path: nothing to resume, {last} does not exist{hint}")
         return trainer.fit(max_steps=max_steps)
