@@ -6,7 +6,8 @@
 #                                           (about 27 MB; the working tree and it must stay under 64 MiB)
 #   bash scripts/gpu_session.sh check       there (device tool: carry [".gpu"], timeout_s 590): unpacks them,
 #                                           runs benchmarks/gpu_restore.py (at most 5 min), video_stages.py on a
-#                                           1080p clip (the video pipeline's stages alone) and the GPU tests;
+#                                           1080p clip (the video pipeline's stages alone), a profile of the
+#                                           forward at 1120x640 (gpu_forward.py) and the GPU tests;
 #                                           the report and the logs land in $OUT (about 6 min on an H200, plus
 #                                           about 45 s to start the machine)
 #
@@ -41,8 +42,11 @@ check() {
     local status=0
     timeout 300 python3 benchmarks/gpu_restore.py --out "$OUT/gpu_restore.json" 2>&1 | tee "$OUT/benchmark.log" \
         || status=1
-    timeout 60 python3 benchmarks/video_stages.py --size 1920x1080 --frames 48 --device cuda \
+    timeout 40 python3 benchmarks/video_stages.py --size 1920x1080 --frames 48 --device cuda \
         --out "$OUT/video_stages.json" 2>&1 | tee "$OUT/video_stages.txt" || status=1
+    # the forward alone at a small size, where darkir's defaults were slower than the official path (0.93x)
+    timeout 40 python3 benchmarks/gpu_forward.py --sizes 1120x640 --repeats 3 --profile 1120x640 \
+        --out "$OUT/gpu_forward.json" 2>&1 | tee "$OUT/gpu_forward.txt" || status=1
     # the GPU tests first (the benchmark script's own compiles, about a minute), then the CPU-side ones
     timeout 200 python3 -m pytest -q -p no:cacheprovider --durations=8 tests/test_gpu.py tests/test_video.py \
         tests/test_overlap.py tests/test_compiling.py tests/test_cuda_convs.py -k "gpu or batch or overlap or convs or compil" \
