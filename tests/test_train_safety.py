@@ -442,3 +442,18 @@ def test_resume_with_only_step_snapshots_names_the_newest(data, tmp_path, capsys
     error = _one_error(capsys.readouterr().err)
     newest = run / "last_step000002.pt"
     assert f"nothing to resume, {run / 'last.pt'} does not exist (its newest step snapshot is {newest}" in error
+
+
+def test_a_run_resumed_mid_epoch_on_a_smaller_set_trains_every_epoch_it_has_left(data, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(data, copy)
+    run = tmp_path / "run"
+    settings = ("train.epochs=2", "datasets.train.batch_size_train=1")
+    assert _train(copy, run, *settings, "--max-steps", "3") == 0  # 3 steps of the first epoch's 4
+    for half in (copy / "train").glob("*/photo2"):
+        shutil.rmtree(half)  # 2 pairs left: 2 steps an epoch, so the first epoch is done
+    assert _train(copy, run, *settings, "--resume") == 0
+    state = read_checkpoint(run / "last.pt")[2]
+    assert (state["step"], state["epoch"], state["epoch_step"]) == (5, 2, 0)  # the second epoch whole
+    records = [json.loads(line) for line in (run / "last_logs" / "train.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["kind"] == "val"] == [1, 2]  # and the last validation

@@ -182,8 +182,8 @@ def check_new_length(
         return
     raise ConfigError(
         f"{source}: train.epochs: the run in {path} has done {step} steps ({epoch} epochs), "
-        f"and {epochs} epochs of {per_epoch} steps make {after}, so nothing is left to train; set train.epochs to "
-        f"{max(step // per_epoch, epoch) + 1} or more to continue it; the checkpoint was left as it was"
+        f"and {epochs} epochs of {per_epoch} steps make {epochs * per_epoch}, so nothing is left to train; set "
+        f"train.epochs to {max(step // per_epoch, epoch) + 1} or more to continue it; the checkpoint was left as it was"
     )
 
 

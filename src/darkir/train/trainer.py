@@ -122,9 +122,9 @@ class Trainer:
         self.last_path, self.best_path = checkpoint_paths(options)
         self._load_datasets()
         torch.manual_seed(options.train.seed)
+        self.step = self.epoch = self.epoch_step = 0
         self._make_model()
         self._make_optimizer()
-        self.step = self.epoch = self.epoch_step = 0
         self.best_psnr: float | None = None
         #: Names this run in each of its checkpoints, so that continuing it never replaces another run's best one.
         self.run_id: str | None = uuid.uuid4().hex
@@ -199,8 +199,13 @@ class Trainer:
 
     @property
     def total_steps(self) -> int:
-        """Optimizer steps of the whole schedule: ``train.epochs`` of the sampler's global batches."""
-        return self.options.train.epochs * self.sampler.steps_per_epoch()
+        """Optimizer steps of the whole schedule: ``train.epochs`` of the sampler's global batches. Counted from where
+        the run is (the steps done, the rest of this epoch, the epochs left), so that a run resumed on a training set
+        of another size still trains every epoch it has left, whole."""
+        per_epoch, epochs = self.sampler.steps_per_epoch(), self.options.train.epochs
+        if self.epoch >= epochs:
+            return self.step
+        return self.step + max(0, per_epoch - self.epoch_step) + (epochs - self.epoch - 1) * per_epoch
 
     def _batches(self, per_process: int) -> None:
         """(Re)build the sampler and loader for ``per_process`` samples per process and step."""
