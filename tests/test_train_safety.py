@@ -358,11 +358,16 @@ def test_without_validation_the_last_checkpoint_is_saved_every_epoch(data, tmp_p
     assert saved == [(1, None), (2, None), (3, None)]  # after epochs 1 and 2, and at the end
 
 
-def test_a_validation_that_failed_runs_first_when_the_run_resumes(data, tmp_path, capsys):
+def _with_a_truncated_val_image(data: Path, tmp_path: Path) -> tuple[Path, Path, bytes]:
+    """A copy of the set whose first validation image is cut short: (the copy, that image, its bytes before)."""
     copy = tmp_path / "copy"
     shutil.copytree(data, copy)
     bad = sorted((copy / "val").rglob("*.png"))[0]
-    whole = _truncate(bad)
+    return copy, bad, _truncate(bad)
+
+
+def test_a_validation_that_failed_runs_first_when_the_run_resumes(data, tmp_path, capsys):
+    copy, bad, whole = _with_a_truncated_val_image(data, tmp_path)
     run = tmp_path / "run"
     assert _train(copy, run, "train.epochs=2") == 2
     assert read_checkpoint(run / "last.pt")[2]["validation_due"] is True
@@ -395,10 +400,7 @@ def test_a_full_disk_at_the_best_checkpoint_names_it_and_keeps_the_best_score_be
 
 
 def test_a_due_validation_is_dropped_when_the_resumed_run_no_longer_validates(data, tmp_path, capsys):
-    copy = tmp_path / "copy"
-    shutil.copytree(data, copy)
-    bad = sorted((copy / "val").rglob("*.png"))[0]
-    whole = _truncate(bad)
+    copy, bad, whole = _with_a_truncated_val_image(data, tmp_path)
     run = tmp_path / "run"
     assert _train(copy, run, "train.epochs=3") == 2
     assert _train(copy, run, "train.epochs=3", "datasets.val.test_path=null", "--resume", "--max-steps", "3") == 0
