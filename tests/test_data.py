@@ -88,6 +88,18 @@ def test_a_manifest_that_is_a_pipe_is_refused_not_waited_on(tmp_path):
         resolve_pairs(tmp_path / "split.json", "test")
 
 
+def test_a_manifest_listing_a_pair_twice_is_refused(tmp_path):
+    import json
+
+    for side in ("low", "high"):
+        (tmp_path / side).mkdir()
+        cv2.imwrite(str(tmp_path / side / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    entries = [["low/a.png", "high/a.png"], ["./low/a.png", "high/a.png"]]
+    (tmp_path / "split.json").write_text(json.dumps({"root": ".", "splits": {"test": entries}}))
+    with pytest.raises(DatasetError, match=r"split 'test' lists \./low/a\.png twice \(entries 0 and 1\)"):
+        resolve_pairs(tmp_path / "split.json", "test")
+
+
 def test_a_file_given_for_a_folder_is_named_as_a_file(tmp_path):
     (tmp_path / "a.png").write_bytes(b"x")
     with pytest.raises(DatasetError, match=r"a\.png: a file, not a folder$"):

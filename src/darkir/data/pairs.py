@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,6 +199,14 @@ def _split_entries(path: Path, manifest: object, split: str) -> list[list[str]]:
             f"{path}: split {split!r} entry {bad[0]} is {json.dumps(entries[bad[0]])[:80]}, not a [low, high] pair "
             f"of paths{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''}"
         )
+    first: dict[str, int] = {}
+    for index, (low, _) in enumerate(entries):
+        again = first.setdefault(os.path.normpath(low), index)
+        if again != index:
+            raise DatasetError(
+                f"{path}: split {split!r} lists {low} twice (entries {again} and {index}); every mean over the split "
+                "would count it twice"
+            )
     return entries
 
 
