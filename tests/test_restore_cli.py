@@ -103,12 +103,25 @@ def test_output_inside_input_is_not_re_read(photos, tiny_checkpoint):
     assert not (out / "restored").exists()
 
 
+def _linked(link: Path, target: Path) -> Path:
+    link.symlink_to(target)
+    return link
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
 @pytest.mark.parametrize(
     ("make_input", "message"),
     [
         (lambda root: root / "missing", "no such file or folder"),
         (lambda root: root / "empty", "no images"),
         (lambda root: root / "*.gif", "no image matches"),
+        (lambda root: _linked(root / "loop.png", root / "loop.png"), "a symbolic link to nothing"),
+        (lambda root: _linked(root / "gone.png", root / "nowhere.png"), "a symbolic link to nothing"),
+        (lambda root: _fifo(root / "pipe.png"), "not a file or folder (a pipe, socket or device)"),
     ],
 )
 def test_inputs_that_yield_nothing(tmp_path, tiny_checkpoint, capsys, make_input, message):

@@ -84,6 +84,15 @@ def glob_files(pattern: str) -> list[Path]:
     return [path for path in walk_files(root) if regex.match(path.relative_to(root).as_posix())]
 
 
+def _missing(path: Path) -> str:
+    """Why an input that is neither a file, a folder nor a pattern gives nothing."""
+    if path.is_symlink():
+        return "a symbolic link to nothing (its target is missing, or it leads back to itself)"
+    if path.exists():
+        return "not a file or folder (a pipe, socket or device)"
+    return "no such file or folder"
+
+
 def plan_jobs(
     inputs: Sequence[str], output_dir: Path, suffix: str | None = None, videos: bool = False
 ) -> tuple[list[Job], list[tuple[Path, str]]]:
@@ -162,7 +171,7 @@ def _expand_inputs(
             for source in found:
                 add(source, Path(source.name))
         else:
-            problems.append((path, "no such file or folder"))
+            problems.append((path, _missing(path)))
     _warn_left_out(inside, output_dir)
     _warn_unread(unread)
     return jobs, problems
