@@ -92,6 +92,11 @@ class Header:
     orientation: int
     metadata: Metadata | None = field(default=None, compare=False)  # carried along, not part of what it says
 
+    @property
+    def displayed_size(self) -> tuple[int, int]:
+        """(width, height) of the image :func:`read_image` returns: turned a quarter for orientations 5-8."""
+        return (self.height, self.width) if self.orientation in (5, 6, 7, 8) else (self.width, self.height)
+
 
 def _pil_open(path: Path | BinaryIO) -> Any:
     """``PIL.Image.open(path)`` (a path or a binary file) without Pillow's pixel limit (darkir applies its own;

@@ -23,10 +23,6 @@ class Pair:
     name: str  # relative path of the input, used for outputs and reports
 
 
-#: EXIF orientations that turn the stored image a quarter turn (its displayed width is the stored height).
-_TRANSPOSED = (5, 6, 7, 8)
-
-
 def _size(path: Path) -> tuple[int, int]:
     """(width, height) as displayed, EXIF orientation applied as :func:`~darkir.imageio.read_image` applies it,
     from the file header (decoded where Pillow cannot read it but OpenCV can: a float TIFF). Raises
@@ -35,9 +31,7 @@ def _size(path: Path) -> tuple[int, int]:
     if header is None:
         pixels = read_image(path).rgb
         return pixels.shape[1], pixels.shape[0]
-    if header.orientation in _TRANSPOSED:
-        return header.height, header.width
-    return header.width, header.height
+    return header.displayed_size
 
 
 def _raise_if(problems: list[str], what: str) -> None:

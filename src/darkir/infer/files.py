@@ -222,8 +222,8 @@ def count_sizes(jobs: Sequence[Job]) -> Counter[tuple[int, int, int]]:
         header = read_header(job.source)
         if header is None or header.frames > 1 or header.width * header.height > MAX_IMAGE_PIXELS:
             continue
-        turned = header.orientation >= 5  # orientations 5-8 turn the image a quarter
-        sizes[(1, *((header.width, header.height) if turned else (header.height, header.width)))] += 1
+        width, height = header.displayed_size
+        sizes[(1, height, width)] += 1
     scale = len(images) / max(1, len(sample))
     return Counter({shape: round(count * scale) for shape, count in sizes.items()})
 
