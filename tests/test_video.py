@@ -591,18 +591,18 @@ def test_re_encoded_audio_that_starts_late_or_has_a_gap_stays_in_sync(tmp_path, 
 def test_audio_frames_keep_their_times_unless_they_overlap_the_frame_ahead():
     from types import SimpleNamespace
 
-    from darkir.infer.video import _keep_audio_time
+    from darkir.infer.video_timing import keep_audio_time
 
     def frame(pts):
         return SimpleNamespace(pts=pts, samples=960, sample_rate=48000)
 
     base = Fraction(1, 1000)  # Matroska's: a 960-sample frame lasts 20
     first, gap, overlap, untimed = frame(1000), frame(2000), frame(2010), frame(None)
-    assert _keep_audio_time(frame(None), None, base) is None
-    assert _keep_audio_time(first, None, base) == 1020 and first.pts == 1000  # a late start is kept
-    assert _keep_audio_time(gap, 1020, base) == 2020 and gap.pts == 2000  # and a gap
-    assert _keep_audio_time(overlap, 2020, base) == 2040 and overlap.pts == 2020  # an overlap is moved on
-    assert _keep_audio_time(untimed, 2040, base) == 2060 and untimed.pts == 2040
+    assert keep_audio_time(frame(None), None, base) is None
+    assert keep_audio_time(first, None, base) == 1020 and first.pts == 1000  # a late start is kept
+    assert keep_audio_time(gap, 1020, base) == 2020 and gap.pts == 2000  # and a gap
+    assert keep_audio_time(overlap, 2020, base) == 2040 and overlap.pts == 2020  # an overlap is moved on
+    assert keep_audio_time(untimed, 2040, base) == 2060 and untimed.pts == 2040
 
 
 def test_an_empty_audio_stream_is_reported_as_no_audio(tmp_path, tiny_restorer):

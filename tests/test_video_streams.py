@@ -90,18 +90,18 @@ def test_restore_takes_raw_streams_in_folders(tmp_path, tiny_checkpoint, capsys)
 
 
 def test_a_stream_without_a_stated_rate_is_timed_at_the_default_with_a_warning():
-    from darkir.infer.video import DEFAULT_RATE, _stated_rate
+    from darkir.infer.video_timing import DEFAULT_RATE, stated_rate
 
     unstated = SimpleNamespace(codec_context=SimpleNamespace(framerate=None), guessed_rate=None)
     with pytest.warns(DarkIRWarning, match=r"^clips/cam\.h264: has no timestamps and states no frame rate; restored"):
-        assert _stated_rate(Path("clips/cam.h264"), unstated) == DEFAULT_RATE == 25
+        assert stated_rate(Path("clips/cam.h264"), unstated) == DEFAULT_RATE == 25
     absurd = SimpleNamespace(codec_context=SimpleNamespace(framerate=Fraction(90000)), guessed_rate=Fraction(24))
     with pytest.warns(DarkIRWarning, match="restored at 24 fps"):
-        assert _stated_rate(Path("cam.h264"), absurd) == 24
+        assert stated_rate(Path("cam.h264"), absurd) == 24
     stated = SimpleNamespace(codec_context=SimpleNamespace(framerate=Fraction(30000, 1001)), guessed_rate=None)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert _stated_rate(Path("cam.h264"), stated) == Fraction(30000, 1001)
+        assert stated_rate(Path("cam.h264"), stated) == Fraction(30000, 1001)
 
 
 def test_a_resolution_change_midway_is_an_error_and_leaves_nothing(tmp_path, tiny_checkpoint, capsys):

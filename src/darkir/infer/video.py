@@ -8,7 +8,6 @@ import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,7 +19,16 @@ from darkir.errors import DarkIRError, DarkIRWarning
 from darkir.infer.compiling import compiling_note
 from darkir.infer.pipeline import Drain, Prefetch
 from darkir.infer.restorer import Restorer
-from darkir.infer.video_colour import UNTAGGED, VideoColour, video_colour
+from darkir.infer.video_colour import UNTAGGED, video_colour
+from darkir.infer.video_timing import (
+    FirstFrame,
+    Frame,
+    Stated,
+    Timeline,
+    check_complete,
+    keep_audio_time,
+    stated_seconds,
+)
 from darkir.outputs import OutputError, OutputExistsError, claim, commit, is_same_file, temporary_path
 from darkir.runtime import fixed_size_kernels
 
@@ -36,11 +44,6 @@ AUDIO_COPIED = {
     "mp4": {"aac", "mp3", "ac3", "eac3", "alac"},
     "mov": {"aac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s24be"},
 }
-#: The frame rate a video without timestamps that states no frame rate is written at (FFmpeg's own guess for such
-#: raw streams).
-DEFAULT_RATE = Fraction(25)
-#: Frame rates above this that a stream states are taken as not stated.
-MAX_RATE = 1000
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ def restore_video(
     2.6x the frames per second of four, ``reports/gpu_restore.json``) and encoded, each stage in its
     own thread so that they overlap; memory does not grow with the video's length. Each output frame keeps its
     input timestamp in the input's time base (so frame count, variable frame rates and duration are kept); an input
-    without timestamps (a raw H.264 or HEVC stream) is timed at the frame rate its stream states (:class:`_Timeline`).
+    without timestamps (a raw H.264 or HEVC stream) is timed at the frame rate its stream states (:class:`Timeline`).
     The resolution and the display matrix (rotation, flips) are kept (a resolution that changes midway is an error),
     and the first audio stream is copied packet by packet when the output container holds its codec, else re-encoded
     to AAC (:func:`_audio_stream`). Fewer frames than the input states (a truncated file) are warned about.
@@ -153,25 +156,14 @@ def _video_stream(container: Any, source: Path) -> Any:
     return container.streams.video[0]
 
 
-@dataclass(frozen=True)
-class _First:
-    """What ``source``'s first frame tells: its size (height, width), the display matrix players turn and flip the
-    frames with, whether it has a timestamp, and how its colour is coded."""
-
-    size: tuple[int, int] | None
-    matrix: list[int] | None
-    timed: bool
-    colour: VideoColour
-
-
-def _first_frame(av: ModuleType, source: Path) -> _First:
+def _first_frame(av: ModuleType, source: Path) -> FirstFrame:
     """Decode ``source``'s first frame (None for its size and matrix where it has no frames)."""
     with _open_input(av, source) as container:
         for frame in container.decode(_video_stream(container, source)):
             matrix = frame.side_data.get("DISPLAYMATRIX")
             matrix = None if matrix is None else np.frombuffer(bytes(matrix), dtype=np.int32).tolist()
-            return _First((frame.height, frame.width), matrix, frame.pts is not None, video_colour(frame, source))
-    return _First(None, None, True, UNTAGGED)
+            return FirstFrame((frame.height, frame.width), matrix, frame.pts is not None, video_colour(frame, source))
+    return FirstFrame(None, None, True, UNTAGGED)
 
 
 def _restore_video(
@@ -187,7 +179,7 @@ def _restore_video(
         ):
             video_in = _video_stream(container, source)
             audio_in = container.streams.audio[0] if container.streams.audio else None
-            timeline = _Timeline(source, video_in, first)
+            timeline = Timeline(source, video_in, first)
             video_out = _video_output(output, timeline, settings, first, quiet=not progress)
             audio_out, audio_mode = _audio_stream(output, audio_in, VIDEO_FORMATS[target.suffix.lower()])
             batch = settings.batch or 1
@@ -199,11 +191,11 @@ def _restore_video(
                 audio_mode = "none (the input's audio stream is empty)"
             if not frames:
                 raise DarkIRError(f"{source}: its video stream has no frames; nothing written")
-            stated = _Stated(video_in.frames, _stated_seconds(video_in))  # read while the input is open (PyAV 19)
+            stated = Stated(video_in.frames, stated_seconds(video_in))  # read while the input is open (PyAV 19)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         commit(tmp, target, overwrite)
-        _check_complete(source, stated, timeline)
+        check_complete(source, stated, timeline)
     except av.FFmpegError as exc:
         failed = _failed_file(exc.filename, source, target, tmp, settings.codec)
         raise DarkIRError(f"{failed}: video processing failed: {exc.strerror or type(exc).__name__}") from exc
@@ -214,12 +206,12 @@ def _restore_video(
     return VideoReport(frames=frames, audio=audio_mode, output=target)
 
 
-def _expect_frames(restorer: Restorer, video_in: Any, timeline: _Timeline, batch: int, progress: bool) -> None:
+def _expect_frames(restorer: Restorer, video_in: Any, timeline: Timeline, batch: int, progress: bool) -> None:
     """Tell the Restorer how many frames of this size follow (the header's count, else its duration times the frame
     rate), so that under ``compile="auto"`` on a GPU it compiles for a video long enough; say so when it does."""
     if not restorer.compiles_on_demand:
         return
-    frames = video_in.frames or round((_stated_seconds(video_in) or 0.0) * timeline.rate)
+    frames = video_in.frames or round((stated_seconds(video_in) or 0.0) * timeline.rate)
     if frames < batch or 0 in timeline.size:
         return
     chosen = restorer.expect({(batch, *timeline.size): frames // batch})
@@ -238,7 +230,7 @@ def _failed_file(filename: str | None, source: Path, target: Path, tmp: Path, en
     return str(source)
 
 
-def _video_output(output: Any, timeline: _Timeline, settings: VideoSettings, first: _First, quiet: bool) -> Any:
+def _video_output(output: Any, timeline: Timeline, settings: VideoSettings, first: FirstFrame, quiet: bool) -> Any:
     """The output video stream: the input's size, the time base and rate of ``timeline`` (where the input has
     timestamps, its own: every frame keeps its exact timestamp, variable frame rates included), display matrix
     (players show it turned as they show the input) and colour tags. ``quiet``: x265 prints only its errors."""
@@ -284,19 +276,10 @@ def _audio_stream(output: Any, audio_in: Any, container: str) -> tuple[Any, str]
 
 
 @dataclass
-class _Frame:
-    """A decoded video frame: RGB (H, W, 3), 8-bit or, from a deeper video, 16-bit, and its timestamp."""
-
-    rgb: np.ndarray
-    pts: int | None
-    time_base: Any
-
-
-@dataclass
 class _Restored:
     """Frames of one size restored together: (N, H, W, 3) RGB levels of the frames' dtype."""
 
-    frames: list[_Frame]
+    frames: list[Frame]
     images: np.ndarray
 
 
@@ -315,7 +298,7 @@ def _transcode(
     streams: tuple[Any, Any, Any, Any],
     batch: int,
     progress: bool,
-    timeline: _Timeline,
+    timeline: Timeline,
 ) -> tuple[int, int]:
     """Decode (a thread), restore ``batch`` frames at a time (here) and encode (another thread), overlapped; returns
     the video frames and the audio packets or frames written."""
@@ -346,7 +329,7 @@ def _transcode(
         Prefetch(decoded, depth=2 * batch, name="darkir-decode") as reader,
         Drain(write, depth=1, name="darkir-encode") as writer,
     ):
-        pending: list[_Frame] = []
+        pending: list[Frame] = []
         for item in reader:
             if isinstance(item, _Audio):
                 writer.put(item)
@@ -365,8 +348,8 @@ def _transcode(
 
 
 def _decoded(
-    container: Any, video_in: Any, audio_in: Any, copy_audio: bool, timeline: _Timeline
-) -> Iterator[_Frame | _Audio]:
+    container: Any, video_in: Any, audio_in: Any, copy_audio: bool, timeline: Timeline
+) -> Iterator[Frame | _Audio]:
     """The input's video frames (RGB, in order, timed by ``timeline``) and audio (packets to copy, else
     frames), as demuxed."""
     streams = [s for s in (video_in, audio_in) if s is not None]
@@ -375,7 +358,7 @@ def _decoded(
         if packet.stream is audio_in:
             if not copy_audio:
                 for frame in packet.decode():
-                    audio_end = _keep_audio_time(frame, audio_end, audio_in.time_base)
+                    audio_end = keep_audio_time(frame, audio_end, audio_in.time_base)
                     yield _Audio(frame)
             elif packet.dts is not None:
                 yield _Audio(packet)
@@ -384,148 +367,6 @@ def _decoded(
             yield timeline.admit(frame)
 
 
-def _keep_audio_time(frame: Any, end: int | None, time_base: Fraction) -> int | None:
-    """Keep a decoded audio frame's timestamp for the encoder (so that audio starting late or with a gap stays in
-    sync with the picture), moved to where the frame ahead of it ends where it would start before that (a broken
-    file's overlap, which the encoder refuses); a frame without one follows the frame ahead. Times are in
-    ``time_base``, the stream's; returns where the frame ends."""
-    if frame.pts is None and end is None:
-        return None
-    if frame.pts is None or (end is not None and frame.pts < end):
-        frame.pts = end
-    return frame.pts + int(frame.samples / (frame.sample_rate * time_base))
-
-
-class _Timeline:
-    """Admits the decoded frames one by one, in order: times each (see below), refuses one of another size than the
-    first's (an output keeps one resolution) and counts them and where the last ends, for :func:`_check_complete`.
-
-    Where the first frame has a timestamp, each frame keeps its own in the input's time base (a later one without
-    one is put one frame after the one before it). Otherwise (a raw H.264 or HEVC stream, which holds none) frame
-    ``i`` is at ``i / rate`` at the rate the stream states (:func:`_stated_rate`): the container's own guess is no
-    use there (FFmpeg's raw demuxers give 25 fps and a time base of 1/1200000 whatever the stream says).
-    """
-
-    def __init__(self, source: Path, video_in: Any, first: _First) -> None:
-        self.source = source
-        self.size = first.size or (video_in.codec_context.height, video_in.codec_context.width)
-        self.timed = first.timed
-        self.colour = first.colour
-        if first.timed:
-            self.rate = Fraction(video_in.average_rate or video_in.guessed_rate or DEFAULT_RATE)
-            self.time_base = video_in.time_base
-        else:
-            self.rate = _stated_rate(source, video_in)
-            self.time_base = 1 / self.rate
-        self.frames, self.end = 0, 0.0  # frames admitted; where the last one ends, in seconds
-        self._last: int | None = None  # the last frame's output timestamp
-        self._stated: int | None = None  # the last timestamp the input stated
-        self._moved = False  # whether a frame was moved off the time of the one ahead of it (warned once)
-
-    def _timed(self, frame: Any, duration: int) -> int:
-        """The output timestamp of a frame of a timed input: its own; one ``duration`` after the last where it has
-        none; one tick after the last where it is timed with it (warned once: no output can hold two frames at
-        one time). A frame timed before the last is an error."""
-        if frame.pts is None:
-            return 0 if self._last is None else self._last + duration
-        _check_order(str(self.source), frame, self._stated, self.frames)
-        self._stated = frame.pts
-        if self._last is None or frame.pts > self._last:
-            return frame.pts
-        if frame.pts == self._last and not self._moved:
-            self._moved = True
-            warnings.warn(
-                f"{self.source}: frame {self.frames + 1} is timed at {float(frame.pts * frame.time_base):.3f} s, as "
-                f"the frame ahead of it; such frames are written {frame.time_base} s after the one ahead of them",
-                DarkIRWarning,
-                stacklevel=2,
-            )
-        return self._last + 1
-
-    def admit(self, frame: Any) -> _Frame:
-        """``frame`` in RGB (see :class:`VideoColour`) with its output timestamp; DarkIRError for one out of order
-        or of another size."""
-        if not self.timed:
-            pts, time_base, duration = self.frames, self.time_base, 1
-        else:
-            time_base = frame.time_base or self.time_base
-            duration = frame.duration or max(1, round(1 / (self.rate * time_base)))
-            pts = self._timed(frame, duration)
-        if (frame.height, frame.width) != self.size:
-            raise DarkIRError(
-                f"{self.source}: frame {self.frames + 1} (at {float(pts * time_base):.3f} s) is "
-                f"{frame.width}x{frame.height}, but the frames before it are {self.size[1]}x{self.size[0]}; a video "
-                "whose resolution changes cannot be restored as one: cut it where its size changes, restore each part"
-            )
-        self.frames, self._last, self.end = self.frames + 1, pts, float((pts + duration) * time_base)
-        return _Frame(self.colour.to_rgb(frame), pts, time_base)
-
-
-def _stated_rate(source: Path, video_in: Any) -> Fraction:
-    """The frame rate to time frames without timestamps at: the one the video stream states (an H.264 or HEVC
-    stream's timing information), else, with a warning, FFmpeg's guess or :data:`DEFAULT_RATE`."""
-    stated = video_in.codec_context.framerate
-    if stated and 0 < stated <= MAX_RATE:
-        return Fraction(stated)
-    guess = video_in.guessed_rate
-    rate = Fraction(guess) if guess and 0 < guess <= MAX_RATE else DEFAULT_RATE
-    warnings.warn(
-        f"{source}: has no timestamps and states no frame rate; restored at {float(rate):g} fps (for another rate, "
-        f"remux it first: ffmpeg -framerate FPS -i {source.name} -c copy {source.stem}.mkv)",
-        DarkIRWarning,
-        stacklevel=2,
-    )
-    return rate
-
-
-def _stated_seconds(video_in: Any) -> float | None:
-    """Where the video stream ends by the input's header (its duration, or Matroska's per-stream DURATION tag such
-    as ``00:00:02.000000000``), None where it does not say."""
-    if video_in.duration:
-        return float(video_in.duration * video_in.time_base)
-    try:
-        hours, minutes, seconds = video_in.metadata["DURATION"].split(":")
-        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-    except (KeyError, ValueError):
-        return None
-
-
-@dataclass(frozen=True)
-class _Stated:
-    """What the input's header states of its video stream: its frame count (0: none) and length in seconds."""
-
-    frames: int
-    seconds: float | None
-
-
-def _check_complete(source: Path, stated: _Stated, timeline: _Timeline) -> None:
-    """Warn (one line) where fewer frames were decoded than the input's header states (its frame count, else by
-    its duration, more than half a second or two frames longer): a truncated or damaged file restored in part."""
-    expected, about = stated.frames, ""
-    if not expected:
-        missing = (stated.seconds or 0.0) - timeline.end
-        if missing <= max(0.5, 2 / timeline.rate):
-            return
-        expected, about = timeline.frames + round(missing * timeline.rate), "about "
-    if timeline.frames < expected:
-        warnings.warn(
-            f"{source}: restored {timeline.frames} frames, but its header states {about}{expected}; "
-            "the file may be truncated or damaged",
-            DarkIRWarning,
-            stacklevel=2,
-        )
-
-
-def _check_order(source: str, frame: Any, last_pts: int | None, index: int) -> None:
-    """Refuse a (timed) frame timed before the one decoded ahead of it: no output container can keep that timing."""
-    if last_pts is not None and frame.pts < last_pts:
-        at, before = float(frame.pts * frame.time_base), float(last_pts * frame.time_base)
-        raise DarkIRError(
-            f"{source}: frame {index + 1} is timed at {at:.3f} s, before the frame ahead of it ({before:.3f} s); "
-            "its timing cannot be kept"
-        )
-
-
-def _restore_frames(restorer: Restorer, frames: list[_Frame]) -> _Restored:
+def _restore_frames(restorer: Restorer, frames: list[Frame]) -> _Restored:
     """``frames`` (one size) restored in one batch."""
     return _Restored(frames, restorer.restore_levels(np.stack([frame.rgb for frame in frames])))
