@@ -225,6 +225,26 @@ def test_test_unpaired_refuses_an_outside_folder_holding_files_of_the_outputs_na
     assert _digests(mine) == before  # nothing replaced, nothing added
 
 
+def test_test_unpaired_replaces_only_the_images_an_earlier_run_in_the_folder_wrote(
+    tmp_path, capsys, tiny_checkpoint
+):
+    """A folder of an earlier run (it holds that run's stats.csv) may also hold the user's own files: one of an
+    output's name that the earlier run did not list is refused, not replaced."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    _png(first / "a.png", 0, scale=60)
+    _png(second / "b.png", 1, scale=60)
+    out = tmp_path / "out"
+    _png(out / "b.png", 5, shape=(10, 10))  # the user's own image, of the second run's output name
+    mine = (out / "b.png").read_bytes()
+    args = ["test-unpaired", "--weights", str(tiny_checkpoint), "-o", str(out), "-q"]
+    assert main([*args, "--data", str(first)]) == 0  # no clash: a.png is written, out becomes an earlier run's
+    capsys.readouterr()
+    assert main([*args, "--data", str(second)]) == 2
+    line = _error(capsys)
+    assert f"-o {out} holds 1 image of the outputs' names (b.png)" in line and "does not list them" in line
+    assert (out / "b.png").read_bytes() == mine
+
+
 def test_test_unpaired_that_fails_before_restoring_leaves_no_mark(tmp_path, capsys):
     """A run that stops before its first image (here: weights that do not exist) leaves the folder as it was: no
     stats.csv that would make it pass for an earlier run's, whose files of the outputs' names may be replaced."""
@@ -237,11 +257,14 @@ def test_test_unpaired_that_fails_before_restoring_leaves_no_mark(tmp_path, caps
     assert not (out / "stats.csv").exists()
 
 
-def test_test_unpaired_reruns_into_the_folder_of_an_interrupted_run(tmp_path, capsys, tiny_checkpoint, monkeypatch):
+@pytest.mark.parametrize("inside", [True, False], ids=["inside-the-data", "outside"])
+def test_test_unpaired_reruns_into_the_folder_of_an_interrupted_run(
+    tmp_path, capsys, tiny_checkpoint, monkeypatch, inside
+):
     photos = tmp_path / "photos"
     for seed, name in enumerate("abc"):
         _png(photos / f"{name}.png", seed, scale=60)
-    out = photos / "res"
+    out = (photos if inside else tmp_path) / "res"
     args = ["test-unpaired", "--weights", str(tiny_checkpoint), "--data", str(photos), "-o", str(out), "-q"]
     write = darkir.eval.unpaired.write_image
     written: list[Path] = []
@@ -259,7 +282,7 @@ def test_test_unpaired_reruns_into_the_folder_of_an_interrupted_run(tmp_path, ca
     capsys.readouterr()
     assert main(args) == 0
     captured = capsys.readouterr()
-    assert "input (3 images)" in captured.out and "left out 1 image" in captured.err
+    assert "input (3 images)" in captured.out and ("left out 1 image" in captured.err) == inside
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png", "stats.csv"]
     assert (out / "stats.csv").read_text().count("\n") == 4  # the header and three images
 

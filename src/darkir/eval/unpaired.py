@@ -111,8 +111,8 @@ def outside_output(pairs: list[Pair], output: Path, folder: Path) -> list[Pair]:
     """The inputs of ``folder`` that are not inside ``output``, checked before any work so that restoring never
     replaces nor silently drops the user's images: raises when none is left, when an output would land on an input,
     when ``output`` lies in ``folder`` and holds images without the ``stats.csv`` of an earlier run (they would be
-    replaced), when it holds a ``stats.csv`` that test-unpaired did not write, or when it is not an earlier run's
-    folder and holds files of the outputs' names. The images of an earlier run inside the data folder are left out of
+    replaced), when it holds a ``stats.csv`` that test-unpaired did not write, or when it holds files of the outputs'
+    names that are not an earlier run's results (its ``stats.csv`` does not list them). The images of an earlier run inside the data folder are left out of
     the inputs and named on stderr in one line."""
     within = [is_inside(pair.low, output) for pair in pairs]
     inside = [pair for pair, is_in in zip(pairs, within, strict=True) if is_in]
@@ -133,8 +133,7 @@ def outside_output(pairs: list[Pair], output: Path, folder: Path) -> list[Pair]:
         if is_same_file(pair.low, output / pair.name):
             target = output / pair.name
             raise DarkIRError(f"{pair.low}: the output {target} is this input; choose another output folder")
-    if not earlier:
-        _refuse_taken_names(kept, output)
+    _refuse_taken_names(kept, output, earlier_outputs(output) if earlier else None)
     if inside:
         tqdm.write(
             f"darkir: warning: left out {plural(len(inside))} inside the output folder {output} (results of an "
@@ -187,22 +186,34 @@ def remove_stale(output: Path, earlier: set[str], written: set[str]) -> None:
             target.unlink()
 
 
-def _refuse_taken_names(pairs: list[Pair], output: Path) -> None:
-    """Raise when ``output`` (not an earlier run's folder) holds files of the names the outputs would take: they are
-    the user's own, which restoring would replace."""
-    taken = [pair for pair in pairs if (output / pair.name).exists() or (output / pair.name).is_symlink()]
-    if taken:
-        raise DarkIRError(
-            f"-o {output} holds {plural(len(taken))} of the outputs' names ({_named(taken)}) and no {STATS_FILE} of "
-            "an earlier darkir test-unpaired run: they would be replaced; write to a new folder or move them away"
-        )
+def _refuse_taken_names(pairs: list[Pair], output: Path, listed: set[str] | None) -> None:
+    """Raise when ``output`` holds files of the names the outputs would take that are not an earlier run's results
+    (those its ``stats.csv`` lists, ``listed``; None where it has none): they are the user's own, which restoring
+    would replace."""
+    taken = [
+        pair
+        for pair in pairs
+        if ((output / pair.name).exists() or (output / pair.name).is_symlink()) and pair.name not in (listed or ())
+    ]
+    if not taken:
+        return
+    whose = (
+        f"no {STATS_FILE} of an earlier darkir test-unpaired run"
+        if listed is None
+        else f"its {STATS_FILE} (of an earlier darkir test-unpaired run) does not list them as that run's results"
+    )
+    raise DarkIRError(
+        f"-o {output} holds {plural(len(taken))} of the outputs' names ({_named(taken)}) and {whose}: they would be "
+        "replaced; write to a new folder or move them away"
+    )
 
 
-def mark_results(output: Path) -> None:
-    """Write a header-only ``stats.csv`` into ``output`` before the first image (unless it holds one), so that the
-    folder of an interrupted run is known as test-unpaired's when the run is repeated; the last step replaces it."""
-    if not ((output / STATS_FILE).exists() or (output / STATS_FILE).is_symlink()):
-        write_scores_csv(output / STATS_FILE, [], overwrite=False)
+def mark_results(output: Path, names: set[str]) -> None:
+    """Before the first image, write a ``stats.csv`` into ``output`` that lists, without scores, the images of the
+    earlier run there and the ``names`` this run writes: the folder of an interrupted run is then known as
+    test-unpaired's, and its images as that run's results, when the run is repeated. The last step replaces it."""
+    listed = sorted(earlier_outputs(output) | names)
+    write_scores_csv(output / STATS_FILE, [(name, {}) for name in listed])
 
 
 def _read(path: Path, unreadable: list[str] | None) -> Image | None:
