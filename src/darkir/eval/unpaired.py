@@ -112,8 +112,8 @@ def outside_output(pairs: list[Pair], output: Path, folder: Path) -> list[Pair]:
     replaces nor silently drops the user's images: raises when none is left, when an output would land on an input,
     when ``output`` lies in ``folder`` and holds images without the ``stats.csv`` of an earlier run (they would be
     replaced), when it holds a ``stats.csv`` that test-unpaired did not write, or when it holds files of the outputs'
-    names that are not an earlier run's results (its ``stats.csv`` does not list them). The images of an earlier run inside the data folder are left out of
-    the inputs and named on stderr in one line."""
+    names that are not an earlier run's results (its ``stats.csv`` does not list them). The images of an earlier run
+    inside the data folder are left out of the inputs and named on stderr in one line."""
     within = [is_inside(pair.low, output) for pair in pairs]
     inside = [pair for pair, is_in in zip(pairs, within, strict=True) if is_in]
     kept = [pair for pair, is_in in zip(pairs, within, strict=True) if not is_in]
