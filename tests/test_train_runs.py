@@ -25,6 +25,7 @@ from darkir.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from darkir.cli import main
 from darkir.models.factory import build_model
 from darkir.options import load_options
+from darkir.train.runfiles import lock_path
 from darkir.train.trainer import Trainer
 from tests.conftest import REPO, TINY, randomize, tmpfs
 
@@ -130,9 +131,28 @@ def test_a_killed_runs_lock_is_stale_and_taken_over(data, tmp_path):
     last = tmp_path / "run" / "last.pt"
     with _held(last):
         pass  # SIGKILLed: its lock file stays behind
-    assert (tmp_path / "run" / ".last.pt.darkir-run").is_file()
+    assert lock_path(last).is_file()
     assert main(_args(data, last, tmp_path / "run" / "best.pt")) == 0
-    assert last.is_file() and not (tmp_path / "run" / ".last.pt.darkir-run").exists()
+    assert last.is_file() and not lock_path(last).exists()
+
+
+def test_a_run_on_a_save_path_of_the_same_stem_is_refused(data, tmp_path, capsys):
+    """run/m.pth writes run/m.yml and run/m_logs, as run/m.pt does: while one runs, the other stops."""
+    run = tmp_path / "run"
+    with _held(run / "m.pt") as holder:
+        assert main(_args(data, run / "m.pth", run / "best.pt")) == 2
+        err = capsys.readouterr().err
+    assert f"{run / 'm.pth'}: another training run (pid {holder.pid} on " in err and "this save.path" in err
+    assert not (run / "m.pth").exists() and not (run / "m_logs").exists() and not (run / "m.yml").exists()
+
+
+def test_a_run_on_a_train_log_dir_in_use_is_refused(data, tmp_path, capsys):
+    logs = tmp_path / "logs"
+    with _held(logs / "train.jsonl") as holder:
+        assert main(_args(data, tmp_path / "b" / "last.pt", tmp_path / "b" / "best.pt", f"train.log_dir={logs}")) == 2
+        err = capsys.readouterr().err
+    assert f"another training run (pid {holder.pid} on " in err and "is using this train.log_dir" in err
+    assert not (logs / "train.jsonl").exists() and not (tmp_path / "b" / "last.pt").exists()
 
 
 def test_only_the_main_process_of_torchrun_takes_the_lock(data, tmp_path, monkeypatch):

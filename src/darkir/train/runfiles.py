@@ -23,14 +23,15 @@ class RunBusyError(DarkIRError):
 
 
 def lock_path(last: Path) -> Path:
-    """The lock file of the run whose last checkpoint is ``last``."""
-    return last.with_name(f".{last.name}.darkir-run")
+    """The lock file of the run whose last checkpoint is ``last``: named by its stem, as the files beside it that
+    the run writes are (``<stem>.yml``, ``<stem>_logs``), so that ``run/m.pt`` and ``run/m.pth`` are one claim."""
+    return last.with_name(f".{last.stem}.darkir-run")
 
 
 @contextlib.contextmanager
 def hold_run(last: Path, key: str = "save.path") -> Iterator[None]:
-    """Hold the run lock of ``last`` (a run's ``key``: its last checkpoint, or its best one) while the block runs;
-    raises :class:`RunBusyError` naming the process holding it.
+    """Hold the run lock of ``last`` (a run's ``key``: its last checkpoint, its best one, or the JSONL log in its
+    ``train.log_dir``) while the block runs; raises :class:`RunBusyError` naming the process holding it.
 
     The lock is an ``flock`` on :func:`lock_path`: it dies with its process, so a killed run's lock file is stale
     and simply taken over.

@@ -44,7 +44,7 @@ from darkir.train.resume import (
     stretch_schedule,
 )
 from darkir.train.runfiles import hold_run
-from darkir.train.runlog import RunLog
+from darkir.train.runlog import LOG_FILE, RunLog
 from darkir.train.runpaths import (
     back_up_run,
     check_save_paths,
@@ -558,8 +558,9 @@ def train(
     zoo name), start a new schedule (optimizer, learning rate, step 0) from those weights. The save paths are checked
     first. A new run never replaces an earlier run's checkpoints: it stops with an error unless ``restart``, which
     moves them (and their logs) into time-stamped backup folders beside them once the options, the data and the
-    weights to start from have passed every check. The main process holds a lock on ``save.path`` for the whole run,
-    so a second run on it stops at once (:class:`RunBusyError`).
+    weights to start from have passed every check. The main process holds a lock on ``save.path`` (by its stem, like
+    the files beside it), ``save.best`` and ``train.log_dir`` for the whole run, so a second run on any of them stops
+    at once (:class:`RunBusyError`).
     """
     if resume and init_from is not None:
         raise ConfigError("resume=True continues a run, init_from starts a new one from given weights: pass one")
@@ -576,6 +577,8 @@ def train(
             held.enter_context(hold_run(last))
             if validates(options):
                 held.enter_context(hold_run(best, "save.best"))
+            if options.train.log_dir:  # (the default log folder is named after save.path, held above)
+                held.enter_context(hold_run(log_folder(options) / LOG_FILE, "train.log_dir"))
             clean_up_after_killed_runs([last, best])
         continuing, earlier = continue_or_start(options, resume, restart, init_from)
         trainer = Trainer(options, device=device, progress=progress)
