@@ -305,3 +305,22 @@ def test_overrides_are_accepted_after_flags(data, tmp_path, capsys):
     overrides = _overrides(data, tmp_path / "run" / "last.pt", tmp_path / "run" / "best.pt")
     assert main(["train", "-p", str(OPTIONS), *overrides[:3], "-q", *overrides[3:], "--max-steps", "1"]) == 0
     assert "stopped at step 1" in capsys.readouterr().out and (tmp_path / "run" / "last.pt").is_file()
+
+
+@pytest.mark.parametrize("which", ["save.path", "save.best", "snapshot"])
+def test_an_anchor_that_is_one_of_the_runs_own_checkpoints_is_refused(data, tmp_path, capsys, which):
+    """train.anchor on save.path (say, fine-tuning a run's own weights with --restart --init-from): the run would
+    replace its anchor as it trains, and a resumed run would anchor to another model. Refused before any work."""
+    run = tmp_path / "run"
+    args = _args(data, run / "last.pt", run / "best.pt")
+    assert main(args) == 0
+    anchor = {"save.path": run / "last.pt", "save.best": run / "best.pt", "snapshot": run / "last_step000002.pt"}[which]
+    if not anchor.exists():
+        shutil.copy(run / "last.pt", anchor)
+    before = {path.name: path.read_bytes() for path in run.iterdir() if path.is_file()}
+    capsys.readouterr()
+    assert main([*args, "--restart", "--init-from", str(anchor), f"train.anchor={anchor}"]) == 2
+    err = capsys.readouterr().err
+    assert f"train.anchor: {anchor} is " in err and "nothing was trained or written" in err
+    assert {path.name: path.read_bytes() for path in run.iterdir() if path.is_file()} == before
+    assert not list(run.glob("backup-*"))

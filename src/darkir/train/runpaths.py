@@ -43,7 +43,8 @@ def validates(options: Options) -> bool:
 def check_save_paths(options: Options) -> None:
     """Refuse, before any work, a ``save.path``, ``save.best`` (when the run validates) or log folder that cannot be
     written, naming its key: a failure to save there would come only after training. Also refuse files of the run
-    that would replace one another or the options file given, and a ``train.log_dir`` that is or holds data."""
+    that would replace one another or the options file given, a ``train.log_dir`` that is or holds data, and a
+    ``train.anchor`` that is one of the run's own checkpoints."""
     last, _ = checkpoint_paths(options)
     for key, path, folder in _save_targets(options):
         same = key == "save.best" and path == last
@@ -51,7 +52,7 @@ def check_save_paths(options: Options) -> None:
         problem = problem or save_problem(path, folder)
         if problem:
             _refuse(options, key, problem)
-    for check in (_clashing_files, _clashing_options_file, _run_files_in_data):
+    for check in (_clashing_files, _clashing_options_file, _run_files_in_data, _anchor_in_run):
         found = check(options)
         if found:
             _refuse(options, *found)
@@ -176,6 +177,21 @@ def _run_files_in_data(options: Options) -> tuple[str, str] | None:
                 how = "is" if lies_in and holds else "lies in" if lies_in else "holds"
                 what = "logs" if folder else "checkpoints"
                 return key, f"{path} {how} {data_key} ({data}); give the {what} a folder of their own"
+    return None
+
+
+def _anchor_in_run(options: Options) -> tuple[str, str] | None:
+    """(key, problem) when ``train.anchor`` is a checkpoint the run writes (its last or best one, or a step
+    snapshot): the anchor would change as the run goes on, and a resumed run would load another one."""
+    if options.train.anchor is None:
+        return None
+    anchor = Path(options.train.anchor).resolve()
+    last, best = checkpoint_paths(options)
+    for key, path in (("save.path", last), ("save.best", best)):
+        if anchor == path.resolve():
+            return "train.anchor", f"{options.train.anchor} is this run's {key}, which the run replaces as it trains"
+    if _snapshot_named(options, anchor):
+        return "train.anchor", f"{options.train.anchor} is named like a step snapshot of save.path, which the run makes"
     return None
 
 
