@@ -225,9 +225,7 @@ def test_test_unpaired_refuses_an_outside_folder_holding_files_of_the_outputs_na
     assert _digests(mine) == before  # nothing replaced, nothing added
 
 
-def test_test_unpaired_replaces_only_the_images_an_earlier_run_in_the_folder_wrote(
-    tmp_path, capsys, tiny_checkpoint
-):
+def test_test_unpaired_replaces_only_the_images_an_earlier_run_in_the_folder_wrote(tmp_path, capsys, tiny_checkpoint):
     """A folder of an earlier run (it holds that run's stats.csv) may also hold the user's own files: one of an
     output's name that the earlier run did not list is refused, not replaced."""
     first, second = tmp_path / "first", tmp_path / "second"
