@@ -141,6 +141,24 @@ def test_resume_notes_a_changed_loss(dataset, tmp_path, tiny_checkpoint, capsys)
     )
 
 
+def test_resume_notes_changed_data_and_step_settings(dataset, tmp_path, capsys):
+    """A resumed run trains on the options' data, crops, flips, seed and clipping: one that differs from the run's
+    is named with both values and the step it applies from; the loader's workers and an unchanged resume say
+    nothing."""
+    run = tmp_path / "b"
+    train(_options(dataset, run), progress=False, max_steps=2)
+    train(_options(dataset, run, "datasets.train.n_workers=1"), resume=True, progress=False, max_steps=3)
+    assert "note" not in capsys.readouterr().err
+    changed = ("datasets.train.cropsize=16", "datasets.train.flips=false", "train.seed=7", "train.grad_clip=0.1")
+    train(_options(dataset, run, *changed), resume=True, progress=False, max_steps=4)
+    err = capsys.readouterr().err
+    assert f"--resume continues {run / 'last.pt'} with other training data or settings from step 3 on: " in err
+    assert (
+        "datasets.train.cropsize 64 -> 16; datasets.train.flips True -> False; train.seed 0 -> 7; "
+        "train.grad_clip 5.0 -> 0.1 (so it may not end as it would have uninterrupted)" in err
+    )
+
+
 def test_trainable_trains_only_the_parts_named(dataset, tmp_path, tiny_checkpoint):
     """train.trainable: the parameters under the prefixes change, every other one stays as loaded, bit for bit."""
     start, _, _ = read_checkpoint(tiny_checkpoint)

@@ -2,8 +2,8 @@
 
 A resumed run must be a darkir training checkpoint of the same network, trained parts and side-output loss; it keeps
 its own schedule settings over the options' (its optimizer and scheduler state hold them) and its global batch on any
-process count that divides it; it takes the options' loss settings (a change is noted) and a new length in steps (its
-cosine schedule then runs to the new end). Functions here decide; the trainer applies and prints.
+process count that divides it; it takes the options' loss, data and step settings (a change is noted) and a new length
+in steps (its cosine schedule then runs to the new end). Functions here decide; the trainer applies and prints.
 """
 
 from __future__ import annotations
@@ -93,6 +93,13 @@ def check_own_best(best: Path, run_id: str | None) -> float | None:
     return float(score) if isinstance(score, (int, float)) and theirs is not None else None
 
 
+#: Settings of what a run trains on and how a step runs, which a resumed run takes from the options (a change is
+#: noted, as the run then ends otherwise than it would have uninterrupted); a section is compared key by key.
+DATA_KEYS = ("datasets.train", "train.seed", "train.grad_clip", "train.amp", "train.memory_format")
+#: Keys within those that change nothing the run computes, or that :meth:`Trainer.resume` reconciles itself.
+UNCOMPARED_KEYS = {"datasets.train.n_workers", "datasets.train.verbose", "datasets.train.batch_size_train"}
+
+
 def check_same_network(
     path: Path,
     config: dict[str, Any] | None,
@@ -157,6 +164,33 @@ def loss_changes(path: Path, train: TrainOptions, stored: dict[str, Any] | None,
     if not changed:
         return None
     return f"darkir: note: --resume continues {path} with other loss settings from step {step} on: {'; '.join(changed)}"
+
+
+def data_changes(path: Path, options: dict[str, Any], stored: dict[str, Any] | None, step: int) -> str | None:
+    """A note naming each setting of :data:`DATA_KEYS` that differs between the run's ``stored`` options and
+    ``options`` (both as saved: JSON values), from ``step`` on (None: none, or a checkpoint without options). A key
+    that one of them lacks (an option of another darkir version) is not compared."""
+    changed = []
+    for key in DATA_KEYS:
+        section, name = key.split(".", 1)
+        theirs, ours = (stored or {}).get(section, {}), options.get(section, {})
+        if name in theirs and name in ours:
+            changed += _differences(key, theirs[name], ours[name])
+    if not changed:
+        return None
+    return (
+        f"darkir: note: --resume continues {path} with other training data or settings from step {step} on: "
+        f"{'; '.join(changed)} (so it may not end as it would have uninterrupted)"
+    )
+
+
+def _differences(key: str, old: Any, new: Any) -> list[str]:
+    """``key old -> new`` for ``key`` and, in a section (a dict on both sides), each key of it on both sides."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [line for name in old if name in new for line in _differences(f"{key}.{name}", old[name], new[name])]
+    if key in UNCOMPARED_KEYS or old == new:
+        return []
+    return [f"{key} {old} -> {new}"]
 
 
 def per_process_batch(path: Path, global_batch: int, world: int) -> int:

@@ -36,6 +36,7 @@ from darkir.train.resume import (
     check_own_best,
     check_same_network,
     check_training_checkpoint,
+    data_changes,
     kept_schedule_settings,
     loss_changes,
     per_process_batch,
@@ -298,6 +299,7 @@ class Trainer:
         self.options.train, warning = kept_schedule_settings(path, train, stored)  # as they were checked
         self._tell(warning)
         self._tell(loss_changes(path, self.options.train, stored, self.step))
+        self._tell(data_changes(path, self.options.model_dump(mode="json"), stored, self.step))
         self._follow_new_length(path, stored)
         return True
 
