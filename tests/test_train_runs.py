@@ -324,3 +324,53 @@ def test_an_anchor_that_is_one_of_the_runs_own_checkpoints_is_refused(data, tmp_
     assert f"train.anchor: {anchor} is " in err and "nothing was trained or written" in err
     assert {path.name: path.read_bytes() for path in run.iterdir() if path.is_file()} == before
     assert not list(run.glob("backup-*"))
+
+
+def test_a_save_path_whose_step_snapshots_names_are_too_long_is_refused_before_training(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    last = run / f"{'m' * 235}.pt"  # fits, as does its temporary file; its snapshots' temporary files do not
+    assert main(_args(data, last, run / "best.pt", "train.keep_every_steps=1")) == 2
+    err = capsys.readouterr().err
+    assert f"save.path: {last}: the run writes files named like ." in err and "over the 255 its folder allows" in err
+    assert not run.exists() or not any(run.iterdir())
+
+
+def test_a_step_snapshot_that_cannot_be_written_saves_the_last_checkpoint_and_says_where_to_continue(
+    data, tmp_path, monkeypatch
+):
+    import darkir.train.trainer
+
+    write = darkir.train.trainer.save_checkpoint
+
+    def no_snapshots(path, *args, **kwargs):
+        if "_step" in Path(path).name:
+            raise CheckpointError(f"cannot write {path}: No space left on device")
+        return write(path, *args, **kwargs)
+
+    monkeypatch.setattr(darkir.train.trainer, "save_checkpoint", no_snapshots)
+    run = tmp_path / "run"
+    options = load_options(OPTIONS, _overrides(data, run / "last.pt", run / "best.pt", "train.keep_every_steps=1"))
+    with pytest.raises(
+        CheckpointError, match=r"^train\.keep_every_steps: cannot write .*_step000001\.pt: No space"
+    ) as e:
+        Trainer(options, progress=False).fit()
+    assert f"the last checkpoint {run / 'last.pt'} holds step 1, pass resume=True" in str(e.value)
+    assert read_checkpoint(run / "last.pt")[2]["step"] == 1
+
+
+def test_a_log_dir_lock_that_cannot_be_made_stops_no_run(tmp_path, monkeypatch):
+    """The train.log_dir lock is not required: where its file cannot be made (a full disk) the run goes on, as it
+    does when its log cannot be written; a checkpoint's lock is required."""
+    from darkir.errors import DarkIRError
+    from darkir.train.runfiles import hold_run
+
+    monkeypatch.setattr("darkir.train.runfiles.take_lock", lambda lock: _no_space())
+    ran = []
+    with hold_run(tmp_path / "logs" / "train.jsonl", "train.log_dir", required=False):
+        ran.append(True)
+    assert ran == [True]
+    with (
+        pytest.raises(DarkIRError, match="cannot take this save.path for the run .*No space left on device"),
+        hold_run(tmp_path / "last.pt"),
+    ):
+        pass

@@ -178,9 +178,14 @@ def _set_mode(tmp: str | os.PathLike[str], mode: int) -> None:
         os.chmod(tmp, mode)
 
 
-def temporary_path(path: Path) -> Path:
-    """The file ``path`` is written to before it replaces ``path``: ``.<name>.<pid>.tmp`` beside it."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+#: The largest process id Linux gives (its ``pid_max`` limit): the widest a temporary file's name can be.
+WIDEST_PID = 4194304
+
+
+def temporary_path(path: Path, pid: int | None = None) -> Path:
+    """The file ``path`` is written to before it replaces ``path``: ``.<name>.<pid>.tmp`` beside it (``pid``: this
+    process's)."""
+    return path.with_name(f".{path.name}.{os.getpid() if pid is None else pid}.tmp")
 
 
 #: Free bytes below which a failed write is taken for a full disk (torch.save does not report the errno).

@@ -29,9 +29,10 @@ def lock_path(last: Path) -> Path:
 
 
 @contextlib.contextmanager
-def hold_run(last: Path, key: str = "save.path") -> Iterator[None]:
+def hold_run(last: Path, key: str = "save.path", required: bool = True) -> Iterator[None]:
     """Hold the run lock of ``last`` (a run's ``key``: its last checkpoint, its best one, or the JSONL log in its
-    ``train.log_dir``) while the block runs; raises :class:`RunBusyError` naming the process holding it.
+    ``train.log_dir``) while the block runs; raises :class:`RunBusyError` naming the process holding it. Where the
+    lock file cannot be made (a full disk), that is an error unless not ``required``: the block then runs unheld.
 
     The lock is an ``flock`` on :func:`lock_path`: it dies with its process, so a killed run's lock file is stale
     and simply taken over.
@@ -41,6 +42,9 @@ def hold_run(last: Path, key: str = "save.path") -> Iterator[None]:
         last.parent.mkdir(parents=True, exist_ok=True)
         fd = take_lock(lock)
     except OSError as exc:
+        if not required:
+            yield
+            return
         raise DarkIRError(
             f"{last}: cannot take this {key} for the run ({lock}: {exc.strerror or exc}); nothing was written"
         ) from None
@@ -53,8 +57,9 @@ def hold_run(last: Path, key: str = "save.path") -> Iterator[None]:
             f"it to end or set another {key}"
         )
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+        with contextlib.suppress(OSError):  # who holds it, for the message of a run refused (not on a full disk)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
         yield
     finally:
         release_lock(lock, fd)

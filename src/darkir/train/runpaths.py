@@ -4,14 +4,16 @@ them: it continues the run there, or starts a new one, which refuses an earlier 
 from __future__ import annotations
 
 import glob
+import os
 import re
 import sys
 from pathlib import Path
 from typing import NoReturn
 
+from darkir.checkpoint import WIDEST_PID, temporary_path
 from darkir.errors import ConfigError
 from darkir.options import Options
-from darkir.outputs import is_inside, is_same_file
+from darkir.outputs import is_inside, is_same_file, nearest_existing
 from darkir.train import ddp
 from darkir.train.runfiles import back_up, remove_stale_temporaries, save_problem
 from darkir.train.runlog import EVENTS_PREFIX, LOG_FILE
@@ -52,7 +54,7 @@ def check_save_paths(options: Options) -> None:
         problem = problem or save_problem(path, folder)
         if problem:
             _refuse(options, key, problem)
-    for check in (_clashing_files, _clashing_options_file, _run_files_in_data, _anchor_in_run):
+    for check in (_names_too_long, _clashing_files, _clashing_options_file, _run_files_in_data, _anchor_in_run):
         found = check(options)
         if found:
             _refuse(options, *found)
@@ -87,6 +89,12 @@ def _written_files(options: Options) -> list[tuple[str, Path, str]]:
         for key, checkpoint in _checkpoints(options)
         for path, suffix in ((checkpoint, ""), (checkpoint.with_suffix(".yml"), "'s options file"))
     ]
+
+
+def snapshot_path(last: Path, step: int) -> Path:
+    """Where the kept copy of step ``step`` of the run whose last checkpoint is ``last`` goes
+    (``train.keep_every_steps``): ``<stem>_step`` and the step in six digits or more."""
+    return last.with_name(f"{last.stem}_step{step:06d}{last.suffix}")
 
 
 def _snapshot_named(options: Options, path: Path) -> bool:
@@ -178,6 +186,37 @@ def _run_files_in_data(options: Options) -> tuple[str, str] | None:
                 what = "logs" if folder else "checkpoints"
                 return key, f"{path} {how} {data_key} ({data}); give the {what} a folder of their own"
     return None
+
+
+def _names_too_long(options: Options) -> tuple[str, str] | None:
+    """(key, problem) when a file the run writes for a checkpoint would have a longer name than its folder allows:
+    the temporary files of the checkpoint, of its options file and (``train.keep_every_steps``) of the step
+    snapshots, whose writing would fail only once the run has trained that far."""
+    last, _ = checkpoint_paths(options)
+    for key, path in _checkpoints(options):
+        files = [path, path.with_suffix(".yml")]
+        if key == "save.path" and options.train.keep_every_steps:
+            snapshot = snapshot_path(last, 9_999_999)  # the widest step a run of under ten million steps has
+            files += [snapshot, snapshot.with_suffix(".yml")]
+        longest = max(
+            (temporary_path(file, WIDEST_PID) for file in files), key=lambda file: len(os.fsencode(file.name))
+        )
+        limit = _name_limit(path.parent)
+        if len(os.fsencode(longest.name)) > limit:
+            return key, (
+                f"{path}: the run writes files named like {longest.name} ({len(os.fsencode(longest.name))} bytes), "
+                f"over the {limit} its folder allows; give it a shorter name"
+            )
+    return None
+
+
+def _name_limit(folder: Path) -> int:
+    """The longest file name (in bytes) that ``folder``, or the folder it will be made in, takes (255 where the
+    system does not say)."""
+    try:
+        return os.pathconf(nearest_existing(folder), "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
 
 
 def _anchor_in_run(options: Options) -> tuple[str, str] | None:

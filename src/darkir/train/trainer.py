@@ -53,6 +53,7 @@ from darkir.train.runpaths import (
     clean_up_after_killed_runs,
     continue_or_start,
     log_folder,
+    snapshot_path,
     snapshots,
     validates,
 )
@@ -251,10 +252,6 @@ class Trainer:
             "run_id": self.run_id,
             "validation_due": self.validation_due,
         }
-
-    def snapshot_path(self, step: int) -> Path:
-        """Where the kept copy of step ``step`` goes (``train.keep_every_steps``)."""
-        return self.last_path.with_name(f"{self.last_path.stem}_step{step:06d}{self.last_path.suffix}")
 
     def save(self, path: Path | None = None) -> Path:
         """Write the full training state to ``path`` (default: the last checkpoint)."""
@@ -484,7 +481,24 @@ class Trainer:
             self.save()
         keep = self.options.train.keep_every_steps
         if keep and self.step % keep == 0 and self.context.is_main:
-            self.save(self.snapshot_path(self.step))
+            self._keep_snapshot()
+
+    def _keep_snapshot(self) -> None:
+        """Write the step snapshot of this step; where it cannot be written, save the last checkpoint and raise an
+        error that names ``train.keep_every_steps`` and where to continue."""
+        try:
+            self.save(snapshot_path(self.last_path, self.step))
+        except DarkIRError as exc:
+            try:
+                self.save()
+            except DarkIRError:
+                raise CheckpointError(
+                    f"train.keep_every_steps: {exc}; nor could the last checkpoint be saved"
+                ) from None
+            raise CheckpointError(
+                f"train.keep_every_steps: {exc}; the last checkpoint {self.last_path} holds step {self.step}, pass "
+                "resume=True to continue from there"
+            ) from None
 
     def _finish(self, interrupted: bool) -> TrainResult:
         """Save the last checkpoint, close the log and leave the process group; where the run ended."""
@@ -580,7 +594,8 @@ def train(
             if validates(options):
                 held.enter_context(hold_run(best, "save.best"))
             if options.train.log_dir:  # (the default log folder is named after save.path, held above)
-                held.enter_context(hold_run(log_folder(options) / LOG_FILE, "train.log_dir"))
+                # not required: a log folder that takes no file (a full disk) stops no run, as a failing log does not
+                held.enter_context(hold_run(log_folder(options) / LOG_FILE, "train.log_dir", required=False))
             clean_up_after_killed_runs([last, best])
         continuing, earlier = continue_or_start(options, resume, restart, init_from)
         trainer = Trainer(options, device=device, progress=progress)
