@@ -107,6 +107,13 @@ BAD_OPTIONS = [
         ["glow_range (0.0, 0.4): must be above 0", "target_keep_range (0.5, 0.2): must be (low, high) with 0 < low"],
     ),
     ("train:\n  lr_initial: 1.0e-7\n", ["train.eta_min", "eta_min 1e-06 is above lr_initial 1e-07"]),
+    ("train:\n  epochs: yes\n", ["train.epochs: a boolean where a number or name goes", "(got True)"]),
+    ("train:\n  lr_initial: on\n", ["train.lr_initial: a boolean where a number or name goes"]),
+    ("network:\n  width: true\n", ["network.width: a boolean where a number or name goes"]),
+    (
+        "datasets:\n  train:\n    synth:\n      degradation: {photons_range: [true, 5000]}\n",
+        ["photons_range: a boolean where a number goes (got [True, 5000])"],
+    ),
     (
         "datasets:\n  train:\n    cropsize: 128\n    synth:\n      max_short_side: 128\n",
         ["datasets.train.synth", "synth.val_cropsize 256 is larger than synth.max_short_side 128"],

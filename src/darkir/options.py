@@ -37,6 +37,25 @@ from darkir.models.config import SEQUENCE_FIELDS, ModelConfig, config_problems
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """Refuse a boolean (YAML's true/false, yes/no, on/off) where no boolean goes: pydantic would read it as
+        the number 1 or 0 (``epochs: yes`` as one epoch)."""
+        items = value if isinstance(value, list | tuple) else [value]
+        if any(isinstance(item, bool) for item in items) and not _takes_booleans(
+            cls.model_fields[info.field_name].annotation
+        ):
+            raise ValueError(
+                "a boolean where a number or name goes (YAML reads true/false, yes/no, on/off as booleans)"
+            )
+        return value
+
+
+def _takes_booleans(annotation: Any) -> bool:
+    """Whether a field of type ``annotation`` holds booleans (``bool``, ``Any``, or a type made of them)."""
+    return annotation is bool or annotation is Any or any(_takes_booleans(arg) for arg in get_args(annotation))
+
 
 class DeviceOptions(_Section):
     """``device:`` (official files; darkir picks devices itself, so these are informational)."""
@@ -70,10 +89,16 @@ class SynthDataOptions(_Section):
     @field_validator("degradation")
     @classmethod
     def _valid_degradation(cls, value: dict[str, Any]) -> dict[str, Any]:
-        """Known SynthParams fields only, with their types (so ``1e-4``, a string to YAML 1.1, is a float)."""
-        from darkir.data.degradation import synth_params
+        """Known SynthParams fields only, with their types (so ``1e-4``, a string to YAML 1.1, is a float; a
+        boolean is no number)."""
+        from darkir.data.degradation import SynthParams, synth_params
 
         params = synth_params(value)
+        types = get_type_hints(SynthParams)
+        for key, given in value.items():
+            items = given if isinstance(given, list | tuple) else [given]
+            if any(isinstance(item, bool) for item in items) and not _takes_booleans(types[key]):
+                raise ValueError(f"{key}: a boolean where a number goes (got {given!r})")
         return {key: getattr(params, key) for key in value}
 
 
