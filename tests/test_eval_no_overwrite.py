@@ -393,3 +393,13 @@ def test_an_unusable_output_folder_is_named_before_the_weights_load(
     assert main(args) == 2
     assert message in _error(capsys)
     assert not (tmp_path / "gone").exists()
+
+
+def test_test_unpaired_names_an_output_that_is_one_of_the_images_as_a_file(tmp_path, capsys, tiny_checkpoint, no_work):
+    photos = tmp_path / "photos"
+    _png(photos / "a.png", 0, scale=60)
+    before = _digests(photos)
+    args = ["test-unpaired", "--weights", str(tiny_checkpoint), "--data", str(photos), "-q"]
+    assert main([*args, "-o", str(photos / "a.png")]) == 2
+    assert _error(capsys) == f"darkir: error: output folder {photos / 'a.png'} is a file; choose a folder"
+    assert _digests(photos) == before

@@ -234,8 +234,8 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
         raise DarkIRError("pass --data DIR or -p OPTIONS with datasets.val.test_path")
     _refuse_paired(Path(folder), None if args.data else options)
     output = Path(args.output or _unpaired_results(options))
+    check_writable_dir(output)  # first: an -o that is a file (one of the data's images, say) is named as one
     pairs = outside_output(find_unpaired(folder), output, Path(folder))
-    check_writable_dir(output)
     restorer = restorer_from_args(args)
     ensure_writable_dir(output)
     earlier = earlier_outputs(output)
