@@ -155,11 +155,12 @@ def test_a_run_on_a_train_log_dir_in_use_is_refused(data, tmp_path, capsys):
     assert not (logs / "train.jsonl").exists() and not (tmp_path / "b" / "last.pt").exists()
 
 
-def test_only_the_main_process_of_torchrun_takes_the_lock(data, tmp_path, monkeypatch):
+def test_only_the_main_process_of_torchrun_takes_the_lock(data, tmp_path, monkeypatch, capsys):
     last = tmp_path / "run" / "last.pt"
     monkeypatch.setenv("RANK", "1")
     with _held(last):
         assert main(_args(data, last, tmp_path / "run" / "best.pt")) == 0
+    assert "stopped at step" not in capsys.readouterr().out  # the main process says where the run ended
 
 
 # 4. Full disks: a log that cannot be written never stops training; option files and checkpoints are written

@@ -55,6 +55,7 @@ def cmd_split(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a model from an options file."""
     from darkir.options import load_options
+    from darkir.train import ddp
     from darkir.train.trainer import train
 
     options = load_options(args.options, args.overrides)
@@ -67,9 +68,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         init_from=args.init_from,
         restart=args.restart,
     )
-    best = f", best val PSNR {result.best_psnr:.2f} dB -> {result.best}" if result.best_psnr is not None else ""
-    state = "interrupted at" if result.interrupted else "stopped at"
-    print(f"{state} step {result.steps} (epoch {result.epochs}); last checkpoint {result.last}{best}")
+    if ddp.is_main_process():  # the others' best score is not kept (only the main process validates)
+        best = f", best val PSNR {result.best_psnr:.2f} dB -> {result.best}" if result.best_psnr is not None else ""
+        state = "interrupted at" if result.interrupted else "stopped at"
+        print(f"{state} step {result.steps} (epoch {result.epochs}); last checkpoint {result.last}{best}")
     return 130 if result.interrupted else 0
 
 
