@@ -206,3 +206,54 @@ def test_a_float_tiff_with_values_outside_0_1_is_read_clipped_with_a_warning(tmp
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert read_image(tmp_path / "plain.tif").rgb.max() == 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_a_deep_tiff_with_separate_planes_reads_as_its_pixels(tmp_path, dtype):
+    """16-bit and float TIFFs with one plane per sample (PlanarConfiguration 2), which OpenCV read as interleaved
+    (scrambled pixels, no error); 16-bit RGBA too."""
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    rgba = rng.random((24, 32, 4)) * 0.5
+    stored = (rgba * 65535).astype(dtype) if dtype == np.uint16 else rgba.astype(dtype)
+    scale = 65535 if dtype == np.uint16 else 1
+    tifffile.imwrite(
+        tmp_path / "rgb.tif", np.moveaxis(stored[..., :3], 2, 0), photometric="rgb", planarconfig="separate"
+    )
+    image = read_image(tmp_path / "rgb.tif")
+    assert image.bit_depth == (16 if dtype == np.uint16 else 32)
+    np.testing.assert_allclose(image.rgb, stored[..., :3] / scale, atol=1e-6)
+    if dtype == np.uint16:
+        tifffile.imwrite(
+            tmp_path / "rgba.tif", np.moveaxis(stored, 2, 0), photometric="rgb", planarconfig="separate",
+            extrasamples=["unassalpha"],
+        )  # fmt: skip
+        image = read_image(tmp_path / "rgba.tif")
+        np.testing.assert_allclose(image.rgb, stored[..., :3] / scale, atol=1e-6)
+        np.testing.assert_allclose(image.alpha, stored[..., 3] / scale, atol=1e-6)
+
+
+def test_a_16_bit_min_is_white_tiff_reads_as_shown(tmp_path):
+    """A 16-bit gray TIFF whose zero is white (photometric MinIsWhite) reads inverted, as viewers show it (OpenCV
+    gave the stored values: a negative); 8-bit ones already did."""
+    import tifffile
+
+    stored = (np.random.default_rng(1).random((24, 32)) * 0.3 * 65535).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "white.tif", stored, photometric="miniswhite")
+    image = read_image(tmp_path / "white.tif")
+    assert image.grayscale and image.bit_depth == 16
+    np.testing.assert_allclose(image.rgb[..., 0], 1 - stored / 65535, atol=1e-6)
+
+
+def test_a_multi_page_float_tiff_is_refused_not_cut_to_its_first_page(tmp_path):
+    """Pillow cannot open a float RGB TIFF, so its pages went uncounted and the first alone was restored; tifffile
+    reads its header."""
+    import tifffile
+
+    pages = np.random.default_rng(2).random((3, 16, 16, 3)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "pages.tif", pages, photometric="rgb")
+    with pytest.raises(ImageReadError, match=r"pages\.tif: an animated or multi-page image \(3 frames\)"):
+        read_image(tmp_path / "pages.tif")
+    tifffile.imwrite(tmp_path / "one.tif", pages[0], photometric="rgb")
+    assert read_image(tmp_path / "one.tif").rgb.shape == (16, 16, 3)

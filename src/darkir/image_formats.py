@@ -59,9 +59,27 @@ def first_ifd(data: bytes, bigtiff: bool = False) -> Ifd | None:
     return Ifd(order, offset, count, list(range(first, min(first + size * count, len(data) - size + 1), size)), big)
 
 
-def tiff_layout(path: Path) -> tuple[Any, Any, Any, Any] | None:
-    """The first image's (photometric, samples per pixel, extra samples, bits per sample) tags of the TIFF at
-    ``path``; None where they cannot be read (OpenCV then reports what is wrong)."""
+@dataclass(frozen=True)
+class TiffLayout:
+    """How the first image of a TIFF stores its samples: its photometric, samples per pixel, extra samples, bits per
+    sample and planar configuration tags (None where a tag is absent)."""
+
+    photometric: Any
+    samples: Any
+    extra: Any
+    bits: Any
+    planar: Any
+
+    def opencv_misreads(self) -> bool:
+        """Whether OpenCV's TIFF decoder misreads this layout beyond 8 bits, where it reads the strips itself: samples
+        in separate planes (it reads them as interleaved) and min-is-white gray (it does not invert it)."""
+        deep = max(self.bits if isinstance(self.bits, tuple) else (self.bits or 8,)) > 8
+        return deep and (self.planar == 2 or self.photometric == 0)
+
+
+def tiff_layout(path: Path) -> TiffLayout | None:
+    """The first image's :class:`TiffLayout` of the TIFF at ``path``; None where it cannot be read (OpenCV then
+    reports what is wrong)."""
     from PIL import TiffImagePlugin
 
     try:
@@ -70,22 +88,21 @@ def tiff_layout(path: Path) -> tuple[Any, Any, Any, Any] | None:
             ifd = TiffImagePlugin.ImageFileDirectory_v2(start if start[2:4] in (b"+\x00", b"\x00+") else start[:8])
             handle.seek(ifd.next)
             ifd.load(handle)
-            return ifd.get(262), ifd.get(277), ifd.get(338), ifd.get(258)
+            return TiffLayout(ifd.get(262), ifd.get(277), ifd.get(338), ifd.get(258), ifd.get(284))
     except Exception:
         return None
 
 
-def tiff_pillow_mode(layout: tuple[Any, Any, Any, Any] | None) -> str | None:
+def tiff_pillow_mode(layout: TiffLayout | None) -> str | None:
     """The Pillow mode in which to decode a TIFF of ``layout`` (:func:`tiff_layout`) whose alpha OpenCV would lose
     or spoil: "LA" for gray with an extra sample (OpenCV drops it), "RGBA" for 8-bit RGB with unassociated alpha
     (libtiff's RGBA reader, which OpenCV uses for 8-bit colour, premultiplies the colour by it); None for other
     TIFFs, which OpenCV decodes."""
     if layout is None:
         return None
-    photometric, samples, extra, bits = layout
-    if photometric in (0, 1) and samples == 2:  # min-is-white/black
+    if layout.photometric in (0, 1) and layout.samples == 2:  # min-is-white/black
         return "LA"
-    if photometric == 2 and samples == 4 and extra == (2,) and bits == (8, 8, 8, 8):
+    if layout.photometric == 2 and layout.samples == 4 and layout.extra == (2,) and layout.bits == (8, 8, 8, 8):
         return "RGBA"
     return None
 

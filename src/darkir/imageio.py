@@ -112,7 +112,8 @@ def _pil_open(path: Path | BinaryIO) -> Any:
 
 
 def read_header(path: Path) -> Header | None:
-    """The header of ``path`` as Pillow reads it (None where Pillow cannot read it; OpenCV may still decode it)."""
+    """The header of ``path`` as Pillow reads it, or tifffile for a TIFF Pillow cannot open (float RGB); None where
+    neither reads it (OpenCV may still decode it)."""
     try:
         with _QUIET_PILLOW, warnings.catch_warnings(), _pil_open(path) as handle:
             warnings.simplefilter("ignore")  # Pillow's about a corrupt EXIF block: darkir drops what it cannot read
@@ -123,8 +124,24 @@ def read_header(path: Path) -> Header | None:
             orientation = 1 if width * height > MAX_IMAGE_PIXELS else _orientation(handle)
             metadata = read_metadata(handle)
     except Exception:
-        return None
+        return _tiff_header(path)
     return Header(width, height, frames, orientation, metadata)
+
+
+def _tiff_header(path: Path) -> Header | None:
+    """The header of the TIFF at ``path`` as tifffile reads it (size, pages, orientation; no metadata), None where
+    it is no TIFF tifffile reads."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            page = tiff.pages[0]
+            orientation = page.tags.get(EXIF_ORIENTATION)
+            return Header(
+                page.imagewidth, page.imagelength, len(tiff.pages), int(orientation.value) if orientation else 1, None
+            )
+    except Exception:
+        return None
 
 
 def _orientation(handle: object) -> int:
@@ -235,6 +252,8 @@ def _decode(path: Path, data: np.ndarray) -> tuple[np.ndarray, bool]:
     mode = tiff_pillow_mode(layout)
     if mode:
         return _decode_tiff_pillow(path, data, mode), False
+    if layout is not None and layout.opencv_misreads():
+        return _decode_tifffile(path), False
     try:
         png = png_info(data)
     except ValueError as exc:
@@ -250,7 +269,12 @@ def _decode(path: Path, data: np.ndarray) -> tuple[np.ndarray, bool]:
         array = array[:, :, 0]
     elif array.ndim == 3 and array.shape[2] in (3, 4):  # OpenCV's BGR(A) -> RGB(A)
         array = array[:, :, [2, 1, 0, 3][: array.shape[2]]]
-    if layout is not None and layout[:3] == (5, 4, None) and array.ndim == 3 and array.shape[2] == 4:
+    if (
+        layout is not None
+        and (layout.photometric, layout.samples, layout.extra) == (5, 4, None)
+        and array.ndim == 3
+        and array.shape[2] == 4
+    ):
         array = array[:, :, :3]  # CMYK, which OpenCV gives as RGB with an opaque alpha it does not have
     return (array if png is None else png_gray_alpha(array, png)), tiff
 
@@ -277,6 +301,26 @@ def _decode_tiff_pillow(path: Path, data: np.ndarray, mode: str) -> np.ndarray:
         f"{path}: a {kind} TIFF of a kind darkir cannot read without losing or changing its alpha or bit depth (it "
         f"reads {supported} with unassociated alpha); save it as a PNG, which keeps 16-bit {kind}"
     )
+
+
+def _decode_tifffile(path: Path) -> np.ndarray:
+    """The first image of the TIFF at ``path`` as tifffile decodes it, samples last and min-is-white gray inverted
+    (for the layouts OpenCV misreads, :meth:`TiffLayout.opencv_misreads`)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            page = tiff.pages[0]
+            array = page.asarray()
+            if page.axes.startswith("S"):  # separate planes: (samples, height, width)
+                array = np.moveaxis(array, 0, -1)
+            if page.photometric == tifffile.PHOTOMETRIC.MINISWHITE:
+                array = (np.iinfo(array.dtype).max - array) if array.dtype.kind == "u" else (1.0 - array)
+    except Exception as exc:
+        raise ImageReadError(f"{path}: cannot decode image ({first_line(exc)})") from None
+    if array.dtype == np.float64 or array.dtype == np.float16:
+        array = array.astype(np.float32)
+    return np.ascontiguousarray(array)
 
 
 def _opencv_gist(exc: BaseException) -> str:
