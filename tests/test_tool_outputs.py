@@ -272,3 +272,18 @@ def test_synth_keeps_every_photo_whose_names_collide(tmp_path, capsys):
 def test_train_max_steps_must_not_be_negative(tmp_path, capsys):
     err = _argparse_error(["train", "-p", str(tmp_path / "x.yml"), "--max-steps=-1"], capsys)
     assert "argument --max-steps: expected a whole number of at least 0, got '-1'" in err
+
+
+# threads
+
+
+@pytest.mark.parametrize("command", ["restore", "video"])
+def test_threads_beyond_four_per_core_are_refused(tmp_path, capsys, command):
+    """Tens of thousands of threads made OpenMP fail to start them and the process crash (a segfault)."""
+    import os
+
+    too_many = 4 * (os.cpu_count() or 1) + 1
+    err = _argparse_error(
+        [command, str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), f"--threads={too_many}"], capsys
+    )
+    assert f"argument --threads: {too_many} threads are more than 4 per CPU core" in err

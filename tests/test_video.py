@@ -702,3 +702,25 @@ def test_the_video_stage_benchmark_times_each_stage(tmp_path):
     assert {"decode", "to_rgb", "from_rgb", "encode", "pipeline (a model that returns its input)"} <= set(stages)
     assert all(ms > 0 for ms in stages.values()) and report["frames"] == 6
     assert "96x64\tencode\t" in done.stdout
+
+
+def test_a_video_output_that_is_a_link_to_nothing_is_refused_before_any_work(clip, tmp_path, capsys):
+    """os.link refused it only once the whole video was restored, and said the output exists."""
+    out = tmp_path / "out.mp4"
+    out.symlink_to(tmp_path / "nowhere" / "x.mp4")
+    assert main(["video", str(clip), "-o", str(out), "--weights", str(tmp_path / "missing.pt"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: the output is a link to nothing" in err and "missing.pt" not in err  # before the weights load
+    assert out.is_symlink() and not out.exists()
+
+
+def test_darkir_video_removes_what_a_killed_run_left_in_its_output_folder(clip, tmp_path, tiny_checkpoint):
+    import socket
+
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = out / f".clip.{socket.gethostname()}-{int(dead.stdout)}.darkir-part.mp4"
+    stale.write_bytes(b"half a video")
+    assert main(["video", str(clip), "-o", str(out / "clip.mp4"), "--weights", str(tiny_checkpoint), "-q"]) == 0
+    assert sorted(path.name for path in out.iterdir()) == ["clip.mp4"]

@@ -78,7 +78,10 @@ def add_runtime(parser: argparse.ArgumentParser, precision: str = "auto", job_co
         ),
     )
     parser.add_argument(
-        "--threads", type=positive_int, metavar="N", help="CPU threads for the model (default: torch's, one per core)"
+        "--threads",
+        type=thread_count,
+        metavar="N",
+        help=f"CPU threads for the model (default: torch's, one per core; at most {THREADS_PER_CORE} per core)",
     )
 
 
@@ -90,6 +93,22 @@ def positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+#: The most ``--threads`` per CPU core: more only slows the model down, and many thousands make OpenMP fail to
+#: start them, which crashes the process.
+THREADS_PER_CORE = 4
+
+
+def thread_count(text: str) -> int:
+    """argparse type: a number of CPU threads, from 1 to :data:`THREADS_PER_CORE` per core of this machine."""
+    value, cores = positive_int(text), os.cpu_count() or 1
+    if value > THREADS_PER_CORE * cores:
+        raise argparse.ArgumentTypeError(
+            f"{value} threads are more than {THREADS_PER_CORE} per CPU core ({cores} here): at most "
+            f"{THREADS_PER_CORE * cores}"
+        )
     return value
 
 

@@ -129,7 +129,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from darkir.infer.video import check_video_encoding, check_video_paths, restore_video
-    from darkir.outputs import check_writable_dir, ensure_writable_dir
+    from darkir.outputs import check_writable_dir, clean_stale, ensure_writable_dir
 
     refuse_empty(args, _PATHS)
     source, target = Path(args.input), Path(args.output)
@@ -140,6 +140,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     check_writable_dir(target.parent)
     restorer = restorer_from_args(args)
     ensure_writable_dir(target.parent)
+    clean_stale(target.parent)  # what a killed run left there (its temporary video, which may be gigabytes)
     report = restore_video(
         restorer,
         source,

@@ -106,8 +106,8 @@ def restore_video(
 
 
 def check_video_paths(source: Path, target: Path, overwrite: bool) -> None:
-    """Refuse a missing input, an output format not in :data:`VIDEO_FORMATS`, an output that is the input or a
-    folder, and an existing output without ``overwrite``."""
+    """Refuse a missing input, an output format not in :data:`VIDEO_FORMATS`, an output that is the input, a
+    folder or a link to nothing, and an existing output without ``overwrite``."""
     if not source.is_file():
         raise DarkIRError(f"{source}: no such video file")
     if target.suffix.lower() not in VIDEO_FORMATS:
@@ -119,6 +119,8 @@ def check_video_paths(source: Path, target: Path, overwrite: bool) -> None:
         raise DarkIRError(f"{target} is the input video; choose another output")
     if target.is_dir():
         raise OutputError(f"{target}: the output is a folder; move it or choose another output")
+    if target.is_symlink() and not target.exists():  # os.link would refuse it only once the video is restored
+        raise OutputError(f"{target}: the output is a link to nothing; remove it or choose another output")
     if target.exists() and not overwrite:
         raise OutputExistsError(f"{target} exists; pass overwrite=True to replace it")
 
