@@ -291,3 +291,25 @@ def test_an_image_that_fits_no_plan_is_told_the_least_it_needs():
     planner.budget = lean - 1
     with pytest.raises(DarkIRError, match=r"a 128x128 image does not fit .*: it needs at least ~.* \(whole, freed"):
         planner.plan(128, 128)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_containers_memory_limit_bounds_the_memory_available(tmp_path, version):
+    """In a container (a control group with a memory limit), /proc/meminfo shows the machine's memory: the default
+    budget then took memory the container does not have, and the kernel killed the whole batch."""
+    from darkir.infer.memory import cgroup_room
+
+    group = "/jobs/run7"
+    if version == 2:
+        membership, folder, files = f"0::{group}\n", tmp_path / "jobs" / "run7", ("memory.max", "memory.current")
+    else:
+        membership = f"9:name=systemd:/\n4:memory:{group}\n3:cpuset:/\n"
+        folder, files = tmp_path / "memory" / "jobs" / "run7", ("memory.limit_in_bytes", "memory.usage_in_bytes")
+    (tmp_path / "self").write_text(membership)
+    folder.mkdir(parents=True)
+    (folder / files[0]).write_text("3221225472\n")  # 3 GiB
+    (folder / files[1]).write_text("1073741824\n")  # 1 GiB in use
+    assert cgroup_room(tmp_path, tmp_path / "self") == 2 * 1024**3
+    (folder / files[0]).write_text("max\n" if version == 2 else "9223372036854771712\n")  # no limit
+    assert cgroup_room(tmp_path, tmp_path / "self") is None
+    assert cgroup_room(tmp_path, tmp_path / "missing") is None

@@ -337,8 +337,10 @@ def _image(array: np.ndarray, bit_depth: int, scale: float) -> Image:
     grayscale = channels <= 2
     rgb = np.repeat(array[:, :, :1], 3, axis=2) if grayscale else array[:, :, :3]
     alpha = array[:, :, -1].astype(np.float32) / scale if channels in (2, 4) else None
-    rgb = np.clip(rgb.astype(np.float32) / scale, 0.0, 1.0)
-    return Image(rgb=np.ascontiguousarray(rgb), alpha=alpha, bit_depth=bit_depth, grayscale=grayscale)
+    rgb = rgb.astype(np.float32)  # one float copy, scaled and clipped in place: a large image's decoding peak
+    np.divide(rgb, scale, out=rgb)
+    np.clip(rgb, 0.0, 1.0, out=rgb)
+    return Image(rgb=rgb, alpha=alpha, bit_depth=bit_depth, grayscale=grayscale)
 
 
 #: How far beyond [0, 1] float input may go (half an 8-bit step: rounding noise), in arrays, tensors and

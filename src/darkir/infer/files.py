@@ -106,8 +106,10 @@ class _Work:
             self.held.release()
 
 
-def _open(job: Job, overwrite: bool) -> _Work:
-    """Check and claim the job's output and decode its image (a video is left to :func:`restore_job`)."""
+def _open(job: Job, overwrite: bool, restorer: Restorer) -> _Work:
+    """Check and claim the job's output and decode its image (a video is left to :func:`restore_job`), once its
+    header says that it fits ``restorer``'s memory budget (decoding one that does not could take more memory than
+    there is, and the process with it)."""
     work = _Work(job, outcome=None if job.is_video else _check_output(job, overwrite))
     if job.is_video or work.outcome is not None:
         return work
@@ -117,6 +119,7 @@ def _open(job: Job, overwrite: bool) -> _Work:
         if job.target.exists() and not overwrite:  # written since the check, by a run that has finished
             work.outcome = Outcome("skipped")
         else:
+            _check_fits(restorer, job.source)
             work.image = read_image(job.source)
     except OutputBusyError as exc:
         work.outcome = Outcome("busy", str(exc))
@@ -171,13 +174,26 @@ def _finish(work: _Work, overwrite: bool) -> Outcome:
         work.drop()
 
 
+def _check_fits(restorer: Restorer, source: Path) -> None:
+    """Raise, naming ``source``, where its header gives a size that fits no plan of ``restorer`` (see
+    :meth:`Restorer.plan_for`); a file whose header cannot be read is left to the decoder."""
+    header = read_header(source)
+    if header is None:
+        return
+    width, height = header.displayed_size
+    try:
+        restorer.plan_for(height, width)
+    except DarkIRError as exc:
+        raise DarkIRError(f"{source}: {exc}; not decoded") from None
+
+
 def restore_job(
     restorer: Restorer, job: Job, overwrite: bool = False, codec: str = "libx264", crf: int = 18
 ) -> Outcome:
     """Restore one job (an image, or a video as ``darkir video`` does with ``codec``/``crf``); never raises for
     a bad input or a failed write: the :class:`Outcome` says what happened."""
     if not job.is_video:
-        work = _open(job, overwrite)
+        work = _open(job, overwrite, restorer)
         try:
             _restore(restorer, work, overwrite, codec, crf)
         except BaseException:  # an interrupt: nothing written, the claim let go
@@ -276,7 +292,7 @@ def restore_files(
                 raise
             return work
 
-        opened = (_open(job, overwrite) for job in jobs)
+        opened = (_open(job, overwrite, restorer) for job in jobs)
         if not overlap:
             for work in opened:
                 finish(restore(work))

@@ -13,6 +13,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -96,18 +97,61 @@ def resident_memory() -> int:
 
 
 def available_memory(device: torch.device) -> int:
-    """Memory free for this process to use: MemAvailable on the CPU, the free device memory on CUDA."""
+    """Memory free for this process to use: the free device memory on CUDA; on the CPU, MemAvailable, or less where
+    the process's control group (a container's memory limit) leaves less room (:func:`cgroup_room`)."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
     try:
         with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+            available = next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        available = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+    room = cgroup_room()
+    return available if room is None else min(available, room)
+
+
+def cgroup_room(root: Path = Path("/sys/fs/cgroup"), membership: Path = Path("/proc/self/cgroup")) -> int | None:
+    """The bytes this process's memory control group (v2, or v1's memory controller) can still take: its limit less
+    its usage, the least over the group and the hierarchy's root as mounted here (inside a container, its own group);
+    None where no limit is set or none can be read. ``/proc/meminfo`` shows the machine's memory, not this limit."""
+    try:
+        lines = membership.read_text().splitlines()
     except OSError:
-        pass
-    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+        return None
+    rooms = []
+    for line in lines:
+        _, controllers, group = line.split(":", 2)
+        if controllers == "":  # v2
+            folders, files = [root / group.lstrip("/"), root], ("memory.max", "memory.current")
+        elif "memory" in controllers.split(","):  # v1
+            folders, files = (
+                [root / "memory" / group.lstrip("/"), root / "memory"],
+                (
+                    "memory.limit_in_bytes",
+                    "memory.usage_in_bytes",
+                ),
+            )
+        else:
+            continue
+        rooms += [room for folder in folders if (room := _room(folder, *files)) is not None]
+    return min(rooms) if rooms else None
+
+
+#: A v1 memory limit at or above this is none (the kernel's "unlimited" is the largest page-aligned 64-bit value).
+_UNLIMITED = 1 << 60
+
+
+def _room(folder: Path, limit_file: str, usage_file: str) -> int | None:
+    """``limit - usage`` of the control group ``folder``, None where it sets no limit or cannot be read."""
+    try:
+        limit = (folder / limit_file).read_text().strip()
+        usage = int((folder / usage_file).read_text())
+    except (OSError, ValueError):
+        return None
+    if limit == "max" or not limit.isdigit() or int(limit) >= _UNLIMITED:
+        return None
+    return max(0, int(limit) - usage)
 
 
 @dataclass(frozen=True)
