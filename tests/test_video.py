@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import darkir.infer.video
 from darkir.cli import main
 from darkir.errors import DarkIRError
 from tests.conftest import REPO
@@ -724,3 +725,76 @@ def test_darkir_video_removes_what_a_killed_run_left_in_its_output_folder(clip, 
     stale.write_bytes(b"half a video")
     assert main(["video", str(clip), "-o", str(out / "clip.mp4"), "--weights", str(tiny_checkpoint), "-q"]) == 0
     assert sorted(path.name for path in out.iterdir()) == ["clip.mp4"]
+
+
+def _avi_with_audio(path: Path, encoder: str) -> Path:
+    """A 10-frame MPEG-4 AVI with one second of ``encoder`` audio, which AVI times one tick per audio frame."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("mpeg4", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = out.add_stream(encoder, rate=44100)
+        sound.layout = "stereo"
+        for index in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, 10)
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+        for index in range(39):
+            chunk = av.AudioFrame.from_ndarray(np.zeros((2, 1152), np.float32), format="fltp", layout="stereo")
+            chunk.sample_rate, chunk.pts = 44100, index * 1152
+            out.mux(sound.encode(chunk))
+        out.mux(sound.encode())
+    return path
+
+
+@pytest.mark.parametrize(
+    ("encoder", "audio"), [("mp2", "re-encoded"), ("libmp3lame", "copied"), ("libmp3lame", "re-encoded")]
+)
+def test_avi_audio_in_coarse_time_is_kept(tmp_path, tiny_checkpoint, capsys, monkeypatch, encoder, audio):
+    """AVI's MP3 audio is timed one tick per 1152 samples and starts with the encoder's delay: re-encoded to AAC in
+    that time base, the muxer refused its timestamps and the whole video failed. MP3 (read by the "mp3float"
+    decoder, which is why it was not copied) is copied into MP4, and re-encoded where it would not be."""
+    if audio == "re-encoded" and encoder == "libmp3lame":
+        monkeypatch.setitem(darkir.infer.video.AUDIO_COPIED, "mp4", {"aac"})
+    source = _avi_with_audio(tmp_path / "cam.avi", encoder)
+    assert main(["video", str(source), "-o", str(tmp_path / "out.mp4"), "--weights", str(tiny_checkpoint), "-q"]) == 0
+    assert f"restored 10 frames, audio {audio}" in capsys.readouterr().out
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        sound = container.streams.audio[0]
+        seconds = sum(frame.samples for frame in container.decode(sound)) / sound.codec_context.sample_rate
+    assert seconds == pytest.approx(39 * 1152 / 44100, abs=0.05)
+
+
+def test_a_damaged_audio_packet_is_skipped_with_a_warning(tmp_path, tiny_checkpoint, capsys):
+    """One packet that FLAC's decoder refuses stopped the whole video; it is now skipped and named."""
+    clean = tmp_path / "clip.mkv"
+    with av.open(str(clean), "w") as out:
+        video = out.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = out.add_stream("flac", rate=48000)
+        sound.layout, sound.format = "stereo", "s16"
+        for index in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, 10)
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+        noise = np.random.default_rng(0)
+        for index in range(12):
+            samples = (noise.random((1, 2 * 4608)) * 2000 - 1000).astype(np.int16)
+            chunk = av.AudioFrame.from_ndarray(samples, format="s16", layout="stereo")
+            chunk.sample_rate, chunk.pts = 48000, index * 4608
+            out.mux(sound.encode(chunk))
+        out.mux(sound.encode())
+    with av.open(str(clean)) as container:
+        start, size = [(p.pos, p.size) for p in container.demux(container.streams.audio[0]) if p.size][3]
+    data = bytearray(clean.read_bytes())
+    for offset in range(4, size - 2, 7):
+        data[start + offset] ^= 0x5A
+    damaged = tmp_path / "damaged.mkv"
+    damaged.write_bytes(bytes(data))
+    out = tmp_path / "out.mp4"
+    assert main(["video", str(damaged), "-o", str(out), "--weights", str(tiny_checkpoint), "-q"]) == 0
+    captured = capsys.readouterr()
+    assert "restored 10 frames, audio re-encoded" in captured.out
+    assert f"{damaged}: skipped 1 audio packet(s) the decoder found damaged, the first at " in captured.err
+    assert describe(out)["frames"] == 10

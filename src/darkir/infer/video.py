@@ -26,6 +26,7 @@ from darkir.infer.video_timing import (
     Stated,
     Timeline,
     check_complete,
+    in_sample_time,
     keep_audio_time,
     stated_seconds,
 )
@@ -265,8 +266,8 @@ def _audio_stream(output: Any, audio_in: Any, container: str) -> tuple[Any, str]
     if audio_in is None:
         return None, "none"
     context = audio_in.codec_context
-    copied = AUDIO_COPIED.get(container, output.supported_codecs)
-    if context.name in copied and context.name in output.supported_codecs:
+    copied, name = AUDIO_COPIED.get(container, output.supported_codecs), _codec_name(audio_in)
+    if name in copied and name in output.supported_codecs:
         return output.add_stream_from_template(audio_in), "copied"
     rates = _av().codec.Codec("aac", "w").audio_rates
     stream = output.add_stream("aac", rate=min(rates, key=lambda rate: abs(rate - context.sample_rate)))
@@ -275,6 +276,12 @@ def _audio_stream(output: Any, audio_in: Any, container: str) -> tuple[Any, str]
         layout = "mono" if len(context.layout.channels) == 1 else "stereo"
     stream.layout = layout
     return stream, "re-encoded"
+
+
+def _codec_name(stream: Any) -> str:
+    """The name of the codec of ``stream``'s packets ("mp3"), not of the decoder that reads them ("mp3float")."""
+    codec = stream.codec_context.codec
+    return getattr(codec, "canonical_name", None) or codec.name
 
 
 @dataclass
@@ -305,7 +312,7 @@ def _transcode(
     """Decode (a thread), restore ``batch`` frames at a time (here) and encode (another thread), overlapped; returns
     the video frames and the audio packets or frames written."""
     video_in, video_out, audio_in, audio_out = streams
-    copy_audio = audio_out is not None and audio_out.codec_context.name == audio_in.codec_context.name
+    copy_audio = audio_out is not None and _codec_name(audio_out) == _codec_name(audio_in)
     written, sounds, colour = 0, 0, timeline.colour
 
     def write(item: _Restored | _Audio) -> None:
@@ -352,21 +359,57 @@ def _transcode(
 def _decoded(
     container: Any, video_in: Any, audio_in: Any, copy_audio: bool, timeline: Timeline
 ) -> Iterator[Frame | _Audio]:
-    """The input's video frames (RGB, in order, timed by ``timeline``) and audio (packets to copy, else
-    frames), as demuxed."""
+    """The input's video frames (RGB, in order, timed by ``timeline``) and audio (packets to copy, else frames in
+    samples' time), as demuxed; a damaged packet (one the decoder refuses) is skipped and counted."""
     streams = [s for s in (video_in, audio_in) if s is not None]
-    audio_end: int | None = None  # where the last audio frame to re-encode ends, in its time base
+    audio_end: int | None = None  # where the last audio frame to re-encode ends, in samples
+    damaged = _Damaged(timeline.source)
     for packet in container.demux(*streams):
         if packet.stream is audio_in:
-            if not copy_audio:
-                for frame in packet.decode():
-                    audio_end = keep_audio_time(frame, audio_end, audio_in.time_base)
-                    yield _Audio(frame)
-            elif packet.dts is not None:
-                yield _Audio(packet)
+            if copy_audio:
+                if packet.dts is not None:
+                    yield _Audio(packet)
+                continue
+            for frame in damaged.decode(packet, "audio"):
+                in_sample_time(frame, audio_in.time_base)
+                audio_end = keep_audio_time(frame, audio_end, frame.time_base)
+                yield _Audio(frame)
             continue
-        for frame in packet.decode():
+        for frame in damaged.decode(packet, "video"):
             yield timeline.admit(frame)
+    damaged.report()
+
+
+class _Damaged:
+    """Decodes packets, skipping those the decoder refuses as invalid data (a damaged MJPEG frame, a broken audio
+    packet: one of them stopped the whole video); :meth:`report` warns of them in one line."""
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+        self.skipped = {"video": 0, "audio": 0}
+        self.first: float | None = None  # when the first skipped packet plays, in seconds
+
+    def decode(self, packet: Any, kind: str) -> list[Any]:
+        """The frames of ``packet`` (a ``kind`` stream's), none where it is damaged."""
+        try:
+            return packet.decode()
+        except _av().InvalidDataError:
+            self.skipped[kind] += 1
+            if self.first is None and packet.pts is not None and packet.time_base:
+                self.first = float(packet.pts * packet.time_base)
+            return []
+
+    def report(self) -> None:
+        """Warn, naming the input, how many damaged packets were skipped (nothing where none was)."""
+        counts = [f"{count} {kind}" for kind, count in self.skipped.items() if count]
+        if counts:
+            at = f", the first at {self.first:.3f} s" if self.first is not None else ""
+            warnings.warn(
+                f"{self.source}: skipped {' and '.join(counts)} packet(s) the decoder found damaged{at}; the output "
+                "lacks what they held",
+                DarkIRWarning,
+                stacklevel=2,
+            )
 
 
 def _restore_frames(restorer: Restorer, frames: list[Frame]) -> _Restored:

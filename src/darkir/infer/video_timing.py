@@ -182,3 +182,14 @@ def keep_audio_time(frame: Any, end: int | None, time_base: Fraction) -> int | N
     if frame.pts is None or (end is not None and frame.pts < end):
         frame.pts = end
     return frame.pts + int(frame.samples / (frame.sample_rate * time_base))
+
+
+def in_sample_time(frame: Any, time_base: Fraction) -> None:
+    """Give a decoded audio frame its timestamp in samples (time base ``1 / sample_rate``), from ``time_base`` where
+    the frame has none of its own: the AAC encoder cuts frames into its own sizes and times the pieces in the frame's
+    time base, which a coarse one (AVI's MP3: one tick per 1152 samples) cannot hold, and the muxer then refuses
+    them."""
+    base = frame.time_base or time_base
+    if frame.pts is not None:
+        frame.pts = round(frame.pts * base * frame.sample_rate)
+    frame.time_base = Fraction(1, frame.sample_rate)
