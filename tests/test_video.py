@@ -798,3 +798,25 @@ def test_a_damaged_audio_packet_is_skipped_with_a_warning(tmp_path, tiny_checkpo
     assert "restored 10 frames, audio re-encoded" in captured.out
     assert f"{damaged}: skipped 1 audio packet(s) the decoder found damaged, the first at " in captured.err
     assert describe(out)["frames"] == 10
+
+
+def test_a_damaged_mjpeg_frame_is_skipped_with_a_warning(tmp_path, tiny_checkpoint, capsys):
+    clean = tmp_path / "cam.avi"
+    with av.open(str(clean), "w") as out:
+        video = out.add_stream("mjpeg", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuvj420p"
+        for index in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30 + index, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, 10)
+            out.mux(video.encode(frame.reformat(format="yuvj420p")))
+        out.mux(video.encode())
+    with av.open(str(clean)) as container:
+        start, size = [(p.pos, p.size) for p in container.demux(container.streams.video[0]) if p.size][4]
+    data = bytearray(clean.read_bytes())
+    data[start : start + size] = bytes(size)  # the fifth frame's JPEG zeroed: no image in it
+    damaged = tmp_path / "damaged.avi"
+    damaged.write_bytes(bytes(data))
+    out = tmp_path / "out.mp4"
+    assert main(["video", str(damaged), "-o", str(out), "--weights", str(tiny_checkpoint), "-q"]) == 0
+    captured = capsys.readouterr()
+    assert "restored 9 frames" in captured.out and "skipped 1 video packet(s) the decoder found damaged" in captured.err
