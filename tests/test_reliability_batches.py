@@ -314,3 +314,17 @@ def test_demo_deletes_its_results_on_sigterm(tmp_path, tiny_checkpoint):
     finally:
         process.kill()
         process.wait()
+
+
+def test_an_input_of_a_long_legal_name_is_restored(tmp_path, tiny_checkpoint):
+    """A 250-byte name is legal; its lock file (``.<name>.darkir-lock``) and temporary file were not, so the
+    output "could not be written". Their names are now cut short with a digest, one per output."""
+    from darkir.outputs import lock_path, temporary_path
+
+    name = "x" * 246 + ".png"
+    _photo(tmp_path / "in" / name)
+    out = tmp_path / "out"
+    assert _restore(str(tmp_path / "in"), "-o", str(out), weights=tiny_checkpoint) == 0
+    assert sorted(p.name for p in out.iterdir()) == [name]
+    other = out / ("x" * 245 + "y.png")
+    assert lock_path(out / name) != lock_path(other) and temporary_path(out / name) != temporary_path(other)

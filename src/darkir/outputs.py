@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import os
 import re
 import socket
@@ -40,9 +41,14 @@ class OutputExistsError(OutputError):
     """The output exists and replacing it was not asked for."""
 
 
+#: The longest file name, in bytes, that the common file systems take (ext4, XFS, Btrfs, APFS, NTFS in UTF-16).
+NAME_MAX = 255
+
+
 def lock_path(target: Path) -> Path:
-    """The lock file that claims ``target``."""
-    return target.with_name(f".{target.name}.darkir-lock")
+    """The lock file that claims ``target``: ``.<name>.darkir-lock``, the name shortened where that would be too
+    long (:func:`fitting_name`)."""
+    return target.with_name(fitting_name(".", target.name, ".darkir-lock"))
 
 
 def process_tag() -> str:
@@ -52,8 +58,22 @@ def process_tag() -> str:
 
 def temporary_path(target: Path) -> Path:
     """The temporary file a result is written to before it is renamed onto ``target`` (same suffix; named by
-    :func:`process_tag`, so that processes on several machines writing one shared folder never share one)."""
-    return target.with_name(f".{target.stem}.{process_tag()}.darkir-part{target.suffix}")
+    :func:`process_tag`, so that processes on several machines writing one shared folder never share one; the
+    stem shortened where the name would be too long, :func:`fitting_name`)."""
+    return target.with_name(fitting_name(".", target.stem, f".{process_tag()}.darkir-part{target.suffix}"))
+
+
+def fitting_name(head: str, name: str, tail: str) -> str:
+    """``head + name + tail``, or, where that is over :data:`NAME_MAX` bytes (an output's name of 230 bytes is
+    legal; its lock file's would not be), with ``name`` cut short and a digest of it added, so that the name stays
+    one per output."""
+    whole = f"{head}{name}{tail}"
+    if len(os.fsencode(whole)) <= NAME_MAX:
+        return whole
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
+    room = NAME_MAX - len(os.fsencode(f"{head}~{digest}{tail}"))
+    short = os.fsencode(name)[: max(0, room)].decode(errors="ignore")  # whole characters only
+    return f"{head}{short}~{digest}{tail}"
 
 
 def take_lock(lock: Path) -> int | None:
