@@ -257,3 +257,18 @@ def test_a_multi_page_float_tiff_is_refused_not_cut_to_its_first_page(tmp_path):
         read_image(tmp_path / "pages.tif")
     tifffile.imwrite(tmp_path / "one.tif", pages[0], photometric="rgb")
     assert read_image(tmp_path / "one.tif").rgb.shape == (16, 16, 3)
+
+
+def test_a_jpeg_with_a_corrupt_exif_block_reads_without_pillows_warning(tmp_path):
+    """Pillow warns of a corrupt EXIF block as it opens the file, before darkir had silenced it: a bare two-line
+    Python warning naming no file. darkir drops what it cannot read."""
+    import struct
+
+    _, jpeg = cv2.imencode(".jpg", np.full((16, 16, 3), 40, np.uint8))
+    exif = b"Exif\x00\x00MM\x00*" + struct.pack(">IH", 8, 65535) + bytes(20)  # IFD0 claims 65535 entries
+    segment = b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif
+    (tmp_path / "a.jpg").write_bytes(jpeg[:2].tobytes() + segment + jpeg[2:].tobytes())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert read_image(tmp_path / "a.jpg").rgb.shape == (16, 16, 3)
+    assert [str(warning.message) for warning in caught] == []

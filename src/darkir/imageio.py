@@ -115,17 +115,23 @@ def read_header(path: Path) -> Header | None:
     """The header of ``path`` as Pillow reads it, or tifffile for a TIFF Pillow cannot open (float RGB); None where
     neither reads it (OpenCV may still decode it)."""
     try:
-        with _QUIET_PILLOW, warnings.catch_warnings(), _pil_open(path) as handle:
-            warnings.simplefilter("ignore")  # Pillow's about a corrupt EXIF block: darkir drops what it cannot read
-            width, height = handle.size
-            if handle.format == "TIFF":  # Pillow >= 12 gives a TIFF's size as displayed: use the stored one
-                width, height = int(handle.tag_v2[256]), int(handle.tag_v2[257])
-            frames = int(getattr(handle, "n_frames", 1))
-            orientation = 1 if width * height > MAX_IMAGE_PIXELS else _orientation(handle)
-            metadata = read_metadata(handle)
+        with _QUIET_PILLOW, warnings.catch_warnings():
+            # Pillow warns of a corrupt EXIF block, also while it opens the file: darkir drops what it cannot read
+            warnings.simplefilter("ignore")
+            with _pil_open(path) as handle:
+                return _header(handle)
     except Exception:
         return _tiff_header(path)
-    return Header(width, height, frames, orientation, metadata)
+
+
+def _header(handle: Any) -> Header:
+    """The :class:`Header` of an open Pillow image."""
+    width, height = handle.size
+    if handle.format == "TIFF":  # Pillow >= 12 gives a TIFF's size as displayed: use the stored one
+        width, height = int(handle.tag_v2[256]), int(handle.tag_v2[257])
+    frames = int(getattr(handle, "n_frames", 1))
+    orientation = 1 if width * height > MAX_IMAGE_PIXELS else _orientation(handle)
+    return Header(width, height, frames, orientation, read_metadata(handle))
 
 
 def _tiff_header(path: Path) -> Header | None:
