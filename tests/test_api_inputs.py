@@ -237,3 +237,13 @@ def test_a_truncated_pil_image_is_named_not_a_raw_os_error(restorer, tmp_path):
     (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
     with Image.open(tmp_path / "cut.png") as image, pytest.raises(DarkIRError, match=r"cut\.png: cannot decode it"):
         restorer(image)
+
+
+def test_numpy_numbers_are_taken_for_tile_and_exposure(model):
+    """A NumPy integer tile and a float32 exposure (what an array's statistics give) were refused, while a NumPy
+    overlap and float64 exposure were taken."""
+    restorer = Restorer(model, device="cpu", tile=np.int64(64), exposure=np.float32(0.5))
+    assert (restorer.tile, type(restorer.tile), restorer.exposure) == (64, int, 0.5)
+    assert restorer.with_exposure(np.float32(-1)).exposure == -1.0
+    with pytest.raises(DarkIRError, match="exposure must be a number of EV"):
+        Restorer(model, device="cpu", exposure=np.bool_(True))

@@ -9,6 +9,7 @@ there, monotonic, and exactly the identity at 0 EV. Darkening needs no shoulder.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -21,8 +22,9 @@ MAX_EV = 4.0
 
 
 def check_exposure(ev: float) -> float:
-    """``ev`` as a float if it is a finite number of EV within +-:data:`MAX_EV`, else a DarkIRError naming it."""
-    if isinstance(ev, bool) or not isinstance(ev, int | float) or not math.isfinite(ev) or abs(ev) > MAX_EV:
+    """``ev`` as a float if it is a finite number of EV within +-:data:`MAX_EV` (a NumPy number too), else a
+    DarkIRError naming it."""
+    if isinstance(ev, bool) or not isinstance(ev, numbers.Real) or not math.isfinite(ev) or abs(ev) > MAX_EV:
         raise DarkIRError(f"exposure must be a number of EV between -{MAX_EV:g} and {MAX_EV:g}, got {ev!r}")
     return float(ev)
 

@@ -145,7 +145,9 @@ class Restorer:
         self.exposure = check_exposure(exposure)
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
-        self.tile, self.overlap, self.guide_scale = tile, overlap, guide_scale
+        self.tile = tile if tile == "auto" else int(tile)  # a NumPy integer too
+        self.overlap = None if overlap is None else int(overlap)
+        self.guide_scale = guide_scale
         if self.device.type == "cpu":
             keep_freed_memory_for_reuse()
         self.model = model.eval().to(self.device, memory_format=torch.channels_last)

@@ -40,7 +40,7 @@ def check_tiling(
 
     ``names``: how errors call the settings (:data:`TILING_NAMES`' keys; the command line passes its flags).
     """
-    if tile != "auto" and (not isinstance(tile, int) or isinstance(tile, bool)):
+    if tile != "auto" and (not isinstance(tile, numbers.Integral) or isinstance(tile, bool)):
         raise DarkIRError(f"{names['tile']} must be 'auto' or a number of pixels, got {tile!r}")
     if max_memory is not None:
         if tile != "auto":
