@@ -820,3 +820,65 @@ def test_a_damaged_mjpeg_frame_is_skipped_with_a_warning(tmp_path, tiny_checkpoi
     assert main(["video", str(damaged), "-o", str(out), "--weights", str(tiny_checkpoint), "-q"]) == 0
     captured = capsys.readouterr()
     assert "restored 9 frames" in captured.out and "skipped 1 video packet(s) the decoder found damaged" in captured.err
+
+
+def _mkv_with_pcm(path: Path, channels: int) -> Path:
+    """A 5-frame MKV with PCM audio of ``channels`` channels, which Matroska stores as a count without an order."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = out.add_stream("pcm_s16le", rate=48000)
+        sound.layout = "5.1" if channels == 6 else f"{channels}c"
+        for index in range(5):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, 10)
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+        for index in range(5):
+            samples = np.zeros((1, channels * 4800), np.int16)
+            samples[0, index % channels :: channels] = 1000
+            chunk = av.AudioFrame.from_ndarray(samples, format="s16", layout=sound.layout.name)
+            chunk.sample_rate, chunk.pts = 48000, index * 4800
+            out.mux(sound.encode(chunk))
+        out.mux(sound.encode())
+    return path
+
+
+@pytest.mark.parametrize(("channels", "layout"), [(6, "5.1"), (10, "stereo")])
+def test_pcm_audio_that_states_only_its_channel_count_keeps_its_channels(
+    tmp_path, tiny_checkpoint, capsys, channels, layout
+):
+    """Matroska's 6-channel PCM ("6 channels", no order) was mixed down to stereo AAC without a word; it is now
+    encoded as 5.1, and only more channels than AAC holds are mixed down, with a warning."""
+    source = _mkv_with_pcm(tmp_path / "six.mkv", channels)
+    out = tmp_path / "out.mp4"
+    assert main(["video", str(source), "-o", str(out), "--weights", str(tiny_checkpoint), "-q"]) == 0
+    with av.open(str(out)) as container:
+        assert container.streams.audio[0].codec_context.layout.name == layout
+    warned = f"its audio has {channels} channels, more than AAC holds: mixed down to stereo" in capsys.readouterr().err
+    assert warned == (channels > 8)
+
+
+def test_of_several_video_streams_the_main_one_is_restored_and_named(tmp_path, tiny_checkpoint, capsys):
+    """An MKV whose first video stream is a one-frame picture (a cover, a thumbnail track) restored that frame alone
+    and said nothing; FFmpeg's best stream (the video) is restored now, and a warning names it."""
+    source = tmp_path / "two.mkv"
+    with av.open(str(source), "w") as out:
+        cover = out.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 32, 24, "yuvj420p"
+        video = out.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        picture = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 200, np.uint8), format="rgb24")
+        out.mux(cover.encode(picture.reformat(format="yuvj420p")))
+        out.mux(cover.encode())
+        for index in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, 10)
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+    out = tmp_path / "out.mp4"
+    assert main(["video", str(source), "-o", str(out), "--weights", str(tiny_checkpoint), "-q"]) == 0
+    captured = capsys.readouterr()
+    assert "restored 10 frames" in captured.out
+    assert f"{source}: has 2 video streams; restored stream 1 (64x48) alone" in captured.err
+    assert describe(out)["size"] == (48, 64)

@@ -153,10 +153,21 @@ def _open_input(av: ModuleType, source: Path) -> Any:
         raise DarkIRError(f"{source}: cannot open as a video ({exc.strerror or exc})") from exc
 
 
-def _video_stream(container: Any, source: Path) -> Any:
+def _video_stream(container: Any, source: Path, warn: bool = False) -> Any:
+    """The video stream of ``source`` that is restored: FFmpeg's best one (not a cover picture, which MP4 and MKV
+    files may hold as a video stream of one frame); with ``warn``, say which where there are others."""
     if not container.streams.video:
         raise DarkIRError(f"{source}: has no video stream")
-    return container.streams.video[0]
+    best = container.streams.best("video") or container.streams.video[0]
+    others = [stream for stream in container.streams.video if stream is not best]
+    if warn and others:
+        width, height = best.codec_context.width, best.codec_context.height
+        warnings.warn(
+            f"{source}: has {len(others) + 1} video streams; restored stream {best.index} ({width}x{height}) alone",
+            DarkIRWarning,
+            stacklevel=3,
+        )
+    return best
 
 
 def _first_frame(av: ModuleType, source: Path) -> FirstFrame:
@@ -180,7 +191,7 @@ def _restore_video(
             _open_input(av, source) as container,
             av.open(str(tmp), "w", format=VIDEO_FORMATS[target.suffix.lower()]) as output,
         ):
-            video_in = _video_stream(container, source)
+            video_in = _video_stream(container, source, warn=True)
             audio_in = container.streams.audio[0] if container.streams.audio else None
             timeline = Timeline(source, video_in, first)
             video_out = _video_output(output, timeline, settings, first, quiet=not progress)
@@ -272,10 +283,28 @@ def _audio_stream(output: Any, audio_in: Any, container: str) -> tuple[Any, str]
     rates = _av().codec.Codec("aac", "w").audio_rates
     stream = output.add_stream("aac", rate=min(rates, key=lambda rate: abs(rate - context.sample_rate)))
     layout = context.layout.name
-    if layout.endswith("channels"):  # a channel count without an order ("2 channels"), which encoders refuse
-        layout = "mono" if len(context.layout.channels) == 1 else "stereo"
+    if layout.endswith("channels"):  # a channel count without an order ("6 channels"), which encoders refuse
+        layout = _ordered_layout(len(context.layout.channels), audio_in)
     stream.layout = layout
     return stream, "re-encoded"
+
+
+#: The order taken for audio that states only its channel count (as Matroska's PCM does): FFmpeg's default
+#: layout for that count, each of which AAC encodes.
+ORDERED_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+def _ordered_layout(channels: int, audio_in: Any) -> str:
+    """The layout an AAC re-encoding of ``channels`` unordered channels gets: :data:`ORDERED_LAYOUTS`, else
+    (more than AAC holds) stereo, with a warning that the channels are mixed down."""
+    if channels in ORDERED_LAYOUTS:
+        return ORDERED_LAYOUTS[channels]
+    warnings.warn(
+        f"{audio_in.container.name}: its audio has {channels} channels, more than AAC holds: mixed down to stereo",
+        DarkIRWarning,
+        stacklevel=3,
+    )
+    return "stereo"
 
 
 def _codec_name(stream: Any) -> str:
