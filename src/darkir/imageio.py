@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
@@ -191,8 +192,10 @@ def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(transforms[orientation](array)) if orientation in transforms else array
 
 
-def read_image(path: str | os.PathLike[str]) -> Image:
-    """Read ``path`` into an :class:`Image`; raise :class:`ImageReadError` naming the file otherwise."""
+def read_image(path: str | os.PathLike[str], check_size: Callable[[int, int], None] | None = None) -> Image:
+    """Read ``path`` into an :class:`Image`; raise :class:`ImageReadError` naming the file otherwise.
+    ``check_size(height, width)``: called with the size its header gives (as read, turned by its orientation)
+    before it is decoded, to refuse one too large to restore by raising."""
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file")
@@ -202,6 +205,9 @@ def read_image(path: str | os.PathLike[str]) -> Image:
         )
     header = read_header(path)
     _check_header(path, header)
+    if check_size is not None and header is not None:
+        width, height = header.displayed_size
+        check_size(height, width)
     array, oriented = _decode(path, np.fromfile(path, dtype=np.uint8))
     if array.dtype == np.uint8:
         bit_depth, scale = 8, 255.0

@@ -6,6 +6,7 @@ The local engine (:func:`restore_files`) and the Ray engine (:mod:`darkir.cluste
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections import Counter
@@ -119,8 +120,7 @@ def _open(job: Job, overwrite: bool, restorer: Restorer) -> _Work:
         if job.target.exists() and not overwrite:  # written since the check, by a run that has finished
             work.outcome = Outcome("skipped")
         else:
-            _check_fits(restorer, job.source)
-            work.image = read_image(job.source)
+            work.image = read_image(job.source, functools.partial(_check_fits, restorer, job.source))
     except OutputBusyError as exc:
         work.outcome = Outcome("busy", str(exc))
     except MemoryError:  # tiles cannot help here: the whole image is decoded before any is restored
@@ -174,13 +174,9 @@ def _finish(work: _Work, overwrite: bool) -> Outcome:
         work.drop()
 
 
-def _check_fits(restorer: Restorer, source: Path) -> None:
-    """Raise, naming ``source``, where its header gives a size that fits no plan of ``restorer`` (see
-    :meth:`Restorer.plan_for`); a file whose header cannot be read is left to the decoder."""
-    header = read_header(source)
-    if header is None:
-        return
-    width, height = header.displayed_size
+def _check_fits(restorer: Restorer, source: Path, height: int, width: int) -> None:
+    """Raise, naming ``source``, where a ``height`` x ``width`` image fits no plan of ``restorer`` (see
+    :meth:`Restorer.plan_for`)."""
     try:
         restorer.plan_for(height, width)
     except DarkIRError as exc:
