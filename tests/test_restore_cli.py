@@ -147,7 +147,7 @@ def test_an_input_that_cannot_be_read_is_named_not_its_output(photos, tmp_path, 
     unreadable = photos / "a.png"
     read = files.read_image
 
-    def refuse(path):
+    def refuse(path, *args, **kwargs):
         if Path(path) == unreadable:
             raise PermissionError(13, "Permission denied", str(path))
         return read(path)
@@ -164,7 +164,7 @@ def test_an_image_too_large_to_decode_says_tiles_cannot_help(photos, tmp_path, t
     decoded first)."""
     from darkir.infer import files
 
-    def too_large(path):
+    def too_large(path, *args, **kwargs):
         raise MemoryError
 
     monkeypatch.setattr(files, "read_image", too_large)
