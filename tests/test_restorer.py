@@ -296,20 +296,28 @@ def test_an_image_that_fits_no_plan_is_told_the_least_it_needs():
 @pytest.mark.parametrize("version", [1, 2])
 def test_a_containers_memory_limit_bounds_the_memory_available(tmp_path, version):
     """In a container (a control group with a memory limit), /proc/meminfo shows the machine's memory: the default
-    budget then took memory the container does not have, and the kernel killed the whole batch."""
+    budget then took memory the container does not have, and the kernel killed the whole batch. The limit may be set
+    on a group above the process's (a SLURM job's), and the page cache the kernel can drop is room too."""
     from darkir.infer.memory import cgroup_room
 
-    group = "/jobs/run7"
+    group = "/job_1/step_0/task_0"
     if version == 2:
-        membership, folder, files = f"0::{group}\n", tmp_path / "jobs" / "run7", ("memory.max", "memory.current")
+        membership, top = f"0::{group}\n", tmp_path
+        files, cache = ("memory.max", "memory.current"), "inactive_file"
     else:
-        membership = f"9:name=systemd:/\n4:memory:{group}\n3:cpuset:/\n"
-        folder, files = tmp_path / "memory" / "jobs" / "run7", ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        membership, top = f"9:name=systemd:/\n4:memory:{group}\n3:cpuset:/\nnot a cgroup line\n", tmp_path / "memory"
+        files, cache = ("memory.limit_in_bytes", "memory.usage_in_bytes"), "total_inactive_file"
     (tmp_path / "self").write_text(membership)
-    folder.mkdir(parents=True)
-    (folder / files[0]).write_text("3221225472\n")  # 3 GiB
-    (folder / files[1]).write_text("1073741824\n")  # 1 GiB in use
-    assert cgroup_room(tmp_path, tmp_path / "self") == 2 * 1024**3
-    (folder / files[0]).write_text("max\n" if version == 2 else "9223372036854771712\n")  # no limit
+    leaf, job = top / group.strip("/"), top / "job_1"
+    leaf.mkdir(parents=True)
+    (job / files[0]).write_text("3221225472\n")  # 3 GiB, on the job: the process's own group sets none
+    (job / files[1]).write_text("2147483648\n")  # 2 GiB in use
+    (job / "memory.stat").write_text(f"anon 1\n{cache} 536870912\nactive_file 5\n")  # half a GiB of it cache
+    assert cgroup_room(tmp_path, tmp_path / "self") == 3 * 1024**3 // 2
+    (leaf / files[0]).write_text("2147483648\n")  # a tighter limit on the process's own group
+    (leaf / files[1]).write_text("1610612736\n")
+    assert cgroup_room(tmp_path, tmp_path / "self") == 512 * 1024**2
+    for folder in (job, leaf):
+        (folder / files[0]).write_text("max\n" if version == 2 else "9223372036854771712\n")  # no limits
     assert cgroup_room(tmp_path, tmp_path / "self") is None
     assert cgroup_room(tmp_path, tmp_path / "missing") is None

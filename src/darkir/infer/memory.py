@@ -112,29 +112,33 @@ def available_memory(device: torch.device) -> int:
 
 
 def cgroup_room(root: Path = Path("/sys/fs/cgroup"), membership: Path = Path("/proc/self/cgroup")) -> int | None:
-    """The bytes this process's memory control group (v2, or v1's memory controller) can still take: its limit less
-    its usage, the least over the group and the hierarchy's root as mounted here (inside a container, its own group);
-    None where no limit is set or none can be read. ``/proc/meminfo`` shows the machine's memory, not this limit."""
+    """The bytes this process's memory control group (v2, or v1's memory controller) can still take: the least, over
+    the group and each group above it up to the hierarchy's root as mounted here (inside a container, its own), of
+    its limit less what it uses, the page cache it could drop left out; None where no limit is set or none can be
+    read. ``/proc/meminfo`` shows the machine's memory, not these limits."""
     try:
         lines = membership.read_text().splitlines()
     except OSError:
         return None
     rooms = []
     for line in lines:
-        _, controllers, group = line.split(":", 2)
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, group = parts
         if controllers == "":  # v2
-            folders, files = [root / group.lstrip("/"), root], ("memory.max", "memory.current")
+            top, files = root, ("memory.max", "memory.current", "inactive_file")
         elif "memory" in controllers.split(","):  # v1
-            folders, files = (
-                [root / "memory" / group.lstrip("/"), root / "memory"],
-                (
-                    "memory.limit_in_bytes",
-                    "memory.usage_in_bytes",
-                ),
-            )
+            top, files = root / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
         else:
             continue
-        rooms += [room for folder in folders if (room := _room(folder, *files)) is not None]
+        folder = top / group.strip("/")
+        for above in [folder, *folder.parents]:
+            room = _room(above, *files)
+            if room is not None:
+                rooms.append(room)
+            if above == top:
+                break
     return min(rooms) if rooms else None
 
 
@@ -142,8 +146,10 @@ def cgroup_room(root: Path = Path("/sys/fs/cgroup"), membership: Path = Path("/p
 _UNLIMITED = 1 << 60
 
 
-def _room(folder: Path, limit_file: str, usage_file: str) -> int | None:
-    """``limit - usage`` of the control group ``folder``, None where it sets no limit or cannot be read."""
+def _room(folder: Path, limit_file: str, usage_file: str, cache_key: str) -> int | None:
+    """``limit - (usage - inactive page cache)`` of the control group ``folder`` (``cache_key``: the inactive file
+    cache's key in its ``memory.stat``, which the kernel reclaims before it fails an allocation); None where it sets
+    no limit or cannot be read."""
     try:
         limit = (folder / limit_file).read_text().strip()
         usage = int((folder / usage_file).read_text())
@@ -151,7 +157,19 @@ def _room(folder: Path, limit_file: str, usage_file: str) -> int | None:
         return None
     if limit == "max" or not limit.isdigit() or int(limit) >= _UNLIMITED:
         return None
-    return max(0, int(limit) - usage)
+    return max(0, int(limit) - usage + _stat(folder / "memory.stat", cache_key))
+
+
+def _stat(path: Path, key: str) -> int:
+    """The value of ``key`` in a cgroup ``memory.stat`` file (0 where it cannot be read)."""
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 @dataclass(frozen=True)
