@@ -25,7 +25,7 @@ from darkir.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from darkir.cli import main
 from darkir.models.factory import build_model
 from darkir.options import load_options
-from darkir.train.runfiles import lock_path
+from darkir.train.runfiles import lock_path, log_lock_path
 from darkir.train.trainer import Trainer
 from tests.conftest import REPO, TINY, randomize, tmpfs
 
@@ -96,7 +96,7 @@ _HOLDER = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from darkir.train.runfiles import hold_run
-    with hold_run(Path(sys.argv[1])):
+    with hold_run(Path(sys.argv[1]), lock=Path(sys.argv[2]) if len(sys.argv) > 2 else None):
         print("holding", flush=True)
         time.sleep(120)
     """
@@ -104,9 +104,11 @@ _HOLDER = textwrap.dedent(
 
 
 @contextlib.contextmanager
-def _held(last: Path) -> Iterator[subprocess.Popen]:
-    """Another process holding the run lock of ``last`` (killed with SIGKILL at the end, as a crash would)."""
-    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(last)], stdout=subprocess.PIPE, text=True)
+def _held(last: Path, *lock: Path) -> Iterator[subprocess.Popen]:
+    """Another process holding the run lock of ``last`` (or the ``lock`` file given; killed with SIGKILL at the end,
+    as a crash would)."""
+    command = [sys.executable, "-c", _HOLDER, str(last), *map(str, lock)]
+    holder = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "holding"
         yield holder
@@ -136,6 +138,13 @@ def test_a_killed_runs_lock_is_stale_and_taken_over(data, tmp_path):
     assert last.is_file() and not lock_path(last).exists()
 
 
+def test_a_run_whose_save_path_is_named_like_its_log_holds_both(data, tmp_path):
+    """save.path run/train.pt with train.log_dir run: the two locks were one file, and the run refused itself."""
+    run = tmp_path / "run"
+    assert main(_args(data, run / "train.pt", run / "best.pt", f"train.log_dir={run}")) == 0
+    assert (run / "train.pt").is_file() and (run / "train.jsonl").is_file()
+
+
 def test_a_run_on_a_save_path_of_the_same_stem_is_refused(data, tmp_path, capsys):
     """run/m.pth writes run/m.yml and run/m_logs, as run/m.pt does: while one runs, the other stops."""
     run = tmp_path / "run"
@@ -148,7 +157,7 @@ def test_a_run_on_a_save_path_of_the_same_stem_is_refused(data, tmp_path, capsys
 
 def test_a_run_on_a_train_log_dir_in_use_is_refused(data, tmp_path, capsys):
     logs = tmp_path / "logs"
-    with _held(logs / "train.jsonl") as holder:
+    with _held(logs / "train.jsonl", log_lock_path(logs / "train.jsonl")) as holder:
         assert main(_args(data, tmp_path / "b" / "last.pt", tmp_path / "b" / "best.pt", f"train.log_dir={logs}")) == 2
         err = capsys.readouterr().err
     assert f"another training run (pid {holder.pid} on " in err and "is using this train.log_dir" in err

@@ -28,26 +28,37 @@ def lock_path(last: Path) -> Path:
     return last.with_name(f".{last.stem}.darkir-run")
 
 
+def log_lock_path(log_file: Path) -> Path:
+    """The lock file of the run writing the JSONL log ``log_file`` in a ``train.log_dir``: named apart from every
+    :func:`lock_path` (a ``save.path`` of stem ``train`` may lie in that folder)."""
+    return log_file.with_name(f".{log_file.name}.darkir-log")
+
+
 @contextlib.contextmanager
-def hold_run(last: Path, key: str = "save.path", required: bool = True) -> Iterator[None]:
+def hold_run(last: Path, key: str = "save.path", required: bool = True, lock: Path | None = None) -> Iterator[None]:
     """Hold the run lock of ``last`` (a run's ``key``: its last checkpoint, its best one, or the JSONL log in its
-    ``train.log_dir``) while the block runs; raises :class:`RunBusyError` naming the process holding it. Where the
-    lock file cannot be made (a full disk), that is an error unless not ``required``: the block then runs unheld.
+    ``train.log_dir``) while the block runs; raises :class:`RunBusyError` naming the process holding it. ``lock``:
+    the lock file (default :func:`lock_path`). Where it cannot be made (a full disk), that is an error unless not
+    ``required``: the block then runs unheld.
 
     The lock is an ``flock`` on :func:`lock_path`: it dies with its process, so a killed run's lock file is stale
     and simply taken over.
     """
-    lock = lock_path(last)
+    lock = lock or lock_path(last)
+    failure: OSError | None = None
     try:
         last.parent.mkdir(parents=True, exist_ok=True)
         fd = take_lock(lock)
     except OSError as exc:
-        if not required:
-            yield
-            return
-        raise DarkIRError(
-            f"{last}: cannot take this {key} for the run ({lock}: {exc.strerror or exc}); nothing was written"
-        ) from None
+        failure = exc
+    if failure is not None:
+        if required:
+            raise DarkIRError(
+                f"{last}: cannot take this {key} for the run ({lock}: {failure.strerror or failure}); nothing was "
+                "written"
+            )
+        yield
+        return
     if fd is None:
         holder = ""
         with contextlib.suppress(OSError):

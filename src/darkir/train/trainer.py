@@ -44,7 +44,7 @@ from darkir.train.resume import (
     set_rng_state,
     stretch_schedule,
 )
-from darkir.train.runfiles import hold_run
+from darkir.train.runfiles import hold_run, log_lock_path
 from darkir.train.runlog import LOG_FILE, RunLog
 from darkir.train.runpaths import (
     back_up_run,
@@ -595,7 +595,8 @@ def train(
                 held.enter_context(hold_run(best, "save.best"))
             if options.train.log_dir:  # (the default log folder is named after save.path, held above)
                 # not required: a log folder that takes no file (a full disk) stops no run, as a failing log does not
-                held.enter_context(hold_run(log_folder(options) / LOG_FILE, "train.log_dir", required=False))
+                log = log_folder(options) / LOG_FILE
+                held.enter_context(hold_run(log, "train.log_dir", required=False, lock=log_lock_path(log)))
             clean_up_after_killed_runs([last, best])
         continuing, earlier = continue_or_start(options, resume, restart, init_from)
         trainer = Trainer(options, device=device, progress=progress)
