@@ -272,3 +272,35 @@ def test_a_jpeg_with_a_corrupt_exif_block_reads_without_pillows_warning(tmp_path
         warnings.simplefilter("always")
         assert read_image(tmp_path / "a.jpg").rgb.shape == (16, 16, 3)
     assert [str(warning.message) for warning in caught] == []
+
+
+def test_a_compressed_16_bit_min_is_white_tiff_reads_as_shown(tmp_path):
+    """OpenCV reads any compression (tifffile needs imagecodecs for LZW): it decodes, darkir inverts."""
+    import tifffile
+
+    stored = (np.arange(24 * 32).reshape(24, 32) * 80).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "white.tif", stored, photometric="miniswhite", compression="zlib")
+    np.testing.assert_allclose(read_image(tmp_path / "white.tif").rgb[..., 0], 1 - stored / 65535, atol=1e-6)
+
+
+def test_a_tiff_with_a_damaged_tag_reads_without_a_word_from_pillow_or_tifffile(tmp_path, caplog):
+    """A private tag pointing past the end of the file: Pillow warned ("Truncated File Read") and tifffile logged
+    its TiffFileError on the terminal, unasked; the image itself reads."""
+    import struct
+
+    import tifffile
+
+    path = tmp_path / "float.tif"
+    pixels = np.random.default_rng(3).random((16, 20, 3), dtype=np.float32)
+    tifffile.imwrite(path, pixels, photometric="rgb", extratags=[(65000, "s", 0, "x" * 100, True)])
+    data = bytearray(path.read_bytes())
+    offset = struct.unpack_from("<I", data, 4)[0]
+    for index in range(struct.unpack_from("<H", data, offset)[0]):
+        entry = offset + 2 + 12 * index
+        if struct.unpack_from("<H", data, entry)[0] == 65000:
+            struct.pack_into("<I", data, entry + 8, 0x7FFFFFFF)
+    path.write_bytes(bytes(data))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        np.testing.assert_allclose(read_image(path).rgb, pixels, atol=1e-6)
+    assert [str(warning.message) for warning in caught] == [] and caplog.records == []

@@ -70,11 +70,20 @@ class TiffLayout:
     bits: Any
     planar: Any
 
+    @property
+    def deep(self) -> bool:
+        """Whether samples have more than 8 bits, which OpenCV reads itself rather than through libtiff's RGBA
+        reader (which turns and inverts what it must)."""
+        return max(self.bits if isinstance(self.bits, tuple) else (self.bits or 8,)) > 8
+
     def opencv_misreads(self) -> bool:
-        """Whether OpenCV's TIFF decoder misreads this layout beyond 8 bits, where it reads the strips itself: samples
-        in separate planes (it reads them as interleaved) and min-is-white gray (it does not invert it)."""
-        deep = max(self.bits if isinstance(self.bits, tuple) else (self.bits or 8,)) > 8
-        return deep and (self.planar == 2 or self.photometric == 0)
+        """Whether OpenCV misreads this layout: deep gray or RGB samples in separate planes (read as interleaved)."""
+        return self.deep and self.planar == 2 and self.photometric in (1, 2)
+
+    def left_uninverted(self) -> bool:
+        """Whether OpenCV gives this layout's stored values where white is zero (deep min-is-white gray), which
+        must then be inverted."""
+        return self.deep and self.photometric == 0
 
 
 def tiff_layout(path: Path) -> TiffLayout | None:

@@ -9,10 +9,12 @@ gray (TIFF) and cannot write, is read and written by darkir (PNG: :mod:`darkir.i
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
@@ -24,6 +26,7 @@ from darkir.errors import DarkIRError, DarkIRWarning, first_line
 from darkir.image_formats import (
     EXIF_ORIENTATION,
     TIFF_MAGIC,
+    TiffLayout,
     gray_alpha_png,
     png_gray_alpha,
     png_info,
@@ -141,7 +144,7 @@ def _tiff_header(path: Path) -> Header | None:
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tiff:
+        with _quiet_tifffile(), tifffile.TiffFile(path) as tiff:
             page = tiff.pages[0]
             orientation = page.tags.get(EXIF_ORIENTATION)
             return Header(
@@ -260,7 +263,7 @@ def _decode(path: Path, data: np.ndarray) -> tuple[np.ndarray, bool]:
     """The pixels of file bytes ``data``: gray (H, W), gray + alpha (H, W, 2), RGB or RGBA; and whether the
     decoder applied the orientation already (OpenCV's TIFF decoder does, its others do not)."""
     tiff = data[:4].tobytes() in TIFF_MAGIC
-    layout = tiff_layout(path) if tiff else None
+    layout = _quiet_layout(path) if tiff else None
     mode = tiff_pillow_mode(layout)
     if mode:
         return _decode_tiff_pillow(path, data, mode), False
@@ -288,6 +291,8 @@ def _decode(path: Path, data: np.ndarray) -> tuple[np.ndarray, bool]:
         and array.shape[2] == 4
     ):
         array = array[:, :, :3]  # CMYK, which OpenCV gives as RGB with an opaque alpha it does not have
+    if layout is not None and layout.left_uninverted():  # deep min-is-white gray, which OpenCV gives as stored
+        array = np.iinfo(array.dtype).max - array if array.dtype.kind == "u" else 1.0 - array
     return (array if png is None else png_gray_alpha(array, png)), tiff
 
 
@@ -316,23 +321,41 @@ def _decode_tiff_pillow(path: Path, data: np.ndarray, mode: str) -> np.ndarray:
 
 
 def _decode_tifffile(path: Path) -> np.ndarray:
-    """The first image of the TIFF at ``path`` as tifffile decodes it, samples last and min-is-white gray inverted
-    (for the layouts OpenCV misreads, :meth:`TiffLayout.opencv_misreads`)."""
+    """The first image of the TIFF at ``path`` as tifffile decodes it, samples last (for the layouts OpenCV misreads,
+    :meth:`TiffLayout.opencv_misreads`)."""
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tiff:
+        with _quiet_tifffile(), tifffile.TiffFile(path) as tiff:
             page = tiff.pages[0]
             array = page.asarray()
             if page.axes.startswith("S"):  # separate planes: (samples, height, width)
                 array = np.moveaxis(array, 0, -1)
-            if page.photometric == tifffile.PHOTOMETRIC.MINISWHITE:
-                array = (np.iinfo(array.dtype).max - array) if array.dtype.kind == "u" else (1.0 - array)
     except Exception as exc:
-        raise ImageReadError(f"{path}: cannot decode image ({first_line(exc)})") from None
+        gist = first_line(exc)
+        hint = "; pip install imagecodecs, which tifffile decodes it with" if "imagecodecs" in gist else ""
+        raise ImageReadError(f"{path}: cannot decode image ({gist}{hint})") from None
     if array.dtype == np.float64 or array.dtype == np.float16:
         array = array.astype(np.float32)
     return np.ascontiguousarray(array)
+
+
+def _quiet_layout(path: Path) -> TiffLayout | None:
+    """:func:`tiff_layout` without Pillow's warnings of a damaged tag (darkir reports what fails to decode)."""
+    with _QUIET_PILLOW, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return tiff_layout(path)
+
+
+@contextlib.contextmanager
+def _quiet_tifffile() -> Iterator[None]:
+    """tifffile's log (a damaged tag, say) kept from the user's terminal while it reads: darkir reports what fails."""
+    logger = logging.getLogger("tifffile")
+    disabled, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = disabled
 
 
 def _opencv_gist(exc: BaseException) -> str:
