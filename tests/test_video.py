@@ -800,7 +800,8 @@ def test_a_damaged_audio_packet_is_skipped_with_a_warning(tmp_path, tiny_checkpo
     assert describe(out)["frames"] == 10
 
 
-def test_a_damaged_mjpeg_frame_is_skipped_with_a_warning(tmp_path, tiny_checkpoint, capsys):
+@pytest.mark.parametrize("damaged_frame", [4, 0])
+def test_a_damaged_mjpeg_frame_is_skipped_with_a_warning(tmp_path, tiny_checkpoint, capsys, damaged_frame):
     clean = tmp_path / "cam.avi"
     with av.open(str(clean), "w") as out:
         video = out.add_stream("mjpeg", rate=10)
@@ -811,9 +812,9 @@ def test_a_damaged_mjpeg_frame_is_skipped_with_a_warning(tmp_path, tiny_checkpoi
             out.mux(video.encode(frame.reformat(format="yuvj420p")))
         out.mux(video.encode())
     with av.open(str(clean)) as container:
-        start, size = [(p.pos, p.size) for p in container.demux(container.streams.video[0]) if p.size][4]
+        start, size = [(p.pos, p.size) for p in container.demux(container.streams.video[0]) if p.size][damaged_frame]
     data = bytearray(clean.read_bytes())
-    data[start : start + size] = bytes(size)  # the fifth frame's JPEG zeroed: no image in it
+    data[start : start + size] = bytes(size)  # that frame's JPEG zeroed: no image in it (the first: read to probe)
     damaged = tmp_path / "damaged.avi"
     damaged.write_bytes(bytes(data))
     out = tmp_path / "out.mp4"
@@ -859,13 +860,16 @@ def test_pcm_audio_that_states_only_its_channel_count_keeps_its_channels(
     assert warned == (channels > 8)
 
 
-def test_of_several_video_streams_the_main_one_is_restored_and_named(tmp_path, tiny_checkpoint, capsys):
+@pytest.mark.parametrize("cover_picture", [False, True], ids=["a-thumbnail-track", "cover-art"])
+def test_of_several_video_streams_the_main_one_is_restored_and_named(tmp_path, tiny_checkpoint, capsys, cover_picture):
     """An MKV whose first video stream is a one-frame picture (a cover, a thumbnail track) restored that frame alone
     and said nothing; FFmpeg's best stream (the video) is restored now, and a warning names it."""
-    source = tmp_path / "two.mkv"
+    source = tmp_path / ("two.mp4" if cover_picture else "two.mkv")  # Matroska keeps no cover stream
     with av.open(str(source), "w") as out:
         cover = out.add_stream("mjpeg", rate=1)
         cover.width, cover.height, cover.pix_fmt = 32, 24, "yuvj420p"
+        if cover_picture:  # marked as such: an album or film cover, no video of its own (no warning)
+            cover.disposition = av.stream.Disposition.attached_pic
         video = out.add_stream("libx264", rate=10)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
         picture = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 200, np.uint8), format="rgb24")
@@ -880,5 +884,8 @@ def test_of_several_video_streams_the_main_one_is_restored_and_named(tmp_path, t
     assert main(["video", str(source), "-o", str(out), "--weights", str(tiny_checkpoint), "-q"]) == 0
     captured = capsys.readouterr()
     assert "restored 10 frames" in captured.out
-    assert f"{source}: has 2 video streams; restored stream 1 (64x48) alone" in captured.err
+    if cover_picture:
+        assert "video streams" not in captured.err
+    else:
+        assert f"{source}: has 2 video streams; restored stream 1 (64x48) alone" in captured.err
     assert describe(out)["size"] == (48, 64)

@@ -135,8 +135,8 @@ def check_video_encoding(codec: str, crf: int) -> None:
 
 
 def count_frames(source: str | os.PathLike[str]) -> int:
-    """The number of frames of the first video stream of ``source``: its header's count, else (MKV and WebM have
-    none) its packets, demuxed without decoding."""
+    """The number of frames of the video stream of ``source`` that is restored (:func:`_video_stream`): its header's
+    count, else (MKV and WebM have none) its packets, demuxed without decoding."""
     av, source = _av(), Path(source)
     try:
         with _open_input(av, source) as container:
@@ -159,7 +159,8 @@ def _video_stream(container: Any, source: Path, warn: bool = False) -> Any:
     if not container.streams.video:
         raise DarkIRError(f"{source}: has no video stream")
     best = container.streams.best("video") or container.streams.video[0]
-    others = [stream for stream in container.streams.video if stream is not best]
+    cover = _av().stream.Disposition.attached_pic
+    others = [stream for stream in container.streams.video if stream is not best and not stream.disposition & cover]
     if warn and others:
         width, height = best.codec_context.width, best.codec_context.height
         warnings.warn(
@@ -173,10 +174,13 @@ def _video_stream(container: Any, source: Path, warn: bool = False) -> Any:
 def _first_frame(av: ModuleType, source: Path) -> FirstFrame:
     """Decode ``source``'s first frame (None for its size and matrix where it has no frames)."""
     with _open_input(av, source) as container:
-        for frame in container.decode(_video_stream(container, source)):
-            matrix = frame.side_data.get("DISPLAYMATRIX")
-            matrix = None if matrix is None else np.frombuffer(bytes(matrix), dtype=np.int32).tolist()
-            return FirstFrame((frame.height, frame.width), matrix, frame.pts is not None, video_colour(frame, source))
+        stream, damaged = _video_stream(container, source), _Damaged(source)  # damaged packets: warned of later
+        for packet in container.demux(stream):
+            for frame in damaged.decode(packet, "video"):
+                matrix = frame.side_data.get("DISPLAYMATRIX")
+                matrix = None if matrix is None else np.frombuffer(bytes(matrix), dtype=np.int32).tolist()
+                colour = video_colour(frame, source)
+                return FirstFrame((frame.height, frame.width), matrix, frame.pts is not None, colour)
     return FirstFrame(None, None, True, UNTAGGED)
 
 
@@ -272,7 +276,7 @@ def _video_output(output: Any, timeline: Timeline, settings: VideoSettings, firs
 
 def _audio_stream(output: Any, audio_in: Any, container: str) -> tuple[Any, str]:
     """The output audio stream: the input's packets copied where :data:`AUDIO_COPIED` says ``container`` holds them,
-    else AAC (which every output format holds) at the input's channel layout (mono or stereo where it has no
+    else AAC (which every output format holds) at the input's channel layout (:func:`_ordered_layout` where it has no
     channel order) and the nearest sample rate AAC takes."""
     if audio_in is None:
         return None, "none"

@@ -176,7 +176,7 @@ def keep_audio_time(frame: Any, end: int | None, time_base: Fraction) -> int | N
     """Keep a decoded audio frame's timestamp for the encoder (so that audio starting late or with a gap stays in
     sync with the picture), moved to where the frame ahead of it ends where it would start before that (a broken
     file's overlap, which the encoder refuses); a frame without one follows the frame ahead. Times are in
-    ``time_base``, the stream's; returns where the frame ends."""
+    ``time_base`` (samples, after :func:`in_sample_time`); returns where the frame ends."""
     if frame.pts is None and end is None:
         return None
     if frame.pts is None or (end is not None and frame.pts < end):
