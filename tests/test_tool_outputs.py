@@ -278,12 +278,14 @@ def test_train_max_steps_must_not_be_negative(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("command", ["restore", "video"])
-def test_threads_beyond_four_per_core_are_refused(tmp_path, capsys, command):
-    """Tens of thousands of threads made OpenMP fail to start them and the process crash (a segfault)."""
-    import os
+def test_threads_beyond_the_limit_are_refused(tmp_path, capsys, command):
+    """Tens of thousands of threads made OpenMP fail to start them and the process crash (a segfault); a runner of
+    one CPU still takes --threads 8."""
+    from darkir.cli.common import thread_count, thread_limit
 
-    too_many = 4 * (os.cpu_count() or 1) + 1
+    too_many = thread_limit() + 1
     err = _argparse_error(
         [command, str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), f"--threads={too_many}"], capsys
     )
-    assert f"argument --threads: {too_many} threads are more than 4 per CPU core" in err
+    assert f"argument --threads: {too_many} threads are too many for " in err and f"at most {too_many - 1}" in err
+    assert thread_count("8") == 8 and thread_limit() >= 64

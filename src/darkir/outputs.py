@@ -72,7 +72,7 @@ def fitting_name(head: str, name: str, tail: str) -> str:
         return whole
     digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
     room = NAME_MAX - len(os.fsencode(f"{head}~{digest}{tail}"))
-    short = os.fsencode(name)[: max(0, room)].decode(errors="ignore")  # whole characters only
+    short = os.fsdecode(os.fsencode(name)[: max(0, room)])  # the file system's bytes, cut where they are
     return f"{head}{short}~{digest}{tail}"
 
 

@@ -81,7 +81,7 @@ def add_runtime(parser: argparse.ArgumentParser, precision: str = "auto", job_co
         "--threads",
         type=thread_count,
         metavar="N",
-        help=f"CPU threads for the model (default: torch's, one per core; at most {THREADS_PER_CORE} per core)",
+        help="CPU threads for the model (default: torch's, one per core; at most 4 per CPU, and at least 64)",
     )
 
 
@@ -96,20 +96,33 @@ def positive_int(text: str) -> int:
     return value
 
 
-#: The most ``--threads`` per CPU core: more only slows the model down, and many thousands make OpenMP fail to
-#: start them, which crashes the process.
-THREADS_PER_CORE = 4
+#: The most ``--threads``: 4 per CPU this process may run on, and at least this many; more only slows the model
+#: down, and many thousands make OpenMP fail to start them, which crashes the process.
+MIN_THREAD_LIMIT = 64
 
 
 def thread_count(text: str) -> int:
-    """argparse type: a number of CPU threads, from 1 to :data:`THREADS_PER_CORE` per core of this machine."""
-    value, cores = positive_int(text), os.cpu_count() or 1
-    if value > THREADS_PER_CORE * cores:
+    """argparse type: a number of CPU threads, from 1 to :func:`thread_limit`."""
+    value, limit = positive_int(text), thread_limit()
+    if value > limit:
         raise argparse.ArgumentTypeError(
-            f"{value} threads are more than {THREADS_PER_CORE} per CPU core ({cores} here): at most "
-            f"{THREADS_PER_CORE * cores}"
+            f"{value} threads are too many for {usable_cpus()} CPU(s): at most {limit} (4 per CPU, and at least "
+            f"{MIN_THREAD_LIMIT})"
         )
     return value
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, e.g. a batch job's share), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def thread_limit() -> int:
+    """The most ``--threads`` this process takes: 4 per usable CPU, at least :data:`MIN_THREAD_LIMIT`."""
+    return max(MIN_THREAD_LIMIT, 4 * usable_cpus())
 
 
 def non_negative_int(text: str) -> int:

@@ -225,8 +225,7 @@ def _anchor_in_run(options: Options) -> tuple[str, str] | None:
     if options.train.anchor is None:
         return None
     anchor = Path(options.train.anchor).resolve()
-    last, best = checkpoint_paths(options)
-    for key, path in (("save.path", last), ("save.best", best)):
+    for key, path in _checkpoints(options):  # save.best only where the run validates, and so writes it
         if anchor == path.resolve():
             return "train.anchor", f"{options.train.anchor} is this run's {key}, which the run replaces as it trains"
     if _snapshot_named(options, anchor):
