@@ -10,6 +10,7 @@ import subprocess
 import sys
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -727,6 +728,16 @@ def test_darkir_video_removes_what_a_killed_run_left_in_its_output_folder(clip, 
     assert sorted(path.name for path in out.iterdir()) == ["clip.mp4"]
 
 
+def _mux_grey_frames(out: Any, video: Any, count: int, rising: bool = False) -> None:
+    """Encode ``count`` 64x48 frames of level 30 (``rising``: 30, 31, ...), 0.1 s apart, into ``video`` and flush it."""
+    for index in range(count):
+        rgb = np.full((48, 64, 3), 30 + index * rising, np.uint8)
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=video.pix_fmt)
+        frame.pts, frame.time_base = index, Fraction(1, 10)
+        out.mux(video.encode(frame))
+    out.mux(video.encode())
+
+
 def _avi_with_audio(path: Path, encoder: str) -> Path:
     """A 10-frame MPEG-4 AVI with one second of ``encoder`` audio, which AVI times one tick per audio frame."""
     with av.open(str(path), "w") as out:
@@ -734,11 +745,7 @@ def _avi_with_audio(path: Path, encoder: str) -> Path:
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
         sound = out.add_stream(encoder, rate=44100)
         sound.layout = "stereo"
-        for index in range(10):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30, np.uint8), format="rgb24")
-            frame.pts, frame.time_base = index, Fraction(1, 10)
-            out.mux(video.encode(frame))
-        out.mux(video.encode())
+        _mux_grey_frames(out, video, 10)
         for index in range(39):
             chunk = av.AudioFrame.from_ndarray(np.zeros((2, 1152), np.float32), format="fltp", layout="stereo")
             chunk.sample_rate, chunk.pts = 44100, index * 1152
@@ -773,11 +780,7 @@ def test_a_damaged_audio_packet_is_skipped_with_a_warning(tmp_path, tiny_checkpo
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
         sound = out.add_stream("flac", rate=48000)
         sound.layout, sound.format = "stereo", "s16"
-        for index in range(10):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30, np.uint8), format="rgb24")
-            frame.pts, frame.time_base = index, Fraction(1, 10)
-            out.mux(video.encode(frame))
-        out.mux(video.encode())
+        _mux_grey_frames(out, video, 10)
         noise = np.random.default_rng(0)
         for index in range(12):
             samples = (noise.random((1, 2 * 4608)) * 2000 - 1000).astype(np.int16)
@@ -806,11 +809,7 @@ def test_a_damaged_mjpeg_frame_is_skipped_with_a_warning(tmp_path, tiny_checkpoi
     with av.open(str(clean), "w") as out:
         video = out.add_stream("mjpeg", rate=10)
         video.width, video.height, video.pix_fmt = 64, 48, "yuvj420p"
-        for index in range(10):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30 + index, np.uint8), format="rgb24")
-            frame.pts, frame.time_base = index, Fraction(1, 10)
-            out.mux(video.encode(frame.reformat(format="yuvj420p")))
-        out.mux(video.encode())
+        _mux_grey_frames(out, video, 10, rising=True)
     with av.open(str(clean)) as container:
         start, size = [(p.pos, p.size) for p in container.demux(container.streams.video[0]) if p.size][damaged_frame]
     data = bytearray(clean.read_bytes())
@@ -830,11 +829,7 @@ def _mkv_with_pcm(path: Path, channels: int) -> Path:
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
         sound = out.add_stream("pcm_s16le", rate=48000)
         sound.layout = "5.1" if channels == 6 else f"{channels}c"
-        for index in range(5):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30, np.uint8), format="rgb24")
-            frame.pts, frame.time_base = index, Fraction(1, 10)
-            out.mux(video.encode(frame))
-        out.mux(video.encode())
+        _mux_grey_frames(out, video, 5)
         for index in range(5):
             samples = np.zeros((1, channels * 4800), np.int16)
             samples[0, index % channels :: channels] = 1000
@@ -875,11 +870,7 @@ def test_of_several_video_streams_the_main_one_is_restored_and_named(tmp_path, t
         picture = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 200, np.uint8), format="rgb24")
         out.mux(cover.encode(picture.reformat(format="yuvj420p")))
         out.mux(cover.encode())
-        for index in range(10):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30, np.uint8), format="rgb24")
-            frame.pts, frame.time_base = index, Fraction(1, 10)
-            out.mux(video.encode(frame))
-        out.mux(video.encode())
+        _mux_grey_frames(out, video, 10)
     out = tmp_path / "out.mp4"
     assert main(["video", str(source), "-o", str(out), "--weights", str(tiny_checkpoint), "-q"]) == 0
     captured = capsys.readouterr()
