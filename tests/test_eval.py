@@ -318,6 +318,13 @@ def test_unpaired_command_and_seed_shim(variants, tmp_path, capsys):
     rows = _rows(out / "stats.csv")
     assert len(rows) == 9 and (out / "0000" / "0000.png").is_file()
     assert float(rows[0]["noise_in"]) > 0
+    # each output is scored as its file holds it: what metrics reads back (it scored the float output, unrounded)
+    from darkir.eval.unpaired import no_reference_scores
+
+    for row in rows[:3]:
+        saved = no_reference_scores(read_image(out / row["image"]).rgb)
+        for key in ("niqe", "brightness", "noise"):
+            assert float(row[f"{key}_out"]) == pytest.approx(getattr(saved, key), abs=2e-5, nan_ok=True), key
 
 
 def test_seed_testing_script(variants, tmp_path):

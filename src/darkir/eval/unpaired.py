@@ -39,7 +39,7 @@ from darkir.eval.reports import (
     write_text,
 )
 from darkir.eval.stats import MIN_INTERVAL_IMAGES, Interval, bootstrap_mean, paired
-from darkir.imageio import IMAGE_SUFFIXES, Image, ImageReadError, read_image, write_image
+from darkir.imageio import IMAGE_SUFFIXES, Image, ImageReadError, read_image, to_storage, write_image
 from darkir.infer.restorer import Restorer
 from darkir.outputs import is_inside, is_same_file
 
@@ -235,7 +235,8 @@ def restore_unpaired(
     progress: bool = True,
     unreadable: list[str] | None = None,
 ) -> list[UnpairedRow]:
-    """Restore every input into ``output`` (relative names kept; earlier results there are replaced) and score both.
+    """Restore every input into ``output`` (relative names kept; earlier results there are replaced) and score both
+    (each output as its file holds it).
     An input that cannot be read raises, or is skipped and added to ``unreadable`` (``path: why``) when given."""
     rows = []
     for pair in tqdm(pairs, desc="restoring", unit="img", disable=not progress):
@@ -250,8 +251,15 @@ def restore_unpaired(
         target = output / pair.name
         target.parent.mkdir(parents=True, exist_ok=True)
         write_image(target, image, overwrite=True)
-        rows.append(UnpairedRow(pair.name, no_reference_scores(before), no_reference_scores(image.rgb)))
+        saved = _as_saved(image.rgb, image.bit_depth)  # scored as written, as metrics reads it back
+        rows.append(UnpairedRow(pair.name, no_reference_scores(before), no_reference_scores(saved)))
     return rows
+
+
+def _as_saved(rgb: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Float RGB ``rgb`` as an image file of ``bit_depth`` holds it: clipped and, for 8 and 16 bits, rounded."""
+    stored = to_storage(rgb, bit_depth)
+    return stored.astype(np.float32) / np.iinfo(stored.dtype).max if stored.dtype.kind == "u" else stored
 
 
 def score_folder(
