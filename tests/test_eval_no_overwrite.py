@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import errno
 import hashlib
 import json
@@ -403,3 +404,19 @@ def test_test_unpaired_names_an_output_that_is_one_of_the_images_as_a_file(tmp_p
     assert main([*args, "-o", str(photos / "a.png")]) == 2
     assert _error(capsys) == f"darkir: error: output folder {photos / 'a.png'} is a file; choose a folder"
     assert _digests(photos) == before
+
+
+def test_compare_unpaired_leaves_out_an_earlier_test_unpaired_runs_results_in_the_data(
+    tmp_path, capsys, tiny_checkpoint
+):
+    """test-unpaired -o photos/res, then compare --unpaired --data photos scored the restored images as inputs too."""
+    photos = tmp_path / "photos"
+    _png(photos / "a.png", 0, scale=60)
+    _png(photos / "b.png", 1, scale=60)
+    weights = ["--weights", str(tiny_checkpoint), "-q"]
+    assert main(["test-unpaired", *weights, "--data", str(photos), "-o", str(photos / "res")]) == 0
+    capsys.readouterr()
+    assert main(_compare(tiny_checkpoint, photos, tmp_path / "report", "--unpaired")) == 0
+    assert "left out 2 images in results folders of earlier runs" in capsys.readouterr().err
+    with open(tmp_path / "report" / "per_image.csv", newline="") as handle:
+        assert sorted({row["image"] for row in csv.DictReader(handle)}) == ["a.png", "b.png"]

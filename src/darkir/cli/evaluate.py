@@ -355,6 +355,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from darkir.eval.compare import compare, method_line
     from darkir.eval.methods import auto_exposure, clahe, identity, zero_dce
     from darkir.eval.reports import check_report_folder
+    from darkir.eval.unpaired import outside_earlier_runs
     from darkir.outputs import check_writable_dir
 
     refuse_empty(args)
@@ -362,7 +363,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise DarkIRError(f"--exposure-target is a mean brightness in (0, 1], got {args.exposure_target:g}")
     if args.unpaired:
         _refuse_paired(Path(args.data), None, "compare --unpaired")
-    pairs = find_unpaired(args.data) if args.unpaired else evaluation_sets(args, None)[""]
+    if args.unpaired:  # an earlier test-unpaired run's results inside the data are outputs, not inputs
+        pairs = outside_earlier_runs(find_unpaired(args.data), Path(args.data))
+    else:
+        pairs = evaluation_sets(args, None)[""]
     output = Path(args.output)
     check_report_folder(output, _input_folders(args.data, pairs))
     check_writable_dir(output)

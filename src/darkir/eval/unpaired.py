@@ -119,7 +119,7 @@ def outside_output(pairs: list[Pair], output: Path, folder: Path) -> list[Pair]:
     kept = [pair for pair, is_in in zip(pairs, within, strict=True) if not is_in]
     if not kept:
         raise DarkIRError(f"{folder}: its images are inside the output folder {output}; choose another output folder")
-    kept = _outside_earlier_runs(kept, folder)
+    kept = outside_earlier_runs(kept, folder)
     stats, earlier = output / STATS_FILE, earlier_results(output)
     if (stats.exists() or stats.is_symlink()) and not earlier:
         raise DarkIRError(f"{stats} was not written by darkir test-unpaired; move it away or choose another -o folder")
@@ -143,7 +143,7 @@ def outside_output(pairs: list[Pair], output: Path, folder: Path) -> list[Pair]:
     return kept
 
 
-def _outside_earlier_runs(pairs: list[Pair], folder: Path) -> list[Pair]:
+def outside_earlier_runs(pairs: list[Pair], folder: Path) -> list[Pair]:
     """``pairs`` without the images in folders under ``folder`` that hold an earlier test-unpaired run's results
     (another ``-o``): they are restored images, not inputs. Those left out are named on stderr in one line."""
     results: dict[Path, bool] = {}
