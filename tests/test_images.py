@@ -304,3 +304,12 @@ def test_a_tiff_with_a_damaged_tag_reads_without_a_word_from_pillow_or_tifffile(
         warnings.simplefilter("always")
         np.testing.assert_allclose(read_image(path).rgb, pixels, atol=1e-6)
     assert [str(warning.message) for warning in caught] == [] and caplog.records == []
+
+
+def test_a_float_image_with_a_nan_sample_is_refused_as_it_is_read(tmp_path):
+    """test and compare blamed the model's weights for the NaN output, metrics dropped the image unexplained."""
+    array = np.full((8, 8, 3), 0.5, np.float32)
+    array[2, 3, 1] = np.nan
+    cv2.imwrite(str(tmp_path / "nan.tif"), array)
+    with pytest.raises(ImageReadError, match=r"nan\.tif: its float samples include NaN"):
+        read_image(tmp_path / "nan.tif")

@@ -218,6 +218,8 @@ def read_image(path: str | os.PathLike[str], check_size: Callable[[int, int], No
         bit_depth, scale = 16, 65535.0
     elif array.dtype == np.float32:
         bit_depth, scale = 32, 1.0
+        if np.isnan(array).any():  # no value to restore or score (infinities clip to 0 and 1)
+            raise ImageReadError(f"{path}: its float samples include NaN (not a number); darkir cannot use them")
         _warn_out_of_range(path, array)
     else:
         raise ImageReadError(f"{path}: unsupported sample type {array.dtype}")
