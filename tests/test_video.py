@@ -880,3 +880,13 @@ def test_of_several_video_streams_the_main_one_is_restored_and_named(tmp_path, t
     else:
         assert f"{source}: has 2 video streams; restored stream 1 (64x48) alone" in captured.err
     assert describe(out)["size"] == (48, 64)
+
+
+def test_a_file_that_is_no_video_is_named_so_not_the_encoder(tmp_path, tiny_checkpoint, capsys):
+    """FFmpeg opens a text file named .png as an image stream with no frame to decode; the output's encoder then
+    failed at a size of 0 and was blamed: "out.mp4 (libx264): video processing failed: Invalid argument"."""
+    source = tmp_path / "text.png"
+    source.write_text("hello")
+    assert main(["video", str(source), "-o", str(tmp_path / "out.mp4"), "--weights", str(tiny_checkpoint), "-q"]) == 2
+    assert f"{source}: its video stream has no frames; nothing written" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["text.png"]

@@ -191,6 +191,8 @@ def _restore_video(
     tmp = temporary_path(target)
     try:
         first = _first_frame(av, source)
+        if first.size is None:  # (or none that decodes: the encoder would fail at a size of 0 and be blamed)
+            raise DarkIRError(f"{source}: its video stream has no frames; nothing written")
         with (
             _open_input(av, source) as container,
             av.open(str(tmp), "w", format=VIDEO_FORMATS[target.suffix.lower()]) as output,
