@@ -289,3 +289,15 @@ def test_threads_beyond_the_limit_are_refused(tmp_path, capsys, command):
     )
     assert f"argument --threads: {too_many} threads are too many for " in err and f"at most {too_many - 1}" in err
     assert thread_count("8") == 8 and thread_limit() >= 64
+
+
+def test_compare_refuses_more_resamples_than_it_can_hold(tmp_path, capsys):
+    """10^12 resamples were taken, and failed after all the scoring: "MemoryError: Unable to allocate 29.1 TiB"."""
+    err = _argparse_error(
+        ["compare", "--data", str(tmp_path), "-o", str(tmp_path / "r"), "--resamples", "1e12"], capsys
+    )
+    assert "argument --resamples" in err
+    err = _argparse_error(
+        ["compare", "--data", str(tmp_path), "-o", str(tmp_path / "r"), "--resamples", "100001"], capsys
+    )
+    assert "argument --resamples: 100001 resamples are more than 100,000" in err

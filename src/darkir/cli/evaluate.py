@@ -395,6 +395,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The most bootstrap resamples: each draws every image, and all are held at once (8 bytes an image each).
+MAX_RESAMPLES = 100_000
+
+
+def resample_count(text: str) -> int:
+    """argparse type: a number of bootstrap resamples, from 1 to :data:`MAX_RESAMPLES`."""
+    value = positive_int(text)
+    if value > MAX_RESAMPLES:
+        raise argparse.ArgumentTypeError(
+            f"{value} resamples are more than {MAX_RESAMPLES:,}, whose intervals are already exact to a few "
+            "thousandths (and each resample holds 8 bytes per image in memory)"
+        )
+    return value
+
+
 def register(add: AddCommand) -> None:
     """Add this module's subcommands."""
     _register_test(add)
@@ -494,7 +509,12 @@ def _register_compare(add: AddCommand) -> None:
     )
     compare.add_argument("--size", type=positive_int, default=256, help="input side for MACs and latency (default 256)")
     compare.add_argument("--max-images", type=positive_int, metavar="N", help="use the first N images (default all)")
-    compare.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples (default 2000)")
+    compare.add_argument(
+        "--resamples",
+        type=resample_count,
+        default=2000,
+        help=f"bootstrap resamples (default 2000, at most {MAX_RESAMPLES:,})",
+    )
     compare.add_argument(
         "--exposure-target", type=positive_float, default=0.4, help="auto-exposure mean target in (0, 1] (default 0.4)"
     )
