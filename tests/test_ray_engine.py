@@ -259,3 +259,13 @@ def test_an_interrupt_while_ray_starts_shuts_down_what_it_started(tmp_path, monk
     with pytest.raises(KeyboardInterrupt):
         darkir.cluster.restore_jobs(torch.nn.Identity(), _jobs(tmp_path, monkeypatch), workers=1)
     assert fake.calls == ["init", "shutdown"] and signal.getsignal(signal.SIGTERM) == before
+
+
+@pytest.mark.parametrize("threads", [-1, 0, 2.5, True])
+def test_restore_dataset_refuses_a_thread_count_before_ray_starts(tmp_path, monkeypatch, threads):
+    """threads=-1 started Ray, whose actor then died in torch.set_num_threads with a traceback."""
+    import darkir.cluster
+
+    monkeypatch.setattr(darkir.cluster, "preflight", lambda address: pytest.fail("Ray was prepared"))
+    with pytest.raises(DarkIRError, match=r"threads must be a whole number of at least 1 or None, got "):
+        darkir.cluster.restore_dataset(str(tmp_path), tmp_path / "out", torch.nn.Identity(), threads=threads)

@@ -314,6 +314,8 @@ def restore_dataset(
     check_precision(precision)
     exposure = check_exposure(exposure)
     check_compile(compile)
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise DarkIRError(f"threads must be a whole number of at least 1 or None, got {threads!r}")
     preflight(address)
     suffix = f".{suffix.lower().lstrip('.')}" if suffix else None
     jobs, problems = plan_jobs(sources, output, suffix, videos=True)
