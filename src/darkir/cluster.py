@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import numbers
 import os
 import signal
 import socket
@@ -314,7 +315,7 @@ def restore_dataset(
     check_precision(precision)
     exposure = check_exposure(exposure)
     check_compile(compile)
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1):
         raise DarkIRError(f"threads must be a whole number of at least 1 or None, got {threads!r}")
     preflight(address)
     suffix = f".{suffix.lower().lstrip('.')}" if suffix else None
@@ -323,6 +324,7 @@ def restore_dataset(
     if jobs:
         ensure_writable_dir(output)
     restore = RestoreSettings(device, precision, tile, overlap, max_memory, compile=compile, exposure=exposure)
+    threads = None if threads is None else int(threads)  # a NumPy integer too
     settings = WorkerSettings(**vars(restore), threads=threads, overwrite=overwrite, codec=codec, crf=crf)
     report = restore_jobs(model, jobs, settings, address, workers, cpus_per_worker, gpus_per_worker, progress)
     report.failed.extend((path, f"{path}: {reason}") for path, reason in problems)
