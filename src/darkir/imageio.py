@@ -26,7 +26,6 @@ from darkir.errors import DarkIRError, DarkIRWarning, first_line
 from darkir.image_formats import (
     EXIF_ORIENTATION,
     TIFF_MAGIC,
-    TiffLayout,
     gray_alpha_png,
     png_gray_alpha,
     png_info,
@@ -96,6 +95,22 @@ class Header:
     orientation: int
     metadata: Metadata | None = field(default=None, compare=False)  # carried along, not part of what it says
 
+    def refusal(self) -> str | None:
+        """Why :func:`read_image` refuses the image before decoding it (a decompression bomb; an animation, which
+        would be cut to one frame), or None."""
+        pixels = self.width * self.height
+        if pixels > MAX_IMAGE_PIXELS:
+            return (
+                f"its header claims {self.width}x{self.height} pixels ({pixels / 1e6:.0f} megapixels), above the "
+                f"limit of {MAX_IMAGE_PIXELS / 1e6:.0f}; not decoded"
+            )
+        if self.frames > 1:
+            return (
+                f"an animated or multi-page image ({self.frames} frames); darkir restores still images, so restoring "
+                "only the first frame would lose the others: convert it to a video or to single frames"
+            )
+        return None
+
     @property
     def displayed_size(self) -> tuple[int, int]:
         """(width, height) of the image :func:`read_image` returns: turned a quarter for orientations 5-8."""
@@ -119,11 +134,8 @@ def read_header(path: Path) -> Header | None:
     """The header of ``path`` as Pillow reads it, or tifffile for a TIFF Pillow cannot open (float RGB); None where
     neither reads it (OpenCV may still decode it)."""
     try:
-        with _QUIET_PILLOW, warnings.catch_warnings():
-            # Pillow warns of a corrupt EXIF block, also while it opens the file: darkir drops what it cannot read
-            warnings.simplefilter("ignore")
-            with _pil_open(path) as handle:
-                return _header(handle)
+        with _quiet_pillow(), _pil_open(path) as handle:  # entered first: Pillow also warns while it opens the file
+            return _header(handle)
     except Exception:
         return _tiff_header(path)
 
@@ -165,20 +177,10 @@ def _orientation(handle: object) -> int:
 
 
 def _check_header(path: Path, header: Header | None) -> None:
-    """Refuse decompression bombs and animations (which would be cut to one frame) before decoding."""
-    if header is None:
-        return
-    pixels = header.width * header.height
-    if pixels > MAX_IMAGE_PIXELS:
-        raise ImageReadError(
-            f"{path}: its header claims {header.width}x{header.height} pixels ({pixels / 1e6:.0f} megapixels), above "
-            f"the limit of {MAX_IMAGE_PIXELS / 1e6:.0f}; not decoded"
-        )
-    if header.frames > 1:
-        raise ImageReadError(
-            f"{path}: an animated or multi-page image ({header.frames} frames); darkir restores still images, so "
-            "restoring only the first frame would lose the others: convert it to a video or to single frames"
-        )
+    """Refuse, before decoding, what :meth:`Header.refusal` refuses."""
+    problem = header.refusal() if header is not None else None
+    if problem:
+        raise ImageReadError(f"{path}: {problem}")
 
 
 def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
@@ -265,7 +267,8 @@ def _decode(path: Path, data: np.ndarray) -> tuple[np.ndarray, bool]:
     """The pixels of file bytes ``data``: gray (H, W), gray + alpha (H, W, 2), RGB or RGBA; and whether the
     decoder applied the orientation already (OpenCV's TIFF decoder does, its others do not)."""
     tiff = data[:4].tobytes() in TIFF_MAGIC
-    layout = _quiet_layout(path) if tiff else None
+    with _quiet_pillow():
+        layout = tiff_layout(path) if tiff else None
     mode = tiff_pillow_mode(layout)
     if mode:
         return _decode_tiff_pillow(path, data, mode), False
@@ -342,11 +345,13 @@ def _decode_tifffile(path: Path) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def _quiet_layout(path: Path) -> TiffLayout | None:
-    """:func:`tiff_layout` without Pillow's warnings of a damaged tag (darkir reports what fails to decode)."""
+@contextlib.contextmanager
+def _quiet_pillow() -> Iterator[None]:
+    """Pillow's warnings (a corrupt EXIF block, a damaged TIFF tag) kept from the user while it reads headers: darkir
+    drops what it cannot read and reports what fails to decode. One thread at a time: warning filters are global."""
     with _QUIET_PILLOW, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return tiff_layout(path)
+        yield
 
 
 @contextlib.contextmanager

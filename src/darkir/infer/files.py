@@ -17,7 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from darkir.errors import DarkIRError, first_line
-from darkir.imageio import MAX_IMAGE_PIXELS, Image, read_header, read_image, write_image
+from darkir.imageio import Image, read_header, read_image, write_image
 from darkir.infer.compiling import compiling_note
 from darkir.infer.jobs import Job
 from darkir.infer.pipeline import Drain, Prefetch
@@ -232,7 +232,7 @@ def count_sizes(jobs: Sequence[Job]) -> Counter[tuple[int, int, int]]:
     sizes: Counter[tuple[int, int, int]] = Counter()
     for job in sample:
         header = read_header(job.source)
-        if header is None or header.frames > 1 or header.width * header.height > MAX_IMAGE_PIXELS:
+        if header is None or header.refusal():
             continue
         width, height = header.displayed_size
         sizes[(1, height, width)] += 1
