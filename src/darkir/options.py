@@ -42,14 +42,18 @@ class _Section(BaseModel):
     def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
         """Refuse a boolean (YAML's true/false, yes/no, on/off) where no boolean goes: pydantic would read it as
         the number 1 or 0 (``epochs: yes`` as one epoch)."""
-        items = value if isinstance(value, list | tuple) else [value]
-        if any(isinstance(item, bool) for item in items) and not _takes_booleans(
-            cls.model_fields[info.field_name].annotation
-        ):
+        if _misplaced_boolean(value, cls.model_fields[info.field_name].annotation):
             raise ValueError(
                 "a boolean where a number or name goes (YAML reads true/false, yes/no, on/off as booleans)"
             )
         return value
+
+
+def _misplaced_boolean(value: Any, annotation: Any) -> bool:
+    """Whether ``value`` (or an item of it, a list or tuple) is a boolean where a field of type ``annotation`` takes
+    none."""
+    items = value if isinstance(value, list | tuple) else [value]
+    return any(isinstance(item, bool) for item in items) and not _takes_booleans(annotation)
 
 
 def _takes_booleans(annotation: Any) -> bool:
@@ -96,8 +100,7 @@ class SynthDataOptions(_Section):
         params = synth_params(value)
         types = get_type_hints(SynthParams)
         for key, given in value.items():
-            items = given if isinstance(given, list | tuple) else [given]
-            if any(isinstance(item, bool) for item in items) and not _takes_booleans(types[key]):
+            if _misplaced_boolean(given, types[key]):
                 raise ValueError(f"{key}: a boolean where a number goes (got {given!r})")
         return {key: getattr(params, key) for key in value}
 
