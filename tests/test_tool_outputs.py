@@ -281,7 +281,8 @@ def test_train_max_steps_must_not_be_negative(tmp_path, capsys):
 def test_threads_beyond_the_limit_are_refused(tmp_path, capsys, command):
     """Tens of thousands of threads made OpenMP fail to start them and the process crash (a segfault); a runner of
     one CPU still takes --threads 8."""
-    from darkir.cli.common import thread_count, thread_limit
+    from darkir.cli.common import thread_count
+    from darkir.runtime import thread_limit
 
     too_many = thread_limit() + 1
     err = _argparse_error(

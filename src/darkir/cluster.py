@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-import numbers
 import os
 import signal
 import socket
@@ -43,7 +42,7 @@ from darkir.infer.jobs import Job, plan_jobs
 from darkir.infer.restorer import RestoreSettings, check_compile
 from darkir.infer.tiling import check_tiling
 from darkir.outputs import ensure_writable_dir
-from darkir.runtime import check_precision
+from darkir.runtime import check_precision, check_threads
 
 
 @dataclass(frozen=True)
@@ -315,8 +314,7 @@ def restore_dataset(
     check_precision(precision)
     exposure = check_exposure(exposure)
     check_compile(compile)
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1):
-        raise DarkIRError(f"threads must be a whole number of at least 1 or None, got {threads!r}")
+    threads = check_threads(threads)
     preflight(address)
     suffix = f".{suffix.lower().lstrip('.')}" if suffix else None
     jobs, problems = plan_jobs(sources, output, suffix, videos=True)
@@ -324,7 +322,6 @@ def restore_dataset(
     if jobs:
         ensure_writable_dir(output)
     restore = RestoreSettings(device, precision, tile, overlap, max_memory, compile=compile, exposure=exposure)
-    threads = None if threads is None else int(threads)  # a NumPy integer too
     settings = WorkerSettings(**vars(restore), threads=threads, overwrite=overwrite, codec=codec, crf=crf)
     report = restore_jobs(model, jobs, settings, address, workers, cpus_per_worker, gpus_per_worker, progress)
     report.failed.extend((path, f"{path}: {reason}") for path, reason in problems)

@@ -6,6 +6,8 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import numbers
+import os
 import sys
 from collections.abc import Iterator
 
@@ -74,6 +76,39 @@ def check_precision(precision: str) -> None:
     """Refuse a precision name other than ``auto``/``fp32``/``bf16``/``fp16``."""
     if precision != "auto" and precision not in PRECISIONS:
         raise DarkIRError(f"unknown precision {precision!r}; choose from auto, {', '.join(PRECISIONS)}")
+
+
+#: ``threads`` at most: 4 per CPU this process may run on, and at least this many; more only slows the model down,
+#: and many thousands make OpenMP fail to start them, which crashes the process.
+MIN_THREAD_LIMIT = 64
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, e.g. a batch job's share), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def thread_limit() -> int:
+    """The most torch threads a command or worker takes: 4 per usable CPU, at least :data:`MIN_THREAD_LIMIT`."""
+    return max(MIN_THREAD_LIMIT, 4 * usable_cpus())
+
+
+def check_threads(threads: int | None) -> int | None:
+    """``threads`` (a number of torch threads, or None: torch's own) as an int, from 1 to :func:`thread_limit`;
+    else a DarkIRError naming it."""
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
+        raise DarkIRError(f"threads must be a whole number of at least 1 or None, got {threads!r}")
+    if threads > thread_limit():
+        raise DarkIRError(
+            f"{threads} threads are too many for {usable_cpus()} CPU(s): at most {thread_limit()} (4 per CPU, and at "
+            f"least {MIN_THREAD_LIMIT})"
+        )
+    return int(threads)
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:

@@ -96,33 +96,16 @@ def positive_int(text: str) -> int:
     return value
 
 
-#: The most ``--threads``: 4 per CPU this process may run on, and at least this many; more only slows the model
-#: down, and many thousands make OpenMP fail to start them, which crashes the process.
-MIN_THREAD_LIMIT = 64
-
-
 def thread_count(text: str) -> int:
-    """argparse type: a number of CPU threads, from 1 to :func:`thread_limit`."""
-    value, limit = positive_int(text), thread_limit()
-    if value > limit:
-        raise argparse.ArgumentTypeError(
-            f"{value} threads are too many for {usable_cpus()} CPU(s): at most {limit} (4 per CPU, and at least "
-            f"{MIN_THREAD_LIMIT})"
-        )
-    return value
+    """argparse type: a number of CPU threads (see :func:`darkir.runtime.check_threads`)."""
+    from darkir.runtime import check_threads
 
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity, e.g. a batch job's share), else the machine's."""
+    value = positive_int(text)
     try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def thread_limit() -> int:
-    """The most ``--threads`` this process takes: 4 per usable CPU, at least :data:`MIN_THREAD_LIMIT`."""
-    return max(MIN_THREAD_LIMIT, 4 * usable_cpus())
+        check_threads(value)
+    except DarkIRError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
 
 
 def non_negative_int(text: str) -> int:
