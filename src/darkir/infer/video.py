@@ -19,7 +19,7 @@ from darkir.errors import DarkIRError, DarkIRWarning
 from darkir.infer.compiling import compiling_note
 from darkir.infer.pipeline import Drain, Prefetch
 from darkir.infer.restorer import Restorer
-from darkir.infer.video_colour import UNTAGGED, video_colour
+from darkir.infer.video_colour import video_colour
 from darkir.infer.video_timing import (
     FirstFrame,
     Frame,
@@ -172,7 +172,7 @@ def _video_stream(container: Any, source: Path, warn: bool = False) -> Any:
 
 
 def _first_frame(av: ModuleType, source: Path) -> FirstFrame:
-    """Decode ``source``'s first frame (None for its size and matrix where it has no frames)."""
+    """Decode ``source``'s first frame; a DarkIRError where it has none."""
     with _open_input(av, source) as container:
         stream, damaged = _video_stream(container, source), _Damaged(source)  # damaged packets: warned of later
         for packet in container.demux(stream):
@@ -181,7 +181,8 @@ def _first_frame(av: ModuleType, source: Path) -> FirstFrame:
                 matrix = None if matrix is None else np.frombuffer(bytes(matrix), dtype=np.int32).tolist()
                 colour = video_colour(frame, source)
                 return FirstFrame((frame.height, frame.width), matrix, frame.pts is not None, colour)
-    return FirstFrame(None, None, True, UNTAGGED)
+    # no frame, or none that decodes (a text file named .png): said before the output's encoder is opened and blamed
+    raise DarkIRError(f"{source}: its video stream has no frames; nothing written")
 
 
 def _restore_video(
@@ -191,8 +192,6 @@ def _restore_video(
     tmp = temporary_path(target)
     try:
         first = _first_frame(av, source)
-        if first.size is None:  # (or none that decodes: the encoder would fail at a size of 0 and be blamed)
-            raise DarkIRError(f"{source}: its video stream has no frames; nothing written")
         with (
             _open_input(av, source) as container,
             av.open(str(tmp), "w", format=VIDEO_FORMATS[target.suffix.lower()]) as output,
@@ -232,7 +231,7 @@ def _expect_frames(restorer: Restorer, video_in: Any, timeline: Timeline, batch:
     if not restorer.compiles_on_demand:
         return
     frames = video_in.frames or round((stated_seconds(video_in) or 0.0) * timeline.rate)
-    if frames < batch or 0 in timeline.size:
+    if frames < batch:
         return
     chosen = restorer.expect({(batch, *timeline.size): frames // batch})
     if chosen and progress:

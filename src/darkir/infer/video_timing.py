@@ -27,7 +27,7 @@ class FirstFrame:
     """What a video's first frame tells: its size (height, width), the display matrix players turn and flip the
     frames with, whether it has a timestamp, and how its colour is coded."""
 
-    size: tuple[int, int] | None
+    size: tuple[int, int]
     matrix: list[int] | None
     timed: bool
     colour: VideoColour
@@ -54,7 +54,7 @@ class Timeline:
 
     def __init__(self, source: Path, video_in: Any, first: FirstFrame) -> None:
         self.source = source
-        self.size = first.size or (video_in.codec_context.height, video_in.codec_context.width)
+        self.size = first.size
         self.timed = first.timed
         self.colour = first.colour
         if first.timed:
