@@ -239,7 +239,7 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     restorer = restorer_from_args(args)
     ensure_writable_dir(output)
     earlier = earlier_outputs(output)
-    mark_results(output, {pair.name for pair in pairs})  # once the model has loaded: a failed start leaves none
+    mark_results(output, earlier | {pair.name for pair in pairs})  # once the model has loaded: a failed start, none
     unreadable: list[str] = []
     rows = restore_unpaired(restorer, pairs, output, progress=not args.quiet, unreadable=unreadable)
     remove_stale(output, earlier, {row.name for row in rows})

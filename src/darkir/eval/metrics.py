@@ -30,8 +30,9 @@ def format_number(value: float, spec: str) -> str:
 
 
 def prepare(pred: torch.Tensor, convention: Convention = "8bit", bit_depth: int = 8) -> torch.Tensor:
-    """Apply the scoring convention to a (N, C, H, W) prediction; ``bit_depth``: that of its input (8, 16 or 32),
-    at which ``darkir restore`` would save it, and at which the ``8bit`` convention rounds it."""
+    """Apply the scoring convention to a prediction, (N, C, H, W) or any other layout (it works sample by sample);
+    ``bit_depth``: that of its input (8, 16 or 32), at which ``darkir restore`` would save it, and at which the
+    ``8bit`` convention rounds it."""
     if bit_depth not in (*MAX_VALUES, 32):
         raise ValueError(f"unknown bit depth {bit_depth!r}; use 8, 16 or 32")
     if convention == "8bit":

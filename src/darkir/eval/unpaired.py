@@ -39,7 +39,7 @@ from darkir.eval.reports import (
     write_text,
 )
 from darkir.eval.stats import MIN_INTERVAL_IMAGES, Interval, bootstrap_mean, paired
-from darkir.imageio import IMAGE_SUFFIXES, Image, ImageReadError, read_image, to_storage, write_image
+from darkir.imageio import IMAGE_SUFFIXES, Image, ImageReadError, read_image, write_image
 from darkir.infer.restorer import Restorer
 from darkir.outputs import is_inside, is_same_file
 
@@ -209,11 +209,11 @@ def _refuse_taken_names(pairs: list[Pair], output: Path, listed: set[str] | None
 
 
 def mark_results(output: Path, names: set[str]) -> None:
-    """Before the first image, write a ``stats.csv`` into ``output`` that lists, without scores, the images of the
-    earlier run there and the ``names`` this run writes: the folder of an interrupted run is then known as
-    test-unpaired's, and its images as that run's results, when the run is repeated. The last step replaces it."""
-    listed = sorted(earlier_outputs(output) | names)
-    write_scores_csv(output / STATS_FILE, [(name, {}) for name in listed])
+    """Before the first image, write a ``stats.csv`` into ``output`` that lists, without scores, the ``names`` of the
+    images there that are test-unpaired's (the earlier run's and those this run writes): the folder of an
+    interrupted run is then known as test-unpaired's, and its images as that run's results, when the run is
+    repeated. The last step replaces it."""
+    write_scores_csv(output / STATS_FILE, [(name, {}) for name in sorted(names)])
 
 
 def _read(path: Path, unreadable: list[str] | None) -> Image | None:
@@ -251,15 +251,9 @@ def restore_unpaired(
         target = output / pair.name
         target.parent.mkdir(parents=True, exist_ok=True)
         write_image(target, image, overwrite=True)
-        saved = _as_saved(image.rgb, image.bit_depth)  # scored as written, as metrics reads it back
+        saved = prepare(torch.from_numpy(image.rgb), "8bit", image.bit_depth).numpy()  # as written, and read back
         rows.append(UnpairedRow(pair.name, no_reference_scores(before), no_reference_scores(saved)))
     return rows
-
-
-def _as_saved(rgb: np.ndarray, bit_depth: int) -> np.ndarray:
-    """Float RGB ``rgb`` as an image file of ``bit_depth`` holds it: clipped and, for 8 and 16 bits, rounded."""
-    stored = to_storage(rgb, bit_depth)
-    return stored.astype(np.float32) / np.iinfo(stored.dtype).max if stored.dtype.kind == "u" else stored
 
 
 def score_folder(
