@@ -267,8 +267,10 @@ def _decode(path: Path, data: np.ndarray) -> tuple[np.ndarray, bool]:
     """The pixels of file bytes ``data``: gray (H, W), gray + alpha (H, W, 2), RGB or RGBA; and whether the
     decoder applied the orientation already (OpenCV's TIFF decoder does, its others do not)."""
     tiff = data[:4].tobytes() in TIFF_MAGIC
-    with _quiet_pillow():
-        layout = tiff_layout(path) if tiff else None
+    layout = None
+    if tiff:  # (the lock and filter swap only where Pillow reads tags)
+        with _quiet_pillow():
+            layout = tiff_layout(path)
     mode = tiff_pillow_mode(layout)
     if mode:
         return _decode_tiff_pillow(path, data, mode), False
