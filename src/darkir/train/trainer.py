@@ -30,7 +30,6 @@ from darkir.models.weights import resolve_weights
 from darkir.options import Options
 from darkir.runtime import keep_freed_memory_for_reuse, resolve_device
 from darkir.train import ddp
-from darkir.train.losses import PIXEL_LOSSES, DetailAnchor, global_tone, side_target, tone_matched
 from darkir.train.resume import (
     check_new_length,
     check_own_best,
@@ -59,6 +58,7 @@ from darkir.train.runpaths import (
 )
 from darkir.train.sampler import GlobalBatchSampler
 from darkir.train.sets import run_sets
+from darkir.train.step import TrainStep
 from darkir.train.stopping import ResumableError, StopOnInterrupt, error_gist
 
 
@@ -126,7 +126,7 @@ class Trainer:
         torch.manual_seed(options.train.seed)
         self.step = self.epoch = self.epoch_step = 0
         self._make_model()
-        self._make_optimizer()
+        self.train_step = TrainStep(options, self.model, self.net, self.total_steps, self.device, self.memory_format)
         self.best_psnr: float | None = None
         #: Names this run in each of its checkpoints, so that continuing it never replaces another run's best one.
         self.run_id: str | None = uuid.uuid4().hex
@@ -150,8 +150,7 @@ class Trainer:
         self.model: DarkIR = create_model(self.options.network.settings()).to(
             self.device, memory_format=self.memory_format
         )
-        self.side_loss = self.options.train.enhance
-        self.model.side_out.requires_grad_(self.side_loss)
+        self.model.side_out.requires_grad_(self.options.train.enhance)
         if self.options.train.trainable is not None:
             self._train_only(self.options.train.trainable)
         self.net = (
@@ -178,26 +177,6 @@ class Trainer:
         for name, parameter in self.model.named_parameters():
             if not _in_part(name, prefixes):
                 parameter.requires_grad_(False)
-
-    def _make_optimizer(self) -> None:
-        """AdamW with a cosine schedule over the whole run, the fp16 grad scaler, and the losses."""
-        train_cfg = self.options.train
-        self.optimizer = torch.optim.AdamW(
-            [p for p in self.model.parameters() if p.requires_grad],
-            lr=train_cfg.lr_initial,
-            betas=train_cfg.betas,
-            weight_decay=train_cfg.weight_decay,
-        )
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            self.optimizer, T_max=self.total_steps, eta_min=train_cfg.eta_min
-        )
-        self.amp = train_cfg.amp and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        self.pixel_loss = PIXEL_LOSSES[train_cfg.pixel_criterion]
-        self.side_criterion = PIXEL_LOSSES[train_cfg.enhance_criterion.lower()] if self.side_loss else None
-        self.anchor = (
-            DetailAnchor(train_cfg.anchor, self.device, self.memory_format) if train_cfg.anchor is not None else None
-        )
 
     @property
     def total_steps(self) -> int:
@@ -236,13 +215,21 @@ class Trainer:
             stderr=False,
         )
 
+    @property
+    def optimizer(self) -> torch.optim.AdamW:
+        """The run's optimizer (:class:`TrainStep`'s)."""
+        return self.train_step.optimizer
+
+    @property
+    def scheduler(self) -> torch.optim.lr_scheduler.CosineAnnealingLR:
+        """The run's learning-rate schedule (:class:`TrainStep`'s)."""
+        return self.train_step.scheduler
+
     # ----------------------------------------------------------------- state
     def _state(self) -> dict[str, Any]:
         return {
             "options": self.options.model_dump(mode="json"),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
+            **self.train_step.state_dict(),
             "rng": rng_state(),
             "step": self.step,
             "epoch": self.epoch,
@@ -281,11 +268,9 @@ class Trainer:
         self.run_id = stored_id or self.run_id
         stored = payload.get("options")
         train = self.options.train
-        check_same_network(path, config, stored, self.model.config, self.side_loss, train.trainable)
+        check_same_network(path, config, stored, self.model.config, train.enhance, train.trainable)
         load_state_dict_strict(self.model, state_dict, source=f"checkpoint {path}")
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.scheduler.load_state_dict(payload["scheduler"])
-        self.scaler.load_state_dict(payload["scaler"])
+        self.train_step.load_state_dict(payload)
         set_rng_state(payload["rng"])
         self.step, self.epoch, self.epoch_step = payload["step"], payload["epoch"], payload["epoch_step"]
         self.best_psnr = payload["best_psnr"]
@@ -314,7 +299,7 @@ class Trainer:
             return
         epochs, per_epoch = self.options.train.epochs, self.sampler.steps_per_epoch()
         check_new_length(self.options.source, path, (self.step, self.epoch), epochs, per_epoch, after)
-        was = self.optimizer.param_groups[0]["lr"]
+        was = self.train_step.lr
         stretch_schedule(self.optimizer, self.scheduler, after)
         stored_epochs = (stored or {}).get("train", {}).get("epochs", epochs)
         why = (
@@ -324,7 +309,7 @@ class Trainer:
         )
         self._tell(
             f"darkir: {why}: the cosine schedule now runs {after} steps (was {before}); at step {self.step} the "
-            f"learning rate is {self.optimizer.param_groups[0]['lr']:.3g} (was {was:.3g})"
+            f"learning rate is {self.train_step.lr:.3g} (was {was:.3g})"
         )
 
     # ------------------------------------------------------------------ logs
@@ -333,40 +318,6 @@ class Trainer:
         self.run_log.write(record)
 
     # ------------------------------------------------------------ the loop
-    def _pixel_terms(self, out: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-        """The weighted pixel loss; with ``train.tone_split``, on the tone-matched output plus the global-tone term."""
-        train_cfg, out = self.options.train, out.float()
-        if not train_cfg.tone_split:
-            return train_cfg.pixel_weight * self.pixel_loss(out, high)
-        detail = self.pixel_loss(tone_matched(out, high), high)
-        return train_cfg.pixel_weight * detail + train_cfg.tone_weight * global_tone(out, high)
-
-    def _train_step(self, batch: dict[str, Any]) -> float:
-        low = batch["low"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-        high = batch["high"].to(self.device, non_blocking=True)
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-            if self.side_loss:
-                side, out = self.net(low, side_loss=True)
-                loss = self._pixel_terms(out, high)
-                target = side_target(high, side.shape[-2:])
-                loss = loss + self.options.train.enhance_weight * self.side_criterion(side.float(), target)
-            else:
-                out = self.net(low)
-                loss = self._pixel_terms(out, high)
-            if self.anchor is not None:
-                loss = loss + self.options.train.anchor_weight * self.anchor(low, out)
-        if not torch.isfinite(loss):
-            raise DarkIRError(f"the loss became {loss.item()} at step {self.step}; lower train.lr_initial")
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if self.options.train.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.options.train.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
-        return loss.item()
-
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Mean PSNR/SSIM (8-bit convention) of the current model on the validation pairs."""
@@ -413,7 +364,7 @@ class Trainer:
             self.sampler.set_epoch(self.epoch, self.epoch_step)
             self.train_set.set_epoch(self.epoch)
             for batch in self._epoch_batches():
-                loss = self._train_step(batch)
+                loss = self.train_step(batch, self.step)
                 self.step += 1
                 self.epoch_step += 1
                 bar.update()
