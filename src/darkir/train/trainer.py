@@ -446,10 +446,11 @@ class Trainer:
                 raise CheckpointError(
                     f"train.keep_every_steps: {exc}; nor could the last checkpoint be saved"
                 ) from None
-            raise CheckpointError(
-                f"train.keep_every_steps: {exc}; the last checkpoint {self.last_path} holds step {self.step}, pass "
-                "resume=True to continue from there"
-            ) from None
+            raise CheckpointError(f"train.keep_every_steps: {exc}; {self._where_to_continue()}") from None
+
+    def _where_to_continue(self) -> str:
+        """Where a run stopped by a checkpoint it could not write continues from (once the last one is saved)."""
+        return f"the last checkpoint {self.last_path} holds step {self.step}, pass resume=True to continue from there"
 
     def _finish(self, interrupted: bool) -> TrainResult:
         """Save the last checkpoint, close the log and leave the process group; where the run ended."""
@@ -502,10 +503,7 @@ class Trainer:
             self.save(self.best_path)
         except DarkIRError as exc:
             self.best_psnr = previous
-            raise CheckpointError(
-                f"save.best: {exc}; the last checkpoint {self.last_path} holds step {self.step}, pass resume=True to "
-                "continue from there"
-            ) from None
+            raise CheckpointError(f"save.best: {exc}; {self._where_to_continue()}") from None
         self.save()
 
 
