@@ -3,7 +3,9 @@ exact resume) on the modules around it:
 
 - ``sets``: the training and validation sets the options describe (paired folders or on-the-fly synthesis);
 - ``sampler``: the global batches, the same for any number of processes; ``ddp``: the process group;
-- ``losses``: the pixel and side-output losses;
+- ``step``: one optimizer step (the losses, AdamW and its cosine schedule, the grad scaler, clipping); ``losses``:
+  the pixel and side-output losses, the detail anchor and the tone split;
+- ``resume``: what continuing a run takes from its checkpoint and checks against it;
 - ``runpaths``: where a run's files go, checked before any work, and whether a run continues or starts;
 - ``runfiles``: the lock on ``save.path``, backups, stale temporaries, whole log lines; ``runlog``: JSONL and
   TensorBoard;
