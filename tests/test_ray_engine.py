@@ -94,6 +94,20 @@ def test_nothing_left_to_do_does_not_start_ray(tmp_path, tiny_checkpoint, capsys
     assert (tmp_path / "out" / "a.png").read_bytes() == b"kept"
 
 
+def test_an_output_name_too_long_fails_before_ray_starts(tmp_path, tiny_checkpoint, capsys, monkeypatch):
+    import darkir.cluster
+
+    image = tmp_path / f"{'a' * 251}.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    monkeypatch.setattr(darkir.cluster, "_connect", lambda *_: pytest.fail("Ray was started with nothing to do"))
+    out = tmp_path / "out"
+    args = ["restore", str(image), "-o", str(out), "--format", "jpeg", "--engine", "ray", "--weights"]
+    assert main([*args, str(tiny_checkpoint)]) == 1
+    captured = capsys.readouterr()
+    assert "restored 0, skipped 0 existing, failed 1" in captured.out
+    assert "File name too long" in captured.err
+
+
 def test_missing_ray_unreachable_cluster_and_bad_flags_are_named(tmp_path, tiny_checkpoint, capsys, monkeypatch):
     image = tmp_path / "a.png"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)

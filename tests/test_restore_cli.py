@@ -140,6 +140,31 @@ def test_unwritable_output_is_one_message(photos, tmp_path, tiny_checkpoint, cap
     assert err.count("\n") == 1 and "cannot create output folder" in err
 
 
+def test_an_output_name_too_long_fails_that_image_alone(tmp_path, tiny_checkpoint, capsys):
+    """An input name of 255 bytes is legal, its output with a longer suffix is not: that image fails, the others of
+    the batch are restored (the whole batch stopped at the first such name)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    image = np.full((24, 32, 3), 30, np.uint8)
+    long_name = f"{'a' * 251}.png"
+    for name in (long_name, "b.png", "c.png"):
+        cv2.imwrite(str(folder / name), image)
+    out = tmp_path / "out"
+    args = ["restore", str(folder), "-o", str(out), "--format", "jpeg", "--weights", str(tiny_checkpoint), "-q"]
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert sorted(p.name for p in out.iterdir()) == ["b.jpeg", "c.jpeg"]
+    assert "restored 2, skipped 0 existing, failed 1" in captured.out
+    assert f"{out / ('a' * 251)}.jpeg: File name too long" in captured.err
+
+
+def test_a_video_output_name_too_long_is_one_line(tmp_path, capsys):
+    """The system's refusal of a file is one line naming the file, not a Python exception's."""
+    out = tmp_path / f"{'v' * 252}.mkv"
+    assert main(["video", str(tmp_path / "clip.mp4"), "-o", str(out)]) == 1
+    assert capsys.readouterr().err == f"darkir: error: {out}: File name too long\n"
+
+
 def test_an_input_that_cannot_be_read_is_named_not_its_output(photos, tmp_path, tiny_checkpoint, capsys, monkeypatch):
     """A permission error reading an input names that input (it named the output, which was never touched)."""
     from darkir.infer import files

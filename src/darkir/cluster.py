@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from darkir.errors import DarkIRError, first_line
 from darkir.infer.exposure import check_exposure
-from darkir.infer.files import Outcome, Report, clean_stale_outputs, count_sizes, restore_job
+from darkir.infer.files import Outcome, Report, check_output, clean_stale_outputs, count_sizes, restore_job
 from darkir.infer.jobs import Job, plan_jobs
 from darkir.infer.restorer import RestoreSettings, check_compile
 from darkir.infer.tiling import check_tiling
@@ -207,15 +207,17 @@ def restore_jobs(
     verbose: bool = False,
 ) -> Report:
     """Restore planned ``jobs`` on Ray with a pool of ``workers`` actors; the same :class:`Report` as the local
-    engine. Outputs that exist (and are not to be overwritten) are skipped before Ray is even started."""
+    engine. Outputs that exist (and are not to be overwritten) are skipped, and outputs ruled out (a folder, a name
+    too long) failed, before Ray is even started."""
     report = Report()
     clean_stale_outputs(jobs)
     pending = []
     for job in jobs:
-        if job.target.exists() and not settings.overwrite:
-            report.record(job, Outcome("skipped"))
-        else:
+        ruled_out = check_output(job, settings.overwrite)
+        if ruled_out is None:
             pending.append(job)
+        else:
+            report.record(job, ruled_out)
     if cpus_per_worker <= 0 or gpus_per_worker < 0 or (workers is not None and workers < 1):
         raise DarkIRError("workers must be at least 1, cpus_per_worker above 0 and gpus_per_worker at least 0")
     settings = _for_pool(settings, cpus_per_worker, gpus_per_worker)

@@ -134,13 +134,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # whoever read the output stopped (``darkir models | head -1``): end quietly, as cat does
         _discard_stdout()
         return 141
-    except Exception as exc:  # an unexpected error: one line for users, the traceback with --debug
-        if args.debug:
-            raise
-        lines = str(exc).strip().splitlines()
-        print(
-            f"darkir: error: {type(exc).__name__}: {lines[0] if lines else 'unexpected error'} "
-            "(run with --debug for the traceback)",
-            file=sys.stderr,
-        )
+    except OSError as exc:  # the system refused a file (a name too long, a full disk): the file and the reason
+        if args.debug or exc.filename is None or not exc.strerror:
+            return _unexpected(args, exc)
+        print(f"darkir: error: {os.fsdecode(exc.filename)}: {exc.strerror}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        return _unexpected(args, exc)
+
+
+def _unexpected(args: argparse.Namespace, exc: Exception) -> int:
+    """An unexpected error: one line for users, the traceback with --debug."""
+    if args.debug:
+        raise exc
+    lines = str(exc).strip().splitlines()
+    print(
+        f"darkir: error: {type(exc).__name__}: {lines[0] if lines else 'unexpected error'} "
+        "(run with --debug for the traceback)",
+        file=sys.stderr,
+    )
+    return 1

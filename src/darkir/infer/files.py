@@ -77,8 +77,17 @@ def _reason(job: Job, exc: BaseException) -> str:
     return f"{job.source}: {type(exc).__name__}: {first_line(exc)}"
 
 
-def _check_output(job: Job, overwrite: bool) -> Outcome | None:
-    """The job's outcome if its output rules it out before any work (a folder, a broken link, a kept file)."""
+def check_output(job: Job, overwrite: bool) -> Outcome | None:
+    """The job's outcome if its output rules it out before any work (a folder, a broken link, a kept file, a name
+    the file system refuses)."""
+    try:
+        return _output_ruled_out(job, overwrite)
+    except OSError as exc:  # a name too long for the file system, a folder that cannot be searched
+        return Outcome("failed", _reason(job, exc))
+
+
+def _output_ruled_out(job: Job, overwrite: bool) -> Outcome | None:
+    """:func:`check_output` where the file system answers."""
     if job.target.is_dir():
         return Outcome("failed", f"{job.target}: the output is a folder; move it or choose another output folder")
     if job.target.is_symlink() and not job.target.exists():
@@ -111,7 +120,7 @@ def _open(job: Job, overwrite: bool, restorer: Restorer) -> _Work:
     """Check and claim the job's output and decode its image (a video is left to :func:`restore_job`), once its
     header says that it fits ``restorer``'s memory budget (decoding one that does not could take more memory than
     there is, and the process with it)."""
-    work = _Work(job, outcome=None if job.is_video else _check_output(job, overwrite))
+    work = _Work(job, outcome=None if job.is_video else check_output(job, overwrite))
     if job.is_video or work.outcome is not None:
         return work
     try:
@@ -196,7 +205,7 @@ def restore_job(
             work.drop()
             raise
         return _finish(work, overwrite)
-    early = _check_output(job, overwrite)
+    early = check_output(job, overwrite)
     if early is not None:
         return early
     try:
