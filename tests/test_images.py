@@ -313,3 +313,56 @@ def test_a_float_image_with_a_nan_sample_is_refused_as_it_is_read(tmp_path):
     cv2.imwrite(str(tmp_path / "nan.tif"), array)
     with pytest.raises(ImageReadError, match=r"nan\.tif: its float samples include NaN"):
         read_image(tmp_path / "nan.tif")
+
+
+def test_a_file_no_decoder_recognises_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    """A large file of no image format under an image's name (a disk image renamed .png) was read whole into memory
+    before OpenCV gave up on it; its first bytes now refuse it."""
+    import darkir.imageio
+
+    junk = tmp_path / "junk.png"
+    with open(junk, "wb") as handle:
+        handle.truncate(64 << 20)
+    monkeypatch.setattr(darkir.imageio.np, "fromfile", lambda *_, **__: pytest.fail("the whole file was read"))
+    with pytest.raises(ImageReadError, match="junk.png: cannot decode image"):
+        read_image(junk)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_a_tiled_tiff_that_opencv_cannot_decode_reads(tmp_path, channels):
+    """OpenCV's in-memory decoder fails on uncompressed 8-bit TIFFs in tiles of 16, 48 or 80 pixels, which Pillow and
+    tifffile read: they read, turned by their orientation as other TIFFs are."""
+    import tifffile
+
+    stored = np.random.default_rng(2).integers(0, 256, (48, 64, 3)).astype(np.uint8)[..., :channels].squeeze()
+    photometric = "rgb" if channels == 3 else "minisblack"
+    tiles = {"photometric": photometric, "tile": (16, 16)}
+    tifffile.imwrite(tmp_path / "tiled.tif", stored, **tiles)
+    tifffile.imwrite(tmp_path / "turned.tif", stored, **tiles, extratags=[(274, 3, 1, 6, True)])  # orientation 6
+    image = read_image(tmp_path / "tiled.tif")
+    assert image.bit_depth == 8 and image.grayscale == (channels == 1)
+    read = image.rgb[..., 0] if channels == 1 else image.rgb
+    np.testing.assert_array_equal(np.rint(read * 255).astype(np.uint8), stored)
+    turned = read_image(tmp_path / "turned.tif")
+    np.testing.assert_array_equal(turned.rgb, np.rot90(image.rgb, -1))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_a_tiff_with_associated_alpha_reads_as_unpremultiplied_colour(tmp_path, dtype):
+    """A TIFF whose colour is stored premultiplied by its alpha (ExtraSamples 1) read as if it were straight colour,
+    so its translucent parts came out darker; darkir writes unassociated alpha, so it reads the colour divided by it."""
+    import tifffile
+
+    top = 1.0 if dtype == np.float32 else np.iinfo(dtype).max
+    colour = np.full((16, 32, 3), 0.4)
+    alpha = np.ones((16, 32, 1))
+    alpha[:, 16:] = 0.25
+    alpha[:2, :2] = 0.0
+    stored = np.concatenate([colour * alpha, alpha], axis=2) * top
+    stored = stored.astype(dtype) if dtype == np.float32 else np.rint(stored).astype(dtype)
+    tifffile.imwrite(tmp_path / "premultiplied.tif", stored, photometric="rgb", extrasamples=["assocalpha"])
+    image = read_image(tmp_path / "premultiplied.tif")
+    np.testing.assert_allclose(image.alpha, alpha[..., 0], atol=1 / 255)
+    tolerance = 2 / 255 if dtype == np.uint8 else 1e-4  # 8 bits of 0.4 x 0.25 hold 0.4 to within 2 levels
+    np.testing.assert_allclose(image.rgb[2:], colour[2:], atol=tolerance)
+    assert (image.rgb[:2, :2] == 0).all()

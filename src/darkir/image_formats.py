@@ -17,12 +17,23 @@ import numpy as np
 #: The first bytes of a TIFF (classic and BigTIFF, either byte order) and of a PNG.
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: The first bytes of each format darkir reads: PNG, JPEG, TIFF, WebP (``RIFF`` then ``WEBP`` at byte 8) and BMP.
+_SIGNATURES = (PNG_SIGNATURE, b"\xff\xd8\xff", *TIFF_MAGIC, b"RIFF", b"BM")
 #: The TIFF (and EXIF) tag of the orientation.
 EXIF_ORIENTATION = 0x0112
 #: The TIFF tag saying what samples beyond the colour ones are (2: unassociated alpha).
 _TIFF_EXTRA_SAMPLES = 338
 #: Largest IDAT chunk darkir writes (PNG allows 2**31 - 1 bytes).
 _PNG_CHUNK = 1 << 24
+
+
+def has_image_signature(path: Path) -> bool:
+    """Whether the file at ``path`` begins as a PNG, JPEG, TIFF, WebP or BMP does (its first 12 bytes only)."""
+    with open(path, "rb") as handle:
+        start = handle.read(12)
+    if start.startswith(b"RIFF"):
+        return start[8:12] == b"WEBP"
+    return start.startswith(_SIGNATURES)
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,11 @@ class TiffLayout:
     def opencv_misreads(self) -> bool:
         """Whether OpenCV misreads this layout: deep gray or RGB samples in separate planes (read as interleaved)."""
         return self.deep and self.planar == 2 and self.photometric in (1, 2)
+
+    @property
+    def associated_alpha(self) -> bool:
+        """Whether the extra sample is associated alpha: the colour stored premultiplied by it."""
+        return self.extra == (1,)
 
     def left_uninverted(self) -> bool:
         """Whether OpenCV gives this layout's stored values where white is zero (deep min-is-white gray), which

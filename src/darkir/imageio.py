@@ -27,6 +27,7 @@ from darkir.image_formats import (
     EXIF_ORIENTATION,
     TIFF_MAGIC,
     gray_alpha_png,
+    has_image_signature,
     png_gray_alpha,
     png_info,
     tiff_alpha_marked,
@@ -209,6 +210,8 @@ def read_image(path: str | os.PathLike[str], check_size: Callable[[int, int], No
             f"{path}: unsupported format {path.suffix or '(no suffix)'}; use {', '.join(IMAGE_SUFFIXES)}"
         )
     header = read_header(path)
+    if header is None and not has_image_signature(path):  # refused before its bytes are read, however many
+        raise ImageReadError(_undecodable(path))
     _check_header(path, header)
     if check_size is not None and header is not None:
         width, height = header.displayed_size
@@ -265,7 +268,7 @@ def _fitting(path: Path, metadata: Metadata | None, grayscale: bool) -> Metadata
 
 def _decode(path: Path, data: np.ndarray) -> tuple[np.ndarray, bool]:
     """The pixels of file bytes ``data``: gray (H, W), gray + alpha (H, W, 2), RGB or RGBA; and whether the
-    decoder applied the orientation already (OpenCV's TIFF decoder does, its others do not)."""
+    decoder applied the orientation already (OpenCV's TIFF decoder does, its others and tifffile do not)."""
     tiff = data[:4].tobytes() in TIFF_MAGIC
     layout = None
     if tiff:  # (the lock and filter swap only where Pillow reads tags)
@@ -280,17 +283,11 @@ def _decode(path: Path, data: np.ndarray) -> tuple[np.ndarray, bool]:
         png = png_info(data)
     except ValueError as exc:
         raise ImageReadError(f"{path}: cannot decode image ({exc})") from None
-    cv2 = _cv2()
-    try:
-        array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    except cv2.error as exc:
-        raise ImageReadError(f"{path}: cannot decode image ({_opencv_gist(exc)})") from None
+    array, oriented = _decode_opencv(path, data), tiff
+    if array is None and layout is not None and layout.photometric in (1, 2):  # gray or RGB that OpenCV's in-memory
+        array, oriented = _decode_tifffile(path), False  # decoder fails on (8-bit tiles of 16, 48 or 80 pixels)
     if array is None:
-        raise ImageReadError(f"{path}: cannot decode image (corrupt or not a {path.suffix.lstrip('.').upper()} file)")
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    elif array.ndim == 3 and array.shape[2] in (3, 4):  # OpenCV's BGR(A) -> RGB(A)
-        array = array[:, :, [2, 1, 0, 3][: array.shape[2]]]
+        raise ImageReadError(_undecodable(path))
     if (
         layout is not None
         and (layout.photometric, layout.samples, layout.extra) == (5, 4, None)
@@ -300,7 +297,40 @@ def _decode(path: Path, data: np.ndarray) -> tuple[np.ndarray, bool]:
         array = array[:, :, :3]  # CMYK, which OpenCV gives as RGB with an opaque alpha it does not have
     if layout is not None and layout.left_uninverted():  # deep min-is-white gray, which OpenCV gives as stored
         array = np.iinfo(array.dtype).max - array if array.dtype.kind == "u" else 1.0 - array
-    return (array if png is None else png_gray_alpha(array, png)), tiff
+    if layout is not None and layout.associated_alpha and array.ndim == 3 and array.shape[2] in (2, 4):
+        array = _unpremultiplied(array)  # darkir restores and writes colour apart from its alpha (unassociated)
+    return (array if png is None else png_gray_alpha(array, png)), oriented
+
+
+def _decode_opencv(path: Path, data: np.ndarray) -> np.ndarray | None:
+    """The pixels OpenCV decodes from file bytes ``data``: gray (H, W), RGB or RGBA (OpenCV's BGR order undone);
+    None where it decodes nothing."""
+    cv2 = _cv2()
+    try:
+        array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error as exc:
+        raise ImageReadError(f"{path}: cannot decode image ({_opencv_gist(exc)})") from None
+    if array is not None and array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    elif array is not None and array.ndim == 3 and array.shape[2] in (3, 4):
+        array = array[:, :, [2, 1, 0, 3][: array.shape[2]]]
+    return array
+
+
+def _unpremultiplied(array: np.ndarray) -> np.ndarray:
+    """Gray or RGB samples stored multiplied by the alpha that follows them, divided by it (0 where it is 0)."""
+    top = float(np.iinfo(array.dtype).max) if array.dtype.kind == "u" else 1.0
+    colour, alpha = array[..., :-1] * top, array[..., -1:].astype(np.float64)
+    colour = np.divide(colour, alpha, out=np.zeros_like(colour), where=alpha > 0)
+    colour = np.clip(colour, 0.0, top)
+    if array.dtype.kind == "u":
+        colour = np.rint(colour)
+    return np.concatenate([colour.astype(array.dtype), array[..., -1:]], axis=2)
+
+
+def _undecodable(path: Path) -> str:
+    """Why ``path`` could not be decoded, where no decoder said more."""
+    return f"{path}: cannot decode image (corrupt or not a {path.suffix.lstrip('.').upper()} file)"
 
 
 def _decode_tiff_pillow(path: Path, data: np.ndarray, mode: str) -> np.ndarray:
