@@ -165,6 +165,18 @@ def test_a_video_output_name_too_long_is_one_line(tmp_path, capsys):
     assert capsys.readouterr().err == f"darkir: error: {out}: File name too long\n"
 
 
+def test_a_warning_every_image_of_a_batch_gives_is_printed_once(tmp_path, tiny_checkpoint, capsys):
+    """Small tiles warn about tone: once for the batch, not once per image (reading a TIFF changes Python's warning
+    filters, which reset its own once-per-place record)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for index, suffix in enumerate((".png", ".tif", ".png", ".tif")):
+        cv2.imwrite(str(folder / f"{index}{suffix}"), np.full((96, 96, 3), 30, np.uint8))
+    args = ["restore", str(folder), "-o", str(tmp_path / "out"), "--tile", "64", "--weights", str(tiny_checkpoint)]
+    assert main([*args, "-q"]) == 0
+    assert capsys.readouterr().err.count("warning: restoring in 64 px tiles") == 1
+
+
 def test_an_input_that_cannot_be_read_is_named_not_its_output(photos, tmp_path, tiny_checkpoint, capsys, monkeypatch):
     """A permission error reading an input names that input (it named the output, which was never touched)."""
     from darkir.infer import files

@@ -57,19 +57,27 @@ def in_flags(message: str) -> str:
     return message
 
 
-def _show_warning(
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: object = None,
-    line: str | None = None,
-) -> None:
-    """darkir's own warnings as one line (``darkir: warning: ...``); others as Python shows them."""
-    if issubclass(category, DarkIRWarning):
-        print(f"darkir: warning: {in_flags(str(message))}", file=sys.stderr)
-    else:
-        print(warnings.formatwarning(message, category, filename, lineno, line).rstrip(), file=sys.stderr)
+def _warning_printer() -> Callable[..., None]:
+    """A ``warnings.showwarning`` for one run: darkir's own warnings as one line (``darkir: warning: ...``), each
+    text once (a batch's images warn alike; Python's own once-per-place record is reset whenever a library changes
+    the warning filters); others as Python shows them."""
+    shown: set[str] = set()
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: object = None,
+        line: str | None = None,
+    ) -> None:
+        if not issubclass(category, DarkIRWarning):
+            print(warnings.formatwarning(message, category, filename, lineno, line).rstrip(), file=sys.stderr)
+        elif str(message) not in shown:
+            shown.add(str(message))
+            print(f"darkir: warning: {in_flags(str(message))}", file=sys.stderr)
+
+    return show
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -118,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     try:
         with warnings.catch_warnings(), _terminate_as_interrupt():
-            warnings.showwarning = _show_warning
+            warnings.showwarning = _warning_printer()
             return args.func(args)
     except DarkIRError as exc:
         if args.debug:
