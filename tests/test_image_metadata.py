@@ -147,6 +147,30 @@ def test_a_cmyk_profile_is_not_put_on_the_rgb_image_read_from_it(tmp_path):
     assert metadata_of(tmp_path / "c.png")[0] is None
 
 
+def test_the_api_drops_a_profile_for_another_colour_space_as_the_command_line_does(tmp_path, tiny_checkpoint):
+    """A gray PIL image made from an RGB photo keeps the photo's RGB profile in ``info``: the API restored it with
+    that profile, which viewers misread, where ``darkir restore`` of the same image saved drops it and warns."""
+    from darkir.infer import Restorer
+    from darkir.models.factory import load_model
+
+    make_photo(tmp_path / "a.jpg")
+    with PILImage.open(tmp_path / "a.jpg") as photo:
+        gray = photo.convert("L")
+    assert gray.info["icc_profile"] == ICC
+    restorer = Restorer(load_model(tiny_checkpoint), device="cpu", tile=0)
+    with pytest.warns(DarkIRWarning, match="its ICC profile is for RGB, the image darkir reads is gray"):
+        restored = restorer(gray)
+    assert "icc_profile" not in restored.info and restored.mode == "L"
+    with PILImage.open(tmp_path / "a.jpg") as photo:
+        assert restorer(photo).info["icc_profile"] == ICC  # a profile that fits is kept
+
+
+def test_bytes_that_are_no_icc_profile_are_named_so(tmp_path):
+    PILImage.fromarray(np.zeros((8, 12, 3), np.uint8)).save(tmp_path / "a.png", icc_profile=b"not a profile" * 10)
+    with pytest.warns(DarkIRWarning, match="its ICC profile is for an unknown colour space"):
+        read_image(tmp_path / "a.png")
+
+
 def test_metadata_a_jpeg_cannot_hold_is_dropped_with_a_warning(tmp_path):
     exif = b"II*\x00" + struct.pack("<IH", 8, 0) + bytes(4) + b"x" * 70000
     pixels = np.zeros((8, 12, 3), np.float32)

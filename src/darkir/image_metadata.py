@@ -69,8 +69,23 @@ def _stated_dpi(handle: Any) -> tuple[float, float] | None:
 
 
 def icc_space(icc: bytes) -> str:
-    """The colour space an ICC profile is for, as its header names it ("RGB", "GRAY", "CMYK", "Lab", ...)."""
+    """The colour space an ICC profile is for, as its header names it ("RGB", "GRAY", "CMYK", "Lab", ...); "" where
+    the bytes are no ICC profile (its header's signature, ``acsp``, is missing)."""
+    if icc[36:40] != b"acsp":
+        return ""
     return icc[16:20].decode("latin-1").strip()
+
+
+def icc_mismatch(icc: bytes, grayscale: bool) -> str | None:
+    """Why the ICC profile ``icc`` cannot go with a gray (or RGB) image: a profile for another colour space (a CMYK
+    photo's, which darkir reads as RGB) would have viewers misread it; None where it fits."""
+    space, wanted = icc_space(icc), "GRAY" if grayscale else "RGB"
+    if space == wanted:
+        return None
+    return (
+        f"its ICC profile is for {space or 'an unknown colour space'}, the image darkir reads is "
+        f"{'gray' if grayscale else 'RGB'}: the profile is not kept"
+    )
 
 
 def _for_restored(exif: bytes) -> bytes | None:

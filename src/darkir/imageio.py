@@ -35,7 +35,7 @@ from darkir.image_formats import (
     tiff_pillow_mode,
     without_orientation,
 )
-from darkir.image_metadata import Metadata, add_metadata, icc_space, read_metadata
+from darkir.image_metadata import Metadata, add_metadata, icc_mismatch, read_metadata
 from darkir.outputs import write_atomic
 
 #: Suffixes (lower case) that ``darkir restore`` picks up from folders.
@@ -250,19 +250,12 @@ def _warn_out_of_range(path: Path, array: np.ndarray) -> None:
 
 
 def _fitting(path: Path, metadata: Metadata | None, grayscale: bool) -> Metadata | None:
-    """``metadata`` without an ICC profile for another colour space than the image's (a CMYK photo's, which darkir
-    reads as RGB), with a warning: a viewer would misread the output with it."""
-    if metadata is None or metadata.icc is None:
+    """``metadata`` without an ICC profile for another colour space than the image's, with a warning
+    (:func:`icc_mismatch`)."""
+    problem = icc_mismatch(metadata.icc, grayscale) if metadata is not None and metadata.icc is not None else None
+    if problem is None:
         return metadata
-    space, wanted = icc_space(metadata.icc), "GRAY" if grayscale else "RGB"
-    if space == wanted:
-        return metadata
-    warnings.warn(
-        f"{path}: its ICC profile is for {space or 'an unknown colour space'}, the image darkir reads is "
-        f"{'gray' if grayscale else 'RGB'}: the profile is not kept",
-        DarkIRWarning,
-        stacklevel=3,
-    )
+    warnings.warn(f"{path}: {problem}", DarkIRWarning, stacklevel=3)
     return replace(metadata, icc=None) or None
 
 

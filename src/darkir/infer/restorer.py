@@ -259,6 +259,7 @@ class Restorer:
         # uint8 (H, W) / (H, W, 3) / (H, W, 4) -> L / RGB / RGBA; uint16 -> I;16
         restored = PILImage.fromarray(self(array))
         restored.info.update({key: image.info[key] for key in PIL_INFO_KEPT if key in image.info})
+        _drop_unfitting_icc(restored, getattr(image, "filename", "") or "the PIL image")
         return restored
 
     @contextlib.contextmanager
@@ -447,3 +448,15 @@ class Restorer:
         x = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
         out = self.restore_tensor(x)[0].clamp(0, 1)
         return out.permute(1, 2, 0).numpy()
+
+
+def _drop_unfitting_icc(image: Any, name: str) -> None:
+    """Drop from the restored PIL ``image`` an ICC profile for another colour space than its own, with the warning
+    ``darkir restore`` gives for the same file (:func:`darkir.image_metadata.icc_mismatch`)."""
+    from darkir.image_metadata import icc_mismatch
+
+    icc = image.info.get("icc_profile")
+    problem = icc_mismatch(icc, image.mode in ("L", "I;16")) if icc else None
+    if problem is not None:
+        del image.info["icc_profile"]
+        warnings.warn(f"{name}: {problem}", DarkIRWarning, stacklevel=4)
