@@ -19,7 +19,7 @@ import torch
 from PIL import Image as PILImage
 
 from darkir.cli import main
-from darkir.errors import DarkIRError
+from darkir.errors import DarkIRError, DarkIRWarning
 from darkir.imageio import ImageReadError, read_image
 from darkir.infer import Restorer
 from darkir.infer.jobs import plan_jobs
@@ -118,6 +118,30 @@ def test_link_loops_end_and_each_file_is_planned_once(tmp_path):
         assert problems == []
     jobs, _ = plan_jobs([f"{tree}/*/b.png", f"{tree}/s?b/[ab].png"], out)
     assert [job.source.name for job in jobs] == ["b.png"]
+
+
+def test_a_link_beside_its_file_is_restored_under_the_files_name_and_said(tmp_path):
+    """``best.png``, a link to ``photo.png`` in the same folder, sorted first and took the file's output, with no
+    word: the file is restored under its own name, and a warning names the link."""
+    photo = _photo(tmp_path / "in" / "photo.png")
+    (tmp_path / "in" / "best.png").symlink_to("photo.png")
+    with pytest.warns(DarkIRWarning, match=r"in/best\.png \(restored as .*in/photo\.png\)"):
+        jobs, problems = plan_jobs([str(tmp_path / "in")], tmp_path / "out")
+    assert [(job.source, job.target) for job in jobs] == [(photo, tmp_path / "out" / "photo.png")] and not problems
+
+
+def test_a_glob_that_matches_folders_restores_them_as_a_shell_would(tmp_path):
+    """``'shoot*'`` quoted (from Python, or a shell that does not expand it) matched no image where the same
+    pattern expanded by the shell restores both folders."""
+    _photo(tmp_path / "shoot1" / "a.png")
+    _photo(tmp_path / "shoot2" / "sub" / "b.png")
+    _photo(tmp_path / "shootx.png")
+    out = tmp_path / "out"
+    jobs, problems = plan_jobs([str(tmp_path / "shoot*")], out)
+    expanded, _ = plan_jobs([str(tmp_path / name) for name in ("shoot1", "shoot2", "shootx.png")], out)
+    assert sorted(job.target for job in jobs) == sorted(job.target for job in expanded)
+    assert sorted(job.target for job in jobs) == [out / "a.png", out / "shootx.png", out / "sub" / "b.png"]
+    assert problems == []
 
 
 def test_a_file_given_twice_is_restored_once_not_failed(tmp_path, tiny_checkpoint, capsys):

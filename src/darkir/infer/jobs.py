@@ -119,62 +119,86 @@ def _expand_inputs(
     inputs: Sequence[str], output_dir: Path, suffix: str | None, videos: bool
 ) -> tuple[list[Job], list[tuple[Path, str]]]:
     """A job for each file the inputs name, in order, and the inputs that yielded none, each with a reason."""
-    suffixes = IMAGE_SUFFIXES + (VIDEO_SUFFIXES if videos else ())
-    kinds = f"{', '.join(IMAGE_SUFFIXES)}{' or videos' if videos else ''}"
-    jobs: list[Job] = []
-    problems: list[tuple[Path, str]] = []
-    inside: list[Path] = []  # inputs found inside the output folder, left out
-    unread: list[Path] = []  # images in formats darkir does not read, found in folders or by globs
+    expansion = _Expansion(output_dir, suffix, videos)
+    for item in inputs:
+        expansion.expand(item)
+    _warn_left_out(expansion.inside, output_dir)
+    _warn_unread(expansion.unread)
+    return expansion.jobs, expansion.problems
 
-    def outside_output(candidates: Iterable[Path]) -> list[Path]:
+
+class _Expansion:
+    """The jobs of inputs as they are expanded one by one (:func:`_expand_inputs`), with the inputs that yield none
+    (``problems``), the files left out for being inside the output folder (``inside``) and the images in formats
+    darkir does not read (``unread``)."""
+
+    def __init__(self, output_dir: Path, suffix: str | None, videos: bool) -> None:
+        self.output_dir, self.suffix, self.videos = output_dir, suffix, videos
+        self.suffixes = IMAGE_SUFFIXES + (VIDEO_SUFFIXES if videos else ())
+        self.kinds = f"{', '.join(IMAGE_SUFFIXES)}{' or videos' if videos else ''}"
+        self.jobs: list[Job] = []
+        self.problems: list[tuple[Path, str]] = []
+        self.inside: list[Path] = []
+        self.unread: list[Path] = []
+
+    def expand(self, item: str) -> None:
+        """Add the jobs of one input: a file, a folder or a glob."""
+        path = _expand_user(item)
+        if path is None:
+            self.problems.append((Path(item), f"cannot expand {item.split('/')[0]}: no such user"))
+        elif path.is_dir():
+            self._add_folder(path)
+        elif path.is_file():
+            self._add(path, Path(path.name))
+        elif glob.has_magic(item):
+            self._add_glob(item, path)
+        else:
+            self.problems.append((path, _missing(path)))
+
+    def _add(self, source: Path, relative: Path) -> None:
+        target = self.output_dir / relative
+        if source.suffix.lower() in VIDEO_SUFFIXES and self.videos:
+            target = target.with_suffix(".mp4")
+        elif self.suffix:
+            target = target.with_suffix(self.suffix)
+        self.jobs.append(Job(source, target))
+
+    def _add_folder(self, path: Path) -> None:
+        images = _images(walk_files(path), self.suffixes, self.unread)
+        found = self._outside_output(images)
+        if images and not found:
+            self.problems.append(
+                (path, f"its images are inside the output folder {self.output_dir}; choose another output folder")
+            )
+        elif not found:
+            self.problems.append((path, f"no images ({self.kinds}) found in this folder"))
+        for source in found:
+            self._add(source, source.relative_to(path))
+
+    def _add_glob(self, item: str, path: Path) -> None:
+        """The files a glob matches, and the folders it matches as if each were given (as a shell expands it)."""
+        matches = glob_files(item)
+        folders = sorted(match for match in matches if match.is_dir())
+        images = _images([match for match in matches if not match.is_dir()], self.suffixes, self.unread)
+        found = self._outside_output(images)
+        if images and not found:
+            self.problems.append((path, f"its matches are inside the output folder {self.output_dir}; choose another"))
+        elif not found and not folders:
+            self.problems.append((path, "no image matches this pattern"))
+        for source in found:
+            self._add(source, Path(source.name))
+        for folder in folders:
+            self._add_folder(folder)
+
+    def _outside_output(self, candidates: Iterable[Path]) -> list[Path]:
         """The candidates outside the output folder, sorted; those inside are noted where some are kept (where
         none are, the input's problem says why)."""
         found = sorted(candidates)
-        outside = [not is_inside(source, output_dir) for source in found]
+        outside = [not is_inside(source, self.output_dir) for source in found]
         kept = [source for source, keep in zip(found, outside, strict=True) if keep]
         if kept:
-            inside.extend(source for source, keep in zip(found, outside, strict=True) if not keep)
+            self.inside.extend(source for source, keep in zip(found, outside, strict=True) if not keep)
         return kept
-
-    def add(source: Path, relative: Path) -> None:
-        target = output_dir / relative
-        if source.suffix.lower() in VIDEO_SUFFIXES and videos:
-            target = target.with_suffix(".mp4")
-        elif suffix:
-            target = target.with_suffix(suffix)
-        jobs.append(Job(source, target))
-
-    for item in inputs:
-        path = _expand_user(item)
-        if path is None:
-            problems.append((Path(item), f"cannot expand {item.split('/')[0]}: no such user"))
-        elif path.is_dir():
-            images = _images(walk_files(path), suffixes, unread)
-            found = outside_output(images)
-            if images and not found:
-                problems.append(
-                    (path, f"its images are inside the output folder {output_dir}; choose another output folder")
-                )
-            elif not found:
-                problems.append((path, f"no images ({kinds}) found in this folder"))
-            for source in found:
-                add(source, source.relative_to(path))
-        elif path.is_file():
-            add(path, Path(path.name))
-        elif glob.has_magic(item):
-            matches = _images(glob_files(item), suffixes, unread)
-            found = outside_output(matches)
-            if matches and not found:
-                problems.append((path, f"its matches are inside the output folder {output_dir}; choose another"))
-            elif not found:
-                problems.append((path, "no image matches this pattern"))
-            for source in found:
-                add(source, Path(source.name))
-        else:
-            problems.append((path, _missing(path)))
-    _warn_left_out(inside, output_dir)
-    _warn_unread(unread)
-    return jobs, problems
 
 
 def _images(files: Iterable[Path], suffixes: tuple[str, ...], unread: list[Path]) -> list[Path]:
@@ -229,13 +253,15 @@ def _without_clashes(jobs: list[Job]) -> tuple[list[Job], list[tuple[Path, str]]
     """``jobs`` without repeats of a file, and without those whose output would replace an input or another job's
     output (returned as problems, with reasons). A file given or reached several ways (a repeated argument, a link,
     a file inside a folder also given) is restored once, under its longest output name, the one its outermost folder
-    gives it: so the result does not depend on the order of the arguments."""
+    gives it, and of equal ones under a name that is not a symbolic link: so the result does not depend on the order
+    of the arguments. Names of one file that differ (a link beside it) are said in one warning."""
     ids = [_file_id(job.source) for job in jobs]
     sources = {file_id: job.source for job, file_id in zip(jobs, ids, strict=True) if file_id is not None}
     longest: dict[tuple[int, int], Job] = {}
     for job, file_id in zip(jobs, ids, strict=True):
-        if file_id is not None and len(job.target.parts) > len(longest.setdefault(file_id, job).target.parts):
+        if file_id is not None and _name_rank(job) > _name_rank(longest.setdefault(file_id, job)):
             longest[file_id] = job
+    _warn_other_names([(job.source, longest[i].source) for job, i in zip(jobs, ids, strict=True) if i is not None])
     targets: dict[Path, Path] = {}
     unique: list[Job] = []
     problems: list[tuple[Path, str]] = []
@@ -258,6 +284,24 @@ def _without_clashes(jobs: list[Job]) -> tuple[list[Job], list[tuple[Path, str]]
             targets[job.target] = job.source
             unique.append(job)
     return unique, problems
+
+
+def _name_rank(job: Job) -> tuple[int, bool]:
+    """How much a name of a file reached several ways is preferred: the longest output path, then not a link."""
+    return len(job.target.parts), not job.source.is_symlink()
+
+
+def _warn_other_names(names: list[tuple[Path, Path]]) -> None:
+    """One warning naming the inputs that are another name of a file restored under its own (``(name, chosen)``
+    pairs; those whose file names are the same, one file reached through two folders, go unsaid)."""
+    other = sorted({f"{name} (restored as {chosen})" for name, chosen in names if name.name != chosen.name})
+    if other:
+        warnings.warn(
+            f"{len(other)} {'input names a file' if len(other) == 1 else 'inputs name files'} also found under "
+            f"another name (a link), restored once: {some_of(other, LEFT_OUT_NAMED)}",
+            DarkIRWarning,
+            stacklevel=4,
+        )
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:
