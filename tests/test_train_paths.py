@@ -188,6 +188,20 @@ def test_a_resume_shorter_than_the_steps_done_is_refused(data, tmp_path, capsys,
     assert read_checkpoint(run / "last.pt")[2]["step"] == 4
 
 
+def test_a_finished_run_resumed_with_fewer_epochs_is_refused(data, tmp_path, capsys):
+    """A run that finished its 2 epochs, resumed with train.epochs=1, was taken: its checkpoint and options were
+    rewritten to say 1 epoch after 2 were trained."""
+    run = tmp_path / "run"
+    assert _train(data, run, "train.epochs=2") == 0
+    before = _files(run)
+    capsys.readouterr()
+    assert _train(data, run, "train.epochs=1", "--resume") == 2
+    error = _one_error(capsys.readouterr().err)
+    assert f"train.epochs: the run in {run / 'last.pt'} has done 4 steps (2 epochs)" in error
+    assert "set train.epochs to 3 or more" in error
+    assert _files(run) == before
+
+
 def test_a_longer_resume_still_continues(data, tmp_path):
     run = tmp_path / "run"
     assert _train(data, run, "train.epochs=3", "--max-steps", "2") == 0

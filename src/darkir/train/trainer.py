@@ -295,9 +295,9 @@ class Trainer:
         cosine schedule of the new length (:func:`stretch_schedule`), and say so. Nothing changes when the length is
         the same (an exact resume). A new length the run has already reached is refused (:func:`check_new_length`)."""
         before, after = self.scheduler.T_max, self.total_steps
-        if before == after:
-            return
         epochs, per_epoch = self.options.train.epochs, self.sampler.steps_per_epoch()
+        if before == after and self.epoch <= epochs:  # (a finished run asked for fewer epochs keeps its length)
+            return
         check_new_length(self.options.source, path, (self.step, self.epoch), epochs, per_epoch, after)
         was = self.train_step.lr
         stretch_schedule(self.optimizer, self.scheduler, after)
