@@ -159,6 +159,21 @@ def test_resume_notes_changed_data_and_step_settings(dataset, tmp_path, capsys):
     )
 
 
+def test_resume_notes_another_validation_set_on_which_the_best_was_not_chosen(dataset, tmp_path, capsys):
+    """A run resumed on another validation set compares its scores with a best chosen on the first one: said."""
+    run = tmp_path / "v"
+    first = train(_options(dataset, run), progress=False, max_steps=4)
+    capsys.readouterr()
+    other = (f"datasets.val.test_path={dataset / 'test'}", "train.val_max_images=1")
+    train(_options(dataset, run, *other), resume=True, progress=False, max_steps=6)
+    err = capsys.readouterr().err
+    assert (
+        f"note: --resume validates the run in {run / 'last.pt'} on another set: datasets.val.test_path "
+        f"{dataset / 'val'} -> {dataset / 'test'}; train.val_max_images 0 -> 1; its best checkpoint was chosen "
+        f"on the earlier one, at {first.best_psnr:.2f} dB, and a new best must score higher on this one" in err
+    )
+
+
 def test_trainable_trains_only_the_parts_named(dataset, tmp_path, tiny_checkpoint):
     """train.trainable: the parameters under the prefixes change, every other one stays as loaded, bit for bit."""
     start, _, _ = read_checkpoint(tiny_checkpoint)

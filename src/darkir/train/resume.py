@@ -96,8 +96,15 @@ def check_own_best(best: Path, run_id: str | None) -> float | None:
 #: Settings of what a run trains on and how a step runs, which a resumed run takes from the options (a change is
 #: noted, as the run then ends otherwise than it would have uninterrupted); a section is compared key by key.
 DATA_KEYS = ("datasets.train", "train.seed", "train.grad_clip", "train.amp", "train.memory_format")
+#: Settings of what a run validates on: a change is noted, as the best checkpoint was chosen on the earlier set.
+VALIDATION_KEYS = ("datasets.val", "train.val_max_images")
 #: Keys within those that change nothing the run computes, or that :meth:`Trainer.resume` reconciles itself.
-UNCOMPARED_KEYS = {"datasets.train.n_workers", "datasets.train.verbose", "datasets.train.batch_size_train"}
+UNCOMPARED_KEYS = {
+    "datasets.train.n_workers",
+    "datasets.train.verbose",
+    "datasets.train.batch_size_train",
+    "datasets.val.batch_size_test",
+}
 
 
 def check_same_network(
@@ -170,18 +177,40 @@ def data_changes(path: Path, options: dict[str, Any], stored: dict[str, Any] | N
     """A note naming each setting of :data:`DATA_KEYS` that differs between the run's ``stored`` options and
     ``options`` (both as saved: JSON values), from ``step`` on (None: none, or a checkpoint without options). A key
     that one of them lacks (an option of another darkir version) is not compared."""
-    changed = []
-    for key in DATA_KEYS:
-        section, name = key.split(".", 1)
-        theirs, ours = (stored or {}).get(section, {}), options.get(section, {})
-        if name in theirs and name in ours:
-            changed += _differences(key, theirs[name], ours[name])
+    changed = _changed(DATA_KEYS, options, stored)
     if not changed:
         return None
     return (
         f"darkir: note: --resume continues {path} with other training data or settings from step {step} on: "
         f"{'; '.join(changed)} (so it may not end as it would have uninterrupted)"
     )
+
+
+def validation_changes(
+    path: Path, options: dict[str, Any], stored: dict[str, Any] | None, best_psnr: float | None
+) -> str | None:
+    """A note naming each setting of :data:`VALIDATION_KEYS` that differs (as :func:`data_changes` compares them),
+    and that the run's best checkpoint, of ``best_psnr``, was chosen on the earlier set (None: none differs)."""
+    changed = _changed(VALIDATION_KEYS, options, stored)
+    if not changed:
+        return None
+    score = f", at {best_psnr:.2f} dB," if best_psnr is not None else ""
+    return (
+        f"darkir: note: --resume validates the run in {path} on another set: {'; '.join(changed)}; its best "
+        f"checkpoint was chosen on the earlier one{score} and a new best must score higher on this one"
+    )
+
+
+def _changed(keys: tuple[str, ...], options: dict[str, Any], stored: dict[str, Any] | None) -> list[str]:
+    """``key old -> new`` for each of ``keys`` (or key within a section) that differs between ``stored`` and
+    ``options``, where both have it."""
+    changed = []
+    for key in keys:
+        section, name = key.split(".", 1)
+        theirs, ours = (stored or {}).get(section, {}), options.get(section, {})
+        if name in theirs and name in ours:
+            changed += _differences(key, theirs[name], ours[name])
+    return changed
 
 
 def _differences(key: str, old: Any, new: Any) -> list[str]:

@@ -42,6 +42,7 @@ from darkir.train.resume import (
     rng_state,
     set_rng_state,
     stretch_schedule,
+    validation_changes,
 )
 from darkir.train.runfiles import hold_run, log_lock_path
 from darkir.train.runlog import LOG_FILE, RunLog
@@ -281,7 +282,10 @@ class Trainer:
         self.options.train, warning = kept_schedule_settings(path, train, stored)  # as they were checked
         self._tell(warning)
         self._tell(loss_changes(path, self.options.train, stored, self.step))
-        self._tell(data_changes(path, self.options.model_dump(mode="json"), stored, self.step))
+        dumped = self.options.model_dump(mode="json")
+        self._tell(data_changes(path, dumped, stored, self.step))
+        if validates(self.options):
+            self._tell(validation_changes(path, dumped, stored, self.best_psnr))
         self._follow_new_length(path, stored)
         return True
 
