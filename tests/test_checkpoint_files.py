@@ -124,10 +124,24 @@ def test_a_safetensors_file_named_pt_is_said_to_be_safetensors(tmp_path):
 
 def test_real_pickles_with_objects_are_still_refused(tmp_path):
     legacy = tmp_path / "legacy.pt"
-    with open(legacy, "wb") as handle:
-        pickle.dump({"state_dict": {"x": torch.zeros(1)}, "when": range(3)}, handle, protocol=2)
+    torch.save({"state_dict": {"x": torch.zeros(1)}, "when": range(3)}, legacy, _use_new_zipfile_serialization=False)
     with pytest.raises(CheckpointError, match="it holds pickled Python objects"):
         read_checkpoint(legacy)
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_a_pickle_of_other_data_is_said_to_be_no_pytorch_file_without_torchs_warning(tmp_path, protocol, recwarn):
+    """A pickle that torch did not write was said to hold Python objects (protocol 4, after torch's warning asking to
+    file an issue) or to have an invalid magic number (protocol 2)."""
+    path = tmp_path / "plain.pkl"
+    path.write_bytes(pickle.dumps({"a": [1, 2, 3], "b": "x"}, protocol=protocol))
+    with pytest.raises(CheckpointError) as info:
+        read_checkpoint(path)
+    assert (
+        str(info.value)
+        == f"cannot read checkpoint {path}: not a PyTorch weights file (it is a Python pickle of other data)"
+    )
+    assert not recwarn.list
 
 
 # 11. Empty names and folders are called so.

@@ -32,6 +32,8 @@ def torch_load(path: Path, message: Callable[[str], str]) -> object:
     """``torch.load`` of ``path``, weights only (and numpy numbers, :func:`numpy_globals`), on the CPU; a
     CheckpointError with ``message(why it failed)``, also for an archive whose checksums fail (torch does not check
     them, so a damaged copy would load altered weights)."""
+    if _file_kind(path) == _OTHER_PICKLE:
+        raise CheckpointError(message(f"not a PyTorch weights file (it is {_OTHER_PICKLE})"))
     damaged = _failed_checksum(path)
     if damaged is not None:
         raise CheckpointError(message(f"it is damaged: {damaged} fails its checksum (a bad download or copy?)"))
@@ -89,6 +91,10 @@ def _unsafe_global(exc: BaseException) -> str | None:
 
 #: How files start: a zip archive (torch.save's format) and a pickle (torch's legacy format).
 _ZIP_MAGIC, _PICKLE_MAGIC = b"PK\x03\x04", b"\x80"
+#: How torch's legacy format starts: a pickle (protocol 2) of its magic number, before anything else.
+_LEGACY_TORCH = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+#: What :func:`_file_kind` calls a pickle of anything else (torch would fail on its magic number, or warn first).
+_OTHER_PICKLE = "a Python pickle of other data"
 #: How files that people mistake for weights start -> what they are.
 _OTHER_MAGIC = {
     b"\x89PNG": "a PNG image",
@@ -122,18 +128,20 @@ def _failed_checksum(path: Path) -> str | None:
 
 
 def _file_kind(path: Path) -> str | None:
-    """What ``path`` holds by its first bytes: ``"torch"`` (a zip archive or a pickle, torch's formats),
-    ``"safetensors"`` (an 8-byte header length, then a JSON header), an image named as in :data:`_OTHER_MAGIC`,
-    or None (something else, or unreadable)."""
+    """What ``path`` holds by its first bytes: ``"torch"`` (torch's formats, a zip archive or a pickle of torch's magic
+    number, or the start of one), :data:`_OTHER_PICKLE`, ``"safetensors"`` (an 8-byte header length, then a JSON
+    header), an image named as in :data:`_OTHER_MAGIC`, or None (something else, or unreadable)."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as handle:
-            head = handle.read(9)
+            head = handle.read(len(_LEGACY_TORCH))
     except OSError:
         return None
-    if head.startswith((_ZIP_MAGIC, _PICKLE_MAGIC)):
+    if head.startswith(_ZIP_MAGIC) or (head and _LEGACY_TORCH.startswith(head)):
         return "torch"
-    if len(head) == 9 and head[8:] == b"{" and int.from_bytes(head[:8], "little") <= size - 8:
+    if head.startswith(_PICKLE_MAGIC):
+        return _OTHER_PICKLE
+    if head[8:9] == b"{" and int.from_bytes(head[:8], "little") <= size - 8:
         return "safetensors"
     return next((kind for magic, kind in _OTHER_MAGIC.items() if head.startswith(magic)), None)
 
