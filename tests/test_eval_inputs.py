@@ -228,3 +228,32 @@ def test_float_tiffs_restore_writes_are_scored_like_any_image(tmp_path, capsys):
     cv2.imwrite(str(tmp_path / "gt" / "f.tif"), np.zeros((20, 36, 3), np.float32))
     with pytest.raises(DatasetError, match="size 36x24 but reference .* is 36x20"):
         find_pairs(tmp_path, Layout("folders", "pred", "gt"))
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+def test_test_scores_a_gray_input_as_restore_saves_it_and_metrics_scores_it(tmp_path, tiny_checkpoint, capsys, depth):
+    """``darkir restore`` saves a gray input's output in gray; ``darkir test`` scored the model's RGB output instead,
+    1.9 dB away from ``darkir metrics`` on what restore wrote. Both now score the same image, per image."""
+    rng = np.random.default_rng(3)
+    top = 255 if depth == 8 else 65535
+    for side in ("low", "high"):
+        (tmp_path / "set" / side).mkdir(parents=True)
+        for name in ("a.png", "b.png"):
+            gray = (rng.random((40, 48)) * 0.4 * top).astype(np.uint8 if depth == 8 else np.uint16)
+            cv2.imwrite(str(tmp_path / "set" / side / name), gray)
+    weights = ["--weights", str(tiny_checkpoint)]
+    test_csv, metrics_csv = tmp_path / "test.csv", tmp_path / "metrics.csv"
+    args = ["test", *weights, "--data", str(tmp_path / "set"), "--no-lpips", "-q", "--save", "0"]
+    assert main([*args, "--csv", str(test_csv)]) == 0
+    restore = ["restore", str(tmp_path / "set" / "low"), "-o", str(tmp_path / "out"), "--precision", "fp32"]
+    assert main([*restore, *weights, "-q"]) == 0
+    assert read_image(tmp_path / "out" / "a.png").grayscale
+    scored = ["metrics", str(tmp_path / "out"), str(tmp_path / "set" / "high"), "--no-lpips", "-q"]
+    assert main([*scored, "--csv", str(metrics_csv)]) == 0
+    capsys.readouterr()
+
+    def rows(path: Path) -> dict[str, tuple[str, str]]:
+        with open(path, newline="") as handle:
+            return {row["image"]: (row["psnr"], row["ssim"]) for row in csv.DictReader(handle)}
+
+    assert rows(test_csv) == rows(metrics_csv)

@@ -455,8 +455,7 @@ def image_to_array(image: Image, dtype: np.dtype | type = np.uint8) -> np.ndarra
     depth = ARRAY_DEPTHS[dtype.newbyteorder("=")]
     stored = to_storage(image.rgb, depth)
     if image.grayscale:
-        cv2 = _cv2()
-        array = cv2.cvtColor(stored, cv2.COLOR_RGB2GRAY)
+        array = stored_gray(stored)
         if image.alpha is not None:
             array = np.dstack([array, array, array, to_storage(image.alpha, depth)])
     elif image.alpha is not None:
@@ -464,6 +463,12 @@ def image_to_array(image: Image, dtype: np.dtype | type = np.uint8) -> np.ndarra
     else:
         array = stored
     return array.astype(dtype, copy=False)
+
+
+def stored_gray(stored: np.ndarray) -> np.ndarray:
+    """The gray (H, W) that a gray image's restored RGB (H, W, 3), as stored (:func:`to_storage`), is saved as."""
+    cv2 = _cv2()
+    return cv2.cvtColor(stored, cv2.COLOR_RGB2GRAY)
 
 
 def to_storage(rgb: np.ndarray, bit_depth: int) -> np.ndarray:

@@ -81,7 +81,12 @@ class PairedDataset(Dataset):
         for op in ops:
             low = op(low)
             high = op(high) if high is not None else None
-        sample: dict[str, object] = {"low": to_tensor(low), "name": pair.name, "bit_depth": image.bit_depth}
+        sample: dict[str, object] = {
+            "low": to_tensor(low),
+            "name": pair.name,
+            "bit_depth": image.bit_depth,
+            "grayscale": image.grayscale,
+        }
         if high is not None:
             sample["high"] = to_tensor(high)
         return sample

@@ -2,8 +2,8 @@
 
 Convention (the default everywhere in darkir, named ``8bit``): outputs are clamped to [0, 1] and quantized as when
 they are saved, before scoring: at their input's bit depth, which callers pass to :func:`prepare` (8 bits, or 16 for
-16-bit inputs: ``darkir restore`` saves an output at its input's bit depth). ``reference`` scores raw float outputs
-as the official DarkIR testing code does.
+16-bit inputs: ``darkir restore`` saves an output at its input's bit depth), and in gray for a gray input
+(:func:`as_saved_gray`). ``reference`` scores raw float outputs as the official DarkIR testing code does.
 """
 
 from __future__ import annotations
@@ -43,6 +43,21 @@ def prepare(pred: torch.Tensor, convention: Convention = "8bit", bit_depth: int 
     if convention == "reference":
         return pred
     raise ValueError(f"unknown convention {convention!r}; use '8bit' or 'reference'")
+
+
+def as_saved_gray(pred: torch.Tensor, bit_depth: int = 8) -> torch.Tensor:
+    """An (N, 3, H, W) output of a gray input, prepared at ``bit_depth`` (:func:`prepare`, ``8bit``), as ``darkir
+    restore`` saves it: the gray it makes of the stored RGB, in all three channels (as a gray file reads)."""
+    import numpy as np
+
+    from darkir.imageio import stored_gray, to_storage
+
+    top = MAX_VALUES.get(bit_depth, 1)
+    grays = [
+        stored_gray(to_storage(image.permute(1, 2, 0).numpy(), bit_depth)).astype(np.float32) / np.float32(top)
+        for image in pred.float().cpu()
+    ]
+    return torch.from_numpy(np.stack(grays))[:, None].expand(-1, 3, -1, -1).to(pred.dtype)
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from darkir.data.pairs import Pair
 from darkir.errors import DarkIRError, some_of
 from darkir.eval.methods import Method
-from darkir.eval.metrics import format_number, prepare
+from darkir.eval.metrics import as_saved_gray, format_number, prepare
 from darkir.eval.niqe import niqe
 from darkir.eval.reports import (
     MAX_NAMED,
@@ -251,8 +251,10 @@ def restore_unpaired(
         target = output / pair.name
         target.parent.mkdir(parents=True, exist_ok=True)
         write_image(target, image, overwrite=True)
-        saved = prepare(torch.from_numpy(image.rgb), "8bit", image.bit_depth).numpy()  # as written, and read back
-        rows.append(UnpairedRow(pair.name, no_reference_scores(before), no_reference_scores(saved)))
+        saved = prepare(torch.from_numpy(image.rgb), "8bit", image.bit_depth)  # as written, and read back
+        if image.grayscale:
+            saved = as_saved_gray(saved.permute(2, 0, 1)[None], image.bit_depth)[0].permute(1, 2, 0)
+        rows.append(UnpairedRow(pair.name, no_reference_scores(before), no_reference_scores(saved.numpy())))
     return rows
 
 
