@@ -117,6 +117,31 @@ def test_a_pair_that_cannot_be_read_leaves_no_earlier_triplet_in_its_place(tmp_p
     assert len(note) == 2 and note[1].startswith("00000 ") and str(second) in note[1]
 
 
+def test_an_interrupted_rerun_leaves_a_note_that_lists_exactly_its_own_triplets(tmp_path, tiny_checkpoint, monkeypatch):
+    """Interrupted on another set, the note already named every pair of the new run, and the earlier run's
+    triplets stood under the new run's names; now every triplet the note lists is this run's, and no other is left."""
+    import darkir.eval.paired
+
+    results = tmp_path / "results"
+    assert main(_test(tiny_checkpoint, _data(tmp_path / "first"), "--results-dir", str(results), "--save", "2")) == 0
+    second = _data(tmp_path / "second")
+    saved = darkir.eval.paired._save
+    written = []
+
+    def stop_at_the_second_triplet(path: Path, tensor) -> None:
+        if path.name.startswith("00001_"):
+            raise KeyboardInterrupt
+        saved(path, tensor)
+        written.append(path.name)
+
+    monkeypatch.setattr(darkir.eval.paired, "_save", stop_at_the_second_triplet)
+    assert main(_test(tiny_checkpoint, second, "--results-dir", str(results), "--save", "2")) == 130
+    note = (results / "triplets.txt").read_text().splitlines()
+    assert len(note) == 3 and all(str(second) in line for line in note[1:])  # 00001 listed: its files may not be
+    assert sorted(p.name for p in results.iterdir()) == sorted([*written, "triplets.txt"])
+    assert written == [f"00000_{s}.png" for s in ("input", "output", "gt")]
+
+
 def test_a_note_unlocks_only_the_triplets_it_lists(tmp_path, tiny_checkpoint, capsys):
     data = _data(tmp_path / "data")
     results = tmp_path / "results"

@@ -122,8 +122,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     for label, pairs in sets.items():
         method = model_method(f"{_method_name(args)} on {label}" if label else _method_name(args), restorer)
         results_dir = results_dirs[label]
-        if results_dir is not None:
-            write_triplet_note(results_dir, method.name, pairs, args.save)
+        if results_dir is not None:  # an earlier run's triplets go, and the folder is marked as this run's
+            write_triplet_note(results_dir, method.name, pairs, args.save, saved=())
         scores = evaluate(
             method,
             pairs,

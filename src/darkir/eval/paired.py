@@ -75,7 +75,8 @@ def evaluate(
     progress: bool = True,
     skip_unreadable: bool = False,
 ) -> Scores:
-    """Score ``method`` on every pair; save the first ``save_count`` input/output/gt triplets to ``save_dir``.
+    """Score ``method`` on every pair; save the first ``save_count`` input/output/gt triplets to ``save_dir``, each
+    listed in its :data:`TRIPLET_NOTE` as it is written (:func:`write_triplet_note`).
 
     Each output is scored and dropped, so memory does not grow with the number of pairs; decoding and scoring
     run with memory returned to the OS, so their one-off shapes leave no holes in the heap the model reuses.
@@ -118,8 +119,8 @@ def evaluate(
             scores.values["ssim_detail"].append(ssim(detail, high).item())
             scores.values["brightness"].append(brightness(out.clamp(0, 1)).item())
             scores.values["ref_brightness"].append(brightness(high).item())
-            if save_dir is not None and index < save_count:
-                save_dir.mkdir(parents=True, exist_ok=True)
+            if save_dir is not None and index < save_count:  # listed in the note first: never another run's
+                write_triplet_note(save_dir, method.name, pairs, save_count, [*scores.saved, index])
                 for suffix, image in (("input", low), ("output", out), ("gt", high)):
                     _save(save_dir / f"{index:05d}_{suffix}.png", image)
                 scores.saved.append(index)
@@ -192,8 +193,9 @@ def write_triplet_note(
     folder: Path, method: str, pairs: Sequence[Pair], count: int, saved: Sequence[int] | None = None
 ) -> None:
     """Mark ``folder`` as ``darkir test``'s: :data:`TRIPLET_NOTE` names the pair of each of the first ``count``
-    triplets (of those ``saved`` once they are written: a pair that could not be read has none). The triplets an
-    earlier run's note lists besides those are removed, so that none of another run is left among them."""
+    triplets (of those ``saved`` only, where given: the triplets written so far; a pair that could not be read has
+    none). The triplets an earlier run's note lists besides those are removed, so that none of another run is left
+    among them, even where this run is stopped before it writes its own."""
     count = min(count, len(pairs))
     listed = [index for index in range(count) if saved is None or index in saved]
     for index in sorted(set(noted_triplets(folder) or ()) - set(listed)):
