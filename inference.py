@@ -1,5 +1,6 @@
 """Seed-compatible: ``python inference.py -p options/inference/LOLBlur.yml -i DIR`` writes ./images/results
-(``--weights`` replaces the default options file)."""
+(``--weights`` replaces the default options file). Unlike the official script, it never replaces a file already
+there (a rerun skips the images restored before, and says so); ``--overwrite`` replaces them."""
 
 import argparse
 import sys
@@ -16,7 +17,7 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("-i", "--inp_path", default="./images/inputs", help="folder of input images")
     parser.add_argument("-o", "--out_path", default="./images/results", help="output folder")
     args, extra = parser.parse_known_args(argv)
-    command = [args.inp_path, "-o", args.out_path, "--overwrite", *extra]
+    command = [args.inp_path, "-o", args.out_path, *extra]
     return run_seed("restore", command, args.config, "./options/inference/LOLBlur.yml", instead="--weights")
 
 

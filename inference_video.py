@@ -2,8 +2,8 @@
 
 The result is the restored video alone (the official script writes the input and the result side by side), an MP4
 named after the input: ``clip.mp4`` for ``clip.mp4``, ``clip.avi.mp4`` for ``clip.avi`` (so that two inputs of one
-name never replace each other's results); a rerun replaces its own earlier result. ``--weights`` replaces the
-default options file.
+name never replace each other's results). Unlike the official script, it never replaces a file already there (a
+rerun stops, naming it); ``--overwrite`` replaces it. ``--weights`` replaces the default options file.
 """
 
 import argparse
@@ -26,7 +26,7 @@ def run(argv: list[str] | None = None) -> int:
     source, target = Path(args.inp_path), Path(args.out_path)
     if args.out_path and (target.is_dir() or target.suffix.lower() not in VIDEO_SUFFIXES):  # a folder, as the official
         target /= f"{source.stem}.mp4" if source.suffix.lower() == ".mp4" else f"{source.name}.mp4"
-    command = [args.inp_path, "-o", str(target) if args.out_path else "", "--overwrite", *extra]
+    command = [args.inp_path, "-o", str(target) if args.out_path else "", *extra]
     return run_seed("video", command, args.config, "./options/inference_video/Baseline.yml", instead="--weights")
 
 

@@ -242,6 +242,16 @@ def test_seed_inference_script(photos, tmp_path, tiny_checkpoint):
     done = subprocess.run(command, cwd=work, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert (work / "images" / "results" / "a.png").is_file()
+    # a file already in the output folder (the user's own, say) is not replaced, as the official script would ...
+    mine = work / "images" / "results" / "a.png"
+    mine.write_bytes(b"the user's own file")
+    again = subprocess.run(command, cwd=work, capture_output=True, text=True, env=env)
+    assert (
+        again.returncode == 0 and "skipped 1 existing" in again.stdout and mine.read_bytes() == b"the user's own file"
+    )
+    # ... unless asked to
+    replaced = subprocess.run([*command, "--overwrite"], cwd=work, capture_output=True, text=True, env=env)
+    assert replaced.returncode == 0 and mine.read_bytes() != b"the user's own file"
 
 
 @pytest.mark.slow

@@ -143,7 +143,8 @@ def test_seed_inference_video_keeps_results_of_inputs_with_one_name_apart(clip, 
     assert script.run(["-i", str(other), *flags]) == 0
     assert (tmp_path / "videos" / "results" / "night.mp4").read_bytes() == first
     assert describe(tmp_path / "videos" / "results" / "night.avi.mp4")["frames"] == 24
-    assert script.run(["-i", str(clip), *flags]) == 0  # a rerun replaces its own result
+    assert script.run(["-i", str(clip), *flags]) == 2  # a rerun replaces no file, not even its own result ...
+    assert script.run(["-i", str(clip), *flags, "--overwrite"]) == 0  # ... unless asked to
     assert script.run(["-i", str(other), "-o", str(tmp_path / "out" / "result.mp4"), *flags]) == 0  # a file named
     assert describe(tmp_path / "out" / "result.mp4")["frames"] == 24
     assert script.run(["-i", str(other), "-o", str(tmp_path / "v1.2"), *flags]) == 0  # a folder, as the official -o
