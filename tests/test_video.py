@@ -891,3 +891,34 @@ def test_a_file_that_is_no_video_is_named_so_not_the_encoder(tmp_path, tiny_chec
     assert main(["video", str(source), "-o", str(tmp_path / "out.mp4"), "--weights", str(tiny_checkpoint), "-q"]) == 2
     assert f"{source}: its video stream has no frames; nothing written" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["text.png"]
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_tags_and_languages_are_kept_and_audio_streams_left_out_are_named(tmp_path, tiny_checkpoint, capsys, suffix):
+    """A phone's or a film's tags (title, creation time, place) and its streams' languages were dropped, and of
+    several audio streams all but the first went without a word."""
+    source = tmp_path / f"tagged{suffix}"
+    with av.open(str(source), "w") as out:
+        out.metadata.update({"title": "Holiday", "creation_time": "2024-05-01T10:00:00.000000Z"})
+        video = out.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.metadata["language"] = "deu"
+        tracks = []
+        for language in ("eng", "fra"):
+            track = out.add_stream("aac", rate=8000)
+            track.layout, track.metadata["language"] = "mono", language
+            tracks.append(track)
+        _mux_grey_frames(out, video, 10)
+        for track in tracks:
+            for index in range(8):
+                frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+                frame.sample_rate, frame.pts = 8000, index * 1024
+                out.mux(track.encode(frame))
+            out.mux(track.encode())
+    target = tmp_path / f"out{suffix}"
+    assert main(["video", str(source), "-o", str(target), "--weights", str(tiny_checkpoint), "-q"]) == 0
+    assert f"{source}: only its first audio stream is kept; 1 other(s) left out (fra)" in capsys.readouterr().err
+    with av.open(str(target)) as restored:
+        assert restored.metadata["title"] == "Holiday"
+        assert restored.metadata["creation_time"].startswith("2024-05-01T10:00:00")
+        assert [stream.metadata.get("language") for stream in restored.streams] == ["deu", "eng"]

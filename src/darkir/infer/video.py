@@ -201,6 +201,7 @@ def _restore_video(
             timeline = Timeline(source, video_in, first)
             video_out = _video_output(output, timeline, settings, first, quiet=not progress)
             audio_out, audio_mode = _audio_stream(output, audio_in, VIDEO_FORMATS[target.suffix.lower()])
+            _keep_tags(container, output, (video_in, video_out), (audio_in, audio_out))
             batch = settings.batch or 1
             _expect_frames(restorer, video_in, timeline, batch, progress)
             with fixed_size_kernels(restorer.device):
@@ -273,6 +274,31 @@ def _video_output(output: Any, timeline: Timeline, settings: VideoSettings, firs
     if first.matrix is not None:
         stream.set_display_matrix(first.matrix)
     return stream
+
+
+#: Container tags the muxer writes itself, about the file rather than its content: not copied from the input.
+MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration"}
+
+
+def _keep_tags(container: Any, output: Any, *streams: tuple[Any, Any]) -> None:
+    """Copy the input's tags (title, creation time, place...) to the output, and each kept stream's (its language,
+    say); say which audio streams beyond the first (restored) one are left out."""
+    output.metadata.update({k: v for k, v in container.metadata.items() if k.lower() not in MUXER_TAGS})
+    for stream_in, stream_out in streams:
+        if stream_in is not None and stream_out is not None:
+            stream_out.metadata.update({k: v for k, v in stream_in.metadata.items() if k.lower() in STREAM_TAGS})
+    others = [stream.metadata.get("language", f"#{stream.index}") for stream in container.streams.audio[1:]]
+    if others:
+        warnings.warn(
+            f"{container.name}: only its first audio stream is kept; {len(others)} other(s) left out "
+            f"({', '.join(others)})",
+            DarkIRWarning,
+            stacklevel=3,
+        )
+
+
+#: Stream tags kept: what the stream is, not how it was encoded.
+STREAM_TAGS = {"language", "title", "handler_name"}
 
 
 def _audio_stream(output: Any, audio_in: Any, container: str) -> tuple[Any, str]:
