@@ -108,6 +108,19 @@ def test_jpeg_output_is_8bit(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("suffix", "depth", "kept"), [(".jpg", 16, 8), (".webp", 16, 8), (".bmp", 32, 8), (".png", 32, 16)]
+)
+def test_a_format_that_keeps_fewer_bits_says_so(tmp_path, suffix, depth, kept):
+    """16-bit photos converted with --format jpg lost their depth without a word, while their alpha was warned of."""
+    with pytest.warns(DarkIRWarning, match=f"keeps at most {kept} bits a sample"):
+        write_image(tmp_path / f"out{suffix}", Image(rgb=_rgb(), alpha=None, bit_depth=depth, grayscale=False))
+    assert read_image(tmp_path / f"out{suffix}").bit_depth == kept
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_image(tmp_path / f"same{suffix}", Image(rgb=_rgb(), alpha=None, bit_depth=kept, grayscale=False))
+
+
+@pytest.mark.parametrize(
     ("name", "content", "message"),
     [
         ("broken.png", b"\x89PNG\r\n\x1a\nnot really", "cannot decode image"),

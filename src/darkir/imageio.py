@@ -490,6 +490,13 @@ def encode_image(suffix: str, image: Image, jpeg_quality: int = 95) -> bytes:
     depth = image.bit_depth if suffix in (".png", ".tif", ".tiff") else 8
     if depth == 32 and suffix == ".png":
         depth = 16
+    if depth < image.bit_depth:
+        warnings.warn(
+            f"{suffix.lstrip('.').upper()} keeps at most {depth} bits a sample: deeper images are saved at {depth} "
+            "(TIFF keeps 16-bit and float samples, PNG 16-bit)",
+            DarkIRWarning,
+            stacklevel=2,
+        )
     keeps_alpha = suffix in (".png", ".tif", ".tiff", ".webp")
     # Gray + alpha: as such in PNG and 8-bit TIFF; as RGBA with R = G = B in WebP (which has no gray) and in
     # 16-bit/float TIFF (which neither OpenCV nor Pillow reads as gray + alpha).
