@@ -265,6 +265,17 @@ def test_an_output_that_is_a_folder_or_a_dead_link_is_a_failure_not_skipped(tmp_
     assert "skipped 0 existing" in captured.out
 
 
+def test_a_file_where_an_output_folder_goes_is_named_as_such(tmp_path, tiny_checkpoint, capsys):
+    """``out/sub`` is a file, so ``out/sub/a.png`` cannot be written: the error said only "File exists"."""
+    _photo(tmp_path / "in" / "sub" / "a.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sub").write_text("the user's notes")
+    assert _restore(str(tmp_path / "in"), "-o", str(out), weights=tiny_checkpoint) == 1
+    assert f"{out / 'sub' / 'a.png'}: {out / 'sub'} is a file, not a folder" in capsys.readouterr().err
+    assert (out / "sub").read_text() == "the user's notes"
+
+
 def test_explicit_tiles_are_not_called_tiled_to_fit_memory(tmp_path, tiny_checkpoint, capsys):
     _photo(tmp_path / "in" / "a.png", height=80, width=96)
     assert _restore(str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--tile", "48", weights=tiny_checkpoint) == 0

@@ -22,7 +22,7 @@ from darkir.infer.compiling import compiling_note
 from darkir.infer.jobs import Job
 from darkir.infer.pipeline import Drain, Prefetch
 from darkir.infer.restorer import Restorer
-from darkir.outputs import Claim, OutputBusyError, OutputExistsError, clean_stale
+from darkir.outputs import Claim, OutputBusyError, OutputExistsError, clean_stale, is_inside
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,14 @@ def _reason(job: Job, exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, OSError):  # reading the input (named as such by the error) or writing the output
         named = exc.filename if isinstance(exc.filename, (str, bytes, os.PathLike)) else None  # not a descriptor
-        read = named is not None and Path(os.fsdecode(named)) == Path(job.source)
-        return f"{job.source if read else job.target}: {exc.strerror or exc}"
+        path = Path(os.fsdecode(named)) if named is not None else None
+        if path == Path(job.source):
+            return f"{job.source}: {exc.strerror or exc}"
+        if path is not None and is_inside(job.target, path) and path != job.target:  # a folder on the way to it
+            if isinstance(exc, (FileExistsError, NotADirectoryError)):
+                return f"{job.target}: {path} is a file, not a folder; move it or choose another output folder"
+            return f"{job.target}: {path}: {exc.strerror or exc}"
+        return f"{job.target}: {exc.strerror or exc}"
     if isinstance(exc, MemoryError):
         return f"{job.source}: out of memory; try a smaller tile or max_memory"
     return f"{job.source}: {type(exc).__name__}: {first_line(exc)}"
