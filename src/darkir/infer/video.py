@@ -109,6 +109,11 @@ def restore_video(
 def check_video_paths(source: Path, target: Path, overwrite: bool) -> None:
     """Refuse a missing input, an output format not in :data:`VIDEO_FORMATS`, an output that is the input, a
     folder or a link to nothing, and an existing output without ``overwrite``."""
+    if source.is_dir():
+        raise DarkIRError(
+            f"{source} is a folder; darkir video restores one video file (darkir restore {source} -o OUT restores "
+            "the videos and images in a folder)"
+        )
     if not source.is_file():
         raise DarkIRError(f"{source}: no such video file")
     if target.suffix.lower() not in VIDEO_FORMATS:
