@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import os
-import pickle
 import textwrap
 from pathlib import Path
 from typing import get_args
@@ -118,6 +117,7 @@ BAD_OPTIONS = [
         "datasets:\n  train:\n    cropsize: 128\n    synth:\n      max_short_side: 128\n",
         ["datasets.train.synth", "synth.val_cropsize 256 is larger than synth.max_short_side 128"],
     ),
+    ("save:\n  path: run/\n", ["save.path: ends in /, so it names a folder", "e.g. run/last.pt"]),
 ]
 
 
@@ -397,9 +397,8 @@ def test_unsafe_pickles_are_refused_without_unsafe_advice(tmp_path, tiny_checkpo
     assert info.value.__cause__ is None  # torch's advice is not chained into --debug tracebacks either
     with pytest.raises(CheckpointError, match=r"unsafe.pt: it holds pickled Python objects .*; expected X$"):
         load_weights_file(path, "expected X")
-    legacy = tmp_path / "legacy.pt"
-    with open(legacy, "wb") as handle:
-        pickle.dump({"state_dict": {"x": torch.zeros(1)}}, handle, protocol=2)
+    legacy = tmp_path / "legacy.pt"  # torch's legacy format (a pickle, no zip archive)
+    torch.save({"state_dict": {"x": torch.zeros(1)}, "extra": _Custom()}, legacy, _use_new_zipfile_serialization=False)
     with pytest.raises(CheckpointError, match="it holds pickled Python objects"):
         read_checkpoint(legacy)
     code, _, err = _run(

@@ -346,6 +346,13 @@ class SaveOptions(_Section):
     new: str | None = None
     results_dir: str = Field("./images/results_test", description="where testing saves example triplets")
 
+    @field_validator("path", "best", "new")
+    @classmethod
+    def _a_file(cls, value: str | None) -> str | None:
+        if value is not None and value.endswith(("/", os.sep)):
+            raise ValueError(f"ends in /, so it names a folder; name the checkpoint file in it, e.g. {value}last.pt")
+        return value
+
 
 class WandbOptions(_Section):
     """``wandb:`` (official files; darkir logs to JSONL/TensorBoard instead, so these are ignored)."""
