@@ -7,6 +7,7 @@ Each test trains a tiny model on a tiny synthetic set through ``darkir.cli.main`
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -171,6 +172,34 @@ def test_an_options_file_of_the_users_beside_a_new_checkpoint_is_refused(data, t
     (backup,) = run.glob("backup-*")
     assert (backup / "best.yml").read_text() == "my: precious\n"
     assert (run / "last.pt").is_file() and (run / "best.yml").read_text() != "my: precious\n"
+
+
+def test_a_checkpoint_in_a_folder_of_a_split_manifest_is_refused(data, tmp_path, capsys):
+    """A manifest names its images' folders only inside it: a checkpoint among them was written there."""
+    own = tmp_path / "data"
+    shutil.copytree(data / "train", own)
+    lows = sorted((own / "low_blur_noise").rglob("*.png"))
+    names = [str(low.relative_to(own)) for low in lows]
+    entries = [[name, name.replace("low_blur_noise", "high_sharp_scaled")] for name in names]
+    manifest = tmp_path / "split.json"
+    manifest.write_text(json.dumps({"root": str(own), "splits": {"train": entries}}))
+    folder = lows[0].parent
+    before = _files(own)
+    capsys.readouterr()
+    overrides = [f"datasets.train.train_path={manifest}", f"save.path={folder / 'm.pt'}"]
+    assert _train(data, tmp_path / "run", *overrides, "datasets.val.test_path=null") == 2
+    assert f"lies in a folder datasets.train.train_path lists ({folder})" in _one_error(capsys.readouterr().err)
+    assert _files(own) == before
+
+
+def test_a_run_refused_after_taking_its_folder_leaves_no_folder_it_made(tmp_path, capsys):
+    """A run refused for its data (read once the run's lock is taken) left the folders of save.path made."""
+    (tmp_path / "empty").mkdir()
+    run = tmp_path / "new" / "deep"
+    overrides = [f"datasets.train.train_path={tmp_path / 'empty'}", "datasets.val.test_path=null"]
+    assert main(["train", "-p", str(OPTIONS), *overrides, f"save.path={run / 'last.pt'}", "-q"]) == 2
+    assert "no known paired layout" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
 
 
 # 6. A resume to a length the run has already reached: refused, the checkpoint left byte for byte.

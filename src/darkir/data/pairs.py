@@ -167,6 +167,19 @@ def read_manifest(path: str | Path, split: str) -> list[Pair]:
     return pairs
 
 
+def manifest_folders(path: str | Path) -> list[Path]:
+    """The folders of every file any split of the manifest at ``path`` lists (none where it cannot be read: reading
+    its pairs says why)."""
+    path = Path(path)
+    try:
+        manifest = json.loads(path.read_text())
+        splits = manifest.get("splits", {}).values()
+        base = path.parent / manifest.get("root", ".")
+        return sorted({(base / name).parent for entries in splits for entry in entries for name in entry})
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError, TypeError):
+        return []
+
+
 def _split_entries(path: Path, manifest: object, split: str) -> list[list[str]]:
     """The ``[low, high]`` entries of ``split``, the manifest's structure checked (as ``darkir split`` writes it:
     ``{"root": "...", "splits": {"name": [["low", "high"], ...]}}``)."""

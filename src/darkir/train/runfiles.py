@@ -46,12 +46,14 @@ def hold_run(last: Path, key: str = "save.path", required: bool = True, lock: Pa
     """
     lock = lock or lock_path(last)
     failure: OSError | None = None
+    made = _missing_folders(last.parent)
     try:
         last.parent.mkdir(parents=True, exist_ok=True)
         fd = take_lock(lock)
     except OSError as exc:
         failure = exc
     if failure is not None:
+        _remove_if_empty(made)
         if required:
             raise DarkIRError(
                 f"{last}: cannot take this {key} for the run ({lock}: {failure.strerror or failure}); nothing was "
@@ -74,6 +76,25 @@ def hold_run(last: Path, key: str = "save.path", required: bool = True, lock: Pa
         yield
     finally:
         release_lock(lock, fd)
+        _remove_if_empty(made)  # a run refused after the lock (its data, say) leaves no folder it made
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and the folders above it that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) while they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def save_problem(path: Path, folder: bool = False) -> str | None:

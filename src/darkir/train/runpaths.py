@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from darkir.checkpoint import WIDEST_PID, temporary_path
+from darkir.data.pairs import manifest_folders
 from darkir.errors import ConfigError
 from darkir.options import Options
 from darkir.outputs import is_inside, is_same_file, nearest_existing
@@ -234,12 +235,18 @@ def _anchor_in_run(options: Options) -> tuple[str, str] | None:
 
 
 def _data_folders(options: Options) -> list[tuple[str, Path]]:
-    """(key, folder) for each folder the run reads data from."""
+    """(key, folder) for each folder the run reads data from (those a split manifest lists included)."""
     train, val = options.datasets.train, options.datasets.val
     folders = [("datasets.train.train_path", train.train_path), ("datasets.val.test_path", val.test_path)]
     if train.synth is not None:
         folders += [("datasets.train.synth.sources", source) for source in train.synth.sources if source != "debian"]
-    return [(key, Path(folder)) for key, folder in folders if folder]
+    listed = [
+        (f"a folder {key} lists", str(folder))
+        for key, manifest in folders[:2]
+        if manifest and Path(manifest).suffix.lower() == ".json"
+        for folder in manifest_folders(manifest)
+    ]
+    return [(key, Path(folder)) for key, folder in folders + listed if folder]
 
 
 def log_folder(options: Options) -> Path:
