@@ -129,6 +129,17 @@ def test_real_pickles_with_objects_are_still_refused(tmp_path):
         read_checkpoint(legacy)
 
 
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_torchs_legacy_format_of_any_pickle_protocol_it_reads_still_loads(tmp_path, protocol, recwarn):
+    """A plain pickle is now told apart from torch's legacy format by its first bytes; a legacy file of protocol 3
+    (not only 2) is still read, without torch's warning about its protocol."""
+    state = build_model({"width": 8}).state_dict()
+    path = tmp_path / "legacy.pt"
+    torch.save({"params": state}, path, _use_new_zipfile_serialization=False, pickle_protocol=protocol)
+    loaded, _, _ = read_checkpoint(path)
+    assert all(torch.equal(loaded[key], value) for key, value in state.items()) and not recwarn.list
+
+
 @pytest.mark.parametrize("protocol", [2, 4])
 def test_a_pickle_of_other_data_is_said_to_be_no_pytorch_file_without_torchs_warning(tmp_path, protocol, recwarn):
     """A pickle that torch did not write was said to hold Python objects (protocol 4, after torch's warning asking to

@@ -12,6 +12,7 @@ import json
 import os
 import pickle
 import re
+import warnings
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -38,7 +39,9 @@ def torch_load(path: Path, message: Callable[[str], str]) -> object:
     if damaged is not None:
         raise CheckpointError(message(f"it is damaged: {damaged} fails its checksum (a bad download or copy?)"))
     try:
-        with torch.serialization.safe_globals(numpy_globals()):
+        with torch.serialization.safe_globals(numpy_globals()), warnings.catch_warnings():
+            # torch asks for an issue to be filed about legacy files of another pickle protocol than 2, and reads them
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt, cut-short or non-torch files
         refused = _unsafe_global(exc)
@@ -91,8 +94,11 @@ def _unsafe_global(exc: BaseException) -> str | None:
 
 #: How files start: a zip archive (torch.save's format) and a pickle (torch's legacy format).
 _ZIP_MAGIC, _PICKLE_MAGIC = b"PK\x03\x04", b"\x80"
-#: How torch's legacy format starts: a pickle (protocol 2) of its magic number, before anything else.
-_LEGACY_TORCH = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+#: How torch's legacy format goes on after a pickle's protocol opcode (and, from protocol 4, its frame): its magic
+#: number, pickled as a 10-byte integer, before anything else.
+_LEGACY_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+#: The most bytes :func:`_legacy_torch` reads: the protocol opcode (2), a frame (9) and the magic number (12).
+_LEGACY_HEAD = 2 + 9 + len(_LEGACY_MAGIC)
 #: What :func:`_file_kind` calls a pickle of anything else (torch would fail on its magic number, or warn first).
 _OTHER_PICKLE = "a Python pickle of other data"
 #: How files that people mistake for weights start -> what they are.
@@ -134,16 +140,31 @@ def _file_kind(path: Path) -> str | None:
     try:
         size = path.stat().st_size
         with open(path, "rb") as handle:
-            head = handle.read(len(_LEGACY_TORCH))
+            head = handle.read(_LEGACY_HEAD)
     except OSError:
         return None
-    if head.startswith(_ZIP_MAGIC) or (head and _LEGACY_TORCH.startswith(head)):
+    if head.startswith(_ZIP_MAGIC) or _legacy_torch(head):
         return "torch"
     if head.startswith(_PICKLE_MAGIC):
         return _OTHER_PICKLE
     if head[8:9] == b"{" and int.from_bytes(head[:8], "little") <= size - 8:
         return "safetensors"
     return next((kind for magic, kind in _OTHER_MAGIC.items() if head.startswith(magic)), None)
+
+
+def _legacy_torch(head: bytes) -> bool:
+    """Whether the bytes ``head`` begin torch's legacy format (a pickle of protocol 2 to 5 of its magic number), or
+    all of them could (a file cut short within its first bytes)."""
+    if not head or head[0] != _PICKLE_MAGIC[0]:
+        return False
+    if len(head) == 1:
+        return True
+    if head[1] not in range(2, 6):
+        return False
+    rest = head[2:]
+    if rest[:1] == b"\x95":  # protocol 4 and 5 frame the pickle: the opcode and an 8-byte length
+        rest = rest[9:]
+    return _LEGACY_MAGIC.startswith(rest[: len(_LEGACY_MAGIC)])
 
 
 def _torch_file_problem(path: Path, exc: BaseException) -> str:
