@@ -360,8 +360,10 @@ def test_a_tiled_tiff_that_opencv_cannot_decode_reads(tmp_path, channels):
     np.testing.assert_array_equal(turned.rgb, np.rot90(image.rgb, -1))
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
-def test_a_tiff_with_associated_alpha_reads_as_unpremultiplied_colour(tmp_path, dtype):
+@pytest.mark.parametrize(
+    ("dtype", "planar"), [(np.uint8, False), (np.uint16, False), (np.float32, False), (np.uint16, True)]
+)
+def test_a_tiff_with_associated_alpha_reads_as_unpremultiplied_colour(tmp_path, dtype, planar):
     """A TIFF whose colour is stored premultiplied by its alpha (ExtraSamples 1) read as if it were straight colour,
     so its translucent parts came out darker; darkir writes unassociated alpha, so it reads the colour divided by it."""
     import tifffile
@@ -373,7 +375,9 @@ def test_a_tiff_with_associated_alpha_reads_as_unpremultiplied_colour(tmp_path, 
     alpha[:2, :2] = 0.0
     stored = np.concatenate([colour * alpha, alpha], axis=2) * top
     stored = stored.astype(dtype) if dtype == np.float32 else np.rint(stored).astype(dtype)
-    tifffile.imwrite(tmp_path / "premultiplied.tif", stored, photometric="rgb", extrasamples=["assocalpha"])
+    layout = {"planarconfig": "separate"} if planar else {}  # deep planes: read by tifffile, not OpenCV
+    stored = np.moveaxis(stored, 2, 0) if planar else stored
+    tifffile.imwrite(tmp_path / "premultiplied.tif", stored, photometric="rgb", extrasamples=["assocalpha"], **layout)
     image = read_image(tmp_path / "premultiplied.tif")
     np.testing.assert_allclose(image.alpha, alpha[..., 0], atol=1 / 255)
     tolerance = 2 / 255 if dtype == np.uint8 else 1e-4  # 8 bits of 0.4 x 0.25 hold 0.4 to within 2 levels

@@ -270,13 +270,14 @@ def _decode(path: Path, data: np.ndarray) -> tuple[np.ndarray, bool]:
     mode = tiff_pillow_mode(layout)
     if mode:
         return _decode_tiff_pillow(path, data, mode), False
-    if layout is not None and layout.opencv_misreads():
-        return _decode_tifffile(path), False
     try:
         png = png_info(data)
     except ValueError as exc:
         raise ImageReadError(f"{path}: cannot decode image ({exc})") from None
-    array, oriented = _decode_opencv(path, data), tiff
+    if layout is not None and layout.opencv_misreads():
+        array, oriented = _decode_tifffile(path), False
+    else:
+        array, oriented = _decode_opencv(path, data), tiff
     if array is None and layout is not None and layout.photometric in (1, 2):  # gray or RGB that OpenCV's in-memory
         array, oriented = _decode_tifffile(path), False  # decoder fails on (8-bit tiles of 16, 48 or 80 pixels)
     if array is None:
