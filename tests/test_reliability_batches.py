@@ -136,9 +136,12 @@ def test_a_glob_that_matches_folders_restores_them_as_a_shell_would(tmp_path):
     _photo(tmp_path / "shoot1" / "a.png")
     _photo(tmp_path / "shoot2" / "sub" / "b.png")
     _photo(tmp_path / "shootx.png")
+    (tmp_path / "shoot3").mkdir()  # no images: passed over, as files of other kinds are, not a failure
+    (tmp_path / "shoot3" / "notes.txt").write_text("x")
     out = tmp_path / "out"
     jobs, problems = plan_jobs([str(tmp_path / "shoot*")], out)
     expanded, _ = plan_jobs([str(tmp_path / name) for name in ("shoot1", "shoot2", "shootx.png")], out)
+    assert [job.source for job in jobs] == [job.source for job in expanded]
     assert sorted(job.target for job in jobs) == sorted(job.target for job in expanded)
     assert sorted(job.target for job in jobs) == [out / "a.png", out / "shootx.png", out / "sub" / "b.png"]
     assert problems == []

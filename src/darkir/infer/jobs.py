@@ -156,6 +156,7 @@ class _Expansion:
             self.problems.append((path, _missing(path)))
 
     def _add(self, source: Path, relative: Path) -> None:
+        """Add the job of ``source``, whose output is ``relative`` in the output folder (in the output format)."""
         target = self.output_dir / relative
         if source.suffix.lower() in VIDEO_SUFFIXES and self.videos:
             target = target.with_suffix(".mp4")
@@ -164,6 +165,7 @@ class _Expansion:
         self.jobs.append(Job(source, target))
 
     def _add_folder(self, path: Path) -> None:
+        """Add the jobs of the images in the folder ``path`` and below, their outputs named by their path in it."""
         images = _images(walk_files(path), self.suffixes, self.unread)
         found = self._outside_output(images)
         if images and not found:
@@ -176,19 +178,22 @@ class _Expansion:
             self._add(source, source.relative_to(path))
 
     def _add_glob(self, item: str, path: Path) -> None:
-        """The files a glob matches, and the folders it matches as if each were given (as a shell expands it)."""
+        """Add the jobs of the files a glob matches, and of the images in the folders it matches as if each were given
+        (as a shell expands it; a folder without images is passed over, as the files of other kinds are)."""
         matches = glob_files(item)
-        folders = sorted(match for match in matches if match.is_dir())
-        images = _images([match for match in matches if not match.is_dir()], self.suffixes, self.unread)
-        found = self._outside_output(images)
-        if images and not found:
+        named = [(Path(match.name), match) for match in _images(matches, self.suffixes, self.unread)]
+        for folder in sorted(match for match in matches if match.is_dir()):
+            named += [
+                (image.relative_to(folder), image) for image in _images(walk_files(folder), self.suffixes, self.unread)
+            ]
+        kept = set(self._outside_output(image for _, image in named))
+        if named and not kept:
             self.problems.append((path, f"its matches are inside the output folder {self.output_dir}; choose another"))
-        elif not found and not folders:
+        elif not named:
             self.problems.append((path, "no image matches this pattern"))
-        for source in found:
-            self._add(source, Path(source.name))
-        for folder in folders:
-            self._add_folder(folder)
+        for relative, source in sorted(named, key=lambda pair: pair[1]):
+            if source in kept:
+                self._add(source, relative)
 
     def _outside_output(self, candidates: Iterable[Path]) -> list[Path]:
         """The candidates outside the output folder, sorted; those inside are noted where some are kept (where
