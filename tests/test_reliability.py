@@ -369,6 +369,25 @@ def test_unexpected_errors_are_one_line_unless_debug(tmp_path, tiny_checkpoint, 
         main(["--debug", "restore", str(photo), "-o", str(tmp_path / "o"), "-q"])
 
 
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (OSError(36, "File name too long", "/out/long.png"), "/out/long.png: File name too long"),
+        (OSError(21, "Is a directory", "/o/.a.tmp", None, "/o/a.png"), "/o/.a.tmp -> /o/a.png: Is a directory"),
+        (OSError(9, "Bad file descriptor", 3), "OSError: [Errno 9] Bad file descriptor: 3 (run with --debug"),
+    ],
+)
+def test_a_file_the_system_refused_is_named_in_one_line(tmp_path, monkeypatch, capsys, error, line):
+    import darkir.cli.restore as restore_cli
+
+    def refuse(args):
+        raise error
+
+    monkeypatch.setattr(restore_cli, "restorer_from_args", refuse)
+    assert main(["restore", str(_photo(tmp_path / "p.png")), "-o", str(tmp_path / "o"), "-q"]) == 1
+    assert capsys.readouterr().err.strip().startswith(f"darkir: error: {line}")
+
+
 def test_dunder_main_exists_for_subprocess_runs():
     done = subprocess.run([sys.executable, "-m", "darkir", "--version"], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.startswith("darkir")

@@ -63,7 +63,7 @@ def _warning_printer() -> Callable[..., None]:
     the warning filters); others as Python shows them."""
     shown: set[str] = set()
 
-    def show(
+    def show(  # (the signature of warnings.showwarning)
         message: Warning | str,
         category: type[Warning],
         filename: str,
@@ -143,9 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _discard_stdout()
         return 141
     except OSError as exc:  # the system refused a file (a name too long, a full disk): the file and the reason
-        if args.debug or exc.filename is None or not exc.strerror:
+        named = [os.fsdecode(name) for name in (exc.filename, exc.filename2) if isinstance(name, (str, bytes))]
+        if args.debug or not named or not exc.strerror:
             return _unexpected(args, exc)
-        print(f"darkir: error: {os.fsdecode(exc.filename)}: {exc.strerror}", file=sys.stderr)
+        print(f"darkir: error: {' -> '.join(named)}: {exc.strerror}", file=sys.stderr)
         return 1
     except Exception as exc:
         return _unexpected(args, exc)
