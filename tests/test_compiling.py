@@ -163,6 +163,22 @@ def test_a_folder_says_its_image_sizes_and_the_compile_is_announced(model, compi
     assert sorted(compiles[0][0].shapes) == [(1, 3, 40, 56)] * 3
 
 
+def test_an_output_name_too_long_fails_that_image_alone_where_the_model_compiles(model, compiles, tmp_path, capsys):
+    """Counting a batch's sizes (on a GPU, where the model compiles) asked each output whether it exists, and a name
+    too long for the file system stopped the batch there, before any image."""
+    from darkir.infer.files import restore_files
+    from darkir.infer.jobs import plan_jobs
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in (f"{'a' * 251}.png", "b.png"):
+        Image.fromarray(np.zeros((32, 48, 3), np.uint8)).save(folder / name)
+    (tmp_path / "out").mkdir()
+    jobs, _ = plan_jobs([str(folder)], tmp_path / "out", ".jpeg")
+    report = restore_files(Restorer(model, device="cpu", precision="fp32", tile=0), jobs, progress=False)
+    assert [path.name for path in report.done] == ["b.jpeg"] and len(report.failed) == 1
+
+
 def test_a_folder_on_a_device_that_does_not_compile_reads_no_headers(model, tmp_path, monkeypatch):
     from darkir.infer import files
     from darkir.infer.jobs import plan_jobs

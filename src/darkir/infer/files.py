@@ -260,7 +260,7 @@ def _expect_sizes(restorer: Restorer, jobs: list[Job], overwrite: bool, progress
     ``compile="auto"`` on a GPU it compiles for a size with images enough; say so when it does."""
     if not restorer.compiles_on_demand:
         return
-    chosen = restorer.expect(count_sizes([job for job in jobs if overwrite or not job.target.exists()]))
+    chosen = restorer.expect(count_sizes([job for job in jobs if check_output(job, overwrite) is None]))
     if chosen and progress:
         tqdm.write(compiling_note(chosen), file=sys.stderr)
 
