@@ -59,6 +59,17 @@ def test_small_tiles_warn_that_they_change_the_tone():
         Restorer(model, device="cpu", precision="fp32", tile=256).restore_tensor(x)  # whole: within one tile
 
 
+def test_the_small_tile_warning_comes_once_per_restorer():
+    """A batch through the Python API (or a Ray worker) warned once per image: a TIFF read between images resets
+    Python's own once-per-place record."""
+    restorer, x = Restorer(_Pointwise(), device="cpu", precision="fp32", tile=64), torch.rand(1, 3, 150, 231)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            restorer.restore_tensor(x)
+    assert sum("px tiles" in str(warning.message) for warning in caught) == 1
+
+
 class _GlobalTone(nn.Module):
     """Brightens by the image's own mean, like DarkIR's global branch: tiles alone get different tones."""
 
