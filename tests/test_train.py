@@ -649,3 +649,20 @@ def test_sigterm_stops_training_after_a_step_and_saves(dataset, tmp_path):
     assert "SIGTERM: stopping after this step and saving" in err
     stopped = int(stdout.split("interrupted at step ")[1].split()[0])
     assert stopped >= 1 and read_checkpoint(out / "last.pt")[2]["step"] == stopped
+
+
+def test_validation_scores_a_gray_pair_as_darkir_test_does(dataset, tmp_path, capsys):
+    """The best checkpoint is chosen on the validation PSNR; for gray pairs it was the RGB output's, 1-2 dB from
+    what ``darkir test`` reports for the same checkpoint and pairs (the output as saved, in gray)."""
+    rng = np.random.default_rng(5)
+    for side, scale in (("low", 60), ("high", 200)):
+        (tmp_path / "gray" / side).mkdir(parents=True)
+        for name in ("a.png", "b.png"):
+            cv2.imwrite(str(tmp_path / "gray" / side / name), (rng.random((48, 64)) * scale).astype(np.uint8))
+    run = tmp_path / "run"
+    result = train(_options(dataset, run, f"datasets.val.test_path={tmp_path / 'gray'}"), progress=False, max_steps=4)
+    scores = tmp_path / "scores.csv"
+    test = ["test", "--weights", str(result.best), "--data", str(tmp_path / "gray"), "--no-lpips", "-q", "--save", "0"]
+    assert main([*test, "--precision", "fp32", "--csv", str(scores)]) == 0
+    rows = scores.read_text().splitlines()[1:]
+    assert result.best_psnr == pytest.approx(np.mean([float(row.split(",")[2]) for row in rows]), abs=1e-3)
