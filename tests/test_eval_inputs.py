@@ -257,3 +257,22 @@ def test_test_scores_a_gray_input_as_restore_saves_it_and_metrics_scores_it(tmp_
             return {row["image"]: (row["psnr"], row["ssim"]) for row in csv.DictReader(handle)}
 
     assert rows(test_csv) == rows(metrics_csv)
+
+
+def test_test_unpaired_scores_a_gray_input_as_it_saves_it(tmp_path, tiny_checkpoint):
+    """test-unpaired writes a gray input's output in gray; its no-reference scores were of the RGB output. They are
+    now those of ``darkir metrics`` on what it wrote."""
+    rng = np.random.default_rng(4)
+    (tmp_path / "dark").mkdir()
+    cv2.imwrite(str(tmp_path / "dark" / "a.png"), (rng.random((112, 128)) * 80).astype(np.uint8))
+    out, scored = tmp_path / "out", tmp_path / "scored.csv"
+    args = ["test-unpaired", "--weights", str(tiny_checkpoint), "--data", str(tmp_path / "dark"), "-o", str(out)]
+    assert main([*args, "--precision", "fp32", "-q"]) == 0
+    assert main(["metrics", str(out), "-q", "--csv", str(scored)]) == 0
+    with open(out / "stats.csv", newline="") as handle:
+        row = next(csv.DictReader(handle))
+    with open(scored, newline="") as handle:
+        again = next(csv.DictReader(handle))
+    assert read_image(out / "a.png").grayscale
+    assert float(row["niqe_out"]) == pytest.approx(float(again["niqe"]), abs=1e-3)
+    assert float(row["brightness_out"]) == pytest.approx(float(again["brightness"]), abs=1e-4)
