@@ -349,6 +349,7 @@ class SaveOptions(_Section):
     @field_validator("path", "best", "new")
     @classmethod
     def _a_file(cls, value: str | None) -> str | None:
+        """A checkpoint path names a file: one ending in / (a folder) is refused."""
         if value is not None and value.endswith(("/", os.sep)):
             raise ValueError(f"ends in /, so it names a folder; name the checkpoint file in it, e.g. {value}last.pt")
         return value

@@ -144,12 +144,7 @@ def read_manifest(path: str | Path, split: str) -> list[Pair]:
     """Pairs of one split of a manifest written by ``darkir split`` (paths relative to the manifest), checked as
     :func:`find_pairs` checks a folder's: missing, unreadable and mismatched files are raised together."""
     path = Path(path)
-    if path.exists() and not path.is_file():  # a folder, or a pipe that reading would wait on
-        raise DatasetError(f"{path}: not a manifest file (a folder, pipe or device)")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot read manifest: {exc}") from exc
+    manifest = _manifest(path)
     entries = _split_entries(path, manifest, split)
     if not entries:
         raise DatasetError(f"{path}: split {split!r} is empty")
@@ -172,12 +167,22 @@ def manifest_folders(path: str | Path) -> list[Path]:
     its pairs says why)."""
     path = Path(path)
     try:
-        manifest = json.loads(path.read_text())
-        splits = manifest.get("splits", {}).values()
-        base = path.parent / manifest.get("root", ".")
-        return sorted({(base / name).parent for entries in splits for entry in entries for name in entry})
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError, TypeError):
+        manifest = _manifest(path)
+        entries = [entry for split in manifest["splits"] for entry in _split_entries(path, manifest, split)]
+    except (DatasetError, KeyError, TypeError):
         return []
+    base = path.parent / manifest.get("root", ".")
+    return sorted({(base / name).parent for entry in entries for name in entry})
+
+
+def _manifest(path: Path) -> object:
+    """The JSON of the manifest file at ``path``; a :class:`DatasetError` where it cannot be read."""
+    if path.exists() and not path.is_file():  # a folder, or a pipe that reading would wait on
+        raise DatasetError(f"{path}: not a manifest file (a folder, pipe or device)")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read manifest: {exc}") from exc
 
 
 def _split_entries(path: Path, manifest: object, split: str) -> list[list[str]]:

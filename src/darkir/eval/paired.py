@@ -111,14 +111,7 @@ def evaluate(
             if _is_gray(out) and not _is_gray(high):
                 gray.append(str(sample["name"]))
             scores.names.append(str(sample["name"]))
-            scores.values["psnr"].append(psnr(out, high).item())
-            scores.values["ssim"].append(ssim(out, high).item())
-            scores.values["lpips"].append(lpips(out.clamp(0, 1), high).item() if lpips else float("nan"))
-            detail = tone_fitted(out, high, bit_depth)
-            scores.values["psnr_detail"].append(psnr(detail, high).item())
-            scores.values["ssim_detail"].append(ssim(detail, high).item())
-            scores.values["brightness"].append(brightness(out.clamp(0, 1)).item())
-            scores.values["ref_brightness"].append(brightness(high).item())
+            _score(scores, out, high, bit_depth, lpips)
             if save_dir is not None and index < save_count:  # listed in the note first: never another run's
                 write_triplet_note(save_dir, method.name, pairs, save_count, [*scores.saved, index])
                 for suffix, image in (("input", low), ("output", out), ("gt", high)):
@@ -127,6 +120,18 @@ def evaluate(
         del sample, low, high, raw, out
     _warn_gray(gray)
     return scores
+
+
+def _score(scores: Scores, out: torch.Tensor, high: torch.Tensor, bit_depth: int, lpips: LPIPS | None) -> None:
+    """Add the metrics of the prepared output ``out`` against its reference ``high`` to ``scores``."""
+    scores.values["psnr"].append(psnr(out, high).item())
+    scores.values["ssim"].append(ssim(out, high).item())
+    scores.values["lpips"].append(lpips(out.clamp(0, 1), high).item() if lpips else float("nan"))
+    detail = tone_fitted(out, high, bit_depth)
+    scores.values["psnr_detail"].append(psnr(detail, high).item())
+    scores.values["ssim_detail"].append(ssim(detail, high).item())
+    scores.values["brightness"].append(brightness(out.clamp(0, 1)).item())
+    scores.values["ref_brightness"].append(brightness(high).item())
 
 
 def _is_gray(image: torch.Tensor) -> bool:

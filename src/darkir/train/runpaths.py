@@ -240,9 +240,10 @@ def _data_folders(options: Options) -> list[tuple[str, Path]]:
     folders = [("datasets.train.train_path", train.train_path), ("datasets.val.test_path", val.test_path)]
     if train.synth is not None:
         folders += [("datasets.train.synth.sources", source) for source in train.synth.sources if source != "debian"]
+    manifests = [(key, path) for key, path in folders if key != "datasets.train.synth.sources"]
     listed = [
         (f"a folder {key} lists", str(folder))
-        for key, manifest in folders[:2]
+        for key, manifest in manifests
         if manifest and Path(manifest).suffix.lower() == ".json"
         for folder in manifest_folders(manifest)
     ]

@@ -15,8 +15,9 @@ from darkir.train.losses import PIXEL_LOSSES, DetailAnchor, global_tone, side_ta
 
 
 class TrainStep:
-    """Computes the loss of a batch and steps the optimizer, the schedule and the scaler; the settings are read from
-    ``options.train`` at each step, so that a resumed run's options (which keep its schedule) are the ones used."""
+    """Computes the loss of a batch and steps the optimizer, the schedule and the scaler. The losses and mixed
+    precision are set up from ``options.train`` when it is made; the weights and clipping are read from it at each
+    step, so that a resumed run uses its options' (:meth:`Trainer.resume` replaces the schedule settings only)."""
 
     def __init__(
         self,
