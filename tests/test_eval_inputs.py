@@ -276,3 +276,20 @@ def test_test_unpaired_scores_a_gray_input_as_it_saves_it(tmp_path, tiny_checkpo
     assert read_image(out / "a.png").grayscale
     assert float(row["niqe_out"]) == pytest.approx(float(again["niqe"]), abs=1e-3)
     assert float(row["brightness_out"]) == pytest.approx(float(again["brightness"]), abs=1e-4)
+
+
+def test_compare_unpaired_scores_a_gray_input_as_test_unpaired_does(tmp_path, tiny_checkpoint):
+    """compare --unpaired scored every output as 8-bit RGB; it now scores it as saved, as test-unpaired does."""
+    rng = np.random.default_rng(4)
+    (tmp_path / "dark").mkdir()
+    cv2.imwrite(str(tmp_path / "dark" / "a.png"), (rng.random((112, 128)) * 80).astype(np.uint8))
+    weights, data = ["--weights", str(tiny_checkpoint), "--precision", "fp32"], ["--data", str(tmp_path / "dark")]
+    assert main(["test-unpaired", *weights, *data, "-o", str(tmp_path / "out"), "-q"]) == 0
+    compare = ["compare", *weights, *data, "--unpaired", "-o", str(tmp_path / "report"), "--no-lpips", "-q"]
+    assert main([*compare, "--size", "32", "--resamples", "50"]) == 0
+    with open(tmp_path / "out" / "stats.csv", newline="") as handle:
+        saved = next(csv.DictReader(handle))
+    with open(tmp_path / "report" / "per_image.csv", newline="") as handle:
+        compared = next(csv.DictReader(handle))
+    niqe = [float(value) for key, value in compared.items() if key.startswith("niqe:") and "tiny" in key]
+    assert niqe == [pytest.approx(float(saved["niqe_out"]), abs=1e-3)]

@@ -333,10 +333,12 @@ def compare_unpaired(
     replaces_report = is_report(output)
     scores: dict[str, list[NoReferenceScores]] = {method.name: [] for method in methods}
     for pair in tqdm(pairs, desc="comparing", unit="img", disable=not progress):
-        x = torch.from_numpy(np.ascontiguousarray(read_image(pair.low).rgb)).permute(2, 0, 1)[None]
+        image = read_image(pair.low)
+        x = torch.from_numpy(np.ascontiguousarray(image.rgb)).permute(2, 0, 1)[None]
         for method in methods:
-            out = prepare(method.run(x), "8bit")[0]
-            scores[method.name].append(no_reference_scores(out.permute(1, 2, 0).numpy()))
+            out = prepare(method.run(x), "8bit", image.bit_depth)  # as darkir restore would save it
+            out = as_saved_gray(out, image.bit_depth) if image.grayscale else out
+            scores[method.name].append(no_reference_scores(out[0].permute(1, 2, 0).numpy()))
     reference = methods[0].name
     summary: dict = {
         "images": len(pairs),
