@@ -231,6 +231,16 @@ def test_a_finished_run_resumed_with_fewer_epochs_is_refused(data, tmp_path, cap
     assert _files(run) == before
 
 
+def test_resuming_a_finished_run_writes_nothing(data, tmp_path, capsys):
+    """A finished run resumed with its own settings has nothing to train: its checkpoint and options were rewritten
+    (the same contents, other bytes), now they are left as they are."""
+    run = tmp_path / "run"
+    assert _train(data, run, "train.epochs=2") == 0
+    before = {name: data for name, data in _files(run).items() if not name.endswith("train.jsonl")}
+    assert _train(data, run, "train.epochs=2", "--resume") == 0
+    assert {name: data for name, data in _files(run).items() if not name.endswith("train.jsonl")} == before
+
+
 def test_a_longer_resume_still_continues(data, tmp_path):
     run = tmp_path / "run"
     assert _train(data, run, "train.epochs=3", "--max-steps", "2") == 0

@@ -133,6 +133,8 @@ class Trainer:
         self.run_id: str | None = uuid.uuid4().hex
         #: An epoch's validation is due and not done (a failure stopped it: the resumed run validates first).
         self.validation_due = False
+        #: The step the run resumed at (:meth:`resume`), None for a new run.
+        self.resumed_at: int | None = None
         self.run_log = RunLog(log_folder(options), enabled=self.context.is_main)
 
     def _load_datasets(self) -> None:
@@ -287,6 +289,7 @@ class Trainer:
         if validates(self.options):
             self._tell(validation_changes(path, dumped, stored, self.best_psnr))
         self._follow_new_length(path, stored)
+        self.resumed_at = self.step
         return True
 
     def _tell(self, message: str | None, stderr: bool = True) -> None:
@@ -461,8 +464,9 @@ class Trainer:
         return f"the last checkpoint {self.last_path} holds step {self.step}, pass resume=True to continue from there"
 
     def _finish(self, interrupted: bool) -> TrainResult:
-        """Save the last checkpoint, close the log and leave the process group; where the run ended."""
-        if self.context.is_main:
+        """Save the last checkpoint (unless the run resumed and took no step: the file holds it already), close the
+        log and leave the process group; where the run ended."""
+        if self.context.is_main and self.step != self.resumed_at:
             self.save()
         ddp.barrier(self.context)
         self.run_log.close()
