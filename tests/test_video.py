@@ -925,3 +925,54 @@ def test_tags_and_languages_are_kept_and_audio_streams_left_out_are_named(tmp_pa
         assert restored.metadata["title"] == "Holiday"
         assert restored.metadata["creation_time"].startswith("2024-05-01T10:00:00")
         assert [stream.metadata.get("language") for stream in restored.streams] == ["deu", "eng"]
+
+
+def _mjpeg_with_exif(path: Path, frames: int = 5) -> Path:
+    """An AVI of JPEG frames that carry EXIF, as still cameras' movie modes write (FFmpeg gives each frame EXIF side
+    data, a kind PyAV 18 cannot name)."""
+    import io
+    from fractions import Fraction
+
+    from PIL import Image as PILImage
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mjpeg", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuvj420p"
+        for index in range(frames):
+            image = PILImage.fromarray(np.full((48, 64, 3), 10 + index, np.uint8))
+            exif = image.getexif()
+            exif[0x010F] = "Cam"
+            data = io.BytesIO()
+            image.save(data, "JPEG", exif=exif)
+            packet = av.Packet(data.getvalue())
+            packet.stream, packet.pts, packet.dts, packet.time_base = stream, index, index, Fraction(1, 10)
+            out.mux(packet)
+    return path
+
+
+def test_a_cameras_mjpeg_with_exif_in_its_frames_is_restored(tmp_path, tiny_checkpoint, capsys):
+    """Listing such a frame's side data raised ``31 is not a valid Type``: the video could not be restored at all."""
+    source = _mjpeg_with_exif(tmp_path / "cam.avi")
+    assert main(["video", str(source), "-o", str(tmp_path / "out.mp4"), "--weights", str(tiny_checkpoint), "-q"]) == 0
+    assert "restored 5 frames" in capsys.readouterr().out and describe(tmp_path / "out.mp4")["frames"] == 5
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_a_rotation_read_without_the_side_data_makes_the_matrix_players_read_as_it(tmp_path, rotation):
+    from darkir.infer.video import _display_matrix
+
+    class Frame:  # a frame whose side data PyAV cannot list
+        @property
+        def side_data(self) -> None:
+            raise ValueError("31 is not a valid Type")
+
+    frame = Frame()
+    frame.rotation = rotation
+    clip = tmp_path / "turned.mp4"
+    with av.open(str(clip), "w") as out:
+        video = out.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.set_display_matrix(_display_matrix(frame))
+        _mux_grey_frames(out, video, 2)
+    with av.open(str(clip)) as container:
+        assert (next(container.decode(video=0)).rotation - rotation) % 360 == 0  # (-180 is 180)

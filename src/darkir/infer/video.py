@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import warnings
@@ -176,16 +177,33 @@ def _video_stream(container: Any, source: Path, warn: bool = False) -> Any:
     return best
 
 
+def _display_matrix(frame: Any) -> list[int] | None:
+    """The display matrix of a decoded frame (how players turn and flip it), None where it has none. PyAV 18 cannot
+    list a frame's side data where one kind is new to it (the EXIF of a camera's MJPEG frames): the frame's rotation
+    is then all that can be read, made into the matrix of that rotation."""
+    try:
+        matrix = frame.side_data.get("DISPLAYMATRIX")
+    except ValueError:
+        return _rotation_matrix(frame.rotation) if frame.rotation else None
+    return None if matrix is None else np.frombuffer(bytes(matrix), dtype=np.int32).tolist()
+
+
+def _rotation_matrix(rotation: float) -> list[int]:
+    """The display matrix (16.16 fixed point, as FFmpeg stores it) that players read as a frame's ``rotation``
+    (degrees counterclockwise, as PyAV's ``VideoFrame.rotation`` gives it)."""
+    radians = math.radians(rotation)
+    cos, sin = round(math.cos(radians) * 65536), round(math.sin(radians) * 65536)
+    return [cos, -sin, 0, sin, cos, 0, 0, 0, 1 << 30]
+
+
 def _first_frame(av: ModuleType, source: Path) -> FirstFrame:
     """Decode ``source``'s first frame; a DarkIRError where it has none."""
     with _open_input(av, source) as container:
         stream, damaged = _video_stream(container, source), _Damaged(source)  # damaged packets: warned of later
         for packet in container.demux(stream):
             for frame in damaged.decode(packet, "video"):
-                matrix = frame.side_data.get("DISPLAYMATRIX")
-                matrix = None if matrix is None else np.frombuffer(bytes(matrix), dtype=np.int32).tolist()
                 colour = video_colour(frame, source)
-                return FirstFrame((frame.height, frame.width), matrix, frame.pts is not None, colour)
+                return FirstFrame((frame.height, frame.width), _display_matrix(frame), frame.pts is not None, colour)
     # no frame, or none that decodes (a text file named .png): said before the output's encoder is opened and blamed
     raise DarkIRError(f"{source}: its video stream has no frames; nothing written")
 
