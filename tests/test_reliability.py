@@ -367,6 +367,8 @@ def test_unexpected_errors_are_one_line_unless_debug(tmp_path, tiny_checkpoint, 
     assert err.strip() == "darkir: error: RuntimeError: something odd (run with --debug for the traceback)"
     with pytest.raises(RuntimeError):
         main(["--debug", "restore", str(photo), "-o", str(tmp_path / "o"), "-q"])
+    with pytest.raises(RuntimeError):  # where users add it, after the command, as the message suggests
+        main(["restore", str(photo), "-o", str(tmp_path / "o"), "-q", "--debug"])
 
 
 @pytest.mark.parametrize(

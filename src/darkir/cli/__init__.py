@@ -85,6 +85,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     first run of them)."""
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
+    if "--debug" in extras:  # after the subcommand, where "run with --debug" is usually added
+        extras.remove("--debug")
+        args.debug = True
     if extras and isinstance(getattr(args, "overrides", None), list) and not any(x.startswith("-") for x in extras):
         args.overrides.extend(extras)
     elif extras:
