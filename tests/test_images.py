@@ -383,3 +383,14 @@ def test_a_tiff_with_associated_alpha_reads_as_unpremultiplied_colour(tmp_path, 
     tolerance = 2 / 255 if dtype == np.uint8 else 1e-4  # 8 bits of 0.4 x 0.25 hold 0.4 to within 2 levels
     np.testing.assert_allclose(image.rgb[2:], colour[2:], atol=tolerance)
     assert (image.rgb[:2, :2] == 0).all()
+
+
+def test_an_image_without_pixels_is_refused_in_one_line(tmp_path):
+    """A TIFF of 0 rows came out as ``IndexError: tuple index out of range``."""
+    import tifffile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tifffile's own: a zero-size array makes a nonconformant TIFF
+        tifffile.imwrite(tmp_path / "empty.tif", np.zeros((0, 50, 3), np.uint8))
+    with pytest.raises(ImageReadError, match=r"empty.tif: .*without pixels"):
+        read_image(tmp_path / "empty.tif")

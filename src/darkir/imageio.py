@@ -97,9 +97,11 @@ class Header:
     metadata: Metadata | None = field(default=None, compare=False)  # carried along, not part of what it says
 
     def refusal(self) -> str | None:
-        """Why :func:`read_image` refuses the image before decoding it (a decompression bomb; an animation, which
-        would be cut to one frame), or None."""
+        """Why :func:`read_image` refuses the image before decoding it (no pixels; a decompression bomb; an
+        animation, which would be cut to one frame), or None."""
         pixels = self.width * self.height
+        if pixels == 0:
+            return f"its header says {self.width}x{self.height} pixels: an image without pixels"
         if pixels > MAX_IMAGE_PIXELS:
             return (
                 f"its header claims {self.width}x{self.height} pixels ({pixels / 1e6:.0f} megapixels), above the "
@@ -217,6 +219,8 @@ def read_image(path: str | os.PathLike[str], check_size: Callable[[int, int], No
         width, height = header.displayed_size
         check_size(height, width)
     array, oriented = _decode(path, np.fromfile(path, dtype=np.uint8))
+    if array.size == 0:
+        raise ImageReadError(f"{path}: cannot decode image (it has no pixels)")
     if array.dtype == np.uint8:
         bit_depth, scale = 8, 255.0
     elif array.dtype == np.uint16:
