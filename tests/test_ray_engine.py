@@ -283,3 +283,26 @@ def test_restore_dataset_refuses_a_thread_count_before_ray_starts(tmp_path, monk
     monkeypatch.setattr(darkir.cluster, "preflight", lambda address: pytest.fail("Ray was prepared"))
     with pytest.raises(DarkIRError, match=r"threads must be a whole number of at least 1 or None, got "):
         darkir.cluster.restore_dataset(str(tmp_path), tmp_path / "out", torch.nn.Identity(), threads=threads)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "output", "settings", "message"),
+    [
+        (["{tmp}"], "", {}, "the output folder is an empty path"),
+        ([], "{tmp}/out", {}, "no inputs to restore"),
+        (["{tmp}"], "{tmp}/out", {"suffix": "gif"}, "suffix 'gif': darkir writes png"),
+        (["{tmp}"], "{tmp}/out", {"codec": "bogus"}, "unknown video codec 'bogus'"),
+        (["{tmp}"], "{tmp}/out", {"crf": 99}, "crf 99 is out of range for libx264"),
+    ],
+)
+def test_restore_dataset_refuses_paths_and_formats_before_ray_starts(
+    tmp_path, monkeypatch, inputs, output, settings, message
+):
+    """An empty output wrote into the current folder, and a bad suffix, codec or crf started Ray and loaded the model
+    before each file failed (the codec's and crf's failures naming no file)."""
+    import darkir.cluster
+
+    monkeypatch.setattr(darkir.cluster, "preflight", lambda address: pytest.fail("Ray was prepared"))
+    sources = [item.format(tmp=tmp_path) for item in inputs]
+    with pytest.raises(DarkIRError, match=message):
+        darkir.cluster.restore_dataset(sources, output.format(tmp=tmp_path), torch.nn.Identity(), **settings)

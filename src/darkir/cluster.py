@@ -41,6 +41,7 @@ from darkir.infer.files import Outcome, Report, check_output, clean_stale_output
 from darkir.infer.jobs import Job, plan_jobs
 from darkir.infer.restorer import RestoreSettings, check_compile
 from darkir.infer.tiling import check_tiling
+from darkir.infer.video import check_video_encoding
 from darkir.outputs import ensure_writable_dir
 from darkir.runtime import check_precision, check_threads
 
@@ -276,6 +277,20 @@ def _results(dataset: Any, total: int, progress: bool, size: int) -> Iterator[di
             raise DarkIRError(message) from exc
 
 
+def _check_paths_and_formats(sources: list[str], output: str | os.PathLike[str], suffix: str | None) -> None:
+    """Refuse, before Ray starts, no inputs, an empty output path (which would mean the current folder, as an unset
+    variable gives it) and an output format darkir does not write."""
+    from darkir.imageio import IMAGE_SUFFIXES
+
+    if not sources:
+        raise DarkIRError("no inputs to restore; give files, folders or globs")
+    if not os.fspath(output):
+        raise DarkIRError("the output folder is an empty path (an unset variable?); name a folder ('.' for this one)")
+    if suffix is not None and f".{suffix.lower().lstrip('.')}" not in IMAGE_SUFFIXES:
+        formats = ", ".join(name.lstrip(".") for name in IMAGE_SUFFIXES)
+        raise DarkIRError(f"suffix {suffix!r}: darkir writes {formats}")
+
+
 def restore_dataset(
     inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     output: str | os.PathLike[str],
@@ -311,6 +326,8 @@ def restore_dataset(
     from darkir.models import create_model
 
     sources = [os.fspath(inputs)] if isinstance(inputs, (str, os.PathLike)) else [os.fspath(i) for i in inputs]
+    _check_paths_and_formats(sources, output, suffix)
+    check_video_encoding(codec, crf)
     output = Path(output)
     check_tiling(tile, overlap, max_memory)
     check_precision(precision)
