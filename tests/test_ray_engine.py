@@ -127,6 +127,8 @@ def test_missing_ray_unreachable_cluster_and_bad_flags_are_named(tmp_path, tiny_
     assert main(command) == 2
     assert f"cannot reach the Ray cluster at {address}" in capsys.readouterr().err
     monkeypatch.delenv("RAY_ADDRESS")
+    assert main([*command, "--address", ""]) == 2  # an unset variable: was "cannot reach ... at None"
+    assert "the Ray cluster's address is empty" in capsys.readouterr().err
     for flag, value in (("--workers", "0"), ("--cpus-per-worker", "0"), ("--gpus-per-worker", "-1")):
         with pytest.raises(SystemExit):
             main([*command, flag, value])

@@ -123,6 +123,8 @@ def _cluster_address(address: str | None) -> str | None:
 def preflight(address: str | None) -> None:
     """Fail before any work when Ray Data is missing or the cluster to join (:func:`_cluster_address`) does not
     answer."""
+    if address is not None and not address.strip():
+        raise DarkIRError("the Ray cluster's address is empty (an unset variable?); leave it out for a local cluster")
     _ray()
     joined = _cluster_address(address)
     if joined:
