@@ -303,7 +303,9 @@ def test_demo_frame_limit_holds_for_mkv(tmp_path, tiny_checkpoint, monkeypatch):
         target, timing = engine.restore_video(
             str(make_timed_video(tmp_path / "short.mkv", [0, 40, 80, 120, 160])), "tiny"
         )
-        assert len(frame_times(target)) == 5 and "5 frames" in timing
+        assert len(frame_times(target)) == 5 and "5 frames" in timing and "exposure" not in timing
+        short = make_timed_video(tmp_path / "again.mkv", [0, 40])
+        assert ", exposure +1 EV," in engine.restore_video(str(short), "tiny", exposure=1.0)[1]  # named, as for images
     finally:
         engine.close()
 

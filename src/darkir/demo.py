@@ -199,7 +199,9 @@ class DemoEngine:
             report = restore_video(self.restorer(variant).with_exposure(exposure), path, target, progress=progress)
         except DarkIRError as exc:  # name the upload, not the server's temporary path
             raise DarkIRError(str(exc).replace(str(path), Path(path).name)) from None
-        return target, f"{variant}: {report.frames} frames in {time.perf_counter() - start:.1f} s, audio {report.audio}"
+        ev = f", exposure {exposure:+g} EV" if exposure else ""
+        seconds = time.perf_counter() - start
+        return target, f"{variant}: {report.frames} frames in {seconds:.1f} s{ev}, audio {report.audio}"
 
 
 def build_app(engine: DemoEngine) -> Any:
