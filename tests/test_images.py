@@ -394,3 +394,14 @@ def test_an_image_without_pixels_is_refused_in_one_line(tmp_path):
         tifffile.imwrite(tmp_path / "empty.tif", np.zeros((0, 50, 3), np.uint8))
     with pytest.raises(ImageReadError, match=r"empty.tif: .*without pixels"):
         read_image(tmp_path / "empty.tif")
+
+
+def test_a_half_float_tiff_reads_as_its_values(tmp_path):
+    """OpenCV cannot decode float16 samples (they were "corrupt"); tifffile reads them, exactly, as float."""
+    import tifffile
+
+    stored = np.random.default_rng(6).random((24, 32, 3)).astype(np.float16)
+    tifffile.imwrite(tmp_path / "half.tif", stored, photometric="rgb")
+    image = read_image(tmp_path / "half.tif")
+    assert image.bit_depth == 32
+    np.testing.assert_array_equal(image.rgb, stored.astype(np.float32))
