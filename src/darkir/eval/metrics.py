@@ -3,7 +3,7 @@
 Convention (the default everywhere in darkir, named ``8bit``): outputs are clamped to [0, 1] and quantized as when
 they are saved, before scoring: at their input's bit depth, which callers pass to :func:`prepare` (8 bits, or 16 for
 16-bit inputs: ``darkir restore`` saves an output at its input's bit depth), and in gray for a gray input
-(:func:`as_saved_gray`). ``reference`` scores raw float outputs as the official DarkIR testing code does.
+(:func:`prepare`'s ``grayscale``). ``reference`` scores raw float outputs as the official DarkIR testing code does.
 """
 
 from __future__ import annotations
@@ -29,25 +29,27 @@ def format_number(value: float, spec: str) -> str:
     return "n/a" if math.isnan(value) else format(value, spec)
 
 
-def prepare(pred: torch.Tensor, convention: Convention = "8bit", bit_depth: int = 8) -> torch.Tensor:
+def prepare(
+    pred: torch.Tensor, convention: Convention = "8bit", bit_depth: int = 8, grayscale: bool = False
+) -> torch.Tensor:
     """Apply the scoring convention to a prediction, (N, C, H, W) or any other layout (it works sample by sample);
     ``bit_depth``: that of its input (8, 16 or 32), at which ``darkir restore`` would save it, and at which the
-    ``8bit`` convention rounds it."""
+    ``8bit`` convention rounds it; ``grayscale``: the input is gray, so the ``8bit`` convention takes the (N, 3, H, W)
+    prediction in gray, as it is saved (:func:`_as_saved_gray`)."""
     if bit_depth not in (*MAX_VALUES, 32):
         raise ValueError(f"unknown bit depth {bit_depth!r}; use 8, 16 or 32")
     if convention == "8bit":
         clamped = pred.clamp(0, 1)
-        if bit_depth == 32:
-            return clamped
-        return torch.round(clamped * MAX_VALUES[bit_depth]) / MAX_VALUES[bit_depth]
+        saved = clamped if bit_depth == 32 else torch.round(clamped * MAX_VALUES[bit_depth]) / MAX_VALUES[bit_depth]
+        return _as_saved_gray(saved, bit_depth) if grayscale else saved
     if convention == "reference":
         return pred
     raise ValueError(f"unknown convention {convention!r}; use '8bit' or 'reference'")
 
 
-def as_saved_gray(pred: torch.Tensor, bit_depth: int = 8) -> torch.Tensor:
-    """An (N, 3, H, W) output of a gray input, prepared at ``bit_depth`` (:func:`prepare`, ``8bit``), as ``darkir
-    restore`` saves it: the gray it makes of the stored RGB, in all three channels (as a gray file reads)."""
+def _as_saved_gray(pred: torch.Tensor, bit_depth: int) -> torch.Tensor:
+    """An (N, 3, H, W) output of a gray input, prepared at ``bit_depth``, as ``darkir restore`` saves it: the gray it
+    makes of the stored RGB, in all three channels (as a gray file reads)."""
     import numpy as np
 
     from darkir.imageio import stored_gray, to_storage

@@ -19,7 +19,7 @@ from darkir.data.pairs import Pair
 from darkir.errors import DarkIRError, DarkIRWarning, some_of
 from darkir.eval.lpips import LPIPS
 from darkir.eval.methods import Method
-from darkir.eval.metrics import Convention, as_saved_gray, format_number, prepare, psnr, ssim
+from darkir.eval.metrics import Convention, format_number, prepare, psnr, ssim
 from darkir.eval.reports import count_note, skip_unreadable_image, unreadable_note, write_csv_rows, write_text
 from darkir.eval.tone import Tone, brightness, tone, tone_fitted
 from darkir.imageio import Image, ImageReadError, write_image
@@ -105,9 +105,7 @@ def evaluate(
         scores.seconds.append(time.perf_counter() - start)
         with memory_returned_to_os():
             bit_depth = int(sample["bit_depth"])
-            out = prepare(raw, convention, bit_depth)
-            if convention == "8bit" and sample["grayscale"]:  # saved in gray, as its input
-                out = as_saved_gray(out, bit_depth)
+            out = prepare(raw, convention, bit_depth, bool(sample["grayscale"]))  # as saved: in gray for a gray input
             if _is_gray(out) and not _is_gray(high):
                 gray.append(str(sample["name"]))
             scores.names.append(str(sample["name"]))

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from darkir.data.pairs import Pair
 from darkir.errors import DarkIRError, some_of
 from darkir.eval.methods import Method
-from darkir.eval.metrics import as_saved_gray, format_number, prepare
+from darkir.eval.metrics import format_number, prepare
 from darkir.eval.niqe import niqe
 from darkir.eval.reports import (
     MAX_NAMED,
@@ -251,9 +251,8 @@ def restore_unpaired(
         target = output / pair.name
         target.parent.mkdir(parents=True, exist_ok=True)
         write_image(target, image, overwrite=True)
-        saved = prepare(torch.from_numpy(image.rgb), "8bit", image.bit_depth)  # as written, and read back
-        if image.grayscale:
-            saved = as_saved_gray(saved.permute(2, 0, 1)[None], image.bit_depth)[0].permute(1, 2, 0)
+        x = torch.from_numpy(image.rgb).permute(2, 0, 1)[None]
+        saved = prepare(x, "8bit", image.bit_depth, image.grayscale)[0].permute(1, 2, 0)  # as written, and read back
         rows.append(UnpairedRow(pair.name, no_reference_scores(before), no_reference_scores(saved.numpy())))
     return rows
 
@@ -336,8 +335,7 @@ def compare_unpaired(
         image = read_image(pair.low)
         x = torch.from_numpy(np.ascontiguousarray(image.rgb)).permute(2, 0, 1)[None]
         for method in methods:
-            out = prepare(method.run(x), "8bit", image.bit_depth)  # as darkir restore would save it
-            out = as_saved_gray(out, image.bit_depth) if image.grayscale else out
+            out = prepare(method.run(x), "8bit", image.bit_depth, image.grayscale)  # as darkir restore saves it
             scores[method.name].append(no_reference_scores(out[0].permute(1, 2, 0).numpy()))
     reference = methods[0].name
     summary: dict = {

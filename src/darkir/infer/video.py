@@ -301,6 +301,8 @@ def _video_output(output: Any, timeline: Timeline, settings: VideoSettings, firs
 
 #: Container tags the muxer writes itself, about the file rather than its content: not copied from the input.
 MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration"}
+#: Stream tags kept: what the stream is, not how it was encoded.
+STREAM_TAGS = {"language", "title", "handler_name"}
 
 
 def _keep_tags(container: Any, output: Any, *streams: tuple[Any, Any]) -> None:
@@ -318,10 +320,6 @@ def _keep_tags(container: Any, output: Any, *streams: tuple[Any, Any]) -> None:
             DarkIRWarning,
             stacklevel=3,
         )
-
-
-#: Stream tags kept: what the stream is, not how it was encoded.
-STREAM_TAGS = {"language", "title", "handler_name"}
 
 
 def _audio_stream(output: Any, audio_in: Any, container: str) -> tuple[Any, str]:

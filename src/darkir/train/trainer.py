@@ -22,7 +22,7 @@ from tqdm import tqdm
 from darkir.checkpoint import read_checkpoint, save_checkpoint, save_text
 from darkir.data.layouts import DatasetError
 from darkir.errors import CheckpointError, ConfigError, DarkIRError
-from darkir.eval.metrics import as_saved_gray, prepare, psnr, ssim
+from darkir.eval.metrics import prepare, psnr, ssim
 from darkir.models.darkir import DarkIR
 from darkir.models.factory import create_model
 from darkir.models.state_dict import load_state_dict_strict
@@ -335,9 +335,8 @@ class Trainer:
             sample = self.val_set[index]
             low, high = sample["low"][None].to(self.device), sample["high"][None]
             bit_depth = int(sample.get("bit_depth", 8))  # (synthesized pairs: 8-bit RGB)
-            out = prepare(self.model(low).float().cpu(), "8bit", bit_depth)
-            if sample.get("grayscale", False):  # scored as darkir test scores it: in gray, as it would be saved
-                out = as_saved_gray(out, bit_depth)
+            grayscale = bool(sample.get("grayscale", False))  # scored as darkir test scores it: as it would be saved
+            out = prepare(self.model(low).float().cpu(), "8bit", bit_depth, grayscale)
             scores["psnr"].append(psnr(out, high).item())
             scores["ssim"].append(ssim(out, high).item())
         self.model.train()
