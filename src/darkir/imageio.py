@@ -356,8 +356,8 @@ def _decode_tiff_pillow(path: Path, data: np.ndarray, mode: str) -> np.ndarray:
 
 
 def _decode_tifffile(path: Path) -> np.ndarray:
-    """The first image of the TIFF at ``path`` as tifffile decodes it, samples last (for the layouts OpenCV misreads,
-    :meth:`TiffLayout.opencv_misreads`)."""
+    """The first image of the TIFF at ``path`` as tifffile decodes it, samples last: for the layouts OpenCV misreads
+    (:meth:`TiffLayout.opencv_misreads`), and for gray or RGB ones it cannot decode (tiles of some sizes, float16)."""
     import tifffile
 
     try:
