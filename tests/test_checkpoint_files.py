@@ -140,6 +140,18 @@ def test_torchs_legacy_format_of_any_pickle_protocol_it_reads_still_loads(tmp_pa
     assert all(torch.equal(loaded[key], value) for key, value in state.items()) and not recwarn.list
 
 
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_torchs_legacy_format_of_protocol_4_or_5_is_named_with_the_way_to_save_it_again(tmp_path, protocol):
+    """torch's weights-only loader cannot read these (their frames); they were said to hold Python objects."""
+    path = tmp_path / "legacy.pt"
+    torch.save({"x": torch.zeros(1)}, path, _use_new_zipfile_serialization=False, pickle_protocol=protocol)
+    with pytest.raises(CheckpointError) as info:
+        read_checkpoint(path)
+    message = str(info.value)
+    assert f"legacy format pickled with protocol {protocol}" in message and "weights_only=False" in message
+    assert "Python objects" not in message
+
+
 @pytest.mark.parametrize("protocol", [2, 4])
 def test_a_pickle_of_other_data_is_said_to_be_no_pytorch_file_without_torchs_warning(tmp_path, protocol, recwarn):
     """A pickle that torch did not write was said to hold Python objects (protocol 4, after torch's warning asking to

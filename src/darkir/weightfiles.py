@@ -46,13 +46,25 @@ def torch_load(path: Path, message: Callable[[str], str]) -> object:
     except Exception as exc:  # torch raises several types for corrupt, cut-short or non-torch files
         refused = _unsafe_global(exc)
         if refused is not None and _file_kind(path) == "torch":  # a real pickle: not another kind of file
-            why = (
-                f"it holds pickled Python objects ({refused}), not only tensors and plain data, so darkir does not "
-                "load it, for safety (unpickling such objects can run code)"
-            )
-            raise CheckpointError(message(why)) from None
+            raise CheckpointError(message(_refusal(path, refused, exc))) from None
         cause = None if refused is not None else exc  # torch's weights_only advice does not fit a non-pickle
         raise CheckpointError(message(_torch_file_problem(path, exc))) from cause
+
+
+def _refusal(path: Path, refused: str, exc: BaseException) -> str:
+    """Why torch's weights-only unpickler refused the torch file ``path`` (``refused``: what it named): an object it
+    may not rebuild, or a legacy file of pickle protocol 4 or 5, whose opcodes that unpickler does not read."""
+    protocol = _legacy_protocol(path)
+    if protocol >= 4 and "Unsupported operand" in str(exc):
+        return (
+            f"it is in PyTorch's legacy format pickled with protocol {protocol}, which torch's weights-only loader "
+            "cannot read; if it comes from a trusted source, save it again with "
+            "torch.save(torch.load(path, weights_only=False), new_path)"
+        )
+    return (
+        f"it holds pickled Python objects ({refused}), not only tensors and plain data, so darkir does not load it, "
+        "for safety (unpickling such objects can run code)"
+    )
 
 
 #: Numeric dtype codes whose numpy scalars and arrays a weights file may hold: bool, signed and unsigned integers,
@@ -165,6 +177,16 @@ def _legacy_torch(head: bytes) -> bool:
     if rest[:1] == b"\x95":  # protocol 4 and 5 frame the pickle: the opcode and an 8-byte length
         rest = rest[9:]
     return _LEGACY_MAGIC.startswith(rest[: len(_LEGACY_MAGIC)])
+
+
+def _legacy_protocol(path: Path) -> int:
+    """The pickle protocol of the torch legacy-format file ``path``; 0 for a zip archive or an unreadable file."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_LEGACY_HEAD)
+    except OSError:
+        return 0
+    return head[1] if len(head) > 1 and _legacy_torch(head) else 0
 
 
 def _torch_file_problem(path: Path, exc: BaseException) -> str:
