@@ -147,6 +147,22 @@ def test_a_glob_that_matches_folders_restores_them_as_a_shell_would(tmp_path):
     assert problems == []
 
 
+def test_a_double_star_glob_that_matches_folders_restores_them_as_bash_globstar_would(tmp_path):
+    """``'p/**/night*'`` matched the files named night* only; bash (globstar) also gives the folders so named, at
+    any depth, whose images are then restored as if each folder were given."""
+    _photo(tmp_path / "p" / "a" / "night1" / "x.png")
+    _photo(tmp_path / "p" / "b" / "deep" / "night2" / "sub" / "y.png")
+    _photo(tmp_path / "p" / "c" / "night3.png")
+    _photo(tmp_path / "p" / "c" / "day.png")
+    out = tmp_path / "out"
+    jobs, problems = plan_jobs([str(tmp_path / "p" / "**" / "night*")], out)
+    given = [tmp_path / "p" / name for name in ("a/night1", "b/deep/night2", "c/night3.png")]
+    expanded, _ = plan_jobs([str(path) for path in given], out)
+    assert [(job.source, job.target) for job in jobs] == [(job.source, job.target) for job in expanded]
+    assert sorted(job.target for job in jobs) == [out / "night3.png", out / "sub" / "y.png", out / "x.png"]
+    assert problems == []
+
+
 def test_a_file_given_twice_is_restored_once_not_failed(tmp_path, tiny_checkpoint, capsys):
     photo = _photo(tmp_path / "in" / "a.png")
     assert _restore(str(photo), str(photo), "-o", str(tmp_path / "out"), weights=tiny_checkpoint) == 0

@@ -73,7 +73,8 @@ def _pattern_regex(parts: Sequence[str]) -> re.Pattern[str]:
 
 
 def glob_files(pattern: str) -> list[Path]:
-    """Files matching a glob (``**`` recursive), walking each real folder once: symlink loops end."""
+    """Files and folders matching a glob (``**`` recursive, walking each real folder once: symlink loops end; the
+    folders it matches are those holding files, at any depth)."""
     pattern = os.path.expanduser(pattern)
     if "**" not in pattern:
         return [Path(p) for p in glob.glob(pattern)]
@@ -81,7 +82,9 @@ def glob_files(pattern: str) -> list[Path]:
     fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
     root = Path(*parts[:fixed]) if fixed else Path(".")
     regex = _pattern_regex(parts[fixed:])
-    return [path for path in walk_files(root) if regex.match(path.relative_to(root).as_posix())]
+    files = [path.relative_to(root) for path in walk_files(root)]
+    folders = sorted({folder for path in files for folder in path.parents})
+    return [root / path for path in [*files, *folders] if regex.match("" if path == Path() else path.as_posix())]
 
 
 def _missing(path: Path) -> str:
