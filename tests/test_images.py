@@ -385,6 +385,32 @@ def test_a_tiff_with_associated_alpha_reads_as_unpremultiplied_colour(tmp_path, 
     assert (image.rgb[:2, :2] == 0).all()
 
 
+@pytest.mark.parametrize(
+    ("photometric", "extra", "alpha_at"),
+    [
+        ("rgb", ["unassalpha", "unspecified"], 3),  # the alpha was dropped without a word
+        ("rgb", ["unspecified"], None),  # the infrared or depth plane was taken for alpha
+        ("minisblack", ["unassalpha", "unspecified"], 1),
+        ("minisblack", ["unspecified"], None),
+    ],
+)
+def test_a_tiffs_extra_samples_beyond_colour_and_alpha_are_left_out_with_a_warning(
+    tmp_path, photometric, extra, alpha_at
+):
+    import tifffile
+
+    colours = 3 if photometric == "rgb" else 1
+    stored = np.random.default_rng(0).integers(1, 255, (16, 24, colours + len(extra)), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "extra.tif", stored, photometric=photometric, extrasamples=extra)
+    with pytest.warns(DarkIRWarning, match=r"extra.tif: left out 1 extra sample of this TIFF"):
+        image = read_image(tmp_path / "extra.tif")
+    np.testing.assert_array_equal(np.rint(image.rgb * 255), np.broadcast_to(stored[:, :, :colours], (16, 24, 3)))
+    if alpha_at is None:
+        assert image.alpha is None
+    else:
+        np.testing.assert_array_equal(np.rint(image.alpha * 255), stored[:, :, alpha_at])
+
+
 def test_an_image_without_pixels_is_refused_in_one_line(tmp_path):
     """A TIFF of 0 rows came out as ``IndexError: tuple index out of range``."""
     import tifffile

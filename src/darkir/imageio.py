@@ -26,6 +26,7 @@ from darkir.errors import DarkIRError, DarkIRWarning, first_line
 from darkir.image_formats import (
     EXIF_ORIENTATION,
     TIFF_MAGIC,
+    TiffLayout,
     gray_alpha_png,
     has_image_signature,
     png_gray_alpha,
@@ -271,6 +272,8 @@ def _decode(path: Path, data: np.ndarray) -> tuple[np.ndarray, bool]:
     if tiff:  # (the lock and filter swap only where Pillow reads tags)
         with _quiet_pillow():
             layout = tiff_layout(path)
+    if layout is not None and layout.samples_left_out():
+        return _colour_and_alpha(path, layout), False
     mode = tiff_pillow_mode(layout)
     if mode:
         return _decode_tiff_pillow(path, data, mode), False
@@ -298,6 +301,29 @@ def _decode(path: Path, data: np.ndarray) -> tuple[np.ndarray, bool]:
     if layout is not None and layout.associated_alpha and array.ndim == 3 and array.shape[2] in (2, 4):
         array = _unpremultiplied(array)  # darkir restores and writes colour apart from its alpha (unassociated)
     return (array if png is None else png_gray_alpha(array, png)), oriented
+
+
+def _colour_and_alpha(path: Path, layout: TiffLayout) -> np.ndarray:
+    """The colour and alpha samples of a gray or RGB TIFF that has other extra samples too (a second alpha, a depth
+    or infrared plane), which OpenCV drops with the alpha or takes for it; a warning says what is left out."""
+    left_out = layout.samples_left_out()
+    colour = 3 if layout.photometric == 2 else 1
+    alpha = layout.samples - colour - left_out
+    samples = "sample" if left_out == 1 else "samples"
+    warnings.warn(
+        f"{path}: left out {left_out} extra {samples} of this TIFF (beyond its colour{' and alpha' if alpha else ''}"
+        "), which darkir does not restore or write",
+        DarkIRWarning,
+        stacklevel=4,
+    )
+    array = _decode_tifffile(path)
+    kept = array.reshape(*array.shape[:2], -1)[:, :, : colour + alpha]
+    if layout.photometric == 0:  # min-is-white, which tifffile gives as stored
+        top = np.iinfo(kept.dtype).max if kept.dtype.kind == "u" else 1.0
+        kept = np.concatenate([top - kept[:, :, :colour], kept[:, :, colour:]], axis=2).astype(kept.dtype)
+    if alpha and layout.extra[0] == 1:
+        kept = _unpremultiplied(kept)
+    return kept[:, :, 0] if kept.shape[2] == 1 else np.ascontiguousarray(kept)
 
 
 def _decode_opencv(path: Path, data: np.ndarray) -> np.ndarray | None:
