@@ -19,7 +19,7 @@ from darkir.cli import main
 from darkir.cli.common import load_lpips_or_none
 from darkir.data.layouts import DatasetError, Layout, list_images
 from darkir.data.pairs import find_pairs, read_manifest
-from darkir.errors import DarkIRError
+from darkir.errors import DarkIRError, DarkIRWarning
 from darkir.eval import lpips as lpips_module
 from darkir.eval.lpips import LPIPSUnavailableError, load_lpips
 from darkir.eval.metrics import PSNR_CAP, prepare, psnr
@@ -115,6 +115,19 @@ def test_files_in_hidden_folders_are_skipped_below_the_root_only(tmp_path):
     assert [job.source for job in jobs] == [root / "low" / "a.png"] and not problems
     jobs, _ = plan_jobs([str(root / "low" / "**" / "*.png")], tmp_path / "out")
     assert [job.source for job in jobs] == [root / "low" / "a.png"]
+
+
+def test_images_in_formats_darkir_does_not_read_are_named_by_every_command_that_lists_a_folder(tmp_path, capsys):
+    """``test``, ``metrics`` and ``test-unpaired`` left a .ppm output out of their means without a word, where
+    ``restore`` names such files."""
+    for side in ("pred", "gt"):
+        _png(tmp_path / side / "a.png", seed=1 if side == "pred" else 2)
+        (tmp_path / side / "b.ppm").write_bytes(b"P6 1 1 255 abc")
+    assert main(["metrics", str(tmp_path / "pred"), str(tmp_path / "gt"), "--no-lpips", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert f"left out 1 file in formats darkir does not read (.ppm: {tmp_path / 'pred' / 'b.ppm'})" in err
+    with pytest.warns(DarkIRWarning, match=r"left out 1 file in formats darkir does not read \(\.ppm: .*gt/b.ppm\)"):
+        assert [pair.name for pair in find_pairs(tmp_path, Layout("folders", "gt", "pred"))] == ["a.png"]
 
 
 # 4. LPIPS of tiny images

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from darkir.errors import DarkIRError
-from darkir.imageio import IMAGE_SUFFIXES
+from darkir.errors import DarkIRError, DarkIRWarning, some_of
+from darkir.imageio import IMAGE_SUFFIXES, UNREAD_IMAGE_SUFFIXES
 
 
 class DatasetError(DarkIRError):
@@ -98,11 +99,32 @@ def walk_files(root: Path) -> Iterator[Path]:
 
 def list_images(folder: Path) -> list[Path]:
     """Image files under ``folder``, recursively (linked folders too, as :func:`walk_files` walks), sorted; hidden
-    files and files in hidden folders (below ``folder``: a hidden ``folder`` itself is read) skipped."""
-    return sorted(
+    files and files in hidden folders (below ``folder``: a hidden ``folder`` itself is read) skipped. Images in
+    formats darkir does not read are named in a warning (:func:`warn_unread`)."""
+    files = [
         p
         for p in walk_files(folder)
-        if p.suffix.lower() in IMAGE_SUFFIXES
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-        and p.is_file()
+        if not any(part.startswith(".") for part in p.relative_to(folder).parts) and p.is_file()
+    ]
+    warn_unread([p for p in files if p.suffix.lower() in UNREAD_IMAGE_SUFFIXES], stacklevel=3)
+    return sorted(p for p in files if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+#: How many of the files left out :func:`warn_unread` names.
+UNREAD_NAMED = 3
+
+
+def warn_unread(unread: list[Path], stacklevel: int = 1) -> None:
+    """One warning naming the files of a folder walk or a glob that are images darkir cannot read (a GIF, HEIC...),
+    which are left out; ``stacklevel`` as :func:`warnings.warn` takes it, counted from the caller."""
+    if not unread:
+        return
+    named = some_of([str(path) for path in unread], UNREAD_NAMED)
+    kinds = ", ".join(sorted({path.suffix.lower() for path in unread}))
+    files = "file" if len(unread) == 1 else "files"
+    warnings.warn(
+        f"left out {len(unread)} {files} in formats darkir does not read ({kinds}: {named}); convert them to "
+        f"{', '.join(IMAGE_SUFFIXES)} to include them",
+        DarkIRWarning,
+        stacklevel=stacklevel + 1,
     )

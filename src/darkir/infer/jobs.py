@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from darkir.data.layouts import walk_files
+from darkir.data.layouts import walk_files, warn_unread
 from darkir.errors import DarkIRError, DarkIRWarning, some_of
 from darkir.imageio import IMAGE_SUFFIXES, UNREAD_IMAGE_SUFFIXES
 from darkir.outputs import is_inside
@@ -83,8 +83,9 @@ def glob_files(pattern: str) -> list[Path]:
     root = Path(*parts[:fixed]) if fixed else Path(".")
     regex = _pattern_regex(parts[fixed:])
     files = [path.relative_to(root) for path in walk_files(root)]
-    folders = sorted({folder for path in files for folder in path.parents})
-    return [root / path for path in [*files, *folders] if regex.match("" if path == Path() else path.as_posix())]
+    folders = sorted({folder for path in files for folder in path.parents} - {Path()})
+    itself = [root] if all(part == "**" for part in parts[fixed:]) else []  # 'p/**' is p too; 'p/**/*' is not
+    return itself + [root / path for path in [*files, *folders] if regex.match(path.as_posix())]
 
 
 def _missing(path: Path) -> str:
@@ -126,7 +127,7 @@ def _expand_inputs(
     for item in inputs:
         expansion.expand(item)
     _warn_left_out(expansion.inside, output_dir)
-    _warn_unread(expansion.unread)
+    warn_unread(list(dict.fromkeys(expansion.unread)), stacklevel=3)
     return expansion.jobs, expansion.problems
 
 
@@ -237,21 +238,6 @@ def _warn_left_out(inside: list[Path], output_dir: Path) -> None:
     warnings.warn(
         f"left out {len(inside)} {files} inside the output folder {output_dir} ({named}): files there are "
         "taken for outputs; choose an output folder outside the inputs to restore them",
-        DarkIRWarning,
-        stacklevel=4,
-    )
-
-
-def _warn_unread(unread: list[Path]) -> None:
-    """One warning naming the files in folders or glob matches that are images darkir cannot read (a GIF, HEIC...)."""
-    if not unread:
-        return
-    named = some_of([str(path) for path in unread], LEFT_OUT_NAMED)
-    kinds = ", ".join(sorted({path.suffix.lower() for path in unread}))
-    files = "file" if len(unread) == 1 else "files"
-    warnings.warn(
-        f"left out {len(unread)} {files} in formats darkir does not read ({kinds}: {named}); convert them to "
-        f"{', '.join(IMAGE_SUFFIXES)} to restore them",
         DarkIRWarning,
         stacklevel=4,
     )
