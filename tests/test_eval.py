@@ -252,6 +252,22 @@ def test_test_command_with_lpips_csv_and_triplets(variants, tmp_path, capsys):
     ]
 
 
+def test_test_save_beyond_the_sets_size_looks_only_at_its_pairs_triplets(variants, tmp_path, monkeypatch, capsys):
+    """``--save 1000000`` ("all") on a set of 9 pairs took 38 s and 700 MB checking the names of a million triplets
+    for files in the way (``--save 100000000``: a MemoryError); only the set's triplets can be written."""
+    from darkir.eval import paired
+
+    base, _, data = variants
+    counts = []
+    names = paired.triplet_names
+    monkeypatch.setattr(paired, "triplet_names", lambda count, *rest: counts.append(count) or names(count, *rest))
+    args = ["test", "--weights", str(base), "--data", str(data), "--no-lpips", "-q", "--save", "1000000"]
+    assert main([*args, "--results-dir", str(tmp_path / "res")]) == 0
+    assert counts and max(counts) == 9
+    assert len(list((tmp_path / "res").glob("*_output.png"))) == 9
+    assert "9 input/output/gt triplets of the first 9 pairs" in capsys.readouterr().out
+
+
 def test_compare_report_is_recomputable_from_its_csv(variants, tmp_path):
     base, csf, data = variants
     report = tmp_path / "report"

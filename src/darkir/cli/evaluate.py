@@ -78,11 +78,11 @@ def _check_csv_beside_triplets(args: argparse.Namespace, options: Options | None
 
 
 def _triplet_folder(
-    args: argparse.Namespace, options: Options | None, inputs: Sequence[Path], label: str = ""
+    args: argparse.Namespace, options: Options | None, inputs: Sequence[Path], pairs: int, label: str = ""
 ) -> Path | None:
-    """Where ``test --save N`` writes its triplets (of the set ``label``, in a sub-folder of that name where there are
-    several), checked before any work (None with ``--save 0``): never an input folder nor inside one, and never over
-    files there that are not triplets of an earlier run without --overwrite."""
+    """Where ``test --save N`` writes its triplets (of the set ``label`` of ``pairs`` pairs, in a sub-folder of that
+    name where there are several), checked before any work (None with ``--save 0``): never an input folder nor
+    inside one, and never over files there that are not triplets of an earlier run without --overwrite."""
     from darkir.eval.paired import check_triplet_folder
     from darkir.outputs import ensure_writable_dir, is_inside, is_same_file
 
@@ -97,7 +97,7 @@ def _triplet_folder(
                 "inputs (or pass --save 0)"
             )
     ensure_writable_dir(results_dir)
-    check_triplet_folder(results_dir, args.save, args.overwrite)
+    check_triplet_folder(results_dir, min(args.save, pairs), args.overwrite)
     return results_dir
 
 
@@ -115,7 +115,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     folders = _input_folders(location, [pair for pairs in sets.values() for pair in pairs])
     _check_csv_beside_triplets(args, options)
     csv = csv_file(args.csv, [*folders, location, args.weights, args.options], args.overwrite) if args.csv else None
-    results_dirs = {label: _triplet_folder(args, options, folders, label) for label in sets}
+    results_dirs = {label: _triplet_folder(args, options, folders, len(pairs), label) for label, pairs in sets.items()}
     restorer = restorer_from_args(args, options)
     lpips = load_lpips_or_none(args)
     all_scores = []
