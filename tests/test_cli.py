@@ -62,6 +62,26 @@ def test_complexity_by_model_name_scales_with_size(capsys):
     assert large["macs"] == pytest.approx(4 * small["macs"], rel=0.01)
 
 
+def test_a_model_that_cannot_run_at_the_size_is_one_error_naming_the_reason(capsys):
+    """ptflops printed its traceback and counted nothing, and darkir went on to ``int(None)``: a TypeError."""
+    import torch
+
+    from darkir.complexity import measure_complexity
+
+    class Refusing(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 3, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB")
+
+    with pytest.raises(RuntimeError, match=r"^DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB$"):
+        measure_complexity(Refusing(), size=8)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
 def test_models_lists_the_zoo(capsys):
     assert main(["models", "darkir-csf-*"]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -268,6 +268,26 @@ def test_test_save_beyond_the_sets_size_looks_only_at_its_pairs_triplets(variant
     assert "9 input/output/gt triplets of the first 9 pairs" in capsys.readouterr().out
 
 
+def test_compare_at_a_size_the_models_cannot_run_fails_before_scoring_anything(variants, tmp_path, monkeypatch, capsys):
+    """The cost at ``--size`` was measured after every method had scored every image (hours on a real set), then
+    failed with ptflops' traceback and a TypeError, and the report folder with all the scores went."""
+    from darkir.eval import compare as compare_module
+
+    base, _, data = variants
+    scored = []
+    monkeypatch.setattr(compare_module, "evaluate", lambda *args, **kwargs: scored.append(args))
+
+    def refuse(model, size):
+        raise RuntimeError(f"DefaultCPUAllocator: can't allocate memory for {size} px")
+
+    monkeypatch.setattr(compare_module, "measure_complexity", refuse)
+    args = ["compare", "--weights", str(base), "--data", str(data), "-o", str(tmp_path / "report"), "--no-lpips", "-q"]
+    assert main([*args, "--size", "30000"]) == 2
+    err = capsys.readouterr().err
+    assert "--size 30000: cannot measure base at this size (DefaultCPUAllocator: can't allocate memory" in err
+    assert not scored and not (tmp_path / "report").exists()
+
+
 def test_compare_report_is_recomputable_from_its_csv(variants, tmp_path):
     base, csf, data = variants
     report = tmp_path / "report"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 from dataclasses import asdict, dataclass
 
 from torch import nn
@@ -30,17 +32,30 @@ def measure_complexity(model: nn.Module, size: int = 256, channels: int = 3) -> 
     """Count parameters and MACs with ptflops' module hooks (conv, linear, norm, activations, pooling).
 
     Like the published figures, elementwise tensor math and FFTs are not counted. The model is
-    copied first, so ptflops' hooks never touch the caller's instance.
+    copied first, so ptflops' hooks never touch the caller's instance. A forward that fails (an input too large to
+    allocate) is a RuntimeError with its reason: ptflops would print its traceback and count nothing.
     """
     from ptflops import get_model_complexity_info
 
     probe = copy.deepcopy(model).cpu().eval()
-    macs, params = get_model_complexity_info(
-        probe,
-        (channels, size, size),
-        as_strings=False,
-        print_per_layer_stat=False,
-        verbose=False,
-        backend="pytorch",
-    )
+    told = io.StringIO()
+    with contextlib.redirect_stdout(told), contextlib.redirect_stderr(told):
+        macs, params = get_model_complexity_info(
+            probe,
+            (channels, size, size),
+            as_strings=False,
+            print_per_layer_stat=False,
+            verbose=False,
+            backend="pytorch",
+        )
+    if macs is None or params is None:
+        raise RuntimeError(_failure(told.getvalue()))
     return Complexity(params=int(params), macs=int(macs), input_shape=(channels, size, size))
+
+
+def _failure(told: str) -> str:
+    """The exception ptflops printed (``<class 'RuntimeError'>: reason``), as ``reason``."""
+    lines = told.splitlines()
+    start = next((index + 1 for index, line in enumerate(lines) if "the following exception" in line), len(lines))
+    reason = lines[start] if start < len(lines) else "the model's forward failed"
+    return reason.split(">: ", 1)[-1]

@@ -24,6 +24,7 @@ import torch
 
 from darkir.complexity import measure_complexity
 from darkir.data.pairs import Pair
+from darkir.errors import DarkIRError, first_line
 from darkir.eval.lpips import LPIPS
 from darkir.eval.methods import Method
 from darkir.eval.metrics import PSNR_CAP, Convention, format_number, prepare
@@ -124,8 +125,9 @@ def compare(
     :func:`check_report_folder`), ``per_image.csv``, ``psnr_diff_hist.png``, ``grid.png`` and ``report.md`` into
     ``output``, each atomically; returns the summary. Every method needs its own name."""
     unique_names([*variants, *baselines])
-    output.mkdir(parents=True, exist_ok=True)
     methods = [*variants, *baselines]
+    costs = [_cost(method, latency_size) for method in methods]  # first: a size too large fails before any scoring
+    output.mkdir(parents=True, exist_ok=True)
     all_scores = [evaluate(method, pairs, convention, lpips, progress=progress) for method in methods]
     reference, baseline_scores = all_scores[0], all_scores[len(variants) :]
     summary: dict = {
@@ -137,8 +139,8 @@ def compare(
         "psnr_cap_db": PSNR_CAP,
         "methods": {},
     }
-    for index, (method, scores) in enumerate(zip(methods, all_scores, strict=True)):
-        entry = _entry(method, scores, resamples, latency_size)
+    for index, (method, scores, cost) in enumerate(zip(methods, all_scores, costs, strict=True)):
+        entry = {**_entry(scores, resamples), **cost}
         if index > 0:
             entry["vs_reference"] = {m: paired(scores.array(m) - reference.array(m), m, resamples) for m in METRICS}
         if index < len(variants):
@@ -162,21 +164,30 @@ def compare(
     return summary
 
 
-def _entry(method: Method, scores: Scores, resamples: int, latency_size: int) -> dict:
-    """A method's summary entry: means, intervals (with the count of images that have a value), tone, and for a
-    model its cost."""
+def _entry(scores: Scores, resamples: int) -> dict:
+    """A method's summary entry: means, intervals (with the count of images that have a value) and tone."""
     entry: dict = {"mean": {m: scores.mean(m) for m in METRICS}}
     entry["ci"] = {m: vars(bootstrap_mean(scores.array(m), resamples)) for m in METRICS}
     entry["tone"] = vars(scores.tone())
-    if method.restorer is not None:
-        cost = measure_complexity(method.restorer.model, size=latency_size)
-        entry.update(
-            params=cost.params,
-            macs=cost.macs,
-            latency_s=latency(method, latency_size),
-            device=str(method.restorer.device),
-        )
     return entry
+
+
+def _cost(method: Method, size: int) -> dict:
+    """A model's parameters, multiply-accumulates and latency at 3 x ``size`` x ``size`` (nothing for a method
+    without a model); a DarkIRError naming ``--size`` where the model cannot run at that size."""
+    if method.restorer is None:
+        return {}
+    try:
+        complexity = measure_complexity(method.restorer.model, size=size)
+        seconds = latency(method, size)
+    except (RuntimeError, MemoryError) as exc:  # an input too large to allocate
+        raise DarkIRError(f"--size {size}: cannot measure {method.name} at this size ({first_line(exc)})") from None
+    return {
+        "params": complexity.params,
+        "macs": complexity.macs,
+        "latency_s": seconds,
+        "device": str(method.restorer.device),
+    }
 
 
 def method_line(name: str, entry: dict, total: int) -> str:
