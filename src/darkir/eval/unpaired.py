@@ -251,9 +251,8 @@ def restore_unpaired(
         target = output / pair.name
         target.parent.mkdir(parents=True, exist_ok=True)
         write_image(target, image, overwrite=True)
-        x = torch.from_numpy(image.rgb).permute(2, 0, 1)[None]
-        saved = prepare(x, "8bit", image.bit_depth, image.grayscale)[0].permute(1, 2, 0)  # as written, and read back
-        rows.append(UnpairedRow(pair.name, no_reference_scores(before), no_reference_scores(saved.numpy())))
+        saved = read_image(target).rgb  # as its file holds it: quantized, in gray for a gray input, JPEG's loss too
+        rows.append(UnpairedRow(pair.name, no_reference_scores(before), no_reference_scores(saved)))
     return rows
 
 
@@ -335,7 +334,7 @@ def compare_unpaired(
         image = read_image(pair.low)
         x = torch.from_numpy(np.ascontiguousarray(image.rgb)).permute(2, 0, 1)[None]
         for method in methods:
-            out = prepare(method.run(x), "8bit", image.bit_depth, image.grayscale)  # as darkir restore saves it
+            out = prepare(method.run(x), "8bit", image.bit_depth, image.grayscale)  # quantized as saved, not coded
             scores[method.name].append(no_reference_scores(out[0].permute(1, 2, 0).numpy()))
     reference = methods[0].name
     summary: dict = {
