@@ -74,6 +74,25 @@ def test_a_log_file_name_in_a_given_log_dir_is_refused(data, tmp_path, capsys):
     assert not run.exists() or not any(run.iterdir())
 
 
+def test_a_home_folder_in_save_paths_and_log_dir_is_the_users_as_test_reads_it(data, tmp_path, monkeypatch, capsys):
+    """``save.path: ~/run/m.pt`` trained into a folder named ``~`` in the current folder, where ``darkir test`` and
+    ``restore`` (which expand ``~``) then found nothing; a user removing that folder with ``rm -rf ~`` would lose
+    their home."""
+    home, here = tmp_path / "home", tmp_path / "here"
+    home.mkdir()
+    here.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(here)
+    paths = ["save.path=~/run/m.pt", "save.best=~/run/best.pt", "train.log_dir=~/logs"]
+    assert _train(data, tmp_path, *paths) == 0
+    assert not (here / "~").exists()
+    assert {"m.pt", "m.yml", "best.pt", "best.yml"} <= {p.name for p in (home / "run").iterdir()}
+    assert any((home / "logs").iterdir())
+    capsys.readouterr()
+    assert main(["test", "-p", str(home / "run" / "m.yml"), "--data", str(data / "val"), "--no-lpips", "-q"]) == 0
+    assert "PSNR" in capsys.readouterr().out
+
+
 # 3. The options file given is never written over nor moved into a backup.
 def _own_options(folder: Path) -> Path:
     """A copy of the tiny options with a comment of the user's, as ``folder/model.yml``."""

@@ -22,13 +22,13 @@ from darkir.train.runlog import EVENTS_PREFIX, LOG_FILE
 
 def checkpoint_paths(options: Options) -> tuple[Path, Path]:
     """(last, best) checkpoint files from ``save.path`` and ``save.best`` (a folder: a name without a suffix or an
-    existing folder; else a file)."""
+    existing folder; else a file), ``~`` expanded as every command that reads them does."""
     if not options.save.path:
         raise ConfigError(f"{options.source}: save.path is not set (where the last checkpoint goes)")
-    last = Path(options.save.path)
+    last = Path(options.save.path).expanduser()
     if not options.save.best:
         return last, last.with_name(f"{last.stem}_best{last.suffix}")
-    best = Path(options.save.best)
+    best = Path(options.save.best).expanduser()
     return last, (best / f"{last.stem}_best.pt" if not best.suffix or best.is_dir() else best)
 
 
@@ -225,7 +225,7 @@ def _anchor_in_run(options: Options) -> tuple[str, str] | None:
     snapshot): the anchor would change as the run goes on, and a resumed run would load another one."""
     if options.train.anchor is None:
         return None
-    anchor = Path(options.train.anchor).resolve()
+    anchor = Path(options.train.anchor).expanduser().resolve()
     for key, path in _checkpoints(options):  # save.best only where the run validates, and so writes it
         if anchor == path.resolve():
             return "train.anchor", f"{options.train.anchor} is this run's {key}, which the run replaces as it trains"
@@ -253,7 +253,7 @@ def _data_folders(options: Options) -> list[tuple[str, Path]]:
 def log_folder(options: Options) -> Path:
     """Where the JSONL and TensorBoard logs go: ``train.log_dir``, else ``<save.path stem>_logs`` beside it."""
     last, _ = checkpoint_paths(options)
-    return Path(options.train.log_dir) if options.train.log_dir else last.parent / f"{last.stem}_logs"
+    return Path(options.train.log_dir).expanduser() if options.train.log_dir else last.parent / f"{last.stem}_logs"
 
 
 def run_files(options: Options) -> list[Path]:
