@@ -118,6 +118,10 @@ BAD_OPTIONS = [
         ["datasets.train.synth", "synth.val_cropsize 256 is larger than synth.max_short_side 128"],
     ),
     ("save:\n  path: run/\n", ["save.path: ends in /, so it names a folder", "e.g. run/last.pt"]),
+    (
+        "datasets:\n  train:\n    synth:\n      split_seed: -1\n",
+        ["datasets.train.synth.split_seed", "greater than or equal to 0"],
+    ),
 ]
 
 
