@@ -93,6 +93,21 @@ def test_a_home_folder_in_save_paths_and_log_dir_is_the_users_as_test_reads_it(d
     assert "PSNR" in capsys.readouterr().out
 
 
+def test_a_resume_with_another_batch_size_saves_the_batch_the_run_keeps(data, tmp_path, capsys):
+    """The run keeps its samples per step; the options saved beside the checkpoint said the batch given instead, so
+    a run made again from them would have taken another batch."""
+    import yaml
+
+    run = tmp_path / "run"
+    assert _train(data, run, "--max-steps", "1") == 0
+    assert _train(data, run, "--resume", "datasets.train.batch_size_train=4") == 0
+    assert "2 per process (not datasets.train.batch_size_train 4" in capsys.readouterr().out
+    saved = yaml.safe_load((run / "last.yml").read_text())
+    assert saved["datasets"]["train"]["batch_size_train"] == 2
+    _, _, payload = read_checkpoint(run / "last.pt")
+    assert payload["global_batch"] == 2 and payload["options"]["datasets"]["train"]["batch_size_train"] == 2
+
+
 # 3. The options file given is never written over nor moved into a backup.
 def _own_options(folder: Path) -> Path:
     """A copy of the tiny options with a comment of the user's, as ``folder/model.yml``."""

@@ -206,15 +206,17 @@ class Trainer:
 
     def _keep_global_batch(self, global_batch: int, path: Path) -> None:
         """Resume a run of ``global_batch`` samples per step on this many processes: the same samples per step,
-        split evenly, so the run continues as it would have (any process count that divides the global batch)."""
+        split evenly, so the run continues as it would have (any process count that divides the global batch). The
+        options saved with the run say the batch it takes."""
         if global_batch == self.sampler.global_batch:
             return
-        world = self.context.world_size
-        self._batches(per_process_batch(path, global_batch, world))
+        world, train = self.context.world_size, self.options.datasets.train
+        given, train.batch_size_train = train.batch_size_train, per_process_batch(path, global_batch, world)
+        self._batches(train.batch_size_train)
         self._tell(
             f"resuming a run of {global_batch} samples per step on {world} process(es): "
-            f"{global_batch // world} per process (datasets.train.batch_size_train is "
-            f"{self.options.datasets.train.batch_size_train})",
+            f"{train.batch_size_train} per process (not datasets.train.batch_size_train {given}; the options saved "
+            "with the run say so)",
             stderr=False,
         )
 
