@@ -53,6 +53,19 @@ def test_complexity_takes_what_a_partial_network_section_leaves_out_from_its_wei
     assert json.loads(capsys.readouterr().out)["params"] == pytest.approx(3.38e6, rel=0.01)
 
 
+def test_complexity_refuses_a_network_section_its_weights_contradict_as_test_does(tmp_path, capsys):
+    """A whole ``network:`` section was counted as written, beside weights of another network that ``test -p``
+    refuses."""
+    tiny = save_checkpoint(tmp_path / "tiny.pt", build_model("darkir-csf-w32", **TINY))
+    whole = {**build_model("darkir-csf-w32", **TINY).config, "use_csf": False}
+    named = {"img_channel": "img_channels"}  # the options file's name of the one key spelled otherwise
+    network = "".join(f"  {named.get(key, key)}: {json.dumps(value)}\n" for key, value in whole.items())
+    options = tmp_path / "whole.yml"
+    options.write_text(f"network:\n{network}save:\n  path: {tiny}\n")
+    assert main(["complexity", "-p", str(options), "--size", "32", "--json"]) == 2
+    assert "network: use_csf: false contradicts the one stored with these weights" in capsys.readouterr().err
+
+
 def test_complexity_by_model_name_scales_with_size(capsys):
     main(["complexity", "-m", "darkir-w16", "--size", "64", "--json"])
     small = json.loads(capsys.readouterr().out)

@@ -55,19 +55,17 @@ def cmd_complexity(args: argparse.Namespace) -> int:
 
 
 def _architecture(args: argparse.Namespace) -> DarkIR:
-    """The network ``complexity`` measures: the options' ``network:`` section (the settings it leaves out taken from
-    its ``save.path`` weights where that file exists, as ``test`` and ``restore`` take them), a zoo variant or a
-    checkpoint's."""
+    """The network ``complexity`` measures: the options' ``network:`` section (checked against its ``save.path``
+    weights where that file exists, which give the settings it leaves out, as ``test`` and ``restore`` take them), a
+    zoo variant or a checkpoint's."""
     from darkir.models import create_model, has_model, list_models
     from darkir.options import load_options
 
     if args.options:
         options = load_options(args.options)
-        network = options.network
-        whole = network.written_kwargs().keys() == network.model_kwargs().keys()
-        if not whole and options.save.path and Path(options.save.path).expanduser().is_file():
+        if options.save.path and Path(options.save.path).expanduser().is_file():
             return trained_model(None, options)
-        return create_model(network.settings())
+        return create_model(options.network.settings())
     if args.model and not has_model(args.model) and not Path(args.model).expanduser().exists():
         raise DarkIRError(
             f"-m {args.model}: no model of that name (known: {', '.join(list_models())}) nor a checkpoint file; "
