@@ -74,12 +74,15 @@ class Image:
 
 
 def _cv2() -> ModuleType:
+    """OpenCV, single-threaded and silent: decoding errors are reported by darkir, once, with the file name."""
     import cv2
 
     cv2.setNumThreads(1)
-    cv2.utils.logging.setLogLevel(
-        cv2.utils.logging.LOG_LEVEL_SILENT
-    )  # decoding errors are reported by us, once, with the file name
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is not None:
+        logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    elif hasattr(cv2, "setLogLevel"):  # an OpenCV 4 that shadows the required one (opencv-python beside it)
+        cv2.setLogLevel(0)
     return cv2
 
 
