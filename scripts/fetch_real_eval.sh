@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fetch the real low-light images darkir's default weights are judged on (evaluation only: their licences are
-# research-only, so they are never committed nor used for training) into data/real/:
+# research-only, so they are not committed, but for the two LOL-v2 examples the official DarkIR repository ships and
+# darkir bundles too, and never used for training) into data/real/:
 #   pairs/{low,high}           3 real pairs: LOL-v2 real 00733 and synthetic r13073518t (../shared/sanity, also in
 #                              cidautai/DarkIR assets/), LOL v1 eval15 778 (wyf0912/LLFlow @acabea1, img/)
 #   lolblur_official/{low,high} 5 real LOLBlur test inputs (1120x640, low light + blur) and, as reference, the official
