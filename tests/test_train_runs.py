@@ -187,6 +187,17 @@ def test_a_failing_training_log_warns_once_and_the_checkpoint_is_saved(data, tmp
     assert read_checkpoint(last)[2]["step"] == 2 and (tmp_path / "run" / "last.yml").stat().st_size > 0
 
 
+def test_a_run_without_tensorboard_says_once_where_its_log_is(data, tmp_path, monkeypatch, capsys):
+    """Without the train extra, TensorBoard's scalars were left out without a word."""
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # importing it raises ImportError
+    last = tmp_path / "run" / "last.pt"
+    assert main(_args(data, last, tmp_path / "run" / "best.pt")) == 0
+    err = capsys.readouterr().err
+    assert err.count("no TensorBoard logs (pip install 'darkir[train]' for them)") == 1
+    assert f"the run's log is {tmp_path / 'run' / 'last_logs' / 'train.jsonl'}" in err
+    assert not list((tmp_path / "run" / "last_logs").glob("events.out.tfevents.*"))
+
+
 def _no_space(*args: object) -> None:
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 

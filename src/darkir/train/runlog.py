@@ -45,12 +45,18 @@ class RunLog:
                 self._warn_failed(exc)
 
     def _add_scalars(self, record: dict[str, Any]) -> None:
-        """The record's numbers to TensorBoard, if it is installed."""
+        """The record's numbers to TensorBoard, if it is installed (where it is not, a warning says so once)."""
         if self._writer is None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
                 self._writer = False
+                warnings.warn(
+                    f"no TensorBoard logs (pip install 'darkir[train]' for them); the run's log is "
+                    f"{self.folder / LOG_FILE}",
+                    DarkIRWarning,
+                    stacklevel=4,
+                )
             else:
                 self._writer = SummaryWriter(str(self.folder))
         if self._writer:
