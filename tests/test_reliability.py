@@ -337,7 +337,12 @@ def test_bad_weights_create_no_output_folder(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     ("flags", "message"),
-    [(["--tile", "1"], "--tile 1 is too small"), (["--tile", "64", "--overlap", "40"], "--overlap 40 must be")],
+    [
+        (["--tile", "1"], "--tile 1 is too small"),
+        (["--tile", "64", "--overlap", "40"], "--overlap 40 must be"),
+        # 16 is less than half of 33: the message said so while refusing it
+        (["--tile", "33", "--overlap", "16"], "--overlap 16 must be less than 16 (half of --tile 33, rounded down)"),
+    ],
 )
 def test_tile_settings_are_checked_first_and_blame_the_right_flag(tmp_path, tiny_checkpoint, capsys, flags, message):
     photo = _photo(tmp_path / "p.png")

@@ -81,7 +81,7 @@ def add_runtime(parser: argparse.ArgumentParser, precision: str = "auto", job_co
         "--threads",
         type=thread_count,
         metavar="N",
-        help="CPU threads for the model (default: torch's, one per core; at most 4 per CPU, and at least 64)",
+        help="CPU threads for the model (default: torch's, one per core; at most 4 per core or 64, whichever is more)",
     )
 
 

@@ -56,7 +56,10 @@ def check_tiling(
         if tile < 0 or 0 < tile < 32:
             raise DarkIRError(f"{names['tile']} {tile} is too small; use 0 (whole images), auto, or at least 32")
         if tile and overlap is not None and overlap >= tile // 2:
-            raise DarkIRError(f"{names['overlap']} {overlap} must be less than half of {names['tile']} {tile}")
+            raise DarkIRError(
+                f"{names['overlap']} {overlap} must be less than {tile // 2} (half of {names['tile']} {tile}, rounded "
+                "down)"
+            )
     return max_memory
 
 
