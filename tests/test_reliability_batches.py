@@ -163,6 +163,19 @@ def test_a_double_star_glob_that_matches_folders_restores_them_as_bash_globstar_
     assert problems == []
 
 
+def test_of_inputs_sharing_an_output_name_the_one_whose_own_name_it_is_is_restored(tmp_path):
+    """``x.jpg`` and ``x.png`` under ``--format png`` (or ``clip.mkv`` beside ``clip.mp4``): the first by name took
+    ``x.png``, and the input of that very name was the one refused."""
+    for name in ("x.jpg", "x.png"):
+        _photo(tmp_path / "in" / name)
+    out = tmp_path / "out"
+    jobs, problems = plan_jobs([str(tmp_path / "in")], out, suffix=".png")
+    assert [(job.source.name, job.target) for job in jobs] == [("x.png", out / "x.png")]
+    assert problems == [
+        (tmp_path / "in" / "x.jpg", f"same output name as {tmp_path / 'in' / 'x.png'}; restore it separately")
+    ]
+
+
 def test_a_file_given_twice_is_restored_once_not_failed(tmp_path, tiny_checkpoint, capsys):
     photo = _photo(tmp_path / "in" / "a.png")
     assert _restore(str(photo), str(photo), "-o", str(tmp_path / "out"), weights=tiny_checkpoint) == 0

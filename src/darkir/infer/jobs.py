@@ -256,24 +256,37 @@ def _without_clashes(jobs: list[Job]) -> tuple[list[Job], list[tuple[Path, str]]
         if file_id is not None and _name_rank(job) > _name_rank(longest.setdefault(file_id, job)):
             longest[file_id] = job
     _warn_other_names([(job.source, longest[i].source) for job, i in zip(jobs, ids, strict=True) if i is not None])
+    planned: set[tuple[int, int]] = set()
+    candidates = []
+    for job, source_id in zip(jobs, ids, strict=True):
+        if source_id not in planned:
+            candidates.append(job if source_id is None else longest[source_id])
+        if source_id is not None:
+            planned.add(source_id)
+    return _one_per_output(candidates, sources)
+
+
+def _one_per_output(jobs: list[Job], sources: dict[tuple[int, int], Path]) -> tuple[list[Job], list[tuple[Path, str]]]:
+    """``jobs`` but those whose output would replace an input (``sources``: the inputs by file identity) or share
+    another job's output, returned as problems: of inputs sharing one output name, the one whose own name it is
+    (``clip.mp4`` beside ``clip.mkv``), else the first."""
+    owners: dict[Path, Path] = {}
+    for job in jobs:
+        if job.source.name == job.target.name:
+            owners.setdefault(job.target, job.source)
     targets: dict[Path, Path] = {}
     unique: list[Job] = []
     problems: list[tuple[Path, str]] = []
-    planned: set[tuple[int, int]] = set()
-    for job, source_id in zip(jobs, ids, strict=True):
-        if source_id in planned:
-            continue
-        if source_id is not None:
-            planned.add(source_id)
-            job = longest[source_id]
+    for job in jobs:
         target_id = _file_id(job.target)  # an output that does not exist yet cannot be an input
         clash = sources.get(target_id) if target_id is not None else None
+        owner = targets.get(job.target) or owners.get(job.target, job.source)
         if clash is not None:
             problems.append(
                 (job.source, f"its output {job.target} would replace the input {clash}; choose another output folder")
             )
-        elif job.target in targets:
-            problems.append((job.source, f"same output name as {targets[job.target]}; restore it separately"))
+        elif owner != job.source:
+            problems.append((job.source, f"same output name as {owner}; restore it separately"))
         else:
             targets[job.target] = job.source
             unique.append(job)
