@@ -223,6 +223,20 @@ def test_auto_tiling_restores_whole_images_exactly_and_tiles_within_a_small_budg
     assert (tiled - whole).abs().mean().item() < 0.05
 
 
+def test_a_batch_over_the_memory_budget_is_restored_as_its_images_are_alone():
+    """Under a budget, a batch of frames (``darkir video --batch 2``) was restored in smaller tiles than one frame
+    alone, so the batch size changed the video's tone; it is now restored in smaller batches instead."""
+    model = randomize(build_model(TINY))
+    x = torch.rand(2, 3, 320, 448)
+    restorer = Restorer(model, device="cpu", precision="fp32", max_memory="100GB")
+    restorer.planner.budget = restorer.planner.estimate(320 * 448, 256 * 256)
+    assert restorer.plan_for(320, 448, 2).tile > 0 and restorer.plan_for(320, 448).tile == 0
+    alone = torch.cat([restorer.restore_tensor(frame[None]) for frame in x])
+    batch = restorer.restore_tensor(x)
+    assert restorer.last_plan.tile == 0
+    torch.testing.assert_close(batch, alone, rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -412,6 +412,9 @@ class Restorer:
 
     def _restore(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
+        size = self._batch_restored_as_one(height, width, x.shape[0])
+        if size < x.shape[0]:
+            return torch.cat([self._restore(x[start : start + size]) for start in range(0, x.shape[0], size)])
         plan = self.last_plan = self.plan_for(height, width, x.shape[0])
         if plan.whole(height, width):
             if not plan.lean:
@@ -429,6 +432,23 @@ class Restorer:
                 stacklevel=3,
             )
         return restore_in_tiles(self._run, x, plan.tile, self._overlap(plan.tile), self._preview, self.guide_scale)
+
+    def _batch_restored_as_one(self, height: int, width: int, count: int) -> int:
+        """The most of ``count`` images of ``height`` x ``width`` restored at once with the plan of one alone (whole
+        or in the same tiles): a batch too large for the memory budget is restored in smaller ones, not in smaller
+        tiles, which would change the result (its tone) with the batch size."""
+
+        def layout(size: int) -> tuple[int, bool] | None:
+            try:
+                plan = self.plan_for(height, width, size)
+            except DarkIRError:  # too large to restore at once even in the smallest tiles
+                return None
+            return plan.tile, plan.lean
+
+        size = count
+        while size > 1 and layout(size) != layout(1):
+            size -= 1
+        return size
 
     def _preview(self, x: torch.Tensor, tile_shape: tuple[int, int]) -> torch.Tensor:
         """The whole image, area-downscaled to fit a tile, restored; tiles read it through
