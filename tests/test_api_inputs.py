@@ -163,6 +163,10 @@ def test_max_memory_of_one_byte_is_reported_as_one_byte(tmp_path, tiny_checkpoin
         (["restore", "a.png", "-o", "out", "-p", ""], "-p is empty"),
         (["video", "", "-o", "out.mp4"], "empty input path"),
         (["video", "clip.mp4", "-o", ""], "-o is empty"),
+        # synth took every image under the current folder (the home folder, run from there) as its photos
+        (["synth", "--source", "", "-o", "out"], "--source is empty"),
+        (["synth", "--source", "sub", "-o", ""], "-o is empty"),
+        (["train", "-p", ""], "-p is empty"),
     ],
 )
 def test_an_empty_path_is_an_error_not_the_current_folder(tmp_path, monkeypatch, capsys, arguments, message):
@@ -174,6 +178,12 @@ def test_an_empty_path_is_an_error_not_the_current_folder(tmp_path, monkeypatch,
     assert err.startswith("darkir: error:") and len(err.splitlines()) == 1
     assert re.search(message, err)
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == ["a.png", "sub/b.png"]
+
+
+def test_an_empty_split_root_is_an_error_not_the_current_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["split", "", "-o", str(tmp_path / "m.json")]) == 2
+    assert "ROOT is empty" in capsys.readouterr().err and not (tmp_path / "m.json").exists()
 
 
 def test_an_empty_weights_path_is_named(tmp_path, capsys):

@@ -134,6 +134,9 @@ PATH_FLAGS = {
     "zero_dce": "--zero-dce is empty",
     "lpips_backbone": "--lpips-backbone is empty",
     "lpips_heads": "--lpips-heads is empty",
+    "source": "--source is empty",
+    "root": "ROOT is empty",
+    "init_from": "--init-from is empty",
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from darkir.cli.common import AddCommand, non_negative_int, output_file, positive_int
+from darkir.cli.common import AddCommand, non_negative_int, output_file, positive_int, refuse_empty
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -14,6 +14,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from darkir.data.corpus import resolve_sources
     from darkir.data.synth import check_output, synthesize
 
+    refuse_empty(args)
     output = Path(args.output).expanduser()
     check_output(output, [Path(source).expanduser() for source in args.source if source != "debian"])
     photos = resolve_sources(args.source)
@@ -46,6 +47,7 @@ def cmd_split(args: argparse.Namespace) -> int:
     """Write a scene-aware split manifest of a paired tree."""
     from darkir.data.split import write_manifest
 
+    refuse_empty(args)
     output = output_file(args.output, (".json",), [args.root], args.overwrite, "a split manifest")
     written = write_manifest(args.root, output, args.counts, seed=args.seed, overwrite=args.overwrite)
     print(", ".join(f"{k} {v} pairs" for k, v in written.items()) + f" -> {output}")
@@ -58,6 +60,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from darkir.train import ddp
     from darkir.train.trainer import train
 
+    refuse_empty(args)
     options = load_options(args.options, args.overrides)
     result = train(
         options,
