@@ -110,6 +110,25 @@ def test_bad_options_file_gives_one_line_error(tmp_path, capsys):
     assert err.startswith("darkir: error: ") and "network.widht" in err and "Traceback" not in err
 
 
+def test_a_name_that_is_not_utf8_is_printed_as_its_bytes_on_a_utf8_stdout(tmp_path):
+    """``split -o $'m\\xff.json'`` wrote its manifest, then ended in UnicodeEncodeError (exit 1) printing its name."""
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    for side in ("low", "high"):
+        for name in ("a", "b", "c"):
+            (tmp_path / "set" / side).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "set" / side / f"{name}.png")
+    manifest = os.fsencode(tmp_path) + b"/m\xff.json"
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    command = [sys.executable, "-m", "darkir.cli", "split", str(tmp_path / "set"), "-o", manifest, "--counts", "1,1,1"]
+    result = subprocess.run(command, capture_output=True, env=env)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    assert result.stdout.rstrip().endswith(manifest) and os.path.isfile(manifest)
+
+
 def test_console_script_is_installed():
     result = subprocess.run(
         [sys.executable, "-m", "darkir.cli", "complexity", "-m", "darkir-csf-w32", "--json"],

@@ -118,6 +118,15 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _print_any_name() -> None:
+    """Let stdout print file names that are not UTF-8 (a camera's Latin-1 name, held as surrogates) as their bytes,
+    as ``ls`` does: a UTF-8 stdout refused them, and a finished run ended in ``UnicodeEncodeError``."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        with contextlib.suppress(ValueError, OSError):
+            reconfigure(errors="surrogateescape")
+
+
 def _discard_stdout() -> None:
     """Point stdout at /dev/null, so that flushing it at exit does not fail on the closed pipe again."""
     with contextlib.suppress(OSError, ValueError):
@@ -126,6 +135,7 @@ def _discard_stdout() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``darkir`` console script."""
+    _print_any_name()
     args = _parse(argv)
     try:
         with warnings.catch_warnings(), _terminate_as_interrupt():
