@@ -100,6 +100,25 @@ def test_a_manifest_listing_a_pair_twice_is_refused(tmp_path):
         resolve_pairs(tmp_path / "split.json", "test")
 
 
+def test_a_manifest_listing_a_pair_in_two_splits_is_refused(tmp_path):
+    """A hand-edited manifest with a training pair also under val and test was trained and validated on without a
+    word: the model would be chosen and scored on what it trained on."""
+    import json
+
+    for side in ("low", "high"):
+        (tmp_path / side).mkdir()
+        for name in ("a", "b"):
+            cv2.imwrite(str(tmp_path / side / f"{name}.png"), np.zeros((8, 8, 3), np.uint8))
+    splits = {
+        "train": [["low/a.png", "high/a.png"]],
+        "val": [["low/b.png", "high/b.png"], ["./low/a.png", "high/a.png"]],
+    }
+    (tmp_path / "split.json").write_text(json.dumps({"root": ".", "splits": splits}))
+    for split, other in (("train", "val"), ("val", "train")):
+        with pytest.raises(DatasetError, match=rf"low/a\.png is in split '{split}' and in '{other}'"):
+            resolve_pairs(tmp_path / "split.json", split)
+
+
 def test_a_file_given_for_a_folder_is_named_as_a_file(tmp_path):
     (tmp_path / "a.png").write_bytes(b"x")
     with pytest.raises(DatasetError, match=r"a\.png: a file, not a folder$"):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from darkir.data.layouts import COLLECTIONS, DatasetError, Layout, detect_layout, list_images, no_folder
+from darkir.errors import some_of
 from darkir.imageio import IMAGE_SUFFIXES, ImageReadError, read_header, read_image
 
 MAX_LISTED = 10
@@ -219,7 +220,26 @@ def _split_entries(path: Path, manifest: object, split: str) -> list[list[str]]:
                 f"{path}: split {split!r} lists {low} twice (entries {again} and {index}); every mean over the split "
                 "would count it twice"
             )
+    for other, listed in splits.items():
+        shared = _shared_inputs(first, listed) if other != split else []
+        if shared:
+            raise DatasetError(
+                f"{path}: {some_of(shared, 3)} {'is' if len(shared) == 1 else 'are'} in split {split!r} and in "
+                f"{other!r}; a pair in two splits would be scored on what the model was trained or chosen on"
+            )
     return entries
+
+
+def _shared_inputs(inputs: dict[str, int], entries: object) -> list[str]:
+    """The inputs (normalized paths) of ``inputs`` that the ``[low, high]`` entries of another split list too."""
+    if not isinstance(entries, list):
+        return []
+    lows = {
+        os.path.normpath(entry[0])
+        for entry in entries
+        if isinstance(entry, list) and entry and isinstance(entry[0], str)
+    }
+    return sorted(low for low in inputs if low in lows)
 
 
 def resolve_pairs(location: str | Path, split: str) -> list[Pair]:
