@@ -19,6 +19,7 @@ import pytest
 from darkir.checkpoint import read_checkpoint
 from darkir.cli import main
 from darkir.data.corpus import resolve_sources
+from darkir.errors import DarkIRWarning
 from tests.test_data import make_lolblur
 
 
@@ -234,6 +235,24 @@ def test_synth_flag_values_are_checked(photos, tmp_path, flag, value, wanted, ca
     err = _argparse_error(["synth", "--source", str(photos), "-o", str(tmp_path / "set"), f"{flag}={value}"], capsys)
     assert f"argument {flag}: expected a whole number of {wanted}, got {value!r}" in err
     assert not (tmp_path / "set").exists()
+
+
+def test_a_photo_under_two_names_or_copied_is_taken_once(tmp_path):
+    """A hard link (same file, two names) and a byte-identical copy in another source were taken as two photos, so
+    one could be held out for testing while its twin trained."""
+    import os
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    a, b = _photo(one / "a.png", 0), _photo(one / "b.png", 1)
+    os.link(a, one / "a_hard.png")
+    (two / "c.png").parent.mkdir()
+    (two / "c.png").write_bytes(b.read_bytes())
+    _photo(two / "d.png", 2)
+    with pytest.warns(
+        DarkIRWarning, match=r"left out 1 photo\(s\), copies of others: .*two/c\.png \(a copy of .*one/b\.png\)"
+    ):
+        names = resolve_sources([str(one), str(two)])
+    assert names == {"a": a, "b": b, "d": two / "d.png"}
 
 
 def test_synth_keeps_every_photo_whose_names_collide(tmp_path, capsys):

@@ -16,10 +16,14 @@ Install them with ``apt-get install`` and the packages of :data:`DEBIAN_PACKAGES
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import warnings
 from pathlib import Path
 
 from darkir.data.layouts import DatasetError, list_images, no_folder
+from darkir.errors import DarkIRWarning, some_of
 
 DEBIAN_PACKAGES = (
     "plasma-workspace-wallpapers",
@@ -101,20 +105,54 @@ def resolve_sources(sources: list[str]) -> dict[str, Path]:
 
 
 def unique_names(found: list[tuple[str, Path]]) -> dict[str, Path]:
-    """Name -> file for ``(name, file)`` pairs in order, each file once (one given twice is read once). Files that
-    would share a name (``x.jpg`` and ``x.png``, ``a/x.png`` and ``a_x.png``, one name in two sources) are all
-    kept: the first keeps the name, the next get ``<name>-2``, ``<name>-3``, ... (skipping names in use)."""
+    """Name -> file for ``(name, file)`` pairs in order, each photo once: a file given twice, through a link or a
+    hard link, or a copy of the same bytes is taken once (the first), copies named in a warning, so that one photo
+    is never both held out and trained on. Files that would share a name (``x.jpg`` and ``x.png``, ``a/x.png`` and
+    ``a_x.png``, one name in two sources) are all kept: the first keeps the name, the next get ``<name>-2``,
+    ``<name>-3``, ... (skipping names in use)."""
     bases = {name for name, _ in found}
     photos: dict[str, Path] = {}
-    files: set[str] = set()
+    copies = _copies([path for _, path in found])
+    files: set[object] = set()
     for name, path in found:
-        real = os.path.realpath(path)
-        if real in files:
+        identity = _identity(path)
+        if identity in files or path in copies:
             continue
-        files.add(real)
+        files.add(identity)
         unique, number = name, 1
         while unique in photos or (number > 1 and unique in bases):
             number += 1
             unique = f"{name}-{number}"
         photos[unique] = path
     return photos
+
+
+def _identity(path: Path) -> object:
+    """What tells files apart: the device and inode (one file under two names or hard links), else its real path."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return os.path.realpath(path)
+    return status.st_dev, status.st_ino
+
+
+def _copies(paths: list[Path]) -> dict[Path, Path]:
+    """Files whose bytes equal those of an earlier other file in ``paths`` -> that file, said in one warning. Only
+    files of equal sizes are read."""
+    by_size: dict[int, list[Path]] = {}
+    for path in paths:
+        with contextlib.suppress(OSError):
+            by_size.setdefault(os.path.getsize(path), []).append(path)
+    copies: dict[Path, Path] = {}
+    for group in by_size.values():
+        first: dict[str, Path] = {}
+        for path in group if len(group) > 1 else []:
+            with contextlib.suppress(OSError):
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                original = first.setdefault(digest, path)
+                if _identity(original) != _identity(path):
+                    copies[path] = original
+    if copies:
+        named = some_of([f"{copy} (a copy of {original})" for copy, original in copies.items()], 3)
+        warnings.warn(f"left out {len(copies)} photo(s), copies of others: {named}", DarkIRWarning, stacklevel=4)
+    return copies
