@@ -157,6 +157,35 @@ def test_training_on_the_fly_validates_and_resumes_exactly(photo_dir, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_resume_whose_photos_moved_a_held_out_one_into_training_is_refused(photo_dir, tmp_path):
+    """A photo added to the sources reshuffles the split: the resumed run trained on its earlier test photo without
+    a word. It is refused, naming the photos; a resume on the same photos goes on."""
+    from darkir.data.synth import assign_splits
+
+    photos = tmp_path / "photos"
+    shutil.copytree(photo_dir, photos)
+    names = sorted(p.stem for p in photos.glob("*.png"))
+    held_out = sorted(name for name, split in assign_splits(names, 1, 1, 0).items() if split != "train")
+
+    def trained_if_added(extra: str) -> list[str]:
+        splits = assign_splits(sorted([*names, extra]), 1, 1, 0)
+        return [name for name in held_out if splits[name] == "train"]
+
+    added = next(f"extra{i}" for i in range(100) if trained_if_added(f"extra{i}"))
+    train(_synth_options(photos, tmp_path / "run"), progress=False, max_steps=1)
+    assert read_checkpoint(tmp_path / "run" / "last.pt")[2]["held_out_photos"] == held_out
+    extra = make_photos(tmp_path / "more", count=7)["photo6"]  # a photo none of the others copies
+    shutil.copy(extra, photos / f"{added}.png")
+    with pytest.raises(
+        ConfigError,
+        match=rf"photos it held out for validation or testing would now be trained on \({trained_if_added(added)[0]}",
+    ):
+        train(_synth_options(photos, tmp_path / "run"), resume=True, progress=False)
+    assert read_checkpoint(tmp_path / "run" / "last.pt")[2]["step"] == 1
+    (photos / f"{added}.png").unlink()
+    assert train(_synth_options(photos, tmp_path / "run"), resume=True, progress=False, max_steps=2).steps == 2
+
+
 def test_init_from_loads_weights_and_starts_a_new_schedule(photo_dir, tmp_path):
     source = randomize(build_model("darkir-csf-w32", **TINY), seed=5)
     weights = save_checkpoint(tmp_path / "start.pt", source)

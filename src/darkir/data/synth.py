@@ -224,6 +224,7 @@ class SynthDataset(Dataset):
         self.photos, self.names, self.length, self.crop = list(photos), list(names), length, crop
         self.seed, self.params, self.max_zoom_out, self.fixed = seed, params or SynthParams(), max_zoom_out, fixed
         self.epoch = 0
+        self.held_out: list[str] = []  # a training set's: the photos held out of it, which a resumed run keeps out
 
     def set_epoch(self, epoch: int) -> None:
         """Select the draws of ``epoch`` (ignored for a fixed set)."""

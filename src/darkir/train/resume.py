@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from darkir.errors import ConfigError, first_line
+from darkir.errors import ConfigError, first_line, some_of
 from darkir.models.config import ModelConfig
 from darkir.options import LOSS_NAME_KEYS, TrainOptions, network_key
 
@@ -61,6 +61,19 @@ def check_training_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         raise ConfigError(
             f"{path}: {kind} (no {', '.join(missing)}), so darkir cannot resume its schedule; start a new one "
             f"from its weights with --init-from {path} (and a new save.path)"
+        )
+
+
+def check_held_out(path: Path, held_out: list[str] | None, training: list[str]) -> None:
+    """Refuse to resume the run of ``path`` on photos that include some it held out (``held_out``: stored with its
+    checkpoint; None for a run on a paired set): the split of ``datasets.train.synth``'s photos moves as photos are
+    added, removed or renamed, and a photo held out for testing would then be trained on."""
+    leaked = sorted(set(held_out or ()) & set(training))
+    if leaked:
+        raise ConfigError(
+            f"{path}: datasets.train.synth: the photo sources changed since this run began, and photos it held out "
+            f"for validation or testing would now be trained on ({some_of(leaked, 5)}); put the sources back as they "
+            "were (added, removed or renamed photos move the split), or start a new run"
         )
 
 

@@ -71,6 +71,7 @@ def _synthetic_sets(options: Options) -> tuple[SynthDataset, SynthDataset | None
         train_set = SynthDataset(
             photos, chosen, synth.pairs_per_epoch, data_cfg.cropsize, options.train.seed, params, synth.max_zoom_out
         )
+    train_set.held_out = sorted(name for name in names if splits[name] != "train")
     if not synthetic_validation(options):
         return train_set, None
     photos, chosen = subset("val")

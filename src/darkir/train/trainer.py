@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from darkir.checkpoint import read_checkpoint, save_checkpoint, save_text
 from darkir.data.layouts import DatasetError
+from darkir.data.synth import SynthDataset
 from darkir.errors import CheckpointError, ConfigError, DarkIRError
 from darkir.eval.metrics import prepare, psnr, ssim
 from darkir.models.darkir import DarkIR
@@ -31,6 +32,7 @@ from darkir.options import Options
 from darkir.runtime import keep_freed_memory_for_reuse, resolve_device
 from darkir.train import ddp
 from darkir.train.resume import (
+    check_held_out,
     check_new_length,
     check_own_best,
     check_same_network,
@@ -232,7 +234,9 @@ class Trainer:
 
     # ----------------------------------------------------------------- state
     def _state(self) -> dict[str, Any]:
+        held_out = {"held_out_photos": self.train_set.held_out} if isinstance(self.train_set, SynthDataset) else {}
         return {
+            **held_out,
             "options": self.options.model_dump(mode="json"),
             **self.train_step.state_dict(),
             "rng": rng_state(),
@@ -268,6 +272,8 @@ class Trainer:
             return False
         state_dict, config, payload = read_checkpoint(path)
         check_training_checkpoint(path, payload)
+        if isinstance(self.train_set, SynthDataset):
+            check_held_out(path, payload.get("held_out_photos"), self.train_set.names)
         stored_id = payload.get("run_id")  # None in checkpoints from before run ids
         best_score = check_own_best(self.best_path, stored_id) if validates(self.options) else None
         self.run_id = stored_id or self.run_id
