@@ -190,13 +190,30 @@ def test_synth_writes_a_new_or_empty_folder_and_a_failed_run_leaves_nothing(phot
     assert main(["synth", "--source", str(photos), "-o", str(empty), *SMALL]) == 0
     assert sorted(p.name for p in empty.iterdir()) == ["synth.json", "test", "train", "val"]
     assert len(list(empty.rglob("*.png"))) == 8
-    _photo(photos / "tiny.png", seed=9, size=(20, 24))  # smaller than --size: fails after other photos are written
+    (photos / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)  # fails after others are written
     for output in (tmp_path / "new", tmp_path / "empty2"):
         if output.name == "empty2":
             output.mkdir()
         assert main(["synth", "--source", str(photos), "-o", str(output), *SMALL]) == 2
-        assert "tiny.png: 24x20 is smaller than --size 32" in _error(capsys)
+        assert "zz_broken.png" in _error(capsys)
     assert not (tmp_path / "new").exists() and list((tmp_path / "empty2").iterdir()) == []
+    (photos / "zz_broken.png").unlink()
+
+
+def test_synth_names_every_photo_smaller_than_the_size_before_any_work(photos, tmp_path, capsys, monkeypatch):
+    """The first one was found when its turn came, after every photo before it had been synthesized, and the others
+    one run later each."""
+    from darkir.data import synth
+
+    monkeypatch.setattr(synth, "degrade", lambda *args: pytest.fail("a pair was made before the sizes were checked"))
+    source = tmp_path / "with_small"
+    shutil.copytree(photos, source)
+    _photo(source / "zz_tiny.png", seed=9, size=(20, 24))
+    _photo(source / "zz_tiny2.png", seed=10, size=(30, 30))
+    assert main(["synth", "--source", str(source), "-o", str(tmp_path / "new"), *SMALL]) == 2
+    error = _error(capsys)
+    assert "2 photo(s) smaller than --size 32: " in error and "zz_tiny.png (24x20)" in error
+    assert "zz_tiny2.png (30x30)" in error and not (tmp_path / "new").exists()
 
 
 def test_synth_clears_what_a_killed_run_left_but_not_a_live_runs_folder(photos, tmp_path, capsys):

@@ -26,7 +26,7 @@ from darkir.data.dataset import to_tensor
 from darkir.data.degradation import SynthParams, degrade, log_uniform
 from darkir.data.layouts import LAYOUTS, DatasetError
 from darkir.errors import some_of
-from darkir.imageio import Image, read_image, write_image
+from darkir.imageio import Image, read_header, read_image, write_image
 from darkir.outputs import is_inside, pid_alive, process_tag
 
 
@@ -112,6 +112,7 @@ def synthesize(
         raise DatasetError(f"per_photo and size must be at least 1 (got {per_photo} and {size})")
     params = params or SynthParams()
     splits = assign_splits(sorted(photos), val_photos, test_photos, seed)
+    _check_sizes(photos, size)
     check_output(output)
     created = not output.exists()
     stage = output / f"{STAGE_PREFIX}{process_tag()}"
@@ -129,9 +130,24 @@ def synthesize(
             with contextlib.suppress(OSError):
                 output.rmdir()
         if isinstance(exc, OSError):
-            raise DatasetError(f"cannot write the set in {output}: {exc.strerror or exc}; nothing was kept") from None
+            where = f" ({os.fsdecode(exc.filename)})" if isinstance(exc.filename, (str, bytes)) else ""
+            raise DatasetError(
+                f"cannot write the set in {output}: {exc.strerror or exc}{where}; nothing was kept"
+            ) from None
         raise
     return counts
+
+
+def _check_sizes(photos: dict[str, Path], size: int) -> None:
+    """Refuse, before any work and naming them all, the photos whose headers give a side under ``size`` (those
+    without a readable header are checked as they are read)."""
+    small = []
+    for path in photos.values():
+        header = read_header(path)
+        if header is not None and min(header.displayed_size) < size:
+            small.append(f"{path} ({header.displayed_size[0]}x{header.displayed_size[1]})")
+    if small:
+        raise DatasetError(f"{len(small)} photo(s) smaller than --size {size}: {some_of(small, 5)}; lower --size")
 
 
 def _write_pairs(
