@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import warnings
+
 import cv2
 import numpy as np
 import pytest
@@ -11,6 +14,7 @@ from darkir.data.dataset import PairedDataset
 from darkir.data.layouts import DatasetError
 from darkir.data.pairs import find_pairs, find_unpaired, resolve_pairs
 from darkir.data.split import split_scenes, write_manifest
+from darkir.errors import DarkIRWarning
 
 
 def _write(path, height=40, width=48, value=None, seed=0):
@@ -194,6 +198,36 @@ def test_a_manifest_written_over_a_link_finds_its_data(tmp_path):
     write_manifest(data, link, {"train": 18, "val": 6, "test": 6}, seed=1, overwrite=True)
     assert not link.is_symlink() and (far / "real.json").read_text() == "{}"
     assert len(resolve_pairs(link, "val")) == 6
+
+
+def test_a_manifest_keeps_a_linked_data_folder_below_it_as_the_link(tmp_path):
+    """``split data -o split.json`` beside a link ``data`` stored the link's target, so the manifest broke when the
+    data moved and the link was pointed at its new place."""
+    make_lolblur(tmp_path / "store1" / "set", scenes=4, frames=2)
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "data").symlink_to(tmp_path / "store1" / "set")
+    manifest = tmp_path / "proj" / "split.json"
+    write_manifest(tmp_path / "proj" / "data", manifest, {"train": 4, "val": 2, "test": 2}, seed=0)
+    assert json.loads(manifest.read_text())["root"] == "data"
+    (tmp_path / "store1").rename(tmp_path / "store2")
+    (tmp_path / "proj" / "data").unlink()
+    (tmp_path / "proj" / "data").symlink_to(tmp_path / "store2" / "set")
+    assert all(pair.low.is_file() for pair in resolve_pairs(manifest, "val"))
+
+
+def test_a_split_of_a_flat_folder_says_each_pair_is_its_own_scene(tmp_path):
+    """Frames named scene1_001.png ... directly in low/ and high/ were scattered over the splits without a word."""
+    for side in ("low", "high"):
+        (tmp_path / side).mkdir()
+        for scene in range(3):
+            for frame in range(2):
+                cv2.imwrite(str(tmp_path / side / f"scene{scene}_{frame}.png"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.warns(DarkIRWarning, match="no scene folders .* each pair is a scene of its own"):
+        split_scenes(tmp_path, {"train": 2, "val": 2, "test": 2})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_lolblur(tmp_path / "nested", scenes=4, frames=2)
+        split_scenes(tmp_path / "nested", {"train": 4, "val": 2, "test": 2})
 
 
 def test_linked_subfolders_of_a_dataset_are_read_once_and_loops_end(tmp_path):

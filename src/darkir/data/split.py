@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from darkir.data.layouts import DatasetError
 from darkir.data.pairs import find_pairs
+from darkir.errors import DarkIRWarning
 from darkir.outputs import write_atomic
 
 
@@ -35,6 +37,13 @@ def split_scenes(root: str | Path, counts: dict[str, int], seed: int = 0) -> dic
     scenes: dict[str, list] = defaultdict(list)
     for pair in pairs:
         scenes[scene_of(pair.name)].append(pair)
+    if len(scenes) == len(pairs) > 1 and all(Path(pair.name).parent == Path() for pair in pairs):
+        warnings.warn(
+            f"{root}: no scene folders (the inputs lie directly in their folder), so each pair is a scene of its own "
+            "and frames of one scene may go to different splits; put each scene's frames in a folder of its own",
+            DarkIRWarning,
+            stacklevel=2,
+        )
     wanted = sum(counts.values())
     if wanted > len(pairs):
         asked = ", ".join(f"{name} {count}" for name, count in counts.items())
@@ -72,8 +81,18 @@ def write_manifest(
     root, output = Path(root), Path(output)
     splits = split_scenes(root, counts, seed)
     output.parent.mkdir(parents=True, exist_ok=True)
-    # relative to the folder the file is written in (an -o that is a link is replaced, not written through)
-    relative_root = os.path.relpath(root.resolve(), output.parent.resolve())
+    relative_root = _relative_root(root, output)
     manifest = {"root": relative_root, "seed": seed, "counts": {k: len(v) for k, v in splits.items()}, "splits": splits}
     write_atomic(output, json.dumps(manifest, indent=1).encode(), overwrite=overwrite)
     return manifest["counts"]
+
+
+def _relative_root(root: Path, output: Path) -> str:
+    """``root`` relative to the folder the manifest ``output`` is written in: as given where it lies below that
+    folder (a linked data folder stays the link, which may be pointed elsewhere later), else through the real
+    folders (``..`` from a linked folder would lead elsewhere). An ``output`` that is a link is replaced, not written
+    through."""
+    given = os.path.relpath(os.path.abspath(root), os.path.abspath(output.parent))
+    if given != os.pardir and not given.startswith(os.pardir + os.sep):
+        return given
+    return os.path.relpath(root.resolve(), output.parent.resolve())
