@@ -411,6 +411,20 @@ def test_a_tiffs_extra_samples_beyond_colour_and_alpha_are_left_out_with_a_warni
         np.testing.assert_array_equal(np.rint(image.alpha * 255), stored[:, :, alpha_at])
 
 
+@pytest.mark.parametrize("depth", [np.uint8, np.uint16])
+def test_an_rgba_tiff_opencv_writes_without_an_extra_samples_tag_keeps_its_alpha(tmp_path, depth):
+    """OpenCV writes RGBA TIFFs (LZW) without the ExtraSamples tag; the extra-samples rule took the alpha for a
+    sample to leave out, and tifffile could not decode the LZW data without imagecodecs."""
+    top = np.iinfo(depth).max
+    bgra = np.random.default_rng(1).integers(0, top, (12, 20, 4), dtype=depth)
+    cv2.imwrite(str(tmp_path / "a.tif"), bgra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        image = read_image(tmp_path / "a.tif")
+    np.testing.assert_array_equal(np.rint(image.alpha * top), bgra[:, :, 3])
+    np.testing.assert_array_equal(np.rint(image.rgb * top), bgra[:, :, [2, 1, 0]])
+
+
 def test_an_image_without_pixels_is_refused_in_one_line(tmp_path):
     """A TIFF of 0 rows came out as ``IndexError: tuple index out of range``."""
     import tifffile

@@ -93,17 +93,19 @@ class TiffLayout:
 
     @property
     def associated_alpha(self) -> bool:
-        """Whether the extra sample is associated alpha: the colour stored premultiplied by it."""
-        return self.extra == (1,)
+        """Whether the (first) extra sample is associated alpha: the colour stored premultiplied by it."""
+        return isinstance(self.extra, tuple) and self.extra[:1] == (1,)
 
     def samples_left_out(self) -> int:
         """How many samples of a gray or RGB layout darkir leaves out: those after the colour and an alpha (extra
         samples of other kinds, or a second alpha), which OpenCV would drop with the alpha or take for it."""
         if self.photometric not in (0, 1, 2) or not isinstance(self.samples, int):
             return 0
-        extra = self.extra if isinstance(self.extra, tuple) else ()
-        alpha = 1 if extra[:1] in ((1,), (2,)) else 0
-        return max(0, self.samples - (3 if self.photometric == 2 else 1) - alpha)
+        colour = 3 if self.photometric == 2 else 1
+        if not isinstance(self.extra, tuple):  # no ExtraSamples tag (OpenCV writes RGBA so): the first is the alpha
+            return max(0, self.samples - colour - 1)
+        alpha = 1 if self.extra[:1] in ((1,), (2,)) else 0
+        return max(0, self.samples - colour - alpha)
 
     def left_uninverted(self) -> bool:
         """Whether OpenCV gives this layout's stored values where white is zero (deep min-is-white gray), which

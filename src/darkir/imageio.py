@@ -324,7 +324,7 @@ def _colour_and_alpha(path: Path, layout: TiffLayout) -> np.ndarray:
     if layout.photometric == 0:  # min-is-white, which tifffile gives as stored
         top = np.iinfo(kept.dtype).max if kept.dtype.kind == "u" else 1.0
         kept = np.concatenate([top - kept[:, :, :colour], kept[:, :, colour:]], axis=2).astype(kept.dtype)
-    if alpha and layout.extra[0] == 1:
+    if alpha and layout.associated_alpha:
         kept = _unpremultiplied(kept)
     return kept[:, :, 0] if kept.shape[2] == 1 else np.ascontiguousarray(kept)
 
