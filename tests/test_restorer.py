@@ -223,14 +223,26 @@ def test_auto_tiling_restores_whole_images_exactly_and_tiles_within_a_small_budg
     assert (tiled - whole).abs().mean().item() < 0.05
 
 
-def test_a_batch_over_the_memory_budget_is_restored_as_its_images_are_alone():
-    """Under a budget, a batch of frames (``darkir video --batch 2``) was restored in smaller tiles than one frame
-    alone, so the batch size changed the video's tone; it is now restored in smaller batches instead."""
+def test_the_planner_counts_the_rows_the_model_pads_a_thin_image_to():
+    """The model pads each side to a multiple of 8, so a 1 x 100000 image computes as 8 x 100000; planned as 1 x
+    100000, it was restored whole, at 2 GB under max_memory 700MB."""
     model = randomize(build_model(TINY))
-    x = torch.rand(2, 3, 320, 448)
     restorer = Restorer(model, device="cpu", precision="fp32", max_memory="100GB")
-    restorer.planner.budget = restorer.planner.estimate(320 * 448, 256 * 256)
-    assert restorer.plan_for(320, 448, 2).tile > 0 and restorer.plan_for(320, 448).tile == 0
+    assert restorer.planner.multiple == model.padder_size == 8
+    restorer.planner.budget = restorer.planner.estimate(16384, 16384)  # what 1 x 16384 would need, unpadded
+    assert not restorer.plan_for(1, 16384).whole(1, 16384)
+    assert restorer.plan_for(8, 2048).whole(8, 2048)  # as many pixels, none padded
+
+
+def test_a_batch_over_the_memory_budget_is_restored_as_its_images_are_alone():
+    """Under a budget, a batch of frames (``darkir video --batch 3``) was restored in smaller tiles than one frame
+    alone, so the batch size changed the video's tone; it is now restored in smaller batches instead, with the
+    batch's frames counted as held in memory."""
+    model = randomize(build_model(TINY))
+    x = torch.rand(3, 3, 320, 448)
+    restorer = Restorer(model, device="cpu", precision="fp32", max_memory="100GB")
+    restorer.planner.budget = restorer.planner.estimate(3 * 320 * 448, 320 * 448)  # three held, one restored whole
+    assert restorer.plan_for(320, 448, 3).tile > 0 and restorer.plan_for(320, 448, 1, held=3).tile == 0
     alone = torch.cat([restorer.restore_tensor(frame[None]) for frame in x])
     batch = restorer.restore_tensor(x)
     assert restorer.last_plan.tile == 0
@@ -303,7 +315,7 @@ def test_the_small_tile_warning_advises_what_the_tiling_setting_allows(tile, adv
     model = randomize(build_model(TINY))
     restorer = Restorer(model, device="cpu", precision="fp32", tile=tile)
     if tile == "auto":  # a budget that leaves room for small tiles only
-        restorer.planner.plan = lambda height, width, batch=1: Plan(64, False, 0, "tiled in 64 px windows")
+        restorer.planner.plan = lambda height, width, batch=1, held=None: Plan(64, False, 0, "tiled in 64 px windows")
     with pytest.warns(DarkIRWarning, match=rf"change the result's tone .*; {advice}$"):
         restorer.restore_tensor(torch.rand(1, 3, 100, 120))
 

@@ -193,8 +193,16 @@ class MemoryPlanner:
     :data:`CUDA_DEFAULT_SHARE` of the free device memory."""
 
     def __init__(
-        self, device: torch.device, dtype: torch.dtype, model_width: int, max_memory: int | str | None = None
+        self,
+        device: torch.device,
+        dtype: torch.dtype,
+        model_width: int,
+        max_memory: int | str | None = None,
+        multiple: int = 1,
     ) -> None:
+        #: The model pads each side of its input to a multiple of this (DarkIR: 8), so a 1-pixel-high image
+        #: computes as 8 rows.
+        self.multiple = multiple
         key = "fp32" if dtype == torch.float32 else "bf16"  # bf16 and fp16 (CUDA) hold 16-bit activations
         if device.type == "cuda":  # one allocation mode, keyed "heap"; host memory is not planned
             self.base = torch.cuda.memory_allocated(device)
@@ -217,6 +225,10 @@ class MemoryPlanner:
                 f"(~{format_memory(self.base)})"
             )
 
+    def _forward_pixels(self, batch: int, height: int, width: int) -> int:
+        """The pixels a whole-image forward computes: each side padded to :attr:`multiple`."""
+        return batch * -(-height // self.multiple) * self.multiple * -(-width // self.multiple) * self.multiple
+
     def estimate(self, pixels: int, forward_pixels: int, mode: str = "heap") -> int:
         """Estimated peak bytes for an image of ``pixels`` whose forward passes see ``forward_pixels`` at once."""
         return int(self.base + self.image_per_pixel * pixels + self.per_pixel[mode] * forward_pixels)
@@ -224,10 +236,10 @@ class MemoryPlanner:
     def _too_large(self, batch: int, height: int, width: int) -> str:
         """Why an image (a batch) fits no plan: the least memory one would need (whole, lean, or the smallest
         tiles, where the image is larger than they are), and what to change."""
-        pixels = batch * height * width
-        needs = [(self.estimate(pixels, pixels), "whole")]
+        pixels, forward = batch * height * width, self._forward_pixels(batch, height, width)
+        needs = [(self.estimate(pixels, forward), "whole")]
         if "lean" in self.per_pixel:
-            needs.append((self.estimate(pixels, pixels, "lean"), "whole, freed memory returned to the OS"))
+            needs.append((self.estimate(pixels, forward, "lean"), "whole, freed memory returned to the OS"))
         if max(height, width) > MIN_TILE:
             needs.append((self.estimate(pixels, batch * MIN_TILE**2), f"in {MIN_TILE} px tiles"))
         need, how = min(needs)
@@ -239,15 +251,16 @@ class MemoryPlanner:
         budget = f"{self.budget_source} {format_memory(self.budget)}"
         return f"{what} does not fit {budget}: it needs at least ~{format_memory(need)} ({how}); {fix}"
 
-    def plan(self, height: int, width: int, batch: int = 1) -> Plan:
-        """The whole image if it fits, else (CPU) the whole image in lean mode, else the largest fitting tiles."""
-        pixels = batch * height * width
+    def plan(self, height: int, width: int, batch: int = 1, held: int | None = None) -> Plan:
+        """The whole image if it fits, else (CPU) the whole image in lean mode, else the largest fitting tiles;
+        for ``batch`` images at once, of ``held`` in memory (default ``batch``)."""
+        pixels, forward = (held or batch) * height * width, self._forward_pixels(batch, height, width)
         budget = format_memory(self.budget)
-        whole = self.estimate(pixels, pixels)
+        whole = self.estimate(pixels, forward)
         if whole <= self.budget:
             return Plan(0, False, whole, f"whole image: needs ~{format_memory(whole)} of {budget}")
         if "lean" in self.per_pixel:
-            lean = self.estimate(pixels, pixels, "lean")
+            lean = self.estimate(pixels, forward, "lean")
             if lean <= self.budget:
                 return Plan(
                     0, True, lean, f"whole image, freed memory returned to the OS: ~{format_memory(lean)} of {budget}"

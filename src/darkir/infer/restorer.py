@@ -157,7 +157,9 @@ class Restorer:
         self.planner = None
         if tile == "auto":
             width = int(getattr(model, "config", {}).get("width", 32))
-            self.planner = MemoryPlanner(self.device, self.dtype, width, max_memory)
+            self.planner = MemoryPlanner(
+                self.device, self.dtype, width, max_memory, multiple=int(getattr(model, "padder_size", 1))
+            )
         #: The plan of the last image restored (whole or tiled, and why).
         self.last_plan: Plan | None = None
         #: Whether the tone warning of small tiles was given (once per Restorer: a batch's images all give it).
@@ -291,7 +293,7 @@ class Restorer:
             and height * width > 0
             and (batch, height, width) not in self.compiled_shapes
             and batch * count >= images_to_earn(height, width)
-            and self.plan_for(height, width, batch).whole(height, width)
+            and self._whole_plan(height, width, batch) is not None
         ]
         earning.sort(key=lambda shape: -counts[shape] * shape[0] * shape[1] * shape[2])  # most time saved first
         chosen = earning[: max(0, MAX_COMPILED_SHAPES - len(self.compiled_shapes))]
@@ -334,14 +336,24 @@ class Restorer:
         with self._precision():
             return self._model(x)
 
-    def plan_for(self, height: int, width: int, batch: int = 1) -> Plan:
-        """How an image of ``height`` x ``width`` (``batch`` of them) is restored: whole or tiled, and why."""
+    def plan_for(self, height: int, width: int, batch: int = 1, held: int | None = None) -> Plan:
+        """How an image of ``height`` x ``width`` (``batch`` of them at once, of ``held`` in memory: default
+        ``batch``) is restored: whole or tiled, and why."""
         if self.planner is not None:
-            return self.planner.plan(height, width, batch)
+            return self.planner.plan(height, width, batch, held)
         if not self.tile or (height <= self.tile and width <= self.tile):
             reason = f"whole image: within tile={self.tile}" if self.tile else "whole image (tile=0)"
             return Plan(0, False, 0, reason)
         return Plan(self.tile, False, 0, f"tiled in {self.tile} px windows (tile={self.tile})")
+
+    def _whole_plan(self, height: int, width: int, batch: int) -> Plan | None:
+        """The plan of a batch of ``batch`` images of ``height`` x ``width`` where it is restored whole at once,
+        else None (in tiles, or too large at once: then in smaller batches)."""
+        try:
+            plan = self.plan_for(height, width, batch)
+        except DarkIRError:
+            return None
+        return plan if plan.whole(height, width) else None
 
     def _overlap(self, tile: int) -> int:
         """The overlap of ``tile`` px windows: the one given if it is less than half a tile, else the default."""
@@ -400,8 +412,8 @@ class Restorer:
         rgb = np.ascontiguousarray(rgb)  # torch takes no negative strides (an OpenCV frame[..., ::-1])
         peak = np.iinfo(rgb.dtype).max
         count, height, width = rgb.shape[:3]
-        plan = self.plan_for(height, width, count)
-        if self.device.type == "cuda" and rgb.dtype == np.uint8 and plan.whole(height, width) and not plan.lean:
+        plan = self._whole_plan(height, width, count)
+        if self.device.type == "cuda" and rgb.dtype == np.uint8 and plan is not None and not plan.lean:
             self.last_plan = plan
             x = torch.from_numpy(rgb).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(peak)
             restored = self._finish(self._on_device(x).float()).clamp_(0, 1).mul_(peak).round_()
@@ -410,12 +422,16 @@ class Restorer:
         restored = self.restore_tensor(x).clamp(0, 1).permute(0, 2, 3, 1).numpy()
         return np.rint(restored * peak).astype(rgb.dtype)
 
-    def _restore(self, x: torch.Tensor) -> torch.Tensor:
+    def _restore(self, x: torch.Tensor, held: int | None = None) -> torch.Tensor:
+        """Restore the batch ``x`` (a part of ``held`` images in memory) as planned: in smaller batches where the
+        whole batch would need smaller tiles than one image, then whole or in tiles."""
         height, width = x.shape[-2:]
-        size = self._batch_restored_as_one(height, width, x.shape[0])
+        held = held or x.shape[0]
+        size = self._batch_restored_as_one(height, width, x.shape[0], held)
         if size < x.shape[0]:
-            return torch.cat([self._restore(x[start : start + size]) for start in range(0, x.shape[0], size)])
-        plan = self.last_plan = self.plan_for(height, width, x.shape[0])
+            parts = [self._restore(x[start : start + size], held) for start in range(0, x.shape[0], size)]
+            return torch.cat(parts)
+        plan = self.last_plan = self.plan_for(height, width, x.shape[0], held)
         if plan.whole(height, width):
             if not plan.lean:
                 return self._run(x)
@@ -433,20 +449,19 @@ class Restorer:
             )
         return restore_in_tiles(self._run, x, plan.tile, self._overlap(plan.tile), self._preview, self.guide_scale)
 
-    def _batch_restored_as_one(self, height: int, width: int, count: int) -> int:
-        """The most of ``count`` images of ``height`` x ``width`` restored at once with the plan of one alone (whole
-        or in the same tiles): a batch too large for the memory budget is restored in smaller ones, not in smaller
-        tiles, which would change the result (its tone) with the batch size."""
+    def _batch_restored_as_one(self, height: int, width: int, count: int, held: int) -> int:
+        """The most of ``count`` images of ``height`` x ``width`` (of ``held`` in memory) restored at once in the
+        tiles of one at a time (or whole): a batch too large for the memory budget is restored in smaller ones, not
+        in smaller tiles, which would change the result (its tone) with the batch size."""
 
-        def layout(size: int) -> tuple[int, bool] | None:
+        def tile(size: int) -> int | None:
             try:
-                plan = self.plan_for(height, width, size)
+                return self.plan_for(height, width, size, held).tile
             except DarkIRError:  # too large to restore at once even in the smallest tiles
                 return None
-            return plan.tile, plan.lean
 
         size = count
-        while size > 1 and layout(size) != layout(1):
+        while size > 1 and tile(size) != tile(1):
             size -= 1
         return size
 
