@@ -105,8 +105,8 @@ def check_threads(threads: int | None) -> int | None:
         raise DarkIRError(f"threads must be a whole number of at least 1 or None, got {threads!r}")
     if threads > thread_limit():
         raise DarkIRError(
-            f"{threads} threads are too many for {usable_cpus()} CPU(s): at most {thread_limit()} (4 per CPU, and at "
-            f"least {MIN_THREAD_LIMIT})"
+            f"{threads} threads are too many for {usable_cpus()} CPU(s): at most {thread_limit()} (4 per CPU or "
+            f"{MIN_THREAD_LIMIT}, whichever is more)"
         )
     return int(threads)
 

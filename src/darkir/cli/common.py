@@ -140,7 +140,7 @@ PATH_FLAGS = {
 }
 
 
-def expand_home(args: argparse.Namespace, names: Iterable[str] = (*PATH_FLAGS, "inputs", "input", "root")) -> None:
+def expand_home(args: argparse.Namespace, names: Iterable[str] = (*PATH_FLAGS, "inputs", "input")) -> None:
     """Expand a leading ``~`` or ``~user`` in the path arguments ``names``, as a shell does (a quoted one reaches
     darkir as it is, and would otherwise name a folder ``~`` in the current one); one of an unknown user is kept."""
     for name in names:
