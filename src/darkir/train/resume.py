@@ -64,16 +64,21 @@ def check_training_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         )
 
 
-def check_held_out(path: Path, held_out: list[str] | None, training: list[str]) -> None:
-    """Refuse to resume the run of ``path`` on photos that include some it held out (``held_out``: stored with its
-    checkpoint; None for a run on a paired set): the split of ``datasets.train.synth``'s photos moves as photos are
-    added, removed or renamed, and a photo held out for testing would then be trained on."""
-    leaked = sorted(set(held_out or ()) & set(training))
-    if leaked:
+def check_held_out(path: Path, payload: dict[str, Any], training: list[str], held_out: list[str]) -> None:
+    """Refuse to resume the run of ``path`` where the photos it held out (stored in its checkpoint ``payload``;
+    none for a run on a paired set or of an older darkir) would be trained on, or the photos it trained on would be
+    held out (``training``, ``held_out``: the split now): the split of ``datasets.train.synth``'s photos moves with
+    the sources' photos and with ``val_photos``, ``test_photos`` and ``split_seed``."""
+    crossed = sorted(
+        (set(payload.get("held_out_photos") or ()) & set(training))
+        | (set(payload.get("trained_photos") or ()) & set(held_out))
+    )
+    if crossed:
         raise ConfigError(
-            f"{path}: datasets.train.synth: the photo sources changed since this run began, and photos it held out "
-            f"for validation or testing would now be trained on ({some_of(leaked, 5)}); put the sources back as they "
-            "were (added, removed or renamed photos move the split), or start a new run"
+            f"{path}: datasets.train.synth: the photo split changed since this run began, and photos would cross "
+            f"between training and the held-out ones ({some_of(crossed, 5)}); put the photo sources and "
+            "val_photos, test_photos and split_seed back as they were (adding or removing photos moves the split), "
+            "or start a new run"
         )
 
 

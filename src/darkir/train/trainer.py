@@ -234,9 +234,13 @@ class Trainer:
 
     # ----------------------------------------------------------------- state
     def _state(self) -> dict[str, Any]:
-        held_out = {"held_out_photos": self.train_set.held_out} if isinstance(self.train_set, SynthDataset) else {}
+        split = (
+            {"held_out_photos": self.train_set.held_out, "trained_photos": self.train_set.names}
+            if isinstance(self.train_set, SynthDataset)
+            else {}
+        )
         return {
-            **held_out,
+            **split,
             "options": self.options.model_dump(mode="json"),
             **self.train_step.state_dict(),
             "rng": rng_state(),
@@ -273,7 +277,7 @@ class Trainer:
         state_dict, config, payload = read_checkpoint(path)
         check_training_checkpoint(path, payload)
         if isinstance(self.train_set, SynthDataset):
-            check_held_out(path, payload.get("held_out_photos"), self.train_set.names)
+            check_held_out(path, payload, self.train_set.names, self.train_set.held_out)
         stored_id = payload.get("run_id")  # None in checkpoints from before run ids
         best_score = check_own_best(self.best_path, stored_id) if validates(self.options) else None
         self.run_id = stored_id or self.run_id
