@@ -127,6 +127,9 @@ def test_a_name_that_is_not_utf8_is_printed_as_its_bytes_on_a_utf8_stdout(tmp_pa
     result = subprocess.run(command, capture_output=True, env=env)
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     assert result.stdout.rstrip().endswith(manifest) and os.path.isfile(manifest)
+    errors = sys.stdout.errors
+    main(["models", "darkir-w32"])  # called from Python: the caller's stdout is left as it was
+    assert sys.stdout.errors == errors
 
 
 def test_console_script_is_installed():

@@ -161,6 +161,8 @@ def test_a_double_star_glob_that_matches_folders_restores_them_as_bash_globstar_
     assert [(job.source, job.target) for job in jobs] == [(job.source, job.target) for job in expanded]
     assert sorted(job.target for job in jobs) == [out / "night3.png", out / "sub" / "y.png", out / "x.png"]
     assert problems == []
+    jobs, problems = plan_jobs([str(tmp_path / "p" / "c" / "day.png" / "**")], out)  # a file is no folder to walk
+    assert jobs == [] and len(problems) == 1
 
 
 def test_of_inputs_sharing_an_output_name_the_one_whose_own_name_it_is_is_restored(tmp_path):

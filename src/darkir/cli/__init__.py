@@ -118,13 +118,25 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _print_any_name() -> None:
-    """Let stdout print file names that are not UTF-8 (a camera's Latin-1 name, held as surrogates) as their bytes,
-    as ``ls`` does: a UTF-8 stdout refused them, and a finished run ended in ``UnicodeEncodeError``."""
-    reconfigure = getattr(sys.stdout, "reconfigure", None)
-    if reconfigure is not None:
+@contextlib.contextmanager
+def _print_any_name() -> Iterator[None]:
+    """Within it, stdout prints file names that are not UTF-8 (a camera's Latin-1 name, held as surrogates) as their
+    bytes, as ``ls`` does: a UTF-8 stdout refused them, and a finished run ended in ``UnicodeEncodeError``. The
+    stream is set back after (``main`` called from Python)."""
+    stream = sys.stdout
+    errors = getattr(stream, "errors", None)
+    changed = False
+    if errors is not None and hasattr(stream, "reconfigure"):
         with contextlib.suppress(ValueError, OSError):
-            reconfigure(errors="surrogateescape")
+            stream.reconfigure(errors="surrogateescape")
+            changed = True
+    try:
+        yield
+    finally:
+        if changed:
+            with contextlib.suppress(ValueError, OSError):
+                stream.flush()
+                stream.reconfigure(errors=errors)
 
 
 def _discard_stdout() -> None:
@@ -135,7 +147,12 @@ def _discard_stdout() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``darkir`` console script."""
-    _print_any_name()
+    with _print_any_name():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    """:func:`main`, with stdout printing any file name."""
     args = _parse(argv)
     try:
         with warnings.catch_warnings(), _terminate_as_interrupt():

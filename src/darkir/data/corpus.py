@@ -144,11 +144,11 @@ def _copies(paths: list[Path]) -> dict[Path, Path]:
         with contextlib.suppress(OSError):
             by_size.setdefault(os.path.getsize(path), []).append(path)
     copies: dict[Path, Path] = {}
-    for group in by_size.values():
+    for size, group in by_size.items():
         first: dict[str, Path] = {}
-        for path in group if len(group) > 1 else []:
-            with contextlib.suppress(OSError):
-                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in group if len(group) > 1 and size > 0 else []:  # (empty files are refused as they are read)
+            with contextlib.suppress(OSError), open(path, "rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
                 original = first.setdefault(digest, path)
                 if _identity(original) != _identity(path):
                     copies[path] = original

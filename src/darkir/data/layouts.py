@@ -104,7 +104,9 @@ def list_images(folder: Path) -> list[Path]:
     files = [
         p
         for p in walk_files(folder)
-        if not any(part.startswith(".") for part in p.relative_to(folder).parts) and p.is_file()
+        if p.suffix.lower() in IMAGE_SUFFIXES + UNREAD_IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and p.is_file()
     ]
     warn_unread([p for p in files if p.suffix.lower() in UNREAD_IMAGE_SUFFIXES], stacklevel=3)
     return sorted(p for p in files if p.suffix.lower() in IMAGE_SUFFIXES)

@@ -88,11 +88,11 @@ def write_manifest(
 
 
 def _relative_root(root: Path, output: Path) -> str:
-    """``root`` relative to the folder the manifest ``output`` is written in: as given where it lies below that
-    folder (a linked data folder stays the link, which may be pointed elsewhere later), else through the real
-    folders (``..`` from a linked folder would lead elsewhere). An ``output`` that is a link is replaced, not written
+    """``root`` relative to the folder the manifest ``output`` is written in: as given where that leads to it (a
+    linked data folder stays the link, which may be pointed elsewhere later), else through the real folders (``..``
+    after a link leads elsewhere than the name says). An ``output`` that is a link is replaced, not written
     through."""
     given = os.path.relpath(os.path.abspath(root), os.path.abspath(output.parent))
-    if given != os.pardir and not given.startswith(os.pardir + os.sep):
+    if (output.parent / given).resolve() == root.resolve():  # ('link/..' in either path leads elsewhere)
         return given
     return os.path.relpath(root.resolve(), output.parent.resolve())

@@ -84,7 +84,7 @@ def glob_files(pattern: str) -> list[Path]:
     regex = _pattern_regex(parts[fixed:])
     files = [path.relative_to(root) for path in walk_files(root)]
     folders = sorted({folder for path in files for folder in path.parents} - {Path()})
-    itself = [root] if all(part == "**" for part in parts[fixed:]) else []  # 'p/**' is p too; 'p/**/*' is not
+    itself = [root] if root.is_dir() and all(part == "**" for part in parts[fixed:]) else []  # 'p/**' is p too
     return itself + [root / path for path in [*files, *folders] if regex.match(path.as_posix())]
 
 
