@@ -118,3 +118,55 @@ def test_from_pretrained_settings_reach_the_restorer(tiny_checkpoint):
     assert restorer.tiles_for(200, 200) == 9  # 3 x 3 windows overlapping by the default 24 px
     auto = Restorer.from_pretrained(str(tiny_checkpoint), device="cpu", max_memory="300GB")
     assert auto.tile == "auto" and auto.planner.budget == 300_000_000_000
+
+
+# Found by an outside test of the Python API (fourteenth session).
+
+
+def test_restore_tensor_gives_an_ordinary_tensor(tiny_restorer):
+    """It gave an inference tensor: ``out.clamp_(0, 1)`` raised 'Inplace update to inference tensor'."""
+    out = tiny_restorer.restore_tensor(torch.rand(1, 3, 32, 40) * 0.3)
+    assert not torch.is_inference(out)
+    out.clamp_(0, 1)
+    (out * torch.ones(1, requires_grad=True)).sum().backward()
+
+
+def test_loading_weights_leaves_the_callers_random_state_as_it_was(tiny_checkpoint):
+    """The random init that the weights replace drew from the global generator."""
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    Restorer.from_pretrained(str(tiny_checkpoint), device="cpu")
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_a_basicsr_file_with_averaged_weights_loads_them_as_spandrel_does(tiny_checkpoint, tmp_path):
+    """Of ``params`` and ``params_ema`` darkir took ``params``, spandrel (and Real-ESRGAN) the averaged ones."""
+    state = create_model(str(tiny_checkpoint)).state_dict()
+    averaged = {key: value + 0.01 if value.is_floating_point() else value for key, value in state.items()}
+    torch.save({"params": state, "params_ema": averaged}, tmp_path / "ema.pth")
+    loaded = create_model(str(tmp_path / "ema.pth")).state_dict()
+    assert all(torch.equal(loaded[key], averaged[key]) for key in averaged)
+
+
+def test_wrapper_prefixes_are_stripped_in_either_order(tiny_checkpoint, tmp_path):
+    """``torch.compile(DDP(model))`` names every tensor ``_orig_mod.module.``: it was "not a DarkIR checkpoint"."""
+    state = create_model(str(tiny_checkpoint)).state_dict()
+    torch.save({"state_dict": {f"_orig_mod.module.{k}": v for k, v in state.items()}}, tmp_path / "wrapped.pt")
+    loaded = create_model(str(tmp_path / "wrapped.pt"))
+    assert all(torch.equal(loaded.state_dict()[key], value) for key, value in state.items())
+
+
+def test_a_home_folder_path_is_the_users_in_save_and_read_and_restore(tiny_checkpoint, tmp_path, monkeypatch):
+    """``save_checkpoint('~/w.pt')`` wrote a folder named '~' in the current folder, which create_model (which
+    expands '~') then did not find; a restorer called on '~/a.png' found no file."""
+    from darkir.checkpoint import read_checkpoint, save_checkpoint
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "home").mkdir()
+    model = create_model(str(tiny_checkpoint))
+    assert save_checkpoint("~/w.pt", model) == tmp_path / "home" / "w.pt" and not (tmp_path / "~").exists()
+    assert read_checkpoint("~/w.pt")[1] == model.config
+    cv2.imwrite(str(tmp_path / "home" / "a.png"), _dark((24, 32, 3)))
+    restorer = Restorer.from_pretrained("~/w.pt", device="cpu")
+    assert restorer("~/a.png").shape == (24, 32, 3)

@@ -27,8 +27,10 @@ from darkir.errors import CheckpointError, first_line
 from darkir.weightfiles import safetensors_problem, torch_load
 
 #: Keys under which known training codes nest the model weights, in the order they are tried.
-STATE_DICT_KEYS = ("state_dict", "model_state_dict", "params", "params_ema", "model")
-#: Prefixes added by wrappers (DistributedDataParallel, torch.compile) and stripped on load.
+#: (A BasicSR-style file with both ``params_ema`` and ``params`` gives its averaged weights, the ones it is evaluated
+#: with, as spandrel and Real-ESRGAN's inference load them.)
+STATE_DICT_KEYS = ("state_dict", "model_state_dict", "params_ema", "params", "model")
+#: Prefixes added by wrappers (DistributedDataParallel, torch.compile) and stripped on load, in any order.
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 SAFETENSORS_CONFIG_KEY = "darkir_config"
 
@@ -39,7 +41,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, 
     """Read ``path`` and return (model state_dict, model config if stored, the whole payload)."""
     if not str(path).strip():
         raise CheckpointError("the checkpoint path is empty (an unset variable?); an empty path is not a file")
-    path = Path(path)
+    path = Path(path).expanduser()  # as create_model takes it
     if path.is_dir():
         raise CheckpointError(f"checkpoint {path} is a folder, not a checkpoint file")
     if not path.is_file():
@@ -93,9 +95,15 @@ def _find_state_dict(payload: Mapping[str, Any], path: Path) -> StateDict:
 
 
 def _strip_prefixes(state_dict: StateDict) -> StateDict:
-    for prefix in WRAPPER_PREFIXES:
-        if state_dict and all(k.startswith(prefix) for k in state_dict):
-            state_dict = {k[len(prefix) :]: v for k, v in state_dict.items()}
+    """``state_dict`` with the :data:`WRAPPER_PREFIXES` every key has removed, however nested (``module._orig_mod.``
+    and ``_orig_mod.module.`` alike)."""
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in WRAPPER_PREFIXES:
+            if state_dict and all(k.startswith(prefix) for k in state_dict):
+                state_dict = {k[len(prefix) :]: v for k, v in state_dict.items()}
+                stripped = True
     return state_dict
 
 
@@ -105,7 +113,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, **state: Any
     ``.safetensors`` stores the weights only (config in the metadata); other suffixes store a
     ``torch.save`` dict ``{"state_dict", "config", **state}``.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     if state and path.suffix.lower() == ".safetensors":
         raise CheckpointError(
             f"{path}: .safetensors holds weights and config only; {', '.join(sorted(state))} would be lost "

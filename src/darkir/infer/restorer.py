@@ -217,12 +217,13 @@ class Restorer:
         if isinstance(image, (str, os.PathLike)):
             if not str(image).strip():
                 raise ImageReadError("the image path is empty (an unset variable?); an empty path is not a file")
-            if Path(image).is_dir():
+            path = Path(image).expanduser()  # '~/night.png' as create_model and the command line take it
+            if path.is_dir():
                 raise ImageReadError(
                     f"{image} is a folder; a Restorer restores one image (`darkir restore {image} -o OUT` restores "
                     "a folder)"
                 )
-            decoded = read_image(Path(image))
+            decoded = read_image(path)
             decoded.rgb = self.restore_array(decoded.rgb)
             return image_to_array(decoded, DEPTH_DTYPES[decoded.bit_depth])
         if isinstance(image, np.ndarray):
@@ -245,7 +246,7 @@ class Restorer:
         low, high = float(x.min()), float(x.max())
         if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
             raise DarkIRError(f"tensor values must be in [0, 1]; this one spans [{low:.4g}, {high:.4g}]")
-        return self.restore_tensor(x.float()).clamp(0, 1).to(dtype=x.dtype, device=x.device)
+        return self._restore_tensor(x.float()).clamp(0, 1).to(dtype=x.dtype, device=x.device)
 
     def _call_pil(self, image: Any) -> Any:
         from PIL import Image as PILImage
@@ -370,11 +371,16 @@ class Restorer:
         overlap = self._overlap(tile)
         return len(tile_starts(height, min(tile, height), overlap)) * len(tile_starts(width, min(tile, width), overlap))
 
-    @torch.inference_mode()
     def restore_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Restore a (N, C, H, W) float batch in [0, 1] (C: the model's ``img_channel``, 3 for the packaged models;
         any float dtype, computed as float32); returns float32 on the CPU, not clamped (clamped to [0, 1] when
-        ``exposure`` is not 0). An output with NaN or infinite values (broken weights) raises a DarkIRError."""
+        ``exposure`` is not 0), an ordinary tensor (changed in place or used with autograd as any other). An output
+        with NaN or infinite values (broken weights) raises a DarkIRError."""
+        return self._restore_tensor(x).clone()  # outside inference mode: not an inference tensor
+
+    @torch.inference_mode()
+    def _restore_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`restore_tensor`'s result as an inference tensor (for darkir's own use of it, without a copy)."""
         _check_batch(x, self._channels())
         return self._finish(self._restore(x.float()))
 
@@ -419,7 +425,7 @@ class Restorer:
             restored = self._finish(self._on_device(x).float()).clamp_(0, 1).mul_(peak).round_()
             return restored.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
         x = torch.from_numpy(rgb.astype(np.float32) / np.float32(peak)).permute(0, 3, 1, 2)
-        restored = self.restore_tensor(x).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+        restored = self._restore_tensor(x).clamp(0, 1).permute(0, 2, 3, 1).numpy()
         return np.rint(restored * peak).astype(rgb.dtype)
 
     def _restore(self, x: torch.Tensor, held: int | None = None) -> torch.Tensor:
@@ -484,7 +490,7 @@ class Restorer:
         any float dtype); the result is float32, clamped to [0, 1]. Integer images go through ``restorer(array)``."""
         _check_array(rgb)
         x = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
-        out = self.restore_tensor(x)[0].clamp(0, 1)
+        out = self._restore_tensor(x)[0].clamp(0, 1)
         return out.permute(1, 2, 0).numpy()
 
 

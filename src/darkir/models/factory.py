@@ -67,7 +67,8 @@ def load_model(
             reason = first_line(exc)
             raise CheckpointError(f"checkpoint {path}: no model can be made of its config ({reason})") from None
         check_fits(shapes, state_dict, source=f"checkpoint {path}")
-    model = build_model(settings)
+    with torch.random.fork_rng(devices=[]):  # the random init the weights replace leaves the caller's RNG as it was
+        model = build_model(settings)
     model.load_state_dict(state_dict, strict=True)
     return model.to(device).eval()
 
