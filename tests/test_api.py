@@ -170,3 +170,14 @@ def test_a_home_folder_path_is_the_users_in_save_and_read_and_restore(tiny_check
     cv2.imwrite(str(tmp_path / "home" / "a.png"), _dark((24, 32, 3)))
     restorer = Restorer.from_pretrained("~/w.pt", device="cpu")
     assert restorer("~/a.png").shape == (24, 32, 3)
+
+
+def test_a_model_name_in_other_case_is_answered_with_the_names_it_may_mean():
+    with pytest.raises(DarkIRError, match=r"did you mean darkir-w32-synth"):
+        create_model("DARKIR-W32-SYNTH")
+
+
+def test_a_pil_mode_with_alpha_is_told_to_convert_to_rgba_not_rgb(tiny_restorer):
+    """The hint said image.convert('RGB'), which drops the alpha the image has."""
+    with pytest.raises(DarkIRError, match=r"image\.convert\('RGBA'\)"):
+        tiny_restorer(PILImage.new("LA", (8, 8)))

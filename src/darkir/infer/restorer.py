@@ -253,8 +253,9 @@ class Restorer:
 
         modes = {"L": np.uint8, "I;16": np.uint16, "RGB": np.uint8, "RGBA": np.uint8}
         if image.mode not in modes:
+            to = "RGBA" if "A" in image.mode or "transparency" in image.info else "RGB"  # (keeping an alpha it has)
             raise DarkIRError(
-                f"PIL images of mode {image.mode!r} are not supported; convert first, e.g. image.convert('RGB')"
+                f"PIL images of mode {image.mode!r} are not supported; convert first, e.g. image.convert({to!r})"
             )
         try:
             array = np.asarray(image, dtype=modes[image.mode])  # a lazily opened image is decoded here

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import fields
@@ -16,7 +17,7 @@ from darkir.checkpoint import StateDict, read_checkpoint
 from darkir.errors import CheckpointError, ConfigError, ConfigMismatchError, first_line
 from darkir.models.config import ModelConfig
 from darkir.models.state_dict import infer_config
-from darkir.models.zoo import get_spec, has_model, resolve_config
+from darkir.models.zoo import get_spec, has_model, list_models, resolve_config
 
 
 def packaged_weights_path(filename: str) -> Path:
@@ -36,7 +37,9 @@ def resolve_weights(name_or_path: str | os.PathLike[str]) -> tuple[Path, dict[st
         return packaged_weights_path(spec.weights), spec.config
     path = Path(text).expanduser()
     if not path.exists():
-        raise CheckpointError(f"weights not found: {text!r} is neither a file nor a model name with weights")
+        close = difflib.get_close_matches(text.strip().lower(), list_models(pretrained=True), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise CheckpointError(f"weights not found: {text!r} is neither a file nor a model name with weights{hint}")
     return path, None
 
 
