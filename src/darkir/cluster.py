@@ -38,7 +38,7 @@ from tqdm import tqdm
 from darkir.errors import DarkIRError, first_line
 from darkir.infer.exposure import check_exposure
 from darkir.infer.files import Outcome, Report, check_output, clean_stale_outputs, count_sizes, restore_job
-from darkir.infer.jobs import Job, plan_jobs
+from darkir.infer.jobs import Job, output_suffix, plan_jobs
 from darkir.infer.restorer import RestoreSettings, check_compile
 from darkir.infer.tiling import check_tiling
 from darkir.infer.video import check_video_encoding
@@ -279,18 +279,13 @@ def _results(dataset: Any, total: int, progress: bool, size: int) -> Iterator[di
             raise DarkIRError(message) from exc
 
 
-def _check_paths_and_formats(sources: list[str], output: str | os.PathLike[str], suffix: str | None) -> None:
-    """Refuse, before Ray starts, no inputs, an empty output path (which would mean the current folder, as an unset
-    variable gives it) and an output format darkir does not write."""
-    from darkir.imageio import IMAGE_SUFFIXES
-
+def _check_paths(sources: list[str], output: str | os.PathLike[str]) -> None:
+    """Refuse, before Ray starts, no inputs and an empty output path (which would mean the current folder, as an
+    unset variable gives it)."""
     if not sources:
         raise DarkIRError("no inputs to restore; give files, folders or globs")
     if not os.fspath(output):
         raise DarkIRError("the output folder is an empty path (an unset variable?); name a folder ('.' for this one)")
-    if suffix is not None and f".{suffix.lower().lstrip('.')}" not in IMAGE_SUFFIXES:
-        formats = ", ".join(name.lstrip(".") for name in IMAGE_SUFFIXES)
-        raise DarkIRError(f"suffix {suffix!r}: darkir writes {formats}")
 
 
 def restore_dataset(
@@ -328,7 +323,8 @@ def restore_dataset(
     from darkir.models import create_model
 
     sources = [os.fspath(inputs)] if isinstance(inputs, (str, os.PathLike)) else [os.fspath(i) for i in inputs]
-    _check_paths_and_formats(sources, output, suffix)
+    _check_paths(sources, output)
+    suffix = output_suffix(suffix, f"suffix {suffix!r}")
     check_video_encoding(codec, crf)
     output = Path(output)
     check_tiling(tile, overlap, max_memory)
@@ -337,7 +333,6 @@ def restore_dataset(
     check_compile(compile)
     threads = check_threads(threads)
     preflight(address)
-    suffix = f".{suffix.lower().lstrip('.')}" if suffix else None
     jobs, problems = plan_jobs(sources, output, suffix, videos=True)
     model = weights if isinstance(weights, nn.Module) else create_model(weights, require_weights=True)
     if jobs:

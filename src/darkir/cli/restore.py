@@ -40,7 +40,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from darkir.infer.files import restore_files
-    from darkir.infer.jobs import plan_jobs
+    from darkir.infer.jobs import output_suffix, plan_jobs
     from darkir.outputs import check_writable_dir, ensure_writable_dir
 
     refuse_empty(args, _PATHS)
@@ -48,14 +48,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if args.engine == "local" and ray_flags:
         print(f"darkir: error: {', '.join(ray_flags)} need --engine ray", file=sys.stderr)
         return 2
-    from darkir.imageio import IMAGE_SUFFIXES
-
     output = Path(args.output)
-    suffix = None if args.format is None else f".{args.format.lower().lstrip('.')}"
-    if suffix is not None and suffix not in IMAGE_SUFFIXES:
-        formats = ", ".join(s.lstrip(".") for s in IMAGE_SUFFIXES)
-        print(f"darkir: error: --format {args.format or repr('')}: darkir writes {formats}", file=sys.stderr)
-        return 2
+    suffix = output_suffix(args.format, f"--format {args.format or repr('')}")
     jobs, problems = plan_jobs(args.inputs, output, suffix, videos=True)
     for path, reason in problems:
         print(f"darkir: {path}: {reason}", file=sys.stderr)

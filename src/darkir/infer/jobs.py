@@ -97,6 +97,17 @@ def _missing(path: Path) -> str:
     return "no such file or folder"
 
 
+def output_suffix(name: str | None, label: str) -> str | None:
+    """The file suffix of the output format ``name`` (``png``, ``.JPG`` -> ``.png``, ``.jpg``); None for None (each
+    output keeps its input's format); a DarkIRError beginning with ``label`` for a format darkir does not write."""
+    if name is None:
+        return None
+    suffix = f".{name.lower().lstrip('.')}"
+    if suffix not in IMAGE_SUFFIXES:
+        raise DarkIRError(f"{label}: darkir writes {', '.join(known.lstrip('.') for known in IMAGE_SUFFIXES)}")
+    return suffix
+
+
 def plan_jobs(
     inputs: Sequence[str], output_dir: Path, suffix: str | None = None, videos: bool = False
 ) -> tuple[list[Job], list[tuple[Path, str]]]:
