@@ -467,8 +467,8 @@ class Restorer:
             except DarkIRError:  # too large to restore at once even in the smallest tiles
                 return None
 
-        size = count
-        while size > 1 and tile(size) != tile(1):
+        alone, size = tile(1), count
+        while size > 1 and tile(size) != alone:
             size -= 1
         return size
 
