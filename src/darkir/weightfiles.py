@@ -151,9 +151,10 @@ def _file_kind(path: Path) -> str | None:
     header), an image named as in :data:`_OTHER_MAGIC`, or None (something else, or unreadable)."""
     try:
         size = path.stat().st_size
-        with open(path, "rb") as handle:
-            head = handle.read(_LEGACY_HEAD)
     except OSError:
+        return None
+    head = _head(path)
+    if head is None:
         return None
     if head.startswith(_ZIP_MAGIC) or _legacy_torch(head):
         return "torch"
@@ -181,12 +182,17 @@ def _legacy_torch(head: bytes) -> bool:
 
 def _legacy_protocol(path: Path) -> int:
     """The pickle protocol of the torch legacy-format file ``path``; 0 for a zip archive or an unreadable file."""
+    head = _head(path) or b""
+    return head[1] if len(head) > 1 and _legacy_torch(head) else 0
+
+
+def _head(path: Path) -> bytes | None:
+    """The first bytes of ``path`` that :func:`_file_kind` and :func:`_legacy_protocol` look at; None if unreadable."""
     try:
         with open(path, "rb") as handle:
-            head = handle.read(_LEGACY_HEAD)
+            return handle.read(_LEGACY_HEAD)
     except OSError:
-        return 0
-    return head[1] if len(head) > 1 and _legacy_torch(head) else 0
+        return None
 
 
 def _torch_file_problem(path: Path, exc: BaseException) -> str:
