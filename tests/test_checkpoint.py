@@ -171,6 +171,11 @@ def test_unknown_weights_name():
         load_model("no-such-model-or-file.pt")
 
 
+def test_weights_url_is_named_as_one_nothing_downloaded():
+    with pytest.raises(CheckpointError, match="a URL: darkir downloads nothing; download the file"):
+        load_model("https://github.com/cidautai/DarkIR/releases/download/v1/DarkIR_384.pt")
+
+
 def test_convert_command_writes_safetensors_with_config(tmp_path, tiny_csf):
     from darkir.cli import main
 

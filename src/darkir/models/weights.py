@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import fields
 from importlib import resources
@@ -18,6 +19,9 @@ from darkir.errors import CheckpointError, ConfigError, ConfigMismatchError, fir
 from darkir.models.config import ModelConfig
 from darkir.models.state_dict import infer_config
 from darkir.models.zoo import get_spec, has_model, list_models, resolve_config
+
+#: A weights argument that is a URL (``https://...``, ``hf://...``): named as such, since nothing is downloaded.
+_URL = re.compile(r"[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
 def packaged_weights_path(filename: str) -> Path:
@@ -39,6 +43,8 @@ def resolve_weights(name_or_path: str | os.PathLike[str]) -> tuple[Path, dict[st
     if not path.exists():
         close = difflib.get_close_matches(text.strip().lower(), list_models(pretrained=True), n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        if _URL.match(text):
+            hint = " (a URL: darkir downloads nothing; download the file and give its path)"
         raise CheckpointError(f"weights not found: {text!r} is neither a file nor a model name with weights{hint}")
     return path, None
 
