@@ -238,3 +238,29 @@ def test_compare_stopped_by_an_unreadable_image_leaves_no_empty_report_folder(tm
     report.mkdir()  # a folder of the user's stays, if empty
     assert main([*args, "--no-lpips", "--size", "32", "-q"]) == 2
     assert report.is_dir()
+
+
+def test_broken_weights_are_named_among_several(tiny_checkpoint, tmp_path, capsys):
+    """Weights whose output is NaN fail before any scoring, and the error names the variant they are."""
+    from darkir.models.factory import load_model
+    from darkir.checkpoint import save_checkpoint
+
+    model = load_model(tiny_checkpoint)
+    with torch.no_grad():
+        next(iter(model.parameters())).fill_(float("nan"))
+    broken = save_checkpoint(tmp_path / "broken.pt", model)
+    data = _paired(tmp_path / "data", [(40, 48)] * 3)
+    assert main(["compare", "--weights", str(tiny_checkpoint), "--weights", str(broken), "--data", str(data),
+                 "-o", str(tmp_path / "report"), "--no-lpips", "-q", "--size", "32"]) == 2  # fmt: skip
+    assert "darkir: error: broken: the model's output has NaN or infinite values" in capsys.readouterr().err
+
+
+def test_a_brightness_ratio_without_value_reads_n_a(tiny_checkpoint, tmp_path, capsys):
+    """References that are all black have no brightness ratio: n/a in the printed lines and the report."""
+    data = _paired(tmp_path / "data", [(40, 48)] * 3)
+    for path in (data / "high").iterdir():
+        cv2.imwrite(str(path), np.zeros((40, 48, 3), np.uint8))
+    assert _compare(tiny_checkpoint, data, tmp_path / "report") == 0
+    printed, report = capsys.readouterr().out, (tmp_path / "report" / "report.md").read_text()
+    assert "brightness ratio n/a" in printed and "nan" not in printed
+    assert "| n/a |" in report and "nan" not in report

@@ -355,6 +355,32 @@ def test_compare_unpaired_over_a_paired_report_leaves_none_of_its_pictures(tmp_p
     assert (report / "notes.txt").read_text() == "mine\n"
 
 
+@pytest.mark.parametrize("stop_at", ["grid.png", "report.md"])
+def test_compare_stopped_while_writing_leaves_no_file_of_the_report_it_replaces(
+    tmp_path, tiny_checkpoint, monkeypatch, stop_at
+):
+    """A run stopped (Ctrl-C, SIGTERM) while writing its report over an earlier one leaves files of one run only:
+    never the earlier report.md or grid.png beside the new summary.json."""
+    import darkir.eval.compare as compare_module
+
+    report = tmp_path / "report"
+    assert main(_compare(tiny_checkpoint, _paired(tmp_path / "one", ("a",)), report)) == 0
+    earlier = {name: (report / name).read_bytes() for name in ("report.md", "grid.png", "per_image.csv")}
+    write_text, write_image = compare_module.write_text, compare_module.write_image
+
+    def stop(path: Path, *args: object) -> None:
+        if path.name == stop_at:
+            raise KeyboardInterrupt
+        (write_image if path.suffix == ".png" else write_text)(path, *args)
+
+    monkeypatch.setattr(compare_module, "write_text", stop)
+    monkeypatch.setattr(compare_module, "write_image", stop)
+    assert main(_compare(tiny_checkpoint, _paired(tmp_path / "two", ("b", "c", "d")), report)) == 130
+    assert json.loads((report / "summary.json").read_text())["images"] == 3
+    for name, content in earlier.items():
+        assert not (report / name).exists() or (report / name).read_bytes() != content, name
+
+
 @pytest.mark.parametrize("command", ["compare", "compare --unpaired", "test-unpaired"])
 def test_a_start_that_fails_on_the_weights_makes_no_output_folder(tmp_path, capsys, command):
     data = _paired(tmp_path / "set")

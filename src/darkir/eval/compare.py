@@ -31,6 +31,7 @@ from darkir.eval.metrics import PSNR_CAP, Convention, format_number, prepare
 from darkir.eval.paired import METRICS, Scores, evaluate, write_csv
 from darkir.eval.reports import (
     TOO_FEW_NOTE,
+    clear_report,
     count_note,
     json_numbers,
     plural,
@@ -86,9 +87,7 @@ def _histogram(path: Path, reference: Scores, others: Sequence[Scores]) -> None:
     write_atomic(path, buffer.getvalue(), overwrite=True)
 
 
-def _grid(
-    path: Path, pairs: Sequence[Pair], variants: Sequence[Method], order: list[int], convention: Convention
-) -> None:
+def _grid(pairs: Sequence[Pair], variants: Sequence[Method], order: list[int], convention: Convention) -> Image:
     """Rows of input | each variant | ground truth for the images at ``order`` (restored again: only these)."""
     rows = []
     for index in order:
@@ -106,7 +105,7 @@ def _grid(
         rows.append(np.hstack(resized))
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0))) for r in rows]
-    write_image(path, Image(rgb=np.vstack(rows), alpha=None, bit_depth=8, grayscale=False))
+    return Image(rgb=np.vstack(rows), alpha=None, bit_depth=8, grayscale=False)
 
 
 def compare(
@@ -123,7 +122,8 @@ def compare(
 ) -> dict:
     """Score all methods on ``pairs`` and write ``summary.json`` (first: it marks the folder as a report, see
     :func:`check_report_folder`), ``per_image.csv``, ``psnr_diff_hist.png``, ``grid.png`` and ``report.md`` into
-    ``output``, each atomically; returns the summary. Every method needs its own name."""
+    ``output``, each atomically, once all are made (an earlier report's files are removed first:
+    :func:`clear_report`); returns the summary. Every method needs its own name."""
     unique_names([*variants, *baselines])
     methods = [*variants, *baselines]
     costs = [_cost(method, latency_size) for method in methods]  # first: a size too large fails before any scoring
@@ -148,15 +148,17 @@ def compare(
                 b.method: paired(scores.array("psnr") - b.array("psnr"), "psnr", resamples) for b in baseline_scores
             }
         summary["methods"][method.name] = entry
-    write_text(output / "summary.json", json.dumps(json_numbers(summary), indent=2, allow_nan=False))
-    write_csv(output / "per_image.csv", all_scores)
-    _histogram(output / "psnr_diff_hist.png", reference, all_scores[1 : len(variants)] or all_scores[1:])
     if len(variants) >= 2:
         gap = np.abs(all_scores[1].array("psnr") - reference.array("psnr"))
         order = [int(i) for i in np.argsort(-gap)[:grid_images]]
     else:
         order = list(range(min(grid_images, len(pairs))))
-    _grid(output / "grid.png", pairs, variants, order, convention)
+    grid = _grid(pairs, variants, order, convention)
+    clear_report(output)
+    write_text(output / "summary.json", json.dumps(json_numbers(summary), indent=2, allow_nan=False))
+    write_csv(output / "per_image.csv", all_scores)
+    _histogram(output / "psnr_diff_hist.png", reference, all_scores[1 : len(variants)] or all_scores[1:])
+    write_image(output / "grid.png", grid)
     write_text(
         output / "report.md",
         render_report(summary, reference.method, [v.name for v in variants], latency_size, order, pairs),
@@ -180,6 +182,8 @@ def _cost(method: Method, size: int) -> dict:
     try:
         complexity = measure_complexity(method.restorer.model, size=size)
         seconds = latency(method, size)
+    except DarkIRError as exc:  # broken weights (a NaN output), named with their method
+        raise DarkIRError(f"{method.name}: {exc}") from None
     except (RuntimeError, MemoryError) as exc:  # an input too large to allocate
         raise DarkIRError(f"--size {size}: cannot measure {method.name} at this size ({first_line(exc)})") from None
     return {
@@ -201,7 +205,7 @@ def method_line(name: str, entry: dict, total: int) -> str:
     corr = format_number(shade["correlation"], ".2f")
     return (
         f"{name}: PSNR {mean('psnr', 2)} dB, SSIM {mean('ssim', 4)}; detail {mean('psnr_detail', 2)} dB, "
-        f"{mean('ssim_detail', 4)}; brightness ratio {shade['ratio']:.3f}, correlation {corr}"
+        f"{mean('ssim_detail', 4)}; brightness ratio {format_number(shade['ratio'], '.3f')}, correlation {corr}"
     )
 
 
@@ -326,10 +330,10 @@ def _detail_and_tone(methods: dict, total: int) -> list[str]:
             format_number(ci[m]["mean"], f".{digits}f") + count_note(ci[m]["images"], total)
             for m, digits in (("psnr_detail", 2), ("ssim_detail", 4))
         ]
-        corr = format_number(shade["correlation"], ".2f")
+        corr, ratio = format_number(shade["correlation"], ".2f"), format_number(shade["ratio"], ".3f")
         lines.append(
             f"| {name} | {detail[0]} | {detail[1]} | "
-            f"{shade['output_mean']:.3f} / {shade['reference_mean']:.3f} | {shade['ratio']:.3f} | {corr} |"
+            f"{shade['output_mean']:.3f} / {shade['reference_mean']:.3f} | {ratio} | {corr} |"
         )
     return lines
 

@@ -74,6 +74,15 @@ def write_text(path: Path, text: str) -> None:
     write_atomic(path, text.encode(errors="surrogateescape"), overwrite=True)
 
 
+def clear_report(output: Path) -> None:
+    """Remove the files of an earlier report in ``output`` (none where it holds no report), ``summary.json`` last,
+    before a new one is written (``summary.json`` first): a run stopped while writing leaves the files of one
+    report, never some of each."""
+    if is_report(output):
+        for name in sorted(REPORT_FILES, key=lambda name: name == "summary.json"):
+            (output / name).unlink(missing_ok=True)
+
+
 def is_report(folder: Path) -> bool:
     """Whether ``folder`` holds the ``summary.json`` of an earlier ``darkir compare`` report."""
     try:

@@ -27,10 +27,9 @@ from darkir.eval.metrics import format_number, prepare
 from darkir.eval.niqe import niqe
 from darkir.eval.reports import (
     MAX_NAMED,
-    PAIRED_PICTURES,
     TOO_FEW_NOTE,
+    clear_report,
     count_note,
-    is_report,
     json_numbers,
     plural,
     skip_unreadable_image,
@@ -324,11 +323,11 @@ def compare_unpaired(
 
     Writes ``summary.json`` (first: it marks the folder as a report, see
     :func:`~darkir.eval.reports.check_report_folder`), ``per_image.csv`` and ``report.md`` into ``output``, each
-    atomically, and removes the pictures of an earlier report with references that it replaces; returns the summary.
+    atomically (an earlier report's files, its pictures included, are removed first:
+    :func:`~darkir.eval.reports.clear_report`); returns the summary.
     """
     unique_names(methods)
     output.mkdir(parents=True, exist_ok=True)
-    replaces_report = is_report(output)
     scores: dict[str, list[NoReferenceScores]] = {method.name: [] for method in methods}
     for pair in tqdm(pairs, desc="comparing", unit="img", disable=not progress):
         image = read_image(pair.low)
@@ -357,6 +356,7 @@ def compare_unpaired(
         if name != reference:
             entry["niqe_vs_reference"] = paired(niqe_values - reference_niqe, "niqe", resamples)
         summary["methods"][name] = entry
+    clear_report(output)
     write_text(output / "summary.json", json.dumps(json_numbers(summary), indent=2, allow_nan=False))
     write_scores_csv(
         output / "per_image.csv",
@@ -367,9 +367,6 @@ def compare_unpaired(
         ],
     )  # fmt: skip
     write_text(output / "report.md", _render_unpaired(summary, reference))
-    if replaces_report:
-        for name in PAIRED_PICTURES:
-            (output / name).unlink(missing_ok=True)
     return summary
 
 
