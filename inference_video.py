@@ -7,6 +7,7 @@ rerun stops, naming it); ``--overwrite`` replaces it. ``--weights`` replaces the
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -24,7 +25,8 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--out_path", default="./videos/results", help=f"output folder (or a {files} file)")
     args, extra = parser.parse_known_args(argv)
     source, target = Path(args.inp_path), Path(args.out_path)
-    if args.out_path and (target.is_dir() or target.suffix.lower() not in VIDEO_SUFFIXES):  # a folder, as the official
+    folder = args.out_path.endswith(("/", os.sep)) or target.is_dir() or target.suffix.lower() not in VIDEO_SUFFIXES
+    if args.out_path and folder:  # a folder (named so, or as the official script takes any -o)
         target /= f"{source.stem}.mp4" if source.suffix.lower() == ".mp4" else f"{source.name}.mp4"
     command = [args.inp_path, "-o", str(target) if args.out_path else "", *extra]
     return run_seed("video", command, args.config, "./options/inference_video/Baseline.yml", instead="--weights")

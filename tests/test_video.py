@@ -154,6 +154,9 @@ def test_seed_inference_video_keeps_results_of_inputs_with_one_name_apart(clip, 
     assert describe(tmp_path / "v1.2" / "night.avi.mp4")["frames"] == 24
     assert script.run(["-i", str(clip), "-o", str(tmp_path / "out.avi"), *flags]) == 2  # a video suffix: refused
     assert not (tmp_path / "out.avi").exists()
+    for folder in ("res.mkv/", "out.avi/"):  # ... but a name ending in / is a folder, whatever its suffix
+        assert script.run(["-i", str(clip), "-o", f"{tmp_path}/{folder}", *flags]) == 0
+        assert describe(tmp_path / folder / "night.mp4")["frames"] == 24
     assert main(["video", str(clip), "-o", f"{tmp_path / 'v2.0'}/", "--weights", str(tiny_checkpoint), "-q"]) == 0
     assert describe(tmp_path / "v2.0" / "night.mp4")["frames"] == 24
 
