@@ -242,8 +242,8 @@ def test_compare_stopped_by_an_unreadable_image_leaves_no_empty_report_folder(tm
 
 def test_broken_weights_are_named_among_several(tiny_checkpoint, tmp_path, capsys):
     """Weights whose output is NaN fail before any scoring, and the error names the variant they are."""
-    from darkir.models.factory import load_model
     from darkir.checkpoint import save_checkpoint
+    from darkir.models.factory import load_model
 
     model = load_model(tiny_checkpoint)
     with torch.no_grad():
