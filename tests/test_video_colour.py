@@ -120,9 +120,33 @@ def test_an_odd_sized_video_is_restored_with_a_warning_that_few_players_take_its
     with pytest.warns(
         DarkIRWarning, match=r"odd\.mov: 63x47 has an odd side, so the output's colour is not subsampled"
     ):
-        restore_video(identity_restorer, tmp_path / "odd.mov", tmp_path / "out.mp4", progress=False)
+        report = restore_video(identity_restorer, tmp_path / "odd.mov", tmp_path / "out.mp4", progress=False)
     _, tags = as_a_player_shows_it(tmp_path / "out.mp4")
-    assert tags["format"] == "yuv444p"
+    assert tags["format"] == report.pixel_format == "yuv444p"
+
+
+def test_the_demo_says_when_a_clip_comes_back_in_a_colour_format_browsers_cannot_play(tmp_path, tiny_checkpoint):
+    """The demo's page shows only its summary, not the server's warnings: an odd-sized clip's 4:4:4 result, which
+    the page's player cannot play, is explained there; an even-sized clip's summary has no such note."""
+    pytest.importorskip("gradio")
+    from darkir.demo import DemoEngine
+
+    engine = DemoEngine({"tiny": str(tiny_checkpoint)}, device="cpu")
+    for name, size in (("even.mp4", (48, 64)), ("odd.mp4", (47, 63))):
+        source = tmp_path / name
+        with av.open(str(source), "w") as container:
+            stream = container.add_stream("libx264", rate=10)
+            stream.height, stream.width = size
+            stream.pix_fmt = "yuv444p"
+            for index in range(3):
+                frame = av.VideoFrame.from_ndarray(np.full((*size, 3), 40 * index, np.uint8), format="rgb24")
+                frame.pts, frame.time_base = index, Fraction(1, 10)
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DarkIRWarning)
+            _, summary = engine.restore_video(str(source), "tiny")
+        assert ("browsers cannot play: download it, or crop the clip to even sides" in summary) == (name == "odd.mp4")
 
 
 @pytest.mark.parametrize(("pix_fmt", "peak"), [("yuv420p", 255), ("yuv420p10le", 1023)])

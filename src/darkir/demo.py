@@ -201,7 +201,13 @@ class DemoEngine:
             raise DarkIRError(str(exc).replace(str(path), Path(path).name)) from None
         ev = f", exposure {exposure:+g} EV" if exposure else ""
         seconds = time.perf_counter() - start
-        return target, f"{variant}: {report.frames} frames in {seconds:.1f} s{ev}, audio {report.audio}"
+        summary = f"{variant}: {report.frames} frames in {seconds:.1f} s{ev}, audio {report.audio}"
+        if report.pixel_format.startswith("yuv444p"):
+            summary += (
+                f". The clip has an odd side, so the result's colour is 4:4:4 ({report.pixel_format}), which browsers "
+                "cannot play: download it, or crop the clip to even sides"
+            )
+        return target, summary
 
 
 def build_app(engine: DemoEngine) -> Any:

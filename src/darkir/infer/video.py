@@ -64,6 +64,7 @@ class VideoReport:
     frames: int
     audio: str  # "copied", "re-encoded" or "none"
     output: Path
+    pixel_format: str = "yuv420p"  # the output's (yuv444p for a frame with an odd side, which browsers cannot play)
 
 
 def _av() -> ModuleType:
@@ -223,6 +224,7 @@ def _restore_video(
             audio_in = container.streams.audio[0] if container.streams.audio else None
             timeline = Timeline(source, video_in, first)
             video_out = _video_output(output, timeline, settings, first, quiet=not progress)
+            pixel_format = str(video_out.pix_fmt)
             audio_out, audio_mode = _audio_stream(output, audio_in, VIDEO_FORMATS[target.suffix.lower()])
             _keep_tags(container, output, (video_in, video_out), (audio_in, audio_out))
             batch = settings.batch or 1
@@ -246,7 +248,7 @@ def _restore_video(
         raise OutputError(f"{target}: {exc.strerror or exc}; nothing replaced") from None
     finally:
         tmp.unlink(missing_ok=True)
-    return VideoReport(frames=frames, audio=audio_mode, output=target)
+    return VideoReport(frames=frames, audio=audio_mode, output=target, pixel_format=pixel_format)
 
 
 def _expect_frames(restorer: Restorer, video_in: Any, timeline: Timeline, batch: int, progress: bool) -> None:
