@@ -244,6 +244,24 @@ def test_test_unpaired_replaces_only_the_images_an_earlier_run_in_the_folder_wro
     assert (out / "b.png").read_bytes() == mine
 
 
+def test_test_unpaired_names_the_earlier_runs_results_it_removes(tmp_path, capsys, tiny_checkpoint):
+    """The official DICM, LIME... options share one results folder: a run on the second set removes the first set's
+    restored images (so that none is taken for its own), and says so, naming them; a rerun of one set removes none."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    _png(first / "a.png", 0, scale=60)
+    _png(first / "c.png", 2, scale=60)
+    _png(second / "b.png", 1, scale=60)
+    out = tmp_path / "out"
+    args = ["test-unpaired", "--weights", str(tiny_checkpoint), "-o", str(out), "-q"]
+    assert main([*args, "--data", str(first)]) == 0
+    assert main([*args, "--data", str(first)]) == 0
+    assert "removed" not in capsys.readouterr().err
+    assert main([*args, "--data", str(second)]) == 0
+    err = capsys.readouterr().err
+    assert f"darkir: removed 2 images of the earlier run in {out} that this run did not restore (a.png, c.png)" in err
+    assert sorted(p.name for p in out.iterdir()) == ["b.png", "stats.csv"]
+
+
 def test_test_unpaired_that_fails_before_restoring_leaves_no_mark(tmp_path, capsys):
     """A run that stops before its first image (here: weights that do not exist) leaves the folder as it was: no
     stats.csv that would make it pass for an earlier run's, whose files of the outputs' names may be replaced."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +27,7 @@ from darkir.cli.common import (
     trained_model,
     use_threads,
 )
-from darkir.errors import DarkIRError
+from darkir.errors import DarkIRError, some_of
 
 if TYPE_CHECKING:
     from darkir.data.pairs import Pair
@@ -213,6 +214,7 @@ def _refuse_overlap(pred: Path, gt: Path) -> None:
 def cmd_test_unpaired(args: argparse.Namespace) -> int:
     """Restore an unpaired set and report no-reference statistics."""
     from darkir.data.pairs import find_unpaired
+    from darkir.eval.reports import MAX_NAMED, plural
     from darkir.eval.unpaired import (
         NO_REFERENCE_NOTE,
         earlier_outputs,
@@ -242,7 +244,13 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     mark_results(output, earlier | {pair.name for pair in pairs})  # once the model has loaded: a failed start, none
     unreadable: list[str] = []
     rows = restore_unpaired(restorer, pairs, output, progress=not args.quiet, unreadable=unreadable)
-    remove_stale(output, earlier, {row.name for row in rows})
+    removed = remove_stale(output, earlier, {row.name for row in rows})
+    if removed:
+        print(
+            f"darkir: removed {plural(len(removed))} of the earlier run in {output} that this run did not "
+            f"restore ({some_of(removed, MAX_NAMED)}); give each set its own -o to keep their results",
+            file=sys.stderr,
+        )
     write_scores_csv(output / "stats.csv", unpaired_csv_rows(rows))
     print(NO_REFERENCE_NOTE)
     for row in rows:

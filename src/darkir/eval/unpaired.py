@@ -176,13 +176,16 @@ def earlier_outputs(output: Path) -> set[str]:
         return {row[0] for row in list(csv.reader(handle))[1:] if row}
 
 
-def remove_stale(output: Path, earlier: set[str], written: set[str]) -> None:
+def remove_stale(output: Path, earlier: set[str], written: set[str]) -> list[str]:
     """Remove the earlier run's outputs (``earlier``) that this run did not write again, so that no image of another
-    model or input set is left among this run's results."""
+    model or input set is left among this run's results; returns their names."""
+    removed = []
     for name in sorted(earlier - written):
         target = output / name
         if target.suffix.lower() in IMAGE_SUFFIXES and is_inside(target, output) and target.is_file():
             target.unlink()
+            removed.append(name)
+    return removed
 
 
 def _refuse_taken_names(pairs: list[Pair], output: Path, listed: set[str] | None) -> None:
