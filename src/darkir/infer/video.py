@@ -88,7 +88,7 @@ def restore_video(
     """Restore every frame of ``source`` into ``target`` (H.264 by default).
 
     Frames are decoded, restored ``batch`` at a time (default one: on an H200 at 1080p, one frame at a time ran at
-    2.6x the frames per second of four, ``reports/gpu_restore.json``) and encoded, each stage in its
+    2.9x the frames per second of four, ``reports/gpu_restore.json``) and encoded, each stage in its
     own thread so that they overlap; memory does not grow with the video's length. Each output frame keeps its
     input timestamp in the input's time base (so frame count, variable frame rates and duration are kept); an input
     without timestamps (a raw H.264 or HEVC stream) is timed at the frame rate its stream states (:class:`Timeline`).
