@@ -18,7 +18,7 @@ them): ``--export-photos DIR`` writes that folder where the packages are install
 (short side 1024 px, JPEG quality 93, named as ``darkir.data.corpus`` names them; 14 MB), and exits.
 Trailing ``KEY=VALUE`` options override both option files (e.g. ``datasets.train.cropsize=64`` for a quick CPU check).
 ``--recipe`` (repeatable) trains both models once per recipe, all side by side, each recipe adding its own overrides
-(e.g. ``--recipe 'mild:datasets.train.synth.params.photons_range=[2000,60000]'``): a degradation change is judged
+(e.g. ``--recipe 'mild:datasets.train.synth.degradation.photons_range=[2000,60000]'``): a degradation change is judged
 on real images within the same GPU slot, both models on equal terms. Runs are named ``<model>_<recipe>``.
 """
 
