@@ -23,7 +23,10 @@ def main(root: str, output: str, per_row: int = 2, side: int = 256) -> None:
         paths = (pair.low, pair.high)
         low, high = (cv2.resize(read_image(p).rgb, (side, side), interpolation=cv2.INTER_AREA) for p in paths)
         tiles.append(np.hstack([low, np.ones((side, 4, 3), np.float32), high]))
-    rows = [np.hstack([*tiles[i : i + per_row]]) for i in range(0, len(tiles) - per_row + 1, per_row)]
+    if not tiles:
+        sys.exit(f"synth_grid.py: no pairs in {root}")
+    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % per_row)  # the last row filled out with blank tiles
+    rows = [np.hstack(tiles[i : i + per_row]) for i in range(0, len(tiles), per_row)]
     write_image(Path(output), Image(rgb=np.vstack(rows), alpha=None, bit_depth=8, grayscale=False))
 
 
