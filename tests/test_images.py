@@ -266,10 +266,31 @@ def test_a_multi_page_float_tiff_is_refused_not_cut_to_its_first_page(tmp_path):
 
     pages = np.random.default_rng(2).random((3, 16, 16, 3)).astype(np.float32)
     tifffile.imwrite(tmp_path / "pages.tif", pages, photometric="rgb")
-    with pytest.raises(ImageReadError, match=r"pages\.tif: an animated or multi-page image \(3 frames\)"):
+    with pytest.raises(ImageReadError, match=r"pages\.tif: an animated or multi-page image \(more than one frame\)"):
         read_image(tmp_path / "pages.tif")
     tifffile.imwrite(tmp_path / "one.tif", pages[0], photometric="rgb")
     assert read_image(tmp_path / "one.tif").rgb.shape == (16, 16, 3)
+
+
+@pytest.mark.parametrize("float_rgb", [False, True], ids=["pillow", "tifffile"])
+def test_a_tiff_of_many_pages_is_refused_after_reading_two(tmp_path, monkeypatch, float_rgb):
+    """Counting a TIFF's pages walks every one of them (minutes for 100000 tiny pages, quadratic in Pillow): the
+    header reads the second page only, and the refusal comes before any more are read."""
+    import tifffile
+    from PIL import TiffImagePlugin
+
+    dtype = np.float32 if float_rgb else np.uint8
+    tifffile.imwrite(tmp_path / "many.tif", np.zeros((50, 4, 4, 3), dtype), photometric="rgb")
+    seen: list[int] = []
+    seek = TiffImagePlugin.TiffImageFile._seek
+    monkeypatch.setattr(
+        TiffImagePlugin.TiffImageFile, "_seek", lambda self, frame: seen.append(frame) or seek(self, frame)
+    )
+    parsed = tifffile.TiffPages.__getitem__
+    monkeypatch.setattr(tifffile.TiffPages, "__getitem__", lambda self, key: seen.append(key) or parsed(self, key))
+    with pytest.raises(ImageReadError, match=r"many\.tif: an animated or multi-page image \(more than one frame\)"):
+        read_image(tmp_path / "many.tif")
+    assert seen and max(key for key in seen if isinstance(key, int)) <= 1
 
 
 def test_a_jpeg_with_a_corrupt_exif_block_reads_without_pillows_warning(tmp_path):

@@ -96,7 +96,7 @@ class Header:
 
     width: int
     height: int
-    frames: int
+    frames: int  # a TIFF's pages counted up to 2
     orientation: int
     metadata: Metadata | None = field(default=None, compare=False)  # carried along, not part of what it says
 
@@ -113,7 +113,7 @@ class Header:
             )
         if self.frames > 1:
             return (
-                f"an animated or multi-page image ({self.frames} frames); darkir restores still images, so restoring "
+                "an animated or multi-page image (more than one frame); darkir restores still images, so restoring "
                 "only the first frame would lose the others: convert it to a video or to single frames"
             )
         return None
@@ -152,9 +152,22 @@ def _header(handle: Any) -> Header:
     width, height = handle.size
     if handle.format == "TIFF":  # Pillow >= 12 gives a TIFF's size as displayed: use the stored one
         width, height = int(handle.tag_v2[256]), int(handle.tag_v2[257])
-    frames = int(getattr(handle, "n_frames", 1))
+    frames = _frames(handle)
     orientation = 1 if width * height > MAX_IMAGE_PIXELS else _orientation(handle)
     return Header(width, height, frames, orientation, read_metadata(handle))
+
+
+def _frames(handle: Any) -> int:
+    """An open Pillow image's frame count; a TIFF's pages are counted up to 2 (more than one), since Pillow walks
+    every page of a file to count them (minutes for a file of 100000 pages)."""
+    if handle.format != "TIFF":
+        return int(getattr(handle, "n_frames", 1))
+    try:
+        handle.seek(1)
+    except EOFError:
+        return 1
+    handle.seek(0)
+    return 2
 
 
 def _tiff_header(path: Path) -> Header | None:
@@ -166,11 +179,19 @@ def _tiff_header(path: Path) -> Header | None:
         with _quiet_tifffile(), tifffile.TiffFile(path) as tiff:
             page = tiff.pages[0]
             orientation = page.tags.get(EXIF_ORIENTATION)
-            return Header(
-                page.imagewidth, page.imagelength, len(tiff.pages), int(orientation.value) if orientation else 1, None
-            )
+            pages = _tiff_pages(tiff)
+            return Header(page.imagewidth, page.imagelength, pages, int(orientation.value) if orientation else 1, None)
     except Exception:
         return None
+
+
+def _tiff_pages(tiff: Any) -> int:
+    """A tifffile TIFF's pages, counted up to 2 as :func:`_frames` counts them (reading the second page only)."""
+    try:
+        tiff.pages[1]
+    except IndexError:
+        return 1
+    return 2
 
 
 def _orientation(handle: object) -> int:
