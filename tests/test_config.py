@@ -176,6 +176,28 @@ def test_invalid_yaml_and_missing_file(tmp_path):
         load_options(_write(tmp_path, "- a\n- b\n"))
 
 
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("a: " + "[" * 20000 + "]" * 20000 + "\n", "nested too deeply to read"),
+        ("train:\n  epochs: " + "9" * 5000 + "\n", r"a value cannot be read \(Exceeds the limit"),
+        ("train:\n  epochs: 2020-13-45\n", r"a value cannot be read \(month must be in 1..12\)"),
+    ],
+    ids=["deep", "digits", "date"],
+)
+def test_yaml_python_cannot_read_is_invalid_yaml_naming_the_file(tmp_path, text, why):
+    """Limits Python puts on reading YAML (recursion, integer digits) and values its constructors refuse are
+    errors that name the file, not unexpected errors."""
+    with pytest.raises(ConfigError, match=rf"opts\.yml: invalid YAML: {why}"):
+        load_options(_write(tmp_path, text))
+
+
+@pytest.mark.parametrize("value", ["[[[", "[" * 20000, "9" * 5000])
+def test_an_override_value_that_is_not_yaml_is_named(value):
+    with pytest.raises(ConfigError, match=r"override 'train.epochs=.*': invalid YAML value: "):
+        parse_overrides([f"train.epochs={value}"])
+
+
 def test_overrides_win_and_are_validated(tmp_path):
     path = _write(tmp_path, "network:\n  width: 32\ntrain:\n  epochs: 100\n")
     options = load_options(path, ["network.width=16", "train.epochs=3", "network.dilations=[1, 2]"])

@@ -423,8 +423,26 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r} conflicts with another override of {part!r}")
-        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+        node[parts[-1]] = _override_value(item, raw) if raw.strip() else None
     return nested
+
+
+def _override_value(item: str, raw: str) -> Any:
+    """The value of the override ``item`` (``raw``, after its ``=``), read as YAML; a ConfigError naming it where
+    it cannot be read."""
+    try:
+        return yaml.safe_load(raw)
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:
+        raise ConfigError(f"override {item[:80]!r}: invalid YAML value: {_yaml_problem(exc)}") from None
+
+
+def _yaml_problem(exc: BaseException) -> str:
+    """One line on why YAML could not be read: PyYAML's message, or the limits Python puts on reading it."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply to read"
+    if isinstance(exc, ValueError) and not isinstance(exc, yaml.YAMLError):  # 5000 digits, a 13th month
+        return f"a value cannot be read ({str(exc).split(':')[0]})"
+    return " ".join(str(exc).split())
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -491,8 +509,8 @@ def load_options(path: str | os.PathLike[str], overrides: Iterable[str] = ()) ->
         raw = _read_yaml(path) or {}
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not a UTF-8 text file (byte {exc.start}); save the options file as UTF-8") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:
+        raise ConfigError(f"{path}: invalid YAML: {_yaml_problem(exc)}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(raw).__name__}")
     return options_from_dict(_deep_merge(raw, parse_overrides(overrides)), source=str(path))
