@@ -302,3 +302,18 @@ def test_a_checkpoint_saved_without_checksums_still_loads(tmp_path):
         torch.serialization.set_crc32_options(True)
     loaded = load_model(path)
     assert all(torch.equal(loaded.state_dict()[key], value) for key, value in model.state_dict().items())
+
+
+def test_safetensors_with_json_nested_too_deeply_is_a_checkpoint_error(tmp_path):
+    """JSON nested 100000 deep, in the config metadata or as the header itself, is refused as unreadable (it was
+    an unexpected RecursionError, also on the error path that explains a damaged file)."""
+    from safetensors.torch import save_file
+
+    deep = "[" * 100000 + "]" * 100000
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "config.safetensors"), metadata={"darkir_config": deep})
+    with pytest.raises(CheckpointError, match=r"config\.safetensors: its 'darkir_config' metadata is not valid JSON"):
+        read_checkpoint(tmp_path / "config.safetensors")
+    header = deep.encode()
+    (tmp_path / "header.safetensors").write_bytes(len(header).to_bytes(8, "little") + header)
+    with pytest.raises(CheckpointError, match=r"cannot read safetensors file .*header\.safetensors"):
+        read_checkpoint(tmp_path / "header.safetensors")

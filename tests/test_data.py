@@ -92,6 +92,12 @@ def test_a_manifest_that_is_a_pipe_is_refused_not_waited_on(tmp_path):
         resolve_pairs(tmp_path / "split.json", "test")
 
 
+def test_a_manifest_nested_too_deeply_is_refused_naming_it(tmp_path):
+    (tmp_path / "split.json").write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(DatasetError, match=r"split\.json: cannot read manifest: nested too deeply"):
+        resolve_pairs(tmp_path / "split.json", "test")
+
+
 def test_a_manifest_listing_a_pair_twice_is_refused(tmp_path):
     import json
 

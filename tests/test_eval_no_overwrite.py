@@ -201,13 +201,12 @@ def test_test_unpaired_keeps_a_stats_csv_it_did_not_write(tmp_path, capsys, tiny
     _png(photos / "a.png", 0, scale=60)
     out = tmp_path / "out"
     out.mkdir()
-    (out / "stats.csv").write_text("my own notes\n")
     args = ["test-unpaired", "--weights", str(tiny_checkpoint), "--data", str(photos), "-o", str(out), "-q"]
-    assert main(args) == 2
-    assert "was not written by darkir test-unpaired" in _error(capsys)
-    assert (out / "stats.csv").read_text() == "my own notes\n" and sorted(p.name for p in out.iterdir()) == [
-        "stats.csv"
-    ]
+    for notes in ("my own notes\n", "image\n" + "a" * 200000 + ".png\n"):  # the second: a field csv will not read
+        (out / "stats.csv").write_text(notes)
+        assert main(args) == 2
+        assert "was not written by darkir test-unpaired" in _error(capsys)
+        assert (out / "stats.csv").read_text() == notes and sorted(p.name for p in out.iterdir()) == ["stats.csv"]
 
 
 def test_test_unpaired_refuses_an_outside_folder_holding_files_of_the_outputs_names(

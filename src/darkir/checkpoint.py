@@ -70,10 +70,10 @@ def _read_safetensors(path: Path) -> tuple[StateDict, dict[str, Any] | None, dic
     if SAFETENSORS_CONFIG_KEY in metadata:
         try:
             config = json.loads(metadata[SAFETENSORS_CONFIG_KEY])
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(
-                f"{path}: its '{SAFETENSORS_CONFIG_KEY}' metadata is not valid JSON ({exc})"
-            ) from None
+        except (json.JSONDecodeError, RecursionError) as exc:
+            why = exc if isinstance(exc, json.JSONDecodeError) else "nested too deeply to read"
+            key = SAFETENSORS_CONFIG_KEY
+            raise CheckpointError(f"{path}: its '{key}' metadata is not valid JSON ({why})") from None
         if not isinstance(config, dict):
             raise CheckpointError(
                 f"{path}: its '{SAFETENSORS_CONFIG_KEY}' metadata is a JSON {type(config).__name__}, not an object"

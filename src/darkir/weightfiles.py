@@ -253,7 +253,7 @@ def safetensors_problem(path: Path) -> str | None:
     try:
         entries = json.loads(header).values()
         end = max((int(entry["data_offsets"][1]) for entry in entries if "data_offsets" in entry), default=0)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):
         return None
     if 8 + length + end > size:
         return f"it is truncated: {size} bytes, but its header describes {8 + length + end} (a cut-off download?)"

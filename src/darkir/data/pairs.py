@@ -184,6 +184,8 @@ def _manifest(path: Path) -> object:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DatasetError(f"{path}: cannot read manifest: {exc}") from exc
+    except RecursionError:
+        raise DatasetError(f"{path}: cannot read manifest: nested too deeply") from None
 
 
 def _split_entries(path: Path, manifest: object, split: str) -> list[list[str]]:

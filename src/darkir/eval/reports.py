@@ -87,7 +87,7 @@ def is_report(folder: Path) -> bool:
     """Whether ``folder`` holds the ``summary.json`` of an earlier ``darkir compare`` report."""
     try:
         summary = json.loads((folder / "summary.json").read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return False
     keys = {"methods", "resamples", "bootstrap_seed"}
     return isinstance(summary, dict) and keys <= summary.keys() and isinstance(summary["methods"], dict)

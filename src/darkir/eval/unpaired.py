@@ -93,12 +93,18 @@ def _stats_columns() -> list[str]:
 def earlier_results(output: Path) -> bool:
     """Whether ``output`` holds the ``stats.csv`` that an earlier ``darkir test-unpaired`` wrote there (its images are
     then that run's results)."""
+    return _earlier_stats(output) is not None
+
+
+def _earlier_stats(output: Path) -> list[list[str]] | None:
+    """The rows (below the header) of the ``stats.csv`` an earlier ``darkir test-unpaired`` wrote in ``output``; None
+    where it holds none, or one that cannot be read whole (a file of another program's, or damaged)."""
     try:
         with open(output / STATS_FILE, newline="") as handle:
-            header = next(csv.reader(handle), [])
+            header, *rows = list(csv.reader(handle)) or [[]]
     except (OSError, UnicodeDecodeError, csv.Error):
-        return False
-    return header[:1] == ["image"] and set(header[1:]) <= set(_stats_columns())
+        return None
+    return rows if header[:1] == ["image"] and set(header[1:]) <= set(_stats_columns()) else None
 
 
 def _named(pairs: Sequence[Pair]) -> str:
@@ -170,10 +176,7 @@ def outside_earlier_runs(pairs: list[Pair], folder: Path) -> list[Pair]:
 def earlier_outputs(output: Path) -> set[str]:
     """The images that an earlier test-unpaired run listed in ``output``'s ``stats.csv`` (none where it holds none, or
     one that run did not finish)."""
-    if not earlier_results(output):
-        return set()
-    with open(output / STATS_FILE, newline="") as handle:
-        return {row[0] for row in list(csv.reader(handle))[1:] if row}
+    return {row[0] for row in _earlier_stats(output) or () if row}
 
 
 def remove_stale(output: Path, earlier: set[str], written: set[str]) -> list[str]:
