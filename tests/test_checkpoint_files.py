@@ -317,3 +317,16 @@ def test_safetensors_with_json_nested_too_deeply_is_a_checkpoint_error(tmp_path)
     (tmp_path / "header.safetensors").write_bytes(len(header).to_bytes(8, "little") + header)
     with pytest.raises(CheckpointError, match=r"cannot read safetensors file .*header\.safetensors"):
         read_checkpoint(tmp_path / "header.safetensors")
+
+
+def test_a_checkpoint_of_a_legal_long_name_is_written(tmp_path):
+    """A name of 250 bytes is legal; its temporary file's (``.<name>.<pid>.tmp``) would not be, and is shortened."""
+    model = build_model("darkir-w32", width=8, enc_blk_nums=(1, 1, 1), dec_blk_nums=(1, 1, 1))
+    for suffix in (".pt", ".safetensors"):
+        path = tmp_path / ("m" * (250 - len(suffix)) + suffix)
+        assert save_checkpoint(path, model) == path
+        assert read_checkpoint(path)[0].keys() == model.state_dict().keys()
+    text = tmp_path / ("t" * 246 + ".yml")
+    save_text(text, "a: 1\n")
+    assert text.read_text() == "a: 1\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from darkir.errors import CheckpointError, first_line
+from darkir.outputs import fitting_name
 from darkir.weightfiles import safetensors_problem, torch_load
 
 #: Keys under which known training codes nest the model weights, in the order they are tried.
@@ -192,8 +193,8 @@ WIDEST_PID = 4194304
 
 def temporary_path(path: Path, pid: int | None = None) -> Path:
     """The file ``path`` is written to before it replaces ``path``: ``.<name>.<pid>.tmp`` beside it (``pid``: this
-    process's)."""
-    return path.with_name(f".{path.name}.{os.getpid() if pid is None else pid}.tmp")
+    process's), its name shortened where that would be over 255 bytes (:func:`~darkir.outputs.fitting_name`)."""
+    return path.with_name(fitting_name(".", path.name, f".{os.getpid() if pid is None else pid}.tmp"))
 
 
 #: Free bytes below which a failed write is taken for a full disk (torch.save does not report the errno).
