@@ -4,6 +4,7 @@ and the demo refusing bad weights (and ports) before it serves anything."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import pickle
 import stat
@@ -330,3 +331,28 @@ def test_a_checkpoint_of_a_legal_long_name_is_written(tmp_path):
     save_text(text, "a: 1\n")
     assert text.read_text() == "a: 1\n"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t: t.fill_(float("inf")), r"holds NaN or infinite weights \(intro\.weight\): the file is damaged"),
+        (lambda t: t.to(torch.int8), r"holds weights that are not real numbers: intro\.weight \(torch\.int8\)"),
+        (lambda t: t.bool(), r"holds weights that are not real numbers: intro\.weight \(torch\.bool\)"),
+        (lambda t: t.to(torch.complex64), r"not real numbers: intro\.weight \(torch\.complex64\)"),
+    ],
+    ids=["inf", "int8", "bool", "complex"],
+)
+def test_weights_that_are_not_finite_real_numbers_are_refused_as_they_load(tmp_path, change, message):
+    """Such weights loaded (cast without a word, or with torch's warning about the imaginary part) and then failed on
+    every image, blamed on bf16 overflow; they are refused once, naming the tensor."""
+    from safetensors.torch import save_file
+
+    from darkir.models.factory import load_model
+
+    model = build_model("darkir-w32", width=8, enc_blk_nums=(1, 1, 1), dec_blk_nums=(1, 1, 1))
+    state = {key: value.clone() for key, value in model.state_dict().items()}
+    state["intro.weight"] = change(state["intro.weight"])
+    save_file(state, str(tmp_path / "w.safetensors"), metadata={"darkir_config": json.dumps(dict(model.config))})
+    with pytest.raises(CheckpointError, match=message):
+        load_model(tmp_path / "w.safetensors")

@@ -241,18 +241,21 @@ def test_compare_stopped_by_an_unreadable_image_leaves_no_empty_report_folder(tm
 
 
 def test_broken_weights_are_named_among_several(tiny_checkpoint, tmp_path, capsys):
-    """Weights whose output is NaN fail before any scoring, and the error names the variant they are."""
+    """Weights whose output overflows to infinity fail before any scoring, and the error names the variant they
+    are; weights holding NaN are refused as they load, naming the file."""
     from darkir.checkpoint import save_checkpoint
     from darkir.models.factory import load_model
 
-    model = load_model(tiny_checkpoint)
-    with torch.no_grad():
-        next(iter(model.parameters())).fill_(float("nan"))
-    broken = save_checkpoint(tmp_path / "broken.pt", model)
     data = _paired(tmp_path / "data", [(40, 48)] * 3)
-    assert main(["compare", "--weights", str(tiny_checkpoint), "--weights", str(broken), "--data", str(data),
-                 "-o", str(tmp_path / "report"), "--no-lpips", "-q", "--size", "32"]) == 2  # fmt: skip
-    assert "darkir: error: broken: the model's output has NaN or infinite values" in capsys.readouterr().err
+    for value, expected in ((3e38, "broken: the model's output has NaN or infinite values"), (float("nan"), "")):
+        model = load_model(tiny_checkpoint)
+        with torch.no_grad():
+            model.intro.weight.fill_(value)
+        broken = save_checkpoint(tmp_path / "broken.pt", model)
+        assert main(["compare", "--weights", str(tiny_checkpoint), "--weights", str(broken), "--data", str(data),
+                     "-o", str(tmp_path / "report"), "--no-lpips", "-q", "--size", "32"]) == 2  # fmt: skip
+        err = capsys.readouterr().err
+        assert (expected or f"checkpoint {broken} holds NaN or infinite weights (intro.weight)") in err
 
 
 def test_a_brightness_ratio_without_value_reads_n_a(tiny_checkpoint, tmp_path, capsys):

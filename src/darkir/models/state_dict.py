@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from darkir.errors import CheckpointError
+from darkir.errors import CheckpointError, some_of
 from darkir.models.config import DEFAULTS
 
 
@@ -118,3 +118,24 @@ def check_fits(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source:
                 shown = ", ".join(items[:8]) + (f", ... ({len(items) - 8} more)" if len(items) > 8 else "")
                 parts.append(f"{len(items)} {label} key(s): {shown}")
         raise CheckpointError("; ".join(parts))
+    _check_values(expected, state_dict, source)
+
+
+def _check_values(expected: Mapping[str, torch.Tensor], state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    """Raise a CheckpointError naming the tensors that are not real numbers where the model's are (integers,
+    booleans, complex: loading would cast them without a word) or that hold NaN or infinite values (a damaged file,
+    a diverged run): such weights would fail on every image, each time blamed on the image or the precision."""
+    kinds = [
+        f"{key} ({state_dict[key].dtype})"
+        for key, tensor in expected.items()
+        if tensor.is_floating_point() and not state_dict[key].is_floating_point()
+    ]
+    if kinds:
+        raise CheckpointError(f"{source} holds weights that are not real numbers: {some_of(kinds, 4)}")
+    floats = {key: tensor for key, tensor in state_dict.items() if tensor.is_floating_point()}
+    broken = [key for key, tensor in floats.items() if not bool(torch.isfinite(tensor).all())]
+    if broken:
+        raise CheckpointError(
+            f"{source} holds NaN or infinite weights ({some_of(broken, 4)}): the file is damaged, or was saved by a "
+            "training run that diverged"
+        )
