@@ -414,14 +414,15 @@ def test_checkpoint_write_failure_keeps_the_previous_checkpoint(tmp_path, monkey
 
 @pytest.fixture(scope="module")
 def nan_checkpoint(tmp_path_factory) -> Path:
-    """A tiny checkpoint one of whose last convolution's weights is NaN: every output is NaN in one channel."""
+    """A tiny checkpoint whose first convolution's weights are finite but huge: every output overflows (weights
+    holding NaN are refused as they load)."""
     import torch
 
     from darkir.checkpoint import save_checkpoint
 
     model = randomize(build_model("darkir-csf-w32", **TINY), seed=11)
     with torch.no_grad():
-        model.ending.weight[0, 0, 0, 0] = float("nan")
+        model.intro.weight.fill_(3e38)
     return save_checkpoint(tmp_path_factory.mktemp("nan") / "nan.pt", model)
 
 
