@@ -466,3 +466,26 @@ def test_a_half_float_tiff_reads_as_its_values(tmp_path):
     image = read_image(tmp_path / "half.tif")
     assert image.bit_depth == 32
     np.testing.assert_array_equal(image.rgb, stored.astype(np.float32))
+
+
+def test_an_image_that_needs_more_memory_than_is_free_is_refused_before_it_is_decoded(tmp_path, monkeypatch):
+    """metrics, test and test-unpaired read images without a model's memory plan: a small file whose header claims
+    30000x30000 pixels was decoded into tens of GB. The header's size is checked against the free memory first, and
+    running out of memory while decoding is an unreadable image, not an unexpected error."""
+    import darkir.imageio
+    import darkir.infer.memory
+
+    path = tmp_path / "big.png"
+    cv2.imwrite(str(path), np.zeros((100, 200, 3), np.uint8))
+    monkeypatch.setattr(darkir.infer.memory, "cpu_available_memory", lambda: 100 * 200 * 24 - 1)
+    decoded = []
+    monkeypatch.setattr(
+        darkir.imageio, "_decode", lambda *args: decoded.append(args) or (_ for _ in ()).throw(MemoryError)
+    )
+    with pytest.raises(ImageReadError, match=r"big\.png: its 200x100 pixels need about 0\.0 GB to decode, more than"):
+        read_image(path)
+    assert not decoded
+    monkeypatch.setattr(darkir.infer.memory, "cpu_available_memory", lambda: 100 * 200 * 24)
+    with pytest.raises(ImageReadError, match=r"big\.png: not enough memory to decode it; not read"):
+        read_image(path)
+    assert decoded

@@ -243,6 +243,37 @@ def read_image(path: str | os.PathLike[str], check_size: Callable[[int, int], No
     if check_size is not None and header is not None:
         width, height = header.displayed_size
         check_size(height, width)
+    _check_memory(path, header)
+    try:
+        image = _pixels(path, header)
+    except MemoryError:  # a header that lied, or memory taken meanwhile
+        raise ImageReadError(f"{path}: not enough memory to decode it; not read") from None
+    return replace(image, metadata=_fitting(path, header.metadata if header else None, image.grayscale))
+
+
+#: The most bytes a pixel takes while :func:`read_image` reads it: the decoded samples (up to four of 16 bits, and a
+#: copy as the channels are reordered), then float32 colour and alpha.
+DECODE_BYTES_PER_PIXEL = 24
+
+
+def _check_memory(path: Path, header: Header | None) -> None:
+    """Refuse, before decoding, an image whose header's size needs more memory than this process has free (a file of
+    a few hundred bytes may hold a 30000x30000 image)."""
+    if header is None:
+        return
+    from darkir.infer.memory import cpu_available_memory
+
+    need = header.width * header.height * DECODE_BYTES_PER_PIXEL
+    free = cpu_available_memory()
+    if need > free:
+        raise ImageReadError(
+            f"{path}: its {header.width}x{header.height} pixels need about {need / 1e9:.1f} GB to decode, more "
+            f"than the {free / 1e9:.1f} GB free; not decoded"
+        )
+
+
+def _pixels(path: Path, header: Header | None) -> Image:
+    """The pixels of the image at ``path`` (of ``header``, where one was read), turned by its orientation."""
     array, oriented = _decode(path, np.fromfile(path, dtype=np.uint8))
     if array.size == 0:
         raise ImageReadError(f"{path}: cannot decode image (it has no pixels)")
@@ -259,8 +290,7 @@ def read_image(path: str | os.PathLike[str], check_size: Callable[[int, int], No
         raise ImageReadError(f"{path}: unsupported sample type {array.dtype}")
     if not oriented:
         array = _apply_orientation(array, header.orientation if header else 1)
-    image = _image(array, bit_depth, scale)
-    return replace(image, metadata=_fitting(path, header.metadata if header else None, image.grayscale))
+    return _image(array, bit_depth, scale)
 
 
 def _warn_out_of_range(path: Path, array: np.ndarray) -> None:

@@ -102,6 +102,11 @@ def available_memory(device: torch.device) -> int:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
+    return cpu_available_memory()
+
+
+def cpu_available_memory() -> int:
+    """Memory free for this process on the CPU: MemAvailable, or less where its control group leaves less room."""
     try:
         with open("/proc/meminfo") as meminfo:
             available = next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
