@@ -981,3 +981,25 @@ def test_a_rotation_read_without_the_side_data_makes_the_matrix_players_read_as_
         _mux_grey_frames(out, video, 2)
     with av.open(str(clip)) as container:
         assert (next(container.decode(video=0)).rotation - rotation) % 360 == 0  # (-180 is 180)
+
+
+def test_a_video_whose_frames_fit_no_memory_plan_is_refused_before_any_frame_is_restored(
+    clip, tmp_path, tiny_checkpoint, monkeypatch
+):
+    """An image too large for the budget is refused from its header; a video's frames were converted to float and
+    restored until memory ran out (a MemoryError, or far past the budget). The first frame's size is planned first."""
+    from darkir.infer import Restorer
+    from darkir.infer.video import restore_video
+    from darkir.models.factory import load_model
+
+    restorer = Restorer(load_model(tiny_checkpoint), device="cpu")
+
+    def no_plan(height, width, batch=1, held=None):
+        raise DarkIRError(f"a {width}x{height} image does not fit the default budget")
+
+    restored = []
+    monkeypatch.setattr(restorer, "plan_for", no_plan)
+    monkeypatch.setattr(restorer, "restore_levels", lambda frames: restored.append(frames) or frames)
+    with pytest.raises(DarkIRError, match=r"night\.mp4: its frames: a 66x50 image does not fit .*; nothing written"):
+        restore_video(restorer, clip, tmp_path / "out.mp4", progress=False)
+    assert not restored and sorted(tmp_path.iterdir()) == []
