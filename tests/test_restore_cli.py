@@ -326,3 +326,17 @@ def test_default_weights_restore_real_pairs_better_than_auto_exposure(shared, tm
         ours.append(psnr(out, high).item())
         baseline.append(psnr(exposure, high).item())
     assert sum(ours) / len(ours) > sum(baseline) / len(baseline) + 1.0  # the set's mean PSNR, as the model card
+
+
+def test_control_characters_of_a_file_name_reach_the_terminal_as_escapes(tmp_path, capsys, tiny_checkpoint):
+    """A file named with ESC or CR could clear the screen, recolour it or write over a line of the run's report when
+    printed raw; darkir prints them as escapes (in failures, warnings, errors and the progress bar)."""
+    source = tmp_path / "in"
+    source.mkdir()
+    broken = source / "a\x1b[2Jb\rc.png"
+    broken.write_bytes(b"not an image")
+    assert main(["restore", str(source), "-o", str(tmp_path / "out"), "--weights", str(tiny_checkpoint)]) == 1
+    err = capsys.readouterr().err
+    assert "a\\x1b[2Jb\\x0dc.png" in err and "\x1b[2J" not in err and "b\rc" not in err
+    assert main(["restore", str(broken), "-o", str(source), "--weights", str(tiny_checkpoint)]) == 2
+    assert "\x1b" not in capsys.readouterr().err

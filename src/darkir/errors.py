@@ -37,6 +37,17 @@ def some_of(names: Sequence[str], limit: int, sep: str = ", ") -> str:
     return sep.join(names[:limit]) + (f" and {more} more" if more > 0 else "")
 
 
+#: The control characters a message can carry in from a file name (ESC starts terminal commands, CR writes over the
+#: line, BEL rings) -> the escapes :func:`printable` writes; newlines and tabs stay (lists of problems use them).
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if chr(code) not in "\n\t"}
+
+
+def printable(text: str) -> str:
+    """``text`` as darkir prints it to a terminal: control characters (``\\x1b``...) written as escapes, so that a
+    file named ``a\\x1b[2Jb.png`` cannot clear the screen or forge a line."""
+    return text.translate(_CONTROLS)
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name if it has none): the gist for a one-line report."""
     lines = str(exc).strip().splitlines()

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 from darkir.cli import evaluate, restore, training, variants
 from darkir.cli.common import expand_home
-from darkir.errors import DarkIRError, DarkIRWarning
+from darkir.errors import DarkIRError, DarkIRWarning, printable
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,10 +72,11 @@ def _warning_printer() -> Callable[..., None]:
         line: str | None = None,
     ) -> None:
         if not issubclass(category, DarkIRWarning):
-            print(warnings.formatwarning(message, category, filename, lineno, line).rstrip(), file=sys.stderr)
+            text = warnings.formatwarning(message, category, filename, lineno, line).rstrip()
+            print(printable(text), file=sys.stderr)
         elif str(message) not in shown:
             shown.add(str(message))
-            print(f"darkir: warning: {in_flags(str(message))}", file=sys.stderr)
+            print(f"darkir: warning: {printable(in_flags(str(message)))}", file=sys.stderr)
 
     return show
 
@@ -161,7 +162,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except DarkIRError as exc:
         if args.debug:
             raise
-        print(f"darkir: error: {in_flags(str(exc))}", file=sys.stderr)
+        print(f"darkir: error: {printable(in_flags(str(exc)))}", file=sys.stderr)
         return 2
     except Terminated:
         print("darkir: terminated", file=sys.stderr)
@@ -176,7 +177,7 @@ def _main(argv: Sequence[str] | None) -> int:
         named = [os.fsdecode(name) for name in (exc.filename, exc.filename2) if isinstance(name, (str, bytes))]
         if args.debug or not named or not exc.strerror:
             return _unexpected(args, exc)
-        print(f"darkir: error: {' -> '.join(named)}: {exc.strerror}", file=sys.stderr)
+        print(printable(f"darkir: error: {' -> '.join(named)}: {exc.strerror}"), file=sys.stderr)
         return 1
     except Exception as exc:
         return _unexpected(args, exc)
@@ -187,9 +188,6 @@ def _unexpected(args: argparse.Namespace, exc: Exception) -> int:
     if args.debug:
         raise exc
     lines = str(exc).strip().splitlines()
-    print(
-        f"darkir: error: {type(exc).__name__}: {lines[0] if lines else 'unexpected error'} "
-        "(run with --debug for the traceback)",
-        file=sys.stderr,
-    )
+    first = printable(lines[0]) if lines else "unexpected error"
+    print(f"darkir: error: {type(exc).__name__}: {first} (run with --debug for the traceback)", file=sys.stderr)
     return 1

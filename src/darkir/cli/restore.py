@@ -20,6 +20,7 @@ from darkir.cli.common import (
     restorer_from_args,
     settings_from_args,
 )
+from darkir.errors import printable
 
 if TYPE_CHECKING:
     from darkir.infer.files import Report
@@ -52,7 +53,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     suffix = output_suffix(args.format, f"--format {args.format or repr('')}")
     jobs, problems = plan_jobs(args.inputs, output, suffix, videos=True)
     for path, reason in problems:
-        print(f"darkir: {path}: {reason}", file=sys.stderr)
+        print(printable(f"darkir: {path}: {reason}"), file=sys.stderr)
     if not jobs:
         print("darkir: error: nothing to restore", file=sys.stderr)
         return 2

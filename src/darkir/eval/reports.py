@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from darkir.errors import DarkIRError, first_line, some_of
+from darkir.errors import DarkIRError, first_line, printable, some_of
 from darkir.eval.methods import Method
 from darkir.eval.stats import MIN_INTERVAL_IMAGES
 from darkir.outputs import is_inside, write_atomic
@@ -37,7 +37,7 @@ def skip_unreadable_image(exc: Exception, unreadable: list[str]) -> None:
     """Record an image that could not be read (``exc`` names it) in ``unreadable`` and say so in one line on stderr,
     without breaking a progress bar."""
     unreadable.append(first_line(exc))
-    tqdm.write(f"darkir: skipped unreadable image: {unreadable[-1]}", file=sys.stderr)
+    tqdm.write(printable(f"darkir: skipped unreadable image: {unreadable[-1]}"), file=sys.stderr)
 
 
 def unreadable_note(scored: int, unreadable: Sequence[str]) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from darkir.errors import DarkIRError, first_line
+from darkir.errors import DarkIRError, first_line, printable
 from darkir.imageio import Image, read_header, read_image, write_image
 from darkir.infer.compiling import compiling_note
 from darkir.infer.jobs import Job
@@ -50,10 +50,10 @@ class Report:
         """Add one job's outcome; failures and busy outputs are said on stderr as they happen."""
         if outcome.status == "failed":
             self.failed.append((job.source, outcome.message))
-            tqdm.write(f"darkir: failed: {outcome.message}", file=sys.stderr)
+            tqdm.write(printable(f"darkir: failed: {outcome.message}"), file=sys.stderr)
         elif outcome.status == "busy":
             self.busy.append(job.target)
-            tqdm.write(f"darkir: {outcome.message}", file=sys.stderr)
+            tqdm.write(printable(f"darkir: {outcome.message}"), file=sys.stderr)
         elif outcome.status == "skipped":
             self.skipped.append(job.target)
         else:
@@ -61,7 +61,7 @@ class Report:
             if outcome.tiled:
                 self.tiled.append(job.source)
             if verbose and outcome.message:
-                tqdm.write(f"darkir: {job.source}: {outcome.message}", file=sys.stderr)
+                tqdm.write(printable(f"darkir: {job.source}: {outcome.message}"), file=sys.stderr)
 
 
 def _reason(job: Job, exc: BaseException) -> str:
@@ -295,7 +295,7 @@ def restore_files(
             bar.update()
 
         def restore(work: _Work) -> _Work:
-            bar.set_postfix_str(work.job.source.name)  # the file being restored
+            bar.set_postfix_str(printable(work.job.source.name))  # the file being restored
             try:
                 _restore(restorer, work, overwrite, codec, crf)
             except BaseException:  # an interrupt: nothing written, the claim let go
