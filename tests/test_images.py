@@ -489,3 +489,43 @@ def test_an_image_that_needs_more_memory_than_is_free_is_refused_before_it_is_de
     with pytest.raises(ImageReadError, match=r"big\.png: not enough memory to decode it; not read"):
         read_image(path)
     assert decoded
+
+
+def test_pillows_pixel_limit_is_lifted_only_for_an_image_over_it(tmp_path, monkeypatch):
+    """Pillow's decompression-bomb limit is a global: darkir lifted it around every open, so another thread's
+    ``Image.open`` of an untrusted file ran unchecked meanwhile. Ordinary images open under it; only one Pillow
+    refuses (a photo of over ~360 megapixels, here over a lowered limit) is opened again without it."""
+    from PIL import Image as PILImage
+
+    cv2.imwrite(str(tmp_path / "small.png"), np.full((8, 8, 3), 40, np.uint8))
+    cv2.imwrite(str(tmp_path / "large.png"), np.full((64, 64, 3), 40, np.uint8))
+    limits, opened = [], PILImage.open
+    monkeypatch.setattr(
+        PILImage, "open", lambda *args, **kwargs: limits.append(PILImage.MAX_IMAGE_PIXELS) or opened(*args, **kwargs)
+    )
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow's DecompressionBombWarning (over 1000, under 2000 pixels) is quieted
+        assert read_image(tmp_path / "small.png").rgb.shape == (8, 8, 3)
+        assert limits and set(limits) == {1000}
+        limits.clear()
+        assert read_image(tmp_path / "large.png").rgb.shape == (64, 64, 3)
+    assert limits == [1000, None] and PILImage.MAX_IMAGE_PIXELS == 1000
+
+
+def test_quieting_pillow_leaves_the_filters_other_threads_set_meanwhile():
+    """darkir quieted Pillow with ``catch_warnings``, which puts back the list it found: a filter another thread
+    added meanwhile was lost, and, with two overlapping windows, an ignore-all stayed for good. One filter, for
+    Pillow's warnings only, is added and removed."""
+    import darkir.imageio
+
+    before = list(warnings.filters)
+    try:
+        with darkir.imageio._quiet_pillow():
+            warnings.filterwarnings("error", message="the host's own")  # another thread, meanwhile
+            with warnings.catch_warnings(record=True) as caught:  # the filters as they are: only Pillow's ignored
+                warnings.warn("not Pillow's", UserWarning, stacklevel=1)
+            assert [str(w.message) for w in caught] == ["not Pillow's"]
+        assert warnings.filters[1:] == before and warnings.filters[0][1].pattern == "the host's own"
+    finally:
+        warnings.filters[:] = before

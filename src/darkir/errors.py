@@ -1,8 +1,11 @@
-"""Exceptions with messages meant for users: each names the file, key or path at fault."""
+"""Exceptions with messages meant for users: each names the file, key or path at fault; and how darkir quiets the
+warnings of the libraries it calls."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import warnings
+from collections.abc import Iterator, Sequence
 
 
 class DarkIRError(Exception):
@@ -52,3 +55,20 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name if it has none): the gist for a one-line report."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+@contextlib.contextmanager
+def warnings_ignored(message: str = "", module: str = "") -> Iterator[None]:
+    """Warnings whose text starts with ``message`` and whose module matches the regex ``module`` (all, by default)
+    ignored while inside: one filter is added, and that filter removed after. ``warnings.catch_warnings`` instead
+    puts back the whole list it found, so a thread whose window overlaps another's can leave the other's filter (an
+    ignore-all) in place for the rest of the process."""
+    present = list(warnings.filters)
+    warnings.filterwarnings("ignore", message=message, module=module)
+    added = warnings.filters[0]
+    try:
+        yield
+    finally:
+        if added not in present:  # a caller's own filter, only moved to the front, stays
+            with contextlib.suppress(ValueError):
+                warnings.filters.remove(added)

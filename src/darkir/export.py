@@ -6,7 +6,6 @@ import contextlib
 import copy
 import logging
 import os
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from darkir.errors import DarkIRError, first_line
+from darkir.errors import DarkIRError, first_line, warnings_ignored
 from darkir.models import DarkIR
 from darkir.models.blocks import FreMLP
 from darkir.outputs import write_atomic
@@ -120,8 +119,7 @@ def _quiet_exporter() -> Iterator[None]:
     try:
         for logger in loggers:
             logger.setLevel(logging.CRITICAL)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings_ignored():
             yield
     finally:
         for logger, level in zip(loggers, levels, strict=True):

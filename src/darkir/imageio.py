@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from darkir.errors import DarkIRError, DarkIRWarning, first_line
+from darkir.errors import DarkIRError, DarkIRWarning, first_line, warnings_ignored
 from darkir.image_formats import (
     EXIF_ORIENTATION,
     TIFF_MAGIC,
@@ -50,8 +50,8 @@ UNREAD_IMAGE_SUFFIXES = (
 #: gigapixel: a decompression bomb). OpenCV's own limit, 2**30 (e.g. 32768 x 32768).
 MAX_IMAGE_PIXELS = 1 << 30
 _PIL_LIMIT = threading.Lock()
-#: Held while Pillow's warnings are silenced: ``catch_warnings`` swaps the process's filter list, and two threads
-#: whose windows overlap would leave every warning of the process silenced when they leave in the wrong order.
+#: Held while Pillow's warnings are silenced (:func:`_quiet_pillow`): two threads adding the same filter would find
+#: it removed by the first to leave.
 _QUIET_PILLOW = threading.Lock()
 
 
@@ -125,10 +125,17 @@ class Header:
 
 
 def _pil_open(path: Path | BinaryIO) -> Any:
-    """``PIL.Image.open(path)`` (a path or a binary file) without Pillow's pixel limit (darkir applies its own;
-    Pillow's would refuse large photos that darkir restores in tiles). Pillow checks it only when it opens a file."""
+    """``PIL.Image.open(path)`` (a path or a binary file), also of an image over Pillow's pixel limit (darkir applies
+    its own; Pillow's refuses photos of over ~360 megapixels that darkir restores in tiles). Pillow checks it only
+    when it opens a file; its limit, a global, is lifted only to open such a photo, so that other threads' opens keep
+    their check all the while darkir reads ordinary images. Its warning below the limit is the caller's to quiet."""
     from PIL import Image as PILImage
 
+    try:
+        return PILImage.open(path)
+    except PILImage.DecompressionBombError:
+        if not isinstance(path, Path):
+            path.seek(0)
     with _PIL_LIMIT:
         limit, PILImage.MAX_IMAGE_PIXELS = PILImage.MAX_IMAGE_PIXELS, None
         try:
@@ -417,7 +424,8 @@ def _decode_tiff_pillow(path: Path, data: np.ndarray, mode: str) -> np.ndarray:
     import io
 
     try:
-        handle = _pil_open(io.BytesIO(without_orientation(data)))
+        with _quiet_pillow():
+            handle = _pil_open(io.BytesIO(without_orientation(data)))
     except Exception:
         handle = None
     if handle is not None and handle.mode == mode:
@@ -458,9 +466,8 @@ def _decode_tifffile(path: Path) -> np.ndarray:
 @contextlib.contextmanager
 def _quiet_pillow() -> Iterator[None]:
     """Pillow's warnings (a corrupt EXIF block, a damaged TIFF tag) kept from the user while it reads headers: darkir
-    drops what it cannot read and reports what fails to decode. One thread at a time: warning filters are global."""
-    with _QUIET_PILLOW, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    drops what it cannot read and reports what fails to decode. Only Pillow's: the filter list is the process's."""
+    with _QUIET_PILLOW, warnings_ignored(module=r"PIL(\.|$)"):
         yield
 
 

@@ -12,7 +12,6 @@ import json
 import os
 import pickle
 import re
-import warnings
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from darkir.errors import CheckpointError, first_line
+from darkir.errors import CheckpointError, first_line, warnings_ignored
 
 
 def load_weights_file(path: str | os.PathLike[str], expected: str) -> object:
@@ -39,9 +38,8 @@ def torch_load(path: Path, message: Callable[[str], str]) -> object:
     if damaged is not None:
         raise CheckpointError(message(f"it is damaged: {damaged} fails its checksum (a bad download or copy?)"))
     try:
-        with torch.serialization.safe_globals(numpy_globals()), warnings.catch_warnings():
-            # torch asks for an issue to be filed about legacy files of another pickle protocol than 2, and reads them
-            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+        # torch asks for an issue to be filed about legacy files of another pickle protocol than 2, and reads them
+        with torch.serialization.safe_globals(numpy_globals()), warnings_ignored(message="Detected pickle protocol"):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt, cut-short or non-torch files
         refused = _unsafe_global(exc)
