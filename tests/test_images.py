@@ -529,3 +529,26 @@ def test_quieting_pillow_leaves_the_filters_other_threads_set_meanwhile():
         assert warnings.filters[1:] == before and warnings.filters[0][1].pattern == "the host's own"
     finally:
         warnings.filters[:] = before
+
+
+def test_opencvs_settings_are_the_callers_again_after_a_read_and_a_write(tmp_path, monkeypatch):
+    """darkir runs OpenCV single-threaded and silent while it decodes and encodes, and left it so for the whole
+    process after its first read: a host's own OpenCV work ran on one thread, its log muted."""
+    log = cv2.utils.logging
+    threads, level = cv2.getNumThreads(), log.getLogLevel()
+    try:
+        cv2.setNumThreads(2)
+        log.setLogLevel(log.LOG_LEVEL_WARNING)
+        inside, decode = [], cv2.imdecode
+        monkeypatch.setattr(
+            cv2, "imdecode", lambda *a: inside.append((cv2.getNumThreads(), log.getLogLevel())) or decode(*a)
+        )
+        write_image(
+            tmp_path / "a.png", Image(rgb=np.zeros((4, 4, 3), np.float32), alpha=None, bit_depth=8, grayscale=False)
+        )
+        read_image(tmp_path / "a.png")
+        assert inside and set(inside) == {(1, log.LOG_LEVEL_SILENT)}
+        assert (cv2.getNumThreads(), log.getLogLevel()) == (2, log.LOG_LEVEL_WARNING)
+    finally:
+        cv2.setNumThreads(threads)
+        log.setLogLevel(level)

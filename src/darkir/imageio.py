@@ -50,6 +50,10 @@ UNREAD_IMAGE_SUFFIXES = (
 #: gigapixel: a decompression bomb). OpenCV's own limit, 2**30 (e.g. 32768 x 32768).
 MAX_IMAGE_PIXELS = 1 << 30
 _PIL_LIMIT = threading.Lock()
+#: Guards :func:`_opencv`'s count of the threads inside it and the settings it found.
+_OPENCV = threading.Lock()
+_opencv_users = 0
+_opencv_settings: tuple[int, int | None] = (1, None)
 #: Held while Pillow's warnings are silenced (:func:`_quiet_pillow`): two threads adding the same filter would find
 #: it removed by the first to leave.
 _QUIET_PILLOW = threading.Lock()
@@ -74,16 +78,38 @@ class Image:
 
 
 def _cv2() -> ModuleType:
-    """OpenCV, single-threaded and silent: decoding errors are reported by darkir, once, with the file name."""
+    """OpenCV (imported on first use)."""
     import cv2
 
-    cv2.setNumThreads(1)
-    logging = getattr(getattr(cv2, "utils", None), "logging", None)
-    if logging is not None:
-        logging.setLogLevel(logging.LOG_LEVEL_SILENT)
-    elif hasattr(cv2, "setLogLevel"):  # an OpenCV 4 that shadows the required one (opencv-python beside it)
-        cv2.setLogLevel(0)
     return cv2
+
+
+@contextlib.contextmanager
+def _opencv() -> Iterator[None]:
+    """OpenCV single-threaded and silent while inside (decoding errors are reported by darkir, once, with the file
+    name); the caller's thread count and log level come back when the last darkir thread inside leaves."""
+    global _opencv_users, _opencv_settings
+    cv2 = _cv2()
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)  # None: an OpenCV 4 that shadows the required one
+    with _OPENCV:
+        if _opencv_users == 0:
+            _opencv_settings = (cv2.getNumThreads(), logging.getLogLevel() if logging is not None else None)
+            cv2.setNumThreads(1)
+            if logging is not None:
+                logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+            elif hasattr(cv2, "setLogLevel"):
+                cv2.setLogLevel(0)
+        _opencv_users += 1
+    try:
+        yield
+    finally:
+        with _OPENCV:
+            _opencv_users -= 1
+            if _opencv_users == 0:
+                threads, level = _opencv_settings
+                cv2.setNumThreads(threads)
+                if level is not None:
+                    logging.setLogLevel(level)
 
 
 @dataclass(frozen=True)
@@ -392,7 +418,8 @@ def _decode_opencv(path: Path, data: np.ndarray) -> np.ndarray | None:
     None where it decodes nothing."""
     cv2 = _cv2()
     try:
-        array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+        with _opencv():
+            array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     except cv2.error as exc:
         raise ImageReadError(f"{path}: cannot decode image ({_opencv_gist(exc)})") from None
     if array is not None and array.ndim == 3 and array.shape[2] == 1:
@@ -560,7 +587,8 @@ def image_to_array(image: Image, dtype: np.dtype | type = np.uint8) -> np.ndarra
 def stored_gray(stored: np.ndarray) -> np.ndarray:
     """The gray (H, W) that a gray image's restored RGB (H, W, 3), as stored (:func:`to_storage`), is saved as."""
     cv2 = _cv2()
-    return cv2.cvtColor(stored, cv2.COLOR_RGB2GRAY)
+    with _opencv():
+        return cv2.cvtColor(stored, cv2.COLOR_RGB2GRAY)
 
 
 def to_storage(rgb: np.ndarray, bit_depth: int) -> np.ndarray:
@@ -610,7 +638,8 @@ def encode_image(suffix: str, image: Image, jpeg_quality: int = 95) -> bytes:
     if suffix == ".webp":
         params = [cv2.IMWRITE_WEBP_QUALITY, 101]  # lossless
     try:
-        ok, encoded = cv2.imencode(suffix, array, params)
+        with _opencv():
+            ok, encoded = cv2.imencode(suffix, array, params)
     except cv2.error:
         ok = False
     if not ok:
@@ -641,7 +670,8 @@ def decodes(path: Path) -> bool:
     """Whether ``path`` holds an image OpenCV can decode."""
     cv2 = _cv2()
     try:
-        return cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED) is not None
+        with _opencv():
+            return cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED) is not None
     except (cv2.error, OSError, ValueError):
         return False
 

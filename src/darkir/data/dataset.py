@@ -13,6 +13,14 @@ from darkir.data.pairs import Pair, _raise_if, _size
 from darkir.imageio import read_image
 
 
+def loader_worker_init(worker_id: int) -> None:
+    """Set up a data loader worker process: OpenCV single-threaded, as torch is there (the workers run side by
+    side; each with a pool of a thread per core would oversubscribe the CPU)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).contiguous()
 

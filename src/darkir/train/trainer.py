@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from darkir.checkpoint import read_checkpoint, save_checkpoint, save_text
+from darkir.data.dataset import loader_worker_init
 from darkir.data.layouts import DatasetError
 from darkir.data.synth import SynthDataset
 from darkir.errors import CheckpointError, ConfigError, DarkIRError
@@ -204,6 +205,7 @@ class Trainer:
             num_workers=self.options.datasets.train.n_workers,
             persistent_workers=False,
             pin_memory=self.device.type == "cuda",
+            worker_init_fn=loader_worker_init,
         )
 
     def _keep_global_batch(self, global_batch: int, path: Path) -> None:
