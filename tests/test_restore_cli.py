@@ -340,3 +340,17 @@ def test_control_characters_of_a_file_name_reach_the_terminal_as_escapes(tmp_pat
     assert "a\\x1b[2Jb\\x0dc.png" in err and "\x1b[2J" not in err and "b\rc" not in err
     assert main(["restore", str(broken), "-o", str(source), "--weights", str(tiny_checkpoint)]) == 2
     assert "\x1b" not in capsys.readouterr().err
+
+
+def test_threads_set_by_the_command_line_are_set_back_when_main_returns(tmp_path, tiny_checkpoint):
+    """``main([... "--threads", "1"])`` called from Python left torch on one thread for the rest of the process."""
+    import torch
+
+    source = tmp_path / "in"
+    source.mkdir()
+    cv2.imwrite(str(source / "a.png"), np.full((16, 16, 3), 30, np.uint8))
+    before = torch.get_num_threads()
+    wanted = 1 if before != 1 else 2
+    args = ["restore", str(source), "-o", str(tmp_path / "out"), "--weights", str(tiny_checkpoint), "-q"]
+    assert main([*args, "--threads", str(wanted)]) == 0
+    assert torch.get_num_threads() == before

@@ -358,3 +358,18 @@ def test_a_containers_memory_limit_bounds_the_memory_available(tmp_path, version
         (folder / files[0]).write_text("max\n" if version == 2 else "9223372036854771712\n")  # no limits
     assert cgroup_room(tmp_path, tmp_path / "self") is None
     assert cgroup_room(tmp_path, tmp_path / "missing") is None
+
+
+def test_an_fp32_restorer_computes_in_fp32_inside_a_callers_autocast(tiny_checkpoint):
+    """Inside a caller's ``torch.autocast`` block an fp32 Restorer computed in bf16 (its output was the bf16
+    Restorer's); its precision is its own."""
+    from darkir.models.factory import load_model
+
+    model = load_model(tiny_checkpoint)
+    fp32 = Restorer(model, device="cpu", precision="fp32", tile=0)
+    x = torch.rand(1, 3, 32, 48, generator=torch.Generator().manual_seed(0))
+    alone = fp32.restore_tensor(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = fp32.restore_tensor(x)
+    assert torch.equal(inside, alone)
+    assert not torch.equal(Restorer(model, device="cpu", precision="bf16", tile=0).restore_tensor(x), alone)

@@ -143,7 +143,11 @@ def _print_any_name() -> Iterator[None]:
 def _discard_stdout() -> None:
     """Point stdout at /dev/null, so that flushing it at exit does not fail on the closed pipe again."""
     with contextlib.suppress(OSError, ValueError):
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, sys.stdout.fileno())
+        finally:
+            os.close(null)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -152,11 +156,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(argv)
 
 
+@contextlib.contextmanager
+def _threads_kept(args: argparse.Namespace) -> Iterator[None]:
+    """Where ``--threads`` is given (the command sets torch's thread count), the count before it is set back after
+    (``main`` called from Python: the caller's later work keeps its own count)."""
+    if not getattr(args, "threads", None):
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _main(argv: Sequence[str] | None) -> int:
     """:func:`main`, with stdout printing any file name."""
     args = _parse(argv)
     try:
-        with warnings.catch_warnings(), _terminate_as_interrupt():
+        with warnings.catch_warnings(), _terminate_as_interrupt(), _threads_kept(args):
             warnings.showwarning = _warning_printer()
             return args.func(args)
     except DarkIRError as exc:

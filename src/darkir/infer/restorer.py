@@ -270,11 +270,11 @@ class Restorer:
 
     @contextlib.contextmanager
     def _precision(self) -> Iterator[None]:
-        if self.dtype == torch.float32:
+        """The Restorer's precision for the forward: autocast to bf16/fp16, or none in fp32, also inside a caller's
+        own autocast block (which would otherwise make an fp32 Restorer compute in half precision)."""
+        fp32 = self.dtype == torch.float32
+        with torch.autocast(self.device.type, dtype=None if fp32 else self.dtype, enabled=not fp32):
             yield
-        else:
-            with torch.autocast(self.device.type, dtype=self.dtype):
-                yield
 
     @property
     def compiles_on_demand(self) -> bool:
