@@ -129,6 +129,26 @@ def test_a_second_run_on_the_same_save_path_is_refused(data, tmp_path, capsys):
         assert not last.exists() and not (tmp_path / "run" / "last_logs").exists()
 
 
+@pytest.mark.parametrize("which", ["last", "best"])
+def test_a_run_of_an_older_darkir_still_going_is_not_trained_over(data, tmp_path, capsys, which):
+    """darkir before a2907f9 locked a run as .<name>.darkir-run (.last.pt.darkir-run): upgraded while such a run went
+    on, darkir took its own lock, and a --restart moved the running run's files aside while it wrote on, or two runs
+    wrote one checkpoint. The older name is held too; a killed older run's lock file is taken over and removed."""
+    from darkir.train.runfiles import legacy_lock_path
+
+    run = tmp_path / "run"
+    last, best = run / "last.pt", run / "best.pt"
+    target = last if which == "last" else best
+    with _held(target, legacy_lock_path(target)) as holder:
+        assert main(_args(data, last, best)) == 2
+        assert main([*_args(data, last, best), "--restart"]) == 2
+        err = capsys.readouterr().err
+    assert err.count(f"another training run (pid {holder.pid} on ") == 2
+    assert not last.exists() and legacy_lock_path(target).is_file()  # SIGKILLed: its lock file stays behind
+    assert main(_args(data, last, best)) == 0
+    assert last.is_file() and not legacy_lock_path(target).exists()
+
+
 def test_a_killed_runs_lock_is_stale_and_taken_over(data, tmp_path):
     last = tmp_path / "run" / "last.pt"
     with _held(last):

@@ -28,6 +28,12 @@ def lock_path(last: Path) -> Path:
     return last.with_name(f".{last.stem}.darkir-run")
 
 
+def legacy_lock_path(last: Path) -> Path:
+    """The lock file darkir before a2907f9 named the run of ``last`` by (its whole name): a run of such a version
+    still going when darkir is upgraded holds this one."""
+    return last.with_name(f".{last.name}.darkir-run")
+
+
 def log_lock_path(log_file: Path) -> Path:
     """The lock file of the run writing the JSONL log ``log_file`` in a ``train.log_dir``: named apart from every
     :func:`lock_path` (a ``save.path`` of stem ``train`` may lie in that folder)."""
