@@ -185,6 +185,21 @@ def test_a_resume_whose_photos_moved_a_held_out_one_into_training_is_refused(pho
     assert train(_synth_options(photos, tmp_path / "run"), resume=True, progress=False, max_steps=2).steps == 2
 
 
+def test_a_resume_of_a_checkpoint_without_its_split_says_the_split_cannot_be_checked(photo_dir, tmp_path, capsys):
+    """A checkpoint of an older darkir records no held-out photos: its resume goes on, but says that a changed split
+    (photos added since) cannot be detected; a checkpoint that records them says nothing."""
+    run = tmp_path / "run"
+    train(_synth_options(photo_dir, run), progress=False, max_steps=1)
+    assert train(_synth_options(photo_dir, run), resume=True, progress=False, max_steps=2).steps == 2
+    assert "does not record which photos" not in capsys.readouterr().err
+    state, config, payload = read_checkpoint(run / "last.pt")
+    payload = {key: value for key, value in payload.items() if key not in ("held_out_photos", "trained_photos")}
+    torch.save({"state_dict": state, "config": config, **payload}, run / "last.pt")
+    assert train(_synth_options(photo_dir, run), resume=True, progress=False, max_steps=3).steps == 3
+    err = capsys.readouterr().err
+    assert f"darkir: warning: {run / 'last.pt'} (saved by an older darkir) does not record which photos" in err
+
+
 def test_init_from_loads_weights_and_starts_a_new_schedule(photo_dir, tmp_path):
     source = randomize(build_model("darkir-csf-w32", **TINY), seed=5)
     weights = save_checkpoint(tmp_path / "start.pt", source)

@@ -64,11 +64,17 @@ def check_training_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         )
 
 
-def check_held_out(path: Path, payload: dict[str, Any], training: list[str], held_out: list[str]) -> None:
-    """Refuse to resume the run of ``path`` where the photos it held out (stored in its checkpoint ``payload``;
-    none for a run on a paired set or of an older darkir) would be trained on, or the photos it trained on would be
-    held out (``training``, ``held_out``: the split now): the split of ``datasets.train.synth``'s photos moves with
-    the sources' photos and with ``val_photos``, ``test_photos`` and ``split_seed``."""
+def check_held_out(path: Path, payload: dict[str, Any], training: list[str], held_out: list[str]) -> str | None:
+    """Refuse to resume the run of ``path`` where the photos it held out (stored in its checkpoint ``payload``)
+    would be trained on, or the photos it trained on would be held out (``training``, ``held_out``: the split now):
+    the split of ``datasets.train.synth``'s photos moves with the sources' photos and with ``val_photos``,
+    ``test_photos`` and ``split_seed``. A note where the checkpoint (of an older darkir) records no split."""
+    if "held_out_photos" not in payload:
+        return (
+            f"darkir: warning: {path} (saved by an older darkir) does not record which photos its run held out, so "
+            "a changed split cannot be detected: if photos were added to or removed from datasets.train.synth's "
+            "sources since the run began, it may now train on photos it held out for validation and testing"
+        )
     crossed = sorted(
         (set(payload.get("held_out_photos") or ()) & set(training))
         | (set(payload.get("trained_photos") or ()) & set(held_out))
@@ -80,6 +86,7 @@ def check_held_out(path: Path, payload: dict[str, Any], training: list[str], hel
             "val_photos, test_photos and split_seed back as they were (adding or removing photos moves the split), "
             "or start a new run"
         )
+    return None
 
 
 def check_own_best(best: Path, run_id: str | None) -> float | None:

@@ -279,7 +279,7 @@ class Trainer:
         state_dict, config, payload = read_checkpoint(path)
         check_training_checkpoint(path, payload)
         if isinstance(self.train_set, SynthDataset):
-            check_held_out(path, payload, self.train_set.names, self.train_set.held_out)
+            self._tell(check_held_out(path, payload, self.train_set.names, self.train_set.held_out))
         stored_id = payload.get("run_id")  # None in checkpoints from before run ids
         best_score = check_own_best(self.best_path, stored_id) if validates(self.options) else None
         self.run_id = stored_id or self.run_id
