@@ -228,14 +228,24 @@ def test_synth_clears_what_a_killed_run_left_but_not_a_live_runs_folder(photos, 
     live = tmp_path / "busy"
     (live / f".darkir-part-{host}-{os.getpid()}").mkdir(parents=True)
     assert main(["synth", "--source", str(photos), "-o", str(live), *SMALL]) == 2
-    assert f"is not empty (it holds '.darkir-part-{host}-{os.getpid()}')" in _error(capsys)
+    assert f"holds '.darkir-part-{host}-{os.getpid()}', the unfinished set of another darkir synth run" in _error(
+        capsys
+    )
     assert (live / f".darkir-part-{host}-{os.getpid()}").is_dir()
     # a shared folder: another machine's run, whose process this one cannot see, is left alone
     shared = tmp_path / "shared"
     (shared / f".darkir-part-elsewhere-{killed.pid}" / "train").mkdir(parents=True)
     assert main(["synth", "--source", str(photos), "-o", str(shared), *SMALL]) == 2
-    assert "is not empty (it holds '.darkir-part-elsewhere-" in _error(capsys)
+    assert "holds '.darkir-part-elsewhere-" in _error(capsys)
     assert (shared / f".darkir-part-elsewhere-{killed.pid}" / "train").is_dir()
+    # a darkir before the host was in the name (.darkir-part-<pid>): named as such, with what to do, and kept
+    older = tmp_path / "older"
+    (older / f".darkir-part-{killed.pid}" / "train").mkdir(parents=True)
+    assert main(["synth", "--source", str(photos), "-o", str(older), *SMALL]) == 2
+    message = _error(capsys)
+    assert f"holds '.darkir-part-{killed.pid}', the unfinished set of another darkir synth run" in message
+    assert "killed under an older darkir); delete it if no run writes there" in message
+    assert (older / f".darkir-part-{killed.pid}" / "train").is_dir()
 
 
 @pytest.mark.parametrize(

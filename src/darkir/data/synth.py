@@ -67,6 +67,12 @@ def check_output(output: Path, sources: Sequence[Path] = ()) -> None:
     if output.is_dir():
         remove_killed_stages(output)
         entries = sorted(entry.name for entry in os.scandir(output))
+        if entries and all(name.startswith(STAGE_PREFIX) for name in entries):
+            raise DatasetError(
+                f"output folder {output} holds {some_of([repr(name) for name in entries], 1)}, the unfinished set of "
+                "another darkir synth run (running now, on another machine, or killed under an older darkir); "
+                "delete it if no run writes there, or choose a new folder"
+            )
         if entries:
             raise DatasetError(
                 f"output folder {output} is not empty (it holds {some_of([repr(name) for name in entries], 1)}); "
