@@ -473,11 +473,10 @@ def test_an_image_that_needs_more_memory_than_is_free_is_refused_before_it_is_de
     30000x30000 pixels was decoded into tens of GB. The header's size is checked against the free memory first, and
     running out of memory while decoding is an unreadable image, not an unexpected error."""
     import darkir.imageio
-    import darkir.infer.memory
 
     path = tmp_path / "big.png"
     cv2.imwrite(str(path), np.zeros((100, 200, 3), np.uint8))
-    monkeypatch.setattr(darkir.infer.memory, "cpu_available_memory", lambda: 100 * 200 * 24 - 1)
+    monkeypatch.setattr(darkir.imageio, "cpu_available_memory", lambda: 100 * 200 * 24 - 1)
     decoded = []
     monkeypatch.setattr(
         darkir.imageio, "_decode", lambda *args: decoded.append(args) or (_ for _ in ()).throw(MemoryError)
@@ -485,8 +484,8 @@ def test_an_image_that_needs_more_memory_than_is_free_is_refused_before_it_is_de
     with pytest.raises(ImageReadError, match=r"big\.png: its 200x100 pixels need about 0\.0 GB to decode, more than"):
         read_image(path)
     assert not decoded
-    monkeypatch.setattr(darkir.infer.memory, "cpu_available_memory", lambda: 100 * 200 * 24)
-    with pytest.raises(ImageReadError, match=r"big\.png: not enough memory to decode it; not read"):
+    monkeypatch.setattr(darkir.imageio, "cpu_available_memory", lambda: 100 * 200 * 24)
+    with pytest.raises(ImageReadError, match=r"big\.png: not enough memory to decode it; free memory or downscale it"):
         read_image(path)
     assert decoded
 

@@ -199,16 +199,16 @@ def test_an_input_that_cannot_be_read_is_named_not_its_output(photos, tmp_path, 
 def test_an_image_too_large_to_decode_says_tiles_cannot_help(photos, tmp_path, tiny_checkpoint, capsys, monkeypatch):
     """Out of memory while decoding: the advice was "try a smaller tile", which cannot help (the whole image is
     decoded first)."""
-    from darkir.infer import files
+    import darkir.imageio
 
-    def too_large(path, *args, **kwargs):
+    def too_large(*args, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr(files, "read_image", too_large)
+    monkeypatch.setattr(darkir.imageio, "_pixels", too_large)
     source = photos / "a.png"
     assert main(["restore", str(source), "-o", str(tmp_path / "out"), "--weights", str(tiny_checkpoint), "-q"]) == 1
     err = capsys.readouterr().err
-    assert f"{source}: out of memory decoding it; free memory or downscale it" in err and "tile" not in err
+    assert f"{source}: not enough memory to decode it; free memory or downscale it" in err and "tile" not in err
 
 
 def test_missing_default_weights_are_explained(photos, tmp_path, capsys, monkeypatch):

@@ -335,7 +335,7 @@ def test_a_containers_memory_limit_bounds_the_memory_available(tmp_path, version
     """In a container (a control group with a memory limit), /proc/meminfo shows the machine's memory: the default
     budget then took memory the container does not have, and the kernel killed the whole batch. The limit may be set
     on a group above the process's (a SLURM job's), and the page cache the kernel can drop is room too."""
-    from darkir.infer.memory import cgroup_room
+    from darkir.hostmemory import cgroup_room
 
     group = "/job_1/step_0/task_0"
     if version == 2:

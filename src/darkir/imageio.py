@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from darkir.errors import DarkIRError, DarkIRWarning, first_line, warnings_ignored
+from darkir.hostmemory import cpu_available_memory
 from darkir.image_formats import (
     EXIF_ORIENTATION,
     TIFF_MAGIC,
@@ -125,6 +126,7 @@ class Header:
     frames: int  # a TIFF's pages counted up to 2
     orientation: int
     metadata: Metadata | None = field(default=None, compare=False)  # carried along, not part of what it says
+    float_samples: bool = field(default=False, compare=False)  # float TIFF samples (decoding takes more memory)
 
     def refusal(self) -> str | None:
         """Why :func:`read_image` refuses the image before decoding it (no pixels; a decompression bomb; an
@@ -187,7 +189,7 @@ def _header(handle: Any) -> Header:
         width, height = int(handle.tag_v2[256]), int(handle.tag_v2[257])
     frames = _frames(handle)
     orientation = 1 if width * height > MAX_IMAGE_PIXELS else _orientation(handle)
-    return Header(width, height, frames, orientation, read_metadata(handle))
+    return Header(width, height, frames, orientation, read_metadata(handle), float_samples=handle.mode == "F")
 
 
 def _frames(handle: Any) -> int:
@@ -213,7 +215,9 @@ def _tiff_header(path: Path) -> Header | None:
             page = tiff.pages[0]
             orientation = page.tags.get(EXIF_ORIENTATION)
             pages = _tiff_pages(tiff)
-            return Header(page.imagewidth, page.imagelength, pages, int(orientation.value) if orientation else 1, None)
+            turned = int(orientation.value) if orientation else 1
+            floats = page.dtype is not None and page.dtype.kind == "f"
+            return Header(page.imagewidth, page.imagelength, pages, turned, None, float_samples=floats)
     except Exception:
         return None
 
@@ -280,13 +284,15 @@ def read_image(path: str | os.PathLike[str], check_size: Callable[[int, int], No
     try:
         image = _pixels(path, header)
     except MemoryError:  # a header that lied, or memory taken meanwhile
-        raise ImageReadError(f"{path}: not enough memory to decode it; not read") from None
+        raise ImageReadError(f"{path}: not enough memory to decode it; free memory or downscale it") from None
     return replace(image, metadata=_fitting(path, header.metadata if header else None, image.grayscale))
 
 
-#: The most bytes a pixel takes while :func:`read_image` reads it: the decoded samples (up to four of 16 bits, and a
-#: copy as the channels are reordered), then float32 colour and alpha.
+#: The most bytes a pixel takes while :func:`read_image` reads it (measured peaks): the decoded samples (up to four of
+#: 16 bits, and a copy as the channels are reordered), then float32 colour and alpha; float TIFF samples (read by
+#: tifffile, up to 64 bits) take more.
 DECODE_BYTES_PER_PIXEL = 24
+DECODE_BYTES_PER_FLOAT_PIXEL = 56
 
 
 def _check_memory(path: Path, header: Header | None) -> None:
@@ -294,14 +300,16 @@ def _check_memory(path: Path, header: Header | None) -> None:
     a few hundred bytes may hold a 30000x30000 image)."""
     if header is None:
         return
-    from darkir.infer.memory import cpu_available_memory
-
-    need = header.width * header.height * DECODE_BYTES_PER_PIXEL
-    free = cpu_available_memory()
+    per_pixel = DECODE_BYTES_PER_FLOAT_PIXEL if header.float_samples else DECODE_BYTES_PER_PIXEL
+    need = header.width * header.height * per_pixel
+    try:
+        free = cpu_available_memory()
+    except (OSError, ValueError):  # neither /proc/meminfo nor the free page count: not known, not checked
+        return
     if need > free:
         raise ImageReadError(
             f"{path}: its {header.width}x{header.height} pixels need about {need / 1e9:.1f} GB to decode, more "
-            f"than the {free / 1e9:.1f} GB free; not decoded"
+            f"than the {free / 1e9:.1f} GB free; not decoded (free memory or downscale it)"
         )
 
 

@@ -138,8 +138,6 @@ def _open(job: Job, overwrite: bool, restorer: Restorer) -> _Work:
             work.image = read_image(job.source, functools.partial(_check_fits, restorer, job.source))
     except OutputBusyError as exc:
         work.outcome = Outcome("busy", str(exc))
-    except MemoryError:  # tiles cannot help here: the whole image is decoded before any is restored
-        work.outcome = Outcome("failed", f"{job.source}: out of memory decoding it; free memory or downscale it")
     except Exception as exc:  # whatever a decoder or size limit raised: this file's failure, not the batch's
         work.outcome = Outcome("failed", _reason(job, exc))
     except BaseException:  # an interrupt: the claim let go
