@@ -356,3 +356,15 @@ def test_weights_that_are_not_finite_real_numbers_are_refused_as_they_load(tmp_p
     save_file(state, str(tmp_path / "w.safetensors"), metadata={"darkir_config": json.dumps(dict(model.config))})
     with pytest.raises(CheckpointError, match=message):
         load_model(tmp_path / "w.safetensors")
+
+
+def test_weights_of_an_8_bit_float_type_load_as_before(tmp_path):
+    """torch.isfinite has no kernel for float8_e4m3fn: the finiteness check failed on such a checkpoint, which had
+    loaded."""
+    from darkir.models.factory import load_model
+
+    model = build_model("darkir-w32", width=8, enc_blk_nums=(1, 1, 1), dec_blk_nums=(1, 1, 1))
+    state = {key: value.to(torch.float8_e4m3fn) for key, value in model.state_dict().items()}
+    torch.save({"state_dict": state, "config": dict(model.config)}, tmp_path / "f8.pt")
+    loaded = load_model(tmp_path / "f8.pt")
+    assert torch.equal(loaded.intro.weight, state["intro.weight"].float())

@@ -4,6 +4,7 @@ warnings of the libraries it calls."""
 from __future__ import annotations
 
 import contextlib
+import re
 import warnings
 from collections.abc import Iterator, Sequence
 
@@ -60,15 +61,21 @@ def first_line(exc: BaseException) -> str:
 @contextlib.contextmanager
 def warnings_ignored(message: str = "", module: str = "") -> Iterator[None]:
     """Warnings whose text starts with ``message`` and whose module matches the regex ``module`` (all, by default)
-    ignored while inside: one filter is added, and that filter removed after. ``warnings.catch_warnings`` instead
-    puts back the whole list it found, so a thread whose window overlaps another's can leave the other's filter (an
-    ignore-all) in place for the rest of the process."""
-    present = list(warnings.filters)
-    warnings.filterwarnings("ignore", message=message, module=module)
-    added = warnings.filters[0]
+    ignored while inside: a filter of darkir's own is put first, and that very filter taken out after, whatever
+    other threads added or removed meanwhile. (``warnings.catch_warnings`` instead puts back the whole list it found,
+    so that an overlapping thread's filter, an ignore-all say, could stay for the rest of the process; one in
+    another library still can, with this filter.)"""
+    entry = (
+        "ignore",
+        re.compile(message, re.IGNORECASE) if message else None,
+        Warning,
+        re.compile(module) if module else None,
+        0,
+    )
+    warnings.filters.insert(0, entry)
     try:
         yield
     finally:
-        if added not in present:  # a caller's own filter, only moved to the front, stays
-            with contextlib.suppress(ValueError):
-                warnings.filters.remove(added)
+        index = next((i for i, item in enumerate(warnings.filters) if item is entry), None)
+        if index is not None:
+            del warnings.filters[index]

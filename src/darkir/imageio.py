@@ -55,9 +55,6 @@ _PIL_LIMIT = threading.Lock()
 _OPENCV = threading.Lock()
 _opencv_users = 0
 _opencv_settings: tuple[int, int | None] = (1, None)
-#: Held while Pillow's warnings are silenced (:func:`_quiet_pillow`): two threads adding the same filter would find
-#: it removed by the first to leave.
-_QUIET_PILLOW = threading.Lock()
 
 
 class ImageReadError(DarkIRError):
@@ -502,7 +499,7 @@ def _decode_tifffile(path: Path) -> np.ndarray:
 def _quiet_pillow() -> Iterator[None]:
     """Pillow's warnings (a corrupt EXIF block, a damaged TIFF tag) kept from the user while it reads headers: darkir
     drops what it cannot read and reports what fails to decode. Only Pillow's: the filter list is the process's."""
-    with _QUIET_PILLOW, warnings_ignored(module=r"PIL(\.|$)"):
+    with warnings_ignored(module=r"PIL(\.|$)"):
         yield
 
 

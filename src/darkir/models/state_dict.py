@@ -132,7 +132,11 @@ def _check_values(expected: Mapping[str, torch.Tensor], state_dict: Mapping[str,
     ]
     if kinds:
         raise CheckpointError(f"{source} holds weights that are not real numbers: {some_of(kinds, 4)}")
-    floats = {key: tensor for key, tensor in state_dict.items() if tensor.is_floating_point()}
+    floats = {  # (isfinite has no kernel for some 8-bit floats: those are checked as float32)
+        key: tensor if tensor.element_size() > 1 else tensor.float()
+        for key, tensor in state_dict.items()
+        if tensor.is_floating_point()
+    }
     broken = [key for key, tensor in floats.items() if not bool(torch.isfinite(tensor).all())]
     if broken:
         raise CheckpointError(
