@@ -342,15 +342,25 @@ def test_control_characters_of_a_file_name_reach_the_terminal_as_escapes(tmp_pat
     assert "\x1b" not in capsys.readouterr().err
 
 
-def test_threads_set_by_the_command_line_are_set_back_when_main_returns(tmp_path, tiny_checkpoint):
-    """``main([... "--threads", "1"])`` called from Python left torch on one thread for the rest of the process."""
+def test_threads_set_by_the_command_line_are_set_back_when_main_returns(tmp_path, tiny_checkpoint, monkeypatch):
+    """``main([... "--threads", "1"])`` called from Python left torch on one thread for the rest of the process;
+    OpenCV runs on one thread during a command (as darkir's first image read left it before), and as the caller
+    had it after."""
     import torch
+
+    import darkir.imageio
 
     source = tmp_path / "in"
     source.mkdir()
     cv2.imwrite(str(source / "a.png"), np.full((16, 16, 3), 30, np.uint8))
-    before = torch.get_num_threads()
+    before, opencv = torch.get_num_threads(), cv2.getNumThreads()
     wanted = 1 if before != 1 else 2
+    during, decode = [], darkir.imageio._decode_opencv
+    monkeypatch.setattr(darkir.imageio, "_decode_opencv", lambda *a: during.append(cv2.getNumThreads()) or decode(*a))
     args = ["restore", str(source), "-o", str(tmp_path / "out"), "--weights", str(tiny_checkpoint), "-q"]
-    assert main([*args, "--threads", str(wanted)]) == 0
-    assert torch.get_num_threads() == before
+    try:
+        cv2.setNumThreads(2)
+        assert main([*args, "--threads", str(wanted)]) == 0
+        assert torch.get_num_threads() == before and during == [1] and cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(opencv)

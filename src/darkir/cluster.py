@@ -63,10 +63,12 @@ class RestoreWorker:
     """A Ray Data actor: builds the Restorer once, then restores one batch of job rows per call."""
 
     def __init__(self, model: Any, settings: WorkerSettings) -> None:
+        import cv2
         import ray
         import torch
 
         torch.set_num_threads(settings.threads)
+        cv2.setNumThreads(1)  # as in a darkir command: OpenCV's own pool would take the cores torch's threads use
         model = ray.get(model)  # the driver's one copy in the object store
         self.settings = settings
         self.restorer = settings.restorer(model)

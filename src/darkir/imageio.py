@@ -90,9 +90,10 @@ def _opencv() -> Iterator[None]:
     cv2 = _cv2()
     logging = getattr(getattr(cv2, "utils", None), "logging", None)  # None: an OpenCV 4 that shadows the required one
     with _OPENCV:
-        if _opencv_users == 0:
+        if _opencv_users == 0:  # (each setting changed only where it differs: setNumThreads rebuilds the pool)
             _opencv_settings = (cv2.getNumThreads(), logging.getLogLevel() if logging is not None else None)
-            cv2.setNumThreads(1)
+            if _opencv_settings[0] != 1:
+                cv2.setNumThreads(1)
             if logging is not None:
                 logging.setLogLevel(logging.LOG_LEVEL_SILENT)
             elif hasattr(cv2, "setLogLevel"):
@@ -105,7 +106,8 @@ def _opencv() -> Iterator[None]:
             _opencv_users -= 1
             if _opencv_users == 0:
                 threads, level = _opencv_settings
-                cv2.setNumThreads(threads)
+                if threads != 1:
+                    cv2.setNumThreads(threads)
                 if level is not None:
                     logging.setLogLevel(level)
 
