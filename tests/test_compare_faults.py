@@ -200,8 +200,8 @@ def test_histogram_skips_a_method_without_psnr_differences(tmp_path):
     fine.values["psnr"] = [12.0, 10.5]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        _histogram(tmp_path / "hist.png", reference, [broken, fine])
-        _histogram(tmp_path / "none.png", reference, [broken])
+        (tmp_path / "hist.png").write_bytes(_histogram(reference, [broken, fine]))
+        (tmp_path / "none.png").write_bytes(_histogram(reference, [broken]))
     assert (tmp_path / "hist.png").stat().st_size > 0 and (tmp_path / "none.png").stat().st_size > 0
 
 

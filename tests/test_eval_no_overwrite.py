@@ -398,6 +398,25 @@ def test_compare_stopped_while_writing_leaves_no_file_of_the_report_it_replaces(
         assert not (report / name).exists() or (report / name).read_bytes() != content, name
 
 
+def test_compare_stopped_while_making_its_pictures_keeps_the_earlier_report_whole(
+    tmp_path, tiny_checkpoint, monkeypatch
+):
+    """Ctrl-C in the slow part after scoring (matplotlib drawing the histogram) leaves the earlier report as it was:
+    its files are removed only once the new ones are all made."""
+    import darkir.eval.compare as compare_module
+
+    report = tmp_path / "report"
+    assert main(_compare(tiny_checkpoint, _paired(tmp_path / "one", ("a",)), report)) == 0
+    earlier = {path.name: path.read_bytes() for path in report.iterdir()}
+
+    def interrupted(*args: object) -> bytes:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compare_module, "_histogram", interrupted)
+    assert main(_compare(tiny_checkpoint, _paired(tmp_path / "two", ("b", "c", "d")), report)) == 130
+    assert {path.name: path.read_bytes() for path in report.iterdir()} == earlier
+
+
 @pytest.mark.parametrize("command", ["compare", "compare --unpaired", "test-unpaired"])
 def test_a_start_that_fails_on_the_weights_makes_no_output_folder(tmp_path, capsys, command):
     data = _paired(tmp_path / "set")

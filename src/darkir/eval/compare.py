@@ -57,9 +57,9 @@ def latency(method: Method, size: int, repeats: int = 3) -> float:
     return statistics.median(times)
 
 
-def _histogram(path: Path, reference: Scores, others: Sequence[Scores]) -> None:
-    """Histograms of the per-image PSNR differences of ``others`` against ``reference`` (images without a
-    difference left out; a method without any is not drawn)."""
+def _histogram(reference: Scores, others: Sequence[Scores]) -> bytes:
+    """A PNG of the histograms of the per-image PSNR differences of ``others`` against ``reference`` (images without
+    a difference left out; a method without any is not drawn)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -84,7 +84,7 @@ def _histogram(path: Path, reference: Scores, others: Sequence[Scores]) -> None:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     plt.close(figure)
-    write_atomic(path, buffer.getvalue(), overwrite=True)
+    return buffer.getvalue()
 
 
 def _grid(pairs: Sequence[Pair], variants: Sequence[Method], order: list[int], convention: Convention) -> Image:
@@ -154,15 +154,14 @@ def compare(
     else:
         order = list(range(min(grid_images, len(pairs))))
     grid = _grid(pairs, variants, order, convention)
+    histogram = _histogram(reference, all_scores[1 : len(variants)] or all_scores[1:])
+    report = render_report(summary, reference.method, [v.name for v in variants], latency_size, order, pairs)
     clear_report(output)
     write_text(output / "summary.json", json.dumps(json_numbers(summary), indent=2, allow_nan=False))
     write_csv(output / "per_image.csv", all_scores)
-    _histogram(output / "psnr_diff_hist.png", reference, all_scores[1 : len(variants)] or all_scores[1:])
+    write_atomic(output / "psnr_diff_hist.png", histogram, overwrite=True)
     write_image(output / "grid.png", grid)
-    write_text(
-        output / "report.md",
-        render_report(summary, reference.method, [v.name for v in variants], latency_size, order, pairs),
-    )
+    write_text(output / "report.md", report)
     return summary
 
 
