@@ -482,3 +482,16 @@ def test_compare_unpaired_leaves_out_an_earlier_test_unpaired_runs_results_in_th
     assert "left out 2 images in results folders of earlier runs" in capsys.readouterr().err
     with open(tmp_path / "report" / "per_image.csv", newline="") as handle:
         assert sorted({row["image"] for row in csv.DictReader(handle)}) == ["a.png", "b.png"]
+
+
+def test_test_unpaired_prints_control_characters_of_names_as_escapes(tmp_path, capsys, tiny_checkpoint):
+    """The per-image lines and the removed-results note name files: ESC in a name reached the terminal raw."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    _png(first / "a\x1b[2Jb.png", 0, scale=60)
+    _png(second / "c.png", 1, scale=60)
+    args = ["test-unpaired", "--weights", str(tiny_checkpoint), "-o", str(tmp_path / "out")]
+    assert main([*args, "--data", str(first), "-q"]) == 0
+    assert "a\\x1b[2Jb.png: NIQE" in capsys.readouterr().out
+    assert main([*args, "--data", str(second), "-q"]) == 0
+    captured = capsys.readouterr()
+    assert "(a\\x1b[2Jb.png)" in captured.err and "\x1b" not in captured.err + captured.out

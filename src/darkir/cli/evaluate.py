@@ -27,7 +27,7 @@ from darkir.cli.common import (
     trained_model,
     use_threads,
 )
-from darkir.errors import DarkIRError, some_of
+from darkir.errors import DarkIRError, printable, some_of
 
 if TYPE_CHECKING:
     from darkir.data.pairs import Pair
@@ -57,7 +57,7 @@ def _unreadable_status(scored: int, unreadable: list[str]) -> int:
 
     if not unreadable:
         return 0
-    print(unreadable_note(scored, unreadable))
+    print(printable(unreadable_note(scored, unreadable)))
     return 1
 
 
@@ -157,7 +157,10 @@ def _print_no_reference(args: argparse.Namespace) -> int:
     rows = score_folder(find_unpaired(args.pred), progress=not args.quiet, unreadable=unreadable)
     print(NO_REFERENCE_NOTE)
     for name, scores in rows:
-        print(f"{name}: NIQE {scores.niqe:.3f}, brightness {scores.brightness:.3f}, noise sigma {scores.noise:.4f}")
+        print(
+            f"{printable(name)}: NIQE {scores.niqe:.3f}, brightness {scores.brightness:.3f}, noise sigma "
+            f"{scores.noise:.4f}"
+        )
     print(mean_line(f"mean of {len(rows)} images", [scores for _, scores in rows]))
     if csv:
         write_scores_csv(csv, [(name, vars(scores)) for name, scores in rows], overwrite=args.overwrite)
@@ -247,16 +250,19 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     removed = remove_stale(output, earlier, {row.name for row in rows})
     if removed:
         print(
-            f"darkir: removed {plural(len(removed))} of the earlier run in {output} that this run did not "
-            f"restore ({some_of(removed, MAX_NAMED)}); give each set its own -o to keep their results",
+            printable(
+                f"darkir: removed {plural(len(removed))} of the earlier run in {output} that this run did not "
+                f"restore ({some_of(removed, MAX_NAMED)}); give each set its own -o to keep their results"
+            ),
             file=sys.stderr,
         )
     write_scores_csv(output / "stats.csv", unpaired_csv_rows(rows))
     print(NO_REFERENCE_NOTE)
     for row in rows:
         print(
-            f"{row.name}: NIQE {row.before.niqe:.3f} -> {row.after.niqe:.3f}, brightness {row.before.brightness:.3f}"
-            f" -> {row.after.brightness:.3f}, noise sigma {row.before.noise:.4f} -> {row.after.noise:.4f}"
+            f"{printable(row.name)}: NIQE {row.before.niqe:.3f} -> {row.after.niqe:.3f}, brightness "
+            f"{row.before.brightness:.3f} -> {row.after.brightness:.3f}, noise sigma {row.before.noise:.4f} -> "
+            f"{row.after.noise:.4f}"
         )
     print(mean_line(f"input ({len(rows)} images)", [r.before for r in rows]))
     print(mean_line("output", [r.after for r in rows]))

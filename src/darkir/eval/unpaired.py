@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from darkir.data.pairs import Pair
-from darkir.errors import DarkIRError, some_of
+from darkir.errors import DarkIRError, printable, some_of
 from darkir.eval.methods import Method
 from darkir.eval.metrics import format_number, prepare
 from darkir.eval.niqe import niqe
@@ -141,8 +141,10 @@ def outside_output(pairs: list[Pair], output: Path, folder: Path) -> list[Pair]:
     _refuse_taken_names(kept, output, earlier_outputs(output) if earlier else None)
     if inside:
         tqdm.write(
-            f"darkir: warning: left out {plural(len(inside))} inside the output folder {output} (results of an "
-            f"earlier run, not inputs): {_named(inside)}",
+            printable(
+                f"darkir: warning: left out {plural(len(inside))} inside the output folder {output} (results of an "
+                f"earlier run, not inputs): {_named(inside)}"
+            ),
             file=sys.stderr,
         )
     return kept
@@ -165,8 +167,10 @@ def outside_earlier_runs(pairs: list[Pair], folder: Path) -> list[Pair]:
     if left:
         runs = sorted({str(path) for path, is_run in results.items() if is_run})
         tqdm.write(
-            f"darkir: warning: left out {plural(len(left))} in results folders of earlier runs inside the data "
-            f"({', '.join(runs)}), not inputs: {_named(left)}",
+            printable(
+                f"darkir: warning: left out {plural(len(left))} in results folders of earlier runs inside the data "
+                f"({', '.join(runs)}), not inputs: {_named(left)}"
+            ),
             file=sys.stderr,
         )
     left_out = set(left)
