@@ -30,7 +30,7 @@ def lock_path(last: Path) -> Path:
 
 def legacy_lock_path(last: Path) -> Path:
     """The lock file darkir before a2907f9 named the run of ``last`` by (its whole name): a run of such a version
-    still going when darkir is upgraded holds this one."""
+    still going when darkir is upgraded holds this one, and one started beside a current run finds it held."""
     return last.with_name(f".{last.name}.darkir-run")
 
 

@@ -567,9 +567,8 @@ def train(
             held.enter_context(hold_run(last))
             if validates(options):
                 held.enter_context(hold_run(best, "save.best"))
-            for path, key in ((last, "save.path"), (best, "save.best")):  # an older darkir's run, still going
-                if legacy_lock_path(path).exists():
-                    held.enter_context(hold_run(path, key, required=False, lock=legacy_lock_path(path)))
+            for path, key in ((last, "save.path"), (best, "save.best")):  # held also under an older darkir's name
+                held.enter_context(hold_run(path, key, required=False, lock=legacy_lock_path(path)))
             if options.train.log_dir:  # (the default log folder is named after save.path, held above)
                 # not required: a log folder that takes no file (a full disk) stops no run, as a failing log does not
                 log = log_folder(options) / LOG_FILE
