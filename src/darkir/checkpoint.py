@@ -191,10 +191,12 @@ def _set_mode(tmp: str | os.PathLike[str], mode: int) -> None:
 WIDEST_PID = 4194304
 
 
-def temporary_path(path: Path, pid: int | None = None) -> Path:
+def temporary_path(path: Path, pid: int | None = None, shorten: bool = True) -> Path:
     """The file ``path`` is written to before it replaces ``path``: ``.<name>.<pid>.tmp`` beside it (``pid``: this
-    process's), its name shortened where that would be over 255 bytes (:func:`~darkir.outputs.fitting_name`)."""
-    return path.with_name(fitting_name(".", path.name, f".{os.getpid() if pid is None else pid}.tmp"))
+    process's), its name shortened where that would be over 255 bytes (:func:`~darkir.outputs.fitting_name`) unless
+    not ``shorten``."""
+    head, tail = ".", f".{os.getpid() if pid is None else pid}.tmp"
+    return path.with_name(fitting_name(head, path.name, tail) if shorten else f"{head}{path.name}{tail}")
 
 
 #: Free bytes below which a failed write is taken for a full disk (torch.save does not report the errno).

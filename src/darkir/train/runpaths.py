@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from darkir.checkpoint import WIDEST_PID
+from darkir.checkpoint import WIDEST_PID, temporary_path
 from darkir.data.pairs import manifest_folders
 from darkir.errors import ConfigError
 from darkir.options import Options
@@ -199,8 +199,8 @@ def _names_too_long(options: Options) -> tuple[str, str] | None:
         if key == "save.path" and options.train.keep_every_steps:
             snapshot = snapshot_path(last, 9_999_999)  # the widest step a run of under ten million steps has
             files += [snapshot, snapshot.with_suffix(".yml")]
-        longest = max(  # unshortened (temporary_path would shorten them): the names remove_stale_temporaries knows
-            (file.with_name(f".{file.name}.{WIDEST_PID}.tmp") for file in files),
+        longest = max(  # unshortened: the names remove_stale_temporaries knows
+            (temporary_path(file, WIDEST_PID, shorten=False) for file in files),
             key=lambda file: len(os.fsencode(file.name)),
         )
         limit = _name_limit(path.parent)
