@@ -247,3 +247,20 @@ def test_linked_subfolders_of_a_dataset_are_read_once_and_loops_end(tmp_path):
     pairs = find_pairs(tmp_path / "data")
     assert sorted(pair.name for pair in pairs) == ["0000/0000.png", "0000/0001.png", "0001/0000.png", "0001/0001.png"]
     assert len(find_unpaired(tmp_path / "data" / "low_blur_noise")) == 4
+
+
+def test_a_pair_changed_after_the_set_was_checked_is_named_not_cropped_out_of_line(tmp_path):
+    """A reference replaced by a larger image while a run goes on was cropped at the input's window: misaligned pairs,
+    trained on without a word (or a tensor-size error naming no file). The sizes are checked as each pair loads."""
+    for side in ("low", "high"):
+        (tmp_path / side).mkdir()
+        cv2.imwrite(str(tmp_path / side / "a.png"), np.full((48, 64, 3), 40, np.uint8))
+    dataset = PairedDataset(find_pairs(tmp_path), crop=32)
+    assert dataset[0]["high"].shape == (3, 32, 32)
+    cv2.imwrite(str(tmp_path / "high" / "a.png"), np.full((120, 160, 3), 40, np.uint8))
+    with pytest.raises(DatasetError, match=r"low/a\.png: size 64x48 but reference .*high/a\.png is 160x120 \(changed"):
+        dataset[0]
+    cv2.imwrite(str(tmp_path / "high" / "a.png"), np.full((20, 20, 3), 40, np.uint8))
+    cv2.imwrite(str(tmp_path / "low" / "a.png"), np.full((20, 20, 3), 40, np.uint8))
+    with pytest.raises(DatasetError, match=r"low/a\.png: 20x20 is smaller than the crop size 32 \(changed"):
+        dataset[0]

@@ -21,6 +21,21 @@ def loader_worker_init(worker_id: int) -> None:
     cv2.setNumThreads(1)
 
 
+def _check_sizes(pair: Pair, low: np.ndarray, high: np.ndarray | None, crop: int | None) -> None:
+    """Refuse a pair whose files no longer match as they did when the set was checked (replaced while a run goes
+    on): a reference of another size than its input (its crops would not line up), or an input under the crop."""
+    size = f"{low.shape[1]}x{low.shape[0]}"
+    if high is not None and high.shape[:2] != low.shape[:2]:
+        raise DatasetError(
+            f"{pair.low}: size {size} but reference {pair.high} is {high.shape[1]}x{high.shape[0]} (changed since "
+            "the set was checked?)"
+        )
+    if crop and min(low.shape[:2]) < crop:
+        raise DatasetError(
+            f"{pair.low}: {size} is smaller than the crop size {crop} (changed since the set was checked?)"
+        )
+
+
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).contiguous()
 
@@ -69,6 +84,7 @@ class PairedDataset(Dataset):
         image = read_image(pair.low)
         low = image.rgb
         high = read_image(pair.high).rgb if pair.high is not None else None
+        _check_sizes(pair, low, high, self.crop)
         rng = np.random.default_rng([self.seed, self.epoch, index])
         if self.crop:
             height, width = low.shape[:2]
