@@ -264,3 +264,45 @@ def test_a_pair_changed_after_the_set_was_checked_is_named_not_cropped_out_of_li
     cv2.imwrite(str(tmp_path / "low" / "a.png"), np.full((20, 20, 3), 40, np.uint8))
     with pytest.raises(DatasetError, match=r"low/a\.png: 20x20 is smaller than the crop size 32 \(changed"):
         dataset[0]
+
+
+def test_a_folder_that_cannot_be_read_and_a_broken_link_are_named(tmp_path):
+    """A scene folder without read permission was left out of training without a word (45 of 46 pairs trained), an
+    unreadable low/ read as "no images found"; a broken link among the inputs was dropped silently."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    (data / "scene").mkdir(parents=True)
+    for name in ("a.png", "scene/b.png"):
+        cv2.imwrite(str(data / name), np.full((8, 8, 3), 40, np.uint8))
+    (data / "c.png").symlink_to(tmp_path / "gone.png")
+    prefix = []
+    if os.geteuid() == 0:  # root reads any folder: drop that capability for the child
+        if shutil.which("setpriv") is None:
+            pytest.skip("needs setpriv to read as root without its override")
+        prefix = [
+            "setpriv",
+            "--bounding-set=-dac_override,-dac_read_search",
+            "--inh-caps=-dac_override,-dac_read_search",
+            "--",
+        ]
+    code = (
+        "import sys, warnings; from pathlib import Path; from darkir.data.layouts import list_images\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    print([p.name for p in list_images(Path(sys.argv[1]))])\n"
+        "for w in caught: print(w.message)\n"
+    )
+    (data / "scene").chmod(0)
+    try:
+        done = subprocess.run([*prefix, sys.executable, "-c", code, str(data)], capture_output=True, text=True)
+    finally:
+        (data / "scene").chmod(0o755)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "['a.png']"
+    assert f"cannot read the folder {data / 'scene'} (Permission denied): its files are left out" in lines
+    assert f"left out 1 broken link (to no file): {data / 'c.png'}" in lines

@@ -84,9 +84,10 @@ def no_folder(path: Path, what: str) -> str:
 
 def walk_files(root: Path) -> Iterator[Path]:
     """Every file under ``root`` outside hidden folders (``root`` itself may be one), symlinked folders followed,
-    each real folder entered once: loops of links end."""
+    each real folder entered once: loops of links end. A folder that cannot be read (no permission) is named in a
+    warning: its files are left out."""
     seen: set[tuple[int, int]] = set()
-    for folder, subfolders, files in os.walk(root, followlinks=True):
+    for folder, subfolders, files in os.walk(root, followlinks=True, onerror=_warn_unreadable_folder):
         status = os.stat(folder)
         if (status.st_dev, status.st_ino) in seen:
             subfolders.clear()
@@ -97,17 +98,34 @@ def walk_files(root: Path) -> Iterator[Path]:
             yield Path(folder) / name
 
 
+def _warn_unreadable_folder(error: OSError) -> None:
+    """Warn that a folder of a walk cannot be read (:func:`walk_files`), naming it and why."""
+    warnings.warn(
+        f"cannot read the folder {error.filename} ({error.strerror or error}): its files are left out",
+        DarkIRWarning,
+        stacklevel=2,
+    )
+
+
 def list_images(folder: Path) -> list[Path]:
     """Image files under ``folder``, recursively (linked folders too, as :func:`walk_files` walks), sorted; hidden
     files and files in hidden folders (below ``folder``: a hidden ``folder`` itself is read) skipped. Images in
-    formats darkir does not read are named in a warning (:func:`warn_unread`)."""
-    files = [
+    formats darkir does not read are named in a warning (:func:`warn_unread`), as are broken links."""
+    named = [
         p
         for p in walk_files(folder)
         if p.suffix.lower() in IMAGE_SUFFIXES + UNREAD_IMAGE_SUFFIXES
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-        and p.is_file()
     ]
+    files = [p for p in named if p.is_file()]
+    broken = [str(p) for p in named if not p.is_file() and p.is_symlink()]
+    if broken:
+        links = "link" if len(broken) == 1 else "links"
+        warnings.warn(
+            f"left out {len(broken)} broken {links} (to no file): {some_of(broken, UNREAD_NAMED)}",
+            DarkIRWarning,
+            stacklevel=2,
+        )
     warn_unread([p for p in files if p.suffix.lower() in UNREAD_IMAGE_SUFFIXES], stacklevel=3)
     return sorted(p for p in files if p.suffix.lower() in IMAGE_SUFFIXES)
 
