@@ -495,3 +495,20 @@ def test_test_unpaired_prints_control_characters_of_names_as_escapes(tmp_path, c
     assert main([*args, "--data", str(second), "-q"]) == 0
     captured = capsys.readouterr()
     assert "(a\\x1b[2Jb.png)" in captured.err and "\x1b" not in captured.err + captured.out
+
+
+def test_metrics_names_references_without_an_output(tmp_path, capsys):
+    """A reference without its output was left out of the means without a word (an output missing from a run
+    passed unseen); outputs kept in a folder below the references are not references."""
+    gt = tmp_path / "gt"
+    for name in ("a", "b", "c"):
+        _png(gt / f"{name}.png", 0)
+    _png(gt / "out" / "a.png", 1)
+    _png(gt / "out" / "c.png", 2)
+    assert main(["metrics", str(gt / "out"), str(gt), "--no-lpips", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert f"darkir: note: not scored, as PRED has no output for them: 1 image of GT ({gt / 'b.png'})" in err
+    assert "out/" not in err
+    _png(gt / "out" / "b.png", 3)
+    assert main(["metrics", str(gt / "out"), str(gt), "--no-lpips", "-q"]) == 0
+    assert "not scored" not in capsys.readouterr().err

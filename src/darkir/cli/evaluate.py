@@ -195,9 +195,29 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     method.name = pred.resolve().name
     scores = evaluate(method, pairs, "8bit", load_lpips_or_none(args), progress=not args.quiet, skip_unreadable=True)
     print(summary_line(scores, "8bit"))
+    _note_unscored_references(pred, gt, pairs)
     if csv:
         write_csv(csv, [scores], overwrite=args.overwrite)
     return 1 if scores.unreadable else 0
+
+
+def _note_unscored_references(pred: Path, gt: Path, pairs: Sequence[Pair]) -> None:
+    """Say which images of ``gt`` have no output in ``pred`` (the means cover only the pairs; a reference folder may
+    hold more than was restored, but a missing output should not pass unseen)."""
+    from darkir.data.layouts import list_images
+    from darkir.eval.reports import MAX_NAMED, plural
+    from darkir.outputs import is_inside
+
+    scored = {Path(pair.high).resolve() for pair in pairs}
+    unscored = [str(p) for p in list_images(gt) if p.resolve() not in scored and not is_inside(p, pred)]
+    if unscored:
+        print(
+            printable(
+                f"darkir: note: not scored, as PRED has no output for them: {plural(len(unscored))} of GT "
+                f"({some_of(unscored, MAX_NAMED)})"
+            ),
+            file=sys.stderr,
+        )
 
 
 def _refuse_overlap(pred: Path, gt: Path) -> None:
