@@ -21,7 +21,7 @@ from darkir.imageio import Image, read_header, read_image, write_image
 from darkir.infer.compiling import compiling_note
 from darkir.infer.jobs import Job
 from darkir.infer.pipeline import Drain, Prefetch
-from darkir.infer.restorer import Restorer
+from darkir.infer.restorer import Restorer, check_fits
 from darkir.outputs import Claim, OutputBusyError, OutputExistsError, clean_stale, is_inside
 
 
@@ -135,7 +135,7 @@ def _open(job: Job, overwrite: bool, restorer: Restorer) -> _Work:
         if job.target.exists() and not overwrite:  # written since the check, by a run that has finished
             work.outcome = Outcome("skipped")
         else:
-            work.image = read_image(job.source, functools.partial(_check_fits, restorer, job.source))
+            work.image = read_image(job.source, functools.partial(check_fits, restorer, job.source))
     except OutputBusyError as exc:
         work.outcome = Outcome("busy", str(exc))
     except Exception as exc:  # whatever a decoder or size limit raised: this file's failure, not the batch's
@@ -185,15 +185,6 @@ def _finish(work: _Work, overwrite: bool) -> Outcome:
         return Outcome("failed", _reason(work.job, exc))
     finally:
         work.drop()
-
-
-def _check_fits(restorer: Restorer, source: Path, height: int, width: int) -> None:
-    """Raise, naming ``source``, where a ``height`` x ``width`` image fits no plan of ``restorer`` (see
-    :meth:`Restorer.plan_for`)."""
-    try:
-        restorer.plan_for(height, width)
-    except DarkIRError as exc:
-        raise DarkIRError(f"{source}: {exc}; not decoded") from None
 
 
 def restore_job(

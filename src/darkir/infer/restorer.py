@@ -495,6 +495,16 @@ class Restorer:
         return out.permute(1, 2, 0).numpy()
 
 
+def check_fits(restorer: Restorer, name: object, height: int, width: int, consequence: str = "not decoded") -> None:
+    """Raise, naming ``name`` and what did not happen (``consequence``), where a ``height`` x ``width`` image fits no
+    plan of ``restorer`` (see :meth:`Restorer.plan_for`): an image before it is decoded, a video's frames before any
+    is restored."""
+    try:
+        restorer.plan_for(height, width)
+    except DarkIRError as exc:
+        raise DarkIRError(f"{name}: {exc}; {consequence}") from None
+
+
 def _drop_unfitting_icc(image: Any, name: str) -> None:
     """Drop from the restored PIL ``image`` an ICC profile for another colour space than its own, with the warning
     ``darkir restore`` gives for the same file (:func:`darkir.image_metadata.icc_mismatch`)."""

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from darkir.errors import DarkIRError, DarkIRWarning
 from darkir.infer.compiling import compiling_note
 from darkir.infer.pipeline import Drain, Prefetch
-from darkir.infer.restorer import Restorer
+from darkir.infer.restorer import Restorer, check_fits
 from darkir.infer.video_colour import video_colour
 from darkir.infer.video_timing import (
     FirstFrame,
@@ -209,15 +209,6 @@ def _first_frame(av: ModuleType, source: Path) -> FirstFrame:
     raise DarkIRError(f"{source}: its video stream has no frames; nothing written")
 
 
-def _check_fits(restorer: Restorer, source: Path, height: int, width: int) -> None:
-    """Refuse, before any frame is restored, a video whose frames fit no plan of ``restorer`` (its memory budget),
-    naming it; the size is the first decoded frame's (a header may state another)."""
-    try:
-        restorer.plan_for(height, width)
-    except DarkIRError as exc:
-        raise DarkIRError(f"{source}: its frames: {exc}; nothing written") from None
-
-
 def _restore_video(
     restorer: Restorer, source: Path, target: Path, settings: VideoSettings, progress: bool, overwrite: bool
 ) -> VideoReport:
@@ -225,7 +216,9 @@ def _restore_video(
     tmp = temporary_path(target)
     try:
         first = _first_frame(av, source)
-        _check_fits(restorer, source, *first.size)
+        check_fits(
+            restorer, f"{source}: its frames", *first.size, consequence="nothing written"
+        )  # (a header may state another size)
         with (
             _open_input(av, source) as container,
             av.open(str(tmp), "w", format=VIDEO_FORMATS[target.suffix.lower()]) as output,
