@@ -366,6 +366,7 @@ def compare_unpaired(
         if name != reference:
             entry["niqe_vs_reference"] = paired(niqe_values - reference_niqe, "niqe", resamples)
         summary["methods"][name] = entry
+    report = _render_unpaired(summary, reference)  # made before the earlier report's files go
     clear_report(output)
     write_text(output / "summary.json", json.dumps(json_numbers(summary), indent=2, allow_nan=False))
     write_scores_csv(
@@ -376,7 +377,7 @@ def compare_unpaired(
             for i, pair in enumerate(pairs)
         ],
     )  # fmt: skip
-    write_text(output / "report.md", _render_unpaired(summary, reference))
+    write_text(output / "report.md", report)
     return summary
 
 
