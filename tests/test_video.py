@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import darkir.infer.video
 from darkir.cli import main
@@ -899,6 +900,16 @@ def test_a_file_that_is_no_video_is_named_so_not_the_encoder(tmp_path, tiny_chec
     assert main(["video", str(source), "-o", str(tmp_path / "out.mp4"), "--weights", str(tiny_checkpoint), "-q"]) == 2
     assert f"{source}: its video stream has no frames; nothing written" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["text.png"]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_a_still_image_is_refused_not_written_as_a_one_frame_video(tmp_path, tiny_checkpoint, capsys, suffix):
+    """FFmpeg reads a photo as a stream of one picture: `darkir video photo.png -o out.mp4` wrote a one-frame MP4."""
+    source = tmp_path / f"photo{suffix}"
+    Image.fromarray(np.full((16, 16, 3), 40, np.uint8)).save(source)
+    assert main(["video", str(source), "-o", str(tmp_path / "out.mp4"), "--weights", str(tiny_checkpoint), "-q"]) == 2
+    assert f"{source}: is a still image" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [source.name]
 
 
 @pytest.mark.parametrize("suffix", [".mkv", ".mp4"])

@@ -203,10 +203,22 @@ def _first_frame(av: ModuleType, source: Path) -> FirstFrame:
         stream, damaged = _video_stream(container, source), _Damaged(source)  # damaged packets: warned of later
         for packet in container.demux(stream):
             for frame in damaged.decode(packet, "video"):
+                _refuse_still_image(container, source)
                 colour = video_colour(frame, source)
                 return FirstFrame((frame.height, frame.width), _display_matrix(frame), frame.pts is not None, colour)
     # no frame, or none that decodes (a text file named .png): said before the output's encoder is opened and blamed
     raise DarkIRError(f"{source}: its video stream has no frames; nothing written")
+
+
+def _refuse_still_image(container: Any, source: Path) -> None:
+    """Refuse an image that FFmpeg reads as a stream of one picture (``png_pipe``, ``jpeg_pipe``, ...), which would
+    be written as a one-frame video; animated GIF and APNG have formats of their own and are restored as videos."""
+    name = container.format.name
+    if name == "image2" or name.endswith("_pipe"):
+        raise DarkIRError(
+            f"{source}: is a still image ({name.removesuffix('_pipe')}), not a video; darkir restore {source} -o OUT "
+            "restores images"
+        )
 
 
 def _restore_video(
