@@ -218,6 +218,28 @@ def test_a_corrupt_image_mid_epoch_saves_the_last_checkpoint_and_names_it(data, 
     assert resumed["step"] == 8 and all(torch.equal(a[key], b[key]) for key in a)
 
 
+def test_an_image_that_fails_the_first_step_leaves_no_checkpoint_so_a_plain_rerun_trains(data, tmp_path, capsys):
+    """A damaged image read by step 1 left a step-0 checkpoint (nothing trained), so the same command, once the file
+    was repaired, was refused as an earlier run asking for --resume or --restart."""
+    settings = ("datasets.train.batch_size_train=1",)
+    copy = tmp_path / "copy"
+    shutil.copytree(data, copy)
+    trainer = Trainer(load_options(OPTIONS, tiny_run_overrides(copy, tmp_path / "probe", *settings, validate=False)))
+    trainer.sampler.set_epoch(0)
+    first = trainer.train_set.pairs[next(iter(trainer.sampler))[0]].low
+    whole = _truncate(first)
+    run = tmp_path / "run"
+    capsys.readouterr()
+    assert _train(copy, run, *settings, validate=False) == 2
+    error = _one_error(capsys.readouterr().err)
+    assert error.startswith(f"darkir: error: loading the training batch of step 1: {first}: cannot decode image")
+    assert "nothing was trained or saved" in error and "--resume" not in error
+    assert not list(run.glob("*.pt"))
+    first.write_bytes(whole)
+    assert _train(copy, run, *settings, validate=False) == 0
+    assert read_checkpoint(run / "last.pt")[2]["step"] == 4
+
+
 def test_a_loader_error_that_names_no_file_names_the_batch(data, tmp_path, monkeypatch):
     trainer = Trainer(load_options(OPTIONS, tiny_run_overrides(data, tmp_path, "datasets.train.batch_size_train=1")))
     trainer.sampler.set_epoch(0)

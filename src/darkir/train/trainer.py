@@ -423,8 +423,9 @@ class Trainer:
         return [str(pairs[index].low) for index in batch]
 
     def _stop_after_failure(self, failure: ResumableError) -> NoReturn:
-        """Save the last checkpoint (the last completed step, resumable exactly) and raise one error that says what
-        failed: the file at fault where the data names it, else the inputs of the batch being made."""
+        """Save the last checkpoint (the last completed step, resumable exactly; none before the first step of a new
+        run) and raise one error that says what failed: the file at fault where the data names it, else the inputs of
+        the batch being made."""
         cause = failure.__cause__
         gist = error_gist(cause) if cause is not None else "failed"
         if failure.inputs and not isinstance(cause, DarkIRError):
@@ -432,6 +433,10 @@ class Trainer:
         if not self.context.is_main:
             raise DarkIRError(f"{failure}: {gist}") from cause
         self.run_log.close()
+        if self.step == 0 and self.resumed_at is None:  # a step-0 checkpoint would only make a rerun ask for --resume
+            raise DarkIRError(
+                f"{failure}: {gist}; nothing was trained or saved: repair or replace what failed"
+            ) from cause
         try:
             self.save()
         except DarkIRError as exc:
