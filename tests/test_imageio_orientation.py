@@ -15,16 +15,8 @@ import pytest
 from PIL import Image as PILImage
 
 from darkir.data.pairs import Pair, check_pairs
-from darkir.imageio import (
-    Header,
-    Image,
-    ImageReadError,
-    image_from_array,
-    image_to_array,
-    read_header,
-    read_image,
-    write_image,
-)
+from darkir.image_header import Header, read_header
+from darkir.imageio import Image, ImageReadError, image_from_array, image_to_array, read_image, write_image
 
 HEIGHT, WIDTH = 48, 64
 #: Where the stored top-left marker is seen, and the displayed (height, width), for each EXIF/TIFF orientation.

@@ -166,12 +166,12 @@ def test_header_reads_in_two_threads_leave_the_warning_filters_as_they_were(tmp_
     second starting before the first ends, ending after it) must not leave every warning of the process silenced."""
     import threading
 
-    import darkir.imageio as imageio
+    import darkir.image_header as image_header
 
     path = tmp_path / "a.png"
     PILImage.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
     first_in, second_in, first_done = threading.Event(), threading.Event(), threading.Event()
-    read_metadata = imageio.read_metadata
+    read_metadata = image_header.read_metadata
 
     def paced(handle):  # called inside the window, after the warnings were silenced
         if threading.current_thread().name == "first":
@@ -182,16 +182,16 @@ def test_header_reads_in_two_threads_leave_the_warning_filters_as_they_were(tmp_
             first_done.wait(1)  # and leaves it after the first has left
         return read_metadata(handle)
 
-    monkeypatch.setattr(imageio, "read_metadata", paced)
+    monkeypatch.setattr(image_header, "read_metadata", paced)
     saved = list(warnings.filters)
 
     def first() -> None:
-        imageio.read_header(path)
+        image_header.read_header(path)
         first_done.set()
 
     def second() -> None:
         first_in.wait(1)
-        imageio.read_header(path)
+        image_header.read_header(path)
 
     try:
         threads = [threading.Thread(target=first, name="first"), threading.Thread(target=second, name="second")]
@@ -472,11 +472,12 @@ def test_an_image_that_needs_more_memory_than_is_free_is_refused_before_it_is_de
     """metrics, test and test-unpaired read images without a model's memory plan: a small file whose header claims
     30000x30000 pixels was decoded into tens of GB. The header's size is checked against the free memory first, and
     running out of memory while decoding is an unreadable image, not an unexpected error."""
+    import darkir.image_header
     import darkir.imageio
 
     path = tmp_path / "big.png"
     cv2.imwrite(str(path), np.zeros((100, 200, 3), np.uint8))
-    monkeypatch.setattr(darkir.imageio, "cpu_available_memory", lambda: 100 * 200 * 24 - 1)
+    monkeypatch.setattr(darkir.image_header, "cpu_available_memory", lambda: 100 * 200 * 24 - 1)
     decoded = []
     monkeypatch.setattr(
         darkir.imageio, "_decode", lambda *args: decoded.append(args) or (_ for _ in ()).throw(MemoryError)
@@ -484,7 +485,7 @@ def test_an_image_that_needs_more_memory_than_is_free_is_refused_before_it_is_de
     with pytest.raises(ImageReadError, match=r"big\.png: its 200x100 pixels need about 0\.0 GB to decode, more than"):
         read_image(path)
     assert not decoded
-    monkeypatch.setattr(darkir.imageio, "cpu_available_memory", lambda: 100 * 200 * 24)
+    monkeypatch.setattr(darkir.image_header, "cpu_available_memory", lambda: 100 * 200 * 24)
     with pytest.raises(ImageReadError, match=r"big\.png: not enough memory to decode it; free memory or downscale it"):
         read_image(path)
     assert decoded
@@ -516,11 +517,11 @@ def test_quieting_pillow_leaves_the_filters_other_threads_set_meanwhile():
     """darkir quieted Pillow with ``catch_warnings``, which puts back the list it found: a filter another thread
     added meanwhile was lost, and, with two overlapping windows, an ignore-all stayed for good. One filter, for
     Pillow's warnings only, is added and removed."""
-    import darkir.imageio
+    import darkir.image_header
 
     before = list(warnings.filters)
     try:
-        with darkir.imageio._quiet_pillow():
+        with darkir.image_header.quiet_pillow():
             warnings.filterwarnings("error", message="the host's own")  # another thread, meanwhile
             with warnings.catch_warnings(record=True) as caught:  # the filters as they are: only Pillow's ignored
                 warnings.warn("not Pillow's", UserWarning, stacklevel=1)

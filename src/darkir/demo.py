@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from darkir.errors import DarkIRError
-from darkir.imageio import MAX_IMAGE_PIXELS, read_header, read_image, to_storage, write_image
+from darkir.image_header import MAX_IMAGE_PIXELS, read_header
+from darkir.imageio import read_image, to_storage, write_image
 from darkir.infer import Restorer
 from darkir.infer.exposure import MAX_EV
 from darkir.outputs import pid_alive

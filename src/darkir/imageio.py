@@ -4,28 +4,25 @@ OpenCV reads every bit depth and channel layout (Pillow drops 16-bit colour); Pi
 EXIF orientation, which OpenCV's unchanged-mode reader ignores except in TIFF files (whose decoder
 applies the TIFF orientation tag itself). Gray + alpha, which OpenCV widens to BGRA (PNG) or cuts to
 gray (TIFF) and cannot write, is read and written by darkir (PNG: :mod:`darkir.image_formats`) or by Pillow
-(8-bit TIFF); Pillow also reads 8-bit RGBA TIFFs, whose colour OpenCV premultiplies by the alpha.
+(8-bit TIFF); Pillow also reads 8-bit RGBA TIFFs, whose colour OpenCV premultiplies by the alpha. What a file's
+header says, and what is refused on its word before any pixel is decoded, is :mod:`darkir.image_header`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
-from typing import Any, BinaryIO
 
 import numpy as np
 
-from darkir.errors import DarkIRError, DarkIRWarning, first_line, warnings_ignored
-from darkir.hostmemory import cpu_available_memory
+from darkir.errors import DarkIRError, DarkIRWarning, first_line
 from darkir.image_formats import (
-    EXIF_ORIENTATION,
     TIFF_MAGIC,
     TiffLayout,
     gray_alpha_png,
@@ -37,7 +34,8 @@ from darkir.image_formats import (
     tiff_pillow_mode,
     without_orientation,
 )
-from darkir.image_metadata import Metadata, add_metadata, icc_mismatch, read_metadata
+from darkir.image_header import Header, memory_refusal, pil_open, quiet_pillow, quiet_tifffile, read_header
+from darkir.image_metadata import Metadata, add_metadata, icc_mismatch
 from darkir.outputs import write_atomic
 
 #: Suffixes (lower case) that ``darkir restore`` picks up from folders.
@@ -47,10 +45,6 @@ UNREAD_IMAGE_SUFFIXES = (
     *(".gif", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".psd", ".exr", ".hdr", ".tga", ".ico"),
     *(".ppm", ".pgm", ".pnm", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf"),
 )
-#: Images whose header claims more pixels than this are refused before decoding (a few bytes can claim a
-#: gigapixel: a decompression bomb). OpenCV's own limit, 2**30 (e.g. 32768 x 32768).
-MAX_IMAGE_PIXELS = 1 << 30
-_PIL_LIMIT = threading.Lock()
 #: Guards :func:`_opencv`'s count of the threads inside it and the settings it found.
 _OPENCV = threading.Lock()
 _opencv_users = 0
@@ -112,141 +106,6 @@ def _opencv() -> Iterator[None]:
                     logging.setLogLevel(level)
 
 
-@dataclass(frozen=True)
-class Header:
-    """What an image file's header says, read without decoding its pixels.
-
-    ``width`` and ``height`` are as stored; :func:`read_image` applies ``orientation`` (1-8), so the image it
-    returns is ``height`` wide and ``width`` high for orientations 5-8.
-    """
-
-    width: int
-    height: int
-    frames: int  # a TIFF's pages counted up to 2
-    orientation: int
-    metadata: Metadata | None = field(default=None, compare=False)  # carried along, not part of what it says
-    float_samples: bool = field(default=False, compare=False)  # float TIFF samples (decoding takes more memory)
-
-    def refusal(self) -> str | None:
-        """Why :func:`read_image` refuses the image before decoding it (no pixels; a decompression bomb; an
-        animation, which would be cut to one frame), or None."""
-        pixels = self.width * self.height
-        if pixels == 0:
-            return f"its header says {self.width}x{self.height} pixels: an image without pixels"
-        if pixels > MAX_IMAGE_PIXELS:
-            return (
-                f"its header claims {self.width}x{self.height} pixels ({pixels / 1e6:.0f} megapixels), above the "
-                f"limit of {MAX_IMAGE_PIXELS / 1e6:.0f}; not decoded"
-            )
-        if self.frames > 1:
-            return (
-                "an animated or multi-page image (more than one frame); darkir restores still images, so restoring "
-                "only the first frame would lose the others: convert it to a video or to single frames"
-            )
-        return None
-
-    @property
-    def displayed_size(self) -> tuple[int, int]:
-        """(width, height) of the image :func:`read_image` returns: turned a quarter for orientations 5-8."""
-        return (self.height, self.width) if self.orientation in (5, 6, 7, 8) else (self.width, self.height)
-
-
-def _pil_open(path: Path | BinaryIO) -> Any:
-    """``PIL.Image.open(path)`` (a path or a binary file), also of an image over Pillow's pixel limit (darkir applies
-    its own; Pillow's refuses photos of over ~360 megapixels that darkir restores in tiles). Pillow checks it only
-    when it opens a file; its limit, a global, is lifted only to open such a photo, so that other threads' opens keep
-    their check all the while darkir reads ordinary images. Its warning below the limit is the caller's to quiet."""
-    from PIL import Image as PILImage
-
-    try:
-        return PILImage.open(path)
-    except PILImage.DecompressionBombError:
-        if not isinstance(path, Path):
-            path.seek(0)
-    with _PIL_LIMIT:
-        limit, PILImage.MAX_IMAGE_PIXELS = PILImage.MAX_IMAGE_PIXELS, None
-        try:
-            return PILImage.open(path)
-        finally:
-            PILImage.MAX_IMAGE_PIXELS = limit
-
-
-def read_header(path: Path) -> Header | None:
-    """The header of ``path`` as Pillow reads it, or tifffile for a TIFF Pillow cannot open (float RGB); None where
-    neither reads it (OpenCV may still decode it)."""
-    try:
-        with _quiet_pillow(), _pil_open(path) as handle:  # entered first: Pillow also warns while it opens the file
-            return _header(handle)
-    except Exception:
-        return _tiff_header(path)
-
-
-def _header(handle: Any) -> Header:
-    """The :class:`Header` of an open Pillow image."""
-    width, height = handle.size
-    if handle.format == "TIFF":  # Pillow >= 12 gives a TIFF's size as displayed: use the stored one
-        width, height = int(handle.tag_v2[256]), int(handle.tag_v2[257])
-    frames = _frames(handle)
-    orientation = 1 if width * height > MAX_IMAGE_PIXELS else _orientation(handle)
-    return Header(width, height, frames, orientation, read_metadata(handle), float_samples=handle.mode == "F")
-
-
-def _frames(handle: Any) -> int:
-    """An open Pillow image's frame count; a TIFF's pages are counted up to 2 (more than one), since Pillow walks
-    every page of a file to count them (minutes for a file of 100000 pages)."""
-    if handle.format != "TIFF":
-        return int(getattr(handle, "n_frames", 1))
-    try:
-        handle.seek(1)
-    except EOFError:
-        return 1
-    handle.seek(0)
-    return 2
-
-
-def _tiff_header(path: Path) -> Header | None:
-    """The header of the TIFF at ``path`` as tifffile reads it (size, pages, orientation; no metadata), None where
-    it is no TIFF tifffile reads."""
-    import tifffile
-
-    try:
-        with _quiet_tifffile(), tifffile.TiffFile(path) as tiff:
-            page = tiff.pages[0]
-            orientation = page.tags.get(EXIF_ORIENTATION)
-            pages = _tiff_pages(tiff)
-            turned = int(orientation.value) if orientation else 1
-            floats = page.dtype is not None and page.dtype.kind == "f"
-            return Header(page.imagewidth, page.imagelength, pages, turned, None, float_samples=floats)
-    except Exception:
-        return None
-
-
-def _tiff_pages(tiff: Any) -> int:
-    """A tifffile TIFF's pages, counted up to 2 as :func:`_frames` counts them (reading the second page only)."""
-    try:
-        tiff.pages[1]
-    except IndexError:
-        return 1
-    return 2
-
-
-def _orientation(handle: object) -> int:
-    """The EXIF orientation tag (1-8) of an open Pillow image, 1 where it has none or it cannot be read."""
-    if getattr(handle, "format", None) == "PNG" and "exif" not in getattr(handle, "info", {}):
-        return 1  # no eXIf chunk before the pixels: Pillow would decode the whole image to look for one after them
-    try:
-        return int(handle.getexif().get(EXIF_ORIENTATION, 1))  # type: ignore[attr-defined]
-    except Exception:
-        return 1
-
-
-def _check_header(path: Path, header: Header | None) -> None:
-    """Refuse, before decoding, what :meth:`Header.refusal` refuses."""
-    problem = header.refusal() if header is not None else None
-    if problem:
-        raise ImageReadError(f"{path}: {problem}")
-
-
 def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     """Rotate/flip an (H, W, ...) array as the EXIF orientation tag (1-8) says, like exif_transpose."""
     transforms = {
@@ -275,11 +134,12 @@ def read_image(path: str | os.PathLike[str], check_size: Callable[[int, int], No
     header = read_header(path)
     if header is None and not has_image_signature(path):  # refused before its bytes are read, however many
         raise ImageReadError(_undecodable(path))
-    _check_header(path, header)
-    if check_size is not None and header is not None:
-        width, height = header.displayed_size
-        check_size(height, width)
-    _check_memory(path, header)
+    if header is not None:
+        _refuse(path, header.refusal())
+        if check_size is not None:
+            width, height = header.displayed_size
+            check_size(height, width)
+        _refuse(path, memory_refusal(header))
     try:
         image = _pixels(path, header)
     except MemoryError:  # a header that lied, or memory taken meanwhile
@@ -287,29 +147,10 @@ def read_image(path: str | os.PathLike[str], check_size: Callable[[int, int], No
     return replace(image, metadata=_fitting(path, header.metadata if header else None, image.grayscale))
 
 
-#: The most bytes a pixel takes while :func:`read_image` reads it (measured peaks): the decoded samples (up to four of
-#: 16 bits, and a copy as the channels are reordered), then float32 colour and alpha; float TIFF samples (read by
-#: tifffile, up to 64 bits) take more.
-DECODE_BYTES_PER_PIXEL = 24
-DECODE_BYTES_PER_FLOAT_PIXEL = 56
-
-
-def _check_memory(path: Path, header: Header | None) -> None:
-    """Refuse, before decoding, an image whose header's size needs more memory than this process has free (a file of
-    a few hundred bytes may hold a 30000x30000 image)."""
-    if header is None:
-        return
-    per_pixel = DECODE_BYTES_PER_FLOAT_PIXEL if header.float_samples else DECODE_BYTES_PER_PIXEL
-    need = header.width * header.height * per_pixel
-    try:
-        free = cpu_available_memory()
-    except (OSError, ValueError):  # neither /proc/meminfo nor the free page count: not known, not checked
-        return
-    if need > free:
-        raise ImageReadError(
-            f"{path}: its {header.width}x{header.height} pixels need about {need / 1e9:.1f} GB to decode, more "
-            f"than the {free / 1e9:.1f} GB free; not decoded (free memory or downscale it)"
-        )
+def _refuse(path: Path, problem: str | None) -> None:
+    """Raise :class:`ImageReadError` naming ``path`` where there is a ``problem``."""
+    if problem:
+        raise ImageReadError(f"{path}: {problem}")
 
 
 def _pixels(path: Path, header: Header | None) -> Image:
@@ -364,7 +205,7 @@ def _decode(path: Path, data: np.ndarray) -> tuple[np.ndarray, bool]:
     tiff = data[:4].tobytes() in TIFF_MAGIC
     layout = None
     if tiff:  # (the lock and filter swap only where Pillow reads tags)
-        with _quiet_pillow():
+        with quiet_pillow():
             layout = tiff_layout(path)
     if layout is not None and layout.samples_left_out():
         return _colour_and_alpha(path, layout), False
@@ -458,8 +299,8 @@ def _decode_tiff_pillow(path: Path, data: np.ndarray, mode: str) -> np.ndarray:
     import io
 
     try:
-        with _quiet_pillow():
-            handle = _pil_open(io.BytesIO(without_orientation(data)))
+        with quiet_pillow():
+            handle = pil_open(io.BytesIO(without_orientation(data)))
     except Exception:
         handle = None
     if handle is not None and handle.mode == mode:
@@ -483,7 +324,7 @@ def _decode_tifffile(path: Path) -> np.ndarray:
     import tifffile
 
     try:
-        with _quiet_tifffile(), tifffile.TiffFile(path) as tiff:
+        with quiet_tifffile(), tifffile.TiffFile(path) as tiff:
             page = tiff.pages[0]
             array = page.asarray()
             if page.axes.startswith("S"):  # separate planes: (samples, height, width)
@@ -495,25 +336,6 @@ def _decode_tifffile(path: Path) -> np.ndarray:
     if array.dtype == np.float64 or array.dtype == np.float16:
         array = array.astype(np.float32)
     return np.ascontiguousarray(array)
-
-
-@contextlib.contextmanager
-def _quiet_pillow() -> Iterator[None]:
-    """Pillow's warnings (a corrupt EXIF block, a damaged TIFF tag) kept from the user while it reads headers: darkir
-    drops what it cannot read and reports what fails to decode. Only Pillow's: the filter list is the process's."""
-    with warnings_ignored(module=r"PIL(\.|$)"):
-        yield
-
-
-@contextlib.contextmanager
-def _quiet_tifffile() -> Iterator[None]:
-    """tifffile's log (a damaged tag, say) kept from the user's terminal while it reads: darkir reports what fails."""
-    logger = logging.getLogger("tifffile")
-    disabled, logger.disabled = logger.disabled, True
-    try:
-        yield
-    finally:
-        logger.disabled = disabled
 
 
 def _opencv_gist(exc: BaseException) -> str:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from darkir.data.layouts import COLLECTIONS, DatasetError, Layout, detect_layout, list_images, no_folder
 from darkir.errors import some_of
-from darkir.imageio import IMAGE_SUFFIXES, ImageReadError, read_header, read_image
+from darkir.image_header import read_header
+from darkir.imageio import IMAGE_SUFFIXES, ImageReadError, read_image
 
 MAX_LISTED = 10
 

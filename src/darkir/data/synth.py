@@ -26,7 +26,8 @@ from darkir.data.dataset import to_tensor
 from darkir.data.degradation import SynthParams, degrade, log_uniform
 from darkir.data.layouts import LAYOUTS, DatasetError
 from darkir.errors import some_of
-from darkir.imageio import Image, read_header, read_image, write_image
+from darkir.image_header import read_header
+from darkir.imageio import Image, read_image, write_image
 from darkir.outputs import is_inside, pid_alive, process_tag
 
 

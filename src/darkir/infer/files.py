@@ -17,7 +17,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from darkir.errors import DarkIRError, first_line, printable
-from darkir.imageio import Image, read_header, read_image, write_image
+from darkir.image_header import read_header
+from darkir.imageio import Image, read_image, write_image
 from darkir.infer.compiling import compiling_note
 from darkir.infer.jobs import Job
 from darkir.infer.pipeline import Drain, Prefetch
