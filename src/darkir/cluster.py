@@ -35,6 +35,7 @@ import numpy as np
 from torch import nn
 from tqdm import tqdm
 
+from darkir import opencv
 from darkir.errors import DarkIRError, first_line
 from darkir.infer.exposure import check_exposure
 from darkir.infer.files import Outcome, Report, check_output, clean_stale_outputs, count_sizes, restore_job
@@ -63,12 +64,11 @@ class RestoreWorker:
     """A Ray Data actor: builds the Restorer once, then restores one batch of job rows per call."""
 
     def __init__(self, model: Any, settings: WorkerSettings) -> None:
-        import cv2
         import ray
         import torch
 
         torch.set_num_threads(settings.threads)
-        cv2.setNumThreads(1)  # as in a darkir command: OpenCV's own pool would take the cores torch's threads use
+        opencv.use_one_thread()
         model = ray.get(model)  # the driver's one copy in the object store
         self.settings = settings
         self.restorer = settings.restorer(model)

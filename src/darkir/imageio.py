@@ -10,17 +10,15 @@ header says, and what is refused on its word before any pixel is decoded, is :mo
 
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
+from darkir import opencv
 from darkir.errors import DarkIRError, DarkIRWarning, first_line
 from darkir.image_formats import (
     TIFF_MAGIC,
@@ -45,10 +43,6 @@ UNREAD_IMAGE_SUFFIXES = (
     *(".gif", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".psd", ".exr", ".hdr", ".tga", ".ico"),
     *(".ppm", ".pgm", ".pnm", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf"),
 )
-#: Guards :func:`_opencv`'s count of the threads inside it and the settings it found.
-_OPENCV = threading.Lock()
-_opencv_users = 0
-_opencv_settings: tuple[int, int | None] = (1, None)
 
 
 class ImageReadError(DarkIRError):
@@ -67,43 +61,6 @@ class Image:
     bit_depth: int
     grayscale: bool
     metadata: Metadata | None = None  # ICC profile, EXIF, resolution: written back into JPEG and PNG files
-
-
-def _cv2() -> ModuleType:
-    """OpenCV (imported on first use)."""
-    import cv2
-
-    return cv2
-
-
-@contextlib.contextmanager
-def _opencv() -> Iterator[None]:
-    """OpenCV single-threaded and silent while inside (decoding errors are reported by darkir, once, with the file
-    name); the caller's thread count and log level come back when the last darkir thread inside leaves."""
-    global _opencv_users, _opencv_settings
-    cv2 = _cv2()
-    logging = getattr(getattr(cv2, "utils", None), "logging", None)  # None: an OpenCV 4 that shadows the required one
-    with _OPENCV:
-        if _opencv_users == 0:  # (each setting changed only where it differs: setNumThreads rebuilds the pool)
-            _opencv_settings = (cv2.getNumThreads(), logging.getLogLevel() if logging is not None else None)
-            if _opencv_settings[0] != 1:
-                cv2.setNumThreads(1)
-            if logging is not None:
-                logging.setLogLevel(logging.LOG_LEVEL_SILENT)
-            elif hasattr(cv2, "setLogLevel"):
-                cv2.setLogLevel(0)
-        _opencv_users += 1
-    try:
-        yield
-    finally:
-        with _OPENCV:
-            _opencv_users -= 1
-            if _opencv_users == 0:
-                threads, level = _opencv_settings
-                if threads != 1:
-                    cv2.setNumThreads(threads)
-                if level is not None:
-                    logging.setLogLevel(level)
 
 
 def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
@@ -264,12 +221,12 @@ def _colour_and_alpha(path: Path, layout: TiffLayout) -> np.ndarray:
 def _decode_opencv(path: Path, data: np.ndarray) -> np.ndarray | None:
     """The pixels OpenCV decodes from file bytes ``data``: gray (H, W), RGB or RGBA (OpenCV's BGR order undone);
     None where it decodes nothing."""
-    cv2 = _cv2()
+    cv2 = opencv.load()
     try:
-        with _opencv():
+        with opencv.quiet_single_thread():
             array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     except cv2.error as exc:
-        raise ImageReadError(f"{path}: cannot decode image ({_opencv_gist(exc)})") from None
+        raise ImageReadError(f"{path}: cannot decode image ({opencv.error_gist(exc)})") from None
     if array is not None and array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     elif array is not None and array.ndim == 3 and array.shape[2] in (3, 4):
@@ -336,12 +293,6 @@ def _decode_tifffile(path: Path) -> np.ndarray:
     if array.dtype == np.float64 or array.dtype == np.float16:
         array = array.astype(np.float32)
     return np.ascontiguousarray(array)
-
-
-def _opencv_gist(exc: BaseException) -> str:
-    """The gist of an OpenCV error: its message without the source location OpenCV prefixes."""
-    gist = next((line for line in str(exc).splitlines() if "error:" in line), first_line(exc))
-    return gist.split("error:", 1)[-1].strip(" ()") or type(exc).__name__
 
 
 def _image(array: np.ndarray, bit_depth: int, scale: float) -> Image:
@@ -415,8 +366,8 @@ def image_to_array(image: Image, dtype: np.dtype | type = np.uint8) -> np.ndarra
 
 def stored_gray(stored: np.ndarray) -> np.ndarray:
     """The gray (H, W) that a gray image's restored RGB (H, W, 3), as stored (:func:`to_storage`), is saved as."""
-    cv2 = _cv2()
-    with _opencv():
+    cv2 = opencv.load()
+    with opencv.quiet_single_thread():
         return cv2.cvtColor(stored, cv2.COLOR_RGB2GRAY)
 
 
@@ -432,7 +383,7 @@ def to_storage(rgb: np.ndarray, bit_depth: int) -> np.ndarray:
 
 def encode_image(suffix: str, image: Image, jpeg_quality: int = 95) -> bytes:
     """The file bytes of ``image`` in the format of ``suffix``, keeping bit depth, gray and alpha where possible."""
-    cv2 = _cv2()
+    cv2 = opencv.load()
     suffix = suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise DarkIRError(f"cannot encode as {suffix or '(no suffix)'}; use {', '.join(IMAGE_SUFFIXES)}")
@@ -467,7 +418,7 @@ def encode_image(suffix: str, image: Image, jpeg_quality: int = 95) -> bytes:
     if suffix == ".webp":
         params = [cv2.IMWRITE_WEBP_QUALITY, 101]  # lossless
     try:
-        with _opencv():
+        with opencv.quiet_single_thread():
             ok, encoded = cv2.imencode(suffix, array, params)
     except cv2.error:
         ok = False
@@ -497,9 +448,9 @@ def _encode_gray_alpha(suffix: str, array: np.ndarray) -> bytes:
 
 def decodes(path: Path) -> bool:
     """Whether ``path`` holds an image OpenCV can decode."""
-    cv2 = _cv2()
+    cv2 = opencv.load()
     try:
-        with _opencv():
+        with opencv.quiet_single_thread():
             return cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED) is not None
     except (cv2.error, OSError, ValueError):
         return False

@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
+from darkir import opencv
 from darkir.cli import evaluate, restore, training, variants
 from darkir.cli.common import expand_home
 from darkir.errors import DarkIRError, DarkIRWarning, printable
@@ -157,21 +158,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @contextlib.contextmanager
-def _one_opencv_thread() -> Iterator[None]:
-    """OpenCV on one thread for the command (its resizes, colour conversions and NIQE's filters run beside torch's
-    threads and darkir's decoding and encoding threads); the caller's count back after (``main`` called from
-    Python)."""
-    import cv2
-
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(threads)
-
-
-@contextlib.contextmanager
 def _threads_kept(args: argparse.Namespace) -> Iterator[None]:
     """Where ``--threads`` is given (the command sets torch's thread count), the count before it is set back after
     (``main`` called from Python: the caller's later work keeps its own count)."""
@@ -191,7 +177,7 @@ def _main(argv: Sequence[str] | None) -> int:
     """:func:`main`, with stdout printing any file name."""
     args = _parse(argv)
     try:
-        with warnings.catch_warnings(), _terminate_as_interrupt(), _threads_kept(args), _one_opencv_thread():
+        with warnings.catch_warnings(), _terminate_as_interrupt(), _threads_kept(args), opencv.one_thread():
             warnings.showwarning = _warning_printer()
             return args.func(args)
     except DarkIRError as exc:

@@ -11,14 +11,12 @@ from torch.utils.data import Dataset
 from darkir.data.layouts import DatasetError
 from darkir.data.pairs import Pair, _raise_if, _size
 from darkir.imageio import read_image
+from darkir.opencv import use_one_thread
 
 
 def loader_worker_init(worker_id: int) -> None:
-    """Set up a data loader worker process: OpenCV single-threaded, as torch is there (the workers run side by
-    side; each with a pool of a thread per core would oversubscribe the CPU)."""
-    import cv2
-
-    cv2.setNumThreads(1)
+    """Set up a data loader worker process: OpenCV single-threaded (:func:`darkir.opencv.use_one_thread`)."""
+    use_one_thread()
 
 
 def _check_sizes(pair: Pair, low: np.ndarray, high: np.ndarray | None, crop: int | None) -> None:
