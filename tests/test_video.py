@@ -902,6 +902,12 @@ def test_a_file_that_is_no_video_is_named_so_not_the_encoder(tmp_path, tiny_chec
     assert sorted(p.name for p in tmp_path.iterdir()) == ["text.png"]
 
 
+def test_a_one_frame_video_is_reported_as_one_frame(tmp_path, tiny_checkpoint, capsys):
+    source = make_video(tmp_path / "one.mp4", frames=1, audio=False)
+    assert main(["video", str(source), "-o", str(tmp_path / "out.mp4"), "--weights", str(tiny_checkpoint), "-q"]) == 0
+    assert "restored 1 frame, audio none" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("suffix", [".png", ".jpg"])
 def test_a_still_image_is_refused_not_written_as_a_one_frame_video(tmp_path, tiny_checkpoint, capsys, suffix):
     """FFmpeg reads a photo as a stream of one picture: `darkir video photo.png -o out.mp4` wrote a one-frame MP4."""

@@ -146,7 +146,8 @@ def cmd_video(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         batch=args.batch,
     )
-    print(f"restored {report.frames} frames, audio {report.audio} -> {report.output}")
+    frames = f"{report.frames} frame{'' if report.frames == 1 else 's'}"
+    print(printable(f"restored {frames}, audio {report.audio} -> {report.output}"))
     return 0
 
 
