@@ -28,6 +28,17 @@ def test_every_subcommand_has_help(command, capsys):
     assert "usage: darkir" in capsys.readouterr().out
 
 
+def test_a_mistyped_flag_is_refused_below_the_commands_usage_with_the_closest_flag(capsys):
+    """argparse refused unknown flags below darkir's own usage (``usage: darkir [-h] [--version] ...``), which says
+    nothing of the command's flags."""
+    with pytest.raises(SystemExit) as info:
+        main(["restore", "in.png", "-o", "out", "--precison", "fp32", "--bogus"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: darkir restore ")
+    assert "darkir restore: error: unrecognized arguments: --precison fp32 --bogus (did you mean --precision?)" in err
+
+
 @pytest.mark.parametrize(
     ("options", "params", "gmacs"),
     [("train/LOLBlur.yml", 3.32e6, 7.25), ("train/LOLBlur_csf.yml", 3.38e6, 7.67)],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import os
 import re
 import signal
@@ -12,6 +13,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import NoReturn
 
 from darkir import opencv
 from darkir.cli import evaluate, restore, training, variants
@@ -93,9 +95,20 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     if extras and isinstance(getattr(args, "overrides", None), list) and not any(x.startswith("-") for x in extras):
         args.overrides.extend(extras)
     elif extras:
-        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        _refuse_unknown(parser, args.command, extras)
     expand_home(args)
     return args
+
+
+def _refuse_unknown(parser: argparse.ArgumentParser, command: str, extras: list[str]) -> NoReturn:
+    """Exit with the subcommand's usage (argparse gives darkir's) and the arguments it does not know, with the flag
+    a mistyped one was closest to."""
+    action = next(action for action in parser._actions if action.dest == "command")
+    subparser = action.choices[command]
+    known = [flag for known in subparser._actions for flag in known.option_strings if flag.startswith("--")]
+    close = [difflib.get_close_matches(x.split("=", 1)[0], known, n=1, cutoff=0.7) for x in extras if x[:2] == "--"]
+    hint = ", ".join(match[0] for match in close if match)
+    subparser.error(f"unrecognized arguments: {' '.join(extras)}" + (f" (did you mean {hint}?)" if hint else ""))
 
 
 class Terminated(KeyboardInterrupt):
