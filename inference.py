@@ -11,11 +11,15 @@ from darkir.cli.seed import run_seed
 def run(argv: list[str] | None = None) -> int:
     """Parse the seed's flags and run ``darkir restore`` with them (extra flags pass through)."""
     parser = argparse.ArgumentParser(
-        description="Restore a folder of images (seed-compatible wrapper of `darkir restore`)."
+        description="Restore a folder of images (seed-compatible wrapper of `darkir restore`).",
+        epilog="Every other flag of `darkir restore` passes through (--weights NAME_OR_PATH instead of -p, "
+        "--overwrite, -q, ...): see darkir restore --help.",
     )
     parser.add_argument("-p", "--config", help="options file (default ./options/inference/LOLBlur.yml)")
-    parser.add_argument("-i", "--inp_path", default="./images/inputs", help="folder of input images")
-    parser.add_argument("-o", "--out_path", default="./images/results", help="output folder")
+    parser.add_argument(
+        "-i", "--inp_path", default="./images/inputs", help="folder of input images (default %(default)s)"
+    )
+    parser.add_argument("-o", "--out_path", default="./images/results", help="output folder (default %(default)s)")
     args, extra = parser.parse_known_args(argv)
     command = [args.inp_path, "-o", args.out_path, *extra]
     return run_seed("restore", command, args.config, "./options/inference/LOLBlur.yml", instead="--weights")

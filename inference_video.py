@@ -18,11 +18,17 @@ from darkir.infer.video import VIDEO_FORMATS
 
 def run(argv: list[str] | None = None) -> int:
     """Parse the seed's flags and run ``darkir video`` with them (extra flags pass through)."""
-    parser = argparse.ArgumentParser(description="Restore a video (seed-compatible wrapper of `darkir video`).")
+    parser = argparse.ArgumentParser(
+        description="Restore a video (seed-compatible wrapper of `darkir video`).",
+        epilog="Every other flag of `darkir video` passes through (--weights NAME_OR_PATH instead of -p, --overwrite, "
+        "-q, ...): see darkir video --help.",
+    )
     parser.add_argument("-p", "--config", help="options file (default ./options/inference_video/Baseline.yml)")
     parser.add_argument("-i", "--inp_path", required=True, help="input video file")
     files = ", ".join(VIDEO_FORMATS)
-    parser.add_argument("-o", "--out_path", default="./videos/results", help=f"output folder (or a {files} file)")
+    parser.add_argument(
+        "-o", "--out_path", default="./videos/results", help=f"output folder (or a {files} file; default %(default)s)"
+    )
     args, extra = parser.parse_known_args(argv)
     source, target = Path(args.inp_path), Path(args.out_path)
     folder = args.out_path.endswith(("/", os.sep)) or target.is_dir() or target.suffix.lower() not in VIDEO_SUFFIXES
