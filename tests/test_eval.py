@@ -76,6 +76,16 @@ def test_metrics_command_on_real_pairs(shared, tmp_path, capsys):
     assert "PSNR" in capsys.readouterr().out
 
 
+def test_metrics_names_pred_and_gt_for_an_output_without_a_reference(tmp_path, capsys):
+    """It named the folder both lie in as a dataset: "dataset /work (folders layout): 1 problem(s)"."""
+    make_lolblur(tmp_path / "d", scenes=1, frames=2)
+    pred, gt = tmp_path / "d" / "low_blur_noise", tmp_path / "d" / "high_sharp_scaled"
+    (gt / "0000" / "0001.png").unlink()
+    assert main(["metrics", str(pred), str(gt), "--no-lpips"]) == 2
+    err = capsys.readouterr().err
+    assert f"darkir: error: PRED {pred} against GT {gt}: 1 problem(s):" in err and "dataset" not in err
+
+
 def test_metrics_command_names_missing_and_mismatched_files(tmp_path, capsys):
     make_lolblur(tmp_path / "d", scenes=1, frames=2)
     (tmp_path / "d" / "high_sharp_scaled" / "0000" / "0001.png").unlink()

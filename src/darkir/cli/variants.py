@@ -147,7 +147,12 @@ def register(add: AddCommand) -> None:
     complexity = add("complexity", cmd_complexity, "Count parameters and multiply-accumulates (ptflops) at 3xSxS.")
     source = complexity.add_mutually_exclusive_group()
     source.add_argument("-p", "--options", metavar="YAML", help="options file whose network: section defines the model")
-    source.add_argument("-m", "--model", metavar="NAME", help="registered variant (see `darkir models`)")
+    source.add_argument(
+        "-m",
+        "--model",
+        metavar="NAME",
+        help="registered variant (default darkir-w32, the paper's DarkIR; see `darkir models`)",
+    )
     source.add_argument("--weights", metavar="NAME_OR_PATH", help="checkpoint whose stored or inferred config is used")
     complexity.add_argument("--size", type=positive_int, default=256, help="input side S (default 256)")
     complexity.add_argument("--json", action="store_true", help="print one JSON object with params and macs")

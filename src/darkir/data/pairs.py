@@ -43,10 +43,13 @@ def _raise_if(problems: list[str], what: str) -> None:
         raise DatasetError(f"{what}: {len(problems)} problem(s):\n  {shown}{more}")
 
 
-def find_pairs(root: str | Path, layout: Layout | None = None, check_sizes: bool = True) -> list[Pair]:
+def find_pairs(
+    root: str | Path, layout: Layout | None = None, check_sizes: bool = True, what: str | None = None
+) -> list[Pair]:
     """All pairs under ``root`` (layout auto-detected): each input's reference is at its partner path
     (:meth:`Layout.partner`), or else is the only image there of the same name in another format. Missing or shared
-    partners, unreadable files and size mismatches are collected and raised together, naming each path."""
+    partners, unreadable files and size mismatches are collected and raised together, naming each path, after
+    ``what`` (default: the dataset and its layout)."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: {no_folder(root, 'dataset folder')}")
@@ -70,7 +73,7 @@ def find_pairs(root: str | Path, layout: Layout | None = None, check_sizes: bool
     problems.extend(_shared_references(pairs, matched))
     if check_sizes:
         problems.extend(check_pairs(pairs))
-    _raise_if(problems, f"dataset {root} ({layout.name} layout)")
+    _raise_if(problems, what or f"dataset {root} ({layout.name} layout)")
     return pairs
 
 
