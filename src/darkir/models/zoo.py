@@ -35,12 +35,12 @@ _SPECS = [
     ModelSpec("darkir-csf-w64", "DarkIR + Cross-Scale Fusion skips, width 64", {"width": 64, "use_csf": True}),
     ModelSpec(
         "darkir-w32-synth",
-        "DarkIR w32 trained by darkir on synthetic low-light+blur+noise pairs (see MODEL_CARD.md)",
+        "DarkIR w32 trained by darkir on synthetic low-light+blur+noise pairs (MODEL_CARD.md in the sdist)",
         weights="darkir-w32-synth.safetensors",
     ),
     ModelSpec(
         "darkir-csf-w32-synth",
-        "DarkIR + CSF w32 trained by darkir on synthetic low-light+blur+noise pairs (see MODEL_CARD.md)",
+        "DarkIR + CSF w32 trained by darkir on synthetic low-light+blur+noise pairs (MODEL_CARD.md in the sdist)",
         {"use_csf": True},
         weights="darkir-csf-w32-synth.safetensors",
     ),
