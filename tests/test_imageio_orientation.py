@@ -315,6 +315,17 @@ def test_corrupt_png_is_reported_once(tmp_path, capfd):
     assert "libpng" not in capfd.readouterr().err
 
 
+@pytest.mark.parametrize(("cut", "named"), [(-12, "before its IEND chunk"), (-200, "inside its IDAT chunk")])
+def test_truncated_png_is_reported_once(tmp_path, capfd, cut, named):
+    """libpng printed "libpng error: PNG input buffer is incomplete" beside darkir's own message."""
+    path = tmp_path / "cut.png"
+    cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    path.write_bytes(path.read_bytes()[:cut])
+    with pytest.raises(ImageReadError, match=f"{path}: cannot decode image \\(truncated PNG: the file ends {named}\\)"):
+        read_image(path)
+    assert "libpng" not in capfd.readouterr().err
+
+
 def test_restore_keeps_orientation_and_gray_alpha(tmp_path, tiny_checkpoint):
     from darkir.cli import main
 

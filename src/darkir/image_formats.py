@@ -184,28 +184,29 @@ class PngInfo:
 
 
 def png_info(data: np.ndarray) -> PngInfo | None:
-    """The :class:`PngInfo` of PNG bytes ``data`` (None for other formats), after checking the CRC of each
-    critical chunk (a ValueError names a bad one): libpng would print its own error about it to stderr, beside
-    darkir's."""
+    """The :class:`PngInfo` of PNG bytes ``data`` (None for other formats), after checking that no chunk is cut short
+    and the CRC of each critical chunk (a ValueError names a bad one): libpng would print its own error about them to
+    stderr, beside darkir's (a truncated PNG, which it cannot decode, even where only its IEND chunk is missing)."""
     if data[:8].tobytes() != PNG_SIGNATURE:
         return None
     buffer, position, color_type, bits, key = memoryview(data), 8, -1, 8, None
     while position + 12 <= len(buffer):
         length, kind = struct.unpack_from(">I4s", buffer, position)
-        end = position + 12 + length
-        if end > len(buffer) or kind == b"IEND":
-            break  # a truncated file is left to OpenCV
+        end, name = position + 12 + length, kind.decode("latin-1")
+        if kind == b"IEND":
+            return PngInfo(color_type, bits, key)
+        if end > len(buffer):
+            raise ValueError(f"truncated PNG: the file ends inside its {name} chunk")
         body, (crc,) = buffer[position + 8 : end - 4], struct.unpack_from(">I", buffer, end - 4)
         critical = not kind[0] & 0x20  # a lower-case first letter marks an ancillary chunk, which libpng skips
         if critical and zlib.crc32(buffer[position + 4 : end - 4]) != crc:
-            name = kind.decode("latin-1")
             raise ValueError(f"corrupt PNG: CRC error in its {name} chunk")
         if kind == b"IHDR" and length >= 10:
             bits, color_type = body[8], body[9]
         elif kind == b"tRNS" and color_type == 0 and length >= 2:
             key = struct.unpack_from(">H", body)[0]
         position = end
-    return PngInfo(color_type, bits, key)
+    raise ValueError("truncated PNG: the file ends before its IEND chunk")
 
 
 def png_gray_alpha(array: np.ndarray, png: PngInfo) -> np.ndarray:
