@@ -378,20 +378,19 @@ def test_compare_stopped_while_writing_leaves_no_file_of_the_report_it_replaces(
 ):
     """A run stopped (Ctrl-C, SIGTERM) while writing its report over an earlier one leaves files of one run only:
     never the earlier report.md or grid.png beside the new summary.json."""
-    import darkir.eval.compare as compare_module
+    import darkir.eval.reports as reports_module
 
     report = tmp_path / "report"
     assert main(_compare(tiny_checkpoint, _paired(tmp_path / "one", ("a",)), report)) == 0
     earlier = {name: (report / name).read_bytes() for name in ("report.md", "grid.png", "per_image.csv")}
-    write_text, write_image = compare_module.write_text, compare_module.write_image
+    commit = reports_module.commit
 
-    def stop(path: Path, *args: object) -> None:
-        if path.name == stop_at:
+    def stop(tmp: Path, target: Path, overwrite: bool) -> None:
+        if target.name == stop_at:
             raise KeyboardInterrupt
-        (write_image if path.suffix == ".png" else write_text)(path, *args)
+        commit(tmp, target, overwrite)
 
-    monkeypatch.setattr(compare_module, "write_text", stop)
-    monkeypatch.setattr(compare_module, "write_image", stop)
+    monkeypatch.setattr(reports_module, "commit", stop)
     assert main(_compare(tiny_checkpoint, _paired(tmp_path / "two", ("b", "c", "d")), report)) == 130
     assert json.loads((report / "summary.json").read_text())["images"] == 3
     for name, content in earlier.items():
@@ -414,6 +413,31 @@ def test_compare_stopped_while_making_its_pictures_keeps_the_earlier_report_whol
 
     monkeypatch.setattr(compare_module, "_histogram", interrupted)
     assert main(_compare(tiny_checkpoint, _paired(tmp_path / "two", ("b", "c", "d")), report)) == 130
+    assert {path.name: path.read_bytes() for path in report.iterdir()} == earlier
+
+
+@pytest.mark.parametrize("unpaired", [False, True])
+def test_compare_that_cannot_write_its_report_keeps_the_earlier_report_whole(
+    tmp_path, tiny_checkpoint, monkeypatch, capsys, unpaired
+):
+    """On a full disk, compare removed the earlier report, wrote part of the new one and said "nothing replaced"."""
+    import darkir.outputs
+
+    report, extra = tmp_path / "report", ("--unpaired",) if unpaired else ()
+    first, second = _paired(tmp_path / "one", ("a",)), _paired(tmp_path / "two", ("b", "c", "d"))
+    assert main(_compare(tiny_checkpoint, first / "low" if unpaired else first, report, *extra)) == 0
+    earlier = {path.name: path.read_bytes() for path in report.iterdir()}
+    stage = darkir.outputs.stage
+
+    def disk_full(target: Path, *args: object, **kwargs: object) -> Path:
+        if target.name == "report.md":
+            raise darkir.outputs.OutputError(f"{target}: No space left on device; nothing replaced")
+        return stage(target, *args, **kwargs)
+
+    monkeypatch.setattr("darkir.eval.reports.stage", disk_full)
+    capsys.readouterr()
+    assert main(_compare(tiny_checkpoint, second / "low" if unpaired else second, report, *extra)) == 2
+    assert f"{report / 'report.md'}: No space left on device; nothing replaced" in _error(capsys)
     assert {path.name: path.read_bytes() for path in report.iterdir()} == earlier
 
 

@@ -266,6 +266,20 @@ def write_atomic(
     Raises :class:`OutputExistsError` if ``target`` exists and not ``overwrite``, and :class:`OutputError` if
     writing, syncing or ``verify`` fails; either way ``target`` is left as it was.
     """
+    tmp = stage(target, data, verify)
+    try:
+        commit(tmp, target, overwrite)
+    except OSError as exc:
+        raise OutputError(f"{target}: {exc.strerror or exc}; nothing replaced") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return target
+
+
+def stage(target: Path, data: bytes, verify: Callable[[Path], bool] | None = None) -> Path:
+    """Write ``data`` to a fsynced temporary file beside ``target`` (checked with ``verify``) and return its path, for
+    :func:`commit` to move onto ``target``; where that fails, an :class:`OutputError` and no temporary file."""
     tmp = temporary_path(target)
     try:
         with open(tmp, "xb") as handle:
@@ -276,13 +290,13 @@ def write_atomic(
             raise OutputError(f"{target}: short write ({os.path.getsize(tmp)} of {len(data)} bytes); nothing replaced")
         if verify is not None and not verify(tmp):
             raise OutputError(f"{target}: the written file does not read back; nothing replaced")
-        commit(tmp, target, overwrite)
     except OSError as exc:
+        tmp.unlink(missing_ok=True)
         raise OutputError(f"{target}: {exc.strerror or exc}; nothing replaced") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    return target
+    except BaseException:  # a failed check, Ctrl-C
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
 
 
 def commit(tmp: Path, target: Path, overwrite: bool) -> None:

@@ -28,19 +28,19 @@ from darkir.errors import DarkIRError, first_line
 from darkir.eval.lpips import LPIPS
 from darkir.eval.methods import Method
 from darkir.eval.metrics import PSNR_CAP, Convention, format_number, prepare
-from darkir.eval.paired import METRICS, Scores, evaluate, write_csv
+from darkir.eval.paired import METRICS, Scores, evaluate, score_rows
 from darkir.eval.reports import (
     TOO_FEW_NOTE,
-    clear_report,
     count_note,
+    csv_bytes,
     json_numbers,
     plural,
+    replace_report,
+    text_bytes,
     unique_names,
-    write_text,
 )
 from darkir.eval.stats import MIN_INTERVAL_IMAGES, Interval, bootstrap_mean, paired
-from darkir.imageio import Image, read_image, write_image
-from darkir.outputs import write_atomic
+from darkir.imageio import Image, encode_image, read_image
 
 
 def latency(method: Method, size: int, repeats: int = 3) -> float:
@@ -120,10 +120,10 @@ def compare(
     grid_images: int = 4,
     progress: bool = True,
 ) -> dict:
-    """Score all methods on ``pairs`` and write ``summary.json`` (first: it marks the folder as a report, see
+    """Score all methods on ``pairs`` and write ``summary.json`` (it marks the folder as a report, see
     :func:`check_report_folder`), ``per_image.csv``, ``psnr_diff_hist.png``, ``grid.png`` and ``report.md`` into
-    ``output``, each atomically, once all are made (an earlier report's files are removed first:
-    :func:`clear_report`); returns the summary. Every method needs its own name."""
+    ``output`` in place of an earlier report (:func:`replace_report`); returns the summary. Every method needs its
+    own name."""
     unique_names([*variants, *baselines])
     methods = [*variants, *baselines]
     costs = [_cost(method, latency_size) for method in methods]  # first: a size too large fails before any scoring
@@ -156,12 +156,14 @@ def compare(
     grid = _grid(pairs, variants, order, convention)
     histogram = _histogram(reference, all_scores[1 : len(variants)] or all_scores[1:])
     report = render_report(summary, reference.method, [v.name for v in variants], latency_size, order, pairs)
-    clear_report(output)
-    write_text(output / "summary.json", json.dumps(json_numbers(summary), indent=2, allow_nan=False))
-    write_csv(output / "per_image.csv", all_scores)
-    write_atomic(output / "psnr_diff_hist.png", histogram, overwrite=True)
-    write_image(output / "grid.png", grid)
-    write_text(output / "report.md", report)
+    files = {
+        "summary.json": text_bytes(json.dumps(json_numbers(summary), indent=2, allow_nan=False)),
+        "per_image.csv": csv_bytes(score_rows(all_scores)),
+        "psnr_diff_hist.png": histogram,
+        "grid.png": encode_image(".png", grid),
+        "report.md": text_bytes(report),
+    }
+    replace_report(output, files)
     return summary
 
 

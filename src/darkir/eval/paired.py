@@ -213,12 +213,17 @@ def write_triplet_note(
 def write_csv(path: Path, all_scores: Sequence[Scores], overwrite: bool = True) -> None:
     """One row per image and method: name, method, the metrics, brightness of output and reference, seconds. Written
     atomically (a failure leaves an existing file as it was); an existing file is replaced only with ``overwrite``."""
+    write_csv_rows(path, score_rows(all_scores), overwrite)
+
+
+def score_rows(all_scores: Sequence[Scores]) -> list[list[str]]:
+    """The rows of :func:`write_csv`'s file, its header first."""
     rows = [["image", "method", *METRICS, *BRIGHTNESS, "seconds"]]
     for scores in all_scores:
         for i, name in enumerate(scores.names):
             row = [f"{scores.values[m][i]:.6f}" for m in (*METRICS, *BRIGHTNESS)]
             rows.append([name, scores.method, *row, f"{scores.seconds[i]:.4f}"])
-    write_csv_rows(path, rows, overwrite)
+    return rows
 
 
 def summary_line(scores: Scores, convention: Convention) -> str:

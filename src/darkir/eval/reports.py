@@ -8,7 +8,7 @@ import io
 import json
 import math
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from tqdm import tqdm
@@ -16,7 +16,8 @@ from tqdm import tqdm
 from darkir.errors import DarkIRError, first_line, printable, some_of
 from darkir.eval.methods import Method
 from darkir.eval.stats import MIN_INTERVAL_IMAGES
-from darkir.outputs import is_inside, write_atomic
+from darkir.imageio import decodes
+from darkir.outputs import OutputError, commit, is_inside, stage, write_atomic
 
 #: The pictures of a report with references, which a report without them, written over it, removes.
 PAIRED_PICTURES = ("psnr_diff_hist.png", "grid.png")
@@ -71,16 +72,33 @@ def json_numbers(value: object) -> object:
 
 def write_text(path: Path, text: str) -> None:
     """Write a report file through a temporary file and one atomic rename (a failure leaves the old one)."""
-    write_atomic(path, text.encode(errors="surrogateescape"), overwrite=True)
+    write_atomic(path, text_bytes(text), overwrite=True)
 
 
-def clear_report(output: Path) -> None:
-    """Remove the files of an earlier report in ``output`` (none where it holds no report), ``summary.json`` last,
-    before a new one is written (``summary.json`` first): a run stopped while writing leaves the files of one
-    report, never some of each."""
-    if is_report(output):
-        for name in sorted(REPORT_FILES, key=lambda name: name == "summary.json"):
-            (output / name).unlink(missing_ok=True)
+def text_bytes(text: str) -> bytes:
+    """A report's ``text`` as the bytes of its file (names that are not UTF-8 kept as their bytes)."""
+    return text.encode(errors="surrogateescape")
+
+
+def replace_report(output: Path, files: Mapping[str, bytes]) -> None:
+    """Write a report's ``files`` (name -> contents) into ``output`` in place of an earlier report there. Each goes to
+    a fsynced temporary file first (pictures read back); only once all are written (a full disk fails here, leaving
+    the earlier report whole) are the earlier report's files removed, ``summary.json`` last, and the new ones moved in,
+    ``summary.json`` first: a run stopped meanwhile leaves the files of one report, never some of each."""
+    staged: dict[str, Path] = {}
+    try:
+        for name, data in files.items():
+            staged[name] = stage(output / name, data, verify=decodes if name.endswith(".png") else None)
+        if is_report(output):
+            for name in sorted(REPORT_FILES, key=lambda name: name == "summary.json"):
+                (output / name).unlink(missing_ok=True)
+        for name in sorted(staged, key=lambda name: name != "summary.json"):
+            commit(staged[name], output / name, overwrite=True)
+    except OSError as exc:
+        raise OutputError(f"{output}: {exc.strerror or exc}; the report is not complete") from None
+    finally:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)
 
 
 def is_report(folder: Path) -> bool:
@@ -124,7 +142,12 @@ def unique_names(methods: Sequence[Method]) -> None:
 def write_csv_rows(path: Path, rows: Sequence[Sequence[object]], overwrite: bool = True) -> None:
     """Write ``rows`` to the CSV file ``path`` through a temporary file and one atomic rename (its folder is made);
     an existing file is replaced only with ``overwrite``, and never half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, csv_bytes(rows), overwrite=overwrite)
+
+
+def csv_bytes(rows: Sequence[Sequence[object]]) -> bytes:
+    """``rows`` as the bytes of a CSV file (names that are not UTF-8 kept as their bytes)."""
     buffer = io.StringIO(newline="")
     csv.writer(buffer).writerows(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, buffer.getvalue().encode(errors="surrogateescape"), overwrite=overwrite)
+    return buffer.getvalue().encode(errors="surrogateescape")

@@ -28,14 +28,15 @@ from darkir.eval.niqe import niqe
 from darkir.eval.reports import (
     MAX_NAMED,
     TOO_FEW_NOTE,
-    clear_report,
     count_note,
+    csv_bytes,
     json_numbers,
     plural,
+    replace_report,
     skip_unreadable_image,
+    text_bytes,
     unique_names,
     write_csv_rows,
-    write_text,
 )
 from darkir.eval.stats import MIN_INTERVAL_IMAGES, Interval, bootstrap_mean, paired
 from darkir.imageio import IMAGE_SUFFIXES, Image, ImageReadError, read_image, write_image
@@ -280,9 +281,14 @@ def score_folder(
 def write_scores_csv(path: Path, rows: Sequence[tuple[str, dict[str, float]]], overwrite: bool = True) -> None:
     """One row per image: its name, then each score (column names from the first row; none without rows). Written
     atomically; an existing file is replaced only with ``overwrite``."""
+    write_csv_rows(path, scores_csv_rows(rows), overwrite)
+
+
+def scores_csv_rows(rows: Sequence[tuple[str, dict[str, float]]]) -> list[list[str]]:
+    """The rows of :func:`write_scores_csv`'s file, its header first."""
     lines = [["image", *(rows[0][1] if rows else ())]]
     lines += [[name, *(f"{v:.5f}" for v in values.values())] for name, values in rows]
-    write_csv_rows(path, lines, overwrite)
+    return lines
 
 
 def unpaired_csv_rows(rows: Sequence[UnpairedRow]) -> list[tuple[str, dict[str, float]]]:
@@ -331,10 +337,9 @@ def compare_unpaired(
     """No-reference scores of every method on unpaired inputs (each output scored, then dropped; nothing is
     kept in memory but the scores), with bootstrap intervals and paired differences against ``methods[0]``.
 
-    Writes ``summary.json`` (first: it marks the folder as a report, see
-    :func:`~darkir.eval.reports.check_report_folder`), ``per_image.csv`` and ``report.md`` into ``output``, each
-    atomically (an earlier report's files, its pictures included, are removed first:
-    :func:`~darkir.eval.reports.clear_report`); returns the summary.
+    Writes ``summary.json`` (it marks the folder as a report, see :func:`~darkir.eval.reports.check_report_folder`),
+    ``per_image.csv`` and ``report.md`` into ``output`` in place of an earlier report, its pictures included
+    (:func:`~darkir.eval.reports.replace_report`); returns the summary.
     """
     unique_names(methods)
     output.mkdir(parents=True, exist_ok=True)
@@ -366,18 +371,17 @@ def compare_unpaired(
         if name != reference:
             entry["niqe_vs_reference"] = paired(niqe_values - reference_niqe, "niqe", resamples)
         summary["methods"][name] = entry
-    report = _render_unpaired(summary, reference)  # made before the earlier report's files go
-    clear_report(output)
-    write_text(output / "summary.json", json.dumps(json_numbers(summary), indent=2, allow_nan=False))
-    write_scores_csv(
-        output / "per_image.csv",
-        [
-            (pair.name, {f"{key}:{name}": value for name, values in scores.items()
-                         for key, value in asdict(values[i]).items()})
-            for i, pair in enumerate(pairs)
-        ],
-    )  # fmt: skip
-    write_text(output / "report.md", report)
+    rows = [
+        (pair.name, {f"{key}:{name}": value for name, values in scores.items()
+                     for key, value in asdict(values[i]).items()})
+        for i, pair in enumerate(pairs)
+    ]  # fmt: skip
+    files = {
+        "summary.json": text_bytes(json.dumps(json_numbers(summary), indent=2, allow_nan=False)),
+        "per_image.csv": csv_bytes(scores_csv_rows(rows)),
+        "report.md": text_bytes(_render_unpaired(summary, reference)),
+    }
+    replace_report(output, files)
     return summary
 
 
