@@ -258,6 +258,32 @@ def test_a_full_disk_while_saving_a_checkpoint_is_named_and_keeps_the_previous_o
         assert {p.name for p in folder.iterdir()} - {"filler"} == {"last.pt"}
 
 
+def test_a_full_disk_while_saving_safetensors_is_named_and_keeps_the_previous_one(tmp_path, monkeypatch):
+    """safetensors reports a full disk as a SafetensorError, which was neither caught nor named: `darkir convert` ended
+    in "darkir: error: SafetensorError: ... (run with --debug for the traceback)", exit code 1."""
+    from safetensors import SafetensorError
+
+    model = randomize(build_model("darkir-csf-w32", **TINY), seed=1)
+    with tmpfs(tmp_path / "disk", "2m") as disk:
+        folder = disk if disk is not None else tmp_path
+        path = save_checkpoint(folder / "model.safetensors", model)
+        before = path.read_bytes()
+        if disk is None:
+
+            def failing_save(tensors: object, filename: str, metadata: object = None) -> None:
+                Path(filename).write_bytes(b"partial")
+                raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+            monkeypatch.setattr("safetensors.torch.save_file", failing_save)
+        else:
+            _fill(disk)
+        with pytest.raises(CheckpointError) as caught:
+            save_checkpoint(path, randomize(model, seed=2))
+        assert str(caught.value) == f"no space left on device writing {path}; the previous one is kept"
+        assert path.read_bytes() == before
+        assert {p.name for p in folder.iterdir()} - {"filler"} == {"model.safetensors"}
+
+
 def test_a_nearly_full_disk_never_leaves_an_empty_options_file(data, tmp_path):
     with tmpfs(tmp_path / "disk", "4m") as disk:
         if disk is None:

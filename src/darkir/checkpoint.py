@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from darkir.errors import CheckpointError, first_line
@@ -156,7 +157,7 @@ def _write_atomically(path: Path, write: Callable[[str], object]) -> Path:
         with open(tmp_name, "rb+") as handle:  # on the disk before it replaces the previous checkpoint
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
-    except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as a RuntimeError
+    except (OSError, RuntimeError, SafetensorError) as exc:  # torch.save reports a full disk as a RuntimeError
         raise CheckpointError(_write_failure(path, exc)) from None
     finally:
         if os.path.exists(tmp_name):
@@ -208,8 +209,8 @@ def _write_failure(path: Path, exc: BaseException) -> str:
     kept = "; the previous one is kept" if path.exists() else ""
     if isinstance(exc, OSError):
         full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-    else:
-        full = shutil.disk_usage(path.parent).free < _FULL_DISK_BYTES
+    else:  # safetensors names the OS error in its message, torch.save does not
+        full = "No space left on device" in str(exc) or shutil.disk_usage(path.parent).free < _FULL_DISK_BYTES
     if full:
         return f"no space left on device writing {path}{kept}"
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
