@@ -273,6 +273,33 @@ def test_test_unpaired_that_fails_before_restoring_leaves_no_mark(tmp_path, caps
     assert not (out / "stats.csv").exists()
 
 
+@pytest.mark.parametrize("earlier", [True, False], ids=["earlier-run", "new-folder"])
+def test_test_unpaired_whose_first_image_cannot_be_written_keeps_the_earlier_stats(
+    tmp_path, capsys, tiny_checkpoint, monkeypatch, earlier
+):
+    """On a full disk, the rerun failed on its first image ("nothing replaced") but had already replaced the earlier
+    run's stats.csv with its list of names, every score gone."""
+    from darkir.outputs import OutputError
+
+    photos = tmp_path / "photos"
+    for seed, name in enumerate("ab"):
+        _png(photos / f"{name}.png", seed, scale=60)
+    out = tmp_path / "res"
+    args = ["test-unpaired", "--weights", str(tiny_checkpoint), "--data", str(photos), "-o", str(out), "-q"]
+    if earlier:
+        assert main(args) == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir()} if earlier else {}
+
+    def disk_full(path: Path, *rest: object, **kwargs: object) -> None:
+        raise OutputError(f"{path}: No space left on device; nothing replaced")
+
+    monkeypatch.setattr("darkir.eval.unpaired.write_image", disk_full)
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "No space left on device; nothing replaced" in _error(capsys)
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+
 @pytest.mark.parametrize("inside", [True, False], ids=["inside-the-data", "outside"])
 def test_test_unpaired_reruns_into_the_folder_of_an_interrupted_run(
     tmp_path, capsys, tiny_checkpoint, monkeypatch, inside

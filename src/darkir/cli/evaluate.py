@@ -241,7 +241,6 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     from darkir.eval.unpaired import (
         NO_REFERENCE_NOTE,
         earlier_outputs,
-        mark_results,
         mean_line,
         outside_output,
         remove_stale,
@@ -264,9 +263,9 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     restorer = restorer_from_args(args)
     ensure_writable_dir(output)
     earlier = earlier_outputs(output)
-    mark_results(output, earlier | {pair.name for pair in pairs})  # once the model has loaded: a failed start, none
     unreadable: list[str] = []
-    rows = restore_unpaired(restorer, pairs, output, progress=not args.quiet, unreadable=unreadable)
+    listed = earlier | {pair.name for pair in pairs}  # marked just before the first image: a failed start, none
+    rows = restore_unpaired(restorer, pairs, output, progress=not args.quiet, unreadable=unreadable, listed=listed)
     removed = remove_stale(output, earlier, {row.name for row in rows})
     if removed:
         print(

@@ -7,6 +7,7 @@ not reported: no installable package ships their models for offline use.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -41,7 +42,7 @@ from darkir.eval.reports import (
 from darkir.eval.stats import MIN_INTERVAL_IMAGES, Interval, bootstrap_mean, paired
 from darkir.imageio import IMAGE_SUFFIXES, Image, ImageReadError, read_image, write_image
 from darkir.infer.restorer import Restorer
-from darkir.outputs import is_inside, is_same_file
+from darkir.outputs import is_inside, is_same_file, write_atomic
 
 NO_REFERENCE_NOTE = (
     "no-reference scores: NIQE (lower is better; MATLAB-matching, official natural-scene model; nan under 96x96 "
@@ -219,11 +220,28 @@ def _refuse_taken_names(pairs: list[Pair], output: Path, listed: set[str] | None
 
 
 def mark_results(output: Path, names: set[str]) -> None:
-    """Before the first image, write a ``stats.csv`` into ``output`` that lists, without scores, the ``names`` of the
-    images there that are test-unpaired's (the earlier run's and those this run writes): the folder of an
+    """Write a ``stats.csv`` into ``output`` that lists, without scores, the ``names`` of the images there that are
+    test-unpaired's (the earlier run's and those this run writes), before the run's first image: the folder of an
     interrupted run is then known as test-unpaired's, and its images as that run's results, when the run is
     repeated. The last step replaces it."""
     write_scores_csv(output / STATS_FILE, [(name, {}) for name in sorted(names)])
+
+
+def _write_first(target: Path, image: Image, output: Path, listed: set[str]) -> None:
+    """Write a run's first image after :func:`mark_results` (``listed``); where it cannot be written (a full disk),
+    the earlier run's ``stats.csv`` is put back (or the mark removed where there was none): nothing was replaced."""
+    stats = output / STATS_FILE
+    earlier = stats.read_bytes() if earlier_results(output) else None
+    mark_results(output, listed)
+    try:
+        write_image(target, image, overwrite=True)
+    except BaseException:
+        with contextlib.suppress(OSError, DarkIRError):
+            if earlier is None:
+                stats.unlink()
+            else:
+                write_atomic(stats, earlier, overwrite=True)
+        raise
 
 
 def _read(path: Path, unreadable: list[str] | None) -> Image | None:
@@ -244,11 +262,14 @@ def restore_unpaired(
     output: Path,
     progress: bool = True,
     unreadable: list[str] | None = None,
+    listed: set[str] | None = None,
 ) -> list[UnpairedRow]:
     """Restore every input into ``output`` (relative names kept; earlier results there are replaced) and score both
     (each output as its file holds it).
-    An input that cannot be read raises, or is skipped and added to ``unreadable`` (``path: why``) when given."""
-    rows = []
+    An input that cannot be read raises, or is skipped and added to ``unreadable`` (``path: why``) when given.
+    ``listed``: the names :func:`mark_results` lists, just before the first image is written."""
+    rows: list[UnpairedRow] = []
+    written = False
     for pair in tqdm(pairs, desc="restoring", unit="img", disable=not progress):
         image = _read(pair.low, unreadable)
         if image is None:
@@ -260,7 +281,11 @@ def restore_unpaired(
             raise DarkIRError(f"{pair.low}: {exc}") from None
         target = output / pair.name
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_image(target, image, overwrite=True)
+        if listed is not None and not written:
+            _write_first(target, image, output, listed)
+        else:
+            write_image(target, image, overwrite=True)
+        written = True
         saved = read_image(target).rgb  # as its file holds it: quantized, in gray for a gray input, JPEG's loss too
         rows.append(UnpairedRow(pair.name, no_reference_scores(before), no_reference_scores(saved)))
     return rows
