@@ -541,4 +541,4 @@ def test_evaluate_raises_unless_asked_to_skip(tmp_path):
         evaluate(identity(), pairs, progress=False)
     scores = evaluate(identity(), pairs, progress=False, skip_unreadable=True)
     assert scores.names == ["a.png", "c.png"] and len(scores.values["psnr"]) == len(scores.seconds) == 2
-    assert scores.unreadable == [f"{broken}: cannot decode image (corrupt or not a PNG file)"]
+    assert scores.unreadable == [f"{broken}: cannot decode image (truncated PNG: the file ends inside its IDAT chunk)"]
