@@ -892,6 +892,27 @@ def test_of_several_video_streams_the_main_one_is_restored_and_named(tmp_path, t
     assert describe(out)["size"] == (48, 64)
 
 
+def test_audio_with_a_cover_picture_is_refused_as_having_no_video(tmp_path, tiny_checkpoint, capsys):
+    """An audio file with cover art (its one video stream an attached picture) was restored as a one-frame video."""
+    source = tmp_path / "song.mp4"
+    with av.open(str(source), "w") as out:
+        cover = out.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 32, 24, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        sound = out.add_stream("aac", rate=44100)
+        picture = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 200, np.uint8), format="rgb24")
+        out.mux(cover.encode(picture.reformat(format="yuvj420p")))
+        out.mux(cover.encode())
+        samples = av.AudioFrame.from_ndarray(np.zeros((1, 4096), np.float32), format="fltp", layout="mono")
+        samples.sample_rate = 44100
+        out.mux(sound.encode(samples))
+        out.mux(sound.encode())
+    args = ["video", str(source), "-o", str(tmp_path / "out.mp4"), "--weights", str(tiny_checkpoint), "-q"]
+    assert main(args) == 2
+    assert f"{source}: has no video stream (only a cover picture, which is not restored)" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["song.mp4"]
+
+
 def test_a_file_that_is_no_video_is_named_so_not_the_encoder(tmp_path, tiny_checkpoint, capsys):
     """FFmpeg opens a text file named .png as an image stream with no frame to decode; the output's encoder then
     failed at a size of 0 and was blamed: "out.mp4 (libx264): video processing failed: Invalid argument"."""

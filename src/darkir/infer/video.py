@@ -165,8 +165,10 @@ def _video_stream(container: Any, source: Path, warn: bool = False) -> Any:
     files may hold as a video stream of one frame); with ``warn``, say which where there are others."""
     if not container.streams.video:
         raise DarkIRError(f"{source}: has no video stream")
-    best = container.streams.best("video") or container.streams.video[0]
     cover = _av().stream.Disposition.attached_pic
+    if all(stream.disposition & cover for stream in container.streams.video):
+        raise DarkIRError(f"{source}: has no video stream (only a cover picture, which is not restored)")
+    best = container.streams.best("video") or container.streams.video[0]
     others = [stream for stream in container.streams.video if stream is not best and not stream.disposition & cover]
     if warn and others:
         width, height = best.codec_context.width, best.codec_context.height
