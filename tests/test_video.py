@@ -655,17 +655,38 @@ def test_an_output_folder_that_cannot_be_written_is_named_through_the_python_api
     assert not list(tmp_path.iterdir())
 
 
-def test_an_encoder_that_refuses_the_frames_names_the_output_and_the_encoder(tmp_path, tiny_restorer):
-    from darkir.infer.video import restore_video
-
-    clip = tmp_path / "tiny.mkv"
-    with av.open(str(clip), "w") as container:
+def _tiny_clip(path: Path) -> Path:
+    """Two 9x9 frames (x265 refuses frames this small)."""
+    with av.open(str(path), "w") as container:
         stream = container.add_stream("ffv1", rate=10)
-        stream.width = stream.height = 9  # x265 refuses frames this small
+        stream.width = stream.height = 9
         stream.pix_fmt = "yuv444p"
         for _ in range(2):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((9, 9, 3), np.uint8), format="rgb24")))
         container.mux(stream.encode())
+    return path
+
+
+def test_frames_too_small_for_the_encoder_are_refused_before_restoring(tmp_path, tiny_restorer):
+    """x265 refused 9x9 frames as it opened, after the first frames were restored: "video processing failed: Invalid
+    argument"."""
+    from darkir.infer.video import restore_video
+
+    clip = _tiny_clip(tmp_path / "tiny.mkv")
+    with pytest.raises(DarkIRError) as failure:
+        restore_video(tiny_restorer, clip, tmp_path / "out.mkv", codec="libx265", progress=False)
+    assert str(failure.value) == (
+        f"{clip}: its frames are 9x9; libx265 encodes frames of at least 16 pixels a side: use --codec libx264; "
+        "nothing written"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.mkv"]
+
+
+def test_an_encoder_that_refuses_the_frames_names_the_output_and_the_encoder(tmp_path, tiny_restorer, monkeypatch):
+    from darkir.infer.video import restore_video
+
+    monkeypatch.setitem(darkir.infer.video.MIN_SIDE, "libx265", 1)  # not refused before: x265 refuses them itself
+    clip = _tiny_clip(tmp_path / "tiny.mkv")
     out = tmp_path / "out.mkv"
     with pytest.raises(DarkIRError) as failure:
         restore_video(tiny_restorer, clip, out, codec="libx265", progress=False)

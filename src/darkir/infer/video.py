@@ -223,6 +223,19 @@ def _refuse_still_image(container: Any, source: Path) -> None:
         )
 
 
+#: The smallest side (pixels) of a frame each encoder takes (x265 refuses smaller ones as it opens).
+MIN_SIDE = {"libx264": 1, "libx265": 16}
+
+
+def _check_encodable(source: Path, size: tuple[int, int], codec: str) -> None:
+    """Refuse frames smaller than ``codec`` encodes, naming the size, before any frame is restored."""
+    if min(size) < MIN_SIDE[codec]:
+        raise DarkIRError(
+            f"{source}: its frames are {size[1]}x{size[0]}; {codec} encodes frames of at least {MIN_SIDE[codec]} "
+            "pixels a side: use --codec libx264; nothing written"
+        )
+
+
 def _restore_video(
     restorer: Restorer, source: Path, target: Path, settings: VideoSettings, progress: bool, overwrite: bool
 ) -> VideoReport:
@@ -230,6 +243,7 @@ def _restore_video(
     tmp = temporary_path(target)
     try:
         first = _first_frame(av, source)
+        _check_encodable(source, first.size, settings.codec)
         check_fits(
             restorer, f"{source}: its frames", *first.size, consequence="nothing written"
         )  # (a header may state another size)
