@@ -166,6 +166,19 @@ def test_a_truncated_video_is_restored_with_a_warning(tmp_path, tiny_checkpoint,
     )
 
 
+def test_a_matroska_video_cut_by_a_third_of_a_second_is_restored_with_a_warning(tmp_path, tiny_checkpoint, capsys):
+    """Only half a second or more missing by the header's duration was said: a 25 fps MKV that lost its last 8 of 30
+    frames (0.32 s) was restored without a word."""
+    whole = encode(tmp_path / "whole.mkv", frames=30, rate=25)
+    cut = cut_after(whole, tmp_path / "cut.mkv", 22)
+    assert video(whole, tmp_path / "whole_out.mp4", tiny_checkpoint) == 0
+    assert capsys.readouterr().err == ""
+    assert video(cut, tmp_path / "cut_out.mp4", tiny_checkpoint) == 0
+    restored = len(timing(tmp_path / "cut_out.mp4")["times"])
+    assert 0 < restored < 30
+    assert f"restored {restored} frames, but its header states about 30" in capsys.readouterr().err
+
+
 def test_variable_frame_rates_and_long_last_frames_are_not_taken_for_truncation(tmp_path, tiny_checkpoint, capsys):
     ms = Fraction(1, 1000)
     clip = tmp_path / "vfr.mkv"

@@ -146,11 +146,12 @@ class Stated:
 
 def check_complete(source: Path, stated: Stated, timeline: Timeline) -> None:
     """Warn (one line) where fewer frames were decoded than the input's header states (its frame count, else by
-    its duration, more than half a second or two frames longer): a truncated or damaged file restored in part."""
+    its duration, more than two frames and a tenth of a second longer): a truncated or damaged file restored in
+    part."""
     expected, about = stated.frames, ""
     if not expected:
         missing = (stated.seconds or 0.0) - timeline.end
-        if missing <= max(0.5, 2 / timeline.rate):
+        if missing <= max(0.1, 2 / timeline.rate):
             return
         expected, about = timeline.frames + round(missing * timeline.rate), "about "
     if timeline.frames < expected:
