@@ -84,6 +84,30 @@ def test_train_validate_save_and_restore(dataset, tmp_path):
     assert len(list(out.rglob("*.png"))) == 4
 
 
+def test_a_resumed_run_marks_in_its_log_where_it_continues_from(dataset, tmp_path, monkeypatch):
+    """A run killed between checkpoints and resumed logged the steps it trained again twice, with nothing to tell
+    which records its checkpoint holds; TensorBoard showed both."""
+    import torch.utils.tensorboard
+
+    writers: list[dict] = []
+    writer = torch.utils.tensorboard.SummaryWriter
+    monkeypatch.setattr(
+        torch.utils.tensorboard, "SummaryWriter", lambda *args, **kwargs: writers.append(kwargs) or writer(*args)
+    )
+    options = _options(dataset, tmp_path / "run")
+    train(options, max_steps=3, progress=False)
+    log = tmp_path / "run" / "last_logs" / "train.jsonl"
+    with log.open("a") as handle:  # as a run killed after logging step 4, before its checkpoint
+        handle.write(json.dumps({"kind": "train", "step": 4, "epoch": 1, "loss": 1.0}) + "\n")
+    trainer = Trainer(options, progress=False)
+    assert trainer.resume()
+    trainer.fit()
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    kinds = [(record["kind"], record["step"]) for record in records]
+    assert kinds.index(("resume", 3)) == kinds.index(("train", 4)) + 1
+    assert writers[-1] == {"purge_step": 4}
+
+
 @pytest.mark.parametrize("loss", ["plain", "anchored", "tone_split"])
 def test_resume_is_bit_exact(dataset, tmp_path, tiny_checkpoint, loss):
     extra = {"plain": [], "anchored": [f"train.anchor={tiny_checkpoint}"], "tone_split": ["train.tone_split=true"]}[

@@ -24,6 +24,13 @@ class RunLog:
         self.folder, self.enabled = folder, enabled
         self._writer: Any = None
         self._failed = False
+        self._purge_step: int | None = None
+
+    def resumed(self, step: int, epoch: int) -> None:
+        """Record that the run continues from ``step`` (a ``resume`` record): the records of later steps above it are
+        of work its checkpoint does not hold (a run killed between checkpoints), and TensorBoard hides them."""
+        self._purge_step = step + 1
+        self.write({"kind": "resume", "step": step, "epoch": epoch})
 
     def write(self, record: dict[str, Any]) -> None:
         """Append ``record`` (with ``kind`` and ``step``) to ``train.jsonl`` and its numbers to TensorBoard."""
@@ -58,7 +65,7 @@ class RunLog:
                     stacklevel=4,
                 )
             else:
-                self._writer = SummaryWriter(str(self.folder))
+                self._writer = SummaryWriter(str(self.folder), purge_step=self._purge_step)
         if self._writer:
             for key, value in record.items():
                 if key not in ("step", "epoch", "kind") and isinstance(value, (int, float)):

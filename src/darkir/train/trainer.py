@@ -304,6 +304,7 @@ class Trainer:
             self._tell(validation_changes(path, dumped, stored, self.best_psnr))
         self._follow_new_length(path, stored)
         self.resumed_at = self.step
+        self.run_log.resumed(self.step, self.epoch)
         return True
 
     def _tell(self, message: str | None, stderr: bool = True) -> None:
