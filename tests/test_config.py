@@ -167,6 +167,18 @@ def test_float_written_without_tag_is_accepted(tmp_path):
     assert load_options(_write(tmp_path, "train:\n  lr_initial: 2e-4\n")).train.lr_initial == 2e-4
 
 
+def test_numbers_read_as_written_not_as_yaml_1_1_octal_or_base_60(tmp_path):
+    """YAML 1.1 read ``epochs: 017`` as 15 and ``1:30`` as 90, and a run trained on them without a word."""
+    options = load_options(_write(tmp_path, "train:\n  epochs: 017\nnetwork:\n  dilations: [1, 4, 010]\n"))
+    assert (options.train.epochs, options.network.dilations) == (17, [1, 4, 10])
+    assert load_options(_write(tmp_path, "train:\n  epochs: 2\n"), ["train.epochs=017"]).train.epochs == 17
+    assert load_options(_write(tmp_path, "train:\n  epochs: 0x10\n")).train.epochs == 16
+    with pytest.raises(ConfigError, match=r"opts\.yml: train\.epochs: .*got '1:30'"):
+        load_options(_write(tmp_path, "train:\n  epochs: 1:30\n"))
+    with pytest.raises(ConfigError, match=r"train\.epochs: .*got '1:30'"):
+        load_options(_write(tmp_path, "train:\n  epochs: 2\n"), ["train.epochs=1:30"])
+
+
 def test_invalid_yaml_and_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="invalid YAML"):
         load_options(_write(tmp_path, "network: [unclosed\n"))

@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import functools
 import os
+import re
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -430,10 +431,13 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
 def _override_value(item: str, raw: str) -> Any:
     """The value of the override ``item`` (``raw``, after its ``=``), read as YAML; a ConfigError naming it where
     it cannot be read."""
+    loader = _OptionsLoader(raw)
     try:
-        return yaml.safe_load(raw)
+        return loader.get_single_data()
     except (yaml.YAMLError, RecursionError, ValueError) as exc:
         raise ConfigError(f"override {item[:80]!r}: invalid YAML value: {_yaml_problem(exc)}") from None
+    finally:
+        loader.dispose()
 
 
 def _yaml_problem(exc: BaseException) -> str:
@@ -482,6 +486,27 @@ def _unique_keys(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, A
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _OptionsLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_keys)
+
+
+def _numbers_as_written(loader: type[yaml.SafeLoader]) -> None:
+    """Make ``loader`` read numbers as they read in decimal (YAML 1.2): YAML 1.1 reads ``017`` as octal (15) and
+    ``1:30`` as base 60 (90), silently. Such plain scalars stay strings, so an integer setting reads ``017`` as 17
+    and refuses ``1:30``; ``0x``/``0b`` integers and decimal floats are read as before."""
+    numbers = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+    loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag not in numbers]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    integer = r"^(?:[-+]?0b[0-1_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"
+    real = (
+        r"^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    )
+    loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(integer), list("-+0123456789"))
+    loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(real), list("-+0123456789."))
+
+
+_numbers_as_written(_OptionsLoader)
 
 
 def _read_yaml(path: Path) -> Any:
