@@ -240,6 +240,14 @@ def test_an_image_that_fails_the_first_step_leaves_no_checkpoint_so_a_plain_reru
     assert read_checkpoint(run / "last.pt")[2]["step"] == 4
 
 
+def test_a_save_path_without_a_suffix_trains(data, tmp_path):
+    """A save.path without a suffix (runs/exp1) was refused as "another training run (pid <its own>) is using this
+    save.path": its lock and an older darkir's lock are one file, which the run took twice."""
+    run = tmp_path / "run"
+    assert main(["train", "-p", str(OPTIONS), *tiny_run_overrides(data, run), f"save.path={run / 'model'}", "-q"]) == 0
+    assert read_checkpoint(run / "model")[2]["step"] == 2 and (run / "best.pt").is_file()
+
+
 def test_a_loader_error_that_names_no_file_names_the_batch(data, tmp_path, monkeypatch):
     trainer = Trainer(load_options(OPTIONS, tiny_run_overrides(data, tmp_path, "datasets.train.batch_size_train=1")))
     trainer.sampler.set_epoch(0)

@@ -47,7 +47,7 @@ from darkir.train.resume import (
     stretch_schedule,
     validation_changes,
 )
-from darkir.train.runfiles import hold_run, legacy_lock_path, log_lock_path
+from darkir.train.runfiles import hold_run, legacy_lock_path, lock_path, log_lock_path
 from darkir.train.runlog import LOG_FILE, RunLog
 from darkir.train.runpaths import (
     back_up_run,
@@ -571,10 +571,13 @@ def train(
     with contextlib.ExitStack() as held:
         if is_main:  # the run's checkpoints are its own while it runs: a second run on either stops at once
             held.enter_context(hold_run(last))
+            taken = {lock_path(last)}
             if validates(options):
                 held.enter_context(hold_run(best, "save.best"))
+                taken.add(lock_path(best))
             for path, key in ((last, "save.path"), (best, "save.best")):  # held also under an older darkir's name
-                held.enter_context(hold_run(path, key, required=False, lock=legacy_lock_path(path)))
+                if legacy_lock_path(path) not in taken:  # (a name without suffix: the same lock, held already)
+                    held.enter_context(hold_run(path, key, required=False, lock=legacy_lock_path(path)))
             if options.train.log_dir:  # (the default log folder is named after save.path, held above)
                 # not required: a log folder that takes no file (a full disk) stops no run, as a failing log does not
                 log = log_folder(options) / LOG_FILE
