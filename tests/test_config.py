@@ -179,6 +179,21 @@ def test_numbers_read_as_written_not_as_yaml_1_1_octal_or_base_60(tmp_path):
         load_options(_write(tmp_path, "train:\n  epochs: 2\n"), ["train.epochs=1:30"])
 
 
+def test_a_path_of_the_wrong_kind_is_named_as_such(tmp_path):
+    """A save.path that is a folder was "save.path: file not found"."""
+    options = load_options(
+        _write(tmp_path, f"save:\n  path: {tmp_path}\ndatasets:\n  val:\n    test_path: {tmp_path / 'opts.yml'}\n")
+    )
+    with pytest.raises(
+        ConfigError, match=rf"opts\.yml: save\.path: {re.escape(str(tmp_path))} is a directory; give a file$"
+    ):
+        options.require_path("save.path", "file")
+    with pytest.raises(
+        ConfigError, match=r"datasets\.val\.test_path: .*opts\.yml is not a directory; give a directory$"
+    ):
+        options.require_path("datasets.val.test_path", "dir")
+
+
 def test_invalid_yaml_and_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="invalid YAML"):
         load_options(_write(tmp_path, "network: [unclosed\n"))

@@ -403,6 +403,9 @@ class Options(_Section):
         checks = {"file": path.is_file, "dir": path.is_dir, "any": path.exists}
         if not checks[kind]():
             noun = {"file": "file", "dir": "directory", "any": "path"}[kind]
+            if path.exists():  # a folder where a file goes, or the other way round
+                other = "a directory" if path.is_dir() else "not a directory"
+                raise ConfigError(f"{self.source}: {dotted_key}: {value} is {other}; give a {noun}")
             raise ConfigError(f"{self.source}: {dotted_key}: {noun} not found: {value}")
         return path
 
