@@ -225,6 +225,18 @@ def test_an_override_value_that_is_not_yaml_is_named(value):
         parse_overrides([f"train.epochs={value}"])
 
 
+def test_an_override_value_cut_by_a_yaml_comment_is_refused():
+    """``save.path=/runs/a #1.pt`` was read as ``/runs/a``: YAML drops what follows `` #``."""
+    with pytest.raises(ConfigError) as caught:
+        parse_overrides(["save.path=/runs/a #1.pt"])
+    assert str(caught.value) == (
+        "override 'save.path=/runs/a #1.pt': '#1.pt' would be read as a YAML comment and dropped; quote the value: "
+        """save.path='"/runs/a #1.pt"'"""
+    )
+    quoted = parse_overrides(['save.path="/runs/a #1.pt"', "a.b=c#d"])
+    assert quoted == {"save": {"path": "/runs/a #1.pt"}, "a": {"b": "c#d"}}
+
+
 def test_overrides_win_and_are_validated(tmp_path):
     path = _write(tmp_path, "network:\n  width: 32\ntrain:\n  epochs: 100\n")
     options = load_options(path, ["network.width=16", "train.epochs=3", "network.dilations=[1, 2]"])

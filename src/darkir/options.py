@@ -436,11 +436,19 @@ def _override_value(item: str, raw: str) -> Any:
     it cannot be read."""
     loader = _OptionsLoader(raw)
     try:
-        return loader.get_single_data()
+        value = loader.get_single_data()
+        tokens = yaml.scan(raw, Loader=_OptionsLoader)
+        read = max((token.end_mark.index for token in tokens if not isinstance(token, yaml.StreamEndToken)), default=0)
     except (yaml.YAMLError, RecursionError, ValueError) as exc:
         raise ConfigError(f"override {item[:80]!r}: invalid YAML value: {_yaml_problem(exc)}") from None
     finally:
         loader.dispose()
+    if raw[read:].strip():  # a comment, which YAML drops: "a #1.pt" would be read as "a"
+        raise ConfigError(
+            f"override {item[:80]!r}: {raw[read:].strip()[:40]!r} would be read as a YAML comment and dropped; quote "
+            f"the value: {item.partition('=')[0]}='\"{raw.strip()[:80]}\"'"
+        )
+    return value
 
 
 def _yaml_problem(exc: BaseException) -> str:
