@@ -219,7 +219,7 @@ def test_yaml_python_cannot_read_is_invalid_yaml_naming_the_file(tmp_path, text,
         load_options(_write(tmp_path, text))
 
 
-@pytest.mark.parametrize("value", ["[[[", "[" * 20000, "9" * 5000])
+@pytest.mark.parametrize("value", ["[[[", "[" * 20000, "9" * 5000, "/runs/\udce9"])
 def test_an_override_value_that_is_not_yaml_is_named(value):
     with pytest.raises(ConfigError, match=r"override 'train.epochs=.*': invalid YAML value: "):
         parse_overrides([f"train.epochs={value}"])

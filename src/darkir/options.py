@@ -434,15 +434,12 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
 def _override_value(item: str, raw: str) -> Any:
     """The value of the override ``item`` (``raw``, after its ``=``), read as YAML; a ConfigError naming it where
     it cannot be read."""
-    loader = _OptionsLoader(raw)
     try:
-        value = loader.get_single_data()
+        value = _read_yaml_text(raw, "<override>")
         tokens = yaml.scan(raw, Loader=_OptionsLoader)
         read = max((token.end_mark.index for token in tokens if not isinstance(token, yaml.StreamEndToken)), default=0)
     except (yaml.YAMLError, RecursionError, ValueError) as exc:
         raise ConfigError(f"override {item[:80]!r}: invalid YAML value: {_yaml_problem(exc)}") from None
-    finally:
-        loader.dispose()
     if raw[read:].strip():  # a comment, which YAML drops: "a #1.pt" would be read as "a"
         raise ConfigError(
             f"override {item[:80]!r}: {raw[read:].strip()[:40]!r} would be read as a YAML comment and dropped; quote "
@@ -522,8 +519,13 @@ _numbers_as_written(_OptionsLoader)
 
 def _read_yaml(path: Path) -> Any:
     """The YAML document in ``path`` (UTF-8), read with :class:`_OptionsLoader`; its errors name the file."""
-    loader = _OptionsLoader(path.read_text(encoding="utf-8"))
-    loader.name = str(path)
+    return _read_yaml_text(path.read_text(encoding="utf-8"), str(path))
+
+
+def _read_yaml_text(text: str, name: str) -> Any:
+    """The YAML document ``text``, read with :class:`_OptionsLoader`; its errors name ``name``."""
+    loader = _OptionsLoader(text)
+    loader.name = name
     try:
         return loader.get_single_data()
     finally:
