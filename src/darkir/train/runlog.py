@@ -52,7 +52,15 @@ class RunLog:
                 self._warn_failed(exc)
 
     def _add_scalars(self, record: dict[str, Any]) -> None:
-        """The record's numbers to TensorBoard, if it is installed (where it is not, a warning says so once)."""
+        """The record's numbers to TensorBoard, if it is installed (where it is not, a warning says so once); a record
+        without numbers (a ``resume`` record) starts no TensorBoard file."""
+        scalars = {
+            key: value
+            for key, value in record.items()
+            if key not in ("step", "epoch", "kind") and isinstance(value, (int, float))
+        }
+        if not scalars:
+            return
         if self._writer is None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -67,9 +75,8 @@ class RunLog:
             else:
                 self._writer = SummaryWriter(str(self.folder), purge_step=self._purge_step)
         if self._writer:
-            for key, value in record.items():
-                if key not in ("step", "epoch", "kind") and isinstance(value, (int, float)):
-                    self._writer.add_scalar(f"{record['kind']}/{key}", value, record["step"])
+            for key, value in scalars.items():
+                self._writer.add_scalar(f"{record['kind']}/{key}", value, record["step"])
 
     def _warn_failed(self, exc: OSError) -> None:
         """Say once that the log cannot be written."""
