@@ -49,6 +49,16 @@ def test_tiling_blends_without_seams():
     assert (whole - tiled).abs().max().item() < 1e-6
 
 
+def test_an_overlap_too_large_for_the_planned_tiles_is_named_not_dropped_silently(monkeypatch):
+    """--overlap 200 with the planner's 288 px tiles was replaced by the default overlap without a word."""
+    restorer = Restorer(_Pointwise(), device="cpu", precision="fp32", overlap=40)
+    monkeypatch.setattr(restorer, "plan_for", lambda *args, **kwargs: Plan(tile=64, lean=False, estimate=0, reason=""))
+    with pytest.warns(DarkIRWarning) as caught:
+        restorer.restore_tensor(torch.rand(1, 3, 150, 231))
+    said = "overlap 40 is not under half the 64 px tiles chosen for this image; it is restored with the default overlap"
+    assert f"{said} of 16" in [str(w.message) for w in caught]
+
+
 def test_small_tiles_warn_that_they_change_the_tone():
     model, x = _Pointwise(), torch.rand(1, 3, 150, 231)
     with pytest.warns(DarkIRWarning, match=r"restoring in 64 px tiles: tiles under 384 px change the result's tone"):

@@ -445,16 +445,30 @@ class Restorer:
             release_free_memory()
             with memory_returned_to_os():
                 return self._run(x)
-        if plan.tile < TONE_SAFE_TILE and not self._warned_small_tiles:
+        overlap = self._tiled_overlap(plan.tile)
+        return restore_in_tiles(self._run, x, plan.tile, overlap, self._preview, self.guide_scale)
+
+    def _tiled_overlap(self, tile: int) -> int:
+        """The overlap of ``tile`` px tiles, after the warnings they call for: tiles too small for the whole image's
+        tone (once), and an ``overlap`` given that is not under half of them (the default is used)."""
+        if tile < TONE_SAFE_TILE and not self._warned_small_tiles:
             self._warned_small_tiles = True
             warnings.warn(
-                f"restoring in {plan.tile} px tiles: tiles under {TONE_SAFE_TILE} px change the result's tone (a "
+                f"restoring in {tile} px tiles: tiles under {TONE_SAFE_TILE} px change the result's tone (a "
                 "1120x640 photo came out 4% brighter at 256 px, 12% at 128 px, than whole; other images may come "
                 f"out darker); {'raise max_memory' if self.tile == 'auto' else 'set a larger tile, or tile auto'}",
                 DarkIRWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-        return restore_in_tiles(self._run, x, plan.tile, self._overlap(plan.tile), self._preview, self.guide_scale)
+        overlap = self._overlap(tile)
+        if self.overlap is not None and overlap != self.overlap:
+            warnings.warn(
+                f"overlap {self.overlap} is not under half the {tile} px tiles chosen for this image; it is restored "
+                f"with the default overlap of {overlap}",
+                DarkIRWarning,
+                stacklevel=4,
+            )
+        return overlap
 
     def _batch_restored_as_one(self, height: int, width: int, count: int, held: int) -> int:
         """The most of ``count`` images of ``height`` x ``width`` (of ``held`` in memory) restored at once in the
