@@ -177,6 +177,17 @@ def test_a_warning_every_image_of_a_batch_gives_is_printed_once(tmp_path, tiny_c
     assert capsys.readouterr().err.count("warning: restoring in 64 px tiles") == 1
 
 
+def test_a_warning_is_printed_on_a_line_of_its_own_below_the_progress_bar(tmp_path, tiny_checkpoint, capsys):
+    """Warnings were written onto the progress bar's line (``... base.png]darkir: warning: ...``)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.full((96, 96, 3), 30, np.uint8))
+    args = ["restore", str(folder), "-o", str(tmp_path / "out"), "--tile", "64", "--weights", str(tiny_checkpoint)]
+    assert main(args) == 0
+    pieces = [piece.strip() for line in capsys.readouterr().err.split("\n") for piece in line.split("\r")]
+    assert any(piece.startswith("darkir: warning: restoring in 64 px tiles") for piece in pieces), pieces
+
+
 def test_an_input_that_cannot_be_read_is_named_not_its_output(photos, tmp_path, tiny_checkpoint, capsys, monkeypatch):
     """A permission error reading an input names that input (it named the output, which was never touched)."""
     from darkir.infer import files

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import NoReturn
 
+from tqdm import tqdm
+
 from darkir import opencv
 from darkir.cli import evaluate, restore, training, variants
 from darkir.cli.common import expand_home
@@ -76,10 +78,10 @@ def _warning_printer() -> Callable[..., None]:
     ) -> None:
         if not issubclass(category, DarkIRWarning):
             text = warnings.formatwarning(message, category, filename, lineno, line).rstrip()
-            print(printable(text), file=sys.stderr)
+            tqdm.write(printable(text), file=sys.stderr)  # on a line of its own, below a progress bar
         elif str(message) not in shown:
             shown.add(str(message))
-            print(f"darkir: warning: {printable(in_flags(str(message)))}", file=sys.stderr)
+            tqdm.write(f"darkir: warning: {printable(in_flags(str(message)))}", file=sys.stderr)
 
     return show
 
