@@ -353,6 +353,16 @@ def test_control_characters_of_a_file_name_reach_the_terminal_as_escapes(tmp_pat
     assert "\x1b" not in capsys.readouterr().err
 
 
+def test_a_newline_in_a_file_name_stays_on_the_progress_bars_line(tmp_path, capsys, tiny_checkpoint):
+    """The bar showed the name being restored with its newline raw: a stray "line.png]" line, twice."""
+    source = tmp_path / "in"
+    source.mkdir()
+    cv2.imwrite(str(source / "new\nline.png"), np.full((40, 40, 3), 30, np.uint8))
+    assert main(["restore", str(source), "-o", str(tmp_path / "out"), "--weights", str(tiny_checkpoint)]) == 0
+    lines = capsys.readouterr().err.split("\n")
+    assert any("new\\nline.png]" in line for line in lines) and not any(line.startswith("line.png") for line in lines)
+
+
 def test_threads_set_by_the_command_line_are_set_back_when_main_returns(tmp_path, tiny_checkpoint, monkeypatch):
     """``main([... "--threads", "1"])`` called from Python left torch on one thread for the rest of the process;
     OpenCV runs on one thread during a command (as darkir's first image read left it before), and as the caller

@@ -44,12 +44,14 @@ def some_of(names: Sequence[str], limit: int, sep: str = ", ") -> str:
 #: The control characters a message can carry in from a file name (ESC starts terminal commands, CR writes over the
 #: line, BEL rings) -> the escapes :func:`printable` writes; newlines and tabs stay (lists of problems use them).
 _CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if chr(code) not in "\n\t"}
+#: The same, newlines and tabs too: for a name on one line (a progress bar's).
+_ALL_CONTROLS = {**_CONTROLS, ord("\n"): "\\n", ord("\t"): "\\t"}
 
 
-def printable(text: str) -> str:
+def printable(text: str, one_line: bool = False) -> str:
     """``text`` as darkir prints it to a terminal: control characters (``\\x1b``...) written as escapes, so that a
-    file named ``a\\x1b[2Jb.png`` cannot clear the screen or forge a line."""
-    return text.translate(_CONTROLS)
+    file named ``a\\x1b[2Jb.png`` cannot clear the screen or forge a line; with ``one_line``, newlines and tabs too."""
+    return text.translate(_ALL_CONTROLS if one_line else _CONTROLS)
 
 
 def first_line(exc: BaseException) -> str:

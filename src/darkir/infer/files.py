@@ -285,7 +285,7 @@ def restore_files(
             bar.update()
 
         def restore(work: _Work) -> _Work:
-            bar.set_postfix_str(printable(work.job.source.name))  # the file being restored
+            bar.set_postfix_str(printable(work.job.source.name, one_line=True))  # the file being restored
             try:
                 _restore(restorer, work, overwrite, codec, crf)
             except BaseException:  # an interrupt: nothing written, the claim let go
