@@ -27,6 +27,20 @@ def test_lossless_8bit_round_trip(tmp_path, suffix):
     np.testing.assert_allclose(back.rgb, rgb, atol=1e-6)
 
 
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".webp"])
+def test_colour_under_transparent_pixels_is_kept(tmp_path, suffix):
+    """WebP (libwebp as OpenCV calls it) rewrote the colour under fully transparent pixels, by up to 72 levels, where
+    PNG and TIFF keep it: a restored RGBA WebP differed there from what the Python API returns."""
+    rgb = np.round(_rgb() * 255) / 255
+    alpha = np.ones(rgb.shape[:2], np.float32)
+    alpha[:6] = 0.0
+    path = tmp_path / f"clear{suffix}"
+    write_image(path, Image(rgb=rgb, alpha=alpha, bit_depth=8, grayscale=False))
+    back = read_image(path)
+    np.testing.assert_array_equal(back.alpha, alpha)
+    np.testing.assert_allclose(back.rgb, rgb, atol=1e-6)
+
+
 @pytest.mark.parametrize("suffix", [".png", ".tif"])
 def test_16bit_colour_is_kept(tmp_path, suffix):
     rgb = np.round(_rgb() * 65535) / 65535

@@ -412,6 +412,8 @@ def encode_image(suffix: str, image: Image, jpeg_quality: int = 95) -> bytes:
             stacklevel=2,
         )
     array = image_to_array(image if keeps_alpha else replace(image, alpha=None), DEPTH_DTYPES[depth])
+    if suffix == ".webp" and array.ndim == 3 and array.shape[2] == 4:
+        return add_metadata(suffix, _webp_exact(array), image.metadata)
     if array.ndim == 3:  # RGB(A) -> OpenCV's BGR(A)
         array = array[:, :, [2, 1, 0, 3][: array.shape[2]]]
     params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if suffix in (".jpg", ".jpeg") else []
@@ -428,6 +430,18 @@ def encode_image(suffix: str, image: Image, jpeg_quality: int = 95) -> bytes:
     if suffix in (".tif", ".tiff") and array.ndim == 3 and array.shape[2] == 4:
         data = tiff_alpha_marked(data)
     return add_metadata(suffix, data, image.metadata)
+
+
+def _webp_exact(rgba: np.ndarray) -> bytes:
+    """Lossless WebP of 8-bit RGBA samples that keeps the colour under transparent pixels as it is (libwebp, as
+    OpenCV calls it, rewrites it to compress better), as PNG and TIFF keep it."""
+    import io
+
+    from PIL import Image as PILImage
+
+    buffer = io.BytesIO()
+    PILImage.fromarray(rgba, "RGBA").save(buffer, "WEBP", lossless=True, exact=True)
+    return buffer.getvalue()
 
 
 def _encode_gray_alpha(suffix: str, array: np.ndarray) -> bytes:
