@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from darkir.errors import DarkIRWarning
-from darkir.imageio import Image, ImageReadError, read_image, write_image
+from darkir.errors import DarkIRError, DarkIRWarning
+from darkir.imageio import Image, ImageReadError, image_from_array, read_image, write_image
 
 
 def _rgb(height: int = 12, width: int = 17, seed: int = 0) -> np.ndarray:
@@ -39,6 +39,15 @@ def test_colour_under_transparent_pixels_is_kept(tmp_path, suffix):
     back = read_image(path)
     np.testing.assert_array_equal(back.alpha, alpha)
     np.testing.assert_allclose(back.rgb, rgb, atol=1e-6)
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_an_image_too_wide_for_webp_is_one_error_naming_it(tmp_path, channels):
+    """RGBA WebP (written by Pillow) over WebP's 16383 px raised Pillow's ValueError, not an error naming the file."""
+    path = tmp_path / "wide.webp"
+    with pytest.raises(DarkIRError, match=r"wide\.webp: cannot encode a 16400x4 image as \.webp"):
+        write_image(path, image_from_array(np.zeros((4, 16400, channels), np.uint8)))
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("suffix", [".png", ".tif"])

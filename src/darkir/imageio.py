@@ -413,7 +413,11 @@ def encode_image(suffix: str, image: Image, jpeg_quality: int = 95) -> bytes:
         )
     array = image_to_array(image if keeps_alpha else replace(image, alpha=None), DEPTH_DTYPES[depth])
     if suffix == ".webp" and array.ndim == 3 and array.shape[2] == 4:
-        return add_metadata(suffix, _webp_exact(array), image.metadata)
+        try:
+            data = _webp_exact(array)
+        except (ValueError, OSError, KeyError):  # over WebP's 16383 px, or a Pillow without WebP
+            raise DarkIRError(f"cannot encode a {image.rgb.shape[1]}x{image.rgb.shape[0]} image as {suffix}") from None
+        return add_metadata(suffix, data, image.metadata)
     if array.ndim == 3:  # RGB(A) -> OpenCV's BGR(A)
         array = array[:, :, [2, 1, 0, 3][: array.shape[2]]]
     params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if suffix in (".jpg", ".jpeg") else []
