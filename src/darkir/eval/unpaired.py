@@ -11,6 +11,7 @@ import contextlib
 import csv
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
@@ -42,7 +43,7 @@ from darkir.eval.reports import (
 from darkir.eval.stats import MIN_INTERVAL_IMAGES, Interval, bootstrap_mean, paired
 from darkir.imageio import IMAGE_SUFFIXES, Image, ImageReadError, read_image, write_image
 from darkir.infer.restorer import Restorer
-from darkir.outputs import is_inside, is_same_file, write_atomic
+from darkir.outputs import is_inside, is_same_file, temporary_path
 
 NO_REFERENCE_NOTE = (
     "no-reference scores: NIQE (lower is better; MATLAB-matching, official natural-scene model; nan under 96x96 "
@@ -229,19 +230,28 @@ def mark_results(output: Path, names: set[str]) -> None:
 
 def _write_first(target: Path, image: Image, output: Path, listed: set[str]) -> None:
     """Write a run's first image after :func:`mark_results` (``listed``); where it cannot be written (a full disk),
-    the earlier run's ``stats.csv`` is put back (or the mark removed where there was none): nothing was replaced."""
-    stats = output / STATS_FILE
-    earlier = stats.read_bytes() if earlier_results(output) else None
-    mark_results(output, listed)
+    the earlier run's ``stats.csv`` is put back (or the mark removed where there was none): nothing was replaced.
+    The earlier file is kept under a second name (a hard link) meanwhile, so putting it back takes no space."""
+    stats, kept = output / STATS_FILE, None
+    if earlier_results(output):
+        kept = temporary_path(stats.with_name(f"{STATS_FILE}.earlier"))  # (not the name the mark is written under)
+        try:
+            os.link(stats, kept)
+        except OSError:  # (a file system without hard links) the mark then stays on a failure
+            kept = None
     try:
+        mark_results(output, listed)
         write_image(target, image, overwrite=True)
     except BaseException:
-        with contextlib.suppress(OSError, DarkIRError):
-            if earlier is None:
+        with contextlib.suppress(OSError):
+            if kept is None:
                 stats.unlink()
             else:
-                write_atomic(stats, earlier, overwrite=True)
+                os.replace(kept, stats)
         raise
+    finally:
+        if kept is not None:
+            kept.unlink(missing_ok=True)
 
 
 def _read(path: Path, unreadable: list[str] | None) -> Image | None:
