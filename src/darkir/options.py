@@ -12,8 +12,10 @@ import contextlib
 import dataclasses
 import difflib
 import functools
+import json
 import os
 import re
+import shlex
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -443,7 +445,7 @@ def _override_value(item: str, raw: str) -> Any:
     if raw[read:].strip():  # a comment, which YAML drops: "a #1.pt" would be read as "a"
         raise ConfigError(
             f"override {item[:80]!r}: {raw[read:].strip()[:40]!r} would be read as a YAML comment and dropped; quote "
-            f"the value: {item.partition('=')[0]}='\"{raw.strip()[:80]}\"'"
+            f"the value: {item.partition('=')[0]}={shlex.quote(json.dumps(raw.strip(), ensure_ascii=False))}"
         )
     return value
 
