@@ -55,8 +55,8 @@ def test_an_overlap_too_large_for_the_planned_tiles_is_named_not_dropped_silentl
     monkeypatch.setattr(restorer, "plan_for", lambda *args, **kwargs: Plan(tile=64, lean=False, estimate=0, reason=""))
     with pytest.warns(DarkIRWarning) as caught:
         restorer.restore_tensor(torch.rand(1, 3, 150, 231))
-    said = "overlap 40 is not under half the 64 px tiles chosen for this image; it is restored with the default overlap"
-    assert f"{said} of 16" in [str(w.message) for w in caught]
+    said = "overlap 40 does not fit the 64 px tiles chosen for this image (it must be under 32); it is restored with"
+    assert f"{said} the default overlap of 16" in [str(w.message) for w in caught]
 
 
 def test_small_tiles_warn_that_they_change_the_tone():

@@ -950,7 +950,7 @@ def test_a_one_frame_video_is_reported_as_one_frame(tmp_path, tiny_checkpoint, c
     assert "restored 1 frame, audio none" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".gif"])
 def test_a_still_image_is_refused_not_written_as_a_one_frame_video(tmp_path, tiny_checkpoint, capsys, suffix):
     """FFmpeg reads a photo as a stream of one picture: `darkir video photo.png -o out.mp4` wrote a one-frame MP4."""
     source = tmp_path / f"photo{suffix}"

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from darkir.data.dataset import PairedDataset
 from darkir.data.pairs import Pair
-from darkir.errors import DarkIRError, DarkIRWarning, some_of
+from darkir.errors import DarkIRError, DarkIRWarning, printable, some_of
 from darkir.eval.lpips import LPIPS
 from darkir.eval.methods import Method
 from darkir.eval.metrics import Convention, format_number, prepare, psnr, ssim
@@ -86,7 +86,7 @@ def evaluate(
     scores = Scores(method.name)
     dataset = PairedDataset(pairs)
     gray: list[str] = []  # pairs whose scored image is gray and whose reference is in colour
-    for index in tqdm(range(len(dataset)), desc=f"testing {method.name}", unit="img", disable=not progress):
+    for index in tqdm(range(len(dataset)), desc=printable(f"testing {method.name}", one_line=True), unit="img", disable=not progress):
         try:
             with memory_returned_to_os():
                 sample = dataset[index]

@@ -463,8 +463,8 @@ class Restorer:
         overlap = self._overlap(tile)
         if self.overlap is not None and overlap != self.overlap:
             warnings.warn(
-                f"overlap {self.overlap} is not under half the {tile} px tiles chosen for this image; it is restored "
-                f"with the default overlap of {overlap}",
+                f"overlap {self.overlap} does not fit the {tile} px tiles chosen for this image (it must be under "
+                f"{tile // 2}); it is restored with the default overlap of {overlap}",
                 DarkIRWarning,
                 stacklevel=4,
             )

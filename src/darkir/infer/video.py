@@ -17,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from darkir.errors import DarkIRError, DarkIRWarning
+from darkir.imageio import IMAGE_SUFFIXES
 from darkir.infer.compiling import compiling_note
 from darkir.infer.pipeline import Drain, Prefetch
 from darkir.infer.restorer import Restorer, check_fits
@@ -213,14 +214,17 @@ def _first_frame(av: ModuleType, source: Path) -> FirstFrame:
 
 
 def _refuse_still_image(container: Any, source: Path) -> None:
-    """Refuse an image that FFmpeg reads as a stream of one picture (``png_pipe``, ``jpeg_pipe``, ...), which would
-    be written as a one-frame video; animated GIF and APNG have formats of their own and are restored as videos."""
+    """Refuse an image that FFmpeg reads as a stream of one picture (``png_pipe``, ``jpeg_pipe``, ..., and a GIF of one
+    frame), which would be written as a one-frame video; animated GIF and APNG are restored as videos."""
     name = container.format.name
-    if name == "image2" or name.endswith("_pipe"):
-        raise DarkIRError(
-            f"{source}: is a still image ({name.removesuffix('_pipe')}), not a video; darkir restore {source} -o OUT "
-            "restores images"
+    one_gif_frame = name == "gif" and all(stream.frames == 1 for stream in container.streams.video)
+    if name == "image2" or name.endswith("_pipe") or one_gif_frame:
+        how = (
+            f"darkir restore {source} -o OUT restores images"
+            if source.suffix.lower() in IMAGE_SUFFIXES
+            else f"save it as PNG for darkir restore (which reads {', '.join(IMAGE_SUFFIXES)})"
         )
+        raise DarkIRError(f"{source}: is a still image ({name.removesuffix('_pipe')}), not a video; {how}")
 
 
 #: The smallest side (pixels) of a frame each encoder takes (x265 refuses smaller ones as it opens).
@@ -229,9 +233,10 @@ MIN_SIDE = {"libx264": 1, "libx265": 16}
 
 def _check_encodable(source: Path, size: tuple[int, int], codec: str) -> None:
     """Refuse frames smaller than ``codec`` encodes, naming the size, before any frame is restored."""
-    if min(size) < MIN_SIDE[codec]:
+    smallest = MIN_SIDE.get(codec, 1)
+    if min(size) < smallest:
         raise DarkIRError(
-            f"{source}: its frames are {size[1]}x{size[0]}; {codec} encodes frames of at least {MIN_SIDE[codec]} "
+            f"{source}: its frames are {size[1]}x{size[0]}; {codec} encodes frames of at least {smallest} "
             "pixels a side: use --codec libx264; nothing written"
         )
 
