@@ -86,7 +86,8 @@ def evaluate(
     scores = Scores(method.name)
     dataset = PairedDataset(pairs)
     gray: list[str] = []  # pairs whose scored image is gray and whose reference is in colour
-    for index in tqdm(range(len(dataset)), desc=printable(f"testing {method.name}", one_line=True), unit="img", disable=not progress):
+    desc = printable(f"testing {method.name}", one_line=True)  # the name of a folder in darkir metrics
+    for index in tqdm(range(len(dataset)), desc=desc, unit="img", disable=not progress):
         try:
             with memory_returned_to_os():
                 sample = dataset[index]
