@@ -184,6 +184,24 @@ def test_synth_refuses_an_output_in_or_around_a_photo_folder(photos, tmp_path, c
     assert _listing(photos) == before
 
 
+def test_synth_refuses_a_synth_set_as_photos_or_as_the_folder_around_its_output(photos, tmp_path, capsys):
+    """A synth set given as --source was read as 536 clean photos, crops of one photo landing in two splits; a set
+    written inside another set went without a word."""
+    made = tmp_path / "set"
+    assert main(["synth", "--source", str(photos), "-o", str(made), *SMALL]) == 0
+    before = _listing(made)
+    mixed = tmp_path / "mixed"  # photos beside a copy of the set
+    shutil.copytree(photos, mixed)
+    shutil.copytree(made, mixed / "set")
+    for source, found in ((made, made), (made / "train", made), (mixed, mixed / "set")):
+        assert main(["synth", "--source", str(source), "-o", str(tmp_path / "again"), *SMALL]) == 2
+        assert f"{source}: its images include the darkir synth set {found} (it holds synth.json)" in _error(capsys)
+    inside = made / "train" / "more"
+    assert main(["synth", "--source", str(photos), "-o", str(inside), *SMALL]) == 2
+    assert f"output folder {inside} is inside the darkir synth set {made}; choose one outside it" in _error(capsys)
+    assert _listing(made) == before and not (tmp_path / "again").exists()
+
+
 def test_synth_writes_a_new_or_empty_folder_and_a_failed_run_leaves_nothing(photos, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()

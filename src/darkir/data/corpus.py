@@ -84,9 +84,31 @@ def debian_photos(root: Path = Path("/")) -> dict[str, Path]:
     return photos
 
 
+#: The record every set ``darkir synth`` writes holds at its root (its pairs' drawn parameters).
+SET_RECORD = "synth.json"
+
+
+def synth_set_holding(path: Path) -> Path | None:
+    """The ``darkir synth`` set (the folder with its :data:`SET_RECORD`) that ``path`` is, or lies in; None if none."""
+    return next((folder for folder in (path, *path.parents) if (folder / SET_RECORD).is_file()), None)
+
+
+def _refuse_synth_sets(folder: Path, images: list[Path]) -> None:
+    """Refuse a photo folder that is, lies in or holds a ``darkir synth`` set: its images are degraded pairs, not clean
+    photos, and crops of one photo would cross between the new set's splits."""
+    for parent in sorted({image.parent for image in images}):
+        found = synth_set_holding(parent)
+        if found is not None:
+            raise DatasetError(
+                f"{folder}: its images include the darkir synth set {found} (it holds {SET_RECORD}), whose pairs are "
+                "degraded copies of photos, not clean photos; give the folder of the photos themselves"
+            )
+
+
 def resolve_sources(sources: list[str]) -> dict[str, Path]:
     """Photo name -> file for each source: the word ``debian`` or a folder of the user's own photos (named by their
-    path in it, ``/`` as ``_``, without the suffix). Every photo is kept: see :func:`unique_names`."""
+    path in it, ``/`` as ``_``, without the suffix), not a ``darkir synth`` set. Every photo is kept: see
+    :func:`unique_names`."""
     found: list[tuple[str, Path]] = []
     for source in sources:
         if source == "debian":
@@ -100,6 +122,7 @@ def resolve_sources(sources: list[str]) -> dict[str, Path]:
         images = list_images(folder)
         if not images:
             raise DatasetError(f"{folder}: no images found")
+        _refuse_synth_sets(folder, images)
         found.extend((str(path.relative_to(folder).with_suffix("")).replace("/", "_"), path) for path in images)
     return unique_names(found)
 

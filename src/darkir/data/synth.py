@@ -22,6 +22,7 @@ import numpy as np
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from darkir.data.corpus import SET_RECORD, synth_set_holding
 from darkir.data.dataset import to_tensor
 from darkir.data.degradation import SynthParams, degrade, log_uniform
 from darkir.data.layouts import LAYOUTS, DatasetError
@@ -60,6 +61,9 @@ def check_output(output: Path, sources: Sequence[Path] = ()) -> None:
     runs left in it is removed first (:func:`remove_killed_stages`)."""
     if output.exists() and not output.is_dir():
         raise DatasetError(f"output folder {output} is a file; choose a new folder")
+    around = synth_set_holding(output.absolute().parent)
+    if around is not None:
+        raise DatasetError(f"output folder {output} is inside the darkir synth set {around}; choose one outside it")
     for source in sources:
         if is_inside(output, source):
             raise DatasetError(f"output folder {output} is inside the photo folder {source}; choose a folder outside")
@@ -127,8 +131,8 @@ def synthesize(
         stage.mkdir(parents=True)
         records, counts = _write_pairs(photos, splits, stage, per_photo, size, seed, params, progress)
         summary = {"seed": seed, "size": size, "per_photo": per_photo, "params": asdict(params), "counts": counts}
-        (stage / "synth.json").write_text(json.dumps({**summary, "pairs": records}, indent=1))
-        for entry in [*sorted(p for p in stage.iterdir() if p.is_dir()), stage / "synth.json"]:
+        (stage / SET_RECORD).write_text(json.dumps({**summary, "pairs": records}, indent=1))
+        for entry in [*sorted(p for p in stage.iterdir() if p.is_dir()), stage / SET_RECORD]:
             entry.rename(output / entry.name)
         stage.rmdir()
     except BaseException as exc:
