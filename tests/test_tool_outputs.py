@@ -202,6 +202,14 @@ def test_synth_refuses_a_synth_set_as_photos_or_as_the_folder_around_its_output(
     assert _listing(made) == before and not (tmp_path / "again").exists()
 
 
+@pytest.mark.parametrize("command", ["synth", "split"])
+def test_a_seed_numpy_would_read_as_two_numbers_is_refused(tmp_path, capsys, command):
+    """--seed 4294967296 drew the same degradations as --seed 0 (numpy splits it into two 32-bit words)."""
+    with pytest.raises(SystemExit):
+        main([command, "--seed", str(2**32)])
+    assert f"argument --seed: expected a seed from 0 to {2**32 - 1}, got '{2**32}'" in capsys.readouterr().err
+
+
 def test_synth_writes_a_new_or_empty_folder_and_a_failed_run_leaves_nothing(photos, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -84,7 +84,9 @@ class SynthDataOptions(_Section):
     pairs_per_epoch: int = Field(800, ge=1, description="training samples per epoch")
     val_photos: int = Field(3, ge=0, description="photos held out for validation")
     test_photos: int = Field(6, ge=0, description="photos held out for testing (never seen)")
-    split_seed: int = Field(0, ge=0, description="seed of the photo split (darkir synth's seed gives the same split)")
+    split_seed: int = Field(
+        0, ge=0, lt=2**32, description="seed of the photo split (darkir synth's seed gives the same split)"
+    )
     val_pairs: int = Field(24, ge=1, description="fixed validation pairs made from the validation photos")
     val_cropsize: int = Field(256, ge=8, description="side of the validation pairs")
     max_zoom_out: float = Field(4.0, ge=1.0, description="a crop sees 1x to this many times its side of the photo")

@@ -119,6 +119,15 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def seed(text: str) -> int:
+    """argparse type: a random seed, 0 to 2**32 - 1 (numpy would read a larger one as two numbers, and repeat the draws
+    of another seed)."""
+    value = non_negative_int(text)
+    if value >= 2**32:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to {2**32 - 1}, got {text!r}")
+    return value
+
+
 #: The path and name arguments of the evaluation and tool commands -> what an empty one is called.
 PATH_FLAGS = {
     "pred": "PRED is empty",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from darkir.cli.common import AddCommand, non_negative_int, output_file, positive_int, refuse_empty
+from darkir.cli.common import AddCommand, non_negative_int, output_file, positive_int, refuse_empty, seed
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -101,7 +101,7 @@ def _register_synth(add: AddCommand) -> None:
     synth.add_argument(
         "--test-photos", type=non_negative_int, default=6, help="photos held out for testing (default 6)"
     )
-    synth.add_argument("--seed", type=non_negative_int, default=0)
+    synth.add_argument("--seed", type=seed, default=0)
     synth.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -116,7 +116,7 @@ def _register_split(add: AddCommand) -> None:
         default="1620,600,540",  # the seed's LOLBlur subset
         help="pairs per split, train,val,test (default: the seed's); scenes are kept whole",
     )
-    split.add_argument("--seed", type=non_negative_int, default=0)
+    split.add_argument("--seed", type=seed, default=0)
 
 
 def register(add: AddCommand) -> None:
