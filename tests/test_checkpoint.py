@@ -166,6 +166,14 @@ def test_non_darkir_weights(tmp_path):
         load_model(path)
 
 
+def test_a_checkpoint_holding_nothing_says_so(tmp_path):
+    """It ended in "...; top-level keys are " and nothing after."""
+    path = tmp_path / "empty.pt"
+    torch.save({}, path)
+    with pytest.raises(CheckpointError, match=r"has no model weights: .*; it holds nothing$"):
+        load_model(path)
+
+
 def test_unknown_weights_name():
     with pytest.raises(CheckpointError, match="neither a file nor a model name"):
         load_model("no-such-model-or-file.pt")

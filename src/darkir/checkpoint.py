@@ -92,7 +92,8 @@ def _find_state_dict(payload: Mapping[str, Any], path: Path) -> StateDict:
         return _strip_prefixes(dict(payload))
     raise CheckpointError(
         f"checkpoint {path} has no model weights: expected a state_dict or one under "
-        f"{', '.join(map(repr, STATE_DICT_KEYS))}; top-level keys are {', '.join(map(repr, list(payload)[:10]))}"
+        f"{', '.join(map(repr, STATE_DICT_KEYS))}; "
+        + (f"top-level keys are {', '.join(map(repr, list(payload)[:10]))}" if payload else "it holds nothing")
     )
 
 

@@ -109,8 +109,8 @@ def _warn_unstated(model: DarkIR) -> None:
     if unstated:
         needed = ", ".join(f"{network_key(key)}: {yaml_value(v)}" for key, v in unstated.items())
         print(
-            f"warning: the official layout stores no config, and the weights do not tell {', '.join(unstated)}: "
-            f"the network: section that loads this file must state {needed}",
+            f"darkir: warning: the official layout stores no config, and the weights do not tell "
+            f"{', '.join(unstated)}: the network: section that loads this file must state {needed}",
             file=sys.stderr,
         )
 
