@@ -349,7 +349,8 @@ def test_bootstrap_interval_covers_a_known_mean():
     interval = bootstrap_mean(values, resamples=1000)
     assert interval.low < 1.0 < interval.high and interval.high - interval.low < 0.2
     assert win_rate(np.array([1.0, -1.0, 0.0, 2.0]), "psnr") == pytest.approx(0.625)
-    assert win_rate(np.array([1.0, -1.0]), "lpips") == pytest.approx(0.5)
+    assert win_rate(np.array([1.0, -1.0, 1.0, -1.0]), "lpips") == pytest.approx(0.5)
+    assert np.isnan(win_rate(np.array([1.0, -1.0, 2.0]), "psnr"))  # 3 images: too few (MIN_INTERVAL_IMAGES)
 
 
 def test_unpaired_command_and_seed_shim(variants, tmp_path, capsys):

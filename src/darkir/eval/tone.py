@@ -4,8 +4,8 @@ A restoration model can recover detail well and still pick the wrong brightness 
 paired low-light sets mix both. So darkir reports, beside the raw scores:
 
 - **detail scores**: PSNR and SSIM after fitting each output's global tone to its reference, one gain ``g`` and
-  one gamma ``y`` per image (``g * out ** y``, least squares over all pixels and channels), which no choice of
-  global brightness can change;
+  one gamma ``y`` per image (``g * out ** y``, least squares; ``y`` from 1/4 to 4), which no choice of global
+  brightness in that range can change;
 - **tone figures** over the images of a set: the Pearson correlation between the outputs' and the references'
   mean brightness (does the output follow the scene?) and the ratio of their means (is it at the right level?).
 """
