@@ -450,6 +450,37 @@ def test_two_gloo_processes_match_one_process(dataset, tmp_path, trainable):
         assert all((a[k] == 0).all() for k in frozen if k.endswith("gamma"))  # left at their initial zeros
 
 
+@pytest.mark.slow
+def test_a_data_error_in_another_process_still_saves_the_last_checkpoint(dataset, tmp_path):
+    """An image only rank 1 reads, truncated: rank 1 stopped alone, rank 0 failed in the gradient all-reduce with
+    gloo's "Connection closed by peer", and no checkpoint was saved (every step since the last save lost)."""
+    import shutil
+
+    from darkir.train.sampler import GlobalBatchSampler
+
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset, copy)
+    pairs = Trainer(_options(copy, tmp_path / "probe", "datasets.val.test_path=null")).train_set.pairs
+    sampler = GlobalBatchSampler(len(pairs), batch_size=1, seed=0, rank=1, world_size=2)
+    sampler.set_epoch(0)
+    second = pairs[list(sampler)[1][0]].low  # read by rank 1 for step 2
+    second.write_bytes(second.read_bytes()[:200])
+    out = tmp_path / "ddp"
+    args = _train_args(copy, out, "datasets.train.batch_size_train=1", "train.epochs=1", "--device", "cpu")
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=600,
+    )
+    assert done.returncode != 0
+    assert f"loading the training batch of step 2: {second}: cannot decode image" in done.stderr
+    assert f"the last checkpoint {out / 'last.pt'} holds step 1" in done.stderr, done.stderr[-3000:]
+    assert "Connection closed by peer" not in done.stderr
+    assert read_checkpoint(out / "last.pt")[2]["step"] == 1
+
+
 def _train_args(dataset: Path, out: Path, *extra: str) -> list[str]:
     """``darkir.cli train`` on the tiny config and ``dataset``'s train split, no validation, checkpoints in ``out``;
     ``extra``: overrides first, then flags."""

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
 from darkir.runtime import resolve_device
+
+#: How long a process waits for the others in a collective: rank 0 validates alone meanwhile (on a CPU, a large
+#: validation set takes longer than the 30 minutes gloo allows by default, 10 NCCL).
+PROCESS_GROUP_TIMEOUT = timedelta(hours=4)
 
 
 @dataclass(frozen=True)
@@ -39,8 +44,8 @@ def setup(device: str = "auto") -> Context:
     if resolved.type == "cuda":
         resolved = torch.device("cuda", local_rank)
         torch.cuda.set_device(resolved)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if resolved.type == "cuda" else "gloo")
+    if not dist.is_initialized():  # the others wait while rank 0 validates alone: allow it hours, not the default
+        dist.init_process_group("nccl" if resolved.type == "cuda" else "gloo", timeout=PROCESS_GROUP_TIMEOUT)
     return Context(rank, world_size, resolved)
 
 
@@ -59,6 +64,15 @@ def barrier(context: Context) -> None:
 def is_main_process() -> bool:
     """Whether this process is rank 0 of its torchrun job (or runs alone), before any process group exists."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def any_process(context: Context, flag: bool) -> bool:
+    """Whether ``flag`` is set in any process (itself when alone): a request to stop, a failure, shared by all."""
+    if not context.distributed:
+        return flag
+    tensor = torch.tensor([float(flag)], device=context.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return bool(tensor.item())
 
 
 def mean(context: Context, value: float) -> float:

@@ -7,7 +7,6 @@ import signal
 import sys
 import threading
 
-import torch
 from tqdm import tqdm
 
 from darkir.errors import DarkIRError, first_line
@@ -16,7 +15,9 @@ from darkir.train import ddp
 
 class StopOnInterrupt:
     """Turns the first Ctrl-C (SIGINT) or SIGTERM (``kill``, a batch system's time limit, ``docker stop``) into a
-    request to stop after the current step and save; a second one aborts.
+    request to stop after the current step and save; a second Ctrl-C aborts. A second SIGTERM does not: a batch
+    system signals every process of a job and torchrun passes its own on, so each process may get two at once (one
+    that must stop now is sent SIGKILL).
 
     With several processes the request is shared (all-reduced each step), so all stop at the same step.
     """
@@ -37,19 +38,17 @@ class StopOnInterrupt:
 
     def _handle(self, signum: int, frame: object) -> None:
         if self.flag:
-            raise KeyboardInterrupt
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
         self.flag = True
-        again = "Ctrl-C" if signum == signal.SIGINT else "the signal"
+        again = "Ctrl-C again to abort" if signum == signal.SIGINT else "SIGKILL to abort"
         name = signal.Signals(signum).name
-        tqdm.write(f"darkir: {name}: stopping after this step and saving ({again} again to abort)", file=sys.stderr)
+        tqdm.write(f"darkir: {name}: stopping after this step and saving ({again})", file=sys.stderr)
 
     def requested(self) -> bool:
         """Whether any process was asked to stop."""
-        if not self.context.distributed:
-            return self.flag
-        flag = torch.tensor([float(self.flag)], device=self.context.device)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-        return bool(flag.item())
+        return ddp.any_process(self.context, self.flag)
 
 
 class ResumableError(Exception):
@@ -57,9 +56,9 @@ class ResumableError(Exception):
     validating), so the last checkpoint is saved before it is reported. Its message says what was being done, its
     cause is the error, ``inputs`` the files being read if known."""
 
-    def __init__(self, doing: str, inputs: list[str] | None = None) -> None:
+    def __init__(self, doing: str, inputs: list[str] | None = None, elsewhere: bool = False) -> None:
         super().__init__(doing)
-        self.inputs = inputs or []
+        self.inputs, self.elsewhere = inputs or [], elsewhere  # elsewhere: it failed in another process of the run
 
 
 def error_gist(exc: BaseException) -> str:

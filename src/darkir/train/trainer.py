@@ -403,16 +403,21 @@ class Trainer:
 
     def _epoch_batches(self) -> Iterator[dict[str, Any]]:
         """The loader's batches of this epoch; an error making one becomes a :class:`ResumableError` (the state is
-        still that of the last completed step)."""
+        still that of the last completed step), in every process of the run at once (so that rank 0 saves)."""
         batches = iter(self.loader)
         while True:
+            failure: Exception | None = None
             try:
                 batch = next(batches)
             except StopIteration:
                 return
             except Exception as exc:
+                failure = exc
+            if ddp.any_process(self.context, failure is not None):
                 doing = f"loading the training batch of step {self.step + 1}"
-                raise ResumableError(doing, self._batch_inputs()) from exc
+                if failure is None:
+                    raise ResumableError(doing, elsewhere=True)
+                raise ResumableError(doing, self._batch_inputs()) from failure
             yield batch
 
     def _batch_inputs(self) -> list[str]:
@@ -429,6 +434,8 @@ class Trainer:
         the batch being made."""
         cause = failure.__cause__
         gist = error_gist(cause) if cause is not None else "failed"
+        if failure.elsewhere:
+            gist = "failed in another process of this run (its message names what failed)"
         if failure.inputs and not isinstance(cause, DarkIRError):
             gist += f" (the batch's inputs: {', '.join(failure.inputs)})"
         if not self.context.is_main:
@@ -510,11 +517,16 @@ class Trainer:
                 self.save()
             return
         self.validation_due = True  # until done: a failure saves the run so, and the resumed run validates first
-        if self.context.is_main:
+        scores: dict[str, float] | None = None
+        failure: Exception | None = None
+        if self.context.is_main:  # (the others wait, and learn whether it failed)
             try:
                 scores = self.validate()
             except Exception as exc:
-                raise ResumableError(f"validating after epoch {self.epoch}") from exc
+                failure = exc
+        if ddp.any_process(self.context, failure is not None):
+            raise ResumableError(f"validating after epoch {self.epoch}", elsewhere=failure is None) from failure
+        if scores is not None:
             self.validation_due = False
             self.log({"kind": "val", "step": self.step, "epoch": self.epoch, **scores})
             tqdm.write(f"epoch {self.epoch}: val PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f}")
