@@ -248,6 +248,26 @@ def test_a_save_path_without_a_suffix_trains(data, tmp_path):
     assert read_checkpoint(run / "model")[2]["step"] == 2 and (run / "best.pt").is_file()
 
 
+def test_a_second_sigterm_does_not_abort_but_a_second_ctrl_c_does():
+    """A batch system signals every process of a job and torchrun passes its own SIGTERM on: each worker got two at
+    once, and the second aborted the save the first had asked for."""
+    import os
+    import signal
+
+    import torch
+
+    from darkir.train.ddp import Context
+    from darkir.train.stopping import StopOnInterrupt
+
+    with StopOnInterrupt(Context(0, 1, torch.device("cpu"))) as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested()
+    with StopOnInterrupt(Context(0, 1, torch.device("cpu"))), pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+
+
 def test_a_loader_error_that_names_no_file_names_the_batch(data, tmp_path, monkeypatch):
     trainer = Trainer(load_options(OPTIONS, tiny_run_overrides(data, tmp_path, "datasets.train.batch_size_train=1")))
     trainer.sampler.set_epoch(0)
