@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import warnings
 
 import numpy as np
@@ -57,6 +58,22 @@ def test_an_overlap_too_large_for_the_planned_tiles_is_named_not_dropped_silentl
         restorer.restore_tensor(torch.rand(1, 3, 150, 231))
     said = "overlap 40 does not fit the 64 px tiles chosen for this image (it must be under 32); it is restored with"
     assert f"{said} the default overlap of 16" in [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        ({"guide_scale": -1}, "guide_scale must be a whole number of pixels (1 or more) or None, got -1"),
+        ({"guide_scale": 1.5}, "guide_scale must be a whole number of pixels (1 or more) or None, got 1.5"),
+        ({"half": True}, "the model's weights are float16; a Restorer runs float32 weights"),
+    ],
+)
+def test_a_model_or_guide_scale_it_cannot_run_is_refused_when_made(settings, said):
+    """A float16 model failed on the first image ("Input type (float) and bias type (c10::Half) should be the same"),
+    a guide_scale of -1 on the first tiled one ("kernel size should be greater than zero")."""
+    model = _Pointwise().half() if settings.pop("half", False) else _Pointwise()
+    with pytest.raises(DarkIRError, match=re.escape(said)):
+        Restorer(model, device="cpu", **settings)
 
 
 def test_small_tiles_warn_that_they_change_the_tone():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import numbers
 import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -98,6 +99,22 @@ class RestoreSettings:
         return Restorer(model, **{field.name: getattr(self, field.name) for field in fields(RestoreSettings)})
 
 
+def _check_model(model: object) -> None:
+    """Refuse what is not a torch module, or one whose weights are not float32 (precisions other than fp32 compute
+    through autocast, over float32 weights)."""
+    if not isinstance(model, nn.Module):
+        raise DarkIRError(
+            f"model must be a torch.nn.Module (e.g. darkir.create_model(...)), got {type(model).__name__}; "
+            "Restorer.from_pretrained loads one by name or path"
+        )
+    dtypes = sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters() if p.dtype != torch.float32})
+    if dtypes:
+        raise DarkIRError(
+            f"the model's weights are {', '.join(dtypes)}; a Restorer runs float32 weights (its precision, bf16 or "
+            "fp16, applies to the computation): pass model.float()"
+        )
+
+
 class Restorer:
     """Runs a DarkIR model on images of any size, fast and in bounded memory.
 
@@ -120,7 +137,9 @@ class Restorer:
     ``exposure``: exposure compensation of the output in EV (stops), applied in linear light with highlights rolled
     off (:mod:`darkir.infer.exposure`); 0 (default) is the model's output exactly.
 
-    Calling a Restorer restores what users have and returns the same kind of thing: see :meth:`__call__`.
+    Calling a Restorer restores what users have and returns the same kind of thing: see :meth:`__call__`. The
+    ``model`` given is the one it runs, set to eval mode and moved to the device in channels-last layout in place
+    (pass a copy, ``copy.deepcopy(model)``, to keep training it as it was).
     """
 
     def __init__(
@@ -135,11 +154,10 @@ class Restorer:
         max_memory: int | str | None = None,
         exposure: float = 0.0,
     ) -> None:
-        if not isinstance(model, nn.Module):
-            raise DarkIRError(
-                f"model must be a torch.nn.Module (e.g. darkir.create_model(...)), got {type(model).__name__}; "
-                "Restorer.from_pretrained loads one by name or path"
-            )
+        _check_model(model)
+        whole = isinstance(guide_scale, numbers.Integral) and not isinstance(guide_scale, bool)
+        if guide_scale is not None and not (whole and guide_scale >= 1):
+            raise DarkIRError(f"guide_scale must be a whole number of pixels (1 or more) or None, got {guide_scale!r}")
         max_memory = check_tiling(tile, overlap, max_memory)
         self.compile = check_compile(compile)
         self.exposure = check_exposure(exposure)
