@@ -166,6 +166,14 @@ def test_non_darkir_weights(tmp_path):
         load_model(path)
 
 
+@pytest.mark.parametrize("model", [torch.nn.Conv2d(3, 3, 1), None])
+def test_saving_what_is_no_darkir_model_is_refused(tmp_path, model):
+    """A Conv2d (or None) raised AttributeError: 'Conv2d' object has no attribute 'config'."""
+    with pytest.raises(CheckpointError, match=r"save_checkpoint writes a DarkIR model with its config"):
+        save_checkpoint(tmp_path / "c.pt", model)
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_checkpoint_holding_nothing_says_so(tmp_path):
     """It ended in "...; top-level keys are " and nothing after."""
     path = tmp_path / "empty.pt"

@@ -123,6 +123,11 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, **state: Any
             "(save training state to a .pt file)"
         )
     bare = _unwrap(model)
+    if not isinstance(getattr(bare, "config", None), Mapping):
+        raise CheckpointError(
+            f"{path}: save_checkpoint writes a DarkIR model with its config (darkir.create_model), got "
+            f"{type(model).__name__}; nothing written"
+        )
     config = dict(bare.config)
     state_dict = _weights(bare)
     if path.suffix.lower() == ".safetensors":
