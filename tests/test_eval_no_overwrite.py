@@ -443,6 +443,28 @@ def test_compare_stopped_while_making_its_pictures_keeps_the_earlier_report_whol
     assert {path.name: path.read_bytes() for path in report.iterdir()} == earlier
 
 
+def test_compare_interrupted_while_swapping_its_report_in_finishes_the_swap(tmp_path, tiny_checkpoint, monkeypatch):
+    """Ctrl-C after the earlier report's files were removed threw the new ones away too: both reports were lost."""
+    import darkir.eval.reports as reports_module
+
+    report = tmp_path / "report"
+    assert main(_compare(tiny_checkpoint, _paired(tmp_path / "one", ("a",)), report)) == 0
+    earlier = {path.name: path.read_bytes() for path in report.iterdir()}
+    commit, stopped = reports_module.commit, []
+
+    def stop_once(tmp: Path, target: Path, overwrite: bool) -> None:
+        if target.name == "per_image.csv" and not stopped:
+            stopped.append(target)
+            raise KeyboardInterrupt
+        commit(tmp, target, overwrite)
+
+    monkeypatch.setattr(reports_module, "commit", stop_once)
+    assert main(_compare(tiny_checkpoint, _paired(tmp_path / "two", ("b", "c", "d")), report)) == 130
+    now = {path.name: path.read_bytes() for path in report.iterdir()}
+    assert sorted(now) == sorted(earlier) and all(now[name] != earlier[name] for name in now)
+    assert json.loads(now["summary.json"])["images"] == 3
+
+
 @pytest.mark.parametrize("unpaired", [False, True])
 def test_compare_that_cannot_write_its_report_keeps_the_earlier_report_whole(
     tmp_path, tiny_checkpoint, monkeypatch, capsys, unpaired

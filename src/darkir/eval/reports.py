@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -17,7 +18,7 @@ from darkir.errors import DarkIRError, first_line, printable, some_of
 from darkir.eval.methods import Method
 from darkir.eval.stats import MIN_INTERVAL_IMAGES
 from darkir.imageio import decodes
-from darkir.outputs import OutputError, commit, is_inside, stage, write_atomic
+from darkir.outputs import OutputBusyError, OutputError, claim, clean_stale, commit, is_inside, stage, write_atomic
 
 #: The pictures of a report with references, which a report without them, written over it, removes.
 PAIRED_PICTURES = ("psnr_diff_hist.png", "grid.png")
@@ -84,18 +85,37 @@ def replace_report(output: Path, files: Mapping[str, bytes]) -> None:
     """Write a report's ``files`` (name -> contents) into ``output`` in place of an earlier report there. Each goes to
     a fsynced temporary file first (pictures read back); only once all are written (a full disk fails here, leaving
     the earlier report whole) are the earlier report's files removed, ``summary.json`` last, and the new ones moved in,
-    ``summary.json`` first: a run stopped meanwhile leaves the files of one report, never some of each."""
+    ``summary.json`` first; Ctrl-C or SIGTERM meanwhile lets the swap finish. One run swaps at a time (another is
+    refused), and what killed runs left there is removed first."""
+    clean_stale(output)
+    try:
+        with claim(output / "summary.json"):
+            _swap_report(output, files)
+    except OutputBusyError:
+        raise OutputError(f"{output}: another darkir run is writing a report there; this one is not written") from None
+
+
+def _swap_report(output: Path, files: Mapping[str, bytes]) -> None:
+    """:func:`replace_report`'s work, with the folder claimed."""
     staged: dict[str, Path] = {}
+    swapping = False
     try:
         for name, data in files.items():
             staged[name] = stage(output / name, data, verify=decodes if name.endswith(".png") else None)
+        swapping = True
         if is_report(output):
             for name in sorted(REPORT_FILES, key=lambda name: name == "summary.json"):
                 (output / name).unlink(missing_ok=True)
         for name in sorted(staged, key=lambda name: name != "summary.json"):
             commit(staged[name], output / name, overwrite=True)
     except OSError as exc:
-        raise OutputError(f"{output}: {exc.strerror or exc}; the report is not complete") from None
+        raise OutputError(f"{exc.filename or output}: {exc.strerror or exc}; the report is not complete") from None
+    except KeyboardInterrupt:  # the earlier report's files may be gone already: the new ones go in all the same
+        if swapping:
+            for name in sorted(staged, key=lambda name: name != "summary.json"):
+                with contextlib.suppress(OSError):
+                    commit(staged[name], output / name, overwrite=True)
+        raise
     finally:
         for tmp in staged.values():
             tmp.unlink(missing_ok=True)
