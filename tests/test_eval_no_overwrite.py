@@ -273,9 +273,10 @@ def test_test_unpaired_that_fails_before_restoring_leaves_no_mark(tmp_path, caps
     assert not (out / "stats.csv").exists()
 
 
+@pytest.mark.parametrize("links", [True, False], ids=["hard-links", "no-hard-links"])
 @pytest.mark.parametrize("earlier", [True, False], ids=["earlier-run", "new-folder"])
 def test_test_unpaired_whose_first_image_cannot_be_written_keeps_the_earlier_stats(
-    tmp_path, capsys, tiny_checkpoint, monkeypatch, earlier
+    tmp_path, capsys, tiny_checkpoint, monkeypatch, earlier, links
 ):
     """On a full disk, the rerun failed on its first image ("nothing replaced") but had already replaced the earlier
     run's stats.csv with its list of names, every score gone."""
@@ -294,6 +295,12 @@ def test_test_unpaired_whose_first_image_cannot_be_written_keeps_the_earlier_sta
         raise OutputError(f"{path}: No space left on device; nothing replaced")
 
     monkeypatch.setattr("darkir.eval.unpaired.write_image", disk_full)
+    if not links:  # a file system without hard links: the earlier stats.csv was deleted
+
+        def no_link(*args: object) -> None:
+            raise PermissionError(1, "Operation not permitted")
+
+        monkeypatch.setattr("darkir.eval.unpaired.os.link", no_link)
     capsys.readouterr()
     assert main(args) == 2
     assert "No space left on device; nothing replaced" in _error(capsys)

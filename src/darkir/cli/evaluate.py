@@ -249,7 +249,7 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
         write_scores_csv,
     )
     from darkir.options import load_options
-    from darkir.outputs import check_writable_dir, ensure_writable_dir
+    from darkir.outputs import check_writable_dir, clean_stale, ensure_writable_dir
 
     refuse_empty(args)
     options = load_options(args.options) if args.options else None
@@ -262,6 +262,7 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     pairs = outside_output(find_unpaired(folder), output, Path(folder))
     restorer = restorer_from_args(args)
     ensure_writable_dir(output)
+    clean_stale(output)  # what a killed run left there (its temporary files)
     earlier = earlier_outputs(output)
     unreadable: list[str] = []
     listed = earlier | {pair.name for pair in pairs}  # marked just before the first image: a failed start, none

@@ -43,7 +43,7 @@ from darkir.eval.reports import (
 from darkir.eval.stats import MIN_INTERVAL_IMAGES, Interval, bootstrap_mean, paired
 from darkir.imageio import IMAGE_SUFFIXES, Image, ImageReadError, read_image, write_image
 from darkir.infer.restorer import Restorer
-from darkir.outputs import is_inside, is_same_file, temporary_path
+from darkir.outputs import is_inside, is_same_file, temporary_path, write_atomic
 
 NO_REFERENCE_NOTE = (
     "no-reference scores: NIQE (lower is better; MATLAB-matching, official natural-scene model; nan under 96x96 "
@@ -231,27 +231,40 @@ def mark_results(output: Path, names: set[str]) -> None:
 def _write_first(target: Path, image: Image, output: Path, listed: set[str]) -> None:
     """Write a run's first image after :func:`mark_results` (``listed``); where it cannot be written (a full disk),
     the earlier run's ``stats.csv`` is put back (or the mark removed where there was none): nothing was replaced.
-    The earlier file is kept under a second name (a hard link) meanwhile, so putting it back takes no space."""
-    stats, kept = output / STATS_FILE, None
-    if earlier_results(output):
-        kept = temporary_path(stats.with_name(f"{STATS_FILE}.earlier"))  # (not the name the mark is written under)
+    The earlier file is kept under a second name (a hard link) meanwhile, so putting it back takes no space; where
+    no link can be made, it is written back from memory."""
+    stats = output / STATS_FILE
+    earlier = stats.read_bytes() if earlier_results(output) else None
+    kept = temporary_path(stats.with_name(f"{STATS_FILE}.earlier")) if earlier is not None else None
+    if kept is not None:
         try:
             os.link(stats, kept)
-        except OSError:  # (a file system without hard links) the mark then stays on a failure
+        except OSError:  # (no hard links here, or no room for one)
             kept = None
+    marked = False
     try:
-        mark_results(output, listed)
+        mark_results(output, listed)  # (where this fails, stats.csv is as it was)
+        marked = True
         write_image(target, image, overwrite=True)
     except BaseException:
-        with contextlib.suppress(OSError):
-            if kept is None:
-                stats.unlink()
-            else:
-                os.replace(kept, stats)
+        if marked:
+            _put_back(stats, kept, earlier)
         raise
     finally:
         if kept is not None:
             kept.unlink(missing_ok=True)
+
+
+def _put_back(stats: Path, kept: Path | None, earlier: bytes | None) -> None:
+    """Put the earlier ``stats.csv`` back in place of the mark: from its second name ``kept``, else from ``earlier``;
+    remove the mark where there was none."""
+    with contextlib.suppress(OSError, DarkIRError):
+        if kept is not None:
+            os.replace(kept, stats)
+        elif earlier is not None:
+            write_atomic(stats, earlier, overwrite=True)
+        else:
+            stats.unlink()
 
 
 def _read(path: Path, unreadable: list[str] | None) -> Image | None:
