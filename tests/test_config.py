@@ -230,8 +230,8 @@ def test_an_override_value_cut_by_a_yaml_comment_is_refused():
     with pytest.raises(ConfigError) as caught:
         parse_overrides(["save.path=/runs/a #1.pt"])
     assert str(caught.value) == (
-        "override 'save.path=/runs/a #1.pt': '#1.pt' would be read as a YAML comment and dropped; quote the value: "
-        """save.path='"/runs/a #1.pt"'"""
+        "override 'save.path=/runs/a #1.pt': '#1.pt' would be read as a YAML comment and dropped; remove it, or quote "
+        """a text value that holds it: save.path='"/runs/a #1.pt"'"""
     )
     quoted = parse_overrides(['save.path="/runs/a #1.pt"', "a.b=c#d"])
     assert quoted == {"save": {"path": "/runs/a #1.pt"}, "a": {"b": "c#d"}}

@@ -446,8 +446,9 @@ def _override_value(item: str, raw: str) -> Any:
         raise ConfigError(f"override {item[:80]!r}: invalid YAML value: {_yaml_problem(exc)}") from None
     if raw[read:].strip():  # a comment, which YAML drops: "a #1.pt" would be read as "a"
         raise ConfigError(
-            f"override {item[:80]!r}: {raw[read:].strip()[:40]!r} would be read as a YAML comment and dropped; quote "
-            f"the value: {item.partition('=')[0]}={shlex.quote(json.dumps(raw.strip(), ensure_ascii=False))}"
+            f"override {item[:80]!r}: {raw[read:].strip()[:40]!r} would be read as a YAML comment and dropped; remove "
+            f"it, or quote a text value that holds it: "
+            f"{item.partition('=')[0]}={shlex.quote(json.dumps(raw.strip(), ensure_ascii=False))}"
         )
     return value
 

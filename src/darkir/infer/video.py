@@ -222,7 +222,7 @@ def _refuse_still_image(container: Any, source: Path) -> None:
         how = (
             f"darkir restore {source} -o OUT restores images"
             if source.suffix.lower() in IMAGE_SUFFIXES
-            else f"save it as PNG for darkir restore (which reads {', '.join(IMAGE_SUFFIXES)})"
+            else f"darkir restore reads it under an image suffix ({', '.join(IMAGE_SUFFIXES)}; a GIF saved as PNG)"
         )
         raise DarkIRError(f"{source}: is a still image ({name.removesuffix('_pipe')}), not a video; {how}")
 
