@@ -193,15 +193,21 @@ def _truncate(path: Path) -> bytes:
     return whole
 
 
-@pytest.mark.parametrize("workers", [0, 1])
-def test_a_corrupt_image_mid_epoch_saves_the_last_checkpoint_and_names_it(data, tmp_path, capsys, workers):
-    settings = ("train.epochs=2", "datasets.train.batch_size_train=1", f"datasets.train.n_workers={workers}")
-    assert _train(data, tmp_path / "straight", *settings, validate=False) == 0
+def _copy_with_input_of_step(data: Path, tmp_path: Path, settings: tuple[str, ...], step: int) -> tuple[Path, Path]:
+    """A copy of the set ``data`` (``tmp_path / "copy"``) and the input of its first pair that a run of batch 1 with
+    ``settings`` reads for ``step`` (1, 2, ...) of the first epoch."""
     copy = tmp_path / "copy"
     shutil.copytree(data, copy)
     trainer = Trainer(load_options(OPTIONS, tiny_run_overrides(copy, tmp_path / "probe", *settings, validate=False)))
     trainer.sampler.set_epoch(0)
-    third = trainer.train_set.pairs[list(trainer.sampler)[2][0]].low  # read by step 3
+    return copy, trainer.train_set.pairs[list(trainer.sampler)[step - 1][0]].low
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_corrupt_image_mid_epoch_saves_the_last_checkpoint_and_names_it(data, tmp_path, capsys, workers):
+    settings = ("train.epochs=2", "datasets.train.batch_size_train=1", f"datasets.train.n_workers={workers}")
+    assert _train(data, tmp_path / "straight", *settings, validate=False) == 0
+    copy, third = _copy_with_input_of_step(data, tmp_path, settings, 3)
     whole = _truncate(third)
     run = tmp_path / "run"
     capsys.readouterr()
@@ -222,11 +228,7 @@ def test_an_image_that_fails_the_first_step_leaves_no_checkpoint_so_a_plain_reru
     """A damaged image read by step 1 left a step-0 checkpoint (nothing trained), so the same command, once the file
     was repaired, was refused as an earlier run asking for --resume or --restart."""
     settings = ("datasets.train.batch_size_train=1",)
-    copy = tmp_path / "copy"
-    shutil.copytree(data, copy)
-    trainer = Trainer(load_options(OPTIONS, tiny_run_overrides(copy, tmp_path / "probe", *settings, validate=False)))
-    trainer.sampler.set_epoch(0)
-    first = trainer.train_set.pairs[next(iter(trainer.sampler))[0]].low
+    copy, first = _copy_with_input_of_step(data, tmp_path, settings, 1)
     whole = _truncate(first)
     run = tmp_path / "run"
     capsys.readouterr()
