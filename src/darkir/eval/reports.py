@@ -98,6 +98,7 @@ def replace_report(output: Path, files: Mapping[str, bytes]) -> None:
 def _swap_report(output: Path, files: Mapping[str, bytes]) -> None:
     """:func:`replace_report`'s work, with the folder claimed."""
     staged: dict[str, Path] = {}
+    order = sorted(files, key=lambda name: name != "summary.json")
     swapping = False
     try:
         for name, data in files.items():
@@ -106,13 +107,13 @@ def _swap_report(output: Path, files: Mapping[str, bytes]) -> None:
         if is_report(output):
             for name in sorted(REPORT_FILES, key=lambda name: name == "summary.json"):
                 (output / name).unlink(missing_ok=True)
-        for name in sorted(staged, key=lambda name: name != "summary.json"):
+        for name in order:
             commit(staged[name], output / name, overwrite=True)
     except OSError as exc:
         raise OutputError(f"{exc.filename or output}: {exc.strerror or exc}; the report is not complete") from None
     except KeyboardInterrupt:  # the earlier report's files may be gone already: the new ones go in all the same
         if swapping:
-            for name in sorted(staged, key=lambda name: name != "summary.json"):
+            for name in order:
                 with contextlib.suppress(OSError):
                     commit(staged[name], output / name, overwrite=True)
         raise

@@ -234,7 +234,7 @@ def _write_first(target: Path, image: Image, output: Path, listed: set[str]) -> 
     The earlier file is kept under a second name (a hard link) meanwhile, so putting it back takes no space; where
     no link can be made, it is written back from memory."""
     stats = output / STATS_FILE
-    earlier = stats.read_bytes() if earlier_results(output) else None
+    earlier = stats.read_bytes() if stats.is_file() else None  # (outside_output refused one of another program)
     kept = temporary_path(stats.with_name(f"{STATS_FILE}.earlier")) if earlier is not None else None
     if kept is not None:
         try:
@@ -292,7 +292,6 @@ def restore_unpaired(
     An input that cannot be read raises, or is skipped and added to ``unreadable`` (``path: why``) when given.
     ``listed``: the names :func:`mark_results` lists, just before the first image is written."""
     rows: list[UnpairedRow] = []
-    written = False
     for pair in tqdm(pairs, desc="restoring", unit="img", disable=not progress):
         image = _read(pair.low, unreadable)
         if image is None:
@@ -304,11 +303,10 @@ def restore_unpaired(
             raise DarkIRError(f"{pair.low}: {exc}") from None
         target = output / pair.name
         target.parent.mkdir(parents=True, exist_ok=True)
-        if listed is not None and not written:
+        if listed is not None and not rows:  # (a row follows each image written)
             _write_first(target, image, output, listed)
         else:
             write_image(target, image, overwrite=True)
-        written = True
         saved = read_image(target).rgb  # as its file holds it: quantized, in gray for a gray input, JPEG's loss too
         rows.append(UnpairedRow(pair.name, no_reference_scores(before), no_reference_scores(saved)))
     return rows

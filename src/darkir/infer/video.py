@@ -249,9 +249,8 @@ def _restore_video(
     try:
         first = _first_frame(av, source)
         _check_encodable(source, first.size, settings.codec)
-        check_fits(
-            restorer, f"{source}: its frames", *first.size, consequence="nothing written"
-        )  # (a header may state another size)
+        # the first decoded frame's size: a header may state another
+        check_fits(restorer, f"{source}: its frames", *first.size, consequence="nothing written")
         with (
             _open_input(av, source) as container,
             av.open(str(tmp), "w", format=VIDEO_FORMATS[target.suffix.lower()]) as output,

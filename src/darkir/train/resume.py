@@ -76,7 +76,7 @@ def check_held_out(path: Path, payload: dict[str, Any], training: list[str], hel
             "sources since the run began, it may now train on photos it held out for validation and testing"
         )
     crossed = sorted(
-        (set(payload.get("held_out_photos") or ()) & set(training))
+        (set(payload["held_out_photos"] or ()) & set(training))
         | (set(payload.get("trained_photos") or ()) & set(held_out))
     )
     if crossed:
