@@ -86,6 +86,15 @@ def test_restore_array_takes_any_float_in_range_and_rounding_noise(restorer):
     assert restorer.restore_array(noisy).shape == expected.shape
 
 
+@pytest.mark.parametrize("shape", [(16, 16, 3), (16, 16), (16, 16, 4)])
+def test_float16_arrays_come_back_as_float16(restorer, shape):
+    """A float16 array is a float array in [0, 1] as the README promises: restored as its float32 values are."""
+    half = np.random.default_rng(2).random(shape).astype(np.float16)
+    restored = restorer(half)
+    assert restored.dtype == np.float16 and restored.shape == shape
+    assert np.array_equal(restored, restorer(half.astype(np.float32)).astype(np.float16))
+
+
 def test_arrays_and_tensors_take_the_same_rounding_noise_as_restore_array(restorer):
     """A float a hair above 1 (rounding) is taken by every input path, as restore_array takes it; the call paths
     refused it with a message showing a range that looked within [0, 1] ('spans [0.5, 1]')."""
@@ -137,6 +146,11 @@ def test_restorer_without_a_model_is_named():
 @pytest.mark.parametrize(("text", "size"), [("1e9", 1e9), ("2.5e3MB", 2.5e9), (".5GB", 5e8), ("3.", 3), (1e9, 1e9)])
 def test_memory_sizes_in_scientific_notation(text, size):
     assert parse_memory(text) == int(size)
+
+
+@pytest.mark.parametrize("number", [np.int64(10**9), np.float32(1e9), np.uint32(10**9)])
+def test_memory_sizes_take_numpy_numbers(number):
+    assert parse_memory(number) == int(number)
 
 
 @pytest.mark.parametrize(("size", "text"), [(1, "1 byte"), (512, "512 bytes"), (2600, "3 KB"), (6.4e8, "640 MB")])

@@ -247,6 +247,19 @@ def test_overrides_win_and_are_validated(tmp_path):
         parse_overrides(["train.epochs"])
 
 
+def test_a_lone_surrogate_in_a_text_value_is_named(tmp_path):
+    """YAML's "\\udcff" escape is no character: the run failed with UnicodeEncodeError when it saved its options."""
+    path = _write(tmp_path, "train:\n  epochs: 1\n")
+    with pytest.raises(ConfigError, match=r"save\.path: holds '\\udcff', half of a UTF-16 pair"):
+        load_options(path, ['save.path="run\\udcff/last.pt"'])
+
+
+def test_a_key_given_twice_among_overrides_takes_the_later(tmp_path):
+    """As documented: a script may append its own override of a key the command line already gave."""
+    path = _write(tmp_path, "train:\n  epochs: 100\n")
+    assert load_options(path, ["train.epochs=1", "train.lr_initial=0.001", "train.epochs=2"]).train.epochs == 2
+
+
 def test_require_path_names_key_and_file(tmp_path):
     path = _write(tmp_path, f"datasets:\n  val:\n    test_path: {tmp_path / 'missing'}\n")
     options = load_options(path)

@@ -120,6 +120,12 @@ def test_list_models_filters():
     assert "darkir-w32" in list_models()
 
 
+def test_list_models_without_a_pattern_lists_all_and_a_wrong_type_is_named():
+    assert list_models(None) == list_models("") == list_models() != []
+    with pytest.raises(TypeError, match="glob pattern .* got int"):
+        list_models(5)
+
+
 def test_list_models_filters_ignore_case():
     """The paper spells it DarkIR: 'DarkIR-CSF*' lists the CSF variants (it listed nothing)."""
     assert list_models("DarkIR-CSF*") == list_models("darkir-csf-*") != []

@@ -313,7 +313,10 @@ def _image(array: np.ndarray, bit_depth: int, scale: float) -> Image:
 #: ``Restorer.restore_array``; such values are clipped (arrays) or passed to the model as they are.
 RANGE_TOLERANCE = 0.5 / 255
 #: Sample types of arrays darkir takes, and the bit depth each keeps.
-ARRAY_DEPTHS = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16, np.dtype(np.float32): 32, np.dtype(np.float64): 32}
+ARRAY_DEPTHS = {
+    np.dtype(t): depth
+    for t, depth in ((np.uint8, 8), (np.uint16, 16), (np.float16, 32), (np.float32, 32), (np.float64, 32))
+}
 #: The array type an image of each bit depth is stored as.
 DEPTH_DTYPES = {8: np.uint8, 16: np.uint16, 32: np.float32}
 
@@ -327,7 +330,7 @@ def image_from_array(array: np.ndarray) -> Image:
         array = array.astype(array.dtype.newbyteorder("="))
     if array.dtype not in ARRAY_DEPTHS:
         raise DarkIRError(
-            f"unsupported array dtype {array.dtype}; use uint8, uint16, or float32/float64 with values in [0, 1]"
+            f"unsupported array dtype {array.dtype}; use uint8, uint16, or float (16, 32 or 64 bits) in [0, 1]"
         )
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))) or 0 in array.shape[:2]:
         raise DarkIRError(f"unsupported array shape {array.shape}; use (H, W), (H, W, 3) RGB or (H, W, 4) RGBA")

@@ -10,6 +10,7 @@ below, plus what the process already holds when the :class:`MemoryPlanner` is ma
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import re
 from dataclasses import dataclass
@@ -58,10 +59,10 @@ _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb
 _SIZE = re.compile(r"\s*((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*")
 
 
-def parse_memory(text: str | int | float, name: str = "max_memory") -> int:
-    """Bytes from ``3GB``, ``2.5G``, ``800MB``, ``1GiB``, ``1e9`` or a plain number of bytes; ``name``: how errors
-    call the setting."""
-    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+def parse_memory(text: str | float, name: str = "max_memory") -> int:
+    """Bytes from ``3GB``, ``2.5G``, ``800MB``, ``1GiB``, ``1e9`` or a plain number of bytes (any real number type,
+    numpy's too); ``name``: how errors call the setting."""
+    if isinstance(text, bool) or not isinstance(text, (str, numbers.Real)):
         raise DarkIRError(f"{name} must be a number of bytes or a memory size like '3GB', got {text!r}")
     if isinstance(text, str):
         match = _SIZE.fullmatch(text)

@@ -52,9 +52,12 @@ _ZOO: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
 DEFAULT_WEIGHTS: str | None = "darkir-csf-w32-synth"
 
 
-def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
-    """Names of the registered variants matching a glob ``pattern`` (only those with weights if ``pretrained``)."""
-    pattern = pattern.lower()  # the names are lower case: 'DarkIR-CSF*' finds them as a user spells the model
+def list_models(pattern: str | None = "*", pretrained: bool = False) -> list[str]:
+    """Names of the registered variants matching a glob ``pattern`` (None or "": all; only those with weights if
+    ``pretrained``)."""
+    if not isinstance(pattern, str | None):
+        raise TypeError(f"list_models takes a glob pattern such as 'darkir-csf*', got {type(pattern).__name__}")
+    pattern = (pattern or "*").lower()  # the names are lower case: 'DarkIR-CSF*' finds them as a user spells the model
     return [n for n, s in _ZOO.items() if fnmatch.fnmatchcase(n, pattern) and (s.weights or not pretrained)]
 
 
