@@ -11,7 +11,8 @@ import pytest
 from darkir.errors import ConfigError
 from darkir.models import get_spec
 from darkir.models.factory import build_model
-from darkir.options import load_options, options_from_dict, parse_overrides
+from darkir.options import load_options, options_from_dict
+from darkir.optionsfile import parse_overrides
 from tests.conftest import REPO
 
 OPTION_FILES = sorted((REPO / "options").rglob("*.yml"))
