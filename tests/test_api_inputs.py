@@ -54,6 +54,27 @@ def test_restore_tensor_names_a_wrong_channel_count(restorer, channels):
         restorer.restore_tensor(torch.zeros(1, 3, 8, 8, dtype=torch.int64))
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_restore_tensor_blames_a_nan_input_on_the_input(restorer, value):
+    """It said the weights may be broken."""
+    x = torch.rand(1, 3, 16, 16)
+    x[0, 1, 3, 4] = value
+    with pytest.raises(DarkIRError, match=r"^the input has NaN or infinite values$"):
+        restorer.restore_tensor(x)
+
+
+def test_tensors_come_back_in_the_layout_given(restorer):
+    """A contiguous batch came back channels_last (the model's layout): ``.view`` on it failed."""
+    x = torch.rand(2, 3, 16, 16)
+    assert restorer(x).is_contiguous() and restorer.restore_tensor(x).is_contiguous()
+    restorer(x).view(-1)
+    last = x.contiguous(memory_format=torch.channels_last)
+    assert restorer(last).is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(restorer(last), restorer(x)) and torch.equal(
+        restorer.restore_tensor(last), restorer.restore_tensor(x)
+    )
+
+
 def test_float64_tensors_are_computed_in_float32(restorer):
     x = torch.rand(1, 3, 16, 16, dtype=torch.float64)
     out = restorer.restore_tensor(x)

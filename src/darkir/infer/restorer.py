@@ -264,7 +264,7 @@ class Restorer:
         low, high = float(x.min()), float(x.max())
         if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
             raise DarkIRError(f"tensor values must be in [0, 1]; this one spans [{low:.4g}, {high:.4g}]")
-        return self._restore_tensor(x.float()).clamp(0, 1).to(dtype=x.dtype, device=x.device)
+        return torch.empty_like(x).copy_(self._restore_tensor(x.float()).clamp(0, 1))  # x's dtype, device, layout
 
     def _call_pil(self, image: Any) -> Any:
         from PIL import Image as PILImage
@@ -393,15 +393,19 @@ class Restorer:
     def restore_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Restore a (N, C, H, W) float batch in [0, 1] (C: the model's ``img_channel``, 3 for the packaged models;
         any float dtype, computed as float32); returns float32 on the CPU, not clamped (clamped to [0, 1] when
-        ``exposure`` is not 0), an ordinary tensor (changed in place or used with autograd as any other). An output
-        with NaN or infinite values (broken weights) raises a DarkIRError."""
-        return self._restore_tensor(x).clone()  # outside inference mode: not an inference tensor
+        ``exposure`` is not 0), an ordinary contiguous tensor (changed in place or used with autograd as any other).
+        An output with NaN or infinite values (from such an input, or broken weights) raises a DarkIRError."""
+        # outside inference mode (not an inference tensor), in the (N, C, H, W) layout however the model computed it
+        return self._restore_tensor(x).clone(memory_format=torch.contiguous_format)
 
     @torch.inference_mode()
     def _restore_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`restore_tensor`'s result as an inference tensor (for darkir's own use of it, without a copy)."""
         _check_batch(x, self._channels())
-        return self._finish(self._restore(x.float()))
+        restored = self._restore(x.float())
+        if not bool(torch.isfinite(restored).all()) and not bool(torch.isfinite(x).all()):
+            raise DarkIRError("the input has NaN or infinite values")
+        return self._finish(restored)
 
     def _channels(self) -> int | None:
         """The channels the model takes (its config's ``img_channel``; None for a model without a DarkIR config)."""
