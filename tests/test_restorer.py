@@ -229,6 +229,12 @@ def test_auto_plan_prefers_the_whole_image_then_lean_then_the_largest_fitting_ti
         _planner(probe.estimate(pixels, 100**2)).plan(height, width)
 
 
+def test_an_image_that_fits_no_plan_names_the_python_setting_too():
+    """The message named only the command's flag, also where a Restorer made in Python raised it."""
+    with pytest.raises(DarkIRError, match=r"raise --max-memory \(Restorer's max_memory\)$"):
+        _planner(1).plan(4000, 3000)
+
+
 def test_a_batch_that_does_not_fit_says_to_lower_the_batch():
     budget = _planner(1e12).estimate(2 * 640 * 1120, 100**2)
     _planner(budget).plan(640, 1120)  # one frame fits in tiles

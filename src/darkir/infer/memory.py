@@ -177,10 +177,11 @@ class MemoryPlanner:
         if max(height, width) > MIN_TILE:
             needs.append((self.estimate(pixels, batch * MIN_TILE**2), f"in {MIN_TILE} px tiles"))
         need, how = min(needs)
+        raise_budget = "raise --max-memory (Restorer's max_memory)"
         what, fix = (
-            (f"a batch of {batch} {width}x{height} frames", "lower --batch or raise --max-memory")
+            (f"a batch of {batch} {width}x{height} frames", f"lower --batch or {raise_budget}")
             if batch > 1
-            else (f"a {width}x{height} image", "raise --max-memory")
+            else (f"a {width}x{height} image", raise_budget)
         )
         budget = f"{self.budget_source} {format_memory(self.budget)}"
         return f"{what} does not fit {budget}: it needs at least ~{format_memory(need)} ({how}); {fix}"
