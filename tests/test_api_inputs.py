@@ -292,3 +292,14 @@ def test_numpy_numbers_are_taken_for_tile_and_exposure(model):
     assert restorer.with_exposure(np.float32(-1)).exposure == -1.0
     with pytest.raises(DarkIRError, match="exposure must be a number of EV"):
         Restorer(model, device="cpu", exposure=np.bool_(True))
+
+
+@pytest.mark.parametrize("call", ["restore_array", "__call__", "restore_tensor"])
+def test_warnings_point_at_the_callers_line(model, call):
+    """A tiling warning was shown at a line of torch's decorator (``torch/utils/_contextlib.py``), not the caller's."""
+    small_tiles = Restorer(model, device="cpu", precision="fp32", tile=64)
+    image = np.random.default_rng(3).random((100, 100, 3)).astype(np.float32)
+    argument = torch.from_numpy(image).permute(2, 0, 1)[None] if call == "restore_tensor" else image
+    with pytest.warns(DarkIRWarning, match="restoring in 64 px tiles") as record:
+        getattr(small_tiles, call)(argument)
+    assert [warning.filename for warning in record] == [__file__]

@@ -4,7 +4,9 @@ warnings of the libraries it calls."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import sys
 import warnings
 from collections.abc import Iterator, Sequence
 
@@ -58,6 +60,27 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name if it has none): the gist for a one-line report."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+def warn(message: str) -> None:
+    """Issue a :class:`DarkIRWarning` shown at the first caller outside darkir (and the torch and contextlib wrappers
+    around darkir's functions): the user's line, however deep in darkir the warning arose."""
+    frame, level = sys._getframe(1), 2
+    while frame.f_back is not None and _is_internal(frame.f_code.co_filename):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, DarkIRWarning, stacklevel=level)
+
+
+def _is_internal(filename: str) -> bool:
+    """Whether code in ``filename`` is darkir's, or a wrapper darkir's functions are called through (torch's
+    decorators, contextlib's)."""
+    if filename == contextlib.__file__:
+        return True
+    folders = [os.path.dirname(__file__)]
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.__file__:
+        folders.append(os.path.dirname(torch.__file__))
+    return any(filename.startswith(folder + os.sep) for folder in folders)
 
 
 @contextlib.contextmanager

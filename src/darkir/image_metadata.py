@@ -7,12 +7,11 @@ a profile or EXIF."""
 from __future__ import annotations
 
 import struct
-import warnings
 import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from darkir.errors import DarkIRWarning
+from darkir.errors import warn
 from darkir.image_formats import EXIF_ORIENTATION, first_ifd, png_chunk
 
 #: The prefix of an EXIF block in a JPEG APP1 segment (and in what Pillow reads from PNG and WebP).
@@ -113,11 +112,9 @@ def add_metadata(suffix: str, data: bytes, metadata: Metadata | None) -> bytes:
     if suffix == ".png":
         return _png_with(data, metadata)
     if metadata.icc is not None or metadata.exif is not None:
-        warnings.warn(
+        warn(
             f"{suffix.lstrip('.').upper()} outputs keep no ICC profile or EXIF: images that have them lose them "
-            "(JPEG and PNG keep them)",
-            DarkIRWarning,
-            stacklevel=3,
+            "(JPEG and PNG keep them)"
         )
     return data
 
@@ -141,7 +138,7 @@ def _jpeg_with(data: bytes, metadata: Metadata) -> bytes:
         else:
             dropped.append(f"an ICC profile of {len(metadata.icc)} bytes (at most {255 * _ICC_CHUNK})")
     if dropped:
-        warnings.warn(f"JPEG cannot hold {' or '.join(dropped)}: not kept (PNG keeps it)", DarkIRWarning, stacklevel=4)
+        warn(f"JPEG cannot hold {' or '.join(dropped)}: not kept (PNG keeps it)")
     return data[:4] + bytes(app0) + b"".join(segments) + data[app0_end:]
 
 

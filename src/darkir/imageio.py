@@ -11,7 +11,6 @@ header says, and what is refused on its word before any pixel is decoded, is :mo
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from darkir import opencv
-from darkir.errors import DarkIRError, DarkIRWarning, first_line
+from darkir.errors import DarkIRError, first_line, warn
 from darkir.image_formats import (
     TIFF_MAGIC,
     TiffLayout,
@@ -138,11 +137,9 @@ def _warn_out_of_range(path: Path, array: np.ndarray) -> None:
     low = float(np.min(array, where=finite, initial=np.inf))
     high = float(np.max(array, where=finite, initial=-np.inf))
     if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
-        warnings.warn(
+        warn(
             f"{path}: its float samples span [{low:g}, {high:g}]; darkir reads [0, 1], so the values "
-            "outside are clipped (scale the image into [0, 1] first to keep them)",
-            DarkIRWarning,
-            stacklevel=3,
+            "outside are clipped (scale the image into [0, 1] first to keep them)"
         )
 
 
@@ -152,7 +149,7 @@ def _fitting(path: Path, metadata: Metadata | None, grayscale: bool) -> Metadata
     problem = icc_mismatch(metadata.icc, grayscale) if metadata is not None and metadata.icc is not None else None
     if problem is None:
         return metadata
-    warnings.warn(f"{path}: {problem}", DarkIRWarning, stacklevel=3)
+    warn(f"{path}: {problem}")
     return replace(metadata, icc=None) or None
 
 
@@ -202,11 +199,9 @@ def _colour_and_alpha(path: Path, layout: TiffLayout) -> np.ndarray:
     colour = 3 if layout.photometric == 2 else 1
     alpha = layout.samples - colour - left_out
     samples = "sample" if left_out == 1 else "samples"
-    warnings.warn(
+    warn(
         f"{path}: left out {left_out} extra {samples} of this TIFF (beyond its colour{' and alpha' if alpha else ''}"
-        "), which darkir does not restore or write",
-        DarkIRWarning,
-        stacklevel=4,
+        "), which darkir does not restore or write"
     )
     array = _decode_tifffile(path)
     kept = array.reshape(*array.shape[:2], -1)[:, :, : colour + alpha]
@@ -394,11 +389,9 @@ def encode_image(suffix: str, image: Image, jpeg_quality: int = 95) -> bytes:
     if depth == 32 and suffix == ".png":
         depth = 16
     if depth < image.bit_depth:
-        warnings.warn(
+        warn(
             f"{suffix.lstrip('.').upper()} keeps at most {depth} bits a sample: deeper images are saved at {depth} "
-            "(TIFF keeps 16-bit and float samples, PNG 16-bit)",
-            DarkIRWarning,
-            stacklevel=2,
+            "(TIFF keeps 16-bit and float samples, PNG 16-bit)"
         )
     keeps_alpha = suffix in (".png", ".tif", ".tiff", ".webp")
     # Gray + alpha: as such in PNG and 8-bit TIFF; as RGBA with R = G = B in WebP (which has no gray) and in
@@ -408,11 +401,9 @@ def encode_image(suffix: str, image: Image, jpeg_quality: int = 95) -> bytes:
         encoded = _encode_gray_alpha(suffix, image_to_array(image, DEPTH_DTYPES[depth])[:, :, [0, 3]])
         return add_metadata(suffix, encoded, image.metadata)
     if image.alpha is not None and not keeps_alpha:
-        warnings.warn(
+        warn(
             f"{suffix.lstrip('.').upper()} keeps no alpha channel: images that have one lose it "
-            "(PNG, TIFF and WebP keep it)",
-            DarkIRWarning,
-            stacklevel=2,
+            "(PNG, TIFF and WebP keep it)"
         )
     array = image_to_array(image if keeps_alpha else replace(image, alpha=None), DEPTH_DTYPES[depth])
     if suffix == ".webp" and array.ndim == 3 and array.shape[2] == 4:

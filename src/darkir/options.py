@@ -13,7 +13,6 @@ import dataclasses
 import difflib
 import functools
 import os
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_type_hints
@@ -30,7 +29,7 @@ from pydantic import (
     field_validator,
 )
 
-from darkir.errors import ConfigError, DarkIRWarning
+from darkir.errors import ConfigError, warn
 from darkir.models.config import SEQUENCE_FIELDS, ModelConfig, config_problems
 from darkir.optionsfile import read_options_file
 
@@ -496,7 +495,7 @@ def _warn_ignored(options: Options) -> None:
             _warned.add(dotted)
     if set_keys:
         message = f"{options.source}: these options have no effect in darkir: {'; '.join(set_keys)}"
-        warnings.warn(message, DarkIRWarning, stacklevel=3)
+        warn(message)
 
 
 def _describe(error: Any) -> str:

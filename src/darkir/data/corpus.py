@@ -19,11 +19,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import warnings
 from pathlib import Path
 
 from darkir.data.layouts import DatasetError, list_images, no_folder
-from darkir.errors import DarkIRWarning, some_of
+from darkir.errors import some_of, warn
 
 DEBIAN_PACKAGES = (
     "plasma-workspace-wallpapers",
@@ -177,5 +176,5 @@ def _copies(paths: list[Path]) -> dict[Path, Path]:
                     copies[path] = original
     if copies:
         named = some_of([f"{copy} (a copy of {original})" for copy, original in copies.items()], 3)
-        warnings.warn(f"left out {len(copies)} photo(s), copies of others: {named}", DarkIRWarning, stacklevel=4)
+        warn(f"left out {len(copies)} photo(s), copies of others: {named}")
     return copies

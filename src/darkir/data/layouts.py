@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import os
 import re
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from darkir.errors import DarkIRError, DarkIRWarning, some_of
+from darkir.errors import DarkIRError, some_of, warn
 from darkir.imageio import IMAGE_SUFFIXES, UNREAD_IMAGE_SUFFIXES
 
 
@@ -100,11 +99,7 @@ def walk_files(root: Path) -> Iterator[Path]:
 
 def _warn_unreadable_folder(error: OSError) -> None:
     """Warn that a folder of a walk cannot be read (:func:`walk_files`), naming it and why."""
-    warnings.warn(
-        f"cannot read the folder {error.filename} ({error.strerror or error}): its files are left out",
-        DarkIRWarning,
-        stacklevel=2,
-    )
+    warn(f"cannot read the folder {error.filename} ({error.strerror or error}): its files are left out")
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -121,12 +116,8 @@ def list_images(folder: Path) -> list[Path]:
     broken = [str(p) for p in named if not p.is_file() and p.is_symlink()]
     if broken:
         links = "link" if len(broken) == 1 else "links"
-        warnings.warn(
-            f"left out {len(broken)} broken {links} (to no file): {some_of(broken, UNREAD_NAMED)}",
-            DarkIRWarning,
-            stacklevel=2,
-        )
-    warn_unread([p for p in files if p.suffix.lower() in UNREAD_IMAGE_SUFFIXES], stacklevel=3)
+        warn(f"left out {len(broken)} broken {links} (to no file): {some_of(broken, UNREAD_NAMED)}")
+    warn_unread([p for p in files if p.suffix.lower() in UNREAD_IMAGE_SUFFIXES])
     return sorted(p for p in files if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
@@ -134,17 +125,15 @@ def list_images(folder: Path) -> list[Path]:
 UNREAD_NAMED = 3
 
 
-def warn_unread(unread: list[Path], stacklevel: int = 1) -> None:
+def warn_unread(unread: list[Path]) -> None:
     """One warning naming the files of a folder walk or a glob that are images darkir cannot read (a GIF, HEIC...),
-    which are left out; ``stacklevel`` as :func:`warnings.warn` takes it, counted from the caller."""
+    which are left out."""
     if not unread:
         return
     named = some_of([str(path) for path in unread], UNREAD_NAMED)
     kinds = ", ".join(sorted({path.suffix.lower() for path in unread}))
     files = "file" if len(unread) == 1 else "files"
-    warnings.warn(
+    warn(
         f"left out {len(unread)} {files} in formats darkir does not read ({kinds}: {named}); convert them to "
-        f"{', '.join(IMAGE_SUFFIXES)} to include them",
-        DarkIRWarning,
-        stacklevel=stacklevel + 1,
+        f"{', '.join(IMAGE_SUFFIXES)} to include them"
     )

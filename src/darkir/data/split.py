@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import numpy as np
 
 from darkir.data.layouts import DatasetError
 from darkir.data.pairs import find_pairs
-from darkir.errors import DarkIRWarning
+from darkir.errors import warn
 from darkir.outputs import write_atomic
 
 
@@ -38,11 +37,9 @@ def split_scenes(root: str | Path, counts: dict[str, int], seed: int = 0) -> dic
     for pair in pairs:
         scenes[scene_of(pair.name)].append(pair)
     if len(scenes) == len(pairs) > 1 and all(Path(pair.name).parent == Path() for pair in pairs):
-        warnings.warn(
+        warn(
             f"{root}: no scene folders (the inputs lie directly in their folder), so each pair is a scene of its own "
-            "and frames of one scene may go to different splits; put each scene's frames in a folder of its own",
-            DarkIRWarning,
-            stacklevel=2,
+            "and frames of one scene may go to different splits; put each scene's frames in a folder of its own"
         )
     wanted = sum(counts.values())
     if wanted > len(pairs):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from tqdm import tqdm
 
 from darkir.data.dataset import PairedDataset
 from darkir.data.pairs import Pair
-from darkir.errors import DarkIRError, DarkIRWarning, printable, some_of
+from darkir.errors import DarkIRError, printable, some_of, warn
 from darkir.eval.lpips import LPIPS
 from darkir.eval.methods import Method
 from darkir.eval.metrics import Convention, format_number, prepare, psnr, ssim
@@ -144,11 +143,9 @@ def _warn_gray(names: list[str]) -> None:
     output saved in gray by mistake): the missing colour counts in every score."""
     if names:
         what = "image is" if len(names) == 1 else "images are"
-        warnings.warn(
+        warn(
             f"{len(names)} {what} grayscale where the reference is in colour ({some_of(names, 3)}): the missing "
-            "colour counts in PSNR, SSIM and LPIPS",
-            DarkIRWarning,
-            stacklevel=3,
+            "colour counts in PSNR, SSIM and LPIPS"
         )
 
 

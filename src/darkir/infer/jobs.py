@@ -9,13 +9,12 @@ from __future__ import annotations
 import glob
 import os
 import re
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from darkir.data.layouts import walk_files, warn_unread
-from darkir.errors import DarkIRError, DarkIRWarning, some_of
+from darkir.errors import DarkIRError, some_of, warn
 from darkir.imageio import IMAGE_SUFFIXES, UNREAD_IMAGE_SUFFIXES
 from darkir.outputs import is_inside
 
@@ -138,7 +137,7 @@ def _expand_inputs(
     for item in inputs:
         expansion.expand(item)
     _warn_left_out(expansion.inside, output_dir)
-    warn_unread(list(dict.fromkeys(expansion.unread)), stacklevel=3)
+    warn_unread(list(dict.fromkeys(expansion.unread)))
     return expansion.jobs, expansion.problems
 
 
@@ -246,11 +245,9 @@ def _warn_left_out(inside: list[Path], output_dir: Path) -> None:
         return
     named = some_of([str(path) for path in inside], LEFT_OUT_NAMED)
     files = "file" if len(inside) == 1 else "files"
-    warnings.warn(
+    warn(
         f"left out {len(inside)} {files} inside the output folder {output_dir} ({named}): files there are "
-        "taken for outputs; choose an output folder outside the inputs to restore them",
-        DarkIRWarning,
-        stacklevel=4,
+        "taken for outputs; choose an output folder outside the inputs to restore them"
     )
 
 
@@ -314,11 +311,9 @@ def _warn_other_names(names: list[tuple[Path, Path]]) -> None:
     pairs; those whose file names are the same, one file reached through two folders, go unsaid)."""
     other = sorted({f"{name} (restored as {chosen})" for name, chosen in names if name.name != chosen.name})
     if other:
-        warnings.warn(
+        warn(
             f"{len(other)} {'input names a file' if len(other) == 1 else 'inputs name files'} also found under "
-            f"another name (a link), restored once: {some_of(other, LEFT_OUT_NAMED)}",
-            DarkIRWarning,
-            stacklevel=4,
+            f"another name (a link), restored once: {some_of(other, LEFT_OUT_NAMED)}"
         )
 
 

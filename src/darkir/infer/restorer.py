@@ -7,7 +7,6 @@ import contextlib
 import copy
 import numbers
 import os
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -18,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from darkir.errors import CheckpointError, DarkIRError, DarkIRWarning, first_line
+from darkir.errors import CheckpointError, DarkIRError, first_line, warn
 from darkir.infer.compiling import MAX_COMPILED_SHAPES, can_compile, images_to_earn
 from darkir.infer.defaults import DEFAULT_TILE
 from darkir.infer.exposure import apply_exposure, check_exposure
@@ -338,11 +337,7 @@ class Restorer:
             out = self.model(x)  # a fault of the input or of the model raises here, as it does uncompiled
             self.compile = False
             self.compiled_shapes.clear()  # shared with this Restorer's with_exposure copies
-            warnings.warn(
-                f"torch.compile failed ({type(exc).__name__}: {first_line(exc)}); restoring without it",
-                DarkIRWarning,
-                stacklevel=2,
-            )
+            warn(f"torch.compile failed ({type(exc).__name__}: {first_line(exc)}); restoring without it")
             return out
 
     @torch.inference_mode()
@@ -475,20 +470,16 @@ class Restorer:
         tone (once), and an ``overlap`` given that is not under half of them (the default is used)."""
         if tile < TONE_SAFE_TILE and not self._warned_small_tiles:
             self._warned_small_tiles = True
-            warnings.warn(
+            warn(
                 f"restoring in {tile} px tiles: tiles under {TONE_SAFE_TILE} px change the result's tone (a "
                 "1120x640 photo came out 4% brighter at 256 px, 12% at 128 px, than whole; other images may come "
-                f"out darker); {'raise max_memory' if self.tile == 'auto' else 'set a larger tile, or tile auto'}",
-                DarkIRWarning,
-                stacklevel=4,
+                f"out darker); {'raise max_memory' if self.tile == 'auto' else 'set a larger tile, or tile auto'}"
             )
         overlap = self._overlap(tile)
         if self.overlap is not None and overlap != self.overlap:
-            warnings.warn(
+            warn(
                 f"overlap {self.overlap} does not fit the {tile} px tiles chosen for this image (it must be under "
-                f"{tile // 2}); it is restored with the default overlap of {overlap}",
-                DarkIRWarning,
-                stacklevel=4,
+                f"{tile // 2}); it is restored with the default overlap of {overlap}"
             )
         return overlap
 
@@ -550,4 +541,4 @@ def _drop_unfitting_icc(image: Any, name: str) -> None:
     problem = icc_mismatch(icc, image.mode in ("L", "I;16")) if icc else None
     if problem is not None:
         del image.info["icc_profile"]
-        warnings.warn(f"{name}: {problem}", DarkIRWarning, stacklevel=4)
+        warn(f"{name}: {problem}")

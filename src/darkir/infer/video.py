@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from darkir.errors import DarkIRError, DarkIRWarning
+from darkir.errors import DarkIRError, warn
 from darkir.imageio import IMAGE_SUFFIXES
 from darkir.infer.compiling import compiling_note
 from darkir.infer.pipeline import Drain, Prefetch
@@ -161,9 +160,9 @@ def _open_input(av: ModuleType, source: Path) -> Any:
         raise DarkIRError(f"{source}: cannot open as a video ({exc.strerror or exc})") from exc
 
 
-def _video_stream(container: Any, source: Path, warn: bool = False) -> Any:
+def _video_stream(container: Any, source: Path, say_which: bool = False) -> Any:
     """The video stream of ``source`` that is restored: FFmpeg's best one (not a cover picture, which MP4 and MKV
-    files may hold as a video stream of one frame); with ``warn``, say which where there are others."""
+    files may hold as a video stream of one frame); with ``say_which``, a warning names it where there are others."""
     if not container.streams.video:
         raise DarkIRError(f"{source}: has no video stream")
     cover = _av().stream.Disposition.attached_pic
@@ -171,13 +170,9 @@ def _video_stream(container: Any, source: Path, warn: bool = False) -> Any:
         raise DarkIRError(f"{source}: has no video stream (only a cover picture, which is not restored)")
     best = container.streams.best("video") or container.streams.video[0]
     others = [stream for stream in container.streams.video if stream is not best and not stream.disposition & cover]
-    if warn and others:
+    if say_which and others:
         width, height = best.codec_context.width, best.codec_context.height
-        warnings.warn(
-            f"{source}: has {len(others) + 1} video streams; restored stream {best.index} ({width}x{height}) alone",
-            DarkIRWarning,
-            stacklevel=3,
-        )
+        warn(f"{source}: has {len(others) + 1} video streams; restored stream {best.index} ({width}x{height}) alone")
     return best
 
 
@@ -255,7 +250,7 @@ def _restore_video(
             _open_input(av, source) as container,
             av.open(str(tmp), "w", format=VIDEO_FORMATS[target.suffix.lower()]) as output,
         ):
-            video_in = _video_stream(container, source, warn=True)
+            video_in = _video_stream(container, source, say_which=True)
             audio_in = container.streams.audio[0] if container.streams.audio else None
             timeline = Timeline(source, video_in, first)
             video_out = _video_output(output, timeline, settings, first, quiet=not progress)
@@ -320,11 +315,9 @@ def _video_output(output: Any, timeline: Timeline, settings: VideoSettings, firs
     stream.pix_fmt = first.colour.output_format(width, height)
     first.colour.tag_stream(stream)
     if stream.pix_fmt.startswith("yuv444p"):
-        warnings.warn(
+        warn(
             f"{timeline.source}: {width}x{height} has an odd side, so the output's colour is not subsampled (4:4:4), "
-            "which browsers and many phones cannot play; crop it to even sides first for a 4:2:0 output",
-            DarkIRWarning,
-            stacklevel=2,
+            "which browsers and many phones cannot play; crop it to even sides first for a 4:2:0 output"
         )
     stream.time_base = stream.codec_context.time_base = timeline.time_base
     options = {"crf": str(settings.crf)}
@@ -351,11 +344,9 @@ def _keep_tags(container: Any, output: Any, *streams: tuple[Any, Any]) -> None:
             stream_out.metadata.update({k: v for k, v in stream_in.metadata.items() if k.lower() in STREAM_TAGS})
     others = [stream.metadata.get("language", f"#{stream.index}") for stream in container.streams.audio[1:]]
     if others:
-        warnings.warn(
+        warn(
             f"{container.name}: only its first audio stream is kept; {len(others)} other(s) left out "
-            f"({', '.join(others)})",
-            DarkIRWarning,
-            stacklevel=3,
+            f"({', '.join(others)})"
         )
 
 
@@ -388,11 +379,7 @@ def _ordered_layout(channels: int, audio_in: Any) -> str:
     (more than AAC holds) stereo, with a warning that the channels are mixed down."""
     if channels in ORDERED_LAYOUTS:
         return ORDERED_LAYOUTS[channels]
-    warnings.warn(
-        f"{audio_in.container.name}: its audio has {channels} channels, more than AAC holds: mixed down to stereo",
-        DarkIRWarning,
-        stacklevel=3,
-    )
+    warn(f"{audio_in.container.name}: its audio has {channels} channels, more than AAC holds: mixed down to stereo")
     return "stereo"
 
 
@@ -522,11 +509,9 @@ class _Damaged:
         counts = [f"{count} {kind}" for kind, count in self.skipped.items() if count]
         if counts:
             at = f", the first at {self.first:.3f} s" if self.first is not None else ""
-            warnings.warn(
+            warn(
                 f"{self.source}: skipped {' and '.join(counts)} packet(s) the decoder found damaged{at}; the output "
-                "lacks what they held",
-                DarkIRWarning,
-                stacklevel=2,
+                "lacks what they held"
             )
 
 

@@ -6,14 +6,13 @@ BT.601, and the output says which it was."""
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from darkir.errors import DarkIRWarning
+from darkir.errors import warn
 
 #: AVColorSpace values and the swscale matrix that converts them (others are read by size, see :func:`video_colour`).
 _MATRICES = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
@@ -91,11 +90,9 @@ def video_colour(frame: Any, source: Path) -> VideoColour:
     transfer = int(frame.color_trc)
     deep = frame.format.components[0].bits > 8
     if transfer in _HDR:
-        warnings.warn(
+        warn(
             f"{source}: HDR video ({_HDR[transfer]}): its frames are restored as they are coded, not tone-mapped; "
-            f"the output keeps its {_HDR[transfer]} tags{' and 10 bits' if deep else ''}",
-            DarkIRWarning,
-            stacklevel=2,
+            f"the output keeps its {_HDR[transfer]} tags{' and 10 bits' if deep else ''}"
         )
     return VideoColour(matrix, tag, int(frame.color_primaries), transfer, deep)
 

@@ -4,7 +4,6 @@ that the whole input was read."""
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from darkir.errors import DarkIRError, DarkIRWarning
+from darkir.errors import DarkIRError, warn
 from darkir.infer.video_colour import VideoColour
 
 #: The frame rate a video without timestamps that states no frame rate is written at (FFmpeg's own guess for such
@@ -80,11 +79,9 @@ class Timeline:
             return frame.pts
         if frame.pts == self._last and not self._moved:
             self._moved = True
-            warnings.warn(
+            warn(
                 f"{self.source}: frame {self.frames + 1} is timed at {float(frame.pts * frame.time_base):.3f} s, as "
-                f"the frame ahead of it; such frames are written {frame.time_base} s after the one ahead of them",
-                DarkIRWarning,
-                stacklevel=2,
+                f"the frame ahead of it; such frames are written {frame.time_base} s after the one ahead of them"
             )
         return self._last + 1
 
@@ -115,11 +112,9 @@ def stated_rate(source: Path, video_in: Any) -> Fraction:
         return Fraction(stated)
     guess = video_in.guessed_rate
     rate = Fraction(guess) if guess and 0 < guess <= MAX_RATE else DEFAULT_RATE
-    warnings.warn(
+    warn(
         f"{source}: has no timestamps and states no frame rate; restored at {float(rate):g} fps (for another rate, "
-        f"remux it first: ffmpeg -framerate FPS -i {source.name} -c copy {source.stem}.mkv)",
-        DarkIRWarning,
-        stacklevel=2,
+        f"remux it first: ffmpeg -framerate FPS -i {source.name} -c copy {source.stem}.mkv)"
     )
     return rate
 
@@ -155,11 +150,9 @@ def check_complete(source: Path, stated: Stated, timeline: Timeline) -> None:
             return
         expected, about = timeline.frames + round(missing * timeline.rate), "about "
     if timeline.frames < expected:
-        warnings.warn(
+        warn(
             f"{source}: restored {timeline.frames} frames, but its header states {about}{expected}; "
-            "the file may be truncated or damaged",
-            DarkIRWarning,
-            stacklevel=2,
+            "the file may be truncated or damaged"
         )
 
 

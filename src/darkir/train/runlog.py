@@ -4,11 +4,10 @@ process only; a failed write warns once and the run goes on."""
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
-from darkir.errors import DarkIRWarning
+from darkir.errors import warn
 from darkir.train.runfiles import append_line
 
 #: The JSONL log file in the log folder.
@@ -66,11 +65,9 @@ class RunLog:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
                 self._writer = False
-                warnings.warn(
+                warn(
                     f"no TensorBoard logs (pip install 'darkir[train]' for them); the run's log is "
-                    f"{self.folder / LOG_FILE}",
-                    DarkIRWarning,
-                    stacklevel=4,
+                    f"{self.folder / LOG_FILE}"
                 )
             else:
                 self._writer = SummaryWriter(str(self.folder), purge_step=self._purge_step)
@@ -83,9 +80,7 @@ class RunLog:
         if not self._failed:
             self._failed = True
             reason = exc.strerror or str(exc)
-            warnings.warn(
+            warn(
                 f"cannot write the training log in {self.folder}: {reason}; training goes on and checkpoints are "
-                "still saved (later log errors are not shown)",
-                DarkIRWarning,
-                stacklevel=3,
+                "still saved (later log errors are not shown)"
             )
