@@ -78,6 +78,15 @@ def test_metrics_csv_keeps_an_existing_file_unless_overwrite(tmp_path, capsys):
     assert results.read_text().startswith("image,method,psnr")
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_csv_folder_no_file_can_be_made_in_is_refused_before_any_work(tmp_path, capsys, no_work):
+    """/proc passes the permission bits' check for root; the CSV failed only once every image had been scored."""
+    data = _paired(tmp_path / "set")
+    args = ["metrics", str(data / "low"), str(data / "high"), "--no-lpips", "-q", "--csv", "/proc/scores.csv"]
+    assert main(args) == 2
+    assert "output folder /proc is not writable" in _error(capsys)
+
+
 def test_no_reference_metrics_csv_keeps_an_existing_file_unless_overwrite(tmp_path, capsys):
     data = _paired(tmp_path / "set")
     results = tmp_path / "niqe.csv"

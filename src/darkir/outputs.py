@@ -22,6 +22,7 @@ import hashlib
 import os
 import re
 import socket
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -251,8 +252,12 @@ def ensure_writable_dir(path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DarkIRError(f"cannot create output folder {path}: {exc.strerror or exc}") from exc
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise DarkIRError(f"output folder {path} is not writable")
+    try:  # a file made and removed: the permission bits do not tell root, nor of /proc, a quota or an ACL
+        fd, probe = tempfile.mkstemp(prefix=".darkir-check-", dir=path)
+    except OSError as exc:
+        raise DarkIRError(f"output folder {path} is not writable ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def write_atomic(
