@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -21,8 +23,10 @@ from darkir.data.synth import synthesize
 from darkir.errors import ConfigError, DarkIRError
 from darkir.models.factory import load_model
 from darkir.options import load_options
+from darkir.outputs import release_lock, take_lock
 from darkir.train.ddp import Context
 from darkir.train.losses import DetailAnchor, charbonnier, global_tone, log_detail, tone_matched
+from darkir.train.runfiles import lock_path
 from darkir.train.trainer import Trainer, train
 from tests.conftest import REPO, make_photos
 
@@ -503,6 +507,15 @@ def _losses(log: Path) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in records if r["kind"] == "train"}
 
 
+def _wait_for_release(lock: Path, timeout: float = 60) -> None:
+    """Wait until no process holds the run lock ``lock`` (killed processes release it as they finish exiting)."""
+    deadline = time.time() + timeout
+    while (fd := take_lock(lock)) is None and time.time() < deadline:
+        time.sleep(0.1)
+    if fd is not None:
+        release_lock(lock, fd)
+
+
 @pytest.mark.slow
 def test_killed_two_process_run_resumes_on_one_process_with_the_same_loss_curve(dataset, tmp_path):
     """torchrun with 2 processes is killed outright (SIGKILL to every process) after a periodic save; the run
@@ -547,8 +560,13 @@ def test_killed_two_process_run_resumes_on_one_process_with_the_same_loss_curve(
         if log.is_file() and max(_losses(log), default=0) >= 50:
             break
         time.sleep(0.05)
+    workers = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
     os.killpg(process.pid, signal.SIGKILL)
+    for worker in workers:  # torchrun (torch 2.13) starts each worker in a session of its own
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(worker), signal.SIGKILL)
     process.wait(timeout=60)
+    _wait_for_release(lock_path(cut / "last.pt"))  # a killed worker may still be exiting (a loaded machine)
     saved = read_checkpoint(cut / "last.pt")[2]
     assert saved["global_batch"] == 2 and 20 <= saved["step"] < 80, saved["step"]
 
