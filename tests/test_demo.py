@@ -59,6 +59,16 @@ def test_an_upload_over_the_pixel_limit_is_refused_before_it_is_decoded(tiny_che
         engine.restore_image(str(upload), "tiny")
 
 
+def test_an_upload_over_every_pixel_limit_is_told_the_demos(tiny_checkpoint, tmp_path):
+    """A header of 100000x100000 was told the library's limit ("above the limit of 1074"), not the demo's."""
+    from tests.test_reliability_batches import _png_bomb
+
+    engine = DemoEngine({"tiny": str(tiny_checkpoint)}, device="cpu")
+    upload = _png_bomb(tmp_path / "huge.png", 100_000, 100_000)
+    with pytest.raises(DarkIRError, match=r"^huge\.png is 100000x100000; the demo accepts up to 24 megapixels"):
+        engine.restore_image(str(upload), "tiny")
+
+
 def _demo_driver():
     """scripts/demo_screenshot.py, which also makes the README's demo picture."""
     path = Path(__file__).resolve().parent.parent / "scripts" / "demo_screenshot.py"

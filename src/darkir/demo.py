@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from darkir.errors import DarkIRError
-from darkir.image_header import MAX_IMAGE_PIXELS, read_header
+from darkir.image_header import read_header
 from darkir.imageio import read_image, to_storage, write_image
 from darkir.infer import Restorer
 from darkir.infer.exposure import MAX_EV
@@ -157,7 +157,7 @@ class DemoEngine:
             raise DarkIRError("Please upload an image or pick an example first.")
         name = Path(path).name
         header = read_header(Path(path))
-        if header is not None and header.width * header.height <= MAX_IMAGE_PIXELS:  # beyond: read_image refuses it
+        if header is not None:
             _check_size(name, header.width, header.height)  # before decoding: a small file may hold a huge image
         try:
             image = read_image(path)

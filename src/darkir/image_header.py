@@ -51,7 +51,7 @@ class Header:
         if pixels > MAX_IMAGE_PIXELS:
             return (
                 f"its header claims {self.width}x{self.height} pixels ({pixels / 1e6:.0f} megapixels), above the "
-                f"limit of {MAX_IMAGE_PIXELS / 1e6:.0f}; not decoded"
+                f"limit of {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; not decoded"
             )
         if self.frames > 1:
             return (
