@@ -32,6 +32,27 @@ def photos(tmp_path):
     return root
 
 
+def test_an_interrupted_restore_says_what_it_had_done(photos, tmp_path, tiny_checkpoint, capsys, monkeypatch):
+    """Ctrl-C said only "darkir: interrupted": how many files were done, and how many not, went unsaid."""
+    from darkir.infer import Restorer
+
+    restore, calls = Restorer.restore_array, []
+
+    def interrupted(self, rgb):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return restore(self, rgb)
+
+    monkeypatch.setattr(Restorer, "restore_array", interrupted)
+    out = tmp_path / "out"
+    assert main(["restore", str(photos), "-o", str(out), "--weights", str(tiny_checkpoint), "-q"]) == 130
+    captured = capsys.readouterr()
+    assert f"interrupted: restored 2, skipped 0 existing, failed 1; 2 not restored -> {out}" in captured.out
+    assert captured.err.strip().endswith("darkir: interrupted")
+    assert len([p for p in out.rglob("*") if p.is_file()]) == 2
+
+
 def test_folder_is_restored_recursively(photos, tmp_path, tiny_checkpoint, capsys):
     out = tmp_path / "out"
     code = main(["restore", str(photos), "-o", str(out), "--weights", str(tiny_checkpoint), "-q"])

@@ -210,11 +210,12 @@ def restore_jobs(
     gpus_per_worker: float = 0.0,
     progress: bool = True,
     verbose: bool = False,
+    report: Report | None = None,
 ) -> Report:
     """Restore planned ``jobs`` on Ray with a pool of ``workers`` actors; the same :class:`Report` as the local
-    engine. Outputs that exist (and are not to be overwritten) are skipped, and outputs ruled out (a folder, a name
-    too long) failed, before Ray is even started."""
-    report = Report()
+    engine (``report``: one to record each file in as it ends). Outputs that exist (and are not to be overwritten)
+    are skipped, and outputs ruled out (a folder, a name too long) failed, before Ray is even started."""
+    report = Report() if report is None else report
     clean_stale_outputs(jobs)
     pending = []
     for job in jobs:

@@ -40,7 +40,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     """Restore image and video files, folders and globs into an output folder, here or on a Ray cluster."""
     from pathlib import Path
 
-    from darkir.infer.files import restore_files
+    from darkir.infer.files import Report, restore_files
     from darkir.infer.jobs import output_suffix, plan_jobs
     from darkir.outputs import check_writable_dir, ensure_writable_dir
 
@@ -61,24 +61,42 @@ def cmd_restore(args: argparse.Namespace) -> int:
         from darkir.infer.video import check_video_encoding
 
         check_video_encoding(args.codec, args.crf)  # before the weights load
-    if args.engine == "ray":
-        report = _restore_on_ray(args, jobs)
-    else:
-        check_writable_dir(output)
-        restorer = restorer_from_args(args)
-        ensure_writable_dir(output)
-        report = restore_files(
-            restorer, jobs, args.overwrite, not args.quiet, args.verbose, codec=args.codec, crf=args.crf
-        )
+    report = Report()
+    try:
+        if args.engine == "ray":
+            _restore_on_ray(args, jobs, report)
+        else:
+            check_writable_dir(output)
+            restorer = restorer_from_args(args)
+            ensure_writable_dir(output)
+            restore_files(
+                restorer,
+                jobs,
+                args.overwrite,
+                not args.quiet,
+                args.verbose,
+                codec=args.codec,
+                crf=args.crf,
+                report=report,
+            )
+    except KeyboardInterrupt:  # what was done before Ctrl-C is kept: say how much
+        left = len(jobs) - report.count()
+        print(f"interrupted: {_summary(args, report, problems)}; {left} not restored -> {output}")
+        raise
+    print(f"{_summary(args, report, problems)} -> {output}")
+    return 1 if report.failed or problems else 0
+
+
+def _summary(args: argparse.Namespace, report: Report, problems: list) -> str:
+    """What a ``restore`` did: how many files were restored (tiled), skipped, and failed."""
     busy = f", skipped {len(report.busy)} another run is writing" if report.busy else ""
     how = "to fit memory; --verbose says why" if args.tile == "auto" else f"in {args.tile} px windows (--tile)"
     tiled = f" ({len(report.tiled)} tiled {how})" if report.tiled and not args.verbose else ""
     hint = " (use --overwrite)" if report.skipped else ""
-    print(
+    return (
         f"restored {len(report.done)}{tiled}, skipped {len(report.skipped)} existing{hint}{busy}, "
-        f"failed {len(report.failed) + len(problems)} -> {output}"
+        f"failed {len(report.failed) + len(problems)}"
     )
-    return 1 if report.failed or problems else 0
 
 
 #: Flags of the Ray engine -> their argparse names.
@@ -90,8 +108,9 @@ _RAY_FLAGS = {
 }
 
 
-def _restore_on_ray(args: argparse.Namespace, jobs: list) -> Report:
-    """``restore --engine ray``: the same jobs on a pool of Ray workers (:mod:`darkir.cluster`)."""
+def _restore_on_ray(args: argparse.Namespace, jobs: list, report: Report) -> Report:
+    """``restore --engine ray``: the same jobs on a pool of Ray workers (:mod:`darkir.cluster`), recorded in
+    ``report``."""
     from pathlib import Path
 
     from darkir.cluster import WorkerSettings, preflight, restore_jobs
@@ -116,6 +135,7 @@ def _restore_on_ray(args: argparse.Namespace, jobs: list) -> Report:
         gpus_per_worker=args.gpus_per_worker or 0.0,
         progress=not args.quiet,
         verbose=args.verbose,
+        report=report,
     )
 
 

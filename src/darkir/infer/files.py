@@ -47,6 +47,10 @@ class Report:
     busy: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
 
+    def count(self) -> int:
+        """How many files have been recorded."""
+        return len(self.done) + len(self.skipped) + len(self.busy) + len(self.failed)
+
     def record(self, job: Job, outcome: Outcome, verbose: bool = False) -> None:
         """Add one job's outcome; failures and busy outputs are said on stderr as they happen."""
         if outcome.status == "failed":
@@ -264,6 +268,7 @@ def restore_files(
     codec: str = "libx264",
     crf: int = 18,
     overlap: bool | None = None,
+    report: Report | None = None,
 ) -> Report:
     """Restore every job in this process; one file's failure is reported and the batch goes on.
 
@@ -272,8 +277,10 @@ def restore_files(
     ``overlap``: read the next image and write the last one in their own threads while one is restored (default:
     on CUDA, where reading and writing would otherwise take longer than restoring; on the CPU the restore takes
     nearly all the time, and an image read ahead would add to the memory that ``max_memory`` plans).
+    ``report``: the report to record each file in as it ends (a new one by default), which tells what was done
+    before an interrupt.
     """
-    report = Report()
+    report = Report() if report is None else report
     jobs = list(jobs)
     clean_stale_outputs(jobs)
     overlap = restorer.device.type == "cuda" if overlap is None else overlap
