@@ -960,6 +960,16 @@ def test_a_still_image_is_refused_not_written_as_a_one_frame_video(tmp_path, tin
     assert sorted(p.name for p in tmp_path.iterdir()) == [source.name]
 
 
+def test_an_animated_webp_is_named_as_such(tmp_path, tiny_checkpoint, capsys):
+    """FFmpeg decodes no frame of an animated WebP: it was "a video stream without frames"."""
+    source = tmp_path / "anim.webp"
+    frames = [Image.fromarray(np.full((16, 16, 3), level, np.uint8)) for level in (40, 80, 120)]
+    frames[0].save(source, save_all=True, append_images=frames[1:], duration=100)
+    assert main(["video", str(source), "-o", str(tmp_path / "out.mp4"), "--weights", str(tiny_checkpoint), "-q"]) == 2
+    assert f"{source}: an animated WebP, whose frames FFmpeg cannot decode" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [source.name]
+
+
 @pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
 def test_tags_and_languages_are_kept_and_audio_streams_left_out_are_named(tmp_path, tiny_checkpoint, capsys, suffix):
     """A phone's or a film's tags (title, creation time, place) and its streams' languages were dropped, and of

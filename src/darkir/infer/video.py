@@ -187,6 +187,13 @@ def _display_matrix(frame: Any) -> list[int] | None:
     return None if matrix is None else np.frombuffer(bytes(matrix), dtype=np.int32).tolist()
 
 
+def _animated_webp(source: Path) -> bool:
+    """Whether ``source`` is a WebP whose extended header (``VP8X``) flags an animation."""
+    with open(source, "rb") as handle:
+        head = handle.read(21)
+    return len(head) == 21 and head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X" and bool(head[20] & 0x02)
+
+
 def _rotation_matrix(rotation: float) -> list[int]:
     """The display matrix (16.16 fixed point, as FFmpeg stores it) that players read as a frame's ``rotation``
     (degrees counterclockwise, as PyAV's ``VideoFrame.rotation`` gives it)."""
@@ -204,6 +211,11 @@ def _first_frame(av: ModuleType, source: Path) -> FirstFrame:
                 _refuse_still_image(container, source)
                 colour = video_colour(frame, source)
                 return FirstFrame((frame.height, frame.width), _display_matrix(frame), frame.pts is not None, colour)
+        if _animated_webp(source):  # FFmpeg's WebP decoder reads no animation (ANIM/ANMF chunks)
+            raise DarkIRError(
+                f"{source}: an animated WebP, whose frames FFmpeg cannot decode; save it as single frames or an "
+                "animated GIF first (Pillow and ImageMagick read it); nothing written"
+            )
     # no frame, or none that decodes (a text file named .png): said before the output's encoder is opened and blamed
     raise DarkIRError(f"{source}: its video stream has no frames; nothing written")
 
