@@ -184,6 +184,24 @@ def test_complexity_at_a_size_that_cannot_be_allocated_is_one_line(capsys):
     assert capsys.readouterr().err.startswith("darkir: error: --size 99999999: cannot measure at this size (")
 
 
+def test_complexity_at_a_size_over_the_free_memory_is_refused_before_it_runs(capsys, monkeypatch):
+    """--size 10000 ran for 8 minutes and met the OOM killer (320 GB for one forward pass of width 32)."""
+    from darkir.complexity import measure_complexity
+
+    def forward(*args, **kwargs):
+        raise AssertionError("the forward pass ran")
+
+    monkeypatch.setattr("darkir.hostmemory.cpu_available_memory", lambda: 2 * 10**9)
+    monkeypatch.setattr("ptflops.get_model_complexity_info", forward)
+    assert main(["complexity", "-m", "darkir-w32", "--size", "10000"]) == 2
+    assert capsys.readouterr().err == (
+        "darkir: error: --size 10000: cannot measure at this size (its forward pass needs ~320.00 GB, more than the "
+        "2.00 GB free; MACs grow with the pixel count: measure at a smaller size and scale)\n"
+    )
+    with pytest.raises(MemoryError, match="more than the 2.00 GB free"):
+        measure_complexity(build_model("darkir-w32"), size=10000)
+
+
 def test_a_closed_output_pipe_ends_quietly(monkeypatch, capsys):
     """``darkir ... | head -1``: the reader going away is not an error to report (exit 141, as for cat)."""
     import darkir.cli.variants

@@ -33,13 +33,16 @@ def measure_complexity(model: nn.Module, size: int = 256, channels: int = 3) -> 
 
     Like the published figures, elementwise tensor math and FFTs are not counted. The model is
     copied first, so ptflops' hooks never touch the caller's instance. A forward that fails (an input too large to
-    allocate) is a RuntimeError with its reason: ptflops would print its traceback and count nothing.
+    allocate) is a RuntimeError with its reason: ptflops would print its traceback and count nothing. A size whose
+    forward pass would need more memory than is free is a MemoryError before it runs (it met the OOM killer).
     """
+    import torch
     from ptflops import get_model_complexity_info
 
+    _check_memory(model, size)
     probe = copy.deepcopy(model).cpu().eval()
     told = io.StringIO()
-    with contextlib.redirect_stdout(told), contextlib.redirect_stderr(told):
+    with contextlib.redirect_stdout(told), contextlib.redirect_stderr(told), torch.inference_mode():
         macs, params = get_model_complexity_info(
             probe,
             (channels, size, size),
@@ -51,6 +54,24 @@ def measure_complexity(model: nn.Module, size: int = 256, channels: int = 3) -> 
     if macs is None or params is None:
         raise RuntimeError(_failure(told.getvalue()))
     return Complexity(params=int(params), macs=int(macs), input_shape=(channels, size, size))
+
+
+def _check_memory(model: nn.Module, size: int) -> None:
+    """Raise a MemoryError where one forward pass of a DarkIR at ``size`` x ``size`` would need more memory than is
+    free (the restore planner's CPU estimate; models without a DarkIR config are not checked)."""
+    from darkir.hostmemory import cpu_available_memory
+    from darkir.infer.memory import CPU_BYTES_PER_PIXEL_WIDTH, format_memory
+
+    config = getattr(model, "config", None)
+    if not isinstance(config, dict) or "width" not in config:
+        return
+    need = CPU_BYTES_PER_PIXEL_WIDTH[("fp32", "heap")] * config["width"] * size * size
+    free = cpu_available_memory()
+    if need > free:
+        raise MemoryError(
+            f"its forward pass needs ~{format_memory(need)}, more than the {format_memory(free)} free; MACs grow "
+            "with the pixel count: measure at a smaller size and scale"
+        )
 
 
 def _failure(told: str) -> str:
