@@ -218,6 +218,17 @@ def test_a_run_without_tensorboard_says_once_where_its_log_is(data, tmp_path, mo
     assert not list((tmp_path / "run" / "last_logs").glob("events.out.tfevents.*"))
 
 
+def test_a_run_in_a_folder_named_in_another_encoding_trains_without_tensorboard(data, tmp_path, capfdbinary):
+    """A folder named in Latin-1 bytes (Python's surrogate escapes) was refused as an override ("unacceptable
+    character"), and given otherwise, ended the run at its first log record: TensorBoard's file layer encodes paths
+    as UTF-8 and raised UnicodeEncodeError."""
+    run = tmp_path / os.fsdecode(b"caf\xe9")
+    assert main(_args(data, run / "last.pt", run / "best.pt")) == 0
+    err = capfdbinary.readouterr().err.decode(errors="replace")
+    assert err.count("no TensorBoard logs: TensorBoard cannot write in") == 1 and "is not UTF-8 text" in err
+    assert read_checkpoint(run / "last.pt")[2]["step"] == 2 and (run / "last_logs" / "train.jsonl").stat().st_size
+
+
 def _no_space(*args: object) -> None:
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 

@@ -46,12 +46,6 @@ class _Section(BaseModel):
             raise ValueError(
                 "a boolean where a number or name goes (YAML reads true/false, yes/no, on/off as booleans)"
             )
-        surrogate = _lone_surrogate(value)
-        if surrogate:
-            raise ValueError(
-                f"holds {surrogate!r}, half of a UTF-16 pair, which no UTF-8 text (the options saved beside the "
-                "checkpoint) can hold; write the character itself"
-            )
         return value
 
 
@@ -60,13 +54,6 @@ def _misplaced_boolean(value: Any, annotation: Any) -> bool:
     none."""
     items = value if isinstance(value, list | tuple) else [value]
     return any(isinstance(item, bool) for item in items) and not _takes_booleans(annotation)
-
-
-def _lone_surrogate(value: Any) -> str | None:
-    """The first lone surrogate (YAML's escape ``"\\udcff"``) in a text ``value`` or an item of it, if any."""
-    items = value if isinstance(value, list | tuple) else [value]
-    found = (char for item in items if isinstance(item, str) for char in item if "\ud800" <= char <= "\udfff")
-    return next(found, None)
 
 
 def _takes_booleans(annotation: Any) -> bool:

@@ -36,7 +36,10 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
 
 def _override_value(item: str, raw: str) -> Any:
     """The value of the override ``item`` (``raw``, after its ``=``), read as YAML; a ConfigError naming it where
-    it cannot be read."""
+    it cannot be read. A value holding bytes the locale cannot decode (a file name in another encoding, which Python
+    passes on as surrogate escapes, and YAML reads no such text) is that text as it is."""
+    if any("\ud800" <= char <= "\udfff" for char in raw):
+        return raw.strip()
     try:
         value = _read_yaml_text(raw, "<override>")
         tokens = yaml.scan(raw, Loader=_OptionsLoader)

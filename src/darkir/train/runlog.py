@@ -70,10 +70,23 @@ class RunLog:
                     f"{self.folder / LOG_FILE}"
                 )
             else:
-                self._writer = SummaryWriter(str(self.folder), purge_step=self._purge_step)
+                self._writer = self._summary_writer(SummaryWriter)
         if self._writer:
             for key, value in scalars.items():
                 self._writer.add_scalar(f"{record['kind']}/{key}", value, record["step"])
+
+    def _summary_writer(self, make: Any) -> Any:
+        """TensorBoard's writer in the log folder, or False (said once) where TensorBoard cannot write there: its file
+        layer takes UTF-8 paths only, so a folder whose name is not (bytes of another encoding) has no TensorBoard
+        logs, while ``train.jsonl`` is written as ever."""
+        try:
+            return make(str(self.folder), purge_step=self._purge_step)
+        except UnicodeEncodeError:
+            warn(
+                f"no TensorBoard logs: TensorBoard cannot write in {str(self.folder)!r}, whose name is not UTF-8 "
+                f"text; the run's log is {LOG_FILE} there"
+            )
+            return False
 
     def _warn_failed(self, exc: OSError) -> None:
         """Say once that the log cannot be written."""
