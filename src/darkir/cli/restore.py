@@ -40,6 +40,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     """Restore image and video files, folders and globs into an output folder, here or on a Ray cluster."""
     from pathlib import Path
 
+    from darkir.cli import in_flags
     from darkir.infer.files import Report, restore_files
     from darkir.infer.jobs import output_suffix, plan_jobs
     from darkir.outputs import check_writable_dir, ensure_writable_dir
@@ -61,7 +62,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         from darkir.infer.video import check_video_encoding
 
         check_video_encoding(args.codec, args.crf)  # before the weights load
-    report = Report()
+    report = Report(wording=in_flags)
     try:
         if args.engine == "ray":
             _restore_on_ray(args, jobs, report)
@@ -79,9 +80,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 crf=args.crf,
                 report=report,
             )
-    except KeyboardInterrupt:  # what was done before Ctrl-C is kept: say how much
-        left = len(jobs) - report.count()
-        print(f"interrupted: {_summary(args, report, problems)}; {left} not restored -> {output}")
+    except KeyboardInterrupt:  # what was done before Ctrl-C is kept: say how much (once the work had begun)
+        if output.is_dir():
+            left = len(jobs) - report.count()
+            print(f"interrupted: {_summary(args, report, problems)}; {left} not restored -> {output}")
         raise
     print(f"{_summary(args, report, problems)} -> {output}")
     return 1 if report.failed or problems else 0

@@ -10,7 +10,7 @@ import functools
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,13 +39,15 @@ class Outcome:
 @dataclass
 class Report:
     """What a batch did: restored, skipped (output existed), busy (another run was writing the output) and failed
-    files with reasons; which were tiled."""
+    files with reasons; which were tiled. ``wording`` words what is said of each file as it ends (the command line
+    names settings by their flags)."""
 
     done: list[Path] = field(default_factory=list)
     tiled: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     busy: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    wording: Callable[[str], str] = str
 
     def count(self) -> int:
         """How many files have been recorded."""
@@ -55,10 +57,10 @@ class Report:
         """Add one job's outcome; failures and busy outputs are said on stderr as they happen."""
         if outcome.status == "failed":
             self.failed.append((job.source, outcome.message))
-            tqdm.write(printable(f"darkir: failed: {outcome.message}"), file=sys.stderr)
+            tqdm.write(printable(f"darkir: failed: {self.wording(outcome.message)}"), file=sys.stderr)
         elif outcome.status == "busy":
             self.busy.append(job.target)
-            tqdm.write(printable(f"darkir: {outcome.message}"), file=sys.stderr)
+            tqdm.write(printable(f"darkir: {self.wording(outcome.message)}"), file=sys.stderr)
         elif outcome.status == "skipped":
             self.skipped.append(job.target)
         else:
@@ -66,7 +68,7 @@ class Report:
             if outcome.tiled:
                 self.tiled.append(job.source)
             if verbose and outcome.message:
-                tqdm.write(printable(f"darkir: {job.source}: {outcome.message}"), file=sys.stderr)
+                tqdm.write(printable(f"darkir: {job.source}: {self.wording(outcome.message)}"), file=sys.stderr)
 
 
 def _reason(job: Job, exc: BaseException) -> str:

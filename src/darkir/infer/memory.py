@@ -177,7 +177,7 @@ class MemoryPlanner:
         if max(height, width) > MIN_TILE:
             needs.append((self.estimate(pixels, batch * MIN_TILE**2), f"in {MIN_TILE} px tiles"))
         need, how = min(needs)
-        raise_budget = "raise --max-memory (Restorer's max_memory)"
+        raise_budget = "raise max_memory"  # the command line says --max-memory (darkir.cli.in_flags)
         what, fix = (
             (f"a batch of {batch} {width}x{height} frames", f"lower --batch or {raise_budget}")
             if batch > 1
