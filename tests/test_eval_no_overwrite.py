@@ -78,7 +78,7 @@ def test_metrics_csv_keeps_an_existing_file_unless_overwrite(tmp_path, capsys):
     assert results.read_text().startswith("image,method,psnr")
 
 
-@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.skipif(not Path("/proc/self").is_dir() or os.geteuid() != 0, reason="needs Linux's /proc, as root")
 def test_a_csv_folder_no_file_can_be_made_in_is_refused_before_any_work(tmp_path, capsys, no_work):
     """/proc passes the permission bits' check for root; the CSV failed only once every image had been scored."""
     data = _paired(tmp_path / "set")

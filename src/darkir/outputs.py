@@ -252,12 +252,10 @@ def ensure_writable_dir(path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DarkIRError(f"cannot create output folder {path}: {exc.strerror or exc}") from exc
-    try:  # a file made and removed: the permission bits do not tell root, nor of /proc, a quota or an ACL
-        fd, probe = tempfile.mkstemp(prefix=".darkir-check-", dir=path)
+    try:  # a file made there (nameless where the system can): permission bits tell neither root, /proc nor an ACL
+        tempfile.TemporaryFile(dir=path).close()
     except OSError as exc:
         raise DarkIRError(f"output folder {path} is not writable ({exc.strerror or exc})") from None
-    os.close(fd)
-    os.unlink(probe)
 
 
 def write_atomic(
@@ -277,7 +275,7 @@ def write_atomic(
     except OSError as exc:
         raise OutputError(f"{target}: {exc.strerror or exc}; nothing replaced") from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # gone (renamed), or a folder that keeps what is made in it (chattr +a)
             os.unlink(tmp)
     return target
 
