@@ -78,7 +78,7 @@ def _is_internal(filename: str) -> bool:
         return True
     folders = [os.path.dirname(__file__)]
     torch = sys.modules.get("torch")
-    if torch is not None and torch.__file__:
+    if getattr(torch, "__file__", None):
         folders.append(os.path.dirname(torch.__file__))
     return any(filename.startswith(folder + os.sep) for folder in folders)
 

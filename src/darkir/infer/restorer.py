@@ -397,19 +397,19 @@ class Restorer:
     def _restore_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`restore_tensor`'s result as an inference tensor (for darkir's own use of it, without a copy)."""
         _check_batch(x, self._channels())
-        restored = self._restore(x.float())
-        if not bool(torch.isfinite(restored).all()) and not bool(torch.isfinite(x).all()):
-            raise DarkIRError("the input has NaN or infinite values")
-        return self._finish(restored)
+        return self._finish(self._restore(x.float()), x)
 
     def _channels(self) -> int | None:
         """The channels the model takes (its config's ``img_channel``; None for a model without a DarkIR config)."""
         config = getattr(self.model, "config", None)  # DarkIR models: their ModelConfig as a dict
         return config.get("img_channel") if isinstance(config, dict) else None
 
-    def _finish(self, restored: torch.Tensor) -> torch.Tensor:
-        """The model's output checked (NaN or infinite values raise a DarkIRError) and exposed by ``exposure``."""
+    def _finish(self, restored: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        """The model's output checked (NaN or infinite values raise a DarkIRError, blaming the input ``x`` where it
+        holds such values) and exposed by ``exposure``."""
         if not bool(torch.isfinite(restored).all()):
+            if x is not None and not bool(torch.isfinite(x).all()):
+                raise DarkIRError("the input has NaN or infinite values")
             half = "fp16" if self.dtype == torch.float16 else "bf16"
             overflow = "" if self.dtype == torch.float32 else f", or {half} overflowed (try precision fp32)"
             raise DarkIRError(f"the model's output has NaN or infinite values: its weights may be broken{overflow}")
