@@ -277,6 +277,43 @@ def test_an_interrupt_while_ray_starts_shuts_down_what_it_started(tmp_path, monk
     assert fake.calls == ["init", "shutdown"] and signal.getsignal(signal.SIGTERM) == before
 
 
+class _InterruptedRay(_FakeRay):
+    """A Ray whose workers write every output, while the driver reads the first row only before Ctrl-C."""
+
+    def ActorPoolStrategy(self, size: int) -> None:  # noqa: N802 (Ray's name)
+        return None
+
+    def from_items(self, rows, **kwargs):
+        self.rows = rows
+        return self
+
+    def map_batches(self, *args, **kwargs):
+        return self
+
+    def iter_rows(self):
+        for row in self.rows:  # the workers finish every file...
+            Path(row["target"]).parent.mkdir(parents=True, exist_ok=True)
+            Path(row["target"]).write_bytes(b"restored")
+        yield {"index": 0, "status": "done", "message": "", "tiled": False}
+        raise KeyboardInterrupt  # ...but Ctrl-C comes before the driver reads the second row
+
+
+def test_an_interrupted_ray_run_counts_the_outputs_its_workers_wrote(tmp_path, monkeypatch):
+    """The summary said a file written by a worker was not restored: only rows the driver had read counted."""
+    import darkir.cluster
+    from darkir.infer.files import Report
+    from darkir.infer.jobs import Job
+
+    jobs = _jobs(tmp_path, monkeypatch)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "b.png")
+    jobs.append(Job(Path("b.png"), Path("out") / "b.png"))
+    monkeypatch.setattr(darkir.cluster, "_ray", lambda: _InterruptedRay({"CPU": 2}))
+    report = Report()
+    with pytest.raises(KeyboardInterrupt):
+        darkir.cluster.restore_jobs(torch.nn.Identity(), jobs, workers=1, progress=False, report=report)
+    assert report.done == [Path("out") / "a.png", Path("out") / "b.png"] and report.count() == 2
+
+
 @pytest.mark.parametrize("threads", [-1, 0, 2.5, True])
 def test_restore_dataset_refuses_a_thread_count_before_ray_starts(tmp_path, monkeypatch, threads):
     """threads=-1 started Ray, whose actor then died in torch.set_num_threads with a traceback."""

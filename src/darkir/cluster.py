@@ -217,19 +217,13 @@ def restore_jobs(
     are skipped, and outputs ruled out (a folder, a name too long) failed, before Ray is even started."""
     report = Report() if report is None else report
     clean_stale_outputs(jobs)
-    pending = []
-    for job in jobs:
-        ruled_out = check_output(job, settings.overwrite)
-        if ruled_out is None:
-            pending.append(job)
-        else:
-            report.record(job, ruled_out)
+    pending = _to_restore(jobs, report, settings.overwrite)
     if cpus_per_worker <= 0 or gpus_per_worker < 0 or (workers is not None and workers < 1):
         raise DarkIRError("workers must be at least 1, cpus_per_worker above 0 and gpus_per_worker at least 0")
     settings = _for_pool(settings, cpus_per_worker, gpus_per_worker)
     if not pending:
         return report
-    ray = _ray()
+    ray, read = _ray(), set()
     try:
         with _session(ray, address):
             pending.sort(key=lambda job: not job.is_video)  # long videos first, images fill in around them
@@ -253,11 +247,36 @@ def restore_jobs(
                 fn_constructor_kwargs={"model": ray.put(copy.deepcopy(model).cpu().eval()), "settings": settings},
             )
             for row in _results(dataset, len(rows), progress, size):
+                read.add(int(row["index"]))
                 job = pending[int(row["index"])]
                 report.record(job, Outcome(str(row["status"]), str(row["message"]), bool(row["tiled"])), verbose)
+    except KeyboardInterrupt:
+        _record_unread(report, pending, read)
+        raise
     finally:  # a stopped run's workers are gone now: their part and lock files go too
         clean_stale_outputs(pending)
     return report
+
+
+def _to_restore(jobs: Sequence[Job], report: Report, overwrite: bool) -> list[Job]:
+    """The jobs for the workers; those their output rules out (it exists, or cannot be written) recorded in
+    ``report``."""
+    pending = []
+    for job in jobs:
+        ruled_out = check_output(job, overwrite)
+        if ruled_out is None:
+            pending.append(job)
+        else:
+            report.record(job, ruled_out)
+    return pending
+
+
+def _record_unread(report: Report, pending: Sequence[Job], read: set[int]) -> None:
+    """Record as restored the outputs that the workers of an interrupted run (gone now) wrote but whose rows were
+    never read: those of ``pending`` (none existed before the run) not in ``read`` that exist."""
+    for index, job in enumerate(pending):
+        if index not in read and job.target.exists():
+            report.record(job, Outcome("done", "", False))
 
 
 def _for_pool(settings: WorkerSettings, cpus: float, gpus: float) -> WorkerSettings:
