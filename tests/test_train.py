@@ -20,7 +20,7 @@ import torch
 from darkir.checkpoint import read_checkpoint
 from darkir.cli import main
 from darkir.data.synth import synthesize
-from darkir.errors import ConfigError, DarkIRError
+from darkir.errors import ConfigError, DarkIRError, DarkIRWarning
 from darkir.models.factory import load_model
 from darkir.options import load_options
 from darkir.outputs import release_lock, take_lock
@@ -200,6 +200,48 @@ def test_resume_notes_another_validation_set_on_which_the_best_was_not_chosen(da
         f"{dataset / 'val'} -> {dataset / 'test'}; train.val_max_images 0 -> 1; its best checkpoint was chosen "
         f"on the earlier one, at {first.best_psnr:.2f} dB, and a new best must score higher on this one" in err
     )
+
+
+def test_resume_notes_pairs_that_changed_under_the_same_folders(dataset, tmp_path, capsys):
+    """A training pair swapped for another (a validation one), the same count, and a validation pair removed:
+    the resumed run said nothing, though it trained and validated on other images than the run had."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(dataset, data)
+    run = tmp_path / "f"
+    first = train(_options(data, run), progress=False, max_steps=4)
+    train(_options(data, run), resume=True, progress=False, max_steps=5)
+    assert "note" not in capsys.readouterr().err
+
+    def pairs(split: str) -> list[Path]:  # the set's pairs by relative path (LOLBlur's layout: a folder a scene)
+        low = data / split / "low_blur_noise"
+        return sorted(path.relative_to(low) for path in low.rglob("*.png"))
+
+    trained, validated = pairs("train"), pairs("val")
+    for side in ("low_blur_noise", "high_sharp_scaled"):
+        (data / "train" / side / trained[0]).unlink()
+        shutil.copy(data / "val" / side / validated[0], data / "train" / side / trained[0].parent / "copied.png")
+        (data / "val" / side / validated[-1]).unlink()
+    count, val_count = len(trained), len(validated)
+    train(_options(data, run), resume=True, progress=False, max_steps=6)
+    err = capsys.readouterr().err
+    assert (
+        f"note: --resume continues {run / 'last.pt'} on training pairs that changed since it was saved ({count} "
+        f"pairs when it was saved, {count} now) from step 5 on" in err
+    )
+    assert (
+        f"note: --resume validates the run in {run / 'last.pt'} on validation pairs that changed since it was saved "
+        f"({val_count} pairs when it was saved, {val_count - 1} now); its best checkpoint was chosen on the earlier "
+        f"ones, at {first.best_psnr:.2f} dB, and a new best must score higher on these" in err
+    )
+
+
+def test_validating_on_training_pairs_is_warned_of(dataset, tmp_path):
+    """Validation on the training folder (or a manifest or link of it) chose the best checkpoint on trained images."""
+    overrides = (f"datasets.val.test_path={dataset / 'train'}",)
+    with pytest.warns(DarkIRWarning, match=r"validation pairs are training pairs too .*validate on a set of its own"):
+        train(_options(dataset, tmp_path / "s", *overrides), progress=False, max_steps=1)
 
 
 def test_trainable_trains_only_the_parts_named(dataset, tmp_path, tiny_checkpoint):

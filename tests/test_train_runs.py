@@ -229,6 +229,27 @@ def test_a_run_in_a_folder_named_in_another_encoding_trains_without_tensorboard(
     assert read_checkpoint(run / "last.pt")[2]["step"] == 2 and (run / "last_logs" / "train.jsonl").stat().st_size
 
 
+def test_validation_images_under_the_ssim_window_log_no_nan(data, tmp_path, capsys):
+    """8x8 validation pairs: numpy's "Mean of empty slice" was printed, "SSIM nan" said and train.jsonl held NaN,
+    which JSON readers refuse."""
+    import json
+
+    import cv2
+    import numpy as np
+
+    small = tmp_path / "small"
+    for side, level in (("low", 20), ("high", 120)):
+        (small / side).mkdir(parents=True)
+        cv2.imwrite(str(small / side / "a.png"), np.full((8, 8, 3), level, np.uint8))
+    last = tmp_path / "run" / "last.pt"
+    assert main(_args(data, last, tmp_path / "run" / "best.pt", f"datasets.val.test_path={small}")) == 0
+    captured = capsys.readouterr()
+    assert "Mean of empty slice" not in captured.err and "SSIM n/a (images under 11 px)" in captured.out
+    records = [json.loads(line) for line in (tmp_path / "run" / "last_logs" / "train.jsonl").read_text().splitlines()]
+    validations = [record for record in records if record["kind"] == "val"]
+    assert validations and all(record["ssim"] is None and record["psnr"] > 0 for record in validations)
+
+
 def _no_space(*args: object) -> None:
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 

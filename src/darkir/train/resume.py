@@ -226,6 +226,33 @@ def validation_changes(
     )
 
 
+def file_changes(
+    path: Path, stored: dict[str, Any] | None, current: dict[str, Any], step: int, best_psnr: float | None
+) -> dict[str, str]:
+    """Notes, by set (``train``, ``val``), where the pairs of a folder set differ from those the run's checkpoint
+    recorded (:func:`darkir.train.sets.file_list`: pairs added, removed, renamed or of another size) under the same
+    options; none where the checkpoint (of an older darkir) records none."""
+    notes = {}
+    for key in ("train", "val"):
+        theirs, ours = (stored or {}).get(key), current.get(key)
+        if not isinstance(theirs, dict) or ours is None or theirs == ours:
+            continue
+        counts = f"{theirs.get('pairs')} pairs when it was saved, {ours['pairs']} now"
+        if key == "train":
+            notes[key] = (
+                f"darkir: note: --resume continues {path} on training pairs that changed since it was saved "
+                f"({counts}) from step {step} on (so it may not end as it would have uninterrupted)"
+            )
+        else:
+            score = f", at {best_psnr:.2f} dB," if best_psnr is not None else ""
+            notes[key] = (
+                f"darkir: note: --resume validates the run in {path} on validation pairs that changed since it was "
+                f"saved ({counts}); its best checkpoint was chosen on the earlier ones{score} and a new best must "
+                "score higher on these"
+            )
+    return notes
+
+
 def _changed(keys: tuple[str, ...], options: dict[str, Any], stored: dict[str, Any] | None) -> list[str]:
     """``key old -> new`` for each of ``keys`` (or key within a section) that differs between ``stored`` and
     ``options``, where both have it."""

@@ -4,6 +4,7 @@ process only; a failed write warns once and the run goes on."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,11 @@ class RunLog:
             return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            append_line(self.folder / LOG_FILE, json.dumps(record))
+            defined = {
+                key: None if isinstance(value, float) and not math.isfinite(value) else value
+                for key, value in record.items()
+            }
+            append_line(self.folder / LOG_FILE, json.dumps(defined))  # JSON has no NaN: an undefined score is null
             self._add_scalars(record)
         except OSError as exc:
             self._warn_failed(exc)

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 from collections.abc import Iterator
 
 from darkir.data.corpus import resolve_sources
@@ -12,7 +14,7 @@ from darkir.data.degradation import synth_params
 from darkir.data.layouts import DatasetError
 from darkir.data.pairs import resolve_pairs
 from darkir.data.synth import SynthDataset, assign_splits, load_photos
-from darkir.errors import ConfigError
+from darkir.errors import ConfigError, some_of, warn
 from darkir.options import Options
 from darkir.train.runpaths import synthetic_validation
 
@@ -47,7 +49,33 @@ def run_sets(options: Options) -> tuple[PairedDataset | SynthDataset, PairedData
         if options.train.val_max_images:
             val_pairs = spread(val_pairs, options.train.val_max_images)
         val_set = PairedDataset(val_pairs)
+        if isinstance(train_set, PairedDataset):
+            _warn_shared(train_set, val_set)
     return train_set, val_set, str(train_root)
+
+
+def _warn_shared(train_set: PairedDataset, val_set: PairedDataset) -> None:
+    """Warn where validation pairs are training pairs too (the same folder, a manifest of it, a copy under links):
+    the best checkpoint would be chosen on images the run trains on."""
+    trained = {os.path.realpath(pair.low) for pair in train_set.pairs}
+    shared = [str(pair.low) for pair in val_set.pairs if os.path.realpath(pair.low) in trained]
+    if shared:
+        warn(
+            f"{len(shared)} of the {len(val_set)} validation pairs are training pairs too ({some_of(shared, 3)}): "
+            "the best checkpoint is chosen on images the run trains on; validate on a set of its own"
+        )
+
+
+def file_list(dataset: PairedDataset | SynthDataset | None) -> dict[str, object] | None:
+    """What the pairs of a folder set are, for a resumed run to tell whether they changed: their count and a digest
+    of their names and file sizes (None for a set made on the fly, whose photos the checkpoint records)."""
+    if not isinstance(dataset, PairedDataset):
+        return None
+    digest = hashlib.sha256()
+    for pair in sorted(dataset.pairs, key=lambda pair: pair.name):
+        sizes = [os.path.getsize(path) if path is not None else -1 for path in (pair.low, pair.high)]
+        digest.update(f"{pair.name}\0{sizes[0]}\0{sizes[1]}\n".encode(errors="surrogateescape"))
+    return {"pairs": len(dataset.pairs), "digest": digest.hexdigest()}
 
 
 def _synthetic_sets(options: Options) -> tuple[SynthDataset, SynthDataset | None]:

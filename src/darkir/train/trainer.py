@@ -39,6 +39,7 @@ from darkir.train.resume import (
     check_same_network,
     check_training_checkpoint,
     data_changes,
+    file_changes,
     kept_schedule_settings,
     loss_changes,
     per_process_batch,
@@ -61,9 +62,15 @@ from darkir.train.runpaths import (
     validates,
 )
 from darkir.train.sampler import GlobalBatchSampler
-from darkir.train.sets import run_sets
+from darkir.train.sets import file_list, run_sets
 from darkir.train.step import TrainStep
 from darkir.train.stopping import ResumableError, StopOnInterrupt, error_gist
+
+
+def _mean_of_defined(values: list[float]) -> float:
+    """The mean of the values that are not NaN (SSIM has none for an image under its 11 px window); NaN if none."""
+    defined = [value for value in values if not math.isnan(value)]
+    return float(np.mean(defined)) if defined else math.nan
 
 
 @dataclass
@@ -143,6 +150,7 @@ class Trainer:
     def _load_datasets(self) -> None:
         """The training set (with its sampler and loader) and the validation set, if any."""
         self.train_set, self.val_set, train_root = run_sets(self.options)
+        self.files = {"train": file_list(self.train_set), "val": file_list(self.val_set)}  # what a resume compares
         self._batches(self.options.datasets.train.batch_size_train)
         if self.sampler.steps_per_epoch() == 0:
             raise DatasetError(
@@ -253,6 +261,7 @@ class Trainer:
             "global_batch": self.sampler.global_batch,
             "run_id": self.run_id,
             "validation_due": self.validation_due,
+            "data_files": self.files,
         }
 
     def save(self, path: Path | None = None) -> Path:
@@ -299,9 +308,10 @@ class Trainer:
         self._tell(warning)
         self._tell(loss_changes(path, self.options.train, stored, self.step))
         dumped = self.options.model_dump(mode="json")
-        self._tell(data_changes(path, dumped, stored, self.step))
+        changed = file_changes(path, payload.get("data_files"), self.files, self.step, self.best_psnr)
+        self._tell(data_changes(path, dumped, stored, self.step) or changed.get("train"))
         if validates(self.options):
-            self._tell(validation_changes(path, dumped, stored, self.best_psnr))
+            self._tell(validation_changes(path, dumped, stored, self.best_psnr) or changed.get("val"))
         self._follow_new_length(path, stored)
         self.resumed_at = self.step
         self.run_log.resumed(self.step, self.epoch)
@@ -355,7 +365,7 @@ class Trainer:
             scores["psnr"].append(psnr(out, high).item())
             scores["ssim"].append(ssim(out, high).item())
         self.model.train()
-        return {key: float(np.nanmean(values)) for key, values in scores.items()}
+        return {key: _mean_of_defined(values) for key, values in scores.items()}
 
     def fit(self, max_steps: int = 0) -> TrainResult:
         """Train until ``train.epochs`` (or ``max_steps`` optimizer steps in all) and return where it ended. An error
@@ -529,7 +539,8 @@ class Trainer:
         if scores is not None:
             self.validation_due = False
             self.log({"kind": "val", "step": self.step, "epoch": self.epoch, **scores})
-            tqdm.write(f"epoch {self.epoch}: val PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f}")
+            ssim_text = f"{scores['ssim']:.4f}" if math.isfinite(scores["ssim"]) else "n/a (images under 11 px)"
+            tqdm.write(f"epoch {self.epoch}: val PSNR {scores['psnr']:.2f} dB, SSIM {ssim_text}")
             previous = self.best_psnr
             self.save()  # first, with the best score so far: a failure to write the best checkpoint loses no training
             if previous is None or (not math.isnan(scores["psnr"]) and scores["psnr"] > previous):
