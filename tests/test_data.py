@@ -306,3 +306,12 @@ def test_a_folder_that_cannot_be_read_and_a_broken_link_are_named(tmp_path):
     assert lines[0] == "['a.png']"
     assert f"cannot read the folder {data / 'scene'} (Permission denied): its files are left out" in lines
     assert f"left out 1 broken link (to no file): {data / 'c.png'}" in lines
+
+
+def test_a_reference_folder_that_is_the_input_folder_is_refused(tmp_path):
+    """high/ a link to low/: every image was scored (and would be trained) against itself."""
+    (tmp_path / "low").mkdir()
+    cv2.imwrite(str(tmp_path / "low" / "a.png"), np.full((8, 8, 3), 30, np.uint8))
+    (tmp_path / "high").symlink_to("low")
+    with pytest.raises(DatasetError, match=r"the references' folder .*high is the inputs' folder .*low \(a link\?\)"):
+        find_pairs(tmp_path)

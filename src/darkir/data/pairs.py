@@ -55,6 +55,11 @@ def find_pairs(
         raise DatasetError(f"{root}: {no_folder(root, 'dataset folder')}")
     layout = layout or detect_layout(root)
     low_dir, high_dir = root / layout.low, root / layout.high
+    if low_dir.is_dir() and high_dir.is_dir() and os.path.samefile(low_dir, high_dir):
+        raise DatasetError(
+            f"{what or root}: the references' folder {high_dir} is the inputs' folder {low_dir} (a link?): each "
+            "image would be its own reference"
+        )
     lows = list_images(low_dir)
     if not lows:
         raise DatasetError(f"{low_dir}: no images found (empty dataset)")
