@@ -254,6 +254,13 @@ def test_an_override_of_a_file_name_in_another_encoding_is_taken_as_it_is():
     assert parse_overrides(["save.path=/runs/caf\udce9/last.pt"]) == {"save": {"path": "/runs/caf\udce9/last.pt"}}
 
 
+@pytest.mark.parametrize("item", ["datasets.val.test_path=", "datasets.val.test_path=  "])
+def test_an_override_without_a_value_is_refused(item):
+    """``datasets.val.test_path=$VAL`` with $VAL unset turned validation off without a word."""
+    with pytest.raises(ConfigError, match=r"has no value \(an unset variable\?\); write datasets.val.test_path=null"):
+        parse_overrides([item])
+
+
 def test_a_key_given_twice_among_overrides_takes_the_later(tmp_path):
     """As documented: a script may append its own override of a key the command line already gave."""
     path = _write(tmp_path, "train:\n  epochs: 100\n")

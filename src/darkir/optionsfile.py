@@ -30,7 +30,11 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r} conflicts with another override of {part!r}")
-        node[parts[-1]] = _override_value(item, raw) if raw.strip() else None
+        if not raw.strip():  # an unset shell variable ($VAL): never taken for null, which turns a setting off
+            raise ConfigError(
+                f"override {item!r} has no value (an unset variable?); write {key.strip()}=null to unset it"
+            )
+        node[parts[-1]] = _override_value(item, raw)
     return nested
 
 
