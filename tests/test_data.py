@@ -315,3 +315,17 @@ def test_a_reference_folder_that_is_the_input_folder_is_refused(tmp_path):
     (tmp_path / "high").symlink_to("low")
     with pytest.raises(DatasetError, match=r"the references' folder .*high is the inputs' folder .*low \(a link\?\)"):
         find_pairs(tmp_path)
+
+
+def test_references_without_an_input_are_warned_of(tmp_path):
+    """A half-copied input folder shrank a training or test set without a word."""
+    for side in ("low", "high"):
+        (tmp_path / side).mkdir()
+        for name in ("a", "b") if side == "low" else ("a", "b", "c"):
+            cv2.imwrite(str(tmp_path / side / f"{name}.png"), np.full((8, 8, 3), 30, np.uint8))
+    with pytest.warns(DarkIRWarning, match=r"left out 1 reference\(s\) without an input: .*high/c\.png"):
+        assert [pair.name for pair in find_pairs(tmp_path)] == ["a.png", "b.png"]
+    (tmp_path / "high" / "c.png").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        find_pairs(tmp_path)

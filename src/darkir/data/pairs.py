@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from darkir.data.layouts import COLLECTIONS, DatasetError, Layout, detect_layout, list_images, no_folder
-from darkir.errors import some_of
+from darkir.errors import some_of, warn
 from darkir.image_header import read_header
 from darkir.imageio import IMAGE_SUFFIXES, ImageReadError, read_image
 
@@ -44,12 +44,16 @@ def _raise_if(problems: list[str], what: str) -> None:
 
 
 def find_pairs(
-    root: str | Path, layout: Layout | None = None, check_sizes: bool = True, what: str | None = None
+    root: str | Path,
+    layout: Layout | None = None,
+    check_sizes: bool = True,
+    what: str | None = None,
+    note_unpaired: bool = True,
 ) -> list[Pair]:
     """All pairs under ``root`` (layout auto-detected): each input's reference is at its partner path
     (:meth:`Layout.partner`), or else is the only image there of the same name in another format. Missing or shared
     partners, unreadable files and size mismatches are collected and raised together, naming each path, after
-    ``what`` (default: the dataset and its layout)."""
+    ``what`` (default: the dataset and its layout). References without an input are warned of (``note_unpaired``)."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: {no_folder(root, 'dataset folder')}")
@@ -76,10 +80,21 @@ def find_pairs(
             matched.add(low)
         pairs.append(Pair(low, high, str(relative)))
     problems.extend(_shared_references(pairs, matched))
+    if note_unpaired:
+        _warn_unpaired_references(high_dir, pairs)
     if check_sizes:
         problems.extend(check_pairs(pairs))
     _raise_if(problems, what or f"dataset {root} ({layout.name} layout)")
     return pairs
+
+
+def _warn_unpaired_references(high_dir: Path, pairs: list[Pair]) -> None:
+    """Warn of the images of ``high_dir`` that are no input's reference (a half-copied input folder shrinks a set
+    without a word otherwise); they are left out."""
+    paired = {pair.high for pair in pairs}
+    unpaired = [str(path) for path in list_images(high_dir) if path not in paired]
+    if unpaired:
+        warn(f"left out {len(unpaired)} reference(s) without an input: {some_of(unpaired, 3)}")
 
 
 def _reference(expected: Path, folders: dict[Path, dict[str, list[Path]]]) -> Path | str:
