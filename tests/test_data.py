@@ -329,3 +329,17 @@ def test_references_without_an_input_are_warned_of(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         find_pairs(tmp_path)
+
+
+def test_gray_references_for_colour_inputs_are_warned_of(tmp_path):
+    """A model trained towards gray references learns to remove colour: it was accepted without a word."""
+    for side in ("low", "high"):
+        (tmp_path / side).mkdir()
+    cv2.imwrite(str(tmp_path / "low" / "a.png"), np.full((8, 8, 3), 30, np.uint8))
+    cv2.imwrite(str(tmp_path / "high" / "a.png"), np.full((8, 8), 120, np.uint8))
+    with pytest.warns(DarkIRWarning, match=r"1 reference\(s\) are gray for colour inputs \(.*high/a\.png\)"):
+        find_pairs(tmp_path)
+    cv2.imwrite(str(tmp_path / "low" / "a.png"), np.full((8, 8), 30, np.uint8))  # gray for gray: as meant
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        find_pairs(tmp_path)

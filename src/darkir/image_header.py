@@ -41,6 +41,7 @@ class Header:
     orientation: int
     metadata: Metadata | None = field(default=None, compare=False)  # carried along, not part of what it says
     float_samples: bool = field(default=False, compare=False)  # float TIFF samples (decoding takes more memory)
+    gray: bool = field(default=False, compare=False)  # one channel of colour (with or without alpha)
 
     def refusal(self) -> str | None:
         """Why :func:`~darkir.imageio.read_image` refuses the image before decoding it (no pixels; a decompression
@@ -87,6 +88,10 @@ def pil_open(path: Path | BinaryIO) -> Any:
             PILImage.MAX_IMAGE_PIXELS = limit
 
 
+#: Pillow's modes of one colour channel.
+GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+
+
 def read_header(path: Path) -> Header | None:
     """The header of ``path`` as Pillow reads it, or tifffile for a TIFF Pillow cannot open (float RGB); None where
     neither reads it (OpenCV may still decode it)."""
@@ -104,7 +109,8 @@ def _header(handle: Any) -> Header:
         width, height = int(handle.tag_v2[256]), int(handle.tag_v2[257])
     frames = _frames(handle)
     orientation = 1 if width * height > MAX_IMAGE_PIXELS else _orientation(handle)
-    return Header(width, height, frames, orientation, read_metadata(handle), float_samples=handle.mode == "F")
+    gray = handle.mode in GRAY_MODES
+    return Header(width, height, frames, orientation, read_metadata(handle), handle.mode == "F", gray)
 
 
 def _frames(handle: Any) -> int:
@@ -132,7 +138,8 @@ def _tiff_header(path: Path) -> Header | None:
             pages = _tiff_pages(tiff)
             turned = int(orientation.value) if orientation else 1
             floats = page.dtype is not None and page.dtype.kind == "f"
-            return Header(page.imagewidth, page.imagelength, pages, turned, None, float_samples=floats)
+            gray = page.photometric in (0, 1)  # MINISWHITE, MINISBLACK
+            return Header(page.imagewidth, page.imagelength, pages, turned, None, floats, gray)
     except Exception:
         return None
 

@@ -29,11 +29,16 @@ def _size(path: Path) -> tuple[int, int]:
     """(width, height) as displayed, EXIF orientation applied as :func:`~darkir.imageio.read_image` applies it,
     from the file header (decoded where Pillow cannot read it but OpenCV can: a float TIFF). Raises
     :class:`~darkir.imageio.ImageReadError`, saying why, if it cannot be read."""
+    return _look(path)[0]
+
+
+def _look(path: Path) -> tuple[tuple[int, int], bool]:
+    """(:func:`_size`, whether the image is gray)."""
     header = read_header(path)
     if header is None:
-        pixels = read_image(path).rgb
-        return pixels.shape[1], pixels.shape[0]
-    return header.displayed_size
+        image = read_image(path)
+        return (image.rgb.shape[1], image.rgb.shape[0]), image.grayscale
+    return header.displayed_size, header.gray
 
 
 def _raise_if(problems: list[str], what: str) -> None:
@@ -139,17 +144,24 @@ def _shared_references(pairs: list[Pair], matched: set[Path]) -> list[str]:
 
 def check_pairs(pairs: list[Pair]) -> list[str]:
     """Problems (unreadable files, input/reference size mismatches), one line per path."""
-    problems = []
+    problems, decoloured = [], []
     for pair in pairs:
         try:
-            low_size = _size(pair.low)
-            high_size = None if pair.high is None else _size(pair.high)
+            low_size, low_gray = _look(pair.low)
+            high_size, high_gray = (None, False) if pair.high is None else _look(pair.high)
         except ImageReadError as exc:
             problems.append(str(exc))
             continue
         if high_size is not None and high_size != low_size:
             low_text, high_text = "x".join(map(str, low_size)), "x".join(map(str, high_size))
             problems.append(f"{pair.low}: size {low_text} but reference {pair.high} is {high_text}")
+        if high_gray and not low_gray:
+            decoloured.append(str(pair.high))
+    if decoloured:
+        warn(
+            f"{len(decoloured)} reference(s) are gray for colour inputs ({some_of(decoloured, 3)}): a model trained "
+            "on them learns to remove colour, and colour outputs score against gray"
+        )
     return problems
 
 
