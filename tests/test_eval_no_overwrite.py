@@ -601,3 +601,17 @@ def test_metrics_names_references_without_an_output(tmp_path, capsys):
     _png(gt / "out" / "b.png", 3)
     assert main(["metrics", str(gt / "out"), str(gt), "--no-lpips", "-q"]) == 0
     assert "not scored" not in capsys.readouterr().err
+
+
+def test_metrics_gives_no_training_set_warnings(tmp_path, capsys):
+    """A reference without an output is metrics' note, not the training sets' warning; a gray reference for a colour
+    output is no "model trained on them" matter."""
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    _png(pred / "a.png", 1)
+    gt.mkdir()
+    cv2.imwrite(str(gt / "a.png"), np.full((48, 64), 90, np.uint8))
+    _png(gt / "b.png", 2)
+    assert main(["metrics", str(pred), str(gt), "--no-lpips", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "not scored, as PRED has no output for them: 1 image of GT" in err
+    assert "reference(s) without an input" not in err and "gray for colour inputs" not in err

@@ -224,8 +224,9 @@ def test_resume_notes_pairs_that_changed_under_the_same_folders(dataset, tmp_pat
         shutil.copy(data / "val" / side / validated[0], data / "train" / side / trained[0].parent / "copied.png")
         (data / "val" / side / validated[-1]).unlink()
     count, val_count = len(trained), len(validated)
-    train(_options(data, run), resume=True, progress=False, max_steps=6)
+    train(_options(data, run, "train.grad_clip=1.0"), resume=True, progress=False, max_steps=6)
     err = capsys.readouterr().err
+    assert "train.grad_clip 5.0 -> 1.0" in err  # a setting changed too: both are said
     assert (
         f"note: --resume continues {run / 'last.pt'} on training pairs that changed since it was saved ({count} "
         f"pairs when it was saved, {count} now) from step 5 on" in err

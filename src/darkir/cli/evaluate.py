@@ -190,7 +190,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     csv = csv_file(args.csv, [pred, gt], args.overwrite) if args.csv else None
     common = Path(os.path.commonpath([pred.resolve(), gt.resolve()]))
     layout = Layout("folders", str(pred.resolve().relative_to(common)), str(gt.resolve().relative_to(common)))
-    pairs = find_pairs(common, layout, what=f"PRED {pred} against GT {gt}", note_unpaired=False)  # noted below
+    pairs = find_pairs(common, layout, what=f"PRED {pred} against GT {gt}", notes=False)  # noted below
     method = identity()
     method.name = pred.resolve().name
     scores = evaluate(method, pairs, "8bit", load_lpips_or_none(args), progress=not args.quiet, skip_unreadable=True)
@@ -305,7 +305,7 @@ def _refuse_paired(folder: Path, options: Options | None, command: str = "test-u
         )
     try:
         layout = detect_layout(folder)
-        find_pairs(folder, layout, check_sizes=False)
+        find_pairs(folder, layout, check_sizes=False, notes=False)
     except DatasetError:
         return
     paired = f"darkir test --data {folder}" if command == "test-unpaired" else "darkir compare without --unpaired"

@@ -53,12 +53,13 @@ def find_pairs(
     layout: Layout | None = None,
     check_sizes: bool = True,
     what: str | None = None,
-    note_unpaired: bool = True,
+    notes: bool = True,
 ) -> list[Pair]:
     """All pairs under ``root`` (layout auto-detected): each input's reference is at its partner path
     (:meth:`Layout.partner`), or else is the only image there of the same name in another format. Missing or shared
     partners, unreadable files and size mismatches are collected and raised together, naming each path, after
-    ``what`` (default: the dataset and its layout). References without an input are warned of (``note_unpaired``)."""
+    ``what`` (default: the dataset and its layout). With ``notes``, references without an input and gray references
+    for colour inputs are warned of (a set that trains or tests a model; not a folder of outputs, nor a probe)."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: {no_folder(root, 'dataset folder')}")
@@ -85,11 +86,11 @@ def find_pairs(
             matched.add(low)
         pairs.append(Pair(low, high, str(relative)))
     problems.extend(_shared_references(pairs, matched))
-    if note_unpaired:
-        _warn_unpaired_references(high_dir, pairs)
     if check_sizes:
-        problems.extend(check_pairs(pairs))
+        problems.extend(check_pairs(pairs, notes))
     _raise_if(problems, what or f"dataset {root} ({layout.name} layout)")
+    if notes:
+        _warn_unpaired_references(high_dir, pairs)
     return pairs
 
 
@@ -142,8 +143,9 @@ def _shared_references(pairs: list[Pair], matched: set[Path]) -> list[str]:
     ]
 
 
-def check_pairs(pairs: list[Pair]) -> list[str]:
-    """Problems (unreadable files, input/reference size mismatches), one line per path."""
+def check_pairs(pairs: list[Pair], notes: bool = True) -> list[str]:
+    """Problems (unreadable files, input/reference size mismatches), one line per path; with ``notes``, a warning
+    naming gray references for colour inputs."""
     problems, decoloured = [], []
     for pair in pairs:
         try:
@@ -157,7 +159,7 @@ def check_pairs(pairs: list[Pair]) -> list[str]:
             problems.append(f"{pair.low}: size {low_text} but reference {pair.high} is {high_text}")
         if high_gray and not low_gray:
             decoloured.append(str(pair.high))
-    if decoloured:
+    if decoloured and notes:
         warn(
             f"{len(decoloured)} reference(s) are gray for colour inputs ({some_of(decoloured, 3)}): a model trained "
             "on them learns to remove colour, and colour outputs score against gray"

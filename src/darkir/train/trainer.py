@@ -309,9 +309,11 @@ class Trainer:
         self._tell(loss_changes(path, self.options.train, stored, self.step))
         dumped = self.options.model_dump(mode="json")
         changed = file_changes(path, payload.get("data_files"), self.files, self.step, self.best_psnr)
-        self._tell(data_changes(path, dumped, stored, self.step) or changed.get("train"))
+        self._tell(data_changes(path, dumped, stored, self.step))
+        self._tell(changed.get("train"))
         if validates(self.options):
-            self._tell(validation_changes(path, dumped, stored, self.best_psnr) or changed.get("val"))
+            self._tell(validation_changes(path, dumped, stored, self.best_psnr))
+            self._tell(changed.get("val"))
         self._follow_new_length(path, stored)
         self.resumed_at = self.step
         self.run_log.resumed(self.step, self.epoch)
