@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,8 +17,8 @@ from darkir.cli import main
 def _png(path: Path, seed: int, bits: int = 8) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    if bits == 16:
-        Image.fromarray(rng.integers(0, 65535, (48, 64), dtype=np.uint16)).save(path)
+    if bits == 16:  # RGB (Pillow writes 16-bit gray only)
+        cv2.imwrite(str(path), rng.integers(0, 65535, (48, 64, 3), dtype=np.uint16))
     else:
         Image.fromarray(rng.integers(0, 60, (48, 64, 3), dtype=np.uint8)).save(path)
     return path
