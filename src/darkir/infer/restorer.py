@@ -34,6 +34,7 @@ from darkir.runtime import (
     keep_freed_memory_for_reuse,
     memory_returned_to_os,
     release_free_memory,
+    release_free_memory_over,
     resolve_device,
     resolve_precision,
 )
@@ -458,6 +459,8 @@ class Restorer:
         plan = self.last_plan = self.plan_for(height, width, x.shape[0], held)
         if plan.whole(height, width):
             if not plan.lean:
+                if self.device.type == "cpu":
+                    release_free_memory_over(plan.estimate)
                 return self._run(x)
             release_free_memory()
             with memory_returned_to_os():
