@@ -20,6 +20,7 @@ from darkir.eval.lpips import LPIPS
 from darkir.eval.methods import Method
 from darkir.eval.metrics import Convention, format_number, prepare, psnr, ssim
 from darkir.eval.reports import count_note, skip_unreadable_image, unreadable_note, write_csv_rows, write_text
+from darkir.eval.stats import mean_of_defined
 from darkir.eval.tone import Tone, brightness, tone, tone_fitted
 from darkir.imageio import Image, ImageReadError, write_image
 from darkir.runtime import memory_returned_to_os
@@ -44,8 +45,7 @@ class Scores:
 
     def mean(self, metric: str) -> float:
         """Mean over images (NaN when the metric is unavailable)."""
-        values = [v for v in self.values[metric] if not math.isnan(v)]
-        return float(np.mean(values)) if values else float("nan")
+        return mean_of_defined(self.values[metric])
 
     def count(self, metric: str) -> int:
         """How many images have a value of ``metric`` (SSIM, for one, has none under 11 pixels a side)."""

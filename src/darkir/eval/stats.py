@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +14,12 @@ HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "psnr_detail": T
 #: percentile interval is only the lowest and highest value (a resample of one image alone, the lowest or the
 #: highest, has a chance of 1 in 4 or 1 in 27, over the 2.5% each tail leaves), which holds the mean far less often.
 MIN_INTERVAL_IMAGES = 4
+
+
+def mean_of_defined(values: Sequence[float]) -> float:
+    """The mean of the values that are not NaN (SSIM has none under 11 px a side, NIQE under 96); NaN without any."""
+    defined = [value for value in values if not math.isnan(value)]
+    return float(np.mean(defined)) if defined else math.nan
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from darkir.eval.reports import (
     unique_names,
     write_csv_rows,
 )
-from darkir.eval.stats import MIN_INTERVAL_IMAGES, Interval, bootstrap_mean, paired
+from darkir.eval.stats import MIN_INTERVAL_IMAGES, Interval, bootstrap_mean, mean_of_defined, paired
 from darkir.imageio import IMAGE_SUFFIXES, Image, ImageReadError, read_image, write_image
 from darkir.infer.restorer import Restorer
 from darkir.outputs import is_inside, is_same_file, temporary_path, write_atomic
@@ -351,8 +351,7 @@ def unpaired_csv_rows(rows: Sequence[UnpairedRow]) -> list[tuple[str, dict[str, 
 
 def _mean(values: Sequence[float]) -> tuple[float, int]:
     """The mean of the values that are not NaN (NaN without any), and their count."""
-    kept = [value for value in values if not math.isnan(value)]
-    return (float(np.mean(kept)) if kept else math.nan), len(kept)
+    return mean_of_defined(values), sum(not math.isnan(value) for value in values)
 
 
 def _scores_text(niqe: Interval, brightness: float, noise: tuple[float, int], total: int) -> str:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
@@ -25,6 +24,7 @@ from darkir.data.layouts import DatasetError
 from darkir.data.synth import SynthDataset
 from darkir.errors import CheckpointError, ConfigError, DarkIRError
 from darkir.eval.metrics import prepare, psnr, ssim
+from darkir.eval.stats import mean_of_defined
 from darkir.models.darkir import DarkIR
 from darkir.models.factory import create_model
 from darkir.models.state_dict import load_state_dict_strict
@@ -65,12 +65,6 @@ from darkir.train.sampler import GlobalBatchSampler
 from darkir.train.sets import file_list, run_sets
 from darkir.train.step import TrainStep
 from darkir.train.stopping import ResumableError, StopOnInterrupt, error_gist
-
-
-def _mean_of_defined(values: list[float]) -> float:
-    """The mean of the values that are not NaN (SSIM has none for an image under its 11 px window); NaN if none."""
-    defined = [value for value in values if not math.isnan(value)]
-    return float(np.mean(defined)) if defined else math.nan
 
 
 @dataclass
@@ -367,7 +361,7 @@ class Trainer:
             scores["psnr"].append(psnr(out, high).item())
             scores["ssim"].append(ssim(out, high).item())
         self.model.train()
-        return {key: _mean_of_defined(values) for key, values in scores.items()}
+        return {key: mean_of_defined(values) for key, values in scores.items()}
 
     def fit(self, max_steps: int = 0) -> TrainResult:
         """Train until ``train.epochs`` (or ``max_steps`` optimizer steps in all) and return where it ended. An error
