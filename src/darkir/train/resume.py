@@ -219,10 +219,9 @@ def validation_changes(
     changed = _changed(VALIDATION_KEYS, options, stored)
     if not changed:
         return None
-    score = f", at {best_psnr:.2f} dB," if best_psnr is not None else ""
     return (
-        f"darkir: note: --resume validates the run in {path} on another set: {'; '.join(changed)}; its best "
-        f"checkpoint was chosen on the earlier one{score} and a new best must score higher on this one"
+        f"darkir: note: --resume validates the run in {path} on another set: {'; '.join(changed)}; "
+        f"{_chosen_earlier(best_psnr, 'one', 'this one')}"
     )
 
 
@@ -244,13 +243,17 @@ def file_changes(
                 f"({counts}) from step {step} on (so it may not end as it would have uninterrupted)"
             )
         else:
-            score = f", at {best_psnr:.2f} dB," if best_psnr is not None else ""
             notes[key] = (
                 f"darkir: note: --resume validates the run in {path} on validation pairs that changed since it was "
-                f"saved ({counts}); its best checkpoint was chosen on the earlier ones{score} and a new best must "
-                "score higher on these"
+                f"saved ({counts}); {_chosen_earlier(best_psnr, 'ones', 'these')}"
             )
     return notes
+
+
+def _chosen_earlier(best_psnr: float | None, earlier: str, now: str) -> str:
+    """What a changed validation set means for the run's best checkpoint (of ``best_psnr``, if known)."""
+    score = f", at {best_psnr:.2f} dB," if best_psnr is not None else ""
+    return f"its best checkpoint was chosen on the earlier {earlier}{score} and a new best must score higher on {now}"
 
 
 def _changed(keys: tuple[str, ...], options: dict[str, Any], stored: dict[str, Any] | None) -> list[str]:
