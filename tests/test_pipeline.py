@@ -8,8 +8,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+import cv2
+import numpy as np
 import pytest
 
+from darkir import imageio
+from darkir.errors import DarkIRWarning
 from darkir.infer.pipeline import Drain, Prefetch
 
 
@@ -185,3 +189,16 @@ def test_an_interrupt_while_waiting_for_room_hands_the_item_to_discard(ctrl_c_ra
         out.put("c")  # waits for room, and is interrupted
     helper.join()
     assert consumed == ["a"] and discarded == ["c", "b"] and not pipeline_threads()
+
+
+def test_a_warning_in_a_reader_thread_is_shown_at_darkirs_line_not_at_threading(tmp_path):
+    """A thread of darkir's has no caller of the user's: its warnings were shown at ``threading.py``, a line that
+    says nothing; now at darkir's line that issued the warning."""
+    cv2.imwrite(str(tmp_path / "hdr.tif"), np.full((8, 8, 3), 4.0, np.float32))
+    images = map(imageio.read_image, [tmp_path / "hdr.tif"])
+    with (
+        pytest.warns(DarkIRWarning, match="float samples span") as record,
+        Prefetch(images, depth=1, name="test-stage-in") as reader,
+    ):
+        assert len(list(reader)) == 1
+    assert [warning.filename for warning in record] == [imageio.__file__]

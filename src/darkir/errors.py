@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import sys
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 
@@ -64,10 +65,14 @@ def first_line(exc: BaseException) -> str:
 
 def warn(message: str) -> None:
     """Issue a :class:`DarkIRWarning` shown at the first caller outside darkir (and the torch and contextlib wrappers
-    around darkir's functions): the user's line, however deep in darkir the warning arose."""
+    around darkir's functions): the user's line, however deep in darkir the warning arose. In a thread of darkir's
+    (a reader, a writer) no caller is the user's: the warning is shown at darkir's line that issued it, not at
+    ``threading.py``."""
     frame, level = sys._getframe(1), 2
     while frame.f_back is not None and _is_internal(frame.f_code.co_filename):
         frame, level = frame.f_back, level + 1
+    if frame.f_code.co_filename == threading.__file__:
+        level = 2
     warnings.warn(message, DarkIRWarning, stacklevel=level)
 
 
