@@ -615,3 +615,22 @@ def test_metrics_gives_no_training_set_warnings(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "not scored, as PRED has no output for them: 1 image of GT" in err
     assert "reference(s) without an input" not in err and "gray for colour inputs" not in err
+
+
+@pytest.mark.parametrize("command", ["test", "compare"])
+def test_set_warnings_come_only_once_the_run_is_not_refused(tmp_path, capsys, tiny_checkpoint, command):
+    """``darkir test`` and ``compare`` printed the set's warnings (here a reference without an input), then the
+    refusal of an output folder inside the data: a page of notes above the one line that mattered."""
+    data = _paired(tmp_path / "set")
+    _png(data / "high" / "c.png", 3)
+    if command == "test":
+        argv = ["test", "--weights", str(tiny_checkpoint), "--data", str(data), "--no-lpips", "-q"]
+        bad, good = ["--results-dir", str(data / "low" / "triplets")], ["--save", "0"]
+    else:
+        argv = ["compare", "--weights", str(tiny_checkpoint), "--data", str(data), "--no-lpips", "-q"]
+        argv += ["--resamples", "10", "--size", "32"]
+        bad, good = ["-o", str(data / "high" / "report")], ["-o", str(tmp_path / "report")]
+    assert main([*argv, *bad]) == 2
+    _error(capsys)  # one line: the refusal alone
+    assert main([*argv, *good]) == 0
+    assert "left out 1 reference(s) without an input" in capsys.readouterr().err

@@ -109,3 +109,13 @@ def warnings_ignored(message: str = "", module: str = "") -> Iterator[None]:
         index = next((i for i, item in enumerate(warnings.filters) if item is entry), None)
         if index is not None:
             del warnings.filters[index]
+
+
+@contextlib.contextmanager
+def warnings_held() -> Iterator[None]:
+    """Warnings issued inside held back, and issued when the block ends without an error: a command's notes on its
+    inputs shown once the checks after them have passed, not above the refusal of a later check."""
+    with warnings.catch_warnings(record=True) as held:
+        yield
+    for item in held:
+        warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)

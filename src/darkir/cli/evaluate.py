@@ -27,7 +27,7 @@ from darkir.cli.common import (
     trained_model,
     use_threads,
 )
-from darkir.errors import DarkIRError, printable, some_of
+from darkir.errors import DarkIRError, printable, some_of, warnings_held
 
 if TYPE_CHECKING:
     from darkir.data.pairs import Pair
@@ -111,14 +111,15 @@ def cmd_test(args: argparse.Namespace) -> int:
 
     refuse_empty(args)
     options = load_options(args.options) if args.options else None
-    sets = evaluation_sets(args, options)
-    location = args.data or (options.require_path("datasets.val.test_path") if options else None)
-    folders = _input_folders(location, [pair for pairs in sets.values() for pair in pairs])
-    _check_csv_beside_triplets(args, options)
-    csv = csv_file(args.csv, [*folders, location, args.weights, args.options], args.overwrite) if args.csv else None
-    results_dirs = {label: _triplet_folder(args, options, folders, len(pairs), label) for label, pairs in sets.items()}
-    restorer = restorer_from_args(args, options)
-    lpips = load_lpips_or_none(args)
+    with warnings_held():  # the sets' notes, once nothing below refuses the run
+        sets = evaluation_sets(args, options)
+        location = args.data or (options.require_path("datasets.val.test_path") if options else None)
+        folders = _input_folders(location, [pair for pairs in sets.values() for pair in pairs])
+        _check_csv_beside_triplets(args, options)
+        csv = csv_file(args.csv, [*folders, location, args.weights, args.options], args.overwrite) if args.csv else None
+        results_dirs = {label: _triplet_folder(args, options, folders, len(sets[label]), label) for label in sets}
+        restorer = restorer_from_args(args, options)
+        lpips = load_lpips_or_none(args)
     all_scores = []
     for label, pairs in sets.items():
         method = model_method(f"{_method_name(args)} on {label}" if label else _method_name(args), restorer)
@@ -397,18 +398,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise DarkIRError(f"--exposure-target is a mean brightness in (0, 1], got {args.exposure_target:g}")
     if args.unpaired:
         _refuse_paired(Path(args.data), None, "compare --unpaired")
-    if args.unpaired:  # an earlier test-unpaired run's results inside the data are outputs, not inputs
-        pairs = outside_earlier_runs(find_unpaired(args.data), Path(args.data))
-    else:
-        pairs = evaluation_sets(args, None)[""]
     output = Path(args.output)
-    check_report_folder(output, _input_folders(args.data, pairs))
-    check_writable_dir(output)
+    with warnings_held():  # the set's notes, once the report folder and the variants are taken
+        if args.unpaired:  # an earlier test-unpaired run's results inside the data are outputs, not inputs
+            pairs = outside_earlier_runs(find_unpaired(args.data), Path(args.data))
+        else:
+            pairs = evaluation_sets(args, None)[""]
+        check_report_folder(output, _input_folders(args.data, pairs))
+        check_writable_dir(output)
+        baselines = [identity(), auto_exposure(args.exposure_target), clahe()]
+        baselines += [zero_dce(args.zero_dce)] if args.zero_dce else []
+        variants = _compared_variants(args, {baseline.name for baseline in baselines})
     if args.max_images:
         pairs = pairs[: args.max_images]
-    baselines = [identity(), auto_exposure(args.exposure_target), clahe()]
-    baselines += [zero_dce(args.zero_dce)] if args.zero_dce else []
-    variants = _compared_variants(args, {baseline.name for baseline in baselines})
     with _left_out_if_empty(output):
         if args.unpaired:
             return _compare_unpaired(args, variants + baselines, pairs)
