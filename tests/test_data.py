@@ -331,6 +331,21 @@ def test_references_without_an_input_are_warned_of(tmp_path):
         find_pairs(tmp_path)
 
 
+def test_a_root_with_the_folders_of_two_layouts_says_which_it_reads(tmp_path):
+    """A root with both low/ + high/ and LOL-v2's Low/ + Normal/ was read as low/ + high/ alone without a word."""
+    for folder, name in (("low", "a"), ("high", "a"), ("Low", "low00001"), ("Normal", "normal00001")):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / f"{name}.png"), np.full((8, 8, 3), 30, np.uint8))
+    with pytest.warns(DarkIRWarning, match=r"reads low/ \+ high/ \(paired layout\) and leaves out Low/ \+ Normal/"):
+        assert [pair.name for pair in find_pairs(tmp_path)] == ["a.png"]
+    for folder in ("Low", "Normal"):
+        (tmp_path / folder / f"{folder.lower()}00001.png").unlink()
+        (tmp_path / folder).rmdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        find_pairs(tmp_path)
+
+
 def test_gray_references_for_colour_inputs_are_warned_of(tmp_path):
     """A model trained towards gray references learns to remove colour: it was accepted without a word."""
     for side in ("low", "high"):

@@ -76,6 +76,31 @@ def detect_layout(root: Path) -> Layout:
     raise DatasetError(f"{root}: no known paired layout found (expected one of {known})")
 
 
+def warn_other_layouts(root: Path, layout: Layout) -> None:
+    """Warn where ``root`` also holds the folders of another layout than ``layout`` (the one read): a tree with
+    both ``low/`` + ``high/`` and ``Low/`` + ``Normal/`` is otherwise read in part without a word."""
+    chosen = {_identity(root / layout.low), _identity(root / layout.high)}
+    others = {
+        f"{other.low}/ + {other.high}/"
+        for other in LAYOUTS.values()
+        if (root / other.low).is_dir()
+        and (root / other.high).is_dir()
+        and not {_identity(root / other.low), _identity(root / other.high)} <= chosen
+    }
+    if others:
+        warn(
+            f"{root}: reads {layout.low}/ + {layout.high}/ ({layout.name} layout) and leaves out "
+            f"{some_of(sorted(others), 3, ' and ')}, which hold another layout's pairs (give each pair of folders "
+            "a root of its own)"
+        )
+
+
+def _identity(folder: Path) -> tuple[int, int]:
+    """The device and inode of ``folder``: one folder however named (a link, or another case on macOS)."""
+    status = folder.stat()
+    return status.st_dev, status.st_ino
+
+
 def no_folder(path: Path, what: str) -> str:
     """Why ``path`` is no ``what`` (a kind of folder): it is a file, or it is not there."""
     return f"a file, not a {what}" if path.exists() else f"{what} not found"

@@ -8,7 +8,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from darkir.data.layouts import COLLECTIONS, DatasetError, Layout, detect_layout, list_images, no_folder
+from darkir.data.layouts import (
+    COLLECTIONS,
+    DatasetError,
+    Layout,
+    detect_layout,
+    list_images,
+    no_folder,
+    warn_other_layouts,
+)
 from darkir.errors import some_of, warn
 from darkir.image_header import read_header
 from darkir.imageio import IMAGE_SUFFIXES, ImageReadError, read_image
@@ -58,12 +66,16 @@ def find_pairs(
     """All pairs under ``root`` (layout auto-detected): each input's reference is at its partner path
     (:meth:`Layout.partner`), or else is the only image there of the same name in another format. Missing or shared
     partners, unreadable files and size mismatches are collected and raised together, naming each path, after
-    ``what`` (default: the dataset and its layout). With ``notes``, references without an input and gray references
-    for colour inputs are warned of (a set that trains or tests a model; not a folder of outputs, nor a probe)."""
+    ``what`` (default: the dataset and its layout). With ``notes``, references without an input, gray references
+    for colour inputs and the folders of a layout not read are warned of (a set that trains or tests a model; not a
+    folder of outputs, nor a probe)."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: {no_folder(root, 'dataset folder')}")
-    layout = layout or detect_layout(root)
+    if layout is None:
+        layout = detect_layout(root)
+        if notes:
+            warn_other_layouts(root, layout)
     low_dir, high_dir = root / layout.low, root / layout.high
     if low_dir.is_dir() and high_dir.is_dir() and os.path.samefile(low_dir, high_dir):
         raise DatasetError(
