@@ -192,6 +192,17 @@ def test_only_the_main_process_of_torchrun_takes_the_lock(data, tmp_path, monkey
     assert "stopped at step" not in capsys.readouterr().out  # the main process says where the run ended
 
 
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_only_the_main_process_of_torchrun_warns_of_the_sets(data, tmp_path, monkeypatch, capsys, rank):
+    """Each process of a torchrun job printed the same warnings about the sets (here validation on the training
+    folder): once for every process."""
+    last = tmp_path / "run" / "last.pt"
+    monkeypatch.setenv("RANK", rank)
+    overrides = _overrides(data, last, tmp_path / "run" / "best.pt", f"datasets.val.test_path={data / 'train'}")
+    assert main(["train", "-p", str(OPTIONS), *overrides, "-q"]) == 0
+    assert ("validation pairs are training pairs too" in capsys.readouterr().err) == (rank == "0")
+
+
 # 4. Full disks: a log that cannot be written never stops training; option files and checkpoints are written
 # atomically and a full disk is named as such.
 def test_a_failing_training_log_warns_once_and_the_checkpoint_is_saved(data, tmp_path, monkeypatch, capsys):

@@ -89,16 +89,16 @@ def _is_internal(filename: str) -> bool:
 
 
 @contextlib.contextmanager
-def warnings_ignored(message: str = "", module: str = "") -> Iterator[None]:
-    """Warnings whose text starts with ``message`` and whose module matches the regex ``module`` (all, by default)
-    ignored while inside: a filter of darkir's own is put first, and that very filter taken out after, whatever
-    other threads added or removed meanwhile. (``warnings.catch_warnings`` instead puts back the whole list it found,
-    so that an overlapping thread's filter, an ignore-all say, could stay for the rest of the process; one in
-    another library still can, with this filter.)"""
+def warnings_ignored(message: str = "", module: str = "", category: type[Warning] = Warning) -> Iterator[None]:
+    """Warnings of ``category`` whose text starts with ``message`` and whose module matches the regex ``module`` (all,
+    by default) ignored while inside: a filter of darkir's own is put first, and that very filter taken out after,
+    whatever other threads added or removed meanwhile. (``warnings.catch_warnings`` instead puts back the whole list
+    it found, so that an overlapping thread's filter, an ignore-all say, could stay for the rest of the process; one
+    in another library still can, with this filter.)"""
     entry = (
         "ignore",
         re.compile(message, re.IGNORECASE) if message else None,
-        Warning,
+        category,
         re.compile(module) if module else None,
         0,
     )

@@ -61,7 +61,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from darkir.train.trainer import train
 
     refuse_empty(args)
-    options = load_options(args.options, args.overrides)
+    with ddp.main_process_warnings():  # each process reads the same file
+        options = load_options(args.options, args.overrides)
     result = train(
         options,
         resume=args.resume,

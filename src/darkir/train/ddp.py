@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -9,6 +10,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from darkir.errors import DarkIRWarning, warnings_ignored
 from darkir.runtime import resolve_device
 
 #: How long a process waits for the others in a collective: rank 0 validates alone meanwhile (on a CPU, a large
@@ -64,6 +66,12 @@ def barrier(context: Context) -> None:
 def is_main_process() -> bool:
     """Whether this process is rank 0 of its torchrun job (or runs alone), before any process group exists."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def main_process_warnings() -> contextlib.AbstractContextManager[None]:
+    """darkir's warnings inside shown by the main process alone: each of the others would print the same line (of
+    the options, of the data sets) once more."""
+    return contextlib.nullcontext() if is_main_process() else warnings_ignored(category=DarkIRWarning)
 
 
 def any_process(context: Context, flag: bool) -> bool:

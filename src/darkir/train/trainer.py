@@ -127,7 +127,8 @@ class Trainer:
         if self.device.type == "cpu":
             keep_freed_memory_for_reuse()
         self.last_path, self.best_path = checkpoint_paths(options)
-        self._load_datasets()
+        with ddp.main_process_warnings():  # each process reads the same sets
+            self._load_datasets()
         torch.manual_seed(options.train.seed)
         self.step = self.epoch = self.epoch_step = 0
         self._make_model()
