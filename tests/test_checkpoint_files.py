@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from darkir.checkpoint import read_checkpoint, save_checkpoint, save_text
+from darkir.checkpoint import read_checkpoint, save_checkpoint
 from darkir.cli import main
 from darkir.errors import CheckpointError, DarkIRError
 from darkir.imageio import ImageReadError
 from darkir.infer import Restorer
 from darkir.models.factory import build_model
 from darkir.models.weights import read_weights
+from darkir.replacing import save_text
 from darkir.weightfiles import load_weights_file
 from tests.conftest import REPO
 

@@ -266,7 +266,7 @@ def _no_space(*args: object) -> None:
 
 
 def test_options_file_is_replaced_atomically(tmp_path, monkeypatch):
-    from darkir.checkpoint import save_text
+    from darkir.replacing import save_text
 
     target = tmp_path / "last.yml"
     target.write_text("previous: options\n")

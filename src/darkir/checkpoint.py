@@ -1,5 +1,5 @@
-"""One checkpoint format, and reading of every layout people have (official, BasicSR, DDP, ours), written and read
-atomically and safely.
+"""One checkpoint format, and reading of every layout people have (official, BasicSR, DDP, ours) safely; ours are
+written in place atomically (:mod:`darkir.replacing`).
 
 Our checkpoints are ``.pt`` files holding ``{"state_dict", "config", ...training state}`` or
 ``.safetensors`` files with the model config in their metadata. Bare state dicts (the official
@@ -10,22 +10,17 @@ DarkIR releases) get their config inferred from key names and tensor shapes (:mo
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
 import os
-import shutil
-import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
 from torch import nn
 
 from darkir.errors import CheckpointError, first_line
-from darkir.outputs import fitting_name
+from darkir.replacing import replace_file
 from darkir.weightfiles import safetensors_problem, torch_load
 
 #: Keys under which known training codes nest the model weights, in the order they are tried.
@@ -133,94 +128,22 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, **state: Any
     if path.suffix.lower() == ".safetensors":
         from safetensors.torch import save_file
 
-        return _write_atomically(
+        return replace_file(
             path, lambda tmp: save_file(state_dict, tmp, metadata={SAFETENSORS_CONFIG_KEY: json.dumps(config)})
         )
-    return _write_atomically(path, lambda tmp: torch.save({"state_dict": state_dict, "config": config, **state}, tmp))
+    return replace_file(path, lambda tmp: torch.save({"state_dict": state_dict, "config": config, **state}, tmp))
 
 
 def save_official_checkpoint(path: str | os.PathLike[str], model: nn.Module) -> Path:
     """Atomically write a DarkIR's weights in the official repository's layout, ``{"params": state_dict}`` (what its
     testing.py and inference.py read); no config is stored: their options' ``network:`` section must describe it."""
     state_dict = _weights(_unwrap(model))
-    return _write_atomically(Path(path), lambda tmp: torch.save({"params": state_dict}, tmp))
+    return replace_file(Path(path), lambda tmp: torch.save({"params": state_dict}, tmp))
 
 
 def _weights(model: nn.Module) -> StateDict:
     """``model``'s state_dict on the CPU, each tensor contiguous (as files store them)."""
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-
-
-def _write_atomically(path: Path, write: Callable[[str], object]) -> Path:
-    """``write(temporary file)``, then the file synced to disk and renamed onto ``path`` (its folder is made); a
-    failure leaves ``path`` as it was and raises a CheckpointError saying why (a full disk by name)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_name = str(temporary_path(path))
-    try:
-        mode = _new_file_mode(path, Path(tmp_name))
-        write(tmp_name)
-        _set_mode(tmp_name, mode)  # safetensors writes its files readable by their owner only
-        with open(tmp_name, "rb+") as handle:  # on the disk before it replaces the previous checkpoint
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except (OSError, RuntimeError, SafetensorError) as exc:  # torch.save reports a full disk as a RuntimeError
-        raise CheckpointError(_write_failure(path, exc)) from None
-    finally:
-        if os.path.exists(tmp_name):
-            os.remove(tmp_name)
-    return path
-
-
-def save_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Atomically write ``text`` to ``path`` (e.g. the options beside a checkpoint): a failed write never leaves it
-    empty or cut short, and the previous file stays as it was."""
-    return _write_atomically(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
-def _new_file_mode(path: Path, tmp: Path) -> int:
-    """The permissions ``path`` is written with: those of the file it replaces, else those of a new file under the
-    current umask (read off ``tmp``, created here afresh, where ``path`` is written first)."""
-    tmp.unlink(missing_ok=True)
-    tmp.touch(mode=0o666, exist_ok=False)  # the umask applies, as to any file open() creates
-    try:
-        return stat.S_IMODE(path.stat().st_mode)
-    except OSError:
-        return stat.S_IMODE(tmp.stat().st_mode)
-
-
-def _set_mode(tmp: str | os.PathLike[str], mode: int) -> None:
-    """Give ``tmp`` the permissions ``mode`` (kept as they are where the file system has no permissions)."""
-    with contextlib.suppress(OSError):
-        os.chmod(tmp, mode)
-
-
-#: The largest process id Linux gives (its ``pid_max`` limit): the widest a temporary file's name can be.
-WIDEST_PID = 4194304
-
-
-def temporary_path(path: Path, pid: int | None = None, shorten: bool = True) -> Path:
-    """The file ``path`` is written to before it replaces ``path``: ``.<name>.<pid>.tmp`` beside it (``pid``: this
-    process's), its name shortened where that would be over 255 bytes (:func:`~darkir.outputs.fitting_name`) unless
-    not ``shorten``."""
-    head, tail = ".", f".{os.getpid() if pid is None else pid}.tmp"
-    return path.with_name(fitting_name(head, path.name, tail) if shorten else f"{head}{path.name}{tail}")
-
-
-#: Free bytes below which a failed write is taken for a full disk (torch.save does not report the errno).
-_FULL_DISK_BYTES = 1 << 20
-
-
-def _write_failure(path: Path, exc: BaseException) -> str:
-    """One line on why writing ``path`` failed (called while its temporary file still holds the space it took)."""
-    kept = "; the previous one is kept" if path.exists() else ""
-    if isinstance(exc, OSError):
-        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-    else:  # safetensors names the OS error in its message, torch.save does not
-        full = "No space left on device" in str(exc) or shutil.disk_usage(path.parent).free < _FULL_DISK_BYTES
-    if full:
-        return f"no space left on device writing {path}{kept}"
-    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
-    return f"cannot write {path}: {reason}{kept}"
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

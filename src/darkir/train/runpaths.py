@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from darkir.checkpoint import WIDEST_PID, temporary_path
 from darkir.data.pairs import manifest_folders
 from darkir.errors import ConfigError
 from darkir.options import Options
 from darkir.outputs import is_inside, is_same_file, nearest_existing
+from darkir.replacing import WIDEST_PID, replacing_path
 from darkir.train import ddp
 from darkir.train.runfiles import back_up, remove_stale_temporaries, save_problem
 from darkir.train.runlog import EVENTS_PREFIX, LOG_FILE
@@ -200,7 +200,7 @@ def _names_too_long(options: Options) -> tuple[str, str] | None:
             snapshot = snapshot_path(last, 9_999_999)  # the widest step a run of under ten million steps has
             files += [snapshot, snapshot.with_suffix(".yml")]
         longest = max(  # unshortened: the names remove_stale_temporaries knows
-            (temporary_path(file, WIDEST_PID, shorten=False) for file in files),
+            (replacing_path(file, WIDEST_PID, shorten=False) for file in files),
             key=lambda file: len(os.fsencode(file.name)),
         )
         limit = _name_limit(path.parent)

@@ -18,7 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from darkir.checkpoint import read_checkpoint, save_checkpoint, save_text
+from darkir.checkpoint import read_checkpoint, save_checkpoint
 from darkir.data.dataset import loader_worker_init
 from darkir.data.layouts import DatasetError
 from darkir.data.synth import SynthDataset
@@ -30,6 +30,7 @@ from darkir.models.factory import create_model
 from darkir.models.state_dict import load_state_dict_strict
 from darkir.models.weights import resolve_weights
 from darkir.options import Options
+from darkir.replacing import save_text
 from darkir.runtime import keep_freed_memory_for_reuse, resolve_device
 from darkir.train import ddp
 from darkir.train.resume import (

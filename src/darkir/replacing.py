@@ -1,0 +1,97 @@
+"""Replacing a file in place, never leaving it cut short: checkpoints and the options files beside them.
+
+The new content is written to ``.<name>.<pid>.tmp`` beside the file (:func:`replacing_path`), synced to disk, given
+the permissions of the file it replaces and renamed onto it in one step; a failure leaves the file as it was and
+says why (a full disk by name). A killed run's temporary files are removed by the next run on the same checkpoint
+(:func:`darkir.train.runfiles.remove_stale_temporaries`, which reads their names with :func:`replacing_owner`).
+
+Results (restored images, videos, reports) go through :mod:`darkir.outputs` instead: claimed first, never replacing
+a file without being asked, their temporary files named for processes on several machines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+from safetensors import SafetensorError
+
+from darkir.errors import CheckpointError, first_line
+from darkir.outputs import fitting_name
+
+
+def replace_file(path: Path, write: Callable[[str], object]) -> Path:
+    """``write(temporary file)``, then the file synced to disk and renamed onto ``path`` (its folder is made); a
+    failure leaves ``path`` as it was and raises a CheckpointError saying why (a full disk by name)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_name = str(replacing_path(path))
+    try:
+        mode = _new_file_mode(path, Path(tmp_name))
+        write(tmp_name)
+        _set_mode(tmp_name, mode)  # safetensors writes its files readable by their owner only
+        with open(tmp_name, "rb+") as handle:  # on the disk before it replaces the previous checkpoint
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except (OSError, RuntimeError, SafetensorError) as exc:  # torch.save reports a full disk as a RuntimeError
+        raise CheckpointError(_write_failure(path, exc)) from None
+    finally:
+        if os.path.exists(tmp_name):
+            os.remove(tmp_name)
+    return path
+
+
+def save_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Atomically write ``text`` to ``path`` (e.g. the options beside a checkpoint): a failed write never leaves it
+    empty or cut short, and the previous file stays as it was."""
+    return replace_file(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def _new_file_mode(path: Path, tmp: Path) -> int:
+    """The permissions ``path`` is written with: those of the file it replaces, else those of a new file under the
+    current umask (read off ``tmp``, created here afresh, where ``path`` is written first)."""
+    tmp.unlink(missing_ok=True)
+    tmp.touch(mode=0o666, exist_ok=False)  # the umask applies, as to any file open() creates
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return stat.S_IMODE(tmp.stat().st_mode)
+
+
+def _set_mode(tmp: str | os.PathLike[str], mode: int) -> None:
+    """Give ``tmp`` the permissions ``mode`` (kept as they are where the file system has no permissions)."""
+    with contextlib.suppress(OSError):
+        os.chmod(tmp, mode)
+
+
+#: The largest process id Linux gives (its ``pid_max`` limit): the widest a temporary file's name can be.
+WIDEST_PID = 4194304
+
+
+def replacing_path(path: Path, pid: int | None = None, shorten: bool = True) -> Path:
+    """The file ``path`` is written to before it replaces ``path``: ``.<name>.<pid>.tmp`` beside it (``pid``: this
+    process's), its name shortened where that would be over 255 bytes (:func:`~darkir.outputs.fitting_name`) unless
+    not ``shorten``."""
+    head, tail = ".", f".{os.getpid() if pid is None else pid}.tmp"
+    return path.with_name(fitting_name(head, path.name, tail) if shorten else f"{head}{path.name}{tail}")
+
+
+#: Free bytes below which a failed write is taken for a full disk (torch.save does not report the errno).
+_FULL_DISK_BYTES = 1 << 20
+
+
+def _write_failure(path: Path, exc: BaseException) -> str:
+    """One line on why writing ``path`` failed (called while its temporary file still holds the space it took)."""
+    kept = "; the previous one is kept" if path.exists() else ""
+    if isinstance(exc, OSError):
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    else:  # safetensors names the OS error in its message, torch.save does not
+        full = "No space left on device" in str(exc) or shutil.disk_usage(path.parent).free < _FULL_DISK_BYTES
+    if full:
+        return f"no space left on device writing {path}{kept}"
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
+    return f"cannot write {path}: {reason}{kept}"
