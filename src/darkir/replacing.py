@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import stat
 from collections.abc import Callable
@@ -78,6 +79,17 @@ def replacing_path(path: Path, pid: int | None = None, shorten: bool = True) -> 
     not ``shorten``."""
     head, tail = ".", f".{os.getpid() if pid is None else pid}.tmp"
     return path.with_name(fitting_name(head, path.name, tail) if shorten else f"{head}{path.name}{tail}")
+
+
+#: A name :func:`replacing_path` gives (unshortened): the name of the file it replaces, and the writer's process id.
+_REPLACING_NAME = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.tmp")
+
+
+def replacing_owner(name: str) -> tuple[str, int] | None:
+    """The name of the file that the temporary file named ``name`` was to replace, and the id of the process that
+    wrote it; None for a name :func:`replacing_path` does not give."""
+    match = _REPLACING_NAME.fullmatch(name)
+    return (match["name"], int(match["pid"])) if match else None
 
 
 #: Free bytes below which a failed write is taken for a full disk (torch.save does not report the errno).

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from darkir.errors import DarkIRError
 from darkir.outputs import nearest_existing, pid_alive, release_lock, take_lock
+from darkir.replacing import replacing_owner
 
 
 class RunBusyError(DarkIRError):
@@ -122,19 +123,15 @@ def save_problem(path: Path, folder: bool = False) -> str | None:
     return None
 
 
-#: A temporary checkpoint or options file (``.<name>.<pid>.tmp``, see :func:`darkir.checkpoint.temporary_path`).
-_TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.tmp")
-
-
 def remove_stale_temporaries(targets: list[Path]) -> list[Path]:
     """Remove the temporary files of ``targets`` and of their step snapshots and options files whose writer, a process
     of this machine, is gone (left by a killed run); returns them."""
     removed = []
     for target in targets:
         names = re.compile(rf"{re.escape(target.stem)}(_step\d+)?({re.escape(target.suffix)}|\.yml)")
-        for path in target.parent.glob(".*.tmp"):
-            match = _TEMPORARY.fullmatch(path.name)
-            if match and names.fullmatch(match["name"]) and not pid_alive(int(match["pid"])):
+        for path in target.parent.glob(".*.tmp"):  # the temporary files of darkir.replacing
+            owner = replacing_owner(path.name)
+            if owner and names.fullmatch(owner[0]) and not pid_alive(owner[1]):
                 path.unlink(missing_ok=True)
                 removed.append(path)
     return removed
