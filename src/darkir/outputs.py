@@ -1,6 +1,7 @@
 """Writing result files without ever losing data: claims, temporary files, verification, atomic renames.
 
-Every output darkir writes goes through :func:`claim` and :func:`write_atomic`:
+Every result darkir writes (restored images and videos, scores, reports) goes through :func:`claim` and
+:func:`write_atomic` (a checkpoint or options file, which its run replaces in place, through :mod:`darkir.replacing`):
 
 - the output is **claimed** first with an exclusive lock on ``.<name>.darkir-lock`` beside it. A second
   run (another process, another terminal) that wants the same file finds it claimed and skips it;

@@ -6,7 +6,8 @@ says why (a full disk by name). A killed run's temporary files are removed by th
 (:func:`darkir.train.runfiles.remove_stale_temporaries`, which reads their names with :func:`replacing_owner`).
 
 Results (restored images, videos, reports) go through :mod:`darkir.outputs` instead: claimed first, never replacing
-a file without being asked, their temporary files named for processes on several machines.
+a file without being asked, their temporary files named for processes on several machines. A synthetic set is made
+whole in a hidden folder and renamed into place (:mod:`darkir.data.synth`).
 """
 
 from __future__ import annotations
