@@ -79,6 +79,29 @@ def test_text_beside_a_checkpoint_gets_the_umask_permissions(tmp_path, umask_022
     assert _mode(path) == 0o640 and path.read_text() == "a: 2\n"
 
 
+@pytest.mark.parametrize("official", [False, True])
+def test_convert_keeps_a_file_made_at_its_output_while_it_ran(tmp_path, tiny_checkpoint, monkeypatch, capsys, official):
+    """The output was checked before the weights were loaded, and then replaced whatever had appeared there meanwhile
+    (a parallel job's file), without --overwrite."""
+    import darkir.models
+
+    output = tmp_path / ("out.pt" if official else "out.safetensors")
+    create = darkir.models.create_model
+
+    def create_while_another_writes(*args: object, **kwargs: object) -> torch.nn.Module:
+        output.write_text("another job's file\n")
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(darkir.models, "create_model", create_while_another_writes)
+    argv = ["convert", str(tiny_checkpoint), "-o", str(output), *(["--official"] if official else [])]
+    assert main(argv) == 2
+    assert f"{output} exists; pass --overwrite to replace it" in capsys.readouterr().err
+    assert output.read_text() == "another job's file\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == [output.name]  # no temporary file left
+    assert main([*argv, "--overwrite"]) == 0
+    assert read_checkpoint(output)[0].keys() == read_checkpoint(tiny_checkpoint)[0].keys()
+
+
 def test_convert_to_safetensors_is_readable_by_others(tmp_path, umask_022, tiny_checkpoint, capsys):
     assert main(["convert", str(tiny_checkpoint), "-o", str(tmp_path / "a.safetensors")]) == 0
     assert _mode(tmp_path / "a.safetensors") == 0o644

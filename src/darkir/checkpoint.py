@@ -105,8 +105,9 @@ def _strip_prefixes(state_dict: StateDict) -> StateDict:
     return state_dict
 
 
-def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, **state: Any) -> Path:
-    """Atomically write a DarkIR's weights and config (and any training ``state``) to ``path``.
+def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, *, overwrite: bool = True, **state: Any) -> Path:
+    """Atomically write a DarkIR's weights and config (and any training ``state``) to ``path``; without
+    ``overwrite``, a file there (one made meanwhile too) is kept and an OutputExistsError raised.
 
     ``.safetensors`` stores the weights only (config in the metadata); other suffixes store a
     ``torch.save`` dict ``{"state_dict", "config", **state}``.
@@ -128,17 +129,18 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, **state: Any
     if path.suffix.lower() == ".safetensors":
         from safetensors.torch import save_file
 
-        return replace_file(
-            path, lambda tmp: save_file(state_dict, tmp, metadata={SAFETENSORS_CONFIG_KEY: json.dumps(config)})
-        )
-    return replace_file(path, lambda tmp: torch.save({"state_dict": state_dict, "config": config, **state}, tmp))
+        metadata = {SAFETENSORS_CONFIG_KEY: json.dumps(config)}
+        return replace_file(path, lambda tmp: save_file(state_dict, tmp, metadata=metadata), overwrite)
+    content = {"state_dict": state_dict, "config": config, **state}
+    return replace_file(path, lambda tmp: torch.save(content, tmp), overwrite)
 
 
-def save_official_checkpoint(path: str | os.PathLike[str], model: nn.Module) -> Path:
+def save_official_checkpoint(path: str | os.PathLike[str], model: nn.Module, overwrite: bool = True) -> Path:
     """Atomically write a DarkIR's weights in the official repository's layout, ``{"params": state_dict}`` (what its
-    testing.py and inference.py read); no config is stored: their options' ``network:`` section must describe it."""
+    testing.py and inference.py read); no config is stored: their options' ``network:`` section must describe it.
+    Without ``overwrite``, as :func:`save_checkpoint`."""
     state_dict = _weights(_unwrap(model))
-    return replace_file(Path(path), lambda tmp: torch.save({"params": state_dict}, tmp))
+    return replace_file(Path(path), lambda tmp: torch.save({"params": state_dict}, tmp), overwrite)
 
 
 def _weights(model: nn.Module) -> StateDict:

@@ -24,12 +24,13 @@ from pathlib import Path
 from safetensors import SafetensorError
 
 from darkir.errors import CheckpointError, first_line
-from darkir.outputs import fitting_name
+from darkir.outputs import commit, fitting_name
 
 
-def replace_file(path: Path, write: Callable[[str], object]) -> Path:
+def replace_file(path: Path, write: Callable[[str], object], overwrite: bool = True) -> Path:
     """``write(temporary file)``, then the file synced to disk and renamed onto ``path`` (its folder is made); a
-    failure leaves ``path`` as it was and raises a CheckpointError saying why (a full disk by name)."""
+    failure leaves ``path`` as it was and raises a CheckpointError saying why (a full disk by name). Without
+    ``overwrite``, a file at ``path``, one made while this was written too, is kept: an OutputExistsError."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_name = str(replacing_path(path))
     try:
@@ -38,7 +39,10 @@ def replace_file(path: Path, write: Callable[[str], object]) -> Path:
         _set_mode(tmp_name, mode)  # safetensors writes its files readable by their owner only
         with open(tmp_name, "rb+") as handle:  # on the disk before it replaces the previous checkpoint
             os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
+        if overwrite:
+            os.replace(tmp_name, path)
+        else:
+            commit(Path(tmp_name), path, overwrite=False)
     except (OSError, RuntimeError, SafetensorError) as exc:  # torch.save reports a full disk as a RuntimeError
         raise CheckpointError(_write_failure(path, exc)) from None
     finally:

@@ -92,7 +92,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     )
     config = get_spec(args.model).config if args.model else {}
     model = create_model(args.weights, require_weights=True, **config)
-    path = (save_official_checkpoint if args.official else save_checkpoint)(output, model)
+    save = save_official_checkpoint if args.official else save_checkpoint
+    path = save(output, model, overwrite=args.overwrite)  # a file made there since the check above is kept
     layout = " in the official layout ({'params': state_dict})" if args.official else ""
     print(f"{model.config['width']}-wide {'DarkIR+CSF' if model.use_csf else 'DarkIR'} -> {path}{layout}")
     if args.official:
