@@ -125,6 +125,41 @@ def test_missing_keys_are_named(tmp_path, tiny_csf):
         load_model(path, config=tiny_csf.config)
 
 
+def test_a_csf_checkpoint_without_its_first_gate_names_the_key(tmp_path, tiny_csf):
+    """A bare CSF state_dict without ``csf_blocks.0.gate.1.weight`` gave ``KeyError: 'csf_blocks.0.gate.1.weight'``."""
+    state = dict(tiny_csf.state_dict())
+    del state["csf_blocks.0.gate.1.weight"]
+    torch.save(state, tmp_path / "partial.pt")
+    with pytest.raises(CheckpointError, match=r"1 missing key\(s\): csf_blocks\.0\.gate\.1\.weight$"):
+        load_model(tmp_path / "partial.pt")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda tensor: tensor.to("meta"), r"holds tensors without values \(on the meta device\): intro\.weight"),
+        (lambda tensor: tensor.to_sparse(), r"holds sparse tensors: intro\.weight, .*; save them dense"),
+    ],
+    ids=["meta", "sparse"],
+)
+def test_tensors_without_plain_values_are_named(tmp_path, tiny_csf, change, message):
+    """Meta and sparse tensors leaked torch's errors ("Tensor.item() cannot be called on meta tensors",
+    "Could not run 'aten::ne.Scalar' ... SparseCPU")."""
+    state = {key: change(value) if value.dim() == 4 else value for key, value in tiny_csf.state_dict().items()}
+    torch.save(state, tmp_path / "odd.pt")
+    with pytest.raises(CheckpointError, match=message):
+        load_model(tmp_path / "odd.pt")
+
+
+@pytest.mark.parametrize("blocks", [{"enc_blk_nums": (1, 2, 0)}, {"dec_blk_nums": (1, 1, 0)}])
+def test_stages_of_no_blocks_at_the_end_are_read_off_the_weights(blocks):
+    """The stages were counted by their blocks alone, so a last stage of none was lost: an official file of such a
+    network read back as ``enc_blk_nums: [1, 2]``, which contradicts three decoder stages."""
+    model = build_model("darkir-w32", **{**TINY, **blocks})
+    config = infer_config(model.state_dict())
+    assert {key: tuple(config[key]) for key in blocks} == blocks
+
+
 @pytest.mark.parametrize(
     ("content", "pattern"),
     [

@@ -29,16 +29,17 @@ def infer_config(state_dict: Mapping[str, torch.Tensor], dilations: Sequence[int
     config = DEFAULTS.replace(
         img_channel=int(img_channel),
         width=int(width),
-        enc_blk_nums=_blocks_per_stage(state_dict, "encoders"),
-        dec_blk_nums=_blocks_per_stage(state_dict, "decoders"),
+        enc_blk_nums=_blocks_per_stage(state_dict, "encoders", "downs"),
+        dec_blk_nums=_blocks_per_stage(state_dict, "decoders", "ups"),
         middle_blk_num_enc=_blocks_in(state_dict, "middle_blks_enc"),
         middle_blk_num_dec=_blocks_in(state_dict, "middle_blks_dec"),
         dilations=_dilations(state_dict) if dilations is None else dilations,
         extra_depth_wise=any(".extra_conv." in k for k in state_dict),
         use_csf=any(k.startswith("csf_blocks.") for k in state_dict),
     )
-    if config.use_csf:
-        hidden, channels = state_dict["csf_blocks.0.gate.1.weight"].shape[:2]
+    gate = state_dict.get("csf_blocks.0.gate.1.weight")
+    if config.use_csf and gate is not None:  # (without it, the strict load names the key missing)
+        hidden, channels = gate.shape[:2]
         config = config.replace(csf_reduction=max(int(channels) // int(hidden), 1))
     return config.as_kwargs()
 
@@ -58,15 +59,17 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def _blocks_per_stage(state_dict: Mapping[str, torch.Tensor], prefix: str) -> list[int]:
-    """Blocks in each stage of ``prefix`` (``encoders``/``decoders``), from the highest block index per stage."""
+def _blocks_per_stage(state_dict: Mapping[str, torch.Tensor], prefix: str, scaling: str) -> list[int]:
+    """Blocks in each stage of ``prefix`` (``encoders``/``decoders``), from the highest block index per stage; the
+    stages counted by their resampling layers ``scaling`` (``downs``/``ups``) too, which a stage of no blocks has."""
     pattern = re.compile(rf"^{prefix}\.(\d+)\.modules_list\.(\d+)\.")
     counts: dict[int, int] = {}
     for key in state_dict:
         if match := pattern.match(key):
             stage, block = int(match[1]), int(match[2])
             counts[stage] = max(counts.get(stage, 0), block + 1)
-    return [counts.get(i, 0) for i in range(max(counts, default=-1) + 1)]
+    resampled = {int(m[1]) for key in state_dict if (m := re.match(rf"^{scaling}\.(\d+)\.", key))}
+    return [counts.get(i, 0) for i in range(max(counts.keys() | resampled, default=-1) + 1)]
 
 
 def _blocks_in(state_dict: Mapping[str, torch.Tensor], prefix: str) -> int:
@@ -125,6 +128,15 @@ def _check_values(expected: Mapping[str, torch.Tensor], state_dict: Mapping[str,
     """Raise a CheckpointError naming the tensors that are not real numbers where the model's are (integers,
     booleans, complex: loading would cast them without a word) or that hold NaN or infinite values (a damaged file,
     a diverged run): such weights would fail on every image, each time blamed on the image or the precision."""
+    empty = [key for key, tensor in state_dict.items() if tensor.is_meta]
+    if empty:
+        raise CheckpointError(
+            f"{source} holds tensors without values (on the meta device): {some_of(empty, 4)}; save the weights "
+            "themselves"
+        )
+    sparse = [key for key, tensor in state_dict.items() if tensor.layout != torch.strided]
+    if sparse:
+        raise CheckpointError(f"{source} holds sparse tensors: {some_of(sparse, 4)}; save them dense (.to_dense())")
     kinds = [
         f"{key} ({state_dict[key].dtype})"
         for key, tensor in expected.items()
