@@ -303,3 +303,23 @@ def test_warnings_point_at_the_callers_line(model, call):
     with pytest.warns(DarkIRWarning, match="restoring in 64 px tiles") as record:
         getattr(small_tiles, call)(argument)
     assert [warning.filename for warning in record] == [__file__]
+
+
+def test_a_model_of_other_than_three_channels_restores_tensors_and_refuses_images(tmp_path, capsys):
+    """A 1-channel model loaded and then failed on each image ("expected a (N, 1, H, W) tensor ... got shape (1, 3,
+    30, 40)"), even on gray ones; ``darkir restore`` said so once per file."""
+    from darkir.checkpoint import save_checkpoint
+
+    model = randomize(create_model("darkir-w32", **{**TINY, "img_channel": 1}), seed=1).eval()
+    restorer = Restorer(model, device="cpu", precision="fp32")
+    assert restorer.restore_tensor(torch.rand(1, 1, 16, 16)).shape == (1, 1, 16, 16)
+    refusal = "this model takes 1-channel images (img_channel 1); images and videos are restored as RGB"
+    for image in (np.zeros((16, 16), np.uint8), np.zeros((16, 16, 3), np.float32), torch.rand(1, 3, 16, 16)):
+        with pytest.raises(DarkIRError, match=re.escape(refusal)):
+            restorer(image)
+    save_checkpoint(tmp_path / "gray.safetensors", model)
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((16, 16), 20, np.uint8))
+    weights = str(tmp_path / "gray.safetensors")
+    assert main(["restore", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--weights", weights, "-q"]) == 2
+    assert refusal in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -95,8 +95,11 @@ class RestoreSettings:
     exposure: float = 0.0
 
     def restorer(self, model: nn.Module) -> Restorer:
-        """A Restorer of ``model`` with these settings."""
-        return Restorer(model, **{field.name: getattr(self, field.name) for field in fields(RestoreSettings)})
+        """A Restorer of ``model`` with these settings, for images and videos: a model that takes other than RGB
+        (``img_channel`` 3) is refused here, before any file is read."""
+        restorer = Restorer(model, **{field.name: getattr(self, field.name) for field in fields(RestoreSettings)})
+        restorer.require_rgb()
+        return restorer
 
 
 def _check_model(model: object) -> None:
@@ -256,6 +259,7 @@ class Restorer:
 
     def _call_tensor(self, x: torch.Tensor) -> torch.Tensor:
         x = x.detach()  # restored values, never a graph back to the input
+        self.require_rgb()
         _check_batch(x, 3)
         if not bool(torch.isfinite(x).all()):
             raise DarkIRError("the tensor has NaN or infinite values")
@@ -400,6 +404,16 @@ class Restorer:
         _check_batch(x, self._channels())
         return self._finish(self._restore(x.float()), x)
 
+    def require_rgb(self) -> None:
+        """Raise a DarkIRError unless the model takes RGB images (3 channels, or a model without a DarkIR config), as
+        every image and video is given to it; :meth:`restore_tensor` takes the model's own channels."""
+        channels = self._channels()
+        if channels not in (None, 3):
+            raise DarkIRError(
+                f"this model takes {channels}-channel images (img_channel {channels}); images and videos are "
+                f"restored as RGB, 3 channels: restore (N, {channels}, H, W) tensors with restore_tensor"
+            )
+
     def _channels(self) -> int | None:
         """The channels the model takes (its config's ``img_channel``; None for a model without a DarkIR config)."""
         config = getattr(self.model, "config", None)  # DarkIR models: their ModelConfig as a dict
@@ -520,6 +534,7 @@ class Restorer:
         """Restore one (H, W, 3) float RGB image in [0, 1] (float32 as :func:`darkir.imageio.read_image` gives it, or
         any float dtype); the result is float32, clamped to [0, 1]. Integer images go through ``restorer(array)``."""
         _check_array(rgb)
+        self.require_rgb()
         x = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
         out = self._restore_tensor(x)[0].clamp(0, 1)
         return out.permute(1, 2, 0).numpy()
