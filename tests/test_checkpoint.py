@@ -34,6 +34,8 @@ LAYOUTS = {
     "ddp_raw": lambda sd: {f"module.{k}": v for k, v in sd.items()},
     "ddp_params": lambda sd: {"params": {f"module.{k}": v for k, v in sd.items()}},
     "compiled": lambda sd: {f"_orig_mod.{k}": v for k, v in sd.items()},
+    "lightning": lambda sd: {"state_dict": {f"model.{k}": v for k, v in sd.items()}, "epoch": 3},
+    "net_g": lambda sd: {"net_g": sd},
 }
 
 
@@ -199,6 +201,16 @@ def test_non_darkir_weights(tmp_path):
     torch.save({"epoch": 3, "optimizer": {"lr": 1}}, path)
     with pytest.raises(CheckpointError, match="has no model weights"):
         load_model(path)
+
+
+def test_a_darkir_inside_a_larger_module_is_named_as_such(tmp_path, tiny_csf):
+    """A Lightning module's weights beside a loss network's were "unusable model config: ... not a DarkIR
+    checkpoint?"."""
+    state = {f"model.{k}": v for k, v in tiny_csf.state_dict().items()} | {"criterion.weight": torch.zeros(1)}
+    torch.save({"state_dict": state}, tmp_path / "lightning.ckpt")
+    with pytest.raises(CheckpointError, match=r"its keys start with 'model\.' beside others") as error:
+        load_model(tmp_path / "lightning.ckpt")
+    assert "unusable model config" not in str(error.value)
 
 
 @pytest.mark.parametrize("model", [torch.nn.Conv2d(3, 3, 1), None])

@@ -26,9 +26,10 @@ from darkir.weightfiles import safetensors_problem, torch_load
 #: Keys under which known training codes nest the model weights, in the order they are tried.
 #: (A BasicSR-style file with both ``params_ema`` and ``params`` gives its averaged weights, the ones it is evaluated
 #: with, as spandrel and Real-ESRGAN's inference load them.)
-STATE_DICT_KEYS = ("state_dict", "model_state_dict", "params_ema", "params", "model")
-#: Prefixes added by wrappers (DistributedDataParallel, torch.compile) and stripped on load, in any order.
-WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+STATE_DICT_KEYS = ("state_dict", "model_state_dict", "params_ema", "params", "model", "net_g", "net")
+#: Prefixes added by wrappers (DistributedDataParallel, torch.compile, a Lightning module's ``model`` or ``net``)
+#: and stripped on load, in any order, where every key has one.
+WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.", "net.")
 SAFETENSORS_CONFIG_KEY = "darkir_config"
 
 StateDict = dict[str, torch.Tensor]

@@ -22,9 +22,14 @@ def infer_config(state_dict: Mapping[str, torch.Tensor], dilations: Sequence[int
     three-branch checkpoint gets the reference's ``[1, 4, 9]`` and other counts need ``dilations``.
     """
     if "intro.weight" not in state_dict:
-        raise CheckpointError(
-            "cannot infer a DarkIR config: the state_dict has no 'intro.weight' (not a DarkIR checkpoint?)"
+        nested = sorted(key[: -len("intro.weight")] for key in state_dict if key.endswith(".intro.weight"))
+        why = (
+            f"its keys start with {nested[0]!r} beside others (a DarkIR inside a larger module: keep the entries "
+            f"under {nested[0]!r}, without it)"
+            if nested
+            else "not a DarkIR checkpoint?"
         )
+        raise CheckpointError(f"cannot infer a DarkIR config: the state_dict has no 'intro.weight' ({why})")
     width, img_channel = state_dict["intro.weight"].shape[:2]
     config = DEFAULTS.replace(
         img_channel=int(img_channel),

@@ -75,6 +75,8 @@ def read_weights(
     try:
         chosen = _config_to_build(state_dict, stored_config or zoo_config, config)
         stored = resolve_config(stored_config) if config is not None and stored_config else None
+    except CheckpointError as exc:  # weights that tell no config (another model's)
+        raise CheckpointError(f"{path}: {first_line(exc)}") from None
     except (ConfigError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: unusable model config: {first_line(exc)}") from None
     if stored is not None:
