@@ -203,6 +203,19 @@ def test_non_darkir_weights(tmp_path):
         load_model(path)
 
 
+def test_a_config_entry_of_training_settings_is_left_out_with_a_warning(tmp_path, tiny_csf):
+    """Another code's ``{"params": ..., "config": {"lr": ..., "epochs": ...}}`` could not be loaded at all: "unusable
+    model config: unknown model config key(s) 'lr', 'epochs'"."""
+    from darkir.errors import DarkIRWarning
+
+    torch.save({"params": tiny_csf.state_dict(), "config": {"lr": 1e-4, "epochs": 100}}, tmp_path / "theirs.pth")
+    with pytest.warns(DarkIRWarning, match=r"its 'config' entry holds no network settings \(lr, epochs\): left out"):
+        assert _same_output(load_model(tmp_path / "theirs.pth"), tiny_csf)
+    torch.save({"params": tiny_csf.state_dict(), "config": {"width": 16, "lr": 1e-4}}, tmp_path / "mixed.pth")
+    with pytest.raises(CheckpointError, match=r"unknown model config key\(s\) 'lr'"):
+        load_model(tmp_path / "mixed.pth")
+
+
 def test_a_darkir_inside_a_larger_module_is_named_as_such(tmp_path, tiny_csf):
     """A Lightning module's weights beside a loss network's were "unusable model config: ... not a DarkIR
     checkpoint?"."""

@@ -13,13 +13,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from darkir.errors import CheckpointError, first_line
+from darkir.errors import CheckpointError, first_line, some_of, warn
+from darkir.models.config import ModelConfig
 from darkir.replacing import replace_file
 from darkir.weightfiles import safetensors_problem, torch_load
 
@@ -50,8 +52,21 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, 
     if not isinstance(payload, Mapping):
         raise CheckpointError(f"checkpoint {path} holds a {type(payload).__name__}, not a state_dict mapping")
     state_dict = _find_state_dict(payload, path)
-    config = payload.get("config") if isinstance(payload.get("config"), Mapping) else None
-    return state_dict, (dict(config) if config else None), dict(payload)
+    return state_dict, _network_config(payload.get("config"), path), dict(payload)
+
+
+def _network_config(config: object, path: Path) -> dict[str, Any] | None:
+    """The model config a ``.pt`` file stores under ``config``: None where there is none, or where that entry names
+    no network setting (another code's training settings, ``lr`` and ``epochs`` say), which is then warned of."""
+    if not isinstance(config, Mapping) or not config:
+        return None
+    if not set(config) & {field.name for field in fields(ModelConfig)}:
+        warn(
+            f"{path}: its 'config' entry holds no network settings ({some_of([str(key) for key in config], 4)}): "
+            "left out, the network is read off the weights"
+        )
+        return None
+    return dict(config)
 
 
 def _read_safetensors(path: Path) -> tuple[StateDict, dict[str, Any] | None, dict[str, Any]]:

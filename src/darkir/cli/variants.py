@@ -166,7 +166,12 @@ def register(add: AddCommand) -> None:
         required=True,
         help="file to write: .safetensors (weights and config only), .pt or .pth; never the CHECKPOINT read",
     )
-    convert.add_argument("-m", "--model", metavar="NAME", help="zoo name whose config to use instead of the stored one")
+    convert.add_argument(
+        "-m",
+        "--model",
+        metavar="NAME",
+        help="zoo name whose config builds weights that store none (a stored config must agree with it)",
+    )
     convert.add_argument(
         "--official",
         action="store_true",
