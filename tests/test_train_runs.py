@@ -90,6 +90,21 @@ def test_restart_keeps_last_and_best_that_share_a_file_name(data, tmp_path, caps
     assert "the earlier run's files were moved to" in capsys.readouterr().err
 
 
+def test_a_log_left_by_a_run_without_checkpoints_is_not_added_to(data, tmp_path, capsys):
+    """A run that failed (a full disk) or was killed before its first checkpoint left ``<stem>_logs/train.jsonl``;
+    the same command run again appended its records there, two runs' step and validation records mixed."""
+    run = tmp_path / "run"
+    args = _args(data, run / "last.pt", run / "best.pt")
+    (run / "last_logs").mkdir(parents=True)
+    (run / "last_logs" / "train.jsonl").write_text('{"kind": "train", "step": 1}\n')
+    assert main(args) == 2
+    assert f"but {run / 'last_logs' / 'train.jsonl'} holds an earlier run's log" in capsys.readouterr().err
+    assert (run / "last_logs" / "train.jsonl").read_text() == '{"kind": "train", "step": 1}\n'
+    assert main([*args, "--restart"]) == 0
+    assert (next(run.glob("backup-*")) / "last_logs" / "train.jsonl").read_text() == '{"kind": "train", "step": 1}\n'
+    assert '"step": 1}' not in (run / "last_logs" / "train.jsonl").read_text()
+
+
 # 2. One run per save.path: a second one stops in one line naming the first; a killed run's lock is taken over.
 _HOLDER = textwrap.dedent(
     """

@@ -331,6 +331,13 @@ def continue_or_start(
             f"copy that one to {last} and pass resume=True, or pass restart=True to start over (they are moved to a "
             "backup folder first)"
         )
+    log = _log_without_checkpoints(options)
+    if log and not (earlier or stray or kept or restart):
+        raise ConfigError(
+            f"{options.source}: save.path: {last} does not exist, but {log} holds an earlier run's log (a run that "
+            "failed or was killed before its first checkpoint?); this run would add to it; pass restart=True to start "
+            "over (the log folder is moved to a backup folder first)"
+        )
     if earlier and not restart:
         why = "its run lost its last checkpoint, or another run shares this save.best"
         raise ConfigError(
@@ -338,7 +345,20 @@ def continue_or_start(
             f"does not exist ({why}){_why_not_resumed(options, init_from)}; give this run its own save.best, or pass "
             "restart=True to start over (the best checkpoint is moved to a backup folder first)"
         )
-    return False, earlier or (stray[1] if stray else None) or (kept[-1] if kept else None)
+    return False, earlier or (stray[1] if stray else None) or (kept[-1] if kept else None) or log
+
+
+def _log_without_checkpoints(options: Options) -> Path | None:
+    """The log of an earlier run in ``save.path``'s default log folder (``train.jsonl`` with records, or TensorBoard
+    files), where that run left no checkpoint; a ``train.log_dir`` is left out: runs may log there one after the
+    other."""
+    if options.train.log_dir:
+        return None
+    folder = log_folder(options)
+    log = folder / LOG_FILE
+    if (log.is_file() and log.stat().st_size > 0) or any(folder.glob(f"{EVENTS_PREFIX}*")):
+        return log if log.is_file() else folder
+    return None
 
 
 def _stray_options_file(options: Options) -> tuple[str, Path, Path] | None:
