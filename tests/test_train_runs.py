@@ -499,3 +499,22 @@ def test_a_log_dir_lock_that_cannot_be_made_stops_no_run(tmp_path, monkeypatch):
         hold_run(tmp_path / "last.pt"),
     ):
         pass
+
+
+def test_an_error_while_training_comes_on_a_line_of_its_own_below_the_bar(data, tmp_path, monkeypatch, capsys):
+    """The progress bar was left open when saving the best checkpoint failed: the error was printed on the bar's line
+    (``...loss=0.36]darkir: error: ...``), and the bar drawn once more after it."""
+    import darkir.train.trainer
+
+    write = darkir.train.trainer.save_checkpoint
+
+    def no_best(path, *args, **kwargs):
+        if Path(path).name == "best.pt":
+            raise CheckpointError(f"no space left on device writing {path}")
+        return write(path, *args, **kwargs)
+
+    monkeypatch.setattr(darkir.train.trainer, "save_checkpoint", no_best)
+    run = tmp_path / "run"
+    assert main(_args(data, run / "last.pt", run / "best.pt")[:-1]) == 2  # without -q: the bar is drawn
+    err = capsys.readouterr().err
+    assert "\ndarkir: error: " in err and "\rtraining" not in err[err.index("darkir: error: ") :]

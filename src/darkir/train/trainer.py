@@ -383,8 +383,9 @@ class Trainer:
             except ResumableError as failure:
                 bar.close()
                 self._stop_after_failure(failure)
+            finally:  # the bar ends its line before any message (a checkpoint that could not be written)
+                bar.close()
             interrupted = interrupt.requested()
-        bar.close()
         return self._finish(interrupted)
 
     def _epochs(self, stop: int, bar: tqdm, interrupt: StopOnInterrupt) -> None:
