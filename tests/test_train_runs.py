@@ -105,6 +105,20 @@ def test_a_log_left_by_a_run_without_checkpoints_is_not_added_to(data, tmp_path,
     assert '"step": 1}' not in (run / "last_logs" / "train.jsonl").read_text()
 
 
+@pytest.mark.parametrize("key", ["save.path", "save.best"])
+def test_a_file_that_is_no_checkpoint_at_a_save_path_is_named_and_never_moved(data, tmp_path, capsys, key):
+    """A text file at save.path was "an earlier run" to resume or restart: --restart moved the user's file away."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine\n")
+    last, best = (run / "notes.txt", run / "best.pt") if key == "save.path" else (run / "last.pt", run / "notes.txt")
+    for flags in ([], ["--restart"]):
+        assert main([*_args(data, last, best), *flags]) == 2
+        err = capsys.readouterr().err
+        assert f"{key}: {run / 'notes.txt'} exists and holds no checkpoint (not a PyTorch weights file)" in err
+        assert sorted(path.name for path in run.iterdir()) == ["notes.txt"]
+
+
 # 2. One run per save.path: a second one stops in one line naming the first; a killed run's lock is taken over.
 _HOLDER = textwrap.dedent(
     """

@@ -163,6 +163,15 @@ def _file_kind(path: Path) -> str | None:
     return next((kind for magic, kind in _OTHER_MAGIC.items() if head.startswith(magic)), None)
 
 
+def not_weights(path: Path) -> str | None:
+    """What the file ``path`` is, by its first bytes, where that is no weights file of torch's or safetensors' (an
+    image, another pickle, something else: "not a PyTorch weights file"); None where it may be one."""
+    kind = _file_kind(path)
+    if kind in ("torch", "safetensors"):
+        return None
+    return f"it is {kind}" if kind else "not a PyTorch weights file"
+
+
 def _legacy_torch(head: bytes) -> bool:
     """Whether the bytes ``head`` begin torch's legacy format (a pickle of protocol 2 to 5 of its magic number), or
     all of them could (a file cut short within its first bytes)."""

@@ -18,6 +18,7 @@ from darkir.replacing import WIDEST_PID, replacing_path
 from darkir.train import ddp
 from darkir.train.runfiles import back_up, remove_stale_temporaries, save_problem
 from darkir.train.runlog import EVENTS_PREFIX, LOG_FILE
+from darkir.weightfiles import not_weights
 
 
 def checkpoint_paths(options: Options) -> tuple[Path, Path]:
@@ -309,6 +310,13 @@ def continue_or_start(
             print(f"darkir: network.resume_training: continuing the run in {last}", file=sys.stderr)
         return True, None
     earlier = _earlier_checkpoint(options)
+    what = not_weights(earlier) if earlier and earlier.is_file() else None
+    if what:  # a file of the user's, which --restart would move away as if it were a run's
+        key = "save.path" if earlier == last else "save.best"
+        raise ConfigError(
+            f"{options.source}: {key}: {earlier} exists and holds no checkpoint ({what}); give {key} the name of a "
+            "new file, or move that one"
+        )
     if earlier and not restart and earlier == last:
         raise ConfigError(
             f"{options.source}: save.path: {earlier} holds an earlier run{_why_not_resumed(options, init_from)}; "
