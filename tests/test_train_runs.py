@@ -532,3 +532,17 @@ def test_an_error_while_training_comes_on_a_line_of_its_own_below_the_bar(data, 
     assert main(_args(data, run / "last.pt", run / "best.pt")[:-1]) == 2  # without -q: the bar is drawn
     err = capsys.readouterr().err
     assert "\ndarkir: error: " in err and "\rtraining" not in err[err.index("darkir: error: ") :]
+
+
+def test_a_first_checkpoint_that_cannot_be_written_says_the_steps_are_lost(data, tmp_path, monkeypatch, capsys):
+    """The run ended with "no space left on device writing .../last.pt" alone: nothing said that, with no earlier
+    checkpoint, every step it had trained was gone (a later one says the previous checkpoint is kept)."""
+    import darkir.train.trainer
+
+    def full(path, *args, **kwargs):
+        raise CheckpointError(f"no space left on device writing {path}")
+
+    monkeypatch.setattr(darkir.train.trainer, "save_checkpoint", full)
+    run = tmp_path / "run"
+    assert main(_args(data, run / "last.pt", run / "best.pt")) == 2
+    assert "the run has no checkpoint yet: its 2 step(s) are lost" in capsys.readouterr().err

@@ -261,8 +261,16 @@ class Trainer:
         }
 
     def save(self, path: Path | None = None) -> Path:
-        """Write the full training state to ``path`` (default: the last checkpoint)."""
-        target = save_checkpoint(path or self.last_path, self.model, **self._state())
+        """Write the full training state to ``path`` (default: the last checkpoint); a failure to write the run's first
+        last checkpoint says that the steps trained are lost."""
+        target = path or self.last_path
+        first = target == self.last_path and not target.exists()
+        try:
+            save_checkpoint(target, self.model, **self._state())
+        except CheckpointError as exc:
+            if not first:
+                raise
+            raise CheckpointError(f"{exc}; the run has no checkpoint yet: its {self.step} step(s) are lost") from None
         save_text(target.with_suffix(".yml"), self.options.to_yaml())
         return target
 
