@@ -246,7 +246,8 @@ def test_a_resume_shorter_than_the_steps_done_is_refused(data, tmp_path, capsys,
     assert _train(data, run, f"train.epochs={epochs}", "--resume") == 2
     error = _one_error(capsys.readouterr().err)
     assert f"train.epochs: the run in {run / 'last.pt'} has done 4 steps (2 epochs)" in error
-    assert f"{epochs} epochs of 2 steps make {2 * epochs}" in error and "set train.epochs to 3 or more" in error
+    said = "1 epoch" if epochs == 1 else f"{epochs} epochs"  # ("1 epochs" before)
+    assert f"{said} of 2 steps make {2 * epochs}" in error and "set train.epochs to 3 or more" in error
     assert _files(run) == before
     assert read_checkpoint(run / "last.pt")[2]["step"] == 4
 

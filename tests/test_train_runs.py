@@ -546,3 +546,15 @@ def test_a_first_checkpoint_that_cannot_be_written_says_the_steps_are_lost(data,
     run = tmp_path / "run"
     assert main(_args(data, run / "last.pt", run / "best.pt")) == 2
     assert "the run has no checkpoint yet: its 2 step(s) are lost" in capsys.readouterr().err
+
+
+def test_resuming_a_finished_run_says_it_has_finished(data, tmp_path, capsys):
+    """``--resume`` of a run that had trained all its epochs printed only "stopped at step 2", as if it had trained."""
+    run = tmp_path / "run"
+    args = _args(data, run / "last.pt", run / "best.pt")
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 0
+    assert "has finished (2 steps, train.epochs 1): nothing is left to train" in capsys.readouterr().err
+    assert main([*args[:-1], "train.epochs=2", "-q", "--resume"]) == 0
+    assert "has finished" not in capsys.readouterr().err

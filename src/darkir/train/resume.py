@@ -299,10 +299,15 @@ def check_new_length(
     if step < after and epoch < epochs:
         return
     raise ConfigError(
-        f"{source}: train.epochs: the run in {path} has done {step} steps ({epoch} epochs), "
-        f"and {epochs} epochs of {per_epoch} steps make {epochs * per_epoch}, so nothing is left to train; set "
+        f"{source}: train.epochs: the run in {path} has done {step} steps ({_epochs(epoch)}), "
+        f"and {_epochs(epochs)} of {per_epoch} steps make {epochs * per_epoch}, so nothing is left to train; set "
         f"train.epochs to {max(step // per_epoch, epoch) + 1} or more to continue it; the checkpoint was left as it was"
     )
+
+
+def _epochs(count: int) -> str:
+    """``count`` epochs, in words ("1 epoch", "2 epochs")."""
+    return f"{count} epoch{'' if count == 1 else 's'}"
 
 
 def stretch_schedule(

@@ -222,7 +222,7 @@ class Trainer:
         given, train.batch_size_train = train.batch_size_train, per_process_batch(path, global_batch, world)
         self._batches(train.batch_size_train)
         self._tell(
-            f"resuming a run of {global_batch} samples per step on {world} process(es): "
+            f"darkir: note: resuming a run of {global_batch} samples per step on {world} process(es): "
             f"{train.batch_size_train} per process (not datasets.train.batch_size_train {given}; the options saved "
             "with the run say so)",
             stderr=False,
@@ -319,6 +319,11 @@ class Trainer:
             self._tell(validation_changes(path, dumped, stored, self.best_psnr))
             self._tell(changed.get("val"))
         self._follow_new_length(path, stored)
+        if self.step >= self.total_steps and not self.validation_due:
+            self._tell(
+                f"darkir: note: the run in {path} has finished ({self.step} steps, train.epochs "
+                f"{self.options.train.epochs}): nothing is left to train (raise train.epochs to train on)"
+            )
         self.resumed_at = self.step
         self.run_log.resumed(self.step, self.epoch)
         return True
