@@ -558,3 +558,16 @@ def test_resuming_a_finished_run_says_it_has_finished(data, tmp_path, capsys):
     assert "has finished (2 steps, train.epochs 1): nothing is left to train" in capsys.readouterr().err
     assert main([*args[:-1], "train.epochs=2", "-q", "--resume"]) == 0
     assert "has finished" not in capsys.readouterr().err
+
+
+def test_a_damaged_last_checkpoint_names_the_states_to_continue_from(data, tmp_path, capsys):
+    """A cut-short last.pt was named as such, with no word of the best checkpoint and step snapshots beside it, full
+    training states the run can continue from."""
+    run = tmp_path / "run"
+    args = _args(data, run / "last.pt", run / "best.pt", "train.keep_every_steps=1")
+    assert main(args) == 0
+    (run / "last.pt").write_bytes((run / "last.pt").read_bytes()[:1000])
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"to continue from an earlier step, copy {run / 'last_step000002.pt'} or {run / 'best.pt'} to " in err

@@ -289,7 +289,10 @@ class Trainer:
         path = path or self.last_path
         if not path.is_file():
             return False
-        state_dict, config, payload = read_checkpoint(path)
+        try:
+            state_dict, config, payload = read_checkpoint(path)
+        except CheckpointError as exc:  # a damaged file: the run's other full states are named
+            raise CheckpointError(f"{exc}{self._other_states(path)}") from None
         check_training_checkpoint(path, payload)
         if isinstance(self.train_set, SynthDataset):
             self._tell(check_held_out(path, payload, self.train_set.names, self.train_set.held_out))
@@ -327,6 +330,13 @@ class Trainer:
         self.resumed_at = self.step
         self.run_log.resumed(self.step, self.epoch)
         return True
+
+    def _other_states(self, path: Path) -> str:
+        """Where else the run's full training state lies, for a resume from ``path`` that cannot read it: its newest
+        step snapshot and its best checkpoint, each a state to continue from once copied to ``path``."""
+        others = [*snapshots(self.options)[-1:], *([self.best_path] if self.best_path.is_file() else [])]
+        others = [str(other) for other in others if other != path]
+        return f"; to continue from an earlier step, copy {' or '.join(others)} to {path}" if others else ""
 
     def _tell(self, message: str | None, stderr: bool = True) -> None:
         """Print ``message`` (if any) once, from the main process, beside the progress bar."""
