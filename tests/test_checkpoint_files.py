@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import pickle
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,6 +176,34 @@ def test_torchs_legacy_format_of_protocol_4_or_5_is_named_with_the_way_to_save_i
     message = str(info.value)
     assert f"legacy format pickled with protocol {protocol}" in message and "weights_only=False" in message
     assert "Python objects" not in message
+
+
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_torchs_zip_format_of_protocol_4_or_5_is_named_with_the_way_to_save_it_again(tmp_path, protocol):
+    """The same refusal for torch's usual (zip) format saved with ``pickle_protocol=4`` or ``5``: it was said to hold
+    pickled Python objects, "so darkir does not load it, for safety", of a file of tensors alone."""
+    path = tmp_path / "weights.pt"
+    torch.save({"x": torch.zeros(1)}, path, pickle_protocol=protocol)
+    with pytest.raises(CheckpointError) as info:
+        read_checkpoint(path)
+    message = str(info.value)
+    assert f"it is pickled with protocol {protocol}, which torch's weights-only loader cannot read" in message
+    assert "weights_only=False" in message and "Python objects" not in message
+
+
+@pytest.mark.parametrize("member", ["m.pt", "models/m.pt"])
+def test_a_zip_download_holding_the_weights_says_to_extract_them(tmp_path, member):
+    """A model downloaded as a zip of its .pt showed torch's internals ("[enforce fail at inline_container.cc:180]
+    ... file in archive is not in a subdirectory", or "Expected hasRecord(\"version\") ... report an enhancement
+    request to PyTorch")."""
+    import zipfile
+
+    torch.save({"x": torch.zeros(1)}, tmp_path / "m.pt")
+    with zipfile.ZipFile(tmp_path / "download.zip", "w") as archive:
+        archive.write(tmp_path / "m.pt", member)
+    expected = f"a zip archive, not a PyTorch weights file (it holds {member}: extract the weights file from it)"
+    with pytest.raises(CheckpointError, match=re.escape(expected)):
+        read_checkpoint(tmp_path / "download.zip")
 
 
 @pytest.mark.parametrize("protocol", [2, 4])

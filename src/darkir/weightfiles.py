@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from darkir.errors import CheckpointError, first_line, warnings_ignored
+from darkir.errors import CheckpointError, first_line, some_of, warnings_ignored
 
 
 def load_weights_file(path: str | os.PathLike[str], expected: str) -> object:
@@ -52,11 +52,13 @@ def torch_load(path: Path, message: Callable[[str], str]) -> object:
 def _refusal(path: Path, refused: str, exc: BaseException) -> str:
     """Why torch's weights-only unpickler refused the torch file ``path`` (``refused``: what it named): an object it
     may not rebuild, or a legacy file of pickle protocol 4 or 5, whose opcodes that unpickler does not read."""
-    protocol = _legacy_protocol(path)
+    legacy = _legacy_protocol(path)
+    protocol = legacy or _archive_protocol(path)
     if protocol >= 4 and "Unsupported operand" in str(exc):
+        layout = "in PyTorch's legacy format " if legacy else ""
         return (
-            f"it is in PyTorch's legacy format pickled with protocol {protocol}, which torch's weights-only loader "
-            "cannot read; if it comes from a trusted source, save it again with "
+            f"it is {layout}pickled with protocol {protocol}, "
+            "which torch's weights-only loader cannot read; if it comes from a trusted source, save it again with "
             "torch.save(torch.load(path, weights_only=False), new_path)"
         )
     return (
@@ -193,6 +195,21 @@ def _legacy_protocol(path: Path) -> int:
     return head[1] if len(head) > 1 and _legacy_torch(head) else 0
 
 
+def _archive_protocol(path: Path) -> int:
+    """The pickle protocol of the ``data.pkl`` in the torch archive ``path`` (``torch.save(pickle_protocol=N)``); 0
+    where ``path`` is no such archive."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = next((name for name in archive.namelist() if name.endswith("/data.pkl")), None)
+            if name is None:
+                return 0
+            with archive.open(name) as member:
+                head = member.read(2)
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zipfile.LargeZipFile):
+        return 0
+    return head[1] if len(head) == 2 and head[0] == _PICKLE_MAGIC[0] else 0
+
+
 def _head(path: Path) -> bytes | None:
     """The first bytes of ``path`` that :func:`_file_kind` and :func:`_legacy_protocol` look at; None if unreadable."""
     try:
@@ -216,11 +233,25 @@ def _torch_file_problem(path: Path, exc: BaseException) -> str:
         ends_early = isinstance(exc, EOFError) or any(word in str(exc) for word in ("EOF", "truncated"))
         return _cut_short(size) if ends_early else first_line(exc)
     if head.startswith(_ZIP_MAGIC):
-        return first_line(exc)
+        return _other_archive(path) or first_line(exc)
     kind = _file_kind(path)
     if kind == "safetensors":
         return "not a PyTorch weights file (it is a safetensors file: give it the .safetensors suffix)"
     return f"not a PyTorch weights file (it is {kind})" if kind else "not a PyTorch weights file"
+
+
+def _other_archive(path: Path) -> str | None:
+    """What the zip archive ``path`` holds where it is no torch archive (whose data lies in ``<name>/data.pkl``): a
+    download of a model packed in a zip, say; None for a torch archive or an unreadable file."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [info.filename for info in archive.infolist() if not info.is_dir()]
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zipfile.LargeZipFile):
+        return None
+    if any(name.endswith("/data.pkl") for name in names):
+        return None
+    held = f"it holds {some_of(names, 3)}: extract the weights file from it" if names else "it is empty"
+    return f"a zip archive, not a PyTorch weights file ({held})"
 
 
 def _cut_short(size: int) -> str:
