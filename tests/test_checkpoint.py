@@ -162,6 +162,18 @@ def test_stages_of_no_blocks_at_the_end_are_read_off_the_weights(blocks):
     assert {key: tuple(config[key]) for key in blocks} == blocks
 
 
+def test_a_pipe_and_an_onnx_model_are_named_for_what_they_are(tmp_path):
+    """A named pipe was "checkpoint not found" (it exists); an ONNX model only "not a PyTorch weights file"."""
+    import os
+
+    os.mkfifo(tmp_path / "weights.pth")
+    with pytest.raises(CheckpointError, match=r"weights\.pth is not a regular file \(a pipe or a device\?\)"):
+        read_checkpoint(tmp_path / "weights.pth")
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x0a\x12\x07pytorch")
+    with pytest.raises(CheckpointError, match=r"not a PyTorch weights file \(an ONNX model"):
+        read_checkpoint(tmp_path / "model.onnx")
+
+
 @pytest.mark.parametrize(
     ("content", "pattern"),
     [

@@ -44,8 +44,10 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, 
     path = Path(path).expanduser()  # as create_model takes it
     if path.is_dir():
         raise CheckpointError(f"checkpoint {path} is a folder, not a checkpoint file")
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} is not a regular file (a pipe or a device?); give the file itself")
     if path.suffix.lower() == ".safetensors":
         return _read_safetensors(path)
     payload = torch_load(path, lambda why: f"cannot read checkpoint {path}: {why}")

@@ -237,6 +237,8 @@ def _torch_file_problem(path: Path, exc: BaseException) -> str:
     kind = _file_kind(path)
     if kind == "safetensors":
         return "not a PyTorch weights file (it is a safetensors file: give it the .safetensors suffix)"
+    if kind is None and path.suffix.lower() == ".onnx":
+        return "not a PyTorch weights file (an ONNX model, as darkir export-onnx writes: run it with ONNX Runtime)"
     return f"not a PyTorch weights file (it is {kind})" if kind else "not a PyTorch weights file"
 
 
