@@ -323,3 +323,21 @@ def test_a_model_of_other_than_three_channels_restores_tensors_and_refuses_image
     assert main(["restore", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--weights", weights, "-q"]) == 2
     assert refusal in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_file_too_large_for_max_memory_is_refused_before_it_is_decoded(tmp_path, model, monkeypatch):
+    """``restorer(path)`` decoded the whole file (an 8000x6000 PNG took 1.5 GB and 12 s under max_memory 400MB) before
+    its plan refused it, and the refusal did not name the file; ``darkir restore`` refuses from the header."""
+    import darkir.imageio
+
+    cv2.imwrite(str(tmp_path / "big.png"), np.zeros((600, 800, 3), np.uint8))
+    restorer = Restorer(model, device="cpu", precision="fp32")
+
+    def no_plan(height: int, width: int) -> None:
+        raise DarkIRError(f"a {width}x{height} image does not fit max_memory")
+
+    monkeypatch.setattr(restorer, "plan_for", no_plan)
+    monkeypatch.setattr(darkir.imageio, "_pixels", lambda *args: pytest.fail("the image was decoded"))
+    refusal = f"{tmp_path / 'big.png'}: a 800x600 image does not fit max_memory; not decoded"
+    with pytest.raises(DarkIRError, match=re.escape(refusal)):
+        restorer(tmp_path / "big.png")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import numbers
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -244,7 +245,7 @@ class Restorer:
                     f"{image} is a folder; a Restorer restores one image (`darkir restore {image} -o OUT` restores "
                     "a folder)"
                 )
-            decoded = read_image(path)
+            decoded = read_image(path, functools.partial(check_fits, self, path))  # refused before it is decoded
             decoded.rgb = self.restore_array(decoded.rgb)
             return image_to_array(decoded, DEPTH_DTYPES[decoded.bit_depth])
         if isinstance(image, np.ndarray):
