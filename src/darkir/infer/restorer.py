@@ -223,8 +223,9 @@ class Restorer:
 
         - a file path (str or PathLike): the decoded file restored, as a numpy array of its bit depth (uint8,
           uint16 or float32), gray (H, W), RGB (H, W, 3) or RGBA (H, W, 4), EXIF orientation applied;
-        - a PIL image (mode L, I;16, RGB or RGBA): a PIL image of the same mode and size, with its ICC profile, EXIF
-          and dpi (``info``); as in Pillow, the EXIF orientation is not applied (``ImageOps.exif_transpose``);
+        - a PIL image (mode L, I;16, RGB or RGBA; I;16B, big-endian 16-bit, comes back as I;16): a PIL image of
+          the same mode and size, with its ICC profile, EXIF and dpi (``info``); as in Pillow, the EXIF orientation
+          is not applied (``ImageOps.exif_transpose``); one with a transparency key (``tRNS``) is refused;
         - a numpy array (uint8, uint16, or float32/float64 in [0, 1]; (H, W), (H, W, 3) or (H, W, 4)): an array
           of the same dtype and shape;
         - a torch tensor (N, 3, H, W), float in [0, 1]: a tensor of the same dtype and device, clamped to [0, 1].
@@ -274,12 +275,9 @@ class Restorer:
     def _call_pil(self, image: Any) -> Any:
         from PIL import Image as PILImage
 
-        modes = {"L": np.uint8, "I;16": np.uint16, "RGB": np.uint8, "RGBA": np.uint8}
-        if image.mode not in modes:
-            to = "RGBA" if "A" in image.mode or "transparency" in image.info else "RGB"  # (keeping an alpha it has)
-            raise DarkIRError(
-                f"PIL images of mode {image.mode!r} are not supported; convert first, e.g. image.convert({to!r})"
-            )
+        modes = {"L": np.uint8, "I;16": np.uint16, "I;16B": np.uint16, "RGB": np.uint8, "RGBA": np.uint8}
+        if image.mode not in modes or (image.mode != "RGBA" and "transparency" in image.info):
+            raise DarkIRError(_unsupported_pil(image.mode, "transparency" in image.info))
         try:
             array = np.asarray(image, dtype=modes[image.mode])  # a lazily opened image is decoded here
         except (OSError, SyntaxError) as exc:  # Pillow's errors for a truncated or corrupt file
@@ -549,6 +547,18 @@ def check_fits(restorer: Restorer, name: object, height: int, width: int, conseq
         restorer.plan_for(height, width)
     except DarkIRError as exc:
         raise DarkIRError(f"{name}: {exc}; {consequence}") from None
+
+
+def _unsupported_pil(mode: str, keyed: bool) -> str:
+    """Why a PIL image of ``mode`` (with a transparency key where ``keyed``) is not restored, and the conversion that
+    keeps what it holds: its alpha, its 16 bits, its float values."""
+    what = f"PIL images of mode {mode!r}{' with a transparency key' if keyed else ''} are not supported"
+    if mode == "F":
+        return f"{what}; restore np.asarray(image) (float values in [0, 1]) instead"
+    if mode.startswith("I"):
+        return f"{what}; convert first, e.g. image.convert('I;16') (16-bit gray)"
+    alpha = keyed or mode in ("LA", "La", "PA", "RGBa")
+    return f"{what}; convert first, e.g. image.convert({'RGBA' if alpha else 'RGB'!r})"
 
 
 def _drop_unfitting_icc(image: Any, name: str) -> None:
