@@ -341,3 +341,26 @@ def test_a_file_too_large_for_max_memory_is_refused_before_it_is_decoded(tmp_pat
     refusal = f"{tmp_path / 'big.png'}: a 800x600 image does not fit max_memory; not decoded"
     with pytest.raises(DarkIRError, match=re.escape(refusal)):
         restorer(tmp_path / "big.png")
+
+
+class _Pair(torch.nn.Module):
+    """A module that returns two tensors, as a model with a side output does."""
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [x, x]
+
+
+@pytest.mark.parametrize(
+    ("module", "got"),
+    [
+        (torch.nn.Conv2d(3, 4, 1), r"shape \(1, 4, 24, 32\)"),
+        (torch.nn.Conv2d(3, 3, 3), r"shape \(1, 3, 22, 30\)"),
+        (_Pair(), "a list"),
+    ],
+    ids=["channels", "size", "not-a-tensor"],
+)
+def test_a_module_that_returns_no_image_of_the_inputs_shape_is_named(module, got):
+    """A module of another kind was accepted, and its output went back as the result: an RGB array came back with 5
+    channels, or 2 pixels smaller, or numpy's and Python's errors came out."""
+    with pytest.raises(DarkIRError, match=f"the model returned {got} for an input of shape \\(1, 3, 24, 32\\)"):
+        Restorer(module, device="cpu", precision="fp32")(np.zeros((24, 32, 3), np.uint8))

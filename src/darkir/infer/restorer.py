@@ -353,7 +353,14 @@ class Restorer:
         left there)."""
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         with self._precision():
-            return self._model(x)
+            out = self._model(x)
+        if not isinstance(out, torch.Tensor) or out.shape != x.shape:  # (a module of another kind than DarkIR)
+            got = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else f"a {type(out).__name__}"
+            raise DarkIRError(
+                f"the model returned {got} for an input of shape {tuple(x.shape)}; a Restorer needs a model that "
+                "returns an image of its input's size and channels"
+            )
+        return out
 
     def plan_for(self, height: int, width: int, batch: int = 1, held: int | None = None) -> Plan:
         """How an image of ``height`` x ``width`` (``batch`` of them at once, of ``held`` in memory: default
