@@ -142,6 +142,17 @@ def test_bad_paths_and_names(tiny_restorer, tmp_path):
         create_model(5)
 
 
+def test_a_model_given_where_its_name_is_expected_is_named_in_one_line():
+    """``Restorer.from_pretrained(model)`` printed the model's repr in the error: 12 KB, 332 lines."""
+    model = create_model("darkir-w32", width=8, enc_blk_nums=(1, 1, 1), dec_blk_nums=(1, 1, 1))
+    with pytest.raises(DarkIRError) as error:
+        Restorer.from_pretrained(model)
+    assert str(error.value) == (
+        "source: a model name, a checkpoint path or a ModelConfig, not a DarkIR; a model made already goes to "
+        "Restorer(model) as it is"
+    )
+
+
 def test_from_pretrained_settings_reach_the_restorer(tiny_checkpoint):
     restorer = Restorer.from_pretrained(str(tiny_checkpoint), device="cpu", tile=96)
     assert (restorer.plan_for(200, 200).tile, restorer.dtype) == (96, resolve_precision("auto", torch.device("cpu")))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import reprlib
 from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torch import nn
 
 from darkir.errors import CheckpointError, DarkIRError, first_line
 from darkir.models import zoo
@@ -33,8 +35,10 @@ def create_model(
     """
     check_fields(overrides)
     if source is not None and not isinstance(source, (str, os.PathLike, ModelConfig)):
+        module = isinstance(source, nn.Module)  # (whose repr is hundreds of lines)
+        about = "; a model made already goes to Restorer(model) as it is" if module else f" ({reprlib.repr(source)})"
         raise DarkIRError(
-            f"source: a model name, a checkpoint path or a ModelConfig, not a {type(source).__name__} ({source!r})"
+            f"source: a model name, a checkpoint path or a ModelConfig, not a {type(source).__name__}{about}"
         )
     source = _default_weights() if source is None else source
     if _carries_weights(source):
