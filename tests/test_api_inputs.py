@@ -364,3 +364,21 @@ def test_a_module_that_returns_no_image_of_the_inputs_shape_is_named(module, got
     channels, or 2 pixels smaller, or numpy's and Python's errors came out."""
     with pytest.raises(DarkIRError, match=f"the model returned {got} for an input of shape \\(1, 3, 24, 32\\)"):
         Restorer(module, device="cpu", precision="fp32")(np.zeros((24, 32, 3), np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda r: r.plan_for(0, 0), "height"),
+        (lambda r: r.plan_for(100, -1), "width"),
+        (lambda r: r.plan_for(100, 100, -1), "batch"),
+        (lambda r: r.plan_for(100, 100, 1, 0), "held"),
+        (lambda r: r.plan_for("a", 1), "height"),
+        (lambda r: r.tiles_for(None, 3), "height"),
+    ],
+)
+def test_plan_for_refuses_sizes_and_counts_that_are_none(model, call, name):
+    """Nonsense sizes got a "whole image" plan (a negative batch a smaller estimate); a string a raw TypeError."""
+    with pytest.raises(DarkIRError, match=f"{name} must be a whole number of at least 1"):
+        call(Restorer(model, device="cpu", tile="auto"))
+    assert Restorer(model, device="cpu", tile="auto").plan_for(np.int64(64), 64).whole(64, 64)

@@ -365,6 +365,7 @@ class Restorer:
     def plan_for(self, height: int, width: int, batch: int = 1, held: int | None = None) -> Plan:
         """How an image of ``height`` x ``width`` (``batch`` of them at once, of ``held`` in memory: default
         ``batch``) is restored: whole or tiled, and why."""
+        _check_counts(height=height, width=width, batch=batch, **({} if held is None else {"held": held}))
         if self.planner is not None:
             return self.planner.plan(height, width, batch, held)
         if not self.tile or (height <= self.tile and width <= self.tile):
@@ -554,6 +555,14 @@ def check_fits(restorer: Restorer, name: object, height: int, width: int, conseq
         restorer.plan_for(height, width)
     except DarkIRError as exc:
         raise DarkIRError(f"{name}: {exc}; {consequence}") from None
+
+
+def _check_counts(**counts: object) -> None:
+    """Refuse a size or count (by its name) that is not a whole number of at least 1."""
+    for name, value in counts.items():
+        whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        if not (whole and value >= 1):
+            raise DarkIRError(f"{name} must be a whole number of at least 1, got {value!r}")
 
 
 def _unsupported_pil(mode: str, keyed: bool) -> str:
