@@ -382,3 +382,29 @@ def test_plan_for_refuses_sizes_and_counts_that_are_none(model, call, name):
     with pytest.raises(DarkIRError, match=f"{name} must be a whole number of at least 1"):
         call(Restorer(model, device="cpu", tile="auto"))
     assert Restorer(model, device="cpu", tile="auto").plan_for(np.int64(64), 64).whole(64, 64)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: torch.empty(1, 3, 8, 8, device="meta"), "expected a tensor of values, got a meta tensor"),
+        (lambda: torch.rand(1, 3, 8, 8).to_sparse(), "expected a tensor of values, got a sparse tensor"),
+        (lambda: np.ma.masked_array(np.zeros((8, 8), np.uint8)), r"a masked array: its mask would be ignored"),
+    ],
+    ids=["meta", "sparse", "masked"],
+)
+def test_inputs_without_plain_values_are_named(model, make, message):
+    """Meta and sparse tensors raised torch's errors; a masked array was restored with its mask ignored."""
+    with pytest.raises(DarkIRError, match=message):
+        Restorer(model, device="cpu")(make())
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+def test_a_matrix_is_restored_as_an_array_and_a_meta_model_is_refused(model):
+    """np.matrix raised numpy's "shape too large to be a matrix"; a model on the meta device torch's errors."""
+    restorer = Restorer(model, device="cpu", precision="fp32")
+    gray = np.random.default_rng(0).integers(0, 60, (8, 8), dtype=np.uint8)
+    restored = restorer(np.matrix(gray))
+    assert type(restored) is np.ndarray and np.array_equal(restored, restorer(gray))
+    with pytest.raises(DarkIRError, match="the model's weights are on the meta device"):
+        Restorer(create_model("darkir-w32", **TINY).to("meta"), device="cpu")

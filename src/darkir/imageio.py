@@ -321,6 +321,9 @@ def image_from_array(array: np.ndarray) -> Image:
     [0, 1]; either byte order)."""
     if not isinstance(array, np.ndarray):
         raise DarkIRError(f"expected a numpy array, got {type(array).__name__}")
+    if isinstance(array, np.ma.MaskedArray):
+        raise DarkIRError("a masked array: its mask would be ignored; fill it first (array.filled(value))")
+    array = np.asarray(array)  # a subclass (np.matrix) as a plain array
     if not array.dtype.isnative:  # e.g. big-endian '>u2' from a file: the same values in this machine's order
         array = array.astype(array.dtype.newbyteorder("="))
     if array.dtype not in ARRAY_DEPTHS:

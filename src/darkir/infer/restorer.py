@@ -56,6 +56,8 @@ def _check_batch(x: torch.Tensor, channels: int | None) -> None:
     c = "C" if channels is None else channels
     if not isinstance(x, torch.Tensor):
         raise DarkIRError(f"expected a (N, {c}, H, W) torch tensor, got {type(x).__name__}")
+    if x.is_meta or x.layout != torch.strided:
+        raise DarkIRError(f"expected a tensor of values, got a {'meta' if x.is_meta else 'sparse'} tensor")
     if x.dim() != 4 or 0 in x.shape or (channels is not None and x.shape[1] != channels):
         raise DarkIRError(f"expected a (N, {c}, H, W) tensor, non-empty, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
@@ -111,6 +113,8 @@ def _check_model(model: object) -> None:
             f"model must be a torch.nn.Module (e.g. darkir.create_model(...)), got {type(model).__name__}; "
             "Restorer.from_pretrained loads one by name or path"
         )
+    if any(p.is_meta for p in model.parameters()):
+        raise DarkIRError("the model's weights are on the meta device (they have no values): load weights first")
     dtypes = sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters() if p.dtype != torch.float32})
     if dtypes:
         raise DarkIRError(
