@@ -169,3 +169,23 @@ def test_every_zoo_variant_round_trips_at_its_real_width(name, suffix, tmp_path)
     x = torch.rand(1, 3, 24, 40, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ((0,), "size must be a whole number of at least 1, got 0"),
+        ((64, 1), r"the model takes 3 channels \(img_channel\), not 1"),
+        ((2.5,), "size must be a whole number of at least 1, got 2.5"),
+    ],
+)
+def test_measure_complexity_names_a_bad_argument(arguments, message):
+    """Size 0 and a channel count the model does not take failed with torch's words ("Kernel size can't be greater
+    than actual input size", "expected input ... to have 3 channels")."""
+    from darkir.complexity import measure_complexity
+    from darkir.errors import DarkIRError
+
+    with pytest.raises(DarkIRError, match=message):
+        measure_complexity(build_model("darkir-w32", **TINY), *arguments)
+    with pytest.raises(DarkIRError, match="model must be a torch.nn.Module, got str"):
+        measure_complexity("darkir-w32")

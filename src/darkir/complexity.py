@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import numbers
 from dataclasses import asdict, dataclass
 
 from torch import nn
+
+from darkir.errors import DarkIRError
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ def measure_complexity(model: nn.Module, size: int = 256, channels: int = 3) -> 
     import torch
     from ptflops import get_model_complexity_info
 
+    _check_arguments(model, size, channels)
     _check_memory(model, size)
     probe = copy.deepcopy(model).cpu().eval()
     told = io.StringIO()
@@ -54,6 +58,21 @@ def measure_complexity(model: nn.Module, size: int = 256, channels: int = 3) -> 
     if macs is None or params is None:
         raise RuntimeError(_failure(told.getvalue()))
     return Complexity(params=int(params), macs=int(macs), input_shape=(channels, size, size))
+
+
+def _check_arguments(model: object, size: object, channels: object) -> None:
+    """Refuse what is no model, a size or channel count that is not a whole number of at least 1, and channels other
+    than a DarkIR's ``img_channel``, each by name (their forward failed with torch's words)."""
+    if not isinstance(model, nn.Module):
+        raise DarkIRError(
+            f"model must be a torch.nn.Module, got {type(model).__name__} (darkir.create_model makes one from a name)"
+        )
+    for name, value in (("size", size), ("channels", channels)):
+        if not (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1):
+            raise DarkIRError(f"{name} must be a whole number of at least 1, got {value!r}")
+    config = getattr(model, "config", None)
+    if isinstance(config, dict) and config.get("img_channel", channels) != channels:
+        raise DarkIRError(f"the model takes {config['img_channel']} channels (img_channel), not {channels}")
 
 
 def _check_memory(model: nn.Module, size: int) -> None:
