@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import textwrap
 from pathlib import Path
 from typing import get_args
@@ -542,3 +543,12 @@ def test_evaluate_raises_unless_asked_to_skip(tmp_path):
     scores = evaluate(identity(), pairs, progress=False, skip_unreadable=True)
     assert scores.names == ["a.png", "c.png"] and len(scores.values["psnr"]) == len(scores.seconds) == 2
     assert scores.unreadable == [f"{broken}: cannot decode image (truncated PNG: the file ends inside its IDAT chunk)"]
+
+
+def test_load_options_refuses_one_string_of_overrides():
+    """A string was taken as a list of its characters: "override 'n' is not of the form key.sub=value"."""
+    from darkir.options import load_options
+
+    with pytest.raises(ConfigError, match=re.escape("got one string; pass ['network.width=16']")):
+        load_options(REPO / "options" / "test" / "LOLBlur.yml", "network.width=16")
+    assert load_options(REPO / "options" / "test" / "LOLBlur.yml", ["network.width=16"]).network.width == 16

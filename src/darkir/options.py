@@ -417,6 +417,8 @@ class Options(_Section):
 
 def load_options(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Options:
     """Read, merge ``key=value`` overrides into, and validate an options YAML file."""
+    if isinstance(overrides, (str, bytes)):  # its characters would be taken for overrides, one by one
+        raise ConfigError(f"overrides: a list of 'key=value' strings, got one string; pass [{overrides!r}]")
     return options_from_dict(read_options_file(path, overrides), source=str(path))
 
 
