@@ -186,7 +186,8 @@ class Restorer:
             self.planner = MemoryPlanner(
                 self.device, self.dtype, width, max_memory, multiple=int(getattr(model, "padder_size", 1))
             )
-        #: The plan of the last image restored (whole or tiled, and why).
+        #: The plan of the last image restored (whole or tiled, and why), by any thread using this Restorer: where
+        #: several do, ask :meth:`plan_for` for an image's own plan.
         self.last_plan: Plan | None = None
         #: Whether the tone warning of small tiles was given (once per Restorer: a batch's images all give it).
         self._warned_small_tiles = False
@@ -234,8 +235,8 @@ class Restorer:
           of the same dtype and shape;
         - a torch tensor (N, 3, H, W), float in [0, 1]: a tensor of the same dtype and device, clamped to [0, 1].
 
-        Alpha is passed through unchanged and gray images come back gray. Anything else is a :class:`DarkIRError`
-        naming what was wrong.
+        Alpha is passed through unchanged (a float alpha as float32, clipped to [0, 1]) and gray images come back
+        gray. Anything else is a :class:`DarkIRError` naming what was wrong.
         """
         from darkir.imageio import DEPTH_DTYPES, ImageReadError, image_from_array, image_to_array, read_image
 
