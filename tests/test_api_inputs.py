@@ -4,6 +4,7 @@ and no silent guesses (an empty path, inputs inside the output folder, bytes tak
 from __future__ import annotations
 
 import re
+import warnings
 
 import cv2
 import numpy as np
@@ -408,3 +409,15 @@ def test_a_matrix_is_restored_as_an_array_and_a_meta_model_is_refused(model):
     assert type(restored) is np.ndarray and np.array_equal(restored, restorer(gray))
     with pytest.raises(DarkIRError, match="the model's weights are on the meta device"):
         Restorer(create_model("darkir-w32", **TINY).to("meta"), device="cpu")
+
+
+def test_a_read_only_array_is_restored_without_torchs_warning(model):
+    """``restore_array`` of a read-only float32 array (``np.load(mmap_mode="r")``, ``np.frombuffer``) let torch's
+    "The given NumPy array is not writable" warning out."""
+    rgb = np.full((16, 16, 3), 0.2, np.float32)
+    rgb.flags.writeable = False
+    restorer = Restorer(model, device="cpu", precision="fp32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        restored = restorer.restore_array(rgb)
+    assert np.array_equal(restored, restorer.restore_array(rgb.copy()))

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from darkir.errors import CheckpointError, DarkIRError, first_line, warn
+from darkir.errors import CheckpointError, DarkIRError, first_line, warn, warnings_ignored
 from darkir.infer.compiling import MAX_COMPILED_SHAPES, can_compile, images_to_earn
 from darkir.infer.defaults import DEFAULT_TILE
 from darkir.infer.exposure import apply_exposure, check_exposure
@@ -547,7 +547,8 @@ class Restorer:
         any float dtype); the result is float32, clamped to [0, 1]. Integer images go through ``restorer(array)``."""
         _check_array(rgb)
         self.require_rgb()
-        x = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
+        with warnings_ignored(message="The given NumPy array is not writable"):  # (read only here, as in a memmap)
+            x = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
         out = self._restore_tensor(x)[0].clamp(0, 1)
         return out.permute(1, 2, 0).numpy()
 
