@@ -170,6 +170,14 @@ def test_memory_sizes_in_scientific_notation(text, size):
     assert parse_memory(text) == int(size)
 
 
+@pytest.mark.parametrize(("text", "size"), [("1TB", 1e12), ("2 TiB", 2 * 2**40), ("+3GB", 3e9)])
+def test_memory_sizes_in_terabytes_and_with_a_sign(text, size):
+    """ "1TB" was "cannot read memory size"; so was "-1", which an integer -1 calls a size under 1 byte."""
+    assert parse_memory(text) == int(size)
+    with pytest.raises(DarkIRError, match="memory size '-1' must be a finite number of bytes of at least 1"):
+        parse_memory("-1")
+
+
 @pytest.mark.parametrize("number", [np.int64(10**9), np.float32(1e9), np.uint32(10**9)])
 def test_memory_sizes_take_numpy_numbers(number):
     assert parse_memory(number) == int(number)

@@ -53,10 +53,11 @@ CUDA_DEFAULT_SHARE = 0.8
 #: Smallest tile the planner uses; a budget that cannot hold it is an error.
 MIN_TILE = 128
 
-_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30}  # fmt: skip
-#: A size: a number (``2.5``, ``.5``, ``1e9``) and a unit of :data:`_UNITS` (none: bytes).
-_SIZE = re.compile(r"\s*((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*")
+_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}  # fmt: skip
+#: A size: a number (``2.5``, ``.5``, ``1e9``; a sign read, to be refused as a size under 1) and a unit of
+#: :data:`_UNITS` (none: bytes).
+_SIZE = re.compile(r"\s*([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*")
 
 
 def parse_memory(text: str | float, name: str = "max_memory") -> int:
