@@ -89,6 +89,20 @@ def test_results_dir_of_an_earlier_run_is_reused(tmp_path, tiny_checkpoint, caps
     assert _digests(data) == before
 
 
+def test_a_name_with_a_newline_cannot_make_the_note_list_a_file_of_the_users(tmp_path, tiny_checkpoint):
+    """A pair named "a<newline>00005 b.png" was written over two lines of the note, the second read back as triplet
+    5: a rerun then removed the user's own 00005_input.png as an earlier run's triplet."""
+    data = tmp_path / "data"
+    for side, seed in (("input", 0), ("gt", 10)):
+        _png(data / side / "a\n00005 b.png", seed)
+    results = tmp_path / "results"
+    assert main(_test(tiny_checkpoint, data, "--results-dir", str(results))) == 0
+    assert len((results / "triplets.txt").read_text().splitlines()) == 2  # the header and one triplet
+    mine = _png(results / "00005_input.png", 4)
+    assert main(_test(tiny_checkpoint, data, "--results-dir", str(results))) == 0
+    assert mine.is_file()
+
+
 def test_fewer_triplets_than_an_earlier_run_leave_none_of_its_own(tmp_path, tiny_checkpoint, capsys):
     data = _data(tmp_path / "data")
     results = tmp_path / "results"

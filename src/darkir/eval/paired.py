@@ -4,6 +4,7 @@ rows (see :mod:`darkir.eval.tone` for detail and tone)."""
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -162,6 +163,10 @@ def triplet_names(count: int, skip: frozenset[int] = frozenset()) -> list[str]:
     return [f"{index:05d}_{suffix}.png" for index in range(count) if index not in skip for suffix in TRIPLET_SUFFIXES]
 
 
+#: A triplet's line in :data:`TRIPLET_NOTE`: its index (five digits or more), then its pair.
+_NOTED = re.compile(r"([0-9]{5,}) ")
+
+
 def noted_triplets(folder: Path) -> frozenset[int] | None:
     """The indices of the triplets an earlier ``darkir test`` wrote in ``folder`` (listed in its
     :data:`TRIPLET_NOTE`), or None if it holds no such note."""
@@ -169,7 +174,7 @@ def noted_triplets(folder: Path) -> frozenset[int] | None:
         with open(folder / TRIPLET_NOTE, encoding="utf-8", errors="surrogateescape") as note:
             if not note.readline().startswith(_NOTE_HEADER):
                 return None
-            return frozenset(int(line[:5]) for line in note if line[:5].isdigit())
+            return frozenset(int(match[1]) for line in note if (match := _NOTED.match(line)))
     except (OSError, UnicodeDecodeError):
         return None
 
@@ -202,8 +207,11 @@ def write_triplet_note(
     for index in sorted(set(noted_triplets(folder) or ()) - set(listed)):
         for suffix in TRIPLET_SUFFIXES:
             (folder / f"{index:05d}_{suffix}.png").unlink(missing_ok=True)
-    lines = [f"{_NOTE_HEADER} of {method}, the first {count} pairs (input, reference):"]
-    lines += [f"{index:05d} {pairs[index].low} {pairs[index].high}" for index in listed]
+    lines = [f"{_NOTE_HEADER} of {printable(method, one_line=True)}, the first {count} pairs (input, reference):"]
+    lines += [  # one line each, whatever the names hold (a newline would start a line of its own)
+        f"{index:05d} {printable(str(pairs[index].low), True)} {printable(str(pairs[index].high), True)}"
+        for index in listed
+    ]
     folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / TRIPLET_NOTE, "\n".join(lines) + "\n")
 
