@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import shutil
 import sys
 
@@ -560,3 +561,18 @@ def test_names_that_are_not_utf8_are_written_as_they_are(tmp_path, tiny_checkpoi
     assert main(["test", "--data", str(tmp_path / "set"), *weights, "--results-dir", str(results), "--save", "1"]) == 0
     assert b"a\xff.png" in (results / "triplets.txt").read_bytes()
     assert main(["test", "--data", str(tmp_path / "set"), *weights, "--results-dir", str(results), "--save", "1"]) == 0
+
+
+def test_test_unpaired_gives_the_niqe_change_over_the_images_scored_in_and_out():
+    """A flat or black input has no NIQE and its output has one: the input's mean covered 2 images, the output's 4,
+    and the restoration looked worse (13.0 -> 22.4) where it was better on both images scored in and out."""
+    from darkir.eval.unpaired import NoReferenceScores, UnpairedRow, niqe_change_line
+
+    def row(before: float, after: float) -> UnpairedRow:
+        return UnpairedRow("x.png", NoReferenceScores(before, 0.1, 0.01), NoReferenceScores(after, 0.4, 0.01))
+
+    rows = [row(15.6, 11.8), row(10.4, 6.6), row(math.nan, 41.3), row(math.nan, 30.1)]
+    assert niqe_change_line(rows) == (
+        "NIQE of the 2 images scored in and out (the means above cover different images): 13.000 -> 9.200"
+    )
+    assert niqe_change_line(rows[:2]) is None  # the means cover the same images

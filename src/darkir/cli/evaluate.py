@@ -243,6 +243,7 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
         NO_REFERENCE_NOTE,
         earlier_outputs,
         mean_line,
+        niqe_change_line,
         outside_output,
         remove_stale,
         restore_unpaired,
@@ -287,6 +288,9 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
         )
     print(mean_line(f"input ({len(rows)} images)", [r.before for r in rows]))
     print(mean_line("output", [r.after for r in rows]))
+    change = niqe_change_line(rows)
+    if change:
+        print(change)
     print(f"restored images -> {output}; per image: {output / 'stats.csv'}")
     return _unreadable_status(len(rows), unreadable)
 

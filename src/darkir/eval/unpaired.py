@@ -47,8 +47,8 @@ from darkir.outputs import is_inside, is_same_file, temporary_path, write_atomic
 
 NO_REFERENCE_NOTE = (
     "no-reference scores: NIQE (lower is better; MATLAB-matching, official natural-scene model; nan under 96x96 "
-    "pixels), mean brightness in sRGB [0,1], Immerkaer noise sigma in sRGB [0,1]; BRISQUE/MUSIQ/NRQM: not "
-    "available offline"
+    "pixels and for flat images), mean brightness in sRGB [0,1], Immerkaer noise sigma in sRGB [0,1]; "
+    "BRISQUE/MUSIQ/NRQM: not available offline"
 )
 #: The per-image scores test-unpaired writes beside its outputs; a folder holding one is an earlier run's results.
 STATS_FILE = "stats.csv"
@@ -368,6 +368,20 @@ def mean_line(label: str, scores: Sequence[NoReferenceScores]) -> str:
     niqe_interval = bootstrap_mean(np.array([s.niqe for s in scores], dtype=np.float64))
     brightness = _mean([s.brightness for s in scores])[0]
     return f"{label}: {_scores_text(niqe_interval, brightness, _mean([s.noise for s in scores]), len(scores))}"
+
+
+def niqe_change_line(rows: Sequence[UnpairedRow]) -> str | None:
+    """Where the input's and the output's NIQE means cover different images (a flat or dark input has none, its
+    output one), the change over the images scored in and out; None where both cover the same."""
+    before = np.array([row.before.niqe for row in rows], dtype=np.float64)
+    after = np.array([row.after.niqe for row in rows], dtype=np.float64)
+    both = ~np.isnan(before) & ~np.isnan(after)
+    if np.array_equal(~np.isnan(before), ~np.isnan(after)) or not both.any():
+        return None
+    return (
+        f"NIQE of the {int(both.sum())} images scored in and out (the means above cover different images): "
+        f"{before[both].mean():.3f} -> {after[both].mean():.3f}"
+    )
 
 
 def unpaired_line(name: str, entry: dict, total: int) -> str:
