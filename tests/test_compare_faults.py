@@ -66,6 +66,23 @@ def test_a_variant_named_like_a_baseline_keeps_its_own_row(tiny_checkpoint, tmp_
     assert "input (2): PSNR" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("unpaired", [False, True])
+def test_each_variant_names_its_weights_in_the_report(tiny_checkpoint, tmp_path, unpaired):
+    """Two checkpoints named best.pt became ``best`` and ``best (2)``, and no report file said which was which."""
+    first, second = (tmp_path / run / "best.pt" for run in ("runA", "runB"))
+    for path in (first, second):
+        path.parent.mkdir()
+        shutil.copy(tiny_checkpoint, path)
+    data = _paired(tmp_path / "data", [(40, 48)] * 3)
+    extra = ["--weights", str(second), *(["--unpaired"] if unpaired else [])]
+    assert _compare(first, data / "low" if unpaired else data, tmp_path / "report", *extra) == 0
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["methods"]["best"]["source"] == str(first)
+    assert summary["methods"]["best (2)"]["source"] == str(second)
+    assert "source" not in summary["methods"]["input"]
+    assert f"Weights: `best`: {first}; `best (2)`: {second}." in (tmp_path / "report" / "report.md").read_text()
+
+
 def test_a_variant_named_like_a_baseline_compares_unpaired(tiny_checkpoint, tmp_path):
     weights = shutil.copy(tiny_checkpoint, tmp_path / "CLAHE.pt")
     for index in range(2):

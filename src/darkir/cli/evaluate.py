@@ -367,7 +367,8 @@ def _compared_variants(args: argparse.Namespace, reserved: set[str]) -> list:
         opts = load_options(options[index]) if options else None
         name = opts.network.name if opts else Path(str(weights)).stem
         name = _unique(name, reserved | {v.name for v in variants})
-        variants.append(model_method(name, settings.restorer(trained_model(weights, opts))))
+        source = str(weights) if weights else f"{options[index]} (its save.path)"
+        variants.append(model_method(name, settings.restorer(trained_model(weights, opts)), source))
     return variants
 
 

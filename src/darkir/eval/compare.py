@@ -36,6 +36,7 @@ from darkir.eval.reports import (
     json_numbers,
     plural,
     replace_report,
+    sources_note,
     text_bytes,
     unique_names,
 )
@@ -140,7 +141,7 @@ def compare(
         "methods": {},
     }
     for index, (method, scores, cost) in enumerate(zip(methods, all_scores, costs, strict=True)):
-        entry = {**_entry(scores, resamples), **cost}
+        entry = {**_entry(scores, resamples), **cost, **({"source": method.source} if method.source else {})}
         if index > 0:
             entry["vs_reference"] = {m: paired(scores.array(m) - reference.array(m), m, resamples) for m in METRICS}
         if index < len(variants):
@@ -281,7 +282,7 @@ def _overview(summary: dict, size: int) -> list[str]:
             for metric, digits in (("psnr", 2), ("ssim", 4), ("lpips", 4))
         ]
         lines.append(f"| {name} | {cost} | " + " | ".join(cells) + " |")
-    return lines
+    return [*lines, *sources_note(summary["methods"])]
 
 
 def _too_few_note(methods: dict) -> list[str]:

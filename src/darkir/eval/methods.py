@@ -25,6 +25,8 @@ class Method:
     name: str
     run: Transform
     restorer: Restorer | None = None
+    #: Where a model's weights came from (a zoo name, a checkpoint, an options file), for reports to name.
+    source: str | None = None
 
 
 def identity() -> Method:
@@ -42,9 +44,9 @@ def auto_exposure(target: float = AUTO_EXPOSURE_TARGET) -> Method:
     return Method(f"auto-exposure {target:g}", run)
 
 
-def model_method(name: str, restorer: Restorer) -> Method:
-    """A model run through a Restorer (same tiling/precision as ``darkir restore``)."""
-    return Method(name, restorer.restore_tensor, restorer)
+def model_method(name: str, restorer: Restorer, source: str | None = None) -> Method:
+    """A model run through a Restorer (same tiling/precision as ``darkir restore``); ``source``: its weights'."""
+    return Method(name, restorer.restore_tensor, restorer, source)
 
 
 def clahe(clip_limit: float = 2.0, tiles: int = 8) -> Method:

@@ -122,6 +122,12 @@ def _swap_report(output: Path, files: Mapping[str, bytes]) -> None:
             tmp.unlink(missing_ok=True)
 
 
+def sources_note(methods: dict) -> list[str]:
+    """The report's lines naming the weights of each method that has a ``source`` (none where no method has one)."""
+    named = [f"`{name}`: {entry['source']}" for name, entry in methods.items() if entry.get("source")]
+    return ["", "Weights: " + "; ".join(named) + "."] if named else []
+
+
 def is_report(folder: Path) -> bool:
     """Whether ``folder`` holds the ``summary.json`` of an earlier ``darkir compare`` report."""
     try:

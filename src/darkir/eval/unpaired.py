@@ -36,6 +36,7 @@ from darkir.eval.reports import (
     plural,
     replace_report,
     skip_unreadable_image,
+    sources_note,
     text_bytes,
     unique_names,
     write_csv_rows,
@@ -409,7 +410,7 @@ def compare_unpaired(
         for method in methods:
             out = prepare(method.run(x), "8bit", image.bit_depth, image.grayscale)  # quantized as saved, not coded
             scores[method.name].append(no_reference_scores(out[0].permute(1, 2, 0).numpy()))
-    reference = methods[0].name
+    reference, sources = methods[0].name, {method.name: method.source for method in methods}
     summary: dict = {
         "images": len(pairs),
         "resamples": resamples,
@@ -429,6 +430,8 @@ def compare_unpaired(
         }
         if name != reference:
             entry["niqe_vs_reference"] = paired(niqe_values - reference_niqe, "niqe", resamples)
+        if sources.get(name):
+            entry["source"] = sources[name]
         summary["methods"][name] = entry
     rows = [
         (pair.name, {f"{key}:{name}": value for name, values in scores.items()
@@ -466,6 +469,7 @@ def _render_unpaired(summary: dict, reference: str) -> str:
         niqe_cell = Interval.of(entry["niqe"]).as_text(3, signed=False) + count_note(entry["niqe"]["images"], total)
         noise_cell = format_number(entry["noise"], ".4f") + count_note(entry["noise_images"], total)
         lines.append(f"| {name} | {niqe_cell} | {entry['brightness']:.3f} | {noise_cell} |")
+    lines += sources_note(summary["methods"])
     lines += [
         "",
         f"## NIQE differences against {reference} (per image, paired; negative is better)",
