@@ -246,3 +246,14 @@ def test_split_with_a_folder_is_refused_not_ignored(tmp_path, tiny_checkpoint, c
     assert main(_test(tiny_checkpoint, data, "--split", "val")) == 2
     assert _error(capsys) == f"darkir: error: --split val picks a split of a .json manifest, and {data} is not one"
     assert main(_test(tiny_checkpoint, data)) == 0
+
+
+def test_the_triplet_note_says_how_many_triplets_it_lists(tmp_path):
+    """A run stopped after 138 of 300 triplets left a note saying "the first 300 pairs" above 138 lines."""
+    from darkir.data.pairs import Pair
+    from darkir.eval.paired import write_triplet_note
+
+    pairs = [Pair(tmp_path / f"low/{i}.png", tmp_path / f"high/{i}.png", f"{i}.png") for i in range(5)]
+    write_triplet_note(tmp_path / "results", "model", pairs, 4, saved=[0, 1])
+    lines = (tmp_path / "results" / "triplets.txt").read_text().splitlines()
+    assert lines[0].endswith("of model, 2 of the first 4 pairs (input, reference):") and len(lines) == 3

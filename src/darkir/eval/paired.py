@@ -207,7 +207,10 @@ def write_triplet_note(
     for index in sorted(set(noted_triplets(folder) or ()) - set(listed)):
         for suffix in TRIPLET_SUFFIXES:
             (folder / f"{index:05d}_{suffix}.png").unlink(missing_ok=True)
-    lines = [f"{_NOTE_HEADER} of {printable(method, one_line=True)}, the first {count} pairs (input, reference):"]
+    lines = [
+        f"{_NOTE_HEADER} of {printable(method, one_line=True)}, {len(listed)} of the first {count} pairs (input, "
+        "reference):"
+    ]
     lines += [  # one line each, whatever the names hold (a newline would start a line of its own)
         f"{index:05d} {printable(str(pairs[index].low), True)} {printable(str(pairs[index].high), True)}"
         for index in listed
