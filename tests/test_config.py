@@ -267,6 +267,15 @@ def test_a_key_given_twice_among_overrides_takes_the_later(tmp_path):
     assert load_options(path, ["train.epochs=1", "train.lr_initial=0.001", "train.epochs=2"]).train.epochs == 2
 
 
+def test_a_relative_path_not_found_says_where_it_was_looked_for(tmp_path, monkeypatch):
+    """The official scripts read relative paths from the current folder, and so does darkir; "path not found:
+    ./root" did not say so, and a user looked beside the options file."""
+    path = _write(tmp_path, "datasets:\n  val:\n    test_path: ./root\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=re.escape(f"(a relative path is read from the current folder, {tmp_path})")):
+        load_options(path).require_path("datasets.val.test_path")
+
+
 def test_require_path_names_key_and_file(tmp_path):
     path = _write(tmp_path, f"datasets:\n  val:\n    test_path: {tmp_path / 'missing'}\n")
     options = load_options(path)

@@ -407,7 +407,8 @@ class Options(_Section):
             if path.exists():  # a folder where a file goes, or the other way round
                 other = "a directory" if path.is_dir() else "not a directory"
                 raise ConfigError(f"{self.source}: {dotted_key}: {value} is {other}; give a {noun}")
-            raise ConfigError(f"{self.source}: {dotted_key}: {noun} not found: {value}")
+            where = "" if path.is_absolute() else f" (a relative path is read from the current folder, {Path.cwd()})"
+            raise ConfigError(f"{self.source}: {dotted_key}: {noun} not found: {value}{where}")
         return path
 
     def to_yaml(self) -> str:
