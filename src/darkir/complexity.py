@@ -5,12 +5,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import numbers
 from dataclasses import asdict, dataclass
 
 from torch import nn
 
-from darkir.errors import DarkIRError
+from darkir.errors import DarkIRError, is_whole
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ def _check_arguments(model: object, size: object, channels: object) -> None:
             f"model must be a torch.nn.Module, got {type(model).__name__} (darkir.create_model makes one from a name)"
         )
     for name, value in (("size", size), ("channels", channels)):
-        if not (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1):
+        if not (is_whole(value) and value >= 1):
             raise DarkIRError(f"{name} must be a whole number of at least 1, got {value!r}")
     config = getattr(model, "config", None)
     if isinstance(config, dict) and config.get("img_channel", channels) != channels:

@@ -4,6 +4,7 @@ warnings of the libraries it calls."""
 from __future__ import annotations
 
 import contextlib
+import numbers
 import os
 import re
 import sys
@@ -35,6 +36,11 @@ class ConfigMismatchError(CheckpointError):
 
 class DarkIRWarning(UserWarning):
     """A setting that is accepted but silently changes nothing; the CLI prints it as one line."""
+
+
+def is_whole(value: object) -> bool:
+    """Whether ``value`` is a whole number as settings take one: an int or a NumPy integer, not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def some_of(names: Sequence[str], limit: int, sep: str = ", ") -> str:

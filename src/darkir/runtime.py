@@ -6,14 +6,13 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
-import numbers
 import os
 import sys
 from collections.abc import Iterator
 
 import torch
 
-from darkir.errors import DarkIRError
+from darkir.errors import DarkIRError, is_whole
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -101,7 +100,7 @@ def check_threads(threads: int | None) -> int | None:
     else a DarkIRError naming it."""
     if threads is None:
         return None
-    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
+    if not is_whole(threads) or threads < 1:
         raise DarkIRError(f"threads must be a whole number of at least 1 or None, got {threads!r}")
     if threads > thread_limit():
         raise DarkIRError(

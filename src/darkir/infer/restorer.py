@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import numbers
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
@@ -18,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from darkir.errors import CheckpointError, DarkIRError, first_line, warn, warnings_ignored
+from darkir.errors import CheckpointError, DarkIRError, first_line, is_whole, warn, warnings_ignored
 from darkir.infer.compiling import MAX_COMPILED_SHAPES, can_compile, images_to_earn
 from darkir.infer.defaults import DEFAULT_TILE
 from darkir.infer.exposure import apply_exposure, check_exposure
@@ -163,8 +162,7 @@ class Restorer:
         exposure: float = 0.0,
     ) -> None:
         _check_model(model)
-        whole = isinstance(guide_scale, numbers.Integral) and not isinstance(guide_scale, bool)
-        if guide_scale is not None and not (whole and guide_scale >= 1):
+        if guide_scale is not None and not (is_whole(guide_scale) and guide_scale >= 1):
             raise DarkIRError(f"guide_scale must be a whole number of pixels (1 or more) or None, got {guide_scale!r}")
         max_memory = check_tiling(tile, overlap, max_memory)
         self.compile = check_compile(compile)
@@ -566,8 +564,7 @@ def check_fits(restorer: Restorer, name: object, height: int, width: int, conseq
 def _check_counts(**counts: object) -> None:
     """Refuse a size or count (by its name) that is not a whole number of at least 1."""
     for name, value in counts.items():
-        whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-        if not (whole and value >= 1):
+        if not (is_whole(value) and value >= 1):
             raise DarkIRError(f"{name} must be a whole number of at least 1, got {value!r}")
 
 

@@ -7,13 +7,12 @@ restored at tile size, and keeps its own detail; windows overlap and blend with 
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
 
-from darkir.errors import DarkIRError
+from darkir.errors import DarkIRError, is_whole
 from darkir.infer.defaults import DEFAULT_OVERLAP
 from darkir.infer.memory import parse_memory
 
@@ -40,7 +39,7 @@ def check_tiling(
 
     ``names``: how errors call the settings (:data:`TILING_NAMES`' keys; the command line passes its flags).
     """
-    if tile != "auto" and (not isinstance(tile, numbers.Integral) or isinstance(tile, bool)):
+    if tile != "auto" and not is_whole(tile):
         raise DarkIRError(f"{names['tile']} must be 'auto' or a number of pixels, got {tile!r}")
     if max_memory is not None:
         if tile != "auto":
@@ -48,7 +47,7 @@ def check_tiling(
                 f"{names['max_memory']} applies to {names['auto']}; {names['tile']} {tile} sets the tile size itself"
             )
         max_memory = parse_memory(max_memory, names["max_memory"])
-    if overlap is not None and (not isinstance(overlap, numbers.Integral) or isinstance(overlap, bool)):
+    if overlap is not None and not is_whole(overlap):
         raise DarkIRError(f"{names['overlap']} must be a whole number of pixels or None, got {overlap!r}")
     if overlap is not None and overlap < 0:
         raise DarkIRError(f"{names['overlap']} {overlap} must be >= 0")
