@@ -119,6 +119,18 @@ def test_a_file_that_is_no_checkpoint_at_a_save_path_is_named_and_never_moved(da
         assert sorted(path.name for path in run.iterdir()) == ["notes.txt"]
 
 
+def test_a_file_of_the_users_at_save_best_beside_a_run_is_not_moved_by_restart(data, tmp_path, capsys):
+    """Only the first existing checkpoint path was looked at: with a real last checkpoint, --restart moved a text file
+    at save.best into the backup as the run's best checkpoint."""
+    run = tmp_path / "run"
+    args = _args(data, run / "last.pt", run / "best.pt")
+    assert main(args) == 0
+    (run / "best.pt").write_text("mine\n")
+    assert main([*args, "--restart"]) == 2
+    assert f"save.best: {run / 'best.pt'} exists and holds no checkpoint" in capsys.readouterr().err
+    assert (run / "best.pt").read_text() == "mine\n" and not list(run.glob("backup-*"))
+
+
 # 2. One run per save.path: a second one stops in one line naming the first; a killed run's lock is taken over.
 _HOLDER = textwrap.dedent(
     """

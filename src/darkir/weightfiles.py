@@ -167,7 +167,10 @@ def _file_kind(path: Path) -> str | None:
 
 def not_weights(path: Path) -> str | None:
     """What the file ``path`` is, by its first bytes, where that is no weights file of torch's or safetensors' (an
-    image, another pickle, something else: "not a PyTorch weights file"); None where it may be one."""
+    image, another pickle, something else: "not a PyTorch weights file"); None where it may be one, or cannot be read
+    (reading it says why)."""
+    if _head(path) is None:
+        return None
     kind = _file_kind(path)
     if kind in ("torch", "safetensors"):
         return None

@@ -309,14 +309,14 @@ def continue_or_start(
         if automatic and not resume and ddp.is_main_process():
             print(f"darkir: network.resume_training: continuing the run in {last}", file=sys.stderr)
         return True, None
+    for key, path in _checkpoints(options):  # a file of the user's, which --restart would move away as a run's
+        what = not_weights(path) if path.is_file() else None
+        if what:
+            raise ConfigError(
+                f"{options.source}: {key}: {path} exists and holds no checkpoint ({what}); give {key} the name of a "
+                "new file, or move that one"
+            )
     earlier = _earlier_checkpoint(options)
-    what = not_weights(earlier) if earlier and earlier.is_file() else None
-    if what:  # a file of the user's, which --restart would move away as if it were a run's
-        key = "save.path" if earlier == last else "save.best"
-        raise ConfigError(
-            f"{options.source}: {key}: {earlier} exists and holds no checkpoint ({what}); give {key} the name of a "
-            "new file, or move that one"
-        )
     if earlier and not restart and earlier == last:
         raise ConfigError(
             f"{options.source}: save.path: {earlier} holds an earlier run{_why_not_resumed(options, init_from)}; "
