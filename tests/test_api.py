@@ -94,17 +94,18 @@ def test_big_endian_16_bit_pil_images_are_restored_as_their_values(tiny_restorer
     [
         (PILImage.new("RGB", (8, 8)), "mode 'RGB' with a transparency key are not supported; .*convert\\('RGBA'\\)"),
         (PILImage.new("L", (8, 8)), "mode 'L' with a transparency key are not supported; .*convert\\('RGBA'\\)"),
+        (PILImage.new("I;16", (8, 8)), "mode 'I;16' with a transparency key .*; restore the file by its path"),
         (PILImage.new("RGBa", (8, 8)), "convert\\('RGBA'\\)"),
         (PILImage.new("LAB", (8, 8)), "convert\\('RGB'\\)"),
         (PILImage.new("I", (8, 8)), "convert\\('I;16'\\) \\(16-bit gray\\)"),
         (PILImage.new("F", (8, 8)), "restore np.asarray\\(image\\) \\(float values in \\[0, 1\\]\\) instead"),
     ],
-    ids=["rgb-trns", "l-trns", "rgba-premultiplied", "lab", "int32", "float"],
+    ids=["rgb-trns", "l-trns", "i16-trns", "rgba-premultiplied", "lab", "int32", "float"],
 )
 def test_refused_pil_modes_get_a_conversion_that_keeps_what_they_hold(tiny_restorer, image, hint):
     """An RGB or L image with a transparency key lost it without a word (the file's path kept it as alpha); LAB was
     told to convert to RGBA (its "A" is a colour), RGBa and La to RGB (dropping their alpha), I and F to 8-bit RGB."""
-    if image.mode in ("RGB", "L"):
+    if image.mode in ("RGB", "L", "I;16"):
         image.info["transparency"] = (0, 0, 0) if image.mode == "RGB" else 0
     with pytest.raises(DarkIRError, match=hint):
         tiny_restorer(image)

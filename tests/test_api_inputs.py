@@ -396,8 +396,8 @@ def test_plan_for_refuses_sizes_and_counts_that_are_none(model, call, name):
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: torch.empty(1, 3, 8, 8, device="meta"), "expected a tensor of values, got a meta tensor"),
-        (lambda: torch.rand(1, 3, 8, 8).to_sparse(), "expected a tensor of values, got a sparse tensor"),
+        (lambda: torch.empty(1, 3, 8, 8, device="meta"), "expected a dense tensor of values, got a meta tensor"),
+        (lambda: torch.rand(1, 3, 8, 8).to_sparse(), "expected a dense tensor of values, got a sparse_coo tensor"),
         (lambda: np.ma.masked_array(np.zeros((8, 8), np.uint8)), r"a masked array: its mask would be ignored"),
     ],
     ids=["meta", "sparse", "masked"],

@@ -175,7 +175,7 @@ def test_every_zoo_variant_round_trips_at_its_real_width(name, suffix, tmp_path)
     ("arguments", "message"),
     [
         ((0,), "size must be a whole number of at least 1, got 0"),
-        ((64, 1), r"the model takes 3 channels \(img_channel\), not 1"),
+        ((64, 1), r"the model takes images of 3 channel\(s\) \(img_channel\), not 1"),
         ((2.5,), "size must be a whole number of at least 1, got 2.5"),
     ],
 )
@@ -189,3 +189,5 @@ def test_measure_complexity_names_a_bad_argument(arguments, message):
         measure_complexity(build_model("darkir-w32", **TINY), *arguments)
     with pytest.raises(DarkIRError, match="model must be a torch.nn.Module, got str"):
         measure_complexity("darkir-w32")
+    gray = build_model("darkir-w32", **{**TINY, "img_channel": 1})
+    assert measure_complexity(gray, 32).input_shape == (1, 32, 32)  # the model's channels by default

@@ -153,7 +153,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, *, overwrite
     return replace_file(path, lambda tmp: torch.save(content, tmp), overwrite)
 
 
-def save_official_checkpoint(path: str | os.PathLike[str], model: nn.Module, overwrite: bool = True) -> Path:
+def save_official_checkpoint(path: str | os.PathLike[str], model: nn.Module, *, overwrite: bool = True) -> Path:
     """Atomically write a DarkIR's weights in the official repository's layout, ``{"params": state_dict}`` (what its
     testing.py and inference.py read); no config is stored: their options' ``network:`` section must describe it.
     Without ``overwrite``, as :func:`save_checkpoint`."""

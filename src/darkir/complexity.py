@@ -30,17 +30,21 @@ class Complexity:
         return f"{self.params / 1e6:.2f} M params, {self.macs / 1e9:.2f} GMac at {shape}"
 
 
-def measure_complexity(model: nn.Module, size: int = 256, channels: int = 3) -> Complexity:
+def measure_complexity(model: nn.Module, size: int = 256, channels: int | None = None) -> Complexity:
     """Count parameters and MACs with ptflops' module hooks (conv, linear, norm, activations, pooling).
 
     Like the published figures, elementwise tensor math and FFTs are not counted. The model is
     copied first, so ptflops' hooks never touch the caller's instance. A forward that fails (an input too large to
     allocate) is a RuntimeError with its reason: ptflops would print its traceback and count nothing. A size whose
     forward pass would need more memory than is free is a MemoryError before it runs (it met the OOM killer).
+    ``channels``: the input's (default: a DarkIR's ``img_channel``, else 3).
     """
     import torch
     from ptflops import get_model_complexity_info
 
+    config = getattr(model, "config", None)
+    taken = config.get("img_channel") if isinstance(config, dict) else None  # a DarkIR's channels
+    channels = channels if channels is not None else taken or 3
     _check_arguments(model, size, channels)
     _check_memory(model, size)
     probe = copy.deepcopy(model).cpu().eval()
@@ -71,7 +75,7 @@ def _check_arguments(model: object, size: object, channels: object) -> None:
             raise DarkIRError(f"{name} must be a whole number of at least 1, got {value!r}")
     config = getattr(model, "config", None)
     if isinstance(config, dict) and config.get("img_channel", channels) != channels:
-        raise DarkIRError(f"the model takes {config['img_channel']} channels (img_channel), not {channels}")
+        raise DarkIRError(f"the model takes images of {config['img_channel']} channel(s) (img_channel), not {channels}")
 
 
 def _check_memory(model: nn.Module, size: int) -> None:

@@ -120,7 +120,8 @@ def warnings_ignored(message: str = "", module: str = "", category: type[Warning
 @contextlib.contextmanager
 def warnings_held() -> Iterator[None]:
     """Warnings issued inside held back, and issued when the block ends without an error: a command's notes on its
-    inputs shown once the checks after them have passed, not above the refusal of a later check."""
+    inputs shown once the checks after them have passed, not above the refusal of a later check. For a command's
+    main thread before it starts others (it sets the process's warning state, as ``warnings.catch_warnings`` does)."""
     with warnings.catch_warnings(record=True) as held:
         yield
     for item in held:

@@ -407,7 +407,7 @@ class Options(_Section):
             if path.exists():  # a folder where a file goes, or the other way round
                 other = "a directory" if path.is_dir() else "not a directory"
                 raise ConfigError(f"{self.source}: {dotted_key}: {value} is {other}; give a {noun}")
-            where = "" if path.is_absolute() else f" (a relative path is read from the current folder, {Path.cwd()})"
+            where = "" if path.is_absolute() else f" (a relative path is read from the current folder, {os.getcwd()})"
             raise ConfigError(f"{self.source}: {dotted_key}: {noun} not found: {value}{where}")
         return path
 
@@ -418,7 +418,7 @@ class Options(_Section):
 
 def load_options(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Options:
     """Read, merge ``key=value`` overrides into, and validate an options YAML file."""
-    if isinstance(overrides, (str, bytes)):  # its characters would be taken for overrides, one by one
+    if isinstance(overrides, str):  # its characters would be taken for overrides, one by one
         raise ConfigError(f"overrides: a list of 'key=value' strings, got one string; pass [{overrides!r}]")
     return options_from_dict(read_options_file(path, overrides), source=str(path))
 

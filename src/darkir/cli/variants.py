@@ -47,7 +47,7 @@ def cmd_complexity(args: argparse.Namespace) -> int:
     refuse_empty(args)
     model = _architecture(args)
     try:
-        result = measure_complexity(model, size=args.size, channels=model.config["img_channel"])
+        result = measure_complexity(model, size=args.size)
     except (RuntimeError, MemoryError) as exc:  # an input too large to allocate
         raise DarkIRError(f"--size {args.size}: cannot measure at this size ({first_line(exc)})") from None
     print(json.dumps(result.as_dict()) if args.json else result.summary())

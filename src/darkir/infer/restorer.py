@@ -56,7 +56,8 @@ def _check_batch(x: torch.Tensor, channels: int | None) -> None:
     if not isinstance(x, torch.Tensor):
         raise DarkIRError(f"expected a (N, {c}, H, W) torch tensor, got {type(x).__name__}")
     if x.is_meta or x.layout != torch.strided:
-        raise DarkIRError(f"expected a tensor of values, got a {'meta' if x.is_meta else 'sparse'} tensor")
+        kind = "meta" if x.is_meta else str(x.layout).removeprefix("torch.")
+        raise DarkIRError(f"expected a dense tensor of values, got a {kind} tensor")
     if x.dim() != 4 or 0 in x.shape or (channels is not None and x.shape[1] != channels):
         raise DarkIRError(f"expected a (N, {c}, H, W) tensor, non-empty, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
@@ -574,6 +575,8 @@ def _unsupported_pil(mode: str, keyed: bool) -> str:
     what = f"PIL images of mode {mode!r}{' with a transparency key' if keyed else ''} are not supported"
     if mode == "F":
         return f"{what}; restore np.asarray(image) (float values in [0, 1]) instead"
+    if mode.startswith("I") and keyed:  # (converting keeps the key)
+        return f"{what}; restore the file by its path (its transparent pixels come back as alpha)"
     if mode.startswith("I"):
         return f"{what}; convert first, e.g. image.convert('I;16') (16-bit gray)"
     alpha = keyed or mode in ("LA", "La", "PA", "RGBa")
