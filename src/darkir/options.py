@@ -407,13 +407,21 @@ class Options(_Section):
             if path.exists():  # a folder where a file goes, or the other way round
                 other = "a directory" if path.is_dir() else "not a directory"
                 raise ConfigError(f"{self.source}: {dotted_key}: {value} is {other}; give a {noun}")
-            where = "" if path.is_absolute() else f" (a relative path is read from the current folder, {os.getcwd()})"
+            where = "" if path.is_absolute() else f" (a relative path is read from the current folder{_current()})"
             raise ConfigError(f"{self.source}: {dotted_key}: {noun} not found: {value}{where}")
         return path
 
     def to_yaml(self) -> str:
         """The resolved options as YAML (saved beside checkpoints)."""
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _current() -> str:
+    """``, <the current folder>``; empty where it is gone (removed while the process ran in it)."""
+    try:
+        return f", {os.getcwd()}"
+    except OSError:
+        return ""
 
 
 def load_options(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Options:
