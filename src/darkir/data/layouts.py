@@ -14,6 +14,7 @@ from pathlib import Path
 
 from darkir.errors import DarkIRError, some_of, warn
 from darkir.imageio import IMAGE_SUFFIXES, UNREAD_IMAGE_SUFFIXES
+from darkir.outputs import is_same_file
 
 
 class DatasetError(DarkIRError):
@@ -79,13 +80,13 @@ def detect_layout(root: Path) -> Layout:
 def warn_other_layouts(root: Path, layout: Layout) -> None:
     """Warn where ``root`` also holds the folders of another layout than ``layout`` (the one read): a tree with
     both ``low/`` + ``high/`` and ``Low/`` + ``Normal/`` is otherwise read in part without a word."""
-    chosen = {_identity(root / layout.low), _identity(root / layout.high)}
+    chosen = (root / layout.low, root / layout.high)
     others = {
         f"{other.low}/ + {other.high}/"
         for other in LAYOUTS.values()
         if (root / other.low).is_dir()
         and (root / other.high).is_dir()
-        and not {_identity(root / other.low), _identity(root / other.high)} <= chosen
+        and not all(any(is_same_file(root / mine, read) for read in chosen) for mine in (other.low, other.high))
     }
     if others:
         warn(
@@ -93,12 +94,6 @@ def warn_other_layouts(root: Path, layout: Layout) -> None:
             f"{some_of(sorted(others), 3, ' and ')}, which hold another layout's pairs (give each pair of folders "
             "a root of its own)"
         )
-
-
-def _identity(folder: Path) -> tuple[int, int]:
-    """The device and inode of ``folder``: one folder however named (a link, or another case on macOS)."""
-    status = folder.stat()
-    return status.st_dev, status.st_ino
 
 
 def no_folder(path: Path, what: str) -> str:
