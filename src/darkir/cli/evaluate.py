@@ -367,7 +367,9 @@ def _compared_variants(args: argparse.Namespace, reserved: set[str]) -> list:
         opts = load_options(options[index]) if options else None
         name = opts.network.name if opts else Path(str(weights)).stem
         name = _unique(name, reserved | {v.name for v in variants})
-        source = str(weights) if weights else f"{options[index]} (its save.path)"
+        source = weights or str(opts.require_path("save.path", kind="file"))  # (opts is set where weights is not)
+        if Path(source).expanduser().is_file():  # a file, as the report's reader can find it; a zoo name as it is
+            source = str(Path(source).expanduser().resolve())
         variants.append(model_method(name, settings.restorer(trained_model(weights, opts)), source))
     return variants
 
