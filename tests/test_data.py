@@ -358,3 +358,14 @@ def test_gray_references_for_colour_inputs_are_warned_of(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         find_pairs(tmp_path)
+
+
+def test_a_warning_raised_inside_os_walk_is_shown_at_the_callers_line(tmp_path):
+    """A folder the walk could not read was warned of at ``<frozen os>:361``, the line in os.walk that called darkir
+    back, not at the line that listed the folder."""
+    from darkir.data.layouts import list_images
+
+    (tmp_path / "a.png").write_bytes(b"")
+    with pytest.warns(DarkIRWarning, match="cannot read the folder") as record:
+        list_images(tmp_path / "a.png")
+    assert [warning.filename for warning in record] == [__file__]

@@ -8,7 +8,6 @@ import numbers
 import os
 import re
 import sys
-import threading
 import warnings
 from collections.abc import Iterator, Sequence
 
@@ -70,28 +69,35 @@ def first_line(exc: BaseException) -> str:
 
 
 def warn(message: str) -> None:
-    """Issue a :class:`DarkIRWarning` shown at the first caller outside darkir (and the torch and contextlib wrappers
-    around darkir's functions): the user's line, however deep in darkir the warning arose. In a thread of darkir's
-    (a reader, a writer) no caller is the user's: the warning is shown at darkir's line that issued it, not at
-    ``threading.py``."""
+    """Issue a :class:`DarkIRWarning` shown at the first caller outside darkir (and torch's wrappers around darkir's
+    functions, and Python's own library where it calls darkir back, as ``os.walk`` does): the user's line, however
+    deep in darkir the warning arose. In a thread of darkir's (a reader, a writer) no caller is the user's: the
+    warning is shown at darkir's line that issued it, not at ``threading.py``."""
     frame, level = sys._getframe(1), 2
     while frame.f_back is not None and _is_internal(frame.f_code.co_filename):
         frame, level = frame.f_back, level + 1
-    if frame.f_code.co_filename == threading.__file__:
+    if _is_internal(frame.f_code.co_filename):  # no caller of the user's: a thread of darkir's
         level = 2
     warnings.warn(message, DarkIRWarning, stacklevel=level)
 
 
 def _is_internal(filename: str) -> bool:
-    """Whether code in ``filename`` is darkir's, or a wrapper darkir's functions are called through (torch's
-    decorators, contextlib's)."""
-    if filename == contextlib.__file__:
+    """Whether code in ``filename`` is darkir's, a wrapper darkir's functions are called through (torch's
+    decorators), or Python's own library (``os.walk`` calling darkir back, a thread's start)."""
+    if filename.startswith("<frozen "):
         return True
     folders = [os.path.dirname(__file__)]
     torch = sys.modules.get("torch")
     if getattr(torch, "__file__", None):
         folders.append(os.path.dirname(torch.__file__))
-    return any(filename.startswith(folder + os.sep) for folder in folders)
+    if any(filename.startswith(folder + os.sep) for folder in folders):
+        return True
+    installed = any(f"{os.sep}{folder}{os.sep}" in filename for folder in ("site-packages", "dist-packages"))
+    return filename.startswith(_STDLIB) and not installed  # (packages may be installed below it)
+
+
+#: Where Python's own library lies.
+_STDLIB = os.path.dirname(os.__file__) + os.sep
 
 
 @contextlib.contextmanager
