@@ -359,6 +359,18 @@ def test_output_folder_equal_to_input_folder_says_why(tmp_path, tiny_checkpoint,
     assert "inside the output folder" in capsys.readouterr().err
 
 
+def test_the_output_folder_among_the_inputs_is_left_out_with_a_warning(tmp_path, tiny_checkpoint, capsys):
+    """``darkir restore * -o out`` run again: the shell passes out/ among the inputs, and it counted as a failed
+    input (exit 1 on every rerun, though nothing failed)."""
+    photos = [_photo(tmp_path / name, seed=seed) for seed, name in enumerate(("a.png", "b.png"))]
+    out = tmp_path / "out"
+    assert _restore(*map(str, photos), "-o", str(out), weights=tiny_checkpoint) == 0
+    capsys.readouterr()
+    assert _restore(*map(str, photos), str(out), "-o", str(out), weights=tiny_checkpoint) == 0
+    captured = capsys.readouterr()
+    assert "failed 0" in captured.out and "left out 2 files inside the output folder" in captured.err
+
+
 def test_unexpected_errors_are_one_line_unless_debug(tmp_path, tiny_checkpoint, monkeypatch, capsys):
     import darkir.cli.restore as restore_cli
 

@@ -182,7 +182,9 @@ class _Expansion:
         """Add the jobs of the images in the folder ``path`` and below, their outputs named by their path in it."""
         images = _images(walk_files(path), self.suffixes, self.unread)
         found = self._outside_output(images)
-        if images and not found:
+        if images and not found and is_inside(path, self.output_dir):  # (``restore * -o out`` run again: out/)
+            self.inside.extend(images)
+        elif images and not found:
             self.problems.append(
                 (path, f"its images are inside the output folder {self.output_dir}; choose another output folder")
             )
