@@ -178,6 +178,25 @@ def test_of_inputs_sharing_an_output_name_the_one_whose_own_name_it_is_is_restor
     ]
 
 
+def test_a_cameras_upper_case_mp4_owns_its_output_and_transport_streams_are_videos(tmp_path):
+    """A camera's ``CLIP.MP4`` beside ``CLIP.MOV`` lost its output to the .MOV (the own-name rule compared the case
+    too); ``.ts``/``.mts`` camcorder files were "unsupported format" to ``darkir restore``, though ``darkir video``
+    restores them."""
+    for name in ("CLIP.MOV", "CLIP.MP4", "00001.MTS", "show.ts"):
+        (tmp_path / "in").mkdir(exist_ok=True)
+        (tmp_path / "in" / name).write_bytes(b"")
+    out = tmp_path / "out"
+    jobs, problems = plan_jobs([str(tmp_path / "in")], out, videos=True)
+    assert sorted((job.source.name, job.target.name) for job in jobs) == [
+        ("00001.MTS", "00001.mp4"),
+        ("CLIP.MP4", "CLIP.mp4"),
+        ("show.ts", "show.mp4"),
+    ]
+    assert problems == [
+        (tmp_path / "in" / "CLIP.MOV", f"same output name as {tmp_path / 'in' / 'CLIP.MP4'}; restore it separately")
+    ]
+
+
 def test_a_file_given_twice_is_restored_once_not_failed(tmp_path, tiny_checkpoint, capsys):
     photo = _photo(tmp_path / "in" / "a.png")
     assert _restore(str(photo), str(photo), "-o", str(tmp_path / "out"), weights=tiny_checkpoint) == 0

@@ -19,8 +19,10 @@ from darkir.imageio import IMAGE_SUFFIXES, UNREAD_IMAGE_SUFFIXES
 from darkir.outputs import is_inside
 
 #: Video files that ``darkir restore`` restores as ``darkir video`` does, each into ``<name>.mp4`` (``.h264`` and
-#: ``.hevc``: raw camera streams).
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".h264", ".hevc")
+#: ``.hevc``: raw camera streams; ``.ts``, ``.mts``, ``.m2ts``: MPEG transport streams of camcorders and recorders).
+VIDEO_SUFFIXES = (
+    ".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".h264", ".hevc", ".ts", ".mts", ".m2ts", ".3gp", ".mpg", ".mpeg"
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -279,10 +281,11 @@ def _without_clashes(jobs: list[Job]) -> tuple[list[Job], list[tuple[Path, str]]
 def _one_per_output(jobs: list[Job], sources: dict[tuple[int, int], Path]) -> tuple[list[Job], list[tuple[Path, str]]]:
     """``jobs`` but those whose output would replace an input (``sources``: the inputs by file identity) or share
     another job's output, returned as problems: of inputs sharing one output name, the one whose own name it is
-    (``clip.mp4`` beside ``clip.mkv``), else the first."""
+    (``clip.mp4`` beside ``clip.mkv``; a camera's ``CLIP.MP4`` beside ``CLIP.MOV``), else the first."""
     owners: dict[Path, Path] = {}
     for job in jobs:
-        if job.source.name == job.target.name:
+        source, target = job.source, job.target  # (own name: the suffix in any case, as a camera's .MP4)
+        if source.stem == target.stem and source.suffix.lower() == target.suffix.lower():
             owners.setdefault(job.target, job.source)
     targets: dict[Path, Path] = {}
     unique: list[Job] = []
