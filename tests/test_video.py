@@ -853,6 +853,33 @@ def test_a_damaged_mjpeg_frame_is_skipped_with_a_warning(tmp_path, tiny_checkpoi
     assert "restored 9 frames" in captured.out and "skipped 1 video packet(s) the decoder found damaged" in captured.err
 
 
+def test_frames_decoded_out_of_order_after_a_damaged_h264_packet_are_left_out(tmp_path, tiny_checkpoint, capsys):
+    """One damaged packet in the middle of an H.264 clip with B-frames: the decoder then gives a frame timed before
+    the one ahead of it, and the whole video was refused ("its timing cannot be kept"), nothing written."""
+    clean = tmp_path / "clip.mp4"
+    with av.open(str(clean), "w") as out:
+        video = out.add_stream("libx264", rate=12)
+        video.width, video.height, video.pix_fmt, video.options = 128, 96, "yuv420p", {"g": "5"}
+        for index in range(30):
+            rgb = np.zeros((96, 128, 3), np.uint8)
+            rgb[..., 0] = (np.arange(128) * 2)[None, :] // 3
+            rgb[..., 1] = (index * 8) % 256 // 3
+            rgb[..., 2] = (np.arange(96) * 2)[:, None] // 3
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = index
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+    data = bytearray(clean.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 60] = bytes(60)
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    out = tmp_path / "out.mp4"
+    assert main(["video", str(damaged), "-o", str(out), "--weights", str(tiny_checkpoint), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped 1 video packet(s) the decoder found damaged" in err and "it then gave out of order" in err
+    assert describe(out)["frames"] >= 25
+
+
 def _mkv_with_pcm(path: Path, channels: int) -> Path:
     """A 5-frame MKV with PCM audio of ``channels`` channels, which Matroska stores as a count without an order."""
     with av.open(str(path), "w") as out:

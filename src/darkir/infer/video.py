@@ -493,6 +493,9 @@ def _decoded(
                 yield _Audio(frame)
             continue
         for frame in damaged.decode(packet, "video"):
+            if damaged.skipped["video"] and timeline.behind(frame):  # decoded out of order around the damage
+                damaged.dropped += 1
+                continue
             yield timeline.admit(frame)
     damaged.report()
 
@@ -505,6 +508,7 @@ class _Damaged:
         self.source = source
         self.skipped = {"video": 0, "audio": 0}
         self.first: float | None = None  # when the first skipped packet plays, in seconds
+        self.dropped = 0  # frames decoded after a skipped packet, timed before a frame already restored
 
     def decode(self, packet: Any, kind: str) -> list[Any]:
         """The frames of ``packet`` (a ``kind`` stream's), none where it is damaged."""
@@ -521,9 +525,10 @@ class _Damaged:
         counts = [f"{count} {kind}" for kind, count in self.skipped.items() if count]
         if counts:
             at = f", the first at {self.first:.3f} s" if self.first is not None else ""
+            dropped = f", and {self.dropped} frame(s) it then gave out of order" if self.dropped else ""
             warn(
-                f"{self.source}: skipped {' and '.join(counts)} packet(s) the decoder found damaged{at}; the output "
-                "lacks what they held"
+                f"{self.source}: skipped {' and '.join(counts)} packet(s) the decoder found damaged{at}{dropped}; the "
+                "output lacks what they held"
             )
 
 

@@ -85,6 +85,10 @@ class Timeline:
             )
         return self._last + 1
 
+    def behind(self, frame: Any) -> bool:
+        """Whether ``frame`` is timed before the last frame admitted (which :meth:`admit` refuses)."""
+        return self.timed and frame.pts is not None and self._stated is not None and frame.pts < self._stated
+
     def admit(self, frame: Any) -> Frame:
         """``frame`` in RGB (see :class:`VideoColour`) with its output timestamp; DarkIRError for one out of order
         or of another size."""
