@@ -419,3 +419,24 @@ def test_an_input_of_a_long_legal_name_is_restored(tmp_path, tiny_checkpoint):
     assert sorted(p.name for p in out.iterdir()) == [name]
     other = out / ("x" * 245 + "y.png")
     assert lock_path(out / name) != lock_path(other) and temporary_path(out / name) != temporary_path(other)
+
+
+def test_an_append_only_output_folder_restores_every_file(tmp_path, tiny_checkpoint, monkeypatch, capsys):
+    """In an append-only folder (``chattr +a``) a lock file cannot be removed: the first file's release raised, the
+    batch stopped with exit 1 and no summary; the temporary file it left then stopped every later run."""
+    out = tmp_path / "out"
+    real_unlink = os.unlink
+
+    def append_only(path, *args, **kwargs):
+        if Path(path).parent == out:
+            raise PermissionError(1, "Operation not permitted", str(path))
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", append_only)
+    photos = [_photo(tmp_path / "in" / f"{name}.png", seed=seed) for seed, name in enumerate("ab")]
+    out.mkdir()
+    (out / f".c.{socket.gethostname()}-4194303.darkir-part.png").write_bytes(b"a killed run's")  # pid 4194303: gone
+    args = ["restore", str(tmp_path / "in"), "-o", str(out), "--weights", str(tiny_checkpoint), "-q"]
+    assert main(args) == 0
+    assert "restored 2," in capsys.readouterr().out
+    assert all((out / photo.name).is_file() for photo in photos)

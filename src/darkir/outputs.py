@@ -99,10 +99,13 @@ def take_lock(lock: Path) -> int | None:
 
 
 def release_lock(lock: Path, fd: int) -> None:
-    """Remove the lock file and let go of the lock that :func:`take_lock` gave."""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(lock)
-    os.close(fd)
+    """Remove the lock file and let go of the lock that :func:`take_lock` gave (a lock file that cannot be removed, in
+    a folder that keeps what is made in it, is left: no one holds it)."""
+    try:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+    finally:
+        os.close(fd)
 
 
 class Claim:
@@ -185,7 +188,7 @@ def clean_stale(folder: Path) -> list[Path]:
             continue
         owner = mine.search(name)
         if owner is not None and not pid_alive(int(owner.group(1))):
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # gone meanwhile, or kept by its folder (chattr +a)
                 path.unlink()
                 removed.append(path)
         elif name.endswith(".darkir-lock") and _remove_unheld_lock(path):
