@@ -91,6 +91,16 @@ def test_formats_that_drop_them_say_so(tmp_path, suffix):
         write_image(tmp_path / f"a{suffix}", read_image(tmp_path / "a.jpg"))
 
 
+@pytest.mark.parametrize("suffix", [".tif", ".webp", ".bmp"])
+def test_formats_that_drop_a_resolution_say_so(tmp_path, suffix):
+    """A 300 dpi image written as TIFF, WebP or BMP lost its resolution without the warning the docs promise (only
+    an ICC profile or EXIF was warned of)."""
+    pixels = (np.random.default_rng(1).random((8, 9, 3)) * 255).astype(np.uint8)
+    PILImage.fromarray(pixels).save(tmp_path / "print.png", dpi=(300, 300))
+    with pytest.warns(DarkIRWarning, match=r"outputs keep no resolution \(dpi\)"):
+        write_image(tmp_path / f"print{suffix}", read_image(tmp_path / "print.png"))
+
+
 def test_an_image_without_them_is_written_as_before(tmp_path):
     pixels = (np.random.default_rng(1).random((8, 9, 3)) * 255).astype(np.uint8)
     PILImage.fromarray(pixels).save(tmp_path / "plain.png")

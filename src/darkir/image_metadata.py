@@ -111,9 +111,11 @@ def add_metadata(suffix: str, data: bytes, metadata: Metadata | None) -> bytes:
         return _jpeg_with(data, metadata)
     if suffix == ".png":
         return _png_with(data, metadata)
-    if metadata.icc is not None or metadata.exif is not None:
+    held = {"ICC profile": metadata.icc, "EXIF": metadata.exif, "resolution (dpi)": metadata.dpi}
+    lost = [name for name, value in held.items() if value is not None]
+    if lost:
         warn(
-            f"{suffix.lstrip('.').upper()} outputs keep no ICC profile or EXIF: images that have them lose them "
+            f"{suffix.lstrip('.').upper()} outputs keep no {' or '.join(lost)}: images that have them lose them "
             "(JPEG and PNG keep them)"
         )
     return data
