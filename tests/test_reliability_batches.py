@@ -440,3 +440,13 @@ def test_an_append_only_output_folder_restores_every_file(tmp_path, tiny_checkpo
     assert main(args) == 0
     assert "restored 2," in capsys.readouterr().out
     assert all((out / photo.name).is_file() for photo in photos)
+
+
+def test_a_broken_link_in_a_folder_fails_as_when_it_is_named(tmp_path, tiny_checkpoint, capsys):
+    """A link of an image's name to a drive not mounted was passed over without a word: "failed 0", exit 0."""
+    _photo(tmp_path / "in" / "a.png")
+    (tmp_path / "in" / "b.png").symlink_to("/mnt/not-mounted/b.png")
+    assert _restore(str(tmp_path / "in"), "-o", str(tmp_path / "out"), weights=tiny_checkpoint) == 1
+    captured = capsys.readouterr()
+    assert "restored 1," in captured.out and "failed 1" in captured.out
+    assert f"{tmp_path / 'in' / 'b.png'}: a symbolic link to nothing" in captured.err

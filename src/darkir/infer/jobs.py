@@ -140,13 +140,14 @@ def _expand_inputs(
         expansion.expand(item)
     _warn_left_out(expansion.inside, output_dir)
     warn_unread(list(dict.fromkeys(expansion.unread)))
-    return expansion.jobs, expansion.problems
+    broken = [(path, _missing(path)) for path in dict.fromkeys(expansion.broken)]  # each failed, as when named
+    return expansion.jobs, expansion.problems + broken
 
 
 class _Expansion:
     """The jobs of inputs as they are expanded one by one (:func:`_expand_inputs`), with the inputs that yield none
-    (``problems``), the files left out for being inside the output folder (``inside``) and the images in formats
-    darkir does not read (``unread``)."""
+    (``problems``), the files left out for being inside the output folder (``inside``), the images in formats
+    darkir does not read (``unread``) and the links of an input's name to nothing (``broken``)."""
 
     def __init__(self, output_dir: Path, suffix: str | None, videos: bool) -> None:
         self.output_dir, self.suffix, self.videos = output_dir, suffix, videos
@@ -156,6 +157,7 @@ class _Expansion:
         self.problems: list[tuple[Path, str]] = []
         self.inside: list[Path] = []
         self.unread: list[Path] = []
+        self.broken: list[Path] = []
 
     def expand(self, item: str) -> None:
         """Add the jobs of one input: a file, a folder or a glob."""
@@ -182,7 +184,7 @@ class _Expansion:
 
     def _add_folder(self, path: Path) -> None:
         """Add the jobs of the images in the folder ``path`` and below, their outputs named by their path in it."""
-        images = _images(walk_files(path), self.suffixes, self.unread)
+        images = self._inputs(walk_files(path))
         found = self._outside_output(images)
         if images and not found and is_inside(path, self.output_dir):  # (``restore * -o out`` run again: out/)
             self.inside.extend(images)
@@ -199,11 +201,9 @@ class _Expansion:
         """Add the jobs of the files a glob matches, and of the images in the folders it matches as if each were given
         (as a shell expands it; a folder without images is passed over, as the files of other kinds are)."""
         matches = glob_files(item)
-        named = [(Path(match.name), match) for match in _images(matches, self.suffixes, self.unread)]
+        named = [(Path(match.name), match) for match in self._inputs(matches)]
         for folder in sorted(match for match in matches if match.is_dir()):
-            named += [
-                (image.relative_to(folder), image) for image in _images(walk_files(folder), self.suffixes, self.unread)
-            ]
+            named += [(image.relative_to(folder), image) for image in self._inputs(walk_files(folder))]
         kept = set(self._outside_output(image for _, image in named))
         if named and not kept:
             self.problems.append((path, f"its matches are inside the output folder {self.output_dir}; choose another"))
@@ -212,6 +212,21 @@ class _Expansion:
         for relative, source in sorted(named, key=lambda pair: pair[1]):
             if source in kept:
                 self._add(source, relative)
+
+    def _inputs(self, files: Iterable[Path]) -> list[Path]:
+        """The inputs among ``files``; images in formats darkir does not read are noted in ``unread``, links of an
+        input's name to nothing (a photo on a drive not mounted) in ``broken``."""
+        files = list(files)
+        self.unread.extend(path for path in files if _is_input(path, UNREAD_IMAGE_SUFFIXES))
+        self.broken.extend(
+            path
+            for path in files
+            if path.suffix.lower() in self.suffixes
+            and not path.name.startswith(".")
+            and path.is_symlink()
+            and not path.exists()
+        )
+        return [path for path in files if _is_input(path, self.suffixes)]
 
     def _outside_output(self, candidates: Iterable[Path]) -> list[Path]:
         """The candidates outside the output folder, sorted; those inside are noted where some are kept (where
@@ -222,13 +237,6 @@ class _Expansion:
         if kept:
             self.inside.extend(source for source, keep in zip(found, outside, strict=True) if not keep)
         return kept
-
-
-def _images(files: Iterable[Path], suffixes: tuple[str, ...], unread: list[Path]) -> list[Path]:
-    """The inputs (of ``suffixes``) among ``files``; images in formats darkir does not read are added to ``unread``."""
-    files = list(files)
-    unread.extend(path for path in files if _is_input(path, UNREAD_IMAGE_SUFFIXES))
-    return [path for path in files if _is_input(path, suffixes)]
 
 
 def _expand_user(item: str) -> Path | None:
