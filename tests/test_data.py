@@ -129,6 +129,35 @@ def test_a_manifest_listing_a_pair_in_two_splits_is_refused(tmp_path):
             resolve_pairs(tmp_path / "split.json", split)
 
 
+@pytest.mark.parametrize(
+    ("test", "message"),
+    [
+        ([["{root}/low/a.png", "{root}/high/a.png"]], r"low/a\.png is in split 'test' and in 'train'"),
+        ([["../{name}/low/a.png", "high/a.png"]], r"low/a\.png is in split 'test' and in 'train'"),
+        ([["low/b.png", "high/a.png"]], r"high/a\.png is in split 'test' and in 'train'"),
+        ([["low/b.png", "high/b.png"], ["{root}/low/b.png", "high/b.png"]], r"lists .*low/b\.png twice"),
+        ([["low/b.png", "./low/b.png"]], r"entry 0 gives low/b\.png as its own reference"),
+    ],
+    ids=["absolute", "dotdot", "shared-reference", "twice-spelled-apart", "own-reference"],
+)
+def test_a_manifest_entry_is_one_file_however_its_path_is_written(tmp_path, test, message):
+    """Entries were compared as written: a training pair listed under test by its absolute path or through "..", a
+    training reference given to a test input, the same input twice spelled apart and an input given as its own
+    reference were all scored."""
+    import json
+
+    root = tmp_path / "set"
+    for side in ("low", "high"):
+        (root / side).mkdir(parents=True)
+        for name in ("a", "b"):
+            cv2.imwrite(str(root / side / f"{name}.png"), np.zeros((8, 8, 3), np.uint8))
+    test = [[name.format(root=root, name=root.name) for name in entry] for entry in test]
+    splits = {"train": [["low/a.png", "high/a.png"]], "test": test}
+    (root / "split.json").write_text(json.dumps({"root": ".", "splits": splits}))
+    with pytest.raises(DatasetError, match=message):
+        resolve_pairs(root / "split.json", "test")
+
+
 def test_a_file_given_for_a_folder_is_named_as_a_file(tmp_path):
     (tmp_path / "a.png").write_bytes(b"x")
     with pytest.raises(DatasetError, match=r"a\.png: a file, not a folder$"):

@@ -264,16 +264,23 @@ def _split_entries(path: Path, manifest: object, split: str) -> list[list[str]]:
             f"{path}: split {split!r} entry {bad[0]} is {json.dumps(entries[bad[0]])[:80]}, not a [low, high] pair "
             f"of paths{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''}"
         )
+    base = path.parent / manifest.get("root", ".")
     first: dict[str, int] = {}
-    for index, (low, _) in enumerate(entries):
-        again = first.setdefault(os.path.normpath(low), index)
+    for index, (low, high) in enumerate(entries):
+        if _file(base, low) == _file(base, high):
+            raise DatasetError(f"{path}: split {split!r} entry {index} gives {low} as its own reference")
+        again = first.setdefault(_file(base, low), index)
         if again != index:
             raise DatasetError(
                 f"{path}: split {split!r} lists {low} twice (entries {again} and {index}); every mean over the split "
                 "would count it twice"
             )
+    inputs = {_file(base, low): low for low, _ in entries}  # as written here, for the message
+    references = {_file(base, high): high for _, high in entries}
     for other, listed in splits.items():
-        shared = _shared_inputs(first, listed) if other != split else []
+        found = _listed_files(listed, base) if other != split else set()
+        shared = sorted(inputs[file] for file in found & inputs.keys())  # the inputs, else the references
+        shared = shared or sorted(references[file] for file in found & references.keys())
         if shared:
             raise DatasetError(
                 f"{path}: {some_of(shared, 3)} {'is' if len(shared) == 1 else 'are'} in split {split!r} and in "
@@ -282,16 +289,24 @@ def _split_entries(path: Path, manifest: object, split: str) -> list[list[str]]:
     return entries
 
 
-def _shared_inputs(inputs: dict[str, int], entries: object) -> list[str]:
-    """The inputs (normalized paths) of ``inputs`` that the ``[low, high]`` entries of another split list too."""
+def _file(base: Path, name: str) -> str:
+    """The file a manifest's entry ``name`` names, however it is written (relative to ``base``, absolute, through
+    ``..`` or a link): one spelling per file."""
+    return os.path.realpath(base / name)
+
+
+def _listed_files(entries: object, base: Path) -> set[str]:
+    """The files (see :func:`_file`) that the ``[low, high]`` entries of a split list (of another split, whose
+    structure is checked when it is read)."""
     if not isinstance(entries, list):
-        return []
-    lows = {
-        os.path.normpath(entry[0])
+        return set()
+    return {
+        _file(base, name)
         for entry in entries
-        if isinstance(entry, list) and entry and isinstance(entry[0], str)
+        if isinstance(entry, list)
+        for name in entry
+        if isinstance(name, str) and name
     }
-    return sorted(low for low in inputs if low in lows)
 
 
 def resolve_pairs(location: str | Path, split: str) -> list[Pair]:
