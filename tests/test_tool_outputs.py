@@ -226,6 +226,25 @@ def test_synth_writes_a_new_or_empty_folder_and_a_failed_run_leaves_nothing(phot
     (photos / "zz_broken.png").unlink()
 
 
+def test_synth_that_fails_while_moving_its_set_into_place_leaves_none_of_it(photos, tmp_path, capsys, monkeypatch):
+    """Another run's train/ appearing while the set was moved into place: the run said "nothing was kept" and left
+    its test/ beside the other run's train/, a set of two runs whose photos may cross splits."""
+    import darkir.data.synth as synth
+
+    output = tmp_path / "out"
+    write = synth._write_pairs
+
+    def another_run_meanwhile(*args: object, **kwargs: object) -> object:
+        written = write(*args, **kwargs)
+        (output / "train" / "other_run").mkdir(parents=True)
+        return written
+
+    monkeypatch.setattr(synth, "_write_pairs", another_run_meanwhile)
+    assert main(["synth", "--source", str(photos), "-o", str(output), *SMALL]) == 2
+    assert "nothing was kept" in _error(capsys)
+    assert sorted(str(path.relative_to(output)) for path in output.rglob("*")) == ["train", "train/other_run"]
+
+
 def test_synth_names_every_photo_smaller_than_the_size_before_any_work(photos, tmp_path, capsys, monkeypatch):
     """The first one was found when its turn came, after every photo before it had been synthesized, and the others
     one run later each."""

@@ -127,6 +127,7 @@ def synthesize(
     check_output(output)
     created = not output.exists()
     stage = output / f"{STAGE_PREFIX}{process_tag()}"
+    moved: list[Path] = []  # the set's parts moved into place so far
     try:
         stage.mkdir(parents=True)
         records, counts = _write_pairs(photos, splits, stage, per_photo, size, seed, params, progress)
@@ -134,8 +135,12 @@ def synthesize(
         (stage / SET_RECORD).write_text(json.dumps({**summary, "pairs": records}, indent=1))
         for entry in [*sorted(p for p in stage.iterdir() if p.is_dir()), stage / SET_RECORD]:
             entry.rename(output / entry.name)
+            moved.append(output / entry.name)
         stage.rmdir()
     except BaseException as exc:
+        for part in moved:  # the set goes in whole or not at all (another run's train/ met midway)
+            with contextlib.suppress(OSError):
+                part.rename(stage / part.name)
         shutil.rmtree(stage, ignore_errors=True)
         if created:
             with contextlib.suppress(OSError):
