@@ -127,6 +127,19 @@ def test_split_reports_a_split_the_scenes_cannot_fill(tmp_path, capsys):
     assert not manifest.exists()
 
 
+def test_split_tries_further_shuffles_of_the_scenes_before_it_refuses(tmp_path, capsys):
+    """Scenes of 10, 1, 1 and 1 pairs into 2, 1 and 10: seed 0's shuffle gave train the 10-pair scene and was
+    refused ("ask for fewer pairs"), though the split exists (seed 3 found it)."""
+    for scene, frames in enumerate((10, 1, 1, 1)):
+        for frame in range(frames):
+            for side in ("low_blur_noise", "high_sharp_scaled"):
+                _photo(tmp_path / "set" / side / f"s{scene}" / f"{frame}.png", seed=scene * 20 + frame)
+    manifest = tmp_path / "split.json"
+    assert main(["split", str(tmp_path / "set"), "-o", str(manifest), "--counts", "2,1,10"]) == 0
+    splits = json.loads(manifest.read_text())["splits"]
+    assert [len(splits[name]) for name in ("train", "val", "test")] == [2, 1, 10]
+
+
 @pytest.mark.parametrize("counts", ["0,0,0", "4,0,2", "4,2", "4,2,2,1", "a,b,c", "-1,2,2"])
 def test_split_counts_must_be_three_whole_numbers_of_at_least_1(tmp_path, counts, capsys):
     err = _argparse_error(["split", str(tmp_path), "-o", str(tmp_path / "s.json"), f"--counts={counts}"], capsys)

@@ -25,8 +25,9 @@ def split_scenes(root: str | Path, counts: dict[str, int], seed: int = 0) -> dic
     """Assign whole scenes to splits, in shuffled order, until each split has about its count of pairs.
 
     Splits are filled in the order given (``test`` first when listed first); a scene never spans two
-    splits, so a split may overshoot by up to one scene. A split left with fewer pairs than its count (the scenes ran
-    out) is an error naming it. Pairs are returned relative to ``root``.
+    splits, so a split may overshoot by up to one scene. Where a shuffle leaves a split with fewer pairs than its
+    count, the next shuffle (of the same seed) is tried, up to :data:`SHUFFLES`; then it is an error naming it.
+    Pairs are returned relative to ``root``.
     """
     root = Path(root)
     small = [f"{name} {count}" for name, count in counts.items() if count < 1]
@@ -48,11 +49,29 @@ def split_scenes(root: str | Path, counts: dict[str, int], seed: int = 0) -> dic
             f"{root}: {len(pairs)} pairs cannot fill splits of {wanted} ({asked}); ask for fewer (--counts "
             "TRAIN,VAL,TEST)"
         )
-    order = sorted(scenes)
-    order = [order[i] for i in np.random.default_rng(seed).permutation(len(order))]
+    rng, names = np.random.default_rng(seed), sorted(scenes)
+    for _ in range(SHUFFLES):  # the first fill that leaves no split short (one shuffle, where it does)
+        splits = _fill([names[i] for i in rng.permutation(len(names))], scenes, counts, root)
+        short = [f"{name} {len(got)} of {counts[name]}" for name, got in splits.items() if len(got) < counts[name]]
+        if not short:
+            break
+    else:
+        raise DatasetError(
+            f"{root}: {len(pairs)} pairs in {len(scenes)} scenes leave too few pairs for {', '.join(short)} in "
+            f"{SHUFFLES} shuffles of the scenes (they are kept whole, so an earlier split can take more than its "
+            "count); ask for fewer pairs"
+        )
+    return splits
+
+
+#: How many shuffles of the scenes :func:`split_scenes` fills the splits in before it gives up.
+SHUFFLES = 100
+
+
+def _fill(order: list[str], scenes: dict[str, list], counts: dict[str, int], root: Path) -> dict[str, list]:
+    """The splits filled in ``counts``' order with whole scenes taken in ``order``, each until it has its count."""
     splits: dict[str, list[tuple[str, str]]] = {name: [] for name in counts}
-    names = list(counts)
-    current = 0
+    names, current = list(counts), 0
     for scene in order:
         while current < len(names) and len(splits[names[current]]) >= counts[names[current]]:
             current += 1
@@ -60,12 +79,6 @@ def split_scenes(root: str | Path, counts: dict[str, int], seed: int = 0) -> dic
             break
         splits[names[current]].extend(
             (str(p.low.relative_to(root)), str(p.high.relative_to(root))) for p in scenes[scene]
-        )
-    short = [f"{name} {len(splits[name])} of {count}" for name, count in counts.items() if len(splits[name]) < count]
-    if short:
-        raise DatasetError(
-            f"{root}: {len(pairs)} pairs in {len(scenes)} scenes leave too few pairs for {', '.join(short)} (scenes "
-            "are kept whole, so an earlier split can take more than its count); ask for fewer pairs"
         )
     return splits
 
