@@ -406,3 +406,12 @@ def test_compare_refuses_more_resamples_than_it_can_hold(tmp_path, capsys):
         ["compare", "--data", str(tmp_path), "-o", str(tmp_path / "r"), "--resamples", "100001"], capsys
     )
     assert "argument --resamples: 100001 resamples are more than 100,000" in err
+
+
+def test_synth_records_each_pairs_photo_by_a_path_that_resolves_anywhere(photos, tmp_path, monkeypatch):
+    """``--source photos`` run from its parent folder recorded ``photos/p0.png``: from anywhere else (or beside the
+    set) that path named nothing."""
+    monkeypatch.chdir(photos.parent)
+    assert main(["synth", "--source", photos.name, "-o", str(tmp_path / "set"), *SMALL]) == 0
+    record = json.loads((tmp_path / "set" / "synth.json").read_text())
+    assert {pair["source"] for pair in record["pairs"]} == {str(photo) for photo in photos.iterdir()}

@@ -192,7 +192,7 @@ def _write_pairs(
                 target = root / split / folder / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
                 write_image(target, Image(rgb=image, alpha=None, bit_depth=8, grayscale=False))
-            records.append({"split": split, "pair": str(relative), "source": str(photos[name]), **record})
+            records.append({"split": split, "pair": str(relative), "source": os.path.abspath(photos[name]), **record})
             counts[split] += 1
     return records, counts
 
