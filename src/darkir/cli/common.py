@@ -30,7 +30,11 @@ def add_weights_source(parser: argparse.ArgumentParser) -> None:
         help="checkpoint file or zoo name with weights (default: the packaged default)",
     )
     parser.add_argument(
-        "-p", "--options", metavar="YAML", help="options file: network: builds the model, save.path is the weights"
+        "-p",
+        "--options",
+        "--config",
+        metavar="YAML",
+        help="options file: network: builds the model, save.path is the weights (--config: the official scripts' name)",
     )
 
 

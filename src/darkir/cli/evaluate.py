@@ -462,7 +462,9 @@ def register(add: AddCommand) -> None:
 
 
 def _register_test(add: AddCommand) -> None:
-    test = add("test", cmd_test, "Evaluate a model on paired images: PSNR, SSIM, LPIPS (mean and per image).")
+    test = add(
+        "test", cmd_test, "Evaluate a model on paired images: PSNR, SSIM, LPIPS, detail and tone (mean and per image)."
+    )
     add_weights_source(test)
     test.add_argument("--data", help="paired folder or split manifest (default: datasets.val.test_path)")
     test.add_argument("--split", help="split of a .json manifest (default test)")

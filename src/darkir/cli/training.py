@@ -102,7 +102,7 @@ def _register_synth(add: AddCommand) -> None:
     synth.add_argument(
         "--test-photos", type=non_negative_int, default=6, help="photos held out for testing (default 6)"
     )
-    synth.add_argument("--seed", type=seed, default=0)
+    synth.add_argument("--seed", type=seed, default=0, help="seed of the degradations and the photo split (default 0)")
     synth.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -117,7 +117,7 @@ def _register_split(add: AddCommand) -> None:
         default="1620,600,540",  # the seed's LOLBlur subset
         help="pairs per split, train,val,test (default: the seed's); scenes are kept whole",
     )
-    split.add_argument("--seed", type=seed, default=0)
+    split.add_argument("--seed", type=seed, default=0, help="seed of the scenes' shuffle (default 0)")
 
 
 def register(add: AddCommand) -> None:
@@ -125,7 +125,14 @@ def register(add: AddCommand) -> None:
     _register_synth(add)
     _register_split(add)
     train = add("train", cmd_train, "Train DarkIR / DarkIR+CSF from an options file (torchrun for several processes).")
-    train.add_argument("-p", "--options", required=True, metavar="YAML", help="training options file")
+    train.add_argument(
+        "-p",
+        "--options",
+        "--config",
+        required=True,
+        metavar="YAML",
+        help="training options file (--config: as the official train.py)",
+    )
     train.add_argument(
         "overrides",
         nargs="*",
