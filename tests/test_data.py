@@ -398,3 +398,24 @@ def test_a_warning_raised_inside_os_walk_is_shown_at_the_callers_line(tmp_path):
     with pytest.warns(DarkIRWarning, match="cannot read the folder") as record:
         list_images(tmp_path / "a.png")
     assert [warning.filename for warning in record] == [__file__]
+
+
+def test_a_manifest_of_files_linked_to_shared_blobs_reads_and_a_nul_is_no_path(tmp_path):
+    """git-annex and DVC link each file to a blob of its content: identical images became one file and were refused
+    as "listed twice". A NUL in an entry (valid JSON) raised ValueError: embedded null byte."""
+    import json
+
+    (tmp_path / "blobs").mkdir()
+    cv2.imwrite(str(tmp_path / "blobs" / "same.png"), np.zeros((8, 8, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "blobs" / "ref.png"), np.full((8, 8, 3), 9, np.uint8))
+    for side, blob in (("low", "same.png"), ("high", "ref.png")):
+        (tmp_path / side).mkdir()
+        for name in ("a", "b"):
+            (tmp_path / side / f"{name}.png").symlink_to(tmp_path / "blobs" / blob)
+    splits = {"test": [["low/a.png", "high/a.png"], ["low/b.png", "high/b.png"]]}
+    (tmp_path / "m.json").write_text(json.dumps({"root": ".", "splits": splits}))
+    assert len(resolve_pairs(tmp_path / "m.json", "test")) == 2
+    splits["test"].append(["low/c\\u0000.png", "high/a.png"])
+    (tmp_path / "m.json").write_text(json.dumps({"root": ".", "splits": splits}).replace("\\\\u0000", "\\u0000"))
+    with pytest.raises(DatasetError, match=r"entry 2 is .*, not a \[low, high\] pair of paths"):
+        resolve_pairs(tmp_path / "m.json", "test")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -257,28 +258,30 @@ def _split_entries(path: Path, manifest: object, split: str) -> list[list[str]]:
     bad = [
         index
         for index, entry in enumerate(entries)
-        if not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(x, str) and x for x in entry))
+        if not (isinstance(entry, list) and len(entry) == 2 and all(_is_path(name) for name in entry))
     ]
     if bad:
         raise DatasetError(
             f"{path}: split {split!r} entry {bad[0]} is {json.dumps(entries[bad[0]])[:80]}, not a [low, high] pair "
             f"of paths{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''}"
         )
-    base = path.parent / manifest.get("root", ".")
+    file = _file_namer(path.parent / manifest.get("root", "."))
     first: dict[str, int] = {}
     for index, (low, high) in enumerate(entries):
-        if _file(base, low) == _file(base, high):
-            raise DatasetError(f"{path}: split {split!r} entry {index} gives {low} as its own reference")
-        again = first.setdefault(_file(base, low), index)
+        if file(low) == file(high):
+            raise DatasetError(
+                f"{path}: split {split!r} entry {index} gives {low} as its own reference; list its reference"
+            )
+        again = first.setdefault(file(low), index)
         if again != index:
             raise DatasetError(
                 f"{path}: split {split!r} lists {low} twice (entries {again} and {index}); every mean over the split "
                 "would count it twice"
             )
-    inputs = {_file(base, low): low for low, _ in entries}  # as written here, for the message
-    references = {_file(base, high): high for _, high in entries}
+    inputs = {file(low): low for low, _ in entries}  # as written here, for the message
+    references = {file(high): high for _, high in entries}
     for other, listed in splits.items():
-        found = _listed_files(listed, base) if other != split else set()
+        found = _listed_files(listed, file) if other != split else set()
         shared = sorted(inputs[file] for file in found & inputs.keys())  # the inputs, else the references
         shared = shared or sorted(references[file] for file in found & references.keys())
         if shared:
@@ -289,24 +292,32 @@ def _split_entries(path: Path, manifest: object, split: str) -> list[list[str]]:
     return entries
 
 
-def _file(base: Path, name: str) -> str:
-    """The file a manifest's entry ``name`` names, however it is written (relative to ``base``, absolute, through
-    ``..`` or a link): one spelling per file."""
-    return os.path.realpath(base / name)
+def _file_namer(base: Path) -> Callable[[str], str]:
+    """One spelling of the file a manifest's entry names, however it is written (relative to ``base``, absolute,
+    through ``..`` or a linked folder; in any case where the file system ignores it): its folder resolved (once per
+    folder), its own name kept (a file linked to a shared blob, as git-annex and DVC keep them, stays itself)."""
+    folders: dict[str, str] = {}
+
+    def file(name: str) -> str:
+        folder, leaf = os.path.split(os.path.join(base, name))
+        if folder not in folders:
+            folders[folder] = os.path.realpath(folder)
+        return os.path.normcase(os.path.join(folders[folder], leaf))
+
+    return file
 
 
-def _listed_files(entries: object, base: Path) -> set[str]:
-    """The files (see :func:`_file`) that the ``[low, high]`` entries of a split list (of another split, whose
-    structure is checked when it is read)."""
+def _listed_files(entries: object, file: Callable[[str], str]) -> set[str]:
+    """The files (spelled by ``file``, :func:`_file_namer`) that the ``[low, high]`` entries of a split list (of
+    another split, whose structure is checked when it is read)."""
     if not isinstance(entries, list):
         return set()
-    return {
-        _file(base, name)
-        for entry in entries
-        if isinstance(entry, list)
-        for name in entry
-        if isinstance(name, str) and name
-    }
+    return {file(name) for entry in entries if isinstance(entry, list) for name in entry if _is_path(name)}
+
+
+def _is_path(name: object) -> bool:
+    """Whether a manifest's entry holds a path: a string, not empty, without a NUL (which no path holds)."""
+    return isinstance(name, str) and bool(name) and "\0" not in name
 
 
 def resolve_pairs(location: str | Path, split: str) -> list[Pair]:
