@@ -16,7 +16,7 @@ from pathlib import Path
 from darkir.data.layouts import walk_files, warn_unread
 from darkir.errors import DarkIRError, some_of, warn
 from darkir.imageio import IMAGE_SUFFIXES, UNREAD_IMAGE_SUFFIXES
-from darkir.outputs import is_inside
+from darkir.outputs import is_inside, is_same_file
 
 #: Video files that ``darkir restore`` restores as ``darkir video`` does, each into ``<name>.mp4`` (``.h264`` and
 #: ``.hevc``: raw camera streams; ``.ts``, ``.mts``, ``.m2ts``: MPEG transport streams of camcorders and recorders).
@@ -186,7 +186,7 @@ class _Expansion:
         """Add the jobs of the images in the folder ``path`` and below, their outputs named by their path in it."""
         images = self._inputs(walk_files(path))
         found = self._outside_output(images)
-        if images and not found and is_inside(path, self.output_dir):  # (``restore * -o out`` run again: out/)
+        if images and not found and is_same_file(path, self.output_dir):  # (``restore * -o out`` run again: out/)
             self.inside.extend(images)
         elif images and not found:
             self.problems.append(

@@ -41,6 +41,10 @@ class Frame:
     time_base: Any
 
 
+#: The most frames an H.264 or HEVC decoder holds back to put them in order (its largest reordering window).
+REORDER_FRAMES = 16
+
+
 class Timeline:
     """Admits the decoded frames one by one, in order: times each (see below), refuses one of another size than the
     first's (an output keeps one resolution) and counts them and where the last ends, for :func:`check_complete`.
@@ -86,8 +90,12 @@ class Timeline:
         return self._last + 1
 
     def behind(self, frame: Any) -> bool:
-        """Whether ``frame`` is timed before the last frame admitted (which :meth:`admit` refuses)."""
-        return self.timed and frame.pts is not None and self._stated is not None and frame.pts < self._stated
+        """Whether ``frame`` is timed before the last frame admitted (which :meth:`admit` refuses) by no more than
+        :data:`REORDER_FRAMES` frames: a frame the decoder gives out of order (around a damaged packet), not a jump
+        back in the stream's time."""
+        if not self.timed or frame.pts is None or self._stated is None or frame.pts >= self._stated:
+            return False
+        return (self._stated - frame.pts) * (frame.time_base or self.time_base) <= REORDER_FRAMES / self.rate
 
     def admit(self, frame: Any) -> Frame:
         """``frame`` in RGB (see :class:`VideoColour`) with its output timestamp; DarkIRError for one out of order
