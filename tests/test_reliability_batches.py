@@ -182,9 +182,11 @@ def test_a_cameras_upper_case_mp4_owns_its_output_and_transport_streams_are_vide
     """A camera's ``CLIP.MP4`` beside ``CLIP.MOV`` lost its output to the .MOV (the own-name rule compared the case
     too); ``.ts``/``.mts`` camcorder files were "unsupported format" to ``darkir restore``, though ``darkir video``
     restores them."""
+    packets = {"00001.MTS": bytes(4) + (b"\x47" + bytes(191)) * 2, "show.ts": (b"\x47" + bytes(187)) * 2}
+    (tmp_path / "in").mkdir()
     for name in ("CLIP.MOV", "CLIP.MP4", "00001.MTS", "show.ts"):
-        (tmp_path / "in").mkdir(exist_ok=True)
-        (tmp_path / "in" / name).write_bytes(b"")
+        (tmp_path / "in" / name).write_bytes(packets.get(name, b""))
+    (tmp_path / "in" / "app.ts").write_text("export const x = 1;\n")  # TypeScript: left out
     out = tmp_path / "out"
     jobs, problems = plan_jobs([str(tmp_path / "in")], out, videos=True)
     assert sorted((job.source.name, job.target.name) for job in jobs) == [

@@ -38,7 +38,30 @@ class Job:
 
 
 def _is_input(path: Path, suffixes: tuple[str, ...]) -> bool:
-    return path.is_file() and path.suffix.lower() in suffixes and not path.name.startswith(".")
+    return path.is_file() and _named_as_input(path, suffixes)
+
+
+#: Suffixes of MPEG transport streams that other files share (``.ts``, ``.mts``: TypeScript sources): such a file met
+#: in a folder or by a glob is a video only where it starts as one (a file named on its own is taken as given).
+TRANSPORT_SUFFIXES = (".ts", ".mts", ".m2ts")
+
+
+def _other_than_video(path: Path) -> bool:
+    """Whether ``path`` has a transport stream's suffix but not its packets: the 0x47 sync byte every 188 bytes (every
+    192 after a 4-byte timecode, in M2TS)."""
+    if path.suffix.lower() not in TRANSPORT_SUFFIXES:
+        return False
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(200)
+    except OSError:
+        return False  # (reading it says why)
+    return not any(len(head) > second and head[first] == head[second] == 0x47 for first, second in ((0, 188), (4, 196)))
+
+
+def _named_as_input(path: Path, suffixes: tuple[str, ...]) -> bool:
+    """Whether ``path``'s name is an input's (one of ``suffixes``, not hidden), whatever it is."""
+    return path.suffix.lower() in suffixes and not path.name.startswith(".")
 
 
 def _part_regex(part: str) -> str:
@@ -184,6 +207,7 @@ class _Expansion:
 
     def _add_folder(self, path: Path) -> None:
         """Add the jobs of the images in the folder ``path`` and below, their outputs named by their path in it."""
+        broken = len(self.broken)
         images = self._inputs(walk_files(path))
         found = self._outside_output(images)
         if images and not found and is_same_file(path, self.output_dir):  # (``restore * -o out`` run again: out/)
@@ -192,7 +216,7 @@ class _Expansion:
             self.problems.append(
                 (path, f"its images are inside the output folder {self.output_dir}; choose another output folder")
             )
-        elif not found:
+        elif not found and len(self.broken) == broken:  # (links to nothing fail each on its own line)
             self.problems.append((path, f"no images ({self.kinds}) found in this folder"))
         for source in found:
             self._add(source, source.relative_to(path))
@@ -221,12 +245,12 @@ class _Expansion:
         self.broken.extend(
             path
             for path in files
-            if path.suffix.lower() in self.suffixes
-            and not path.name.startswith(".")
+            if _named_as_input(path, self.suffixes)
             and path.is_symlink()
             and not path.exists()
+            and not is_inside(path, self.output_dir)
         )
-        return [path for path in files if _is_input(path, self.suffixes)]
+        return [path for path in files if _is_input(path, self.suffixes) and not _other_than_video(path)]
 
     def _outside_output(self, candidates: Iterable[Path]) -> list[Path]:
         """The candidates outside the output folder, sorted; those inside are noted where some are kept (where
