@@ -147,7 +147,9 @@ def register(add: AddCommand) -> None:
 
     complexity = add("complexity", cmd_complexity, "Count parameters and multiply-accumulates (ptflops) at 3xSxS.")
     source = complexity.add_mutually_exclusive_group()
-    source.add_argument("-p", "--options", metavar="YAML", help="options file whose network: section defines the model")
+    source.add_argument(
+        "-p", "--options", "--config", metavar="YAML", help="options file whose network: section defines the model"
+    )
     source.add_argument(
         "-m",
         "--model",

@@ -21,6 +21,10 @@ def scene_of(name: str) -> str:
     return parent if parent != "." else Path(name).stem
 
 
+#: How many shuffles of the scenes :func:`split_scenes` fills the splits in before it gives up.
+SHUFFLES = 100
+
+
 def split_scenes(root: str | Path, counts: dict[str, int], seed: int = 0) -> dict[str, list[tuple[str, str]]]:
     """Assign whole scenes to splits, in shuffled order, until each split has about its count of pairs.
 
@@ -50,8 +54,11 @@ def split_scenes(root: str | Path, counts: dict[str, int], seed: int = 0) -> dic
             "TRAIN,VAL,TEST)"
         )
     rng, names = np.random.default_rng(seed), sorted(scenes)
+    relative = {
+        scene: [(str(p.low.relative_to(root)), str(p.high.relative_to(root))) for p in scenes[scene]] for scene in names
+    }
     for _ in range(SHUFFLES):  # the first fill that leaves no split short (one shuffle, where it does)
-        splits = _fill([names[i] for i in rng.permutation(len(names))], scenes, counts, root)
+        splits = _fill([names[i] for i in rng.permutation(len(names))], relative, counts)
         short = [f"{name} {len(got)} of {counts[name]}" for name, got in splits.items() if len(got) < counts[name]]
         if not short:
             break
@@ -64,12 +71,11 @@ def split_scenes(root: str | Path, counts: dict[str, int], seed: int = 0) -> dic
     return splits
 
 
-#: How many shuffles of the scenes :func:`split_scenes` fills the splits in before it gives up.
-SHUFFLES = 100
-
-
-def _fill(order: list[str], scenes: dict[str, list], counts: dict[str, int], root: Path) -> dict[str, list]:
-    """The splits filled in ``counts``' order with whole scenes taken in ``order``, each until it has its count."""
+def _fill(
+    order: list[str], scenes: dict[str, list[tuple[str, str]]], counts: dict[str, int]
+) -> dict[str, list[tuple[str, str]]]:
+    """The splits filled in ``counts``' order with the pairs of whole scenes taken in ``order``, each until it has its
+    count."""
     splits: dict[str, list[tuple[str, str]]] = {name: [] for name in counts}
     names, current = list(counts), 0
     for scene in order:
@@ -77,9 +83,7 @@ def _fill(order: list[str], scenes: dict[str, list], counts: dict[str, int], roo
             current += 1
         if current == len(names):
             break
-        splits[names[current]].extend(
-            (str(p.low.relative_to(root)), str(p.high.relative_to(root))) for p in scenes[scene]
-        )
+        splits[names[current]].extend(scenes[scene])
     return splits
 
 
