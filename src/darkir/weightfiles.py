@@ -198,12 +198,18 @@ def _legacy_protocol(path: Path) -> int:
     return head[1] if len(head) > 1 and _legacy_torch(head) else 0
 
 
+def _pickle_member(names: list[str]) -> str | None:
+    """Of the member names of a zip archive, the one holding a torch archive's pickle (``<name>/data.pkl``); None in
+    another kind of archive."""
+    return next((name for name in names if name.endswith("/data.pkl")), None)
+
+
 def _archive_protocol(path: Path) -> int:
     """The pickle protocol of the ``data.pkl`` in the torch archive ``path`` (``torch.save(pickle_protocol=N)``); 0
     where ``path`` is no such archive."""
     try:
         with zipfile.ZipFile(path) as archive:
-            name = next((name for name in archive.namelist() if name.endswith("/data.pkl")), None)
+            name = _pickle_member(archive.namelist())
             if name is None:
                 return 0
             with archive.open(name) as member:
@@ -253,7 +259,7 @@ def _other_archive(path: Path) -> str | None:
             names = [info.filename for info in archive.infolist() if not info.is_dir()]
     except (OSError, EOFError, ValueError, zipfile.BadZipFile, zipfile.LargeZipFile):
         return None
-    if any(name.endswith("/data.pkl") for name in names):
+    if _pickle_member(names) is not None:
         return None
     held = f"it holds {some_of(names, 3)}: extract the weights file from it" if names else "it is empty"
     return f"a zip archive, not a PyTorch weights file ({held})"
