@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 
 from torch import nn
 
-from darkir.errors import DarkIRError, is_whole
+from darkir.errors import DarkIRError, check_counts
 
 
 @dataclass(frozen=True)
@@ -70,9 +70,7 @@ def _check_arguments(model: object, size: object, channels: object) -> None:
         raise DarkIRError(
             f"model must be a torch.nn.Module, got {type(model).__name__} (darkir.create_model makes one from a name)"
         )
-    for name, value in (("size", size), ("channels", channels)):
-        if not (is_whole(value) and value >= 1):
-            raise DarkIRError(f"{name} must be a whole number of at least 1, got {value!r}")
+    check_counts(size=size, channels=channels)
     config = getattr(model, "config", None)
     if isinstance(config, dict) and config.get("img_channel", channels) != channels:
         raise DarkIRError(f"the model takes images of {config['img_channel']} channel(s) (img_channel), not {channels}")

@@ -42,6 +42,13 @@ def is_whole(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def check_counts(**counts: object) -> None:
+    """Refuse a size or count (by its keyword name) that is not a whole number of at least 1."""
+    for name, value in counts.items():
+        if not (is_whole(value) and value >= 1):
+            raise DarkIRError(f"{name} must be a whole number of at least 1, got {value!r}")
+
+
 def some_of(names: Sequence[str], limit: int, sep: str = ", ") -> str:
     """The first ``limit`` of ``names`` joined by ``sep``, then ``and N more`` if there are others: a list in a
     one-line message that stays one line."""

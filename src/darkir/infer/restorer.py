@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from darkir.errors import CheckpointError, DarkIRError, first_line, is_whole, warn, warnings_ignored
+from darkir.errors import CheckpointError, DarkIRError, check_counts, first_line, is_whole, warn, warnings_ignored
 from darkir.infer.compiling import MAX_COMPILED_SHAPES, can_compile, images_to_earn
 from darkir.infer.defaults import DEFAULT_TILE
 from darkir.infer.exposure import apply_exposure, check_exposure
@@ -369,7 +369,7 @@ class Restorer:
     def plan_for(self, height: int, width: int, batch: int = 1, held: int | None = None) -> Plan:
         """How an image of ``height`` x ``width`` (``batch`` of them at once, of ``held`` in memory: default
         ``batch``) is restored: whole or tiled, and why."""
-        _check_counts(height=height, width=width, batch=batch, **({} if held is None else {"held": held}))
+        check_counts(height=height, width=width, batch=batch, **({} if held is None else {"held": held}))
         if self.planner is not None:
             return self.planner.plan(height, width, batch, held)
         if not self.tile or (height <= self.tile and width <= self.tile):
@@ -560,13 +560,6 @@ def check_fits(restorer: Restorer, name: object, height: int, width: int, conseq
         restorer.plan_for(height, width)
     except DarkIRError as exc:
         raise DarkIRError(f"{name}: {exc}; {consequence}") from None
-
-
-def _check_counts(**counts: object) -> None:
-    """Refuse a size or count (by its name) that is not a whole number of at least 1."""
-    for name, value in counts.items():
-        if not (is_whole(value) and value >= 1):
-            raise DarkIRError(f"{name} must be a whole number of at least 1, got {value!r}")
 
 
 def _unsupported_pil(mode: str, keyed: bool) -> str:
