@@ -146,16 +146,15 @@ def _failed_checksum(path: Path) -> str | None:
 
 
 def _file_kind(path: Path) -> str | None:
-    """What ``path`` holds by its first bytes: ``"torch"`` (torch's formats, a zip archive or a pickle of torch's magic
-    number, or the start of one), :data:`_OTHER_PICKLE`, ``"safetensors"`` (an 8-byte header length, then a JSON
-    header), an image named as in :data:`_OTHER_MAGIC`, or None (something else, or unreadable)."""
-    try:
-        size = path.stat().st_size
-    except OSError:
-        return None
-    head = _head(path)
-    if head is None:
-        return None
+    """What ``path`` holds by its first bytes (see :func:`_kind_of`); None for something else, or an unreadable file."""
+    read = _head_and_size(path)
+    return None if read is None else _kind_of(*read)
+
+
+def _kind_of(head: bytes, size: int) -> str | None:
+    """What a file of ``size`` bytes that starts with ``head`` holds: ``"torch"`` (torch's formats, a zip archive or a
+    pickle of torch's magic number, or the start of one), :data:`_OTHER_PICKLE`, ``"safetensors"`` (an 8-byte header
+    length, then a JSON header), an image named as in :data:`_OTHER_MAGIC`, or None (something else)."""
     if head.startswith(_ZIP_MAGIC) or _legacy_torch(head):
         return "torch"
     if head.startswith(_PICKLE_MAGIC):
@@ -169,9 +168,10 @@ def not_weights(path: Path) -> str | None:
     """What the file ``path`` is, by its first bytes, where that is no weights file of torch's or safetensors' (an
     image, another pickle, something else: "not a PyTorch weights file"); None where it may be one, or cannot be read
     (reading it says why)."""
-    if _head(path) is None:
+    read = _head_and_size(path)
+    if read is None:
         return None
-    kind = _file_kind(path)
+    kind = _kind_of(*read)
     if kind in ("torch", "safetensors"):
         return None
     return f"it is {kind}" if kind else "not a PyTorch weights file"
@@ -226,6 +226,16 @@ def _head(path: Path) -> bytes | None:
             return handle.read(_LEGACY_HEAD)
     except OSError:
         return None
+
+
+def _head_and_size(path: Path) -> tuple[bytes, int] | None:
+    """The first bytes of ``path`` (as :func:`_head` reads them) and its size; None if either cannot be read."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    head = _head(path)
+    return None if head is None else (head, size)
 
 
 def _torch_file_problem(path: Path, exc: BaseException) -> str:
