@@ -367,8 +367,9 @@ def _compared_variants(args: argparse.Namespace, reserved: set[str]) -> list:
         opts = load_options(options[index]) if options else None
         name = opts.network.name if opts else Path(str(weights)).stem
         name = _unique(name, reserved | {v.name for v in variants})
-        source = weights or str(opts.require_path("save.path", kind="file"))  # (opts is set where weights is not)
-        if Path(source).expanduser().is_file():  # a file, as the report's reader can find it; a zoo name as it is
+        weights = weights or str(opts.require_path("save.path", kind="file"))  # (opts is set where weights is not)
+        source = weights  # a file as the report's reader can find it (below); a zoo name as it is
+        if Path(source).expanduser().is_file():
             source = str(Path(source).expanduser().resolve())
         variants.append(model_method(name, settings.restorer(trained_model(weights, opts)), source))
     return variants
