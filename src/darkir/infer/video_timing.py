@@ -77,7 +77,7 @@ class Timeline:
         one time). A frame timed before the last is an error."""
         if frame.pts is None:
             return 0 if self._last is None else self._last + duration
-        _check_order(str(self.source), frame, self._stated, self.frames)
+        self._check_order(frame)
         self._stated = frame.pts
         if self._last is None or frame.pts > self._last:
             return frame.pts
@@ -93,9 +93,27 @@ class Timeline:
         """Whether ``frame`` is timed before the last frame admitted (which :meth:`admit` refuses) by no more than
         :data:`REORDER_FRAMES` frames: a frame the decoder gives out of order (around a damaged packet), not a jump
         back in the stream's time."""
+        gap = self._behind_by(frame)
+        return gap is not None and gap <= REORDER_FRAMES / self.rate
+
+    def _behind_by(self, frame: Any) -> Fraction | None:
+        """How many seconds ``frame`` is timed before the last timestamp the input stated; None where it is not (or
+        either has no time)."""
         if not self.timed or frame.pts is None or self._stated is None or frame.pts >= self._stated:
-            return False
-        return (self._stated - frame.pts) * (frame.time_base or self.time_base) <= REORDER_FRAMES / self.rate
+            return None
+        return (self._stated - frame.pts) * (frame.time_base or self.time_base)
+
+    def _check_order(self, frame: Any) -> None:
+        """Refuse a frame timed before the one decoded ahead of it: no output container can keep that timing."""
+        if self._behind_by(frame) is None:
+            return
+        assert self._stated is not None  # (behind it)
+        base = frame.time_base or self.time_base
+        at, before = float(frame.pts * base), float(self._stated * base)
+        raise DarkIRError(
+            f"{self.source}: frame {self.frames + 1} is timed at {at:.3f} s, before the frame ahead of it "
+            f"({before:.3f} s); its timing cannot be kept"
+        )
 
     def admit(self, frame: Any) -> Frame:
         """``frame`` in RGB (see :class:`VideoColour`) with its output timestamp; DarkIRError for one out of order
@@ -165,16 +183,6 @@ def check_complete(source: Path, stated: Stated, timeline: Timeline) -> None:
         warn(
             f"{source}: restored {timeline.frames} frames, but its header states {about}{expected}; "
             "the file may be truncated or damaged"
-        )
-
-
-def _check_order(source: str, frame: Any, last_pts: int | None, index: int) -> None:
-    """Refuse a (timed) frame timed before the one decoded ahead of it: no output container can keep that timing."""
-    if last_pts is not None and frame.pts < last_pts:
-        at, before = float(frame.pts * frame.time_base), float(last_pts * frame.time_base)
-        raise DarkIRError(
-            f"{source}: frame {index + 1} is timed at {at:.3f} s, before the frame ahead of it ({before:.3f} s); "
-            "its timing cannot be kept"
         )
 
 
