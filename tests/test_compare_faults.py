@@ -22,7 +22,7 @@ from darkir.eval.compare import _histogram, compare
 from darkir.eval.methods import Method, identity
 from darkir.eval.paired import Scores
 from darkir.eval.stats import Interval, bootstrap_mean, win_rate
-from darkir.eval.unpaired import NoReferenceScores, compare_unpaired, mean_line
+from darkir.eval.unpaired import NoReferenceScores, compare_unpaired, mean_line, niqe_apart_lines
 
 
 def _write(path: Path, height: int, width: int, seed: int, scale: int = 255) -> Path:
@@ -100,6 +100,27 @@ def test_methods_sharing_a_name_are_refused_before_any_work(tmp_path):
     with pytest.raises(DarkIRError, match="share a name"):
         compare_unpaired([identity(), identity()], pairs, tmp_path / "unpaired")
     assert not (tmp_path / "report").exists() and not (tmp_path / "unpaired").exists()
+
+
+def test_compare_unpaired_says_when_its_niqe_means_cover_different_images(tmp_path):
+    """A flat input has no NIQE and its output one: the means covered 2 and 3 images side by side, and the method
+    that made every image better looked worse; the report and the summary lines now point to the paired change."""
+    flat = tmp_path / "dark" / "flat.png"
+    flat.parent.mkdir()
+    cv2.imwrite(str(flat), np.full((128, 128, 3), 40, np.uint8))
+    pairs = [Pair(flat, None, "flat.png")]
+    pairs += [
+        Pair(_write(tmp_path / "dark" / f"n{i}.png", 128, 128, seed=i, scale=80), None, f"n{i}.png") for i in (0, 1)
+    ]
+    noise = Method("noise", lambda x: (x + 0.1 * torch.rand_like(x)).clamp(0, 1))
+    summary = compare_unpaired([identity(), noise], pairs, tmp_path / "report", 50, False)
+    assert summary["methods"]["input"]["niqe"]["images"] == 2 and summary["methods"]["noise"]["niqe"]["images"] == 3
+    assert "not comparable" in (tmp_path / "report" / "report.md").read_text()
+    lines = niqe_apart_lines(summary)
+    assert lines[0] == "the NIQE means cover different images; per image against input, over the images both score:"
+    assert lines[1].startswith("  noise: ΔNIQE ") and lines[1].endswith(" (2 images)")
+    same = compare_unpaired([identity(), noise], pairs[1:], tmp_path / "report2", 50, False)
+    assert niqe_apart_lines(same) == [] and "not comparable" not in (tmp_path / "report2" / "report.md").read_text()
 
 
 # 2. one image gives a mean, never an interval or a verdict

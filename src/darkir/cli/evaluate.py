@@ -337,12 +337,14 @@ def _unique(name: str, taken: set[str]) -> str:
 
 def _compare_unpaired(args: argparse.Namespace, methods: list, pairs: list[Pair]) -> int:
     """``darkir compare --unpaired``: NIQE, brightness and noise of every method on a folder of inputs."""
-    from darkir.eval.unpaired import NO_REFERENCE_NOTE, compare_unpaired, unpaired_line
+    from darkir.eval.unpaired import NO_REFERENCE_NOTE, compare_unpaired, niqe_apart_lines, unpaired_line
 
     summary = compare_unpaired(methods, pairs, Path(args.output), args.resamples, progress=not args.quiet)
     print(NO_REFERENCE_NOTE)
     for name, entry in summary["methods"].items():
         print(unpaired_line(name, entry, summary["images"]))
+    for line in niqe_apart_lines(summary):
+        print(line)
     print(f"report -> {Path(args.output) / 'report.md'}")
     return 0
 

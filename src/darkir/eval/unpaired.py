@@ -51,6 +51,11 @@ NO_REFERENCE_NOTE = (
     "pixels and for flat images), mean brightness in sRGB [0,1], Immerkaer noise sigma in sRGB [0,1]; "
     "BRISQUE/MUSIQ/NRQM: not available offline"
 )
+#: What a compare --unpaired report says where its NIQE means cover different images (see :func:`niqe_apart`).
+NIQE_APART_NOTE = (
+    "The NIQE means below cover different images (some inputs or outputs have no NIQE), so they are not comparable "
+    "with one another: compare the methods by the paired differences, which cover the images both score."
+)
 #: The per-image scores test-unpaired writes beside its outputs; a folder holding one is an earlier run's results.
 STATS_FILE = "stats.csv"
 _KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
@@ -391,6 +396,31 @@ def unpaired_line(name: str, entry: dict, total: int) -> str:
     return f"{name}: {_scores_text(Interval.of(entry['niqe']), entry['brightness'], noise, total)}"
 
 
+def niqe_apart(summary: dict) -> bool:
+    """Whether the NIQE means of a :func:`compare_unpaired` summary cover different images (a flat or small input has
+    none, its output one): some method's mean covers other images than the reference's, as its paired difference,
+    over the images both score, says by its count."""
+    entries = list(summary["methods"].values())
+    reference = entries[0]["niqe"]["images"]
+    return any(
+        entry["niqe"]["images"] != reference or entry["niqe_vs_reference"]["images"] != reference
+        for entry in entries[1:]
+    )
+
+
+def niqe_apart_lines(summary: dict) -> list[str]:
+    """Where the NIQE means of a :func:`compare_unpaired` summary cover different images (:func:`niqe_apart`), each
+    method's paired NIQE difference against the first method, over the images both score; else nothing."""
+    if not niqe_apart(summary):
+        return []
+    reference, *others = summary["methods"]
+    lines = [f"the NIQE means cover different images; per image against {reference}, over the images both score:"]
+    for name in others:
+        difference = summary["methods"][name]["niqe_vs_reference"]
+        lines.append(f"  {name}: ΔNIQE {Interval.of(difference).as_text(3)} ({plural(difference['images'])})")
+    return lines
+
+
 def compare_unpaired(
     methods: Sequence[Method], pairs: Sequence[Pair], output: Path, resamples: int = 2000, progress: bool = True
 ) -> dict:
@@ -461,6 +491,7 @@ def _render_unpaired(summary: dict, reference: str) -> str:
         "resamples, seed 0). Per-image values are in `per_image.csv`. A mean or difference over only some of the "
         "images (the others have no value) says how many it covers.",
         *(["", TOO_FEW_NOTE] if too_few else []),
+        *(["", NIQE_APART_NOTE] if niqe_apart(summary) else []),
         "",
         "| method | NIQE ↓ [95% CI] | mean brightness | noise sigma |",
         "| --- | --- | --- | --- |",
