@@ -191,3 +191,18 @@ def test_measure_complexity_names_a_bad_argument(arguments, message):
         measure_complexity("darkir-w32")
     gray = build_model("darkir-w32", **{**TINY, "img_channel": 1})
     assert measure_complexity(gray, 32).input_shape == (1, 32, 32)  # the model's channels by default
+
+
+def test_a_model_too_large_for_memory_is_named_before_torch_allocates(monkeypatch):
+    """create_model(width=10**6) raised torch's allocator error (8000000000000 bytes, no word of the width)."""
+    import darkir.hostmemory
+    from darkir import create_model
+    from darkir.errors import OutOfMemoryError
+
+    monkeypatch.setattr(darkir.hostmemory, "cpu_available_memory", lambda: 1 << 20)
+    with pytest.raises(OutOfMemoryError, match=r"a DarkIR of width 32 holds 13 MB of weights, more than the 1 MB free"):
+        create_model("darkir-w32")
+    monkeypatch.undo()
+    with pytest.raises(ConfigError, match=r"no model can be made of this config \(.*overflow"):
+        create_model("darkir-w32", width=10**9)
+    assert isinstance(create_model("darkir-w32", width=4), DarkIR)

@@ -33,6 +33,10 @@ class ConfigMismatchError(CheckpointError):
         self.differences = differences
 
 
+class OutOfMemoryError(DarkIRError, MemoryError):
+    """Work that would need more memory than is free, refused before it starts (the CLI reports it as one line)."""
+
+
 class DarkIRWarning(UserWarning):
     """A setting that is accepted but silently changes nothing; the CLI prints it as one line."""
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from darkir.errors import CheckpointError, DarkIRError, first_line
+from darkir.errors import CheckpointError, ConfigError, DarkIRError, OutOfMemoryError, first_line
 from darkir.models import zoo
 from darkir.models.config import ModelConfig, check_fields
 from darkir.models.darkir import DarkIR
@@ -51,8 +51,30 @@ def create_model(
 
 def build_model(config: ModelConfig | Mapping[str, Any] | str | None = None, **overrides: Any) -> DarkIR:
     """A randomly initialized DarkIR (in training mode) from a zoo name or config: the random init of
-    :func:`create_model`, and the one place a DarkIR is made."""
-    return DarkIR(config=zoo.resolve_config(config, **overrides))
+    :func:`create_model`, and the one place a DarkIR is made. On the CPU, a config whose weights would not fit in
+    the free memory is an OutOfMemoryError (a MemoryError) naming their size (torch's allocator named only bytes)."""
+    resolved = zoo.resolve_config(config, **overrides)
+    if torch.get_default_device().type == "cpu":
+        _check_weights_fit(resolved)
+    return DarkIR(config=resolved)
+
+
+def _check_weights_fit(config: ModelConfig) -> None:
+    """Raise an OutOfMemoryError where the weights of a DarkIR of ``config`` need more memory than the CPU has free."""
+    from darkir.hostmemory import cpu_available_memory
+    from darkir.infer.memory import format_memory
+
+    with torch.device("meta"):
+        try:
+            need = sum(p.numel() * p.element_size() for p in DarkIR(config=config).parameters())
+        except RuntimeError as exc:  # sizes past what torch can index (a width of 10**9, say)
+            raise ConfigError(f"no model can be made of this config ({first_line(exc)})") from None
+    free = cpu_available_memory()
+    if need > free:
+        raise OutOfMemoryError(
+            f"a DarkIR of width {config.width} holds {format_memory(need)} of weights, more than the "
+            f"{format_memory(free)} free"
+        )
 
 
 def load_model(
