@@ -406,3 +406,18 @@ def test_threads_set_by_the_command_line_are_set_back_when_main_returns(tmp_path
         assert torch.get_num_threads() == before and during == [1] and cv2.getNumThreads() == 2
     finally:
         cv2.setNumThreads(opencv)
+
+
+def test_a_restore_whose_every_input_fails_leaves_no_empty_output_folder(tmp_path, tiny_checkpoint, capsys):
+    """Every input failed and an empty output folder (and its new parent) was left behind, as if something was
+    written."""
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\ngarbage")
+    out = tmp_path / "new" / "out"
+    assert main(["restore", str(bad), "-o", str(out), "--weights", str(tiny_checkpoint), "-q"]) == 1
+    assert not out.parent.exists()
+    assert f"failed 1 (nothing written: {out} not made)" in capsys.readouterr().out
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    assert main(["restore", str(bad), "-o", str(kept), "--weights", str(tiny_checkpoint), "-q"]) == 1
+    assert kept.is_dir() and f"failed 1 -> {kept}" in capsys.readouterr().out

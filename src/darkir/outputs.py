@@ -262,6 +262,20 @@ def ensure_writable_dir(path: Path) -> None:
         raise DarkIRError(f"output folder {path} is not writable ({exc.strerror or exc})") from None
 
 
+@contextlib.contextmanager
+def output_folder(folder: Path) -> Iterator[None]:
+    """Make the output ``folder`` for the block (see :func:`ensure_writable_dir`); where the block made it and leaves
+    it empty (it failed before any output, or every input failed), remove it again, with the parents made for it."""
+    made = [path for path in (folder, *folder.parents) if not path.exists()]
+    ensure_writable_dir(folder)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            for path in made:
+                path.rmdir()  # only an empty folder: the first one that is not stops the rest
+
+
 def write_atomic(
     target: Path,
     data: bytes,

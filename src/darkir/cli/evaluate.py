@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -377,23 +376,6 @@ def _compared_variants(args: argparse.Namespace, reserved: set[str]) -> list:
     return variants
 
 
-@contextlib.contextmanager
-def _left_out_if_empty(folder: Path) -> Iterator[None]:
-    """Make the output ``folder`` for the block; where the block fails and the folder it made is still empty (an
-    unreadable image or broken weights stopped the work before any report), remove it again."""
-    from darkir.outputs import ensure_writable_dir
-
-    made = not folder.exists()
-    ensure_writable_dir(folder)
-    try:
-        yield
-    except BaseException:
-        if made:
-            with contextlib.suppress(OSError):
-                folder.rmdir()  # only an empty folder
-        raise
-
-
 def cmd_compare(args: argparse.Namespace) -> int:
     """Compare variants beside the input and auto-exposure baselines, with bootstrap CIs and pictures."""
     from darkir.data.pairs import find_unpaired
@@ -401,7 +383,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from darkir.eval.methods import auto_exposure, clahe, identity, zero_dce
     from darkir.eval.reports import check_report_folder
     from darkir.eval.unpaired import outside_earlier_runs
-    from darkir.outputs import check_writable_dir
+    from darkir.outputs import check_writable_dir, output_folder
 
     refuse_empty(args)
     if args.exposure_target > 1:
@@ -421,7 +403,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         variants = _compared_variants(args, {baseline.name for baseline in baselines})
     if args.max_images:
         pairs = pairs[: args.max_images]
-    with _left_out_if_empty(output):
+    with output_folder(output):
         if args.unpaired:
             return _compare_unpaired(args, variants + baselines, pairs)
         summary = compare(

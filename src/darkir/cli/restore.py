@@ -43,7 +43,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from darkir.cli import in_flags
     from darkir.infer.files import Report, restore_files
     from darkir.infer.jobs import output_suffix, plan_jobs
-    from darkir.outputs import check_writable_dir, ensure_writable_dir
+    from darkir.outputs import check_writable_dir, output_folder
 
     refuse_empty(args, _PATHS)
     ray_flags = [flag for flag, value in _RAY_FLAGS.items() if getattr(args, value) is not None]
@@ -69,23 +69,24 @@ def cmd_restore(args: argparse.Namespace) -> int:
         else:
             check_writable_dir(output)
             restorer = restorer_from_args(args)
-            ensure_writable_dir(output)
-            restore_files(
-                restorer,
-                jobs,
-                args.overwrite,
-                not args.quiet,
-                args.verbose,
-                codec=args.codec,
-                crf=args.crf,
-                report=report,
-            )
+            with output_folder(output):  # not left behind empty where every input failed
+                restore_files(
+                    restorer,
+                    jobs,
+                    args.overwrite,
+                    not args.quiet,
+                    args.verbose,
+                    codec=args.codec,
+                    crf=args.crf,
+                    report=report,
+                )
     except KeyboardInterrupt:  # what was done before Ctrl-C is kept: say how much (once the work had begun)
         if output.is_dir():
             left = len(jobs) - report.count()
             print(f"interrupted: {_summary(args, report, problems)}; {left} not restored -> {output}")
         raise
-    print(f"{_summary(args, report, problems)} -> {output}")
+    where = f"-> {output}" if output.is_dir() else f"(nothing written: {output} not made)"
+    print(f"{_summary(args, report, problems)} {where}")
     return 1 if report.failed or problems else 0
 
 
