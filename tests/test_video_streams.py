@@ -89,6 +89,19 @@ def test_restore_takes_raw_streams_in_folders(tmp_path, tiny_checkpoint, capsys)
     assert [float(time) for time in timing(out / "clip.mp4")["times"]] == pytest.approx([i / 10 for i in range(10)])
 
 
+def test_restore_counts_a_video_s_frames_in_a_bar_of_its_own(tmp_path, tiny_checkpoint, capsys):
+    """A folder's video showed only the bar of files (0/2 for as long as the video took), never its frames."""
+    folder = tmp_path / "camera"
+    folder.mkdir()
+    encode(folder / "clip.mp4", frames=7)
+    encode(folder / "other.mp4", frames=3)
+    assert main(["restore", str(folder), "-o", str(tmp_path / "out"), "--weights", str(tiny_checkpoint)]) == 0
+    err = capsys.readouterr().err
+    assert "restoring video:" in err and "0/7 [" in err and "0/3 [" in err and "2/2 [" in err
+    assert main(["restore", str(folder), "-o", str(tmp_path / "q"), "--weights", str(tiny_checkpoint), "-q"]) == 0
+    assert "restoring video" not in capsys.readouterr().err
+
+
 def test_a_stream_without_a_stated_rate_is_timed_at_the_default_with_a_warning():
     from darkir.infer.video_timing import DEFAULT_RATE, stated_rate
 

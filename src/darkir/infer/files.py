@@ -155,12 +155,13 @@ def _open(job: Job, overwrite: bool, restorer: Restorer) -> _Work:
     return work
 
 
-def _restore(restorer: Restorer, work: _Work, overwrite: bool, codec: str, crf: int) -> None:
-    """Restore an opened job's image (a video: the whole of it, with ``codec``/``crf``)."""
+def _restore(restorer: Restorer, work: _Work, overwrite: bool, codec: str, crf: int, progress: bool) -> None:
+    """Restore an opened job's image (a video: the whole of it, with ``codec``/``crf``, its frames counted by a
+    progress bar of their own where ``progress``)."""
     if work.outcome is not None:
         return
     if work.job.is_video:
-        work.outcome = restore_job(restorer, work.job, overwrite, codec, crf)
+        work.outcome = restore_job(restorer, work.job, overwrite, codec, crf, progress)
         return
     assert work.image is not None
     try:
@@ -195,14 +196,19 @@ def _finish(work: _Work, overwrite: bool) -> Outcome:
 
 
 def restore_job(
-    restorer: Restorer, job: Job, overwrite: bool = False, codec: str = "libx264", crf: int = 18
+    restorer: Restorer,
+    job: Job,
+    overwrite: bool = False,
+    codec: str = "libx264",
+    crf: int = 18,
+    progress: bool = False,
 ) -> Outcome:
-    """Restore one job (an image, or a video as ``darkir video`` does with ``codec``/``crf``); never raises for
-    a bad input or a failed write: the :class:`Outcome` says what happened."""
+    """Restore one job (an image, or a video as ``darkir video`` does with ``codec``/``crf``, with its progress bar
+    where ``progress``); never raises for a bad input or a failed write: the :class:`Outcome` says what happened."""
     if not job.is_video:
         work = _open(job, overwrite, restorer)
         try:
-            _restore(restorer, work, overwrite, codec, crf)
+            _restore(restorer, work, overwrite, codec, crf, progress)
         except BaseException:  # an interrupt: nothing written, the claim let go
             work.drop()
             raise
@@ -214,7 +220,7 @@ def restore_job(
         from darkir.infer.video import restore_video
 
         job.target.parent.mkdir(parents=True, exist_ok=True)
-        restore_video(restorer, job.source, job.target, codec=codec, crf=crf, progress=False, overwrite=overwrite)
+        restore_video(restorer, job.source, job.target, codec=codec, crf=crf, progress=progress, overwrite=overwrite)
     except OutputBusyError as exc:
         return Outcome("busy", str(exc))
     except OutputExistsError:
@@ -296,7 +302,7 @@ def restore_files(
         def restore(work: _Work) -> _Work:
             bar.set_postfix_str(printable(work.job.source.name, one_line=True))  # the file being restored
             try:
-                _restore(restorer, work, overwrite, codec, crf)
+                _restore(restorer, work, overwrite, codec, crf, progress)
             except BaseException:  # an interrupt: nothing written, the claim let go
                 work.drop()
                 raise

@@ -451,7 +451,9 @@ def _transcode(
 
     decoded = _decoded(container, video_in, audio_in, copy_audio, timeline)
     with (
-        tqdm(total=video_in.frames or None, desc="restoring video", unit="frame", disable=not progress) as bar,
+        tqdm(  # leave=None: kept where it is the only bar (darkir video), cleared under restore's bar of files
+            total=video_in.frames or None, desc="restoring video", unit="frame", disable=not progress, leave=None
+        ) as bar,
         Prefetch(decoded, depth=2 * batch, name="darkir-decode") as reader,
         Drain(write, depth=1, name="darkir-encode") as writer,
     ):
