@@ -190,3 +190,52 @@ def test_metadata_a_jpeg_cannot_hold_is_dropped_with_a_warning(tmp_path):
     write_image(tmp_path / "a.png", image)
     with PILImage.open(tmp_path / "a.png") as written:
         assert len(written.getexif()) == 0 and written.info.get("exif", b"").endswith(b"x" * 100)
+
+
+XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
+    b'xmp:Rating="4" tiff:Orientation="6"><tiff:Orientation> 8 </tiff:Orientation></rdf:Description></rdf:RDF>'
+    b"</x:xmpmeta>"
+)
+
+
+def _with_xmp(path, packet: bytes = XMP) -> None:
+    """A photo at ``path`` whose XMP packet (a rating, an orientation) is stored as its format stores one."""
+    from PIL import PngImagePlugin, TiffImagePlugin
+
+    pixels = PILImage.fromarray((np.random.default_rng(0).random((30, 40, 3)) * 60).astype(np.uint8))
+    if path.suffix == ".png":
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", packet.decode())
+        pixels.save(path, pnginfo=info)
+    elif path.suffix == ".tif":
+        tags = TiffImagePlugin.ImageFileDirectory_v2()
+        tags[700], tags.tagtype[700] = packet, 1
+        pixels.save(path, tiffinfo=tags)
+    else:
+        pixels.save(path, xmp=packet)
+
+
+@pytest.mark.parametrize("source", ["a.jpg", "a.png", "a.webp", "a.tif"])
+@pytest.mark.parametrize("target", ["b.jpg", "b.png"])
+def test_the_xmp_packet_is_kept_with_its_orientation_set_upright(tmp_path, source, target):
+    """Ratings, keywords and captions (XMP) were dropped without a word; its orientation must not turn the upright
+    pixels a second time."""
+    _with_xmp(tmp_path / source)
+    write_image(tmp_path / target, read_image(tmp_path / source))
+    with PILImage.open(tmp_path / target) as image:
+        kept = image.info["xmp"]
+    assert b'xmp:Rating="4"' in kept and b'tiff:Orientation="1"' in kept and b"<tiff:Orientation> 1 <" in kept
+    assert kept == XMP.replace(b'Orientation="6"', b'Orientation="1"').replace(b"> 8 <", b"> 1 <")
+
+
+def test_outputs_that_drop_the_xmp_packet_say_so(tmp_path):
+    _with_xmp(tmp_path / "a.png")
+    with pytest.warns(DarkIRWarning, match=r"TIF outputs keep no XMP"):
+        write_image(tmp_path / "b.tif", read_image(tmp_path / "a.png"))
+    _with_xmp(tmp_path / "big.png", XMP.replace(b'xmp:Rating="4"', b'xmp:Label="' + b"x" * 70000 + b'"'))
+    with pytest.warns(DarkIRWarning, match=r"JPEG cannot hold an XMP packet of \d+ bytes \(at most 65504\)"):
+        write_image(tmp_path / "big.jpg", read_image(tmp_path / "big.png"))
+    with PILImage.open(tmp_path / "big.jpg") as image:
+        assert "xmp" not in image.info

@@ -1,11 +1,12 @@
 """What a photo carries besides its pixels, kept from input to output: the ICC colour profile (without it a wide-gamut
 photo changes colour in colour-managed viewers), the EXIF block (camera, date, place; its orientation set to 1, as
-the pixels are turned upright on reading, and the thumbnail of the dark input unlinked) and the resolution in dots
-per inch. JPEG and PNG outputs carry them; TIFF, WebP and BMP outputs do not, and a warning says so where an image loses
-a profile or EXIF."""
+the pixels are turned upright on reading, and the thumbnail of the dark input unlinked), the XMP packet (ratings,
+keywords, captions, edits; its orientation set to 1 too) and the resolution in dots per inch. JPEG and PNG outputs
+carry them; TIFF, WebP and BMP outputs do not, and a warning says so where an image loses any of them."""
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -25,20 +26,26 @@ _JPEG_SEGMENT = 65533
 #: The identifier of an ICC profile's APP2 segments, and the profile bytes one of them holds.
 _ICC_ID = b"ICC_PROFILE\x00"
 _ICC_CHUNK = _JPEG_SEGMENT - len(_ICC_ID) - 2
+#: The identifier of a JPEG APP1 segment that holds an XMP packet, and the keyword of a PNG iTXt chunk that does.
+_XMP_ID, _XMP_KEYWORD = b"http://ns.adobe.com/xap/1.0/\x00", b"XML:com.adobe.xmp"
+#: The orientation in an XMP packet, as an attribute (``tiff:Orientation="6"``) or an element.
+_XMP_ORIENTATION = re.compile(rb'(tiff:Orientation\s*=\s*["\']|<tiff:Orientation>\s*)[1-8](?=\s*["\'<])')
 #: Metres in an inch (PNG states its resolution per metre).
 _INCH = 0.0254
 
 
 @dataclass(frozen=True)
 class Metadata:
-    """An image's ICC profile, EXIF block (TIFF-structured, orientation 1) and (x, y) dots per inch (each or None)."""
+    """An image's ICC profile, EXIF block (TIFF-structured, orientation 1), (x, y) dots per inch and XMP packet
+    (orientation 1), each or None."""
 
     icc: bytes | None = None
     exif: bytes | None = None
     dpi: tuple[float, float] | None = None
+    xmp: bytes | None = None
 
     def __bool__(self) -> bool:
-        return any(value is not None for value in (self.icc, self.exif, self.dpi))
+        return any(value is not None for value in (self.icc, self.exif, self.dpi, self.xmp))
 
 
 def read_metadata(handle: Any) -> Metadata | None:
@@ -48,7 +55,9 @@ def read_metadata(handle: Any) -> Metadata | None:
     exif = info.get("exif") or None
     if exif is not None:
         exif = _for_restored(exif.removeprefix(_EXIF_PREFIX))
-    metadata = Metadata(icc if isinstance(icc, bytes) else None, exif, _stated_dpi(handle))
+    xmp = info.get("xmp") or None
+    xmp = _XMP_ORIENTATION.sub(rb"\g<1>1", xmp) if isinstance(xmp, bytes) else None
+    metadata = Metadata(icc if isinstance(icc, bytes) else None, exif, _stated_dpi(handle), xmp)
     return metadata or None
 
 
@@ -111,7 +120,7 @@ def add_metadata(suffix: str, data: bytes, metadata: Metadata | None) -> bytes:
         return _jpeg_with(data, metadata)
     if suffix == ".png":
         return _png_with(data, metadata)
-    held = {"ICC profile": metadata.icc, "EXIF": metadata.exif, "resolution (dpi)": metadata.dpi}
+    held = {"ICC profile": metadata.icc, "EXIF": metadata.exif, "XMP": metadata.xmp, "resolution (dpi)": metadata.dpi}
     lost = [name for name, value in held.items() if value is not None]
     if lost:
         warn(
@@ -122,7 +131,8 @@ def add_metadata(suffix: str, data: bytes, metadata: Metadata | None) -> bytes:
 
 
 def _jpeg_with(data: bytes, metadata: Metadata) -> bytes:
-    """A JPEG (SOI, then a JFIF APP0 segment) with the resolution in its APP0 and EXIF and ICC segments after it."""
+    """A JPEG (SOI, then a JFIF APP0 segment) with the resolution in its APP0 and EXIF, XMP and ICC segments after
+    it."""
     app0_end = 4 + struct.unpack_from(">H", data, 4)[0]
     app0 = bytearray(data[4:app0_end])
     if metadata.dpi is not None and app0[2:7] == b"JFIF\x00" and len(app0) >= 14:
@@ -133,6 +143,10 @@ def _jpeg_with(data: bytes, metadata: Metadata) -> bytes:
         segments.append(_segment(0xE1, _EXIF_PREFIX + metadata.exif))
     elif metadata.exif is not None:
         dropped.append(f"an EXIF block of {len(metadata.exif)} bytes (at most {_JPEG_SEGMENT - len(_EXIF_PREFIX)})")
+    if metadata.xmp is not None and len(_XMP_ID) + len(metadata.xmp) <= _JPEG_SEGMENT:
+        segments.append(_segment(0xE1, _XMP_ID + metadata.xmp))
+    elif metadata.xmp is not None:  # (JPEG's extended XMP, split over segments, is not written)
+        dropped.append(f"an XMP packet of {len(metadata.xmp)} bytes (at most {_JPEG_SEGMENT - len(_XMP_ID)})")
     if metadata.icc is not None:
         chunks = [metadata.icc[i : i + _ICC_CHUNK] for i in range(0, len(metadata.icc), _ICC_CHUNK)]
         if len(chunks) <= 255:
@@ -149,7 +163,7 @@ def _segment(marker: int, body: bytes) -> bytes:
 
 
 def _png_with(data: bytes, metadata: Metadata) -> bytes:
-    """A PNG with iCCP, eXIf and pHYs chunks right after its IHDR (replacing any it has)."""
+    """A PNG with iCCP, eXIf, pHYs and (XMP's) iTXt chunks right after its IHDR (replacing any it has)."""
     chunks = []
     if metadata.icc is not None:
         chunks.append(png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(metadata.icc)))
@@ -158,6 +172,8 @@ def _png_with(data: bytes, metadata: Metadata) -> bytes:
     if metadata.dpi is not None:
         per_metre = (min(2**31 - 1, round(d / _INCH)) for d in metadata.dpi)
         chunks.append(png_chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1)))
+    if metadata.xmp is not None:  # keyword, uncompressed, no language nor translated keyword, then the packet
+        chunks.append(png_chunk(b"iTXt", _XMP_KEYWORD + b"\x00\x00\x00\x00\x00" + metadata.xmp))
     replaced = {chunk[4:8] for chunk in chunks} | ({b"sRGB"} if metadata.icc is not None else set())
     kept, position = [], 8
     while position + 8 <= len(data):
