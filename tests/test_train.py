@@ -25,7 +25,15 @@ from darkir.models.factory import load_model
 from darkir.options import load_options
 from darkir.outputs import release_lock, take_lock
 from darkir.train.ddp import Context
-from darkir.train.losses import DetailAnchor, charbonnier, global_tone, log_detail, tone_matched
+from darkir.train.losses import (
+    DetailAnchor,
+    charbonnier,
+    fft_amplitude,
+    global_tone,
+    laplacian_band,
+    log_detail,
+    tone_matched,
+)
 from darkir.train.runfiles import lock_path
 from darkir.train.trainer import Trainer, train
 from tests.conftest import REPO, make_photos
@@ -297,6 +305,74 @@ def test_log_detail_ignores_smooth_tone_changes_but_not_blur():
     assert charbonnier(log_detail(image**0.8), detail).item() < blur_change / 4
 
 
+def test_the_edge_band_is_the_official_laplacian_of_an_impulse_and_nil_on_flat_image():
+    """The official edge loss's band: an impulse on the even grid keeps 1 - 4 * (0.05^2 + 0.4^2 + 0.05^2)^2 of itself
+    (blur, decimate, re-expand x4, blur again); a flat image has none away from its borders."""
+    impulse = torch.zeros(1, 3, 16, 16)
+    impulse[..., 8, 8] = 1.0
+    assert laplacian_band(impulse)[0, :, 8, 8].tolist() == pytest.approx([1 - 4 * 0.165**2] * 3, abs=1e-6)
+    flat = torch.full((2, 3, 16, 20), 0.3)
+    assert laplacian_band(flat)[..., 3:-3, 3:-3].abs().max().item() < 1e-6
+
+
+def test_the_frequency_amplitude_ignores_a_circular_shift():
+    image = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    shifted = torch.roll(image, shifts=(3, 5), dims=(-2, -1))
+    assert torch.allclose(fft_amplitude(image), fft_amplitude(shifted), atol=1e-4)
+    assert not torch.allclose(image, shifted)
+
+
+def test_the_official_edge_and_frequency_losses_train(dataset, tmp_path):
+    """Official option files turn on train.edge (and have train.frequency): they were refused as not implemented. The
+    loss of a batch is the pixel loss plus each weighted term, with its criterion and reduction."""
+    extra = ("train.edge=true", "train.edge_weight=50", "train.frequency=true", "train.frequency_weight=0.01")
+    trainer = Trainer(_options(dataset, tmp_path / "on", *extra), progress=False)
+    batch = {key: torch.stack([trainer.train_set[i][key] for i in (0, 1)]) for key in ("low", "high")}
+    step = trainer.train_step
+    with torch.no_grad():
+        out = trainer.model(batch["low"])
+        expected = charbonnier(out, batch["high"])
+        expected += 50 * torch.nn.functional.mse_loss(laplacian_band(out), laplacian_band(batch["high"]))
+        expected += 0.01 * torch.nn.functional.mse_loss(
+            fft_amplitude(out), fft_amplitude(batch["high"]), reduction="sum"
+        )
+        assert step._loss(batch["low"], batch["high"]).item() == pytest.approx(expected.item(), rel=1e-5)
+    result = train(_options(dataset, tmp_path / "run", *extra), progress=False, max_steps=2)
+    assert result.steps == 2 and np.isfinite(result.best_psnr or 0.0)
+    with pytest.raises(ConfigError, match=r"train\.edge_reduction: 'none' gives no loss to train on"):
+        train(_options(dataset, tmp_path / "none", "train.edge=true", "train.edge_reduction=none"), progress=False)
+
+
+def test_the_official_perceptual_loss_trains_from_vgg19_weights_in_torchs_cache(dataset, tmp_path, monkeypatch):
+    """train.perceptual (on in official option files) was refused outright; it now reads VGG19's ImageNet weights
+    where torchvision caches them, and without them names the file before any work."""
+    from darkir.train.perceptual import VGG19_FILE, VGG19Features
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(ConfigError, match=rf"train\.perceptual: needs VGG19's ImageNet weights at .*{VGG19_FILE}"):
+        train(_options(dataset, tmp_path / "missing", "train.perceptual=true"), progress=False)
+    assert not (tmp_path / "missing").exists()
+    vgg = VGG19Features()
+    with torch.no_grad():
+        for index, parameter in enumerate(vgg.parameters()):
+            parameter.copy_(torch.randn(parameter.shape, generator=torch.Generator().manual_seed(index)) * 0.05)
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save({**vgg.state_dict(), "classifier.0.bias": torch.zeros(4)}, tmp_path / "hub" / "checkpoints" / VGG19_FILE)
+    extra = ("train.perceptual=true", "train.perceptual_weight=0.01", "train.perceptual_criterion=l1")
+    trainer = Trainer(_options(dataset, tmp_path / "on", *extra), progress=False)
+    batch = {key: torch.stack([trainer.train_set[i][key] for i in (0, 1)]) for key in ("low", "high")}
+    with torch.no_grad():
+        out = trainer.model(batch["low"])
+        weights = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
+        features = zip(weights, vgg(out), vgg(batch["high"]), strict=True)
+        perceptual = sum(weight * torch.nn.functional.l1_loss(a, b) for weight, a, b in features)
+        expected = charbonnier(out, batch["high"]) + 0.01 * perceptual
+        assert trainer.train_step._loss(batch["low"], batch["high"]).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert train(_options(dataset, tmp_path / "run", *extra), progress=False, max_steps=1).steps == 1
+    with pytest.raises(ConfigError, match=r"train\.perceptual_criterion: 'fro' is not supported"):
+        train(_options(dataset, tmp_path / "fro", *extra, "train.perceptual_criterion=fro"), progress=False)
+
+
 def test_anchor_keeps_a_fine_tunes_detail_near_the_anchors(dataset, tmp_path, tiny_checkpoint):
     """train.anchor: fine-tuned from the anchor's weights, the output's detail stays nearer the anchor's output than
     without the anchor term; the term is nil where the model is the anchor."""
@@ -410,7 +486,6 @@ def test_train_cli_and_seed_script_with_overrides(dataset, tmp_path, capsys):
         (["datasets.train.train_path=/no/such/place"], "datasets.train.train_path: path not found"),
         (["datasets.train.cropsize=128"], "is smaller than the crop size 128"),
         (["datasets.train.batch_size_train=64"], "fewer than one global batch"),
-        (["train.perceptual=true"], "train.perceptual: this loss is not supported"),
         (["train.epochz=3"], "unknown key 'train.epochz'"),
         (["train.anchor=/no/such/weights.pt"], "train.anchor: weights not found"),
         (["train.anchor=''"], "train.anchor: the weights name is empty"),

@@ -1,5 +1,6 @@
-"""One optimizer step of the recipe: the losses (pixel, side output, detail anchor, tone split), AdamW with its
-cosine schedule, the fp16 grad scaler of mixed precision, and gradient clipping."""
+"""One optimizer step of the recipe: the losses (pixel, side output, the official edge, frequency and perceptual
+losses, detail anchor, tone split), AdamW with its cosine schedule, the fp16 grad scaler of mixed precision, and
+gradient clipping."""
 
 from __future__ import annotations
 
@@ -11,7 +12,17 @@ from torch import nn
 from darkir.errors import DarkIRError
 from darkir.models.darkir import DarkIR
 from darkir.options import Options
-from darkir.train.losses import PIXEL_LOSSES, DetailAnchor, global_tone, side_target, tone_matched
+from darkir.train.losses import (
+    PIXEL_LOSSES,
+    DetailAnchor,
+    fft_amplitude,
+    global_tone,
+    laplacian_band,
+    reduced_criterion,
+    side_target,
+    tone_matched,
+)
+from darkir.train.perceptual import PerceptualLoss
 
 
 class TrainStep:
@@ -51,6 +62,11 @@ class TrainStep:
         self.anchor = (
             DetailAnchor(train_cfg.anchor, self.device, memory_format) if train_cfg.anchor is not None else None
         )
+        self.perceptual = (
+            PerceptualLoss(train_cfg.perceptual_criterion, train_cfg.perceptual_reduction, self.device)
+            if train_cfg.perceptual
+            else None
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """The optimizer's, the schedule's and the scaler's state, under the keys training checkpoints store them."""
@@ -72,12 +88,27 @@ class TrainStep:
         return self.optimizer.param_groups[0]["lr"]
 
     def _pixel_terms(self, out: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-        """The weighted pixel loss; with ``train.tone_split``, on the tone-matched output plus the global-tone term."""
+        """The weighted pixel loss (with ``train.tone_split``, on the tone-matched output plus the global-tone term),
+        plus the edge, frequency and perceptual losses where they are on."""
         train_cfg, out = self.options.train, out.float()
         if not train_cfg.tone_split:
-            return train_cfg.pixel_weight * self.pixel_loss(out, high)
-        detail = self.pixel_loss(tone_matched(out, high), high)
-        return train_cfg.pixel_weight * detail + train_cfg.tone_weight * global_tone(out, high)
+            loss = train_cfg.pixel_weight * self.pixel_loss(out, high)
+        else:
+            detail = self.pixel_loss(tone_matched(out, high), high)
+            loss = train_cfg.pixel_weight * detail + train_cfg.tone_weight * global_tone(out, high)
+        if train_cfg.edge:
+            edges = reduced_criterion(
+                train_cfg.edge_criterion, laplacian_band(out), laplacian_band(high), train_cfg.edge_reduction
+            )
+            loss = loss + train_cfg.edge_weight * edges
+        if train_cfg.frequency:
+            amplitudes = reduced_criterion(
+                train_cfg.frequency_criterion, fft_amplitude(out), fft_amplitude(high), train_cfg.frequency_reduction
+            )
+            loss = loss + train_cfg.frequency_weight * amplitudes
+        if self.perceptual is not None:
+            loss = loss + train_cfg.perceptual_weight * self.perceptual(out, high)
+        return loss
 
     def _loss(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
         """The whole loss of one batch (under autocast where mixed precision is on)."""

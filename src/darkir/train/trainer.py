@@ -80,21 +80,40 @@ class TrainResult:
     interrupted: bool = False
 
 
+def _check_perceptual(options: Options) -> None:
+    """Refuse ``train.perceptual`` settings the official VGG loss does not take, and a missing VGG19 weights file."""
+    from darkir.train.perceptual import check_vgg19_weights
+
+    if options.train.perceptual_criterion == "fro":
+        raise ConfigError(
+            f"{options.source}: train.perceptual_criterion: 'fro' is not supported (nor by the official VGG loss); "
+            "set it to l1 or l2"
+        )
+    if options.train.perceptual_reduction == "none":
+        raise ConfigError(
+            f"{options.source}: train.perceptual_reduction: 'none' gives no loss to train on; set it to mean or sum"
+        )
+    try:
+        check_vgg19_weights()
+    except ConfigError as exc:
+        raise ConfigError(f"{options.source}: {exc}") from None
+
+
 def check_trainable(options: Options) -> None:
     """Refuse, before any work, settings darkir cannot train with (each named with its key)."""
-    for key in ("perceptual", "edge", "frequency"):
-        if getattr(options.train, key):
-            why = (
-                "it needs VGG ImageNet weights, which cannot be downloaded here"
-                if key == "perceptual"
-                else "not implemented"
-            )
-            raise ConfigError(f"{options.source}: train.{key}: this loss is not supported ({why}); set it to False")
+    if options.train.perceptual:
+        _check_perceptual(options)
     if options.train.enhance and options.train.enhance_reduction != "mean":
         raise ConfigError(
             f"{options.source}: train.enhance_reduction: {options.train.enhance_reduction!r} is not supported (the "
             "side-output loss is averaged over its pixels); set it to mean"
         )
+    for key in ("edge", "frequency"):
+        if getattr(options.train, key) and getattr(options.train, f"{key}_reduction") == "none":
+            raise ConfigError(
+                f"{options.source}: train.{key}_reduction: 'none' gives no loss to train on (one value per pixel); "
+                "set it to mean or sum"
+            )
     if not options.datasets.train.train_path and options.datasets.train.synth is None:
         raise ConfigError(f"{options.source}: datasets.train.train_path is not set (nor datasets.train.synth)")
     for key in ("path", "best"):

@@ -1,0 +1,102 @@
+"""The official code's perceptual loss (``train.perceptual``): distances between VGG19 features of the output and the
+reference, from ImageNet weights the user already has (darkir downloads nothing)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from darkir.errors import ConfigError, first_line
+
+#: VGG19's convolution widths, ``"M"`` a 2x2 max-pool: the layout of torchvision's ``vgg19().features``, whose
+#: ImageNet weights load into :class:`VGG19Features` by the same keys (``features.<index>.weight``).
+_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512)
+#: The indices in ``features`` after which the official loss takes its features (relu1_1, relu2_1, relu3_1,
+#: relu4_1, relu5_1), and the weight of each.
+_TAPS = {1: 1 / 32, 6: 1 / 16, 11: 1 / 8, 20: 1 / 4, 29: 1.0}
+#: The file torchvision caches VGG19's ImageNet weights in (``torch.hub.get_dir()/checkpoints``).
+VGG19_FILE = "vgg19-dcbb9e9d.pth"
+
+
+def vgg19_weights_path() -> Path:
+    """Where VGG19's ImageNet weights are read from: torchvision's cache of them under ``torch.hub.get_dir()``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
+
+
+def check_vgg19_weights(path: Path | None = None) -> None:
+    """Refuse ``train.perceptual`` where VGG19's weights file (by default :func:`vgg19_weights_path`) is missing."""
+    path = vgg19_weights_path() if path is None else path
+    if not path.is_file():
+        raise ConfigError(
+            f"train.perceptual: needs VGG19's ImageNet weights at {path} (torchvision's {VGG19_FILE}, 548 MB), and "
+            "darkir downloads nothing: copy the file there (torch.hub.get_dir() follows $TORCH_HOME), or set "
+            "train.perceptual to False"
+        )
+
+
+class VGG19Features(nn.Module):
+    """VGG19's convolutional part, frozen, giving the features at :data:`_TAPS`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 3
+        for width in _LAYOUT:
+            if width == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+                continue
+            layers += [nn.Conv2d(channels, int(width), 3, padding=1), nn.ReLU()]
+            channels = int(width)
+        self.features = nn.Sequential(*layers)
+        self.requires_grad_(False).eval()
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        taken = []
+        for index, layer in enumerate(self.features):
+            x = layer(x)
+            if index in _TAPS:
+                taken.append(x)
+        return taken
+
+
+class PerceptualLoss:
+    """``train.perceptual``: the weighted sum over :data:`_TAPS` of ``criterion`` (``l1``/``l2``, with
+    ``reduction``) between the VGG19 features of the output and of the reference, the images fed as they are in
+    [0, 1] (as the official loss feeds them)."""
+
+    def __init__(self, criterion: str, reduction: str, device: torch.device) -> None:
+        self.criterion = F.l1_loss if criterion == "l1" else F.mse_loss
+        self.reduction = reduction
+        self.vgg = load_vgg19().to(device)
+
+    def __call__(self, out: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            targets = self.vgg(high.float())
+        features = self.vgg(out.float())
+        terms = [
+            weight * self.criterion(feature, target, reduction=self.reduction)
+            for weight, feature, target in zip(_TAPS.values(), features, targets, strict=True)
+        ]
+        return torch.stack(terms).sum()
+
+
+def load_vgg19(path: str | os.PathLike[str] | None = None) -> VGG19Features:
+    """:class:`VGG19Features` with the ImageNet weights of torchvision's file at ``path`` (by default
+    :func:`vgg19_weights_path`); a ConfigError naming ``train.perceptual`` where it is missing or does not fit."""
+    path = vgg19_weights_path() if path is None else Path(path)
+    check_vgg19_weights(path)
+    try:
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+        model = VGG19Features()
+        features = {key: value for key, value in stored.items() if key.startswith("features.")}
+        model.load_state_dict(features, strict=True)
+    except (OSError, RuntimeError, AttributeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        raise ConfigError(
+            f"train.perceptual: {path} holds no VGG19 weights of torchvision's ({first_line(exc)})"
+        ) from None
+    return model.requires_grad_(False).eval()
