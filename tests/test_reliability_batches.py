@@ -366,9 +366,12 @@ def test_a_killed_demos_results_are_removed_by_the_next_one(tmp_path, monkeypatc
     (stale / "x").mkdir(parents=True)
     alive = tmp_path / f"darkir-demo-{os.getppid()}-def"
     alive.mkdir()
+    stale_copies = tmp_path / f"darkir-gradio-{int(dead.stdout)}-abc"  # gradio's copies of its uploads and results
+    (stale_copies / "y").mkdir(parents=True)
     engine = demo.DemoEngine({"tiny": str(tiny_checkpoint)}, device="cpu")
     try:
         assert not stale.exists() and alive.exists() and engine.workdir.name.startswith(f"darkir-demo-{os.getpid()}-")
+        assert not stale_copies.exists()
     finally:
         engine.close()
 
@@ -401,9 +404,12 @@ def test_demo_deletes_its_results_on_sigterm(tmp_path, tiny_checkpoint):
         Client(url, verbose=False).predict(handle_file(str(_photo(tmp_path / "p.png"))), "tiny", api_name="/restore")
         workdirs = list(tmp_path.glob(f"darkir-demo-{process.pid}-*"))
         assert len(workdirs) == 1 and any(workdirs[0].rglob("*.png"))
+        copies = list(tmp_path.glob(f"darkir-gradio-{process.pid}-*"))  # gradio's copies of the upload and result
+        assert len(copies) == 1 and any(copies[0].rglob("*.png")) and not (tmp_path / "gradio").exists()
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
         assert not workdirs[0].exists()
+        assert not copies[0].exists()  # they stayed in <temp>/gradio after the demo stopped
     finally:
         process.kill()
         process.wait()

@@ -10,7 +10,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -44,17 +44,36 @@ def example_images() -> list[Path]:
 
 #: The demo's result folders are ``<temp>/darkir-demo-<pid>-<random>``: the pid says whether their owner still runs.
 WORKDIR_PREFIX = "darkir-demo-"
+#: The folder of gradio's copies of the uploads and results (its ``GRADIO_TEMP_DIR``), named the same way.
+GRADIO_PREFIX = "darkir-gradio-"
 
 
 def remove_stale_workdirs() -> list[Path]:
-    """Delete the result folders of demos that were killed (their process is gone); returns what went."""
+    """Delete the result folders (and gradio's) of demos that were killed (their process is gone); returns what
+    went."""
     removed = []
-    for folder in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*-*"):
-        pid = folder.name.removeprefix(WORKDIR_PREFIX).split("-", 1)[0]
-        if folder.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
+    for prefix in (WORKDIR_PREFIX, GRADIO_PREFIX):
+        for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*-*"):
+            pid = folder.name.removeprefix(prefix).split("-", 1)[0]
+            if folder.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
     return removed
+
+
+@contextlib.contextmanager
+def _gradio_files() -> Iterator[None]:
+    """Have gradio keep its copies of uploads and results in a folder of this demo's, deleted when it stops (they
+    stayed in ``<temp>/gradio``); a ``GRADIO_TEMP_DIR`` the user set is left as it is."""
+    if os.environ.get("GRADIO_TEMP_DIR"):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix=f"{GRADIO_PREFIX}{os.getpid()}-", ignore_cleanup_errors=True) as folder:
+        os.environ["GRADIO_TEMP_DIR"] = folder
+        try:
+            yield
+        finally:
+            del os.environ["GRADIO_TEMP_DIR"]
 
 
 def _stop_on_sigterm() -> None:
@@ -353,6 +372,7 @@ def launch(
     _stop_on_sigterm()
     try:
         engine.load_all()
-        build_app(engine).launch(server_name=host, server_port=port, share=share, show_error=True)
+        with _gradio_files():
+            build_app(engine).launch(server_name=host, server_port=port, share=share, show_error=True)
     finally:
         engine.close()
