@@ -110,6 +110,14 @@ def test_a_cmyk_tiff_reads_as_rgb_without_an_alpha_it_does_not_have(tmp_path):
     assert np.abs(image.rgb - expected).max() <= 1.5 / 255
 
 
+def test_a_cielab_tiff_is_refused_rather_than_restored_as_rgb(tmp_path):
+    """A Lab TIFF was read as RGB (L*, a*, b* as red, green, blue) and restored orange, with only a warning about its
+    ICC profile."""
+    PILImage.new("RGB", (40, 30), (30, 60, 90)).convert("LAB").save(tmp_path / "lab.tif")
+    with pytest.raises(ImageReadError, match=r"lab\.tif: a CIELAB TIFF .* convert it to RGB first"):
+        read_image(tmp_path / "lab.tif")
+
+
 def test_exif_orientation_is_applied(tmp_path):
     array = np.zeros((10, 20, 3), np.uint8)
     array[:, :5] = 255  # a white band on the left

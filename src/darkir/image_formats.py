@@ -107,6 +107,12 @@ class TiffLayout:
         alpha = 1 if self.extra[:1] in ((1,), (2,)) else 0
         return max(0, self.samples - colour - alpha)
 
+    @property
+    def lab(self) -> bool:
+        """Whether the colour is CIELAB (photometric 8, 9 or 10: CIELab, ICCLab, ITULab), which OpenCV reads as if it
+        were RGB."""
+        return self.photometric in (8, 9, 10)
+
     def left_uninverted(self) -> bool:
         """Whether OpenCV gives this layout's stored values where white is zero (deep min-is-white gray), which
         must then be inverted."""

@@ -161,6 +161,11 @@ def _decode(path: Path, data: np.ndarray) -> tuple[np.ndarray, bool]:
     if tiff:  # (the lock and filter swap only where Pillow reads tags)
         with quiet_pillow():
             layout = tiff_layout(path)
+    if layout is not None and layout.lab:
+        raise ImageReadError(
+            f"{path}: a CIELAB TIFF (its colour is stored as L*a*b*, which would be restored as if it were RGB); "
+            "darkir reads gray, RGB and CMYK: convert it to RGB first"
+        )
     if layout is not None and layout.samples_left_out():
         return _colour_and_alpha(path, layout), False
     mode = tiff_pillow_mode(layout)
