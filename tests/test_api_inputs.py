@@ -187,6 +187,7 @@ def test_memory_sizes_take_numpy_numbers(number):
 def test_small_memory_sizes_are_shown_in_bytes_or_kb(size, text):
     assert format_memory(size) == text
     assert format_memory(2.75e9) == "2.75 GB"
+    assert format_memory(1.2e13) == "12.00 TB"  # was "12000.00 GB"
 
 
 def test_max_memory_of_one_byte_is_reported_as_one_byte(tmp_path, tiny_checkpoint, capsys):

@@ -79,7 +79,9 @@ def parse_memory(text: str | float, name: str = "max_memory") -> int:
 
 
 def format_memory(size: float) -> str:
-    """``2.75 GB`` / ``640 MB`` / ``12 KB`` / ``512 bytes``."""
+    """``1.20 TB`` / ``2.75 GB`` / ``640 MB`` / ``12 KB`` / ``512 bytes``."""
+    if size >= 1e12:
+        return f"{size / 1e12:.2f} TB"
     if size >= 1e9:
         return f"{size / 1e9:.2f} GB"
     if size >= 1e6:
