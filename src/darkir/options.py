@@ -213,7 +213,7 @@ NetworkOptions = _network_options()
 #: The criteria of the pixel-wise losses (``train.pixel_criterion``, ``enhance_criterion``, and the official files'
 #: ``edge_criterion`` and ``frequency_criterion``): the names of :data:`darkir.train.losses.PIXEL_LOSSES`.
 PixelCriterion = Literal["l1", "l2", "charbonnier"]
-#: The official code's criteria of its perceptual loss (darkir refuses to train with it, but the key is checked).
+#: The official code's criteria of its perceptual loss (darkir trains with ``l1`` and ``l2``; ``fro`` is refused).
 PerceptualCriterion = Literal["l1", "l2", "fro"]
 #: The official code's loss reductions.
 Reduction = Literal["none", "mean", "sum"]
@@ -468,6 +468,8 @@ IGNORED_KEYS = {
     "Resize": "darkir tiles large images instead of halving them",
     "quali": "test-unpaired reports NIQE, brightness and noise; MUSIQ, NRQM and BRISQUE have no offline models",
     "train.lr_gamma": "only the CosineAnnealing schedule exists",
+    "train.frequency": "the official code never added this loss (it stored it under a misspelt name), so official "
+    "runs trained without it; darkir does too",
     "save.new": "darkir does not use it",
     "datasets.train.verbose": "darkir shows a progress bar unless told to be quiet",
     "datasets.val.batch_size_test": "validation runs one image at a time",

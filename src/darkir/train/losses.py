@@ -12,23 +12,14 @@ from darkir.errors import CheckpointError, ConfigError
 from darkir.models.factory import create_model
 
 
-def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """Mean of sqrt((pred - target)^2 + eps), a smooth L1 (the reference's eps)."""
-    return torch.sqrt((pred - target) ** 2 + eps).mean()
+def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-12, reduction: str = "mean") -> torch.Tensor:
+    """Mean (or, with ``reduction="sum"``, sum) of sqrt((pred - target)^2 + eps), a smooth L1 (the reference's
+    eps)."""
+    distances = torch.sqrt((pred - target) ** 2 + eps)
+    return distances.sum() if reduction == "sum" else distances.mean()
 
 
 PIXEL_LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss, "charbonnier": charbonnier}
-
-
-def reduced_criterion(criterion: str, pred: torch.Tensor, target: torch.Tensor, reduction: str) -> torch.Tensor:
-    """The distance ``criterion`` (a name of :data:`PIXEL_LOSSES`) between ``pred`` and ``target`` in float32,
-    averaged (``mean``) or summed (``sum``) over every element, as the official code's edge and frequency losses
-    reduce it."""
-    pred, target = pred.float(), target.float()
-    if criterion == "charbonnier":
-        distances = torch.sqrt((pred - target) ** 2 + 1e-12)
-        return distances.sum() if reduction == "sum" else distances.mean()
-    return PIXEL_LOSSES[criterion](pred, target, reduction=reduction)
 
 
 #: The 5-tap binomial-like filter of the official edge loss's Gaussian blur (applied along rows and columns).
@@ -39,7 +30,11 @@ def laplacian_band(image: torch.Tensor) -> torch.Tensor:
     """The finest band of ``image``'s Laplacian pyramid (the official edge loss's edges): the image minus its blur
     (:data:`_BLUR_TAPS`, edges replicated) decimated by 2, put back on the full grid with zeros between (times 4 for
     the energy the zeros take) and blurred again."""
-    image = image.float()
+    with torch.autocast(image.device.type, enabled=False):  # (a small difference of close values: not in half)
+        return _laplacian_band(image.float())
+
+
+def _laplacian_band(image: torch.Tensor) -> torch.Tensor:
     channels = image.shape[1]
     taps = image.new_tensor(_BLUR_TAPS)
     kernel = (taps[:, None] * taps[None, :]).expand(channels, 1, 5, 5)
@@ -51,11 +46,6 @@ def laplacian_band(image: torch.Tensor) -> torch.Tensor:
     expanded = torch.zeros_like(blurred)
     expanded[..., ::2, ::2] = 4 * blurred[..., ::2, ::2]
     return image - blur(expanded)
-
-
-def fft_amplitude(image: torch.Tensor) -> torch.Tensor:
-    """The amplitude of ``image``'s 2-D real FFT (unnormalized, float32): what the official frequency loss compares."""
-    return torch.fft.rfft2(image.float(), norm="backward").abs()
 
 
 def side_target(target: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

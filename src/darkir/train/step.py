@@ -1,5 +1,5 @@
-"""One optimizer step of the recipe: the losses (pixel, side output, the official edge, frequency and perceptual
-losses, detail anchor, tone split), AdamW with its cosine schedule, the fp16 grad scaler of mixed precision, and
+"""One optimizer step of the recipe: the losses (pixel, side output, the official edge and perceptual losses,
+detail anchor, tone split), AdamW with its cosine schedule, the fp16 grad scaler of mixed precision, and
 gradient clipping."""
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from darkir.options import Options
 from darkir.train.losses import (
     PIXEL_LOSSES,
     DetailAnchor,
-    fft_amplitude,
     global_tone,
     laplacian_band,
-    reduced_criterion,
     side_target,
     tone_matched,
 )
@@ -89,7 +87,7 @@ class TrainStep:
 
     def _pixel_terms(self, out: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
         """The weighted pixel loss (with ``train.tone_split``, on the tone-matched output plus the global-tone term),
-        plus the edge, frequency and perceptual losses where they are on."""
+        plus the edge and perceptual losses where they are on."""
         train_cfg, out = self.options.train, out.float()
         if not train_cfg.tone_split:
             loss = train_cfg.pixel_weight * self.pixel_loss(out, high)
@@ -97,15 +95,9 @@ class TrainStep:
             detail = self.pixel_loss(tone_matched(out, high), high)
             loss = train_cfg.pixel_weight * detail + train_cfg.tone_weight * global_tone(out, high)
         if train_cfg.edge:
-            edges = reduced_criterion(
-                train_cfg.edge_criterion, laplacian_band(out), laplacian_band(high), train_cfg.edge_reduction
-            )
+            criterion = PIXEL_LOSSES[train_cfg.edge_criterion]
+            edges = criterion(laplacian_band(out), laplacian_band(high), reduction=train_cfg.edge_reduction)
             loss = loss + train_cfg.edge_weight * edges
-        if train_cfg.frequency:
-            amplitudes = reduced_criterion(
-                train_cfg.frequency_criterion, fft_amplitude(out), fft_amplitude(high), train_cfg.frequency_reduction
-            )
-            loss = loss + train_cfg.frequency_weight * amplitudes
         if self.perceptual is not None:
             loss = loss + train_cfg.perceptual_weight * self.perceptual(out, high)
         return loss

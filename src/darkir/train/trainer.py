@@ -108,12 +108,11 @@ def check_trainable(options: Options) -> None:
             f"{options.source}: train.enhance_reduction: {options.train.enhance_reduction!r} is not supported (the "
             "side-output loss is averaged over its pixels); set it to mean"
         )
-    for key in ("edge", "frequency"):
-        if getattr(options.train, key) and getattr(options.train, f"{key}_reduction") == "none":
-            raise ConfigError(
-                f"{options.source}: train.{key}_reduction: 'none' gives no loss to train on (one value per pixel); "
-                "set it to mean or sum"
-            )
+    if options.train.edge and options.train.edge_reduction == "none":
+        raise ConfigError(
+            f"{options.source}: train.edge_reduction: 'none' gives no loss to train on (one value per pixel); set it "
+            "to mean or sum"
+        )
     if not options.datasets.train.train_path and options.datasets.train.synth is None:
         raise ConfigError(f"{options.source}: datasets.train.train_path is not set (nor datasets.train.synth)")
     for key in ("path", "best"):
