@@ -13,9 +13,10 @@ from torch import nn
 
 from darkir.errors import ConfigError, first_line
 
-#: VGG19's convolution widths, ``"M"`` a 2x2 max-pool: the layout of torchvision's ``vgg19().features``, whose
-#: ImageNet weights load into :class:`VGG19Features` by the same keys (``features.<index>.weight``).
-_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512)
+#: VGG19's convolution widths, ``"M"`` a 2x2 max-pool, up to its fifth block's first convolution (the last features
+#: the loss takes): the start of torchvision's ``vgg19().features``, whose ImageNet weights load into
+#: :class:`VGG19Features` by the same keys (``features.<index>.weight``).
+_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512)
 #: The indices in ``features`` after which the official loss takes its features (relu1_1, relu2_1, relu3_1,
 #: relu4_1, relu5_1), and the weight of each.
 _TAPS = {1: 1 / 32, 6: 1 / 16, 11: 1 / 8, 20: 1 / 4, 29: 1.0}
@@ -40,9 +41,10 @@ def check_vgg19_weights(path: Path | None = None) -> None:
 
 
 class VGG19Features(nn.Module):
-    """VGG19's convolutional part, frozen, giving the features at :data:`_TAPS`."""
+    """VGG19's convolutional part up to relu5_1, frozen, giving the features at :data:`_TAPS`."""
 
     def __init__(self) -> None:
+        """The layers of :data:`_LAYOUT`, each convolution followed by its ReLU, randomly initialized."""
         super().__init__()
         layers: list[nn.Module] = []
         channels = 3
@@ -56,6 +58,7 @@ class VGG19Features(nn.Module):
         self.requires_grad_(False).eval()
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The features of ``x`` at each of :data:`_TAPS`, in order."""
         taken = []
         for index, layer in enumerate(self.features):
             x = layer(x)
@@ -70,11 +73,13 @@ class PerceptualLoss:
     [0, 1] (as the official loss feeds them)."""
 
     def __init__(self, criterion: str, reduction: str, device: torch.device) -> None:
+        """The loss of ``criterion`` and ``reduction``, its VGG19 (:func:`load_vgg19`) on ``device``."""
         self.criterion = F.l1_loss if criterion == "l1" else F.mse_loss
         self.reduction = reduction
         self.vgg = load_vgg19().to(device)
 
     def __call__(self, out: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        """The loss of the output ``out`` against the reference ``high`` (its gradient flows to ``out`` only)."""
         with torch.no_grad():
             targets = self.vgg(high.float())
         features = self.vgg(out.float())
@@ -93,9 +98,8 @@ def load_vgg19(path: str | os.PathLike[str] | None = None) -> VGG19Features:
     try:
         stored = torch.load(path, map_location="cpu", weights_only=True)
         model = VGG19Features()
-        features = {key: value for key, value in stored.items() if key.startswith("features.")}
-        model.load_state_dict(features, strict=True)
-    except (OSError, RuntimeError, AttributeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        model.load_state_dict({key: stored[key] for key in model.state_dict()}, strict=True)  # (the rest unused)
+    except (OSError, RuntimeError, AttributeError, EOFError, ValueError, KeyError, pickle.UnpicklingError) as exc:
         raise ConfigError(
             f"train.perceptual: {path} holds no VGG19 weights of torchvision's ({first_line(exc)})"
         ) from None
