@@ -195,7 +195,8 @@ def test_metadata_a_jpeg_cannot_hold_is_dropped_with_a_warning(tmp_path):
 XMP = (
     b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
     b'<rdf:Description xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
-    b'xmp:Rating="4" tiff:Orientation="6"><tiff:Orientation> 8 </tiff:Orientation></rdf:Description></rdf:RDF>'
+    b'xmp:Rating="4" tiff:Orientation="6"><tiff:Orientation rdf:parseType="Literal"> 8 </tiff:Orientation>'
+    b"</rdf:Description></rdf:RDF>"
     b"</x:xmpmeta>"
 )
 
@@ -226,7 +227,7 @@ def test_the_xmp_packet_is_kept_with_its_orientation_set_upright(tmp_path, sourc
     write_image(tmp_path / target, read_image(tmp_path / source))
     with PILImage.open(tmp_path / target) as image:
         kept = image.info["xmp"]
-    assert b'xmp:Rating="4"' in kept and b'tiff:Orientation="1"' in kept and b"<tiff:Orientation> 1 <" in kept
+    assert b'xmp:Rating="4"' in kept and b'tiff:Orientation="1"' in kept and b'parseType="Literal"> 1 <' in kept
     assert kept == XMP.replace(b'Orientation="6"', b'Orientation="1"').replace(b"> 8 <", b"> 1 <")
 
 

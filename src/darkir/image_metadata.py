@@ -28,8 +28,9 @@ _ICC_ID = b"ICC_PROFILE\x00"
 _ICC_CHUNK = _JPEG_SEGMENT - len(_ICC_ID) - 2
 #: The identifier of a JPEG APP1 segment that holds an XMP packet, and the keyword of a PNG iTXt chunk that does.
 _XMP_ID, _XMP_KEYWORD = b"http://ns.adobe.com/xap/1.0/\x00", b"XML:com.adobe.xmp"
-#: The orientation in an XMP packet, as an attribute (``tiff:Orientation="6"``) or an element.
-_XMP_ORIENTATION = re.compile(rb'(tiff:Orientation\s*=\s*["\']|<tiff:Orientation>\s*)[1-8](?=\s*["\'<])')
+#: The orientation in an XMP packet, as an attribute (``tiff:Orientation="6"``) or an element (attributes of its own
+#: allowed); a packet that binds the TIFF namespace to another prefix keeps its orientation.
+_XMP_ORIENTATION = re.compile(rb'(tiff:Orientation\s*=\s*["\']|<tiff:Orientation\b[^>]*>\s*)[1-8](?=\s*["\'<])')
 #: Metres in an inch (PNG states its resolution per metre).
 _INCH = 0.0254
 
