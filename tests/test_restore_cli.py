@@ -417,6 +417,11 @@ def test_a_restore_whose_every_input_fails_leaves_no_empty_output_folder(tmp_pat
     assert main(["restore", str(bad), "-o", str(out), "--weights", str(tiny_checkpoint), "-q"]) == 1
     assert not out.parent.exists()
     assert f"failed 1 (nothing written: {out} not made)" in capsys.readouterr().out
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    (tmp_path / "in" / "sub" / "clip.mp4").write_bytes(b"no video")  # its job makes out/sub before it fails
+    assert main(["restore", str(tmp_path / "in"), "-o", str(out), "--weights", str(tiny_checkpoint), "-q"]) == 1
+    assert not out.parent.exists()
+    capsys.readouterr()
     kept = tmp_path / "kept"
     kept.mkdir()
     assert main(["restore", str(bad), "-o", str(kept), "--weights", str(tiny_checkpoint), "-q"]) == 1

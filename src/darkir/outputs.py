@@ -265,12 +265,17 @@ def ensure_writable_dir(path: Path) -> None:
 @contextlib.contextmanager
 def output_folder(folder: Path) -> Iterator[None]:
     """Make the output ``folder`` for the block (see :func:`ensure_writable_dir`); where the block made it and leaves
-    it empty (it failed before any output, or every input failed), remove it again, with the parents made for it."""
+    it empty (it failed before any output, or every input failed), remove it again, with the parents made for it and
+    the empty subfolders made in it."""
     made = [path for path in (folder, *folder.parents) if not path.exists()]
     ensure_writable_dir(folder)
     try:
         yield
     finally:
+        inside = sorted(folder.rglob("*"), reverse=True) if made else []  # subfolders made in it (deepest first)
+        for path in inside:
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only an empty folder (a file is left, and so is the folder holding it)
         with contextlib.suppress(OSError):
             for path in made:
                 path.rmdir()  # only an empty folder: the first one that is not stops the rest
