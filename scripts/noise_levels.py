@@ -4,7 +4,7 @@
         [--synth 48] [--degradation photons_range=[2000,60000] ...]
 
 Each input is brightened in linear light so that its sRGB mean is 0.35 (as a restoration would), and Immerkaer's
-noise sigma (``darkir.eval.unpaired.noise_sigma``) is measured on it. Prints the median and quartiles per folder,
+noise sigma (``darkir.eval.noreference.noise_sigma``) is measured on it. Prints the median and quartiles per folder,
 then the same for ``--synth`` training samples of the night degradation (the Debian corpus; ``--degradation``
 overrides ``SynthParams`` fields, YAML values), so that the degradation's noise can be matched to real captures.
 """
@@ -19,7 +19,7 @@ import yaml
 
 from darkir.data.degradation import exposure_for_mean, linear_to_srgb, srgb_to_linear, synth_params
 from darkir.data.synth import SynthDataset
-from darkir.eval.unpaired import noise_sigma
+from darkir.eval.noreference import noise_sigma
 from darkir.imageio import IMAGE_SUFFIXES, read_image
 
 

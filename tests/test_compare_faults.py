@@ -19,10 +19,11 @@ from darkir.cli import main
 from darkir.data.pairs import Pair
 from darkir.errors import DarkIRError
 from darkir.eval.compare import _histogram, compare
+from darkir.eval.compare_unpaired import compare_unpaired, niqe_apart_lines
 from darkir.eval.methods import Method, identity
+from darkir.eval.noreference import NoReferenceScores, mean_line
 from darkir.eval.paired import Scores
 from darkir.eval.stats import Interval, bootstrap_mean, win_rate
-from darkir.eval.unpaired import NoReferenceScores, compare_unpaired, mean_line, niqe_apart_lines
 
 
 def _write(path: Path, height: int, width: int, seed: int, scale: int = 255) -> Path:

@@ -367,7 +367,7 @@ def test_unpaired_command_and_seed_shim(variants, tmp_path, capsys):
     assert len(rows) == 9 and (out / "0000" / "0000.png").is_file()
     assert float(rows[0]["noise_in"]) > 0
     # each output is scored as its file holds it: what metrics reads back (it scored the float output, unrounded)
-    from darkir.eval.unpaired import no_reference_scores
+    from darkir.eval.noreference import no_reference_scores
 
     for row in rows[:3]:
         saved = no_reference_scores(read_image(out / row["image"]).rgb)
@@ -566,7 +566,8 @@ def test_names_that_are_not_utf8_are_written_as_they_are(tmp_path, tiny_checkpoi
 def test_test_unpaired_gives_the_niqe_change_over_the_images_scored_in_and_out():
     """A flat or black input has no NIQE and its output has one: the input's mean covered 2 images, the output's 4,
     and the restoration looked worse (13.0 -> 22.4) where it was better on both images scored in and out."""
-    from darkir.eval.unpaired import NoReferenceScores, UnpairedRow, niqe_change_line
+    from darkir.eval.noreference import NoReferenceScores
+    from darkir.eval.unpaired import UnpairedRow, niqe_change_line
 
     def row(before: float, after: float) -> UnpairedRow:
         return UnpairedRow("x.png", NoReferenceScores(before, 0.1, 0.01), NoReferenceScores(after, 0.4, 0.01))

@@ -58,7 +58,7 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
         "darkir.cli.evaluate.restorer_from_args",
         "darkir.cli.evaluate.trained_model",
         "darkir.eval.paired.evaluate",
-        "darkir.eval.unpaired.score_folder",
+        "darkir.eval.noreference.score_folder",
     ):
         monkeypatch.setattr(target, fail)
 

@@ -150,7 +150,7 @@ def _print_no_reference(args: argparse.Namespace) -> int:
     """No-reference scores (NIQE, brightness, noise) of every image of ``args.pred``, per image and mean."""
 
     from darkir.data.pairs import find_unpaired
-    from darkir.eval.unpaired import NO_REFERENCE_NOTE, mean_line, score_folder, write_scores_csv
+    from darkir.eval.noreference import NO_REFERENCE_NOTE, mean_line, score_folder, write_scores_csv
 
     csv = csv_file(args.csv, [args.pred], args.overwrite) if args.csv else None
     unreadable: list[str] = []
@@ -237,17 +237,15 @@ def _refuse_overlap(pred: Path, gt: Path) -> None:
 def cmd_test_unpaired(args: argparse.Namespace) -> int:
     """Restore an unpaired set and report no-reference statistics."""
     from darkir.data.pairs import find_unpaired
+    from darkir.eval.noreference import NO_REFERENCE_NOTE, mean_line, write_scores_csv
     from darkir.eval.reports import MAX_NAMED, plural
     from darkir.eval.unpaired import (
-        NO_REFERENCE_NOTE,
         earlier_outputs,
-        mean_line,
         niqe_change_line,
         outside_output,
         remove_stale,
         restore_unpaired,
         unpaired_csv_rows,
-        write_scores_csv,
     )
     from darkir.options import load_options
     from darkir.outputs import check_writable_dir, clean_stale, ensure_writable_dir
@@ -336,7 +334,8 @@ def _unique(name: str, taken: set[str]) -> str:
 
 def _compare_unpaired(args: argparse.Namespace, methods: list, pairs: list[Pair]) -> int:
     """``darkir compare --unpaired``: NIQE, brightness and noise of every method on a folder of inputs."""
-    from darkir.eval.unpaired import NO_REFERENCE_NOTE, compare_unpaired, niqe_apart_lines, unpaired_line
+    from darkir.eval.compare_unpaired import compare_unpaired, niqe_apart_lines, unpaired_line
+    from darkir.eval.noreference import NO_REFERENCE_NOTE
 
     summary = compare_unpaired(methods, pairs, Path(args.output), args.resamples, progress=not args.quiet)
     print(NO_REFERENCE_NOTE)

@@ -1,88 +1,30 @@
-"""Unpaired sets: restore, save, and report no-reference scores that run offline.
-
-Per image: NIQE (:mod:`darkir.eval.niqe`, lower is better), the mean brightness (sRGB, 0-1) and the noise standard
-deviation estimated with Immerkaer's fast method (1996), before and after restoration. BRISQUE, MUSIQ and NRQM are
-not reported: no installable package ships their models for offline use.
-"""
+"""``darkir test-unpaired``: restore an unpaired set into a results folder (whose earlier results it replaces, and
+whose ``stats.csv`` marks it as test-unpaired's) and score each image in and out
+(:mod:`darkir.eval.noreference`)."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import json
-import math
 import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-import cv2
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from darkir.data.pairs import Pair
 from darkir.errors import DarkIRError, printable, some_of
-from darkir.eval.methods import Method
-from darkir.eval.metrics import format_number, prepare
-from darkir.eval.niqe import niqe
-from darkir.eval.reports import (
-    MAX_NAMED,
-    TOO_FEW_NOTE,
-    count_note,
-    csv_bytes,
-    json_numbers,
-    plural,
-    replace_report,
-    skip_unreadable_image,
-    sources_note,
-    text_bytes,
-    unique_names,
-    write_csv_rows,
-)
-from darkir.eval.stats import MIN_INTERVAL_IMAGES, Interval, bootstrap_mean, mean_of_defined, paired
-from darkir.imageio import IMAGE_SUFFIXES, Image, ImageReadError, read_image, write_image
+from darkir.eval.noreference import NoReferenceScores, no_reference_scores, read_or_skip, write_scores_csv
+from darkir.eval.reports import MAX_NAMED, plural
+from darkir.imageio import IMAGE_SUFFIXES, Image, read_image, write_image
 from darkir.infer.restorer import Restorer
 from darkir.outputs import is_inside, is_same_file, temporary_path, write_atomic
 
-NO_REFERENCE_NOTE = (
-    "no-reference scores: NIQE (lower is better; MATLAB-matching, official natural-scene model; nan under 96x96 "
-    "pixels and for flat images), mean brightness in sRGB [0,1], Immerkaer noise sigma in sRGB [0,1]; "
-    "BRISQUE/MUSIQ/NRQM: not available offline"
-)
-#: What a compare --unpaired report says where its NIQE means cover different images (see :func:`niqe_apart`).
-NIQE_APART_NOTE = (
-    "The NIQE means below cover different images (some inputs or outputs have no NIQE), so they are not comparable "
-    "with one another: compare the methods by the paired differences, which cover the images both score."
-)
 #: The per-image scores test-unpaired writes beside its outputs; a folder holding one is an earlier run's results.
 STATS_FILE = "stats.csv"
-_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
-
-
-def noise_sigma(rgb: np.ndarray) -> float:
-    """Immerkaer's estimate of Gaussian noise sigma on the luma of an RGB image in [0, 1]."""
-    gray = rgb @ np.array([0.299, 0.587, 0.114])
-    height, width = gray.shape
-    if height < 3 or width < 3:
-        return math.nan
-    total = np.abs(cv2.filter2D(gray, cv2.CV_64F, _KERNEL)[1:-1, 1:-1]).sum()
-    return float(total * math.sqrt(math.pi / 2) / (6 * (width - 2) * (height - 2)))
-
-
-@dataclass
-class NoReferenceScores:
-    """No-reference scores of one image."""
-
-    niqe: float
-    brightness: float
-    noise: float
-
-
-def no_reference_scores(rgb: np.ndarray) -> NoReferenceScores:
-    """NIQE (NaN below 96x96 pixels), mean brightness and noise sigma of an RGB image in [0, 1]."""
-    return NoReferenceScores(niqe(rgb), float(rgb.mean()), noise_sigma(rgb))
 
 
 @dataclass
@@ -273,18 +215,6 @@ def _put_back(stats: Path, kept: Path | None, earlier: bytes | None) -> None:
             stats.unlink()
 
 
-def _read(path: Path, unreadable: list[str] | None) -> Image | None:
-    """The image at ``path``; when it cannot be read, None if ``unreadable`` collects such images (the failure is
-    added to it and said on stderr), else the :class:`~darkir.imageio.ImageReadError`."""
-    try:
-        return read_image(path)
-    except (ImageReadError, OSError) as exc:
-        if unreadable is None:
-            raise
-        skip_unreadable_image(exc, unreadable)
-        return None
-
-
 def restore_unpaired(
     restorer: Restorer,
     pairs: list[Pair],
@@ -299,7 +229,7 @@ def restore_unpaired(
     ``listed``: the names :func:`mark_results` lists, just before the first image is written."""
     rows: list[UnpairedRow] = []
     for pair in tqdm(pairs, desc="restoring", unit="img", disable=not progress):
-        image = _read(pair.low, unreadable)
+        image = read_or_skip(pair.low, unreadable)
         if image is None:
             continue
         before = image.rgb
@@ -318,31 +248,6 @@ def restore_unpaired(
     return rows
 
 
-def score_folder(
-    pairs: Sequence[Pair], progress: bool = True, unreadable: list[str] | None = None
-) -> list[tuple[str, NoReferenceScores]]:
-    """No-reference scores of every image of a folder (as listed by :func:`darkir.data.pairs.find_unpaired`). An image
-    that cannot be read raises, or is skipped and added to ``unreadable`` (``path: why``) when given."""
-    images = (
-        (pair.name, _read(pair.low, unreadable))
-        for pair in tqdm(pairs, desc="scoring", unit="img", disable=not progress)
-    )
-    return [(name, no_reference_scores(image.rgb)) for name, image in images if image is not None]
-
-
-def write_scores_csv(path: Path, rows: Sequence[tuple[str, dict[str, float]]], overwrite: bool = True) -> None:
-    """One row per image: its name, then each score (column names from the first row; none without rows). Written
-    atomically; an existing file is replaced only with ``overwrite``."""
-    write_csv_rows(path, scores_csv_rows(rows), overwrite)
-
-
-def scores_csv_rows(rows: Sequence[tuple[str, dict[str, float]]]) -> list[list[str]]:
-    """The rows of :func:`write_scores_csv`'s file, its header first."""
-    lines = [["image", *(rows[0][1] if rows else ())]]
-    lines += [[name, *(f"{v:.5f}" for v in values.values())] for name, values in rows]
-    return lines
-
-
 def unpaired_csv_rows(rows: Sequence[UnpairedRow]) -> list[tuple[str, dict[str, float]]]:
     """Rows for :func:`write_scores_csv`: each score before (``_in``) and after (``_out``) restoration."""
     return [
@@ -353,27 +258,6 @@ def unpaired_csv_rows(rows: Sequence[UnpairedRow]) -> list[tuple[str, dict[str, 
         )
         for row in rows
     ]  # fmt: skip
-
-
-def _mean(values: Sequence[float]) -> tuple[float, int]:
-    """The mean of the values that are not NaN (NaN without any), and their count."""
-    return mean_of_defined(values), sum(not math.isnan(value) for value in values)
-
-
-def _scores_text(niqe: Interval, brightness: float, noise: tuple[float, int], total: int) -> str:
-    """``NIQE m [lo, hi], brightness b, noise sigma n``, each mean saying how many of ``total`` images it covers
-    where not all have a value."""
-    return (
-        f"NIQE {niqe.as_text(3, signed=False)}{count_note(niqe.images, total)}, brightness {brightness:.3f}, "
-        f"noise sigma {format_number(noise[0], '.4f')}{count_note(noise[1], total)}"
-    )
-
-
-def mean_line(label: str, scores: Sequence[NoReferenceScores]) -> str:
-    """``label: NIQE m [lo, hi], brightness b, noise n`` over images (95% bootstrap interval for NIQE)."""
-    niqe_interval = bootstrap_mean(np.array([s.niqe for s in scores], dtype=np.float64))
-    brightness = _mean([s.brightness for s in scores])[0]
-    return f"{label}: {_scores_text(niqe_interval, brightness, _mean([s.noise for s in scores]), len(scores))}"
 
 
 def niqe_change_line(rows: Sequence[UnpairedRow]) -> str | None:
@@ -388,129 +272,3 @@ def niqe_change_line(rows: Sequence[UnpairedRow]) -> str | None:
         f"NIQE of the {int(both.sum())} images scored in and out (the means above cover different images): "
         f"{before[both].mean():.3f} -> {after[both].mean():.3f}"
     )
-
-
-def unpaired_line(name: str, entry: dict, total: int) -> str:
-    """One line of a method's means in a :func:`compare_unpaired` summary."""
-    noise = (entry["noise"], entry["noise_images"])
-    return f"{name}: {_scores_text(Interval.of(entry['niqe']), entry['brightness'], noise, total)}"
-
-
-def niqe_apart(summary: dict) -> bool:
-    """Whether the NIQE means of a :func:`compare_unpaired` summary cover different images (a flat or small input has
-    none, its output one): some method's mean covers other images than the reference's, as its paired difference,
-    over the images both score, says by its count."""
-    entries = list(summary["methods"].values())
-    reference = entries[0]["niqe"]["images"]
-    return any(
-        entry["niqe"]["images"] != reference or entry["niqe_vs_reference"]["images"] != reference
-        for entry in entries[1:]
-    )
-
-
-def niqe_apart_lines(summary: dict) -> list[str]:
-    """Where the NIQE means of a :func:`compare_unpaired` summary cover different images (:func:`niqe_apart`), each
-    method's paired NIQE difference against the first method, over the images both score; else nothing."""
-    if not niqe_apart(summary):
-        return []
-    reference, *others = summary["methods"]
-    lines = [f"the NIQE means cover different images; per image against {reference}, over the images both score:"]
-    for name in others:
-        difference = summary["methods"][name]["niqe_vs_reference"]
-        lines.append(f"  {name}: ΔNIQE {Interval.of(difference).as_text(3)} ({plural(difference['images'])})")
-    return lines
-
-
-def compare_unpaired(
-    methods: Sequence[Method], pairs: Sequence[Pair], output: Path, resamples: int = 2000, progress: bool = True
-) -> dict:
-    """No-reference scores of every method on unpaired inputs (each output scored, then dropped; nothing is
-    kept in memory but the scores), with bootstrap intervals and paired differences against ``methods[0]``.
-
-    Writes ``summary.json`` (it marks the folder as a report, see :func:`~darkir.eval.reports.check_report_folder`),
-    ``per_image.csv`` and ``report.md`` into ``output`` in place of an earlier report, its pictures included
-    (:func:`~darkir.eval.reports.replace_report`); returns the summary.
-    """
-    unique_names(methods)
-    output.mkdir(parents=True, exist_ok=True)
-    scores: dict[str, list[NoReferenceScores]] = {method.name: [] for method in methods}
-    for pair in tqdm(pairs, desc="comparing", unit="img", disable=not progress):
-        image = read_image(pair.low)
-        x = torch.from_numpy(np.ascontiguousarray(image.rgb)).permute(2, 0, 1)[None]
-        for method in methods:
-            out = prepare(method.run(x), "8bit", image.bit_depth, image.grayscale)  # quantized as saved, not coded
-            scores[method.name].append(no_reference_scores(out[0].permute(1, 2, 0).numpy()))
-    reference, sources = methods[0].name, {method.name: method.source for method in methods}
-    summary: dict = {
-        "images": len(pairs),
-        "resamples": resamples,
-        "bootstrap_seed": 0,
-        "min_interval_images": MIN_INTERVAL_IMAGES,
-        "methods": {},
-    }
-    reference_niqe = np.array([s.niqe for s in scores[reference]], dtype=np.float64)
-    for name, values in scores.items():
-        niqe_values = np.array([s.niqe for s in values], dtype=np.float64)
-        noise, noise_images = _mean([s.noise for s in values])
-        entry = {
-            "niqe": vars(bootstrap_mean(niqe_values, resamples)),
-            "brightness": _mean([s.brightness for s in values])[0],
-            "noise": noise,
-            "noise_images": noise_images,
-        }
-        if name != reference:
-            entry["niqe_vs_reference"] = paired(niqe_values - reference_niqe, "niqe", resamples)
-        if sources.get(name):
-            entry["source"] = sources[name]
-        summary["methods"][name] = entry
-    rows = [
-        (pair.name, {f"{key}:{name}": value for name, values in scores.items()
-                     for key, value in asdict(values[i]).items()})
-        for i, pair in enumerate(pairs)
-    ]  # fmt: skip
-    files = {
-        "summary.json": text_bytes(json.dumps(json_numbers(summary), indent=2, allow_nan=False)),
-        "per_image.csv": csv_bytes(scores_csv_rows(rows)),
-        "report.md": text_bytes(_render_unpaired(summary, reference)),
-    }
-    replace_report(output, files)
-    return summary
-
-
-def _render_unpaired(summary: dict, reference: str) -> str:
-    """The markdown report of :func:`compare_unpaired`: means with intervals, and paired NIQE differences."""
-    total = summary["images"]
-    intervals = [entry["niqe"] for entry in summary["methods"].values()]
-    intervals += [entry["niqe_vs_reference"] for entry in summary["methods"].values() if "niqe_vs_reference" in entry]
-    too_few = any(0 < interval["images"] < MIN_INTERVAL_IMAGES for interval in intervals)
-    lines = [
-        "# Comparison on unpaired images",
-        "",
-        f"{plural(total)}; outputs clamped to [0,1] and quantized to 8 bits; NIQE: lower is better "
-        f"(images under 96x96 have none); 95% intervals from a bootstrap over images ({summary['resamples']} "
-        "resamples, seed 0). Per-image values are in `per_image.csv`. A mean or difference over only some of the "
-        "images (the others have no value) says how many it covers.",
-        *(["", TOO_FEW_NOTE] if too_few else []),
-        *(["", NIQE_APART_NOTE] if niqe_apart(summary) else []),
-        "",
-        "| method | NIQE ↓ [95% CI] | mean brightness | noise sigma |",
-        "| --- | --- | --- | --- |",
-    ]
-    for name, entry in summary["methods"].items():
-        niqe_cell = Interval.of(entry["niqe"]).as_text(3, signed=False) + count_note(entry["niqe"]["images"], total)
-        noise_cell = format_number(entry["noise"], ".4f") + count_note(entry["noise_images"], total)
-        lines.append(f"| {name} | {niqe_cell} | {entry['brightness']:.3f} | {noise_cell} |")
-    lines += sources_note(summary["methods"])
-    lines += [
-        "",
-        f"## NIQE differences against {reference} (per image, paired; negative is better)",
-        "",
-        "| method | ΔNIQE [95% CI] | better on |",
-        "| --- | --- | --- |",
-    ]
-    for name, entry in summary["methods"].items():
-        if "niqe_vs_reference" in entry:
-            d = entry["niqe_vs_reference"]
-            wins = format_number(d["win_rate"], ".0%")
-            lines.append(f"| {name} | {Interval.of(d).as_text(3)}{count_note(d['images'], total)} | {wins} |")
-    return "\n".join([*lines, ""])
