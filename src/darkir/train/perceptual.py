@@ -4,14 +4,14 @@ reference, from ImageNet weights the user already has (darkir downloads nothing)
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from darkir.errors import ConfigError, first_line
+from darkir.errors import CheckpointError, ConfigError
+from darkir.weightfiles import load_weights_file, state_mismatch
 
 #: VGG19's convolution widths, ``"M"`` a 2x2 max-pool, up to its fifth block's first convolution (the last features
 #: the loss takes): the start of torchvision's ``vgg19().features``, whose ImageNet weights load into
@@ -92,15 +92,21 @@ class PerceptualLoss:
 
 def load_vgg19(path: str | os.PathLike[str] | None = None) -> VGG19Features:
     """:class:`VGG19Features` with the ImageNet weights of torchvision's file at ``path`` (by default
-    :func:`vgg19_weights_path`); a ConfigError naming ``train.perceptual`` where it is missing or does not fit."""
+    :func:`vgg19_weights_path`); a ConfigError naming ``train.perceptual`` and the file where it is missing, cannot
+    be read, or holds no such weights (other tensors, or values that are not finite)."""
     path = vgg19_weights_path() if path is None else Path(path)
     check_vgg19_weights(path)
+    expected = f"train.perceptual needs torchvision's VGG19 ImageNet weights ({VGG19_FILE}) there"
     try:
-        stored = torch.load(path, map_location="cpu", weights_only=True)
-        model = VGG19Features()
-        model.load_state_dict({key: stored[key] for key in model.state_dict()}, strict=True)  # (the rest unused)
-    except (OSError, RuntimeError, AttributeError, EOFError, ValueError, KeyError, pickle.UnpicklingError) as exc:
-        raise ConfigError(
-            f"train.perceptual: {path} holds no VGG19 weights of torchvision's ({first_line(exc)})"
-        ) from None
+        state = load_weights_file(path, expected)
+    except CheckpointError as exc:
+        raise ConfigError(f"train.perceptual: {exc}") from None
+    model = VGG19Features()
+    wanted = {key: tuple(tensor.shape) for key, tensor in model.state_dict().items()}
+    problem = state_mismatch(state, wanted)
+    if problem is None and not all(torch.isfinite(state[key]).all() for key in wanted):
+        problem = "some of its weights are not finite"
+    if problem is not None:
+        raise ConfigError(f"train.perceptual: {path}: not VGG19's weights ({problem}); {expected}")
+    model.load_state_dict({key: state[key] for key in wanted}, strict=True)  # (the classifier's are not used)
     return model.requires_grad_(False).eval()
