@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import socket
@@ -194,6 +195,29 @@ def test_resume_notes_changed_data_and_step_settings(dataset, tmp_path, capsys):
     )
 
 
+def test_resume_notes_other_anchor_weights_under_the_same_name(dataset, tmp_path, capsys, tiny_checkpoint):
+    """train.anchor's file replaced by other weights between runs changed the loss without a word (only its name
+    was compared)."""
+    import shutil
+
+    from darkir.checkpoint import save_checkpoint
+    from darkir.models.factory import build_model
+    from tests.conftest import TINY, randomize
+
+    anchor = shutil.copy(tiny_checkpoint, tmp_path / "anchor.pt")
+    run, extra = tmp_path / "a", (f"train.anchor={anchor}",)
+    train(_options(dataset, run, *extra), progress=False, max_steps=1, init_from=tiny_checkpoint)
+    train(_options(dataset, run, *extra), resume=True, progress=False, max_steps=2)
+    assert "note" not in capsys.readouterr().err
+    anchor.unlink()
+    save_checkpoint(anchor, randomize(build_model("darkir-csf-w32", **TINY), seed=12))
+    train(_options(dataset, run, *extra), resume=True, progress=False, max_steps=3)
+    assert (
+        f"--resume continues {run / 'last.pt'} with other train.anchor weights from step 2 on: the anchor holds "
+        "other weights than when the run was saved" in capsys.readouterr().err
+    )
+
+
 def test_resume_notes_another_validation_set_on_which_the_best_was_not_chosen(dataset, tmp_path, capsys):
     """A run resumed on another validation set compares its scores with a best chosen on the first one: said."""
     run = tmp_path / "v"
@@ -367,6 +391,30 @@ def test_the_official_perceptual_loss_trains_from_vgg19_weights_in_torchs_cache(
     assert train(_options(dataset, tmp_path / "run", *extra), progress=False, max_steps=1).steps == 1
     with pytest.raises(ConfigError, match=r"train\.perceptual_criterion: 'fro' is not supported"):
         train(_options(dataset, tmp_path / "fro", *extra, "train.perceptual_criterion=fro"), progress=False)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ([1, 2, 3], r"not VGG19's weights \(it holds a list, not a state_dict\)"),
+        (b"\x00garbage" * 50, r"not a PyTorch weights file"),
+        ("nan", r"not VGG19's weights \(some of its weights are not finite\)"),
+        ({"features.0.weight": torch.zeros(64, 3, 3, 3)}, r"not VGG19's weights \(features\.0\.bias is missing\)"),
+    ],
+)
+def test_a_vgg19_file_that_holds_no_vgg19_weights_is_named(tmp_path, content, problem):
+    """A list gave "TypeError: list indices must be integers", random bytes torch's advice to load unsafely, and NaN
+    weights "the loss became nan ...; lower train.lr_initial"."""
+    from darkir.train.perceptual import VGG19Features, load_vgg19
+
+    path = tmp_path / "vgg19.pth"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        state = VGG19Features().state_dict()
+        torch.save({key: value * math.nan for key, value in state.items()} if content == "nan" else content, path)
+    with pytest.raises(ConfigError, match=rf"^train\.perceptual: {re.escape(str(path))}: {problem}"):
+        load_vgg19(path)
 
 
 def test_anchor_keeps_a_fine_tunes_detail_near_the_anchors(dataset, tmp_path, tiny_checkpoint):

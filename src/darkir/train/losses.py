@@ -3,6 +3,8 @@ fine-tunes."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 
 import torch
@@ -117,6 +119,16 @@ class DetailAnchor:
         except (CheckpointError, ConfigError) as error:
             raise ConfigError(f"train.anchor: {error}") from error
         self.model = model.to(device, memory_format=memory_format).eval().requires_grad_(False)
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """A SHA-256 of the anchor's weights (names and values), which a resumed run compares with the one its
+        checkpoint recorded: other weights under the same name change the run's loss."""
+        hashed = hashlib.sha256()
+        for name, tensor in self.model.state_dict().items():
+            hashed.update(name.encode())
+            hashed.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return hashed.hexdigest()
 
     def __call__(self, low: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

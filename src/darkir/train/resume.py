@@ -230,8 +230,16 @@ def file_changes(
 ) -> dict[str, str]:
     """Notes, by set (``train``, ``val``), where the pairs of a folder set differ from those the run's checkpoint
     recorded (:func:`darkir.train.sets.file_list`: pairs added, removed, renamed or of another size) under the same
-    options; none where the checkpoint (of an older darkir) records none."""
+    options, and (``anchor``) where ``train.anchor`` holds other weights than it did; none where the checkpoint (of
+    an older darkir) records none."""
     notes = {}
+    theirs_anchor, ours_anchor = (stored or {}).get("anchor"), current.get("anchor")
+    if isinstance(theirs_anchor, str) and ours_anchor is not None and theirs_anchor != ours_anchor:
+        notes["anchor"] = (
+            f"darkir: note: --resume continues {path} with other train.anchor weights from step {step} on: the "
+            "anchor holds other weights than when the run was saved (so it may not end as it would have "
+            "uninterrupted)"
+        )
     for key in ("train", "val"):
         theirs, ours = (stored or {}).get(key), current.get(key)
         if not isinstance(theirs, dict) or ours is None or theirs == ours:

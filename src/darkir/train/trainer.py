@@ -152,6 +152,8 @@ class Trainer:
         self.step = self.epoch = self.epoch_step = 0
         self._make_model()
         self.train_step = TrainStep(options, self.model, self.net, self.total_steps, self.device, self.memory_format)
+        anchor = self.train_step.anchor
+        self.files["anchor"] = anchor.digest if anchor is not None else None  # (a resume compares it too)
         self.best_psnr: float | None = None
         #: Names this run in each of its checkpoints, so that continuing it never replaces another run's best one.
         self.run_id: str | None = uuid.uuid4().hex
@@ -336,6 +338,7 @@ class Trainer:
         changed = file_changes(path, payload.get("data_files"), self.files, self.step, self.best_psnr)
         self._tell(data_changes(path, dumped, stored, self.step))
         self._tell(changed.get("train"))
+        self._tell(changed.get("anchor"))
         if validates(self.options):
             self._tell(validation_changes(path, dumped, stored, self.best_psnr))
             self._tell(changed.get("val"))
