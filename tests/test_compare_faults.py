@@ -124,6 +124,22 @@ def test_compare_unpaired_says_when_its_niqe_means_cover_different_images(tmp_pa
     assert niqe_apart_lines(same) == [] and "not comparable" not in (tmp_path / "report2" / "report.md").read_text()
 
 
+def test_the_grid_of_a_thin_strip_stays_a_picture_of_bounded_size(tmp_path):
+    """Each panel was scaled to 192 px high whatever its width: a 2x3000 strip made a grid 864000 px wide (~20 GB
+    drawn); a panel now fits 192x384 px, an ordinary photo's as before."""
+    from darkir.eval.compare import _grid
+
+    pairs = []
+    for index, (height, width) in enumerate([(2, 3000), (400, 600)]):
+        _write(tmp_path / "low" / f"{index}.png", height, width, seed=index, scale=60)
+        _write(tmp_path / "high" / f"{index}.png", height, width, seed=10 + index)
+        pairs.append(Pair(tmp_path / "low" / f"{index}.png", tmp_path / "high" / f"{index}.png", f"{index}.png"))
+    grid = _grid(pairs, [identity()], [0, 1], "8bit").rgb
+    assert grid.shape == (2 * (192 + 4), 3 * 384, 3)
+    photo_row = grid[196:388]
+    assert photo_row[:, 3 * 288 :].max() == 0 and photo_row[:, : 3 * 288].max() > 0  # 600x400 -> 288x192, as before
+
+
 # 2. one image gives a mean, never an interval or a verdict
 
 

@@ -88,6 +88,19 @@ def _histogram(reference: Scores, others: Sequence[Scores]) -> bytes:
     return buffer.getvalue()
 
 
+#: The box (height, width) each picture of the grid is scaled to fit: 192 px high, unless it is over twice as wide as
+#: high (a 2x3000 strip made a grid 864000 px wide, and ~20 GB of memory went to drawing it).
+_PANEL = (192, 384)
+
+
+def _panel(image: np.ndarray) -> np.ndarray:
+    """``image`` scaled to fit :data:`_PANEL` (aspect kept), padded with black below to its height."""
+    scale = min(_PANEL[0] / image.shape[0], _PANEL[1] / image.shape[1])
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    resized = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return np.pad(resized, ((0, _PANEL[0] - resized.shape[0]), (0, 0), (0, 0)))
+
+
 def _grid(pairs: Sequence[Pair], variants: Sequence[Method], order: list[int], convention: Convention) -> Image:
     """Rows of input | each variant | ground truth for the images at ``order`` (restored again: only these)."""
     rows = []
@@ -98,12 +111,7 @@ def _grid(pairs: Sequence[Pair], variants: Sequence[Method], order: list[int], c
         with torch.inference_mode():
             outputs = [prepare(v.run(x).float().cpu(), convention)[0].clamp(0, 1) for v in variants]
         tiles = [low] + [out.permute(1, 2, 0).numpy() for out in outputs] + [gt]
-        height = 192
-        resized = [
-            cv2.resize(t, (max(1, round(t.shape[1] * height / t.shape[0])), height), interpolation=cv2.INTER_AREA)
-            for t in tiles
-        ]
-        rows.append(np.hstack(resized))
+        rows.append(np.hstack([_panel(tile) for tile in tiles]))
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0))) for r in rows]
     return Image(rgb=np.vstack(rows), alpha=None, bit_depth=8, grayscale=False)
