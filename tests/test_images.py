@@ -110,6 +110,30 @@ def test_a_cmyk_tiff_reads_as_rgb_without_an_alpha_it_does_not_have(tmp_path):
     assert np.abs(image.rgb - expected).max() <= 1.5 / 255
 
 
+def test_an_image_without_read_permission_is_named_not_a_crash(tmp_path, monkeypatch, capsys):
+    """A PNG without read permission (as a user who is not root meets it) raised a bare PermissionError from the
+    signature check: metrics, test and test-unpaired stopped with "error: ...: Permission denied", exit 1, nothing
+    scored; it is a problem named with the file before any work, as an unreadable header is."""
+    import darkir.imageio
+    from darkir.cli import main
+
+    for folder in ("pred", "gt"):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / "a.png"), np.zeros((8, 8, 3)))
+    locked = tmp_path / "pred" / "b.png"
+    locked.write_bytes(b"\x89PNG")  # no header to read: the signature check opens it
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(darkir.imageio, "has_image_signature", denied)
+    with pytest.raises(ImageReadError, match=r"b\.png: cannot read it \(Permission denied\)$"):
+        read_image(locked)
+    cv2.imwrite(str(tmp_path / "gt" / "b.png"), np.zeros((8, 8, 3)))
+    assert main(["metrics", str(tmp_path / "pred"), str(tmp_path / "gt"), "-q", "--no-lpips"]) == 2
+    assert "b.png: cannot read it (Permission denied)" in capsys.readouterr().err
+
+
 def test_a_cielab_tiff_is_refused_rather_than_restored_as_rgb(tmp_path):
     """A Lab TIFF was read as RGB (L*, a*, b* as red, green, blue) and restored orange, with only a warning about its
     ICC profile."""

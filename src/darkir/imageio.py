@@ -88,7 +88,11 @@ def read_image(path: str | os.PathLike[str], check_size: Callable[[int, int], No
             f"{path}: unsupported format {path.suffix or '(no suffix)'}; use {', '.join(IMAGE_SUFFIXES)}"
         )
     header = read_header(path)
-    if header is None and not has_image_signature(path):  # refused before its bytes are read, however many
+    try:
+        signed = header is not None or has_image_signature(path)
+    except OSError as exc:  # no permission to read it, say
+        raise ImageReadError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if not signed:  # refused before its bytes are read, however many
         raise ImageReadError(_undecodable(path))
     if header is not None:
         _refuse(path, header.refusal())
