@@ -12,14 +12,7 @@ from torch import nn
 from darkir.errors import DarkIRError
 from darkir.models.darkir import DarkIR
 from darkir.options import Options
-from darkir.train.losses import (
-    PIXEL_LOSSES,
-    DetailAnchor,
-    global_tone,
-    laplacian_band,
-    side_target,
-    tone_matched,
-)
+from darkir.train.losses import PIXEL_LOSSES, DetailAnchor, global_tone, laplacian_band, side_target, tone_matched
 from darkir.train.perceptual import PerceptualLoss
 
 
