@@ -87,6 +87,22 @@ def test_metrics_names_pred_and_gt_for_an_output_without_a_reference(tmp_path, c
     assert f"darkir: error: PRED {pred} against GT {gt}: 1 problem(s):" in err and "dataset" not in err
 
 
+def test_metrics_notes_outputs_that_are_their_references_own_files(tmp_path, capsys):
+    """An output that links to its reference scored 100 dB, taken into the means without a word."""
+    make_lolblur(tmp_path / "d", scenes=1, frames=2)
+    pred, gt = tmp_path / "d" / "low_blur_noise", tmp_path / "d" / "high_sharp_scaled"
+    linked = pred / "0000" / "0001.png"
+    linked.unlink()
+    linked.symlink_to(gt / "0000" / "0001.png")
+    assert main(["metrics", str(pred), str(gt), "--no-lpips", "-q"]) == 0
+    expected = f"darkir: note: each scored against itself, as a link to its own reference: 1 image of PRED ({linked})"
+    assert expected in capsys.readouterr().err
+    linked.unlink()
+    shutil.copy(gt / "0000" / "0001.png", linked)  # a copy is an output like any other
+    assert main(["metrics", str(pred), str(gt), "--no-lpips", "-q"]) == 0
+    assert "scored against itself" not in capsys.readouterr().err
+
+
 def test_metrics_command_names_missing_and_mismatched_files(tmp_path, capsys):
     make_lolblur(tmp_path / "d", scenes=1, frames=2)
     (tmp_path / "d" / "high_sharp_scaled" / "0000" / "0001.png").unlink()

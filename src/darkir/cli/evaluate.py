@@ -196,6 +196,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     scores = evaluate(method, pairs, "8bit", load_lpips_or_none(args), progress=not args.quiet, skip_unreadable=True)
     print(summary_line(scores, "8bit"))
     _note_unscored_references(pred, gt, pairs)
+    _note_self_references(pairs)
     if csv:
         write_csv(csv, [scores], overwrite=args.overwrite)
     return 1 if scores.unreadable else 0
@@ -215,6 +216,23 @@ def _note_unscored_references(pred: Path, gt: Path, pairs: Sequence[Pair]) -> No
             printable(
                 f"darkir: note: not scored, as PRED has no output for them: {plural(len(unscored))} of GT "
                 f"({some_of(unscored, MAX_NAMED)})"
+            ),
+            file=sys.stderr,
+        )
+
+
+def _note_self_references(pairs: Sequence[Pair]) -> None:
+    """Say which outputs are their references' own files (a link to it): each scored against itself, at 100 dB,
+    which the means take in without a word otherwise."""
+    from darkir.eval.reports import MAX_NAMED, plural
+    from darkir.outputs import is_same_file
+
+    selves = [str(pair.low) for pair in pairs if pair.high is not None and is_same_file(pair.low, pair.high)]
+    if selves:
+        print(
+            printable(
+                f"darkir: note: each scored against itself, as a link to its own reference: {plural(len(selves))} "
+                f"of PRED ({some_of(selves, MAX_NAMED)})"
             ),
             file=sys.stderr,
         )
