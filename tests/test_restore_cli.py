@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 from darkir.cli import main
+from darkir.data.layouts import list_images
+from darkir.errors import DarkIRWarning
 from tests.conftest import REPO
 
 
@@ -151,6 +153,20 @@ def test_inputs_that_yield_nothing(tmp_path, tiny_checkpoint, capsys, make_input
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_pipe_named_like_an_image_in_a_folder_fails_as_when_it_is_named(tmp_path, tiny_checkpoint, capsys):
+    """A FIFO named b.png in a folder was passed over (restored 1, failed 0, exit 0), where naming it fails."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.full((24, 32, 3), 30, np.uint8))
+    _fifo(folder / "b.png")
+    assert main(["restore", str(folder), "-o", str(tmp_path / "out"), "--weights", str(tiny_checkpoint), "-q"]) == 1
+    captured = capsys.readouterr()
+    assert "restored 1, skipped 0 existing, failed 1" in captured.out
+    assert f"{folder / 'b.png'}: not a file or folder (a pipe, socket or device)" in captured.err
+    with pytest.warns(DarkIRWarning, match=r"left out 1 named like images that are no files \(a pipe, socket or"):
+        assert [path.name for path in list_images(folder)] == ["a.png"]
 
 
 def test_unwritable_output_is_one_message(photos, tmp_path, tiny_checkpoint, capsys):

@@ -125,7 +125,8 @@ def _warn_unreadable_folder(error: OSError) -> None:
 def list_images(folder: Path) -> list[Path]:
     """Image files under ``folder``, recursively (linked folders too, as :func:`walk_files` walks), sorted; hidden
     files and files in hidden folders (below ``folder``: a hidden ``folder`` itself is read) skipped. Images in
-    formats darkir does not read are named in a warning (:func:`warn_unread`), as are broken links."""
+    formats darkir does not read are named in a warning (:func:`warn_unread`), as are broken links and pipes, sockets
+    or devices named like images."""
     named = [
         p
         for p in walk_files(folder)
@@ -133,10 +134,16 @@ def list_images(folder: Path) -> list[Path]:
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     ]
     files = [p for p in named if p.is_file()]
-    broken = [str(p) for p in named if not p.is_file() and p.is_symlink()]
+    broken = [str(p) for p in named if not p.is_file() and p.is_symlink() and not p.exists()]
     if broken:
         links = "link" if len(broken) == 1 else "links"
         warn(f"left out {len(broken)} broken {links} (to no file): {some_of(broken, UNREAD_NAMED)}")
+    special = [str(p) for p in named if p.exists() and not p.is_file() and not p.is_dir()]
+    if special:
+        warn(
+            f"left out {len(special)} named like images that are no files (a pipe, socket or device): "
+            f"{some_of(special, UNREAD_NAMED)}"
+        )
     warn_unread([p for p in files if p.suffix.lower() in UNREAD_IMAGE_SUFFIXES])
     return sorted(p for p in files if p.suffix.lower() in IMAGE_SUFFIXES)
 

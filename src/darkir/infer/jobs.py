@@ -114,7 +114,7 @@ def glob_files(pattern: str) -> list[Path]:
 
 def _missing(path: Path) -> str:
     """Why an input that is neither a file, a folder nor a pattern gives nothing."""
-    if path.is_symlink():
+    if path.is_symlink() and not path.exists():
         return "a symbolic link to nothing (its target is missing, or it leads back to itself)"
     if path.exists():
         return "not a file or folder (a pipe, socket or device)"
@@ -238,16 +238,19 @@ class _Expansion:
                 self._add(source, relative)
 
     def _inputs(self, files: Iterable[Path]) -> list[Path]:
-        """The inputs among ``files``; images in formats darkir does not read are noted in ``unread``, links of an
-        input's name to nothing (a photo on a drive not mounted) in ``broken``."""
+        """The inputs among ``files``; images in formats darkir does not read are noted in ``unread``; what is named
+        as an input but holds none, a link to nothing (a photo on a drive not mounted) or a pipe, socket or device,
+        in ``broken``."""
         files = list(files)
         self.unread.extend(path for path in files if _is_input(path, UNREAD_IMAGE_SUFFIXES))
         self.broken.extend(
             path
             for path in files
             if _named_as_input(path, self.suffixes)
-            and path.is_symlink()
-            and not path.exists()
+            and (
+                (path.is_symlink() and not path.exists())
+                or (path.exists() and not path.is_file() and not path.is_dir())
+            )
             and not is_inside(path, self.output_dir)
         )
         return [path for path in files if _is_input(path, self.suffixes) and not _other_than_video(path)]
