@@ -314,6 +314,39 @@ def test_an_interrupted_ray_run_counts_the_outputs_its_workers_wrote(tmp_path, m
     assert report.done == [Path("out") / "a.png", Path("out") / "b.png"] and report.count() == 2
 
 
+class _InterruptedAfterOne(_InterruptedRay):
+    """A Ray whose workers replace the first output only (written anew, as outputs are) before Ctrl-C."""
+
+    def iter_rows(self):
+        first = Path(self.rows[0]["target"])
+        first.with_suffix(".new").write_bytes(b"restored")
+        first.with_suffix(".new").replace(first)
+        yield {"index": 0, "status": "done", "message": "", "tiled": False}
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_overwrite_ray_run_counts_only_the_outputs_it_replaced(tmp_path, monkeypatch):
+    """With --overwrite every output existed before the run: an interrupted run said all were restored ("0 not
+    restored") though its workers had replaced none of the others."""
+    import darkir.cluster
+    from darkir.infer.files import Report
+    from darkir.infer.jobs import Job
+
+    jobs = _jobs(tmp_path, monkeypatch)
+    for name in ("b.png", "c.png"):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / name)
+        jobs.append(Job(Path(name), Path("out") / name))
+    (tmp_path / "out").mkdir(exist_ok=True)
+    for job in jobs:
+        job.target.write_bytes(b"an earlier run's output")
+    monkeypatch.setattr(darkir.cluster, "_ray", lambda: _InterruptedAfterOne({"CPU": 2}))
+    report = Report()
+    settings = darkir.cluster.WorkerSettings(overwrite=True)
+    with pytest.raises(KeyboardInterrupt):
+        darkir.cluster.restore_jobs(torch.nn.Identity(), jobs, settings, workers=1, progress=False, report=report)
+    assert report.done == [Path("out") / "a.png"] and report.count() == 1
+
+
 @pytest.mark.parametrize("threads", [-1, 0, 2.5, True])
 def test_restore_dataset_refuses_a_thread_count_before_ray_starts(tmp_path, monkeypatch, threads):
     """threads=-1 started Ray, whose actor then died in torch.set_num_threads with a traceback."""

@@ -223,6 +223,7 @@ def restore_jobs(
     settings = _for_pool(settings, cpus_per_worker, gpus_per_worker)
     if not pending:
         return report
+    before = {job.target: _stamp(job.target) for job in pending}  # outputs --overwrite replaces exist already
     ray, read = _ray(), set()
     try:
         with _session(ray, address):
@@ -251,7 +252,7 @@ def restore_jobs(
                 job = pending[int(row["index"])]
                 report.record(job, Outcome(str(row["status"]), str(row["message"]), bool(row["tiled"])), verbose)
     except KeyboardInterrupt:
-        _record_unread(report, pending, read)
+        _record_unread(report, pending, read, before)
         raise
     finally:  # a stopped run's workers are gone now: their part and lock files go too
         clean_stale_outputs(pending)
@@ -271,11 +272,25 @@ def _to_restore(jobs: Sequence[Job], report: Report, overwrite: bool) -> list[Jo
     return pending
 
 
-def _record_unread(report: Report, pending: Sequence[Job], read: set[int]) -> None:
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """The file at ``path`` as :func:`_record_unread` tells a new one from an old one (inode, change time in ns,
+    size: an output is written to a new file that replaces the old); None where there is none."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_ino, status.st_ctime_ns, status.st_size
+
+
+def _record_unread(
+    report: Report, pending: Sequence[Job], read: set[int], before: dict[Path, tuple[int, int, int] | None]
+) -> None:
     """Record as restored the outputs that the workers of an interrupted run (gone now) wrote but whose rows were
-    never read: those of ``pending`` (none existed before the run) not in ``read`` that exist."""
+    never read: those of ``pending`` not in ``read`` whose file is there and is not the one ``before`` (their
+    :func:`_stamp` as the run began) found, which ``--overwrite`` would have replaced."""
     for index, job in enumerate(pending):
-        if index not in read and job.target.exists():
+        now = _stamp(job.target)
+        if index not in read and now is not None and now != before.get(job.target):
             report.record(job, Outcome("done", "", False))
 
 
