@@ -108,6 +108,21 @@ def test_an_output_name_too_long_fails_before_ray_starts(tmp_path, tiny_checkpoi
     assert "File name too long" in captured.err
 
 
+def test_a_ray_run_that_cannot_start_leaves_no_empty_output_folder(tmp_path, tiny_checkpoint, capsys, monkeypatch):
+    """The local engine removes the output folder it made where nothing was written; the Ray engine left it (and
+    its new parents) behind, empty, when Ray could not start its workers or every input failed."""
+    import darkir.cluster
+
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    monkeypatch.setattr(darkir.cluster, "_ray", lambda: _FakeRay({"CPU": 2}))
+    out = tmp_path / "new" / "out"
+    args = ["restore", str(image), "-o", str(out), "--engine", "ray", "--cpus-per-worker", "5", "--weights"]
+    assert main([*args, str(tiny_checkpoint)]) == 2
+    assert "no room for one worker" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
 def test_missing_ray_unreachable_cluster_and_bad_flags_are_named(tmp_path, tiny_checkpoint, capsys, monkeypatch):
     image = tmp_path / "a.png"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)

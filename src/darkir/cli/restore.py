@@ -117,29 +117,29 @@ def _restore_on_ray(args: argparse.Namespace, jobs: list, report: Report) -> Rep
     from pathlib import Path
 
     from darkir.cluster import WorkerSettings, preflight, restore_jobs
-    from darkir.outputs import check_writable_dir, ensure_writable_dir
+    from darkir.outputs import check_writable_dir, output_folder
 
     restore = settings_from_args(args)
     preflight(args.address)
     check_writable_dir(Path(args.output))
     model = model_from_args(args)
-    ensure_writable_dir(Path(args.output))
     cpus = args.cpus_per_worker or 1.0
     settings = WorkerSettings(
         **vars(restore), threads=args.threads, overwrite=args.overwrite, codec=args.codec, crf=args.crf
     )
-    return restore_jobs(
-        model,
-        jobs,
-        settings,
-        address=args.address,
-        workers=args.workers,
-        cpus_per_worker=cpus,
-        gpus_per_worker=args.gpus_per_worker or 0.0,
-        progress=not args.quiet,
-        verbose=args.verbose,
-        report=report,
-    )
+    with output_folder(Path(args.output)):  # not left behind empty where Ray fails to start or every input fails
+        return restore_jobs(
+            model,
+            jobs,
+            settings,
+            address=args.address,
+            workers=args.workers,
+            cpus_per_worker=cpus,
+            gpus_per_worker=args.gpus_per_worker or 0.0,
+            progress=not args.quiet,
+            verbose=args.verbose,
+            report=report,
+        )
 
 
 def cmd_video(args: argparse.Namespace) -> int:
