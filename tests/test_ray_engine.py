@@ -75,7 +75,7 @@ def test_ray_flags_need_the_ray_engine(tmp_path, tiny_checkpoint, capsys):
     image = tmp_path / "a.png"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
     code = main(["restore", str(image), "-o", str(tmp_path / "out"), "--workers", "2"])
-    assert code == 2 and "--workers need --engine ray" in capsys.readouterr().err
+    assert code == 2 and "--workers needs --engine ray" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

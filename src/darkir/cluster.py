@@ -306,7 +306,8 @@ def _for_pool(settings: WorkerSettings, cpus: float, gpus: float) -> WorkerSetti
 
 
 def _results(dataset: Any, total: int, progress: bool, size: int) -> Iterator[dict[str, Any]]:
-    with tqdm(total=total, desc=f"restoring on {size} Ray workers", unit="file", disable=not progress) as bar:
+    workers = "1 Ray worker" if size == 1 else f"{size} Ray workers"
+    with tqdm(total=total, desc=f"restoring on {workers}", unit="file", disable=not progress) as bar:
         try:
             for row in dataset.iter_rows():
                 bar.update()

@@ -48,7 +48,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     refuse_empty(args, _PATHS)
     ray_flags = [flag for flag, value in _RAY_FLAGS.items() if getattr(args, value) is not None]
     if args.engine == "local" and ray_flags:
-        print(f"darkir: error: {', '.join(ray_flags)} need --engine ray", file=sys.stderr)
+        verb = "needs" if len(ray_flags) == 1 else "need"
+        print(f"darkir: error: {', '.join(ray_flags)} {verb} --engine ray", file=sys.stderr)
         return 2
     output = Path(args.output)
     suffix = output_suffix(args.format, f"--format {args.format or repr('')}")
