@@ -142,6 +142,11 @@ def test_missing_ray_unreachable_cluster_and_bad_flags_are_named(tmp_path, tiny_
     assert main(command) == 2
     assert f"cannot reach the Ray cluster at {address}" in capsys.readouterr().err
     monkeypatch.delenv("RAY_ADDRESS")
+    client = f"ray://{address}"  # a Ray Client's address: checked too (Ray tried for ~33 s after the model loaded)
+    with monkeypatch.context() as patch:
+        patch.setattr("darkir.cluster._ray", lambda: _FakeRay({"CPU": 2}, init_error=AssertionError))
+        assert main([*command, "--address", client]) == 2
+    assert f"cannot reach the Ray cluster at {client}: " in capsys.readouterr().err
     assert main([*command, "--address", ""]) == 2  # an unset variable: was "cannot reach ... at None"
     assert "the Ray cluster's address is empty" in capsys.readouterr().err
     for flag, value in (("--workers", "0"), ("--cpus-per-worker", "0"), ("--gpus-per-worker", "-1")):

@@ -102,12 +102,20 @@ def _ray() -> ModuleType:
     return ray
 
 
+#: The port a Ray Client server listens on where a ``ray://`` address names none.
+RAY_CLIENT_PORT = 10001
+
+
 def _check_reachable(address: str) -> None:
-    """Fail at once, naming the address, when a ``host:port`` cluster address does not answer (Ray itself would
-    retry for minutes)."""
-    host, _, port = address.rpartition(":")
-    if "://" in address or not host or not port.isdigit():
-        return  # "auto", "local", "ray://...": Ray resolves those
+    """Fail at once, naming the address, when a ``host:port`` cluster address (or a Ray Client's
+    ``ray://host[:port]``, port 10001 by default) does not answer (Ray itself would retry for minutes, or half a
+    minute for a client)."""
+    target = address.removeprefix("ray://")
+    if target != address and not target.rpartition(":")[2].isdigit():
+        target = f"{target}:{RAY_CLIENT_PORT}"
+    host, _, port = target.rpartition(":")
+    if "://" in target or not host or not port.isdigit():
+        return  # "auto", "local", another scheme: Ray resolves those
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()  # "[::1]:6379": IPv6 in brackets
     except OSError as exc:
