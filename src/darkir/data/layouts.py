@@ -133,12 +133,14 @@ def list_images(folder: Path) -> list[Path]:
         if p.suffix.lower() in IMAGE_SUFFIXES + UNREAD_IMAGE_SUFFIXES
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     ]
-    files = [p for p in named if p.is_file()]
-    broken = [str(p) for p in named if not p.is_file() and p.is_symlink() and not p.exists()]
+    files, others = [], []
+    for path in named:
+        (files if path.is_file() else others).append(path)
+    broken = [str(p) for p in others if p.is_symlink() and not p.exists()]
     if broken:
         links = "link" if len(broken) == 1 else "links"
         warn(f"left out {len(broken)} broken {links} (to no file): {some_of(broken, UNREAD_NAMED)}")
-    special = [str(p) for p in named if p.exists() and not p.is_file() and not p.is_dir()]
+    special = [str(p) for p in others if p.exists() and not p.is_dir()]
     if special:
         warn(
             f"left out {len(special)} named like images that are no files (a pipe, socket or device): "

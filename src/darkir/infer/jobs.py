@@ -38,7 +38,7 @@ class Job:
 
 
 def _is_input(path: Path, suffixes: tuple[str, ...]) -> bool:
-    return path.is_file() and _named_as_input(path, suffixes)
+    return _named_as_input(path, suffixes) and path.is_file()  # (the name first: no stat for other files)
 
 
 #: Suffixes of MPEG transport streams that other files share (``.ts``, ``.mts``: TypeScript sources): such a file met
@@ -247,10 +247,9 @@ class _Expansion:
             path
             for path in files
             if _named_as_input(path, self.suffixes)
-            and (
-                (path.is_symlink() and not path.exists())
-                or (path.exists() and not path.is_file() and not path.is_dir())
-            )
+            and not path.is_file()  # a link to nothing, or a pipe, socket or device (or a link to one)
+            and (path.is_symlink() or path.exists())
+            and not path.is_dir()
             and not is_inside(path, self.output_dir)
         )
         return [path for path in files if _is_input(path, self.suffixes) and not _other_than_video(path)]
