@@ -272,12 +272,13 @@ def output_folder(folder: Path) -> Iterator[None]:
     try:
         yield
     finally:
-        inside = sorted(folder.rglob("*"), reverse=True) if made else []  # subfolders made in it (deepest first)
-        for path in inside:
-            with contextlib.suppress(OSError):
-                path.rmdir()  # only an empty folder (a file is left, and so is the folder holding it)
+        if made:  # its folders, deepest first (itself last), each removed where it holds no file
+            for inside, _, files in os.walk(folder, topdown=False):
+                if not files:
+                    with contextlib.suppress(OSError):
+                        os.rmdir(inside)  # fails where a subfolder is left: only an empty folder goes
         with contextlib.suppress(OSError):
-            for path in made:
+            for path in made[1:]:
                 path.rmdir()  # only an empty folder: the first one that is not stops the rest
 
 
