@@ -231,7 +231,7 @@ def restore_jobs(
     settings = _for_pool(settings, cpus_per_worker, gpus_per_worker)
     if not pending:
         return report
-    before = {job.target: _stamp(job.target) for job in pending}  # outputs --overwrite replaces exist already
+    before = {job.target: _stamp(job.target) for job in pending} if settings.overwrite else {}  # (else none exist)
     ray, read = _ray(), set()
     try:
         with _session(ray, address):
