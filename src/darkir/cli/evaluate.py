@@ -26,7 +26,7 @@ from darkir.cli.common import (
     trained_model,
     use_threads,
 )
-from darkir.errors import DarkIRError, printable, some_of, warnings_held
+from darkir.errors import DarkIRError, printable, some_of, warn, warnings_held
 
 if TYPE_CHECKING:
     from darkir.data.pairs import Pair
@@ -405,6 +405,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     refuse_empty(args)
     if args.exposure_target > 1:
         raise DarkIRError(f"--exposure-target is a mean brightness in (0, 1], got {args.exposure_target:g}")
+    if args.resamples < ADVISED_RESAMPLES:
+        warn(
+            f"--resamples {args.resamples}: 95% intervals from fewer than {ADVISED_RESAMPLES:,} bootstrap resamples "
+            "have rough ends (from one, a single point), and so have the verdicts drawn from them; the default is 2000"
+        )
     if args.unpaired:
         _refuse_paired(Path(args.data), None, "compare --unpaired")
     output = Path(args.output)
@@ -442,6 +447,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 #: The most bootstrap resamples: each draws every image, and all are held at once (8 bytes an image each).
 MAX_RESAMPLES = 100_000
+#: Fewer bootstrap resamples than this give rough interval ends (from one, a point), and verdicts drawn from them.
+ADVISED_RESAMPLES = 1000
 
 
 def resample_count(text: str) -> int:
