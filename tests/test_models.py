@@ -202,6 +202,8 @@ def test_a_model_too_large_for_memory_is_named_before_torch_allocates(monkeypatc
     monkeypatch.setattr(darkir.hostmemory, "cpu_available_memory", lambda: 1 << 20)
     with pytest.raises(OutOfMemoryError, match=r"a DarkIR of width 32 holds 13 MB of weights, more than the 1 MB free"):
         create_model("darkir-w32")
+    with pytest.raises(OutOfMemoryError, match=r"a DarkIR of width 32 holds 14 MB of weights"):
+        create_model("darkir-csf-w32-synth")  # weights too: checked on the meta model their shapes were checked on
     monkeypatch.undo()
     with pytest.raises(ConfigError, match=r"no model can be made of this config \(.*overflow"):
         create_model("darkir-w32", width=10**9)

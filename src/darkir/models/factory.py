@@ -53,22 +53,30 @@ def build_model(config: ModelConfig | Mapping[str, Any] | str | None = None, **o
     """A randomly initialized DarkIR (in training mode) from a zoo name or config: the random init of
     :func:`create_model`, and the one place a DarkIR is made. On the CPU, a config whose weights would not fit in
     the free memory is an OutOfMemoryError (a MemoryError) naming their size (torch's allocator named only bytes)."""
-    resolved = zoo.resolve_config(config, **overrides)
+    return _made(zoo.resolve_config(config, **overrides))
+
+
+def _made(config: ModelConfig, shapes: DarkIR | None = None) -> DarkIR:
+    """A DarkIR of a whole ``config`` on the default device; on the CPU, its weights' memory checked first (from
+    ``shapes``, its twin on the meta device, where the caller has one)."""
     if torch.get_default_device().type == "cpu":
-        _check_weights_fit(resolved)
-    return DarkIR(config=resolved)
+        _check_weights_fit(config, shapes)
+    return DarkIR(config=config)
 
 
-def _check_weights_fit(config: ModelConfig) -> None:
-    """Raise an OutOfMemoryError where the weights of a DarkIR of ``config`` need more memory than the CPU has free."""
+def _check_weights_fit(config: ModelConfig, shapes: DarkIR | None) -> None:
+    """Raise an OutOfMemoryError where the weights of a DarkIR of ``config`` (``shapes``, else one made on the meta
+    device) need more memory than the CPU has free."""
     from darkir.hostmemory import cpu_available_memory
     from darkir.infer.memory import format_memory
 
-    with torch.device("meta"):
-        try:
-            need = sum(p.numel() * p.element_size() for p in DarkIR(config=config).parameters())
-        except RuntimeError as exc:  # sizes past what torch can index (a width of 10**9, say)
-            raise ConfigError(f"no model can be made of this config ({first_line(exc)})") from None
+    if shapes is None:
+        with torch.device("meta"):
+            try:
+                shapes = DarkIR(config=config)
+            except RuntimeError as exc:  # sizes past what torch can index (a width of 10**9, say)
+                raise ConfigError(f"no model can be made of this config ({first_line(exc)})") from None
+    need = sum(p.numel() * p.element_size() for p in shapes.parameters())
     free = cpu_available_memory()
     if need > free:
         raise OutOfMemoryError(
@@ -94,7 +102,7 @@ def load_model(
             raise CheckpointError(f"checkpoint {path}: no model can be made of its config ({reason})") from None
         check_fits(shapes, state_dict, source=f"checkpoint {path}")
     with torch.random.fork_rng(devices=[]):  # the random init the weights replace leaves the caller's RNG as it was
-        model = build_model(settings)
+        model = _made(settings, shapes)
     model.load_state_dict(state_dict, strict=True)
     return model.to(device).eval()
 
