@@ -179,12 +179,11 @@ class Restorer:
         self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
         #: The input shapes (batch, height, width) that ``compile="auto"`` runs compiled (:meth:`expect`).
         self.compiled_shapes: set[tuple[int, int, int]] = set()
+        self._multiple = int(getattr(model, "padder_size", 1))  # the model pads its input to a multiple of this
         self.planner = None
         if tile == "auto":
             width = int(getattr(model, "config", {}).get("width", 32))
-            self.planner = MemoryPlanner(
-                self.device, self.dtype, width, max_memory, multiple=int(getattr(model, "padder_size", 1))
-            )
+            self.planner = MemoryPlanner(self.device, self.dtype, width, max_memory, multiple=self._multiple)
         #: The plan of the last image restored (whole or tiled, and why), by any thread using this Restorer: where
         #: several do, ask :meth:`plan_for` for an image's own plan.
         self.last_plan: Plan | None = None
@@ -356,9 +355,8 @@ class Restorer:
         """:meth:`_run` on a tile or the preview, its edges first repeated out to the model's multiple (whose zero
         padding would otherwise darken a window of a size off the multiple: a 129 px tile is padded by 7 px of
         black) and cut off after."""
-        multiple = int(getattr(self.model, "padder_size", 1))
         height, width = x.shape[-2:]
-        pad_h, pad_w = -height % multiple, -width % multiple
+        pad_h, pad_w = -height % self._multiple, -width % self._multiple
         if not (pad_h or pad_w):
             return self._run(x)
         return self._run(F.pad(x, (0, pad_w, 0, pad_h), mode="replicate"))[..., :height, :width]
