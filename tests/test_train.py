@@ -360,6 +360,19 @@ def test_the_official_edge_loss_trains_and_the_frequency_loss_is_as_official_run
         train(_options(dataset, tmp_path / "none", "train.edge=true", "train.edge_reduction=none"), progress=False)
 
 
+def test_a_loss_of_weight_zero_in_every_term_is_refused_before_any_work(dataset, tmp_path):
+    """``pixel_weight: 0`` and no other loss trained on a zero loss: no gradient, and weight decay shrank the
+    weights epoch after epoch."""
+    with pytest.raises(ConfigError, match=r"every loss term that is on has weight 0 \(train\.pixel_weight: 0\)"):
+        train(_options(dataset, tmp_path / "zero", "train.pixel_weight=0"), progress=False)
+    both = ("train.pixel_weight=0", "train.edge=true", "train.edge_weight=0")
+    with pytest.raises(ConfigError, match=r"\(train\.pixel_weight: 0, train\.edge_weight: 0\)"):
+        train(_options(dataset, tmp_path / "both", *both), progress=False)
+    assert not (tmp_path / "zero").exists() and not (tmp_path / "both").exists()
+    edge_only = _options(dataset, tmp_path / "edge", "train.pixel_weight=0", "train.edge=true")
+    assert train(edge_only, progress=False, max_steps=1).steps == 1
+
+
 def test_the_official_perceptual_loss_trains_from_vgg19_weights_in_torchs_cache(dataset, tmp_path, monkeypatch):
     """train.perceptual (on in official option files) was refused outright; it now reads VGG19's ImageNet weights
     where torchvision caches them, and without them names the file before any work."""

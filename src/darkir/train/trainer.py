@@ -99,6 +99,27 @@ def _check_perceptual(options: Options) -> None:
         raise ConfigError(f"{options.source}: {exc}") from None
 
 
+def _check_some_loss(options: Options) -> None:
+    """Refuse a loss of weight 0 in every term that is on: it gives no gradient, and weight decay alone would shrink
+    the weights."""
+    train = options.train
+    terms = {
+        "pixel_weight": True,
+        "edge_weight": train.edge,
+        "perceptual_weight": train.perceptual,
+        "enhance_weight": train.enhance,
+        "anchor_weight": train.anchor is not None,
+        "tone_weight": train.tone_split,
+    }
+    weights = {key: getattr(train, key) for key, on in terms.items() if on}
+    if not any(weights.values()):
+        zeros = ", ".join(f"train.{key}: 0" for key in weights)
+        raise ConfigError(
+            f"{options.source}: every loss term that is on has weight 0 ({zeros}): there is nothing to train on (and "
+            "weight decay alone would shrink the weights); give one a positive weight"
+        )
+
+
 def check_trainable(options: Options) -> None:
     """Refuse, before any work, settings darkir cannot train with (each named with its key)."""
     if options.train.perceptual:
@@ -113,6 +134,7 @@ def check_trainable(options: Options) -> None:
             f"{options.source}: train.edge_reduction: 'none' gives no loss to train on (one value per pixel); set it "
             "to mean or sum"
         )
+    _check_some_loss(options)
     if not options.datasets.train.train_path and options.datasets.train.synth is None:
         raise ConfigError(f"{options.source}: datasets.train.train_path is not set (nor datasets.train.synth)")
     for key in ("path", "best"):
