@@ -56,7 +56,7 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
 
     for target in (
         "darkir.cli.evaluate.restorer_from_args",
-        "darkir.cli.evaluate.trained_model",
+        "darkir.cli.compare.trained_model",
         "darkir.eval.paired.evaluate",
         "darkir.eval.noreference.score_folder",
     ):

@@ -18,7 +18,7 @@ from typing import NoReturn
 from tqdm import tqdm
 
 from darkir import opencv
-from darkir.cli import evaluate, restore, training, variants
+from darkir.cli import compare, evaluate, restore, training, variants
 from darkir.cli.common import expand_home
 from darkir.errors import DarkIRError, DarkIRWarning, printable
 
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(func=func)
         return command
 
-    for module in (restore, evaluate, training, variants):
+    for module in (restore, evaluate, compare, training, variants):
         module.register(add)
     return parser
 

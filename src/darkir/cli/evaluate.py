@@ -1,4 +1,4 @@
-"""Evaluation commands: test, metrics, test-unpaired, compare."""
+"""Evaluation commands: test, metrics, test-unpaired (compare is :mod:`darkir.cli.compare`)."""
 
 from __future__ import annotations
 
@@ -18,15 +18,10 @@ from darkir.cli.common import (
     evaluation_sets,
     load_lpips_or_none,
     non_negative_int,
-    positive_float,
-    positive_int,
     refuse_empty,
     restorer_from_args,
-    settings_from_args,
-    trained_model,
-    use_threads,
 )
-from darkir.errors import DarkIRError, printable, some_of, warn, warnings_held
+from darkir.errors import DarkIRError, printable, some_of, warnings_held
 
 if TYPE_CHECKING:
     from darkir.data.pairs import Pair
@@ -41,7 +36,7 @@ def _method_name(args: argparse.Namespace) -> str:
     return Path(str(source)).stem if source else str(DEFAULT_WEIGHTS)
 
 
-def _input_folders(location: str | Path | None, pairs: Sequence[Pair]) -> list[Path]:
+def input_folders(location: str | Path | None, pairs: Sequence[Pair]) -> list[Path]:
     """The folders a command reads its images from: the data folder ``location`` (where it is one) and the folder of
     every input and reference (those of a manifest's pairs), so that nothing is written among them."""
     folders = {pair.low.parent for pair in pairs} | {pair.high.parent for pair in pairs if pair.high is not None}
@@ -113,7 +108,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     with warnings_held():  # the sets' notes, once nothing below refuses the run
         sets = evaluation_sets(args, options)
         location = args.data or (options.require_path("datasets.val.test_path") if options else None)
-        folders = _input_folders(location, [pair for pairs in sets.values() for pair in pairs])
+        folders = input_folders(location, [pair for pairs in sets.values() for pair in pairs])
         _check_csv_beside_triplets(args, options)
         csv = csv_file(args.csv, [*folders, location, args.weights, args.options], args.overwrite) if args.csv else None
         results_dirs = {label: _triplet_folder(args, options, folders, len(sets[label]), label) for label in sets}
@@ -273,7 +268,7 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     folder = args.data or (options.require_path("datasets.val.test_path", "dir") if options else None)
     if folder is None:
         raise DarkIRError("pass --data DIR or -p OPTIONS with datasets.val.test_path")
-    _refuse_paired(Path(folder), None if args.data else options)
+    refuse_paired(Path(folder), None if args.data else options)
     output = Path(args.output or _unpaired_results(options))
     check_writable_dir(output)  # first: an -o that is a file (one of the data's images, say) is named as one
     pairs = outside_output(find_unpaired(folder), output, Path(folder))
@@ -310,7 +305,7 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     return _unreadable_status(len(rows), unreadable)
 
 
-def _refuse_paired(folder: Path, options: Options | None, command: str = "test-unpaired") -> None:
+def refuse_paired(folder: Path, options: Options | None, command: str = "test-unpaired") -> None:
     """Refuse a paired set for ``command`` (test-unpaired, or compare --unpaired): its references would be restored
     and scored as low-light inputs. A folder
     counts as one where a known layout's folders are there and every input has its reference (a folder that merely has,
@@ -342,132 +337,11 @@ def _unpaired_results(options: Options | None) -> str:
     return "images/results_unpaired"
 
 
-def _unique(name: str, taken: set[str]) -> str:
-    """``name``, or ``name (2)``, ``name (3)``... if it is taken."""
-    candidate, index = name, 2
-    while candidate in taken:
-        candidate, index = f"{name} ({index})", index + 1
-    return candidate
-
-
-def _compare_unpaired(args: argparse.Namespace, methods: list, pairs: list[Pair]) -> int:
-    """``darkir compare --unpaired``: NIQE, brightness and noise of every method on a folder of inputs."""
-    from darkir.eval.compare_unpaired import compare_unpaired, niqe_apart_lines, unpaired_line
-    from darkir.eval.noreference import NO_REFERENCE_NOTE
-
-    summary = compare_unpaired(methods, pairs, Path(args.output), args.resamples, progress=not args.quiet)
-    print(NO_REFERENCE_NOTE)
-    for name, entry in summary["methods"].items():
-        print(unpaired_line(name, entry, summary["images"]))
-    for line in niqe_apart_lines(summary):
-        print(line)
-    print(f"report -> {Path(args.output) / 'report.md'}")
-    return 0
-
-
-def _compared_variants(args: argparse.Namespace, reserved: set[str]) -> list:
-    """The methods of the variants that ``-p``/``--weights`` name, restored with the runtime flags; each named apart
-    from the others and from the ``reserved`` names (the baselines'), ``input (2)`` for a variant called ``input``."""
-    from darkir.eval.methods import model_method
-    from darkir.options import load_options
-
-    sources = args.weights or []
-    options = args.options or []
-    if len(options) + len(sources) < 1:
-        raise DarkIRError("give at least one variant: -p OPTIONS (its save.path) and/or --weights NAME_OR_PATH")
-    if options and sources and len(options) != len(sources):
-        raise DarkIRError("pass either one --weights per -p OPTIONS, or --weights alone")
-    settings = settings_from_args(args)
-    use_threads(args)
-    variants = []
-    for index in range(max(len(options), len(sources))):
-        weights = sources[index] if sources else None
-        opts = load_options(options[index]) if options else None
-        name = opts.network.name if opts else Path(str(weights)).stem
-        name = _unique(name, reserved | {v.name for v in variants})
-        weights = weights or str(opts.require_path("save.path", kind="file"))  # (opts is set where weights is not)
-        source = weights  # a file as the report's reader can find it (below); a zoo name as it is
-        if Path(source).expanduser().is_file():
-            source = str(Path(source).expanduser().resolve())
-        variants.append(model_method(name, settings.restorer(trained_model(weights, opts)), source))
-    return variants
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    """Compare variants beside the input and auto-exposure baselines, with bootstrap CIs and pictures."""
-    from darkir.data.pairs import find_unpaired
-    from darkir.eval.compare import compare, method_line
-    from darkir.eval.methods import auto_exposure, clahe, identity, zero_dce
-    from darkir.eval.reports import check_report_folder
-    from darkir.eval.unpaired import outside_earlier_runs
-    from darkir.outputs import check_writable_dir, output_folder
-
-    refuse_empty(args)
-    if args.exposure_target > 1:
-        raise DarkIRError(f"--exposure-target is a mean brightness in (0, 1], got {args.exposure_target:g}")
-    if args.resamples < ADVISED_RESAMPLES:
-        warn(
-            f"--resamples {args.resamples}: 95% intervals from fewer than {ADVISED_RESAMPLES:,} bootstrap resamples "
-            "have rough ends (from one, a single point), and so have the verdicts drawn from them; the default is 2000"
-        )
-    if args.unpaired:
-        _refuse_paired(Path(args.data), None, "compare --unpaired")
-    output = Path(args.output)
-    with warnings_held():  # the set's notes, once the report folder and the variants are taken
-        if args.unpaired:  # an earlier test-unpaired run's results inside the data are outputs, not inputs
-            pairs = outside_earlier_runs(find_unpaired(args.data), Path(args.data))
-        else:
-            pairs = evaluation_sets(args, None)[""]
-        check_report_folder(output, _input_folders(args.data, pairs))
-        check_writable_dir(output)
-        baselines = [identity(), auto_exposure(args.exposure_target), clahe()]
-        baselines += [zero_dce(args.zero_dce)] if args.zero_dce else []
-        variants = _compared_variants(args, {baseline.name for baseline in baselines})
-    if args.max_images:
-        pairs = pairs[: args.max_images]
-    with output_folder(output):
-        if args.unpaired:
-            return _compare_unpaired(args, variants + baselines, pairs)
-        summary = compare(
-            variants,
-            baselines,
-            pairs,
-            output,
-            args.convention,
-            load_lpips_or_none(args),
-            latency_size=args.size,
-            resamples=args.resamples,
-            progress=not args.quiet,
-        )
-    for name, entry in summary["methods"].items():
-        print(method_line(name, entry, summary["images"]))
-    print(f"report -> {output / 'report.md'}")
-    return 0
-
-
-#: The most bootstrap resamples: each draws every image, and all are held at once (8 bytes an image each).
-MAX_RESAMPLES = 100_000
-#: Fewer bootstrap resamples than this give rough interval ends (from one, a point), and verdicts drawn from them.
-ADVISED_RESAMPLES = 1000
-
-
-def resample_count(text: str) -> int:
-    """argparse type: a number of bootstrap resamples, from 1 to :data:`MAX_RESAMPLES`."""
-    value = positive_int(text)
-    if value > MAX_RESAMPLES:
-        raise argparse.ArgumentTypeError(
-            f"{value} resamples are more than {MAX_RESAMPLES:,}, whose intervals are already exact to a few "
-            "thousandths (and each resample holds 8 bytes per image in memory)"
-        )
-    return value
-
-
 def register(add: AddCommand) -> None:
     """Add this module's subcommands."""
     _register_test(add)
     _register_metrics(add)
     _register_unpaired(add)
-    _register_compare(add)
 
 
 def _register_test(add: AddCommand) -> None:
@@ -536,44 +410,3 @@ def _register_unpaired(add: AddCommand) -> None:
     )
     add_runtime(unpaired, precision="fp32", job_compiles=False)  # scores are computed exactly by default
     unpaired.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-
-
-def _register_compare(add: AddCommand) -> None:
-    """Add ``darkir compare`` (its numeric options are checked as they are parsed, before any work)."""
-    compare = add(
-        "compare",
-        cmd_compare,
-        "Compare variants (plus input, auto-exposure, CLAHE and optionally Zero-DCE) with CIs and pictures.",
-    )
-    compare.add_argument("-p", "--options", action="append", metavar="YAML", help="a variant's options (repeat)")
-    compare.add_argument("--weights", action="append", metavar="NAME_OR_PATH", help="a variant's weights (repeat)")
-    compare.add_argument(
-        "--data", required=True, help="paired folder or split manifest (with --unpaired: a folder of inputs)"
-    )
-    compare.add_argument(
-        "--unpaired", action="store_true", help="--data holds inputs only: compare NIQE, brightness and noise"
-    )
-    compare.add_argument("--split", help="split of a .json manifest (default test)")
-    compare.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        help="report folder, outside the data: new, empty, or an earlier report (replaced); never over other files "
-        "named like its report files",
-    )
-    compare.add_argument("--size", type=positive_int, default=256, help="input side for MACs and latency (default 256)")
-    compare.add_argument("--max-images", type=positive_int, metavar="N", help="use the first N images (default all)")
-    compare.add_argument(
-        "--resamples",
-        type=resample_count,
-        default=2000,
-        help=f"bootstrap resamples (default 2000, at most {MAX_RESAMPLES:,})",
-    )
-    compare.add_argument(
-        "--exposure-target", type=positive_float, default=0.4, help="auto-exposure mean target in (0, 1] (default 0.4)"
-    )
-    compare.add_argument(
-        "--zero-dce", metavar="PTH", help="also compare the official Zero-DCE weights (its Epoch99.pth, by path)"
-    )
-    add_runtime(compare, precision="fp32", job_compiles=False)  # scores are computed exactly by default
-    add_eval_options(compare)
