@@ -352,7 +352,7 @@ def test_test_unpaired_reruns_into_the_folder_of_an_interrupted_run(
 def _compare(weights: Path, data: Path, output: Path, *extra: str) -> list[str]:
     return [
         "compare", "--weights", str(weights), "--data", str(data), "-o", str(output), "--no-lpips", "-q",
-        "--resamples", "20", "--size", "32", *extra,
+        "--resamples", "1000", "--size", "32", *extra,
     ]  # fmt: skip
 
 
@@ -628,7 +628,7 @@ def test_set_warnings_come_only_once_the_run_is_not_refused(tmp_path, capsys, ti
         bad, good = ["--results-dir", str(data / "low" / "triplets")], ["--save", "0"]
     else:
         argv = ["compare", "--weights", str(tiny_checkpoint), "--data", str(data), "--no-lpips", "-q"]
-        argv += ["--resamples", "10", "--size", "32"]
+        argv += ["--resamples", "1000", "--size", "32"]
         bad, good = ["-o", str(data / "high" / "report")], ["-o", str(tmp_path / "report")]
     assert main([*argv, *bad]) == 2
     _error(capsys)  # one line: the refusal alone

@@ -90,15 +90,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     refuse_empty(args)
     if args.exposure_target > 1:
         raise DarkIRError(f"--exposure-target is a mean brightness in (0, 1], got {args.exposure_target:g}")
-    if args.resamples < ADVISED_RESAMPLES:
-        warn(
-            f"--resamples {args.resamples}: 95% intervals from fewer than {ADVISED_RESAMPLES:,} bootstrap resamples "
-            "have rough ends (from one, a single point), and so have the verdicts drawn from them; the default is 2000"
-        )
     if args.unpaired:
         refuse_paired(Path(args.data), None, "compare --unpaired")
     output = Path(args.output)
     with warnings_held():  # the set's notes, once the report folder and the variants are taken
+        if args.resamples < ADVISED_RESAMPLES:
+            warn(
+                f"--resamples {args.resamples}: 95% intervals from fewer than {ADVISED_RESAMPLES:,} bootstrap "
+                "resamples have rough ends (from one, a single point), and so have the verdicts drawn from them; the "
+                "default is 2000"
+            )
         if args.unpaired:  # an earlier test-unpaired run's results inside the data are outputs, not inputs
             pairs = outside_earlier_runs(find_unpaired(args.data), Path(args.data))
         else:
