@@ -238,6 +238,9 @@ class _FakeRay:
     def cluster_resources(self) -> dict[str, float]:
         return self.resources
 
+    def nodes(self) -> list[dict]:
+        return [{"Resources": self.resources, "Alive": True}]
+
     def put(self, value):
         return value
 
@@ -281,6 +284,37 @@ def test_workers_the_cluster_cannot_hold_are_refused_not_waited_for(
     with pytest.raises(DarkIRError, match=message):
         darkir.cluster.restore_jobs(torch.nn.Identity(), jobs, workers=1, cpus_per_worker=cpus, gpus_per_worker=gpus)
     assert fake.calls == ["init", "shutdown"] and fake.rows is None
+
+
+def test_workers_on_one_node_plan_within_their_share_of_its_memory(monkeypatch):
+    """Each worker planned within the default budget of the whole node (half its free memory, up to 2.4 GB more than
+    it holds): 64 one-CPU workers on a 128 GB node could plan ~176 GB at once."""
+    import ray
+
+    import darkir.infer.memory
+    from darkir.cluster import RestoreWorker, WorkerSettings, _sharers
+    from darkir.infer.memory import DEFAULT_CAP, MemoryPlanner
+
+    nodes = _FakeRay({"CPU": 2})
+    nodes.nodes = lambda: [{"Resources": {"CPU": 64}, "Alive": True}, {"Resources": {"CPU": 96}, "Alive": False}]
+    assert [_sharers(nodes, 100, 1, 0), _sharers(nodes, 10, 1, 0), _sharers(nodes, 100, 4, 0)] == [64, 10, 16]
+    assert [_sharers(nodes, 100, 1, 0.5), _sharers(nodes, 100, 1, 1), _sharers(nodes, 1, 1, 0.25)] == [2, 1, 1]
+
+    monkeypatch.setattr(darkir.infer.memory, "available_memory", lambda device: 128e9)
+    planner = MemoryPlanner(torch.device("cpu"), torch.float32, 32)
+    assert planner.budget == int(planner.base + DEFAULT_CAP)
+    planner.share_memory(64, "node")
+    assert planner.budget == int(planner.base + 0.5 * 128e9 / 64)
+    assert planner.budget_source == "the default budget of a worker (64 share a node)"
+    given = MemoryPlanner(torch.device("cpu"), torch.float32, 32, max_memory="3GB")
+    given.share_memory(64, "node")  # --max-memory is each worker's own
+    assert given.budget == 3 * 10**9 and given.budget_source == "max_memory"
+
+    monkeypatch.setattr(ray, "get", lambda model: model)
+    monkeypatch.setattr("darkir.opencv.use_one_thread", lambda: None)  # (for this process's other tests)
+    settings = WorkerSettings(device="cpu", threads=torch.get_num_threads(), sharers=64)
+    worker = RestoreWorker(torch.nn.Identity(), settings)
+    assert worker.restorer.planner.budget_source == "the default budget of a worker (64 share a node)"
 
 
 def test_an_interrupt_while_ray_starts_shuts_down_what_it_started(tmp_path, monkeypatch):

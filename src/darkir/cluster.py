@@ -51,13 +51,16 @@ from darkir.runtime import check_precision, check_threads
 class WorkerSettings(RestoreSettings):
     """How every worker restores: the Restorer's settings (:class:`RestoreSettings`), its thread count (None: the
     CPUs it reserves), whether outputs are replaced, the video encoder, and the images of each shape (batch, height,
-    width) it can expect (its share of the run's, for ``compile="auto"``: :meth:`Restorer.expect`)."""
+    width) it can expect (its share of the run's, for ``compile="auto"``: :meth:`Restorer.expect`), and how many
+    workers at most share the memory it plans in (its node's, or its GPU's): without ``max_memory``, each plans
+    within its share of the default budget (:meth:`MemoryPlanner.share_memory`)."""
 
     threads: int | None = None
     overwrite: bool = False
     codec: str = "libx264"
     crf: int = 18
     expected: tuple[tuple[tuple[int, int, int], int], ...] = ()
+    sharers: int = 1
 
 
 class RestoreWorker:
@@ -73,6 +76,9 @@ class RestoreWorker:
         self.settings = settings
         self.restorer = settings.restorer(model)
         self.restorer.expect(dict(settings.expected))
+        if self.restorer.planner is not None:
+            where = "GPU" if self.restorer.device.type == "cuda" else "node"
+            self.restorer.planner.share_memory(settings.sharers, where)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outcomes = [
@@ -208,6 +214,15 @@ def _pool_size(ray: ModuleType, workers: int | None, cpus: float, gpus: float, j
     return max(1, min(room if workers is None else workers, jobs))
 
 
+def _sharers(ray: ModuleType, size: int, cpus: float, gpus: float) -> int:
+    """How many of a pool of ``size`` workers can share the memory one of them plans in: a GPU's, where they reserve
+    GPUs (1 / ``gpus`` of them fit one), else a node's (as many as the most CPUs of a node hold)."""
+    if gpus:
+        return max(1, min(size, int(1 // gpus)))
+    nodes = [node.get("Resources", {}).get("CPU", 0) for node in ray.nodes() if node.get("Alive", True)]
+    return max(1, min(size, int(max(nodes, default=cpus) // cpus)))
+
+
 def restore_jobs(
     model: nn.Module,
     jobs: Sequence[Job],
@@ -237,6 +252,7 @@ def restore_jobs(
         with _session(ray, address):
             pending.sort(key=lambda job: not job.is_video)  # long videos first, images fill in around them
             size = _pool_size(ray, workers, cpus_per_worker, gpus_per_worker, len(pending))
+            settings = dataclasses.replace(settings, sharers=_sharers(ray, size, cpus_per_worker, gpus_per_worker))
             if settings.compile == "auto" and gpus_per_worker:  # each worker's share of the images of each size
                 shares = ((shape, -(-count // size)) for shape, count in count_sizes(pending).items())
                 settings = dataclasses.replace(settings, expected=tuple(shares))

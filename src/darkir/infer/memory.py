@@ -140,19 +140,18 @@ class MemoryPlanner:
         #: The model pads each side of its input to a multiple of this (DarkIR: 8), so a 1-pixel-high image
         #: computes as 8 rows.
         self.multiple = multiple
+        self.device = device
         key = "fp32" if dtype == torch.float32 else "bf16"  # bf16 and fp16 (CUDA) hold 16-bit activations
         if device.type == "cuda":  # one allocation mode, keyed "heap"; host memory is not planned
             self.base = torch.cuda.memory_allocated(device)
             self.per_pixel = {"heap": CUDA_BYTES_PER_PIXEL_WIDTH[key] * model_width * CUDA_MARGIN}
             self.image_per_pixel = 0.0
-            default = self.base + CUDA_DEFAULT_SHARE * available_memory(device)
         else:
             self.base = resident_memory()
             self.per_pixel = {mode: CPU_BYTES_PER_PIXEL_WIDTH[(key, mode)] * model_width for mode in ("heap", "lean")}
             self.image_per_pixel = IMAGE_BYTES_PER_PIXEL
-            default = self.base + min(DEFAULT_CAP, DEFAULT_SHARE * available_memory(device))
         if max_memory is None:
-            self.budget, self.budget_source = int(default), "the default budget"
+            self.budget, self.budget_source = self._default_budget(1), "the default budget"
         else:
             self.budget, self.budget_source = parse_memory(max_memory), "max_memory"
         if self.budget <= self.base:
@@ -161,6 +160,20 @@ class MemoryPlanner:
                 f"{'device' if device.type == 'cuda' else 'process'} already holds with the model loaded "
                 f"(~{format_memory(self.base)})"
             )
+
+    def _default_budget(self, sharers: int) -> int:
+        """What the process holds plus its share of the room the default leaves free (on the CPU at most
+        :data:`DEFAULT_CAP`), where ``sharers`` processes plan in the same memory."""
+        if self.device.type == "cuda":
+            return int(self.base + CUDA_DEFAULT_SHARE * available_memory(self.device) / sharers)
+        return int(self.base + min(DEFAULT_CAP, DEFAULT_SHARE * available_memory(self.device) / sharers))
+
+    def share_memory(self, sharers: int, where: str) -> None:
+        """Plan within this process's share of the default budget, where up to ``sharers`` processes (Ray workers)
+        restore side by side in the memory of ``where`` (a node, a GPU); a ``max_memory`` given is each one's own."""
+        if sharers > 1 and self.budget_source == "the default budget":
+            self.budget = self._default_budget(sharers)
+            self.budget_source = f"the default budget of a worker ({sharers} share a {where})"
 
     def _forward_pixels(self, batch: int, height: int, width: int) -> int:
         """The pixels a whole-image forward computes: each side padded to :attr:`multiple`."""
