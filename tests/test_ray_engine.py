@@ -6,6 +6,7 @@ import filecmp
 import os
 import socket
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -315,6 +316,30 @@ def test_workers_on_one_node_plan_within_their_share_of_its_memory(monkeypatch):
     settings = WorkerSettings(device="cpu", threads=torch.get_num_threads(), sharers=64)
     worker = RestoreWorker(torch.nn.Identity(), settings)
     assert worker.restorer.planner.budget_source == "the default budget of a worker (64 share a node)"
+
+
+def test_an_address_other_than_the_cluster_ray_is_connected_to_is_warned(tmp_path, monkeypatch):
+    """restore_dataset(address=...) in a process where Ray was initialised already restored on that cluster, and
+    the address given was passed over without a word."""
+    from types import SimpleNamespace
+
+    import darkir.cluster
+    from darkir.errors import DarkIRWarning
+
+    fake = _FakeRay({"CPU": 2})
+    fake.is_initialized = lambda: True
+    fake.get_runtime_context = lambda: SimpleNamespace(gcs_address="10.0.0.1:6379")
+    monkeypatch.setattr(darkir.cluster, "_ray", lambda: fake)
+    jobs = _jobs(tmp_path, monkeypatch)
+    with pytest.warns(DarkIRWarning, match=r"already connected in this process at 10\.0\.0\.1:6379: restoring on "
+                      r"that cluster, not at 10\.0\.0\.2:6379"), pytest.raises(InterruptedError):  # fmt: skip
+        darkir.cluster.restore_jobs(torch.nn.Identity(), jobs, address="10.0.0.2:6379", workers=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for same in ("10.0.0.1:6379", None, "auto"):
+            with pytest.raises(InterruptedError):
+                darkir.cluster.restore_jobs(torch.nn.Identity(), jobs, address=same, workers=1)
+    assert "init" not in fake.calls and "shutdown" not in fake.calls  # the caller's connection is left as it was
 
 
 def test_an_interrupt_while_ray_starts_shuts_down_what_it_started(tmp_path, monkeypatch):

@@ -36,7 +36,7 @@ from torch import nn
 from tqdm import tqdm
 
 from darkir import opencv
-from darkir.errors import DarkIRError, first_line
+from darkir.errors import DarkIRError, first_line, warn
 from darkir.infer.exposure import check_exposure
 from darkir.infer.files import Outcome, Report, check_output, clean_stale_outputs, count_sizes, restore_job
 from darkir.infer.jobs import Job, output_suffix, plan_jobs
@@ -150,6 +150,7 @@ def preflight(address: str | None) -> None:
 def _connect(ray: ModuleType, address: str | None) -> bool:
     """Join the cluster at ``address`` (None: ``RAY_ADDRESS`` or a new local one); True if this call started it."""
     if ray.is_initialized():
+        _note_other_address(ray, address)
         return False
     joined = _cluster_address(address)
     if joined:
@@ -167,6 +168,21 @@ def _connect(ray: ModuleType, address: str | None) -> bool:
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     return True
+
+
+def _note_other_address(ray: ModuleType, address: str | None) -> None:
+    """Warn where ``address`` names another cluster than the one Ray is already connected to in this process (whose
+    connection is used: Ray joins one cluster per process)."""
+    try:
+        current = ray.get_runtime_context().gcs_address
+    except (AttributeError, RuntimeError):  # a client connection, say: the address is unknown
+        current = None
+    if address and address not in ("auto", current):
+        where = f" at {current}" if current else ""
+        warn(
+            f"Ray is already connected in this process{where}: restoring on that cluster, not at {address} "
+            "(call ray.shutdown() first to join another)"
+        )
 
 
 @contextmanager
