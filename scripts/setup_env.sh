@@ -7,9 +7,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
-python_bin="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
-    "$python_bin" -m venv .venv
+    # $PYTHON, else the first of these that is Python 3.11 or newer (python3 is 3.10 on Ubuntu 22.04, say)
+    python_bin=""
+    for candidate in ${PYTHON:-python3 python3.13 python3.12 python3.11}; do
+        if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            python_bin=$candidate
+            break
+        fi
+    done
+    if [ -z "$python_bin" ]; then
+        found=$("${PYTHON:-python3}" -c 'import sys; print("Python", sys.version.split()[0])' 2>/dev/null || echo "not found")
+        echo "error: darkir needs Python 3.11 or newer: ${PYTHON:-python3} is $found; set PYTHON=/path/to/python3.11" >&2
+        exit 1
+    fi
+    "$python_bin" -m venv .venv || {
+        echo "error: $python_bin cannot make a virtual environment (on Debian and Ubuntu: apt-get install python3-venv)" >&2
+        exit 1
+    }
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install --quiet "${DARKIR_TORCH:-torch==2.13.0}"

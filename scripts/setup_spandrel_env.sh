@@ -7,7 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${DARKIR_SPANDREL_VENV:-.venv-spandrel}
 if ! "$venv/bin/python" -c "import spandrel, torchvision, darkir" >/dev/null 2>&1; then
-    python3 -m venv "$venv"
+    # the interpreter of .venv (Python 3.11 or newer: scripts/setup_env.sh chose it), else python3
+    base=python3
+    [ -x .venv/bin/python ] && base=.venv/bin/python
+    "$base" -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1 "spandrel>=0.4,<0.5" >&2
     "$venv/bin/pip" install -q --disable-pip-version-check -e . >&2
     "$venv/bin/python" -c "import spandrel, torchvision, darkir" >&2
