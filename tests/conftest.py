@@ -24,6 +24,34 @@ TINY = {
 }
 
 
+#: What a test run may leave in the repository: caches and the environments the setup scripts make.
+_OWN_FILES = (".venv", ".hypothesis/", ".ruff_cache/", ".pytest_cache/", "__pycache__/", ".egg-info/")
+
+
+def _files_outside_git() -> set[str] | None:
+    """The repository's untracked and ignored paths (as git lists them), the caches left out; None without git."""
+    try:
+        listing = subprocess.run(
+            ["git", "status", "--porcelain", "--ignored", "--untracked-files=normal"],
+            cwd=REPO, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    paths = {line[3:] for line in listing.splitlines() if line[:2] in ("??", "!!")}
+    return {path for path in paths if not any(own in path for own in _OWN_FILES)}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def repository_left_as_it_was() -> Iterator[None]:
+    """Fail the run where a test wrote into the repository (a default output folder such as ./images/results_test,
+    say, where a user's own results may be)."""
+    before = _files_outside_git()
+    yield
+    after = _files_outside_git()
+    if before is not None and after is not None:
+        assert after <= before, f"tests wrote into the repository: {sorted(after - before)}"
+
+
 @pytest.fixture(scope="session")
 def shared() -> Path:
     """The read-only ../shared folder; required in CI, skipped elsewhere when absent."""

@@ -245,7 +245,7 @@ def test_split_with_a_folder_is_refused_not_ignored(tmp_path, tiny_checkpoint, c
     data = _data(tmp_path / "data")
     assert main(_test(tiny_checkpoint, data, "--split", "val")) == 2
     assert _error(capsys) == f"darkir: error: --split val picks a split of a .json manifest, and {data} is not one"
-    assert main(_test(tiny_checkpoint, data)) == 0
+    assert main(_test(tiny_checkpoint, data, "--results-dir", str(tmp_path / "results"))) == 0
 
 
 def test_the_triplet_note_says_how_many_triplets_it_lists(tmp_path):
