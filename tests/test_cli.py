@@ -28,6 +28,18 @@ def test_every_subcommand_has_help(command, capsys):
     assert "usage: darkir" in capsys.readouterr().out
 
 
+def test_every_command_that_takes_an_options_file_takes_it_as_p_options_and_config():
+    """The README: ``-p``/``--config``, which every command that takes an options file takes; compare took only
+    ``-p``/``--options``."""
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    taking = {name: sub for name, sub in commands.items() if "-p" in sub._option_string_actions}
+    assert {"restore", "video", "test", "test-unpaired", "compare", "train", "complexity", "export-onnx"} <= set(taking)
+    for name, sub in taking.items():
+        flags = sub._option_string_actions
+        assert flags["-p"] is flags["--config"] is flags["--options"], name
+
+
 def test_a_mistyped_flag_is_refused_below_the_commands_usage_with_the_closest_flag(capsys):
     """argparse refused unknown flags below darkir's own usage (``usage: darkir [-h] [--version] ...``), which says
     nothing of the command's flags."""

@@ -157,7 +157,9 @@ def register(add: AddCommand) -> None:
         cmd_compare,
         "Compare variants (plus input, auto-exposure, CLAHE and optionally Zero-DCE) with CIs and pictures.",
     )
-    compare.add_argument("-p", "--options", action="append", metavar="YAML", help="a variant's options (repeat)")
+    compare.add_argument(
+        "-p", "--options", "--config", action="append", metavar="YAML", help="a variant's options (repeat)"
+    )
     compare.add_argument("--weights", action="append", metavar="NAME_OR_PATH", help="a variant's weights (repeat)")
     compare.add_argument(
         "--data", required=True, help="paired folder or split manifest (with --unpaired: a folder of inputs)"
