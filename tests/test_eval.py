@@ -450,6 +450,19 @@ def test_seed_testing_scripts_take_the_official_flag_and_default_options(variant
         assert exited.value.code == 0 and "usage: darkir test-unpaired" in capsys.readouterr().out
 
 
+def test_seed_scripts_help_names_the_script_its_default_options_and_the_data_rule(monkeypatch, capsys):
+    """``python testing.py --help`` printed darkir test's help alone: no word of testing.py, its default options
+    file, or that --data takes none (and so scores the packaged weights)."""
+    from darkir.cli.seed import run_with_options
+
+    monkeypatch.setattr(sys, "argv", ["testing.py", "--help"])
+    with pytest.raises(SystemExit):
+        run_with_options("test", "./options/test/LOLBlur.yml")
+    out = capsys.readouterr().out
+    assert out.startswith("testing.py runs `darkir test` with -p/--config OPTIONS (default ./options/test/LOLBlur.yml;")
+    assert "where --data names the data, none: then the packaged default weights" in out and "usage: darkir test" in out
+
+
 @pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="needs a case-sensitive file system")
 def test_official_collections_find_lol_v2_as_downloaded(tmp_path):
     # LOL-v2's archive names its folders Real_captured/Test and Synthetic/Test; the official readers ask for "test".

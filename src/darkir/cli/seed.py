@@ -18,6 +18,17 @@ def run_with_options(command: str, default: str | None, argv: Sequence[str] | No
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)  # -h: the darkir command's own help
     parser.add_argument("-p", "--config", "--options", dest="options")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else list(argv))
+    if any(arg in ("-h", "--help") for arg in rest):
+        default_note = (
+            f" (default {default}; where --data names the data, none: then the packaged default weights unless "
+            "--weights)"
+            if default
+            else ""
+        )
+        print(
+            f"{Path(sys.argv[0]).name} runs `darkir {command}` with -p/--config OPTIONS{default_note}; every other "
+            f"flag is darkir {command}'s:\n"
+        )
     return run_seed(command, rest, args.options, default, instead="--data")
 
 
