@@ -191,6 +191,22 @@ def test_lpips_file_named_by_the_user_must_exist(tmp_path, monkeypatch, capsys):
     assert "reporting PSNR and SSIM only" in capsys.readouterr().err
 
 
+def test_a_named_lpips_file_is_checked_before_the_default_it_goes_with(tmp_path, tiny_checkpoint, monkeypatch):
+    """``--lpips-backbone CHECKPOINT`` with the default heads missing blamed the heads, never the wrong file named;
+    with the file right, the error says which flag names the missing one."""
+    backbone, heads = _stand_in_lpips(tmp_path)
+    monkeypatch.setattr(lpips_module, "default_heads_path", lambda: None)
+    monkeypatch.setattr(lpips_module, "default_backbone_path", lambda: tmp_path / "nope.pth")
+    with pytest.raises(CheckpointError, match=r"tiny.pt: not torchvision's AlexNet weights"):
+        load_lpips_or_none(_lpips_args(tiny_checkpoint))
+    with pytest.raises(CheckpointError, match=r"tiny.pt: not the LPIPS v0.1 alex linear heads"):
+        load_lpips_or_none(_lpips_args(None, tiny_checkpoint))
+    with pytest.raises(LPIPSUnavailableError, match=r"linear heads .* are missing .*; name it with --lpips-heads too"):
+        load_lpips_or_none(_lpips_args(backbone))
+    with pytest.raises(LPIPSUnavailableError, match=r"AlexNet weights .*nope.pth are missing .*--lpips-backbone too"):
+        load_lpips_or_none(_lpips_args(None, heads))
+
+
 def test_bad_zero_dce_files_are_one_line_naming_the_file(tmp_path, tiny_checkpoint):
     text = tmp_path / "Epoch99.pth"
     text.write_text("junk\n")

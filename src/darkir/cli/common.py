@@ -415,7 +415,8 @@ def load_lpips_or_none(args: argparse.Namespace) -> LPIPS | None:
         return load_lpips(args.lpips_backbone, args.lpips_heads)
     except LPIPSUnavailableError as exc:
         if args.lpips_backbone or args.lpips_heads:  # LPIPS was asked for: the default file it still needs is missing
-            raise
+            other = "--lpips-heads" if args.lpips_backbone else "--lpips-backbone"
+            raise LPIPSUnavailableError(f"{exc}; name it with {other} too, or pass --no-lpips") from None
         print(f"darkir: {exc}; reporting PSNR and SSIM only", file=sys.stderr)
         return None
 

@@ -109,7 +109,9 @@ class LPIPS(nn.Module):
 
 
 def load_lpips(backbone: str | os.PathLike[str] | None = None, heads: str | os.PathLike[str] | None = None) -> LPIPS:
-    """LPIPS from local files (defaults: torch hub cache and the installed ``lpips`` package)."""
+    """LPIPS from local files (defaults: torch hub cache and the installed ``lpips`` package). A file named is read
+    first: what it holds is checked before a default file is looked for."""
+    named = {kind: _read_weights(Path(path), kind) for kind, path in (("backbone", backbone), ("heads", heads)) if path}
     backbone_path = Path(backbone) if backbone else default_backbone_path()
     heads_path = Path(heads) if heads else default_heads_path()
     if not backbone_path.is_file():
@@ -122,7 +124,10 @@ def load_lpips(backbone: str | os.PathLike[str] | None = None, heads: str | os.P
             f"LPIPS unavailable: linear heads {heads_path or 'lpips/weights/v0.1/alex.pth'} are missing "
             "(pip install --no-deps lpips ships them)"
         )
-    return LPIPS(_read_weights(backbone_path, "backbone"), _read_weights(heads_path, "heads"))
+    return LPIPS(
+        named["backbone"] if backbone else _read_weights(backbone_path, "backbone"),
+        named["heads"] if heads else _read_weights(heads_path, "heads"),
+    )
 
 
 def _read_weights(path: Path, kind: str) -> dict[str, torch.Tensor]:
