@@ -620,6 +620,7 @@ def test_two_gloo_processes_match_one_process(dataset, tmp_path, trainable):
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "Grad strides do not match" not in done.stderr  # torch's layout warning of size-1 dimensions: spurious
     a, b = load_model(single).state_dict(), load_model(double).state_dict()
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
     assert any((a[k] != 0).any() for k in a if k.endswith("gamma"))  # it did train
