@@ -557,6 +557,13 @@ def test_bad_configs_fail_before_training(dataset, tmp_path, overrides, message)
     assert not (tmp_path / "x" / "last.pt").exists()
 
 
+def test_a_crop_size_the_data_cannot_give_names_the_options_file(dataset, tmp_path):
+    """The crop-size problems were the one options error without its file (``datasets.train.cropsize: 46
+    problem(s)``, where the others say ``tiny_csf.yml: datasets...``)."""
+    with pytest.raises(DarkIRError, match=r"^\S*tiny_csf\.yml: datasets\.train\.cropsize: \d+ problem\(s\)"):
+        train(_options(dataset, tmp_path / "x", "datasets.train.cropsize=128"), progress=False)
+
+
 def test_empty_dataset_is_named(tmp_path):
     (tmp_path / "e" / "low").mkdir(parents=True)
     (tmp_path / "e" / "high").mkdir()

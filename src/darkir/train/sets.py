@@ -36,14 +36,18 @@ def run_sets(options: Options) -> tuple[PairedDataset | SynthDataset, PairedData
         train_root = "datasets.train.synth"
     else:
         train_root = options.require_path("datasets.train.train_path")
-        train_set = PairedDataset(
-            resolve_pairs(train_root, "train"),
-            crop=data_cfg.cropsize,
-            flips=data_cfg.flips,
-            rot90=data_cfg.rot90,
-            crop_type=data_cfg.crop_type,
-            seed=options.train.seed,
-        )
+        pairs = resolve_pairs(train_root, "train")
+        try:
+            train_set = PairedDataset(
+                pairs,
+                crop=data_cfg.cropsize,
+                flips=data_cfg.flips,
+                rot90=data_cfg.rot90,
+                crop_type=data_cfg.crop_type,
+                seed=options.train.seed,
+            )
+        except DatasetError as exc:  # a setting that does not fit the data: named in the options file, as others are
+            raise DatasetError(f"{options.source}: {exc}") from None
     if options.datasets.val.test_path:
         val_pairs = resolve_pairs(options.require_path("datasets.val.test_path"), "val")
         if options.train.val_max_images:
