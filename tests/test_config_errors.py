@@ -174,6 +174,18 @@ def test_a_non_utf8_options_file_names_the_byte_in_the_file(tmp_path):
         load_options(path)
 
 
+def test_an_image_or_weights_given_as_the_options_file_is_named_as_such(tmp_path, tiny_checkpoint):
+    """``train -p photo.png`` said "not a UTF-8 text file (byte 0)", where ``convert`` on it says what it is."""
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(tmp_path / "photo.png"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ConfigError, match=r"photo\.png: not an options file: it is a PNG image; give a YAML file"):
+        load_options(tmp_path / "photo.png")
+    with pytest.raises(ConfigError, match=r"tiny\.pt: not an options file: it is a PyTorch weights file \(weights go"):
+        load_options(tiny_checkpoint)
+
+
 @pytest.mark.parametrize(("text", "expected"), BAD_OPTIONS[:3] + BAD_OPTIONS[5:7] + [BAD_OPTIONS[8], BAD_OPTIONS[10]])
 def test_complexity_reports_bad_network_as_one_line(tmp_path, capsys, text, expected):
     code, _, err = _run(capsys, "complexity", "-p", str(_options_file(tmp_path, text)), "--size", "16")

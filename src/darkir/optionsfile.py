@@ -159,6 +159,12 @@ def read_options_file(path: str | os.PathLike[str], overrides: Iterable[str] = (
     try:
         raw = _read_yaml(path) or {}
     except UnicodeDecodeError as exc:
+        from darkir.weightfiles import file_kind_words
+
+        kind = file_kind_words(path)
+        if kind is not None:
+            weights = " (weights go to --weights)" if "weights" in kind else ""
+            raise ConfigError(f"{path}: not an options file: it is {kind}{weights}; give a YAML file") from None
         raise ConfigError(f"{path}: not a UTF-8 text file (byte {exc.start}); save the options file as UTF-8") from None
     except (yaml.YAMLError, RecursionError, ValueError) as exc:
         raise ConfigError(f"{path}: invalid YAML: {_yaml_problem(exc)}") from None

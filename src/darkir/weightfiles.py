@@ -145,6 +145,13 @@ def _failed_checksum(path: Path) -> str | None:
     return None
 
 
+def file_kind_words(path: Path) -> str | None:
+    """What ``path`` holds by its first bytes, in words ("a PyTorch weights file", "a PNG image"...); None for
+    something else, or an unreadable file."""
+    kind = _file_kind(path)
+    return {"torch": "a PyTorch weights file", "safetensors": "a safetensors weights file"}.get(kind, kind)
+
+
 def _file_kind(path: Path) -> str | None:
     """What ``path`` holds by its first bytes (see :func:`_kind_of`); None for something else, or an unreadable file."""
     read = _head_and_size(path)
