@@ -287,6 +287,18 @@ def test_workers_the_cluster_cannot_hold_are_refused_not_waited_for(
     assert fake.calls == ["init", "shutdown"] and fake.rows is None
 
 
+def test_a_workers_failure_names_the_paths_as_the_run_was_given_them(tmp_path, monkeypatch):
+    """Workers get absolute paths, and their failure lines named them so, where the local engine names them as
+    given."""
+    from darkir.cluster import _as_given
+    from darkir.infer.jobs import Job
+
+    monkeypatch.chdir(tmp_path)
+    job = Job(Path("in/a.png"), Path("out/a.png"))
+    worker_said = f"{tmp_path / 'in' / 'a.png'}: cannot decode; {tmp_path / 'out' / 'a.png'}: kept"
+    assert _as_given(worker_said, job) == "in/a.png: cannot decode; out/a.png: kept"
+
+
 def test_workers_on_one_node_plan_within_their_share_of_its_memory(monkeypatch):
     """Each worker planned within the default budget of the whole node (half its free memory, up to 2.4 GB more than
     it holds): 64 one-CPU workers on a 128 GB node could plan ~176 GB at once."""

@@ -290,13 +290,22 @@ def restore_jobs(
             for row in _results(dataset, len(rows), progress, size):
                 read.add(int(row["index"]))
                 job = pending[int(row["index"])]
-                report.record(job, Outcome(str(row["status"]), str(row["message"]), bool(row["tiled"])), verbose)
+                message = _as_given(str(row["message"]), job)
+                report.record(job, Outcome(str(row["status"]), message, bool(row["tiled"])), verbose)
     except KeyboardInterrupt:
         _record_unread(report, pending, read, before)
         raise
     finally:  # a stopped run's workers are gone now: their part and lock files go too
         clean_stale_outputs(pending)
     return report
+
+
+def _as_given(message: str, job: Job) -> str:
+    """A worker's ``message`` with the absolute paths it was given (:func:`restore_jobs`' rows) written as the job
+    names them, as the local engine reports them."""
+    for path in (job.source, job.target):
+        message = message.replace(str(path.absolute()), str(path))
+    return message
 
 
 def _to_restore(jobs: Sequence[Job], report: Report, overwrite: bool) -> list[Job]:
