@@ -41,6 +41,20 @@ def _files_outside_git() -> set[str] | None:
     return {path for path in paths if not any(own in path for own in _OWN_FILES)}
 
 
+#: The folders darkir's commands and the official scripts write into by default, relative to where they run.
+_DEFAULT_OUTPUTS = ("images", "videos", "models", "results", "experiments", "runs", "data")
+
+
+@pytest.fixture(autouse=True)
+def no_default_outputs_in_the_repository() -> Iterator[None]:
+    """Fail the test that makes one of :data:`_DEFAULT_OUTPUTS` in the repository (run from there, a command
+    without an output folder writes into the user's own ``./images/results_test``, say)."""
+    before = {name for name in _DEFAULT_OUTPUTS if (REPO / name).exists()}
+    yield
+    made = {name for name in _DEFAULT_OUTPUTS if (REPO / name).exists()} - before
+    assert not made, f"this test wrote into the repository: {sorted(made)}"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def repository_left_as_it_was() -> Iterator[None]:
     """Fail the run where a test wrote into the repository (a default output folder such as ./images/results_test,

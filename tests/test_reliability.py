@@ -449,7 +449,7 @@ def test_broken_weights_are_named_not_written_or_scored(tmp_path, nan_checkpoint
     assert f"darkir: failed: {low[0]}: the model's output has NaN or infinite values: its weights may be broken" in err
     assert not (tmp_path / "out" / "0.png").exists() and not (tmp_path / "out" / "1.png").exists()
     for command in (
-        ["test", "--data", str(tmp_path / "set"), "--no-lpips"],
+        ["test", "--data", str(tmp_path / "set"), "--no-lpips", "--results-dir", str(tmp_path / "r")],
         ["test-unpaired", "--data", str(low[0].parent), "-o", str(tmp_path / "u")],
     ):
         assert main([*command, "--weights", str(nan_checkpoint), "-q"]) == 2

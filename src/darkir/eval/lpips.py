@@ -111,7 +111,8 @@ class LPIPS(nn.Module):
 def load_lpips(backbone: str | os.PathLike[str] | None = None, heads: str | os.PathLike[str] | None = None) -> LPIPS:
     """LPIPS from local files (defaults: torch hub cache and the installed ``lpips`` package). A file named is read
     first: what it holds is checked before a default file is looked for."""
-    named = {kind: _read_weights(Path(path), kind) for kind, path in (("backbone", backbone), ("heads", heads)) if path}
+    given = (("backbone", backbone), ("heads", heads))
+    named = {kind: _read_weights(Path(path), kind) for kind, path in given if path and Path(path).is_file()}
     backbone_path = Path(backbone) if backbone else default_backbone_path()
     heads_path = Path(heads) if heads else default_heads_path()
     if not backbone_path.is_file():
