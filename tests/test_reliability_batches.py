@@ -9,6 +9,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -238,6 +239,29 @@ def test_a_killed_runs_leftovers_are_cleaned_by_the_next_run(tmp_path, tiny_chec
     assert _restore(str(tmp_path / "in"), "-o", str(out), weights=tiny_checkpoint) == 0
     assert not stale_part.exists() and not stale_lock.exists()
     assert live_part.exists() and other_host.exists()  # a live process's file and another machine's are kept
+
+
+def test_a_killed_containers_leftovers_are_cleaned_though_its_pid_or_host_name_comes_back(tmp_path):
+    """A container's entry point is pid 1 at every start, so a killed run's temporary file (a video's may be
+    gigabytes) looked live for ever under the same host name; under a new one (a restarted pod) it was kept for
+    ever as another machine's."""
+    from darkir.outputs import FOREIGN_PART_AGE_S, clean_stale, process_start, temporary_path
+
+    host, parent = socket.gethostname(), os.getppid()
+    reused = tmp_path / f".a.{host}-{parent}-{process_start(parent) + 1}.darkir-part.png"  # that pid, another start
+    live = tmp_path / f".b.{host}-{parent}-{process_start(parent)}.darkir-part.png"
+    old_pod = tmp_path / ".c.pod-7f9c-1-4242.darkir-part.mp4"
+    busy_pod = tmp_path / ".d.pod-7f9c-1-4242.darkir-part.mp4"
+    for path in (reused, live, old_pod, busy_pod):
+        path.write_bytes(b"x")
+    long_ago = time.time() - FOREIGN_PART_AGE_S - 60
+    os.utime(old_pod, (long_ago, long_ago))
+    assert sorted(clean_stale(tmp_path)) == [reused, old_pod]
+    assert live.exists() and busy_pod.exists()  # a live process's, and another machine's written to lately
+    mine = temporary_path(tmp_path / "e.png")
+    assert mine.name == f".e.{host}-{os.getpid()}-{process_start(os.getpid())}.darkir-part.png"
+    mine.write_bytes(b"x")
+    assert clean_stale(tmp_path) == [] and mine.exists()
 
 
 def test_a_held_lock_is_not_cleaned(tmp_path):

@@ -25,6 +25,7 @@ import re
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -58,11 +59,25 @@ def process_tag() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` of this machine started, in clock ticks since boot (``/proc/<pid>/stat``); None where it
+    is gone or this cannot be read. With the pid it names one process, however its pid is reused (a container's
+    entry point is pid 1 at every start)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rpartition(")")[2].split()[19])  # field 22; the command name before it may hold spaces
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def temporary_path(target: Path) -> Path:
     """The temporary file a result is written to before it is renamed onto ``target`` (same suffix; named by
-    :func:`process_tag`, so that processes on several machines writing one shared folder never share one; the
+    :func:`process_tag` and the process's start (:func:`process_start`), so that processes on several machines
+    writing one shared folder never share one, and :func:`clean_stale` tells a killed run's from a live one's; the
     stem shortened where the name would be too long, :func:`fitting_name`)."""
-    return target.with_name(fitting_name(".", target.stem, f".{process_tag()}.darkir-part{target.suffix}"))
+    start = process_start(os.getpid())
+    owner = process_tag() if start is None else f"{process_tag()}-{start}"
+    return target.with_name(fitting_name(".", target.stem, f".{owner}.darkir-part{target.suffix}"))
 
 
 def fitting_name(head: str, name: str, tail: str) -> str:
@@ -170,13 +185,34 @@ def _remove_unheld_lock(lock: Path) -> bool:
     return True
 
 
+#: A temporary file of another machine's untouched for this long is a killed run's (a live run writes its output as
+#: it goes; a container restarted under a new host name can tell its old files by nothing else).
+FOREIGN_PART_AGE_S = 24 * 3600
+
+
+def _part_is_stale(entry: os.DirEntry[str], mine: re.Pattern[str]) -> bool:
+    """Whether the temporary file ``entry`` is a killed run's: one of this machine's whose process is gone, or is
+    another (the pid reused, say after a container restart), or another machine's untouched for
+    :data:`FOREIGN_PART_AGE_S`."""
+    owner = mine.search(entry.name)
+    if owner is None:
+        try:
+            return time.time() - entry.stat(follow_symlinks=False).st_mtime > FOREIGN_PART_AGE_S
+        except OSError:
+            return False
+    pid, start = int(owner.group(1)), owner.group(2)
+    if not pid_alive(pid):
+        return True
+    return start is not None and process_start(pid) not in (None, int(start))
+
+
 def clean_stale(folder: Path) -> list[Path]:
-    """Remove the leftovers of killed runs from ``folder``: temporary files written by a process of this machine that
-    is gone, and lock files nobody holds. Files of live runs and of other machines are kept. Returns what went.
+    """Remove the leftovers of killed runs from ``folder``: temporary files of a process that is gone
+    (:func:`_part_is_stale`), and lock files nobody holds. Files of live runs are kept. Returns what went.
 
     A run that opens a lock file just as it is removed notices and takes a fresh one (:func:`claim`).
     """
-    mine = re.compile(rf"\.{re.escape(socket.gethostname())}-(\d+)\.darkir-part")
+    mine = re.compile(rf"\.{re.escape(socket.gethostname())}-(\d+)(?:-(\d+))?\.darkir-part")
     removed = []
     try:
         entries = list(os.scandir(folder))
@@ -186,8 +222,7 @@ def clean_stale(folder: Path) -> list[Path]:
         name, path = entry.name, Path(entry.path)
         if not name.startswith(".") or not entry.is_file(follow_symlinks=False):
             continue
-        owner = mine.search(name)
-        if owner is not None and not pid_alive(int(owner.group(1))):
+        if ".darkir-part" in name and _part_is_stale(entry, mine):
             with contextlib.suppress(OSError):  # gone meanwhile, or kept by its folder (chattr +a)
                 path.unlink()
                 removed.append(path)
