@@ -114,6 +114,38 @@ def test_full_disk_fails_loudly_and_keeps_existing_outputs(tmp_path, small_disk,
     assert cv2.imread(str(out / "big.png")).shape == (200, 200, 3)
 
 
+def test_a_disk_without_room_stops_the_run_after_a_few_outputs_and_the_rerun_does_the_rest(
+    tmp_path, tiny_checkpoint, monkeypatch, capsys
+):
+    """A full disk failed every remaining file after restoring it (265 of 300 restored for nothing, one failure line
+    each): five outputs in a row without room stop the run, which says how far it got."""
+    from darkir.infer.files import FULL_STREAK
+
+    inputs = tmp_path / "in"
+    for index in range(FULL_STREAK + 7):
+        _photo(inputs / f"{index:02d}.png", seed=index)
+    out = tmp_path / "out"
+    restored = []
+    real_restore = Restorer.restore_array
+
+    def counting(self, rgb):
+        restored.append(1)
+        return real_restore(self, rgb)
+
+    monkeypatch.setattr(Restorer, "restore_array", counting)
+    with _disk_full_on_write(monkeypatch):
+        assert _restore(str(inputs), "-o", str(out), weights=tiny_checkpoint) == 2
+    captured = capsys.readouterr()
+    assert len(restored) == FULL_STREAK  # not a model run more for outputs with no room
+    assert captured.err.count("No space left on device; nothing replaced") == FULL_STREAK + 1  # 5 lines, the error
+    assert f"error: {out}: no room left ({FULL_STREAK} outputs in a row could not be written" in captured.err
+    assert f"stopped: restored 0, skipped 0 existing, failed 5; 7 not restored (nothing written: {out} not made)" in (
+        captured.out
+    )
+    assert _restore(str(inputs), "-o", str(out), weights=tiny_checkpoint) == 0  # once there is room: all of them
+    assert len(list(out.glob("*.png"))) == FULL_STREAK + 7
+
+
 def test_failed_write_of_a_new_output_leaves_no_file(tmp_path, tiny_checkpoint, monkeypatch, capsys):
     inputs = tmp_path / "in"
     _photo(inputs / "a.png")

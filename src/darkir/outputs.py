@@ -36,6 +36,21 @@ class OutputError(DarkIRError):
     """An output could not be written; nothing was replaced."""
 
 
+class DiskFullError(OutputError):
+    """The output's file system has no room left (no space, or the quota reached)."""
+
+
+#: The errors of a file system with no room left.
+FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def output_error(target: Path, exc: OSError, what: str = "nothing replaced") -> OutputError:
+    """The :class:`OutputError` (a :class:`DiskFullError` where there is no room) of writing ``target`` failing with
+    ``exc``."""
+    kind = DiskFullError if exc.errno in FULL_ERRNOS else OutputError
+    return kind(f"{target}: {exc.strerror or exc}; {what}")
+
+
 class OutputBusyError(OutputError):
     """Another running darkir process is writing this output."""
 
@@ -134,7 +149,8 @@ class Claim:
         try:
             fd = take_lock(self.lock)
         except OSError as exc:  # a folder that is missing, read-only or full
-            raise OutputError(f"{target}: cannot write in {target.parent} ({exc.strerror or exc})") from None
+            kind = DiskFullError if exc.errno in FULL_ERRNOS else OutputError
+            raise kind(f"{target}: cannot write in {target.parent} ({exc.strerror or exc})") from None
         if fd is None:
             raise OutputBusyError(f"{target}: another darkir run is writing this file; skipped")
         self._fd: int | None = fd
@@ -332,7 +348,7 @@ def write_atomic(
     try:
         commit(tmp, target, overwrite)
     except OSError as exc:
-        raise OutputError(f"{target}: {exc.strerror or exc}; nothing replaced") from None
+        raise output_error(target, exc) from None
     finally:
         with contextlib.suppress(OSError):  # gone (renamed), or a folder that keeps what is made in it (chattr +a)
             os.unlink(tmp)
@@ -354,7 +370,7 @@ def stage(target: Path, data: bytes, verify: Callable[[Path], bool] | None = Non
             raise OutputError(f"{target}: the written file does not read back; nothing replaced")
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise OutputError(f"{target}: {exc.strerror or exc}; nothing replaced") from None
+        raise output_error(target, exc) from None
     except BaseException:  # a failed check, Ctrl-C
         tmp.unlink(missing_ok=True)
         raise

@@ -23,6 +23,8 @@ from darkir.cli.common import (
 from darkir.errors import printable
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from darkir.infer.files import Report
 
 
@@ -43,7 +45,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from darkir.cli import in_flags
     from darkir.infer.files import Report, restore_files
     from darkir.infer.jobs import output_suffix, plan_jobs
-    from darkir.outputs import check_writable_dir, output_folder
+    from darkir.outputs import DiskFullError, check_writable_dir, output_folder
 
     refuse_empty(args, _PATHS)
     ray_flags = [flag for flag, value in _RAY_FLAGS.items() if getattr(args, value) is not None]
@@ -86,9 +88,17 @@ def cmd_restore(args: argparse.Namespace) -> int:
             left = len(jobs) - report.count()
             print(f"interrupted: {_summary(args, report, problems)}; {left} not restored -> {output}")
         raise
-    where = f"-> {output}" if output.is_dir() else f"(nothing written: {output} not made)"
-    print(f"{_summary(args, report, problems)} {where}")
+    except DiskFullError:
+        left = len(jobs) - report.count()
+        print(f"stopped: {_summary(args, report, problems)}; {left} not restored {_where(output)}")
+        raise
+    print(f"{_summary(args, report, problems)} {_where(output)}")
     return 1 if report.failed or problems else 0
+
+
+def _where(output: Path) -> str:
+    """Where a run's outputs went: ``-> OUTPUT``, or that it made no output folder (every input failed)."""
+    return f"-> {output}" if output.is_dir() else f"(nothing written: {output} not made)"
 
 
 def _summary(args: argparse.Namespace, report: Report, problems: list) -> str:

@@ -23,7 +23,15 @@ from darkir.infer.compiling import compiling_note
 from darkir.infer.jobs import Job
 from darkir.infer.pipeline import Drain, Prefetch
 from darkir.infer.restorer import Restorer, check_fits
-from darkir.outputs import Claim, OutputBusyError, OutputExistsError, clean_stale, is_inside
+from darkir.outputs import (
+    FULL_ERRNOS,
+    Claim,
+    DiskFullError,
+    OutputBusyError,
+    OutputExistsError,
+    clean_stale,
+    is_inside,
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,7 @@ class Outcome:
     status: str
     message: str = ""
     tiled: bool = False
+    disk_full: bool = False
 
 
 @dataclass
@@ -88,6 +97,12 @@ def _reason(job: Job, exc: BaseException) -> str:
     if isinstance(exc, MemoryError):
         return f"{job.source}: out of memory; try a smaller tile or max_memory"
     return f"{job.source}: {type(exc).__name__}: {first_line(exc)}"
+
+
+def _failure(job: Job, exc: Exception) -> Outcome:
+    """The outcome of a job that failed with ``exc``, marked where its output's disk has no room left."""
+    full = isinstance(exc, DiskFullError) or (isinstance(exc, OSError) and exc.errno in FULL_ERRNOS)
+    return Outcome("failed", _reason(job, exc), disk_full=full)
 
 
 def check_output(job: Job, overwrite: bool) -> Outcome | None:
@@ -146,7 +161,7 @@ def _open(job: Job, overwrite: bool, restorer: Restorer) -> _Work:
     except OutputBusyError as exc:
         work.outcome = Outcome("busy", str(exc))
     except Exception as exc:  # whatever a decoder or size limit raised: this file's failure, not the batch's
-        work.outcome = Outcome("failed", _reason(job, exc))
+        work.outcome = _failure(job, exc)
     except BaseException:  # an interrupt: the claim let go
         work.drop()
         raise
@@ -190,7 +205,7 @@ def _finish(work: _Work, overwrite: bool) -> Outcome:
     except OutputExistsError:
         return Outcome("skipped")
     except Exception as exc:  # a full disk, a write error: this file's failure
-        return Outcome("failed", _reason(work.job, exc))
+        return _failure(work.job, exc)
     finally:
         work.drop()
 
@@ -226,7 +241,7 @@ def restore_job(
     except OutputExistsError:
         return Outcome("skipped")
     except Exception as exc:  # whatever a decoder, codec or size limit raised: this file's failure, not the batch's
-        return Outcome("failed", _reason(job, exc))
+        return _failure(job, exc)
     return _done(restorer)
 
 
@@ -267,6 +282,33 @@ def _expect_sizes(restorer: Restorer, jobs: list[Job], overwrite: bool, progress
         tqdm.write(compiling_note(chosen), file=sys.stderr)
 
 
+#: How many outputs in a row that find no room on their disk stop a batch (one large file may not fit where
+#: smaller ones still do).
+FULL_STREAK = 5
+
+
+class _FullStreak:
+    """The outputs in a row whose disk had no room (:data:`FULL_STREAK` stop the batch)."""
+
+    def __init__(self) -> None:
+        self.streak: list[tuple[Job, str]] = []
+
+    def count(self, job: Job, outcome: Outcome) -> None:
+        """Count a finished job's outcome: a disk-full failure adds to the streak, any other outcome ends it."""
+        self.streak = [*self.streak, (job, outcome.message)] if outcome.disk_full else []
+
+    def check(self, work: _Work) -> None:
+        """Before ``work`` is restored: stop (its claim let go) where the streak is long enough."""
+        if len(self.streak) < FULL_STREAK:
+            return
+        work.drop()
+        job, reason = self.streak[-1]
+        raise DiskFullError(
+            f"{job.target.parent}: no room left ({FULL_STREAK} outputs in a row could not be written; the last: "
+            f"{reason}); stopped: make room and run again (what was restored is kept and skipped)"
+        )
+
+
 def restore_files(
     restorer: Restorer,
     jobs: Iterable[Job],
@@ -286,20 +328,25 @@ def restore_files(
     on CUDA, where reading and writing would otherwise take longer than restoring; on the CPU the restore takes
     nearly all the time, and an image read ahead would add to the memory that ``max_memory`` plans).
     ``report``: the report to record each file in as it ends (a new one by default), which tells what was done
-    before an interrupt.
+    before an interrupt. :data:`FULL_STREAK` outputs in a row that find no room on their disk stop the batch with a
+    :class:`~darkir.outputs.DiskFullError` (each later one would be restored only to fail as well).
     """
     report = Report() if report is None else report
     jobs = list(jobs)
     clean_stale_outputs(jobs)
     overlap = restorer.device.type == "cuda" if overlap is None else overlap
     _expect_sizes(restorer, jobs, overwrite, progress)
+    full = _FullStreak()
     with tqdm(total=len(jobs), desc="restoring", unit="file", disable=not progress) as bar:
 
         def finish(work: _Work) -> None:
-            report.record(work.job, _finish(work, overwrite), verbose)
+            outcome = _finish(work, overwrite)
+            report.record(work.job, outcome, verbose)
+            full.count(work.job, outcome)
             bar.update()
 
         def restore(work: _Work) -> _Work:
+            full.check(work)
             bar.set_postfix_str(printable(work.job.source.name, one_line=True))  # the file being restored
             try:
                 _restore(restorer, work, overwrite, codec, crf, progress)

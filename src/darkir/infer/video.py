@@ -31,7 +31,17 @@ from darkir.infer.video_timing import (
     keep_audio_time,
     stated_seconds,
 )
-from darkir.outputs import OutputError, OutputExistsError, claim, commit, is_same_file, temporary_path
+from darkir.outputs import (
+    FULL_ERRNOS,
+    DiskFullError,
+    OutputError,
+    OutputExistsError,
+    claim,
+    commit,
+    is_same_file,
+    output_error,
+    temporary_path,
+)
 from darkir.runtime import fixed_size_kernels
 
 #: Encoders a restored video is written with -> the largest ``crf`` each takes (0 is lossless).
@@ -285,9 +295,10 @@ def _restore_video(
         check_complete(source, stated, timeline)
     except av.FFmpegError as exc:
         failed = _failed_file(exc.filename, source, target, tmp, settings.codec)
-        raise DarkIRError(f"{failed}: video processing failed: {exc.strerror or type(exc).__name__}") from exc
+        kind = DiskFullError if getattr(exc, "errno", None) in FULL_ERRNOS else DarkIRError
+        raise kind(f"{failed}: video processing failed: {exc.strerror or type(exc).__name__}") from exc
     except OSError as exc:
-        raise OutputError(f"{target}: {exc.strerror or exc}; nothing replaced") from None
+        raise output_error(target, exc) from None
     finally:
         tmp.unlink(missing_ok=True)
     return VideoReport(frames=frames, audio=audio_mode, output=target, pixel_format=pixel_format)
