@@ -174,6 +174,26 @@ def test_a_non_utf8_options_file_names_the_byte_in_the_file(tmp_path):
         load_options(path)
 
 
+@pytest.mark.parametrize(
+    ("network", "message"),
+    [
+        ("middle_blk_num_enc: 1180591620717411303424", r"network\.middle_blk_num_enc: Input should be less than or"),
+        ("width: 1180591620717411303424", r"network\.width: Input should be less than or equal to 1073741824"),
+        ("enc_blk_nums: [1, 1, 1, 1, 1, 1, 1, 1, 1]", r"network\.enc_blk_nums: List should have at most 8 items"),
+        ("dilations: [1, 4000]", r"network\.dilations\.1: Input should be less than or equal to 1024"),
+    ],
+)
+def test_a_network_size_past_any_darkir_is_named_before_the_model_is_made(tmp_path, network, message):
+    """2**70 middle blocks hung ``complexity`` and ``train`` (the model was being built); a width of 2**70 ended in
+    "unexpected error: TypeError ... Overflow when unpacking long long"."""
+    with pytest.raises(ConfigError, match=message):
+        load_options(_options_file(tmp_path, f"network:\n  {network}\n"))
+    with pytest.raises(ConfigError, match=r"invalid model config: width: must be at most 1073741824"):
+        ModelConfig(width=2**70)
+    with pytest.raises(ConfigError, match=r"dec_blk_nums: each entry must be at most 1000, got \[1, 2000\]"):
+        ModelConfig(enc_blk_nums=(1, 1), dec_blk_nums=(1, 2000))
+
+
 def test_an_image_or_weights_given_as_the_options_file_is_named_as_such(tmp_path, tiny_checkpoint):
     """``train -p photo.png`` said "not a UTF-8 text file (byte 0)", where ``convert`` on it says what it is."""
     import cv2

@@ -198,7 +198,7 @@ def _network_options() -> type[_NetworkBase]:
         key = network_key(item.name)
         if item.name in SEQUENCE_FIELDS:
             bounds = dict(item.metadata)
-            entry = Annotated[int, Field(ge=bounds.pop("item_ge", None))]
+            entry = Annotated[int, Field(ge=bounds.pop("item_ge", None), le=bounds.pop("item_le", None))]
             default = functools.partial(list, item.default)
             keys[key] = (list[entry], Field(default_factory=default, **bounds))
         else:

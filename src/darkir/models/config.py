@@ -7,10 +7,17 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from darkir.errors import ConfigError
+from darkir.errors import ConfigError, some_of
 
 #: The fields that hold one number per stage (or per branch); stored as tuples, written as lists.
 SEQUENCE_FIELDS = ("enc_blk_nums", "dec_blk_nums", "dilations")
+#: Bounds far past any DarkIR (the official ones: width 32 or 64, 3 stages of up to 3 blocks, dilations up to 9), so
+#: that a mistyped size is an error naming it instead of a model that takes for ever to build or overflows torch's
+#: sizes (a width up to this one is checked against memory as the model is made).
+MAX_WIDTH = 2**30
+MAX_BLOCKS = 1000
+MAX_STAGES = 8
+MAX_DILATION = 1024
 
 
 @dataclass(frozen=True)
@@ -18,23 +25,41 @@ class ModelConfig:
     """The reference constructor's keys and defaults (cidautai/DarkIR, plus ``use_csf``/``csf_reduction`` of the
     CSF variant). Checkpoints store :meth:`as_kwargs`; options files write ``img_channel`` as
     ``network.img_channels``. Each field's metadata holds its bounds (``ge``: the least value of a number;
-    ``item_ge`` and ``min_length``: the least entry and length of a sequence), checked here (:func:`config_problems`)
+    ``le``, ``item_le`` and ``max_length`` the most; ``item_ge`` and ``min_length``: the least entry and length of a
+    sequence), checked here (:func:`config_problems`)
     and by options files, and the description that options files show."""
 
-    img_channel: int = field(default=3, metadata={"ge": 1})
-    width: int = field(default=32, metadata={"ge": 1})
-    middle_blk_num_enc: int = field(default=2, metadata={"ge": 0})
-    middle_blk_num_dec: int = field(default=2, metadata={"ge": 0})
+    img_channel: int = field(default=3, metadata={"ge": 1, "le": 64})
+    width: int = field(default=32, metadata={"ge": 1, "le": MAX_WIDTH})
+    middle_blk_num_enc: int = field(default=2, metadata={"ge": 0, "le": MAX_BLOCKS})
+    middle_blk_num_dec: int = field(default=2, metadata={"ge": 0, "le": MAX_BLOCKS})
     enc_blk_nums: tuple[int, ...] = field(
-        default=(1, 2, 3), metadata={"item_ge": 0, "description": "blocks per encoder stage (one stage per entry)"}
+        default=(1, 2, 3),
+        metadata={
+            "item_ge": 0,
+            "item_le": MAX_BLOCKS,
+            "max_length": MAX_STAGES,
+            "description": "blocks per encoder stage (one stage per entry)",
+        },
     )
     dec_blk_nums: tuple[int, ...] = field(
         default=(3, 1, 1),
-        metadata={"item_ge": 0, "description": "blocks per decoder stage (as many entries as enc_blk_nums)"},
+        metadata={
+            "item_ge": 0,
+            "item_le": MAX_BLOCKS,
+            "max_length": MAX_STAGES,
+            "description": "blocks per decoder stage (as many entries as enc_blk_nums)",
+        },
     )
     dilations: tuple[int, ...] = field(
         default=(1, 4, 9),
-        metadata={"item_ge": 1, "min_length": 1, "description": "dilation of each branch of the decoder blocks"},
+        metadata={
+            "item_ge": 1,
+            "item_le": MAX_DILATION,
+            "min_length": 1,
+            "max_length": MAX_STAGES,
+            "description": "dilation of each branch of the decoder blocks",
+        },
     )
     extra_depth_wise: bool = True
     use_csf: bool = field(
@@ -83,6 +108,8 @@ def config_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
             found.append((item.name, f"must be a whole number, got {value!r}"))
         elif "ge" in bounds and value < bounds["ge"]:
             found.append((item.name, f"must be at least {bounds['ge']}, got {value}"))
+        elif "le" in bounds and value > bounds["le"]:
+            found.append((item.name, f"must be at most {bounds['le']}, got {value}"))
         elif item.name in SEQUENCE_FIELDS:
             found.extend((item.name, why) for why in _sequence_problems(value, bounds))
         elif item.type in (bool, "bool") and not isinstance(value, bool):
@@ -103,9 +130,14 @@ def _sequence_problems(value: Any, bounds: Mapping[str, Any]) -> list[str]:
     if not isinstance(value, tuple) or not all(_is_int(entry) for entry in value):
         return [f"must be a list of whole numbers, got {value!r}"]
     least, shortest = bounds.get("item_ge", 0), bounds.get("min_length", 0)
+    most, longest = bounds.get("item_le"), bounds.get("max_length")
     problems = [f"must hold at least {shortest} value(s), got {list(value)}"] if len(value) < shortest else []
+    if longest is not None and len(value) > longest:
+        problems.append(f"must hold at most {longest} values, got {len(value)}")
     if any(entry < least for entry in value):
         problems.append(f"each entry must be at least {least}, got {list(value)}")
+    if most is not None and any(entry > most for entry in value):
+        problems.append(f"each entry must be at most {most}, got [{some_of([str(entry) for entry in value], 8)}]")
     return problems
 
 
