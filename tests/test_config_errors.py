@@ -194,6 +194,20 @@ def test_a_network_size_past_any_darkir_is_named_before_the_model_is_made(tmp_pa
         ModelConfig(enc_blk_nums=(1, 1), dec_blk_nums=(1, 2000))
 
 
+def test_a_yaml_alias_bomb_is_refused_in_a_short_line(tmp_path):
+    """Nine levels of nine aliases (9**9 values, a few hundred bytes of YAML) hung every command: the error message
+    wrote the whole value out."""
+    lines, previous = ["a: &a [x, x, x, x, x, x, x, x, x]"], "a"
+    for name in "bcdefghi":
+        lines.append(f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]")
+        previous = name
+    path = tmp_path / "bomb.yml"
+    path.write_text("\n".join([*lines, "quali: *i", ""]))
+    with pytest.raises(ConfigError, match=r"quali\.0: Input should be a valid string \(got \[\[\[") as error:
+        load_options(path)
+    assert len(str(error.value)) < 10_000
+
+
 def test_an_image_or_weights_given_as_the_options_file_is_named_as_such(tmp_path, tiny_checkpoint):
     """``train -p photo.png`` said "not a UTF-8 text file (byte 0)", where ``convert`` on it says what it is."""
     import cv2
