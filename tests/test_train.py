@@ -564,6 +564,15 @@ def test_a_crop_size_the_data_cannot_give_names_the_options_file(dataset, tmp_pa
         train(_options(dataset, tmp_path / "x", "datasets.train.cropsize=128"), progress=False)
 
 
+def test_a_run_without_validation_makes_no_folder_for_its_best_checkpoint(dataset, tmp_path):
+    """Without a validation set no best checkpoint is written, yet its folder was made (and left empty): the tiny
+    recipe's ./models/bests appeared in whatever folder a run started from."""
+    best = tmp_path / "bests" / "best.pt"
+    options = _options(dataset, tmp_path / "run", "datasets.val.test_path=null", f"save.best={best}")
+    assert train(options, progress=False, max_steps=1).steps == 1
+    assert (tmp_path / "run" / "last.pt").is_file() and not best.parent.exists()
+
+
 def test_empty_dataset_is_named(tmp_path):
     (tmp_path / "e" / "low").mkdir(parents=True)
     (tmp_path / "e" / "high").mkdir()

@@ -658,12 +658,11 @@ def train(
         check_save_paths(options)
     with contextlib.ExitStack() as held:
         if is_main:  # the run's checkpoints are its own while it runs: a second run on either stops at once
-            held.enter_context(hold_run(last))
-            taken = {lock_path(last)}
-            if validates(options):
-                held.enter_context(hold_run(best, "save.best"))
-                taken.add(lock_path(best))
-            for path, key in ((last, "save.path"), (best, "save.best")):  # held also under an older darkir's name
+            written = [(last, "save.path"), *([(best, "save.best")] if validates(options) else [])]
+            for path, key in written:  # (no best checkpoint without validation: its folder is not even made)
+                held.enter_context(hold_run(path, key))
+            taken = {lock_path(path) for path, _ in written}
+            for path, key in written:  # held also under an older darkir's name
                 if legacy_lock_path(path) not in taken:  # (a name without suffix: the same lock, held already)
                     held.enter_context(hold_run(path, key, required=False, lock=legacy_lock_path(path)))
             if options.train.log_dir:  # (the default log folder is named after save.path, held above)
