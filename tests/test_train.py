@@ -543,6 +543,7 @@ def test_train_cli_and_seed_script_with_overrides(dataset, tmp_path, capsys):
         (["datasets.train.train_path=/no/such/place"], "datasets.train.train_path: path not found"),
         (["datasets.train.cropsize=128"], "is smaller than the crop size 128"),
         (["datasets.train.batch_size_train=64"], "fewer than one global batch"),
+        (["datasets.train.n_workers=100000"], r"n_workers: Input should be less than or equal to 256"),
         (["train.epochz=3"], "unknown key 'train.epochz'"),
         (["train.anchor=/no/such/weights.pt"], "train.anchor: weights not found"),
         (["train.anchor=''"], "train.anchor: the weights name is empty"),

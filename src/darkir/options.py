@@ -108,11 +108,17 @@ class SynthDataOptions(_Section):
         return {key: getattr(params, key) for key in value}
 
 
+#: The most data-loading processes a training process starts (each is a process: 100000 took the machine down).
+MAX_LOADER_WORKERS = 256
+
+
 class TrainDataOptions(_Section):
     """``datasets.train:``"""
 
     train_path: str | None = Field(None, description="root of the training pairs")
-    n_workers: int = Field(4, ge=0, description="data-loading worker processes per GPU/process")
+    n_workers: int = Field(
+        4, ge=0, le=MAX_LOADER_WORKERS, description="data-loading worker processes per GPU/process (at most 256)"
+    )
     batch_size_train: int = Field(4, ge=1, description="batch size per process")
     cropsize: int = Field(256, ge=8, description="side of the random square training crops")
     flips: bool = Field(True, description="random horizontal and vertical flips")
