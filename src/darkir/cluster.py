@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 from torch import nn
-from tqdm import tqdm
 
 from darkir import opencv
 from darkir.errors import DarkIRError, first_line, warn
@@ -44,6 +43,7 @@ from darkir.infer.restorer import RestoreSettings, check_compile
 from darkir.infer.tiling import check_tiling
 from darkir.infer.video import check_video_encoding
 from darkir.outputs import ensure_writable_dir
+from darkir.progress import progress_bar
 from darkir.runtime import check_precision, check_threads
 
 
@@ -356,7 +356,7 @@ def _for_pool(settings: WorkerSettings, cpus: float, gpus: float) -> WorkerSetti
 
 def _results(dataset: Any, total: int, progress: bool, size: int) -> Iterator[dict[str, Any]]:
     workers = "1 Ray worker" if size == 1 else f"{size} Ray workers"
-    with tqdm(total=total, desc=f"restoring on {workers}", unit="file", disable=not progress) as bar:
+    with progress_bar(total=total, desc=f"restoring on {workers}", unit="file", disable=not progress) as bar:
         try:
             for row in dataset.iter_rows():
                 bar.update()

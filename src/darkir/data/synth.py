@@ -20,7 +20,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from darkir.data.corpus import SET_RECORD, synth_set_holding
 from darkir.data.dataset import to_tensor
@@ -30,6 +29,7 @@ from darkir.errors import some_of
 from darkir.image_header import read_header
 from darkir.imageio import Image, read_image, write_image
 from darkir.outputs import is_inside, pid_alive, process_tag
+from darkir.progress import progress_bar
 
 
 def random_crop(photo: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -179,7 +179,8 @@ def _write_pairs(
     """Degrade and write every photo's pairs under ``root``; (the record of every pair, pairs per split)."""
     layout = LAYOUTS["lolblur"]
     records, counts = [], {"train": 0, "val": 0, "test": 0}
-    for photo_index, name in enumerate(tqdm(sorted(photos), desc="synthesizing", unit="photo", disable=not progress)):
+    bar = progress_bar(sorted(photos), desc="synthesizing", unit="photo", disable=not progress)
+    for photo_index, name in enumerate(bar):
         clean = read_image(photos[name]).rgb
         if min(clean.shape[:2]) < size:
             raise DatasetError(f"{photos[name]}: {clean.shape[1]}x{clean.shape[0]} is smaller than --size {size}")

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from darkir.data.pairs import Pair
 from darkir.eval.methods import Method
@@ -29,6 +28,7 @@ from darkir.eval.reports import (
 )
 from darkir.eval.stats import MIN_INTERVAL_IMAGES, Interval, bootstrap_mean, paired
 from darkir.imageio import read_image
+from darkir.progress import progress_bar
 
 #: What a compare --unpaired report says where its NIQE means cover different images (see :func:`niqe_apart`).
 NIQE_APART_NOTE = (
@@ -81,7 +81,7 @@ def compare_unpaired(
     unique_names(methods)
     output.mkdir(parents=True, exist_ok=True)
     scores: dict[str, list[NoReferenceScores]] = {method.name: [] for method in methods}
-    for pair in tqdm(pairs, desc="comparing", unit="img", disable=not progress):
+    for pair in progress_bar(pairs, desc="comparing", unit="img", disable=not progress):
         image = read_image(pair.low)
         x = torch.from_numpy(np.ascontiguousarray(image.rgb)).permute(2, 0, 1)[None]
         for method in methods:

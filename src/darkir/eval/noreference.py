@@ -13,7 +13,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from darkir.data.pairs import Pair
 from darkir.eval.metrics import format_number
@@ -21,6 +20,7 @@ from darkir.eval.niqe import niqe
 from darkir.eval.reports import count_note, skip_unreadable_image, write_csv_rows
 from darkir.eval.stats import Interval, bootstrap_mean, mean_of_defined
 from darkir.imageio import Image, ImageReadError, read_image
+from darkir.progress import progress_bar
 
 NO_REFERENCE_NOTE = (
     "no-reference scores: NIQE (lower is better; MATLAB-matching, official natural-scene model; nan under 96x96 "
@@ -75,7 +75,7 @@ def score_folder(
     that cannot be read raises, or is skipped and added to ``unreadable`` (``path: why``) when given."""
     images = (
         (pair.name, read_or_skip(pair.low, unreadable))
-        for pair in tqdm(pairs, desc="scoring", unit="img", disable=not progress)
+        for pair in progress_bar(pairs, desc="scoring", unit="img", disable=not progress)
     )
     return [(name, no_reference_scores(image.rgb)) for name, image in images if image is not None]
 

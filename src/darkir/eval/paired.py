@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from darkir.data.dataset import PairedDataset
 from darkir.data.pairs import Pair
@@ -24,6 +23,7 @@ from darkir.eval.reports import count_note, skip_unreadable_image, unreadable_no
 from darkir.eval.stats import mean_of_defined
 from darkir.eval.tone import Tone, brightness, tone, tone_fitted
 from darkir.imageio import Image, ImageReadError, write_image
+from darkir.progress import progress_bar
 from darkir.runtime import memory_returned_to_os
 
 METRICS = ("psnr", "ssim", "lpips", "psnr_detail", "ssim_detail")
@@ -87,7 +87,7 @@ def evaluate(
     dataset = PairedDataset(pairs)
     gray: list[str] = []  # pairs whose scored image is gray and whose reference is in colour
     desc = printable(f"testing {method.name}", one_line=True)  # the name of a folder in darkir metrics
-    for index in tqdm(range(len(dataset)), desc=desc, unit="img", disable=not progress):
+    for index in progress_bar(range(len(dataset)), desc=desc, unit="img", disable=not progress):
         try:
             with memory_returned_to_os():
                 sample = dataset[index]

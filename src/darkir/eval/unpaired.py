@@ -22,6 +22,7 @@ from darkir.eval.reports import MAX_NAMED, plural
 from darkir.imageio import IMAGE_SUFFIXES, Image, read_image, write_image
 from darkir.infer.restorer import Restorer
 from darkir.outputs import is_inside, is_same_file, temporary_path, write_atomic
+from darkir.progress import progress_bar
 
 #: The per-image scores test-unpaired writes beside its outputs; a folder holding one is an earlier run's results.
 STATS_FILE = "stats.csv"
@@ -228,7 +229,7 @@ def restore_unpaired(
     An input that cannot be read raises, or is skipped and added to ``unreadable`` (``path: why``) when given.
     ``listed``: the names :func:`mark_results` lists, just before the first image is written."""
     rows: list[UnpairedRow] = []
-    for pair in tqdm(pairs, desc="restoring", unit="img", disable=not progress):
+    for pair in progress_bar(pairs, desc="restoring", unit="img", disable=not progress):
         image = read_or_skip(pair.low, unreadable)
         if image is None:
             continue

@@ -32,6 +32,7 @@ from darkir.outputs import (
     clean_stale,
     is_inside,
 )
+from darkir.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -337,7 +338,7 @@ def restore_files(
     overlap = restorer.device.type == "cuda" if overlap is None else overlap
     _expect_sizes(restorer, jobs, overwrite, progress)
     full = _FullStreak()
-    with tqdm(total=len(jobs), desc="restoring", unit="file", disable=not progress) as bar:
+    with progress_bar(total=len(jobs), desc="restoring", unit="file", disable=not progress) as bar:
 
         def finish(work: _Work) -> None:
             outcome = _finish(work, overwrite)
@@ -347,7 +348,7 @@ def restore_files(
 
         def restore(work: _Work) -> _Work:
             full.check(work)
-            bar.set_postfix_str(printable(work.job.source.name, one_line=True))  # the file being restored
+            bar.set_postfix_str(printable(work.job.source.name, one_line=True), refresh=False)  # the file restored
             try:
                 _restore(restorer, work, overwrite, codec, crf, progress)
             except BaseException:  # an interrupt: nothing written, the claim let go

@@ -42,6 +42,7 @@ from darkir.outputs import (
     output_error,
     temporary_path,
 )
+from darkir.progress import progress_bar
 from darkir.runtime import fixed_size_kernels
 
 #: Encoders a restored video is written with -> the largest ``crf`` each takes (0 is lossless).
@@ -462,7 +463,7 @@ def _transcode(
 
     decoded = _decoded(container, video_in, audio_in, copy_audio, timeline)
     with (
-        tqdm(  # leave=None: kept where it is the only bar (darkir video), cleared under restore's bar of files
+        progress_bar(  # leave=None: kept where it is the only bar (darkir video), cleared under restore's bar of files
             total=video_in.frames or None, desc="restoring video", unit="frame", disable=not progress, leave=None
         ) as bar,
         Prefetch(decoded, depth=2 * batch, name="darkir-decode") as reader,

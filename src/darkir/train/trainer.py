@@ -30,6 +30,7 @@ from darkir.models.factory import create_model
 from darkir.models.state_dict import load_state_dict_strict
 from darkir.models.weights import resolve_weights
 from darkir.options import Options
+from darkir.progress import progress_bar
 from darkir.replacing import save_text
 from darkir.runtime import keep_freed_memory_for_reuse, resolve_device
 from darkir.train import ddp
@@ -436,7 +437,7 @@ class Trainer:
         reading the data or validating saves the last checkpoint first (see :meth:`_stop_after_failure`)."""
         stop = min(self.total_steps, max_steps) if max_steps else self.total_steps
         self.model.train()
-        bar = tqdm(
+        bar = progress_bar(
             total=stop,
             initial=self.step,
             desc="training",
