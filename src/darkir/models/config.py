@@ -20,6 +20,11 @@ MAX_STAGES = 8
 MAX_DILATION = 1024
 
 
+def _blocks_per_stage(description: str) -> dict[str, Any]:
+    """The bounds of a field of blocks per stage (``enc_blk_nums``, ``dec_blk_nums``), with its description."""
+    return {"item_ge": 0, "item_le": MAX_BLOCKS, "max_length": MAX_STAGES, "description": description}
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The reference constructor's keys and defaults (cidautai/DarkIR, plus ``use_csf``/``csf_reduction`` of the
@@ -34,22 +39,10 @@ class ModelConfig:
     middle_blk_num_enc: int = field(default=2, metadata={"ge": 0, "le": MAX_BLOCKS})
     middle_blk_num_dec: int = field(default=2, metadata={"ge": 0, "le": MAX_BLOCKS})
     enc_blk_nums: tuple[int, ...] = field(
-        default=(1, 2, 3),
-        metadata={
-            "item_ge": 0,
-            "item_le": MAX_BLOCKS,
-            "max_length": MAX_STAGES,
-            "description": "blocks per encoder stage (one stage per entry)",
-        },
+        default=(1, 2, 3), metadata=_blocks_per_stage("blocks per encoder stage (one stage per entry)")
     )
     dec_blk_nums: tuple[int, ...] = field(
-        default=(3, 1, 1),
-        metadata={
-            "item_ge": 0,
-            "item_le": MAX_BLOCKS,
-            "max_length": MAX_STAGES,
-            "description": "blocks per decoder stage (as many entries as enc_blk_nums)",
-        },
+        default=(3, 1, 1), metadata=_blocks_per_stage("blocks per decoder stage (as many entries as enc_blk_nums)")
     )
     dilations: tuple[int, ...] = field(
         default=(1, 4, 9),
