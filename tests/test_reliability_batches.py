@@ -241,25 +241,33 @@ def test_a_killed_runs_leftovers_are_cleaned_by_the_next_run(tmp_path, tiny_chec
     assert live_part.exists() and other_host.exists()  # a live process's file and another machine's are kept
 
 
-def test_a_killed_containers_leftovers_are_cleaned_though_its_pid_or_host_name_comes_back(tmp_path):
+def test_a_killed_containers_leftovers_are_cleaned_though_its_pid_or_host_name_comes_back(tmp_path, monkeypatch):
     """A container's entry point is pid 1 at every start, so a killed run's temporary file (a video's may be
     gigabytes) looked live for ever under the same host name; under a new one (a restarted pod) it was kept for
-    ever as another machine's."""
-    from darkir.outputs import FOREIGN_PART_AGE_S, clean_stale, process_start, temporary_path
+    ever as another machine's. Files of other pid namespaces (containers sharing the host's name) and of hosts
+    whose names extend this one's (``vm`` and ``vm-1``) are never taken for this one's."""
+    from darkir.outputs import FOREIGN_PART_AGE_S, _pid_namespace, clean_stale, process_start, temporary_path
 
-    host, parent = socket.gethostname(), os.getppid()
-    reused = tmp_path / f".a.{host}-{parent}-{process_start(parent) + 1}.darkir-part.png"  # that pid, another start
-    live = tmp_path / f".b.{host}-{parent}-{process_start(parent)}.darkir-part.png"
-    old_pod = tmp_path / ".c.pod-7f9c-1-4242.darkir-part.mp4"
-    busy_pod = tmp_path / ".d.pod-7f9c-1-4242.darkir-part.mp4"
-    for path in (reused, live, old_pod, busy_pod):
+    host, parent, namespace = socket.gethostname(), os.getppid(), _pid_namespace()
+    here = f"n{namespace}"
+    reused = tmp_path / f".a.{host}-{parent}@{process_start(parent) + 1}{here}.darkir-part.png"  # that pid, reused
+    live = tmp_path / f".b.{host}-{parent}@{process_start(parent)}{here}.darkir-part.png"
+    old_pod = tmp_path / ".c.pod-7f9c-1@4242n7.darkir-part.mp4"
+    busy_pod = tmp_path / ".d.pod-7f9c-1@4242n7.darkir-part.mp4"
+    other_container = tmp_path / f".e.{host}-{parent}@1n1.darkir-part.png"  # this host's name, another namespace
+    longer_name = tmp_path / f".f.{host}-1-4194303@5.darkir-part.png"  # host "<host>-1", pid 4194303 (gone here)
+    for path in (reused, live, old_pod, busy_pod, other_container, longer_name):
         path.write_bytes(b"x")
-    long_ago = time.time() - FOREIGN_PART_AGE_S - 60
-    os.utime(old_pod, (long_ago, long_ago))
-    assert sorted(clean_stale(tmp_path)) == [reused, old_pod]
-    assert live.exists() and busy_pod.exists()  # a live process's, and another machine's written to lately
-    mine = temporary_path(tmp_path / "e.png")
-    assert mine.name == f".e.{host}-{os.getpid()}-{process_start(os.getpid())}.darkir-part.png"
+    assert clean_stale(tmp_path) == [reused]
+    assert live.exists() and old_pod.exists() and busy_pod.exists() and other_container.exists()
+    assert longer_name.exists()
+    later = time.time() + FOREIGN_PART_AGE_S + 60
+    monkeypatch.setattr("darkir.outputs.time.time", lambda: later)
+    assert sorted(clean_stale(tmp_path)) == sorted([old_pod, busy_pod, other_container, longer_name])
+    assert live.exists()  # this container's live process's, however old
+    monkeypatch.undo()
+    mine = temporary_path(tmp_path / "g.png")
+    assert mine.name == f".g.{host}-{os.getpid()}@{process_start(os.getpid())}{here}.darkir-part.png"
     mine.write_bytes(b"x")
     assert clean_stale(tmp_path) == [] and mine.exists()
 

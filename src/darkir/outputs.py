@@ -74,6 +74,14 @@ def process_tag() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+def _pid_namespace() -> str | None:
+    """The number of this process's pid namespace (a container has its own, where pids repeat), or None."""
+    try:
+        return os.readlink("/proc/self/ns/pid").rpartition("[")[2].rstrip("]") or None
+    except OSError:
+        return None
+
+
 def process_start(pid: int) -> int | None:
     """When process ``pid`` of this machine started, in clock ticks since boot (``/proc/<pid>/stat``); None where it
     is gone or this cannot be read. With the pid it names one process, however its pid is reused (a container's
@@ -90,9 +98,16 @@ def temporary_path(target: Path) -> Path:
     :func:`process_tag` and the process's start (:func:`process_start`), so that processes on several machines
     writing one shared folder never share one, and :func:`clean_stale` tells a killed run's from a live one's; the
     stem shortened where the name would be too long, :func:`fitting_name`)."""
-    start = process_start(os.getpid())
-    owner = process_tag() if start is None else f"{process_tag()}-{start}"
-    return target.with_name(fitting_name(".", target.stem, f".{owner}.darkir-part{target.suffix}"))
+    return target.with_name(fitting_name(".", target.stem, f".{_owner()}.darkir-part{target.suffix}"))
+
+
+def _owner() -> str:
+    """This process as its temporary files name it: ``<host>-<pid>``, then ``@<start>`` and ``n<pid namespace>``
+    where they can be read (``@`` and ``n`` cannot follow the digits of a host name's ``-<n>``, so that the tags of
+    hosts such as ``worker`` and ``worker-1`` are never read one for the other)."""
+    start, namespace = process_start(os.getpid()), _pid_namespace()
+    identity = "" if start is None else f"@{start}" + ("" if namespace is None else f"n{namespace}")
+    return f"{process_tag()}{identity}"
 
 
 def fitting_name(head: str, name: str, tail: str) -> str:
@@ -207,15 +222,16 @@ FOREIGN_PART_AGE_S = 24 * 3600
 
 
 def _part_is_stale(entry: os.DirEntry[str], mine: re.Pattern[str]) -> bool:
-    """Whether the temporary file ``entry`` is a killed run's: one of this machine's whose process is gone, or is
-    another (the pid reused, say after a container restart), or another machine's untouched for
-    :data:`FOREIGN_PART_AGE_S`."""
+    """Whether the temporary file ``entry`` is a killed run's: one of this machine's (and pid namespace's) whose
+    process is gone, or is another (the pid reused), or another machine's or container's untouched (written, or
+    linked) for :data:`FOREIGN_PART_AGE_S`."""
     owner = mine.search(entry.name)
-    if owner is None:
+    if owner is None or owner.group(3) not in (None, _pid_namespace()):
         try:
-            return time.time() - entry.stat(follow_symlinks=False).st_mtime > FOREIGN_PART_AGE_S
+            status = entry.stat(follow_symlinks=False)
         except OSError:
             return False
+        return time.time() - max(status.st_mtime, status.st_ctime) > FOREIGN_PART_AGE_S
     pid, start = int(owner.group(1)), owner.group(2)
     if not pid_alive(pid):
         return True
@@ -228,7 +244,7 @@ def clean_stale(folder: Path) -> list[Path]:
 
     A run that opens a lock file just as it is removed notices and takes a fresh one (:func:`claim`).
     """
-    mine = re.compile(rf"\.{re.escape(socket.gethostname())}-(\d+)(?:-(\d+))?\.darkir-part")
+    mine = re.compile(rf"\.{re.escape(socket.gethostname())}-(\d+)(?:@(\d+)(?:n(\d+))?)?\.darkir-part")
     removed = []
     try:
         entries = list(os.scandir(folder))
