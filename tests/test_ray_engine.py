@@ -312,6 +312,7 @@ def test_workers_on_one_node_plan_within_their_share_of_its_memory(monkeypatch):
     nodes.nodes = lambda: [{"Resources": {"CPU": 64}, "Alive": True}, {"Resources": {"CPU": 96}, "Alive": False}]
     assert [_sharers(nodes, 100, 1, 0), _sharers(nodes, 10, 1, 0), _sharers(nodes, 100, 4, 0)] == [64, 10, 16]
     assert [_sharers(nodes, 100, 1, 0.5), _sharers(nodes, 100, 1, 1), _sharers(nodes, 1, 1, 0.25)] == [2, 1, 1]
+    assert [_sharers(nodes, 100, 1, 0.2), _sharers(nodes, 1000, 0.2, 0)] == [5, 320]  # as Ray counts (1 // 0.2: 4.0)
 
     monkeypatch.setattr(darkir.infer.memory, "available_memory", lambda device: 128e9)
     planner = MemoryPlanner(torch.device("cpu"), torch.float32, 32)

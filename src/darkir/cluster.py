@@ -75,10 +75,10 @@ class RestoreWorker:
         model = ray.get(model)  # the driver's one copy in the object store
         self.settings = settings
         self.restorer = settings.restorer(model)
-        self.restorer.expect(dict(settings.expected))
-        if self.restorer.planner is not None:
+        if self.restorer.planner is not None:  # first: the shapes to compile are those this share restores whole
             where = "GPU" if self.restorer.device.type == "cuda" else "node"
             self.restorer.planner.share_memory(settings.sharers, where)
+        self.restorer.expect(dict(settings.expected))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outcomes = [
@@ -234,9 +234,15 @@ def _sharers(ray: ModuleType, size: int, cpus: float, gpus: float) -> int:
     """How many of a pool of ``size`` workers can share the memory one of them plans in: a GPU's, where they reserve
     GPUs (1 / ``gpus`` of them fit one), else a node's (as many as the most CPUs of a node hold)."""
     if gpus:
-        return max(1, min(size, int(1 // gpus)))
+        return max(1, min(size, _fits(1.0, gpus)))
     nodes = [node.get("Resources", {}).get("CPU", 0) for node in ray.nodes() if node.get("Alive", True)]
-    return max(1, min(size, int(max(nodes, default=cpus) // cpus)))
+    return max(1, min(size, _fits(max(nodes, default=cpus), cpus)))
+
+
+def _fits(room: float, share: float) -> int:
+    """How many shares of ``share`` fit ``room``, as Ray counts them (``1 // 0.2`` is 4.0 in floating point: Ray fits
+    5)."""
+    return int(room / share + 1e-6)
 
 
 def restore_jobs(

@@ -15,13 +15,14 @@ LOG_INTERVAL_S = 10.0
 def progress_bar(iterable: Any = None, **kwargs: Any) -> tqdm:
     """A tqdm bar (``kwargs`` as tqdm takes them), redrawn at most every :data:`LOG_INTERVAL_S` seconds where stderr
     is not a terminal."""
-    if not _stderr_is_terminal():
+    if not stderr_is_terminal():
         kwargs.setdefault("mininterval", LOG_INTERVAL_S)
         kwargs.setdefault("maxinterval", max(LOG_INTERVAL_S, kwargs["mininterval"]))
     return tqdm(iterable, **kwargs)
 
 
-def _stderr_is_terminal() -> bool:
+def stderr_is_terminal() -> bool:
+    """Whether stderr, where bars go, is a terminal (not a log file or a pipe)."""
     try:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):  # no stderr, or a closed one

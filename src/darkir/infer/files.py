@@ -32,7 +32,7 @@ from darkir.outputs import (
     clean_stale,
     is_inside,
 )
-from darkir.progress import progress_bar
+from darkir.progress import progress_bar, stderr_is_terminal
 
 
 @dataclass(frozen=True)
@@ -300,10 +300,11 @@ class _FullStreak:
 
     def check(self, work: _Work) -> None:
         """Before ``work`` is restored: stop (its claim let go) where the streak is long enough."""
-        if len(self.streak) < FULL_STREAK:
+        streak = self.streak  # (the writer thread may replace it meanwhile)
+        if len(streak) < FULL_STREAK:
             return
         work.drop()
-        job, reason = self.streak[-1]
+        job, reason = streak[-1]
         raise DiskFullError(
             f"{job.target.parent}: no room left ({FULL_STREAK} outputs in a row could not be written; the last: "
             f"{reason}); stopped: make room and run again (what was restored is kept and skipped)"
@@ -348,7 +349,8 @@ def restore_files(
 
         def restore(work: _Work) -> _Work:
             full.check(work)
-            bar.set_postfix_str(printable(work.job.source.name, one_line=True), refresh=False)  # the file restored
+            # the file being restored, shown at once on a terminal (in a log, with the next redraw)
+            bar.set_postfix_str(printable(work.job.source.name, one_line=True), refresh=stderr_is_terminal())
             try:
                 _restore(restorer, work, overwrite, codec, crf, progress)
             except BaseException:  # an interrupt: nothing written, the claim let go
