@@ -10,7 +10,8 @@ extras="${1:-}"
 if [ ! -x .venv/bin/python ]; then
     # $PYTHON, else the first of these that is Python 3.11 or newer (python3 is 3.10 on Ubuntu 22.04, say)
     python_bin=""
-    for candidate in ${PYTHON:-python3 python3.13 python3.12 python3.11}; do
+    if [ -n "${PYTHON:-}" ]; then candidates=("$PYTHON"); else candidates=(python3 python3.14 python3.13 python3.12 python3.11); fi
+    for candidate in "${candidates[@]}"; do
         if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
             python_bin=$candidate
             break

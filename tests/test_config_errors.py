@@ -218,6 +218,9 @@ def test_an_image_or_weights_given_as_the_options_file_is_named_as_such(tmp_path
         load_options(tmp_path / "photo.png")
     with pytest.raises(ConfigError, match=r"tiny\.pt: not an options file: it is a PyTorch weights file \(weights go"):
         load_options(tiny_checkpoint)
+    packaged = REPO / "src" / "darkir" / "weights" / "darkir-w32-synth.safetensors"  # starts with NUL bytes: UTF-8
+    with pytest.raises(ConfigError, match=r"synth\.safetensors: not an options file: it is a safetensors weights"):
+        load_options(packaged)
 
 
 @pytest.mark.parametrize(("text", "expected"), BAD_OPTIONS[:3] + BAD_OPTIONS[5:7] + [BAD_OPTIONS[8], BAD_OPTIONS[10]])

@@ -144,6 +144,16 @@ def _read_yaml_text(text: str, name: str) -> Any:
         loader.dispose()
 
 
+def _refuse_other_kinds(path: Path) -> None:
+    """Refuse, by name, an image or a weights file given as the options file (by its first bytes)."""
+    from darkir.weightfiles import file_kind_words
+
+    kind = file_kind_words(path)
+    if kind is not None:
+        weights = " (weights go to --weights)" if "weights" in kind else ""
+        raise ConfigError(f"{path}: not an options file: it is {kind}{weights}; give a YAML file")
+
+
 def read_options_file(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> dict[str, Any]:
     """The sections of the options file ``path`` with the ``key=value`` ``overrides`` merged in, not yet validated
     (:func:`darkir.options.options_from_dict` does that); a ConfigError naming the file where it cannot be read."""
@@ -156,15 +166,10 @@ def read_options_file(path: str | os.PathLike[str], overrides: Iterable[str] = (
         raise ConfigError(f"{path} is not a regular file (a pipe or device?); give a YAML options file")
     if not path.is_file():
         raise ConfigError(f"options file not found: {path}")
+    _refuse_other_kinds(path)
     try:
         raw = _read_yaml(path) or {}
     except UnicodeDecodeError as exc:
-        from darkir.weightfiles import file_kind_words
-
-        kind = file_kind_words(path)
-        if kind is not None:
-            weights = " (weights go to --weights)" if "weights" in kind else ""
-            raise ConfigError(f"{path}: not an options file: it is {kind}{weights}; give a YAML file") from None
         raise ConfigError(f"{path}: not a UTF-8 text file (byte {exc.start}); save the options file as UTF-8") from None
     except (yaml.YAMLError, RecursionError, ValueError) as exc:
         raise ConfigError(f"{path}: invalid YAML: {_yaml_problem(exc)}") from None

@@ -4,7 +4,6 @@ gradient clipping."""
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import torch
@@ -120,12 +119,7 @@ class TrainStep:
         if not torch.isfinite(loss):
             raise DarkIRError(f"the loss became {loss.item()} at step {step}; lower train.lr_initial")
         self.optimizer.zero_grad(set_to_none=True)
-        with warnings.catch_warnings():
-            # DDP on the CPU: the convolutions' gradients of the (1, C, 1, 1) scales and the (C, 1, 3, 3) depth-wise
-            # kernels differ from their buckets' strides in size-1 dimensions only, which hold no values; torch warns
-            # of a layout mismatch "that may impair performance" (none here)
-            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
-            self.scaler.scale(loss).backward()
+        self.scaler.scale(loss).backward()
         if self.options.train.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.options.train.grad_clip)

@@ -8,6 +8,7 @@ import math
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,6 +207,11 @@ class Trainer:
         self.model.side_out.requires_grad_(self.options.train.enhance)
         if self.options.train.trainable is not None:
             self._train_only(self.options.train.trainable)
+        if self.context.distributed:
+            # on the CPU, the gradients of the (1, C, 1, 1) scales and (C, 1, 3, 3) depth-wise kernels differ from
+            # their DDP buckets' strides in size-1 dimensions only, which hold no values: torch's warning of a layout
+            # mismatch "that may impair performance" (at every process's first step) is spurious
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         self.net = (
             DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
             if self.context.distributed
