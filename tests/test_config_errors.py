@@ -218,6 +218,9 @@ def test_an_image_or_weights_given_as_the_options_file_is_named_as_such(tmp_path
         load_options(tmp_path / "photo.png")
     with pytest.raises(ConfigError, match=r"tiny\.pt: not an options file: it is a PyTorch weights file \(weights go"):
         load_options(tiny_checkpoint)
+    (tmp_path / "bm.yml").write_text("BMX: 1\n")  # text that starts as a BMP does: read as YAML
+    with pytest.raises(ConfigError, match=r"bm\.yml: unknown key 'BMX'"):
+        load_options(tmp_path / "bm.yml")
     packaged = REPO / "src" / "darkir" / "weights" / "darkir-w32-synth.safetensors"  # starts with NUL bytes: UTF-8
     with pytest.raises(ConfigError, match=r"synth\.safetensors: not an options file: it is a safetensors weights"):
         load_options(packaged)

@@ -145,9 +145,16 @@ def _read_yaml_text(text: str, name: str) -> Any:
 
 
 def _refuse_other_kinds(path: Path) -> None:
-    """Refuse, by name, an image or a weights file given as the options file (by its first bytes)."""
+    """Refuse, by name, an image or a weights file given as the options file (by its first bytes, where they hold a
+    NUL byte, as those files' do and no text does: a YAML file may well start with ``BM``, a BMP's mark)."""
     from darkir.weightfiles import file_kind_words
 
+    try:
+        with open(path, "rb") as handle:
+            if b"\0" not in handle.read(64):
+                return
+    except OSError:
+        return  # (reading it as YAML says why)
     kind = file_kind_words(path)
     if kind is not None:
         weights = " (weights go to --weights)" if "weights" in kind else ""
