@@ -44,10 +44,16 @@ class DiskFullError(OutputError):
 FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says that a file system has no room left (a :class:`DiskFullError`, or an error of
+    :data:`FULL_ERRNOS`: an OSError, or FFmpeg's)."""
+    return isinstance(exc, DiskFullError) or getattr(exc, "errno", None) in FULL_ERRNOS
+
+
 def output_error(target: Path, exc: OSError, what: str = "nothing replaced") -> OutputError:
     """The :class:`OutputError` (a :class:`DiskFullError` where there is no room) of writing ``target`` failing with
     ``exc``."""
-    kind = DiskFullError if exc.errno in FULL_ERRNOS else OutputError
+    kind = DiskFullError if is_disk_full(exc) else OutputError
     return kind(f"{target}: {exc.strerror or exc}; {what}")
 
 
@@ -164,7 +170,7 @@ class Claim:
         try:
             fd = take_lock(self.lock)
         except OSError as exc:  # a folder that is missing, read-only or full
-            kind = DiskFullError if exc.errno in FULL_ERRNOS else OutputError
+            kind = DiskFullError if is_disk_full(exc) else OutputError
             raise kind(f"{target}: cannot write in {target.parent} ({exc.strerror or exc})") from None
         if fd is None:
             raise OutputBusyError(f"{target}: another darkir run is writing this file; skipped")

@@ -24,12 +24,12 @@ from darkir.infer.jobs import Job
 from darkir.infer.pipeline import Drain, Prefetch
 from darkir.infer.restorer import Restorer, check_fits
 from darkir.outputs import (
-    FULL_ERRNOS,
     Claim,
     DiskFullError,
     OutputBusyError,
     OutputExistsError,
     clean_stale,
+    is_disk_full,
     is_inside,
 )
 from darkir.progress import progress_bar, stderr_is_terminal
@@ -102,8 +102,7 @@ def _reason(job: Job, exc: BaseException) -> str:
 
 def _failure(job: Job, exc: Exception) -> Outcome:
     """The outcome of a job that failed with ``exc``, marked where its output's disk has no room left."""
-    full = isinstance(exc, DiskFullError) or (isinstance(exc, OSError) and exc.errno in FULL_ERRNOS)
-    return Outcome("failed", _reason(job, exc), disk_full=full)
+    return Outcome("failed", _reason(job, exc), disk_full=is_disk_full(exc))
 
 
 def check_output(job: Job, overwrite: bool) -> Outcome | None:

@@ -32,12 +32,12 @@ from darkir.infer.video_timing import (
     stated_seconds,
 )
 from darkir.outputs import (
-    FULL_ERRNOS,
     DiskFullError,
     OutputError,
     OutputExistsError,
     claim,
     commit,
+    is_disk_full,
     is_same_file,
     output_error,
     temporary_path,
@@ -296,7 +296,7 @@ def _restore_video(
         check_complete(source, stated, timeline)
     except av.FFmpegError as exc:
         failed = _failed_file(exc.filename, source, target, tmp, settings.codec)
-        kind = DiskFullError if getattr(exc, "errno", None) in FULL_ERRNOS else DarkIRError
+        kind = DiskFullError if is_disk_full(exc) else DarkIRError
         raise kind(f"{failed}: video processing failed: {exc.strerror or type(exc).__name__}") from exc
     except OSError as exc:
         raise output_error(target, exc) from None
