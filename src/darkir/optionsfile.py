@@ -147,15 +147,14 @@ def _read_yaml_text(text: str, name: str) -> Any:
 def _refuse_other_kinds(path: Path) -> None:
     """Refuse, by name, an image or a weights file given as the options file (by its first bytes, where they hold a
     NUL byte, as those files' do and no text does: a YAML file may well start with ``BM``, a BMP's mark)."""
-    from darkir.weightfiles import file_kind_words
+    from darkir.weightfiles import kind_in_words
 
     try:
         with open(path, "rb") as handle:
-            if b"\0" not in handle.read(64):
-                return
+            head, size = handle.read(64), os.fstat(handle.fileno()).st_size
     except OSError:
         return  # (reading it as YAML says why)
-    kind = file_kind_words(path)
+    kind = kind_in_words(head, size) if b"\0" in head else None
     if kind is not None:
         weights = " (weights go to --weights)" if "weights" in kind else ""
         raise ConfigError(f"{path}: not an options file: it is {kind}{weights}; give a YAML file")

@@ -145,10 +145,10 @@ def _failed_checksum(path: Path) -> str | None:
     return None
 
 
-def file_kind_words(path: Path) -> str | None:
-    """What ``path`` holds by its first bytes, in words ("a PyTorch weights file", "a PNG image"...); None for
-    something else, or an unreadable file."""
-    kind = _file_kind(path)
+def kind_in_words(head: bytes, size: int) -> str | None:
+    """What a file of ``size`` bytes that starts with ``head`` holds (:func:`_kind_of`), in words ("a PyTorch weights
+    file", "a PNG image"...); None for something else."""
+    kind = _kind_of(head, size)
     return {"torch": "a PyTorch weights file", "safetensors": "a safetensors weights file"}.get(kind, kind)
 
 
