@@ -50,6 +50,8 @@ DEFAULT_SHARE = 0.5
 DEFAULT_CAP = 2.4e9
 #: Default budget on CUDA: this share of the free device memory.
 CUDA_DEFAULT_SHARE = 0.8
+#: How messages name a budget the planner chose (none given); :meth:`MemoryPlanner.share_memory` splits only that one.
+_DEFAULT_SOURCE = "the default budget"
 #: Smallest tile the planner uses; a budget that cannot hold it is an error.
 MIN_TILE = 128
 
@@ -151,7 +153,7 @@ class MemoryPlanner:
             self.per_pixel = {mode: CPU_BYTES_PER_PIXEL_WIDTH[(key, mode)] * model_width for mode in ("heap", "lean")}
             self.image_per_pixel = IMAGE_BYTES_PER_PIXEL
         if max_memory is None:
-            self.budget, self.budget_source = self._default_budget(1), "the default budget"
+            self.budget, self.budget_source = self._default_budget(1), _DEFAULT_SOURCE
         else:
             self.budget, self.budget_source = parse_memory(max_memory), "max_memory"
         if self.budget <= self.base:
@@ -171,7 +173,7 @@ class MemoryPlanner:
     def share_memory(self, sharers: int, where: str) -> None:
         """Plan within this process's share of the default budget, where up to ``sharers`` processes (Ray workers)
         restore side by side in the memory of ``where`` (a node, a GPU); a ``max_memory`` given is each one's own."""
-        if sharers > 1 and self.budget_source == "the default budget":
+        if sharers > 1 and self.budget_source == _DEFAULT_SOURCE:
             self.budget = self._default_budget(sharers)
             self.budget_source = f"the default budget of a worker ({sharers} share a {where})"
 
