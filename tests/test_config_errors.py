@@ -194,6 +194,16 @@ def test_a_network_size_past_any_darkir_is_named_before_the_model_is_made(tmp_pa
         ModelConfig(enc_blk_nums=(1, 1), dec_blk_nums=(1, 2000))
 
 
+def test_a_model_config_refuses_vast_values_in_a_short_message():
+    """``ModelConfig(width=10**5000)`` raised Python's ValueError (an integer too long to write out) from the message
+    meant to refuse it, and a million dilations wrote a 3 MB message."""
+    with pytest.raises(ConfigError, match=r"width: must be at most 1073741824, got <a 16610-bit whole number>"):
+        ModelConfig(width=10**5000)
+    with pytest.raises(ConfigError) as refused:
+        ModelConfig(dilations=list(range(1, 10**6)))
+    assert "must hold at most 8 values" in str(refused.value) and len(str(refused.value)) < 500
+
+
 def test_a_yaml_alias_bomb_is_refused_in_a_short_line(tmp_path):
     """Nine levels of nine aliases (9**9 values, a few hundred bytes of YAML) hung every command: the error message
     wrote the whole value out."""

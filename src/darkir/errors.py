@@ -7,6 +7,7 @@ import contextlib
 import numbers
 import os
 import re
+import reprlib
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -51,6 +52,27 @@ def check_counts(**counts: object) -> None:
     for name, value in counts.items():
         if not (is_whole(value) and value >= 1):
             raise DarkIRError(f"{name} must be a whole number of at least 1, got {value!r}")
+
+
+#: How a message shows a value it refuses: cut short (a YAML alias can make a value of billions of items, and
+#: ``10**5000`` is past the digits Python writes out).
+class _ShortRepr(reprlib.Repr):
+    def repr_int(self, x: int, level: int) -> str:
+        """A whole number cut short, or by its size where Python refuses to write it out (over 4300 digits)."""
+        try:
+            return super().repr_int(x, level)
+        except ValueError:
+            return f"<a {x.bit_length()}-bit whole number>"
+
+
+_SHORT = _ShortRepr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 2, 8, 8, 200, 200
+_SHORT.maxlong = 60
+
+
+def short_repr(value: object) -> str:
+    """``repr(value)`` cut short for a one-line message (``[1, 2, 3, 4, 5, 6, 7, 8, ...]``, ``1000...0000``)."""
+    return _SHORT.repr(value)
 
 
 def some_of(names: Sequence[str], limit: int, sep: str = ", ") -> str:

@@ -13,7 +13,6 @@ import dataclasses
 import difflib
 import functools
 import os
-import reprlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_type_hints
@@ -30,7 +29,7 @@ from pydantic import (
     field_validator,
 )
 
-from darkir.errors import ConfigError, some_of, warn
+from darkir.errors import ConfigError, short_repr, some_of, warn
 from darkir.models.config import SEQUENCE_FIELDS, ModelConfig, config_problems
 from darkir.optionsfile import read_options_file
 
@@ -505,12 +504,6 @@ def _warn_ignored(options: Options) -> None:
         warn(message)
 
 
-#: How an error message shows the value it refuses: cut short (a YAML alias can make a value of billions of items).
-_SHORT = reprlib.Repr()
-_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 2, 8, 8, 200, 200
-_SHORT.maxlong = 60
-
-
 def _describe(error: Any) -> str:
     """One readable line for one pydantic error, with a did-you-mean hint for unknown keys."""
     loc = [str(p) for p in error["loc"]]
@@ -528,4 +521,4 @@ def _describe(error: Any) -> str:
         hint = f" (did you mean '{'.'.join(loc[:-1] + close)}'?)" if close else ""
         return f"unknown key '{key}'{hint}"
     message = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
-    return f"{key}: {message} (got {_SHORT.repr(error.get('input'))})"
+    return f"{key}: {message} (got {short_repr(error.get('input'))})"

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from darkir.errors import ConfigError, some_of
+from darkir.errors import ConfigError, short_repr
 
 #: The fields that hold one number per stage (or per branch); stored as tuples, written as lists.
 SEQUENCE_FIELDS = ("enc_blk_nums", "dec_blk_nums", "dilations")
@@ -98,18 +98,21 @@ def config_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
     for item in fields(ModelConfig):
         value, bounds = values[item.name], item.metadata
         if "ge" in bounds and not _is_int(value):
-            found.append((item.name, f"must be a whole number, got {value!r}"))
+            found.append((item.name, f"must be a whole number, got {short_repr(value)}"))
         elif "ge" in bounds and value < bounds["ge"]:
-            found.append((item.name, f"must be at least {bounds['ge']}, got {value}"))
+            found.append((item.name, f"must be at least {bounds['ge']}, got {short_repr(value)}"))
         elif "le" in bounds and value > bounds["le"]:
-            found.append((item.name, f"must be at most {bounds['le']}, got {value}"))
+            found.append((item.name, f"must be at most {bounds['le']}, got {short_repr(value)}"))
         elif item.name in SEQUENCE_FIELDS:
             found.extend((item.name, why) for why in _sequence_problems(value, bounds))
         elif item.type in (bool, "bool") and not isinstance(value, bool):
-            found.append((item.name, f"must be true or false, got {value!r}"))
+            found.append((item.name, f"must be true or false, got {short_repr(value)}"))
     enc, dec = values["enc_blk_nums"], values["dec_blk_nums"]
     if isinstance(enc, tuple) and isinstance(dec, tuple) and len(enc) != len(dec):
-        why = f"{list(enc)} and dec_blk_nums {list(dec)} must have the same length (one decoder stage per encoder one)"
+        why = (
+            f"{short_repr(list(enc))} and dec_blk_nums {short_repr(list(dec))} must have the same length"
+            " (one decoder stage per encoder one)"
+        )
         found.append(("enc_blk_nums", why))
     return found
 
@@ -121,16 +124,18 @@ def _is_int(value: Any) -> bool:
 def _sequence_problems(value: Any, bounds: Mapping[str, Any]) -> list[str]:
     """What is wrong with a sequence field's ``value`` under its ``item_ge``/``min_length`` bounds."""
     if not isinstance(value, tuple) or not all(_is_int(entry) for entry in value):
-        return [f"must be a list of whole numbers, got {value!r}"]
+        return [f"must be a list of whole numbers, got {short_repr(value)}"]
     least, shortest = bounds.get("item_ge", 0), bounds.get("min_length", 0)
     most, longest = bounds.get("item_le"), bounds.get("max_length")
-    problems = [f"must hold at least {shortest} value(s), got {list(value)}"] if len(value) < shortest else []
+    problems = []
+    if len(value) < shortest:
+        problems.append(f"must hold at least {shortest} value(s), got {short_repr(list(value))}")
     if longest is not None and len(value) > longest:
         problems.append(f"must hold at most {longest} values, got {len(value)}")
     if any(entry < least for entry in value):
-        problems.append(f"each entry must be at least {least}, got {list(value)}")
+        problems.append(f"each entry must be at least {least}, got {short_repr(list(value))}")
     if most is not None and any(entry > most for entry in value):
-        problems.append(f"each entry must be at most {most}, got [{some_of([str(entry) for entry in value], 8)}]")
+        problems.append(f"each entry must be at most {most}, got {short_repr(list(value))}")
     return problems
 
 
