@@ -355,6 +355,27 @@ def test_an_address_other_than_the_cluster_ray_is_connected_to_is_warned(tmp_pat
     assert "init" not in fake.calls and "shutdown" not in fake.calls  # the caller's connection is left as it was
 
 
+def test_an_address_naming_the_connected_cluster_by_another_name_is_not_warned(tmp_path, monkeypatch):
+    """``localhost:6379`` where Ray is connected at ``127.0.0.1:6379`` (the same server) was warned as another
+    cluster: addresses were compared as strings."""
+    from types import SimpleNamespace
+
+    import darkir.cluster
+
+    fake = _FakeRay({"CPU": 2})
+    fake.is_initialized = lambda: True
+    fake.get_runtime_context = lambda: SimpleNamespace(gcs_address="127.0.0.1:6379")
+    monkeypatch.setattr(darkir.cluster, "_ray", lambda: fake)
+    jobs = _jobs(tmp_path, monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for same in ("localhost:6379", "[::1]:6379"):
+            with pytest.raises(InterruptedError):
+                darkir.cluster.restore_jobs(torch.nn.Identity(), jobs, address=same, workers=1)
+    with pytest.warns(UserWarning, match=r"not at localhost:6380"), pytest.raises(InterruptedError):
+        darkir.cluster.restore_jobs(torch.nn.Identity(), jobs, address="localhost:6380", workers=1)
+
+
 def test_an_interrupt_while_ray_starts_shuts_down_what_it_started(tmp_path, monkeypatch):
     """Ctrl-C amid ray.init left Ray's processes running (the shutdown was only set up once init returned)."""
     import signal

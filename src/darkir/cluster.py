@@ -17,8 +17,10 @@ a filesystem they share, with working file locks (NFS, or Lustre mounted with ``
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import ipaddress
 import logging
 import os
 import signal
@@ -177,12 +179,34 @@ def _note_other_address(ray: ModuleType, address: str | None) -> None:
         current = ray.get_runtime_context().gcs_address
     except (AttributeError, RuntimeError):  # a client connection, say: the address is unknown
         current = None
-    if address and address not in ("auto", current):
+    if address and address != "auto" and not (current and _same_endpoint(address, current)):
         where = f" at {current}" if current else ""
         warn(
             f"Ray is already connected in this process{where}: restoring on that cluster, not at {address} "
             "(call ray.shutdown() first to join another)"
         )
+
+
+def _endpoint_hosts(host: str) -> set[str]:
+    """The IP addresses ``host`` stands for; a loopback one (IPv4 or IPv6) stands for this machine's own too."""
+    try:
+        found = {info[4][0] for info in socket.getaddrinfo(host.strip("[]"), None)}
+    except (OSError, UnicodeError):
+        return {host}
+    if any(ipaddress.ip_address(ip.partition("%")[0]).is_loopback for ip in found):
+        with contextlib.suppress(OSError, UnicodeError):
+            found |= {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)}
+        found.add("this machine")
+    return found
+
+
+def _same_endpoint(address: str, other: str) -> bool:
+    """Whether two ``host:port`` addresses name the same server (``localhost:6379`` is ``127.0.0.1:6379``, and this
+    machine's own address)."""
+    if address == other:
+        return True
+    (host, _, port), (other_host, _, other_port) = address.rpartition(":"), other.rpartition(":")
+    return port == other_port and bool(host) and bool(_endpoint_hosts(host) & _endpoint_hosts(other_host))
 
 
 @contextmanager
