@@ -82,9 +82,28 @@ def test_metrics_csv_keeps_an_existing_file_unless_overwrite(tmp_path, capsys):
 def test_a_csv_folder_no_file_can_be_made_in_is_refused_before_any_work(tmp_path, capsys, no_work):
     """/proc passes the permission bits' check for root; the CSV failed only once every image had been scored."""
     data = _paired(tmp_path / "set")
-    args = ["metrics", str(data / "low"), str(data / "high"), "--no-lpips", "-q", "--csv", "/proc/scores.csv"]
+    for target in ("/proc/scores.csv", "/proc/new/scores.csv"):
+        args = ["metrics", str(data / "low"), str(data / "high"), "--no-lpips", "-q", "--csv", target]
+        assert main(args) == 2
+        assert "output folder /proc is not writable" in _error(capsys)
+
+
+def test_a_stopped_run_leaves_no_empty_csv_folder(tmp_path, capsys, monkeypatch):
+    """``--csv out/t.csv`` made ``out/`` before any work: a run stopped (Ctrl-C) before it wrote the file left the
+    empty folder behind. It is made as the file is written; a folder that could not be is still refused at once."""
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("darkir.eval.paired.evaluate", interrupted)
+    data = _paired(tmp_path / "set")
+    target = tmp_path / "out" / "sub" / "t.csv"
+    assert main(["metrics", str(data / "low"), str(data / "high"), "--no-lpips", "-q", "--csv", str(target)]) == 130
+    assert not (tmp_path / "out").exists() and "interrupted" in capsys.readouterr().err
+    (tmp_path / "file").write_text("not a folder")
+    args = ["metrics", str(data / "low"), str(data / "high"), "--no-lpips", "-q", "--csv", str(tmp_path / "file/t.csv")]
     assert main(args) == 2
-    assert "output folder /proc is not writable" in _error(capsys)
+    assert "is a file" in _error(capsys)
 
 
 def test_no_reference_metrics_csv_keeps_an_existing_file_unless_overwrite(tmp_path, capsys):

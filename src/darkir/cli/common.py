@@ -234,20 +234,23 @@ def _number(text: str, minimum: float, wanted: str) -> float:
 
 
 def writable_file(path: str | Path) -> Path:
-    """``path`` as an output file whose folder is created now and checked writable (before any work)."""
-    from darkir.outputs import ensure_writable_dir
+    """``path`` as an output file whose folder is checked writable before any work: a file is tried in it where it
+    exists; a missing one is made only as the file is written, so that a run that fails or is stopped first leaves
+    no empty folder."""
+    from darkir.outputs import check_writable_dir, ensure_writable_dir, nearest_existing
 
     target = Path(path)
     if target.is_dir():
         raise DarkIRError(f"output file {target} is a folder; give a file name")
-    ensure_writable_dir(target.parent)
+    check_writable_dir(target.parent)
+    ensure_writable_dir(nearest_existing(target.parent.absolute()))  # a file tried where the folder would be made
     return target
 
 
 def csv_file(path: str | Path, inputs: Iterable[str | Path | None], overwrite: bool, flag: str = "--csv") -> Path:
     """``--csv PATH``, checked before any work: a ``.csv`` name, never one of the command's ``inputs`` nor inside an
-    input folder (not even with ``--overwrite``), an existing file replaced only with ``overwrite``, its folder made
-    and writable."""
+    input folder (not even with ``--overwrite``), an existing file replaced only with ``overwrite``, its folder
+    writable (:func:`writable_file`)."""
     from darkir.outputs import is_inside, is_same_file
 
     target = Path(path).expanduser()
@@ -272,8 +275,8 @@ def output_file(
     path: str, suffixes: Sequence[str], inputs: Iterable[str | Path | None], overwrite: bool, what: str
 ) -> Path:
     """``-o PATH``, a single output file, checked before any work: one of ``suffixes``, never one of the command's
-    ``inputs`` (not even with ``--overwrite``), an existing file replaced only with ``overwrite``, its folder made and
-    writable. ``what``: the kind of file, for the messages."""
+    ``inputs`` (not even with ``--overwrite``), an existing file replaced only with ``overwrite``, its folder
+    writable (:func:`writable_file`). ``what``: the kind of file, for the messages."""
     from darkir.outputs import is_same_file
 
     target = Path(path).expanduser()
