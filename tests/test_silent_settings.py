@@ -27,7 +27,7 @@ def test_explicit_config_contradicting_the_stored_one_is_refused(tiny_checkpoint
 def test_training_state_is_never_dropped_into_safetensors(tmp_path):
     with pytest.raises(CheckpointError, match="optimizer, step would be lost"):
         save_checkpoint(tmp_path / "x.safetensors", build_model("darkir-w32", **TINY), optimizer={}, step=3)
-    from darkir.train.trainer import check_trainable
+    from darkir.train.checks import check_trainable
 
     options = load_options(REPO / "options/train/tiny_csf.yml", [f"save.path={tmp_path / 'last.safetensors'}"])
     with pytest.raises(ConfigError, match=r"save\.path: training checkpoints hold the optimizer"):

@@ -373,6 +373,22 @@ def test_a_loss_of_weight_zero_in_every_term_is_refused_before_any_work(dataset,
     assert train(edge_only, progress=False, max_steps=1).steps == 1
 
 
+def test_the_loss_terms_table_names_every_loss_key_of_the_options_once():
+    """``LOSS_TERMS`` is the one list of loss terms (the zero-weight check, the resume notes and the criterion keys
+    read it): each key it names is a ``train:`` key, and every ``train:`` weight, criterion and reduction key is in
+    exactly one term, so that a new term cannot be added to the options and missed there."""
+    from darkir.options import LOSS_TERMS, TrainOptions
+
+    named = [key for term in LOSS_TERMS for key in (term.switch, term.weight, term.criterion, term.reduction) if key]
+    assert len(named) == len(set(named)) and set(named) <= set(TrainOptions.model_fields)
+    loss_keys = {key for key in TrainOptions.model_fields if key.endswith(("_weight", "_criterion", "_reduction"))}
+    assert loss_keys == {key for key in named if key.endswith(("_weight", "_criterion", "_reduction"))}
+    train = TrainOptions()
+    assert [term.name for term in LOSS_TERMS if term.is_on(train)] == ["pixel"]
+    on = TrainOptions(edge=True, anchor="darkir-w32", tone_split=True)
+    assert [term.name for term in LOSS_TERMS if term.is_on(on)] == ["pixel", "edge", "anchor", "tone"]
+
+
 def test_the_official_perceptual_loss_trains_from_vgg19_weights_in_torchs_cache(dataset, tmp_path, monkeypatch):
     """train.perceptual (on in official option files) was refused outright; it now reads VGG19's ImageNet weights
     where torchvision caches them, and without them names the file before any work."""

@@ -225,18 +225,42 @@ PerceptualCriterion = Literal["l1", "l2", "fro"]
 Reduction = Literal["none", "mean", "sum"]
 #: An Adam/AdamW moment decay: in [0, 1).
 Beta = Annotated[float, Field(ge=0, lt=1)]
-#: The ``train:`` keys that name a loss criterion or reduction (read in any case).
-LOSS_NAME_KEYS = (
-    "pixel_criterion",
-    "perceptual_criterion",
-    "perceptual_reduction",
-    "edge_criterion",
-    "edge_reduction",
-    "frequency_criterion",
-    "frequency_reduction",
-    "enhance_criterion",
-    "enhance_reduction",
+
+
+@dataclasses.dataclass(frozen=True)
+class LossTerm:
+    """One term of the training loss by its ``train:`` keys: the ``switch`` that turns it on (None: always on; a
+    key that holds a value or None, such as ``anchor``: on when set), its ``weight``, and its ``criterion`` and
+    ``reduction`` where it has them; ``trained``: False for a term darkir accepts but does not train with."""
+
+    name: str
+    switch: str | None
+    weight: str
+    criterion: str | None = None
+    reduction: str | None = None
+    trained: bool = True
+
+    def is_on(self, train: TrainOptions) -> bool:
+        """Whether ``train`` turns this term on."""
+        if self.switch is None:
+            return True
+        value = getattr(train, self.switch)
+        return value if isinstance(value, bool) else value is not None
+
+
+#: The terms of the training loss, in the order of their ``train:`` keys: the one list of them that the options'
+#: checks, the trainer's and the notes of a resumed run read.
+LOSS_TERMS = (
+    LossTerm("pixel", None, "pixel_weight", "pixel_criterion"),
+    LossTerm("perceptual", "perceptual", "perceptual_weight", "perceptual_criterion", "perceptual_reduction"),
+    LossTerm("edge", "edge", "edge_weight", "edge_criterion", "edge_reduction"),
+    LossTerm("frequency", "frequency", "frequency_weight", "frequency_criterion", "frequency_reduction", False),
+    LossTerm("enhance", "enhance", "enhance_weight", "enhance_criterion", "enhance_reduction"),
+    LossTerm("anchor", "anchor", "anchor_weight"),
+    LossTerm("tone", "tone_split", "tone_weight"),
 )
+#: The ``train:`` keys that name a loss criterion or reduction (read in any case).
+LOSS_NAME_KEYS = tuple(key for term in LOSS_TERMS for key in (term.criterion, term.reduction) if key)
 
 
 class TrainOptions(_Section):

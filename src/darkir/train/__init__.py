@@ -1,6 +1,7 @@
 """Training: :func:`darkir.train.trainer.train` runs a :class:`~darkir.train.trainer.Trainer` (the loop, checkpoints,
 exact resume) on the modules around it:
 
+- ``checks``: the training settings refused before any work (losses it cannot train with, no training set);
 - ``sets``: the training and validation sets the options describe (paired folders or on-the-fly synthesis);
 - ``sampler``: the global batches, the same for any number of processes; ``ddp``: the process group;
 - ``step``: one optimizer step (the losses, AdamW and its cosine schedule, the grad scaler, clipping); ``losses``:

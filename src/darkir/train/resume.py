@@ -18,15 +18,15 @@ import torch
 
 from darkir.errors import ConfigError, first_line, some_of
 from darkir.models.config import ModelConfig
-from darkir.options import LOSS_NAME_KEYS, TrainOptions, network_key
+from darkir.options import LOSS_NAME_KEYS, LOSS_TERMS, TrainOptions, network_key
 
 #: ``train:`` settings that a resumed run takes from its checkpoint (its optimizer and scheduler state hold them).
 SCHEDULE_KEYS = ("lr_initial", "betas", "weight_decay", "eta_min")
-#: ``train:`` settings of the loss, which a resumed run takes from the options (a change is noted, not refused).
+#: ``train:`` settings of the loss, which a resumed run takes from the options (a change is noted, not refused):
+#: every term's keys but ``train.enhance``, which adds the network's side output (:func:`check_same_network`).
 LOSS_KEYS = (
     *LOSS_NAME_KEYS,
-    *("pixel_weight", "perceptual", "perceptual_weight", "edge", "edge_weight", "frequency", "frequency_weight"),
-    *("enhance_weight", "anchor", "anchor_weight", "tone_split", "tone_weight"),
+    *(key for term in LOSS_TERMS for key in (term.switch, term.weight) if key is not None and key != "enhance"),
 )
 
 

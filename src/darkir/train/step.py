@@ -19,7 +19,9 @@ from darkir.train.perceptual import PerceptualLoss
 class TrainStep:
     """Computes the loss of a batch and steps the optimizer, the schedule and the scaler. The losses and mixed
     precision are set up from ``options.train`` when it is made; the weights and clipping are read from it at each
-    step, so that a resumed run uses its options' (:meth:`Trainer.resume` replaces the schedule settings only)."""
+    step, so that a resumed run uses its options' (:meth:`Trainer.resume` replaces the schedule settings only). It adds
+    up the terms of :data:`darkir.options.LOSS_TERMS` that are on, always in one order (pixel and tone, edge,
+    perceptual, side output, anchor), which an exact resume relies on."""
 
     def __init__(
         self,
