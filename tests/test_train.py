@@ -177,6 +177,19 @@ def test_resume_notes_a_changed_loss(dataset, tmp_path, tiny_checkpoint, capsys)
     )
 
 
+def test_resume_notes_no_change_of_a_loss_term_darkir_does_not_train_with(tmp_path):
+    """``train.frequency`` has no effect in darkir (the options warn so), yet a resume that turned it on noted
+    "other loss settings"."""
+    from darkir.options import TrainOptions
+    from darkir.train.resume import loss_changes
+
+    stored = {"train": TrainOptions().model_dump()}
+    unused = TrainOptions(frequency=True, frequency_weight=2.0, frequency_criterion="l1")
+    assert loss_changes(tmp_path / "last.pt", unused, stored, 3) is None
+    note = loss_changes(tmp_path / "last.pt", TrainOptions(edge=True), stored, 3)
+    assert note is not None and note.endswith("from step 3 on: train.edge False -> True")
+
+
 def test_resume_notes_changed_data_and_step_settings(dataset, tmp_path, capsys):
     """A resumed run trains on the options' data, crops, flips, seed and clipping: one that differs from the run's
     is named with both values and the step it applies from; the loader's workers and an unchanged resume say

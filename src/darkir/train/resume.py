@@ -18,15 +18,22 @@ import torch
 
 from darkir.errors import ConfigError, first_line, some_of
 from darkir.models.config import ModelConfig
-from darkir.options import LOSS_NAME_KEYS, LOSS_TERMS, TrainOptions, network_key
+from darkir.options import LOSS_TERMS, TrainOptions, network_key
 
 #: ``train:`` settings that a resumed run takes from its checkpoint (its optimizer and scheduler state hold them).
 SCHEDULE_KEYS = ("lr_initial", "betas", "weight_decay", "eta_min")
 #: ``train:`` settings of the loss, which a resumed run takes from the options (a change is noted, not refused):
-#: every term's keys but ``train.enhance``, which adds the network's side output (:func:`check_same_network`).
+#: the keys of every term darkir trains with but ``train.enhance``, which adds the network's side output
+#: (:func:`check_same_network`).
 LOSS_KEYS = (
-    *LOSS_NAME_KEYS,
-    *(key for term in LOSS_TERMS for key in (term.switch, term.weight) if key is not None and key != "enhance"),
+    *(key for term in LOSS_TERMS if term.trained for key in (term.criterion, term.reduction) if key is not None),
+    *(
+        key
+        for term in LOSS_TERMS
+        if term.trained
+        for key in (term.switch, term.weight)
+        if key is not None and key != "enhance"
+    ),
 )
 
 
