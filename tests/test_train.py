@@ -34,7 +34,7 @@ from darkir.train.losses import (
     log_detail,
     tone_matched,
 )
-from darkir.train.runfiles import lock_path
+from darkir.train.runfiles import run_lock_path
 from darkir.train.trainer import Trainer, train
 from tests.conftest import REPO, make_photos
 
@@ -788,7 +788,7 @@ def test_killed_two_process_run_resumes_on_one_process_with_the_same_loss_curve(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(int(worker), signal.SIGKILL)
     process.wait(timeout=60)
-    _wait_for_release(lock_path(cut / "last.pt"))  # a killed worker may still be exiting (a loaded machine)
+    _wait_for_release(run_lock_path(cut / "last.pt"))  # a killed worker may still be exiting (a loaded machine)
     saved = read_checkpoint(cut / "last.pt")[2]
     assert saved["global_batch"] == 2 and 20 <= saved["step"] < 80, saved["step"]
 

@@ -25,7 +25,7 @@ from darkir.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from darkir.cli import main
 from darkir.models.factory import build_model
 from darkir.options import load_options
-from darkir.train.runfiles import lock_path, log_lock_path
+from darkir.train.runfiles import log_lock_path, run_lock_path
 from darkir.train.trainer import Trainer
 from tests.conftest import REPO, TINY, randomize, tmpfs
 
@@ -194,9 +194,9 @@ def test_a_killed_runs_lock_is_stale_and_taken_over(data, tmp_path):
     last = tmp_path / "run" / "last.pt"
     with _held(last):
         pass  # SIGKILLed: its lock file stays behind
-    assert lock_path(last).is_file()
+    assert run_lock_path(last).is_file()
     assert main(_args(data, last, tmp_path / "run" / "best.pt")) == 0
-    assert last.is_file() and not lock_path(last).exists()
+    assert last.is_file() and not run_lock_path(last).exists()
 
 
 def test_a_run_whose_save_path_is_named_like_its_log_holds_both(data, tmp_path):

@@ -1,6 +1,6 @@
-"""A training run's files on disk: the lock that gives a ``save.path`` to one run, checks that its save paths can be
-written, backups of an earlier run, temporary files a killed run left, and log lines that are written whole or not at
-all."""
+"""A training run's files on disk, path by path (:mod:`darkir.train.runpaths` applies the options to them): the lock
+that gives a ``save.path`` to one run, whether a path can be written, backups of an earlier run, temporary files a
+killed run left, and log lines that are written whole or not at all."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class RunBusyError(DarkIRError):
     """Another training run holds this ``save.path``."""
 
 
-def lock_path(last: Path) -> Path:
+def run_lock_path(last: Path) -> Path:
     """The lock file of the run whose last checkpoint is ``last``: named by its stem, as the files beside it that
     the run writes are (``<stem>.yml``, ``<stem>_logs``), so that ``run/m.pt`` and ``run/m.pth`` are one claim."""
     return last.with_name(f".{last.stem}.darkir-run")
@@ -37,25 +37,25 @@ def legacy_lock_path(last: Path) -> Path:
 
 def log_lock_path(log_file: Path) -> Path:
     """The lock file of the run writing the JSONL log ``log_file`` in a ``train.log_dir``: named apart from every
-    :func:`lock_path` (a ``save.path`` of stem ``train`` may lie in that folder)."""
+    :func:`run_lock_path` (a ``save.path`` of stem ``train`` may lie in that folder)."""
     return log_file.with_name(f".{log_file.name}.darkir-log")
 
 
 @contextlib.contextmanager
-def hold_run(last: Path, key: str = "save.path", required: bool = True, lock: Path | None = None) -> Iterator[None]:
-    """Hold the run lock of ``last`` (a run's ``key``: its last checkpoint, its best one, or the JSONL log in its
+def hold_run(target: Path, key: str = "save.path", required: bool = True, lock: Path | None = None) -> Iterator[None]:
+    """Hold the run lock of ``target`` (a run's ``key``: its last checkpoint, its best one, or the JSONL log in its
     ``train.log_dir``) while the block runs; raises :class:`RunBusyError` naming the process holding it. ``lock``:
-    the lock file (default :func:`lock_path`). Where it cannot be made (a full disk), that is an error unless not
+    the lock file (default :func:`run_lock_path`). Where it cannot be made (a full disk), that is an error unless not
     ``required``: the block then runs unheld.
 
-    The lock is an ``flock`` on :func:`lock_path`: it dies with its process, so a killed run's lock file is stale
+    The lock is an ``flock`` on :func:`run_lock_path`: it dies with its process, so a killed run's lock file is stale
     and simply taken over.
     """
-    lock = lock or lock_path(last)
+    lock = lock or run_lock_path(target)
     failure: OSError | None = None
-    made = _missing_folders(last.parent)
+    made = _missing_folders(target.parent)
     try:
-        last.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
         fd = take_lock(lock)
     except OSError as exc:
         failure = exc
@@ -63,7 +63,7 @@ def hold_run(last: Path, key: str = "save.path", required: bool = True, lock: Pa
         _remove_if_empty(made)
         if required:
             raise DarkIRError(
-                f"{last}: cannot take this {key} for the run ({lock}: {failure.strerror or failure}); nothing was "
+                f"{target}: cannot take this {key} for the run ({lock}: {failure.strerror or failure}); nothing was "
                 "written"
             )
         yield
@@ -73,7 +73,7 @@ def hold_run(last: Path, key: str = "save.path", required: bool = True, lock: Pa
         with contextlib.suppress(OSError):
             holder = lock.read_text(errors="replace").strip()
         raise RunBusyError(
-            f"{last}: another training run ({holder or 'a process that just started'}) is using this {key}; wait for "
+            f"{target}: another training run ({holder or 'a process that just started'}) is using this {key}; wait for "
             f"it to end or set another {key}"
         )
     try:

@@ -52,7 +52,7 @@ from darkir.train.resume import (
     stretch_schedule,
     validation_changes,
 )
-from darkir.train.runfiles import hold_run, legacy_lock_path, lock_path, log_lock_path
+from darkir.train.runfiles import hold_run, legacy_lock_path, log_lock_path, run_lock_path
 from darkir.train.runlog import LOG_FILE, RunLog
 from darkir.train.runpaths import (
     back_up_run,
@@ -604,7 +604,7 @@ def train(
             written = [(last, "save.path"), *([(best, "save.best")] if validates(options) else [])]
             for path, key in written:  # (no best checkpoint without validation: its folder is not even made)
                 held.enter_context(hold_run(path, key))
-            taken = {lock_path(path) for path, _ in written}
+            taken = {run_lock_path(path) for path, _ in written}
             for path, key in written:  # held also under an older darkir's name
                 if legacy_lock_path(path) not in taken:  # (a name without suffix: the same lock, held already)
                     held.enter_context(hold_run(path, key, required=False, lock=legacy_lock_path(path)))
