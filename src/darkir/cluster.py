@@ -38,6 +38,7 @@ from torch import nn
 
 from darkir import opencv
 from darkir.errors import DarkIRError, first_line, warn
+from darkir.infer.defaults import DEFAULT_TILE
 from darkir.infer.exposure import check_exposure
 from darkir.infer.files import Outcome, Report, check_output, clean_stale_outputs, count_sizes, restore_job
 from darkir.infer.jobs import Job, output_suffix, plan_jobs
@@ -417,7 +418,7 @@ def restore_dataset(
     suffix: str | None = None,
     device: str = "auto",
     precision: str = "auto",
-    tile: int | str = "auto",
+    tile: int | str = DEFAULT_TILE,
     overlap: int | None = None,
     max_memory: int | str | None = None,
     threads: int | None = None,

@@ -14,7 +14,13 @@ import torch
 from darkir.data.pairs import Pair
 from darkir.eval.methods import Method
 from darkir.eval.metrics import format_number, prepare
-from darkir.eval.noreference import NoReferenceScores, defined_mean, no_reference_scores, scores_csv_rows, scores_text
+from darkir.eval.noreference import (
+    NoReferenceScores,
+    mean_and_count_of_defined,
+    no_reference_scores,
+    scores_csv_rows,
+    scores_text,
+)
 from darkir.eval.reports import (
     TOO_FEW_NOTE,
     count_note,
@@ -26,7 +32,7 @@ from darkir.eval.reports import (
     text_bytes,
     unique_names,
 )
-from darkir.eval.stats import MIN_INTERVAL_IMAGES, Interval, bootstrap_mean, paired
+from darkir.eval.stats import MIN_INTERVAL_IMAGES, Interval, bootstrap_mean, mean_of_defined, paired
 from darkir.imageio import read_image
 from darkir.progress import progress_bar
 
@@ -98,10 +104,10 @@ def compare_unpaired(
     reference_niqe = np.array([s.niqe for s in scores[reference]], dtype=np.float64)
     for name, values in scores.items():
         niqe_values = np.array([s.niqe for s in values], dtype=np.float64)
-        noise, noise_images = defined_mean([s.noise for s in values])
+        noise, noise_images = mean_and_count_of_defined([s.noise for s in values])
         entry = {
             "niqe": vars(bootstrap_mean(niqe_values, resamples)),
-            "brightness": defined_mean([s.brightness for s in values])[0],
+            "brightness": mean_of_defined([s.brightness for s in values]),
             "noise": noise,
             "noise_images": noise_images,
         }

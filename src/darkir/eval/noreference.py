@@ -93,7 +93,7 @@ def scores_csv_rows(rows: Sequence[tuple[str, dict[str, float]]]) -> list[list[s
     return lines
 
 
-def defined_mean(values: Sequence[float]) -> tuple[float, int]:
+def mean_and_count_of_defined(values: Sequence[float]) -> tuple[float, int]:
     """The mean of the values that are not NaN (NaN without any), and their count."""
     return mean_of_defined(values), sum(not math.isnan(value) for value in values)
 
@@ -110,5 +110,6 @@ def scores_text(niqe: Interval, brightness: float, noise: tuple[float, int], tot
 def mean_line(label: str, scores: Sequence[NoReferenceScores]) -> str:
     """``label: NIQE m [lo, hi], brightness b, noise n`` over images (95% bootstrap interval for NIQE)."""
     niqe_interval = bootstrap_mean(np.array([s.niqe for s in scores], dtype=np.float64))
-    brightness = defined_mean([s.brightness for s in scores])[0]
-    return f"{label}: {scores_text(niqe_interval, brightness, defined_mean([s.noise for s in scores]), len(scores))}"
+    brightness = mean_of_defined([s.brightness for s in scores])
+    noise = mean_and_count_of_defined([s.noise for s in scores])
+    return f"{label}: {scores_text(niqe_interval, brightness, noise, len(scores))}"

@@ -61,7 +61,7 @@ class ResumableError(Exception):
         self.inputs, self.elsewhere = inputs or [], elsewhere  # elsewhere: it failed in another process of the run
 
 
-def error_gist(exc: BaseException) -> str:
+def failure_line(exc: BaseException) -> str:
     """One line for ``exc``: its message (for an error re-raised from a DataLoader worker, the last line of the
     traceback it carries), after its type's name unless it is one of darkir's errors, which name their file."""
     text = str(exc).strip()

@@ -68,7 +68,7 @@ from darkir.train.runpaths import (
 from darkir.train.sampler import GlobalBatchSampler
 from darkir.train.sets import file_list, run_sets
 from darkir.train.step import TrainStep
-from darkir.train.stopping import ResumableError, StopOnInterrupt, error_gist
+from darkir.train.stopping import ResumableError, StopOnInterrupt, failure_line
 
 
 @dataclass
@@ -451,7 +451,7 @@ class Trainer:
         run) and raise one error that says what failed: the file at fault where the data names it, else the inputs of
         the batch being made."""
         cause = failure.__cause__
-        gist = error_gist(cause) if cause is not None else "failed"
+        gist = failure_line(cause) if cause is not None else "failed"
         if failure.elsewhere:
             gist = "failed in another process of this run (its message names what failed)"
         if failure.inputs and not isinstance(cause, DarkIRError):
