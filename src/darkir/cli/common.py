@@ -132,8 +132,10 @@ def seed(text: str) -> int:
     return value
 
 
-#: The path and name arguments of the evaluation and tool commands -> what an empty one is called.
+#: The path and name arguments of darkir's commands -> what an empty one is called.
 PATH_FLAGS = {
+    "inputs": "empty input path",
+    "input": "empty input path",
     "pred": "PRED is empty",
     "gt": "GT is empty",
     "weights": "--weights is empty",
@@ -153,7 +155,7 @@ PATH_FLAGS = {
 }
 
 
-def expand_home(args: argparse.Namespace, names: Iterable[str] = (*PATH_FLAGS, "inputs", "input")) -> None:
+def expand_home(args: argparse.Namespace, names: Iterable[str] = PATH_FLAGS) -> None:
     """Expand a leading ``~`` or ``~user`` in the path arguments ``names``, as a shell does (a quoted one reaches
     darkir as it is, and would otherwise name a folder ``~`` in the current one); one of an unknown user is kept."""
     for name in names:

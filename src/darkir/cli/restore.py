@@ -28,16 +28,6 @@ if TYPE_CHECKING:
     from darkir.infer.files import Report
 
 
-#: The path arguments of ``restore``, ``video`` and ``demo`` -> how an empty one is named.
-_PATHS = {
-    "inputs": "empty input path",
-    "input": "empty input path",
-    "output": "-o is empty",
-    "weights": "--weights is empty",
-    "options": "-p is empty",
-}
-
-
 def cmd_restore(args: argparse.Namespace) -> int:
     """Restore image and video files, folders and globs into an output folder, here or on a Ray cluster."""
     from pathlib import Path
@@ -47,7 +37,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from darkir.infer.jobs import output_suffix, plan_jobs
     from darkir.outputs import DiskFullError, check_writable_dir, output_folder
 
-    refuse_empty(args, _PATHS)
+    refuse_empty(args)
     ray_flags = [flag for flag, value in _RAY_FLAGS.items() if getattr(args, value) is not None]
     if args.engine == "local" and ray_flags:
         verb = "needs" if len(ray_flags) == 1 else "need"
@@ -160,7 +150,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     from darkir.infer.video import check_video_encoding, check_video_paths, restore_video
     from darkir.outputs import check_writable_dir, clean_stale, ensure_writable_dir
 
-    refuse_empty(args, _PATHS)
+    refuse_empty(args)
     source, target = Path(args.input), Path(args.output)
     if target.is_dir() or not target.suffix or args.output.endswith(("/", os.sep)):  # a folder
         target = target / f"{source.stem}.mp4"
@@ -190,7 +180,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from darkir.demo import launch
     from darkir.runtime import resolve_device
 
-    refuse_empty(args, _PATHS)
+    refuse_empty(args)
     resolve_device(args.device)
     launch(weights=args.weights, host=args.host, port=args.port, share=args.share, device=args.device)
     return 0
