@@ -3,10 +3,12 @@ them: it continues the run there, or starts a new one, which refuses an earlier 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -16,7 +18,15 @@ from darkir.options import Options
 from darkir.outputs import is_inside, is_same_file, nearest_existing
 from darkir.replacing import WIDEST_PID, replacing_path
 from darkir.train import ddp
-from darkir.train.runfiles import back_up, remove_stale_temporaries, save_problem
+from darkir.train.runfiles import (
+    back_up,
+    hold_run,
+    legacy_lock_path,
+    log_lock_path,
+    remove_stale_temporaries,
+    run_lock_path,
+    save_problem,
+)
 from darkir.train.runlog import EVENTS_PREFIX, LOG_FILE
 from darkir.weightfiles import not_weights
 
@@ -391,6 +401,27 @@ def _why_not_resumed(options: Options, init_from: str | Path | None) -> str:
 def _earlier_checkpoint(options: Options) -> Path | None:
     """A checkpoint of an earlier run that a new run would replace: the last one, or a best one if it validates."""
     return next((path for _, path in _checkpoints(options) if path.exists()), None)
+
+
+@contextlib.contextmanager
+def holding_run_paths(options: Options) -> Iterator[None]:
+    """Hold the run locks of the options' last and best checkpoints (the best one only where the run validates: its
+    folder is not even made otherwise) and of ``train.log_dir``, each also under an older darkir's lock name, for
+    the block (:func:`darkir.train.runfiles.hold_run`): a second run on any of them stops at once."""
+    last, best = checkpoint_paths(options)
+    written = [(last, "save.path"), *([(best, "save.best")] if validates(options) else [])]
+    with contextlib.ExitStack() as held:
+        for path, key in written:
+            held.enter_context(hold_run(path, key))
+        taken = {run_lock_path(path) for path, _ in written}
+        for path, key in written:
+            if legacy_lock_path(path) not in taken:  # (a name without suffix: the same lock, held already)
+                held.enter_context(hold_run(path, key, required=False, lock=legacy_lock_path(path)))
+        if options.train.log_dir:  # (the default log folder is named after save.path, held above)
+            # not required: a log folder that takes no file (a full disk) stops no run, as a failing log does not
+            log = log_folder(options) / LOG_FILE
+            held.enter_context(hold_run(log, "train.log_dir", required=False, lock=log_lock_path(log)))
+        yield
 
 
 def clean_up_after_killed_runs(targets: list[Path]) -> None:

@@ -52,14 +52,14 @@ from darkir.train.resume import (
     stretch_schedule,
     validation_changes,
 )
-from darkir.train.runfiles import hold_run, legacy_lock_path, log_lock_path, run_lock_path
-from darkir.train.runlog import LOG_FILE, RunLog
+from darkir.train.runlog import RunLog
 from darkir.train.runpaths import (
     back_up_run,
     check_save_paths,
     checkpoint_paths,
     clean_up_after_killed_runs,
     continue_or_start,
+    holding_run_paths,
     log_folder,
     snapshot_path,
     snapshots,
@@ -601,17 +601,7 @@ def train(
         check_save_paths(options)
     with contextlib.ExitStack() as held:
         if is_main:  # the run's checkpoints are its own while it runs: a second run on either stops at once
-            written = [(last, "save.path"), *([(best, "save.best")] if validates(options) else [])]
-            for path, key in written:  # (no best checkpoint without validation: its folder is not even made)
-                held.enter_context(hold_run(path, key))
-            taken = {run_lock_path(path) for path, _ in written}
-            for path, key in written:  # held also under an older darkir's name
-                if legacy_lock_path(path) not in taken:  # (a name without suffix: the same lock, held already)
-                    held.enter_context(hold_run(path, key, required=False, lock=legacy_lock_path(path)))
-            if options.train.log_dir:  # (the default log folder is named after save.path, held above)
-                # not required: a log folder that takes no file (a full disk) stops no run, as a failing log does not
-                log = log_folder(options) / LOG_FILE
-                held.enter_context(hold_run(log, "train.log_dir", required=False, lock=log_lock_path(log)))
+            held.enter_context(holding_run_paths(options))
             clean_up_after_killed_runs([last, best])
         continuing, earlier = continue_or_start(options, resume, restart, init_from)
         trainer = Trainer(options, device=device, progress=progress)
