@@ -306,6 +306,24 @@ def test_synth_clears_what_a_killed_run_left_but_not_a_live_runs_folder(photos, 
     assert (older / f".darkir-part-{killed.pid}" / "train").is_dir()
 
 
+def test_synth_clears_a_killed_runs_folder_whose_pid_is_another_process_now(photos, tmp_path, capsys):
+    """A container's entry point has the same pid at every start: the folder a killed synth left there was named by
+    host and pid only, looked like the live run's (the pid was alive) and stopped every rerun. Named by the process's
+    start too, it is told apart; a live run's folder is kept."""
+    from darkir.outputs import owner_tag, process_start
+
+    host, pid = socket.gethostname(), os.getpid()
+    output = tmp_path / "set"
+    reused = f".darkir-part-{host}-{pid}@{process_start(pid) + 1}"
+    (output / reused / "train").mkdir(parents=True)
+    assert main(["synth", "--source", str(photos), "-o", str(output), *SMALL]) == 0
+    assert f"removed {output / reused}" in capsys.readouterr().err
+    live = tmp_path / "busy"
+    (live / f".darkir-part-{owner_tag()}").mkdir(parents=True)
+    assert main(["synth", "--source", str(photos), "-o", str(live), *SMALL]) == 2
+    assert "the unfinished set of another darkir synth run" in _error(capsys)
+
+
 @pytest.mark.parametrize(
     ("flag", "value", "wanted"),
     [

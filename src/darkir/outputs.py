@@ -75,11 +75,6 @@ def lock_path(target: Path) -> Path:
     return target.with_name(fitting_name(".", target.name, ".darkir-lock"))
 
 
-def process_tag() -> str:
-    """This process's name among the machines that may write one shared folder: ``<host>-<pid>``."""
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
 def _pid_namespace() -> str | None:
     """The number of this process's pid namespace (a container has its own, where pids repeat), or None."""
     try:
@@ -101,19 +96,37 @@ def process_start(pid: int) -> int | None:
 
 def temporary_path(target: Path) -> Path:
     """The temporary file a result is written to before it is renamed onto ``target`` (same suffix; named by
-    :func:`process_tag` and the process's start (:func:`process_start`), so that processes on several machines
-    writing one shared folder never share one, and :func:`clean_stale` tells a killed run's from a live one's; the
-    stem shortened where the name would be too long, :func:`fitting_name`)."""
-    return target.with_name(fitting_name(".", target.stem, f".{_owner()}.darkir-part{target.suffix}"))
+    :func:`owner_tag`, so that processes on several machines writing one shared folder never share one, and
+    :func:`clean_stale` tells a killed run's from a live one's; the stem shortened where the name would be too long,
+    :func:`fitting_name`)."""
+    return target.with_name(fitting_name(".", target.stem, f".{owner_tag()}.darkir-part{target.suffix}"))
 
 
-def _owner() -> str:
-    """This process as its temporary files name it: ``<host>-<pid>``, then ``@<start>`` and ``n<pid namespace>``
-    where they can be read (``@`` and ``n`` cannot follow the digits of a host name's ``-<n>``, so that the tags of
-    hosts such as ``worker`` and ``worker-1`` are never read one for the other)."""
+def owner_tag() -> str:
+    """This process as the files and folders it writes in place of a result name it, among the machines that may
+    write one shared folder: ``<host>-<pid>``, then ``@<start>`` and ``n<pid namespace>`` where they can be read
+    (``@`` and ``n`` cannot follow the digits of a host name's ``-<n>``, so that the tags of hosts such as
+    ``worker`` and ``worker-1`` are never read one for the other). :func:`local_owner` reads it back."""
     start, namespace = process_start(os.getpid()), _pid_namespace()
     identity = "" if start is None else f"@{start}" + ("" if namespace is None else f"n{namespace}")
-    return f"{process_tag()}{identity}"
+    return f"{socket.gethostname()}-{os.getpid()}{identity}"
+
+
+def local_owner() -> re.Pattern[str]:
+    """What matches an :func:`owner_tag` of this machine (its host name), or an older darkir's ``<host>-<pid>``;
+    :func:`owner_is_gone` judges a match."""
+    return re.compile(rf"{re.escape(socket.gethostname())}-(\d+)(?:@(\d+)(?:n(\d+))?)?")
+
+
+def owner_is_gone(owner: re.Match[str]) -> bool | None:
+    """Whether the process a match of :func:`local_owner` names has ended (its pid free, or another process's now);
+    None where it is of another pid namespace (another container of this host name), which this one cannot tell."""
+    pid, start, namespace = int(owner.group(1)), owner.group(2), owner.group(3)
+    if namespace not in (None, _pid_namespace()):
+        return None
+    if not pid_alive(pid):
+        return True
+    return start is not None and process_start(pid) not in (None, int(start))
 
 
 def fitting_name(head: str, name: str, tail: str) -> str:
@@ -229,19 +242,17 @@ FOREIGN_PART_AGE_S = 24 * 3600
 
 def _part_is_stale(entry: os.DirEntry[str], mine: re.Pattern[str]) -> bool:
     """Whether the temporary file ``entry`` is a killed run's: one of this machine's (and pid namespace's) whose
-    process is gone, or is another (the pid reused), or another machine's or container's untouched (written, or
-    linked) for :data:`FOREIGN_PART_AGE_S`."""
+    process is gone (:func:`owner_is_gone`), or another machine's or container's untouched (written, or linked) for
+    :data:`FOREIGN_PART_AGE_S`."""
     owner = mine.search(entry.name)
-    if owner is None or owner.group(3) not in (None, _pid_namespace()):
-        try:
-            status = entry.stat(follow_symlinks=False)
-        except OSError:
-            return False
-        return time.time() - max(status.st_mtime, status.st_ctime) > FOREIGN_PART_AGE_S
-    pid, start = int(owner.group(1)), owner.group(2)
-    if not pid_alive(pid):
-        return True
-    return start is not None and process_start(pid) not in (None, int(start))
+    gone = None if owner is None else owner_is_gone(owner)
+    if gone is not None:
+        return gone
+    try:
+        status = entry.stat(follow_symlinks=False)
+    except OSError:
+        return False
+    return time.time() - max(status.st_mtime, status.st_ctime) > FOREIGN_PART_AGE_S
 
 
 def clean_stale(folder: Path) -> list[Path]:
@@ -250,7 +261,7 @@ def clean_stale(folder: Path) -> list[Path]:
 
     A run that opens a lock file just as it is removed notices and takes a fresh one (:func:`claim`).
     """
-    mine = re.compile(rf"\.{re.escape(socket.gethostname())}-(\d+)(?:@(\d+)(?:n(\d+))?)?\.darkir-part")
+    mine = re.compile(rf"\.{local_owner().pattern}\.darkir-part")
     removed = []
     try:
         entries = list(os.scandir(folder))

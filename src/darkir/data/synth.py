@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -28,7 +27,7 @@ from darkir.data.layouts import LAYOUTS, DatasetError
 from darkir.errors import some_of
 from darkir.image_header import read_header
 from darkir.imageio import Image, read_image, write_image
-from darkir.outputs import is_inside, pid_alive, process_tag
+from darkir.outputs import is_inside, local_owner, owner_is_gone, owner_tag
 from darkir.progress import progress_bar
 
 
@@ -86,17 +85,18 @@ def check_output(output: Path, sources: Sequence[Path] = ()) -> None:
 
 
 #: The hidden folder a run writes its set into before moving it into place: this prefix and its process's
-#: ``<host>-<pid>`` (:func:`darkir.outputs.process_tag`).
+#: :func:`darkir.outputs.owner_tag`.
 STAGE_PREFIX = ".darkir-part-"
 
 
 def remove_killed_stages(output: Path) -> None:
-    """Remove the hidden folders that killed runs of this machine left in ``output`` (their process is gone), and say
-    so; another machine's, in a shared folder, may be a live run's and are kept."""
-    mine = re.compile(rf"{re.escape(STAGE_PREFIX + socket.gethostname())}-(?P<pid>\d+)")
+    """Remove the hidden folders that killed runs of this machine left in ``output`` (their process is gone, or its
+    pid is another process's now: :func:`darkir.outputs.owner_is_gone`), and say so; another machine's or
+    container's, in a shared folder, may be a live run's and are kept."""
+    mine = re.compile(rf"{re.escape(STAGE_PREFIX)}{local_owner().pattern}")
     for entry in os.scandir(output):
         match = mine.fullmatch(entry.name)
-        if match and entry.is_dir(follow_symlinks=False) and not pid_alive(int(match["pid"])):
+        if match and entry.is_dir(follow_symlinks=False) and owner_is_gone(match):
             shutil.rmtree(entry.path)
             print(f"darkir: removed {entry.path}, the unfinished set of a killed run", file=sys.stderr)
 
@@ -126,7 +126,7 @@ def synthesize(
     _check_sizes(photos, size)
     check_output(output)
     created = not output.exists()
-    stage = output / f"{STAGE_PREFIX}{process_tag()}"
+    stage = output / f"{STAGE_PREFIX}{owner_tag()}"
     moved: list[Path] = []  # the set's parts moved into place so far
     try:
         stage.mkdir(parents=True)
