@@ -390,6 +390,17 @@ def test_control_characters_of_a_file_name_reach_the_terminal_as_escapes(tmp_pat
     assert "\x1b" not in capsys.readouterr().err
 
 
+def test_control_characters_of_an_output_folder_reach_stdout_as_escapes(tmp_path, capsys, tiny_checkpoint):
+    """restore's last line, on stdout, printed the output folder raw: ``-o 'out\x1b[2J'`` cleared the screen."""
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((16, 16, 3), 40, np.uint8))
+    output = tmp_path / "out\x1b[2J"
+    assert main(["restore", str(tmp_path / "a.png"), "-o", str(output), "--weights", str(tiny_checkpoint), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "out\\x1b[2J" in out and "\x1b" not in out and (output / "a.png").is_file()
+
+
 def test_a_newline_in_a_file_name_stays_on_the_progress_bars_line(tmp_path, capsys, tiny_checkpoint):
     """The bar showed the name being restored with its newline raw: a stray "line.png]" line, twice."""
     source = tmp_path / "in"

@@ -13,7 +13,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Any, NoReturn, TextIO
 
 from tqdm import tqdm
 
@@ -138,8 +138,10 @@ def _terminate_as_interrupt() -> Iterator[None]:
 @contextlib.contextmanager
 def _print_any_name() -> Iterator[None]:
     """Within it, stdout prints file names that are not UTF-8 (a camera's Latin-1 name, held as surrogates) as their
-    bytes, as ``ls`` does: a UTF-8 stdout refused them, and a finished run ended in ``UnicodeEncodeError``. The
-    stream is set back after (``main`` called from Python)."""
+    bytes, as ``ls`` does: a UTF-8 stdout refused them, and a finished run ended in ``UnicodeEncodeError``; and
+    their control characters as escapes (:func:`~darkir.errors.printable`), as stderr does: an output folder named
+    ``out\x1b[2J`` cleared the terminal in restore's last line. The stream is set back after (``main`` called from
+    Python)."""
     stream = sys.stdout
     errors = getattr(stream, "errors", None)
     changed = False
@@ -148,12 +150,27 @@ def _print_any_name() -> Iterator[None]:
             stream.reconfigure(errors="surrogateescape")
             changed = True
     try:
-        yield
+        with contextlib.redirect_stdout(_EscapingStream(stream)):
+            yield
     finally:
         if changed:
             with contextlib.suppress(ValueError, OSError):
                 stream.flush()
                 stream.reconfigure(errors=errors)
+
+
+class _EscapingStream:
+    """A text stream that writes control characters as escapes (:func:`~darkir.errors.printable`); otherwise the
+    stream it wraps."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(printable(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def _discard_stdout() -> None:
