@@ -607,3 +607,22 @@ def test_opencvs_settings_are_the_callers_again_after_a_read_and_a_write(tmp_pat
     finally:
         cv2.setNumThreads(threads)
         log.setLogLevel(level)
+
+
+def test_overlapping_tiff_reads_leave_tifffiles_logger_as_it_was():
+    """Threads restoring TIFFs through one Restorer overlap: a plain save and restore of the logger's switch left it
+    off for the rest of the process when the first reader left before the second."""
+    import logging
+
+    from darkir.image_header import quiet_tifffile
+
+    logger = logging.getLogger("tifffile")
+    assert not logger.disabled
+    first, second = quiet_tifffile(), quiet_tifffile()
+    first.__enter__()
+    second.__enter__()
+    assert logger.disabled
+    first.__exit__(None, None, None)
+    assert logger.disabled  # the second reader is still inside
+    second.__exit__(None, None, None)
+    assert not logger.disabled

@@ -195,12 +195,27 @@ def quiet_pillow() -> Iterator[None]:
         yield
 
 
+#: Guards :func:`quiet_tifffile`'s count of the threads inside it and the logger's state it found.
+_TIFFFILE_LOG = threading.Lock()
+_tifffile_readers = 0
+_tifffile_was_disabled = False
+
+
 @contextlib.contextmanager
 def quiet_tifffile() -> Iterator[None]:
-    """tifffile's log (a damaged tag, say) kept from the user's terminal while it reads: darkir reports what fails."""
+    """tifffile's log (a damaged tag, say) kept from the user's terminal while it reads: darkir reports what fails.
+    The logger's state comes back when the last thread inside leaves (threads overlapping in a plain save and
+    restore left it off for good)."""
+    global _tifffile_readers, _tifffile_was_disabled
     logger = logging.getLogger("tifffile")
-    disabled, logger.disabled = logger.disabled, True
+    with _TIFFFILE_LOG:
+        if _tifffile_readers == 0:
+            _tifffile_was_disabled, logger.disabled = logger.disabled, True
+        _tifffile_readers += 1
     try:
         yield
     finally:
-        logger.disabled = disabled
+        with _TIFFFILE_LOG:
+            _tifffile_readers -= 1
+            if _tifffile_readers == 0:
+                logger.disabled = _tifffile_was_disabled
