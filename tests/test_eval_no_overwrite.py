@@ -7,6 +7,7 @@ import errno
 import hashlib
 import json
 import os
+import socket
 from pathlib import Path
 
 import cv2
@@ -653,3 +654,49 @@ def test_set_warnings_come_only_once_the_run_is_not_refused(tmp_path, capsys, ti
     _error(capsys)  # one line: the refusal alone
     assert main([*argv, *good]) == 0
     assert "left out 1 reference(s) without an input" in capsys.readouterr().err
+
+
+def test_a_second_run_into_a_results_folder_another_run_is_writing_is_refused(tmp_path, capsys, tiny_checkpoint):
+    """Two test-unpaired runs into one -o: the one that ended first removed the other's images as an earlier run's,
+    and the other's stats.csv listed images that were gone; two `test --save` runs into one --results-dir left a
+    note of eight triplets beside two of the other run's. The folder is held for the run; a second is refused, and
+    what the first wrote is kept."""
+    from darkir.eval.paired import TRIPLET_NOTE
+    from darkir.outputs import claim
+
+    photos = tmp_path / "photos"
+    _png(photos / "a.png", 0, scale=60)
+    out = tmp_path / "out"
+    unpaired = ["test-unpaired", "--weights", str(tiny_checkpoint), "--data", str(photos), "-o", str(out), "-q"]
+    assert main(unpaired) == 0
+    before = _digests(out)
+    with claim(out / "stats.csv"):  # the other run, holding the folder (a process of its own in real life)
+        assert main(unpaired) == 2
+    assert f"{out}: another darkir run is writing test-unpaired's results there" in _error(capsys)
+    assert _digests(out) == before
+    data = _paired(tmp_path / "set")
+    triplets = tmp_path / "triplets"
+    paired = ["test", "--weights", str(tiny_checkpoint), "--data", str(data), "--no-lpips", "-q"]
+    assert main([*paired, "--results-dir", str(triplets), "--save", "2"]) == 0
+    before = _digests(triplets)
+    with claim(triplets / TRIPLET_NOTE):
+        assert main([*paired, "--results-dir", str(triplets), "--save", "1"]) == 2
+    assert f"{triplets}: another darkir run is writing test's triplets there" in _error(capsys)
+    assert _digests(triplets) == before
+
+
+def test_test_removes_what_a_killed_run_left_among_its_triplets(tmp_path, capsys, tiny_checkpoint):
+    """A `test --save` killed while writing a triplet left its temporary file; no later run removed it."""
+    import subprocess
+    import sys
+
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()
+    triplets = tmp_path / "triplets"
+    triplets.mkdir()
+    left = triplets / f".00001_input.{socket.gethostname()}-{killed.pid}.darkir-part.png"
+    left.write_bytes(b"half a png")
+    data = _paired(tmp_path / "set")
+    args = ["test", "--weights", str(tiny_checkpoint), "--data", str(data), "--no-lpips", "-q", "--save", "2"]
+    assert main([*args, "--results-dir", str(triplets)]) == 0
+    assert not left.exists() and (triplets / "00001_input.png").is_file()

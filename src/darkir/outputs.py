@@ -208,6 +208,24 @@ def claim(target: Path) -> Iterator[None]:
         held.release()
 
 
+@contextlib.contextmanager
+def holding_folder(marker: Path, what: str) -> Iterator[None]:
+    """Hold the claim on ``marker``, the file that marks a results folder as a run's (test-unpaired's ``stats.csv``,
+    test's triplet note), within the block, so that a second run into the same folder is refused at once (an
+    :class:`OutputError` naming the folder and ``what`` the other run writes there) instead of removing the first
+    run's results as an earlier run's."""
+    try:
+        held = Claim(marker)
+    except OutputBusyError:
+        raise OutputError(
+            f"{marker.parent}: another darkir run is writing {what} there; wait for it to end or choose another folder"
+        ) from None
+    try:
+        yield
+    finally:
+        held.release()
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process ``pid`` runs on this machine."""
     try:

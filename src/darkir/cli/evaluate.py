@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -117,28 +118,44 @@ def cmd_test(args: argparse.Namespace) -> int:
     all_scores = []
     for label, pairs in sets.items():
         method = model_method(f"{_method_name(args)} on {label}" if label else _method_name(args), restorer)
-        results_dir = results_dirs[label]
-        if results_dir is not None:  # an earlier run's triplets go, and the folder is marked as this run's
-            write_triplet_note(results_dir, method.name, pairs, args.save, saved=())
-        scores = evaluate(
-            method,
-            pairs,
-            args.convention,
-            lpips,
-            save_dir=results_dir,
-            save_count=args.save,
-            progress=not args.quiet,
-            skip_unreadable=True,
-        )
-        print(summary_line(scores, args.convention))
-        if results_dir is not None:
-            write_triplet_note(results_dir, method.name, pairs, args.save, scores.saved)
-            first = min(args.save, len(pairs))
-            print(f"{len(scores.saved)} input/output/gt triplets of the first {first} pairs -> {results_dir}")
+        with _holding_triplets(results_dirs[label]) as results_dir:
+            if results_dir is not None:  # an earlier run's triplets go, and the folder is marked as this run's
+                write_triplet_note(results_dir, method.name, pairs, args.save, saved=())
+            scores = evaluate(
+                method,
+                pairs,
+                args.convention,
+                lpips,
+                save_dir=results_dir,
+                save_count=args.save,
+                progress=not args.quiet,
+                skip_unreadable=True,
+            )
+            print(summary_line(scores, args.convention))
+            if results_dir is not None:
+                write_triplet_note(results_dir, method.name, pairs, args.save, scores.saved)
+                first = min(args.save, len(pairs))
+                print(f"{len(scores.saved)} input/output/gt triplets of the first {first} pairs -> {results_dir}")
         all_scores.append(scores)
     if csv:
         write_csv(csv, all_scores, overwrite=args.overwrite)
     return 1 if any(scores.unreadable for scores in all_scores) else 0
+
+
+@contextlib.contextmanager
+def _holding_triplets(results_dir: Path | None) -> Iterator[Path | None]:
+    """``results_dir`` (None: no triplets are saved), made, cleared of what killed runs left there, and held for this
+    run within the block: another run writing triplets there is refused, not mixed with this one's."""
+    from darkir.eval.paired import TRIPLET_NOTE
+    from darkir.outputs import clean_stale, ensure_writable_dir, holding_folder
+
+    if results_dir is None:
+        yield None
+        return
+    ensure_writable_dir(results_dir)
+    clean_stale(results_dir)
+    with holding_folder(results_dir / TRIPLET_NOTE, "test's triplets"):
+        yield results_dir
 
 
 def _print_no_reference(args: argparse.Namespace) -> int:
@@ -261,7 +278,7 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
         unpaired_csv_rows,
     )
     from darkir.options import load_options
-    from darkir.outputs import check_writable_dir, clean_stale, ensure_writable_dir
+    from darkir.outputs import check_writable_dir, clean_stale, ensure_writable_dir, holding_folder
 
     refuse_empty(args)
     options = load_options(args.options) if args.options else None
@@ -275,20 +292,21 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     restorer = restorer_from_args(args)
     ensure_writable_dir(output)
     clean_stale(output)  # what a killed run left there (its temporary files)
-    earlier = earlier_outputs(output)
-    unreadable: list[str] = []
-    listed = earlier | {pair.name for pair in pairs}  # marked just before the first image: a failed start, none
-    rows = restore_unpaired(restorer, pairs, output, progress=not args.quiet, unreadable=unreadable, listed=listed)
-    removed = remove_stale(output, earlier, {row.name for row in rows})
-    if removed:
-        print(
-            printable(
-                f"darkir: removed {plural(len(removed))} of the earlier run in {output} that this run did not "
-                f"restore ({some_of(removed, MAX_NAMED)}); give each set its own -o to keep their results"
-            ),
-            file=sys.stderr,
-        )
-    write_scores_csv(output / "stats.csv", unpaired_csv_rows(rows))
+    with holding_folder(output / "stats.csv", "test-unpaired's results"):
+        earlier = earlier_outputs(output)
+        unreadable: list[str] = []
+        listed = earlier | {pair.name for pair in pairs}  # marked just before the first image: a failed start, none
+        rows = restore_unpaired(restorer, pairs, output, progress=not args.quiet, unreadable=unreadable, listed=listed)
+        removed = remove_stale(output, earlier, {row.name for row in rows})
+        if removed:
+            print(
+                printable(
+                    f"darkir: removed {plural(len(removed))} of the earlier run in {output} that this run did not "
+                    f"restore ({some_of(removed, MAX_NAMED)}); give each set its own -o to keep their results"
+                ),
+                file=sys.stderr,
+            )
+        write_scores_csv(output / "stats.csv", unpaired_csv_rows(rows))
     print(NO_REFERENCE_NOTE)
     for row in rows:
         print(
