@@ -82,6 +82,24 @@ def test_convert_refuses_an_existing_file_unless_overwrite(weights, tmp_path, ca
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.pt", "w.pt"]  # no temporary file left
 
 
+def test_convert_and_csv_writers_remove_what_killed_runs_left_beside_their_output(weights, tmp_path, capsys):
+    """A `convert` killed while it wrote left ``.m.pt.<pid>.tmp`` (a checkpoint's size) for ever, and a `metrics
+    --csv` its ``.darkir-part`` file: their reruns now remove a killed process's temporary files (a live one's stay)."""
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()
+    out = tmp_path / "out"
+    out.mkdir()
+    left = [out / f".m.pt.{killed.pid}.tmp", out / f".t.{socket.gethostname()}-{killed.pid}.darkir-part.csv"]
+    live = out / ".m.pt.1.tmp"  # pid 1 runs as long as the machine
+    for path in (*left, live):
+        path.write_bytes(b"half a file")
+    assert main(["convert", str(weights), "-o", str(out / "m.pt")]) == 0
+    assert f"removed 1 temporary file(s) that a killed run left: {left[0]}" in capsys.readouterr().err
+    _photo(tmp_path / "pred" / "a.png")
+    assert main(["metrics", str(tmp_path / "pred"), "-q", "--csv", str(out / "t.csv")]) == 0
+    assert not any(path.exists() for path in left) and live.exists()
+
+
 def test_convert_checks_the_suffix_and_folder_before_reading_weights(tmp_path, capsys):
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a checkpoint")  # the output is refused before this is read

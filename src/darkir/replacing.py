@@ -3,7 +3,7 @@
 The new content is written to ``.<name>.<pid>.tmp`` beside the file (:func:`replacing_path`), synced to disk, given
 the permissions of the file it replaces and renamed onto it in one step; a failure leaves the file as it was and
 says why (a full disk by name). A killed run's temporary files are removed by the next run on the same checkpoint
-(:func:`darkir.train.runfiles.remove_stale_temporaries`, which reads their names with :func:`replacing_owner`).
+(:func:`clean_up_after_killed_runs`).
 
 Results (restored images, videos, reports) go through :mod:`darkir.outputs` instead: claimed first, never replacing
 a file without being asked, their temporary files named for processes on several machines. A synthetic set is made
@@ -18,13 +18,14 @@ import os
 import re
 import shutil
 import stat
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from safetensors import SafetensorError
 
 from darkir.errors import CheckpointError, first_line
-from darkir.outputs import commit, fitting_name
+from darkir.outputs import commit, fitting_name, pid_alive
 
 
 def replace_file(path: Path, write: Callable[[str], object], overwrite: bool = True) -> Path:
@@ -95,6 +96,29 @@ def replacing_owner(name: str) -> tuple[str, int] | None:
     wrote it; None for a name :func:`replacing_path` does not give."""
     match = _REPLACING_NAME.fullmatch(name)
     return (match["name"], int(match["pid"])) if match else None
+
+
+def _remove_stale_temporaries(targets: list[Path]) -> list[Path]:
+    """Remove the temporary files of ``targets`` and of their step snapshots (``<stem>_step<N>``) and options files
+    (``.yml``) whose writer, a process of this machine, is gone (left by a killed run: a training run's or
+    ``darkir convert``'s); returns them."""
+    removed = []
+    for target in targets:
+        names = re.compile(rf"{re.escape(target.stem)}(_step\d+)?({re.escape(target.suffix)}|\.yml)")
+        for path in target.parent.glob(".*.tmp"):  # the temporary files of darkir.replacing
+            owner = replacing_owner(path.name)
+            if owner and names.fullmatch(owner[0]) and not pid_alive(owner[1]):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
+
+
+def clean_up_after_killed_runs(targets: list[Path]) -> None:
+    """Remove the temporary checkpoint files that killed runs left beside ``targets``, and say so."""
+    removed = _remove_stale_temporaries(targets)
+    if removed:
+        names = ", ".join(str(path) for path in removed)
+        print(f"darkir: removed {len(removed)} temporary file(s) that a killed run left: {names}", file=sys.stderr)
 
 
 #: Free bytes below which a failed write is taken for a full disk (torch.save does not report the errno).

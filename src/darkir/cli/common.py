@@ -237,15 +237,16 @@ def _number(text: str, minimum: float, wanted: str) -> float:
 
 def writable_file(path: str | Path) -> Path:
     """``path`` as an output file whose folder is checked writable before any work: a file is tried in it where it
-    exists; a missing one is made only as the file is written, so that a run that fails or is stopped first leaves
-    no empty folder."""
-    from darkir.outputs import check_writable_dir, ensure_writable_dir, nearest_existing
+    exists (and what killed runs left there is removed, :func:`~darkir.outputs.clean_stale`); a missing one is made
+    only as the file is written, so that a run that fails or is stopped first leaves no empty folder."""
+    from darkir.outputs import check_writable_dir, clean_stale, ensure_writable_dir, nearest_existing
 
     target = Path(path)
     if target.is_dir():
         raise DarkIRError(f"output file {target} is a folder; give a file name")
     check_writable_dir(target.parent)
     ensure_writable_dir(nearest_existing(target.parent.absolute()))  # a file tried where the folder would be made
+    clean_stale(target.parent)
     return target
 
 

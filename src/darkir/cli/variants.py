@@ -83,6 +83,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from darkir.checkpoint import save_checkpoint, save_official_checkpoint
     from darkir.models import create_model, get_spec
     from darkir.models.weights import resolve_weights
+    from darkir.replacing import clean_up_after_killed_runs
 
     refuse_empty(args, {**PATH_FLAGS, "weights": "CHECKPOINT is empty"})
     source, _ = resolve_weights(args.weights)
@@ -92,6 +93,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     )
     config = get_spec(args.model).config if args.model else {}
     model = create_model(args.weights, require_weights=True, **config)
+    clean_up_after_killed_runs([output])
     save = save_official_checkpoint if args.official else save_checkpoint
     path = save(output, model, overwrite=args.overwrite)  # a file made there since the check above is kept
     layout = " in the official layout ({'params': state_dict})" if args.official else ""

@@ -1,13 +1,12 @@
 """A training run's files on disk, path by path (:mod:`darkir.train.runpaths` applies the options to them): the lock
-that gives a ``save.path`` to one run, whether a path can be written, backups of an earlier run, temporary files a
-killed run left, and log lines that are written whole or not at all."""
+that gives a ``save.path`` to one run, whether a path can be written, backups of an earlier run, and log lines that
+are written whole or not at all."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import os
-import re
 import socket
 import tempfile
 import time
@@ -15,8 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from darkir.errors import DarkIRError
-from darkir.outputs import nearest_existing, pid_alive, release_lock, take_lock
-from darkir.replacing import replacing_owner
+from darkir.outputs import nearest_existing, release_lock, take_lock
 
 
 class RunBusyError(DarkIRError):
@@ -121,20 +119,6 @@ def save_problem(path: Path, folder: bool = False) -> str | None:
     os.close(fd)
     os.unlink(name)
     return None
-
-
-def remove_stale_temporaries(targets: list[Path]) -> list[Path]:
-    """Remove the temporary files of ``targets`` and of their step snapshots and options files whose writer, a process
-    of this machine, is gone (left by a killed run); returns them."""
-    removed = []
-    for target in targets:
-        names = re.compile(rf"{re.escape(target.stem)}(_step\d+)?({re.escape(target.suffix)}|\.yml)")
-        for path in target.parent.glob(".*.tmp"):  # the temporary files of darkir.replacing
-            owner = replacing_owner(path.name)
-            if owner and names.fullmatch(owner[0]) and not pid_alive(owner[1]):
-                path.unlink(missing_ok=True)
-                removed.append(path)
-    return removed
 
 
 def back_up(paths: list[Path]) -> list[Path]:

@@ -23,7 +23,6 @@ from darkir.train.runfiles import (
     hold_run,
     legacy_lock_path,
     log_lock_path,
-    remove_stale_temporaries,
     run_lock_path,
     save_problem,
 )
@@ -210,7 +209,7 @@ def _names_too_long(options: Options) -> tuple[str, str] | None:
         if key == "save.path" and options.train.keep_every_steps:
             snapshot = snapshot_path(last, 9_999_999)  # the widest step a run of under ten million steps has
             files += [snapshot, snapshot.with_suffix(".yml")]
-        longest = max(  # unshortened: the names remove_stale_temporaries knows
+        longest = max(  # unshortened: the names clean_up_after_killed_runs knows
             (replacing_path(file, WIDEST_PID, shorten=False) for file in files),
             key=lambda file: len(os.fsencode(file.name)),
         )
@@ -422,11 +421,3 @@ def holding_run_paths(options: Options) -> Iterator[None]:
             log = log_folder(options) / LOG_FILE
             held.enter_context(hold_run(log, "train.log_dir", required=False, lock=log_lock_path(log)))
         yield
-
-
-def clean_up_after_killed_runs(targets: list[Path]) -> None:
-    """Remove the temporary checkpoint files that killed runs left beside ``targets``, and say so."""
-    removed = remove_stale_temporaries(targets)
-    if removed:
-        names = ", ".join(str(path) for path in removed)
-        print(f"darkir: removed {len(removed)} temporary file(s) that a killed run left: {names}", file=sys.stderr)

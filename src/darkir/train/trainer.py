@@ -32,7 +32,7 @@ from darkir.models.state_dict import load_state_dict_strict
 from darkir.models.weights import resolve_weights
 from darkir.options import Options
 from darkir.progress import progress_bar
-from darkir.replacing import save_text
+from darkir.replacing import clean_up_after_killed_runs, save_text
 from darkir.runtime import keep_freed_memory_for_reuse, resolve_device
 from darkir.train import ddp
 from darkir.train.checks import check_trainable
@@ -57,7 +57,6 @@ from darkir.train.runpaths import (
     back_up_run,
     check_save_paths,
     checkpoint_paths,
-    clean_up_after_killed_runs,
     continue_or_start,
     holding_run_paths,
     log_folder,
