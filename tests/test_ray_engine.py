@@ -247,7 +247,25 @@ class _FakeRay:
 
     def from_items(self, rows, **kwargs):
         self.rows = rows
-        raise InterruptedError("stop here: the rows are what the workers would get")
+        if not self.run:
+            raise InterruptedError("stop here: the rows are what the workers would get")
+        return self
+
+    # With ``run`` set, Ray Data's dataset too: its rows go through one worker made here, one row a batch.
+    run = False
+
+    def ActorPoolStrategy(self, size: int) -> None:  # noqa: N802 (Ray's name)
+        return None
+
+    def map_batches(self, worker, fn_constructor_kwargs, **kwargs):
+        self.worker = worker(**fn_constructor_kwargs)
+        return self
+
+    def iter_rows(self):
+        for row in self.rows:
+            out = self.worker({key: np.array([value]) for key, value in row.items()})
+            self.calls.append("row")
+            yield {key: value[0] for key, value in out.items()}
 
 
 def _jobs(tmp_path: Path, monkeypatch) -> list:
@@ -376,6 +394,39 @@ def test_an_address_naming_the_connected_cluster_by_another_name_is_not_warned(t
         darkir.cluster.restore_jobs(torch.nn.Identity(), jobs, address="localhost:6380", workers=1)
 
 
+def test_a_full_disk_stops_a_ray_run_as_it_stops_a_local_one(tmp_path, monkeypatch, one_thread):
+    """On the Ray engine every remaining file was restored only to fail on a full disk (the local engine stops after
+    FULL_STREAK in a row): the run now stops there too, and says how much was done."""
+    import errno
+
+    import darkir.cluster
+    from darkir.infer.files import FULL_STREAK
+    from darkir.infer.jobs import Job
+    from darkir.outputs import DiskFullError
+
+    fake = _FakeRay({"CPU": 2})
+    fake.run = True
+    monkeypatch.setattr(darkir.cluster, "_ray", lambda: fake)
+    monkeypatch.setattr("ray.get", lambda ref: ref)  # the worker's model, put in the fake's "object store"
+    monkeypatch.setattr("darkir.opencv.use_one_thread", lambda: None)  # (the worker's process is this one)
+    monkeypatch.chdir(tmp_path)
+    jobs = []
+    for index in range(FULL_STREAK + 5):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / f"{index}.png")
+        jobs.append(Job(Path(f"{index}.png"), Path("out") / f"{index}.png"))
+    (tmp_path / "out").mkdir()
+
+    def no_room(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("darkir.infer.files.write_image", no_room)
+    report = darkir.cluster.Report()
+    with pytest.raises(DiskFullError, match=rf"no room left \({FULL_STREAK} outputs in a row could not be written"):
+        darkir.cluster.restore_jobs(torch.nn.Identity(), jobs, workers=1, progress=False, report=report)
+    assert fake.calls.count("row") == FULL_STREAK and len(report.failed) == FULL_STREAK
+    assert fake.calls[-1] == "shutdown"
+
+
 def test_an_interrupt_while_ray_starts_shuts_down_what_it_started(tmp_path, monkeypatch):
     """Ctrl-C amid ray.init left Ray's processes running (the shutdown was only set up once init returned)."""
     import signal
@@ -407,7 +458,7 @@ class _InterruptedRay(_FakeRay):
         for row in self.rows:  # the workers finish every file...
             Path(row["target"]).parent.mkdir(parents=True, exist_ok=True)
             Path(row["target"]).write_bytes(b"restored")
-        yield {"index": 0, "status": "done", "message": "", "tiled": False}
+        yield {"index": 0, "status": "done", "message": "", "tiled": False, "disk_full": False}
         raise KeyboardInterrupt  # ...but Ctrl-C comes before the driver reads the second row
 
 
@@ -434,7 +485,7 @@ class _InterruptedAfterOne(_InterruptedRay):
         first = Path(self.rows[0]["target"])
         first.with_suffix(".new").write_bytes(b"restored")
         first.with_suffix(".new").replace(first)
-        yield {"index": 0, "status": "done", "message": "", "tiled": False}
+        yield {"index": 0, "status": "done", "message": "", "tiled": False, "disk_full": False}
         raise KeyboardInterrupt
 
 

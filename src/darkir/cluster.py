@@ -40,12 +40,20 @@ from darkir import opencv
 from darkir.errors import DarkIRError, first_line, warn
 from darkir.infer.defaults import DEFAULT_TILE
 from darkir.infer.exposure import check_exposure
-from darkir.infer.files import Outcome, Report, check_output, clean_stale_outputs, count_sizes, restore_job
+from darkir.infer.files import (
+    FullStreak,
+    Outcome,
+    Report,
+    check_output,
+    clean_stale_outputs,
+    count_sizes,
+    restore_job,
+)
 from darkir.infer.jobs import Job, output_suffix, plan_jobs
 from darkir.infer.restorer import RestoreSettings, check_compile
 from darkir.infer.tiling import check_tiling
 from darkir.infer.video import check_video_encoding
-from darkir.outputs import ensure_writable_dir
+from darkir.outputs import DiskFullError, ensure_writable_dir
 from darkir.progress import progress_bar
 from darkir.runtime import check_precision, check_threads
 
@@ -99,6 +107,7 @@ class RestoreWorker:
             "status": np.array([o.status for o in outcomes]),
             "message": np.array([o.message for o in outcomes]),
             "tiled": np.array([o.tiled for o in outcomes]),
+            "disk_full": np.array([o.disk_full for o in outcomes]),
         }
 
 
@@ -318,17 +327,31 @@ def restore_jobs(
                 num_gpus=gpus_per_worker or None,
                 fn_constructor_kwargs={"model": ray.put(copy.deepcopy(model).cpu().eval()), "settings": settings},
             )
-            for row in _results(dataset, len(rows), progress, size):
-                read.add(int(row["index"]))
-                job = pending[int(row["index"])]
-                message = _as_given(str(row["message"]), job)
-                report.record(job, Outcome(str(row["status"]), message, bool(row["tiled"])), verbose)
-    except KeyboardInterrupt:
+            _collect(_results(dataset, len(rows), progress, size), pending, report, read, verbose)
+    except (KeyboardInterrupt, DiskFullError):
         _record_unread(report, pending, read, before)
         raise
     finally:  # a stopped run's workers are gone now: their part and lock files go too
         clean_stale_outputs(pending)
     return report
+
+
+def _collect(
+    results: Iterator[dict[str, Any]], pending: Sequence[Job], report: Report, read: set[int], verbose: bool
+) -> None:
+    """Record in ``report`` the outcome of each of the workers' ``results`` as it arrives (``read``: the indexes in
+    ``pending`` of those read); :data:`~darkir.infer.files.FULL_STREAK` outputs in a row that find no room on their
+    disk stop the run, the job closed with them (a cluster started here is shut down)."""
+    full = FullStreak()
+    with contextlib.closing(results):
+        for row in results:
+            read.add(int(row["index"]))
+            job = pending[int(row["index"])]
+            message = _as_given(str(row["message"]), job)
+            outcome = Outcome(str(row["status"]), message, bool(row["tiled"]), bool(row["disk_full"]))
+            report.record(job, outcome, verbose)
+            full.count(job, outcome)
+            full.check()
 
 
 def _as_given(message: str, job: Job) -> str:

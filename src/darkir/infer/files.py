@@ -287,8 +287,8 @@ def _expect_sizes(restorer: Restorer, jobs: list[Job], overwrite: bool, progress
 FULL_STREAK = 5
 
 
-class _FullStreak:
-    """The outputs in a row whose disk had no room (:data:`FULL_STREAK` stop the batch)."""
+class FullStreak:
+    """The outputs in a row whose disk had no room (:data:`FULL_STREAK` stop the batch, on either engine)."""
 
     def __init__(self) -> None:
         self.streak: list[tuple[Job, str]] = []
@@ -297,12 +297,13 @@ class _FullStreak:
         """Count a finished job's outcome: a disk-full failure adds to the streak, any other outcome ends it."""
         self.streak = [*self.streak, (job, outcome.message)] if outcome.disk_full else []
 
-    def check(self, work: _Work) -> None:
-        """Before ``work`` is restored: stop (its claim let go) where the streak is long enough."""
+    def check(self, before_stop: Callable[[], object] = lambda: None) -> None:
+        """Stop the batch (a :class:`~darkir.outputs.DiskFullError`, after ``before_stop``) where the streak is long
+        enough."""
         streak = self.streak  # (the writer thread may replace it meanwhile)
         if len(streak) < FULL_STREAK:
             return
-        work.drop()
+        before_stop()
         job, reason = streak[-1]
         raise DiskFullError(
             f"{job.target.parent}: no room left ({FULL_STREAK} outputs in a row could not be written; the last: "
@@ -337,7 +338,7 @@ def restore_files(
     clean_stale_outputs(jobs)
     overlap = restorer.device.type == "cuda" if overlap is None else overlap
     _expect_sizes(restorer, jobs, overwrite, progress)
-    full = _FullStreak()
+    full = FullStreak()
     with progress_bar(total=len(jobs), desc="restoring", unit="file", disable=not progress) as bar:
 
         def finish(work: _Work) -> None:
@@ -347,7 +348,7 @@ def restore_files(
             bar.update()
 
         def restore(work: _Work) -> _Work:
-            full.check(work)
+            full.check(before_stop=work.drop)  # (its claim let go)
             # the file being restored, shown at once on a terminal (in a log, with the next redraw)
             bar.set_postfix_str(printable(work.job.source.name, one_line=True), refresh=stderr_is_terminal())
             try:
