@@ -820,6 +820,21 @@ def test_resume_on_more_processes_keeps_the_global_batch_and_the_schedule(datase
     assert trainer.total_steps == alone.total_steps == 3 * alone.sampler.steps_per_epoch() > 2
 
 
+def test_resume_of_an_older_checkpoint_keeps_the_batch_its_saved_options_name(dataset, tmp_path, capsys):
+    """A checkpoint of a darkir before fbfc6ec records no samples per step: its resume took the options' batch now
+    (1 here) and silently changed the run's (2), blaming "the training set" for the new schedule."""
+    train(_options(dataset, tmp_path, "train.epochs=2"), device="cpu", max_steps=1, progress=False)
+    payload = torch.load(tmp_path / "last.pt", weights_only=False)
+    del payload["global_batch"]
+    torch.save(payload, tmp_path / "last.pt")
+    trainer = Trainer(
+        _options(dataset, tmp_path, "train.epochs=2", "datasets.train.batch_size_train=1"), progress=False
+    )
+    assert trainer.sampler.global_batch == 1 and trainer.resume()
+    assert (trainer.sampler.batch_size, trainer.sampler.global_batch) == (2, 2)
+    assert "resuming a run of 2 samples per step on 1 process(es)" in capsys.readouterr().out
+
+
 def test_resume_refuses_a_process_count_that_cannot_share_the_global_batch(dataset, tmp_path):
     options = _options(dataset, tmp_path, "train.epochs=1")
     train(options, device="cpu", max_steps=1, progress=False)

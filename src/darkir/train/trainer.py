@@ -23,7 +23,7 @@ from darkir.checkpoint import read_checkpoint, save_checkpoint
 from darkir.data.dataset import loader_worker_init
 from darkir.data.layouts import DatasetError
 from darkir.data.synth import SynthDataset
-from darkir.errors import CheckpointError, ConfigError, DarkIRError
+from darkir.errors import CheckpointError, ConfigError, DarkIRError, is_whole
 from darkir.eval.metrics import prepare, psnr, ssim
 from darkir.eval.stats import mean_of_defined
 from darkir.models.darkir import DarkIR
@@ -196,6 +196,18 @@ class Trainer:
             worker_init_fn=loader_worker_init,
         )
 
+    def _stored_global_batch(self, payload: dict[str, Any]) -> int:
+        """The samples per step of the run a checkpoint holds: as it records them, or, in an older darkir's (before
+        fbfc6ec, which recorded no count), its saved options' ``batch_size_train`` on as many processes as now (the
+        options' batch now was taken, and silently changed the run's); this run's where neither says."""
+        if "global_batch" in payload:
+            return int(payload["global_batch"])
+        saved = ((payload.get("options") or {}).get("datasets") or {}).get("train") or {}
+        per_process = saved.get("batch_size_train")
+        if is_whole(per_process) and per_process >= 1:
+            return int(per_process) * self.context.world_size
+        return self.sampler.global_batch
+
     def _keep_global_batch(self, global_batch: int, path: Path) -> None:
         """Resume a run of ``global_batch`` samples per step on this many processes: the same samples per step,
         split evenly, so the run continues as it would have (any process count that divides the global batch). The
@@ -294,7 +306,7 @@ class Trainer:
         if best_score is not None and (self.best_psnr is None or best_score > self.best_psnr):
             self.best_psnr = best_score  # a run stopped between writing its best checkpoint and its last one
         self.validation_due = bool(payload.get("validation_due", False))
-        self._keep_global_batch(int(payload.get("global_batch", self.sampler.global_batch)), path)
+        self._keep_global_batch(self._stored_global_batch(payload), path)
         self.options.train, warning = kept_schedule_settings(path, train, stored)  # as they were checked
         self._tell(warning)
         self._tell(loss_changes(path, self.options.train, stored, self.step))
