@@ -200,6 +200,21 @@ def test_a_resume_of_a_checkpoint_without_its_split_says_the_split_cannot_be_che
     assert f"darkir: warning: {run / 'last.pt'} (saved by an older darkir) does not record which photos" in err
 
 
+def test_a_resume_of_a_checkpoint_without_its_split_refuses_changed_split_settings(photo_dir, tmp_path, capsys):
+    """A checkpoint of an older darkir records no held-out photos: a resume with another split_seed went on (saying
+    a changed split "cannot be detected") and trained on photos the run had held out. Its saved options name the
+    split's settings: a change of them is refused."""
+    run = tmp_path / "run"
+    train(_synth_options(photo_dir, run), progress=False, max_steps=1)
+    state, config, payload = read_checkpoint(run / "last.pt")
+    payload = {key: value for key, value in payload.items() if key not in ("held_out_photos", "trained_photos")}
+    torch.save({"state_dict": state, "config": config, **payload}, run / "last.pt")
+    changed = _synth_options(photo_dir, run, "datasets.train.synth.split_seed=5")
+    with pytest.raises(ConfigError, match=r"the settings that split its photos changed since this run began \(split_"):
+        train(changed, resume=True, progress=False)
+    assert read_checkpoint(run / "last.pt")[2]["step"] == 1
+
+
 def test_init_from_loads_weights_and_starts_a_new_schedule(photo_dir, tmp_path):
     source = randomize(build_model("darkir-csf-w32", **TINY), seed=5)
     weights = save_checkpoint(tmp_path / "start.pt", source)

@@ -71,12 +71,29 @@ def check_training_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         )
 
 
-def check_held_out(path: Path, payload: dict[str, Any], training: list[str], held_out: list[str]) -> str | None:
+#: The ``datasets.train.synth`` settings that choose which of its photos are held out (with the photos themselves).
+SPLIT_KEYS = ("val_photos", "test_photos", "split_seed")
+
+
+def check_held_out(
+    path: Path, payload: dict[str, Any], training: list[str], held_out: list[str], synth: dict[str, Any]
+) -> str | None:
     """Refuse to resume the run of ``path`` where the photos it held out (stored in its checkpoint ``payload``)
     would be trained on, or the photos it trained on would be held out (``training``, ``held_out``: the split now):
     the split of ``datasets.train.synth``'s photos moves with the sources' photos and with ``val_photos``,
-    ``test_photos`` and ``split_seed``. A note where the checkpoint (of an older darkir) records no split."""
+    ``test_photos`` and ``split_seed``. Where the checkpoint (of an older darkir) records no split, a change of those
+    settings (``synth``: the section now) is refused, and otherwise a note says the photos cannot be checked."""
     if "held_out_photos" not in payload:
+        saved = ((payload.get("options") or {}).get("datasets") or {}).get("train", {}).get("synth") or {}
+        changed = [
+            f"{key} {saved[key]} -> {synth[key]}" for key in SPLIT_KEYS if key in saved and saved[key] != synth[key]
+        ]
+        if changed:
+            raise ConfigError(
+                f"{path}: datasets.train.synth: the settings that split its photos changed since this run began "
+                f"({'; '.join(changed)}), which moves photos between training and the held-out ones; put them back "
+                "as they were, or start a new run"
+            )
         return (
             f"darkir: warning: {path} (saved by an older darkir) does not record which photos its run held out, so "
             "a changed split cannot be detected: if photos were added to or removed from datasets.train.synth's "

@@ -291,7 +291,8 @@ class Trainer:
             raise CheckpointError(f"{exc}{self._other_states(path)}") from None
         check_training_checkpoint(path, payload)
         if isinstance(self.train_set, SynthDataset):
-            self._tell(check_held_out(path, payload, self.train_set.names, self.train_set.held_out))
+            synth = self.options.datasets.train.synth.model_dump(mode="json")
+            self._tell(check_held_out(path, payload, self.train_set.names, self.train_set.held_out, synth))
         stored_id = payload.get("run_id")  # None in checkpoints from before run ids
         best_score = check_own_best(self.best_path, stored_id) if validates(self.options) else None
         self.run_id = stored_id or self.run_id
