@@ -498,6 +498,21 @@ def test_resume_with_only_step_snapshots_names_the_newest(data, tmp_path, capsys
     assert f"nothing to resume, {run / 'last.pt'} does not exist (its newest step snapshot is {newest}" in error
 
 
+def test_a_run_that_lost_its_last_checkpoint_is_told_its_best_one_continues_it(data, tmp_path, capsys):
+    """A run killed as it wrote its first last checkpoint (an older darkir wrote the best one first) was pointed at
+    --restart only, which backs up what it trained; its best checkpoint holds a state to continue from."""
+    run = tmp_path / "run"
+    assert _train(data, run) == 0
+    (run / "last.pt").unlink()
+    capsys.readouterr()
+    assert _train(data, run) == 2
+    error = _one_error(capsys.readouterr().err)
+    assert f"if it is this run's, copy it to {run / 'last.pt'} and pass --resume" in error
+    assert _train(data, run, "--resume") == 2
+    error = _one_error(capsys.readouterr().err)
+    assert f"(its best checkpoint {run / 'best.pt'} holds the run's state at its best step: copy it there" in error
+
+
 def test_a_run_resumed_mid_epoch_on_a_smaller_set_trains_every_epoch_it_has_left(data, tmp_path, capsys):
     copy = tmp_path / "copy"
     shutil.copytree(data, copy)

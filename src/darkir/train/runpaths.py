@@ -359,8 +359,9 @@ def continue_or_start(
         why = "its run lost its last checkpoint, or another run shares this save.best"
         raise ConfigError(
             f"{options.source}: save.best: {earlier} holds an earlier run's best checkpoint, and save.path {last} "
-            f"does not exist ({why}){_why_not_resumed(options, init_from)}; give this run its own save.best, or pass "
-            "restart=True to start over (the best checkpoint is moved to a backup folder first)"
+            f"does not exist ({why}){_why_not_resumed(options, init_from)}; if it is this run's, copy it to {last} and "
+            "pass resume=True to continue from its step; else give this run its own save.best, or pass restart=True "
+            "to start over (the best checkpoint is moved to a backup folder first)"
         )
     return False, earlier or (stray[1] if stray else None) or (kept[-1] if kept else None) or log
 

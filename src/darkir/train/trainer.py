@@ -581,6 +581,20 @@ class Trainer:
         self.save()
 
 
+def _states(options: Options) -> str:
+    """Where a run whose last checkpoint is missing left a state to continue from (its newest step snapshot, else its
+    best checkpoint), for the message refusing its resume."""
+    best = checkpoint_paths(options)[1]
+    kept = snapshots(options)
+    if kept:
+        return f" (its newest step snapshot is {kept[-1]}: copy it there to continue from it)"
+    if validates(options) and best.is_file():
+        return (
+            f" (its best checkpoint {best} holds the run's state at its best step: copy it there to continue from it)"
+        )
+    return ""
+
+
 def train(
     options: Options,
     resume: bool = False,
@@ -624,7 +638,7 @@ def train(
         if weights is not None:
             trainer.log({"kind": "init", "step": trainer.step, "epoch": trainer.epoch, "init_from": str(weights)})
         elif continuing and not trainer.resume():
-            kept = snapshots(options)
-            hint = f" (its newest step snapshot is {kept[-1]}: copy it there to continue from it)" if kept else ""
-            raise ConfigError(f"{options.source}: save.path: nothing to resume, {last} does not exist{hint}")
+            raise ConfigError(
+                f"{options.source}: save.path: nothing to resume, {last} does not exist{_states(options)}"
+            )
         return trainer.fit(max_steps=max_steps)
