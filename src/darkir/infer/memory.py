@@ -33,6 +33,12 @@ CPU_BYTES_PER_PIXEL_WIDTH = {
     ("bf16", "heap"): 71.0,
     ("bf16", "lean"): 34.0,
 }
+#: How much more the working memory of a full-speed (``heap``) pass on the CPU can peak when passes of other image
+#: shapes ran in the process before it: the heap keeps their freed blocks, which the new shape's tensors fit badly
+#: (folders of 4 to 10 images of 0.2-0.9 megapixels, each of another size, planned within their budget, peaked at
+#: up to 1.5x the ``heap`` figure's working memory; the same shape again reuses what it freed). Such a pass is
+#: planned with this allowance; where it does not fit, it runs lean.
+HEAP_AFTER_OTHER_SHAPES = 1.6
 #: Peak bytes per input pixel per unit of model width on CUDA (the caching allocator holds little beyond the live
 #: peak), by precision (bf16 stands for fp16 too): from ``python benchmarks/gpu_restore.py`` on an H200 (width 32,
 #: 1120x640 to 3840x2160, torch 2.11, CUDA 13), where the peak was 32.9 in fp16 and bf16 (the CPU's lean figure, 34,
@@ -151,6 +157,7 @@ class MemoryPlanner:
         else:
             self.base = resident_memory()
             self.per_pixel = {mode: CPU_BYTES_PER_PIXEL_WIDTH[(key, mode)] * model_width for mode in ("heap", "lean")}
+            self.per_pixel["heap after other shapes"] = self.per_pixel["heap"] * HEAP_AFTER_OTHER_SHAPES
             self.image_per_pixel = IMAGE_BYTES_PER_PIXEL
         if max_memory is None:
             self.budget, self.budget_source = self._default_budget(1), _DEFAULT_SOURCE
@@ -204,12 +211,16 @@ class MemoryPlanner:
         budget = f"{self.budget_source} {format_memory(self.budget)}"
         return f"{what} does not fit {budget}: it needs at least ~{format_memory(need)} ({how}); {fix}"
 
-    def plan(self, height: int, width: int, batch: int = 1, held: int | None = None) -> Plan:
+    def plan(
+        self, height: int, width: int, batch: int = 1, held: int | None = None, after_other_shapes: bool = False
+    ) -> Plan:
         """The whole image if it fits, else (CPU) the whole image in lean mode, else the largest fitting tiles;
-        for ``batch`` images at once, of ``held`` in memory (default ``batch``)."""
+        for ``batch`` images at once, of ``held`` in memory (default ``batch``). ``after_other_shapes``: passes of
+        other shapes ran in this process (:data:`HEAP_AFTER_OTHER_SHAPES`)."""
         pixels, forward = (held or batch) * height * width, self._forward_pixels(batch, height, width)
         budget = format_memory(self.budget)
-        whole = self.estimate(pixels, forward)
+        mixed = after_other_shapes and "heap after other shapes" in self.per_pixel
+        whole = self.estimate(pixels, forward, "heap after other shapes" if mixed else "heap")
         if whole <= self.budget:
             return Plan(0, False, whole, f"whole image: needs ~{format_memory(whole)} of {budget}")
         if "lean" in self.per_pixel:

@@ -187,6 +187,9 @@ class Restorer:
         #: The plan of the last image restored (whole or tiled, and why), by any thread using this Restorer: where
         #: several do, ask :meth:`plan_for` for an image's own plan.
         self.last_plan: Plan | None = None
+        #: (batch, height, width) of the last pass on the CPU's heap at full speed, or ("tiles",): the holes it
+        #: left there shape what the next pass of another shape takes (see _make_room).
+        self._last_shape: tuple[object, ...] = ()
         #: Whether the tone warning of small tiles was given (once per Restorer: a batch's images all give it).
         self._warned_small_tiles = False
 
@@ -380,7 +383,8 @@ class Restorer:
         ``batch``) is restored: whole or tiled, and why."""
         check_counts(height=height, width=width, batch=batch, **({} if held is None else {"held": held}))
         if self.planner is not None:
-            return self.planner.plan(height, width, batch, held)
+            after_other_shapes = self._last_shape not in ((), (batch, height, width))
+            return self.planner.plan(height, width, batch, held, after_other_shapes)
         if not self.tile or (height <= self.tile and width <= self.tile):
             reason = f"whole image: within tile={self.tile}" if self.tile else "whole image (tile=0)"
             return Plan(0, False, 0, reason)
@@ -494,13 +498,22 @@ class Restorer:
         if plan.whole(height, width):
             if not plan.lean:
                 if self.device.type == "cpu":
-                    release_free_memory_over(plan.estimate)
+                    self._make_room(plan, (x.shape[0], height, width))
                 return self._run(x)
             release_free_memory()
             with memory_returned_to_os():
                 return self._run(x)
         overlap = self._tiled_overlap(plan.tile)
+        self._last_shape = ("tiles",)
         return restore_in_tiles(self._run_window, x, plan.tile, overlap, self._preview, self.guide_scale)
+
+    def _make_room(self, plan: Plan, shape: tuple[int, int, int]) -> None:
+        """Before a full-speed whole pass on the CPU, give the heap's free memory back to the system where keeping it
+        could take the process past its budget: a pass of another shape than the last reuses its holes badly
+        (:data:`~darkir.infer.memory.HEAP_AFTER_OTHER_SHAPES`), one of the last shape reuses them (and is not slowed
+        by memory handed back and taken again)."""
+        same, self._last_shape = shape == self._last_shape, shape
+        release_free_memory_over(plan.estimate if same or self.planner is None else self.planner.budget - plan.estimate)
 
     def _tiled_overlap(self, tile: int) -> int:
         """The overlap of ``tile`` px tiles, after the warnings they call for: tiles too small for the whole image's
