@@ -418,6 +418,19 @@ def test_an_image_that_fits_no_plan_is_told_the_least_it_needs():
         planner.plan(128, 128)
 
 
+def test_the_least_memory_an_image_needs_is_shown_rounded_up():
+    """ "needs at least ~404 MB; raise --max-memory", then --max-memory 404MB was refused again: the figure was
+    rounded down."""
+    planner = MemoryPlanner(torch.device("cpu"), torch.float32, 32, max_memory="10GB")
+    lean = planner.estimate(128 * 128, 128 * 128, "lean")
+    planner.budget = lean - 1
+    with pytest.raises(DarkIRError) as refused:
+        planner.plan(128, 128)
+    shown = re.search(r"needs at least ~(.+?) \(", str(refused.value))[1]
+    planner.budget = parse_memory(shown.replace(" ", ""))
+    assert planner.plan(128, 128).lean
+
+
 @pytest.mark.parametrize("version", [1, 2])
 def test_a_containers_memory_limit_bounds_the_memory_available(tmp_path, version):
     """In a container (a control group with a memory limit), /proc/meminfo shows the machine's memory: the default

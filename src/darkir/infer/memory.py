@@ -86,17 +86,15 @@ def parse_memory(text: str | float, name: str = "max_memory") -> int:
     return int(value)
 
 
-def format_memory(size: float) -> str:
-    """``1.20 TB`` / ``2.75 GB`` / ``640 MB`` / ``12 KB`` / ``512 bytes``."""
-    if size >= 1e12:
-        return f"{size / 1e12:.2f} TB"
-    if size >= 1e9:
-        return f"{size / 1e9:.2f} GB"
-    if size >= 1e6:
-        return f"{size / 1e6:.0f} MB"
-    if size >= 1e3:
-        return f"{size / 1e3:.0f} KB"
-    return "1 byte" if round(size) == 1 else f"{size:.0f} bytes"
+def format_memory(size: float, up: bool = False) -> str:
+    """``1.20 TB`` / ``2.75 GB`` / ``640 MB`` / ``12 KB`` / ``512 bytes``; rounded up with ``up`` (what an image needs
+    at least: a budget of the figure shown then holds it)."""
+    units = ((1e12, "TB", 2), (1e9, "GB", 2), (1e6, "MB", 0), (1e3, "KB", 0))
+    unit, name, digits = next((each for each in units if size >= each[0]), (1, "bytes", 0))
+    value = size / unit
+    if up:
+        value = math.ceil(value * 10**digits - 1e-9) / 10**digits
+    return "1 byte" if name == "bytes" and round(value) == 1 else f"{value:.{digits}f} {name}"
 
 
 def resident_memory() -> int:
@@ -209,7 +207,7 @@ class MemoryPlanner:
             else (f"a {width}x{height} image", raise_budget)
         )
         budget = f"{self.budget_source} {format_memory(self.budget)}"
-        return f"{what} does not fit {budget}: it needs at least ~{format_memory(need)} ({how}); {fix}"
+        return f"{what} does not fit {budget}: it needs at least ~{format_memory(need, up=True)} ({how}); {fix}"
 
     def plan(
         self, height: int, width: int, batch: int = 1, held: int | None = None, after_other_shapes: bool = False
