@@ -626,3 +626,18 @@ def test_overlapping_tiff_reads_leave_tifffiles_logger_as_it_was():
     assert logger.disabled  # the second reader is still inside
     second.__exit__(None, None, None)
     assert not logger.disabled
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float16])
+def test_a_float_tiff_of_any_width_is_read_as_float32(tmp_path, dtype):
+    """A float64 RGB TIFF was refused ("unsupported sample type float64"): OpenCV decodes it before tifffile, whose
+    reader was the one that converted float64 to float32."""
+    import tifffile
+
+    from darkir.imageio import read_image
+
+    samples = np.random.default_rng(0).random((24, 40, 3)).astype(dtype)
+    tifffile.imwrite(tmp_path / "f.tif", samples)
+    image = read_image(tmp_path / "f.tif")
+    assert image.rgb.dtype == np.float32 and image.bit_depth == 32
+    assert np.allclose(image.rgb, samples.astype(np.float32), atol=1e-6)

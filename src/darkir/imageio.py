@@ -116,6 +116,8 @@ def _refuse(path: Path, problem: str | None) -> None:
 def _pixels(path: Path, header: Header | None) -> Image:
     """The pixels of the image at ``path`` (of ``header``, where one was read), turned by its orientation."""
     array, oriented = _decode(path, np.fromfile(path, dtype=np.uint8))
+    if array.dtype == np.float64 or array.dtype == np.float16:  # (float TIFFs, whichever decoder read them)
+        array = array.astype(np.float32)
     if array.size == 0:
         raise ImageReadError(f"{path}: cannot decode image (it has no pixels)")
     if array.dtype == np.uint8:
@@ -294,8 +296,6 @@ def _decode_tifffile(path: Path) -> np.ndarray:
         gist = first_line(exc)
         hint = "; pip install imagecodecs, which tifffile decodes it with" if "imagecodecs" in gist else ""
         raise ImageReadError(f"{path}: cannot decode image ({gist}{hint})") from None
-    if array.dtype == np.float64 or array.dtype == np.float16:
-        array = array.astype(np.float32)
     return np.ascontiguousarray(array)
 
 
