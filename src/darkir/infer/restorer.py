@@ -187,9 +187,9 @@ class Restorer:
         #: The plan of the last image restored (whole or tiled, and why), by any thread using this Restorer: where
         #: several do, ask :meth:`plan_for` for an image's own plan.
         self.last_plan: Plan | None = None
-        #: (batch, height, width) of the last pass on the CPU's heap at full speed, or ("tiles",): the holes it
-        #: left there shape what the next pass of another shape takes (see _make_room).
-        self._last_shape: tuple[object, ...] = ()
+        #: (batch, height, width as the model pads them) of the last pass on the CPU, whose freed memory shapes what a
+        #: pass of another shape takes there (:meth:`_after_other_shapes`); None before the first.
+        self._last_shape: tuple[int, int, int] | None = None
         #: Whether the tone warning of small tiles was given (once per Restorer: a batch's images all give it).
         self._warned_small_tiles = False
 
@@ -380,11 +380,11 @@ class Restorer:
 
     def plan_for(self, height: int, width: int, batch: int = 1, held: int | None = None) -> Plan:
         """How an image of ``height`` x ``width`` (``batch`` of them at once, of ``held`` in memory: default
-        ``batch``) is restored: whole or tiled, and why."""
+        ``batch``) is restored next: whole or tiled, and why. On the CPU under a budget it depends on the shape
+        restored last (:data:`~darkir.infer.memory.HEAP_AFTER_OTHER_SHAPES`)."""
         check_counts(height=height, width=width, batch=batch, **({} if held is None else {"held": held}))
         if self.planner is not None:
-            after_other_shapes = self._last_shape not in ((), (batch, height, width))
-            return self.planner.plan(height, width, batch, held, after_other_shapes)
+            return self.planner.plan(height, width, batch, held, self._after_other_shapes(batch, height, width))
         if not self.tile or (height <= self.tile and width <= self.tile):
             reason = f"whole image: within tile={self.tile}" if self.tile else "whole image (tile=0)"
             return Plan(0, False, 0, reason)
@@ -498,22 +498,40 @@ class Restorer:
         if plan.whole(height, width):
             if not plan.lean:
                 if self.device.type == "cpu":
-                    self._make_room(plan, (x.shape[0], height, width))
+                    self._make_room(plan, x.shape[0], height, width)
                 return self._run(x)
             release_free_memory()
+            self._record_shape(x.shape[0], height, width)  # (the next of its shape runs at full speed)
             with memory_returned_to_os():
                 return self._run(x)
         overlap = self._tiled_overlap(plan.tile)
-        self._last_shape = ("tiles",)
+        self._record_shape(x.shape[0], plan.tile, plan.tile)
         return restore_in_tiles(self._run_window, x, plan.tile, overlap, self._preview, self.guide_scale)
 
-    def _make_room(self, plan: Plan, shape: tuple[int, int, int]) -> None:
+    def _padded(self, height: int, width: int) -> tuple[int, int]:
+        """``height`` x ``width`` as the model pads them (to its multiple)."""
+        return -(-height // self._multiple) * self._multiple, -(-width // self._multiple) * self._multiple
+
+    def _after_other_shapes(self, batch: int, height: int, width: int) -> bool:
+        """Whether a pass of ``batch`` images of ``height`` x ``width`` follows one of another shape (a larger batch
+        of the same images counts as another: its buffers do not fit the smaller batch's freed ones)."""
+        last = self._last_shape
+        return last is not None and not (last[1:] == self._padded(height, width) and batch <= last[0])
+
+    def _record_shape(self, batch: int, height: int, width: int) -> None:
+        """Record a pass of ``batch`` images of ``height`` x ``width`` as the last (of one shape, the largest batch:
+        a video's last, smaller batch leaves the larger one's buffers)."""
+        padded, last = self._padded(height, width), self._last_shape
+        self._last_shape = (max(batch, last[0]) if last is not None and last[1:] == padded else batch, *padded)
+
+    def _make_room(self, plan: Plan, batch: int, height: int, width: int) -> None:
         """Before a full-speed whole pass on the CPU, give the heap's free memory back to the system where keeping it
         could take the process past its budget: a pass of another shape than the last reuses its holes badly
         (:data:`~darkir.infer.memory.HEAP_AFTER_OTHER_SHAPES`), one of the last shape reuses them (and is not slowed
         by memory handed back and taken again)."""
-        same, self._last_shape = shape == self._last_shape, shape
-        release_free_memory_over(plan.estimate if same or self.planner is None else self.planner.budget - plan.estimate)
+        other = self._after_other_shapes(batch, height, width)
+        self._record_shape(batch, height, width)
+        release_free_memory_over(self.planner.budget - plan.estimate if other and self.planner else plan.estimate)
 
     def _tiled_overlap(self, tile: int) -> int:
         """The overlap of ``tile`` px tiles, after the warnings they call for: tiles too small for the whole image's
