@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -340,6 +341,29 @@ def test_synth_clears_a_killed_runs_folder_whose_pid_is_another_process_now(phot
     (live / f".darkir-part-{owner_tag()}").mkdir(parents=True)
     assert main(["synth", "--source", str(photos), "-o", str(live), *SMALL]) == 2
     assert "the unfinished set of another darkir synth run" in _error(capsys)
+
+
+def test_synth_clears_another_containers_or_machines_folder_once_untouched_for_a_day(
+    photos, tmp_path, capsys, monkeypatch
+):
+    """A restarted container has a new pid namespace: the folder its killed synth left (named with the old one's)
+    was kept for ever, and every rerun refused. Like restore's temporary files, another container's or machine's
+    folder goes once nothing was written in it for a day; a fresh one, maybe a live run's, is kept."""
+    from darkir.outputs import FOREIGN_PART_AGE_S
+
+    output = tmp_path / "set"
+    stages = [f".darkir-part-{socket.gethostname()}-1@5n1", ".darkir-part-elsewhere-12@7"]
+    for stage in stages:
+        (output / stage / "train" / "low").mkdir(parents=True)
+    assert main(["synth", "--source", str(photos), "-o", str(output), *SMALL]) == 2
+    assert "the unfinished set of another darkir synth run" in _error(capsys)
+    later = time.time() + FOREIGN_PART_AGE_S + 60
+    monkeypatch.setattr("darkir.outputs.time.time", lambda: later)
+    (output / stages[1] / "train" / "low" / "new.png").write_bytes(b"written now")  # (in a day's time: still live)
+    os.utime(output / stages[1] / "train" / "low", (later, later))
+    assert main(["synth", "--source", str(photos), "-o", str(output), *SMALL]) == 2
+    assert f"removed {output / stages[0]}" in capsys.readouterr().err
+    assert not (output / stages[0]).exists() and (output / stages[1]).is_dir()
 
 
 @pytest.mark.parametrize(

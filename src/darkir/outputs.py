@@ -258,24 +258,25 @@ def _remove_unheld_lock(lock: Path) -> bool:
 FOREIGN_PART_AGE_S = 24 * 3600
 
 
-def _part_is_stale(entry: os.DirEntry[str], mine: re.Pattern[str]) -> bool:
-    """Whether the temporary file ``entry`` is a killed run's: one of this machine's (and pid namespace's) whose
-    process is gone (:func:`owner_is_gone`), or another machine's or container's untouched (written, or linked) for
-    :data:`FOREIGN_PART_AGE_S`."""
-    owner = mine.search(entry.name)
+def left_by_killed_run(path: Path, owner: re.Match[str] | None) -> bool:
+    """Whether the temporary file or folder ``path`` that the process ``owner`` names (a match of
+    :func:`local_owner`; None: another machine's) is a killed run's: one of this machine's (and pid namespace's)
+    whose process is gone (:func:`owner_is_gone`), or another machine's or container's untouched (written, or
+    linked; a folder: nor anything made in it or in its folders) for :data:`FOREIGN_PART_AGE_S`."""
     gone = None if owner is None else owner_is_gone(owner)
     if gone is not None:
         return gone
     try:
-        status = entry.stat(follow_symlinks=False)
+        folders = [path, *(Path(top) / name for top, names, _ in os.walk(path) for name in names)]
+        touched = max(max(status.st_mtime, status.st_ctime) for status in map(os.lstat, folders))
     except OSError:
         return False
-    return time.time() - max(status.st_mtime, status.st_ctime) > FOREIGN_PART_AGE_S
+    return time.time() - touched > FOREIGN_PART_AGE_S
 
 
 def clean_stale(folder: Path) -> list[Path]:
     """Remove the leftovers of killed runs from ``folder``: temporary files of a process that is gone
-    (:func:`_part_is_stale`), and lock files nobody holds. Files of live runs are kept. Returns what went.
+    (:func:`left_by_killed_run`), and lock files nobody holds. Files of live runs are kept. Returns what went.
 
     A run that opens a lock file just as it is removed notices and takes a fresh one (:func:`claim`).
     """
@@ -289,7 +290,7 @@ def clean_stale(folder: Path) -> list[Path]:
         name, path = entry.name, Path(entry.path)
         if not name.startswith(".") or not entry.is_file(follow_symlinks=False):
             continue
-        if ".darkir-part" in name and _part_is_stale(entry, mine):
+        if ".darkir-part" in name and left_by_killed_run(path, mine.search(name)):
             with contextlib.suppress(OSError):  # gone meanwhile, or kept by its folder (chattr +a)
                 path.unlink()
                 removed.append(path)

@@ -27,7 +27,7 @@ from darkir.data.layouts import LAYOUTS, DatasetError
 from darkir.errors import some_of
 from darkir.image_header import read_header
 from darkir.imageio import Image, read_image, write_image
-from darkir.outputs import is_inside, local_owner, owner_is_gone, owner_tag
+from darkir.outputs import is_inside, left_by_killed_run, local_owner, owner_tag
 from darkir.progress import progress_bar
 
 
@@ -90,13 +90,14 @@ STAGE_PREFIX = ".darkir-part-"
 
 
 def remove_killed_stages(output: Path) -> None:
-    """Remove the hidden folders that killed runs of this machine left in ``output`` (their process is gone, or its
-    pid is another process's now: :func:`darkir.outputs.owner_is_gone`), and say so; another machine's or
-    container's, in a shared folder, may be a live run's and are kept."""
+    """Remove the hidden folders that killed runs left in ``output`` (:func:`darkir.outputs.left_by_killed_run`:
+    this machine's whose process is gone, or whose pid is another process's now; another machine's or container's,
+    in a shared folder, once nothing was written in it for a day), and say so."""
     mine = re.compile(rf"{re.escape(STAGE_PREFIX)}{local_owner().pattern}")
     for entry in os.scandir(output):
-        match = mine.fullmatch(entry.name)
-        if match and entry.is_dir(follow_symlinks=False) and owner_is_gone(match):
+        if not entry.name.startswith(STAGE_PREFIX) or not entry.is_dir(follow_symlinks=False):
+            continue
+        if left_by_killed_run(Path(entry.path), mine.fullmatch(entry.name)):
             shutil.rmtree(entry.path)
             print(f"darkir: removed {entry.path}, the unfinished set of a killed run", file=sys.stderr)
 
