@@ -92,13 +92,14 @@ def test_convert_and_csv_writers_remove_what_killed_runs_left_beside_their_outpu
     out.mkdir()
     left = [out / f".m.pt.{killed.pid}.tmp", out / f".t.{socket.gethostname()}-{killed.pid}.darkir-part.csv"]
     live = out / ".m.pt.1.tmp"  # pid 1 runs as long as the machine
-    for path in (*left, live):
+    runs = [out / f".m.yml.{killed.pid}.tmp", out / f".m_step500.pt.{killed.pid}.tmp"]  # a training run's: not its
+    for path in (*left, live, *runs):
         path.write_bytes(b"half a file")
     assert main(["convert", str(weights), "-o", str(out / "m.pt")]) == 0
     assert f"removed 1 temporary file(s) that a killed run left: {left[0]}" in capsys.readouterr().err
     _photo(tmp_path / "pred" / "a.png")
     assert main(["metrics", str(tmp_path / "pred"), "-q", "--csv", str(out / "t.csv")]) == 0
-    assert not any(path.exists() for path in left) and live.exists()
+    assert not any(path.exists() for path in left) and live.exists() and all(path.exists() for path in runs)
 
 
 def test_convert_checks_the_suffix_and_folder_before_reading_weights(tmp_path, capsys):

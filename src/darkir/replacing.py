@@ -98,13 +98,14 @@ def replacing_owner(name: str) -> tuple[str, int] | None:
     return (match["name"], int(match["pid"])) if match else None
 
 
-def _remove_stale_temporaries(targets: list[Path]) -> list[Path]:
-    """Remove the temporary files of ``targets`` and of their step snapshots (``<stem>_step<N>``) and options files
-    (``.yml``) whose writer, a process of this machine, is gone (left by a killed run: a training run's or
-    ``darkir convert``'s); returns them."""
+def _remove_stale_temporaries(targets: list[Path], run_files: bool) -> list[Path]:
+    """Remove the temporary files of ``targets`` (with ``run_files``, of their step snapshots ``<stem>_step<N>`` and
+    options files ``.yml`` too) whose writer, a process of this machine, is gone (left by a killed run); returns
+    them."""
     removed = []
     for target in targets:
-        names = re.compile(rf"{re.escape(target.stem)}(_step\d+)?({re.escape(target.suffix)}|\.yml)")
+        stem, suffix = re.escape(target.stem), re.escape(target.suffix)
+        names = re.compile(rf"{stem}(_step\d+)?({suffix}|\.yml)" if run_files else f"{stem}{suffix}")
         for path in target.parent.glob(".*.tmp"):  # the temporary files of darkir.replacing
             owner = replacing_owner(path.name)
             if owner and names.fullmatch(owner[0]) and not pid_alive(owner[1]):
@@ -113,9 +114,11 @@ def _remove_stale_temporaries(targets: list[Path]) -> list[Path]:
     return removed
 
 
-def clean_up_after_killed_runs(targets: list[Path]) -> None:
-    """Remove the temporary checkpoint files that killed runs left beside ``targets``, and say so."""
-    removed = _remove_stale_temporaries(targets)
+def clean_up_after_killed_runs(targets: list[Path], run_files: bool = True) -> None:
+    """Remove the temporary checkpoint files that killed runs left beside ``targets`` (those of a training run's
+    step snapshots and options files too, unless not ``run_files``: ``darkir convert`` writes one file, and may run
+    beside a training run of the same stem), and say so."""
+    removed = _remove_stale_temporaries(targets, run_files)
     if removed:
         names = ", ".join(str(path) for path in removed)
         print(f"darkir: removed {len(removed)} temporary file(s) that a killed run left: {names}", file=sys.stderr)

@@ -93,7 +93,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     )
     config = get_spec(args.model).config if args.model else {}
     model = create_model(args.weights, require_weights=True, **config)
-    clean_up_after_killed_runs([output])
+    clean_up_after_killed_runs([output], run_files=False)
     save = save_official_checkpoint if args.official else save_checkpoint
     path = save(output, model, overwrite=args.overwrite)  # a file made there since the check above is kept
     layout = " in the official layout ({'params': state_dict})" if args.official else ""
