@@ -84,7 +84,8 @@ def check_held_out(
     ``test_photos`` and ``split_seed``. Where the checkpoint (of an older darkir) records no split, a change of those
     settings (``synth``: the section now) is refused, and otherwise a note says the photos cannot be checked."""
     if "held_out_photos" not in payload:
-        saved = ((payload.get("options") or {}).get("datasets") or {}).get("train", {}).get("synth") or {}
+        datasets = (payload.get("options") or {}).get("datasets") or {}
+        saved = (datasets.get("train") or {}).get("synth") or {}
         changed = [
             f"{key} {saved[key]} -> {synth[key]}" for key in SPLIT_KEYS if key in saved and saved[key] != synth[key]
         ]
