@@ -670,8 +670,9 @@ def test_a_second_run_into_a_results_folder_another_run_is_writing_is_refused(tm
     unpaired = ["test-unpaired", "--weights", str(tiny_checkpoint), "--data", str(photos), "-o", str(out), "-q"]
     assert main(unpaired) == 0
     before = _digests(out)
-    with claim(out / "stats.csv"):  # the other run, holding the folder (a process of its own in real life)
-        assert main(unpaired) == 2
+    with claim(out / "stats.csv"), pytest.MonkeyPatch.context() as patch:  # the other run (another process)
+        patch.setattr("darkir.cli.evaluate.restorer_from_args", lambda *a, **k: pytest.fail("weights loaded"))
+        assert main(unpaired) == 2  # before its work in progress there is read as an earlier run's results
     assert f"{out}: another darkir run is writing test-unpaired's results there" in _error(capsys)
     assert _digests(out) == before
     data = _paired(tmp_path / "set")
@@ -679,7 +680,8 @@ def test_a_second_run_into_a_results_folder_another_run_is_writing_is_refused(tm
     paired = ["test", "--weights", str(tiny_checkpoint), "--data", str(data), "--no-lpips", "-q"]
     assert main([*paired, "--results-dir", str(triplets), "--save", "2"]) == 0
     before = _digests(triplets)
-    with claim(triplets / TRIPLET_NOTE):
+    with claim(triplets / TRIPLET_NOTE), pytest.MonkeyPatch.context() as patch:
+        patch.setattr("darkir.cli.evaluate.restorer_from_args", lambda *a, **k: pytest.fail("weights loaded"))
         assert main([*paired, "--results-dir", str(triplets), "--save", "1"]) == 2
     assert f"{triplets}: another darkir run is writing test's triplets there" in _error(capsys)
     assert _digests(triplets) == before

@@ -217,13 +217,27 @@ def holding_folder(marker: Path, what: str) -> Iterator[None]:
     try:
         held = Claim(marker)
     except OutputBusyError:
-        raise OutputError(
-            f"{marker.parent}: another darkir run is writing {what} there; wait for it to end or choose another folder"
-        ) from None
+        raise OutputError(_busy_folder(marker, what)) from None
     try:
         yield
     finally:
         held.release()
+
+
+def refuse_held_folder(marker: Path, what: str) -> None:
+    """Refuse, before a run looks into a results folder, one that another run holds (:func:`holding_folder`): what
+    it finds there is that run's work in progress, not an earlier run's results. Creates no file."""
+    lock = lock_path(marker)
+    if not lock.exists():
+        return
+    fd = take_lock(lock)
+    if fd is None:
+        raise OutputError(_busy_folder(marker, what))
+    release_lock(lock, fd)  # nobody held it: a killed run's
+
+
+def _busy_folder(marker: Path, what: str) -> str:
+    return f"{marker.parent}: another darkir run is writing {what} there; wait for it to end or choose another folder"
 
 
 def pid_alive(pid: int) -> bool:

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from darkir.options import Options
 
 
+#: What ``test`` and ``test-unpaired`` write in a results folder that one run holds at a time, for the messages.
+TRIPLETS, UNPAIRED_RESULTS = "test's triplets", "test-unpaired's results"
+
+
 def _method_name(args: argparse.Namespace) -> str:
     """How reports name the evaluated model: its weights' name, else the options file's, else the default's."""
     from darkir.models.zoo import DEFAULT_WEIGHTS
@@ -79,8 +83,8 @@ def _triplet_folder(
     """Where ``test --save N`` writes its triplets (of the set ``label`` of ``pairs`` pairs, in a sub-folder of that
     name where there are several), checked before any work (None with ``--save 0``): never an input folder nor
     inside one, and never over files there that are not triplets of an earlier run without --overwrite."""
-    from darkir.eval.paired import check_triplet_folder
-    from darkir.outputs import ensure_writable_dir, is_inside, is_same_file
+    from darkir.eval.paired import TRIPLET_NOTE, check_triplet_folder
+    from darkir.outputs import ensure_writable_dir, is_inside, is_same_file, refuse_held_folder
 
     if not args.save:
         return None
@@ -93,6 +97,7 @@ def _triplet_folder(
                 "inputs (or pass --save 0)"
             )
     ensure_writable_dir(results_dir)
+    refuse_held_folder(results_dir / TRIPLET_NOTE, TRIPLETS)
     check_triplet_folder(results_dir, min(args.save, pairs), args.overwrite)
     return results_dir
 
@@ -154,7 +159,7 @@ def _holding_triplets(results_dir: Path | None) -> Iterator[Path | None]:
         return
     ensure_writable_dir(results_dir)
     clean_stale(results_dir)
-    with holding_folder(results_dir / TRIPLET_NOTE, "test's triplets"):
+    with holding_folder(results_dir / TRIPLET_NOTE, TRIPLETS):
         yield results_dir
 
 
@@ -278,7 +283,7 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
         unpaired_csv_rows,
     )
     from darkir.options import load_options
-    from darkir.outputs import check_writable_dir, clean_stale, ensure_writable_dir, holding_folder
+    from darkir.outputs import check_writable_dir, clean_stale, ensure_writable_dir, holding_folder, refuse_held_folder
 
     refuse_empty(args)
     options = load_options(args.options) if args.options else None
@@ -288,11 +293,12 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     refuse_paired(Path(folder), None if args.data else options)
     output = Path(args.output or _unpaired_results(options))
     check_writable_dir(output)  # first: an -o that is a file (one of the data's images, say) is named as one
+    refuse_held_folder(output / "stats.csv", UNPAIRED_RESULTS)
     pairs = outside_output(find_unpaired(folder), output, Path(folder))
     restorer = restorer_from_args(args)
     ensure_writable_dir(output)
     clean_stale(output)  # what a killed run left there (its temporary files)
-    with holding_folder(output / "stats.csv", "test-unpaired's results"):
+    with holding_folder(output / "stats.csv", UNPAIRED_RESULTS):
         earlier = earlier_outputs(output)
         unreadable: list[str] = []
         listed = earlier | {pair.name for pair in pairs}  # marked just before the first image: a failed start, none
