@@ -222,3 +222,39 @@ def test_the_python_api_warns_too(tmp_path, tiny_checkpoint):
     assert len(caught) == 1
     said = f"{cut}: restored {report.frames} frames, but its header states about 20; the file may be truncated"
     assert str(caught[0].message).startswith(said)
+
+
+def _timed_clip(path: Path, first_pts: int, time_base: Fraction, step: int, **options: str) -> Path:
+    """20 frames of 64x48, the first at ``first_pts`` (in ``time_base``), one every ``step``."""
+    with av.open(str(path), "w", options=options) as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.time_base = time_base
+        for index in range(20):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 + 5 * index, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = first_pts + index * step, time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def test_a_video_whose_clock_wrapped_keeps_every_frame_in_an_mp4(tmp_path, tiny_checkpoint, capsys):
+    """An MPEG-TS whose 33-bit clock wrapped after frame 10: FFmpeg unwraps it, so its first frames are timed before
+    0, and the MP4's edit list hid them (9 of 20 frames played), while a "truncated or damaged" warning blamed the
+    input. Every frame is kept, moved to start at 0 with its streams, and nothing is warned."""
+    tick = Fraction(1, 90000)
+    wrapped = _timed_clip(tmp_path / "wrap.ts", 2**33 - 10 * 9000, tick, 9000, mpegts_copyts="1")
+    assert min(timing(wrapped)["times"]) < 0
+    assert video(wrapped, tmp_path / "out.mp4", tiny_checkpoint) == 0
+    assert capsys.readouterr().err == ""
+    times = timing(tmp_path / "out.mp4")["times"]
+    assert len(times) == 20 and min(times) >= 0 and max(times) - min(times) == pytest.approx(1.9)
+
+
+def test_an_mp4_cut_without_reencoding_is_not_taken_for_a_truncated_one(tmp_path, tiny_checkpoint, capsys):
+    """An MP4 cut as `ffmpeg -ss 1 -c copy` or a phone's trim writes it keeps the frames before the cut, hidden by
+    an edit list: its header counts 20 frames, players show 10, and the warning said "truncated or damaged"."""
+    trimmed = _timed_clip(tmp_path / "trimmed.mp4", -10, Fraction(1, 10), 1)
+    assert len(timing(trimmed)["times"]) == 10
+    assert video(trimmed, tmp_path / "out.mp4", tiny_checkpoint) == 0
+    assert capsys.readouterr().err == "" and len(timing(tmp_path / "out.mp4")["times"]) == 10

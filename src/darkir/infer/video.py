@@ -213,6 +213,13 @@ def _rotation_matrix(rotation: float) -> list[int]:
     return [cos, -sin, 0, sin, cos, 0, 0, 0, 1 << 30]
 
 
+def _muxing(first: FirstFrame) -> dict[str, str]:
+    """The muxer's options: an input that starts before time 0 is moved to 0 with all its streams, where MP4 and MOV
+    would hide the frames before 0 behind an edit list (an MPEG-TS whose clock wrapped lost 11 of 20 frames so).
+    Others keep their times (the move would count the encoder's delay too)."""
+    return {"avoid_negative_ts": "make_non_negative"} if first.before_zero else {}
+
+
 def _first_frame(av: ModuleType, source: Path) -> FirstFrame:
     """Decode ``source``'s first frame; a DarkIRError where it has none."""
     with _open_input(av, source) as container:
@@ -221,7 +228,9 @@ def _first_frame(av: ModuleType, source: Path) -> FirstFrame:
             for frame in damaged.decode(packet, "video"):
                 _refuse_still_image(container, source)
                 colour = video_colour(frame, source)
-                return FirstFrame((frame.height, frame.width), _display_matrix(frame), frame.pts is not None, colour)
+                before_zero = (frame.pts or 0) < 0 or (container.start_time or 0) < 0
+                size, matrix = (frame.height, frame.width), _display_matrix(frame)
+                return FirstFrame(size, matrix, frame.pts is not None, colour, before_zero)
         if _animated_webp(source):  # FFmpeg's WebP decoder reads no animation (ANIM/ANMF chunks)
             raise DarkIRError(
                 f"{source}: an animated WebP, whose frames FFmpeg cannot decode; save it as single frames or an "
@@ -271,7 +280,7 @@ def _restore_video(
         check_fits(restorer, f"{source}: its frames", *first.size, consequence="nothing written")
         with (
             _open_input(av, source) as container,
-            av.open(str(tmp), "w", format=VIDEO_FORMATS[target.suffix.lower()]) as output,
+            av.open(str(tmp), "w", format=VIDEO_FORMATS[target.suffix.lower()], options=_muxing(first)) as output,
         ):
             video_in = _video_stream(container, source, say_which=True)
             audio_in = container.streams.audio[0] if container.streams.audio else None

@@ -24,12 +24,14 @@ MAX_RATE = 1000
 @dataclass(frozen=True)
 class FirstFrame:
     """What a video's first frame tells: its size (height, width), the display matrix players turn and flip the
-    frames with, whether it has a timestamp, and how its colour is coded."""
+    frames with, whether it has a timestamp, how its colour is coded, and whether the input starts before time 0
+    (an MPEG-TS whose clock wrapped, which FFmpeg unwraps below 0)."""
 
     size: tuple[int, int]
     matrix: list[int] | None
     timed: bool
     colour: VideoColour
+    before_zero: bool = False
 
 
 @dataclass
@@ -66,7 +68,7 @@ class Timeline:
         else:
             self.rate = stated_rate(source, video_in)
             self.time_base = 1 / self.rate
-        self.frames, self.end = 0, 0.0  # frames admitted; where the last one ends, in seconds
+        self.frames, self.start, self.end = 0, 0.0, 0.0  # frames admitted; where the first starts, the last ends (s)
         self._last: int | None = None  # the last frame's output timestamp
         self._stated: int | None = None  # the last timestamp the input stated
         self._moved = False  # whether a frame was moved off the time of the one ahead of it (warned once)
@@ -130,6 +132,8 @@ class Timeline:
                 f"{frame.width}x{frame.height}, but the frames before it are {self.size[1]}x{self.size[0]}; a video "
                 "whose resolution changes cannot be restored as one: cut it where its size changes, restore each part"
             )
+        if not self.frames:
+            self.start = float(pts * time_base)
         self.frames, self._last, self.end = self.frames + 1, pts, float((pts + duration) * time_base)
         return Frame(self.colour.to_rgb(frame), pts, time_base)
 
@@ -171,12 +175,14 @@ class Stated:
 
 def check_complete(source: Path, stated: Stated, timeline: Timeline) -> None:
     """Warn (one line) where fewer frames were decoded than the input's header states (its frame count, else by
-    its duration, more than two frames and a tenth of a second longer): a truncated or damaged file restored in
-    part."""
+    its duration, more than two frames and a tenth of a second longer than the frames span from the first's start):
+    a truncated or damaged file restored in part. Frames that the header counts but its duration leaves out (an
+    MP4 cut without re-encoding keeps the frames before the cut, hidden by an edit list) are not missed."""
+    missing = (stated.seconds or 0.0) - (timeline.end - timeline.start)
+    whole_span = stated.seconds is not None and missing <= max(0.1, 2 / timeline.rate)
     expected, about = stated.frames, ""
-    if not expected:
-        missing = (stated.seconds or 0.0) - timeline.end
-        if missing <= max(0.1, 2 / timeline.rate):
+    if not expected or whole_span:
+        if whole_span or not stated.seconds:
             return
         expected, about = timeline.frames + round(missing * timeline.rate), "about "
     if timeline.frames < expected:
