@@ -258,3 +258,19 @@ def test_an_mp4_cut_without_reencoding_is_not_taken_for_a_truncated_one(tmp_path
     assert len(timing(trimmed)["times"]) == 10
     assert video(trimmed, tmp_path / "out.mp4", tiny_checkpoint) == 0
     assert capsys.readouterr().err == "" and len(timing(tmp_path / "out.mp4")["times"]) == 10
+
+
+def test_x265_at_crf_0_is_lossless_and_tagged_for_apples_players_in_mp4(tmp_path, tiny_checkpoint):
+    """``--codec libx265 --crf 0`` (documented as lossless) differed from the restored frames by up to 6 levels: x265
+    needs its own lossless switch. Its MP4 was tagged hev1, which Apple's players do not play (hvc1 they do)."""
+    source = encode(tmp_path / "in.mkv", frames=4)
+    assert video(source, tmp_path / "x264.mkv", tiny_checkpoint, "--codec", "libx264", "--crf", "0") == 0
+    assert video(source, tmp_path / "x265.mp4", tiny_checkpoint, "--codec", "libx265", "--crf", "0") == 0
+
+    def planes(path: Path) -> np.ndarray:
+        with av.open(str(path)) as container:
+            return np.stack([frame.to_ndarray() for frame in container.decode(video=0)])
+
+    assert np.array_equal(planes(tmp_path / "x265.mp4"), planes(tmp_path / "x264.mkv"))  # (x264's is lossless)
+    with av.open(str(tmp_path / "x265.mp4")) as container:
+        assert container.streams.video[0].codec_tag == "hvc1"

@@ -354,8 +354,13 @@ def _video_output(output: Any, timeline: Timeline, settings: VideoSettings, firs
         )
     stream.time_base = stream.codec_context.time_base = timeline.time_base
     options = {"crf": str(settings.crf)}
-    if quiet and settings.codec == "libx265":  # x265 prints its settings and totals itself, not through FFmpeg's log
-        options["x265-params"] = "log-level=error"
+    if settings.codec == "libx265":
+        # x265 prints its settings and totals itself, not through FFmpeg's log; its CRF 0 is not lossless by itself
+        x265 = [*(["log-level=error"] if quiet else []), *(["lossless=1"] if settings.crf == 0 else [])]
+        if x265:
+            options["x265-params"] = ":".join(x265)
+        if output.format.name in ("mp4", "mov"):
+            stream.codec_tag = "hvc1"  # (FFmpeg's default hev1 is not played by Apple's players)
     stream.options = options
     if first.matrix is not None:
         stream.set_display_matrix(first.matrix)
