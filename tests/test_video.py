@@ -1099,3 +1099,16 @@ def test_a_video_whose_frames_fit_no_memory_plan_is_refused_before_any_frame_is_
     with pytest.raises(DarkIRError, match=r"night\.mp4: its frames: a 66x50 image does not fit .*; nothing written"):
         restore_video(restorer, clip, tmp_path / "out.mp4", progress=False)
     assert not restored and sorted(tmp_path.iterdir()) == []
+
+
+def test_format_given_for_a_folder_with_videos_says_the_videos_keep_their_container(
+    clip, tmp_path, capsys, monkeypatch
+):
+    """``restore clip.mp4 --format png`` wrote clip.mp4 without a word: --format converts images only."""
+
+    def stop(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # (the run stops once the notes are out)
+
+    monkeypatch.setattr("darkir.cli.restore.restorer_from_args", stop)
+    assert main(["restore", str(clip), "-o", str(tmp_path / "out"), "--format", "png", "-q"]) == 130
+    assert "darkir: note: --format applies to images; 1 video(s) keep their container" in capsys.readouterr().err

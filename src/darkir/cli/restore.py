@@ -51,10 +51,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if not jobs:
         print("darkir: error: nothing to restore", file=sys.stderr)
         return 2
-    if any(job.is_video for job in jobs):
+    videos = sum(job.is_video for job in jobs)
+    if videos:
         from darkir.infer.video import check_video_encoding
 
         check_video_encoding(args.codec, args.crf)  # before the weights load
+        if suffix is not None:
+            print(f"darkir: note: --format applies to images; {videos} video(s) keep their container", file=sys.stderr)
     report = Report(wording=in_flags)
     try:
         if args.engine == "ray":
