@@ -247,3 +247,33 @@ def test_a_quoted_tilde_in_any_path_argument_is_the_home_folder(tmp_path, tiny_c
     assert _parse(["split", "~/set", "-o", "~/m.json"]).root == str(home / "set")
     args = _parse(["test", "--data", "~/set", "--csv", "~/s.csv"])
     assert (args.data, args.csv) == (str(home / "set"), str(home / "s.csv"))
+
+
+def test_sighup_stops_a_command_cleanly_unless_it_is_ignored(tmp_path, capsys, monkeypatch):
+    """A closed terminal (SIGHUP) killed a run outright, leaving its lock and part files and saying nothing; it now
+    stops as SIGTERM does (status 129). Under nohup (SIGHUP ignored) it stays ignored."""
+    import os
+    import signal
+
+    import cv2
+    import numpy as np
+
+    from darkir.signals import stopping_signals
+
+    class NotHandledError(Exception):
+        """Raised where darkir did not take SIGHUP over."""
+
+    def outer(signum: int, frame: object) -> None:
+        raise NotHandledError
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    monkeypatch.setattr("darkir.cli.restore.restorer_from_args", lambda *a, **k: os.kill(os.getpid(), signal.SIGHUP))
+    previous = signal.signal(signal.SIGHUP, outer)
+    try:
+        assert main(["restore", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "-q"]) == 129
+        assert signal.getsignal(signal.SIGHUP) is outer  # the caller's handler is back
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        assert stopping_signals() == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    assert "darkir: terminated (SIGHUP)" in capsys.readouterr().err and not (tmp_path / "out").exists()

@@ -270,6 +270,34 @@ def test_a_second_sigterm_does_not_abort_but_a_second_ctrl_c_does():
         os.kill(os.getpid(), signal.SIGINT)
 
 
+def test_a_lost_terminal_stops_training_after_its_step_and_saves():
+    """SIGHUP (an ssh session lost, the terminal closed) killed a training run without saving its last steps: it asks
+    for a stop after the step, as SIGTERM does; under nohup (ignored) it stays ignored."""
+    import os
+    import signal
+
+    import torch
+
+    from darkir.train.ddp import Context
+    from darkir.train.stopping import StopOnInterrupt
+
+    def outer(signum: int, frame: object) -> None:
+        raise AssertionError("SIGHUP was not taken over")  # (SIG_DFL would end the test run)
+
+    previous = signal.signal(signal.SIGHUP, outer)
+    try:
+        with StopOnInterrupt(Context(0, 1, torch.device("cpu"))) as stop:
+            os.kill(os.getpid(), signal.SIGHUP)
+            assert stop.requested()
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        with StopOnInterrupt(Context(0, 1, torch.device("cpu"))) as stop:
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGHUP)
+            assert not stop.requested()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
 def test_a_loader_error_that_names_no_file_names_the_batch(data, tmp_path, monkeypatch):
     trainer = Trainer(load_options(OPTIONS, tiny_run_overrides(data, tmp_path, "datasets.train.batch_size_train=1")))
     trainer.sampler.set_epoch(0)

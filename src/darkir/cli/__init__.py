@@ -21,6 +21,7 @@ from darkir import opencv
 from darkir.cli import compare, evaluate, restore, training, variants
 from darkir.cli.common import expand_home
 from darkir.errors import DarkIRError, DarkIRWarning, printable
+from darkir.signals import stopping_signals
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,25 +115,32 @@ def _refuse_unknown(parser: argparse.ArgumentParser, command: str, extras: list[
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where Ctrl-C would be, so that a killed command cleans up as an interrupted one does."""
+    """SIGTERM (or SIGHUP: the terminal closed), raised where Ctrl-C would be, so that a killed command cleans up as
+    an interrupted one does; ``signum``: the signal."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 @contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
-    """While inside, SIGTERM raises :class:`Terminated` in the main thread (part files and locks are removed on the way
-    out); the previous handler comes back after. ``darkir train`` installs its own: it stops after a step and saves."""
+    """While inside, SIGTERM and SIGHUP (:func:`darkir.signals.stopping_signals`) raise :class:`Terminated` in the
+    main thread (part files and locks are removed on the way out); the previous handlers come back after. ``darkir
+    train`` installs its own: it stops after a step and saves."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def terminate(signum: int, frame: object) -> None:
-        raise Terminated
+        raise Terminated(signum)
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    previous = {signum: signal.signal(signum, terminate) for signum in stopping_signals()}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @contextlib.contextmanager
@@ -222,9 +230,11 @@ def _main(argv: Sequence[str] | None) -> int:
             raise
         print(f"darkir: error: {printable(in_flags(str(exc)))}", file=sys.stderr)
         return 2
-    except Terminated:
-        print("darkir: terminated", file=sys.stderr)
-        return 143
+    except Terminated as stopped:
+        with contextlib.suppress(OSError):  # (a closed terminal's stderr)
+            name = "" if stopped.signum == signal.SIGTERM else f" ({signal.Signals(stopped.signum).name})"
+            print(f"darkir: terminated{name}", file=sys.stderr)
+        return 128 + stopped.signum
     except KeyboardInterrupt:
         print("darkir: interrupted", file=sys.stderr)
         return 130

@@ -3,6 +3,7 @@ state is still that of the last completed step (so the last checkpoint is saved 
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
@@ -10,11 +11,13 @@ import threading
 from tqdm import tqdm
 
 from darkir.errors import DarkIRError, first_line
+from darkir.signals import stopping_signals
 from darkir.train import ddp
 
 
 class StopOnInterrupt:
-    """Turns the first Ctrl-C (SIGINT) or SIGTERM (``kill``, a batch system's time limit, ``docker stop``) into a
+    """Turns the first Ctrl-C (SIGINT), SIGTERM (``kill``, a batch system's time limit, ``docker stop``) or SIGHUP (the
+    terminal closed, unless ``nohup``) into a
     request to stop after the current step and save; a second Ctrl-C aborts. A second SIGTERM does not: a batch
     system signals every process of a job and torchrun passes its own on, so each process may get two at once (one
     that must stop now is sent SIGKILL).
@@ -22,14 +25,13 @@ class StopOnInterrupt:
     With several processes the request is shared (all-reduced each step), so all stop at the same step.
     """
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
     def __init__(self, context: ddp.Context) -> None:
         self.context, self.flag, self.previous = context, False, {}
 
     def __enter__(self) -> StopOnInterrupt:
         if threading.current_thread() is threading.main_thread():
-            self.previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
+            signals = [signal.SIGINT, *stopping_signals()]  # SIGHUP too: an ssh session lost saves the run
+            self.previous = {signum: signal.signal(signum, self._handle) for signum in signals}
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -44,7 +46,8 @@ class StopOnInterrupt:
         self.flag = True
         again = "Ctrl-C again to abort" if signum == signal.SIGINT else "SIGKILL to abort"
         name = signal.Signals(signum).name
-        tqdm.write(f"darkir: {name}: stopping after this step and saving ({again})", file=sys.stderr)
+        with contextlib.suppress(OSError):  # (the terminal that closed: SIGHUP)
+            tqdm.write(f"darkir: {name}: stopping after this step and saving ({again})", file=sys.stderr)
 
     def requested(self) -> bool:
         """Whether any process was asked to stop."""
