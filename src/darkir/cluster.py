@@ -41,7 +41,6 @@ from darkir.errors import DarkIRError, first_line, warn
 from darkir.infer.defaults import DEFAULT_TILE
 from darkir.infer.exposure import check_exposure
 from darkir.infer.files import (
-    FullStreak,
     Outcome,
     Report,
     check_output,
@@ -342,7 +341,6 @@ def _collect(
     """Record in ``report`` the outcome of each of the workers' ``results`` as it arrives (``read``: the indexes in
     ``pending`` of those read); :data:`~darkir.infer.files.FULL_STREAK` outputs in a row that find no room on their
     disk stop the run, the job closed with them (a cluster started here is shut down)."""
-    full = FullStreak()
     with contextlib.closing(results):
         for row in results:
             read.add(int(row["index"]))
@@ -350,8 +348,7 @@ def _collect(
             message = _as_given(str(row["message"]), job)
             outcome = Outcome(str(row["status"]), message, bool(row["tiled"]), bool(row["disk_full"]))
             report.record(job, outcome, verbose)
-            full.count(job, outcome)
-            full.check()
+            report.check_room()
 
 
 def _as_given(message: str, job: Job) -> str:

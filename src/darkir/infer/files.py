@@ -46,11 +46,17 @@ class Outcome:
     disk_full: bool = False
 
 
+#: How many outputs in a row that find no room on their disk stop a batch (one large file may not fit where
+#: smaller ones still do).
+FULL_STREAK = 5
+
+
 @dataclass
 class Report:
     """What a batch did: restored, skipped (output existed), busy (another run was writing the output) and failed
     files with reasons; which were tiled. ``wording`` words what is said of each file as it ends (the command line
-    names settings by their flags)."""
+    names settings by their flags). ``full``: the last outputs in a row whose disk had no room
+    (:meth:`check_room`)."""
 
     done: list[Path] = field(default_factory=list)
     tiled: list[Path] = field(default_factory=list)
@@ -58,6 +64,21 @@ class Report:
     busy: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     wording: Callable[[str], str] = str
+    full: list[tuple[Job, str]] = field(default_factory=list)
+
+    def check_room(self, before_stop: Callable[[], object] = lambda: None) -> None:
+        """Stop the batch (a :class:`~darkir.outputs.DiskFullError`, after ``before_stop``) where the last
+        :data:`FULL_STREAK` outputs recorded found no room on their disk, on either engine: each later one would be
+        restored only to fail as well."""
+        full = self.full  # (the writer thread may replace it meanwhile)
+        if len(full) < FULL_STREAK:
+            return
+        before_stop()
+        job, reason = full[-1]
+        raise DiskFullError(
+            f"{job.target.parent}: no room left ({FULL_STREAK} outputs in a row could not be written; the last: "
+            f"{reason}); stopped: make room and run again (what was restored is kept and skipped)"
+        )
 
     def count(self) -> int:
         """How many files have been recorded."""
@@ -65,6 +86,7 @@ class Report:
 
     def record(self, job: Job, outcome: Outcome, verbose: bool = False) -> None:
         """Add one job's outcome; failures and busy outputs are said on stderr as they happen."""
+        self.full = [*self.full, (job, outcome.message)] if outcome.disk_full else []
         if outcome.status == "failed":
             self.failed.append((job.source, outcome.message))
             tqdm.write(printable(f"darkir: failed: {self.wording(outcome.message)}"), file=sys.stderr)
@@ -282,35 +304,6 @@ def _expect_sizes(restorer: Restorer, jobs: list[Job], overwrite: bool, progress
         tqdm.write(compiling_note(chosen), file=sys.stderr)
 
 
-#: How many outputs in a row that find no room on their disk stop a batch (one large file may not fit where
-#: smaller ones still do).
-FULL_STREAK = 5
-
-
-class FullStreak:
-    """The outputs in a row whose disk had no room (:data:`FULL_STREAK` stop the batch, on either engine)."""
-
-    def __init__(self) -> None:
-        self.streak: list[tuple[Job, str]] = []
-
-    def count(self, job: Job, outcome: Outcome) -> None:
-        """Count a finished job's outcome: a disk-full failure adds to the streak, any other outcome ends it."""
-        self.streak = [*self.streak, (job, outcome.message)] if outcome.disk_full else []
-
-    def check(self, before_stop: Callable[[], object] = lambda: None) -> None:
-        """Stop the batch (a :class:`~darkir.outputs.DiskFullError`, after ``before_stop``) where the streak is long
-        enough."""
-        streak = self.streak  # (the writer thread may replace it meanwhile)
-        if len(streak) < FULL_STREAK:
-            return
-        before_stop()
-        job, reason = streak[-1]
-        raise DiskFullError(
-            f"{job.target.parent}: no room left ({FULL_STREAK} outputs in a row could not be written; the last: "
-            f"{reason}); stopped: make room and run again (what was restored is kept and skipped)"
-        )
-
-
 def restore_files(
     restorer: Restorer,
     jobs: Iterable[Job],
@@ -338,17 +331,15 @@ def restore_files(
     clean_stale_outputs(jobs)
     overlap = restorer.device.type == "cuda" if overlap is None else overlap
     _expect_sizes(restorer, jobs, overwrite, progress)
-    full = FullStreak()
     with progress_bar(total=len(jobs), desc="restoring", unit="file", disable=not progress) as bar:
 
         def finish(work: _Work) -> None:
             outcome = _finish(work, overwrite)
             report.record(work.job, outcome, verbose)
-            full.count(work.job, outcome)
             bar.update()
 
         def restore(work: _Work) -> _Work:
-            full.check(before_stop=work.drop)  # (its claim let go)
+            report.check_room(before_stop=work.drop)  # (its claim let go)
             # the file being restored, shown at once on a terminal (in a log, with the next redraw)
             bar.set_postfix_str(printable(work.job.source.name, one_line=True), refresh=stderr_is_terminal())
             try:
