@@ -13,7 +13,6 @@ whole in a hidden folder and renamed into place (:mod:`darkir.data.synth`).
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import re
 import shutil
@@ -25,7 +24,7 @@ from pathlib import Path
 from safetensors import SafetensorError
 
 from darkir.errors import CheckpointError, first_line
-from darkir.outputs import commit, fitting_name, pid_alive
+from darkir.outputs import commit, fitting_name, is_disk_full, pid_alive
 
 
 def replace_file(path: Path, write: Callable[[str], object], overwrite: bool = True) -> Path:
@@ -132,7 +131,7 @@ def _write_failure(path: Path, exc: BaseException) -> str:
     """One line on why writing ``path`` failed (called while its temporary file still holds the space it took)."""
     kept = "; the previous one is kept" if path.exists() else ""
     if isinstance(exc, OSError):
-        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        full = is_disk_full(exc)
     else:  # safetensors names the OS error in its message, torch.save does not
         full = "No space left on device" in str(exc) or shutil.disk_usage(path.parent).free < _FULL_DISK_BYTES
     if full:
