@@ -97,6 +97,11 @@ def format_memory(size: float, up: bool = False) -> str:
     return "1 byte" if name == "bytes" and round(value) == 1 else f"{value:.{digits}f} {name}"
 
 
+def padded(height: int, width: int, multiple: int) -> tuple[int, int]:
+    """``height`` x ``width`` as a model that pads each side to a ``multiple`` computes them."""
+    return -(-height // multiple) * multiple, -(-width // multiple) * multiple
+
+
 def resident_memory() -> int:
     """This process's resident memory in bytes (0 where /proc is not available)."""
     try:
@@ -184,7 +189,8 @@ class MemoryPlanner:
 
     def _forward_pixels(self, batch: int, height: int, width: int) -> int:
         """The pixels a whole-image forward computes: each side padded to :attr:`multiple`."""
-        return batch * -(-height // self.multiple) * self.multiple * -(-width // self.multiple) * self.multiple
+        rows, cols = padded(height, width, self.multiple)
+        return batch * rows * cols
 
     def estimate(self, pixels: int, forward_pixels: int, mode: str = "heap") -> int:
         """Estimated peak bytes for an image of ``pixels`` whose forward passes see ``forward_pixels`` at once."""

@@ -21,7 +21,7 @@ from darkir.errors import CheckpointError, DarkIRError, check_counts, first_line
 from darkir.infer.compiling import MAX_COMPILED_SHAPES, can_compile, images_to_earn
 from darkir.infer.defaults import DEFAULT_TILE
 from darkir.infer.exposure import apply_exposure, check_exposure
-from darkir.infer.memory import MemoryPlanner, Plan
+from darkir.infer.memory import MemoryPlanner, Plan, padded
 from darkir.infer.tiling import (
     GUIDE_SCALE,
     TONE_SAFE_TILE,
@@ -508,21 +508,17 @@ class Restorer:
         self._record_shape(x.shape[0], plan.tile, plan.tile)
         return restore_in_tiles(self._run_window, x, plan.tile, overlap, self._preview, self.guide_scale)
 
-    def _padded(self, height: int, width: int) -> tuple[int, int]:
-        """``height`` x ``width`` as the model pads them (to its multiple)."""
-        return -(-height // self._multiple) * self._multiple, -(-width // self._multiple) * self._multiple
-
     def _after_other_shapes(self, batch: int, height: int, width: int) -> bool:
         """Whether a pass of ``batch`` images of ``height`` x ``width`` follows one of another shape (a larger batch
         of the same images counts as another: its buffers do not fit the smaller batch's freed ones)."""
         last = self._last_shape
-        return last is not None and not (last[1:] == self._padded(height, width) and batch <= last[0])
+        return last is not None and not (last[1:] == padded(height, width, self._multiple) and batch <= last[0])
 
     def _record_shape(self, batch: int, height: int, width: int) -> None:
         """Record a pass of ``batch`` images of ``height`` x ``width`` as the last (of one shape, the largest batch:
         a video's last, smaller batch leaves the larger one's buffers)."""
-        padded, last = self._padded(height, width), self._last_shape
-        self._last_shape = (max(batch, last[0]) if last is not None and last[1:] == padded else batch, *padded)
+        size, last = padded(height, width, self._multiple), self._last_shape
+        self._last_shape = (max(batch, last[0]) if last is not None and last[1:] == size else batch, *size)
 
     def _make_room(self, plan: Plan, batch: int, height: int, width: int) -> None:
         """Before a full-speed whole pass on the CPU, give the heap's free memory back to the system where keeping it
