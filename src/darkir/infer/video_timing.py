@@ -179,10 +179,11 @@ def check_complete(source: Path, stated: Stated, timeline: Timeline) -> None:
     a truncated or damaged file restored in part. Frames that the header counts but its duration leaves out (an
     MP4 cut without re-encoding keeps the frames before the cut, hidden by an edit list) are not missed."""
     missing = (stated.seconds or 0.0) - (timeline.end - timeline.start)
-    whole_span = stated.seconds is not None and missing <= max(0.1, 2 / timeline.rate)
+    if stated.seconds is not None and missing <= max(0.1, 2 / timeline.rate):
+        return  # the frames span the stated duration
     expected, about = stated.frames, ""
-    if not expected or whole_span:
-        if whole_span or not stated.seconds:
+    if not expected:
+        if not stated.seconds:
             return
         expected, about = timeline.frames + round(missing * timeline.rate), "about "
     if timeline.frames < expected:
