@@ -78,15 +78,18 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 )
     except KeyboardInterrupt:  # what was done before Ctrl-C is kept: say how much (once the work had begun)
         if output.is_dir():
-            left = len(jobs) - report.count()
-            print(f"interrupted: {_summary(args, report, problems)}; {left} not restored -> {output}")
+            print(f"interrupted: {_summary(args, report, problems)}; {_not_restored(jobs, report, output)}")
         raise
     except DiskFullError:
-        left = len(jobs) - report.count()
-        print(f"stopped: {_summary(args, report, problems)}; {left} not restored {_where(output)}")
+        print(f"stopped: {_summary(args, report, problems)}; {_not_restored(jobs, report, output)}")
         raise
     print(f"{_summary(args, report, problems)} {_where(output)}")
     return 1 if report.failed or problems else 0
+
+
+def _not_restored(jobs: list, report: Report, output: Path) -> str:
+    """What a run cut short left: how many of its ``jobs`` were not recorded in ``report``, and where the rest went."""
+    return f"{len(jobs) - report.count()} not restored {_where(output)}"
 
 
 def _where(output: Path) -> str:
