@@ -71,6 +71,13 @@ def check_training_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         )
 
 
+def saved_train_data(payload: dict[str, Any]) -> dict[str, Any]:
+    """The ``datasets.train`` section of the options a training checkpoint's ``payload`` saved (empty where it holds
+    none, or an older darkir saved none)."""
+    datasets = (payload.get("options") or {}).get("datasets") or {}
+    return datasets.get("train") or {}
+
+
 #: The ``datasets.train.synth`` settings that choose which of its photos are held out (with the photos themselves).
 SPLIT_KEYS = ("val_photos", "test_photos", "split_seed")
 
@@ -84,8 +91,7 @@ def check_held_out(
     ``test_photos`` and ``split_seed``. Where the checkpoint (of an older darkir) records no split, a change of those
     settings (``synth``: the section now) is refused, and otherwise a note says the photos cannot be checked."""
     if "held_out_photos" not in payload:
-        datasets = (payload.get("options") or {}).get("datasets") or {}
-        saved = (datasets.get("train") or {}).get("synth") or {}
+        saved = saved_train_data(payload).get("synth") or {}
         changed = [
             f"{key} {saved[key]} -> {synth[key]}" for key in SPLIT_KEYS if key in saved and saved[key] != synth[key]
         ]

@@ -48,6 +48,7 @@ from darkir.train.resume import (
     loss_changes,
     per_process_batch,
     rng_state,
+    saved_train_data,
     set_rng_state,
     stretch_schedule,
     validation_changes,
@@ -202,8 +203,7 @@ class Trainer:
         options' batch now was taken, and silently changed the run's); this run's where neither says."""
         if "global_batch" in payload:
             return int(payload["global_batch"])
-        saved = ((payload.get("options") or {}).get("datasets") or {}).get("train") or {}
-        per_process = saved.get("batch_size_train")
+        per_process = saved_train_data(payload).get("batch_size_train")
         if is_whole(per_process) and per_process >= 1:
             return int(per_process) * self.context.world_size
         return self.sampler.global_batch
