@@ -18,9 +18,8 @@ from darkir.train import ddp
 class StopOnInterrupt:
     """Turns the first Ctrl-C (SIGINT), SIGTERM (``kill``, a batch system's time limit, ``docker stop``) or SIGHUP (the
     terminal closed, unless ``nohup``) into a request to stop after the current step and save; a second Ctrl-C
-    aborts. A second SIGTERM does not: a batch
-    system signals every process of a job and torchrun passes its own on, so each process may get two at once (one
-    that must stop now is sent SIGKILL).
+    aborts. A second SIGTERM does not: a batch system signals every process of a job and torchrun passes its own on,
+    so each process may get two at once (one that must stop now is sent SIGKILL).
 
     With several processes the request is shared (all-reduced each step), so all stop at the same step.
     """
