@@ -149,15 +149,15 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _holding_triplets(results_dir: Path | None) -> Iterator[Path | None]:
-    """``results_dir`` (None: no triplets are saved), made, cleared of what killed runs left there, and held for this
-    run within the block: another run writing triplets there is refused, not mixed with this one's."""
+    """``results_dir`` (None: no triplets are saved; made by :func:`_triplet_folder`), cleared of what killed runs
+    left there, and held for this run within the block: another run writing triplets there is refused, not mixed
+    with this one's."""
     from darkir.eval.paired import TRIPLET_NOTE
-    from darkir.outputs import clean_stale, ensure_writable_dir, holding_folder
+    from darkir.outputs import clean_stale, holding_folder
 
     if results_dir is None:
         yield None
         return
-    ensure_writable_dir(results_dir)
     clean_stale(results_dir)
     with holding_folder(results_dir / TRIPLET_NOTE, TRIPLETS):
         yield results_dir
