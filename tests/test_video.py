@@ -997,6 +997,26 @@ def test_an_animated_webp_is_named_as_such(tmp_path, tiny_checkpoint, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == [source.name]
 
 
+def test_subtitle_streams_left_out_are_named(tmp_path, tiny_checkpoint, capsys):
+    """A film's subtitle streams were dropped without a word."""
+    source = tmp_path / "film.mkv"
+    with av.open(str(source), "w") as out:
+        video = out.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        tracks = [out.add_stream("ass"), out.add_stream("ass")]
+        tracks[0].metadata["language"] = "spa"
+        _mux_grey_frames(out, video, 5)
+        for track in tracks:
+            packet = av.Packet(b"Dialogue: 0,0:00:00.00,0:00:00.40,Default,,0,0,0,,hola")
+            packet.stream, packet.pts, packet.dts, packet.duration = track, 0, 0, 400
+            out.mux(packet)
+    target = tmp_path / "out.mkv"
+    assert main(["video", str(source), "-o", str(target), "--weights", str(tiny_checkpoint), "-q"]) == 0
+    assert f"{source}: its subtitles are not kept; 2 stream(s) left out (spa, #2)" in capsys.readouterr().err
+    with av.open(str(target)) as restored:
+        assert [stream.type for stream in restored.streams] == ["video"]
+
+
 @pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
 def test_tags_and_languages_are_kept_and_audio_streams_left_out_are_named(tmp_path, tiny_checkpoint, capsys, suffix):
     """A phone's or a film's tags (title, creation time, place) and its streams' languages were dropped, and of

@@ -375,17 +375,26 @@ STREAM_TAGS = {"language", "title", "handler_name"}
 
 def _keep_tags(container: Any, output: Any, *streams: tuple[Any, Any]) -> None:
     """Copy the input's tags (title, creation time, place...) to the output, and each kept stream's (its language,
-    say); say which audio streams beyond the first (restored) one are left out."""
+    say); say which audio streams beyond the first (restored) one, and which subtitle streams, are left out."""
     output.metadata.update({k: v for k, v in container.metadata.items() if k.lower() not in MUXER_TAGS})
     for stream_in, stream_out in streams:
         if stream_in is not None and stream_out is not None:
             stream_out.metadata.update({k: v for k, v in stream_in.metadata.items() if k.lower() in STREAM_TAGS})
-    others = [stream.metadata.get("language", f"#{stream.index}") for stream in container.streams.audio[1:]]
+    others = [_stream_name(stream) for stream in container.streams.audio[1:]]
     if others:
         warn(
             f"{container.name}: only its first audio stream is kept; {len(others)} other(s) left out "
             f"({', '.join(others)})"
         )
+    subtitles = [_stream_name(stream) for stream in container.streams.subtitles]
+    if subtitles:
+        left_out = f"{len(subtitles)} stream(s) left out ({', '.join(subtitles)})"
+        warn(f"{container.name}: its subtitles are not kept; {left_out}")
+
+
+def _stream_name(stream: Any) -> str:
+    """A stream as a warning names it: by its language, else by its number in the file."""
+    return stream.metadata.get("language", f"#{stream.index}")
 
 
 def _audio_stream(output: Any, audio_in: Any, container: str) -> tuple[Any, str]:
