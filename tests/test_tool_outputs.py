@@ -476,3 +476,35 @@ def test_synth_records_each_pairs_photo_by_a_path_that_resolves_anywhere(photos,
     assert main(["synth", "--source", photos.name, "-o", str(tmp_path / "set"), *SMALL]) == 0
     record = json.loads((tmp_path / "set" / "synth.json").read_text())
     assert {pair["source"] for pair in record["pairs"]} == {str(photo) for photo in photos.iterdir()}
+
+
+def test_a_failed_write_into_a_new_folder_leaves_no_folder(tmp_path, monkeypatch):
+    """`convert -o new/m.safetensors`, `metrics --csv new/t.csv`, `split -o new/s.json`: the folder was made before
+    the write, and stayed, empty, where the write failed (a full disk, a failed check)."""
+    from darkir.errors import CheckpointError
+    from darkir.eval import reports
+    from darkir.outputs import DiskFullError, parent_made
+    from darkir.replacing import replace_file
+
+    def fail(tmp: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(CheckpointError, match="no space left on device"):
+        replace_file(tmp_path / "a" / "b" / "m.safetensors", fail)
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise DiskFullError("no room")
+
+    monkeypatch.setattr(reports, "write_atomic", full)
+    with pytest.raises(DiskFullError):
+        reports.write_csv_rows(tmp_path / "c" / "t.csv", [["name", "psnr"]])
+    assert sorted(os.listdir(tmp_path)) == []
+    # a folder that existed, or that holds a file by the time the write fails, is kept
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(KeyboardInterrupt), parent_made(tmp_path / "kept" / "new" / "x.json"):
+        (tmp_path / "kept" / "new" / "other.txt").write_text("someone's")
+        raise KeyboardInterrupt
+    assert (tmp_path / "kept" / "new" / "other.txt").read_text() == "someone's"
+    # and a write that succeeds keeps the folders it made
+    replace_file(tmp_path / "d" / "e" / "m.txt", lambda tmp: Path(tmp).write_text("ok"))
+    assert (tmp_path / "d" / "e" / "m.txt").read_text() == "ok"

@@ -16,7 +16,7 @@ import torch
 from darkir.errors import DarkIRError, first_line, warnings_ignored
 from darkir.models import DarkIR
 from darkir.models.blocks import FreMLP
-from darkir.outputs import write_atomic
+from darkir.outputs import parent_made, write_atomic
 
 #: Sizes the exported graph is checked on: one multiple of 8 and one that needs padding.
 CHECK_SIZES = ((64, 96), (57, 83))
@@ -52,8 +52,8 @@ def export_onnx(
             raise DarkIRError(f"{path}: the exported model fails its check ({reason}); nothing written") from None
         return True
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_atomic(path, data, overwrite=overwrite, verify=verify)
+    with parent_made(path):
+        return write_atomic(path, data, overwrite=overwrite, verify=verify)
 
 
 def check_opset(opset: int) -> None:

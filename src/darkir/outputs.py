@@ -399,6 +399,21 @@ def output_folder(folder: Path) -> Iterator[None]:
                 path.rmdir()  # only an empty folder: the first one that is not stops the rest
 
 
+@contextlib.contextmanager
+def parent_made(target: Path) -> Iterator[None]:
+    """Make ``target``'s folder, with the folders above it, for the block that writes ``target``; where the block
+    fails, remove the folders it made again (each only while empty), so that a failed write leaves nothing behind."""
+    made = [folder for folder in target.parents if not folder.exists()]  # the deepest first
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            for folder in made:
+                folder.rmdir()  # only an empty folder: the first one that is not stops the rest
+        raise
+
+
 def write_atomic(
     target: Path,
     data: bytes,

@@ -24,15 +24,22 @@ from pathlib import Path
 from safetensors import SafetensorError
 
 from darkir.errors import CheckpointError, first_line
-from darkir.outputs import commit, fitting_name, is_disk_full, pid_alive
+from darkir.outputs import commit, fitting_name, is_disk_full, parent_made, pid_alive
 
 
 def replace_file(path: Path, write: Callable[[str], object], overwrite: bool = True) -> Path:
     """``write(temporary file)``, then the file synced to disk and renamed onto ``path`` (its folder is made); a
-    failure leaves ``path`` as it was and raises a CheckpointError saying why (a full disk by name). Without
-    ``overwrite``, a file at ``path``, one made while this was written too, is kept: an OutputExistsError."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    failure leaves ``path`` as it was (and no folder made for it) and raises a CheckpointError saying why (a full
+    disk by name). Without ``overwrite``, a file at ``path``, one made while this was written too, is kept: an
+    OutputExistsError."""
     tmp_name = str(replacing_path(path))
+    with parent_made(path):
+        _replace(path, tmp_name, write, overwrite)
+    return path
+
+
+def _replace(path: Path, tmp_name: str, write: Callable[[str], object], overwrite: bool) -> None:
+    """:func:`replace_file`'s work, its folder made: ``write(tmp_name)``, synced, then renamed onto ``path``."""
     try:
         mode = _new_file_mode(path, Path(tmp_name))
         write(tmp_name)
@@ -48,7 +55,6 @@ def replace_file(path: Path, write: Callable[[str], object], overwrite: bool = T
     finally:
         if os.path.exists(tmp_name):
             os.remove(tmp_name)
-    return path
 
 
 def save_text(path: str | os.PathLike[str], text: str) -> Path:

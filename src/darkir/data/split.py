@@ -12,7 +12,7 @@ import numpy as np
 from darkir.data.layouts import DatasetError
 from darkir.data.pairs import find_pairs
 from darkir.errors import warn
-from darkir.outputs import write_atomic
+from darkir.outputs import parent_made, write_atomic
 
 
 def scene_of(name: str) -> str:
@@ -94,10 +94,11 @@ def write_manifest(
     ``overwrite``, and a failed write leaves it as it was); returns the pairs per split."""
     root, output = Path(root), Path(output)
     splits = split_scenes(root, counts, seed)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    relative_root = _relative_root(root, output)
-    manifest = {"root": relative_root, "seed": seed, "counts": {k: len(v) for k, v in splits.items()}, "splits": splits}
-    write_atomic(output, json.dumps(manifest, indent=1).encode(), overwrite=overwrite)
+    with parent_made(output):
+        relative_root = _relative_root(root, output)
+        counts = {k: len(v) for k, v in splits.items()}
+        manifest = {"root": relative_root, "seed": seed, "counts": counts, "splits": splits}
+        write_atomic(output, json.dumps(manifest, indent=1).encode(), overwrite=overwrite)
     return manifest["counts"]
 
 

@@ -18,7 +18,17 @@ from darkir.errors import DarkIRError, first_line, printable, some_of
 from darkir.eval.methods import Method
 from darkir.eval.stats import MIN_INTERVAL_IMAGES
 from darkir.imageio import decodes
-from darkir.outputs import OutputBusyError, OutputError, claim, clean_stale, commit, is_inside, stage, write_atomic
+from darkir.outputs import (
+    OutputBusyError,
+    OutputError,
+    claim,
+    clean_stale,
+    commit,
+    is_inside,
+    parent_made,
+    stage,
+    write_atomic,
+)
 
 #: The pictures of a report with references, which a report without them, written over it, removes.
 PAIRED_PICTURES = ("psnr_diff_hist.png", "grid.png")
@@ -168,9 +178,10 @@ def unique_names(methods: Sequence[Method]) -> None:
 
 def write_csv_rows(path: Path, rows: Sequence[Sequence[object]], overwrite: bool = True) -> None:
     """Write ``rows`` to the CSV file ``path`` through a temporary file and one atomic rename (its folder is made);
-    an existing file is replaced only with ``overwrite``, and never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, csv_bytes(rows), overwrite=overwrite)
+    an existing file is replaced only with ``overwrite``, and never half-written; a failed write leaves no folder it
+    made."""
+    with parent_made(path):
+        write_atomic(path, csv_bytes(rows), overwrite=overwrite)
 
 
 def csv_bytes(rows: Sequence[Sequence[object]]) -> bytes:
