@@ -137,6 +137,27 @@ def test_tone_fit_recovers_gain_and_gamma_and_detail_ignores_global_tone():
     assert psnr(toned, target).item() < 20 and psnr(tone_fitted(toned, target), target).item() > 45
 
 
+def test_detail_scores_against_a_flat_reference_are_undefined(tmp_path, capsys):
+    """Noise scored against a black reference got a detail PSNR of 100 dB and SSIM 1 (the fitted gain went to 0),
+    which lifted the set's mean detail; a flat reference has no detail to score."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "ref").mkdir()
+    references = {"black": np.zeros((40, 40, 3)), "grey": np.full((40, 40, 3), 128), "white": np.full((40, 40, 3), 255)}
+    references["textured"] = rng.integers(0, 256, (40, 40, 3))
+    for name, reference in references.items():
+        cv2.imwrite(str(tmp_path / "pred" / f"{name}.png"), rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
+        cv2.imwrite(str(tmp_path / "ref" / f"{name}.png"), reference.astype(np.uint8))
+    csv_path = tmp_path / "scores.csv"
+    args = ["metrics", str(tmp_path / "pred"), str(tmp_path / "ref"), "--no-lpips", "--csv", str(csv_path), "-q"]
+    assert main(args) == 0
+    rows = {row.split(",")[0]: row.split(",") for row in csv_path.read_text().splitlines()[1:]}
+    for name in ("black.png", "grey.png", "white.png"):
+        assert rows[name][5:7] == ["nan", "nan"], rows[name]
+    assert float(rows["textured.png"][5]) < 15 and float(rows["textured.png"][6]) < 0.2  # noise against texture
+    assert "(1 of 4 images)" in capsys.readouterr().out  # the mean detail is the textured pair's alone
+
+
 def test_tone_figures():
     follows = tone([0.2, 0.3, 0.4, 0.5], [0.22, 0.29, 0.41, 0.52])
     assert follows.correlation > 0.95 and follows.ratio == pytest.approx(1.4 / 1.44)
@@ -150,7 +171,8 @@ def test_compare_reports_detail_and_tone_as_strict_json(tiny_checkpoint, tmp_pat
         (tmp_path / "set" / folder).mkdir(parents=True)
     for index in range(3):
         _night_photo(tmp_path / "set" / "low" / f"{index}.png", seed=index, peak=30 + 30 * index)
-        cv2.imwrite(str(tmp_path / "set" / "high" / f"{index}.png"), np.full((48, 64, 3), 60 + 40 * index, np.uint8))
+        texture = np.random.default_rng(index).integers(0, 20, (48, 64, 3))  # (a flat one has no detail score)
+        cv2.imwrite(str(tmp_path / "set" / "high" / f"{index}.png"), (50 + 40 * index + texture).astype(np.uint8))
     out = tmp_path / "report"
     args = ["compare", "--weights", str(tiny_checkpoint), "--data", str(tmp_path / "set"), "-o", str(out)]
     assert main([*args, "--no-lpips", "-q", "--tile", "0"]) == 0

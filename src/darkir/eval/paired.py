@@ -21,7 +21,7 @@ from darkir.eval.methods import Method
 from darkir.eval.metrics import Convention, format_number, prepare, psnr, ssim
 from darkir.eval.reports import count_note, skip_unreadable_image, unreadable_note, write_csv_rows, write_text
 from darkir.eval.stats import mean_of_defined
-from darkir.eval.tone import Tone, brightness, tone, tone_fitted
+from darkir.eval.tone import Tone, brightness, has_detail, tone, tone_fitted
 from darkir.imageio import Image, ImageReadError, write_image
 from darkir.progress import progress_bar
 from darkir.runtime import memory_returned_to_os
@@ -126,9 +126,13 @@ def _score(scores: Scores, out: torch.Tensor, high: torch.Tensor, bit_depth: int
     scores.values["psnr"].append(psnr(out, high).item())
     scores.values["ssim"].append(ssim(out, high).item())
     scores.values["lpips"].append(lpips(out.clamp(0, 1), high).item() if lpips else float("nan"))
-    detail = tone_fitted(out, high, bit_depth)
-    scores.values["psnr_detail"].append(psnr(detail, high).item())
-    scores.values["ssim_detail"].append(ssim(detail, high).item())
+    if has_detail(high):
+        detail = tone_fitted(out, high, bit_depth)
+        scores.values["psnr_detail"].append(psnr(detail, high).item())
+        scores.values["ssim_detail"].append(ssim(detail, high).item())
+    else:
+        scores.values["psnr_detail"].append(math.nan)
+        scores.values["ssim_detail"].append(math.nan)
     scores.values["brightness"].append(brightness(out.clamp(0, 1)).item())
     scores.values["ref_brightness"].append(brightness(high).item())
 

@@ -5,7 +5,7 @@ paired low-light sets mix both. So darkir reports, beside the raw scores:
 
 - **detail scores**: PSNR and SSIM after fitting each output's global tone to its reference, one gain ``g`` and
   one gamma ``y`` per image (``g * out ** y``, least squares; ``y`` from 1/4 to 4), which no choice of global
-  brightness in that range can change;
+  brightness in that range can change (undefined against a flat reference, :func:`has_detail`);
 - **tone figures** over the images of a set: the Pearson correlation between the outputs' and the references'
   mean brightness (does the output follow the scene?) and the ratio of their means (is it at the right level?).
 """
@@ -54,6 +54,17 @@ def fit_tone(pred: torch.Tensor, target: torch.Tensor) -> tuple[float, float]:
             low = a
     gamma = math.exp((low + high) / 2)
     return _fit_error(p, t, gamma)[1], gamma
+
+
+#: A reference whose values span less than this (one 8-bit level) is flat: it holds no detail to score.
+FLAT_SPAN = 1 / 255
+
+
+def has_detail(reference: torch.Tensor) -> bool:
+    """Whether a reference image holds detail for the detail scores to measure: against a flat one (black, white or
+    one grey, :data:`FLAT_SPAN`) the fitted tone can make any output match (a gain of 0 turns noise into a black
+    reference's 100 dB), so its detail scores are undefined."""
+    return float(reference.amax() - reference.amin()) >= FLAT_SPAN
 
 
 def tone_fitted(pred: torch.Tensor, target: torch.Tensor, bit_depth: int = 8) -> torch.Tensor:
