@@ -404,6 +404,31 @@ def test_a_float_image_with_a_nan_sample_is_refused_as_it_is_read(tmp_path):
         read_image(tmp_path / "nan.tif")
 
 
+def test_infinite_and_float64_overflowing_samples_are_named_as_they_are_clipped(tmp_path):
+    """A float TIFF of +inf samples (or a float64 one past float32's range) was clipped to white without a word,
+    where finite values past 1 were warned of (and float64's overflow leaked NumPy's own RuntimeWarning)."""
+    import tifffile
+
+    infinite = np.full((8, 8, 3), 0.5, np.float32)
+    infinite[0, 0], infinite[1, 1, 2] = np.inf, -np.inf
+    tifffile.imwrite(tmp_path / "inf.tif", infinite, photometric="rgb")
+    huge = np.full((8, 8, 3), 0.5, np.float64)
+    huge[3, 3, 0] = 1e39
+    tifffile.imwrite(tmp_path / "huge.tif", huge, photometric="rgb")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rgb = read_image(tmp_path / "inf.tif").rgb
+        big = read_image(tmp_path / "huge.tif").rgb
+    messages = [str(warning.message) for warning in caught]
+    assert messages == [
+        f"{tmp_path / 'inf.tif'}: 4 of its float samples are infinite; darkir reads [0, 1], so they are clipped to 0 "
+        "(-inf) and 1 (+inf)",
+        f"{tmp_path / 'huge.tif'}: its float samples span [0.5, 1e+39]; darkir reads [0, 1], so the values outside "
+        "are clipped (scale the image into [0, 1] first to keep them)",
+    ]
+    assert rgb[0, 0].tolist() == [1, 1, 1] and rgb[1, 1, 2] == 0 and big[3, 3, 0] == 1 and big[0, 0, 0] == 0.5
+
+
 def test_a_file_no_decoder_recognises_is_refused_before_it_is_read(tmp_path, monkeypatch):
     """A large file of no image format under an image's name (a disk image renamed .png) was read whole into memory
     before OpenCV gave up on it; its first bytes now refuse it."""

@@ -116,19 +116,19 @@ def _refuse(path: Path, problem: str | None) -> None:
 def _pixels(path: Path, header: Header | None) -> Image:
     """The pixels of the image at ``path`` (of ``header``, where one was read), turned by its orientation."""
     array, oriented = _decode(path, np.fromfile(path, dtype=np.uint8))
-    if array.dtype == np.float64 or array.dtype == np.float16:  # (float TIFFs, whichever decoder read them)
-        array = array.astype(np.float32)
     if array.size == 0:
         raise ImageReadError(f"{path}: cannot decode image (it has no pixels)")
     if array.dtype == np.uint8:
         bit_depth, scale = 8, 255.0
     elif array.dtype == np.uint16:
         bit_depth, scale = 16, 65535.0
-    elif array.dtype == np.float32:
+    elif array.dtype in (np.float16, np.float32, np.float64):  # (float TIFFs, whichever decoder read them)
         bit_depth, scale = 32, 1.0
-        if np.isnan(array).any():  # no value to restore or score (infinities clip to 0 and 1)
+        if np.isnan(array).any():  # no value to restore or score
             raise ImageReadError(f"{path}: its float samples include NaN (not a number); darkir cannot use them")
         _warn_out_of_range(path, array)
+        with np.errstate(over="ignore"):  # a float64 sample past float32's range: infinite, clipped as it is
+            array = array.astype(np.float32, copy=False)
     else:
         raise ImageReadError(f"{path}: unsupported sample type {array.dtype}")
     if not oriented:
@@ -137,11 +137,17 @@ def _pixels(path: Path, header: Header | None) -> Image:
 
 
 def _warn_out_of_range(path: Path, array: np.ndarray) -> None:
-    """Warn where a float image holds finite values outside [0, 1] (an HDR or linear render) by more than rounding
-    (:data:`RANGE_TOLERANCE`), which are clipped."""
+    """Warn where a float image holds values outside [0, 1] (an HDR or linear render; infinite ones too) by more than
+    rounding (:data:`RANGE_TOLERANCE`), which are clipped."""
     finite = np.isfinite(array)
+    infinite = array.size - int(np.count_nonzero(finite))
     low = float(np.min(array, where=finite, initial=np.inf))
     high = float(np.max(array, where=finite, initial=-np.inf))
+    if infinite:
+        warn(
+            f"{path}: {infinite} of its float samples are infinite; darkir reads [0, 1], so they are clipped "
+            "to 0 (-inf) and 1 (+inf)"
+        )
     if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
         warn(
             f"{path}: its float samples span [{low:g}, {high:g}]; darkir reads [0, 1], so the values "
