@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import warnings
 
 import cv2
@@ -194,6 +196,20 @@ def test_bad_files_are_named(tmp_path, name, content, message):
 def test_missing_file(tmp_path):
     with pytest.raises(ImageReadError, match="no such file"):
         read_image(tmp_path / "nope.png")
+
+
+def test_what_is_not_a_file_is_named_for_what_it_is(tmp_path):
+    """The API called a pipe, a folder or a link to nothing "no such file" (the CLI named them)."""
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "link.png").symlink_to(tmp_path / "gone.png")
+    for name, reason in [
+        ("pipe.png", "not a file or folder (a pipe, socket or device)"),
+        ("folder.png", "a folder, not a file"),
+        ("link.png", "a symbolic link to nothing"),
+    ]:
+        with pytest.raises(ImageReadError, match=re.escape(f"{tmp_path / name}: {reason}")):
+            read_image(tmp_path / name)
 
 
 def test_failed_write_leaves_nothing(tmp_path):

@@ -82,7 +82,7 @@ def read_image(path: str | os.PathLike[str], check_size: Callable[[int, int], No
     before it is decoded, to refuse one too large to restore by raising."""
     path = Path(path)
     if not path.is_file():
-        raise ImageReadError(f"{path}: no such file")
+        raise ImageReadError(f"{path}: {not_a_file(path)}")
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise ImageReadError(
             f"{path}: unsupported format {path.suffix or '(no suffix)'}; use {', '.join(IMAGE_SUFFIXES)}"
@@ -105,6 +105,18 @@ def read_image(path: str | os.PathLike[str], check_size: Callable[[int, int], No
     except MemoryError:  # a header that lied, or memory taken meanwhile
         raise ImageReadError(f"{path}: not enough memory to decode it; free memory or downscale it") from None
     return replace(image, metadata=_fitting(path, header.metadata if header else None, image.grayscale))
+
+
+def not_a_file(path: Path, missing: str = "no such file") -> str:
+    """Why ``path``, which is no file (nor a link to one), cannot be read: a folder, a link to nothing, a pipe, socket
+    or device, or ``missing`` (nothing there)."""
+    if path.is_symlink() and not path.exists():
+        return "a symbolic link to nothing (its target is missing, or it leads back to itself)"
+    if path.is_dir():
+        return "a folder, not a file"
+    if path.exists():
+        return "not a file or folder (a pipe, socket or device)"
+    return missing
 
 
 def _refuse(path: Path, problem: str | None) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from darkir.data.layouts import walk_files, warn_unread
 from darkir.errors import DarkIRError, some_of, warn
-from darkir.imageio import IMAGE_SUFFIXES, UNREAD_IMAGE_SUFFIXES
+from darkir.imageio import IMAGE_SUFFIXES, UNREAD_IMAGE_SUFFIXES, not_a_file
 from darkir.outputs import is_inside, is_same_file
 
 #: Video files that ``darkir restore`` restores as ``darkir video`` does, each into ``<name>.mp4`` (``.h264`` and
@@ -114,11 +114,7 @@ def glob_files(pattern: str) -> list[Path]:
 
 def _missing(path: Path) -> str:
     """Why an input that is neither a file, a folder nor a pattern gives nothing."""
-    if path.is_symlink() and not path.exists():
-        return "a symbolic link to nothing (its target is missing, or it leads back to itself)"
-    if path.exists():
-        return "not a file or folder (a pipe, socket or device)"
-    return "no such file or folder"
+    return not_a_file(path, missing="no such file or folder")
 
 
 def output_suffix(name: str | None, label: str) -> str | None:
