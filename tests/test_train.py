@@ -547,7 +547,7 @@ def test_train_cli_and_seed_script_with_overrides(dataset, tmp_path, capsys):
         )
     ]
     assert main(["train", "-p", str(REPO / "options" / "train" / "tiny_csf.yml"), *args, "-q"]) == 0
-    assert "stopped at step 2 (epoch 1)" in capsys.readouterr().out
+    assert "stopped at step 2 (1 epoch done)" in capsys.readouterr().out
     done = subprocess.run(
         [
             sys.executable,
@@ -882,6 +882,7 @@ def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(dataset, tmp_path)
     assert process.returncode == 130, err
     stopped = int(out.split("interrupted at step ")[1].split()[0])
     assert 10 <= stopped < 160
+    assert f"interrupted at step {stopped} ({read_checkpoint(tmp_path / 'cut' / 'last.pt')[2]['epoch']} epoch" in out
     assert read_checkpoint(tmp_path / "cut" / "last.pt")[2]["step"] == stopped
     subprocess.run(command(tmp_path / "cut", "--resume"), check=True, env=env, capture_output=True)
     a, _, _ = read_checkpoint(tmp_path / "straight" / "last.pt")
