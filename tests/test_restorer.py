@@ -305,6 +305,20 @@ def test_an_image_of_another_shape_than_the_last_is_planned_for_the_holes_the_he
     assert restorer.last_plan.lean and not restorer.plan_for(512, 512).lean  # the next of its shape: full speed
 
 
+def test_copies_with_another_exposure_share_the_record_of_the_passes_run():
+    """The heap is the process's: the demo restores each request through a fresh ``with_exposure`` copy, which
+    started without the record of the passes before it, so an image of another shape was planned for a fresh heap."""
+    model = randomize(build_model(TINY))
+    restorer = Restorer(model, device="cpu", precision="fp32", max_memory="100GB")
+    planner = restorer.planner
+    planner.budget = (
+        planner.estimate(512 * 512, 512 * 512) + planner.estimate(512 * 512, 512 * 512, "heap after other shapes")
+    ) // 2
+    assert not restorer.plan_for(512, 512).lean
+    restorer.with_exposure(0.5).restore_tensor(torch.rand(1, 3, 32, 48))
+    assert restorer.plan_for(512, 512).lean and restorer.with_exposure(1.0).plan_for(512, 512).lean
+
+
 def test_a_batch_over_the_memory_budget_is_restored_as_its_images_are_alone():
     """Under a budget, a batch of frames (``darkir video --batch 3``) was restored in smaller tiles than one frame
     alone, so the batch size changed the video's tone; it is now restored in smaller batches instead, with the

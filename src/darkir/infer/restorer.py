@@ -21,7 +21,7 @@ from darkir.errors import CheckpointError, DarkIRError, check_counts, first_line
 from darkir.infer.compiling import MAX_COMPILED_SHAPES, can_compile, images_to_earn
 from darkir.infer.defaults import DEFAULT_TILE
 from darkir.infer.exposure import apply_exposure, check_exposure
-from darkir.infer.memory import MemoryPlanner, Plan, padded
+from darkir.infer.memory import MemoryPlanner, Plan
 from darkir.infer.tiling import (
     GUIDE_SCALE,
     TONE_SAFE_TILE,
@@ -187,9 +187,6 @@ class Restorer:
         #: The plan of the last image restored (whole or tiled, and why), by any thread using this Restorer: where
         #: several do, ask :meth:`plan_for` for an image's own plan.
         self.last_plan: Plan | None = None
-        #: (batch, height, width as the model pads them) of the last pass on the CPU, whose freed memory shapes what a
-        #: pass of another shape takes there (:meth:`_after_other_shapes`); None before the first.
-        self._last_shape: tuple[int, int, int] | None = None
         #: Whether the tone warning of small tiles was given (once per Restorer: a batch's images all give it).
         self._warned_small_tiles = False
 
@@ -219,7 +216,8 @@ class Restorer:
                    max_memory=max_memory, exposure=exposure)  # fmt: skip
 
     def with_exposure(self, exposure: float) -> Restorer:
-        """This Restorer (same model, settings and memory plan) with another ``exposure`` in EV."""
+        """This Restorer (same model, settings and memory plan, the planner's record of the passes run included)
+        with another ``exposure`` in EV."""
         other = copy.copy(self)
         other.exposure = check_exposure(exposure)
         return other
@@ -381,10 +379,10 @@ class Restorer:
     def plan_for(self, height: int, width: int, batch: int = 1, held: int | None = None) -> Plan:
         """How an image of ``height`` x ``width`` (``batch`` of them at once, of ``held`` in memory: default
         ``batch``) is restored next: whole or tiled, and why. On the CPU under a budget it depends on the shape
-        restored last (:data:`~darkir.infer.memory.HEAP_AFTER_OTHER_SHAPES`)."""
+        restored last (:meth:`MemoryPlanner.after_other_shapes`)."""
         check_counts(height=height, width=width, batch=batch, **({} if held is None else {"held": held}))
         if self.planner is not None:
-            return self.planner.plan(height, width, batch, held, self._after_other_shapes(batch, height, width))
+            return self.planner.plan(height, width, batch, held)
         if not self.tile or (height <= self.tile and width <= self.tile):
             reason = f"whole image: within tile={self.tile}" if self.tile else "whole image (tile=0)"
             return Plan(0, False, 0, reason)
@@ -501,33 +499,22 @@ class Restorer:
                     self._make_room(plan, x.shape[0], height, width)
                 return self._run(x)
             release_free_memory()
-            self._record_shape(x.shape[0], height, width)  # (the next of its shape runs at full speed)
+            self._record_pass(x.shape[0], height, width)  # (the next of its shape runs at full speed)
             with memory_returned_to_os():
                 return self._run(x)
         overlap = self._tiled_overlap(plan.tile)
-        self._record_shape(x.shape[0], plan.tile, plan.tile)
+        self._record_pass(x.shape[0], plan.tile, plan.tile)
         return restore_in_tiles(self._run_window, x, plan.tile, overlap, self._preview, self.guide_scale)
-
-    def _after_other_shapes(self, batch: int, height: int, width: int) -> bool:
-        """Whether a pass of ``batch`` images of ``height`` x ``width`` follows one of another shape (a larger batch
-        of the same images counts as another: its buffers do not fit the smaller batch's freed ones)."""
-        last = self._last_shape
-        return last is not None and not (last[1:] == padded(height, width, self._multiple) and batch <= last[0])
-
-    def _record_shape(self, batch: int, height: int, width: int) -> None:
-        """Record a pass of ``batch`` images of ``height`` x ``width`` as the last (of one shape, the largest batch:
-        a video's last, smaller batch leaves the larger one's buffers)."""
-        size, last = padded(height, width, self._multiple), self._last_shape
-        self._last_shape = (max(batch, last[0]) if last is not None and last[1:] == size else batch, *size)
 
     def _make_room(self, plan: Plan, batch: int, height: int, width: int) -> None:
         """Before a full-speed whole pass on the CPU, give the heap's free memory back to the system where keeping it
-        could take the process past its budget: a pass of another shape than the last reuses its holes badly
-        (:data:`~darkir.infer.memory.HEAP_AFTER_OTHER_SHAPES`), one of the last shape reuses them (and is not slowed
-        by memory handed back and taken again)."""
-        other = self._after_other_shapes(batch, height, width)
-        self._record_shape(batch, height, width)
-        release_free_memory_over(self.planner.budget - plan.estimate if other and self.planner else plan.estimate)
+        could take the process past its budget (:meth:`MemoryPlanner.heap_limit`)."""
+        release_free_memory_over(self.planner.heap_limit(plan, batch, height, width) if self.planner else plan.estimate)
+
+    def _record_pass(self, batch: int, height: int, width: int) -> None:
+        """Tell the memory planner (where there is one) of a pass of ``batch`` images of ``height`` x ``width``."""
+        if self.planner is not None:
+            self.planner.record_pass(batch, height, width)
 
     def _tiled_overlap(self, tile: int) -> int:
         """The overlap of ``tile`` px tiles, after the warnings they call for: tiles too small for the whole image's
