@@ -162,6 +162,23 @@ def test_from_pretrained_settings_reach_the_restorer(tiny_checkpoint):
     assert auto.tile == "auto" and auto.planner.budget == 300_000_000_000
 
 
+def test_the_settings_of_the_engines_and_of_from_pretrained_are_the_restorers_with_its_defaults():
+    """RestoreSettings (the command line's and the engines'), Restorer() and Restorer.from_pretrained list the same
+    settings with the same defaults (three lists kept by hand)."""
+    import dataclasses
+    import inspect
+
+    from darkir.infer.restorer import RestoreSettings
+
+    def defaults(function: object, left_out: set[str]) -> dict[str, object]:
+        parameters = inspect.signature(function).parameters.values()
+        return {p.name: p.default for p in parameters if p.name not in left_out}
+
+    settings = {field.name: field.default for field in dataclasses.fields(RestoreSettings)}
+    assert defaults(Restorer.__init__, {"self", "model", "guide_scale"}) == settings
+    assert defaults(Restorer.from_pretrained, {"name_or_path"}) == settings
+
+
 # Found by an outside test of the Python API (fourteenth session).
 
 

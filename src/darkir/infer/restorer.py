@@ -86,8 +86,9 @@ def _check_array(rgb: np.ndarray) -> None:
 
 @dataclass(frozen=True)
 class RestoreSettings:
-    """How a :class:`Restorer` runs (the meaning of each field is in its docstring): the one list of its settings,
-    which the command line builds once and the local and Ray engines both use."""
+    """How a :class:`Restorer` runs (the meaning of each field is in its docstring): its arguments but the model and
+    ``guide_scale``, with the same defaults, which the command line builds once and the local and Ray engines both
+    use."""
 
     device: str = "auto"
     precision: str = "auto"
