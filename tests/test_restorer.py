@@ -319,6 +319,14 @@ def test_copies_with_another_exposure_share_the_record_of_the_passes_run():
     assert restorer.plan_for(512, 512).lean and restorer.with_exposure(1.0).plan_for(512, 512).lean
 
 
+def test_a_tiled_pass_is_recorded_by_the_shape_of_its_windows():
+    """A thin image tiled in 128 px windows ran 40x128 windows, recorded as 128x128 passes that never ran."""
+    restorer = Restorer(randomize(build_model(TINY)), device="cpu", precision="fp32", max_memory="100GB")
+    restorer.planner.budget = restorer.planner.estimate(40 * 2000, 128 * 128)
+    restorer.restore_tensor(torch.rand(1, 3, 40, 2000))
+    assert restorer.last_plan.tile == 128 and restorer.planner.last_pass == (1, 40, 128)
+
+
 def test_a_batch_over_the_memory_budget_is_restored_as_its_images_are_alone():
     """Under a budget, a batch of frames (``darkir video --batch 3``) was restored in smaller tiles than one frame
     alone, so the batch size changed the video's tone; it is now restored in smaller batches instead, with the

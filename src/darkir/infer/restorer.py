@@ -504,7 +504,7 @@ class Restorer:
             with memory_returned_to_os():
                 return self._run(x)
         overlap = self._tiled_overlap(plan.tile)
-        self._record_pass(x.shape[0], plan.tile, plan.tile)
+        self._record_pass(x.shape[0], min(plan.tile, height), min(plan.tile, width))  # the windows' shape
         return restore_in_tiles(self._run_window, x, plan.tile, overlap, self._preview, self.guide_scale)
 
     def _make_room(self, plan: Plan, batch: int, height: int, width: int) -> None:
