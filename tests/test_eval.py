@@ -361,6 +361,21 @@ def test_compare_report_is_recomputable_from_its_csv(variants, tmp_path):
     assert "auto-exposure 0.4" in text and "| csf |" in text and "recomputable" in text
 
 
+def test_compare_states_how_its_models_ran_and_were_timed(variants, tmp_path):
+    """Two reports of the same models in fp32 and bf16, or whole and tiled, read alike but for their numbers: the
+    precision, tiling and threads that change scores and latency were in neither report.md nor summary.json."""
+    base, _, data = variants
+    report = tmp_path / "report"
+    args = ["compare", "--weights", str(base), "--data", str(data), "-o", str(report), "--size", "64", "--no-lpips"]
+    assert main([*args, "-q", "--precision", "fp32", "--tile", "48", "--threads", "1"]) == 0
+    entry = json.loads((report / "summary.json").read_text())["methods"]["base"]
+    assert (entry["precision"], entry["tile"], entry["threads"]) == ("float32", 48, 1)
+    fastest, slowest = entry["latency_range_s"]
+    assert 0 < fastest <= entry["latency_s"] <= slowest
+    text = (report / "report.md").read_text()
+    assert "Models ran on cpu in float32, tile 48, 1 thread. Latency: the median of 5 calls on one 3x64x64" in text
+
+
 def test_a_95_percent_interval_of_few_images_holds_the_mean_about_95_percent_of_the_time():
     """The percentile bootstrap's "95%" interval held the true mean of 5 normal scores 83% of the time, so a
     comparison of equal methods said "better" or "worse" three times as often as it should."""

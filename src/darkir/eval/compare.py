@@ -43,9 +43,13 @@ from darkir.eval.reports import (
 from darkir.eval.stats import MIN_INTERVAL_IMAGES, Interval, bootstrap_mean, paired
 from darkir.imageio import Image, encode_image, read_image
 
+#: Timed calls of each model, after one warm-up (:func:`latency`).
+LATENCY_REPEATS = 5
 
-def latency(method: Method, size: int, repeats: int = 3) -> float:
-    """Median seconds of one forward at 3 x size x size on the method's device (after a warm-up)."""
+
+def latency(method: Method, size: int, repeats: int = LATENCY_REPEATS) -> tuple[float, float, float]:
+    """(median, fastest, slowest) seconds of ``repeats`` calls of the method's Restorer on one 3 x size x size
+    input (its checks and copies included; on a GPU the transfers too), on its device, after a warm-up."""
     x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
     method.run(x)
     times = []
@@ -55,7 +59,7 @@ def latency(method: Method, size: int, repeats: int = 3) -> float:
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(times), min(times), max(times)
 
 
 def _histogram(reference: Scores, others: Sequence[Scores]) -> bytes:
@@ -191,7 +195,7 @@ def _cost(method: Method, size: int) -> dict:
         return {}
     try:
         complexity = measure_complexity(method.restorer.model, size=size)
-        seconds = latency(method, size)
+        seconds, fastest, slowest = latency(method, size)
     except DarkIRError as exc:  # broken weights (a NaN output), named with their method
         raise DarkIRError(f"{method.name}: {exc}") from None
     except (RuntimeError, MemoryError) as exc:  # an input too large to allocate
@@ -200,7 +204,11 @@ def _cost(method: Method, size: int) -> dict:
         "params": complexity.params,
         "macs": complexity.macs,
         "latency_s": seconds,
+        "latency_range_s": [fastest, slowest],
         "device": str(method.restorer.device),
+        "precision": str(method.restorer.dtype).removeprefix("torch."),
+        "tile": method.restorer.tile,
+        "threads": torch.get_num_threads(),
     }
 
 
@@ -257,6 +265,25 @@ def _too_few(methods: dict) -> bool:
     return any(0 < interval["images"] < MIN_INTERVAL_IMAGES for interval in intervals)
 
 
+def _timing_note(methods: dict, size: int) -> list[str]:
+    """The report's line on how the models ran and were timed (where a method has a model)."""
+    runs = sorted(
+        {
+            f"on {e['device']} in {e['precision']}, tile {e['tile']}, {e['threads']} thread{'s' * (e['threads'] != 1)}"
+            for e in methods.values()
+            if "params" in e
+        }
+    )
+    if not runs:
+        return []
+    return [
+        "",
+        f"Models ran {'; '.join(runs)}. Latency: the median of {LATENCY_REPEATS} calls on one 3x{size}x{size} input "
+        "after a warm-up (checks and copies included; fastest and slowest in `summary.json`), each model timed in "
+        "turn: compare it across models of one report, on a quiet machine.",
+    ]
+
+
 def _overview(summary: dict, size: int) -> list[str]:
     """The report's title, how it was computed, and the table of cost and metrics with CIs."""
     outputs = (
@@ -275,6 +302,7 @@ def _overview(summary: dict, size: int) -> list[str]:
         f"{summary['psnr_cap_db']:g} dB. A mean or difference over only some of the images (the others have no "
         "value) says how many it covers.",
         *_too_few_note(summary["methods"]),
+        *_timing_note(summary["methods"], size),
         "",
         f"| method | params | GMac @{size} | latency @{size} (s) | PSNR (dB) | SSIM | LPIPS |",
         "| --- | --- | --- | --- | --- | --- | --- |",
