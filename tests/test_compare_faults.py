@@ -266,9 +266,27 @@ def test_histogram_skips_a_method_without_psnr_differences(tmp_path):
     fine.values["psnr"] = [12.0, 10.5]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        (tmp_path / "hist.png").write_bytes(_histogram(reference, [broken, fine]))
-        (tmp_path / "none.png").write_bytes(_histogram(reference, [broken]))
+        (tmp_path / "hist.png").write_bytes(_histogram([(broken, reference), (fine, reference)]))
+        (tmp_path / "none.png").write_bytes(_histogram([(broken, reference)]))
     assert (tmp_path / "hist.png").stat().st_size > 0 and (tmp_path / "none.png").stat().st_size > 0
+
+
+def test_the_histogram_of_one_variant_shows_its_differences_as_its_reading_does(tiny_checkpoint, tmp_path, monkeypatch):
+    """With one variant the histogram drew each baseline minus the variant, where the report's reading gives the
+    variant minus each baseline: the same differences, mirrored."""
+    import darkir.eval.compare as compare_module
+
+    drawn: list[tuple[str, str]] = []
+    histogram = compare_module._histogram
+
+    def record(differences: list) -> bytes:
+        drawn.extend((a.method, b.method) for a, b in differences)
+        return histogram(differences)
+
+    monkeypatch.setattr(compare_module, "_histogram", record)
+    assert _compare(tiny_checkpoint, _paired(tmp_path / "data", [(40, 48)] * 4), tmp_path / "report") == 0
+    assert drawn and all(a == "tiny" and b != "tiny" for a, b in drawn), drawn
+    assert "scaled to 192 px high" in (tmp_path / "report" / "report.md").read_text()
 
 
 # 5. the report describes what it shows; no numpy warning from a mean without values

@@ -62,22 +62,21 @@ def latency(method: Method, size: int, repeats: int = LATENCY_REPEATS) -> tuple[
     return statistics.median(times), min(times), max(times)
 
 
-def _histogram(reference: Scores, others: Sequence[Scores]) -> bytes:
-    """A PNG of the histograms of the per-image PSNR differences of ``others`` against ``reference`` (images without
-    a difference left out; a method without any is not drawn)."""
+def _histogram(differences: Sequence[tuple[Scores, Scores]]) -> bytes:
+    """A PNG of the histograms of the per-image PSNR differences ``a - b`` of each pair ``(a, b)``, on shared bins
+    (images without a difference left out; a pair without any is not drawn)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6, 3.5), dpi=120)
-    drawn = 0
-    for scores in others:
-        diff = scores.array("psnr") - reference.array("psnr")
-        diff = diff[np.isfinite(diff)]
-        if diff.size:
-            axis.hist(diff, bins=30, alpha=0.6, label=f"{scores.method} - {reference.method}")
-            drawn += 1
+    differences_of = {f"{a.method} - {b.method}": a.array("psnr") - b.array("psnr") for a, b in differences}
+    drawn = {label: diff[np.isfinite(diff)] for label, diff in differences_of.items() if np.isfinite(diff).any()}
+    if drawn:  # one set of bins: a method whose differences spread little is not drawn as one thin bar
+        bins = np.histogram_bin_edges(np.concatenate(list(drawn.values())), bins=30)
+        for label, diff in drawn.items():
+            axis.hist(diff, bins=bins, alpha=0.6, label=label)
     axis.axvline(0, color="black", linewidth=1)
     axis.set_xlabel("PSNR difference per image (dB)")
     axis.set_ylabel("images")
@@ -167,7 +166,10 @@ def compare(
     else:
         order = list(range(min(grid_images, len(pairs))))
     grid = _grid(pairs, variants, order, convention)
-    histogram = _histogram(reference, all_scores[1 : len(variants)] or all_scores[1:])
+    if len(variants) >= 2:  # as the report's differences: each variant against the first ...
+        histogram = _histogram([(scores, reference) for scores in all_scores[1 : len(variants)]])
+    else:  # ... or the one variant against each baseline, as its reading does
+        histogram = _histogram([(reference, scores) for scores in baseline_scores])
     report = render_report(summary, reference.method, [v.name for v in variants], latency_size, order, pairs)
     files = {
         "summary.json": text_bytes(json.dumps(json_numbers(summary), indent=2, allow_nan=False)),
@@ -246,7 +248,8 @@ def render_report(
         "",
         "![PSNR differences](psnr_diff_hist.png)",
         "",
-        f"Rows: {rows} ({chosen}). Columns: input | {' | '.join(variants)} | ground truth.",
+        f"Rows: {rows} ({chosen}). Columns: input | {' | '.join(variants)} | ground truth (each picture scaled to "
+        f"{_PANEL[0]} px high, or {_PANEL[1]} px wide where it is wider than that).",
         "",
         "![grid](grid.png)",
         "",
