@@ -26,9 +26,9 @@ from darkir.infer.tiling import (
     GUIDE_SCALE,
     TONE_SAFE_TILE,
     check_tiling,
-    default_overlap,
     restore_in_tiles,
     tile_starts,
+    window_overlap,
 )
 from darkir.runtime import (
     keep_freed_memory_for_reuse,
@@ -398,19 +398,13 @@ class Restorer:
             return None
         return plan if plan.whole(height, width) else None
 
-    def _overlap(self, tile: int) -> int:
-        """The overlap of ``tile`` px windows: the one given if it is less than half a tile, else the default."""
-        if self.overlap is not None and self.overlap < tile // 2:
-            return self.overlap
-        return default_overlap(tile)
-
     def tiles_for(self, height: int, width: int) -> int:
         """How many windows an image of ``height`` x ``width`` is restored in (1: the whole image at once)."""
         plan = self.plan_for(height, width)
         if plan.whole(height, width):
             return 1
         tile = plan.tile
-        overlap = self._overlap(tile)
+        overlap = window_overlap(tile, self.overlap)
         return len(tile_starts(height, min(tile, height), overlap)) * len(tile_starts(width, min(tile, width), overlap))
 
     def restore_tensor(self, x: torch.Tensor) -> torch.Tensor:
@@ -527,7 +521,7 @@ class Restorer:
                 "1120x640 photo came out 2% brighter at 256 px, 5% at 128 px, than whole; other images may come "
                 f"out darker); {'raise max_memory' if self.tile == 'auto' else 'set a larger tile, or tile auto'}"
             )
-        overlap = self._overlap(tile)
+        overlap = window_overlap(tile, self.overlap)
         if self.overlap is not None and overlap != self.overlap:
             warn(
                 f"overlap {self.overlap} does not fit the {tile} px tiles chosen for this image (it must be under "

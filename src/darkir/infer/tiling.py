@@ -28,6 +28,17 @@ def default_overlap(tile: int) -> int:
     return min(DEFAULT_OVERLAP, tile // 4)
 
 
+def overlap_fits(overlap: int, tile: int) -> bool:
+    """Whether windows of ``tile`` px may overlap by ``overlap`` px: less than half a tile (rounded down)."""
+    return overlap < tile // 2
+
+
+def window_overlap(tile: int, overlap: int | None) -> int:
+    """The overlap of ``tile`` px windows: ``overlap`` where one is given that fits them (:func:`overlap_fits`), else
+    :func:`default_overlap`."""
+    return overlap if overlap is not None and overlap_fits(overlap, tile) else default_overlap(tile)
+
+
 #: How :func:`check_tiling` names the settings in its errors: the parameters, and ``tile="auto"`` as ``auto``.
 TILING_NAMES = {"tile": "tile", "overlap": "overlap", "max_memory": "max_memory", "auto": "tile='auto'"}
 
@@ -54,7 +65,7 @@ def check_tiling(
     if tile != "auto":
         if tile < 0 or 0 < tile < 32:
             raise DarkIRError(f"{names['tile']} {tile} is too small; use 0 (whole images), auto, or at least 32")
-        if tile and overlap is not None and overlap >= tile // 2:
+        if tile and overlap is not None and not overlap_fits(overlap, tile):
             raise DarkIRError(
                 f"{names['overlap']} {overlap} must be less than {tile // 2} (half of {names['tile']} {tile}, rounded "
                 "down)"
