@@ -23,7 +23,7 @@ import json, resource, sys
 import numpy as np, torch
 from darkir.infer.restorer import Restorer
 from darkir.models import create_model
-from darkir.infer.memory import resident_memory
+from darkir.hostmemory import resident_memory
 from darkir.runtime import memory_returned_to_os
 name, precision, width, height, calls, mode = sys.argv[1:7]
 restorer = Restorer(create_model(name), device="cpu", precision=precision, tile=0)

@@ -48,7 +48,7 @@ def _png_bomb(path: Path, width: int = 40000, height: int = 40000) -> Path:
 def test_an_image_that_fits_no_plan_is_refused_from_its_header_before_decoding(tmp_path, tiny_checkpoint, capsys):
     """A small file of large dimensions was decoded (27 bytes a pixel) before the planner refused it: in a container
     with less memory than that, the kernel killed the batch. Its header now suffices; the rest is restored."""
-    from darkir.infer.memory import resident_memory
+    from darkir.hostmemory import resident_memory
 
     _photo(tmp_path / "in" / "a.png")
     _png_bomb(tmp_path / "in" / "b.png", 6000, 6000)  # 36 megapixels: under the pixel limit, over this budget

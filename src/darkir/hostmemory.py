@@ -1,10 +1,20 @@
-"""How much memory this process may still take on the CPU: the machine's available memory, or less where its control
-group (a container's memory limit) leaves less room. Without torch, for the image reader as for the memory planner."""
+"""How much memory this process holds and may still take on the CPU: the machine's available memory, or less where
+its control group (a container's memory limit) leaves less room. Without torch, for the image reader as for the memory
+planner."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+
+def resident_memory() -> int:
+    """This process's resident memory in bytes (0 where /proc is not available)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def cpu_available_memory() -> int:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 import re
 from dataclasses import dataclass
 
 import torch
 
 from darkir.errors import DarkIRError
-from darkir.hostmemory import cpu_available_memory
+from darkir.hostmemory import cpu_available_memory, resident_memory
 
 #: Peak bytes per input pixel per unit of model width on the CPU (channels_last), by precision and allocation
 #: mode: ``heap`` keeps freed memory for reuse (fast, the default; glibc's heap grows to 2-3x the live peak) and
@@ -100,15 +99,6 @@ def format_memory(size: float, up: bool = False) -> str:
 def padded(height: int, width: int, multiple: int) -> tuple[int, int]:
     """``height`` x ``width`` as a model that pads each side to a ``multiple`` computes them."""
     return -(-height // multiple) * multiple, -(-width // multiple) * multiple
-
-
-def resident_memory() -> int:
-    """This process's resident memory in bytes (0 where /proc is not available)."""
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
 
 
 def available_memory(device: torch.device) -> int:
