@@ -218,13 +218,13 @@ def method_line(name: str, entry: dict, total: int) -> str:
     """One line of a method's means (with how many of ``total`` images have a value where not all have one)."""
     ci, shade = entry["ci"], entry["tone"]
 
-    def mean(metric: str, digits: int) -> str:
+    def mean(metric: str, digits: int, unit: str = "") -> str:
         value = ci[metric]["mean"]
-        return format_number(value, f".{digits}f") + count_note(ci[metric]["images"], total)
+        return format_number(value, f".{digits}f") + unit + count_note(ci[metric]["images"], total)
 
     corr = format_number(shade["correlation"], ".2f")
     return (
-        f"{name}: PSNR {mean('psnr', 2)} dB, SSIM {mean('ssim', 4)}; detail {mean('psnr_detail', 2)} dB, "
+        f"{name}: PSNR {mean('psnr', 2, ' dB')}, SSIM {mean('ssim', 4)}; detail {mean('psnr_detail', 2, ' dB')}, "
         f"{mean('ssim_detail', 4)}; brightness ratio {format_number(shade['ratio'], '.3f')}, correlation {corr}"
     )
 

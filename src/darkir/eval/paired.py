@@ -244,9 +244,9 @@ def summary_line(scores: Scores, convention: Convention) -> str:
     how many (``SSIM 0.17 (1 of 5 images)``); a last line names the images skipped as unreadable, if any."""
     total = len(scores.names)
 
-    def mean(metric: str, digits: int) -> str:
+    def mean(metric: str, digits: int, unit: str = "") -> str:
         value = scores.mean(metric)
-        return format_number(value, f".{digits}f") + count_note(scores.count(metric), total)
+        return format_number(value, f".{digits}f") + unit + count_note(scores.count(metric), total)
 
     label = (
         "outputs clamped to [0,1] and quantized to 8 bits (16 for 16-bit inputs)"
@@ -254,9 +254,9 @@ def summary_line(scores: Scores, convention: Convention) -> str:
         else "raw float outputs (reference)"
     )
     return (
-        f"{scores.method}: PSNR {mean('psnr', 2)} dB, SSIM {mean('ssim', 4)}, LPIPS {mean('lpips', 4)} "
+        f"{scores.method}: PSNR {mean('psnr', 2, ' dB')}, SSIM {mean('ssim', 4)}, LPIPS {mean('lpips', 4)} "
         f"({total} images; {label})\n"
-        f"  detail (tone fitted per image): PSNR {mean('psnr_detail', 2)} dB, "
+        f"  detail (tone fitted per image): PSNR {mean('psnr_detail', 2, ' dB')}, "
         f"SSIM {mean('ssim_detail', 4)}; tone: {scores.tone().as_text()}"
         + (f"\n  {unreadable_note(total, scores.unreadable)}" if scores.unreadable else "")
     )
