@@ -277,3 +277,43 @@ def test_sighup_stops_a_command_cleanly_unless_it_is_ignored(tmp_path, capsys, m
     finally:
         signal.signal(signal.SIGHUP, previous)
     assert "darkir: terminated (SIGHUP)" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_an_unwritable_stderr_or_stdout_stops_no_work(tmp_path, tiny_checkpoint):
+    """Run from cron or a script: a full log disk or a closed stderr (where bars, warnings and notes go) ended every
+    command at once with exit 1 (``train --restart`` after moving the earlier run away); a closed stdout ended a
+    finished run in AttributeError, and a name its encoding cannot write in UnicodeEncodeError; a removed working
+    folder ended in a fatal error of torch's math library."""
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.full((16, 16, 3), 30, np.uint8)).save(tmp_path / "a.png")
+    command = [
+        sys.executable,
+        "-m",
+        "darkir.cli",
+        "restore",
+        str(tmp_path / "a.png"),
+        "--weights",
+        str(tiny_checkpoint),
+    ]
+
+    def run(output: str, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src"), **kwargs.pop("env", {})}  # (absolute: cwd is removed)
+        return subprocess.run([*command, "-o", str(tmp_path / output)], env=env, **kwargs)
+
+    with open("/dev/full", "w") as full:
+        assert run("full", stdout=subprocess.DEVNULL, stderr=full).returncode == 0
+    assert run("closed", stdout=subprocess.DEVNULL, preexec_fn=lambda: os.close(2)).returncode == 0
+    assert run("no_stdout", stderr=subprocess.DEVNULL, preexec_fn=lambda: os.close(1)).returncode == 0
+    named = run("日本", capture_output=True, env={"PYTHONIOENCODING": "ascii"}, text=True)
+    assert named.returncode == 0 and named.stdout.rstrip().endswith("\\u65e5\\u672c"), named.stderr
+    for output in ("full", "closed", "no_stdout", "日本"):
+        assert (tmp_path / output / "a.png").is_file()
+    (tmp_path / "gone").mkdir()
+    gone = run(
+        "never", cwd=tmp_path / "gone", capture_output=True, text=True, preexec_fn=lambda: os.rmdir(tmp_path / "gone")
+    )
+    assert gone.returncode == 2 and "darkir: error: the current folder no longer exists" in gone.stderr

@@ -11,15 +11,16 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NoReturn, TextIO
+from typing import NoReturn
 
 from tqdm import tqdm
 
 from darkir import opencv
 from darkir.cli import compare, evaluate, restore, training, variants
 from darkir.cli.common import expand_home
+from darkir.cli.streams import command_streams, discard_stdout
 from darkir.errors import DarkIRError, DarkIRWarning, printable
 from darkir.signals import stopping_signals
 
@@ -143,62 +144,9 @@ def _terminate_as_interrupt() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-@contextlib.contextmanager
-def _print_any_name() -> Iterator[None]:
-    """Within it, stdout prints file names that are not UTF-8 (a camera's Latin-1 name, held as surrogates) as their
-    bytes, as ``ls`` does: a UTF-8 stdout refused them, and a finished run ended in ``UnicodeEncodeError``; and
-    their control characters as escapes (:func:`~darkir.errors.printable`), as stderr does: an output folder named
-    ``out\x1b[2J`` cleared the terminal in restore's last line. The stream is set back after (``main`` called from
-    Python)."""
-    stream = sys.stdout
-    errors = getattr(stream, "errors", None)
-    changed = False
-    if errors is not None and hasattr(stream, "reconfigure"):
-        with contextlib.suppress(ValueError, OSError):
-            stream.reconfigure(errors="surrogateescape")
-            changed = True
-    try:
-        with contextlib.redirect_stdout(_EscapingStream(stream)):
-            yield
-    finally:
-        if changed:
-            with contextlib.suppress(ValueError, OSError):
-                stream.flush()
-                stream.reconfigure(errors=errors)
-
-
-class _EscapingStream:
-    """A text stream that writes control characters as escapes (:func:`~darkir.errors.printable`); otherwise the
-    stream it wraps."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-
-    def write(self, text: str) -> int:
-        self._stream.write(printable(text))
-        return len(text)
-
-    def writelines(self, lines: Iterable[str]) -> None:
-        for line in lines:
-            self.write(line)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-
-def _discard_stdout() -> None:
-    """Point stdout at /dev/null, so that flushing it at exit does not fail on the closed pipe again."""
-    with contextlib.suppress(OSError, ValueError):
-        null = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(null, sys.stdout.fileno())
-        finally:
-            os.close(null)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``darkir`` console script."""
-    with _print_any_name():
+    with command_streams():
         return _main(argv)
 
 
@@ -222,6 +170,7 @@ def _main(argv: Sequence[str] | None) -> int:
     """:func:`main`, with stdout printing any file name."""
     args = _parse(argv)
     try:
+        _check_working_folder()
         with warnings.catch_warnings(), _terminate_as_interrupt(), _threads_kept(args), opencv.one_thread():
             warnings.showwarning = _warning_printer()
             return args.func(args)
@@ -239,7 +188,7 @@ def _main(argv: Sequence[str] | None) -> int:
         print("darkir: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # whoever read the output stopped (``darkir models | head -1``): end quietly, as cat does
-        _discard_stdout()
+        discard_stdout()
         return 141
     except OSError as exc:  # the system refused a file (a name too long, a full disk): the file and the reason
         named = [os.fsdecode(name) for name in (exc.filename, exc.filename2) if isinstance(name, (str, bytes))]
@@ -249,6 +198,15 @@ def _main(argv: Sequence[str] | None) -> int:
         return 1
     except Exception as exc:
         return _unexpected(args, exc)
+
+
+def _check_working_folder() -> None:
+    """Refuse to start in a working folder that was removed (torch's math library, loaded by most commands, ends the
+    process when it cannot read it, with a message about the library)."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise DarkIRError("the current folder no longer exists (it was removed); cd to a folder that exists") from None
 
 
 def _unexpected(args: argparse.Namespace, exc: Exception) -> int:

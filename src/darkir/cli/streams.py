@@ -1,0 +1,141 @@
+"""How the ``darkir`` command writes to stdout and stderr: any file name printable, and a broken stderr never stopping
+the work.
+
+- stdout prints file names that are not UTF-8 (a camera's Latin-1 name, held as surrogates) as their bytes, as ``ls``
+  does, characters its encoding cannot write (``日本`` on an ASCII stdout) as escapes, and control characters as
+  escapes (:func:`~darkir.errors.printable`), as stderr does;
+- stderr, where progress bars, warnings and notes go, is written to while it can be: where it cannot (a full log
+  disk, a closed descriptor), what follows is dropped and the work goes on;
+- a closed stdout (``>&-``) takes what is printed and drops it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Any, TextIO
+
+from darkir.errors import printable
+
+
+@contextlib.contextmanager
+def command_streams() -> Iterator[None]:
+    """Within it, stdout and stderr are written to as the module says; both are set back after (``main`` called
+    from Python)."""
+    with _stderr_never_fails(), _print_any_name():
+        yield
+
+
+@contextlib.contextmanager
+def _stderr_never_fails() -> Iterator[None]:
+    """Within it, ``sys.stderr`` is a :class:`_DroppingStream` over the stderr there was (none: closed)."""
+    stderr = sys.stderr
+    sys.stderr = _DroppingStream(stderr)
+    try:
+        yield
+    finally:
+        sys.stderr = stderr
+
+
+class _DroppingStream:
+    """A text stream that writes to the stream it wraps until a write or flush fails (a full disk, a closed
+    descriptor: diagnostics nobody can read), and drops what follows; none at all (``2>&-``) drops everything."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._attempt("write", text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._attempt("flush")
+
+    def isatty(self) -> bool:
+        try:
+            return self._stream is not None and self._stream.isatty()
+        except (OSError, ValueError):
+            return False
+
+    def _attempt(self, method: str, *args: str) -> None:
+        if self._stream is None:
+            return
+        try:
+            getattr(self._stream, method)(*args)
+        except (OSError, ValueError):  # (ValueError: a closed file)
+            self._stream = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._stream is None:  # (what asks, such as tqdm for the encoding, copes with an attribute missing)
+            raise AttributeError(name)
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _print_any_name() -> Iterator[None]:
+    """Within it, stdout prints any file name (see the module) through an :class:`_EscapingStream`; a closed one
+    through a :class:`_DroppingStream`."""
+    stream = sys.stdout
+    errors = getattr(stream, "errors", None)
+    changed = False
+    if errors is not None and hasattr(stream, "reconfigure"):
+        with contextlib.suppress(ValueError, OSError):
+            stream.reconfigure(errors="surrogateescape")
+            changed = True
+    try:
+        with contextlib.redirect_stdout(_EscapingStream(stream) if stream is not None else _DroppingStream(None)):
+            yield
+    finally:
+        if changed:
+            with contextlib.suppress(ValueError, OSError):
+                stream.flush()
+                stream.reconfigure(errors=errors)
+
+
+class _EscapingStream:
+    """A text stream that writes control characters as escapes (:func:`~darkir.errors.printable`), and characters
+    its encoding cannot write as escapes too (``\\u65e5``); otherwise the stream it wraps."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        shown = printable(text)
+        try:
+            self._stream.write(shown)
+        except UnicodeEncodeError:  # (written in one piece or not at all: the encoder fails before any byte)
+            self._stream.write(_encodable(shown, getattr(self._stream, "encoding", None) or "utf-8"))
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _encodable(text: str, encoding: str) -> str:
+    """``text`` with each character that ``encoding`` cannot write (not one a name's undecodable byte is held as)
+    written as an escape."""
+
+    def fits(char: str) -> bool:
+        try:
+            char.encode(encoding, "surrogateescape")
+        except UnicodeEncodeError:
+            return False
+        return True
+
+    return "".join(char if fits(char) else char.encode("ascii", "backslashreplace").decode() for char in text)
+
+
+def discard_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not fail on the closed pipe again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, sys.stdout.fileno())
+        finally:
+            os.close(null)
