@@ -179,6 +179,19 @@ def test_of_inputs_sharing_an_output_name_the_one_whose_own_name_it_is_is_restor
     ]
 
 
+def test_of_two_names_that_differ_in_the_case_of_their_suffix_the_very_name_owns_the_output(tmp_path):
+    """``b.JPG`` beside ``b.jpg`` under ``--format jpg``: ``b.JPG`` (first by name) took ``b.jpg``, and the input of
+    that very name was the one refused."""
+    for name in ("b.JPG", "b.jpg"):
+        _photo(tmp_path / "in" / name)
+    out = tmp_path / "out"
+    jobs, problems = plan_jobs([str(tmp_path / "in")], out, suffix=".jpg")
+    assert [(job.source.name, job.target) for job in jobs] == [("b.jpg", out / "b.jpg")]
+    assert problems == [
+        (tmp_path / "in" / "b.JPG", f"same output name as {tmp_path / 'in' / 'b.jpg'}; restore it separately")
+    ]
+
+
 def test_a_cameras_upper_case_mp4_owns_its_output_and_transport_streams_are_videos(tmp_path):
     """A camera's ``CLIP.MP4`` beside ``CLIP.MOV`` lost its output to the .MOV (the own-name rule compared the case
     too); ``.ts``/``.mts`` camcorder files were "unsupported format" to ``darkir restore``, though ``darkir video``

@@ -311,12 +311,16 @@ def _without_clashes(jobs: list[Job]) -> tuple[list[Job], list[tuple[Path, str]]
 def _one_per_output(jobs: list[Job], sources: dict[tuple[int, int], Path]) -> tuple[list[Job], list[tuple[Path, str]]]:
     """``jobs`` but those whose output would replace an input (``sources``: the inputs by file identity) or share
     another job's output, returned as problems: of inputs sharing one output name, the one whose own name it is
-    (``clip.mp4`` beside ``clip.mkv``; a camera's ``CLIP.MP4`` beside ``CLIP.MOV``), else the first."""
+    (``clip.mp4`` beside ``clip.mkv``; a camera's ``CLIP.MP4`` beside ``CLIP.MOV``; ``b.jpg`` before ``b.JPG``),
+    else the first."""
+    own = [  # (own name: the suffix in any case, as a camera's .MP4)
+        job
+        for job in jobs
+        if job.source.stem == job.target.stem and job.source.suffix.lower() == job.target.suffix.lower()
+    ]
     owners: dict[Path, Path] = {}
-    for job in jobs:
-        source, target = job.source, job.target  # (own name: the suffix in any case, as a camera's .MP4)
-        if source.stem == target.stem and source.suffix.lower() == target.suffix.lower():
-            owners.setdefault(job.target, job.source)
+    for job in sorted(own, key=lambda job: job.source.suffix != job.target.suffix):  # the very name first
+        owners.setdefault(job.target, job.source)
     targets: dict[Path, Path] = {}
     unique: list[Job] = []
     problems: list[tuple[Path, str]] = []
