@@ -387,6 +387,28 @@ def test_a_95_percent_interval_of_few_images_holds_the_mean_about_95_percent_of_
     assert (constant.low, constant.mean, constant.high) == (0.25, 0.25, 0.25)
 
 
+def test_intervals_of_tied_scores_or_one_outlier_are_as_wide_as_students_t_and_never_fail():
+    """A studentized bootstrap (tried first) made intervals hundreds of times too wide where resamples drew nearly tied
+    scores (SSIM of near-identical outputs), and failed where none had any spread."""
+    from darkir.eval.stats import t_quantile_975
+
+    scipy_stats = pytest.importorskip("scipy.stats")
+    assert all(abs(t_quantile_975(df) - scipy_stats.t.ppf(0.975, df)) < 0.004 for df in range(3, 200))
+    for values in (
+        [0.99, 0.991, 0.99, 0.5],
+        [30.0] * 6 + [30.01] * 5 + [20.0],
+        [0.02] * 11 + [-0.6],
+        [1.0] * 11 + [0.9],
+    ):
+        values = np.array(values)
+        interval = bootstrap_mean(values)
+        half_t = scipy_stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size)
+        assert interval.low < values.mean() < interval.high, values
+        assert interval.high - interval.low < 2.5 * half_t, (values, interval)
+    tied = bootstrap_mean(np.array([0.0] * 7 + [1.0]), resamples=1)  # one resample: rough, but an interval
+    assert np.isfinite(tied.low) and np.isfinite(tied.high)
+
+
 def test_bootstrap_interval_covers_a_known_mean():
     values = np.random.default_rng(0).normal(1.0, 0.5, 400)
     interval = bootstrap_mean(values, resamples=1000)

@@ -299,11 +299,11 @@ def _overview(summary: dict, size: int) -> list[str]:
     lines = [
         "# Variant comparison",
         "",
-        f"{plural(total)}; metrics on outputs {outputs}; 95% intervals from a paired studentized bootstrap "
-        f"over images ({resampling}). Per-image values are in `per_image.csv`; every score below is recomputable "
-        f"from it (params, MACs and latency are not scores). PSNR of an output identical to its reference counts as "
-        f"{summary['psnr_cap_db']:g} dB. A mean or difference over only some of the images (the others have no "
-        "value) says how many it covers.",
+        f"{plural(total)}; metrics on outputs {outputs}; 95% intervals from a paired bootstrap over images "
+        f"({resampling}), widened for few images (docs/evaluation.md). Per-image values are in `per_image.csv`; "
+        "every score below is recomputable from it (params, MACs and latency are not scores). PSNR of an output "
+        f"identical to its reference counts as {summary['psnr_cap_db']:g} dB. A mean or difference over only some "
+        "of the images (the others have no value) says how many it covers.",
         *_too_few_note(summary["methods"]),
         *_timing_note(summary["methods"], size),
         "",

@@ -140,9 +140,10 @@ def _render_unpaired(summary: dict, reference: str) -> str:
         "# Comparison on unpaired images",
         "",
         f"{plural(total)}; outputs clamped to [0,1] and quantized to 8 bits; NIQE: lower is better "
-        "(images under 96x96 have none); 95% intervals from a studentized bootstrap over images "
-        f"({summary['resamples']} resamples, seed 0). Per-image values are in `per_image.csv`. A mean or difference "
-        "over only some of the images (the others have no value) says how many it covers.",
+        "(images under 96x96 have none); 95% intervals from a bootstrap over images "
+        f"({summary['resamples']} resamples, seed 0), widened for few images (docs/evaluation.md). Per-image values "
+        "are in `per_image.csv`. A mean or difference over only some of the images (the others have no value) says "
+        "how many it covers.",
         *(["", TOO_FEW_NOTE] if too_few else []),
         *(["", NIQE_APART_NOTE] if niqe_apart(summary) else []),
         "",
