@@ -15,7 +15,7 @@ from darkir.cli import main
 from darkir.data.degradation import SynthParams, degrade, synth_params
 from darkir.errors import DarkIRError
 from darkir.eval.metrics import psnr
-from darkir.eval.tone import fit_tone, tone, tone_fitted
+from darkir.eval.tone import fit_tone, has_detail, tone, tone_fitted
 from darkir.infer import Restorer
 from darkir.infer.exposure import apply_exposure, srgb_to_linear
 from darkir.models.factory import load_model
@@ -145,6 +145,8 @@ def test_detail_scores_against_a_flat_reference_are_undefined(tmp_path, capsys):
     (tmp_path / "pred").mkdir()
     (tmp_path / "ref").mkdir()
     references = {"black": np.zeros((40, 40, 3)), "grey": np.full((40, 40, 3), 128), "white": np.full((40, 40, 3), 255)}
+    references["specks"] = np.zeros((40, 40, 3))
+    references["specks"][::7, ::5] = 1  # a black frame's few pixels one level up: noise scored 67 dB against it
     references["textured"] = rng.integers(0, 256, (40, 40, 3))
     for name, reference in references.items():
         cv2.imwrite(str(tmp_path / "pred" / f"{name}.png"), rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
@@ -153,11 +155,13 @@ def test_detail_scores_against_a_flat_reference_are_undefined(tmp_path, capsys):
     args = ["metrics", str(tmp_path / "pred"), str(tmp_path / "ref"), "--no-lpips", "--csv", str(csv_path), "-q"]
     assert main(args) == 0
     rows = {row.split(",")[0]: row.split(",") for row in csv_path.read_text().splitlines()[1:]}
-    for name in ("black.png", "grey.png", "white.png"):
+    for name in ("black.png", "grey.png", "white.png", "specks.png"):
         assert rows[name][5:7] == ["nan", "nan"], rows[name]
     assert float(rows["textured.png"][5]) < 15 and float(rows["textured.png"][6]) < 0.2  # noise against texture
+    dark = torch.from_numpy(rng.integers(0, 200, (3, 40, 40)) / 65535)  # a dark 16-bit reference's texture
+    assert has_detail(dark, 16) and not has_detail(dark, 8)
     out = capsys.readouterr().out  # the mean detail is the textured pair's alone, the unit before the count
-    assert re.search(r"detail \(tone fitted per image\): PSNR [\d.]+ dB \(1 of 4 images\)", out), out
+    assert re.search(r"detail \(tone fitted per image\): PSNR [\d.]+ dB \(1 of 5 images\)", out), out
 
 
 def test_tone_figures():

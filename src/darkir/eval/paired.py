@@ -126,7 +126,7 @@ def _score(scores: Scores, out: torch.Tensor, high: torch.Tensor, bit_depth: int
     scores.values["psnr"].append(psnr(out, high).item())
     scores.values["ssim"].append(ssim(out, high).item())
     scores.values["lpips"].append(lpips(out.clamp(0, 1), high).item() if lpips else float("nan"))
-    if has_detail(high):
+    if has_detail(high, bit_depth):
         detail = tone_fitted(out, high, bit_depth)
         scores.values["psnr_detail"].append(psnr(detail, high).item())
         scores.values["ssim_detail"].append(ssim(detail, high).item())

@@ -56,15 +56,13 @@ def fit_tone(pred: torch.Tensor, target: torch.Tensor) -> tuple[float, float]:
     return _fit_error(p, t, gamma)[1], gamma
 
 
-#: A reference whose values span less than this (one 8-bit level) is flat: it holds no detail to score.
-FLAT_SPAN = 1 / 255
-
-
-def has_detail(reference: torch.Tensor) -> bool:
-    """Whether a reference image holds detail for the detail scores to measure: against a flat one (black, white or
-    one grey, :data:`FLAT_SPAN`) the fitted tone can make any output match (a gain of 0 turns noise into a black
-    reference's 100 dB), so its detail scores are undefined."""
-    return float(reference.amax() - reference.amin()) >= FLAT_SPAN
+def has_detail(reference: torch.Tensor, bit_depth: int = 8) -> bool:
+    """Whether a reference image holds detail for the detail scores to measure: its values spread (standard
+    deviation) by at least one level of ``bit_depth`` (8; 16 for deeper and float images). Against a flat one (black,
+    white, one grey, or black with a few specks) the fitted tone can make any output match (a gain of 0 turned noise
+    into 100 dB against a black reference), so its detail scores are undefined."""
+    level = 1 / 255 if bit_depth == 8 else 1 / 65535
+    return float(reference.double().std()) >= level
 
 
 def tone_fitted(pred: torch.Tensor, target: torch.Tensor, bit_depth: int = 8) -> torch.Tensor:
