@@ -290,19 +290,11 @@ def test_an_unwritable_stderr_or_stdout_stops_no_work(tmp_path, tiny_checkpoint)
     from PIL import Image
 
     Image.fromarray(np.full((16, 16, 3), 30, np.uint8)).save(tmp_path / "a.png")
-    command = [
-        sys.executable,
-        "-m",
-        "darkir.cli",
-        "restore",
-        str(tmp_path / "a.png"),
-        "--weights",
-        str(tiny_checkpoint),
-    ]
 
-    def run(output: str, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+    def run(output: str, source: str = "a.png", **kwargs: object) -> subprocess.CompletedProcess[bytes]:
         env = {**os.environ, "PYTHONPATH": str(REPO / "src"), **kwargs.pop("env", {})}  # (absolute: cwd is removed)
-        return subprocess.run([*command, "-o", str(tmp_path / output)], env=env, **kwargs)
+        command = [sys.executable, "-m", "darkir.cli", "restore", str(tmp_path / source), "-o", str(tmp_path / output)]
+        return subprocess.run([*command, "--weights", str(tiny_checkpoint)], env=env, **kwargs)
 
     with open("/dev/full", "w") as full:
         assert run("full", stdout=subprocess.DEVNULL, stderr=full).returncode == 0
@@ -312,8 +304,10 @@ def test_an_unwritable_stderr_or_stdout_stops_no_work(tmp_path, tiny_checkpoint)
     assert named.returncode == 0 and named.stdout.rstrip().endswith("\\u65e5\\u672c"), named.stderr
     for output in ("full", "closed", "no_stdout", "日本"):
         assert (tmp_path / output / "a.png").is_file()
+    strict = {"PYTHONIOENCODING": "ascii:strict"}  # a non-ASCII line on a strict stderr dropped every line after it
+    missing = run("x", "nope日本.png", capture_output=True, env=strict, text=True)
+    assert missing.returncode == 2 and "darkir: error: nothing to restore" in missing.stderr, missing.stderr
     (tmp_path / "gone").mkdir()
-    gone = run(
-        "never", cwd=tmp_path / "gone", capture_output=True, text=True, preexec_fn=lambda: os.rmdir(tmp_path / "gone")
-    )
-    assert gone.returncode == 2 and "darkir: error: the current folder no longer exists" in gone.stderr
+    removed = {"cwd": tmp_path / "gone", "preexec_fn": lambda: os.rmdir(tmp_path / "gone")}
+    gone = run("never", capture_output=True, text=True, **removed)
+    assert gone.returncode == 2 and "darkir: error: the current folder no longer exists" in gone.stderr, gone.stderr

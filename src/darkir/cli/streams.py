@@ -41,36 +41,48 @@ def _stderr_never_fails() -> Iterator[None]:
 
 class _DroppingStream:
     """A text stream that writes to the stream it wraps until a write or flush fails (a full disk, a closed
-    descriptor: diagnostics nobody can read), and drops what follows; none at all (``2>&-``) drops everything."""
+    descriptor: diagnostics nobody can read), and drops what follows for good (a stream that failed once is not
+    tried again); none at all (``2>&-``) drops everything. Characters its encoding cannot write are escapes."""
 
     def __init__(self, stream: TextIO | None) -> None:
         self._stream = stream
 
     def write(self, text: str) -> int:
-        self._attempt("write", text)
+        stream = self._stream  # (once: another thread may drop it meanwhile)
+        if stream is not None:
+            try:
+                try:
+                    stream.write(text)
+                except UnicodeEncodeError:  # a strict encoding (PYTHONIOENCODING=ascii:strict)
+                    stream.write(_encodable(text, getattr(stream, "encoding", None) or "utf-8"))
+            except (OSError, ValueError):  # (ValueError: a closed file)
+                self._stream = None
         return len(text)
 
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
     def flush(self) -> None:
-        self._attempt("flush")
+        stream = self._stream
+        if stream is not None:
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                self._stream = None
 
     def isatty(self) -> bool:
+        stream = self._stream
         try:
-            return self._stream is not None and self._stream.isatty()
+            return stream is not None and stream.isatty()
         except (OSError, ValueError):
             return False
 
-    def _attempt(self, method: str, *args: str) -> None:
-        if self._stream is None:
-            return
-        try:
-            getattr(self._stream, method)(*args)
-        except (OSError, ValueError):  # (ValueError: a closed file)
-            self._stream = None
-
     def __getattr__(self, name: str) -> Any:
-        if self._stream is None:  # (what asks, such as tqdm for the encoding, copes with an attribute missing)
+        stream = self._stream
+        if stream is None:  # (what asks, such as tqdm for the encoding, copes with an attribute missing)
             raise AttributeError(name)
-        return getattr(self._stream, name)
+        return getattr(stream, name)
 
 
 @contextlib.contextmanager
