@@ -404,8 +404,8 @@ def parent_made(target: Path) -> Iterator[None]:
     """Make ``target``'s folder, with the folders above it, for the block that writes ``target``; where the block
     fails, remove the folders it made again (each only while empty), so that a failed write leaves nothing behind."""
     made = [folder for folder in target.parents if not folder.exists()]  # the deepest first
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)  # (which may fail part of the way)
         yield
     except BaseException:
         with contextlib.suppress(OSError):
