@@ -499,6 +499,9 @@ def test_a_failed_write_into_a_new_folder_leaves_no_folder(tmp_path, monkeypatch
     with pytest.raises(DiskFullError):
         reports.write_csv_rows(tmp_path / "c" / "t.csv", [["name", "psnr"]])
     assert sorted(os.listdir(tmp_path)) == []
+    with pytest.raises(OSError, match="File name too long"), parent_made(tmp_path / "e" / ("x" * 300) / "t.csv"):
+        pass  # the folders were made part of the way
+    assert sorted(os.listdir(tmp_path)) == []
     # a folder that existed, or that holds a file by the time the write fails, is kept
     (tmp_path / "kept").mkdir()
     with pytest.raises(KeyboardInterrupt), parent_made(tmp_path / "kept" / "new" / "x.json"):

@@ -408,9 +408,13 @@ def parent_made(target: Path) -> Iterator[None]:
         target.parent.mkdir(parents=True, exist_ok=True)  # (which may fail part of the way)
         yield
     except BaseException:
-        with contextlib.suppress(OSError):
-            for folder in made:
+        for folder in made:
+            if not os.path.isdir(folder):  # not made: the mkdir failed before it
+                continue
+            try:
                 folder.rmdir()  # only an empty folder: the first one that is not stops the rest
+            except OSError:
+                break
         raise
 
 
