@@ -270,18 +270,21 @@ def _too_few(methods: dict) -> bool:
 
 def _timing_note(methods: dict, size: int) -> list[str]:
     """The report's line on how the models ran and were timed (where a method has a model)."""
-    runs = sorted(
-        {
-            f"on {e['device']} in {e['precision']}, tile {e['tile']}, {e['threads']} thread{'s' * (e['threads'] != 1)}"
-            for e in methods.values()
-            if "params" in e
-        }
-    )
+    runs: dict[str, list[str]] = {}
+    for name, e in methods.items():
+        if "params" in e:
+            how = f"on {e['device']} in {e['precision']}, tile {e['tile']}, {e['threads']} thread"
+            runs.setdefault(how + "s" * (e["threads"] != 1), []).append(name)
     if not runs:
         return []
+    ran = (
+        f"Models ran {next(iter(runs))}"
+        if len(runs) == 1
+        else "; ".join(f"{', '.join(names)} ran {how}" for how, names in runs.items())
+    )
     return [
         "",
-        f"Models ran {'; '.join(runs)}. Latency: the median of {LATENCY_REPEATS} calls on one 3x{size}x{size} input "
+        f"{ran}. Latency: the median of {LATENCY_REPEATS} calls on one 3x{size}x{size} input "
         "after a warm-up (checks and copies included; fastest and slowest in `summary.json`), each model timed in "
         "turn: compare it across models of one report, on a quiet machine.",
     ]
