@@ -410,13 +410,13 @@ def load_lpips_or_none(args: argparse.Namespace) -> LPIPS | None:
     warning when a default file is missing. A file the user named that is missing, or any file that holds something
     else, is an error."""
     from darkir.eval.lpips import LPIPSUnavailableError, load_lpips
+    from darkir.imageio import not_a_file
 
     if args.no_lpips:
         return None
     for flag, path in (("--lpips-backbone", args.lpips_backbone), ("--lpips-heads", args.lpips_heads)):
         if path and not Path(path).is_file():
-            found = "not a file" if Path(path).exists() else "no such file"
-            raise DarkIRError(f"{flag} {path}: {found} (pass --no-lpips to score without LPIPS)")
+            raise DarkIRError(f"{flag} {path}: {not_a_file(Path(path))} (pass --no-lpips to score without LPIPS)")
     try:
         return load_lpips(args.lpips_backbone, args.lpips_heads)
     except LPIPSUnavailableError as exc:
