@@ -166,29 +166,23 @@ def test_a_double_star_glob_that_matches_folders_restores_them_as_bash_globstar_
     assert jobs == [] and len(problems) == 1
 
 
-def test_of_inputs_sharing_an_output_name_the_one_whose_own_name_it_is_is_restored(tmp_path):
+@pytest.mark.parametrize(
+    ("names", "suffix"),
+    [(("x.jpg", "x.png"), ".png"), (("b.JPG", "b.jpg"), ".jpg")],
+    ids=["other-format", "suffix-case"],
+)
+def test_of_inputs_sharing_an_output_name_the_one_whose_own_name_it_is_is_restored(tmp_path, names, suffix):
     """``x.jpg`` and ``x.png`` under ``--format png`` (or ``clip.mkv`` beside ``clip.mp4``): the first by name took
-    ``x.png``, and the input of that very name was the one refused."""
-    for name in ("x.jpg", "x.png"):
+    ``x.png``, and the input of that very name was the one refused; so did ``b.JPG`` beside ``b.jpg`` under
+    ``--format jpg`` (its suffix differs only in case)."""
+    refused, kept = names
+    for name in names:
         _photo(tmp_path / "in" / name)
     out = tmp_path / "out"
-    jobs, problems = plan_jobs([str(tmp_path / "in")], out, suffix=".png")
-    assert [(job.source.name, job.target) for job in jobs] == [("x.png", out / "x.png")]
+    jobs, problems = plan_jobs([str(tmp_path / "in")], out, suffix=suffix)
+    assert [(job.source.name, job.target) for job in jobs] == [(kept, out / kept)]
     assert problems == [
-        (tmp_path / "in" / "x.jpg", f"same output name as {tmp_path / 'in' / 'x.png'}; restore it separately")
-    ]
-
-
-def test_of_two_names_that_differ_in_the_case_of_their_suffix_the_very_name_owns_the_output(tmp_path):
-    """``b.JPG`` beside ``b.jpg`` under ``--format jpg``: ``b.JPG`` (first by name) took ``b.jpg``, and the input of
-    that very name was the one refused."""
-    for name in ("b.JPG", "b.jpg"):
-        _photo(tmp_path / "in" / name)
-    out = tmp_path / "out"
-    jobs, problems = plan_jobs([str(tmp_path / "in")], out, suffix=".jpg")
-    assert [(job.source.name, job.target) for job in jobs] == [("b.jpg", out / "b.jpg")]
-    assert problems == [
-        (tmp_path / "in" / "b.JPG", f"same output name as {tmp_path / 'in' / 'b.jpg'}; restore it separately")
+        (tmp_path / "in" / refused, f"same output name as {tmp_path / 'in' / kept}; restore it separately")
     ]
 
 
