@@ -26,3 +26,18 @@ def test_restore_logs_its_bar_seldom_not_per_file(tmp_path, tiny_checkpoint, cap
     args = ["restore", str(tmp_path), "-o", str(tmp_path / "out"), "--weights", str(tiny_checkpoint)]
     assert main(args) == 0
     assert capsys.readouterr().err.count("\r") <= 4
+
+
+def test_failures_into_a_log_do_not_redraw_the_bar_each(tmp_path, tiny_checkpoint, capsys):
+    """Each failed file's line drew the bar again below it (tqdm.write), whatever the log interval: 20,000 unreadable
+    files wrote the bar 20,000 times (5 MB of log). Each line still stands on a line of its own."""
+    (tmp_path / "in").mkdir()
+    for index in range(30):
+        (tmp_path / "in" / f"{index:02d}.png").write_bytes(b"")
+    Image.fromarray(np.full((16, 16, 3), 40, np.uint8)).save(tmp_path / "in" / "good.png")
+    args = ["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--weights", str(tiny_checkpoint)]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\r") <= 4
+    failed = [line for line in err.splitlines() if "darkir: failed:" in line]
+    assert len(failed) == 30 and all(line.startswith("darkir: failed: ") for line in failed)

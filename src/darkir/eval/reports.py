@@ -8,11 +8,8 @@ import csv
 import io
 import json
 import math
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-
-from tqdm import tqdm
 
 from darkir.errors import DarkIRError, first_line, printable, some_of
 from darkir.eval.methods import Method
@@ -29,6 +26,7 @@ from darkir.outputs import (
     stage,
     write_atomic,
 )
+from darkir.progress import note
 
 #: The pictures of a report with references, which a report without them, written over it, removes.
 PAIRED_PICTURES = ("psnr_diff_hist.png", "grid.png")
@@ -49,7 +47,7 @@ def skip_unreadable_image(exc: Exception, unreadable: list[str]) -> None:
     """Record an image that could not be read (``exc`` names it) in ``unreadable`` and say so in one line on stderr,
     without breaking a progress bar."""
     unreadable.append(first_line(exc))
-    tqdm.write(printable(f"darkir: skipped unreadable image: {unreadable[-1]}"), file=sys.stderr)
+    note(printable(f"darkir: skipped unreadable image: {unreadable[-1]}"))
 
 
 def unreadable_note(scored: int, unreadable: Sequence[str]) -> str:

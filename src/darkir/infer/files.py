@@ -32,7 +32,7 @@ from darkir.outputs import (
     is_disk_full,
     is_inside,
 )
-from darkir.progress import progress_bar, stderr_is_terminal
+from darkir.progress import note, progress_bar, stderr_is_terminal
 
 
 @dataclass(frozen=True)
@@ -89,10 +89,10 @@ class Report:
         self.full = [*self.full, (job, outcome.message)] if outcome.disk_full else []
         if outcome.status == "failed":
             self.failed.append((job.source, outcome.message))
-            tqdm.write(printable(f"darkir: failed: {self.wording(outcome.message)}"), file=sys.stderr)
+            note(printable(f"darkir: failed: {self.wording(outcome.message)}"))
         elif outcome.status == "busy":
             self.busy.append(job.target)
-            tqdm.write(printable(f"darkir: {self.wording(outcome.message)}"), file=sys.stderr)
+            note(printable(f"darkir: {self.wording(outcome.message)}"))
         elif outcome.status == "skipped":
             self.skipped.append(job.target)
         else:
@@ -100,7 +100,7 @@ class Report:
             if outcome.tiled:
                 self.tiled.append(job.source)
             if verbose and outcome.message:
-                tqdm.write(printable(f"darkir: {job.source}: {self.wording(outcome.message)}"), file=sys.stderr)
+                note(printable(f"darkir: {job.source}: {self.wording(outcome.message)}"))
 
 
 def _reason(job: Job, exc: BaseException) -> str:
