@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from darkir.eval.metrics import format_number, prepare
+from darkir.eval.metrics import MAX_VALUES, format_number, prepare
 
 #: Gammas tried by :func:`fit_tone` before its refinement (log-spaced, 1/4 to 4).
 _GAMMAS = np.exp(np.linspace(np.log(0.25), np.log(4.0), 49))
@@ -61,8 +61,7 @@ def has_detail(reference: torch.Tensor, bit_depth: int = 8) -> bool:
     deviation) by at least one level of ``bit_depth`` (8; 16 for deeper and float images). Against a flat one (black,
     white, one grey, or black with a few specks) the fitted tone can make any output match (a gain of 0 turned noise
     into 100 dB against a black reference), so its detail scores are undefined."""
-    level = 1 / 255 if bit_depth == 8 else 1 / 65535
-    return float(reference.double().std()) >= level
+    return float(reference.double().std()) >= 1 / MAX_VALUES[min(bit_depth, 16)]
 
 
 def tone_fitted(pred: torch.Tensor, target: torch.Tensor, bit_depth: int = 8) -> torch.Tensor:
