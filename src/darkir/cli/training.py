@@ -58,6 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train a model from an options file."""
     from darkir.options import load_options
     from darkir.train import ddp
+    from darkir.train.resume import epochs_in_words
     from darkir.train.trainer import train
 
     refuse_empty(args)
@@ -75,8 +76,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if ddp.is_main_process():  # the others' best score is not kept (only the main process validates)
         best = f", best val PSNR {result.best_psnr:.2f} dB -> {result.best}" if result.best_psnr is not None else ""
         state = "interrupted at" if result.interrupted else "stopped at"
-        done = f"{result.epochs} epoch{'' if result.epochs == 1 else 's'} done"  # (the bar counts the one under way)
-        print(f"{state} step {result.steps} ({done}); last checkpoint {result.last}{best}")
+        done = epochs_in_words(result.epochs)  # (done; the bar counts the one under way)
+        print(f"{state} step {result.steps} ({done} done); last checkpoint {result.last}{best}")
     return 130 if result.interrupted else 0
 
 

@@ -338,13 +338,13 @@ def check_new_length(
     if step < after and epoch < epochs:
         return
     raise ConfigError(
-        f"{source}: train.epochs: the run in {path} has done {step} steps ({_epochs(epoch)}), "
-        f"and {_epochs(epochs)} of {per_epoch} steps make {epochs * per_epoch}, so nothing is left to train; set "
+        f"{source}: train.epochs: the run in {path} has done {step} steps ({epochs_in_words(epoch)}), and "
+        f"{epochs_in_words(epochs)} of {per_epoch} steps make {epochs * per_epoch}, so nothing is left to train; set "
         f"train.epochs to {max(step // per_epoch, epoch) + 1} or more to continue it; the checkpoint was left as it was"
     )
 
 
-def _epochs(count: int) -> str:
+def epochs_in_words(count: int) -> str:
     """``count`` epochs, in words ("1 epoch", "2 epochs")."""
     return f"{count} epoch{'' if count == 1 else 's'}"
 
