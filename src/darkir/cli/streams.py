@@ -39,7 +39,18 @@ def _stderr_never_fails() -> Iterator[None]:
         sys.stderr = stderr
 
 
-class _DroppingStream:
+class _LineWriter:
+    """A text stream's ``writelines``, through its own ``write``."""
+
+    def write(self, text: str) -> int:
+        raise NotImplementedError
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+
+class _DroppingStream(_LineWriter):
     """A text stream that writes to the stream it wraps until a write or flush fails (a full disk, a closed
     descriptor: diagnostics nobody can read), and drops what follows for good (a stream that failed once is not
     tried again); none at all (``2>&-``) drops everything. Characters its encoding cannot write are escapes."""
@@ -51,17 +62,10 @@ class _DroppingStream:
         stream = self._stream  # (once: another thread may drop it meanwhile)
         if stream is not None:
             try:
-                try:
-                    stream.write(text)
-                except UnicodeEncodeError:  # a strict encoding (PYTHONIOENCODING=ascii:strict)
-                    stream.write(_encodable(text, getattr(stream, "encoding", None) or "utf-8"))
+                _write_encodable(stream, text)
             except (OSError, ValueError):  # (ValueError: a closed file)
                 self._stream = None
         return len(text)
-
-    def writelines(self, lines: Iterable[str]) -> None:
-        for line in lines:
-            self.write(line)
 
     def flush(self) -> None:
         stream = self._stream
@@ -106,7 +110,7 @@ def _print_any_name() -> Iterator[None]:
                 stream.reconfigure(errors=errors)
 
 
-class _EscapingStream:
+class _EscapingStream(_LineWriter):
     """A text stream that writes control characters as escapes (:func:`~darkir.errors.printable`), and characters
     its encoding cannot write as escapes too (``\\u65e5``); otherwise the stream it wraps."""
 
@@ -114,19 +118,20 @@ class _EscapingStream:
         self._stream = stream
 
     def write(self, text: str) -> int:
-        shown = printable(text)
-        try:
-            self._stream.write(shown)
-        except UnicodeEncodeError:  # (written in one piece or not at all: the encoder fails before any byte)
-            self._stream.write(_encodable(shown, getattr(self._stream, "encoding", None) or "utf-8"))
+        _write_encodable(self._stream, printable(text))
         return len(text)
-
-    def writelines(self, lines: Iterable[str]) -> None:
-        for line in lines:
-            self.write(line)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+def _write_encodable(stream: TextIO, text: str) -> None:
+    """Write ``text`` to ``stream``, the characters its encoding cannot write (a strict one's, an ASCII stdout's) as
+    escapes."""
+    try:
+        stream.write(text)
+    except UnicodeEncodeError:  # (written in one piece or not at all: the encoder fails before any byte)
+        stream.write(_encodable(text, getattr(stream, "encoding", None) or "utf-8"))
 
 
 def _encodable(text: str, encoding: str) -> str:
