@@ -394,9 +394,7 @@ def output_folder(folder: Path) -> Iterator[None]:
                 if not files:
                     with contextlib.suppress(OSError):
                         os.rmdir(inside)  # fails where a subfolder is left: only an empty folder goes
-        with contextlib.suppress(OSError):
-            for path in made[1:]:
-                path.rmdir()  # only an empty folder: the first one that is not stops the rest
+        _remove_made(made[1:])
 
 
 @contextlib.contextmanager
@@ -408,14 +406,20 @@ def parent_made(target: Path) -> Iterator[None]:
         target.parent.mkdir(parents=True, exist_ok=True)  # (which may fail part of the way)
         yield
     except BaseException:
-        for folder in made:
-            if not os.path.isdir(folder):  # not made: the mkdir failed before it
-                continue
-            try:
-                folder.rmdir()  # only an empty folder: the first one that is not stops the rest
-            except OSError:
-                break
+        _remove_made(made)
         raise
+
+
+def _remove_made(folders: list[Path]) -> None:
+    """Remove ``folders``, made for an output (the deepest first), while they are empty: the first one that is not (or
+    cannot be removed) stops the rest; one that is not there (a mkdir that failed before it) is passed over."""
+    for folder in folders:
+        if not os.path.isdir(folder):
+            continue
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def write_atomic(
