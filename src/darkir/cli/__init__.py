@@ -179,10 +179,9 @@ def _main(argv: Sequence[str] | None) -> int:
             raise
         print(f"darkir: error: {printable(in_flags(str(exc)))}", file=sys.stderr)
         return 2
-    except Terminated as stopped:
-        with contextlib.suppress(OSError):  # (a closed terminal's stderr)
-            name = "" if stopped.signum == signal.SIGTERM else f" ({signal.Signals(stopped.signum).name})"
-            print(f"darkir: terminated{name}", file=sys.stderr)
+    except Terminated as stopped:  # (a closed terminal's stderr drops the line: command_streams)
+        name = "" if stopped.signum == signal.SIGTERM else f" ({signal.Signals(stopped.signum).name})"
+        print(f"darkir: terminated{name}", file=sys.stderr)
         return 128 + stopped.signum
     except KeyboardInterrupt:
         print("darkir: interrupted", file=sys.stderr)
