@@ -324,7 +324,7 @@ def test_a_tiled_pass_is_recorded_by_the_shape_of_its_windows():
     restorer = Restorer(randomize(build_model(TINY)), device="cpu", precision="fp32", max_memory="100GB")
     restorer.planner.budget = restorer.planner.estimate(40 * 2000, 128 * 128)
     restorer.restore_tensor(torch.rand(1, 3, 40, 2000))
-    assert restorer.last_plan.tile == 128 and restorer.planner.last_pass == (1, 40, 128)
+    assert restorer.last_plan.tile == 128 and restorer.passes.last == (1, 40, 128)
 
 
 def test_a_batch_over_the_memory_budget_is_restored_as_its_images_are_alone():
@@ -525,3 +525,16 @@ def test_each_whole_cpu_image_checks_the_free_heap_against_its_estimate(monkeypa
         restorer.restore_tensor(torch.rand(1, 3, size, size))
         assert limits[-1] == restorer.last_plan.estimate
     assert len(limits) == 2
+
+
+@pytest.mark.parametrize("tile", [0, "auto"])
+def test_a_whole_cpu_pass_of_the_last_shape_reuses_the_heap_as_it_is(monkeypatch, tile):
+    """Each whole pass read glibc's heap statistics (which walk every free chunk: ~3 ms after many images), and with
+    fixed tiles gave the heap back to the OS before every image, so a folder of one size re-took it each time."""
+    limits = []
+    monkeypatch.setattr("darkir.infer.restorer.release_free_memory_over", limits.append)
+    restorer = Restorer(randomize(build_model("darkir-w32", **TINY), seed=1), device="cpu", precision="fp32", tile=tile)
+    for size in (24, 24, 22, 40, 40, 24):  # 22 pads to 24, the model's multiple of 8
+        restorer.restore_tensor(torch.rand(1, 3, size, size))
+    budget_room = restorer.planner.budget - restorer.last_plan.estimate if restorer.planner else 0
+    assert len(limits) == 3 and limits[-1] == budget_room

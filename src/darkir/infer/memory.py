@@ -110,6 +110,33 @@ def available_memory(device: torch.device) -> int:
     return cpu_available_memory()
 
 
+class PassRecord:
+    """The shape of the last forward pass a Restorer ran: on the CPU the heap keeps what a pass freed, which a pass of
+    the same shape reuses and one of another shape fits badly."""
+
+    def __init__(self, multiple: int = 1) -> None:
+        #: The model pads each side of its input to a multiple of this, so 30x44 and 32x48 are one shape for it.
+        self.multiple = multiple
+        #: (batch, height, width as the model pads them) of the last pass; None before the first.
+        self.last: tuple[int, int, int] | None = None
+
+    def repeats_last(self, batch: int, height: int, width: int) -> bool:
+        """Whether a pass of ``batch`` images of ``height`` x ``width`` has the last pass's shape (a batch no larger:
+        a larger one's buffers do not fit the smaller batch's freed ones)."""
+        last = self.last
+        return last is not None and last[1:] == padded(height, width, self.multiple) and batch <= last[0]
+
+    def after_other_shapes(self, batch: int, height: int, width: int) -> bool:
+        """Whether a pass of ``batch`` images of ``height`` x ``width`` follows one of another shape."""
+        return self.last is not None and not self.repeats_last(batch, height, width)
+
+    def record(self, batch: int, height: int, width: int) -> None:
+        """Record a pass of ``batch`` images of ``height`` x ``width`` as the last (of one shape, the largest batch:
+        a video's last, smaller batch leaves the larger one's buffers)."""
+        size, last = padded(height, width, self.multiple), self.last
+        self.last = (max(batch, last[0]) if last is not None and last[1:] == size else batch, *size)
+
+
 @dataclass(frozen=True)
 class Plan:
     """How one image is restored: whole (``tile == 0``) or in ``tile`` x ``tile`` windows, and why."""
@@ -162,9 +189,9 @@ class MemoryPlanner:
                 f"{'device' if device.type == 'cuda' else 'process'} already holds with the model loaded "
                 f"(~{format_memory(self.base)})"
             )
-        #: (batch, height, width as the model pads them) of the last pass (:meth:`record_pass`), whose freed memory
-        #: shapes what a pass of another shape takes on the CPU (:meth:`after_other_shapes`); None before the first.
-        self.last_pass: tuple[int, int, int] | None = None
+        #: The passes run (the Restorer records them), whose freed memory shapes what a pass of another shape takes
+        #: on the CPU.
+        self.passes = PassRecord(multiple)
 
     def _default_budget(self, sharers: int) -> int:
         """What the process holds plus its share of the room the default leaves free (on the CPU at most
@@ -208,34 +235,19 @@ class MemoryPlanner:
         budget = f"{self.budget_source} {format_memory(self.budget)}"
         return f"{what} does not fit {budget}: it needs at least ~{format_memory(need, up=True)} ({how}); {fix}"
 
-    def after_other_shapes(self, batch: int, height: int, width: int) -> bool:
-        """Whether a pass of ``batch`` images of ``height`` x ``width`` follows one of another shape (a larger batch
-        of the same images counts as another: its buffers do not fit the smaller batch's freed ones)."""
-        last = self.last_pass
-        return last is not None and not (last[1:] == padded(height, width, self.multiple) and batch <= last[0])
-
-    def record_pass(self, batch: int, height: int, width: int) -> None:
-        """Record a pass of ``batch`` images of ``height`` x ``width`` as the last (of one shape, the largest batch:
-        a video's last, smaller batch leaves the larger one's buffers)."""
-        size, last = padded(height, width, self.multiple), self.last_pass
-        self.last_pass = (max(batch, last[0]) if last is not None and last[1:] == size else batch, *size)
-
-    def heap_limit(self, plan: Plan, batch: int, height: int, width: int) -> int:
-        """The most the CPU heap may keep (freed memory included) before a full-speed whole pass of ``plan``: a pass
-        of another shape than the last reuses its holes badly (:data:`HEAP_AFTER_OTHER_SHAPES`), so the heap keeps
-        no more than leaves the pass its room in the budget; one of the last shape reuses them (and is not slowed by
-        memory handed back and taken again). Records the pass."""
-        other = self.after_other_shapes(batch, height, width)
-        self.record_pass(batch, height, width)
-        return self.budget - plan.estimate if other else plan.estimate
+    def heap_limit(self, plan: Plan, after_other_shapes: bool) -> int:
+        """The most free memory the CPU heap may keep before a full-speed whole pass of ``plan``: after passes of other
+        shapes, whose holes it reuses badly (:data:`HEAP_AFTER_OTHER_SHAPES`), no more than leaves the pass its room
+        in the budget; before the first pass, its estimate."""
+        return self.budget - plan.estimate if after_other_shapes else plan.estimate
 
     def plan(self, height: int, width: int, batch: int = 1, held: int | None = None) -> Plan:
         """The whole image if it fits, else (CPU) the whole image in lean mode, else the largest fitting tiles;
         for ``batch`` images at once, of ``held`` in memory (default ``batch``). On the CPU a pass of another shape
-        than the last is planned with more memory (:meth:`after_other_shapes`, :data:`HEAP_AFTER_OTHER_SHAPES`)."""
+        than the last is planned with more memory (:data:`HEAP_AFTER_OTHER_SHAPES`)."""
         pixels, forward = (held or batch) * height * width, self._forward_pixels(batch, height, width)
         budget = format_memory(self.budget)
-        mixed = self.after_other_shapes(batch, height, width) and "heap after other shapes" in self.per_pixel
+        mixed = self.passes.after_other_shapes(batch, height, width) and "heap after other shapes" in self.per_pixel
         whole = self.estimate(pixels, forward, "heap after other shapes" if mixed else "heap")
         if whole <= self.budget:
             return Plan(0, False, whole, f"whole image: needs ~{format_memory(whole)} of {budget}")

@@ -21,7 +21,7 @@ from darkir.errors import CheckpointError, DarkIRError, check_counts, first_line
 from darkir.infer.compiling import MAX_COMPILED_SHAPES, can_compile, images_to_earn
 from darkir.infer.defaults import DEFAULT_TILE
 from darkir.infer.exposure import apply_exposure, check_exposure
-from darkir.infer.memory import MemoryPlanner, Plan
+from darkir.infer.memory import MemoryPlanner, PassRecord, Plan
 from darkir.infer.tiling import (
     GUIDE_SCALE,
     TONE_SAFE_TILE,
@@ -185,6 +185,8 @@ class Restorer:
         if tile == "auto":
             width = int(getattr(model, "config", {}).get("width", 32))
             self.planner = MemoryPlanner(self.device, self.dtype, width, max_memory, multiple=self._multiple)
+        #: The shape of the last pass run (the planner's record, where there is one).
+        self.passes = self.planner.passes if self.planner is not None else PassRecord(self._multiple)
         #: The plan of the last image restored (whole or tiled, and why), by any thread using this Restorer: where
         #: several do, ask :meth:`plan_for` for an image's own plan.
         self.last_plan: Plan | None = None
@@ -380,7 +382,7 @@ class Restorer:
     def plan_for(self, height: int, width: int, batch: int = 1, held: int | None = None) -> Plan:
         """How an image of ``height`` x ``width`` (``batch`` of them at once, of ``held`` in memory: default
         ``batch``) is restored next: whole or tiled, and why. On the CPU under a budget it depends on the shape
-        restored last (:meth:`MemoryPlanner.after_other_shapes`)."""
+        restored last (:meth:`PassRecord.after_other_shapes`)."""
         check_counts(height=height, width=width, batch=batch, **({} if held is None else {"held": held}))
         if self.planner is not None:
             return self.planner.plan(height, width, batch, held)
@@ -494,22 +496,22 @@ class Restorer:
                     self._make_room(plan, x.shape[0], height, width)
                 return self._run(x)
             release_free_memory()
-            self._record_pass(x.shape[0], height, width)  # (the next of its shape runs at full speed)
+            self.passes.record(x.shape[0], height, width)  # (the next of its shape runs at full speed)
             with memory_returned_to_os():
                 return self._run(x)
         overlap = self._tiled_overlap(plan.tile)
-        self._record_pass(x.shape[0], min(plan.tile, height), min(plan.tile, width))  # the windows' shape
+        self.passes.record(x.shape[0], min(plan.tile, height), min(plan.tile, width))  # the windows' shape
         return restore_in_tiles(self._run_window, x, plan.tile, overlap, self._preview, self.guide_scale)
 
     def _make_room(self, plan: Plan, batch: int, height: int, width: int) -> None:
-        """Before a full-speed whole pass on the CPU, give the heap's free memory back to the system where keeping it
-        could take the process past its budget (:meth:`MemoryPlanner.heap_limit`)."""
-        release_free_memory_over(self.planner.heap_limit(plan, batch, height, width) if self.planner else plan.estimate)
-
-    def _record_pass(self, batch: int, height: int, width: int) -> None:
-        """Tell the memory planner (where there is one) of a pass of ``batch`` images of ``height`` x ``width``."""
-        if self.planner is not None:
-            self.planner.record_pass(batch, height, width)
+        """Before a full-speed whole pass on the CPU: one of the last pass's shape reuses what that pass freed; before
+        any other, give the heap's free memory back to the system where keeping it could take the process past its
+        budget (:meth:`MemoryPlanner.heap_limit`; with fixed tiles, any). Records the pass."""
+        if self.passes.repeats_last(batch, height, width):
+            return
+        other = self.passes.after_other_shapes(batch, height, width)
+        self.passes.record(batch, height, width)
+        release_free_memory_over(self.planner.heap_limit(plan, other) if self.planner else plan.estimate)
 
     def _tiled_overlap(self, tile: int) -> int:
         """The overlap of ``tile`` px tiles, after the warnings they call for: tiles too small for the whole image's
