@@ -376,6 +376,22 @@ def test_compare_states_how_its_models_ran_and_were_timed(variants, tmp_path):
     assert "Models ran on cpu in float32, tile 48, 1 thread. Latency: the median of 5 calls on one 3x64x64" in text
 
 
+def test_compare_times_its_models_in_rounds_not_one_after_the_other():
+    """Each model's five calls were timed in a row, so a change in the machine's load (another process starting)
+    fell on one model's latency and not on the other's."""
+    from darkir.eval.compare import LATENCY_REPEATS, latencies
+    from darkir.eval.methods import Method
+
+    calls = []
+
+    def method(name):
+        return Method(name, lambda x: calls.append(name) or x)
+
+    timings = latencies([method("a"), method("b"), method("c")], size=8)
+    assert calls == ["a", "b", "c"] * (1 + LATENCY_REPEATS)  # a warm-up of each, then the rounds
+    assert len(timings) == 3 and all(0 <= fastest <= median <= slowest for median, fastest, slowest in timings)
+
+
 def test_a_95_percent_interval_of_few_images_holds_the_mean_about_95_percent_of_the_time():
     """The percentile bootstrap's "95%" interval held the true mean of 5 normal scores 83% of the time, so a
     comparison of equal methods said "better" or "worse" three times as often as it should."""

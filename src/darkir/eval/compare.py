@@ -11,18 +11,19 @@ covers, and out of every paired difference that involves them; fewer than
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
-from darkir.complexity import measure_complexity
+from darkir.complexity import Complexity, measure_complexity
 from darkir.data.pairs import Pair
 from darkir.errors import DarkIRError, first_line
 from darkir.eval.lpips import LPIPS
@@ -43,23 +44,41 @@ from darkir.eval.reports import (
 from darkir.eval.stats import MIN_INTERVAL_IMAGES, Interval, bootstrap_mean, paired
 from darkir.imageio import Image, encode_image, read_image
 
-#: Timed calls of each model, after one warm-up (:func:`latency`).
+#: Timed calls of each model, after one warm-up (:func:`latencies`).
 LATENCY_REPEATS = 5
 
 
-def latency(method: Method, size: int, repeats: int = LATENCY_REPEATS) -> tuple[float, float, float]:
-    """(median, fastest, slowest) seconds of ``repeats`` calls of the method's Restorer on one 3 x size x size
-    input (its checks and copies included; on a GPU the transfers too), on its device, after a warm-up."""
+def latencies(methods: Sequence[Method], size: int, repeats: int = LATENCY_REPEATS) -> list[tuple[float, float, float]]:
+    """(median, fastest, slowest) seconds of ``repeats`` calls of each method's Restorer on one 3 x size x size input
+    (its checks and copies included; on a GPU the transfers too), on its device, after a warm-up of each. The calls
+    go round the methods, one of each per round, so that a change in the machine's load falls on all of them alike
+    (timed in turn, one model's runs differed by 0.2-0.35 s on a shared 2-core machine)."""
     x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
-    method.run(x)
-    times = []
+    for method in methods:
+        with _measuring(method, size):
+            method.run(x)
+    times: list[list[float]] = [[] for _ in methods]
     for _ in range(repeats):
-        start = time.perf_counter()
-        method.run(x)
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), min(times), max(times)
+        for method, own in zip(methods, times, strict=True):
+            with _measuring(method, size):
+                start = time.perf_counter()
+                method.run(x)
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+                own.append(time.perf_counter() - start)
+    return [(statistics.median(own), min(own), max(own)) for own in times]
+
+
+@contextlib.contextmanager
+def _measuring(method: Method, size: int) -> Iterator[None]:
+    """Errors of measuring ``method`` at 3 x ``size`` x ``size`` as DarkIRErrors that name it (and ``--size`` where
+    the input is too large to allocate)."""
+    try:
+        yield
+    except DarkIRError as exc:  # broken weights (a NaN output), named with their method
+        raise DarkIRError(f"{method.name}: {exc}") from None
+    except (RuntimeError, MemoryError) as exc:  # an input too large to allocate
+        raise DarkIRError(f"--size {size}: cannot measure {method.name} at this size ({first_line(exc)})") from None
 
 
 def _histogram(differences: Sequence[tuple[Scores, Scores]]) -> bytes:
@@ -138,7 +157,7 @@ def compare(
     own name."""
     unique_names([*variants, *baselines])
     methods = [*variants, *baselines]
-    costs = [_cost(method, latency_size) for method in methods]  # first: a size too large fails before any scoring
+    costs = _costs(methods, latency_size)  # first: a size too large fails before any scoring
     output.mkdir(parents=True, exist_ok=True)
     all_scores = [evaluate(method, pairs, convention, lpips, progress=progress) for method in methods]
     reference, baseline_scores = all_scores[0], all_scores[len(variants) :]
@@ -190,18 +209,25 @@ def _entry(scores: Scores, resamples: int) -> dict:
     return entry
 
 
-def _cost(method: Method, size: int) -> dict:
-    """A model's parameters, multiply-accumulates and latency at 3 x ``size`` x ``size`` (nothing for a method
-    without a model); a DarkIRError naming ``--size`` where the model cannot run at that size."""
-    if method.restorer is None:
-        return {}
-    try:
-        complexity = measure_complexity(method.restorer.model, size=size)
-        seconds, fastest, slowest = latency(method, size)
-    except DarkIRError as exc:  # broken weights (a NaN output), named with their method
-        raise DarkIRError(f"{method.name}: {exc}") from None
-    except (RuntimeError, MemoryError) as exc:  # an input too large to allocate
-        raise DarkIRError(f"--size {size}: cannot measure {method.name} at this size ({first_line(exc)})") from None
+def _costs(methods: Sequence[Method], size: int) -> list[dict]:
+    """Each model's parameters, multiply-accumulates and latency at 3 x ``size`` x ``size`` (nothing for a method
+    without a model); a DarkIRError naming ``--size`` where a model cannot run at that size."""
+    models = [method for method in methods if method.restorer is not None]
+    complexities = {}
+    for method in models:
+        with _measuring(method, size):
+            complexities[method.name] = measure_complexity(method.restorer.model, size=size)
+    timings = dict(zip((method.name for method in models), latencies(models, size), strict=True))
+    return [
+        _cost(method, complexities[method.name], timings[method.name]) if method.restorer is not None else {}
+        for method in methods
+    ]
+
+
+def _cost(method: Method, complexity: Complexity, timing: tuple[float, float, float]) -> dict:
+    """A model's summary entry of cost: its ``complexity``, the (median, fastest, slowest) seconds of ``timing``,
+    and how it ran."""
+    seconds, fastest, slowest = timing
     return {
         "params": complexity.params,
         "macs": complexity.macs,
@@ -285,8 +311,8 @@ def _timing_note(methods: dict, size: int) -> list[str]:
     return [
         "",
         f"{ran}. Latency: the median of {LATENCY_REPEATS} calls on one 3x{size}x{size} input "
-        "after a warm-up (checks and copies included; fastest and slowest in `summary.json`), each model timed in "
-        "turn: compare it across models of one report, on a quiet machine.",
+        "after a warm-up (checks and copies included; fastest and slowest in `summary.json`), the models' calls taken "
+        "in rounds, one of each per round: compare it across models of one report, on a quiet machine.",
     ]
 
 
