@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -284,8 +285,6 @@ def test_an_unwritable_stderr_or_stdout_stops_no_work(tmp_path, tiny_checkpoint)
     command at once with exit 1 (``train --restart`` after moving the earlier run away); a closed stdout ended a
     finished run in AttributeError, and a name its encoding cannot write in UnicodeEncodeError; a removed working
     folder ended in a fatal error of torch's math library."""
-    import os
-
     import numpy as np
     from PIL import Image
 
@@ -311,3 +310,14 @@ def test_an_unwritable_stderr_or_stdout_stops_no_work(tmp_path, tiny_checkpoint)
     removed = {"cwd": tmp_path / "gone", "preexec_fn": lambda: os.rmdir(tmp_path / "gone")}
     gone = run("never", capture_output=True, text=True, **removed)
     assert gone.returncode == 2 and "darkir: error: the current folder no longer exists" in gone.stderr, gone.stderr
+
+
+def test_a_full_stdout_is_named_in_the_error():
+    """``darkir models > /dev/full`` (a full disk under the file a summary goes to) ended in "darkir: error: OSError:
+    [Errno 28] No space left on device", naming neither the stream nor the file."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    command = [sys.executable, "-m", "darkir.cli", "models"]
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(command, env=env, stdout=full, stderr=subprocess.PIPE)
+    assert done.returncode == 1
+    assert done.stderr.decode().strip() == "darkir: error: standard output: No space left on device"

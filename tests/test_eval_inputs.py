@@ -253,7 +253,7 @@ def test_float_tiffs_restore_writes_are_scored_like_any_image(tmp_path, capsys):
         cv2.imwrite(str(tmp_path / side / "f.tif"), image * gain)
     assert read_image(tmp_path / "pred" / "f.tif").rgb.shape == (24, 36, 3)
     assert main(["metrics", str(tmp_path / "pred"), str(tmp_path / "gt"), "--no-lpips", "-q"]) == 0
-    assert "(1 images;" in capsys.readouterr().out
+    assert "(1 image;" in capsys.readouterr().out
     cv2.imwrite(str(tmp_path / "gt" / "f.tif"), np.zeros((20, 36, 3), np.float32))
     with pytest.raises(DatasetError, match="size 36x24 but reference .* is 36x20"):
         find_pairs(tmp_path, Layout("folders", "pred", "gt"))

@@ -118,11 +118,30 @@ class _EscapingStream(_LineWriter):
         self._stream = stream
 
     def write(self, text: str) -> int:
-        _write_encodable(self._stream, printable(text))
+        with _named_stdout():
+            _write_encodable(self._stream, printable(text))
         return len(text)
+
+    def flush(self) -> None:
+        with _named_stdout():
+            self._stream.flush()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _named_stdout() -> Iterator[None]:
+    """An error of writing to stdout (a full disk: ``> /dev/full``) names it, as an error of any file names the file
+    (``darkir: error: standard output: No space left on device``); a closed pipe stays as it is (exit 141)."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = "standard output"
+        raise
 
 
 def _write_encodable(stream: TextIO, text: str) -> None:

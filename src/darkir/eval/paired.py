@@ -19,7 +19,7 @@ from darkir.errors import DarkIRError, printable, some_of, warn
 from darkir.eval.lpips import LPIPS
 from darkir.eval.methods import Method
 from darkir.eval.metrics import Convention, format_number, prepare, psnr, ssim
-from darkir.eval.reports import count_note, skip_unreadable_image, unreadable_note, write_csv_rows, write_text
+from darkir.eval.reports import count_note, plural, skip_unreadable_image, unreadable_note, write_csv_rows, write_text
 from darkir.eval.stats import mean_of_defined
 from darkir.eval.tone import Tone, brightness, has_detail, tone, tone_fitted
 from darkir.imageio import Image, ImageReadError, write_image
@@ -255,7 +255,7 @@ def summary_line(scores: Scores, convention: Convention) -> str:
     )
     return (
         f"{scores.method}: PSNR {mean('psnr', 2, ' dB')}, SSIM {mean('ssim', 4)}, LPIPS {mean('lpips', 4)} "
-        f"({total} images; {label})\n"
+        f"({plural(total)}; {label})\n"
         f"  detail (tone fitted per image): PSNR {mean('psnr_detail', 2, ' dB')}, "
         f"SSIM {mean('ssim_detail', 4)}; tone: {scores.tone().as_text()}"
         + (f"\n  {unreadable_note(total, scores.unreadable)}" if scores.unreadable else "")
