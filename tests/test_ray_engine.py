@@ -349,6 +349,33 @@ def test_workers_on_one_node_plan_within_their_share_of_its_memory(monkeypatch):
     assert worker.restorer.planner.budget_source == "the default budget of a worker (64 share a node)"
 
 
+def test_ray_workers_write_jpegs_at_the_quality_asked_for(tmp_path, tiny_checkpoint, monkeypatch):
+    """``--jpeg-quality`` reaches the workers of ``--engine ray`` as it reaches the local engine."""
+    import ray
+
+    import darkir.cluster
+    from darkir.cluster import RestoreWorker
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 90, (32, 48, 3), np.uint8)).save(tmp_path / "a.jpg")
+    sent = []
+    monkeypatch.setattr(darkir.cluster, "preflight", lambda address: None)
+    monkeypatch.setattr(darkir.cluster, "restore_jobs", lambda model, jobs, settings, *_, **__: sent.append(settings))
+    args = ["restore", str(tmp_path / "a.jpg"), "--engine", "ray", "--weights", str(tiny_checkpoint), "-q"]
+    main([*args, "-o", str(tmp_path / "out"), "--jpeg-quality", "40", "--threads", str(torch.get_num_threads())])
+    assert sent[0].jpeg_quality == 40
+    monkeypatch.setattr(ray, "get", lambda model: model)
+    monkeypatch.setattr("darkir.opencv.use_one_thread", lambda: None)  # (for this process's other tests)
+    rows = {"index": np.array([0]), "source": np.array([str(tmp_path / "a.jpg")])}
+    sizes = {}
+    for quality in (40, 95):
+        target = tmp_path / f"q{quality}.jpg"
+        settings = darkir.cluster.WorkerSettings(**{**vars(sent[0]), "jpeg_quality": quality, "device": "cpu"})
+        worker = RestoreWorker(torch.nn.Identity(), settings)
+        assert worker({**rows, "target": np.array([str(target)])})["status"].tolist() == ["done"]
+        sizes[quality] = target.stat().st_size
+    assert sizes[40] < sizes[95]
+
+
 def test_an_address_other_than_the_cluster_ray_is_connected_to_is_warned(tmp_path, monkeypatch):
     """restore_dataset(address=...) in a process where Ray was initialised already restored on that cluster, and
     the address given was passed over without a word."""
@@ -529,6 +556,7 @@ def test_restore_dataset_refuses_a_thread_count_before_ray_starts(tmp_path, monk
         (["{tmp}"], "{tmp}/out", {"suffix": "gif"}, "suffix 'gif': darkir writes png"),
         (["{tmp}"], "{tmp}/out", {"codec": "bogus"}, "unknown video codec 'bogus'"),
         (["{tmp}"], "{tmp}/out", {"crf": 99}, "crf 99 is out of range for libx264"),
+        (["{tmp}"], "{tmp}/out", {"jpeg_quality": 101}, "jpeg_quality must be a whole number from 1 to 100"),
     ],
 )
 def test_restore_dataset_refuses_paths_and_formats_before_ray_starts(

@@ -110,6 +110,26 @@ def test_globs_and_format_conversion(photos, tmp_path, tiny_checkpoint):
     assert [p.name for p in out.iterdir()] == ["b.png"]
 
 
+def test_jpeg_quality_sets_how_jpeg_outputs_are_coded(tmp_path, tiny_checkpoint, capsys):
+    """JPEG outputs were always coded at quality 95, whatever the photo's own, with no way to choose."""
+    from darkir import Restorer
+    from darkir.models import create_model
+
+    rng = np.random.default_rng(1)
+    cv2.imwrite(str(tmp_path / "n.jpg"), (rng.random((48, 64, 3)) * 80).astype(np.uint8))
+    args = ["restore", str(tmp_path / "n.jpg"), "--weights", str(tiny_checkpoint), "--precision", "fp32", "-q"]
+    restored = Restorer(create_model(str(tiny_checkpoint)), precision="fp32")(tmp_path / "n.jpg").astype(int)
+    errors = {}
+    for quality in (30, 95, 100):
+        out = tmp_path / f"q{quality}"
+        assert main([*args, "-o", str(out), *(["--jpeg-quality", str(quality)] if quality != 95 else [])]) == 0
+        errors[quality] = np.abs(cv2.imread(str(out / "n.jpg"))[:, :, ::-1].astype(int) - restored).mean()
+    assert errors[100] < errors[95] < errors[30]
+    with pytest.raises(SystemExit):
+        main([*args, "-o", str(tmp_path / "never"), "--jpeg-quality", "0"])
+    assert "--jpeg-quality: expected a whole number from 1 to 100, got '0'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("value", "shown"), [("", "''"), ("gif", "gif")])
 def test_a_format_darkir_does_not_write_is_refused(photos, tmp_path, tiny_checkpoint, capsys, value, shown):
     """An empty --format (an unset variable) is an error like an unknown one, not the input's format."""

@@ -38,7 +38,8 @@ from torch import nn
 
 from darkir import opencv
 from darkir.errors import DarkIRError, first_line, warn
-from darkir.infer.defaults import DEFAULT_TILE
+from darkir.imageio import check_jpeg_quality
+from darkir.infer.defaults import DEFAULT_TILE, JPEG_QUALITY
 from darkir.infer.exposure import check_exposure
 from darkir.infer.files import (
     Outcome,
@@ -60,15 +61,16 @@ from darkir.runtime import check_precision, check_threads
 @dataclass(frozen=True)
 class WorkerSettings(RestoreSettings):
     """How every worker restores: the Restorer's settings (:class:`RestoreSettings`), its thread count (None: the
-    CPUs it reserves), whether outputs are replaced, the video encoder, and the images of each shape (batch, height,
-    width) it can expect (its share of the run's, for ``compile="auto"``: :meth:`Restorer.expect`), and how many
-    workers at most share the memory it plans in (its node's, or its GPU's): without ``max_memory``, each plans
-    within its share of the default budget (:meth:`MemoryPlanner.share_memory`)."""
+    CPUs it reserves), whether outputs are replaced, the JPEG quality, the video encoder, and the images of each
+    shape (batch, height, width) it can expect (its share of the run's, for ``compile="auto"``:
+    :meth:`Restorer.expect`), and how many workers at most share the memory it plans in (its node's, or its GPU's):
+    without ``max_memory``, each plans within its share of the default budget (:meth:`MemoryPlanner.share_memory`)."""
 
     threads: int | None = None
     overwrite: bool = False
     codec: str = "libx264"
     crf: int = 18
+    jpeg_quality: int = JPEG_QUALITY
     expected: tuple[tuple[tuple[int, int, int], int], ...] = ()
     sharers: int = 1
 
@@ -98,6 +100,7 @@ class RestoreWorker:
                 self.settings.overwrite,
                 self.settings.codec,
                 self.settings.crf,
+                jpeg_quality=self.settings.jpeg_quality,
             )
             for source, target in zip(batch["source"], batch["target"], strict=True)
         ]
@@ -448,6 +451,7 @@ def restore_dataset(
     exposure: float = 0.0,
     compile: bool | str = "auto",
     progress: bool = True,
+    jpeg_quality: int = JPEG_QUALITY,
 ) -> Report:
     """Restore image and video files, folders (recursive; relative paths kept) and globs into ``output`` on Ray.
 
@@ -464,6 +468,7 @@ def restore_dataset(
     _check_paths(sources, output)
     suffix = output_suffix(suffix, f"suffix {suffix!r}")
     check_video_encoding(codec, crf)
+    jpeg_quality = check_jpeg_quality(jpeg_quality)
     output = Path(output)
     check_tiling(tile, overlap, max_memory)
     check_precision(precision)
@@ -476,7 +481,9 @@ def restore_dataset(
     if jobs:
         ensure_writable_dir(output)
     restore = RestoreSettings(device, precision, tile, overlap, max_memory, compile=compile, exposure=exposure)
-    settings = WorkerSettings(**vars(restore), threads=threads, overwrite=overwrite, codec=codec, crf=crf)
+    settings = WorkerSettings(
+        **vars(restore), threads=threads, overwrite=overwrite, codec=codec, crf=crf, jpeg_quality=jpeg_quality
+    )
     report = restore_jobs(model, jobs, settings, address, workers, cpus_per_worker, gpus_per_worker, progress)
     report.failed.extend((path, f"{path}: {reason}") for path, reason in problems)
     return report

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from darkir import opencv
-from darkir.errors import DarkIRError, first_line, warn
+from darkir.errors import DarkIRError, first_line, is_whole, warn
 from darkir.image_formats import (
     TIFF_MAGIC,
     TiffLayout,
@@ -33,6 +33,7 @@ from darkir.image_formats import (
 )
 from darkir.image_header import Header, memory_refusal, pil_open, quiet_pillow, quiet_tifffile, read_header
 from darkir.image_metadata import Metadata, add_metadata, icc_mismatch
+from darkir.infer.defaults import JPEG_QUALITY
 from darkir.outputs import write_atomic
 
 #: Suffixes (lower case) that ``darkir restore`` picks up from folders.
@@ -409,8 +410,10 @@ def to_storage(rgb: np.ndarray, bit_depth: int) -> np.ndarray:
     return np.rint(rgb * 255.0).astype(np.uint8)
 
 
-def encode_image(suffix: str, image: Image, jpeg_quality: int = 95) -> bytes:
-    """The file bytes of ``image`` in the format of ``suffix``, keeping bit depth, gray and alpha where possible."""
+def encode_image(suffix: str, image: Image, jpeg_quality: int = JPEG_QUALITY) -> bytes:
+    """The file bytes of ``image`` in the format of ``suffix``, keeping bit depth, gray and alpha where possible; a
+    JPEG at ``jpeg_quality`` (1-100)."""
+    check_jpeg_quality(jpeg_quality)
     cv2 = opencv.load()
     suffix = suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
@@ -488,6 +491,13 @@ def _encode_gray_alpha(suffix: str, array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def check_jpeg_quality(quality: object, name: str = "jpeg_quality") -> int:
+    """``quality`` as a JPEG quality: a whole number from 1 to 100 (``name``: how errors call the setting)."""
+    if not (is_whole(quality) and 1 <= quality <= 100):
+        raise DarkIRError(f"{name} must be a whole number from 1 to 100, got {quality!r}")
+    return int(quality)
+
+
 def decodes(path: Path) -> bool:
     """Whether ``path`` holds an image OpenCV can decode."""
     cv2 = opencv.load()
@@ -498,8 +508,11 @@ def decodes(path: Path) -> bool:
         return False
 
 
-def write_image(path: str | os.PathLike[str], image: Image, jpeg_quality: int = 95, overwrite: bool = True) -> None:
-    """Write ``image`` to ``path`` (format from the suffix) keeping bit depth, gray and alpha where possible.
+def write_image(
+    path: str | os.PathLike[str], image: Image, jpeg_quality: int = JPEG_QUALITY, overwrite: bool = True
+) -> None:
+    """Write ``image`` to ``path`` (format from the suffix) keeping bit depth, gray and alpha where possible; a JPEG
+    at ``jpeg_quality`` (1-100).
 
     The bytes go to a temporary file that is fsynced and decoded back before one atomic rename, so a
     failure (full disk, I/O error) never leaves half a file nor touches an existing one. Without

@@ -75,6 +75,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                     codec=args.codec,
                     crf=args.crf,
                     report=report,
+                    jpeg_quality=args.jpeg_quality,
                 )
     except KeyboardInterrupt:  # what was done before Ctrl-C is kept: say how much (once the work had begun)
         if output.is_dir():
@@ -132,7 +133,12 @@ def _restore_on_ray(args: argparse.Namespace, jobs: list, report: Report) -> Rep
     model = model_from_args(args)
     cpus = args.cpus_per_worker or 1.0
     settings = WorkerSettings(
-        **vars(restore), threads=args.threads, overwrite=args.overwrite, codec=args.codec, crf=args.crf
+        **vars(restore),
+        threads=args.threads,
+        overwrite=args.overwrite,
+        codec=args.codec,
+        crf=args.crf,
+        jpeg_quality=args.jpeg_quality,
     )
     with output_folder(Path(args.output)):  # not left behind empty where Ray fails to start or every input fails
         return restore_jobs(
@@ -192,6 +198,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def jpeg_quality(text: str) -> int:
+    """argparse type: a JPEG quality, a whole number from 1 to 100."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 100, got {text!r}")
+    return value
+
+
 def crf(text: str) -> int:
     """argparse type: a constant rate factor within the range of the video encoders (0, lossless, to 51)."""
     from darkir.infer.video import VIDEO_CODECS
@@ -219,6 +236,8 @@ def port_number(text: str) -> int:
 
 def register(add: AddCommand) -> None:
     """Add this module's subcommands."""
+    from darkir.infer.defaults import JPEG_QUALITY
+
     restore = add(
         "restore", cmd_restore, "Restore images and videos: files, folders (recursive) and globs, here or on Ray."
     )
@@ -230,6 +249,13 @@ def register(add: AddCommand) -> None:
     add_runtime(restore)
     add_exposure(restore)
     restore.add_argument("--format", metavar="EXT", help="output format (png, jpg, tif, webp, bmp); default: keep")
+    restore.add_argument(
+        "--jpeg-quality",
+        type=jpeg_quality,
+        default=JPEG_QUALITY,
+        metavar="Q",
+        help=f"quality of JPEG outputs, 1-100 (default {JPEG_QUALITY}; colour subsampled 4:2:0)",
+    )
     restore.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     restore.add_argument("--codec", default="libx264", help="encoder of restored videos (default libx264)")
     restore.add_argument("--crf", type=crf, default=18, help="x264/x265 quality of videos, 0-51 (default 18)")

@@ -18,8 +18,9 @@ from tqdm import tqdm
 
 from darkir.errors import DarkIRError, first_line, printable
 from darkir.image_header import read_header
-from darkir.imageio import Image, read_image, write_image
+from darkir.imageio import Image, check_jpeg_quality, read_image, write_image
 from darkir.infer.compiling import compiling_note
+from darkir.infer.defaults import JPEG_QUALITY
 from darkir.infer.jobs import Job
 from darkir.infer.pipeline import Drain, Prefetch
 from darkir.infer.restorer import Restorer, check_fits
@@ -217,12 +218,12 @@ def _done(restorer: Restorer) -> Outcome:
     return Outcome("done", plan.reason if plan is not None else "", bool(plan is not None and plan.tile))
 
 
-def _finish(work: _Work, overwrite: bool) -> Outcome:
-    """Write a restored image and let go of its claim; the job's outcome."""
+def _finish(work: _Work, overwrite: bool, jpeg_quality: int) -> Outcome:
+    """Write a restored image (a JPEG at ``jpeg_quality``) and let go of its claim; the job's outcome."""
     assert work.outcome is not None
     try:
         if work.image is not None:
-            write_image(work.job.target, work.image, overwrite=overwrite)
+            write_image(work.job.target, work.image, jpeg_quality, overwrite=overwrite)
         return work.outcome
     except OutputExistsError:
         return Outcome("skipped")
@@ -239,9 +240,11 @@ def restore_job(
     codec: str = "libx264",
     crf: int = 18,
     progress: bool = False,
+    jpeg_quality: int = JPEG_QUALITY,
 ) -> Outcome:
-    """Restore one job (an image, or a video as ``darkir video`` does with ``codec``/``crf``, with its progress bar
-    where ``progress``); never raises for a bad input or a failed write: the :class:`Outcome` says what happened."""
+    """Restore one job (an image, written as a JPEG at ``jpeg_quality`` where its output is one, or a video as
+    ``darkir video`` does with ``codec``/``crf``, with its progress bar where ``progress``); never raises for a bad
+    input or a failed write: the :class:`Outcome` says what happened."""
     if not job.is_video:
         work = _open(job, overwrite, restorer)
         try:
@@ -249,7 +252,7 @@ def restore_job(
         except BaseException:  # an interrupt: nothing written, the claim let go
             work.drop()
             raise
-        return _finish(work, overwrite)
+        return _finish(work, overwrite, jpeg_quality)
     early = check_output(job, overwrite)
     if early is not None:
         return early
@@ -314,11 +317,13 @@ def restore_files(
     crf: int = 18,
     overlap: bool | None = None,
     report: Report | None = None,
+    jpeg_quality: int = JPEG_QUALITY,
 ) -> Report:
     """Restore every job in this process; one file's failure is reported and the batch goes on.
 
     Existing outputs are kept unless ``overwrite``; outputs another darkir run is writing are skipped.
-    ``verbose``: say for each image whether it was restored whole or tiled, and why.
+    ``verbose``: say for each image whether it was restored whole or tiled, and why. JPEG outputs are written at
+    ``jpeg_quality`` (1-100).
     ``overlap``: read the next image and write the last one in their own threads while one is restored (default:
     on CUDA, where reading and writing would otherwise take longer than restoring; on the CPU the restore takes
     nearly all the time, and an image read ahead would add to the memory that ``max_memory`` plans).
@@ -326,6 +331,7 @@ def restore_files(
     before an interrupt. :data:`FULL_STREAK` outputs in a row that find no room on their disk stop the batch with a
     :class:`~darkir.outputs.DiskFullError` (each later one would be restored only to fail as well).
     """
+    check_jpeg_quality(jpeg_quality)
     report = Report() if report is None else report
     jobs = list(jobs)
     clean_stale_outputs(jobs)
@@ -334,7 +340,7 @@ def restore_files(
     with progress_bar(total=len(jobs), desc="restoring", unit="file", disable=not progress) as bar:
 
         def finish(work: _Work) -> None:
-            outcome = _finish(work, overwrite)
+            outcome = _finish(work, overwrite, jpeg_quality)
             report.record(work.job, outcome, verbose)
             bar.update()
 
