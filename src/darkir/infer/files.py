@@ -223,7 +223,7 @@ def _finish(work: _Work, overwrite: bool, jpeg_quality: int) -> Outcome:
     assert work.outcome is not None
     try:
         if work.image is not None:
-            write_image(work.job.target, work.image, jpeg_quality, overwrite=overwrite)
+            write_image(work.job.target, work.image, jpeg_quality=jpeg_quality, overwrite=overwrite)
         return work.outcome
     except OutputExistsError:
         return Outcome("skipped")
