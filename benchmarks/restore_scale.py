@@ -1,11 +1,12 @@
 """Tiling fidelity and memory at scale: what ``--tile auto`` (the default) and ``--max-memory`` give.
 
-    python benchmarks/restore_scale.py --weights NAME_OR_PATH [--image PATH]
+    python benchmarks/restore_scale.py --weights NAME_OR_PATH [--image PATH] [--size WxH]
 
-1. Tiled vs whole-image restoration of a 1120x640 image (``--image`` resized, default the LOL-v2 real
-   sanity input from ../shared) in ``--tile`` px tiles (default 704, the size the planner picks near a 2 GB
-   budget; several sizes may be given): PSNR between the two outputs, and the tiled output's mean brightness over
-   the whole one's.
+1. Tiled vs whole-image restoration of a 1120x640 image (``--image`` resized to ``--size``, default the LOL-v2
+   real sanity input from ../shared) in ``--tile`` px tiles (default 704, the size the planner picks near a 2 GB
+   budget; several sizes may be given): PSNR between the two outputs, the tiled output's mean brightness over the
+   whole one's, and how far apart they are at the image's edges (the mean difference in 8-bit levels on its last
+   row and column, and the largest anywhere).
 2. Peak resident memory and wall time of ``darkir restore -v`` on a generated 1120x640 and 3840x2160 image, with
    the default settings and with ``--max-memory 2GB``, each in a child process; with how each image was restored.
 """
@@ -65,20 +66,24 @@ def peak_rss_of_restore(weights: str, size: tuple[int, int], flags: list[str]) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", required=True, help="checkpoint path or zoo name with weights")
-    parser.add_argument("--image", type=Path, default=SANITY, help="image resized to 1120x640 for the tiling check")
+    parser.add_argument("--image", type=Path, default=SANITY, help="image resized to --size for the tiling check")
+    parser.add_argument("--size", default="1120x640", help="WIDTHxHEIGHT of the tiling check (default 1120x640)")
     parser.add_argument("--tile", type=int, nargs="+", default=[704], help="tile sizes of the fidelity check")
     parser.add_argument("--skip-memory", action="store_true", help="only the tiling check")
     args = parser.parse_args()
 
-    rgb = cv2.resize(read_image(args.image).rgb, (1120, 640), interpolation=cv2.INTER_AREA)
+    width, height = (int(side) for side in args.size.split("x"))
+    rgb = cv2.resize(read_image(args.image).rgb, (width, height), interpolation=cv2.INTER_AREA)
     model = create_model(args.weights)
     whole = Restorer(model, device="cpu", tile=0).restore_array(rgb)
     for tile in args.tile:
         tiled = Restorer(model, device="cpu", tile=tile).restore_array(rgb)
         brightness = np.clip(tiled, 0, 1).mean() / np.clip(whole, 0, 1).mean()
+        levels = np.abs(np.rint(np.clip(tiled, 0, 1) * 255) - np.rint(np.clip(whole, 0, 1) * 255))
+        edges = f"last row {levels[-1].mean():.1f} levels apart, last column {levels[:, -1].mean():.1f}"
         print(
-            f"tiled (tile {tile}, overlap {default_overlap(tile)}) vs whole at 1120x640: {psnr(whole, tiled):.2f} dB, "
-            f"brightness {brightness:.3f}x"
+            f"tiled (tile {tile}, overlap {default_overlap(tile)}) vs whole at {args.size}: "
+            f"{psnr(whole, tiled):.2f} dB, brightness {brightness:.3f}x; {edges}, at most {levels.max():.0f}"
         )
     print(f"  input {args.image.name}, weights {args.weights}, torch {torch.__version__}")
     if args.skip_memory:

@@ -51,6 +51,51 @@ def test_tiling_blends_without_seams():
     assert (whole - tiled).abs().max().item() < 1e-6
 
 
+class _LocalModel(nn.Module):
+    """Two 3x3 convolutions (each pixel sees 2 px around it) that pad their input with zeros to a multiple of 8, as
+    DarkIR does: tiles of it restore exactly as the whole image, away from the windows' inner edges."""
+
+    padder_size = 8
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.convs = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Tanh(), nn.Conv2d(8, 3, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        x = nn.functional.pad(x, (0, -width % 8, 0, -height % 8))
+        return self.convs(x)[..., :height, :width]
+
+
+def test_the_windows_at_an_images_edges_take_the_whole_images_zero_padding():
+    """An image of a size off the model's multiple is padded with zeros whole; its last window ended at the image's
+    edge instead, unpadded, so the last rows and columns came out otherwise than whole (30 levels apart on a 1117x637
+    photo in 704 px tiles; the model's bias fills the zero rows that a window cut at the edge lacks)."""
+    torch.manual_seed(0)
+    model = _LocalModel()
+    x = torch.rand(1, 3, 61, 75)
+    whole = Restorer(model, device="cpu", precision="fp32", tile=0).restore_tensor(x)
+    tiled = Restorer(model, device="cpu", precision="fp32", tile=32, overlap=8, guide_scale=None)
+    result = tiled.restore_tensor(x)
+    assert tiled.last_plan.tile == 32 and tiled.tiles_for(61, 75) == 3 * 3
+    # the last 4 rows and columns, where no window's inner edge (restored without what lies beyond it) blends in
+    for edge in (
+        (..., slice(-4, None), slice(0, 20)),
+        (..., slice(0, 20), slice(-4, None)),
+        (..., slice(-4, None), slice(-4, None)),
+    ):
+        torch.testing.assert_close(result[edge], whole[edge], rtol=0, atol=1e-6)
+
+
+def test_a_tile_off_the_models_multiple_restores_in_windows_of_the_multiple_below():
+    model = randomize(build_model(TINY))
+    x = torch.rand(1, 3, 100, 150)
+    restorers = {tile: Restorer(model, device="cpu", precision="fp32", tile=tile) for tile in (129, 128)}
+    restored = {tile: restorer.restore_tensor(x) for tile, restorer in restorers.items()}
+    assert torch.equal(restored[129], restored[128])
+    assert restorers[129].last_plan.reason == "tiled in 128 px windows (tile=129)"
+
+
 def test_an_overlap_too_large_for_the_planned_tiles_is_named_not_dropped_silently(monkeypatch):
     """--overlap 200 with the planner's 288 px tiles was replaced by the default overlap without a word."""
     restorer = Restorer(_Pointwise(), device="cpu", precision="fp32", overlap=40)

@@ -27,8 +27,10 @@ from darkir.infer.tiling import (
     TONE_SAFE_TILE,
     check_tiling,
     restore_in_tiles,
-    tile_starts,
+    window_count,
     window_overlap,
+    window_shape,
+    window_side,
 )
 from darkir.runtime import (
     keep_freed_memory_for_reuse,
@@ -355,10 +357,10 @@ class Restorer:
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         return self._on_device(x).float().cpu()
 
-    def _run_window(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`_run` on a tile or the preview, its edges first repeated out to the model's multiple (whose zero
-        padding would otherwise darken a window of a size off the multiple: a 129 px tile is padded by 7 px of
-        black) and cut off after."""
+    def _run_preview(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`_run` on the preview of a tiled image (:meth:`_preview`), its edges first repeated out to the
+        model's multiple (whose zero padding would otherwise darken a preview of a size off the multiple: one of 129
+        rows is padded by 7 rows of black) and cut off after."""
         height, width = x.shape[-2:]
         pad_h, pad_w = -height % self._multiple, -width % self._multiple
         if not (pad_h or pad_w):
@@ -389,7 +391,8 @@ class Restorer:
         if not self.tile or (height <= self.tile and width <= self.tile):
             reason = f"whole image: within tile={self.tile}" if self.tile else "whole image (tile=0)"
             return Plan(0, False, 0, reason)
-        return Plan(self.tile, False, 0, f"tiled in {self.tile} px windows (tile={self.tile})")
+        side = window_side(self.tile, self._multiple)
+        return Plan(self.tile, False, 0, f"tiled in {side} px windows (tile={self.tile})")
 
     def _whole_plan(self, height: int, width: int, batch: int) -> Plan | None:
         """The plan of a batch of ``batch`` images of ``height`` x ``width`` where it is restored whole at once,
@@ -405,9 +408,7 @@ class Restorer:
         plan = self.plan_for(height, width)
         if plan.whole(height, width):
             return 1
-        tile = plan.tile
-        overlap = window_overlap(tile, self.overlap)
-        return len(tile_starts(height, min(tile, height), overlap)) * len(tile_starts(width, min(tile, width), overlap))
+        return window_count(height, width, plan.tile, window_overlap(plan.tile, self.overlap), self._multiple)
 
     def restore_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Restore a (N, C, H, W) float batch in [0, 1] (C: the model's ``img_channel``, 3 for the packaged models;
@@ -500,8 +501,8 @@ class Restorer:
             with memory_returned_to_os():
                 return self._run(x)
         overlap = self._tiled_overlap(plan.tile)
-        self.passes.record(x.shape[0], min(plan.tile, height), min(plan.tile, width))  # the windows' shape
-        return restore_in_tiles(self._run_window, x, plan.tile, overlap, self._preview, self.guide_scale)
+        self.passes.record(x.shape[0], *window_shape(height, width, plan.tile, self._multiple))
+        return restore_in_tiles(self._run, x, plan.tile, overlap, self._preview, self.guide_scale, self._multiple)
 
     def _make_room(self, plan: Plan, batch: int, height: int, width: int) -> None:
         """Before a full-speed whole pass on the CPU: one of the last pass's shape reuses what that pass freed; before
@@ -558,7 +559,7 @@ class Restorer:
         size = (max(1, round(x.shape[-2] * scale)), max(1, round(x.shape[-1] * scale)))
         small = F.interpolate(x, size=size, mode="area")
         with memory_returned_to_os() if self.device.type == "cpu" else contextlib.nullcontext():
-            return self._run_window(small).clone()
+            return self._run_preview(small).clone()
 
     @torch.inference_mode()
     def restore_array(self, rgb: np.ndarray) -> np.ndarray:

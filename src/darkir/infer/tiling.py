@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from darkir.errors import DarkIRError, is_whole
 from darkir.infer.defaults import DEFAULT_OVERLAP
-from darkir.infer.memory import parse_memory
+from darkir.infer.memory import padded, parse_memory
 
 #: Scale (pixels) above which a tiled result takes its content from the whole-image preview.
 GUIDE_SCALE = 64
@@ -113,6 +113,27 @@ def resample_window(
     return F.grid_sample(small, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def window_side(tile: int, multiple: int = 1) -> int:
+    """The side of the windows of ``tile`` px tiles for a model that pads its input with zeros to a ``multiple``:
+    the tile rounded down to the multiple (``--tile 129``: 128 px windows for DarkIR's 8)."""
+    return max(multiple, tile // multiple * multiple)
+
+
+def window_shape(height: int, width: int, tile: int, multiple: int = 1) -> tuple[int, int]:
+    """The windows' shape for a ``height`` x ``width`` image in ``tile`` px tiles (:func:`window_side`), at most the
+    image as the model pads it."""
+    side = window_side(tile, multiple)
+    full_h, full_w = padded(height, width, multiple)
+    return min(side, full_h), min(side, full_w)
+
+
+def window_count(height: int, width: int, tile: int, overlap: int, multiple: int = 1) -> int:
+    """How many windows :func:`restore_in_tiles` restores a ``height`` x ``width`` image in."""
+    tile_h, tile_w = window_shape(height, width, tile, multiple)
+    full_h, full_w = padded(height, width, multiple)
+    return len(tile_starts(full_h, tile_h, overlap)) * len(tile_starts(full_w, tile_w, overlap))
+
+
 def restore_in_tiles(
     run: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -120,26 +141,40 @@ def restore_in_tiles(
     overlap: int,
     preview: Callable[[torch.Tensor, tuple[int, int]], torch.Tensor] | None = None,
     guide_scale: int | None = GUIDE_SCALE,
+    multiple: int = 1,
 ) -> torch.Tensor:
     """``x`` (N, C, H, W) restored by ``run`` (a batch -> its restored float32 batch on the CPU) in ``tile`` x
     ``tile`` windows overlapping by ``overlap`` pixels, blended with linear ramps. ``preview(x, tile_shape)``: the
     whole image restored small (see :meth:`darkir.infer.Restorer._preview`), from which each window takes its
-    structures above ``guide_scale`` pixels (either None: plain tiles)."""
+    structures above ``guide_scale`` pixels (either None: plain tiles).
+
+    The windows lie on the image as a model that pads with zeros to a ``multiple`` pads it whole, in tiles of that
+    multiple (:func:`window_shape`): those at the bottom and right take the whole image's zero padding, so its edges
+    restore as they do whole, and no window needs padding of its own."""
     height, width = x.shape[-2:]
+    full_h, full_w = padded(height, width, multiple)
     out = torch.zeros(x.shape, dtype=torch.float32)
     weight = torch.zeros(1, 1, height, width)
-    tile_h, tile_w = min(tile, height), min(tile, width)
+    tile_h, tile_w = window_shape(height, width, tile, multiple)
     guide = preview(x, (tile_h, tile_w)) if preview is not None and guide_scale else None
-    for top in tile_starts(height, tile_h, overlap):
-        rows = ramp(top, tile_h, overlap, height)
-        for left in tile_starts(width, tile_w, overlap):
-            cols = ramp(left, tile_w, overlap, width)
+    for top in tile_starts(full_h, tile_h, overlap):
+        rows = ramp(top, tile_h, overlap, full_h)[: height - top]
+        for left in tile_starts(full_w, tile_w, overlap):
+            cols = ramp(left, tile_w, overlap, full_w)[: width - left]
             window = (rows[:, None] * cols[None, :])[None, None]
             window_slice = (slice(None), slice(None), slice(top, top + tile_h), slice(left, left + tile_w))
-            restored = run(x[window_slice])
+            part = x[window_slice]
+            rows_in, cols_in = part.shape[-2:]
+            beyond = (0, tile_w - cols_in, 0, tile_h - rows_in)  # the zero padding of a window at the bottom/right
+            restored = run(F.pad(part, beyond) if any(beyond) else part)[..., :rows_in, :cols_in]
             if guide is not None and guide_scale:
-                coarse = resample_window(guide, (height, width), top, left, (tile_h, tile_w))
-                restored += lowpass(coarse - restored, guide_scale)
+                # a window cut short by the image's edge takes its blocks from that edge (its odd block inside,
+                # where it blends with its neighbour), not from its own start
+                ends = [dim for dim, cut in ((-2, beyond[3]), (-1, beyond[1])) if cut]
+                coarse = resample_window(guide, (height, width), top, left, (rows_in, cols_in))
+                difference = (coarse - restored).flip(ends) if ends else coarse - restored
+                correction = lowpass(difference, guide_scale)
+                restored += correction.flip(ends) if ends else correction
             out[window_slice] += restored * window
             weight[window_slice] += window
     return out / weight
