@@ -302,6 +302,50 @@ def test_validation_images_under_the_ssim_window_log_no_nan(data, tmp_path, caps
     assert validations and all(record["ssim"] is None and record["psnr"] > 0 for record in validations)
 
 
+def test_a_mean_over_some_validation_images_says_how_many(data, tmp_path, capsys):
+    """An 8x8 pair beside a larger one: training printed "SSIM 0.41" over one of the two, where ``darkir test`` says
+    "(1 of 2 images)"."""
+    import cv2
+    import numpy as np
+
+    mixed = tmp_path / "mixed"
+    for side, level in (("low", 20), ("high", 120)):
+        (mixed / side).mkdir(parents=True)
+        cv2.imwrite(str(mixed / side / "a.png"), np.full((8, 8, 3), level, np.uint8))
+        synthesized = {"low": "low_blur_noise", "high": "high_sharp_scaled"}[side]
+        shutil.copy(sorted((data / "val" / synthesized).rglob("*.png"))[0], mixed / side / "b.png")
+    last = tmp_path / "run" / "last.pt"
+    assert main(_args(data, last, tmp_path / "run" / "best.pt", f"datasets.val.test_path={mixed}")) == 0
+    assert re.search(r"val PSNR [0-9.]+ dB, SSIM [0-9.]+ \(1 of 2 images\)", capsys.readouterr().out)
+
+
+def test_validation_restores_within_the_memory_budget_as_darkir_test_does(data, tmp_path, monkeypatch, capsys):
+    """Validation ran each image whole, whatever its size: a 2400x1600 photo took 7 GB at width 32, ran the machine
+    out of memory, and every resumed run validated it again, first; ``darkir test`` scored it in tiles."""
+    import cv2
+    import numpy as np
+
+    import darkir.infer.memory
+    import darkir.infer.restorer
+
+    large = tmp_path / "large"
+    rng = np.random.default_rng(0)
+    for side, level in (("low", 30), ("high", 120)):
+        (large / side).mkdir(parents=True)
+        image = np.clip(rng.normal(level, 20, (300, 400, 3)), 0, 255).astype(np.uint8)
+        cv2.imwrite(str(large / side / "a.png"), image)
+    monkeypatch.setattr(darkir.infer.memory, "DEFAULT_CAP", 40e6)  # room for 192 px tiles, not the whole image
+    tiled = []
+    real = darkir.infer.restorer.restore_in_tiles
+    monkeypatch.setattr(darkir.infer.restorer, "restore_in_tiles", lambda *a, **k: tiled.append(1) or real(*a, **k))
+    last = tmp_path / "run" / "last.pt"
+    assert main(_args(data, last, tmp_path / "run" / "best.pt", f"datasets.val.test_path={large}")) == 0
+    trained = re.search(r"val PSNR ([0-9.]+) dB, SSIM ([0-9.]+)", capsys.readouterr().out).groups()
+    assert tiled
+    assert main(["test", "--weights", str(last), "--data", str(large), "--no-lpips", "-q"]) == 0
+    assert re.search(rf"PSNR {trained[0]} dB, SSIM {trained[1]}", capsys.readouterr().out)
+
+
 def _no_space(*args: object) -> None:
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
