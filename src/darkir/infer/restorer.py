@@ -132,8 +132,8 @@ class Restorer:
     ``tile``: ``"auto"`` (default) restores each image whole when its estimated peak memory fits
     ``max_memory`` (bytes or a size like ``"3GB"``; default: from the device, see :class:`MemoryPlanner`) and
     otherwise in the largest tiles that fit. A number: images with a side longer than this are restored in
-    ``tile`` x ``tile`` windows; 0: always whole. Windows overlap by ``overlap`` pixels and are blended with
-    linear ramps. DarkIR's
+    ``tile`` x ``tile`` windows (rounded down to the model's multiple of 8); 0: always whole. Windows overlap by
+    ``overlap`` pixels and are blended with linear ramps. DarkIR's
     frequency branch sees a whole image at once, so a tile alone restores with the tone of its own
     content; each tile therefore takes its coarse content (scales above :data:`GUIDE_SCALE` pixels)
     from a preview of the whole image restored at tile size, and keeps its own detail
