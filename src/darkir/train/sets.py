@@ -7,12 +7,13 @@ import contextlib
 import hashlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 from darkir.data.corpus import resolve_sources
 from darkir.data.dataset import PairedDataset
 from darkir.data.degradation import synth_params
 from darkir.data.layouts import DatasetError
-from darkir.data.pairs import resolve_pairs
+from darkir.data.pairs import Pair, resolve_pairs
 from darkir.data.synth import SynthDataset, assign_splits, load_photos
 from darkir.errors import ConfigError, some_of, warn
 from darkir.options import Options
@@ -36,7 +37,7 @@ def run_sets(options: Options) -> tuple[PairedDataset | SynthDataset, PairedData
         train_root = "datasets.train.synth"
     else:
         train_root = options.require_path("datasets.train.train_path")
-        pairs = resolve_pairs(train_root, "train")
+        pairs = _pairs(train_root, "datasets.train.train_path", "train")
         try:
             train_set = PairedDataset(
                 pairs,
@@ -49,13 +50,22 @@ def run_sets(options: Options) -> tuple[PairedDataset | SynthDataset, PairedData
         except DatasetError as exc:  # a setting that does not fit the data: named in the options file, as others are
             raise DatasetError(f"{options.source}: {exc}") from None
     if options.datasets.val.test_path:
-        val_pairs = resolve_pairs(options.require_path("datasets.val.test_path"), "val")
+        val_pairs = _pairs(options.require_path("datasets.val.test_path"), "datasets.val.test_path", "val")
         if options.train.val_max_images:
             val_pairs = spread(val_pairs, options.train.val_max_images)
         val_set = PairedDataset(val_pairs)
         if isinstance(train_set, PairedDataset):
             _warn_shared(train_set, val_set)
     return train_set, val_set, str(train_root)
+
+
+def _pairs(root: Path, key: str, split: str) -> list[Pair]:
+    """The pairs of the set ``key`` names (its ``split`` in a manifest); a set that yields none (an empty folder, no
+    layout darkir knows) is a DatasetError naming the key, as errors of the other settings do."""
+    try:
+        return resolve_pairs(root, split)
+    except DatasetError as exc:
+        raise DatasetError(f"{key}: {exc}") from None
 
 
 def _warn_shared(train_set: PairedDataset, val_set: PairedDataset) -> None:
