@@ -342,7 +342,7 @@ def test_validation_restores_within_the_memory_budget_as_darkir_test_does(data, 
     assert main(_args(data, last, tmp_path / "run" / "best.pt", f"datasets.val.test_path={large}")) == 0
     trained = re.search(r"val PSNR ([0-9.]+) dB, SSIM ([0-9.]+)", capsys.readouterr().out).groups()
     assert tiled
-    assert main(["test", "--weights", str(last), "--data", str(large), "--no-lpips", "-q"]) == 0
+    assert main(["test", "--weights", str(last), "--data", str(large), "--no-lpips", "--save", "0", "-q"]) == 0
     assert re.search(rf"PSNR {trained[0]} dB, SSIM {trained[1]}", capsys.readouterr().out)
 
 
