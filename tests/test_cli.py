@@ -315,9 +315,11 @@ def test_an_unwritable_stderr_or_stdout_stops_no_work(tmp_path, tiny_checkpoint)
 def test_a_full_stdout_is_named_in_the_error():
     """``darkir models > /dev/full`` (a full disk under the file a summary goes to) ended in "darkir: error: OSError:
     [Errno 28] No space left on device", naming neither the stream nor the file."""
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
     command = [sys.executable, "-m", "darkir.cli", "models"]
-    with open("/dev/full", "w") as full:
-        done = subprocess.run(command, env=env, stdout=full, stderr=subprocess.PIPE)
-    assert done.returncode == 1
-    assert done.stderr.decode().strip() == "darkir: error: standard output: No space left on device"
+    for buffering in ({}, {"PYTHONUNBUFFERED": "1"}):  # (buffered, a file's stdout fails once flushed)
+        with open("/dev/full", "w") as full:
+            run_env = {**env, "PYTHONPATH": str(REPO / "src"), **buffering}
+            done = subprocess.run(command, env=run_env, stdout=full, stderr=subprocess.PIPE)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.decode().strip() == "darkir: error: standard output: No space left on device"

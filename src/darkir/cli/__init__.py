@@ -20,7 +20,7 @@ from tqdm import tqdm
 from darkir import opencv
 from darkir.cli import compare, evaluate, restore, training, variants
 from darkir.cli.common import expand_home
-from darkir.cli.streams import command_streams, discard_stdout
+from darkir.cli.streams import STDOUT_NAME, command_streams, discard_stdout
 from darkir.errors import DarkIRError, DarkIRWarning, printable
 from darkir.signals import stopping_signals
 
@@ -173,7 +173,9 @@ def _main(argv: Sequence[str] | None) -> int:
         _check_working_folder()
         with warnings.catch_warnings(), _terminate_as_interrupt(), _threads_kept(args), opencv.one_thread():
             warnings.showwarning = _warning_printer()
-            return args.func(args)
+            code = args.func(args)
+            sys.stdout.flush()  # (a file's buffer: a full disk fails here, not at exit where nothing could say so)
+            return code
     except DarkIRError as exc:
         if args.debug:
             raise
@@ -191,6 +193,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return 141
     except OSError as exc:  # the system refused a file (a name too long, a full disk): the file and the reason
         named = [os.fsdecode(name) for name in (exc.filename, exc.filename2) if isinstance(name, (str, bytes))]
+        if named == [STDOUT_NAME]:
+            discard_stdout()  # what it holds cannot be written: not again at exit either
         if args.debug or not named or not exc.strerror:
             return _unexpected(args, exc)
         print(printable(f"darkir: error: {' -> '.join(named)}: {exc.strerror}"), file=sys.stderr)

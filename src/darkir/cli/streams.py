@@ -130,6 +130,10 @@ class _EscapingStream(_LineWriter):
         return getattr(self._stream, name)
 
 
+#: How an error of writing to stdout names it (as the file an OSError names).
+STDOUT_NAME = "standard output"
+
+
 @contextlib.contextmanager
 def _named_stdout() -> Iterator[None]:
     """An error of writing to stdout (a full disk: ``> /dev/full``) names it, as an error of any file names the file
@@ -140,7 +144,7 @@ def _named_stdout() -> Iterator[None]:
         raise
     except OSError as exc:
         if exc.filename is None:
-            exc.filename = "standard output"
+            exc.filename = STDOUT_NAME
         raise
 
 
