@@ -372,6 +372,17 @@ def test_a_tiled_pass_is_recorded_by_the_shape_of_its_windows():
     assert restorer.last_plan.tile == 128 and restorer.passes.last == (1, 40, 128)
 
 
+def test_a_whole_image_of_a_tiles_shape_after_a_tiled_image_checks_the_heap(monkeypatch):
+    """A whole 40x128 image after a 40x2000 one tiled in 128 px windows counted as a repeat of the last pass and left
+    the heap as it was, though the tiled image's full-size buffers lay freed in it."""
+    limits = []
+    monkeypatch.setattr("darkir.infer.restorer.release_free_memory_over", limits.append)
+    restorer = Restorer(randomize(build_model(TINY)), device="cpu", precision="fp32", tile=128)
+    restorer.restore_tensor(torch.rand(1, 3, 40, 2000))
+    restorer.restore_tensor(torch.rand(1, 3, 40, 128))
+    assert restorer.last_plan.tile == 0 and limits == [0]
+
+
 def test_a_batch_over_the_memory_budget_is_restored_as_its_images_are_alone():
     """Under a budget, a batch of frames (``darkir video --batch 3``) was restored in smaller tiles than one frame
     alone, so the batch size changed the video's tone; it is now restored in smaller batches instead, with the

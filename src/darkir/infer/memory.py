@@ -112,13 +112,16 @@ def available_memory(device: torch.device) -> int:
 
 class PassRecord:
     """The shape of the last forward pass a Restorer ran: on the CPU the heap keeps what a pass freed, which a pass of
-    the same shape reuses and one of another shape fits badly."""
+    the same shape reuses and one of another shape fits badly. One per Restorer (its ``with_exposure`` copies share
+    it): the passes of other Restorers in the process are not seen."""
 
     def __init__(self, multiple: int = 1) -> None:
         #: The model pads each side of its input to a multiple of this, so 30x44 and 32x48 are one shape for it.
         self.multiple = multiple
         #: (batch, height, width as the model pads them) of the last pass; None before the first.
         self.last: tuple[int, int, int] | None = None
+        #: Whether the last pass was a whole image (a tiled image's windows leave its full-size buffers freed too).
+        self.last_whole = False
 
     def repeats_last(self, batch: int, height: int, width: int) -> bool:
         """Whether a pass of ``batch`` images of ``height`` x ``width`` has the last pass's shape (a batch no larger:
@@ -130,11 +133,13 @@ class PassRecord:
         """Whether a pass of ``batch`` images of ``height`` x ``width`` follows one of another shape."""
         return self.last is not None and not self.repeats_last(batch, height, width)
 
-    def record(self, batch: int, height: int, width: int) -> None:
-        """Record a pass of ``batch`` images of ``height`` x ``width`` as the last (of one shape, the largest batch:
-        a video's last, smaller batch leaves the larger one's buffers)."""
+    def record(self, batch: int, height: int, width: int, whole: bool = True) -> None:
+        """Record a pass of ``batch`` images of ``height`` x ``width`` (a ``whole`` image, or a tiled one's windows)
+        as the last (of one shape, the largest batch: a video's last, smaller batch leaves the larger one's
+        buffers)."""
         size, last = padded(height, width, self.multiple), self.last
         self.last = (max(batch, last[0]) if last is not None and last[1:] == size else batch, *size)
+        self.last_whole = whole
 
 
 @dataclass(frozen=True)

@@ -501,14 +501,15 @@ class Restorer:
             with memory_returned_to_os():
                 return self._run(x)
         overlap = self._tiled_overlap(plan.tile)
-        self.passes.record(x.shape[0], *window_shape(height, width, plan.tile, self._multiple))
+        self.passes.record(x.shape[0], *window_shape(height, width, plan.tile, self._multiple), whole=False)
         return restore_in_tiles(self._run, x, plan.tile, overlap, self._preview, self.guide_scale, self._multiple)
 
     def _make_room(self, plan: Plan, batch: int, height: int, width: int) -> None:
-        """Before a full-speed whole pass on the CPU: one of the last pass's shape reuses what that pass freed; before
-        any other, give the heap's free memory back to the system where keeping it could take the process past its
-        budget (:meth:`MemoryPlanner.heap_limit`; with fixed tiles, any). Records the pass."""
-        if self.passes.repeats_last(batch, height, width):
+        """Before a full-speed whole pass on the CPU: one after a whole pass of its shape reuses what that pass freed
+        and is left as it is; before any other, give the heap's free memory back to the system where it holds more
+        than the pass may keep (:meth:`MemoryPlanner.heap_limit`; with a fixed tile, which plans no budget, all of
+        it). Records the pass."""
+        if self.passes.last_whole and self.passes.repeats_last(batch, height, width):
             return
         other = self.passes.after_other_shapes(batch, height, width)
         self.passes.record(batch, height, width)
