@@ -372,6 +372,18 @@ def test_a_tiled_pass_is_recorded_by_the_shape_of_its_windows():
     assert restorer.last_plan.tile == 128 and restorer.passes.last == (1, 40, 128)
 
 
+def test_an_overlap_is_checked_against_the_windows_a_tile_is_rounded_to():
+    """``tile=39, overlap=18`` passed the check (18 < 39 // 2) and ran 32 px windows overlapping by 18, more than half
+    of them: 20 windows where 9 cover the image, and the warnings named 39 px tiles."""
+    restorer = Restorer(randomize(build_model(TINY)), device="cpu", precision="fp32", tile=39, overlap=18)
+    runs = []
+    run = restorer._run
+    restorer._run = lambda x: runs.append(x.shape) or run(x)
+    with pytest.warns(DarkIRWarning, match="overlap 18 does not fit the 32 px tiles chosen"):
+        restorer.restore_tensor(torch.rand(1, 3, 61, 75))
+    assert restorer.tiles_for(61, 75) == 9 and len(runs) == 9 + 1  # the windows and the whole image's preview
+
+
 def test_a_whole_image_of_a_tiles_shape_after_a_tiled_image_checks_the_heap(monkeypatch):
     """A whole 40x128 image after a 40x2000 one tiled in 128 px windows counted as a repeat of the last pass and left
     the heap as it was, though the tiled image's full-size buffers lay freed in it."""

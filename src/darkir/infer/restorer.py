@@ -408,7 +408,8 @@ class Restorer:
         plan = self.plan_for(height, width)
         if plan.whole(height, width):
             return 1
-        return window_count(height, width, plan.tile, window_overlap(plan.tile, self.overlap), self._multiple)
+        overlap = window_overlap(window_side(plan.tile, self._multiple), self.overlap)
+        return window_count(height, width, plan.tile, overlap, self._multiple)
 
     def restore_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Restore a (N, C, H, W) float batch in [0, 1] (C: the model's ``img_channel``, 3 for the packaged models;
@@ -516,8 +517,10 @@ class Restorer:
         release_free_memory_over(self.planner.heap_limit(plan, other) if self.planner else plan.estimate)
 
     def _tiled_overlap(self, tile: int) -> int:
-        """The overlap of ``tile`` px tiles, after the warnings they call for: tiles too small for the whole image's
-        tone (once), and an ``overlap`` given that is not under half of them (the default is used)."""
+        """The overlap of the windows of ``tile`` px tiles (:func:`~darkir.infer.tiling.window_side`), after the
+        warnings they call for: windows too small for the whole image's tone (once), and an ``overlap`` given that is
+        not under half of them (the default is used)."""
+        tile = window_side(tile, self._multiple)
         if tile < TONE_SAFE_TILE and not self._warned_small_tiles:
             self._warned_small_tiles = True
             warn(
