@@ -87,6 +87,22 @@ def test_the_windows_at_an_images_edges_take_the_whole_images_zero_padding():
         torch.testing.assert_close(result[edge], whole[edge], rtol=0, atol=1e-6)
 
 
+def test_guided_windows_cut_short_by_an_images_edge_keep_its_last_rows():
+    """The guide averages a window's correction in 64 px blocks from its start: a window cut short by the bottom of a
+    400x300 photo (zero-padded to 304 rows) ended in a 4-row block of its edge alone, which brightened its last 60
+    rows (10 levels off the whole image at the bottom, against 1.5 elsewhere)."""
+    import cv2
+
+    from darkir.demo import example_images
+
+    photo = cv2.cvtColor(cv2.imread(str(example_images()[0])), cv2.COLOR_BGR2RGB)
+    photo = cv2.resize(photo, (400, 300), interpolation=cv2.INTER_AREA)
+    whole = Restorer.from_pretrained(device="cpu", precision="fp32", tile=0)(photo).astype(int)
+    tiled = Restorer.from_pretrained(device="cpu", precision="fp32", tile=200)(photo).astype(int)
+    rows = np.abs(tiled - whole).mean(axis=(1, 2))
+    assert rows[-60:].mean() < 2 * rows[:240].mean() and rows[-60:].max() < 4
+
+
 def test_a_tile_off_the_models_multiple_restores_in_windows_of_the_multiple_below():
     model = randomize(build_model(TINY))
     x = torch.rand(1, 3, 100, 150)

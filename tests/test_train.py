@@ -605,7 +605,8 @@ def test_a_run_without_validation_makes_no_folder_for_its_best_checkpoint(datase
 
 @pytest.mark.parametrize("key", ["datasets.train.train_path", "datasets.val.test_path"])
 def test_a_set_that_yields_no_pairs_names_its_setting(dataset, tmp_path, key):
-    """ "data/v/low: no images found" named a folder but not the setting it came from, as other errors of the sets do."""
+    """An empty set's "data/v/low: no images found" named a folder, not the setting it came from, as other errors of
+    the sets do."""
     (tmp_path / "e" / "low").mkdir(parents=True)
     (tmp_path / "e" / "high").mkdir()
     with pytest.raises(DarkIRError, match=rf"^{re.escape(key)}: .*low: no images found"):
