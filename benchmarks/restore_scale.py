@@ -2,7 +2,7 @@
 
     python benchmarks/restore_scale.py --weights NAME_OR_PATH [--image PATH] [--size WxH]
 
-1. Tiled vs whole-image restoration of a 1120x640 image (``--image`` resized to ``--size``, default the LOL-v2
+1. Tiled vs whole-image restoration of an image (``--image`` resized to ``--size``, 1120x640 by default; the LOL-v2
    real sanity input from ../shared) in ``--tile`` px tiles (default 704, the size the planner picks near a 2 GB
    budget; several sizes may be given): PSNR between the two outputs, the tiled output's mean brightness over the
    whole one's, and how far apart they are at the image's edges (the mean difference in 8-bit levels on its last

@@ -244,7 +244,9 @@ def restore_job(
 ) -> Outcome:
     """Restore one job (an image, written as a JPEG at ``jpeg_quality`` where its output is one, or a video as
     ``darkir video`` does with ``codec``/``crf``, with its progress bar where ``progress``); never raises for a bad
-    input or a failed write: the :class:`Outcome` says what happened."""
+    input or a failed write: the :class:`Outcome` says what happened (a ``jpeg_quality`` out of range is refused
+    first, a DarkIRError)."""
+    check_jpeg_quality(jpeg_quality)
     if not job.is_video:
         work = _open(job, overwrite, restorer)
         try:
@@ -321,9 +323,8 @@ def restore_files(
 ) -> Report:
     """Restore every job in this process; one file's failure is reported and the batch goes on.
 
-    Existing outputs are kept unless ``overwrite``; outputs another darkir run is writing are skipped.
-    ``verbose``: say for each image whether it was restored whole or tiled, and why. JPEG outputs are written at
-    ``jpeg_quality`` (1-100).
+    Existing outputs are kept unless ``overwrite``; outputs another darkir run is writing are skipped; JPEG outputs
+    are written at ``jpeg_quality`` (1-100). ``verbose``: say for each image whether it was restored whole or tiled.
     ``overlap``: read the next image and write the last one in their own threads while one is restored (default:
     on CUDA, where reading and writing would otherwise take longer than restoring; on the CPU the restore takes
     nearly all the time, and an image read ahead would add to the memory that ``max_memory`` plans).

@@ -374,12 +374,14 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> dict[str, list[float]]:
         """PSNR/SSIM per pair of the current weights on the validation pairs (NaN where undefined), restored and scored
-        as ``darkir test`` does
-        (a Restorer in fp32 on the training device: whole where an image fits the default memory budget, else in
-        tiles; the output as saved: at its input's bit depth, in gray for a gray input). Run on the model itself, a
-        large photo took all the memory whole (a 2400x1600 one 7 GB at width 32), and each resumed run again."""
+        as ``darkir test`` does: by a Restorer in fp32 on the training device, whole where an image fits the default
+        memory budget, else in tiles, and the output as saved (at its input's bit depth, in gray for a gray input).
+        Run on the model itself, a large photo took all the memory whole (a 2400x1600 one 7 GB at width 32), and
+        each resumed run again."""
         model = build_model(self.model.config)
         model.load_state_dict(self.model.state_dict())
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()  # training's cached blocks: free for the budget, as they are for darkir test
         restorer = Restorer(model, device=self.device, precision="fp32", compile=False)
         scores = {"psnr": [], "ssim": []}
         for index in range(len(self.val_set)):
