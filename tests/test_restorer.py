@@ -395,7 +395,7 @@ def test_an_overlap_is_checked_against_the_windows_a_tile_is_rounded_to():
     runs = []
     run = restorer._run
     restorer._run = lambda x: runs.append(x.shape) or run(x)
-    with pytest.warns(DarkIRWarning, match="overlap 18 does not fit the 32 px tiles chosen"):
+    with pytest.warns(DarkIRWarning, match="overlap 18 does not fit the 32 px windows of tile 39 "):
         restorer.restore_tensor(torch.rand(1, 3, 61, 75))
     assert restorer.tiles_for(61, 75) == 9 and len(runs) == 9 + 1  # the windows and the whole image's preview
 

@@ -531,9 +531,10 @@ class Restorer:
             )
         overlap = window_overlap(tile, self.overlap)
         if self.overlap is not None and overlap != self.overlap:
+            chosen = "tiles chosen for this image" if self.tile == "auto" else f"windows of tile {self.tile}"
             warn(
-                f"overlap {self.overlap} does not fit the {tile} px tiles chosen for this image (it must be under "
-                f"{tile // 2}); it is restored with the default overlap of {overlap}"
+                f"overlap {self.overlap} does not fit the {tile} px {chosen} (it must be under {tile // 2}); it is "
+                f"restored with the default overlap of {overlap}"
             )
         return overlap
 
