@@ -200,37 +200,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def jpeg_quality(text: str) -> int:
     """argparse type: a JPEG quality, a whole number from 1 to 100."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 100, got {text!r}")
-    return value
+    return _whole_between(text, 1, 100, "a whole number")
 
 
 def crf(text: str) -> int:
     """argparse type: a constant rate factor within the range of the video encoders (0, lossless, to 51)."""
     from darkir.infer.video import VIDEO_CODECS
 
-    highest = max(VIDEO_CODECS.values())
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= highest:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {highest}, got {text!r}")
-    return value
+    return _whole_between(text, 0, max(VIDEO_CODECS.values()), "a whole number")
 
 
 def port_number(text: str) -> int:
     """argparse type: a TCP port to serve on, 1 to 65535."""
+    return _whole_between(text, 1, 65535, "a port number")
+
+
+def _whole_between(text: str, low: int, high: int, what: str) -> int:
+    """``text`` as a whole number from ``low`` to ``high``; else an argparse error that says so (``what``: how it
+    calls the number)."""
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number from 1 to 65535, got {text!r}")
+        value = low - 1
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"expected {what} from {low} to {high}, got {text!r}")
     return value
 
 
