@@ -101,7 +101,7 @@ def _where(output: Path) -> str:
 def _summary(args: argparse.Namespace, report: Report, problems: list) -> str:
     """What a ``restore`` did: how many files were restored (tiled), skipped, and failed."""
     busy = f", skipped {len(report.busy)} another run is writing" if report.busy else ""
-    how = "to fit memory; --verbose says why" if args.tile == "auto" else f"with --tile {args.tile}"
+    how = "to fit memory; --verbose says why" if args.tile == "auto" else f"in {args.tile} px windows (--tile)"
     tiled = f" ({len(report.tiled)} tiled {how})" if report.tiled and not args.verbose else ""
     hint = " (use --overwrite)" if report.skipped else ""
     return (
