@@ -25,8 +25,8 @@ from darkir.data.layouts import DatasetError
 from darkir.data.synth import SynthDataset
 from darkir.errors import CheckpointError, ConfigError, DarkIRError, is_whole
 from darkir.eval.metrics import prepare, psnr, ssim
+from darkir.eval.paired import Scores
 from darkir.eval.reports import count_note
-from darkir.eval.stats import mean_of_defined
 from darkir.infer.restorer import Restorer
 from darkir.models.darkir import DarkIR
 from darkir.models.factory import build_model, create_model
@@ -372,7 +372,7 @@ class Trainer:
 
     # ------------------------------------------------------------ the loop
     @torch.no_grad()
-    def validate(self) -> dict[str, list[float]]:
+    def validate(self) -> Scores:
         """PSNR/SSIM per pair of the current weights on the validation pairs (NaN where undefined), restored and scored
         as ``darkir test`` does: by a Restorer in fp32 on the training device, whole where an image fits the default
         memory budget, else in tiles, and the output as saved (at its input's bit depth, in gray for a gray input).
@@ -383,14 +383,14 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()  # training's cached blocks: free for the budget, as they are for darkir test
         restorer = Restorer(model, device=self.device, precision="fp32", compile=False)
-        scores = {"psnr": [], "ssim": []}
+        scores = Scores("val", values={"psnr": [], "ssim": []})
         for index in range(len(self.val_set)):
             sample = self.val_set[index]
             bit_depth = int(sample.get("bit_depth", 8))  # (synthesized pairs: 8-bit RGB)
             grayscale = bool(sample.get("grayscale", False))  # scored as darkir test scores it: as it would be saved
             out = prepare(restorer.restore_tensor(sample["low"][None]), "8bit", bit_depth, grayscale)
-            scores["psnr"].append(psnr(out, sample["high"][None]).item())
-            scores["ssim"].append(ssim(out, sample["high"][None]).item())
+            scores.values["psnr"].append(psnr(out, sample["high"][None]).item())
+            scores.values["ssim"].append(ssim(out, sample["high"][None]).item())
         return scores
 
     def fit(self, max_steps: int = 0) -> TrainResult:
@@ -554,7 +554,7 @@ class Trainer:
                 self.save()
             return
         self.validation_due = True  # until done: a failure saves the run so, and the resumed run validates first
-        scores: dict[str, list[float]] | None = None
+        scores: Scores | None = None
         failure: Exception | None = None
         if self.context.is_main:  # (the others wait, and learn whether it failed)
             try:
@@ -565,9 +565,9 @@ class Trainer:
             raise ResumableError(f"validating after epoch {self.epoch}", elsewhere=failure is None) from failure
         if scores is not None:
             self.validation_due = False
-            means = {key: mean_of_defined(values) for key, values in scores.items()}
+            means = {key: scores.mean(key) for key in scores.values}
             self.log({"kind": "val", "step": self.step, "epoch": self.epoch, **means})
-            tqdm.write(f"epoch {self.epoch}: val {_scores_line(means, scores)}")
+            tqdm.write(f"epoch {self.epoch}: val {_scores_line(scores)}")
             previous = self.best_psnr
             self.save()  # first, with the best score so far: a failure to write the best checkpoint loses no training
             if previous is None or (not math.isnan(means["psnr"]) and means["psnr"] > previous):
@@ -651,10 +651,9 @@ def train(
         return trainer.fit(max_steps=max_steps)
 
 
-def _scores_line(means: dict[str, float], scores: dict[str, list[float]]) -> str:
+def _scores_line(scores: Scores) -> str:
     """``PSNR 24.31 dB, SSIM 0.8123``, with the count of images where a mean leaves some out (SSIM of images under
     its 11 px window: ``SSIM 0.8123 (3 of 4 images)``; none: ``n/a``)."""
-    total = len(scores["ssim"])
-    defined = sum(math.isfinite(value) for value in scores["ssim"])
-    ssim_text = f"{means['ssim']:.4f}" if defined else "n/a (images under 11 px)"
-    return f"PSNR {means['psnr']:.2f} dB, SSIM {ssim_text}{count_note(defined, total)}"
+    defined = scores.count("ssim")
+    ssim_text = f"{scores.mean('ssim'):.4f}" if defined else "n/a (images under 11 px)"
+    return f"PSNR {scores.mean('psnr'):.2f} dB, SSIM {ssim_text}{count_note(defined, len(scores.values['ssim']))}"
