@@ -175,7 +175,7 @@ def test_the_settings_of_the_engines_and_of_from_pretrained_are_the_restorers_wi
         return {p.name: p.default for p in parameters if p.name not in left_out}
 
     settings = {field.name: field.default for field in dataclasses.fields(RestoreSettings)}
-    assert defaults(Restorer.__init__, {"self", "model", "guide_scale"}) == settings
+    assert defaults(Restorer.__init__, {"self", "model", "guide_scale", "memory_setting"}) == settings
     assert defaults(Restorer.from_pretrained, {"name_or_path"}) == settings
 
 

@@ -15,7 +15,7 @@ from darkir import Restorer, create_model
 from darkir.cli import main
 from darkir.errors import DarkIRError, DarkIRWarning
 from darkir.infer.jobs import plan_jobs
-from darkir.infer.memory import format_memory, parse_memory
+from darkir.memory_sizes import format_memory, parse_memory
 from tests.conftest import TINY, randomize
 
 

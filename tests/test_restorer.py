@@ -14,8 +14,9 @@ from torch import nn
 
 from darkir.errors import DarkIRError, DarkIRWarning
 from darkir.infer import Restorer
-from darkir.infer.memory import MemoryPlanner, Plan, parse_memory
+from darkir.infer.memory import MemoryPlanner, Plan
 from darkir.infer.tiling import tile_starts
+from darkir.memory_sizes import parse_memory
 from darkir.models.factory import build_model
 from tests.conftest import TINY, randomize
 from tests.reference import reference_forward

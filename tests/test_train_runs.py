@@ -322,18 +322,10 @@ def test_a_mean_over_some_validation_images_says_how_many(data, tmp_path, capsys
 def test_validation_restores_within_the_memory_budget_as_darkir_test_does(data, tmp_path, monkeypatch, capsys):
     """Validation ran each image whole, whatever its size: a 2400x1600 photo took 7 GB at width 32, ran the machine
     out of memory, and every resumed run validated it again, first; ``darkir test`` scored it in tiles."""
-    import cv2
-    import numpy as np
-
     import darkir.infer.memory
     import darkir.infer.restorer
 
-    large = tmp_path / "large"
-    rng = np.random.default_rng(0)
-    for side, level in (("low", 30), ("high", 120)):
-        (large / side).mkdir(parents=True)
-        image = np.clip(rng.normal(level, 20, (300, 400, 3)), 0, 255).astype(np.uint8)
-        cv2.imwrite(str(large / side / "a.png"), image)
+    large = _large_pair(tmp_path / "large")
     monkeypatch.setattr(darkir.infer.memory, "DEFAULT_CAP", 40e6)  # room for 192 px tiles, not the whole image
     tiled = []
     real = darkir.infer.restorer.restore_in_tiles
@@ -344,6 +336,43 @@ def test_validation_restores_within_the_memory_budget_as_darkir_test_does(data, 
     assert tiled
     assert main(["test", "--weights", str(last), "--data", str(large), "--no-lpips", "--save", "0", "-q"]) == 0
     assert re.search(rf"PSNR {trained[0]} dB, SSIM {trained[1]}", capsys.readouterr().out)
+
+
+def _large_pair(root: Path) -> Path:
+    """A 400x300 validation pair in ``root``."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for side, level in (("low", 30), ("high", 120)):
+        (root / side).mkdir(parents=True)
+        image = np.clip(rng.normal(level, 20, (300, 400, 3)), 0, 255).astype(np.uint8)
+        cv2.imwrite(str(root / side / "a.png"), image)
+    return root
+
+
+def test_validation_takes_its_memory_budget_from_train_val_max_memory(data, tmp_path, monkeypatch, capsys):
+    """Validation's messages said "raise max_memory", which training does not take: its budget is
+    ``train.val_max_memory``, named by its warnings and errors, and scores as ``darkir test --max-memory``."""
+    import darkir.infer.memory
+
+    large = _large_pair(tmp_path / "large")
+    monkeypatch.setattr(darkir.infer.memory, "resident_memory", lambda: 10**9)  # a process of 1 GB
+    last, best = tmp_path / "run" / "last.pt", tmp_path / "run" / "best.pt"
+    val = f"datasets.val.test_path={large}"
+    assert main(_args(data, last, best, val, "train.val_max_memory=1.04GB")) == 0
+    captured = capsys.readouterr()
+    assert "change the result's tone" in captured.err and "raise train.val_max_memory" in captured.err
+    assert "--max-memory" not in captured.err
+    trained = re.search(r"val PSNR ([0-9.]+) dB, SSIM ([0-9.]+)", captured.out).groups()
+    test = ["test", "--weights", str(last), "--data", str(large), "--max-memory", "1.04GB", "--no-lpips", "--save", "0"]
+    assert main([*test, "-q"]) == 0
+    assert re.search(rf"PSNR {trained[0]} dB, SSIM {trained[1]}", capsys.readouterr().out)
+    again = tmp_path / "again"
+    assert main(_args(data, again / "last.pt", again / "best.pt", val, "train.val_max_memory=1.02GB")) == 2
+    err = capsys.readouterr().err
+    assert "does not fit train.val_max_memory 1.02 GB" in err and err.count("raise train.val_max_memory") == 1
+    assert "--max" not in err
 
 
 def _no_space(*args: object) -> None:

@@ -80,7 +80,8 @@ def _check_memory(model: nn.Module, size: int) -> None:
     """Raise a MemoryError where one forward pass of a DarkIR at ``size`` x ``size`` would need more memory than is
     free (the restore planner's CPU estimate; models without a DarkIR config are not checked)."""
     from darkir.hostmemory import cpu_available_memory
-    from darkir.infer.memory import CPU_BYTES_PER_PIXEL_WIDTH, format_memory
+    from darkir.infer.memory import CPU_BYTES_PER_PIXEL_WIDTH
+    from darkir.memory_sizes import format_memory
 
     config = getattr(model, "config", None)
     if not isinstance(config, dict) or "width" not in config:

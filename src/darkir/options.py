@@ -29,7 +29,8 @@ from pydantic import (
     field_validator,
 )
 
-from darkir.errors import ConfigError, short_repr, some_of, warn
+from darkir.errors import ConfigError, DarkIRError, short_repr, some_of, warn
+from darkir.memory_sizes import parse_memory
 from darkir.models.config import SEQUENCE_FIELDS, ModelConfig, config_problems
 from darkir.optionsfile import read_options_file
 
@@ -324,6 +325,11 @@ class TrainOptions(_Section):
     val_max_images: int = Field(
         0, ge=0, description="validate on N images spread evenly over the set (whole scenes differ; 0 = all)"
     )
+    val_max_memory: int | float | str | None = Field(
+        None,
+        description="peak memory validation may take per image, as darkir test --max-memory (e.g. '8GB'; default: "
+        "its default budget); images that do not fit whole are restored in tiles",
+    )
     save_every_steps: int = Field(0, ge=0, description="also save the last checkpoint every N steps (0 = per epoch)")
     keep_every_steps: int = Field(
         0, ge=0, description="also keep a copy of the checkpoint every N steps as <save.path stem>_stepN (0 = never)"
@@ -336,6 +342,17 @@ class TrainOptions(_Section):
         """A list of other than two betas, named as such (not as a missing or extra tuple item)."""
         if isinstance(value, (list, tuple)) and len(value) != 2:
             raise ValueError("expected two numbers [beta1, beta2], each in [0, 1)")
+        return value
+
+    @field_validator("val_max_memory", mode="before")
+    @classmethod
+    def _memory_size(cls, value: Any) -> Any:
+        """A size :func:`~darkir.memory_sizes.parse_memory` reads (kept as written, for the saved options)."""
+        if value is not None:
+            try:
+                parse_memory(value, name="")
+            except DarkIRError as error:
+                raise ValueError(str(error)) from None
         return value
 
     @field_validator("eta_min")

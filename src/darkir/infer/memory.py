@@ -10,14 +10,13 @@ below, plus what the process already holds when the :class:`MemoryPlanner` is ma
 from __future__ import annotations
 
 import math
-import numbers
-import re
 from dataclasses import dataclass
 
 import torch
 
 from darkir.errors import DarkIRError
 from darkir.hostmemory import cpu_available_memory, resident_memory
+from darkir.memory_sizes import format_memory, parse_memory
 
 #: Peak bytes per input pixel per unit of model width on the CPU (channels_last), by precision and allocation
 #: mode: ``heap`` keeps freed memory for reuse (fast, the default; glibc's heap grows to 2-3x the live peak) and
@@ -59,41 +58,6 @@ CUDA_DEFAULT_SHARE = 0.8
 _DEFAULT_SOURCE = "the default budget"
 #: Smallest tile the planner uses; a budget that cannot hold it is an error.
 MIN_TILE = 128
-
-_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}  # fmt: skip
-#: A size: a number (``2.5``, ``.5``, ``1e9``; a sign read, to be refused as a size under 1) and a unit of
-#: :data:`_UNITS` (none: bytes).
-_SIZE = re.compile(r"\s*([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*")
-
-
-def parse_memory(text: str | float, name: str = "max_memory") -> int:
-    """Bytes from ``3GB``, ``2.5G``, ``800MB``, ``1GiB``, ``1e9`` or a plain number of bytes (any real number type,
-    numpy's too); ``name``: how errors call the setting."""
-    if isinstance(text, bool) or not isinstance(text, (str, numbers.Real)):
-        raise DarkIRError(f"{name} must be a number of bytes or a memory size like '3GB', got {text!r}")
-    if isinstance(text, str):
-        match = _SIZE.fullmatch(text)
-        unit = match.group(2).lower() if match else ""
-        if not match or unit not in _UNITS:
-            raise DarkIRError(f"{name}: cannot read memory size {text!r}; write e.g. 3GB, 2.5G, 800MB, 1GiB or 1e9")
-        value = float(match.group(1)) * _UNITS[unit]
-    else:
-        value = float(text)
-    if not math.isfinite(value) or value < 1:
-        raise DarkIRError(f"{name}: memory size {text!r} must be a finite number of bytes of at least 1")
-    return int(value)
-
-
-def format_memory(size: float, up: bool = False) -> str:
-    """``1.20 TB`` / ``2.75 GB`` / ``640 MB`` / ``12 KB`` / ``512 bytes``; rounded up with ``up`` (what an image needs
-    at least: a budget of the figure shown then holds it)."""
-    units = ((1e12, "TB", 2), (1e9, "GB", 2), (1e6, "MB", 0), (1e3, "KB", 0))
-    unit, name, digits = next((each for each in units if size >= each[0]), (1, "bytes", 0))
-    value = size / unit
-    if up:
-        value = math.ceil(value * 10**digits - 1e-9) / 10**digits
-    return "1 byte" if name == "bytes" and round(value) == 1 else f"{value:.{digits}f} {name}"
 
 
 def padded(height: int, width: int, multiple: int) -> tuple[int, int]:
@@ -169,7 +133,10 @@ class MemoryPlanner:
         model_width: int,
         max_memory: int | str | None = None,
         multiple: int = 1,
+        setting: str = "max_memory",
     ) -> None:
+        #: The name messages give the budget and its setting (training's validation: ``train.val_max_memory``).
+        self.setting = setting
         #: The model pads each side of its input to a multiple of this (DarkIR: 8), so a 1-pixel-high image
         #: computes as 8 rows.
         self.multiple = multiple
@@ -187,7 +154,7 @@ class MemoryPlanner:
         if max_memory is None:
             self.budget, self.budget_source = self._default_budget(1), _DEFAULT_SOURCE
         else:
-            self.budget, self.budget_source = parse_memory(max_memory), "max_memory"
+            self.budget, self.budget_source = parse_memory(max_memory, setting), setting
         if self.budget <= self.base:
             raise DarkIRError(
                 f"{self.budget_source} {format_memory(self.budget)} is less than the "
@@ -231,7 +198,7 @@ class MemoryPlanner:
         if max(height, width) > MIN_TILE:
             needs.append((self.estimate(pixels, batch * MIN_TILE**2), f"in {MIN_TILE} px tiles"))
         need, how = min(needs)
-        raise_budget = "raise max_memory"  # the command line says --max-memory (darkir.cli.in_flags)
+        raise_budget = f"raise {self.setting}"  # the command line says --max-memory (darkir.cli.in_flags)
         what, fix = (
             (f"a batch of {batch} {width}x{height} frames", f"lower --batch or {raise_budget}")
             if batch > 1

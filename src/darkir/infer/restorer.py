@@ -89,8 +89,8 @@ def _check_array(rgb: np.ndarray) -> None:
 
 @dataclass(frozen=True)
 class RestoreSettings:
-    """How a :class:`Restorer` runs (the meaning of each field is in its docstring): its arguments but the model and
-    ``guide_scale``, with the same defaults, which the command line builds once and the local and Ray engines both
+    """How a :class:`Restorer` runs (the meaning of each field is in its docstring): its arguments but the model,
+    ``guide_scale`` and ``memory_setting``, with the same defaults, which the command line builds once and the local and Ray engines both
     use."""
 
     device: str = "auto"
@@ -148,6 +148,7 @@ class Restorer:
     (slow first call of each, faster afterwards); False never.
     ``exposure``: exposure compensation of the output in EV (stops), applied in linear light with highlights rolled
     off (:mod:`darkir.infer.exposure`); 0 (default) is the model's output exactly.
+    ``memory_setting``: the name messages give ``max_memory`` (what a caller lets its users set it by).
 
     Calling a Restorer restores what users have and returns the same kind of thing: see :meth:`__call__`. The
     ``model`` given is the one it runs, set to eval mode and moved to the device in channels-last layout in place
@@ -165,6 +166,7 @@ class Restorer:
         guide_scale: int | None = GUIDE_SCALE,
         max_memory: int | str | None = None,
         exposure: float = 0.0,
+        memory_setting: str = "max_memory",
     ) -> None:
         _check_model(model)
         if guide_scale is not None and not (is_whole(guide_scale) and guide_scale >= 1):
@@ -187,7 +189,9 @@ class Restorer:
         self.planner = None
         if tile == "auto":
             width = int(getattr(model, "config", {}).get("width", 32))
-            self.planner = MemoryPlanner(self.device, self.dtype, width, max_memory, multiple=self._multiple)
+            self.planner = MemoryPlanner(
+                self.device, self.dtype, width, max_memory, multiple=self._multiple, setting=memory_setting
+            )
         #: The shape of the last pass run (the planner's record, where there is one).
         self.passes = self.planner.passes if self.planner is not None else PassRecord(self._multiple)
         #: The plan of the last image restored (whole or tiled, and why), by any thread using this Restorer: where
@@ -527,7 +531,7 @@ class Restorer:
             warn(
                 f"restoring in {tile} px tiles: tiles under {TONE_SAFE_TILE} px change the result's tone (a "
                 "1120x640 photo came out 1% brighter at 256 px, 2% at 128 px, than whole; other images may come "
-                f"out darker); {'raise max_memory' if self.tile == 'auto' else 'set a larger tile, or tile auto'}"
+                f"out darker); {f'raise {self.planner.setting}' if self.planner else 'set a larger tile, or tile auto'}"
             )
         overlap = window_overlap(tile, self.overlap)
         if self.overlap is not None and overlap != self.overlap:

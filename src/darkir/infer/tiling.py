@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from darkir.errors import DarkIRError, is_whole
 from darkir.infer.defaults import DEFAULT_OVERLAP
-from darkir.infer.memory import padded, parse_memory
+from darkir.infer.memory import padded
+from darkir.memory_sizes import parse_memory
 
 #: Scale (pixels) above which a tiled result takes its content from the whole-image preview.
 GUIDE_SCALE = 64

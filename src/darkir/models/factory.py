@@ -68,7 +68,7 @@ def _check_weights_fit(config: ModelConfig, shapes: DarkIR | None) -> None:
     """Raise an OutOfMemoryError where the weights of a DarkIR of ``config`` (``shapes``, else one made on the meta
     device) need more memory than the CPU has free."""
     from darkir.hostmemory import cpu_available_memory
-    from darkir.infer.memory import format_memory
+    from darkir.memory_sizes import format_memory
 
     if shapes is None:
         with torch.device("meta"):

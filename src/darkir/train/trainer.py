@@ -382,7 +382,14 @@ class Trainer:
         model.load_state_dict(self.model.state_dict())
         if self.device.type == "cuda":
             torch.cuda.empty_cache()  # training's cached blocks: free for the budget, as they are for darkir test
-        restorer = Restorer(model, device=self.device, precision="fp32", compile=False)
+        restorer = Restorer(
+            model,
+            device=self.device,
+            precision="fp32",
+            compile=False,
+            max_memory=self.options.train.val_max_memory,
+            memory_setting="train.val_max_memory",
+        )
         scores = Scores("val", values={"psnr": [], "ssim": []})
         for index in range(len(self.val_set)):
             sample = self.val_set[index]
