@@ -1,7 +1,8 @@
 """Inference: the Restorer engine, image files and folders, and videos.
 
 - ``restorer``: :class:`Restorer`, whole or tiled, at a precision, within a memory budget (``memory``: the planner;
-  ``defaults``: tile and overlap sizes, JPEG quality; ``exposure``: the EV dial applied to restored images);
+  ``defaults``: tile and overlap sizes, JPEG quality; ``exposure``: the EV dial applied to restored images;
+  ``inputs``: what it is called on, paths, PIL images, arrays and tensors, and gives back);
 - ``jobs``: what to restore (inputs expanded into jobs with their output paths); ``files``: restoring them, with
   per-file outcomes, reading and writing overlapped with compute (``pipeline``);
 - ``video``: videos, streamed frame by frame with their timing and audio (``video_colour``: their YUV matrix,

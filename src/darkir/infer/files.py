@@ -21,9 +21,10 @@ from darkir.image_header import read_header
 from darkir.imageio import Image, check_jpeg_quality, read_image, write_image
 from darkir.infer.compiling import compiling_note
 from darkir.infer.defaults import JPEG_QUALITY
+from darkir.infer.inputs import check_image_fits
 from darkir.infer.jobs import Job
 from darkir.infer.pipeline import Drain, Prefetch
-from darkir.infer.restorer import Restorer, check_fits
+from darkir.infer.restorer import Restorer
 from darkir.outputs import (
     Claim,
     DiskFullError,
@@ -180,7 +181,7 @@ def _open(job: Job, overwrite: bool, restorer: Restorer) -> _Work:
         if job.target.exists() and not overwrite:  # written since the check, by a run that has finished
             work.outcome = Outcome("skipped")
         else:
-            work.image = read_image(job.source, functools.partial(check_fits, restorer, job.source))
+            work.image = read_image(job.source, functools.partial(check_image_fits, restorer, job.source))
     except OutputBusyError as exc:
         work.outcome = Outcome("busy", str(exc))
     except Exception as exc:  # whatever a decoder or size limit raised: this file's failure, not the batch's

@@ -1,16 +1,15 @@
-"""The restoration engine: a loaded model, its fast path (channels_last, fp16/bf16, compile), the memory plan and the
-inputs it takes (paths, PIL images, arrays, tensors); tiles are :mod:`darkir.infer.tiling`'s."""
+"""The restoration engine: a loaded model, its fast path (channels_last, fp16/bf16, compile) and the memory plan; the
+inputs it is called on (paths, PIL images, arrays, tensors) are :mod:`darkir.infer.inputs`', tiles
+:mod:`darkir.infer.tiling`'s."""
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ from darkir.errors import CheckpointError, DarkIRError, check_counts, first_line
 from darkir.infer.compiling import MAX_COMPILED_SHAPES, can_compile, images_to_earn
 from darkir.infer.defaults import DEFAULT_TILE
 from darkir.infer.exposure import apply_exposure, check_exposure
+from darkir.infer.inputs import check_array, check_batch, restore_input
 from darkir.infer.memory import MemoryPlanner, PassRecord, Plan
 from darkir.infer.tiling import (
     GUIDE_SCALE,
@@ -42,49 +42,12 @@ from darkir.runtime import (
     resolve_precision,
 )
 
-#: What a PIL image restored by :meth:`Restorer.__call__` keeps of its ``info``: colour profile, EXIF, resolution.
-PIL_INFO_KEPT = ("icc_profile", "exif", "dpi")
-
 
 def check_compile(compile: bool | str) -> bool | str:
     """Refuse a ``compile`` setting other than True, False or ``"auto"``."""
     if compile is True or compile is False or (isinstance(compile, str) and compile == "auto"):
         return compile
     raise DarkIRError(f"compile must be True, False or 'auto', got {compile!r}")
-
-
-def _check_batch(x: torch.Tensor, channels: int | None) -> None:
-    """Refuse what the model cannot take: not a non-empty (N, ``channels``, H, W) float tensor (None: any C)."""
-    c = "C" if channels is None else channels
-    if not isinstance(x, torch.Tensor):
-        raise DarkIRError(f"expected a (N, {c}, H, W) torch tensor, got {type(x).__name__}")
-    if x.is_meta or x.layout != torch.strided:
-        kind = "meta" if x.is_meta else str(x.layout).removeprefix("torch.")
-        raise DarkIRError(f"expected a dense tensor of values, got a {kind} tensor")
-    if x.dim() != 4 or 0 in x.shape or (channels is not None and x.shape[1] != channels):
-        raise DarkIRError(f"expected a (N, {c}, H, W) tensor, non-empty, got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise DarkIRError(f"expected a float tensor with values in [0, 1], got {x.dtype}")
-
-
-def _check_array(rgb: np.ndarray) -> None:
-    """Refuse what :meth:`Restorer.restore_array` does not take, naming the shape, dtype or range found."""
-    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or 0 in rgb.shape:
-        shape = rgb.shape if isinstance(rgb, np.ndarray) else type(rgb).__name__
-        raise DarkIRError(f"restore_array takes one (H, W, 3) RGB array, got {shape}")
-    if rgb.dtype.kind != "f":
-        hint = "; pass it to restorer(array), which converts by bit depth" if rgb.dtype.kind in "ui" else ""
-        raise DarkIRError(f"restore_array takes a float array with values in [0, 1], got dtype {rgb.dtype}{hint}")
-    if not np.isfinite(rgb).all():
-        raise DarkIRError("restore_array: the array has NaN or infinite values")
-    from darkir.imageio import RANGE_TOLERANCE  # (imageio, and OpenCV with it, load on first use)
-
-    low, high = float(rgb.min()), float(rgb.max())
-    if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
-        raise DarkIRError(
-            f"restore_array takes values in [0, 1]; this array spans [{low:.4g}, {high:.4g}] "
-            "(divide 8-bit data by 255, 16-bit by 65535)"
-        )
 
 
 @dataclass(frozen=True)
@@ -247,61 +210,7 @@ class Restorer:
         Alpha is passed through unchanged (a float alpha as float32, clipped to [0, 1]) and gray images come back
         gray. Anything else is a :class:`DarkIRError` naming what was wrong.
         """
-        from darkir.imageio import DEPTH_DTYPES, ImageReadError, image_from_array, image_to_array, read_image
-
-        if isinstance(image, torch.Tensor):
-            return self._call_tensor(image)
-        if isinstance(image, (str, os.PathLike)):
-            if not str(image).strip():
-                raise ImageReadError("the image path is empty (an unset variable?); an empty path is not a file")
-            path = Path(image).expanduser()  # '~/night.png' as create_model and the command line take it
-            if path.is_dir():
-                raise ImageReadError(
-                    f"{image} is a folder; a Restorer restores one image (`darkir restore {image} -o OUT` restores "
-                    "a folder)"
-                )
-            decoded = read_image(path, functools.partial(check_fits, self, path))  # refused before it is decoded
-            decoded.rgb = self.restore_array(decoded.rgb)
-            return image_to_array(decoded, DEPTH_DTYPES[decoded.bit_depth])
-        if isinstance(image, np.ndarray):
-            restored = image_from_array(image)
-            restored.rgb = self.restore_array(restored.rgb)
-            return image_to_array(restored, image.dtype)
-        if type(image).__module__.startswith("PIL."):
-            return self._call_pil(image)
-        raise DarkIRError(
-            f"cannot restore a {type(image).__name__}: pass a file path, a PIL image, a numpy array or an NCHW tensor"
-        )
-
-    def _call_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.detach()  # restored values, never a graph back to the input
-        self.require_rgb()
-        _check_batch(x, 3)
-        if not bool(torch.isfinite(x).all()):
-            raise DarkIRError("the tensor has NaN or infinite values")
-        from darkir.imageio import RANGE_TOLERANCE
-
-        low, high = float(x.min()), float(x.max())
-        if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
-            raise DarkIRError(f"tensor values must be in [0, 1]; this one spans [{low:.4g}, {high:.4g}]")
-        return torch.empty_like(x).copy_(self._restore_tensor(x.float()).clamp(0, 1))  # x's dtype, device, layout
-
-    def _call_pil(self, image: Any) -> Any:
-        from PIL import Image as PILImage
-
-        modes = {"L": np.uint8, "I;16": np.uint16, "I;16B": np.uint16, "RGB": np.uint8, "RGBA": np.uint8}
-        if image.mode not in modes or (image.mode != "RGBA" and "transparency" in image.info):
-            raise DarkIRError(_unsupported_pil(image.mode, "transparency" in image.info))
-        try:
-            array = np.asarray(image, dtype=modes[image.mode])  # a lazily opened image is decoded here
-        except (OSError, SyntaxError) as exc:  # Pillow's errors for a truncated or corrupt file
-            name = getattr(image, "filename", "") or "the PIL image"
-            raise DarkIRError(f"{name}: cannot decode it ({first_line(exc)})") from None
-        # uint8 (H, W) / (H, W, 3) / (H, W, 4) -> L / RGB / RGBA; uint16 -> I;16
-        restored = PILImage.fromarray(self(array))
-        restored.info.update({key: image.info[key] for key in PIL_INFO_KEPT if key in image.info})
-        _drop_unfitting_icc(restored, getattr(image, "filename", "") or "the PIL image")
-        return restored
+        return restore_input(self, image)
 
     @contextlib.contextmanager
     def _precision(self) -> Iterator[None]:
@@ -427,7 +336,7 @@ class Restorer:
     @torch.inference_mode()
     def _restore_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`restore_tensor`'s result as an inference tensor (for darkir's own use of it, without a copy)."""
-        _check_batch(x, self._channels())
+        check_batch(x, self._channels())
         return self._finish(self._restore(x.float()), x)
 
     def require_rgb(self) -> None:
@@ -577,45 +486,9 @@ class Restorer:
     def restore_array(self, rgb: np.ndarray) -> np.ndarray:
         """Restore one (H, W, 3) float RGB image in [0, 1] (float32 as :func:`darkir.imageio.read_image` gives it, or
         any float dtype); the result is float32, clamped to [0, 1]. Integer images go through ``restorer(array)``."""
-        _check_array(rgb)
+        check_array(rgb)
         self.require_rgb()
         with warnings_ignored(message="The given NumPy array is not writable"):  # (read only here, as in a memmap)
             x = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
         out = self._restore_tensor(x)[0].clamp(0, 1)
         return out.permute(1, 2, 0).numpy()
-
-
-def check_fits(restorer: Restorer, name: object, height: int, width: int, consequence: str = "not decoded") -> None:
-    """Raise, naming ``name`` and what did not happen (``consequence``), where a ``height`` x ``width`` image fits no
-    plan of ``restorer`` (see :meth:`Restorer.plan_for`): an image before it is decoded, a video's frames before any
-    is restored."""
-    try:
-        restorer.plan_for(height, width)
-    except DarkIRError as exc:
-        raise DarkIRError(f"{name}: {exc}; {consequence}") from None
-
-
-def _unsupported_pil(mode: str, keyed: bool) -> str:
-    """Why a PIL image of ``mode`` (with a transparency key where ``keyed``) is not restored, and the conversion that
-    keeps what it holds: its alpha, its 16 bits, its float values."""
-    what = f"PIL images of mode {mode!r}{' with a transparency key' if keyed else ''} are not supported"
-    if mode == "F":
-        return f"{what}; restore np.asarray(image) (float values in [0, 1]) instead"
-    if mode.startswith("I") and keyed:  # (converting keeps the key)
-        return f"{what}; restore the file by its path (its transparent pixels come back as alpha)"
-    if mode.startswith("I"):
-        return f"{what}; convert first, e.g. image.convert('I;16') (16-bit gray)"
-    alpha = keyed or mode in ("LA", "La", "PA", "RGBa")
-    return f"{what}; convert first, e.g. image.convert({'RGBA' if alpha else 'RGB'!r})"
-
-
-def _drop_unfitting_icc(image: Any, name: str) -> None:
-    """Drop from the restored PIL ``image`` an ICC profile for another colour space than its own, with the warning
-    ``darkir restore`` gives for the same file (:func:`darkir.image_metadata.icc_mismatch`)."""
-    from darkir.image_metadata import icc_mismatch
-
-    icc = image.info.get("icc_profile")
-    problem = icc_mismatch(icc, image.mode in ("L", "I;16")) if icc else None
-    if problem is not None:
-        del image.info["icc_profile"]
-        warn(f"{name}: {problem}")

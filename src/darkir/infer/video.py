@@ -18,8 +18,9 @@ from tqdm import tqdm
 from darkir.errors import DarkIRError, warn
 from darkir.imageio import IMAGE_SUFFIXES
 from darkir.infer.compiling import compiling_note
+from darkir.infer.inputs import check_image_fits
 from darkir.infer.pipeline import Drain, Prefetch
-from darkir.infer.restorer import Restorer, check_fits
+from darkir.infer.restorer import Restorer
 from darkir.infer.video_colour import video_colour
 from darkir.infer.video_timing import (
     FirstFrame,
@@ -277,7 +278,7 @@ def _restore_video(
         first = _first_frame(av, source)
         _check_encodable(source, first.size, settings.codec)
         # the first decoded frame's size: a header may state another
-        check_fits(restorer, f"{source}: its frames", *first.size, consequence="nothing written")
+        check_image_fits(restorer, f"{source}: its frames", *first.size, consequence="nothing written")
         with (
             _open_input(av, source) as container,
             av.open(str(tmp), "w", format=VIDEO_FORMATS[target.suffix.lower()], options=_muxing(first)) as output,
