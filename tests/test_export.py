@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -127,3 +128,16 @@ class _Scaled(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return 2 * self.inner(x)
+
+
+@pytest.mark.slow
+def test_weights_rounded_to_bf16_export_within_one_level(shared, tmp_path, capsys):
+    """The reference weights saved in bfloat16 (as some checkpoints are) restore fine, but export-onnx refused them:
+    at 64x96 ONNX Runtime was 2.8e-3 from PyTorch on the check's noise input (outputs spanning -7 to 9), over a
+    1e-3 limit, which only said nothing of the images they restore (one 8-bit level is 3.9e-3)."""
+    state = torch.load(shared / "conformance" / "darkir_w32.pt", weights_only=True)["state_dict"]
+    weights = tmp_path / "bf16.pt"
+    torch.save({key: value.bfloat16() for key, value in state.items()}, weights)
+    assert main(["export-onnx", "--weights", str(weights), "-o", str(tmp_path / "bf16.onnx")]) == 0
+    differences = [float(d) for d in re.findall(r"max abs difference to PyTorch ([0-9.e+-]+)", capsys.readouterr().out)]
+    assert len(differences) == 2 and max(differences) > 1e-3 and (tmp_path / "bf16.onnx").stat().st_size

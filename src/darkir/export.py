@@ -20,8 +20,10 @@ from darkir.outputs import parent_made, write_atomic
 
 #: Sizes the exported graph is checked on: one multiple of 8 and one that needs padding.
 CHECK_SIZES = ((64, 96), (57, 83))
-#: Largest max abs difference to PyTorch an exported graph may show (a correct export shows about 1e-6).
-CHECK_TOLERANCE = 1e-3
+#: Largest max abs difference to PyTorch an exported graph may show: one 8-bit level, so that it restores the same
+#: images to the rounding. A correct export of trained weights shows about 1e-5; of weights that amplify the
+#: frequency branch's rounding (random or bf16-rounded ones, outputs spanning -7 to 9 on noise) up to 3e-3.
+CHECK_TOLERANCE = 1 / 255
 
 
 def export_onnx(
@@ -143,6 +145,9 @@ def check_onnx(model: DarkIR, path: str | os.PathLike[str]) -> list[tuple[tuple[
         got = session.run(None, {"input": x.numpy()})[0]
         diff = float(np.abs(got - expected).max())
         if not diff <= CHECK_TOLERANCE:  # also NaN
-            raise ValueError(f"at {size[0]}x{size[1]} it differs from PyTorch by {diff:.2e}, over {CHECK_TOLERANCE:g}")
+            raise ValueError(
+                f"at {size[0]}x{size[1]} it differs from PyTorch by {diff:.2e}, over one 8-bit level "
+                f"({CHECK_TOLERANCE:.2e})"
+            )
         results.append((size, diff))
     return results
