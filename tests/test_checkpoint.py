@@ -228,6 +228,19 @@ def test_a_config_entry_of_training_settings_is_left_out_with_a_warning(tmp_path
         load_model(tmp_path / "mixed.pth")
 
 
+def test_plain_values_beside_the_weights_are_left_out_with_a_warning(tmp_path, tiny_csf):
+    """A state_dict with a ``version: 2`` entry was "has no model weights: ...; top-level keys are 'intro.weight',
+    ...", which contradicted itself."""
+    from darkir.errors import DarkIRWarning
+
+    torch.save(tiny_csf.state_dict() | {"version": 2, "note": "ours"}, tmp_path / "versioned.pt")
+    with pytest.warns(DarkIRWarning, match=r"left out what holds no tensor: 'version' \(2\), 'note' \('ours'\)$"):
+        assert _same_output(load_model(tmp_path / "versioned.pt"), tiny_csf)
+    torch.save({"params": tiny_csf.state_dict() | {"step": 10}}, tmp_path / "nested.pt")
+    with pytest.warns(DarkIRWarning, match=r"'step' \(10\)"):
+        assert _same_output(load_model(tmp_path / "nested.pt"), tiny_csf)
+
+
 def test_a_darkir_inside_a_larger_module_is_named_as_such(tmp_path, tiny_csf):
     """A Lightning module's weights beside a loss network's were "unusable model config: ... not a DarkIR
     checkpoint?"."""

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from darkir.errors import CheckpointError, first_line, some_of, warn
+from darkir.errors import CheckpointError, first_line, short_repr, some_of, warn
 from darkir.models.config import ModelConfig
 from darkir.replacing import replace_file
 from darkir.weightfiles import safetensors_problem, torch_load
@@ -97,17 +97,32 @@ def _read_safetensors(path: Path) -> tuple[StateDict, dict[str, Any] | None, dic
 
 
 def _find_state_dict(payload: Mapping[str, Any], path: Path) -> StateDict:
-    for key in STATE_DICT_KEYS:
-        nested = payload.get(key)
-        if isinstance(nested, Mapping) and nested and all(torch.is_tensor(v) for v in nested.values()):
-            return _strip_prefixes(dict(nested))
-    if payload and all(torch.is_tensor(v) for v in payload.values()):
-        return _strip_prefixes(dict(payload))
+    """The model's weights in ``payload``: under one of :data:`STATE_DICT_KEYS`, else the payload itself; entries
+    that hold no tensor at all beside the weights (a ``version: 2``) are left out, with a warning naming them."""
+    for candidate in [payload.get(key) for key in STATE_DICT_KEYS] + [payload]:
+        weights = _weights_in(candidate, path)
+        if weights is not None:
+            return _strip_prefixes(weights)
     raise CheckpointError(
         f"checkpoint {path} has no model weights: expected a state_dict or one under "
         f"{', '.join(map(repr, STATE_DICT_KEYS))}; "
         + (f"top-level keys are {', '.join(map(repr, list(payload)[:10]))}" if payload else "it holds nothing")
     )
+
+
+def _weights_in(candidate: object, path: Path) -> StateDict | None:
+    """``candidate``'s tensors where it is a state_dict: a mapping of tensors, beside which it may hold plain values
+    (numbers, text, None; left out with a warning); None where it is not."""
+    if not isinstance(candidate, Mapping):
+        return None
+    weights = {key: value for key, value in candidate.items() if torch.is_tensor(value)}
+    others = [key for key in candidate if key not in weights]
+    if not weights or any(not isinstance(candidate[key], (int, float, str, bool, type(None))) for key in others):
+        return None
+    if others:
+        listed = some_of([f"{key!r} ({short_repr(candidate[key])})" for key in others], 5)
+        warn(f"checkpoint {path}: beside the weights, left out what holds no tensor: {listed}")
+    return dict(weights)
 
 
 def _strip_prefixes(state_dict: StateDict) -> StateDict:
