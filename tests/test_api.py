@@ -240,3 +240,20 @@ def test_a_pil_mode_with_alpha_is_told_to_convert_to_rgba_not_rgb(tiny_restorer)
     """The hint said image.convert('RGB'), which drops the alpha the image has."""
     with pytest.raises(DarkIRError, match=r"image\.convert\('RGBA'\)"):
         tiny_restorer(PILImage.new("LA", (8, 8)))
+
+
+# Found by an outside test of the Python API as a library (twenty-fourth session).
+
+
+def test_a_host_applications_float64_default_dtype_still_gives_float32_models(tiny_checkpoint, tiny_restorer):
+    """Under ``torch.set_default_dtype(torch.float64)`` create_model gave float64 weights and from_pretrained was
+    refused ("the model's weights are float64 ... pass model.float()"), with no model to call it on."""
+    image = _dark((40, 48, 3))
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        assert {p.dtype for p in create_model("darkir-w32").parameters()} == {torch.float32}
+        restored = Restorer.from_pretrained(str(tiny_checkpoint), device="cpu", tile=64)(image)
+    finally:
+        torch.set_default_dtype(previous)
+    assert np.array_equal(restored, tiny_restorer(image))

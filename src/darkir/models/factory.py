@@ -57,11 +57,12 @@ def build_model(config: ModelConfig | Mapping[str, Any] | str | None = None, **o
 
 
 def _made(config: ModelConfig, shapes: DarkIR | None = None) -> DarkIR:
-    """A DarkIR of a whole ``config`` on the default device; on the CPU, its weights' memory checked first (from
-    ``shapes``, its twin on the meta device, where the caller has one)."""
+    """A DarkIR of a whole ``config`` on the default device, in float32 whatever torch's default dtype (a host
+    application's float64); on the CPU, its weights' memory checked first (from ``shapes``, its twin on the meta
+    device, where the caller has one)."""
     if torch.get_default_device().type == "cpu":
         _check_weights_fit(config, shapes)
-    return DarkIR(config=config)
+    return DarkIR(config=config).float()
 
 
 def _check_weights_fit(config: ModelConfig, shapes: DarkIR | None) -> None:
