@@ -8,6 +8,7 @@ import contextlib
 import copy
 import math
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -53,8 +54,8 @@ def check_compile(compile: bool | str) -> bool | str:
 @dataclass(frozen=True)
 class RestoreSettings:
     """How a :class:`Restorer` runs (the meaning of each field is in its docstring): its arguments but the model,
-    ``guide_scale`` and ``memory_setting``, with the same defaults, which the command line builds once and the local and Ray engines both
-    use."""
+    ``guide_scale`` and ``memory_setting``, with the same defaults, which the command line builds once and the local
+    and Ray engines both use."""
 
     device: str = "auto"
     precision: str = "auto"
@@ -162,6 +163,9 @@ class Restorer:
         self.last_plan: Plan | None = None
         #: Whether the tone warning of small tiles was given (once per Restorer: a batch's images all give it).
         self._warned_small_tiles = False
+        #: Held by each pass (a whole image, its tiles, a batch), so that threads sharing this Restorer, and its
+        #: :meth:`with_exposure` copies, restore one image at a time: each planned pass has the budget to itself.
+        self._one_at_a_time = threading.RLock()
 
     @classmethod
     def from_pretrained(
@@ -390,7 +394,9 @@ class Restorer:
         if self.device.type == "cuda" and rgb.dtype == np.uint8 and plan is not None and not plan.lean:
             self.last_plan = plan
             x = torch.from_numpy(rgb).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(peak)
-            restored = self._finish(self._on_device(x).float()).clamp_(0, 1).mul_(peak).round_()
+            with self._one_at_a_time:
+                restored = self._on_device(x).float()
+            restored = self._finish(restored).clamp_(0, 1).mul_(peak).round_()
             return restored.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
         x = torch.from_numpy(rgb.astype(np.float32) / np.float32(peak)).permute(0, 3, 1, 2)
         restored = self._restore_tensor(x).clamp(0, 1).permute(0, 2, 3, 1).numpy()
@@ -398,7 +404,13 @@ class Restorer:
 
     def _restore(self, x: torch.Tensor, held: int | None = None) -> torch.Tensor:
         """Restore the batch ``x`` (a part of ``held`` images in memory) as planned: in smaller batches where the
-        whole batch would need smaller tiles than one image, then whole or in tiles."""
+        whole batch would need smaller tiles than one image, then whole or in tiles; one call at a time (threads
+        sharing this Restorer take turns, each within the memory budget)."""
+        with self._one_at_a_time:
+            return self._restore_planned(x, held)
+
+    def _restore_planned(self, x: torch.Tensor, held: int | None) -> torch.Tensor:
+        """:meth:`_restore`'s work."""
         height, width = x.shape[-2:]
         held = held or x.shape[0]
         size = self._batch_restored_as_one(height, width, x.shape[0], held)
