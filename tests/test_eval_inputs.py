@@ -325,3 +325,51 @@ def test_compare_unpaired_scores_a_gray_input_as_test_unpaired_does(tmp_path, ti
         compared = next(csv.DictReader(handle))
     niqe = [float(value) for key, value in compared.items() if key.startswith("niqe:") and "tiny" in key]
     assert niqe == [pytest.approx(float(saved["niqe_out"]), abs=1e-3)]
+
+
+# Found by an outside test of the Python API as a library (twenty-fourth session): the metric functions scored
+# inputs they do not take (8-bit tensors, 0-255 floats, shapes that broadcast) with numbers that meant nothing.
+
+
+@pytest.mark.parametrize(
+    ("pred", "target", "data_range", "problem"),
+    [
+        ("u8", "u8", 1.0, r"pred must be a float \(N, C, H, W\) tensor, got torch.uint8"),
+        ("255", "255", 1.0, r"target values span \[[0-9.]+, 25[0-9.]+\], outside data_range \[0, 1\]"),
+        ("a", "batch2", 1.0, r"pred \(1, 3, 32, 32\) and target \(2, 3, 32, 32\) differ in shape"),
+        ("a", "gray", 1.0, r"pred \(1, 3, 32, 32\) and target \(1, 1, 32, 32\) differ in shape"),
+        ("a", "a", 0, r"data_range must be a positive number, got 0"),
+        ("chw", "chw", 1.0, r"pred must be a float \(N, C, H, W\) tensor, got torch.float32 \(3, 32, 32\)"),
+        ("numpy", "numpy", 1.0, r"pred must be a torch tensor \(N, C, H, W\), got ndarray"),
+    ],
+)
+def test_psnr_ssim_and_lpips_refuse_what_they_do_not_take(pred, target, data_range, problem):
+    from darkir.eval.lpips import BACKBONE_SHAPES, HEADS_SHAPES, LPIPS
+    from darkir.eval.metrics import ssim
+
+    a = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    inputs = {"u8": (a * 255).byte(), "255": a * 255, "a": a, "batch2": torch.rand(2, 3, 32, 32)}
+    inputs |= {"gray": a[:, :1], "chw": a[0], "numpy": a.numpy()}
+    random = {name: torch.rand(shape) for name, shape in (BACKBONE_SHAPES | HEADS_SHAPES).items()}
+    lpips = LPIPS({k: v for k, v in random.items() if k in BACKBONE_SHAPES}, {k: random[k] for k in HEADS_SHAPES})
+    metrics = [("psnr", lambda p, t: psnr(p, t, data_range)), ("ssim", lambda p, t: ssim(p, t, data_range))]
+    metrics += [("lpips", lpips)] if data_range == 1.0 else []
+    for name, metric in metrics:
+        with pytest.raises(ValueError, match=rf"^{name}: {problem}"):
+            metric(inputs[pred], inputs[target])
+    assert psnr(a * 255, a * 255 * 0.9, data_range=255.0).item() == pytest.approx(psnr(a, a * 0.9).item(), abs=1e-4)
+
+
+def test_niqe_refuses_8_bit_and_0_255_arrays():
+    """NIQE scored a uint8 array as if it held values in [0, 1] (5.18 against 4.09 for the same image)."""
+    from darkir.eval.niqe import niqe
+    from darkir.eval.noreference import no_reference_scores
+
+    image = np.random.default_rng(0).random((100, 120, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"niqe takes a float array in \[0, 1\], got uint8"):
+        no_reference_scores((image * 255).round().astype(np.uint8))
+    with pytest.raises(ValueError, match=r"niqe takes values in \[0, 1\]; this array spans"):
+        niqe(image * 255)
+    with pytest.raises(ValueError, match=r"niqe takes an \(H, W, 3\) RGB or \(H, W\) gray array, got \(100, 120, 2\)"):
+        niqe(image[..., :2])
+    assert niqe(image) == niqe(image.astype(np.float64))

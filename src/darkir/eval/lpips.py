@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from darkir.errors import CheckpointError, DarkIRError
+from darkir.eval.metrics import check_pair
 from darkir.weightfiles import load_weights_file, state_mismatch
 
 BACKBONE_FILE = "alexnet-owt-7be5be79.pth"
@@ -97,7 +98,11 @@ class LPIPS(nn.Module):
 
     @torch.no_grad()
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """The distance of each pair of images; NaN for images under :data:`MIN_SIZE` px on a side."""
+        """The distance of each pair of (N, 3, H, W) float images in [0, 1] (as :func:`~darkir.eval.metrics.psnr`
+        takes them); NaN for images under :data:`MIN_SIZE` px on a side."""
+        check_pair(pred, target, 1.0, "lpips")
+        if pred.shape[1] != 3:
+            raise ValueError(f"lpips: images must be RGB, (N, 3, H, W), got {tuple(pred.shape)}")
         if min(pred.shape[-2:]) < MIN_SIZE:
             return torch.full((pred.shape[0],), float("nan"), device=pred.device)
         total = torch.zeros(pred.shape[0], device=pred.device)

@@ -136,6 +136,21 @@ def niqe_y(y: np.ndarray) -> float:
 
 def niqe(rgb: np.ndarray) -> float:
     """NIQE of an RGB (H, W, 3) or gray (H, W) float image in [0, 1]; lower is better."""
+    _check_image(rgb)
     if rgb.ndim == 2:
         return niqe_y(np.round(rgb.astype(np.float64) * 255))
     return niqe_y(luma_y(rgb[..., :3]))
+
+
+def _check_image(rgb: object) -> None:
+    """Raise a ValueError unless ``rgb`` is a float (H, W) or (H, W, 3) array in [0, 1] (an 8-bit array scored as
+    one in [0, 1] gave another number without a word)."""
+    if not isinstance(rgb, np.ndarray) or rgb.ndim not in (2, 3) or (rgb.ndim == 3 and rgb.shape[2] != 3):
+        shape = rgb.shape if isinstance(rgb, np.ndarray) else type(rgb).__name__
+        raise ValueError(f"niqe takes an (H, W, 3) RGB or (H, W) gray array, got {shape}")
+    if rgb.dtype.kind != "f":
+        raise ValueError(f"niqe takes a float array in [0, 1], got {rgb.dtype} (divide 8-bit images by 255)")
+    if rgb.size and not (float(rgb.min()) >= -1e-3 and float(rgb.max()) <= 1 + 1e-3):  # (float rounding)
+        raise ValueError(
+            f"niqe takes values in [0, 1]; this array spans [{float(rgb.min()):.4g}, {float(rgb.max()):.4g}]"
+        )
