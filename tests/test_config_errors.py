@@ -506,6 +506,18 @@ def test_files_that_are_no_checkpoint_say_so(tmp_path, name, content, expected):
     assert str(path) in str(info.value)
 
 
+def test_weights_under_each_others_suffix_say_which_suffix_they_need(tmp_path):
+    """A PyTorch file named .safetensors was 'not a safetensors file (its first 8 bytes are not the length of a
+    header)', where a safetensors file named .pt was told its suffix."""
+    model = build_model({"width": 8})
+    torch_file = save_checkpoint(tmp_path / "model.pt", model).rename(tmp_path / "torch.safetensors")
+    with pytest.raises(CheckpointError, match=r"it is a PyTorch weights file: give it the \.pt suffix"):
+        read_checkpoint(torch_file)
+    safetensors_file = save_checkpoint(tmp_path / "model.safetensors", model).rename(tmp_path / "safe.pt")
+    with pytest.raises(CheckpointError, match=r"it is a safetensors file: give it the \.safetensors suffix"):
+        read_checkpoint(safetensors_file)
+
+
 def test_truncated_weights_of_other_projects_say_so(tmp_path):
     path = tmp_path / "alex.pth"
     torch.save({"features.0.weight": torch.zeros(64, 3, 11, 11)}, path)

@@ -315,7 +315,10 @@ def safetensors_problem(path: Path) -> str | None:
     if size < 8 or length > size - 8:
         if size < 8 or header[:1] == b"{":
             return _cut_short(size)
-        return "not a safetensors file (its first 8 bytes are not the length of a header)"
+        kind = _file_kind(path)
+        if kind == "torch":
+            return "not a safetensors file (it is a PyTorch weights file: give it the .pt suffix)"
+        return f"not a safetensors file ({kind or 'its first 8 bytes are not the length of a header'})"
     try:
         entries = json.loads(header).values()
         end = max((int(entry["data_offsets"][1]) for entry in entries if "data_offsets" in entry), default=0)
