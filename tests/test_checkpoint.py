@@ -421,3 +421,22 @@ def test_a_whole_pickled_model_is_refused_with_a_way_to_its_weights(tmp_path, ti
     assert str(error.value).endswith("torch.save(torch.load(path, weights_only=False).state_dict(), new_path)")
     torch.save(torch.load(path, weights_only=False).state_dict(), new_path)  # the advice, for a trusted file
     assert _same_output(load_model(new_path), tiny_csf)
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_a_stored_config_may_name_img_channels_as_options_files_do(tmp_path, tiny_csf, suffix):
+    """A config copied from an options file's network: section was refused: "unknown model config key(s)
+    'img_channels'", the name those files use."""
+    import json
+
+    from safetensors.torch import save_file
+
+    config = dict(tiny_csf.config)
+    config["img_channels"] = config.pop("img_channel")
+    path = tmp_path / f"theirs{suffix}"
+    if suffix == ".pt":
+        torch.save({"params": tiny_csf.state_dict(), "config": config}, path)
+    else:
+        save_file(tiny_csf.state_dict(), str(path), metadata={"darkir_config": json.dumps(config)})
+    loaded = load_model(path)
+    assert loaded.config == tiny_csf.config and _same_output(loaded, tiny_csf)

@@ -62,13 +62,23 @@ def _network_config(config: object, path: Path) -> dict[str, Any] | None:
     no network setting (another code's training settings, ``lr`` and ``epochs`` say), which is then warned of."""
     if not isinstance(config, Mapping) or not config:
         return None
+    config = _by_field_names(config)
     if not set(config) & {field.name for field in fields(ModelConfig)}:
         warn(
             f"{path}: its 'config' entry holds no network settings ({some_of([str(key) for key in config], 4)}): "
             "left out, the network is read off the weights"
         )
         return None
-    return dict(config)
+    return config
+
+
+def _by_field_names(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored model config with the options files' ``img_channels`` (copied from a ``network:`` section) under
+    :class:`ModelConfig`'s name, ``img_channel``."""
+    config = dict(config)
+    if "img_channels" in config and "img_channel" not in config:
+        config["img_channel"] = config.pop("img_channels")
+    return config
 
 
 def _read_safetensors(path: Path) -> tuple[StateDict, dict[str, Any] | None, dict[str, Any]]:
@@ -93,6 +103,7 @@ def _read_safetensors(path: Path) -> tuple[StateDict, dict[str, Any] | None, dic
             raise CheckpointError(
                 f"{path}: its '{SAFETENSORS_CONFIG_KEY}' metadata is a JSON {type(config).__name__}, not an object"
             )
+    config = None if config is None else _by_field_names(config)
     return _strip_prefixes(state_dict), config, {"state_dict": state_dict, "metadata": metadata}
 
 
