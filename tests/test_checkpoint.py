@@ -412,17 +412,6 @@ def test_a_config_that_does_not_fit_is_refused_before_its_model_is_built(tmp_pat
     assert "shape mismatch key(s): intro.weight: checkpoint (8, 3, 3, 3) vs model (100000, 3, 3, 3)" in result.stdout
 
 
-def test_a_whole_pickled_model_is_refused_with_a_way_to_its_weights(tmp_path, tiny_csf):
-    """``torch.save(model)`` was refused for safety with nothing to do about it; the advice given now loads."""
-    path, new_path = tmp_path / "whole.pt", tmp_path / "weights.pt"
-    torch.save(tiny_csf, path)
-    with pytest.raises(CheckpointError, match=r"pickled Python objects \(darkir\.models\.darkir\.DarkIR\)") as error:
-        load_model(path)
-    assert str(error.value).endswith("torch.save(torch.load(path, weights_only=False).state_dict(), new_path)")
-    torch.save(torch.load(path, weights_only=False).state_dict(), new_path)  # the advice, for a trusted file
-    assert _same_output(load_model(new_path), tiny_csf)
-
-
 @pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
 def test_a_stored_config_may_name_img_channels_as_options_files_do(tmp_path, tiny_csf, suffix):
     """A config copied from an options file's network: section was refused: "unknown model config key(s)

@@ -63,8 +63,7 @@ def _refusal(path: Path, refused: str, exc: BaseException) -> str:
         )
     return (
         f"it holds pickled Python objects ({refused}), not only tensors and plain data, so darkir does not load it, "
-        "for safety (unpickling such objects can run code); if it comes from a trusted source and holds a whole "
-        "model, save its weights alone: torch.save(torch.load(path, weights_only=False).state_dict(), new_path)"
+        "for safety (unpickling such objects can run code)"
     )
 
 
