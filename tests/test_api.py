@@ -288,3 +288,14 @@ def test_threads_sharing_a_restorer_take_turns_within_its_budget(tiny_checkpoint
     with ThreadPoolExecutor(3) as pool:
         together = list(pool.map(lambda pair: (brighter if pair[0] % 2 else restorer)(pair[1]), enumerate(images)))
     assert most[0] == 1 and all(np.array_equal(a, b) for a, b in zip(alone, together, strict=True))
+
+
+def test_gray_arrays_of_one_channel_and_bytes_paths_are_taken(tiny_restorer, tmp_path):
+    """(H, W, 1) arrays, gray as OpenCV and scikit-image give it, were "unsupported array shape", and a path as
+    bytes (a valid path in Python) was "cannot restore a bytes"."""
+    gray = _dark((40, 48))
+    restored = tiny_restorer(gray[..., None])
+    assert restored.shape == (40, 48, 1) and np.array_equal(restored[..., 0], tiny_restorer(gray))
+    path = tmp_path / "night.png"
+    cv2.imwrite(str(path), _dark((40, 48, 3)))
+    assert np.array_equal(tiny_restorer(bytes(path)), tiny_restorer(str(path)))

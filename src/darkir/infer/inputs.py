@@ -27,9 +27,11 @@ def restore_input(restorer: Restorer, image: Any) -> Any:
 
     if isinstance(image, torch.Tensor):
         return _restore_tensor(restorer, image)
-    if isinstance(image, (str, os.PathLike)):
-        return _restore_file(restorer, image)
+    if isinstance(image, (str, bytes, os.PathLike)):
+        return _restore_file(restorer, os.fsdecode(image))
     if isinstance(image, np.ndarray):
+        if image.ndim == 3 and image.shape[2] == 1:  # gray as OpenCV and scikit-image give it
+            return restore_input(restorer, image[..., 0])[..., None]
         restored = image_from_array(image)
         restored.rgb = restorer.restore_array(restored.rgb)
         return image_to_array(restored, image.dtype)
@@ -40,7 +42,7 @@ def restore_input(restorer: Restorer, image: Any) -> Any:
     )
 
 
-def _restore_file(restorer: Restorer, image: str | os.PathLike[str]) -> np.ndarray:
+def _restore_file(restorer: Restorer, image: str) -> np.ndarray:
     """The image file ``image`` decoded (refused before where it fits no plan) and restored, at its bit depth."""
     from darkir.imageio import DEPTH_DTYPES, ImageReadError, image_to_array, read_image
 

@@ -202,13 +202,13 @@ class Restorer:
     def __call__(self, image: Any) -> Any:
         """Restore ``image`` and return the same kind of thing, as ``darkir restore`` would restore it.
 
-        - a file path (str or PathLike): the decoded file restored, as a numpy array of its bit depth (uint8,
+        - a file path (str, bytes or PathLike): the decoded file restored, as a numpy array of its bit depth (uint8,
           uint16 or float32), gray (H, W), RGB (H, W, 3) or RGBA (H, W, 4), EXIF orientation applied;
         - a PIL image (mode L, I;16, RGB or RGBA; I;16B, big-endian 16-bit, comes back as I;16): a PIL image of
           the same mode and size, with its ICC profile, EXIF and dpi (``info``); as in Pillow, the EXIF orientation
           is not applied (``ImageOps.exif_transpose``); one with a transparency key (``tRNS``) is refused;
-        - a numpy array (uint8, uint16, or float32/float64 in [0, 1]; (H, W), (H, W, 3) or (H, W, 4)): an array
-          of the same dtype and shape;
+        - a numpy array (uint8, uint16, or float32/float64 in [0, 1]; (H, W) or (H, W, 1) gray, (H, W, 3) or
+          (H, W, 4)): an array of the same dtype and shape;
         - a torch tensor (N, 3, H, W), float in [0, 1]: a tensor of the same dtype and device, clamped to [0, 1].
 
         Alpha is passed through unchanged (a float alpha as float32, clipped to [0, 1]) and gray images come back
