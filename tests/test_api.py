@@ -299,3 +299,18 @@ def test_gray_arrays_of_one_channel_and_bytes_paths_are_taken(tiny_restorer, tmp
     path = tmp_path / "night.png"
     cv2.imwrite(str(path), _dark((40, 48, 3)))
     assert np.array_equal(tiny_restorer(bytes(path)), tiny_restorer(str(path)))
+
+
+@pytest.mark.parametrize(
+    ("counts", "problem"),
+    [
+        ([1, 2, 3], r"expect takes \{\(batch, height, width\): count\}, got list"),
+        ({(1, -5, "a"): 3}, r"expect's keys are shapes \(batch, height, width\) of whole numbers, got \(1, -5, 'a'\)"),
+        ({(1, 8): 1}, r"got \(1, 8\)"),
+        ({(1, 8, 8): 2.5}, r"expect's counts are whole numbers of at least 0, got 2.5 for \(1, 8, 8\)"),
+    ],
+)
+def test_expect_refuses_what_is_no_count_of_shapes(tiny_restorer, counts, problem):
+    """On the CPU (nothing to compile) expect returned [] for anything, so a caller's mistake showed only on a GPU."""
+    with pytest.raises(DarkIRError, match=problem):
+        tiny_restorer.expect(counts)

@@ -234,6 +234,13 @@ class Restorer:
         ``compile="auto"`` on a GPU that can compile, the model is then compiled for the shapes restored whole and
         often enough to earn the compile back (:func:`darkir.infer.compiling.images_to_earn`); returns the shapes
         newly chosen (so that the job can say it compiles), else an empty list."""
+        if not isinstance(counts, Mapping):
+            raise DarkIRError(f"expect takes {{(batch, height, width): count}}, got {type(counts).__name__}")
+        for shape, count in counts.items():
+            if not (isinstance(shape, tuple) and len(shape) == 3 and all(is_whole(n) and n >= 0 for n in shape)):
+                raise DarkIRError(f"expect's keys are shapes (batch, height, width) of whole numbers, got {shape!r}")
+            if not (is_whole(count) and count >= 0):
+                raise DarkIRError(f"expect's counts are whole numbers of at least 0, got {count!r} for {shape}")
         if not self.compiles_on_demand:
             return []
         earning = [
