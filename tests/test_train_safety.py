@@ -459,6 +459,36 @@ def test_a_validation_that_failed_runs_first_when_the_run_resumes(data, tmp_path
     assert (run / "best.pt").is_file()
 
 
+def test_a_stop_during_validation_ends_it_at_the_next_image_and_the_resumed_run_validates_first(
+    data, tmp_path, monkeypatch, capsys
+):
+    """Ctrl-C during a validation waited for all of it (minutes on a large set) before the run stopped and saved."""
+    import os
+    import signal
+
+    import darkir.train.trainer
+
+    run, scored = tmp_path / "run", []
+    prepare = darkir.train.trainer.prepare
+
+    def stopped_at_the_first_image(*args: object, **kwargs: object) -> object:
+        if not scored:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the first validation image is restored
+        scored.append(1)
+        return prepare(*args, **kwargs)
+
+    monkeypatch.setattr(darkir.train.trainer, "prepare", stopped_at_the_first_image)
+    assert _train(data, run) == 130  # (interrupted)
+    out = capsys.readouterr().out
+    assert len(scored) == 1 and "epoch 1: validation stopped; it runs first when the run resumes" in out
+    payload = read_checkpoint(run / "last.pt")[2]
+    assert payload["validation_due"] is True and payload["step"] == 2 and not (run / "best.pt").exists()
+    monkeypatch.undo()
+    assert _train(data, run, "--resume") == 0
+    validated = [line for line in (run / "last_logs" / "train.jsonl").read_text().splitlines() if '"val"' in line]
+    assert len(validated) == 1 and '"epoch": 1' in validated[0] and (run / "best.pt").is_file()
+
+
 def test_a_full_disk_at_the_best_checkpoint_names_it_and_keeps_the_best_score_before(
     data, tmp_path, monkeypatch, capsys
 ):

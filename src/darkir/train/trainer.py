@@ -9,7 +9,7 @@ import sys
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -372,12 +372,12 @@ class Trainer:
 
     # ------------------------------------------------------------ the loop
     @torch.no_grad()
-    def validate(self) -> Scores:
+    def validate(self, stop: Callable[[], bool] = lambda: False) -> Scores | None:
         """PSNR/SSIM per pair of the current weights on the validation pairs (NaN where undefined), restored and scored
         as ``darkir test`` does: by a Restorer in fp32 on the training device, whole where an image fits the default
         memory budget, else in tiles, and the output as saved (at its input's bit depth, in gray for a gray input).
         Run on the model itself, a large photo took all the memory whole (a 2400x1600 one 7 GB at width 32), and
-        each resumed run again."""
+        each resumed run again. None where ``stop()`` said to stop, which it is asked between images."""
         model = build_model(self.model.config)
         model.load_state_dict(self.model.state_dict())
         if self.device.type == "cuda":
@@ -392,6 +392,8 @@ class Trainer:
         )
         scores = Scores("val", values={"psnr": [], "ssim": []})
         for index in range(len(self.val_set)):
+            if stop():
+                return None
             sample = self.val_set[index]
             bit_depth = int(sample.get("bit_depth", 8))  # (synthesized pairs: 8-bit RGB)
             grayscale = bool(sample.get("grayscale", False))  # scored as darkir test scores it: as it would be saved
@@ -427,8 +429,8 @@ class Trainer:
         """Train epoch after epoch until step ``stop``, the last epoch or a request to stop."""
         epochs, steps_per_epoch = self.options.train.epochs, self.sampler.steps_per_epoch()
         start = (time.perf_counter(), self.step)
-        if self.validation_due:  # the validation that a failure stopped, before the run goes on
-            self._end_of_epoch(final=self.epoch == epochs)
+        if self.validation_due:  # the validation that a failure or a stop cut short, before the run goes on
+            self._end_of_epoch(self.epoch == epochs, interrupt)
         while self.epoch < epochs and self.step < stop and not interrupt.requested():
             self.sampler.set_epoch(self.epoch, self.epoch_step)
             self.train_set.set_epoch(self.epoch)
@@ -443,7 +445,7 @@ class Trainer:
                     break
             if self.epoch_step >= steps_per_epoch:
                 self.epoch, self.epoch_step = self.epoch + 1, 0
-                self._end_of_epoch(final=self.epoch == epochs)
+                self._end_of_epoch(self.epoch == epochs, interrupt)
 
     def _epoch_batches(self) -> Iterator[dict[str, Any]]:
         """The loader's batches of this epoch; an error making one becomes a :class:`ResumableError` (the state is
@@ -551,10 +553,11 @@ class Trainer:
         ddp.teardown(self.context)
         return result
 
-    def _end_of_epoch(self, final: bool) -> None:
+    def _end_of_epoch(self, final: bool, interrupt: StopOnInterrupt) -> None:
         """Validate where due (every ``train.val_every`` epochs, and after the last) and save the last checkpoint,
         and the best one where it improved; without validation, save the last checkpoint once an epoch where
-        ``train.save_every_steps`` is 0 (the end of the run saves it anyway)."""
+        ``train.save_every_steps`` is 0 (the end of the run saves it anyway). A request to stop (``interrupt``) ends
+        the validation at the next image, left due: the run saves, and its resumed run validates first."""
         if self.val_set is None or not (final or self.epoch % self.options.train.val_every == 0):
             self.validation_due = False  # none is (a resumed run whose validation set was taken away)
             if self.context.is_main and not final and not self.options.train.save_every_steps:
@@ -565,11 +568,13 @@ class Trainer:
         failure: Exception | None = None
         if self.context.is_main:  # (the others wait, and learn whether it failed)
             try:
-                scores = self.validate()
+                scores = self.validate(stop=lambda: interrupt.flag)
             except Exception as exc:
                 failure = exc
         if ddp.any_process(self.context, failure is not None):
             raise ResumableError(f"validating after epoch {self.epoch}", elsewhere=failure is None) from failure
+        if self.context.is_main and scores is None:
+            tqdm.write(f"epoch {self.epoch}: validation stopped; it runs first when the run resumes (--resume)")
         if scores is not None:
             self.validation_due = False
             means = {key: scores.mean(key) for key in scores.values}
@@ -579,7 +584,8 @@ class Trainer:
             self.save()  # first, with the best score so far: a failure to write the best checkpoint loses no training
             if previous is None or (not math.isnan(means["psnr"]) and means["psnr"] > previous):
                 self._save_best(means["psnr"], previous)
-        self.validation_due = False
+        elif not self.context.is_main:
+            self.validation_due = False  # (only the main process's checkpoint records it)
         ddp.barrier(self.context)
 
     def _save_best(self, score: float, previous: float | None) -> None:
