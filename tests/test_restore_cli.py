@@ -86,7 +86,12 @@ def test_verbose_says_how_each_image_was_restored_and_budget_flags_are_checked(
     assert main(["restore", str(photos / "a.png"), "-o", str(out), *weights, "--max-memory", "lots"]) == 2
     assert "cannot read memory size 'lots'" in capsys.readouterr().err
     assert main(["restore", str(photos / "a.png"), "-o", str(out), *weights, "--max-memory", "10MB"]) == 2
-    assert "--max-memory 10 MB is less than the process already holds" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--max-memory 10 MB is less than the process already holds" in err and "without a unit" not in err
+    assert main(["restore", str(photos / "a.png"), "-o", str(out), *weights, "--max-memory", "3"]) == 2
+    err = capsys.readouterr().err.rstrip()  # (3 GB was meant)
+    assert "--max-memory 3 bytes is less than the process already holds with the model loaded (~" in err
+    assert err.endswith("(a number without a unit is bytes: give a unit, as in '2GB')")
 
 
 def test_existing_outputs_are_kept_unless_overwrite(photos, tmp_path, tiny_checkpoint, capsys):

@@ -160,6 +160,7 @@ class MemoryPlanner:
                 f"{self.budget_source} {format_memory(self.budget)} is less than the "
                 f"{'device' if device.type == 'cuda' else 'process'} already holds with the model loaded "
                 f"(~{format_memory(self.base)})"
+                + (" (a number without a unit is bytes: give a unit, as in '2GB')" if self.budget < 1e4 else "")
             )
         #: The passes run (the Restorer records them), whose freed memory shapes what a pass of another shape takes
         #: on the CPU.
