@@ -193,6 +193,16 @@ def test_measure_complexity_names_a_bad_argument(arguments, message):
     assert measure_complexity(gray, 32).input_shape == (1, 32, 32)  # the model's channels by default
 
 
+def test_complexity_at_a_side_the_model_pads_says_the_side_it_counts():
+    """``--size 255`` was labelled "at 3x255x255" with the MACs of 256x256, which the model computes."""
+    from darkir.complexity import measure_complexity
+
+    model = build_model("darkir-w32", **TINY)
+    at_255, at_256 = measure_complexity(model, 255), measure_complexity(model, 256)
+    assert at_255.macs == at_256.macs and at_255.summary().endswith("at 3x255x255, computed as 256x256")
+    assert at_256.summary().endswith("GMac at 3x256x256")
+
+
 def test_a_model_too_large_for_memory_is_named_before_torch_allocates(monkeypatch):
     """create_model(width=10**6) raised torch's allocator error (8000000000000 bytes, no word of the width)."""
     import darkir.hostmemory

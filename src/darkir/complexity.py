@@ -19,15 +19,19 @@ class Complexity:
     params: int
     macs: int
     input_shape: tuple[int, int, int]
+    #: The side the model computes: ``size`` padded to the model's multiple (a DarkIR's 8), which its MACs count.
+    computed_side: int
 
     def as_dict(self) -> dict[str, object]:
         """JSON-friendly form."""
         return {**asdict(self), "input_shape": list(self.input_shape)}
 
     def summary(self) -> str:
-        """One human line, e.g. ``3.32 M params, 7.25 GMac at 3x256x256``."""
-        shape = "x".join(map(str, self.input_shape))
-        return f"{self.params / 1e6:.2f} M params, {self.macs / 1e9:.2f} GMac at {shape}"
+        """One human line, e.g. ``3.32 M params, 7.25 GMac at 3x256x256`` (and the side computed, where the model
+        pads the input: ``at 3x255x255, computed as 256x256``)."""
+        channels, side = self.input_shape[0], self.input_shape[1]
+        padded = f", computed as {self.computed_side}x{self.computed_side}" if self.computed_side != side else ""
+        return f"{self.params / 1e6:.2f} M params, {self.macs / 1e9:.2f} GMac at {channels}x{side}x{side}{padded}"
 
 
 def measure_complexity(model: nn.Module, size: int = 256, channels: int | None = None) -> Complexity:
@@ -60,7 +64,9 @@ def measure_complexity(model: nn.Module, size: int = 256, channels: int | None =
         )
     if macs is None or params is None:
         raise RuntimeError(_failure(told.getvalue()))
-    return Complexity(params=int(params), macs=int(macs), input_shape=(channels, size, size))
+    multiple = int(getattr(model, "padder_size", 1))
+    computed = -(-size // multiple) * multiple
+    return Complexity(params=int(params), macs=int(macs), input_shape=(channels, size, size), computed_side=computed)
 
 
 def _check_arguments(model: object, size: object, channels: object) -> None:
