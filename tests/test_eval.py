@@ -374,6 +374,19 @@ def test_compare_states_how_its_models_ran_and_were_timed(variants, tmp_path):
     assert 0 < fastest <= entry["latency_s"] <= slowest
     text = (report / "report.md").read_text()
     assert "Models ran on cpu in float32, tile 48, 1 thread. Latency: the median of 5 calls on one 3x64x64" in text
+    # the spread beside the median (it was only in summary.json: two timings of one model differed by 24%)
+    assert f"| {entry['latency_s']:.3f} [{fastest:.3f}, {slowest:.3f}] (cpu) |" in text
+
+
+def test_a_compare_of_a_model_with_itself_says_that_ties_count_half(variants, tmp_path):
+    """Identical outputs read "it wins on 50% of images", which it wins on none of: a tie counts half, said so."""
+    base, _, data = variants
+    report = tmp_path / "report"
+    args = ["compare", "--weights", str(base), "--weights", str(base), "--data", str(data), "-o", str(report)]
+    assert main([*args, "--size", "32", "--no-lpips", "-q"]) == 0
+    text = (report / "report.md").read_text()
+    assert "it wins on 50% of images (a tie counts half)" in text
+    assert "wins: the share of images on which the method scores better than the reference, a tie counting half" in text
 
 
 def test_compare_times_its_models_in_rounds_not_one_after_the_other():

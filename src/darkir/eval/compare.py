@@ -311,7 +311,7 @@ def _timing_note(methods: dict, size: int) -> list[str]:
     return [
         "",
         f"{ran}. Latency: the median of {LATENCY_REPEATS} calls on one 3x{size}x{size} input "
-        "after a warm-up (checks and copies included; fastest and slowest in `summary.json`), the models' calls taken "
+        "after a warm-up (checks and copies included; the fastest and slowest in brackets), the models' calls taken "
         "in rounds, one of each per round: compare it across models of one report, on a quiet machine.",
     ]
 
@@ -341,7 +341,8 @@ def _overview(summary: dict, size: int) -> list[str]:
     ]
     for name, entry in summary["methods"].items():
         cost = (
-            f"{entry['params'] / 1e6:.2f} M | {entry['macs'] / 1e9:.2f} | {entry['latency_s']:.3f} ({entry['device']})"
+            f"{entry['params'] / 1e6:.2f} M | {entry['macs'] / 1e9:.2f} | {entry['latency_s']:.3f} "
+            f"[{entry['latency_range_s'][0]:.3f}, {entry['latency_range_s'][1]:.3f}] ({entry['device']})"
             if "params" in entry
             else "- | - | -"
         )
@@ -366,6 +367,8 @@ def _differences(methods: dict, reference: str, total: int) -> list[str]:
     lines = [
         "",
         f"## Differences against {reference} (per image, paired)",
+        "",
+        "wins: the share of images on which the method scores better than the reference, a tie counting half.",
         "",
         "| method | ΔPSNR (dB) [95% CI] | wins | ΔSSIM [95% CI] | wins | ΔLPIPS [95% CI] | wins |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -424,7 +427,7 @@ def _verdict(d: dict, total: int) -> str:
         else ("better" if d["mean"] > 0 else "worse") + " in PSNR (the interval excludes 0)"
     )
     scope = "images" if d["images"] >= total else f"the {d['images']} of {total} images with a PSNR difference"
-    return f"{verdict}; it wins on {d['win_rate']:.0%} of {scope}"
+    return f"{verdict}; it wins on {d['win_rate']:.0%} of {scope} (a tie counts half)"
 
 
 def _reading(methods: dict, reference: str, variants: list[str], total: int) -> list[str]:

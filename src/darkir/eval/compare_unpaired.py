@@ -159,6 +159,8 @@ def _render_unpaired(summary: dict, reference: str) -> str:
         "",
         f"## NIQE differences against {reference} (per image, paired; negative is better)",
         "",
+        "better on: the share of images on which the method's NIQE is lower, a tie counting half.",
+        "",
         "| method | ΔNIQE [95% CI] | better on |",
         "| --- | --- | --- |",
     ]
