@@ -327,6 +327,27 @@ def test_compare_unpaired_scores_a_gray_input_as_test_unpaired_does(tmp_path, ti
     assert niqe == [pytest.approx(float(saved["niqe_out"]), abs=1e-3)]
 
 
+def test_compare_unpaired_reports_costs_and_refuses_the_flags_of_scores_against_references(
+    tmp_path, tiny_checkpoint, capsys
+):
+    """compare --unpaired wrote no params, MACs or latency, took --size without using it, and let --convention
+    reference and a missing --lpips-backbone pass without a word (the report still said 8-bit)."""
+    (tmp_path / "dark").mkdir()
+    for seed in range(2):
+        image = (np.random.default_rng(seed).random((40, 48, 3)) * 80).astype(np.uint8)
+        cv2.imwrite(str(tmp_path / "dark" / f"{seed}.png"), image)
+    compare = ["compare", "--weights", str(tiny_checkpoint), "--data", str(tmp_path / "dark"), "--unpaired", "-q"]
+    assert main([*compare, "-o", str(tmp_path / "report"), "--size", "32", "--resamples", "50"]) == 0
+    entry = json.loads((tmp_path / "report" / "summary.json").read_text())["methods"]["tiny"]
+    assert entry["params"] > 0 and entry["macs"] > 0 and entry["latency_s"] > 0
+    assert "| method | params | GMac @32 | latency @32 (s) | NIQE" in (tmp_path / "report" / "report.md").read_text()
+    capsys.readouterr()
+    for flags in (["--convention", "reference"], ["--lpips-backbone", str(tmp_path / "missing.pth")]):
+        assert main([*compare, "-o", str(tmp_path / "other"), *flags]) == 2
+        assert "scores against references, which --unpaired has none of" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()
+
+
 # Found by an outside test of the Python API as a library (twenty-fourth session): the metric functions scored
 # inputs they do not take (8-bit tensors, 0-255 floats, shapes that broadcast) with numbers that meant nothing.
 

@@ -35,12 +35,25 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
+def _refuse_reference_flags(args: argparse.Namespace) -> None:
+    """Refuse, under ``--unpaired``, the flags of scores against references (they changed nothing without a word)."""
+    given = [flag for flag, on in (("--convention reference", args.convention != "8bit"),
+             ("--lpips-backbone", args.lpips_backbone), ("--lpips-heads", args.lpips_heads)) if on]  # fmt: skip
+    if given:
+        raise DarkIRError(
+            f"{', '.join(given)}: scores against references, which --unpaired has none of (its NIQE, brightness and "
+            "noise are of the outputs as saved, 8-bit)"
+        )
+
+
 def _compare_unpaired(args: argparse.Namespace, methods: list, pairs: list[Pair]) -> int:
     """``darkir compare --unpaired``: NIQE, brightness and noise of every method on a folder of inputs."""
     from darkir.eval.compare_unpaired import compare_unpaired, niqe_apart_lines, unpaired_line
     from darkir.eval.noreference import NO_REFERENCE_NOTE
 
-    summary = compare_unpaired(methods, pairs, Path(args.output), args.resamples, progress=not args.quiet)
+    summary = compare_unpaired(
+        methods, pairs, Path(args.output), args.resamples, progress=not args.quiet, latency_size=args.size
+    )
     print(NO_REFERENCE_NOTE)
     for name, entry in summary["methods"].items():
         print(unpaired_line(name, entry, summary["images"]))
@@ -91,6 +104,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.exposure_target > 1:
         raise DarkIRError(f"--exposure-target is a mean brightness in (0, 1], got {args.exposure_target:g}")
     if args.unpaired:
+        _refuse_reference_flags(args)
         refuse_paired(Path(args.data), None, "compare --unpaired")
     output = Path(args.output)
     with warnings_held():  # the set's notes, once the report folder and the variants are taken

@@ -157,7 +157,7 @@ def compare(
     own name."""
     unique_names([*variants, *baselines])
     methods = [*variants, *baselines]
-    costs = _costs(methods, latency_size)  # first: a size too large fails before any scoring
+    costs = model_costs(methods, latency_size)  # first: a size too large fails before any scoring
     output.mkdir(parents=True, exist_ok=True)
     all_scores = [evaluate(method, pairs, convention, lpips, progress=progress) for method in methods]
     reference, baseline_scores = all_scores[0], all_scores[len(variants) :]
@@ -209,7 +209,7 @@ def _entry(scores: Scores, resamples: int) -> dict:
     return entry
 
 
-def _costs(methods: Sequence[Method], size: int) -> list[dict]:
+def model_costs(methods: Sequence[Method], size: int) -> list[dict]:
     """Each model's parameters, multiply-accumulates and latency at 3 x ``size`` x ``size`` (nothing for a method
     without a model); a DarkIRError naming ``--size`` where a model cannot run at that size."""
     models = [method for method in methods if method.restorer is not None]
@@ -238,6 +238,18 @@ def _cost(method: Method, complexity: Complexity, timing: tuple[float, float, fl
         "tile": method.restorer.tile,
         "threads": torch.get_num_threads(),
     }
+
+
+def cost_cells(entry: dict) -> str:
+    """A report table's cells of a method's cost (:func:`model_costs`): params, GMac and latency with its fastest and
+    slowest, or dashes for a method without a model."""
+    if "params" not in entry:
+        return "- | - | -"
+    fastest, slowest = entry["latency_range_s"]
+    return (
+        f"{entry['params'] / 1e6:.2f} M | {entry['macs'] / 1e9:.2f} | {entry['latency_s']:.3f} "
+        f"[{fastest:.3f}, {slowest:.3f}] ({entry['device']})"
+    )
 
 
 def method_line(name: str, entry: dict, total: int) -> str:
@@ -294,7 +306,7 @@ def _too_few(methods: dict) -> bool:
     return any(0 < interval["images"] < MIN_INTERVAL_IMAGES for interval in intervals)
 
 
-def _timing_note(methods: dict, size: int) -> list[str]:
+def timing_note(methods: dict, size: int) -> list[str]:
     """The report's line on how the models ran and were timed (where a method has a model)."""
     runs: dict[str, list[str]] = {}
     for name, e in methods.items():
@@ -334,18 +346,13 @@ def _overview(summary: dict, size: int) -> list[str]:
         f"identical to its reference counts as {summary['psnr_cap_db']:g} dB. A mean or difference over only some "
         "of the images (the others have no value) says how many it covers.",
         *_too_few_note(summary["methods"]),
-        *_timing_note(summary["methods"], size),
+        *timing_note(summary["methods"], size),
         "",
         f"| method | params | GMac @{size} | latency @{size} (s) | PSNR (dB) | SSIM | LPIPS |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, entry in summary["methods"].items():
-        cost = (
-            f"{entry['params'] / 1e6:.2f} M | {entry['macs'] / 1e9:.2f} | {entry['latency_s']:.3f} "
-            f"[{entry['latency_range_s'][0]:.3f}, {entry['latency_range_s'][1]:.3f}] ({entry['device']})"
-            if "params" in entry
-            else "- | - | -"
-        )
+        cost = cost_cells(entry)
         cells = [
             Interval.of(entry["ci"][metric]).as_text(digits, signed=False)
             + count_note(entry["ci"][metric]["images"], total)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from darkir.data.pairs import Pair
+from darkir.eval.compare import cost_cells, model_costs, timing_note
 from darkir.eval.methods import Method
 from darkir.eval.metrics import format_number, prepare
 from darkir.eval.noreference import (
@@ -75,16 +76,23 @@ def niqe_apart_lines(summary: dict) -> list[str]:
 
 
 def compare_unpaired(
-    methods: Sequence[Method], pairs: Sequence[Pair], output: Path, resamples: int = 2000, progress: bool = True
+    methods: Sequence[Method],
+    pairs: Sequence[Pair],
+    output: Path,
+    resamples: int = 2000,
+    progress: bool = True,
+    latency_size: int = 256,
 ) -> dict:
     """No-reference scores of every method on unpaired inputs (each output scored, then dropped; nothing is
-    kept in memory but the scores), with bootstrap intervals and paired differences against ``methods[0]``.
+    kept in memory but the scores), with bootstrap intervals and paired differences against ``methods[0]``, and each
+    model's cost at 3 x ``latency_size`` x ``latency_size`` (as :func:`~darkir.eval.compare.compare` gives it).
 
     Writes ``summary.json`` (it marks the folder as a report, see :func:`~darkir.eval.reports.check_report_folder`),
     ``per_image.csv`` and ``report.md`` into ``output`` in place of an earlier report, its pictures included
     (:func:`~darkir.eval.reports.replace_report`); returns the summary.
     """
     unique_names(methods)
+    costs = dict(zip((method.name for method in methods), model_costs(methods, latency_size), strict=True))
     output.mkdir(parents=True, exist_ok=True)
     scores: dict[str, list[NoReferenceScores]] = {method.name: [] for method in methods}
     for pair in progress_bar(pairs, desc="comparing", unit="img", disable=not progress):
@@ -110,6 +118,7 @@ def compare_unpaired(
             "brightness": mean_of_defined([s.brightness for s in values]),
             "noise": noise,
             "noise_images": noise_images,
+            **costs[name],
         }
         if name != reference:
             entry["niqe_vs_reference"] = paired(niqe_values - reference_niqe, "niqe", resamples)
@@ -124,14 +133,15 @@ def compare_unpaired(
     files = {
         "summary.json": text_bytes(json.dumps(json_numbers(summary), indent=2, allow_nan=False)),
         "per_image.csv": csv_bytes(scores_csv_rows(rows)),
-        "report.md": text_bytes(_render_unpaired(summary, reference)),
+        "report.md": text_bytes(_render_unpaired(summary, reference, latency_size)),
     }
     replace_report(output, files)
     return summary
 
 
-def _render_unpaired(summary: dict, reference: str) -> str:
-    """The markdown report of :func:`compare_unpaired`: means with intervals, and paired NIQE differences."""
+def _render_unpaired(summary: dict, reference: str, size: int) -> str:
+    """The markdown report of :func:`compare_unpaired`: costs at ``size``, means with intervals, and paired NIQE
+    differences."""
     total = summary["images"]
     intervals = [entry["niqe"] for entry in summary["methods"].values()]
     intervals += [entry["niqe_vs_reference"] for entry in summary["methods"].values() if "niqe_vs_reference" in entry]
@@ -146,14 +156,15 @@ def _render_unpaired(summary: dict, reference: str) -> str:
         "how many it covers.",
         *(["", TOO_FEW_NOTE] if too_few else []),
         *(["", NIQE_APART_NOTE] if niqe_apart(summary) else []),
+        *timing_note(summary["methods"], size),
         "",
-        "| method | NIQE ↓ [95% CI] | mean brightness | noise sigma |",
-        "| --- | --- | --- | --- |",
+        f"| method | params | GMac @{size} | latency @{size} (s) | NIQE ↓ [95% CI] | mean brightness | noise sigma |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, entry in summary["methods"].items():
         niqe_cell = Interval.of(entry["niqe"]).as_text(3, signed=False) + count_note(entry["niqe"]["images"], total)
         noise_cell = format_number(entry["noise"], ".4f") + count_note(entry["noise_images"], total)
-        lines.append(f"| {name} | {niqe_cell} | {entry['brightness']:.3f} | {noise_cell} |")
+        lines.append(f"| {name} | {cost_cells(entry)} | {niqe_cell} | {entry['brightness']:.3f} | {noise_cell} |")
     lines += sources_note(summary["methods"])
     lines += [
         "",
