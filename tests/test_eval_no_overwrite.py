@@ -635,6 +635,8 @@ def test_metrics_gives_no_training_set_warnings(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "not scored, as PRED has no output for them: 1 image of GT" in err
     assert "reference(s) without an input" not in err and "gray for colour inputs" not in err
+    # ... but it is said, as darkir test says it (it was not said at all)
+    assert f"1 reference(s) are gray for colour outputs ({gt / 'a.png'}): they score against gray" in err
 
 
 @pytest.mark.parametrize("command", ["test", "compare"])

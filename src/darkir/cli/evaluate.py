@@ -207,7 +207,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     csv = csv_file(args.csv, [pred, gt], args.overwrite) if args.csv else None
     common = Path(os.path.commonpath([pred.resolve(), gt.resolve()]))
     layout = Layout("folders", str(pred.resolve().relative_to(common)), str(gt.resolve().relative_to(common)))
-    pairs = find_pairs(common, layout, what=f"PRED {pred} against GT {gt}", notes=False)  # noted below
+    pairs = find_pairs(common, layout, what=f"PRED {pred} against GT {gt}", notes=False, of_outputs=True)
     method = identity()
     method.name = pred.resolve().name
     scores = evaluate(method, pairs, "8bit", load_lpips_or_none(args), progress=not args.quiet, skip_unreadable=True)

@@ -63,13 +63,15 @@ def find_pairs(
     check_sizes: bool = True,
     what: str | None = None,
     notes: bool = True,
+    of_outputs: bool = False,
 ) -> list[Pair]:
     """All pairs under ``root`` (layout auto-detected): each input's reference is at its partner path
     (:meth:`Layout.partner`), or else is the only image there of the same name in another format. Missing or shared
     partners, unreadable files and size mismatches are collected and raised together, naming each path, after
     ``what`` (default: the dataset and its layout). With ``notes``, references without an input, gray references
     for colour inputs and the folders of a layout not read are warned of (a set that trains or tests a model; not a
-    folder of outputs, nor a probe)."""
+    folder of outputs, nor a probe). ``of_outputs``: the inputs are a model's outputs (``darkir metrics``), whose gray
+    references are warned of (colour outputs score against gray), the other notes left to the caller."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: {no_folder(root, 'dataset folder')}")
@@ -100,7 +102,7 @@ def find_pairs(
         pairs.append(Pair(low, high, str(relative)))
     problems.extend(_shared_references(pairs, matched))
     if check_sizes:
-        problems.extend(check_pairs(pairs, notes))
+        problems.extend(check_pairs(pairs, notes or of_outputs, of_outputs))
     _raise_if(problems, what or f"dataset {root} ({layout.name} layout)")
     if notes:
         _warn_unpaired_references(high_dir, pairs)
@@ -156,9 +158,9 @@ def _shared_references(pairs: list[Pair], matched: set[Path]) -> list[str]:
     ]
 
 
-def check_pairs(pairs: list[Pair], notes: bool = True) -> list[str]:
+def check_pairs(pairs: list[Pair], notes: bool = True, of_outputs: bool = False) -> list[str]:
     """Problems (unreadable files, input/reference size mismatches), one line per path; with ``notes``, a warning
-    naming gray references for colour inputs."""
+    naming gray references for colour inputs (``of_outputs``: colour outputs)."""
     problems, decoloured = [], []
     for pair in pairs:
         try:
@@ -173,9 +175,12 @@ def check_pairs(pairs: list[Pair], notes: bool = True) -> list[str]:
         if high_gray and not low_gray:
             decoloured.append(str(pair.high))
     if decoloured and notes:
+        listed = some_of(decoloured, 3)
         warn(
-            f"{len(decoloured)} reference(s) are gray for colour inputs ({some_of(decoloured, 3)}): a model trained "
-            "on them learns to remove colour, and colour outputs score against gray"
+            f"{len(decoloured)} reference(s) are gray for colour outputs ({listed}): they score against gray"
+            if of_outputs
+            else f"{len(decoloured)} reference(s) are gray for colour inputs ({listed}): a model trained on them "
+            "learns to remove colour, and colour outputs score against gray"
         )
     return problems
 
