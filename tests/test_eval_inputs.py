@@ -288,6 +288,26 @@ def test_test_scores_a_gray_input_as_restore_saves_it_and_metrics_scores_it(tmp_
     assert rows(test_csv) == rows(metrics_csv)
 
 
+def test_the_triplets_of_16_bit_pairs_hold_the_outputs_as_scored(tmp_path, tiny_checkpoint):
+    """Triplets were 8-bit PNGs whatever the input: a 16-bit pair's saved output scored 27.5017 dB against its
+    reference where the CSV said 27.5035."""
+    rng = np.random.default_rng(5)
+    for side, scale in (("low", 0.2), ("high", 0.7)):
+        (tmp_path / "set" / side).mkdir(parents=True)
+        image = (rng.random((40, 48, 3)) * scale * 65535).astype(np.uint16)
+        cv2.imwrite(str(tmp_path / "set" / side / "a.png"), image)
+    results, table = tmp_path / "results", tmp_path / "scores.csv"
+    args = ["test", "--weights", str(tiny_checkpoint), "--data", str(tmp_path / "set"), "--no-lpips", "-q"]
+    assert main([*args, "--save", "1", "--results-dir", str(results), "--csv", str(table)]) == 0
+    saved = read_image(results / "00000_output.png")
+    assert saved.bit_depth == 16
+    with open(table, newline="") as handle:
+        scored = float(next(csv.DictReader(handle))["psnr"])
+    reference = read_image(tmp_path / "set" / "high" / "a.png").rgb
+    as_tensor = [torch.from_numpy(rgb).permute(2, 0, 1)[None] for rgb in (saved.rgb, reference)]
+    assert psnr(*as_tensor).item() == pytest.approx(scored, abs=1e-4)
+
+
 @pytest.mark.parametrize("name", ["a.png", "b.jpg"])
 def test_test_unpaired_scores_an_output_as_its_file_holds_it(tmp_path, tiny_checkpoint, name):
     """test-unpaired writes a gray input's output in gray; its no-reference scores were of the RGB output, and a JPEG

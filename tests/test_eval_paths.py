@@ -143,10 +143,10 @@ def test_an_interrupted_rerun_leaves_a_note_that_lists_exactly_its_own_triplets(
     saved = darkir.eval.paired._save
     written = []
 
-    def stop_at_the_second_triplet(path: Path, tensor) -> None:
+    def stop_at_the_second_triplet(path: Path, tensor, bit_depth: int) -> None:
         if path.name.startswith("00001_"):
             raise KeyboardInterrupt
-        saved(path, tensor)
+        saved(path, tensor, bit_depth)
         written.append(path.name)
 
     monkeypatch.setattr(darkir.eval.paired, "_save", stop_at_the_second_triplet)

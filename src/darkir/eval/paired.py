@@ -60,9 +60,11 @@ class Scores:
         return tone(self.values["brightness"], self.values["ref_brightness"])
 
 
-def _save(path: Path, tensor: torch.Tensor) -> None:
+def _save(path: Path, tensor: torch.Tensor, bit_depth: int) -> None:
+    """One image of a triplet as a PNG of the input's ``bit_depth`` (16 bits for float inputs), at which its output
+    was scored (an 8-bit PNG of a 16-bit input's output did not give its score back)."""
     rgb = tensor[0].clamp(0, 1).permute(1, 2, 0).numpy()
-    write_image(path, Image(rgb=rgb, alpha=None, bit_depth=8, grayscale=False))
+    write_image(path, Image(rgb=rgb, alpha=None, bit_depth=min(bit_depth, 16), grayscale=False))
 
 
 def evaluate(
@@ -114,7 +116,7 @@ def evaluate(
             if save_dir is not None and index < save_count:  # listed in the note first: never another run's
                 write_triplet_note(save_dir, method.name, pairs, save_count, [*scores.saved, index])
                 for suffix, image in (("input", low), ("output", out), ("gt", high)):
-                    _save(save_dir / f"{index:05d}_{suffix}.png", image)
+                    _save(save_dir / f"{index:05d}_{suffix}.png", image, bit_depth)
                 scores.saved.append(index)
         del sample, low, high, raw, out
     _warn_gray(gray)
