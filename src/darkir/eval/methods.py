@@ -27,11 +27,13 @@ class Method:
     restorer: Restorer | None = None
     #: Where a model's weights came from (a zoo name, a checkpoint, an options file), for reports to name.
     source: str | None = None
+    #: Whether the time its ``run`` takes means anything (the input as it is, or outputs scored as files, take none).
+    timed: bool = True
 
 
 def identity() -> Method:
     """The input as it is."""
-    return Method("input", lambda x: x.clone())
+    return Method("input", lambda x: x.clone(), timed=False)
 
 
 def auto_exposure(target: float = AUTO_EXPOSURE_TARGET) -> Method:

@@ -105,7 +105,7 @@ def evaluate(
                 raw = method.run(low).float().cpu()
             except DarkIRError as exc:  # e.g. broken weights' NaN output: named with the image
                 raise DarkIRError(f"{pairs[index].low}: {exc}") from None
-        scores.seconds.append(time.perf_counter() - start)
+        scores.seconds.append(time.perf_counter() - start if method.timed else math.nan)
         with memory_returned_to_os():
             bit_depth = int(sample["bit_depth"])
             out = prepare(raw, convention, bit_depth, bool(sample["grayscale"]))  # as saved: in gray for a gray input
@@ -226,7 +226,8 @@ def write_triplet_note(
 
 
 def write_csv(path: Path, all_scores: Sequence[Scores], overwrite: bool = True) -> None:
-    """One row per image and method: name, method, the metrics, brightness of output and reference, seconds. Written
+    """One row per image and method: name, method, the metrics, brightness of output and reference, seconds (empty
+    for a method that takes none: the input as it is, outputs scored as files). Written
     atomically (a failure leaves an existing file as it was); an existing file is replaced only with ``overwrite``."""
     write_csv_rows(path, score_rows(all_scores), overwrite)
 
@@ -237,7 +238,8 @@ def score_rows(all_scores: Sequence[Scores]) -> list[list[str]]:
     for scores in all_scores:
         for i, name in enumerate(scores.names):
             row = [f"{scores.values[m][i]:.6f}" for m in (*METRICS, *BRIGHTNESS)]
-            rows.append([name, scores.method, *row, f"{scores.seconds[i]:.4f}"])
+            seconds = scores.seconds[i]
+            rows.append([name, scores.method, *row, "" if math.isnan(seconds) else f"{seconds:.4f}"])
     return rows
 
 
