@@ -101,9 +101,30 @@ def compare_unpaired(
         for method in methods:
             out = prepare(method.run(x), "8bit", image.bit_depth, image.grayscale)  # quantized as saved, not coded
             scores[method.name].append(no_reference_scores(out[0].permute(1, 2, 0).numpy()))
+    summary = _summary(methods, scores, costs, resamples)
+    reference = methods[0].name
+    rows = [
+        (pair.name, {f"{key}:{name}": value for name, values in scores.items()
+                     for key, value in asdict(values[i]).items()})
+        for i, pair in enumerate(pairs)
+    ]  # fmt: skip
+    files = {
+        "summary.json": text_bytes(json.dumps(json_numbers(summary), indent=2, allow_nan=False)),
+        "per_image.csv": csv_bytes(scores_csv_rows(rows)),
+        "report.md": text_bytes(_render_unpaired(summary, reference, latency_size)),
+    }
+    replace_report(output, files)
+    return summary
+
+
+def _summary(
+    methods: Sequence[Method], scores: dict[str, list[NoReferenceScores]], costs: dict[str, dict], resamples: int
+) -> dict:
+    """:func:`compare_unpaired`'s summary of each method's ``scores`` per image: means (NIQE with its interval, and
+    its paired difference against the first method), cost and source."""
     reference, sources = methods[0].name, {method.name: method.source for method in methods}
     summary: dict = {
-        "images": len(pairs),
+        "images": len(scores[reference]),
         "resamples": resamples,
         "bootstrap_seed": 0,
         "min_interval_images": MIN_INTERVAL_IMAGES,
@@ -125,17 +146,6 @@ def compare_unpaired(
         if sources.get(name):
             entry["source"] = sources[name]
         summary["methods"][name] = entry
-    rows = [
-        (pair.name, {f"{key}:{name}": value for name, values in scores.items()
-                     for key, value in asdict(values[i]).items()})
-        for i, pair in enumerate(pairs)
-    ]  # fmt: skip
-    files = {
-        "summary.json": text_bytes(json.dumps(json_numbers(summary), indent=2, allow_nan=False)),
-        "per_image.csv": csv_bytes(scores_csv_rows(rows)),
-        "report.md": text_bytes(_render_unpaired(summary, reference, latency_size)),
-    }
-    replace_report(output, files)
     return summary
 
 
