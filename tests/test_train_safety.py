@@ -584,3 +584,19 @@ def test_a_run_resumed_mid_epoch_on_a_smaller_set_trains_every_epoch_it_has_left
     assert (state["step"], state["epoch"], state["epoch_step"]) == (5, 2, 0)  # the second epoch whole
     records = [json.loads(line) for line in (run / "last_logs" / "train.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if r["kind"] == "val"] == [1, 2]  # and the last validation
+
+
+def test_resume_takes_a_folder_written_otherwise_for_the_same_folder(tmp_path, monkeypatch):
+    """The same folder with a trailing slash, under ``~`` or as its absolute path was "other training data" and
+    "another set" on --resume (a new best then had to beat a score on "another set")."""
+    from darkir.train.resume import data_changes, validation_changes
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    stored = {"datasets": {"train": {"train_path": "./data/train"}, "val": {"test_path": "data/val"}}}
+    for train, val in (("./data/train/", "data/val/"), ("~/data/train", str(tmp_path / "data" / "val"))):
+        options = {"datasets": {"train": {"train_path": train}, "val": {"test_path": val}}}
+        assert data_changes(tmp_path / "last.pt", options, stored, 10) is None
+        assert validation_changes(tmp_path / "last.pt", options, stored, 20.0) is None
+    other = {"datasets": {"train": {"train_path": "./data/other"}, "val": {"test_path": "data/val"}}}
+    assert "datasets.train.train_path ./data/train -> ./data/other" in data_changes(tmp_path / "l.pt", other, stored, 1)

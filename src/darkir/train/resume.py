@@ -9,6 +9,7 @@ in steps (its cosine schedule then runs to the new end). Functions here decide; 
 from __future__ import annotations
 
 import math
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -311,9 +312,21 @@ def _differences(key: str, old: Any, new: Any) -> list[str]:
     """``key old -> new`` for ``key`` and, in a section (a dict on both sides), each key of it on both sides."""
     if isinstance(old, dict) and isinstance(new, dict):
         return [line for name in old if name in new for line in _differences(f"{key}.{name}", old[name], new[name])]
-    if key in UNCOMPARED_KEYS or old == new:
+    if key in UNCOMPARED_KEYS or old == new or (key in PATH_KEYS and _same_path(old, new)):
         return []
     return [f"{key} {old} -> {new}"]
+
+
+#: Settings that name a folder: the same folder written otherwise (``data/``, ``~/data``, its absolute path from the
+#: folder the path is relative to) is no change.
+PATH_KEYS = {"datasets.train.train_path", "datasets.val.test_path"}
+
+
+def _same_path(old: object, new: object) -> bool:
+    """Whether two path settings name the same folder from here (``~`` expanded, relative to the working folder)."""
+    if not (isinstance(old, str) and isinstance(new, str)):
+        return False
+    return os.path.abspath(os.path.expanduser(old)) == os.path.abspath(os.path.expanduser(new))
 
 
 def per_process_batch(path: Path, global_batch: int, world: int) -> int:
