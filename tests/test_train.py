@@ -901,6 +901,30 @@ def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(dataset, tmp_path)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
+def test_ctrl_c_at_a_terminal_is_told_once_with_data_loader_workers(dataset, tmp_path):
+    """A terminal's Ctrl-C signals every process of its group: each forked loader worker, which inherited the run's
+    handler, printed "stopping after this step and saving" too (three lines with two workers)."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    settings = ("train.epochs=40", "datasets.train.batch_size_train=2", "datasets.train.n_workers=2")
+    args = _train_args(dataset, out, *settings)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    log, deadline = out / "last_logs" / "train.jsonl", time.time() + 120
+    while not (log.is_file() and log.read_text().strip()) and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal does: the whole group
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert err.count("stopping after this step and saving") == 1, err
+
+
 def test_validation_subset_spans_the_set():
     from darkir.train.sets import spread
 
