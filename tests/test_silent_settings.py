@@ -109,3 +109,25 @@ def test_network_settings_left_out_of_an_options_file_come_from_the_weights(tmp_
     options.write_text(f"network:\n  use_csf: false\n  dilations: [1, 2, 3]\nsave:\n  path: {tiny_checkpoint}\n")
     with pytest.raises(CheckpointError, match=re.escape("network: dilations: [1, 2, 3], use_csf: false contradicts")):
         trained_model(None, load_options(options))
+
+
+def test_network_settings_that_an_official_checkpoints_tensors_contradict_are_named_by_key(tmp_path, tiny_checkpoint):
+    """Against a checkpoint that stores no config (the official {'params': ...}), a wrong width or use_csf in the
+    options failed the load with a list of 300 tensors ("341 shape mismatch key(s): intro.weight: checkpoint ...")."""
+    import torch
+
+    from darkir.cli.common import trained_model
+
+    model = load_model(tiny_checkpoint)
+    bare = tmp_path / "official.pth"
+    torch.save({"params": model.state_dict()}, bare)
+    options = tmp_path / "official.yml"
+    width = model.config["width"]
+    for setting, shown in ((f"width: {2 * width}", f"width: {width}"), ("use_csf: false", "use_csf: true")):
+        options.write_text(f"network:\n  {setting}\nsave:\n  path: {bare}\n")
+        expected = f"{options}: network: {setting} contradicts the one these weights' tensors show ({bare}: {shown})"
+        with pytest.raises(CheckpointError, match=re.escape(expected)) as error:
+            trained_model(None, load_options(options))
+        assert "key(s)" not in str(error.value)
+    options.write_text(f"network:\n  dilations: [1, 2, 3]\n  csf_reduction: 4\nsave:\n  path: {bare}\n")
+    assert trained_model(None, load_options(options)).config["dilations"] == [1, 2, 3]  # values no tensor shows

@@ -26,12 +26,15 @@ class CheckpointError(DarkIRError, RuntimeError):
 
 
 class ConfigMismatchError(CheckpointError):
-    """The network config asked for contradicts the one stored with the weights; ``differences`` holds
-    ``field: (asked, stored)`` for each field in which they differ."""
+    """The network config asked for contradicts the one stored with the weights (or, where none is stored, the one
+    their tensors show); ``differences`` holds ``field: (asked, theirs)`` for each field in which they differ, and
+    ``theirs`` says where the weights' config comes from."""
 
-    def __init__(self, message: str, differences: dict[str, tuple[object, object]]) -> None:
+    def __init__(
+        self, message: str, differences: dict[str, tuple[object, object]], theirs: str = "stored with these weights"
+    ) -> None:
         super().__init__(message)
-        self.differences = differences
+        self.differences, self.theirs = differences, theirs
 
 
 class OutOfMemoryError(DarkIRError, MemoryError):

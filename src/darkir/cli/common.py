@@ -322,17 +322,45 @@ def trained_model(weights: str | None, options: Options | None = None) -> DarkIR
         if options is None:
             raise
         assert weights is not None  # options given: save.path filled it
-        raise CheckpointError(_network_mismatch(options.source, weights, exc.differences)) from None
+        raise CheckpointError(_network_mismatch(options.source, weights, exc)) from None
+    except CheckpointError:  # weights without a stored config that do not fit: which network: settings, by key
+        shown = _shown_mismatch(weights, network) if options is not None and weights is not None else None
+        if shown is None:
+            raise
+        raise CheckpointError(_network_mismatch(options.source, weights, shown)) from None
 
 
-def _network_mismatch(source: str, weights: str, differences: dict[str, tuple[object, object]]) -> str:
-    """Where an options file's ``network:`` settings contradict the config stored with ``weights``: by key."""
+def _shown_mismatch(weights: str, network: dict[str, object]) -> ConfigMismatchError | None:
+    """Where ``network`` settings contradict the config the tensors of ``weights`` show (for weights that store none,
+    whose load then failed naming hundreds of tensors): the fields that differ, leaving out what no tensor shows
+    (the dilations' values, the reduction of a model without CSF); None where none does or the weights show none."""
+    from darkir.models.weights import read_weights
+    from darkir.models.zoo import resolve_config
+
+    try:
+        theirs = read_weights(weights)[0]
+        asked = resolve_config(theirs.as_kwargs(), **network)
+    except (DarkIRError, TypeError, ValueError):
+        return None
+    differences = {
+        key: values
+        for key, values in asked.differences(theirs).items()
+        if not (key == "dilations" and len(asked.dilations) == len(theirs.dilations))
+        and not (key == "csf_reduction" and not theirs.use_csf)
+    }
+    return ConfigMismatchError("", differences, "these weights' tensors show") if differences else None
+
+
+def _network_mismatch(source: str, weights: str, mismatch: ConfigMismatchError) -> str:
+    """Where an options file's ``network:`` settings contradict the config stored with ``weights`` (or that their
+    tensors show): by key."""
     from darkir.options import network_key, yaml_value
 
+    differences = mismatch.differences
     asked = ", ".join(f"{network_key(key)}: {yaml_value(a)}" for key, (a, _) in differences.items())
-    stored = ", ".join(f"{network_key(key)}: {yaml_value(b)}" for key, (_, b) in differences.items())
+    theirs = ", ".join(f"{network_key(key)}: {yaml_value(b)}" for key, (_, b) in differences.items())
     return (
-        f"{source}: network: {asked} contradicts the one stored with these weights ({weights}: {stored}); change or "
+        f"{source}: network: {asked} contradicts the one {mismatch.theirs} ({weights}: {theirs}); change or "
         "remove those network: settings (left out, they come from the weights)"
     )
 
