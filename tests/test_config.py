@@ -298,3 +298,14 @@ def test_empty_file_gives_defaults(tmp_path):
     options = options_from_dict({})
     assert options.network.model_kwargs() == get_spec("darkir-w32").config
     assert load_options(_write(tmp_path, "")).train.epochs == 100
+
+
+def test_crop_types_in_any_case_and_betas_written_as_a_tuple_are_told_how_to_write_them():
+    """``crop_type: center`` was refused where ``pixel_criterion: L1`` is taken in any case, and ``betas: (0.9,
+    0.99)`` (a string to YAML) read 'Input should be a valid tuple'."""
+    from darkir.options import options_from_dict
+
+    for written, taken in (("center", "Center"), ("RANDOM", "Random"), ("Center", "Center")):
+        assert options_from_dict({"datasets": {"train": {"crop_type": written}}}).datasets.train.crop_type == taken
+    with pytest.raises(ConfigError, match=r"train\.betas: expected two numbers \[beta1, beta2\] \(a YAML list: in"):
+        options_from_dict({"train": {"betas": "(0.9, 0.99)"}})

@@ -123,9 +123,15 @@ class TrainDataOptions(_Section):
     cropsize: int = Field(256, ge=8, description="side of the random square training crops")
     flips: bool = Field(True, description="random horizontal and vertical flips")
     verbose: bool = True
-    crop_type: Literal["Random", "Center"] = Field("Random", description="'Random' or 'Center' crops")
+    crop_type: Literal["Random", "Center"] = Field("Random", description="'Random' or 'Center' crops (any case)")
     rot90: bool = Field(False, description="random 90-degree rotations (darkir)")
     synth: SynthDataOptions | None = Field(None, description="pairs made on the fly from clean photos (darkir)")
+
+    @field_validator("crop_type", mode="before")
+    @classmethod
+    def _crop_type_in_any_case(cls, value: Any) -> Any:
+        """``random``, ``CENTER``: the crop types in any case, as the loss criteria are taken."""
+        return value.capitalize() if isinstance(value, str) and value.lower() in ("random", "center") else value
 
     @field_validator("synth")
     @classmethod
@@ -342,6 +348,8 @@ class TrainOptions(_Section):
         """A list of other than two betas, named as such (not as a missing or extra tuple item)."""
         if isinstance(value, (list, tuple)) and len(value) != 2:
             raise ValueError("expected two numbers [beta1, beta2], each in [0, 1)")
+        if isinstance(value, str):  # (0.9, 0.99): YAML reads a text
+            raise ValueError("expected two numbers [beta1, beta2] (a YAML list: in brackets), each in [0, 1)")
         return value
 
     @field_validator("val_max_memory", mode="before")
