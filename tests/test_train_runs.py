@@ -656,3 +656,19 @@ def test_a_damaged_last_checkpoint_names_the_states_to_continue_from(data, tmp_p
     assert main([*args, "--resume"]) == 2
     err = capsys.readouterr().err
     assert f"to continue from an earlier step, copy {run / 'last_step000002.pt'} or {run / 'best.pt'} to " in err
+
+
+def test_more_loader_workers_than_cpus_are_cut_to_the_cpus_with_one_line(data, tmp_path, monkeypatch, capsys):
+    """The official files' n_workers: 4 on a 2-CPU machine printed torch's multi-line UserWarning, twice."""
+    import warnings
+
+    import darkir.train.trainer
+
+    monkeypatch.setattr(darkir.train.trainer.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    last = tmp_path / "run" / "last.pt"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(_args(data, last, tmp_path / "run" / "best.pt", "datasets.train.n_workers=3")) == 0
+    err = capsys.readouterr().err
+    assert err.count("datasets.train.n_workers 3 is more than the CPUs this run may use (1): using 1") == 1
+    assert not [w for w in caught if "worker processes in total" in str(w.message)] and "UserWarning" not in err

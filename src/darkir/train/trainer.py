@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import os
 import sys
 import time
 import uuid
@@ -23,7 +24,7 @@ from darkir.checkpoint import read_checkpoint, save_checkpoint
 from darkir.data.dataset import loader_worker_init
 from darkir.data.layouts import DatasetError
 from darkir.data.synth import SynthDataset
-from darkir.errors import CheckpointError, ConfigError, DarkIRError, is_whole
+from darkir.errors import CheckpointError, ConfigError, DarkIRError, is_whole, warn
 from darkir.eval.metrics import prepare, psnr, ssim
 from darkir.eval.paired import Scores
 from darkir.eval.reports import count_note
@@ -193,7 +194,7 @@ class Trainer:
         self.loader = DataLoader(
             self.train_set,
             batch_sampler=self.sampler,
-            num_workers=self.options.datasets.train.n_workers,
+            num_workers=_loader_workers(self.options.datasets.train.n_workers),
             persistent_workers=False,
             pin_memory=self.device.type == "cuda",
             worker_init_fn=loader_worker_init,
@@ -599,6 +600,17 @@ class Trainer:
             self.best_psnr = previous
             raise CheckpointError(f"save.best: {exc}; {self._where_to_continue()}") from None
         self.save()
+
+
+def _loader_workers(asked: int) -> int:
+    """``datasets.train.n_workers``, at most the CPUs this process may run on (with a one-line warning): more only
+    contend for them (the official files ask for 4), and torch warned of it in lines of its own. The batches are
+    the same with any number of workers."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if asked > cpus:
+        warn(f"datasets.train.n_workers {asked} is more than the CPUs this run may use ({cpus}): using {cpus}")
+        return cpus
+    return asked
 
 
 def _states(options: Options) -> str:
