@@ -571,6 +571,17 @@ def test_a_run_that_lost_its_last_checkpoint_is_told_its_best_one_continues_it(d
     assert f"(its best checkpoint {run / 'best.pt'} holds the run's state at its best step: copy it there" in error
 
 
+def test_a_missing_run_is_not_pointed_at_the_best_checkpoint_of_another_run_sharing_save_best(data, tmp_path, capsys):
+    """--resume of a save.path that never existed offered the best checkpoint of another run (whose last checkpoint
+    is there) sharing its save.best: "copy it there to continue from it" would have forked that run."""
+    run = tmp_path / "run"
+    assert _train(data, run) == 0
+    capsys.readouterr()
+    assert _train(data, run, f"save.path={run / 'none.pt'}", "--resume") == 2
+    error = _one_error(capsys.readouterr().err)
+    assert f"nothing to resume, {run / 'none.pt'} does not exist" in error and "best checkpoint" not in error
+
+
 def test_a_run_resumed_mid_epoch_on_a_smaller_set_trains_every_epoch_it_has_left(data, tmp_path, capsys):
     copy = tmp_path / "copy"
     shutil.copytree(data, copy)

@@ -312,7 +312,7 @@ def _differences(key: str, old: Any, new: Any) -> list[str]:
     """``key old -> new`` for ``key`` and, in a section (a dict on both sides), each key of it on both sides."""
     if isinstance(old, dict) and isinstance(new, dict):
         return [line for name in old if name in new for line in _differences(f"{key}.{name}", old[name], new[name])]
-    if key in UNCOMPARED_KEYS or old == new or (key in PATH_KEYS and _same_path(old, new)):
+    if key in UNCOMPARED_KEYS or old == new or (key in PATH_KEYS and same_path(old, new)):
         return []
     return [f"{key} {old} -> {new}"]
 
@@ -322,7 +322,7 @@ def _differences(key: str, old: Any, new: Any) -> list[str]:
 PATH_KEYS = {"datasets.train.train_path", "datasets.val.test_path"}
 
 
-def _same_path(old: object, new: object) -> bool:
+def same_path(old: object, new: object) -> bool:
     """Whether two path settings name the same folder from here (``~`` expanded, relative to the working folder)."""
     if not (isinstance(old, str) and isinstance(new, str)):
         return False

@@ -51,6 +51,7 @@ from darkir.train.resume import (
     loss_changes,
     per_process_batch,
     rng_state,
+    same_path,
     saved_train_data,
     set_rng_state,
     stretch_schedule,
@@ -620,11 +621,21 @@ def _states(options: Options) -> str:
     kept = snapshots(options)
     if kept:
         return f" (its newest step snapshot is {kept[-1]}: copy it there to continue from it)"
-    if validates(options) and best.is_file():
+    if validates(options) and best.is_file() and _best_of(best, options.save.path):
         return (
             f" (its best checkpoint {best} holds the run's state at its best step: copy it there to continue from it)"
         )
     return ""
+
+
+def _best_of(best: Path, save_path: str | None) -> bool:
+    """Whether the best checkpoint ``best`` is of the run whose last checkpoint is ``save_path`` (the options saved
+    in it say so), not of another run that shares ``save.best``, whose state it would fork."""
+    try:
+        saved = read_checkpoint(best)[2]["options"]["save"]["path"]
+    except (DarkIRError, KeyError, TypeError):
+        return False
+    return isinstance(saved, str) and isinstance(save_path, str) and same_path(saved, save_path)
 
 
 def train(
