@@ -309,3 +309,36 @@ def test_crop_types_in_any_case_and_betas_written_as_a_tuple_are_told_how_to_wri
         assert options_from_dict({"datasets": {"train": {"crop_type": written}}}).datasets.train.crop_type == taken
     with pytest.raises(ConfigError, match=r"train\.betas: expected two numbers \[beta1, beta2\] \(a YAML list: in"):
         options_from_dict({"train": {"betas": "(0.9, 0.99)"}})
+
+
+def test_an_older_official_training_file_loads(tmp_path):
+    """The official repository's earlier train options were refused: unknown key 'network.enc_blk_nums_map' (and
+    middle_blk_num_map, residual_layers, spatial, ksize, all None there), unknown key 'resume_training' (a top-level
+    section), and save.best './models/bests/' (a folder, in which the official code named the best file)."""
+    path = tmp_path / "LOLBlur.yml"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            resume_training:
+              resume_training: True
+              resume: must
+              id: 78ladjjx
+            network:
+              width: 32
+              enc_blk_nums_map: None
+              middle_blk_num_map: None
+              residual_layers: None
+              spatial: None
+              ksize: None
+            save:
+              path: ./models/Network_LOLBlur.pt
+              best: ./models/bests/
+            """
+        )
+    )
+    options = load_options(path)
+    assert options.network.resume_training and options.save.best == "./models/bests/Network_LOLBlur.pt"
+    assert options.network.model_kwargs() == build_model("darkir-w32").config  # the older keys build nothing else
+    path.write_text("network:\n  ksize: 3\n")
+    with pytest.raises(ConfigError, match=r"network\.ksize: a setting of an older official network .*only None"):
+        load_options(path)

@@ -27,6 +27,7 @@ from pydantic import (
     ValidationInfo,
     create_model,
     field_validator,
+    model_validator,
 )
 
 from darkir.errors import ConfigError, DarkIRError, short_repr, some_of, warn
@@ -162,11 +163,30 @@ class DatasetsOptions(_Section):
     val: ValDataOptions = Field(default_factory=ValDataOptions)
 
 
+#: ``network:`` keys of an older official training code, taken as ``None`` only (:class:`_NetworkBase`).
+OLDER_NETWORK_KEYS = ("enc_blk_nums_map", "middle_blk_num_map", "residual_layers", "spatial", "ksize")
+
+
 class _NetworkBase(_Section):
     """What ``network:`` holds besides the :class:`ModelConfig` fields that :func:`_network_options` adds."""
 
     name: str = "DarkIR"
     resume_training: bool = False
+    #: Settings of an older official training code's network (its files write ``None`` for each), which DarkIR as
+    #: published has no use for: only ``None`` is taken.
+    enc_blk_nums_map: None = None
+    middle_blk_num_map: None = None
+    residual_layers: None = None
+    spatial: None = None
+    ksize: None = None
+
+    @field_validator(*OLDER_NETWORK_KEYS, mode="before")
+    @classmethod
+    def _none_only(cls, value: Any) -> None:
+        """``None`` (YAML's null, or the text the older official files write); another value is refused."""
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "~", "")):
+            return None
+        raise ValueError("a setting of an older official network that DarkIR as published has no use for: only None")
 
     def settings(self) -> ModelConfig:
         """The network this section describes."""
@@ -174,7 +194,7 @@ class _NetworkBase(_Section):
 
     def config_values(self) -> dict[str, Any]:
         """This section's :class:`ModelConfig` fields, by their names there (``img_channels`` is ``img_channel``)."""
-        values = self.model_dump(exclude={"name", "resume_training"})
+        values = self.model_dump(exclude={"name", "resume_training", *OLDER_NETWORK_KEYS})
         values["img_channel"] = values.pop("img_channels")
         return values
 
@@ -403,13 +423,25 @@ class SaveOptions(_Section):
     new: str | None = None
     results_dir: str = Field("./images/results_test", description="where testing saves example triplets")
 
-    @field_validator("path", "best", "new")
+    @field_validator("path", "new")
     @classmethod
     def _a_file(cls, value: str | None) -> str | None:
         """A checkpoint path names a file: one ending in / (a folder) is refused."""
         if value is not None and value.endswith(("/", os.sep)):
             raise ValueError(f"ends in /, so it names a folder; name the checkpoint file in it, e.g. {value}last.pt")
         return value
+
+    @field_validator("best")
+    @classmethod
+    def _best_in_a_folder(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """``best`` ending in / is a folder, as the older official files write it: the best checkpoint is named as
+        ``path`` is, in it (``./models/bests/`` and ``./models/run.pt``: ``./models/bests/run.pt``)."""
+        if value is None or not value.endswith(("/", os.sep)):
+            return value
+        path = info.data.get("path")
+        if not path:
+            raise ValueError(f"ends in /, so it names a folder; name the checkpoint file in it, e.g. {value}best.pt")
+        return value + os.path.basename(path)
 
 
 class WandbOptions(_Section):
@@ -424,6 +456,15 @@ class WandbOptions(_Section):
     id: str | None = None
 
 
+class OlderResumeOptions(_Section):
+    """``resume_training:`` at the top of an older official file: ``resume_training`` is ``network.resume_training``;
+    wandb's ``resume`` and ``id`` have no effect (darkir logs to JSONL and TensorBoard)."""
+
+    resume_training: bool = False
+    resume: str | None = None
+    id: str | None = None
+
+
 class Options(_Section):
     """A whole options file."""
 
@@ -433,10 +474,20 @@ class Options(_Section):
     train: TrainOptions = Field(default_factory=TrainOptions)
     save: SaveOptions = Field(default_factory=SaveOptions)
     wandb: WandbOptions = Field(default_factory=WandbOptions)
+    resume_training: OlderResumeOptions | None = None
     Resize: bool = Field(False, description="official key, no effect: darkir tiles large images instead of halving")
     quali: list[str] | None = Field(None, description="official key (testing_unpaired.py's metrics), no effect")
 
     _source: str = PrivateAttr("<options>")
+
+    @model_validator(mode="after")
+    def _older_resume_section(self) -> Options:
+        """An older official file's top-level ``resume_training.resume_training`` is ``network.resume_training``
+        (where that is not set itself)."""
+        older = self.resume_training
+        if older is not None and older.resume_training and "resume_training" not in self.network.model_fields_set:
+            self.network.resume_training = True
+        return self
 
     @property
     def source(self) -> str:
