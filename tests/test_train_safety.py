@@ -582,6 +582,25 @@ def test_a_missing_run_is_not_pointed_at_the_best_checkpoint_of_another_run_shar
     assert f"nothing to resume, {run / 'none.pt'} does not exist" in error and "best checkpoint" not in error
 
 
+def test_official_weights_as_save_path_are_told_apart_from_a_run(data, tmp_path, capsys):
+    """An official file's save.path (the weights its training code fine-tuned, writing to save.new) was "holds an
+    earlier run; pass --resume ... or --restart", and --restart moved the weights away and trained from random ones."""
+    import torch
+
+    run = tmp_path / "run"
+    assert _train(data, run) == 0
+    official = tmp_path / "official" / "pretrained.pt"
+    official.parent.mkdir()
+    torch.save({"params": read_checkpoint(run / "last.pt")[0]}, official)
+    capsys.readouterr()
+    for extra in ((), ("--init-from", str(official))):
+        assert _train(data, run, f"save.path={official}", "save.new=./models/new.pt", *extra) == 2
+        error = _one_error(capsys.readouterr().err)
+        assert f"save.path: {official} holds weights, not a darkir training run" in error
+        assert f"pass --init-from={official} and give save.path another file" in error and "save.new" in error
+    assert official.is_file() and _train(data, run / "tuned", "--init-from", str(official)) == 0
+
+
 def test_a_run_resumed_mid_epoch_on_a_smaller_set_trains_every_epoch_it_has_left(data, tmp_path, capsys):
     copy = tmp_path / "copy"
     shutil.copytree(data, copy)

@@ -304,6 +304,41 @@ def back_up_run(options: Options) -> list[Path]:
     return back_up(run_files(options))
 
 
+def _refuse_earlier_run(options: Options, last: Path, init_from: str | Path | None) -> NoReturn:
+    """Refuse a new run over the last checkpoint ``last`` of an earlier run, or over weights without a run's state
+    (an official file as save.path, as its training code read it: fine-tuned, they were written to save.new)."""
+    if _weights_only(last):
+        new = (
+            f" (the official files' save.new, {options.save.new}, names where they trained to)"
+            if options.save.new
+            else ""
+        )
+        raise ConfigError(
+            f"{options.source}: save.path: {last} holds weights, not a darkir training run (no optimizer or "
+            f"schedule state), and a run would write its checkpoints over them: to train from them, pass "
+            f"init_from={last} and give save.path another file{new}; restart=True would move them to a backup "
+            "folder and train from random weights"
+        )
+    raise ConfigError(
+        f"{options.source}: save.path: {last} holds an earlier run{_why_not_resumed(options, init_from)}; "
+        "pass resume=True to continue it, or restart=True to start over (its checkpoints are moved to a backup "
+        "folder first)"
+    )
+
+
+def _weights_only(path: Path) -> bool:
+    """Whether the checkpoint ``path`` holds weights without a training run's state (an official ``{'params': ...}``
+    file, a convert): no optimizer or step to continue."""
+    from darkir.checkpoint import read_checkpoint
+    from darkir.errors import DarkIRError
+
+    try:
+        payload = read_checkpoint(path)[2]
+    except DarkIRError:
+        return False
+    return not {"optimizer", "step"} <= payload.keys()
+
+
 def continue_or_start(
     options: Options, resume: bool, restart: bool, init_from: str | Path | None
 ) -> tuple[bool, Path | None]:
@@ -327,11 +362,7 @@ def continue_or_start(
             )
     earlier = _earlier_checkpoint(options)
     if earlier and not restart and earlier == last:
-        raise ConfigError(
-            f"{options.source}: save.path: {earlier} holds an earlier run{_why_not_resumed(options, init_from)}; "
-            "pass resume=True to continue it, or restart=True to start over (its checkpoints are moved to a backup "
-            "folder first)"
-        )
+        _refuse_earlier_run(options, earlier, init_from)
     stray = _stray_options_file(options)
     if stray and not earlier and not restart:
         key, path, checkpoint = stray
