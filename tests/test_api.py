@@ -266,7 +266,7 @@ def test_threads_sharing_a_restorer_take_turns_within_its_budget(tiny_checkpoint
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    restorer = Restorer.from_pretrained(str(tiny_checkpoint), device="cpu", tile=64)
+    restorer = Restorer.from_pretrained(str(tiny_checkpoint), device="cpu")  # tile auto: a budget to keep
     brighter = restorer.with_exposure(0.5)
     images = [_dark((48, 64, 3), seed=seed) for seed in range(6)]
     alone = [(brighter if index % 2 else restorer)(image) for index, image in enumerate(images)]
@@ -314,3 +314,16 @@ def test_expect_refuses_what_is_no_count_of_shapes(tiny_restorer, counts, proble
     """On the CPU (nothing to compile) expect returned [] for anything, so a caller's mistake showed only on a GPU."""
     with pytest.raises(DarkIRError, match=problem):
         tiny_restorer.expect(counts)
+
+
+def test_a_restorer_is_copied_and_pickled_with_a_lock_of_its_own(tiny_checkpoint):
+    """The lock of take-turns made a Restorer that deepcopy and pickle refused ("cannot pickle '_thread.RLock'")."""
+    import copy
+    import pickle
+
+    restorer = Restorer.from_pretrained(str(tiny_checkpoint), device="cpu")
+    image = _dark((40, 48, 3))
+    for other in (copy.deepcopy(restorer), pickle.loads(pickle.dumps(restorer))):
+        assert np.array_equal(other(image), restorer(image))
+        assert other._one_at_a_time is not restorer._one_at_a_time
+    assert restorer.with_exposure(1.0)._one_at_a_time is restorer._one_at_a_time

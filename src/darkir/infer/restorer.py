@@ -73,6 +73,11 @@ class RestoreSettings:
         return restorer
 
 
+def _planned_passes_lock(planned: bool) -> contextlib.AbstractContextManager:
+    """The lock a Restorer's passes take: re-entrant where a budget is ``planned``, else none."""
+    return threading.RLock() if planned else contextlib.nullcontext()
+
+
 def _check_model(model: object) -> None:
     """Refuse what is not a torch module, or one whose weights are not float32 (precisions other than fp32 compute
     through autocast, over float32 weights)."""
@@ -163,9 +168,18 @@ class Restorer:
         self.last_plan: Plan | None = None
         #: Whether the tone warning of small tiles was given (once per Restorer: a batch's images all give it).
         self._warned_small_tiles = False
-        #: Held by each pass (a whole image, its tiles, a batch), so that threads sharing this Restorer, and its
-        #: :meth:`with_exposure` copies, restore one image at a time: each planned pass has the budget to itself.
-        self._one_at_a_time = threading.RLock()
+        #: Held by each planned pass (a whole image, its tiles, a batch) under ``tile="auto"``, so that threads
+        #: sharing this Restorer, and its :meth:`with_exposure` copies, restore one image at a time: each pass has the
+        #: memory budget to itself. A fixed tile plans no budget, and its threads run side by side.
+        self._one_at_a_time = _planned_passes_lock(self.planner is not None)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a copy or a pickle takes: all but the lock, which each Restorer makes its own."""
+        return {key: value for key, value in self.__dict__.items() if key != "_one_at_a_time"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._one_at_a_time = _planned_passes_lock(self.planner is not None)
 
     @classmethod
     def from_pretrained(
@@ -197,6 +211,7 @@ class Restorer:
         with another ``exposure`` in EV."""
         other = copy.copy(self)
         other.exposure = check_exposure(exposure)
+        other._one_at_a_time = self._one_at_a_time  # (a copy makes its own: this one takes turns with this Restorer)
         return other
 
     def __call__(self, image: Any) -> Any:
@@ -397,14 +412,13 @@ class Restorer:
         rgb = np.ascontiguousarray(rgb)  # torch takes no negative strides (an OpenCV frame[..., ::-1])
         peak = np.iinfo(rgb.dtype).max
         count, height, width = rgb.shape[:3]
-        plan = self._whole_plan(height, width, count)
-        if self.device.type == "cuda" and rgb.dtype == np.uint8 and plan is not None and not plan.lean:
-            self.last_plan = plan
-            x = torch.from_numpy(rgb).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(peak)
-            with self._one_at_a_time:
-                restored = self._on_device(x).float()
-            restored = self._finish(restored).clamp_(0, 1).mul_(peak).round_()
-            return restored.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+        with self._one_at_a_time:  # (the plan, the upload and the pass: one batch on the device at a time)
+            plan = self._whole_plan(height, width, count)
+            if self.device.type == "cuda" and rgb.dtype == np.uint8 and plan is not None and not plan.lean:
+                self.last_plan = plan
+                x = torch.from_numpy(rgb).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(peak)
+                restored = self._finish(self._on_device(x).float()).clamp_(0, 1).mul_(peak).round_()
+                return restored.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
         x = torch.from_numpy(rgb.astype(np.float32) / np.float32(peak)).permute(0, 3, 1, 2)
         restored = self._restore_tensor(x).clamp(0, 1).permute(0, 2, 3, 1).numpy()
         return np.rint(restored * peak).astype(rgb.dtype)
