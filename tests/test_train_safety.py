@@ -270,6 +270,31 @@ def test_a_second_sigterm_does_not_abort_but_a_second_ctrl_c_does():
         os.kill(os.getpid(), signal.SIGINT)
 
 
+def test_a_forked_worker_leaves_the_stop_to_the_run_and_still_ends_on_sigterm():
+    """Data loader workers fork with the run's handler: each told a terminal's Ctrl-C again, and (as a first fix had
+    it) one that ignored SIGTERM outlived torch's terminate() of a worker that does not stop."""
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    import torch
+
+    from darkir.train.ddp import Context
+    from darkir.train.stopping import StopOnInterrupt
+
+    with StopOnInterrupt(Context(0, 1, torch.device("cpu"))) as stop:
+        worker = multiprocessing.get_context("fork").Process(target=time.sleep, args=(30,))
+        worker.start()
+        time.sleep(0.5)  # (started, its handlers inherited)
+        os.kill(worker.pid, signal.SIGINT)
+        worker.join(1)
+        assert worker.is_alive() and not stop.flag  # the worker leaves the stop to the run, which was not asked
+        worker.terminate()
+        worker.join(5)
+    assert worker.exitcode == -signal.SIGTERM
+
+
 def test_a_lost_terminal_stops_training_after_its_step_and_saves():
     """SIGHUP (an ssh session lost, the terminal closed) killed a training run without saving its last steps: it asks
     for a stop after the step, as SIGTERM does; under nohup (ignored) it stays ignored."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,18 +12,11 @@ from darkir.data.layouts import DatasetError
 from darkir.data.pairs import Pair, _raise_if, _size
 from darkir.imageio import read_image
 from darkir.opencv import use_one_thread
-from darkir.signals import stopping_signals
 
 
 def loader_worker_init(worker_id: int) -> None:
-    """Set up a data loader worker process: OpenCV single-threaded (:func:`darkir.opencv.use_one_thread`), and the
-    signals that stop a run ignored where the main process handles them (a forked worker inherits the training's
-    handler: one Ctrl-C at a terminal, which signals every process, printed the stop message once per worker). The
-    main process stops the run; the workers go with its loader."""
+    """Set up a data loader worker process: OpenCV single-threaded (:func:`darkir.opencv.use_one_thread`)."""
     use_one_thread()
-    for signum in (signal.SIGINT, *stopping_signals()):
-        if callable(signal.getsignal(signum)) and signal.getsignal(signum) is not signal.default_int_handler:
-            signal.signal(signum, signal.SIG_IGN)
 
 
 def _check_sizes(pair: Pair, low: np.ndarray, high: np.ndarray | None, crop: int | None) -> None:

@@ -4,6 +4,7 @@ state is still that of the last completed step (so the last checkpoint is saved 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -26,8 +27,10 @@ class StopOnInterrupt:
 
     def __init__(self, context: ddp.Context) -> None:
         self.context, self.flag, self.previous = context, False, {}
+        self.pid = os.getpid()
 
     def __enter__(self) -> StopOnInterrupt:
+        self.pid = os.getpid()
         if threading.current_thread() is threading.main_thread():
             signals = [signal.SIGINT, *stopping_signals()]  # SIGHUP too: an ssh session lost saves the run
             self.previous = {signum: signal.signal(signum, self._handle) for signum in signals}
@@ -38,6 +41,11 @@ class StopOnInterrupt:
             signal.signal(signum, handler)
 
     def _handle(self, signum: int, frame: object) -> None:
+        if os.getpid() != self.pid:  # a data loader worker, forked with this handler: its run's process stops it
+            if signum == signal.SIGTERM:  # (as torch ends a worker that does not stop): as it would without us
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+            return  # a terminal's Ctrl-C reaches every process of its group: told once, by the run's
         if self.flag:
             if signum == signal.SIGINT:
                 raise KeyboardInterrupt
