@@ -299,6 +299,8 @@ def test_gray_arrays_of_one_channel_and_bytes_paths_are_taken(tiny_restorer, tmp
     path = tmp_path / "night.png"
     cv2.imwrite(str(path), _dark((40, 48, 3)))
     assert np.array_equal(tiny_restorer(bytes(path)), tiny_restorer(str(path)))
+    with pytest.raises(DarkIRError, match=r"cannot restore \d+ bytes of data: pass a file path .*cv2\.imdecode$"):
+        tiny_restorer(path.read_bytes())  # a file's contents are no path
 
 
 @pytest.mark.parametrize(

@@ -92,6 +92,8 @@ def test_verbose_says_how_each_image_was_restored_and_budget_flags_are_checked(
     err = capsys.readouterr().err.rstrip()  # (3 GB was meant)
     assert "--max-memory 3 bytes is less than the process already holds with the model loaded (~" in err
     assert err.endswith("(a number without a unit is bytes: give a unit, as in '2GB')")
+    assert main(["restore", str(photos / "a.png"), "-o", str(out), *weights, "--max-memory", "8KB"]) == 2
+    assert "without a unit" not in capsys.readouterr().err  # (a unit given: small, but meant)
 
 
 def test_existing_outputs_are_kept_unless_overwrite(photos, tmp_path, tiny_checkpoint, capsys):

@@ -45,3 +45,11 @@ def format_memory(size: float, up: bool = False) -> str:
     if up:
         value = math.ceil(value * 10**digits - 1e-9) / 10**digits
     return "1 byte" if name == "bytes" and round(value) == 1 else f"{value:.{digits}f} {name}"
+
+
+def without_unit(size: object) -> bool:
+    """Whether ``size`` is a memory size written as a plain number (bytes): ``3``, ``"8"``, ``"1e9"``, not ``"8GB"``."""
+    if isinstance(size, str):
+        match = _SIZE.fullmatch(size)
+        return bool(match) and not match.group(2)
+    return isinstance(size, numbers.Real) and not isinstance(size, bool)

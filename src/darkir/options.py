@@ -353,8 +353,9 @@ class TrainOptions(_Section):
     )
     val_max_memory: int | float | str | None = Field(
         None,
-        description="peak memory validation may take per image, as darkir test --max-memory (e.g. '8GB'; default: "
-        "its default budget); images that do not fit whole are restored in tiles",
+        description="the memory budget of validation, as darkir test --max-memory: the training process's (on CUDA "
+        "the device's) peak while an image is restored, what it holds for training included (e.g. '12GB'; default: "
+        "darkir test's default budget); images that do not fit whole are restored in tiles",
     )
     save_every_steps: int = Field(0, ge=0, description="also save the last checkpoint every N steps (0 = per epoch)")
     keep_every_steps: int = Field(

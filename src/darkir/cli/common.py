@@ -414,8 +414,9 @@ def tiling_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Restorer keywords from ``--tile``/``--overlap``/``--max-memory``, checked before anything is loaded."""
     from darkir.infer.tiling import check_tiling
 
-    max_memory = check_tiling(args.tile, args.overlap, getattr(args, "max_memory", None), names=TILING_FLAGS)
-    return {"tile": args.tile, "overlap": args.overlap, "max_memory": max_memory}
+    max_memory = getattr(args, "max_memory", None)
+    check_tiling(args.tile, args.overlap, max_memory, names=TILING_FLAGS)
+    return {"tile": args.tile, "overlap": args.overlap, "max_memory": max_memory}  # as written: its unit is told
 
 
 def add_eval_options(parser: argparse.ArgumentParser, convention: bool = True) -> None:

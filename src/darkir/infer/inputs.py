@@ -27,6 +27,11 @@ def restore_input(restorer: Restorer, image: Any) -> Any:
 
     if isinstance(image, torch.Tensor):
         return _restore_tensor(restorer, image)
+    if isinstance(image, bytes) and (b"\0" in image or len(image) > 4096):
+        raise DarkIRError(
+            f"cannot restore {len(image)} bytes of data: pass a file path (as bytes too), or decode the data first, "
+            "e.g. PIL.Image.open(io.BytesIO(data)) or cv2.imdecode"
+        )
     if isinstance(image, (str, bytes, os.PathLike)):
         return _restore_file(restorer, os.fsdecode(image))
     if isinstance(image, np.ndarray):

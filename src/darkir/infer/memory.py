@@ -16,7 +16,7 @@ import torch
 
 from darkir.errors import DarkIRError
 from darkir.hostmemory import cpu_available_memory, resident_memory
-from darkir.memory_sizes import format_memory, parse_memory
+from darkir.memory_sizes import format_memory, parse_memory, without_unit
 
 #: Peak bytes per input pixel per unit of model width on the CPU (channels_last), by precision and allocation
 #: mode: ``heap`` keeps freed memory for reuse (fast, the default; glibc's heap grows to 2-3x the live peak) and
@@ -156,11 +156,12 @@ class MemoryPlanner:
         else:
             self.budget, self.budget_source = parse_memory(max_memory, setting), setting
         if self.budget <= self.base:
+            bytes_meant_gb = without_unit(max_memory) and self.budget < 1e4  # (--max-memory 3)
             raise DarkIRError(
                 f"{self.budget_source} {format_memory(self.budget)} is less than the "
                 f"{'device' if device.type == 'cuda' else 'process'} already holds with the model loaded "
                 f"(~{format_memory(self.base)})"
-                + (" (a number without a unit is bytes: give a unit, as in '2GB')" if self.budget < 1e4 else "")
+                + (" (a number without a unit is bytes: give a unit, as in '2GB')" if bytes_meant_gb else "")
             )
         #: The passes run (the Restorer records them), whose freed memory shapes what a pass of another shape takes
         #: on the CPU.

@@ -140,7 +140,7 @@ class Restorer:
         _check_model(model)
         if guide_scale is not None and not (is_whole(guide_scale) and guide_scale >= 1):
             raise DarkIRError(f"guide_scale must be a whole number of pixels (1 or more) or None, got {guide_scale!r}")
-        max_memory = check_tiling(tile, overlap, max_memory)
+        check_tiling(tile, overlap, max_memory)
         self.compile = check_compile(compile)
         self.exposure = check_exposure(exposure)
         self.device = resolve_device(device)

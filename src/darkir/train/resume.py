@@ -154,7 +154,7 @@ def check_own_best(best: Path, run_id: str | None) -> float | None:
 #: noted, as the run then ends otherwise than it would have uninterrupted); a section is compared key by key.
 DATA_KEYS = ("datasets.train", "train.seed", "train.grad_clip", "train.amp", "train.memory_format")
 #: Settings of what a run validates on: a change is noted, as the best checkpoint was chosen on the earlier set.
-VALIDATION_KEYS = ("datasets.val", "train.val_max_images")
+VALIDATION_KEYS = ("datasets.val", "train.val_max_images", "train.val_max_memory")
 #: Keys within those that change nothing the run computes, or that :meth:`Trainer.resume` reconciles itself.
 UNCOMPARED_KEYS = {
     "datasets.train.n_workers",
