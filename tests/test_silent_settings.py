@@ -131,3 +131,8 @@ def test_network_settings_that_an_official_checkpoints_tensors_contradict_are_na
         assert "key(s)" not in str(error.value)
     options.write_text(f"network:\n  dilations: [1, 2, 3]\n  csf_reduction: 4\nsave:\n  path: {bare}\n")
     assert trained_model(None, load_options(options)).config["dilations"] == [1, 2, 3]  # values no tensor shows
+    torch.save(model.state_dict() | {"version": 2}, bare)  # a file read twice (the load, then what it shows) ...
+    options.write_text(f"network:\n  width: {2 * width}\nsave:\n  path: {bare}\n")
+    with pytest.warns(DarkIRWarning) as warned, pytest.raises(CheckpointError, match="tensors show"):
+        trained_model(None, load_options(options))
+    assert [str(w.message).count("left out") for w in warned] == [1]  # ... warns once

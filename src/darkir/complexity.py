@@ -19,8 +19,9 @@ class Complexity:
     params: int
     macs: int
     input_shape: tuple[int, int, int]
-    #: The side the model computes: ``size`` padded to the model's multiple (a DarkIR's 8), which its MACs count.
-    computed_side: int
+    #: The side the model computes: ``size`` padded to the model's multiple (a DarkIR's 8), which its MACs count
+    #: (None: ``size`` itself).
+    computed_side: int | None = None
 
     def as_dict(self) -> dict[str, object]:
         """JSON-friendly form."""
@@ -30,7 +31,8 @@ class Complexity:
         """One human line, e.g. ``3.32 M params, 7.25 GMac at 3x256x256`` (and the side computed, where the model
         pads the input: ``at 3x255x255, computed as 256x256``)."""
         channels, side = self.input_shape[0], self.input_shape[1]
-        padded = f", computed as {self.computed_side}x{self.computed_side}" if self.computed_side != side else ""
+        computed = self.computed_side or side
+        padded = f", computed as {computed}x{computed}" if computed != side else ""
         return f"{self.params / 1e6:.2f} M params, {self.macs / 1e9:.2f} GMac at {channels}x{side}x{side}{padded}"
 
 

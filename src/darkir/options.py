@@ -369,8 +369,8 @@ class TrainOptions(_Section):
         """A list of other than two betas, named as such (not as a missing or extra tuple item)."""
         if isinstance(value, (list, tuple)) and len(value) != 2:
             raise ValueError("expected two numbers [beta1, beta2], each in [0, 1)")
-        if isinstance(value, str):  # (0.9, 0.99): YAML reads a text
-            raise ValueError("expected two numbers [beta1, beta2] (a YAML list: in brackets), each in [0, 1)")
+        if isinstance(value, str):  # (0.9, 0.99) or a quoted list: YAML reads a text
+            raise ValueError("expected two numbers [beta1, beta2] (a YAML list: in brackets, unquoted), each in [0, 1)")
         return value
 
     @field_validator("val_max_memory", mode="before")

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from darkir.errors import CheckpointError, ConfigMismatchError, DarkIRError
+from darkir.errors import CheckpointError, ConfigMismatchError, DarkIRError, DarkIRWarning, warnings_ignored
 
 if TYPE_CHECKING:
     from darkir.data.pairs import Pair
@@ -338,7 +338,8 @@ def _shown_mismatch(weights: str, network: dict[str, object]) -> ConfigMismatchE
     from darkir.models.zoo import resolve_config
 
     try:
-        theirs = read_weights(weights)[0]
+        with warnings_ignored(category=DarkIRWarning):  # (read a second time: its warnings were given)
+            theirs = read_weights(weights)[0]
         asked = resolve_config(theirs.as_kwargs(), **network)
     except (DarkIRError, TypeError, ValueError):
         return None
