@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from darkir.image_header import Header, memory_refusal, pil_open, quiet_pillow, 
 from darkir.image_metadata import Metadata, add_metadata, icc_mismatch
 from darkir.infer.defaults import JPEG_QUALITY
 from darkir.outputs import write_atomic
+
+if TYPE_CHECKING:
+    import torch
 
 #: Suffixes (lower case) that ``darkir restore`` picks up from folders.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
@@ -344,6 +348,13 @@ ARRAY_DEPTHS = {
 DEPTH_DTYPES = {8: np.uint8, 16: np.uint16, 32: np.float32}
 
 
+def outside_unit_range(values: np.ndarray | torch.Tensor) -> tuple[float, float] | None:
+    """The (lowest, highest) of finite float ``values`` (an array or a tensor) where they stray past [0, 1] by more
+    than rounding (:data:`RANGE_TOLERANCE`); None where they lie within."""
+    low, high = float(values.min()), float(values.max())
+    return (low, high) if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE else None
+
+
 def image_from_array(array: np.ndarray) -> Image:
     """An :class:`Image` from an (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA array (uint8, uint16, float in
     [0, 1]; either byte order)."""
@@ -363,10 +374,10 @@ def image_from_array(array: np.ndarray) -> Image:
     if array.dtype.kind == "f":
         if not np.isfinite(array).all():
             raise DarkIRError("the float array has NaN or infinite values")
-        low, high = float(array.min()), float(array.max())
-        if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+        span = outside_unit_range(array)
+        if span:
             raise DarkIRError(
-                f"float arrays must hold values in [0, 1]; this one spans [{low:.4g}, {high:.4g}] "
+                f"float arrays must hold values in [0, 1]; this one spans [{span[0]:.4g}, {span[1]:.4g}] "
                 "(divide 8-bit data by 255, or pass it as uint8)"
             )
     scale = {8: 255.0, 16: 65535.0, 32: 1.0}[ARRAY_DEPTHS[array.dtype]]

@@ -65,16 +65,16 @@ def _restore_file(restorer: Restorer, image: str) -> np.ndarray:
 
 def _restore_tensor(restorer: Restorer, x: torch.Tensor) -> torch.Tensor:
     """An (N, 3, H, W) float batch in [0, 1] restored, clamped, in ``x``'s dtype, device and layout."""
-    from darkir.imageio import RANGE_TOLERANCE
+    from darkir.imageio import outside_unit_range
 
     x = x.detach()  # restored values, never a graph back to the input
     restorer.require_rgb()
     check_batch(x, 3)
     if not bool(torch.isfinite(x).all()):
         raise DarkIRError("the tensor has NaN or infinite values")
-    low, high = float(x.min()), float(x.max())
-    if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
-        raise DarkIRError(f"tensor values must be in [0, 1]; this one spans [{low:.4g}, {high:.4g}]")
+    span = outside_unit_range(x)
+    if span:
+        raise DarkIRError(f"tensor values must be in [0, 1]; this one spans [{span[0]:.4g}, {span[1]:.4g}]")
     return torch.empty_like(x).copy_(restorer.restore_tensor(x.float()).clamp(0, 1))
 
 
@@ -133,12 +133,12 @@ def check_array(rgb: np.ndarray) -> None:
         raise DarkIRError(f"restore_array takes a float array with values in [0, 1], got dtype {rgb.dtype}{hint}")
     if not np.isfinite(rgb).all():
         raise DarkIRError("restore_array: the array has NaN or infinite values")
-    from darkir.imageio import RANGE_TOLERANCE  # (imageio, and OpenCV with it, load on first use)
+    from darkir.imageio import outside_unit_range  # (imageio, and OpenCV with it, load on first use)
 
-    low, high = float(rgb.min()), float(rgb.max())
-    if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+    span = outside_unit_range(rgb)
+    if span:
         raise DarkIRError(
-            f"restore_array takes values in [0, 1]; this array spans [{low:.4g}, {high:.4g}] "
+            f"restore_array takes values in [0, 1]; this array spans [{span[0]:.4g}, {span[1]:.4g}] "
             "(divide 8-bit data by 255, 16-bit by 65535)"
         )
 
