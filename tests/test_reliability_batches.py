@@ -371,10 +371,11 @@ def test_a_file_where_an_output_folder_goes_is_named_as_such(tmp_path, tiny_chec
 
 
 def test_explicit_tiles_are_not_called_tiled_to_fit_memory(tmp_path, tiny_checkpoint, capsys):
-    _photo(tmp_path / "in" / "a.png", height=80, width=96)
-    assert _restore(str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--tile", "48", weights=tiny_checkpoint) == 0
+    """The summary of a fixed tile names its flag; it said "in 129 px windows" for ``--tile 129``'s 128 px windows."""
+    _photo(tmp_path / "in" / "a.png", height=80, width=160)
+    assert _restore(str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--tile", "129", weights=tiny_checkpoint) == 0
     out = capsys.readouterr().out
-    assert "in 48 px windows" in out and "fit memory" not in out
+    assert "(1 tiled with --tile 129)" in out and "fit memory" not in out and "129 px" not in out
 
 
 def test_metrics_with_a_missing_reference_folder_is_one_line(tmp_path, capsys):

@@ -99,9 +99,10 @@ def _where(output: Path) -> str:
 
 
 def _summary(args: argparse.Namespace, report: Report, problems: list) -> str:
-    """What a ``restore`` did: how many files were restored (tiled), skipped, and failed."""
+    """What a ``restore`` did: how many files were restored (tiled), skipped, and failed. (A fixed tile is named by its
+    flag: its windows are the tile rounded down to the model's multiple, which ``--verbose`` gives per image.)"""
     busy = f", skipped {len(report.busy)} another run is writing" if report.busy else ""
-    how = "to fit memory; --verbose says why" if args.tile == "auto" else f"in {args.tile} px windows (--tile)"
+    how = "to fit memory; --verbose says why" if args.tile == "auto" else f"with --tile {args.tile}"
     tiled = f" ({len(report.tiled)} tiled {how})" if report.tiled and not args.verbose else ""
     hint = " (use --overwrite)" if report.skipped else ""
     return (
