@@ -504,8 +504,9 @@ def test_a_stop_during_validation_ends_it_at_the_next_image_and_the_resumed_run_
 
     monkeypatch.setattr(darkir.train.trainer, "prepare", stopped_at_the_first_image)
     assert _train(data, run) == 130  # (interrupted)
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert len(scored) == 1 and "epoch 1: validation stopped; it runs first when the run resumes" in out
+    assert "SIGINT: stopping after this validation image and saving" in err  # it said "after this step"
     payload = read_checkpoint(run / "last.pt")[2]
     assert payload["validation_due"] is True and payload["step"] == 2 and not (run / "best.pt").exists()
     monkeypatch.undo()

@@ -27,6 +27,8 @@ class StopOnInterrupt:
 
     def __init__(self, context: ddp.Context) -> None:
         self.context, self.flag, self.previous = context, False, {}
+        #: What the run stops after, as its stop message says (``this validation image`` while validating).
+        self.doing = "this step"
         self.pid = os.getpid()
 
     def __enter__(self) -> StopOnInterrupt:
@@ -54,7 +56,7 @@ class StopOnInterrupt:
         again = "Ctrl-C again to abort" if signum == signal.SIGINT else "SIGKILL to abort"
         name = signal.Signals(signum).name
         with contextlib.suppress(OSError):  # (the terminal that closed: SIGHUP)
-            tqdm.write(f"darkir: {name}: stopping after this step and saving ({again})", file=sys.stderr)
+            tqdm.write(f"darkir: {name}: stopping after {self.doing} and saving ({again})", file=sys.stderr)
 
     def requested(self) -> bool:
         """Whether any process was asked to stop."""

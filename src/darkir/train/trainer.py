@@ -569,10 +569,13 @@ class Trainer:
         scores: Scores | None = None
         failure: Exception | None = None
         if self.context.is_main:  # (the others wait, and learn whether it failed)
+            interrupt.doing = "this validation image"
             try:
                 scores = self.validate(stop=lambda: interrupt.flag)
             except Exception as exc:
                 failure = exc
+            finally:
+                interrupt.doing = "this step"
         if ddp.any_process(self.context, failure is not None):
             raise ResumableError(f"validating after epoch {self.epoch}", elsewhere=failure is None) from failure
         if self.context.is_main and scores is None:
