@@ -419,3 +419,15 @@ def test_a_manifest_of_files_linked_to_shared_blobs_reads_and_a_nul_is_no_path(t
     (tmp_path / "m.json").write_text(json.dumps({"root": ".", "splits": splits}).replace("\\\\u0000", "\\u0000"))
     with pytest.raises(DatasetError, match=r"entry 2 is .*, not a \[low, high\] pair of paths"):
         resolve_pairs(tmp_path / "m.json", "test")
+
+
+def test_a_dataset_root_above_its_splits_names_the_folders_that_hold_pairs(tmp_path):
+    """A dataset's root (holding ``train/`` and ``val/``) was "no known paired layout found", with no word of the
+    sub-folders that are the sets."""
+    for split in ("train", "val"):
+        _write(tmp_path / split / "low" / "a.png")
+        _write(tmp_path / split / "high" / "a.png")
+    (tmp_path / "notes").mkdir()
+    with pytest.raises(DatasetError) as info:
+        find_pairs(tmp_path)
+    assert str(info.value).endswith(f"; {tmp_path / 'train'}, {tmp_path / 'val'} each hold one: pass one of them")

@@ -426,3 +426,16 @@ def test_the_seconds_of_outputs_scored_as_files_are_left_empty(tmp_path, capsys)
     with open(table, newline="") as handle:
         row = next(csv.DictReader(handle))
     assert row["seconds"] == "" and float(row["psnr"]) > 0
+
+
+def test_a_test_path_that_holds_no_pairs_is_named_by_its_key(tmp_path, tiny_checkpoint, capsys):
+    """``darkir test -p OPTIONS`` over a ``datasets.val.test_path`` with no pairs named the folder but not the
+    setting (training names it)."""
+    _png(tmp_path / "data" / "val" / "low" / "a.png")
+    _png(tmp_path / "data" / "val" / "high" / "a.png")
+    options = tmp_path / "options.yml"
+    options.write_text(f"datasets:\n  val:\n    test_path: {tmp_path / 'data'}\n")
+    assert main(["test", "-p", str(options), "--weights", str(tiny_checkpoint), "--no-lpips", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"{options}: datasets.val.test_path: {tmp_path / 'data'}: no known paired layout found" in err
+    assert f"{tmp_path / 'data' / 'val'} holds one: pass it" in err

@@ -461,7 +461,7 @@ def evaluation_sets(args: argparse.Namespace, options: Options | None) -> dict[s
     """The pairs to evaluate by set: those of ``--data`` (folder or manifest split), else of the options'
     ``datasets.val.test_path``, as one set named ``""``; or, where the options' ``datasets.name`` is an official one
     that gathers several test sets under that path (``All_LOL``, ``real_LSRW``), each set by its name."""
-    from darkir.data.layouts import COLLECTIONS
+    from darkir.data.layouts import COLLECTIONS, DatasetError
     from darkir.data.pairs import collection_pairs, resolve_pairs
 
     if args.data:
@@ -474,4 +474,9 @@ def evaluation_sets(args: argparse.Namespace, options: Options | None) -> dict[s
         raise DarkIRError(f"--split {args.split} picks a split of a .json manifest, and {location} is not one")
     if not args.data and options is not None and options.datasets.name in COLLECTIONS:
         return collection_pairs(location, options.datasets.name)
-    return {"": resolve_pairs(location, args.split or "test")}
+    try:
+        return {"": resolve_pairs(location, args.split or "test")}
+    except DatasetError as exc:
+        if args.data:
+            raise
+        raise DatasetError(f"{options.source}: datasets.val.test_path: {exc}") from None  # named, as training does

@@ -74,7 +74,23 @@ def detect_layout(root: Path) -> Layout:
         if (root / layout.low).is_dir() and (root / layout.high).is_dir():
             return layout
     known = "; ".join(f"{x.name}: {x.low}/ + {x.high}/" for x in LAYOUTS.values())
-    raise DatasetError(f"{root}: no known paired layout found (expected one of {known})")
+    raise DatasetError(f"{root}: no known paired layout found (expected one of {known}){_in_subfolders(root)}")
+
+
+def _in_subfolders(root: Path) -> str:
+    """A hint where ``root`` holds no layout but its sub-folders do (a dataset's root above ``train/`` and ``val/``):
+    which of them to pass instead, or ``""``."""
+    try:
+        folders = sorted(path for path in root.iterdir() if path.is_dir())
+    except OSError:
+        return ""
+    holding = [
+        path for path in folders if any((path / x.low).is_dir() and (path / x.high).is_dir() for x in LAYOUTS.values())
+    ]
+    if not holding:
+        return ""
+    which = "holds one: pass it" if len(holding) == 1 else "each hold one: pass one of them"
+    return f"; {', '.join(map(str, holding))} {which}"
 
 
 def warn_other_layouts(root: Path, layout: Layout) -> None:
