@@ -17,7 +17,11 @@ def run(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("-p", "--config", help="options file (default ./options/inference/LOLBlur.yml)")
     parser.add_argument(
-        "-i", "--inp_path", default="./images/inputs", help="folder of input images (default %(default)s)"
+        "-i",
+        "--inp_path",
+        default="./images/inputs",
+        help="folder of input images, read recursively (sub-folders kept in the output), or one image "
+        "(default %(default)s)",
     )
     parser.add_argument("-o", "--out_path", default="./images/results", help="output folder (default %(default)s)")
     args, extra = parser.parse_known_args(argv)
