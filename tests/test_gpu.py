@@ -74,7 +74,7 @@ def test_gpu_training_with_amp_saves_and_resumes(tmp_path):
     and a run stopped after 3 steps and resumed ends where the uninterrupted one does."""
     from darkir.checkpoint import read_checkpoint
     from darkir.data.synth import synthesize
-    from darkir.train.trainer import train
+    from darkir.train.run import train
     from tests.conftest import make_photos
     from tests.test_train import SET, _options
 

@@ -21,7 +21,8 @@ from darkir.data.synth import SynthDataset, load_photos, sample_crop
 from darkir.errors import ConfigError
 from darkir.models.factory import build_model
 from darkir.options import load_options
-from darkir.train.trainer import Trainer, train
+from darkir.train.run import train
+from darkir.train.trainer import Trainer
 from tests.conftest import REPO, TINY, make_photos, randomize
 
 

@@ -34,8 +34,9 @@ from darkir.train.losses import (
     log_detail,
     tone_matched,
 )
+from darkir.train.run import train
 from darkir.train.runfiles import run_lock_path
-from darkir.train.trainer import Trainer, train
+from darkir.train.trainer import Trainer
 from tests.conftest import REPO, make_photos
 
 #: The synthetic set of these tests: 4 pairs of 96 px per photo, 1 photo each for validation and testing.

@@ -491,10 +491,10 @@ def test_a_stop_during_validation_ends_it_at_the_next_image_and_the_resumed_run_
     import os
     import signal
 
-    import darkir.train.trainer
+    import darkir.train.validation
 
     run, scored = tmp_path / "run", []
-    prepare = darkir.train.trainer.prepare
+    prepare = darkir.train.validation.prepare
 
     def stopped_at_the_first_image(*args: object, **kwargs: object) -> object:
         if not scored:
@@ -502,7 +502,7 @@ def test_a_stop_during_validation_ends_it_at_the_next_image_and_the_resumed_run_
         scored.append(1)
         return prepare(*args, **kwargs)
 
-    monkeypatch.setattr(darkir.train.trainer, "prepare", stopped_at_the_first_image)
+    monkeypatch.setattr(darkir.train.validation, "prepare", stopped_at_the_first_image)
     assert _train(data, run) == 130  # (interrupted)
     out, err = capsys.readouterr()
     assert len(scored) == 1 and "epoch 1: validation stopped; it runs first when the run resumes" in out

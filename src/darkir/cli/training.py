@@ -59,7 +59,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from darkir.options import load_options
     from darkir.train import ddp
     from darkir.train.resume import epochs_in_words
-    from darkir.train.trainer import train
+    from darkir.train.run import train
 
     refuse_empty(args)
     with ddp.main_process_warnings():  # each process reads the same file

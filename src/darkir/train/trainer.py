@@ -1,8 +1,8 @@
-"""The training loop: seed recipe, validation, best/last checkpoints, exact resume, DDP, clean Ctrl-C."""
+"""The training loop: seed recipe, validation, best/last checkpoints, exact resume, DDP, clean Ctrl-C (started by
+:func:`darkir.train.run.train`)."""
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 import os
@@ -25,18 +25,15 @@ from darkir.data.dataset import loader_worker_init
 from darkir.data.layouts import DatasetError
 from darkir.data.synth import SynthDataset
 from darkir.errors import CheckpointError, ConfigError, DarkIRError, is_whole, warn
-from darkir.eval.metrics import prepare, psnr, ssim
 from darkir.eval.paired import Scores
-from darkir.eval.reports import count_note
-from darkir.infer.restorer import Restorer
 from darkir.models.darkir import DarkIR
-from darkir.models.factory import build_model, create_model
+from darkir.models.factory import create_model
 from darkir.models.state_dict import load_state_dict_strict
 from darkir.models.weights import resolve_weights
 from darkir.options import Options
 from darkir.progress import progress_bar
-from darkir.replacing import clean_up_after_killed_runs, save_text
-from darkir.runtime import keep_freed_memory_for_reuse, resolve_device
+from darkir.replacing import save_text
+from darkir.runtime import keep_freed_memory_for_reuse
 from darkir.train import ddp
 from darkir.train.checks import check_trainable
 from darkir.train.resume import (
@@ -51,28 +48,18 @@ from darkir.train.resume import (
     loss_changes,
     per_process_batch,
     rng_state,
-    same_path,
     saved_train_data,
     set_rng_state,
     stretch_schedule,
     validation_changes,
 )
 from darkir.train.runlog import RunLog
-from darkir.train.runpaths import (
-    back_up_run,
-    check_save_paths,
-    checkpoint_paths,
-    continue_or_start,
-    holding_run_paths,
-    log_folder,
-    snapshot_path,
-    snapshots,
-    validates,
-)
+from darkir.train.runpaths import checkpoint_paths, log_folder, snapshot_path, snapshots, validates
 from darkir.train.sampler import GlobalBatchSampler
 from darkir.train.sets import file_list, run_sets
 from darkir.train.step import TrainStep
 from darkir.train.stopping import ResumableError, StopOnInterrupt, failure_line
+from darkir.train.validation import scores_line, validate
 
 
 @dataclass
@@ -100,7 +87,7 @@ def training_memory_format(setting: str, device: torch.device) -> torch.memory_f
 
 
 class Trainer:
-    """Trains the model an options file describes; see :func:`train`."""
+    """Trains the model an options file describes; see :func:`darkir.train.run.train`."""
 
     def __init__(self, options: Options, device: str = "auto", progress: bool = True) -> None:
         check_trainable(options)
@@ -373,36 +360,10 @@ class Trainer:
         self.run_log.write(record)
 
     # ------------------------------------------------------------ the loop
-    @torch.no_grad()
     def validate(self, stop: Callable[[], bool] = lambda: False) -> Scores | None:
-        """PSNR/SSIM per pair of the current weights on the validation pairs (NaN where undefined), restored and scored
-        as ``darkir test`` does: by a Restorer in fp32 on the training device, whole where an image fits the default
-        memory budget, else in tiles, and the output as saved (at its input's bit depth, in gray for a gray input).
-        Run on the model itself, a large photo took all the memory whole (a 2400x1600 one 7 GB at width 32), and
-        each resumed run again. None where ``stop()`` said to stop, which it is asked between images."""
-        model = build_model(self.model.config)
-        model.load_state_dict(self.model.state_dict())
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()  # training's cached blocks: free for the budget, as they are for darkir test
-        restorer = Restorer(
-            model,
-            device=self.device,
-            precision="fp32",
-            compile=False,
-            max_memory=self.options.train.val_max_memory,
-            memory_setting="train.val_max_memory",
-        )
-        scores = Scores("val", values={"psnr": [], "ssim": []})
-        for index in range(len(self.val_set)):
-            if stop():
-                return None
-            sample = self.val_set[index]
-            bit_depth = int(sample.get("bit_depth", 8))  # (synthesized pairs: 8-bit RGB)
-            grayscale = bool(sample.get("grayscale", False))  # scored as darkir test scores it: as it would be saved
-            out = prepare(restorer.restore_tensor(sample["low"][None]), "8bit", bit_depth, grayscale)
-            scores.values["psnr"].append(psnr(out, sample["high"][None]).item())
-            scores.values["ssim"].append(ssim(out, sample["high"][None]).item())
-        return scores
+        """PSNR/SSIM per pair of the current weights on the validation pairs
+        (:func:`~darkir.train.validation.validate`); None where ``stop()`` said to stop, asked between images."""
+        return validate(self.model, self.val_set, self.device, self.options.train.val_max_memory, stop)
 
     def fit(self, max_steps: int = 0) -> TrainResult:
         """Train until ``train.epochs`` (or ``max_steps`` optimizer steps in all) and return where it ended. An error
@@ -584,7 +545,7 @@ class Trainer:
             self.validation_due = False
             means = {key: scores.mean(key) for key in scores.values}
             self.log({"kind": "val", "step": self.step, "epoch": self.epoch, **means})
-            tqdm.write(f"epoch {self.epoch}: val {_scores_line(scores)}")
+            tqdm.write(f"epoch {self.epoch}: val {scores_line(scores)}")
             previous = self.best_psnr
             self.save()  # first, with the best score so far: a failure to write the best checkpoint loses no training
             if previous is None or (not math.isnan(means["psnr"]) and means["psnr"] > previous):
@@ -615,84 +576,3 @@ def _loader_workers(asked: int) -> int:
         warn(f"datasets.train.n_workers {asked} is more than the CPUs this run may use ({cpus}): using {cpus}")
         return cpus
     return asked
-
-
-def _states(options: Options) -> str:
-    """Where a run whose last checkpoint is missing left a state to continue from (its newest step snapshot, else its
-    best checkpoint), for the message refusing its resume."""
-    best = checkpoint_paths(options)[1]
-    kept = snapshots(options)
-    if kept:
-        return f" (its newest step snapshot is {kept[-1]}: copy it there to continue from it)"
-    if validates(options) and best.is_file() and _best_of(best, options.save.path):
-        return (
-            f" (its best checkpoint {best} holds the run's state at its best step: copy it there to continue from it)"
-        )
-    return ""
-
-
-def _best_of(best: Path, save_path: str | None) -> bool:
-    """Whether the best checkpoint ``best`` is of the run whose last checkpoint is ``save_path`` (the options saved
-    in it say so), not of another run that shares ``save.best``, whose state it would fork."""
-    try:
-        saved = read_checkpoint(best)[2]["options"]["save"]["path"]
-    except (DarkIRError, KeyError, TypeError):
-        return False
-    return isinstance(saved, str) and isinstance(save_path, str) and same_path(saved, save_path)
-
-
-def train(
-    options: Options,
-    resume: bool = False,
-    device: str = "auto",
-    max_steps: int = 0,
-    progress: bool = True,
-    init_from: str | Path | None = None,
-    restart: bool = False,
-) -> TrainResult:
-    """Train the model described by ``options``.
-
-    With ``resume`` (or ``network.resume_training`` when ``save.path`` holds a last checkpoint and neither
-    ``restart`` nor ``init_from`` is given), continue exactly from ``save.path``; with ``init_from`` (a checkpoint or
-    zoo name), start a new schedule (optimizer, learning rate, step 0) from those weights. The save paths are checked
-    first. A new run never replaces an earlier run's checkpoints: it stops with an error unless ``restart``, which
-    moves them (and their logs) into time-stamped backup folders beside them once the options, the data and the
-    weights to start from have passed every check. The main process holds a lock on ``save.path`` (by its stem, like
-    the files beside it), ``save.best`` and ``train.log_dir`` for the whole run, so a second run on any of them stops
-    at once (:class:`RunBusyError`).
-    """
-    if resume and init_from is not None:
-        raise ConfigError("resume=True continues a run, init_from starts a new one from given weights: pass one")
-    if resume and restart:
-        raise ConfigError("resume=True continues the run in save.path, restart=True starts it over: pass one")
-    check_trainable(options)
-    resolve_device(device)
-    last, best = checkpoint_paths(options)
-    is_main = ddp.is_main_process()
-    if is_main:
-        check_save_paths(options)
-    with contextlib.ExitStack() as held:
-        if is_main:  # the run's checkpoints are its own while it runs: a second run on either stops at once
-            held.enter_context(holding_run_paths(options))
-            clean_up_after_killed_runs([last, best])
-        continuing, earlier = continue_or_start(options, resume, restart, init_from)
-        trainer = Trainer(options, device=device, progress=progress)
-        weights = trainer.init_from(init_from) if init_from is not None else None
-        if earlier and is_main:
-            folders = back_up_run(options)
-            print(f"darkir: the earlier run's files were moved to {', '.join(map(str, folders))}", file=sys.stderr)
-        if weights is not None:
-            trainer.log({"kind": "init", "step": trainer.step, "epoch": trainer.epoch, "init_from": str(weights)})
-        elif continuing and not trainer.resume():
-            raise ConfigError(
-                f"{options.source}: save.path: nothing to resume, {last} does not exist{_states(options)}"
-            )
-        return trainer.fit(max_steps=max_steps)
-
-
-def _scores_line(scores: Scores) -> str:
-    """``PSNR 24.31 dB, SSIM 0.8123``, with the count of images where a mean leaves some out (SSIM of images under
-    its 11 px window: ``SSIM 0.8123 (3 of 4 images)``; none: ``n/a``)."""
-    defined = scores.count("ssim")
-    ssim_text = f"{scores.mean('ssim'):.4f}" if defined else "n/a (images under 11 px)"
-    return f"PSNR {scores.mean('psnr'):.2f} dB, SSIM {ssim_text}{count_note(defined, len(scores.values['ssim']))}"
