@@ -378,6 +378,31 @@ def test_compare_states_how_its_models_ran_and_were_timed(variants, tmp_path):
     assert f"| {entry['latency_s']:.3f} [{fastest:.3f}, {slowest:.3f}] (cpu) |" in text
 
 
+def test_compare_times_as_many_calls_as_latency_runs_asks(variants, tmp_path, monkeypatch):
+    """The latency was always the median of 5 calls (a paper's table wants more); ``--latency-runs N`` times N calls
+    of each model, as summary.json and the report say, with --unpaired too."""
+    import darkir.eval.compare
+
+    base, _, data = variants
+    timed = []
+    latencies = darkir.eval.compare.latencies
+
+    def counted(methods: list, size: int, repeats: int = 5) -> list:
+        results = latencies(methods, size, repeats)
+        timed.append((repeats, results))
+        return results
+
+    monkeypatch.setattr(darkir.eval.compare, "latencies", counted)
+    for folder, unpaired in ((data, []), (data / "low_blur_noise", ["--unpaired"])):
+        timed.clear()
+        report = tmp_path / f"report{len(unpaired)}"
+        args = ["compare", "--weights", str(base), "--data", str(folder), "-o", str(report), "--size", "32", "-q"]
+        assert main([*args, "--no-lpips", "--latency-runs", "7", "--resamples", "50", *unpaired]) == 0
+        assert [repeats for repeats, _ in timed] == [7]
+        assert json.loads((report / "summary.json").read_text())["methods"]["base"]["latency_runs"] == 7
+        assert "Latency: the median of 7 calls on one 3x32x32 input" in (report / "report.md").read_text()
+
+
 def test_a_compare_of_a_model_with_itself_says_that_ties_count_half(variants, tmp_path):
     """Identical outputs read "it wins on 50% of images", which it wins on none of: a tie counts half, said so."""
     base, _, data = variants

@@ -52,7 +52,13 @@ def _compare_unpaired(args: argparse.Namespace, methods: list, pairs: list[Pair]
     from darkir.eval.noreference import NO_REFERENCE_NOTE
 
     summary = compare_unpaired(
-        methods, pairs, Path(args.output), args.resamples, progress=not args.quiet, latency_size=args.size
+        methods,
+        pairs,
+        Path(args.output),
+        args.resamples,
+        progress=not args.quiet,
+        latency_size=args.size,
+        **_latency_runs(args),
     )
     print(NO_REFERENCE_NOTE)
     for name, entry in summary["methods"].items():
@@ -138,6 +144,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             latency_size=args.size,
             resamples=args.resamples,
             progress=not args.quiet,
+            **_latency_runs(args),
         )
     for name, entry in summary["methods"].items():
         print(method_line(name, entry, summary["images"]))
@@ -151,6 +158,11 @@ MAX_RESAMPLES = 100_000
 
 #: Fewer bootstrap resamples than this give rough interval ends (from one, a point), and verdicts drawn from them.
 ADVISED_RESAMPLES = 1000
+
+
+def _latency_runs(args: argparse.Namespace) -> dict[str, int]:
+    """The ``latency_runs`` keyword of ``--latency-runs`` where given (else the library's default)."""
+    return {"latency_runs": args.latency_runs} if args.latency_runs is not None else {}
 
 
 def resample_count(text: str) -> int:
@@ -190,6 +202,13 @@ def register(add: AddCommand) -> None:
         "named like its report files",
     )
     compare.add_argument("--size", type=positive_int, default=256, help="input side for MACs and latency (default 256)")
+    compare.add_argument(
+        "--latency-runs",
+        type=positive_int,
+        metavar="N",
+        help="timed calls of each model, after a warm-up: the report gives their median, fastest and slowest "
+        "(default 5)",
+    )
     compare.add_argument("--max-images", type=positive_int, metavar="N", help="use the first N images (default all)")
     compare.add_argument(
         "--resamples",

@@ -150,6 +150,7 @@ def compare(
     resamples: int = 2000,
     grid_images: int = 4,
     progress: bool = True,
+    latency_runs: int = LATENCY_REPEATS,
 ) -> dict:
     """Score all methods on ``pairs`` and write ``summary.json`` (it marks the folder as a report, see
     :func:`check_report_folder`), ``per_image.csv``, ``psnr_diff_hist.png``, ``grid.png`` and ``report.md`` into
@@ -157,7 +158,7 @@ def compare(
     own name."""
     unique_names([*variants, *baselines])
     methods = [*variants, *baselines]
-    costs = model_costs(methods, latency_size)  # first: a size too large fails before any scoring
+    costs = model_costs(methods, latency_size, latency_runs)  # first: a size too large fails before any scoring
     output.mkdir(parents=True, exist_ok=True)
     all_scores = [evaluate(method, pairs, convention, lpips, progress=progress) for method in methods]
     reference, baseline_scores = all_scores[0], all_scores[len(variants) :]
@@ -209,30 +210,31 @@ def _entry(scores: Scores, resamples: int) -> dict:
     return entry
 
 
-def model_costs(methods: Sequence[Method], size: int) -> list[dict]:
-    """Each model's parameters, multiply-accumulates and latency at 3 x ``size`` x ``size`` (nothing for a method
-    without a model); a DarkIRError naming ``--size`` where a model cannot run at that size."""
+def model_costs(methods: Sequence[Method], size: int, runs: int = LATENCY_REPEATS) -> list[dict]:
+    """Each model's parameters, multiply-accumulates and latency (of ``runs`` calls) at 3 x ``size`` x ``size``
+    (nothing for a method without a model); a DarkIRError naming ``--size`` where a model cannot run at that size."""
     models = [method for method in methods if method.restorer is not None]
     complexities = {}
     for method in models:
         with _measuring(method, size):
             complexities[method.name] = measure_complexity(method.restorer.model, size=size)
-    timings = dict(zip((method.name for method in models), latencies(models, size), strict=True))
+    timings = dict(zip((method.name for method in models), latencies(models, size, runs), strict=True))
     return [
-        _cost(method, complexities[method.name], timings[method.name]) if method.restorer is not None else {}
+        _cost(method, complexities[method.name], timings[method.name], runs) if method.restorer is not None else {}
         for method in methods
     ]
 
 
-def _cost(method: Method, complexity: Complexity, timing: tuple[float, float, float]) -> dict:
-    """A model's summary entry of cost: its ``complexity``, the (median, fastest, slowest) seconds of ``timing``,
-    and how it ran."""
+def _cost(method: Method, complexity: Complexity, timing: tuple[float, float, float], runs: int) -> dict:
+    """A model's summary entry of cost: its ``complexity``, the (median, fastest, slowest) seconds of ``timing``
+    over ``runs`` calls, and how it ran."""
     seconds, fastest, slowest = timing
     return {
         "params": complexity.params,
         "macs": complexity.macs,
         "latency_s": seconds,
         "latency_range_s": [fastest, slowest],
+        "latency_runs": runs,
         "device": str(method.restorer.device),
         "precision": str(method.restorer.dtype).removeprefix("torch."),
         "tile": method.restorer.tile,
@@ -315,6 +317,7 @@ def timing_note(methods: dict, size: int) -> list[str]:
             runs.setdefault(how + "s" * (e["threads"] != 1), []).append(name)
     if not runs:
         return []
+    calls = next(e["latency_runs"] for e in methods.values() if "params" in e)
     ran = (
         f"Models ran {next(iter(runs))}"
         if len(runs) == 1
@@ -322,7 +325,7 @@ def timing_note(methods: dict, size: int) -> list[str]:
     )
     return [
         "",
-        f"{ran}. Latency: the median of {LATENCY_REPEATS} calls on one 3x{size}x{size} input "
+        f"{ran}. Latency: the median of {calls} calls on one 3x{size}x{size} input "
         "after a warm-up (checks and copies included; the fastest and slowest in brackets), the models' calls taken "
         "in rounds, one of each per round: compare it across models of one report, on a quiet machine.",
     ]

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from darkir.data.pairs import Pair
-from darkir.eval.compare import cost_cells, model_costs, timing_note
+from darkir.eval.compare import LATENCY_REPEATS, cost_cells, model_costs, timing_note
 from darkir.eval.methods import Method
 from darkir.eval.metrics import format_number, prepare
 from darkir.eval.noreference import (
@@ -82,17 +82,20 @@ def compare_unpaired(
     resamples: int = 2000,
     progress: bool = True,
     latency_size: int = 256,
+    latency_runs: int = LATENCY_REPEATS,
 ) -> dict:
     """No-reference scores of every method on unpaired inputs (each output scored, then dropped; nothing is
     kept in memory but the scores), with bootstrap intervals and paired differences against ``methods[0]``, and each
-    model's cost at 3 x ``latency_size`` x ``latency_size`` (as :func:`~darkir.eval.compare.compare` gives it).
+    model's cost at 3 x ``latency_size`` x ``latency_size``, its latency of ``latency_runs`` calls (as
+    :func:`~darkir.eval.compare.compare` gives it).
 
     Writes ``summary.json`` (it marks the folder as a report, see :func:`~darkir.eval.reports.check_report_folder`),
     ``per_image.csv`` and ``report.md`` into ``output`` in place of an earlier report, its pictures included
     (:func:`~darkir.eval.reports.replace_report`); returns the summary.
     """
     unique_names(methods)
-    costs = dict(zip((method.name for method in methods), model_costs(methods, latency_size), strict=True))
+    measured = model_costs(methods, latency_size, latency_runs)
+    costs = dict(zip((method.name for method in methods), measured, strict=True))
     output.mkdir(parents=True, exist_ok=True)
     scores: dict[str, list[NoReferenceScores]] = {method.name: [] for method in methods}
     for pair in progress_bar(pairs, desc="comparing", unit="img", disable=not progress):
