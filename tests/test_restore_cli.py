@@ -421,6 +421,21 @@ def test_control_characters_of_a_file_name_reach_the_terminal_as_escapes(tmp_pat
     assert "\x1b" not in capsys.readouterr().err
 
 
+def test_a_file_named_with_a_newline_fails_on_one_line_of_its_own(tmp_path, capsys, tiny_checkpoint):
+    """``darkir: failed: tr`` and ``unc.png: cannot decode image`` came out as two lines for a file ``tr\\nunc.png``,
+    where the README promises each input it cannot use a line of its own (found by an outside test); so is a
+    missing file the command line names."""
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "tr\nunc.png").write_bytes(b"bad")
+    assert main(["restore", str(source), "-o", str(tmp_path / "out"), "--weights", str(tiny_checkpoint), "-q"]) == 1
+    failed = [line for line in capsys.readouterr().err.splitlines() if "unc.png" in line]
+    assert failed == [f"darkir: failed: {source}/tr\\nunc.png: cannot decode image (corrupt or not a PNG file)"]
+    missing = tmp_path / "gone\n.png"
+    assert main(["restore", str(missing), str(source), "-o", str(tmp_path / "out"), "--weights", str(tiny_checkpoint)])
+    assert f"darkir: {tmp_path}/gone\\n.png: no such file or folder" in capsys.readouterr().err.splitlines()
+
+
 def test_control_characters_of_an_output_folder_reach_stdout_as_escapes(tmp_path, capsys, tiny_checkpoint):
     """restore's last line, on stdout, printed the output folder raw: ``-o 'out\x1b[2J'`` cleared the screen."""
     import cv2

@@ -175,8 +175,8 @@ def _print_no_reference(args: argparse.Namespace) -> int:
     print(NO_REFERENCE_NOTE)
     for name, scores in rows:
         print(
-            f"{printable(name)}: NIQE {scores.niqe:.3f}, brightness {scores.brightness:.3f}, noise sigma "
-            f"{scores.noise:.4f}"
+            f"{printable(name, one_line=True)}: NIQE {scores.niqe:.3f}, brightness {scores.brightness:.3f}, "
+            f"noise sigma {scores.noise:.4f}"
         )
     print(mean_line(f"mean of {len(rows)} images", [scores for _, scores in rows]))
     if csv:
@@ -316,7 +316,7 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     print(NO_REFERENCE_NOTE)
     for row in rows:
         print(
-            f"{printable(row.name)}: NIQE {row.before.niqe:.3f} -> {row.after.niqe:.3f}, brightness "
+            f"{printable(row.name, one_line=True)}: NIQE {row.before.niqe:.3f} -> {row.after.niqe:.3f}, brightness "
             f"{row.before.brightness:.3f} -> {row.after.brightness:.3f}, noise sigma {row.before.noise:.4f} -> "
             f"{row.after.noise:.4f}"
         )

@@ -47,7 +47,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     suffix = output_suffix(args.format, f"--format {args.format or repr('')}")
     jobs, problems = plan_jobs(args.inputs, output, suffix, videos=True)
     for path, reason in problems:
-        print(printable(f"darkir: {path}: {reason}"), file=sys.stderr)
+        print(printable(f"darkir: {path}: {reason}", one_line=True), file=sys.stderr)
     if not jobs:
         print("darkir: error: nothing to restore", file=sys.stderr)
         return 2

@@ -47,7 +47,7 @@ def skip_unreadable_image(exc: Exception, unreadable: list[str]) -> None:
     """Record an image that could not be read (``exc`` names it) in ``unreadable`` and say so in one line on stderr,
     without breaking a progress bar."""
     unreadable.append(first_line(exc))
-    note(printable(f"darkir: skipped unreadable image: {unreadable[-1]}"))
+    note(printable(f"darkir: skipped unreadable image: {unreadable[-1]}", one_line=True))
 
 
 def unreadable_note(scored: int, unreadable: Sequence[str]) -> str:

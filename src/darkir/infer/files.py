@@ -91,10 +91,10 @@ class Report:
         self.full = [*self.full, (job, outcome.message)] if outcome.disk_full else []
         if outcome.status == "failed":
             self.failed.append((job.source, outcome.message))
-            note(printable(f"darkir: failed: {self.wording(outcome.message)}"))
+            note(printable(f"darkir: failed: {self.wording(outcome.message)}", one_line=True))
         elif outcome.status == "busy":
             self.busy.append(job.target)
-            note(printable(f"darkir: {self.wording(outcome.message)}"))
+            note(printable(f"darkir: {self.wording(outcome.message)}", one_line=True))
         elif outcome.status == "skipped":
             self.skipped.append(job.target)
         else:
@@ -102,7 +102,7 @@ class Report:
             if outcome.tiled:
                 self.tiled.append(job.source)
             if verbose and outcome.message:
-                note(printable(f"darkir: {job.source}: {self.wording(outcome.message)}"))
+                note(printable(f"darkir: {job.source}: {self.wording(outcome.message)}", one_line=True))
 
 
 def _reason(job: Job, exc: BaseException) -> str:
