@@ -682,3 +682,20 @@ def test_a_float_tiff_of_any_width_is_read_as_float32(tmp_path, dtype):
     image = read_image(tmp_path / "f.tif")
     assert image.rgb.dtype == np.float32 and image.bit_depth == 32
     assert np.allclose(image.rgb, samples.astype(np.float32), atol=1e-6)
+
+
+def test_a_file_larger_than_opencv_decodes_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    """A 64x48 PNG followed by 3 GB (of anything) was read whole (39 s, 3.5 GB of memory) and then failed in an
+    OpenCV assertion (``buf.checkVector(1, CV_8U) > 0``): OpenCV decodes buffers of at most 2 GiB. (Found by an
+    outside test.) The file here is sparse: its size costs no disk and, refused unread, no time."""
+    path = tmp_path / "padded.png"
+    cv2.imwrite(str(path), _rgb(48, 64))
+    with open(path, "r+b") as file:
+        file.truncate(2**31)
+    read = []
+    monkeypatch.setattr(np, "fromfile", lambda *args, **kwargs: read.append(args))
+    with pytest.raises(
+        ImageReadError, match=r"padded\.png: its file holds 2\.0 GiB, more than the 2 GiB darkir decodes"
+    ):
+        read_image(path)
+    assert read == []

@@ -47,6 +47,8 @@ UNREAD_IMAGE_SUFFIXES = (
     *(".gif", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".psd", ".exr", ".hdr", ".tga", ".ico"),
     *(".ppm", ".pgm", ".pnm", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf"),
 )
+#: The largest file OpenCV decodes from memory (its buffer's size is a C int); larger ones fail in an assertion.
+OPENCV_MAX_BYTES = 2**31 - 1
 
 
 class ImageReadError(DarkIRError):
@@ -132,7 +134,7 @@ def _refuse(path: Path, problem: str | None) -> None:
 
 def _pixels(path: Path, header: Header | None) -> Image:
     """The pixels of the image at ``path`` (of ``header``, where one was read), turned by its orientation."""
-    array, oriented = _decode(path, np.fromfile(path, dtype=np.uint8))
+    array, oriented = _decode(path, _file_bytes(path))
     if array.size == 0:
         raise ImageReadError(f"{path}: cannot decode image (it has no pixels)")
     if array.dtype == np.uint8:
@@ -151,6 +153,22 @@ def _pixels(path: Path, header: Header | None) -> Image:
     if not oriented:
         array = _apply_orientation(array, header.orientation if header else 1)
     return _image(array, bit_depth, scale)
+
+
+def _file_bytes(path: Path) -> np.ndarray:
+    """The bytes of the image file at ``path``. One larger than OpenCV decodes (:data:`OPENCV_MAX_BYTES`) is refused
+    before it is read, unless a TIFF (which tifffile decodes from the file): OpenCV failed on it with an assertion
+    after reading it all (a 3 GB file: 39 s)."""
+    size = path.stat().st_size
+    if size > OPENCV_MAX_BYTES:
+        with path.open("rb") as file:
+            tiff = file.read(4) in TIFF_MAGIC
+        if not tiff:
+            raise ImageReadError(
+                f"{path}: its file holds {size / 2**30:.1f} GiB, more than the 2 GiB darkir decodes a "
+                f"{path.suffix.lstrip('.').upper() or 'file'} from; not read (save an image that large as a TIFF)"
+            )
+    return np.fromfile(path, dtype=np.uint8)
 
 
 def _warn_out_of_range(path: Path, array: np.ndarray) -> None:
@@ -250,6 +268,8 @@ def _colour_and_alpha(path: Path, layout: TiffLayout) -> np.ndarray:
 def _decode_opencv(path: Path, data: np.ndarray) -> np.ndarray | None:
     """The pixels OpenCV decodes from file bytes ``data``: gray (H, W), RGB or RGBA (OpenCV's BGR order undone);
     None where it decodes nothing."""
+    if data.size > OPENCV_MAX_BYTES:  # (a TIFF, which tifffile decodes then)
+        return None
     cv2 = opencv.load()
     try:
         with opencv.quiet_single_thread():
