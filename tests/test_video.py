@@ -174,12 +174,16 @@ def tiny_restorer(tiny_checkpoint):
     return Restorer(load_model(tiny_checkpoint), device="cpu", tile=0)
 
 
-def make_timed_video(path: Path, times_ms: list[int], rotation: tuple[int, bool] | None = None) -> Path:
+def make_timed_video(
+    path: Path, times_ms: list[int], rotation: tuple[int, bool] | None = None, aspect: Fraction | None = None
+) -> Path:
     """Write 64x48 H.264 frames at ``times_ms`` (time base 1/1000); ``rotation`` (degrees, hflip) sets the display
-    matrix phones write."""
+    matrix phones write, ``aspect`` the pixels' aspect ratio (an anamorphic video's)."""
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=10)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        if aspect is not None:
+            video.codec_context.sample_aspect_ratio = aspect
         video.time_base = video.codec_context.time_base = MS
         if rotation is not None:
             video.set_display_rotation(rotation[0], hflip=rotation[1])
@@ -288,6 +292,20 @@ def test_rotation_is_kept(tmp_path, tiny_restorer, suffix, rotation):
     assert matrix is not None and matrix != [65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30]  # not the identity
     restore_video(tiny_restorer, clip, tmp_path / f"out.{suffix}", progress=False)
     assert display_matrix(tmp_path / f"out.{suffix}") == matrix  # players turn (and flip) it as they do the input
+
+
+@pytest.mark.parametrize("suffix", ["mp4", "mkv"])
+def test_the_pixel_aspect_ratio_of_an_anamorphic_video_is_kept(tmp_path, tiny_restorer, suffix):
+    """A video of non-square pixels (4:3 pixels, shown 16:9) came out with square ones, which players show
+    squeezed (found by an outside test)."""
+    from darkir.infer.video import restore_video
+
+    clip = make_timed_video(tmp_path / f"dvd.{suffix}", [0, 40, 80], aspect=Fraction(4, 3))
+    restore_video(tiny_restorer, clip, tmp_path / f"out.{suffix}", progress=False)
+    for path in (clip, tmp_path / f"out.{suffix}"):
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            assert (stream.sample_aspect_ratio, stream.display_aspect_ratio) == (Fraction(4, 3), Fraction(16, 9))
 
 
 def test_demo_frame_limit_holds_for_mkv(tmp_path, tiny_checkpoint, monkeypatch):

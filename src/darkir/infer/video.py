@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -231,7 +232,7 @@ def _first_frame(av: ModuleType, source: Path) -> FirstFrame:
                 colour = video_colour(frame, source)
                 before_zero = (frame.pts or 0) < 0 or (container.start_time or 0) < 0
                 size, matrix = (frame.height, frame.width), _display_matrix(frame)
-                return FirstFrame(size, matrix, frame.pts is not None, colour, before_zero)
+                return FirstFrame(size, matrix, frame.pts is not None, colour, before_zero, _pixel_aspect(stream))
         if _animated_webp(source):  # FFmpeg's WebP decoder reads no animation (ANIM/ANMF chunks)
             raise DarkIRError(
                 f"{source}: an animated WebP, whose frames FFmpeg cannot decode; save it as single frames or an "
@@ -239,6 +240,13 @@ def _first_frame(av: ModuleType, source: Path) -> FirstFrame:
             )
     # no frame, or none that decodes (a text file named .png): said before the output's encoder is opened and blamed
     raise DarkIRError(f"{source}: its video stream has no frames; nothing written")
+
+
+def _pixel_aspect(stream: Any) -> Fraction | None:
+    """The sample aspect ratio of ``stream``'s pixels (the container's, else the codec's), or None where they are
+    square or it states none."""
+    aspect = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    return Fraction(aspect) if aspect and aspect != 1 else None
 
 
 def _refuse_still_image(container: Any, source: Path) -> None:
@@ -342,7 +350,8 @@ def _failed_file(filename: str | None, source: Path, target: Path, tmp: Path, en
 def _video_output(output: Any, timeline: Timeline, settings: VideoSettings, first: FirstFrame, quiet: bool) -> Any:
     """The output video stream: the input's size, the time base and rate of ``timeline`` (where the input has
     timestamps, its own: every frame keeps its exact timestamp, variable frame rates included), display matrix
-    (players show it turned as they show the input) and colour tags. ``quiet``: x265 prints only its errors."""
+    (players show it turned as they show the input), pixel aspect ratio and colour tags. ``quiet``: x265 prints
+    only its errors."""
     height, width = timeline.size
     stream = output.add_stream(settings.codec, rate=timeline.rate)
     stream.width, stream.height = width, height
@@ -365,6 +374,8 @@ def _video_output(output: Any, timeline: Timeline, settings: VideoSettings, firs
     stream.options = options
     if first.matrix is not None:
         stream.set_display_matrix(first.matrix)
+    if first.pixel_aspect is not None:  # (an anamorphic video, shown squeezed with square pixels)
+        stream.codec_context.sample_aspect_ratio = first.pixel_aspect
     return stream
 
 

@@ -24,14 +24,16 @@ MAX_RATE = 1000
 @dataclass(frozen=True)
 class FirstFrame:
     """What a video's first frame tells: its size (height, width), the display matrix players turn and flip the
-    frames with, whether it has a timestamp, how its colour is coded, and whether the input starts before time 0
-    (an MPEG-TS whose clock wrapped, which FFmpeg unwraps below 0)."""
+    frames with, whether it has a timestamp, how its colour is coded, whether the input starts before time 0
+    (an MPEG-TS whose clock wrapped, which FFmpeg unwraps below 0), and the shape of its pixels (their sample
+    aspect ratio, width to height: 4:3 in a 16:9 DVD; None where square or unstated)."""
 
     size: tuple[int, int]
     matrix: list[int] | None
     timed: bool
     colour: VideoColour
     before_zero: bool = False
+    pixel_aspect: Fraction | None = None
 
 
 @dataclass
