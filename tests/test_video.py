@@ -225,6 +225,22 @@ def test_unevenly_spaced_frames_are_restored_with_their_times(tmp_path, tiny_res
     assert report.frames == 5 and frame_times(tmp_path / "o.mp4") == [t * MS for t in times]
 
 
+@pytest.mark.parametrize("suffix", ["mp4", "mov", "mkv"])
+def test_a_long_gap_among_the_last_frames_keeps_the_duration(tmp_path, tiny_restorer, suffix):
+    """A frame held a second before the end (a screen recording's last frame) gave an MP4 or MOV that players and
+    FFmpeg's tools read as 0.24 s long: its last sample lasted one frame from a decode time that B-frames leave two
+    frames behind (found by an outside test). Matroska, which times each frame by itself, was right."""
+    from darkir.infer.video import restore_video
+
+    times = [0, 40, 80, 120, 160, 1000]
+    clip = make_timed_video(tmp_path / "held.mkv", times)
+    restore_video(tiny_restorer, clip, tmp_path / f"out.{suffix}", progress=False)
+    assert frame_times(tmp_path / f"out.{suffix}") == [t * MS for t in times]
+    with av.open(str(clip)) as source, av.open(str(tmp_path / f"out.{suffix}")) as output:
+        assert source.duration > 1_000_000  # (microseconds)
+        assert output.duration == pytest.approx(source.duration, abs=1000)  # it was 240_000
+
+
 def make_mjpeg_with_times(path: Path, times_ms: list[int]) -> Path:
     """An MJPEG clip whose packets carry ``times_ms`` as they are (decode order kept), as a broken file does."""
     with av.open(str(path), "w") as container:

@@ -478,6 +478,7 @@ def _transcode(
     video_in, video_out, audio_in, audio_out = streams
     copy_audio = audio_out is not None and _codec_name(audio_out) == _codec_name(audio_in)
     written, sounds, colour = 0, 0, timeline.colour
+    video_packets = _LastSampleTimed(output)
 
     def write(item: _Restored | _Audio) -> None:
         nonlocal written, sounds
@@ -492,7 +493,7 @@ def _transcode(
         for frame, rgb in zip(item.frames, item.images, strict=True):
             out = colour.from_rgb(av, rgb, video_out.pix_fmt)
             out.pts, out.time_base = frame.pts, frame.time_base
-            output.mux(video_out.encode(out))
+            video_packets.mux(video_out.encode(out))
             written += 1
             bar.update()
 
@@ -516,10 +517,44 @@ def _transcode(
         if pending:
             writer.put(_restore_frames(restorer, pending))
         writer.finish()
-    output.mux(video_out.encode())
+    video_packets.mux(video_out.encode())
+    video_packets.finish(timeline.end - timeline.start)
     if audio_out is not None and not copy_audio:
         output.mux(audio_out.encode())
     return written, sounds
+
+
+class _LastSampleTimed:
+    """Muxes a video stream's packets one behind, so that in MP4 and MOV the last one lasts to where the last frame
+    ends. Those files store each sample's duration as the step to the next one's decode time, and the last one's as
+    its packet says; with B-frames the decode times trail the frames' times by the encoder's delay, so after a long
+    gap among the last frames (a frame held a second before the end) the track ended early: 0.24 s of 1.04 s."""
+
+    def __init__(self, output: Any) -> None:
+        self.output = output
+        self.stretch = output.format.name in ("mp4", "mov")  # (Matroska times each block by its own timestamp)
+        self._first_dts: int | None = None
+        self._held: Any = None
+
+    def mux(self, packets: list[Any]) -> None:
+        """Mux the packet held so far and hold the last of ``packets``."""
+        for packet in packets:
+            if self._first_dts is None:
+                self._first_dts = packet.dts
+            if self._held is not None:
+                self.output.mux(self._held)
+            self._held = packet
+
+    def finish(self, seconds: float) -> None:
+        """Mux the last packet, its duration stretched where the samples before it leave less than ``seconds``
+        (the span of the frames' times, the last one's duration included)."""
+        packet, first = self._held, self._first_dts
+        if packet is None:
+            return
+        if self.stretch and packet.dts is not None and first is not None and packet.time_base:
+            span = round(seconds / packet.time_base)
+            packet.duration = max(packet.duration or 0, span - (packet.dts - first))
+        self.output.mux(packet)
 
 
 def _decoded(
