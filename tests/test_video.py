@@ -100,12 +100,19 @@ def test_existing_output_is_not_overwritten(clip, tmp_path, tiny_checkpoint, cap
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(None, "no such video file"), (b"\x00" * 64, "cannot open as a video"), ("folder", "is a folder; darkir video")],
+    [
+        (None, "no such video file"),
+        (b"\x00" * 64, "cannot open as a video"),
+        ("folder", "is a folder; darkir video"),
+        ("pipe", "in.mp4: not a file or folder (a pipe, socket or device)"),  # it was "no such video file"
+    ],
 )
 def test_bad_video_inputs(tmp_path, tiny_checkpoint, capsys, content, message):
     source = tmp_path / "in.mp4"
     if content == "folder":
         source.mkdir()
+    elif content == "pipe":
+        os.mkfifo(source)
     elif content is not None:
         source.write_bytes(content)
     assert main(["video", str(source), "-o", str(tmp_path / "o.mp4"), "--weights", str(tiny_checkpoint)]) == 2

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from darkir.errors import DarkIRError, warn
-from darkir.imageio import IMAGE_SUFFIXES
+from darkir.imageio import IMAGE_SUFFIXES, not_a_file
 from darkir.infer.compiling import compiling_note
 from darkir.infer.inputs import check_image_fits
 from darkir.infer.pipeline import Drain, Prefetch
@@ -130,7 +130,7 @@ def check_video_paths(source: Path, target: Path, overwrite: bool) -> None:
             "the videos and images in a folder)"
         )
     if not source.is_file():
-        raise DarkIRError(f"{source}: no such video file")
+        raise DarkIRError(f"{source}: {not_a_file(source, 'no such video file')}")
     if target.suffix.lower() not in VIDEO_FORMATS:
         raise DarkIRError(
             f"{target}: cannot write {target.suffix or 'suffix-less'} videos; use {', '.join(VIDEO_FORMATS)} (or end "
