@@ -417,7 +417,9 @@ def test_a_killed_demos_results_are_removed_by_the_next_one(tmp_path, monkeypatc
 
 
 @pytest.mark.slow
-def test_demo_deletes_its_results_on_sigterm(tmp_path, tiny_checkpoint):
+@pytest.mark.parametrize(("stop", "code"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_demo_deletes_its_results_on_sigterm(tmp_path, tiny_checkpoint, stop, code):
+    """... and ends with the exit code of other commands stopped so (it was 0)."""
     import signal
     import time
     import urllib.request
@@ -446,8 +448,8 @@ def test_demo_deletes_its_results_on_sigterm(tmp_path, tiny_checkpoint):
         assert len(workdirs) == 1 and any(workdirs[0].rglob("*.png"))
         copies = list(tmp_path.glob(f"darkir-gradio-{process.pid}-*"))  # gradio's copies of the upload and result
         assert len(copies) == 1 and any(copies[0].rglob("*.png")) and not (tmp_path / "gradio").exists()
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
+        process.send_signal(getattr(signal, stop))
+        assert process.wait(timeout=60) == code
         assert not workdirs[0].exists()
         assert not copies[0].exists()  # they stayed in <temp>/gradio after the demo stopped
     finally:

@@ -76,14 +76,20 @@ def _gradio_files() -> Iterator[None]:
             del os.environ["GRADIO_TEMP_DIR"]
 
 
-def _stop_on_sigterm() -> None:
-    """Make SIGTERM stop the demo as Ctrl-C does, so that its results are deleted on the way out."""
+def _stop_on_signals() -> list[int]:
+    """Make SIGTERM stop the demo as Ctrl-C does (gradio closes its server on a KeyboardInterrupt and returns), so
+    that its results are deleted on the way out; the list returned receives the signal that stopped it."""
+    stopped: list[int] = []
 
     def stop(signum: int, frame: Any) -> None:
+        stopped.append(signum)
         raise KeyboardInterrupt
 
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, stop)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(signum) is not signal.SIG_IGN:  # (a demo started in the background ignores Ctrl-C)
+                signal.signal(signum, stop)
+    return stopped
 
 
 def _check_size(name: str, width: int, height: int) -> None:
@@ -358,9 +364,10 @@ def check_address(host: str, port: int) -> None:
 
 def launch(
     weights: str | None = None, host: str = "127.0.0.1", port: int = 7860, share: bool = False, device: str = "auto"
-) -> None:
-    """Serve the demo (blocks until stopped; Ctrl-C or SIGTERM stop it and delete its results). The models are
-    loaded first, so that weights that are missing or no DarkIR checkpoint raise before anything is served."""
+) -> int | None:
+    """Serve the demo (blocks until stopped; Ctrl-C or SIGTERM stop it and delete its results) and return the signal
+    that stopped it (None where none did). The models are loaded first, so that weights that are missing or no
+    DarkIR checkpoint raise before anything is served."""
     import importlib.util
 
     if importlib.util.find_spec("gradio") is None:
@@ -369,10 +376,11 @@ def launch(
     check_address(host, port)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     engine = DemoEngine({Path(weights).stem: weights} if weights else default_weights(), device=device)
-    _stop_on_sigterm()
+    stopped = _stop_on_signals()
     try:
         engine.load_all()
         with _gradio_files():
             build_app(engine).launch(server_name=host, server_port=port, share=share, show_error=True)
     finally:
         engine.close()
+    return stopped[0] if stopped else None

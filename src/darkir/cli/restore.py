@@ -189,13 +189,20 @@ def cmd_video(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Serve the gradio demo."""
+    """Serve the gradio demo; stopped by a signal, end as other commands do (130 Ctrl-C, 143 SIGTERM)."""
+    import signal
+
+    from darkir.cli import Terminated
     from darkir.demo import launch
     from darkir.runtime import resolve_device
 
     refuse_empty(args)
     resolve_device(args.device)
-    launch(weights=args.weights, host=args.host, port=args.port, share=args.share, device=args.device)
+    stopped = launch(weights=args.weights, host=args.host, port=args.port, share=args.share, device=args.device)
+    if stopped == signal.SIGINT:
+        raise KeyboardInterrupt  # (gradio, which closed its server, took the first)
+    if stopped is not None:
+        raise Terminated(stopped)
     return 0
 
 
