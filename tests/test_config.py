@@ -342,3 +342,14 @@ def test_an_older_official_training_file_loads(tmp_path):
     path.write_text("network:\n  ksize: 3\n")
     with pytest.raises(ConfigError, match=r"network\.ksize: a setting of an older official network .*only None"):
         load_options(path)
+
+
+@pytest.mark.parametrize("section", ["resume_training", "wandb"])
+def test_wandb_resume_and_id_take_what_wandb_takes(section):
+    """``resume: true`` (wandb takes true/false as well as allow/must/never/auto) was refused as "a boolean where a
+    number or name goes", and a numeric ``id`` as no string (found by an outside test); darkir does not use them."""
+    from darkir.options import options_from_dict
+
+    for resume, run_id in ((True, 12345), (False, "78ladjjx"), ("allow", None)):
+        options = options_from_dict({section: {"resume": resume, "id": run_id}})
+        assert (getattr(options, section).resume, getattr(options, section).id) == (resume, run_id)

@@ -453,8 +453,8 @@ class WandbOptions(_Section):
     entity: str | None = None
     name: str | None = None
     save_code: bool = False
-    resume: str | None = None
-    id: str | None = None
+    resume: bool | str | None = None  # (wandb takes true/false or allow, must, never, auto)
+    id: str | int | None = None
 
 
 class OlderResumeOptions(_Section):
@@ -462,8 +462,8 @@ class OlderResumeOptions(_Section):
     wandb's ``resume`` and ``id`` have no effect (darkir logs to JSONL and TensorBoard)."""
 
     resume_training: bool = False
-    resume: str | None = None
-    id: str | None = None
+    resume: bool | str | None = None  # (wandb takes true/false or allow, must, never, auto)
+    id: str | int | None = None
 
 
 class Options(_Section):
