@@ -310,5 +310,5 @@ def _register_demo(add: AddCommand) -> None:
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     demo.add_argument("--port", type=port_number, default=7860, help="port (default 7860)")
     demo.add_argument("--weights", metavar="NAME_OR_PATH", help="serve these weights only (default: packaged variants)")
-    demo.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    demo.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     demo.add_argument("--share", action="store_true", help="also create a public gradio link")

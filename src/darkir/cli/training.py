@@ -153,7 +153,11 @@ def register(add: AddCommand) -> None:
         metavar="WEIGHTS",
         help="start a new schedule from these weights (checkpoint path or zoo name); --resume continues a run instead",
     )
-    train.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    train.add_argument(
+        "--device",
+        default="auto",
+        help="auto (CUDA if available), cpu, cuda or cuda:N (under torchrun, each process the GPU of its local rank)",
+    )
     train.add_argument(
         "--max-steps", type=non_negative_int, default=0, help="stop after this many steps in all (0 = all epochs)"
     )
