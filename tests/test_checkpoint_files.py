@@ -421,3 +421,17 @@ def test_weights_of_an_8_bit_float_type_load_as_before(tmp_path):
     torch.save({"state_dict": state, "config": dict(model.config)}, tmp_path / "f8.pt")
     loaded = load_model(tmp_path / "f8.pt")
     assert torch.equal(loaded.intro.weight, state["intro.weight"].float())
+
+
+def test_a_safetensors_file_whose_header_length_starts_with_a_pickles_byte_is_read_as_safetensors(tmp_path):
+    """One safetensors file in 256 (a JSON header of 128 bytes plus a multiple of 256) starts with the byte 0x80 a
+    pickle starts with: it was refused as "a Python pickle of other data" (found by an outside test, as LPIPS
+    heads)."""
+    from safetensors.torch import save_file
+
+    path = tmp_path / "heads.safetensors"
+    tensors = {f"key{index}": torch.full((2,), float(index)) for index in range(11)}
+    save_file(tensors, path)
+    assert path.read_bytes()[:1] == b"\x80"
+    loaded = load_weights_file(path, "expected LPIPS heads")
+    assert loaded.keys() == tensors.keys() and all(torch.equal(loaded[key], tensors[key]) for key in tensors)

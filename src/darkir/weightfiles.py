@@ -164,10 +164,10 @@ def _kind_of(head: bytes, size: int) -> str | None:
     length, then a JSON header), an image named as in :data:`_OTHER_MAGIC`, or None (something else)."""
     if head.startswith(_ZIP_MAGIC) or _legacy_torch(head):
         return "torch"
+    if head[8:9] == b"{" and int.from_bytes(head[:8], "little") <= size - 8:  # before pickles: a header of 128 + 256k
+        return "safetensors"  # bytes starts with the byte a pickle starts with (a pickle's length bytes never fit)
     if head.startswith(_PICKLE_MAGIC):
         return _OTHER_PICKLE
-    if head[8:9] == b"{" and int.from_bytes(head[:8], "little") <= size - 8:
-        return "safetensors"
     return next((kind for magic, kind in _OTHER_MAGIC.items() if head.startswith(magic)), None)
 
 
