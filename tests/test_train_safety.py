@@ -608,6 +608,19 @@ def test_a_missing_run_is_not_pointed_at_the_best_checkpoint_of_another_run_shar
     assert f"nothing to resume, {run / 'none.pt'} does not exist" in error and "best checkpoint" not in error
 
 
+def test_a_damaged_last_checkpoint_is_not_pointed_at_the_best_checkpoint_of_another_run(data, tmp_path, capsys):
+    """A --resume that could not read its cut-short last checkpoint offered any file at save.best to copy over it,
+    the best checkpoint of another run sharing that save.best included, which would fork that run."""
+    run = tmp_path / "run"
+    assert _train(data, run) == 0  # the run of run/last.pt, whose best is run/best.pt
+    assert _train(data, run, f"save.path={run / 'other.pt'}", f"save.best={run / 'other_best.pt'}") == 0
+    (run / "other.pt").write_bytes((run / "other.pt").read_bytes()[:1000])
+    capsys.readouterr()
+    assert _train(data, run, f"save.path={run / 'other.pt'}", "--resume") == 2
+    error = _one_error(capsys.readouterr().err)
+    assert f"{run / 'other.pt'}" in error and "to continue from an earlier step" not in error
+
+
 def test_official_weights_as_save_path_are_told_apart_from_a_run(data, tmp_path, capsys):
     """An official file's save.path (the weights its training code fine-tuned, writing to save.new) was "holds an
     earlier run; pass --resume ... or --restart", and --restart moved the weights away and trained from random ones."""

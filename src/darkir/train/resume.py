@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from darkir.errors import ConfigError, first_line, some_of
+from darkir.errors import ConfigError, DarkIRError, first_line, some_of
 from darkir.models.config import ModelConfig
 from darkir.options import LOSS_TERMS, TrainOptions, network_key
 
@@ -119,6 +119,19 @@ def check_held_out(
             "or start a new run"
         )
     return None
+
+
+def best_of_run(best: Path, save_path: str | None) -> bool:
+    """Whether the best checkpoint ``best`` is of the run whose last checkpoint is ``save_path`` (the options saved
+    in it say so), not of another run that shares ``save.best``, whose state it would fork: for the messages that
+    name the states a run can continue from."""
+    from darkir.checkpoint import read_checkpoint
+
+    try:
+        saved = read_checkpoint(best)[2]["options"]["save"]["path"]
+    except (DarkIRError, KeyError, TypeError):
+        return False
+    return isinstance(saved, str) and isinstance(save_path, str) and same_path(saved, save_path)
 
 
 def check_own_best(best: Path, run_id: str | None) -> float | None:

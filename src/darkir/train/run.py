@@ -7,14 +7,13 @@ import contextlib
 import sys
 from pathlib import Path
 
-from darkir.checkpoint import read_checkpoint
-from darkir.errors import ConfigError, DarkIRError
+from darkir.errors import ConfigError
 from darkir.options import Options
 from darkir.replacing import clean_up_after_killed_runs
 from darkir.runtime import resolve_device
 from darkir.train import ddp
 from darkir.train.checks import check_trainable
-from darkir.train.resume import same_path
+from darkir.train.resume import best_of_run
 from darkir.train.runpaths import (
     back_up_run,
     check_save_paths,
@@ -34,21 +33,11 @@ def _states(options: Options) -> str:
     kept = snapshots(options)
     if kept:
         return f" (its newest step snapshot is {kept[-1]}: copy it there to continue from it)"
-    if validates(options) and best.is_file() and _best_of(best, options.save.path):
+    if validates(options) and best.is_file() and best_of_run(best, options.save.path):
         return (
             f" (its best checkpoint {best} holds the run's state at its best step: copy it there to continue from it)"
         )
     return ""
-
-
-def _best_of(best: Path, save_path: str | None) -> bool:
-    """Whether the best checkpoint ``best`` is of the run whose last checkpoint is ``save_path`` (the options saved
-    in it say so), not of another run that shares ``save.best``, whose state it would fork."""
-    try:
-        saved = read_checkpoint(best)[2]["options"]["save"]["path"]
-    except (DarkIRError, KeyError, TypeError):
-        return False
-    return isinstance(saved, str) and isinstance(save_path, str) and same_path(saved, save_path)
 
 
 def train(

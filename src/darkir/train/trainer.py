@@ -37,6 +37,7 @@ from darkir.runtime import keep_freed_memory_for_reuse
 from darkir.train import ddp
 from darkir.train.checks import check_trainable
 from darkir.train.resume import (
+    best_of_run,
     check_held_out,
     check_new_length,
     check_own_best,
@@ -323,7 +324,8 @@ class Trainer:
     def _other_states(self, path: Path) -> str:
         """Where else the run's full training state lies, for a resume from ``path`` that cannot read it: its newest
         step snapshot and its best checkpoint, each a state to continue from once copied to ``path``."""
-        others = [*snapshots(self.options)[-1:], *([self.best_path] if self.best_path.is_file() else [])]
+        best = self.best_path
+        others = [*snapshots(self.options)[-1:], *([best] if best_of_run(best, self.options.save.path) else [])]
         others = [str(other) for other in others if other != path]
         return f"; to continue from an earlier step, copy {' or '.join(others)} to {path}" if others else ""
 
