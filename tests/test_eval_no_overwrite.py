@@ -144,6 +144,7 @@ def test_test_csv_keeps_an_existing_file_unless_overwrite(tmp_path, capsys, tiny
         (["test", "--data", "{set}"], "{set}/low/a.png", "written to a .csv file"),
         (["test", "--data", "{set}"], "{set}/scores.csv", "is inside the input folder"),
         (["test", "--data", "{set}/manifest.json"], "{set}/high/scores.csv", "is inside the input folder"),
+        (["test", "--data", "{set}/manifest.json"], "{set}/scores.csv", "is inside the input folder"),  # its root
         (["test", "--data", "{set}"], "{weights}", "written to a .csv file"),
     ],
 )

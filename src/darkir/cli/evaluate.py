@@ -42,11 +42,19 @@ def _method_name(args: argparse.Namespace) -> str:
 
 
 def input_folders(location: str | Path | None, pairs: Sequence[Pair]) -> list[Path]:
-    """The folders a command reads its images from: the data folder ``location`` (where it is one) and the folder of
-    every input and reference (those of a manifest's pairs), so that nothing is written among them."""
+    """The folders a command reads its images from: the data folder ``location`` (where it is one; a manifest's
+    data, all its splits', where it is one: :func:`~darkir.data.pairs.manifest_folders`) and the folder of every
+    input and reference, so that nothing is written among them."""
+    from darkir.data.pairs import manifest_folders
+
     folders = {pair.low.parent for pair in pairs} | {pair.high.parent for pair in pairs if pair.high is not None}
-    data = [Path(location)] if location is not None and Path(location).is_dir() else []
-    return data + sorted(folders)
+    if location is not None and Path(location).is_dir():
+        data = [Path(location)]
+    elif location is not None and Path(location).suffix.lower() == ".json":
+        data = manifest_folders(location)
+    else:
+        data = []
+    return data + sorted(folders - set(data))
 
 
 def _unreadable_status(scored: int, unreadable: list[str]) -> int:

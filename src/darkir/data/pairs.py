@@ -21,6 +21,7 @@ from darkir.data.layouts import (
 from darkir.errors import some_of, warn
 from darkir.image_header import read_header
 from darkir.imageio import IMAGE_SUFFIXES, ImageReadError, read_image
+from darkir.outputs import is_inside
 
 MAX_LISTED = 10
 
@@ -220,8 +221,10 @@ def read_manifest(path: str | Path, split: str) -> list[Pair]:
 
 
 def manifest_folders(path: str | Path) -> list[Path]:
-    """The folders of every file any split of the manifest at ``path`` lists (none where it cannot be read: reading
-    its pairs says why)."""
+    """The data of the manifest at ``path``, where nothing may be written: the folders of every file any split lists
+    and the deepest folder that holds them all (the set's root, above its ``low_blur_noise/`` and
+    ``high_sharp_scaled/``), unless that one holds the working folder too (files of unrelated trees, whose common
+    folder may be ``/``). None where it cannot be read: reading its pairs says why."""
     path = Path(path)
     try:
         manifest = _manifest(path)
@@ -229,7 +232,11 @@ def manifest_folders(path: str | Path) -> list[Path]:
     except (DatasetError, KeyError, TypeError):
         return []
     base = path.parent / manifest.get("root", ".")
-    return sorted({(base / name).parent for entry in entries for name in entry})
+    folders = sorted({(base / name).parent for entry in entries for name in entry})
+    if not folders:
+        return []
+    root = Path(os.path.commonpath([os.path.abspath(folder) for folder in folders]))
+    return folders if is_inside(Path.cwd(), root) else [*folders, root]
 
 
 def _manifest(path: Path) -> object:
