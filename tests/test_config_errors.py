@@ -582,6 +582,33 @@ def test_metrics_skip_unreadable_outputs(tmp_path, capsys):
     assert list(_csv_rows(csv_path)) == ["a.png", "b.png"]
 
 
+@pytest.mark.parametrize("command", ["test", "metrics"])
+def test_a_pair_whose_size_changes_mid_run_is_skipped_and_the_other_scores_kept(
+    tmp_path, capsys, tiny_checkpoint, monkeypatch, command
+):
+    """A reference replaced by one of another size while the run went on (after the pairs were checked) stopped the
+    whole run, with exit 2 and no CSV: the scores of the other pairs were lost (found by an outside test)."""
+    import darkir.eval.paired
+
+    data = _paired(tmp_path / "set")
+
+    class Replacing(darkir.eval.paired.PairedDataset):
+        def __getitem__(self, index: int) -> dict:
+            if index == 1:
+                _png(data / "high" / "b.png", height=20, width=24)
+            return super().__getitem__(index)
+
+    monkeypatch.setattr(darkir.eval.paired, "PairedDataset", Replacing)
+    args = [command, "--weights", str(tiny_checkpoint), "--data", str(data), "--save", "0"]
+    if command == "metrics":
+        args = [command, str(data / "low"), str(data / "high")]
+    code, out, err = _run(capsys, *args, "--no-lpips", "-q", "--csv", str(tmp_path / "scores.csv"))
+    broken = data / "low" / "b.png"
+    assert code == 1 and f"darkir: skipped unreadable image: {broken}: size " in err
+    assert f"scored 2 of 3 images; 1 unreadable, skipped: {broken}" in out
+    assert list(_csv_rows(tmp_path / "scores.csv")) == ["a.png", "c.png"]
+
+
 def test_test_unpaired_skips_an_unreadable_input(tmp_path, capsys, tiny_checkpoint):
     data = _paired(tmp_path / "set") / "low"
     broken = _truncate(data / "a.png")

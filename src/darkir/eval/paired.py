@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from darkir.data.dataset import PairedDataset
+from darkir.data.layouts import DatasetError
 from darkir.data.pairs import Pair
 from darkir.errors import DarkIRError, printable, some_of, warn
 from darkir.eval.lpips import LPIPS
@@ -82,8 +83,9 @@ def evaluate(
 
     Each output is scored and dropped, so memory does not grow with the number of pairs; decoding and scoring
     run with memory returned to the OS, so their one-off shapes leave no holes in the heap the model reuses.
-    A pair with an image that cannot be decoded raises :class:`~darkir.imageio.ImageReadError`, or with
-    ``skip_unreadable`` is left out, said in one line on stderr and listed in :attr:`Scores.unreadable`.
+    A pair with an image that cannot be decoded raises :class:`~darkir.imageio.ImageReadError` (one whose sizes no
+    longer match, replaced since the pairs were checked, a DatasetError), or with ``skip_unreadable`` is left out,
+    said in one line on stderr and listed in :attr:`Scores.unreadable`.
     """
     scores = Scores(method.name)
     dataset = PairedDataset(pairs)
@@ -93,7 +95,7 @@ def evaluate(
         try:
             with memory_returned_to_os():
                 sample = dataset[index]
-        except (ImageReadError, OSError) as exc:
+        except (ImageReadError, OSError, DatasetError) as exc:  # (a pair's sizes that no longer match: replaced)
             if not skip_unreadable:
                 raise
             skip_unreadable_image(exc, scores.unreadable)
