@@ -568,6 +568,27 @@ def test_a_containers_memory_limit_bounds_the_memory_available(tmp_path, version
     assert cgroup_room(tmp_path, tmp_path / "missing") is None
 
 
+def test_an_address_space_limit_bounds_the_memory_available(monkeypatch):
+    """Under ``ulimit -v 2500000`` the default budget was 2.72 GB, over the limit: a 1600x1200 image planned whole
+    failed to allocate where it would have fitted in tiles (found by an outside test). The room is the limit less
+    what the process has mapped."""
+    import resource
+
+    import darkir.hostmemory
+    from darkir.hostmemory import address_space_room, cpu_available_memory
+
+    assert address_space_room() is None or resource.getrlimit(resource.RLIMIT_AS)[0] != resource.RLIM_INFINITY
+    with open("/proc/self/status") as status:
+        mapped = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+    limit = mapped + 300 * 1024**2
+    monkeypatch.setattr(darkir.hostmemory.resource, "getrlimit", lambda kind: (limit, resource.RLIM_INFINITY))
+    room = address_space_room()
+    assert room is not None and abs(room - 300 * 1024**2) < 100 * 1024**2
+    assert cpu_available_memory() <= limit - mapped + 100 * 1024**2
+    monkeypatch.setattr(darkir.hostmemory.resource, "getrlimit", lambda kind: (mapped // 2, resource.RLIM_INFINITY))
+    assert address_space_room() == 0  # (already over it: no room, never a negative budget)
+
+
 def test_an_fp32_restorer_computes_in_fp32_inside_a_callers_autocast(tiny_checkpoint):
     """Inside a caller's ``torch.autocast`` block an fp32 Restorer computed in bf16 (its output was the bf16
     Restorer's); its precision is its own."""

@@ -1,10 +1,11 @@
 """How much memory this process holds and may still take on the CPU: the machine's available memory, or less where
-its control group (a container's memory limit) leaves less room. Without torch, for the image reader as for the memory
-planner."""
+its control group (a container's memory limit) or its address-space limit (``ulimit -v``) leaves less room. Without
+torch, for the image reader as for the memory planner."""
 
 from __future__ import annotations
 
 import os
+import resource
 from pathlib import Path
 
 
@@ -18,14 +19,30 @@ def resident_memory() -> int:
 
 
 def cpu_available_memory() -> int:
-    """Memory free for this process on the CPU: MemAvailable, or less where its control group leaves less room."""
+    """Memory free for this process on the CPU: MemAvailable, or less where its control group or its address-space
+    limit leaves less room."""
     try:
         with open("/proc/meminfo") as meminfo:
             available = next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
     except (OSError, StopIteration, ValueError, IndexError):  # no /proc/meminfo: the free pages, where they are known
         available = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
-    room = cgroup_room()
-    return available if room is None else min(available, room)
+    rooms = [room for room in (cgroup_room(), address_space_room()) if room is not None]
+    return min([available, *rooms])
+
+
+def address_space_room() -> int | None:
+    """The bytes of address space this process may still map under its ``RLIMIT_AS`` (``ulimit -v``): its soft limit
+    less its mapped size (``VmSize``, which every allocation adds to, whether or not it is used yet); None where no
+    limit is set or the size cannot be read. (A 2.5 GB limit failed allocations under a 2.7 GB budget.)"""
+    limit, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if limit == resource.RLIM_INFINITY:
+        return None
+    try:
+        with open("/proc/self/status") as status:
+            mapped = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    return max(0, limit - mapped)
 
 
 def cgroup_room(root: Path = Path("/sys/fs/cgroup"), membership: Path = Path("/proc/self/cgroup")) -> int | None:
