@@ -431,8 +431,12 @@ def test_demo_deletes_its_results_on_sigterm(tmp_path, tiny_checkpoint, stop, co
     port = _demo_driver()._free_port()
     env = {**os.environ, "TMPDIR": str(tmp_path), "GRADIO_ANALYTICS_ENABLED": "False"}
     command = [sys.executable, "-m", "darkir", "demo", "--port", str(port), "--weights", str(tiny_checkpoint)]
-    process = subprocess.Popen(
-        [*command, "--device", "cpu"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    process = subprocess.Popen(  # (Ctrl-C reaches it as a terminal's does, where the tests run in the background)
+        [*command, "--device", "cpu"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         url, deadline = f"http://127.0.0.1:{port}/", time.time() + 180
