@@ -475,6 +475,26 @@ def test_an_input_of_a_long_legal_name_is_restored(tmp_path, tiny_checkpoint):
     assert lock_path(out / name) != lock_path(other) and temporary_path(out / name) != temporary_path(other)
 
 
+def test_an_output_of_a_long_legal_path_is_restored(tmp_path, tiny_checkpoint):
+    """An output path of 4,070 bytes is legal (under PATH_MAX, 4,096 with its NUL); its temporary file's, ~40 bytes
+    longer, was not: "File name too long" (found by an outside test). The temporary and lock names are cut short
+    to fit the path too."""
+    from darkir.outputs import PATH_MAX, lock_path, temporary_path
+
+    out = tmp_path / "out"
+    deep = Path(*["d" * 250] * ((4070 - len(os.fsencode(str(out))) - 100) // 251))  # leaving 100-350 bytes
+    room = 4070 - len(os.fsencode(str(out / deep))) - 1
+    deep = deep / ("e" * (room - 100)) if room > 200 else deep  # (a name's 255 bytes at most)
+    room = 4070 - len(os.fsencode(str(out / deep))) - 1
+    name = "y" * (room - 4) + ".png"
+    (tmp_path / "in" / deep).mkdir(parents=True)
+    (tmp_path / "in" / deep / name).write_bytes(_photo(tmp_path / "a.png").read_bytes())  # (OpenCV writes no such)
+    assert _restore(str(tmp_path / "in"), "-o", str(out), weights=tiny_checkpoint) == 0
+    assert [p.name for p in (out / deep).iterdir()] == [name] and len(os.fsencode(str(out / deep / name))) == 4070
+    for helper in (lock_path, temporary_path):
+        assert len(os.fsencode(str(helper(out / deep / name)))) < PATH_MAX
+
+
 def test_an_append_only_output_folder_restores_every_file(tmp_path, tiny_checkpoint, monkeypatch, capsys):
     """In an append-only folder (``chattr +a``) a lock file cannot be removed: the first file's release raised, the
     batch stopped with exit 1 and no summary; the temporary file it left then stopped every later run."""

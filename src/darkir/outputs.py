@@ -67,12 +67,14 @@ class OutputExistsError(OutputError):
 
 #: The longest file name, in bytes, that the common file systems take (ext4, XFS, Btrfs, APFS, NTFS in UTF-16).
 NAME_MAX = 255
+#: The longest path, in bytes, that Linux's system calls take, its terminating NUL included.
+PATH_MAX = 4096
 
 
 def lock_path(target: Path) -> Path:
     """The lock file that claims ``target``: ``.<name>.darkir-lock``, the name shortened where that would be too
     long (:func:`fitting_name`)."""
-    return target.with_name(fitting_name(".", target.name, ".darkir-lock"))
+    return target.with_name(fitting_name(".", target.name, ".darkir-lock", target.parent))
 
 
 def _pid_namespace() -> str | None:
@@ -99,7 +101,7 @@ def temporary_path(target: Path) -> Path:
     :func:`owner_tag`, so that processes on several machines writing one shared folder never share one, and
     :func:`clean_stale` tells a killed run's from a live one's; the stem shortened where the name would be too long,
     :func:`fitting_name`)."""
-    return target.with_name(fitting_name(".", target.stem, f".{owner_tag()}.darkir-part{target.suffix}"))
+    return target.with_name(fitting_name(".", target.stem, f".{owner_tag()}.darkir-part{target.suffix}", target.parent))
 
 
 def owner_tag() -> str:
@@ -129,15 +131,17 @@ def owner_is_gone(owner: re.Match[str]) -> bool | None:
     return start is not None and process_start(pid) not in (None, int(start))
 
 
-def fitting_name(head: str, name: str, tail: str) -> str:
+def fitting_name(head: str, name: str, tail: str, folder: Path | None = None) -> str:
     """``head + name + tail``, or, where that is over :data:`NAME_MAX` bytes (an output's name of 230 bytes is
-    legal; its lock file's would not be), with ``name`` cut short and a digest of it added, so that the name stays
-    one per output."""
+    legal; its lock file's would not be) or would make its path in ``folder`` over :data:`PATH_MAX` (an output's
+    path of 4,070 bytes is legal; its temporary file's would not be), with ``name`` cut short and a digest of it
+    added, so that the name stays one per output."""
+    limit = NAME_MAX if folder is None else min(NAME_MAX, PATH_MAX - 2 - len(os.fsencode(str(folder))))  # "/", NUL
     whole = f"{head}{name}{tail}"
-    if len(os.fsencode(whole)) <= NAME_MAX:
+    if len(os.fsencode(whole)) <= limit:
         return whole
     digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
-    room = NAME_MAX - len(os.fsencode(f"{head}~{digest}{tail}"))
+    room = limit - len(os.fsencode(f"{head}~{digest}{tail}"))
     short = os.fsdecode(os.fsencode(name)[: max(0, room)])  # the file system's bytes, cut where they are
     return f"{head}{short}~{digest}{tail}"
 

@@ -86,10 +86,10 @@ WIDEST_PID = 4194304
 
 def replacing_path(path: Path, pid: int | None = None, shorten: bool = True) -> Path:
     """The file ``path`` is written to before it replaces ``path``: ``.<name>.<pid>.tmp`` beside it (``pid``: this
-    process's), its name shortened where that would be over 255 bytes (:func:`~darkir.outputs.fitting_name`) unless
-    not ``shorten``."""
+    process's), its name shortened where that or its path would be too long (:func:`~darkir.outputs.fitting_name`)
+    unless not ``shorten``."""
     head, tail = ".", f".{os.getpid() if pid is None else pid}.tmp"
-    return path.with_name(fitting_name(head, path.name, tail) if shorten else f"{head}{path.name}{tail}")
+    return path.with_name(fitting_name(head, path.name, tail, path.parent) if shorten else f"{head}{path.name}{tail}")
 
 
 #: A name :func:`replacing_path` gives (unshortened): the name of the file it replaces, and the writer's process id.
