@@ -208,8 +208,11 @@ def test_an_options_file_of_the_users_beside_a_new_checkpoint_is_refused(data, t
     assert (run / "last.pt").is_file() and (run / "best.yml").read_text() != "my: precious\n"
 
 
-def test_a_checkpoint_in_a_folder_of_a_split_manifest_is_refused(data, tmp_path, capsys):
-    """A manifest names its images' folders only inside it: a checkpoint among them was written there."""
+@pytest.mark.parametrize("where", ["a listed folder", "the set's root"])
+def test_a_checkpoint_in_a_folder_of_a_split_manifest_is_refused(data, tmp_path, capsys, where):
+    """A manifest names its images' folders only inside it: a checkpoint among them was written there. So was one in
+    the set's root (above its ``low_blur_noise/`` and ``high_sharp_scaled/``), as were reports and triplets of darkir
+    test and compare given the manifest (found by an outside test)."""
     own = tmp_path / "data"
     shutil.copytree(data / "train", own)
     lows = sorted((own / "low_blur_noise").rglob("*.png"))
@@ -217,30 +220,12 @@ def test_a_checkpoint_in_a_folder_of_a_split_manifest_is_refused(data, tmp_path,
     entries = [[name, name.replace("low_blur_noise", "high_sharp_scaled")] for name in names]
     manifest = tmp_path / "split.json"
     manifest.write_text(json.dumps({"root": str(own), "splits": {"train": entries}}))
-    folder = lows[0].parent
+    folder = lows[0].parent if where == "a listed folder" else own
     before = _files(own)
     capsys.readouterr()
     overrides = [f"datasets.train.train_path={manifest}", f"save.path={folder / 'm.pt'}"]
     assert _train(data, tmp_path / "run", *overrides, "datasets.val.test_path=null") == 2
     assert f"lies in a folder datasets.train.train_path lists ({folder})" in _one_error(capsys.readouterr().err)
-    assert _files(own) == before
-
-
-def test_a_checkpoint_in_the_root_of_a_split_manifests_data_is_refused(data, tmp_path, capsys):
-    """Only the folders of the listed files were the data: a checkpoint in the set's root (above its
-    ``low_blur_noise/`` and ``high_sharp_scaled/``) was written there, as was a report or triplets of darkir test and
-    compare given the manifest (found by an outside test)."""
-    own = tmp_path / "data"
-    shutil.copytree(data / "train", own)
-    names = [str(low.relative_to(own)) for low in sorted((own / "low_blur_noise").rglob("*.png"))]
-    entries = [[name, name.replace("low_blur_noise", "high_sharp_scaled")] for name in names]
-    manifest = tmp_path / "split.json"
-    manifest.write_text(json.dumps({"root": str(own), "splits": {"train": entries}}))
-    before = _files(own)
-    capsys.readouterr()
-    overrides = [f"datasets.train.train_path={manifest}", f"save.path={own / 'm.pt'}"]
-    assert _train(data, tmp_path / "run", *overrides, "datasets.val.test_path=null") == 2
-    assert f"lies in a folder datasets.train.train_path lists ({own})" in _one_error(capsys.readouterr().err)
     assert _files(own) == before
 
 
