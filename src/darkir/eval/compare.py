@@ -162,24 +162,7 @@ def compare(
     output.mkdir(parents=True, exist_ok=True)
     all_scores = [evaluate(method, pairs, convention, lpips, progress=progress) for method in methods]
     reference, baseline_scores = all_scores[0], all_scores[len(variants) :]
-    summary: dict = {
-        "convention": convention,
-        "images": len(pairs),
-        "resamples": resamples,
-        "bootstrap_seed": 0,
-        "min_interval_images": MIN_INTERVAL_IMAGES,
-        "psnr_cap_db": PSNR_CAP,
-        "methods": {},
-    }
-    for index, (method, scores, cost) in enumerate(zip(methods, all_scores, costs, strict=True)):
-        entry = {**_entry(scores, resamples), **cost, **({"source": method.source} if method.source else {})}
-        if index > 0:
-            entry["vs_reference"] = {m: paired(scores.array(m) - reference.array(m), m, resamples) for m in METRICS}
-        if index < len(variants):
-            entry["psnr_vs_baselines"] = {
-                b.method: paired(scores.array("psnr") - b.array("psnr"), "psnr", resamples) for b in baseline_scores
-            }
-        summary["methods"][method.name] = entry
+    summary = _summary(methods, len(variants), all_scores, costs, (convention, len(pairs), resamples))
     if len(variants) >= 2:
         gap = np.abs(all_scores[1].array("psnr") - reference.array("psnr"))
         order = [int(i) for i in np.argsort(-gap)[:grid_images]]
@@ -199,6 +182,39 @@ def compare(
         "report.md": text_bytes(report),
     }
     replace_report(output, files)
+    return summary
+
+
+def _summary(
+    methods: Sequence[Method],
+    variants: int,
+    all_scores: list[Scores],
+    costs: list[dict],
+    settings: tuple[str, int, int],
+) -> dict:
+    """The summary of a comparison of ``methods`` (the first ``variants`` of them variants, the rest baselines),
+    scored as ``all_scores``: the ``settings`` (convention, images, resamples), and each method's means, intervals,
+    costs and paired differences (against the first variant; a variant's PSNR against each baseline too)."""
+    reference, baseline_scores = all_scores[0], all_scores[variants:]
+    convention, images, resamples = settings
+    summary: dict = {
+        "convention": convention,
+        "images": images,
+        "resamples": resamples,
+        "bootstrap_seed": 0,
+        "min_interval_images": MIN_INTERVAL_IMAGES,
+        "psnr_cap_db": PSNR_CAP,
+        "methods": {},
+    }
+    for index, (method, scores, cost) in enumerate(zip(methods, all_scores, costs, strict=True)):
+        entry = {**_entry(scores, resamples), **cost, **({"source": method.source} if method.source else {})}
+        if index > 0:
+            entry["vs_reference"] = {m: paired(scores.array(m) - reference.array(m), m, resamples) for m in METRICS}
+        if index < variants:
+            entry["psnr_vs_baselines"] = {
+                b.method: paired(scores.array("psnr") - b.array("psnr"), "psnr", resamples) for b in baseline_scores
+            }
+        summary["methods"][method.name] = entry
     return summary
 
 
