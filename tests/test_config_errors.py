@@ -609,6 +609,19 @@ def test_a_pair_whose_size_changes_mid_run_is_skipped_and_the_other_scores_kept(
     assert list(_csv_rows(tmp_path / "scores.csv")) == ["a.png", "c.png"]
 
 
+def test_an_unreadable_image_named_with_a_newline_is_named_whole(tmp_path, capsys):
+    """``skipped unreadable image: .../tr`` and ``skipped: .../tr`` named a file ``tr\\nunc.png`` by the part before
+    its newline, a path that does not exist (found in review)."""
+    data = _paired(tmp_path / "set")
+    broken = data / "low" / "tr\nunc.png"
+    _truncate(_png(broken))
+    _png(data / "high" / "tr\nunc.png")
+    code, out, err = _run(capsys, "metrics", str(data / "low"), str(data / "high"), "--no-lpips", "-q")
+    escaped = str(broken).replace("\n", "\\n")
+    assert code == 1 and f"darkir: skipped unreadable image: {escaped}: cannot decode image" in err.splitlines()[0]
+    assert f"1 unreadable, skipped: {escaped}" in out
+
+
 def test_test_unpaired_skips_an_unreadable_input(tmp_path, capsys, tiny_checkpoint):
     data = _paired(tmp_path / "set") / "low"
     broken = _truncate(data / "a.png")

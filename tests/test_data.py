@@ -431,3 +431,23 @@ def test_a_dataset_root_above_its_splits_names_the_folders_that_hold_pairs(tmp_p
     with pytest.raises(DatasetError) as info:
         find_pairs(tmp_path)
     assert str(info.value).endswith(f"; {tmp_path / 'train'}, {tmp_path / 'val'} each hold one: pass one of them")
+
+
+def test_a_sub_folder_it_may_not_read_leaves_the_no_layout_error_as_it_was(tmp_path, monkeypatch):
+    """The hint of sub-folders holding pairs looked into each sub-folder: one it may not read (lost+found at a disk's
+    root) raised PermissionError, which stopped test-unpaired on a folder of photos beside it (found in review)."""
+    from pathlib import Path
+
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "lost+found").mkdir()
+    is_dir = Path.is_dir
+
+    def unreadable(path: Path) -> bool:
+        if path.parent.name == "lost+found":
+            raise PermissionError(13, "Permission denied", str(path))
+        return is_dir(path)
+
+    monkeypatch.setattr(Path, "is_dir", unreadable)
+    with pytest.raises(DatasetError, match="no known paired layout found") as info:
+        find_pairs(tmp_path)
+    assert "hold one" not in str(info.value)

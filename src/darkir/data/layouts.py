@@ -71,22 +71,25 @@ COLLECTIONS: dict[str, dict[str, tuple[str, ...]]] = {
 def detect_layout(root: Path) -> Layout:
     """The first layout whose input and reference folders both exist under ``root``."""
     for layout in LAYOUTS.values():
-        if (root / layout.low).is_dir() and (root / layout.high).is_dir():
+        if _holds(root, layout):
             return layout
     known = "; ".join(f"{x.name}: {x.low}/ + {x.high}/" for x in LAYOUTS.values())
     raise DatasetError(f"{root}: no known paired layout found (expected one of {known}){_in_subfolders(root)}")
 
 
+def _holds(root: Path, layout: Layout) -> bool:
+    """Whether ``root`` holds the input and reference folders of ``layout``."""
+    return (root / layout.low).is_dir() and (root / layout.high).is_dir()
+
+
 def _in_subfolders(root: Path) -> str:
     """A hint where ``root`` holds no layout but its sub-folders do (a dataset's root above ``train/`` and ``val/``):
     which of them to pass instead, or ``""``."""
-    try:
+    try:  # (a sub-folder it may not read, lost+found at a disk's root: is_dir raises)
         folders = sorted(path for path in root.iterdir() if path.is_dir())
+        holding = [path for path in folders if any(_holds(path, layout) for layout in LAYOUTS.values())]
     except OSError:
         return ""
-    holding = [
-        path for path in folders if any((path / x.low).is_dir() and (path / x.high).is_dir() for x in LAYOUTS.values())
-    ]
     if not holding:
         return ""
     which = "holds one: pass it" if len(holding) == 1 else "each hold one: pass one of them"

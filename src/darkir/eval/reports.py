@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from darkir.errors import DarkIRError, first_line, printable, some_of
+from darkir.errors import DarkIRError, printable, some_of
 from darkir.eval.methods import Method
 from darkir.eval.stats import MIN_INTERVAL_IMAGES
 from darkir.imageio import decodes
@@ -44,10 +44,10 @@ MAX_NAMED = 5
 
 
 def skip_unreadable_image(exc: Exception, unreadable: list[str]) -> None:
-    """Record an image that could not be read (``exc`` names it) in ``unreadable`` and say so in one line on stderr,
-    without breaking a progress bar."""
-    unreadable.append(first_line(exc))
-    note(printable(f"darkir: skipped unreadable image: {unreadable[-1]}", one_line=True))
+    """Record an image that could not be read (``exc`` names it; a newline in its name escaped, not cut there) in
+    ``unreadable`` and say so in one line on stderr, without breaking a progress bar."""
+    unreadable.append(printable(str(exc).strip() or type(exc).__name__, one_line=True))
+    note(f"darkir: skipped unreadable image: {unreadable[-1]}")
 
 
 def unreadable_note(scored: int, unreadable: Sequence[str]) -> str:
