@@ -165,6 +165,21 @@ def test_csv_is_never_written_over_or_among_the_inputs(
     assert _digests(data) == before and tiny_checkpoint.read_bytes() == weights
 
 
+def test_a_manifests_root_is_data_whatever_the_working_folder(tmp_path, capsys, tiny_checkpoint, no_work, monkeypatch):
+    """The set's root a manifest lists its images under was data only where the working folder lay outside it: run
+    from inside it (``cd set; darkir split .``), ``--csv scores.csv`` was written among the images (found in
+    review)."""
+    data = _paired(tmp_path / "set")
+    manifest = {"root": "set", "splits": {"test": [["low/a.png", "high/a.png"], ["low/b.png", "high/b.png"]]}}
+    (tmp_path / "split.json").write_text(json.dumps(manifest))
+    before = _digests(data)
+    monkeypatch.chdir(data)
+    argv = ["test", "--data", "../split.json", "--weights", str(tiny_checkpoint), "--save", "0", "--no-lpips", "-q"]
+    assert main([*argv, "--csv", "scores.csv"]) == 2
+    assert f"--csv scores.csv is inside the input folder {data}" in _error(capsys)
+    assert _digests(data) == before
+
+
 def test_a_failed_csv_write_leaves_the_old_file(tmp_path, capsys, monkeypatch):
     data = _paired(tmp_path / "set")
     results = tmp_path / "results.csv"

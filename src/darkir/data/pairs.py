@@ -21,7 +21,6 @@ from darkir.data.layouts import (
 from darkir.errors import some_of, warn
 from darkir.image_header import read_header
 from darkir.imageio import IMAGE_SUFFIXES, ImageReadError, read_image
-from darkir.outputs import is_inside
 
 MAX_LISTED = 10
 
@@ -223,8 +222,8 @@ def read_manifest(path: str | Path, split: str) -> list[Pair]:
 def manifest_folders(path: str | Path) -> list[Path]:
     """The data of the manifest at ``path``, where nothing may be written: the folders of every file any split lists
     and the deepest folder that holds them all (the set's root, above its ``low_blur_noise/`` and
-    ``high_sharp_scaled/``), unless that one holds the working folder too (files of unrelated trees, whose common
-    folder may be ``/``). None where it cannot be read: reading its pairs says why."""
+    ``high_sharp_scaled/``), unless that is the file system's root (files of unrelated trees). None where it cannot
+    be read: reading its pairs says why."""
     path = Path(path)
     try:
         manifest = _manifest(path)
@@ -236,7 +235,7 @@ def manifest_folders(path: str | Path) -> list[Path]:
     if not folders:
         return []
     root = Path(os.path.commonpath([os.path.abspath(folder) for folder in folders]))
-    return folders if is_inside(Path.cwd(), root) else [*folders, root]
+    return folders if root == Path(root.anchor) else [*folders, root]
 
 
 def _manifest(path: Path) -> object:
