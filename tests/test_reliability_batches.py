@@ -417,7 +417,7 @@ def test_a_killed_demos_results_are_removed_by_the_next_one(tmp_path, monkeypatc
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("stop", "code"), [("SIGTERM", 143), ("SIGINT", 130)])
+@pytest.mark.parametrize(("stop", "code"), [("SIGTERM", 143), ("SIGINT", 130), ("SIGHUP", 129)])
 def test_demo_deletes_its_results_on_sigterm(tmp_path, tiny_checkpoint, stop, code):
     """... and ends with the exit code of other commands stopped so (it was 0)."""
     import signal
@@ -459,6 +459,29 @@ def test_demo_deletes_its_results_on_sigterm(tmp_path, tiny_checkpoint, stop, co
     finally:
         process.kill()
         process.wait()
+
+
+def test_the_demos_signal_handlers_are_the_callers_again_once_it_stops():
+    """launch() left its handlers in place: a program that served the demo from Python had its own Ctrl-C handler
+    replaced for good (found in review)."""
+    import signal
+
+    from darkir.demo import _stopped_by_signals
+
+    def own(signum: int, frame: object) -> None:
+        pass
+
+    before = {signum: signal.signal(signum, own) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        with _stopped_by_signals() as stopped:
+            assert signal.getsignal(signal.SIGINT) is not own
+            with pytest.raises(KeyboardInterrupt):
+                signal.raise_signal(signal.SIGTERM)
+        assert stopped == [signal.SIGTERM]
+        assert all(signal.getsignal(signum) is own for signum in before)
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def test_an_input_of_a_long_legal_name_is_restored(tmp_path, tiny_checkpoint):

@@ -25,6 +25,7 @@ from darkir.infer import Restorer
 from darkir.infer.exposure import MAX_EV
 from darkir.outputs import pid_alive
 from darkir.runtime import memory_returned_to_os
+from darkir.signals import stopping_signals
 
 TITLE = "darkir: low-light image restoration"
 #: Uploads with more pixels than this are refused with a message (tiling keeps memory bounded below it).
@@ -76,20 +77,28 @@ def _gradio_files() -> Iterator[None]:
             del os.environ["GRADIO_TEMP_DIR"]
 
 
-def _stop_on_signals() -> list[int]:
-    """Make SIGTERM stop the demo as Ctrl-C does (gradio closes its server on a KeyboardInterrupt and returns), so
-    that its results are deleted on the way out; the list returned receives the signal that stopped it."""
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[list[int]]:
+    """While inside, Ctrl-C, SIGTERM and SIGHUP (:func:`~darkir.signals.stopping_signals`) stop the demo as Ctrl-C
+    does (gradio closes its server on a KeyboardInterrupt and returns), so that its results are deleted on the way
+    out; the list yielded receives the signal that stopped it. A signal ignored (a demo started in the background
+    ignores Ctrl-C) stays ignored; the handlers before come back after."""
     stopped: list[int] = []
 
     def stop(signum: int, frame: Any) -> None:
         stopped.append(signum)
         raise KeyboardInterrupt
 
+    previous = {}
     if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            if signal.getsignal(signum) is not signal.SIG_IGN:  # (a demo started in the background ignores Ctrl-C)
-                signal.signal(signum, stop)
-    return stopped
+        for signum in (signal.SIGINT, *stopping_signals()):
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, stop)
+    try:
+        yield stopped
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _check_size(name: str, width: int, height: int) -> None:
@@ -376,11 +385,11 @@ def launch(
     check_address(host, port)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     engine = DemoEngine({Path(weights).stem: weights} if weights else default_weights(), device=device)
-    stopped = _stop_on_signals()
-    try:
-        engine.load_all()
-        with _gradio_files():
-            build_app(engine).launch(server_name=host, server_port=port, share=share, show_error=True)
-    finally:
-        engine.close()
+    with _stopped_by_signals() as stopped:
+        try:
+            engine.load_all()
+            with _gradio_files():
+                build_app(engine).launch(server_name=host, server_port=port, share=share, show_error=True)
+        finally:
+            engine.close()
     return stopped[0] if stopped else None

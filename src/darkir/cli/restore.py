@@ -189,7 +189,7 @@ def cmd_video(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Serve the gradio demo; stopped by a signal, end as other commands do (130 Ctrl-C, 143 SIGTERM)."""
+    """Serve the gradio demo; stopped by a signal, end as other commands do (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
     import signal
 
     from darkir.cli import Terminated
