@@ -699,3 +699,19 @@ def test_a_file_larger_than_opencv_decodes_is_refused_before_it_is_read(tmp_path
     ):
         read_image(path)
     assert read == []
+
+
+def test_tiffs_past_what_opencv_decodes_go_to_tifffile_where_it_reads_them(tmp_path, monkeypatch):
+    """Past OpenCV's limit (lowered here), a gray or RGB TIFF is read by tifffile, the same pixels; a CMYK one, which
+    only OpenCV reads, was "corrupt or not a TIF file": its size is named (found in review)."""
+    import darkir.imageio
+
+    rgb, cmyk = tmp_path / "rgb.tif", tmp_path / "cmyk.tif"
+    samples = (np.dstack([_rgb(40, 48), _rgb(40, 48, seed=1)]) * 255).astype(np.uint8)
+    PILImage.fromarray(samples[:, :, :3]).save(rgb)
+    PILImage.fromarray(samples[:, :, :4], "CMYK").save(cmyk)
+    whole = read_image(rgb).rgb
+    monkeypatch.setattr(darkir.imageio, "OPENCV_MAX_BYTES", 1000)
+    assert np.array_equal(read_image(rgb).rgb, whole)
+    with pytest.raises(ImageReadError, match=r"cmyk\.tif: its file holds 0\.0 GiB, more than the 2 GiB darkir decodes"):
+        read_image(cmyk)

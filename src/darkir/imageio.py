@@ -228,6 +228,11 @@ def _decode(path: Path, data: np.ndarray) -> tuple[np.ndarray, bool]:
         array, oriented = _decode_opencv(path, data), tiff
     if array is None and layout is not None and layout.photometric in (1, 2):  # gray or RGB that OpenCV's in-memory
         array, oriented = _decode_tifffile(path), False  # decoder fails on (8-bit tiles of 16, 48 or 80 pixels)
+    if array is None and data.size > OPENCV_MAX_BYTES:  # (a CMYK, palette or YCbCr TIFF: OpenCV's alone)
+        raise ImageReadError(
+            f"{path}: its file holds {data.size / 2**30:.1f} GiB, more than the 2 GiB darkir decodes a TIFF of its "
+            "kind from (gray and RGB TIFFs of any size are read): save it as an RGB TIFF"
+        )
     if array is None:
         raise ImageReadError(_undecodable(path))
     if (
