@@ -222,8 +222,8 @@ def read_manifest(path: str | Path, split: str) -> list[Pair]:
 def manifest_folders(path: str | Path) -> list[Path]:
     """The data of the manifest at ``path``, where nothing may be written: the folders of every file any split lists
     and the deepest folder that holds them all (the set's root, above its ``low_blur_noise/`` and
-    ``high_sharp_scaled/``), unless that is the file system's root (files of unrelated trees). None where it cannot
-    be read: reading its pairs says why."""
+    ``high_sharp_scaled/``), unless that is the file system's root (files of unrelated trees). No folders where it
+    cannot be read: reading its pairs says why."""
     path = Path(path)
     try:
         manifest = _manifest(path)
