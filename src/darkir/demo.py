@@ -374,9 +374,9 @@ def check_address(host: str, port: int) -> None:
 def launch(
     weights: str | None = None, host: str = "127.0.0.1", port: int = 7860, share: bool = False, device: str = "auto"
 ) -> int | None:
-    """Serve the demo (blocks until stopped; Ctrl-C or SIGTERM stop it and delete its results) and return the signal
-    that stopped it (None where none did). The models are loaded first, so that weights that are missing or no
-    DarkIR checkpoint raise before anything is served."""
+    """Serve the demo (blocks until stopped; Ctrl-C, SIGTERM or SIGHUP stop it and delete its results) and return
+    the signal that stopped it (None where none did). The models are loaded first, so that weights that are missing
+    or no DarkIR checkpoint raise before anything is served."""
     import importlib.util
 
     if importlib.util.find_spec("gradio") is None:

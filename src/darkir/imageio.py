@@ -157,8 +157,8 @@ def _pixels(path: Path, header: Header | None) -> Image:
 
 def _file_bytes(path: Path) -> np.ndarray:
     """The bytes of the image file at ``path``. One larger than OpenCV decodes (:data:`OPENCV_MAX_BYTES`) is refused
-    before it is read, unless a TIFF (which tifffile decodes from the file): OpenCV failed on it with an assertion
-    after reading it all (a 3 GB file: 39 s)."""
+    before it is read, unless a TIFF (tifffile decodes a gray or RGB one from the file; :func:`_decode` names the
+    kinds it cannot): OpenCV failed on it with an assertion after reading it all (a 3 GB file: 39 s)."""
     size = path.stat().st_size
     if size > OPENCV_MAX_BYTES:
         with path.open("rb") as file:
