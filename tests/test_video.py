@@ -331,6 +331,40 @@ def test_the_pixel_aspect_ratio_of_an_anamorphic_video_is_kept(tmp_path, tiny_re
             assert (stream.sample_aspect_ratio, stream.display_aspect_ratio) == (Fraction(4, 3), Fraction(16, 9))
 
 
+def test_the_demos_limits_hold_for_a_header_that_lies_and_for_the_frames_size(tmp_path, tiny_checkpoint, monkeypatch):
+    """An AVI whose header claimed 10 frames (of 400) was restored whole past the 300-frame limit, and frames of any
+    size were taken where images over 24 megapixels are refused (found by an outside test of the demo)."""
+    import struct
+
+    from darkir import demo
+
+    monkeypatch.setattr("darkir.demo.MAX_VIDEO_FRAMES", 5)
+    clip = tmp_path / "lies.avi"
+    with av.open(str(clip), "w") as container:
+        video = container.add_stream("mpeg4", rate=25)
+        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        for index in range(8):
+            container.mux(video.encode(av.VideoFrame.from_ndarray(np.full((32, 32, 3), index, np.uint8), "rgb24")))
+        container.mux(video.encode())
+    data = bytearray(clip.read_bytes())
+    for chunk, offset in ((b"avih", 24), (b"strh", 40)):  # the total frames, and the stream's length
+        at = data.find(chunk) + offset
+        data[at : at + 4] = struct.pack("<I", 2)
+    clip.write_bytes(bytes(data))
+    with av.open(str(clip)) as container:
+        assert container.streams.video[0].frames == 2
+    engine = demo.DemoEngine({"tiny": str(tiny_checkpoint)}, device="cpu")
+    try:
+        with pytest.raises(DarkIRError, match=r"^That clip has 8 frames; the demo restores up to 5"):
+            engine.restore_video(str(clip), "tiny")
+        monkeypatch.setattr("darkir.demo.MAX_PIXELS", 1000)
+        with pytest.raises(DarkIRError, match=r"^lies\.avi's frame is 32x32; the demo accepts up to 0 megapixels"):
+            engine.restore_video(str(clip), "tiny")
+        assert not engine._restorers  # refused before the model was even loaded
+    finally:
+        engine.close()
+
+
 def test_demo_frame_limit_holds_for_mkv(tmp_path, tiny_checkpoint, monkeypatch):
     from darkir import demo
 

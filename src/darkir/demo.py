@@ -218,13 +218,15 @@ class DemoEngine:
         self, path: str | None, variant: str, progress: bool = False, exposure: float = 0.0
     ) -> tuple[Path, str]:
         """Restore a short clip (``exposure`` as for images); refuses clips longer than :data:`MAX_VIDEO_FRAMES`,
-        counted before any work in every container (MKV and WebM headers have no count)."""
-        from darkir.infer.video import count_frames, restore_video
+        counted before any work by their packets (MKV and WebM headers have no count, an AVI's may lie), and frames
+        over :data:`MAX_PIXELS`, as images are."""
+        from darkir.infer.video import count_frames, frame_size, restore_video
 
         if not path:
             raise DarkIRError("Please upload a video first.")
         try:
-            frames = count_frames(path)
+            _check_size(f"{Path(path).name}'s frame", *frame_size(path))
+            frames = count_frames(path, header=False)
             if frames > MAX_VIDEO_FRAMES:
                 raise DarkIRError(
                     f"That clip has {frames} frames; the demo restores up to {MAX_VIDEO_FRAMES}. Use `darkir video`."
@@ -283,7 +285,7 @@ def _image_tab(engine: DemoEngine, variant: Any, exposure: Any) -> None:
         try:
             result = engine.restore_image(path, variant, exposure)
         except DarkIRError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(str(exc), print_exception=False) from None
         return (result.before, result.after), str(result.path), result.summary
 
     def on_example(variant: str, exposure: float, event: Any) -> tuple[str, tuple[np.ndarray, np.ndarray], str, str]:
@@ -328,7 +330,7 @@ def _video_tab(engine: DemoEngine, variant: Any, exposure: Any) -> None:
         try:
             target, timing = engine.restore_video(path, variant, progress=True, exposure=exposure)
         except DarkIRError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(str(exc), print_exception=False) from None
         return str(target), timing
 
     with gr.Row():

@@ -154,14 +154,26 @@ def check_video_encoding(codec: str, crf: int) -> None:
         raise DarkIRError(f"crf {crf} is out of range for {codec}; use 0 (lossless) to {VIDEO_CODECS[codec]}")
 
 
-def count_frames(source: str | os.PathLike[str]) -> int:
+def count_frames(source: str | os.PathLike[str], header: bool = True) -> int:
     """The number of frames of the video stream of ``source`` that is restored (:func:`_video_stream`): its header's
-    count, else (MKV and WebM have none) its packets, demuxed without decoding."""
+    count, else (MKV and WebM have none, or not ``header``: a header may lie) its packets, demuxed without decoding."""
     av, source = _av(), Path(source)
     try:
         with _open_input(av, source) as container:
             video = _video_stream(container, source)
-            return video.frames or sum(1 for packet in container.demux(video) if packet.size)
+            stated = video.frames if header else 0
+            return stated or sum(1 for packet in container.demux(video) if packet.size)
+    except av.FFmpegError as exc:
+        raise DarkIRError(f"{source}: cannot read as a video ({exc.strerror or exc})") from exc
+
+
+def frame_size(source: str | os.PathLike[str]) -> tuple[int, int]:
+    """The (width, height) the video stream of ``source`` that is restored states, read without decoding."""
+    av, source = _av(), Path(source)
+    try:
+        with _open_input(av, source) as container:
+            video = _video_stream(container, source)
+            return int(video.codec_context.width), int(video.codec_context.height)
     except av.FFmpegError as exc:
         raise DarkIRError(f"{source}: cannot read as a video ({exc.strerror or exc})") from exc
 
