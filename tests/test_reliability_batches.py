@@ -461,6 +461,46 @@ def test_demo_deletes_its_results_on_sigterm(tmp_path, tiny_checkpoint, stop, co
         process.wait()
 
 
+def test_a_demo_stopped_while_it_restores_exits_as_other_commands_do(tmp_path):
+    """SIGTERM while a restore ran in one of gradio's threads: the results were deleted, then the interpreter's exit
+    aborted ("terminate called without an active exception", exit 134) (found by an outside test of the demo)."""
+    import signal
+    import time
+    import urllib.request
+
+    from gradio_client import Client, handle_file
+
+    from tests.test_demo import _demo_driver
+
+    port = _demo_driver()._free_port()
+    env = {**os.environ, "TMPDIR": str(tmp_path), "GRADIO_ANALYTICS_ENABLED": "False"}
+    photo = _photo(tmp_path / "big.png", height=1200, width=1600)
+    process = subprocess.Popen(  # the packaged weights: a restore of seconds, not the tiny model's milliseconds
+        [sys.executable, "-m", "darkir", "demo", "--port", str(port), "--device", "cpu"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        url, deadline = f"http://127.0.0.1:{port}/", time.time() + 180
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                assert process.poll() is None and time.time() < deadline
+                time.sleep(0.5)
+        Client(url, verbose=False).submit(handle_file(str(photo)), "DarkIR", 0, api_name="/restore")
+        time.sleep(5)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 143
+        assert process.stderr.read().decode().strip().endswith("darkir: terminated")
+        assert not list(tmp_path.glob("darkir-demo-*")) and not list(tmp_path.glob("darkir-gradio-*"))
+    finally:
+        process.kill()
+        process.wait()
+
+
 def test_the_demos_signal_handlers_are_the_callers_again_once_it_stops():
     """launch() left its handlers in place: a program that served the demo from Python had its own Ctrl-C handler
     replaced for good (found in review)."""

@@ -189,21 +189,28 @@ def cmd_video(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Serve the gradio demo; stopped by a signal, end as other commands do (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
+    """Serve the gradio demo; stopped by a signal, end as other commands do (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP),
+    at once once its results are deleted."""
+    import contextlib
+    import os
     import signal
 
-    from darkir.cli import Terminated
     from darkir.demo import launch
     from darkir.runtime import resolve_device
 
     refuse_empty(args)
     resolve_device(args.device)
     stopped = launch(weights=args.weights, host=args.host, port=args.port, share=args.share, device=args.device)
-    if stopped == signal.SIGINT:
-        raise KeyboardInterrupt  # (gradio, which closed its server, took the first)
-    if stopped is not None:
-        raise Terminated(stopped)
-    return 0
+    if stopped is None:
+        return 0
+    # its results deleted, the process ends at once: a restore still running in one of gradio's threads made the
+    # interpreter's exit abort (exit 134, "terminate called without an active exception")
+    name = "" if stopped in (signal.SIGINT, signal.SIGTERM) else f" ({signal.Signals(stopped).name})"
+    print("darkir: interrupted" if stopped == signal.SIGINT else f"darkir: terminated{name}", file=sys.stderr)
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(128 + stopped)
 
 
 def jpeg_quality(text: str) -> int:
