@@ -3,6 +3,7 @@ numbers, and user mistakes that are one line with exit 2 (issue 25, items 3, 7, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -417,25 +419,22 @@ def test_a_killed_demos_results_are_removed_by_the_next_one(tmp_path, monkeypatc
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("stop", "code"), [("SIGTERM", 143), ("SIGINT", 130), ("SIGHUP", 129)])
-def test_demo_deletes_its_results_on_sigterm(tmp_path, tiny_checkpoint, stop, code):
-    """... and ends with the exit code of other commands stopped so (it was 0)."""
+@contextlib.contextmanager
+def _serving_demo(tmp_path: Path, *flags: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """A ``darkir demo`` process (temporary files under ``tmp_path``) and its URL once it serves; killed after. Ctrl-C
+    reaches it as a terminal's does, also where the tests run in the background (their children ignore it)."""
     import signal
-    import time
     import urllib.request
-
-    from gradio_client import Client, handle_file
 
     from tests.test_demo import _demo_driver
 
     port = _demo_driver()._free_port()
     env = {**os.environ, "TMPDIR": str(tmp_path), "GRADIO_ANALYTICS_ENABLED": "False"}
-    command = [sys.executable, "-m", "darkir", "demo", "--port", str(port), "--weights", str(tiny_checkpoint)]
-    process = subprocess.Popen(  # (Ctrl-C reaches it as a terminal's does, where the tests run in the background)
-        [*command, "--device", "cpu"],
+    process = subprocess.Popen(
+        [sys.executable, "-m", "darkir", "demo", "--port", str(port), "--device", "cpu", *flags],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
@@ -447,6 +446,20 @@ def test_demo_deletes_its_results_on_sigterm(tmp_path, tiny_checkpoint, stop, co
             except OSError:
                 assert process.poll() is None and time.time() < deadline
                 time.sleep(0.5)
+        yield process, url
+    finally:
+        process.kill()
+        process.wait()
+
+
+@pytest.mark.parametrize(("stop", "code"), [("SIGTERM", 143), ("SIGINT", 130), ("SIGHUP", 129)])
+def test_demo_deletes_its_results_on_sigterm(tmp_path, tiny_checkpoint, stop, code):
+    """... and ends with the exit code of other commands stopped so (it was 0)."""
+    import signal
+
+    from gradio_client import Client, handle_file
+
+    with _serving_demo(tmp_path, "--weights", str(tiny_checkpoint)) as (process, url):
         Client(url, verbose=False).predict(handle_file(str(_photo(tmp_path / "p.png"))), "tiny", api_name="/restore")
         workdirs = list(tmp_path.glob(f"darkir-demo-{process.pid}-*"))
         assert len(workdirs) == 1 and any(workdirs[0].rglob("*.png"))
@@ -456,49 +469,23 @@ def test_demo_deletes_its_results_on_sigterm(tmp_path, tiny_checkpoint, stop, co
         assert process.wait(timeout=60) == code
         assert not workdirs[0].exists()
         assert not copies[0].exists()  # they stayed in <temp>/gradio after the demo stopped
-    finally:
-        process.kill()
-        process.wait()
 
 
 def test_a_demo_stopped_while_it_restores_exits_as_other_commands_do(tmp_path):
     """SIGTERM while a restore ran in one of gradio's threads: the results were deleted, then the interpreter's exit
     aborted ("terminate called without an active exception", exit 134) (found by an outside test of the demo)."""
     import signal
-    import time
-    import urllib.request
 
     from gradio_client import Client, handle_file
 
-    from tests.test_demo import _demo_driver
-
-    port = _demo_driver()._free_port()
-    env = {**os.environ, "TMPDIR": str(tmp_path), "GRADIO_ANALYTICS_ENABLED": "False"}
     photo = _photo(tmp_path / "big.png", height=1200, width=1600)
-    process = subprocess.Popen(  # the packaged weights: a restore of seconds, not the tiny model's milliseconds
-        [sys.executable, "-m", "darkir", "demo", "--port", str(port), "--device", "cpu"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        url, deadline = f"http://127.0.0.1:{port}/", time.time() + 180
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                assert process.poll() is None and time.time() < deadline
-                time.sleep(0.5)
+    with _serving_demo(tmp_path) as (process, url):  # the packaged weights: seconds a restore, not milliseconds
         Client(url, verbose=False).submit(handle_file(str(photo)), "DarkIR", 0, api_name="/restore")
         time.sleep(5)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 143
         assert process.stderr.read().decode().strip().endswith("darkir: terminated")
         assert not list(tmp_path.glob("darkir-demo-*")) and not list(tmp_path.glob("darkir-gradio-*"))
-    finally:
-        process.kill()
-        process.wait()
 
 
 def test_the_demos_signal_handlers_are_the_callers_again_once_it_stops():
