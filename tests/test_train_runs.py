@@ -660,11 +660,10 @@ def test_a_damaged_last_checkpoint_names_the_states_to_continue_from(data, tmp_p
 
 def test_more_loader_workers_than_cpus_are_cut_to_the_cpus_with_one_line(data, tmp_path, monkeypatch, capsys):
     """The official files' n_workers: 4 on a 2-CPU machine printed torch's multi-line UserWarning, twice."""
+    import os
     import warnings
 
-    import darkir.train.trainer
-
-    monkeypatch.setattr(darkir.train.trainer.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)  # (runtime.usable_cpus reads it)
     last = tmp_path / "run" / "last.pt"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

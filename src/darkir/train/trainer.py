@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import sys
 import time
 import uuid
@@ -33,7 +32,7 @@ from darkir.models.weights import resolve_weights
 from darkir.options import Options
 from darkir.progress import progress_bar
 from darkir.replacing import save_text
-from darkir.runtime import keep_freed_memory_for_reuse
+from darkir.runtime import keep_freed_memory_for_reuse, usable_cpus
 from darkir.train import ddp
 from darkir.train.checks import check_trainable
 from darkir.train.resume import (
@@ -573,7 +572,7 @@ def _loader_workers(asked: int) -> int:
     """``datasets.train.n_workers``, at most the CPUs this process may run on (with a one-line warning): more only
     contend for them (the official files ask for 4), and torch warned of it in lines of its own. The batches are
     the same with any number of workers."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cpus = usable_cpus()
     if asked > cpus:
         warn(f"datasets.train.n_workers {asked} is more than the CPUs this run may use ({cpus}): using {cpus}")
         return cpus
