@@ -131,12 +131,12 @@ def owner_is_gone(owner: re.Match[str]) -> bool | None:
     return start is not None and process_start(pid) not in (None, int(start))
 
 
-def fitting_name(head: str, name: str, tail: str, folder: Path | None = None) -> str:
+def fitting_name(head: str, name: str, tail: str, folder: Path) -> str:
     """``head + name + tail``, or, where that is over :data:`NAME_MAX` bytes (an output's name of 230 bytes is
     legal; its lock file's would not be) or would make its path in ``folder`` over :data:`PATH_MAX` (an output's
     path of 4,070 bytes is legal; its temporary file's would not be), with ``name`` cut short and a digest of it
     added, so that the name stays one per output."""
-    limit = NAME_MAX if folder is None else min(NAME_MAX, PATH_MAX - 2 - len(os.fsencode(str(folder))))  # "/", NUL
+    limit = min(NAME_MAX, PATH_MAX - 2 - len(os.fsencode(str(folder))))  # (the "/" before the name, the NUL after)
     whole = f"{head}{name}{tail}"
     if len(os.fsencode(whole)) <= limit:
         return whole
