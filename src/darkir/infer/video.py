@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -157,23 +158,25 @@ def check_video_encoding(codec: str, crf: int) -> None:
 def count_frames(source: str | os.PathLike[str], header: bool = True) -> int:
     """The number of frames of the video stream of ``source`` that is restored (:func:`_video_stream`): its header's
     count, else (MKV and WebM have none, or not ``header``: a header may lie) its packets, demuxed without decoding."""
-    av, source = _av(), Path(source)
-    try:
-        with _open_input(av, source) as container:
-            video = _video_stream(container, source)
-            stated = video.frames if header else 0
-            return stated or sum(1 for packet in container.demux(video) if packet.size)
-    except av.FFmpegError as exc:
-        raise DarkIRError(f"{source}: cannot read as a video ({exc.strerror or exc})") from exc
+    with _probing(Path(source)) as (container, video):
+        stated = video.frames if header else 0
+        return stated or sum(1 for packet in container.demux(video) if packet.size)
 
 
 def frame_size(source: str | os.PathLike[str]) -> tuple[int, int]:
     """The (width, height) the video stream of ``source`` that is restored states, read without decoding."""
-    av, source = _av(), Path(source)
+    with _probing(Path(source)) as (_, video):
+        return int(video.codec_context.width), int(video.codec_context.height)
+
+
+@contextlib.contextmanager
+def _probing(source: Path) -> Iterator[tuple[Any, Any]]:
+    """``source`` opened, and its video stream that is restored, for what can be read without decoding; a
+    DarkIRError where FFmpeg cannot read it."""
+    av = _av()
     try:
         with _open_input(av, source) as container:
-            video = _video_stream(container, source)
-            return int(video.codec_context.width), int(video.codec_context.height)
+            yield container, _video_stream(container, source)
     except av.FFmpegError as exc:
         raise DarkIRError(f"{source}: cannot read as a video ({exc.strerror or exc})") from exc
 
