@@ -182,11 +182,10 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"darkir: error: {printable(in_flags(str(exc)))}", file=sys.stderr)
         return 2
     except Terminated as stopped:  # (a closed terminal's stderr drops the line: command_streams)
-        name = "" if stopped.signum == signal.SIGTERM else f" ({signal.Signals(stopped.signum).name})"
-        print(f"darkir: terminated{name}", file=sys.stderr)
+        print(stopped_line(stopped.signum), file=sys.stderr)
         return 128 + stopped.signum
     except KeyboardInterrupt:
-        print("darkir: interrupted", file=sys.stderr)
+        print(stopped_line(signal.SIGINT), file=sys.stderr)
         return 130
     except BrokenPipeError:  # whoever read the output stopped (``darkir models | head -1``): end quietly, as cat does
         discard_stdout()
@@ -201,6 +200,14 @@ def _main(argv: Sequence[str] | None) -> int:
         return 1
     except Exception as exc:
         return _unexpected(args, exc)
+
+
+def stopped_line(signum: int) -> str:
+    """What a command stopped by the signal ``signum`` says last: ``darkir: interrupted`` (Ctrl-C), ``darkir:
+    terminated`` (SIGTERM), ``darkir: terminated (SIGHUP)``."""
+    if signum == signal.SIGINT:
+        return "darkir: interrupted"
+    return "darkir: terminated" + ("" if signum == signal.SIGTERM else f" ({signal.Signals(signum).name})")
 
 
 def _check_working_folder() -> None:

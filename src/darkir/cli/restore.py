@@ -193,8 +193,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     at once once its results are deleted."""
     import contextlib
     import os
-    import signal
 
+    from darkir.cli import stopped_line
     from darkir.demo import launch
     from darkir.runtime import resolve_device
 
@@ -205,8 +205,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 0
     # its results deleted, the process ends at once: a restore still running in one of gradio's threads made the
     # interpreter's exit abort (exit 134, "terminate called without an active exception")
-    name = "" if stopped in (signal.SIGINT, signal.SIGTERM) else f" ({signal.Signals(stopped).name})"
-    print("darkir: interrupted" if stopped == signal.SIGINT else f"darkir: terminated{name}", file=sys.stderr)
+    print(stopped_line(stopped), file=sys.stderr)
     with contextlib.suppress(OSError, ValueError):
         sys.stdout.flush()
         sys.stderr.flush()
