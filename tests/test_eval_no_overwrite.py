@@ -196,6 +196,47 @@ def test_a_failed_csv_write_leaves_the_old_file(tmp_path, capsys, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv", "set"]  # no temporary file left
 
 
+def test_scores_a_full_disk_keeps_from_their_csv_are_kept_in_the_temporary_folder(tmp_path, capsys, monkeypatch):
+    """A --csv the disk filled up under at the end of a run had lost every per-image score the run computed."""
+    import tempfile
+
+    data, written = _paired(tmp_path / "set"), tmp_path / "written.csv"
+    args = ["metrics", str(data / "low"), str(data / "high"), "--no-lpips", "-q", "--csv"]
+    assert main([*args, str(written)]) == 0
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr("darkir.eval.reports.write_atomic", _full_disk)
+    capsys.readouterr()
+    assert main([*args, str(tmp_path / "results.csv")]) == 2
+    [kept] = (tmp_path / "tmp").glob("darkir-unwritten-*/results.csv")
+    assert f"No space left on device; nothing replaced; the rows are kept in {kept} instead" in _error(capsys)
+    assert _rows(kept, "seconds") == _rows(written, "seconds")
+    assert not (tmp_path / "results.csv").exists()
+
+
+def test_a_csv_neither_its_folder_nor_the_temporary_folder_takes_is_said_to_be_lost(tmp_path, capsys, monkeypatch):
+    import tempfile
+
+    data = _paired(tmp_path / "set")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no such folder"))
+    monkeypatch.setattr("darkir.eval.reports.write_atomic", _full_disk)
+    args = ["metrics", str(data / "low"), str(data / "high"), "--no-lpips", "-q", "--csv", str(tmp_path / "a.csv")]
+    assert main(args) == 2
+    assert "the rows could not be kept in the temporary folder either: No such file or directory" in _error(capsys)
+
+
+def _full_disk(target: Path, *args: object, **kwargs: object) -> Path:
+    import darkir.outputs
+
+    raise darkir.outputs.DiskFullError(f"{target}: No space left on device; nothing replaced")
+
+
+def _rows(path: Path, *dropped: str) -> list[dict[str, str]]:
+    """The rows of the CSV file ``path``, less the ``dropped`` columns (timings, which differ from run to run)."""
+    with path.open(newline="") as handle:
+        return [{k: v for k, v in row.items() if k not in dropped} for row in csv.DictReader(handle)]
+
+
 # 2. test-unpaired: an -o inside the data folder never replaces nor silently drops the user's photos.
 
 
@@ -540,6 +581,29 @@ def test_compare_that_cannot_write_its_report_keeps_the_earlier_report_whole(
     assert main(_compare(tiny_checkpoint, second / "low" if unpaired else second, report, *extra)) == 2
     assert f"{report / 'report.md'}: No space left on device; nothing replaced" in _error(capsys)
     assert {path.name: path.read_bytes() for path in report.iterdir()} == earlier
+
+
+def test_a_report_compare_cannot_write_is_kept_in_the_temporary_folder(tmp_path, tiny_checkpoint, monkeypatch, capsys):
+    import tempfile
+
+    import darkir.outputs
+
+    data, report = _paired(tmp_path / "set", ("a", "b", "c")), tmp_path / "report"
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    commit = darkir.outputs.commit
+
+    def disk_full(tmp: Path, target: Path, overwrite: bool) -> None:
+        if target.name == "report.md":  # after summary.json and the rest went in
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
+        commit(tmp, target, overwrite)
+
+    monkeypatch.setattr("darkir.eval.reports.commit", disk_full)
+    assert main(_compare(tiny_checkpoint, data, report)) == 2
+    [kept] = (tmp_path / "tmp").glob("darkir-unwritten-*")
+    assert f"the report is not complete; the report's files are kept in {kept} instead" in _error(capsys)
+    assert sorted(path.name for path in kept.iterdir()) == sorted(darkir.eval.reports.REPORT_FILES)
+    assert json.loads((kept / "summary.json").read_text())["images"] == 3
 
 
 @pytest.mark.parametrize("command", ["compare", "compare --unpaired", "test-unpaired"])

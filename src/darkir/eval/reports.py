@@ -8,6 +8,8 @@ import csv
 import io
 import json
 import math
+import shutil
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -32,6 +34,8 @@ from darkir.progress import note
 PAIRED_PICTURES = ("psnr_diff_hist.png", "grid.png")
 #: The files of a report, each replaced by a new report.
 REPORT_FILES = ("summary.json", "per_image.csv", "report.md", *PAIRED_PICTURES)
+#: The results, in words, that :func:`kept_elsewhere` keeps: a CSV file's rows, a report's files.
+SCORES, REPORT = "the rows", "the report's files"
 #: What a report says where some mean or difference has a value but no interval.
 TOO_FEW_NOTE = (
     f"Too few images for an interval: intervals, win rates and verdicts need at least {MIN_INTERVAL_IMAGES} images "
@@ -94,13 +98,17 @@ def replace_report(output: Path, files: Mapping[str, bytes]) -> None:
     a fsynced temporary file first (pictures read back); only once all are written (a full disk fails here, leaving
     the earlier report whole) are the earlier report's files removed, ``summary.json`` last, and the new ones moved in,
     ``summary.json`` first; Ctrl-C or SIGTERM meanwhile lets the swap finish. One run swaps at a time (another is
-    refused), and what killed runs left there is removed first."""
+    refused), and what killed runs left there is removed first. Where the report cannot be written, its files are
+    kept as :func:`kept_elsewhere` keeps them."""
     clean_stale(output)
     try:
         with claim(output / "summary.json"):
             _swap_report(output, files)
     except OutputBusyError:
-        raise OutputError(f"{output}: another darkir run is writing a report there; this one is not written") from None
+        busy = OutputError(f"{output}: another darkir run is writing a report there; this one is not written")
+        raise kept_elsewhere(files, busy, REPORT) from None
+    except OutputError as exc:
+        raise kept_elsewhere(files, exc, REPORT) from None
 
 
 def _swap_report(output: Path, files: Mapping[str, bytes]) -> None:
@@ -177,9 +185,34 @@ def unique_names(methods: Sequence[Method]) -> None:
 def write_csv_rows(path: Path, rows: Sequence[Sequence[object]], overwrite: bool = True) -> None:
     """Write ``rows`` to the CSV file ``path`` through a temporary file and one atomic rename (its folder is made);
     an existing file is replaced only with ``overwrite``, and never half-written; a failed write leaves no folder it
-    made."""
-    with parent_made(path):
-        write_atomic(path, csv_bytes(rows), overwrite=overwrite)
+    made. Where the write fails, the rows are kept in a new folder in the temporary folder, which the error names."""
+    data = csv_bytes(rows)
+    try:
+        with parent_made(path):
+            write_atomic(path, data, overwrite=overwrite)
+    except OutputError as exc:
+        raise kept_elsewhere({path.name: data}, exc, SCORES) from None
+    except OSError as exc:  # its folder could not be made
+        unmade = OutputError(f"{exc.filename or path}: {exc.strerror or exc}")
+        raise kept_elsewhere({path.name: data}, unmade, SCORES) from None
+
+
+def kept_elsewhere(files: Mapping[str, bytes], error: OutputError, what: str) -> OutputError:
+    """``error`` (results that could not be written), once ``files`` (name -> contents) are kept in a new folder in
+    the temporary folder (``$TMPDIR``), so that a failed last write loses no scores: its message says where ``what``
+    (the results, in words) are, or that they could not be kept there either."""
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="darkir-unwritten-"))
+    except OSError as exc:
+        return type(error)(f"{error}; {what} could not be kept in the temporary folder either: {exc.strerror or exc}")
+    try:
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+    except OSError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        return type(error)(f"{error}; {what} could not be kept in {folder} either: {exc.strerror or exc}")
+    kept = folder / next(iter(files)) if len(files) == 1 else folder
+    return type(error)(f"{error}; {what} are kept in {kept} instead")
 
 
 def csv_bytes(rows: Sequence[Sequence[object]]) -> bytes:
