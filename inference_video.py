@@ -13,7 +13,7 @@ from pathlib import Path
 
 from darkir.cli.seed import run_seed
 from darkir.infer.jobs import VIDEO_SUFFIXES
-from darkir.infer.video import VIDEO_FORMATS
+from darkir.infer.video_output import VIDEO_FORMATS
 
 
 def run(argv: list[str] | None = None) -> int:

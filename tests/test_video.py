@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import darkir.infer.video
+import darkir.infer.video_output
 from darkir.cli import main
 from darkir.errors import DarkIRError
 from tests.conftest import REPO
@@ -414,7 +414,8 @@ class NoWork:
     ],
 )
 def test_unknown_codec_and_bad_crf_are_refused_before_any_work(clip, tmp_path, codec, crf, message):
-    from darkir.infer.video import check_video_encoding, restore_video
+    from darkir.infer.video import restore_video
+    from darkir.infer.video_output import check_video_encoding
 
     with pytest.raises(DarkIRError, match=f"^{re.escape(message)}$"):
         check_video_encoding(codec, crf)
@@ -611,7 +612,8 @@ def audio_seconds(path: Path) -> tuple[str, float]:
 def test_audio_is_copied_where_the_output_holds_it_else_re_encoded(
     tmp_path, tiny_restorer, source, codec, rate, layout, output
 ):
-    from darkir.infer.video import AUDIO_COPIED, VIDEO_FORMATS, restore_video
+    from darkir.infer.video import restore_video
+    from darkir.infer.video_output import AUDIO_COPIED, VIDEO_FORMATS
 
     clip = make_clip_with_audio(tmp_path / f"in.{source}", codec, rate, layout)
     before = audio_seconds(clip)
@@ -760,7 +762,7 @@ def test_frames_too_small_for_the_encoder_are_refused_before_restoring(tmp_path,
 def test_an_encoder_that_refuses_the_frames_names_the_output_and_the_encoder(tmp_path, tiny_restorer, monkeypatch):
     from darkir.infer.video import restore_video
 
-    monkeypatch.setitem(darkir.infer.video.MIN_SIDE, "libx265", 1)  # not refused before: x265 refuses them itself
+    monkeypatch.setitem(darkir.infer.video_output.MIN_SIDE, "libx265", 1)  # not refused before: x265 refuses them
     clip = _tiny_clip(tmp_path / "tiny.mkv")
     out = tmp_path / "out.mkv"
     with pytest.raises(DarkIRError) as failure:
@@ -868,7 +870,7 @@ def test_avi_audio_in_coarse_time_is_kept(tmp_path, tiny_checkpoint, capsys, mon
     that time base, the muxer refused its timestamps and the whole video failed. MP3 (read by the "mp3float"
     decoder, which is why it was not copied) is copied into MP4, and re-encoded where it would not be."""
     if audio == "re-encoded" and encoder == "libmp3lame":
-        monkeypatch.setitem(darkir.infer.video.AUDIO_COPIED, "mp4", {"aac"})
+        monkeypatch.setitem(darkir.infer.video_output.AUDIO_COPIED, "mp4", {"aac"})
     source = _avi_with_audio(tmp_path / "cam.avi", encoder)
     assert main(["video", str(source), "-o", str(tmp_path / "out.mp4"), "--weights", str(tiny_checkpoint), "-q"]) == 0
     assert f"restored 10 frames, audio {audio}" in capsys.readouterr().out
@@ -1155,7 +1157,7 @@ def test_a_cameras_mjpeg_with_exif_in_its_frames_is_restored(tmp_path, tiny_chec
 
 @pytest.mark.parametrize("rotation", [90, -90, 180])
 def test_a_rotation_read_without_the_side_data_makes_the_matrix_players_read_as_it(tmp_path, rotation):
-    from darkir.infer.video import _display_matrix
+    from darkir.infer.video_input import _display_matrix
 
     class Frame:  # a frame whose side data PyAV cannot list
         @property

@@ -52,7 +52,7 @@ from darkir.infer.files import (
 from darkir.infer.jobs import Job, output_suffix, plan_jobs
 from darkir.infer.restorer import RestoreSettings, check_compile
 from darkir.infer.tiling import check_tiling
-from darkir.infer.video import check_video_encoding
+from darkir.infer.video_output import check_video_encoding
 from darkir.outputs import DiskFullError, ensure_writable_dir
 from darkir.progress import progress_bar
 from darkir.runtime import check_precision, check_threads

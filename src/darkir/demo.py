@@ -220,7 +220,8 @@ class DemoEngine:
         """Restore a short clip (``exposure`` as for images); refuses clips longer than :data:`MAX_VIDEO_FRAMES`,
         counted before any work by their packets (MKV and WebM headers have no count, an AVI's may lie), and frames
         over :data:`MAX_PIXELS`, as images are."""
-        from darkir.infer.video import count_frames, frame_size, restore_video
+        from darkir.infer.video import restore_video
+        from darkir.infer.video_input import count_frames, frame_size
 
         if not path:
             raise DarkIRError("Please upload a video first.")

@@ -53,7 +53,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         return 2
     videos = sum(job.is_video for job in jobs)
     if videos:
-        from darkir.infer.video import check_video_encoding
+        from darkir.infer.video_output import check_video_encoding
 
         check_video_encoding(args.codec, args.crf)  # before the weights load
         if suffix is not None:
@@ -160,7 +160,8 @@ def cmd_video(args: argparse.Namespace) -> int:
     """Restore a video frame by frame, keeping timing, resolution and audio."""
     from pathlib import Path
 
-    from darkir.infer.video import check_video_encoding, check_video_paths, restore_video
+    from darkir.infer.video import check_video_paths, restore_video
+    from darkir.infer.video_output import check_video_encoding
     from darkir.outputs import check_writable_dir, clean_stale, ensure_writable_dir
 
     refuse_empty(args)
@@ -219,7 +220,7 @@ def jpeg_quality(text: str) -> int:
 
 def crf(text: str) -> int:
     """argparse type: a constant rate factor within the range of the video encoders (0, lossless, to 51)."""
-    from darkir.infer.video import VIDEO_CODECS
+    from darkir.infer.video_output import VIDEO_CODECS
 
     return _whole_between(text, 0, max(VIDEO_CODECS.values()), "a whole number")
 
