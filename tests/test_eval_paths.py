@@ -157,6 +157,30 @@ def test_an_interrupted_rerun_leaves_a_note_that_lists_exactly_its_own_triplets(
     assert written == [f"00000_{s}.png" for s in ("input", "output", "gt")]
 
 
+def test_a_triplet_a_full_disk_refuses_ends_the_triplets_not_the_scores(tmp_path, tiny_checkpoint, monkeypatch, capsys):
+    """On a full disk the first triplet's output stopped the whole evaluation: no scores printed, no CSV written,
+    and half a triplet left, listed in the note."""
+    import darkir.eval.paired
+    from darkir.outputs import DiskFullError
+
+    data, results, table = _data(tmp_path / "data"), tmp_path / "results", tmp_path / "scores.csv"
+    saved = darkir.eval.paired._save
+
+    def full_at_the_first_output(path: Path, tensor, bit_depth: int) -> None:
+        if path.name == "00000_output.png":
+            raise DiskFullError(f"{path}: No space left on device; nothing replaced")
+        saved(path, tensor, bit_depth)
+
+    monkeypatch.setattr(darkir.eval.paired, "_save", full_at_the_first_output)
+    assert main(_test(tiny_checkpoint, data, "--results-dir", str(results), "--save", "2", "--csv", str(table))) == 0
+    out, err = capsys.readouterr()
+    assert "PSNR" in out and "0 input/output/gt triplets of the first 2 pairs" in out
+    assert "00000_output.png: No space left on device; nothing replaced; no more triplets are saved" in err
+    assert len(table.read_text().splitlines()) == 1 + len(list((data / "input").iterdir()))
+    assert sorted(p.name for p in results.iterdir()) == ["triplets.txt"]
+    assert len((results / "triplets.txt").read_text().splitlines()) == 1  # the header: no triplet listed
+
+
 def test_a_note_unlocks_only_the_triplets_it_lists(tmp_path, tiny_checkpoint, capsys):
     data = _data(tmp_path / "data")
     results = tmp_path / "results"

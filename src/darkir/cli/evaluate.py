@@ -145,8 +145,7 @@ def cmd_test(args: argparse.Namespace) -> int:
                 skip_unreadable=True,
             )
             print(summary_line(scores, args.convention))
-            if results_dir is not None:
-                write_triplet_note(results_dir, method.name, pairs, args.save, scores.saved)
+            if results_dir is not None:  # (its note lists the triplets saved: written with each)
                 first = min(args.save, len(pairs))
                 print(f"{len(scores.saved)} input/output/gt triplets of the first {first} pairs -> {results_dir}")
         all_scores.append(scores)

@@ -3,6 +3,7 @@ rows (see :mod:`darkir.eval.tone` for detail and tone)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import time
@@ -24,6 +25,7 @@ from darkir.eval.reports import count_note, plural, skip_unreadable_image, unrea
 from darkir.eval.stats import mean_of_defined
 from darkir.eval.tone import Tone, brightness, has_detail, tone, tone_fitted
 from darkir.imageio import Image, ImageReadError, write_image
+from darkir.outputs import OutputError
 from darkir.progress import progress_bar
 from darkir.runtime import memory_returned_to_os
 
@@ -68,6 +70,37 @@ def _save(path: Path, tensor: torch.Tensor, bit_depth: int) -> None:
     write_image(path, Image(rgb=rgb, alpha=None, bit_depth=min(bit_depth, 16), grayscale=False))
 
 
+@dataclass(frozen=True)
+class _Triplet:
+    """Input, output and reference of pair ``index``, to save in ``folder`` as PNGs of ``bit_depth``."""
+
+    folder: Path
+    index: int
+    images: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    bit_depth: int
+
+
+def _save_triplet(triplet: _Triplet, method: str, pairs: Sequence[Pair], count: int, saved: list[int]) -> bool:
+    """Save ``triplet``, listed in the note first (never taken for another run's), and add it to ``saved``; where it
+    cannot be written (a full disk), remove what of it was, warn naming why and return False: the scores go on
+    without more triplets, which are only examples."""
+    folder, index = triplet.folder, triplet.index
+    try:
+        write_triplet_note(folder, method, pairs, count, [*saved, index])
+        for suffix, image in zip(TRIPLET_SUFFIXES, triplet.images, strict=True):
+            _save(folder / f"{index:05d}_{suffix}.png", image, triplet.bit_depth)
+    except (OutputError, OSError) as exc:
+        for suffix in TRIPLET_SUFFIXES:
+            with contextlib.suppress(OSError):
+                (folder / f"{index:05d}_{suffix}.png").unlink(missing_ok=True)
+        with contextlib.suppress(OutputError, OSError):
+            write_triplet_note(folder, method, pairs, count, saved)
+        warn(f"{exc}; no more triplets are saved (the scores go on)")
+        return False
+    saved.append(index)
+    return True
+
+
 def evaluate(
     method: Method,
     pairs: Sequence[Pair],
@@ -79,7 +112,8 @@ def evaluate(
     skip_unreadable: bool = False,
 ) -> Scores:
     """Score ``method`` on every pair; save the first ``save_count`` input/output/gt triplets to ``save_dir``, each
-    listed in its :data:`TRIPLET_NOTE` as it is written (:func:`write_triplet_note`).
+    listed in its :data:`TRIPLET_NOTE` as it is written (:func:`write_triplet_note`); a triplet that cannot be
+    written (a full disk) ends the saving with a warning, not the scoring.
 
     Each output is scored and dropped, so memory does not grow with the number of pairs; decoding and scoring
     run with memory returned to the OS, so their one-off shapes leave no holes in the heap the model reuses.
@@ -115,11 +149,9 @@ def evaluate(
                 gray.append(str(sample["name"]))
             scores.names.append(str(sample["name"]))
             _score(scores, out, high, bit_depth, lpips)
-            if save_dir is not None and index < save_count:  # listed in the note first: never another run's
-                write_triplet_note(save_dir, method.name, pairs, save_count, [*scores.saved, index])
-                for suffix, image in (("input", low), ("output", out), ("gt", high)):
-                    _save(save_dir / f"{index:05d}_{suffix}.png", image, bit_depth)
-                scores.saved.append(index)
+            if save_dir is not None and index < save_count:
+                triplet = _Triplet(save_dir, index, (low, out, high), bit_depth)
+                save_dir = save_dir if _save_triplet(triplet, method.name, pairs, save_count, scores.saved) else None
         del sample, low, high, raw, out
     _warn_gray(gray)
     return scores
