@@ -278,6 +278,23 @@ def test_synth_that_fails_while_moving_its_set_into_place_leaves_none_of_it(phot
     assert sorted(str(path.relative_to(output)) for path in output.rglob("*")) == ["train", "train/other_run"]
 
 
+def test_synth_on_a_full_disk_names_its_output_not_a_file_of_the_hidden_set_it_removed(
+    photos, tmp_path, capsys, monkeypatch
+):
+    import darkir.data.synth as synth
+    from darkir.outputs import DiskFullError
+
+    def full(path: Path, *args: object, **kwargs: object) -> None:
+        raise DiskFullError(f"{path}: No space left on device; nothing replaced")
+
+    monkeypatch.setattr(synth, "write_image", full)
+    output = tmp_path / "out"
+    assert main(["synth", "--source", str(photos), "-o", str(output), *SMALL]) == 2
+    error = _error(capsys)
+    assert f"cannot write the set in {output}: no space left on its disk; nothing was kept" in error
+    assert ".darkir-part" not in error and not output.exists()
+
+
 def test_synth_names_every_photo_smaller_than_the_size_before_any_work(photos, tmp_path, capsys, monkeypatch):
     """The first one was found when its turn came, after every photo before it had been synthesized, and the others
     one run later each."""

@@ -27,7 +27,7 @@ from darkir.data.layouts import LAYOUTS, DatasetError
 from darkir.errors import some_of
 from darkir.image_header import read_header
 from darkir.imageio import Image, read_image, write_image
-from darkir.outputs import is_inside, left_by_killed_run, local_owner, owner_tag
+from darkir.outputs import DiskFullError, is_disk_full, is_inside, left_by_killed_run, local_owner, owner_tag
 from darkir.progress import progress_bar
 
 
@@ -146,6 +146,9 @@ def synthesize(
         if created:
             with contextlib.suppress(OSError):
                 output.rmdir()
+        if is_disk_full(exc):  # (named by a file in the hidden folder, which is gone)
+            full = f"cannot write the set in {output}: no space left on its disk; nothing was kept"
+            raise DiskFullError(full) from None
         if isinstance(exc, OSError):
             where = f" ({os.fsdecode(exc.filename)})" if isinstance(exc.filename, (str, bytes)) else ""
             raise DatasetError(
