@@ -248,6 +248,25 @@ def test_overrides_win_and_are_validated(tmp_path):
         parse_overrides(["train.epochs"])
 
 
+def test_an_error_in_an_override_names_the_override_not_only_the_file(tmp_path):
+    """``train.seed=-1`` on the command line was reported as ``base.yml: train.seed: ...``: a value the file does
+    not hold."""
+    path = _write(tmp_path, "train:\n  seed: 3\n  epochs: 100\n")
+    with pytest.raises(ConfigError) as error:
+        load_options(path, ["train.seed=-1", "train.epochz=3", "network.width=16"])
+    message = str(error.value)
+    assert (
+        "train.seed: Input should be greater than or equal to 0 (got -1), set on the command line (train.seed=-1)"
+        in message
+    )
+    assert (
+        "unknown key 'train.epochz' (did you mean 'train.epochs'?), set on the command line (train.epochz=3)" in message
+    )
+    with pytest.raises(ConfigError) as error:
+        load_options(_write(tmp_path, "train:\n  seed: -1\n"), ["train.epochs=3"])
+    assert "(got -1)" in str(error.value) and "command line" not in str(error.value)
+
+
 def test_an_override_of_a_file_name_in_another_encoding_is_taken_as_it_is():
     """Bytes the locale cannot decode reach Python as surrogate escapes, which YAML refused ("unacceptable
     character"): a dataset or run folder named in Latin-1 could not be given."""

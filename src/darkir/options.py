@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from darkir.errors import ConfigError, DarkIRError, short_repr, some_of, warn
+from darkir.errors import ConfigError, DarkIRError, printable, short_repr, some_of, warn
 from darkir.memory_sizes import parse_memory
 from darkir.models.config import SEQUENCE_FIELDS, ModelConfig, config_problems
 from darkir.optionsfile import read_options_file
@@ -535,15 +535,21 @@ def load_options(path: str | os.PathLike[str], overrides: Iterable[str] = ()) ->
     """Read, merge ``key=value`` overrides into, and validate an options YAML file."""
     if isinstance(overrides, str):  # its characters would be taken for overrides, one by one
         raise ConfigError(f"overrides: a list of 'key=value' strings, got one string; pass [{overrides!r}]")
-    return options_from_dict(read_options_file(path, overrides), source=str(path))
+    overrides = list(overrides)
+    by_key = {item.partition("=")[0].strip(): item for item in overrides}
+    return options_from_dict(read_options_file(path, overrides), source=str(path), overrides=by_key)
 
 
-def options_from_dict(raw: dict[str, Any], source: str = "<options>") -> Options:
-    """Validate a nested dict as :class:`Options`; errors name ``source`` and the dotted key."""
+def options_from_dict(
+    raw: dict[str, Any], source: str = "<options>", overrides: dict[str, str] | None = None
+) -> Options:
+    """Validate a nested dict as :class:`Options`; errors name ``source`` and the dotted key, and the override that
+    set it where ``overrides`` (dotted key -> ``key=value`` as given) has one."""
     try:
         options = Options.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: " + some_of([_describe(err) for err in exc.errors()], 12, "; ")) from None
+        problems = [_from_override(_describe(err), err, overrides or {}) for err in exc.errors()]
+        raise ConfigError(f"{source}: " + some_of(problems, 12, "; ")) from None
     problems = _network_problems(options.network)
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
@@ -603,6 +609,16 @@ def _warn_ignored(options: Options) -> None:
     if set_keys:
         message = f"{options.source}: these options have no effect in darkir: {'; '.join(set_keys)}"
         warn(message)
+
+
+def _from_override(problem: str, error: Any, overrides: dict[str, str]) -> str:
+    """``problem`` (pydantic's ``error``), naming the override of ``overrides`` that set its key (or a section
+    holding it): the options file does not hold that value."""
+    key = ".".join(str(part) for part in error["loc"])
+    for overridden, item in overrides.items():
+        if key == overridden or key.startswith(f"{overridden}."):
+            return f"{problem}, set on the command line ({printable(item, one_line=True)})"
+    return problem
 
 
 def _describe(error: Any) -> str:
