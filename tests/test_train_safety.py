@@ -13,6 +13,8 @@ import math
 import shutil
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -559,6 +561,46 @@ def test_a_due_validation_is_dropped_when_the_resumed_run_no_longer_validates(da
     assert _train(copy, run, "train.epochs=3", "--resume") == 0
     records = [json.loads(line) for line in (run / "last_logs" / "train.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["kind"] == "val"] == [4, 6]  # at the ends of epochs 2 and 3, not at 3
+
+
+def test_a_resumed_run_whose_best_checkpoint_is_gone_writes_one_again(data, tmp_path, capsys):
+    """Resumed without its best.pt, the run kept its best score, so that validations scoring lower wrote none
+    again: it ended without a best checkpoint, its summary saying "-> None"."""
+    run, hard = tmp_path / "run", tmp_path / "hard"
+    assert _train(data, run, "train.epochs=2", "--max-steps", "2") == 0
+    first = read_checkpoint(run / "best.pt")[2]["best_psnr"]
+    (run / "best.pt").unlink()
+    shutil.copytree(data / "val", hard)
+    for index, reference in enumerate(sorted(hard.rglob("high_sharp_scaled/**/*.png"))):  # none an output comes near
+        noise = np.random.default_rng(index).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        cv2.imwrite(str(reference), noise)
+    capsys.readouterr()
+    assert _train(data, run, "train.epochs=2", "--resume", f"datasets.val.test_path={hard}") == 0
+    out, err = capsys.readouterr()
+    assert f"save.best {run / 'best.pt'} is missing: the run's best validation so far ({first:.2f} dB)" in err
+    assert f"-> {run / 'best.pt'}" in out and read_checkpoint(run / "best.pt")[2]["best_psnr"] < first
+
+
+def test_a_run_resumed_without_its_validation_set_says_so(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _train(data, run, "train.epochs=2", "--max-steps", "2") == 0
+    capsys.readouterr()
+    assert _train(data, run, "train.epochs=2", "--resume", "datasets.val.test_path=null") == 0
+    err = capsys.readouterr().err
+    assert f"--resume continues {run / 'last.pt'} without a validation set (none is set now): no best" in err
+    assert f"{run / 'best.pt'} keeps its best checkpoint" in err
+
+
+def test_a_run_that_never_validated_is_not_said_to_have_a_best_checkpoint_when_resumed_with_validation(
+    data, tmp_path, capsys
+):
+    run = tmp_path / "run"
+    assert _train(data, run, "train.epochs=2", "--max-steps", "2", validate=False) == 0
+    capsys.readouterr()
+    assert _train(data, run, "train.epochs=2", "--resume") == 0
+    err = capsys.readouterr().err
+    assert "validates the run" in err and "it has no best checkpoint yet, so its next validation writes one" in err
+    assert "chosen on the earlier" not in err and (run / "best.pt").is_file()
 
 
 def test_another_run_named_like_a_step_snapshot_is_not_one(data, tmp_path):

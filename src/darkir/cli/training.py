@@ -74,7 +74,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         restart=args.restart,
     )
     if ddp.is_main_process():  # the others' best score is not kept (only the main process validates)
-        best = f", best val PSNR {result.best_psnr:.2f} dB -> {result.best}" if result.best_psnr is not None else ""
+        where = f"-> {result.best}" if result.best else "(its checkpoint is missing)"
+        best = f", best val PSNR {result.best_psnr:.2f} dB {where}" if result.best_psnr is not None else ""
         state = "interrupted at" if result.interrupted else "stopped at"
         done = epochs_in_words(result.epochs)  # (done; the bar counts the one under way)
         print(f"{state} step {result.steps} ({done} done); last checkpoint {result.last}{best}")

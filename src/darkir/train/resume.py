@@ -303,10 +303,35 @@ def file_changes(
     return notes
 
 
+def best_gone(best: Path, best_psnr: float) -> str:
+    """The note for a run resumed with a validation set whose best checkpoint (of ``best_psnr``) is gone."""
+    return (
+        f"darkir: note: save.best {best} is missing: the run's best validation so far ({best_psnr:.2f} dB) has no "
+        "checkpoint any more, so the next validation's becomes the best"
+    )
+
+
+def validation_dropped(path: Path, best: Path, best_psnr: float | None, due: bool) -> str | None:
+    """The note for a run in ``path`` resumed without a validation set that validated before (a best score of
+    ``best_psnr``, or a validation ``due``); None for a run that never validated."""
+    if best_psnr is None and not due:
+        return None
+    kept = f"; {best} keeps its best checkpoint ({best_psnr:.2f} dB)" if best_psnr is not None else ""
+    dropped = ", and the validation that was due is dropped" if due else ""
+    return (
+        f"darkir: note: --resume continues {path} without a validation set (none is set now){dropped}: no best "
+        f"checkpoint is chosen from here on{kept}"
+    )
+
+
 def _chosen_earlier(best_psnr: float | None, earlier: str, now: str) -> str:
-    """What a changed validation set means for the run's best checkpoint (of ``best_psnr``, if known)."""
-    score = f", at {best_psnr:.2f} dB," if best_psnr is not None else ""
-    return f"its best checkpoint was chosen on the earlier {earlier}{score} and a new best must score higher on {now}"
+    """What a changed validation set means for the run's best checkpoint (of ``best_psnr``; None: it has none)."""
+    if best_psnr is None:
+        return "it has no best checkpoint yet, so its next validation writes one"
+    return (
+        f"its best checkpoint was chosen on the earlier {earlier}, at {best_psnr:.2f} dB, and a new best must score "
+        f"higher on {now}"
+    )
 
 
 def _changed(keys: tuple[str, ...], options: dict[str, Any], stored: dict[str, Any] | None) -> list[str]:

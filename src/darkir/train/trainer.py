@@ -36,6 +36,7 @@ from darkir.runtime import keep_freed_memory_for_reuse, usable_cpus
 from darkir.train import ddp
 from darkir.train.checks import check_trainable
 from darkir.train.resume import (
+    best_gone,
     best_of_run,
     check_held_out,
     check_new_length,
@@ -52,6 +53,7 @@ from darkir.train.resume import (
     set_rng_state,
     stretch_schedule,
     validation_changes,
+    validation_dropped,
 )
 from darkir.train.runlog import RunLog
 from darkir.train.runpaths import checkpoint_paths, log_folder, snapshot_path, snapshots, validates
@@ -307,9 +309,7 @@ class Trainer:
         self._tell(data_changes(path, dumped, stored, self.step))
         self._tell(changed.get("train"))
         self._tell(changed.get("anchor"))
-        if validates(self.options):
-            self._tell(validation_changes(path, dumped, stored, self.best_psnr))
-            self._tell(changed.get("val"))
+        self._reconcile_validation(path, validation_changes(path, dumped, stored, self.best_psnr), changed.get("val"))
         self._follow_new_length(path, stored)
         if self.step >= self.total_steps and not self.validation_due:
             self._tell(
@@ -319,6 +319,19 @@ class Trainer:
         self.resumed_at = self.step
         self.run_log.resumed(self.step, self.epoch)
         return True
+
+    def _reconcile_validation(self, path: Path, *notes: str | None) -> None:
+        """Say what resuming ``path`` changes in its validation: the ``notes`` of a changed validation set; a best
+        checkpoint gone (its score is dropped, so that the next validation writes one again); validation that
+        stopped (the run validated before, and no longer does)."""
+        if not validates(self.options):
+            self._tell(validation_dropped(path, self.best_path, self.best_psnr, self.validation_due))
+            return
+        for note in notes:
+            self._tell(note)
+        if self.best_psnr is not None and not self.best_path.is_file():
+            self._tell(best_gone(self.best_path, self.best_psnr))
+            self.best_psnr = None
 
     def _other_states(self, path: Path) -> str:
         """Where else the run's full training state lies, for a resume from ``path`` that cannot read it: its newest
