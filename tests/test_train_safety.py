@@ -8,8 +8,10 @@ Each test trains a tiny model on a tiny synthetic set (four training pairs, two 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -417,6 +419,39 @@ def test_more_epochs_on_resume_follow_the_new_cosine_schedule(data, tmp_path, ca
     assert result.steps == 5 and trainer.scheduler.T_max == 6
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(cosine(5), rel=1e-9)
     assert read_checkpoint(run / "last.pt")[2]["scheduler"]["T_max"] == 6
+
+
+def test_a_killed_runs_lock_dies_with_it_though_its_forked_workers_live_on(tmp_path):
+    """Data loader workers, forked while the run held its save.path, held the lock seconds after the run was killed:
+    a retry was refused, naming a process that was gone."""
+    import signal
+    import subprocess
+    import sys
+
+    script = f"""
+import os, sys, time
+from pathlib import Path
+from darkir.train.runfiles import hold_run
+with hold_run(Path({str(tmp_path / "last.pt")!r})):
+    if os.fork() == 0:
+        print(os.getpid(), flush=True)  # forked (and through the fork's hooks)
+        time.sleep(60)
+        os._exit(0)
+    time.sleep(60)
+"""
+    import darkir
+
+    env = {**os.environ, "PYTHONPATH": str(Path(darkir.__file__).parents[1])}  # the darkir under test
+    run = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    worker = int(run.stdout.readline())
+    try:
+        run.kill()
+        run.wait()
+        with hold_run(tmp_path / "last.pt"):  # the worker still runs
+            os.kill(worker, 0)  # (raises if it is gone)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker, signal.SIGKILL)
 
 
 def test_the_run_lock_under_a_file_is_one_clear_error(tmp_path):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import os
 import re
@@ -146,9 +147,15 @@ def fitting_name(head: str, name: str, tail: str, folder: Path) -> str:
     return f"{head}{short}~{digest}{tail}"
 
 
+#: The descriptors of the locks this process holds (:func:`take_lock`), which a forked child closes.
+_HELD_LOCKS: set[int] = set()
+
+
 def take_lock(lock: Path) -> int | None:
     """An open descriptor holding the exclusive ``flock`` of the file ``lock`` (made if missing), or None if another
-    process holds it. The lock dies with its process; release it with :func:`release_lock`."""
+    process holds it. The lock dies with its process, not with its forked children (data loader workers, which
+    outlived a killed run by seconds, holding its claims: :func:`_close_held_locks`); release it with
+    :func:`release_lock`."""
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -160,15 +167,33 @@ def take_lock(lock: Path) -> int | None:
             raise
         try:
             if os.path.samestat(os.fstat(fd), os.stat(lock)):
+                _close_held_locks_in_children()
+                _HELD_LOCKS.add(fd)
                 return fd
         except FileNotFoundError:
             pass
         os.close(fd)  # the holder finished and removed the lock between our open and flock: take a fresh one
 
 
+@functools.cache
+def _close_held_locks_in_children() -> None:
+    """Have every child this process forks close the descriptors of the locks it holds (once per process)."""
+    os.register_at_fork(after_in_child=_close_held_locks)
+
+
+def _close_held_locks() -> None:
+    """Close, in a forked child, its copies of its parent's lock descriptors: the parent alone holds the locks (an
+    ``flock`` lasts while any copy of its descriptor is open; closing a copy does not release it)."""
+    for fd in list(_HELD_LOCKS):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD_LOCKS.clear()
+
+
 def release_lock(lock: Path, fd: int) -> None:
     """Remove the lock file and let go of the lock that :func:`take_lock` gave (a lock file that cannot be removed, in
     a folder that keeps what is made in it, is left: no one holds it)."""
+    _HELD_LOCKS.discard(fd)
     try:
         with contextlib.suppress(OSError):
             os.unlink(lock)
