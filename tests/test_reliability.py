@@ -420,6 +420,14 @@ def test_unexpected_errors_are_one_line_unless_debug(tmp_path, tiny_checkpoint, 
         main(["restore", str(photo), "-o", str(tmp_path / "o"), "-q", "--debug"])
 
 
+def test_debug_shows_an_expected_errors_traceback_and_keeps_its_exit_status(tmp_path, capsys):
+    """With --debug a darkir error (a missing options file) escaped as a traceback, exit status 1 where it is 2."""
+    assert main(["--debug", "train", "-p", str(tmp_path / "missing.yml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):") and "Error: " in err
+    assert err.strip().splitlines()[-1].startswith("darkir: error: ") and "missing.yml" in err.splitlines()[-1]
+
+
 @pytest.mark.parametrize(
     ("error", "line"),
     [

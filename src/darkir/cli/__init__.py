@@ -10,6 +10,7 @@ import re
 import signal
 import sys
 import threading
+import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -177,8 +178,8 @@ def _main(argv: Sequence[str] | None) -> int:
             sys.stdout.flush()  # (a file's buffer: a full disk fails here, not at exit where nothing could say so)
             return code
     except DarkIRError as exc:
-        if args.debug:
-            raise
+        if args.debug:  # its traceback, and the exit status of the error it is
+            traceback.print_exc()
         print(f"darkir: error: {printable(in_flags(str(exc)))}", file=sys.stderr)
         return 2
     except Terminated as stopped:  # (a closed terminal's stderr drops the line: command_streams)
