@@ -5,7 +5,10 @@ there (a rerun skips the images restored before, and says so); ``--overwrite`` r
 import argparse
 import sys
 
-from darkir.cli.seed import run_seed
+try:
+    from darkir.cli.seed import run_seed
+except ModuleNotFoundError as missing:  # run with a Python that darkir is not set up in
+    sys.exit(f"{missing}: set darkir up first (pip install -e ., or scripts/quickstart.sh and .venv/bin/python)")
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -11,9 +11,12 @@ import os
 import sys
 from pathlib import Path
 
-from darkir.cli.seed import run_seed
-from darkir.infer.jobs import VIDEO_SUFFIXES
-from darkir.infer.video_output import VIDEO_FORMATS
+try:
+    from darkir.cli.seed import run_seed
+    from darkir.infer.jobs import VIDEO_SUFFIXES
+    from darkir.infer.video_output import VIDEO_FORMATS
+except ModuleNotFoundError as missing:  # run with a Python that darkir is not set up in
+    sys.exit(f"{missing}: set darkir up first (pip install -e ., or scripts/quickstart.sh and .venv/bin/python)")
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -6,7 +6,10 @@ data).
 
 import sys
 
-from darkir.cli.seed import run_with_options
+try:
+    from darkir.cli.seed import run_with_options
+except ModuleNotFoundError as missing:  # run with a Python that darkir is not set up in
+    sys.exit(f"{missing}: set darkir up first (pip install -e ., or scripts/quickstart.sh and .venv/bin/python)")
 
 if __name__ == "__main__":
     sys.exit(run_with_options("test", "./options/test/LOLBlur.yml"))

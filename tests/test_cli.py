@@ -323,3 +323,19 @@ def test_a_full_stdout_is_named_in_the_error():
             done = subprocess.run(command, env=run_env, stdout=full, stderr=subprocess.PIPE)
         assert done.returncode == 1, done.stderr
         assert done.stderr.decode().strip() == "darkir: error: standard output: No space left on device"
+
+
+@pytest.mark.parametrize(
+    "script", ["train.py", "testing.py", "testing_unpaired.py", "inference.py", "inference_video.py", "app.py"]
+)
+def test_a_seed_script_run_where_darkir_is_not_set_up_says_how_to_set_it_up(script, tmp_path):
+    """``python train.py`` right after cloning, with a Python that has no darkir, ended in a traceback."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, "-S", str(REPO / script), "--help"], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 1
+    assert done.stderr == (
+        "No module named 'darkir': set darkir up first "
+        "(pip install -e ., or scripts/quickstart.sh and .venv/bin/python)\n"
+    )
