@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,6 +54,14 @@ def no_default_outputs_in_the_repository() -> Iterator[None]:
     yield
     made = {name for name in _DEFAULT_OUTPUTS if (REPO / name).exists()} - before
     assert not made, f"this test wrote into the repository: {sorted(made)}"
+
+
+@pytest.fixture(autouse=True)
+def temporary_folder_of_the_test(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the temporary folder of this process (``tempfile.gettempdir()``: where results that could not be
+    written are kept) at a new folder beside the test's ``tmp_path``, so that tests of failed writes leave nothing in
+    the machine's own."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp("tempdir")))
 
 
 @pytest.fixture(scope="session", autouse=True)
