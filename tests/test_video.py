@@ -1209,3 +1209,18 @@ def test_format_given_for_a_folder_with_videos_says_the_videos_keep_their_contai
     monkeypatch.setattr("darkir.cli.restore.restorer_from_args", stop)
     assert main(["restore", str(clip), "-o", str(tmp_path / "out"), "--format", "png", "-q"]) == 130
     assert "darkir: note: --format applies to images; 1 video(s) keep their container" in capsys.readouterr().err
+
+
+def test_a_video_restore_without_pyav_names_the_video(tmp_path, tiny_checkpoint, monkeypatch, capsys):
+    """Without PyAV, each video of a folder failed as "darkir: failed: video support needs PyAV ...", naming none."""
+    import darkir.infer.video
+
+    def no_pyav() -> None:
+        raise DarkIRError("video support needs PyAV: pip install 'darkir[video]'")
+
+    (tmp_path / "in").mkdir()
+    clip = make_video(tmp_path / "in" / "clip.mp4", frames=2, audio=False)
+    monkeypatch.setattr(darkir.infer.video, "pyav", no_pyav)
+    out = tmp_path / "out"
+    assert main(["restore", str(tmp_path / "in"), "-o", str(out), "--weights", str(tiny_checkpoint), "-q"]) == 1
+    assert f"darkir: failed: {clip}: video support needs PyAV: pip install 'darkir[video]'" in capsys.readouterr().err

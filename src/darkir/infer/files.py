@@ -106,9 +106,10 @@ class Report:
 
 
 def _reason(job: Job, exc: BaseException) -> str:
-    """One line saying why a job failed."""
-    if isinstance(exc, DarkIRError):
-        return str(exc)
+    """One line saying why a job failed, naming its file."""
+    if isinstance(exc, DarkIRError):  # (most name the file: one that names none, PyAV missing say, is given its input)
+        text = str(exc)
+        return text if str(job.source) in text or str(job.target) in text else f"{job.source}: {text}"
     if isinstance(exc, OSError):  # reading the input (named as such by the error) or writing the output
         named = exc.filename if isinstance(exc.filename, (str, bytes, os.PathLike)) else None  # not a descriptor
         path = Path(os.fsdecode(named)) if named is not None else None
