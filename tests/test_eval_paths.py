@@ -281,3 +281,24 @@ def test_the_triplet_note_says_how_many_triplets_it_lists(tmp_path):
     write_triplet_note(tmp_path / "results", "model", pairs, 4, saved=[0, 1])
     lines = (tmp_path / "results" / "triplets.txt").read_text().splitlines()
     assert lines[0].endswith("of model, 2 of the first 4 pairs (input, reference):") and len(lines) == 3
+
+
+@pytest.mark.parametrize("command", ["test", "test-unpaired"])
+def test_a_default_results_folder_the_user_cannot_write_names_the_flag_that_moves_it(
+    tmp_path, tiny_checkpoint, monkeypatch, capsys, command
+):
+    """Run from a folder the user cannot write, test stopped on ./images/results_test, which it was not asked for,
+    without saying that --results-dir or --save 0 avoids it (test-unpaired: -o)."""
+    import os
+
+    data, here = _data(tmp_path / "data"), tmp_path / "read-only"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != here and access(path, mode, **kw))
+    unpaired = ["test-unpaired", "--data", str(data / "input"), "--weights", str(tiny_checkpoint), "-q"]
+    assert main(_test(tiny_checkpoint, data) if command == "test" else unpaired) == 2
+    error = _error(capsys)
+    assert f"{here} is not writable; " in error
+    wanted = "pass --results-dir DIR, or --save 0" if command == "test" else "the restored images go there: pass -o DIR"
+    assert error.endswith(wanted)

@@ -104,7 +104,11 @@ def _triplet_folder(
                 f"--results-dir {results_dir} {where} the input folder {folder}; write the triplets outside the "
                 "inputs (or pass --save 0)"
             )
-    ensure_writable_dir(results_dir)
+    try:
+        ensure_writable_dir(results_dir)
+    except DarkIRError as exc:  # (the default ./images/results_test, in a folder the user cannot write, say)
+        go = f"the triplets of --save {args.save} go there: pass --results-dir DIR, or --save 0"
+        raise DarkIRError(f"{exc}; {go}") from None
     refuse_held_folder(results_dir / TRIPLET_NOTE, TRIPLETS)
     check_triplet_folder(results_dir, min(args.save, pairs), args.overwrite)
     return results_dir
@@ -290,7 +294,7 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
         unpaired_csv_rows,
     )
     from darkir.options import load_options
-    from darkir.outputs import check_writable_dir, clean_stale, ensure_writable_dir, holding_folder, refuse_held_folder
+    from darkir.outputs import clean_stale, ensure_writable_dir, holding_folder, refuse_held_folder
 
     refuse_empty(args)
     options = load_options(args.options) if args.options else None
@@ -298,8 +302,7 @@ def cmd_test_unpaired(args: argparse.Namespace) -> int:
     if folder is None:
         raise DarkIRError("pass --data DIR or -p OPTIONS with datasets.val.test_path")
     refuse_paired(Path(folder), None if args.data else options)
-    output = Path(args.output or _unpaired_results(options))
-    check_writable_dir(output)  # first: an -o that is a file (one of the data's images, say) is named as one
+    output = _unpaired_output(args, options)  # first: an -o that is a file (one of the data's images) is named so
     refuse_held_folder(output / "stats.csv", UNPAIRED_RESULTS)
     pairs = outside_output(find_unpaired(folder), output, Path(folder))
     restorer = restorer_from_args(args)
@@ -359,6 +362,19 @@ def refuse_paired(folder: Path, options: Options | None, command: str = "test-un
         f"{folder} is a paired set ({layout.low}/ + {layout.high}/): {command} would restore its references as "
         f"inputs; pass --data {folder / layout.low}, or score the pairs with {paired}"
     )
+
+
+def _unpaired_output(args: argparse.Namespace, options: Options | None) -> Path:
+    """test-unpaired's output folder (``-o``, else :func:`_unpaired_results`), checked writable
+    (:func:`~darkir.outputs.check_writable_dir`); a default one that is not says how to choose another."""
+    from darkir.outputs import check_writable_dir
+
+    output = Path(args.output or _unpaired_results(options))
+    try:
+        check_writable_dir(output)
+    except DarkIRError as exc:
+        raise DarkIRError(f"{exc}{'' if args.output else '; the restored images go there: pass -o DIR'}") from None
+    return output
 
 
 def _unpaired_results(options: Options | None) -> str:
