@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from darkir.demo import example_images
+from darkir.examples import example_images
 from darkir.imageio import Image, read_image, write_image
 from darkir.infer import Restorer
 

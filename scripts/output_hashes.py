@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from darkir.cli import main as darkir
-from darkir.demo import example_images
+from darkir.examples import example_images
 
 
 def main() -> None:

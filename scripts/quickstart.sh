@@ -4,9 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh video,demo
-examples=$(.venv/bin/python -c "import darkir.demo as d; print(d.example_images()[0].parent)")
-.venv/bin/darkir restore "$examples" -o results/examples --overwrite
-echo "restored examples: $(pwd)/results/examples (inputs: $examples)"
+.venv/bin/darkir restore --examples -o results/examples --overwrite
+echo "restored examples: $(pwd)/results/examples"
 if [ -z "${DARKIR_NO_DEMO:-}" ]; then
     echo "starting the demo on http://127.0.0.1:7860 (Ctrl-C to stop)"
     exec .venv/bin/darkir demo

@@ -11,8 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from darkir.demo import DemoEngine, example_images
+from darkir.demo import DemoEngine
 from darkir.errors import DarkIRError
+from darkir.examples import example_images
 from darkir.imageio import Image, read_image, to_storage, write_image
 from darkir.infer import Restorer
 from darkir.models.factory import load_model

@@ -499,3 +499,17 @@ def test_a_restore_whose_every_input_fails_leaves_no_empty_output_folder(tmp_pat
     kept.mkdir()
     assert main(["restore", str(bad), "-o", str(kept), "--weights", str(tiny_checkpoint), "-q"]) == 1
     assert kept.is_dir() and f"failed 1 -> {kept}" in capsys.readouterr().out
+
+
+def test_restore_examples_restores_the_photos_that_ship_with_darkir(tmp_path, tiny_checkpoint, capsys):
+    from darkir.examples import example_images
+
+    out = tmp_path / "out"
+    assert main(["restore", "--examples", "-o", str(out), "--weights", str(tiny_checkpoint), "-q"]) == 0
+    assert sorted(path.name for path in out.iterdir()) == [path.name for path in example_images()]
+    assert len(example_images()) == 4
+    assert main(["restore", "-o", str(out), "-q"]) == 2
+    assert (
+        "darkir: error: nothing to restore: give INPUT files, folders or globs, or --examples"
+        in capsys.readouterr().err
+    )

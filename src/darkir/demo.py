@@ -12,13 +12,13 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from darkir.errors import DarkIRError
+from darkir.examples import example_images
 from darkir.image_header import read_header
 from darkir.imageio import read_image, to_storage, write_image
 from darkir.infer import Restorer
@@ -35,12 +35,6 @@ MAX_VIDEO_FRAMES = 300
 KEEP_RESULTS_S = 900
 #: Images with more pixels than this run with memory given back to the OS afterwards.
 LARGE_PIXELS = 4_000_000
-
-
-def example_images() -> list[Path]:
-    """The small real low-light examples shipped with the package."""
-    folder = Path(str(resources.files("darkir") / "assets" / "examples"))
-    return sorted(folder.glob("*.png"))
 
 
 #: The demo's result folders are ``<temp>/darkir-demo-<pid>-<random>``: the pid says whether their owner still runs.

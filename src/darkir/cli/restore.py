@@ -20,12 +20,13 @@ from darkir.cli.common import (
     restorer_from_args,
     settings_from_args,
 )
-from darkir.errors import printable
+from darkir.errors import DarkIRError, printable
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from darkir.infer.files import Report
+    from darkir.infer.jobs import Job
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
@@ -34,7 +35,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     from darkir.cli import in_flags
     from darkir.infer.files import Report, restore_files
-    from darkir.infer.jobs import output_suffix, plan_jobs
+    from darkir.infer.jobs import output_suffix
     from darkir.outputs import DiskFullError, check_writable_dir, output_folder
 
     refuse_empty(args)
@@ -45,12 +46,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         return 2
     output = Path(args.output)
     suffix = output_suffix(args.format, f"--format {args.format or repr('')}")
-    jobs, problems = plan_jobs(args.inputs, output, suffix, videos=True)
-    for path, reason in problems:
-        print(printable(f"darkir: {path}: {reason}", one_line=True), file=sys.stderr)
-    if not jobs:
-        print("darkir: error: nothing to restore", file=sys.stderr)
-        return 2
+    jobs, problems = _planned(args, output, suffix)
     videos = sum(job.is_video for job in jobs)
     if videos:
         from darkir.infer.video_output import check_video_encoding
@@ -86,6 +82,23 @@ def cmd_restore(args: argparse.Namespace) -> int:
         raise
     print(f"{_summary(args, report, problems)} {_where(output)}")
     return 1 if report.failed or problems else 0
+
+
+def _planned(args: argparse.Namespace, output: Path, suffix: str | None) -> tuple[list[Job], list[tuple[Path, str]]]:
+    """The jobs of the inputs (``--examples`` adding the example photos), and the inputs that cannot be restored,
+    each named on stderr; a DarkIRError where nothing can be."""
+    from darkir.examples import example_images
+    from darkir.infer.jobs import plan_jobs
+
+    inputs = [*args.inputs, *(map(str, example_images()) if args.examples else [])]
+    if not inputs:
+        raise DarkIRError("nothing to restore: give INPUT files, folders or globs, or --examples")
+    jobs, problems = plan_jobs(inputs, output, suffix, videos=True)
+    for path, reason in problems:
+        print(printable(f"darkir: {path}: {reason}", one_line=True), file=sys.stderr)
+    if not jobs:
+        raise DarkIRError("nothing to restore")
+    return jobs, problems
 
 
 def _not_restored(jobs: list, report: Report, output: Path) -> str:
@@ -250,7 +263,12 @@ def register(add: AddCommand) -> None:
         "restore", cmd_restore, "Restore images and videos: files, folders (recursive) and globs, here or on Ray."
     )
     restore.add_argument(
-        "inputs", nargs="+", metavar="INPUT", help="image or video file, folder or glob ('photos/**/*.jpg')"
+        "inputs", nargs="*", metavar="INPUT", help="image or video file, folder or glob ('photos/**/*.jpg')"
+    )
+    restore.add_argument(
+        "--examples",
+        action="store_true",
+        help="restore the example photos that ship with darkir (too, with INPUTs): darkir restore --examples -o out",
     )
     restore.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if needed)")
     add_weights_source(restore)
