@@ -120,16 +120,19 @@ def load_lpips(backbone: str | os.PathLike[str] | None = None, heads: str | os.P
     named = {kind: _read_weights(Path(path), kind) for kind, path in given if path and Path(path).is_file()}
     backbone_path = Path(backbone) if backbone else default_backbone_path()
     heads_path = Path(heads) if heads else default_heads_path()
+    missing = []  # both named at once: the second was told only once the first was there
     if not backbone_path.is_file():
-        raise LPIPSUnavailableError(
-            f"LPIPS unavailable: AlexNet weights {backbone_path} are missing (copy {BACKBONE_FILE} from a machine "
-            "where torchvision.models.alexnet(weights='IMAGENET1K_V1') has run)"
+        missing.append(
+            f"AlexNet weights {backbone_path} are missing (copy {BACKBONE_FILE} from a machine where "
+            "torchvision.models.alexnet(weights='IMAGENET1K_V1') has run)"
         )
     if heads_path is None or not heads_path.is_file():
-        raise LPIPSUnavailableError(
-            f"LPIPS unavailable: linear heads {heads_path or 'lpips/weights/v0.1/alex.pth'} are missing "
-            "(pip install --no-deps lpips ships them)"
+        missing.append(
+            f"linear heads {heads_path or 'lpips/weights/v0.1/alex.pth'} are missing (pip install --no-deps lpips "
+            "ships them)"
         )
+    if missing:
+        raise LPIPSUnavailableError(f"LPIPS unavailable: {'; '.join(missing)}")
     return LPIPS(
         named["backbone"] if backbone else _read_weights(backbone_path, "backbone"),
         named["heads"] if heads else _read_weights(heads_path, "heads"),
