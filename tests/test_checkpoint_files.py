@@ -343,6 +343,28 @@ def test_a_checkpoint_whose_bytes_were_altered_is_refused_as_damaged(tmp_path):
         load_model(path)
 
 
+def test_a_damaged_checkpoint_names_its_record_not_the_folder_torch_roots_its_archive_in(tmp_path):
+    """torch roots a checkpoint's archive in a folder named after the file it was saved to (a checkpoint's own
+    temporary file: ``.last.pt.14986/data/451``), which the message named."""
+    import struct
+    import zipfile
+
+    from darkir.errors import CheckpointError
+    from darkir.models.factory import build_model, load_model
+
+    saved, path = tmp_path / ".last.pt.14986", tmp_path / "last.pt"
+    torch.save({"params": build_model("darkir-w16").state_dict()}, saved)
+    with zipfile.ZipFile(saved) as archive:
+        member = next(info for info in archive.infolist() if info.filename.endswith("/data/0"))
+    data = bytearray(saved.read_bytes())
+    name_length, extra_length = struct.unpack_from("<HH", data, member.header_offset + 26)
+    start = member.header_offset + 30 + name_length + extra_length
+    data[start : start + 4] = b"\xff\xff\xff\xff"  # its CRC kept: the record no longer matches it
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"last\.pt.*it is damaged: its data/0 fails its checksum"):
+        load_model(path)
+
+
 def test_a_checkpoint_saved_without_checksums_still_loads(tmp_path):
     """torch can save archives with no CRCs (recorded as 0): not damage."""
     from darkir.models.factory import build_model, load_model

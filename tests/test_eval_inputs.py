@@ -191,13 +191,13 @@ def test_lpips_file_named_by_the_user_must_exist(tmp_path, monkeypatch, capsys):
     assert "reporting PSNR and SSIM only" in capsys.readouterr().err
 
 
-
 def test_both_missing_lpips_files_are_named_at_once(tmp_path, monkeypatch):
     """The heads were named only once the AlexNet weights had been found and copied."""
     monkeypatch.setattr(lpips_module, "default_heads_path", lambda: None)
     monkeypatch.setattr(lpips_module, "default_backbone_path", lambda: tmp_path / "alexnet.pth")
     with pytest.raises(LPIPSUnavailableError, match=r"alexnet.pth are missing .*; linear heads .* are missing"):
         lpips_module.load_lpips()
+
 
 def test_a_named_lpips_file_is_checked_before_the_default_it_goes_with(tmp_path, tiny_checkpoint, monkeypatch):
     """``--lpips-backbone CHECKPOINT`` with the default heads missing blamed the heads, never the wrong file named;

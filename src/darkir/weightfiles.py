@@ -36,7 +36,7 @@ def torch_load(path: Path, message: Callable[[str], str]) -> object:
         raise CheckpointError(message(f"not a PyTorch weights file (it is {_OTHER_PICKLE})"))
     damaged = _failed_checksum(path)
     if damaged is not None:
-        raise CheckpointError(message(f"it is damaged: {damaged} fails its checksum (a bad download or copy?)"))
+        raise CheckpointError(message(f"it is damaged: its {damaged} fails its checksum (a bad download or copy?)"))
     try:
         # torch asks for an issue to be filed about legacy files of another pickle protocol than 2, and reads them
         with torch.serialization.safe_globals(numpy_globals()), warnings_ignored(message="Detected pickle protocol"):
@@ -138,8 +138,8 @@ def _failed_checksum(path: Path) -> str | None:
                     with archive.open(info) as member:  # checks the CRC when the member is read to its end
                         while member.read(1 << 24):
                             pass
-                except zipfile.BadZipFile:
-                    return info.filename
+                except zipfile.BadZipFile:  # (named within the archive: torch roots it in a folder named after
+                    return info.filename.partition("/")[2] or info.filename  # the file it was saved to, a temporary)
     except (OSError, EOFError, ValueError, NotImplementedError, zipfile.BadZipFile, zipfile.LargeZipFile):
         return None
     return None
