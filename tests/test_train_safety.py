@@ -638,6 +638,17 @@ def test_a_run_that_never_validated_is_not_said_to_have_a_best_checkpoint_when_r
     assert "chosen on the earlier" not in err and (run / "best.pt").is_file()
 
 
+def test_max_steps_a_resumed_run_has_passed_says_no_step_is_taken(data, tmp_path, capsys):
+    """``--resume --max-steps 1`` on a run at step 2 ended at once, exit 0, without a word."""
+    run = tmp_path / "run"
+    assert _train(data, run, "train.epochs=3", "--max-steps", "2") == 0
+    before = (run / "last.pt").read_bytes()
+    capsys.readouterr()
+    assert _train(data, run, "train.epochs=3", "--resume", "--max-steps", "1") == 0
+    assert "--max-steps 1 (steps in all, not more steps): the run is at step 2 already" in capsys.readouterr().err
+    assert (run / "last.pt").read_bytes() == before
+
+
 def test_another_run_named_like_a_step_snapshot_is_not_one(data, tmp_path):
     run = tmp_path / "run"
     assert _train(data, run, f"save.path={run / 'last_step2.pt'}", f"save.best={run / 'best2.pt'}") == 0
