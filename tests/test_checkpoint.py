@@ -429,24 +429,3 @@ def test_a_stored_config_may_name_img_channels_as_options_files_do(tmp_path, tin
         save_file(tiny_csf.state_dict(), str(path), metadata={"darkir_config": json.dumps(config)})
     loaded = load_model(path)
     assert loaded.config == tiny_csf.config and _same_output(loaded, tiny_csf)
-
-
-def test_a_checkpoint_that_is_a_link_is_written_where_it_leads(tmp_path, tiny_csf):
-    store, run = tmp_path / "store", tmp_path / "run"
-    store.mkdir(), run.mkdir()
-    (run / "a.pt").symlink_to(store / "a.pt")  # a link made before the first save, to a file not there yet
-    save_checkpoint(run / "a.pt", randomize(build_model("darkir-csf-w32", **TINY), seed=6))
-    save_checkpoint(run / "a.pt", tiny_csf)  # replacing the first
-    assert (run / "a.pt").is_symlink() and sorted(path.name for path in store.iterdir()) == ["a.pt"]
-    assert _same_output(load_model(store / "a.pt"), tiny_csf)
-
-
-def test_what_a_killed_run_left_beside_the_file_a_checkpoint_links_to_is_removed(tmp_path, capsys):
-    from darkir.replacing import clean_up_after_killed_runs
-
-    (tmp_path / "store").mkdir()
-    (tmp_path / "last.pt").symlink_to(tmp_path / "store" / "kept.pt")
-    stale = tmp_path / "store" / ".kept.pt.4194304.tmp"  # a process id no process has
-    stale.write_bytes(b"half a checkpoint")
-    clean_up_after_killed_runs([tmp_path / "last.pt"])
-    assert not stale.exists() and str(stale) in capsys.readouterr().err

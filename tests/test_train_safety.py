@@ -80,18 +80,23 @@ def test_resume_training_continues_from_the_last_checkpoint(data, tmp_path, caps
     assert read_checkpoint(run / "best.pt")[2]["step"] in (2, 4)
 
 
-def test_a_last_checkpoint_kept_elsewhere_through_a_link_is_continued_there(data, tmp_path, capsys):
-    """A last.pt moved to another disk and linked back was replaced by a plain file: the disk it was moved to kept
-    the stale checkpoint, and the run's folder filled up again."""
+def test_a_checkpoint_that_is_a_link_is_refused_naming_the_file_it_leads_to(data, tmp_path, capsys):
+    """A last.pt moved to another disk and linked back was replaced by a plain file on --resume: the disk it was
+    moved to kept the stale checkpoint, and the run's folder filled up again."""
     run, store = tmp_path / "run", tmp_path / "store"
     assert _train(data, run, "train.epochs=2", "network.resume_training=true", "--max-steps", "1") == 0
     store.mkdir()
     (run / "last.pt").rename(store / "moved.pt")
     (run / "last.pt").symlink_to(store / "moved.pt")
-    assert _train(data, run, "train.epochs=2", "network.resume_training=true") == 0
-    assert (run / "last.pt").is_symlink() and (run / "last.pt").resolve() == store / "moved.pt"
-    assert read_checkpoint(store / "moved.pt")[2]["step"] == 4
-    assert sorted(path.name for path in store.iterdir()) == ["moved.pt"]
+    moved = (store / "moved.pt").read_bytes()
+    capsys.readouterr()
+    assert _train(data, run, "train.epochs=2", "--resume") == 2
+    error = _one_error(capsys.readouterr().err)
+    assert f"save.path: {run / 'last.pt'} is a link to {store / 'moved.pt'}; set save.path to the file it leads to" in (
+        error
+    )
+    assert (run / "last.pt").is_symlink() and (store / "moved.pt").read_bytes() == moved
+    assert _train(data, run, "train.epochs=2", "--resume", f"save.path={store / 'moved.pt'}") == 0
 
 
 def test_resume_training_without_a_last_checkpoint_keeps_the_earlier_best(data, tmp_path, capsys):

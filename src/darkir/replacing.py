@@ -31,18 +31,11 @@ def replace_file(path: Path, write: Callable[[str], object], overwrite: bool = T
     """``write(temporary file)``, then the file synced to disk and renamed onto ``path`` (its folder is made); a
     failure leaves ``path`` as it was (and no folder made for it) and raises a CheckpointError saying why (a full
     disk by name). Without ``overwrite``, a file at ``path``, one made while this was written too, is kept: an
-    OutputExistsError. A link is followed (:func:`link_target`): the file it points to is replaced, the link kept."""
-    target = link_target(path)
-    tmp_name = str(replacing_path(target))
-    with parent_made(target):
-        _replace(target, tmp_name, write, overwrite)
+    OutputExistsError."""
+    tmp_name = str(replacing_path(path))
+    with parent_made(path):
+        _replace(path, tmp_name, write, overwrite)
     return path
-
-
-def link_target(path: Path) -> Path:
-    """``path``, or where it leads if it is a symbolic link (to a file that may not be there yet): a checkpoint kept
-    on another disk through a link in the run's folder is written there, not over the link."""
-    return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 
 def _replace(path: Path, tmp_name: str, write: Callable[[str], object], overwrite: bool) -> None:
@@ -115,7 +108,7 @@ def _remove_stale_temporaries(targets: list[Path], run_files: bool) -> list[Path
     options files ``.yml`` too) whose writer, a process of this machine, is gone (left by a killed run); returns
     them."""
     removed = []
-    for target in dict.fromkeys([*targets, *map(link_target, targets)]):  # a link's temporaries are beside its file
+    for target in targets:
         stem, suffix = re.escape(target.stem), re.escape(target.suffix)
         names = re.compile(rf"{stem}(_step\d+)?({suffix}|\.yml)" if run_files else f"{stem}{suffix}")
         for path in target.parent.glob(".*.tmp"):  # the temporary files of darkir.replacing

@@ -62,13 +62,24 @@ def check_save_paths(options: Options) -> None:
     for key, path, folder in _save_targets(options):
         same = key == "save.best" and path == last
         problem = f"{path} is save.path's file too; give the best checkpoint its own name" if same else None
-        problem = problem or save_problem(path, folder)
+        problem = problem or (None if folder else _linked(path, key)) or save_problem(path, folder)
         if problem:
             _refuse(options, key, problem)
     for check in (_names_too_long, _clashing_files, _clashing_options_file, _run_files_in_data, _anchor_in_run):
         found = check(options)
         if found:
             _refuse(options, *found)
+
+
+def _linked(checkpoint: Path, key: str) -> str | None:
+    """Why the checkpoint file ``key`` may not be a symbolic link (None where it is none): the run replaces its
+    checkpoints, and so would replace the link by a file, leaving the file it led to (on another disk, say) behind."""
+    if not checkpoint.is_symlink():
+        return None
+    return (
+        f"{checkpoint} is a link to {os.readlink(checkpoint)}; set {key} to the file it leads to (a run replaces its "
+        "checkpoints: the link would become a file of its own)"
+    )
 
 
 def _save_targets(options: Options) -> list[tuple[str, Path, bool]]:
