@@ -617,7 +617,8 @@ def test_a_resumed_run_whose_best_checkpoint_is_gone_writes_one_again(data, tmp_
     capsys.readouterr()
     assert _train(data, run, "train.epochs=2", "--resume", f"datasets.val.test_path={hard}") == 0
     out, err = capsys.readouterr()
-    assert f"save.best {run / 'best.pt'} is missing: the run's best validation so far ({first:.2f} dB)" in err
+    assert f"save.best {run / 'best.pt'} holds no checkpoint (deleted, or save.best renamed): the run's best" in err
+    assert f"validation so far ({first:.2f} dB) is not there" in err and "chosen on the earlier" not in err
     assert f"-> {run / 'best.pt'}" in out and read_checkpoint(run / "best.pt")[2]["best_psnr"] < first
 
 

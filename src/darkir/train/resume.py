@@ -304,10 +304,11 @@ def file_changes(
 
 
 def best_gone(best: Path, best_psnr: float) -> str:
-    """The note for a run resumed with a validation set whose best checkpoint (of ``best_psnr``) is gone."""
+    """The note for a run resumed with a validation set whose ``save.best`` holds no checkpoint (its best of
+    ``best_psnr``)."""
     return (
-        f"darkir: note: save.best {best} is missing: the run's best validation so far ({best_psnr:.2f} dB) has no "
-        "checkpoint any more, so the next validation's becomes the best"
+        f"darkir: note: save.best {best} holds no checkpoint (deleted, or save.best renamed): the run's best "
+        f"validation so far ({best_psnr:.2f} dB) is not there, so its next validation's checkpoint becomes the best"
     )
 
 
@@ -316,7 +317,9 @@ def validation_dropped(path: Path, best: Path, best_psnr: float | None, due: boo
     ``best_psnr``, or a validation ``due``); None for a run that never validated."""
     if best_psnr is None and not due:
         return None
-    kept = f"; {best} keeps its best checkpoint ({best_psnr:.2f} dB)" if best_psnr is not None else ""
+    kept = (
+        f"; {best} keeps its best checkpoint ({best_psnr:.2f} dB)" if best_psnr is not None and best.is_file() else ""
+    )
     dropped = ", and the validation that was due is dropped" if due else ""
     return (
         f"darkir: note: --resume continues {path} without a validation set (none is set now){dropped}: no best "

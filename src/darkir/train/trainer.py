@@ -296,9 +296,7 @@ class Trainer:
         self.train_step.load_state_dict(payload)
         set_rng_state(payload["rng"])
         self.step, self.epoch, self.epoch_step = payload["step"], payload["epoch"], payload["epoch_step"]
-        self.best_psnr = payload["best_psnr"]
-        if best_score is not None and (self.best_psnr is None or best_score > self.best_psnr):
-            self.best_psnr = best_score  # a run stopped between writing its best checkpoint and its last one
+        self.best_psnr, best_missing = self._resumed_best(payload["best_psnr"], best_score)
         self.validation_due = bool(payload.get("validation_due", False))
         self._keep_global_batch(self._stored_global_batch(payload), path)
         self.options.train, warning = kept_schedule_settings(path, train, stored)  # as they were checked
@@ -310,6 +308,7 @@ class Trainer:
         self._tell(changed.get("train"))
         self._tell(changed.get("anchor"))
         self._reconcile_validation(path, validation_changes(path, dumped, stored, self.best_psnr), changed.get("val"))
+        self._tell(best_missing)
         self._follow_new_length(path, stored)
         if self.step >= self.total_steps and not self.validation_due:
             self._tell(
@@ -320,18 +319,24 @@ class Trainer:
         self.run_log.resumed(self.step, self.epoch)
         return True
 
+    def _resumed_best(self, stored: float | None, own: float | None) -> tuple[float | None, str | None]:
+        """The best score a resumed run goes on from: its last checkpoint's (``stored``), or its best checkpoint's
+        (``own``) where higher (a run stopped between writing its best checkpoint and its last one). None, with the
+        note saying so, where the run validates and its ``save.best`` holds no checkpoint (deleted, or renamed), so
+        that its next validation writes one."""
+        best = own if own is not None and (stored is None or own > stored) else stored
+        if best is not None and validates(self.options) and not self.best_path.is_file():
+            return None, best_gone(self.best_path, best)
+        return best, None
+
     def _reconcile_validation(self, path: Path, *notes: str | None) -> None:
-        """Say what resuming ``path`` changes in its validation: the ``notes`` of a changed validation set; a best
-        checkpoint gone (its score is dropped, so that the next validation writes one again); validation that
-        stopped (the run validated before, and no longer does)."""
+        """Say what resuming ``path`` changes in its validation: the ``notes`` of a changed validation set, or that
+        validation stopped (the run validated before, and no longer does)."""
         if not validates(self.options):
             self._tell(validation_dropped(path, self.best_path, self.best_psnr, self.validation_due))
             return
         for note in notes:
             self._tell(note)
-        if self.best_psnr is not None and not self.best_path.is_file():
-            self._tell(best_gone(self.best_path, self.best_psnr))
-            self.best_psnr = None
 
     def _other_states(self, path: Path) -> str:
         """Where else the run's full training state lies, for a resume from ``path`` that cannot read it: its newest
