@@ -926,6 +926,31 @@ def test_ctrl_c_at_a_terminal_is_told_once_with_data_loader_workers(dataset, tmp
     assert err.count("stopping after this step and saving") == 1, err
 
 
+@pytest.mark.slow
+def test_sigterm_to_the_whole_group_with_data_loader_workers_stops_and_saves(dataset, tmp_path):
+    """A batch system's time limit (Slurm), torchrun and ``kill -- -PGID`` signal every process of the group: the
+    loader workers died at once, and the run failed in torch's check of its workers ("DataLoader worker ... is
+    killed by signal: Terminated"), exit 1, its steps since the last checkpoint lost."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    settings = ("train.epochs=40", "datasets.train.batch_size_train=2", "datasets.train.n_workers=2")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", *_train_args(dataset, out, *settings)], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    log, deadline = out / "last_logs" / "train.jsonl", time.time() + 120
+    while not (log.is_file() and log.read_text().strip()) and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGTERM)
+    stdout, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    stopped = int(stdout.split("interrupted at step ")[1].split()[0])
+    assert read_checkpoint(out / "last.pt")[2]["step"] == stopped >= 10 and "killed by signal" not in err
+
+
 def test_validation_subset_spans_the_set():
     from darkir.train.sets import spread
 

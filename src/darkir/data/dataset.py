@@ -12,11 +12,14 @@ from darkir.data.layouts import DatasetError
 from darkir.data.pairs import Pair, _raise_if, _size
 from darkir.imageio import read_image
 from darkir.opencv import use_one_thread
+from darkir.signals import outlive_sigterm
 
 
 def loader_worker_init(worker_id: int) -> None:
-    """Set up a data loader worker process: OpenCV single-threaded (:func:`darkir.opencv.use_one_thread`)."""
+    """Set up a data loader worker process: OpenCV single-threaded (:func:`darkir.opencv.use_one_thread`), and a
+    SIGTERM to its whole process group left to its run to act on (:func:`darkir.signals.outlive_sigterm`)."""
     use_one_thread()
+    outlive_sigterm()
 
 
 def _check_sizes(pair: Pair, low: np.ndarray, high: np.ndarray | None, crop: int | None) -> None:
