@@ -459,6 +459,44 @@ with hold_run(Path({str(tmp_path / "last.pt")!r})):
             os.kill(worker, signal.SIGKILL)
 
 
+def test_a_process_whose_group_never_fills_says_so_and_stops_on_sigterm(data, tmp_path):
+    """With WORLD_SIZE 2 and no second process (a stale environment, a rank that never started), the run waited the
+    whole 4-hour timeout in silence, and SIGTERM and Ctrl-C did nothing: darkir's handlers, in Python, wait for
+    torch's wait to return."""
+    import select
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import darkir
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ, "PYTHONPATH": str(Path(darkir.__file__).parents[1]), "WORLD_SIZE": "2", "RANK": "0",
+        "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+    }  # fmt: skip
+    command = [sys.executable, "-m", "darkir", "train", "-p", str(OPTIONS), *tiny_run_overrides(data, tmp_path / "r")]
+    run = subprocess.Popen([*command, "-q"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        waiting = f"darkir: process 0 of 2 is waiting for the others to join at 127.0.0.1:{port} (Ctrl-C stops it)"
+        lines, deadline = [], time.monotonic() + 60
+        while waiting not in lines and select.select([run.stderr], [], [], max(0, deadline - time.monotonic()))[0]:
+            line = run.stderr.readline()
+            if not line:  # it ended
+                break
+            lines.append(line.strip())
+        assert waiting in lines, lines
+        run.send_signal(signal.SIGTERM)
+        start = time.monotonic()
+        assert run.wait(timeout=30) == -signal.SIGTERM and time.monotonic() - start < 10
+    finally:
+        run.kill()
+
+
 def test_the_run_lock_under_a_file_is_one_clear_error(tmp_path):
     (tmp_path / "a_file").write_bytes(b"not a folder")
     with (

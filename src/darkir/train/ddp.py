@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -47,8 +51,39 @@ def setup(device: str = "auto") -> Context:
         resolved = torch.device("cuda", local_rank)
         torch.cuda.set_device(resolved)
     if not dist.is_initialized():  # the others wait while rank 0 validates alone: allow it hours, not the default
-        dist.init_process_group("nccl" if resolved.type == "cuda" else "gloo", timeout=PROCESS_GROUP_TIMEOUT)
+        with _joining(rank, world_size):
+            dist.init_process_group("nccl" if resolved.type == "cuda" else "gloo", timeout=PROCESS_GROUP_TIMEOUT)
     return Context(rank, world_size, resolved)
+
+
+def _taken(signum: int) -> bool:
+    """Whether the signal ``signum`` is not ignored (``nohup``, a background job of a script)."""
+    return signal.getsignal(signum) != signal.SIG_IGN
+
+
+#: Seconds a process waits for the others of its group before it says so.
+JOIN_NOTE_S = 10
+
+
+@contextlib.contextmanager
+def _joining(rank: int, world_size: int) -> Iterator[None]:
+    """While this process waits for the others of its group to join (a process that never starts, or a stale
+    ``WORLD_SIZE`` left in the environment, made it wait the whole :data:`PROCESS_GROUP_TIMEOUT`, silent): Ctrl-C
+    and SIGTERM end it at once (darkir's handlers, in Python, would run only once torch's wait returns), and a line
+    says what it waits for once :data:`JOIN_NOTE_S` have gone."""
+    address = f"{os.environ.get('MASTER_ADDR', 'localhost')}:{os.environ.get('MASTER_PORT', '?')}"
+    waiting = f"darkir: process {rank} of {world_size} is waiting for the others to join at {address} (Ctrl-C stops it)"
+    timer = threading.Timer(JOIN_NOTE_S, lambda: print(waiting, file=sys.stderr, flush=True))
+    timer.daemon = True
+    stops = (signal.SIGINT, signal.SIGTERM) if threading.current_thread() is threading.main_thread() else ()
+    previous = {signum: signal.signal(signum, signal.SIG_DFL) for signum in stops if _taken(signum)}
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def teardown(context: Context) -> None:
