@@ -262,9 +262,12 @@ def test_an_error_in_an_override_names_the_override_not_only_the_file(tmp_path):
     assert (
         "unknown key 'train.epochz' (did you mean 'train.epochs'?), set on the command line (train.epochz=3)" in message
     )
-    with pytest.raises(ConfigError) as error:
-        load_options(_write(tmp_path, "train:\n  seed: -1\n"), ["train.epochs=3"])
-    assert "(got -1)" in str(error.value) and "command line" not in str(error.value)
+    for override in ("train.epochs=3", "train={epochs: 3}"):  # a section given as a mapping is merged, not replaced
+        with pytest.raises(ConfigError) as error:
+            load_options(_write(tmp_path, "train:\n  seed: -1\n"), [override])
+        assert "(got -1)" in str(error.value) and "command line" not in str(error.value)
+    with pytest.raises(ConfigError, match=r"train.seed: .*\(got -2\), set on the command line \(train=\{seed: -2\}\)"):
+        load_options(path, ["train={seed: -2}"])
 
 
 def test_an_override_of_a_file_name_in_another_encoding_is_taken_as_it_is():

@@ -33,7 +33,7 @@ from pydantic import (
 from darkir.errors import ConfigError, DarkIRError, printable, short_repr, some_of, warn
 from darkir.memory_sizes import parse_memory
 from darkir.models.config import SEQUENCE_FIELDS, ModelConfig, config_problems
-from darkir.optionsfile import read_options_file
+from darkir.optionsfile import parse_overrides, read_options_file
 
 
 class _Section(BaseModel):
@@ -536,8 +536,19 @@ def load_options(path: str | os.PathLike[str], overrides: Iterable[str] = ()) ->
     if isinstance(overrides, str):  # its characters would be taken for overrides, one by one
         raise ConfigError(f"overrides: a list of 'key=value' strings, got one string; pass [{overrides!r}]")
     overrides = list(overrides)
-    by_key = {item.partition("=")[0].strip(): item for item in overrides}
-    return options_from_dict(read_options_file(path, overrides), source=str(path), overrides=by_key)
+    raw = read_options_file(path, overrides)  # (which refuses an override it cannot read)
+    by_key = {key: item for item in overrides for key in _leaves(parse_overrides([item]))}
+    return options_from_dict(raw, source=str(path), overrides=by_key)
+
+
+def _leaves(nested: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys of the values ``nested`` sets (a section given as a mapping is merged key by key, so it sets
+    only the keys it holds)."""
+    keys = []
+    for key, value in nested.items():
+        dotted = f"{prefix}{key}"
+        keys += _leaves(value, f"{dotted}.") if isinstance(value, dict) and value else [dotted]
+    return keys
 
 
 def options_from_dict(
