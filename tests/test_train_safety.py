@@ -497,6 +497,22 @@ def test_a_process_whose_group_never_fills_says_so_and_stops_on_sigterm(data, tm
         run.kill()
 
 
+def test_a_forked_child_that_runs_on_into_its_parents_release_leaves_the_lock_alone(tmp_path):
+    """A child forked while a claim was held, returning through its parent's release, removed the parent's lock file
+    and closed its descriptor number a second time (then perhaps another file of the child's)."""
+    from darkir.outputs import Claim, lock_path, take_lock
+
+    claim, lock = Claim(tmp_path / "out.png"), lock_path(tmp_path / "out.png")
+    child = os.fork()
+    if child == 0:
+        claim.release()
+        os._exit(0)
+    os.waitpid(child, 0)
+    assert lock.exists() and take_lock(lock) is None  # the parent still holds it
+    claim.release()
+    assert not lock.exists()
+
+
 def test_the_run_lock_under_a_file_is_one_clear_error(tmp_path):
     (tmp_path / "a_file").write_bytes(b"not a folder")
     with (

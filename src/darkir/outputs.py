@@ -147,8 +147,9 @@ def fitting_name(head: str, name: str, tail: str, folder: Path) -> str:
     return f"{head}{short}~{digest}{tail}"
 
 
-#: The descriptors of the locks this process holds (:func:`take_lock`), which a forked child closes.
-_HELD_LOCKS: set[int] = set()
+#: The descriptors of the locks this process holds (:func:`take_lock`), which a forked child closes, by the process
+#: that took each.
+_HELD_LOCKS: dict[int, int] = {}
 
 
 def take_lock(lock: Path) -> int | None:
@@ -168,7 +169,7 @@ def take_lock(lock: Path) -> int | None:
         try:
             if os.path.samestat(os.fstat(fd), os.stat(lock)):
                 _close_held_locks_in_children()
-                _HELD_LOCKS.add(fd)
+                _HELD_LOCKS[fd] = os.getpid()
                 return fd
         except FileNotFoundError:
             pass
@@ -192,8 +193,10 @@ def _close_held_locks() -> None:
 
 def release_lock(lock: Path, fd: int) -> None:
     """Remove the lock file and let go of the lock that :func:`take_lock` gave (a lock file that cannot be removed, in
-    a folder that keeps what is made in it, is left: no one holds it)."""
-    _HELD_LOCKS.discard(fd)
+    a folder that keeps what is made in it, is left: no one holds it). Nothing in a forked child that runs on into
+    its parent's release: the lock and its file are the parent's, the descriptor closed at the fork."""
+    if _HELD_LOCKS.pop(fd, None) != os.getpid():
+        return
     try:
         with contextlib.suppress(OSError):
             os.unlink(lock)
