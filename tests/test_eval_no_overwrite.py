@@ -225,6 +225,22 @@ def test_a_csv_neither_its_folder_nor_the_temporary_folder_takes_is_said_to_be_l
     assert "the rows could not be kept in the temporary folder either: No such file or directory" in _error(capsys)
 
 
+def test_rows_whose_folder_cannot_be_made_are_kept_in_the_temporary_folder(tmp_path):
+    import tempfile
+
+    from darkir.eval.reports import write_csv_rows
+    from darkir.outputs import OutputError
+
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(
+        OutputError,
+        match=r"cannot make its folder .*a_file \(a file is in the way\); the rows are kept in .*/scores.csv instead",
+    ):
+        write_csv_rows(tmp_path / "a_file" / "scores.csv", [["image", "psnr"], ["a.png", "20.5"]])
+    [kept] = Path(tempfile.gettempdir()).glob("darkir-unwritten-*/scores.csv")
+    assert kept.read_text().splitlines() == ["image,psnr", "a.png,20.5"]
+
+
 def _full_disk(target: Path, *args: object, **kwargs: object) -> Path:
     import darkir.outputs
 

@@ -501,6 +501,12 @@ def test_a_restore_whose_every_input_fails_leaves_no_empty_output_folder(tmp_pat
     assert kept.is_dir() and f"failed 1 -> {kept}" in capsys.readouterr().out
 
 
+def test_restore_examples_without_the_example_photos_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("darkir.examples.example_images", lambda: [])
+    assert main(["restore", "--examples", "-o", str(tmp_path / "out"), "-q"]) == 2
+    assert "--examples: this install of darkir holds no example photos" in capsys.readouterr().err
+
+
 def test_restore_examples_restores_the_photos_that_ship_with_darkir(tmp_path, tiny_checkpoint, capsys):
     from darkir.examples import example_images
 

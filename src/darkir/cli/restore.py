@@ -90,7 +90,10 @@ def _planned(args: argparse.Namespace, output: Path, suffix: str | None) -> tupl
     from darkir.examples import example_images
     from darkir.infer.jobs import plan_jobs
 
-    inputs = [*args.inputs, *(map(str, example_images()) if args.examples else [])]
+    examples = example_images() if args.examples else []
+    if args.examples and not examples:
+        raise DarkIRError("--examples: this install of darkir holds no example photos (darkir/assets/examples)")
+    inputs = [*args.inputs, *map(str, examples)]
     if not inputs:
         raise DarkIRError("nothing to restore: give INPUT files, folders or globs, or --examples")
     jobs, problems = plan_jobs(inputs, output, suffix, videos=True)

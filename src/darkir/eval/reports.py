@@ -193,7 +193,8 @@ def write_csv_rows(path: Path, rows: Sequence[Sequence[object]], overwrite: bool
     except OutputError as exc:
         raise kept_elsewhere({path.name: data}, exc, SCORES) from None
     except OSError as exc:  # its folder could not be made
-        unmade = OutputError(f"{exc.filename or path}: {exc.strerror or exc}")
+        why = "a file is in the way" if isinstance(exc, FileExistsError | NotADirectoryError) else exc.strerror or exc
+        unmade = OutputError(f"{path}: cannot make its folder {exc.filename or path.parent} ({why})")
         raise kept_elsewhere({path.name: data}, unmade, SCORES) from None
 
 

@@ -388,7 +388,7 @@ class Trainer:
         """Train until ``train.epochs`` (or ``max_steps`` optimizer steps in all) and return where it ended. An error
         reading the data or validating saves the last checkpoint first (see :meth:`_stop_after_failure`)."""
         stop = min(self.total_steps, max_steps) if max_steps else self.total_steps
-        if max_steps and self.step >= max_steps < self.total_steps:
+        if max_steps and max_steps < self.total_steps and self.step >= max_steps:
             self._tell(
                 f"darkir: note: --max-steps {max_steps} (steps in all, not more steps): the run is at step "
                 f"{self.step} already, so none is taken"
