@@ -69,6 +69,37 @@ def test_resume_training_with_restart_backs_the_earlier_run_up(data, tmp_path, c
     assert read_checkpoint(run / "last.pt")[2]["step"] == 2 and (run / "best.pt").is_file()
 
 
+def test_a_rank_left_in_the_environment_of_a_lone_run_changes_nothing(data, tmp_path, capsys, monkeypatch):
+    """With RANK=1 and no WORLD_SIZE the run trained alone, as rank 0, but skipped the main process's checks, lock
+    and backup: --restart wrote over the earlier run, its log mixed with the new one's."""
+    run = tmp_path / "run"
+    assert _train(data, run) == 0
+    before = _contents(run)
+    monkeypatch.setenv("RANK", "1")
+    assert _train(data, run, "--restart") == 0
+    assert "the earlier run's files were moved to" in capsys.readouterr().err
+    (backup,) = run.glob("backup-*")
+    assert {name: (backup / name).read_bytes() for name in before} == before
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        ({"WORLD_SIZE": "2"}, "WORLD_SIZE=2 but RANK is not set: run under torchrun, or unset WORLD_SIZE"),
+        ({"WORLD_SIZE": "abc"}, "WORLD_SIZE='abc' in the environment is not a whole number"),
+        ({"WORLD_SIZE": "2", "RANK": "x"}, "RANK='x' in the environment is not a whole number"),
+        ({"WORLD_SIZE": "2", "RANK": "2"}, "RANK=2 is not a rank of a group of WORLD_SIZE=2 processes"),
+    ],
+)
+def test_torchrun_variables_that_cannot_be_are_one_error_naming_them(
+    data, tmp_path, capsys, monkeypatch, environment, message
+):
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert _train(data, tmp_path / "run") == 2
+    assert message in _one_error(capsys.readouterr().err)
+
+
 def test_resume_training_continues_from_the_last_checkpoint(data, tmp_path, capsys):
     run = tmp_path / "run"
     assert _train(data, run, "train.epochs=2", "network.resume_training=true", "--max-steps", "1") == 0

@@ -14,7 +14,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from darkir.errors import DarkIRWarning, warnings_ignored
+from darkir.errors import DarkIRError, DarkIRWarning, warnings_ignored
 from darkir.runtime import resolve_device
 
 #: How long a process waits for the others in a collective: rank 0 validates alone meanwhile (on a CPU, a large
@@ -42,10 +42,9 @@ class Context:
 
 def setup(device: str = "auto") -> Context:
     """Join the process group that torchrun describes in the environment (or run alone)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, world_size, local_rank = launch_group()
     if world_size == 1:
         return Context(0, 1, resolve_device(device))
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     resolved = resolve_device(device)
     if resolved.type == "cuda":
         resolved = torch.device("cuda", local_rank)
@@ -100,7 +99,34 @@ def barrier(context: Context) -> None:
 
 def is_main_process() -> bool:
     """Whether this process is rank 0 of its torchrun job (or runs alone), before any process group exists."""
-    return int(os.environ.get("RANK", "0")) == 0
+    return launch_group()[0] == 0
+
+
+def launch_group() -> tuple[int, int, int]:
+    """(rank, world size, local rank) of this process, as torchrun's environment gives them: (0, 1, 0) without a
+    ``WORLD_SIZE`` above 1, whatever a ``RANK`` left in the environment says (one read alone made a lone run skip
+    the checks and the backup of the main process); a DarkIRError naming a variable that is not a whole number, a
+    missing ``RANK``, or a rank outside the group."""
+    world_size = _whole("WORLD_SIZE", 1)
+    if world_size == 1:
+        return 0, 1, 0
+    if world_size < 1:
+        raise DarkIRError(f"WORLD_SIZE={world_size}: a process group has at least 1 process; unset it to run alone")
+    if "RANK" not in os.environ:
+        raise DarkIRError(f"WORLD_SIZE={world_size} but RANK is not set: run under torchrun, or unset WORLD_SIZE")
+    rank = _whole("RANK", 0)
+    if not 0 <= rank < world_size:
+        raise DarkIRError(f"RANK={rank} is not a rank of a group of WORLD_SIZE={world_size} processes")
+    return rank, world_size, _whole("LOCAL_RANK", 0)
+
+
+def _whole(name: str, default: int) -> int:
+    """The environment variable ``name`` as a whole number (``default`` where unset or empty)."""
+    value = os.environ.get(name, "").strip()
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise DarkIRError(f"{name}={value!r} in the environment is not a whole number (torchrun sets it)") from None
 
 
 def main_process_warnings() -> contextlib.AbstractContextManager[None]:
