@@ -418,6 +418,25 @@ def test_a_killed_demos_results_are_removed_by_the_next_one(tmp_path, monkeypatc
         engine.close()
 
 
+def test_a_live_demos_folders_in_another_pid_namespace_are_left_alone(tmp_path, monkeypatch):
+    """A demo in another PID namespace sharing the temporary folder (a container's) seems gone (its pid is not
+    this namespace's): its live result folders were deleted, and every restore of it failed after."""
+    from darkir import demo
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    with monkeypatch.context() as other:
+        other.setattr(os, "getpid", lambda: int(gone.stdout))  # a pid no process of this namespace has
+        live = demo._HeldFolder(demo.WORKDIR_PREFIX)  # held as that demo holds it
+    assert live.path.parent == tmp_path
+    (live.path / "result.png").write_bytes(b"a result")
+    try:
+        assert demo.remove_stale_workdirs() == [] and (live.path / "result.png").is_file()
+    finally:
+        live.cleanup()
+    assert not live.path.exists()
+
+
 @pytest.mark.slow
 @contextlib.contextmanager
 def _serving_demo(tmp_path: Path, *flags: str) -> Iterator[tuple[subprocess.Popen, str]]:

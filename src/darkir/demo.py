@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -44,16 +45,50 @@ GRADIO_PREFIX = "darkir-gradio-"
 
 
 def remove_stale_workdirs() -> list[Path]:
-    """Delete the result folders (and gradio's) of demos that were killed (their process is gone); returns what
-    went."""
+    """Delete the result folders (and gradio's) of demos that were killed (their process is gone, and no process
+    holds the folder: a demo in another PID namespace sharing the temporary folder, a container's, seems gone, and
+    lost its live folders so); returns what went."""
     removed = []
     for prefix in (WORKDIR_PREFIX, GRADIO_PREFIX):
         for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*-*"):
             pid = folder.name.removeprefix(prefix).split("-", 1)[0]
-            if folder.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
-                shutil.rmtree(folder, ignore_errors=True)
+            if folder.is_dir() and pid.isdigit() and not pid_alive(int(pid)) and _remove_unheld(folder):
                 removed.append(folder)
     return removed
+
+
+def _remove_unheld(folder: Path) -> bool:
+    """Remove ``folder`` unless a process holds it (:class:`_HeldFolder`), holding it meanwhile; whether it went."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+        return True
+    finally:
+        os.close(fd)
+
+
+class _HeldFolder:
+    """A new folder in the temporary folder named ``<prefix><pid>-<random>``, held (an ``flock`` on it, which dies
+    with the process, seen from any PID namespace) until :meth:`cleanup` deletes it."""
+
+    def __init__(self, prefix: str) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
+        self._fd: int | None = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def cleanup(self) -> None:
+        """Delete the folder and let go of it (nothing if done already)."""
+        if self._fd is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+            os.close(self._fd)
+            self._fd = None
 
 
 @contextlib.contextmanager
@@ -63,12 +98,13 @@ def _gradio_files() -> Iterator[None]:
     if os.environ.get("GRADIO_TEMP_DIR"):
         yield
         return
-    with tempfile.TemporaryDirectory(prefix=f"{GRADIO_PREFIX}{os.getpid()}-", ignore_cleanup_errors=True) as folder:
-        os.environ["GRADIO_TEMP_DIR"] = folder
-        try:
-            yield
-        finally:
-            del os.environ["GRADIO_TEMP_DIR"]
+    folder = _HeldFolder(GRADIO_PREFIX)
+    os.environ["GRADIO_TEMP_DIR"] = str(folder.path)
+    try:
+        yield
+    finally:
+        del os.environ["GRADIO_TEMP_DIR"]
+        folder.cleanup()
 
 
 @contextlib.contextmanager
@@ -128,8 +164,8 @@ class DemoEngine:
         self._restorers: dict[str, Restorer] = {}
         self._results_lock = threading.Lock()  # the app's event listeners run at once: one cleanup at a time
         remove_stale_workdirs()
-        self._workdir = tempfile.TemporaryDirectory(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
-        self.workdir = Path(self._workdir.name)
+        self._workdir = _HeldFolder(WORKDIR_PREFIX)
+        self.workdir = self._workdir.path
 
     def close(self) -> None:
         """Delete every result this engine wrote (called at shutdown)."""
