@@ -397,6 +397,23 @@ def test_a_loader_error_that_names_no_file_names_the_batch(data, tmp_path, monke
     assert read_checkpoint(tmp_path / "last.pt")[2]["step"] == 1
 
 
+def test_data_loader_workers_that_cannot_start_are_one_error_saying_what_to_change(data, tmp_path, monkeypatch, capsys):
+    """Under ``ulimit -n 16`` the workers could not start: "OSError: Too many open files", exit 1, and a traceback
+    of torch's cleaning up."""
+    import errno
+
+    from torch.utils.data import DataLoader
+
+    def no_more_files(loader: DataLoader) -> None:
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+    monkeypatch.setattr(DataLoader, "__iter__", no_more_files)
+    assert _train(data, tmp_path / "run", "datasets.train.n_workers=1") == 2
+    assert "starting 1 data loader workers (raise ulimit -n and -u, or set datasets.train.n_workers=0): OSError: " in (
+        _one_error(capsys.readouterr().err)
+    )
+
+
 def test_an_unreadable_validation_image_keeps_the_epoch(data, tmp_path, capsys):
     copy = tmp_path / "copy"
     shutil.copytree(data, copy)

@@ -437,9 +437,18 @@ class Trainer:
     def _epoch_batches(self) -> Iterator[dict[str, Any]]:
         """The loader's batches of this epoch; an error making one becomes a :class:`ResumableError` (the state is
         still that of the last completed step), in every process of the run at once (so that rank 0 saves)."""
-        batches = iter(self.loader)
+        try:
+            batches = iter(self.loader)
+        except OSError as exc:  # its workers could not start: few file descriptors or processes (ulimit -n, -u)
+            failure: Exception | None = exc
+        else:
+            failure = None
+        if ddp.any_process(self.context, failure is not None):
+            what = f"{self.loader.num_workers} data loader workers"
+            doing = f"starting {what} (raise ulimit -n and -u, or set datasets.train.n_workers=0)"
+            raise ResumableError(doing, elsewhere=failure is None) from failure
         while True:
-            failure: Exception | None = None
+            failure = None
             try:
                 batch = next(batches)
             except StopIteration:
