@@ -593,3 +593,18 @@ def test_a_broken_link_in_a_folder_fails_as_when_it_is_named(tmp_path, tiny_chec
     captured = capsys.readouterr()
     assert "restored 1," in captured.out and "failed 1" in captured.out
     assert f"{tmp_path / 'in' / 'b.png'}: a symbolic link to nothing" in captured.err
+
+
+def test_a_demo_with_no_writable_temporary_folder_says_to_set_tmpdir(monkeypatch, tiny_checkpoint):
+    """With no usable temporary folder the demo ended in "FileNotFoundError: No usable temporary directory", exit 1."""
+    import tempfile
+
+    from darkir import demo
+    from darkir.errors import DarkIRError
+
+    def none_usable(*args: object, **kwargs: object) -> str:
+        raise FileNotFoundError(2, "No usable temporary directory found in ['/tmp']")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", none_usable)
+    with pytest.raises(DarkIRError, match=r"found none it can write in \(No usable .*\): set TMPDIR to a writable"):
+        demo.DemoEngine({"tiny": str(tiny_checkpoint)}, device="cpu")

@@ -79,7 +79,14 @@ class _HeldFolder:
     with the process, seen from any PID namespace) until :meth:`cleanup` deletes it."""
 
     def __init__(self, prefix: str) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
+        try:
+            self.path = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
+        except OSError as exc:  # (none of $TMPDIR, /tmp, /var/tmp, /usr/tmp and the working folder takes files)
+            why = exc.strerror or exc
+            raise DarkIRError(
+                f"the demo keeps its results in the temporary folder, and found none it can write in ({why}): set "
+                "TMPDIR to a writable folder"
+            ) from None
         self._fd: int | None = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
 
