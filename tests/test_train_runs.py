@@ -227,7 +227,7 @@ def test_a_run_on_a_train_log_dir_in_use_is_refused(data, tmp_path, capsys):
 
 def test_only_the_main_process_of_torchrun_takes_the_lock(data, tmp_path, monkeypatch, capsys):
     last = tmp_path / "run" / "last.pt"
-    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setattr("darkir.train.ddp.is_main_process", lambda: False)  # rank 1 of a torchrun job
     with _held(last):
         assert main(_args(data, last, tmp_path / "run" / "best.pt")) == 0
     assert "stopped at step" not in capsys.readouterr().out  # the main process says where the run ended
@@ -238,7 +238,7 @@ def test_only_the_main_process_of_torchrun_warns_of_the_sets(data, tmp_path, mon
     """Each process of a torchrun job printed the same warnings about the sets (here validation on the training
     folder): once for every process."""
     last = tmp_path / "run" / "last.pt"
-    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setattr("darkir.train.ddp.is_main_process", lambda: rank == "0")  # that rank of a torchrun job
     overrides = _overrides(data, last, tmp_path / "run" / "best.pt", f"datasets.val.test_path={data / 'train'}")
     assert main(["train", "-p", str(OPTIONS), *overrides, "-q"]) == 0
     assert ("validation pairs are training pairs too" in capsys.readouterr().err) == (rank == "0")
