@@ -26,7 +26,7 @@ from darkir.infer import Restorer
 from darkir.infer.exposure import MAX_EV
 from darkir.outputs import pid_alive
 from darkir.runtime import memory_returned_to_os
-from darkir.signals import stopping_signals
+from darkir.signals import handled, stopping_signals
 
 TITLE = "darkir: low-light image restoration"
 #: Uploads with more pixels than this are refused with a message (tiling keeps memory bounded below it).
@@ -126,16 +126,8 @@ def _stopped_by_signals() -> Iterator[list[int]]:
         stopped.append(signum)
         raise KeyboardInterrupt
 
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, *stopping_signals()):
-            if signal.getsignal(signum) is not signal.SIG_IGN:
-                previous[signum] = signal.signal(signum, stop)
-    try:
+    with handled((signal.SIGINT, *stopping_signals()), stop):
         yield stopped
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def _check_size(name: str, width: int, height: int) -> None:

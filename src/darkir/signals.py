@@ -3,7 +3,11 @@ step, saved), and how a data loader worker takes a SIGTERM sent to its whole pro
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 
 def stopping_signals() -> list[signal.Signals]:
@@ -28,3 +32,20 @@ def outlive_sigterm() -> None:
 
 def _end_later(signum: int, frame: object) -> None:
     signal.alarm(WORKER_GRACE_S)
+
+
+@contextlib.contextmanager
+def handled(signums: Sequence[int], handler: Callable[[int, Any], Any] | int) -> Iterator[None]:
+    """Within the block, ``handler`` takes each of ``signums`` that is not ignored (an ignored one stays so: ``nohup``,
+    a background job); the handlers before come back after. Nothing changes outside the main thread, where Python
+    sets no handler."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in signums:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, before in previous.items():
+            signal.signal(signum, before)

@@ -16,6 +16,7 @@ import torch.distributed as dist
 
 from darkir.errors import DarkIRError, DarkIRWarning, warnings_ignored
 from darkir.runtime import resolve_device
+from darkir.signals import handled
 
 #: How long a process waits for the others in a collective: rank 0 validates alone meanwhile (on a CPU, a large
 #: validation set takes longer than the 30 minutes gloo allows by default, 10 NCCL).
@@ -55,11 +56,6 @@ def setup(device: str = "auto") -> Context:
     return Context(rank, world_size, resolved)
 
 
-def _taken(signum: int) -> bool:
-    """Whether the signal ``signum`` is not ignored (``nohup``, a background job of a script)."""
-    return signal.getsignal(signum) != signal.SIG_IGN
-
-
 #: Seconds a process waits for the others of its group before it says so.
 JOIN_NOTE_S = 10
 
@@ -74,15 +70,12 @@ def _joining(rank: int, world_size: int) -> Iterator[None]:
     waiting = f"darkir: process {rank} of {world_size} is waiting for the others to join at {address} (Ctrl-C stops it)"
     timer = threading.Timer(JOIN_NOTE_S, lambda: print(waiting, file=sys.stderr, flush=True))
     timer.daemon = True
-    stops = (signal.SIGINT, signal.SIGTERM) if threading.current_thread() is threading.main_thread() else ()
-    previous = {signum: signal.signal(signum, signal.SIG_DFL) for signum in stops if _taken(signum)}
     timer.start()
     try:
-        yield
+        with handled((signal.SIGINT, signal.SIGTERM), signal.SIG_DFL):
+            yield
     finally:
         timer.cancel()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def teardown(context: Context) -> None:
